@@ -1,0 +1,84 @@
+"""Every setting Assay reads, with its default, in one place.
+
+Each field is read from the environment variable named in its comment. Relative paths are resolved from the
+folder `assay` was started in (services inherit it from the supervisor). The README's configuration table lists
+the same variables; keep the two in step.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import msgspec
+
+ANALYZERS = ("static", "dynamic", "performance", "ai")
+DEFAULT_ANALYZER_PORTS = {"static": 8101, "dynamic": 8102, "performance": 8103, "ai": 8104}
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    nats_url: str | None  # ASSAY_NATS_URL: comma-separated servers; unset → `assay up` embeds nats-server
+    database_url: str  # ASSAY_DATABASE_URL
+    results_dir: Path  # ASSAY_RESULTS_DIR
+    apps_dir: Path  # ASSAY_APPS_DIR
+    var_dir: Path  # ASSAY_VAR_DIR: embedded NATS store, SQLite file, local span files
+    gateway_url: str  # ASSAY_GATEWAY_URL
+    analyzer_urls: dict[str, list[str]]  # ASSAY_<ANALYZER>_URLS, e.g. ASSAY_STATIC_URLS
+    log_level: str  # ASSAY_LOG_LEVEL
+    trace_dir: Path  # ASSAY_TRACE_DIR: span files when no OTLP endpoint is set
+    ack_wait_s: float  # ASSAY_ACK_WAIT_S: JetStream ack wait; runs send in_progress() well before it
+    max_deliver: int  # ASSAY_MAX_DELIVER: deliveries before a message goes to the DLQ
+    task_deadline_s: float  # ASSAY_TASK_DEADLINE_S: default deadline of one analysis
+    tasks_per_orchestrator: int  # ASSAY_ORCHESTRATOR_CONCURRENCY: tasks one orchestrator replica runs at once
+    heartbeat_timeout_s: float  # ASSAY_HEARTBEAT_TIMEOUT_S: analyzer silence that fails a run
+    tool_timeout_s: float  # ASSAY_TOOL_TIMEOUT_S: default timeout of one tool subprocess
+    tool_concurrency: int  # ASSAY_TOOL_CONCURRENCY: tool subprocesses one analyzer runs at once (CPU budget)
+    ai_base_url: str  # ASSAY_AI_BASE_URL: OpenAI-compatible chat-completions API
+    ai_api_key: str | None  # ASSAY_AI_API_KEY (or OPENROUTER_API_KEY)
+    ai_model: str  # ASSAY_AI_MODEL
+    ai_timeout_s: float  # ASSAY_AI_TIMEOUT_S
+
+
+def _path(env: Mapping[str, str], name: str, default: str) -> Path:
+    return Path(env.get(name) or default).expanduser().absolute()
+
+
+def _urls(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def _analyzer_urls(env: Mapping[str, str]) -> dict[str, list[str]]:
+    return {
+        name: _urls(env.get(f"ASSAY_{name.upper()}_URLS") or f"ws://127.0.0.1:{port}")
+        for name, port in DEFAULT_ANALYZER_PORTS.items()
+    }
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read the settings from `env` (default: the process environment)."""
+    env = os.environ if env is None else env
+    var_dir = _path(env, "ASSAY_VAR_DIR", "var")
+    default_db = f"sqlite+aiosqlite:///{var_dir / 'assay.db'}"
+    return Settings(
+        nats_url=env.get("ASSAY_NATS_URL") or None,
+        database_url=env.get("ASSAY_DATABASE_URL") or default_db,
+        results_dir=_path(env, "ASSAY_RESULTS_DIR", "results"),
+        apps_dir=_path(env, "ASSAY_APPS_DIR", "generated/apps"),
+        var_dir=var_dir,
+        gateway_url=(env.get("ASSAY_GATEWAY_URL") or "http://127.0.0.1:8000").rstrip("/"),
+        analyzer_urls=_analyzer_urls(env),
+        log_level=env.get("ASSAY_LOG_LEVEL") or "INFO",
+        trace_dir=_path(env, "ASSAY_TRACE_DIR", str(var_dir / "traces")),
+        ack_wait_s=float(env.get("ASSAY_ACK_WAIT_S") or 30),
+        max_deliver=int(env.get("ASSAY_MAX_DELIVER") or 5),
+        task_deadline_s=float(env.get("ASSAY_TASK_DEADLINE_S") or 900),
+        tasks_per_orchestrator=int(env.get("ASSAY_ORCHESTRATOR_CONCURRENCY") or 2),
+        heartbeat_timeout_s=float(env.get("ASSAY_HEARTBEAT_TIMEOUT_S") or 15),
+        tool_timeout_s=float(env.get("ASSAY_TOOL_TIMEOUT_S") or 300),
+        tool_concurrency=int(env.get("ASSAY_TOOL_CONCURRENCY") or max(1, os.cpu_count() or 1)),
+        ai_base_url=(env.get("ASSAY_AI_BASE_URL") or "https://openrouter.ai/api/v1").rstrip("/"),
+        ai_api_key=env.get("ASSAY_AI_API_KEY") or env.get("OPENROUTER_API_KEY") or None,
+        ai_model=env.get("ASSAY_AI_MODEL") or "openai/gpt-4o-mini",
+        ai_timeout_s=float(env.get("ASSAY_AI_TIMEOUT_S") or 120),
+    )

@@ -1,0 +1,80 @@
+"""Normalized findings and per-tool run records: one shape for every tool of every analyzer."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any, Literal
+
+import msgspec
+
+Severity = Literal["critical", "high", "medium", "low", "info"]
+SEVERITIES: tuple[Severity, ...] = ("critical", "high", "medium", "low", "info")
+
+ToolStatus = Literal["success", "failed", "skipped", "timeout", "cancelled"]
+
+
+class Finding(msgspec.Struct, frozen=True, kw_only=True):
+    """One problem a tool reported, on the one severity scale."""
+
+    tool: str
+    rule_id: str
+    severity: Severity
+    message: str
+    path: str | None = None  # relative to the app folder (or a URL for checks of a running app)
+    line: int | None = None
+    column: int | None = None
+    end_line: int | None = None
+    category: str = "quality"  # security, quality, type, complexity, dead-code, secrets, dependency, http, performance, requirements
+    cwe: str | None = None
+    help_url: str | None = None
+    fingerprint: str = ""
+    extra: dict[str, Any] = {}
+
+
+class ToolRun(msgspec.Struct, frozen=True, kw_only=True):
+    """What one tool did in one run: enough for anyone to re-run `command` and compare."""
+
+    tool: str
+    status: ToolStatus
+    version: str | None = None
+    command: list[str] = []
+    exit_code: int | None = None
+    duration_s: float = 0.0
+    files_analyzed: int = 0
+    findings_count: int = 0
+    reason: str | None = None  # why it was skipped or failed
+
+
+_SPACE = re.compile(r"\s+")
+
+
+def normalize_source_line(text: str) -> str:
+    """Collapse white space so that re-indentation does not change a fingerprint."""
+    return _SPACE.sub(" ", text).strip()
+
+
+def fingerprint(tool: str, rule_id: str, path: str | None, source_line: str, message: str = "") -> str:
+    """Stable identity of a finding across runs and line shifts.
+
+    Hash of tool, rule id, relative path and the normalized source line (no line number). Where a finding has no
+    source line (an HTTP check, say) the message stands in for it.
+    """
+    anchor = normalize_source_line(source_line) or normalize_source_line(message)
+    material = "\x1f".join((tool, rule_id, path or "", anchor))
+    return hashlib.sha256(material.encode()).hexdigest()[:32]
+
+
+def severity_breakdown(findings: list[Finding]) -> dict[str, int]:
+    """Counts per severity, every level present (zero where none)."""
+    counts = {level: 0 for level in SEVERITIES}
+    for finding in findings:
+        counts[finding.severity] += 1
+    return counts
+
+
+def findings_by_tool(findings: list[Finding]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for finding in findings:
+        counts[finding.tool] = counts.get(finding.tool, 0) + 1
+    return counts

@@ -1,0 +1,174 @@
+"""Messages on NATS: one definition each, imported by producer and consumer.
+
+Every message carries `schema_version`, `event_id` (also sent as `Nats-Msg-Id`), `task_id` and `occurred_at`.
+Events on ASSAY_EVENTS are one tagged union (`kind`), decoded once at the consumer's edge.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from shared.protocol import ServiceResult, ServiceStatus
+
+SCHEMA_VERSION = 1
+
+Priority = Literal["urgent", "high", "normal", "low"]
+PRIORITIES: tuple[Priority, ...] = ("urgent", "high", "normal", "low")
+AnalysisType = Literal["security", "static", "dynamic", "performance", "ai", "comprehensive"]
+TaskStatus = Literal["pending", "running", "completed", "partial", "failed", "cancelled"]
+TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "partial", "failed", "cancelled"})
+
+TASK_ID_PATTERN = r"^task_[0-9a-f]{12}$"
+MODEL_SLUG_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,127}$"
+TASK_ID_RE = re.compile(TASK_ID_PATTERN)
+
+TaskId = Annotated[str, msgspec.Meta(pattern=TASK_ID_PATTERN)]
+ModelSlug = Annotated[str, msgspec.Meta(pattern=MODEL_SLUG_PATTERN)]
+AppNumber = Annotated[int, msgspec.Meta(ge=1, le=99999)]
+
+
+def new_task_id() -> str:
+    return f"task_{secrets.token_hex(6)}"
+
+
+def new_event_id() -> str:
+    return secrets.token_hex(16)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Envelope(msgspec.Struct, frozen=True, kw_only=True):
+    """Fields every message carries."""
+
+    schema_version: int = SCHEMA_VERSION
+    event_id: str = msgspec.field(default_factory=new_event_id)
+    task_id: TaskId
+    occurred_at: datetime = msgspec.field(default_factory=utcnow)
+
+
+class AnalysisRequest(Envelope, frozen=True, kw_only=True):
+    """Published by the gateway on `assay.requests.<priority>`."""
+
+    model_slug: ModelSlug
+    app_number: AppNumber
+    analysis_type: AnalysisType
+    tools: list[str] = []  # empty: every tool of the services the type names
+    priority: Priority = "normal"
+    target_urls: list[str] = []
+    options: dict[str, Any] = {}
+    deadline_s: float = 900.0
+    submitted_by: str | None = None
+
+
+class CancelRequest(Envelope, frozen=True, kw_only=True):
+    """Core NATS on `assay.control.cancel.<task_id>`; also kept in the tasks bucket for runs not yet started."""
+
+    reason: str = "cancelled by request"
+
+
+# Events: every event names the task it belongs to in full, so a consumer never needs an earlier one to act.
+
+
+class TaskEvent(Envelope, frozen=True, kw_only=True, tag_field="kind"):
+    model_slug: ModelSlug
+    app_number: AppNumber
+    analysis_type: AnalysisType
+
+
+class TaskStarted(TaskEvent, frozen=True, kw_only=True, tag="started"):
+    services: list[str]
+    tools: list[str] = []
+    priority: Priority = "normal"
+    worker: str = ""  # which orchestrator replica runs it
+
+
+class TaskProgress(TaskEvent, frozen=True, kw_only=True, tag="progress"):
+    service: str
+    tool: str | None = None
+    stage: str = "running"
+    percent: float = 0.0
+    message: str = ""
+
+
+class ArtifactRef(msgspec.Struct, frozen=True, kw_only=True):
+    """A payload too large for a message, kept in the JetStream object store."""
+
+    bucket: str
+    name: str
+    size: int
+    sha256: str
+
+
+class ServiceFinished(TaskEvent, frozen=True, kw_only=True, tag="service"):
+    """One analyzer's outcome; `result` inline, or in the object store when it is large (`artifact`)."""
+
+    service: str
+    status: ServiceStatus
+    result: ServiceResult | None = None
+    artifact: ArtifactRef | None = None
+    error: str | None = None
+
+
+class TaskCompleted(TaskEvent, frozen=True, kw_only=True, tag="completed"):
+    status: Literal["completed", "partial"]
+    services: list[str]  # the services whose `service` events belong to this task
+    reason: str | None = None  # for `partial`: which services failed and why
+
+
+class TaskFailed(TaskEvent, frozen=True, kw_only=True, tag="failed"):
+    reason: str
+    services: list[str] = []
+
+
+class TaskCancelled(TaskEvent, frozen=True, kw_only=True, tag="cancelled"):
+    reason: str
+    services: list[str] = []
+
+
+Event = TaskStarted | TaskProgress | ServiceFinished | TaskCompleted | TaskFailed | TaskCancelled
+TerminalEvent = TaskCompleted | TaskFailed | TaskCancelled
+EVENT_KINDS = ("started", "progress", "service", "completed", "failed", "cancelled")
+
+
+class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
+    """What goes to ASSAY_DLQ: the original message, where it came from and why it was given up."""
+
+    schema_version: int = SCHEMA_VERSION
+    event_id: str = msgspec.field(default_factory=new_event_id)
+    task_id: str | None = None
+    occurred_at: datetime = msgspec.field(default_factory=utcnow)
+    stream: str
+    subject: str
+    consumer: str
+    deliveries: int
+    reason: str
+    payload: str  # the original bytes, decoded as UTF-8 with replacement
+
+
+_event_decoder = msgspec.json.Decoder(Event)
+_request_decoder = msgspec.json.Decoder(AnalysisRequest)
+_cancel_decoder = msgspec.json.Decoder(CancelRequest)
+
+
+def encode(message: msgspec.Struct) -> bytes:
+    return msgspec.json.encode(message)
+
+
+def decode_event(data: bytes) -> Event:
+    """Decode an event; raises msgspec.DecodeError/ValidationError saying what is wrong."""
+    return _event_decoder.decode(data)
+
+
+def decode_request(data: bytes) -> AnalysisRequest:
+    return _request_decoder.decode(data)
+
+
+def decode_cancel(data: bytes) -> CancelRequest:
+    return _cancel_decoder.decode(data)

