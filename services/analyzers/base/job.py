@@ -1,0 +1,53 @@
+"""What a tool gets for one run: the app's source folder, the running app's URLs, options and a deadline."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from services.analyzers.base.process import ProcessOutcome, run_process
+from shared.config import Settings
+
+ProgressCallback = Callable[[str, str, float, str], Awaitable[None]]  # tool, stage, percent, message
+
+
+class Job(msgspec.Struct, kw_only=True):
+    """One analyze request as tools see it. `app_dir` is None when the app has no source folder here."""
+
+    request_id: str
+    task_id: str
+    model_slug: str
+    app_number: int
+    app_dir: Path | None
+    target_urls: list[str]
+    options: dict[str, Any]
+    deadline: float  # time.monotonic() by which the whole run must end
+    settings: Settings
+    cpu_budget: asyncio.Semaphore  # shared by every run of this analyzer process: its CPU budget
+    report: ProgressCallback
+
+    def remaining_s(self) -> float:
+        return max(0.0, self.deadline - time.monotonic())
+
+    def tool_timeout_s(self, tool: str) -> float:
+        """A tool's timeout: `options.timeouts.<tool>`, else the configured default, never past the deadline."""
+        timeouts = self.options.get("timeouts") or {}
+        wanted = float(timeouts.get(tool, self.settings.tool_timeout_s))
+        return max(0.1, min(wanted, self.remaining_s()))
+
+    def tool_options(self, tool: str) -> dict[str, Any]:
+        """Options addressed to one tool: `options.<tool>` (a mapping), empty when absent."""
+        value = self.options.get(tool)
+        return value if isinstance(value, dict) else {}
+
+    async def run(
+        self, tool: str, argv: list[str], *, cwd: Path | None = None, env: Mapping[str, str] | None = None
+    ) -> ProcessOutcome:
+        """Run one tool subprocess within the analyzer's CPU budget and the tool's timeout."""
+        async with self.cpu_budget:
+            return await run_process(argv, cwd=cwd or self.app_dir, timeout_s=self.tool_timeout_s(tool), env=env)

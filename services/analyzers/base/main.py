@@ -1,0 +1,61 @@
+"""Starting an analyzer service: settings, logs, tracing, the WebSocket server, and a clean stop on signals."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from urllib.parse import urlparse
+
+from websockets.asyncio.server import serve
+
+from services.analyzers.base.analyzer import Analyzer
+from services.analyzers.base.server import AnalyzerServer
+from shared.config import Settings, load_settings
+from shared.logs import setup_logging
+from shared.protocol import MAX_FRAME_BYTES
+from shared.tracing import setup_tracing
+
+log = logging.getLogger(__name__)
+
+
+def listen_address(service: str, settings: Settings, argv: list[str] | None) -> tuple[str, int]:
+    """`--host/--port` when given, else the host and port of the service's first configured URL."""
+    parser = argparse.ArgumentParser(prog=f"python -m services.analyzers.{service}")
+    first = urlparse(settings.analyzer_urls[service][0])
+    parser.add_argument("--host", default=first.hostname or "127.0.0.1")
+    parser.add_argument("--port", type=int, default=first.port)
+    args = parser.parse_args(argv)
+    return args.host, args.port
+
+
+async def serve_analyzer(analyzer: Analyzer, settings: Settings, host: str, port: int, stop: asyncio.Event) -> None:
+    """Serve until `stop` is set; running tools are cancelled (and killed) on the way out."""
+    server = AnalyzerServer(analyzer, settings)
+    async with serve(server.handle, host, port, max_size=MAX_FRAME_BYTES, ping_interval=20, ping_timeout=20):
+        log.info("%s analyzer listening on ws://%s:%d", analyzer.service, host, port)
+        await stop.wait()
+        for task in list(server.runs.values()):
+            task.cancel()
+        await asyncio.gather(*server.runs.values(), return_exceptions=True)
+
+
+def run_analyzer(analyzer: Analyzer, argv: list[str] | None = None) -> None:
+    """Entry point shared by every analyzer's `__main__`."""
+    settings = load_settings()
+    setup_logging(analyzer.service, settings.log_level)
+    provider = setup_tracing(f"analyzer-{analyzer.service}", settings.trace_dir)
+    host, port = listen_address(analyzer.service, settings, argv)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await serve_analyzer(analyzer, settings, host, port, stop)
+
+    try:
+        asyncio.run(main())
+    finally:
+        provider.shutdown()

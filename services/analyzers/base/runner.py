@@ -1,0 +1,80 @@
+"""Running the chosen tools of one job concurrently and folding their outputs into one ServiceResult."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from opentelemetry import trace
+
+from services.analyzers.base.job import Job
+from services.analyzers.base.tool import SkipTool, Tool, ToolOutput
+from shared.findings import ToolRun
+from shared.protocol import ServiceResult, ServiceStatus
+from shared.sarif import sarif_for
+from shared.tracing import TASK_ID_ATTRIBUTE
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer("assay.analyzer")
+
+
+async def run_tool(tool: Tool, job: Job) -> ToolOutput:
+    """Run one tool in its own span; a missing tool is `skipped`, a crash is `failed`, never the whole run."""
+    with tracer.start_as_current_span(f"tool {tool.name}", attributes={TASK_ID_ATTRIBUTE: job.task_id}) as span:
+        await job.report(tool.name, "started", 0.0, f"{tool.name} started")
+        started = time.monotonic()
+        health = await tool.probe()
+        if not health.available:
+            output = ToolOutput(run=ToolRun(tool=tool.name, status="skipped", reason=health.reason))
+        else:
+            try:
+                output = await tool.run(job)
+            except SkipTool as skip:
+                output = ToolOutput(
+                    run=ToolRun(tool=tool.name, status="skipped", version=health.version, reason=str(skip))
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # a tool's bug must not sink its siblings
+                log.exception("tool %s crashed", tool.name, extra={"task_id": job.task_id, "tool": tool.name})
+                output = ToolOutput(
+                    run=ToolRun(
+                        tool=tool.name,
+                        status="failed",
+                        version=health.version,
+                        duration_s=round(time.monotonic() - started, 3),
+                        reason=f"{type(error).__name__}: {error}",
+                    )
+                )
+        span.set_attribute("assay.tool.status", output.run.status)
+        span.set_attribute("assay.tool.findings", len(output.findings))
+        await job.report(tool.name, output.run.status, 100.0, f"{tool.name} {output.run.status}")
+        return output
+
+
+def service_status(runs: list[ToolRun]) -> ServiceStatus:
+    """success when nothing failed, partial when some tools failed, failed when every tool that ran failed."""
+    ran = [run for run in runs if run.status != "skipped"]
+    bad = [run for run in ran if run.status != "success"]
+    if not bad:
+        return "success"
+    return "failed" if len(bad) == len(ran) else "partial"
+
+
+async def run_tools(service: str, tools: list[Tool], job: Job) -> ServiceResult:
+    """Run `tools` concurrently (the job's CPU budget limits the subprocesses) and build the service result."""
+    outputs = await asyncio.gather(*(run_tool(tool, job) for tool in tools))
+    runs = [output.run for output in outputs]
+    findings = [finding for output in outputs for finding in output.findings]
+    failures = [f"{run.tool}: {run.reason or run.status}" for run in runs if run.status in ("failed", "timeout")]
+    return ServiceResult(
+        service=service,
+        status=service_status(runs),
+        tools=runs,
+        findings=findings,
+        sarif=sarif_for(runs, findings),
+        raw_outputs={output.run.tool: output.raw_output for output in outputs if output.raw_output},
+        metrics={output.run.tool: output.metrics for output in outputs if output.metrics},
+        error="; ".join(failures) or None,
+    )

@@ -1,0 +1,200 @@
+"""The WebSocket server every analyzer runs on: protocol v1 (analyze, cancel, health) over one small base.
+
+A connection may carry several runs; each run is an asyncio task that beats every HEARTBEAT_INTERVAL_S, reports
+progress, and ends with exactly one terminal frame (`result` or `error`). `cancel`, or the client going away,
+cancels the run, which kills its tool process groups.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+import msgspec
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from services.analyzers.base.analyzer import Analyzer
+from services.analyzers.base.job import Job
+from services.analyzers.base.runner import run_tools
+from shared.config import Settings
+from shared.paths import UnsafePathError, app_dir
+from shared.protocol import (
+    HEARTBEAT_INTERVAL_S,
+    AnalyzeFrame,
+    CancelFrame,
+    ErrorFrame,
+    HealthFrame,
+    HealthReport,
+    HeartbeatFrame,
+    ProgressFrame,
+    ResultFrame,
+    decode_client_frame,
+    encode_frame,
+)
+from shared.tracing import TASK_ID_ATTRIBUTE, context_from_traceparent
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer("assay.analyzer")
+
+Send = Callable[[msgspec.Struct], Awaitable[None]]
+
+
+class RejectedRequest(Exception):
+    """An analyze request this analyzer cannot take; `code` goes into the error frame."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class AnalyzerServer:
+    """Serves one Analyzer. `cpu_budget` is shared by all runs, so tools never exceed the configured concurrency."""
+
+    def __init__(self, analyzer: Analyzer, settings: Settings) -> None:
+        self.analyzer = analyzer
+        self.settings = settings
+        self.cpu_budget = asyncio.Semaphore(settings.tool_concurrency)
+        self.runs: dict[str, asyncio.Task[None]] = {}
+
+    async def handle(self, websocket: ServerConnection) -> None:
+        """One client connection: decode each frame at the edge and dispatch it."""
+        lock = asyncio.Lock()
+
+        async def send(frame: msgspec.Struct) -> None:
+            async with lock:
+                await websocket.send(encode_frame(frame))
+
+        started_here: set[str] = set()
+        try:
+            async for message in websocket:
+                try:
+                    frame = decode_client_frame(message)
+                except (msgspec.DecodeError, msgspec.ValidationError) as error:
+                    await send(ErrorFrame(id=_frame_id(message), code="bad_request", message=f"bad frame: {error}"))
+                    continue
+                if isinstance(frame, AnalyzeFrame):
+                    self._start(frame, send)
+                    started_here.add(frame.id)
+                elif isinstance(frame, CancelFrame):
+                    self._cancel(frame.id)
+                elif isinstance(frame, HealthFrame):
+                    await send(await self.health(frame.id))
+        except ConnectionClosed:
+            pass
+        finally:
+            # Nobody is left to read these runs' results: stop their tools instead of letting them run on.
+            for request_id in started_here:
+                self._cancel(request_id)
+
+    async def health(self, request_id: str | None = None) -> HealthReport:
+        probes = await asyncio.gather(*(tool.probe() for tool in self.analyzer.tools))
+        return HealthReport(
+            id=request_id, service=self.analyzer.service, tools=list(probes), active_runs=len(self.runs)
+        )
+
+    def _start(self, frame: AnalyzeFrame, send: Send) -> None:
+        previous = self.runs.get(frame.id)
+        if previous is not None:  # the same request again (a client retry): the newer connection wins
+            previous.cancel()
+        task = asyncio.create_task(self._run(frame, send), name=f"run {frame.id}")
+        self.runs[frame.id] = task
+        task.add_done_callback(lambda done: self.runs.pop(frame.id, None) if self.runs.get(frame.id) is done else None)
+
+    def _cancel(self, request_id: str) -> None:
+        task = self.runs.get(request_id)
+        if task is not None:
+            task.cancel()
+
+    async def _run(self, frame: AnalyzeFrame, send: Send) -> None:
+        extra = {"task_id": frame.task_id, "request_id": frame.id}
+        with tracer.start_as_current_span(
+            f"analyze {self.analyzer.service}",
+            context=context_from_traceparent(frame.traceparent),
+            kind=SpanKind.SERVER,
+            attributes={TASK_ID_ATTRIBUTE: frame.task_id, "rpc.system": "websocket"},
+        ) as span:
+            heartbeat = asyncio.create_task(_beat(frame.id, send))
+            try:
+                job = self._job(frame, send)
+                tools = self.analyzer.select(frame.tools)
+                log.info("analysis started: %s", ", ".join(t.name for t in tools), extra=extra)
+                async with asyncio.timeout(frame.deadline_s):
+                    result = await run_tools(self.analyzer.service, tools, job)
+                span.set_attribute("assay.findings", len(result.findings))
+                await _send_quietly(send, ResultFrame(id=frame.id, result=result))
+                log.info("analysis %s with %d findings", result.status, len(result.findings), extra=extra)
+            except RejectedRequest as rejected:
+                await _send_quietly(send, ErrorFrame(id=frame.id, code=rejected.code, message=str(rejected)))
+            except KeyError as unknown:
+                await _send_quietly(send, ErrorFrame(id=frame.id, code="bad_request", message=unknown.args[0]))
+            except TimeoutError:
+                message = f"deadline of {frame.deadline_s} s passed before the tools finished"
+                await _send_quietly(send, ErrorFrame(id=frame.id, code="deadline", message=message))
+            except asyncio.CancelledError:
+                log.info("analysis cancelled", extra=extra)
+                await _send_quietly(send, ErrorFrame(id=frame.id, code="cancelled", message="run cancelled"))
+            except Exception as error:
+                log.exception("analysis crashed", extra=extra)
+                await _send_quietly(send, ErrorFrame(id=frame.id, code="internal", message=f"{type(error).__name__}: {error}"))
+            finally:
+                heartbeat.cancel()
+
+    def _job(self, frame: AnalyzeFrame, send: Send) -> Job:
+        try:
+            folder = app_dir(self.settings.apps_dir, frame.model_slug, frame.app_number)
+        except UnsafePathError as error:
+            raise RejectedRequest("bad_request", str(error)) from error
+        if not folder.is_dir():
+            if self.analyzer.needs_source:
+                raise RejectedRequest("unknown_app", f"app {frame.model_slug}/app{frame.app_number} not found under the apps root")
+            folder = None
+        total = max(1, len(frame.tools) or len(self.analyzer.tools))
+        finished: set[str] = set()
+
+        async def report(tool: str, stage: str, _percent: float, message: str) -> None:
+            if stage != "started":
+                finished.add(tool)
+            percent = round(100.0 * len(finished) / total, 1)
+            await _send_quietly(send, ProgressFrame(id=frame.id, tool=tool, stage=stage, percent=percent, message=message))
+
+        return Job(
+            request_id=frame.id,
+            task_id=frame.task_id,
+            model_slug=frame.model_slug,
+            app_number=frame.app_number,
+            app_dir=folder,
+            target_urls=list(frame.target_urls),
+            options=dict(frame.options),
+            deadline=time.monotonic() + frame.deadline_s,
+            settings=self.settings,
+            cpu_budget=self.cpu_budget,
+            report=report,
+        )
+
+
+async def _beat(request_id: str, send: Send) -> None:
+    while True:
+        await _send_quietly(send, HeartbeatFrame(id=request_id))
+        await asyncio.sleep(HEARTBEAT_INTERVAL_S)
+
+
+async def _send_quietly(send: Send, frame: msgspec.Struct) -> None:
+    """Send if the client is still there; a closed connection is not an error of the run."""
+    try:
+        await send(frame)
+    except ConnectionClosed:
+        pass
+
+
+def _frame_id(message: str | bytes) -> str:
+    """The `id` of an otherwise invalid frame, so even the rejection echoes it when possible."""
+    try:
+        value = msgspec.json.decode(message)
+    except msgspec.DecodeError:
+        return ""
+    return str(value.get("id", "")) if isinstance(value, dict) else ""
