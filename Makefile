@@ -1,0 +1,36 @@
+# Assay: `make run` starts everything on the embedded defaults, `make test` runs the test suite.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+NODE_TOOLS := services/analyzers/static/node
+
+.PHONY: install run test lint bench clean
+
+install: $(STAMP)
+
+# Reinstall when the dependencies change; eslint is installed project-locally when Node.js is present
+# (without it the static analyzer reports eslint as skipped).
+$(STAMP): pyproject.toml $(wildcard $(NODE_TOOLS)/package*.json)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test]"
+	if command -v npm >/dev/null 2>&1 && [ -f $(NODE_TOOLS)/package.json ]; then \
+		npm ci --silent --no-audit --no-fund --prefix $(NODE_TOOLS); \
+	else echo "npm not found: eslint will be reported as skipped"; fi
+	touch $(STAMP)
+
+run: install
+	$(VENV)/bin/assay up
+
+test: install
+	$(VENV)/bin/pytest
+
+lint: install
+	$(VENV)/bin/ruff check shared services tests benchmarks
+
+bench: install
+	$(PY) -m benchmarks
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

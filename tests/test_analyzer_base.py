@@ -1,0 +1,211 @@
+"""The analyzer server base: protocol v1 frames, heartbeats, cancellation that kills tool process groups."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import msgspec
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+
+from services.analyzers.base.analyzer import Analyzer
+from services.analyzers.base.job import Job
+from services.analyzers.base.main import serve_analyzer
+from services.analyzers.base.tool import ToolOutput
+from shared.config import load_settings
+from shared.findings import Finding, ToolRun
+from shared.natsd import free_port
+from shared.protocol import (
+    AnalyzeFrame,
+    CancelFrame,
+    ErrorFrame,
+    HealthFrame,
+    HealthReport,
+    HeartbeatFrame,
+    ProgressFrame,
+    ResultFrame,
+    ToolHealth,
+    decode_analyzer_frame,
+    encode_frame,
+)
+
+# A tool process that starts a grandchild, so the test can see that the whole process group dies.
+SPAWNER = "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); time.sleep(60)"
+
+
+class SleepyTool:
+    """A real subprocess tool that runs until killed; writes its process group id to a file."""
+
+    name = "sleepy"
+
+    def __init__(self, pgid_file: Path) -> None:
+        self.pgid_file = pgid_file
+
+    async def probe(self) -> ToolHealth:
+        return ToolHealth(name=self.name, available=True, version="1.0")
+
+    async def run(self, job: Job) -> ToolOutput:
+        argv = [sys.executable, "-c", f"import os; open({str(self.pgid_file)!r}, 'w').write(str(os.getpgrp())); {SPAWNER}"]
+        outcome = await job.run(self.name, argv)
+        status = "timeout" if outcome.timed_out else "success"
+        return ToolOutput(run=ToolRun(tool=self.name, status=status, command=argv, exit_code=outcome.exit_code))
+
+
+class EchoTool:
+    """A real subprocess tool that reports one finding per line it prints."""
+
+    name = "echo"
+
+    async def probe(self) -> ToolHealth:
+        return ToolHealth(name=self.name, available=True, version="1.0")
+
+    async def run(self, job: Job) -> ToolOutput:
+        argv = [sys.executable, "-c", "print('a'); print('b')"]
+        outcome = await job.run(self.name, argv)
+        findings = [
+            Finding(tool=self.name, rule_id=f"line-{text}", severity="low", message=text)
+            for text in outcome.stdout.split()
+        ]
+        run = ToolRun(tool=self.name, status="success", command=argv, exit_code=outcome.exit_code,
+                      findings_count=len(findings))
+        return ToolOutput(run=run, findings=findings, raw_output=outcome.stdout)
+
+
+class MissingTool:
+    name = "missing"
+
+    async def probe(self) -> ToolHealth:
+        return ToolHealth(name=self.name, available=False, reason="not installed")
+
+    async def run(self, job: Job) -> ToolOutput:
+        raise AssertionError("a tool that is not available must not be run")
+
+
+@pytest.fixture
+async def analyzer_url(tmp_path: Path) -> AsyncIterator[str]:
+    (tmp_path / "apps" / "model-a" / "app1").mkdir(parents=True)
+    settings = load_settings({"ASSAY_APPS_DIR": str(tmp_path / "apps"), "ASSAY_VAR_DIR": str(tmp_path / "var")})
+    analyzer = Analyzer(service="test", tools=[EchoTool(), SleepyTool(tmp_path / "pgid"), MissingTool()])
+    port = free_port()
+    stop = asyncio.Event()
+    server = asyncio.create_task(serve_analyzer(analyzer, settings, "127.0.0.1", port, stop))
+    url = f"ws://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            async with connect(url):
+                break
+        except OSError:
+            await asyncio.sleep(0.05)
+    yield url
+    stop.set()
+    await server
+
+
+def analyze(request_id: str, tools: list[str], **fields: object) -> str:
+    frame = AnalyzeFrame(id=request_id, task_id="task_0123456789ab", model_slug="model-a", app_number=1,
+                         tools=tools, **fields)  # type: ignore[arg-type]
+    return encode_frame(frame)
+
+
+async def next_frame(ws: ClientConnection, timeout: float = 10.0) -> msgspec.Struct:
+    return decode_analyzer_frame(await asyncio.wait_for(ws.recv(), timeout))
+
+
+async def until(ws: ClientConnection, kind: type, timeout: float = 10.0) -> list[msgspec.Struct]:
+    """Frames up to and including the first of `kind`."""
+    seen: list[msgspec.Struct] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        frame = await next_frame(ws, max(0.1, deadline - time.monotonic()))
+        seen.append(frame)
+        if isinstance(frame, kind):
+            return seen
+
+
+def group_alive(pgid: int) -> bool:
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                return True
+    return False
+
+
+async def test_result_frame_carries_findings_and_skips_missing_tool(analyzer_url: str) -> None:
+    async with connect(analyzer_url) as ws:
+        await ws.send(analyze("r1", ["echo", "missing"]))
+        frames = await until(ws, ResultFrame)
+    result = frames[-1]
+    assert isinstance(result, ResultFrame) and result.id == "r1"
+    assert sorted(f.rule_id for f in result.result.findings) == ["line-a", "line-b"]
+    runs = {run.tool: run for run in result.result.tools}
+    assert runs["missing"].status == "skipped" and runs["missing"].reason == "not installed"
+    assert result.result.status == "success"
+    assert result.result.sarif["version"] == "2.1.0"
+    assert any(isinstance(f, ProgressFrame) and f.tool == "echo" for f in frames)
+    assert all(getattr(frame, "id", "r1") == "r1" for frame in frames)
+
+
+async def test_cancel_kills_the_tool_process_group_within_two_seconds(analyzer_url: str, tmp_path: Path) -> None:
+    pgid_file = tmp_path / "pgid"
+    async with connect(analyzer_url) as ws:
+        await ws.send(analyze("r2", ["sleepy"]))
+        for _ in range(200):
+            if pgid_file.exists() and pgid_file.read_text():
+                break
+            await asyncio.sleep(0.05)
+        pgid = int(pgid_file.read_text())
+        await asyncio.sleep(0.3)  # let the grandchild start
+        assert group_alive(pgid)
+        started = time.monotonic()
+        await ws.send(encode_frame(CancelFrame(id="r2")))
+        frames = await until(ws, ErrorFrame, timeout=2.0)
+        assert frames[-1].code == "cancelled"  # type: ignore[attr-defined]
+        while group_alive(pgid) and time.monotonic() - started < 2.0:
+            await asyncio.sleep(0.05)
+        assert not group_alive(pgid), "tool processes still running 2 s after cancel"
+
+
+async def test_heartbeats_while_a_tool_runs_and_timeout_is_reported(analyzer_url: str) -> None:
+    async with connect(analyzer_url) as ws:
+        await ws.send(analyze("r3", ["sleepy"], options={"timeouts": {"sleepy": 2.5}}))
+        frames = await until(ws, ResultFrame, timeout=10)
+    beats = [f for f in frames if isinstance(f, HeartbeatFrame)]
+    assert len(beats) >= 2 and all(b.id == "r3" for b in beats)
+    result = frames[-1].result  # type: ignore[attr-defined]
+    assert result.tools[0].status == "timeout"
+    assert result.status == "failed"
+
+
+async def test_health_lists_every_tool(analyzer_url: str) -> None:
+    async with connect(analyzer_url) as ws:
+        await ws.send(encode_frame(HealthFrame(id="h")))
+        report = await next_frame(ws)
+    assert isinstance(report, HealthReport) and report.service == "test"
+    assert {t.name: t.available for t in report.tools} == {"echo": True, "sleepy": True, "missing": False}
+
+
+@pytest.mark.parametrize(
+    ("frame", "code", "echoed_id"),
+    [
+        ('{"type":"analyze","id":"x"', "bad_request", ""),  # not JSON: no id to echo
+        ('{"type":"launch","id":"x"}', "bad_request", "x"),  # unknown type
+        (analyze("x", ["nope"]), "bad_request", "x"),  # unknown tool
+        (encode_frame(AnalyzeFrame(id="x", task_id="task_0123456789ab", model_slug="model-a", app_number=7)),
+         "unknown_app", "x"),
+        (encode_frame(AnalyzeFrame(id="x", task_id="task_0123456789ab", model_slug="../etc", app_number=1)),
+         "bad_request", "x"),
+    ],
+)
+async def test_bad_requests_get_an_error_frame(analyzer_url: str, frame: str, code: str, echoed_id: str) -> None:
+    async with connect(analyzer_url) as ws:
+        await ws.send(frame)
+        answer = (await until(ws, ErrorFrame))[-1]
+    assert answer.code == code and answer.id == echoed_id  # type: ignore[attr-defined]
