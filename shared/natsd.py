@@ -67,11 +67,18 @@ class EmbeddedNats:
         config_file.write_text(self.config())
         return [nats_server_binary(), "--config", str(config_file), "--log", str(self.log_file)]
 
-    async def start(self, timeout_s: float = 15.0) -> None:
-        """Start the server and wait until it accepts connections."""
+    async def start(self, timeout_s: float = 15.0, *, new_session: bool = False) -> None:
+        """Start the server and wait until it accepts connections.
+
+        `new_session`: run it in its own session, so a Ctrl-C at the terminal does not stop it before the
+        services that still need it have shut down (`assay up` stops it last).
+        """
         self.store_dir.mkdir(parents=True, exist_ok=True)
         self.process = await asyncio.create_subprocess_exec(
-            *self.argv(), stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+            *self.argv(),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+            start_new_session=new_session,
         )
         deadline = asyncio.get_running_loop().time() + timeout_s
         while asyncio.get_running_loop().time() < deadline:

@@ -1,0 +1,58 @@
+"""The CLI's HTTP client for the gateway (synchronous: the CLI has no event loop of its own)."""
+
+from __future__ import annotations
+
+from typing import Any, Self
+
+import httpx
+
+
+class GatewayError(RuntimeError):
+    """The gateway refused the request (`status` is its HTTP code) or could not be reached (`status` is None)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _reason(response: httpx.Response) -> str:
+    """The gateway's explanation: `detail` plus each field error, else the raw body."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text.strip() or response.reason_phrase
+    if not isinstance(body, dict):
+        return str(body)
+    return str(body.get("detail") or response.reason_phrase)
+
+
+class GatewayClient:
+    """Calls to one gateway; every method raises GatewayError with the gateway's reason on failure."""
+
+    def __init__(self, base_url: str, timeout_s: float = 30.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout_s)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._http.close()
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as error:
+            raise GatewayError(f"gateway not reachable at {self.base_url}: {error}") from error
+        if response.status_code >= 400:
+            raise GatewayError(_reason(response), response.status_code)
+        return response.json()
+
+    def run_analysis(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._call("POST", "/api/analysis/run", json=body)
+
+    def task(self, task_id: str) -> dict[str, Any]:
+        return self._call("GET", f"/api/tasks/{task_id}")
+
+    def cancel(self, task_id: str) -> dict[str, Any]:
+        return self._call("POST", f"/api/tasks/{task_id}/cancel")

@@ -1,0 +1,170 @@
+"""The `assay` command: `up`, `analyze`, `status`, `cancel`, `trace`.
+
+Exit codes: 0 success (for `analyze --wait`: the task completed); 1 the task ended partial, failed or cancelled,
+or is still running at the timeout, or the task/spans were not found; 2 the request was not accepted (the
+gateway's reason is printed) or the gateway could not be reached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import get_args
+
+from services.cli.client import GatewayClient, GatewayError
+from services.cli.render import progress_line, render_task
+from services.cli.supervisor import run_up
+from services.cli.trace_tree import render_traces, span_files, spans_of_traces, trace_ids_of_task
+from shared.config import Settings, load_settings
+from shared.logs import setup_logging
+from shared.messages import PRIORITIES, TERMINAL_STATUSES, AnalysisType
+
+ANALYSIS_TYPES: tuple[str, ...] = get_args(AnalysisType)
+POLL_INTERVAL_S = 1.0
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"assay: {message}", file=sys.stderr)
+    return code
+
+
+def analyze(settings: Settings, args: argparse.Namespace) -> int:
+    body: dict[str, object] = {
+        "model_slug": args.model_slug,
+        "app_number": args.app_number,
+        "analysis_type": args.type,
+        "priority": args.priority,
+    }
+    if args.tools:
+        body["tools"] = [tool.strip() for tool in args.tools.split(",") if tool.strip()]
+    with GatewayClient(settings.gateway_url) as gateway:
+        try:
+            accepted = gateway.run_analysis(body)
+        except GatewayError as error:
+            refused = f"request refused ({error.status})" if error.status else "request not sent"
+            return _fail(f"{refused}: {error}", 2)
+        print(accepted["task_id"], flush=True)
+        if not args.wait:
+            return 0
+        return wait_for(gateway, settings, accepted["task_id"], args.timeout)
+
+
+def wait_for(gateway: GatewayClient, settings: Settings, task_id: str, timeout_s: float) -> int:
+    """Poll until the task is terminal, showing progress on stderr; then print the summary."""
+    deadline = time.monotonic() + timeout_s
+    shown = ""
+    live = sys.stderr.isatty()
+    while True:
+        try:
+            task = gateway.task(task_id)
+        except GatewayError as error:
+            if error.status is not None and error.status < 500:
+                return _fail(str(error), 1)
+            task = None  # gateway restarting: keep polling until the deadline
+        if task is not None:
+            line = progress_line(task)
+            if line != shown:
+                print(
+                    f"\r\033[K{line}" if live else line, end="" if live else "\n", file=sys.stderr, flush=True
+                )
+                shown = line
+            if task["status"] in TERMINAL_STATUSES:
+                if live:
+                    print(file=sys.stderr)
+                print(render_task(task, settings.results_dir))
+                return 0 if task["status"] == "completed" else 1
+        if time.monotonic() > deadline:
+            return _fail(
+                f"{task_id} not finished after {timeout_s:g} s (it keeps running; see assay status)", 1
+            )
+        time.sleep(POLL_INTERVAL_S)
+
+
+def status(settings: Settings, args: argparse.Namespace) -> int:
+    with GatewayClient(settings.gateway_url) as gateway:
+        try:
+            task = gateway.task(args.task_id)
+        except GatewayError as error:
+            return _fail(str(error), 1 if error.status else 2)
+    print(render_task(task, settings.results_dir))
+    return 0
+
+
+def cancel(settings: Settings, args: argparse.Namespace) -> int:
+    with GatewayClient(settings.gateway_url) as gateway:
+        try:
+            answer = gateway.cancel(args.task_id)
+        except GatewayError as error:
+            return _fail(str(error), 1 if error.status else 2)
+    print(f"{answer['task_id']}: {answer['status']}")
+    return 0
+
+
+def trace(settings: Settings, args: argparse.Namespace) -> int:
+    trace_dir: Path = args.dir or settings.trace_dir
+    files = span_files(trace_dir)
+    trace_ids = trace_ids_of_task(files, args.task_id)
+    if not trace_ids:
+        # Spans that missed the attribute still belong to the task's trace, which the task row names.
+        try:
+            with GatewayClient(settings.gateway_url, timeout_s=5) as gateway:
+                recorded = gateway.task(args.task_id).get("trace_id")
+            trace_ids = [recorded] if recorded else []
+        except GatewayError:
+            pass
+    traces = {tid: spans for tid, spans in spans_of_traces(files, trace_ids).items() if spans}
+    if not traces:
+        return _fail(
+            f"no spans for task {args.task_id} under {trace_dir}; with OTLP configured, look in your trace explorer",
+            1,
+        )
+    print(render_traces(traces))
+    return 0
+
+
+def up(settings: Settings, _args: argparse.Namespace) -> int:
+    setup_logging("supervisor", settings.log_level)
+    return run_up(settings)
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="assay", description="Analyze generated web apps with real tools.")
+    commands = root.add_subparsers(dest="command", required=True)
+
+    commands.add_parser("up", help="run every service locally until Ctrl-C").set_defaults(handler=up)
+
+    run = commands.add_parser("analyze", help="submit an analysis (and with --wait, follow it)")
+    run.add_argument("model_slug")
+    run.add_argument("app_number", type=int)
+    # No argparse `choices`: the gateway validates, so its reason is what the user sees (exit 2).
+    run.add_argument("--type", default="static", help=f"{' | '.join(ANALYSIS_TYPES)} (default: static)")
+    run.add_argument("--tools", help="comma-separated tools to run (default: all of the type)")
+    run.add_argument("--priority", default="normal", help=f"{' | '.join(PRIORITIES)} (default: normal)")
+    run.add_argument("--wait", action="store_true", help="wait for the end and print a findings summary")
+    run.add_argument("--timeout", type=float, default=900.0, help="seconds --wait waits (default 900)")
+    run.set_defaults(handler=analyze)
+
+    show = commands.add_parser("status", help="print a task")
+    show.add_argument("task_id")
+    show.set_defaults(handler=status)
+
+    stop = commands.add_parser("cancel", help="ask a task to stop")
+    stop.add_argument("task_id")
+    stop.set_defaults(handler=cancel)
+
+    spans = commands.add_parser("trace", help="print a task's spans as a tree (from the local span files)")
+    spans.add_argument("task_id")
+    spans.add_argument("--dir", type=Path, help="span files folder (default: ASSAY_TRACE_DIR)")
+    spans.set_defaults(handler=trace)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return args.handler(load_settings(), args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""Plain-text views of a task for the terminal: status line, per-tool table, per-severity table."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from shared.findings import SEVERITIES
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]], numeric: Sequence[int] = ()) -> list[str]:
+    """Columns padded to their widest cell; the columns in `numeric` are right-aligned."""
+    cells = [[str(cell) for cell in row] for row in [headers, *rows]]
+    widths = [max(len(row[column]) for row in cells) for column in range(len(headers))]
+
+    def line(row: list[str]) -> str:
+        parts = [
+            cell.rjust(width) if column in numeric else cell.ljust(width)
+            for column, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ]
+        return "  ".join(parts).rstrip()
+
+    return [line(row) for row in cells]
+
+
+def progress_line(task: dict[str, Any]) -> str:
+    progress = task.get("progress") or {}
+    message = progress.get("message") or ""
+    return f"{task['task_id']}  {task['status']:<9} {progress.get('percent', 0):5.1f}%  {message}".rstrip()
+
+
+def tool_rows(task: dict[str, Any]) -> list[list[object]]:
+    return [
+        [
+            run["tool"],
+            run["service"],
+            run["status"],
+            run["findings_count"],
+            f"{run['duration_s']:.2f} s",
+            run.get("reason") or "",
+        ]
+        for run in task.get("tools", [])
+    ]
+
+
+def render_task(task: dict[str, Any], results_root: Path | None = None) -> str:
+    """The task as the CLI prints it: header, services in trouble, per-tool and per-severity tables, where to look."""
+    subject = f"{task['analysis_type']} of {task['model_slug']}/app{task['app_number']}"
+    lines = [f"task {task['task_id']}: {task['status']}  ({subject}, priority {task['priority']})"]
+    if task.get("status_reason"):
+        lines.append(f"reason: {task['status_reason']}")
+    if task["status"] in ("pending", "running"):
+        progress = task.get("progress") or {}
+        lines.append(f"progress: {progress.get('percent', 0):.0f}% {progress.get('message') or ''}".rstrip())
+    for service in task.get("services", []):
+        if service.get("error"):
+            lines.append(f"service {service['service']} {service['status']}: {service['error']}")
+    rows = tool_rows(task)
+    if rows:
+        lines += [
+            "",
+            *table(["tool", "service", "status", "findings", "duration", "note"], rows, numeric=(3, 4)),
+        ]
+    breakdown = task.get("severity_breakdown") or {}
+    severity_rows: list[list[object]] = [[level, breakdown.get(level, 0)] for level in SEVERITIES]
+    severity_rows.append(["total", task.get("findings_count", 0)])
+    lines += ["", *table(["severity", "findings"], severity_rows, numeric=(1,))]
+    if task.get("result_dir"):
+        folder = results_root / task["result_dir"] if results_root else Path(task["result_dir"])
+        lines += ["", f"result folder: {folder}"]
+    elif task["status"] not in ("pending", "running"):
+        lines += ["", "result folder: none recorded"]
+    if task.get("trace_id"):
+        lines.append(f"trace id: {task['trace_id']}  (assay trace {task['task_id']})")
+    return "\n".join(lines)

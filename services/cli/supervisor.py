@@ -1,0 +1,101 @@
+"""`assay up`: the whole stack on one machine, each service its own process, until Ctrl-C.
+
+Without ASSAY_NATS_URL it starts the embedded nats-server (store under `<var_dir>/nats`, a free loopback port)
+and tells the services where it is. Services are started in roster order and stopped in reverse, each with
+SIGTERM and up to STOP_GRACE_S before SIGKILL; the embedded nats-server stops last. Running it again on the
+same var folder continues with the same streams, buckets and database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Mapping
+
+import httpx
+
+from services.cli.child import Child
+from services.cli.roster import roster, runnable
+from shared.config import Settings
+from shared.natsd import EmbeddedNats
+
+log = logging.getLogger(__name__)
+
+STOP_GRACE_S = 10.0
+READY_WARN_AFTER_S = 60.0
+
+
+async def wait_until_ready(gateway_url: str) -> None:
+    """Poll the gateway's /readyz until it answers 200, then say where it listens (on stdout)."""
+    loop = asyncio.get_running_loop()
+    warn_at = loop.time() + READY_WARN_AFTER_S
+    async with httpx.AsyncClient(timeout=2) as client:
+        while True:
+            try:
+                response = await client.get(f"{gateway_url}/readyz")
+                if response.status_code == 200:
+                    break
+                state = response.text
+            except httpx.HTTPError as error:
+                state = f"{error.__class__.__name__}"
+            if loop.time() > warn_at:
+                log.warning("gateway still not ready at %s/readyz: %s", gateway_url, state)
+                warn_at = loop.time() + READY_WARN_AFTER_S
+            await asyncio.sleep(0.25)
+    print(f"Assay is up: {gateway_url} (API docs at {gateway_url}/schema). Ctrl-C stops it.", flush=True)
+
+
+async def _start_nats(settings: Settings) -> EmbeddedNats:
+    embedded = EmbeddedNats(settings.var_dir / "nats")
+    # Own session: the terminal's Ctrl-C must not stop NATS before the services have drained into it.
+    await embedded.start(new_session=True)
+    pid = embedded.process.pid if embedded.process else None
+    log.info("embedded nats-server listening on %s", embedded.url, extra={"child": "nats-server", "pid": pid})
+    return embedded
+
+
+async def up(settings: Settings, environ: Mapping[str, str]) -> int:
+    """Run the stack until SIGINT/SIGTERM; 0 after a clean stop, 1 when it could not start."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    env = dict(environ)
+    embedded: EmbeddedNats | None = None
+    if not settings.nats_url:
+        try:
+            embedded = await _start_nats(settings)
+        except (RuntimeError, TimeoutError, OSError) as error:
+            print(f"assay up: could not start the embedded nats-server: {error}", file=sys.stderr)
+            return 1
+        env["ASSAY_NATS_URL"] = embedded.url
+    children = []
+    for spec in roster(settings):
+        if runnable(spec):
+            children.append(Child(spec, env))
+        else:
+            log.warning("skipping %s: %s has no __main__ module", spec.name, spec.module)
+    watchers: list[asyncio.Task[None]] = []
+    readiness = asyncio.create_task(wait_until_ready(settings.gateway_url))
+    try:
+        for child in children:
+            await child.start()
+            watchers.append(asyncio.create_task(child.supervise()))
+        await stop.wait()
+        log.info("stopping: gateway first, persister last")
+    finally:
+        readiness.cancel()
+        for child in reversed(children):
+            await child.stop(STOP_GRACE_S)
+        await asyncio.gather(readiness, *watchers, return_exceptions=True)
+        if embedded is not None:
+            await embedded.stop()
+    return 0
+
+
+def run_up(settings: Settings) -> int:
+    """Entry point of `assay up` (blocks until stopped)."""
+    return asyncio.run(up(settings, os.environ))

@@ -1,0 +1,102 @@
+"""`POST /api/analysis/run`: validate a request, accept it as a task, queue it by priority."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from litestar import Response, post
+from litestar.di import NamedDependency
+from litestar.exceptions import NotFoundException, ServiceUnavailableException
+from litestar.params import JSONBody
+from opentelemetry import trace
+
+from services.gateway.errors import documented, invalid
+from services.gateway.publisher import NatsUnavailable, publish_request
+from services.gateway.resources import Resources
+from services.gateway.schemas import Accepted, Links, RunRequest
+from shared.catalog import SERVICES_BY_TYPE, TOOLS_BY_SERVICE, plan, unknown_tools
+from shared.messages import AnalysisRequest, new_task_id
+from shared.paths import UnsafePathError, app_dir
+from shared.tracing import TASK_ID_ATTRIBUTE, current_trace_id
+
+log = logging.getLogger(__name__)
+
+
+def _check_tools(data: RunRequest) -> None:
+    unknown = unknown_tools(data.analysis_type, data.tools)
+    if unknown:
+        offered = [
+            tool for service in SERVICES_BY_TYPE[data.analysis_type] for tool in TOOLS_BY_SERVICE[service]
+        ]
+        raise invalid(
+            "tools",
+            f"unknown for analysis type {data.analysis_type!r}: {', '.join(unknown)}; "
+            f"allowed: {', '.join(offered)}",
+        )
+
+
+async def _check_app_exists(resources: Resources, data: RunRequest) -> None:
+    try:
+        folder = app_dir(resources.settings.apps_dir, data.model_slug, data.app_number)
+    except UnsafePathError as error:
+        raise invalid("model_slug", str(error)) from error
+    if not await _is_dir(folder):
+        raise NotFoundException(f"app {data.model_slug}/app{data.app_number} not found under the apps root")
+
+
+async def _is_dir(path: Path) -> bool:
+    # A stat on a network share can stall; keep it off the event loop.
+    return await asyncio.to_thread(path.is_dir)
+
+
+@post(
+    "/api/analysis/run",
+    status_code=202,
+    summary="Run an analysis of one generated app",
+    description=(
+        "Accepts the request as a task (202 with its id, trace id and links), queues it on "
+        "`assay.requests.<priority>`. 422 names the invalid field; 404 when the app folder does not exist; "
+        "503 when NATS cannot take the request (nothing is recorded then)."
+    ),
+    tags=["analysis"],
+    responses=documented(404, 422, 503),
+)
+async def run_analysis(
+    data: JSONBody[RunRequest], resources: NamedDependency[Resources]
+) -> Response[Accepted]:
+    _check_tools(data)
+    await _check_app_exists(resources, data)
+    tools = list(dict.fromkeys(data.tools))  # keep the order, drop repeats
+    task_id = new_task_id()
+    trace.get_current_span().set_attribute(TASK_ID_ATTRIBUTE, task_id)
+    request = AnalysisRequest(
+        task_id=task_id,
+        model_slug=data.model_slug,
+        app_number=data.app_number,
+        analysis_type=data.analysis_type,
+        tools=tools,
+        priority=data.priority,
+        target_urls=list(data.target_urls),
+        options=dict(data.options),
+        deadline_s=data.deadline_s or resources.settings.task_deadline_s,
+    )
+    try:
+        await publish_request(resources.nats, resources.js, resources.tasks, request)
+    except NatsUnavailable as error:
+        log.warning("refused a request: %s", error, extra={"task_id": task_id})
+        raise ServiceUnavailableException(f"NATS unavailable, request not accepted: {error}") from error
+    links = Links(self_=f"/api/tasks/{task_id}", events=f"/api/tasks/{task_id}/events")
+    body = Accepted(
+        task_id=task_id,
+        status="pending",
+        model_slug=data.model_slug,
+        app_number=data.app_number,
+        analysis_type=data.analysis_type,
+        tools=[tool for service_tools in plan(data.analysis_type, tools).values() for tool in service_tools],
+        priority=data.priority,
+        trace_id=current_trace_id(),
+        links=links,
+    )
+    return Response(body, status_code=202, headers={"Location": links.self_})

@@ -1,0 +1,70 @@
+"""How refused requests are answered: every input error is a 422 that names the field and the reason.
+
+Litestar answers a failed validation with 400 and malformed JSON with a bare 400; the API contract says 422 for
+both, with `{"status_code": 422, "detail": …, "errors": [{"field": …, "reason": …, "source": …}]}`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import ClientException, SerializationException, ValidationException
+from litestar.openapi import ResponseSpec
+
+from services.gateway.schemas import ErrorBody, FieldError
+
+
+def invalid(field: str, reason: str, source: str = "body") -> ValidationException:
+    """A 422 for one field, raised by the route handlers for checks msgspec cannot express."""
+    return ValidationException(
+        detail=f"{field}: {reason}", extra=[{"key": field, "message": reason, "source": source}]
+    )
+
+
+def _errors(extra: Any) -> list[FieldError]:
+    items = extra if isinstance(extra, list) else [extra] if extra else []
+    errors = []
+    for item in items:
+        if isinstance(item, dict):
+            field, reason, source = item.get("key"), str(item.get("message")), item.get("source")
+            errors.append(FieldError(field=field, reason=reason, source=source))
+        else:
+            errors.append(FieldError(field=None, reason=str(item), source=None))
+    return errors
+
+
+def unprocessable(detail: str, errors: list[FieldError]) -> Response[ErrorBody]:
+    return Response(ErrorBody(status_code=422, detail=detail, errors=errors), status_code=422)
+
+
+def documented(*codes: int) -> dict[int, ResponseSpec]:
+    """OpenAPI entries for the refusals a route can answer with (Litestar documents only its own 400)."""
+    return {code: ResponseSpec(ErrorBody, description=_MEANINGS[code]) for code in codes}
+
+
+_MEANINGS = {
+    404: "Not found: the task, or the app folder, does not exist",
+    409: "Conflict: the task has already ended",
+    422: "Invalid input: `errors` names each field and why",
+    503: "NATS or the database cannot answer right now; nothing was changed",
+}
+
+
+def client_error(request: Request[Any, Any, Any], error: ClientException) -> Response[Any]:
+    """Validation failures and malformed JSON become 422 with the field named; other client errors keep their code."""
+    if isinstance(error, ValidationException):
+        errors = _errors(error.extra)
+        # Litestar's own detail is "Validation failed for POST /…"; say which field and why instead.
+        named = "; ".join(f"{e.field}: {e.reason}" for e in errors if e.field) or error.detail
+        return unprocessable(named, errors)
+    if isinstance(error.__cause__, SerializationException):
+        reason = f"request body is not valid JSON ({error.detail})"
+        return unprocessable(reason, [FieldError(field=None, reason=reason, source="body")])
+    body: dict[str, Any] = {"status_code": error.status_code, "detail": error.detail}
+    if error.extra:
+        body["extra"] = error.extra
+    return Response(body, status_code=error.status_code, headers=error.headers)
+
+
+EXCEPTION_HANDLERS = {ClientException: client_error}

@@ -1,0 +1,114 @@
+"""`GET /api/tasks/{task_id}/events`: a task's events as Server-Sent Events, from the ASSAY_EVENTS stream.
+
+An ordered consumer on `assay.events.<task_id>.>` delivering everything, so a client that connects late still
+sees the task from its first event; the stream ends after the terminal event.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+import msgspec
+import nats.errors
+from litestar import get
+from litestar.di import NamedDependency
+from litestar.exceptions import ServiceUnavailableException
+from litestar.response import Stream
+from nats.js import JetStreamContext
+from nats.js.api import DeliverPolicy
+
+from services.gateway.errors import documented
+from services.gateway.resources import NATS_ERRORS, Resources
+from services.gateway.tasks import TaskIdPath, find_task
+from shared.messages import (
+    TERMINAL_STATUSES,
+    TaskCancelled,
+    TaskCompleted,
+    TaskFailed,
+    decode_event,
+    encode,
+)
+from shared.subjects import EVENTS_STREAM, task_events
+
+log = logging.getLogger(__name__)
+
+KEEPALIVE_S = 15.0  # proxies close idle connections; a comment line every 15 s keeps this one open
+SETTLED_QUIET_S = 2.0  # for a task already finished, silence this long means the replay is over
+
+
+def frame(kind: str, data: bytes) -> bytes:
+    """One SSE frame: `event: <kind>` and the event's JSON on one `data:` line."""
+    return b"event: " + kind.encode() + b"\ndata: " + data + b"\n\n"
+
+
+async def subscribe_events(js: JetStreamContext, task_id: str) -> JetStreamContext.PushSubscription:
+    """An ordered consumer replaying the task's events from its first (deliver all)."""
+    return await js.subscribe(
+        task_events(task_id), stream=EVENTS_STREAM, ordered_consumer=True, deliver_policy=DeliverPolicy.ALL
+    )
+
+
+async def event_frames(
+    subscription: JetStreamContext.PushSubscription,
+    task_id: str,
+    keepalive_s: float = KEEPALIVE_S,
+    quiet_end_s: float | None = None,
+) -> AsyncIterator[bytes]:
+    """SSE frames for every event the subscription delivers, ending after the terminal one; unsubscribes at the end.
+
+    `quiet_end_s`: end after this much silence (used when the task is known to be finished, so a replay whose
+    events have aged out of the stream does not wait forever).
+    """
+    try:
+        while True:
+            try:
+                message = await subscription.next_msg(timeout=quiet_end_s or keepalive_s)
+            except nats.errors.TimeoutError:
+                if quiet_end_s is not None:
+                    return
+                yield b": keep-alive\n\n"
+                continue
+            try:
+                event = decode_event(message.data)
+            except (msgspec.DecodeError, msgspec.ValidationError) as error:
+                log.warning(
+                    "skipping an undecodable event on %s: %s",
+                    message.subject,
+                    error,
+                    extra={"task_id": task_id},
+                )
+                continue
+            # Re-encoded: the JSON is then guaranteed to be one line, as an SSE `data:` field needs.
+            yield frame(str(type(event).__struct_config__.tag), encode(event))
+            if isinstance(event, TaskCompleted | TaskFailed | TaskCancelled):
+                return
+    finally:
+        try:
+            await subscription.unsubscribe()
+        except nats.errors.Error as error:
+            log.debug("unsubscribe after SSE failed: %s", error)
+
+
+@get(
+    "/api/tasks/{task_id:str}/events",
+    summary="Follow a task's events (Server-Sent Events)",
+    description="`event: <kind>` / `data: <event JSON>` frames from the task's first event; ends after the "
+    "terminal one (`completed`, `failed` or `cancelled`). A `: keep-alive` comment every 15 s.",
+    tags=["tasks"],
+    responses=documented(404, 422, 503),
+    media_type="text/event-stream",
+)
+async def task_event_stream(resources: NamedDependency[Resources], task_id: TaskIdPath) -> Stream:
+    task = await find_task(resources, task_id)
+    quiet = SETTLED_QUIET_S if task.status in TERMINAL_STATUSES else None
+    try:
+        # Subscribed before the response starts, so an unreachable NATS is a 503, not a broken stream.
+        subscription = await subscribe_events(resources.js, task_id)
+    except NATS_ERRORS as error:
+        raise ServiceUnavailableException(f"cannot read the event stream: {error!r}") from error
+    return Stream(
+        event_frames(subscription, task_id, quiet_end_s=quiet),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

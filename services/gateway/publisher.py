@@ -1,0 +1,111 @@
+"""The gateway's producing side: accepted analysis requests onto JetStream, cancel requests onto core NATS.
+
+Each publish is a PRODUCER span `publish <subject>` whose context travels in the message's `traceparent` header,
+so the orchestrator's and persister's spans join the trace of the HTTP request.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.kv import KeyValue
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
+
+from services.gateway.resources import NATS_ERRORS
+from shared.messages import AnalysisRequest, CancelRequest, encode
+from shared.subjects import REQUESTS_STREAM, accepted_key, cancel_key, cancel_subject, request_subject
+from shared.tracing import TASK_ID_ATTRIBUTE, inject_headers
+
+log = logging.getLogger(__name__)
+
+PUBLISH_TIMEOUT_S = 5
+
+
+class NatsUnavailable(RuntimeError):
+    """NATS could not take the message; nothing of it was left behind."""
+
+
+def _producer_attributes(subject: str, message_id: str, task_id: str) -> dict[str, str]:
+    return {
+        "messaging.system": "nats",
+        "messaging.destination.name": subject,
+        "messaging.operation.type": "send",
+        "messaging.message.id": message_id,
+        TASK_ID_ATTRIBUTE: task_id,
+    }
+
+
+async def publish_request(
+    nc: Client, js: JetStreamContext, tasks: KeyValue, request: AnalysisRequest
+) -> None:
+    """Record `accepted.<task_id>` in the tasks bucket, then publish the request on `assay.requests.<priority>`.
+
+    The bucket entry comes first so that a GET right after the 202 finds the task even before the persister has
+    seen the request. If the publish fails the entry is removed again, so a refused request leaves no trace.
+    """
+    if not nc.is_connected:
+        raise NatsUnavailable("not connected to NATS (reconnecting)")
+    payload = encode(request)
+    key = accepted_key(request.task_id)
+    try:
+        await tasks.put(key, payload)
+    except NATS_ERRORS as error:
+        raise NatsUnavailable(f"could not record the task in the tasks bucket: {error!r}") from error
+    subject = request_subject(request.priority)
+    tracer = trace.get_tracer(__name__)
+    attributes = _producer_attributes(subject, request.event_id, request.task_id)
+    with tracer.start_as_current_span(
+        f"publish {subject}", kind=SpanKind.PRODUCER, attributes=attributes
+    ) as span:
+        headers = inject_headers({"Nats-Msg-Id": request.event_id})
+        try:
+            ack = await js.publish(
+                subject, payload, timeout=PUBLISH_TIMEOUT_S, stream=REQUESTS_STREAM, headers=headers
+            )
+        except NATS_ERRORS as error:
+            span.record_exception(error)
+            span.set_status(trace.Status(trace.StatusCode.ERROR, str(error)))
+            await _forget(tasks, key)
+            raise NatsUnavailable(f"could not publish the request on {subject}: {error!r}") from error
+        span.set_attribute("messaging.nats.stream.sequence", ack.seq)
+    log.info(
+        "accepted %s on %s (stream seq %d)",
+        request.task_id,
+        subject,
+        ack.seq,
+        extra={"task_id": request.task_id},
+    )
+
+
+async def _forget(tasks: KeyValue, key: str) -> None:
+    try:
+        await tasks.delete(key)
+    except NATS_ERRORS as error:
+        # The entry expires with the bucket's TTL; a GET meanwhile answers `pending` for a task never queued.
+        log.warning("could not remove %s after a failed publish: %r", key, error)
+
+
+async def publish_cancel(nc: Client, tasks: KeyValue, cancel: CancelRequest) -> None:
+    """Put the `cancel.<task_id>` marker (for runs not started yet), then tell whoever runs the task, now."""
+    if not nc.is_connected:
+        raise NatsUnavailable("not connected to NATS (reconnecting)")
+    subject = cancel_subject(cancel.task_id)
+    payload = encode(cancel)
+    try:
+        await tasks.put(cancel_key(cancel.task_id), payload)
+    except NATS_ERRORS as error:
+        raise NatsUnavailable(f"could not record the cancel marker: {error!r}") from error
+    tracer = trace.get_tracer(__name__)
+    attributes = _producer_attributes(subject, cancel.event_id, cancel.task_id)
+    with tracer.start_as_current_span(f"publish {subject}", kind=SpanKind.PRODUCER, attributes=attributes):
+        try:
+            await nc.publish(subject, payload, headers=inject_headers({"Nats-Msg-Id": cancel.event_id}))
+            # Core NATS does not confirm; a flush at least proves the server has it.
+            await nc.flush(timeout=PUBLISH_TIMEOUT_S)
+        except NATS_ERRORS as error:
+            # The marker stays: the orchestrator also checks it, so the cancel is not lost.
+            raise NatsUnavailable(f"could not publish on {subject}: {error!r}") from error
+    log.info("cancel requested for %s", cancel.task_id, extra={"task_id": cancel.task_id})

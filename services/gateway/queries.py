@@ -1,0 +1,195 @@
+"""Reads of the database the persister writes: tasks, their service and tool runs, their findings.
+
+Plain async functions over a session factory; they answer with the HTTP schemas and know nothing of Litestar.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Select, case, func, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from services.gateway.schemas import (
+    FindingPage,
+    FindingView,
+    Progress,
+    ServiceView,
+    TaskDetail,
+    TaskPage,
+    TaskSummary,
+    ToolView,
+)
+from shared.findings import SEVERITIES
+from shared.models import FindingRow, ServiceRun, Task, ToolRunRow
+
+Sessions = async_sessionmaker[AsyncSession]
+
+
+async def database_answers(engine: AsyncEngine) -> None:
+    """Raise unless the database answers `SELECT 1`."""
+    async with engine.connect() as connection:
+        await connection.execute(text("SELECT 1"))
+
+
+async def task_status(sessions: Sessions, task_id: str) -> str | None:
+    """The task's status, or None when the database has no row for it."""
+    async with sessions() as session:
+        return await session.scalar(select(Task.status).where(Task.task_id == task_id))
+
+
+async def task_detail(sessions: Sessions, task_id: str) -> TaskDetail | None:
+    """Everything about one task, or None when the database has no row for it (yet)."""
+    async with sessions() as session:
+        task = await session.get(Task, task_id)
+        if task is None:
+            return None
+        services = (
+            await session.scalars(
+                select(ServiceRun).where(ServiceRun.task_id == task_id).order_by(ServiceRun.service)
+            )
+        ).all()
+        tools = (
+            await session.scalars(
+                select(ToolRunRow)
+                .where(ToolRunRow.task_id == task_id)
+                .order_by(ToolRunRow.service, ToolRunRow.tool)
+            )
+        ).all()
+        counts = (
+            await session.execute(
+                select(FindingRow.tool, FindingRow.severity, func.count())
+                .where(FindingRow.task_id == task_id)
+                .group_by(FindingRow.tool, FindingRow.severity)
+            )
+        ).all()
+    by_severity: dict[str, int] = {level: 0 for level in SEVERITIES}
+    by_tool: dict[str, int] = {}
+    for tool, severity, count in counts:
+        by_severity[severity] = by_severity.get(severity, 0) + count
+        by_tool[tool] = by_tool.get(tool, 0) + count
+    return TaskDetail(
+        task_id=task.task_id,
+        model_slug=task.model_slug,
+        app_number=task.app_number,
+        analysis_type=task.analysis_type,
+        status=task.status,
+        status_reason=task.status_reason,
+        priority=task.priority,
+        requested_tools=list(task.tools or []),
+        progress=Progress(percent=task.progress_percent, message=task.progress_message),
+        created_at=task.created_at,
+        started_at=task.started_at,
+        finished_at=task.finished_at,
+        # Counted from the finding rows, so the numbers always match what /findings lists.
+        findings_count=sum(by_tool.values()),
+        severity_breakdown=by_severity,
+        findings_by_tool=dict(sorted(by_tool.items())),
+        services=[
+            ServiceView(
+                service=run.service, status=run.status, error=run.error, findings_count=run.findings_count
+            )
+            for run in services
+        ],
+        tools=[
+            ToolView(
+                service=run.service,
+                tool=run.tool,
+                status=run.status,
+                version=run.version,
+                command=list(run.command or []),
+                exit_code=run.exit_code,
+                duration_s=run.duration_s,
+                files_analyzed=run.files_analyzed,
+                findings_count=run.findings_count,
+                reason=run.reason,
+            )
+            for run in tools
+        ],
+        result_dir=task.result_dir,
+        trace_id=task.trace_id,
+        worker=task.worker,
+    )
+
+
+async def list_tasks(sessions: Sessions, filters: dict[str, Any], limit: int, offset: int) -> TaskPage:
+    """Tasks matching `filters` (column → value; None values ignored), newest first."""
+    conditions = [getattr(Task, column) == value for column, value in filters.items() if value is not None]
+    query: Select[Any] = select(Task).where(*conditions)
+    async with sessions() as session:
+        total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        rows = (
+            await session.scalars(
+                query.order_by(Task.created_at.desc(), Task.task_id).limit(limit).offset(offset)
+            )
+        ).all()
+    return TaskPage(
+        tasks=[
+            TaskSummary(
+                task_id=row.task_id,
+                model_slug=row.model_slug,
+                app_number=row.app_number,
+                analysis_type=row.analysis_type,
+                status=row.status,
+                status_reason=row.status_reason,
+                priority=row.priority,
+                progress_percent=row.progress_percent,
+                findings_count=row.findings_count,
+                created_at=row.created_at,
+                finished_at=row.finished_at,
+                trace_id=row.trace_id,
+            )
+            for row in rows
+        ],
+        total=total,
+        limit=limit,
+        offset=offset,
+    )
+
+
+async def task_findings(
+    sessions: Sessions, task_id: str, filters: dict[str, Any], limit: int, offset: int
+) -> FindingPage:
+    """One page of a task's findings, most severe first, optionally narrowed to a tool and/or severity."""
+    conditions = [FindingRow.task_id == task_id]
+    conditions += [
+        getattr(FindingRow, column) == value for column, value in filters.items() if value is not None
+    ]
+    rank = {level: index for index, level in enumerate(SEVERITIES)}
+    order = case(rank, value=FindingRow.severity, else_=len(SEVERITIES))  # critical first, on any SQL backend
+    async with sessions() as session:
+        total = await session.scalar(select(func.count()).select_from(FindingRow).where(*conditions)) or 0
+        rows = (
+            await session.scalars(
+                select(FindingRow)
+                .where(*conditions)
+                .order_by(order, FindingRow.tool, FindingRow.path, FindingRow.line, FindingRow.id)
+                .limit(limit)
+                .offset(offset)
+            )
+        ).all()
+    return FindingPage(
+        task_id=task_id,
+        findings=[
+            FindingView(
+                service=row.service,
+                tool=row.tool,
+                rule_id=row.rule_id,
+                severity=row.severity,
+                category=row.category,
+                message=row.message,
+                path=row.path,
+                line=row.line,
+                column=row.column,
+                end_line=row.end_line,
+                cwe=row.cwe,
+                help_url=row.help_url,
+                fingerprint=row.fingerprint,
+                extra=dict(row.extra or {}),
+            )
+            for row in rows
+        ],
+        total=total,
+        limit=limit,
+        offset=offset,
+    )

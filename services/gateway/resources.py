@@ -1,0 +1,90 @@
+"""What the gateway holds while it runs: the NATS connection, the tasks bucket and the database engine.
+
+They are opened by the application's lifespan and kept in `app.state.resources`, never in module globals, so
+every test can run its own gateway against its own nats-server and database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import nats.errors
+from litestar import Litestar
+from litestar.datastructures import State
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.kv import KeyValue
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from shared.config import Settings
+from shared.connection import connect
+from shared.database import create_engine, sessions
+from shared.streams import declare_streams, tasks_bucket
+
+log = logging.getLogger(__name__)
+
+# What a NATS call raises when the server is absent or unreachable: route handlers turn these into a 503.
+NATS_ERRORS: tuple[type[BaseException], ...] = (nats.errors.Error, asyncio.TimeoutError, OSError)
+
+# A publish or bucket write waits this long for the server before the request gets a 503.
+JETSTREAM_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True)
+class Resources:
+    """The running gateway's connections, handed to route handlers as the `resources` dependency."""
+
+    settings: Settings
+    nats: Client
+    js: JetStreamContext
+    tasks: KeyValue  # `accepted.<id>` placeholders and `cancel.<id>` markers
+    engine: AsyncEngine  # read only: the persister is the one writer
+    sessions: async_sessionmaker[AsyncSession]
+
+
+@asynccontextmanager
+async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
+    """Connect to NATS (retrying until it answers), declare the streams, open the database engine."""
+    if not settings.nats_url:
+        raise RuntimeError("ASSAY_NATS_URL is not set: start the stack with `assay up`, which provides one")
+    nc = await connect(settings.nats_url, "gateway")
+    engine = create_engine(settings.database_url)
+    try:
+        js = nc.jetstream(timeout=JETSTREAM_TIMEOUT_S)
+        await declare_streams(js)
+        tasks = await tasks_bucket(js)
+        yield Resources(
+            settings=settings, nats=nc, js=js, tasks=tasks, engine=engine, sessions=sessions(engine)
+        )
+    finally:
+        await engine.dispose()
+        await _close(nc)
+
+
+async def _close(nc: Client) -> None:
+    # Drain flushes what is buffered; with the server gone it cannot, so do not wait for it long.
+    if nc.is_closed:
+        return
+    try:
+        await asyncio.wait_for(nc.drain(), 5)
+    except Exception as error:  # noqa: BLE001 - closing anyway
+        log.warning("NATS drain failed (%s); closing", error)
+        await nc.close()
+
+
+@asynccontextmanager
+async def lifespan(app: Litestar) -> AsyncIterator[None]:
+    """Litestar lifespan: open the resources for `app.state.settings` and keep them in `app.state.resources`."""
+    async with open_resources(app.state.settings) as resources:
+        app.state.resources = resources
+        log.info("gateway connected to NATS at %s", resources.settings.nats_url)
+        yield
+
+
+def provide_resources(state: State) -> Resources:
+    """Dependency: the running gateway's resources."""
+    return state.resources

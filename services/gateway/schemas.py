@@ -1,0 +1,180 @@
+"""The HTTP bodies the gateway accepts and answers with (msgspec Structs, so Litestar validates and documents them).
+
+Field types reuse the patterns and ranges of shared/messages, so an HTTP request that passes here is a valid
+AnalysisRequest; what is invalid is refused at this edge with a 422 naming the field.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+
+from shared.messages import AnalysisType, AppNumber, ModelSlug, Priority, TaskId, TaskStatus
+
+ToolName = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+TargetUrl = Annotated[str, msgspec.Meta(pattern=r"^https?://", max_length=2048)]
+DeadlineSeconds = Annotated[float, msgspec.Meta(gt=0, le=86400)]
+
+
+class RunRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Body of `POST /api/analysis/run`. Unknown fields are refused, so a misspelt `tool` is not silently ignored."""
+
+    model_slug: ModelSlug
+    app_number: AppNumber
+    analysis_type: AnalysisType
+    tools: Annotated[list[ToolName], msgspec.Meta(max_length=64)] = []
+    priority: Priority = "normal"
+    target_urls: Annotated[list[TargetUrl], msgspec.Meta(max_length=32)] = []
+    options: dict[str, Any] = {}
+    deadline_s: DeadlineSeconds | None = None  # None: the configured ASSAY_TASK_DEADLINE_S
+
+
+class Links(msgspec.Struct, frozen=True, kw_only=True):
+    self_: str = msgspec.field(name="self")
+    events: str
+
+
+class Accepted(msgspec.Struct, frozen=True, kw_only=True):
+    """Answer of `POST /api/analysis/run` (202)."""
+
+    task_id: TaskId
+    status: TaskStatus
+    model_slug: str
+    app_number: int
+    analysis_type: AnalysisType
+    tools: list[str]
+    priority: Priority
+    trace_id: str | None
+    links: Links
+
+
+class Progress(msgspec.Struct, frozen=True, kw_only=True):
+    percent: float
+    message: str | None
+
+
+class ServiceView(msgspec.Struct, frozen=True, kw_only=True):
+    service: str
+    status: str
+    error: str | None
+    findings_count: int
+
+
+class ToolView(msgspec.Struct, frozen=True, kw_only=True):
+    service: str
+    tool: str
+    status: str
+    version: str | None
+    command: list[str]
+    exit_code: int | None
+    duration_s: float
+    files_analyzed: int
+    findings_count: int
+    reason: str | None
+
+
+class TaskDetail(msgspec.Struct, frozen=True, kw_only=True):
+    """Answer of `GET /api/tasks/{task_id}`: where the task stands and what each service and tool did."""
+
+    task_id: str
+    model_slug: str
+    app_number: int
+    analysis_type: str
+    status: str
+    status_reason: str | None
+    priority: str
+    requested_tools: list[str]
+    progress: Progress
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    findings_count: int
+    severity_breakdown: dict[str, int]
+    findings_by_tool: dict[str, int]
+    services: list[ServiceView]
+    tools: list[ToolView]
+    result_dir: str | None  # relative to the results root
+    trace_id: str | None
+    worker: str | None
+
+
+class TaskSummary(msgspec.Struct, frozen=True, kw_only=True):
+    task_id: str
+    model_slug: str
+    app_number: int
+    analysis_type: str
+    status: str
+    status_reason: str | None
+    priority: str
+    progress_percent: float
+    findings_count: int
+    created_at: datetime
+    finished_at: datetime | None
+    trace_id: str | None
+
+
+class TaskPage(msgspec.Struct, frozen=True, kw_only=True):
+    """Answer of `GET /api/tasks`, newest first."""
+
+    tasks: list[TaskSummary]
+    total: int
+    limit: int
+    offset: int
+
+
+class FindingView(msgspec.Struct, frozen=True, kw_only=True):
+    service: str
+    tool: str
+    rule_id: str
+    severity: str
+    category: str
+    message: str
+    path: str | None
+    line: int | None
+    column: int | None
+    end_line: int | None
+    cwe: str | None
+    help_url: str | None
+    fingerprint: str
+    extra: dict[str, Any]
+
+
+class FindingPage(msgspec.Struct, frozen=True, kw_only=True):
+    """Answer of `GET /api/tasks/{task_id}/findings`."""
+
+    task_id: str
+    findings: list[FindingView]
+    total: int
+    limit: int
+    offset: int
+
+
+class Cancelling(msgspec.Struct, frozen=True, kw_only=True):
+    """Answer of `POST /api/tasks/{task_id}/cancel` (202)."""
+
+    task_id: str
+    status: str = "cancelling"
+
+
+class Readiness(msgspec.Struct, frozen=True, kw_only=True):
+    """Answer of `/readyz`: `ready` only when every dependency answers; the others say what is wrong."""
+
+    status: str
+    nats: str
+    database: str
+
+
+class FieldError(msgspec.Struct, frozen=True, kw_only=True):
+    field: str | None  # the body field, query or path parameter at fault (None: the body as a whole)
+    reason: str
+    source: str | None  # body, query, path
+
+
+class ErrorBody(msgspec.Struct, frozen=True, kw_only=True):
+    """Every refusal: `detail` says what is wrong; for a 422, `errors` names each field and why."""
+
+    status_code: int
+    detail: str
+    errors: list[FieldError] = []

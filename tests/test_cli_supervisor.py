@@ -1,0 +1,161 @@
+"""`assay up` for real: an embedded nats-server, every service that exists as its own process, the gateway ready;
+SIGINT stops all of it with exit code 0, and a second run comes back on the same data. Plus the restart backoff
+of one supervised child."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from services.cli.child import Child
+from services.cli.roster import ServiceSpec
+from shared.config import ANALYZERS
+from shared.natsd import free_port
+
+REPO = Path(__file__).resolve().parent.parent
+MODEL, APP = "openai_codex-mini", 1
+
+
+def up_env(root: Path) -> dict[str, str]:
+    (root / "apps" / MODEL / f"app{APP}").mkdir(parents=True, exist_ok=True)
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("ASSAY_", "OTEL_EXPORTER_OTLP"))  # nothing configured: the embedded defaults
+    }
+    env |= {
+        "ASSAY_VAR_DIR": str(root / "var"),
+        "ASSAY_RESULTS_DIR": str(root / "results"),
+        "ASSAY_APPS_DIR": str(root / "apps"),
+        "ASSAY_GATEWAY_URL": f"http://127.0.0.1:{free_port()}",
+        **{f"ASSAY_{name.upper()}_URLS": f"ws://127.0.0.1:{free_port()}" for name in ANALYZERS},
+    }
+    return env
+
+
+class Up:
+    """One `assay up` process with its output in files."""
+
+    def __init__(self, root: Path, env: dict[str, str], run: int) -> None:
+        self.url = env["ASSAY_GATEWAY_URL"]
+        self.stdout = root / f"up-{run}.out"
+        self.stderr = root / f"up-{run}.err"
+        with self.stdout.open("wb") as out, self.stderr.open("wb") as err:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "services.cli", "up"], cwd=root, env=env, stdout=out, stderr=err
+            )
+
+    def wait_ready(self, timeout_s: float = 60.0) -> None:
+        """Until the supervisor announces the gateway (it does once /readyz answers 200)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, f"assay up exited early:\n{self.stderr.read_text()[-3000:]}"
+            if f"Assay is up: {self.url}" in self.stdout.read_text():
+                return
+            time.sleep(0.2)
+        raise TimeoutError(f"assay up not ready after {timeout_s} s:\n{self.stderr.read_text()[-3000:]}")
+
+    def children(self) -> dict[str, int]:
+        """Latest pid of each child, from the supervisor's JSON log lines."""
+        pids = {}
+        for line in self.stderr.read_text().splitlines():
+            if line.startswith("{"):
+                entry = json.loads(line)
+                if "child" in entry and "pid" in entry:
+                    pids[entry["child"]] = entry["pid"]
+        return pids
+
+    def interrupt(self, timeout_s: float = 90.0) -> int:
+        self.process.send_signal(signal.SIGINT)
+        try:
+            return self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_up_starts_the_stack_stops_it_on_sigint_and_restarts_on_the_same_data(tmp_path: Path) -> None:
+    env = up_env(tmp_path)
+    first = Up(tmp_path, env, 1)
+    try:
+        first.wait_ready()
+        assert httpx.get(f"{first.url}/readyz", timeout=5).status_code == 200
+        accepted = httpx.post(
+            f"{first.url}/api/analysis/run",
+            json={"model_slug": MODEL, "app_number": APP, "analysis_type": "static", "tools": ["ruff"]},
+            timeout=10,
+        )
+        assert accepted.status_code == 202, accepted.text
+        task_id = accepted.json()["task_id"]
+        children = first.children()
+    finally:
+        code = first.interrupt()
+
+    assert code == 0, first.stderr.read_text()[-3000:]
+    assert {"nats-server", "gateway"} <= set(children)
+    assert [name for name, pid in children.items() if alive(pid)] == []
+    assert (tmp_path / "var" / "nats" / "jetstream").is_dir()
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"{first.url}/healthz", timeout=1)
+
+    second = Up(tmp_path, env, 2)
+    try:
+        second.wait_ready()
+        again = httpx.get(f"{second.url}/api/tasks/{task_id}", timeout=10)
+    finally:
+        code = second.interrupt()
+
+    assert code == 0, second.stderr.read_text()[-3000:]
+    assert again.status_code == 200, (
+        again.text
+    )  # the first run's task is still known: same streams, same database
+    assert again.json()["task_id"] == task_id
+    assert [name for name, pid in second.children().items() if alive(pid)] == []
+
+
+async def test_a_child_that_dies_is_restarted_after_1_then_2_seconds(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    package = tmp_path / "crashy"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "__main__.py").write_text(
+        "import sys\nprint('crashy gives up', file=sys.stderr)\nsys.exit(3)\n"
+    )
+    child = Child(ServiceSpec("crashy", "crashy"), {**os.environ, "PYTHONPATH": str(tmp_path)})
+    caplog.set_level(logging.INFO, logger="services.cli.child")
+
+    await child.start()
+    supervising = asyncio.create_task(child.supervise())
+    deadline = asyncio.get_running_loop().time() + 20
+    while child.restarts < 2:
+        assert asyncio.get_running_loop().time() < deadline, "the child was not restarted twice"
+        await asyncio.sleep(0.05)
+    await child.stop(grace_s=5)
+    await asyncio.wait_for(supervising, 5)  # stopping ends the supervision, even in the middle of a backoff
+
+    starts = [record.created for record in caplog.records if record.getMessage() == "started crashy"]
+    exits = [record for record in caplog.records if "exited with code 3" in record.getMessage()]
+    assert len(starts) == 3
+    assert [record.getMessage().rsplit(" ", 2)[-2] for record in exits[:2]] == ["1", "2"]
+    assert starts[1] - starts[0] >= 1.0
+    assert starts[2] - starts[1] >= 2.0
+    assert "[crashy] crashy gives up" in capfd.readouterr().err

@@ -1,0 +1,454 @@
+"""The gateway's HTTP API, served for real by uvicorn on a loopback port, against a real nats-server and a real
+SQLite file: accepting, refusing, looking up, cancelling, readiness and the OpenAPI document.
+
+The harness here (`running_gateway`, `gateway` fixture) is reused by the other test_gateway_* modules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import nats
+import pytest
+import uvicorn
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
+from nats.js.kv import KeyValue
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from services.gateway.app import create_app
+from shared.config import Settings, load_settings
+from shared.database import create_engine, migrate, sessions
+from shared.findings import fingerprint
+from shared.messages import decode_cancel, decode_request
+from shared.models import FindingRow, ServiceRun, Task, ToolRunRow
+from shared.natsd import EmbeddedNats, free_port
+from shared.streams import tasks_bucket
+from shared.subjects import REQUESTS_STREAM, accepted_key, cancel_key, cancel_subject, request_subject
+
+MODEL, APP = "openai_codex-mini", 1
+
+
+@functools.cache
+def record_spans() -> InMemorySpanExporter:
+    """Spans of this process, kept in memory. The global provider can be set once per process, so reuse it."""
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        trace.set_tracer_provider(TracerProvider())
+        provider = trace.get_tracer_provider()
+    assert isinstance(provider, TracerProvider)
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return exporter
+
+
+@pytest.fixture
+def spans() -> InMemorySpanExporter:
+    exporter = record_spans()
+    exporter.clear()  # each test sees only its own spans
+    return exporter
+
+
+@dataclass
+class Gateway:
+    url: str
+    settings: Settings
+    http: httpx.AsyncClient
+    nc: Client  # the test's own connection, to look at what the gateway published
+    js: JetStreamContext
+    tasks: KeyValue
+
+    async def submit(self, **overrides: object) -> httpx.Response:
+        body = {"model_slug": MODEL, "app_number": APP, "analysis_type": "static", **overrides}
+        return await self.http.post("/api/analysis/run", json=body)
+
+    async def requests_in_stream(self) -> int:
+        return (await self.js.stream_info(REQUESTS_STREAM)).state.messages
+
+
+def gateway_settings(tmp_path: Path, nats_url: str, database_url: str) -> Settings:
+    apps = tmp_path / "apps"
+    (apps / MODEL / f"app{APP}" / "backend").mkdir(parents=True, exist_ok=True)
+    return load_settings(
+        {
+            "ASSAY_NATS_URL": nats_url,
+            "ASSAY_DATABASE_URL": database_url,
+            "ASSAY_APPS_DIR": str(apps),
+            "ASSAY_VAR_DIR": str(tmp_path / "var"),
+            "ASSAY_RESULTS_DIR": str(tmp_path / "results"),
+            "ASSAY_GATEWAY_URL": f"http://127.0.0.1:{free_port()}",
+        }
+    )
+
+
+@asynccontextmanager
+async def running_gateway(settings: Settings) -> AsyncIterator[str]:
+    """The gateway app served by uvicorn in this event loop, on the port of settings.gateway_url."""
+    port = int(settings.gateway_url.rsplit(":", 1)[1])
+    config = uvicorn.Config(
+        create_app(settings),
+        host="127.0.0.1",
+        port=port,
+        log_config=None,
+        lifespan="on",
+        timeout_graceful_shutdown=1,
+    )
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        if serving.done():
+            serving.result()  # raises what stopped it
+            raise RuntimeError("uvicorn stopped before it started")
+        await asyncio.sleep(0.02)
+    try:
+        yield settings.gateway_url
+    finally:
+        server.should_exit = True
+        await serving
+
+
+@asynccontextmanager
+async def gateway_for(settings: Settings) -> AsyncIterator[Gateway]:
+    async with running_gateway(settings) as url, httpx.AsyncClient(base_url=url, timeout=10) as http:
+        nc = await nats.connect(settings.nats_url)
+        js = nc.jetstream()
+        try:
+            yield Gateway(url, settings, http, nc, js, await tasks_bucket(js))
+        finally:
+            await nc.close()
+
+
+async def migrate_database(database_url: str) -> str:
+    engine = create_engine(database_url)
+    await migrate(engine)
+    await engine.dispose()
+    return database_url
+
+
+@pytest.fixture
+async def migrated(database_url: str) -> str:
+    return await migrate_database(database_url)
+
+
+@pytest.fixture
+async def gateway(
+    tmp_path: Path, nats_server: EmbeddedNats, migrated: str, spans: InMemorySpanExporter
+) -> AsyncIterator[Gateway]:
+    async with gateway_for(gateway_settings(tmp_path, nats_server.url, migrated)) as running:
+        yield running
+
+
+async def test_accept_answers_202_and_queues_the_request_with_its_headers_and_bucket_entry(
+    gateway: Gateway,
+) -> None:
+    response = await gateway.submit(tools=["bandit", "ruff", "bandit"], priority="high")
+
+    assert response.status_code == 202, response.text
+    body = response.json()
+    task_id = body["task_id"]
+    assert response.headers["location"] == f"/api/tasks/{task_id}"
+    assert body["status"] == "pending"
+    assert (body["model_slug"], body["app_number"], body["analysis_type"]) == (MODEL, APP, "static")
+    assert body["tools"] == ["bandit", "ruff"]
+    assert body["priority"] == "high"
+    assert len(body["trace_id"]) == 32
+    assert body["links"] == {"self": f"/api/tasks/{task_id}", "events": f"/api/tasks/{task_id}/events"}
+
+    message = await gateway.js.get_last_msg(REQUESTS_STREAM, request_subject("high"))
+    request = decode_request(message.data)
+    assert request.task_id == task_id
+    assert request.tools == ["bandit", "ruff"]
+    assert request.deadline_s == gateway.settings.task_deadline_s
+    assert message.headers is not None
+    assert message.headers["Nats-Msg-Id"] == request.event_id
+    version, trace_id, _span_id, _flags = message.headers["traceparent"].split("-")
+    assert (version, trace_id) == ("00", body["trace_id"])
+
+    entry = await gateway.tasks.get(accepted_key(task_id))
+    assert entry.value is not None
+    assert decode_request(entry.value) == request
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "says"),
+    [
+        ({"model_slug": "../etc"}, "model_slug", "matching regex"),
+        ({"model_slug": "a..b"}, "model_slug", "'..'"),
+        ({"app_number": 0}, "app_number", ">= 1"),
+        ({"app_number": "one"}, "app_number", "Expected `int`"),
+        ({"analysis_type": "astrology"}, "analysis_type", "astrology"),
+        ({"priority": "asap"}, "priority", "asap"),
+        ({"tools": ["bandit", "nmap"]}, "tools", "nmap"),
+        ({"deadline_s": -1}, "deadline_s", "> 0"),
+        ({"target_urls": ["file:///etc/passwd"]}, "target_urls", "regex"),
+    ],
+)
+async def test_invalid_field_is_422_naming_the_field_and_nothing_is_queued(
+    gateway: Gateway, overrides: dict[str, object], field: str, says: str
+) -> None:
+    response = await gateway.submit(**overrides)
+
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["status_code"] == 422
+    assert body["errors"][0]["field"].startswith(field)
+    assert says in body["detail"] and field in body["detail"]
+    assert await gateway.requests_in_stream() == 0
+
+
+async def test_unknown_tool_names_the_allowed_tools(gateway: Gateway) -> None:
+    response = await gateway.submit(analysis_type="dynamic", tools=["bandit"])
+
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    assert "bandit" in detail and "allowed: reachability, security-headers" in detail
+
+
+async def test_malformed_json_is_422(gateway: Gateway) -> None:
+    response = await gateway.http.post(
+        "/api/analysis/run", content=b'{"model_slug": "x",', headers={"content-type": "application/json"}
+    )
+
+    assert response.status_code == 422, response.text
+    assert "not valid JSON" in response.json()["detail"]
+    assert await gateway.requests_in_stream() == 0
+
+
+async def test_unknown_app_is_404(gateway: Gateway) -> None:
+    response = await gateway.submit(app_number=7)
+
+    assert response.status_code == 404
+    assert response.json()["detail"] == f"app {MODEL}/app7 not found under the apps root"
+    assert await gateway.requests_in_stream() == 0
+
+
+async def test_get_right_after_accept_answers_pending_before_the_persister_has_it(gateway: Gateway) -> None:
+    task_id = (await gateway.submit(analysis_type="security")).json()["task_id"]
+
+    response = await gateway.http.get(f"/api/tasks/{task_id}")
+
+    assert response.status_code == 200, response.text
+    task = response.json()
+    assert (task["task_id"], task["status"], task["analysis_type"]) == (task_id, "pending", "security")
+    assert task["requested_tools"] == ["bandit", "semgrep", "detect-secrets", "pip-audit", "npm-audit"]
+    assert task["findings_count"] == 0 and task["tools"] == []
+
+
+async def test_get_answers_pending_even_when_the_database_is_not_migrated_yet(
+    tmp_path: Path, nats_server: EmbeddedNats, database_url: str
+) -> None:
+    async with gateway_for(gateway_settings(tmp_path, nats_server.url, database_url)) as gateway:
+        task_id = (await gateway.submit()).json()["task_id"]
+        response = await gateway.http.get(f"/api/tasks/{task_id}")
+        unknown = await gateway.http.get("/api/tasks/task_000000000000")
+
+    assert response.status_code == 200 and response.json()["status"] == "pending"
+    assert unknown.status_code == 503 and "database" in unknown.json()["detail"]
+
+
+async def insert_task(database_url: str, task_id: str, status: str = "completed") -> None:
+    """A task as the persister records it: the row, one service run, two tool runs and three findings."""
+    engine = create_engine(database_url)
+    now = datetime.now(UTC)
+    async with sessions(engine)() as session, session.begin():
+        session.add(
+            Task(
+                task_id=task_id,
+                model_slug=MODEL,
+                app_number=APP,
+                analysis_type="static",
+                priority="normal",
+                tools=["bandit", "ruff"],
+                services=["static"],
+                status=status,
+                status_reason=None,
+                progress_percent=100.0,
+                progress_message="done",
+                findings_count=3,
+                severity_breakdown={"high": 1, "low": 2},
+                result_dir=f"{MODEL}/app{APP}/task_static_x",
+                trace_id="ab" * 16,
+                worker="orchestrator-1",
+                created_at=now - timedelta(seconds=5),
+                started_at=now - timedelta(seconds=4),
+                finished_at=now,
+                updated_at=now,
+            )
+        )
+        await session.flush()
+        session.add(
+            ServiceRun(
+                task_id=task_id,
+                service="static",
+                status="success",
+                error=None,
+                findings_count=3,
+                event_id="e" * 32,
+                recorded_at=now,
+            )
+        )
+        for tool, count in (("bandit", 1), ("ruff", 2)):
+            session.add(
+                ToolRunRow(
+                    task_id=task_id,
+                    service="static",
+                    tool=tool,
+                    status="success",
+                    version="1.0",
+                    command=[tool, "."],
+                    exit_code=1,
+                    duration_s=0.5,
+                    files_analyzed=4,
+                    findings_count=count,
+                )
+            )
+        for tool, rule, severity, line in (
+            ("bandit", "B105", "high", 3),
+            ("ruff", "F401", "low", 1),
+            ("ruff", "E711", "low", 9),
+        ):
+            session.add(
+                FindingRow(
+                    task_id=task_id,
+                    service="static",
+                    tool=tool,
+                    rule_id=rule,
+                    severity=severity,
+                    category="quality",
+                    message=f"{rule} here",
+                    path="backend/app.py",
+                    line=line,
+                    fingerprint=fingerprint(tool, rule, "backend/app.py", f"line {line}"),
+                )
+            )
+    await engine.dispose()
+
+
+async def test_get_task_recorded_in_the_database_returns_its_fields(gateway: Gateway, migrated: str) -> None:
+    await insert_task(migrated, "task_0123456789ab")
+
+    task = (await gateway.http.get("/api/tasks/task_0123456789ab")).json()
+
+    assert task["status"] == "completed"
+    assert task["progress"] == {"percent": 100.0, "message": "done"}
+    assert task["findings_count"] == 3
+    assert task["severity_breakdown"] == {"critical": 0, "high": 1, "medium": 0, "low": 2, "info": 0}
+    assert task["findings_by_tool"] == {"bandit": 1, "ruff": 2}
+    assert task["services"] == [
+        {"service": "static", "status": "success", "error": None, "findings_count": 3}
+    ]
+    assert [(t["tool"], t["command"], t["exit_code"], t["files_analyzed"]) for t in task["tools"]] == [
+        ("bandit", ["bandit", "."], 1, 4),
+        ("ruff", ["ruff", "."], 1, 4),
+    ]
+    assert task["result_dir"] == f"{MODEL}/app{APP}/task_static_x"
+    assert task["trace_id"] == "ab" * 16
+    assert task["started_at"] and task["finished_at"]
+
+
+async def test_findings_are_paginated_and_filtered(gateway: Gateway, migrated: str) -> None:
+    await insert_task(migrated, "task_0123456789ab")
+
+    first = (await gateway.http.get("/api/tasks/task_0123456789ab/findings", params={"limit": 2})).json()
+    ruff = (await gateway.http.get("/api/tasks/task_0123456789ab/findings", params={"tool": "ruff"})).json()
+    high = (
+        await gateway.http.get("/api/tasks/task_0123456789ab/findings", params={"severity": "high"})
+    ).json()
+    bad = await gateway.http.get("/api/tasks/task_0123456789ab/findings", params={"severity": "dire"})
+
+    assert (first["total"], len(first["findings"])) == (3, 2)
+    assert first["findings"][0]["rule_id"] == "B105"  # most severe first
+    assert {f["rule_id"] for f in ruff["findings"]} == {"F401", "E711"}
+    assert [f["rule_id"] for f in high["findings"]] == ["B105"]
+    assert bad.status_code == 422
+
+
+async def test_task_list_filters_and_orders_newest_first(gateway: Gateway, migrated: str) -> None:
+    await insert_task(migrated, "task_000000000001")
+    await insert_task(migrated, "task_000000000002", status="running")
+
+    everything = (await gateway.http.get("/api/tasks")).json()
+    running = (await gateway.http.get("/api/tasks", params={"status": "running"})).json()
+    other_app = (await gateway.http.get("/api/tasks", params={"model_slug": MODEL, "app_number": 2})).json()
+
+    assert [t["task_id"] for t in everything["tasks"]] == ["task_000000000002", "task_000000000001"]
+    assert [t["task_id"] for t in running["tasks"]] == ["task_000000000002"]
+    assert other_app == {"tasks": [], "total": 0, "limit": 50, "offset": 0}
+
+
+async def test_unknown_task_is_404_and_malformed_id_is_422(gateway: Gateway) -> None:
+    unknown = await gateway.http.get("/api/tasks/task_ffffffffffff")
+    malformed = await gateway.http.get("/api/tasks/task_XYZ")
+
+    assert unknown.status_code == 404
+    assert malformed.status_code == 422
+    assert malformed.json()["errors"][0]["field"] == "task_id"
+
+
+async def test_cancel_publishes_on_the_cancel_subject_and_puts_the_marker(
+    gateway: Gateway, migrated: str
+) -> None:
+    task_id = (await gateway.submit()).json()["task_id"]
+    received = await gateway.nc.subscribe(cancel_subject(task_id))
+    await gateway.nc.flush()
+
+    response = await gateway.http.post(f"/api/tasks/{task_id}/cancel")
+
+    assert response.status_code == 202
+    assert response.json() == {"task_id": task_id, "status": "cancelling"}
+    message = await received.next_msg(timeout=5)
+    assert decode_cancel(message.data).task_id == task_id
+    marker = await gateway.tasks.get(cancel_key(task_id))
+    assert marker.value is not None and decode_cancel(marker.value).task_id == task_id
+
+    assert (await gateway.http.post("/api/tasks/task_ffffffffffff/cancel")).status_code == 404
+    await insert_task(migrated, "task_0123456789ab", status="completed")
+    finished = await gateway.http.post("/api/tasks/task_0123456789ab/cancel")
+    assert finished.status_code == 409 and "already completed" in finished.json()["detail"]
+    with pytest.raises(NotFoundError):
+        await gateway.tasks.get(cancel_key("task_0123456789ab"))
+
+
+async def test_readyz_is_503_naming_nats_when_the_server_is_stopped(
+    gateway: Gateway, nats_server: EmbeddedNats
+) -> None:
+    assert (await gateway.http.get("/readyz")).json() == {"status": "ready", "nats": "ok", "database": "ok"}
+
+    await nats_server.stop()
+    deadline = asyncio.get_running_loop().time() + 10
+    while (ready := await gateway.http.get("/readyz")).status_code == 200:
+        assert asyncio.get_running_loop().time() < deadline, "gateway still ready with NATS stopped"
+        await asyncio.sleep(0.1)
+
+    assert ready.status_code == 503
+    assert ready.json()["nats"].startswith("down") and ready.json()["database"] == "ok"
+    assert (await gateway.http.get("/healthz")).status_code == 200
+    refused = await gateway.submit()
+    assert refused.status_code == 503 and "NATS" in refused.json()["detail"]
+
+
+async def test_openapi_document_lists_every_route(gateway: Gateway) -> None:
+    document = (await gateway.http.get("/schema/openapi.json")).json()
+
+    assert {
+        "/api/analysis/run",
+        "/api/tasks",
+        "/api/tasks/{task_id}",
+        "/api/tasks/{task_id}/findings",
+        "/api/tasks/{task_id}/cancel",
+        "/api/tasks/{task_id}/events",
+        "/healthz",
+        "/readyz",
+    } <= set(document["paths"])
+    assert "post" in document["paths"]["/api/analysis/run"]

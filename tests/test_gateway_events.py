@@ -1,0 +1,148 @@
+"""Server-Sent Events replayed from the real ASSAY_EVENTS stream, and the trace the gateway starts for a request."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+from test_gateway_api import (
+    APP,
+    MODEL,
+    Gateway,
+    gateway_for,
+    gateway_settings,
+    migrate_database,
+    record_spans,
+)
+
+from shared.messages import TaskCompleted, TaskEvent, TaskProgress, TaskStarted, encode
+from shared.natsd import EmbeddedNats
+from shared.subjects import REQUESTS_STREAM, event_subject, request_subject
+from shared.tracing import TASK_ID_ATTRIBUTE
+
+
+@pytest.fixture
+def spans() -> InMemorySpanExporter:
+    exporter = record_spans()
+    exporter.clear()  # each test sees only its own spans
+    return exporter
+
+
+@pytest.fixture
+async def gateway(
+    tmp_path: Path, nats_server: EmbeddedNats, database_url: str, spans: InMemorySpanExporter
+) -> AsyncIterator[Gateway]:
+    settings = gateway_settings(tmp_path, nats_server.url, await migrate_database(database_url))
+    async with gateway_for(settings) as running:
+        yield running
+
+
+async def publish_event(gateway: Gateway, event: TaskEvent, kind: str) -> None:
+    await gateway.js.publish(
+        event_subject(event.task_id, kind), encode(event), headers={"Nats-Msg-Id": event.event_id}
+    )
+
+
+def about(task_id: str) -> dict[str, object]:
+    return {"task_id": task_id, "model_slug": MODEL, "app_number": APP, "analysis_type": "static"}
+
+
+async def read_frames(gateway: Gateway, task_id: str) -> list[tuple[str, dict[str, object]]]:
+    """Every frame of the SSE response, until the server ends it."""
+    frames: list[tuple[str, dict[str, object]]] = []
+    async with gateway.http.stream("GET", f"/api/tasks/{task_id}/events") as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        kind = None
+        async for line in response.aiter_lines():
+            if line.startswith("event: "):
+                kind = line.removeprefix("event: ")
+            elif line.startswith("data: "):
+                assert kind is not None
+                frames.append((kind, json.loads(line.removeprefix("data: "))))
+    return frames
+
+
+async def test_sse_replays_the_task_events_live_and_ends_at_the_terminal_one(gateway: Gateway) -> None:
+    task_id = (await gateway.submit()).json()["task_id"]
+    other_id = (await gateway.submit()).json()["task_id"]
+    await publish_event(gateway, TaskStarted(**about(task_id), services=["static"]), "started")
+    await publish_event(gateway, TaskStarted(**about(other_id), services=["static"]), "started")
+
+    reading = asyncio.create_task(read_frames(gateway, task_id))
+    await asyncio.sleep(0.3)  # the first event is replayed; the next ones arrive while the client listens
+    assert not reading.done(), "the stream ended before the terminal event"
+    await publish_event(
+        gateway, TaskProgress(**about(task_id), service="static", percent=50, message="ruff"), "progress"
+    )
+    await publish_event(
+        gateway, TaskCompleted(**about(task_id), status="completed", services=["static"]), "completed"
+    )
+    await publish_event(gateway, TaskProgress(**about(task_id), service="static", percent=99), "progress")
+    frames = await asyncio.wait_for(reading, 10)
+
+    assert [kind for kind, _ in frames] == ["started", "progress", "completed"]
+    assert all(data["task_id"] == task_id for _, data in frames)
+    assert frames[1][1]["percent"] == 50 and frames[1][1]["kind"] == "progress"
+
+
+async def test_sse_of_a_finished_task_replays_from_its_first_event(gateway: Gateway) -> None:
+    task_id = (await gateway.submit()).json()["task_id"]
+    await publish_event(gateway, TaskStarted(**about(task_id), services=["static"]), "started")
+    await publish_event(
+        gateway, TaskCompleted(**about(task_id), status="partial", services=["static"]), "completed"
+    )
+
+    frames = await asyncio.wait_for(read_frames(gateway, task_id), 10)
+
+    assert [(kind, data["status"] if kind == "completed" else None) for kind, data in frames] == [
+        ("started", None),
+        ("completed", "partial"),
+    ]
+
+
+async def test_sse_for_an_unknown_task_is_404(gateway: Gateway) -> None:
+    assert (await gateway.http.get("/api/tasks/task_aaaaaaaaaaaa/events")).status_code == 404
+
+
+async def test_request_span_continues_the_callers_traceparent_and_parents_the_publish_span(
+    gateway: Gateway, spans: InMemorySpanExporter
+) -> None:
+    caller_trace, caller_span = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    body = {"model_slug": MODEL, "app_number": APP, "analysis_type": "static", "priority": "low"}
+    response = await gateway.http.post(
+        "/api/analysis/run", json=body, headers={"traceparent": f"00-{caller_trace}-{caller_span}-01"}
+    )
+
+    assert response.status_code == 202
+    task_id = response.json()["task_id"]
+    assert response.json()["trace_id"] == caller_trace
+    mine = [span for span in spans.get_finished_spans() if span.context.trace_id == int(caller_trace, 16)]
+    [server] = [span for span in mine if span.kind == SpanKind.SERVER]
+    [producer] = [span for span in mine if span.kind == SpanKind.PRODUCER]
+    assert server.name == "POST /api/analysis/run"
+    assert server.parent is not None and server.parent.span_id == int(caller_span, 16)
+    assert server.attributes is not None and server.attributes[TASK_ID_ATTRIBUTE] == task_id
+    assert server.attributes["http.response.status_code"] == 202
+    assert producer.name == f"publish {request_subject('low')}"
+    assert producer.parent is not None and producer.parent.span_id == server.context.span_id
+    assert producer.attributes is not None
+    assert producer.attributes["messaging.system"] == "nats"
+    assert producer.attributes["messaging.destination.name"] == request_subject("low")
+    assert producer.attributes[TASK_ID_ATTRIBUTE] == task_id
+
+    message = await gateway.js.get_last_msg(REQUESTS_STREAM, request_subject("low"))
+    assert message.headers is not None
+    assert message.headers["traceparent"] == f"00-{caller_trace}-{producer.context.span_id:016x}-01"
+
+
+async def test_route_spans_are_named_by_their_template(gateway: Gateway, spans: InMemorySpanExporter) -> None:
+    await gateway.http.get("/api/tasks/task_bbbbbbbbbbbb")
+
+    names = [span.name for span in spans.get_finished_spans() if span.kind == SpanKind.SERVER]
+    assert "GET /api/tasks/{task_id}" in names
