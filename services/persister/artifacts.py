@@ -1,0 +1,35 @@
+"""Service results too large for a message, read back from the JetStream object store and checked."""
+
+from __future__ import annotations
+
+import hashlib
+
+import msgspec
+from nats.js import JetStreamContext
+
+from services.persister.outcomes import PoisonMessage
+from shared.messages import ArtifactRef
+from shared.protocol import ServiceResult
+
+
+class ArtifactMismatch(RuntimeError):
+    """The stored object differs from its reference (sha256); a retry may find the complete upload."""
+
+
+async def load_result(js: JetStreamContext, ref: ArtifactRef) -> ServiceResult:
+    """The ServiceResult stored under `ref`, after checking its sha256 (the integrity check that matters)."""
+    store = await js.object_store(ref.bucket)
+    stored = await store.get(ref.name)
+    data = stored.data or b""
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != ref.sha256.lower():
+        raise ArtifactMismatch(
+            f"artifact {ref.bucket}/{ref.name}: expected {ref.size} bytes with sha256 {ref.sha256}, "
+            f"got {len(data)} bytes with sha256 {digest}"
+        )
+    try:
+        return msgspec.json.decode(data, type=ServiceResult)
+    except msgspec.ValidationError as error:
+        raise PoisonMessage(f"artifact {ref.bucket}/{ref.name} is not a service result: {error}") from error
+    except msgspec.DecodeError as error:
+        raise PoisonMessage(f"artifact {ref.bucket}/{ref.name} is not JSON: {error}") from error

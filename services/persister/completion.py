@@ -1,0 +1,97 @@
+"""Finishing a task: its result folder first, then its row, then the staging is dropped.
+
+The order is what keeps the database and the files in agreement: a task is terminal in the database only once its
+folder is complete and renamed into place, and the row names that folder. Used for every terminal event, by the
+reaper, and when a message about a task has to be given up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from opentelemetry import trace
+
+from services.persister import database, document, folders, records, staging
+from services.persister.context import PersisterContext
+from services.persister.database import Outcome
+from services.persister.document import Ending
+from services.persister.records import TaskRecord
+from services.persister.staging import StagedService
+from shared.messages import TaskEvent, utcnow
+from shared.paths import result_dir, result_folder_name
+from shared.tracing import TASK_ID_ATTRIBUTE
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer("services.persister")
+
+
+async def present_services(ctx: PersisterContext, task_id: str) -> dict[str, StagedService]:
+    """Services whose outcome is both staged (for the folder) and recorded (in the database)."""
+    staged = await staging.staged_services(ctx.results_root, task_id)
+    recorded = await records.recorded_services(ctx.sessions, task_id)
+    return {name: item for name, item in staged.items() if name in recorded}
+
+
+async def finish(
+    ctx: PersisterContext,
+    task: TaskRecord,
+    ending: Ending,
+    services: list[StagedService],
+    event_id: str | None = None,
+    kind: str = "completed",
+) -> str | None:
+    """Write the task's result folder, then record the ending; returns the folder relative to the results root.
+
+    When the task was finished already (by a duplicate event, the reaper, another replica) nothing is written and
+    the folder already recorded is returned.
+    """
+    async with ctx.finishing:
+        current = await records.load_task(ctx.sessions, task.task_id) or task
+        if current.finished:
+            await staging.discard(ctx.results_root, task.task_id)
+            return current.result_dir
+        folder_name = result_folder_name(current.analysis_type, current.task_id, current.created_at)
+        final = result_dir(ctx.results_root, current.model_slug, current.app_number, folder_name)
+        relative = final.relative_to(ctx.results_root.resolve()).as_posix()
+        rendered = await asyncio.to_thread(document.render, current, ending, services)
+        attributes = {TASK_ID_ATTRIBUTE: current.task_id, "assay.result_dir": relative}
+        with tracer.start_as_current_span("results.write", attributes=attributes) as span:
+            written = await folders.write_folder(final, rendered.files)
+            span.set_attribute("assay.files", len(rendered.files))
+            span.set_attribute("assay.folder_existed", not written)
+        if not written:
+            # A crash between the rename and the row update left a complete folder: keep it, record it.
+            log.info("result folder %s exists already; recording it", relative, extra={"task_id": current.task_id})
+        outcome = Outcome(
+            status=ending.status,
+            reason=ending.reason,
+            finished_at=ending.finished_at,
+            findings_count=rendered.findings_count,
+            severity_breakdown=rendered.severity_breakdown,
+            result_dir=relative,
+        )
+        db_attributes = {TASK_ID_ATTRIBUTE: current.task_id, "db.system": ctx.db_system, "db.operation": "UPDATE"}
+        with tracer.start_as_current_span("db.write outcome", attributes=db_attributes):
+            recorded = await database.record_outcome(ctx.sessions, current.task_id, outcome, event_id, kind)
+        await staging.discard(ctx.results_root, current.task_id)
+        if recorded:
+            log.info(
+                "task %s %s: %d findings in %s", current.task_id, ending.status, rendered.findings_count, relative,
+                extra={"task_id": current.task_id, "status": ending.status},
+            )
+        return relative
+
+
+async def fail_task(ctx: PersisterContext, task_id: str, reason: str, event: TaskEvent | None = None) -> None:
+    """End the task as `failed` with `reason` (and a result folder), unless it has ended already."""
+    task = await records.load_task(ctx.sessions, task_id)
+    if task is None and event is not None:
+        task = await database.ensure_task(ctx.sessions, event)
+    if task is None:
+        log.warning("cannot fail unknown task %s: %s", task_id, reason, extra={"task_id": task_id})
+        return
+    if task.finished:
+        return
+    services = await present_services(ctx, task_id)
+    await finish(ctx, task, Ending("failed", reason, utcnow()), list(services.values()), kind="failed")

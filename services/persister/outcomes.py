@@ -1,0 +1,34 @@
+"""What handling one message can end in besides a plain ack, and what the handler is told about the delivery."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """The facts of one delivery that handlers act on, without knowing NATS."""
+
+    subject: str
+    deliveries: int  # 1 on the first delivery
+    trace_id: str | None  # of the incoming traceparent header, when there is one
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Not yet: hand the message back to be delivered again after `delay_s`."""
+
+    delay_s: float
+    reason: str
+
+
+class PoisonMessage(ValueError):
+    """A message no retry can fix (undecodable, invalid, corrupt): it goes to the DLQ at once."""
+
+
+MAX_BACKOFF_S = 30.0
+
+
+def backoff_s(deliveries: int) -> float:
+    """Delay before the next delivery: 1 s, 2 s, 4 s … doubling with each delivery, at most 30 s."""
+    return min(MAX_BACKOFF_S, 2.0 ** max(0, deliveries - 1))

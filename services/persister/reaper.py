@@ -1,0 +1,56 @@
+"""The reaper: a `running` task that has heard nothing from its orchestrator for too long is failed, with a folder.
+
+An orchestrator that dies mid-task sends no terminal event; without this the task would stay `running` forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import timedelta
+
+from opentelemetry import trace
+
+from services.persister import records
+from services.persister.completion import fail_task
+from services.persister.context import PersisterContext
+from shared.messages import utcnow
+from shared.tracing import TASK_ID_ATTRIBUTE
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer("services.persister")
+
+REAP_INTERVAL_S = 30.0
+
+
+def stale_reason(stale_after_s: float) -> str:
+    return f"no event from the orchestrator for {stale_after_s:g} s"
+
+
+async def reap_once(ctx: PersisterContext, stale_after_s: float) -> list[str]:
+    """Fail every running task with no update for `stale_after_s`; returns their ids."""
+    cutoff = utcnow() - timedelta(seconds=stale_after_s)
+    reaped = []
+    for task_id in await records.stale_running_tasks(ctx.sessions, cutoff):
+        task = await records.load_task(ctx.sessions, task_id)
+        if task is None or task.status != "running" or (task.updated_at and task.updated_at >= cutoff):
+            continue  # an event arrived since the query
+        with tracer.start_as_current_span("reap task", attributes={TASK_ID_ATTRIBUTE: task_id}):
+            log.warning("task %s is stale: %s", task_id, stale_reason(stale_after_s), extra={"task_id": task_id})
+            await fail_task(ctx, task_id, stale_reason(stale_after_s))
+        reaped.append(task_id)
+    return reaped
+
+
+async def run_reaper(
+    ctx: PersisterContext, stale_after_s: float, stop: asyncio.Event, interval_s: float = REAP_INTERVAL_S
+) -> None:
+    """Reap every `interval_s` until `stop` is set; one failed round is logged and the next one tries again."""
+    while not stop.is_set():
+        try:
+            await reap_once(ctx, stale_after_s)
+        except Exception:
+            log.exception("reaper round failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval_s)

@@ -1,0 +1,92 @@
+"""Reading the tables: what the persister knows of a task, and the questions its handlers ask before writing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared.messages import TERMINAL_STATUSES, utcnow
+from shared.models import ProcessedEvent, ServiceRun, Task
+
+Sessions = async_sessionmaker[AsyncSession]
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    """What the persister knows of one task (a detached copy of its row)."""
+
+    task_id: str
+    model_slug: str
+    app_number: int
+    analysis_type: str
+    priority: str
+    tools: list[str]
+    services: list[str]
+    status: str
+    status_reason: str | None
+    created_at: datetime
+    started_at: datetime | None
+    worker: str | None
+    trace_id: str | None
+    result_dir: str | None
+    updated_at: datetime | None = None
+
+    @property
+    def finished(self) -> bool:
+        """Terminal and its result folder named: nothing more will be written for it."""
+        return self.status in TERMINAL_STATUSES and self.result_dir is not None
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """SQLite hands datetimes back without a zone; everything Assay stores is UTC."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def record_of(task: Task) -> TaskRecord:
+    return TaskRecord(
+        task_id=task.task_id,
+        model_slug=task.model_slug,
+        app_number=task.app_number,
+        analysis_type=task.analysis_type,
+        priority=task.priority,
+        tools=list(task.tools or []),
+        services=list(task.services or []),
+        status=task.status,
+        status_reason=task.status_reason,
+        created_at=as_utc(task.created_at) or utcnow(),
+        started_at=as_utc(task.started_at),
+        worker=task.worker,
+        trace_id=task.trace_id,
+        result_dir=task.result_dir,
+        updated_at=as_utc(task.updated_at),
+    )
+
+
+async def load_task(sessions: Sessions, task_id: str) -> TaskRecord | None:
+    async with sessions() as session:
+        task = await session.get(Task, task_id)
+        return record_of(task) if task is not None else None
+
+
+async def is_processed(sessions: Sessions, event_id: str) -> bool:
+    """Whether the event was applied already (its effects are in the database)."""
+    async with sessions() as session:
+        return await session.get(ProcessedEvent, event_id) is not None
+
+
+async def recorded_services(sessions: Sessions, task_id: str) -> set[str]:
+    """Services whose outcome is in the database for the task."""
+    async with sessions() as session:
+        return set((await session.scalars(select(ServiceRun.service).where(ServiceRun.task_id == task_id))).all())
+
+
+async def stale_running_tasks(sessions: Sessions, older_than: datetime) -> list[str]:
+    """Ids of `running` tasks with no update since `older_than`."""
+    async with sessions() as session:
+        query = select(Task.task_id).where(Task.status == "running", Task.updated_at < older_than)
+        return list((await session.scalars(query)).all())

@@ -1,0 +1,49 @@
+"""The persister wired together: schema, streams and consumers declared, then the two pull loops and the reaper
+run until `stop` is set. `__main__` calls this; tests run it in-process as an asyncio task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from nats.aio.client import Client
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.persister.consumer import CONSUMERS, declare, pull_loop
+from services.persister.context import PersisterContext
+from services.persister.reaper import REAP_INTERVAL_S, run_reaper
+from shared.config import Settings
+from shared.database import migrate, sessions
+
+log = logging.getLogger(__name__)
+
+
+async def run(
+    nc: Client,
+    engine: AsyncEngine,
+    settings: Settings,
+    stop: asyncio.Event,
+    reap_interval_s: float = REAP_INTERVAL_S,
+) -> None:
+    """Run the persister on `nc` and `engine` until `stop` is set."""
+    await migrate(engine)
+    js = nc.jetstream()
+    await declare(js, settings.ack_wait_s, settings.max_deliver)
+    ctx = PersisterContext(
+        js=js,
+        sessions=sessions(engine),
+        results_root=settings.results_dir,
+        max_deliver=settings.max_deliver,
+        ack_wait_s=settings.ack_wait_s,
+        db_system=engine.dialect.name,
+    )
+    loops = [asyncio.create_task(pull_loop(ctx, spec, stop), name=spec.durable) for spec in CONSUMERS]
+    loops.append(asyncio.create_task(run_reaper(ctx, settings.stale_task_s, stop, reap_interval_s), name="reaper"))
+    log.info("persister running; results under %s", settings.results_dir)
+    try:
+        await asyncio.gather(*loops)
+    finally:
+        for task in loops:
+            task.cancel()
+        await asyncio.gather(*loops, return_exceptions=True)

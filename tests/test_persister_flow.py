@@ -1,0 +1,273 @@
+"""The persister end to end in-process: real nats-server, real SQLite file, real result folders.
+
+Messages are published with nats-py to the real streams, as the gateway and the orchestrator publish them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import msgspec
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+from sqlalchemy import select
+from test_persister_support import (
+    APP,
+    MODEL,
+    Harness,
+    eventually,
+    expected_folder_name,
+    files_under,
+    publish_scenario,
+    read_json,
+    result_folder,
+    running_persister,
+    scenario,
+    service_result,
+    sha256_of,
+)
+
+from shared.database import sessions
+from shared.findings import SEVERITIES
+from shared.messages import ArtifactRef, new_event_id
+from shared.models import ServiceRun
+from shared.natsd import EmbeddedNats
+from shared.streams import artifacts_bucket
+from shared.subjects import ARTIFACTS_BUCKET, EVENTS_STREAM, PERSISTER_EVENTS_DURABLE, event_subject
+
+PRIMARY_KEYS = {
+    "task_id", "model_slug", "app_number", "analysis_type", "timestamp", "metadata", "results", "summary",
+    "schema_version", "trace_id",
+}
+RESULTS_KEYS = {"findings", "tools_used", "tool_results", "raw_outputs", "summary", "success"}
+SUMMARY_KEYS = {"total_findings", "services_executed", "tools_executed", "status", "severity_breakdown",
+                "findings_by_tool"}
+METADATA_KEYS = {"priority", "tools", "services", "started_at", "finished_at", "duration_s", "status_reason", "worker",
+                 "assay_version"}
+TOOL_RECORD_KEYS = {"tool", "status", "version", "command", "exit_code", "duration_s", "files_analyzed",
+                    "findings_count", "reason", "service"}
+
+
+@pytest.fixture
+async def harness(nats_server: EmbeddedNats, database_url: str, tmp_path: Path) -> AsyncIterator[Harness]:
+    async with running_persister(nats_server.url, database_url, tmp_path) as running:
+        yield running
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    """Finished spans of this process, collected in memory (added to the SDK provider, installing one if needed)."""
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        provider = TracerProvider()
+        trace.set_tracer_provider(provider)
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    yield exporter
+    exporter.shutdown()  # the processor stays attached to the global provider but exports nothing more
+
+
+def app_folders(harness: Harness) -> list[Path]:
+    return sorted((harness.results_dir / MODEL / f"app{APP}").iterdir())
+
+
+async def test_happy_path_records_every_finding_and_writes_a_complete_folder(harness: Harness) -> None:
+    case = scenario()  # 250 findings: more than any cap the old system applied
+    task_id = case.request.task_id
+    await publish_scenario(harness, case)
+
+    task = await harness.wait_status(task_id, "completed")
+    assert task.status_reason is None
+    assert task.trace_id == case.trace_id
+    assert task.worker == "test:1"
+    assert task.started_at is not None and task.finished_at is not None
+    assert task.findings_count == 250
+    assert task.severity_breakdown == {level: 50 for level in SEVERITIES}
+    folder_name = expected_folder_name(task_id, "security", case.request.occurred_at)
+    assert task.result_dir == f"{MODEL}/app{APP}/{folder_name}"
+    assert await harness.counts(task_id) == {"service_runs": 1, "tool_runs": 3, "findings": 250}
+
+    folder = result_folder(harness, task)
+    primary = f"{MODEL}_app{APP}_{task_id}.json"
+    assert files_under(folder) == {primary, "services/static.json", "consolidated.sarif.json", "manifest.json"}
+
+    document = read_json(folder / primary)
+    assert set(document) == PRIMARY_KEYS
+    assert (document["task_id"], document["model_slug"], document["app_number"]) == (task_id, MODEL, APP)
+    assert document["trace_id"] == case.trace_id
+    assert METADATA_KEYS <= set(document["metadata"])
+    assert document["metadata"]["worker"] == "test:1"
+    results = document["results"]
+    assert set(results) == RESULTS_KEYS
+    assert len(results["findings"]) == 250
+    assert {finding["service"] for finding in results["findings"]} == {"static"}
+    assert results["tools_used"] == ["bandit", "ruff"]
+    assert set(results["tool_results"]) == {"bandit", "ruff", "semgrep"}
+    assert all(set(record) == TOOL_RECORD_KEYS for record in results["tool_results"].values())
+    assert results["tool_results"]["bandit"]["command"] == ["bandit", "-r", "-f", "json", "."]
+    assert results["tool_results"]["semgrep"]["status"] == "skipped"
+    assert results["tool_results"]["semgrep"]["reason"]
+    assert results["raw_outputs"] == {"bandit": "b" * 64, "ruff": "r" * 64}
+    assert results["success"] is True
+    assert set(document["summary"]) == SUMMARY_KEYS
+    assert document["summary"] == results["summary"]
+    assert document["summary"]["total_findings"] == 250
+    assert document["summary"]["services_executed"] == 1
+    assert document["summary"]["tools_executed"] == 2
+    assert document["summary"]["status"] == "completed"
+    assert document["summary"]["severity_breakdown"] == {level: 50 for level in SEVERITIES}
+    assert document["summary"]["findings_by_tool"] == {"bandit": 125, "ruff": 125}
+
+    service = read_json(folder / "services" / "static.json")
+    assert service["status"] == "success" and service["error"] is None
+    assert len(service["findings"]) == 250 and service["sarif"]["runs"] and service["raw_outputs"]["bandit"]
+
+    sarif = read_json(folder / "consolidated.sarif.json")
+    assert sarif["version"] == "2.1.0"
+    assert {run["tool"]["driver"]["name"] for run in sarif["runs"]} == {"bandit", "ruff"}
+    assert sum(len(run["results"]) for run in sarif["runs"]) == 250
+
+    manifest = read_json(folder / "manifest.json")
+    assert manifest["primary_result"] == primary
+    assert (manifest["task_id"], manifest["trace_id"]) == (task_id, case.trace_id)
+    assert {entry["path"] for entry in manifest["files"]} == files_under(folder) - {"manifest.json"}
+    for entry in manifest["files"]:
+        assert entry["sha256"] == sha256_of(folder / entry["path"]), entry["path"]
+        assert entry["size"] == (folder / entry["path"]).stat().st_size
+
+    assert not (harness.results_dir / ".staging" / task_id).exists()
+    assert [path.name for path in app_folders(harness)] == [folder_name]  # no `.tmp-` left behind
+
+
+async def test_service_and_completed_delivered_twice_leave_one_row_set_and_one_folder(harness: Harness) -> None:
+    case = scenario(result=service_result(count=120))
+    task_id = case.request.task_id
+    again = dataclasses.replace(
+        case,
+        service=msgspec.structs.replace(case.service, event_id=new_event_id()),
+        completed=msgspec.structs.replace(case.completed, event_id=new_event_id()),
+    )
+    await harness.publish_request(case.request, case.parent)
+    await harness.publish_event(case.started, case.parent)
+    await harness.publish_event(case.service, case.parent)
+    await harness.publish_event(again.service, case.parent)  # a retried orchestrator: same result, new id
+    await harness.drained()
+    assert await harness.counts(task_id) == {"service_runs": 1, "tool_runs": 3, "findings": 120}
+    async with sessions(harness.engine)() as session:  # the second outcome replaced the first
+        assert await session.scalar(select(ServiceRun.event_id).where(ServiceRun.task_id == task_id)) == (
+            again.service.event_id
+        )
+    await harness.publish_event(case.completed, case.parent)
+    await harness.publish_event(again.completed, case.parent)
+    await harness.wait_status(task_id, "completed")
+    # The same ids once more, as they arrive beyond JetStream's two-minute duplicate window (no Nats-Msg-Id).
+    for event in (case.service, case.completed, again.service, again.completed):
+        await harness.publish_event(event, case.parent, dedup=False)
+    await harness.drained()
+
+    assert await harness.counts(task_id) == {"service_runs": 1, "tool_runs": 3, "findings": 120}
+    task = await harness.task(task_id)
+    assert task is not None and task.status == "completed" and task.findings_count == 120
+    assert len(app_folders(harness)) == 1
+    assert len(read_json(result_folder(harness, task) / f"{MODEL}_app{APP}_{task_id}.json")["results"]["findings"]) == 120
+    assert not (harness.results_dir / ".staging" / task_id).exists()
+
+
+async def test_large_result_is_read_back_from_the_object_store(harness: Harness) -> None:
+    big = service_result(count=1000, raw_size=5 * 1024 * 1024)  # 10 MB of raw output: above the 8 MB max payload
+    case = scenario(result=big)
+    task_id = case.request.task_id
+    data = msgspec.json.encode(big)
+    assert len(data) > harness.client.max_payload
+    name = f"{task_id}/static.json"
+    await (await artifacts_bucket(harness.js)).put(name, data)
+    reference = ArtifactRef(bucket=ARTIFACTS_BUCKET, name=name, size=len(data), sha256=hashlib.sha256(data).hexdigest())
+    case = dataclasses.replace(case, service=msgspec.structs.replace(case.service, result=None, artifact=reference))
+    await publish_scenario(harness, case)
+
+    task = await harness.wait_status(task_id, "completed", timeout_s=30)
+    assert await harness.counts(task_id) == {"service_runs": 1, "tool_runs": 3, "findings": 1000}
+    document = read_json(result_folder(harness, task) / f"{MODEL}_app{APP}_{task_id}.json")
+    assert len(document["results"]["findings"]) == 1000
+    assert document["results"]["raw_outputs"]["bandit"] == "b" * (5 * 1024 * 1024)
+
+
+async def test_completed_before_its_service_event_still_ends_with_a_complete_folder(harness: Harness) -> None:
+    case = scenario()
+    task_id = case.request.task_id
+    await harness.publish_request(case.request, case.parent)
+    await harness.publish_event(case.started, case.parent)
+    await harness.publish_event(case.completed, case.parent)  # the terminal event first …
+
+    async def terminal_held_back() -> bool:  # delivered once and handed back to wait for its service event
+        info = await harness.js.consumer_info(EVENTS_STREAM, PERSISTER_EVENTS_DURABLE)
+        return info.num_pending == 0 and info.num_ack_pending >= 1
+
+    await eventually(terminal_held_back, 5, "the terminal event was not held back")
+    await harness.publish_event(case.service, case.parent)  # … its service event after it
+
+    task = await harness.wait_status(task_id, "completed", "partial")
+    assert task.status == "completed" and task.status_reason is None
+    folder = result_folder(harness, task)
+    assert "services/static.json" in files_under(folder)
+    assert read_json(folder / f"{MODEL}_app{APP}_{task_id}.json")["summary"]["total_findings"] == 250
+    assert await harness.counts(task_id) == {"service_runs": 1, "tool_runs": 3, "findings": 250}
+
+
+async def test_terminal_event_stops_waiting_for_a_missing_service_and_ends_partial(
+    nats_server: EmbeddedNats, database_url: str, tmp_path: Path
+) -> None:
+    async with running_persister(nats_server.url, database_url, tmp_path, max_deliver=3) as harness:
+        case = scenario()
+        task_id = case.request.task_id
+        completed = msgspec.structs.replace(case.completed, services=["static", "dynamic"])
+        await harness.publish_request(case.request, case.parent)
+        await harness.publish_event(case.started, case.parent)
+        await harness.publish_event(case.service, case.parent)
+        await harness.publish_event(completed, case.parent)  # `dynamic` never sends its service event
+
+        task = await harness.wait_status(task_id, "partial", "completed", timeout_s=20)
+        assert task.status == "partial"
+        assert "dynamic" in (task.status_reason or "")
+        folder = result_folder(harness, task)
+        assert {path for path in files_under(folder) if path.startswith("services/")} == {"services/static.json"}
+        assert read_json(folder / f"{MODEL}_app{APP}_{task_id}.json")["summary"]["status"] == "partial"
+
+
+async def test_spans_continue_the_incoming_trace_with_db_and_folder_children(
+    harness: Harness, spans: InMemorySpanExporter
+) -> None:
+    case = scenario(result=service_result(count=5))
+    task_id = case.request.task_id
+    parent_span_id = int(case.parent.split("-")[2], 16)
+    await publish_scenario(harness, case)
+    await harness.wait_status(task_id, "completed")
+    completed_subject = event_subject(task_id, "completed")
+
+    def mine() -> list:
+        return [span for span in spans.get_finished_spans() if format(span.context.trace_id, "032x") == case.trace_id]
+
+    async def complete() -> bool:
+        names = {span.name for span in mine()}
+        return {f"process {completed_subject}", "results.write", "db.write outcome", "db.write service"} <= names
+
+    await eventually(complete, 5, "the persister's spans did not arrive")
+    by_name = {span.name: span for span in mine()}
+    process = by_name[f"process {completed_subject}"]
+    assert process.kind == SpanKind.CONSUMER
+    assert process.parent is not None and process.parent.span_id == parent_span_id
+    assert process.attributes["messaging.system"] == "nats"
+    assert process.attributes["messaging.destination.name"] == completed_subject
+    assert process.attributes["assay.task_id"] == task_id
+    for child in ("results.write", "db.write outcome"):
+        assert by_name[child].parent.span_id == process.context.span_id, child
+        assert by_name[child].attributes["assay.task_id"] == task_id
+    service_process = by_name[f"process {event_subject(task_id, 'service')}"]
+    assert by_name["db.write service"].parent.span_id == service_process.context.span_id
