@@ -39,6 +39,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ai_api_key: str | None  # ASSAY_AI_API_KEY (or OPENROUTER_API_KEY)
     ai_model: str  # ASSAY_AI_MODEL
     ai_timeout_s: float  # ASSAY_AI_TIMEOUT_S
+    # Load generator defaults (the performance analyzer's `load` tool); a request's options.load overrides them.
+    perf_requests: int = 200  # ASSAY_PERF_REQUESTS: requests per URL
+    perf_concurrency: int = 10  # ASSAY_PERF_CONCURRENCY: requests in flight per URL
+    perf_duration_s: float = 10.0  # ASSAY_PERF_DURATION_S: cap on the time spent issuing requests to one URL
+    perf_timeout_s: float = 5.0  # ASSAY_PERF_TIMEOUT_S: timeout of one request
+    perf_error_rate: float = 0.05  # ASSAY_PERF_ERROR_RATE: error rate above which a URL gets a finding
+    perf_p99_ms: float = 1000.0  # ASSAY_PERF_P99_MS: p99 latency above which a URL gets a finding
 
 
 def _path(env: Mapping[str, str], name: str, default: str) -> Path:
@@ -83,4 +90,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ai_api_key=env.get("ASSAY_AI_API_KEY") or env.get("OPENROUTER_API_KEY") or None,
         ai_model=env.get("ASSAY_AI_MODEL") or "openai/gpt-4o-mini",
         ai_timeout_s=float(env.get("ASSAY_AI_TIMEOUT_S") or 120),
+        perf_requests=int(env.get("ASSAY_PERF_REQUESTS") or 200),
+        perf_concurrency=int(env.get("ASSAY_PERF_CONCURRENCY") or 10),
+        perf_duration_s=float(env.get("ASSAY_PERF_DURATION_S") or 10),
+        perf_timeout_s=float(env.get("ASSAY_PERF_TIMEOUT_S") or 5),
+        perf_error_rate=float(env.get("ASSAY_PERF_ERROR_RATE") or 0.05),
+        perf_p99_ms=float(env.get("ASSAY_PERF_P99_MS") or 1000),
     )

@@ -1,0 +1,144 @@
+"""What every HTTP check shares: its version, its findings anchored on URLs, its run record and replay command.
+
+A check has no subprocess of its own, so the `command` it records is the one that re-runs exactly this check
+against the same targets with the same options (`python -m services.analyzers.<service>.replay …`), which prints
+the same kind of record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
+from typing import Any
+
+import httpx
+import msgspec
+
+from services.analyzers.base.job import Job
+from services.analyzers.base.tool import ToolOutput
+from services.analyzers.dynamic.client import Fetched, http_client
+from shared.findings import Finding, Severity, ToolRun, fingerprint
+from shared.protocol import ToolHealth
+
+
+def _version() -> str:
+    try:
+        own = package_version("assay")
+    except PackageNotFoundError:
+        own = "dev"
+    return f"assay {own} (httpx {httpx.__version__})"
+
+
+VERSION = _version()
+
+
+def http_finding(
+    tool: str,
+    rule_id: str,
+    severity: Severity,
+    message: str,
+    url: str,
+    *,
+    anchor: str,
+    category: str = "http",
+    cwe: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Finding:
+    """A finding about a URL. `anchor` (a header or cookie name, a path) keeps the fingerprint stable when the
+    figures in the message change from run to run."""
+    return Finding(
+        tool=tool,
+        rule_id=rule_id,
+        severity=severity,
+        message=message,
+        path=url,
+        category=category,
+        cwe=cwe,
+        fingerprint=fingerprint(tool, rule_id, url, anchor),
+        extra=extra or {},
+    )
+
+
+def replay_command(
+    service: str, tool: str, job: Job, targets: list[str], options: dict[str, Any]
+) -> list[str]:
+    """The argv that re-runs one check: the targets it probed and the options it used, spelled out."""
+    argv = [
+        "python",
+        "-m",
+        f"services.analyzers.{service}.replay",
+        tool,
+        "--model",
+        job.model_slug,
+        "--app",
+        str(job.app_number),
+    ]
+    for url in targets:
+        argv += ["--target", url]
+    if options:
+        argv += ["--options", json.dumps({tool: options}, sort_keys=True)]
+    return argv
+
+
+class Check(msgspec.Struct, kw_only=True):
+    """What a check found: findings, measurements, the URLs it checked and every exchange it made."""
+
+    findings: list[Finding]
+    metrics: dict[str, Any]
+    targets: list[str]
+    exchanges: list[Fetched]
+
+
+def exchange_log(exchanges: list[Fetched]) -> str:
+    """The raw output of a check: each request and its answer's status and headers (bodies left out)."""
+    return msgspec.json.encode([exchange.summary() for exchange in exchanges]).decode()
+
+
+class HttpTool:
+    """Base of the dynamic checks: probe, timeout, client and run record; subclasses implement `check`."""
+
+    name = ""
+    service = "dynamic"
+
+    async def probe(self) -> ToolHealth:
+        return ToolHealth(name=self.name, available=True, version=VERSION)
+
+    async def check(self, job: Job, client: httpx.AsyncClient) -> Check:
+        raise NotImplementedError
+
+    async def run(self, job: Job) -> ToolOutput:
+        """Run `check` within the tool's timeout; SkipTool raised by it reaches the runner as `skipped`."""
+        started = time.monotonic()
+        timeout_s = job.tool_timeout_s(self.name)
+        options = job.tool_options(self.name)
+        try:
+            async with asyncio.timeout(timeout_s), http_client() as client:
+                result = await self.check(job, client)
+        except TimeoutError:
+            run = ToolRun(
+                tool=self.name,
+                status="timeout",
+                version=VERSION,
+                command=replay_command(self.service, self.name, job, job.target_urls, options),
+                duration_s=round(time.monotonic() - started, 3),
+                reason=f"no result within {timeout_s:.1f} s",
+            )
+            return ToolOutput(run=run)
+        run = ToolRun(
+            tool=self.name,
+            status="success",
+            version=VERSION,
+            command=replay_command(self.service, self.name, job, result.targets, options),
+            duration_s=round(time.monotonic() - started, 3),
+            files_analyzed=len(result.targets),
+            findings_count=len(result.findings),
+        )
+        return ToolOutput(
+            run=run,
+            findings=result.findings,
+            raw_output=exchange_log(result.exchanges),
+            metrics=result.metrics,
+        )

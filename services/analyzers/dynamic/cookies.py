@@ -1,0 +1,132 @@
+"""Cookie flags: every Set-Cookie the app sends to a plain GET of its targets and of its promised GET endpoints.
+
+Per cookie (once per target, however many pages set it): HttpOnly and SameSite always, Secure on https.
+Only GET is sent, so this check changes nothing in the app.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlparse
+
+import httpx
+import msgspec
+
+from services.analyzers.base.job import Job
+from services.analyzers.dynamic.check import Check, HttpTool, http_finding
+from services.analyzers.dynamic.client import fetch, join_url
+from services.analyzers.dynamic.requirements import promised_get_paths
+from services.analyzers.dynamic.targets import backend_target, reachable_targets
+from shared.findings import Finding, Severity
+
+MAX_ENDPOINTS = 20
+# Names that usually carry a session or credential: script access to these is the classic XSS payoff.
+SENSITIVE_NAME = re.compile(r"sess|token|auth|jwt|sid|login|remember|csrf|xsrf", re.IGNORECASE)
+
+
+class Cookie(msgspec.Struct, frozen=True):
+    name: str
+    attributes: dict[str, str]  # lower-cased attribute name → value ("" for flags)
+
+
+def parse_set_cookie(header: str) -> Cookie:
+    """The cookie's name and attributes from one Set-Cookie header value."""
+    first, *rest = header.split(";")
+    name = first.split("=", 1)[0].strip()
+    attributes = {}
+    for part in rest:
+        key, _, value = part.strip().partition("=")
+        if key:
+            attributes[key.strip().lower()] = value.strip()
+    return Cookie(name, attributes)
+
+
+def redact(header: str) -> str:
+    """The Set-Cookie header with the cookie's value hidden: findings must not carry session tokens."""
+    first, sep, rest = header.partition(";")
+    name = first.split("=", 1)[0].strip()
+    return f"{name}=<redacted>{sep}{rest}"
+
+
+class Cookies(HttpTool):
+    name = "cookies"
+
+    def judge(self, cookie: Cookie, header: str, url: str) -> list[Finding]:
+        https = urlparse(url).scheme == "https"
+        samesite = cookie.attributes.get("samesite", "").lower()
+        secure = "secure" in cookie.attributes
+        problems: list[tuple[str, Severity, str, str]] = []  # rule id, severity, message, CWE
+        if https and not secure:
+            problems.append(
+                (
+                    "cookie-missing-secure",
+                    "medium",
+                    f"Cookie '{cookie.name}' lacks Secure: it is also sent over plain HTTP",
+                    "CWE-614",
+                )
+            )
+        if "httponly" not in cookie.attributes:
+            severity = "medium" if SENSITIVE_NAME.search(cookie.name) else "low"
+            problems.append(
+                (
+                    "cookie-missing-httponly",
+                    severity,
+                    f"Cookie '{cookie.name}' lacks HttpOnly: page scripts can read it",
+                    "CWE-1004",
+                )
+            )
+        if "samesite" not in cookie.attributes:
+            problems.append(
+                (
+                    "cookie-missing-samesite",
+                    "low",
+                    f"Cookie '{cookie.name}' lacks SameSite: it rides along on cross-site requests",
+                    "CWE-1275",
+                )
+            )
+        elif samesite == "none" and not secure:
+            problems.append(
+                (
+                    "cookie-samesite-none-without-secure",
+                    "medium",
+                    f"Cookie '{cookie.name}' is SameSite=None without Secure (browsers reject it)",
+                    "CWE-1275",
+                )
+            )
+        return [
+            http_finding(
+                self.name,
+                rule_id,
+                severity,
+                message,
+                url,
+                anchor=cookie.name,
+                cwe=cwe,
+                extra={"cookie": cookie.name, "set_cookie": redact(header)},
+            )
+            for rule_id, severity, message, cwe in problems
+        ]
+
+    async def check(self, job: Job, client: httpx.AsyncClient) -> Check:
+        targets = await reachable_targets(job, client)
+        exchanges = list(targets)
+        backend = backend_target([t.url for t in targets], job.app_dir)
+        for path in (await promised_get_paths(job.app_dir, job.task_id))[:MAX_ENDPOINTS]:
+            exchanges.append(await fetch(client, "GET", join_url(backend, path)))
+        findings: list[Finding] = []
+        seen: dict[tuple[str, str], dict[str, object]] = {}  # (origin, cookie name) → what the metrics show
+        for exchange in exchanges:
+            origin = "{0.scheme}://{0.netloc}".format(urlparse(exchange.url))
+            for header in exchange.header_list("set-cookie"):
+                cookie = parse_set_cookie(header)
+                if not cookie.name or (origin, cookie.name) in seen:
+                    continue
+                seen[(origin, cookie.name)] = {"url": exchange.url, "flags": sorted(cookie.attributes)}
+                findings += self.judge(cookie, header, exchange.url)
+        metrics = {
+            "urls_checked": len(exchanges),
+            "cookies": {f"{origin} {name}": details for (origin, name), details in seen.items()},
+        }
+        return Check(
+            findings=findings, metrics=metrics, targets=[t.url for t in targets], exchanges=exchanges
+        )

@@ -1,0 +1,283 @@
+"""Security headers of each target's answer to GET, and a 0-100 score.
+
+Score weights (a header that is present but weak earns half its weight; a header that cannot apply, HSTS over
+plain HTTP, is left out and the score is scaled to the rest):
+
+    Content-Security-Policy 25, Strict-Transport-Security 20, X-Content-Type-Options 15,
+    framing protection (CSP frame-ancestors or X-Frame-Options) 15, Referrer-Policy 15, Permissions-Policy 10.
+
+The service-level score is the lowest score of any target: an app is as exposed as its weakest face.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+from urllib.parse import urlparse
+
+import httpx
+import msgspec
+
+from services.analyzers.base.job import Job
+from services.analyzers.dynamic.check import Check, HttpTool, http_finding
+from services.analyzers.dynamic.client import Fetched
+from services.analyzers.dynamic.targets import reachable_targets
+from shared.findings import Finding, Severity
+
+WEIGHTS = {
+    "content-security-policy": 25,
+    "strict-transport-security": 20,
+    "x-content-type-options": 15,
+    "frame-protection": 15,
+    "referrer-policy": 15,
+    "permissions-policy": 10,
+}
+HSTS_MIN_AGE_S = 180 * 24 * 3600  # below half a year a browser forgets too soon to matter
+WEAK_REFERRER_POLICIES = {"unsafe-url", "no-referrer-when-downgrade"}
+
+State = Literal["ok", "weak", "missing", "not-applicable"]
+
+
+class Verdict(msgspec.Struct, frozen=True):
+    """One header's state and, when it is not ok, the finding's rule, severity, message and CWE."""
+
+    state: State
+    rule_id: str = ""
+    severity: Severity = "low"
+    message: str = ""
+    cwe: str | None = None
+
+
+def directives(policy: str) -> dict[str, str]:
+    """CSP directives by name (lower-cased) → their source list."""
+    parsed: dict[str, str] = {}
+    for part in policy.split(";"):
+        name, _, value = part.strip().partition(" ")
+        if name:
+            parsed.setdefault(name.lower(), value.strip())
+    return parsed
+
+
+def content_security_policy(response: Fetched) -> Verdict:
+    policy = response.header("content-security-policy")
+    if policy is None:
+        return Verdict(
+            "missing",
+            "missing-content-security-policy",
+            "medium",
+            "No Content-Security-Policy: injected scripts run unhindered",
+            "CWE-693",
+        )
+    parsed = directives(policy)
+    scripts = parsed.get("script-src", parsed.get("default-src"))
+    if scripts is None:
+        return Verdict(
+            "weak",
+            "weak-content-security-policy",
+            "low",
+            "Content-Security-Policy restricts neither script-src nor default-src",
+            "CWE-693",
+        )
+    loose = [token for token in ("'unsafe-inline'", "'unsafe-eval'", "*") if token in scripts.split()]
+    if loose:
+        return Verdict(
+            "weak",
+            "weak-content-security-policy",
+            "low",
+            f"Content-Security-Policy allows {', '.join(loose)} for scripts",
+            "CWE-693",
+        )
+    return Verdict("ok")
+
+
+def strict_transport_security(response: Fetched) -> Verdict:
+    if urlparse(response.url).scheme != "https":
+        return Verdict(
+            "not-applicable",
+            "strict-transport-security-needs-https",
+            "info",
+            "Served over plain HTTP: Strict-Transport-Security cannot apply and traffic is unencrypted",
+            "CWE-319",
+        )
+    value = response.header("strict-transport-security")
+    if value is None:
+        return Verdict(
+            "missing",
+            "missing-strict-transport-security",
+            "medium",
+            "No Strict-Transport-Security: the first visit can be downgraded to HTTP",
+            "CWE-319",
+        )
+    match = re.search(r"max-age\s*=\s*\"?(\d+)", value, re.IGNORECASE)
+    if match is None or int(match.group(1)) < HSTS_MIN_AGE_S:
+        return Verdict(
+            "weak",
+            "weak-strict-transport-security",
+            "low",
+            f"Strict-Transport-Security max-age is below {HSTS_MIN_AGE_S} s: {value}",
+            "CWE-319",
+        )
+    return Verdict("ok")
+
+
+def content_type_options(response: Fetched) -> Verdict:
+    value = response.header("x-content-type-options")
+    if value is None:
+        return Verdict(
+            "missing",
+            "missing-x-content-type-options",
+            "low",
+            "No X-Content-Type-Options: nosniff; browsers may sniff responses into scripts",
+            "CWE-693",
+        )
+    if value.strip().lower() != "nosniff":
+        return Verdict(
+            "weak",
+            "weak-x-content-type-options",
+            "low",
+            f"X-Content-Type-Options is '{value}', not 'nosniff'",
+            "CWE-693",
+        )
+    return Verdict("ok")
+
+
+def frame_protection(response: Fetched) -> Verdict:
+    if "frame-ancestors" in directives(response.header("content-security-policy") or ""):
+        return Verdict("ok")
+    value = response.header("x-frame-options")
+    if value is None:
+        return Verdict(
+            "missing",
+            "missing-x-frame-options",
+            "medium",
+            "Neither X-Frame-Options nor CSP frame-ancestors: the page can be framed (clickjacking)",
+            "CWE-1021",
+        )
+    if value.strip().upper() not in ("DENY", "SAMEORIGIN"):
+        return Verdict(
+            "weak",
+            "weak-x-frame-options",
+            "low",
+            f"X-Frame-Options '{value}' is not DENY or SAMEORIGIN",
+            "CWE-1021",
+        )
+    return Verdict("ok")
+
+
+def referrer_policy(response: Fetched) -> Verdict:
+    value = response.header("referrer-policy")
+    if value is None:
+        return Verdict(
+            "missing",
+            "missing-referrer-policy",
+            "low",
+            "No Referrer-Policy: full URLs may leak to other sites",
+            "CWE-200",
+        )
+    # Browsers apply the last policy they understand in a comma-separated list.
+    policies = [token.strip().lower() for token in value.split(",") if token.strip()]
+    if not policies or policies[-1] in WEAK_REFERRER_POLICIES:
+        return Verdict(
+            "weak",
+            "weak-referrer-policy",
+            "low",
+            f"Referrer-Policy '{value}' sends full URLs to other sites",
+            "CWE-200",
+        )
+    return Verdict("ok")
+
+
+def permissions_policy(response: Fetched) -> Verdict:
+    if response.header("permissions-policy") is None:
+        return Verdict(
+            "missing",
+            "missing-permissions-policy",
+            "low",
+            "No Permissions-Policy: camera, microphone, geolocation … are not restricted",
+            "CWE-693",
+        )
+    return Verdict("ok")
+
+
+CHECKS = {
+    "content-security-policy": content_security_policy,
+    "strict-transport-security": strict_transport_security,
+    "x-content-type-options": content_type_options,
+    "frame-protection": frame_protection,
+    "referrer-policy": referrer_policy,
+    "permissions-policy": permissions_policy,
+}
+
+
+def score(verdicts: dict[str, Verdict]) -> int:
+    """0-100 by WEIGHTS: ok earns the weight, weak half of it, missing nothing; not-applicable is left out."""
+    applicable = {name: v for name, v in verdicts.items() if v.state != "not-applicable"}
+    total = sum(WEIGHTS[name] for name in applicable)
+    earned = sum(WEIGHTS[name] * {"ok": 1.0, "weak": 0.5}.get(v.state, 0.0) for name, v in applicable.items())
+    return round(100 * earned / total) if total else 100
+
+
+def disclosures(response: Fetched) -> list[tuple[str, str, str]]:
+    """(rule id, header, message) for headers that tell an attacker what software and version runs."""
+    found = []
+    server = response.header("server")
+    if server and re.search(r"\d", server):
+        found.append(("server-version-disclosure", "server", f"Server header discloses versions: '{server}'"))
+    powered = response.header("x-powered-by")
+    if powered:
+        found.append(
+            ("x-powered-by-disclosure", "x-powered-by", f"X-Powered-By discloses the stack: '{powered}'")
+        )
+    return found
+
+
+class SecurityHeaders(HttpTool):
+    name = "security-headers"
+
+    def findings_for(self, response: Fetched, verdicts: dict[str, Verdict]) -> list[Finding]:
+        findings = [
+            http_finding(
+                self.name,
+                v.rule_id,
+                v.severity,
+                v.message,
+                response.url,
+                anchor=header,
+                cwe=v.cwe,
+                extra={"header": header, "state": v.state},
+            )
+            for header, v in verdicts.items()
+            if v.rule_id
+        ]
+        findings += [
+            http_finding(
+                self.name,
+                rule_id,
+                "low",
+                message,
+                response.url,
+                anchor=header,
+                cwe="CWE-200",
+                extra={"header": header, "value": response.header(header)},
+            )
+            for rule_id, header, message in disclosures(response)
+        ]
+        return findings
+
+    async def check(self, job: Job, client: httpx.AsyncClient) -> Check:
+        responses = await reachable_targets(job, client)
+        findings: list[Finding] = []
+        per_target: dict[str, object] = {}
+        scores = []
+        for response in responses:
+            verdicts = {header: judge(response) for header, judge in CHECKS.items()}
+            findings += self.findings_for(response, verdicts)
+            scores.append(score(verdicts))
+            per_target[response.url] = {
+                "score": scores[-1],
+                "headers": {header: v.state for header, v in verdicts.items()},
+            }
+        metrics = {"score": min(scores), "weights": WEIGHTS, "targets": per_target}
+        return Check(
+            findings=findings, metrics=metrics, targets=[r.url for r in responses], exchanges=responses
+        )

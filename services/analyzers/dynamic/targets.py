@@ -1,0 +1,99 @@
+"""Which URLs the checks probe, and whether anything answers there.
+
+Every check (and the performance analyzer's load tool) first asks `check_targets`; when no target answers at all,
+the checks are skipped with a reason that starts with `targets_unreachable:` instead of each failing in its own way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlparse
+
+import httpx
+import msgspec
+
+from services.analyzers.base.job import Job
+from services.analyzers.base.targets import read_env_file, target_urls
+from services.analyzers.base.tool import SkipTool
+from services.analyzers.dynamic.client import Fetched, fetch
+
+NO_TARGETS = "no target URLs: pass target_urls or give the app a .env with BACKEND_PORT/FRONTEND_PORT"
+UNREACHABLE = "targets_unreachable"
+
+TargetsStatus = Literal["ok", "partially_reachable", "targets_unreachable"]
+
+
+class TargetReport(msgspec.Struct, frozen=True, kw_only=True):
+    """A GET of every target: those that answered (any HTTP status counts) and those that did not."""
+
+    probes: list[Fetched]
+
+    @property
+    def reachable(self) -> list[Fetched]:
+        return [probe for probe in self.probes if probe.answered]
+
+    @property
+    def unreachable(self) -> list[Fetched]:
+        return [probe for probe in self.probes if not probe.answered]
+
+    @property
+    def status(self) -> TargetsStatus:
+        if not self.unreachable:
+            return "ok"
+        return "partially_reachable" if self.reachable else UNREACHABLE
+
+    def reason(self) -> str:
+        """Why nothing can be checked: `targets_unreachable: <url> (<error>); …`."""
+        details = "; ".join(f"{probe.url} ({probe.error})" for probe in self.unreachable)
+        return f"{UNREACHABLE}: {details}"
+
+    def metrics(self) -> dict[str, object]:
+        return {
+            "status": self.status,
+            "reachable": len(self.reachable),
+            "unreachable": len(self.unreachable),
+            "targets": {
+                probe.url: {
+                    "status_code": probe.status,
+                    "latency_ms": probe.elapsed_ms,
+                    "server": probe.header("server"),
+                    "content_type": probe.content_type or None,
+                    "error": probe.error,
+                }
+                for probe in self.probes
+            },
+        }
+
+
+def resolve_targets(job: Job) -> list[str]:
+    """The job's target URLs (requested, else from the app's .env); SkipTool when there are none."""
+    urls = target_urls(job.target_urls, job.app_dir)
+    if not urls:
+        raise SkipTool(NO_TARGETS)
+    return list(dict.fromkeys(urls))  # a URL named twice is probed once
+
+
+async def check_targets(client: httpx.AsyncClient, urls: list[str]) -> TargetReport:
+    """GET every target at once; a refused or timed-out connection marks the target unreachable."""
+    probes = await asyncio.gather(*(fetch(client, "GET", url) for url in urls))
+    return TargetReport(probes=list(probes))
+
+
+async def reachable_targets(job: Job, client: httpx.AsyncClient) -> list[Fetched]:
+    """The GET of every target that answered; SkipTool(`targets_unreachable: …`) when none did."""
+    report = await check_targets(client, resolve_targets(job))
+    if not report.reachable:
+        raise SkipTool(report.reason())
+    return report.reachable
+
+
+def backend_target(urls: list[str], app_dir: Path | None) -> str:
+    """The target that serves the API: the one on the .env's BACKEND_PORT when there is one, else the first."""
+    if app_dir is not None and (app_dir / ".env").is_file():
+        port = read_env_file(app_dir / ".env").get("BACKEND_PORT", "")
+        for url in urls:
+            if port.isdigit() and urlparse(url).port == int(port):
+                return url
+    return urls[0]

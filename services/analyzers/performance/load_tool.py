@@ -1,0 +1,127 @@
+"""The `load` tool: which URLs to load, one bounded run per URL, statistics and threshold findings.
+
+URLs are loaded one after another, never at once, so that one URL's figures are not another's queueing.
+Targets that do not answer are left out; when none answers the tool is skipped with a `targets_unreachable: …`
+reason and `metrics.status == "targets_unreachable"`, the same report the dynamic analyzer gives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import httpx
+import msgspec
+
+from services.analyzers.base.job import Job
+from services.analyzers.base.tool import ToolOutput
+from services.analyzers.dynamic.check import VERSION, replay_command
+from services.analyzers.dynamic.client import http_client, join_url
+from services.analyzers.dynamic.requirements import promised_get_paths
+from services.analyzers.dynamic.targets import UNREACHABLE, backend_target, check_targets, resolve_targets
+from services.analyzers.performance.load import Samples, generate_load
+from services.analyzers.performance.options import MAX_PATHS, LoadOptions, load_options
+from services.analyzers.performance.stats import UrlStats, summarize
+from services.analyzers.performance.thresholds import threshold_findings
+from shared.findings import ToolRun
+from shared.protocol import ToolHealth
+
+
+async def load_plan(job: Job, targets: list[str], options: LoadOptions) -> tuple[list[str], str]:
+    """The URLs to load and where their paths came from (`options`, `requirements.json` or `default`)."""
+    if options.paths is not None:
+        return [join_url(target, path) for target in targets for path in options.paths], "options"
+    paths = (await promised_get_paths(job.app_dir, job.task_id))[:MAX_PATHS]
+    if not paths:
+        return [join_url(target, "/") for target in targets], "default"
+    backend = backend_target(targets, job.app_dir)
+    # The promised endpoints live on the backend; any other target (a frontend) is loaded at its root.
+    plan = [join_url(backend, path) for path in paths]
+    plan += [join_url(target, "/") for target in targets if target != backend]
+    return plan, "requirements.json"
+
+
+async def load_all(
+    client: httpx.AsyncClient, plan: list[str], options: LoadOptions, timeout_s: float
+) -> tuple[dict[str, UrlStats], bool]:
+    """Load each URL in turn; the statistics so far and whether the tool's timeout cut the run short."""
+    stats: dict[str, UrlStats] = {}
+    try:
+        async with asyncio.timeout(timeout_s):
+            for url in plan:
+                samples = Samples(url=url)
+                try:
+                    await generate_load(
+                        client,
+                        samples,
+                        requests=options.requests,
+                        concurrency=options.concurrency,
+                        duration_s=options.duration_s,
+                    )
+                finally:
+                    # A URL cut short by the timeout still reports what it measured.
+                    if samples.issued:
+                        stats[url] = summarize(samples)
+    except TimeoutError:
+        return stats, True
+    return stats, False
+
+
+class LoadTool:
+    name = "load"
+
+    async def probe(self) -> ToolHealth:
+        return ToolHealth(name=self.name, available=True, version=VERSION)
+
+    def _run(self, **fields: Any) -> ToolRun:
+        return ToolRun(tool=self.name, version=VERSION, **fields)
+
+    async def run(self, job: Job) -> ToolOutput:
+        started = time.monotonic()
+        try:
+            options = load_options(job.tool_options(self.name), job.settings)
+        except msgspec.ValidationError as error:
+            return ToolOutput(run=self._run(status="failed", reason=f"invalid options.{self.name}: {error}"))
+        urls = resolve_targets(job)
+        command = replay_command("performance", self.name, job, urls, msgspec.to_builtins(options))
+        async with http_client(timeout_s=options.timeout_s, connections=options.concurrency) as client:
+            report = await check_targets(client, urls)
+            if not report.reachable:
+                metrics = {"status": UNREACHABLE, "targets": report.metrics()["targets"]}
+                run = self._run(
+                    status="skipped",
+                    command=command,
+                    reason=report.reason(),
+                    duration_s=round(time.monotonic() - started, 3),
+                )
+                return ToolOutput(run=run, metrics=metrics)
+            plan, paths_from = await load_plan(job, [probe.url for probe in report.reachable], options)
+            timeout_s = job.tool_timeout_s(self.name)
+            stats, timed_out = await load_all(client, plan, options, timeout_s)
+        findings = [
+            finding
+            for url, figures in stats.items()
+            for finding in threshold_findings(url, figures, options.thresholds)
+        ]
+        metrics = {
+            "status": "timeout" if timed_out else report.status,
+            "options": msgspec.to_builtins(options),
+            "paths_from": paths_from,
+            "urls": {url: msgspec.to_builtins(figures) for url, figures in stats.items()},
+            "targets": report.metrics()["targets"],
+        }
+        run = self._run(
+            status="timeout" if timed_out else "success",
+            command=command,
+            duration_s=round(time.monotonic() - started, 3),
+            files_analyzed=len(stats),
+            findings_count=len(findings),
+            reason=f"load did not finish within {timeout_s:.1f} s" if timed_out else None,
+        )
+        return ToolOutput(
+            run=run,
+            findings=findings,
+            metrics=metrics,
+            raw_output=msgspec.json.encode(metrics["urls"]).decode(),
+        )

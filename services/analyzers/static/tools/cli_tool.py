@@ -1,0 +1,174 @@
+"""The base of every static tool: run one executable over the app's files, then parse what it printed.
+
+A subclass names its executable, picks the files it analyzes, builds its fixed argument list and parses the
+tool's own output into findings. Everything else is the same for all of them and lives here: finding the
+executable, probing (and caching) its version, running it in the app folder within the job's budget, and turning
+a timeout, a crash or an unreadable output into an honest per-tool record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+
+import msgspec
+
+from services.analyzers.base.job import Job
+from services.analyzers.base.process import ProcessOutcome, run_process
+from services.analyzers.base.tool import SkipTool, ToolOutput, executable
+from services.analyzers.static.tools.network import unreachable
+from services.analyzers.static.tools.source import AppSource, source_files
+from shared.findings import Finding, ToolRun, ToolStatus
+from shared.protocol import ToolHealth
+
+PROBE_TIMEOUT_S = 30.0  # `--version` of a cold semgrep or pylint takes a second or two; a hung one must not stall health
+REASON_CHARS = 600  # how much of a failing tool's own words go into the record's reason
+_VERSION = re.compile(r"\d+(?:\.\d+)+")
+
+
+class UnreadableOutput(ValueError):
+    """The tool ran but printed something its parser cannot read."""
+
+
+class ServiceUnavailable(Exception):
+    """The tool ran but a service it depends on (a vulnerability database) could not answer: a skip, not a bug."""
+
+
+def parse_version(text: str) -> str | None:
+    """The first dotted version number in a `--version` answer (`bandit 1.9.4 …`, `v9.39.5`, `6.0.1`)."""
+    match = _VERSION.search(text)
+    return match.group(0) if match else None
+
+
+def tail(text: str) -> str:
+    """The end of a tool's output, where tools put the reason they failed."""
+    text = text.strip()
+    return text if len(text) <= REASON_CHARS else "…" + text[-REASON_CHARS:]
+
+
+def app_folder(job: Job) -> Path:
+    if job.app_dir is None:
+        raise SkipTool("no source folder for this app")
+    return job.app_dir
+
+
+class CliTool:
+    """One command-line analysis tool. Subclasses set the class attributes and implement targets/command/parse."""
+
+    name: str = ""
+    program: str = ""  # the executable: a bare name (venv first, then PATH) or a path
+    ok_exit_codes: frozenset[int] = frozenset({0, 1})  # most linters exit 1 when they found something
+    missing_hint: str = ""  # appended to "<program> not installed"
+    languages: tuple[str, ...] = ("Python",)  # which of the app's files it analyzes (source.LANGUAGE_SUFFIXES)
+
+    def __init__(self) -> None:
+        self._versions: dict[str, str | None] = {}  # by executable path: probing is cheap after the first call
+
+    # -- what a subclass provides ----------------------------------------------------------------------------
+
+    def targets(self, app_dir: Path) -> list[str]:
+        """The files (relative to the app) this tool analyzes; SkipTool when there are none."""
+        files = source_files(app_dir, self.languages)
+        if not files:
+            raise SkipTool(f"no {' or '.join(self.languages)} files")
+        return files
+
+    def command(self, program: str, files: list[str]) -> list[str]:
+        """The exact argument list, run with the app folder as working directory."""
+        raise NotImplementedError
+
+    def service_host(self) -> str | None:
+        """The host of the online service the tool needs (a vulnerability database); None for offline tools."""
+        return None
+
+    def parse(self, outcome: ProcessOutcome, source: AppSource) -> list[Finding]:
+        """Findings from the tool's output; raise UnreadableOutput (or a msgspec error) when it makes no sense."""
+        raise NotImplementedError
+
+    # -- shared behaviour ------------------------------------------------------------------------------------
+
+    def locate(self) -> str | None:
+        """Where the executable is, or None when it is not installed."""
+        if "/" in self.program:
+            return self.program if Path(self.program).is_file() else None
+        return executable(self.program)
+
+    def version_argv(self, program: str) -> list[str]:
+        return [program, "--version"]
+
+    def not_installed(self) -> str:
+        reason = f"{Path(self.program).name} not installed"
+        return f"{reason} ({self.missing_hint})" if self.missing_hint else reason
+
+    async def probe(self) -> ToolHealth:
+        """Installed or not (checked every time: a file lookup), and its version (asked once per executable)."""
+        program = self.locate()
+        if program is None:
+            return ToolHealth(name=self.name, available=False, reason=self.not_installed())
+        if program not in self._versions:
+            outcome = await run_process(self.version_argv(program), timeout_s=PROBE_TIMEOUT_S)
+            if outcome.exit_code != 0:  # not cached: a broken install may be repaired while we run
+                reason = f"{' '.join(outcome.argv)} failed: {tail(outcome.stderr or outcome.stdout)}"
+                return ToolHealth(name=self.name, available=False, reason=reason)
+            self._versions[program] = parse_version(outcome.stdout + outcome.stderr)
+        return ToolHealth(name=self.name, available=True, version=self._versions[program])
+
+    async def run(self, job: Job) -> ToolOutput:
+        """Run the tool once over its target files in the app folder."""
+        app_dir = app_folder(job)
+        program, version = await self.ready()
+        files = await asyncio.to_thread(self.targets, app_dir)
+        await self.check_service()
+        outcome = await job.run(self.name, self.command(program, files), cwd=app_dir)
+        return await self.output(outcome, app_dir, version=version, files_analyzed=len(files))
+
+    async def ready(self) -> tuple[str, str | None]:
+        """The executable and its version; SkipTool when it is not (or no longer) installed."""
+        health = await self.probe()
+        program = self.locate()
+        if not health.available or program is None:
+            raise SkipTool(health.reason or self.not_installed())
+        return program, health.version
+
+    async def check_service(self) -> None:
+        """SkipTool("offline: …") when the tool's online service cannot be reached within a few seconds.
+
+        Checked before the tool runs, so an offline machine costs a bounded wait instead of the tool's own
+        retries and timeouts."""
+        host = self.service_host()
+        offline = await unreachable(host) if host else None
+        if offline:
+            raise SkipTool(offline)
+
+    async def output(
+        self, outcome: ProcessOutcome, app_dir: Path, *, version: str | None, files_analyzed: int
+    ) -> ToolOutput:
+        """The record and findings for one finished (or timed-out) process."""
+
+        def record(status: ToolStatus, findings: list[Finding], reason: str | None = None) -> ToolOutput:
+            run = ToolRun(
+                tool=self.name,
+                status=status,
+                version=version,
+                command=outcome.argv,
+                exit_code=outcome.exit_code,
+                duration_s=outcome.duration_s,
+                files_analyzed=files_analyzed,
+                findings_count=len(findings),
+                reason=reason,
+            )
+            raw = outcome.stdout if outcome.stdout.strip() else outcome.stderr
+            return ToolOutput(run=run, findings=findings, raw_output=raw)
+
+        if outcome.timed_out:
+            return record("timeout", [], f"no result within {outcome.duration_s:g} s; the process group was killed")
+        if outcome.exit_code not in self.ok_exit_codes:
+            return record("failed", [], f"exit code {outcome.exit_code}: {tail(outcome.stderr or outcome.stdout)}")
+        try:
+            findings = await asyncio.to_thread(self.parse, outcome, AppSource(app_dir, self.name))
+        except ServiceUnavailable as unavailable:
+            return record("skipped", [], str(unavailable))
+        except (UnreadableOutput, msgspec.DecodeError, msgspec.ValidationError) as error:
+            return record("failed", [], f"unreadable output: {error}")
+        return record("success", findings)

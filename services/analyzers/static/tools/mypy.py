@@ -1,0 +1,90 @@
+"""mypy: type errors in Python code (only what can be checked without the app's third-party stubs)."""
+
+from __future__ import annotations
+
+import re
+
+import msgspec
+
+from services.analyzers.base.process import ProcessOutcome
+from services.analyzers.static.tools.cli_tool import CliTool, UnreadableOutput, tail
+from services.analyzers.static.tools.source import AppSource, as_arguments
+from shared.findings import Finding, Severity
+
+JSON_OUTPUT_SINCE = (1, 11)  # `--output json` arrived in mypy 1.11; older ones are read from their text output
+# `path:line:column: severity: message  [code]` (the text form, with --show-column-numbers)
+TEXT_LINE = re.compile(
+    r"^(?P<file>[^:\n]+):(?P<line>-?\d+):(?:(?P<column>-?\d+):)? (?P<severity>error|note|warning): "
+    r"(?P<message>.*?)(?:  \[(?P<code>[\w-]+)\])?$"
+)
+
+
+class MypyMessage(msgspec.Struct):
+    file: str
+    line: int
+    message: str
+    severity: str
+    column: int | None = None
+    end_line: int | None = None
+    code: str | None = None
+    hint: str | None = None
+
+
+def _version_tuple(version: str | None) -> tuple[int, ...]:
+    return tuple(int(part) for part in (version or "0").split(".")[:2])
+
+
+def _severity(message: MypyMessage) -> Severity:
+    if message.severity == "note":
+        return "info"
+    return "high" if message.code == "syntax" else "medium"  # a syntax error stops mypy checking anything else
+
+
+class Mypy(CliTool):
+    name = "mypy"
+    program = "mypy"
+    ok_exit_codes = frozenset({0, 1, 2})  # 2: a blocking error (syntax error, duplicate module); parse decides
+
+    def json_output(self, program: str) -> bool:
+        return _version_tuple(self._versions.get(program)) >= JSON_OUTPUT_SINCE
+
+    def command(self, program: str, files: list[str]) -> list[str]:
+        # --config-file= (empty): no app config, so no plugin of the app's is ever imported here
+        common = [program, "--config-file=", "--ignore-missing-imports", "--no-incremental", "--cache-dir=/dev/null"]
+        if self.json_output(program):
+            return [*common, "--output", "json", *as_arguments(files)]
+        return [*common, "--show-column-numbers", "--no-error-summary", "--no-color-output", *as_arguments(files)]
+
+    def parse(self, outcome: ProcessOutcome, source: AppSource) -> list[Finding]:
+        if self.json_output(outcome.argv[0]):
+            messages = [msgspec.json.decode(line, type=MypyMessage) for line in outcome.stdout.splitlines() if line.strip()]
+        else:
+            messages = [_from_text(match) for line in outcome.stdout.splitlines() if (match := TEXT_LINE.match(line))]
+        if outcome.exit_code == 2 and not messages:  # a crash or a usage error: nothing was checked
+            raise UnreadableOutput(f"mypy stopped: {tail(outcome.stderr or outcome.stdout)}")
+        return [
+            source.finding(
+                rule_id=message.code or ("note" if message.severity == "note" else "misc"),
+                severity=_severity(message),
+                message=f"{message.message} ({message.hint})" if message.hint else message.message,
+                path=message.file,
+                line=message.line if message.line > 0 else None,
+                column=message.column + 1 if message.column is not None and message.column >= 0 else None,
+                end_line=message.end_line if message.end_line and message.end_line > 0 else None,
+                category="type",
+            )
+            for message in messages
+        ]
+
+
+def _from_text(match: re.Match[str]) -> MypyMessage:
+    column = match["column"]
+    return MypyMessage(
+        file=match["file"],
+        line=int(match["line"]),
+        # the text form counts columns from 1, the JSON form from 0: store the JSON convention
+        column=int(column) - 1 if column else None,
+        message=match["message"],
+        severity=match["severity"],
+        code=match["code"],
+    )

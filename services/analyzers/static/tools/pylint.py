@@ -1,0 +1,60 @@
+"""pylint: Python errors, warnings, refactoring hints and conventions."""
+
+from __future__ import annotations
+
+import msgspec
+
+from services.analyzers.base.process import ProcessOutcome
+from services.analyzers.static.tools.cli_tool import CliTool
+from services.analyzers.static.tools.source import AppSource, as_arguments
+from shared.findings import Finding, Severity
+
+SEVERITY: dict[str, Severity] = {
+    "fatal": "high", "error": "high", "warning": "medium", "refactor": "low", "convention": "info", "info": "info",
+}
+
+
+class PylintMessage(msgspec.Struct):
+    type: str
+    symbol: str
+    message: str
+    message_id: str = msgspec.field(name="messageId")
+    path: str = ""
+    line: int | None = None
+    column: int | None = None
+    end_line: int | None = msgspec.field(default=None, name="endLine")
+
+
+class PylintReport(msgspec.Struct):
+    messages: list[PylintMessage]
+
+
+class Pylint(CliTool):
+    name = "pylint"
+    program = "pylint"
+    # pylint's exit code is a bit mask of the message types it emitted; 32 means it could not run at all
+    ok_exit_codes = frozenset(range(32))
+
+    def command(self, program: str, files: list[str]) -> list[str]:
+        # --rcfile=/dev/null: an app's own pylintrc could load plugins or run an init-hook, i.e. run its code here
+        return [
+            program, "--rcfile=/dev/null", "--persistent=n", "--output-format=json2", "--recursive=y",
+            "--score=n", *as_arguments(files),
+        ]
+
+    def parse(self, outcome: ProcessOutcome, source: AppSource) -> list[Finding]:
+        report = msgspec.json.decode(outcome.stdout, type=PylintReport)
+        return [
+            source.finding(
+                rule_id=message.symbol,
+                severity=SEVERITY.get(message.type, "info"),
+                message=f"{message.message} ({message.message_id})",
+                path=message.path,
+                line=message.line,
+                column=None if message.column is None else message.column + 1,
+                end_line=message.end_line,
+                category="quality",
+                extra={"message_id": message.message_id, "type": message.type},
+            )
+            for message in report.messages
+        ]

@@ -1,0 +1,334 @@
+"""The dynamic analyzer, run as a real service process against real sample backends over protocol v1."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import msgspec
+import pytest
+from test_dynamic_support import (
+    REPO,
+    SAMPLE_APPS,
+    analyze_frame,
+    result_async,
+    result_of,
+    start_analyzer,
+    start_backend,
+    stop,
+)
+
+from services.analyzers.base.job import Job
+from services.analyzers.base.runner import run_tool
+from services.analyzers.dynamic.client import Fetched
+from services.analyzers.dynamic.cookies import Cookies
+from services.analyzers.dynamic.cors import EVIL_ORIGIN, verdict
+from services.analyzers.dynamic.endpoints import Endpoints
+from services.analyzers.dynamic.security_headers import Verdict, score
+from services.analyzers.dynamic.sensitive_paths import PROBES, exposed
+from services.analyzers.dynamic.targets import NO_TARGETS
+from shared.catalog import TOOLS_BY_SERVICE
+from shared.config import load_settings
+from shared.natsd import free_port
+from shared.protocol import ServiceResult
+
+TOOLS = list(TOOLS_BY_SERVICE["dynamic"])
+
+
+@pytest.fixture(scope="module")
+def dynamic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    url, process = start_analyzer("dynamic", tmp_path_factory.mktemp("dynamic"))
+    yield url
+    stop(process)
+
+
+@pytest.fixture(scope="module")
+def notes_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """openai_codex-mini/app1: serves /.env, sets a cookie without flags, implements every endpoint."""
+    url, process = start_backend("openai_codex-mini/app1", tmp_path_factory.mktemp("notes"))
+    yield url
+    stop(process)
+
+
+@pytest.fixture(scope="module")
+def todo_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """openai_codex-mini/app2: a SPA catch-all (200 for any path), CORS * with credentials, no /api/stats."""
+    url, process = start_backend("openai_codex-mini/app2", tmp_path_factory.mktemp("todo"))
+    yield url
+    stop(process)
+
+
+@pytest.fixture(scope="module")
+def notes_result(dynamic: str, notes_app: str) -> ServiceResult:
+    return result_of(dynamic, analyze_frame("notes", app=1, target_urls=[notes_app]))
+
+
+@pytest.fixture(scope="module")
+def todo_result(dynamic: str, todo_app: str) -> ServiceResult:
+    return result_of(dynamic, analyze_frame("todo", app=2, target_urls=[todo_app]))
+
+
+def rules(result: ServiceResult, tool: str) -> dict[str, list]:
+    found: dict[str, list] = {}
+    for finding in result.findings:
+        if finding.tool == tool:
+            found.setdefault(finding.rule_id, []).append(finding)
+    return found
+
+
+def test_every_check_runs_and_records_its_replay_command(notes_result: ServiceResult) -> None:
+    runs = {run.tool: run for run in notes_result.tools}
+    assert list(runs) == TOOLS
+    assert notes_result.status == "success"
+    for tool, run in runs.items():
+        assert run.status == "success", (tool, run.reason)
+        assert run.version and run.version.startswith("assay ")
+        assert run.command[:4] == ["python", "-m", "services.analyzers.dynamic.replay", tool]
+        assert run.findings_count == sum(1 for f in notes_result.findings if f.tool == tool)
+        assert run.files_analyzed >= 1
+    assert all(
+        f.fingerprint and f.path and f.path.startswith("http://127.0.0.1:") for f in notes_result.findings
+    )
+    assert notes_result.raw_outputs["security-headers"].startswith("[")
+
+
+def test_missing_security_headers_are_findings_and_score_zero(
+    notes_result: ServiceResult, notes_app: str
+) -> None:
+    found = rules(notes_result, "security-headers")
+    expected = {
+        "missing-content-security-policy": "medium",
+        "missing-x-frame-options": "medium",
+        "missing-x-content-type-options": "low",
+        "missing-referrer-policy": "low",
+        "missing-permissions-policy": "low",
+        "server-version-disclosure": "low",
+        "strict-transport-security-needs-https": "info",
+    }
+    assert {rule: findings[0].severity for rule, findings in found.items()} == expected
+    assert all(finding.path == notes_app for findings in found.values() for finding in findings)
+    metrics = notes_result.metrics["security-headers"]
+    assert metrics["score"] == 0
+    assert metrics["targets"][notes_app]["headers"]["strict-transport-security"] == "not-applicable"
+
+
+def test_the_dotenv_file_app1_serves_is_found(notes_result: ServiceResult, notes_app: str) -> None:
+    found = rules(notes_result, "sensitive-paths")
+    assert [f.path for f in found["exposed-dotenv"]] == [f"{notes_app}/.env"]
+    assert found["exposed-dotenv"][0].severity == "critical"
+    assert notes_result.metrics["sensitive-paths"]["targets"][notes_app]["baseline"] == "not-found"
+    # Paths the app does not serve (404) are not reported.
+    assert not {"exposed-git-config", "exposed-admin-page", "exposed-backup-archive"} & set(found)
+
+
+def test_spa_catch_all_yields_no_sensitive_paths_it_does_not_really_serve(
+    todo_result: ServiceResult, todo_app: str
+) -> None:
+    # A naive scanner would report these: the catch-all answers 200 for them.
+    for path in ("/.env", "/.git/config", "/admin", "/backup.zip", "/debug"):
+        assert httpx.get(todo_app + path, trust_env=False).status_code == 200
+    assert todo_result.metrics["sensitive-paths"]["targets"][todo_app]["baseline"] == "catch-all"
+    found = rules(todo_result, "sensitive-paths")
+    # The one path it really serves: Flask's debug mode mounts Werkzeug's interactive console, unlike the SPA page.
+    assert set(found) == {"exposed-debug-console"}
+    assert [f.path for f in found["exposed-debug-console"]] == [f"{todo_app}/console"]
+
+
+def test_permissive_cors_is_high_and_absent_where_the_app_has_none(
+    todo_result: ServiceResult, notes_result: ServiceResult
+) -> None:
+    found = rules(todo_result, "cors")
+    assert set(found) == {"cors-wildcard-with-credentials"}
+    assert found["cors-wildcard-with-credentials"][0].severity == "high"
+    assert found["cors-wildcard-with-credentials"][0].cwe == "CWE-942"
+    assert rules(notes_result, "cors") == {}
+
+
+def test_unimplemented_requirement_is_an_endpoint_mismatch(todo_result: ServiceResult, todo_app: str) -> None:
+    mismatches = rules(todo_result, "endpoints")["endpoint-mismatch"]
+    assert len(mismatches) == 1
+    (mismatch,) = mismatches
+    assert mismatch.path == f"{todo_app}/api/stats" and mismatch.severity == "medium"
+    assert mismatch.extra["expected_status"] == 200 and mismatch.extra["actual_status"] == 404
+    assert "GET /api/stats: expected HTTP 200, got HTTP 404" in mismatch.message
+    metrics = todo_result.metrics["endpoints"]
+    assert (metrics["total"], metrics["passed"], metrics["failed"]) == (6, 5, 1)
+
+
+def test_cookie_set_without_flags_gets_one_finding_per_missing_flag(notes_result: ServiceResult) -> None:
+    found = rules(notes_result, "cookies")
+    assert set(found) == {
+        "cookie-missing-httponly",
+        "cookie-missing-samesite",
+    }  # Secure only matters on https
+    for findings in found.values():
+        assert [f.extra["cookie"] for f in findings] == ["last_visit"]  # once, though several pages set it
+        assert findings[0].extra["set_cookie"].startswith("last_visit=<redacted>")
+
+
+async def test_unreachable_target_reports_targets_unreachable_quickly(dynamic: str) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    started = time.monotonic()
+    result = await result_async(dynamic, analyze_frame("dead", target_urls=[dead]), timeout_s=10)
+    assert time.monotonic() - started < 5
+    runs = {run.tool: run for run in result.tools}
+    assert runs["reachability"].status == "success"
+    assert result.metrics["reachability"]["status"] == "targets_unreachable"
+    assert [(f.rule_id, f.severity, f.path) for f in result.findings] == [
+        ("target-unreachable", "high", dead)
+    ]
+    for tool in TOOLS[1:]:
+        assert runs[tool].status == "skipped"
+        assert runs[tool].reason.startswith(f"targets_unreachable: {dead} (ConnectError")
+
+
+async def test_a_dead_target_beside_a_live_one_is_reported_and_the_live_one_checked(
+    dynamic: str, notes_app: str
+) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    frame = analyze_frame("mixed", target_urls=[notes_app, dead], tools=["reachability", "security-headers"])
+    result = await result_async(dynamic, frame)
+    assert result.metrics["reachability"]["status"] == "partially_reachable"
+    assert [f.path for f in result.findings if f.rule_id == "target-unreachable"] == [dead]
+    assert set(result.metrics["security-headers"]["targets"]) == {notes_app}
+
+
+async def test_without_targets_every_check_is_skipped_with_the_reason(dynamic: str) -> None:
+    result = await result_async(dynamic, analyze_frame("none", model="nobody-here", app=7))
+    assert {run.tool: (run.status, run.reason) for run in result.tools} == {
+        tool: ("skipped", NO_TARGETS) for tool in TOOLS
+    }
+
+
+async def test_endpoints_check_is_skipped_without_requirements(dynamic: str, notes_app: str) -> None:
+    frame = analyze_frame("noreq", model="nobody-here", app=7, target_urls=[notes_app], tools=["endpoints"])
+    result = await result_async(dynamic, frame)
+    assert [(run.status, run.reason) for run in result.tools] == [("skipped", "no requirements.json")]
+
+
+def test_recorded_command_reproduces_the_findings(notes_result: ServiceResult) -> None:
+    run = next(run for run in notes_result.tools if run.tool == "sensitive-paths")
+    env = {**os.environ, "ASSAY_APPS_DIR": str(SAMPLE_APPS)}
+    argv = [sys.executable, *run.command[1:]]  # "python" is whichever interpreter has the project installed
+    done = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, timeout=30, check=True)
+    replayed = msgspec.json.decode(done.stdout)
+    original = sorted(f.fingerprint for f in notes_result.findings if f.tool == "sensitive-paths")
+    assert sorted(f["fingerprint"] for f in replayed["findings"]) == original
+    assert replayed["run"]["status"] == "success"
+
+
+def response(url: str, method: str = "GET", status: int = 200, body: bytes = b"", **headers: str) -> Fetched:
+    pairs = [(name.replace("_", "-").lower(), value) for name, value in headers.items()]
+    return Fetched(method=method, url=url, status=status, headers=pairs, body=body)
+
+
+@pytest.mark.parametrize(
+    ("headers", "rule", "severity"),
+    [
+        (
+            {"access_control_allow_origin": EVIL_ORIGIN, "access_control_allow_credentials": "true"},
+            "cors-reflected-origin-with-credentials",
+            "high",
+        ),
+        ({"access_control_allow_origin": EVIL_ORIGIN}, "cors-reflected-origin", "medium"),
+        ({"access_control_allow_origin": "*"}, "cors-wildcard-origin", "low"),
+        (
+            {"access_control_allow_origin": "*", "access_control_allow_credentials": "true"},
+            "cors-wildcard-with-credentials",
+            "high",
+        ),
+        ({"access_control_allow_origin": "https://app.example"}, None, None),
+        ({}, None, None),
+    ],
+)
+def test_cors_verdict(headers: dict[str, str], rule: str | None, severity: str | None) -> None:
+    found = verdict(response("http://127.0.0.1:1/", **headers))
+    assert (found[:2] if found else None) == ((rule, severity) if rule else None)
+
+
+def test_header_score_weights() -> None:
+    all_ok = {
+        name: Verdict("ok")
+        for name in (
+            "content-security-policy",
+            "strict-transport-security",
+            "x-content-type-options",
+            "frame-protection",
+            "referrer-policy",
+            "permissions-policy",
+        )
+    }
+    assert score(all_ok) == 100
+    assert score({**all_ok, "content-security-policy": Verdict("weak")}) == 88  # 100 - 25/2
+    # HSTS cannot apply over http: scaled to the other 80 points.
+    assert (
+        score(
+            {
+                **all_ok,
+                "strict-transport-security": Verdict("not-applicable"),
+                "permissions-policy": Verdict("missing"),
+            }
+        )
+        == 88
+    )  # 70 of 80
+
+
+def test_baseline_keeps_catch_all_pages_out_and_real_files_in() -> None:
+    spa = response(
+        "http://h/assay-x", body=b"<!DOCTYPE html><html>app shell</html>" * 4, content_type="text/html"
+    )
+    env_probe = next(p for p in PROBES if p.path == "/.env")
+    admin_probe = next(p for p in PROBES if p.path == "/admin")
+    same_shell = response("http://h/admin", body=spa.body, content_type="text/html")
+    assert not exposed(admin_probe, same_shell, [spa])
+    assert exposed(admin_probe, same_shell, [])  # without a catch-all, a 200 admin page counts
+    real_env = response("http://h/.env", body=b"SECRET_KEY=abc\nDEBUG=1\n", content_type="text/plain")
+    assert exposed(env_probe, real_env, [spa])
+    assert not exposed(
+        env_probe, response("http://h/.env", body=b"<html>hi</html>", content_type="text/html"), []
+    )
+
+
+async def _no_progress(_tool: str, _stage: str, _percent: float, _message: str) -> None:
+    return None
+
+
+async def test_targets_from_dotenv_and_an_invalid_requirements_file(tmp_path: Path, notes_app: str) -> None:
+    app = tmp_path / "apps" / "model-x" / "app3"
+    app.mkdir(parents=True)
+    (app / ".env").write_text(f"BACKEND_PORT={notes_app.rsplit(':', 1)[1]}\n")
+    (app / "requirements.json").write_text(
+        '{"endpoints": [{"method": "GET", "path": "no-slash", "expected_status": 200}]}'
+    )
+    settings = load_settings(
+        {"ASSAY_APPS_DIR": str(tmp_path / "apps"), "ASSAY_VAR_DIR": str(tmp_path / "var")}
+    )
+    job = Job(
+        request_id="direct",
+        task_id="task_00000000beef",
+        model_slug="model-x",
+        app_number=3,
+        app_dir=app,
+        target_urls=[],
+        options={},
+        deadline=time.monotonic() + 30,
+        settings=settings,
+        cpu_budget=asyncio.Semaphore(1),
+        report=_no_progress,
+    )
+    endpoints = await run_tool(Endpoints(), job)
+    assert endpoints.run.status == "failed"
+    assert (
+        "requirements.json is invalid" in endpoints.run.reason
+        and "$.endpoints[0].path" in endpoints.run.reason
+    )
+    cookies = await run_tool(Cookies(), job)  # borrows the endpoint paths: carries on with the target root
+    assert cookies.run.status == "success"
+    assert cookies.run.command[cookies.run.command.index("--target") + 1] == notes_app
+    assert {f.rule_id for f in cookies.findings} == {"cookie-missing-httponly", "cookie-missing-samesite"}

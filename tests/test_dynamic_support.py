@@ -1,0 +1,154 @@
+"""Processes the dynamic and performance analyzer tests start for real: a sample app's Flask backend and an
+analyzer service, each on a free loopback port, plus a protocol v1 client. (No tests here: shared by
+test_dynamic_*.py and test_performance_*.py.)"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import msgspec
+from websockets.asyncio.client import connect
+from websockets.sync.client import connect as connect_sync
+
+from shared.natsd import free_port
+from shared.protocol import (
+    MAX_FRAME_BYTES,
+    TERMINAL_FRAMES,
+    AnalyzeFrame,
+    ResultFrame,
+    ServiceResult,
+    decode_analyzer_frame,
+    encode_frame,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE_APPS = REPO / "generated" / "apps"
+
+
+def _wait_until_listening(
+    url: str, process: subprocess.Popen[bytes], log: Path, timeout_s: float = 20.0
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args} exited with {process.returncode}: {log.read_text()[-2000:]}")
+        try:
+            httpx.get(url, timeout=0.5, trust_env=False)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing answers at {url} after {timeout_s} s")
+
+
+def start_backend(app: str, folder: Path) -> tuple[str, subprocess.Popen[bytes]]:
+    """Start `generated/apps/<app>/backend/app.py` on a free port; its SQLite file goes under `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    log = folder / "backend.log"
+    env = {**os.environ, "BACKEND_PORT": str(port), "TMPDIR": str(folder)}
+    process = subprocess.Popen(
+        [sys.executable, str(SAMPLE_APPS / app / "backend" / "app.py")],
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    _wait_until_listening(url, process, log)
+    return url, process
+
+
+def start_analyzer(
+    service: str, folder: Path, apps_dir: Path = SAMPLE_APPS
+) -> tuple[str, subprocess.Popen[bytes]]:
+    """`python -m services.analyzers.<service> --port <free>` with its own trace and var folders."""
+    folder.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    log = folder / "analyzer.log"
+    env = {
+        **os.environ,
+        "ASSAY_APPS_DIR": str(apps_dir),
+        "ASSAY_TRACE_DIR": str(folder / "traces"),
+        "ASSAY_VAR_DIR": str(folder / "var"),
+    }
+    env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+    env.pop("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", f"services.analyzers.{service}", "--port", str(port)],
+        cwd=REPO,
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 20
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"{service} analyzer exited with {process.returncode}: {log.read_text()[-2000:]}"
+            )
+        try:
+            with connect_sync(f"ws://127.0.0.1:{port}", open_timeout=0.5):
+                break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    return f"ws://127.0.0.1:{port}", process
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL if it lingers."""
+    process.terminate()
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def analyze_frame(
+    request_id: str, *, model: str = "openai_codex-mini", app: int = 1, **fields: object
+) -> AnalyzeFrame:
+    return AnalyzeFrame(
+        id=request_id, task_id="task_00000000abcd", model_slug=model, app_number=app, **fields
+    )  # type: ignore[arg-type]
+
+
+def run_sync(url: str, frame: AnalyzeFrame, timeout_s: float = 60.0) -> list[msgspec.Struct]:
+    """Send one analyze frame and return every frame of the run, the terminal one last (blocking client)."""
+    frames: list[msgspec.Struct] = []
+    deadline = time.monotonic() + timeout_s
+    with connect_sync(url, max_size=MAX_FRAME_BYTES) as ws:
+        ws.send(encode_frame(frame))
+        while True:
+            received = decode_analyzer_frame(ws.recv(timeout=max(0.1, deadline - time.monotonic())))
+            if getattr(received, "id", None) != frame.id:
+                continue
+            frames.append(received)
+            if isinstance(received, TERMINAL_FRAMES):
+                return frames
+
+
+def result_of(url: str, frame: AnalyzeFrame, timeout_s: float = 60.0) -> ServiceResult:
+    """The ServiceResult of one run; fails the test when the run ends with an error frame."""
+    last = run_sync(url, frame, timeout_s)[-1]
+    assert isinstance(last, ResultFrame), f"run ended with {last}"
+    return last.result
+
+
+async def result_async(url: str, frame: AnalyzeFrame, timeout_s: float = 30.0) -> ServiceResult:
+    async with connect(url, max_size=MAX_FRAME_BYTES) as ws:
+        await ws.send(encode_frame(frame))
+        async with asyncio.timeout(timeout_s):
+            async for message in ws:
+                received = decode_analyzer_frame(message)
+                if getattr(received, "id", None) == frame.id and isinstance(received, TERMINAL_FRAMES):
+                    assert isinstance(received, ResultFrame), f"run ended with {received}"
+                    return received.result
+    raise AssertionError("connection closed before a terminal frame")

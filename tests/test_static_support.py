@@ -1,0 +1,81 @@
+"""What the static analyzer tests share: app folders built in tmp from the samples, and a Job to run tools with
+in-process. (No tests here: used by test_static_*.py.)"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from pathlib import Path
+
+from services.analyzers.base.job import Job
+from services.analyzers.base.runner import run_tools
+from services.analyzers.base.tool import Tool
+from shared.config import load_settings
+from shared.protocol import ServiceResult
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE_APPS = REPO / "generated" / "apps"
+SAMPLE = "openai_codex-mini/app1"
+
+# Two functions radon ranks D and E, so the complexity tool has something to find in the test app.
+COMPLEX_MODULE = '''"""Pricing rules, deliberately branchy."""
+
+
+def discount(kind, amount, member, coupon, season):
+''' + "".join(f"    if kind == {i} and amount > {i}:\n        return {i}\n" for i in range(12)) + '''    return 0
+
+
+def shipping(zone, weight):
+''' + "".join(f"    if zone == {i} or weight > {i}:\n        weight += {i}\n" for i in range(16)) + '''    return weight
+'''
+
+
+def copy_sample(apps_root: Path, sample: str = SAMPLE, model: str = "openai_codex-mini", number: int = 1) -> Path:
+    """A copy of a sample app at `<apps_root>/<model>/app<number>`, so the tests never see it change mid-run."""
+    target = apps_root / model / f"app{number}"
+    shutil.copytree(SAMPLE_APPS / sample, target)
+    return target
+
+
+def write_many_modules(app: Path, count: int) -> None:
+    """`count` ordinary Python modules: enough work to keep pylint busy for several seconds."""
+    backend = app / "backend"
+    backend.mkdir(parents=True, exist_ok=True)
+    for index in range(count):
+        (backend / f"store_{index}.py").write_text(
+            f'"""Store {index}."""\nimport json\nimport os\n\n\n'
+            f"class Store{index}:\n"
+            "    def __init__(self, path):\n        self.path = path\n        self.items = {}\n\n"
+            "    def load(self):\n        if os.path.exists(self.path):\n"
+            "            with open(self.path) as handle:\n                self.items = json.load(handle)\n"
+            "        return self.items\n\n\n"
+            f"def total_{index}(values):\n    total = 0\n    for value in values:\n"
+            "        if value % 2 == 0:\n            total += value\n        else:\n            total -= 1\n"
+            "    return total\n"
+        )
+
+
+def make_job(app_dir: Path | None, options: dict | None = None, deadline_s: float = 120.0) -> Job:
+    """A Job as the server builds it, for running tools in-process."""
+
+    async def report(_tool: str, _stage: str, _percent: float, _message: str) -> None:
+        return None
+
+    return Job(
+        request_id="req-static",
+        task_id="task_00000000beef",
+        model_slug="openai_codex-mini",
+        app_number=1,
+        app_dir=app_dir,
+        target_urls=[],
+        options=options or {},
+        deadline=time.monotonic() + deadline_s,
+        settings=load_settings({}),
+        cpu_budget=asyncio.Semaphore(2),
+        report=report,
+    )
+
+
+async def run_in_process(tools: list[Tool], app_dir: Path, options: dict | None = None) -> ServiceResult:
+    return await run_tools("static", tools, make_job(app_dir, options))

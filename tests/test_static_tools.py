@@ -1,0 +1,159 @@
+"""The static tools run in-process with a real Job on real app folders: skips with reasons, timeouts, exclusions,
+stable fingerprints, offline vulnerability services."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from test_static_support import copy_sample, make_job, run_in_process
+
+from services.analyzers.base.runner import run_tool
+from services.analyzers.static.analyzer import build_analyzer
+from services.analyzers.static.tools import pip_audit
+from services.analyzers.static.tools.bandit import Bandit
+from services.analyzers.static.tools.eslint import Eslint
+from services.analyzers.static.tools.network import unreachable
+from services.analyzers.static.tools.npm_audit import NpmAudit
+from services.analyzers.static.tools.pip_audit import PipAudit
+from services.analyzers.static.tools.pylint import Pylint
+from services.analyzers.static.tools.ruff import Ruff
+from services.analyzers.static.tools.semgrep import Semgrep
+from services.analyzers.static.tools.source import app_files, source_files
+from shared.natsd import free_port
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Path:
+    return copy_sample(tmp_path / "apps")
+
+
+async def test_a_tool_that_is_not_installed_is_skipped_and_the_run_still_succeeds(
+    app: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bandit, eslint, ruff = Bandit(), Eslint(), Ruff()
+    monkeypatch.setattr(bandit, "program", "bandit-not-installed-here")
+    monkeypatch.setattr(eslint, "program", str(app / "no-node-modules" / ".bin" / "eslint"))
+    result = await run_in_process([bandit, eslint, ruff], app)
+    runs = {run.tool: run for run in result.tools}
+    assert runs["bandit"].status == "skipped" and runs["bandit"].reason == "bandit-not-installed-here not installed"
+    assert runs["eslint"].status == "skipped"
+    assert runs["eslint"].reason == "eslint not installed (needs Node.js; run make install)"
+    assert runs["ruff"].status == "success" and runs["ruff"].findings_count > 0
+    assert result.status == "success"
+    assert {finding.tool for finding in result.findings} == {"ruff"}
+
+
+async def test_without_node_on_path_eslint_and_npm_audit_are_skipped(
+    app: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed here at all")
+    kept = [folder for folder in os.environ["PATH"].split(os.pathsep) if not (Path(folder) / "node").exists()]
+    monkeypatch.setenv("PATH", os.pathsep.join(kept))
+    result = await run_in_process([Eslint(), NpmAudit()], app)
+    runs = {run.tool: run for run in result.tools}
+    assert runs["eslint"].status == "skipped" and "needs Node.js" in (runs["eslint"].reason or "")
+    assert runs["npm-audit"].status == "skipped" and runs["npm-audit"].reason == "npm not installed (needs Node.js)"
+    assert result.status == "success"
+
+
+async def test_tools_with_nothing_to_analyze_say_so(tmp_path: Path) -> None:
+    frontend_only = tmp_path / "frontend-only"
+    (frontend_only / "web").mkdir(parents=True)
+    (frontend_only / "web" / "main.js").write_text("var unused = 1;\n")
+    (frontend_only / "web" / "package.json").write_text('{"name": "web", "version": "1.0.0"}\n')
+    result = await run_in_process(build_analyzer().tools, frontend_only)
+    runs = {run.tool: run for run in result.tools}
+    for name in ("bandit", "ruff", "pylint", "mypy", "vulture", "radon"):
+        assert (runs[name].status, runs[name].reason) == ("skipped", "no Python files"), name
+    assert (runs["pip-audit"].status, runs["pip-audit"].reason) == ("skipped", "no requirements.txt")
+    assert (runs["npm-audit"].status, runs["npm-audit"].reason) == ("skipped", "no package-lock.json")
+    assert runs["semgrep"].status == "success" and runs["semgrep"].files_analyzed == 1
+    assert runs["detect-secrets"].status == "success" and runs["detect-secrets"].files_analyzed == 2
+    if Eslint().locate():
+        assert runs["eslint"].status == "success"
+        assert [(f.rule_id, f.path, f.line) for f in result.findings if f.tool == "eslint"] == [
+            ("no-unused-vars", "web/main.js", 1)
+        ]
+    empty = await run_in_process([NpmAudit()], tmp_path / "frontend-only" / "web" / "missing")
+    assert empty.tools[0].status == "skipped"  # not even a folder: nothing to audit, nothing crashes
+
+
+async def test_a_tool_past_its_timeout_is_killed_and_recorded_as_timeout(app: Path) -> None:
+    job = make_job(app, options={"timeouts": {"pylint": 0.3}})
+    output = await run_tool(Pylint(), job)
+    assert output.run.status == "timeout"
+    assert output.run.exit_code is None and output.run.command[1:2] == ["--rcfile=/dev/null"]
+    assert "killed" in (output.run.reason or "") and output.run.duration_s < 3
+
+
+def test_dependencies_caches_and_bundles_are_not_the_apps_source(tmp_path: Path) -> None:
+    for path in (
+        "backend/app.py", "backend/__pycache__/app.cpython-311.py", ".venv/lib/site.py", "venv/x.py",
+        "frontend/app.js", "frontend/node_modules/lib/index.js", "frontend/vendor/jquery.min.js", "build/out.js",
+        ".env", "frontend/util.mjs",
+    ):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text("x = 1\n")
+    assert source_files(tmp_path, ("Python",)) == ["backend/app.py"]
+    assert source_files(tmp_path, ("JavaScript",)) == ["frontend/app.js", "frontend/util.mjs"]
+    assert app_files(tmp_path) == [".env", "backend/app.py", "frontend/app.js", "frontend/util.mjs",
+                                   "frontend/vendor/jquery.min.js"]
+
+
+async def test_fingerprints_survive_a_line_shift_and_secrets_stay_out_of_messages(app: Path) -> None:
+    tools = [Bandit(), Ruff(), Semgrep()]
+    before = await run_in_process(tools, app)
+    source = app / "backend" / "app.py"
+    source.write_text("# a comment pushed in by a regeneration\n\n\n" + source.read_text())
+    after = await run_in_process(tools, app)
+
+    def in_backend(result):
+        return {(f.tool, f.rule_id, f.fingerprint): f.line for f in result.findings if f.path == "backend/app.py"}
+
+    old, new = in_backend(before), in_backend(after)
+    assert len(old) >= 20 and set(old) == set(new)  # same findings, same identities …
+    assert all(new[key] == line + 3 for key, line in old.items() if line)  # … three lines further down
+    secrets = ("notes-app-secret-key-2024", "sk_live_c7dd508c917cc1cda25c1699")
+    assert not [f.message for f in after.findings if any(secret in f.message for secret in secrets)]
+
+
+async def test_pip_audit_is_skipped_as_offline_when_its_service_cannot_be_reached(
+    app: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pip_audit, "SERVICE_HOST", "vulnerability-service.invalid")
+    output = await run_tool(PipAudit(), make_job(app))
+    assert output.run.status == "skipped"
+    assert (output.run.reason or "").startswith("offline: cannot reach vulnerability-service.invalid:443")
+    closed = await unreachable("127.0.0.1", free_port(), timeout_s=1.0)
+    assert closed and closed.startswith("offline: cannot reach 127.0.0.1")
+
+
+async def test_npm_audit_audits_a_lockfile_or_says_why_it_could_not(tmp_path: Path) -> None:
+    if NpmAudit().locate() is None:
+        pytest.skip("npm is not installed here")
+    web = tmp_path / "app" / "frontend"
+    web.mkdir(parents=True)
+    (web / "package.json").write_text('{"name": "shop", "version": "1.0.0", "dependencies": {"lodash": "4.17.4"}}')
+    lock = {
+        "name": "shop", "version": "1.0.0", "lockfileVersion": 3, "requires": True,
+        "packages": {
+            "": {"name": "shop", "version": "1.0.0", "dependencies": {"lodash": "4.17.4"}},
+            "node_modules/lodash": {"version": "4.17.4",
+                                    "resolved": "https://registry.npmjs.org/lodash/-/lodash-4.17.4.tgz"},
+        },
+    }
+    (web / "package-lock.json").write_text(json.dumps(lock, indent=2))
+    output = await run_tool(NpmAudit(), make_job(tmp_path / "app"))
+    run = output.run
+    if run.status == "skipped":  # no registry, or one (a mirror) that does not answer audits
+        assert (run.reason or "").startswith(("offline: ", "the registry's audit service did not answer"))
+    else:  # lodash 4.17.4 has published advisories
+        assert run.status == "success" and run.command[-2:] == ["--prefix", "frontend"]
+        assert run.findings_count == len(output.findings) > 0
+        assert all(f.path == "frontend/package-lock.json" and f.category == "dependency" for f in output.findings)
