@@ -1,0 +1,169 @@
+"""The real Assay stack for end-to-end tests: each service a separate process, its own nats-server on a free port,
+its own SQLite file, results folder and span files. Processes can be killed one by one."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from shared.messages import TERMINAL_STATUSES
+from shared.natsd import EmbeddedNats, free_port
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def wait_for_port(port: int, timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout_s} s")
+
+
+class Stack:
+    """Start with `start()`, stop with `stop()`; `env` is what every service process sees."""
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        apps_dir: Path,
+        analyzers: Mapping[str, int] = {"static": 1},
+        extra_env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.root = root
+        self.nats = EmbeddedNats(root / "nats")
+        self.gateway_port = free_port()
+        self.analyzer_ports = {name: [free_port() for _ in range(count)] for name, count in analyzers.items()}
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.logs = root / "logs"
+        self.env = {
+            **os.environ,
+            "ASSAY_NATS_URL": self.nats.url,
+            "ASSAY_VAR_DIR": str(root / "var"),
+            "ASSAY_DATABASE_URL": f"sqlite+aiosqlite:///{root / 'assay.db'}",
+            "ASSAY_RESULTS_DIR": str(root / "results"),
+            "ASSAY_APPS_DIR": str(apps_dir),
+            "ASSAY_TRACE_DIR": str(root / "traces"),
+            "ASSAY_GATEWAY_URL": f"http://127.0.0.1:{self.gateway_port}",
+            "ASSAY_LOG_LEVEL": "INFO",
+            **{
+                f"ASSAY_{name.upper()}_URLS": ",".join(f"ws://127.0.0.1:{port}" for port in ports)
+                for name, ports in self.analyzer_ports.items()
+            },
+            **(extra_env or {}),
+        }
+        self.env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+        self.env.pop("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", None)
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.gateway_port}"
+
+    @property
+    def results_dir(self) -> Path:
+        return self.root / "results"
+
+    @property
+    def database_file(self) -> Path:
+        return self.root / "assay.db"
+
+    @property
+    def trace_dir(self) -> Path:
+        return self.root / "traces"
+
+    def spawn(self, name: str, module: str, *args: str) -> subprocess.Popen[bytes]:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        log = (self.logs / f"{name}.log").open("ab")
+        process = subprocess.Popen(
+            [sys.executable, "-m", module, *args], cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.processes[name] = process
+        return process
+
+    def start(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.nats.store_dir.mkdir(parents=True, exist_ok=True)
+        self.processes["nats"] = subprocess.Popen(self.nats.argv(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_port(self.nats.port)
+        self.spawn("persister", "services.persister")
+        for name, ports in self.analyzer_ports.items():
+            for index, port in enumerate(ports):
+                self.spawn(f"{name}-{index}", f"services.analyzers.{name}", "--port", str(port))
+        self.spawn("orchestrator", "services.orchestrator")
+        self.spawn("gateway", "services.gateway")
+        for ports in self.analyzer_ports.values():
+            for port in ports:
+                wait_for_port(port)
+        self.wait_ready()
+
+    def wait_ready(self, timeout_s: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.gateway_url}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"gateway not ready after {timeout_s} s; logs:\n{self.log_tail()}")
+
+    def kill(self, name: str) -> None:
+        """SIGKILL one process (and its group): a crash, not a clean stop."""
+        process = self.processes[name]
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        process.wait(timeout=10)
+
+    def stop(self) -> None:
+        for name in reversed(list(self.processes)):
+            process = self.processes[name]
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    def log_tail(self, lines: int = 40) -> str:
+        parts = []
+        for log in sorted(self.logs.glob("*.log")):
+            text = log.read_text(errors="replace").splitlines()[-lines:]
+            parts.append(f"--- {log.name}\n" + "\n".join(text))
+        return "\n".join(parts)
+
+    def submit(self, **body: Any) -> str:
+        response = httpx.post(f"{self.gateway_url}/api/analysis/run", json=body, timeout=10)
+        assert response.status_code == 202, response.text
+        return response.json()["task_id"]
+
+    def task(self, task_id: str) -> dict[str, Any]:
+        response = httpx.get(f"{self.gateway_url}/api/tasks/{task_id}", timeout=10)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def wait_terminal(self, task_id: str, timeout_s: float = 240.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            task = self.task(task_id)
+            if task["status"] in TERMINAL_STATUSES:
+                return task
+            time.sleep(0.25)
+        raise TimeoutError(f"task {task_id} not terminal after {timeout_s} s; logs:\n{self.log_tail()}")

@@ -1,0 +1,125 @@
+"""The whole path, real, end to end: HTTP → gateway → JetStream → orchestrator → static analyzer (WebSocket)
+→ result events → persister → SQLite and the result folder, with one trace across all of it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.stack import Stack
+
+REPO = Path(__file__).resolve().parent.parent
+APPS = REPO / "generated" / "apps"
+MODEL, APP = "openai_codex-mini", 1
+
+RESULT_KEYS = {"task_id", "model_slug", "app_number", "analysis_type", "timestamp", "metadata", "results", "summary",
+               "schema_version", "trace_id"}
+RESULTS_KEYS = {"findings", "tools_used", "tool_results", "raw_outputs", "summary", "success"}
+SUMMARY_KEYS = {"total_findings", "services_executed", "tools_executed", "status", "severity_breakdown",
+                "findings_by_tool"}
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    stack = Stack(tmp_path_factory.mktemp("e2e"), apps_dir=APPS, analyzers={"static": 1})
+    stack.start()
+    yield stack
+    stack.stop()
+
+
+@pytest.fixture(scope="module")
+def finished(stack: Stack) -> dict[str, Any]:
+    """One static analysis of a sample app, run to its end."""
+    task_id = stack.submit(model_slug=MODEL, app_number=APP, analysis_type="static", tools=["bandit", "ruff"])
+    return stack.wait_terminal(task_id)
+
+
+def query(stack: Stack, sql: str, *params: object) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(stack.database_file) as db:
+        return db.execute(sql, params).fetchall()
+
+
+def test_task_row_is_completed_and_names_its_folder(stack: Stack, finished: dict[str, Any]) -> None:
+    [(status, result_dir, trace_id)] = query(
+        stack, "select status, result_dir, trace_id from tasks where task_id = ?", finished["task_id"]
+    )
+    assert status == "completed", stack.log_tail()
+    assert (stack.results_dir / result_dir).is_dir()
+    assert len(trace_id) == 32
+
+
+def test_result_folder_holds_every_file_and_key(stack: Stack, finished: dict[str, Any]) -> None:
+    task_id = finished["task_id"]
+    folder = stack.results_dir / finished["result_dir"]
+    assert folder.parent == stack.results_dir / MODEL / f"app{APP}"
+    assert folder.name.startswith(f"task_static_{task_id.removeprefix('task_')}_")
+    primary = folder / f"{MODEL}_app{APP}_{task_id}.json"
+    document = json.loads(primary.read_text())
+    assert RESULT_KEYS <= document.keys()
+    assert RESULTS_KEYS <= document["results"].keys()
+    assert SUMMARY_KEYS <= document["summary"].keys()
+    assert document["summary"]["total_findings"] == len(document["results"]["findings"]) == finished["findings_count"]
+    sarif = json.loads((folder / "consolidated.sarif.json").read_text())
+    assert sarif["version"] == "2.1.0"
+    assert sum(len(run["results"]) for run in sarif["runs"]) == finished["findings_count"]
+    assert (folder / "services" / "static.json").is_file()
+
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["trace_id"] == document["trace_id"] == finished["trace_id"]
+    listed = {entry["path"]: entry for entry in manifest["files"]}
+    on_disk = {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and p.name != "manifest.json"}
+    assert set(listed) == on_disk
+    for path, entry in listed.items():
+        data = (folder / path).read_bytes()
+        assert entry["size"] == len(data)
+        assert entry["sha256"] == hashlib.sha256(data).hexdigest()
+    assert not list(folder.parent.glob(".tmp-*")), "a temporary folder was left behind"
+
+
+def test_persisted_findings_equal_what_each_tool_reports_directly(stack: Stack, finished: dict[str, Any]) -> None:
+    from tests.tool_outputs import direct_counts_by_rule
+
+    rows = query(stack, "select tool, command from tool_runs where task_id = ?", finished["task_id"])
+    assert {tool for tool, _ in rows} == {"bandit", "ruff"}
+    for tool, command in rows:
+        persisted = dict(query(
+            stack, "select rule_id, count(*) from findings where task_id = ? and tool = ? group by rule_id",
+            finished["task_id"], tool,
+        ))
+        direct = direct_counts_by_rule(tool, json.loads(command), APPS / MODEL / f"app{APP}")
+        assert persisted == direct, tool
+        assert sum(direct.values()) > 0, f"{tool} found nothing on a sample app with known flaws"
+
+
+def test_one_trace_spans_every_service_with_no_orphan(stack: Stack, finished: dict[str, Any]) -> None:
+    import time
+
+    trace_id = finished["trace_id"]
+    spans: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 10
+    needed = {"gateway", "orchestrator", "analyzer-static", "persister"}
+    while time.monotonic() < deadline:  # span files are flushed by batch processors every half second
+        spans = [
+            span
+            for file in stack.trace_dir.glob("*.jsonl")
+            for span in map(json.loads, file.read_text().splitlines())
+            if span["trace_id"] == trace_id
+        ]
+        if needed <= {span["service"] for span in spans} and any(
+            span["service"] == "persister" and span["name"].endswith(".completed") for span in spans
+        ):
+            break
+        time.sleep(0.25)
+    services = {span["service"] for span in spans}
+    assert needed <= services, services
+    ids = {span["span_id"] for span in spans}
+    roots = [span for span in spans if span["parent_span_id"] is None]
+    orphans = [span for span in spans if span["parent_span_id"] and span["parent_span_id"] not in ids]
+    assert len(roots) == 1 and roots[0]["service"] == "gateway", roots
+    assert orphans == []
