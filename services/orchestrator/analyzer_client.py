@@ -1,0 +1,178 @@
+"""The one client of the analyzer protocol v1 (shared/protocol.py): one run of one analyzer, start to terminal frame.
+
+A run ends in exactly one way: the analyzer's `result` (returned), its `error`, silence longer than the heartbeat
+timeout, or a connection lost twice (raised as AnalyzerFailed). A connection lost mid-run is retried once, on
+another replica when there is one, with the same request id: the analyzer base replaces a run it already has under
+that id, and only the one result that ends the retry is returned, so findings are never counted twice. When the
+caller cancels (a cancel request, the task deadline, shutdown) the analyzer is sent `cancel` before the
+connection closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from urllib.parse import urlsplit
+
+import msgspec
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+from services.orchestrator.replicas import NoHealthyReplica, ReplicaChooser
+from shared.protocol import (
+    MAX_FRAME_BYTES,
+    AnalyzeFrame,
+    CancelFrame,
+    ErrorFrame,
+    HealthReport,
+    HeartbeatFrame,
+    ProgressFrame,
+    ResultFrame,
+    ServiceResult,
+    decode_analyzer_frame,
+    encode_frame,
+)
+from shared.tracing import TASK_ID_ATTRIBUTE, current_traceparent
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer("services.orchestrator")
+
+OPEN_TIMEOUT_S = 5.0
+CANCEL_SEND_TIMEOUT_S = 1.0
+
+OnProgress = Callable[[ProgressFrame], Awaitable[None]]
+
+
+class AnalyzerFailed(Exception):
+    """The run ended without a result; the message says why, for the service event and the task's reason."""
+
+
+class _ConnectionLost(Exception):
+    """The connection could not be opened or dropped before a terminal frame: worth one retry."""
+
+
+def request_id(task_id: str, service: str) -> str:
+    """The id of a task's run on one analyzer; the same on a retry, so the analyzer treats it as the same run."""
+    return f"{task_id}:{service}"
+
+
+class AnalyzerClient:
+    """Runs analyzers by service name over the replica URLs of each (shared.config `analyzer_urls`)."""
+
+    def __init__(
+        self, urls: Mapping[str, Sequence[str]], heartbeat_timeout_s: float, replicas: ReplicaChooser
+    ) -> None:
+        self.urls = urls
+        self.heartbeat_timeout_s = heartbeat_timeout_s
+        self.replicas = replicas
+
+    async def analyze(self, service: str, frame: AnalyzeFrame, on_progress: OnProgress) -> ServiceResult:
+        """Run `frame` on a healthy replica of `service`; the analyzer's result, or AnalyzerFailed."""
+        urls = list(self.urls.get(service, ()))
+        extra = {"task_id": frame.task_id, "service": service}
+        try:
+            url = await self.replicas.choose(service, urls)
+        except NoHealthyReplica as error:
+            raise AnalyzerFailed(str(error)) from error
+        try:
+            return await self._attempt(service, url, frame, on_progress)
+        except _ConnectionLost as lost:
+            log.warning("analyzer %s at %s: %s; retrying once", service, url, lost, extra=extra)
+            first = f"connection to the {service} analyzer at {url} lost ({lost})"
+        try:
+            retry_url = await self.replicas.choose(service, urls, avoid=[url])
+        except NoHealthyReplica as error:
+            raise AnalyzerFailed(f"{first}; {error}") from error
+        try:
+            return await self._attempt(service, retry_url, frame, on_progress)
+        except _ConnectionLost as again:
+            raise AnalyzerFailed(f"{first}; the retry at {retry_url} lost it too ({again})") from again
+
+    async def _attempt(self, service: str, url: str, frame: AnalyzeFrame, on_progress: OnProgress) -> ServiceResult:
+        """One connection, in a CLIENT span whose traceparent the analyzer continues."""
+        attributes: dict[str, str | int] = {
+            "rpc.system": "websocket",
+            "rpc.service": service,
+            "server.address": urlsplit(url).hostname or url,
+            TASK_ID_ATTRIBUTE: frame.task_id,
+        }
+        port = urlsplit(url).port
+        if port:
+            attributes["server.port"] = port
+        with tracer.start_as_current_span(
+            f"analyze {service}", kind=SpanKind.CLIENT, attributes=attributes, record_exception=False
+        ) as span:
+            sent = msgspec.structs.replace(frame, traceparent=current_traceparent())
+            try:
+                websocket = await connect(url, max_size=MAX_FRAME_BYTES, open_timeout=OPEN_TIMEOUT_S, close_timeout=1)
+            except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as error:
+                span.set_status(Status(StatusCode.ERROR, f"connect failed: {error!r}"))
+                raise _ConnectionLost(f"could not connect: {error!r}") from error
+            try:
+                await websocket.send(encode_frame(sent))
+                result = await self._read(websocket, service, sent, on_progress)
+            except ConnectionClosed as error:
+                span.set_status(Status(StatusCode.ERROR, f"connection closed: {error}"))
+                raise _ConnectionLost(f"connection closed before a result: {error}") from error
+            except AnalyzerFailed as error:
+                span.set_status(Status(StatusCode.ERROR, str(error)))
+                await _send_cancel(websocket, sent.id)
+                raise
+            except asyncio.CancelledError:
+                # Cancel request, deadline or shutdown: the analyzer stops its tools now, not when it notices.
+                await _send_cancel(websocket, sent.id)
+                span.set_status(Status(StatusCode.ERROR, "cancelled"))
+                raise
+            finally:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(websocket.close(), 1.0)
+            span.set_attribute("assay.findings", len(result.findings))
+            span.set_attribute("assay.service_status", result.status)
+            return result
+
+    async def _read(
+        self, websocket: ClientConnection, service: str, sent: AnalyzeFrame, on_progress: OnProgress
+    ) -> ServiceResult:
+        """Frames until the terminal one; every frame, even one ignored, proves the analyzer alive."""
+        extra = {"task_id": sent.task_id, "service": service}
+        while True:
+            try:
+                async with asyncio.timeout(self.heartbeat_timeout_s):
+                    raw = await websocket.recv()
+            except TimeoutError:
+                raise AnalyzerFailed(
+                    f"analyzer {service} sent nothing for {self.heartbeat_timeout_s:g} s"
+                ) from None
+            try:
+                frame = decode_analyzer_frame(raw)
+            except (msgspec.DecodeError, msgspec.ValidationError) as error:
+                log.warning("analyzer %s sent an undecodable frame (ignored): %s", service, error, extra=extra)
+                continue
+            if isinstance(frame, HealthReport):
+                continue  # an answer to a health request, not part of the run
+            if frame.id != sent.id:
+                log.warning(
+                    "analyzer %s sent a %s frame for %r while running %r (ignored)",
+                    service, type(frame).__name__, frame.id, sent.id, extra=extra,
+                )
+                continue
+            if isinstance(frame, ResultFrame):
+                return frame.result
+            if isinstance(frame, ErrorFrame):
+                raise AnalyzerFailed(f"analyzer {service} answered {frame.code}: {frame.message}")
+            if isinstance(frame, ProgressFrame):
+                await on_progress(frame)
+            elif isinstance(frame, HeartbeatFrame):
+                pass  # its arrival has reset the silence timeout
+
+
+async def _send_cancel(websocket: ClientConnection, run_id: str) -> None:
+    """Best effort: a connection already gone has stopped the run on the analyzer's side anyway."""
+    try:
+        await asyncio.wait_for(websocket.send(encode_frame(CancelFrame(id=run_id))), CANCEL_SEND_TIMEOUT_S)
+    except (ConnectionClosed, TimeoutError, OSError):
+        pass

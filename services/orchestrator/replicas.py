@@ -1,0 +1,103 @@
+"""Choosing an analyzer replica: ask each candidate for its health, take a healthy one with the fewest active runs.
+
+Among equally busy replicas the choice turns round-robin, so that a burst of tasks spreads over all of them
+instead of landing on the first URL of the list. A replica that accepts the connection but is slow to report is
+only a last resort, taken when no replica answered in time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import Sequence
+
+import msgspec
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+from shared.protocol import PROTOCOL_VERSION, HealthFrame, HealthReport, decode_analyzer_frame, encode_frame
+
+log = logging.getLogger(__name__)
+
+HEALTH_TIMEOUT_S = 3.0  # answers come in milliseconds, but an analyzer's first one may wait on tool `--version`s
+
+
+class NoHealthyReplica(Exception):
+    """No candidate could take the run: none answered as the analyzer it should be, none even accepted a connection."""
+
+
+class Probe(msgspec.Struct, frozen=True):
+    """What asking one replica for its health showed: its report, or that it only accepted the connection."""
+
+    url: str
+    report: HealthReport | None  # None: connected, but no answer within the timeout (busy, not broken)
+
+
+async def probe(url: str, service: str, timeout_s: float = HEALTH_TIMEOUT_S) -> Probe | None:
+    """Ask the replica at `url` for its health; None when it is unreachable or is not the `service` analyzer."""
+    request_id = f"health:{secrets.token_hex(4)}"
+    try:
+        websocket = await connect(url, open_timeout=timeout_s, close_timeout=0.5)
+    except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as error:
+        log.warning("%s analyzer at %s is unreachable: %r", service, url, error)
+        return None
+    try:
+        async with asyncio.timeout(timeout_s):
+            await websocket.send(encode_frame(HealthFrame(id=request_id)))
+            while True:
+                try:
+                    frame = decode_analyzer_frame(await websocket.recv())
+                except (msgspec.DecodeError, msgspec.ValidationError):
+                    continue  # not an answer to us; the timeout bounds the wait
+                if isinstance(frame, HealthReport) and frame.id in (request_id, None):
+                    break
+    except TimeoutError:
+        log.warning("%s analyzer at %s took over %g s to answer a health request", service, url, timeout_s)
+        return Probe(url, None)
+    except ConnectionClosed as error:
+        log.warning("%s analyzer at %s closed the connection of a health request: %s", service, url, error)
+        return None
+    finally:
+        with contextlib.suppress(Exception):
+            await websocket.close()
+    if frame.service != service or frame.protocol != PROTOCOL_VERSION:
+        log.warning(
+            "replica at %s is the %s analyzer speaking protocol %d, not %s with protocol %d",
+            url, frame.service, frame.protocol, service, PROTOCOL_VERSION,
+        )
+        return None
+    return Probe(url, frame)
+
+
+class ReplicaChooser:
+    """Picks a replica per run; keeps only the round-robin position of each service."""
+
+    def __init__(self, health_timeout_s: float = HEALTH_TIMEOUT_S) -> None:
+        self.health_timeout_s = health_timeout_s
+        self._turns: dict[str, int] = {}
+
+    async def choose(self, service: str, urls: Sequence[str], avoid: Sequence[str] = ()) -> str:
+        """A replica of `service` among `urls`, preferring those not in `avoid`.
+
+        Replicas that answered come first, the one with the fewest active runs; only when none answered in time is
+        one that merely accepted the connection taken (slow to report is not broken). When every URL is to be
+        avoided they are all asked again: with one replica, a retry can only go back to it (it may have restarted).
+        Raises NoHealthyReplica.
+        """
+        candidates = [url for url in urls if url not in avoid] or list(urls)
+        if not candidates:
+            raise NoHealthyReplica(f"no {service} analyzer is configured (ASSAY_{service.upper()}_URLS)")
+        probes = await asyncio.gather(*(probe(url, service, self.health_timeout_s) for url in candidates))
+        answered = [found for found in probes if found is not None and found.report is not None]
+        if answered:
+            fewest = min(found.report.active_runs for found in answered if found.report)
+            tied = [found.url for found in answered if found.report and found.report.active_runs == fewest]
+        else:
+            tied = [found.url for found in probes if found is not None]
+        if not tied:
+            raise NoHealthyReplica(f"no healthy {service} analyzer at {', '.join(candidates)}")
+        turn = self._turns.get(service, 0)
+        self._turns[service] = turn + 1
+        return tied[turn % len(tied)]

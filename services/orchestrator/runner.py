@@ -1,0 +1,228 @@
+"""One task, end to end: plan the services, announce the start, run every analyzer at once, report each one's
+outcome as it ends, then the task's terminal event.
+
+The runner knows nothing of acks. It returns normally once the task's terminal event is published (`completed`,
+`failed`, or `cancelled` on a cancel signal); it raises when a publish fails (the consumer retries the request),
+and when cancelled by shutdown it stops the analyzers and publishes nothing, so that another replica runs the
+task again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from services.orchestrator.analyzer_client import AnalyzerClient, AnalyzerFailed, request_id
+from services.orchestrator.cancellation import CancelSignal
+from services.orchestrator.publisher import EventPublisher
+from shared.catalog import plan
+from shared.messages import (
+    AnalysisRequest,
+    ServiceFinished,
+    TaskCancelled,
+    TaskCompleted,
+    TaskFailed,
+    TaskProgress,
+    TaskStarted,
+    TerminalEvent,
+)
+from shared.protocol import AnalyzeFrame, ProgressFrame, ServiceResult
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What running a task needs besides the request."""
+
+    publisher: EventPublisher
+    analyzers: AnalyzerClient
+    worker: str  # hostname:pid, named in the `started` event
+    pulse_s: float = 30.0  # a progress event at least this often, so the persister sees the task alive
+    progress_interval_s: float = 0.5  # at most one analyzer progress event per service this often
+
+
+def task_fields(request: AnalysisRequest) -> dict[str, Any]:
+    """The fields every event of the task repeats."""
+    return {
+        "task_id": request.task_id,
+        "model_slug": request.model_slug,
+        "app_number": request.app_number,
+        "analysis_type": request.analysis_type,
+    }
+
+
+class _Progress:
+    """Progress events of one task: analyzer progress thrown off above the rate limit, plus a regular pulse."""
+
+    def __init__(self, ctx: RunContext, request: AnalysisRequest, services: list[str]) -> None:
+        self.ctx = ctx
+        self.request = request
+        self.running = list(services)
+        self.clock = asyncio.get_running_loop().time
+        self.last_any = self.clock()
+        self.last_by_service: dict[str, float] = {}
+
+    async def analyzer_progress(self, service: str, frame: ProgressFrame) -> None:
+        now = self.clock()
+        last = self.last_by_service.get(service)
+        if last is not None and now - last < self.ctx.progress_interval_s:
+            return  # a later frame says the same, only fresher
+        self.last_by_service[service] = now
+        await self._publish(service, frame.tool, frame.stage, frame.percent, frame.message)
+
+    async def pulse(self) -> None:
+        while True:
+            await asyncio.sleep(max(0.05, self.last_any + self.ctx.pulse_s - self.clock()))
+            if self.running and self.clock() - self.last_any >= self.ctx.pulse_s:
+                await self._publish(self.running[0], None, "running", 0.0, f"running: {', '.join(self.running)}")
+
+    def finished(self, service: str) -> None:
+        if service in self.running:
+            self.running.remove(service)
+
+    async def _publish(self, service: str, tool: str | None, stage: str, percent: float, message: str) -> None:
+        self.last_any = self.clock()
+        event = TaskProgress(
+            **task_fields(self.request), service=service, tool=tool, stage=stage, percent=percent, message=message
+        )
+        await self.ctx.publisher.publish_progress(event)
+
+
+async def run_task(ctx: RunContext, request: AnalysisRequest, signal: CancelSignal) -> None:
+    """Run `request` until its terminal event is published (see the module docstring for the other endings)."""
+    extra = {"task_id": request.task_id}
+    chosen = plan(request.analysis_type, request.tools)
+    if not chosen:
+        reason = f"no tool of a {request.analysis_type} analysis matches {request.tools}"
+        await ctx.publisher.publish(TaskFailed(**task_fields(request), reason=reason))
+        return
+    await ctx.publisher.publish(
+        TaskStarted(
+            **task_fields(request),
+            services=list(chosen),
+            tools=[tool for tools in chosen.values() for tool in tools],
+            priority=request.priority,
+            worker=ctx.worker,
+        )
+    )
+    log.info("task started: %s", ", ".join(chosen), extra=extra)
+    progress = _Progress(ctx, request, list(chosen))
+    finished: list[ServiceFinished] = []
+    services = asyncio.create_task(_run_services(ctx, request, chosen, progress, finished))
+    pulse = asyncio.create_task(progress.pulse())
+    cancelled = asyncio.create_task(signal.wait())
+    try:
+        await asyncio.wait({services, cancelled}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        pulse.cancel()
+        cancelled.cancel()
+        if not services.done():  # a cancel request, or shutdown: stop the analyzers and wait until they are told
+            services.cancel()
+            await asyncio.gather(services, return_exceptions=True)
+    if services.cancelled():
+        reason = signal.reason or "cancelled"
+        await ctx.publisher.publish(
+            TaskCancelled(**task_fields(request), reason=reason, services=[event.service for event in finished])
+        )
+        log.info("task cancelled: %s", reason, extra=extra)
+        return
+    services.result()  # a failed publish: raised for the consumer to retry
+    terminal = terminal_event(request, finished)
+    await ctx.publisher.publish(terminal)
+    log.info("task ended: %s", type(terminal).__name__, extra=extra)
+
+
+async def _run_services(
+    ctx: RunContext,
+    request: AnalysisRequest,
+    chosen: dict[str, list[str]],
+    progress: _Progress,
+    finished: list[ServiceFinished],
+) -> None:
+    """Every service at once; the first error (a failed publish) stops the others."""
+    deadline = asyncio.get_running_loop().time() + request.deadline_s
+
+    async def one(service: str, tools: list[str]) -> None:
+        event = await _run_service(ctx, request, service, tools, deadline, progress)
+        finished.append(event)
+
+    runs = [asyncio.create_task(one(service, tools), name=f"{request.task_id} {service}") for service, tools in chosen.items()]
+    try:
+        await asyncio.wait(runs, return_when=asyncio.FIRST_EXCEPTION)
+    finally:
+        for run in runs:
+            run.cancel()  # no-op for those done; the others send `cancel` to their analyzers
+        await asyncio.gather(*runs, return_exceptions=True)
+    for run in runs:
+        run.result()
+
+
+async def _run_service(
+    ctx: RunContext,
+    request: AnalysisRequest,
+    service: str,
+    tools: list[str],
+    deadline: float,
+    progress: _Progress,
+) -> ServiceFinished:
+    """One analyzer's run, ended by exactly one published `service` event (returned with its inline result)."""
+    loop = asyncio.get_running_loop()
+    frame = AnalyzeFrame(
+        id=request_id(request.task_id, service),
+        task_id=request.task_id,
+        model_slug=request.model_slug,
+        app_number=request.app_number,
+        tools=tools,
+        target_urls=list(request.target_urls),
+        options=dict(request.options),
+        deadline_s=max(1.0, deadline - loop.time()),
+    )
+
+    async def on_progress(update: ProgressFrame) -> None:
+        await progress.analyzer_progress(service, update)
+
+    result: ServiceResult | None = None
+    error: str | None = None
+    try:
+        async with asyncio.timeout_at(deadline):
+            result = await ctx.analyzers.analyze(service, frame, on_progress)
+    except AnalyzerFailed as failure:
+        error = str(failure)
+    except TimeoutError:
+        error = f"the task's deadline of {request.deadline_s:g} s passed before {service} finished"
+    progress.finished(service)
+    if result is not None:
+        event = ServiceFinished(
+            **task_fields(request), service=service, status=result.status, result=result,
+            error=result.error if result.status != "success" else None,
+        )
+    else:
+        event = ServiceFinished(**task_fields(request), service=service, status="failed", error=error)
+    log.info("service %s: %s", service, event.status, extra={"task_id": request.task_id, "service": service})
+    await ctx.publisher.service_finished(event)
+    return event
+
+
+def _why(event: ServiceFinished) -> str:
+    """One service's share of a task's reason."""
+    detail = event.error
+    if not detail and event.result is not None:
+        troubled = [f"{run.tool} {run.status}" for run in event.result.tools if run.status in ("failed", "timeout")]
+        detail = ", ".join(troubled)
+    return f"{event.service} {event.status}: {detail or 'no reason given'}"
+
+
+def terminal_event(request: AnalysisRequest, finished: list[ServiceFinished]) -> TerminalEvent:
+    """`completed` when every service succeeded, `failed` when all failed, else `partial` with the reasons."""
+    services = [event.service for event in finished]
+    troubled = [event for event in finished if event.status != "success"]
+    if finished and len([event for event in troubled if event.status == "failed"]) == len(finished):
+        return TaskFailed(**task_fields(request), reason="; ".join(map(_why, troubled)), services=services)
+    if troubled:
+        return TaskCompleted(
+            **task_fields(request), status="partial", services=services, reason="; ".join(map(_why, troubled))
+        )
+    return TaskCompleted(**task_fields(request), status="completed", services=services)

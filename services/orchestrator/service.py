@@ -1,0 +1,53 @@
+"""The orchestrator as one running thing: declare what it uses on NATS, wire its parts, consume until stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+
+from nats.aio.client import Client
+
+from services.orchestrator.analyzer_client import AnalyzerClient
+from services.orchestrator.cancellation import CancelRegistry, listen
+from services.orchestrator.consumer import Orchestrator, declare, pull_loop
+from services.orchestrator.publisher import EventPublisher
+from services.orchestrator.replicas import ReplicaChooser
+from services.orchestrator.runner import RunContext
+from shared.config import Settings
+from shared.streams import tasks_bucket
+
+log = logging.getLogger(__name__)
+
+PULSE_S = 30.0
+
+
+def worker_name() -> str:
+    """This replica as the `started` event names it: hostname:pid."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+async def serve(nc: Client, settings: Settings, stop: asyncio.Event, worker: str | None = None) -> None:
+    """Run one orchestrator replica on `nc` until `stop` is set; running tasks are then cancelled and nak'd."""
+    js = nc.jetstream()
+    await declare(js, settings)
+    registry = CancelRegistry()
+    cancels = await listen(nc, registry)
+    run = RunContext(
+        publisher=EventPublisher(nc, js),
+        analyzers=AnalyzerClient(settings.analyzer_urls, settings.heartbeat_timeout_s, ReplicaChooser()),
+        worker=worker or worker_name(),
+        # Well inside the persister's stale-task limit, whatever it is set to.
+        pulse_s=min(PULSE_S, settings.stale_task_s / 3),
+    )
+    orchestrator = Orchestrator(js=js, settings=settings, tasks=await tasks_bucket(js), registry=registry, run=run)
+    log.info(
+        "orchestrator %s running up to %d tasks at once", run.worker, settings.tasks_per_orchestrator,
+    )
+    try:
+        await pull_loop(orchestrator, stop)
+    finally:
+        with contextlib.suppress(Exception):
+            await cancels.unsubscribe()

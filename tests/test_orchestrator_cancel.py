@@ -1,0 +1,88 @@
+"""Cancelling tasks: a running one (the analyzer is sent `cancel`), one not started yet (the tasks bucket's marker),
+and one whose orchestrator shuts down (its request goes back to JetStream for another replica)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from test_orchestrator_support import (
+    ScriptedAnalyzer,
+    analyzers,
+    bench_for,
+    kind,
+    orchestrated,
+    running_orchestrator,
+    settings_for,
+    terminal_of,
+)
+
+from shared.messages import CancelRequest, ServiceFinished, TaskCancelled, TaskCompleted, TaskStarted, encode
+from shared.natsd import EmbeddedNats
+from shared.streams import tasks_bucket
+from shared.subjects import cancel_key, cancel_subject
+
+
+async def test_cancel_reaches_the_analyzer_at_once_and_publishes_cancelled(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    peer = ScriptedAnalyzer("static", ["hold"])
+    async with orchestrated(nats_server.url, tmp_path, [peer]) as bench:
+        request = await bench.request("static")
+        await asyncio.wait_for(peer.analyze_received.wait(), 5)
+        cancel = CancelRequest(task_id=request.task_id, reason="cancelled by the test")
+        sent = asyncio.get_running_loop().time()
+        await bench.nc.publish(cancel_subject(request.task_id), encode(cancel))
+        await asyncio.wait_for(peer.cancel_received.wait(), 5)
+        reached = asyncio.get_running_loop().time() - sent
+        events = await bench.events.terminal(request.task_id)
+        await bench.settled()  # the request is acknowledged, not redelivered
+    assert reached < 0.5, reached
+    assert [frame.id for frame in peer.cancels] == [f"{request.task_id}:static"]
+    cancelled = terminal_of(events)
+    assert isinstance(cancelled, TaskCancelled) and cancelled.reason == "cancelled by the test"
+    assert not any(isinstance(item.event, ServiceFinished) for item in events)  # stopped waiting: no outcome
+    assert cancelled.services == []
+
+
+async def test_cancel_marker_of_a_task_not_yet_started_publishes_cancelled_without_running_it(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    peer = ScriptedAnalyzer("static", ["result"])
+    async with analyzers(peer), bench_for(nats_server.url) as bench:
+        settings = settings_for(nats_server.url, tmp_path, [peer])
+        request = await bench.request("static")  # queued while no orchestrator runs
+        tasks = await tasks_bucket(bench.js)
+        await tasks.put(cancel_key(request.task_id), encode(CancelRequest(task_id=request.task_id, reason="too late")))
+        async with running_orchestrator(settings):
+            events = await bench.events.terminal(request.task_id)
+            await bench.settled()
+    assert [kind(item.event) for item in events] == ["cancelled"]
+    cancelled = events[0].event
+    assert isinstance(cancelled, TaskCancelled) and cancelled.reason == "too late"
+    assert peer.analyzed == []
+
+
+async def test_shutdown_cancels_the_analyzer_and_hands_the_request_to_another_replica(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    peer = ScriptedAnalyzer("static", ["hold", "result"])  # holds the first run, answers the second
+    async with analyzers(peer), bench_for(nats_server.url) as bench:
+        settings = settings_for(nats_server.url, tmp_path, [peer])
+        async with running_orchestrator(settings, worker="replica-1:1"):
+            request = await bench.request("static")
+            await asyncio.wait_for(peer.analyze_received.wait(), 5)
+        # Leaving the block stopped replica 1: its analyzer was told to stop, its request nak'd.
+        assert [frame.id for frame in peer.cancels] == [f"{request.task_id}:static"]
+        assert not any(kind(item.event) in ("completed", "failed", "cancelled") for item in bench.events.of(request.task_id))
+        started = asyncio.get_running_loop().time()
+        async with running_orchestrator(settings, worker="replica-2:2"):
+            events = await bench.events.terminal(request.task_id)
+            await bench.settled()
+        taken_over_in = asyncio.get_running_loop().time() - started
+    assert taken_over_in < settings.ack_wait_s  # nak'd, not left to time out
+    workers = [item.event.worker for item in events if isinstance(item.event, TaskStarted)]
+    assert workers == ["replica-1:1", "replica-2:2"]
+    ending = terminal_of(events)
+    assert isinstance(ending, TaskCompleted) and ending.status == "completed"
+    assert len(peer.analyzed) == 2

@@ -1,0 +1,81 @@
+"""The orchestrator's part of a task's one trace: CONSUMER span continuing the request's traceparent, PRODUCER spans
+for its events with traceparent headers, a CLIENT span per analyzer call whose traceparent the analyzer gets."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+from test_orchestrator_support import (
+    ScriptedAnalyzer,
+    kind,
+    orchestrated,
+    traceparent,
+)
+
+from shared.natsd import EmbeddedNats
+from shared.tracing import TASK_ID_ATTRIBUTE
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    """Finished spans of this process, collected in memory (added to the SDK provider, installing one if needed)."""
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        provider = TracerProvider()
+        trace.set_tracer_provider(provider)
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    yield exporter
+    exporter.shutdown()  # the processor stays attached to the global provider but exports nothing more
+
+
+def span_id(span: ReadableSpan) -> str:
+    return format(span.context.span_id, "016x")
+
+
+def parent_id(span: ReadableSpan) -> str | None:
+    return format(span.parent.span_id, "016x") if span.parent else None
+
+
+async def test_spans_continue_the_requests_trace_and_travel_in_headers_and_frames(
+    nats_server: EmbeddedNats, tmp_path: Path, spans: InMemorySpanExporter
+) -> None:
+    peer = ScriptedAnalyzer("static", ["result"])
+    parent, trace_id = traceparent()
+    async with orchestrated(nats_server.url, tmp_path, [peer]) as bench:
+        request = await bench.request("static", parent=parent)
+        events = await bench.events.terminal(request.task_id)
+    mine = [span for span in spans.get_finished_spans() if format(span.context.trace_id, "032x") == trace_id]
+    by_name = {span.name: span for span in mine}
+
+    process = by_name["process assay.requests.normal"]
+    assert process.kind == SpanKind.CONSUMER and parent_id(process) == parent.split("-")[2]
+    assert process.attributes["messaging.system"] == "nats"
+    assert process.attributes["messaging.destination.name"] == "assay.requests.normal"
+    assert process.attributes[TASK_ID_ATTRIBUTE] == request.task_id
+
+    for item in events:
+        event_kind = kind(item.event)
+        if event_kind == "progress":
+            assert item.headers["traceparent"].split("-")[1] == trace_id  # joins the trace, no span of its own
+            continue
+        subject = f"assay.events.{request.task_id}.{event_kind}"
+        producer = by_name[f"publish {subject}"]
+        assert producer.kind == SpanKind.PRODUCER and parent_id(producer) == span_id(process)
+        assert producer.attributes["messaging.destination.name"] == subject
+        assert producer.attributes[TASK_ID_ATTRIBUTE] == request.task_id
+        assert item.headers["traceparent"] == f"00-{trace_id}-{span_id(producer)}-01"
+
+    client = by_name["analyze static"]
+    assert client.kind == SpanKind.CLIENT and parent_id(client) == span_id(process)
+    assert client.attributes["rpc.system"] == "websocket"
+    assert client.attributes["server.address"] == "127.0.0.1"
+    assert client.attributes[TASK_ID_ATTRIBUTE] == request.task_id
+    assert peer.analyzed[0].traceparent == f"00-{trace_id}-{span_id(client)}-01"
