@@ -33,6 +33,9 @@ def listen_address(service: str, settings: Settings, argv: list[str] | None) -> 
 async def serve_analyzer(analyzer: Analyzer, settings: Settings, host: str, port: int, stop: asyncio.Event) -> None:
     """Serve until `stop` is set; running tools are cancelled (and killed) on the way out."""
     server = AnalyzerServer(analyzer, settings)
+    # Probe every tool (versions) before listening, so the first health request answers at once and no probe
+    # process is still running when the first analysis starts.
+    await server.health()
     async with serve(server.handle, host, port, max_size=MAX_FRAME_BYTES, ping_interval=20, ping_timeout=20):
         log.info("%s analyzer listening on ws://%s:%d", analyzer.service, host, port)
         await stop.wait()

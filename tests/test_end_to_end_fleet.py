@@ -1,0 +1,180 @@
+"""All four analyzers through the real stack: a comprehensive run on a running sample app, an analyzer killed
+mid-run, and a cancel that must stop the tool processes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fake_llm import FakeLLM, fake_llm  # noqa: F401
+from test_dynamic_support import start_backend, stop
+
+from tests.support.stack import Stack
+
+REPO = Path(__file__).resolve().parent.parent
+APPS = REPO / "generated" / "apps"
+MODEL, APP = "openai_codex-mini", 1
+
+
+def count(stack: Stack, sql: str, *params: object) -> list[tuple]:
+    with sqlite3.connect(stack.database_file) as db:
+        return db.execute(sql, params).fetchall()
+
+
+def descendants(pid: int) -> set[int]:
+    """Live processes below `pid` (by parent pid), read from /proc."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[0] != "Z":
+                parents[int(entry.name)] = int(fields[1])
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def alive(pids: set[int]) -> set[int]:
+    living = set()
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            living.add(pid)
+    return living
+
+
+@pytest.fixture
+def big_apps(tmp_path: Path) -> Path:
+    """A copy of a sample app with many extra modules, so that pylint runs long enough to be interrupted."""
+    apps = tmp_path / "apps"
+    app = apps / MODEL / f"app{APP}"
+    shutil.copytree(APPS / MODEL / f"app{APP}", app)
+    for index in range(250):
+        (app / "backend" / f"module_{index}.py").write_text(
+            "import os\n\n\n" + "".join(
+                f"def handler_{n}(value):\n    if value > {n}:\n        return os.path.join(str(value), '{n}')\n"
+                f"    return None\n\n\n" for n in range(20)
+            )
+        )
+    return apps
+
+
+def test_comprehensive_run_on_a_running_app_gets_findings_from_ten_tools(
+    tmp_path: Path, fake_llm: FakeLLM  # noqa: F811
+) -> None:
+    backend_url, backend = start_backend(f"{MODEL}/app{APP}", tmp_path / "backend")
+    stack = Stack(
+        tmp_path / "stack", apps_dir=APPS,
+        analyzers={"static": 1, "dynamic": 1, "performance": 1, "ai": 1},
+        extra_env={"ASSAY_AI_BASE_URL": fake_llm.url, "ASSAY_AI_API_KEY": fake_llm.key},
+    )
+    try:
+        stack.start()
+        task_id = stack.submit(
+            model_slug=MODEL, app_number=APP, analysis_type="comprehensive", target_urls=[backend_url],
+            options={"load": {"requests": 40, "concurrency": 4}},
+        )
+        task = stack.wait_terminal(task_id, timeout_s=240)
+    finally:
+        stack.stop()
+        stop(backend)
+    assert task["status"] == "completed", (task["status_reason"], stack.log_tail())
+    services = dict(count(stack, "select service, status from service_runs where task_id = ?", task_id))
+    assert services == {"static": "success", "dynamic": "success", "performance": "success", "ai": "success"}
+    by_tool = dict(count(stack, "select tool, count(*) from findings where task_id = ? group by tool", task_id))
+    assert len(by_tool) >= 10, by_tool
+    assert {"requirements-review", "code-quality-review"} & set(by_tool), "no AI findings persisted"
+    assert {"security-headers", "sensitive-paths"} <= set(by_tool)
+    tools_by_service = count(
+        stack, "select service, count(distinct tool) from findings where task_id = ? group by service", task_id
+    )
+    assert {service for service, _ in tools_by_service} >= {"static", "dynamic", "ai"}
+    # every finding the services reported is persisted: the per-tool records agree with the rows
+    recorded = dict(count(stack, "select tool, findings_count from tool_runs where task_id = ?", task_id))
+    assert {tool: n for tool, n in recorded.items() if n} == by_tool
+    assert task["findings_count"] == sum(by_tool.values())
+    assert fake_llm.requests, "the AI analyzer never called the chat-completions server"
+
+
+@pytest.fixture
+def fleet(tmp_path: Path, big_apps: Path) -> Iterator[Stack]:
+    stack = Stack(
+        tmp_path / "stack", apps_dir=big_apps, analyzers={"static": 1},
+        extra_env={"ASSAY_HEARTBEAT_TIMEOUT_S": "4", "ASSAY_TOOL_CONCURRENCY": "2"},
+    )
+    stack.start()
+    yield stack
+    stack.stop()
+
+
+def wait_for_tools(stack: Stack, task_id: str) -> set[int]:
+    """Pids of the tool processes the static analyzer runs for the task, once pylint is among them."""
+    analyzer = stack.processes["static-0"].pid
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        pids = descendants(analyzer)
+        commands = [Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") for pid in alive(pids)]
+        if any(b"pylint" in b" ".join(argv) and b"--version" not in argv for argv in commands):
+            return pids
+        time.sleep(0.1)
+    raise TimeoutError(f"pylint never started for {task_id}:\n{stack.log_tail()}")
+
+
+def test_killing_the_analyzer_mid_run_fails_the_task_with_a_reason_not_a_hang(fleet: Stack) -> None:
+    task_id = fleet.submit(model_slug=MODEL, app_number=APP, analysis_type="static", tools=["pylint", "bandit"])
+    wait_for_tools(fleet, task_id)
+    killed_at = time.monotonic()
+    fleet.kill("static-0")
+    task = fleet.wait_terminal(task_id, timeout_s=30)
+    waited = time.monotonic() - killed_at
+    assert task["status"] in ("failed", "partial")
+    assert "static" in task["status_reason"], task["status_reason"]
+    assert waited < 4 + 5, f"took {waited:.1f} s, beyond the heartbeat window"
+    assert fleet.results_dir.joinpath(task["result_dir"]).is_dir()
+
+
+def test_a_silent_analyzer_fails_the_run_after_the_heartbeat_window(fleet: Stack) -> None:
+    task_id = fleet.submit(model_slug=MODEL, app_number=APP, analysis_type="static", tools=["pylint"])
+    wait_for_tools(fleet, task_id)
+    analyzer = fleet.processes["static-0"].pid
+    os.kill(analyzer, signal.SIGSTOP)
+    try:
+        stopped_at = time.monotonic()
+        task = fleet.wait_terminal(task_id, timeout_s=30)
+        waited = time.monotonic() - stopped_at
+    finally:
+        os.kill(analyzer, signal.SIGCONT)
+    assert task["status"] == "failed"
+    assert "sent nothing" in task["status_reason"], task["status_reason"]
+    assert 3 <= waited < 4 + 5
+
+
+def test_cancelling_a_running_task_stops_its_tool_processes_within_two_seconds(fleet: Stack) -> None:
+    task_id = fleet.submit(model_slug=MODEL, app_number=APP, analysis_type="static", tools=["pylint", "mypy"])
+    tools = wait_for_tools(fleet, task_id)
+    assert alive(tools)
+    cancelled_at = time.monotonic()
+    response = httpx.post(f"{fleet.gateway_url}/api/tasks/{task_id}/cancel", timeout=10)
+    assert response.status_code == 202, response.text
+    while alive(tools) and time.monotonic() - cancelled_at < 2.0:
+        time.sleep(0.05)
+    assert not alive(tools), f"tool processes still running 2 s after cancel: {alive(tools)}"
+    task = fleet.wait_terminal(task_id, timeout_s=20)
+    assert task["status"] == "cancelled"
+    assert fleet.processes["static-0"].poll() is None, "the analyzer itself must survive a cancel"
