@@ -10,8 +10,17 @@ from shared.messages import AnalysisType
 
 TOOLS_BY_SERVICE: dict[str, tuple[str, ...]] = {
     "static": (
-        "bandit", "ruff", "pylint", "mypy", "vulture", "radon", "detect-secrets",
-        "eslint", "semgrep", "pip-audit", "npm-audit",
+        "bandit",
+        "ruff",
+        "pylint",
+        "mypy",
+        "vulture",
+        "radon",
+        "detect-secrets",
+        "eslint",
+        "semgrep",
+        "pip-audit",
+        "npm-audit",
     ),
     "dynamic": ("reachability", "security-headers", "cookies", "cors", "sensitive-paths", "endpoints"),
     "performance": ("load",),

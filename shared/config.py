@@ -32,7 +32,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     task_deadline_s: float  # ASSAY_TASK_DEADLINE_S: default deadline of one analysis
     tasks_per_orchestrator: int  # ASSAY_ORCHESTRATOR_CONCURRENCY: tasks one orchestrator replica runs at once
     heartbeat_timeout_s: float  # ASSAY_HEARTBEAT_TIMEOUT_S: analyzer silence that fails a run
-    stale_task_s: float  # ASSAY_STALE_TASK_S: a running task with no event for this long is failed by the persister
+    stale_task_s: (
+        float  # ASSAY_STALE_TASK_S: a running task with no event for this long is failed by the persister
+    )
     tool_timeout_s: float  # ASSAY_TOOL_TIMEOUT_S: default timeout of one tool subprocess
     tool_concurrency: int  # ASSAY_TOOL_CONCURRENCY: tool subprocesses one analyzer runs at once (CPU budget)
     ai_base_url: str  # ASSAY_AI_BASE_URL: OpenAI-compatible chat-completions API

@@ -84,7 +84,9 @@ class EmbeddedNats:
         while asyncio.get_running_loop().time() < deadline:
             if self.process.returncode is not None:
                 log = self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
-                raise RuntimeError(f"nats-server exited with {self.process.returncode}: {log.strip()[-2000:]}")
+                raise RuntimeError(
+                    f"nats-server exited with {self.process.returncode}: {log.strip()[-2000:]}"
+                )
             try:
                 _reader, writer = await asyncio.open_connection(self.host, self.port)
                 writer.close()

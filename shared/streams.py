@@ -96,7 +96,10 @@ def orchestrator_consumers(ack_wait_s: float, max_deliver: int) -> list[Consumer
     """One durable per priority, so that replicas can drain urgent requests first."""
     return [
         consumer_config(
-            subjects.orchestrator_durable(priority), subjects.request_subject(priority), ack_wait_s, max_deliver
+            subjects.orchestrator_durable(priority),
+            subjects.request_subject(priority),
+            ack_wait_s,
+            max_deliver,
         )
         for priority in PRIORITIES
     ]

@@ -51,4 +51,3 @@ def accepted_key(task_id: str) -> str:
 
 def cancel_key(task_id: str) -> str:
     return f"cancel.{task_id}"
-

@@ -9,6 +9,9 @@ import pytest
 
 from shared.natsd import EmbeddedNats
 
+# Fixtures defined in support modules, registered here so that every test can ask for them by name.
+from tests.support.fake_llm import fake_llm  # noqa: F401
+
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_APPS = REPO / "generated" / "apps"
 

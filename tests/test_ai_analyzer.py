@@ -17,7 +17,6 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from fake_llm import FAKE_MODEL, FakeLLM, Recorded
 from websockets.asyncio.client import connect
 
 from shared.findings import Finding, fingerprint
@@ -32,6 +31,7 @@ from shared.protocol import (
     decode_analyzer_frame,
     encode_frame,
 )
+from tests.support.fake_llm import FAKE_MODEL, FakeLLM, Recorded
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "generated" / "apps" / "openai_codex-mini" / "app1"

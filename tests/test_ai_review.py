@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import pytest
-from fake_llm import FAKE_MODEL, FakeLLM, fake_llm  # noqa: F401
 
 from services.analyzers.ai.client import ChatConfig, ChatError, complete
 from services.analyzers.ai.prompts import Requirement, numbered, quality_messages, requirements_messages
@@ -23,6 +22,7 @@ from services.analyzers.ai.review import (
 from services.analyzers.ai.sources import SourceFile, Sources, collect_sources, share_budget
 from shared.findings import fingerprint
 from shared.natsd import free_port
+from tests.support.fake_llm import FAKE_MODEL, FakeLLM
 
 MESSAGES = [{"role": "system", "content": "answer in JSON"}, {"role": "user", "content": "hello"}]
 
@@ -196,7 +196,7 @@ def config_for(fake: FakeLLM, **overrides: object) -> ChatConfig:
     return ChatConfig(**values)  # type: ignore[arg-type]
 
 
-async def test_client_sends_the_key_and_reports_the_servers_model(fake_llm: FakeLLM) -> None:  # noqa: F811
+async def test_client_sends_the_key_and_reports_the_servers_model(fake_llm: FakeLLM) -> None:
     reply = await complete(config_for(fake_llm, referer="http://127.0.0.1:8000"), MESSAGES)
     assert reply.model == FAKE_MODEL and reply.attempts == 1 and reply.response_id == "chatcmpl-fake-1"
     seen = fake_llm.requests[0]
@@ -206,14 +206,14 @@ async def test_client_sends_the_key_and_reports_the_servers_model(fake_llm: Fake
     assert seen.body["response_format"] == {"type": "json_object"}
 
 
-async def test_client_retries_a_rate_limit_then_succeeds(fake_llm: FakeLLM) -> None:  # noqa: F811
+async def test_client_retries_a_rate_limit_then_succeeds(fake_llm: FakeLLM) -> None:
     fake_llm.script("quality", "429", "500")
     reply = await complete(config_for(fake_llm), MESSAGES)
     assert reply.attempts == 3
     assert [request.status for request in fake_llm.requests] == [429, 500, 200]
 
 
-async def test_client_gives_up_after_bounded_attempts(fake_llm: FakeLLM) -> None:  # noqa: F811
+async def test_client_gives_up_after_bounded_attempts(fake_llm: FakeLLM) -> None:
     fake_llm.script("quality", "500", "500", "500", "500")
     started = time.monotonic()
     with pytest.raises(ChatError, match=r"HTTP 500 .*upstream provider error.*gave up after 3 attempts"):
@@ -222,13 +222,13 @@ async def test_client_gives_up_after_bounded_attempts(fake_llm: FakeLLM) -> None
     assert time.monotonic() - started >= 0.05 + 0.1  # it backed off, doubling
 
 
-async def test_client_fails_at_once_on_a_wrong_key_with_a_hint(fake_llm: FakeLLM) -> None:  # noqa: F811
+async def test_client_fails_at_once_on_a_wrong_key_with_a_hint(fake_llm: FakeLLM) -> None:
     with pytest.raises(ChatError, match=r"HTTP 401 .*check ASSAY_AI_API_KEY.*No auth credentials found"):
         await complete(config_for(fake_llm, api_key="wrong"), MESSAGES)
     assert len(fake_llm.requests) == 1
 
 
-async def test_client_names_a_wrong_base_url(fake_llm: FakeLLM) -> None:  # noqa: F811
+async def test_client_names_a_wrong_base_url(fake_llm: FakeLLM) -> None:
     with pytest.raises(ChatError, match=r"HTTP 404 .*check ASSAY_AI_BASE_URL and ASSAY_AI_MODEL"):
         await complete(config_for(fake_llm, base_url=fake_llm.url + "/nope"), MESSAGES)
 

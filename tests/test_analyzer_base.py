@@ -49,10 +49,16 @@ class SleepyTool:
         return ToolHealth(name=self.name, available=True, version="1.0")
 
     async def run(self, job: Job) -> ToolOutput:
-        argv = [sys.executable, "-c", f"import os; open({str(self.pgid_file)!r}, 'w').write(str(os.getpgrp())); {SPAWNER}"]
+        argv = [
+            sys.executable,
+            "-c",
+            f"import os; open({str(self.pgid_file)!r}, 'w').write(str(os.getpgrp())); {SPAWNER}",
+        ]
         outcome = await job.run(self.name, argv)
         status = "timeout" if outcome.timed_out else "success"
-        return ToolOutput(run=ToolRun(tool=self.name, status=status, command=argv, exit_code=outcome.exit_code))
+        return ToolOutput(
+            run=ToolRun(tool=self.name, status=status, command=argv, exit_code=outcome.exit_code)
+        )
 
 
 class EchoTool:
@@ -70,8 +76,13 @@ class EchoTool:
             Finding(tool=self.name, rule_id=f"line-{text}", severity="low", message=text)
             for text in outcome.stdout.split()
         ]
-        run = ToolRun(tool=self.name, status="success", command=argv, exit_code=outcome.exit_code,
-                      findings_count=len(findings))
+        run = ToolRun(
+            tool=self.name,
+            status="success",
+            command=argv,
+            exit_code=outcome.exit_code,
+            findings_count=len(findings),
+        )
         return ToolOutput(run=run, findings=findings, raw_output=outcome.stdout)
 
 
@@ -88,7 +99,9 @@ class MissingTool:
 @pytest.fixture
 async def analyzer_url(tmp_path: Path) -> AsyncIterator[str]:
     (tmp_path / "apps" / "model-a" / "app1").mkdir(parents=True)
-    settings = load_settings({"ASSAY_APPS_DIR": str(tmp_path / "apps"), "ASSAY_VAR_DIR": str(tmp_path / "var")})
+    settings = load_settings(
+        {"ASSAY_APPS_DIR": str(tmp_path / "apps"), "ASSAY_VAR_DIR": str(tmp_path / "var")}
+    )
     analyzer = Analyzer(service="test", tools=[EchoTool(), SleepyTool(tmp_path / "pgid"), MissingTool()])
     port = free_port()
     stop = asyncio.Event()
@@ -106,8 +119,9 @@ async def analyzer_url(tmp_path: Path) -> AsyncIterator[str]:
 
 
 def analyze(request_id: str, tools: list[str], **fields: object) -> str:
-    frame = AnalyzeFrame(id=request_id, task_id="task_0123456789ab", model_slug="model-a", app_number=1,
-                         tools=tools, **fields)  # type: ignore[arg-type]
+    frame = AnalyzeFrame(
+        id=request_id, task_id="task_0123456789ab", model_slug="model-a", app_number=1, tools=tools, **fields
+    )  # type: ignore[arg-type]
     return encode_frame(frame)
 
 
@@ -153,7 +167,9 @@ async def test_result_frame_carries_findings_and_skips_missing_tool(analyzer_url
     assert all(getattr(frame, "id", "r1") == "r1" for frame in frames)
 
 
-async def test_cancel_kills_the_tool_process_group_within_two_seconds(analyzer_url: str, tmp_path: Path) -> None:
+async def test_cancel_kills_the_tool_process_group_within_two_seconds(
+    analyzer_url: str, tmp_path: Path
+) -> None:
     pgid_file = tmp_path / "pgid"
     async with connect(analyzer_url) as ws:
         await ws.send(analyze("r2", ["sleepy"]))
@@ -198,13 +214,25 @@ async def test_health_lists_every_tool(analyzer_url: str) -> None:
         ('{"type":"analyze","id":"x"', "bad_request", ""),  # not JSON: no id to echo
         ('{"type":"launch","id":"x"}', "bad_request", "x"),  # unknown type
         (analyze("x", ["nope"]), "bad_request", "x"),  # unknown tool
-        (encode_frame(AnalyzeFrame(id="x", task_id="task_0123456789ab", model_slug="model-a", app_number=7)),
-         "unknown_app", "x"),
-        (encode_frame(AnalyzeFrame(id="x", task_id="task_0123456789ab", model_slug="../etc", app_number=1)),
-         "bad_request", "x"),
+        (
+            encode_frame(
+                AnalyzeFrame(id="x", task_id="task_0123456789ab", model_slug="model-a", app_number=7)
+            ),
+            "unknown_app",
+            "x",
+        ),
+        (
+            encode_frame(
+                AnalyzeFrame(id="x", task_id="task_0123456789ab", model_slug="../etc", app_number=1)
+            ),
+            "bad_request",
+            "x",
+        ),
     ],
 )
-async def test_bad_requests_get_an_error_frame(analyzer_url: str, frame: str, code: str, echoed_id: str) -> None:
+async def test_bad_requests_get_an_error_frame(
+    analyzer_url: str, frame: str, code: str, echoed_id: str
+) -> None:
     async with connect(analyzer_url) as ws:
         await ws.send(frame)
         answer = (await until(ws, ErrorFrame))[-1]

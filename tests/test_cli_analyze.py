@@ -11,7 +11,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from test_gateway_api import (
+
+from shared.messages import decode_request
+from shared.natsd import EmbeddedNats
+from shared.subjects import REQUESTS_STREAM, request_subject
+from tests.support.gateway import (
     APP,
     MODEL,
     Gateway,
@@ -20,10 +24,6 @@ from test_gateway_api import (
     insert_task,
     migrate_database,
 )
-
-from shared.messages import decode_request
-from shared.natsd import EmbeddedNats
-from shared.subjects import REQUESTS_STREAM, request_subject
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -13,16 +13,6 @@ from pathlib import Path
 import httpx
 import msgspec
 import pytest
-from test_dynamic_support import (
-    REPO,
-    SAMPLE_APPS,
-    analyze_frame,
-    result_async,
-    result_of,
-    start_analyzer,
-    start_backend,
-    stop,
-)
 
 from services.analyzers.base.job import Job
 from services.analyzers.base.runner import run_tool
@@ -37,6 +27,16 @@ from shared.catalog import TOOLS_BY_SERVICE
 from shared.config import load_settings
 from shared.natsd import free_port
 from shared.protocol import ServiceResult
+from tests.support.analyzers import (
+    REPO,
+    SAMPLE_APPS,
+    analyze_frame,
+    result_async,
+    result_of,
+    start_analyzer,
+    start_backend,
+    stop,
+)
 
 TOOLS = list(TOOLS_BY_SERVICE["dynamic"])
 

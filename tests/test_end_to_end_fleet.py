@@ -13,9 +13,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fake_llm import FakeLLM, fake_llm  # noqa: F401
-from test_dynamic_support import start_backend, stop
 
+from tests.support.analyzers import start_backend, stop
+from tests.support.fake_llm import FakeLLM
 from tests.support.stack import Stack
 
 REPO = Path(__file__).resolve().parent.parent
@@ -67,27 +67,33 @@ def big_apps(tmp_path: Path) -> Path:
     shutil.copytree(APPS / MODEL / f"app{APP}", app)
     for index in range(250):
         (app / "backend" / f"module_{index}.py").write_text(
-            "import os\n\n\n" + "".join(
+            "import os\n\n\n"
+            + "".join(
                 f"def handler_{n}(value):\n    if value > {n}:\n        return os.path.join(str(value), '{n}')\n"
-                f"    return None\n\n\n" for n in range(20)
+                f"    return None\n\n\n"
+                for n in range(20)
             )
         )
     return apps
 
 
 def test_comprehensive_run_on_a_running_app_gets_findings_from_ten_tools(
-    tmp_path: Path, fake_llm: FakeLLM  # noqa: F811
+    tmp_path: Path, fake_llm: FakeLLM
 ) -> None:
     backend_url, backend = start_backend(f"{MODEL}/app{APP}", tmp_path / "backend")
     stack = Stack(
-        tmp_path / "stack", apps_dir=APPS,
+        tmp_path / "stack",
+        apps_dir=APPS,
         analyzers={"static": 1, "dynamic": 1, "performance": 1, "ai": 1},
         extra_env={"ASSAY_AI_BASE_URL": fake_llm.url, "ASSAY_AI_API_KEY": fake_llm.key},
     )
     try:
         stack.start()
         task_id = stack.submit(
-            model_slug=MODEL, app_number=APP, analysis_type="comprehensive", target_urls=[backend_url],
+            model_slug=MODEL,
+            app_number=APP,
+            analysis_type="comprehensive",
+            target_urls=[backend_url],
             options={"load": {"requests": 40, "concurrency": 4}},
         )
         task = stack.wait_terminal(task_id, timeout_s=240)
@@ -97,12 +103,16 @@ def test_comprehensive_run_on_a_running_app_gets_findings_from_ten_tools(
     assert task["status"] == "completed", (task["status_reason"], stack.log_tail())
     services = dict(count(stack, "select service, status from service_runs where task_id = ?", task_id))
     assert services == {"static": "success", "dynamic": "success", "performance": "success", "ai": "success"}
-    by_tool = dict(count(stack, "select tool, count(*) from findings where task_id = ? group by tool", task_id))
+    by_tool = dict(
+        count(stack, "select tool, count(*) from findings where task_id = ? group by tool", task_id)
+    )
     assert len(by_tool) >= 10, by_tool
     assert {"requirements-review", "code-quality-review"} & set(by_tool), "no AI findings persisted"
     assert {"security-headers", "sensitive-paths"} <= set(by_tool)
     tools_by_service = count(
-        stack, "select service, count(distinct tool) from findings where task_id = ? group by service", task_id
+        stack,
+        "select service, count(distinct tool) from findings where task_id = ? group by service",
+        task_id,
     )
     assert {service for service, _ in tools_by_service} >= {"static", "dynamic", "ai"}
     # every finding the services reported is persisted: the per-tool records agree with the rows
@@ -115,7 +125,9 @@ def test_comprehensive_run_on_a_running_app_gets_findings_from_ten_tools(
 @pytest.fixture
 def fleet(tmp_path: Path, big_apps: Path) -> Iterator[Stack]:
     stack = Stack(
-        tmp_path / "stack", apps_dir=big_apps, analyzers={"static": 1},
+        tmp_path / "stack",
+        apps_dir=big_apps,
+        analyzers={"static": 1},
         extra_env={"ASSAY_HEARTBEAT_TIMEOUT_S": "4", "ASSAY_TOOL_CONCURRENCY": "2"},
     )
     stack.start()
@@ -137,7 +149,9 @@ def wait_for_tools(stack: Stack, task_id: str) -> set[int]:
 
 
 def test_killing_the_analyzer_mid_run_fails_the_task_with_a_reason_not_a_hang(fleet: Stack) -> None:
-    task_id = fleet.submit(model_slug=MODEL, app_number=APP, analysis_type="static", tools=["pylint", "bandit"])
+    task_id = fleet.submit(
+        model_slug=MODEL, app_number=APP, analysis_type="static", tools=["pylint", "bandit"]
+    )
     wait_for_tools(fleet, task_id)
     killed_at = time.monotonic()
     fleet.kill("static-0")

@@ -10,7 +10,12 @@ from pathlib import Path
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
-from test_gateway_api import (
+
+from shared.messages import TaskCompleted, TaskEvent, TaskProgress, TaskStarted, encode
+from shared.natsd import EmbeddedNats
+from shared.subjects import REQUESTS_STREAM, event_subject, request_subject
+from shared.tracing import TASK_ID_ATTRIBUTE
+from tests.support.gateway import (
     APP,
     MODEL,
     Gateway,
@@ -19,11 +24,6 @@ from test_gateway_api import (
     migrate_database,
     record_spans,
 )
-
-from shared.messages import TaskCompleted, TaskEvent, TaskProgress, TaskStarted, encode
-from shared.natsd import EmbeddedNats
-from shared.subjects import REQUESTS_STREAM, event_subject, request_subject
-from shared.tracing import TASK_ID_ATTRIBUTE
 
 
 @pytest.fixture

@@ -6,7 +6,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from test_orchestrator_support import (
+from shared.messages import CancelRequest, ServiceFinished, TaskCancelled, TaskCompleted, TaskStarted, encode
+from shared.natsd import EmbeddedNats
+from shared.streams import tasks_bucket
+from shared.subjects import cancel_key, cancel_subject
+from tests.support.orchestrator import (
     ScriptedAnalyzer,
     analyzers,
     bench_for,
@@ -16,11 +20,6 @@ from test_orchestrator_support import (
     settings_for,
     terminal_of,
 )
-
-from shared.messages import CancelRequest, ServiceFinished, TaskCancelled, TaskCompleted, TaskStarted, encode
-from shared.natsd import EmbeddedNats
-from shared.streams import tasks_bucket
-from shared.subjects import cancel_key, cancel_subject
 
 
 async def test_cancel_reaches_the_analyzer_at_once_and_publishes_cancelled(
@@ -53,7 +52,9 @@ async def test_cancel_marker_of_a_task_not_yet_started_publishes_cancelled_witho
         settings = settings_for(nats_server.url, tmp_path, [peer])
         request = await bench.request("static")  # queued while no orchestrator runs
         tasks = await tasks_bucket(bench.js)
-        await tasks.put(cancel_key(request.task_id), encode(CancelRequest(task_id=request.task_id, reason="too late")))
+        await tasks.put(
+            cancel_key(request.task_id), encode(CancelRequest(task_id=request.task_id, reason="too late"))
+        )
         async with running_orchestrator(settings):
             events = await bench.events.terminal(request.task_id)
             await bench.settled()
@@ -74,7 +75,10 @@ async def test_shutdown_cancels_the_analyzer_and_hands_the_request_to_another_re
             await asyncio.wait_for(peer.analyze_received.wait(), 5)
         # Leaving the block stopped replica 1: its analyzer was told to stop, its request nak'd.
         assert [frame.id for frame in peer.cancels] == [f"{request.task_id}:static"]
-        assert not any(kind(item.event) in ("completed", "failed", "cancelled") for item in bench.events.of(request.task_id))
+        assert not any(
+            kind(item.event) in ("completed", "failed", "cancelled")
+            for item in bench.events.of(request.task_id)
+        )
         started = asyncio.get_running_loop().time()
         async with running_orchestrator(settings, worker="replica-2:2"):
             events = await bench.events.terminal(request.task_id)

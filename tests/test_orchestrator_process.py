@@ -10,10 +10,9 @@ import signal
 import sys
 from pathlib import Path
 
-from test_orchestrator_support import ScriptedAnalyzer, analyzers, bench_for, terminal_of
-
 from shared.messages import TaskCompleted
 from shared.natsd import EmbeddedNats
+from tests.support.orchestrator import ScriptedAnalyzer, analyzers, bench_for, terminal_of
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -34,8 +33,13 @@ async def test_sigterm_cancels_the_analyzer_hands_the_request_back_and_flushes_s
         env.pop(name, None)
     async with analyzers(peer), bench_for(nats_server.url) as bench:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "services.orchestrator", cwd=REPO, env=env,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+            sys.executable,
+            "-m",
+            "services.orchestrator",
+            cwd=REPO,
+            env=env,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
         )
         try:
             request = await bench.request("static")
@@ -50,8 +54,13 @@ async def test_sigterm_cancels_the_analyzer_hands_the_request_back_and_flushes_s
         assert [frame.id for frame in peer.cancels] == [f"{request.task_id}:static"]
         # The request was nak'd: a replica started now gets it at once, not after the 30 s ack_wait.
         second = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "services.orchestrator", cwd=REPO, env=env,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+            sys.executable,
+            "-m",
+            "services.orchestrator",
+            cwd=REPO,
+            env=env,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
         )
         try:
             events = await bench.events.terminal(request.task_id, timeout_s=15)
@@ -66,5 +75,9 @@ async def test_sigterm_cancels_the_analyzer_hands_the_request_back_and_flushes_s
         for line in file.read_text().splitlines()
     ]
     names = {span["name"] for span in spans}
-    assert {"process assay.requests.normal", "analyze static", f"publish assay.events.{request.task_id}.started"} <= names
+    assert {
+        "process assay.requests.normal",
+        "analyze static",
+        f"publish assay.events.{request.task_id}.started",
+    } <= names
     assert all(span["service"] == "orchestrator" for span in spans)

@@ -8,7 +8,11 @@ from pathlib import Path
 
 import msgspec
 from nats.js.errors import NotFoundError
-from test_orchestrator_support import (
+
+from shared import subjects
+from shared.messages import DeadLetter, TaskCompleted, TaskFailed, encode
+from shared.natsd import EmbeddedNats
+from tests.support.orchestrator import (
     MODEL,
     ScriptedAnalyzer,
     analyzers,
@@ -20,10 +24,6 @@ from test_orchestrator_support import (
     settings_for,
     terminal_of,
 )
-
-from shared import subjects
-from shared.messages import DeadLetter, TaskCompleted, TaskFailed, encode
-from shared.natsd import EmbeddedNats
 
 
 async def dead_letter(bench_js, durable: str, timeout_s: float = 10.0) -> DeadLetter:  # type: ignore[no-untyped-def]
@@ -53,12 +53,17 @@ async def subscribed(bench_js) -> None:  # type: ignore[no-untyped-def]
     await asyncio.sleep(0.2)
 
 
-async def test_urgent_requests_are_taken_before_queued_normal_ones(nats_server: EmbeddedNats, tmp_path: Path) -> None:
+async def test_urgent_requests_are_taken_before_queued_normal_ones(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
     peer = ScriptedAnalyzer("static", ["result"])
     async with analyzers(peer), bench_for(nats_server.url) as bench:
         settings = settings_for(nats_server.url, tmp_path, [peer], ASSAY_ORCHESTRATOR_CONCURRENCY="1")
         # Queued before any orchestrator runs, least urgent first.
-        queued = [await bench.request("static", priority=priority) for priority in ("low", "normal", "normal", "high", "urgent")]
+        queued = [
+            await bench.request("static", priority=priority)
+            for priority in ("low", "normal", "normal", "high", "urgent")
+        ]
         async with running_orchestrator(settings):
             for request in queued:
                 await bench.events.terminal(request.task_id)
@@ -68,13 +73,16 @@ async def test_urgent_requests_are_taken_before_queued_normal_ones(nats_server: 
     assert order == ["urgent", "high", "normal", "normal", "low"]
 
 
-async def test_no_more_tasks_run_at_once_than_the_replica_may(nats_server: EmbeddedNats, tmp_path: Path) -> None:
+async def test_no_more_tasks_run_at_once_than_the_replica_may(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
     peer = ScriptedAnalyzer("static", ["hold"])
     async with analyzers(peer), bench_for(nats_server.url) as bench:
         settings = settings_for(nats_server.url, tmp_path, [peer], ASSAY_ORCHESTRATOR_CONCURRENCY="2")
         async with running_orchestrator(settings):
             for _ in range(3):
                 await bench.request("static")
+
             async def two_started() -> bool:
                 return len(peer.analyzed) >= 2
 
@@ -102,7 +110,11 @@ async def test_poison_request_goes_to_the_dlq_and_its_task_fails_with_the_reason
     assert msgspec.json.decode(letter.payload) == body
     failed = terminal_of(events)
     assert isinstance(failed, TaskFailed) and failed.reason == letter.reason
-    assert (failed.model_slug, failed.app_number, failed.analysis_type) == (MODEL, 1, "static")  # 0 → placeholder
+    assert (failed.model_slug, failed.app_number, failed.analysis_type) == (
+        MODEL,
+        1,
+        "static",
+    )  # 0 → placeholder
     assert unreadable.task_id is None and unreadable.payload == "not json at all"
     assert peer.analyzed == []
 
@@ -174,5 +186,7 @@ async def test_a_run_longer_than_ack_wait_is_not_redelivered_to_another_replica(
     ):
         await bench.request("static")
         await asyncio.wait_for(peer.analyze_received.wait(), 5)
-        await asyncio.sleep(3.5)  # three and a half ack_waits: in_progress() keeps the request with its replica
+        await asyncio.sleep(
+            3.5
+        )  # three and a half ack_waits: in_progress() keeps the request with its replica
         assert len(peer.analyzed) == 1

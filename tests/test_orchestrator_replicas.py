@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from test_orchestrator_support import ScriptedAnalyzer, analyzers
 
 from services.orchestrator.replicas import NoHealthyReplica, ReplicaChooser, probe
+from tests.support.orchestrator import ScriptedAnalyzer, analyzers
 
 
 async def test_the_replica_with_fewest_active_runs_is_chosen_and_equals_take_turns() -> None:

@@ -9,7 +9,11 @@ import hashlib
 from pathlib import Path
 
 import msgspec
-from test_orchestrator_support import (
+
+from shared.messages import ServiceFinished, TaskCompleted, TaskFailed, TaskProgress, TaskStarted, encode
+from shared.natsd import EmbeddedNats
+from shared.protocol import ServiceResult
+from tests.support.orchestrator import (
     ScriptedAnalyzer,
     analyzers,
     bench_for,
@@ -20,10 +24,6 @@ from test_orchestrator_support import (
     settings_for,
     terminal_of,
 )
-
-from shared.messages import ServiceFinished, TaskCompleted, TaskFailed, TaskProgress, TaskStarted, encode
-from shared.natsd import EmbeddedNats
-from shared.protocol import ServiceResult
 
 
 async def test_happy_path_publishes_started_progress_service_completed_with_findings(
@@ -118,7 +118,9 @@ async def test_dropped_connection_is_retried_once_on_the_other_replica_with_the_
     run_id = f"{request.task_id}:static"
     assert [frame.id for frame in dropping.analyzed] == [run_id]
     assert [frame.id for frame in second.analyzed] == [run_id]
-    services = [item.event for item in bench.events.of(request.task_id) if isinstance(item.event, ServiceFinished)]
+    services = [
+        item.event for item in bench.events.of(request.task_id) if isinstance(item.event, ServiceFinished)
+    ]
     assert len(services) == 1 and services[0].status == "success"
     assert services[0].result is not None and len(services[0].result.findings) == 2  # used once, not doubled
     assert isinstance(terminal_of(events), TaskCompleted)
@@ -140,14 +142,22 @@ async def test_comprehensive_run_with_one_failing_service_is_partial_with_the_re
     services = {item.event.service: item.event for item in events if isinstance(item.event, ServiceFinished)}
     assert set(services) == {"static", "dynamic", "performance", "ai"}
     assert services["dynamic"].status == "failed"
-    assert {name for name, event in services.items() if event.status == "success"} == {"static", "performance", "ai"}
+    assert {name for name, event in services.items() if event.status == "success"} == {
+        "static",
+        "performance",
+        "ai",
+    }
     ending = terminal_of(events)
     assert isinstance(ending, TaskCompleted) and ending.status == "partial"
-    assert ending.reason == "dynamic failed: analyzer dynamic answered internal: bandit crashed with exit code 2"
+    assert (
+        ending.reason == "dynamic failed: analyzer dynamic answered internal: bandit crashed with exit code 2"
+    )
     assert sorted(ending.services) == ["ai", "dynamic", "performance", "static"]
 
 
-async def test_service_with_a_partial_result_makes_the_task_partial(nats_server: EmbeddedNats, tmp_path: Path) -> None:
+async def test_service_with_a_partial_result_makes_the_task_partial(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
     peer = ScriptedAnalyzer("static", ["partial"])
     async with orchestrated(nats_server.url, tmp_path, [peer]) as bench:
         request = await bench.request("static")
@@ -191,7 +201,9 @@ async def test_analyzer_progress_is_throttled_to_about_two_events_a_second(
     assert progress[0].service == "static" and progress[0].tool == "bandit"
 
 
-async def test_no_healthy_replica_fails_the_service_naming_the_urls(nats_server: EmbeddedNats, tmp_path: Path) -> None:
+async def test_no_healthy_replica_fails_the_service_naming_the_urls(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
     nobody = ScriptedAnalyzer("static", ["result"])  # never started: nothing listens on its port
     settings = settings_for(nats_server.url, tmp_path, [nobody])
     async with bench_for(nats_server.url) as bench, running_orchestrator(settings):
@@ -202,7 +214,9 @@ async def test_no_healthy_replica_fails_the_service_naming_the_urls(nats_server:
     assert failed.reason == f"static failed: no healthy static analyzer at {nobody.url}"
 
 
-async def test_task_deadline_fails_the_service_and_stops_the_analyzer(nats_server: EmbeddedNats, tmp_path: Path) -> None:
+async def test_task_deadline_fails_the_service_and_stops_the_analyzer(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
     peer = ScriptedAnalyzer("static", ["hold"])  # beats forever, never answers
     async with orchestrated(nats_server.url, tmp_path, [peer]) as bench:
         request = await bench.request("static", deadline_s=1.0)
@@ -210,7 +224,10 @@ async def test_task_deadline_fails_the_service_and_stops_the_analyzer(nats_serve
     assert peer.analyzed[0].deadline_s <= 1.0  # the analyzer is told how long it has
     assert [frame.id for frame in peer.cancels] == [f"{request.task_id}:static"]
     service = next(item.event for item in events if isinstance(item.event, ServiceFinished))
-    assert service.status == "failed" and service.error == "the task's deadline of 1 s passed before static finished"
+    assert (
+        service.status == "failed"
+        and service.error == "the task's deadline of 1 s passed before static finished"
+    )
     assert isinstance(terminal_of(events), TaskFailed)
 
 
@@ -225,7 +242,8 @@ async def test_a_long_run_publishes_progress_regularly_even_when_the_analyzer_re
 
         def pulses() -> list[TaskProgress]:
             return [
-                item.event for item in bench.events.of(request.task_id)
+                item.event
+                for item in bench.events.of(request.task_id)
                 if isinstance(item.event, TaskProgress) and item.event.message == "running: static"
             ]
 

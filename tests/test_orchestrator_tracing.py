@@ -12,15 +12,15 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
-from test_orchestrator_support import (
+
+from shared.natsd import EmbeddedNats
+from shared.tracing import TASK_ID_ATTRIBUTE
+from tests.support.orchestrator import (
     ScriptedAnalyzer,
     kind,
     orchestrated,
     traceparent,
 )
-
-from shared.natsd import EmbeddedNats
-from shared.tracing import TASK_ID_ATTRIBUTE
 
 
 @pytest.fixture
@@ -64,7 +64,9 @@ async def test_spans_continue_the_requests_trace_and_travel_in_headers_and_frame
     for item in events:
         event_kind = kind(item.event)
         if event_kind == "progress":
-            assert item.headers["traceparent"].split("-")[1] == trace_id  # joins the trace, no span of its own
+            assert (
+                item.headers["traceparent"].split("-")[1] == trace_id
+            )  # joins the trace, no span of its own
             continue
         subject = f"assay.events.{request.task_id}.{event_kind}"
         producer = by_name[f"publish {subject}"]

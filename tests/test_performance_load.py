@@ -7,7 +7,6 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from test_dynamic_support import analyze_frame, result_async, start_analyzer, start_backend, stop
 from websockets.asyncio.client import connect
 
 from services.analyzers.dynamic.client import http_client
@@ -23,6 +22,7 @@ from shared.protocol import (
     decode_analyzer_frame,
     encode_frame,
 )
+from tests.support.analyzers import analyze_frame, result_async, start_analyzer, start_backend, stop
 
 
 @pytest.fixture(scope="module")

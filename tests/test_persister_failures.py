@@ -11,17 +11,6 @@ from pathlib import Path
 import msgspec
 import pytest
 from sqlalchemy import select
-from test_persister_support import (
-    APP,
-    MODEL,
-    Harness,
-    eventually,
-    publish_scenario,
-    read_json,
-    result_folder,
-    running_persister,
-    scenario,
-)
 
 from shared.database import sessions
 from shared.messages import ArtifactRef, DeadLetter, TaskFailed
@@ -36,6 +25,17 @@ from shared.subjects import (
     EVENTS_STREAM,
     PERSISTER_EVENTS_DURABLE,
     dlq_subject,
+)
+from tests.support.persister import (
+    APP,
+    MODEL,
+    Harness,
+    eventually,
+    publish_scenario,
+    read_json,
+    result_folder,
+    running_persister,
+    scenario,
 )
 
 
@@ -65,10 +65,14 @@ async def dead_letters(harness: Harness, count: int) -> list[DeadLetter]:
     return letters
 
 
-async def test_poison_messages_go_to_the_dlq_with_a_reason_and_the_consumer_keeps_going(harness: Harness) -> None:
+async def test_poison_messages_go_to_the_dlq_with_a_reason_and_the_consumer_keeps_going(
+    harness: Harness,
+) -> None:
     await harness.publish("assay.events.task_000000000000.started", b"\x00\xffnot json at all{")
     await harness.publish("assay.events.task_000000000001.progress", b"")
-    await harness.publish("assay.events.task_000000000002.started", b'{"kind": "started", "task_id": "task_000000000002"}')
+    await harness.publish(
+        "assay.events.task_000000000002.started", b'{"kind": "started", "task_id": "task_000000000002"}'
+    )
     case = scenario()
     await publish_scenario(harness, case)
 
@@ -109,7 +113,9 @@ async def test_corrupt_artifact_is_retried_then_dead_lettered_and_its_task_faile
         assert document["metadata"]["status_reason"] == task.status_reason
 
 
-async def test_empty_payload_is_recorded_with_a_warning(harness: Harness, caplog: pytest.LogCaptureFixture) -> None:
+async def test_empty_payload_is_recorded_with_a_warning(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.WARNING, logger="services.persister")
     case = scenario(result=ServiceResult(service="static", status="success"))
     task_id = case.request.task_id
@@ -118,7 +124,8 @@ async def test_empty_payload_is_recorded_with_a_warning(harness: Harness, caplog
     task = await harness.wait_status(task_id, "completed")
     assert await harness.counts(task_id) == {"service_runs": 1, "tool_runs": 0, "findings": 0}
     warnings = [
-        record for record in caplog.records
+        record
+        for record in caplog.records
         if record.levelno == logging.WARNING and "empty payload" in record.getMessage()
     ]
     assert warnings and getattr(warnings[0], "task_id", None) == task_id
@@ -132,8 +139,14 @@ async def test_failed_service_without_result_is_recorded_with_its_error(harness:
     task_id = case.request.task_id
     error = "analyzer static sent nothing for 15 s"
     service = msgspec.structs.replace(case.service, status="failed", result=None, error=error)
-    failed = TaskFailed(task_id=task_id, model_slug=MODEL, app_number=APP, analysis_type="security",
-                        reason=f"static: {error}", services=["static"])
+    failed = TaskFailed(
+        task_id=task_id,
+        model_slug=MODEL,
+        app_number=APP,
+        analysis_type="security",
+        reason=f"static: {error}",
+        services=["static"],
+    )
     await publish_scenario(harness, dataclasses.replace(case, service=service, completed=failed))  # type: ignore[arg-type]
 
     task = await harness.wait_status(task_id, "failed")
@@ -157,7 +170,9 @@ async def test_reaper_fails_a_stale_running_task_with_a_folder(
         waiting = scenario()
         await harness.publish_request(stale.request, stale.parent)
         await harness.publish_event(stale.started, stale.parent)  # then silence: its orchestrator died
-        await harness.publish_request(waiting.request, waiting.parent)  # pending, never started: not the reaper's
+        await harness.publish_request(
+            waiting.request, waiting.parent
+        )  # pending, never started: not the reaper's
 
         task = await harness.wait_status(stale.request.task_id, "failed", timeout_s=10)
         assert task.status_reason == "no event from the orchestrator for 0.5 s"

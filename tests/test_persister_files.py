@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from test_persister_support import files_under, service_result, sha256_of
 
 from services.persister import folders, staging
 from services.persister.consumer import trace_id_of
@@ -18,16 +17,27 @@ from services.persister.outcomes import backoff_s
 from services.persister.records import TaskRecord
 from services.persister.staging import StagedService
 from shared.protocol import ServiceResult
+from tests.support.persister import files_under, service_result, sha256_of
 
 CREATED = datetime(2026, 11, 29, 10, 15, 0, tzinfo=UTC)
 
 
 def record(**changes: object) -> TaskRecord:
     values: dict[str, object] = {
-        "task_id": "task_982d72cfa0f4", "model_slug": "openai_codex-mini", "app_number": 3,
-        "analysis_type": "security", "priority": "normal", "tools": [], "services": ["static"],
-        "status": "running", "status_reason": None, "created_at": CREATED,
-        "started_at": CREATED + timedelta(seconds=2), "worker": "host:1", "trace_id": "ab" * 16, "result_dir": None,
+        "task_id": "task_982d72cfa0f4",
+        "model_slug": "openai_codex-mini",
+        "app_number": 3,
+        "analysis_type": "security",
+        "priority": "normal",
+        "tools": [],
+        "services": ["static"],
+        "status": "running",
+        "status_reason": None,
+        "created_at": CREATED,
+        "started_at": CREATED + timedelta(seconds=2),
+        "worker": "host:1",
+        "trace_id": "ab" * 16,
+        "result_dir": None,
     }
     values.update(changes)
     return TaskRecord(**values)  # type: ignore[arg-type]
@@ -42,7 +52,9 @@ async def test_folder_appears_complete_and_an_existing_one_is_kept(tmp_path: Pat
     assert await folders.write_folder(final, {"a.json": b"{}", "services/static.json": b"[1]"}) is True
     assert files_under(final) == {"a.json", "services/static.json"}
     assert (final / "services" / "static.json").read_bytes() == b"[1]"
-    assert sorted(path.name for path in final.parent.iterdir()) == [final.name]  # leftover and temp folder gone
+    assert sorted(path.name for path in final.parent.iterdir()) == [
+        final.name
+    ]  # leftover and temp folder gone
 
     assert await folders.write_folder(final, {"other.json": b"{}"}) is False  # a retry keeps what it finds
     assert files_under(final) == {"a.json", "services/static.json"}
@@ -58,18 +70,30 @@ async def test_folder_refuses_a_file_name_that_leaves_it_and_leaves_nothing_behi
 
 async def test_staging_round_trips_a_service_and_refuses_unsafe_names(tmp_path: Path) -> None:
     result = service_result(count=3)
-    await staging.stage(tmp_path, "task_982d72cfa0f4", StagedService(
-        service="static", status="success", event_id="e1", result=result))
-    await staging.stage(tmp_path, "task_982d72cfa0f4", StagedService(
-        service="dynamic", status="failed", error="no healthy dynamic analyzer", event_id="e2"))
+    await staging.stage(
+        tmp_path,
+        "task_982d72cfa0f4",
+        StagedService(service="static", status="success", event_id="e1", result=result),
+    )
+    await staging.stage(
+        tmp_path,
+        "task_982d72cfa0f4",
+        StagedService(service="dynamic", status="failed", error="no healthy dynamic analyzer", event_id="e2"),
+    )
     staged = await staging.staged_services(tmp_path, "task_982d72cfa0f4")
     assert set(staged) == {"static", "dynamic"}
     assert staged["static"].result == result
     assert staged["dynamic"].result is None and staged["dynamic"].error == "no healthy dynamic analyzer"
-    assert not [name for name in os.listdir(staging.task_folder(tmp_path, "task_982d72cfa0f4")) if name.startswith(".tmp")]
+    assert not [
+        name
+        for name in os.listdir(staging.task_folder(tmp_path, "task_982d72cfa0f4"))
+        if name.startswith(".tmp")
+    ]
 
     with pytest.raises(ValueError, match="not allowed"):
-        await staging.stage(tmp_path, "task_982d72cfa0f4", StagedService(service="../x", status="failed", event_id="e3"))
+        await staging.stage(
+            tmp_path, "task_982d72cfa0f4", StagedService(service="../x", status="failed", event_id="e3")
+        )
     await staging.discard(tmp_path, "task_982d72cfa0f4")
     assert await staging.staged_services(tmp_path, "task_982d72cfa0f4") == {}
 
@@ -78,16 +102,26 @@ def test_render_builds_every_document_and_a_manifest_that_matches(tmp_path: Path
     services = [
         StagedService(service="static", status="success", event_id="e1", result=service_result(count=10)),
         StagedService(service="ai", status="failed", error="model timed out", event_id="e2"),
-        StagedService(service="performance", status="success", event_id="e3",
-                      result=ServiceResult(service="performance", status="success")),
+        StagedService(
+            service="performance",
+            status="success",
+            event_id="e3",
+            result=ServiceResult(service="performance", status="success"),
+        ),
     ]
-    ending = Ending(status="partial", reason="ai: model timed out", finished_at=CREATED + timedelta(seconds=12))
+    ending = Ending(
+        status="partial", reason="ai: model timed out", finished_at=CREATED + timedelta(seconds=12)
+    )
     rendered = render(record(), ending, services)
     primary = "openai_codex-mini_app3_task_982d72cfa0f4.json"
     assert rendered.primary_name == primary
     assert set(rendered.files) == {
-        primary, "manifest.json", "consolidated.sarif.json",
-        "services/static.json", "services/ai.json", "services/performance.json",
+        primary,
+        "manifest.json",
+        "consolidated.sarif.json",
+        "services/static.json",
+        "services/ai.json",
+        "services/performance.json",
     }
     assert rendered.findings_count == 10
     assert rendered.severity_breakdown == {"critical": 2, "high": 2, "medium": 2, "low": 2, "info": 2}
@@ -115,8 +149,9 @@ def test_failed_and_cancelled_documents_say_success_false() -> None:
         document = json.loads(rendered.files[rendered.primary_name])
         assert document["results"]["success"] is False
         assert document["summary"]["status"] == status
-        assert document["summary"]["severity_breakdown"] == {level: 0 for level in ("critical", "high", "medium",
-                                                                                    "low", "info")}
+        assert document["summary"]["severity_breakdown"] == {
+            level: 0 for level in ("critical", "high", "medium", "low", "info")
+        }
 
 
 def test_backoff_doubles_from_one_second_up_to_thirty() -> None:

@@ -18,7 +18,15 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 from sqlalchemy import select
-from test_persister_support import (
+
+from shared.database import sessions
+from shared.findings import SEVERITIES
+from shared.messages import ArtifactRef, new_event_id
+from shared.models import ServiceRun
+from shared.natsd import EmbeddedNats
+from shared.streams import artifacts_bucket
+from shared.subjects import ARTIFACTS_BUCKET, EVENTS_STREAM, PERSISTER_EVENTS_DURABLE, event_subject
+from tests.support.persister import (
     APP,
     MODEL,
     Harness,
@@ -34,25 +42,50 @@ from test_persister_support import (
     sha256_of,
 )
 
-from shared.database import sessions
-from shared.findings import SEVERITIES
-from shared.messages import ArtifactRef, new_event_id
-from shared.models import ServiceRun
-from shared.natsd import EmbeddedNats
-from shared.streams import artifacts_bucket
-from shared.subjects import ARTIFACTS_BUCKET, EVENTS_STREAM, PERSISTER_EVENTS_DURABLE, event_subject
-
 PRIMARY_KEYS = {
-    "task_id", "model_slug", "app_number", "analysis_type", "timestamp", "metadata", "results", "summary",
-    "schema_version", "trace_id",
+    "task_id",
+    "model_slug",
+    "app_number",
+    "analysis_type",
+    "timestamp",
+    "metadata",
+    "results",
+    "summary",
+    "schema_version",
+    "trace_id",
 }
 RESULTS_KEYS = {"findings", "tools_used", "tool_results", "raw_outputs", "summary", "success"}
-SUMMARY_KEYS = {"total_findings", "services_executed", "tools_executed", "status", "severity_breakdown",
-                "findings_by_tool"}
-METADATA_KEYS = {"priority", "tools", "services", "started_at", "finished_at", "duration_s", "status_reason", "worker",
-                 "assay_version"}
-TOOL_RECORD_KEYS = {"tool", "status", "version", "command", "exit_code", "duration_s", "files_analyzed",
-                    "findings_count", "reason", "service"}
+SUMMARY_KEYS = {
+    "total_findings",
+    "services_executed",
+    "tools_executed",
+    "status",
+    "severity_breakdown",
+    "findings_by_tool",
+}
+METADATA_KEYS = {
+    "priority",
+    "tools",
+    "services",
+    "started_at",
+    "finished_at",
+    "duration_s",
+    "status_reason",
+    "worker",
+    "assay_version",
+}
+TOOL_RECORD_KEYS = {
+    "tool",
+    "status",
+    "version",
+    "command",
+    "exit_code",
+    "duration_s",
+    "files_analyzed",
+    "findings_count",
+    "reason",
+    "service",
+}
 
 
 @pytest.fixture
@@ -96,7 +129,12 @@ async def test_happy_path_records_every_finding_and_writes_a_complete_folder(har
 
     folder = result_folder(harness, task)
     primary = f"{MODEL}_app{APP}_{task_id}.json"
-    assert files_under(folder) == {primary, "services/static.json", "consolidated.sarif.json", "manifest.json"}
+    assert files_under(folder) == {
+        primary,
+        "services/static.json",
+        "consolidated.sarif.json",
+        "manifest.json",
+    }
 
     document = read_json(folder / primary)
     assert set(document) == PRIMARY_KEYS
@@ -146,7 +184,9 @@ async def test_happy_path_records_every_finding_and_writes_a_complete_folder(har
     assert [path.name for path in app_folders(harness)] == [folder_name]  # no `.tmp-` left behind
 
 
-async def test_service_and_completed_delivered_twice_leave_one_row_set_and_one_folder(harness: Harness) -> None:
+async def test_service_and_completed_delivered_twice_leave_one_row_set_and_one_folder(
+    harness: Harness,
+) -> None:
     case = scenario(result=service_result(count=120))
     task_id = case.request.task_id
     again = dataclasses.replace(
@@ -176,20 +216,33 @@ async def test_service_and_completed_delivered_twice_leave_one_row_set_and_one_f
     task = await harness.task(task_id)
     assert task is not None and task.status == "completed" and task.findings_count == 120
     assert len(app_folders(harness)) == 1
-    assert len(read_json(result_folder(harness, task) / f"{MODEL}_app{APP}_{task_id}.json")["results"]["findings"]) == 120
+    assert (
+        len(
+            read_json(result_folder(harness, task) / f"{MODEL}_app{APP}_{task_id}.json")["results"][
+                "findings"
+            ]
+        )
+        == 120
+    )
     assert not (harness.results_dir / ".staging" / task_id).exists()
 
 
 async def test_large_result_is_read_back_from_the_object_store(harness: Harness) -> None:
-    big = service_result(count=1000, raw_size=5 * 1024 * 1024)  # 10 MB of raw output: above the 8 MB max payload
+    big = service_result(
+        count=1000, raw_size=5 * 1024 * 1024
+    )  # 10 MB of raw output: above the 8 MB max payload
     case = scenario(result=big)
     task_id = case.request.task_id
     data = msgspec.json.encode(big)
     assert len(data) > harness.client.max_payload
     name = f"{task_id}/static.json"
     await (await artifacts_bucket(harness.js)).put(name, data)
-    reference = ArtifactRef(bucket=ARTIFACTS_BUCKET, name=name, size=len(data), sha256=hashlib.sha256(data).hexdigest())
-    case = dataclasses.replace(case, service=msgspec.structs.replace(case.service, result=None, artifact=reference))
+    reference = ArtifactRef(
+        bucket=ARTIFACTS_BUCKET, name=name, size=len(data), sha256=hashlib.sha256(data).hexdigest()
+    )
+    case = dataclasses.replace(
+        case, service=msgspec.structs.replace(case.service, result=None, artifact=reference)
+    )
     await publish_scenario(harness, case)
 
     task = await harness.wait_status(task_id, "completed", timeout_s=30)
@@ -237,7 +290,9 @@ async def test_terminal_event_stops_waiting_for_a_missing_service_and_ends_parti
         assert task.status == "partial"
         assert "dynamic" in (task.status_reason or "")
         folder = result_folder(harness, task)
-        assert {path for path in files_under(folder) if path.startswith("services/")} == {"services/static.json"}
+        assert {path for path in files_under(folder) if path.startswith("services/")} == {
+            "services/static.json"
+        }
         assert read_json(folder / f"{MODEL}_app{APP}_{task_id}.json")["summary"]["status"] == "partial"
 
 
@@ -252,11 +307,20 @@ async def test_spans_continue_the_incoming_trace_with_db_and_folder_children(
     completed_subject = event_subject(task_id, "completed")
 
     def mine() -> list:
-        return [span for span in spans.get_finished_spans() if format(span.context.trace_id, "032x") == case.trace_id]
+        return [
+            span
+            for span in spans.get_finished_spans()
+            if format(span.context.trace_id, "032x") == case.trace_id
+        ]
 
     async def complete() -> bool:
         names = {span.name for span in mine()}
-        return {f"process {completed_subject}", "results.write", "db.write outcome", "db.write service"} <= names
+        return {
+            f"process {completed_subject}",
+            "results.write",
+            "db.write outcome",
+            "db.write service",
+        } <= names
 
     await eventually(complete, 5, "the persister's spans did not arrive")
     by_name = {span.name: span for span in mine()}

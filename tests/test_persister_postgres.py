@@ -9,7 +9,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from test_persister_support import (
+
+from shared.findings import SEVERITIES
+from shared.natsd import EmbeddedNats
+from tests.support.persister import (
     APP,
     MODEL,
     files_under,
@@ -19,9 +22,6 @@ from test_persister_support import (
     running_persister,
     scenario,
 )
-
-from shared.findings import SEVERITIES
-from shared.natsd import EmbeddedNats
 
 POSTGRES_URL = os.environ.get("ASSAY_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 
@@ -66,6 +66,11 @@ async def test_happy_path_on_postgresql(nats_server: EmbeddedNats, postgres_url:
         assert await harness.counts(task_id) == {"service_runs": 1, "tool_runs": 3, "findings": 250}
         folder = result_folder(harness, task)
         primary = f"{MODEL}_app{APP}_{task_id}.json"
-        assert files_under(folder) == {primary, "services/static.json", "consolidated.sarif.json", "manifest.json"}
+        assert files_under(folder) == {
+            primary,
+            "services/static.json",
+            "consolidated.sarif.json",
+            "manifest.json",
+        }
         assert len(read_json(folder / primary)["results"]["findings"]) == 250
         assert len(list(folder.parent.iterdir())) == 1

@@ -10,13 +10,12 @@ import signal
 import sys
 from pathlib import Path
 
-from test_persister_support import REPO_ROOT, Harness, persister_ready, publish_scenario, scenario
-
 from shared.config import load_settings
 from shared.connection import connect
 from shared.database import create_engine
 from shared.natsd import EmbeddedNats
 from shared.streams import declare_streams
+from tests.support.persister import REPO_ROOT, Harness, persister_ready, publish_scenario, scenario
 
 
 async def test_entry_point_persists_a_task_and_stops_cleanly_on_sigterm(
@@ -34,8 +33,13 @@ async def test_entry_point_persists_a_task_and_stops_cleanly_on_sigterm(
     for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_TRACES_EXPORTER"):
         env.pop(name, None)
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services.persister", cwd=REPO_ROOT, env=env,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "services.persister",
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
     )
     client = await connect(nats_server.url, "test-client")
     engine = create_engine(database_url)
@@ -56,7 +60,11 @@ async def test_entry_point_persists_a_task_and_stops_cleanly_on_sigterm(
         assert any(line.get("msg") == "persister stopped" for line in lines), stderr[-2000:]
         assert any(line.get("task_id") == case.request.task_id for line in lines)  # logs carry the task id
 
-        spans = [json.loads(line) for file in trace_dir.glob("persister-*.jsonl") for line in file.read_text().splitlines()]
+        spans = [
+            json.loads(line)
+            for file in trace_dir.glob("persister-*.jsonl")
+            for line in file.read_text().splitlines()
+        ]
         names = {span["name"] for span in spans if span["trace_id"] == case.trace_id}
         assert f"process assay.events.{case.request.task_id}.completed" in names
         assert {"results.write", "db.write outcome"} <= names

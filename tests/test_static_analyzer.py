@@ -14,8 +14,6 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from test_dynamic_support import start_analyzer, stop
-from test_static_support import copy_sample, write_many_modules
 from websockets.sync.client import ClientConnection, connect
 
 from services.analyzers.static.tools.eslint import Eslint
@@ -35,6 +33,8 @@ from shared.protocol import (
     decode_analyzer_frame,
     encode_frame,
 )
+from tests.support.analyzers import start_analyzer, stop
+from tests.support.static import copy_sample, write_many_modules
 
 TOOLS = TOOLS_BY_SERVICE["static"]
 # installed with the project (pyproject.toml), so they run wherever the tests run
@@ -59,7 +59,9 @@ def static(apps: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
 
 
 def analyze_frame(request_id: str, model: str = "openai_codex-mini", app: int = 1, **fields: object) -> str:
-    frame = AnalyzeFrame(id=request_id, task_id="task_00000000cafe", model_slug=model, app_number=app, **fields)  # type: ignore[arg-type]
+    frame = AnalyzeFrame(
+        id=request_id, task_id="task_00000000cafe", model_slug=model, app_number=app, **fields
+    )  # type: ignore[arg-type]
     return encode_frame(frame)
 
 
@@ -67,7 +69,9 @@ def receive(ws: ClientConnection, timeout_s: float = 10.0) -> msgspec.Struct:
     return decode_analyzer_frame(ws.recv(timeout=timeout_s))
 
 
-def frames_until_terminal(ws: ClientConnection, request_id: str, timeout_s: float) -> list[tuple[float, msgspec.Struct]]:
+def frames_until_terminal(
+    ws: ClientConnection, request_id: str, timeout_s: float
+) -> list[tuple[float, msgspec.Struct]]:
     """(arrival time, frame) for every frame of the run, the terminal frame last."""
     seen: list[tuple[float, msgspec.Struct]] = []
     deadline = time.monotonic() + timeout_s
@@ -144,7 +148,9 @@ def test_full_run_beats_and_reports_progress_per_tool(full_run: tuple[float, lis
     assert len(beats) >= 2
     marks = [frames[0][0], *beats, frames[-1][0]]
     assert max(later - earlier for earlier, later in itertools.pairwise(marks)) <= 5.0
-    finished = {frame.tool for _, frame in frames if isinstance(frame, ProgressFrame) and frame.stage != "started"}
+    finished = {
+        frame.tool for _, frame in frames if isinstance(frame, ProgressFrame) and frame.stage != "started"
+    }
     assert finished == set(TOOLS)
     print(f"\nfull static run on openai_codex-mini/app1: {wall:.1f} s wall")
 

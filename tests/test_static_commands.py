@@ -7,89 +7,17 @@ modules, and compared with the analyzer's normalized findings: equal, rule by ru
 from __future__ import annotations
 
 import asyncio
-import json
-import re
 import subprocess
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from test_static_support import COMPLEX_MODULE, copy_sample, run_in_process
 
 from services.analyzers.static.analyzer import build_analyzer
 from shared.catalog import TOOLS_BY_SERVICE
 from shared.protocol import ServiceResult
-
-
-def bandit_counts(out: str) -> Counter[str]:
-    return Counter(issue["test_id"] for issue in json.loads(out)["results"])
-
-
-def ruff_counts(out: str) -> Counter[str]:
-    return Counter(item["code"] for item in json.loads(out))
-
-
-def pylint_counts(out: str) -> Counter[str]:
-    return Counter(message["symbol"] for message in json.loads(out)["messages"])
-
-
-def mypy_counts(out: str) -> Counter[str]:
-    items = [json.loads(line) for line in out.splitlines() if line.strip()]
-    return Counter(item["code"] or ("note" if item["severity"] == "note" else "misc") for item in items)
-
-
-def vulture_counts(out: str) -> Counter[str]:
-    kinds = Counter()
-    for line in out.splitlines():
-        match = re.match(r"^.+?:\d+: (.+) \(\d+% confidence", line)
-        if match:  # "unused import 'os'" → unused-import, "unreachable code after 'return'" → unreachable-code
-            words = re.sub(r"'[^']*'", " ", match[1]).split()
-            kinds["-".join(word for word in words if word != "after")] += 1
-    return kinds
-
-
-def radon_counts(out: str) -> Counter[str]:
-    return Counter(
-        f"complexity-{block['rank']}"
-        for blocks in json.loads(out).values() if isinstance(blocks, list)
-        for block in blocks if block["type"] != "class" and block["rank"] in "DEF"
-    )
-
-
-def detect_secrets_counts(out: str) -> Counter[str]:
-    return Counter(hit["type"] for hits in json.loads(out)["results"].values() for hit in hits)
-
-
-def eslint_counts(out: str) -> Counter[str]:
-    return Counter(message["ruleId"] or "parse-error" for file in json.loads(out) for message in file["messages"])
-
-
-def semgrep_counts(out: str) -> Counter[str]:
-    return Counter(result["check_id"].rsplit(".", 1)[-1] for result in json.loads(out)["results"])
-
-
-def pip_audit_counts(out: str) -> Counter[str]:
-    return Counter(vuln["id"] for dependency in json.loads(out)["dependencies"] for vuln in dependency.get("vulns", []))
-
-
-def npm_audit_counts(out: str) -> Counter[str]:
-    counts = Counter()
-    for package in json.loads(out).get("vulnerabilities", {}).values():
-        advisories = [via for via in package["via"] if isinstance(via, dict)]
-        for advisory in advisories:
-            last = advisory.get("url", "").rstrip("/").rsplit("/", 1)[-1]
-            counts[last if last.startswith("GHSA-") else f"npm-{advisory.get('source')}"] += 1
-        if not advisories:
-            counts["vulnerable-dependency"] += 1
-    return counts
-
-
-COUNTERS: dict[str, Callable[[str], Counter[str]]] = {
-    "bandit": bandit_counts, "ruff": ruff_counts, "pylint": pylint_counts, "mypy": mypy_counts,
-    "vulture": vulture_counts, "radon": radon_counts, "detect-secrets": detect_secrets_counts,
-    "eslint": eslint_counts, "semgrep": semgrep_counts, "pip-audit": pip_audit_counts, "npm-audit": npm_audit_counts,
-}
+from tests.support.static import COMPLEX_MODULE, copy_sample, run_in_process
+from tests.support.tool_outputs import COUNTERS
 
 
 @pytest.fixture(scope="module")
@@ -133,6 +61,8 @@ def test_rerunning_the_recorded_command_gives_the_same_findings_per_rule(
         assert reported == Counter({"complexity-D": 1, "complexity-E": 1})
 
 
-def test_tools_leave_the_app_folder_as_they_found_it(app: Path, pristine: list[str], result: ServiceResult) -> None:
+def test_tools_leave_the_app_folder_as_they_found_it(
+    app: Path, pristine: list[str], result: ServiceResult
+) -> None:
     """No cache, stats or report file lands in the analyzed app (after the analyzer's run and the re-runs above)."""
     assert sorted(str(path.relative_to(app)) for path in app.rglob("*")) == pristine

@@ -9,7 +9,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-from test_static_support import copy_sample, make_job, run_in_process
 
 from services.analyzers.base.runner import run_tool
 from services.analyzers.static.analyzer import build_analyzer
@@ -24,6 +23,7 @@ from services.analyzers.static.tools.ruff import Ruff
 from services.analyzers.static.tools.semgrep import Semgrep
 from services.analyzers.static.tools.source import app_files, source_files
 from shared.natsd import free_port
+from tests.support.static import copy_sample, make_job, run_in_process
 
 
 @pytest.fixture
@@ -39,7 +39,10 @@ async def test_a_tool_that_is_not_installed_is_skipped_and_the_run_still_succeed
     monkeypatch.setattr(eslint, "program", str(app / "no-node-modules" / ".bin" / "eslint"))
     result = await run_in_process([bandit, eslint, ruff], app)
     runs = {run.tool: run for run in result.tools}
-    assert runs["bandit"].status == "skipped" and runs["bandit"].reason == "bandit-not-installed-here not installed"
+    assert (
+        runs["bandit"].status == "skipped"
+        and runs["bandit"].reason == "bandit-not-installed-here not installed"
+    )
     assert runs["eslint"].status == "skipped"
     assert runs["eslint"].reason == "eslint not installed (needs Node.js; run make install)"
     assert runs["ruff"].status == "success" and runs["ruff"].findings_count > 0
@@ -58,7 +61,10 @@ async def test_without_node_on_path_eslint_and_npm_audit_are_skipped(
     result = await run_in_process([Eslint(), NpmAudit()], app)
     runs = {run.tool: run for run in result.tools}
     assert runs["eslint"].status == "skipped" and "needs Node.js" in (runs["eslint"].reason or "")
-    assert runs["npm-audit"].status == "skipped" and runs["npm-audit"].reason == "npm not installed (needs Node.js)"
+    assert (
+        runs["npm-audit"].status == "skipped"
+        and runs["npm-audit"].reason == "npm not installed (needs Node.js)"
+    )
     assert result.status == "success"
 
 
@@ -94,16 +100,28 @@ async def test_a_tool_past_its_timeout_is_killed_and_recorded_as_timeout(app: Pa
 
 def test_dependencies_caches_and_bundles_are_not_the_apps_source(tmp_path: Path) -> None:
     for path in (
-        "backend/app.py", "backend/__pycache__/app.cpython-311.py", ".venv/lib/site.py", "venv/x.py",
-        "frontend/app.js", "frontend/node_modules/lib/index.js", "frontend/vendor/jquery.min.js", "build/out.js",
-        ".env", "frontend/util.mjs",
+        "backend/app.py",
+        "backend/__pycache__/app.cpython-311.py",
+        ".venv/lib/site.py",
+        "venv/x.py",
+        "frontend/app.js",
+        "frontend/node_modules/lib/index.js",
+        "frontend/vendor/jquery.min.js",
+        "build/out.js",
+        ".env",
+        "frontend/util.mjs",
     ):
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / path).write_text("x = 1\n")
     assert source_files(tmp_path, ("Python",)) == ["backend/app.py"]
     assert source_files(tmp_path, ("JavaScript",)) == ["frontend/app.js", "frontend/util.mjs"]
-    assert app_files(tmp_path) == [".env", "backend/app.py", "frontend/app.js", "frontend/util.mjs",
-                                   "frontend/vendor/jquery.min.js"]
+    assert app_files(tmp_path) == [
+        ".env",
+        "backend/app.py",
+        "frontend/app.js",
+        "frontend/util.mjs",
+        "frontend/vendor/jquery.min.js",
+    ]
 
 
 async def test_fingerprints_survive_a_line_shift_and_secrets_stay_out_of_messages(app: Path) -> None:
@@ -114,7 +132,9 @@ async def test_fingerprints_survive_a_line_shift_and_secrets_stay_out_of_message
     after = await run_in_process(tools, app)
 
     def in_backend(result):
-        return {(f.tool, f.rule_id, f.fingerprint): f.line for f in result.findings if f.path == "backend/app.py"}
+        return {
+            (f.tool, f.rule_id, f.fingerprint): f.line for f in result.findings if f.path == "backend/app.py"
+        }
 
     old, new = in_backend(before), in_backend(after)
     assert len(old) >= 20 and set(old) == set(new)  # same findings, same identities …
@@ -139,13 +159,20 @@ async def test_npm_audit_audits_a_lockfile_or_says_why_it_could_not(tmp_path: Pa
         pytest.skip("npm is not installed here")
     web = tmp_path / "app" / "frontend"
     web.mkdir(parents=True)
-    (web / "package.json").write_text('{"name": "shop", "version": "1.0.0", "dependencies": {"lodash": "4.17.4"}}')
+    (web / "package.json").write_text(
+        '{"name": "shop", "version": "1.0.0", "dependencies": {"lodash": "4.17.4"}}'
+    )
     lock = {
-        "name": "shop", "version": "1.0.0", "lockfileVersion": 3, "requires": True,
+        "name": "shop",
+        "version": "1.0.0",
+        "lockfileVersion": 3,
+        "requires": True,
         "packages": {
             "": {"name": "shop", "version": "1.0.0", "dependencies": {"lodash": "4.17.4"}},
-            "node_modules/lodash": {"version": "4.17.4",
-                                    "resolved": "https://registry.npmjs.org/lodash/-/lodash-4.17.4.tgz"},
+            "node_modules/lodash": {
+                "version": "4.17.4",
+                "resolved": "https://registry.npmjs.org/lodash/-/lodash-4.17.4.tgz",
+            },
         },
     }
     (web / "package-lock.json").write_text(json.dumps(lock, indent=2))
@@ -156,4 +183,6 @@ async def test_npm_audit_audits_a_lockfile_or_says_why_it_could_not(tmp_path: Pa
     else:  # lodash 4.17.4 has published advisories
         assert run.status == "success" and run.command[-2:] == ["--prefix", "frontend"]
         assert run.findings_count == len(output.findings) > 0
-        assert all(f.path == "frontend/package-lock.json" and f.category == "dependency" for f in output.findings)
+        assert all(
+            f.path == "frontend/package-lock.json" and f.category == "dependency" for f in output.findings
+        )

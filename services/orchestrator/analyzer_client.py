@@ -92,7 +92,9 @@ class AnalyzerClient:
         except _ConnectionLost as again:
             raise AnalyzerFailed(f"{first}; the retry at {retry_url} lost it too ({again})") from again
 
-    async def _attempt(self, service: str, url: str, frame: AnalyzeFrame, on_progress: OnProgress) -> ServiceResult:
+    async def _attempt(
+        self, service: str, url: str, frame: AnalyzeFrame, on_progress: OnProgress
+    ) -> ServiceResult:
         """One connection, in a CLIENT span whose traceparent the analyzer continues."""
         attributes: dict[str, str | int] = {
             "rpc.system": "websocket",
@@ -108,7 +110,9 @@ class AnalyzerClient:
         ) as span:
             sent = msgspec.structs.replace(frame, traceparent=current_traceparent())
             try:
-                websocket = await connect(url, max_size=MAX_FRAME_BYTES, open_timeout=OPEN_TIMEOUT_S, close_timeout=1)
+                websocket = await connect(
+                    url, max_size=MAX_FRAME_BYTES, open_timeout=OPEN_TIMEOUT_S, close_timeout=1
+                )
             except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as error:
                 span.set_status(Status(StatusCode.ERROR, f"connect failed: {error!r}"))
                 raise _ConnectionLost(f"could not connect: {error!r}") from error
@@ -150,14 +154,20 @@ class AnalyzerClient:
             try:
                 frame = decode_analyzer_frame(raw)
             except (msgspec.DecodeError, msgspec.ValidationError) as error:
-                log.warning("analyzer %s sent an undecodable frame (ignored): %s", service, error, extra=extra)
+                log.warning(
+                    "analyzer %s sent an undecodable frame (ignored): %s", service, error, extra=extra
+                )
                 continue
             if isinstance(frame, HealthReport):
                 continue  # an answer to a health request, not part of the run
             if frame.id != sent.id:
                 log.warning(
                     "analyzer %s sent a %s frame for %r while running %r (ignored)",
-                    service, type(frame).__name__, frame.id, sent.id, extra=extra,
+                    service,
+                    type(frame).__name__,
+                    frame.id,
+                    sent.id,
+                    extra=extra,
                 )
                 continue
             if isinstance(frame, ResultFrame):

@@ -121,11 +121,17 @@ async def _subscribe(orc: Orchestrator) -> Subscriptions:
     try:
         for priority in PRIORITIES:
             durable = subjects.orchestrator_durable(priority)
-            subscriptions[priority] = await orc.js.pull_subscribe_bind(durable, stream=subjects.REQUESTS_STREAM)
+            subscriptions[priority] = await orc.js.pull_subscribe_bind(
+                durable, stream=subjects.REQUESTS_STREAM
+            )
     except BaseException:
         await _dropped(subscriptions)  # no half set left behind: the loop subscribes all four again
         raise
-    log.info("consuming %s as %s", subjects.REQUESTS_ALL, ", ".join(subjects.orchestrator_durable(p) for p in PRIORITIES))
+    log.info(
+        "consuming %s as %s",
+        subjects.REQUESTS_ALL,
+        ", ".join(subjects.orchestrator_durable(p) for p in PRIORITIES),
+    )
     return subscriptions
 
 
@@ -183,7 +189,10 @@ async def deliver(orc: Orchestrator, msg: Msg, priority: Priority) -> None:
         "messaging.message.delivery_count": msg.metadata.num_delivered,
     }
     with tracer.start_as_current_span(
-        f"process {msg.subject}", context=extract_context(msg.headers), kind=SpanKind.CONSUMER, attributes=attributes
+        f"process {msg.subject}",
+        context=extract_context(msg.headers),
+        kind=SpanKind.CONSUMER,
+        attributes=attributes,
     ) as span:
         try:
             request = decode_request(msg.data or b"")
@@ -268,7 +277,9 @@ async def _settle(msg: Msg, how: Literal["ack", "nak", "term"], delay_s: float |
         log.warning("could not %s the request on %s: %r", how, msg.subject, error)
 
 
-async def _failed(orc: Orchestrator, msg: Msg, durable: str, request: AnalysisRequest, error: Exception) -> None:
+async def _failed(
+    orc: Orchestrator, msg: Msg, durable: str, request: AnalysisRequest, error: Exception
+) -> None:
     """A processing error: nak with backoff, or at max_deliver give the request up (DLQ, `failed` event)."""
     deliveries = msg.metadata.num_delivered
     extra = {"task_id": request.task_id, "deliveries": deliveries}
@@ -326,7 +337,11 @@ def _salvage(data: bytes) -> dict[str, object] | None:
         raw = msgspec.json.decode(data)
     except msgspec.DecodeError:
         return None
-    if not isinstance(raw, dict) or not isinstance(raw.get("task_id"), str) or not TASK_ID_RE.match(raw["task_id"]):
+    if (
+        not isinstance(raw, dict)
+        or not isinstance(raw.get("task_id"), str)
+        or not TASK_ID_RE.match(raw["task_id"])
+    ):
         return None
     fields: dict[str, object] = {"task_id": raw["task_id"]}
     for name, (kind, placeholder) in _SALVAGED_FIELDS.items():

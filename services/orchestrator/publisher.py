@@ -75,7 +75,9 @@ class EventPublisher:
         """Publish a task event in a PRODUCER span, retrying until JetStream confirms it (or PublishFailed)."""
         subject = event_subject(event.task_id, kind_of(event))
         attributes = _producer_attributes(subject, event.event_id, event.task_id)
-        with tracer.start_as_current_span(f"publish {subject}", kind=SpanKind.PRODUCER, attributes=attributes):
+        with tracer.start_as_current_span(
+            f"publish {subject}", kind=SpanKind.PRODUCER, attributes=attributes
+        ):
             await self._send(subject, encode(event), event.event_id)
         log.info("published %s", subject, extra={"task_id": event.task_id})
 
@@ -105,12 +107,19 @@ class EventPublisher:
         digest = await asyncio.to_thread(lambda: hashlib.sha256(data).hexdigest())
         name = f"{task_id}/{result.service}.json"
         with tracer.start_as_current_span(
-            f"store {ARTIFACTS_BUCKET}", attributes={TASK_ID_ATTRIBUTE: task_id, "assay.artifact.size": len(data)}
+            f"store {ARTIFACTS_BUCKET}",
+            attributes={TASK_ID_ATTRIBUTE: task_id, "assay.artifact.size": len(data)},
         ):
             if self._artifacts is None:
                 self._artifacts = await artifacts_bucket(self.js)
             await self._artifacts.put(name, data)
-        log.info("result of %s (%d bytes) stored as %s", result.service, len(data), name, extra={"task_id": task_id})
+        log.info(
+            "result of %s (%d bytes) stored as %s",
+            result.service,
+            len(data),
+            name,
+            extra={"task_id": task_id},
+        )
         return ArtifactRef(bucket=ARTIFACTS_BUCKET, name=name, size=len(data), sha256=digest)
 
     async def dead_letter(self, msg: Msg, durable: str, reason: str, task_id: str | None) -> None:
@@ -126,7 +135,9 @@ class EventPublisher:
         )
         subject = dlq_subject(REQUESTS_STREAM, durable)
         attributes = _producer_attributes(subject, letter.event_id, task_id)
-        with tracer.start_as_current_span(f"publish {subject}", kind=SpanKind.PRODUCER, attributes=attributes):
+        with tracer.start_as_current_span(
+            f"publish {subject}", kind=SpanKind.PRODUCER, attributes=attributes
+        ):
             await self._send(subject, encode(letter), letter.event_id)
 
     async def _send(self, subject: str, data: bytes, message_id: str) -> None:

@@ -21,7 +21,9 @@ from shared.protocol import PROTOCOL_VERSION, HealthFrame, HealthReport, decode_
 
 log = logging.getLogger(__name__)
 
-HEALTH_TIMEOUT_S = 3.0  # answers come in milliseconds, but an analyzer's first one may wait on tool `--version`s
+HEALTH_TIMEOUT_S = (
+    3.0  # answers come in milliseconds, but an analyzer's first one may wait on tool `--version`s
+)
 
 
 class NoHealthyReplica(Exception):
@@ -65,7 +67,11 @@ async def probe(url: str, service: str, timeout_s: float = HEALTH_TIMEOUT_S) -> 
     if frame.service != service or frame.protocol != PROTOCOL_VERSION:
         log.warning(
             "replica at %s is the %s analyzer speaking protocol %d, not %s with protocol %d",
-            url, frame.service, frame.protocol, service, PROTOCOL_VERSION,
+            url,
+            frame.service,
+            frame.protocol,
+            service,
+            PROTOCOL_VERSION,
         )
         return None
     return Probe(url, frame)

@@ -77,16 +77,25 @@ class _Progress:
         while True:
             await asyncio.sleep(max(0.05, self.last_any + self.ctx.pulse_s - self.clock()))
             if self.running and self.clock() - self.last_any >= self.ctx.pulse_s:
-                await self._publish(self.running[0], None, "running", 0.0, f"running: {', '.join(self.running)}")
+                await self._publish(
+                    self.running[0], None, "running", 0.0, f"running: {', '.join(self.running)}"
+                )
 
     def finished(self, service: str) -> None:
         if service in self.running:
             self.running.remove(service)
 
-    async def _publish(self, service: str, tool: str | None, stage: str, percent: float, message: str) -> None:
+    async def _publish(
+        self, service: str, tool: str | None, stage: str, percent: float, message: str
+    ) -> None:
         self.last_any = self.clock()
         event = TaskProgress(
-            **task_fields(self.request), service=service, tool=tool, stage=stage, percent=percent, message=message
+            **task_fields(self.request),
+            service=service,
+            tool=tool,
+            stage=stage,
+            percent=percent,
+            message=message,
         )
         await self.ctx.publisher.publish_progress(event)
 
@@ -119,13 +128,17 @@ async def run_task(ctx: RunContext, request: AnalysisRequest, signal: CancelSign
     finally:
         pulse.cancel()
         cancelled.cancel()
-        if not services.done():  # a cancel request, or shutdown: stop the analyzers and wait until they are told
+        if (
+            not services.done()
+        ):  # a cancel request, or shutdown: stop the analyzers and wait until they are told
             services.cancel()
             await asyncio.gather(services, return_exceptions=True)
     if services.cancelled():
         reason = signal.reason or "cancelled"
         await ctx.publisher.publish(
-            TaskCancelled(**task_fields(request), reason=reason, services=[event.service for event in finished])
+            TaskCancelled(
+                **task_fields(request), reason=reason, services=[event.service for event in finished]
+            )
         )
         log.info("task cancelled: %s", reason, extra=extra)
         return
@@ -149,7 +162,10 @@ async def _run_services(
         event = await _run_service(ctx, request, service, tools, deadline, progress)
         finished.append(event)
 
-    runs = [asyncio.create_task(one(service, tools), name=f"{request.task_id} {service}") for service, tools in chosen.items()]
+    runs = [
+        asyncio.create_task(one(service, tools), name=f"{request.task_id} {service}")
+        for service, tools in chosen.items()
+    ]
     try:
         await asyncio.wait(runs, return_when=asyncio.FIRST_EXCEPTION)
     finally:
@@ -196,7 +212,10 @@ async def _run_service(
     progress.finished(service)
     if result is not None:
         event = ServiceFinished(
-            **task_fields(request), service=service, status=result.status, result=result,
+            **task_fields(request),
+            service=service,
+            status=result.status,
+            result=result,
             error=result.error if result.status != "success" else None,
         )
     else:
@@ -210,7 +229,9 @@ def _why(event: ServiceFinished) -> str:
     """One service's share of a task's reason."""
     detail = event.error
     if not detail and event.result is not None:
-        troubled = [f"{run.tool} {run.status}" for run in event.result.tools if run.status in ("failed", "timeout")]
+        troubled = [
+            f"{run.tool} {run.status}" for run in event.result.tools if run.status in ("failed", "timeout")
+        ]
         detail = ", ".join(troubled)
     return f"{event.service} {event.status}: {detail or 'no reason given'}"
 

@@ -42,9 +42,13 @@ async def serve(nc: Client, settings: Settings, stop: asyncio.Event, worker: str
         # Well inside the persister's stale-task limit, whatever it is set to.
         pulse_s=min(PULSE_S, settings.stale_task_s / 3),
     )
-    orchestrator = Orchestrator(js=js, settings=settings, tasks=await tasks_bucket(js), registry=registry, run=run)
+    orchestrator = Orchestrator(
+        js=js, settings=settings, tasks=await tasks_bucket(js), registry=registry, run=run
+    )
     log.info(
-        "orchestrator %s running up to %d tasks at once", run.worker, settings.tasks_per_orchestrator,
+        "orchestrator %s running up to %d tasks at once",
+        run.worker,
+        settings.tasks_per_orchestrator,
     )
     try:
         await pull_loop(orchestrator, stop)

@@ -62,7 +62,9 @@ async def finish(
             span.set_attribute("assay.folder_existed", not written)
         if not written:
             # A crash between the rename and the row update left a complete folder: keep it, record it.
-            log.info("result folder %s exists already; recording it", relative, extra={"task_id": current.task_id})
+            log.info(
+                "result folder %s exists already; recording it", relative, extra={"task_id": current.task_id}
+            )
         outcome = Outcome(
             status=ending.status,
             reason=ending.reason,
@@ -71,13 +73,21 @@ async def finish(
             severity_breakdown=rendered.severity_breakdown,
             result_dir=relative,
         )
-        db_attributes = {TASK_ID_ATTRIBUTE: current.task_id, "db.system": ctx.db_system, "db.operation": "UPDATE"}
+        db_attributes = {
+            TASK_ID_ATTRIBUTE: current.task_id,
+            "db.system": ctx.db_system,
+            "db.operation": "UPDATE",
+        }
         with tracer.start_as_current_span("db.write outcome", attributes=db_attributes):
             recorded = await database.record_outcome(ctx.sessions, current.task_id, outcome, event_id, kind)
         await staging.discard(ctx.results_root, current.task_id)
         if recorded:
             log.info(
-                "task %s %s: %d findings in %s", current.task_id, ending.status, rendered.findings_count, relative,
+                "task %s %s: %d findings in %s",
+                current.task_id,
+                ending.status,
+                rendered.findings_count,
+                relative,
                 extra={"task_id": current.task_id, "status": ending.status},
             )
         return relative

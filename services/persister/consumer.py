@@ -33,7 +33,9 @@ tracer = trace.get_tracer("services.persister")
 
 BATCH = 8
 FETCH_TIMEOUT_S = 1.0  # also how quickly a loop notices shutdown
-IDLE_CHECK_S = 10.0  # an idle loop checks this often that its consumer still exists (a server may lose its state)
+IDLE_CHECK_S = (
+    10.0  # an idle loop checks this often that its consumer still exists (a server may lose its state)
+)
 RESUBSCRIBE_PAUSE_S = 1.0
 
 
@@ -49,7 +51,11 @@ class ConsumerSpec:
 
 
 REQUESTS = ConsumerSpec(
-    subjects.REQUESTS_STREAM, subjects.PERSISTER_REQUESTS_DURABLE, subjects.REQUESTS_ALL, decode_request, handle_request
+    subjects.REQUESTS_STREAM,
+    subjects.PERSISTER_REQUESTS_DURABLE,
+    subjects.REQUESTS_ALL,
+    decode_request,
+    handle_request,
 )
 EVENTS = ConsumerSpec(
     subjects.EVENTS_STREAM, subjects.PERSISTER_EVENTS_DURABLE, subjects.EVENTS_ALL, decode_event, handle_event
@@ -95,7 +101,9 @@ async def _settle(msg: Msg, outcome: Retry | None) -> None:
         log.warning("could not settle message on %s: %s", msg.subject, error)
 
 
-async def _give_up(ctx: PersisterContext, spec: ConsumerSpec, msg: Msg, reason: str, task_id: str | None) -> None:
+async def _give_up(
+    ctx: PersisterContext, spec: ConsumerSpec, msg: Msg, reason: str, task_id: str | None
+) -> None:
     """DLQ, then term; when the DLQ does not take it, nak so that nothing is lost."""
     try:
         await publish_dead_letter(ctx.js, msg, spec.stream, spec.durable, reason, task_id)
@@ -151,13 +159,20 @@ async def deliver(ctx: PersisterContext, spec: ConsumerSpec, msg: Msg) -> None:
         finally:
             keeper.cancel()
         if outcome is not None and deliveries >= ctx.max_deliver:
-            await _give_up(ctx, spec, msg, f"still not applicable after {deliveries} deliveries: {outcome.reason}",
-                           message.task_id)
+            await _give_up(
+                ctx,
+                spec,
+                msg,
+                f"still not applicable after {deliveries} deliveries: {outcome.reason}",
+                message.task_id,
+            )
             return
         await _settle(msg, outcome)
 
 
-async def _failed(ctx: PersisterContext, spec: ConsumerSpec, msg: Msg, message: Any, error: Exception) -> None:
+async def _failed(
+    ctx: PersisterContext, spec: ConsumerSpec, msg: Msg, message: Any, error: Exception
+) -> None:
     """A processing error: retry with backoff, or after max_deliver give the message and its task up."""
     deliveries = msg.metadata.num_delivered
     extra = {"task_id": message.task_id, "deliveries": deliveries}
@@ -208,12 +223,16 @@ async def pull_loop(ctx: PersisterContext, spec: ConsumerSpec, stop: asyncio.Eve
         for msg in messages:
             try:
                 await deliver(ctx, spec, msg)
-            except Exception:  # a bug must not stop the loop: unsettled, the message comes back after ack_wait
+            except (
+                Exception
+            ):  # a bug must not stop the loop: unsettled, the message comes back after ack_wait
                 log.exception("delivering %s failed", msg.subject)
     await _dropped(subscription)
 
 
-async def _checked(subscription: JetStreamContext.PullSubscription) -> JetStreamContext.PullSubscription | None:
+async def _checked(
+    subscription: JetStreamContext.PullSubscription,
+) -> JetStreamContext.PullSubscription | None:
     """The subscription if its consumer still exists, else None (so that the loop declares it again)."""
     try:
         await subscription.consumer_info()

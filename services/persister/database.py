@@ -253,7 +253,9 @@ class Outcome:
     result_dir: str
 
 
-async def record_outcome(sessions: Sessions, task_id: str, outcome: Outcome, event_id: str | None, kind: str) -> bool:
+async def record_outcome(
+    sessions: Sessions, task_id: str, outcome: Outcome, event_id: str | None, kind: str
+) -> bool:
     """Mark the task terminal and name its folder; False when another writer finished it first."""
 
     async def work(session: AsyncSession) -> bool:

@@ -106,7 +106,10 @@ async def _service_finished(ctx: PersisterContext, event: ServiceFinished, deliv
     if result is None or (not result.tools and not result.findings):
         log.warning(
             "empty payload: service %s of task %s reported no tools and no findings (status %s)",
-            event.service, event.task_id, event.status, extra=extra,
+            event.service,
+            event.task_id,
+            event.status,
+            extra=extra,
         )
     staged = StagedService(
         service=event.service,

@@ -37,7 +37,9 @@ async def reap_once(ctx: PersisterContext, stale_after_s: float) -> list[str]:
         if task is None or task.status != "running" or (task.updated_at and task.updated_at >= cutoff):
             continue  # an event arrived since the query
         with tracer.start_as_current_span("reap task", attributes={TASK_ID_ATTRIBUTE: task_id}):
-            log.warning("task %s is stale: %s", task_id, stale_reason(stale_after_s), extra={"task_id": task_id})
+            log.warning(
+                "task %s is stale: %s", task_id, stale_reason(stale_after_s), extra={"task_id": task_id}
+            )
             await fail_task(ctx, task_id, stale_reason(stale_after_s))
         reaped.append(task_id)
     return reaped

@@ -82,7 +82,9 @@ async def is_processed(sessions: Sessions, event_id: str) -> bool:
 async def recorded_services(sessions: Sessions, task_id: str) -> set[str]:
     """Services whose outcome is in the database for the task."""
     async with sessions() as session:
-        return set((await session.scalars(select(ServiceRun.service).where(ServiceRun.task_id == task_id))).all())
+        return set(
+            (await session.scalars(select(ServiceRun.service).where(ServiceRun.task_id == task_id))).all()
+        )
 
 
 async def stale_running_tasks(sessions: Sessions, older_than: datetime) -> list[str]:

@@ -39,7 +39,9 @@ async def run(
         db_system=engine.dialect.name,
     )
     loops = [asyncio.create_task(pull_loop(ctx, spec, stop), name=spec.durable) for spec in CONSUMERS]
-    loops.append(asyncio.create_task(run_reaper(ctx, settings.stale_task_s, stop, reap_interval_s), name="reaper"))
+    loops.append(
+        asyncio.create_task(run_reaper(ctx, settings.stale_task_s, stop, reap_interval_s), name="reaper")
+    )
     log.info("persister running; results under %s", settings.results_dir)
     try:
         await asyncio.gather(*loops)

@@ -35,7 +35,9 @@ class StagedService(msgspec.Struct, kw_only=True):
 def check_service_name(service: str) -> str:
     """A service name that is safe as a file name; anything else is refused."""
     if not SERVICE_NAME_RE.match(service):
-        raise ValueError(f"service name {service!r} is not allowed: use 1-32 lowercase letters, digits, '_' or '-'")
+        raise ValueError(
+            f"service name {service!r} is not allowed: use 1-32 lowercase letters, digits, '_' or '-'"
+        )
     return service
 
 

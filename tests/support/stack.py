@@ -18,7 +18,7 @@ import httpx
 from shared.messages import TERMINAL_STATUSES
 from shared.natsd import EmbeddedNats, free_port
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def wait_for_port(port: int, timeout_s: float = 20.0) -> None:
@@ -88,7 +88,11 @@ class Stack:
         self.logs.mkdir(parents=True, exist_ok=True)
         log = (self.logs / f"{name}.log").open("ab")
         process = subprocess.Popen(
-            [sys.executable, "-m", module, *args], cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", module, *args],
+            cwd=REPO,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         self.processes[name] = process
@@ -97,7 +101,9 @@ class Stack:
     def start(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         self.nats.store_dir.mkdir(parents=True, exist_ok=True)
-        self.processes["nats"] = subprocess.Popen(self.nats.argv(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.processes["nats"] = subprocess.Popen(
+            self.nats.argv(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         wait_for_port(self.nats.port)
         self.spawn("persister", "services.persister")
         for name, ports in self.analyzer_ports.items():

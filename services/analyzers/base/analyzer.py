@@ -23,5 +23,7 @@ class Analyzer:
             return list(self.tools)
         unknown = [name for name in names if name not in self.tool_index]
         if unknown:
-            raise KeyError(f"unknown tools for {self.service}: {', '.join(unknown)}; known: {', '.join(self.tool_index)}")
+            raise KeyError(
+                f"unknown tools for {self.service}: {', '.join(unknown)}; known: {', '.join(self.tool_index)}"
+            )
         return [self.tool_index[name] for name in names]

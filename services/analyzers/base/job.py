@@ -50,4 +50,6 @@ class Job(msgspec.Struct, kw_only=True):
     ) -> ProcessOutcome:
         """Run one tool subprocess within the analyzer's CPU budget and the tool's timeout."""
         async with self.cpu_budget:
-            return await run_process(argv, cwd=cwd or self.app_dir, timeout_s=self.tool_timeout_s(tool), env=env)
+            return await run_process(
+                argv, cwd=cwd or self.app_dir, timeout_s=self.tool_timeout_s(tool), env=env
+            )

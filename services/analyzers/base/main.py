@@ -30,7 +30,9 @@ def listen_address(service: str, settings: Settings, argv: list[str] | None) -> 
     return args.host, args.port
 
 
-async def serve_analyzer(analyzer: Analyzer, settings: Settings, host: str, port: int, stop: asyncio.Event) -> None:
+async def serve_analyzer(
+    analyzer: Analyzer, settings: Settings, host: str, port: int, stop: asyncio.Event
+) -> None:
     """Serve until `stop` is set; running tools are cancelled (and killed) on the way out."""
     server = AnalyzerServer(analyzer, settings)
     # Probe every tool (versions) before listening, so the first health request answers at once and no probe

@@ -21,7 +21,9 @@ tracer = trace.get_tracer("assay.analyzer")
 
 async def run_tool(tool: Tool, job: Job) -> ToolOutput:
     """Run one tool in its own span; a missing tool is `skipped`, a crash is `failed`, never the whole run."""
-    with tracer.start_as_current_span(f"tool {tool.name}", attributes={TASK_ID_ATTRIBUTE: job.task_id}) as span:
+    with tracer.start_as_current_span(
+        f"tool {tool.name}", attributes={TASK_ID_ATTRIBUTE: job.task_id}
+    ) as span:
         await job.report(tool.name, "started", 0.0, f"{tool.name} started")
         started = time.monotonic()
         health = await tool.probe()
@@ -67,7 +69,9 @@ async def run_tools(service: str, tools: list[Tool], job: Job) -> ServiceResult:
     outputs = await asyncio.gather(*(run_tool(tool, job) for tool in tools))
     runs = [output.run for output in outputs]
     findings = [finding for output in outputs for finding in output.findings]
-    failures = [f"{run.tool}: {run.reason or run.status}" for run in runs if run.status in ("failed", "timeout")]
+    failures = [
+        f"{run.tool}: {run.reason or run.status}" for run in runs if run.status in ("failed", "timeout")
+    ]
     return ServiceResult(
         service=service,
         status=service_status(runs),

@@ -75,7 +75,9 @@ class AnalyzerServer:
                 try:
                     frame = decode_client_frame(message)
                 except (msgspec.DecodeError, msgspec.ValidationError) as error:
-                    await send(ErrorFrame(id=_frame_id(message), code="bad_request", message=f"bad frame: {error}"))
+                    await send(
+                        ErrorFrame(id=_frame_id(message), code="bad_request", message=f"bad frame: {error}")
+                    )
                     continue
                 if isinstance(frame, AnalyzeFrame):
                     self._start(frame, send)
@@ -103,7 +105,9 @@ class AnalyzerServer:
             previous.cancel()
         task = asyncio.create_task(self._run(frame, send), name=f"run {frame.id}")
         self.runs[frame.id] = task
-        task.add_done_callback(lambda done: self.runs.pop(frame.id, None) if self.runs.get(frame.id) is done else None)
+        task.add_done_callback(
+            lambda done: self.runs.pop(frame.id, None) if self.runs.get(frame.id) is done else None
+        )
 
     def _cancel(self, request_id: str) -> None:
         task = self.runs.get(request_id)
@@ -131,7 +135,9 @@ class AnalyzerServer:
             except RejectedRequest as rejected:
                 await _send_quietly(send, ErrorFrame(id=frame.id, code=rejected.code, message=str(rejected)))
             except KeyError as unknown:
-                await _send_quietly(send, ErrorFrame(id=frame.id, code="bad_request", message=unknown.args[0]))
+                await _send_quietly(
+                    send, ErrorFrame(id=frame.id, code="bad_request", message=unknown.args[0])
+                )
             except TimeoutError:
                 message = f"deadline of {frame.deadline_s} s passed before the tools finished"
                 await _send_quietly(send, ErrorFrame(id=frame.id, code="deadline", message=message))
@@ -140,7 +146,9 @@ class AnalyzerServer:
                 await _send_quietly(send, ErrorFrame(id=frame.id, code="cancelled", message="run cancelled"))
             except Exception as error:
                 log.exception("analysis crashed", extra=extra)
-                await _send_quietly(send, ErrorFrame(id=frame.id, code="internal", message=f"{type(error).__name__}: {error}"))
+                await _send_quietly(
+                    send, ErrorFrame(id=frame.id, code="internal", message=f"{type(error).__name__}: {error}")
+                )
             finally:
                 heartbeat.cancel()
 
@@ -151,7 +159,10 @@ class AnalyzerServer:
             raise RejectedRequest("bad_request", str(error)) from error
         if not folder.is_dir():
             if self.analyzer.needs_source:
-                raise RejectedRequest("unknown_app", f"app {frame.model_slug}/app{frame.app_number} not found under the apps root")
+                raise RejectedRequest(
+                    "unknown_app",
+                    f"app {frame.model_slug}/app{frame.app_number} not found under the apps root",
+                )
             folder = None
         total = max(1, len(frame.tools) or len(self.analyzer.tools))
         finished: set[str] = set()
@@ -160,7 +171,9 @@ class AnalyzerServer:
             if stage != "started":
                 finished.add(tool)
             percent = round(100.0 * len(finished) / total, 1)
-            await _send_quietly(send, ProgressFrame(id=frame.id, tool=tool, stage=stage, percent=percent, message=message))
+            await _send_quietly(
+                send, ProgressFrame(id=frame.id, tool=tool, stage=stage, percent=percent, message=message)
+            )
 
         return Job(
             request_id=frame.id,

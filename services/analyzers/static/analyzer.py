@@ -25,8 +25,17 @@ def build_analyzer() -> Analyzer:
     return Analyzer(
         service="static",
         tools=[
-            Bandit(), Ruff(), Pylint(), Mypy(), Vulture(), Radon(), DetectSecrets(),
-            Eslint(), Semgrep(), PipAudit(), NpmAudit(),
+            Bandit(),
+            Ruff(),
+            Pylint(),
+            Mypy(),
+            Vulture(),
+            Radon(),
+            DetectSecrets(),
+            Eslint(),
+            Semgrep(),
+            PipAudit(),
+            NpmAudit(),
         ],
         needs_source=True,
     )

@@ -22,7 +22,9 @@ from services.analyzers.static.tools.source import AppSource, source_files
 from shared.findings import Finding, ToolRun, ToolStatus
 from shared.protocol import ToolHealth
 
-PROBE_TIMEOUT_S = 30.0  # `--version` of a cold semgrep or pylint takes a second or two; a hung one must not stall health
+PROBE_TIMEOUT_S = (
+    30.0  # `--version` of a cold semgrep or pylint takes a second or two; a hung one must not stall health
+)
 REASON_CHARS = 600  # how much of a failing tool's own words go into the record's reason
 _VERSION = re.compile(r"\d+(?:\.\d+)+")
 
@@ -60,10 +62,14 @@ class CliTool:
     program: str = ""  # the executable: a bare name (venv first, then PATH) or a path
     ok_exit_codes: frozenset[int] = frozenset({0, 1})  # most linters exit 1 when they found something
     missing_hint: str = ""  # appended to "<program> not installed"
-    languages: tuple[str, ...] = ("Python",)  # which of the app's files it analyzes (source.LANGUAGE_SUFFIXES)
+    languages: tuple[str, ...] = (
+        "Python",
+    )  # which of the app's files it analyzes (source.LANGUAGE_SUFFIXES)
 
     def __init__(self) -> None:
-        self._versions: dict[str, str | None] = {}  # by executable path: probing is cheap after the first call
+        self._versions: dict[
+            str, str | None
+        ] = {}  # by executable path: probing is cheap after the first call
 
     # -- what a subclass provides ----------------------------------------------------------------------------
 
@@ -162,9 +168,13 @@ class CliTool:
             return ToolOutput(run=run, findings=findings, raw_output=raw)
 
         if outcome.timed_out:
-            return record("timeout", [], f"no result within {outcome.duration_s:g} s; the process group was killed")
+            return record(
+                "timeout", [], f"no result within {outcome.duration_s:g} s; the process group was killed"
+            )
         if outcome.exit_code not in self.ok_exit_codes:
-            return record("failed", [], f"exit code {outcome.exit_code}: {tail(outcome.stderr or outcome.stdout)}")
+            return record(
+                "failed", [], f"exit code {outcome.exit_code}: {tail(outcome.stderr or outcome.stdout)}"
+            )
         try:
             findings = await asyncio.to_thread(self.parse, outcome, AppSource(app_dir, self.name))
         except ServiceUnavailable as unavailable:

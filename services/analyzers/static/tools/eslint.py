@@ -50,8 +50,15 @@ class Eslint(CliTool):
         return found if found and shutil.which("node") else None
 
     def command(self, program: str, files: list[str]) -> list[str]:
-        return [program, "--format", "json", "--config", str(CONFIG), "--no-error-on-unmatched-pattern",
-                *as_arguments(files)]
+        return [
+            program,
+            "--format",
+            "json",
+            "--config",
+            str(CONFIG),
+            "--no-error-on-unmatched-pattern",
+            *as_arguments(files),
+        ]
 
     def parse(self, outcome: ProcessOutcome, source: AppSource) -> list[Finding]:
         files = msgspec.json.decode(outcome.stdout, type=list[EslintFile])
@@ -65,7 +72,9 @@ class Eslint(CliTool):
                 column=message.column,
                 end_line=message.end_line,
                 category="security" if message.rule_id in SECURITY_RULES else "quality",
-                help_url=f"https://eslint.org/docs/latest/rules/{message.rule_id}" if message.rule_id else None,
+                help_url=f"https://eslint.org/docs/latest/rules/{message.rule_id}"
+                if message.rule_id
+                else None,
             )
             for file in files
             for message in file.messages

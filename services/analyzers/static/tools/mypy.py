@@ -11,7 +11,10 @@ from services.analyzers.static.tools.cli_tool import CliTool, UnreadableOutput, 
 from services.analyzers.static.tools.source import AppSource, as_arguments
 from shared.findings import Finding, Severity
 
-JSON_OUTPUT_SINCE = (1, 11)  # `--output json` arrived in mypy 1.11; older ones are read from their text output
+JSON_OUTPUT_SINCE = (
+    1,
+    11,
+)  # `--output json` arrived in mypy 1.11; older ones are read from their text output
 # `path:line:column: severity: message  [code]` (the text form, with --show-column-numbers)
 TEXT_LINE = re.compile(
     r"^(?P<file>[^:\n]+):(?P<line>-?\d+):(?:(?P<column>-?\d+):)? (?P<severity>error|note|warning): "
@@ -37,29 +40,51 @@ def _version_tuple(version: str | None) -> tuple[int, ...]:
 def _severity(message: MypyMessage) -> Severity:
     if message.severity == "note":
         return "info"
-    return "high" if message.code == "syntax" else "medium"  # a syntax error stops mypy checking anything else
+    return (
+        "high" if message.code == "syntax" else "medium"
+    )  # a syntax error stops mypy checking anything else
 
 
 class Mypy(CliTool):
     name = "mypy"
     program = "mypy"
-    ok_exit_codes = frozenset({0, 1, 2})  # 2: a blocking error (syntax error, duplicate module); parse decides
+    ok_exit_codes = frozenset(
+        {0, 1, 2}
+    )  # 2: a blocking error (syntax error, duplicate module); parse decides
 
     def json_output(self, program: str) -> bool:
         return _version_tuple(self._versions.get(program)) >= JSON_OUTPUT_SINCE
 
     def command(self, program: str, files: list[str]) -> list[str]:
         # --config-file= (empty): no app config, so no plugin of the app's is ever imported here
-        common = [program, "--config-file=", "--ignore-missing-imports", "--no-incremental", "--cache-dir=/dev/null"]
+        common = [
+            program,
+            "--config-file=",
+            "--ignore-missing-imports",
+            "--no-incremental",
+            "--cache-dir=/dev/null",
+        ]
         if self.json_output(program):
             return [*common, "--output", "json", *as_arguments(files)]
-        return [*common, "--show-column-numbers", "--no-error-summary", "--no-color-output", *as_arguments(files)]
+        return [
+            *common,
+            "--show-column-numbers",
+            "--no-error-summary",
+            "--no-color-output",
+            *as_arguments(files),
+        ]
 
     def parse(self, outcome: ProcessOutcome, source: AppSource) -> list[Finding]:
         if self.json_output(outcome.argv[0]):
-            messages = [msgspec.json.decode(line, type=MypyMessage) for line in outcome.stdout.splitlines() if line.strip()]
+            messages = [
+                msgspec.json.decode(line, type=MypyMessage)
+                for line in outcome.stdout.splitlines()
+                if line.strip()
+            ]
         else:
-            messages = [_from_text(match) for line in outcome.stdout.splitlines() if (match := TEXT_LINE.match(line))]
+            messages = [
+                _from_text(match) for line in outcome.stdout.splitlines() if (match := TEXT_LINE.match(line))
+            ]
         if outcome.exit_code == 2 and not messages:  # a crash or a usage error: nothing was checked
             raise UnreadableOutput(f"mypy stopped: {tail(outcome.stderr or outcome.stdout)}")
         return [

@@ -22,9 +22,15 @@ from shared.findings import Finding, Severity, ToolRun, ToolStatus
 
 DEFAULT_REGISTRY = "https://registry.npmjs.org/"
 SEVERITY: dict[str, Severity] = {
-    "critical": "critical", "high": "high", "moderate": "medium", "low": "low", "info": "info",
+    "critical": "critical",
+    "high": "high",
+    "moderate": "medium",
+    "low": "low",
+    "info": "info",
 }
-NETWORK_CODES = frozenset({"ENOTFOUND", "ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EAI_AGAIN", "ENETUNREACH"})
+NETWORK_CODES = frozenset(
+    {"ENOTFOUND", "ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EAI_AGAIN", "ENETUNREACH"}
+)
 # a record merged from several audits takes the first of these statuses that any of them has
 STATUS_ORDER: tuple[ToolStatus, ...] = ("failed", "timeout", "cancelled", "success", "skipped")
 
@@ -59,7 +65,9 @@ class NpmAuditReport(msgspec.Struct):
 
 
 def registry_host() -> str:
-    registry = os.environ.get("npm_config_registry") or os.environ.get("NPM_CONFIG_REGISTRY") or DEFAULT_REGISTRY
+    registry = (
+        os.environ.get("npm_config_registry") or os.environ.get("NPM_CONFIG_REGISTRY") or DEFAULT_REGISTRY
+    )
     return urlparse(registry).hostname or "registry.npmjs.org"
 
 
@@ -79,7 +87,11 @@ class NpmAudit(CliTool):
         files = app_files(app_dir)
         if not any(PurePosixPath(path).name == "package.json" for path in files):
             raise SkipTool("no package.json")
-        locks = [str(PurePosixPath(path).parent) for path in files if PurePosixPath(path).name == "package-lock.json"]
+        locks = [
+            str(PurePosixPath(path).parent)
+            for path in files
+            if PurePosixPath(path).name == "package-lock.json"
+        ]
         if not locks:
             raise SkipTool("no package-lock.json")
         return locks
@@ -129,12 +141,17 @@ def package_findings(package: VulnerablePackage, lockfile: str, source: AppSourc
     through = [item for item in package.via if isinstance(item, str)]
     kind = "direct" if package.is_direct else "transitive"
     if not advisories:
-        return [source.finding(
-            rule_id="vulnerable-dependency",
-            severity=SEVERITY.get(package.severity, "medium"),
-            message=f"{package.name} ({kind}, {package.range}) is vulnerable through {', '.join(through)}",
-            path=lockfile, line=line, category="dependency", extra={"package": package.name},
-        )]
+        return [
+            source.finding(
+                rule_id="vulnerable-dependency",
+                severity=SEVERITY.get(package.severity, "medium"),
+                message=f"{package.name} ({kind}, {package.range}) is vulnerable through {', '.join(through)}",
+                path=lockfile,
+                line=line,
+                category="dependency",
+                extra={"package": package.name},
+            )
+        ]
     return [
         source.finding(
             rule_id=advisory_id(advisory),
@@ -142,7 +159,10 @@ def package_findings(package: VulnerablePackage, lockfile: str, source: AppSourc
             message=f"{package.name} ({kind}, {advisory.range or package.range}): {advisory.title}",
             cwe=advisory.cwe[0] if advisory.cwe else None,
             help_url=advisory.url or None,
-            path=lockfile, line=line, category="dependency", extra={"package": package.name},
+            path=lockfile,
+            line=line,
+            category="dependency",
+            extra={"package": package.name},
         )
         for advisory in advisories
     ]
@@ -165,4 +185,6 @@ def merge(outputs: list[ToolOutput]) -> ToolOutput:
         reason="; ".join(f"{run.command[-1]}: {run.reason}" for run in runs if run.reason) or None,
     )
     raw = "\n".join(output.raw_output for output in outputs)
-    return ToolOutput(run=run, findings=findings, raw_output=raw, metrics={"commands": [r.command for r in runs]})
+    return ToolOutput(
+        run=run, findings=findings, raw_output=raw, metrics={"commands": [r.command for r in runs]}
+    )

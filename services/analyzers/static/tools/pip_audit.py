@@ -7,6 +7,7 @@ the packages, the tool is `skipped` with the reason rather than reporting a clea
 from __future__ import annotations
 
 import re
+from itertools import pairwise
 from pathlib import Path, PurePosixPath
 
 import msgspec
@@ -21,8 +22,13 @@ SERVICE_HOST = "pypi.org"  # pip-audit's default vulnerability service
 REQUIREMENTS = re.compile(r"^requirements[\w.-]*\.txt$")
 # what requests/urllib3 print when the service is not there
 CONNECTION_ERRORS = (
-    "ConnectionError", "Max retries exceeded", "Name or service not known", "Temporary failure in name resolution",
-    "Connection refused", "timed out", "Network is unreachable",
+    "ConnectionError",
+    "Max retries exceeded",
+    "Name or service not known",
+    "Temporary failure in name resolution",
+    "Connection refused",
+    "timed out",
+    "Network is unreachable",
 )
 
 
@@ -71,7 +77,16 @@ class PipAudit(CliTool):
 
     def command(self, program: str, files: list[str]) -> list[str]:
         requirements = [argument for path in files for argument in ("-r", path)]
-        return [program, *requirements, "--no-deps", "--disable-pip", "--format", "json", "--progress-spinner", "off"]
+        return [
+            program,
+            *requirements,
+            "--no-deps",
+            "--disable-pip",
+            "--format",
+            "json",
+            "--progress-spinner",
+            "off",
+        ]
 
     def service_host(self) -> str:
         return SERVICE_HOST
@@ -80,17 +95,21 @@ class PipAudit(CliTool):
         if not outcome.stdout.strip():
             said = outcome.stderr
             if any(marker in said for marker in CONNECTION_ERRORS):
-                raise ServiceUnavailable(f"offline: the vulnerability service did not answer ({tail(said)[-200:]})")
+                raise ServiceUnavailable(
+                    f"offline: the vulnerability service did not answer ({tail(said)[-200:]})"
+                )
             raise UnreadableOutput(f"no report: {tail(said)}")
         report = msgspec.json.decode(outcome.stdout, type=AuditReport)
         skipped = [dependency for dependency in report.dependencies if dependency.skip_reason]
         if report.dependencies and len(skipped) == len(report.dependencies):
             reasons = "; ".join(str(dependency.skip_reason) for dependency in skipped)
             raise ServiceUnavailable(f"the vulnerability service could audit no dependency: {reasons}")
-        files = [argument for flag, argument in zip(outcome.argv, outcome.argv[1:]) if flag == "-r"]
+        files = [argument for flag, argument in pairwise(outcome.argv) if flag == "-r"]
         findings = []
         for dependency in report.dependencies:
-            path, line = requirement_line(source, files, dependency.name) if dependency.vulns else (None, None)
+            path, line = (
+                requirement_line(source, files, dependency.name) if dependency.vulns else (None, None)
+            )
             for vulnerability in dependency.vulns:
                 fixes = ", ".join(vulnerability.fix_versions) or "no fixed version yet"
                 also = f" ({', '.join(vulnerability.aliases)})" if vulnerability.aliases else ""
@@ -103,8 +122,12 @@ class PipAudit(CliTool):
                         line=line,
                         category="dependency",
                         help_url=f"https://osv.dev/vulnerability/{vulnerability.id}",
-                        extra={"package": dependency.name, "version": dependency.version,
-                               "fix_versions": vulnerability.fix_versions, "aliases": vulnerability.aliases},
+                        extra={
+                            "package": dependency.name,
+                            "version": dependency.version,
+                            "fix_versions": vulnerability.fix_versions,
+                            "aliases": vulnerability.aliases,
+                        },
                     )
                 )
         return findings

@@ -10,7 +10,12 @@ from services.analyzers.static.tools.source import AppSource, as_arguments
 from shared.findings import Finding, Severity
 
 SEVERITY: dict[str, Severity] = {
-    "fatal": "high", "error": "high", "warning": "medium", "refactor": "low", "convention": "info", "info": "info",
+    "fatal": "high",
+    "error": "high",
+    "warning": "medium",
+    "refactor": "low",
+    "convention": "info",
+    "info": "info",
 }
 
 
@@ -38,8 +43,13 @@ class Pylint(CliTool):
     def command(self, program: str, files: list[str]) -> list[str]:
         # --rcfile=/dev/null: an app's own pylintrc could load plugins or run an init-hook, i.e. run its code here
         return [
-            program, "--rcfile=/dev/null", "--persistent=n", "--output-format=json2", "--recursive=y",
-            "--score=n", *as_arguments(files),
+            program,
+            "--rcfile=/dev/null",
+            "--persistent=n",
+            "--output-format=json2",
+            "--recursive=y",
+            "--score=n",
+            *as_arguments(files),
         ]
 
     def parse(self, outcome: ProcessOutcome, source: AppSource) -> list[Finding]:

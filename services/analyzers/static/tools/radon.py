@@ -11,7 +11,10 @@ from shared.findings import Finding, Severity
 
 MIN_RANK = "D"  # radon ranks A (1-5) … D (21-30), E (31-40), F (41+)
 SEVERITY: dict[str, Severity] = {"D": "medium", "E": "high", "F": "high"}
-FUNCTION_KINDS = ("function", "method")  # a class's block repeats its methods' complexity; the methods are listed
+FUNCTION_KINDS = (
+    "function",
+    "method",
+)  # a class's block repeats its methods' complexity; the methods are listed
 
 
 class RadonBlock(msgspec.Struct):

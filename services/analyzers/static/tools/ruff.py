@@ -35,8 +35,18 @@ class Ruff(CliTool):
 
     def command(self, program: str, files: list[str]) -> list[str]:
         return [
-            program, "check", "--isolated", "--no-cache", "--output-format", "json",
-            "--select", RULES, "--line-length", LINE_LENGTH, "--target-version", "py311",
+            program,
+            "check",
+            "--isolated",
+            "--no-cache",
+            "--output-format",
+            "json",
+            "--select",
+            RULES,
+            "--line-length",
+            LINE_LENGTH,
+            "--target-version",
+            "py311",
             *as_arguments(files),
         ]
 

@@ -55,8 +55,16 @@ class Semgrep(CliTool):
 
     def command(self, program: str, files: list[str]) -> list[str]:
         return [
-            program, "scan", "--config", str(RULES), "--metrics=off", "--disable-version-check", "--json",
-            "--quiet", "--no-git-ignore", *as_arguments(files),
+            program,
+            "scan",
+            "--config",
+            str(RULES),
+            "--metrics=off",
+            "--disable-version-check",
+            "--json",
+            "--quiet",
+            "--no-git-ignore",
+            *as_arguments(files),
         ]
 
     def parse(self, outcome: ProcessOutcome, source: AppSource) -> list[Finding]:

@@ -14,11 +14,33 @@ from typing import Any
 from shared.findings import Finding, Severity, fingerprint
 
 # Folders whose content the app's authors did not write (or that tools create).
-EXCLUDED_DIRS = frozenset({
-    "node_modules", ".venv", "venv", "env", ".env", "__pycache__", ".git", ".hg", ".svn",
-    ".mypy_cache", ".pytest_cache", ".ruff_cache", ".tox", ".nox", "site-packages",
-    "dist", "build", ".next", ".nuxt", "coverage", "htmlcov", ".idea", ".vscode",
-})
+EXCLUDED_DIRS = frozenset(
+    {
+        "node_modules",
+        ".venv",
+        "venv",
+        "env",
+        ".env",
+        "__pycache__",
+        ".git",
+        ".hg",
+        ".svn",
+        ".mypy_cache",
+        ".pytest_cache",
+        ".ruff_cache",
+        ".tox",
+        ".nox",
+        "site-packages",
+        "dist",
+        "build",
+        ".next",
+        ".nuxt",
+        "coverage",
+        "htmlcov",
+        ".idea",
+        ".vscode",
+    }
+)
 PYTHON_SUFFIXES = (".py",)
 SCRIPT_SUFFIXES = (".js", ".mjs", ".cjs", ".jsx")
 LANGUAGE_SUFFIXES = {"Python": PYTHON_SUFFIXES, "JavaScript": SCRIPT_SUFFIXES}
@@ -111,6 +133,5 @@ def source_files(app_dir: Path, languages: tuple[str, ...]) -> list[str]:
     """The app's files in any of `languages` ("Python", "JavaScript"), sorted."""
     wanted = tuple(suffix for language in languages for suffix in LANGUAGE_SUFFIXES[language])
     return [
-        path for path in app_files(app_dir)
-        if path.endswith(wanted) and not path.endswith(MINIFIED_MARKERS)
+        path for path in app_files(app_dir) if path.endswith(wanted) and not path.endswith(MINIFIED_MARKERS)
     ]

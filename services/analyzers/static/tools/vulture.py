@@ -11,7 +11,9 @@ from shared.findings import Finding
 
 MIN_CONFIDENCE = "60"
 # `backend/app.py:58: unused function 'index' (60% confidence)` (one line per finding, its only output format)
-LINE = re.compile(r"^(?P<path>.+?):(?P<line>\d+): (?P<message>.+) \((?P<confidence>\d+)% confidence(?:, \d+ lines?)?\)$")
+LINE = re.compile(
+    r"^(?P<path>.+?):(?P<line>\d+): (?P<message>.+) \((?P<confidence>\d+)% confidence(?:, \d+ lines?)?\)$"
+)
 _QUOTED = re.compile(r"'[^']*'")
 
 

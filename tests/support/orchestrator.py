@@ -62,21 +62,42 @@ def traceparent() -> tuple[str, str]:
     return f"00-{trace_id}-{secrets.token_hex(8)}-01", trace_id
 
 
-def sample_result(service: str, marker: str = "real", status: Literal["success", "partial"] = "success") -> ServiceResult:
+def sample_result(
+    service: str, marker: str = "real", status: Literal["success", "partial"] = "success"
+) -> ServiceResult:
     """A small result with two findings whose messages carry `marker`, as an analyzer reports it."""
     tool = "bandit" if service == "static" else f"{service}-tool"
     findings = [
         Finding(
-            tool=tool, rule_id=f"R{n}", severity="high" if n == 1 else "low", message=f"{marker} finding {n}",
-            path="backend/app.py", line=10 * n, category="security",
+            tool=tool,
+            rule_id=f"R{n}",
+            severity="high" if n == 1 else "low",
+            message=f"{marker} finding {n}",
+            path="backend/app.py",
+            line=10 * n,
+            category="security",
             fingerprint=fingerprint(tool, f"R{n}", "backend/app.py", f"line {n}"),
         )
         for n in (1, 2)
     ]
-    runs = [ToolRun(tool=tool, status="success" if status == "success" else "failed", command=[tool, "-r", "."],
-                    exit_code=1, duration_s=0.1, files_analyzed=3, findings_count=2)]
-    return ServiceResult(service=service, status=status, tools=runs, findings=findings,
-                         error=None if status == "success" else f"{tool} failed")
+    runs = [
+        ToolRun(
+            tool=tool,
+            status="success" if status == "success" else "failed",
+            command=[tool, "-r", "."],
+            exit_code=1,
+            duration_s=0.1,
+            files_analyzed=3,
+            findings_count=2,
+        )
+    ]
+    return ServiceResult(
+        service=service,
+        status=status,
+        tools=runs,
+        findings=findings,
+        error=None if status == "success" else f"{tool} failed",
+    )
 
 
 @dataclass
@@ -135,7 +156,9 @@ class ScriptedAnalyzer:
         except ConnectionClosed:
             pass
 
-    async def _play(self, websocket: ServerConnection, frame: AnalyzeFrame, script: Script, cancelled: set[str]) -> None:
+    async def _play(
+        self, websocket: ServerConnection, frame: AnalyzeFrame, script: Script, cancelled: set[str]
+    ) -> None:
         async def send(message: msgspec.Struct) -> None:
             await websocket.send(encode_frame(message))
 
@@ -144,9 +167,15 @@ class ScriptedAnalyzer:
             if script == "silent":
                 return
             await send(HeartbeatFrame(id=run_id))
-            await send(ProgressFrame(id=run_id, tool="bandit", stage="started", percent=0.0, message="bandit started"))
+            await send(
+                ProgressFrame(
+                    id=run_id, tool="bandit", stage="started", percent=0.0, message="bandit started"
+                )
+            )
             if script == "foreign":
-                await send(ResultFrame(id="task_000000000000:static", result=sample_result(self.service, "FOREIGN")))
+                await send(
+                    ResultFrame(id="task_000000000000:static", result=sample_result(self.service, "FOREIGN"))
+                )
                 await send(ProgressFrame(id="task_000000000000:static", tool="bandit", stage="finished"))
                 await websocket.send("this is not a frame")
             if script == "error":
@@ -193,18 +222,22 @@ def settings_for(nats_url: str, tmp_path: Path, peers: list[ScriptedAnalyzer], *
     urls: dict[str, list[str]] = {}
     for peer in peers:
         urls.setdefault(peer.service, []).append(peer.url)
-    return load_settings({
-        "ASSAY_NATS_URL": nats_url,
-        "ASSAY_VAR_DIR": str(tmp_path / "var"),
-        "ASSAY_HEARTBEAT_TIMEOUT_S": "1.5",
-        "ASSAY_ACK_WAIT_S": "6",
-        **{f"ASSAY_{service.upper()}_URLS": ",".join(found) for service, found in urls.items()},
-        **env,
-    })
+    return load_settings(
+        {
+            "ASSAY_NATS_URL": nats_url,
+            "ASSAY_VAR_DIR": str(tmp_path / "var"),
+            "ASSAY_HEARTBEAT_TIMEOUT_S": "1.5",
+            "ASSAY_ACK_WAIT_S": "6",
+            **{f"ASSAY_{service.upper()}_URLS": ",".join(found) for service, found in urls.items()},
+            **env,
+        }
+    )
 
 
 @asynccontextmanager
-async def running_orchestrator(settings: Settings, worker: str = "test-host:1") -> AsyncIterator[asyncio.Task[None]]:
+async def running_orchestrator(
+    settings: Settings, worker: str = "test-host:1"
+) -> AsyncIterator[asyncio.Task[None]]:
     """One orchestrator replica in this process, on its own connection; stopped (cleanly) on exit."""
     assert settings.nats_url
     nc = await connect(settings.nats_url, "orchestrator-test")
@@ -251,8 +284,11 @@ class EventLog:
 
     async def terminal(self, task_id: str, timeout_s: float = 10.0) -> list[Published]:
         """The task's events up to and including its terminal one."""
-        await self.until(lambda: any(is_terminal(item.event) for item in self.of(task_id)), timeout_s,
-                         f"no terminal event for {task_id}")
+        await self.until(
+            lambda: any(is_terminal(item.event) for item in self.of(task_id)),
+            timeout_s,
+            f"no terminal event for {task_id}",
+        )
         return self.of(task_id)
 
 
@@ -279,11 +315,19 @@ class Bench:
     events: EventLog
 
     async def request(
-        self, analysis_type: str = "security", priority: str = "normal", parent: str | None = None, **fields: Any
+        self,
+        analysis_type: str = "security",
+        priority: str = "normal",
+        parent: str | None = None,
+        **fields: Any,
     ) -> AnalysisRequest:
         request = AnalysisRequest(
-            task_id=new_task_id(), model_slug=MODEL, app_number=APP, analysis_type=analysis_type,  # type: ignore[arg-type]
-            priority=priority, **fields,  # type: ignore[arg-type]
+            task_id=new_task_id(),
+            model_slug=MODEL,
+            app_number=APP,
+            analysis_type=analysis_type,  # type: ignore[arg-type]
+            priority=priority,
+            **fields,  # type: ignore[arg-type]
         )
         headers = {"Nats-Msg-Id": request.event_id, **({"traceparent": parent} if parent else {})}
         await self.js.publish(subjects.request_subject(request.priority), encode(request), headers=headers)
@@ -291,9 +335,12 @@ class Bench:
 
     async def settled(self, timeout_s: float = 10.0) -> None:
         """Wait until no orchestrator durable has a request pending or unacknowledged."""
+
         async def done() -> bool:
             for priority in ("urgent", "high", "normal", "low"):
-                info = await self.js.consumer_info(subjects.REQUESTS_STREAM, subjects.orchestrator_durable(priority))
+                info = await self.js.consumer_info(
+                    subjects.REQUESTS_STREAM, subjects.orchestrator_durable(priority)
+                )
                 if info.num_pending or info.num_ack_pending:
                     return False
             return True

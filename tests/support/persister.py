@@ -39,7 +39,7 @@ from shared.protocol import ServiceResult
 from shared.sarif import sarif_for
 from shared.streams import declare_streams
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 MODEL = "openai_codex-mini"
 APP = 3
 T = TypeVar("T")
@@ -76,7 +76,9 @@ class Harness:
         headers = {"Nats-Msg-Id": request.event_id, **({"traceparent": parent} if parent else {})}
         await self.publish(subjects.request_subject(request.priority), encode(request), headers)
 
-    async def publish_event(self, event: msgspec.Struct, parent: str | None = None, dedup: bool = True) -> None:
+    async def publish_event(
+        self, event: msgspec.Struct, parent: str | None = None, dedup: bool = True
+    ) -> None:
         """Publish like the orchestrator; `dedup=False` leaves out Nats-Msg-Id, as a redelivery beyond JetStream's
         two-minute duplicate window would arrive."""
         headers: dict[str, str] = {"traceparent": parent} if parent else {}
@@ -91,7 +93,10 @@ class Harness:
 
     async def count(self, model: type, task_id: str) -> int:
         async with sessions(self.engine)() as session:
-            return await session.scalar(select(func.count()).select_from(model).where(model.task_id == task_id)) or 0
+            return (
+                await session.scalar(select(func.count()).select_from(model).where(model.task_id == task_id))
+                or 0
+            )
 
     async def counts(self, task_id: str) -> dict[str, int]:
         return {
@@ -107,9 +112,15 @@ class Harness:
 
         return await eventually(ready, timeout_s, f"task {task_id} never reached {statuses}", self.persister)
 
-    async def drained(self, durable: str = subjects.PERSISTER_EVENTS_DURABLE, timeout_s: float = 15.0) -> None:
+    async def drained(
+        self, durable: str = subjects.PERSISTER_EVENTS_DURABLE, timeout_s: float = 15.0
+    ) -> None:
         """Wait until the durable has delivered and settled everything in its stream."""
-        stream = subjects.EVENTS_STREAM if durable == subjects.PERSISTER_EVENTS_DURABLE else subjects.REQUESTS_STREAM
+        stream = (
+            subjects.EVENTS_STREAM
+            if durable == subjects.PERSISTER_EVENTS_DURABLE
+            else subjects.REQUESTS_STREAM
+        )
 
         async def done() -> bool:
             info = await self.js.consumer_info(stream, durable)
@@ -119,7 +130,10 @@ class Harness:
 
 
 async def eventually(
-    probe: Callable[[], Awaitable[T | None]], timeout_s: float, message: str, watched: asyncio.Task[Any] | None = None
+    probe: Callable[[], Awaitable[T | None]],
+    timeout_s: float,
+    message: str,
+    watched: asyncio.Task[Any] | None = None,
 ) -> T:
     """Poll `probe` until it returns something truthy; fail with `message` after `timeout_s`."""
     deadline = asyncio.get_running_loop().time() + timeout_s
@@ -177,7 +191,9 @@ async def running_persister(
     engine = create_engine(database_url)
     stop = asyncio.Event()
     persister = asyncio.create_task(run(persister_nc, persister_engine, settings, stop, reap_interval_s))
-    harness = Harness(client=client, js=client.jetstream(), engine=engine, settings=settings, persister=persister)
+    harness = Harness(
+        client=client, js=client.jetstream(), engine=engine, settings=settings, persister=persister
+    )
     try:
         await declare_streams(harness.js)
         await persister_ready(harness.js, persister)
@@ -220,12 +236,26 @@ def findings(count: int, tools: tuple[str, ...] = ("bandit", "ruff")) -> list[Fi
 def service_result(service: str = "static", count: int = 250, raw_size: int = 64) -> ServiceResult:
     found = findings(count)
     tools = [
-        ToolRun(tool="bandit", status="success", version="1.7.9", command=["bandit", "-r", "-f", "json", "."],
-                exit_code=1, duration_s=1.25, files_analyzed=12,
-                findings_count=sum(1 for item in found if item.tool == "bandit")),
-        ToolRun(tool="ruff", status="success", version="0.6.0", command=["ruff", "check", "--output-format=json"],
-                exit_code=1, duration_s=0.2, files_analyzed=12,
-                findings_count=sum(1 for item in found if item.tool == "ruff")),
+        ToolRun(
+            tool="bandit",
+            status="success",
+            version="1.7.9",
+            command=["bandit", "-r", "-f", "json", "."],
+            exit_code=1,
+            duration_s=1.25,
+            files_analyzed=12,
+            findings_count=sum(1 for item in found if item.tool == "bandit"),
+        ),
+        ToolRun(
+            tool="ruff",
+            status="success",
+            version="0.6.0",
+            command=["ruff", "check", "--output-format=json"],
+            exit_code=1,
+            duration_s=0.2,
+            files_analyzed=12,
+            findings_count=sum(1 for item in found if item.tool == "ruff"),
+        ),
         ToolRun(tool="semgrep", status="skipped", reason="semgrep needs the network for its rules"),
     ]
     return ServiceResult(
@@ -251,7 +281,9 @@ class Scenario:
     trace_id: str
 
 
-def scenario(result: ServiceResult | None = None, analysis_type: str = "security", **service: Any) -> Scenario:
+def scenario(
+    result: ServiceResult | None = None, analysis_type: str = "security", **service: Any
+) -> Scenario:
     task_id = new_task_id()
     parent, trace_id = traceparent()
     common = {"task_id": task_id, "model_slug": MODEL, "app_number": APP, "analysis_type": analysis_type}
@@ -259,7 +291,9 @@ def scenario(result: ServiceResult | None = None, analysis_type: str = "security
     finished = {"service": "static", "status": result.status, "result": result, **service}
     return Scenario(
         request=AnalysisRequest(**common, tools=["bandit", "ruff", "semgrep"]),
-        started=TaskStarted(**common, services=["static"], tools=["bandit", "ruff", "semgrep"], worker="test:1"),
+        started=TaskStarted(
+            **common, services=["static"], tools=["bandit", "ruff", "semgrep"], worker="test:1"
+        ),
         service=ServiceFinished(**common, **finished),
         completed=TaskCompleted(**common, status="completed", services=["static"]),
         parent=parent,

@@ -27,7 +27,7 @@ from shared.protocol import (
     encode_frame,
 )
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SAMPLE_APPS = REPO / "generated" / "apps"
 
 

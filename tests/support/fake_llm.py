@@ -12,8 +12,8 @@ like a careful reviewer would, computed from the prompt it was sent:
 "429" (with Retry-After: 0), "500", "invalid-json", "wrong-shape", "slow" (answers after SLOW_S seconds);
 "ok" answers normally.
 
-Use the `fake_llm` fixture by importing it into a test module (pytest puts tests/ on sys.path):
-`from fake_llm import fake_llm  # noqa: F401`.
+The `fake_llm` fixture is registered in tests/conftest.py for every test.
+
 """
 
 from __future__ import annotations

@@ -14,24 +14,32 @@ from services.analyzers.base.tool import Tool
 from shared.config import load_settings
 from shared.protocol import ServiceResult
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SAMPLE_APPS = REPO / "generated" / "apps"
 SAMPLE = "openai_codex-mini/app1"
 
 # Two functions radon ranks D and E, so the complexity tool has something to find in the test app.
-COMPLEX_MODULE = '''"""Pricing rules, deliberately branchy."""
+COMPLEX_MODULE = (
+    '''"""Pricing rules, deliberately branchy."""
 
 
 def discount(kind, amount, member, coupon, season):
-''' + "".join(f"    if kind == {i} and amount > {i}:\n        return {i}\n" for i in range(12)) + '''    return 0
+'''
+    + "".join(f"    if kind == {i} and amount > {i}:\n        return {i}\n" for i in range(12))
+    + """    return 0
 
 
 def shipping(zone, weight):
-''' + "".join(f"    if zone == {i} or weight > {i}:\n        weight += {i}\n" for i in range(16)) + '''    return weight
-'''
+"""
+    + "".join(f"    if zone == {i} or weight > {i}:\n        weight += {i}\n" for i in range(16))
+    + """    return weight
+"""
+)
 
 
-def copy_sample(apps_root: Path, sample: str = SAMPLE, model: str = "openai_codex-mini", number: int = 1) -> Path:
+def copy_sample(
+    apps_root: Path, sample: str = SAMPLE, model: str = "openai_codex-mini", number: int = 1
+) -> Path:
     """A copy of a sample app at `<apps_root>/<model>/app<number>`, so the tests never see it change mid-run."""
     target = apps_root / model / f"app{number}"
     shutil.copytree(SAMPLE_APPS / sample, target)
