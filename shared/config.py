@@ -32,9 +32,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     task_deadline_s: float  # ASSAY_TASK_DEADLINE_S: default deadline of one analysis
     tasks_per_orchestrator: int  # ASSAY_ORCHESTRATOR_CONCURRENCY: tasks one orchestrator replica runs at once
     heartbeat_timeout_s: float  # ASSAY_HEARTBEAT_TIMEOUT_S: analyzer silence that fails a run
-    stale_task_s: (
-        float  # ASSAY_STALE_TASK_S: a running task with no event for this long is failed by the persister
-    )
+    stale_task_s: float  # ASSAY_STALE_TASK_S: a running task silent this long is failed (by the persister)
+    pending_limit_s: float  # ASSAY_PENDING_LIMIT_S: a task still pending after this long is failed
     tool_timeout_s: float  # ASSAY_TOOL_TIMEOUT_S: default timeout of one tool subprocess
     tool_concurrency: int  # ASSAY_TOOL_CONCURRENCY: tool subprocesses one analyzer runs at once (CPU budget)
     ai_base_url: str  # ASSAY_AI_BASE_URL: OpenAI-compatible chat-completions API
@@ -86,6 +85,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         tasks_per_orchestrator=int(env.get("ASSAY_ORCHESTRATOR_CONCURRENCY") or 2),
         heartbeat_timeout_s=float(env.get("ASSAY_HEARTBEAT_TIMEOUT_S") or 15),
         stale_task_s=float(env.get("ASSAY_STALE_TASK_S") or 600),
+        pending_limit_s=float(env.get("ASSAY_PENDING_LIMIT_S") or 86400),
         tool_timeout_s=float(env.get("ASSAY_TOOL_TIMEOUT_S") or 300),
         tool_concurrency=int(env.get("ASSAY_TOOL_CONCURRENCY") or max(1, os.cpu_count() or 1)),
         ai_base_url=(env.get("ASSAY_AI_BASE_URL") or "https://openrouter.ai/api/v1").rstrip("/"),

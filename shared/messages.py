@@ -64,7 +64,6 @@ class AnalysisRequest(Envelope, frozen=True, kw_only=True):
     target_urls: list[str] = []
     options: dict[str, Any] = {}
     deadline_s: float = 900.0
-    submitted_by: str | None = None
 
 
 class CancelRequest(Envelope, frozen=True, kw_only=True):
@@ -134,7 +133,6 @@ class TaskCancelled(TaskEvent, frozen=True, kw_only=True, tag="cancelled"):
 
 Event = TaskStarted | TaskProgress | ServiceFinished | TaskCompleted | TaskFailed | TaskCancelled
 TerminalEvent = TaskCompleted | TaskFailed | TaskCancelled
-EVENT_KINDS = ("started", "progress", "service", "completed", "failed", "cancelled")
 
 
 class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):

@@ -81,7 +81,7 @@ class ResultFrame(msgspec.Struct, tag="result", tag_field="type", kw_only=True):
 
 class ErrorFrame(msgspec.Struct, tag="error", tag_field="type", kw_only=True):
     id: str
-    code: str  # bad_request, unknown_app, busy, cancelled, internal
+    code: str  # bad_request, unknown_app, deadline, cancelled, internal
     message: str
 
 

@@ -237,3 +237,17 @@ async def test_bad_requests_get_an_error_frame(
         await ws.send(frame)
         answer = (await until(ws, ErrorFrame))[-1]
     assert answer.code == code and answer.id == echoed_id  # type: ignore[attr-defined]
+
+
+async def test_a_retry_on_a_new_connection_survives_the_old_connection_closing(analyzer_url: str) -> None:
+    """The orchestrator retries with the same id; the first connection going away must not cancel the retry."""
+    first = await connect(analyzer_url)
+    await first.send(analyze("same", ["sleepy"]))
+    await until(first, ProgressFrame)
+    async with connect(analyzer_url) as second:
+        await second.send(analyze("same", ["sleepy"], options={"timeouts": {"sleepy": 1.5}}))
+        await until(second, ProgressFrame)
+        await first.close()
+        frames = await until(second, ResultFrame, timeout=10)
+    assert not any(isinstance(frame, ErrorFrame) for frame in frames)
+    assert frames[-1].result.tools[0].status == "timeout"  # type: ignore[attr-defined]

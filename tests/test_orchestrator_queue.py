@@ -97,7 +97,13 @@ async def test_poison_request_goes_to_the_dlq_and_its_task_fails_with_the_reason
     peer = ScriptedAnalyzer("static", ["result"])
     async with orchestrated(nats_server.url, tmp_path, [peer]) as bench:
         task_id = "task_0123456789ab"
-        body = {"task_id": task_id, "model_slug": MODEL, "app_number": 0, "analysis_type": "static"}
+        body = {
+            "task_id": task_id,
+            "model_slug": MODEL,
+            "app_number": 1,
+            "analysis_type": "static",
+            "priority": "x",
+        }
         await bench.js.publish(subjects.request_subject("normal"), msgspec.json.encode(body))
         letter = await dead_letter(bench.js, "orchestrator-normal")
         events = await bench.events.terminal(task_id)
@@ -106,17 +112,28 @@ async def test_poison_request_goes_to_the_dlq_and_its_task_fails_with_the_reason
         await bench.settled()  # both were termed, neither comes back
     assert letter.task_id == task_id and letter.stream == "ASSAY_REQUESTS"
     assert letter.subject == "assay.requests.normal" and letter.consumer == "orchestrator-normal"
-    assert letter.reason.startswith("invalid request: ") and "app_number" in letter.reason
+    assert letter.reason.startswith("invalid request: ") and "priority" in letter.reason
     assert msgspec.json.decode(letter.payload) == body
     failed = terminal_of(events)
     assert isinstance(failed, TaskFailed) and failed.reason == letter.reason
-    assert (failed.model_slug, failed.app_number, failed.analysis_type) == (
-        MODEL,
-        1,
-        "static",
-    )  # 0 → placeholder
+    assert (failed.model_slug, failed.app_number, failed.analysis_type) == (MODEL, 1, "static")
     assert unreadable.task_id is None and unreadable.payload == "not json at all"
     assert peer.analyzed == []
+
+
+async def test_poison_request_naming_no_real_app_gets_no_made_up_failed_event(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    peer = ScriptedAnalyzer("static", ["result"])
+    async with orchestrated(nats_server.url, tmp_path, [peer]) as bench:
+        task_id = "task_0123456789ac"
+        body = {"task_id": task_id, "model_slug": MODEL, "app_number": 0, "analysis_type": "static"}
+        await bench.js.publish(subjects.request_subject("normal"), msgspec.json.encode(body))
+        letter = await dead_letter(bench.js, "orchestrator-normal")
+        await bench.settled()
+        events = await bench.js.stream_info("ASSAY_EVENTS", subjects_filter=f"assay.events.{task_id}.>")
+    assert letter.task_id == task_id and "app_number" in letter.reason
+    assert events.state.messages == 0
 
 
 async def test_request_of_a_task_that_has_ended_is_acknowledged_and_skipped(

@@ -249,3 +249,39 @@ async def test_a_long_run_publishes_progress_regularly_even_when_the_analyzer_re
 
         await bench.events.until(lambda: len(pulses()) >= 3, 3.0, "fewer than three pulses")
     assert all(pulse.service == "static" and pulse.stage == "running" for pulse in pulses())
+
+
+async def test_task_progress_is_the_mean_of_its_services_and_never_goes_back(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    peers = [
+        ScriptedAnalyzer("static", ["chatty"]),  # reports its way to 100 % and finishes
+        ScriptedAnalyzer("dynamic", ["hold"]),  # the other three stay at their first frame
+        ScriptedAnalyzer("performance", ["hold"]),
+        ScriptedAnalyzer("ai", ["hold"]),
+    ]
+    settings = settings_for(nats_server.url, tmp_path, peers, ASSAY_STALE_TASK_S="1.5")
+    async with analyzers(*peers), bench_for(nats_server.url) as bench, running_orchestrator(settings):
+        request = await bench.request("comprehensive")
+
+        def progress() -> list[TaskProgress]:
+            return [
+                item.event
+                for item in bench.events.of(request.task_id)
+                if isinstance(item.event, TaskProgress)
+            ]
+
+        def pulses_after_static() -> list[TaskProgress]:
+            finished = [
+                item.event
+                for item in bench.events.of(request.task_id)
+                if isinstance(item.event, ServiceFinished)
+            ]
+            return [p for p in progress() if p.message.startswith("running:")] if finished else []
+
+        await bench.events.until(
+            lambda: len(pulses_after_static()) >= 2, 5.0, "no pulse after static finished"
+        )
+    percents = [event.percent for event in progress()]
+    assert percents == sorted(percents), percents
+    assert pulses_after_static()[-1].percent == 25.0  # static done, three services at 0 %

@@ -183,6 +183,19 @@ async def test_reaper_fails_a_stale_running_task_with_a_folder(
         assert pending is not None and pending.status == "pending"
 
 
+async def test_reaper_fails_a_task_no_orchestrator_ever_started(
+    nats_server: EmbeddedNats, database_url: str, tmp_path: Path
+) -> None:
+    async with running_persister(
+        nats_server.url, database_url, tmp_path, pending_limit_s=0.5, reap_interval_s=0.2
+    ) as harness:
+        waiting = scenario()
+        await harness.publish_request(waiting.request, waiting.parent)  # and no orchestrator takes it
+        task = await harness.wait_status(waiting.request.task_id, "failed", timeout_s=10)
+        assert task.status_reason == "not started within 0.5 s: no orchestrator took the request"
+        assert result_folder(harness, task).is_dir()
+
+
 async def test_fetch_loops_survive_a_nats_server_restart(harness: Harness, nats_server: EmbeddedNats) -> None:
     before = scenario()
     await publish_scenario(harness, before)

@@ -71,9 +71,6 @@ class CancelRegistry:
         signal.cancel(cancel.reason)
         return True
 
-    def __contains__(self, task_id: str) -> bool:
-        return task_id in self._signals
-
 
 async def listen(nc: Client, registry: CancelRegistry) -> Subscription:
     """Subscribe every replica to all cancel requests (core NATS; re-subscribed by the client after a reconnect)."""

@@ -297,9 +297,9 @@ async def _failed(
 
 
 async def _poison(orc: Orchestrator, msg: Msg, durable: str, reason: str) -> None:
-    """A request no retry can fix: DLQ, term, and a `failed` event when its task id can be read."""
+    """A request no retry can fix: DLQ, term, and a `failed` event when it still names a real task."""
     salvaged = _salvage(msg.data or b"")
-    task_id = str(salvaged["task_id"]) if salvaged else None
+    task_id = str(salvaged["task_id"]) if salvaged else _task_id(msg.data or b"")
     if task_id:
         trace.get_current_span().set_attribute(TASK_ID_ATTRIBUTE, task_id)
     await _give_up(orc, msg, durable, reason, task_id)
@@ -323,16 +323,17 @@ async def _give_up(orc: Orchestrator, msg: Msg, durable: str, reason: str, task_
     await _settle(msg, "term")
 
 
-_SALVAGED_FIELDS: dict[str, tuple[object, object]] = {
-    "model_slug": (ModelSlug, "unknown"),
-    "app_number": (AppNumber, 1),
-    "analysis_type": (AnalysisType, "static"),
+_SALVAGED_FIELDS: dict[str, object] = {
+    "model_slug": ModelSlug,
+    "app_number": AppNumber,
+    "analysis_type": AnalysisType,
 }
 
 
 def _salvage(data: bytes) -> dict[str, object] | None:
-    """Event fields of an invalid request whose task id is readable. An invalid field gets a placeholder, so that
-    the `failed` event itself is valid and the persister can end the task with the reason."""
+    """Event fields of an invalid request that still names a real task: a valid task id, model slug, app number and
+    analysis type (another field was wrong). Anything less names no app, so no `failed` event (and no result
+    folder) is made up for it; the DLQ keeps it with the reason."""
     try:
         raw = msgspec.json.decode(data)
     except msgspec.DecodeError:
@@ -344,9 +345,19 @@ def _salvage(data: bytes) -> dict[str, object] | None:
     ):
         return None
     fields: dict[str, object] = {"task_id": raw["task_id"]}
-    for name, (kind, placeholder) in _SALVAGED_FIELDS.items():
+    for name, kind in _SALVAGED_FIELDS.items():
         try:
             fields[name] = msgspec.convert(raw.get(name), kind)
         except msgspec.ValidationError:
-            fields[name] = placeholder
+            return None
     return fields
+
+
+def _task_id(data: bytes) -> str | None:
+    """The task id of an otherwise unusable request, for the dead letter and the logs."""
+    try:
+        raw = msgspec.json.decode(data)
+    except msgspec.DecodeError:
+        return None
+    task_id = raw.get("task_id") if isinstance(raw, dict) else None
+    return task_id if isinstance(task_id, str) and TASK_ID_RE.match(task_id) else None

@@ -30,7 +30,6 @@ from shared.messages import (
     TaskProgress,
     encode,
 )
-from shared.protocol import ServiceResult
 from shared.streams import artifacts_bucket
 from shared.subjects import ARTIFACTS_BUCKET, REQUESTS_STREAM, dlq_subject, event_subject
 from shared.tracing import TASK_ID_ATTRIBUTE, inject_headers
@@ -95,17 +94,19 @@ class EventPublisher:
 
         Returns the event as published (with `artifact` instead of `result` when it was moved).
         """
-        if event.result is not None and len(encode(event)) > self.nc.max_payload // 2:
-            artifact = await self.store_result(event.task_id, event.result)
-            event = msgspec.structs.replace(event, result=None, artifact=artifact)
+        if event.result is not None:
+            # Results can be hundreds of MB: encode (once) and hash off the event loop.
+            data = await asyncio.to_thread(msgspec.json.encode, event.result)
+            if len(data) > self.nc.max_payload // 2:
+                artifact = await self.store_result(event.task_id, event.result.service, data)
+                event = msgspec.structs.replace(event, result=None, artifact=artifact)
         await self.publish(event)
         return event
 
-    async def store_result(self, task_id: str, result: ServiceResult) -> ArtifactRef:
+    async def store_result(self, task_id: str, service: str, data: bytes) -> ArtifactRef:
         """Put a service result's JSON into the artifacts bucket as `<task_id>/<service>.json`."""
-        data = msgspec.json.encode(result)
         digest = await asyncio.to_thread(lambda: hashlib.sha256(data).hexdigest())
-        name = f"{task_id}/{result.service}.json"
+        name = f"{task_id}/{service}.json"
         with tracer.start_as_current_span(
             f"store {ARTIFACTS_BUCKET}",
             attributes={TASK_ID_ATTRIBUTE: task_id, "assay.artifact.size": len(data)},
@@ -115,7 +116,7 @@ class EventPublisher:
             await self._artifacts.put(name, data)
         log.info(
             "result of %s (%d bytes) stored as %s",
-            result.service,
+            service,
             len(data),
             name,
             extra={"task_id": task_id},

@@ -61,6 +61,7 @@ class _Progress:
         self.ctx = ctx
         self.request = request
         self.running = list(services)
+        self.percent_by_service = dict.fromkeys(services, 0.0)
         self.clock = asyncio.get_running_loop().time
         self.last_any = self.clock()
         self.last_by_service: dict[str, float] = {}
@@ -71,23 +72,27 @@ class _Progress:
         if last is not None and now - last < self.ctx.progress_interval_s:
             return  # a later frame says the same, only fresher
         self.last_by_service[service] = now
-        await self._publish(service, frame.tool, frame.stage, frame.percent, frame.message)
+        self.percent_by_service[service] = frame.percent
+        await self._publish(service, frame.tool, frame.stage, frame.message)
 
     async def pulse(self) -> None:
         while True:
             await asyncio.sleep(max(0.05, self.last_any + self.ctx.pulse_s - self.clock()))
             if self.running and self.clock() - self.last_any >= self.ctx.pulse_s:
-                await self._publish(
-                    self.running[0], None, "running", 0.0, f"running: {', '.join(self.running)}"
-                )
+                await self._publish(self.running[0], None, "running", f"running: {', '.join(self.running)}")
 
     def finished(self, service: str) -> None:
         if service in self.running:
             self.running.remove(service)
+        self.percent_by_service[service] = 100.0
 
-    async def _publish(
-        self, service: str, tool: str | None, stage: str, percent: float, message: str
-    ) -> None:
+    def task_percent(self) -> float:
+        """The task's progress: the mean of its services', so it never jumps between them."""
+        values = self.percent_by_service.values()
+        return round(sum(values) / max(1, len(values)), 1)
+
+    async def _publish(self, service: str, tool: str | None, stage: str, message: str) -> None:
+        percent = self.task_percent()
         self.last_any = self.clock()
         event = TaskProgress(
             **task_fields(self.request),
@@ -173,7 +178,9 @@ async def _run_services(
             run.cancel()  # no-op for those done; the others send `cancel` to their analyzers
         await asyncio.gather(*runs, return_exceptions=True)
     for run in runs:
-        run.result()
+        # A run cancelled above only because a sibling failed must not hide that sibling's error.
+        if not run.cancelled() and run.exception() is not None:
+            raise run.exception()  # type: ignore[misc]
 
 
 async def _run_service(

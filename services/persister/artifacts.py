@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 
 import msgspec
@@ -21,14 +22,14 @@ async def load_result(js: JetStreamContext, ref: ArtifactRef) -> ServiceResult:
     store = await js.object_store(ref.bucket)
     stored = await store.get(ref.name)
     data = stored.data or b""
-    digest = hashlib.sha256(data).hexdigest()
+    digest = await asyncio.to_thread(lambda: hashlib.sha256(data).hexdigest())
     if digest != ref.sha256.lower():
         raise ArtifactMismatch(
             f"artifact {ref.bucket}/{ref.name}: expected {ref.size} bytes with sha256 {ref.sha256}, "
             f"got {len(data)} bytes with sha256 {digest}"
         )
     try:
-        return msgspec.json.decode(data, type=ServiceResult)
+        return await asyncio.to_thread(msgspec.json.decode, data, type=ServiceResult)
     except msgspec.ValidationError as error:
         raise PoisonMessage(f"artifact {ref.bucket}/{ref.name} is not a service result: {error}") from error
     except msgspec.DecodeError as error:

@@ -83,6 +83,14 @@ async def declare(js: JetStreamContext, ack_wait_s: float, max_deliver: int) -> 
         await declare_consumer(js, spec.stream, config)
 
 
+async def _keep_waiting_alive(waiting: list[Msg], every_s: float) -> None:
+    while True:
+        await asyncio.sleep(every_s)
+        for msg in list(waiting):
+            with contextlib.suppress(Exception):
+                await msg.in_progress()
+
+
 async def _keep_alive(msg: Msg, every_s: float) -> None:
     """Tell JetStream the message is still being worked on, so a long folder write is not redelivered meanwhile."""
     while True:
@@ -220,13 +228,20 @@ async def pull_loop(ctx: PersisterContext, spec: ConsumerSpec, stop: asyncio.Eve
             await _wait(stop, RESUBSCRIBE_PAUSE_S)
             continue
         idle_since = loop.time()
-        for msg in messages:
-            try:
-                await deliver(ctx, spec, msg)
-            except (
-                Exception
-            ):  # a bug must not stop the loop: unsettled, the message comes back after ack_wait
-                log.exception("delivering %s failed", msg.subject)
+        waiting = list(messages)
+        # The batch is handled one message at a time; the ones still waiting must not run out their ack wait.
+        keeper = asyncio.create_task(_keep_waiting_alive(waiting, max(0.5, ctx.ack_wait_s / 3)))
+        try:
+            for msg in messages:
+                waiting.remove(msg)
+                try:
+                    await deliver(ctx, spec, msg)
+                except (
+                    Exception
+                ):  # a bug must not stop the loop: unsettled, the message comes back after ack_wait
+                    log.exception("delivering %s failed", msg.subject)
+        finally:
+            keeper.cancel()
     await _dropped(subscription)
 
 

@@ -87,8 +87,8 @@ async def recorded_services(sessions: Sessions, task_id: str) -> set[str]:
         )
 
 
-async def stale_running_tasks(sessions: Sessions, older_than: datetime) -> list[str]:
-    """Ids of `running` tasks with no update since `older_than`."""
+async def stale_tasks(sessions: Sessions, status: str, older_than: datetime) -> list[str]:
+    """Ids of tasks in `status` with no update since `older_than`."""
     async with sessions() as session:
-        query = select(Task.task_id).where(Task.status == "running", Task.updated_at < older_than)
+        query = select(Task.task_id).where(Task.status == status, Task.updated_at < older_than)
         return list((await session.scalars(query)).all())

@@ -40,7 +40,10 @@ async def run(
     )
     loops = [asyncio.create_task(pull_loop(ctx, spec, stop), name=spec.durable) for spec in CONSUMERS]
     loops.append(
-        asyncio.create_task(run_reaper(ctx, settings.stale_task_s, stop, reap_interval_s), name="reaper")
+        asyncio.create_task(
+            run_reaper(ctx, settings.stale_task_s, stop, reap_interval_s, settings.pending_limit_s),
+            name="reaper",
+        )
     )
     log.info("persister running; results under %s", settings.results_dir)
     try:

@@ -171,6 +171,7 @@ async def running_persister(
     *,
     max_deliver: int = 5,
     stale_task_s: float = 600.0,
+    pending_limit_s: float = 86400.0,
     reap_interval_s: float = 30.0,
 ) -> AsyncIterator[Harness]:
     """The persister as an asyncio task, with its own NATS connection and engine, stopped cleanly at the end."""
@@ -182,6 +183,7 @@ async def running_persister(
             "ASSAY_VAR_DIR": str(root / "var"),
             "ASSAY_MAX_DELIVER": str(max_deliver),
             "ASSAY_STALE_TASK_S": str(stale_task_s),
+            "ASSAY_PENDING_LIMIT_S": str(pending_limit_s),
             "ASSAY_ACK_WAIT_S": "10",
         }
     )

@@ -69,7 +69,7 @@ class AnalyzerServer:
             async with lock:
                 await websocket.send(encode_frame(frame))
 
-        started_here: set[str] = set()
+        started_here: dict[str, asyncio.Task[None]] = {}
         try:
             async for message in websocket:
                 try:
@@ -80,18 +80,17 @@ class AnalyzerServer:
                     )
                     continue
                 if isinstance(frame, AnalyzeFrame):
-                    self._start(frame, send)
-                    started_here.add(frame.id)
+                    started_here[frame.id] = self._start(frame, send)
                 elif isinstance(frame, CancelFrame):
-                    self._cancel(frame.id)
+                    self._cancel(frame.id, started_here)
                 elif isinstance(frame, HealthFrame):
                     await send(await self.health(frame.id))
         except ConnectionClosed:
             pass
         finally:
             # Nobody is left to read these runs' results: stop their tools instead of letting them run on.
-            for request_id in started_here:
-                self._cancel(request_id)
+            for request_id in list(started_here):
+                self._cancel(request_id, started_here)
 
     async def health(self, request_id: str | None = None) -> HealthReport:
         probes = await asyncio.gather(*(tool.probe() for tool in self.analyzer.tools))
@@ -99,7 +98,7 @@ class AnalyzerServer:
             id=request_id, service=self.analyzer.service, tools=list(probes), active_runs=len(self.runs)
         )
 
-    def _start(self, frame: AnalyzeFrame, send: Send) -> None:
+    def _start(self, frame: AnalyzeFrame, send: Send) -> asyncio.Task[None]:
         previous = self.runs.get(frame.id)
         if previous is not None:  # the same request again (a client retry): the newer connection wins
             previous.cancel()
@@ -108,9 +107,12 @@ class AnalyzerServer:
         task.add_done_callback(
             lambda done: self.runs.pop(frame.id, None) if self.runs.get(frame.id) is done else None
         )
+        return task
 
-    def _cancel(self, request_id: str) -> None:
-        task = self.runs.get(request_id)
+    @staticmethod
+    def _cancel(request_id: str, started_here: dict[str, asyncio.Task[None]]) -> None:
+        """Cancel a run this connection started; a retry of the same id on another connection is not touched."""
+        task = started_here.pop(request_id, None)
         if task is not None:
             task.cancel()
 
@@ -124,7 +126,7 @@ class AnalyzerServer:
         ) as span:
             heartbeat = asyncio.create_task(_beat(frame.id, send))
             try:
-                job = self._job(frame, send)
+                job = await self._job(frame, send)
                 tools = self.analyzer.select(frame.tools)
                 log.info("analysis started: %s", ", ".join(t.name for t in tools), extra=extra)
                 async with asyncio.timeout(frame.deadline_s):
@@ -152,12 +154,12 @@ class AnalyzerServer:
             finally:
                 heartbeat.cancel()
 
-    def _job(self, frame: AnalyzeFrame, send: Send) -> Job:
+    async def _job(self, frame: AnalyzeFrame, send: Send) -> Job:
         try:
             folder = app_dir(self.settings.apps_dir, frame.model_slug, frame.app_number)
         except UnsafePathError as error:
             raise RejectedRequest("bad_request", str(error)) from error
-        if not folder.is_dir():
+        if not await asyncio.to_thread(folder.is_dir):  # the apps root may be a slow network mount
             if self.analyzer.needs_source:
                 raise RejectedRequest(
                     "unknown_app",

@@ -10,12 +10,6 @@ import msgspec
 from services.analyzers.performance.load import Samples
 
 
-def _interpolate(ordered: Sequence[float], q: float) -> float:
-    rank = (len(ordered) - 1) * q / 100.0
-    low, high = math.floor(rank), math.ceil(rank)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
-
-
 def percentile(values: Sequence[float], q: float) -> float | None:
     """The q-th percentile (0-100) by linear interpolation between closest ranks (numpy's default method);
     None for no values."""
@@ -23,7 +17,10 @@ def percentile(values: Sequence[float], q: float) -> float | None:
         raise ValueError(f"percentile must be within 0-100, not {q}")
     if not values:
         return None
-    return _interpolate(sorted(values), q)
+    ordered = sorted(values)  # linear on already sorted input
+    rank = (len(ordered) - 1) * q / 100.0
+    low, high = math.floor(rank), math.ceil(rank)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 class Latency(msgspec.Struct, kw_only=True):
@@ -57,12 +54,16 @@ def latency(values: Sequence[float]) -> Latency:
     if not values:
         return Latency()
     ordered = sorted(values)
+
+    def at(q: float) -> float:
+        return round(percentile(ordered, q) or 0.0, 3)
+
     return Latency(
         min=round(ordered[0], 3),
         mean=round(sum(ordered) / len(ordered), 3),
-        p50=round(_interpolate(ordered, 50), 3),
-        p90=round(_interpolate(ordered, 90), 3),
-        p99=round(_interpolate(ordered, 99), 3),
+        p50=at(50),
+        p90=at(90),
+        p99=at(99),
         max=round(ordered[-1], 3),
     )
 
