@@ -16,8 +16,9 @@ from opentelemetry.trace import SpanKind
 
 from services.gateway.resources import NATS_ERRORS
 from shared.messages import AnalysisRequest, CancelRequest, encode
-from shared.subjects import REQUESTS_STREAM, accepted_key, cancel_key, cancel_subject, request_subject
-from shared.tracing import TASK_ID_ATTRIBUTE, inject_headers
+from shared.publishing import PublishFailed, producer_attributes, publish_message
+from shared.subjects import accepted_key, cancel_key, cancel_subject, request_subject
+from shared.tracing import inject_headers
 
 log = logging.getLogger(__name__)
 
@@ -26,16 +27,6 @@ PUBLISH_TIMEOUT_S = 5
 
 class NatsUnavailable(RuntimeError):
     """NATS could not take the message; nothing of it was left behind."""
-
-
-def _producer_attributes(subject: str, message_id: str, task_id: str) -> dict[str, str]:
-    return {
-        "messaging.system": "nats",
-        "messaging.destination.name": subject,
-        "messaging.operation.type": "send",
-        "messaging.message.id": message_id,
-        TASK_ID_ATTRIBUTE: task_id,
-    }
 
 
 async def publish_request(
@@ -55,22 +46,12 @@ async def publish_request(
     except NATS_ERRORS as error:
         raise NatsUnavailable(f"could not record the task in the tasks bucket: {error!r}") from error
     subject = request_subject(request.priority)
-    tracer = trace.get_tracer(__name__)
-    attributes = _producer_attributes(subject, request.event_id, request.task_id)
-    with tracer.start_as_current_span(
-        f"publish {subject}", kind=SpanKind.PRODUCER, attributes=attributes
-    ) as span:
-        headers = inject_headers({"Nats-Msg-Id": request.event_id})
-        try:
-            ack = await js.publish(
-                subject, payload, timeout=PUBLISH_TIMEOUT_S, stream=REQUESTS_STREAM, headers=headers
-            )
-        except NATS_ERRORS as error:
-            span.record_exception(error)
-            span.set_status(trace.Status(trace.StatusCode.ERROR, str(error)))
-            await _forget(tasks, key)
-            raise NatsUnavailable(f"could not publish the request on {subject}: {error!r}") from error
-        span.set_attribute("messaging.nats.stream.sequence", ack.seq)
+    try:
+        # One attempt: the HTTP client gets a 503 at once and may retry; the bucket entry is removed again.
+        ack = await publish_message(js, subject, request, attempts=1)
+    except PublishFailed as error:
+        await _forget(tasks, key)
+        raise NatsUnavailable(str(error)) from error
     log.info(
         "accepted %s on %s (stream seq %d)",
         request.task_id,
@@ -99,7 +80,7 @@ async def publish_cancel(nc: Client, tasks: KeyValue, cancel: CancelRequest) -> 
     except NATS_ERRORS as error:
         raise NatsUnavailable(f"could not record the cancel marker: {error!r}") from error
     tracer = trace.get_tracer(__name__)
-    attributes = _producer_attributes(subject, cancel.event_id, cancel.task_id)
+    attributes = producer_attributes(subject, cancel.event_id, cancel.task_id)
     with tracer.start_as_current_span(f"publish {subject}", kind=SpanKind.PRODUCER, attributes=attributes):
         try:
             await nc.publish(subject, payload, headers=inject_headers({"Nats-Msg-Id": cancel.event_id}))

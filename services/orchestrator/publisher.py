@@ -1,4 +1,4 @@
-"""Everything the orchestrator publishes on JetStream: task events and dead letters.
+"""Everything the orchestrator publishes on JetStream: task events and dead letters (via shared/publishing.py).
 
 Each message goes out with `Nats-Msg-Id` = its event id, so a publish repeated after a lost ack is stored once, and
 with a `traceparent` header. The task's `started`, `service` and terminal events are published in PRODUCER spans
@@ -20,46 +20,27 @@ from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from nats.js.object_store import ObjectStore
 from opentelemetry import trace
-from opentelemetry.trace import SpanKind
 
 from shared.messages import (
     ArtifactRef,
-    DeadLetter,
     Event,
     ServiceFinished,
     TaskProgress,
     encode,
 )
+from shared.publishing import publish_dead_letter, publish_message
 from shared.streams import artifacts_bucket
-from shared.subjects import ARTIFACTS_BUCKET, REQUESTS_STREAM, dlq_subject, event_subject
+from shared.subjects import ARTIFACTS_BUCKET, REQUESTS_STREAM, event_subject
 from shared.tracing import TASK_ID_ATTRIBUTE, inject_headers
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("services.orchestrator")
 
-PUBLISH_TIMEOUT_S = 5.0
-PUBLISH_ATTEMPTS = 3  # a publish lost in a reconnect is repeated; the message id keeps it single
 PROGRESS_TIMEOUT_S = 2.0  # progress is a hint: never hold a run up for long over one
-
-
-class PublishFailed(RuntimeError):
-    """JetStream did not confirm a message after every attempt."""
 
 
 def kind_of(event: Event) -> str:
     return type(event).__struct_config__.tag  # type: ignore[return-value]
-
-
-def _producer_attributes(subject: str, message_id: str, task_id: str | None) -> dict[str, str]:
-    attributes = {
-        "messaging.system": "nats",
-        "messaging.operation.type": "publish",
-        "messaging.destination.name": subject,
-        "messaging.message.id": message_id,
-    }
-    if task_id:
-        attributes[TASK_ID_ATTRIBUTE] = task_id
-    return attributes
 
 
 class EventPublisher:
@@ -73,11 +54,7 @@ class EventPublisher:
     async def publish(self, event: Event) -> None:
         """Publish a task event in a PRODUCER span, retrying until JetStream confirms it (or PublishFailed)."""
         subject = event_subject(event.task_id, kind_of(event))
-        attributes = _producer_attributes(subject, event.event_id, event.task_id)
-        with tracer.start_as_current_span(
-            f"publish {subject}", kind=SpanKind.PRODUCER, attributes=attributes
-        ):
-            await self._send(subject, encode(event), event.event_id)
+        await publish_message(self.js, subject, event)
         log.info("published %s", subject, extra={"task_id": event.task_id})
 
     async def publish_progress(self, event: TaskProgress) -> None:
@@ -125,33 +102,4 @@ class EventPublisher:
 
     async def dead_letter(self, msg: Msg, durable: str, reason: str, task_id: str | None) -> None:
         """Send a request the orchestrator gives up on to ASSAY_DLQ with the reason (raises PublishFailed)."""
-        letter = DeadLetter(
-            task_id=task_id,
-            stream=REQUESTS_STREAM,
-            subject=msg.subject,
-            consumer=durable,
-            deliveries=msg.metadata.num_delivered,
-            reason=reason,
-            payload=(msg.data or b"").decode("utf-8", errors="replace"),
-        )
-        subject = dlq_subject(REQUESTS_STREAM, durable)
-        attributes = _producer_attributes(subject, letter.event_id, task_id)
-        with tracer.start_as_current_span(
-            f"publish {subject}", kind=SpanKind.PRODUCER, attributes=attributes
-        ):
-            await self._send(subject, encode(letter), letter.event_id)
-
-    async def _send(self, subject: str, data: bytes, message_id: str) -> None:
-        headers = inject_headers({"Nats-Msg-Id": message_id})
-        last: Exception | None = None
-        for attempt in range(PUBLISH_ATTEMPTS):
-            try:
-                await self.js.publish(subject, data, timeout=PUBLISH_TIMEOUT_S, headers=headers)
-                return
-            except (NatsError, TimeoutError) as error:
-                last = error
-                log.warning("publish on %s failed (attempt %d): %r", subject, attempt + 1, error)
-                if attempt + 1 < PUBLISH_ATTEMPTS:
-                    await asyncio.sleep(0.25 * 2**attempt)
-        trace.get_current_span().set_status(trace.Status(trace.StatusCode.ERROR, repr(last)))
-        raise PublishFailed(f"could not publish on {subject}: {last!r}") from last
+        await publish_dead_letter(self.js, msg, REQUESTS_STREAM, durable, reason, task_id)

@@ -20,11 +20,12 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from services.persister.completion import fail_task
 from services.persister.context import PersisterContext
-from services.persister.dead_letters import publish_dead_letter, task_id_hint
+from services.persister.dead_letters import task_id_hint
 from services.persister.handlers import handle_event, handle_request
 from services.persister.outcomes import Delivery, PoisonMessage, Retry, backoff_s
 from shared import subjects
 from shared.messages import TaskEvent, decode_event, decode_request
+from shared.publishing import publish_dead_letter
 from shared.streams import consumer_config, declare_consumer, declare_streams
 from shared.tracing import TASK_ID_ATTRIBUTE, extract_context
 
