@@ -9,6 +9,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from shared.findings import Finding, Severity, ToolRun, fingerprint
+from shared.messages import ServiceFinished
+from shared.protocol import ServiceResult
+from shared.sarif import sarif_for
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,7 @@ def format_table(rows: list[Row]) -> str:
 
 
 # Sample data: what the static analyzer reports on a generated Flask + JS app, varied by line number.
+# fmt: off
 _TEMPLATES: tuple[tuple[str, str, Severity, str, str, str | None, str | None, str], ...] = (
     # tool, rule id, severity, category, message, cwe, help url, source line
     ("bandit", "B105", "low", "security", "Possible hardcoded password: 'changeme'", "CWE-259",
@@ -112,6 +116,7 @@ _TEMPLATES: tuple[tuple[str, str, Severity, str, str, str | None, str | None, st
     ("eslint", "no-unused-vars", "low", "quality", "'response' is assigned a value but never used.", None,
      "https://eslint.org/docs/latest/rules/no-unused-vars", "const response = await fetch('/api/items');"),
 )
+# fmt: on
 
 
 def sample_findings(count: int) -> list[Finding]:
@@ -119,7 +124,9 @@ def sample_findings(count: int) -> list[Finding]:
     findings = []
     for index in range(count):
         tool, rule, severity, category, message, cwe, help_url, source = _TEMPLATES[index % len(_TEMPLATES)]
-        path = "frontend/app.js" if tool == "eslint" else f"backend/{('app', 'models', 'routes')[index % 3]}.py"
+        path = (
+            "frontend/app.js" if tool == "eslint" else f"backend/{('app', 'models', 'routes')[index % 3]}.py"
+        )
         line = 1 + index // len(_TEMPLATES)
         extra: dict[str, object] = {"source": source}
         if tool == "bandit":
@@ -164,3 +171,21 @@ def sample_tool_runs(findings: list[Finding]) -> list[ToolRun]:
         )
         for position, (tool, count) in enumerate(counts.items())
     ]
+
+
+def service_event(count: int) -> ServiceFinished:
+    """A static analyzer's `service` event: tool records, `count` findings and their SARIF log."""
+    findings = sample_findings(count)
+    runs = sample_tool_runs(findings)
+    result = ServiceResult(
+        service="static", status="success", tools=runs, findings=findings, sarif=sarif_for(runs, findings)
+    )
+    return ServiceFinished(
+        task_id="task_0123456789ab",
+        model_slug="openai_codex-mini",
+        app_number=1,
+        analysis_type="static",
+        service="static",
+        status="success",
+        result=result,
+    )
