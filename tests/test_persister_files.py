@@ -13,9 +13,9 @@ import pytest
 from services.persister import folders, staging
 from services.persister.consumer import trace_id_of
 from services.persister.document import Ending, render
-from services.persister.outcomes import backoff_s
 from services.persister.records import TaskRecord
 from services.persister.staging import StagedService
+from shared.delivery import backoff_s
 from shared.protocol import ServiceResult
 from tests.support.persister import files_under, service_result, sha256_of
 

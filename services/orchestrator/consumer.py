@@ -26,6 +26,7 @@ from services.orchestrator.cancellation import CancelRegistry, cancel_marker
 from services.orchestrator.runner import RunContext, run_task, task_fields
 from shared import subjects
 from shared.config import Settings
+from shared.delivery import backoff_s, consumer_attributes, keep_alive, settle
 from shared.messages import (
     PRIORITIES,
     TASK_ID_RE,
@@ -61,11 +62,6 @@ class Orchestrator:
     tasks: KeyValue
     registry: CancelRegistry
     run: RunContext
-
-
-def backoff_s(deliveries: int) -> float:
-    """Delay before a failed request is tried again: 1, 2, 4 … seconds, at most a minute."""
-    return float(min(60, 2 ** max(0, deliveries - 1)))
 
 
 async def declare(js: JetStreamContext, settings: Settings) -> None:
@@ -181,18 +177,11 @@ async def _pause(stop: asyncio.Event, seconds: float) -> None:
 async def deliver(orc: Orchestrator, msg: Msg, priority: Priority) -> None:
     """Process one request message in a CONSUMER span continuing the publisher's trace, and settle it."""
     durable = subjects.orchestrator_durable(priority)
-    attributes: dict[str, str | int] = {
-        "messaging.system": "nats",
-        "messaging.operation.type": "process",
-        "messaging.destination.name": msg.subject,
-        "messaging.consumer.group.name": durable,
-        "messaging.message.delivery_count": msg.metadata.num_delivered,
-    }
     with tracer.start_as_current_span(
         f"process {msg.subject}",
         context=extract_context(msg.headers),
         kind=SpanKind.CONSUMER,
-        attributes=attributes,
+        attributes=consumer_attributes(msg, durable),
     ) as span:
         try:
             request = decode_request(msg.data or b"")
@@ -202,12 +191,12 @@ async def deliver(orc: Orchestrator, msg: Msg, priority: Priority) -> None:
             return
         span.set_attribute(TASK_ID_ATTRIBUTE, request.task_id)
         span.set_attribute("messaging.message.id", request.event_id)
-        keeper = asyncio.create_task(_keep_alive(msg, max(0.2, orc.settings.ack_wait_s / 3)))
+        keeper = asyncio.create_task(keep_alive([msg], max(0.2, orc.settings.ack_wait_s / 3)))
         try:
             outcome = await handle(orc, request)
         except asyncio.CancelledError:
             # Shutdown: the analyzers were told to stop; another replica takes the request now.
-            await _settle(msg, "nak")
+            await settle(msg, "nak")
             raise
         except Exception as error:  # noqa: BLE001 - any processing error is retried, then given up
             span.record_exception(error)
@@ -217,7 +206,7 @@ async def deliver(orc: Orchestrator, msg: Msg, priority: Priority) -> None:
         finally:
             keeper.cancel()
         if outcome == "ack":
-            await _settle(msg, "ack")
+            await settle(msg, "ack")
 
 
 async def handle(orc: Orchestrator, request: AnalysisRequest) -> Literal["ack", "leave"]:
@@ -257,26 +246,6 @@ async def has_ended(js: JetStreamContext, task_id: str) -> bool:
     return False
 
 
-async def _keep_alive(msg: Msg, every_s: float) -> None:
-    """Tell JetStream the request is still being worked on, so that it is not handed to another replica."""
-    while True:
-        await asyncio.sleep(every_s)
-        with contextlib.suppress(Exception):
-            await msg.in_progress()
-
-
-async def _settle(msg: Msg, how: Literal["ack", "nak", "term"], delay_s: float | None = None) -> None:
-    try:
-        if how == "ack":
-            await msg.ack()
-        elif how == "nak":
-            await msg.nak(delay=delay_s)
-        else:
-            await msg.term()
-    except Exception as error:  # noqa: BLE001 - connection down: JetStream redelivers after ack_wait anyway
-        log.warning("could not %s the request on %s: %r", how, msg.subject, error)
-
-
 async def _failed(
     orc: Orchestrator, msg: Msg, durable: str, request: AnalysisRequest, error: Exception
 ) -> None:
@@ -286,7 +255,7 @@ async def _failed(
     if deliveries < orc.settings.max_deliver:
         delay = backoff_s(deliveries)
         log.warning("processing %s failed (%r); retry in %.0f s", request.task_id, error, delay, extra=extra)
-        await _settle(msg, "nak", delay)
+        await settle(msg, "nak", delay)
         return
     reason = f"orchestrator gave up after {deliveries} deliveries: {error}"
     await _give_up(orc, msg, durable, reason, request.task_id)
@@ -317,10 +286,10 @@ async def _give_up(orc: Orchestrator, msg: Msg, durable: str, reason: str, task_
         await orc.run.publisher.dead_letter(msg, durable, reason, task_id)
     except Exception as error:  # noqa: BLE001 - whatever the cause, the message must not be lost
         log.error("dead letter not published (%r); request kept", error, extra={"task_id": task_id})
-        await _settle(msg, "nak", backoff_s(msg.metadata.num_delivered))
+        await settle(msg, "nak", backoff_s(msg.metadata.num_delivered))
         return
     log.error("request on %s sent to the DLQ: %s", msg.subject, reason, extra={"task_id": task_id})
-    await _settle(msg, "term")
+    await settle(msg, "term")
 
 
 _SALVAGED_FIELDS: dict[str, object] = {

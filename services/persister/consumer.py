@@ -22,8 +22,9 @@ from services.persister.completion import fail_task
 from services.persister.context import PersisterContext
 from services.persister.dead_letters import task_id_hint
 from services.persister.handlers import handle_event, handle_request
-from services.persister.outcomes import Delivery, PoisonMessage, Retry, backoff_s
+from services.persister.outcomes import Delivery, PoisonMessage, Retry
 from shared import subjects
+from shared.delivery import backoff_s, consumer_attributes, keep_alive, settle
 from shared.messages import TaskEvent, decode_event, decode_request
 from shared.publishing import publish_dead_letter
 from shared.streams import consumer_config, declare_consumer, declare_streams
@@ -84,32 +85,6 @@ async def declare(js: JetStreamContext, ack_wait_s: float, max_deliver: int) -> 
         await declare_consumer(js, spec.stream, config)
 
 
-async def _keep_waiting_alive(waiting: list[Msg], every_s: float) -> None:
-    while True:
-        await asyncio.sleep(every_s)
-        for msg in list(waiting):
-            with contextlib.suppress(Exception):
-                await msg.in_progress()
-
-
-async def _keep_alive(msg: Msg, every_s: float) -> None:
-    """Tell JetStream the message is still being worked on, so a long folder write is not redelivered meanwhile."""
-    while True:
-        await asyncio.sleep(every_s)
-        with contextlib.suppress(Exception):
-            await msg.in_progress()
-
-
-async def _settle(msg: Msg, outcome: Retry | None) -> None:
-    try:
-        if outcome is None:
-            await msg.ack()
-        else:
-            await msg.nak(delay=outcome.delay_s)
-    except Exception as error:  # noqa: BLE001 - connection down: JetStream redelivers after ack_wait anyway
-        log.warning("could not settle message on %s: %s", msg.subject, error)
-
-
 async def _give_up(
     ctx: PersisterContext, spec: ConsumerSpec, msg: Msg, reason: str, task_id: str | None
 ) -> None:
@@ -118,26 +93,21 @@ async def _give_up(
         await publish_dead_letter(ctx.js, msg, spec.stream, spec.durable, reason, task_id)
     except Exception as error:  # noqa: BLE001 - whatever the cause, the message must not be lost
         log.error("dead letter not published (%s); message kept", error, extra={"task_id": task_id})
-        await _settle(msg, Retry(delay_s=backoff_s(msg.metadata.num_delivered), reason=str(error)))
+        await settle(msg, "nak", backoff_s(msg.metadata.num_delivered))
         return
     log.error("message on %s sent to the DLQ: %s", msg.subject, reason, extra={"task_id": task_id})
-    with contextlib.suppress(Exception):
-        await msg.term()
+    await settle(msg, "term")
 
 
 async def deliver(ctx: PersisterContext, spec: ConsumerSpec, msg: Msg) -> None:
     """Process one message and settle it: ack, nak with a delay, or DLQ + term."""
     deliveries = msg.metadata.num_delivered
-    attributes: dict[str, str | int] = {
-        "messaging.system": "nats",
-        "messaging.operation.type": "process",
-        "messaging.destination.name": msg.subject,
-        "messaging.consumer.group.name": spec.durable,
-        "messaging.message.delivery_count": deliveries,
-    }
     context = extract_context(msg.headers)
     with tracer.start_as_current_span(
-        f"process {msg.subject}", context=context, kind=SpanKind.CONSUMER, attributes=attributes
+        f"process {msg.subject}",
+        context=context,
+        kind=SpanKind.CONSUMER,
+        attributes=consumer_attributes(msg, spec.durable),
     ) as span:
         hint = task_id_hint(msg)
         if hint:
@@ -153,7 +123,7 @@ async def deliver(ctx: PersisterContext, spec: ConsumerSpec, msg: Msg) -> None:
         span.set_attribute(TASK_ID_ATTRIBUTE, message.task_id)
         span.set_attribute("messaging.message.id", message.event_id)
         delivery = Delivery(subject=msg.subject, deliveries=deliveries, trace_id=trace_id_of(msg.headers))
-        keeper = asyncio.create_task(_keep_alive(msg, max(0.5, ctx.ack_wait_s / 3)))
+        keeper = asyncio.create_task(keep_alive([msg], max(0.5, ctx.ack_wait_s / 3)))
         try:
             outcome = await spec.handle(ctx, message, delivery)
         except PoisonMessage as error:
@@ -176,7 +146,10 @@ async def deliver(ctx: PersisterContext, spec: ConsumerSpec, msg: Msg) -> None:
                 message.task_id,
             )
             return
-        await _settle(msg, outcome)
+        if outcome is None:
+            await settle(msg, "ack")
+        else:
+            await settle(msg, "nak", outcome.delay_s)
 
 
 async def _failed(
@@ -188,7 +161,7 @@ async def _failed(
     if deliveries < ctx.max_deliver:
         delay = backoff_s(deliveries)
         log.warning("processing %s failed (%s); retry in %.0f s", msg.subject, error, delay, extra=extra)
-        await _settle(msg, Retry(delay_s=delay, reason=str(error)))
+        await settle(msg, "nak", delay)
         return
     reason = f"persister gave up on {msg.subject} after {deliveries} deliveries: {error}"
     await _give_up(ctx, spec, msg, reason, message.task_id)
@@ -231,7 +204,7 @@ async def pull_loop(ctx: PersisterContext, spec: ConsumerSpec, stop: asyncio.Eve
         idle_since = loop.time()
         waiting = list(messages)
         # The batch is handled one message at a time; the ones still waiting must not run out their ack wait.
-        keeper = asyncio.create_task(_keep_waiting_alive(waiting, max(0.5, ctx.ack_wait_s / 3)))
+        keeper = asyncio.create_task(keep_alive(waiting, max(0.5, ctx.ack_wait_s / 3)))
         try:
             for msg in messages:
                 waiting.remove(msg)

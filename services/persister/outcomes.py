@@ -24,11 +24,3 @@ class Retry:
 
 class PoisonMessage(ValueError):
     """A message no retry can fix (undecodable, invalid, corrupt): it goes to the DLQ at once."""
-
-
-MAX_BACKOFF_S = 30.0
-
-
-def backoff_s(deliveries: int) -> float:
-    """Delay before the next delivery: 1 s, 2 s, 4 s … doubling with each delivery, at most 30 s."""
-    return min(MAX_BACKOFF_S, 2.0 ** max(0, deliveries - 1))
