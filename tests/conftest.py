@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from shared.natsd import EmbeddedNats
 
 # Fixtures defined in support modules, registered here so that every test can ask for them by name.
 from tests.support.fake_llm import fake_llm  # noqa: F401
+from tests.support.spans import record_spans
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_APPS = REPO / "generated" / "apps"
@@ -26,6 +28,15 @@ async def nats_server(tmp_path: Path) -> AsyncIterator[EmbeddedNats]:
     await server.start()
     yield server
     await server.stop()
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    """Spans this test process finishes, kept in memory; each test sees only its own."""
+    exporter = record_spans()
+    exporter.clear()
+    yield exporter
+    exporter.clear()
 
 
 @pytest.fixture

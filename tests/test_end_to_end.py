@@ -13,34 +13,13 @@ from typing import Any
 import pytest
 
 from shared.catalog import TOOLS_BY_SERVICE
+from tests.support.contract import PRIMARY_KEYS, RESULTS_KEYS, SUMMARY_KEYS
 from tests.support.stack import Stack
 from tests.support.tool_outputs import direct_counts_by_rule
 
 REPO = Path(__file__).resolve().parent.parent
 APPS = REPO / "generated" / "apps"
 MODEL, APP = "openai_codex-mini", 1
-
-RESULT_KEYS = {
-    "task_id",
-    "model_slug",
-    "app_number",
-    "analysis_type",
-    "timestamp",
-    "metadata",
-    "results",
-    "summary",
-    "schema_version",
-    "trace_id",
-}
-RESULTS_KEYS = {"findings", "tools_used", "tool_results", "raw_outputs", "summary", "success"}
-SUMMARY_KEYS = {
-    "total_findings",
-    "services_executed",
-    "tools_executed",
-    "status",
-    "severity_breakdown",
-    "findings_by_tool",
-}
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +58,7 @@ def test_result_folder_holds_every_file_and_key(stack: Stack, finished: dict[str
     assert folder.name.startswith(f"task_static_{task_id.removeprefix('task_')}_")
     primary = folder / f"{MODEL}_app{APP}_{task_id}.json"
     document = json.loads(primary.read_text())
-    assert RESULT_KEYS <= document.keys()
+    assert PRIMARY_KEYS <= document.keys()
     assert RESULTS_KEYS <= document["results"].keys()
     assert SUMMARY_KEYS <= document["summary"].keys()
     assert (

@@ -25,15 +25,7 @@ from tests.support.gateway import (
     gateway_settings,
     insert_task,
     migrate_database,
-    record_spans,
 )
-
-
-@pytest.fixture
-def spans() -> InMemorySpanExporter:
-    exporter = record_spans()
-    exporter.clear()  # each test sees only its own spans
-    return exporter
 
 
 @pytest.fixture

@@ -22,15 +22,7 @@ from tests.support.gateway import (
     gateway_for,
     gateway_settings,
     migrate_database,
-    record_spans,
 )
-
-
-@pytest.fixture
-def spans() -> InMemorySpanExporter:
-    exporter = record_spans()
-    exporter.clear()  # each test sees only its own spans
-    return exporter
 
 
 @pytest.fixture

@@ -7,14 +7,11 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import msgspec
 import pytest
-from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 from sqlalchemy import select
@@ -26,6 +23,7 @@ from shared.models import ServiceRun
 from shared.natsd import EmbeddedNats
 from shared.streams import artifacts_bucket
 from shared.subjects import ARTIFACTS_BUCKET, EVENTS_STREAM, PERSISTER_EVENTS_DURABLE, event_subject
+from tests.support.contract import PRIMARY_KEYS, RESULTS_KEYS, SUMMARY_KEYS
 from tests.support.persister import (
     APP,
     MODEL,
@@ -42,27 +40,6 @@ from tests.support.persister import (
     sha256_of,
 )
 
-PRIMARY_KEYS = {
-    "task_id",
-    "model_slug",
-    "app_number",
-    "analysis_type",
-    "timestamp",
-    "metadata",
-    "results",
-    "summary",
-    "schema_version",
-    "trace_id",
-}
-RESULTS_KEYS = {"findings", "tools_used", "tool_results", "raw_outputs", "summary", "success"}
-SUMMARY_KEYS = {
-    "total_findings",
-    "services_executed",
-    "tools_executed",
-    "status",
-    "severity_breakdown",
-    "findings_by_tool",
-}
 METADATA_KEYS = {
     "priority",
     "tools",
@@ -92,19 +69,6 @@ TOOL_RECORD_KEYS = {
 async def harness(nats_server: EmbeddedNats, database_url: str, tmp_path: Path) -> AsyncIterator[Harness]:
     async with running_persister(nats_server.url, database_url, tmp_path) as running:
         yield running
-
-
-@pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    """Finished spans of this process, collected in memory (added to the SDK provider, installing one if needed)."""
-    provider = trace.get_tracer_provider()
-    if not isinstance(provider, TracerProvider):
-        provider = TracerProvider()
-        trace.set_tracer_provider(provider)
-    exporter = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    yield exporter
-    exporter.shutdown()  # the processor stays attached to the global provider but exports nothing more
 
 
 def app_folders(harness: Harness) -> list[Path]:

@@ -4,7 +4,6 @@ what it published, and rows written through the models."""
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -17,10 +16,6 @@ import uvicorn
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
-from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from services.gateway.app import create_app
 from shared.config import Settings, load_settings
@@ -32,19 +27,6 @@ from shared.streams import tasks_bucket
 from shared.subjects import REQUESTS_STREAM
 
 MODEL, APP = "openai_codex-mini", 1
-
-
-@functools.cache
-def record_spans() -> InMemorySpanExporter:
-    """Spans of this process, kept in memory. The global provider can be set once per process, so reuse it."""
-    provider = trace.get_tracer_provider()
-    if not isinstance(provider, TracerProvider):
-        trace.set_tracer_provider(TracerProvider())
-        provider = trace.get_tracer_provider()
-    assert isinstance(provider, TracerProvider)
-    exporter = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    return exporter
 
 
 @dataclass
