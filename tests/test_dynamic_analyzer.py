@@ -16,13 +16,13 @@ import pytest
 
 from services.analyzers.base.job import Job
 from services.analyzers.base.runner import run_tool
-from services.analyzers.dynamic.client import Fetched
 from services.analyzers.dynamic.cookies import Cookies
 from services.analyzers.dynamic.cors import EVIL_ORIGIN, verdict
 from services.analyzers.dynamic.endpoints import Endpoints
 from services.analyzers.dynamic.security_headers import Verdict, score
 from services.analyzers.dynamic.sensitive_paths import PROBES, exposed
-from services.analyzers.dynamic.targets import NO_TARGETS
+from services.analyzers.running_app.client import Fetched
+from services.analyzers.running_app.targets import NO_TARGETS
 from shared.catalog import TOOLS_BY_SERVICE
 from shared.config import load_settings
 from shared.natsd import free_port

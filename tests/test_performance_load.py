@@ -9,9 +9,9 @@ from collections.abc import Iterator
 import pytest
 from websockets.asyncio.client import connect
 
-from services.analyzers.dynamic.client import http_client
 from services.analyzers.performance.load import Samples, generate_load
 from services.analyzers.performance.stats import percentile, summarize
+from services.analyzers.running_app.client import http_client
 from shared.natsd import free_port
 from shared.protocol import (
     CancelFrame,

@@ -11,10 +11,10 @@ from urllib.parse import urlparse
 import httpx
 
 from services.analyzers.base.job import Job
-from services.analyzers.dynamic.check import Check, HttpTool, http_finding
-from services.analyzers.dynamic.client import Fetched, fetch, join_url
-from services.analyzers.dynamic.requirements import promised_get_paths
-from services.analyzers.dynamic.targets import backend_target, reachable_targets
+from services.analyzers.running_app.check import Check, HttpTool, http_finding
+from services.analyzers.running_app.client import Fetched, fetch, join_url
+from services.analyzers.running_app.requirements import promised_get_paths
+from services.analyzers.running_app.targets import backend_target, reachable_targets
 from shared.findings import Finding, Severity
 
 EVIL_ORIGIN = "https://evil.example"

@@ -10,10 +10,10 @@ import httpx
 
 from services.analyzers.base.job import Job
 from services.analyzers.base.tool import SkipTool
-from services.analyzers.dynamic.check import Check, HttpTool, http_finding
-from services.analyzers.dynamic.client import fetch, join_url
-from services.analyzers.dynamic.requirements import REQUIREMENTS_FILE, load_requirements
-from services.analyzers.dynamic.targets import backend_target, reachable_targets
+from services.analyzers.running_app.check import Check, HttpTool, http_finding
+from services.analyzers.running_app.client import fetch, join_url
+from services.analyzers.running_app.requirements import REQUIREMENTS_FILE, load_requirements
+from services.analyzers.running_app.targets import backend_target, reachable_targets
 
 MAX_ENDPOINTS = 100
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import httpx
 
 from services.analyzers.base.job import Job
-from services.analyzers.dynamic.check import Check, HttpTool, http_finding
-from services.analyzers.dynamic.targets import check_targets, resolve_targets
+from services.analyzers.running_app.check import Check, HttpTool, http_finding
+from services.analyzers.running_app.targets import check_targets, resolve_targets
 
 
 class Reachability(HttpTool):

@@ -19,9 +19,9 @@ import httpx
 import msgspec
 
 from services.analyzers.base.job import Job
-from services.analyzers.dynamic.check import Check, HttpTool, http_finding
-from services.analyzers.dynamic.client import Fetched
-from services.analyzers.dynamic.targets import reachable_targets
+from services.analyzers.running_app.check import Check, HttpTool, http_finding
+from services.analyzers.running_app.client import Fetched
+from services.analyzers.running_app.targets import reachable_targets
 from shared.findings import Finding, Severity
 
 WEIGHTS = {

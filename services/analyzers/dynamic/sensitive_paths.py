@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import httpx
 
 from services.analyzers.base.job import Job
-from services.analyzers.dynamic.check import Check, HttpTool, http_finding
-from services.analyzers.dynamic.client import Fetched, fetch, join_url
-from services.analyzers.dynamic.targets import reachable_targets
+from services.analyzers.running_app.check import Check, HttpTool, http_finding
+from services.analyzers.running_app.client import Fetched, fetch, join_url
+from services.analyzers.running_app.targets import reachable_targets
 from shared.findings import Finding, Severity
 
 MAX_CONCURRENCY = 8

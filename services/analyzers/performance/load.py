@@ -14,7 +14,7 @@ import time
 import httpx
 import msgspec
 
-from services.analyzers.dynamic.client import describe_error
+from services.analyzers.running_app.client import describe_error
 
 
 class Samples(msgspec.Struct, kw_only=True):

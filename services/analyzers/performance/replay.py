@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import sys
 
-from services.analyzers.dynamic.replay import replay
 from services.analyzers.performance.analyzer import build_analyzer
+from services.analyzers.running_app.replay import replay
 
 if __name__ == "__main__":
     sys.exit(replay(build_analyzer()))

@@ -19,7 +19,7 @@ import msgspec
 
 from services.analyzers.base.job import Job
 from services.analyzers.base.tool import ToolOutput
-from services.analyzers.dynamic.client import Fetched, http_client
+from services.analyzers.running_app.client import Fetched, http_client
 from shared.findings import Finding, Severity, ToolRun, fingerprint
 from shared.protocol import ToolHealth
 

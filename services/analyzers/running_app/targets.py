@@ -15,9 +15,9 @@ import httpx
 import msgspec
 
 from services.analyzers.base.job import Job
-from services.analyzers.base.targets import read_env_file, target_urls
 from services.analyzers.base.tool import SkipTool
-from services.analyzers.dynamic.client import Fetched, fetch
+from services.analyzers.running_app.client import Fetched, fetch
+from services.analyzers.running_app.env_file import read_env_file, target_urls
 
 NO_TARGETS = "no target URLs: pass target_urls or give the app a .env with BACKEND_PORT/FRONTEND_PORT"
 UNREACHABLE = "targets_unreachable"
