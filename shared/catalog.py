@@ -42,7 +42,7 @@ SERVICES_BY_TYPE: dict[AnalysisType, tuple[str, ...]] = {
 
 def unknown_tools(analysis_type: AnalysisType, tools: list[str]) -> list[str]:
     """Tools in `tools` that no service of `analysis_type` offers."""
-    offered = {tool for service in SERVICES_BY_TYPE[analysis_type] for tool in TOOLS_BY_SERVICE[service]}
+    offered = set(offered_tools(analysis_type))
     return [tool for tool in tools if tool not in offered]
 
 
@@ -57,3 +57,13 @@ def plan(analysis_type: AnalysisType, tools: list[str]) -> dict[str, list[str]]:
         if picked:
             chosen[service] = picked
     return chosen
+
+
+def offered_tools(analysis_type: AnalysisType) -> list[str]:
+    """Every tool a request of `analysis_type` may name."""
+    return [tool for service in SERVICES_BY_TYPE[analysis_type] for tool in TOOLS_BY_SERVICE[service]]
+
+
+def planned_tools(analysis_type: AnalysisType, tools: list[str]) -> list[str]:
+    """The tools `plan` runs, in one list."""
+    return [tool for service_tools in plan(analysis_type, tools).values() for tool in service_tools]

@@ -53,13 +53,14 @@ def _path(env: Mapping[str, str], name: str, default: str) -> Path:
     return Path(env.get(name) or default).expanduser().absolute()
 
 
-def _urls(value: str) -> list[str]:
+def url_list(value: str) -> list[str]:
+    """The non-empty parts of a comma-separated list of URLs."""
     return [part.strip() for part in value.split(",") if part.strip()]
 
 
 def _analyzer_urls(env: Mapping[str, str]) -> dict[str, list[str]]:
     return {
-        name: _urls(env.get(f"ASSAY_{name.upper()}_URLS") or f"ws://127.0.0.1:{port}")
+        name: url_list(env.get(f"ASSAY_{name.upper()}_URLS") or f"ws://127.0.0.1:{port}")
         for name, port in DEFAULT_ANALYZER_PORTS.items()
     }
 

@@ -7,11 +7,9 @@ import logging
 import nats
 from nats.aio.client import Client
 
+from shared.config import url_list
+
 log = logging.getLogger(__name__)
-
-
-def server_list(url: str) -> list[str]:
-    return [part.strip() for part in url.split(",") if part.strip()]
 
 
 async def connect(url: str, name: str) -> Client:
@@ -27,7 +25,7 @@ async def connect(url: str, name: str) -> Client:
         log.warning("NATS error: %s", error, extra={"service": name})
 
     return await nats.connect(
-        servers=server_list(url),
+        servers=url_list(url),
         name=name,
         max_reconnect_attempts=-1,
         reconnect_time_wait=0.5,

@@ -13,7 +13,7 @@ from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from services.gateway.schemas import Progress, TaskDetail
-from shared.catalog import plan
+from shared.catalog import planned_tools
 from shared.findings import SEVERITIES
 from shared.messages import AnalysisRequest, decode_request
 from shared.subjects import accepted_key
@@ -38,7 +38,6 @@ async def accepted_request(tasks: KeyValue, task_id: str) -> AnalysisRequest | N
 
 def pending_detail(request: AnalysisRequest) -> TaskDetail:
     """What is known of an accepted task the persister has not recorded yet."""
-    services = plan(request.analysis_type, request.tools)
     return TaskDetail(
         task_id=request.task_id,
         model_slug=request.model_slug,
@@ -47,7 +46,7 @@ def pending_detail(request: AnalysisRequest) -> TaskDetail:
         status="pending",
         status_reason="accepted; waiting to be recorded and picked up",
         priority=request.priority,
-        requested_tools=[tool for tools in services.values() for tool in tools],
+        requested_tools=planned_tools(request.analysis_type, request.tools),
         progress=Progress(percent=0.0, message=None),
         created_at=request.occurred_at,
         started_at=None,

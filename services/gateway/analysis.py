@@ -16,7 +16,7 @@ from services.gateway.errors import documented, invalid
 from services.gateway.publisher import NatsUnavailable, publish_request
 from services.gateway.resources import Resources
 from services.gateway.schemas import Accepted, Links, RunRequest
-from shared.catalog import SERVICES_BY_TYPE, TOOLS_BY_SERVICE, plan, unknown_tools
+from shared.catalog import offered_tools, planned_tools, unknown_tools
 from shared.messages import AnalysisRequest, new_task_id
 from shared.paths import UnsafePathError, app_dir
 from shared.tracing import TASK_ID_ATTRIBUTE, current_trace_id
@@ -27,9 +27,7 @@ log = logging.getLogger(__name__)
 def _check_tools(data: RunRequest) -> None:
     unknown = unknown_tools(data.analysis_type, data.tools)
     if unknown:
-        offered = [
-            tool for service in SERVICES_BY_TYPE[data.analysis_type] for tool in TOOLS_BY_SERVICE[service]
-        ]
+        offered = offered_tools(data.analysis_type)
         raise invalid(
             "tools",
             f"unknown for analysis type {data.analysis_type!r}: {', '.join(unknown)}; "
@@ -94,7 +92,7 @@ async def run_analysis(
         model_slug=data.model_slug,
         app_number=data.app_number,
         analysis_type=data.analysis_type,
-        tools=[tool for service_tools in plan(data.analysis_type, tools).values() for tool in service_tools],
+        tools=planned_tools(data.analysis_type, tools),
         priority=data.priority,
         trace_id=current_trace_id(),
         links=links,
