@@ -84,6 +84,9 @@ async def test_accept_answers_202_and_queues_the_request_with_its_headers_and_bu
         ({"tools": ["bandit", "nmap"]}, "tools", "nmap"),
         ({"deadline_s": -1}, "deadline_s", "> 0"),
         ({"target_urls": ["file:///etc/passwd"]}, "target_urls", "regex"),
+        ({"options": {"timeouts": {"pylint": "soon"}}}, "options", "timeouts"),
+        ({"options": {"timeouts": {"pylint": 0}}}, "options", "timeouts"),
+        ({"options": {"load": 50}}, "options", "load"),
     ],
 )
 async def test_invalid_field_is_422_naming_the_field_and_nothing_is_queued(

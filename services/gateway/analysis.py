@@ -18,6 +18,7 @@ from services.gateway.resources import Resources
 from services.gateway.schemas import Accepted, Links, RunRequest
 from shared.catalog import offered_tools, planned_tools, unknown_tools
 from shared.messages import AnalysisRequest, new_task_id
+from shared.options import check_options
 from shared.paths import UnsafePathError, app_dir
 from shared.tracing import TASK_ID_ATTRIBUTE, current_trace_id
 
@@ -65,6 +66,10 @@ async def run_analysis(
     data: JSONBody[RunRequest], resources: NamedDependency[Resources]
 ) -> Response[Accepted]:
     _check_tools(data)
+    try:
+        check_options(data.options)
+    except ValueError as error:
+        raise invalid("options", str(error)) from error
     await _check_app_exists(resources, data)
     tools = list(dict.fromkeys(data.tools))  # keep the order, drop repeats
     task_id = new_task_id()
