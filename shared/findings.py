@@ -67,7 +67,7 @@ def fingerprint(tool: str, rule_id: str, path: str | None, source_line: str, mes
 
 def severity_breakdown(findings: list[Finding]) -> dict[str, int]:
     """Counts per severity, every level present (zero where none)."""
-    counts = {level: 0 for level in SEVERITIES}
+    counts: dict[str, int] = dict.fromkeys(SEVERITIES, 0)
     for finding in findings:
         counts[finding.severity] += 1
     return counts

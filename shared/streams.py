@@ -81,6 +81,8 @@ def consumer_config(durable: str, filter_subject: str, ack_wait_s: float, max_de
 
 async def declare_consumer(js: JetStreamContext, stream: str, config: ConsumerConfig) -> None:
     """Create a durable consumer; when it exists, leave its position alone but update its settings."""
+    if not config.durable_name:
+        raise ValueError("a durable consumer needs a durable_name")
     try:
         await js.consumer_info(stream, config.durable_name)
     except NotFoundError:

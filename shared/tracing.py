@@ -46,11 +46,11 @@ class JsonLinesSpanExporter(SpanExporter):
 
 def span_record(span: ReadableSpan) -> dict[str, object]:
     """The fields `assay trace` needs, with ids as lowercase hex like every trace explorer shows them."""
-    context = span.get_span_context()
+    context = span.context  # always set on a finished SDK span
     parent = span.parent
     return {
-        "trace_id": format(context.trace_id, "032x"),
-        "span_id": format(context.span_id, "016x"),
+        "trace_id": format(context.trace_id, "032x") if context else None,
+        "span_id": format(context.span_id, "016x") if context else None,
         "parent_span_id": format(parent.span_id, "016x") if parent else None,
         "name": span.name,
         "kind": span.kind.name,

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+from opentelemetry import trace
 
 from services.analyzers.base.process import ProcessOutcome, run_process
 from shared.config import Settings
@@ -50,6 +51,8 @@ class Job(msgspec.Struct, kw_only=True):
     ) -> ProcessOutcome:
         """Run one tool subprocess within the analyzer's CPU budget and the tool's timeout."""
         async with self.cpu_budget:
+            # The tool's span began when the tool was started; this marks when it got a CPU slot and really ran.
+            trace.get_current_span().add_event("cpu slot acquired", {"assay.tool": tool})
             return await run_process(
                 argv, cwd=cwd or self.app_dir, timeout_s=self.tool_timeout_s(tool), env=env
             )

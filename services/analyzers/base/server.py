@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import msgspec
 from opentelemetry import trace
@@ -155,6 +156,7 @@ class AnalyzerServer:
                 heartbeat.cancel()
 
     async def _job(self, frame: AnalyzeFrame, send: Send) -> Job:
+        folder: Path | None
         try:
             folder = app_dir(self.settings.apps_dir, frame.model_slug, frame.app_number)
         except UnsafePathError as error:
