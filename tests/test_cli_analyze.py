@@ -74,7 +74,18 @@ async def test_analyze_with_an_unknown_tool_exits_2_naming_it_and_the_allowed_on
 
 async def test_analyze_prints_the_task_id_of_the_queued_request(gateway: Gateway) -> None:
     code, out, _err = await assay(
-        gateway, "analyze", MODEL, str(APP), "--tools", "ruff", "--priority", "urgent"
+        gateway,
+        "analyze",
+        MODEL,
+        str(APP),
+        "--tools",
+        "ruff",
+        "--priority",
+        "urgent",
+        "--target",
+        "http://127.0.0.1:5011",
+        "--target",
+        "http://127.0.0.1:5012",
     )
 
     assert code == 0
@@ -83,6 +94,7 @@ async def test_analyze_prints_the_task_id_of_the_queued_request(gateway: Gateway
     message = await gateway.js.get_last_msg(REQUESTS_STREAM, request_subject("urgent"))
     request = decode_request(message.data)
     assert (request.task_id, request.tools) == (task_id, ["ruff"])
+    assert request.target_urls == ["http://127.0.0.1:5011", "http://127.0.0.1:5012"]
 
 
 async def test_analyze_wait_gives_up_at_the_timeout_with_exit_1(gateway: Gateway) -> None:

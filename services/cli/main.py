@@ -39,6 +39,8 @@ def analyze(settings: Settings, args: argparse.Namespace) -> int:
     }
     if args.tools:
         body["tools"] = [tool.strip() for tool in args.tools.split(",") if tool.strip()]
+    if args.target:
+        body["target_urls"] = args.target
     with GatewayClient(settings.gateway_url) as gateway:
         try:
             accepted = gateway.run_analysis(body)
@@ -142,6 +144,12 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--type", default="static", help=f"{' | '.join(ANALYSIS_TYPES)} (default: static)")
     run.add_argument("--tools", help="comma-separated tools to run (default: all of the type)")
     run.add_argument("--priority", default="normal", help=f"{' | '.join(PRIORITIES)} (default: normal)")
+    run.add_argument(
+        "--target",
+        action="append",
+        metavar="URL",
+        help="URL of the running app for dynamic/performance checks (repeatable; default: the ports in its .env)",
+    )
     run.add_argument("--wait", action="store_true", help="wait for the end and print a findings summary")
     run.add_argument("--timeout", type=float, default=900.0, help="seconds --wait waits (default 900)")
     run.set_defaults(handler=analyze)
