@@ -11,6 +11,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from shared.natsd import EmbeddedNats
 
 # Fixtures defined in support modules, registered here so that every test can ask for them by name.
+from tests.support.analyzers import notes_app  # noqa: F401
 from tests.support.fake_llm import fake_llm  # noqa: F401
 from tests.support.spans import record_spans
 

@@ -49,14 +49,6 @@ def dynamic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def notes_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """openai_codex-mini/app1: serves /.env, sets a cookie without flags, implements every endpoint."""
-    url, process = start_backend("openai_codex-mini/app1", tmp_path_factory.mktemp("notes"))
-    yield url
-    stop(process)
-
-
-@pytest.fixture(scope="module")
 def todo_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """openai_codex-mini/app2: a SPA catch-all (200 for any path), CORS * with credentials, no /api/stats."""
     url, process = start_backend("openai_codex-mini/app2", tmp_path_factory.mktemp("todo"))

@@ -22,19 +22,12 @@ from shared.protocol import (
     decode_analyzer_frame,
     encode_frame,
 )
-from tests.support.analyzers import analyze_frame, result_async, start_analyzer, start_backend, stop
+from tests.support.analyzers import analyze_frame, result_async, start_analyzer, stop
 
 
 @pytest.fixture(scope="module")
 def performance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     url, process = start_analyzer("performance", tmp_path_factory.mktemp("performance"))
-    yield url
-    stop(process)
-
-
-@pytest.fixture(scope="module")
-def notes_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    url, process = start_backend("openai_codex-mini/app1", tmp_path_factory.mktemp("notes"))
     yield url
     stop(process)
 

@@ -9,10 +9,12 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import msgspec
+import pytest
 from websockets.asyncio.client import connect
 from websockets.sync.client import connect as connect_sync
 
@@ -152,3 +154,11 @@ async def result_async(url: str, frame: AnalyzeFrame, timeout_s: float = 30.0) -
                     assert isinstance(received, ResultFrame), f"run ended with {received}"
                     return received.result
     raise AssertionError("connection closed before a terminal frame")
+
+
+@pytest.fixture(scope="module")
+def notes_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """openai_codex-mini/app1 running: serves /.env, sets a cookie without flags, implements every endpoint."""
+    url, process = start_backend("openai_codex-mini/app1", tmp_path_factory.mktemp("notes"))
+    yield url
+    stop(process)
