@@ -13,8 +13,11 @@ from pathlib import Path
 import pytest
 from nats.js.errors import NotFoundError
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from sqlalchemy import update
 
+from shared.database import create_engine
 from shared.messages import decode_cancel, decode_request
+from shared.models import Task
 from shared.natsd import EmbeddedNats
 from shared.subjects import REQUESTS_STREAM, accepted_key, cancel_key, cancel_subject, request_subject
 from tests.support.gateway import (
@@ -202,6 +205,21 @@ async def test_task_list_filters_and_orders_newest_first(gateway: Gateway, migra
     assert [t["task_id"] for t in everything["tasks"]] == ["task_000000000002", "task_000000000001"]
     assert [t["task_id"] for t in running["tasks"]] == ["task_000000000002"]
     assert other_app == {"tasks": [], "total": 0, "limit": 50, "offset": 0}
+
+
+async def test_task_list_counts_the_findings_of_a_running_task_from_its_rows(
+    gateway: Gateway, migrated: str
+) -> None:
+    await insert_task(migrated, "task_000000000003", status="running")
+    engine = create_engine(migrated)
+    async with engine.begin() as connection:  # the persister sets the row's total only when the task ends
+        await connection.execute(update(Task).values(findings_count=0))
+    await engine.dispose()
+
+    listed = (await gateway.http.get("/api/tasks")).json()["tasks"]
+    detail = (await gateway.http.get("/api/tasks/task_000000000003")).json()
+
+    assert [task["findings_count"] for task in listed] == [3] == [detail["findings_count"]]
 
 
 async def test_unknown_task_is_404_and_malformed_id_is_422(gateway: Gateway) -> None:

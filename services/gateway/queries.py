@@ -5,8 +5,10 @@ Plain async functions over a session factory; they answer with the HTTP schemas 
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, TypeVar
 
+import msgspec
 from sqlalchemy import Select, case, func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -24,6 +26,12 @@ from shared.findings import SEVERITIES
 from shared.models import FindingRow, ServiceRun, Task, ToolRunRow
 
 Sessions = async_sessionmaker[AsyncSession]
+View = TypeVar("View", bound=msgspec.Struct)
+
+
+def views(rows: Sequence[object], view: type[View]) -> list[View]:
+    """Rows as HTTP views: each view field is read from the row attribute of the same name."""
+    return [msgspec.convert(row, view, from_attributes=True) for row in rows]
 
 
 async def database_answers(engine: AsyncEngine) -> None:
@@ -85,27 +93,8 @@ async def task_detail(sessions: Sessions, task_id: str) -> TaskDetail | None:
         findings_count=sum(by_tool.values()),
         severity_breakdown=by_severity,
         findings_by_tool=dict(sorted(by_tool.items())),
-        services=[
-            ServiceView(
-                service=run.service, status=run.status, error=run.error, findings_count=run.findings_count
-            )
-            for run in services
-        ],
-        tools=[
-            ToolView(
-                service=run.service,
-                tool=run.tool,
-                status=run.status,
-                version=run.version,
-                command=list(run.command or []),
-                exit_code=run.exit_code,
-                duration_s=run.duration_s,
-                files_analyzed=run.files_analyzed,
-                findings_count=run.findings_count,
-                reason=run.reason,
-            )
-            for run in tools
-        ],
+        services=views(services, ServiceView),
+        tools=views(tools, ToolView),
         result_dir=task.result_dir,
         trace_id=task.trace_id,
         worker=task.worker,
@@ -123,28 +112,29 @@ async def list_tasks(sessions: Sessions, filters: dict[str, Any], limit: int, of
                 query.order_by(Task.created_at.desc(), Task.task_id).limit(limit).offset(offset)
             )
         ).all()
+    counts = await findings_counts(sessions, [row.task_id for row in rows])
     return TaskPage(
         tasks=[
-            TaskSummary(
-                task_id=row.task_id,
-                model_slug=row.model_slug,
-                app_number=row.app_number,
-                analysis_type=row.analysis_type,
-                status=row.status,
-                status_reason=row.status_reason,
-                priority=row.priority,
-                progress_percent=row.progress_percent,
-                findings_count=row.findings_count,
-                created_at=row.created_at,
-                finished_at=row.finished_at,
-                trace_id=row.trace_id,
-            )
-            for row in rows
+            msgspec.structs.replace(view, findings_count=counts.get(view.task_id, 0))
+            for view in views(rows, TaskSummary)
         ],
         total=total,
         limit=limit,
         offset=offset,
     )
+
+
+async def findings_counts(sessions: Sessions, task_ids: list[str]) -> dict[str, int]:
+    """Findings per task, counted from the rows (a running task's row count is not final until it ends)."""
+    if not task_ids:
+        return {}
+    async with sessions() as session:
+        rows = await session.execute(
+            select(FindingRow.task_id, func.count())
+            .where(FindingRow.task_id.in_(task_ids))
+            .group_by(FindingRow.task_id)
+        )
+        return {task_id: count for task_id, count in rows.all()}
 
 
 async def task_findings(
@@ -170,25 +160,7 @@ async def task_findings(
         ).all()
     return FindingPage(
         task_id=task_id,
-        findings=[
-            FindingView(
-                service=row.service,
-                tool=row.tool,
-                rule_id=row.rule_id,
-                severity=row.severity,
-                category=row.category,
-                message=row.message,
-                path=row.path,
-                line=row.line,
-                column=row.column,
-                end_line=row.end_line,
-                cwe=row.cwe,
-                help_url=row.help_url,
-                fingerprint=row.fingerprint,
-                extra=dict(row.extra or {}),
-            )
-            for row in rows
-        ],
+        findings=views(rows, FindingView),
         total=total,
         limit=limit,
         offset=offset,
