@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import signal
 import sys
 import time
 from collections.abc import Mapping
 
 from services.cli.roster import ServiceSpec
+from shared.process_groups import stop_group
 
 log = logging.getLogger(__name__)
 
@@ -87,26 +86,13 @@ class Child:
         process = self.process
         if process is None or process.returncode is not None:
             return
-        _signal_group(process.pid, signal.SIGTERM)
-        try:
-            await asyncio.wait_for(process.wait(), grace_s)
-        except TimeoutError:
-            log.warning("%s did not stop within %g s; killing it", self.spec.name, grace_s)
-            _signal_group(process.pid, signal.SIGKILL)
-            await process.wait()
+        if await stop_group(process, grace_s):
+            log.warning("%s did not stop within %g s; killed it", self.spec.name, grace_s)
         if self._forwarder is not None:
             await self._forwarder
         log.info(
             "stopped %s (exit code %s)", self.spec.name, process.returncode, extra={"child": self.spec.name}
         )
-
-
-def _signal_group(pid: int, sig: signal.Signals) -> None:
-    # The child leads its own process group: signal the group, so its own subprocesses (tools) go too.
-    try:
-        os.killpg(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 async def forward_lines(name: str, stream: asyncio.StreamReader) -> None:

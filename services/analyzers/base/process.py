@@ -7,13 +7,13 @@ spawns helpers), not just the direct child.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import time
 from collections.abc import Mapping
 from pathlib import Path
 
 import msgspec
+
+from shared.process_groups import stop_group
 
 KILL_GRACE_S = 0.5  # SIGTERM first; whatever is left after this gets SIGKILL
 
@@ -25,27 +25,6 @@ class ProcessOutcome(msgspec.Struct, frozen=True, kw_only=True):
     stderr: str
     duration_s: float
     timed_out: bool = False
-
-
-def _signal_group(pid: int, sig: int) -> None:
-    try:
-        os.killpg(pid, sig)
-    except ProcessLookupError:
-        pass
-
-
-async def _stop(process: asyncio.subprocess.Process) -> None:
-    """Terminate the process group, then kill it if it lingers."""
-    if process.returncode is not None:
-        _signal_group(process.pid, signal.SIGKILL)  # the leader is gone; its children may not be
-        return
-    _signal_group(process.pid, signal.SIGTERM)
-    try:
-        await asyncio.wait_for(process.wait(), KILL_GRACE_S)
-    except TimeoutError:
-        pass
-    _signal_group(process.pid, signal.SIGKILL)
-    await process.wait()
 
 
 async def run_process(
@@ -72,10 +51,10 @@ async def run_process(
         stdout, stderr = await asyncio.wait_for(process.communicate(stdin), timeout_s)
     except TimeoutError:
         timed_out = True
-        await _stop(process)
+        await stop_group(process, KILL_GRACE_S)
         stdout, stderr = b"", b""
     except asyncio.CancelledError:
-        await asyncio.shield(_stop(process))
+        await asyncio.shield(stop_group(process, KILL_GRACE_S))
         raise
     return ProcessOutcome(
         argv=list(argv),
