@@ -14,6 +14,7 @@ import httpx
 import msgspec
 import pytest
 
+from services.analyzers.base.app_env import app_env
 from services.analyzers.base.job import Job
 from services.analyzers.base.runner import run_tool
 from services.analyzers.dynamic.cookies import Cookies
@@ -198,6 +199,20 @@ async def test_without_targets_every_check_is_skipped_with_the_reason(dynamic: s
     }
 
 
+async def test_targets_default_to_the_ports_in_the_apps_env_file(tmp_path: Path, notes_app: str) -> None:
+    app = tmp_path / "apps" / "model-y" / "app4"
+    app.mkdir(parents=True)
+    (app / ".env").write_text(f"# ports of the running app\nBACKEND_PORT={notes_app.rsplit(':', 1)[1]}\n")
+    url, process = start_analyzer("dynamic", tmp_path / "analyzer", apps_dir=tmp_path / "apps")
+    try:
+        result = await result_async(url, analyze_frame("env", model="model-y", app=4, tools=["reachability"]))
+    finally:
+        stop(process)
+    [run] = result.tools
+    assert run.status == "success"
+    assert run.command[run.command.index("--target") + 1] == notes_app
+
+
 async def test_endpoints_check_is_skipped_without_requirements(dynamic: str, notes_app: str) -> None:
     frame = analyze_frame("noreq", model="nobody-here", app=7, target_urls=[notes_app], tools=["endpoints"])
     result = await result_async(dynamic, frame)
@@ -307,6 +322,7 @@ async def test_targets_from_dotenv_and_an_invalid_requirements_file(tmp_path: Pa
         model_slug="model-x",
         app_number=3,
         app_dir=app,
+        app_env=app_env(app),
         target_urls=[],
         options={},
         deadline=time.monotonic() + 30,

@@ -25,6 +25,7 @@ class Job(msgspec.Struct, kw_only=True):
     model_slug: str
     app_number: int
     app_dir: Path | None
+    app_env: dict[str, str] = {}  # the app's .env (ports of the running app), read once per analysis
     target_urls: list[str]
     options: dict[str, Any]
     deadline: float  # time.monotonic() by which the whole run must end

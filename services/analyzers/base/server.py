@@ -20,6 +20,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from services.analyzers.base.analyzer import Analyzer
+from services.analyzers.base.app_env import app_env
 from services.analyzers.base.job import Job
 from services.analyzers.base.runner import run_tools
 from shared.config import Settings
@@ -179,12 +180,14 @@ class AnalyzerServer:
                 send, ProgressFrame(id=frame.id, tool=tool, stage=stage, percent=percent, message=message)
             )
 
+        env = await asyncio.to_thread(app_env, folder)
         return Job(
             request_id=frame.id,
             task_id=frame.task_id,
             model_slug=frame.model_slug,
             app_number=frame.app_number,
             app_dir=folder,
+            app_env=env,
             target_urls=list(frame.target_urls),
             options=dict(frame.options),
             deadline=time.monotonic() + frame.deadline_s,

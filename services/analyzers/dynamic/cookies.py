@@ -110,7 +110,7 @@ class Cookies(HttpTool):
     async def check(self, job: Job, client: httpx.AsyncClient) -> Check:
         targets = await reachable_targets(job, client)
         exchanges = list(targets)
-        backend = backend_target([t.url for t in targets], job.app_dir)
+        backend = backend_target([t.url for t in targets], job.app_env)
         for path in (await promised_get_paths(job.app_dir, job.task_id))[:MAX_ENDPOINTS]:
             exchanges.append(await fetch(client, "GET", join_url(backend, path)))
         findings: list[Finding] = []

@@ -61,7 +61,7 @@ class Cors(HttpTool):
 
     async def check(self, job: Job, client: httpx.AsyncClient) -> Check:
         targets = [t.url for t in await reachable_targets(job, client)]
-        backend = backend_target(targets, job.app_dir)
+        backend = backend_target(targets, job.app_env)
         paths = (await promised_get_paths(job.app_dir, job.task_id))[:MAX_ENDPOINTS]
         urls = targets + [join_url(backend, path) for path in paths]
         exchanges = []

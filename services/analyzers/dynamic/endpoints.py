@@ -28,7 +28,7 @@ class Endpoints(HttpTool):
             raise SkipTool(f"no {REQUIREMENTS_FILE}")
         if not requirements.endpoints:
             raise SkipTool(f"{REQUIREMENTS_FILE} lists no endpoints")
-        backend = backend_target(targets, job.app_dir)
+        backend = backend_target(targets, job.app_env)
         exchanges, findings, results = [], [], []
         for endpoint in requirements.endpoints[:MAX_ENDPOINTS]:
             exchange = await fetch(

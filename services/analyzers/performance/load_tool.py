@@ -35,7 +35,7 @@ async def load_plan(job: Job, targets: list[str], options: LoadOptions) -> tuple
     paths = (await promised_get_paths(job.app_dir, job.task_id))[:MAX_PATHS]
     if not paths:
         return [join_url(target, "/") for target in targets], "default"
-    backend = backend_target(targets, job.app_dir)
+    backend = backend_target(targets, job.app_env)
     # The promised endpoints live on the backend; any other target (a frontend) is loaded at its root.
     plan = [join_url(backend, path) for path in paths]
     plan += [join_url(target, "/") for target in targets if target != backend]

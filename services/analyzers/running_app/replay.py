@@ -18,6 +18,7 @@ import time
 import msgspec
 
 from services.analyzers.base.analyzer import Analyzer
+from services.analyzers.base.app_env import app_env
 from services.analyzers.base.job import Job
 from services.analyzers.base.runner import run_tool
 from shared.config import load_settings
@@ -46,6 +47,7 @@ def replay(analyzer: Analyzer, argv: list[str] | None = None) -> int:
         model_slug=args.model,
         app_number=args.app,
         app_dir=folder if folder.is_dir() else None,
+        app_env=app_env(folder if folder.is_dir() else None),
         target_urls=args.target,
         options=json.loads(args.options),
         deadline=time.monotonic() + args.deadline_s,

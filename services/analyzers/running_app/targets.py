@@ -7,7 +7,6 @@ the checks are skipped with a reason that starts with `targets_unreachable:` ins
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Literal
 from urllib.parse import urlparse
 
@@ -17,7 +16,6 @@ import msgspec
 from services.analyzers.base.job import Job
 from services.analyzers.base.tool import SkipTool
 from services.analyzers.running_app.client import Fetched, fetch
-from services.analyzers.running_app.env_file import read_env_file, target_urls
 
 NO_TARGETS = "no target URLs: pass target_urls or give the app a .env with BACKEND_PORT/FRONTEND_PORT"
 UNREACHABLE = "targets_unreachable"
@@ -67,9 +65,19 @@ class TargetReport(msgspec.Struct, frozen=True, kw_only=True):
         }
 
 
+PORT_KEYS = ("BACKEND_PORT", "FRONTEND_PORT")
+
+
+def target_urls(requested: list[str], app_env: dict[str, str]) -> list[str]:
+    """URLs to probe: the requested ones, else http://127.0.0.1:<port> for each port the app's .env names."""
+    if requested:
+        return requested
+    return [f"http://127.0.0.1:{app_env[key]}" for key in PORT_KEYS if app_env.get(key, "").isdigit()]
+
+
 def resolve_targets(job: Job) -> list[str]:
     """The job's target URLs (requested, else from the app's .env); SkipTool when there are none."""
-    urls = target_urls(job.target_urls, job.app_dir)
+    urls = target_urls(job.target_urls, job.app_env)
     if not urls:
         raise SkipTool(NO_TARGETS)
     return list(dict.fromkeys(urls))  # a URL named twice is probed once
@@ -89,11 +97,10 @@ async def reachable_targets(job: Job, client: httpx.AsyncClient) -> list[Fetched
     return report.reachable
 
 
-def backend_target(urls: list[str], app_dir: Path | None) -> str:
+def backend_target(urls: list[str], app_env: dict[str, str]) -> str:
     """The target that serves the API: the one on the .env's BACKEND_PORT when there is one, else the first."""
-    if app_dir is not None and (app_dir / ".env").is_file():
-        port = read_env_file(app_dir / ".env").get("BACKEND_PORT", "")
-        for url in urls:
-            if port.isdigit() and urlparse(url).port == int(port):
-                return url
+    port = app_env.get("BACKEND_PORT", "")
+    for url in urls:
+        if port.isdigit() and urlparse(url).port == int(port):
+            return url
     return urls[0]

@@ -1,0 +1,24 @@
+"""An app's `.env` file: read once per analysis (off the event loop) and handed to every tool on its Job."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines of a `.env` file (comments and blank lines skipped, quotes stripped); {} when absent."""
+    if not path.is_file():
+        return {}
+    values: dict[str, str] = {}
+    for raw in path.read_text(errors="replace").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.removeprefix("export ").partition("=")
+        values[key.strip()] = value.strip().strip("'\"")
+    return values
+
+
+def app_env(app_dir: Path | None) -> dict[str, str]:
+    """The variables of `<app_dir>/.env` ({} without an app folder or file)."""
+    return read_env_file(app_dir / ".env") if app_dir is not None else {}
