@@ -47,6 +47,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     perf_timeout_s: float = 5.0  # ASSAY_PERF_TIMEOUT_S: timeout of one request
     perf_error_rate: float = 0.05  # ASSAY_PERF_ERROR_RATE: error rate above which a URL gets a finding
     perf_p99_ms: float = 1000.0  # ASSAY_PERF_P99_MS: p99 latency above which a URL gets a finding
+    # Throughput of the consumer loops (shared/consuming.py).
+    orchestrator_prefetch: int = 8  # ASSAY_ORCHESTRATOR_PREFETCH: requests of one priority held ahead per replica
+    persister_concurrency: int = 32  # ASSAY_PERSISTER_CONCURRENCY: messages one persister works on at once
+    persister_prefetch: int = 256  # ASSAY_PERSISTER_PREFETCH: messages of one durable held ahead by the persister
 
 
 def _path(env: Mapping[str, str], name: str, default: str) -> Path:
@@ -83,7 +87,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ack_wait_s=float(env.get("ASSAY_ACK_WAIT_S") or 30),
         max_deliver=int(env.get("ASSAY_MAX_DELIVER") or 5),
         task_deadline_s=float(env.get("ASSAY_TASK_DEADLINE_S") or 900),
-        tasks_per_orchestrator=int(env.get("ASSAY_ORCHESTRATOR_CONCURRENCY") or 2),
+        tasks_per_orchestrator=int(env.get("ASSAY_ORCHESTRATOR_CONCURRENCY") or 64),
         heartbeat_timeout_s=float(env.get("ASSAY_HEARTBEAT_TIMEOUT_S") or 15),
         stale_task_s=float(env.get("ASSAY_STALE_TASK_S") or 600),
         pending_limit_s=float(env.get("ASSAY_PENDING_LIMIT_S") or 86400),
@@ -99,4 +103,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         perf_timeout_s=float(env.get("ASSAY_PERF_TIMEOUT_S") or 5),
         perf_error_rate=float(env.get("ASSAY_PERF_ERROR_RATE") or 0.05),
         perf_p99_ms=float(env.get("ASSAY_PERF_P99_MS") or 1000),
+        orchestrator_prefetch=int(env.get("ASSAY_ORCHESTRATOR_PREFETCH") or 8),
+        persister_concurrency=int(env.get("ASSAY_PERSISTER_CONCURRENCY") or 32),
+        persister_prefetch=int(env.get("ASSAY_PERSISTER_PREFETCH") or 256),
     )

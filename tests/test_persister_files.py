@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from services.persister import folders, staging
-from services.persister.consumer import trace_id_of
+from shared.tracing import trace_id_of
 from services.persister.document import Ending, render
 from services.persister.records import TaskRecord
 from services.persister.staging import StagedService

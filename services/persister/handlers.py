@@ -17,9 +17,10 @@ from services.persister.artifacts import load_result
 from services.persister.completion import finish, present_services
 from services.persister.context import PersisterContext
 from services.persister.document import Ending
-from services.persister.outcomes import Delivery, PoisonMessage, Retry
+from services.persister.outcomes import PoisonMessage
 from services.persister.records import as_utc
 from services.persister.staging import StagedService, check_service_name
+from shared.consuming import Delivery, Retry
 from shared.delivery import backoff_s
 from shared.findings import fingerprint
 from shared.messages import (

@@ -1,25 +1,6 @@
-"""What handling one message can end in besides a plain ack, and what the handler is told about the delivery."""
+"""What a persister handler raises for a message no retry can fix (the consumer gives it up to the DLQ)."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """The facts of one delivery that handlers act on, without knowing NATS."""
-
-    subject: str
-    deliveries: int  # 1 on the first delivery
-    trace_id: str | None  # of the incoming traceparent header, when there is one
-
-
-@dataclass(frozen=True)
-class Retry:
-    """Not yet: hand the message back to be delivered again after `delay_s`."""
-
-    delay_s: float
-    reason: str
 
 
 class PoisonMessage(ValueError):

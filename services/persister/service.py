@@ -1,4 +1,4 @@
-"""The persister wired together: schema, streams and consumers declared, then the two pull loops and the reaper
+"""The persister wired together: schema, streams and consumers declared, then the consumer loop and the reaper
 run until `stop` is set. `__main__` calls this; tests run it in-process as an asyncio task.
 """
 
@@ -10,7 +10,7 @@ import logging
 from nats.aio.client import Client
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.persister.consumer import CONSUMERS, declare, pull_loop
+from services.persister.consumer import declare, pull_loop
 from services.persister.context import PersisterContext
 from services.persister.reaper import REAP_INTERVAL_S, run_reaper
 from shared.config import Settings
@@ -38,7 +38,7 @@ async def run(
         ack_wait_s=settings.ack_wait_s,
         db_system=engine.dialect.name,
     )
-    loops = [asyncio.create_task(pull_loop(ctx, spec, stop), name=spec.durable) for spec in CONSUMERS]
+    loops = [asyncio.create_task(pull_loop(ctx, settings, stop), name="consumer")]
     loops.append(
         asyncio.create_task(
             run_reaper(ctx, settings.stale_task_s, stop, reap_interval_s, settings.pending_limit_s),
