@@ -46,7 +46,7 @@ async def finish(
     When the task was finished already (by a duplicate event, the reaper, another replica) nothing is written and
     the folder already recorded is returned.
     """
-    async with ctx.finishing:
+    async with ctx.finishing.hold(task.task_id):
         current = await records.load_task(ctx.sessions, task.task_id) or task
         if current.finished:
             await staging.discard(ctx.results_root, task.task_id)

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.messages import TERMINAL_STATUSES, utcnow
 from shared.models import ProcessedEvent, ServiceRun, Task
 
-Sessions = async_sessionmaker[AsyncSession]
+# An async_sessionmaker, or one that hands sessions out one at a time (services/persister/sessions.py).
+Sessions = Callable[[], AbstractAsyncContextManager[AsyncSession]]
 
 
 @dataclass(frozen=True)

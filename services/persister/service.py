@@ -13,8 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.persister.consumer import declare, pull_loop
 from services.persister.context import PersisterContext
 from services.persister.reaper import REAP_INTERVAL_S, run_reaper
+from services.persister.sessions import persister_sessions
 from shared.config import Settings
-from shared.database import migrate, sessions
+from shared.database import migrate
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ async def run(
     await declare(js, settings.ack_wait_s, settings.max_deliver)
     ctx = PersisterContext(
         js=js,
-        sessions=sessions(engine),
+        sessions=persister_sessions(engine),
         results_root=settings.results_dir,
         max_deliver=settings.max_deliver,
         ack_wait_s=settings.ack_wait_s,
