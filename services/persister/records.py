@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.messages import TERMINAL_STATUSES, utcnow
 from shared.models import ProcessedEvent, ServiceRun, Task
 
-# An async_sessionmaker, or one that hands sessions out one at a time (services/persister/sessions.py).
+# An async_sessionmaker, or the persister's group commit (services/persister/sessions.py), which is one too.
 Sessions = Callable[[], AbstractAsyncContextManager[AsyncSession]]
 
 
