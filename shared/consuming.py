@@ -148,7 +148,9 @@ class _State:
         self.flow = flow
         self.waiting: list[_Held] = []  # a heap: most urgent, then oldest first
         self.parked: dict[str, deque[_Held]] = {}  # key -> messages behind the one of that key running
-        self.held: dict[int, Msg] = {}  # everything fetched and not settled, by id(): kept alive, nak'd on stop
+        self.held: dict[
+            int, Msg
+        ] = {}  # everything fetched and not settled, by id(): kept alive, nak'd on stop
         self.fetched: dict[str, int] = {source.durable: 0 for source in flow.sources}  # waiting per durable
         self.running: set[asyncio.Task[None]] = set()
         self.changed = asyncio.Event()  # for the dispatcher: messages arrived or a run ended

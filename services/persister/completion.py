@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 
 from opentelemetry import trace
 
@@ -33,6 +34,12 @@ async def present_services(ctx: PersisterContext, task_id: str) -> dict[str, Sta
     return {name: item for name, item in staged.items() if name in recorded}
 
 
+def _final_folder(ctx: PersisterContext, task: TaskRecord, folder_name: str) -> tuple[Path, str]:
+    """The task's result folder, and the same relative to the results root (resolving stats the disk)."""
+    final = result_dir(ctx.results_root, task.model_slug, task.app_number, folder_name)
+    return final, final.relative_to(ctx.results_root.resolve()).as_posix()
+
+
 async def finish(
     ctx: PersisterContext,
     task: TaskRecord,
@@ -52,8 +59,7 @@ async def finish(
             await staging.discard(ctx.results_root, task.task_id)
             return current.result_dir
         folder_name = result_folder_name(current.analysis_type, current.task_id, current.created_at)
-        final = result_dir(ctx.results_root, current.model_slug, current.app_number, folder_name)
-        relative = final.relative_to(ctx.results_root.resolve()).as_posix()
+        final, relative = await asyncio.to_thread(_final_folder, ctx, current, folder_name)
         rendered = await asyncio.to_thread(document.render, current, ending, services)
         attributes = {TASK_ID_ATTRIBUTE: current.task_id, "assay.result_dir": relative}
         with tracer.start_as_current_span("results.write", attributes=attributes) as span:
