@@ -56,10 +56,9 @@ async def handle_request(ctx: PersisterContext, request: AnalysisRequest, delive
 
 
 async def handle_event(ctx: PersisterContext, event: Event, delivery: Delivery) -> Retry | None:
-    """Apply one event of the tagged union; an event applied before is only acknowledged."""
-    if not isinstance(event, TaskProgress) and await records.is_processed(ctx.sessions, event.event_id):
-        log.info("event %s was applied already", event.event_id, extra={"task_id": event.task_id})
-        return None
+    """Apply one event of the tagged union. Applying one twice changes nothing (no lookup of processed events on
+    the hot path): `started` never moves a task back, a `service` event replaces its rows and is ignored once the
+    task has finished, and a terminal event of a finished task is only acknowledged."""
     if isinstance(event, TaskStarted):
         with _db_span(ctx, "started", event.task_id):
             await database.record_started(ctx.sessions, event, delivery.trace_id)
