@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from services.persister import folders, staging
-from shared.tracing import trace_id_of
 from services.persister.document import Ending, render
 from services.persister.records import TaskRecord
 from services.persister.staging import StagedService
 from shared.delivery import backoff_s
 from shared.protocol import ServiceResult
+from shared.tracing import trace_id_of
 from tests.support.persister import files_under, service_result, sha256_of
 
 CREATED = datetime(2026, 11, 29, 10, 15, 0, tzinfo=UTC)
@@ -45,7 +45,7 @@ def record(**changes: object) -> TaskRecord:
 
 async def test_folder_appears_complete_and_an_existing_one_is_kept(tmp_path: Path) -> None:
     final = tmp_path / "model" / "app1" / "task_security_982d72cfa0f4_20261129T101500Z"
-    leftover = final.with_name(f".tmp-{final.name}-deadbeef")  # what a crash before the rename leaves
+    leftover = final.with_name(f".tmp-{final.name}") / "deadbeef"  # what a crash before the rename leaves
     leftover.mkdir(parents=True)
     (leftover / "half.json").write_text("{")
 
