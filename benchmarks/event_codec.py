@@ -21,7 +21,7 @@ from shared.messages import decode_event, encode
 SIZES = (100, 1_000, 10_000)
 REPEATS = 11
 BUDGET_S = 2.0  # per measurement, after at least three batches
-ENVELOPE_KEYS = ("kind", "schema_version", "event_id", "task_id", "occurred_at", "service", "status")
+ENVELOPE_KEYS = ("kind", "schema_version", "event_id", "task", "occurred_at", "service", "status")
 FINDING_KEYS = ("tool", "rule_id", "severity", "message", "category", "fingerprint")
 
 

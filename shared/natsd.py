@@ -12,8 +12,10 @@ import socket
 import sys
 from pathlib import Path
 
+from shared.errors import MessagingError
 
-class NatsServerNotFound(RuntimeError):
+
+class NatsServerNotFound(MessagingError):
     pass
 
 

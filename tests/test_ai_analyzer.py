@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -22,7 +23,6 @@ from websockets.asyncio.client import connect
 from shared.findings import Finding, fingerprint
 from shared.natsd import free_port
 from shared.protocol import (
-    AnalyzeFrame,
     ErrorFrame,
     HealthFrame,
     HealthReport,
@@ -31,6 +31,7 @@ from shared.protocol import (
     decode_analyzer_frame,
     encode_frame,
 )
+from tests.support.analyzers import analyze_frame
 from tests.support.fake_llm import FAKE_MODEL, FakeLLM, Recorded
 
 REPO = Path(__file__).resolve().parent.parent
@@ -128,15 +129,24 @@ def service(
     stop(process)
 
 
-async def analyze(url: str, request_id: str, app: int = 1, **fields: object) -> ServiceResult:
-    frame = AnalyzeFrame(
-        id=request_id,
+async def analyze(
+    url: str,
+    request_id: str,
+    app: int = 1,
+    tools: list[str] | None = None,
+    options: dict[str, Any] | None = None,
+    traceparent: str | None = None,
+) -> ServiceResult:
+    frame = analyze_frame(
+        request_id,
         task_id=f"task_{request_id:0>12}",
-        model_slug=MODEL_SLUG,
-        app_number=app,
+        model=MODEL_SLUG,
+        app=app,
+        tools=tools,
+        options=options,
         deadline_s=30,
-        **fields,
-    )  # type: ignore[arg-type]
+        traceparent=traceparent,
+    )
     async with connect(url, max_size=None) as websocket:
         await websocket.send(encode_frame(frame))
         async for message in websocket:
@@ -149,10 +159,10 @@ async def analyze(url: str, request_id: str, app: int = 1, **fields: object) -> 
 
 
 async def analyze_capturing(
-    fake: FakeLLM, url: str, request_id: str, **fields: object
+    fake: FakeLLM, url: str, request_id: str, tools: list[str] | None = None, traceparent: str | None = None
 ) -> tuple[ServiceResult, list[Recorded]]:
     before = len(fake.requests)
-    result = await analyze(url, request_id, **fields)
+    result = await analyze(url, request_id, tools=tools, traceparent=traceparent)
     return result, fake.requests[before:]
 
 

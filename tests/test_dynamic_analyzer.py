@@ -18,7 +18,7 @@ from services.analyzers.base.app_env import app_env
 from services.analyzers.base.job import Job
 from services.analyzers.base.runner import run_tool
 from services.analyzers.dynamic.cookies import Cookies
-from services.analyzers.dynamic.cors import EVIL_ORIGIN, verdict
+from services.analyzers.dynamic.cors import EVIL_ORIGIN, cors_problem
 from services.analyzers.dynamic.endpoints import Endpoints
 from services.analyzers.dynamic.security_headers import Verdict, score
 from services.analyzers.dynamic.sensitive_paths import PROBES, exposed
@@ -28,6 +28,7 @@ from shared.catalog import TOOLS_BY_SERVICE
 from shared.config import load_settings
 from shared.natsd import free_port
 from shared.protocol import ServiceResult
+from shared.tasks import TaskRef
 from tests.support.analyzers import (
     REPO,
     SAMPLE_APPS,
@@ -254,9 +255,9 @@ def response(url: str, method: str = "GET", status: int = 200, body: bytes = b""
         ({}, None, None),
     ],
 )
-def test_cors_verdict(headers: dict[str, str], rule: str | None, severity: str | None) -> None:
-    found = verdict(response("http://127.0.0.1:1/", **headers))
-    assert (found[:2] if found else None) == ((rule, severity) if rule else None)
+def test_cors_problem(headers: dict[str, str], rule: str | None, severity: str | None) -> None:
+    found = cors_problem(response("http://127.0.0.1:1/", **headers))
+    assert ((found.rule_id, found.severity) if found else None) == ((rule, severity) if rule else None)
 
 
 def test_header_score_weights() -> None:
@@ -318,9 +319,7 @@ async def test_targets_from_dotenv_and_an_invalid_requirements_file(tmp_path: Pa
     )
     job = Job(
         request_id="direct",
-        task_id="task_00000000beef",
-        model_slug="model-x",
-        app_number=3,
+        task=TaskRef(id="task_00000000beef", model_slug="model-x", app_number=3, analysis_type="dynamic"),
         app_dir=app,
         app_env=app_env(app),
         target_urls=[],

@@ -77,7 +77,7 @@ def app_folders(harness: Harness) -> list[Path]:
 
 async def test_happy_path_records_every_finding_and_writes_a_complete_folder(harness: Harness) -> None:
     case = scenario()  # 250 findings: more than any cap the old system applied
-    task_id = case.request.task_id
+    task_id = case.request.task.id
     await publish_scenario(harness, case)
 
     task = await harness.wait_status(task_id, "completed")
@@ -152,7 +152,7 @@ async def test_service_and_completed_delivered_twice_leave_one_row_set_and_one_f
     harness: Harness,
 ) -> None:
     case = scenario(result=service_result(count=120))
-    task_id = case.request.task_id
+    task_id = case.request.task.id
     again = dataclasses.replace(
         case,
         service=msgspec.structs.replace(case.service, event_id=new_event_id()),
@@ -196,7 +196,7 @@ async def test_large_result_is_read_back_from_the_object_store(harness: Harness)
         count=1000, raw_size=5 * 1024 * 1024
     )  # 10 MB of raw output: above the 8 MB max payload
     case = scenario(result=big)
-    task_id = case.request.task_id
+    task_id = case.request.task.id
     data = msgspec.json.encode(big)
     assert len(data) > harness.client.max_payload
     name = f"{task_id}/static.json"
@@ -218,7 +218,7 @@ async def test_large_result_is_read_back_from_the_object_store(harness: Harness)
 
 async def test_completed_before_its_service_event_still_ends_with_a_complete_folder(harness: Harness) -> None:
     case = scenario()
-    task_id = case.request.task_id
+    task_id = case.request.task.id
     await harness.publish_request(case.request, case.parent)
     await harness.publish_event(case.started, case.parent)
     await harness.publish_event(case.completed, case.parent)  # the terminal event first …
@@ -243,7 +243,7 @@ async def test_terminal_event_stops_waiting_for_a_missing_service_and_ends_parti
 ) -> None:
     async with running_persister(nats_server.url, database_url, tmp_path, max_deliver=3) as harness:
         case = scenario()
-        task_id = case.request.task_id
+        task_id = case.request.task.id
         completed = msgspec.structs.replace(case.completed, services=["static", "dynamic"])
         await harness.publish_request(case.request, case.parent)
         await harness.publish_event(case.started, case.parent)
@@ -264,7 +264,7 @@ async def test_spans_continue_the_incoming_trace_with_db_and_folder_children(
     harness: Harness, spans: InMemorySpanExporter
 ) -> None:
     case = scenario(result=service_result(count=5))
-    task_id = case.request.task_id
+    task_id = case.request.task.id
     parent_span_id = int(case.parent.split("-")[2], 16)
     await publish_scenario(harness, case)
     await harness.wait_status(task_id, "completed")

@@ -22,7 +22,6 @@ from shared.findings import SEVERITIES
 from shared.protocol import (
     MAX_FRAME_BYTES,
     TERMINAL_FRAMES,
-    AnalyzeFrame,
     CancelFrame,
     ErrorFrame,
     HealthFrame,
@@ -33,7 +32,7 @@ from shared.protocol import (
     decode_analyzer_frame,
     encode_frame,
 )
-from tests.support.analyzers import start_analyzer, stop
+from tests.support.analyzers import analyze_frame, start_analyzer, stop
 from tests.support.static import copy_sample, write_many_modules
 
 TOOLS = TOOLS_BY_SERVICE["static"]
@@ -58,11 +57,8 @@ def static(apps: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
     stop(process)
 
 
-def analyze_frame(request_id: str, model: str = "openai_codex-mini", app: int = 1, **fields: object) -> str:
-    frame = AnalyzeFrame(
-        id=request_id, task_id="task_00000000cafe", model_slug=model, app_number=app, **fields
-    )  # type: ignore[arg-type]
-    return encode_frame(frame)
+def analyze(request_id: str, model: str = "openai_codex-mini", app: int = 1, tools: list[str] | None = None) -> str:
+    return encode_frame(analyze_frame(request_id, model=model, app=app, tools=tools))
 
 
 def receive(ws: ClientConnection, timeout_s: float = 10.0) -> msgspec.Struct:
@@ -89,7 +85,7 @@ def full_run(static: str) -> tuple[float, list[tuple[float, msgspec.Struct]]]:
     """Every tool on sample app1: (wall seconds, timed frames)."""
     with connect(static, max_size=MAX_FRAME_BYTES) as ws:
         started = time.monotonic()
-        ws.send(analyze_frame("full"))
+        ws.send(analyze("full"))
         frames = frames_until_terminal(ws, "full", timeout_s=180)
     return frames[-1][0] - started, frames
 
@@ -179,8 +175,8 @@ def test_health_lists_every_tool_with_availability_and_version(static: str) -> N
 @pytest.mark.parametrize(
     ("frame", "code", "echoed"),
     [
-        (analyze_frame("bad-tool", tools=["bandit", "sonarqube"]), "bad_request", "bad-tool"),
-        (analyze_frame("no-app", model="nobody", app=42), "unknown_app", "no-app"),
+        (analyze("bad-tool", tools=["bandit", "sonarqube"]), "bad_request", "bad-tool"),
+        (analyze("no-app", model="nobody", app=42), "unknown_app", "no-app"),
         ('{"type": "analyze", "id": "broken"', "bad_request", ""),  # not JSON at all
         ('{"type": "analyze", "id": "partial"}', "bad_request", "partial"),  # JSON, but no task/app
     ],
@@ -228,7 +224,7 @@ def group_alive(pgid: int) -> bool:
 def test_cancel_kills_the_running_tool_group_and_answers_cancelled(static: str, apps: Path) -> None:
     slow_app = (apps / SLOW_APP[0] / f"app{SLOW_APP[1]}").resolve()
     with connect(static) as ws:
-        ws.send(analyze_frame("slow", model=SLOW_APP[0], app=SLOW_APP[1], tools=["pylint"]))
+        ws.send(analyze("slow", model=SLOW_APP[0], app=SLOW_APP[1], tools=["pylint"]))
         deadline = time.monotonic() + 20
         while not (running := processes_in(slow_app)):
             assert time.monotonic() < deadline, "pylint never started"

@@ -47,15 +47,15 @@ async def finish(
     the folder already recorded is returned.
     """
     async with ctx.finishing:
-        current = await records.load_task(ctx.sessions, task.task_id) or task
+        current = await records.load_task(ctx.sessions, task.task.id) or task
         if current.finished:
-            await staging.discard(ctx.results_root, task.task_id)
+            await staging.discard(ctx.results_root, task.task.id)
             return current.result_dir
-        folder_name = result_folder_name(current.analysis_type, current.task_id, current.created_at)
-        final = result_dir(ctx.results_root, current.model_slug, current.app_number, folder_name)
+        folder_name = result_folder_name(current.task.analysis_type, current.task.id, current.created_at)
+        final = result_dir(ctx.results_root, current.task.model_slug, current.task.app_number, folder_name)
         relative = final.relative_to(ctx.results_root.resolve()).as_posix()
         rendered = await asyncio.to_thread(document.render, current, ending, services)
-        attributes = {TASK_ID_ATTRIBUTE: current.task_id, "assay.result_dir": relative}
+        attributes = {TASK_ID_ATTRIBUTE: current.task.id, "assay.result_dir": relative}
         with tracer.start_as_current_span("results.write", attributes=attributes) as span:
             written = await folders.write_folder(final, rendered.files)
             span.set_attribute("assay.files", len(rendered.files))
@@ -63,7 +63,7 @@ async def finish(
         if not written:
             # A crash between the rename and the row update left a complete folder: keep it, record it.
             log.info(
-                "result folder %s exists already; recording it", relative, extra={"task_id": current.task_id}
+                "result folder %s exists already; recording it", relative, extra={"task_id": current.task.id}
             )
         outcome = Outcome(
             status=ending.status,
@@ -74,21 +74,21 @@ async def finish(
             result_dir=relative,
         )
         db_attributes = {
-            TASK_ID_ATTRIBUTE: current.task_id,
+            TASK_ID_ATTRIBUTE: current.task.id,
             "db.system": ctx.db_system,
             "db.operation": "UPDATE",
         }
         with tracer.start_as_current_span("db.write outcome", attributes=db_attributes):
-            recorded = await database.record_outcome(ctx.sessions, current.task_id, outcome, event_id, kind)
-        await staging.discard(ctx.results_root, current.task_id)
+            recorded = await database.record_outcome(ctx.sessions, current.task.id, outcome, event_id, kind)
+        await staging.discard(ctx.results_root, current.task.id)
         if recorded:
             log.info(
                 "task %s %s: %d findings in %s",
-                current.task_id,
+                current.task.id,
                 ending.status,
                 rendered.findings_count,
                 relative,
-                extra={"task_id": current.task_id, "status": ending.status},
+                extra={"task_id": current.task.id, "status": ending.status},
             )
         return relative
 

@@ -20,7 +20,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from services.persister.completion import fail_task
 from services.persister.context import PersisterContext
-from services.persister.dead_letters import task_id_hint
+from services.persister.dead_letters import task_id_of
 from services.persister.handlers import handle_event, handle_request
 from services.persister.outcomes import Delivery, PoisonMessage, Retry
 from shared import subjects
@@ -109,7 +109,7 @@ async def deliver(ctx: PersisterContext, spec: ConsumerSpec, msg: Msg) -> None:
         kind=SpanKind.CONSUMER,
         attributes=consumer_attributes(msg, spec.durable),
     ) as span:
-        hint = task_id_hint(msg)
+        hint = task_id_of(msg)
         if hint:
             span.set_attribute(TASK_ID_ATTRIBUTE, hint)
         try:
@@ -120,7 +120,7 @@ async def deliver(ctx: PersisterContext, spec: ConsumerSpec, msg: Msg) -> None:
             span.set_status(Status(StatusCode.ERROR, str(error)))
             await _give_up(ctx, spec, msg, f"undecodable message: {error}", hint)
             return
-        span.set_attribute(TASK_ID_ATTRIBUTE, message.task_id)
+        span.set_attribute(TASK_ID_ATTRIBUTE, message.task.id)
         span.set_attribute("messaging.message.id", message.event_id)
         delivery = Delivery(subject=msg.subject, deliveries=deliveries, trace_id=trace_id_of(msg.headers))
         keeper = asyncio.create_task(keep_alive([msg], max(0.5, ctx.ack_wait_s / 3)))
@@ -128,7 +128,7 @@ async def deliver(ctx: PersisterContext, spec: ConsumerSpec, msg: Msg) -> None:
             outcome = await spec.handle(ctx, message, delivery)
         except PoisonMessage as error:
             span.set_status(Status(StatusCode.ERROR, str(error)))
-            await _give_up(ctx, spec, msg, f"invalid message: {error}", message.task_id)
+            await _give_up(ctx, spec, msg, f"invalid message: {error}", message.task.id)
             return
         except Exception as error:  # noqa: BLE001 - any processing error is retried, then given up
             span.record_exception(error)
@@ -143,7 +143,7 @@ async def deliver(ctx: PersisterContext, spec: ConsumerSpec, msg: Msg) -> None:
                 spec,
                 msg,
                 f"still not applicable after {deliveries} deliveries: {outcome.reason}",
-                message.task_id,
+                message.task.id,
             )
             return
         if outcome is None:
@@ -157,18 +157,18 @@ async def _failed(
 ) -> None:
     """A processing error: retry with backoff, or after max_deliver give the message and its task up."""
     deliveries = msg.metadata.num_delivered
-    extra = {"task_id": message.task_id, "deliveries": deliveries}
+    extra = {"task_id": message.task.id, "deliveries": deliveries}
     if deliveries < ctx.max_deliver:
         delay = backoff_s(deliveries)
         log.warning("processing %s failed (%s); retry in %.0f s", msg.subject, error, delay, extra=extra)
         await settle(msg, "nak", delay)
         return
     reason = f"persister gave up on {msg.subject} after {deliveries} deliveries: {error}"
-    await _give_up(ctx, spec, msg, reason, message.task_id)
+    await _give_up(ctx, spec, msg, reason, message.task.id)
     try:  # best effort: the error that stopped the message may stop this too
-        await fail_task(ctx, message.task_id, reason, message if isinstance(message, TaskEvent) else None)
+        await fail_task(ctx, message.task.id, reason, message if isinstance(message, TaskEvent) else None)
     except Exception as second:  # noqa: BLE001 - best effort
-        log.error("could not mark task %s failed: %s", message.task_id, second, extra=extra)
+        log.error("could not mark task %s failed: %s", message.task.id, second, extra=extra)
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shared.errors import StorageError
+
 
 @dataclass(frozen=True)
 class Delivery:
@@ -22,5 +24,5 @@ class Retry:
     reason: str
 
 
-class PoisonMessage(ValueError):
+class PoisonMessage(StorageError):
     """A message no retry can fix (undecodable, invalid, corrupt): it goes to the DLQ at once."""

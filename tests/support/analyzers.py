@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import msgspec
@@ -28,6 +29,7 @@ from shared.protocol import (
     decode_analyzer_frame,
     encode_frame,
 )
+from shared.tasks import TaskRef
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE_APPS = REPO / "generated" / "apps"
@@ -115,11 +117,27 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def analyze_frame(
-    request_id: str, *, model: str = "openai_codex-mini", app: int = 1, **fields: object
+    request_id: str,
+    *,
+    model: str = "openai_codex-mini",
+    app: int = 1,
+    task_id: str = "task_00000000abcd",
+    tools: list[str] | None = None,
+    target_urls: list[str] | None = None,
+    options: dict[str, Any] | None = None,
+    deadline_s: float = 900.0,
+    traceparent: str | None = None,
 ) -> AnalyzeFrame:
+    """An analyze frame of a static analysis of `model`/app`app`, as the orchestrator sends it."""
     return AnalyzeFrame(
-        id=request_id, task_id="task_00000000abcd", model_slug=model, app_number=app, **fields
-    )  # type: ignore[arg-type]
+        id=request_id,
+        task=TaskRef(id=task_id, model_slug=model, app_number=app, analysis_type="static"),
+        tools=tools or [],
+        target_urls=target_urls or [],
+        options=options or {},
+        deadline_s=deadline_s,
+        traceparent=traceparent,
+    )
 
 
 def run_sync(url: str, frame: AnalyzeFrame, timeout_s: float = 60.0) -> list[msgspec.Struct]:

@@ -13,6 +13,7 @@ from services.analyzers.base.runner import run_tools
 from services.analyzers.base.tool import Tool
 from shared.config import load_settings
 from shared.protocol import ServiceResult
+from shared.tasks import TaskRef
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE_APPS = REPO / "generated" / "apps"
@@ -72,9 +73,7 @@ def make_job(app_dir: Path | None, options: dict | None = None, deadline_s: floa
 
     return Job(
         request_id="req-static",
-        task_id="task_00000000beef",
-        model_slug="openai_codex-mini",
-        app_number=1,
+        task=TaskRef(id="task_00000000beef", model_slug="openai_codex-mini", app_number=1, analysis_type="static"),
         app_dir=app_dir,
         target_urls=[],
         options=options or {},

@@ -18,6 +18,7 @@ import msgspec
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from shared.errors import ToolError
 from shared.tracing import TASK_ID_ATTRIBUTE
 
 tracer = trace.get_tracer("assay.analyzer.ai")
@@ -69,7 +70,7 @@ class ChatReply(msgspec.Struct, frozen=True, kw_only=True):
     duration_s: float
 
 
-class ChatError(Exception):
+class ChatError(ToolError):
     """The API could not give an answer; the message says why (and what to check)."""
 
 
