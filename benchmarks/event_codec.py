@@ -27,7 +27,7 @@ FINDING_KEYS = ("tool", "rule_id", "severity", "message", "category", "fingerpri
 
 def dict_decode(data: bytes) -> dict[str, Any]:
     """The baseline consumer: parse, then refuse an event or finding that lacks a required key."""
-    event = json.loads(data)
+    event: dict[str, Any] = json.loads(data)
     missing = [key for key in ENVELOPE_KEYS if key not in event]
     result = event.get("result")
     if missing or not isinstance(result, dict) or not isinstance(result.get("findings"), list):

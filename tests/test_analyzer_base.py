@@ -18,7 +18,7 @@ from services.analyzers.base.job import Job
 from services.analyzers.base.main import serve_analyzer
 from services.analyzers.base.tool import ToolOutput
 from shared.config import load_settings
-from shared.findings import Finding, ToolRun
+from shared.findings import Finding, ToolRun, ToolStatus
 from shared.natsd import free_port
 from shared.protocol import (
     CancelFrame,
@@ -56,7 +56,7 @@ class SleepyTool:
             f"import os; open({str(self.pgid_file)!r}, 'w').write(str(os.getpgrp())); {SPAWNER}",
         ]
         outcome = await job.run(self.name, argv)
-        status = "timeout" if outcome.timed_out else "success"
+        status: ToolStatus = "timeout" if outcome.timed_out else "success"
         return ToolOutput(
             run=ToolRun(tool=self.name, status=status, command=argv, exit_code=outcome.exit_code)
         )

@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import msgspec
@@ -26,6 +27,7 @@ from services.analyzers.running_app.client import Fetched
 from services.analyzers.running_app.targets import NO_TARGETS
 from shared.catalog import TOOLS_BY_SERVICE
 from shared.config import load_settings
+from shared.findings import Finding
 from shared.natsd import free_port
 from shared.protocol import ServiceResult
 from shared.tasks import TaskRef
@@ -68,8 +70,8 @@ def todo_result(dynamic: str, todo_app: str) -> ServiceResult:
     return result_of(dynamic, analyze_frame("todo", app=2, target_urls=[todo_app]))
 
 
-def rules(result: ServiceResult, tool: str) -> dict[str, list]:
-    found: dict[str, list] = {}
+def rules(result: ServiceResult, tool: str) -> dict[str, list[Finding]]:
+    found: dict[str, list[Finding]] = {}
     for finding in result.findings:
         if finding.tool == tool:
             found.setdefault(finding.rule_id, []).append(finding)
@@ -179,7 +181,7 @@ async def test_unreachable_target_reports_targets_unreachable_quickly(dynamic: s
     ]
     for tool in TOOLS[1:]:
         assert runs[tool].status == "skipped"
-        assert runs[tool].reason.startswith(f"targets_unreachable: {dead} (ConnectError")
+        assert (runs[tool].reason or "").startswith(f"targets_unreachable: {dead} (ConnectError")
 
 
 async def test_a_dead_target_beside_a_live_one_is_reported_and_the_live_one_checked(
@@ -255,7 +257,7 @@ def response(url: str, method: str = "GET", status: int = 200, body: bytes = b""
         ({}, None, None),
     ],
 )
-def test_cors_problem(headers: dict[str, str], rule: str | None, severity: str | None) -> None:
+def test_cors_problem(headers: dict[str, Any], rule: str | None, severity: str | None) -> None:
     found = cors_problem(response("http://127.0.0.1:1/", **headers))
     assert ((found.rule_id, found.severity) if found else None) == ((rule, severity) if rule else None)
 
@@ -331,10 +333,8 @@ async def test_targets_from_dotenv_and_an_invalid_requirements_file(tmp_path: Pa
     )
     endpoints = await run_tool(Endpoints(), job)
     assert endpoints.run.status == "failed"
-    assert (
-        "requirements.json is invalid" in endpoints.run.reason
-        and "$.endpoints[0].path" in endpoints.run.reason
-    )
+    reason = endpoints.run.reason or ""
+    assert "requirements.json is invalid" in reason and "$.endpoints[0].path" in reason
     cookies = await run_tool(Cookies(), job)  # borrows the endpoint paths: carries on with the target root
     assert cookies.run.status == "success"
     assert cookies.run.command[cookies.run.command.index("--target") + 1] == notes_app

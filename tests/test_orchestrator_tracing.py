@@ -40,6 +40,7 @@ async def test_spans_continue_the_requests_trace_and_travel_in_headers_and_frame
 
     process = by_name["process assay.requests.normal"]
     assert process.kind == SpanKind.CONSUMER and parent_id(process) == parent.split("-")[2]
+    assert process.attributes is not None
     assert process.attributes["messaging.system"] == "nats"
     assert process.attributes["messaging.destination.name"] == "assay.requests.normal"
     assert process.attributes[TASK_ID_ATTRIBUTE] == request.task.id
@@ -54,12 +55,14 @@ async def test_spans_continue_the_requests_trace_and_travel_in_headers_and_frame
         subject = f"assay.events.{request.task.id}.{event_kind}"
         producer = by_name[f"publish {subject}"]
         assert producer.kind == SpanKind.PRODUCER and parent_id(producer) == span_id(process)
+        assert producer.attributes is not None
         assert producer.attributes["messaging.destination.name"] == subject
         assert producer.attributes[TASK_ID_ATTRIBUTE] == request.task.id
         assert item.headers["traceparent"] == f"00-{trace_id}-{span_id(producer)}-01"
 
     client = by_name["analyze static"]
     assert client.kind == SpanKind.CLIENT and parent_id(client) == span_id(process)
+    assert client.attributes is not None
     assert client.attributes["rpc.system"] == "websocket"
     assert client.attributes["server.address"] == "127.0.0.1"
     assert client.attributes[TASK_ID_ATTRIBUTE] == request.task.id

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 from sqlalchemy import select
@@ -225,7 +226,7 @@ async def test_completed_before_its_service_event_still_ends_with_a_complete_fol
 
     async def terminal_held_back() -> bool:  # delivered once and handed back to wait for its service event
         info = await harness.js.consumer_info(EVENTS_STREAM, PERSISTER_EVENTS_DURABLE)
-        return info.num_pending == 0 and info.num_ack_pending >= 1
+        return bool(info.num_pending == 0 and (info.num_ack_pending or 0) >= 1)
 
     await eventually(terminal_held_back, 5, "the terminal event was not held back")
     await harness.publish_event(case.service, case.parent)  # … its service event after it
@@ -270,7 +271,7 @@ async def test_spans_continue_the_incoming_trace_with_db_and_folder_children(
     await harness.wait_status(task_id, "completed")
     completed_subject = event_subject(task_id, "completed")
 
-    def mine() -> list:
+    def mine() -> list[ReadableSpan]:
         return [
             span
             for span in spans.get_finished_spans()
@@ -289,13 +290,16 @@ async def test_spans_continue_the_incoming_trace_with_db_and_folder_children(
     await eventually(complete, 5, "the persister's spans did not arrive")
     by_name = {span.name: span for span in mine()}
     process = by_name[f"process {completed_subject}"]
-    assert process.kind == SpanKind.CONSUMER
+    assert process.kind == SpanKind.CONSUMER and process.attributes is not None and process.context is not None
     assert process.parent is not None and process.parent.span_id == parent_span_id
     assert process.attributes["messaging.system"] == "nats"
     assert process.attributes["messaging.destination.name"] == completed_subject
     assert process.attributes["assay.task_id"] == task_id
     for child in ("results.write", "db.write outcome"):
-        assert by_name[child].parent.span_id == process.context.span_id, child
-        assert by_name[child].attributes["assay.task_id"] == task_id
-    service_process = by_name[f"process {event_subject(task_id, 'service')}"]
-    assert by_name["db.write service"].parent.span_id == service_process.context.span_id
+        written = by_name[child]
+        assert written.parent is not None and written.parent.span_id == process.context.span_id, child
+        assert written.attributes is not None and written.attributes["assay.task_id"] == task_id
+    service_process = by_name[f"process {event_subject(task_id, 'service')}"].context
+    service_write = by_name["db.write service"].parent
+    assert service_process is not None and service_write is not None
+    assert service_write.span_id == service_process.span_id

@@ -65,11 +65,15 @@ def receive(ws: ClientConnection, timeout_s: float = 10.0) -> msgspec.Struct:
     return decode_analyzer_frame(ws.recv(timeout=timeout_s))
 
 
+TimedFrames = list[tuple[float, msgspec.Struct]]  # (time.monotonic() at arrival, frame)
+FullRun = tuple[float, TimedFrames]  # (wall seconds, frames)
+
+
 def frames_until_terminal(
     ws: ClientConnection, request_id: str, timeout_s: float
-) -> list[tuple[float, msgspec.Struct]]:
+) -> TimedFrames:
     """(arrival time, frame) for every frame of the run, the terminal frame last."""
-    seen: list[tuple[float, msgspec.Struct]] = []
+    seen: TimedFrames = []
     deadline = time.monotonic() + timeout_s
     while True:
         frame = receive(ws, max(0.1, deadline - time.monotonic()))
@@ -81,7 +85,7 @@ def frames_until_terminal(
 
 
 @pytest.fixture(scope="module")
-def full_run(static: str) -> tuple[float, list[tuple[float, msgspec.Struct]]]:
+def full_run(static: str) -> FullRun:
     """Every tool on sample app1: (wall seconds, timed frames)."""
     with connect(static, max_size=MAX_FRAME_BYTES) as ws:
         started = time.monotonic()
@@ -94,7 +98,7 @@ def eslint_installed() -> bool:
     return Eslint().locate() is not None
 
 
-def test_full_run_records_every_tool_with_version_and_command(full_run: tuple[float, list]) -> None:
+def test_full_run_records_every_tool_with_version_and_command(full_run: FullRun) -> None:
     _wall, frames = full_run
     last = frames[-1][1]
     assert isinstance(last, ResultFrame), f"run ended with {last}"
@@ -118,8 +122,10 @@ def test_full_run_records_every_tool_with_version_and_command(full_run: tuple[fl
     assert result.sarif["version"] == "2.1.0" and result.sarif["runs"]
 
 
-def test_full_run_finds_the_sample_flaws_with_at_least_eight_tools(full_run: tuple[float, list]) -> None:
-    result = full_run[1][-1][1].result
+def test_full_run_finds_the_sample_flaws_with_at_least_eight_tools(full_run: FullRun) -> None:
+    last = full_run[1][-1][1]
+    assert isinstance(last, ResultFrame), f"run ended with {last}"
+    result = last.result
     tools_with_findings = {finding.tool for finding in result.findings}
     assert len(tools_with_findings) >= 8, sorted(tools_with_findings)
     rules = {(finding.tool, finding.rule_id) for finding in result.findings}
@@ -138,7 +144,7 @@ def test_full_run_finds_the_sample_flaws_with_at_least_eight_tools(full_run: tup
     assert len({finding.fingerprint for finding in result.findings}) > 0.9 * len(result.findings)
 
 
-def test_full_run_beats_and_reports_progress_per_tool(full_run: tuple[float, list]) -> None:
+def test_full_run_beats_and_reports_progress_per_tool(full_run: FullRun) -> None:
     wall, frames = full_run
     beats = [at for at, frame in frames if isinstance(frame, HeartbeatFrame)]
     assert len(beats) >= 2

@@ -48,7 +48,8 @@ class GatewayClient:
             raise GatewayError(f"gateway not reachable at {self.base_url}: {error}") from error
         if response.status_code >= 400:
             raise GatewayError(_reason(response), response.status_code)
-        return response.json()
+        answer: dict[str, Any] = response.json()
+        return answer
 
     def run_analysis(self, body: dict[str, Any]) -> dict[str, Any]:
         return self._call("POST", "/api/analysis/run", json=body)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import get_args
 
@@ -172,7 +173,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    return args.handler(load_settings(), args)
+    handler: Callable[[Settings, argparse.Namespace], int] = args.handler
+    return handler(load_settings(), args)
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ def _wait_until_listening(
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"{process.args} exited with {process.returncode}: {log.read_text()[-2000:]}")
+            raise RuntimeError(f"{process.args!r} exited with {process.returncode}: {log.read_text()[-2000:]}")
         try:
             httpx.get(url, timeout=0.5, trust_env=False)
             return

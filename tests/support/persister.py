@@ -91,7 +91,7 @@ class Harness:
         async with sessions(self.engine)() as session:
             return await session.get(Task, task_id)
 
-    async def count(self, model: type, task_id: str) -> int:
+    async def count(self, model: type[ServiceRun | ToolRunRow | FindingRow], task_id: str) -> int:
         async with sessions(self.engine)() as session:
             return (
                 await session.scalar(select(func.count()).select_from(model).where(model.task_id == task_id))
@@ -124,7 +124,7 @@ class Harness:
 
         async def done() -> bool:
             info = await self.js.consumer_info(stream, durable)
-            return info.num_pending == 0 and info.num_ack_pending == 0
+            return bool(info.num_pending == 0 and info.num_ack_pending == 0)
 
         await eventually(done, timeout_s, f"{durable} did not drain", self.persister)
 

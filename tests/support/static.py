@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import shutil
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from services.analyzers.base.job import Job
 from services.analyzers.base.runner import run_tools
@@ -65,7 +67,7 @@ def write_many_modules(app: Path, count: int) -> None:
         )
 
 
-def make_job(app_dir: Path | None, options: dict | None = None, deadline_s: float = 120.0) -> Job:
+def make_job(app_dir: Path | None, options: dict[str, Any] | None = None, deadline_s: float = 120.0) -> Job:
     """A Job as the server builds it, for running tools in-process."""
 
     async def report(_tool: str, _stage: str, _percent: float, _message: str) -> None:
@@ -84,5 +86,5 @@ def make_job(app_dir: Path | None, options: dict | None = None, deadline_s: floa
     )
 
 
-async def run_in_process(tools: list[Tool], app_dir: Path, options: dict | None = None) -> ServiceResult:
-    return await run_tools("static", tools, make_job(app_dir, options))
+async def run_in_process(tools: Sequence[Tool], app_dir: Path, options: dict[str, Any] | None = None) -> ServiceResult:
+    return await run_tools("static", list(tools), make_job(app_dir, options))
