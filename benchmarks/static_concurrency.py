@@ -34,7 +34,7 @@ RUNS = 2
 DEADLINE_S = 300.0
 
 
-async def _quiet(_tool: str, _stage: str, _percent: float, _message: str) -> None:
+async def _quiet(_tool: str, _stage: str, _message: str) -> None:
     return None
 
 

@@ -21,6 +21,10 @@ class InputError(AssayError, ValueError):
     """A value from outside (a request, a file, a path) that Assay refuses; the message names it."""
 
 
+class PoisonMessage(InputError):
+    """A message no retry can fix (undecodable, invalid, corrupt): it goes to the DLQ at once."""
+
+
 class MessagingError(AssayError, RuntimeError):
     """NATS could not be reached or would not take a message."""
 

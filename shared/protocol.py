@@ -102,8 +102,6 @@ class HealthReport(msgspec.Struct, tag="health", tag_field="type", kw_only=True)
 
 AnalyzerFrame = ProgressFrame | HeartbeatFrame | ResultFrame | ErrorFrame | HealthReport
 
-TERMINAL_FRAMES = (ResultFrame, ErrorFrame)
-
 _client_decoder = msgspec.json.Decoder(ClientFrame)
 _analyzer_decoder = msgspec.json.Decoder(AnalyzerFrame)
 

@@ -51,8 +51,12 @@ class _NamesTaskRef(msgspec.Struct):
     task: TaskRef
 
 
-def task_id_hint(data: bytes | None) -> str | None:
-    """The valid task id an otherwise unusable message names, if any (for dead letters and logs)."""
+def task_id_hint(data: bytes | None, subject: str = "") -> str | None:
+    """The valid task id an otherwise unusable message names, in its subject or its JSON, if any (for dead letters
+    and logs)."""
+    for token in subject.split("."):
+        if TASK_ID_RE.match(token):
+            return token
     try:
         names = msgspec.json.decode(data or b"", type=_NamesTask)
     except (msgspec.DecodeError, msgspec.ValidationError):

@@ -305,7 +305,7 @@ def test_baseline_keeps_catch_all_pages_out_and_real_files_in() -> None:
     )
 
 
-async def _no_progress(_tool: str, _stage: str, _percent: float, _message: str) -> None:
+async def _no_progress(_tool: str, _stage: str, _message: str) -> None:
     return None
 
 

@@ -201,7 +201,6 @@ async def test_a_run_longer_than_ack_wait_is_not_redelivered_to_another_replica(
     ):
         await bench.request("static")
         await asyncio.wait_for(peer.analyze_received.wait(), 5)
-        await asyncio.sleep(
-            3.5
-        )  # three and a half ack_waits: in_progress() keeps the request with its replica
+        # three and a half ack_waits: in_progress() keeps the request with its replica
+        await asyncio.sleep(3.5)
         assert len(peer.analyzed) == 1

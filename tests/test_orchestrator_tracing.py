@@ -48,9 +48,8 @@ async def test_spans_continue_the_requests_trace_and_travel_in_headers_and_frame
     for item in events:
         event_kind = kind(item.event)
         if event_kind == "progress":
-            assert (
-                item.headers["traceparent"].split("-")[1] == trace_id
-            )  # joins the trace, no span of its own
+            # joins the trace, no span of its own
+            assert item.headers["traceparent"].split("-")[1] == trace_id
             continue
         subject = f"assay.events.{request.task.id}.{event_kind}"
         producer = by_name[f"publish {subject}"]

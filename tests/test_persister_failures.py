@@ -167,9 +167,8 @@ async def test_reaper_fails_a_stale_running_task_with_a_folder(
         waiting = scenario()
         await harness.publish_request(stale.request, stale.parent)
         await harness.publish_event(stale.started, stale.parent)  # then silence: its orchestrator died
-        await harness.publish_request(
-            waiting.request, waiting.parent
-        )  # pending, never started: not the reaper's
+        # pending, never started: not the reaper's
+        await harness.publish_request(waiting.request, waiting.parent)
 
         task = await harness.wait_status(stale.request.task.id, "failed", timeout_s=10)
         assert task.status_reason == "no event from the orchestrator for 0.5 s"

@@ -193,9 +193,8 @@ async def test_service_and_completed_delivered_twice_leave_one_row_set_and_one_f
 
 
 async def test_large_result_is_read_back_from_the_object_store(harness: Harness) -> None:
-    big = service_result(
-        count=1000, raw_size=5 * 1024 * 1024
-    )  # 10 MB of raw output: above the 8 MB max payload
+    # 10 MB of raw output: above the 8 MB max payload
+    big = service_result(count=1000, raw_size=5 * 1024 * 1024)
     case = scenario(result=big)
     task_id = case.request.task.id
     data = msgspec.json.encode(big)

@@ -21,7 +21,6 @@ from shared.catalog import TOOLS_BY_SERVICE
 from shared.findings import SEVERITIES
 from shared.protocol import (
     MAX_FRAME_BYTES,
-    TERMINAL_FRAMES,
     CancelFrame,
     ErrorFrame,
     HealthFrame,
@@ -80,7 +79,7 @@ def frames_until_terminal(
         if getattr(frame, "id", None) != request_id:
             continue
         seen.append((time.monotonic(), frame))
-        if isinstance(frame, TERMINAL_FRAMES):
+        if isinstance(frame, (ResultFrame, ErrorFrame)):
             return seen
 
 

@@ -66,11 +66,9 @@ class EventPublisher:
         except (NatsError, TimeoutError) as error:
             log.warning("progress event not published: %r", error, extra={"task_id": event.task.id})
 
-    async def service_finished(self, event: ServiceFinished) -> ServiceFinished:
-        """Publish a service event, moving its result to the object store when the event would be too large.
-
-        Returns the event as published (with `artifact` instead of `result` when it was moved).
-        """
+    async def service_finished(self, event: ServiceFinished) -> None:
+        """Publish a service event, moving its result to the object store (`artifact` instead of `result`) when the
+        event would be too large."""
         if event.result is not None:
             # Results can be hundreds of MB: encode (once) and hash off the event loop.
             data = await asyncio.to_thread(msgspec.json.encode, event.result)
@@ -78,7 +76,6 @@ class EventPublisher:
                 artifact = await self.store_result(event.task.id, event.result.service, data)
                 event = msgspec.structs.replace(event, result=None, artifact=artifact)
         await self.publish(event)
-        return event
 
     async def store_result(self, task_id: str, service: str, data: bytes) -> ArtifactRef:
         """Put a service result's JSON into the artifacts bucket as `<task_id>/<service>.json`."""

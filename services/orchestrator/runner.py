@@ -122,9 +122,8 @@ async def run_task(ctx: RunContext, request: AnalysisRequest, signal: CancelSign
     finally:
         pulse.cancel()
         cancelled.cancel()
-        if (
-            not services.done()
-        ):  # a cancel request, or shutdown: stop the analyzers and wait until they are told
+        # a cancel request, or shutdown: stop the analyzers and wait until they are told
+        if not services.done():
             services.cancel()
             await asyncio.gather(services, return_exceptions=True)
     if services.cancelled():

@@ -8,8 +8,7 @@ import hashlib
 import msgspec
 from nats.js import JetStreamContext
 
-from services.persister.outcomes import PoisonMessage
-from shared.errors import StorageError
+from shared.errors import PoisonMessage, StorageError
 from shared.messages import ArtifactRef
 from shared.protocol import ServiceResult
 

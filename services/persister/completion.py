@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass, field
+from pathlib import Path
 
+from nats.js import JetStreamContext
 from opentelemetry import trace
 
 from services.persister import database, document, folders, records, staging
-from services.persister.context import PersisterContext
 from services.persister.database import Outcome
 from services.persister.document import Ending
-from services.persister.records import TaskRecord
+from services.persister.records import Sessions, TaskRecord
 from services.persister.staging import StagedService
 from shared.messages import TaskEvent, utcnow
 from shared.paths import result_dir, result_folder_name
@@ -24,6 +26,22 @@ from shared.tracing import TASK_ID_ATTRIBUTE
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("services.persister")
+
+
+@dataclass(frozen=True)
+class PersisterContext:
+    """What the persister's handlers work with, passed explicitly to every one (nothing lives in module globals):
+    the database, the results root, JetStream and the limits."""
+
+    js: JetStreamContext
+    sessions: Sessions
+    results_root: Path
+    max_deliver: int  # deliveries of one message before it goes to the DLQ
+    ack_wait_s: float = 30.0  # long work sends in_progress() well within it
+    db_system: str = "sqlite"  # OTel `db.system` of the engine (sqlite, postgresql)
+    # Finishing a task (folder, then row) runs under this lock so the reaper and the event consumer of one process
+    # never finish the same task twice at once.
+    finishing: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 async def present_services(ctx: PersisterContext, task_id: str) -> dict[str, StagedService]:

@@ -8,20 +8,20 @@ from __future__ import annotations
 
 import logging
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 
 import msgspec
 from opentelemetry import trace
 
 from services.persister import database, records, staging
 from services.persister.artifacts import load_result
-from services.persister.completion import finish, present_services
-from services.persister.context import PersisterContext
+from services.persister.completion import PersisterContext, finish, present_services
 from services.persister.document import Ending
-from services.persister.outcomes import Delivery, PoisonMessage, Retry
 from services.persister.records import as_utc
 from services.persister.staging import StagedService, check_service_name
 from shared.delivery import backoff_s
-from shared.findings import fingerprint
+from shared.errors import PoisonMessage
+from shared.findings import with_fingerprints
 from shared.messages import (
     AnalysisRequest,
     Event,
@@ -34,11 +34,26 @@ from shared.messages import (
     TerminalEvent,
     utcnow,
 )
-from shared.protocol import ServiceResult
 from shared.tracing import TASK_ID_ATTRIBUTE
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("services.persister")
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """The facts of one delivery that handlers act on, without knowing NATS."""
+
+    deliveries: int  # 1 on the first delivery
+    trace_id: str | None  # of the incoming traceparent header, when there is one
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Not yet: hand the message back to be delivered again after `delay_s`."""
+
+    delay_s: float
+    reason: str
 
 
 def _db_span(ctx: PersisterContext, what: str, task_id: str) -> AbstractContextManager[trace.Span]:
@@ -73,21 +88,6 @@ async def handle_event(ctx: PersisterContext, event: Event, delivery: Delivery) 
     return await _terminal(ctx, event, delivery)
 
 
-def _with_fingerprints(result: ServiceResult) -> ServiceResult:
-    """Findings an analyzer sent without a fingerprint get one, so de-duplication works for every row."""
-    if all(finding.fingerprint for finding in result.findings):
-        return result
-    findings = [
-        finding
-        if finding.fingerprint
-        else msgspec.structs.replace(
-            finding, fingerprint=fingerprint(finding.tool, finding.rule_id, finding.path, "", finding.message)
-        )
-        for finding in result.findings
-    ]
-    return msgspec.structs.replace(result, findings=findings)
-
-
 async def _service_finished(ctx: PersisterContext, event: ServiceFinished, delivery: Delivery) -> None:
     extra = {"task_id": event.task.id, "service": event.service}
     try:
@@ -103,7 +103,7 @@ async def _service_finished(ctx: PersisterContext, event: ServiceFinished, deliv
     if result is None and event.artifact is not None:
         result = await load_result(ctx.js, event.artifact)
     if result is not None:
-        result = _with_fingerprints(result)
+        result = msgspec.structs.replace(result, findings=with_fingerprints(result.findings))
     if result is None or (not result.tools and not result.findings):
         log.warning(
             "empty payload: service %s of task %s reported no tools and no findings (status %s)",

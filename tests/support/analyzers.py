@@ -22,8 +22,8 @@ from websockets.sync.client import connect as connect_sync
 from shared.natsd import free_port
 from shared.protocol import (
     MAX_FRAME_BYTES,
-    TERMINAL_FRAMES,
     AnalyzeFrame,
+    ErrorFrame,
     ResultFrame,
     ServiceResult,
     decode_analyzer_frame,
@@ -151,7 +151,7 @@ def run_sync(url: str, frame: AnalyzeFrame, timeout_s: float = 60.0) -> list[msg
             if getattr(received, "id", None) != frame.id:
                 continue
             frames.append(received)
-            if isinstance(received, TERMINAL_FRAMES):
+            if isinstance(received, (ResultFrame, ErrorFrame)):
                 return frames
 
 
@@ -168,7 +168,7 @@ async def result_async(url: str, frame: AnalyzeFrame, timeout_s: float = 30.0) -
         async with asyncio.timeout(timeout_s):
             async for message in ws:
                 received = decode_analyzer_frame(message)
-                if getattr(received, "id", None) == frame.id and isinstance(received, TERMINAL_FRAMES):
+                if getattr(received, "id", None) == frame.id and isinstance(received, (ResultFrame, ErrorFrame)):
                     assert isinstance(received, ResultFrame), f"run ended with {received}"
                     return received.result
     raise AssertionError("connection closed before a terminal frame")

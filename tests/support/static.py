@@ -70,7 +70,7 @@ def write_many_modules(app: Path, count: int) -> None:
 def make_job(app_dir: Path | None, options: dict[str, Any] | None = None, deadline_s: float = 120.0) -> Job:
     """A Job as the server builds it, for running tools in-process."""
 
-    async def report(_tool: str, _stage: str, _percent: float, _message: str) -> None:
+    async def report(_tool: str, _stage: str, _message: str) -> None:
         return None
 
     return Job(

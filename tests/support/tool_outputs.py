@@ -34,9 +34,8 @@ def vulture_counts(out: str) -> Counter[str]:
     kinds: Counter[str] = Counter()
     for line in out.splitlines():
         match = re.match(r"^.+?:\d+: (.+) \(\d+% confidence", line)
-        if (
-            match
-        ):  # "unused import 'os'" → unused-import, "unreachable code after 'return'" → unreachable-code
+        # "unused import 'os'" → unused-import, "unreachable code after 'return'" → unreachable-code
+        if match:
             words = re.sub(r"'[^']*'", " ", match[1]).split()
             kinds["-".join(word for word in words if word != "after")] += 1
     return kinds

@@ -24,7 +24,7 @@ async def run_tool(tool: Tool, job: Job) -> ToolOutput:
     with tracer.start_as_current_span(
         f"tool {tool.name}", attributes={TASK_ID_ATTRIBUTE: job.task.id}
     ) as span:
-        await job.report(tool.name, "started", 0.0, f"{tool.name} started")
+        await job.report(tool.name, "started", f"{tool.name} started")
         started = time.monotonic()
         health = await tool.probe()
         if not health.available:
@@ -51,7 +51,7 @@ async def run_tool(tool: Tool, job: Job) -> ToolOutput:
                 )
         span.set_attribute("assay.tool.status", output.run.status)
         span.set_attribute("assay.tool.findings", len(output.findings))
-        await job.report(tool.name, output.run.status, 100.0, f"{tool.name} {output.run.status}")
+        await job.report(tool.name, output.run.status, f"{tool.name} {output.run.status}")
         return output
 
 

@@ -160,7 +160,7 @@ class AnalyzerServer:
         total = max(1, len(frame.tools) or len(self.analyzer.tools))
         finished: set[str] = set()
 
-        async def report(tool: str, stage: str, _percent: float, message: str) -> None:
+        async def report(tool: str, stage: str, message: str) -> None:
             if stage != "started":
                 finished.add(tool)
             percent = round(100.0 * len(finished) / total, 1)

@@ -90,9 +90,8 @@ class Cors(HttpTool):
                 )
             )
         findings: list[Finding] = []
-        reported: set[tuple[str, str]] = (
-            set()
-        )  # one finding per origin and rule: the app's policy, not each page's
+        # one finding per origin and rule: the app's policy, not each page's
+        reported: set[tuple[str, str]] = set()
         per_url: dict[str, dict[str, object]] = {}
         for exchange in exchanges:
             per_url.setdefault(exchange.url, {})[exchange.method] = {

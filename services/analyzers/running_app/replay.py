@@ -26,7 +26,7 @@ from shared.paths import app_dir
 from shared.tasks import AnalysisType, TaskRef
 
 
-async def _quiet(_tool: str, _stage: str, _percent: float, _message: str) -> None:
+async def _quiet(_tool: str, _stage: str, _message: str) -> None:
     """Progress has no reader here."""
 
 
