@@ -39,6 +39,8 @@ class ServiceResult(msgspec.Struct, kw_only=True):
 
 
 class AnalyzeFrame(msgspec.Struct, tag="analyze", tag_field="type", kw_only=True):
+    """Run `tools` (all when empty) of the analyzer on the task's app; `id` names the run."""
+
     id: str
     task: TaskRef
     tools: list[str] = []  # empty: every tool of the analyzer
@@ -49,10 +51,14 @@ class AnalyzeFrame(msgspec.Struct, tag="analyze", tag_field="type", kw_only=True
 
 
 class CancelFrame(msgspec.Struct, tag="cancel", tag_field="type", kw_only=True):
+    """Stop the run `id`; it ends with an `error` frame of code `cancelled`."""
+
     id: str
 
 
 class HealthFrame(msgspec.Struct, tag="health", tag_field="type", kw_only=True):
+    """Ask the analyzer for its health report."""
+
     id: str | None = None
 
 
@@ -63,6 +69,8 @@ ClientFrame = AnalyzeFrame | CancelFrame | HealthFrame
 
 
 class ProgressFrame(msgspec.Struct, tag="progress", tag_field="type", kw_only=True):
+    """A tool of run `id` started or ended; `percent` is the run's."""
+
     id: str
     tool: str | None = None
     stage: str = "running"  # started, finished, skipped, …
@@ -71,21 +79,29 @@ class ProgressFrame(msgspec.Struct, tag="progress", tag_field="type", kw_only=Tr
 
 
 class HeartbeatFrame(msgspec.Struct, tag="heartbeat", tag_field="type", kw_only=True):
+    """Run `id` is alive; sent every 2 s while it works."""
+
     id: str
 
 
 class ResultFrame(msgspec.Struct, tag="result", tag_field="type", kw_only=True):
+    """Run `id` ended with the analyzer's result (terminal)."""
+
     id: str
     result: ServiceResult
 
 
 class ErrorFrame(msgspec.Struct, tag="error", tag_field="type", kw_only=True):
+    """Run `id` ended without a result (terminal); `code` says why."""
+
     id: str
     code: ErrorCode  # one subclass of shared.errors.ProtocolError each
     message: str
 
 
 class ToolHealth(msgspec.Struct, kw_only=True):
+    """Whether one tool can run here, with its version or the reason it cannot."""
+
     name: str
     available: bool
     version: str | None = None
@@ -93,6 +109,8 @@ class ToolHealth(msgspec.Struct, kw_only=True):
 
 
 class HealthReport(msgspec.Struct, tag="health", tag_field="type", kw_only=True):
+    """The analyzer's answer to `health`: its tools and how many runs it has."""
+
     id: str | None = None
     service: str
     protocol: int = PROTOCOL_VERSION
