@@ -46,7 +46,7 @@ class SleepyTool:
     def __init__(self, pgid_file: Path) -> None:
         self.pgid_file = pgid_file
 
-    async def probe(self) -> ToolHealth:
+    async def health(self) -> ToolHealth:
         return ToolHealth(name=self.name, available=True, version="1.0")
 
     async def run(self, job: Job) -> ToolOutput:
@@ -55,7 +55,7 @@ class SleepyTool:
             "-c",
             f"import os; open({str(self.pgid_file)!r}, 'w').write(str(os.getpgrp())); {SPAWNER}",
         ]
-        outcome = await job.run(self.name, argv)
+        outcome = await job.run_process(self.name, argv)
         status: ToolStatus = "timeout" if outcome.timed_out else "success"
         return ToolOutput(
             run=ToolRun(tool=self.name, status=status, command=argv, exit_code=outcome.exit_code)
@@ -67,12 +67,12 @@ class EchoTool:
 
     name = "echo"
 
-    async def probe(self) -> ToolHealth:
+    async def health(self) -> ToolHealth:
         return ToolHealth(name=self.name, available=True, version="1.0")
 
     async def run(self, job: Job) -> ToolOutput:
         argv = [sys.executable, "-c", "print('a'); print('b')"]
-        outcome = await job.run(self.name, argv)
+        outcome = await job.run_process(self.name, argv)
         findings = [
             Finding(tool=self.name, rule_id=f"line-{text}", severity="low", message=text)
             for text in outcome.stdout.split()
@@ -90,7 +90,7 @@ class EchoTool:
 class MissingTool:
     name = "missing"
 
-    async def probe(self) -> ToolHealth:
+    async def health(self) -> ToolHealth:
         return ToolHealth(name=self.name, available=False, reason="not installed")
 
     async def run(self, job: Job) -> ToolOutput:

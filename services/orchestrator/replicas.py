@@ -22,23 +22,21 @@ from shared.protocol import PROTOCOL_VERSION, HealthFrame, HealthReport, decode_
 
 log = logging.getLogger(__name__)
 
-HEALTH_TIMEOUT_S = (
-    3.0  # answers come in milliseconds, but an analyzer's first one may wait on tool `--version`s
-)
+HEALTH_TIMEOUT_S = 3.0  # answers come in milliseconds, but an analyzer's first one may wait on tool `--version`s
 
 
 class NoHealthyReplica(AssayError):
     """No candidate could take the run: none answered as the analyzer it should be, none even accepted a connection."""
 
 
-class Probe(msgspec.Struct, frozen=True):
+class ReplicaHealth(msgspec.Struct, frozen=True):
     """What asking one replica for its health showed: its report, or that it only accepted the connection."""
 
     url: str
     report: HealthReport | None  # None: connected, but no answer within the timeout (busy, not broken)
 
 
-async def probe(url: str, service: str, timeout_s: float = HEALTH_TIMEOUT_S) -> Probe | None:
+async def ask_health(url: str, service: str, timeout_s: float = HEALTH_TIMEOUT_S) -> ReplicaHealth | None:
     """Ask the replica at `url` for its health; None when it is unreachable or is not the `service` analyzer."""
     request_id = f"health:{secrets.token_hex(4)}"
     try:
@@ -58,7 +56,7 @@ async def probe(url: str, service: str, timeout_s: float = HEALTH_TIMEOUT_S) -> 
                     break
     except TimeoutError:
         log.warning("%s analyzer at %s took over %g s to answer a health request", service, url, timeout_s)
-        return Probe(url, None)
+        return ReplicaHealth(url, None)
     except ConnectionClosed as error:
         log.warning("%s analyzer at %s closed the connection of a health request: %s", service, url, error)
         return None
@@ -75,7 +73,7 @@ async def probe(url: str, service: str, timeout_s: float = HEALTH_TIMEOUT_S) -> 
             PROTOCOL_VERSION,
         )
         return None
-    return Probe(url, frame)
+    return ReplicaHealth(url, frame)
 
 
 class ReplicaChooser:
@@ -96,7 +94,7 @@ class ReplicaChooser:
         candidates = [url for url in urls if url not in avoid] or list(urls)
         if not candidates:
             raise NoHealthyReplica(f"no {service} analyzer is configured (ASSAY_{service.upper()}_URLS)")
-        probes = await asyncio.gather(*(probe(url, service, self.health_timeout_s) for url in candidates))
+        probes = await asyncio.gather(*(ask_health(url, service, self.health_timeout_s) for url in candidates))
         answered = [found for found in probes if found is not None and found.report is not None]
         if answered:
             fewest = min(found.report.active_runs for found in answered if found.report)

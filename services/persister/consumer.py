@@ -34,9 +34,8 @@ tracer = trace.get_tracer("services.persister")
 
 BATCH = 8
 FETCH_TIMEOUT_S = 1.0  # also how quickly a loop notices shutdown
-IDLE_CHECK_S = (
-    10.0  # an idle loop checks this often that its consumer still exists (a server may lose its state)
-)
+# An idle loop checks this often that its consumer still exists (a server may lose its state).
+IDLE_CHECK_S = 10.0
 RESUBSCRIBE_PAUSE_S = 1.0
 
 

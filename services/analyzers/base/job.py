@@ -46,7 +46,7 @@ class Job(msgspec.Struct, kw_only=True):
         value = self.options.get(tool)
         return value if isinstance(value, dict) else {}
 
-    async def run(
+    async def run_process(
         self, tool: str, argv: list[str], *, cwd: Path | None = None, env: Mapping[str, str] | None = None
     ) -> ProcessOutcome:
         """Run one tool subprocess within the analyzer's CPU budget and the tool's timeout."""

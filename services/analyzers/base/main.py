@@ -35,8 +35,8 @@ async def serve_analyzer(
 ) -> None:
     """Serve until `stop` is set; running tools are cancelled (and killed) on the way out."""
     server = AnalyzerServer(analyzer, settings)
-    # Probe every tool (versions) before listening, so the first health request answers at once and no probe
-    # process is still running when the first analysis starts.
+    # Ask every tool its health (versions) before listening, so the first health request answers at once and no
+    # `--version` process is still running when the first analysis starts.
     await server.health()
     async with serve(server.handle, host, port, max_size=MAX_FRAME_BYTES, ping_interval=20, ping_timeout=20):
         log.info("%s analyzer listening on ws://%s:%d", analyzer.service, host, port)

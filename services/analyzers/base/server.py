@@ -88,9 +88,9 @@ class AnalyzerServer:
                 self._cancel(request_id, started_here)
 
     async def health(self, request_id: str | None = None) -> HealthReport:
-        probes = await asyncio.gather(*(tool.probe() for tool in self.analyzer.tools))
+        tools = await asyncio.gather(*(tool.health() for tool in self.analyzer.tools))
         return HealthReport(
-            id=request_id, service=self.analyzer.service, tools=list(probes), active_runs=len(self.runs)
+            id=request_id, service=self.analyzer.service, tools=list(tools), active_runs=len(self.runs)
         )
 
     def _start(self, frame: AnalyzeFrame, send: Send) -> asyncio.Task[None]:

@@ -20,8 +20,8 @@ from services.analyzers.performance.load import Samples, generate_load
 from services.analyzers.performance.options import MAX_PATHS, LoadOptions, load_options
 from services.analyzers.performance.stats import UrlStats, summarize
 from services.analyzers.performance.thresholds import threshold_findings
-from services.analyzers.running_app.check import VERSION, replay_command
 from services.analyzers.running_app.client import http_client, join_url
+from services.analyzers.running_app.http_tool import VERSION, replay_command
 from services.analyzers.running_app.requirements import promised_get_paths
 from services.analyzers.running_app.targets import UNREACHABLE, backend_target, check_targets, resolve_targets
 from shared.findings import ToolRun
@@ -71,7 +71,7 @@ async def load_all(
 class LoadTool:
     name = "load"
 
-    async def probe(self) -> ToolHealth:
+    async def health(self) -> ToolHealth:
         return ToolHealth(name=self.name, available=True, version=VERSION)
 
     def _run(self, **fields: Any) -> ToolRun:

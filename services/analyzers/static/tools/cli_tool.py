@@ -23,9 +23,8 @@ from shared.errors import ToolError
 from shared.findings import Finding, ToolRun, ToolStatus
 from shared.protocol import ToolHealth
 
-PROBE_TIMEOUT_S = (
-    30.0  # `--version` of a cold semgrep or pylint takes a second or two; a hung one must not stall health
-)
+# `--version` of a cold semgrep or pylint takes a second or two; a hung one must not stall health.
+HEALTH_TIMEOUT_S = 30.0
 REASON_CHARS = 600  # how much of a failing tool's own words go into the record's reason
 _VERSION = re.compile(r"\d+(?:\.\d+)+")
 
@@ -106,13 +105,13 @@ class CliTool:
         reason = f"{Path(self.program).name} not installed"
         return f"{reason} ({self.missing_hint})" if self.missing_hint else reason
 
-    async def probe(self) -> ToolHealth:
+    async def health(self) -> ToolHealth:
         """Installed or not (checked every time: a file lookup), and its version (asked once per executable)."""
         program = self.locate()
         if program is None:
             return ToolHealth(name=self.name, available=False, reason=self.not_installed())
         if program not in self._versions:
-            outcome = await run_process(self.version_argv(program), timeout_s=PROBE_TIMEOUT_S)
+            outcome = await run_process(self.version_argv(program), timeout_s=HEALTH_TIMEOUT_S)
             if outcome.exit_code != 0:  # not cached: a broken install may be repaired while we run
                 reason = f"{' '.join(outcome.argv)} failed: {tail(outcome.stderr or outcome.stdout)}"
                 return ToolHealth(name=self.name, available=False, reason=reason)
@@ -125,12 +124,12 @@ class CliTool:
         program, version = await self.ready()
         files = await asyncio.to_thread(self.targets, app_dir)
         await self.check_service()
-        outcome = await job.run(self.name, self.command(program, files), cwd=app_dir)
+        outcome = await job.run_process(self.name, self.command(program, files), cwd=app_dir)
         return await self.output(outcome, app_dir, version=version, files_analyzed=len(files))
 
     async def ready(self) -> tuple[str, str | None]:
         """The executable and its version; SkipTool when it is not (or no longer) installed."""
-        health = await self.probe()
+        health = await self.health()
         program = self.locate()
         if not health.available or program is None:
             raise SkipTool(health.reason or self.not_installed())

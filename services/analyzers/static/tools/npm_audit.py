@@ -111,7 +111,7 @@ class NpmAudit(CliTool):
         await self.check_service()
         outputs = []
         for folder in folders:
-            outcome = await job.run(self.name, self.command(program, [folder]), cwd=app_dir)
+            outcome = await job.run_process(self.name, self.command(program, [folder]), cwd=app_dir)
             outputs.append(await self.output(outcome, app_dir, version=version, files_analyzed=1))
         return outputs[0] if len(outputs) == 1 else merge(outputs)
 

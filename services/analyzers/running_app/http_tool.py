@@ -1,6 +1,6 @@
-"""What every HTTP check shares: its version, its findings anchored on URLs, its run record and replay command.
+"""What every HTTP tool shares: its version, its findings anchored on URLs, its tool run and replay command.
 
-A check has no subprocess of its own, so the `command` it records is the one that re-runs exactly this check
+An HTTP tool has no subprocess of its own, so the `command` it records is the one that re-runs exactly this tool
 against the same targets with the same options (`python -m services.analyzers.<service>.replay …`), which prints
 the same kind of record.
 """
@@ -36,7 +36,7 @@ VERSION = _version()
 
 
 class Problem(msgspec.Struct, frozen=True, kw_only=True):
-    """What a check judged wrong about a URL, before it is a finding: its rule, severity, message and CWE."""
+    """What an HTTP tool judged wrong about a URL, before it is a finding: its rule, severity, message and CWE."""
 
     rule_id: str
     severity: Severity
@@ -74,7 +74,7 @@ def http_finding(
 def replay_command(
     service: str, tool: str, job: Job, targets: list[str], options: dict[str, Any]
 ) -> list[str]:
-    """The argv that re-runs one check: the targets it probed and the options it used, spelled out."""
+    """The argv that re-runs one HTTP tool: the targets it probed and the options it used, spelled out."""
     argv = [
         "python",
         "-m",
@@ -92,8 +92,8 @@ def replay_command(
     return argv
 
 
-class Check(msgspec.Struct, kw_only=True):
-    """What a check found: findings, measurements, the URLs it checked and every exchange it made."""
+class Inspection(msgspec.Struct, kw_only=True):
+    """What an HTTP tool found: findings, measurements, the URLs it inspected and every exchange it made."""
 
     findings: list[Finding]
     metrics: dict[str, Any]
@@ -102,30 +102,31 @@ class Check(msgspec.Struct, kw_only=True):
 
 
 def exchange_log(exchanges: list[Fetched]) -> str:
-    """The raw output of a check: each request and its answer's status and headers (bodies left out)."""
+    """The raw output of an HTTP tool: each request and its answer's status and headers (bodies left out)."""
     return msgspec.json.encode([exchange.summary() for exchange in exchanges]).decode()
 
 
 class HttpTool:
-    """Base of the dynamic checks: probe, timeout, client and run record; subclasses implement `check`."""
+    """Base of the tools that inspect a running app over HTTP: health, timeout, client and tool run; subclasses
+    implement `inspect`."""
 
     name = ""
     service = "dynamic"
 
-    async def probe(self) -> ToolHealth:
+    async def health(self) -> ToolHealth:
         return ToolHealth(name=self.name, available=True, version=VERSION)
 
-    async def check(self, job: Job, client: httpx.AsyncClient) -> Check:
+    async def inspect(self, job: Job, client: httpx.AsyncClient) -> Inspection:
         raise NotImplementedError
 
     async def run(self, job: Job) -> ToolOutput:
-        """Run `check` within the tool's timeout; SkipTool raised by it reaches the runner as `skipped`."""
+        """Run `inspect` within the tool's timeout; SkipTool raised by it reaches the runner as `skipped`."""
         started = time.monotonic()
         timeout_s = job.tool_timeout_s(self.name)
         options = job.tool_options(self.name)
         try:
             async with asyncio.timeout(timeout_s), http_client() as client:
-                result = await self.check(job, client)
+                result = await self.inspect(job, client)
         except TimeoutError:
             run = ToolRun(
                 tool=self.name,
