@@ -1,9 +1,10 @@
 """Contracts for programs that subscribe to Assay, generated from the msgspec types the services use.
 
-`python -m shared.contracts` writes `docs/contracts/asyncapi.json` (an AsyncAPI 3.0 document of every NATS subject and
-the analyzer WebSocket protocol: who publishes, who consumes, the payload of each kind) and one JSON Schema per
-message and frame under `docs/contracts/schemas/`; `--check` only compares and exits 1 when the committed files have
-drifted from the types. The gateway serves the same documents under `/api/contracts/`.
+`python -m shared.contracts` writes `docs/contracts/asyncapi.json` (an AsyncAPI 3.0 document of every NATS
+subject and the analyzer WebSocket protocol: who publishes, who consumes, the payload of each kind) and one
+JSON Schema per message and frame under `docs/contracts/schemas/`; `--check` only compares and exits 1 when
+the committed files have drifted from the types. The gateway serves the same documents under
+`/api/contracts/`.
 """
 
 from __future__ import annotations
@@ -283,7 +284,9 @@ def drifted(folder: Path) -> list[str]:
     expected = contract_files()
     present = {path.relative_to(folder).as_posix() for path in folder.rglob("*.json")}
     changed = [
-        name for name, data in expected.items() if not (folder / name).is_file() or (folder / name).read_bytes() != data
+        name
+        for name, data in expected.items()
+        if not (folder / name).is_file() or (folder / name).read_bytes() != data
     ]
     return sorted(changed + [name for name in present if name not in expected])
 
@@ -305,7 +308,10 @@ def main(argv: list[str]) -> int:
     if argv == ["--check"]:
         stale = drifted(CONTRACTS_DIR)
         for name in stale:
-            print(f"{CONTRACTS_DIR / name} differs from the types: run `python -m shared.contracts`", file=sys.stderr)
+            print(
+                f"{CONTRACTS_DIR / name} differs from the types: run `python -m shared.contracts`",
+                file=sys.stderr,
+            )
         return 1 if stale else 0
     write(CONTRACTS_DIR)
     print(f"contracts written to {CONTRACTS_DIR}")

@@ -1,5 +1,5 @@
-"""The published contracts: generated from the types, committed in sync, a valid AsyncAPI document naming every subject
-the code publishes on, JSON Schemas that real messages satisfy, and served by the gateway."""
+"""The published contracts: generated from the types, committed in sync, a valid AsyncAPI document naming
+every subject the code publishes on, JSON Schemas that real messages satisfy, and served by the gateway."""
 
 from __future__ import annotations
 
@@ -69,8 +69,8 @@ def test_the_asyncapi_document_passes_the_asyncapi_parser(tmp_path: Path) -> Non
 
 
 def _addresses(function: Callable[..., str]) -> list[str]:
-    """The subject templates a function of shared/subjects.py spells: `{name}` for each argument, every event kind
-    for `kind`."""
+    """The subject templates a function of shared/subjects.py spells: `{name}` for each argument, every event
+    kind for `kind`."""
     names = list(inspect.signature(function).parameters)
     kinds = [tag_of(event) for event in EVENT_TYPES] if "kind" in names else [""]
     return [function(*(kind if name == "kind" else f"{{{name}}}" for name in names)) for kind in kinds]
@@ -90,7 +90,11 @@ def test_every_subject_the_code_publishes_on_has_a_channel() -> None:
         for name, function in inspect.getmembers(subjects, inspect.isfunction)
         if name.endswith("_subject") and function.__module__ == subjects.__name__
     ]
-    assert {function.__name__ for function in published} >= {"request_subject", "event_subject", "cancel_subject"}
+    assert {function.__name__ for function in published} >= {
+        "request_subject",
+        "event_subject",
+        "cancel_subject",
+    }
     addresses = [channel["address"] for channel in asyncapi()["channels"].values()]
     missing = [
         template
@@ -161,11 +165,19 @@ def test_json_schemas_are_valid_and_real_messages_satisfy_them() -> None:
     started = json.loads(encode(TaskStarted(task=TASK, services=["static"], tools=["bandit"])))
     completed = json.loads(encode(TaskCompleted(task=TASK, status="completed", services=["static"])))
     assert events.is_valid(started) and events.is_valid(completed)
-    assert not events.is_valid(started | {"task": {"id": "task_1"}})  # what the decoder refuses, the schema does
+    assert not events.is_valid(
+        started | {"task": {"id": "task_1"}}
+    )  # what the decoder refuses, the schema does
     frames = _validator("ClientFrame")
     assert frames.is_valid(json.loads(encode_frame(AnalyzeFrame(id="task_0123456789ab:static", task=TASK))))
     assert {tag_of(frame) for frame in CLIENT_FRAMES} == {"analyze", "cancel", "health"}
-    assert {tag_of(frame) for frame in ANALYZER_FRAMES} == {"progress", "heartbeat", "result", "error", "health"}
+    assert {tag_of(frame) for frame in ANALYZER_FRAMES} == {
+        "progress",
+        "heartbeat",
+        "result",
+        "error",
+        "health",
+    }
 
 
 def readme_subscriber() -> str:
@@ -175,7 +187,9 @@ def readme_subscriber() -> str:
     return section.split("```python\n", 1)[1].split("```", 1)[0]
 
 
-async def test_the_readme_subscriber_prints_the_events_it_receives(nats_server: EmbeddedNats, tmp_path: Path) -> None:
+async def test_the_readme_subscriber_prints_the_events_it_receives(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
     script = tmp_path / "subscriber.py"
     script.write_text(readme_subscriber().replace("nats://127.0.0.1:4222", nats_server.url))
     nc = await connect(nats_server.url, "test-subscriber")
@@ -186,7 +200,9 @@ async def test_the_readme_subscriber_prints_the_events_it_receives(nats_server: 
         )
         try:
             line = b""
-            for _ in range(100):  # until its consumer exists, a published event is not for it (DeliverPolicy.NEW)
+            for _ in range(
+                100
+            ):  # until its consumer exists, a published event is not for it (DeliverPolicy.NEW)
                 event = TaskStarted(task=TASK, services=["static"])
                 await nc.jetstream().publish(subjects.event_subject(TASK.id, "started"), encode(event))
                 with contextlib.suppress(TimeoutError):

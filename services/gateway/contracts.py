@@ -1,7 +1,8 @@
 """`/api/contracts/…`: the AsyncAPI document and the JSON Schemas of every message and frame, for subscribers.
 
-They are generated from the same msgspec types the services use (shared/contracts.py), once per process, so what
-the gateway serves is what it speaks; `docs/contracts/` holds the same files, checked against the types by a test.
+They are generated from the same msgspec types the services use (shared/contracts.py), once per process, so
+what the gateway serves is what it speaks; `docs/contracts/` holds the same files, checked against the types
+by a test.
 """
 
 from __future__ import annotations

@@ -101,7 +101,7 @@ def summarize(ending: Ending, services: list[StagedService]) -> dict[str, Any]:
 
 
 def primary_document(task: TaskSnapshot, ending: Ending, services: list[StagedService]) -> dict[str, Any]:
-    """The task's main result: what ran, every finding, every tool record and raw output, and the summary."""
+    """The task's main result: what ran, every finding, every tool run and raw output, and the summary."""
     findings: list[dict[str, Any]] = []
     tool_results: dict[str, dict[str, Any]] = {}
     raw_outputs: dict[str, str] = {}

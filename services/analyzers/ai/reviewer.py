@@ -1,4 +1,4 @@
-"""What both AI tools share: the API-key health check, request options, one call to the model, the run record.
+"""What both AI tools share: the API-key health check, request options, one call to the model, the tool run.
 
 A review gathers the app's files (sources.py), asks its own question (requirements.py, quality.py), sends it
 (client.py), decodes the answer (review.py) and lets the question judge it. Every way this can go wrong ends

@@ -1,7 +1,7 @@
 """Cookie flags: every Set-Cookie the app sends to a plain GET of its targets and of its promised GET endpoints.
 
 Per cookie (once per target, however many pages set it): HttpOnly and SameSite always, Secure on https.
-Only GET is sent, so this check changes nothing in the app.
+Only GET is sent, so this tool changes nothing in the app.
 """
 
 from __future__ import annotations

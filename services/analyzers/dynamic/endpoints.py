@@ -1,7 +1,7 @@
 """Endpoints: does the running backend answer each endpoint its requirements.json promises, with that status?
 
 Endpoints are called in file order (a POST that creates something usually precedes the GET that reads it), with
-the JSON body the file gives. This check writes to the app, as a user following the requirements would.
+the JSON body the file gives. This tool writes to the app, as a user following the requirements would.
 """
 
 from __future__ import annotations

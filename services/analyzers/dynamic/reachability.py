@@ -1,6 +1,6 @@
 """Reachability: does each target answer a GET, how fast, and with what server.
 
-This is the one check that does not skip when nothing answers: its findings and its metrics' `status`
+This is the one tool that does not skip when nothing answers: its findings and its metrics' `status`
 (`targets_unreachable`) are how the service says so.
 """
 

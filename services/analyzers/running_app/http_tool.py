@@ -1,8 +1,8 @@
 """What every HTTP tool shares: its version, its findings anchored on URLs, its tool run and replay command.
 
-An HTTP tool has no subprocess of its own, so the `command` it records is the one that re-runs exactly this tool
-against the same targets with the same options (`python -m services.analyzers.<service>.replay …`), which prints
-the same kind of record.
+An HTTP tool has no subprocess of its own, so the `command` it records is the one that re-runs exactly this
+tool against the same targets with the same options (`python -m services.analyzers.<service>.replay …`), which
+prints the same kind of record.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import msgspec
 from services.analyzers.base.job import Job
 from services.analyzers.base.tool import ToolOutput
 from services.analyzers.running_app.client import Fetched, http_client
-from shared.findings import Finding, Severity, ToolRun, fingerprint
+from shared.findings import Finding, Severity, ToolRun, ToolStatus, fingerprint
 from shared.protocol import ToolHealth
 
 
@@ -36,7 +36,8 @@ VERSION = _version()
 
 
 class Problem(msgspec.Struct, frozen=True, kw_only=True):
-    """What an HTTP tool judged wrong about a URL, before it is a finding: its rule, severity, message and CWE."""
+    """What an HTTP tool judged wrong about a URL, before it is a finding: its rule, severity, message and
+    CWE."""
 
     rule_id: str
     severity: Severity
@@ -107,8 +108,8 @@ def exchange_log(exchanges: list[Fetched]) -> str:
 
 
 class HttpTool:
-    """Base of the tools that inspect a running app over HTTP: health, timeout, client and tool run; subclasses
-    implement `inspect`."""
+    """Base of the tools that inspect a running app over HTTP: health, timeout, client and tool run;
+    subclasses implement `inspect`."""
 
     name = ""
     service = "dynamic"
@@ -124,30 +125,30 @@ class HttpTool:
         started = time.monotonic()
         timeout_s = job.tool_timeout_s(self.name)
         options = job.tool_options(self.name)
+
+        def tool_run(
+            status: ToolStatus, targets: list[str], findings: int = 0, reason: str | None = None
+        ) -> ToolRun:
+            return ToolRun(
+                tool=self.name,
+                status=status,
+                version=VERSION,
+                command=replay_command(self.service, self.name, job, targets, options),
+                duration_s=round(time.monotonic() - started, 3),
+                files_analyzed=len(targets) if status == "success" else 0,
+                findings_count=findings,
+                reason=reason,
+            )
+
         try:
             async with asyncio.timeout(timeout_s), http_client() as client:
                 result = await self.inspect(job, client)
         except TimeoutError:
-            run = ToolRun(
-                tool=self.name,
-                status="timeout",
-                version=VERSION,
-                command=replay_command(self.service, self.name, job, job.target_urls, options),
-                duration_s=round(time.monotonic() - started, 3),
-                reason=f"no result within {timeout_s:.1f} s",
+            return ToolOutput(
+                run=tool_run("timeout", job.target_urls, reason=f"no result within {timeout_s:.1f} s")
             )
-            return ToolOutput(run=run)
-        run = ToolRun(
-            tool=self.name,
-            status="success",
-            version=VERSION,
-            command=replay_command(self.service, self.name, job, result.targets, options),
-            duration_s=round(time.monotonic() - started, 3),
-            files_analyzed=len(result.targets),
-            findings_count=len(result.findings),
-        )
         return ToolOutput(
-            run=run,
+            run=tool_run("success", result.targets, findings=len(result.findings)),
             findings=result.findings,
             raw_output=exchange_log(result.exchanges),
             metrics=result.metrics,

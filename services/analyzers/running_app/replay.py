@@ -1,9 +1,9 @@
-"""Re-run one check of a running app from the command line, as its run record's `command` spells it:
+"""Re-run one HTTP tool against a running app from the command line, as its tool run's `command` spells it:
 
     python -m services.analyzers.dynamic.replay cors --model M --app N --target URL [--options JSON]
     python -m services.analyzers.performance.replay load --model M --app N --target URL [--options JSON]
 
-It prints the check's ToolOutput (run record, findings, metrics) as JSON; exit status 0 when the check succeeded
+It prints the tool's ToolOutput (tool run, findings, metrics) as JSON; exit status 0 when the tool succeeded
 or was skipped, 1 otherwise. The app folder (for requirements.json) is found under ASSAY_APPS_DIR.
 """
 

@@ -1,7 +1,7 @@
-"""Which URLs the checks probe, and whether anything answers there.
+"""Which URLs the HTTP tools probe, and whether anything answers there.
 
 Every check (and the performance analyzer's load tool) first asks `check_targets`; when no target answers at all,
-the checks are skipped with a reason that starts with `targets_unreachable:` instead of each failing in its own way.
+the HTTP tools are skipped with a reason that starts with `targets_unreachable:` instead of each failing in its own way.
 """
 
 from __future__ import annotations

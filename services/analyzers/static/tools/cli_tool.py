@@ -3,7 +3,7 @@
 A subclass names its executable, picks the files it analyzes, builds its fixed argument list and parses the
 tool's own output into findings. Everything else is the same for all of them and lives here: finding the
 executable, probing (and caching) its version, running it in the app folder within the job's budget, and turning
-a timeout, a crash or an unreadable output into an honest per-tool record.
+a timeout, a crash or an unreadable output into an honest tool run.
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ class UnreadableOutput(ToolError, ValueError):
     """The tool ran but printed something its parser cannot read."""
 
 
-class ServiceUnavailable(ToolError):
-    """The tool ran but a service it depends on (a vulnerability database) could not answer: a skip, not a bug."""
+class AdvisoriesUnavailable(ToolError):
+    """The tool ran but the advisory database it asks could not answer: a skip, not a bug."""
 
 
 def parse_version(text: str) -> str | None:
@@ -82,8 +82,8 @@ class CliTool:
         """The exact argument list, run with the app folder as working directory."""
         raise NotImplementedError
 
-    def service_host(self) -> str | None:
-        """The host of the online service the tool needs (a vulnerability database); None for offline tools."""
+    def advisory_host(self) -> str | None:
+        """The host of the advisory database the tool asks (online vulnerability data); None for offline tools."""
         return None
 
     def parse(self, outcome: ProcessOutcome, source: AppSource) -> list[Finding]:
@@ -123,7 +123,7 @@ class CliTool:
         app_dir = app_folder(job)
         program, version = await self.ready()
         files = await asyncio.to_thread(self.targets, app_dir)
-        await self.check_service()
+        await self.check_advisory_host()
         outcome = await job.run_process(self.name, self.command(program, files), cwd=app_dir)
         return await self.output(outcome, app_dir, version=version, files_analyzed=len(files))
 
@@ -135,12 +135,12 @@ class CliTool:
             raise SkipTool(health.reason or self.not_installed())
         return program, health.version
 
-    async def check_service(self) -> None:
-        """SkipTool("offline: …") when the tool's online service cannot be reached within a few seconds.
+    async def check_advisory_host(self) -> None:
+        """SkipTool("offline: …") when the tool's advisory database cannot be reached within a few seconds.
 
         Checked before the tool runs, so an offline machine costs a bounded wait instead of the tool's own
         retries and timeouts."""
-        host = self.service_host()
+        host = self.advisory_host()
         offline = await unreachable(host) if host else None
         if offline:
             raise SkipTool(offline)
@@ -175,7 +175,7 @@ class CliTool:
             )
         try:
             findings = await asyncio.to_thread(self.parse, outcome, AppSource(app_dir, self.name))
-        except ServiceUnavailable as unavailable:
+        except AdvisoriesUnavailable as unavailable:
             return record("skipped", [], str(unavailable))
         except (UnreadableOutput, msgspec.DecodeError, msgspec.ValidationError) as error:
             return record("failed", [], f"unreadable output: {error}")
