@@ -27,7 +27,7 @@ from shared import subjects
 from shared.delivery import backoff_s, consumer_attributes, keep_alive, settle
 from shared.messages import TaskEvent, decode_event, decode_request
 from shared.publishing import publish_dead_letter
-from shared.streams import consumer_config, declare_consumer, declare_streams
+from shared.streams import declare_consumer, declare_streams, persister_consumers
 from shared.tracing import TASK_ID_ATTRIBUTE, extract_context
 
 log = logging.getLogger(__name__)
@@ -80,9 +80,8 @@ def trace_id_of(headers: dict[str, str] | None) -> str | None:
 async def declare(js: JetStreamContext, ack_wait_s: float, max_deliver: int) -> None:
     """Streams and the persister's durables (idempotent; run at start and whenever a loop re-subscribes)."""
     await declare_streams(js)
-    for spec in CONSUMERS:
-        config = consumer_config(spec.durable, spec.filter_subject, ack_wait_s, max_deliver)
-        await declare_consumer(js, spec.stream, config)
+    for stream, config in persister_consumers(ack_wait_s, max_deliver):
+        await declare_consumer(js, stream, config)
 
 
 async def _give_up(
