@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
+import msgspec
 import nats
 import nats.errors
 import pytest
@@ -67,12 +68,24 @@ async def test_the_gateway_cannot_publish_task_events(locked_nats: EmbeddedNats)
     admin = await connect(locked_nats.url, "test-admin", as_user(locked_nats, ADMIN))
     try:
         task_id = new_task_id()
-        fields = {"task_id": task_id, "model_slug": MODEL, "app_number": 1, "analysis_type": "static"}
         forged = [
             ServiceFinished(
-                **fields, service="static", status="success", result=sample_result("static", "FORGED")
-            ),  # type: ignore[arg-type]
-            TaskCompleted(**fields, status="completed", services=["static"]),  # type: ignore[arg-type]
+                task_id=task_id,
+                model_slug=MODEL,
+                app_number=1,
+                analysis_type="static",
+                service="static",
+                status="success",
+                result=sample_result("static", "FORGED"),
+            ),
+            TaskCompleted(
+                task_id=task_id,
+                model_slug=MODEL,
+                app_number=1,
+                analysis_type="static",
+                status="completed",
+                services=["static"],
+            ),
         ]
         js = gateway.jetstream()
         for event in forged:
@@ -159,7 +172,7 @@ async def test_each_service_does_its_whole_job_with_its_own_user(
         ASSAY_RESULTS_DIR=str(tmp_path / "results"),
     )
     gateway = gateway_settings(tmp_path, locked_nats.url, database_url)
-    gateway = type(gateway)(**{**_fields(gateway), "nats_creds": as_user(locked_nats, GATEWAY)})
+    gateway = msgspec.structs.replace(gateway, nats_creds=as_user(locked_nats, GATEWAY))
     async with (
         analyzers(peer),
         running_service_loop(as_user(locked_nats, PERSISTER), persister_settings, PERSISTER, database_url),
@@ -181,10 +194,6 @@ async def test_each_service_does_its_whole_job_with_its_own_user(
         cancelled = await http.post(f"/api/tasks/{other.json()['task_id']}/cancel")
         assert cancelled.status_code in (200, 202), cancelled.text
     assert VIOLATION not in log_of(locked_nats), log_of(locked_nats)[-3000:]
-
-
-def _fields(settings: Settings) -> dict[str, object]:
-    return {name: getattr(settings, name) for name in settings.__struct_fields__}
 
 
 async def _terminal(http: httpx.AsyncClient, task_id: str, timeout_s: float = 30.0) -> dict[str, object]:

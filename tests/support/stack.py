@@ -6,7 +6,9 @@ Locked down as `assay up` runs it: the nats-server admits only Assay's users, th
 
 from __future__ import annotations
 
+import asyncio
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -15,9 +17,6 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-
-import asyncio
-import secrets
 
 import httpx
 
