@@ -31,6 +31,7 @@ from shared.protocol import (
     decode_analyzer_frame,
     encode_frame,
 )
+from tests.support.analyzers import ANALYZER_TOKEN, AUTH
 from tests.support.fake_llm import FAKE_MODEL, FakeLLM, Recorded
 
 REPO = Path(__file__).resolve().parent.parent
@@ -66,6 +67,7 @@ def start_analyzer(root: Path, apps: Path, **ai_env: str) -> tuple[str, subproce
         "ASSAY_VAR_DIR": str(root / "var"),
         "ASSAY_TRACE_DIR": str(root / "traces"),
         "ASSAY_AI_MODEL": CONFIGURED_MODEL,
+        "ASSAY_ANALYZER_TOKEN": ANALYZER_TOKEN,
         **ai_env,
     }
     port = free_port()
@@ -137,7 +139,7 @@ async def analyze(url: str, request_id: str, app: int = 1, **fields: object) -> 
         deadline_s=30,
         **fields,
     )  # type: ignore[arg-type]
-    async with connect(url, max_size=None) as websocket:
+    async with connect(url, max_size=None, additional_headers=AUTH) as websocket:
         await websocket.send(encode_frame(frame))
         async for message in websocket:
             answer = decode_analyzer_frame(message)
@@ -384,7 +386,7 @@ async def test_without_a_key_both_tools_are_skipped_with_the_reason(
     url, process = start_analyzer(tmp_path, apps, ASSAY_AI_BASE_URL=fake.url)
     try:
         before = len(fake.requests)
-        async with connect(url) as websocket:
+        async with connect(url, additional_headers=AUTH) as websocket:
             await websocket.send(encode_frame(HealthFrame(id="h1")))
             health = decode_analyzer_frame(await websocket.recv())
         assert isinstance(health, HealthReport)

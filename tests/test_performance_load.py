@@ -22,7 +22,7 @@ from shared.protocol import (
     decode_analyzer_frame,
     encode_frame,
 )
-from tests.support.analyzers import analyze_frame, result_async, start_analyzer, stop
+from tests.support.analyzers import AUTH, analyze_frame, result_async, start_analyzer, stop
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +119,7 @@ async def test_invalid_options_fail_the_tool_with_the_reason(performance: str, n
 
 async def test_cancel_during_a_long_run_ends_it_within_two_seconds(performance: str, notes_app: str) -> None:
     frame = load("long", [notes_app], requests=1_000_000, duration_s=600, paths=["/api/notes"])
-    async with connect(performance) as ws:
+    async with connect(performance, additional_headers=AUTH) as ws:
         await ws.send(encode_frame(frame))
         async with asyncio.timeout(10):
             while not isinstance(received := decode_analyzer_frame(await ws.recv()), ProgressFrame):

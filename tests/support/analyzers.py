@@ -25,11 +25,14 @@ from shared.protocol import (
     AnalyzeFrame,
     ResultFrame,
     ServiceResult,
+    analyzer_auth,
     decode_analyzer_frame,
     encode_frame,
 )
 
 REPO = Path(__file__).resolve().parents[2]
+ANALYZER_TOKEN = "analyzer-token-of-the-tests"  # what the tests' analyzers require in the handshake
+AUTH = analyzer_auth(ANALYZER_TOKEN)
 SAMPLE_APPS = REPO / "generated" / "apps"
 
 
@@ -78,6 +81,7 @@ def start_analyzer(
         "ASSAY_APPS_DIR": str(apps_dir),
         "ASSAY_TRACE_DIR": str(folder / "traces"),
         "ASSAY_VAR_DIR": str(folder / "var"),
+        "ASSAY_ANALYZER_TOKEN": ANALYZER_TOKEN,
     }
     env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
     env.pop("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", None)
@@ -95,7 +99,7 @@ def start_analyzer(
                 f"{service} analyzer exited with {process.returncode}: {log.read_text()[-2000:]}"
             )
         try:
-            with connect_sync(f"ws://127.0.0.1:{port}", open_timeout=0.5):
+            with connect_sync(f"ws://127.0.0.1:{port}", open_timeout=0.5, additional_headers=AUTH):
                 break
         except OSError:
             if time.monotonic() > deadline:
@@ -126,7 +130,7 @@ def run_sync(url: str, frame: AnalyzeFrame, timeout_s: float = 60.0) -> list[msg
     """Send one analyze frame and return every frame of the run, the terminal one last (blocking client)."""
     frames: list[msgspec.Struct] = []
     deadline = time.monotonic() + timeout_s
-    with connect_sync(url, max_size=MAX_FRAME_BYTES) as ws:
+    with connect_sync(url, max_size=MAX_FRAME_BYTES, additional_headers=AUTH) as ws:
         ws.send(encode_frame(frame))
         while True:
             received = decode_analyzer_frame(ws.recv(timeout=max(0.1, deadline - time.monotonic())))
@@ -145,7 +149,7 @@ def result_of(url: str, frame: AnalyzeFrame, timeout_s: float = 60.0) -> Service
 
 
 async def result_async(url: str, frame: AnalyzeFrame, timeout_s: float = 30.0) -> ServiceResult:
-    async with connect(url, max_size=MAX_FRAME_BYTES) as ws:
+    async with connect(url, max_size=MAX_FRAME_BYTES, additional_headers=AUTH) as ws:
         await ws.send(encode_frame(frame))
         async with asyncio.timeout(timeout_s):
             async for message in ws:
