@@ -70,7 +70,7 @@ def start_backend(app: str, folder: Path) -> tuple[str, subprocess.Popen[bytes]]
 
 
 def start_analyzer(
-    service: str, folder: Path, apps_dir: Path = SAMPLE_APPS
+    service: str, folder: Path, apps_dir: Path = SAMPLE_APPS, extra_env: dict[str, str] | None = None
 ) -> tuple[str, subprocess.Popen[bytes]]:
     """`python -m services.analyzers.<service> --port <free>` with its own trace and var folders."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -82,6 +82,7 @@ def start_analyzer(
         "ASSAY_TRACE_DIR": str(folder / "traces"),
         "ASSAY_VAR_DIR": str(folder / "var"),
         "ASSAY_ANALYZER_TOKEN": ANALYZER_TOKEN,
+        **(extra_env or {}),
     }
     env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
     env.pop("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", None)

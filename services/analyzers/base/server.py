@@ -20,9 +20,9 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from services.analyzers.base.analyzer import Analyzer
-from services.analyzers.base.app_env import app_env
 from services.analyzers.base.job import Job
 from services.analyzers.base.runner import run_tools
+from shared.app_env import app_env
 from shared.config import Settings
 from shared.paths import UnsafePathError, app_dir
 from shared.protocol import (

@@ -20,6 +20,7 @@ import msgspec
 from services.analyzers.base.job import Job
 from services.analyzers.base.tool import ToolOutput
 from services.analyzers.running_app.client import Fetched, http_client
+from services.analyzers.running_app.targets import job_policy
 from shared.findings import Finding, Severity, ToolRun, fingerprint
 from shared.protocol import ToolHealth
 
@@ -115,7 +116,7 @@ class HttpTool:
         timeout_s = job.tool_timeout_s(self.name)
         options = job.tool_options(self.name)
         try:
-            async with asyncio.timeout(timeout_s), http_client() as client:
+            async with asyncio.timeout(timeout_s), http_client(job_policy(job)) as client:
                 result = await self.check(job, client)
         except TimeoutError:
             run = ToolRun(

@@ -18,9 +18,9 @@ import time
 import msgspec
 
 from services.analyzers.base.analyzer import Analyzer
-from services.analyzers.base.app_env import app_env
 from services.analyzers.base.job import Job
 from services.analyzers.base.runner import run_tool
+from shared.app_env import app_env
 from shared.config import load_settings
 from shared.paths import app_dir
 
