@@ -20,11 +20,12 @@ from services.orchestrator.service import serve as serve_orchestrator
 from services.persister.service import run as run_persister
 from shared import subjects
 from shared.config import Settings
-from shared.connection import connect
+from shared.connection import BadCredentials, connect, credential_options
 from shared.database import create_engine
 from shared.messages import ServiceFinished, TaskCompleted, encode, new_task_id
 from shared.nats_users import ADMIN, GATEWAY, ORCHESTRATOR, PERSISTER, creds_of, generate_credentials
 from shared.natsd import EmbeddedNats
+from shared.redact import masked_url
 from shared.streams import declare_all
 from tests.support.gateway import MODEL, gateway_settings, running_gateway
 from tests.support.orchestrator import ScriptedAnalyzer, analyzers, sample_result, settings_for
@@ -124,6 +125,26 @@ async def test_only_the_orchestrator_publishes_events(locked_nats: EmbeddedNats)
     finally:
         await persister.close()
         await orchestrator.close()
+
+
+def test_urls_are_logged_without_their_password() -> None:
+    assert masked_url("nats://gateway:s3cret@10.0.0.1:4222") == "nats://gateway:***@10.0.0.1:4222"
+    assert masked_url("nats://tok3n@a:4222,tls://u:p@b:4222") == "nats://***@a:4222,tls://u:***@b:4222"
+    assert masked_url("nats://127.0.0.1:4222") == "nats://127.0.0.1:4222"
+
+
+def test_nats_creds_are_a_user_and_password_or_a_creds_file(tmp_path: Path) -> None:
+    assert credential_options("gateway:pw:with:colons") == {
+        "user": "gateway",
+        "password": "pw:with:colons",
+        "inbox_prefix": "_INBOX_gateway",
+    }
+    creds = tmp_path / "user.creds"
+    creds.write_text("-----BEGIN NATS USER JWT-----\n")
+    assert credential_options(str(creds)) == {"user_credentials": str(creds)}
+    assert credential_options(None) == {}
+    with pytest.raises(BadCredentials):
+        credential_options("no-password-here")
 
 
 def log_of(server: EmbeddedNats) -> str:

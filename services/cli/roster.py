@@ -13,6 +13,7 @@ from urllib.parse import urlparse
 
 from shared.config import ANALYZERS, Settings
 from shared.nats_users import GATEWAY, ORCHESTRATOR, PERSISTER
+from shared.redact import masked_url
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,11 @@ def _analyzer_specs(settings: Settings) -> list[ServiceSpec]:
         for index, url in enumerate(urls):
             address = urlparse(url)
             if address.hostname not in LOCAL_HOSTS or address.port is None:
-                log.info("not starting %s analyzer for %s: not a local address with a port", analyzer, url)
+                log.info(
+                    "not starting %s analyzer for %s: not a local address with a port",
+                    analyzer,
+                    masked_url(url),
+                )
                 continue
             name = analyzer if len(urls) == 1 else f"{analyzer}-{index}"
             args = ("--host", address.hostname, "--port", str(address.port))

@@ -37,6 +37,7 @@ from shared.protocol import (
     decode_analyzer_frame,
     encode_frame,
 )
+from shared.redact import masked_url
 from shared.tracing import TASK_ID_ATTRIBUTE, current_traceparent
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,7 @@ class AnalyzerClient:
         try:
             return await self._attempt(service, url, frame, on_progress)
         except _ConnectionLost as lost:
-            log.warning("analyzer %s at %s: %s; retrying once", service, url, lost, extra=extra)
+            log.warning("analyzer %s at %s: %s; retrying once", service, masked_url(url), lost, extra=extra)
             first = f"connection to the {service} analyzer at {url} lost ({lost})"
         try:
             retry_url = await self.replicas.choose(service, urls, avoid=[url])

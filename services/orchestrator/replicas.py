@@ -25,6 +25,7 @@ from shared.protocol import (
     decode_analyzer_frame,
     encode_frame,
 )
+from shared.redact import masked_url
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ async def probe(
             url, open_timeout=timeout_s, close_timeout=0.5, additional_headers=analyzer_auth(token)
         )
     except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as error:
-        log.warning("%s analyzer at %s is unreachable: %r", service, url, error)
+        log.warning("%s analyzer at %s is unreachable: %r", service, masked_url(url), error)
         return None
     try:
         async with asyncio.timeout(timeout_s):
@@ -67,10 +68,14 @@ async def probe(
                 if isinstance(frame, HealthReport) and frame.id in (request_id, None):
                     break
     except TimeoutError:
-        log.warning("%s analyzer at %s took over %g s to answer a health request", service, url, timeout_s)
+        log.warning(
+            "%s analyzer at %s took over %g s to answer a health request", service, masked_url(url), timeout_s
+        )
         return Probe(url, None)
     except ConnectionClosed as error:
-        log.warning("%s analyzer at %s closed the connection of a health request: %s", service, url, error)
+        log.warning(
+            "%s analyzer at %s closed the connection of a health request: %s", service, masked_url(url), error
+        )
         return None
     finally:
         with contextlib.suppress(Exception):
