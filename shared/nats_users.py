@@ -61,7 +61,6 @@ def _ordered_consumers(stream: str) -> list[str]:
     """Ephemeral ordered push consumers on `stream`: create, flow-control replies, delete on reset."""
     return [
         f"{API}.CONSUMER.CREATE.{stream}",
-        f"{API}.CONSUMER.CREATE.{stream}.>",
         f"{API}.CONSUMER.DELETE.{stream}.*",
         f"$JS.FC.{stream}.>",
     ]

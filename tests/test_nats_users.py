@@ -211,6 +211,14 @@ async def test_each_service_does_its_whole_job_with_its_own_user(
         async with http.stream("GET", f"/api/tasks/{task_id}/events") as stream:
             frames = [line async for line in stream.aiter_lines() if line.startswith("event: ")]
         assert frames[-1] == "event: completed"
+        admin = await connect(locked_nats.url, "test-admin", as_user(locked_nats, ADMIN))
+        try:  # the result was too large for a message: it went through the object store
+            stored = await (await admin.jetstream().object_store(subjects.ARTIFACTS_BUCKET)).get_info(
+                f"{task_id}/static.json"
+            )
+            assert stored.size > peer.large_bytes
+        finally:
+            await admin.close()
         other = await http.post("/api/analysis/run", json={**body, "priority": "low"})
         cancelled = await http.post(f"/api/tasks/{other.json()['task_id']}/cancel")
         assert cancelled.status_code in (200, 202), cancelled.text
