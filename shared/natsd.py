@@ -15,10 +15,11 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from shared.errors import MessagingError
 from shared.nats_users import authorization_config, write_private
 
 
-class NatsServerNotFound(RuntimeError):
+class NatsServerNotFound(MessagingError):
     pass
 
 

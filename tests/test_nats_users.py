@@ -22,11 +22,12 @@ from shared import subjects
 from shared.config import Settings
 from shared.connection import BadCredentials, connect, credential_options
 from shared.database import create_engine
-from shared.messages import ServiceFinished, TaskCompleted, encode, new_task_id
+from shared.messages import ServiceFinished, TaskCompleted, encode
 from shared.nats_users import ADMIN, GATEWAY, ORCHESTRATOR, PERSISTER, creds_of, generate_credentials
 from shared.natsd import EmbeddedNats
 from shared.redact import masked_url
 from shared.streams import declare_all
+from shared.tasks import TaskRef, new_task_id
 from tests.support.gateway import MODEL, gateway_settings, running_gateway
 from tests.support.orchestrator import ScriptedAnalyzer, analyzers, sample_result, settings_for
 
@@ -69,21 +70,16 @@ async def test_the_gateway_cannot_publish_task_events(locked_nats: EmbeddedNats)
     admin = await connect(locked_nats.url, "test-admin", as_user(locked_nats, ADMIN))
     try:
         task_id = new_task_id()
+        task = TaskRef(id=task_id, model_slug=MODEL, app_number=1, analysis_type="static")
         forged = [
             ServiceFinished(
-                task_id=task_id,
-                model_slug=MODEL,
-                app_number=1,
-                analysis_type="static",
+                task=task,
                 service="static",
                 status="success",
                 result=sample_result("static", "FORGED"),
             ),
             TaskCompleted(
-                task_id=task_id,
-                model_slug=MODEL,
-                app_number=1,
-                analysis_type="static",
+                task=task,
                 status="completed",
                 services=["static"],
             ),
@@ -110,10 +106,7 @@ async def test_only_the_orchestrator_publishes_events(locked_nats: EmbeddedNats)
     try:
         task_id = new_task_id()
         event = TaskCompleted(
-            task_id=task_id,
-            model_slug=MODEL,
-            app_number=1,
-            analysis_type="static",
+            task=TaskRef(id=task_id, model_slug=MODEL, app_number=1, analysis_type="static"),
             status="completed",
             services=[],
         )
@@ -216,7 +209,7 @@ async def test_each_service_does_its_whole_job_with_its_own_user(
             stored = await (await admin.jetstream().object_store(subjects.ARTIFACTS_BUCKET)).get_info(
                 f"{task_id}/static.json"
             )
-            assert stored.size > peer.large_bytes
+            assert stored.size is not None and stored.size > peer.large_bytes
         finally:
             await admin.close()
         other = await http.post("/api/analysis/run", json={**body, "priority": "low"})

@@ -26,6 +26,7 @@ from shared.app_env import app_env
 from shared.config import Settings, load_settings
 from shared.natsd import EmbeddedNats, free_port
 from shared.target_policy import TargetNotAllowed, TargetPolicy, target_policy
+from shared.tasks import TaskRef
 from tests.support.gateway import APP, MODEL, gateway_for, gateway_settings
 
 POLICY = TargetPolicy(
@@ -145,7 +146,7 @@ async def serving(server: CountingServer) -> AsyncIterator[CountingServer]:
         listening.close()
 
 
-async def _quiet(_tool: str, _stage: str, _percent: float, _message: str) -> None:
+async def _quiet(_tool: str, _stage: str, _message: str) -> None:
     return None
 
 
@@ -156,9 +157,7 @@ def job_for(tmp_path: Path, app_port: int, settings: Settings, target_urls: list
     (app / ".env").write_text(f"BACKEND_PORT={app_port}\n")
     return Job(
         request_id="policy",
-        task_id="task_00000000cafe",
-        model_slug=MODEL,
-        app_number=9,
+        task=TaskRef(id="task_00000000cafe", model_slug=MODEL, app_number=9, analysis_type="dynamic"),
         app_dir=app,
         app_env=app_env(app),
         target_urls=target_urls,

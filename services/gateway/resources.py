@@ -88,4 +88,5 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
 
 def provide_resources(state: State) -> Resources:
     """Dependency: the running gateway's resources."""
-    return state.resources
+    resources: Resources = state.resources
+    return resources

@@ -17,6 +17,7 @@ import msgspec
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
+from shared.errors import AssayError
 from shared.protocol import (
     PROTOCOL_VERSION,
     HealthFrame,
@@ -34,7 +35,7 @@ HEALTH_TIMEOUT_S = (
 )
 
 
-class NoHealthyReplica(Exception):
+class NoHealthyReplica(AssayError):
     """No candidate could take the run: none answered as the analyzer it should be, none even accepted a connection."""
 
 

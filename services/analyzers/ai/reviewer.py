@@ -32,6 +32,7 @@ from services.analyzers.ai.sources import (
 from services.analyzers.base.job import Job
 from services.analyzers.base.tool import SkipTool, ToolOutput
 from shared.config import Settings
+from shared.errors import InputError
 from shared.findings import Finding, ToolRun, ToolStatus
 from shared.protocol import ToolHealth
 
@@ -48,7 +49,7 @@ class ReviewOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     )
 
 
-class InvalidInput(Exception):
+class InvalidInput(InputError):
     """The app gives a review nothing valid to ask about (a malformed requirements.json): the tool fails."""
 
 
@@ -69,7 +70,7 @@ class Question:
 
 
 def app_label(job: Job) -> str:
-    return f"{job.model_slug}/app{job.app_number}"
+    return f"{job.task.model_slug}/app{job.task.app_number}"
 
 
 def _raw_output(config: ChatConfig, messages: list[dict[str, str]], reply: ChatReply) -> str:
@@ -159,7 +160,7 @@ class ModelReview:
         timeout_s = job.tool_timeout_s(self.name)
         try:
             async with asyncio.timeout(timeout_s):
-                reply = await complete(config, question.messages, task_id=job.task_id)
+                reply = await complete(config, question.messages, task_id=job.task.id)
         except TimeoutError:
             reason = f"no answer from {config.endpoint} within {timeout_s:.1f} s"
             return ToolOutput(run=record("timeout", version=config.model, reason=reason, **common))

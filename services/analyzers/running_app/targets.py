@@ -7,7 +7,7 @@ the checks are skipped with a reason that starts with `targets_unreachable:` ins
 from __future__ import annotations
 
 import asyncio
-from typing import Literal
+from typing import Final, Literal
 from urllib.parse import urlparse
 
 import httpx
@@ -20,8 +20,8 @@ from shared.app_env import app_ports
 from shared.target_policy import TargetNotAllowed, TargetPolicy, target_policy
 
 NO_TARGETS = "no target URLs: pass target_urls or give the app a .env with BACKEND_PORT/FRONTEND_PORT"
-UNREACHABLE: Literal["targets_unreachable"] = "targets_unreachable"
-NOT_ALLOWED = "target_not_allowed"
+UNREACHABLE: Final = "targets_unreachable"
+NOT_ALLOWED: Final = "target_not_allowed"
 
 TargetsStatus = Literal["ok", "partially_reachable", "targets_unreachable"]
 

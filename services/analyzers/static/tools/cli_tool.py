@@ -19,6 +19,7 @@ from services.analyzers.base.process import ProcessOutcome, run_process
 from services.analyzers.base.tool import SkipTool, ToolOutput, executable
 from services.analyzers.static.tools.network import unreachable
 from services.analyzers.static.tools.source import AppSource, source_files
+from shared.errors import ToolError
 from shared.findings import Finding, ToolRun, ToolStatus
 from shared.protocol import ToolHealth
 
@@ -29,11 +30,11 @@ REASON_CHARS = 600  # how much of a failing tool's own words go into the record'
 _VERSION = re.compile(r"\d+(?:\.\d+)+")
 
 
-class UnreadableOutput(ValueError):
+class UnreadableOutput(ToolError, ValueError):
     """The tool ran but printed something its parser cannot read."""
 
 
-class ServiceUnavailable(Exception):
+class ServiceUnavailable(ToolError):
     """The tool ran but a service it depends on (a vulnerability database) could not answer: a skip, not a bug."""
 
 
