@@ -11,12 +11,13 @@ import nats
 from nats.aio.client import Client
 
 from shared.config import url_list
+from shared.errors import InputError
 from shared.redact import masked_url
 
 log = logging.getLogger(__name__)
 
 
-class BadCredentials(ValueError):
+class BadCredentials(InputError):
     """ASSAY_NATS_CREDS is neither `user:password` nor the path of a .creds file."""
 
 

@@ -18,13 +18,14 @@ import msgspec
 
 from shared.app_env import app_ports
 from shared.config import Settings
+from shared.errors import InputError
 
 LOOPBACK_NAMES = frozenset({"localhost"})
 DEFAULT_PORTS = {"http": 80, "https": 443}
 RULE = "ASSAY_TARGET_ALLOW"
 
 
-class TargetNotAllowed(ValueError):
+class TargetNotAllowed(InputError):
     """A URL outside the targets policy; the message names the rule."""
 
 

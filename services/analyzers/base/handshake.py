@@ -14,12 +14,14 @@ from http import HTTPStatus
 from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
 
+from shared.errors import AssayError
+
 log = logging.getLogger(__name__)
 
 ProcessRequest = Callable[[ServerConnection, Request], Response | None]
 
 
-class MissingAnalyzerToken(RuntimeError):
+class MissingAnalyzerToken(AssayError, RuntimeError):
     """An analyzer was started without ASSAY_ANALYZER_TOKEN."""
 
 
