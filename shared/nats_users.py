@@ -7,9 +7,9 @@ environment (never on a command line). Nobody but the orchestrator may publish t
 user and password cannot connect at all.
 
 Permissions name JetStream API subjects exactly ($JS.API.<verb>.<stream>[.<consumer>]; a wildcard is a whole
-token, so each durable is named): the services never create
-or change a stream or consumer (the admin declared them), they only look them up, fetch, ack and publish.
-Each user's request replies come back under `_INBOX_<user>.` (see shared/connection.py).
+token, so each durable is named): the services never create or change a stream or consumer (the admin declared
+them), they only look them up, fetch, ack and publish. Each user's request replies come back under
+`_INBOX_<user>.` (see shared/connection.py).
 """
 
 from __future__ import annotations
