@@ -39,6 +39,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from shared.delivery import backoff_s, consumer_attributes, keep_alive, settle
 from shared.publishing import publish_dead_letter
+from shared.tasks import TaskRef
 from shared.tracing import TASK_ID_ATTRIBUTE, extract_context, trace_id_of
 
 log = logging.getLogger(__name__)
@@ -54,11 +55,11 @@ IDLE_CHECK_S = (
 RESUBSCRIBE_PAUSE_S = 1.0
 
 
-class Envelope(Protocol):
-    """What every Assay message carries (shared/messages.py)."""
+class TaskMessage(Protocol):
+    """What every request and event carries (shared/messages.py): the task it is about, and its own id."""
 
     @property
-    def task_id(self) -> str: ...
+    def task(self) -> TaskRef: ...
 
     @property
     def event_id(self) -> str: ...
@@ -109,7 +110,7 @@ class Source:
 
     stream: str
     durable: str
-    decode: Callable[[bytes], Envelope]
+    decode: Callable[[bytes], TaskMessage]
     invalid: str = "undecodable message"  # the dead letter's reason starts with this when decoding fails
 
 
@@ -121,14 +122,14 @@ class Flow:
     js: JetStreamContext
     sources: Sequence[Source]
     declare: Callable[[], Awaitable[None]]  # streams and durables (idempotent), before each subscribe
-    handle: Callable[[Envelope, Delivery], Awaitable[Outcome]]
+    handle: Callable[[TaskMessage, Delivery], Awaitable[Outcome]]
     # After the loop gave a message up itself (undecodable: None, or failing max_deliver times) with this reason.
-    given_up: Callable[[Msg, Envelope | None, str], Awaitable[None]]
+    given_up: Callable[[Msg, TaskMessage | None, str], Awaitable[None]]
     max_deliver: int
     ack_wait_s: float
     concurrency: int  # messages processed at once
     prefetch: int  # messages of one durable fetched ahead and held locally
-    key: Callable[[Envelope], str] | None = None  # messages of one key run one at a time, in fetch order
+    key: Callable[[TaskMessage], str] | None = None  # messages of one key run one at a time, in fetch order
     task_id_hint: Callable[[Msg], str | None] = lambda _msg: None  # for an undecodable message's dead letter
 
 
@@ -137,7 +138,7 @@ class _Held:
     rank: int
     seq: int
     msg: Msg = field(compare=False)
-    message: Envelope = field(compare=False)
+    message: TaskMessage = field(compare=False)
     source: Source = field(compare=False)
 
 
@@ -302,7 +303,7 @@ async def _either(event: asyncio.Event, stop: asyncio.Event, timeout_s: float | 
             wait.cancel()
 
 
-async def process(flow: Flow, source: Source, msg: Msg, message: Envelope) -> None:
+async def process(flow: Flow, source: Source, msg: Msg, message: TaskMessage) -> None:
     """Handle one decoded message in a `process <subject>` CONSUMER span and settle it by its outcome."""
     deliveries = msg.metadata.num_delivered
     with tracer.start_as_current_span(
@@ -311,7 +312,7 @@ async def process(flow: Flow, source: Source, msg: Msg, message: Envelope) -> No
         kind=SpanKind.CONSUMER,
         attributes=consumer_attributes(msg, source.durable),
     ) as span:
-        span.set_attribute(TASK_ID_ATTRIBUTE, message.task_id)
+        span.set_attribute(TASK_ID_ATTRIBUTE, message.task.id)
         span.set_attribute("messaging.message.id", message.event_id)
         delivery = Delivery(subject=msg.subject, deliveries=deliveries, trace_id=trace_id_of(msg.headers))
         try:
@@ -319,7 +320,7 @@ async def process(flow: Flow, source: Source, msg: Msg, message: Envelope) -> No
         except Exception as error:  # noqa: BLE001 - any processing error is retried, then given up
             span.record_exception(error)
             span.set_status(Status(StatusCode.ERROR, repr(error)))
-            extra = {"task_id": message.task_id, "deliveries": deliveries}
+            extra = {"task_id": message.task.id, "deliveries": deliveries}
             if deliveries < flow.max_deliver:
                 delay = backoff_s(deliveries)
                 log.warning(
@@ -328,14 +329,14 @@ async def process(flow: Flow, source: Source, msg: Msg, message: Envelope) -> No
                 await settle(msg, "nak", delay)
                 return
             reason = f"{flow.name} gave up after {deliveries} deliveries: {error}"
-            if await _dead_letter(flow, source, msg, reason, message.task_id):
+            if await _dead_letter(flow, source, msg, reason, message.task.id):
                 await _told(flow, msg, message, reason)
             return
         if isinstance(outcome, Retry) and deliveries >= flow.max_deliver:
             outcome = GiveUp(f"still not applicable after {deliveries} deliveries: {outcome.reason}")
         if isinstance(outcome, GiveUp):
             span.set_status(Status(StatusCode.ERROR, outcome.reason))
-            await _dead_letter(flow, source, msg, outcome.reason, message.task_id)
+            await _dead_letter(flow, source, msg, outcome.reason, message.task.id)
         elif isinstance(outcome, Retry):
             await settle(msg, "nak", outcome.delay_s)
         elif isinstance(outcome, Ack):
@@ -362,12 +363,12 @@ async def _undecodable(state: _State, source: Source, msg: Msg, reason: str) -> 
         state.running.discard(asyncio.current_task())  # type: ignore[arg-type,unused-ignore]
 
 
-async def _told(flow: Flow, msg: Msg, message: Envelope | None, reason: str) -> None:
+async def _told(flow: Flow, msg: Msg, message: TaskMessage | None, reason: str) -> None:
     try:  # best effort: the error that stopped the message may stop this too
         await flow.given_up(msg, message, reason)
     except Exception as error:  # noqa: BLE001 - the DLQ holds the message and its reason
         log.error(
-            "after giving %s up: %r", msg.subject, error, extra={"task_id": message and message.task_id}
+            "after giving %s up: %r", msg.subject, error, extra={"task_id": message and message.task.id}
         )
 
 

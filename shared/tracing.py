@@ -105,11 +105,6 @@ def context_from_traceparent(traceparent: str | None) -> otel_context.Context:
     return extract_context({"traceparent": traceparent} if traceparent else None)
 
 
-def current_trace_id() -> str | None:
-    context = trace.get_current_span().get_span_context()
-    return format(context.trace_id, "032x") if context.is_valid else None
-
-
 def trace_id_of(headers: Mapping[str, str] | None) -> str | None:
     """The trace id of a W3C `traceparent` header (`00-<32 hex>-<16 hex>-<flags>`), if valid."""
     parts = (headers or {}).get("traceparent", "").split("-")
@@ -120,3 +115,8 @@ def trace_id_of(headers: Mapping[str, str] | None) -> str | None:
     except ValueError:
         return None
     return parts[1].lower()
+
+
+def current_trace_id() -> str | None:
+    context = trace.get_current_span().get_span_context()
+    return format(context.trace_id, "032x") if context.is_valid else None

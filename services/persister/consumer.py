@@ -10,31 +10,28 @@ import asyncio
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
-from services.persister.completion import fail_task
-from services.persister.context import PersisterContext
-from services.persister.dead_letters import task_id_hint
+from services.persister.completion import PersisterContext, fail_task
 from services.persister.handlers import handle_event, handle_request
-from services.persister.outcomes import PoisonMessage
 from shared import subjects
 from shared.config import Settings
-from shared.consuming import ACK, Delivery, Envelope, Flow, GiveUp, Outcome, Source, consume
+from shared.consuming import ACK, Delivery, Flow, GiveUp, Outcome, Source, TaskMessage, consume
+from shared.errors import PoisonMessage
 from shared.messages import AnalysisRequest, TaskEvent, decode_event, decode_request
-from shared.streams import consumer_config, declare_consumer, declare_streams
+from shared.streams import declare_consumer, declare_streams, persister_consumers
+from shared.tasks import task_id_hint
 
 REQUESTS = Source(subjects.REQUESTS_STREAM, subjects.PERSISTER_REQUESTS_DURABLE, decode_request)
 EVENTS = Source(subjects.EVENTS_STREAM, subjects.PERSISTER_EVENTS_DURABLE, decode_event)
-FILTERS = {REQUESTS.durable: subjects.REQUESTS_ALL, EVENTS.durable: subjects.EVENTS_ALL}
 
 
 async def declare(js: JetStreamContext, ack_wait_s: float, max_deliver: int) -> None:
     """Streams and the persister's durables (idempotent; run at start and whenever a fetcher re-subscribes)."""
     await declare_streams(js)
-    for source in (REQUESTS, EVENTS):
-        config = consumer_config(source.durable, FILTERS[source.durable], ack_wait_s, max_deliver)
-        await declare_consumer(js, source.stream, config)
+    for stream, config in persister_consumers(ack_wait_s, max_deliver):
+        await declare_consumer(js, stream, config)
 
 
-async def handle(ctx: PersisterContext, message: Envelope, delivery: Delivery) -> Outcome:
+async def handle(ctx: PersisterContext, message: TaskMessage, delivery: Delivery) -> Outcome:
     """Apply one request or event; a message no retry can fix is given up."""
     try:
         if isinstance(message, AnalysisRequest):
@@ -50,11 +47,11 @@ async def handle(ctx: PersisterContext, message: Envelope, delivery: Delivery) -
 def flow(ctx: PersisterContext, settings: Settings) -> Flow:
     """The persister's side of the shared consumer loop."""
 
-    async def given_up(_msg: Msg, message: Envelope | None, reason: str) -> None:
+    async def given_up(_msg: Msg, message: TaskMessage | None, reason: str) -> None:
         if message is not None:
-            await fail_task(ctx, message.task_id, reason, message if isinstance(message, TaskEvent) else None)
+            await fail_task(ctx, message.task.id, reason, message if isinstance(message, TaskEvent) else None)
 
-    async def handle_message(message: Envelope, delivery: Delivery) -> Outcome:
+    async def handle_message(message: TaskMessage, delivery: Delivery) -> Outcome:
         return await handle(ctx, message, delivery)
 
     return Flow(
@@ -68,8 +65,8 @@ def flow(ctx: PersisterContext, settings: Settings) -> Flow:
         ack_wait_s=ctx.ack_wait_s,
         concurrency=settings.persister_concurrency,
         prefetch=settings.persister_prefetch,
-        key=lambda message: message.task_id,
-        task_id_hint=task_id_hint,
+        key=lambda message: message.task.id,
+        task_id_hint=lambda msg: task_id_hint(msg.data, msg.subject),
     )
 
 

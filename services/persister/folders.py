@@ -42,7 +42,9 @@ def _scratch(final: Path) -> Path:
 def _write(final: Path, files: dict[str, bytes]) -> bool:
     scratch = _scratch(final)
     if final.exists():
-        shutil.rmtree(scratch, ignore_errors=True)  # a crash may have come between the rename and this removal
+        shutil.rmtree(
+            scratch, ignore_errors=True
+        )  # a crash may have come between the rename and this removal
         return False
     scratch.mkdir(parents=True, exist_ok=True)
     temporary = scratch / secrets.token_hex(4)

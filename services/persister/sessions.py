@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from services.persister.records import Sessions
+from services.persister.lookups import Sessions
 from shared.database import sessions
 
 log = logging.getLogger(__name__)
