@@ -90,10 +90,10 @@ async def test_urgent_request_starts_before_low_ones_accepted_after_it_while_low
             before = len(peer.analyzed)
             urgent = await bench.request("static", priority="urgent")
             later = [await bench.request("static", priority="low") for _ in range(5)]
-            await bench.events.terminal(urgent.task_id, timeout_s=15)
-        started = [frame.task_id for frame in peer.analyzed]
-    position = started.index(urgent.task_id)
-    after = [started.index(request.task_id) for request in later if request.task_id in started]
+            await bench.events.terminal(urgent.task.id, timeout_s=15)
+        started = [frame.task.id for frame in peer.analyzed]
+    position = started.index(urgent.task.id)
+    after = [started.index(request.task.id) for request in later if request.task.id in started]
     assert all(position < index for index in after), (position, after)
     # It took one of the next free slots, ahead of the low work queued before it (some held by the replica already).
     assert position <= before + 2 < len(backlog), (before, started)
