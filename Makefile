@@ -32,6 +32,7 @@ test: lint
 lint: install
 	$(VENV)/bin/ruff check shared services tests benchmarks
 	$(VENV)/bin/mypy
+	$(PY) -m shared.contracts --check
 
 bench: install
 	$(PY) -m benchmarks

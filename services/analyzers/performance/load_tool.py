@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
 import httpx
 import msgspec
@@ -74,22 +73,22 @@ class LoadTool:
     async def health(self) -> ToolHealth:
         return ToolHealth(name=self.name, available=True, version=VERSION)
 
-    def _run(self, **fields: Any) -> ToolRun:
-        return ToolRun(tool=self.name, version=VERSION, **fields)
-
     async def run(self, job: Job) -> ToolOutput:
         started = time.monotonic()
         try:
             options = load_options(job.tool_options(self.name), job.settings)
         except msgspec.ValidationError as error:
-            return ToolOutput(run=self._run(status="failed", reason=f"invalid options.{self.name}: {error}"))
+            reason = f"invalid options.{self.name}: {error}"
+            return ToolOutput(run=ToolRun(tool=self.name, version=VERSION, status="failed", reason=reason))
         urls = resolve_targets(job)
         command = replay_command("performance", self.name, job, urls, msgspec.to_builtins(options))
         async with http_client(timeout_s=options.timeout_s, connections=options.concurrency) as client:
             report = await check_targets(client, urls)
             if not report.reachable:
                 metrics = {"status": UNREACHABLE, "targets": report.metrics()["targets"]}
-                run = self._run(
+                run = ToolRun(
+                    tool=self.name,
+                    version=VERSION,
                     status="skipped",
                     command=command,
                     reason=report.reason(),
@@ -111,7 +110,9 @@ class LoadTool:
             "urls": {url: msgspec.to_builtins(figures) for url, figures in stats.items()},
             "targets": report.metrics()["targets"],
         }
-        run = self._run(
+        run = ToolRun(
+            tool=self.name,
+            version=VERSION,
             status="timeout" if timed_out else "success",
             command=command,
             duration_s=round(time.monotonic() - started, 3),
