@@ -17,7 +17,16 @@ from shared.tasks import TaskRef
 
 PROTOCOL_VERSION = 1
 HEARTBEAT_INTERVAL_S = 2.0  # analyzers beat at least this often; the contract promises at most every 5 s
-MAX_FRAME_BYTES = 256 * 1024 * 1024  # results carry raw outputs and SARIF; both ends accept large frames
+MAX_FRAME_BYTES = (
+    256 * 1024 * 1024
+)  # results carry raw outputs and SARIF: what the orchestrator's client accepts
+MAX_REQUEST_FRAME_BYTES = 1024 * 1024  # analyze/cancel/health frames are small: what an analyzer accepts
+
+
+def analyzer_auth(token: str | None) -> dict[str, str]:
+    """The handshake header that admits a client to an analyzer (ASSAY_ANALYZER_TOKEN)."""
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
 
 ServiceStatus = Literal["success", "partial", "failed"]
 

@@ -15,7 +15,6 @@ import httpx
 import msgspec
 import pytest
 
-from services.analyzers.base.app_env import app_env
 from services.analyzers.base.job import Job
 from services.analyzers.base.runner import run_tool
 from services.analyzers.dynamic.cookies import Cookies
@@ -25,6 +24,7 @@ from services.analyzers.dynamic.security_headers import HeaderAssessment, score
 from services.analyzers.dynamic.sensitive_paths import PROBES, exposed
 from services.analyzers.running_app.client import Fetched
 from services.analyzers.running_app.targets import NO_TARGETS
+from shared.app_env import app_env
 from shared.catalog import TOOLS_BY_SERVICE
 from shared.config import load_settings
 from shared.findings import Finding

@@ -15,7 +15,9 @@ from services.analyzers.base.process import ProcessOutcome, run_process
 from shared.config import Settings
 from shared.tasks import TaskRef
 
-ProgressCallback = Callable[[str, str, str], Awaitable[None]]  # tool, stage, message (the server counts percent)
+ProgressCallback = Callable[
+    [str, str, str], Awaitable[None]
+]  # tool, stage, message (the server counts percent)
 
 
 class Job(msgspec.Struct, kw_only=True):

@@ -20,6 +20,7 @@ import msgspec
 from services.analyzers.base.job import Job
 from services.analyzers.base.tool import ToolOutput
 from services.analyzers.running_app.client import Fetched, http_client
+from services.analyzers.running_app.targets import job_policy
 from shared.findings import Finding, Severity, ToolRun, ToolStatus, fingerprint
 from shared.protocol import ToolHealth
 
@@ -141,7 +142,7 @@ class HttpTool:
             )
 
         try:
-            async with asyncio.timeout(timeout_s), http_client() as client:
+            async with asyncio.timeout(timeout_s), http_client(job_policy(job)) as client:
                 result = await self.inspect(job, client)
         except TimeoutError:
             return ToolOutput(

@@ -62,7 +62,9 @@ class CliTool:
     program: str = ""  # the executable: a bare name (venv first, then PATH) or a path
     ok_exit_codes: frozenset[int] = frozenset({0, 1})  # most linters exit 1 when they found something
     missing_hint: str = ""  # appended to "<program> not installed"
-    languages: tuple[str, ...] = ("Python",)  # which of the app's files it analyzes (source.LANGUAGE_SUFFIXES)
+    languages: tuple[str, ...] = (
+        "Python",
+    )  # which of the app's files it analyzes (source.LANGUAGE_SUFFIXES)
 
     def __init__(self) -> None:
         self._versions: dict[
