@@ -47,10 +47,25 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     perf_timeout_s: float = 5.0  # ASSAY_PERF_TIMEOUT_S: timeout of one request
     perf_error_rate: float = 0.05  # ASSAY_PERF_ERROR_RATE: error rate above which a URL gets a finding
     perf_p99_ms: float = 1000.0  # ASSAY_PERF_P99_MS: p99 latency above which a URL gets a finding
+    auth: bool = True  # ASSAY_AUTH: `off` serves the API without tokens (refused unless bound to loopback)
+    max_body_bytes: int = 262_144  # ASSAY_MAX_BODY_BYTES: largest request body the gateway reads (413 beyond)
+    token: str | None = None  # ASSAY_TOKEN: the CLI's API token; unset → the file `assay up` saved
+    config_dir: Path  # XDG_CONFIG_HOME/assay (default ~/.config/assay): where the CLI keeps its tokens
 
 
 def _path(env: Mapping[str, str], name: str, default: str) -> Path:
     return Path(env.get(name) or default).expanduser().absolute()
+
+
+def _switch(env: Mapping[str, str], name: str, *, default: bool) -> bool:
+    value = (env.get(name) or "").strip().lower()
+    if not value:
+        return default
+    if value in ("on", "true", "1", "yes"):
+        return True
+    if value in ("off", "false", "0", "no"):
+        return False
+    raise ValueError(f"{name}={value!r}: expected on or off")
 
 
 def url_list(value: str) -> list[str]:
@@ -99,4 +114,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         perf_timeout_s=float(env.get("ASSAY_PERF_TIMEOUT_S") or 5),
         perf_error_rate=float(env.get("ASSAY_PERF_ERROR_RATE") or 0.05),
         perf_p99_ms=float(env.get("ASSAY_PERF_P99_MS") or 1000),
+        auth=_switch(env, "ASSAY_AUTH", default=True),
+        max_body_bytes=int(env.get("ASSAY_MAX_BODY_BYTES") or 262_144),
+        token=env.get("ASSAY_TOKEN") or None,
+        config_dir=_path(env, "XDG_CONFIG_HOME", "~/.config") / "assay",
     )

@@ -16,8 +16,10 @@ import sys
 from collections.abc import Mapping
 
 import httpx
+from sqlalchemy.exc import SQLAlchemyError
 
 from services.cli.child import Child
+from services.cli.local_token import ensure_local_token
 from services.cli.roster import roster, runnable
 from shared.config import Settings
 from shared.natsd import EmbeddedNats
@@ -45,7 +47,10 @@ async def wait_until_ready(gateway_url: str) -> None:
                 log.warning("gateway still not ready at %s/readyz: %s", gateway_url, state)
                 warn_at = loop.time() + READY_WARN_AFTER_S
             await asyncio.sleep(0.25)
-    print(f"Assay is up: {gateway_url} (API docs at {gateway_url}/schema). Ctrl-C stops it.", flush=True)
+    print(
+        f"Assay is up: {gateway_url} (API docs at {gateway_url}/schema, with a token). Ctrl-C stops it.",
+        flush=True,
+    )
 
 
 async def _start_nats(settings: Settings) -> EmbeddedNats:
@@ -72,6 +77,10 @@ async def up(settings: Settings, environ: Mapping[str, str]) -> int:
             print(f"assay up: could not start the embedded nats-server: {error}", file=sys.stderr)
             return 1
         env["ASSAY_NATS_URL"] = embedded.url
+    try:
+        await ensure_local_token(settings)
+    except (OSError, SQLAlchemyError) as error:
+        print(f"assay up: could not prepare the CLI's token ({error}); use ASSAY_TOKEN", file=sys.stderr)
     children = []
     for spec in roster(settings):
         if runnable(spec):

@@ -1,4 +1,4 @@
-"""The gateway's Litestar application: routes, error handling, tracing middleware, OpenAPI.
+"""The gateway's Litestar application: routes, authorization, error handling, tracing middleware, OpenAPI.
 
 `create_app(settings)` builds a fresh application; its connections live in `app.state` (see resources.py),
 so tests and the real entry point build it the same way.
@@ -6,26 +6,53 @@ so tests and the real entry point build it the same way.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
 
 from services.gateway.analysis import run_analysis
+from services.gateway.auth import BEARER_SCHEME, authorize, check_exposure
 from services.gateway.errors import EXCEPTION_HANDLERS
 from services.gateway.events import task_event_stream
 from services.gateway.health import healthz, readyz
 from services.gateway.middleware import server_spans
-from services.gateway.resources import lifespan, provide_resources
+from services.gateway.resources import open_resources, provide_resources
 from services.gateway.tasks import cancel_task, get_findings, get_task, list_all_tasks
+from services.gateway.tokens import create, list_all, revoke
 from shared.config import Settings
+
+log = logging.getLogger(__name__)
 
 OPENAPI = OpenAPIConfig(
     title="Assay",
     version="1",
-    description="Runs analysis tools on generated web apps and reports what they found.",
+    description="Runs analysis tools on generated web apps and reports what they found. Every route but "
+    "`/healthz` and `/readyz` needs `Authorization: Bearer <token>` (`assay token create`).",
     path="/schema",
+    components=Components(
+        security_schemes={
+            BEARER_SCHEME: SecurityScheme(
+                type="http", scheme="bearer", description="An API token: `assay_<id>_<secret>`"
+            )
+        }
+    ),
 )
+
+
+@asynccontextmanager
+async def lifespan(app: Litestar) -> AsyncIterator[None]:
+    """Open the resources for `app.state.settings`, refuse an exposed gateway, keep them in `app.state`."""
+    async with open_resources(app.state.settings) as resources:
+        await check_exposure(resources)
+        app.state.resources = resources
+        log.info("gateway connected to NATS at %s", resources.settings.nats_url)
+        yield
 
 
 def create_app(settings: Settings) -> Litestar:
@@ -38,14 +65,19 @@ def create_app(settings: Settings) -> Litestar:
             get_findings,
             cancel_task,
             task_event_stream,
+            create,
+            list_all,
+            revoke,
             healthz,
             readyz,
         ],
+        guards=[authorize],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         middleware=[server_spans],
         dependencies={"resources": Provide(provide_resources, sync_to_thread=False)},
         lifespan=[lifespan],
         state=State({"settings": settings}),
         openapi_config=OPENAPI,
+        request_max_body_size=settings.max_body_bytes,
         logging_config=None,  # the process's logging (JSON lines, shared/logs) stays as the entry point set it
     )

@@ -13,11 +13,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import nats.errors
-from litestar import Litestar
 from litestar.datastructures import State
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.config import Settings
@@ -29,6 +29,10 @@ log = logging.getLogger(__name__)
 
 # What a NATS call raises when the server is absent or unreachable: route handlers turn these into a 503.
 NATS_ERRORS: tuple[type[BaseException], ...] = (nats.errors.Error, asyncio.TimeoutError, OSError)
+
+# What a database call raises when the server is down or the schema is missing: answered with a 503. asyncpg
+# lets a refused connection through as OSError; a stalled one ends in a timeout.
+DATABASE_ERRORS: tuple[type[BaseException], ...] = (SQLAlchemyError, OSError, TimeoutError)
 
 # A publish or bucket write waits this long for the server before the request gets a 503.
 JETSTREAM_TIMEOUT_S = 5.0
@@ -76,15 +80,7 @@ async def _close(nc: Client) -> None:
         await nc.close()
 
 
-@asynccontextmanager
-async def lifespan(app: Litestar) -> AsyncIterator[None]:
-    """Litestar lifespan: open the resources for `app.state.settings` and keep them in `app.state.resources`."""
-    async with open_resources(app.state.settings) as resources:
-        app.state.resources = resources
-        log.info("gateway connected to NATS at %s", resources.settings.nats_url)
-        yield
-
-
 def provide_resources(state: State) -> Resources:
     """Dependency: the running gateway's resources."""
-    return state.resources
+    resources: Resources = state.resources
+    return resources
