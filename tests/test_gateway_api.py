@@ -92,7 +92,7 @@ async def test_accept_answers_202_and_queues_the_request_with_its_headers_and_bu
         ({"options": {"timeouts": {"pylint": "soon"}}}, "options", "timeouts"),
         ({"options": {"timeouts": {"pylint": 0}}}, "options", "timeouts"),
         ({"options": {"timeouts": {"pylint": 1e-300}}}, "options", ">= 1"),
-        ({"options": {"timeouts": {"nmap": 30}}}, "options.timeouts.nmap", "no such tool"),
+        ({"options": {"timeouts": {"nmap": 30}}}, "options.timeouts", "nmap"),
         ({"options": {"load": 50}}, "options", "load"),
         ({"options": {"load": {"requests": -1}}}, "options", "load.requests"),
         ({"options": {"load": {"requets": 10}}}, "options", "requets"),

@@ -13,37 +13,20 @@ from contextlib import asynccontextmanager
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.openapi import OpenAPIConfig
-from litestar.openapi.spec import Components, SecurityScheme
 
 from services.gateway.analysis import run_analysis
-from services.gateway.auth import BEARER_SCHEME, authorize, check_exposure
+from services.gateway.auth import authorize, check_exposure
 from services.gateway.errors import EXCEPTION_HANDLERS
 from services.gateway.events import task_event_stream
 from services.gateway.health import healthz, readyz
 from services.gateway.middleware import server_spans
+from services.gateway.openapi import OPENAPI, exact_request_schemas
 from services.gateway.resources import open_resources, provide_resources
 from services.gateway.tasks import cancel_task, get_findings, get_task, list_all_tasks
-from services.gateway.tokens import create, list_all, revoke
+from services.gateway.tokens import TOKEN_ROUTES
 from shared.config import Settings
 
 log = logging.getLogger(__name__)
-
-OPENAPI = OpenAPIConfig(
-    title="Assay",
-    version="1",
-    description="Runs analysis tools on generated web apps and reports what they found. Every route but "
-    "`/healthz` and `/readyz` needs `Authorization: Bearer <token>` (`assay token create`).",
-    path="/schema",
-    components=Components(
-        security_schemes={
-            BEARER_SCHEME: SecurityScheme(
-                type="http", scheme="bearer", description="An API token: `assay_<id>_<secret>`"
-            )
-        }
-    ),
-)
-
 
 @asynccontextmanager
 async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -57,7 +40,7 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
 
 def create_app(settings: Settings) -> Litestar:
     """A gateway application for `settings`; it connects to NATS and the database when it starts."""
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             run_analysis,
             list_all_tasks,
@@ -65,9 +48,7 @@ def create_app(settings: Settings) -> Litestar:
             get_findings,
             cancel_task,
             task_event_stream,
-            create,
-            list_all,
-            revoke,
+            *TOKEN_ROUTES,
             healthz,
             readyz,
         ],
@@ -81,3 +62,5 @@ def create_app(settings: Settings) -> Litestar:
         request_max_body_size=settings.max_body_bytes,
         logging_config=None,  # the process's logging (JSON lines, shared/logs) stays as the entry point set it
     )
+    exact_request_schemas(app)
+    return app

@@ -23,13 +23,13 @@ from litestar.exceptions import (
 from litestar.handlers.base import BaseRouteHandler
 
 from services.gateway.errors import documented
+from services.gateway.openapi import BEARER_SCHEME
 from services.gateway.resources import DATABASE_ERRORS, Resources
 from shared.loopback import is_loopback
 from shared.tokens import Scope, active_tokens, allows, authenticate
 
 log = logging.getLogger(__name__)
 
-BEARER_SCHEME = "bearer"
 PUBLIC = {"public": True}
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="assay"'}
 

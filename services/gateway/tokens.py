@@ -14,6 +14,7 @@ from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException, ServiceUnavailableException
 from litestar.params import JSONBody, PathParameter
 
+from services.gateway.allow import allowed_methods
 from services.gateway.auth import requires
 from services.gateway.queries import views
 from services.gateway.resources import DATABASE_ERRORS, Resources
@@ -48,17 +49,14 @@ async def create(
         token, row = await create_token(resources.sessions, data.name, data.scope)
     except DATABASE_ERRORS as error:
         raise _unavailable(error) from error
-    log.info(
-        "token %s (%s, scope %s) created by %s",
-        row.token_id,
-        row.name,
-        row.scope,
-        request.state.get("token_name", "an open gateway"),
-    )
+    creator = request.state.get("token_name", "an open gateway")
+    log.info("token %s (%s, scope %s) created by %s", row.token_id, row.name, row.scope, creator)
     return Response(TokenCreated(token=token, about=token_view(row)), status_code=201)
 
 
-@get("/api/tokens", summary="List API tokens (never their secrets)", tags=["tokens"], **requires("admin", 503))
+@get(
+    "/api/tokens", summary="List API tokens (never their secrets)", tags=["tokens"], **requires("admin", 503)
+)
 async def list_all(resources: NamedDependency[Resources]) -> TokenList:
     try:
         rows = await list_tokens(resources.sessions)
@@ -83,3 +81,6 @@ async def revoke(resources: NamedDependency[Resources], token_id: TokenIdPath) -
         raise NotFoundException(f"token {token_id} not found")
     log.info("token %s (%s) revoked", row.token_id, row.name)
     return token_view(row)
+
+
+TOKEN_ROUTES = [allowed_methods("/api/tokens"), create, list_all, revoke]
