@@ -86,5 +86,5 @@ async def test_schemathesis_finds_no_failure(gateway: Gateway, tmp_path: Path) -
     print(text)  # the run's own summary (operations, test cases, failures), shown with -s or on failure
 
     assert process.returncode == 0, text[-6000:]
-    assert "11 selected / 11 total" in text  # every operation of the document was exercised
+    assert re.search(r"Operations:\s+(\d+) selected / \1 total", text)  # every operation was exercised
     assert re.search(r"(\d+) generated, \1 passed", text), text[-3000:]
