@@ -23,11 +23,13 @@ $(STAMP): pyproject.toml $(wildcard $(NODE_TOOLS)/package*.json)
 run: install
 	$(VENV)/bin/assay up
 
-test: install
+# The lint runs first, so a type error fails the tests (and CI) before any test starts.
+test: lint
 	$(VENV)/bin/pytest
 
 lint: install
 	$(VENV)/bin/ruff check shared services tests benchmarks
+	$(VENV)/bin/mypy
 
 bench: install
 	$(PY) -m benchmarks

@@ -65,6 +65,18 @@ def fingerprint(tool: str, rule_id: str, path: str | None, source_line: str, mes
     return hashlib.sha256(material.encode()).hexdigest()[:32]
 
 
+def with_fingerprints(findings: list[Finding]) -> list[Finding]:
+    """The findings, each without a fingerprint given one (from its message), so de-duplication works for all."""
+    return [
+        finding
+        if finding.fingerprint
+        else msgspec.structs.replace(
+            finding, fingerprint=fingerprint(finding.tool, finding.rule_id, finding.path, "", finding.message)
+        )
+        for finding in findings
+    ]
+
+
 def severity_breakdown(findings: list[Finding]) -> dict[str, int]:
     """Counts per severity, every level present (zero where none)."""
     counts: dict[str, int] = dict.fromkeys(SEVERITIES, 0)

@@ -12,8 +12,10 @@ import socket
 import sys
 from pathlib import Path
 
+from shared.errors import MessagingError
 
-class NatsServerNotFound(RuntimeError):
+
+class NatsServerNotFound(MessagingError):
     pass
 
 
@@ -34,7 +36,8 @@ def nats_server_binary() -> str:
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 class EmbeddedNats:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import msgspec
 
 from shared.catalog import TOOLS_BY_SERVICE
+from shared.errors import InputError
 
 TOOL_NAMES = frozenset(tool for tools in TOOLS_BY_SERVICE.values() for tool in tools)
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ MAX_PATHS = 20
 UrlPath = Annotated[str, msgspec.Meta(pattern=r"^/[^\x00-\x20\x7f]*$", max_length=2048)]
 
 
-class OptionError(ValueError):
+class OptionError(InputError):
     """An option the request may not have; `field` is its dotted path under `options`."""
 
     def __init__(self, field: str, reason: str) -> None:

@@ -11,7 +11,9 @@ from typing import Any, Literal
 
 import msgspec
 
+from shared.errors import ErrorCode
 from shared.findings import Finding, ToolRun
+from shared.tasks import TaskRef
 
 PROTOCOL_VERSION = 1
 HEARTBEAT_INTERVAL_S = 2.0  # analyzers beat at least this often; the contract promises at most every 5 s
@@ -38,9 +40,7 @@ class ServiceResult(msgspec.Struct, kw_only=True):
 
 class AnalyzeFrame(msgspec.Struct, tag="analyze", tag_field="type", kw_only=True):
     id: str
-    task_id: str
-    model_slug: str
-    app_number: int
+    task: TaskRef
     tools: list[str] = []  # empty: every tool of the analyzer
     target_urls: list[str] = []
     options: dict[str, Any] = {}
@@ -81,7 +81,7 @@ class ResultFrame(msgspec.Struct, tag="result", tag_field="type", kw_only=True):
 
 class ErrorFrame(msgspec.Struct, tag="error", tag_field="type", kw_only=True):
     id: str
-    code: str  # bad_request, unknown_app, deadline, cancelled, internal
+    code: ErrorCode  # one subclass of shared.errors.ProtocolError each
     message: str
 
 
@@ -101,8 +101,6 @@ class HealthReport(msgspec.Struct, tag="health", tag_field="type", kw_only=True)
 
 
 AnalyzerFrame = ProgressFrame | HeartbeatFrame | ResultFrame | ErrorFrame | HealthReport
-
-TERMINAL_FRAMES = (ResultFrame, ErrorFrame)
 
 _client_decoder = msgspec.json.Decoder(ClientFrame)
 _analyzer_decoder = msgspec.json.Decoder(AnalyzerFrame)

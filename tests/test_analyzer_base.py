@@ -7,6 +7,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -17,10 +18,9 @@ from services.analyzers.base.job import Job
 from services.analyzers.base.main import serve_analyzer
 from services.analyzers.base.tool import ToolOutput
 from shared.config import load_settings
-from shared.findings import Finding, ToolRun
+from shared.findings import Finding, ToolRun, ToolStatus
 from shared.natsd import free_port
 from shared.protocol import (
-    AnalyzeFrame,
     CancelFrame,
     ErrorFrame,
     HealthFrame,
@@ -32,6 +32,7 @@ from shared.protocol import (
     decode_analyzer_frame,
     encode_frame,
 )
+from tests.support.analyzers import analyze_frame
 
 # A tool process that starts a grandchild, so the test can see that the whole process group dies.
 SPAWNER = "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); time.sleep(60)"
@@ -55,7 +56,7 @@ class SleepyTool:
             f"import os; open({str(self.pgid_file)!r}, 'w').write(str(os.getpgrp())); {SPAWNER}",
         ]
         outcome = await job.run(self.name, argv)
-        status = "timeout" if outcome.timed_out else "success"
+        status: ToolStatus = "timeout" if outcome.timed_out else "success"
         return ToolOutput(
             run=ToolRun(tool=self.name, status=status, command=argv, exit_code=outcome.exit_code)
         )
@@ -118,11 +119,8 @@ async def analyzer_url(tmp_path: Path) -> AsyncIterator[str]:
     await server
 
 
-def analyze(request_id: str, tools: list[str], **fields: object) -> str:
-    frame = AnalyzeFrame(
-        id=request_id, task_id="task_0123456789ab", model_slug="model-a", app_number=1, tools=tools, **fields
-    )  # type: ignore[arg-type]
-    return encode_frame(frame)
+def analyze(request_id: str, tools: list[str], options: dict[str, Any] | None = None) -> str:
+    return encode_frame(analyze_frame(request_id, model="model-a", tools=tools, options=options))
 
 
 async def next_frame(ws: ClientConnection, timeout: float = 10.0) -> msgspec.Struct:
@@ -215,16 +213,12 @@ async def test_health_lists_every_tool(analyzer_url: str) -> None:
         ('{"type":"launch","id":"x"}', "bad_request", "x"),  # unknown type
         (analyze("x", ["nope"]), "bad_request", "x"),  # unknown tool
         (
-            encode_frame(
-                AnalyzeFrame(id="x", task_id="task_0123456789ab", model_slug="model-a", app_number=7)
-            ),
+            encode_frame(analyze_frame("x", model="model-a", app=7)),
             "unknown_app",
             "x",
         ),
         (
-            encode_frame(
-                AnalyzeFrame(id="x", task_id="task_0123456789ab", model_slug="../etc", app_number=1)
-            ),
+            encode_frame(analyze_frame("x", model="../etc")),
             "bad_request",
             "x",
         ),

@@ -70,8 +70,9 @@ async def test_analyze_prints_the_task_id_of_the_queued_request(gateway: Gateway
     task_id = out.strip()
     assert re.fullmatch(r"task_[0-9a-f]{12}", task_id)
     message = await gateway.js.get_last_msg(REQUESTS_STREAM, request_subject("urgent"))
+    assert message.data is not None
     request = decode_request(message.data)
-    assert (request.task_id, request.tools) == (task_id, ["ruff"])
+    assert (request.task.id, request.tools) == (task_id, ["ruff"])
     assert request.target_urls == ["http://127.0.0.1:5011", "http://127.0.0.1:5012"]
 
 

@@ -140,9 +140,8 @@ def test_up_starts_the_stack_stops_it_on_sigint_and_restarts_on_the_same_data(tm
         code = second.interrupt()
 
     assert code == 0, second.stderr.read_text()[-3000:]
-    assert again.status_code == 200, (
-        again.text
-    )  # the first run's task is still known: same streams, same database
+    # the first run's task is still known: same streams, same database
+    assert again.status_code == 200, again.text
     assert again.json()["task_id"] == task_id
     assert [name for name, pid in second.children().items() if alive(pid)] == []
     assert saved_token(env) == token_saved  # the second run kept the token that still works

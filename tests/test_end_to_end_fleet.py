@@ -10,6 +10,7 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -23,7 +24,7 @@ APPS = REPO / "generated" / "apps"
 MODEL, APP = "openai_codex-mini", 1
 
 
-def count(stack: Stack, sql: str, *params: object) -> list[tuple]:
+def count(stack: Stack, sql: str, *params: object) -> list[tuple[Any, ...]]:
     with sqlite3.connect(stack.database_file) as db:
         return db.execute(sql, params).fetchall()
 

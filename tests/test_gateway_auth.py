@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from litestar.enums import HttpMethod
 from litestar.routes import HTTPRoute
 
 from services.cli.credentials import token_file
@@ -49,7 +50,7 @@ async def gateway(tmp_path: Path, nats_server: EmbeddedNats, database_url: str) 
 def protected_routes(gateway: Gateway) -> list[tuple[str, str]]:
     """(method, path) of every route the app serves, the OpenAPI document's own included, but the health ones."""
     app = create_app(gateway.settings)
-    found = []
+    found: list[tuple[str, str]] = []
     for route in app.routes:
         if not isinstance(route, HTTPRoute):
             continue
@@ -57,7 +58,7 @@ def protected_routes(gateway: Gateway) -> list[tuple[str, str]]:
             if handler.opt.get("public"):
                 continue
             path = re.sub(r"\{(\w+):\w+\}", lambda m: SAMPLE_VALUES.get(m.group(1), "x"), route.path)
-            found += [(method, path) for method in sorted(handler.http_methods) if method != "OPTIONS"]
+            found += [(HttpMethod(method).value, path) for method in sorted(handler.http_methods) if method != "OPTIONS"]
     return found
 
 

@@ -14,6 +14,7 @@ from services.analyzers.performance.stats import percentile, summarize
 from services.analyzers.running_app.client import http_client
 from shared.natsd import free_port
 from shared.protocol import (
+    AnalyzeFrame,
     CancelFrame,
     ErrorFrame,
     HealthFrame,
@@ -32,7 +33,7 @@ def performance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     stop(process)
 
 
-def load(request_id: str, targets: list[str], **options: object):
+def load(request_id: str, targets: list[str], **options: object) -> AnalyzeFrame:
     return analyze_frame(request_id, app=1, target_urls=targets, options={"load": options})
 
 
@@ -105,7 +106,7 @@ async def test_unreachable_target_is_reported_not_crashed(performance: str) -> N
     result = await result_async(performance, load("u", [dead]), timeout_s=10)
     assert time.monotonic() - started < 5
     (run,) = result.tools
-    assert run.status == "skipped" and run.reason.startswith(f"targets_unreachable: {dead}")
+    assert run.status == "skipped" and (run.reason or "").startswith(f"targets_unreachable: {dead}")
     assert result.metrics["load"]["status"] == "targets_unreachable"
     assert result.findings == []
 
@@ -113,7 +114,7 @@ async def test_unreachable_target_is_reported_not_crashed(performance: str) -> N
 async def test_invalid_options_fail_the_tool_with_the_reason(performance: str, notes_app: str) -> None:
     result = await result_async(performance, load("bad", [notes_app], concurrency=0))
     (run,) = result.tools
-    assert run.status == "failed" and "invalid options.load" in run.reason and "concurrency" in run.reason
+    assert run.status == "failed" and "invalid options.load" in (run.reason or "") and "concurrency" in (run.reason or "")
     assert result.status == "failed"
 
 

@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 
 from services.persister import folders, staging
-from services.persister.consumer import trace_id_of
 from services.persister.document import Ending, render
 from services.persister.records import TaskRecord
 from services.persister.staging import StagedService
 from shared.delivery import backoff_s
 from shared.protocol import ServiceResult
+from shared.tasks import TaskRef
+from shared.tracing import trace_id_of
 from tests.support.persister import files_under, service_result, sha256_of
 
 CREATED = datetime(2026, 11, 29, 10, 15, 0, tzinfo=UTC)
@@ -24,10 +25,9 @@ CREATED = datetime(2026, 11, 29, 10, 15, 0, tzinfo=UTC)
 
 def record(**changes: object) -> TaskRecord:
     values: dict[str, object] = {
-        "task_id": "task_982d72cfa0f4",
-        "model_slug": "openai_codex-mini",
-        "app_number": 3,
-        "analysis_type": "security",
+        "task": TaskRef(
+            id="task_982d72cfa0f4", model_slug="openai_codex-mini", app_number=3, analysis_type="security"
+        ),
         "priority": "normal",
         "tools": [],
         "services": ["static"],

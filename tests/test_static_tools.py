@@ -23,6 +23,7 @@ from services.analyzers.static.tools.ruff import Ruff
 from services.analyzers.static.tools.semgrep import Semgrep
 from services.analyzers.static.tools.source import app_files, source_files
 from shared.natsd import free_port
+from shared.protocol import ServiceResult
 from tests.support.static import copy_sample, make_job, run_in_process
 
 
@@ -131,7 +132,7 @@ async def test_fingerprints_survive_a_line_shift_and_secrets_stay_out_of_message
     source.write_text("# a comment pushed in by a regeneration\n\n\n" + source.read_text())
     after = await run_in_process(tools, app)
 
-    def in_backend(result):
+    def in_backend(result: ServiceResult) -> dict[tuple[str, str, str], int | None]:
         return {
             (f.tool, f.rule_id, f.fingerprint): f.line for f in result.findings if f.path == "backend/app.py"
         }

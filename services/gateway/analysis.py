@@ -19,9 +19,10 @@ from services.gateway.publisher import NatsUnavailable, publish_request
 from services.gateway.resources import Resources
 from services.gateway.schemas import Accepted, Links, RunRequest
 from shared.catalog import offered_tools, planned_tools, unknown_tools
-from shared.messages import AnalysisRequest, encode, new_task_id
+from shared.messages import AnalysisRequest, encode
 from shared.options import OptionError, check_options
 from shared.paths import UnsafePathError, app_dir
+from shared.tasks import TaskRef, new_task_id
 from shared.tracing import TASK_ID_ATTRIBUTE, current_trace_id
 
 log = logging.getLogger(__name__)
@@ -90,11 +91,11 @@ async def run_analysis(
     tools = list(dict.fromkeys(data.tools))  # keep the order, drop repeats
     task_id = new_task_id()
     trace.get_current_span().set_attribute(TASK_ID_ATTRIBUTE, task_id)
+    task = TaskRef(
+        id=task_id, model_slug=data.model_slug, app_number=data.app_number, analysis_type=data.analysis_type
+    )
     request = AnalysisRequest(
-        task_id=task_id,
-        model_slug=data.model_slug,
-        app_number=data.app_number,
-        analysis_type=data.analysis_type,
+        task=task,
         tools=tools,
         priority=data.priority,
         target_urls=list(data.target_urls),

@@ -25,6 +25,7 @@ from litestar.handlers.base import BaseRouteHandler
 from services.gateway.errors import documented
 from services.gateway.openapi import BEARER_SCHEME
 from services.gateway.resources import DATABASE_ERRORS, Resources
+from shared.errors import AssayError
 from shared.loopback import is_loopback
 from shared.tokens import Scope, active_tokens, allows, authenticate
 
@@ -34,7 +35,7 @@ PUBLIC = {"public": True}
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="assay"'}
 
 
-class ExposureRefused(RuntimeError):
+class ExposureRefused(AssayError):
     """The gateway would be reachable by anyone: it does not start."""
 
 

@@ -11,8 +11,9 @@ from typing import Annotated, Any
 
 import msgspec
 
-from shared.messages import AnalysisType, AppNumber, ModelSlug, Priority, TaskId, TaskStatus
+from shared.messages import Priority, TaskStatus
 from shared.options import RequestOptions
+from shared.tasks import AnalysisType, AppNumber, ModelSlug, TaskId
 from shared.tokens import TOKEN_ID_PATTERN, TOKEN_NAME_PATTERN, Scope
 
 ToolName = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]

@@ -23,6 +23,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from services.orchestrator.replicas import NoHealthyReplica, ReplicaChooser
+from shared.errors import AssayError
 from shared.protocol import (
     MAX_FRAME_BYTES,
     AnalyzeFrame,
@@ -47,7 +48,7 @@ CANCEL_SEND_TIMEOUT_S = 1.0
 OnProgress = Callable[[ProgressFrame], Awaitable[None]]
 
 
-class AnalyzerFailed(Exception):
+class AnalyzerFailed(AssayError):
     """The run ended without a result; the message says why, for the service event and the task's reason."""
 
 
@@ -73,7 +74,7 @@ class AnalyzerClient:
     async def analyze(self, service: str, frame: AnalyzeFrame, on_progress: OnProgress) -> ServiceResult:
         """Run `frame` on a healthy replica of `service`; the analyzer's result, or AnalyzerFailed."""
         urls = list(self.urls.get(service, ()))
-        extra = {"task_id": frame.task_id, "service": service}
+        extra = {"task_id": frame.task.id, "service": service}
         try:
             url = await self.replicas.choose(service, urls)
         except NoHealthyReplica as error:
@@ -100,7 +101,7 @@ class AnalyzerClient:
             "rpc.system": "websocket",
             "rpc.service": service,
             "server.address": urlsplit(url).hostname or url,
-            TASK_ID_ATTRIBUTE: frame.task_id,
+            TASK_ID_ATTRIBUTE: frame.task.id,
         }
         port = urlsplit(url).port
         if port:
@@ -142,7 +143,7 @@ class AnalyzerClient:
         self, websocket: ClientConnection, service: str, sent: AnalyzeFrame, on_progress: OnProgress
     ) -> ServiceResult:
         """Frames until the terminal one; every frame, even one ignored, proves the analyzer alive."""
-        extra = {"task_id": sent.task_id, "service": service}
+        extra = {"task_id": sent.task.id, "service": service}
         while True:
             try:
                 async with asyncio.timeout(self.heartbeat_timeout_s):

@@ -17,6 +17,7 @@ import msgspec
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
+from shared.errors import AssayError
 from shared.protocol import PROTOCOL_VERSION, HealthFrame, HealthReport, decode_analyzer_frame, encode_frame
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ HEALTH_TIMEOUT_S = (
 )
 
 
-class NoHealthyReplica(Exception):
+class NoHealthyReplica(AssayError):
     """No candidate could take the run: none answered as the analyzer it should be, none even accepted a connection."""
 
 

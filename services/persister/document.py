@@ -52,7 +52,7 @@ class RenderedResult:
 
 def primary_name(task: TaskRecord) -> str:
     """`<model_slug>_app<N>_<task_id>.json`."""
-    return f"{task.model_slug}_app{task.app_number}_{task.task_id}.json"
+    return f"{task.task.model_slug}_app{task.task.app_number}_{task.task.id}.json"
 
 
 def _json(value: Any) -> bytes:
@@ -114,10 +114,10 @@ def primary_document(task: TaskRecord, ending: Ending, services: list[StagedServ
     summary = summarize(ending, services)
     started = task.started_at or task.created_at
     return {
-        "task_id": task.task_id,
-        "model_slug": task.model_slug,
-        "app_number": task.app_number,
-        "analysis_type": task.analysis_type,
+        "task_id": task.task.id,
+        "model_slug": task.task.model_slug,
+        "app_number": task.task.app_number,
+        "analysis_type": task.task.analysis_type,
         "timestamp": task.created_at,
         "metadata": {
             "priority": task.priority,
@@ -149,7 +149,7 @@ def manifest(task: TaskRecord, primary: str, files: dict[str, bytes]) -> bytes:
     return _json(
         {
             "schema_version": DOCUMENT_SCHEMA_VERSION,
-            "task_id": task.task_id,
+            "task_id": task.task.id,
             "trace_id": task.trace_id,
             "primary_result": primary,
             "created_at": utcnow(),

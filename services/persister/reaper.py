@@ -15,8 +15,7 @@ from datetime import timedelta
 from opentelemetry import trace
 
 from services.persister import records
-from services.persister.completion import fail_task
-from services.persister.context import PersisterContext
+from services.persister.completion import PersisterContext, fail_task
 from shared.messages import utcnow
 from shared.tracing import TASK_ID_ATTRIBUTE
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import msgspec
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.messages import TERMINAL_STATUSES, utcnow
 from shared.models import ProcessedEvent, ServiceRun, Task
+from shared.tasks import AnalysisType, TaskRef
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -18,10 +20,7 @@ Sessions = async_sessionmaker[AsyncSession]
 class TaskRecord:
     """What the persister knows of one task (a detached copy of its row)."""
 
-    task_id: str
-    model_slug: str
-    app_number: int
-    analysis_type: str
+    task: TaskRef
     priority: str
     tools: list[str]
     services: list[str]
@@ -47,12 +46,19 @@ def as_utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def record_of(task: Task) -> TaskRecord:
-    return TaskRecord(
-        task_id=task.task_id,
+def task_ref_of(task: Task) -> TaskRef:
+    """The identity of a task row (its analysis type checked: a row is written only from a valid message)."""
+    return TaskRef(
+        id=task.task_id,
         model_slug=task.model_slug,
         app_number=task.app_number,
-        analysis_type=task.analysis_type,
+        analysis_type=msgspec.convert(task.analysis_type, AnalysisType),
+    )
+
+
+def record_of(task: Task) -> TaskRecord:
+    return TaskRecord(
+        task=task_ref_of(task),
         priority=task.priority,
         tools=list(task.tools or []),
         services=list(task.services or []),

@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import msgspec
@@ -21,13 +22,14 @@ from websockets.sync.client import connect as connect_sync
 from shared.natsd import free_port
 from shared.protocol import (
     MAX_FRAME_BYTES,
-    TERMINAL_FRAMES,
     AnalyzeFrame,
+    ErrorFrame,
     ResultFrame,
     ServiceResult,
     decode_analyzer_frame,
     encode_frame,
 )
+from shared.tasks import TaskRef
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE_APPS = REPO / "generated" / "apps"
@@ -39,7 +41,7 @@ def _wait_until_listening(
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"{process.args} exited with {process.returncode}: {log.read_text()[-2000:]}")
+            raise RuntimeError(f"{process.args!r} exited with {process.returncode}: {log.read_text()[-2000:]}")
         try:
             httpx.get(url, timeout=0.5, trust_env=False)
             return
@@ -115,11 +117,27 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def analyze_frame(
-    request_id: str, *, model: str = "openai_codex-mini", app: int = 1, **fields: object
+    request_id: str,
+    *,
+    model: str = "openai_codex-mini",
+    app: int = 1,
+    task_id: str = "task_00000000abcd",
+    tools: list[str] | None = None,
+    target_urls: list[str] | None = None,
+    options: dict[str, Any] | None = None,
+    deadline_s: float = 900.0,
+    traceparent: str | None = None,
 ) -> AnalyzeFrame:
+    """An analyze frame of a static analysis of `model`/app`app`, as the orchestrator sends it."""
     return AnalyzeFrame(
-        id=request_id, task_id="task_00000000abcd", model_slug=model, app_number=app, **fields
-    )  # type: ignore[arg-type]
+        id=request_id,
+        task=TaskRef(id=task_id, model_slug=model, app_number=app, analysis_type="static"),
+        tools=tools or [],
+        target_urls=target_urls or [],
+        options=options or {},
+        deadline_s=deadline_s,
+        traceparent=traceparent,
+    )
 
 
 def run_sync(url: str, frame: AnalyzeFrame, timeout_s: float = 60.0) -> list[msgspec.Struct]:
@@ -133,7 +151,7 @@ def run_sync(url: str, frame: AnalyzeFrame, timeout_s: float = 60.0) -> list[msg
             if getattr(received, "id", None) != frame.id:
                 continue
             frames.append(received)
-            if isinstance(received, TERMINAL_FRAMES):
+            if isinstance(received, (ResultFrame, ErrorFrame)):
                 return frames
 
 
@@ -150,7 +168,7 @@ async def result_async(url: str, frame: AnalyzeFrame, timeout_s: float = 30.0) -
         async with asyncio.timeout(timeout_s):
             async for message in ws:
                 received = decode_analyzer_frame(message)
-                if getattr(received, "id", None) == frame.id and isinstance(received, TERMINAL_FRAMES):
+                if getattr(received, "id", None) == frame.id and isinstance(received, (ResultFrame, ErrorFrame)):
                     assert isinstance(received, ResultFrame), f"run ended with {received}"
                     return received.result
     raise AssertionError("connection closed before a terminal frame")

@@ -145,6 +145,7 @@ async def gateway_for(settings: Settings) -> AsyncIterator[Gateway]:
         running_gateway(settings) as url,
         httpx.AsyncClient(base_url=url, timeout=10, headers=headers) as http,
     ):
+        assert settings.nats_url, "a gateway under test needs its NATS server's URL"
         nc = await nats.connect(settings.nats_url)
         js = nc.jetstream()
         try:

@@ -180,12 +180,14 @@ class Stack:
             f"{self.gateway_url}/api/analysis/run", json=body, headers=self.headers, timeout=10
         )
         assert response.status_code == 202, response.text
-        return response.json()["task_id"]
+        task_id: str = response.json()["task_id"]
+        return task_id
 
     def task(self, task_id: str) -> dict[str, Any]:
         response = httpx.get(f"{self.gateway_url}/api/tasks/{task_id}", headers=self.headers, timeout=10)
         assert response.status_code == 200, response.text
-        return response.json()
+        task: dict[str, Any] = response.json()
+        return task
 
     def wait_terminal(self, task_id: str, timeout_s: float = 240.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout_s

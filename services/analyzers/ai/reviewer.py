@@ -26,6 +26,7 @@ from services.analyzers.ai.sources import Sources, collect_sources
 from services.analyzers.base.job import Job
 from services.analyzers.base.tool import SkipTool, ToolOutput
 from shared.config import Settings
+from shared.errors import InputError
 from shared.findings import Finding, ToolRun, ToolStatus
 from shared.options import ReviewOptions
 from shared.protocol import ToolHealth
@@ -34,7 +35,7 @@ NO_KEY_REASON = "no API key: set ASSAY_AI_API_KEY"
 LENGTH_HINT = " (the answer was cut at the model's length limit)"
 
 
-class InvalidInput(Exception):
+class InvalidInput(InputError):
     """The app gives a review nothing valid to ask about (a malformed requirements.json): the tool fails."""
 
 
@@ -55,7 +56,7 @@ class Question:
 
 
 def app_label(job: Job) -> str:
-    return f"{job.model_slug}/app{job.app_number}"
+    return f"{job.task.model_slug}/app{job.task.app_number}"
 
 
 def _raw_output(config: ChatConfig, messages: list[dict[str, str]], reply: ChatReply) -> str:
@@ -145,7 +146,7 @@ class ModelReview:
         timeout_s = job.tool_timeout_s(self.name)
         try:
             async with asyncio.timeout(timeout_s):
-                reply = await complete(config, question.messages, task_id=job.task_id)
+                reply = await complete(config, question.messages, task_id=job.task.id)
         except TimeoutError:
             reason = f"no answer from {config.endpoint} within {timeout_s:.1f} s"
             return ToolOutput(run=record("timeout", version=config.model, reason=reason, **common))

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 import msgspec
 
 from services.analyzers.base.job import Job
+from shared.errors import ToolError
 from shared.findings import Finding, ToolRun
 from shared.protocol import ToolHealth
 
@@ -33,7 +34,7 @@ class Tool(Protocol):
     async def run(self, job: Job) -> ToolOutput: ...
 
 
-class SkipTool(Exception):
+class SkipTool(ToolError):
     """Raised by a tool that has nothing to analyze or cannot run for this job; the reason is reported."""
 
 

@@ -168,7 +168,7 @@ class SensitivePaths(HttpTool):
             for probe, response in zip(PROBES, responses, strict=True)
             if exposed(probe, response, catch_all)
         ]
-        metrics = {
+        metrics: dict[str, object] = {
             "baseline": "catch-all" if catch_all else "not-found",
             "baseline_status": [baseline.status for baseline in baselines],
             "probed": len(PROBES),

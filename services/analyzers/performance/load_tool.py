@@ -33,7 +33,7 @@ async def load_plan(job: Job, targets: list[str], options: LoadOptions) -> tuple
     """The URLs to load and where their paths came from (`options`, `requirements.json` or `default`)."""
     if options.paths is not None:
         return [join_url(target, path) for target in targets for path in options.paths], "options"
-    paths = (await promised_get_paths(job.app_dir, job.task_id))[:MAX_PATHS]
+    paths = (await promised_get_paths(job.app_dir, job.task.id))[:MAX_PATHS]
     if not paths:
         return [join_url(target, "/") for target in targets], "default"
     backend = backend_target(targets, job.app_env)

@@ -4,12 +4,15 @@ shared/options.LoadToolOptions) over defaults from the settings (ASSAY_PERF_*)."
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
 from shared.config import Settings
 from shared.options import LoadToolOptions
+from shared.options import Thresholds as ThresholdOptions
+
+Number = TypeVar("Number", int, float)
 
 
 class Thresholds(msgspec.Struct, frozen=True, kw_only=True):
@@ -31,19 +34,19 @@ class LoadOptions(msgspec.Struct, frozen=True, kw_only=True):
 def load_options(raw: Mapping[str, Any], settings: Settings) -> LoadOptions:
     """The request's `options.load` over the defaults; raises msgspec.ValidationError naming the bad field."""
     given = msgspec.convert(raw, LoadToolOptions)
-    thresholds = given.thresholds
+    thresholds = given.thresholds or ThresholdOptions()
     return LoadOptions(
-        requests=settings.perf_requests if given.requests is None else given.requests,
-        concurrency=settings.perf_concurrency if given.concurrency is None else given.concurrency,
-        duration_s=settings.perf_duration_s if given.duration_s is None else given.duration_s,
-        timeout_s=settings.perf_timeout_s if given.timeout_s is None else given.timeout_s,
+        requests=_given(given.requests, settings.perf_requests),
+        concurrency=_given(given.concurrency, settings.perf_concurrency),
+        duration_s=_given(given.duration_s, settings.perf_duration_s),
+        timeout_s=_given(given.timeout_s, settings.perf_timeout_s),
         paths=given.paths,
         thresholds=Thresholds(
-            error_rate=_given(thresholds and thresholds.error_rate, settings.perf_error_rate),
-            p99_ms=_given(thresholds and thresholds.p99_ms, settings.perf_p99_ms),
+            error_rate=_given(thresholds.error_rate, settings.perf_error_rate),
+            p99_ms=_given(thresholds.p99_ms, settings.perf_p99_ms),
         ),
     )
 
 
-def _given(value: float | None, default: float) -> float:
+def _given(value: Number | None, default: Number) -> Number:
     return default if value is None else value

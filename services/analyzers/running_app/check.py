@@ -35,6 +35,15 @@ def _version() -> str:
 VERSION = _version()
 
 
+class Problem(msgspec.Struct, frozen=True, kw_only=True):
+    """What a check judged wrong about a URL, before it is a finding: its rule, severity, message and CWE."""
+
+    rule_id: str
+    severity: Severity
+    message: str
+    cwe: str | None = None
+
+
 def http_finding(
     tool: str,
     rule_id: str,
@@ -72,9 +81,9 @@ def replay_command(
         f"services.analyzers.{service}.replay",
         tool,
         "--model",
-        job.model_slug,
+        job.task.model_slug,
         "--app",
-        str(job.app_number),
+        str(job.task.app_number),
     ]
     for url in targets:
         argv += ["--target", url]

@@ -15,9 +15,8 @@ import msgspec
 
 CONNECT_TIMEOUT_S = 3.0
 READ_TIMEOUT_S = 5.0
-MAX_BODY_BYTES = (
-    256 * 1024
-)  # enough to recognise a file by its content; a backup archive is not downloaded whole
+# enough to recognise a file by its content; a backup archive is not downloaded whole
+MAX_BODY_BYTES = 256 * 1024
 USER_AGENT = "assay-dynamic/1 (+security check of a generated app)"
 
 

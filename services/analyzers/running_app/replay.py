@@ -23,9 +23,10 @@ from services.analyzers.base.job import Job
 from services.analyzers.base.runner import run_tool
 from shared.config import load_settings
 from shared.paths import app_dir
+from shared.tasks import AnalysisType, TaskRef
 
 
-async def _quiet(_tool: str, _stage: str, _percent: float, _message: str) -> None:
+async def _quiet(_tool: str, _stage: str, _message: str) -> None:
     """Progress has no reader here."""
 
 
@@ -43,9 +44,7 @@ def replay(analyzer: Analyzer, argv: list[str] | None = None) -> int:
     folder = app_dir(settings.apps_dir, args.model, args.app)
     job = Job(
         request_id="replay",
-        task_id="task_000000000000",
-        model_slug=args.model,
-        app_number=args.app,
+        task=TaskRef(id="task_000000000000", model_slug=args.model, app_number=args.app, analysis_type=msgspec.convert(analyzer.service, AnalysisType)),
         app_dir=folder if folder.is_dir() else None,
         app_env=app_env(folder if folder.is_dir() else None),
         target_urls=args.target,

@@ -9,6 +9,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from shared.errors import InputError
+
 log = logging.getLogger(__name__)
 
 REQUIREMENTS_FILE = "requirements.json"
@@ -34,7 +36,7 @@ class Requirements(msgspec.Struct, frozen=True, kw_only=True):
         return list(dict.fromkeys(endpoint.path for endpoint in self.endpoints if endpoint.method == "GET"))
 
 
-class RequirementsError(ValueError):
+class RequirementsError(InputError):
     """requirements.json exists but is not valid; the message names the problem."""
 
 

@@ -7,7 +7,7 @@ the checks are skipped with a reason that starts with `targets_unreachable:` ins
 from __future__ import annotations
 
 import asyncio
-from typing import Literal
+from typing import Final, Literal
 from urllib.parse import urlparse
 
 import httpx
@@ -18,7 +18,7 @@ from services.analyzers.base.tool import SkipTool
 from services.analyzers.running_app.client import Fetched, fetch
 
 NO_TARGETS = "no target URLs: pass target_urls or give the app a .env with BACKEND_PORT/FRONTEND_PORT"
-UNREACHABLE = "targets_unreachable"
+UNREACHABLE: Final = "targets_unreachable"
 
 TargetsStatus = Literal["ok", "partially_reachable", "targets_unreachable"]
 

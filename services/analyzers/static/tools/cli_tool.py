@@ -19,6 +19,7 @@ from services.analyzers.base.process import ProcessOutcome, run_process
 from services.analyzers.base.tool import SkipTool, ToolOutput, executable
 from services.analyzers.static.tools.network import unreachable
 from services.analyzers.static.tools.source import AppSource, source_files
+from shared.errors import ToolError
 from shared.findings import Finding, ToolRun, ToolStatus
 from shared.protocol import ToolHealth
 
@@ -29,11 +30,11 @@ REASON_CHARS = 600  # how much of a failing tool's own words go into the record'
 _VERSION = re.compile(r"\d+(?:\.\d+)+")
 
 
-class UnreadableOutput(ValueError):
+class UnreadableOutput(ToolError, ValueError):
     """The tool ran but printed something its parser cannot read."""
 
 
-class ServiceUnavailable(Exception):
+class ServiceUnavailable(ToolError):
     """The tool ran but a service it depends on (a vulnerability database) could not answer: a skip, not a bug."""
 
 
@@ -62,9 +63,7 @@ class CliTool:
     program: str = ""  # the executable: a bare name (venv first, then PATH) or a path
     ok_exit_codes: frozenset[int] = frozenset({0, 1})  # most linters exit 1 when they found something
     missing_hint: str = ""  # appended to "<program> not installed"
-    languages: tuple[str, ...] = (
-        "Python",
-    )  # which of the app's files it analyzes (source.LANGUAGE_SUFFIXES)
+    languages: tuple[str, ...] = ("Python",)  # which of the app's files it analyzes (source.LANGUAGE_SUFFIXES)
 
     def __init__(self) -> None:
         self._versions: dict[
