@@ -109,6 +109,8 @@ async def authenticate(sessions: Sessions, presented: str) -> ApiToken | None:
     now = datetime.now(UTC)
     if row.last_used_at is None or now - row.last_used_at > LAST_USE_RESOLUTION:
         async with sessions() as session, session.begin():
-            await session.execute(update(ApiToken).where(ApiToken.token_id == token_id).values(last_used_at=now))
+            await session.execute(
+                update(ApiToken).where(ApiToken.token_id == token_id).values(last_used_at=now)
+            )
         row.last_used_at = now
     return row

@@ -58,7 +58,11 @@ def protected_routes(gateway: Gateway) -> list[tuple[str, str]]:
             if handler.opt.get("public"):
                 continue
             path = re.sub(r"\{(\w+):\w+\}", lambda m: SAMPLE_VALUES.get(m.group(1), "x"), route.path)
-            found += [(HttpMethod(method).value, path) for method in sorted(handler.http_methods) if method != "OPTIONS"]
+            found += [
+                (HttpMethod(method).value, path)
+                for method in sorted(handler.http_methods)
+                if method != "OPTIONS"
+            ]
     return found
 
 
@@ -68,8 +72,12 @@ async def test_every_route_but_health_answers_401_without_a_token(gateway: Gatew
         answers = {(method, path): await anonymous.request(method, path) for method, path in routes}
         health = [await anonymous.get("/healthz"), await anonymous.get("/readyz")]
 
-    assert {("POST", "/api/analysis/run"), ("GET", "/schema/openapi.json"), ("GET", "/api/tokens")} <= set(routes)
-    assert {route: answer.status_code for route, answer in answers.items()} == {route: 401 for route in routes}
+    assert {("POST", "/api/analysis/run"), ("GET", "/schema/openapi.json"), ("GET", "/api/tokens")} <= set(
+        routes
+    )
+    assert {route: answer.status_code for route, answer in answers.items()} == {
+        route: 401 for route in routes
+    }
     assert all(answer.headers["www-authenticate"].startswith("Bearer") for answer in answers.values())
     assert [answer.status_code for answer in health] == [200, 200]
 
@@ -100,7 +108,9 @@ async def test_scopes_read_cannot_submit_and_submit_cannot_manage_tokens(gateway
     refused = await gateway.http.post("/api/analysis/run", json=body, headers=read)
     looked = await gateway.http.get("/api/tasks", headers=read)
     accepted = await gateway.http.post("/api/analysis/run", json=body, headers=submit)
-    cancel_by_reader = await gateway.http.post(f"/api/tasks/{accepted.json()['task_id']}/cancel", headers=read)
+    cancel_by_reader = await gateway.http.post(
+        f"/api/tasks/{accepted.json()['task_id']}/cancel", headers=read
+    )
     tokens_by_submitter = await gateway.http.get("/api/tokens", headers=submit)
 
     assert refused.status_code == 403 and "scope read" in refused.json()["detail"]
@@ -177,10 +187,21 @@ async def test_the_local_token_of_assay_up_is_saved_0600_and_kept_while_it_works
     await engine.dispose()
     assert known is not None and known.scope == "admin" and known.name.startswith("local-")
 
-    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config"), "ASSAY_GATEWAY_URL": settings.gateway_url}
+    env = {
+        **os.environ,
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "ASSAY_GATEWAY_URL": settings.gateway_url,
+    }
     env.pop("ASSAY_TOKEN", None)
     shown = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services.cli", "token", "show-local", cwd=REPO, env=env, stdout=asyncio.subprocess.PIPE
+        sys.executable,
+        "-m",
+        "services.cli",
+        "token",
+        "show-local",
+        cwd=REPO,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
     )
     out, _ = await shown.communicate()
     assert shown.returncode == 0 and out.decode().strip() == token

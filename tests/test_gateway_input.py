@@ -85,7 +85,9 @@ async def migrated_task(gateway: Gateway) -> None:
     ids=["options", "in-a-known-field", "in-an-unknown-field"],
 )
 async def test_deeply_nested_options_are_422(gateway: Gateway, options: str) -> None:
-    body = f'{{"model_slug": "{MODEL}", "app_number": {APP}, "analysis_type": "static", "options": {options}}}'
+    body = (
+        f'{{"model_slug": "{MODEL}", "app_number": {APP}, "analysis_type": "static", "options": {options}}}'
+    )
 
     answer = await gateway.http.post(
         "/api/analysis/run", content=body.encode(), headers={"content-type": "application/json"}

@@ -37,13 +37,16 @@ async def ensure_local_token(settings: Settings) -> Path | None:
         await migrate(engine)
         factory = sessions(engine)
         saved = read_saved_token(settings)
-        known = await authenticate(factory, saved) if saved else None
-        if known is not None and allows(known.scope, "admin"):
-            return save_token(settings, saved) if saved else None
+        if saved is not None:
+            known = await authenticate(factory, saved)
+            if known is not None and allows(known.scope, "admin"):
+                return save_token(settings, saved)  # rewritten: the file's rights may have been widened
         token, row = await create_token(factory, _local_name(), "admin")
     finally:
         await engine.dispose()
     path = save_token(settings, token)
     log.info("created admin token %s (%s) for the CLI in %s", row.token_id, row.name, path)
-    print(f"Created an admin API token for the CLI in {path} (`assay token show-local` prints it).", flush=True)
+    print(
+        f"Created an admin API token for the CLI in {path} (`assay token show-local` prints it).", flush=True
+    )
     return path

@@ -67,7 +67,14 @@ def list_all(settings: Settings, args: argparse.Namespace) -> int:
             tokens = gateway.tokens()["tokens"]
     headers = ["id", "name", "scope", "created", "last used", "revoked"]
     rows = [
-        [t["token_id"], t["name"], t["scope"], t["created_at"], t["last_used_at"] or "-", t["revoked_at"] or "-"]
+        [
+            t["token_id"],
+            t["name"],
+            t["scope"],
+            t["created_at"],
+            t["last_used_at"] or "-",
+            t["revoked_at"] or "-",
+        ]
         for t in tokens
     ]
     print("\n".join(table(headers, rows)))
@@ -115,7 +122,9 @@ def add_parser(commands: Any) -> None:
 
     new = actions.add_parser("create", help="create a token; it is printed once, alone on the last line")
     new.add_argument("name")
-    new.add_argument("--scope", choices=SCOPES, default="submit", help="read < submit < admin (default: submit)")
+    new.add_argument(
+        "--scope", choices=SCOPES, default="submit", help="read < submit < admin (default: submit)"
+    )
     new.add_argument("--direct", action="store_true", help=direct_help)
 
     listing = actions.add_parser("list", help="list tokens (never their secrets)")

@@ -101,7 +101,9 @@ async def check_exposure(resources: Resources) -> None:
     local = is_loopback(host)
     if not resources.settings.auth:
         if not local:
-            raise ExposureRefused(f"ASSAY_AUTH=off is refused on {host}: bind the gateway to loopback or use tokens")
+            raise ExposureRefused(
+                f"ASSAY_AUTH=off is refused on {host}: bind the gateway to loopback or use tokens"
+            )
         banner = f"ASSAY_AUTH=off: the gateway on {host} answers ANYONE on this machine without a token"
         print(f"\n*** {banner} ***\n", file=sys.stderr, flush=True)
         log.warning(banner)
@@ -111,7 +113,9 @@ async def check_exposure(resources: Resources) -> None:
     try:
         count = await active_tokens(resources.sessions)
     except DATABASE_ERRORS as error:
-        raise ExposureRefused(f"cannot count API tokens ({error.__class__.__name__}); not serving on {host}") from error
+        raise ExposureRefused(
+            f"cannot count API tokens ({error.__class__.__name__}); not serving on {host}"
+        ) from error
     if count == 0:
         raise ExposureRefused(
             f"no API token exists: not serving on {host}. Create one first: "
