@@ -1,9 +1,10 @@
 """Assay's exceptions: one root, one branch per layer, so a caller catches what it means and nothing more.
 
-`AssayError` is the root of every exception Assay raises on purpose. The branches below it say which layer failed:
-input (an unsafe name or value from outside), messaging (NATS), the analyzer protocol (whose subclasses are the
-wire's error codes, one class per code), tools (an analysis tool or model that could not do its job) and storage
-(the persister's side). A bare `Exception` caught anywhere is a crash, never an expected outcome.
+`AssayError` is the root of every exception Assay raises on purpose. The branches below it say which layer
+failed: input (an unsafe name or value from outside), messaging (NATS), the analyzer protocol (whose
+subclasses are the wire's error codes, one class per code), tools (an analysis tool or model that could not do
+its job) and storage (the persister's side). A bare `Exception` caught anywhere is a crash, never an expected
+outcome.
 """
 
 from __future__ import annotations

@@ -62,10 +62,14 @@ class CancelRequest(Envelope, frozen=True, kw_only=True):
 
 
 class TaskEvent(Envelope, frozen=True, kw_only=True, tag_field="kind"):
+    """An event on `assay.events.<task_id>.<kind>`, tagged by `kind`; it names its task in full."""
+
     task: TaskRef
 
 
 class TaskStarted(TaskEvent, frozen=True, kw_only=True, tag="started"):
+    """An orchestrator took the task: the analyzers (`services`) and tools it runs."""
+
     services: list[str]
     tools: list[str] = []
     priority: Priority = "normal"
@@ -73,6 +77,8 @@ class TaskStarted(TaskEvent, frozen=True, kw_only=True, tag="started"):
 
 
 class TaskProgress(TaskEvent, frozen=True, kw_only=True, tag="progress"):
+    """How far the task is (`percent` is the task's), at least every 30 s while it runs."""
+
     service: str
     tool: str | None = None
     stage: str = "running"
@@ -100,17 +106,23 @@ class ServiceFinished(TaskEvent, frozen=True, kw_only=True, tag="service"):
 
 
 class TaskCompleted(TaskEvent, frozen=True, kw_only=True, tag="completed"):
+    """The task ended with every analyzer's outcome: `completed`, or `partial` when some failed."""
+
     status: Literal["completed", "partial"]
     services: list[str]  # the services whose `service` events belong to this task
     reason: str | None = None  # for `partial`: which services failed and why
 
 
 class TaskFailed(TaskEvent, frozen=True, kw_only=True, tag="failed"):
+    """The task ended without a usable outcome; `reason` says why."""
+
     reason: str
     services: list[str] = []
 
 
 class TaskCancelled(TaskEvent, frozen=True, kw_only=True, tag="cancelled"):
+    """The task was cancelled on request; its analyzers were told to stop."""
+
     reason: str
     services: list[str] = []
 

@@ -2,8 +2,9 @@
 (`options.<tool>`), every key known and every value bounded.
 
 The gateway decodes a request's options into `RequestOptions` (a bad option is a 422 naming it, before anything
-is queued) and then applies the load ceilings with `check_load`; the analyzers decode their part with the same
-types (`LoadToolOptions`, `ReviewOptions`), so what passed the gateway never fails at run time.
+is queued); the analyzers decode their part with the same types (`LoadToolOptions`, `ReviewOptions`), so what
+passed the gateway never fails at run time. The load ceilings of the settings (ASSAY_LOAD_MAX_*) are applied by the
+performance analyzer, which cuts a request's load to them: a request can only lower them.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import msgspec
 
 from shared.catalog import TOOLS_BY_SERVICE
-from shared.errors import InputError
 
 TOOL_NAMES = frozenset(tool for tools in TOOLS_BY_SERVICE.values() for tool in tools)
 if TYPE_CHECKING:
@@ -32,15 +32,6 @@ MAX_PATHS = 20
 UrlPath = Annotated[str, msgspec.Meta(pattern=r"^/[^\x00-\x20\x7f]*$", max_length=2048)]
 
 
-class OptionError(InputError):
-    """An option the request may not have; `field` is its dotted path under `options`."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
-
-
 class Options(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
     """Base of every options mapping: unknown keys are refused, unset keys stay unset on the wire."""
 
@@ -57,7 +48,7 @@ class Thresholds(Options, frozen=True, kw_only=True):
 
 
 class LoadToolOptions(Options, frozen=True, kw_only=True):
-    """`options.load`; unset fields take the ASSAY_PERF_* defaults. Ceilings may lower the maxima."""
+    """`options.load`; unset fields take the ASSAY_PERF_* defaults; ASSAY_LOAD_MAX_* cut what is asked."""
 
     requests: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] | None = None  # per URL
     concurrency: Annotated[int, msgspec.Meta(ge=1, le=512)] | None = None
@@ -101,34 +92,3 @@ class RequestOptions(Options, frozen=True, kw_only=True):
     load: LoadToolOptions | None = None
     requirements_review: ReviewOptions | None = msgspec.field(default=None, name="requirements-review")
     code_quality_review: ReviewOptions | None = msgspec.field(default=None, name="code-quality-review")
-
-
-class LoadCeilings(msgspec.Struct, frozen=True, kw_only=True):
-    """The most load one request may ask for, per URL; settings may lower these, a request cannot raise them."""
-
-    requests: int = 1_000_000
-    concurrency: int = 512
-    duration_s: float = 3600.0
-
-
-TYPE_CEILINGS = LoadCeilings()  # the types' own maxima
-
-
-def check_load(options: RequestOptions, ceilings: LoadCeilings = TYPE_CEILINGS) -> None:
-    """Raise OptionError naming the first `options.load` value above its ceiling."""
-    load = options.load
-    if load is None:
-        return
-    for field, ceiling in (
-        ("requests", ceilings.requests),
-        ("concurrency", ceilings.concurrency),
-        ("duration_s", ceilings.duration_s),
-    ):
-        value = getattr(load, field)
-        if value is not None and value > ceiling:
-            raise OptionError(f"load.{field}", f"{value} is above the ceiling of {ceiling:g}")
-
-
-def check_options(options: RequestOptions, ceilings: LoadCeilings = TYPE_CEILINGS) -> None:
-    """What the types cannot say: the load stays under the ceilings (which settings may lower)."""
-    check_load(options, ceilings)

@@ -52,8 +52,8 @@ class _NamesTaskRef(msgspec.Struct):
 
 
 def task_id_hint(data: bytes | None, subject: str = "") -> str | None:
-    """The valid task id an otherwise unusable message names, in its subject or its JSON, if any (for dead letters
-    and logs)."""
+    """The valid task id an otherwise unusable message names, in its subject or its JSON, if any (for dead
+    letters and logs)."""
     for token in subject.split("."):
         if TASK_ID_RE.match(token):
             return token

@@ -31,7 +31,7 @@ from shared.protocol import (
     decode_analyzer_frame,
     encode_frame,
 )
-from tests.support.analyzers import analyze_frame
+from tests.support.analyzers import ANALYZER_TOKEN, AUTH, analyze_frame
 from tests.support.fake_llm import FAKE_MODEL, FakeLLM, Recorded
 
 REPO = Path(__file__).resolve().parent.parent
@@ -67,6 +67,7 @@ def start_analyzer(root: Path, apps: Path, **ai_env: str) -> tuple[str, subproce
         "ASSAY_VAR_DIR": str(root / "var"),
         "ASSAY_TRACE_DIR": str(root / "traces"),
         "ASSAY_AI_MODEL": CONFIGURED_MODEL,
+        "ASSAY_ANALYZER_TOKEN": ANALYZER_TOKEN,
         **ai_env,
     }
     port = free_port()
@@ -147,7 +148,7 @@ async def analyze(
         deadline_s=30,
         traceparent=traceparent,
     )
-    async with connect(url, max_size=None) as websocket:
+    async with connect(url, max_size=None, additional_headers=AUTH) as websocket:
         await websocket.send(encode_frame(frame))
         async for message in websocket:
             answer = decode_analyzer_frame(message)
@@ -394,7 +395,7 @@ async def test_without_a_key_both_tools_are_skipped_with_the_reason(
     url, process = start_analyzer(tmp_path, apps, ASSAY_AI_BASE_URL=fake.url)
     try:
         before = len(fake.requests)
-        async with connect(url) as websocket:
+        async with connect(url, additional_headers=AUTH) as websocket:
             await websocket.send(encode_frame(HealthFrame(id="h1")))
             health = decode_analyzer_frame(await websocket.recv())
         assert isinstance(health, HealthReport)

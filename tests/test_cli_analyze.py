@@ -51,6 +51,9 @@ async def test_analyze_with_an_unknown_tool_exits_2_naming_it_and_the_allowed_on
 
 
 async def test_analyze_prints_the_task_id_of_the_queued_request(gateway: Gateway) -> None:
+    # The targets are the app's own ports (the targets policy allows those on loopback).
+    app_folder = gateway.settings.apps_dir / MODEL / f"app{APP}"
+    (app_folder / ".env").write_text("BACKEND_PORT=5011\nFRONTEND_PORT=5012\n")
     code, out, _err = await assay(
         gateway,
         "analyze",

@@ -17,10 +17,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from services.cli.api_token import token_file
 from services.cli.child import Child
-from services.cli.credentials import token_file
+from services.cli.credentials import analyzer_token_file
 from services.cli.roster import ServiceSpec
 from shared.config import ANALYZERS, load_settings
+from shared.nats_users import credentials_file, load_credentials
 from shared.natsd import free_port
 
 REPO = Path(__file__).resolve().parent.parent
@@ -126,6 +128,14 @@ def test_up_starts_the_stack_stops_it_on_sigint_and_restarts_on_the_same_data(tm
         code = first.interrupt()
 
     assert code == 0, first.stderr.read_text()[-3000:]
+    # The secrets of the run: readable by the owner only, and in no log line of any service.
+    var = tmp_path / "var"
+    made = [*load_credentials(var).values(), analyzer_token_file(var).read_text()]
+    for path in (credentials_file(var), analyzer_token_file(var), var / "nats" / "nats-server.conf"):
+        assert path.stat().st_mode & 0o077 == 0, path
+    logged = first.stdout.read_text() + first.stderr.read_text()
+    assert '"child": "gateway"' in logged or "[gateway]" in logged  # the services' lines are in there
+    assert [secret for secret in made if secret in logged] == []
     assert {"nats-server", "gateway"} <= set(children)
     assert [name for name, pid in children.items() if alive(pid)] == []
     assert (tmp_path / "var" / "nats" / "jetstream").is_dir()

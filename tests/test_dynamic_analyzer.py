@@ -15,16 +15,16 @@ import httpx
 import msgspec
 import pytest
 
-from services.analyzers.base.app_env import app_env
 from services.analyzers.base.job import Job
 from services.analyzers.base.runner import run_tool
 from services.analyzers.dynamic.cookies import Cookies
 from services.analyzers.dynamic.cors import EVIL_ORIGIN, cors_problem
 from services.analyzers.dynamic.endpoints import Endpoints
-from services.analyzers.dynamic.security_headers import Verdict, score
+from services.analyzers.dynamic.security_headers import HeaderAssessment, score
 from services.analyzers.dynamic.sensitive_paths import PROBES, exposed
 from services.analyzers.running_app.client import Fetched
 from services.analyzers.running_app.targets import NO_TARGETS
+from shared.app_env import app_env
 from shared.catalog import TOOLS_BY_SERVICE
 from shared.config import load_settings
 from shared.findings import Finding
@@ -264,7 +264,7 @@ def test_cors_problem(headers: dict[str, Any], rule: str | None, severity: str |
 
 def test_header_score_weights() -> None:
     all_ok = {
-        name: Verdict("ok")
+        name: HeaderAssessment("ok")
         for name in (
             "content-security-policy",
             "strict-transport-security",
@@ -275,14 +275,14 @@ def test_header_score_weights() -> None:
         )
     }
     assert score(all_ok) == 100
-    assert score({**all_ok, "content-security-policy": Verdict("weak")}) == 88  # 100 - 25/2
+    assert score({**all_ok, "content-security-policy": HeaderAssessment("weak")}) == 88  # 100 - 25/2
     # HSTS cannot apply over http: scaled to the other 80 points.
     assert (
         score(
             {
                 **all_ok,
-                "strict-transport-security": Verdict("not-applicable"),
-                "permissions-policy": Verdict("missing"),
+                "strict-transport-security": HeaderAssessment("not-applicable"),
+                "permissions-policy": HeaderAssessment("missing"),
             }
         )
         == 88

@@ -117,7 +117,7 @@ def test_comprehensive_run_on_a_running_app_gets_findings_from_ten_tools(
         task_id,
     )
     assert {service for service, _ in tools_by_service} == {"static", "dynamic", "performance", "ai"}
-    # every finding the services reported is persisted: the per-tool records agree with the rows
+    # every finding the services reported is persisted: the tool runs agree with the rows
     recorded = dict(count(stack, "select tool, findings_count from tool_runs where task_id = ?", task_id))
     assert {tool: n for tool, n in recorded.items() if n} == by_tool
     assert task["findings_count"] == sum(by_tool.values())

@@ -19,8 +19,7 @@ import pytest
 from litestar.enums import HttpMethod
 from litestar.routes import HTTPRoute
 
-from services.cli.credentials import token_file
-from services.cli.local_token import ensure_local_token
+from services.cli.api_token import ensure_local_token, token_file
 from services.gateway.app import create_app
 from shared.config import load_settings
 from shared.database import create_engine, sessions

@@ -289,7 +289,9 @@ async def test_spans_continue_the_incoming_trace_with_db_and_folder_children(
     await eventually(complete, 5, "the persister's spans did not arrive")
     by_name = {span.name: span for span in mine()}
     process = by_name[f"process {completed_subject}"]
-    assert process.kind == SpanKind.CONSUMER and process.attributes is not None and process.context is not None
+    assert (
+        process.kind == SpanKind.CONSUMER and process.attributes is not None and process.context is not None
+    )
     assert process.parent is not None and process.parent.span_id == parent_span_id
     assert process.attributes["messaging.system"] == "nats"
     assert process.attributes["messaging.destination.name"] == completed_subject

@@ -31,7 +31,7 @@ from shared.protocol import (
     decode_analyzer_frame,
     encode_frame,
 )
-from tests.support.analyzers import analyze_frame, start_analyzer, stop
+from tests.support.analyzers import AUTH, analyze_frame, start_analyzer, stop
 from tests.support.static import copy_sample, write_many_modules
 
 TOOLS = TOOLS_BY_SERVICE["static"]
@@ -56,7 +56,9 @@ def static(apps: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
     stop(process)
 
 
-def analyze(request_id: str, model: str = "openai_codex-mini", app: int = 1, tools: list[str] | None = None) -> str:
+def analyze(
+    request_id: str, model: str = "openai_codex-mini", app: int = 1, tools: list[str] | None = None
+) -> str:
     return encode_frame(analyze_frame(request_id, model=model, app=app, tools=tools))
 
 
@@ -68,9 +70,7 @@ TimedFrames = list[tuple[float, msgspec.Struct]]  # (time.monotonic() at arrival
 FullRun = tuple[float, TimedFrames]  # (wall seconds, frames)
 
 
-def frames_until_terminal(
-    ws: ClientConnection, request_id: str, timeout_s: float
-) -> TimedFrames:
+def frames_until_terminal(ws: ClientConnection, request_id: str, timeout_s: float) -> TimedFrames:
     """(arrival time, frame) for every frame of the run, the terminal frame last."""
     seen: TimedFrames = []
     deadline = time.monotonic() + timeout_s
@@ -86,7 +86,7 @@ def frames_until_terminal(
 @pytest.fixture(scope="module")
 def full_run(static: str) -> FullRun:
     """Every tool on sample app1: (wall seconds, timed frames)."""
-    with connect(static, max_size=MAX_FRAME_BYTES) as ws:
+    with connect(static, max_size=MAX_FRAME_BYTES, additional_headers=AUTH) as ws:
         started = time.monotonic()
         ws.send(analyze("full"))
         frames = frames_until_terminal(ws, "full", timeout_s=180)
@@ -157,7 +157,7 @@ def test_full_run_beats_and_reports_progress_per_tool(full_run: FullRun) -> None
 
 
 def test_health_lists_every_tool_with_availability_and_version(static: str) -> None:
-    with connect(static) as ws:
+    with connect(static, additional_headers=AUTH) as ws:
         ws.send(encode_frame(HealthFrame(id="h1")))
         report = receive(ws, 60)
         started = time.monotonic()
@@ -187,7 +187,7 @@ def test_health_lists_every_tool_with_availability_and_version(static: str) -> N
     ],
 )
 def test_bad_requests_get_an_error_frame(static: str, frame: str, code: str, echoed: str) -> None:
-    with connect(static) as ws:
+    with connect(static, additional_headers=AUTH) as ws:
         ws.send(frame)
         answer = receive(ws)
         while isinstance(answer, HeartbeatFrame | ProgressFrame):
@@ -228,7 +228,7 @@ def group_alive(pgid: int) -> bool:
 
 def test_cancel_kills_the_running_tool_group_and_answers_cancelled(static: str, apps: Path) -> None:
     slow_app = (apps / SLOW_APP[0] / f"app{SLOW_APP[1]}").resolve()
-    with connect(static) as ws:
+    with connect(static, additional_headers=AUTH) as ws:
         ws.send(analyze("slow", model=SLOW_APP[0], app=SLOW_APP[1], tools=["pylint"]))
         deadline = time.monotonic() + 20
         while not (running := processes_in(slow_app)):

@@ -1,52 +1,54 @@
-"""The CLI's token: ASSAY_TOKEN, else the file saved for this gateway under the user's config folder.
+"""The secrets `assay up` makes for one run of the local stack, and which child gets which.
 
-`assay up` saves an admin token for the local gateway in `<XDG_CONFIG_HOME or ~/.config>/assay/tokens/<host>-<port>`
-(mode 0600, folder 0700), so the next `assay analyze` needs no setup; `assay token show-local` prints it.
+- NATS: a password per user of the embedded server (shared/nats_users.py), in `<var>/nats-credentials.json`.
+- Analyzers: one bearer token the analyzers require in the WebSocket handshake and the orchestrator sends,
+  in `<var>/analyzer-token` (ASSAY_ANALYZER_TOKEN instead, when set).
+
+Both files are mode 0600. A child receives only its own secrets, in its environment (never on its command line):
+`ASSAY_NATS_CREDS=<user>:<password>` and `ASSAY_ANALYZER_TOKEN`.
 """
 
 from __future__ import annotations
 
-import os
-import re
+import secrets
+from collections.abc import Mapping
 from pathlib import Path
-from urllib.parse import urlparse
 
-from services.cli.client import GatewayClient
-from shared.config import Settings
-
-
-def token_file(settings: Settings) -> Path:
-    """Where the token for `settings.gateway_url` is kept."""
-    address = urlparse(settings.gateway_url)
-    host = re.sub(r"[^A-Za-z0-9.]", "_", address.hostname or "localhost")
-    port = address.port or (443 if address.scheme == "https" else 80)
-    return settings.config_dir / "tokens" / f"{host}-{port}"
+from services.cli.roster import ServiceSpec
+from shared.nats_users import creds_of, write_private
 
 
-def read_saved_token(settings: Settings) -> str | None:
-    """The saved token for this gateway, or None when there is none."""
-    try:
-        return token_file(settings).read_text(encoding="utf-8").strip() or None
-    except FileNotFoundError:
-        return None
+def analyzer_token_file(var_dir: Path) -> Path:
+    return var_dir / "analyzer-token"
 
 
-def save_token(settings: Settings, token: str) -> Path:
-    """Write the token for this gateway, readable by the user only; returns the file."""
-    path = token_file(settings)
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        os.fchmod(handle.fileno(), 0o600)  # an older file may have been created with wider rights
-        handle.write(token + "\n")
-    return path
+def analyzer_token(var_dir: Path, configured: str | None) -> str:
+    """ASSAY_ANALYZER_TOKEN when set, else a fresh token written to `<var>/analyzer-token` (0600)."""
+    if configured:
+        return configured
+    token = secrets.token_urlsafe(32)
+    write_private(analyzer_token_file(var_dir), token)
+    return token
 
 
-def cli_token(settings: Settings) -> str | None:
-    """The token the CLI sends: ASSAY_TOKEN first, then the saved file."""
-    return settings.token or read_saved_token(settings)
+def child_env(
+    base: Mapping[str, str],
+    spec: ServiceSpec,
+    nats_credentials: Mapping[str, str] | None,
+    token: str,
+) -> dict[str, str]:
+    """The environment of one service: `base` plus the secrets this service needs, minus those it does not.
 
-
-def gateway_client(settings: Settings, timeout_s: float = 30.0) -> GatewayClient:
-    """A client of the configured gateway that sends the CLI's token."""
-    return GatewayClient(settings.gateway_url, cli_token(settings), timeout_s=timeout_s)
+    `nats_credentials` None: the user's own NATS server, whose ASSAY_NATS_CREDS (in `base`) every NATS client
+    uses as given.
+    """
+    env = dict(base)
+    if spec.nats_user is None:
+        env.pop("ASSAY_NATS_CREDS", None)
+    elif nats_credentials is not None:
+        env["ASSAY_NATS_CREDS"] = creds_of(nats_credentials, spec.nats_user)
+    if spec.analyzer_token:
+        env["ASSAY_ANALYZER_TOKEN"] = token
+    else:
+        env.pop("ASSAY_ANALYZER_TOKEN", None)
+    return env

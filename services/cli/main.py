@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import get_args
 
 from services.cli import tokens
+from services.cli.api_token import gateway_client
 from services.cli.client import GatewayClient, GatewayError
-from services.cli.credentials import gateway_client
 from services.cli.render import progress_line, render_task
 from services.cli.supervisor import run_up
 from services.cli.trace_tree import render_traces, span_files, spans_of_traces, trace_ids_of_task

@@ -9,8 +9,8 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from services.cli.api_token import gateway_client, read_saved_token, token_file
 from services.cli.client import GatewayError
-from services.cli.credentials import gateway_client, read_saved_token, token_file
 from services.cli.render import table
 from shared.config import Settings
 from shared.database import create_engine, migrate, sessions

@@ -18,10 +18,12 @@ from services.gateway.errors import invalid
 from services.gateway.publisher import NatsUnavailable, publish_request
 from services.gateway.resources import Resources
 from services.gateway.schemas import Accepted, Links, RunRequest
+from shared.app_env import app_env
 from shared.catalog import offered_tools, planned_tools, unknown_tools
+from shared.config import Settings
 from shared.messages import AnalysisRequest, encode
-from shared.options import OptionError, check_options
 from shared.paths import UnsafePathError, app_dir
+from shared.target_policy import TargetNotAllowed, target_policy
 from shared.tasks import TaskRef, new_task_id
 from shared.tracing import TASK_ID_ATTRIBUTE, current_trace_id
 
@@ -62,6 +64,19 @@ def _check_fits_nats(max_payload: int, request: AnalysisRequest) -> None:
         )
 
 
+async def _check_targets(settings: Settings, data: RunRequest) -> None:
+    """Every target URL within the targets policy of the app (its .env ports on loopback, ASSAY_TARGET_ALLOW)."""
+    if not data.target_urls:
+        return  # the analyzers use the app's .env ports on loopback, which the policy always allows
+    folder = app_dir(settings.apps_dir, data.model_slug, data.app_number)
+    policy = target_policy(settings, await asyncio.to_thread(app_env, folder))
+    for url in data.target_urls:
+        try:
+            policy.check(url)
+        except TargetNotAllowed as error:
+            raise invalid("target_urls", str(error)) from error
+
+
 async def _is_dir(path: Path) -> bool:
     # A stat on a network share can stall; keep it off the event loop.
     return await asyncio.to_thread(path.is_dir)
@@ -83,11 +98,8 @@ async def run_analysis(
     data: JSONBody[RunRequest], resources: NamedDependency[Resources]
 ) -> Response[Accepted]:
     _check_tools(data)
-    try:
-        check_options(data.options)
-    except OptionError as error:
-        raise invalid(f"options.{error.field}", error.reason) from error
     await _check_app_exists(resources, data)
+    await _check_targets(resources.settings, data)
     tools = list(dict.fromkeys(data.tools))  # keep the order, drop repeats
     task_id = new_task_id()
     trace.get_current_span().set_attribute(TASK_ID_ATTRIBUTE, task_id)

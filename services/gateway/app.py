@@ -16,6 +16,7 @@ from litestar.di import Provide
 
 from services.gateway.analysis import run_analysis
 from services.gateway.auth import authorize, check_exposure
+from services.gateway.contracts import asyncapi_document, json_schema
 from services.gateway.errors import EXCEPTION_HANDLERS
 from services.gateway.events import task_event_stream
 from services.gateway.health import healthz, readyz
@@ -25,8 +26,10 @@ from services.gateway.resources import open_resources, provide_resources
 from services.gateway.tasks import cancel_task, get_findings, get_task, list_all_tasks
 from services.gateway.tokens import TOKEN_ROUTES
 from shared.config import Settings
+from shared.redact import masked_url
 
 log = logging.getLogger(__name__)
+
 
 @asynccontextmanager
 async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -34,7 +37,7 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     async with open_resources(app.state.settings) as resources:
         await check_exposure(resources)
         app.state.resources = resources
-        log.info("gateway connected to NATS at %s", resources.settings.nats_url)
+        log.info("gateway connected to NATS at %s", masked_url(resources.settings.nats_url or ""))
         yield
 
 
@@ -51,6 +54,8 @@ def create_app(settings: Settings) -> Litestar:
             *TOKEN_ROUTES,
             healthz,
             readyz,
+            asyncapi_document,
+            json_schema,
         ],
         guards=[authorize],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]

@@ -49,7 +49,7 @@ def documented(*codes: int) -> dict[int, ResponseSpec]:
 _MEANINGS = {
     401: "No valid token: send `Authorization: Bearer <token>` with a token that is not revoked",
     403: "The token's scope does not allow this (read < submit < admin)",
-    404: "Not found: the task, or the app folder, does not exist",
+    404: "Not found: the task, the app folder or the named contract does not exist",
     409: "Conflict: the task has already ended",
     413: "The request is too large (the body limit, or what NATS can carry)",
     415: "The body is not `application/json`",

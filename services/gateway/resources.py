@@ -55,7 +55,7 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
     """Connect to NATS (retrying until it answers), declare the streams, open the database engine."""
     if not settings.nats_url:
         raise RuntimeError("ASSAY_NATS_URL is not set: start the stack with `assay up`, which provides one")
-    nc = await connect(settings.nats_url, "gateway")
+    nc = await connect(settings.nats_url, "gateway", settings.nats_creds)
     engine = create_engine(settings.database_url)
     try:
         js = nc.jetstream(timeout=JETSTREAM_TIMEOUT_S)

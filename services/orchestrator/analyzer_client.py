@@ -34,9 +34,11 @@ from shared.protocol import (
     ProgressFrame,
     ResultFrame,
     ServiceResult,
+    analyzer_auth,
     decode_analyzer_frame,
     encode_frame,
 )
+from shared.redact import masked_url
 from shared.tracing import TASK_ID_ATTRIBUTE, current_traceparent
 
 log = logging.getLogger(__name__)
@@ -65,9 +67,14 @@ class AnalyzerClient:
     """Runs analyzers by service name over the replica URLs of each (shared.config `analyzer_urls`)."""
 
     def __init__(
-        self, urls: Mapping[str, Sequence[str]], heartbeat_timeout_s: float, replicas: ReplicaChooser
+        self,
+        urls: Mapping[str, Sequence[str]],
+        heartbeat_timeout_s: float,
+        replicas: ReplicaChooser,
+        token: str | None = None,
     ) -> None:
         self.urls = urls
+        self.token = token  # ASSAY_ANALYZER_TOKEN, sent in every handshake
         self.heartbeat_timeout_s = heartbeat_timeout_s
         self.replicas = replicas
 
@@ -82,7 +89,7 @@ class AnalyzerClient:
         try:
             return await self._attempt(service, url, frame, on_progress)
         except _ConnectionLost as lost:
-            log.warning("analyzer %s at %s: %s; retrying once", service, url, lost, extra=extra)
+            log.warning("analyzer %s at %s: %s; retrying once", service, masked_url(url), lost, extra=extra)
             first = f"connection to the {service} analyzer at {url} lost ({lost})"
         try:
             retry_url = await self.replicas.choose(service, urls, avoid=[url])
@@ -112,7 +119,11 @@ class AnalyzerClient:
             sent = msgspec.structs.replace(frame, traceparent=current_traceparent())
             try:
                 websocket = await connect(
-                    url, max_size=MAX_FRAME_BYTES, open_timeout=OPEN_TIMEOUT_S, close_timeout=1
+                    url,
+                    max_size=MAX_FRAME_BYTES,
+                    open_timeout=OPEN_TIMEOUT_S,
+                    close_timeout=1,
+                    additional_headers=analyzer_auth(self.token),
                 )
             except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as error:
                 span.set_status(Status(StatusCode.ERROR, f"connect failed: {error!r}"))

@@ -129,9 +129,7 @@ async def run_task(ctx: RunContext, request: AnalysisRequest, signal: CancelSign
     if services.cancelled():
         reason = signal.reason or "cancelled"
         await ctx.publisher.publish(
-            TaskCancelled(
-                task=request.task, reason=reason, services=[event.service for event in finished]
-            )
+            TaskCancelled(task=request.task, reason=reason, services=[event.service for event in finished])
         )
         log.info("task cancelled: %s", reason, extra=extra)
         return

@@ -15,10 +15,10 @@ from pathlib import Path
 from nats.js import JetStreamContext
 from opentelemetry import trace
 
-from services.persister import database, document, folders, records, staging
+from services.persister import database, document, folders, lookups, staging
 from services.persister.database import Outcome
 from services.persister.document import Ending
-from services.persister.records import Sessions, TaskRecord
+from services.persister.lookups import Sessions, TaskSnapshot
 from services.persister.staging import StagedService
 from shared.messages import TaskEvent, utcnow
 from shared.paths import result_dir, result_folder_name
@@ -47,13 +47,13 @@ class PersisterContext:
 async def present_services(ctx: PersisterContext, task_id: str) -> dict[str, StagedService]:
     """Services whose outcome is both staged (for the folder) and recorded (in the database)."""
     staged = await staging.staged_services(ctx.results_root, task_id)
-    recorded = await records.recorded_services(ctx.sessions, task_id)
+    recorded = await lookups.recorded_services(ctx.sessions, task_id)
     return {name: item for name, item in staged.items() if name in recorded}
 
 
 async def finish(
     ctx: PersisterContext,
-    task: TaskRecord,
+    task: TaskSnapshot,
     ending: Ending,
     services: list[StagedService],
     event_id: str | None = None,
@@ -65,7 +65,7 @@ async def finish(
     the folder already recorded is returned.
     """
     async with ctx.finishing:
-        current = await records.load_task(ctx.sessions, task.task.id) or task
+        current = await lookups.load_task(ctx.sessions, task.task.id) or task
         if current.finished:
             await staging.discard(ctx.results_root, task.task.id)
             return current.result_dir
@@ -113,7 +113,7 @@ async def finish(
 
 async def fail_task(ctx: PersisterContext, task_id: str, reason: str, event: TaskEvent | None = None) -> None:
     """End the task as `failed` with `reason` (and a result folder), unless it has ended already."""
-    task = await records.load_task(ctx.sessions, task_id)
+    task = await lookups.load_task(ctx.sessions, task_id)
     if task is None and event is not None:
         task = await database.ensure_task(ctx.sessions, event)
     if task is None:

@@ -25,7 +25,7 @@ from shared.delivery import backoff_s, consumer_attributes, keep_alive, settle
 from shared.errors import PoisonMessage
 from shared.messages import TaskEvent, decode_event, decode_request
 from shared.publishing import publish_dead_letter
-from shared.streams import consumer_config, declare_consumer, declare_streams
+from shared.streams import declare_consumer, declare_streams, persister_consumers
 from shared.tasks import task_id_hint
 from shared.tracing import TASK_ID_ATTRIBUTE, extract_context, trace_id_of
 
@@ -34,9 +34,8 @@ tracer = trace.get_tracer("services.persister")
 
 BATCH = 8
 FETCH_TIMEOUT_S = 1.0  # also how quickly a loop notices shutdown
-IDLE_CHECK_S = (
-    10.0  # an idle loop checks this often that its consumer still exists (a server may lose its state)
-)
+# An idle loop checks this often that its consumer still exists (a server may lose its state).
+IDLE_CHECK_S = 10.0
 RESUBSCRIBE_PAUSE_S = 1.0
 
 
@@ -67,9 +66,8 @@ CONSUMERS = (REQUESTS, EVENTS)
 async def declare(js: JetStreamContext, ack_wait_s: float, max_deliver: int) -> None:
     """Streams and the persister's durables (idempotent; run at start and whenever a loop re-subscribes)."""
     await declare_streams(js)
-    for spec in CONSUMERS:
-        config = consumer_config(spec.durable, spec.filter_subject, ack_wait_s, max_deliver)
-        await declare_consumer(js, spec.stream, config)
+    for stream, config in persister_consumers(ack_wait_s, max_deliver):
+        await declare_consumer(js, stream, config)
 
 
 async def _give_up(

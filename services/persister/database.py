@@ -2,7 +2,7 @@
 
 Plain async functions over a session factory; dialect-neutral SQLAlchemy (select, then insert or update, inside
 one transaction), so the same code runs on SQLite and PostgreSQL. A task never moves backwards: once terminal,
-no later event changes its status. Reads live in `records`.
+no later event changes its status. Reads live in `lookups`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from sqlalchemy import delete, insert
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.persister.records import Sessions, TaskRecord, as_utc, record_of
+from services.persister.lookups import Sessions, TaskSnapshot, as_utc, snapshot_of
 from shared.catalog import plan
 from shared.messages import (
     TERMINAL_STATUSES,
@@ -233,11 +233,11 @@ async def record_service(
     await transaction(sessions, work)
 
 
-async def ensure_task(sessions: Sessions, event: TaskEvent) -> TaskRecord:
+async def ensure_task(sessions: Sessions, event: TaskEvent) -> TaskSnapshot:
     """The task's record, creating its row from the event when no earlier message did."""
 
-    async def work(session: AsyncSession) -> TaskRecord:
-        return record_of(await _task_row(session, event))
+    async def work(session: AsyncSession) -> TaskSnapshot:
+        return snapshot_of(await _task_row(session, event))
 
     return await transaction(sessions, work)
 

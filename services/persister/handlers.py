@@ -13,11 +13,11 @@ from dataclasses import dataclass
 import msgspec
 from opentelemetry import trace
 
-from services.persister import database, records, staging
+from services.persister import database, lookups, staging
 from services.persister.artifacts import load_result
 from services.persister.completion import PersisterContext, finish, present_services
 from services.persister.document import Ending
-from services.persister.records import as_utc
+from services.persister.lookups import as_utc
 from services.persister.staging import StagedService, check_service_name
 from shared.delivery import backoff_s
 from shared.errors import PoisonMessage
@@ -71,7 +71,7 @@ async def handle_request(ctx: PersisterContext, request: AnalysisRequest, delive
 
 async def handle_event(ctx: PersisterContext, event: Event, delivery: Delivery) -> Retry | None:
     """Apply one event of the tagged union; an event applied before is only acknowledged."""
-    if not isinstance(event, TaskProgress) and await records.is_processed(ctx.sessions, event.event_id):
+    if not isinstance(event, TaskProgress) and await lookups.is_processed(ctx.sessions, event.event_id):
         log.info("event %s was applied already", event.event_id, extra={"task_id": event.task.id})
         return None
     if isinstance(event, TaskStarted):
@@ -94,7 +94,7 @@ async def _service_finished(ctx: PersisterContext, event: ServiceFinished, deliv
         check_service_name(event.service)
     except ValueError as error:
         raise PoisonMessage(str(error)) from error
-    task = await records.load_task(ctx.sessions, event.task.id)
+    task = await lookups.load_task(ctx.sessions, event.task.id)
     if task is not None and task.finished:
         # A retried orchestrator may send a task's events again after it ended: its folder is final.
         log.info("service %s of finished task %s ignored", event.service, event.task.id, extra=extra)

@@ -290,7 +290,9 @@ def scenario(result: ServiceResult | None = None) -> Scenario:
     result = result if result is not None else service_result()
     return Scenario(
         request=AnalysisRequest(task=task, tools=["bandit", "ruff", "semgrep"]),
-        started=TaskStarted(task=task, services=["static"], tools=["bandit", "ruff", "semgrep"], worker="test:1"),
+        started=TaskStarted(
+            task=task, services=["static"], tools=["bandit", "ruff", "semgrep"], worker="test:1"
+        ),
         service=ServiceFinished(task=task, service="static", status=result.status, result=result),
         completed=TaskCompleted(task=task, status="completed", services=["static"]),
         parent=parent,

@@ -75,7 +75,9 @@ def make_job(app_dir: Path | None, options: dict[str, Any] | None = None, deadli
 
     return Job(
         request_id="req-static",
-        task=TaskRef(id="task_00000000beef", model_slug="openai_codex-mini", app_number=1, analysis_type="static"),
+        task=TaskRef(
+            id="task_00000000beef", model_slug="openai_codex-mini", app_number=1, analysis_type="static"
+        ),
         app_dir=app_dir,
         target_urls=[],
         options=options or {},
@@ -86,5 +88,7 @@ def make_job(app_dir: Path | None, options: dict[str, Any] | None = None, deadli
     )
 
 
-async def run_in_process(tools: Sequence[Tool], app_dir: Path, options: dict[str, Any] | None = None) -> ServiceResult:
+async def run_in_process(
+    tools: Sequence[Tool], app_dir: Path, options: dict[str, Any] | None = None
+) -> ServiceResult:
     return await run_tools("static", list(tools), make_job(app_dir, options))

@@ -99,6 +99,6 @@ COUNTERS: dict[str, Callable[[str], Counter[str]]] = {
 
 
 def direct_counts_by_rule(tool: str, command: list[str], cwd: Path) -> dict[str, int]:
-    """Run `command` (a tool record's argv) in `cwd`, as the analyzer did, and count its findings by rule id."""
+    """Run `command` (a tool run's argv) in `cwd`, as the analyzer did, and count its findings by rule id."""
     rerun = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=180, check=False)
     return dict(COUNTERS[tool](rerun.stdout))

@@ -15,7 +15,9 @@ from services.analyzers.base.process import ProcessOutcome, run_process
 from shared.config import Settings
 from shared.tasks import TaskRef
 
-ProgressCallback = Callable[[str, str, str], Awaitable[None]]  # tool, stage, message (the server counts percent)
+ProgressCallback = Callable[
+    [str, str, str], Awaitable[None]
+]  # tool, stage, message (the server counts percent)
 
 
 class Job(msgspec.Struct, kw_only=True):
@@ -46,7 +48,7 @@ class Job(msgspec.Struct, kw_only=True):
         value = self.options.get(tool)
         return value if isinstance(value, dict) else {}
 
-    async def run(
+    async def run_process(
         self, tool: str, argv: list[str], *, cwd: Path | None = None, env: Mapping[str, str] | None = None
     ) -> ProcessOutcome:
         """Run one tool subprocess within the analyzer's CPU budget and the tool's timeout."""

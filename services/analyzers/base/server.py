@@ -20,9 +20,9 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from services.analyzers.base.analyzer import Analyzer
-from services.analyzers.base.app_env import app_env
 from services.analyzers.base.job import Job
 from services.analyzers.base.runner import run_tools
+from shared.app_env import app_env
 from shared.config import Settings
 from shared.errors import BadRequest, ProtocolError, UnknownApp
 from shared.paths import UnsafePathError, app_dir
@@ -88,9 +88,9 @@ class AnalyzerServer:
                 self._cancel(request_id, started_here)
 
     async def health(self, request_id: str | None = None) -> HealthReport:
-        probes = await asyncio.gather(*(tool.probe() for tool in self.analyzer.tools))
+        tools = await asyncio.gather(*(tool.health() for tool in self.analyzer.tools))
         return HealthReport(
-            id=request_id, service=self.analyzer.service, tools=list(probes), active_runs=len(self.runs)
+            id=request_id, service=self.analyzer.service, tools=list(tools), active_runs=len(self.runs)
         )
 
     def _start(self, frame: AnalyzeFrame, send: Send) -> asyncio.Task[None]:
@@ -129,7 +129,9 @@ class AnalyzerServer:
                 span.set_attribute("assay.findings", len(result.findings))
                 await _send_quietly(send, ResultFrame(id=frame.id, result=result))
                 log.info("analysis %s with %d findings", result.status, len(result.findings), extra=extra)
-            except ProtocolError as rejected:  # a request this analyzer cannot take (UnknownTool, UnknownApp …)
+            except (
+                ProtocolError
+            ) as rejected:  # a request this analyzer cannot take (UnknownTool, UnknownApp …)
                 await _send_quietly(send, ErrorFrame(id=frame.id, code=rejected.code, message=str(rejected)))
             except TimeoutError:
                 message = f"deadline of {frame.deadline_s} s passed before the tools finished"

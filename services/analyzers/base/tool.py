@@ -25,11 +25,11 @@ class ToolOutput(msgspec.Struct, kw_only=True):
 
 
 class Tool(Protocol):
-    """An analysis tool. `probe` says whether it can run here (and its version); `run` analyzes one job."""
+    """An analysis tool. `health` says whether it can run here (and its version); `run` analyzes one job."""
 
     name: str
 
-    async def probe(self) -> ToolHealth: ...
+    async def health(self) -> ToolHealth: ...
 
     async def run(self, job: Job) -> ToolOutput: ...
 

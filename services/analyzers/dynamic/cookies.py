@@ -1,7 +1,7 @@
 """Cookie flags: every Set-Cookie the app sends to a plain GET of its targets and of its promised GET endpoints.
 
 Per cookie (once per target, however many pages set it): HttpOnly and SameSite always, Secure on https.
-Only GET is sent, so this check changes nothing in the app.
+Only GET is sent, so this tool changes nothing in the app.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import httpx
 import msgspec
 
 from services.analyzers.base.job import Job
-from services.analyzers.running_app.check import Check, HttpTool, Problem, http_finding
 from services.analyzers.running_app.client import fetch, join_url
+from services.analyzers.running_app.http_tool import HttpTool, Inspection, Problem, http_finding
 from services.analyzers.running_app.requirements import promised_get_paths
 from services.analyzers.running_app.targets import backend_target, reachable_targets
 from shared.findings import Finding, Severity
@@ -107,7 +107,7 @@ class Cookies(HttpTool):
             for problem in problems
         ]
 
-    async def check(self, job: Job, client: httpx.AsyncClient) -> Check:
+    async def inspect(self, job: Job, client: httpx.AsyncClient) -> Inspection:
         targets = await reachable_targets(job, client)
         exchanges = list(targets)
         backend = backend_target([t.url for t in targets], job.app_env)
@@ -127,6 +127,6 @@ class Cookies(HttpTool):
             "urls_checked": len(exchanges),
             "cookies": {f"{origin} {name}": details for (origin, name), details in seen.items()},
         }
-        return Check(
+        return Inspection(
             findings=findings, metrics=metrics, targets=[t.url for t in targets], exchanges=exchanges
         )

@@ -11,8 +11,8 @@ from urllib.parse import urlparse
 import httpx
 
 from services.analyzers.base.job import Job
-from services.analyzers.running_app.check import Check, HttpTool, Problem, http_finding
 from services.analyzers.running_app.client import Fetched, fetch, join_url
+from services.analyzers.running_app.http_tool import HttpTool, Inspection, Problem, http_finding
 from services.analyzers.running_app.requirements import promised_get_paths
 from services.analyzers.running_app.targets import backend_target, reachable_targets
 from shared.findings import Finding
@@ -69,7 +69,7 @@ def cors_problem(response: Fetched) -> Problem | None:
 class Cors(HttpTool):
     name = "cors"
 
-    async def check(self, job: Job, client: httpx.AsyncClient) -> Check:
+    async def inspect(self, job: Job, client: httpx.AsyncClient) -> Inspection:
         targets = [t.url for t in await reachable_targets(job, client)]
         backend = backend_target(targets, job.app_env)
         paths = (await promised_get_paths(job.app_dir, job.task.id))[:MAX_ENDPOINTS]
@@ -122,7 +122,7 @@ class Cors(HttpTool):
                     },
                 )
             )
-        return Check(
+        return Inspection(
             findings=findings,
             metrics={"origin_sent": EVIL_ORIGIN, "urls": per_url},
             targets=targets,

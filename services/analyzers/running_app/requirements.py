@@ -61,7 +61,7 @@ async def load_requirements(app_dir: Path | None) -> Requirements | None:
 async def promised_get_paths(app_dir: Path | None, task_id: str) -> list[str]:
     """The GET endpoint paths requirements.json promises; [] when it is missing or invalid.
 
-    Checks that only borrow these paths carry on without them; the `endpoints` check is the one that fails on
+    Tools that only borrow these paths carry on without them; the `endpoints` tool is the one that fails on
     an invalid file, so the problem is reported once, with its reason.
     """
     try:

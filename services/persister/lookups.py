@@ -17,7 +17,7 @@ Sessions = async_sessionmaker[AsyncSession]
 
 
 @dataclass(frozen=True)
-class TaskRecord:
+class TaskSnapshot:
     """What the persister knows of one task (a detached copy of its row)."""
 
     task: TaskRef
@@ -56,8 +56,8 @@ def task_ref_of(task: Task) -> TaskRef:
     )
 
 
-def record_of(task: Task) -> TaskRecord:
-    return TaskRecord(
+def snapshot_of(task: Task) -> TaskSnapshot:
+    return TaskSnapshot(
         task=task_ref_of(task),
         priority=task.priority,
         tools=list(task.tools or []),
@@ -73,10 +73,10 @@ def record_of(task: Task) -> TaskRecord:
     )
 
 
-async def load_task(sessions: Sessions, task_id: str) -> TaskRecord | None:
+async def load_task(sessions: Sessions, task_id: str) -> TaskSnapshot | None:
     async with sessions() as session:
         task = await session.get(Task, task_id)
-        return record_of(task) if task is not None else None
+        return snapshot_of(task) if task is not None else None
 
 
 async def is_processed(sessions: Sessions, event_id: str) -> bool:
