@@ -60,10 +60,25 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         32  # ASSAY_LOAD_MAX_CONCURRENCY: ceiling on requests in flight in one load run
     )
     load_max_duration_s: float = 60.0  # ASSAY_LOAD_MAX_DURATION_S: ceiling on the time one load run may take
+    auth: bool = True  # ASSAY_AUTH: `off` serves the API without tokens (refused unless bound to loopback)
+    max_body_bytes: int = 262_144  # ASSAY_MAX_BODY_BYTES: largest request body the gateway reads (413 beyond)
+    token: str | None = None  # ASSAY_TOKEN: the CLI's API token; unset → the file `assay up` saved
+    config_dir: Path  # XDG_CONFIG_HOME/assay (default ~/.config/assay): where the CLI keeps its tokens
 
 
 def _path(env: Mapping[str, str], name: str, default: str) -> Path:
     return Path(env.get(name) or default).expanduser().absolute()
+
+
+def _switch(env: Mapping[str, str], name: str, *, default: bool) -> bool:
+    value = (env.get(name) or "").strip().lower()
+    if not value:
+        return default
+    if value in ("on", "true", "1", "yes"):
+        return True
+    if value in ("off", "false", "0", "no"):
+        return False
+    raise ValueError(f"{name}={value!r}: expected on or off")
 
 
 def url_list(value: str) -> list[str]:
@@ -120,4 +135,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         load_max_requests=int(env.get("ASSAY_LOAD_MAX_REQUESTS") or 2000),
         load_max_concurrency=int(env.get("ASSAY_LOAD_MAX_CONCURRENCY") or 32),
         load_max_duration_s=float(env.get("ASSAY_LOAD_MAX_DURATION_S") or 60),
+        auth=_switch(env, "ASSAY_AUTH", default=True),
+        max_body_bytes=int(env.get("ASSAY_MAX_BODY_BYTES") or 262_144),
+        token=env.get("ASSAY_TOKEN") or None,
+        config_dir=_path(env, "XDG_CONFIG_HOME", "~/.config") / "assay",
     )
