@@ -47,6 +47,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     perf_timeout_s: float = 5.0  # ASSAY_PERF_TIMEOUT_S: timeout of one request
     perf_error_rate: float = 0.05  # ASSAY_PERF_ERROR_RATE: error rate above which a URL gets a finding
     perf_p99_ms: float = 1000.0  # ASSAY_PERF_P99_MS: p99 latency above which a URL gets a finding
+    # The app runner (services/orchestrator/apps): apps Assay starts itself, each in a bubblewrap sandbox.
+    app_sandbox: str = "bwrap"  # ASSAY_APP_SANDBOX: bwrap, or off (unsandboxed: unsafe, warned at start)
+    app_concurrency: int = 2  # ASSAY_APP_CONCURRENCY: apps one orchestrator runs at once (the parallel budget)
+    app_python: str = "/usr/bin/python3"  # ASSAY_APP_PYTHON: interpreter of the apps' virtualenvs
+    app_cache_dir: Path = Path("var/apps/cache")  # ASSAY_APP_CACHE_DIR: virtualenvs, node_modules by hash
+    app_prepare_timeout_s: float = 300.0  # ASSAY_APP_PREPARE_TIMEOUT_S: each preparation step (venv, pip, npm)
+    app_start_timeout_s: float = 60.0  # ASSAY_APP_START_TIMEOUT_S: until the app answers on its ports
+    app_wall_s: float = 1800.0  # ASSAY_APP_WALL_S: longest run of one app
+    app_cpu_s: int = 600  # ASSAY_APP_CPU_S: CPU seconds of each app process (RLIMIT_CPU)
+    app_memory_mb: int = 1024  # ASSAY_APP_MEMORY_MB: address space of each app process (RLIMIT_AS)
+    app_processes: int = 64  # ASSAY_APP_PROCESSES: processes and threads in one sandbox (RLIMIT_NPROC)
+    app_open_files: int = 256  # ASSAY_APP_OPEN_FILES: open files of each app process (RLIMIT_NOFILE)
 
 
 def _path(env: Mapping[str, str], name: str, default: str) -> Path:
@@ -99,4 +111,22 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         perf_timeout_s=float(env.get("ASSAY_PERF_TIMEOUT_S") or 5),
         perf_error_rate=float(env.get("ASSAY_PERF_ERROR_RATE") or 0.05),
         perf_p99_ms=float(env.get("ASSAY_PERF_P99_MS") or 1000),
+        app_sandbox=_app_sandbox(env),
+        app_concurrency=int(env.get("ASSAY_APP_CONCURRENCY") or 2),
+        app_python=env.get("ASSAY_APP_PYTHON") or "/usr/bin/python3",
+        app_cache_dir=_path(env, "ASSAY_APP_CACHE_DIR", str(var_dir / "apps" / "cache")),
+        app_prepare_timeout_s=float(env.get("ASSAY_APP_PREPARE_TIMEOUT_S") or 300),
+        app_start_timeout_s=float(env.get("ASSAY_APP_START_TIMEOUT_S") or 60),
+        app_wall_s=float(env.get("ASSAY_APP_WALL_S") or 1800),
+        app_cpu_s=int(env.get("ASSAY_APP_CPU_S") or 600),
+        app_memory_mb=int(env.get("ASSAY_APP_MEMORY_MB") or 1024),
+        app_processes=int(env.get("ASSAY_APP_PROCESSES") or 64),
+        app_open_files=int(env.get("ASSAY_APP_OPEN_FILES") or 256),
     )
+
+
+def _app_sandbox(env: Mapping[str, str]) -> str:
+    mode = env.get("ASSAY_APP_SANDBOX") or "bwrap"
+    if mode not in ("bwrap", "off"):
+        raise ValueError(f"ASSAY_APP_SANDBOX={mode!r} is not allowed: use bwrap (the default) or off")
+    return mode

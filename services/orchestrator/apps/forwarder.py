@@ -1,0 +1,35 @@
+"""The host side of the bridge into a sandbox: a loopback TCP port whose connections are carried to a Unix socket
+in the folder shared with the sandbox (where inside.py carries them on to the app). The sandbox has no network of
+its own, so this is the only way in, and nothing comes out."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+CHUNK = 65536
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(CHUNK):
+            writer.write(data)
+            await writer.drain()
+    except (ConnectionError, OSError):
+        pass
+    finally:
+        writer.close()
+
+
+async def start_forwarder(port: int, socket_path: Path) -> asyncio.Server:
+    """Listen on 127.0.0.1:`port` and forward every connection to `socket_path`."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            inner_reader, inner_writer = await asyncio.open_unix_connection(str(socket_path))
+        except OSError:
+            writer.close()  # the sandbox is not up (yet): the client sees the connection closed
+            return
+        await asyncio.gather(_pipe(reader, inner_writer), _pipe(inner_reader, writer))
+
+    return await asyncio.start_server(handle, "127.0.0.1", port)

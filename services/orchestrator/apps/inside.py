@@ -1,0 +1,119 @@
+"""The first program inside an app's sandbox (stdlib only: it runs with the app's own Python, not Assay's).
+
+It applies the resource limits to itself, so that every process of the app inherits them; listens on a Unix
+socket per port, in the folder Assay shares with the sandbox, and forwards each connection to 127.0.0.1:<port> in
+the sandbox's own network namespace (the only way in); starts the app's processes; and, when the first of them
+ends, stops the others and exits with its status, saying why on stderr.
+
+Usage: `python inside.py '<spec as JSON>'` with keys `limits`, `forwards` and `processes` (see `AppSpec` in
+services/orchestrator/apps/launch.py, which writes it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+from typing import Any
+
+CHUNK = 65536
+LIMITS = {
+    "cpu_s": resource.RLIMIT_CPU,
+    "memory_bytes": resource.RLIMIT_AS,
+    "processes": resource.RLIMIT_NPROC,
+    "open_files": resource.RLIMIT_NOFILE,
+}
+SIGNAL_MEANING = {
+    signal.SIGXCPU: "CPU time limit",
+    signal.SIGKILL: "killed",
+    signal.SIGSEGV: "crashed",
+}
+
+
+def apply_limits(limits: dict[str, int]) -> None:
+    """Hard and soft limits at once: the app cannot raise them again."""
+    for name, value in limits.items():
+        resource.setrlimit(LIMITS[name], (value, value))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(CHUNK):
+            writer.write(data)
+            await writer.drain()
+    except (ConnectionError, OSError):
+        pass
+    finally:
+        writer.close()
+
+
+async def _forward(port: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """One connection from the shared socket to the app's port."""
+    try:
+        app_reader, app_writer = await asyncio.open_connection("127.0.0.1", port)
+    except OSError:
+        writer.close()  # the app is not listening (yet): the caller sees the connection closed
+        return
+    await asyncio.gather(_pipe(reader, app_writer), _pipe(app_reader, writer))
+
+
+def describe(status: int) -> str:
+    """`status 1`, or `signal 24 (CPU time limit)` for a process killed by a signal."""
+    if status >= 0:
+        return f"status {status}"
+    meaning = SIGNAL_MEANING.get(signal.Signals(-status), "")
+    return f"signal {-status}" + (f" ({meaning})" if meaning else "")
+
+
+async def _first_exit(processes: dict[str, subprocess.Popen[bytes]]) -> tuple[str, int]:
+    """The name and status of the first process to end (pidfds: no thread, no polling)."""
+    loop = asyncio.get_running_loop()
+    ended: asyncio.Future[str] = loop.create_future()
+    fds = {name: os.pidfd_open(process.pid) for name, process in processes.items()}
+    for name, fd in fds.items():
+        loop.add_reader(fd, lambda name=name: ended.done() or ended.set_result(name))
+    name = await ended
+    for fd in fds.values():
+        loop.remove_reader(fd)
+        os.close(fd)
+    return name, processes[name].wait()
+
+
+async def run(spec: dict[str, Any]) -> int:
+    apply_limits(spec["limits"])
+    servers = []
+    for forward in spec["forwards"]:
+        port = int(forward["port"])
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, port: int = port) -> None:
+            await _forward(port, reader, writer)
+
+        servers.append(await asyncio.start_unix_server(handle, path=forward["socket"]))
+    processes: dict[str, subprocess.Popen[bytes]] = {}
+    for item in spec["processes"]:
+        try:
+            processes[item["name"]] = subprocess.Popen(item["argv"], cwd=item["cwd"], env=item["env"])
+        except OSError as error:
+            print(f"assay-init: {item['name']} could not be started: {error}", file=sys.stderr, flush=True)
+            return 127
+    name, status = await _first_exit(processes)
+    print(f"assay-init: {name} ended with {describe(status)}", file=sys.stderr, flush=True)
+    for process in processes.values():
+        if process.poll() is None:
+            process.terminate()
+    for server in servers:
+        server.close()
+    return status if status >= 0 else 128 - status
+
+
+def main() -> None:
+    sys.exit(asyncio.run(run(json.loads(sys.argv[1]))))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,238 @@
+"""Starting a prepared app in its sandbox on ports Assay chose, waiting until it answers, and stopping it.
+
+Inside the sandbox, inside.py applies the limits, forwards a Unix socket per port to the app and starts the app's
+processes; outside, a loopback port per process is forwarded to that socket (forwarder.py). The sandbox runs in its
+own process group: stopping it stops everything in it, and bwrap's --die-with-parent ends it with the orchestrator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from services.orchestrator.apps import inside
+from services.orchestrator.apps.errors import AppNotStarted
+from services.orchestrator.apps.forwarder import start_forwarder
+from services.orchestrator.apps.prepare import Prepared
+from services.orchestrator.apps.sandbox import (
+    APP_ROOT,
+    INIT_PATH,
+    SOCKETS_ROOT,
+    VENV_ROOT,
+    Mounts,
+    bwrap_argv,
+    hand_over,
+)
+from shared.app_run import SandboxSettings
+from shared.natsd import free_port
+from shared.process_groups import stop_group
+
+BACKEND_FILES = ("app.py", "main.py", "server.py", "run.py", "wsgi.py")
+NODE_BACKEND_FILES = ("server.js", "index.js", "app.js", "main.js")
+STATIC_FOLDERS = ("dist", "build", ".")
+STOP_GRACE_S = 3.0
+OUTPUT_TAIL = 4000
+POLL_S = 0.2
+
+
+@dataclass(frozen=True)
+class LaunchConfig:
+    settings: SandboxSettings
+    python: str  # used for the frontend's static server and the init when the app has no virtualenv
+    start_timeout_s: float
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where the app's parts are as the app sees them: fixed paths in the sandbox, host paths without it."""
+
+    app: str
+    venv: str | None
+    init: str
+    sockets: str
+    tmp: str
+
+
+@dataclass
+class Launched:
+    """A started sandbox: its process, the forwarders into it, and what it runs."""
+
+    process: asyncio.subprocess.Process
+    command: list[str]
+    processes: dict[str, list[str]]
+    urls: dict[str, str]
+    output: Path
+    forwarders: list[asyncio.Server] = field(default_factory=list)
+    stopped_by_assay: bool = False
+
+
+def _layout(sandboxed: bool, prepared: Prepared, run_dir: Path) -> Layout:
+    if sandboxed:
+        return Layout(APP_ROOT, VENV_ROOT if prepared.venv else None, INIT_PATH, SOCKETS_ROOT, "/tmp")
+    venv = str(prepared.venv) if prepared.venv else None
+    return Layout(str(prepared.copy), venv, inside.__file__, str(run_dir / "sockets"), str(run_dir / "tmp"))
+
+
+def _commands(copy: Path, layout: Layout, python: str, ports: dict[str, int]) -> dict[str, tuple[list[str], str]]:
+    """name → (argv, working folder) as seen by the app, for the backend and a frontend that needs no build."""
+    app_python = f"{layout.venv}/bin/python" if layout.venv else python
+    commands: dict[str, tuple[list[str], str]] = {}
+    backend = copy / "backend"
+    node = shutil.which("node")
+    for name in BACKEND_FILES:
+        if (backend / name).is_file():
+            commands["backend"] = ([app_python, name], f"{layout.app}/backend")
+            break
+    else:
+        for name in NODE_BACKEND_FILES:
+            if node and (backend / name).is_file():
+                commands["backend"] = ([node, name], f"{layout.app}/backend")
+                break
+    for folder in STATIC_FOLDERS:
+        if (copy / "frontend" / folder / "index.html").is_file():
+            served = f"{layout.app}/frontend/{folder}".removesuffix("/.")
+            port = str(ports["frontend"])
+            argv = [python, "-m", "http.server", port, "--bind", "127.0.0.1", "--directory", served]
+            commands["frontend"] = (argv, served)
+            break
+    return commands
+
+
+def _env(layout: Layout, ports: dict[str, int], own: str) -> dict[str, str]:
+    return {
+        "PATH": f"{layout.venv}/bin:/usr/local/bin:/usr/bin:/bin" if layout.venv else "/usr/local/bin:/usr/bin:/bin",
+        "HOME": layout.tmp,
+        "TMPDIR": layout.tmp,
+        "LANG": "C.UTF-8",
+        "PYTHONUNBUFFERED": "1",
+        "HOST": "127.0.0.1",
+        "PORT": str(ports[own]),
+        "BACKEND_PORT": str(ports["backend"]),
+        "FRONTEND_PORT": str(ports["frontend"]),
+    }
+
+
+def _write_ports(copy: Path, ports: dict[str, int]) -> None:
+    """The copy's .env names Assay's ports, for apps that read the file rather than the environment."""
+    env_file = copy / ".env"
+    lines = env_file.read_text(errors="replace").splitlines() if env_file.is_file() else []
+    wanted = {"BACKEND_PORT": ports["backend"], "FRONTEND_PORT": ports["frontend"]}
+    kept = [line for line in lines if line.partition("=")[0].strip().removeprefix("export ") not in wanted]
+    env_file.write_text("\n".join([*kept, *(f"{key}={value}" for key, value in wanted.items())]) + "\n")
+
+
+async def launch(config: LaunchConfig, prepared: Prepared, run_dir: Path) -> Launched:
+    """Start the app's sandbox and forwarders; AppNotStarted when there is nothing to start."""
+    sandboxed = config.settings.mode == "bwrap"
+    layout = _layout(sandboxed, prepared, run_dir)
+    ports = {"backend": free_port(), "frontend": free_port()}
+    found = _commands(prepared.copy, layout, config.python, ports)
+    if "backend" not in found:
+        looked = ", ".join(BACKEND_FILES + NODE_BACKEND_FILES)
+        raise AppNotStarted(f"app did not start: no backend to start in backend/ (looked for {looked})")
+    sockets = run_dir / "sockets"
+    for folder in (sockets, run_dir / "tmp"):
+        folder.mkdir(parents=True, exist_ok=True)
+        hand_over(folder)
+    await asyncio.to_thread(_write_ports, prepared.copy, ports)
+    spec = {
+        "limits": {
+            "cpu_s": config.settings.cpu_s,
+            "memory_bytes": config.settings.memory_mb * 1024 * 1024,
+            "processes": config.settings.processes,
+            "open_files": config.settings.open_files,
+        },
+        "forwards": [{"socket": f"{layout.sockets}/{name}.sock", "port": ports[name]} for name in found]
+        if sandboxed
+        else [],
+        "processes": [
+            {"name": name, "argv": argv, "cwd": cwd, "env": _env(layout, ports, name)}
+            for name, (argv, cwd) in found.items()
+        ],
+    }
+    init_python = f"{layout.venv}/bin/python" if layout.venv else config.python
+    command = [init_python, layout.init, json.dumps(spec)]
+    if sandboxed:
+        ro_binds = {Path(inside.__file__): INIT_PATH}
+        if prepared.venv:
+            ro_binds[prepared.venv] = VENV_ROOT
+        binds = {prepared.copy: APP_ROOT, sockets: SOCKETS_ROOT}
+        if prepared.node_modules:
+            ro_binds[prepared.node_modules] = f"{APP_ROOT}/frontend/node_modules"
+        command = bwrap_argv(Mounts(binds=binds, ro_binds=ro_binds), network=False, chdir=APP_ROOT, command=command)
+    output = run_dir / "output.log"
+    with output.open("wb") as sink:
+        process = await asyncio.create_subprocess_exec(
+            *command,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=sink,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+            env={"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"},
+        )
+    launched = Launched(
+        process=process,
+        command=command,
+        processes={name: argv for name, (argv, _) in found.items()},
+        urls={name: f"http://127.0.0.1:{ports[name]}" for name in found},
+        output=output,
+    )
+    if sandboxed:
+        for name in found:
+            launched.forwarders.append(await start_forwarder(ports[name], sockets / f"{name}.sock"))
+    return launched
+
+
+def output_tail(launched: Launched) -> str:
+    """The last part of what the app printed."""
+    try:
+        data = launched.output.read_bytes()
+    except OSError:
+        return ""
+    return data[-OUTPUT_TAIL:].decode(errors="replace")
+
+
+def exit_reason(launched: Launched, tail: str) -> str:
+    """Why the sandbox ended, as inside.py said it (`backend ended with status 1`), else its own exit status."""
+    said = [line.removeprefix("assay-init: ") for line in tail.splitlines() if line.startswith("assay-init: ")]
+    status = launched.process.returncode
+    return said[-1] if said else f"the sandbox exited with status {status}"
+
+
+async def wait_ready(config: LaunchConfig, launched: Launched) -> None:
+    """Until every URL answers (any HTTP status); AppNotStarted when the app exits or the start timeout passes."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + config.start_timeout_s
+    pending = dict(launched.urls)
+    async with httpx.AsyncClient(timeout=2.0, trust_env=False) as client:
+        while pending:
+            if launched.process.returncode is not None:
+                tail = await asyncio.to_thread(output_tail, launched)
+                raise AppNotStarted(f"app did not start: {exit_reason(launched, tail)}\n{tail[-1500:]}")
+            if loop.time() > deadline:
+                raise AppNotStarted(
+                    f"app did not start: {', '.join(pending.values())} did not answer within "
+                    f"{config.start_timeout_s:g} s (ASSAY_APP_START_TIMEOUT_S)"
+                )
+            for name, url in list(pending.items()):
+                try:
+                    await client.get(url)
+                    del pending[name]
+                except httpx.HTTPError:
+                    pass
+            if pending:
+                await asyncio.sleep(POLL_S)
+
+
+async def stop(launched: Launched) -> None:
+    """Stop the sandbox's whole process group and the forwarders; nothing of the app is left running."""
+    for server in launched.forwarders:
+        server.close()
+    if launched.process.returncode is None:
+        launched.stopped_by_assay = True
+    await stop_group(launched.process, STOP_GRACE_S)
