@@ -49,10 +49,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     perf_p99_ms: float = 1000.0  # ASSAY_PERF_P99_MS: p99 latency above which a URL gets a finding
     # The app runner (services/orchestrator/apps): apps Assay starts itself, each in a bubblewrap sandbox.
     app_sandbox: str = "bwrap"  # ASSAY_APP_SANDBOX: bwrap, or off (unsandboxed: unsafe, warned at start)
-    app_concurrency: int = 2  # ASSAY_APP_CONCURRENCY: apps one orchestrator runs at once (the parallel budget)
+    app_concurrency: int = 2  # ASSAY_APP_CONCURRENCY: apps one orchestrator runs at once (budget)
     app_python: str = "/usr/bin/python3"  # ASSAY_APP_PYTHON: interpreter of the apps' virtualenvs
-    app_cache_dir: Path = Path("var/apps/cache")  # ASSAY_APP_CACHE_DIR: virtualenvs, node_modules by hash
-    app_prepare_timeout_s: float = 300.0  # ASSAY_APP_PREPARE_TIMEOUT_S: each preparation step (venv, pip, npm)
+    app_work_dir: Path = Path("var/apps")  # ASSAY_APP_WORK_DIR: apps' copies, venvs and node_modules by hash
+    app_prepare_timeout_s: float = 300.0  # ASSAY_APP_PREPARE_TIMEOUT_S: each step (venv, pip, npm)
     app_start_timeout_s: float = 60.0  # ASSAY_APP_START_TIMEOUT_S: until the app answers on its ports
     app_wall_s: float = 1800.0  # ASSAY_APP_WALL_S: longest run of one app
     app_cpu_s: int = 600  # ASSAY_APP_CPU_S: CPU seconds of each app process (RLIMIT_CPU)
@@ -114,7 +114,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         app_sandbox=_app_sandbox(env),
         app_concurrency=int(env.get("ASSAY_APP_CONCURRENCY") or 2),
         app_python=env.get("ASSAY_APP_PYTHON") or "/usr/bin/python3",
-        app_cache_dir=_path(env, "ASSAY_APP_CACHE_DIR", str(var_dir / "apps" / "cache")),
+        app_work_dir=_path(env, "ASSAY_APP_WORK_DIR", str(var_dir / "apps")),
         app_prepare_timeout_s=float(env.get("ASSAY_APP_PREPARE_TIMEOUT_S") or 300),
         app_start_timeout_s=float(env.get("ASSAY_APP_START_TIMEOUT_S") or 60),
         app_wall_s=float(env.get("ASSAY_APP_WALL_S") or 1800),

@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from services.orchestrator.analyzer_client import AnalyzerClient, AnalyzerFailed, request_id
+from services.orchestrator.apps.errors import AppError
+from services.orchestrator.apps.runner import AppRunner, AppSlot
 from services.orchestrator.cancellation import CancelSignal
 from services.orchestrator.publisher import EventPublisher
+from shared.app_run import AppRun
 from shared.catalog import plan
 from shared.messages import (
     AnalysisRequest,
@@ -42,6 +46,7 @@ class RunContext:
     worker: str  # hostname:pid, named in the `started` event
     pulse_s: float = 30.0  # a progress event at least this often, so the persister sees the task alive
     progress_interval_s: float = 0.5  # at most one analyzer progress event per service this often
+    apps: AppRunner | None = None  # starts the app for analyses that need it running; None: never
 
 
 def task_fields(request: AnalysisRequest) -> dict[str, Any]:
@@ -125,7 +130,12 @@ async def run_task(ctx: RunContext, request: AnalysisRequest, signal: CancelSign
     log.info("task started: %s", ", ".join(chosen), extra=extra)
     progress = _Progress(ctx, request, list(chosen))
     finished: list[ServiceFinished] = []
-    services = asyncio.create_task(_run_services(ctx, request, chosen, progress, finished))
+    app = AppSlot()
+
+    async def analyze(request: AnalysisRequest) -> None:
+        await _run_services(ctx, request, chosen, progress, finished)
+
+    services = asyncio.create_task(_with_app(ctx, request, app, analyze))
     pulse = asyncio.create_task(progress.pulse())
     cancelled = asyncio.create_task(signal.wait())
     try:
@@ -142,15 +152,38 @@ async def run_task(ctx: RunContext, request: AnalysisRequest, signal: CancelSign
         reason = signal.reason or "cancelled"
         await ctx.publisher.publish(
             TaskCancelled(
-                **task_fields(request), reason=reason, services=[event.service for event in finished]
+                **task_fields(request),
+                reason=reason,
+                services=[event.service for event in finished],
+                app=app.record,
             )
         )
         log.info("task cancelled: %s", reason, extra=extra)
         return
-    services.result()  # a failed publish: raised for the consumer to retry
-    terminal = terminal_event(request, finished)
+    try:
+        services.result()  # a failed publish: raised for the consumer to retry
+    except AppError as error:
+        services_run = [event.service for event in finished]
+        terminal: TerminalEvent = TaskFailed(
+            **task_fields(request), reason=str(error).splitlines()[0], services=services_run, app=app.record
+        )
+    else:
+        terminal = terminal_event(request, finished, app.record)
     await ctx.publisher.publish(terminal)
     log.info("task ended: %s", type(terminal).__name__, extra=extra)
+
+
+async def _with_app(
+    ctx: RunContext,
+    request: AnalysisRequest,
+    app: AppSlot,
+    analyze: Callable[[AnalysisRequest], Awaitable[None]],
+) -> None:
+    """The analysis, inside a run of the app when it needs one (the app runner's hook; AppError when it fails)."""
+    if ctx.apps is None or not ctx.apps.needed(request):
+        await analyze(request)
+    else:
+        await ctx.apps.run(request, app, analyze)
 
 
 async def _run_services(
@@ -243,14 +276,18 @@ def _why(event: ServiceFinished) -> str:
     return f"{event.service} {event.status}: {detail or 'no reason given'}"
 
 
-def terminal_event(request: AnalysisRequest, finished: list[ServiceFinished]) -> TerminalEvent:
-    """`completed` when every service succeeded, `failed` when all failed, else `partial` with the reasons."""
+def terminal_event(
+    request: AnalysisRequest, finished: list[ServiceFinished], app: AppRun | None = None
+) -> TerminalEvent:
+    """`completed` when every service succeeded, `failed` when all failed, else `partial` with the reasons (an app
+    that stopped during the analysis is one of them)."""
     services = [event.service for event in finished]
     troubled = [event for event in finished if event.status != "success"]
+    reasons = [*map(_why, troubled), *([app.error] if app is not None and app.error else [])]
     if finished and len([event for event in troubled if event.status == "failed"]) == len(finished):
-        return TaskFailed(**task_fields(request), reason="; ".join(map(_why, troubled)), services=services)
-    if troubled:
+        return TaskFailed(**task_fields(request), reason="; ".join(reasons), services=services, app=app)
+    if reasons:
         return TaskCompleted(
-            **task_fields(request), status="partial", services=services, reason="; ".join(map(_why, troubled))
+            **task_fields(request), status="partial", services=services, reason="; ".join(reasons), app=app
         )
-    return TaskCompleted(**task_fields(request), status="completed", services=services)
+    return TaskCompleted(**task_fields(request), status="completed", services=services, app=app)

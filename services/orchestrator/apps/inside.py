@@ -75,8 +75,13 @@ async def _first_exit(processes: dict[str, subprocess.Popen[bytes]]) -> tuple[st
     loop = asyncio.get_running_loop()
     ended: asyncio.Future[str] = loop.create_future()
     fds = {name: os.pidfd_open(process.pid) for name, process in processes.items()}
+
+    def on_exit(name: str) -> None:
+        if not ended.done():
+            ended.set_result(name)
+
     for name, fd in fds.items():
-        loop.add_reader(fd, lambda name=name: ended.done() or ended.set_result(name))
+        loop.add_reader(fd, on_exit, name)
     name = await ended
     for fd in fds.values():
         loop.remove_reader(fd)
@@ -84,23 +89,18 @@ async def _first_exit(processes: dict[str, subprocess.Popen[bytes]]) -> tuple[st
     return name, processes[name].wait()
 
 
-async def run(spec: dict[str, Any]) -> int:
-    apply_limits(spec["limits"])
+async def _serve(forwards: list[dict[str, Any]], processes: dict[str, subprocess.Popen[bytes]]) -> int:
+    """Forward the sockets until the first process ends; then stop the others and return that one's status."""
     servers = []
-    for forward in spec["forwards"]:
+    for forward in forwards:
         port = int(forward["port"])
 
-        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, port: int = port) -> None:
+        async def handle(
+            reader: asyncio.StreamReader, writer: asyncio.StreamWriter, port: int = port
+        ) -> None:
             await _forward(port, reader, writer)
 
         servers.append(await asyncio.start_unix_server(handle, path=forward["socket"]))
-    processes: dict[str, subprocess.Popen[bytes]] = {}
-    for item in spec["processes"]:
-        try:
-            processes[item["name"]] = subprocess.Popen(item["argv"], cwd=item["cwd"], env=item["env"])
-        except OSError as error:
-            print(f"assay-init: {item['name']} could not be started: {error}", file=sys.stderr, flush=True)
-            return 127
     name, status = await _first_exit(processes)
     print(f"assay-init: {name} ended with {describe(status)}", file=sys.stderr, flush=True)
     for process in processes.values():
@@ -111,8 +111,21 @@ async def run(spec: dict[str, Any]) -> int:
     return status if status >= 0 else 128 - status
 
 
+def run(spec: dict[str, Any]) -> int:
+    """Limits first (inherited by everything started after), then the app's processes, then the forwarding."""
+    apply_limits(spec["limits"])
+    processes: dict[str, subprocess.Popen[bytes]] = {}
+    for item in spec["processes"]:
+        try:
+            processes[item["name"]] = subprocess.Popen(item["argv"], cwd=item["cwd"], env=item["env"])
+        except OSError as error:
+            print(f"assay-init: {item['name']} could not be started: {error}", file=sys.stderr, flush=True)
+            return 127
+    return asyncio.run(_serve(spec["forwards"], processes))
+
+
 def main() -> None:
-    sys.exit(asyncio.run(run(json.loads(sys.argv[1]))))
+    sys.exit(run(json.loads(sys.argv[1])))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,7 @@ STATIC_FOLDERS = ("dist", "build", ".")
 STOP_GRACE_S = 3.0
 OUTPUT_TAIL = 4000
 POLL_S = 0.2
+GONE_WAIT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,9 @@ def _layout(sandboxed: bool, prepared: Prepared, run_dir: Path) -> Layout:
     return Layout(str(prepared.copy), venv, inside.__file__, str(run_dir / "sockets"), str(run_dir / "tmp"))
 
 
-def _commands(copy: Path, layout: Layout, python: str, ports: dict[str, int]) -> dict[str, tuple[list[str], str]]:
+def _commands(
+    copy: Path, layout: Layout, python: str, ports: dict[str, int]
+) -> dict[str, tuple[list[str], str]]:
     """name → (argv, working folder) as seen by the app, for the backend and a frontend that needs no build."""
     app_python = f"{layout.venv}/bin/python" if layout.venv else python
     commands: dict[str, tuple[list[str], str]] = {}
@@ -105,7 +109,9 @@ def _commands(copy: Path, layout: Layout, python: str, ports: dict[str, int]) ->
 
 def _env(layout: Layout, ports: dict[str, int], own: str) -> dict[str, str]:
     return {
-        "PATH": f"{layout.venv}/bin:/usr/local/bin:/usr/bin:/bin" if layout.venv else "/usr/local/bin:/usr/bin:/bin",
+        "PATH": f"{layout.venv}/bin:/usr/local/bin:/usr/bin:/bin"
+        if layout.venv
+        else "/usr/local/bin:/usr/bin:/bin",
         "HOME": layout.tmp,
         "TMPDIR": layout.tmp,
         "LANG": "C.UTF-8",
@@ -164,7 +170,9 @@ async def launch(config: LaunchConfig, prepared: Prepared, run_dir: Path) -> Lau
         binds = {prepared.copy: APP_ROOT, sockets: SOCKETS_ROOT}
         if prepared.node_modules:
             ro_binds[prepared.node_modules] = f"{APP_ROOT}/frontend/node_modules"
-        command = bwrap_argv(Mounts(binds=binds, ro_binds=ro_binds), network=False, chdir=APP_ROOT, command=command)
+        command = bwrap_argv(
+            Mounts(binds=binds, ro_binds=ro_binds), network=False, chdir=APP_ROOT, command=command
+        )
     output = run_dir / "output.log"
     with output.open("wb") as sink:
         process = await asyncio.create_subprocess_exec(
@@ -199,9 +207,19 @@ def output_tail(launched: Launched) -> str:
 
 def exit_reason(launched: Launched, tail: str) -> str:
     """Why the sandbox ended, as inside.py said it (`backend ended with status 1`), else its own exit status."""
-    said = [line.removeprefix("assay-init: ") for line in tail.splitlines() if line.startswith("assay-init: ")]
+    said = [
+        line.removeprefix("assay-init: ") for line in tail.splitlines() if line.startswith("assay-init: ")
+    ]
     status = launched.process.returncode
     return said[-1] if said else f"the sandbox exited with status {status}"
+
+
+def _last_words(tail: str) -> str:
+    """` (last output: MemoryError)`: the app's last line of output before inside.py's own, if any."""
+    lines = [
+        line.strip() for line in tail.splitlines() if line.strip() and not line.startswith("assay-init: ")
+    ]
+    return f" (last output: {lines[-1][:300]})" if lines else ""
 
 
 async def wait_ready(config: LaunchConfig, launched: Launched) -> None:
@@ -213,7 +231,7 @@ async def wait_ready(config: LaunchConfig, launched: Launched) -> None:
         while pending:
             if launched.process.returncode is not None:
                 tail = await asyncio.to_thread(output_tail, launched)
-                raise AppNotStarted(f"app did not start: {exit_reason(launched, tail)}\n{tail[-1500:]}")
+                raise AppNotStarted(f"app did not start: {exit_reason(launched, tail)}{_last_words(tail)}")
             if loop.time() > deadline:
                 raise AppNotStarted(
                     f"app did not start: {', '.join(pending.values())} did not answer within "
@@ -236,3 +254,17 @@ async def stop(launched: Launched) -> None:
     if launched.process.returncode is None:
         launched.stopped_by_assay = True
     await stop_group(launched.process, STOP_GRACE_S)
+    await _group_gone(launched.process.pid)
+
+
+async def _group_gone(pgid: int) -> None:
+    """Until the last member of the group has exited. The sandbox's own init is one: it is reaped only after every
+    process of its pid namespace is gone, so an empty group means nothing of the app is left."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + GONE_WAIT_S
+    while loop.time() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        await asyncio.sleep(0.02)

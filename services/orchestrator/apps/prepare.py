@@ -104,7 +104,9 @@ async def _step(
     return outcome.exit_code == 0
 
 
-async def _cached(key: str, cache_dir: Path, build: Callable[[Path], Awaitable[None]], log: list[str]) -> Path:
+async def _cached(
+    key: str, cache_dir: Path, build: Callable[[Path], Awaitable[None]], log: list[str]
+) -> Path:
     """The folder `cache_dir/key`, built once by `build` into a temporary folder and renamed into place."""
     final = cache_dir / key
     async with _locks.setdefault(key, asyncio.Lock()):
@@ -141,7 +143,9 @@ async def _venv(config: PrepareConfig, requirements: Path, log: list[str]) -> Pa
             return
         log.append("[not every requirement has a wheel: installing from source, inside the sandbox]\n")
         if not await _step(config, mounts, [*pip, "-r", reqs], "/tmp", log, "pip"):
-            raise AppNotStarted(f"app did not start: installing backend/requirements.txt failed\n{_tail(log)}")
+            raise AppNotStarted(
+                f"app did not start: installing backend/requirements.txt failed\n{_tail(log)}"
+            )
 
     return await _cached(key, config.cache_dir, build, log)
 
@@ -167,7 +171,9 @@ async def _node_modules(config: PrepareConfig, frontend: Path, log: list[str]) -
         verb = ["ci"] if lock.is_file() else ["install"]
         npm = [shutil.which("npm") or "npm", *verb, "--ignore-scripts", "--no-audit", "--no-fund"]
         if not await _step(config, Mounts(binds={folder: "/build"}), npm, inside, log, "npm"):
-            raise AppNotStarted(f"app did not start: {' '.join(npm[:2])} for its frontend failed\n{_tail(log)}")
+            raise AppNotStarted(
+                f"app did not start: {' '.join(npm[:2])} for its frontend failed\n{_tail(log)}"
+            )
 
     return await _cached(key, config.cache_dir, build, log) / "node_modules"
 

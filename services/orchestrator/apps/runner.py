@@ -20,10 +20,18 @@ import msgspec
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
-from services.orchestrator.apps.errors import AppError, AppNotStarted
-from services.orchestrator.apps.launch import LaunchConfig, Launched, exit_reason, launch, output_tail, stop, wait_ready
+from services.orchestrator.apps.errors import AppError, AppNotStarted, SandboxUnavailable
+from services.orchestrator.apps.launch import (
+    LaunchConfig,
+    Launched,
+    exit_reason,
+    launch,
+    output_tail,
+    stop,
+    wait_ready,
+)
 from services.orchestrator.apps.prepare import PrepareConfig, prepare
-from services.orchestrator.apps.sandbox import APP_ROOT, check_available
+from services.orchestrator.apps.sandbox import APP_ROOT, check_available, make_reachable
 from shared.app_run import AppRun, SandboxSettings
 from shared.catalog import plan
 from shared.config import Settings
@@ -51,7 +59,9 @@ def sandbox_settings(settings: Settings) -> SandboxSettings:
         network="own namespace, loopback only; reached through Assay's forwarded ports"
         if sandboxed
         else "the machine's (unsandboxed)",
-        writable=[APP_ROOT, "/tmp (private)"] if sandboxed else ["everything the orchestrator's user may write"],
+        writable=[APP_ROOT, "/tmp (private)"]
+        if sandboxed
+        else ["everything the orchestrator's user may write"],
         hidden="all but /usr, /etc, /opt and the app: no results, database, var/ or home folders"
         if sandboxed
         else "nothing (unsandboxed)",
@@ -67,15 +77,15 @@ class AppRunner:
     """Runs the apps of one orchestrator replica, at most `settings.app_concurrency` at once."""
 
     def __init__(self, settings: Settings) -> None:
-        check_available(settings.app_sandbox)
         self.apps_dir = settings.apps_dir
-        self.runs_dir = settings.var_dir / "apps" / "runs"
+        self.work_dir = settings.app_work_dir
+        self.runs_dir = settings.app_work_dir / "runs"
         self.sandbox = sandbox_settings(settings)
         self.budget = asyncio.Semaphore(max(1, settings.app_concurrency))
         self.prepare_config = PrepareConfig(
             sandboxed=settings.app_sandbox == "bwrap",
             python=settings.app_python,
-            cache_dir=settings.app_cache_dir,
+            cache_dir=settings.app_work_dir / "cache",
             timeout_s=settings.app_prepare_timeout_s,
         )
         self.launch_config = LaunchConfig(
@@ -83,6 +93,10 @@ class AppRunner:
         )
         if settings.app_sandbox == "off":
             log.warning("ASSAY_APP_SANDBOX=off: apps run UNSANDBOXED, with this user's rights and network")
+        try:
+            check_available(settings.app_sandbox)
+        except SandboxUnavailable as error:
+            log.error("%s; analyses that need a running app will fail", error)
 
     def needed(self, request: AnalysisRequest) -> bool:
         """Whether the request needs the app running and leaves it to Assay (names no target URLs)."""
@@ -96,6 +110,8 @@ class AppRunner:
         """`analyze(request with the app's URLs)` while the app runs; AppNotStarted when it cannot be started.
 
         The app is stopped however `analyze` ends (cancellation included) and `slot.record` says what happened."""
+        check_available(self.sandbox.mode)
+        await asyncio.to_thread(make_reachable, self.work_dir)
         async with self.budget:
             run_id = secrets.token_hex(6)
             run_dir = self.runs_dir / f"{request.task_id}-{run_id}"
@@ -130,7 +146,9 @@ class AppRunner:
                 raise AppNotStarted(f"app did not start: {source} does not exist")
             with tracer.start_as_current_span("app.prepare"):
                 prepared = await prepare(self.prepare_config, source, run_dir / "app")
-            record = msgspec.structs.replace(record, source_hash=prepared.source_hash, prepare_log=prepared.log)
+            record = msgspec.structs.replace(
+                record, source_hash=prepared.source_hash, prepare_log=prepared.log
+            )
             with tracer.start_as_current_span("app.start"):
                 launched = await launch(self.launch_config, prepared, run_dir)
         except AppNotStarted as error:

@@ -16,7 +16,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from services.orchestrator.apps.errors import SandboxUnavailable
+from services.orchestrator.apps.errors import AppNotStarted, SandboxUnavailable
 
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc", "/opt")
 SANDBOX_UID = 65534  # nobody: the app runs as an ordinary user of the machine, never as root
@@ -68,6 +68,23 @@ def owner_prefix() -> list[str]:
     return [setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--"]
 
 
+def make_reachable(work_dir: Path) -> None:
+    """Create the work folder (searchable, not listable, by others) and check the sandbox user can reach it.
+
+    bwrap sets the sandbox up as that user, so every folder above the copies and venvs must be searchable by
+    others; AppNotStarted saying which one is not (a home folder, a private temporary folder)."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0:
+        return
+    work_dir.chmod(0o711)
+    for folder in work_dir.resolve().parents:
+        if not folder.stat().st_mode & 0o001:
+            raise AppNotStarted(
+                f"app did not start: the sandbox user (uid {SANDBOX_UID}) cannot reach {work_dir}: {folder} is "
+                "not searchable by others; set ASSAY_APP_WORK_DIR to a folder it can reach (e.g. /var/tmp/assay-apps)"
+            )
+
+
 def hand_over(path: Path) -> None:
     """Make `path` (a fresh folder tree) the sandbox user's, so the app can write its own copy and nothing else."""
     if os.geteuid() != 0:
@@ -88,5 +105,5 @@ def bwrap_argv(mounts: Mounts, *, network: bool, chdir: str, command: list[str])
         args += ["--ro-bind", str(host), inside]
     for host, inside in mounts.binds.items():
         args += ["--bind", str(host), inside]
-    args += ["--chdir", chdir, "--", *command]
+    args += ["--remount-ro", "/", "--chdir", chdir, "--", *command]  # the root itself is read-only too
     return args
