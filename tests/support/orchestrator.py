@@ -51,6 +51,8 @@ from shared.streams import declare_streams
 
 MODEL = "openai_codex-mini"
 APP = 3
+# A target URL for requests that need a running app but are not about it: named, Assay starts no app.
+RUNNING_ELSEWHERE = "http://127.0.0.1:9"
 T = TypeVar("T")
 
 Script = Literal["result", "foreign", "error", "silent", "drop", "hold", "large", "chatty", "partial"]
