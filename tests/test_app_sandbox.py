@@ -205,3 +205,28 @@ async def test_without_bubblewrap_running_apps_is_refused_with_the_reason(
 
     with pytest.raises(SandboxUnavailable, match="bubblewrap .* ASSAY_APP_SANDBOX=off"):
         await AppRunner(settings).run(_request(1), AppSlot(), analyze)
+
+
+async def test_with_the_sandbox_off_the_app_runs_unsandboxed_as_the_user_chose(
+    tmp_path: Path, app_work_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no bwrap: the opt-in does not need it
+    apps = tmp_path / "apps"
+    server = (
+        "import os, http.server\n"
+        "http.server.test(http.server.SimpleHTTPRequestHandler, port=int(os.environ['PORT']), bind='127.0.0.1')\n"
+    )
+    make_app(apps, MODEL, 4, {"backend/app.py": server})
+    settings = runner_settings(tmp_path, apps, app_work_dir, ASSAY_APP_SANDBOX="off")
+    slot = AppSlot()
+    statuses: list[int] = []
+
+    async def analyze(request: AnalysisRequest) -> None:
+        async with httpx.AsyncClient(trust_env=False) as client:
+            statuses.append((await client.get(request.target_urls[0])).status_code)
+
+    await AppRunner(settings).run(_request(4), slot, analyze)
+    assert statuses == [200]
+    assert slot.record is not None and slot.record.sandbox.mode == "off"
+    assert not any(part.endswith("bwrap") for part in slot.record.command)
+    assert app_processes(slot.record) == []
