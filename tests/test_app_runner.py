@@ -5,7 +5,11 @@ within the budget, each on its own ports. (Batches do not exist yet: their test 
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -13,8 +17,9 @@ import httpx
 import msgspec
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from services.orchestrator.apps.runner import AppRunner, AppSlot
+from services.orchestrator.apps.runner import AppRunner, AppSlot, sandbox_settings
 from shared.app_run import AppRun
+from shared.config import load_settings
 from shared.messages import AnalysisRequest, TaskCompleted, TaskFailed
 from shared.natsd import EmbeddedNats
 from tests.support.apps import app_processes, make_app, needs_bwrap, runner_settings
@@ -168,3 +173,53 @@ async def test_several_apps_run_at_once_within_the_budget_each_on_its_own_ports(
     for record in records:
         assert record.ended == "stopped by Assay"
         assert app_processes(record) == []
+
+
+ORCHESTRATOR_STAND_IN = """
+import asyncio, sys
+from services.orchestrator.apps.runner import AppRunner, AppSlot, sandbox_settings
+from shared.config import load_settings
+from shared.messages import AnalysisRequest
+
+
+async def main():
+    request = AnalysisRequest(
+        task_id="task_0000000000dd", model_slug="budget-test", app_number=1, analysis_type="dynamic"
+    )
+
+    async def analyze(request):
+        print(request.target_urls[0], flush=True)
+        await asyncio.sleep(3600)
+
+    await AppRunner(load_settings()).run(request, AppSlot(), analyze)
+
+
+asyncio.run(main())
+"""
+
+
+def test_the_app_ends_when_the_orchestrator_is_killed(tmp_path: Path, app_work_dir: Path) -> None:
+    apps = tmp_path / "apps"
+    make_app(apps, "budget-test", 1, {"backend/app.py": HELLO_APP})
+    env = {
+        **os.environ,
+        "ASSAY_VAR_DIR": str(tmp_path / "var"),
+        "ASSAY_APPS_DIR": str(apps),
+        "ASSAY_APP_WORK_DIR": str(app_work_dir),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-c", ORCHESTRATOR_STAND_IN], cwd=REPO, env=env, stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdout is not None
+    url = process.stdout.readline().strip()
+    assert httpx.get(url, trust_env=False).text == "hello from app NUMBER"
+    port = url.rsplit(":", 1)[1]
+    record = AppRun(run_id="none", source_hash="", sandbox=sandbox_settings(load_settings(env)), command=[])
+    record = msgspec.structs.replace(record, urls={"backend": url})
+    assert app_processes(record), f"no process has BACKEND_PORT={port} while the app answers"
+    process.kill()  # SIGKILL: no clean-up code runs; bwrap's --die-with-parent must end the sandbox
+    process.wait()
+    deadline = time.monotonic() + 10
+    while app_processes(record) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert app_processes(record) == []
