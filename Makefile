@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NODE_TOOLS := services/analyzers/static/node
 
-.PHONY: install run test lint bench clean
+.PHONY: install sandbox run test lint bench clean
 
 install: $(STAMP)
 
@@ -19,6 +19,10 @@ $(STAMP): pyproject.toml $(wildcard $(NODE_TOOLS)/package*.json)
 		npm ci --silent --no-audit --no-fund --prefix $(NODE_TOOLS); \
 	else echo "npm not found: eslint will be reported as skipped"; fi
 	touch $(STAMP)
+
+# bubblewrap confines the apps Assay runs (dynamic, performance, comprehensive analyses); Debian's package.
+sandbox:
+	command -v bwrap >/dev/null 2>&1 || apt-get install -y bubblewrap
 
 run: install
 	$(VENV)/bin/assay up
