@@ -7,18 +7,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-CHUNK = 65536
-
-
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while data := await reader.read(CHUNK):
-            writer.write(data)
-            await writer.drain()
-    except (ConnectionError, OSError):
-        pass
-    finally:
-        writer.close()
+from services.orchestrator.apps.inside import pipe
 
 
 async def start_forwarder(port: int, socket_path: Path) -> asyncio.Server:
@@ -30,6 +19,6 @@ async def start_forwarder(port: int, socket_path: Path) -> asyncio.Server:
         except OSError:
             writer.close()  # the sandbox is not up (yet): the client sees the connection closed
             return
-        await asyncio.gather(_pipe(reader, inner_writer), _pipe(inner_reader, writer))
+        await asyncio.gather(pipe(reader, inner_writer), pipe(inner_reader, writer))
 
     return await asyncio.start_server(handle, "127.0.0.1", port)

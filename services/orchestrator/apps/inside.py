@@ -5,8 +5,8 @@ socket per port, in the folder Assay shares with the sandbox, and forwards each 
 the sandbox's own network namespace (the only way in); starts the app's processes; and, when the first of them
 ends, stops the others and exits with its status, saying why on stderr.
 
-Usage: `python inside.py '<spec as JSON>'` with keys `limits`, `forwards` and `processes` (see `AppSpec` in
-services/orchestrator/apps/launch.py, which writes it).
+Usage: `python inside.py '<spec as JSON>'` with keys `limits`, `forwards`, `processes` and `ending` (the file
+that gets the one-line note of how the app ended), as services/orchestrator/apps/launch.py writes it.
 """
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ def apply_limits(limits: dict[str, int]) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Copy `reader` to `writer` until either side closes (both bridges into a sandbox use it)."""
     try:
         while data := await reader.read(CHUNK):
             writer.write(data)
@@ -59,7 +60,7 @@ async def _forward(port: int, reader: asyncio.StreamReader, writer: asyncio.Stre
     except OSError:
         writer.close()  # the app is not listening (yet): the caller sees the connection closed
         return
-    await asyncio.gather(_pipe(reader, app_writer), _pipe(app_reader, writer))
+    await asyncio.gather(pipe(reader, app_writer), pipe(app_reader, writer))
 
 
 def describe(status: int) -> str:
@@ -89,7 +90,16 @@ async def _first_exit(processes: dict[str, subprocess.Popen[bytes]]) -> tuple[st
     return name, processes[name].wait()
 
 
-async def _serve(forwards: list[dict[str, Any]], processes: dict[str, subprocess.Popen[bytes]]) -> int:
+def _note(path: str, text: str) -> None:
+    """How the app ended, on stderr and in the note Assay reads (the output's tail may be flooded by then)."""
+    print(f"assay-init: {text}", file=sys.stderr, flush=True)
+    with open(path, "w") as note:
+        note.write(text)
+
+
+async def _serve(
+    forwards: list[dict[str, Any]], processes: dict[str, subprocess.Popen[bytes]], ending: str
+) -> int:
     """Forward the sockets until the first process ends; then stop the others and return that one's status."""
     servers = []
     for forward in forwards:
@@ -102,7 +112,7 @@ async def _serve(forwards: list[dict[str, Any]], processes: dict[str, subprocess
 
         servers.append(await asyncio.start_unix_server(handle, path=forward["socket"]))
     name, status = await _first_exit(processes)
-    print(f"assay-init: {name} ended with {describe(status)}", file=sys.stderr, flush=True)
+    _note(ending, f"{name} ended with {describe(status)}")
     for process in processes.values():
         if process.poll() is None:
             process.terminate()
@@ -119,9 +129,9 @@ def run(spec: dict[str, Any]) -> int:
         try:
             processes[item["name"]] = subprocess.Popen(item["argv"], cwd=item["cwd"], env=item["env"])
         except OSError as error:
-            print(f"assay-init: {item['name']} could not be started: {error}", file=sys.stderr, flush=True)
+            _note(spec["ending"], f"{item['name']} could not be started: {error}")
             return 127
-    return asyncio.run(_serve(spec["forwards"], processes))
+    return asyncio.run(_serve(spec["forwards"], processes, spec["ending"]))
 
 
 def main() -> None:

@@ -23,7 +23,7 @@ from services.orchestrator.apps.prepare import Prepared
 from services.orchestrator.apps.sandbox import (
     APP_ROOT,
     INIT_PATH,
-    SOCKETS_ROOT,
+    SHARED_ROOT,
     VENV_ROOT,
     Mounts,
     bwrap_argv,
@@ -39,6 +39,7 @@ STATIC_FOLDERS = ("dist", "build", ".")
 STOP_GRACE_S = 3.0
 OUTPUT_TAIL = 4000
 POLL_S = 0.2
+ENDING_NOTE = "ended"
 GONE_WAIT_S = 10.0
 
 
@@ -56,7 +57,7 @@ class Layout:
     app: str
     venv: str | None
     init: str
-    sockets: str
+    shared: str
     tmp: str
 
 
@@ -69,15 +70,16 @@ class Launched:
     processes: dict[str, list[str]]
     urls: dict[str, str]
     output: Path
+    ending: Path  # the note inside.py leaves of how the app ended
     forwarders: list[asyncio.Server] = field(default_factory=list)
     stopped_by_assay: bool = False
 
 
 def _layout(sandboxed: bool, prepared: Prepared, run_dir: Path) -> Layout:
     if sandboxed:
-        return Layout(APP_ROOT, VENV_ROOT if prepared.venv else None, INIT_PATH, SOCKETS_ROOT, "/tmp")
+        return Layout(APP_ROOT, VENV_ROOT if prepared.venv else None, INIT_PATH, SHARED_ROOT, "/tmp")
     venv = str(prepared.venv) if prepared.venv else None
-    return Layout(str(prepared.copy), venv, inside.__file__, str(run_dir / "sockets"), str(run_dir / "tmp"))
+    return Layout(str(prepared.copy), venv, inside.__file__, str(run_dir / "shared"), str(run_dir / "tmp"))
 
 
 def _commands(
@@ -141,8 +143,8 @@ async def launch(config: LaunchConfig, prepared: Prepared, run_dir: Path) -> Lau
     if "backend" not in found:
         looked = ", ".join(BACKEND_FILES + NODE_BACKEND_FILES)
         raise AppNotStarted(f"app did not start: no backend to start in backend/ (looked for {looked})")
-    sockets = run_dir / "sockets"
-    for folder in (sockets, run_dir / "tmp"):
+    shared = run_dir / "shared"
+    for folder in (shared, run_dir / "tmp"):
         folder.mkdir(parents=True, exist_ok=True)
         hand_over(folder)
     await asyncio.to_thread(_write_ports, prepared.copy, ports)
@@ -153,9 +155,10 @@ async def launch(config: LaunchConfig, prepared: Prepared, run_dir: Path) -> Lau
             "processes": config.settings.processes,
             "open_files": config.settings.open_files,
         },
-        "forwards": [{"socket": f"{layout.sockets}/{name}.sock", "port": ports[name]} for name in found]
+        "forwards": [{"socket": f"{layout.shared}/{name}.sock", "port": ports[name]} for name in found]
         if sandboxed
         else [],
+        "ending": f"{layout.shared}/{ENDING_NOTE}",
         "processes": [
             {"name": name, "argv": argv, "cwd": cwd, "env": _env(layout, ports, name)}
             for name, (argv, cwd) in found.items()
@@ -167,7 +170,7 @@ async def launch(config: LaunchConfig, prepared: Prepared, run_dir: Path) -> Lau
         ro_binds = {Path(inside.__file__): INIT_PATH}
         if prepared.venv:
             ro_binds[prepared.venv] = VENV_ROOT
-        binds = {prepared.copy: APP_ROOT, sockets: SOCKETS_ROOT}
+        binds = {prepared.copy: APP_ROOT, shared: SHARED_ROOT}
         if prepared.node_modules:
             ro_binds[prepared.node_modules] = f"{APP_ROOT}/frontend/node_modules"
         command = bwrap_argv(
@@ -189,10 +192,11 @@ async def launch(config: LaunchConfig, prepared: Prepared, run_dir: Path) -> Lau
         processes={name: argv for name, (argv, _) in found.items()},
         urls={name: f"http://127.0.0.1:{ports[name]}" for name in found},
         output=output,
+        ending=shared / ENDING_NOTE,
     )
     if sandboxed:
         for name in found:
-            launched.forwarders.append(await start_forwarder(ports[name], sockets / f"{name}.sock"))
+            launched.forwarders.append(await start_forwarder(ports[name], shared / f"{name}.sock"))
     return launched
 
 
@@ -205,13 +209,12 @@ def output_tail(launched: Launched) -> str:
     return data[-OUTPUT_TAIL:].decode(errors="replace")
 
 
-def exit_reason(launched: Launched, tail: str) -> str:
-    """Why the sandbox ended, as inside.py said it (`backend ended with status 1`), else its own exit status."""
-    said = [
-        line.removeprefix("assay-init: ") for line in tail.splitlines() if line.startswith("assay-init: ")
-    ]
-    status = launched.process.returncode
-    return said[-1] if said else f"the sandbox exited with status {status}"
+def exit_reason(launched: Launched) -> str:
+    """Why the sandbox ended, as inside.py noted it (`backend ended with status 1`), else its own exit status."""
+    try:
+        return launched.ending.read_text(errors="replace").strip()[:300]
+    except OSError:
+        return f"the sandbox exited with status {launched.process.returncode}"
 
 
 def _last_words(tail: str) -> str:
@@ -231,7 +234,8 @@ async def wait_ready(config: LaunchConfig, launched: Launched) -> None:
         while pending:
             if launched.process.returncode is not None:
                 tail = await asyncio.to_thread(output_tail, launched)
-                raise AppNotStarted(f"app did not start: {exit_reason(launched, tail)}{_last_words(tail)}")
+                reason = await asyncio.to_thread(exit_reason, launched)
+                raise AppNotStarted(f"app did not start: {reason}{_last_words(tail)}")
             if loop.time() > deadline:
                 raise AppNotStarted(
                     f"app did not start: {', '.join(pending.values())} did not answer within "

@@ -182,7 +182,7 @@ class AppRunner:
         died = launched.process.returncode is not None
         await stop(launched)
         tail = await asyncio.to_thread(output_tail, launched)
-        ended = "stopped by Assay" if not died else exit_reason(launched, tail)
+        ended = "stopped by Assay" if not died else await asyncio.to_thread(exit_reason, launched)
         error = record.error
         if died and error is None:
             error = f"app stopped during the analysis: {ended}"

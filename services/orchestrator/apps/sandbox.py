@@ -3,7 +3,7 @@ its own network namespace, no view of anything else on the machine.
 
 The sandbox's root is an empty tmpfs into which only the system folders are bound read-only (so the results, the
 database, `var/` and every home folder simply do not exist inside); the app's copy is bound writable at /app, its
-virtualenv read-only at /venv, and a folder for the forwarding sockets at /assay/sockets. With `network=False` the
+virtualenv read-only at /venv, and a folder shared with Assay at /assay/shared (forwarding sockets, the ending note). With `network=False` the
 sandbox gets a network namespace of its own with only a loopback device: nothing on the machine or beyond is
 reachable, and the probes come in through the Unix sockets (see inside.py and forwarder.py). bwrap sets
 no_new_privs; as root, Assay first drops to an unprivileged user (`setpriv`), so that the process limit holds.
@@ -23,7 +23,7 @@ SANDBOX_UID = 65534  # nobody: the app runs as an ordinary user of the machine, 
 APP_ROOT = "/app"
 VENV_ROOT = "/venv"
 INIT_PATH = "/assay/init.py"
-SOCKETS_ROOT = "/assay/sockets"
+SHARED_ROOT = "/assay/shared"  # forwarding sockets, and the note of how the app ended
 
 
 @dataclass(frozen=True)
