@@ -20,8 +20,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from services.orchestrator.apps.runner import AppRunner, AppSlot, sandbox_settings
 from shared.app_run import AppRun
 from shared.config import load_settings
-from shared.messages import AnalysisRequest, TaskCompleted, TaskFailed
+from shared.messages import AnalysisRequest, CancelRequest, TaskCancelled, TaskCompleted, TaskFailed, encode
 from shared.natsd import EmbeddedNats
+from shared.subjects import cancel_subject
 from tests.support.apps import app_processes, make_app, needs_bwrap, runner_settings
 from tests.support.fake_llm import FakeLLM
 from tests.support.orchestrator import APP, MODEL, ScriptedAnalyzer, orchestrated, terminal_of
@@ -111,6 +112,26 @@ async def test_the_orchestrator_hands_the_app_urls_to_the_analyzer_and_records_t
     assert app_processes(record) == []
     runs = [span for span in spans.get_finished_spans() if span.name == "app.run"]
     assert [span.attributes and span.attributes["assay.task_id"] for span in runs] == [request.task_id]
+
+
+async def test_a_cancelled_task_stops_its_app_and_records_the_run(
+    nats_server: EmbeddedNats, tmp_path: Path, app_work_dir: Path
+) -> None:
+    apps = tmp_path / "apps"
+    make_app(apps, MODEL, APP, {"backend/app.py": HELLO_APP})
+    peer = ScriptedAnalyzer("dynamic", ["hold"])
+    env = {"ASSAY_APPS_DIR": str(apps), "ASSAY_APP_WORK_DIR": str(app_work_dir)}
+    async with orchestrated(nats_server.url, tmp_path, [peer], **env) as bench:
+        request = await bench.request("dynamic")
+        await asyncio.wait_for(peer.analyze_received.wait(), 30)
+        answered = await asyncio.to_thread(httpx.get, peer.analyzed[0].target_urls[0], trust_env=False)
+        cancel = CancelRequest(task_id=request.task_id, reason="cancelled by the test")
+        await bench.nc.publish(cancel_subject(request.task_id), encode(cancel))
+        ending = terminal_of(await bench.events.terminal(request.task_id, timeout_s=30))
+    assert answered.text == "hello from app NUMBER"  # the app ran while the analyzer held it
+    assert isinstance(ending, TaskCancelled) and ending.reason == "cancelled by the test"
+    assert ending.app is not None and ending.app.ended == "stopped by Assay"
+    assert app_processes(ending.app) == []
 
 
 async def test_an_app_stopped_by_the_process_limit_fails_the_task_with_the_reason(
