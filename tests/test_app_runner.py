@@ -5,7 +5,9 @@ within the budget, each on its own ports. (Batches do not exist yet: their test 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -15,6 +17,7 @@ from urllib.parse import urlparse
 
 import httpx
 import msgspec
+import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from services.orchestrator.apps.runner import AppRunner, AppSlot, sandbox_settings
@@ -244,3 +247,43 @@ def test_the_app_ends_when_the_orchestrator_is_killed(tmp_path: Path, app_work_d
     while app_processes(record) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert app_processes(record) == []
+
+
+@pytest.mark.skipif(shutil.which("npm") is None, reason="npm is not installed: frontends get no node_modules")
+async def test_a_frontend_gets_its_node_modules_from_npm_and_no_install_script_runs(
+    tmp_path: Path, app_work_dir: Path
+) -> None:
+    apps = tmp_path / "apps"
+    package = {
+        "name": "frontend",
+        "version": "1.0.0",
+        "private": True,
+        "dependencies": {"is-number": "7.0.0"},
+        "scripts": {"postinstall": "touch postinstall-ran"},
+    }
+    files = {
+        "backend/app.py": HELLO_APP,
+        "frontend/index.html": "<html>frontend</html>",
+        "frontend/package.json": json.dumps(package),
+    }
+    make_app(apps, "npm-test", 1, files)
+    settings = runner_settings(tmp_path, apps, app_work_dir)
+    slot = AppSlot()
+    served: list[str] = []
+
+    async def analyze(request: AnalysisRequest) -> None:
+        async with httpx.AsyncClient(trust_env=False) as client:
+            frontend = request.target_urls[1]
+            served.append((await client.get(f"{frontend}/node_modules/is-number/package.json")).text)
+
+    request = AnalysisRequest(
+        task_id="task_0000000000cc", model_slug="npm-test", app_number=1, analysis_type="dynamic"
+    )
+    await AppRunner(settings).run(request, slot, analyze)
+    assert json.loads(served[0])["name"] == "is-number"
+    assert not await asyncio.to_thread(_install_scripts_ran, app_work_dir)
+    assert slot.record is not None and "--ignore-scripts" in slot.record.prepare_log
+
+
+def _install_scripts_ran(work_dir: Path) -> list[Path]:
+    return list(work_dir.glob("cache/node-*/postinstall-ran"))

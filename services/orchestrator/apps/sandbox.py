@@ -101,9 +101,10 @@ def bwrap_argv(mounts: Mounts, *, network: bool, chdir: str, command: list[str])
     if network:
         args.append("--share-net")
     args += ["--die-with-parent", *_system_binds(), "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
-    for host, inside in mounts.ro_binds.items():
-        args += ["--ro-bind", str(host), inside]
-    for host, inside in mounts.binds.items():
-        args += ["--bind", str(host), inside]
+    binds = [("--ro-bind", host, inside) for host, inside in mounts.ro_binds.items()]
+    binds += [("--bind", host, inside) for host, inside in mounts.binds.items()]
+    # A folder before what is bound inside it (the copy at /app before its node_modules), or it would hide it.
+    for option, host, inside in sorted(binds, key=lambda bind: bind[2].count("/")):
+        args += [option, str(host), inside]
     args += ["--remount-ro", "/", "--chdir", chdir, "--", *command]  # the root itself is read-only too
     return args
