@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml $(wildcard $(NODE_TOOLS)/package*.json)
 
 # bubblewrap confines the apps Assay runs (dynamic, performance, comprehensive analyses); Debian's package.
 sandbox:
-	command -v bwrap >/dev/null 2>&1 || apt-get install -y bubblewrap
+	command -v bwrap >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y bubblewrap)
 
 run: install
 	$(VENV)/bin/assay up
