@@ -134,20 +134,25 @@ def _write_ports(copy: Path, ports: dict[str, int]) -> None:
     env_file.write_text("\n".join([*kept, *(f"{key}={value}" for key, value in wanted.items())]) + "\n")
 
 
+def _set_up_run(run_dir: Path, copy: Path, ports: dict[str, int]) -> None:
+    """The run's shared and temporary folders (the sandbox user's), and Assay's ports in the copy's .env."""
+    for folder in (run_dir / "shared", run_dir / "tmp"):
+        folder.mkdir(parents=True, exist_ok=True)
+        hand_over(folder)
+    _write_ports(copy, ports)
+
+
 async def launch(config: LaunchConfig, prepared: Prepared, run_dir: Path) -> Launched:
     """Start the app's sandbox and forwarders; AppNotStarted when there is nothing to start."""
     sandboxed = config.settings.mode == "bwrap"
     layout = _layout(sandboxed, prepared, run_dir)
     ports = {"backend": free_port(), "frontend": free_port()}
-    found = _commands(prepared.copy, layout, config.python, ports)
+    found = await asyncio.to_thread(_commands, prepared.copy, layout, config.python, ports)
     if "backend" not in found:
         looked = ", ".join(BACKEND_FILES + NODE_BACKEND_FILES)
         raise AppNotStarted(f"app did not start: no backend to start in backend/ (looked for {looked})")
     shared = run_dir / "shared"
-    for folder in (shared, run_dir / "tmp"):
-        folder.mkdir(parents=True, exist_ok=True)
-        hand_over(folder)
-    await asyncio.to_thread(_write_ports, prepared.copy, ports)
+    await asyncio.to_thread(_set_up_run, run_dir, prepared.copy, ports)
     spec = {
         "limits": {
             "cpu_s": config.settings.cpu_s,
@@ -177,7 +182,8 @@ async def launch(config: LaunchConfig, prepared: Prepared, run_dir: Path) -> Lau
             Mounts(binds=binds, ro_binds=ro_binds), network=False, chdir=APP_ROOT, command=command
         )
     output = run_dir / "output.log"
-    with output.open("wb") as sink:
+    sink = await asyncio.to_thread(output.open, "wb")
+    try:
         process = await asyncio.create_subprocess_exec(
             *command,
             stdin=asyncio.subprocess.DEVNULL,
@@ -186,6 +192,8 @@ async def launch(config: LaunchConfig, prepared: Prepared, run_dir: Path) -> Lau
             start_new_session=True,
             env={"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"},
         )
+    finally:
+        sink.close()  # the sandbox holds its own copy of the descriptor
     launched = Launched(
         process=process,
         command=command,
@@ -195,8 +203,12 @@ async def launch(config: LaunchConfig, prepared: Prepared, run_dir: Path) -> Lau
         ending=shared / ENDING_NOTE,
     )
     if sandboxed:
-        for name in found:
-            launched.forwarders.append(await start_forwarder(ports[name], shared / f"{name}.sock"))
+        try:
+            for name in found:
+                launched.forwarders.append(await start_forwarder(ports[name], shared / f"{name}.sock"))
+        except OSError as error:  # the port was taken meanwhile: nothing may be left running
+            await stop(launched)
+            raise AppNotStarted(f"app did not start: its port could not be forwarded: {error}") from error
     return launched
 
 

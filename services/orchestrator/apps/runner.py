@@ -142,7 +142,7 @@ class AppRunner:
         record = AppRun(run_id=run_id, source_hash="", sandbox=self.sandbox, command=[])
         try:
             source = app_dir(self.apps_dir, request.model_slug, request.app_number)
-            if not source.is_dir():
+            if not await asyncio.to_thread(source.is_dir):
                 raise AppNotStarted(f"app did not start: {source} does not exist")
             with tracer.start_as_current_span("app.prepare"):
                 prepared = await prepare(self.prepare_config, source, run_dir / "app")
@@ -151,9 +151,10 @@ class AppRunner:
             )
             with tracer.start_as_current_span("app.start"):
                 launched = await launch(self.launch_config, prepared, run_dir)
-        except AppNotStarted as error:
-            slot.record = msgspec.structs.replace(record, error=str(error).splitlines()[0])
-            raise
+        except (AppNotStarted, OSError) as error:
+            reason = str(error) if isinstance(error, AppNotStarted) else f"app did not start: {error}"
+            slot.record = msgspec.structs.replace(record, error=reason.splitlines()[0])
+            raise AppNotStarted(reason) from error
         record = msgspec.structs.replace(
             record,
             command=launched.command,
