@@ -3,6 +3,8 @@ it could reach, write and read; a fork bomb and a memory hog are stopped by the 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import socket
 from pathlib import Path
@@ -10,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.orchestrator.apps.errors import AppNotStarted, SandboxUnavailable
+from services.orchestrator.apps.errors import AppError, AppNotStarted, SandboxUnavailable
 from services.orchestrator.apps.runner import AppRunner, AppSlot
 from shared.messages import AnalysisRequest
 from shared.natsd import EmbeddedNats
@@ -230,3 +232,76 @@ async def test_with_the_sandbox_off_the_app_runs_unsandboxed_as_the_user_chose(
     assert slot.record is not None and slot.record.sandbox.mode == "off"
     assert not any(part.endswith("bwrap") for part in slot.record.command)
     assert app_processes(slot.record) == []
+
+
+async def _failed_start(tmp_path: Path, work_dir: Path, number: int, code: str, **env: str) -> str:
+    """Start an app whose backend is `code` under the settings `env`; the reason it did not start."""
+    apps = tmp_path / "apps"
+    make_app(apps, MODEL, number, {"backend/app.py": code})
+    slot = AppSlot()
+
+    async def analyze(request: AnalysisRequest) -> None:
+        raise AssertionError("the app never answers")
+
+    with pytest.raises(AppNotStarted) as failure:
+        await AppRunner(runner_settings(tmp_path, apps, work_dir, **env)).run(_request(number), slot, analyze)
+    assert slot.record is not None and app_processes(slot.record) == []
+    return str(failure.value)
+
+
+async def test_a_cpu_burner_is_stopped_by_the_cpu_time_limit(tmp_path: Path, app_work_dir: Path) -> None:
+    reason = await _failed_start(tmp_path, app_work_dir, 5, "while True:\n    pass\n", ASSAY_APP_CPU_S="1")
+    assert reason.startswith("app did not start: backend ended with signal 24 (CPU time limit)"), reason
+
+
+async def test_opening_too_many_files_is_stopped_by_the_open_files_limit(
+    tmp_path: Path, app_work_dir: Path
+) -> None:
+    code = "files = [open('/app/backend/app.py') for _ in range(200)]\n"
+    reason = await _failed_start(tmp_path, app_work_dir, 6, code, ASSAY_APP_OPEN_FILES="64")
+    assert reason.startswith("app did not start: backend ended with status 1"), reason
+    assert "Too many open files" in reason
+
+
+async def test_the_wall_time_ends_a_run_that_goes_on_too_long(tmp_path: Path, app_work_dir: Path) -> None:
+    apps = tmp_path / "apps"
+    server = "import os, http.server\nhttp.server.test(port=int(os.environ['PORT']), bind='127.0.0.1')\n"
+    make_app(apps, MODEL, 7, {"backend/app.py": server})
+    slot = AppSlot()
+
+    async def analyze(request: AnalysisRequest) -> None:
+        await asyncio.sleep(60)
+
+    runner = AppRunner(runner_settings(tmp_path, apps, app_work_dir, ASSAY_APP_WALL_S="1"))
+    with pytest.raises(AppError, match=r"app stopped: its wall time of 1 s \(ASSAY_APP_WALL_S\) ran out"):
+        await runner.run(_request(7), slot, analyze)
+    assert slot.record is not None and slot.record.ended == "stopped by Assay"
+    assert app_processes(slot.record) == []
+
+
+async def test_an_app_that_dies_during_the_analysis_is_recorded_with_the_reason(
+    tmp_path: Path, app_work_dir: Path
+) -> None:
+    apps = tmp_path / "apps"
+    server = (
+        "import os, http.server\n"
+        "class Once(http.server.SimpleHTTPRequestHandler):\n"
+        "    def do_GET(self):\n"
+        "        if self.path == '/exit':\n"
+        "            os._exit(3)\n"
+        "        super().do_GET()\n"
+        "http.server.test(Once, port=int(os.environ['PORT']), bind='127.0.0.1')\n"
+    )
+    make_app(apps, MODEL, 8, {"backend/app.py": server})
+    slot = AppSlot()
+
+    async def analyze(request: AnalysisRequest) -> None:
+        async with httpx.AsyncClient(trust_env=False) as client:
+            with contextlib.suppress(httpx.HTTPError):
+                await client.get(f"{request.target_urls[0]}/exit")
+        await asyncio.sleep(1)
+
+    await AppRunner(runner_settings(tmp_path, apps, app_work_dir)).run(_request(8), slot, analyze)
+    assert slot.record is not None
+    assert slot.record.error == "app stopped during the analysis: backend ended with status 3"
+    assert slot.record.exit_status == 3 and app_processes(slot.record) == []

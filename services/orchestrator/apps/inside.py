@@ -35,9 +35,10 @@ SIGNAL_MEANING = {
 
 
 def apply_limits(limits: dict[str, int]) -> None:
-    """Hard and soft limits at once: the app cannot raise them again."""
+    """Hard and soft limits at once: the app cannot raise them again. CPU time gets SIGXCPU at the limit (the
+    reason shows) and SIGKILL a second later, when the hard limit is reached."""
     for name, value in limits.items():
-        resource.setrlimit(LIMITS[name], (value, value))
+        resource.setrlimit(LIMITS[name], (value, value + 1 if name == "cpu_s" else value))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
