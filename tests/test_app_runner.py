@@ -26,7 +26,7 @@ from shared.config import load_settings
 from shared.messages import AnalysisRequest, CancelRequest, TaskCancelled, TaskCompleted, TaskFailed, encode
 from shared.natsd import EmbeddedNats
 from shared.subjects import cancel_subject
-from tests.support.apps import app_processes, make_app, needs_bwrap, runner_settings
+from tests.support.apps import app_processes, app_request, make_app, needs_bwrap, runner_settings
 from tests.support.fake_llm import FakeLLM
 from tests.support.orchestrator import APP, MODEL, ScriptedAnalyzer, orchestrated, terminal_of
 from tests.support.stack import Stack
@@ -105,16 +105,18 @@ async def test_the_orchestrator_hands_the_app_urls_to_the_analyzer_and_records_t
     env = {"ASSAY_APPS_DIR": str(apps), "ASSAY_APP_WORK_DIR": str(app_work_dir)}
     async with orchestrated(nats_server.url, tmp_path, [peer], **env) as bench:
         request = await bench.request("dynamic")
-        ending = terminal_of(await bench.events.terminal(request.task_id, timeout_s=60))
+        ending = terminal_of(await bench.events.terminal(request.task.id, timeout_s=60))
     assert isinstance(ending, TaskCompleted) and ending.status == "completed", ending
     record = ending.app
     assert record is not None and record.ended == "stopped by Assay"
     (frame,) = peer.analyzed
     assert frame.target_urls == [record.urls["backend"]]
+    # the ports Assay chose stand in for the .env's, so that the targets policy admits them
+    assert frame.app_ports == {"BACKEND_PORT": urlparse(record.urls["backend"]).port}
     assert urlparse(frame.target_urls[0]).hostname == "127.0.0.1"
     assert app_processes(record) == []
     runs = [span for span in spans.get_finished_spans() if span.name == "app.run"]
-    assert [span.attributes and span.attributes["assay.task_id"] for span in runs] == [request.task_id]
+    assert [span.attributes and span.attributes["assay.task_id"] for span in runs] == [request.task.id]
 
 
 async def test_a_cancelled_task_stops_its_app_and_records_the_run(
@@ -128,9 +130,9 @@ async def test_a_cancelled_task_stops_its_app_and_records_the_run(
         request = await bench.request("dynamic")
         await asyncio.wait_for(peer.analyze_received.wait(), 30)
         answered = await asyncio.to_thread(httpx.get, peer.analyzed[0].target_urls[0], trust_env=False)
-        cancel = CancelRequest(task_id=request.task_id, reason="cancelled by the test")
-        await bench.nc.publish(cancel_subject(request.task_id), encode(cancel))
-        ending = terminal_of(await bench.events.terminal(request.task_id, timeout_s=30))
+        cancel = CancelRequest(task_id=request.task.id, reason="cancelled by the test")
+        await bench.nc.publish(cancel_subject(request.task.id), encode(cancel))
+        ending = terminal_of(await bench.events.terminal(request.task.id, timeout_s=30))
     assert answered.text == "hello from app NUMBER"  # the app ran while the analyzer held it
     assert isinstance(ending, TaskCancelled) and ending.reason == "cancelled by the test"
     assert ending.app is not None and ending.app.ended == "stopped by Assay"
@@ -146,7 +148,7 @@ async def test_an_app_stopped_by_the_process_limit_fails_the_task_with_the_reaso
     env = {"ASSAY_APPS_DIR": str(apps), "ASSAY_APP_WORK_DIR": str(app_work_dir), "ASSAY_APP_PROCESSES": "24"}
     async with orchestrated(nats_server.url, tmp_path, [peer], **env) as bench:
         request = await bench.request("dynamic")
-        ending = terminal_of(await bench.events.terminal(request.task_id, timeout_s=60))
+        ending = terminal_of(await bench.events.terminal(request.task.id, timeout_s=60))
     assert isinstance(ending, TaskFailed)
     assert ending.reason.startswith("app did not start: backend ended with status 1"), ending.reason
     assert "Resource temporarily unavailable" in ending.reason
@@ -169,7 +171,7 @@ async def test_several_apps_run_at_once_within_the_budget_each_on_its_own_ports(
     urls: dict[int, str] = {}
 
     async def run(number: int) -> AppRun:
-        async def analyze(request: AnalysisRequest) -> None:
+        async def analyze(request: AnalysisRequest, ports: dict[str, int]) -> None:
             nonlocal running, most
             running += 1
             most = max(most, running)
@@ -180,12 +182,7 @@ async def test_several_apps_run_at_once_within_the_budget_each_on_its_own_ports(
             running -= 1
 
         slot = AppSlot()
-        request = AnalysisRequest(
-            task_id=f"task_00000000000{number}",
-            model_slug="budget-test",
-            app_number=number,
-            analysis_type="dynamic",
-        )
+        request = app_request(f"task_00000000000{number}", "budget-test", number)
         await runner.run(request, slot, analyze)
         assert slot.record is not None
         return slot.record
@@ -200,18 +197,16 @@ async def test_several_apps_run_at_once_within_the_budget_each_on_its_own_ports(
 
 
 ORCHESTRATOR_STAND_IN = """
-import asyncio, sys
-from services.orchestrator.apps.runner import AppRunner, AppSlot, sandbox_settings
+import asyncio
+from services.orchestrator.apps.runner import AppRunner, AppSlot
 from shared.config import load_settings
-from shared.messages import AnalysisRequest
+from tests.support.apps import app_request
 
 
 async def main():
-    request = AnalysisRequest(
-        task_id="task_0000000000dd", model_slug="budget-test", app_number=1, analysis_type="dynamic"
-    )
+    request = app_request("task_0000000000dd", "budget-test", 1)
 
-    async def analyze(request):
+    async def analyze(request, ports):
         print(request.target_urls[0], flush=True)
         await asyncio.sleep(3600)
 
@@ -271,14 +266,12 @@ async def test_a_frontend_gets_its_node_modules_from_npm_and_no_install_script_r
     slot = AppSlot()
     served: list[str] = []
 
-    async def analyze(request: AnalysisRequest) -> None:
+    async def analyze(request: AnalysisRequest, ports: dict[str, int]) -> None:
         async with httpx.AsyncClient(trust_env=False) as client:
             frontend = request.target_urls[1]
             served.append((await client.get(f"{frontend}/node_modules/is-number/package.json")).text)
 
-    request = AnalysisRequest(
-        task_id="task_0000000000cc", model_slug="npm-test", app_number=1, analysis_type="dynamic"
-    )
+    request = app_request("task_0000000000cc", "npm-test", 1)
     await AppRunner(settings).run(request, slot, analyze)
     assert json.loads(served[0])["name"] == "is-number"
     assert not await asyncio.to_thread(_install_scripts_ran, app_work_dir)

@@ -16,7 +16,7 @@ from services.orchestrator.apps.errors import AppError, AppNotStarted, SandboxUn
 from services.orchestrator.apps.runner import AppRunner, AppSlot
 from shared.messages import AnalysisRequest
 from shared.natsd import EmbeddedNats
-from tests.support.apps import app_processes, make_app, needs_bwrap, runner_settings
+from tests.support.apps import app_processes, app_request, make_app, needs_bwrap, runner_settings
 
 pytestmark = needs_bwrap
 MODEL = "sandbox-test"
@@ -78,9 +78,7 @@ HTTPServer(("127.0.0.1", int(os.environ["BACKEND_PORT"])), Handler).serve_foreve
 
 
 def _request(app_number: int) -> AnalysisRequest:
-    return AnalysisRequest(
-        task_id="task_00000000beef", model_slug=MODEL, app_number=app_number, analysis_type="dynamic"
-    )
+    return app_request("task_00000000beef", MODEL, app_number)
 
 
 def _host_address() -> str | None:
@@ -131,7 +129,7 @@ async def test_the_app_reaches_nothing_writes_only_its_copy_and_sees_no_results_
     slot = AppSlot()
     seen: dict[str, object] = {}
 
-    async def analyze(request: AnalysisRequest) -> None:
+    async def analyze(request: AnalysisRequest, ports: dict[str, int]) -> None:
         async with httpx.AsyncClient(trust_env=False, timeout=30) as client:
             response = await client.get(request.target_urls[0])
         seen.update(response.json())
@@ -166,7 +164,7 @@ async def test_a_fork_bomb_is_stopped_by_the_process_limit_with_the_reason(
     settings = runner_settings(tmp_path, apps, app_work_dir, ASSAY_APP_PROCESSES="32")
     slot = AppSlot()
 
-    async def analyze(request: AnalysisRequest) -> None:
+    async def analyze(request: AnalysisRequest, ports: dict[str, int]) -> None:
         raise AssertionError("a fork bomb never answers")
 
     with pytest.raises(AppNotStarted) as failure:
@@ -187,7 +185,7 @@ async def test_a_memory_hog_is_stopped_by_the_memory_limit_with_the_reason(
     settings = runner_settings(tmp_path, apps, app_work_dir, ASSAY_APP_MEMORY_MB="256")
     slot = AppSlot()
 
-    async def analyze(request: AnalysisRequest) -> None:
+    async def analyze(request: AnalysisRequest, ports: dict[str, int]) -> None:
         raise AssertionError("a memory hog never answers")
 
     with pytest.raises(AppNotStarted) as failure:
@@ -202,7 +200,7 @@ async def test_without_bubblewrap_running_apps_is_refused_with_the_reason(
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no bwrap on this PATH
     settings = runner_settings(tmp_path, tmp_path / "apps", app_work_dir)
 
-    async def analyze(request: AnalysisRequest) -> None:
+    async def analyze(request: AnalysisRequest, ports: dict[str, int]) -> None:
         raise AssertionError("never called")
 
     with pytest.raises(SandboxUnavailable, match="bubblewrap .* ASSAY_APP_SANDBOX=off"):
@@ -223,7 +221,7 @@ async def test_with_the_sandbox_off_the_app_runs_unsandboxed_as_the_user_chose(
     slot = AppSlot()
     statuses: list[int] = []
 
-    async def analyze(request: AnalysisRequest) -> None:
+    async def analyze(request: AnalysisRequest, ports: dict[str, int]) -> None:
         async with httpx.AsyncClient(trust_env=False) as client:
             statuses.append((await client.get(request.target_urls[0])).status_code)
 
@@ -240,7 +238,7 @@ async def _failed_start(tmp_path: Path, work_dir: Path, number: int, code: str, 
     make_app(apps, MODEL, number, {"backend/app.py": code})
     slot = AppSlot()
 
-    async def analyze(request: AnalysisRequest) -> None:
+    async def analyze(request: AnalysisRequest, ports: dict[str, int]) -> None:
         raise AssertionError("the app never answers")
 
     with pytest.raises(AppNotStarted) as failure:
@@ -269,7 +267,7 @@ async def test_the_wall_time_ends_a_run_that_goes_on_too_long(tmp_path: Path, ap
     make_app(apps, MODEL, 7, {"backend/app.py": server})
     slot = AppSlot()
 
-    async def analyze(request: AnalysisRequest) -> None:
+    async def analyze(request: AnalysisRequest, ports: dict[str, int]) -> None:
         await asyncio.sleep(60)
 
     runner = AppRunner(runner_settings(tmp_path, apps, app_work_dir, ASSAY_APP_WALL_S="1"))
@@ -295,7 +293,7 @@ async def test_an_app_that_dies_during_the_analysis_is_recorded_with_the_reason(
     make_app(apps, MODEL, 8, {"backend/app.py": server})
     slot = AppSlot()
 
-    async def analyze(request: AnalysisRequest) -> None:
+    async def analyze(request: AnalysisRequest, ports: dict[str, int]) -> None:
         async with httpx.AsyncClient(trust_env=False) as client:
             with contextlib.suppress(httpx.HTTPError):
                 await client.get(f"{request.target_urls[0]}/exit")

@@ -13,7 +13,6 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 from services.orchestrator.analyzer_client import AnalyzerClient, AnalyzerFailed, request_id
 from services.orchestrator.apps.errors import AppError
@@ -47,16 +46,6 @@ class RunContext:
     pulse_s: float = 30.0  # a progress event at least this often, so the persister sees the task alive
     progress_interval_s: float = 0.5  # at most one analyzer progress event per service this often
     apps: AppRunner | None = None  # starts the app for analyses that need it running; None: never
-
-
-def task_fields(request: AnalysisRequest) -> dict[str, Any]:
-    """The fields every event of the task repeats."""
-    return {
-        "task_id": request.task_id,
-        "model_slug": request.model_slug,
-        "app_number": request.app_number,
-        "analysis_type": request.analysis_type,
-    }
 
 
 class _Progress:
@@ -100,7 +89,7 @@ class _Progress:
         percent = self.task_percent()
         self.last_any = self.clock()
         event = TaskProgress(
-            **task_fields(self.request),
+            task=self.request.task,
             service=service,
             tool=tool,
             stage=stage,
@@ -112,15 +101,15 @@ class _Progress:
 
 async def run_task(ctx: RunContext, request: AnalysisRequest, signal: CancelSignal) -> None:
     """Run `request` until its terminal event is published (see the module docstring for the other endings)."""
-    extra = {"task_id": request.task_id}
-    chosen = plan(request.analysis_type, request.tools)
+    extra = {"task_id": request.task.id}
+    chosen = plan(request.task.analysis_type, request.tools)
     if not chosen:
-        reason = f"no tool of a {request.analysis_type} analysis matches {request.tools}"
-        await ctx.publisher.publish(TaskFailed(**task_fields(request), reason=reason))
+        reason = f"no tool of a {request.task.analysis_type} analysis matches {request.tools}"
+        await ctx.publisher.publish(TaskFailed(task=request.task, reason=reason))
         return
     await ctx.publisher.publish(
         TaskStarted(
-            **task_fields(request),
+            task=request.task,
             services=list(chosen),
             tools=[tool for tools in chosen.values() for tool in tools],
             priority=request.priority,
@@ -132,8 +121,8 @@ async def run_task(ctx: RunContext, request: AnalysisRequest, signal: CancelSign
     finished: list[ServiceFinished] = []
     app = AppSlot()
 
-    async def analyze(request: AnalysisRequest) -> None:
-        await _run_services(ctx, request, chosen, progress, finished)
+    async def analyze(request: AnalysisRequest, app_ports: dict[str, int]) -> None:
+        await _run_services(ctx, request, chosen, progress, finished, app_ports)
 
     services = asyncio.create_task(_with_app(ctx, request, app, analyze))
     pulse = asyncio.create_task(progress.pulse())
@@ -143,16 +132,15 @@ async def run_task(ctx: RunContext, request: AnalysisRequest, signal: CancelSign
     finally:
         pulse.cancel()
         cancelled.cancel()
-        if (
-            not services.done()
-        ):  # a cancel request, or shutdown: stop the analyzers and wait until they are told
+        # a cancel request, or shutdown: stop the analyzers and wait until they are told
+        if not services.done():
             services.cancel()
             await asyncio.gather(services, return_exceptions=True)
     if services.cancelled():
         reason = signal.reason or "cancelled"
         await ctx.publisher.publish(
             TaskCancelled(
-                **task_fields(request),
+                task=request.task,
                 reason=reason,
                 services=[event.service for event in finished],
                 app=app.record,
@@ -165,7 +153,7 @@ async def run_task(ctx: RunContext, request: AnalysisRequest, signal: CancelSign
     except AppError as error:
         services_run = [event.service for event in finished]
         terminal: TerminalEvent = TaskFailed(
-            **task_fields(request), reason=str(error).splitlines()[0], services=services_run, app=app.record
+            task=request.task, reason=str(error).splitlines()[0], services=services_run, app=app.record
         )
     else:
         terminal = terminal_event(request, finished, app.record)
@@ -177,11 +165,11 @@ async def _with_app(
     ctx: RunContext,
     request: AnalysisRequest,
     app: AppSlot,
-    analyze: Callable[[AnalysisRequest], Awaitable[None]],
+    analyze: Callable[[AnalysisRequest, dict[str, int]], Awaitable[None]],
 ) -> None:
     """The analysis, inside a run of the app when it needs one (the app runner's hook; AppError when it fails)."""
     if ctx.apps is None or not ctx.apps.needed(request):
-        await analyze(request)
+        await analyze(request, {})
     else:
         await ctx.apps.run(request, app, analyze)
 
@@ -192,16 +180,17 @@ async def _run_services(
     chosen: dict[str, list[str]],
     progress: _Progress,
     finished: list[ServiceFinished],
+    app_ports: dict[str, int],
 ) -> None:
     """Every service at once; the first error (a failed publish) stops the others."""
     deadline = asyncio.get_running_loop().time() + request.deadline_s
 
     async def one(service: str, tools: list[str]) -> None:
-        event = await _run_service(ctx, request, service, tools, deadline, progress)
+        event = await _run_service(ctx, request, service, tools, deadline, progress, app_ports)
         finished.append(event)
 
     runs = [
-        asyncio.create_task(one(service, tools), name=f"{request.task_id} {service}")
+        asyncio.create_task(one(service, tools), name=f"{request.task.id} {service}")
         for service, tools in chosen.items()
     ]
     try:
@@ -223,16 +212,16 @@ async def _run_service(
     tools: list[str],
     deadline: float,
     progress: _Progress,
+    app_ports: dict[str, int],
 ) -> ServiceFinished:
     """One analyzer's run, ended by exactly one published `service` event (returned with its inline result)."""
     loop = asyncio.get_running_loop()
     frame = AnalyzeFrame(
-        id=request_id(request.task_id, service),
-        task_id=request.task_id,
-        model_slug=request.model_slug,
-        app_number=request.app_number,
+        id=request_id(request.task.id, service),
+        task=request.task,
         tools=tools,
         target_urls=list(request.target_urls),
+        app_ports=dict(app_ports),
         options=dict(request.options),
         deadline_s=max(1.0, deadline - loop.time()),
     )
@@ -252,15 +241,15 @@ async def _run_service(
     progress.finished(service)
     if result is not None:
         event = ServiceFinished(
-            **task_fields(request),
+            task=request.task,
             service=service,
             status=result.status,
             result=result,
             error=result.error if result.status != "success" else None,
         )
     else:
-        event = ServiceFinished(**task_fields(request), service=service, status="failed", error=error)
-    log.info("service %s: %s", service, event.status, extra={"task_id": request.task_id, "service": service})
+        event = ServiceFinished(task=request.task, service=service, status="failed", error=error)
+    log.info("service %s: %s", service, event.status, extra={"task_id": request.task.id, "service": service})
     await ctx.publisher.service_finished(event)
     return event
 
@@ -285,9 +274,9 @@ def terminal_event(
     troubled = [event for event in finished if event.status != "success"]
     reasons = [*map(_why, troubled), *([app.error] if app is not None and app.error else [])]
     if finished and len([event for event in troubled if event.status == "failed"]) == len(finished):
-        return TaskFailed(**task_fields(request), reason="; ".join(reasons), services=services, app=app)
+        return TaskFailed(task=request.task, reason="; ".join(reasons), services=services, app=app)
     if reasons:
         return TaskCompleted(
-            **task_fields(request), status="partial", services=services, reason="; ".join(reasons), app=app
+            task=request.task, status="partial", services=services, reason="; ".join(reasons), app=app
         )
-    return TaskCompleted(**task_fields(request), status="completed", services=services, app=app)
+    return TaskCompleted(task=request.task, status="completed", services=services, app=app)

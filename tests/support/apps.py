@@ -14,6 +14,8 @@ import pytest
 
 from shared.app_run import AppRun
 from shared.config import Settings, load_settings
+from shared.messages import AnalysisRequest
+from shared.tasks import TaskRef
 
 needs_bwrap = pytest.mark.skipif(
     shutil.which("bwrap") is None,
@@ -69,3 +71,9 @@ def app_processes(record: AppRun) -> list[int]:
         if state != "Z" and (any(mark in environ for mark in marks) or folder in cmdline):
             found.append(int(entry.name))
     return found
+
+
+def app_request(task_id: str, model: str, number: int) -> AnalysisRequest:
+    """A dynamic analysis of `<model>/app<number>` naming no target URLs: Assay runs the app."""
+    task = TaskRef(id=task_id, model_slug=model, app_number=number, analysis_type="dynamic")
+    return AnalysisRequest(task=task)

@@ -72,7 +72,10 @@ class Launched:
     output: Path
     ending: Path  # the note inside.py leaves of how the app ended
     forwarders: list[asyncio.Server] = field(default_factory=list)
-    stopped_by_assay: bool = False
+
+    def port_variables(self) -> dict[str, int]:
+        """BACKEND_PORT / FRONTEND_PORT of what runs, as the app's .env would name them."""
+        return {f"{name.upper()}_PORT": int(url.rsplit(":", 1)[1]) for name, url in self.urls.items()}
 
 
 def _layout(sandboxed: bool, prepared: Prepared, run_dir: Path) -> Layout:
@@ -267,8 +270,6 @@ async def stop(launched: Launched) -> None:
     """Stop the sandbox's whole process group and the forwarders; nothing of the app is left running."""
     for server in launched.forwarders:
         server.close()
-    if launched.process.returncode is None:
-        launched.stopped_by_assay = True
     await stop_group(launched.process, STOP_GRACE_S)
     await _group_gone(launched.process.pid)
 

@@ -102,20 +102,24 @@ class AppRunner:
         """Whether the request needs the app running and leaves it to Assay (names no target URLs)."""
         if request.target_urls:
             return False
-        return bool(RUNNING_APP_SERVICES & set(plan(request.analysis_type, request.tools)))
+        return bool(RUNNING_APP_SERVICES & set(plan(request.task.analysis_type, request.tools)))
 
     async def run(
-        self, request: AnalysisRequest, slot: AppSlot, analyze: Callable[[AnalysisRequest], Awaitable[None]]
+        self,
+        request: AnalysisRequest,
+        slot: AppSlot,
+        analyze: Callable[[AnalysisRequest, dict[str, int]], Awaitable[None]],
     ) -> None:
-        """`analyze(request with the app's URLs)` while the app runs; AppNotStarted when it cannot be started.
+        """`analyze(request with the app's URLs, its BACKEND_PORT/FRONTEND_PORT)` while the app runs; AppNotStarted
+        when it cannot be started.
 
         The app is stopped however `analyze` ends (cancellation included) and `slot.record` says what happened."""
         check_available(self.sandbox.mode)
         await asyncio.to_thread(make_reachable, self.work_dir)
         async with self.budget:
             run_id = secrets.token_hex(6)
-            run_dir = self.runs_dir / f"{request.task_id}-{run_id}"
-            attributes = {TASK_ID_ATTRIBUTE: request.task_id, "assay.app.run_id": run_id}
+            run_dir = self.runs_dir / f"{request.task.id}-{run_id}"
+            attributes = {TASK_ID_ATTRIBUTE: request.task.id, "assay.app.run_id": run_id}
             with tracer.start_as_current_span("app.run", attributes=attributes) as span:
                 span.set_attribute("assay.app.sandbox", self.sandbox.mode)
                 try:
@@ -136,12 +140,12 @@ class AppRunner:
         run_id: str,
         run_dir: Path,
         slot: AppSlot,
-        analyze: Callable[[AnalysisRequest], Awaitable[None]],
+        analyze: Callable[[AnalysisRequest, dict[str, int]], Awaitable[None]],
     ) -> None:
-        extra = {"task_id": request.task_id}
+        extra = {"task_id": request.task.id}
         record = AppRun(run_id=run_id, source_hash="", sandbox=self.sandbox, command=[])
         try:
-            source = app_dir(self.apps_dir, request.model_slug, request.app_number)
+            source = app_dir(self.apps_dir, request.task.model_slug, request.task.app_number)
             if not await asyncio.to_thread(source.is_dir):
                 raise AppNotStarted(f"app did not start: {source} does not exist")
             with tracer.start_as_current_span("app.prepare"):
@@ -171,7 +175,7 @@ class AppRunner:
             log.info("app %s answers at %s", run_id, ", ".join(launched.urls.values()), extra=extra)
             urls = list(launched.urls.values())  # the backend first: analyzers take the first as the API
             async with asyncio.timeout(self.sandbox.wall_s):
-                await analyze(msgspec.structs.replace(request, target_urls=urls))
+                await analyze(msgspec.structs.replace(request, target_urls=urls), launched.port_variables())
         except TimeoutError:
             reason = f"app stopped: its wall time of {self.sandbox.wall_s:g} s (ASSAY_APP_WALL_S) ran out"
             record = msgspec.structs.replace(record, error=reason)
