@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 NODE_TOOLS := services/analyzers/static/node
 CONTRACT_CHECK := tests/contracts
 
-.PHONY: install run test lint bench clean
+.PHONY: install sandbox run test lint bench clean
 
 install: $(STAMP)
 
@@ -21,6 +21,10 @@ $(STAMP): pyproject.toml $(wildcard $(NODE_TOOLS)/package*.json) $(wildcard $(CO
 		npm ci --silent --no-audit --no-fund --prefix $(CONTRACT_CHECK); \
 	else echo "npm not found: eslint will be reported as skipped"; fi
 	touch $(STAMP)
+
+# bubblewrap confines the apps Assay runs (dynamic, performance, comprehensive analyses); Debian's package.
+sandbox:
+	command -v bwrap >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y bubblewrap)
 
 run: install
 	$(VENV)/bin/assay up
