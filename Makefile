@@ -29,7 +29,9 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check shared services tests benchmarks
 
+# The pipeline benchmark's Celery + Redis baseline lives in the `bench` extra, not in the services' dependencies.
 bench: install
+	$(PY) -m pip install --quiet -e ".[test,bench]"
 	$(PY) -m benchmarks
 
 clean:
