@@ -3,7 +3,6 @@ and stopped by pid (SIGTERM to the group, SIGKILL when it lingers). Every wait i
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
@@ -11,6 +10,8 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
+
+from shared.process_groups import signal_group
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -52,14 +53,12 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path, timeou
 
 
 def stop(process: subprocess.Popen[bytes], timeout_s: float = 15.0) -> None:
-    """SIGTERM the process's group (it was started in its own session), SIGKILL it if it is still there."""
-    if process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=timeout_s)
-    except ProcessLookupError:
-        process.wait(timeout=timeout_s)
+    """SIGTERM the process's group (it was started in its own session), then SIGKILL whatever is left of it."""
+    if process.poll() is None:
+        signal_group(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            pass
+    signal_group(process.pid, signal.SIGKILL)
+    process.wait(timeout=timeout_s)
