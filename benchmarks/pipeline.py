@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -109,15 +110,23 @@ class Pipeline:
         system = await self.systems.get(name)
         load = burst(system.submit_url, body(priority), count, self.options.in_flight)
         trial = await run_load(system, load, timeout_s, self.options.stall_s)
-        if not trial.complete:
-            await self.systems.discard(name)
-        return trial
+        return await self._settle(name, f"saturation at {priority}", count, trial)
 
     async def offered(self, name: str, rate: float) -> Trial:
         system = await self.systems.get(name)
         load = at_rate(system.submit_url, body("normal"), rate, self.options.rate_seconds)
-        trial = await run_load(
-            system, load, self.options.rate_seconds + self.options.timeout_s, self.options.stall_s
+        bound = self.options.rate_seconds + self.options.timeout_s
+        trial = await run_load(system, load, bound, self.options.stall_s)
+        return await self._settle(name, f"{rate:g}/s offered", round(rate * self.options.rate_seconds), trial)
+
+    async def _settle(self, name: str, what: str, wanted: int, trial: Trial) -> Trial:
+        """Say how the run went (on stderr: the table comes at the end); restart a system that did not finish."""
+        rate = trial.throughput()
+        done = f"{len(trial.persisted):,}/{wanted:,} persisted in {trial.waited_s:.0f} s"
+        print(
+            f"  {name}, {what}: {done}" + (f", {rate:.1f} tasks/s" if rate else ""),
+            file=sys.stderr,
+            flush=True,
         )
         if not trial.complete:
             await self.systems.discard(name)
