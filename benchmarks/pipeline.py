@@ -165,7 +165,7 @@ class Pipeline:
             for share in (50, 90, 99):
                 note = ""
                 if share == 50:
-                    note = f"{len(assay.persisted):,}/{wanted:,} vs {len(celery.persisted):,}/{wanted:,} persisted"
+                    note = f"persisted: Assay {len(assay.persisted):,}/{wanted:,}, Celery {len(celery.persisted):,}/{wanted:,}"
                 rows.append(
                     Row(
                         f"accept → persisted p{share} at {rate:g}/s for {self.options.rate_seconds:g} s",
