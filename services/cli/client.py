@@ -6,8 +6,10 @@ from typing import Any, Self
 
 import httpx
 
+from shared.errors import AssayError
 
-class GatewayError(RuntimeError):
+
+class GatewayError(AssayError):
     """The gateway refused the request (`status` is its HTTP code) or could not be reached (`status` is None)."""
 
     def __init__(self, message: str, status: int | None = None) -> None:
@@ -46,7 +48,8 @@ class GatewayClient:
             raise GatewayError(f"gateway not reachable at {self.base_url}: {error}") from error
         if response.status_code >= 400:
             raise GatewayError(_reason(response), response.status_code)
-        return response.json()
+        answer: dict[str, Any] = response.json()
+        return answer
 
     def run_analysis(self, body: dict[str, Any]) -> dict[str, Any]:
         return self._call("POST", "/api/analysis/run", json=body)

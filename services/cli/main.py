@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import get_args
 
@@ -19,7 +20,8 @@ from services.cli.supervisor import run_up
 from services.cli.trace_tree import render_traces, span_files, spans_of_traces, trace_ids_of_task
 from shared.config import Settings, load_settings
 from shared.logs import setup_logging
-from shared.messages import PRIORITIES, TERMINAL_STATUSES, AnalysisType
+from shared.messages import PRIORITIES, TERMINAL_STATUSES
+from shared.tasks import AnalysisType
 
 ANALYSIS_TYPES: tuple[str, ...] = get_args(AnalysisType)
 POLL_INTERVAL_S = 1.0
@@ -171,7 +173,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    return args.handler(load_settings(), args)
+    handler: Callable[[Settings, argparse.Namespace], int] = args.handler
+    return handler(load_settings(), args)
 
 
 if __name__ == "__main__":

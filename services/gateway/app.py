@@ -12,6 +12,7 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
 from services.gateway.analysis import run_analysis
+from services.gateway.contracts import asyncapi_document, json_schema
 from services.gateway.errors import EXCEPTION_HANDLERS
 from services.gateway.events import task_event_stream
 from services.gateway.health import healthz, readyz
@@ -40,6 +41,8 @@ def create_app(settings: Settings) -> Litestar:
             task_event_stream,
             healthz,
             readyz,
+            asyncapi_document,
+            json_schema,
         ],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         middleware=[server_spans],
