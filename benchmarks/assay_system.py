@@ -1,10 +1,15 @@
 """Assay as the benchmark runs it: its own nats-server, the real gateway, N orchestrator replicas, the persister
 and one analyzer (the no-op one by default), each a separate process on free loopback ports, with its own SQLite
-file, results folder, span files and logs under one folder."""
+file, results folder, span files and logs under one folder.
+
+Locked down as `assay up` runs it: the nats-server admits only Assay's users, the streams are declared as `admin`,
+and each service gets only its own NATS credentials and, where it needs it, the analyzer token."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import secrets
 import subprocess
 import time
 from pathlib import Path
@@ -12,7 +17,13 @@ from pathlib import Path
 import httpx
 
 from benchmarks.processes import ServiceDidNotStart, log_tail, spawn, spawn_module, stop, wait_for_port
+from services.cli.credentials import child_env
+from services.cli.roster import ServiceSpec
+from shared.config import load_settings
+from shared.connection import connect
+from shared.nats_users import ADMIN, GATEWAY, ORCHESTRATOR, PERSISTER, creds_of, generate_credentials
 from shared.natsd import EmbeddedNats, free_port
+from shared.streams import declare_all
 
 NOOP_ANALYZER = "benchmarks.noop_analyzer"
 
@@ -29,7 +40,9 @@ class AssaySystem:
         self.apps_dir = apps_dir
         self.replicas = replicas
         self.analyzer_module = analyzer_module
-        self.nats = EmbeddedNats(root / "nats")
+        self.credentials = generate_credentials()
+        self.analyzer_token = secrets.token_urlsafe(32)
+        self.nats = EmbeddedNats(root / "nats", credentials=self.credentials)
         self.gateway_port = free_port()
         self.analyzer_port = free_port()
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
@@ -62,22 +75,38 @@ class AssaySystem:
 
     def start(self, timeout_s: float = 90.0) -> None:
         env = self.env()
-        logs = self.root / "logs"
         self.root.mkdir(parents=True, exist_ok=True)
         self.nats.store_dir.mkdir(parents=True, exist_ok=True)
-        self.processes["nats-server"] = spawn(self.nats.argv(), env, logs / "nats.log")
+        self.processes["nats-server"] = spawn(self.nats.argv(), env, self.root / "logs" / "nats.log")
         wait_for_port(self.nats.port, self.processes["nats-server"], self.nats.log_file, timeout_s)
-        self.processes["persister"] = spawn_module("services.persister", [], env, logs / "persister.log")
-        analyzer_args = ["--port", str(self.analyzer_port)]
-        self.processes["analyzer"] = spawn_module(
-            self.analyzer_module, analyzer_args, env, logs / "analyzer.log"
-        )
+        asyncio.run(self._declare())
+        self._spawn(ServiceSpec("persister", "services.persister", nats_user=PERSISTER))
+        analyzer_args = ("--port", str(self.analyzer_port))
+        self._spawn(ServiceSpec("analyzer", self.analyzer_module, analyzer_args, analyzer_token=True))
         for index in range(self.replicas):
             role = "orchestrator" if self.replicas == 1 else f"orchestrator-{index + 1}"
-            self.processes[role] = spawn_module("services.orchestrator", [], env, logs / f"{role}.log")
-        self.processes["gateway"] = spawn_module("services.gateway", [], env, logs / "gateway.log")
-        wait_for_port(self.analyzer_port, self.processes["analyzer"], logs / "analyzer.log", timeout_s)
+            self._spawn(
+                ServiceSpec(role, "services.orchestrator", nats_user=ORCHESTRATOR, analyzer_token=True)
+            )
+        self._spawn(ServiceSpec("gateway", "services.gateway", nats_user=GATEWAY))
+        wait_for_port(
+            self.analyzer_port, self.processes["analyzer"], self.root / "logs" / "analyzer.log", timeout_s
+        )
         self._wait_ready(timeout_s)
+
+    def _spawn(self, spec: ServiceSpec) -> None:
+        """Start one service with its own secrets, as the supervisor does."""
+        env = child_env(self.env(), spec, self.credentials, self.analyzer_token)
+        log = self.root / "logs" / f"{spec.name}.log"
+        self.processes[spec.name] = spawn_module(spec.module, list(spec.args), env, log)
+
+    async def _declare(self) -> None:
+        settings = load_settings(self.env())
+        admin = await connect(self.nats.url, "bench-setup", creds_of(self.credentials, ADMIN))
+        try:
+            await declare_all(admin.jetstream(), settings.ack_wait_s, settings.max_deliver)
+        finally:
+            await admin.close()
 
     def _wait_ready(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s

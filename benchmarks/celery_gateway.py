@@ -25,7 +25,8 @@ from services.persister.database import record_request
 from shared.catalog import planned_tools
 from shared.config import load_settings
 from shared.database import create_engine, migrate, sessions
-from shared.messages import AnalysisRequest, new_task_id
+from shared.messages import AnalysisRequest
+from shared.tasks import TaskRef, new_task_id
 
 
 @asynccontextmanager
@@ -44,11 +45,14 @@ async def _database(app: Litestar) -> AsyncIterator[None]:
 @post("/api/analysis/run", status_code=202)
 async def run_analysis(data: JSONBody[RunRequest], state: State) -> Response[Accepted]:
     """Record the task as pending, then enqueue it (the Redis client blocks: it runs in a thread)."""
-    request = AnalysisRequest(
-        task_id=new_task_id(),
+    task = TaskRef(
+        id=new_task_id(),
         model_slug=data.model_slug,
         app_number=data.app_number,
         analysis_type=data.analysis_type,
+    )
+    request = AnalysisRequest(
+        task=task,
         tools=list(dict.fromkeys(data.tools)),
         priority=data.priority,
         options=dict(data.options),
@@ -58,14 +62,14 @@ async def run_analysis(data: JSONBody[RunRequest], state: State) -> Response[Acc
     await record_request(task_sessions, request, None)
     payload = msgspec.json.encode(request).decode()
     await asyncio.to_thread(analyze.apply_async, (payload,))
-    links = Links(self_=f"/api/tasks/{request.task_id}", events=f"/api/tasks/{request.task_id}/events")
+    links = Links(self_=f"/api/tasks/{task.id}", events=f"/api/tasks/{task.id}/events")
     body = Accepted(
-        task_id=request.task_id,
+        task_id=task.id,
         status="pending",
-        model_slug=request.model_slug,
-        app_number=request.app_number,
-        analysis_type=request.analysis_type,
-        tools=planned_tools(request.analysis_type, request.tools),
+        model_slug=task.model_slug,
+        app_number=task.app_number,
+        analysis_type=task.analysis_type,
+        tools=planned_tools(task.analysis_type, request.tools),
         priority=request.priority,
         trace_id=None,
         links=links,

@@ -23,12 +23,11 @@ from celery import Celery
 from nats.js import JetStreamContext
 
 from benchmarks.noop_analyzer import SERVICE, TOOL, noop_result
-from services.orchestrator.runner import task_fields, terminal_event
-from services.persister import database, records
-from services.persister.completion import finish
-from services.persister.context import PersisterContext
+from services.orchestrator.runner import terminal_event
+from services.persister import database, lookups
+from services.persister.completion import PersisterContext, finish
 from services.persister.document import Ending
-from services.persister.records import as_utc
+from services.persister.lookups import as_utc
 from services.persister.staging import StagedService
 from shared.config import Settings, load_settings
 from shared.database import create_engine, sessions
@@ -79,7 +78,7 @@ async def persist(state: WorkerState, request: AnalysisRequest) -> None:
     """Run the no-op analysis of `request` and persist it as Assay's persister does."""
     sessions_ = state.ctx.sessions
     started = TaskStarted(
-        **task_fields(request),
+        task=request.task,
         services=[SERVICE],
         tools=[TOOL],
         priority=request.priority,
@@ -87,11 +86,11 @@ async def persist(state: WorkerState, request: AnalysisRequest) -> None:
     )
     await database.record_started(sessions_, started, None)
     result = await noop_result(request, state.settings)
-    service = ServiceFinished(**task_fields(request), service=SERVICE, status=result.status, result=result)
+    service = ServiceFinished(task=request.task, service=SERVICE, status=result.status, result=result)
     await database.record_service(sessions_, service, result, None)
-    task = await records.load_task(sessions_, request.task_id)
+    task = await lookups.load_task(sessions_, request.task.id)
     if task is None:
-        raise RuntimeError(f"task {request.task_id} has no row after its service was recorded")
+        raise RuntimeError(f"task {request.task.id} has no row after its service was recorded")
     terminal = terminal_event(request, [service])
     staged = StagedService(service=SERVICE, status=service.status, event_id=service.event_id, result=result)
     status = terminal.status if isinstance(terminal, TaskCompleted) else "failed"

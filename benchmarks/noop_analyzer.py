@@ -35,7 +35,7 @@ class NoopTool:
 
     name = TOOL
 
-    async def probe(self) -> ToolHealth:
+    async def health(self) -> ToolHealth:
         return ToolHealth(name=TOOL, available=True, version=VERSION)
 
     async def run(self, job: Job) -> ToolOutput:
@@ -58,17 +58,15 @@ def build_analyzer() -> Analyzer:
     return Analyzer(service=SERVICE, tools=[NoopTool()], needs_source=False)
 
 
-async def _quiet(_tool: str, _stage: str, _percent: float, _message: str) -> None:
+async def _quiet(_tool: str, _stage: str, _message: str) -> None:
     return None
 
 
 async def noop_result(request: AnalysisRequest, settings: Settings) -> ServiceResult:
     """The result the no-op analyzer sends for `request`, built by the same `run_tools` (for the Celery side)."""
     job = Job(
-        request_id=request.task_id,
-        task_id=request.task_id,
-        model_slug=request.model_slug,
-        app_number=request.app_number,
+        request_id=request.task.id,
+        task=request.task,
         app_dir=None,
         target_urls=[],
         options={},

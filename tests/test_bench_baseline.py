@@ -14,8 +14,9 @@ from sqlalchemy import func, select
 
 from services.persister.database import record_request
 from shared.database import create_engine, migrate, sessions
-from shared.messages import AnalysisRequest, new_task_id
+from shared.messages import AnalysisRequest
 from shared.models import FindingRow, ServiceRun, Task, ToolRunRow
+from shared.tasks import TaskRef, new_task_id
 
 celery_worker = pytest.importorskip(
     "benchmarks.celery_worker", reason="the bench extra (celery) is not installed"
@@ -60,22 +61,21 @@ def test_worker_task_writes_the_rows_and_the_folder_the_persister_writes(
     monkeypatch.setenv("ASSAY_DATABASE_URL", database_url)
     monkeypatch.setenv("ASSAY_RESULTS_DIR", str(results))
     monkeypatch.setattr(celery_worker, "_state", None)  # a fresh worker process
-    request = AnalysisRequest(
-        task_id=new_task_id(), model_slug="bench", app_number=1, analysis_type="static", tools=["ruff"]
-    )
+    ref = TaskRef(id=new_task_id(), model_slug="bench", app_number=1, analysis_type="static")
+    request = AnalysisRequest(task=ref, tools=["ruff"])
     asyncio.run(_record_pending(database_url, request))
 
     celery_worker.analyze(msgspec.json.encode(request).decode())  # the task body, run in this process
     celery_worker._state.runner.close()
 
-    task, counts = asyncio.run(_rows(database_url, request.task_id))
+    task, counts = asyncio.run(_rows(database_url, ref.id))
     assert task.status == "completed" and task.findings_count == 5
     assert counts == {"service_runs": 1, "tool_runs": 1, "findings": 5}
     assert task.result_dir is not None
     folder = results / task.result_dir
     manifest = json.loads((folder / "manifest.json").read_text())
     listed = {entry["path"] for entry in manifest["files"]}
-    assert f"bench_app1_{request.task_id}.json" in listed and "consolidated.sarif.json" in listed
-    primary = json.loads((folder / f"bench_app1_{request.task_id}.json").read_text())
+    assert f"bench_app1_{ref.id}.json" in listed and "consolidated.sarif.json" in listed
+    primary = json.loads((folder / f"bench_app1_{ref.id}.json").read_text())
     assert primary["summary"]["total_findings"] == 5 and primary["results"]["tools_used"] == ["ruff"]
     assert not (results / ".staging").exists() or not any((results / ".staging").iterdir())
