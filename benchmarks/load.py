@@ -60,13 +60,19 @@ def _client(connections: int) -> httpx.AsyncClient:
     return httpx.AsyncClient(timeout=REQUEST_TIMEOUT_S, limits=limits, trust_env=False)
 
 
-async def burst(url: str, payload: dict[str, Any], count: int, in_flight: int = 32) -> Submission:
-    """Send `count` requests, `in_flight` at a time, each as soon as a previous one is answered."""
+async def burst(
+    url: str, payload: dict[str, Any], count: int, in_flight: int = 32, time_limit_s: float = float("inf")
+) -> Submission:
+    """Send `count` requests, `in_flight` at a time, each as soon as a previous one is answered; no new request
+    leaves after `time_limit_s` (a system that accepts slowly is not waited for without end)."""
     submission = Submission()
     queue = iter(range(count))
+    deadline = time.monotonic() + time_limit_s
 
     async def sender(client: httpx.AsyncClient) -> None:
         for _ in queue:
+            if time.monotonic() > deadline:
+                return
             await _submit(client, url, payload, submission)
 
     async with _client(in_flight) as client:

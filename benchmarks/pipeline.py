@@ -108,7 +108,7 @@ class Pipeline:
 
     async def saturate(self, name: str, priority: str, count: int, timeout_s: float) -> Trial:
         system = await self.systems.get(name)
-        load = burst(system.submit_url, body(priority), count, self.options.in_flight)
+        load = burst(system.submit_url, body(priority), count, self.options.in_flight, timeout_s)
         trial = await run_load(system, load, timeout_s, self.options.stall_s)
         return await self._settle(name, f"saturation at {priority}", count, trial)
 

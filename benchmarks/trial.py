@@ -42,5 +42,7 @@ class Trial:
         """Empty when all `wanted` tasks were accepted and persisted; otherwise how far it got."""
         if self.complete and len(self.persisted) == wanted:
             return ""
+        accepted = len(self.submission.accepted)
+        sent = f", {accepted:,} accepted" if accepted < wanted else ""
         refused = f", {self.submission.refused:,} refused" if self.submission.refused else ""
-        return f"{len(self.persisted):,}/{wanted:,} persisted in {self.waited_s:.0f} s{refused}"
+        return f"{len(self.persisted):,}/{wanted:,} persisted in {self.waited_s:.0f} s{sent}{refused}"
