@@ -38,7 +38,9 @@ lint: install
 	$(VENV)/bin/mypy
 	$(PY) -m shared.contracts --check
 
+# The pipeline benchmark's Celery + Redis baseline lives in the `bench` extra, not in the services' dependencies.
 bench: install
+	$(PY) -m pip install --quiet -e ".[test,bench]"
 	$(PY) -m benchmarks
 
 clean:
