@@ -76,6 +76,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     app_memory_mb: int = 1024  # ASSAY_APP_MEMORY_MB: address space of each app process (RLIMIT_AS)
     app_processes: int = 64  # ASSAY_APP_PROCESSES: processes and threads in one sandbox (RLIMIT_NPROC)
     app_open_files: int = 256  # ASSAY_APP_OPEN_FILES: open files of each app process (RLIMIT_NOFILE)
+    # Throughput of the consumer loops (shared/consuming.py).
+    orchestrator_prefetch: int = 8  # ASSAY_ORCHESTRATOR_PREFETCH: requests of one priority held ahead per replica
+    persister_concurrency: int = 32  # ASSAY_PERSISTER_CONCURRENCY: messages one persister works on at once
+    persister_prefetch: int = 256  # ASSAY_PERSISTER_PREFETCH: messages of one durable held ahead by the persister
 
 
 def _path(env: Mapping[str, str], name: str, default: str) -> Path:
@@ -123,7 +127,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ack_wait_s=float(env.get("ASSAY_ACK_WAIT_S") or 30),
         max_deliver=int(env.get("ASSAY_MAX_DELIVER") or 5),
         task_deadline_s=float(env.get("ASSAY_TASK_DEADLINE_S") or 900),
-        tasks_per_orchestrator=int(env.get("ASSAY_ORCHESTRATOR_CONCURRENCY") or 2),
+        tasks_per_orchestrator=int(env.get("ASSAY_ORCHESTRATOR_CONCURRENCY") or 64),
         heartbeat_timeout_s=float(env.get("ASSAY_HEARTBEAT_TIMEOUT_S") or 15),
         stale_task_s=float(env.get("ASSAY_STALE_TASK_S") or 600),
         pending_limit_s=float(env.get("ASSAY_PENDING_LIMIT_S") or 86400),
@@ -162,6 +166,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         app_memory_mb=int(env.get("ASSAY_APP_MEMORY_MB") or 1024),
         app_processes=int(env.get("ASSAY_APP_PROCESSES") or 64),
         app_open_files=int(env.get("ASSAY_APP_OPEN_FILES") or 256),
+        orchestrator_prefetch=int(env.get("ASSAY_ORCHESTRATOR_PREFETCH") or 8),
+        persister_concurrency=int(env.get("ASSAY_PERSISTER_CONCURRENCY") or 32),
+        persister_prefetch=int(env.get("ASSAY_PERSISTER_PREFETCH") or 256),
     )
 
 

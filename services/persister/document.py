@@ -4,6 +4,7 @@ SARIF and the manifest. Pure functions; they return bytes and leave the writing 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,7 +27,9 @@ APP_RECORD_NAME = "services/app.json"
 SUCCESSFUL_STATUSES = frozenset({"completed", "partial"})
 
 
+@functools.cache
 def assay_version() -> str:
+    """The installed package's version (read once: the metadata lookup scans the installed distributions)."""
     try:
         return package_metadata.version("assay")
     except package_metadata.PackageNotFoundError:
