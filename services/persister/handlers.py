@@ -124,7 +124,8 @@ def _ending(event: TerminalEvent, missing: list[str]) -> Ending:
         reason = f"{reason}; {note}" if reason else note
         if status == "completed":
             status = "partial"
-    return Ending(status=status, reason=reason, finished_at=as_utc(event.occurred_at) or utcnow())
+    finished_at = as_utc(event.occurred_at) or utcnow()
+    return Ending(status=status, reason=reason, finished_at=finished_at, app=event.app)
 
 
 async def _terminal(ctx: PersisterContext, event: TerminalEvent, delivery: Delivery) -> Retry | None:
