@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import asyncio
 from functools import cache
-from typing import Annotated
+from typing import Annotated, Any
 
 from litestar import Response, get
 from litestar.exceptions import NotFoundException
+from litestar.openapi import ResponseSpec
 from litestar.params import PathParameter
 
 from services.gateway.auth import requires
 from shared.contracts import ASYNCAPI_FILE, SCHEMAS_DIR, contract_files
 
 JSON = "application/json"
+# The files are served as bytes; the document says what they are.
+JSON_DOCUMENT = {200: ResponseSpec(dict[str, Any], description="The JSON document", generate_examples=False)}
 
 
 @cache
@@ -37,7 +40,7 @@ async def _file(name: str) -> Response[bytes]:
     f"/api/contracts/{ASYNCAPI_FILE}",
     summary="AsyncAPI 3.0 document of Assay's subjects, streams and analyzer protocol",
     tags=["contracts"],
-    **requires("read"),
+    **requires("read", answers=JSON_DOCUMENT),
 )
 async def asyncapi_document() -> Response[bytes]:
     return await _file(ASYNCAPI_FILE)
@@ -47,7 +50,7 @@ async def asyncapi_document() -> Response[bytes]:
     "/api/contracts/schemas/{name:str}",
     summary="JSON Schema of one message, frame or tagged union (e.g. Event.json)",
     tags=["contracts"],
-    **requires("read", 404),
+    **requires("read", 404, answers=JSON_DOCUMENT),
 )
 async def json_schema(
     name: Annotated[str, PathParameter(description="`<Message>.json`, as the AsyncAPI document names them")],
