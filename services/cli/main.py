@@ -152,7 +152,7 @@ def parser() -> argparse.ArgumentParser:
         "--target",
         action="append",
         metavar="URL",
-        help="URL of the running app for dynamic/performance checks (repeatable; default: the ports in its .env)",
+        help="URL of an app you started, for dynamic/performance checks (repeatable; default: Assay starts the app)",
     )
     run.add_argument("--wait", action="store_true", help="wait for the end and print a findings summary")
     run.add_argument("--timeout", type=float, default=900.0, help="seconds --wait waits (default 900)")

@@ -80,8 +80,8 @@ class ToolView(msgspec.Struct, frozen=True, kw_only=True):
     reason: str | None
 
 
-class TaskDetail(msgspec.Struct, frozen=True, kw_only=True):
-    """Answer of `GET /api/tasks/{task_id}`: where the task stands and what each service and tool did."""
+class TaskHeading(msgspec.Struct, frozen=True, kw_only=True):
+    """What every view of a task starts with: which task, of which app, and where it stands."""
 
     task_id: str
     model_slug: str
@@ -90,6 +90,11 @@ class TaskDetail(msgspec.Struct, frozen=True, kw_only=True):
     status: str
     status_reason: str | None
     priority: str
+
+
+class TaskDetail(TaskHeading, frozen=True, kw_only=True):
+    """Answer of `GET /api/tasks/{task_id}`: where the task stands and what each service and tool did."""
+
     requested_tools: list[str]
     progress: Progress
     created_at: datetime
@@ -105,14 +110,9 @@ class TaskDetail(msgspec.Struct, frozen=True, kw_only=True):
     worker: str | None
 
 
-class TaskSummary(msgspec.Struct, frozen=True, kw_only=True):
-    task_id: str
-    model_slug: str
-    app_number: int
-    analysis_type: str
-    status: str
-    status_reason: str | None
-    priority: str
+class TaskSummary(TaskHeading, frozen=True, kw_only=True):
+    """One task of `GET /api/tasks`."""
+
     progress_percent: float
     findings_count: int
     created_at: datetime
