@@ -28,14 +28,7 @@ from shared.natsd import EmbeddedNats
 from shared.redact import masked_url
 from shared.streams import declare_all
 from shared.tasks import TaskRef, new_task_id
-from tests.support.gateway import (
-    MODEL,
-    bearer,
-    gateway_settings,
-    issue_token,
-    migrate_database,
-    running_gateway,
-)
+from tests.support.gateway import MODEL, bearer, gateway_settings, issue_token, running_gateway
 from tests.support.orchestrator import ScriptedAnalyzer, analyzers, sample_result, settings_for
 
 VIOLATION = "Violation"  # the server logs "Publish Violation", "Subscription Violation"
@@ -194,7 +187,7 @@ async def test_each_service_does_its_whole_job_with_its_own_user(
     )
     gateway = gateway_settings(tmp_path, locked_nats.url, database_url)
     gateway = msgspec.structs.replace(gateway, nats_creds=as_user(locked_nats, GATEWAY))
-    token = await issue_token(await migrate_database(database_url), "tests")
+    token = await issue_token(database_url, "tests")
     async with (
         analyzers(peer),
         running_service_loop(as_user(locked_nats, PERSISTER), persister_settings, PERSISTER, database_url),

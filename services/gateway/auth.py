@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlparse
 
@@ -22,7 +21,6 @@ from litestar.exceptions import (
     ServiceUnavailableException,
 )
 from litestar.handlers.base import BaseRouteHandler
-from litestar.openapi import ResponseSpec
 
 from services.gateway.errors import documented
 from services.gateway.openapi import BEARER_SCHEME
@@ -41,14 +39,13 @@ class ExposureRefused(AssayError):
     """The gateway would be reachable by anyone: it does not start."""
 
 
-def requires(scope: Scope, *codes: int, answers: Mapping[int, ResponseSpec] | None = None) -> dict[str, Any]:
+def requires(scope: Scope, *codes: int) -> dict[str, Any]:
     """Route decorator arguments for a route that needs `scope`: the guard's option, the OpenAPI security
-    requirement, and the documented answers (401, 403, `codes`, and `answers` where the route's own type says
-    too little)."""
+    requirement, and the documented refusals (401, 403 and `codes`)."""
     return {
         "opt": {"scope": scope},
         "security": [{BEARER_SCHEME: []}],
-        "responses": {**documented(401, 403, *codes), **(answers or {})},
+        "responses": documented(401, 403, *codes),
     }
 
 

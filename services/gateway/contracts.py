@@ -11,38 +11,35 @@ import asyncio
 from functools import cache
 from typing import Annotated, Any
 
-from litestar import Response, get
+import msgspec
+from litestar import get
 from litestar.exceptions import NotFoundException
-from litestar.openapi import ResponseSpec
 from litestar.params import PathParameter
 
 from services.gateway.auth import requires
 from shared.contracts import ASYNCAPI_FILE, SCHEMAS_DIR, contract_files
 
-JSON = "application/json"
-# The files are served as bytes; the document says what they are.
-JSON_DOCUMENT = {200: ResponseSpec(dict[str, Any], description="The JSON document", generate_examples=False)}
-
 
 @cache
-def _files() -> dict[str, bytes]:
-    return contract_files()
+def _documents() -> dict[str, dict[str, Any]]:
+    # Decoded, so the OpenAPI document describes each answer as the JSON object it is.
+    return {name: msgspec.json.decode(data) for name, data in contract_files().items()}
 
 
-async def _file(name: str) -> Response[bytes]:
-    files = await asyncio.to_thread(_files)  # generated on first use: CPU work kept off the event loop
-    if name not in files:
+async def _file(name: str) -> dict[str, Any]:
+    documents = await asyncio.to_thread(_documents)  # generated on first use: CPU work kept off the event loop
+    if name not in documents:
         raise NotFoundException(f"no contract named {name!r}; the AsyncAPI document lists every message")
-    return Response(files[name], media_type=JSON)
+    return documents[name]
 
 
 @get(
     f"/api/contracts/{ASYNCAPI_FILE}",
     summary="AsyncAPI 3.0 document of Assay's subjects, streams and analyzer protocol",
     tags=["contracts"],
-    **requires("read", answers=JSON_DOCUMENT),
+    **requires("read"),
 )
-async def asyncapi_document() -> Response[bytes]:
+async def asyncapi_document() -> dict[str, Any]:
     return await _file(ASYNCAPI_FILE)
 
 
@@ -50,9 +47,9 @@ async def asyncapi_document() -> Response[bytes]:
     "/api/contracts/schemas/{name:str}",
     summary="JSON Schema of one message, frame or tagged union (e.g. Event.json)",
     tags=["contracts"],
-    **requires("read", 404, answers=JSON_DOCUMENT),
+    **requires("read", 404),
 )
 async def json_schema(
     name: Annotated[str, PathParameter(description="`<Message>.json`, as the AsyncAPI document names them")],
-) -> Response[bytes]:
+) -> dict[str, Any]:
     return await _file(f"{SCHEMAS_DIR}/{name}")
