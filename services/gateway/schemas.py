@@ -12,11 +12,15 @@ from typing import Annotated, Any
 import msgspec
 
 from shared.messages import Priority, TaskStatus
+from shared.options import RequestOptions
 from shared.tasks import AnalysisType, AppNumber, ModelSlug, TaskId
+from shared.tokens import TOKEN_ID_PATTERN, TOKEN_NAME_PATTERN, Scope
 
 ToolName = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-TargetUrl = Annotated[str, msgspec.Meta(pattern=r"^https?://", max_length=2048)]
-DeadlineSeconds = Annotated[float, msgspec.Meta(gt=0, le=86400)]
+# No spaces or control characters (a CR/LF would split the request line or a header of every probe).
+TargetUrl = Annotated[str, msgspec.Meta(pattern=r"^https?://[^\x00-\x20\x7f]+$", max_length=2048)]
+MIN_DEADLINE_S = 5.0  # below this not even the task's start is recorded before it ends
+DeadlineSeconds = Annotated[float, msgspec.Meta(ge=MIN_DEADLINE_S, le=86400)]
 
 
 class RunRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -28,7 +32,7 @@ class RunRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     tools: Annotated[list[ToolName], msgspec.Meta(max_length=64)] = []
     priority: Priority = "normal"
     target_urls: Annotated[list[TargetUrl], msgspec.Meta(max_length=32)] = []
-    options: dict[str, Any] = {}
+    options: RequestOptions = msgspec.field(default_factory=RequestOptions)
     deadline_s: DeadlineSeconds | None = None  # None: the configured ASSAY_TASK_DEADLINE_S
 
 
@@ -179,3 +183,32 @@ class ErrorBody(msgspec.Struct, frozen=True, kw_only=True):
     status_code: int
     detail: str
     errors: list[FieldError] = []
+
+
+class TokenRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Body of `POST /api/tokens`."""
+
+    name: Annotated[str, msgspec.Meta(pattern=TOKEN_NAME_PATTERN)]
+    scope: Scope = "submit"
+
+
+class TokenView(msgspec.Struct, frozen=True, kw_only=True):
+    """A token as listed: never its secret."""
+
+    token_id: Annotated[str, msgspec.Meta(pattern=TOKEN_ID_PATTERN)]
+    name: str
+    scope: Scope
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class TokenCreated(msgspec.Struct, frozen=True, kw_only=True):
+    """Answer of `POST /api/tokens` (201): the only time `token` is shown."""
+
+    token: str
+    about: TokenView
+
+
+class TokenList(msgspec.Struct, frozen=True, kw_only=True):
+    tokens: list[TokenView]

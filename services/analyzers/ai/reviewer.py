@@ -16,37 +16,23 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 
 import msgspec
 
 from services.analyzers.ai.client import ChatConfig, ChatError, ChatReply, complete, request_body
 from services.analyzers.ai.review import Review, ReviewError, decode_review
-from services.analyzers.ai.sources import (
-    DEFAULT_BUDGET_CHARS,
-    MAX_BUDGET_CHARS,
-    MIN_BUDGET_CHARS,
-    Sources,
-    collect_sources,
-)
+from services.analyzers.ai.sources import Sources, collect_sources
 from services.analyzers.base.job import Job
 from services.analyzers.base.tool import SkipTool, ToolOutput
 from shared.config import Settings
 from shared.errors import InputError
 from shared.findings import Finding, ToolRun, ToolStatus
+from shared.options import ReviewOptions
 from shared.protocol import ToolHealth
 
 NO_KEY_REASON = "no API key: set ASSAY_AI_API_KEY"
 LENGTH_HINT = " (the answer was cut at the model's length limit)"
-
-
-class ReviewOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """`options.<tool>` of an analyze request."""
-
-    model: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}$")] | None = None
-    max_prompt_chars: Annotated[int, msgspec.Meta(ge=MIN_BUDGET_CHARS, le=MAX_BUDGET_CHARS)] = (
-        DEFAULT_BUDGET_CHARS
-    )
 
 
 class InvalidInput(InputError):

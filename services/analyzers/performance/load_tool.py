@@ -16,7 +16,7 @@ import msgspec
 from services.analyzers.base.job import Job
 from services.analyzers.base.tool import ToolOutput
 from services.analyzers.performance.load import Samples, generate_load
-from services.analyzers.performance.options import MAX_PATHS, LoadOptions, capped, ceilings, load_options
+from services.analyzers.performance.options import LoadOptions, capped, ceilings, load_options
 from services.analyzers.performance.stats import UrlStats, summarize
 from services.analyzers.performance.thresholds import threshold_findings
 from services.analyzers.running_app.client import http_client, join_url
@@ -30,6 +30,7 @@ from services.analyzers.running_app.targets import (
     resolve_targets,
 )
 from shared.findings import ToolRun
+from shared.options import MAX_PATHS
 from shared.protocol import ToolHealth
 
 
