@@ -55,7 +55,7 @@ async def run_analysis(data: JSONBody[RunRequest], state: State) -> Response[Acc
         task=task,
         tools=list(dict.fromkeys(data.tools)),
         priority=data.priority,
-        options=dict(data.options),
+        options=msgspec.to_builtins(data.options),
         deadline_s=data.deadline_s or float(state.deadline_s),
     )
     task_sessions: async_sessionmaker[AsyncSession] = state.sessions

@@ -1,4 +1,4 @@
-"""The `assay` command: `up`, `analyze`, `status`, `cancel`, `trace`.
+"""The `assay` command: `up`, `analyze`, `status`, `cancel`, `trace`, `token`.
 
 Exit codes: 0 success (for `analyze --wait`: the task completed); 1 the task ended partial, failed or cancelled,
 or is still running at the timeout, or the task/spans were not found; 2 the request was not accepted (the
@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import get_args
 
+from services.cli import tokens
+from services.cli.api_token import gateway_client
 from services.cli.client import GatewayClient, GatewayError
 from services.cli.render import progress_line, render_task
 from services.cli.supervisor import run_up
@@ -43,7 +45,7 @@ def analyze(settings: Settings, args: argparse.Namespace) -> int:
         body["tools"] = [tool.strip() for tool in args.tools.split(",") if tool.strip()]
     if args.target:
         body["target_urls"] = args.target
-    with GatewayClient(settings.gateway_url) as gateway:
+    with gateway_client(settings) as gateway:
         try:
             accepted = gateway.run_analysis(body)
         except GatewayError as error:
@@ -87,7 +89,7 @@ def wait_for(gateway: GatewayClient, settings: Settings, task_id: str, timeout_s
 
 
 def status(settings: Settings, args: argparse.Namespace) -> int:
-    with GatewayClient(settings.gateway_url) as gateway:
+    with gateway_client(settings) as gateway:
         try:
             task = gateway.task(args.task_id)
         except GatewayError as error:
@@ -97,7 +99,7 @@ def status(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cancel(settings: Settings, args: argparse.Namespace) -> int:
-    with GatewayClient(settings.gateway_url) as gateway:
+    with gateway_client(settings) as gateway:
         try:
             answer = gateway.cancel(args.task_id)
         except GatewayError as error:
@@ -113,7 +115,7 @@ def trace(settings: Settings, args: argparse.Namespace) -> int:
     if not trace_ids:
         # Spans that missed the attribute still belong to the task's trace, which the task row names.
         try:
-            with GatewayClient(settings.gateway_url, timeout_s=5) as gateway:
+            with gateway_client(settings, timeout_s=5) as gateway:
                 recorded = gateway.task(args.task_id).get("trace_id")
             trace_ids = [recorded] if recorded else []
         except GatewayError:
@@ -150,7 +152,7 @@ def parser() -> argparse.ArgumentParser:
         "--target",
         action="append",
         metavar="URL",
-        help="URL of the running app for dynamic/performance checks (repeatable; default: the ports in its .env)",
+        help="URL of an app you started, for dynamic/performance checks (repeatable; default: Assay starts the app)",
     )
     run.add_argument("--wait", action="store_true", help="wait for the end and print a findings summary")
     run.add_argument("--timeout", type=float, default=900.0, help="seconds --wait waits (default 900)")
@@ -168,6 +170,8 @@ def parser() -> argparse.ArgumentParser:
     spans.add_argument("task_id")
     spans.add_argument("--dir", type=Path, help="span files folder (default: ASSAY_TRACE_DIR)")
     spans.set_defaults(handler=trace)
+
+    tokens.add_parser(commands)
     return root
 
 
