@@ -45,10 +45,11 @@ class PersisterContext:
     finishing: TaskLocks = field(default_factory=TaskLocks)
 
 
-async def present_services(ctx: PersisterContext, task_id: str) -> dict[str, StagedService]:
-    """Services whose outcome is both staged (for the folder) and recorded (in the database)."""
+async def present_services(
+    ctx: PersisterContext, task_id: str, recorded: set[str]
+) -> dict[str, StagedService]:
+    """Services whose outcome is both staged (for the folder) and `recorded` (in the database)."""
     staged = await staging.staged_services(ctx.results_root, task_id)
-    recorded = await lookups.recorded_services(ctx.sessions, task_id)
     return {name: item for name, item in staged.items() if name in recorded}
 
 
@@ -73,53 +74,65 @@ async def finish(
     """
     async with ctx.finishing.hold(task.task.id):
         current = await lookups.load_task(ctx.sessions, task.task.id) or task
-        if current.finished:
-            await staging.discard(ctx.results_root, task.task.id)
-            return current.result_dir
-        folder_name = result_folder_name(current.task.analysis_type, current.task.id, current.created_at)
-        final, relative = await asyncio.to_thread(_final_folder, ctx, current, folder_name)
-        rendered = await asyncio.to_thread(document.render, current, ending, services)
-        attributes = {TASK_ID_ATTRIBUTE: current.task.id, "assay.result_dir": relative}
-        with tracer.start_as_current_span("results.write", attributes=attributes) as span:
-            written = await folders.write_folder(final, rendered.files)
-            span.set_attribute("assay.files", len(rendered.files))
-            span.set_attribute("assay.folder_existed", not written)
-        if not written:
-            # A crash between the rename and the row update left a complete folder: keep it, record it.
-            log.info(
-                "result folder %s exists already; recording it", relative, extra={"task_id": current.task.id}
-            )
-        outcome = Outcome(
-            status=ending.status,
-            reason=ending.reason,
-            finished_at=ending.finished_at,
-            findings_count=rendered.findings_count,
-            severity_breakdown=rendered.severity_breakdown,
-            result_dir=relative,
-        )
-        db_attributes = {
-            TASK_ID_ATTRIBUTE: current.task.id,
-            "db.system": ctx.db_system,
-            "db.operation": "UPDATE",
-        }
-        with tracer.start_as_current_span("db.write outcome", attributes=db_attributes):
-            recorded = await database.record_outcome(ctx.sessions, current.task.id, outcome, event_id, kind)
+        return await finish_held(ctx, current, ending, services, event_id, kind)
+
+
+async def finish_held(
+    ctx: PersisterContext,
+    current: TaskSnapshot,
+    ending: Ending,
+    services: list[StagedService],
+    event_id: str | None = None,
+    kind: str = "completed",
+) -> str | None:
+    """`finish`, for a caller that holds the task's lock and read `current` while holding it."""
+    if current.finished:
         await staging.discard(ctx.results_root, current.task.id)
-        if recorded:
-            log.info(
-                "task %s %s: %d findings in %s",
-                current.task.id,
-                ending.status,
-                rendered.findings_count,
-                relative,
-                extra={"task_id": current.task.id, "status": ending.status},
-            )
-        return relative
+        return current.result_dir
+    folder_name = result_folder_name(current.task.analysis_type, current.task.id, current.created_at)
+    final, relative = await asyncio.to_thread(_final_folder, ctx, current, folder_name)
+    rendered = await asyncio.to_thread(document.render, current, ending, services)
+    attributes = {TASK_ID_ATTRIBUTE: current.task.id, "assay.result_dir": relative}
+    with tracer.start_as_current_span("results.write", attributes=attributes) as span:
+        written = await folders.write_folder(final, rendered.files)
+        span.set_attribute("assay.files", len(rendered.files))
+        span.set_attribute("assay.folder_existed", not written)
+    if not written:
+        # A crash between the rename and the row update left a complete folder: keep it, record it.
+        log.info(
+            "result folder %s exists already; recording it", relative, extra={"task_id": current.task.id}
+        )
+    outcome = Outcome(
+        status=ending.status,
+        reason=ending.reason,
+        finished_at=ending.finished_at,
+        findings_count=rendered.findings_count,
+        severity_breakdown=rendered.severity_breakdown,
+        result_dir=relative,
+    )
+    db_attributes = {
+        TASK_ID_ATTRIBUTE: current.task.id,
+        "db.system": ctx.db_system,
+        "db.operation": "UPDATE",
+    }
+    with tracer.start_as_current_span("db.write outcome", attributes=db_attributes):
+        recorded = await database.record_outcome(ctx.sessions, current.task.id, outcome, event_id, kind)
+    await staging.discard(ctx.results_root, current.task.id)
+    if recorded:
+        log.info(
+            "task %s %s: %d findings in %s",
+            current.task.id,
+            ending.status,
+            rendered.findings_count,
+            relative,
+            extra={"task_id": current.task.id, "status": ending.status},
+        )
+    return relative
 
 
 async def fail_task(ctx: PersisterContext, task_id: str, reason: str, event: TaskEvent | None = None) -> None:
     """End the task as `failed` with `reason` (and a result folder), unless it has ended already."""
-    task = await lookups.load_task(ctx.sessions, task_id)
+    task, recorded = await lookups.task_and_services(ctx.sessions, task_id)
     if task is None and event is not None:
         task = await database.ensure_task(ctx.sessions, event)
     if task is None:
@@ -127,5 +140,5 @@ async def fail_task(ctx: PersisterContext, task_id: str, reason: str, event: Tas
         return
     if task.finished:
         return
-    services = await present_services(ctx, task_id)
+    services = await present_services(ctx, task_id, recorded)
     await finish(ctx, task, Ending("failed", reason, utcnow()), list(services.values()), kind="failed")

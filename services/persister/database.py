@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, insert
+from sqlalchemy import delete, insert, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.persister.lookups import Sessions, TaskSnapshot, as_utc, snapshot_of
+from services.persister.lookups import Sessions, TaskSnapshot, as_utc, has_finished, snapshot_of
 from services.persister.sessions import GroupCommit, one_transaction
 from shared.catalog import plan
 from shared.messages import (
@@ -29,7 +30,7 @@ from shared.messages import (
     TaskStarted,
     utcnow,
 )
-from shared.models import FindingRow, ProcessedEvent, ServiceRun, Task, ToolRunRow
+from shared.models import Base, FindingRow, ProcessedEvent, ServiceRun, Task, ToolRunRow
 from shared.protocol import ServiceResult
 
 log = logging.getLogger(__name__)
@@ -44,9 +45,16 @@ async def transaction(sessions: Sessions, work: Callable[[AsyncSession], Awaitab
     return await one_transaction(sessions, work)
 
 
+def _insert_new(session: AsyncSession, model: type[Base]) -> sqlite.Insert | postgresql.Insert:
+    """An INSERT of `model` rows that skips a row whose key exists (the dialect's ON CONFLICT DO NOTHING)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(model).on_conflict_do_nothing()
+    return sqlite.insert(model).on_conflict_do_nothing()
+
+
 async def _mark_processed(session: AsyncSession, event_id: str, task_id: str, kind: str) -> None:
-    if await session.get(ProcessedEvent, event_id) is None:
-        session.add(ProcessedEvent(event_id=event_id, task_id=task_id, kind=kind, processed_at=utcnow()))
+    row = {"event_id": event_id, "task_id": task_id, "kind": kind, "processed_at": utcnow()}
+    await session.execute(_insert_new(session, ProcessedEvent), row)
 
 
 async def _task_row(session: AsyncSession, source: TaskEvent | AnalysisRequest) -> Task:
@@ -185,11 +193,16 @@ def _finding_rows(task_id: str, service: str, result: ServiceResult) -> list[dic
 
 async def record_service(
     sessions: Sessions, event: ServiceFinished, result: ServiceResult | None, trace_id: str | None
-) -> None:
-    """Replace the (task, service) rows with this outcome: delete, then insert, so a redelivery never doubles."""
+) -> bool:
+    """Replace the (task, service) rows with this outcome: delete, then insert, so a redelivery never doubles.
 
-    async def work(session: AsyncSession) -> None:
+    False, with nothing written, when the task has finished already (its folder is final).
+    """
+
+    async def work(session: AsyncSession) -> bool:
         task = await _task_row(session, event)
+        if has_finished(task.status, task.result_dir):
+            return False
         if task.status == "pending":
             task.status = "running"
         if task.status not in TERMINAL_STATUSES:
@@ -217,8 +230,9 @@ async def record_service(
             if findings:
                 await session.execute(insert(FindingRow), findings)  # one executemany, however many there are
         await _mark_processed(session, event.event_id, event.task.id, "service")
+        return True
 
-    await transaction(sessions, work)
+    return await transaction(sessions, work)
 
 
 async def ensure_task(sessions: Sessions, event: TaskEvent) -> TaskSnapshot:
@@ -247,19 +261,23 @@ async def record_outcome(
 ) -> bool:
     """Mark the task terminal and name its folder; False when another writer finished it first."""
 
+    values: dict[str, Any] = {
+        "status": outcome.status,
+        "status_reason": outcome.reason,
+        "finished_at": outcome.finished_at,
+        "findings_count": outcome.findings_count,
+        "severity_breakdown": dict(outcome.severity_breakdown),
+        "result_dir": outcome.result_dir,
+        "updated_at": utcnow(),
+    }
+    if outcome.status == "completed":
+        values["progress_percent"] = 100.0
+    # One UPDATE whose condition is the check: a row finished by another writer is not matched.
+    unfinished = update(Task).where(Task.task_id == task_id, Task.result_dir.is_(None)).values(values)
+
     async def work(session: AsyncSession) -> bool:
-        task = await session.get(Task, task_id)
-        if task is None or task.result_dir is not None:
+        if (await session.execute(unfinished)).rowcount == 0:  # type: ignore[attr-defined]
             return False
-        task.status = outcome.status
-        task.status_reason = outcome.reason
-        task.finished_at = outcome.finished_at
-        task.findings_count = outcome.findings_count
-        task.severity_breakdown = dict(outcome.severity_breakdown)
-        task.result_dir = outcome.result_dir
-        task.updated_at = utcnow()
-        if outcome.status == "completed":
-            task.progress_percent = 100.0
         if event_id is not None:
             await _mark_processed(session, event_id, task_id, kind)
         return True

@@ -14,7 +14,7 @@ from opentelemetry import trace
 
 from services.persister import database, lookups, staging
 from services.persister.artifacts import load_result
-from services.persister.completion import PersisterContext, finish, present_services
+from services.persister.completion import PersisterContext, finish_held, present_services
 from services.persister.document import Ending
 from services.persister.lookups import as_utc
 from services.persister.staging import StagedService, check_service_name
@@ -77,11 +77,6 @@ async def _service_finished(ctx: PersisterContext, event: ServiceFinished, deliv
         check_service_name(event.service)
     except ValueError as error:
         raise PoisonMessage(str(error)) from error
-    task = await lookups.load_task(ctx.sessions, event.task.id)
-    if task is not None and task.finished:
-        # A retried orchestrator may send a task's events again after it ended: its folder is final.
-        log.info("service %s of finished task %s ignored", event.service, event.task.id, extra=extra)
-        return
     result = event.result
     if result is None and event.artifact is not None:
         result = await load_result(ctx.js, event.artifact)
@@ -105,7 +100,12 @@ async def _service_finished(ctx: PersisterContext, event: ServiceFinished, deliv
     # Staged before the rows are committed: once the event counts as processed its full result is on disk.
     await staging.stage(ctx.results_root, event.task.id, staged)
     with _db_span(ctx, "service", event.task.id):
-        await database.record_service(ctx.sessions, event, result, delivery.trace_id)
+        recorded = await database.record_service(ctx.sessions, event, result, delivery.trace_id)
+    if not recorded:
+        # A retried orchestrator may send a task's events again after it ended: its folder is final.
+        await staging.discard(ctx.results_root, event.task.id)
+        log.info("service %s of finished task %s ignored", event.service, event.task.id, extra=extra)
+        return
     count = len(result.findings) if result else 0
     log.info("service %s of task %s recorded: %d findings", event.service, event.task.id, count, extra=extra)
 
@@ -130,20 +130,25 @@ def _ending(event: TerminalEvent, missing: list[str]) -> Ending:
 
 async def _terminal(ctx: PersisterContext, event: TerminalEvent, delivery: Delivery) -> Retry | None:
     extra = {"task_id": event.task.id}
-    task = await database.ensure_task(ctx.sessions, event)
-    if task.finished:
-        log.info("task %s has ended already in %s", event.task.id, task.result_dir, extra=extra)
-        await staging.discard(ctx.results_root, event.task.id)  # left over by a crash after the row update
-        return None
-    present = await present_services(ctx, event.task.id)
-    missing = [service for service in event.services if service not in present]
-    if missing and delivery.deliveries < ctx.max_deliver - 1:
-        # Redelivery may have put a service event behind its task's end: come back once it had time to arrive.
-        reason = f"waiting for the service events of {', '.join(missing)}"
-        log.info("task %s: %s", event.task.id, reason, extra=extra)
-        return Retry(delay_s=backoff_s(delivery.deliveries), reason=reason)
-    if missing:
-        log.warning("task %s ends without %s", event.task.id, ", ".join(missing), extra=extra)
-    kind = "completed" if isinstance(event, TaskCompleted) else _TERMINAL_STATUS[type(event)]
-    await finish(ctx, task, _ending(event, missing), list(present.values()), event.event_id, kind)
+    # Held from the first read on, so that this read is the one `finish_held` writes from.
+    async with ctx.finishing.hold(event.task.id):
+        task, recorded = await lookups.task_and_services(ctx.sessions, event.task.id)
+        if task is None:
+            task = await database.ensure_task(ctx.sessions, event)
+        if task.finished:
+            log.info("task %s has ended already in %s", event.task.id, task.result_dir, extra=extra)
+            # The staging may be left over by a crash after the row update.
+            await staging.discard(ctx.results_root, event.task.id)
+            return None
+        present = await present_services(ctx, event.task.id, recorded)
+        missing = [service for service in event.services if service not in present]
+        if missing and delivery.deliveries < ctx.max_deliver - 1:
+            # Redelivery may have put a service event behind its task's end: come back once it had time to arrive.
+            reason = f"waiting for the service events of {', '.join(missing)}"
+            log.info("task %s: %s", event.task.id, reason, extra=extra)
+            return Retry(delay_s=backoff_s(delivery.deliveries), reason=reason)
+        if missing:
+            log.warning("task %s ends without %s", event.task.id, ", ".join(missing), extra=extra)
+        kind = "completed" if isinstance(event, TaskCompleted) else _TERMINAL_STATUS[type(event)]
+        await finish_held(ctx, task, _ending(event, missing), list(present.values()), event.event_id, kind)
     return None

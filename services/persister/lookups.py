@@ -39,7 +39,12 @@ class TaskSnapshot:
     @property
     def finished(self) -> bool:
         """Terminal and its result folder named: nothing more will be written for it."""
-        return self.status in TERMINAL_STATUSES and self.result_dir is not None
+        return has_finished(self.status, self.result_dir)
+
+
+def has_finished(status: str, result_dir: str | None) -> bool:
+    """A task row terminal and naming its result folder: nothing more will be written for it."""
+    return status in TERMINAL_STATUSES and result_dir is not None
 
 
 def as_utc(value: datetime | None) -> datetime | None:
@@ -82,12 +87,14 @@ async def load_task(sessions: Sessions, task_id: str) -> TaskSnapshot | None:
         return snapshot_of(task) if task is not None else None
 
 
-async def recorded_services(sessions: Sessions, task_id: str) -> set[str]:
-    """Services whose outcome is in the database for the task."""
+async def task_and_services(sessions: Sessions, task_id: str) -> tuple[TaskSnapshot | None, set[str]]:
+    """The task's record and the services whose outcome is in the database for it, in one session."""
     async with sessions() as session:
-        return set(
-            (await session.scalars(select(ServiceRun.service).where(ServiceRun.task_id == task_id))).all()
-        )
+        task = await session.get(Task, task_id)
+        if task is None:
+            return None, set()
+        query = select(ServiceRun.service).where(ServiceRun.task_id == task_id)
+        return snapshot_of(task), set((await session.scalars(query)).all())
 
 
 async def stale_tasks(sessions: Sessions, status: str, older_than: datetime) -> list[str]:
