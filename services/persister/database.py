@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, insert, update
+from sqlalchemy import ColumnElement, Table, Text, case, cast, delete, func, insert, literal, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -30,10 +30,16 @@ from shared.messages import (
     TaskStarted,
     utcnow,
 )
-from shared.models import Base, FindingRow, ProcessedEvent, ServiceRun, Task, ToolRunRow
+from shared.models import FindingRow, ProcessedEvent, ServiceRun, Task, ToolRunRow
 from shared.protocol import ServiceResult
 
 log = logging.getLogger(__name__)
+
+# Plain tables for the statements of the hot path: Core, without the ORM's bookkeeping.
+TASKS: Table = Task.__table__  # type: ignore[assignment]
+PROCESSED_EVENTS: Table = ProcessedEvent.__table__  # type: ignore[assignment]
+TOOL_RUNS: Table = ToolRunRow.__table__  # type: ignore[assignment]
+FINDINGS: Table = FindingRow.__table__  # type: ignore[assignment]
 
 T = TypeVar("T")
 
@@ -45,40 +51,59 @@ async def transaction(sessions: Sessions, work: Callable[[AsyncSession], Awaitab
     return await one_transaction(sessions, work)
 
 
-def _insert_new(session: AsyncSession, model: type[Base]) -> sqlite.Insert | postgresql.Insert:
-    """An INSERT of `model` rows that skips a row whose key exists (the dialect's ON CONFLICT DO NOTHING)."""
+def _insert_new(session: AsyncSession, table: Table) -> sqlite.Insert | postgresql.Insert:
+    """An INSERT of `table` rows that skips a row whose key exists (the dialect's ON CONFLICT DO NOTHING)."""
     if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(model).on_conflict_do_nothing()
-    return sqlite.insert(model).on_conflict_do_nothing()
+        return postgresql.insert(table).on_conflict_do_nothing()
+    return sqlite.insert(table).on_conflict_do_nothing()
 
 
 async def _mark_processed(session: AsyncSession, event_id: str, task_id: str, kind: str) -> None:
     row = {"event_id": event_id, "task_id": task_id, "kind": kind, "processed_at": utcnow()}
-    await session.execute(_insert_new(session, ProcessedEvent), row)
+    await session.execute(_insert_new(session, PROCESSED_EVENTS), row)
+
+
+def _new_task(source: TaskEvent | AnalysisRequest) -> dict[str, Any]:
+    """The columns of a task row first created from `source`, as `pending`."""
+    ref = source.task
+    now = utcnow()
+    return {
+        "task_id": ref.id,
+        "model_slug": ref.model_slug,
+        "app_number": ref.app_number,
+        "analysis_type": ref.analysis_type,
+        "priority": "normal",
+        "tools": [],
+        "services": [],
+        "status": "pending",
+        "progress_percent": 0.0,
+        "findings_count": 0,
+        "severity_breakdown": {},
+        "created_at": as_utc(source.occurred_at) or now,
+        "updated_at": now,
+    }
+
+
+def _earliest_created(source: TaskEvent | AnalysisRequest) -> ColumnElement[datetime]:
+    """`created_at` kept at the earliest time a message of the task carried (as `_task_row` does)."""
+    occurred_at = literal(as_utc(source.occurred_at) or utcnow(), TASKS.c.created_at.type)
+    return case((TASKS.c.created_at > occurred_at, occurred_at), else_=TASKS.c.created_at)
+
+
+async def _update_live(session: AsyncSession, source: TaskEvent, values: dict[str, Any]) -> bool:
+    """One UPDATE of the task's row unless it is terminal; False when no row matched (missing or terminal), for
+    the caller to take the general path (`_task_row`)."""
+    live = TASKS.c.task_id == source.task.id, TASKS.c.status.not_in(TERMINAL_STATUSES)
+    statement = update(TASKS).where(*live).values(created_at=_earliest_created(source), **values)
+    return bool((await session.execute(statement)).rowcount)  # type: ignore[attr-defined]
 
 
 async def _task_row(session: AsyncSession, source: TaskEvent | AnalysisRequest) -> Task:
     """The task's row, created (as `pending`) from what the message carries when there is none yet."""
-    ref = source.task
-    task = await session.get(Task, ref.id)
-    now = utcnow()
-    occurred_at = as_utc(source.occurred_at) or now
+    task = await session.get(Task, source.task.id)
+    occurred_at = as_utc(source.occurred_at) or utcnow()
     if task is None:
-        task = Task(
-            task_id=ref.id,
-            model_slug=ref.model_slug,
-            app_number=ref.app_number,
-            analysis_type=ref.analysis_type,
-            priority="normal",
-            tools=[],
-            services=[],
-            status="pending",
-            progress_percent=0.0,
-            findings_count=0,
-            severity_breakdown={},
-            created_at=occurred_at,
-            updated_at=now,
-        )
+        task = Task(**_new_task(source))
         session.add(task)
         await session.flush()
         return task
@@ -93,7 +118,14 @@ async def _task_row(session: AsyncSession, source: TaskEvent | AnalysisRequest) 
 async def record_request(sessions: Sessions, request: AnalysisRequest, trace_id: str | None) -> None:
     """The gateway accepted a task: record it as `pending` (or fill in what an earlier event did not know)."""
 
+    services = list(plan(request.task.analysis_type, list(request.tools)))
+
     async def work(session: AsyncSession) -> None:
+        # Usually the first message of its task: then one INSERT says it all.
+        first = {**_new_task(request), "priority": request.priority, "tools": list(request.tools)}
+        first |= {"services": services, "trace_id": trace_id}
+        if (await session.execute(_insert_new(session, TASKS), first)).rowcount:  # type: ignore[attr-defined]
+            return
         task = await _task_row(session, request)
         if task.status in TERMINAL_STATUSES:
             return
@@ -102,7 +134,7 @@ async def record_request(sessions: Sessions, request: AnalysisRequest, trace_id:
         if request.tools or not task.tools:
             task.tools = list(request.tools)
         if not task.services:
-            task.services = list(plan(request.task.analysis_type, list(request.tools)))
+            task.services = services
         task.trace_id = task.trace_id or trace_id
 
     await transaction(sessions, work)
@@ -111,7 +143,27 @@ async def record_request(sessions: Sessions, request: AnalysisRequest, trace_id:
 async def record_started(sessions: Sessions, event: TaskStarted, trace_id: str | None) -> None:
     """An orchestrator took the task: `running`, with the services and tools it runs."""
 
+    # The request's choice of tools, else the plan's (a JSON list compares as its text on SQLite and PostgreSQL).
+    chosen = cast(TASKS.c.tools, Text)
+    no_tools = or_(chosen.is_(None), chosen == "[]")
+    tools = case((no_tools, literal(list(event.tools), TASKS.c.tools.type)), else_=TASKS.c.tools)
+    values = {
+        "status": "running",
+        "started_at": func.coalesce(
+            TASKS.c.started_at, literal(as_utc(event.occurred_at), TASKS.c.started_at.type)
+        ),
+        "services": list(event.services),
+        "tools": tools,
+        "priority": event.priority,
+        "worker": func.coalesce(literal(event.worker or None, TASKS.c.worker.type), TASKS.c.worker),
+        "trace_id": func.coalesce(TASKS.c.trace_id, literal(trace_id, TASKS.c.trace_id.type)),
+        "updated_at": utcnow(),
+    }
+
     async def work(session: AsyncSession) -> None:
+        if await _update_live(session, event, values):
+            await _mark_processed(session, event.event_id, event.task.id, "started")
+            return
         task = await _task_row(session, event)
         if task.status not in TERMINAL_STATUSES:
             task.status = "running"
@@ -134,14 +186,21 @@ async def record_progress(sessions: Sessions, event: TaskProgress) -> None:
     many of them.
     """
 
+    values = {
+        "status": "running",
+        "progress_percent": event.percent,
+        "progress_message": event.message or f"{event.service}: {event.tool or ''} {event.stage}".strip(),
+        "updated_at": utcnow(),
+    }
+
     async def work(session: AsyncSession) -> None:
+        if await _update_live(session, event, values):
+            return
         task = await _task_row(session, event)
         if task.status in TERMINAL_STATUSES:
             return
-        task.status = "running"
-        task.progress_percent = event.percent
-        task.progress_message = event.message or f"{event.service}: {event.tool or ''} {event.stage}".strip()
-        task.updated_at = utcnow()
+        for name, value in values.items():
+            setattr(task, name, value)
 
     await transaction(sessions, work)
 
@@ -226,9 +285,9 @@ async def record_service(
             tools = _tool_rows(event.task.id, event.service, result)
             findings = _finding_rows(event.task.id, event.service, result)
             if tools:
-                await session.execute(insert(ToolRunRow), tools)
+                await session.execute(insert(TOOL_RUNS), tools)
             if findings:
-                await session.execute(insert(FindingRow), findings)  # one executemany, however many there are
+                await session.execute(insert(FINDINGS), findings)  # one executemany, however many there are
         await _mark_processed(session, event.event_id, event.task.id, "service")
         return True
 

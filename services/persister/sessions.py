@@ -72,7 +72,7 @@ class GroupCommit:
             group, self._waiting = self._waiting, []
             try:
                 async with self.factory() as session, session.begin():
-                    results = [await work(session) for work, _ in group]
+                    results = [await _unit(session, work) for work, _ in group]
             except Exception:  # noqa: BLE001 - one unit failed: each on its own, so only that one fails
                 for work, future in group:
                     await _settle(future, partial(one_transaction, self.factory, work))
@@ -80,6 +80,15 @@ class GroupCommit:
             for (_, future), result in zip(group, results, strict=True):
                 if not future.done():
                     future.set_result(result)
+
+
+async def _unit(session: AsyncSession, work: Work[T]) -> T:
+    """One unit of a group. Units mix ORM objects and plain UPDATEs of the same tables: each unit's changes are
+    flushed before the next starts, and the next reads the rows afresh (no object is kept across units)."""
+    result = await work(session)
+    await session.flush()
+    session.expunge_all()
+    return result
 
 
 async def _settle(future: asyncio.Future[Any], run: Callable[[], Awaitable[Any]]) -> None:
