@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 TASKS: Table = Task.__table__  # type: ignore[assignment]
 PROCESSED_EVENTS: Table = ProcessedEvent.__table__  # type: ignore[assignment]
 TOOL_RUNS: Table = ToolRunRow.__table__  # type: ignore[assignment]
+SERVICE_RUNS: Table = ServiceRun.__table__  # type: ignore[assignment]
 FINDINGS: Table = FindingRow.__table__  # type: ignore[assignment]
 
 T = TypeVar("T")
@@ -253,34 +254,45 @@ def _finding_rows(task_id: str, service: str, result: ServiceResult) -> list[dic
 async def record_service(
     sessions: Sessions, event: ServiceFinished, result: ServiceResult | None, trace_id: str | None
 ) -> bool:
-    """Replace the (task, service) rows with this outcome: delete, then insert, so a redelivery never doubles.
+    """Record this outcome of the (task, service), replacing an earlier one, so a redelivery never doubles.
 
     False, with nothing written, when the task has finished already (its folder is final).
     """
 
+    live = {
+        "status": "running",
+        "trace_id": func.coalesce(TASKS.c.trace_id, literal(trace_id, TASKS.c.trace_id.type)),
+        "updated_at": utcnow(),
+    }
+    run = {
+        "task_id": event.task.id,
+        "service": event.service,
+        "status": event.status,
+        "error": event.error or (result.error if result else None),
+        "findings_count": len(result.findings) if result else 0,
+        "metrics": dict(result.metrics) if result else {},
+        "event_id": event.event_id,
+        "recorded_at": utcnow(),
+    }
+
     async def work(session: AsyncSession) -> bool:
-        task = await _task_row(session, event)
-        if has_finished(task.status, task.result_dir):
-            return False
-        if task.status == "pending":
-            task.status = "running"
-        if task.status not in TERMINAL_STATUSES:
-            task.trace_id = task.trace_id or trace_id
-            task.updated_at = utcnow()
-        scope = {"task_id": event.task.id, "service": event.service}
-        for model in (FindingRow, ToolRunRow, ServiceRun):
-            await session.execute(delete(model).filter_by(**scope))
-        session.add(
-            ServiceRun(
-                **scope,
-                status=event.status,
-                error=event.error or (result.error if result else None),
-                findings_count=len(result.findings) if result else 0,
-                metrics=dict(result.metrics) if result else {},
-                event_id=event.event_id,
-                recorded_at=utcnow(),
-            )
-        )
+        if not await _update_live(session, event, live):
+            task = await _task_row(session, event)
+            if has_finished(task.status, task.result_dir):
+                return False
+            if task.status == "pending":
+                task.status = "running"
+            if task.status not in TERMINAL_STATUSES:
+                task.trace_id = task.trace_id or trace_id
+                task.updated_at = utcnow()
+            await session.flush()
+        if not (await session.execute(_insert_new(session, SERVICE_RUNS), run)).rowcount:  # type: ignore[attr-defined]
+            # A redelivery: the rows of its first delivery (written together with its service run) are replaced.
+            for table in (FINDINGS, TOOL_RUNS, SERVICE_RUNS):
+                await session.execute(
+                    delete(table).where(table.c.task_id == event.task.id, table.c.service == event.service)
+                )
+            await session.execute(insert(SERVICE_RUNS), run)
         if result is not None:
             tools = _tool_rows(event.task.id, event.service, result)
             findings = _finding_rows(event.task.id, event.service, result)
