@@ -12,6 +12,7 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
 from services.gateway.analysis import run_analysis
+from services.gateway.apps import list_apps, list_models
 from services.gateway.errors import EXCEPTION_HANDLERS
 from services.gateway.events import task_event_stream
 from services.gateway.health import healthz, readyz
@@ -38,6 +39,8 @@ def create_app(settings: Settings) -> Litestar:
             get_findings,
             cancel_task,
             task_event_stream,
+            list_apps,
+            list_models,
             healthz,
             readyz,
         ],

@@ -11,6 +11,7 @@ from typing import Any
 from litestar import Request, Response
 from litestar.exceptions import ClientException, SerializationException, ValidationException
 from litestar.openapi import ResponseSpec
+from sqlalchemy.exc import SQLAlchemyError
 
 from services.gateway.schemas import ErrorBody, FieldError
 
@@ -67,4 +68,10 @@ def client_error(request: Request[Any, Any, Any], error: ClientException) -> Res
     return Response(body, status_code=error.status_code, headers=error.headers)
 
 
-EXCEPTION_HANDLERS = {ClientException: client_error}
+def database_error(_request: Request[Any, Any, Any], error: SQLAlchemyError) -> Response[ErrorBody]:
+    """A read the database could not answer (locked, not migrated, down): 503, nothing changed, try again."""
+    detail = f"database unavailable: {error.__class__.__name__}; try again shortly"
+    return Response(ErrorBody(status_code=503, detail=detail), status_code=503)
+
+
+EXCEPTION_HANDLERS = {ClientException: client_error, SQLAlchemyError: database_error}
