@@ -102,10 +102,14 @@ class FindingRow(Base):
     help_url: Mapped[str | None] = mapped_column(Text)
     fingerprint: Mapped[str] = mapped_column(String(64))
     extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    issue_group: Mapped[str | None] = mapped_column(
+        String(32)
+    )  # shared/issue_groups; None: written before it
 
     __table_args__ = (
         Index("ix_findings_task_tool", "task_id", "tool"),
         Index("ix_findings_fingerprint", "fingerprint"),
+        Index("ix_findings_task_issue_group", "task_id", "issue_group"),
     )
 
 

@@ -16,6 +16,7 @@ from services.gateway.apps import list_apps, list_models
 from services.gateway.errors import EXCEPTION_HANDLERS
 from services.gateway.events import task_event_stream
 from services.gateway.health import healthz, readyz
+from services.gateway.issues import get_issues
 from services.gateway.middleware import server_spans
 from services.gateway.resources import lifespan, provide_resources
 from services.gateway.tasks import cancel_task, get_findings, get_task, list_all_tasks
@@ -37,6 +38,7 @@ def create_app(settings: Settings) -> Litestar:
             list_all_tasks,
             get_task,
             get_findings,
+            get_issues,
             cancel_task,
             task_event_stream,
             list_apps,

@@ -98,6 +98,10 @@ class TaskDetail(msgspec.Struct, frozen=True, kw_only=True):
     result_dir: str | None  # relative to the results root
     trace_id: str | None
     worker: str | None
+    issues_count: int = 0  # distinct issues (issue groups) among the findings
+    issue_severity_breakdown: dict[
+        str, int
+    ] = {}  # issues per severity: an issue is as severe as its worst finding
 
 
 class TaskSummary(msgspec.Struct, frozen=True, kw_only=True):
@@ -139,6 +143,7 @@ class FindingView(msgspec.Struct, frozen=True, kw_only=True):
     help_url: str | None
     fingerprint: str
     extra: dict[str, Any]
+    issue_group: str | None = None
 
 
 class FindingPage(msgspec.Struct, frozen=True, kw_only=True):

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.persister.records import Sessions, TaskRecord, as_utc, record_of
 from shared.catalog import plan
+from shared.issue_groups import group_keys
 from shared.messages import (
     TERMINAL_STATUSES,
     AnalysisRequest,
@@ -189,8 +190,9 @@ def _finding_rows(task_id: str, service: str, result: ServiceResult) -> list[dic
             "help_url": finding.help_url,
             "fingerprint": finding.fingerprint[:64],
             "extra": dict(finding.extra),
+            "issue_group": issue_group,
         }
-        for finding in result.findings
+        for finding, issue_group in zip(result.findings, group_keys(result.findings), strict=True)
     ]
 
 

@@ -1,0 +1,28 @@
+"""Studies: the issue group of each finding.
+
+Revision ID: 0003
+Revises: 0001
+Create Date: 2026-11-30
+
+Numbered 0003 because another branch adds 0002 (tokens); whoever merges second sets `down_revision` to the other.
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0003"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("findings") as batch:
+        batch.add_column(sa.Column("issue_group", sa.String(length=32), nullable=True))
+        batch.create_index("ix_findings_task_issue_group", ["task_id", "issue_group"], unique=False)
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("findings") as batch:
+        batch.drop_index("ix_findings_task_issue_group")
+        batch.drop_column("issue_group")
