@@ -46,7 +46,8 @@ class GatewayClient:
             raise GatewayError(f"gateway not reachable at {self.base_url}: {error}") from error
         if response.status_code >= 400:
             raise GatewayError(_reason(response), response.status_code)
-        return response.json()
+        body: dict[str, Any] = response.json()
+        return body
 
     def run_analysis(self, body: dict[str, Any]) -> dict[str, Any]:
         return self._call("POST", "/api/analysis/run", json=body)
@@ -56,3 +57,7 @@ class GatewayClient:
 
     def cancel(self, task_id: str) -> dict[str, Any]:
         return self._call("POST", f"/api/tasks/{task_id}/cancel")
+
+    def diff(self, task_id: str, against: str | None = None) -> dict[str, Any]:
+        """New, fixed and unchanged findings of the task against `against` (default: its previous run)."""
+        return self._call("GET", f"/api/tasks/{task_id}/diff", params={"against": against} if against else {})

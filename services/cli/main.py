@@ -1,23 +1,29 @@
 """The `assay` command: `up`, `analyze`, `status`, `cancel`, `trace`.
 
 Exit codes: 0 success (for `analyze --wait`: the task completed); 1 the task ended partial, failed or cancelled,
-or is still running at the timeout, or the task/spans were not found; 2 the request was not accepted (the
+or is still running at the timeout, or has findings at or above `--fail-on` (with `--new-only`: new since the
+previous run), or the task/spans were not found; 2 the request was not accepted (the
 gateway's reason is printed) or the gateway could not be reached.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import get_args
+from typing import Any, get_args
 
 from services.cli.client import GatewayClient, GatewayError
+from services.cli.diffs import render_diff
+from services.cli.gate import at_or_above, gate_message
 from services.cli.render import progress_line, render_task
 from services.cli.supervisor import run_up
 from services.cli.trace_tree import render_traces, span_files, spans_of_traces, trace_ids_of_task
 from shared.config import Settings, load_settings
+from shared.findings import SEVERITIES
 from shared.logs import setup_logging
 from shared.messages import PRIORITIES, TERMINAL_STATUSES, AnalysisType
 
@@ -50,11 +56,27 @@ def analyze(settings: Settings, args: argparse.Namespace) -> int:
         print(accepted["task_id"], flush=True)
         if not args.wait:
             return 0
-        return wait_for(gateway, settings, accepted["task_id"], args.timeout)
+        try:
+            task = wait_terminal(gateway, accepted["task_id"], args.timeout)
+        except CommandFailed as failure:
+            return _fail(str(failure), failure.code)
+        print(render_task(task, settings.results_dir))
+        code = 0 if task["status"] == "completed" else 1
+        if args.fail_on:
+            code = max(code, gate(gateway, task, args.fail_on, args.new_only))
+        return code
 
 
-def wait_for(gateway: GatewayClient, settings: Settings, task_id: str, timeout_s: float) -> int:
-    """Poll until the task is terminal, showing progress on stderr; then print the summary."""
+class CommandFailed(Exception):
+    """A command cannot go on: its message is printed (no traceback) and `code` is the exit code."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def wait_terminal(gateway: GatewayClient, task_id: str, timeout_s: float) -> dict[str, Any]:
+    """Poll until the task is terminal, showing progress on stderr; the task as it ended."""
     deadline = time.monotonic() + timeout_s
     shown = ""
     live = sys.stderr.isatty()
@@ -63,7 +85,7 @@ def wait_for(gateway: GatewayClient, settings: Settings, task_id: str, timeout_s
             task = gateway.task(task_id)
         except GatewayError as error:
             if error.status is not None and error.status < 500:
-                return _fail(str(error), 1)
+                raise CommandFailed(str(error), 1) from error
             task = None  # gateway restarting: keep polling until the deadline
         if task is not None:
             line = progress_line(task)
@@ -75,13 +97,38 @@ def wait_for(gateway: GatewayClient, settings: Settings, task_id: str, timeout_s
             if task["status"] in TERMINAL_STATUSES:
                 if live:
                     print(file=sys.stderr)
-                print(render_task(task, settings.results_dir))
-                return 0 if task["status"] == "completed" else 1
+                return task
         if time.monotonic() > deadline:
-            return _fail(
+            raise CommandFailed(
                 f"{task_id} not finished after {timeout_s:g} s (it keeps running; see assay status)", 1
             )
         time.sleep(POLL_INTERVAL_S)
+
+
+def gate(gateway: GatewayClient, task: dict[str, Any], threshold: str, new_only: bool) -> int:
+    """1 when the task has (new) findings of `threshold` or worse, said on stderr; else 0."""
+    against = None
+    breakdown = task["severity_breakdown"]
+    if new_only:
+        try:
+            diff = gateway.diff(task["task_id"])
+        except GatewayError as error:
+            return _fail(f"cannot compare with the previous run: {error}", 1)
+        against, breakdown = diff["against"], diff["new_by_severity"]
+    count = at_or_above(breakdown, threshold)
+    if count:
+        return _fail(gate_message(count, threshold, new_only, against), 1)
+    return 0
+
+
+def diff(settings: Settings, args: argparse.Namespace) -> int:
+    with GatewayClient(settings.gateway_url) as gateway:
+        try:
+            answer = gateway.diff(args.task_id, args.against)
+        except GatewayError as error:
+            return _fail(str(error), 1 if error.status else 2)
+    print(json.dumps(answer, indent=2) if args.json else render_diff(answer))
+    return 0
 
 
 def status(settings: Settings, args: argparse.Namespace) -> int:
@@ -152,6 +199,16 @@ def parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--wait", action="store_true", help="wait for the end and print a findings summary")
     run.add_argument("--timeout", type=float, default=900.0, help="seconds --wait waits (default 900)")
+    run.add_argument(
+        "--fail-on",
+        choices=SEVERITIES,
+        help="with --wait: exit 1 when the task has findings of this severity or worse",
+    )
+    run.add_argument(
+        "--new-only",
+        action="store_true",
+        help="with --fail-on: count only findings new since the previous run",
+    )
     run.set_defaults(handler=analyze)
 
     show = commands.add_parser("status", help="print a task")
@@ -162,6 +219,14 @@ def parser() -> argparse.ArgumentParser:
     stop.add_argument("task_id")
     stop.set_defaults(handler=cancel)
 
+    changes = commands.add_parser("diff", help="new, fixed and unchanged findings of a task against another")
+    changes.add_argument("task_id")
+    changes.add_argument(
+        "against", nargs="?", help="the task to compare with (default: the previous completed run)"
+    )
+    changes.add_argument("--json", action="store_true", help="print the gateway's JSON answer")
+    changes.set_defaults(handler=diff)
+
     spans = commands.add_parser("trace", help="print a task's spans as a tree (from the local span files)")
     spans.add_argument("task_id")
     spans.add_argument("--dir", type=Path, help="span files folder (default: ASSAY_TRACE_DIR)")
@@ -171,7 +236,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    return args.handler(load_settings(), args)
+    handler: Callable[[Settings, argparse.Namespace], int] = args.handler
+    return handler(load_settings(), args)
 
 
 if __name__ == "__main__":

@@ -63,9 +63,12 @@ def render_task(task: dict[str, Any], results_root: Path | None = None) -> str:
             *table(["tool", "service", "status", "findings", "duration", "note"], rows, numeric=(3, 4)),
         ]
     breakdown = task.get("severity_breakdown") or {}
-    severity_rows: list[list[object]] = [[level, breakdown.get(level, 0)] for level in SEVERITIES]
-    severity_rows.append(["total", task.get("findings_count", 0)])
-    lines += ["", *table(["severity", "findings"], severity_rows, numeric=(1,))]
+    issues = task.get("issue_severity_breakdown") or {}
+    severity_rows: list[list[object]] = [
+        [level, breakdown.get(level, 0), issues.get(level, 0)] for level in SEVERITIES
+    ]
+    severity_rows.append(["total", task.get("findings_count", 0), task.get("issues_count", 0)])
+    lines += ["", *table(["severity", "findings", "issues"], severity_rows, numeric=(1, 2))]
     if task.get("result_dir"):
         folder = results_root / task["result_dir"] if results_root else Path(task["result_dir"])
         lines += ["", f"result folder: {folder}"]

@@ -13,6 +13,7 @@ from litestar.openapi import OpenAPIConfig
 
 from services.gateway.analysis import run_analysis
 from services.gateway.apps import list_apps, list_models
+from services.gateway.diffs import get_diff
 from services.gateway.errors import EXCEPTION_HANDLERS
 from services.gateway.events import task_event_stream
 from services.gateway.health import healthz, readyz
@@ -39,6 +40,7 @@ def create_app(settings: Settings) -> Litestar:
             get_task,
             get_findings,
             get_issues,
+            get_diff,
             cancel_task,
             task_event_stream,
             list_apps,
