@@ -47,6 +47,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     perf_timeout_s: float = 5.0  # ASSAY_PERF_TIMEOUT_S: timeout of one request
     perf_error_rate: float = 0.05  # ASSAY_PERF_ERROR_RATE: error rate above which a URL gets a finding
     perf_p99_ms: float = 1000.0  # ASSAY_PERF_P99_MS: p99 latency above which a URL gets a finding
+    batch_max_tasks: int = 1000  # ASSAY_BATCH_MAX_TASKS: tasks one batch may queue
 
 
 def _path(env: Mapping[str, str], name: str, default: str) -> Path:
@@ -99,4 +100,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         perf_timeout_s=float(env.get("ASSAY_PERF_TIMEOUT_S") or 5),
         perf_error_rate=float(env.get("ASSAY_PERF_ERROR_RATE") or 0.05),
         perf_p99_ms=float(env.get("ASSAY_PERF_P99_MS") or 1000),
+        batch_max_tasks=int(env.get("ASSAY_BATCH_MAX_TASKS") or 1000),
     )

@@ -24,6 +24,7 @@ TaskStatus = Literal["pending", "running", "completed", "partial", "failed", "ca
 TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "partial", "failed", "cancelled"})
 
 TASK_ID_PATTERN = r"^task_[0-9a-f]{12}$"
+BATCH_ID_PATTERN = r"^batch_[0-9a-f]{12}$"
 MODEL_SLUG_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,127}$"
 TASK_ID_RE = re.compile(TASK_ID_PATTERN)
 
@@ -34,6 +35,10 @@ AppNumber = Annotated[int, msgspec.Meta(ge=1, le=99999)]
 
 def new_task_id() -> str:
     return f"task_{secrets.token_hex(6)}"
+
+
+def new_batch_id() -> str:
+    return f"batch_{secrets.token_hex(6)}"
 
 
 def new_event_id() -> str:
@@ -64,6 +69,7 @@ class AnalysisRequest(Envelope, frozen=True, kw_only=True):
     target_urls: list[str] = []
     options: dict[str, Any] = {}
     deadline_s: float = 900.0
+    batch_id: Annotated[str, msgspec.Meta(pattern=BATCH_ID_PATTERN)] | None = None  # the batch that queued it
 
 
 class CancelRequest(Envelope, frozen=True, kw_only=True):

@@ -38,6 +38,7 @@ class Task(Base):
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     updated_at: Mapped[datetime]
+    batch_id: Mapped[str | None] = mapped_column(String(18), index=True)  # set when a batch queued the task
 
     __table_args__ = (Index("ix_tasks_app", "model_slug", "app_number"),)
 

@@ -58,6 +58,15 @@ class GatewayClient:
     def cancel(self, task_id: str) -> dict[str, Any]:
         return self._call("POST", f"/api/tasks/{task_id}/cancel")
 
+    def create_batch(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._call("POST", "/api/batches", json=body)
+
+    def batch(self, batch_id: str) -> dict[str, Any]:
+        return self._call("GET", f"/api/batches/{batch_id}")
+
+    def cancel_batch(self, batch_id: str) -> dict[str, Any]:
+        return self._call("POST", f"/api/batches/{batch_id}/cancel")
+
     def diff(self, task_id: str, against: str | None = None) -> dict[str, Any]:
         """New, fixed and unchanged findings of the task against `against` (default: its previous run)."""
         return self._call("GET", f"/api/tasks/{task_id}/diff", params={"against": against} if against else {})

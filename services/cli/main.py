@@ -1,4 +1,4 @@
-"""The `assay` command: `up`, `analyze`, `status`, `cancel`, `trace`.
+"""The `assay` command: `up`, `analyze`, `batch`, `status`, `cancel`, `diff`, `trace`.
 
 Exit codes: 0 success (for `analyze --wait`: the task completed); 1 the task ended partial, failed or cancelled,
 or is still running at the timeout, or has findings at or above `--fail-on` (with `--new-only`: new since the
@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, get_args
 
+from services.cli.batches import add_batch_parser, run_batch
 from services.cli.client import GatewayClient, GatewayError
 from services.cli.diffs import render_diff
 from services.cli.gate import at_or_above, gate_message
@@ -131,6 +132,10 @@ def diff(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def batch(settings: Settings, args: argparse.Namespace) -> int:
+    return run_batch(settings.gateway_url, args)
+
+
 def status(settings: Settings, args: argparse.Namespace) -> int:
     with GatewayClient(settings.gateway_url) as gateway:
         try:
@@ -144,6 +149,10 @@ def status(settings: Settings, args: argparse.Namespace) -> int:
 def cancel(settings: Settings, args: argparse.Namespace) -> int:
     with GatewayClient(settings.gateway_url) as gateway:
         try:
+            if args.task_id.startswith("batch_"):
+                answer = gateway.cancel_batch(args.task_id)
+                print(f"{answer['batch_id']}: cancelling {len(answer['cancelling'])} tasks")
+                return 0
             answer = gateway.cancel(args.task_id)
         except GatewayError as error:
             return _fail(str(error), 1 if error.status else 2)
@@ -215,8 +224,10 @@ def parser() -> argparse.ArgumentParser:
     show.add_argument("task_id")
     show.set_defaults(handler=status)
 
-    stop = commands.add_parser("cancel", help="ask a task to stop")
-    stop.add_argument("task_id")
+    add_batch_parser(commands).set_defaults(handler=batch)
+
+    stop = commands.add_parser("cancel", help="ask a task (or every unfinished task of a batch) to stop")
+    stop.add_argument("task_id", help="a task id, or a batch id")
     stop.set_defaults(handler=cancel)
 
     changes = commands.add_parser("diff", help="new, fixed and unchanged findings of a task against another")

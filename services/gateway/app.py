@@ -13,6 +13,7 @@ from litestar.openapi import OpenAPIConfig
 
 from services.gateway.analysis import run_analysis
 from services.gateway.apps import list_apps, list_models
+from services.gateway.batches import batch_event_stream, cancel_batch, create_batch, get_batch
 from services.gateway.diffs import get_diff
 from services.gateway.errors import EXCEPTION_HANDLERS
 from services.gateway.events import task_event_stream
@@ -45,6 +46,10 @@ def create_app(settings: Settings) -> Litestar:
             task_event_stream,
             list_apps,
             list_models,
+            create_batch,
+            get_batch,
+            batch_event_stream,
+            cancel_batch,
             healthz,
             readyz,
         ],

@@ -107,8 +107,13 @@ async def task_event_stream(resources: NamedDependency[Resources], task_id: Task
         subscription = await subscribe_events(resources.js, task_id)
     except NATS_ERRORS as error:
         raise ServiceUnavailableException(f"cannot read the event stream: {error!r}") from error
+    return sse(event_frames(subscription, task_id, quiet_end_s=quiet))
+
+
+def sse(frames: AsyncIterator[bytes]) -> Stream:
+    """A Server-Sent Events response: not cached, not buffered by a proxy."""
     return Stream(
-        event_frames(subscription, task_id, quiet_end_s=quiet),
+        frames,
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -99,6 +99,7 @@ async def record_request(sessions: Sessions, request: AnalysisRequest, trace_id:
 
     async def work(session: AsyncSession) -> None:
         task = await _task_row(session, request)
+        task.batch_id = task.batch_id or request.batch_id  # kept even for a task that ended before this arrived
         if task.status in TERMINAL_STATUSES:
             return
         task.priority = request.priority
