@@ -70,6 +70,9 @@ class AnalysisRequest(Envelope, frozen=True, kw_only=True):
     options: dict[str, Any] = {}
     deadline_s: float = 900.0
     batch_id: Annotated[str, msgspec.Meta(pattern=BATCH_ID_PATTERN)] | None = None  # the batch that queued it
+    source_lines: int | None = (
+        None  # non-blank source lines of the app when it was accepted (reports per kLOC)
+    )
 
 
 class CancelRequest(Envelope, frozen=True, kw_only=True):

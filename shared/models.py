@@ -39,6 +39,9 @@ class Task(Base):
     finished_at: Mapped[datetime | None]
     updated_at: Mapped[datetime]
     batch_id: Mapped[str | None] = mapped_column(String(18), index=True)  # set when a batch queued the task
+    source_lines: Mapped[int | None] = mapped_column(
+        Integer
+    )  # the app's non-blank source lines when accepted
 
     __table_args__ = (Index("ix_tasks_app", "model_slug", "app_number"),)
 

@@ -32,6 +32,11 @@ def _source_files(folder: Path) -> list[Path]:
     return files
 
 
+def total_lines(folder: Path) -> int:
+    """Non-blank source lines under `folder`, every language (blocking: call it through asyncio.to_thread)."""
+    return sum(lines_per_language(folder).values())
+
+
 def lines_per_language(folder: Path) -> dict[str, int]:
     """Non-blank lines per language under `folder` (blocking: call it through asyncio.to_thread)."""
     counts: dict[str, int] = {}

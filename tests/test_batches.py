@@ -38,6 +38,7 @@ async def gateway(tmp_path: Path, nats_server: EmbeddedNats, persister: Harness)
     settings = gateway_settings(tmp_path, nats_server.url, persister.settings.database_url)
     for number in (1, 2):
         (settings.apps_dir / OTHER / f"app{number}").mkdir(parents=True)
+    (settings.apps_dir / OTHER / "app1" / "app.py").write_text("a = 1\n\nb = 2\n")
     async with gateway_for(settings) as running:
         yield running
 
@@ -91,6 +92,8 @@ async def test_a_batch_queues_one_task_per_app_and_type_with_its_batch_id(
     await recorded(persister, body["task_ids"])
     rows = [await persister.task(task_id) for task_id in body["task_ids"]]
     assert {row.batch_id for row in rows if row is not None} == {batch_id}
+    sizes = {(row.model_slug, row.app_number): row.source_lines for row in rows if row is not None}
+    assert sizes == {(MODEL, 1): 0, (OTHER, 1): 2, (OTHER, 2): 0}  # non-blank lines when queued
 
     await set_status(gateway.settings.database_url, "completed", *body["task_ids"][:2])
     await set_status(gateway.settings.database_url, "running", body["task_ids"][2])

@@ -20,6 +20,7 @@ from shared.catalog import offered_tools, planned_tools, unknown_tools
 from shared.messages import AnalysisRequest, new_task_id
 from shared.options import check_options
 from shared.paths import UnsafePathError, app_dir
+from shared.source_size import total_lines
 from shared.tracing import TASK_ID_ATTRIBUTE, current_trace_id
 
 log = logging.getLogger(__name__)
@@ -36,13 +37,14 @@ def _check_tools(data: RunRequest) -> None:
         )
 
 
-async def _check_app_exists(resources: Resources, data: RunRequest) -> None:
+async def _check_app_exists(resources: Resources, data: RunRequest) -> Path:
     try:
         folder = app_dir(resources.settings.apps_dir, data.model_slug, data.app_number)
     except UnsafePathError as error:
         raise invalid("model_slug", str(error)) from error
     if not await _is_dir(folder):
         raise NotFoundException(f"app {data.model_slug}/app{data.app_number} not found under the apps root")
+    return folder
 
 
 async def _is_dir(path: Path) -> bool:
@@ -70,7 +72,8 @@ async def run_analysis(
         check_options(data.options)
     except ValueError as error:
         raise invalid("options", str(error)) from error
-    await _check_app_exists(resources, data)
+    folder = await _check_app_exists(resources, data)
+    source_lines = await asyncio.to_thread(total_lines, folder)  # the size reports divide by, as analyzed
     tools = list(dict.fromkeys(data.tools))  # keep the order, drop repeats
     task_id = new_task_id()
     trace.get_current_span().set_attribute(TASK_ID_ATTRIBUTE, task_id)
@@ -84,6 +87,7 @@ async def run_analysis(
         target_urls=list(data.target_urls),
         options=dict(data.options),
         deadline_s=data.deadline_s or resources.settings.task_deadline_s,
+        source_lines=source_lines,
     )
     try:
         await publish_request(resources.nats, resources.js, resources.tasks, request)

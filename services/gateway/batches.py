@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Annotated
 
 import msgspec
@@ -37,6 +38,8 @@ from services.gateway.events import KEEPALIVE_S, sse
 from services.gateway.publisher import NatsUnavailable, publish_cancel, publish_request
 from services.gateway.resources import NATS_ERRORS, Resources
 from shared.messages import BATCH_ID_PATTERN, AnalysisRequest, CancelRequest, new_batch_id, new_task_id
+from shared.paths import app_dir
+from shared.source_size import total_lines
 from shared.subjects import batch_key
 
 log = logging.getLogger(__name__)
@@ -110,6 +113,7 @@ async def create_batch(
     data: JSONBody[BatchRequest], resources: NamedDependency[Resources]
 ) -> Response[BatchAccepted]:
     tasks, missing = await _plan(resources, data)
+    sizes = await asyncio.to_thread(_sizes, resources.settings.apps_dir, tasks)
     batch_id = new_batch_id()
     record = BatchRecord(batch_id=batch_id, tasks=tasks)
     try:
@@ -126,6 +130,7 @@ async def create_batch(
             priority=data.priority,
             deadline_s=resources.settings.task_deadline_s,
             batch_id=batch_id,
+            source_lines=sizes[(task.model_slug, task.app_number)],
         )
         try:
             await publish_request(resources.nats, resources.js, resources.tasks, request)
@@ -151,6 +156,12 @@ async def create_batch(
         links=links,
     )
     return Response(body, status_code=202, headers={"Location": links.self_})
+
+
+def _sizes(apps_root: Path, tasks: list[BatchTask]) -> dict[tuple[str, int], int]:
+    """Source lines of each app of the batch, counted once however many analysis types it gets."""
+    apps = {(task.model_slug, task.app_number) for task in tasks}
+    return {(model, number): total_lines(app_dir(apps_root, model, number)) for model, number in apps}
 
 
 async def _keep_record(resources: Resources, record: BatchRecord) -> None:

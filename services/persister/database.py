@@ -99,7 +99,9 @@ async def record_request(sessions: Sessions, request: AnalysisRequest, trace_id:
 
     async def work(session: AsyncSession) -> None:
         task = await _task_row(session, request)
-        task.batch_id = task.batch_id or request.batch_id  # kept even for a task that ended before this arrived
+        # Kept even for a task that ended before its request arrived: batches and reports need them.
+        task.batch_id = task.batch_id or request.batch_id
+        task.source_lines = task.source_lines if task.source_lines is not None else request.source_lines
         if task.status in TERMINAL_STATUSES:
             return
         task.priority = request.priority

@@ -1,4 +1,4 @@
-"""Studies: the issue group of each finding, the batch of each task.
+"""Studies: the issue group of each finding; the batch and the app's size (source lines) of each task.
 
 Revision ID: 0003
 Revises: 0001
@@ -22,12 +22,14 @@ def upgrade() -> None:
         batch.create_index("ix_findings_task_issue_group", ["task_id", "issue_group"], unique=False)
     with op.batch_alter_table("tasks") as batch:
         batch.add_column(sa.Column("batch_id", sa.String(length=18), nullable=True))
+        batch.add_column(sa.Column("source_lines", sa.Integer(), nullable=True))
         batch.create_index("ix_tasks_batch_id", ["batch_id"], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table("tasks") as batch:
         batch.drop_index("ix_tasks_batch_id")
+        batch.drop_column("source_lines")
         batch.drop_column("batch_id")
     with op.batch_alter_table("findings") as batch:
         batch.drop_index("ix_findings_task_issue_group")
