@@ -39,14 +39,17 @@ class GatewayClient:
     def __exit__(self, *_exc: object) -> None:
         self._http.close()
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as error:
             raise GatewayError(f"gateway not reachable at {self.base_url}: {error}") from error
         if response.status_code >= 400:
             raise GatewayError(_reason(response), response.status_code)
-        body: dict[str, Any] = response.json()
+        return response
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        body: dict[str, Any] = self._request(method, path, **kwargs).json()
         return body
 
     def run_analysis(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -66,6 +69,11 @@ class GatewayClient:
 
     def cancel_batch(self, batch_id: str) -> dict[str, Any]:
         return self._call("POST", f"/api/batches/{batch_id}/cancel")
+
+    def report(self, analysis_type: str | None, report_format: str) -> str:
+        """The model comparison as the gateway renders it (JSON, CSV or Markdown text)."""
+        params = {"format": report_format, **({"analysis_type": analysis_type} if analysis_type else {})}
+        return self._request("GET", "/api/reports/models", params=params).text
 
     def diff(self, task_id: str, against: str | None = None) -> dict[str, Any]:
         """New, fixed and unchanged findings of the task against `against` (default: its previous run)."""

@@ -1,4 +1,4 @@
-"""The `assay` command: `up`, `analyze`, `batch`, `status`, `cancel`, `diff`, `trace`.
+"""The `assay` command: `up`, `analyze`, `batch`, `status`, `cancel`, `diff`, `report`, `trace`.
 
 Exit codes: 0 success (for `analyze --wait`: the task completed); 1 the task ended partial, failed or cancelled,
 or is still running at the timeout, or has findings at or above `--fail-on` (with `--new-only`: new since the
@@ -132,6 +132,17 @@ def diff(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def report(settings: Settings, args: argparse.Namespace) -> int:
+    report_format = "json" if args.json else args.format
+    with GatewayClient(settings.gateway_url, timeout_s=120) as gateway:
+        try:
+            text = gateway.report(args.type, report_format)
+        except GatewayError as error:
+            return _fail(str(error), 1 if error.status else 2)
+    print(text.rstrip("\n"))
+    return 0
+
+
 def batch(settings: Settings, args: argparse.Namespace) -> int:
     return run_batch(settings.gateway_url, args)
 
@@ -237,6 +248,14 @@ def parser() -> argparse.ArgumentParser:
     )
     changes.add_argument("--json", action="store_true", help="print the gateway's JSON answer")
     changes.set_defaults(handler=diff)
+
+    compare = commands.add_parser(
+        "report", help="compare models: issues by severity, per kLOC, ranking with 95% CIs"
+    )
+    compare.add_argument("--type", help=f"one analysis type ({' | '.join(ANALYSIS_TYPES)}; default: all)")
+    compare.add_argument("--format", choices=("markdown", "csv", "json"), default="markdown")
+    compare.add_argument("--json", action="store_true", help="same as --format json")
+    compare.set_defaults(handler=report)
 
     spans = commands.add_parser("trace", help="print a task's spans as a tree (from the local span files)")
     spans.add_argument("task_id")

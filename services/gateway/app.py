@@ -20,6 +20,7 @@ from services.gateway.events import task_event_stream
 from services.gateway.health import healthz, readyz
 from services.gateway.issues import get_issues
 from services.gateway.middleware import server_spans
+from services.gateway.reports import models_comparison
 from services.gateway.resources import lifespan, provide_resources
 from services.gateway.tasks import cancel_task, get_findings, get_task, list_all_tasks
 from shared.config import Settings
@@ -50,6 +51,7 @@ def create_app(settings: Settings) -> Litestar:
             get_batch,
             batch_event_stream,
             cancel_batch,
+            models_comparison,
             healthz,
             readyz,
         ],
