@@ -16,7 +16,7 @@ from typing import cast
 
 from benchmarks.common import Row, format_table
 
-BENCHMARKS = ("event_codec", "finding_writes", "static_concurrency")
+BENCHMARKS = ("event_codec", "finding_writes", "static_concurrency", "model_report")
 
 
 def main(names: list[str]) -> int:

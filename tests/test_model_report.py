@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from services.gateway.bootstrap import RESAMPLED_UP_TO, bootstrap_interval, resample_means
 from services.persister.database import record_service
 from shared.database import create_engine, sessions
 from shared.findings import SEVERITIES, Finding, Severity, fingerprint
@@ -340,3 +341,20 @@ async def test_assay_report_prints_the_gateways_markdown_and_csv(gateway: Gatewa
     assert "## Ranking: comprehensive" in markdown[1]
     assert as_csv[0] == 0
     assert [row["model_slug"] for row in csv.DictReader(io.StringIO(as_csv[1]))] == list(MODELS)
+
+
+def test_bootstrap_intervals_hold_the_mean_and_the_closed_form_matches_resampling() -> None:
+    rng = random.Random(3)
+    small = [rng.expovariate(0.1) for _ in range(40)]
+    large = [rng.expovariate(0.1) for _ in range(RESAMPLED_UP_TO + 1)]
+
+    low, high = bootstrap_interval(small, "s")
+    closed = bootstrap_interval(large, "l")
+    resampled = sorted(resample_means(large, random.Random("l"), 2000))
+
+    assert low < sum(small) / len(small) < high
+    assert bootstrap_interval(small, "s") == (low, high)  # seeded: the same data, the same interval
+    # Above the threshold the closed form stands in for resampling: both agree within the resampling noise.
+    assert closed[0] == pytest.approx(resampled[49], rel=0.03)
+    assert closed[1] == pytest.approx(resampled[1949], rel=0.03)
+    assert bootstrap_interval([4.0], "x") == (4.0, 4.0)

@@ -28,8 +28,8 @@ from shared.models import FindingRow, ServiceRun, Task, ToolRunRow
 
 Sessions = async_sessionmaker[AsyncSession]
 
-# A finding's issue group; a row written before groups existed stands for itself (its fingerprint).
-ISSUE_KEY = func.coalesce(FindingRow.issue_group, FindingRow.fingerprint)
+# A finding's issue group (shared/issue_groups); rows written before groups existed hold their fingerprint.
+ISSUE_KEY = FindingRow.issue_group
 View = TypeVar("View", bound=msgspec.Struct)
 
 

@@ -1,25 +1,26 @@
-"""The SQL of the model comparison: aggregates over the tasks, findings and service runs, no file read.
+"""The SQL of the model comparison: the chosen tasks and their service runs, no file read.
 
-Each analyzed app counts once per analysis type: its latest `completed` or `partial` task. The heavy lifting
-(grouping a million findings) happens in the database; Python receives at most a few rows per task.
+Each analyzed app counts once per analysis type: its latest `completed` or `partial` task. Findings are not
+grouped again here: the persister stores each service run's finding summary (shared/finding_summary) with the run,
+so the comparison reads one small row per task and service however many findings there are.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import CTE, case, func, select
+import msgspec
+from sqlalchemy import CTE, Text, func, select, type_coerce
 
-from services.gateway.queries import ISSUE_KEY, Sessions
-from shared.findings import SEVERITIES
-from shared.models import FindingRow, ServiceRun, Task
+from services.gateway.queries import Sessions
+from shared.finding_summary import decode_summary
+from shared.models import ServiceRun, Task
+
+log = logging.getLogger(__name__)
 
 REPORTED_STATUSES = ("completed", "partial")
-MEASURED_SERVICES = (
-    "performance",
-    "ai",
-)  # whose metrics the report reads (load figures, requirement reviews)
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ class ChosenTask:
 
 @dataclass(frozen=True)
 class ReportRows:
-    """What the database answers; `shared`-free plain tuples so the figures can be computed (and tested) alone."""
+    """What the database answers, as plain tuples, so the figures can be computed (and tested) alone."""
 
     tasks: list[ChosenTask]
     # (model, type, severity, tool, rule_id, cwe, findings)
@@ -78,69 +79,53 @@ def chosen_tasks(analysis_type: str | None) -> CTE:
 
 
 async def report_rows(sessions: Sessions, analysis_type: str | None = None) -> ReportRows:
-    """Every aggregate the comparison needs, for one analysis type or all."""
+    """Every figure's input, for one analysis type or all: the chosen tasks, then their runs' summaries."""
     chosen = chosen_tasks(analysis_type)
-    joined = FindingRow.task_id == chosen.c.task_id
-    severity_rank = case(
-        {level: index for index, level in enumerate(SEVERITIES)}, value=FindingRow.severity, else_=4
-    )
-    finding_groups = (
-        chosen.c.model_slug,
-        chosen.c.analysis_type,
-        FindingRow.severity,
-        FindingRow.tool,
-        FindingRow.rule_id,
-        FindingRow.cwe,
-    )
-    per_issue = (
-        select(FindingRow.task_id, func.min(severity_rank).label("rank"), func.count().label("findings"))
-        .join(chosen, joined)
-        .group_by(FindingRow.task_id, ISSUE_KEY)
-        .subquery()
-    )
-    issue_tools = (
-        select(FindingRow.task_id, ISSUE_KEY.label("issue"), FindingRow.tool)
-        .join(chosen, joined)
-        .group_by(FindingRow.task_id, ISSUE_KEY, FindingRow.tool)
-        .subquery()
-    )
-    tool_set = (
-        select(issue_tools.c.task_id, func.aggregate_strings(issue_tools.c.tool, ",").label("tools"))
-        .group_by(issue_tools.c.task_id, issue_tools.c.issue)
-        .subquery()
-    )
     async with sessions() as session:
-        tasks = (await session.execute(select(chosen))).all()
-        findings = (
+        tasks = [ChosenTask(*row) for row in (await session.execute(select(chosen))).all()]
+        runs = (
             await session.execute(
-                select(*finding_groups, func.count()).join(chosen, joined).group_by(*finding_groups)
-            )
-        ).all()
-        issues = (
-            await session.execute(
+                # The summary as its JSON text: msgspec decodes it into its Struct several times faster than
+                # the JSON type's json.loads would into dicts.
                 select(
-                    per_issue.c.task_id, per_issue.c.rank, func.count(), func.sum(per_issue.c.findings)
-                ).group_by(per_issue.c.task_id, per_issue.c.rank)
+                    ServiceRun.task_id,
+                    ServiceRun.service,
+                    type_coerce(ServiceRun.finding_summary, Text),
+                    ServiceRun.metrics,
+                ).join(chosen, ServiceRun.task_id == chosen.c.task_id)
             )
         ).all()
-        tool_sets = (
-            await session.execute(
-                select(chosen.c.model_slug, chosen.c.analysis_type, tool_set.c.tools, func.count())
-                .join(chosen, tool_set.c.task_id == chosen.c.task_id)
-                .group_by(chosen.c.model_slug, chosen.c.analysis_type, tool_set.c.tools)
+    of_task = {task.task_id: (task.model_slug, task.analysis_type) for task in tasks}
+    findings: dict[tuple[str, str, str, str, str, str | None], int] = {}
+    issues: dict[tuple[str, str], list[int]] = {}
+    tool_sets: dict[tuple[str, str, str], int] = {}
+    metrics = []
+    for task_id, service, stored, measured in runs:
+        model, kind = of_task[task_id]
+        if measured:
+            metrics.append((task_id, service, dict(measured)))
+        if not stored or stored == "null":
+            continue  # a run recorded before summaries existed
+        try:
+            summary = decode_summary(stored)
+        except (msgspec.DecodeError, msgspec.ValidationError) as error:
+            log.warning(
+                "unreadable finding summary of %s/%s: %s", task_id, service, error, extra={"task_id": task_id}
             )
-        ).all()
-        metrics = (
-            await session.execute(
-                select(ServiceRun.task_id, ServiceRun.service, ServiceRun.metrics)
-                .join(chosen, ServiceRun.task_id == chosen.c.task_id)
-                .where(ServiceRun.service.in_(MEASURED_SERVICES))
-            )
-        ).all()
+            continue
+        for tool, rule, severity, cwe, n in summary.rules:
+            key = (model, kind, severity, tool, rule, cwe)
+            findings[key] = findings.get(key, 0) + n
+        for severity, (count, found) in summary.issues.items():
+            totals = issues.setdefault((task_id, severity), [0, 0])
+            totals[0] += count
+            totals[1] += found
+        for tools, n in summary.tool_sets.items():
+            tool_sets[(model, kind, tools)] = tool_sets.get((model, kind, tools), 0) + n
     return ReportRows(
-        tasks=[ChosenTask(*row) for row in tasks],
-        findings=[(m, t, s, tool, rule, cwe, n) for m, t, s, tool, rule, cwe, n in findings],
-        issues=[(task_id, SEVERITIES[rank], n, int(found)) for task_id, rank, n, found in issues],
-        tool_sets=[(m, t, tools, n) for m, t, tools, n in tool_sets],
-        metrics=[(task_id, service, dict(values or {})) for task_id, service, values in metrics],
+        tasks=tasks,
+        findings=[(*key, n) for key, n in findings.items()],
+        issues=[(task_id, severity, n, found) for (task_id, severity), (n, found) in issues.items()],
+        tool_sets=[(*key, n) for key, n in tool_sets.items()],
+        metrics=metrics,
     )

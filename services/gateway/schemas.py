@@ -143,7 +143,7 @@ class FindingView(msgspec.Struct, frozen=True, kw_only=True):
     help_url: str | None
     fingerprint: str
     extra: dict[str, Any]
-    issue_group: str | None = None
+    issue_group: str = ""
 
 
 class FindingPage(msgspec.Struct, frozen=True, kw_only=True):

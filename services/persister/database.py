@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.persister.records import Sessions, TaskRecord, as_utc, record_of
 from shared.catalog import plan
+from shared.finding_summary import summarize
 from shared.issue_groups import group_keys
 from shared.messages import (
     TERMINAL_STATUSES,
@@ -173,7 +174,7 @@ def _tool_rows(task_id: str, service: str, result: ServiceResult) -> list[dict[s
     ]
 
 
-def _finding_rows(task_id: str, service: str, result: ServiceResult) -> list[dict[str, Any]]:
+def _finding_rows(task_id: str, service: str, result: ServiceResult, keys: list[str]) -> list[dict[str, Any]]:
     # Columns with a length are cut to it: PostgreSQL refuses a longer value, and one odd rule id must not cost
     # the task all its findings.
     return [
@@ -195,7 +196,7 @@ def _finding_rows(task_id: str, service: str, result: ServiceResult) -> list[dic
             "extra": dict(finding.extra),
             "issue_group": issue_group,
         }
-        for finding, issue_group in zip(result.findings, group_keys(result.findings), strict=True)
+        for finding, issue_group in zip(result.findings, keys, strict=True)
     ]
 
 
@@ -212,6 +213,7 @@ async def record_service(
             task.trace_id = task.trace_id or trace_id
             task.updated_at = utcnow()
         scope = {"task_id": event.task_id, "service": event.service}
+        keys = group_keys(result.findings) if result is not None else []
         for model in (FindingRow, ToolRunRow, ServiceRun):
             await session.execute(delete(model).filter_by(**scope))
         session.add(
@@ -221,13 +223,14 @@ async def record_service(
                 error=event.error or (result.error if result else None),
                 findings_count=len(result.findings) if result else 0,
                 metrics=dict(result.metrics) if result else {},
+                finding_summary=summarize(result.findings, keys) if result else None,
                 event_id=event.event_id,
                 recorded_at=utcnow(),
             )
         )
         if result is not None:
             tools = _tool_rows(event.task_id, event.service, result)
-            findings = _finding_rows(event.task_id, event.service, result)
+            findings = _finding_rows(event.task_id, event.service, result, keys)
             if tools:
                 await session.execute(insert(ToolRunRow), tools)
             if findings:
