@@ -4,30 +4,34 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NODE_TOOLS := services/analyzers/static/node
+CONTRACT_CHECK := tests/contracts
 
 .PHONY: install run test lint bench clean
 
 install: $(STAMP)
 
-# Reinstall when the dependencies change; eslint is installed project-locally when Node.js is present
-# (without it the static analyzer reports eslint as skipped).
-$(STAMP): pyproject.toml $(wildcard $(NODE_TOOLS)/package*.json)
+# Reinstall when the dependencies change; eslint and the AsyncAPI parser (which checks docs/contracts) are installed
+# project-locally when Node.js is present (without it eslint is reported as skipped and that test is skipped).
+$(STAMP): pyproject.toml $(wildcard $(NODE_TOOLS)/package*.json) $(wildcard $(CONTRACT_CHECK)/package*.json)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[test]"
 	if command -v npm >/dev/null 2>&1 && [ -f $(NODE_TOOLS)/package.json ]; then \
 		npm ci --silent --no-audit --no-fund --prefix $(NODE_TOOLS); \
+		npm ci --silent --no-audit --no-fund --prefix $(CONTRACT_CHECK); \
 	else echo "npm not found: eslint will be reported as skipped"; fi
 	touch $(STAMP)
 
 run: install
 	$(VENV)/bin/assay up
 
-test: install
+# The lint runs first, so a type error fails the tests (and CI) before any test starts.
+test: lint
 	$(VENV)/bin/pytest
 
 lint: install
 	$(VENV)/bin/ruff check shared services tests benchmarks
+	$(VENV)/bin/mypy
 
 bench: install
 	$(PY) -m benchmarks

@@ -12,6 +12,7 @@ from shared.findings import Finding, Severity, ToolRun, fingerprint
 from shared.messages import ServiceFinished
 from shared.protocol import ServiceResult
 from shared.sarif import sarif_for
+from shared.tasks import TaskRef
 
 
 @dataclass(frozen=True)
@@ -181,10 +182,7 @@ def service_event(count: int) -> ServiceFinished:
         service="static", status="success", tools=runs, findings=findings, sarif=sarif_for(runs, findings)
     )
     return ServiceFinished(
-        task_id="task_0123456789ab",
-        model_slug="openai_codex-mini",
-        app_number=1,
-        analysis_type="static",
+        task=TaskRef(id="task_0123456789ab", model_slug="openai_codex-mini", app_number=1, analysis_type="static"),
         service="static",
         status="success",
         result=result,

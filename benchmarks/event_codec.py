@@ -21,13 +21,13 @@ from shared.messages import decode_event, encode
 SIZES = (100, 1_000, 10_000)
 REPEATS = 11
 BUDGET_S = 2.0  # per measurement, after at least three batches
-ENVELOPE_KEYS = ("kind", "schema_version", "event_id", "task_id", "occurred_at", "service", "status")
+ENVELOPE_KEYS = ("kind", "schema_version", "event_id", "task", "occurred_at", "service", "status")
 FINDING_KEYS = ("tool", "rule_id", "severity", "message", "category", "fingerprint")
 
 
 def dict_decode(data: bytes) -> dict[str, Any]:
     """The baseline consumer: parse, then refuse an event or finding that lacks a required key."""
-    event = json.loads(data)
+    event: dict[str, Any] = json.loads(data)
     missing = [key for key in ENVELOPE_KEYS if key not in event]
     result = event.get("result")
     if missing or not isinstance(result, dict) or not isinstance(result.get("findings"), list):

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from benchmarks.common import Row, service_event
 from services.persister.database import ensure_task, record_service
-from services.persister.records import Sessions
+from services.persister.lookups import Sessions
 from shared.database import create_engine, migrate, sessions
 from shared.findings import Finding
 from shared.messages import ServiceFinished, new_event_id
@@ -61,7 +61,7 @@ async def write_per_finding(engine: AsyncEngine, event: ServiceFinished) -> None
     assert event.result is not None
     for finding in event.result.findings:
         async with engine.begin() as connection:
-            await connection.execute(insert(FindingRow), finding_row(event.task_id, event.service, finding))
+            await connection.execute(insert(FindingRow), finding_row(event.task.id, event.service, finding))
 
 
 async def _count(sessions_: Sessions, task_id: str) -> int:
@@ -81,7 +81,11 @@ async def _rows_per_s(path: Path, template: ServiceFinished, assay: bool) -> tup
         for repeat in range(REPEATS):
             if samples and time.perf_counter() > deadline:
                 break
-            event = replace(template, task_id=f"task_{repeat:012x}", event_id=new_event_id())
+            event = replace(
+                template,
+                task=replace(template.task, id=f"task_{repeat:012x}"),
+                event_id=new_event_id(),
+            )
             if not assay:
                 await ensure_task(sessions_, event)  # the row the findings refer to; not timed
             started = time.perf_counter_ns()
@@ -90,7 +94,7 @@ async def _rows_per_s(path: Path, template: ServiceFinished, assay: bool) -> tup
             else:
                 await write_per_finding(engine, event)
             elapsed_s = (time.perf_counter_ns() - started) / 1e9
-            if await _count(sessions_, event.task_id) != count:
+            if await _count(sessions_, event.task.id) != count:
                 raise RuntimeError(f"{path.name}: the findings were not all written")
             samples.append(count / elapsed_s)
         return statistics.median(samples), len(samples)

@@ -40,7 +40,9 @@ def fill(path: Path) -> int:
     """Tasks, findings and service runs written with sqlite3 executemany (fast, untimed); returns findings."""
     rng = random.Random(5)
     now = datetime.now(UTC)
-    tasks, findings, runs = [], [], []
+    tasks: list[tuple[object, ...]] = []
+    findings: list[tuple[object, ...]] = []
+    runs: list[tuple[object, ...]] = []
     number = 0
     for model in range(MODELS):
         for app in range(1, APPS + 1):

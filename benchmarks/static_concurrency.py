@@ -25,6 +25,7 @@ from services.analyzers.static.analyzer import build_analyzer
 from shared.config import load_settings
 from shared.findings import ToolRun
 from shared.protocol import ServiceResult
+from shared.tasks import TaskRef
 
 REPO = Path(__file__).resolve().parent.parent
 MODEL, NUMBER = "openai_codex-mini", 1
@@ -33,7 +34,7 @@ RUNS = 2
 DEADLINE_S = 300.0
 
 
-async def _quiet(_tool: str, _stage: str, _percent: float, _message: str) -> None:
+async def _quiet(_tool: str, _stage: str, _message: str) -> None:
     return None
 
 
@@ -42,9 +43,7 @@ async def analyze(app_dir: Path, concurrency: int) -> ServiceResult:
     settings = load_settings({"ASSAY_TOOL_CONCURRENCY": str(concurrency)})
     job = Job(
         request_id="bench-static",
-        task_id="task_00000000bec4",
-        model_slug=MODEL,
-        app_number=NUMBER,
+        task=TaskRef(id="task_00000000bec4", model_slug=MODEL, app_number=NUMBER, analysis_type="static"),
         app_dir=app_dir,
         target_urls=[],
         options={},

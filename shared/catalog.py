@@ -6,7 +6,7 @@ uses it to split a request between analyzers, and each analyzer registers exactl
 
 from __future__ import annotations
 
-from shared.messages import AnalysisType
+from shared.tasks import AnalysisType
 
 TOOLS_BY_SERVICE: dict[str, tuple[str, ...]] = {
     "static": (

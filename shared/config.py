@@ -47,6 +47,19 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     perf_timeout_s: float = 5.0  # ASSAY_PERF_TIMEOUT_S: timeout of one request
     perf_error_rate: float = 0.05  # ASSAY_PERF_ERROR_RATE: error rate above which a URL gets a finding
     perf_p99_ms: float = 1000.0  # ASSAY_PERF_P99_MS: p99 latency above which a URL gets a finding
+    # Wire security (NATS users, analyzer handshake, targets policy, load ceilings).
+    nats_creds: str | None = (
+        None  # ASSAY_NATS_CREDS: `user:password` or a .creds file path, for ASSAY_NATS_URL
+    )
+    analyzer_token: str | None = None  # ASSAY_ANALYZER_TOKEN: bearer token analyzers require in the handshake
+    target_allow: tuple[
+        str, ...
+    ] = ()  # ASSAY_TARGET_ALLOW: extra `host[:port]` targets (default: loopback only)
+    load_max_requests: int = 2000  # ASSAY_LOAD_MAX_REQUESTS: ceiling on the requests of one task's load run
+    load_max_concurrency: int = (
+        32  # ASSAY_LOAD_MAX_CONCURRENCY: ceiling on requests in flight in one load run
+    )
+    load_max_duration_s: float = 60.0  # ASSAY_LOAD_MAX_DURATION_S: ceiling on the time one load run may take
     batch_max_tasks: int = 1000  # ASSAY_BATCH_MAX_TASKS: tasks one batch may queue
 
 
@@ -100,5 +113,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         perf_timeout_s=float(env.get("ASSAY_PERF_TIMEOUT_S") or 5),
         perf_error_rate=float(env.get("ASSAY_PERF_ERROR_RATE") or 0.05),
         perf_p99_ms=float(env.get("ASSAY_PERF_P99_MS") or 1000),
+        nats_creds=env.get("ASSAY_NATS_CREDS") or None,
+        analyzer_token=env.get("ASSAY_ANALYZER_TOKEN") or None,
+        target_allow=tuple(
+            part.strip() for part in (env.get("ASSAY_TARGET_ALLOW") or "").split(",") if part.strip()
+        ),
+        load_max_requests=int(env.get("ASSAY_LOAD_MAX_REQUESTS") or 2000),
+        load_max_concurrency=int(env.get("ASSAY_LOAD_MAX_CONCURRENCY") or 32),
+        load_max_duration_s=float(env.get("ASSAY_LOAD_MAX_DURATION_S") or 60),
         batch_max_tasks=int(env.get("ASSAY_BATCH_MAX_TASKS") or 1000),
     )

@@ -1,4 +1,4 @@
-"""Normalized findings and per-tool run records: one shape for every tool of every analyzer."""
+"""Normalized findings and tool runs: one shape for every tool of every analyzer."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ class Finding(msgspec.Struct, frozen=True, kw_only=True):
     rule_id: str
     severity: Severity
     message: str
-    path: str | None = None  # relative to the app folder (or a URL for checks of a running app)
+    path: str | None = None  # relative to the app folder (or a URL for HTTP tools)
     line: int | None = None
     column: int | None = None
     end_line: int | None = None
@@ -58,11 +58,23 @@ def fingerprint(tool: str, rule_id: str, path: str | None, source_line: str, mes
     """Stable identity of a finding across runs and line shifts.
 
     Hash of tool, rule id, relative path and the normalized source line (no line number). Where a finding has no
-    source line (an HTTP check, say) the message stands in for it.
+    source line (an HTTP tool, say) the message stands in for it.
     """
     anchor = normalize_source_line(source_line) or normalize_source_line(message)
     material = "\x1f".join((tool, rule_id, path or "", anchor))
     return hashlib.sha256(material.encode()).hexdigest()[:32]
+
+
+def with_fingerprints(findings: list[Finding]) -> list[Finding]:
+    """The findings, each without a fingerprint given one (from its message), so de-duplication works for all."""
+    return [
+        finding
+        if finding.fingerprint
+        else msgspec.structs.replace(
+            finding, fingerprint=fingerprint(finding.tool, finding.rule_id, finding.path, "", finding.message)
+        )
+        for finding in findings
+    ]
 
 
 def severity_breakdown(findings: list[Finding]) -> dict[str, int]:

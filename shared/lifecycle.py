@@ -35,7 +35,7 @@ async def _main(name: str, body: ServiceBody) -> int:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        nc = await connect(settings.nats_url, name)
+        nc = await connect(settings.nats_url, name, settings.nats_creds)
         try:
             await body(nc, settings, stop)
         finally:

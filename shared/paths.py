@@ -6,12 +6,13 @@ import re
 from datetime import datetime
 from pathlib import Path
 
-from shared.messages import MODEL_SLUG_PATTERN, TASK_ID_RE
+from shared.errors import InputError
+from shared.tasks import MODEL_SLUG_PATTERN, TASK_ID_RE
 
 _SLUG_RE = re.compile(MODEL_SLUG_PATTERN)
 
 
-class UnsafePathError(ValueError):
+class UnsafePathError(InputError):
     """A name from input would resolve outside its root folder."""
 
 

@@ -11,11 +11,22 @@ from typing import Any, Literal
 
 import msgspec
 
+from shared.errors import ErrorCode
 from shared.findings import Finding, ToolRun
+from shared.tasks import TaskRef
 
 PROTOCOL_VERSION = 1
 HEARTBEAT_INTERVAL_S = 2.0  # analyzers beat at least this often; the contract promises at most every 5 s
-MAX_FRAME_BYTES = 256 * 1024 * 1024  # results carry raw outputs and SARIF; both ends accept large frames
+MAX_FRAME_BYTES = (
+    256 * 1024 * 1024
+)  # results carry raw outputs and SARIF: what the orchestrator's client accepts
+MAX_REQUEST_FRAME_BYTES = 1024 * 1024  # analyze/cancel/health frames are small: what an analyzer accepts
+
+
+def analyzer_auth(token: str | None) -> dict[str, str]:
+    """The handshake header that admits a client to an analyzer (ASSAY_ANALYZER_TOKEN)."""
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
 
 ServiceStatus = Literal["success", "partial", "failed"]
 
@@ -37,10 +48,10 @@ class ServiceResult(msgspec.Struct, kw_only=True):
 
 
 class AnalyzeFrame(msgspec.Struct, tag="analyze", tag_field="type", kw_only=True):
+    """Run `tools` (all when empty) of the analyzer on the task's app; `id` names the run."""
+
     id: str
-    task_id: str
-    model_slug: str
-    app_number: int
+    task: TaskRef
     tools: list[str] = []  # empty: every tool of the analyzer
     target_urls: list[str] = []
     options: dict[str, Any] = {}
@@ -49,10 +60,14 @@ class AnalyzeFrame(msgspec.Struct, tag="analyze", tag_field="type", kw_only=True
 
 
 class CancelFrame(msgspec.Struct, tag="cancel", tag_field="type", kw_only=True):
+    """Stop the run `id`; it ends with an `error` frame of code `cancelled`."""
+
     id: str
 
 
 class HealthFrame(msgspec.Struct, tag="health", tag_field="type", kw_only=True):
+    """Ask the analyzer for its health report."""
+
     id: str | None = None
 
 
@@ -63,6 +78,8 @@ ClientFrame = AnalyzeFrame | CancelFrame | HealthFrame
 
 
 class ProgressFrame(msgspec.Struct, tag="progress", tag_field="type", kw_only=True):
+    """A tool of run `id` started or ended; `percent` is the run's."""
+
     id: str
     tool: str | None = None
     stage: str = "running"  # started, finished, skipped, …
@@ -71,21 +88,29 @@ class ProgressFrame(msgspec.Struct, tag="progress", tag_field="type", kw_only=Tr
 
 
 class HeartbeatFrame(msgspec.Struct, tag="heartbeat", tag_field="type", kw_only=True):
+    """Run `id` is alive; sent every 2 s while it works."""
+
     id: str
 
 
 class ResultFrame(msgspec.Struct, tag="result", tag_field="type", kw_only=True):
+    """Run `id` ended with the analyzer's result (terminal)."""
+
     id: str
     result: ServiceResult
 
 
 class ErrorFrame(msgspec.Struct, tag="error", tag_field="type", kw_only=True):
+    """Run `id` ended without a result (terminal); `code` says why."""
+
     id: str
-    code: str  # bad_request, unknown_app, deadline, cancelled, internal
+    code: ErrorCode  # one subclass of shared.errors.ProtocolError each
     message: str
 
 
 class ToolHealth(msgspec.Struct, kw_only=True):
+    """Whether one tool can run here, with its version or the reason it cannot."""
+
     name: str
     available: bool
     version: str | None = None
@@ -93,6 +118,8 @@ class ToolHealth(msgspec.Struct, kw_only=True):
 
 
 class HealthReport(msgspec.Struct, tag="health", tag_field="type", kw_only=True):
+    """The analyzer's answer to `health`: its tools and how many runs it has."""
+
     id: str | None = None
     service: str
     protocol: int = PROTOCOL_VERSION
@@ -101,8 +128,6 @@ class HealthReport(msgspec.Struct, tag="health", tag_field="type", kw_only=True)
 
 
 AnalyzerFrame = ProgressFrame | HeartbeatFrame | ResultFrame | ErrorFrame | HealthReport
-
-TERMINAL_FRAMES = (ResultFrame, ErrorFrame)
 
 _client_decoder = msgspec.json.Decoder(ClientFrame)
 _analyzer_decoder = msgspec.json.Decoder(AnalyzerFrame)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import msgspec
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
@@ -15,7 +14,8 @@ from nats.js.api import PubAck
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
-from shared.messages import DeadLetter, encode
+from shared.errors import MessagingError
+from shared.messages import DeadLetter, Envelope, encode
 from shared.subjects import dlq_subject
 from shared.tracing import TASK_ID_ATTRIBUTE, inject_headers
 
@@ -26,7 +26,7 @@ PUBLISH_TIMEOUT_S = 5.0
 PUBLISH_ATTEMPTS = 3
 
 
-class PublishFailed(RuntimeError):
+class PublishFailed(MessagingError):
     """JetStream did not confirm a message after every attempt."""
 
 
@@ -62,16 +62,18 @@ async def publish_confirmed(
 
 
 async def publish_message(
-    js: JetStreamContext, subject: str, message: msgspec.Struct, attempts: int = PUBLISH_ATTEMPTS
+    js: JetStreamContext,
+    subject: str,
+    message: Envelope,
+    task_id: str | None,
+    attempts: int = PUBLISH_ATTEMPTS,
 ) -> PubAck:
-    """Publish an Assay message (it has `event_id` and `task_id`) inside a PRODUCER span `publish <subject>`."""
-    event_id: str = message.event_id  # type: ignore[attr-defined]
-    task_id: str | None = message.task_id  # type: ignore[attr-defined]
-    attributes = producer_attributes(subject, event_id, task_id)
+    """Publish an Assay message about `task_id` inside a PRODUCER span `publish <subject>`."""
+    attributes = producer_attributes(subject, message.event_id, task_id)
     with tracer.start_as_current_span(
         f"publish {subject}", kind=SpanKind.PRODUCER, attributes=attributes
     ) as span:
-        ack = await publish_confirmed(js, subject, encode(message), event_id, attempts)
+        ack = await publish_confirmed(js, subject, encode(message), message.event_id, attempts)
         span.set_attribute("messaging.nats.stream.sequence", ack.seq)
         return ack
 
@@ -89,5 +91,5 @@ async def publish_dead_letter(
         reason=reason,
         payload=(msg.data or b"").decode("utf-8", errors="replace"),
     )
-    await publish_message(js, dlq_subject(stream, consumer), letter)
+    await publish_message(js, dlq_subject(stream, consumer), letter, task_id)
     return letter

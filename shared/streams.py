@@ -1,8 +1,15 @@
-"""Declaring Assay's streams, consumers and buckets: idempotent, run by every service at start."""
+"""Declaring Assay's streams, consumers and buckets: idempotent, run by every service at start.
+
+Declaring looks first and writes only what is missing or out of date. On the embedded server the supervisor
+declares everything as `admin` before any service starts (`declare_all`), so the services, whose NATS users may
+only look streams and consumers up (shared/nats_users.py), find them in place and never need to write.
+"""
 
 from __future__ import annotations
 
 import logging
+from enum import Enum
+from typing import Any
 
 from nats.js import JetStreamContext
 from nats.js.api import (
@@ -57,13 +64,30 @@ STREAMS = (
 )
 
 
+def _plain(value: Any) -> Any:
+    return value.value if isinstance(value, Enum) else value
+
+
+def covers(wanted: StreamConfig | ConsumerConfig, current: StreamConfig | ConsumerConfig | None) -> bool:
+    """Whether the server's configuration already has every value `wanted` sets (unset false-ish values match)."""
+    have = {key: _plain(value) for key, value in (current.as_dict() if current else {}).items()}
+    return all(
+        have.get(key, _plain(value) if not value else None) == _plain(value)
+        for key, value in wanted.as_dict().items()
+    )
+
+
 async def declare_streams(js: JetStreamContext) -> None:
-    """Create the streams, or bring an existing one's configuration up to date."""
+    """Create the streams that are missing; bring one whose configuration is out of date (an older release) up
+    to date."""
     for config in STREAMS:
+        assert config.name
         try:
+            info = await js.stream_info(config.name)
+        except NotFoundError:
             await js.add_stream(config)
-        except BadRequestError:
-            # Exists with another configuration (an older release): update it in place.
+            continue
+        if not covers(config, info.config):
             await js.update_stream(config)
 
 
@@ -84,14 +108,17 @@ async def declare_consumer(js: JetStreamContext, stream: str, config: ConsumerCo
     if not config.durable_name:
         raise ValueError("a durable consumer needs a durable_name")
     try:
-        await js.consumer_info(stream, config.durable_name)
+        info = await js.consumer_info(stream, config.durable_name)
     except NotFoundError:
         await js.add_consumer(stream, config)
         return
+    if covers(config, info.config):
+        return
     try:
         await js.add_consumer(stream, config)  # same name: the server updates editable fields
-    except BadRequestError as error:
-        log.warning("consumer %s kept its old settings: %s", config.durable_name, error)
+    except (BadRequestError, TimeoutError) as error:
+        # TimeoutError: a user without the right to change consumers (the embedded server's services).
+        log.warning("consumer %s kept its old settings: %r", config.durable_name, error)
 
 
 def orchestrator_consumers(ack_wait_s: float, max_deliver: int) -> list[ConsumerConfig]:
@@ -105,6 +132,32 @@ def orchestrator_consumers(ack_wait_s: float, max_deliver: int) -> list[Consumer
         )
         for priority in PRIORITIES
     ]
+
+
+def persister_consumers(ack_wait_s: float, max_deliver: int) -> list[tuple[str, ConsumerConfig]]:
+    """The persister's two durables, (stream, config): every request and every event."""
+    return [
+        (
+            subjects.REQUESTS_STREAM,
+            consumer_config(
+                subjects.PERSISTER_REQUESTS_DURABLE, subjects.REQUESTS_ALL, ack_wait_s, max_deliver
+            ),
+        ),
+        (
+            subjects.EVENTS_STREAM,
+            consumer_config(subjects.PERSISTER_EVENTS_DURABLE, subjects.EVENTS_ALL, ack_wait_s, max_deliver),
+        ),
+    ]
+
+
+async def declare_all(js: JetStreamContext, ack_wait_s: float, max_deliver: int) -> None:
+    """Every stream, bucket and durable consumer Assay uses (what the supervisor does as `admin` at start)."""
+    await declare_streams(js)
+    await tasks_bucket(js)
+    await artifacts_bucket(js)
+    consumers = [(subjects.REQUESTS_STREAM, c) for c in orchestrator_consumers(ack_wait_s, max_deliver)]
+    for stream, config in consumers + persister_consumers(ack_wait_s, max_deliver):
+        await declare_consumer(js, stream, config)
 
 
 async def tasks_bucket(js: JetStreamContext) -> KeyValue:

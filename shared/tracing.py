@@ -105,6 +105,18 @@ def context_from_traceparent(traceparent: str | None) -> otel_context.Context:
     return extract_context({"traceparent": traceparent} if traceparent else None)
 
 
+def trace_id_of(headers: Mapping[str, str] | None) -> str | None:
+    """The trace id of a W3C `traceparent` header (`00-<32 hex>-<16 hex>-<flags>`), if valid."""
+    parts = (headers or {}).get("traceparent", "").split("-")
+    if len(parts) != 4 or len(parts[1]) != 32 or set(parts[1]) == {"0"}:
+        return None
+    try:
+        int(parts[1], 16)
+    except ValueError:
+        return None
+    return parts[1].lower()
+
+
 def current_trace_id() -> str | None:
     context = trace.get_current_span().get_span_context()
     return format(context.trace_id, "032x") if context.is_valid else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -14,6 +15,10 @@ from shared.natsd import EmbeddedNats
 from tests.support.analyzers import notes_app  # noqa: F401
 from tests.support.fake_llm import fake_llm  # noqa: F401
 from tests.support.spans import record_spans
+
+# The sample apps the tests run listen on free loopback ports their .env files do not name: allow any port on
+# loopback for every process the tests start (the targets-policy tests set their own).
+os.environ["ASSAY_TARGET_ALLOW"] = "127.0.0.1"
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_APPS = REPO / "generated" / "apps"

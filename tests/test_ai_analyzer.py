@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -22,7 +23,6 @@ from websockets.asyncio.client import connect
 from shared.findings import Finding, fingerprint
 from shared.natsd import free_port
 from shared.protocol import (
-    AnalyzeFrame,
     ErrorFrame,
     HealthFrame,
     HealthReport,
@@ -31,6 +31,7 @@ from shared.protocol import (
     decode_analyzer_frame,
     encode_frame,
 )
+from tests.support.analyzers import ANALYZER_TOKEN, AUTH, analyze_frame
 from tests.support.fake_llm import FAKE_MODEL, FakeLLM, Recorded
 
 REPO = Path(__file__).resolve().parent.parent
@@ -66,6 +67,7 @@ def start_analyzer(root: Path, apps: Path, **ai_env: str) -> tuple[str, subproce
         "ASSAY_VAR_DIR": str(root / "var"),
         "ASSAY_TRACE_DIR": str(root / "traces"),
         "ASSAY_AI_MODEL": CONFIGURED_MODEL,
+        "ASSAY_ANALYZER_TOKEN": ANALYZER_TOKEN,
         **ai_env,
     }
     port = free_port()
@@ -128,16 +130,25 @@ def service(
     stop(process)
 
 
-async def analyze(url: str, request_id: str, app: int = 1, **fields: object) -> ServiceResult:
-    frame = AnalyzeFrame(
-        id=request_id,
+async def analyze(
+    url: str,
+    request_id: str,
+    app: int = 1,
+    tools: list[str] | None = None,
+    options: dict[str, Any] | None = None,
+    traceparent: str | None = None,
+) -> ServiceResult:
+    frame = analyze_frame(
+        request_id,
         task_id=f"task_{request_id:0>12}",
-        model_slug=MODEL_SLUG,
-        app_number=app,
+        model=MODEL_SLUG,
+        app=app,
+        tools=tools,
+        options=options,
         deadline_s=30,
-        **fields,
-    )  # type: ignore[arg-type]
-    async with connect(url, max_size=None) as websocket:
+        traceparent=traceparent,
+    )
+    async with connect(url, max_size=None, additional_headers=AUTH) as websocket:
         await websocket.send(encode_frame(frame))
         async for message in websocket:
             answer = decode_analyzer_frame(message)
@@ -149,19 +160,19 @@ async def analyze(url: str, request_id: str, app: int = 1, **fields: object) -> 
 
 
 async def analyze_capturing(
-    fake: FakeLLM, url: str, request_id: str, **fields: object
+    fake: FakeLLM, url: str, request_id: str, tools: list[str] | None = None, traceparent: str | None = None
 ) -> tuple[ServiceResult, list[Recorded]]:
     before = len(fake.requests)
-    result = await analyze(url, request_id, **fields)
+    result = await analyze(url, request_id, tools=tools, traceparent=traceparent)
     return result, fake.requests[before:]
 
 
-def by_tool(result: ServiceResult, tool: str) -> tuple[dict[str, object], list[Finding]]:
+def by_tool(result: ServiceResult, tool: str) -> tuple[dict[str, Any], list[Finding]]:
     run = next(run for run in result.tools if run.tool == tool)
     return msgspec.to_builtins(run), [finding for finding in result.findings if finding.tool == tool]
 
 
-def read_spans(folder: Path) -> list[dict[str, object]]:
+def read_spans(folder: Path) -> list[dict[str, Any]]:
     """The spans in a span folder; a line still being written is skipped."""
     spans = []
     for path in folder.glob("*.jsonl"):
@@ -289,7 +300,7 @@ async def test_the_model_call_is_a_client_span_in_the_callers_trace(
     happy: tuple[ServiceResult, list[Recorded]], service: tuple[str, Path]
 ) -> None:
     deadline = time.monotonic() + 5
-    spans: list[dict[str, object]] = []
+    spans: list[dict[str, Any]] = []
     while time.monotonic() < deadline and len(spans) < 2:  # spans are exported in batches every 0.5 s
         await asyncio.sleep(0.1)
         spans = [
@@ -297,11 +308,11 @@ async def test_the_model_call_is_a_client_span_in_the_callers_trace(
             for span in read_spans(service[1])
             if span["name"] == f"chat {CONFIGURED_MODEL}"
             and span["attributes"]["assay.task_id"] == "task_a1b2c3d4e5f6"
-        ]  # type: ignore[index]
+        ]
     assert len(spans) == 2
     for span in spans:
         assert span["kind"] == "CLIENT" and span["trace_id"] == TRACEPARENT.split("-")[1]
-        assert span["attributes"]["gen_ai.response.model"] == FAKE_MODEL  # type: ignore[index]
+        assert span["attributes"]["gen_ai.response.model"] == FAKE_MODEL
 
 
 async def test_an_answer_that_is_not_json_fails_that_tool_only(
@@ -384,7 +395,7 @@ async def test_without_a_key_both_tools_are_skipped_with_the_reason(
     url, process = start_analyzer(tmp_path, apps, ASSAY_AI_BASE_URL=fake.url)
     try:
         before = len(fake.requests)
-        async with connect(url) as websocket:
+        async with connect(url, additional_headers=AUTH) as websocket:
             await websocket.send(encode_frame(HealthFrame(id="h1")))
             health = decode_analyzer_frame(await websocket.recv())
         assert isinstance(health, HealthReport)

@@ -7,6 +7,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -17,10 +18,9 @@ from services.analyzers.base.job import Job
 from services.analyzers.base.main import serve_analyzer
 from services.analyzers.base.tool import ToolOutput
 from shared.config import load_settings
-from shared.findings import Finding, ToolRun
+from shared.findings import Finding, ToolRun, ToolStatus
 from shared.natsd import free_port
 from shared.protocol import (
-    AnalyzeFrame,
     CancelFrame,
     ErrorFrame,
     HealthFrame,
@@ -32,6 +32,7 @@ from shared.protocol import (
     decode_analyzer_frame,
     encode_frame,
 )
+from tests.support.analyzers import ANALYZER_TOKEN, AUTH, analyze_frame
 
 # A tool process that starts a grandchild, so the test can see that the whole process group dies.
 SPAWNER = "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); time.sleep(60)"
@@ -45,7 +46,7 @@ class SleepyTool:
     def __init__(self, pgid_file: Path) -> None:
         self.pgid_file = pgid_file
 
-    async def probe(self) -> ToolHealth:
+    async def health(self) -> ToolHealth:
         return ToolHealth(name=self.name, available=True, version="1.0")
 
     async def run(self, job: Job) -> ToolOutput:
@@ -54,8 +55,8 @@ class SleepyTool:
             "-c",
             f"import os; open({str(self.pgid_file)!r}, 'w').write(str(os.getpgrp())); {SPAWNER}",
         ]
-        outcome = await job.run(self.name, argv)
-        status = "timeout" if outcome.timed_out else "success"
+        outcome = await job.run_process(self.name, argv)
+        status: ToolStatus = "timeout" if outcome.timed_out else "success"
         return ToolOutput(
             run=ToolRun(tool=self.name, status=status, command=argv, exit_code=outcome.exit_code)
         )
@@ -66,12 +67,12 @@ class EchoTool:
 
     name = "echo"
 
-    async def probe(self) -> ToolHealth:
+    async def health(self) -> ToolHealth:
         return ToolHealth(name=self.name, available=True, version="1.0")
 
     async def run(self, job: Job) -> ToolOutput:
         argv = [sys.executable, "-c", "print('a'); print('b')"]
-        outcome = await job.run(self.name, argv)
+        outcome = await job.run_process(self.name, argv)
         findings = [
             Finding(tool=self.name, rule_id=f"line-{text}", severity="low", message=text)
             for text in outcome.stdout.split()
@@ -89,7 +90,7 @@ class EchoTool:
 class MissingTool:
     name = "missing"
 
-    async def probe(self) -> ToolHealth:
+    async def health(self) -> ToolHealth:
         return ToolHealth(name=self.name, available=False, reason="not installed")
 
     async def run(self, job: Job) -> ToolOutput:
@@ -100,7 +101,11 @@ class MissingTool:
 async def analyzer_url(tmp_path: Path) -> AsyncIterator[str]:
     (tmp_path / "apps" / "model-a" / "app1").mkdir(parents=True)
     settings = load_settings(
-        {"ASSAY_APPS_DIR": str(tmp_path / "apps"), "ASSAY_VAR_DIR": str(tmp_path / "var")}
+        {
+            "ASSAY_APPS_DIR": str(tmp_path / "apps"),
+            "ASSAY_VAR_DIR": str(tmp_path / "var"),
+            "ASSAY_ANALYZER_TOKEN": ANALYZER_TOKEN,
+        }
     )
     analyzer = Analyzer(service="test", tools=[EchoTool(), SleepyTool(tmp_path / "pgid"), MissingTool()])
     port = free_port()
@@ -109,7 +114,7 @@ async def analyzer_url(tmp_path: Path) -> AsyncIterator[str]:
     url = f"ws://127.0.0.1:{port}"
     for _ in range(100):
         try:
-            async with connect(url):
+            async with connect(url, additional_headers=AUTH):
                 break
         except OSError:
             await asyncio.sleep(0.05)
@@ -118,11 +123,8 @@ async def analyzer_url(tmp_path: Path) -> AsyncIterator[str]:
     await server
 
 
-def analyze(request_id: str, tools: list[str], **fields: object) -> str:
-    frame = AnalyzeFrame(
-        id=request_id, task_id="task_0123456789ab", model_slug="model-a", app_number=1, tools=tools, **fields
-    )  # type: ignore[arg-type]
-    return encode_frame(frame)
+def analyze(request_id: str, tools: list[str], options: dict[str, Any] | None = None) -> str:
+    return encode_frame(analyze_frame(request_id, model="model-a", tools=tools, options=options))
 
 
 async def next_frame(ws: ClientConnection, timeout: float = 10.0) -> msgspec.Struct:
@@ -153,7 +155,7 @@ def group_alive(pgid: int) -> bool:
 
 
 async def test_result_frame_carries_findings_and_skips_missing_tool(analyzer_url: str) -> None:
-    async with connect(analyzer_url) as ws:
+    async with connect(analyzer_url, additional_headers=AUTH) as ws:
         await ws.send(analyze("r1", ["echo", "missing"]))
         frames = await until(ws, ResultFrame)
     result = frames[-1]
@@ -171,7 +173,7 @@ async def test_cancel_kills_the_tool_process_group_within_two_seconds(
     analyzer_url: str, tmp_path: Path
 ) -> None:
     pgid_file = tmp_path / "pgid"
-    async with connect(analyzer_url) as ws:
+    async with connect(analyzer_url, additional_headers=AUTH) as ws:
         await ws.send(analyze("r2", ["sleepy"]))
         for _ in range(200):
             if pgid_file.exists() and pgid_file.read_text():
@@ -190,7 +192,7 @@ async def test_cancel_kills_the_tool_process_group_within_two_seconds(
 
 
 async def test_heartbeats_while_a_tool_runs_and_timeout_is_reported(analyzer_url: str) -> None:
-    async with connect(analyzer_url) as ws:
+    async with connect(analyzer_url, additional_headers=AUTH) as ws:
         await ws.send(analyze("r3", ["sleepy"], options={"timeouts": {"sleepy": 2.5}}))
         frames = await until(ws, ResultFrame, timeout=10)
     beats = [f for f in frames if isinstance(f, HeartbeatFrame)]
@@ -201,7 +203,7 @@ async def test_heartbeats_while_a_tool_runs_and_timeout_is_reported(analyzer_url
 
 
 async def test_health_lists_every_tool(analyzer_url: str) -> None:
-    async with connect(analyzer_url) as ws:
+    async with connect(analyzer_url, additional_headers=AUTH) as ws:
         await ws.send(encode_frame(HealthFrame(id="h")))
         report = await next_frame(ws)
     assert isinstance(report, HealthReport) and report.service == "test"
@@ -215,16 +217,12 @@ async def test_health_lists_every_tool(analyzer_url: str) -> None:
         ('{"type":"launch","id":"x"}', "bad_request", "x"),  # unknown type
         (analyze("x", ["nope"]), "bad_request", "x"),  # unknown tool
         (
-            encode_frame(
-                AnalyzeFrame(id="x", task_id="task_0123456789ab", model_slug="model-a", app_number=7)
-            ),
+            encode_frame(analyze_frame("x", model="model-a", app=7)),
             "unknown_app",
             "x",
         ),
         (
-            encode_frame(
-                AnalyzeFrame(id="x", task_id="task_0123456789ab", model_slug="../etc", app_number=1)
-            ),
+            encode_frame(analyze_frame("x", model="../etc")),
             "bad_request",
             "x",
         ),
@@ -233,7 +231,7 @@ async def test_health_lists_every_tool(analyzer_url: str) -> None:
 async def test_bad_requests_get_an_error_frame(
     analyzer_url: str, frame: str, code: str, echoed_id: str
 ) -> None:
-    async with connect(analyzer_url) as ws:
+    async with connect(analyzer_url, additional_headers=AUTH) as ws:
         await ws.send(frame)
         answer = (await until(ws, ErrorFrame))[-1]
     assert answer.code == code and answer.id == echoed_id  # type: ignore[attr-defined]
@@ -241,10 +239,10 @@ async def test_bad_requests_get_an_error_frame(
 
 async def test_a_retry_on_a_new_connection_survives_the_old_connection_closing(analyzer_url: str) -> None:
     """The orchestrator retries with the same id; the first connection going away must not cancel the retry."""
-    first = await connect(analyzer_url)
+    first = await connect(analyzer_url, additional_headers=AUTH)
     await first.send(analyze("same", ["sleepy"]))
     await until(first, ProgressFrame)
-    async with connect(analyzer_url) as second:
+    async with connect(analyzer_url, additional_headers=AUTH) as second:
         await second.send(analyze("same", ["sleepy"], options={"timeouts": {"sleepy": 1.5}}))
         await until(second, ProgressFrame)
         await first.close()

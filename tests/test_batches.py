@@ -87,7 +87,7 @@ async def test_a_batch_queues_one_task_per_app_and_type_with_its_batch_id(
     data = (await gateway.js.get_last_msg(REQUESTS_STREAM, request_subject("normal"))).data
     assert data is not None
     last = decode_request(data)
-    assert last.batch_id == batch_id and last.task_id in body["task_ids"]
+    assert last.batch_id == batch_id and last.task.id in body["task_ids"]
 
     await recorded(persister, body["task_ids"])
     rows = [await persister.task(task_id) for task_id in body["task_ids"]]

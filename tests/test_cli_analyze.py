@@ -73,6 +73,9 @@ async def test_analyze_with_an_unknown_tool_exits_2_naming_it_and_the_allowed_on
 
 
 async def test_analyze_prints_the_task_id_of_the_queued_request(gateway: Gateway) -> None:
+    # The targets are the app's own ports (the targets policy allows those on loopback).
+    app_folder = gateway.settings.apps_dir / MODEL / f"app{APP}"
+    (app_folder / ".env").write_text("BACKEND_PORT=5011\nFRONTEND_PORT=5012\n")
     code, out, _err = await assay(
         gateway,
         "analyze",
@@ -92,8 +95,9 @@ async def test_analyze_prints_the_task_id_of_the_queued_request(gateway: Gateway
     task_id = out.strip()
     assert re.fullmatch(r"task_[0-9a-f]{12}", task_id)
     message = await gateway.js.get_last_msg(REQUESTS_STREAM, request_subject("urgent"))
+    assert message.data is not None
     request = decode_request(message.data)
-    assert (request.task_id, request.tools) == (task_id, ["ruff"])
+    assert (request.task.id, request.tools) == (task_id, ["ruff"])
     assert request.target_urls == ["http://127.0.0.1:5011", "http://127.0.0.1:5012"]
 
 

@@ -18,8 +18,10 @@ import httpx
 import pytest
 
 from services.cli.child import Child
+from services.cli.credentials import analyzer_token_file
 from services.cli.roster import ServiceSpec
 from shared.config import ANALYZERS
+from shared.nats_users import credentials_file, load_credentials
 from shared.natsd import free_port
 
 REPO = Path(__file__).resolve().parent.parent
@@ -110,6 +112,14 @@ def test_up_starts_the_stack_stops_it_on_sigint_and_restarts_on_the_same_data(tm
         code = first.interrupt()
 
     assert code == 0, first.stderr.read_text()[-3000:]
+    # The secrets of the run: readable by the owner only, and in no log line of any service.
+    var = tmp_path / "var"
+    made = [*load_credentials(var).values(), analyzer_token_file(var).read_text()]
+    for path in (credentials_file(var), analyzer_token_file(var), var / "nats" / "nats-server.conf"):
+        assert path.stat().st_mode & 0o077 == 0, path
+    logged = first.stdout.read_text() + first.stderr.read_text()
+    assert '"child": "gateway"' in logged or "[gateway]" in logged  # the services' lines are in there
+    assert [secret for secret in made if secret in logged] == []
     assert {"nats-server", "gateway"} <= set(children)
     assert [name for name, pid in children.items() if alive(pid)] == []
     assert (tmp_path / "var" / "nats" / "jetstream").is_dir()
@@ -124,9 +134,8 @@ def test_up_starts_the_stack_stops_it_on_sigint_and_restarts_on_the_same_data(tm
         code = second.interrupt()
 
     assert code == 0, second.stderr.read_text()[-3000:]
-    assert again.status_code == 200, (
-        again.text
-    )  # the first run's task is still known: same streams, same database
+    # the first run's task is still known: same streams, same database
+    assert again.status_code == 200, again.text
     assert again.json()["task_id"] == task_id
     assert [name for name, pid in second.children().items() if alive(pid)] == []
 

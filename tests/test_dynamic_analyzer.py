@@ -9,25 +9,28 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import msgspec
 import pytest
 
-from services.analyzers.base.app_env import app_env
 from services.analyzers.base.job import Job
 from services.analyzers.base.runner import run_tool
 from services.analyzers.dynamic.cookies import Cookies
-from services.analyzers.dynamic.cors import EVIL_ORIGIN, verdict
+from services.analyzers.dynamic.cors import EVIL_ORIGIN, cors_problem
 from services.analyzers.dynamic.endpoints import Endpoints
-from services.analyzers.dynamic.security_headers import Verdict, score
+from services.analyzers.dynamic.security_headers import HeaderAssessment, score
 from services.analyzers.dynamic.sensitive_paths import PROBES, exposed
 from services.analyzers.running_app.client import Fetched
 from services.analyzers.running_app.targets import NO_TARGETS
+from shared.app_env import app_env
 from shared.catalog import TOOLS_BY_SERVICE
 from shared.config import load_settings
+from shared.findings import Finding
 from shared.natsd import free_port
 from shared.protocol import ServiceResult
+from shared.tasks import TaskRef
 from tests.support.analyzers import (
     REPO,
     SAMPLE_APPS,
@@ -67,8 +70,8 @@ def todo_result(dynamic: str, todo_app: str) -> ServiceResult:
     return result_of(dynamic, analyze_frame("todo", app=2, target_urls=[todo_app]))
 
 
-def rules(result: ServiceResult, tool: str) -> dict[str, list]:
-    found: dict[str, list] = {}
+def rules(result: ServiceResult, tool: str) -> dict[str, list[Finding]]:
+    found: dict[str, list[Finding]] = {}
     for finding in result.findings:
         if finding.tool == tool:
             found.setdefault(finding.rule_id, []).append(finding)
@@ -178,7 +181,7 @@ async def test_unreachable_target_reports_targets_unreachable_quickly(dynamic: s
     ]
     for tool in TOOLS[1:]:
         assert runs[tool].status == "skipped"
-        assert runs[tool].reason.startswith(f"targets_unreachable: {dead} (ConnectError")
+        assert (runs[tool].reason or "").startswith(f"targets_unreachable: {dead} (ConnectError")
 
 
 async def test_a_dead_target_beside_a_live_one_is_reported_and_the_live_one_checked(
@@ -254,14 +257,14 @@ def response(url: str, method: str = "GET", status: int = 200, body: bytes = b""
         ({}, None, None),
     ],
 )
-def test_cors_verdict(headers: dict[str, str], rule: str | None, severity: str | None) -> None:
-    found = verdict(response("http://127.0.0.1:1/", **headers))
-    assert (found[:2] if found else None) == ((rule, severity) if rule else None)
+def test_cors_problem(headers: dict[str, Any], rule: str | None, severity: str | None) -> None:
+    found = cors_problem(response("http://127.0.0.1:1/", **headers))
+    assert ((found.rule_id, found.severity) if found else None) == ((rule, severity) if rule else None)
 
 
 def test_header_score_weights() -> None:
     all_ok = {
-        name: Verdict("ok")
+        name: HeaderAssessment("ok")
         for name in (
             "content-security-policy",
             "strict-transport-security",
@@ -272,14 +275,14 @@ def test_header_score_weights() -> None:
         )
     }
     assert score(all_ok) == 100
-    assert score({**all_ok, "content-security-policy": Verdict("weak")}) == 88  # 100 - 25/2
+    assert score({**all_ok, "content-security-policy": HeaderAssessment("weak")}) == 88  # 100 - 25/2
     # HSTS cannot apply over http: scaled to the other 80 points.
     assert (
         score(
             {
                 **all_ok,
-                "strict-transport-security": Verdict("not-applicable"),
-                "permissions-policy": Verdict("missing"),
+                "strict-transport-security": HeaderAssessment("not-applicable"),
+                "permissions-policy": HeaderAssessment("missing"),
             }
         )
         == 88
@@ -302,7 +305,7 @@ def test_baseline_keeps_catch_all_pages_out_and_real_files_in() -> None:
     )
 
 
-async def _no_progress(_tool: str, _stage: str, _percent: float, _message: str) -> None:
+async def _no_progress(_tool: str, _stage: str, _message: str) -> None:
     return None
 
 
@@ -318,9 +321,7 @@ async def test_targets_from_dotenv_and_an_invalid_requirements_file(tmp_path: Pa
     )
     job = Job(
         request_id="direct",
-        task_id="task_00000000beef",
-        model_slug="model-x",
-        app_number=3,
+        task=TaskRef(id="task_00000000beef", model_slug="model-x", app_number=3, analysis_type="dynamic"),
         app_dir=app,
         app_env=app_env(app),
         target_urls=[],
@@ -332,10 +333,8 @@ async def test_targets_from_dotenv_and_an_invalid_requirements_file(tmp_path: Pa
     )
     endpoints = await run_tool(Endpoints(), job)
     assert endpoints.run.status == "failed"
-    assert (
-        "requirements.json is invalid" in endpoints.run.reason
-        and "$.endpoints[0].path" in endpoints.run.reason
-    )
+    reason = endpoints.run.reason or ""
+    assert "requirements.json is invalid" in reason and "$.endpoints[0].path" in reason
     cookies = await run_tool(Cookies(), job)  # borrows the endpoint paths: carries on with the target root
     assert cookies.run.status == "success"
     assert cookies.run.command[cookies.run.command.index("--target") + 1] == notes_app

@@ -10,6 +10,7 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -23,7 +24,7 @@ APPS = REPO / "generated" / "apps"
 MODEL, APP = "openai_codex-mini", 1
 
 
-def count(stack: Stack, sql: str, *params: object) -> list[tuple]:
+def count(stack: Stack, sql: str, *params: object) -> list[tuple[Any, ...]]:
     with sqlite3.connect(stack.database_file) as db:
         return db.execute(sql, params).fetchall()
 
@@ -116,7 +117,7 @@ def test_comprehensive_run_on_a_running_app_gets_findings_from_ten_tools(
         task_id,
     )
     assert {service for service, _ in tools_by_service} == {"static", "dynamic", "performance", "ai"}
-    # every finding the services reported is persisted: the per-tool records agree with the rows
+    # every finding the services reported is persisted: the tool runs agree with the rows
     recorded = dict(count(stack, "select tool, findings_count from tool_runs where task_id = ?", task_id))
     assert {tool: n for tool, n in recorded.items() if n} == by_tool
     assert task["findings_count"] == sum(by_tool.values())

@@ -61,8 +61,9 @@ async def test_accept_answers_202_and_queues_the_request_with_its_headers_and_bu
     assert body["links"] == {"self": f"/api/tasks/{task_id}", "events": f"/api/tasks/{task_id}/events"}
 
     message = await gateway.js.get_last_msg(REQUESTS_STREAM, request_subject("high"))
+    assert message.data is not None
     request = decode_request(message.data)
-    assert request.task_id == task_id
+    assert request.task.id == task_id
     assert request.tools == ["bandit", "ruff"]
     assert request.deadline_s == gateway.settings.task_deadline_s
     assert message.headers is not None

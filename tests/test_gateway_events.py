@@ -7,6 +7,7 @@ import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import msgspec
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
@@ -14,6 +15,7 @@ from opentelemetry.trace import SpanKind
 from shared.messages import TaskCompleted, TaskEvent, TaskProgress, TaskStarted, encode
 from shared.natsd import EmbeddedNats
 from shared.subjects import REQUESTS_STREAM, event_subject, request_subject
+from shared.tasks import TaskRef
 from shared.tracing import TASK_ID_ATTRIBUTE
 from tests.support.gateway import (
     APP,
@@ -36,12 +38,12 @@ async def gateway(
 
 async def publish_event(gateway: Gateway, event: TaskEvent, kind: str) -> None:
     await gateway.js.publish(
-        event_subject(event.task_id, kind), encode(event), headers={"Nats-Msg-Id": event.event_id}
+        event_subject(event.task.id, kind), encode(event), headers={"Nats-Msg-Id": event.event_id}
     )
 
 
-def about(task_id: str) -> dict[str, object]:
-    return {"task_id": task_id, "model_slug": MODEL, "app_number": APP, "analysis_type": "static"}
+def about(task_id: str) -> TaskRef:
+    return TaskRef(id=task_id, model_slug=MODEL, app_number=APP, analysis_type="static")
 
 
 async def read_frames(gateway: Gateway, task_id: str) -> list[tuple[str, dict[str, object]]]:
@@ -63,31 +65,31 @@ async def read_frames(gateway: Gateway, task_id: str) -> list[tuple[str, dict[st
 async def test_sse_replays_the_task_events_live_and_ends_at_the_terminal_one(gateway: Gateway) -> None:
     task_id = (await gateway.submit()).json()["task_id"]
     other_id = (await gateway.submit()).json()["task_id"]
-    await publish_event(gateway, TaskStarted(**about(task_id), services=["static"]), "started")
-    await publish_event(gateway, TaskStarted(**about(other_id), services=["static"]), "started")
+    await publish_event(gateway, TaskStarted(task=about(task_id), services=["static"]), "started")
+    await publish_event(gateway, TaskStarted(task=about(other_id), services=["static"]), "started")
 
     reading = asyncio.create_task(read_frames(gateway, task_id))
     await asyncio.sleep(0.3)  # the first event is replayed; the next ones arrive while the client listens
     assert not reading.done(), "the stream ended before the terminal event"
     await publish_event(
-        gateway, TaskProgress(**about(task_id), service="static", percent=50, message="ruff"), "progress"
+        gateway, TaskProgress(task=about(task_id), service="static", percent=50, message="ruff"), "progress"
     )
     await publish_event(
-        gateway, TaskCompleted(**about(task_id), status="completed", services=["static"]), "completed"
+        gateway, TaskCompleted(task=about(task_id), status="completed", services=["static"]), "completed"
     )
-    await publish_event(gateway, TaskProgress(**about(task_id), service="static", percent=99), "progress")
+    await publish_event(gateway, TaskProgress(task=about(task_id), service="static", percent=99), "progress")
     frames = await asyncio.wait_for(reading, 10)
 
     assert [kind for kind, _ in frames] == ["started", "progress", "completed"]
-    assert all(data["task_id"] == task_id for _, data in frames)
+    assert all(data["task"] == msgspec.to_builtins(about(task_id)) for _, data in frames)
     assert frames[1][1]["percent"] == 50 and frames[1][1]["kind"] == "progress"
 
 
 async def test_sse_of_a_finished_task_replays_from_its_first_event(gateway: Gateway) -> None:
     task_id = (await gateway.submit()).json()["task_id"]
-    await publish_event(gateway, TaskStarted(**about(task_id), services=["static"]), "started")
+    await publish_event(gateway, TaskStarted(task=about(task_id), services=["static"]), "started")
     await publish_event(
-        gateway, TaskCompleted(**about(task_id), status="partial", services=["static"]), "completed"
+        gateway, TaskCompleted(task=about(task_id), status="partial", services=["static"]), "completed"
     )
 
     frames = await asyncio.wait_for(read_frames(gateway, task_id), 10)

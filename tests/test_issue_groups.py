@@ -18,6 +18,7 @@ from shared.messages import ServiceFinished
 from shared.models import FindingRow
 from shared.natsd import EmbeddedNats
 from shared.protocol import ServiceResult
+from shared.tasks import TaskRef
 from tests.support.gateway import (
     APP,
     MODEL,
@@ -137,10 +138,7 @@ async def test_persister_stores_group_keys_and_the_gateway_answers_issues_counte
     await insert_task(database_url, task_id)  # three findings of its own (bandit B105, ruff F401, ruff E711)
     engine = create_engine(database_url)
     event = ServiceFinished(
-        task_id=task_id,
-        model_slug=MODEL,
-        app_number=APP,
-        analysis_type="static",
+        task=TaskRef(id=task_id, model_slug=MODEL, app_number=APP, analysis_type="static"),
         service="dynamic",
         status="success",
     )

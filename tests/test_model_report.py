@@ -24,10 +24,11 @@ from services.gateway.bootstrap import RESAMPLED_UP_TO, bootstrap_interval, resa
 from services.persister.database import record_service
 from shared.database import create_engine, sessions
 from shared.findings import SEVERITIES, Finding, Severity, fingerprint
-from shared.messages import ServiceFinished, new_task_id
+from shared.messages import ServiceFinished
 from shared.models import Task
 from shared.natsd import EmbeddedNats
 from shared.protocol import ServiceResult
+from shared.tasks import TaskRef, new_task_id
 from tests.support.gateway import Gateway, gateway_for, gateway_settings, migrate_database
 
 REPO = Path(__file__).resolve().parent.parent
@@ -163,10 +164,9 @@ async def seed(database_url: str, apps: list[SeededApp]) -> None:
         }
         for service, result in results.items():
             event = ServiceFinished(
-                task_id=app.task_id,
-                model_slug=app.model,
-                app_number=app.number,
-                analysis_type="comprehensive",
+                task=TaskRef(
+                    id=app.task_id, model_slug=app.model, app_number=app.number, analysis_type="comprehensive"
+                ),
                 service=service,
                 status="success",
             )
@@ -175,14 +175,10 @@ async def seed(database_url: str, apps: list[SeededApp]) -> None:
         for task_id, status, age in ((new_task_id(), "completed", 500), (new_task_id(), "failed", 10)):
             await add_task(factory, app, task_id, status, age_s=age)
             noise = ServiceResult(service="static", status="success", findings=findings_of(app) * 2)
-            event = ServiceFinished(
-                task_id=task_id,
-                model_slug=app.model,
-                app_number=app.number,
-                analysis_type="comprehensive",
-                service="static",
-                status="success",
+            ref = TaskRef(
+                id=task_id, model_slug=app.model, app_number=app.number, analysis_type="comprehensive"
             )
+            event = ServiceFinished(task=ref, service="static", status="success")
             await record_service(factory, event, noise, None)
     await engine.dispose()
 

@@ -29,15 +29,15 @@ async def test_cancel_reaches_the_analyzer_at_once_and_publishes_cancelled(
     async with orchestrated(nats_server.url, tmp_path, [peer]) as bench:
         request = await bench.request("static")
         await asyncio.wait_for(peer.analyze_received.wait(), 5)
-        cancel = CancelRequest(task_id=request.task_id, reason="cancelled by the test")
+        cancel = CancelRequest(task_id=request.task.id, reason="cancelled by the test")
         sent = asyncio.get_running_loop().time()
-        await bench.nc.publish(cancel_subject(request.task_id), encode(cancel))
+        await bench.nc.publish(cancel_subject(request.task.id), encode(cancel))
         await asyncio.wait_for(peer.cancel_received.wait(), 5)
         reached = asyncio.get_running_loop().time() - sent
-        events = await bench.events.terminal(request.task_id)
+        events = await bench.events.terminal(request.task.id)
         await bench.settled()  # the request is acknowledged, not redelivered
     assert reached < 0.5, reached
-    assert [frame.id for frame in peer.cancels] == [f"{request.task_id}:static"]
+    assert [frame.id for frame in peer.cancels] == [f"{request.task.id}:static"]
     cancelled = terminal_of(events)
     assert isinstance(cancelled, TaskCancelled) and cancelled.reason == "cancelled by the test"
     assert not any(isinstance(item.event, ServiceFinished) for item in events)  # stopped waiting: no outcome
@@ -53,10 +53,10 @@ async def test_cancel_marker_of_a_task_not_yet_started_publishes_cancelled_witho
         request = await bench.request("static")  # queued while no orchestrator runs
         tasks = await tasks_bucket(bench.js)
         await tasks.put(
-            cancel_key(request.task_id), encode(CancelRequest(task_id=request.task_id, reason="too late"))
+            cancel_key(request.task.id), encode(CancelRequest(task_id=request.task.id, reason="too late"))
         )
         async with running_orchestrator(settings):
-            events = await bench.events.terminal(request.task_id)
+            events = await bench.events.terminal(request.task.id)
             await bench.settled()
     assert [kind(item.event) for item in events] == ["cancelled"]
     cancelled = events[0].event
@@ -74,14 +74,14 @@ async def test_shutdown_cancels_the_analyzer_and_hands_the_request_to_another_re
             request = await bench.request("static")
             await asyncio.wait_for(peer.analyze_received.wait(), 5)
         # Leaving the block stopped replica 1: its analyzer was told to stop, its request nak'd.
-        assert [frame.id for frame in peer.cancels] == [f"{request.task_id}:static"]
+        assert [frame.id for frame in peer.cancels] == [f"{request.task.id}:static"]
         assert not any(
             kind(item.event) in ("completed", "failed", "cancelled")
-            for item in bench.events.of(request.task_id)
+            for item in bench.events.of(request.task.id)
         )
         started = asyncio.get_running_loop().time()
         async with running_orchestrator(settings, worker="replica-2:2"):
-            events = await bench.events.terminal(request.task_id)
+            events = await bench.events.terminal(request.task.id)
             await bench.settled()
         taken_over_in = asyncio.get_running_loop().time() - started
     assert taken_over_in < settings.ack_wait_s  # nak'd, not left to time out

@@ -51,7 +51,7 @@ async def test_sigterm_cancels_the_analyzer_hands_the_request_back_and_flushes_s
                 process.kill()
                 await process.wait()
         assert process.returncode == 0, stderr.decode()[-3000:]
-        assert [frame.id for frame in peer.cancels] == [f"{request.task_id}:static"]
+        assert [frame.id for frame in peer.cancels] == [f"{request.task.id}:static"]
         # The request was nak'd: a replica started now gets it at once, not after the 30 s ack_wait.
         second = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -63,7 +63,7 @@ async def test_sigterm_cancels_the_analyzer_hands_the_request_back_and_flushes_s
             stderr=asyncio.subprocess.DEVNULL,
         )
         try:
-            events = await bench.events.terminal(request.task_id, timeout_s=15)
+            events = await bench.events.terminal(request.task.id, timeout_s=15)
         finally:
             second.send_signal(signal.SIGTERM)
             await asyncio.wait_for(second.wait(), 15)
@@ -78,6 +78,6 @@ async def test_sigterm_cancels_the_analyzer_hands_the_request_back_and_flushes_s
     assert {
         "process assay.requests.normal",
         "analyze static",
-        f"publish assay.events.{request.task_id}.started",
+        f"publish assay.events.{request.task.id}.started",
     } <= names
     assert all(span["service"] == "orchestrator" for span in spans)

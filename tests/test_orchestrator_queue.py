@@ -12,6 +12,7 @@ from nats.js.errors import NotFoundError
 from shared import subjects
 from shared.messages import DeadLetter, TaskCompleted, TaskFailed, encode
 from shared.natsd import EmbeddedNats
+from shared.tasks import TaskRef
 from tests.support.orchestrator import (
     MODEL,
     ScriptedAnalyzer,
@@ -66,10 +67,10 @@ async def test_urgent_requests_are_taken_before_queued_normal_ones(
         ]
         async with running_orchestrator(settings):
             for request in queued:
-                await bench.events.terminal(request.task_id)
+                await bench.events.terminal(request.task.id)
             await bench.settled()
-    by_task = {request.task_id: request.priority for request in queued}
-    order = [by_task[frame.task_id] for frame in peer.analyzed]
+    by_task = {request.task.id: request.priority for request in queued}
+    order = [by_task[frame.task.id] for frame in peer.analyzed]
     assert order == ["urgent", "high", "normal", "normal", "low"]
 
 
@@ -98,10 +99,7 @@ async def test_poison_request_goes_to_the_dlq_and_its_task_fails_with_the_reason
     async with orchestrated(nats_server.url, tmp_path, [peer]) as bench:
         task_id = "task_0123456789ab"
         body = {
-            "task_id": task_id,
-            "model_slug": MODEL,
-            "app_number": 1,
-            "analysis_type": "static",
+            "task": {"id": task_id, "model_slug": MODEL, "app_number": 1, "analysis_type": "static"},
             "priority": "x",
         }
         await bench.js.publish(subjects.request_subject("normal"), msgspec.json.encode(body))
@@ -116,7 +114,7 @@ async def test_poison_request_goes_to_the_dlq_and_its_task_fails_with_the_reason
     assert msgspec.json.decode(letter.payload) == body
     failed = terminal_of(events)
     assert isinstance(failed, TaskFailed) and failed.reason == letter.reason
-    assert (failed.model_slug, failed.app_number, failed.analysis_type) == (MODEL, 1, "static")
+    assert failed.task == TaskRef(id=task_id, model_slug=MODEL, app_number=1, analysis_type="static")
     assert unreadable.task_id is None and unreadable.payload == "not json at all"
     assert peer.analyzed == []
 
@@ -127,7 +125,7 @@ async def test_poison_request_naming_no_real_app_gets_no_made_up_failed_event(
     peer = ScriptedAnalyzer("static", ["result"])
     async with orchestrated(nats_server.url, tmp_path, [peer]) as bench:
         task_id = "task_0123456789ac"
-        body = {"task_id": task_id, "model_slug": MODEL, "app_number": 0, "analysis_type": "static"}
+        body = {"task": {"id": task_id, "model_slug": MODEL, "app_number": 0, "analysis_type": "static"}}
         await bench.js.publish(subjects.request_subject("normal"), msgspec.json.encode(body))
         letter = await dead_letter(bench.js, "orchestrator-normal")
         await bench.settled()
@@ -144,14 +142,14 @@ async def test_request_of_a_task_that_has_ended_is_acknowledged_and_skipped(
         settings = settings_for(nats_server.url, tmp_path, [peer])
         async with running_orchestrator(settings):
             request = await bench.request("static")
-            await bench.events.terminal(request.task_id)
+            await bench.events.terminal(request.task.id)
         # The same request delivered again, as after a crash between the terminal event and the ack.
         await bench.js.publish(subjects.request_subject("normal"), encode(request))
         async with running_orchestrator(settings):
             await bench.settled()
             await asyncio.sleep(0.3)
     assert len(peer.analyzed) == 1
-    assert [kind(item.event) for item in bench.events.of(request.task_id)].count("started") == 1
+    assert [kind(item.event) for item in bench.events.of(request.task.id)].count("started") == 1
 
 
 async def test_processing_error_is_retried_then_sent_to_the_dlq_at_max_deliver(
@@ -166,9 +164,9 @@ async def test_processing_error_is_retried_then_sent_to_the_dlq_at_max_deliver(
             request = await bench.request("static")
             letter = await dead_letter(bench.js, "orchestrator-normal", timeout_s=15)
             await bench.settled()
-    assert letter.task_id == request.task_id and letter.deliveries == 2
+    assert letter.task_id == request.task.id and letter.deliveries == 2
     assert letter.reason.startswith("orchestrator gave up after 2 deliveries: could not publish on ")
-    assert f"assay.events.{request.task_id}.started" in letter.reason
+    assert f"assay.events.{request.task.id}.started" in letter.reason
     assert peer.analyzed == []  # `started` comes before any analyzer is asked
 
 
@@ -185,7 +183,7 @@ async def test_fetch_loop_survives_a_nats_server_restart(nats_server: EmbeddedNa
             await nats_server.start()
             async with bench_for(nats_server.url) as bench:
                 request = await bench.request("static")
-                events = await bench.events.terminal(request.task_id, timeout_s=15)
+                events = await bench.events.terminal(request.task.id, timeout_s=15)
                 await bench.settled()
             assert not orchestrator.done()
     ending = terminal_of(events)
@@ -203,7 +201,6 @@ async def test_a_run_longer_than_ack_wait_is_not_redelivered_to_another_replica(
     ):
         await bench.request("static")
         await asyncio.wait_for(peer.analyze_received.wait(), 5)
-        await asyncio.sleep(
-            3.5
-        )  # three and a half ack_waits: in_progress() keeps the request with its replica
+        # three and a half ack_waits: in_progress() keeps the request with its replica
+        await asyncio.sleep(3.5)
         assert len(peer.analyzed) == 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.orchestrator.replicas import NoHealthyReplica, ReplicaChooser, probe
+from services.orchestrator.replicas import NoHealthyReplica, ReplicaChooser, ask_health
 from tests.support.orchestrator import ScriptedAnalyzer, analyzers
 
 
@@ -32,8 +32,8 @@ async def test_unreachable_and_wrong_replicas_are_skipped_and_avoid_is_honoured(
         assert await chooser.choose("static", urls, avoid=[first.url]) == second.url
         # With nothing else left, the avoided replica is asked again (a single replica may have restarted).
         assert await chooser.choose("static", [first.url], avoid=[first.url]) == first.url
-        assert await probe(wrong.url, "static") is None
-        found = await probe(second.url, "static")
+        assert await ask_health(wrong.url, "static") is None
+        found = await ask_health(second.url, "static")
     assert found is not None and found.report is not None and found.report.active_runs == 9
 
 
@@ -44,7 +44,7 @@ async def test_a_replica_slow_to_answer_is_taken_only_when_none_answered_in_time
         chooser = ReplicaChooser(health_timeout_s=0.3)
         assert await chooser.choose("static", [slow.url, quick.url]) == quick.url  # busier, but it answered
         assert await chooser.choose("static", [slow.url]) == slow.url  # reachable: busy, not broken
-        found = await probe(slow.url, "static", 0.3)
+        found = await ask_health(slow.url, "static", 0.3)
     assert found is not None and found.report is None
 
 

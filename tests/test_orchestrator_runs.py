@@ -34,7 +34,7 @@ async def test_happy_path_publishes_started_progress_service_completed_with_find
         settings = settings_for(nats_server.url, tmp_path, [peer])
         async with running_orchestrator(settings, worker="host-a:42"):
             request = await bench.request("security")
-            events = await bench.events.terminal(request.task_id)
+            events = await bench.events.terminal(request.task.id)
             await bench.settled()
     kinds = [kind(item.event) for item in events]
     assert kinds[0] == "started" and kinds[-2:] == ["service", "completed"], kinds
@@ -51,8 +51,8 @@ async def test_happy_path_publishes_started_progress_service_completed_with_find
     assert isinstance(completed, TaskCompleted)
     assert completed.status == "completed" and completed.services == ["static"] and completed.reason is None
     # The analyzer got one request, under the task's run id, for the tools the plan gave it.
-    assert [frame.id for frame in peer.analyzed] == [f"{request.task_id}:static"]
-    assert peer.analyzed[0].tools == started.tools and peer.analyzed[0].model_slug == request.model_slug
+    assert [frame.id for frame in peer.analyzed] == [f"{request.task.id}:static"]
+    assert peer.analyzed[0].tools == started.tools and peer.analyzed[0].task == request.task
     # Publish-side de-duplication: every event's Nats-Msg-Id is its event id.
     assert all(item.headers["Nats-Msg-Id"] == item.event.event_id for item in events)
 
@@ -63,7 +63,7 @@ async def test_frame_with_a_foreign_id_is_ignored_never_taken_as_the_answer(
     peer = ScriptedAnalyzer("static", ["foreign"])
     async with orchestrated(nats_server.url, tmp_path, [peer]) as bench:
         request = await bench.request("static")
-        events = await bench.events.terminal(request.task_id)
+        events = await bench.events.terminal(request.task.id)
     services = [item.event for item in events if isinstance(item.event, ServiceFinished)]
     assert len(services) == 1 and services[0].result is not None
     messages = [finding.message for finding in services[0].result.findings]
@@ -77,7 +77,7 @@ async def test_error_frame_fails_the_service_and_the_task_with_the_analyzers_mes
     peer = ScriptedAnalyzer("static", ["error"])
     async with orchestrated(nats_server.url, tmp_path, [peer]) as bench:
         request = await bench.request("static")
-        events = await bench.events.terminal(request.task_id)
+        events = await bench.events.terminal(request.task.id)
         await bench.settled()
     service = next(item.event for item in events if isinstance(item.event, ServiceFinished))
     assert service.status == "failed" and service.result is None
@@ -95,7 +95,7 @@ async def test_silent_analyzer_fails_the_service_after_the_heartbeat_timeout(
         request = await bench.request("static")
         await peer.analyze_received.wait()
         asked = asyncio.get_running_loop().time()
-        events = await bench.events.terminal(request.task_id, timeout_s=6)
+        events = await bench.events.terminal(request.task.id, timeout_s=6)
         waited = asyncio.get_running_loop().time() - asked
         await asyncio.wait_for(peer.cancel_received.wait(), 2)  # told to stop, in case it was only slow
     service = next(item.event for item in events if isinstance(item.event, ServiceFinished))
@@ -113,13 +113,13 @@ async def test_dropped_connection_is_retried_once_on_the_other_replica_with_the_
     second = ScriptedAnalyzer("static", ["result"], active_runs=3)
     async with orchestrated(nats_server.url, tmp_path, [dropping, second]) as bench:
         request = await bench.request("static")
-        events = await bench.events.terminal(request.task_id)
+        events = await bench.events.terminal(request.task.id)
         await asyncio.sleep(0.3)  # a second `service` event would have arrived by now
-    run_id = f"{request.task_id}:static"
+    run_id = f"{request.task.id}:static"
     assert [frame.id for frame in dropping.analyzed] == [run_id]
     assert [frame.id for frame in second.analyzed] == [run_id]
     services = [
-        item.event for item in bench.events.of(request.task_id) if isinstance(item.event, ServiceFinished)
+        item.event for item in bench.events.of(request.task.id) if isinstance(item.event, ServiceFinished)
     ]
     assert len(services) == 1 and services[0].status == "success"
     assert services[0].result is not None and len(services[0].result.findings) == 2  # used once, not doubled
@@ -137,7 +137,7 @@ async def test_comprehensive_run_with_one_failing_service_is_partial_with_the_re
     ]
     async with orchestrated(nats_server.url, tmp_path, peers) as bench:
         request = await bench.request("comprehensive")
-        events = await bench.events.terminal(request.task_id)
+        events = await bench.events.terminal(request.task.id)
     assert all(len(peer.analyzed) == 1 for peer in peers)  # all four ran
     services = {item.event.service: item.event for item in events if isinstance(item.event, ServiceFinished)}
     assert set(services) == {"static", "dynamic", "performance", "ai"}
@@ -161,7 +161,7 @@ async def test_service_with_a_partial_result_makes_the_task_partial(
     peer = ScriptedAnalyzer("static", ["partial"])
     async with orchestrated(nats_server.url, tmp_path, [peer]) as bench:
         request = await bench.request("static")
-        events = await bench.events.terminal(request.task_id)
+        events = await bench.events.terminal(request.task.id)
     ending = terminal_of(events)
     assert isinstance(ending, TaskCompleted) and ending.status == "partial"
     assert ending.reason == "static partial: bandit failed"
@@ -173,12 +173,12 @@ async def test_large_result_travels_through_the_object_store_and_the_event_carri
     peer = ScriptedAnalyzer("static", ["large"])
     async with orchestrated(nats_server.url, tmp_path, [peer]) as bench:
         request = await bench.request("static")
-        events = await bench.events.terminal(request.task_id, timeout_s=20)
+        events = await bench.events.terminal(request.task.id, timeout_s=20)
         service = next(item.event for item in events if isinstance(item.event, ServiceFinished))
         assert service.result is None and service.artifact is not None
         assert len(encode(service)) < bench.nc.max_payload // 2
         ref = service.artifact
-        assert (ref.bucket, ref.name) == ("assay-artifacts", f"{request.task_id}/static.json")
+        assert (ref.bucket, ref.name) == ("assay-artifacts", f"{request.task.id}/static.json")
         stored = await (await bench.js.object_store(ref.bucket)).get(ref.name)
     data = stored.data or b""
     assert len(data) == ref.size > bench.nc.max_payload // 2
@@ -195,7 +195,7 @@ async def test_analyzer_progress_is_throttled_to_about_two_events_a_second(
     peer = ScriptedAnalyzer("static", ["chatty"])  # 41 progress frames in about half a second
     async with orchestrated(nats_server.url, tmp_path, [peer]) as bench:
         request = await bench.request("static")
-        events = await bench.events.terminal(request.task_id)
+        events = await bench.events.terminal(request.task.id)
     progress = [item.event for item in events if isinstance(item.event, TaskProgress)]
     assert 1 <= len(progress) <= 3, len(progress)
     assert progress[0].service == "static" and progress[0].tool == "bandit"
@@ -208,7 +208,7 @@ async def test_no_healthy_replica_fails_the_service_naming_the_urls(
     settings = settings_for(nats_server.url, tmp_path, [nobody])
     async with bench_for(nats_server.url) as bench, running_orchestrator(settings):
         request = await bench.request("static")
-        events = await bench.events.terminal(request.task_id)
+        events = await bench.events.terminal(request.task.id)
     failed = terminal_of(events)
     assert isinstance(failed, TaskFailed)
     assert failed.reason == f"static failed: no healthy static analyzer at {nobody.url}"
@@ -220,9 +220,9 @@ async def test_task_deadline_fails_the_service_and_stops_the_analyzer(
     peer = ScriptedAnalyzer("static", ["hold"])  # beats forever, never answers
     async with orchestrated(nats_server.url, tmp_path, [peer]) as bench:
         request = await bench.request("static", deadline_s=1.0)
-        events = await bench.events.terminal(request.task_id, timeout_s=5)
+        events = await bench.events.terminal(request.task.id, timeout_s=5)
     assert peer.analyzed[0].deadline_s <= 1.0  # the analyzer is told how long it has
-    assert [frame.id for frame in peer.cancels] == [f"{request.task_id}:static"]
+    assert [frame.id for frame in peer.cancels] == [f"{request.task.id}:static"]
     service = next(item.event for item in events if isinstance(item.event, ServiceFinished))
     assert (
         service.status == "failed"
@@ -243,7 +243,7 @@ async def test_a_long_run_publishes_progress_regularly_even_when_the_analyzer_re
         def pulses() -> list[TaskProgress]:
             return [
                 item.event
-                for item in bench.events.of(request.task_id)
+                for item in bench.events.of(request.task.id)
                 if isinstance(item.event, TaskProgress) and item.event.message == "running: static"
             ]
 
@@ -267,14 +267,14 @@ async def test_task_progress_is_the_mean_of_its_services_and_never_goes_back(
         def progress() -> list[TaskProgress]:
             return [
                 item.event
-                for item in bench.events.of(request.task_id)
+                for item in bench.events.of(request.task.id)
                 if isinstance(item.event, TaskProgress)
             ]
 
         def pulses_after_static() -> list[TaskProgress]:
             finished = [
                 item.event
-                for item in bench.events.of(request.task_id)
+                for item in bench.events.of(request.task.id)
                 if isinstance(item.event, ServiceFinished)
             ]
             return [p for p in progress() if p.message.startswith("running:")] if finished else []

@@ -14,6 +14,7 @@ from services.analyzers.performance.stats import percentile, summarize
 from services.analyzers.running_app.client import http_client
 from shared.natsd import free_port
 from shared.protocol import (
+    AnalyzeFrame,
     CancelFrame,
     ErrorFrame,
     HealthFrame,
@@ -22,17 +23,20 @@ from shared.protocol import (
     decode_analyzer_frame,
     encode_frame,
 )
-from tests.support.analyzers import analyze_frame, result_async, start_analyzer, stop
+from shared.target_policy import TargetPolicy
+from tests.support.analyzers import AUTH, analyze_frame, result_async, start_analyzer, stop
 
 
 @pytest.fixture(scope="module")
 def performance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    url, process = start_analyzer("performance", tmp_path_factory.mktemp("performance"))
+    # Ceilings far above what these tests ask for: the cancel and timeout tests need a run that goes on.
+    ceilings = {"ASSAY_LOAD_MAX_REQUESTS": "10000000", "ASSAY_LOAD_MAX_DURATION_S": "3600"}
+    url, process = start_analyzer("performance", tmp_path_factory.mktemp("performance"), extra_env=ceilings)
     yield url
     stop(process)
 
 
-def load(request_id: str, targets: list[str], **options: object):
+def load(request_id: str, targets: list[str], **options: object) -> AnalyzeFrame:
     return analyze_frame(request_id, app=1, target_urls=targets, options={"load": options})
 
 
@@ -105,7 +109,7 @@ async def test_unreachable_target_is_reported_not_crashed(performance: str) -> N
     result = await result_async(performance, load("u", [dead]), timeout_s=10)
     assert time.monotonic() - started < 5
     (run,) = result.tools
-    assert run.status == "skipped" and run.reason.startswith(f"targets_unreachable: {dead}")
+    assert run.status == "skipped" and (run.reason or "").startswith(f"targets_unreachable: {dead}")
     assert result.metrics["load"]["status"] == "targets_unreachable"
     assert result.findings == []
 
@@ -113,13 +117,17 @@ async def test_unreachable_target_is_reported_not_crashed(performance: str) -> N
 async def test_invalid_options_fail_the_tool_with_the_reason(performance: str, notes_app: str) -> None:
     result = await result_async(performance, load("bad", [notes_app], concurrency=0))
     (run,) = result.tools
-    assert run.status == "failed" and "invalid options.load" in run.reason and "concurrency" in run.reason
+    assert (
+        run.status == "failed"
+        and "invalid options.load" in (run.reason or "")
+        and "concurrency" in (run.reason or "")
+    )
     assert result.status == "failed"
 
 
 async def test_cancel_during_a_long_run_ends_it_within_two_seconds(performance: str, notes_app: str) -> None:
     frame = load("long", [notes_app], requests=1_000_000, duration_s=600, paths=["/api/notes"])
-    async with connect(performance) as ws:
+    async with connect(performance, additional_headers=AUTH) as ws:
         await ws.send(encode_frame(frame))
         async with asyncio.timeout(10):
             while not isinstance(received := decode_analyzer_frame(await ws.recv()), ProgressFrame):
@@ -143,7 +151,8 @@ async def test_cancel_during_a_long_run_ends_it_within_two_seconds(performance: 
 async def test_generator_stops_at_the_duration_cap(notes_app: str) -> None:
     samples = Samples(url=f"{notes_app}/api/health")
     started = time.monotonic()
-    async with http_client(timeout_s=5, connections=4) as client:
+    policy = TargetPolicy(app_ports=frozenset(), allow=("127.0.0.1",))
+    async with http_client(policy, timeout_s=5, connections=4) as client:
         await generate_load(client, samples, requests=1_000_000, concurrency=4, duration_s=0.5)
     assert time.monotonic() - started < 1.5
     figures = summarize(samples)

@@ -71,12 +71,12 @@ async def test_poison_messages_go_to_the_dlq_with_a_reason_and_the_consumer_keep
     await harness.publish("assay.events.task_000000000000.started", b"\x00\xffnot json at all{")
     await harness.publish("assay.events.task_000000000001.progress", b"")
     await harness.publish(
-        "assay.events.task_000000000002.started", b'{"kind": "started", "task_id": "task_000000000002"}'
+        "assay.events.task_000000000002.started", b'{"kind": "started", "task": {"id": "task_000000000002"}}'
     )
     case = scenario()
     await publish_scenario(harness, case)
 
-    await harness.wait_status(case.request.task_id, "completed")  # the consumer went on past the poison
+    await harness.wait_status(case.request.task.id, "completed")  # the consumer went on past the poison
     letters = {letter.task_id: letter for letter in await dead_letters(harness, 3)}
     assert set(letters) == {"task_000000000000", "task_000000000001", "task_000000000002"}
     for letter in letters.values():
@@ -94,7 +94,7 @@ async def test_corrupt_artifact_is_retried_then_dead_lettered_and_its_task_faile
 ) -> None:
     async with running_persister(nats_server.url, database_url, tmp_path, max_deliver=3) as harness:
         case = scenario()
-        task_id = case.request.task_id
+        task_id = case.request.task.id
         name = f"{task_id}/static.json"
         data = msgspec.json.encode(case.service.result)
         await (await artifacts_bucket(harness.js)).put(name, data)
@@ -118,7 +118,7 @@ async def test_empty_payload_is_recorded_with_a_warning(
 ) -> None:
     caplog.set_level(logging.WARNING, logger="services.persister")
     case = scenario(result=ServiceResult(service="static", status="success"))
-    task_id = case.request.task_id
+    task_id = case.request.task.id
     await publish_scenario(harness, case)
 
     task = await harness.wait_status(task_id, "completed")
@@ -136,14 +136,11 @@ async def test_empty_payload_is_recorded_with_a_warning(
 
 async def test_failed_service_without_result_is_recorded_with_its_error(harness: Harness) -> None:
     case = scenario()
-    task_id = case.request.task_id
+    task_id = case.request.task.id
     error = "analyzer static sent nothing for 15 s"
     service = msgspec.structs.replace(case.service, status="failed", result=None, error=error)
     failed = TaskFailed(
-        task_id=task_id,
-        model_slug=MODEL,
-        app_number=APP,
-        analysis_type="security",
+        task=case.request.task,
         reason=f"static: {error}",
         services=["static"],
     )
@@ -170,16 +167,15 @@ async def test_reaper_fails_a_stale_running_task_with_a_folder(
         waiting = scenario()
         await harness.publish_request(stale.request, stale.parent)
         await harness.publish_event(stale.started, stale.parent)  # then silence: its orchestrator died
-        await harness.publish_request(
-            waiting.request, waiting.parent
-        )  # pending, never started: not the reaper's
+        # pending, never started: not the reaper's
+        await harness.publish_request(waiting.request, waiting.parent)
 
-        task = await harness.wait_status(stale.request.task_id, "failed", timeout_s=10)
+        task = await harness.wait_status(stale.request.task.id, "failed", timeout_s=10)
         assert task.status_reason == "no event from the orchestrator for 0.5 s"
         document = read_json(result_folder(harness, task) / f"{MODEL}_app{APP}_{task.task_id}.json")
         assert document["results"]["success"] is False
         assert document["metadata"]["status_reason"] == task.status_reason
-        pending = await harness.task(waiting.request.task_id)
+        pending = await harness.task(waiting.request.task.id)
         assert pending is not None and pending.status == "pending"
 
 
@@ -191,7 +187,7 @@ async def test_reaper_fails_a_task_no_orchestrator_ever_started(
     ) as harness:
         waiting = scenario()
         await harness.publish_request(waiting.request, waiting.parent)  # and no orchestrator takes it
-        task = await harness.wait_status(waiting.request.task_id, "failed", timeout_s=10)
+        task = await harness.wait_status(waiting.request.task.id, "failed", timeout_s=10)
         assert task.status_reason == "not started within 0.5 s: no orchestrator took the request"
         assert result_folder(harness, task).is_dir()
 
@@ -199,7 +195,7 @@ async def test_reaper_fails_a_task_no_orchestrator_ever_started(
 async def test_fetch_loops_survive_a_nats_server_restart(harness: Harness, nats_server: EmbeddedNats) -> None:
     before = scenario()
     await publish_scenario(harness, before)
-    await harness.wait_status(before.request.task_id, "completed")
+    await harness.wait_status(before.request.task.id, "completed")
 
     await nats_server.stop()
     await nats_server.start()
@@ -213,5 +209,5 @@ async def test_fetch_loops_survive_a_nats_server_restart(harness: Harness, nats_
         return True
 
     await eventually(published, 20, "could not publish after the restart")
-    task = await harness.wait_status(after.request.task_id, "completed", timeout_s=30)
+    task = await harness.wait_status(after.request.task.id, "completed", timeout_s=30)
     assert task.findings_count == 250

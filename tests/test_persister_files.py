@@ -11,23 +11,23 @@ from pathlib import Path
 import pytest
 
 from services.persister import folders, staging
-from services.persister.consumer import trace_id_of
 from services.persister.document import Ending, render
-from services.persister.records import TaskRecord
+from services.persister.lookups import TaskSnapshot
 from services.persister.staging import StagedService
 from shared.delivery import backoff_s
 from shared.protocol import ServiceResult
+from shared.tasks import TaskRef
+from shared.tracing import trace_id_of
 from tests.support.persister import files_under, service_result, sha256_of
 
 CREATED = datetime(2026, 11, 29, 10, 15, 0, tzinfo=UTC)
 
 
-def record(**changes: object) -> TaskRecord:
+def record(**changes: object) -> TaskSnapshot:
     values: dict[str, object] = {
-        "task_id": "task_982d72cfa0f4",
-        "model_slug": "openai_codex-mini",
-        "app_number": 3,
-        "analysis_type": "security",
+        "task": TaskRef(
+            id="task_982d72cfa0f4", model_slug="openai_codex-mini", app_number=3, analysis_type="security"
+        ),
         "priority": "normal",
         "tools": [],
         "services": ["static"],
@@ -40,7 +40,7 @@ def record(**changes: object) -> TaskRecord:
         "result_dir": None,
     }
     values.update(changes)
-    return TaskRecord(**values)  # type: ignore[arg-type]
+    return TaskSnapshot(**values)  # type: ignore[arg-type]
 
 
 async def test_folder_appears_complete_and_an_existing_one_is_kept(tmp_path: Path) -> None:

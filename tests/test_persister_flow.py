@@ -12,6 +12,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 from sqlalchemy import select
@@ -77,7 +78,7 @@ def app_folders(harness: Harness) -> list[Path]:
 
 async def test_happy_path_records_every_finding_and_writes_a_complete_folder(harness: Harness) -> None:
     case = scenario()  # 250 findings: more than any cap the old system applied
-    task_id = case.request.task_id
+    task_id = case.request.task.id
     await publish_scenario(harness, case)
 
     task = await harness.wait_status(task_id, "completed")
@@ -152,7 +153,7 @@ async def test_service_and_completed_delivered_twice_leave_one_row_set_and_one_f
     harness: Harness,
 ) -> None:
     case = scenario(result=service_result(count=120))
-    task_id = case.request.task_id
+    task_id = case.request.task.id
     again = dataclasses.replace(
         case,
         service=msgspec.structs.replace(case.service, event_id=new_event_id()),
@@ -192,11 +193,10 @@ async def test_service_and_completed_delivered_twice_leave_one_row_set_and_one_f
 
 
 async def test_large_result_is_read_back_from_the_object_store(harness: Harness) -> None:
-    big = service_result(
-        count=1000, raw_size=5 * 1024 * 1024
-    )  # 10 MB of raw output: above the 8 MB max payload
+    # 10 MB of raw output: above the 8 MB max payload
+    big = service_result(count=1000, raw_size=5 * 1024 * 1024)
     case = scenario(result=big)
-    task_id = case.request.task_id
+    task_id = case.request.task.id
     data = msgspec.json.encode(big)
     assert len(data) > harness.client.max_payload
     name = f"{task_id}/static.json"
@@ -218,14 +218,14 @@ async def test_large_result_is_read_back_from_the_object_store(harness: Harness)
 
 async def test_completed_before_its_service_event_still_ends_with_a_complete_folder(harness: Harness) -> None:
     case = scenario()
-    task_id = case.request.task_id
+    task_id = case.request.task.id
     await harness.publish_request(case.request, case.parent)
     await harness.publish_event(case.started, case.parent)
     await harness.publish_event(case.completed, case.parent)  # the terminal event first …
 
     async def terminal_held_back() -> bool:  # delivered once and handed back to wait for its service event
         info = await harness.js.consumer_info(EVENTS_STREAM, PERSISTER_EVENTS_DURABLE)
-        return info.num_pending == 0 and info.num_ack_pending >= 1
+        return bool(info.num_pending == 0 and (info.num_ack_pending or 0) >= 1)
 
     await eventually(terminal_held_back, 5, "the terminal event was not held back")
     await harness.publish_event(case.service, case.parent)  # … its service event after it
@@ -243,7 +243,7 @@ async def test_terminal_event_stops_waiting_for_a_missing_service_and_ends_parti
 ) -> None:
     async with running_persister(nats_server.url, database_url, tmp_path, max_deliver=3) as harness:
         case = scenario()
-        task_id = case.request.task_id
+        task_id = case.request.task.id
         completed = msgspec.structs.replace(case.completed, services=["static", "dynamic"])
         await harness.publish_request(case.request, case.parent)
         await harness.publish_event(case.started, case.parent)
@@ -264,13 +264,13 @@ async def test_spans_continue_the_incoming_trace_with_db_and_folder_children(
     harness: Harness, spans: InMemorySpanExporter
 ) -> None:
     case = scenario(result=service_result(count=5))
-    task_id = case.request.task_id
+    task_id = case.request.task.id
     parent_span_id = int(case.parent.split("-")[2], 16)
     await publish_scenario(harness, case)
     await harness.wait_status(task_id, "completed")
     completed_subject = event_subject(task_id, "completed")
 
-    def mine() -> list:
+    def mine() -> list[ReadableSpan]:
         return [
             span
             for span in spans.get_finished_spans()
@@ -289,13 +289,18 @@ async def test_spans_continue_the_incoming_trace_with_db_and_folder_children(
     await eventually(complete, 5, "the persister's spans did not arrive")
     by_name = {span.name: span for span in mine()}
     process = by_name[f"process {completed_subject}"]
-    assert process.kind == SpanKind.CONSUMER
+    assert (
+        process.kind == SpanKind.CONSUMER and process.attributes is not None and process.context is not None
+    )
     assert process.parent is not None and process.parent.span_id == parent_span_id
     assert process.attributes["messaging.system"] == "nats"
     assert process.attributes["messaging.destination.name"] == completed_subject
     assert process.attributes["assay.task_id"] == task_id
     for child in ("results.write", "db.write outcome"):
-        assert by_name[child].parent.span_id == process.context.span_id, child
-        assert by_name[child].attributes["assay.task_id"] == task_id
-    service_process = by_name[f"process {event_subject(task_id, 'service')}"]
-    assert by_name["db.write service"].parent.span_id == service_process.context.span_id
+        written = by_name[child]
+        assert written.parent is not None and written.parent.span_id == process.context.span_id, child
+        assert written.attributes is not None and written.attributes["assay.task_id"] == task_id
+    service_process = by_name[f"process {event_subject(task_id, 'service')}"].context
+    service_write = by_name["db.write service"].parent
+    assert service_process is not None and service_write is not None
+    assert service_write.span_id == service_process.span_id

@@ -52,7 +52,7 @@ async def test_happy_path_on_postgresql(nats_server: EmbeddedNats, postgres_url:
     async with running_persister(nats_server.url, postgres_url, tmp_path) as harness:
         assert harness.engine.dialect.name == "postgresql"
         case = scenario()
-        task_id = case.request.task_id
+        task_id = case.request.task.id
         await publish_scenario(harness, case)
         # Delivered twice more beyond the duplicate window: still one row set.
         await harness.publish_event(case.service, case.parent, dedup=False)

@@ -50,7 +50,7 @@ async def test_entry_point_persists_a_task_and_stops_cleanly_on_sigterm(
         harness = Harness(client=client, js=js, engine=engine, settings=load_settings(env))
         case = scenario()
         await publish_scenario(harness, case)
-        task = await harness.wait_status(case.request.task_id, "completed", timeout_s=30)
+        task = await harness.wait_status(case.request.task.id, "completed", timeout_s=30)
         assert task.findings_count == 250 and task.result_dir
 
         process.send_signal(signal.SIGTERM)
@@ -58,7 +58,7 @@ async def test_entry_point_persists_a_task_and_stops_cleanly_on_sigterm(
         stderr = (await process.stderr.read()).decode()  # type: ignore[union-attr]
         lines = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
         assert any(line.get("msg") == "persister stopped" for line in lines), stderr[-2000:]
-        assert any(line.get("task_id") == case.request.task_id for line in lines)  # logs carry the task id
+        assert any(line.get("task_id") == case.request.task.id for line in lines)  # logs carry the task id
 
         spans = [
             json.loads(line)
@@ -66,7 +66,7 @@ async def test_entry_point_persists_a_task_and_stops_cleanly_on_sigterm(
             for line in file.read_text().splitlines()
         ]
         names = {span["name"] for span in spans if span["trace_id"] == case.trace_id}
-        assert f"process assay.events.{case.request.task_id}.completed" in names
+        assert f"process assay.events.{case.request.task.id}.completed" in names
         assert {"results.write", "db.write outcome"} <= names
     finally:
         if process.returncode is None:

@@ -21,8 +21,6 @@ from shared.catalog import TOOLS_BY_SERVICE
 from shared.findings import SEVERITIES
 from shared.protocol import (
     MAX_FRAME_BYTES,
-    TERMINAL_FRAMES,
-    AnalyzeFrame,
     CancelFrame,
     ErrorFrame,
     HealthFrame,
@@ -33,7 +31,7 @@ from shared.protocol import (
     decode_analyzer_frame,
     encode_frame,
 )
-from tests.support.analyzers import start_analyzer, stop
+from tests.support.analyzers import AUTH, analyze_frame, start_analyzer, stop
 from tests.support.static import copy_sample, write_many_modules
 
 TOOLS = TOOLS_BY_SERVICE["static"]
@@ -58,38 +56,39 @@ def static(apps: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
     stop(process)
 
 
-def analyze_frame(request_id: str, model: str = "openai_codex-mini", app: int = 1, **fields: object) -> str:
-    frame = AnalyzeFrame(
-        id=request_id, task_id="task_00000000cafe", model_slug=model, app_number=app, **fields
-    )  # type: ignore[arg-type]
-    return encode_frame(frame)
+def analyze(
+    request_id: str, model: str = "openai_codex-mini", app: int = 1, tools: list[str] | None = None
+) -> str:
+    return encode_frame(analyze_frame(request_id, model=model, app=app, tools=tools))
 
 
 def receive(ws: ClientConnection, timeout_s: float = 10.0) -> msgspec.Struct:
     return decode_analyzer_frame(ws.recv(timeout=timeout_s))
 
 
-def frames_until_terminal(
-    ws: ClientConnection, request_id: str, timeout_s: float
-) -> list[tuple[float, msgspec.Struct]]:
+TimedFrames = list[tuple[float, msgspec.Struct]]  # (time.monotonic() at arrival, frame)
+FullRun = tuple[float, TimedFrames]  # (wall seconds, frames)
+
+
+def frames_until_terminal(ws: ClientConnection, request_id: str, timeout_s: float) -> TimedFrames:
     """(arrival time, frame) for every frame of the run, the terminal frame last."""
-    seen: list[tuple[float, msgspec.Struct]] = []
+    seen: TimedFrames = []
     deadline = time.monotonic() + timeout_s
     while True:
         frame = receive(ws, max(0.1, deadline - time.monotonic()))
         if getattr(frame, "id", None) != request_id:
             continue
         seen.append((time.monotonic(), frame))
-        if isinstance(frame, TERMINAL_FRAMES):
+        if isinstance(frame, (ResultFrame, ErrorFrame)):
             return seen
 
 
 @pytest.fixture(scope="module")
-def full_run(static: str) -> tuple[float, list[tuple[float, msgspec.Struct]]]:
+def full_run(static: str) -> FullRun:
     """Every tool on sample app1: (wall seconds, timed frames)."""
-    with connect(static, max_size=MAX_FRAME_BYTES) as ws:
+    with connect(static, max_size=MAX_FRAME_BYTES, additional_headers=AUTH) as ws:
         started = time.monotonic()
-        ws.send(analyze_frame("full"))
+        ws.send(analyze("full"))
         frames = frames_until_terminal(ws, "full", timeout_s=180)
     return frames[-1][0] - started, frames
 
@@ -98,7 +97,7 @@ def eslint_installed() -> bool:
     return Eslint().locate() is not None
 
 
-def test_full_run_records_every_tool_with_version_and_command(full_run: tuple[float, list]) -> None:
+def test_full_run_records_every_tool_with_version_and_command(full_run: FullRun) -> None:
     _wall, frames = full_run
     last = frames[-1][1]
     assert isinstance(last, ResultFrame), f"run ended with {last}"
@@ -122,8 +121,10 @@ def test_full_run_records_every_tool_with_version_and_command(full_run: tuple[fl
     assert result.sarif["version"] == "2.1.0" and result.sarif["runs"]
 
 
-def test_full_run_finds_the_sample_flaws_with_at_least_eight_tools(full_run: tuple[float, list]) -> None:
-    result = full_run[1][-1][1].result
+def test_full_run_finds_the_sample_flaws_with_at_least_eight_tools(full_run: FullRun) -> None:
+    last = full_run[1][-1][1]
+    assert isinstance(last, ResultFrame), f"run ended with {last}"
+    result = last.result
     tools_with_findings = {finding.tool for finding in result.findings}
     assert len(tools_with_findings) >= 8, sorted(tools_with_findings)
     rules = {(finding.tool, finding.rule_id) for finding in result.findings}
@@ -142,7 +143,7 @@ def test_full_run_finds_the_sample_flaws_with_at_least_eight_tools(full_run: tup
     assert len({finding.fingerprint for finding in result.findings}) > 0.9 * len(result.findings)
 
 
-def test_full_run_beats_and_reports_progress_per_tool(full_run: tuple[float, list]) -> None:
+def test_full_run_beats_and_reports_progress_per_tool(full_run: FullRun) -> None:
     wall, frames = full_run
     beats = [at for at, frame in frames if isinstance(frame, HeartbeatFrame)]
     assert len(beats) >= 2
@@ -156,7 +157,7 @@ def test_full_run_beats_and_reports_progress_per_tool(full_run: tuple[float, lis
 
 
 def test_health_lists_every_tool_with_availability_and_version(static: str) -> None:
-    with connect(static) as ws:
+    with connect(static, additional_headers=AUTH) as ws:
         ws.send(encode_frame(HealthFrame(id="h1")))
         report = receive(ws, 60)
         started = time.monotonic()
@@ -179,14 +180,14 @@ def test_health_lists_every_tool_with_availability_and_version(static: str) -> N
 @pytest.mark.parametrize(
     ("frame", "code", "echoed"),
     [
-        (analyze_frame("bad-tool", tools=["bandit", "sonarqube"]), "bad_request", "bad-tool"),
-        (analyze_frame("no-app", model="nobody", app=42), "unknown_app", "no-app"),
+        (analyze("bad-tool", tools=["bandit", "sonarqube"]), "bad_request", "bad-tool"),
+        (analyze("no-app", model="nobody", app=42), "unknown_app", "no-app"),
         ('{"type": "analyze", "id": "broken"', "bad_request", ""),  # not JSON at all
         ('{"type": "analyze", "id": "partial"}', "bad_request", "partial"),  # JSON, but no task/app
     ],
 )
 def test_bad_requests_get_an_error_frame(static: str, frame: str, code: str, echoed: str) -> None:
-    with connect(static) as ws:
+    with connect(static, additional_headers=AUTH) as ws:
         ws.send(frame)
         answer = receive(ws)
         while isinstance(answer, HeartbeatFrame | ProgressFrame):
@@ -227,8 +228,8 @@ def group_alive(pgid: int) -> bool:
 
 def test_cancel_kills_the_running_tool_group_and_answers_cancelled(static: str, apps: Path) -> None:
     slow_app = (apps / SLOW_APP[0] / f"app{SLOW_APP[1]}").resolve()
-    with connect(static) as ws:
-        ws.send(analyze_frame("slow", model=SLOW_APP[0], app=SLOW_APP[1], tools=["pylint"]))
+    with connect(static, additional_headers=AUTH) as ws:
+        ws.send(analyze("slow", model=SLOW_APP[0], app=SLOW_APP[1], tools=["pylint"]))
         deadline = time.monotonic() + 20
         while not (running := processes_in(slow_app)):
             assert time.monotonic() < deadline, "pylint never started"

@@ -1,5 +1,5 @@
 """The static tools run in-process with a real Job on real app folders: skips with reasons, timeouts, exclusions,
-stable fingerprints, offline vulnerability services."""
+stable fingerprints, offline advisory databases."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from services.analyzers.static.tools.ruff import Ruff
 from services.analyzers.static.tools.semgrep import Semgrep
 from services.analyzers.static.tools.source import app_files, source_files
 from shared.natsd import free_port
+from shared.protocol import ServiceResult
 from tests.support.static import copy_sample, make_job, run_in_process
 
 
@@ -131,7 +132,7 @@ async def test_fingerprints_survive_a_line_shift_and_secrets_stay_out_of_message
     source.write_text("# a comment pushed in by a regeneration\n\n\n" + source.read_text())
     after = await run_in_process(tools, app)
 
-    def in_backend(result):
+    def in_backend(result: ServiceResult) -> dict[tuple[str, str, str], int | None]:
         return {
             (f.tool, f.rule_id, f.fingerprint): f.line for f in result.findings if f.path == "backend/app.py"
         }
@@ -143,13 +144,13 @@ async def test_fingerprints_survive_a_line_shift_and_secrets_stay_out_of_message
     assert not [f.message for f in after.findings if any(secret in f.message for secret in secrets)]
 
 
-async def test_pip_audit_is_skipped_as_offline_when_its_service_cannot_be_reached(
+async def test_pip_audit_is_skipped_as_offline_when_its_advisory_database_cannot_be_reached(
     app: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(pip_audit, "SERVICE_HOST", "vulnerability-service.invalid")
+    monkeypatch.setattr(pip_audit, "ADVISORY_HOST", "advisory-database.invalid")
     output = await run_tool(PipAudit(), make_job(app))
     assert output.run.status == "skipped"
-    assert (output.run.reason or "").startswith("offline: cannot reach vulnerability-service.invalid:443")
+    assert (output.run.reason or "").startswith("offline: cannot reach advisory-database.invalid:443")
     closed = await unreachable("127.0.0.1", free_port(), timeout_s=1.0)
     assert closed and closed.startswith("offline: cannot reach 127.0.0.1")
 
@@ -179,7 +180,7 @@ async def test_npm_audit_audits_a_lockfile_or_says_why_it_could_not(tmp_path: Pa
     output = await run_tool(NpmAudit(), make_job(tmp_path / "app"))
     run = output.run
     if run.status == "skipped":  # no registry, or one (a mirror) that does not answer audits
-        assert (run.reason or "").startswith(("offline: ", "the registry's audit service did not answer"))
+        assert (run.reason or "").startswith(("offline: ", "the registry's advisory database did not answer"))
     else:  # lodash 4.17.4 has published advisories
         assert run.status == "success" and run.command[-2:] == ["--prefix", "frontend"]
         assert run.findings_count == len(output.findings) > 0

@@ -6,8 +6,10 @@ from typing import Any, Self
 
 import httpx
 
+from shared.errors import AssayError
 
-class GatewayError(RuntimeError):
+
+class GatewayError(AssayError):
     """The gateway refused the request (`status` is its HTTP code) or could not be reached (`status` is None)."""
 
     def __init__(self, message: str, status: int | None = None) -> None:

@@ -26,7 +26,8 @@ from services.cli.trace_tree import render_traces, span_files, spans_of_traces, 
 from shared.config import Settings, load_settings
 from shared.findings import SEVERITIES
 from shared.logs import setup_logging
-from shared.messages import PRIORITIES, TERMINAL_STATUSES, AnalysisType
+from shared.messages import PRIORITIES, TERMINAL_STATUSES
+from shared.tasks import AnalysisType
 
 ANALYSIS_TYPES: tuple[str, ...] = get_args(AnalysisType)
 POLL_INTERVAL_S = 1.0

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from urllib.parse import urlparse
 
 from shared.config import ANALYZERS, Settings
+from shared.nats_users import GATEWAY, ORCHESTRATOR, PERSISTER
+from shared.redact import masked_url
 
 log = logging.getLogger(__name__)
 
@@ -20,11 +22,17 @@ LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "0.0.0.0"})
 
 @dataclass(frozen=True)
 class ServiceSpec:
-    """One process to run: `python -m <module> <args…>`, known in logs as `name`."""
+    """One process to run: `python -m <module> <args…>`, known in logs as `name`.
+
+    `nats_user`: the embedded server's user it connects as (None: it does not use NATS); `analyzer_token`: it
+    speaks to (or is) an analyzer, so it gets the handshake token.
+    """
 
     name: str
     module: str
     args: tuple[str, ...] = ()
+    nats_user: str | None = None
+    analyzer_token: bool = False
 
 
 def _analyzer_specs(settings: Settings) -> list[ServiceSpec]:
@@ -35,21 +43,25 @@ def _analyzer_specs(settings: Settings) -> list[ServiceSpec]:
         for index, url in enumerate(urls):
             address = urlparse(url)
             if address.hostname not in LOCAL_HOSTS or address.port is None:
-                log.info("not starting %s analyzer for %s: not a local address with a port", analyzer, url)
+                log.info(
+                    "not starting %s analyzer for %s: not a local address with a port",
+                    analyzer,
+                    masked_url(url),
+                )
                 continue
             name = analyzer if len(urls) == 1 else f"{analyzer}-{index}"
             args = ("--host", address.hostname, "--port", str(address.port))
-            specs.append(ServiceSpec(name, f"services.analyzers.{analyzer}", args))
+            specs.append(ServiceSpec(name, f"services.analyzers.{analyzer}", args, analyzer_token=True))
     return specs
 
 
 def roster(settings: Settings) -> list[ServiceSpec]:
     """Every service of the local stack, in start order."""
     return [
-        ServiceSpec("persister", "services.persister"),
+        ServiceSpec("persister", "services.persister", nats_user=PERSISTER),
         *_analyzer_specs(settings),
-        ServiceSpec("orchestrator", "services.orchestrator"),
-        ServiceSpec("gateway", "services.gateway"),
+        ServiceSpec("orchestrator", "services.orchestrator", nats_user=ORCHESTRATOR, analyzer_token=True),
+        ServiceSpec("gateway", "services.gateway", nats_user=GATEWAY),
     ]
 
 

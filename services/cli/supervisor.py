@@ -1,7 +1,8 @@
 """`assay up`: the whole stack on one machine, each service its own process, until Ctrl-C.
 
 Without ASSAY_NATS_URL it starts the embedded nats-server (store under `<var_dir>/nats`, a free loopback port)
-and tells the services where it is. Services are started in roster order and stopped in reverse, each with
+with a fresh password per service user, declares the streams, buckets and durables as `admin`, and tells each
+service where the server is and its own credentials (services/cli/credentials.py). Services are started in roster order and stopped in reverse, each with
 SIGTERM and up to STOP_GRACE_S before SIGKILL; the embedded nats-server stops last. Running it again on the
 same var folder continues with the same streams, buckets and database.
 """
@@ -16,11 +17,16 @@ import sys
 from collections.abc import Mapping
 
 import httpx
+import nats.errors
 
 from services.cli.child import Child
+from services.cli.credentials import analyzer_token, child_env
 from services.cli.roster import roster, runnable
 from shared.config import Settings
+from shared.connection import connect
+from shared.nats_users import ADMIN, creds_of, generate_credentials, save_credentials
 from shared.natsd import EmbeddedNats
+from shared.streams import declare_all
 
 log = logging.getLogger(__name__)
 
@@ -48,12 +54,23 @@ async def wait_until_ready(gateway_url: str) -> None:
     print(f"Assay is up: {gateway_url} (API docs at {gateway_url}/schema). Ctrl-C stops it.", flush=True)
 
 
-async def _start_nats(settings: Settings) -> EmbeddedNats:
-    embedded = EmbeddedNats(settings.var_dir / "nats")
+async def _start_nats(settings: Settings, credentials: dict[str, str]) -> EmbeddedNats:
+    """Start the embedded server admitting only Assay's users, and declare everything the services use."""
+    save_credentials(settings.var_dir, credentials)
+    embedded = EmbeddedNats(settings.var_dir / "nats", credentials=credentials)
     # Own session: the terminal's Ctrl-C must not stop NATS before the services have drained into it.
     await embedded.start(new_session=True)
     pid = embedded.process.pid if embedded.process else None
     log.info("embedded nats-server listening on %s", embedded.url, extra={"child": "nats-server", "pid": pid})
+    try:
+        admin = await connect(embedded.url, "assay-setup", creds_of(credentials, ADMIN))
+        try:
+            await declare_all(admin.jetstream(), settings.ack_wait_s, settings.max_deliver)
+        finally:
+            await admin.close()
+    except BaseException:
+        await embedded.stop()
+        raise
     return embedded
 
 
@@ -65,17 +82,20 @@ async def up(settings: Settings, environ: Mapping[str, str]) -> int:
         loop.add_signal_handler(sig, stop.set)
     env = dict(environ)
     embedded: EmbeddedNats | None = None
+    credentials: dict[str, str] | None = None
     if not settings.nats_url:
+        credentials = generate_credentials()
         try:
-            embedded = await _start_nats(settings)
-        except (RuntimeError, TimeoutError, OSError) as error:
+            embedded = await _start_nats(settings, credentials)
+        except (RuntimeError, TimeoutError, OSError, nats.errors.Error) as error:
             print(f"assay up: could not start the embedded nats-server: {error}", file=sys.stderr)
             return 1
         env["ASSAY_NATS_URL"] = embedded.url
+    token = analyzer_token(settings.var_dir, settings.analyzer_token)
     children = []
     for spec in roster(settings):
         if runnable(spec):
-            children.append(Child(spec, env))
+            children.append(Child(spec, child_env(env, spec, credentials, token)))
         else:
             log.warning("skipping %s: %s has no __main__ module", spec.name, spec.module)
     watchers: list[asyncio.Task[None]] = []

@@ -39,14 +39,14 @@ async def accepted_request(tasks: KeyValue, task_id: str) -> AnalysisRequest | N
 def pending_detail(request: AnalysisRequest) -> TaskDetail:
     """What is known of an accepted task the persister has not recorded yet."""
     return TaskDetail(
-        task_id=request.task_id,
-        model_slug=request.model_slug,
-        app_number=request.app_number,
-        analysis_type=request.analysis_type,
+        task_id=request.task.id,
+        model_slug=request.task.model_slug,
+        app_number=request.task.app_number,
+        analysis_type=request.task.analysis_type,
         status="pending",
         status_reason="accepted; waiting to be recorded and picked up",
         priority=request.priority,
-        requested_tools=planned_tools(request.analysis_type, request.tools),
+        requested_tools=planned_tools(request.task.analysis_type, request.tools),
         progress=Progress(percent=0.0, message=None),
         created_at=request.occurred_at,
         started_at=None,

@@ -16,11 +16,15 @@ from services.gateway.errors import documented, invalid
 from services.gateway.publisher import NatsUnavailable, publish_request
 from services.gateway.resources import Resources
 from services.gateway.schemas import Accepted, Links, RunRequest
+from shared.app_env import app_env
 from shared.catalog import offered_tools, planned_tools, unknown_tools
-from shared.messages import AnalysisRequest, new_task_id
+from shared.config import Settings
+from shared.messages import AnalysisRequest
 from shared.options import check_options
 from shared.paths import UnsafePathError, app_dir
 from shared.source_size import total_lines
+from shared.target_policy import TargetNotAllowed, target_policy
+from shared.tasks import TaskRef, new_task_id
 from shared.tracing import TASK_ID_ATTRIBUTE, current_trace_id
 
 log = logging.getLogger(__name__)
@@ -45,6 +49,19 @@ async def _check_app_exists(resources: Resources, data: RunRequest) -> Path:
     if not await _is_dir(folder):
         raise NotFoundException(f"app {data.model_slug}/app{data.app_number} not found under the apps root")
     return folder
+
+
+async def _check_targets(settings: Settings, data: RunRequest) -> None:
+    """Every target URL within the targets policy of the app (its .env ports on loopback, ASSAY_TARGET_ALLOW)."""
+    if not data.target_urls:
+        return  # the analyzers use the app's .env ports on loopback, which the policy always allows
+    folder = app_dir(settings.apps_dir, data.model_slug, data.app_number)
+    policy = target_policy(settings, await asyncio.to_thread(app_env, folder))
+    for url in data.target_urls:
+        try:
+            policy.check(url)
+        except TargetNotAllowed as error:
+            raise invalid("target_urls", str(error)) from error
 
 
 async def _is_dir(path: Path) -> bool:
@@ -73,15 +90,16 @@ async def run_analysis(
     except ValueError as error:
         raise invalid("options", str(error)) from error
     folder = await _check_app_exists(resources, data)
+    await _check_targets(resources.settings, data)
     source_lines = await asyncio.to_thread(total_lines, folder)  # the size reports divide by, as analyzed
     tools = list(dict.fromkeys(data.tools))  # keep the order, drop repeats
     task_id = new_task_id()
     trace.get_current_span().set_attribute(TASK_ID_ATTRIBUTE, task_id)
+    task = TaskRef(
+        id=task_id, model_slug=data.model_slug, app_number=data.app_number, analysis_type=data.analysis_type
+    )
     request = AnalysisRequest(
-        task_id=task_id,
-        model_slug=data.model_slug,
-        app_number=data.app_number,
-        analysis_type=data.analysis_type,
+        task=task,
         tools=tools,
         priority=data.priority,
         target_urls=list(data.target_urls),

@@ -14,6 +14,7 @@ from litestar.openapi import OpenAPIConfig
 from services.gateway.analysis import run_analysis
 from services.gateway.apps import list_apps, list_models
 from services.gateway.batches import batch_event_stream, cancel_batch, create_batch, get_batch
+from services.gateway.contracts import asyncapi_document, json_schema
 from services.gateway.diffs import get_diff
 from services.gateway.errors import EXCEPTION_HANDLERS
 from services.gateway.events import task_event_stream
@@ -54,6 +55,8 @@ def create_app(settings: Settings) -> Litestar:
             models_comparison,
             healthz,
             readyz,
+            asyncapi_document,
+            json_schema,
         ],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         middleware=[server_spans],

@@ -16,17 +16,9 @@ from services.gateway.app_folders import AppFolder
 from services.gateway.queries import Sessions
 from services.gateway.schemas import ToolName
 from shared.catalog import offered_tools, unknown_tools
-from shared.messages import (
-    BATCH_ID_PATTERN,
-    TERMINAL_STATUSES,
-    AnalysisType,
-    AppNumber,
-    ModelSlug,
-    Priority,
-    TaskStatus,
-    utcnow,
-)
+from shared.messages import BATCH_ID_PATTERN, TERMINAL_STATUSES, Priority, TaskStatus, utcnow
 from shared.models import Task
+from shared.tasks import AnalysisType, AppNumber, ModelSlug
 
 BatchId = Annotated[str, msgspec.Meta(pattern=BATCH_ID_PATTERN)]
 STATUSES: tuple[TaskStatus, ...] = ("pending", "running", "completed", "partial", "failed", "cancelled")

@@ -37,10 +37,11 @@ from services.gateway.errors import documented, invalid
 from services.gateway.events import KEEPALIVE_S, sse
 from services.gateway.publisher import NatsUnavailable, publish_cancel, publish_request
 from services.gateway.resources import NATS_ERRORS, Resources
-from shared.messages import BATCH_ID_PATTERN, AnalysisRequest, CancelRequest, new_batch_id, new_task_id
+from shared.messages import BATCH_ID_PATTERN, AnalysisRequest, CancelRequest, new_batch_id
 from shared.paths import app_dir
 from shared.source_size import total_lines
 from shared.subjects import batch_key
+from shared.tasks import TaskRef, new_task_id
 
 log = logging.getLogger(__name__)
 
@@ -122,10 +123,12 @@ async def create_batch(
         raise ServiceUnavailableException(f"NATS unavailable, batch not accepted: {error!r}") from error
     for queued, task in enumerate(tasks):
         request = AnalysisRequest(
-            task_id=task.task_id,
-            model_slug=task.model_slug,
-            app_number=task.app_number,
-            analysis_type=task.analysis_type,
+            task=TaskRef(
+                id=task.task_id,
+                model_slug=task.model_slug,
+                app_number=task.app_number,
+                analysis_type=task.analysis_type,
+            ),
             tools=list(dict.fromkeys(data.tools)),
             priority=data.priority,
             deadline_s=resources.settings.task_deadline_s,

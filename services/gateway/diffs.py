@@ -22,8 +22,9 @@ from services.gateway.resources import Resources
 from services.gateway.schemas import FindingView, TaskDetail
 from services.gateway.tasks import TaskIdPath, find_task
 from shared.findings import SEVERITIES
-from shared.messages import TASK_ID_PATTERN, TERMINAL_STATUSES
+from shared.messages import TERMINAL_STATUSES
 from shared.models import FindingRow, Task
+from shared.tasks import TASK_ID_PATTERN
 
 
 class RunDiff(msgspec.Struct, frozen=True, kw_only=True):

@@ -45,7 +45,7 @@ def documented(*codes: int) -> dict[int, ResponseSpec]:
 
 
 _MEANINGS = {
-    404: "Not found: the task, or the app folder, does not exist",
+    404: "Not found: the task, the app folder or the named contract does not exist",
     409: "Conflict: the task has already ended",
     422: "Invalid input: `errors` names each field and why",
     503: "NATS or the database cannot answer right now; nothing was changed",

@@ -7,6 +7,7 @@ it records is the one the client receives.
 
 from __future__ import annotations
 
+from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -26,7 +27,7 @@ def server_spans(app: ASGIApp) -> ASGIApp:
     """Litestar middleware factory (Litestar passes the next app as `app`)."""
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != ScopeType.HTTP:
             await app(scope, receive, send)
             return
         method = str(scope.get("method", "GET"))

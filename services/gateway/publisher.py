@@ -15,6 +15,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
 from services.gateway.resources import NATS_ERRORS
+from shared.errors import MessagingError
 from shared.messages import AnalysisRequest, CancelRequest, encode
 from shared.publishing import PublishFailed, producer_attributes, publish_message
 from shared.subjects import accepted_key, cancel_key, cancel_subject, request_subject
@@ -25,7 +26,7 @@ log = logging.getLogger(__name__)
 PUBLISH_TIMEOUT_S = 5
 
 
-class NatsUnavailable(RuntimeError):
+class NatsUnavailable(MessagingError):
     """NATS could not take the message; nothing of it was left behind."""
 
 
@@ -40,7 +41,7 @@ async def publish_request(
     if not nc.is_connected:
         raise NatsUnavailable("not connected to NATS (reconnecting)")
     payload = encode(request)
-    key = accepted_key(request.task_id)
+    key = accepted_key(request.task.id)
     try:
         await tasks.put(key, payload)
     except NATS_ERRORS as error:
@@ -48,16 +49,16 @@ async def publish_request(
     subject = request_subject(request.priority)
     try:
         # One attempt: the HTTP client gets a 503 at once and may retry; the bucket entry is removed again.
-        ack = await publish_message(js, subject, request, attempts=1)
+        ack = await publish_message(js, subject, request, request.task.id, attempts=1)
     except PublishFailed as error:
         await _forget(tasks, key)
         raise NatsUnavailable(str(error)) from error
     log.info(
         "accepted %s on %s (stream seq %d)",
-        request.task_id,
+        request.task.id,
         subject,
         ack.seq,
-        extra={"task_id": request.task_id},
+        extra={"task_id": request.task.id},
     )
 
 

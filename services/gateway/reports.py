@@ -14,7 +14,7 @@ from services.gateway.report_figures import ModelsReport, models_report
 from services.gateway.report_formats import report_csv, report_markdown
 from services.gateway.report_queries import report_rows
 from services.gateway.resources import Resources
-from shared.messages import AnalysisType
+from shared.tasks import AnalysisType
 
 ReportFormat = Literal["json", "csv", "markdown"]
 

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from shared.config import Settings
 from shared.connection import connect
 from shared.database import create_engine, sessions
+from shared.redact import masked_url
 from shared.streams import declare_streams, tasks_bucket
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
     """Connect to NATS (retrying until it answers), declare the streams, open the database engine."""
     if not settings.nats_url:
         raise RuntimeError("ASSAY_NATS_URL is not set: start the stack with `assay up`, which provides one")
-    nc = await connect(settings.nats_url, "gateway")
+    nc = await connect(settings.nats_url, "gateway", settings.nats_creds)
     engine = create_engine(settings.database_url)
     try:
         js = nc.jetstream(timeout=JETSTREAM_TIMEOUT_S)
@@ -81,10 +82,11 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     """Litestar lifespan: open the resources for `app.state.settings` and keep them in `app.state.resources`."""
     async with open_resources(app.state.settings) as resources:
         app.state.resources = resources
-        log.info("gateway connected to NATS at %s", resources.settings.nats_url)
+        log.info("gateway connected to NATS at %s", masked_url(resources.settings.nats_url or ""))
         yield
 
 
 def provide_resources(state: State) -> Resources:
     """Dependency: the running gateway's resources."""
-    return state.resources
+    resources: Resources = state.resources
+    return resources

@@ -11,7 +11,8 @@ from typing import Annotated, Any
 
 import msgspec
 
-from shared.messages import AnalysisType, AppNumber, ModelSlug, Priority, TaskId, TaskStatus
+from shared.messages import Priority, TaskStatus
+from shared.tasks import AnalysisType, AppNumber, ModelSlug, TaskId
 
 ToolName = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 TargetUrl = Annotated[str, msgspec.Meta(pattern=r"^https?://", max_length=2048)]

@@ -19,7 +19,8 @@ from services.gateway.queries import list_tasks, task_detail, task_findings, tas
 from services.gateway.resources import NATS_ERRORS, Resources
 from services.gateway.schemas import Cancelling, FindingPage, TaskDetail, TaskPage
 from shared.findings import Severity
-from shared.messages import MODEL_SLUG_PATTERN, TASK_ID_PATTERN, TERMINAL_STATUSES, CancelRequest, TaskStatus
+from shared.messages import TERMINAL_STATUSES, CancelRequest, TaskStatus
+from shared.tasks import MODEL_SLUG_PATTERN, TASK_ID_PATTERN
 
 log = logging.getLogger(__name__)
 

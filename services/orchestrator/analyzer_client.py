@@ -23,6 +23,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from services.orchestrator.replicas import NoHealthyReplica, ReplicaChooser
+from shared.errors import AssayError
 from shared.protocol import (
     MAX_FRAME_BYTES,
     AnalyzeFrame,
@@ -33,9 +34,11 @@ from shared.protocol import (
     ProgressFrame,
     ResultFrame,
     ServiceResult,
+    analyzer_auth,
     decode_analyzer_frame,
     encode_frame,
 )
+from shared.redact import masked_url
 from shared.tracing import TASK_ID_ATTRIBUTE, current_traceparent
 
 log = logging.getLogger(__name__)
@@ -47,7 +50,7 @@ CANCEL_SEND_TIMEOUT_S = 1.0
 OnProgress = Callable[[ProgressFrame], Awaitable[None]]
 
 
-class AnalyzerFailed(Exception):
+class AnalyzerFailed(AssayError):
     """The run ended without a result; the message says why, for the service event and the task's reason."""
 
 
@@ -64,16 +67,21 @@ class AnalyzerClient:
     """Runs analyzers by service name over the replica URLs of each (shared.config `analyzer_urls`)."""
 
     def __init__(
-        self, urls: Mapping[str, Sequence[str]], heartbeat_timeout_s: float, replicas: ReplicaChooser
+        self,
+        urls: Mapping[str, Sequence[str]],
+        heartbeat_timeout_s: float,
+        replicas: ReplicaChooser,
+        token: str | None = None,
     ) -> None:
         self.urls = urls
+        self.token = token  # ASSAY_ANALYZER_TOKEN, sent in every handshake
         self.heartbeat_timeout_s = heartbeat_timeout_s
         self.replicas = replicas
 
     async def analyze(self, service: str, frame: AnalyzeFrame, on_progress: OnProgress) -> ServiceResult:
         """Run `frame` on a healthy replica of `service`; the analyzer's result, or AnalyzerFailed."""
         urls = list(self.urls.get(service, ()))
-        extra = {"task_id": frame.task_id, "service": service}
+        extra = {"task_id": frame.task.id, "service": service}
         try:
             url = await self.replicas.choose(service, urls)
         except NoHealthyReplica as error:
@@ -81,7 +89,7 @@ class AnalyzerClient:
         try:
             return await self._attempt(service, url, frame, on_progress)
         except _ConnectionLost as lost:
-            log.warning("analyzer %s at %s: %s; retrying once", service, url, lost, extra=extra)
+            log.warning("analyzer %s at %s: %s; retrying once", service, masked_url(url), lost, extra=extra)
             first = f"connection to the {service} analyzer at {url} lost ({lost})"
         try:
             retry_url = await self.replicas.choose(service, urls, avoid=[url])
@@ -100,7 +108,7 @@ class AnalyzerClient:
             "rpc.system": "websocket",
             "rpc.service": service,
             "server.address": urlsplit(url).hostname or url,
-            TASK_ID_ATTRIBUTE: frame.task_id,
+            TASK_ID_ATTRIBUTE: frame.task.id,
         }
         port = urlsplit(url).port
         if port:
@@ -111,7 +119,11 @@ class AnalyzerClient:
             sent = msgspec.structs.replace(frame, traceparent=current_traceparent())
             try:
                 websocket = await connect(
-                    url, max_size=MAX_FRAME_BYTES, open_timeout=OPEN_TIMEOUT_S, close_timeout=1
+                    url,
+                    max_size=MAX_FRAME_BYTES,
+                    open_timeout=OPEN_TIMEOUT_S,
+                    close_timeout=1,
+                    additional_headers=analyzer_auth(self.token),
                 )
             except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as error:
                 span.set_status(Status(StatusCode.ERROR, f"connect failed: {error!r}"))
@@ -142,7 +154,7 @@ class AnalyzerClient:
         self, websocket: ClientConnection, service: str, sent: AnalyzeFrame, on_progress: OnProgress
     ) -> ServiceResult:
         """Frames until the terminal one; every frame, even one ignored, proves the analyzer alive."""
-        extra = {"task_id": sent.task_id, "service": service}
+        extra = {"task_id": sent.task.id, "service": service}
         while True:
             try:
                 async with asyncio.timeout(self.heartbeat_timeout_s):

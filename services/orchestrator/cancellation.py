@@ -31,10 +31,6 @@ class CancelSignal:
         self._event = asyncio.Event()
         self.reason: str | None = None
 
-    @property
-    def is_set(self) -> bool:
-        return self._event.is_set()
-
     def cancel(self, reason: str) -> None:
         if not self._event.is_set():
             self.reason = reason

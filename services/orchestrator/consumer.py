@@ -23,23 +23,20 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from services.orchestrator.cancellation import CancelRegistry, cancel_marker
-from services.orchestrator.runner import RunContext, run_task, task_fields
+from services.orchestrator.runner import RunContext, run_task
 from shared import subjects
 from shared.config import Settings
 from shared.delivery import backoff_s, consumer_attributes, keep_alive, settle
 from shared.messages import (
     PRIORITIES,
-    TASK_ID_RE,
     AnalysisRequest,
-    AnalysisType,
-    AppNumber,
-    ModelSlug,
     Priority,
     TaskCancelled,
     TaskFailed,
     decode_request,
 )
 from shared.streams import declare_consumer, declare_streams, orchestrator_consumers
+from shared.tasks import task_id_hint, task_ref_hint
 from shared.tracing import TASK_ID_ATTRIBUTE, extract_context
 
 log = logging.getLogger(__name__)
@@ -189,7 +186,7 @@ async def deliver(orc: Orchestrator, msg: Msg, priority: Priority) -> None:
             span.set_status(Status(StatusCode.ERROR, str(error)))
             await _poison(orc, msg, durable, f"invalid request: {error}")
             return
-        span.set_attribute(TASK_ID_ATTRIBUTE, request.task_id)
+        span.set_attribute(TASK_ID_ATTRIBUTE, request.task.id)
         span.set_attribute("messaging.message.id", request.event_id)
         keeper = asyncio.create_task(keep_alive([msg], max(0.2, orc.settings.ack_wait_s / 3)))
         try:
@@ -215,24 +212,24 @@ async def handle(orc: Orchestrator, request: AnalysisRequest) -> Literal["ack", 
     "leave": this replica already runs the task (the request was redelivered meanwhile); the running copy
     settles the message.
     """
-    extra = {"task_id": request.task_id}
-    if await has_ended(orc.js, request.task_id):
-        log.info("task %s has ended already: request acknowledged", request.task_id, extra=extra)
+    extra = {"task_id": request.task.id}
+    if await has_ended(orc.js, request.task.id):
+        log.info("task %s has ended already: request acknowledged", request.task.id, extra=extra)
         return "ack"
-    signal = orc.registry.register(request.task_id)
+    signal = orc.registry.register(request.task.id)
     if signal is None:
-        log.warning("task %s runs here already: redelivered request left alone", request.task_id, extra=extra)
+        log.warning("task %s runs here already: redelivered request left alone", request.task.id, extra=extra)
         return "leave"
     try:
-        marker = await cancel_marker(orc.tasks, request.task_id)
+        marker = await cancel_marker(orc.tasks, request.task.id)
         if marker is not None:
-            await orc.run.publisher.publish(TaskCancelled(**task_fields(request), reason=marker.reason))
-            log.info("task %s cancelled before it started", request.task_id, extra=extra)
+            await orc.run.publisher.publish(TaskCancelled(task=request.task, reason=marker.reason))
+            log.info("task %s cancelled before it started", request.task.id, extra=extra)
             return "ack"
         await run_task(orc.run, request, signal)
         return "ack"
     finally:
-        orc.registry.unregister(request.task_id, signal)
+        orc.registry.unregister(request.task.id, signal)
 
 
 async def has_ended(js: JetStreamContext, task_id: str) -> bool:
@@ -251,31 +248,33 @@ async def _failed(
 ) -> None:
     """A processing error: nak with backoff, or at max_deliver give the request up (DLQ, `failed` event)."""
     deliveries = msg.metadata.num_delivered
-    extra = {"task_id": request.task_id, "deliveries": deliveries}
+    extra = {"task_id": request.task.id, "deliveries": deliveries}
     if deliveries < orc.settings.max_deliver:
         delay = backoff_s(deliveries)
-        log.warning("processing %s failed (%r); retry in %.0f s", request.task_id, error, delay, extra=extra)
+        log.warning("processing %s failed (%r); retry in %.0f s", request.task.id, error, delay, extra=extra)
         await settle(msg, "nak", delay)
         return
     reason = f"orchestrator gave up after {deliveries} deliveries: {error}"
-    await _give_up(orc, msg, durable, reason, request.task_id)
+    await _give_up(orc, msg, durable, reason, request.task.id)
     try:
-        await orc.run.publisher.publish(TaskFailed(**task_fields(request), reason=reason))
+        await orc.run.publisher.publish(TaskFailed(task=request.task, reason=reason))
     except Exception as second:  # noqa: BLE001 - the persister's stale-task check ends the task then
-        log.error("could not publish `failed` for %s: %r", request.task_id, second, extra=extra)
+        log.error("could not publish `failed` for %s: %r", request.task.id, second, extra=extra)
 
 
 async def _poison(orc: Orchestrator, msg: Msg, durable: str, reason: str) -> None:
     """A request no retry can fix: DLQ, term, and a `failed` event when it still names a real task."""
-    salvaged = _salvage(msg.data or b"")
-    task_id = str(salvaged["task_id"]) if salvaged else _task_id(msg.data or b"")
+    # A request invalid elsewhere that still names a whole task (id, app, type) gets its `failed` event; anything
+    # less names no app, so none (and no result folder) is made up for it: the DLQ keeps it with the reason.
+    salvaged = task_ref_hint(msg.data)
+    task_id = salvaged.id if salvaged else task_id_hint(msg.data)
     if task_id:
         trace.get_current_span().set_attribute(TASK_ID_ATTRIBUTE, task_id)
     await _give_up(orc, msg, durable, reason, task_id)
     if salvaged is None:
         return
     try:
-        await orc.run.publisher.publish(TaskFailed(**salvaged, reason=reason))
+        await orc.run.publisher.publish(TaskFailed(task=salvaged, reason=reason))
     except Exception as error:  # noqa: BLE001 - best effort; the DLQ holds the request and its reason
         log.error("could not publish `failed` for %s: %r", task_id, error, extra={"task_id": task_id})
 
@@ -290,43 +289,3 @@ async def _give_up(orc: Orchestrator, msg: Msg, durable: str, reason: str, task_
         return
     log.error("request on %s sent to the DLQ: %s", msg.subject, reason, extra={"task_id": task_id})
     await settle(msg, "term")
-
-
-_SALVAGED_FIELDS: dict[str, object] = {
-    "model_slug": ModelSlug,
-    "app_number": AppNumber,
-    "analysis_type": AnalysisType,
-}
-
-
-def _salvage(data: bytes) -> dict[str, object] | None:
-    """Event fields of an invalid request that still names a real task: a valid task id, model slug, app number and
-    analysis type (another field was wrong). Anything less names no app, so no `failed` event (and no result
-    folder) is made up for it; the DLQ keeps it with the reason."""
-    try:
-        raw = msgspec.json.decode(data)
-    except msgspec.DecodeError:
-        return None
-    if (
-        not isinstance(raw, dict)
-        or not isinstance(raw.get("task_id"), str)
-        or not TASK_ID_RE.match(raw["task_id"])
-    ):
-        return None
-    fields: dict[str, object] = {"task_id": raw["task_id"]}
-    for name, kind in _SALVAGED_FIELDS.items():
-        try:
-            fields[name] = msgspec.convert(raw.get(name), kind)
-        except msgspec.ValidationError:
-            return None
-    return fields
-
-
-def _task_id(data: bytes) -> str | None:
-    """The task id of an otherwise unusable request, for the dead letter and the logs."""
-    try:
-        raw = msgspec.json.decode(data)
-    except msgspec.DecodeError:
-        return None
-    task_id = raw.get("task_id") if isinstance(raw, dict) else None
-    return task_id if isinstance(task_id, str) and TASK_ID_RE.match(task_id) else None

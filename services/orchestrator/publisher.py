@@ -53,32 +53,29 @@ class EventPublisher:
 
     async def publish(self, event: Event) -> None:
         """Publish a task event in a PRODUCER span, retrying until JetStream confirms it (or PublishFailed)."""
-        subject = event_subject(event.task_id, kind_of(event))
-        await publish_message(self.js, subject, event)
-        log.info("published %s", subject, extra={"task_id": event.task_id})
+        subject = event_subject(event.task.id, kind_of(event))
+        await publish_message(self.js, subject, event, event.task.id)
+        log.info("published %s", subject, extra={"task_id": event.task.id})
 
     async def publish_progress(self, event: TaskProgress) -> None:
         """Publish a progress event once, briefly; a lost one is logged and forgotten."""
-        subject = event_subject(event.task_id, "progress")
+        subject = event_subject(event.task.id, "progress")
         headers = inject_headers({"Nats-Msg-Id": event.event_id})
         try:
             await self.js.publish(subject, encode(event), timeout=PROGRESS_TIMEOUT_S, headers=headers)
         except (NatsError, TimeoutError) as error:
-            log.warning("progress event not published: %r", error, extra={"task_id": event.task_id})
+            log.warning("progress event not published: %r", error, extra={"task_id": event.task.id})
 
-    async def service_finished(self, event: ServiceFinished) -> ServiceFinished:
-        """Publish a service event, moving its result to the object store when the event would be too large.
-
-        Returns the event as published (with `artifact` instead of `result` when it was moved).
-        """
+    async def service_finished(self, event: ServiceFinished) -> None:
+        """Publish a service event, moving its result to the object store (`artifact` instead of `result`) when the
+        event would be too large."""
         if event.result is not None:
             # Results can be hundreds of MB: encode (once) and hash off the event loop.
             data = await asyncio.to_thread(msgspec.json.encode, event.result)
             if len(data) > self.nc.max_payload // 2:
-                artifact = await self.store_result(event.task_id, event.result.service, data)
+                artifact = await self.store_result(event.task.id, event.result.service, data)
                 event = msgspec.structs.replace(event, result=None, artifact=artifact)
         await self.publish(event)
-        return event
 
     async def store_result(self, task_id: str, service: str, data: bytes) -> ArtifactRef:
         """Put a service result's JSON into the artifacts bucket as `<task_id>/<service>.json`."""

@@ -17,33 +17,44 @@ import msgspec
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from shared.protocol import PROTOCOL_VERSION, HealthFrame, HealthReport, decode_analyzer_frame, encode_frame
+from shared.errors import AssayError
+from shared.protocol import (
+    PROTOCOL_VERSION,
+    HealthFrame,
+    HealthReport,
+    analyzer_auth,
+    decode_analyzer_frame,
+    encode_frame,
+)
+from shared.redact import masked_url
 
 log = logging.getLogger(__name__)
 
-HEALTH_TIMEOUT_S = (
-    3.0  # answers come in milliseconds, but an analyzer's first one may wait on tool `--version`s
-)
+HEALTH_TIMEOUT_S = 3.0  # answers come in milliseconds, but an analyzer's first one may wait on tool `--version`s
 
 
-class NoHealthyReplica(Exception):
+class NoHealthyReplica(AssayError):
     """No candidate could take the run: none answered as the analyzer it should be, none even accepted a connection."""
 
 
-class Probe(msgspec.Struct, frozen=True):
+class ReplicaHealth(msgspec.Struct, frozen=True):
     """What asking one replica for its health showed: its report, or that it only accepted the connection."""
 
     url: str
     report: HealthReport | None  # None: connected, but no answer within the timeout (busy, not broken)
 
 
-async def probe(url: str, service: str, timeout_s: float = HEALTH_TIMEOUT_S) -> Probe | None:
+async def ask_health(
+    url: str, service: str, timeout_s: float = HEALTH_TIMEOUT_S, token: str | None = None
+) -> ReplicaHealth | None:
     """Ask the replica at `url` for its health; None when it is unreachable or is not the `service` analyzer."""
     request_id = f"health:{secrets.token_hex(4)}"
     try:
-        websocket = await connect(url, open_timeout=timeout_s, close_timeout=0.5)
+        websocket = await connect(
+            url, open_timeout=timeout_s, close_timeout=0.5, additional_headers=analyzer_auth(token)
+        )
     except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as error:
-        log.warning("%s analyzer at %s is unreachable: %r", service, url, error)
+        log.warning("%s analyzer at %s is unreachable: %r", service, masked_url(url), error)
         return None
     try:
         async with asyncio.timeout(timeout_s):
@@ -56,10 +67,14 @@ async def probe(url: str, service: str, timeout_s: float = HEALTH_TIMEOUT_S) -> 
                 if isinstance(frame, HealthReport) and frame.id in (request_id, None):
                     break
     except TimeoutError:
-        log.warning("%s analyzer at %s took over %g s to answer a health request", service, url, timeout_s)
-        return Probe(url, None)
+        log.warning(
+            "%s analyzer at %s took over %g s to answer a health request", service, masked_url(url), timeout_s
+        )
+        return ReplicaHealth(url, None)
     except ConnectionClosed as error:
-        log.warning("%s analyzer at %s closed the connection of a health request: %s", service, url, error)
+        log.warning(
+            "%s analyzer at %s closed the connection of a health request: %s", service, masked_url(url), error
+        )
         return None
     finally:
         with contextlib.suppress(Exception):
@@ -74,14 +89,15 @@ async def probe(url: str, service: str, timeout_s: float = HEALTH_TIMEOUT_S) -> 
             PROTOCOL_VERSION,
         )
         return None
-    return Probe(url, frame)
+    return ReplicaHealth(url, frame)
 
 
 class ReplicaChooser:
     """Picks a replica per run; keeps only the round-robin position of each service."""
 
-    def __init__(self, health_timeout_s: float = HEALTH_TIMEOUT_S) -> None:
+    def __init__(self, health_timeout_s: float = HEALTH_TIMEOUT_S, token: str | None = None) -> None:
         self.health_timeout_s = health_timeout_s
+        self.token = token  # the analyzers' handshake token
         self._turns: dict[str, int] = {}
 
     async def choose(self, service: str, urls: Sequence[str], avoid: Sequence[str] = ()) -> str:
@@ -95,7 +111,9 @@ class ReplicaChooser:
         candidates = [url for url in urls if url not in avoid] or list(urls)
         if not candidates:
             raise NoHealthyReplica(f"no {service} analyzer is configured (ASSAY_{service.upper()}_URLS)")
-        probes = await asyncio.gather(*(probe(url, service, self.health_timeout_s) for url in candidates))
+        probes = await asyncio.gather(
+            *(ask_health(url, service, self.health_timeout_s, self.token) for url in candidates)
+        )
         answered = [found for found in probes if found is not None and found.report is not None]
         if answered:
             fewest = min(found.report.active_runs for found in answered if found.report)

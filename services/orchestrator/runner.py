@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import Any
 
 from services.orchestrator.analyzer_client import AnalyzerClient, AnalyzerFailed, request_id
 from services.orchestrator.cancellation import CancelSignal
@@ -42,16 +41,6 @@ class RunContext:
     worker: str  # hostname:pid, named in the `started` event
     pulse_s: float = 30.0  # a progress event at least this often, so the persister sees the task alive
     progress_interval_s: float = 0.5  # at most one analyzer progress event per service this often
-
-
-def task_fields(request: AnalysisRequest) -> dict[str, Any]:
-    """The fields every event of the task repeats."""
-    return {
-        "task_id": request.task_id,
-        "model_slug": request.model_slug,
-        "app_number": request.app_number,
-        "analysis_type": request.analysis_type,
-    }
 
 
 class _Progress:
@@ -95,7 +84,7 @@ class _Progress:
         percent = self.task_percent()
         self.last_any = self.clock()
         event = TaskProgress(
-            **task_fields(self.request),
+            task=self.request.task,
             service=service,
             tool=tool,
             stage=stage,
@@ -107,15 +96,15 @@ class _Progress:
 
 async def run_task(ctx: RunContext, request: AnalysisRequest, signal: CancelSignal) -> None:
     """Run `request` until its terminal event is published (see the module docstring for the other endings)."""
-    extra = {"task_id": request.task_id}
-    chosen = plan(request.analysis_type, request.tools)
+    extra = {"task_id": request.task.id}
+    chosen = plan(request.task.analysis_type, request.tools)
     if not chosen:
-        reason = f"no tool of a {request.analysis_type} analysis matches {request.tools}"
-        await ctx.publisher.publish(TaskFailed(**task_fields(request), reason=reason))
+        reason = f"no tool of a {request.task.analysis_type} analysis matches {request.tools}"
+        await ctx.publisher.publish(TaskFailed(task=request.task, reason=reason))
         return
     await ctx.publisher.publish(
         TaskStarted(
-            **task_fields(request),
+            task=request.task,
             services=list(chosen),
             tools=[tool for tools in chosen.values() for tool in tools],
             priority=request.priority,
@@ -133,17 +122,14 @@ async def run_task(ctx: RunContext, request: AnalysisRequest, signal: CancelSign
     finally:
         pulse.cancel()
         cancelled.cancel()
-        if (
-            not services.done()
-        ):  # a cancel request, or shutdown: stop the analyzers and wait until they are told
+        # a cancel request, or shutdown: stop the analyzers and wait until they are told
+        if not services.done():
             services.cancel()
             await asyncio.gather(services, return_exceptions=True)
     if services.cancelled():
         reason = signal.reason or "cancelled"
         await ctx.publisher.publish(
-            TaskCancelled(
-                **task_fields(request), reason=reason, services=[event.service for event in finished]
-            )
+            TaskCancelled(task=request.task, reason=reason, services=[event.service for event in finished])
         )
         log.info("task cancelled: %s", reason, extra=extra)
         return
@@ -168,7 +154,7 @@ async def _run_services(
         finished.append(event)
 
     runs = [
-        asyncio.create_task(one(service, tools), name=f"{request.task_id} {service}")
+        asyncio.create_task(one(service, tools), name=f"{request.task.id} {service}")
         for service, tools in chosen.items()
     ]
     try:
@@ -194,10 +180,8 @@ async def _run_service(
     """One analyzer's run, ended by exactly one published `service` event (returned with its inline result)."""
     loop = asyncio.get_running_loop()
     frame = AnalyzeFrame(
-        id=request_id(request.task_id, service),
-        task_id=request.task_id,
-        model_slug=request.model_slug,
-        app_number=request.app_number,
+        id=request_id(request.task.id, service),
+        task=request.task,
         tools=tools,
         target_urls=list(request.target_urls),
         options=dict(request.options),
@@ -219,15 +203,15 @@ async def _run_service(
     progress.finished(service)
     if result is not None:
         event = ServiceFinished(
-            **task_fields(request),
+            task=request.task,
             service=service,
             status=result.status,
             result=result,
             error=result.error if result.status != "success" else None,
         )
     else:
-        event = ServiceFinished(**task_fields(request), service=service, status="failed", error=error)
-    log.info("service %s: %s", service, event.status, extra={"task_id": request.task_id, "service": service})
+        event = ServiceFinished(task=request.task, service=service, status="failed", error=error)
+    log.info("service %s: %s", service, event.status, extra={"task_id": request.task.id, "service": service})
     await ctx.publisher.service_finished(event)
     return event
 
@@ -248,9 +232,9 @@ def terminal_event(request: AnalysisRequest, finished: list[ServiceFinished]) ->
     services = [event.service for event in finished]
     troubled = [event for event in finished if event.status != "success"]
     if finished and len([event for event in troubled if event.status == "failed"]) == len(finished):
-        return TaskFailed(**task_fields(request), reason="; ".join(map(_why, troubled)), services=services)
+        return TaskFailed(task=request.task, reason="; ".join(map(_why, troubled)), services=services)
     if troubled:
         return TaskCompleted(
-            **task_fields(request), status="partial", services=services, reason="; ".join(map(_why, troubled))
+            task=request.task, status="partial", services=services, reason="; ".join(map(_why, troubled))
         )
-    return TaskCompleted(**task_fields(request), status="completed", services=services)
+    return TaskCompleted(task=request.task, status="completed", services=services)

@@ -37,7 +37,12 @@ async def serve(nc: Client, settings: Settings, stop: asyncio.Event, worker: str
     cancels = await listen(nc, registry)
     run = RunContext(
         publisher=EventPublisher(nc, js),
-        analyzers=AnalyzerClient(settings.analyzer_urls, settings.heartbeat_timeout_s, ReplicaChooser()),
+        analyzers=AnalyzerClient(
+            settings.analyzer_urls,
+            settings.heartbeat_timeout_s,
+            ReplicaChooser(token=settings.analyzer_token),
+            token=settings.analyzer_token,
+        ),
         worker=worker or worker_name(),
         # Well inside the persister's stale-task limit, whatever it is set to.
         pulse_s=min(PULSE_S, settings.stale_task_s / 3),

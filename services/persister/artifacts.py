@@ -8,12 +8,12 @@ import hashlib
 import msgspec
 from nats.js import JetStreamContext
 
-from services.persister.outcomes import PoisonMessage
+from shared.errors import PoisonMessage, StorageError
 from shared.messages import ArtifactRef
 from shared.protocol import ServiceResult
 
 
-class ArtifactMismatch(RuntimeError):
+class ArtifactMismatch(StorageError):
     """The stored object differs from its reference (sha256); a retry may find the complete upload."""
 
 

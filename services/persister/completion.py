@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass, field
+from pathlib import Path
 
+from nats.js import JetStreamContext
 from opentelemetry import trace
 
-from services.persister import database, document, folders, records, staging
-from services.persister.context import PersisterContext
+from services.persister import database, document, folders, lookups, staging
 from services.persister.database import Outcome
 from services.persister.document import Ending
-from services.persister.records import TaskRecord
+from services.persister.lookups import Sessions, TaskSnapshot
 from services.persister.staging import StagedService
 from shared.messages import TaskEvent, utcnow
 from shared.paths import result_dir, result_folder_name
@@ -26,16 +28,32 @@ log = logging.getLogger(__name__)
 tracer = trace.get_tracer("services.persister")
 
 
+@dataclass(frozen=True)
+class PersisterContext:
+    """What the persister's handlers work with, passed explicitly to every one (nothing lives in module globals):
+    the database, the results root, JetStream and the limits."""
+
+    js: JetStreamContext
+    sessions: Sessions
+    results_root: Path
+    max_deliver: int  # deliveries of one message before it goes to the DLQ
+    ack_wait_s: float = 30.0  # long work sends in_progress() well within it
+    db_system: str = "sqlite"  # OTel `db.system` of the engine (sqlite, postgresql)
+    # Finishing a task (folder, then row) runs under this lock so the reaper and the event consumer of one process
+    # never finish the same task twice at once.
+    finishing: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
 async def present_services(ctx: PersisterContext, task_id: str) -> dict[str, StagedService]:
     """Services whose outcome is both staged (for the folder) and recorded (in the database)."""
     staged = await staging.staged_services(ctx.results_root, task_id)
-    recorded = await records.recorded_services(ctx.sessions, task_id)
+    recorded = await lookups.recorded_services(ctx.sessions, task_id)
     return {name: item for name, item in staged.items() if name in recorded}
 
 
 async def finish(
     ctx: PersisterContext,
-    task: TaskRecord,
+    task: TaskSnapshot,
     ending: Ending,
     services: list[StagedService],
     event_id: str | None = None,
@@ -47,15 +65,15 @@ async def finish(
     the folder already recorded is returned.
     """
     async with ctx.finishing:
-        current = await records.load_task(ctx.sessions, task.task_id) or task
+        current = await lookups.load_task(ctx.sessions, task.task.id) or task
         if current.finished:
-            await staging.discard(ctx.results_root, task.task_id)
+            await staging.discard(ctx.results_root, task.task.id)
             return current.result_dir
-        folder_name = result_folder_name(current.analysis_type, current.task_id, current.created_at)
-        final = result_dir(ctx.results_root, current.model_slug, current.app_number, folder_name)
+        folder_name = result_folder_name(current.task.analysis_type, current.task.id, current.created_at)
+        final = result_dir(ctx.results_root, current.task.model_slug, current.task.app_number, folder_name)
         relative = final.relative_to(ctx.results_root.resolve()).as_posix()
         rendered = await asyncio.to_thread(document.render, current, ending, services)
-        attributes = {TASK_ID_ATTRIBUTE: current.task_id, "assay.result_dir": relative}
+        attributes = {TASK_ID_ATTRIBUTE: current.task.id, "assay.result_dir": relative}
         with tracer.start_as_current_span("results.write", attributes=attributes) as span:
             written = await folders.write_folder(final, rendered.files)
             span.set_attribute("assay.files", len(rendered.files))
@@ -63,7 +81,7 @@ async def finish(
         if not written:
             # A crash between the rename and the row update left a complete folder: keep it, record it.
             log.info(
-                "result folder %s exists already; recording it", relative, extra={"task_id": current.task_id}
+                "result folder %s exists already; recording it", relative, extra={"task_id": current.task.id}
             )
         outcome = Outcome(
             status=ending.status,
@@ -74,28 +92,28 @@ async def finish(
             result_dir=relative,
         )
         db_attributes = {
-            TASK_ID_ATTRIBUTE: current.task_id,
+            TASK_ID_ATTRIBUTE: current.task.id,
             "db.system": ctx.db_system,
             "db.operation": "UPDATE",
         }
         with tracer.start_as_current_span("db.write outcome", attributes=db_attributes):
-            recorded = await database.record_outcome(ctx.sessions, current.task_id, outcome, event_id, kind)
-        await staging.discard(ctx.results_root, current.task_id)
+            recorded = await database.record_outcome(ctx.sessions, current.task.id, outcome, event_id, kind)
+        await staging.discard(ctx.results_root, current.task.id)
         if recorded:
             log.info(
                 "task %s %s: %d findings in %s",
-                current.task_id,
+                current.task.id,
                 ending.status,
                 rendered.findings_count,
                 relative,
-                extra={"task_id": current.task_id, "status": ending.status},
+                extra={"task_id": current.task.id, "status": ending.status},
             )
         return relative
 
 
 async def fail_task(ctx: PersisterContext, task_id: str, reason: str, event: TaskEvent | None = None) -> None:
     """End the task as `failed` with `reason` (and a result folder), unless it has ended already."""
-    task = await records.load_task(ctx.sessions, task_id)
+    task = await lookups.load_task(ctx.sessions, task_id)
     if task is None and event is not None:
         task = await database.ensure_task(ctx.sessions, event)
     if task is None:

@@ -18,26 +18,24 @@ from nats.js import JetStreamContext
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from services.persister.completion import fail_task
-from services.persister.context import PersisterContext
-from services.persister.dead_letters import task_id_hint
-from services.persister.handlers import handle_event, handle_request
-from services.persister.outcomes import Delivery, PoisonMessage, Retry
+from services.persister.completion import PersisterContext, fail_task
+from services.persister.handlers import Delivery, Retry, handle_event, handle_request
 from shared import subjects
 from shared.delivery import backoff_s, consumer_attributes, keep_alive, settle
+from shared.errors import PoisonMessage
 from shared.messages import TaskEvent, decode_event, decode_request
 from shared.publishing import publish_dead_letter
-from shared.streams import consumer_config, declare_consumer, declare_streams
-from shared.tracing import TASK_ID_ATTRIBUTE, extract_context
+from shared.streams import declare_consumer, declare_streams, persister_consumers
+from shared.tasks import task_id_hint
+from shared.tracing import TASK_ID_ATTRIBUTE, extract_context, trace_id_of
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("services.persister")
 
 BATCH = 8
 FETCH_TIMEOUT_S = 1.0  # also how quickly a loop notices shutdown
-IDLE_CHECK_S = (
-    10.0  # an idle loop checks this often that its consumer still exists (a server may lose its state)
-)
+# An idle loop checks this often that its consumer still exists (a server may lose its state).
+IDLE_CHECK_S = 10.0
 RESUBSCRIBE_PAUSE_S = 1.0
 
 
@@ -65,24 +63,11 @@ EVENTS = ConsumerSpec(
 CONSUMERS = (REQUESTS, EVENTS)
 
 
-def trace_id_of(headers: dict[str, str] | None) -> str | None:
-    """The trace id of a W3C `traceparent` header (`00-<32 hex>-<16 hex>-<flags>`), if valid."""
-    parts = (headers or {}).get("traceparent", "").split("-")
-    if len(parts) != 4 or len(parts[1]) != 32 or set(parts[1]) == {"0"}:
-        return None
-    try:
-        int(parts[1], 16)
-    except ValueError:
-        return None
-    return parts[1].lower()
-
-
 async def declare(js: JetStreamContext, ack_wait_s: float, max_deliver: int) -> None:
     """Streams and the persister's durables (idempotent; run at start and whenever a loop re-subscribes)."""
     await declare_streams(js)
-    for spec in CONSUMERS:
-        config = consumer_config(spec.durable, spec.filter_subject, ack_wait_s, max_deliver)
-        await declare_consumer(js, spec.stream, config)
+    for stream, config in persister_consumers(ack_wait_s, max_deliver):
+        await declare_consumer(js, stream, config)
 
 
 async def _give_up(
@@ -109,7 +94,7 @@ async def deliver(ctx: PersisterContext, spec: ConsumerSpec, msg: Msg) -> None:
         kind=SpanKind.CONSUMER,
         attributes=consumer_attributes(msg, spec.durable),
     ) as span:
-        hint = task_id_hint(msg)
+        hint = task_id_hint(msg.data, msg.subject)
         if hint:
             span.set_attribute(TASK_ID_ATTRIBUTE, hint)
         try:
@@ -120,15 +105,15 @@ async def deliver(ctx: PersisterContext, spec: ConsumerSpec, msg: Msg) -> None:
             span.set_status(Status(StatusCode.ERROR, str(error)))
             await _give_up(ctx, spec, msg, f"undecodable message: {error}", hint)
             return
-        span.set_attribute(TASK_ID_ATTRIBUTE, message.task_id)
+        span.set_attribute(TASK_ID_ATTRIBUTE, message.task.id)
         span.set_attribute("messaging.message.id", message.event_id)
-        delivery = Delivery(subject=msg.subject, deliveries=deliveries, trace_id=trace_id_of(msg.headers))
+        delivery = Delivery(deliveries=deliveries, trace_id=trace_id_of(msg.headers))
         keeper = asyncio.create_task(keep_alive([msg], max(0.5, ctx.ack_wait_s / 3)))
         try:
             outcome = await spec.handle(ctx, message, delivery)
         except PoisonMessage as error:
             span.set_status(Status(StatusCode.ERROR, str(error)))
-            await _give_up(ctx, spec, msg, f"invalid message: {error}", message.task_id)
+            await _give_up(ctx, spec, msg, f"invalid message: {error}", message.task.id)
             return
         except Exception as error:  # noqa: BLE001 - any processing error is retried, then given up
             span.record_exception(error)
@@ -143,7 +128,7 @@ async def deliver(ctx: PersisterContext, spec: ConsumerSpec, msg: Msg) -> None:
                 spec,
                 msg,
                 f"still not applicable after {deliveries} deliveries: {outcome.reason}",
-                message.task_id,
+                message.task.id,
             )
             return
         if outcome is None:
@@ -157,18 +142,18 @@ async def _failed(
 ) -> None:
     """A processing error: retry with backoff, or after max_deliver give the message and its task up."""
     deliveries = msg.metadata.num_delivered
-    extra = {"task_id": message.task_id, "deliveries": deliveries}
+    extra = {"task_id": message.task.id, "deliveries": deliveries}
     if deliveries < ctx.max_deliver:
         delay = backoff_s(deliveries)
         log.warning("processing %s failed (%s); retry in %.0f s", msg.subject, error, delay, extra=extra)
         await settle(msg, "nak", delay)
         return
     reason = f"persister gave up on {msg.subject} after {deliveries} deliveries: {error}"
-    await _give_up(ctx, spec, msg, reason, message.task_id)
+    await _give_up(ctx, spec, msg, reason, message.task.id)
     try:  # best effort: the error that stopped the message may stop this too
-        await fail_task(ctx, message.task_id, reason, message if isinstance(message, TaskEvent) else None)
+        await fail_task(ctx, message.task.id, reason, message if isinstance(message, TaskEvent) else None)
     except Exception as second:  # noqa: BLE001 - best effort
-        log.error("could not mark task %s failed: %s", message.task_id, second, extra=extra)
+        log.error("could not mark task %s failed: %s", message.task.id, second, extra=extra)
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:
@@ -210,9 +195,8 @@ async def pull_loop(ctx: PersisterContext, spec: ConsumerSpec, stop: asyncio.Eve
                 waiting.remove(msg)
                 try:
                     await deliver(ctx, spec, msg)
-                except (
-                    Exception
-                ):  # a bug must not stop the loop: unsettled, the message comes back after ack_wait
+                except Exception:
+                    # A bug must not stop the loop: unsettled, the message comes back after ack_wait.
                     log.exception("delivering %s failed", msg.subject)
         finally:
             keeper.cancel()

@@ -2,7 +2,7 @@
 
 Plain async functions over a session factory; dialect-neutral SQLAlchemy (select, then insert or update, inside
 one transaction), so the same code runs on SQLite and PostgreSQL. A task never moves backwards: once terminal,
-no later event changes its status. Reads live in `records`.
+no later event changes its status. Reads live in `lookups`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from sqlalchemy import delete, insert
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.persister.records import Sessions, TaskRecord, as_utc, record_of
+from services.persister.lookups import Sessions, TaskSnapshot, as_utc, snapshot_of
 from shared.catalog import plan
 from shared.finding_summary import summarize
 from shared.issue_groups import group_keys
@@ -65,15 +65,16 @@ async def _mark_processed(session: AsyncSession, event_id: str, task_id: str, ki
 
 async def _task_row(session: AsyncSession, source: TaskEvent | AnalysisRequest) -> Task:
     """The task's row, created (as `pending`) from what the message carries when there is none yet."""
-    task = await session.get(Task, source.task_id)
+    ref = source.task
+    task = await session.get(Task, ref.id)
     now = utcnow()
     occurred_at = as_utc(source.occurred_at) or now
     if task is None:
         task = Task(
-            task_id=source.task_id,
-            model_slug=source.model_slug,
-            app_number=source.app_number,
-            analysis_type=source.analysis_type,
+            task_id=ref.id,
+            model_slug=ref.model_slug,
+            app_number=ref.app_number,
+            analysis_type=ref.analysis_type,
             priority="normal",
             tools=[],
             services=[],
@@ -110,7 +111,7 @@ async def record_request(sessions: Sessions, request: AnalysisRequest, trace_id:
         if request.tools or not task.tools:
             task.tools = list(request.tools)
         if not task.services:
-            task.services = list(plan(request.analysis_type, list(request.tools)))
+            task.services = list(plan(request.task.analysis_type, list(request.tools)))
         task.trace_id = task.trace_id or trace_id
 
     await transaction(sessions, work)
@@ -130,7 +131,7 @@ async def record_started(sessions: Sessions, event: TaskStarted, trace_id: str |
             task.worker = event.worker or task.worker
             task.trace_id = task.trace_id or trace_id
             task.updated_at = utcnow()
-        await _mark_processed(session, event.event_id, event.task_id, "started")
+        await _mark_processed(session, event.event_id, event.task.id, "started")
 
     await transaction(sessions, work)
 
@@ -212,7 +213,7 @@ async def record_service(
         if task.status not in TERMINAL_STATUSES:
             task.trace_id = task.trace_id or trace_id
             task.updated_at = utcnow()
-        scope = {"task_id": event.task_id, "service": event.service}
+        scope = {"task_id": event.task.id, "service": event.service}
         keys = group_keys(result.findings) if result is not None else []
         for model in (FindingRow, ToolRunRow, ServiceRun):
             await session.execute(delete(model).filter_by(**scope))
@@ -229,22 +230,22 @@ async def record_service(
             )
         )
         if result is not None:
-            tools = _tool_rows(event.task_id, event.service, result)
-            findings = _finding_rows(event.task_id, event.service, result, keys)
+            tools = _tool_rows(event.task.id, event.service, result)
+            findings = _finding_rows(event.task.id, event.service, result, keys)
             if tools:
                 await session.execute(insert(ToolRunRow), tools)
             if findings:
                 await session.execute(insert(FindingRow), findings)  # one executemany, however many there are
-        await _mark_processed(session, event.event_id, event.task_id, "service")
+        await _mark_processed(session, event.event_id, event.task.id, "service")
 
     await transaction(sessions, work)
 
 
-async def ensure_task(sessions: Sessions, event: TaskEvent) -> TaskRecord:
+async def ensure_task(sessions: Sessions, event: TaskEvent) -> TaskSnapshot:
     """The task's record, creating its row from the event when no earlier message did."""
 
-    async def work(session: AsyncSession) -> TaskRecord:
-        return record_of(await _task_row(session, event))
+    async def work(session: AsyncSession) -> TaskSnapshot:
+        return snapshot_of(await _task_row(session, event))
 
     return await transaction(sessions, work)
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from services.persister.records import TaskRecord
+from services.persister.lookups import TaskSnapshot
 from services.persister.staging import StagedService
 from shared.findings import Finding, ToolRun, findings_by_tool, severity_breakdown
 from shared.messages import utcnow
@@ -50,9 +50,9 @@ class RenderedResult:
     severity_breakdown: dict[str, int]
 
 
-def primary_name(task: TaskRecord) -> str:
+def primary_name(task: TaskSnapshot) -> str:
     """`<model_slug>_app<N>_<task_id>.json`."""
-    return f"{task.model_slug}_app{task.app_number}_{task.task_id}.json"
+    return f"{task.task.model_slug}_app{task.task.app_number}_{task.task.id}.json"
 
 
 def _json(value: Any) -> bytes:
@@ -82,7 +82,7 @@ def _service_document(staged: StagedService) -> dict[str, Any]:
     return body
 
 
-def _tool_record(run: ToolRun, service: str) -> dict[str, Any]:
+def _tool_entry(run: ToolRun, service: str) -> dict[str, Any]:
     return {**msgspec.to_builtins(run), "service": service}
 
 
@@ -100,8 +100,8 @@ def summarize(ending: Ending, services: list[StagedService]) -> dict[str, Any]:
     }
 
 
-def primary_document(task: TaskRecord, ending: Ending, services: list[StagedService]) -> dict[str, Any]:
-    """The task's main result: what ran, every finding, every tool record and raw output, and the summary."""
+def primary_document(task: TaskSnapshot, ending: Ending, services: list[StagedService]) -> dict[str, Any]:
+    """The task's main result: what ran, every finding, every tool run and raw output, and the summary."""
     findings: list[dict[str, Any]] = []
     tool_results: dict[str, dict[str, Any]] = {}
     raw_outputs: dict[str, str] = {}
@@ -109,15 +109,15 @@ def primary_document(task: TaskRecord, ending: Ending, services: list[StagedServ
         if staged.result is None:
             continue
         findings.extend(_finding_dict(finding, staged.service) for finding in staged.result.findings)
-        tool_results.update({run.tool: _tool_record(run, staged.service) for run in staged.result.tools})
+        tool_results.update({run.tool: _tool_entry(run, staged.service) for run in staged.result.tools})
         raw_outputs.update(staged.result.raw_outputs)
     summary = summarize(ending, services)
     started = task.started_at or task.created_at
     return {
-        "task_id": task.task_id,
-        "model_slug": task.model_slug,
-        "app_number": task.app_number,
-        "analysis_type": task.analysis_type,
+        "task_id": task.task.id,
+        "model_slug": task.task.model_slug,
+        "app_number": task.task.app_number,
+        "analysis_type": task.task.analysis_type,
         "timestamp": task.created_at,
         "metadata": {
             "priority": task.priority,
@@ -144,12 +144,12 @@ def primary_document(task: TaskRecord, ending: Ending, services: list[StagedServ
     }
 
 
-def manifest(task: TaskRecord, primary: str, files: dict[str, bytes]) -> bytes:
+def manifest(task: TaskSnapshot, primary: str, files: dict[str, bytes]) -> bytes:
     """Every file of the folder but the manifest itself, with size and sha256, so a reader can check them."""
     return _json(
         {
             "schema_version": DOCUMENT_SCHEMA_VERSION,
-            "task_id": task.task_id,
+            "task_id": task.task.id,
             "trace_id": task.trace_id,
             "primary_result": primary,
             "created_at": utcnow(),
@@ -161,7 +161,7 @@ def manifest(task: TaskRecord, primary: str, files: dict[str, bytes]) -> bytes:
     )
 
 
-def render(task: TaskRecord, ending: Ending, services: list[StagedService]) -> RenderedResult:
+def render(task: TaskSnapshot, ending: Ending, services: list[StagedService]) -> RenderedResult:
     """All files of the task's result folder, manifest included."""
     services = sorted(services, key=lambda staged: staged.service)
     document = primary_document(task, ending, services)

@@ -8,20 +8,20 @@ from __future__ import annotations
 
 import logging
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 
 import msgspec
 from opentelemetry import trace
 
-from services.persister import database, records, staging
+from services.persister import database, lookups, staging
 from services.persister.artifacts import load_result
-from services.persister.completion import finish, present_services
-from services.persister.context import PersisterContext
+from services.persister.completion import PersisterContext, finish, present_services
 from services.persister.document import Ending
-from services.persister.outcomes import Delivery, PoisonMessage, Retry
-from services.persister.records import as_utc
+from services.persister.lookups import as_utc
 from services.persister.staging import StagedService, check_service_name
 from shared.delivery import backoff_s
-from shared.findings import fingerprint
+from shared.errors import PoisonMessage
+from shared.findings import with_fingerprints
 from shared.messages import (
     AnalysisRequest,
     Event,
@@ -34,11 +34,26 @@ from shared.messages import (
     TerminalEvent,
     utcnow,
 )
-from shared.protocol import ServiceResult
 from shared.tracing import TASK_ID_ATTRIBUTE
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("services.persister")
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """The facts of one delivery that handlers act on, without knowing NATS."""
+
+    deliveries: int  # 1 on the first delivery
+    trace_id: str | None  # of the incoming traceparent header, when there is one
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Not yet: hand the message back to be delivered again after `delay_s`."""
+
+    delay_s: float
+    reason: str
 
 
 def _db_span(ctx: PersisterContext, what: str, task_id: str) -> AbstractContextManager[trace.Span]:
@@ -48,23 +63,23 @@ def _db_span(ctx: PersisterContext, what: str, task_id: str) -> AbstractContextM
 
 async def handle_request(ctx: PersisterContext, request: AnalysisRequest, delivery: Delivery) -> Retry | None:
     """An accepted request: the task exists from now on, as `pending`."""
-    with _db_span(ctx, "request", request.task_id):
+    with _db_span(ctx, "request", request.task.id):
         await database.record_request(ctx.sessions, request, delivery.trace_id)
-    log.info("task %s recorded as pending", request.task_id, extra={"task_id": request.task_id})
+    log.info("task %s recorded as pending", request.task.id, extra={"task_id": request.task.id})
     return None
 
 
 async def handle_event(ctx: PersisterContext, event: Event, delivery: Delivery) -> Retry | None:
     """Apply one event of the tagged union; an event applied before is only acknowledged."""
-    if not isinstance(event, TaskProgress) and await records.is_processed(ctx.sessions, event.event_id):
-        log.info("event %s was applied already", event.event_id, extra={"task_id": event.task_id})
+    if not isinstance(event, TaskProgress) and await lookups.is_processed(ctx.sessions, event.event_id):
+        log.info("event %s was applied already", event.event_id, extra={"task_id": event.task.id})
         return None
     if isinstance(event, TaskStarted):
-        with _db_span(ctx, "started", event.task_id):
+        with _db_span(ctx, "started", event.task.id):
             await database.record_started(ctx.sessions, event, delivery.trace_id)
         return None
     if isinstance(event, TaskProgress):
-        with _db_span(ctx, "progress", event.task_id):
+        with _db_span(ctx, "progress", event.task.id):
             await database.record_progress(ctx.sessions, event)
         return None
     if isinstance(event, ServiceFinished):
@@ -73,42 +88,27 @@ async def handle_event(ctx: PersisterContext, event: Event, delivery: Delivery) 
     return await _terminal(ctx, event, delivery)
 
 
-def _with_fingerprints(result: ServiceResult) -> ServiceResult:
-    """Findings an analyzer sent without a fingerprint get one, so de-duplication works for every row."""
-    if all(finding.fingerprint for finding in result.findings):
-        return result
-    findings = [
-        finding
-        if finding.fingerprint
-        else msgspec.structs.replace(
-            finding, fingerprint=fingerprint(finding.tool, finding.rule_id, finding.path, "", finding.message)
-        )
-        for finding in result.findings
-    ]
-    return msgspec.structs.replace(result, findings=findings)
-
-
 async def _service_finished(ctx: PersisterContext, event: ServiceFinished, delivery: Delivery) -> None:
-    extra = {"task_id": event.task_id, "service": event.service}
+    extra = {"task_id": event.task.id, "service": event.service}
     try:
         check_service_name(event.service)
     except ValueError as error:
         raise PoisonMessage(str(error)) from error
-    task = await records.load_task(ctx.sessions, event.task_id)
+    task = await lookups.load_task(ctx.sessions, event.task.id)
     if task is not None and task.finished:
         # A retried orchestrator may send a task's events again after it ended: its folder is final.
-        log.info("service %s of finished task %s ignored", event.service, event.task_id, extra=extra)
+        log.info("service %s of finished task %s ignored", event.service, event.task.id, extra=extra)
         return
     result = event.result
     if result is None and event.artifact is not None:
         result = await load_result(ctx.js, event.artifact)
     if result is not None:
-        result = _with_fingerprints(result)
+        result = msgspec.structs.replace(result, findings=with_fingerprints(result.findings))
     if result is None or (not result.tools and not result.findings):
         log.warning(
             "empty payload: service %s of task %s reported no tools and no findings (status %s)",
             event.service,
-            event.task_id,
+            event.task.id,
             event.status,
             extra=extra,
         )
@@ -120,11 +120,11 @@ async def _service_finished(ctx: PersisterContext, event: ServiceFinished, deliv
         result=result,
     )
     # Staged before the rows are committed: once the event counts as processed its full result is on disk.
-    await staging.stage(ctx.results_root, event.task_id, staged)
-    with _db_span(ctx, "service", event.task_id):
+    await staging.stage(ctx.results_root, event.task.id, staged)
+    with _db_span(ctx, "service", event.task.id):
         await database.record_service(ctx.sessions, event, result, delivery.trace_id)
     count = len(result.findings) if result else 0
-    log.info("service %s of task %s recorded: %d findings", event.service, event.task_id, count, extra=extra)
+    log.info("service %s of task %s recorded: %d findings", event.service, event.task.id, count, extra=extra)
 
 
 _TERMINAL_STATUS = {TaskFailed: "failed", TaskCancelled: "cancelled"}
@@ -145,21 +145,21 @@ def _ending(event: TerminalEvent, missing: list[str]) -> Ending:
 
 
 async def _terminal(ctx: PersisterContext, event: TerminalEvent, delivery: Delivery) -> Retry | None:
-    extra = {"task_id": event.task_id}
+    extra = {"task_id": event.task.id}
     task = await database.ensure_task(ctx.sessions, event)
     if task.finished:
-        log.info("task %s has ended already in %s", event.task_id, task.result_dir, extra=extra)
-        await staging.discard(ctx.results_root, event.task_id)  # left over by a crash after the row update
+        log.info("task %s has ended already in %s", event.task.id, task.result_dir, extra=extra)
+        await staging.discard(ctx.results_root, event.task.id)  # left over by a crash after the row update
         return None
-    present = await present_services(ctx, event.task_id)
+    present = await present_services(ctx, event.task.id)
     missing = [service for service in event.services if service not in present]
     if missing and delivery.deliveries < ctx.max_deliver - 1:
         # Redelivery may have put a service event behind its task's end: come back once it had time to arrive.
         reason = f"waiting for the service events of {', '.join(missing)}"
-        log.info("task %s: %s", event.task_id, reason, extra=extra)
+        log.info("task %s: %s", event.task.id, reason, extra=extra)
         return Retry(delay_s=backoff_s(delivery.deliveries), reason=reason)
     if missing:
-        log.warning("task %s ends without %s", event.task_id, ", ".join(missing), extra=extra)
+        log.warning("task %s ends without %s", event.task.id, ", ".join(missing), extra=extra)
     kind = "completed" if isinstance(event, TaskCompleted) else _TERMINAL_STATUS[type(event)]
     await finish(ctx, task, _ending(event, missing), list(present.values()), event.event_id, kind)
     return None

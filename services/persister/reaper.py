@@ -14,9 +14,8 @@ from datetime import timedelta
 
 from opentelemetry import trace
 
-from services.persister import records
-from services.persister.completion import fail_task
-from services.persister.context import PersisterContext
+from services.persister import lookups
+from services.persister.completion import PersisterContext, fail_task
 from shared.messages import utcnow
 from shared.tracing import TASK_ID_ATTRIBUTE
 
@@ -45,8 +44,8 @@ async def reap_once(
     reaped = []
     for status, limit_s, reason in rounds:
         cutoff = utcnow() - timedelta(seconds=limit_s)
-        for task_id in await records.stale_tasks(ctx.sessions, status, cutoff):
-            task = await records.load_task(ctx.sessions, task_id)
+        for task_id in await lookups.stale_tasks(ctx.sessions, status, cutoff):
+            task = await lookups.load_task(ctx.sessions, task_id)
             if task is None or task.status != status or (task.updated_at and task.updated_at >= cutoff):
                 continue  # an event arrived since the query
             with tracer.start_as_current_span("reap task", attributes={TASK_ID_ATTRIBUTE: task_id}):

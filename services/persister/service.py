@@ -10,8 +10,8 @@ import logging
 from nats.aio.client import Client
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.persister.completion import PersisterContext
 from services.persister.consumer import CONSUMERS, declare, pull_loop
-from services.persister.context import PersisterContext
 from services.persister.reaper import REAP_INTERVAL_S, run_reaper
 from shared.config import Settings
 from shared.database import migrate, sessions

@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import msgspec
@@ -21,15 +22,19 @@ from websockets.sync.client import connect as connect_sync
 from shared.natsd import free_port
 from shared.protocol import (
     MAX_FRAME_BYTES,
-    TERMINAL_FRAMES,
     AnalyzeFrame,
+    ErrorFrame,
     ResultFrame,
     ServiceResult,
+    analyzer_auth,
     decode_analyzer_frame,
     encode_frame,
 )
+from shared.tasks import TaskRef
 
 REPO = Path(__file__).resolve().parents[2]
+ANALYZER_TOKEN = "analyzer-token-of-the-tests"  # what the tests' analyzers require in the handshake
+AUTH = analyzer_auth(ANALYZER_TOKEN)
 SAMPLE_APPS = REPO / "generated" / "apps"
 
 
@@ -39,7 +44,9 @@ def _wait_until_listening(
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"{process.args} exited with {process.returncode}: {log.read_text()[-2000:]}")
+            raise RuntimeError(
+                f"{process.args!r} exited with {process.returncode}: {log.read_text()[-2000:]}"
+            )
         try:
             httpx.get(url, timeout=0.5, trust_env=False)
             return
@@ -67,7 +74,7 @@ def start_backend(app: str, folder: Path) -> tuple[str, subprocess.Popen[bytes]]
 
 
 def start_analyzer(
-    service: str, folder: Path, apps_dir: Path = SAMPLE_APPS
+    service: str, folder: Path, apps_dir: Path = SAMPLE_APPS, extra_env: dict[str, str] | None = None
 ) -> tuple[str, subprocess.Popen[bytes]]:
     """`python -m services.analyzers.<service> --port <free>` with its own trace and var folders."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -78,6 +85,8 @@ def start_analyzer(
         "ASSAY_APPS_DIR": str(apps_dir),
         "ASSAY_TRACE_DIR": str(folder / "traces"),
         "ASSAY_VAR_DIR": str(folder / "var"),
+        "ASSAY_ANALYZER_TOKEN": ANALYZER_TOKEN,
+        **(extra_env or {}),
     }
     env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
     env.pop("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", None)
@@ -95,7 +104,7 @@ def start_analyzer(
                 f"{service} analyzer exited with {process.returncode}: {log.read_text()[-2000:]}"
             )
         try:
-            with connect_sync(f"ws://127.0.0.1:{port}", open_timeout=0.5):
+            with connect_sync(f"ws://127.0.0.1:{port}", open_timeout=0.5, additional_headers=AUTH):
                 break
         except OSError:
             if time.monotonic() > deadline:
@@ -115,25 +124,41 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def analyze_frame(
-    request_id: str, *, model: str = "openai_codex-mini", app: int = 1, **fields: object
+    request_id: str,
+    *,
+    model: str = "openai_codex-mini",
+    app: int = 1,
+    task_id: str = "task_00000000abcd",
+    tools: list[str] | None = None,
+    target_urls: list[str] | None = None,
+    options: dict[str, Any] | None = None,
+    deadline_s: float = 900.0,
+    traceparent: str | None = None,
 ) -> AnalyzeFrame:
+    """An analyze frame of a static analysis of `model`/app`app`, as the orchestrator sends it."""
     return AnalyzeFrame(
-        id=request_id, task_id="task_00000000abcd", model_slug=model, app_number=app, **fields
-    )  # type: ignore[arg-type]
+        id=request_id,
+        task=TaskRef(id=task_id, model_slug=model, app_number=app, analysis_type="static"),
+        tools=tools or [],
+        target_urls=target_urls or [],
+        options=options or {},
+        deadline_s=deadline_s,
+        traceparent=traceparent,
+    )
 
 
 def run_sync(url: str, frame: AnalyzeFrame, timeout_s: float = 60.0) -> list[msgspec.Struct]:
     """Send one analyze frame and return every frame of the run, the terminal one last (blocking client)."""
     frames: list[msgspec.Struct] = []
     deadline = time.monotonic() + timeout_s
-    with connect_sync(url, max_size=MAX_FRAME_BYTES) as ws:
+    with connect_sync(url, max_size=MAX_FRAME_BYTES, additional_headers=AUTH) as ws:
         ws.send(encode_frame(frame))
         while True:
             received = decode_analyzer_frame(ws.recv(timeout=max(0.1, deadline - time.monotonic())))
             if getattr(received, "id", None) != frame.id:
                 continue
             frames.append(received)
-            if isinstance(received, TERMINAL_FRAMES):
+            if isinstance(received, (ResultFrame, ErrorFrame)):
                 return frames
 
 
@@ -145,12 +170,14 @@ def result_of(url: str, frame: AnalyzeFrame, timeout_s: float = 60.0) -> Service
 
 
 async def result_async(url: str, frame: AnalyzeFrame, timeout_s: float = 30.0) -> ServiceResult:
-    async with connect(url, max_size=MAX_FRAME_BYTES) as ws:
+    async with connect(url, max_size=MAX_FRAME_BYTES, additional_headers=AUTH) as ws:
         await ws.send(encode_frame(frame))
         async with asyncio.timeout(timeout_s):
             async for message in ws:
                 received = decode_analyzer_frame(message)
-                if getattr(received, "id", None) == frame.id and isinstance(received, TERMINAL_FRAMES):
+                if getattr(received, "id", None) == frame.id and isinstance(
+                    received, (ResultFrame, ErrorFrame)
+                ):
                     assert isinstance(received, ResultFrame), f"run ended with {received}"
                     return received.result
     raise AssertionError("connection closed before a terminal frame")

@@ -90,6 +90,7 @@ async def running_gateway(settings: Settings) -> AsyncIterator[str]:
 @asynccontextmanager
 async def gateway_for(settings: Settings) -> AsyncIterator[Gateway]:
     async with running_gateway(settings) as url, httpx.AsyncClient(base_url=url, timeout=10) as http:
+        assert settings.nats_url, "a gateway under test needs its NATS server's URL"
         nc = await nats.connect(settings.nats_url)
         js = nc.jetstream()
         try:

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Literal, TypeVar
 
 import msgspec
 from nats.aio.client import Client
@@ -27,10 +27,10 @@ from shared.findings import Finding, ToolRun, fingerprint
 from shared.messages import (
     AnalysisRequest,
     Event,
+    Priority,
     TerminalEvent,
     decode_event,
     encode,
-    new_task_id,
 )
 from shared.natsd import free_port
 from shared.protocol import (
@@ -48,6 +48,7 @@ from shared.protocol import (
     encode_frame,
 )
 from shared.streams import declare_streams
+from shared.tasks import AnalysisType, TaskRef, new_task_id
 
 MODEL = "openai_codex-mini"
 APP = 3
@@ -271,7 +272,7 @@ class EventLog:
             self.arrived.notify_all()
 
     def of(self, task_id: str) -> list[Published]:
-        return [item for item in self.published if item.event.task_id == task_id]
+        return [item for item in self.published if item.event.task.id == task_id]
 
     async def until(self, predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
         try:
@@ -279,7 +280,7 @@ class EventLog:
                 async with self.arrived:
                     await self.arrived.wait_for(predicate)
         except TimeoutError:
-            kinds = [(item.event.task_id, kind(item.event)) for item in self.published]
+            kinds = [(item.event.task.id, kind(item.event)) for item in self.published]
             raise AssertionError(f"{what} within {timeout_s} s; published: {kinds}") from None
 
     async def terminal(self, task_id: str, timeout_s: float = 10.0) -> list[Published]:
@@ -316,18 +317,15 @@ class Bench:
 
     async def request(
         self,
-        analysis_type: str = "security",
-        priority: str = "normal",
+        analysis_type: AnalysisType = "security",
+        priority: Priority = "normal",
         parent: str | None = None,
-        **fields: Any,
+        deadline_s: float = 900.0,
     ) -> AnalysisRequest:
         request = AnalysisRequest(
-            task_id=new_task_id(),
-            model_slug=MODEL,
-            app_number=APP,
-            analysis_type=analysis_type,  # type: ignore[arg-type]
+            task=TaskRef(id=new_task_id(), model_slug=MODEL, app_number=APP, analysis_type=analysis_type),
             priority=priority,
-            **fields,  # type: ignore[arg-type]
+            deadline_s=deadline_s,
         )
         headers = {"Nats-Msg-Id": request.event_id, **({"traceparent": parent} if parent else {})}
         await self.js.publish(subjects.request_subject(request.priority), encode(request), headers=headers)

@@ -32,12 +32,12 @@ from shared.messages import (
     TaskCompleted,
     TaskStarted,
     encode,
-    new_task_id,
 )
 from shared.models import FindingRow, ServiceRun, Task, ToolRunRow
 from shared.protocol import ServiceResult
 from shared.sarif import sarif_for
 from shared.streams import declare_streams
+from shared.tasks import TaskRef, new_task_id
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODEL = "openai_codex-mini"
@@ -84,14 +84,14 @@ class Harness:
         headers: dict[str, str] = {"traceparent": parent} if parent else {}
         if dedup:
             headers["Nats-Msg-Id"] = event.event_id  # type: ignore[attr-defined]
-        subject = subjects.event_subject(event.task_id, kind_of(event))  # type: ignore[attr-defined]
+        subject = subjects.event_subject(event.task.id, kind_of(event))  # type: ignore[attr-defined]
         await self.publish(subject, encode(event), headers)
 
     async def task(self, task_id: str) -> Task | None:
         async with sessions(self.engine)() as session:
             return await session.get(Task, task_id)
 
-    async def count(self, model: type, task_id: str) -> int:
+    async def count(self, model: type[ServiceRun | ToolRunRow | FindingRow], task_id: str) -> int:
         async with sessions(self.engine)() as session:
             return (
                 await session.scalar(select(func.count()).select_from(model).where(model.task_id == task_id))
@@ -124,7 +124,7 @@ class Harness:
 
         async def done() -> bool:
             info = await self.js.consumer_info(stream, durable)
-            return info.num_pending == 0 and info.num_ack_pending == 0
+            return bool(info.num_pending == 0 and info.num_ack_pending == 0)
 
         await eventually(done, timeout_s, f"{durable} did not drain", self.persister)
 
@@ -283,21 +283,18 @@ class Scenario:
     trace_id: str
 
 
-def scenario(
-    result: ServiceResult | None = None, analysis_type: str = "security", **service: Any
-) -> Scenario:
-    task_id = new_task_id()
+def scenario(result: ServiceResult | None = None) -> Scenario:
+    """A security analysis of MODEL/app APP whose one service (static) sends `result`."""
     parent, trace_id = traceparent()
-    common = {"task_id": task_id, "model_slug": MODEL, "app_number": APP, "analysis_type": analysis_type}
+    task = TaskRef(id=new_task_id(), model_slug=MODEL, app_number=APP, analysis_type="security")
     result = result if result is not None else service_result()
-    finished = {"service": "static", "status": result.status, "result": result, **service}
     return Scenario(
-        request=AnalysisRequest(**common, tools=["bandit", "ruff", "semgrep"]),
+        request=AnalysisRequest(task=task, tools=["bandit", "ruff", "semgrep"]),
         started=TaskStarted(
-            **common, services=["static"], tools=["bandit", "ruff", "semgrep"], worker="test:1"
+            task=task, services=["static"], tools=["bandit", "ruff", "semgrep"], worker="test:1"
         ),
-        service=ServiceFinished(**common, **finished),
-        completed=TaskCompleted(**common, status="completed", services=["static"]),
+        service=ServiceFinished(task=task, service="static", status=result.status, result=result),
+        completed=TaskCompleted(task=task, status="completed", services=["static"]),
         parent=parent,
         trace_id=trace_id,
     )

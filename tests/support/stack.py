@@ -1,9 +1,14 @@
 """The real Assay stack for end-to-end tests: each service a separate process, its own nats-server on a free port,
-its own SQLite file, results folder and span files. Processes can be killed one by one."""
+its own SQLite file, results folder and span files. Processes can be killed one by one.
+
+Locked down as `assay up` runs it: the nats-server admits only Assay's users, the streams are declared as
+`admin`, and each service gets only its own credentials and the analyzer token (services/cli/credentials.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -15,8 +20,14 @@ from typing import Any
 
 import httpx
 
+from services.cli.credentials import child_env
+from services.cli.roster import ServiceSpec
+from shared.config import load_settings
+from shared.connection import connect
 from shared.messages import TERMINAL_STATUSES
+from shared.nats_users import ADMIN, GATEWAY, ORCHESTRATOR, PERSISTER, creds_of, generate_credentials
 from shared.natsd import EmbeddedNats, free_port
+from shared.streams import declare_all
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -44,7 +55,9 @@ class Stack:
         extra_env: Mapping[str, str] | None = None,
     ) -> None:
         self.root = root
-        self.nats = EmbeddedNats(root / "nats")
+        self.credentials = generate_credentials()
+        self.analyzer_token = secrets.token_urlsafe(16)
+        self.nats = EmbeddedNats(root / "nats", credentials=self.credentials)
         self.gateway_port = free_port()
         self.analyzer_ports = {name: [free_port() for _ in range(count)] for name, count in analyzers.items()}
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
@@ -84,18 +97,23 @@ class Stack:
     def trace_dir(self) -> Path:
         return self.root / "traces"
 
-    def spawn(self, name: str, module: str, *args: str) -> subprocess.Popen[bytes]:
+    def creds(self, user: str) -> str:
+        """ASSAY_NATS_CREDS of one of the server's users (tests connect as `admin` to look behind the scenes)."""
+        return creds_of(self.credentials, user)
+
+    def spawn(self, spec: ServiceSpec) -> subprocess.Popen[bytes]:
+        """Start one service with its own secrets, as the supervisor would."""
         self.logs.mkdir(parents=True, exist_ok=True)
-        log = (self.logs / f"{name}.log").open("ab")
+        log = (self.logs / f"{spec.name}.log").open("ab")
         process = subprocess.Popen(
-            [sys.executable, "-m", module, *args],
+            [sys.executable, "-m", spec.module, *spec.args],
             cwd=REPO,
-            env=self.env,
+            env=child_env(self.env, spec, self.credentials, self.analyzer_token),
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        self.processes[name] = process
+        self.processes[spec.name] = process
         return process
 
     def start(self) -> None:
@@ -105,16 +123,28 @@ class Stack:
             self.nats.argv(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         wait_for_port(self.nats.port)
-        self.spawn("persister", "services.persister")
+        asyncio.run(self._declare())
+        self.spawn(ServiceSpec("persister", "services.persister", nats_user=PERSISTER))
         for name, ports in self.analyzer_ports.items():
             for index, port in enumerate(ports):
-                self.spawn(f"{name}-{index}", f"services.analyzers.{name}", "--port", str(port))
-        self.spawn("orchestrator", "services.orchestrator")
-        self.spawn("gateway", "services.gateway")
+                module = f"services.analyzers.{name}"
+                self.spawn(ServiceSpec(f"{name}-{index}", module, ("--port", str(port)), analyzer_token=True))
+        self.spawn(
+            ServiceSpec("orchestrator", "services.orchestrator", nats_user=ORCHESTRATOR, analyzer_token=True)
+        )
+        self.spawn(ServiceSpec("gateway", "services.gateway", nats_user=GATEWAY))
         for ports in self.analyzer_ports.values():
             for port in ports:
                 wait_for_port(port)
         self.wait_ready()
+
+    async def _declare(self) -> None:
+        settings = load_settings(self.env)
+        admin = await connect(self.nats.url, "stack-setup", self.creds(ADMIN))
+        try:
+            await declare_all(admin.jetstream(), settings.ack_wait_s, settings.max_deliver)
+        finally:
+            await admin.close()
 
     def wait_ready(self, timeout_s: float = 30.0) -> None:
         deadline = time.monotonic() + timeout_s
@@ -158,12 +188,14 @@ class Stack:
     def submit(self, **body: Any) -> str:
         response = httpx.post(f"{self.gateway_url}/api/analysis/run", json=body, timeout=10)
         assert response.status_code == 202, response.text
-        return response.json()["task_id"]
+        task_id: str = response.json()["task_id"]
+        return task_id
 
     def task(self, task_id: str) -> dict[str, Any]:
         response = httpx.get(f"{self.gateway_url}/api/tasks/{task_id}", timeout=10)
         assert response.status_code == 200, response.text
-        return response.json()
+        task: dict[str, Any] = response.json()
+        return task
 
     def wait_terminal(self, task_id: str, timeout_s: float = 240.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout_s

@@ -6,13 +6,16 @@ from __future__ import annotations
 import asyncio
 import shutil
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from services.analyzers.base.job import Job
 from services.analyzers.base.runner import run_tools
 from services.analyzers.base.tool import Tool
 from shared.config import load_settings
 from shared.protocol import ServiceResult
+from shared.tasks import TaskRef
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE_APPS = REPO / "generated" / "apps"
@@ -64,17 +67,17 @@ def write_many_modules(app: Path, count: int) -> None:
         )
 
 
-def make_job(app_dir: Path | None, options: dict | None = None, deadline_s: float = 120.0) -> Job:
+def make_job(app_dir: Path | None, options: dict[str, Any] | None = None, deadline_s: float = 120.0) -> Job:
     """A Job as the server builds it, for running tools in-process."""
 
-    async def report(_tool: str, _stage: str, _percent: float, _message: str) -> None:
+    async def report(_tool: str, _stage: str, _message: str) -> None:
         return None
 
     return Job(
         request_id="req-static",
-        task_id="task_00000000beef",
-        model_slug="openai_codex-mini",
-        app_number=1,
+        task=TaskRef(
+            id="task_00000000beef", model_slug="openai_codex-mini", app_number=1, analysis_type="static"
+        ),
         app_dir=app_dir,
         target_urls=[],
         options=options or {},
@@ -85,5 +88,7 @@ def make_job(app_dir: Path | None, options: dict | None = None, deadline_s: floa
     )
 
 
-async def run_in_process(tools: list[Tool], app_dir: Path, options: dict | None = None) -> ServiceResult:
-    return await run_tools("static", tools, make_job(app_dir, options))
+async def run_in_process(
+    tools: Sequence[Tool], app_dir: Path, options: dict[str, Any] | None = None
+) -> ServiceResult:
+    return await run_tools("static", list(tools), make_job(app_dir, options))

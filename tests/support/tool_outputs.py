@@ -31,12 +31,11 @@ def mypy_counts(out: str) -> Counter[str]:
 
 
 def vulture_counts(out: str) -> Counter[str]:
-    kinds = Counter()
+    kinds: Counter[str] = Counter()
     for line in out.splitlines():
         match = re.match(r"^.+?:\d+: (.+) \(\d+% confidence", line)
-        if (
-            match
-        ):  # "unused import 'os'" → unused-import, "unreachable code after 'return'" → unreachable-code
+        # "unused import 'os'" → unused-import, "unreachable code after 'return'" → unreachable-code
+        if match:
             words = re.sub(r"'[^']*'", " ", match[1]).split()
             kinds["-".join(word for word in words if word != "after")] += 1
     return kinds
@@ -73,7 +72,7 @@ def pip_audit_counts(out: str) -> Counter[str]:
 
 
 def npm_audit_counts(out: str) -> Counter[str]:
-    counts = Counter()
+    counts: Counter[str] = Counter()
     for package in json.loads(out).get("vulnerabilities", {}).values():
         advisories = [via for via in package["via"] if isinstance(via, dict)]
         for advisory in advisories:
@@ -100,6 +99,6 @@ COUNTERS: dict[str, Callable[[str], Counter[str]]] = {
 
 
 def direct_counts_by_rule(tool: str, command: list[str], cwd: Path) -> dict[str, int]:
-    """Run `command` (a tool record's argv) in `cwd`, as the analyzer did, and count its findings by rule id."""
+    """Run `command` (a tool run's argv) in `cwd`, as the analyzer did, and count its findings by rule id."""
     rerun = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=180, check=False)
     return dict(COUNTERS[tool](rerun.stdout))

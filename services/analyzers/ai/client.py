@@ -18,13 +18,13 @@ import msgspec
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from shared.errors import ToolError
 from shared.tracing import TASK_ID_ATTRIBUTE
 
 tracer = trace.get_tracer("assay.analyzer.ai")
 
-RETRYABLE_STATUSES = frozenset(
-    {408, 425, 429}
-)  # and every 5xx (OpenRouter relays 502/503/524 from providers)
+# Retried: these and every 5xx (OpenRouter relays 502/503/524 from providers).
+RETRYABLE_STATUSES = frozenset({408, 425, 429})
 # A server asking for a longer pause gets it capped; the tool's timeout bounds the whole call anyway.
 MAX_RETRY_AFTER_S = 30.0
 APP_TITLE = "Assay"  # OpenRouter shows X-Title (and HTTP-Referer) as the calling application
@@ -69,7 +69,7 @@ class ChatReply(msgspec.Struct, frozen=True, kw_only=True):
     duration_s: float
 
 
-class ChatError(Exception):
+class ChatError(ToolError):
     """The API could not give an answer; the message says why (and what to check)."""
 
 

@@ -18,7 +18,7 @@ import msgspec
 
 from services.analyzers.ai.prompts import Requirement, requirements_messages
 from services.analyzers.ai.review import RequirementVerdict, Review
-from services.analyzers.ai.reviewer import InvalidInput, ModelReview, Question, Verdict, app_label
+from services.analyzers.ai.reviewer import InvalidInput, ModelReview, Question, ReviewOutcome, app_label
 from services.analyzers.ai.sources import REQUIREMENTS_FILE, Sources
 from services.analyzers.base.job import Job
 from services.analyzers.base.tool import SkipTool
@@ -102,10 +102,10 @@ class RequirementsReview(ModelReview):
         if not requirements:
             raise SkipTool(f"{REQUIREMENTS_FILE} lists no requirements")
 
-        def judge(review: Review) -> Verdict:
+        def judge(review: Review) -> ReviewOutcome:
             matched = _match(review.requirements, requirements)
             if not matched:
-                return Verdict(problem=f"the answer judged none of the {len(requirements)} requirements")
+                return ReviewOutcome(problem=f"the answer judged none of the {len(requirements)} requirements")
             findings: list[Finding] = []
             for requirement in requirements:
                 verdict = matched.get(requirement.id)
@@ -138,7 +138,7 @@ class RequirementsReview(ModelReview):
                 "unanswered": [r.text for r in requirements if r.id not in matched],
                 "summary": review.summary,
             }
-            return Verdict(findings=findings, metrics=metrics)
+            return ReviewOutcome(findings=findings, metrics=metrics)
 
         messages = requirements_messages(app_label(job), spec.title, spec.description, requirements, sources)
         return Question(messages=messages, judge=judge)

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import msgspec
 
 from services.analyzers.ai.sources import Sources
+from shared.errors import ToolError
 from shared.findings import Finding, Severity, fingerprint
 
 DEFAULT_SEVERITY: Severity = "medium"
@@ -84,7 +85,7 @@ class Review(msgspec.Struct, frozen=True, kw_only=True):
     summary: str = ""
 
 
-class ReviewError(ValueError):
+class ReviewError(ToolError, ValueError):
     """The model's answer is not a usable review; the message quotes the decoder's reason."""
 
 

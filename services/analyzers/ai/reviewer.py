@@ -1,4 +1,4 @@
-"""What both AI tools share: the API-key probe, request options, one call to the model, the run record.
+"""What both AI tools share: the API-key health check, request options, one call to the model, the tool run.
 
 A review gathers the app's files (sources.py), asks its own question (requirements.py, quality.py), sends it
 (client.py), decodes the answer (review.py) and lets the question judge it. Every way this can go wrong ends
@@ -32,6 +32,7 @@ from services.analyzers.ai.sources import (
 from services.analyzers.base.job import Job
 from services.analyzers.base.tool import SkipTool, ToolOutput
 from shared.config import Settings
+from shared.errors import InputError
 from shared.findings import Finding, ToolRun, ToolStatus
 from shared.protocol import ToolHealth
 
@@ -48,11 +49,11 @@ class ReviewOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     )
 
 
-class InvalidInput(Exception):
+class InvalidInput(InputError):
     """The app gives a review nothing valid to ask about (a malformed requirements.json): the tool fails."""
 
 
-class Verdict(msgspec.Struct, kw_only=True):
+class ReviewOutcome(msgspec.Struct, kw_only=True):
     """What a question concluded from a review; `problem` set means the answer was unusable (tool failed)."""
 
     findings: list[Finding] = []
@@ -65,11 +66,11 @@ class Question:
     """The messages to send and how to judge the answer to them."""
 
     messages: list[dict[str, str]]
-    judge: Callable[[Review], Verdict]
+    judge: Callable[[Review], ReviewOutcome]
 
 
 def app_label(job: Job) -> str:
-    return f"{job.model_slug}/app{job.app_number}"
+    return f"{job.task.model_slug}/app{job.task.app_number}"
 
 
 def _raw_output(config: ChatConfig, messages: list[dict[str, str]], reply: ChatReply) -> str:
@@ -104,7 +105,7 @@ class ModelReview:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
-    async def probe(self) -> ToolHealth:
+    async def health(self) -> ToolHealth:
         """Available when a key is configured; the version is the configured model (no network call)."""
         if not self.settings.ai_api_key:
             return ToolHealth(name=self.name, available=False, reason=NO_KEY_REASON)
@@ -115,7 +116,7 @@ class ModelReview:
 
     def _config(self, job: Job, options: ReviewOptions) -> ChatConfig:
         settings = job.settings
-        if not settings.ai_api_key:  # the probe already skips; this keeps a direct run() honest too
+        if not settings.ai_api_key:  # health() already says unavailable; this keeps a direct run() honest too
             raise SkipTool(NO_KEY_REASON)
         return ChatConfig(
             base_url=settings.ai_base_url,
@@ -159,7 +160,7 @@ class ModelReview:
         timeout_s = job.tool_timeout_s(self.name)
         try:
             async with asyncio.timeout(timeout_s):
-                reply = await complete(config, question.messages, task_id=job.task_id)
+                reply = await complete(config, question.messages, task_id=job.task.id)
         except TimeoutError:
             reason = f"no answer from {config.endpoint} within {timeout_s:.1f} s"
             return ToolOutput(run=record("timeout", version=config.model, reason=reason, **common))
@@ -177,7 +178,7 @@ class ModelReview:
             verdict = question.judge(decode_review(reply.content))
         except ReviewError as error:
             cut = reply.finish_reason == "length"  # a common cause of broken JSON, worth saying
-            verdict = Verdict(problem=f"{error}{LENGTH_HINT if cut else ''}")
+            verdict = ReviewOutcome(problem=f"{error}{LENGTH_HINT if cut else ''}")
         metrics |= verdict.metrics
         if verdict.problem is not None:
             run = record("failed", version=reply.model, reason=verdict.problem, **common)

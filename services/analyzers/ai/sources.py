@@ -68,9 +68,8 @@ SKIPPED_DIRS = frozenset(
     }
 )
 SECRET_SUFFIXES = frozenset({".pem", ".key", ".crt", ".p12", ".pfx"})
-REQUIREMENTS_FILE = (
-    "requirements.json"  # the app's specification: sent on its own, by the requirements review
-)
+# The app's specification: sent on its own, by the requirements review.
+REQUIREMENTS_FILE = "requirements.json"
 
 
 class SourceFile(msgspec.Struct, frozen=True, kw_only=True):

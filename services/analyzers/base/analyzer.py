@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from services.analyzers.base.tool import Tool
+from shared.errors import UnknownTool
 
 
 @dataclass(frozen=True)
@@ -18,12 +19,12 @@ class Analyzer:
         object.__setattr__(self, "tool_index", {tool.name: tool for tool in self.tools})
 
     def select(self, names: list[str]) -> list[Tool]:
-        """The tools a request names (all when it names none); raises KeyError listing unknown names."""
+        """The tools a request names (all when it names none); raises UnknownTool listing unknown names."""
         if not names:
             return list(self.tools)
         unknown = [name for name in names if name not in self.tool_index]
         if unknown:
-            raise KeyError(
+            raise UnknownTool(
                 f"unknown tools for {self.service}: {', '.join(unknown)}; known: {', '.join(self.tool_index)}"
             )
         return [self.tool_index[name] for name in names]

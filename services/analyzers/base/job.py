@@ -13,17 +13,18 @@ from opentelemetry import trace
 
 from services.analyzers.base.process import ProcessOutcome, run_process
 from shared.config import Settings
+from shared.tasks import TaskRef
 
-ProgressCallback = Callable[[str, str, float, str], Awaitable[None]]  # tool, stage, percent, message
+ProgressCallback = Callable[
+    [str, str, str], Awaitable[None]
+]  # tool, stage, message (the server counts percent)
 
 
 class Job(msgspec.Struct, kw_only=True):
     """One analyze request as tools see it. `app_dir` is None when the app has no source folder here."""
 
     request_id: str
-    task_id: str
-    model_slug: str
-    app_number: int
+    task: TaskRef
     app_dir: Path | None
     app_env: dict[str, str] = {}  # the app's .env (ports of the running app), read once per analysis
     target_urls: list[str]
@@ -47,7 +48,7 @@ class Job(msgspec.Struct, kw_only=True):
         value = self.options.get(tool)
         return value if isinstance(value, dict) else {}
 
-    async def run(
+    async def run_process(
         self, tool: str, argv: list[str], *, cwd: Path | None = None, env: Mapping[str, str] | None = None
     ) -> ProcessOutcome:
         """Run one tool subprocess within the analyzer's CPU budget and the tool's timeout."""

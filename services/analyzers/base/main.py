@@ -11,10 +11,11 @@ from urllib.parse import urlparse
 from websockets.asyncio.server import serve
 
 from services.analyzers.base.analyzer import Analyzer
+from services.analyzers.base.handshake import require_token
 from services.analyzers.base.server import AnalyzerServer
 from shared.config import Settings, load_settings
 from shared.logs import setup_logging
-from shared.protocol import MAX_FRAME_BYTES
+from shared.protocol import MAX_REQUEST_FRAME_BYTES
 from shared.tracing import setup_tracing
 
 log = logging.getLogger(__name__)
@@ -24,6 +25,7 @@ def listen_address(service: str, settings: Settings, argv: list[str] | None) -> 
     """`--host/--port` when given, else the host and port of the service's first configured URL."""
     parser = argparse.ArgumentParser(prog=f"python -m services.analyzers.{service}")
     first = urlparse(settings.analyzer_urls[service][0])
+    # Loopback unless told otherwise: an analyzer runs tools and sends load on request.
     parser.add_argument("--host", default=first.hostname or "127.0.0.1")
     parser.add_argument("--port", type=int, default=first.port)
     args = parser.parse_args(argv)
@@ -34,11 +36,21 @@ async def serve_analyzer(
     analyzer: Analyzer, settings: Settings, host: str, port: int, stop: asyncio.Event
 ) -> None:
     """Serve until `stop` is set; running tools are cancelled (and killed) on the way out."""
+    admit = require_token(settings.analyzer_token)  # before anything else: no token, no analyzer
     server = AnalyzerServer(analyzer, settings)
-    # Probe every tool (versions) before listening, so the first health request answers at once and no probe
-    # process is still running when the first analysis starts.
+    # Ask every tool its health (versions) before listening, so the first health request answers at once and no
+    # `--version` process is still running when the first analysis starts.
     await server.health()
-    async with serve(server.handle, host, port, max_size=MAX_FRAME_BYTES, ping_interval=20, ping_timeout=20):
+    # Requests are small: a frame above MAX_REQUEST_FRAME_BYTES closes the connection (1009) before it is read.
+    async with serve(
+        server.handle,
+        host,
+        port,
+        max_size=MAX_REQUEST_FRAME_BYTES,
+        process_request=admit,
+        ping_interval=20,
+        ping_timeout=20,
+    ):
         log.info("%s analyzer listening on ws://%s:%d", analyzer.service, host, port)
         await stop.wait()
         for task in list(server.runs.values()):

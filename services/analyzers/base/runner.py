@@ -22,11 +22,11 @@ tracer = trace.get_tracer("assay.analyzer")
 async def run_tool(tool: Tool, job: Job) -> ToolOutput:
     """Run one tool in its own span; a missing tool is `skipped`, a crash is `failed`, never the whole run."""
     with tracer.start_as_current_span(
-        f"tool {tool.name}", attributes={TASK_ID_ATTRIBUTE: job.task_id}
+        f"tool {tool.name}", attributes={TASK_ID_ATTRIBUTE: job.task.id}
     ) as span:
-        await job.report(tool.name, "started", 0.0, f"{tool.name} started")
+        await job.report(tool.name, "started", f"{tool.name} started")
         started = time.monotonic()
-        health = await tool.probe()
+        health = await tool.health()
         if not health.available:
             output = ToolOutput(run=ToolRun(tool=tool.name, status="skipped", reason=health.reason))
         else:
@@ -39,7 +39,7 @@ async def run_tool(tool: Tool, job: Job) -> ToolOutput:
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # a tool's bug must not sink its siblings
-                log.exception("tool %s crashed", tool.name, extra={"task_id": job.task_id, "tool": tool.name})
+                log.exception("tool %s crashed", tool.name, extra={"task_id": job.task.id, "tool": tool.name})
                 output = ToolOutput(
                     run=ToolRun(
                         tool=tool.name,
@@ -51,7 +51,7 @@ async def run_tool(tool: Tool, job: Job) -> ToolOutput:
                 )
         span.set_attribute("assay.tool.status", output.run.status)
         span.set_attribute("assay.tool.findings", len(output.findings))
-        await job.report(tool.name, output.run.status, 100.0, f"{tool.name} {output.run.status}")
+        await job.report(tool.name, output.run.status, f"{tool.name} {output.run.status}")
         return output
 
 

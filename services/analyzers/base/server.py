@@ -20,10 +20,11 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from services.analyzers.base.analyzer import Analyzer
-from services.analyzers.base.app_env import app_env
 from services.analyzers.base.job import Job
 from services.analyzers.base.runner import run_tools
+from shared.app_env import app_env
 from shared.config import Settings
+from shared.errors import BadRequest, ProtocolError, UnknownApp
 from shared.paths import UnsafePathError, app_dir
 from shared.protocol import (
     HEARTBEAT_INTERVAL_S,
@@ -44,14 +45,6 @@ log = logging.getLogger(__name__)
 tracer = trace.get_tracer("assay.analyzer")
 
 Send = Callable[[msgspec.Struct], Awaitable[None]]
-
-
-class RejectedRequest(Exception):
-    """An analyze request this analyzer cannot take; `code` goes into the error frame."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 class AnalyzerServer:
@@ -95,9 +88,9 @@ class AnalyzerServer:
                 self._cancel(request_id, started_here)
 
     async def health(self, request_id: str | None = None) -> HealthReport:
-        probes = await asyncio.gather(*(tool.probe() for tool in self.analyzer.tools))
+        tools = await asyncio.gather(*(tool.health() for tool in self.analyzer.tools))
         return HealthReport(
-            id=request_id, service=self.analyzer.service, tools=list(probes), active_runs=len(self.runs)
+            id=request_id, service=self.analyzer.service, tools=list(tools), active_runs=len(self.runs)
         )
 
     def _start(self, frame: AnalyzeFrame, send: Send) -> asyncio.Task[None]:
@@ -119,12 +112,12 @@ class AnalyzerServer:
             task.cancel()
 
     async def _run(self, frame: AnalyzeFrame, send: Send) -> None:
-        extra = {"task_id": frame.task_id, "request_id": frame.id}
+        extra = {"task_id": frame.task.id, "request_id": frame.id}
         with tracer.start_as_current_span(
             f"analyze {self.analyzer.service}",
             context=context_from_traceparent(frame.traceparent),
             kind=SpanKind.SERVER,
-            attributes={TASK_ID_ATTRIBUTE: frame.task_id, "rpc.system": "websocket"},
+            attributes={TASK_ID_ATTRIBUTE: frame.task.id, "rpc.system": "websocket"},
         ) as span:
             heartbeat = asyncio.create_task(_beat(frame.id, send))
             try:
@@ -136,12 +129,10 @@ class AnalyzerServer:
                 span.set_attribute("assay.findings", len(result.findings))
                 await _send_quietly(send, ResultFrame(id=frame.id, result=result))
                 log.info("analysis %s with %d findings", result.status, len(result.findings), extra=extra)
-            except RejectedRequest as rejected:
+            except (
+                ProtocolError
+            ) as rejected:  # a request this analyzer cannot take (UnknownTool, UnknownApp …)
                 await _send_quietly(send, ErrorFrame(id=frame.id, code=rejected.code, message=str(rejected)))
-            except KeyError as unknown:
-                await _send_quietly(
-                    send, ErrorFrame(id=frame.id, code="bad_request", message=unknown.args[0])
-                )
             except TimeoutError:
                 message = f"deadline of {frame.deadline_s} s passed before the tools finished"
                 await _send_quietly(send, ErrorFrame(id=frame.id, code="deadline", message=message))
@@ -159,20 +150,19 @@ class AnalyzerServer:
     async def _job(self, frame: AnalyzeFrame, send: Send) -> Job:
         folder: Path | None
         try:
-            folder = app_dir(self.settings.apps_dir, frame.model_slug, frame.app_number)
+            folder = app_dir(self.settings.apps_dir, frame.task.model_slug, frame.task.app_number)
         except UnsafePathError as error:
-            raise RejectedRequest("bad_request", str(error)) from error
+            raise BadRequest(str(error)) from error
         if not await asyncio.to_thread(folder.is_dir):  # the apps root may be a slow network mount
             if self.analyzer.needs_source:
-                raise RejectedRequest(
-                    "unknown_app",
-                    f"app {frame.model_slug}/app{frame.app_number} not found under the apps root",
+                raise UnknownApp(
+                    f"app {frame.task.model_slug}/app{frame.task.app_number} not found under the apps root",
                 )
             folder = None
         total = max(1, len(frame.tools) or len(self.analyzer.tools))
         finished: set[str] = set()
 
-        async def report(tool: str, stage: str, _percent: float, message: str) -> None:
+        async def report(tool: str, stage: str, message: str) -> None:
             if stage != "started":
                 finished.add(tool)
             percent = round(100.0 * len(finished) / total, 1)
@@ -183,9 +173,7 @@ class AnalyzerServer:
         env = await asyncio.to_thread(app_env, folder)
         return Job(
             request_id=frame.id,
-            task_id=frame.task_id,
-            model_slug=frame.model_slug,
-            app_number=frame.app_number,
+            task=frame.task,
             app_dir=folder,
             app_env=env,
             target_urls=list(frame.target_urls),

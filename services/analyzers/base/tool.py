@@ -10,6 +10,7 @@ from typing import Any, Protocol
 import msgspec
 
 from services.analyzers.base.job import Job
+from shared.errors import ToolError
 from shared.findings import Finding, ToolRun
 from shared.protocol import ToolHealth
 
@@ -24,16 +25,16 @@ class ToolOutput(msgspec.Struct, kw_only=True):
 
 
 class Tool(Protocol):
-    """An analysis tool. `probe` says whether it can run here (and its version); `run` analyzes one job."""
+    """An analysis tool. `health` says whether it can run here (and its version); `run` analyzes one job."""
 
     name: str
 
-    async def probe(self) -> ToolHealth: ...
+    async def health(self) -> ToolHealth: ...
 
     async def run(self, job: Job) -> ToolOutput: ...
 
 
-class SkipTool(Exception):
+class SkipTool(ToolError):
     """Raised by a tool that has nothing to analyze or cannot run for this job; the reason is reported."""
 
 

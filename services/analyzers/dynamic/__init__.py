@@ -1,1 +1,1 @@
-"""The dynamic analyzer: HTTP checks of a running app (reachability, headers, cookies, CORS, paths, endpoints)."""
+"""The dynamic analyzer: HTTP tools that inspect a running app (reachability, headers, cookies, CORS, paths, endpoints)."""

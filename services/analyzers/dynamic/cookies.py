@@ -1,7 +1,7 @@
 """Cookie flags: every Set-Cookie the app sends to a plain GET of its targets and of its promised GET endpoints.
 
 Per cookie (once per target, however many pages set it): HttpOnly and SameSite always, Secure on https.
-Only GET is sent, so this check changes nothing in the app.
+Only GET is sent, so this tool changes nothing in the app.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import httpx
 import msgspec
 
 from services.analyzers.base.job import Job
-from services.analyzers.running_app.check import Check, HttpTool, http_finding
 from services.analyzers.running_app.client import fetch, join_url
+from services.analyzers.running_app.http_tool import HttpTool, Inspection, Problem, http_finding
 from services.analyzers.running_app.requirements import promised_get_paths
 from services.analyzers.running_app.targets import backend_target, reachable_targets
 from shared.findings import Finding, Severity
@@ -55,63 +55,63 @@ class Cookies(HttpTool):
         https = urlparse(url).scheme == "https"
         samesite = cookie.attributes.get("samesite", "").lower()
         secure = "secure" in cookie.attributes
-        problems: list[tuple[str, Severity, str, str]] = []  # rule id, severity, message, CWE
+        problems: list[Problem] = []
         if https and not secure:
             problems.append(
-                (
-                    "cookie-missing-secure",
-                    "medium",
-                    f"Cookie '{cookie.name}' lacks Secure: it is also sent over plain HTTP",
-                    "CWE-614",
+                Problem(
+                    rule_id="cookie-missing-secure",
+                    severity="medium",
+                    message=f"Cookie '{cookie.name}' lacks Secure: it is also sent over plain HTTP",
+                    cwe="CWE-614",
                 )
             )
         if "httponly" not in cookie.attributes:
-            severity = "medium" if SENSITIVE_NAME.search(cookie.name) else "low"
+            severity: Severity = "medium" if SENSITIVE_NAME.search(cookie.name) else "low"
             problems.append(
-                (
-                    "cookie-missing-httponly",
-                    severity,
-                    f"Cookie '{cookie.name}' lacks HttpOnly: page scripts can read it",
-                    "CWE-1004",
+                Problem(
+                    rule_id="cookie-missing-httponly",
+                    severity=severity,
+                    message=f"Cookie '{cookie.name}' lacks HttpOnly: page scripts can read it",
+                    cwe="CWE-1004",
                 )
             )
         if "samesite" not in cookie.attributes:
             problems.append(
-                (
-                    "cookie-missing-samesite",
-                    "low",
-                    f"Cookie '{cookie.name}' lacks SameSite: it rides along on cross-site requests",
-                    "CWE-1275",
+                Problem(
+                    rule_id="cookie-missing-samesite",
+                    severity="low",
+                    message=f"Cookie '{cookie.name}' lacks SameSite: it rides along on cross-site requests",
+                    cwe="CWE-1275",
                 )
             )
         elif samesite == "none" and not secure:
             problems.append(
-                (
-                    "cookie-samesite-none-without-secure",
-                    "medium",
-                    f"Cookie '{cookie.name}' is SameSite=None without Secure (browsers reject it)",
-                    "CWE-1275",
+                Problem(
+                    rule_id="cookie-samesite-none-without-secure",
+                    severity="medium",
+                    message=f"Cookie '{cookie.name}' is SameSite=None without Secure (browsers reject it)",
+                    cwe="CWE-1275",
                 )
             )
         return [
             http_finding(
                 self.name,
-                rule_id,
-                severity,
-                message,
+                problem.rule_id,
+                problem.severity,
+                problem.message,
                 url,
                 anchor=cookie.name,
-                cwe=cwe,
+                cwe=problem.cwe,
                 extra={"cookie": cookie.name, "set_cookie": redact(header)},
             )
-            for rule_id, severity, message, cwe in problems
+            for problem in problems
         ]
 
-    async def check(self, job: Job, client: httpx.AsyncClient) -> Check:
+    async def inspect(self, job: Job, client: httpx.AsyncClient) -> Inspection:
         targets = await reachable_targets(job, client)
         exchanges = list(targets)
         backend = backend_target([t.url for t in targets], job.app_env)
-        for path in (await promised_get_paths(job.app_dir, job.task_id))[:MAX_ENDPOINTS]:
+        for path in (await promised_get_paths(job.app_dir, job.task.id))[:MAX_ENDPOINTS]:
             exchanges.append(await fetch(client, "GET", join_url(backend, path)))
         findings: list[Finding] = []
         seen: dict[tuple[str, str], dict[str, object]] = {}  # (origin, cookie name) → what the metrics show
@@ -127,6 +127,6 @@ class Cookies(HttpTool):
             "urls_checked": len(exchanges),
             "cookies": {f"{origin} {name}": details for (origin, name), details in seen.items()},
         }
-        return Check(
+        return Inspection(
             findings=findings, metrics=metrics, targets=[t.url for t in targets], exchanges=exchanges
         )

@@ -11,58 +11,68 @@ from urllib.parse import urlparse
 import httpx
 
 from services.analyzers.base.job import Job
-from services.analyzers.running_app.check import Check, HttpTool, http_finding
 from services.analyzers.running_app.client import Fetched, fetch, join_url
+from services.analyzers.running_app.http_tool import HttpTool, Inspection, Problem, http_finding
 from services.analyzers.running_app.requirements import promised_get_paths
 from services.analyzers.running_app.targets import backend_target, reachable_targets
-from shared.findings import Finding, Severity
+from shared.findings import Finding
 
 EVIL_ORIGIN = "https://evil.example"
+CORS_CWE = "CWE-942"  # permissive cross-domain policy with untrusted domains
 MAX_ENDPOINTS = 5
 
 
-def verdict(response: Fetched) -> tuple[str, Severity, str] | None:
-    """(rule id, severity, message) when the answer lets a foreign origin read it, else None."""
+def cors_problem(response: Fetched) -> Problem | None:
+    """What is wrong when the answer lets a foreign origin read it, else None."""
     allowed = (response.header("access-control-allow-origin") or "").strip()
     credentials = (response.header("access-control-allow-credentials") or "").strip().lower() == "true"
     kind = "preflight" if response.method == "OPTIONS" else response.method
     if allowed == "*" and credentials:
-        return (
-            "cors-wildcard-with-credentials",
-            "high",
-            f"{kind} answer allows any origin (*) together with credentials",
+        return Problem(
+            rule_id="cors-wildcard-with-credentials",
+            severity="high",
+            message=f"{kind} answer allows any origin (*) together with credentials",
+            cwe=CORS_CWE,
         )
     if allowed == EVIL_ORIGIN:
         if credentials:
-            return (
-                "cors-reflected-origin-with-credentials",
-                "high",
-                f"{kind} answer reflects an arbitrary Origin ({EVIL_ORIGIN}) with credentials allowed: "
+            return Problem(
+                rule_id="cors-reflected-origin-with-credentials",
+                severity="high",
+                message=f"{kind} answer reflects an arbitrary Origin ({EVIL_ORIGIN}) with credentials allowed: "
                 + "any site can read authenticated responses",
+                cwe=CORS_CWE,
             )
-        return (
-            "cors-reflected-origin",
-            "medium",
-            f"{kind} answer reflects an arbitrary Origin ({EVIL_ORIGIN}): any site can read responses",
+        return Problem(
+            rule_id="cors-reflected-origin",
+            severity="medium",
+            message=f"{kind} answer reflects an arbitrary Origin ({EVIL_ORIGIN}): any site can read responses",
+            cwe=CORS_CWE,
         )
     if allowed == "null":
-        return (
-            "cors-null-origin",
-            "high" if credentials else "medium",
-            f"{kind} answer allows the 'null' origin (sandboxed frames, local files)",
+        return Problem(
+            rule_id="cors-null-origin",
+            severity="high" if credentials else "medium",
+            message=f"{kind} answer allows the 'null' origin (sandboxed frames, local files)",
+            cwe=CORS_CWE,
         )
     if allowed == "*":
-        return ("cors-wildcard-origin", "low", f"{kind} answer allows any origin (*), without credentials")
+        return Problem(
+            rule_id="cors-wildcard-origin",
+            severity="low",
+            message=f"{kind} answer allows any origin (*), without credentials",
+            cwe=CORS_CWE,
+        )
     return None
 
 
 class Cors(HttpTool):
     name = "cors"
 
-    async def check(self, job: Job, client: httpx.AsyncClient) -> Check:
+    async def inspect(self, job: Job, client: httpx.AsyncClient) -> Inspection:
         targets = [t.url for t in await reachable_targets(job, client)]
         backend = backend_target(targets, job.app_env)
-        paths = (await promised_get_paths(job.app_dir, job.task_id))[:MAX_ENDPOINTS]
+        paths = (await promised_get_paths(job.app_dir, job.task.id))[:MAX_ENDPOINTS]
         urls = targets + [join_url(backend, path) for path in paths]
         exchanges = []
         for url in dict.fromkeys(urls):
@@ -80,9 +90,8 @@ class Cors(HttpTool):
                 )
             )
         findings: list[Finding] = []
-        reported: set[tuple[str, str]] = (
-            set()
-        )  # one finding per origin and rule: the app's policy, not each page's
+        # one finding per origin and rule: the app's policy, not each page's
+        reported: set[tuple[str, str]] = set()
         per_url: dict[str, dict[str, object]] = {}
         for exchange in exchanges:
             per_url.setdefault(exchange.url, {})[exchange.method] = {
@@ -90,21 +99,20 @@ class Cors(HttpTool):
                 "allow_origin": exchange.header("access-control-allow-origin"),
                 "allow_credentials": exchange.header("access-control-allow-credentials"),
             }
-            found = verdict(exchange)
+            found = cors_problem(exchange)
             origin = "{0.scheme}://{0.netloc}".format(urlparse(exchange.url))
-            if found is None or (origin, found[0]) in reported:
+            if found is None or (origin, found.rule_id) in reported:
                 continue
-            reported.add((origin, found[0]))
-            rule_id, severity, message = found
+            reported.add((origin, found.rule_id))
             findings.append(
                 http_finding(
                     self.name,
-                    rule_id,
-                    severity,
-                    f"{message} ({exchange.url})",
+                    found.rule_id,
+                    found.severity,
+                    f"{found.message} ({exchange.url})",
                     exchange.url,
                     anchor=origin,
-                    cwe="CWE-942",
+                    cwe=found.cwe,
                     extra={
                         "method": exchange.method,
                         "access_control_allow_origin": exchange.header("access-control-allow-origin"),
@@ -114,7 +122,7 @@ class Cors(HttpTool):
                     },
                 )
             )
-        return Check(
+        return Inspection(
             findings=findings,
             metrics={"origin_sent": EVIL_ORIGIN, "urls": per_url},
             targets=targets,

@@ -1,7 +1,7 @@
 """Endpoints: does the running backend answer each endpoint its requirements.json promises, with that status?
 
 Endpoints are called in file order (a POST that creates something usually precedes the GET that reads it), with
-the JSON body the file gives. This check writes to the app, as a user following the requirements would.
+the JSON body the file gives. This tool writes to the app, as a user following the requirements would.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import httpx
 
 from services.analyzers.base.job import Job
 from services.analyzers.base.tool import SkipTool
-from services.analyzers.running_app.check import Check, HttpTool, http_finding
 from services.analyzers.running_app.client import fetch, join_url
+from services.analyzers.running_app.http_tool import HttpTool, Inspection, http_finding
 from services.analyzers.running_app.requirements import REQUIREMENTS_FILE, load_requirements
 from services.analyzers.running_app.targets import backend_target, reachable_targets
 
@@ -21,7 +21,7 @@ MAX_ENDPOINTS = 100
 class Endpoints(HttpTool):
     name = "endpoints"
 
-    async def check(self, job: Job, client: httpx.AsyncClient) -> Check:
+    async def inspect(self, job: Job, client: httpx.AsyncClient) -> Inspection:
         targets = [t.url for t in await reachable_targets(job, client)]
         requirements = await load_requirements(job.app_dir)  # an invalid file fails the tool with the reason
         if requirements is None:
@@ -73,4 +73,4 @@ class Endpoints(HttpTool):
             "failed": sum(1 for result in results if not result["passed"]),
             "results": results,
         }
-        return Check(findings=findings, metrics=metrics, targets=[backend], exchanges=exchanges)
+        return Inspection(findings=findings, metrics=metrics, targets=[backend], exchanges=exchanges)

@@ -1,6 +1,6 @@
 """Reachability: does each target answer a GET, how fast, and with what server.
 
-This is the one check that does not skip when nothing answers: its findings and its metrics' `status`
+This is the one tool that does not skip when nothing answers: its findings and its metrics' `status`
 (`targets_unreachable`) are how the service says so.
 """
 
@@ -9,14 +9,14 @@ from __future__ import annotations
 import httpx
 
 from services.analyzers.base.job import Job
-from services.analyzers.running_app.check import Check, HttpTool, http_finding
+from services.analyzers.running_app.http_tool import HttpTool, Inspection, http_finding
 from services.analyzers.running_app.targets import check_targets, resolve_targets
 
 
 class Reachability(HttpTool):
     name = "reachability"
 
-    async def check(self, job: Job, client: httpx.AsyncClient) -> Check:
+    async def inspect(self, job: Job, client: httpx.AsyncClient) -> Inspection:
         urls = resolve_targets(job)
         report = await check_targets(client, urls)
         findings = [
@@ -44,4 +44,4 @@ class Reachability(HttpTool):
             for probe in report.reachable
             if probe.status is not None and probe.status >= 500
         ]
-        return Check(findings=findings, metrics=report.metrics(), targets=urls, exchanges=report.probes)
+        return Inspection(findings=findings, metrics=report.metrics(), targets=urls, exchanges=report.probes)

@@ -1,4 +1,4 @@
-"""Re-run one dynamic check from the command line, as its run record's `command` spells it:
+"""Re-run one dynamic tool from the command line, as its tool run's `command` spells it:
 
 python -m services.analyzers.dynamic.replay cors --model M --app N --target URL [--options JSON]
 """

@@ -19,8 +19,8 @@ import httpx
 import msgspec
 
 from services.analyzers.base.job import Job
-from services.analyzers.running_app.check import Check, HttpTool, http_finding
 from services.analyzers.running_app.client import Fetched
+from services.analyzers.running_app.http_tool import HttpTool, Inspection, http_finding
 from services.analyzers.running_app.targets import reachable_targets
 from shared.findings import Finding, Severity
 
@@ -38,7 +38,7 @@ WEAK_REFERRER_POLICIES = {"unsafe-url", "no-referrer-when-downgrade"}
 State = Literal["ok", "weak", "missing", "not-applicable"]
 
 
-class Verdict(msgspec.Struct, frozen=True):
+class HeaderAssessment(msgspec.Struct, frozen=True):
     """One header's state and, when it is not ok, the finding's rule, severity, message and CWE."""
 
     state: State
@@ -58,10 +58,10 @@ def directives(policy: str) -> dict[str, str]:
     return parsed
 
 
-def content_security_policy(response: Fetched) -> Verdict:
+def content_security_policy(response: Fetched) -> HeaderAssessment:
     policy = response.header("content-security-policy")
     if policy is None:
-        return Verdict(
+        return HeaderAssessment(
             "missing",
             "missing-content-security-policy",
             "medium",
@@ -71,7 +71,7 @@ def content_security_policy(response: Fetched) -> Verdict:
     parsed = directives(policy)
     scripts = parsed.get("script-src", parsed.get("default-src"))
     if scripts is None:
-        return Verdict(
+        return HeaderAssessment(
             "weak",
             "weak-content-security-policy",
             "low",
@@ -80,19 +80,19 @@ def content_security_policy(response: Fetched) -> Verdict:
         )
     loose = [token for token in ("'unsafe-inline'", "'unsafe-eval'", "*") if token in scripts.split()]
     if loose:
-        return Verdict(
+        return HeaderAssessment(
             "weak",
             "weak-content-security-policy",
             "low",
             f"Content-Security-Policy allows {', '.join(loose)} for scripts",
             "CWE-693",
         )
-    return Verdict("ok")
+    return HeaderAssessment("ok")
 
 
-def strict_transport_security(response: Fetched) -> Verdict:
+def strict_transport_security(response: Fetched) -> HeaderAssessment:
     if urlparse(response.url).scheme != "https":
-        return Verdict(
+        return HeaderAssessment(
             "not-applicable",
             "strict-transport-security-needs-https",
             "info",
@@ -101,7 +101,7 @@ def strict_transport_security(response: Fetched) -> Verdict:
         )
     value = response.header("strict-transport-security")
     if value is None:
-        return Verdict(
+        return HeaderAssessment(
             "missing",
             "missing-strict-transport-security",
             "medium",
@@ -110,20 +110,20 @@ def strict_transport_security(response: Fetched) -> Verdict:
         )
     match = re.search(r"max-age\s*=\s*\"?(\d+)", value, re.IGNORECASE)
     if match is None or int(match.group(1)) < HSTS_MIN_AGE_S:
-        return Verdict(
+        return HeaderAssessment(
             "weak",
             "weak-strict-transport-security",
             "low",
             f"Strict-Transport-Security max-age is below {HSTS_MIN_AGE_S} s: {value}",
             "CWE-319",
         )
-    return Verdict("ok")
+    return HeaderAssessment("ok")
 
 
-def content_type_options(response: Fetched) -> Verdict:
+def content_type_options(response: Fetched) -> HeaderAssessment:
     value = response.header("x-content-type-options")
     if value is None:
-        return Verdict(
+        return HeaderAssessment(
             "missing",
             "missing-x-content-type-options",
             "low",
@@ -131,22 +131,22 @@ def content_type_options(response: Fetched) -> Verdict:
             "CWE-693",
         )
     if value.strip().lower() != "nosniff":
-        return Verdict(
+        return HeaderAssessment(
             "weak",
             "weak-x-content-type-options",
             "low",
             f"X-Content-Type-Options is '{value}', not 'nosniff'",
             "CWE-693",
         )
-    return Verdict("ok")
+    return HeaderAssessment("ok")
 
 
-def frame_protection(response: Fetched) -> Verdict:
+def frame_protection(response: Fetched) -> HeaderAssessment:
     if "frame-ancestors" in directives(response.header("content-security-policy") or ""):
-        return Verdict("ok")
+        return HeaderAssessment("ok")
     value = response.header("x-frame-options")
     if value is None:
-        return Verdict(
+        return HeaderAssessment(
             "missing",
             "missing-x-frame-options",
             "medium",
@@ -154,20 +154,20 @@ def frame_protection(response: Fetched) -> Verdict:
             "CWE-1021",
         )
     if value.strip().upper() not in ("DENY", "SAMEORIGIN"):
-        return Verdict(
+        return HeaderAssessment(
             "weak",
             "weak-x-frame-options",
             "low",
             f"X-Frame-Options '{value}' is not DENY or SAMEORIGIN",
             "CWE-1021",
         )
-    return Verdict("ok")
+    return HeaderAssessment("ok")
 
 
-def referrer_policy(response: Fetched) -> Verdict:
+def referrer_policy(response: Fetched) -> HeaderAssessment:
     value = response.header("referrer-policy")
     if value is None:
-        return Verdict(
+        return HeaderAssessment(
             "missing",
             "missing-referrer-policy",
             "low",
@@ -177,26 +177,26 @@ def referrer_policy(response: Fetched) -> Verdict:
     # Browsers apply the last policy they understand in a comma-separated list.
     policies = [token.strip().lower() for token in value.split(",") if token.strip()]
     if not policies or policies[-1] in WEAK_REFERRER_POLICIES:
-        return Verdict(
+        return HeaderAssessment(
             "weak",
             "weak-referrer-policy",
             "low",
             f"Referrer-Policy '{value}' sends full URLs to other sites",
             "CWE-200",
         )
-    return Verdict("ok")
+    return HeaderAssessment("ok")
 
 
-def permissions_policy(response: Fetched) -> Verdict:
+def permissions_policy(response: Fetched) -> HeaderAssessment:
     if response.header("permissions-policy") is None:
-        return Verdict(
+        return HeaderAssessment(
             "missing",
             "missing-permissions-policy",
             "low",
             "No Permissions-Policy: camera, microphone, geolocation … are not restricted",
             "CWE-693",
         )
-    return Verdict("ok")
+    return HeaderAssessment("ok")
 
 
 CHECKS = {
@@ -209,7 +209,7 @@ CHECKS = {
 }
 
 
-def score(verdicts: dict[str, Verdict]) -> int:
+def score(verdicts: dict[str, HeaderAssessment]) -> int:
     """0-100 by WEIGHTS: ok earns the weight, weak half of it, missing nothing; not-applicable is left out."""
     applicable = {name: v for name, v in verdicts.items() if v.state != "not-applicable"}
     total = sum(WEIGHTS[name] for name in applicable)
@@ -234,7 +234,7 @@ def disclosures(response: Fetched) -> list[tuple[str, str, str]]:
 class SecurityHeaders(HttpTool):
     name = "security-headers"
 
-    def findings_for(self, response: Fetched, verdicts: dict[str, Verdict]) -> list[Finding]:
+    def findings_for(self, response: Fetched, verdicts: dict[str, HeaderAssessment]) -> list[Finding]:
         findings = [
             http_finding(
                 self.name,
@@ -264,7 +264,7 @@ class SecurityHeaders(HttpTool):
         ]
         return findings
 
-    async def check(self, job: Job, client: httpx.AsyncClient) -> Check:
+    async def inspect(self, job: Job, client: httpx.AsyncClient) -> Inspection:
         responses = await reachable_targets(job, client)
         findings: list[Finding] = []
         per_target: dict[str, object] = {}
@@ -278,6 +278,6 @@ class SecurityHeaders(HttpTool):
                 "headers": {header: v.state for header, v in verdicts.items()},
             }
         metrics = {"score": min(scores), "weights": WEIGHTS, "targets": per_target}
-        return Check(
+        return Inspection(
             findings=findings, metrics=metrics, targets=[r.url for r in responses], exchanges=responses
         )

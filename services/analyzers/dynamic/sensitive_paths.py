@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import httpx
 
 from services.analyzers.base.job import Job
-from services.analyzers.running_app.check import Check, HttpTool, http_finding
 from services.analyzers.running_app.client import Fetched, fetch, join_url
+from services.analyzers.running_app.http_tool import HttpTool, Inspection, http_finding
 from services.analyzers.running_app.targets import reachable_targets
 from shared.findings import Finding, Severity
 
@@ -168,7 +168,7 @@ class SensitivePaths(HttpTool):
             for probe, response in zip(PROBES, responses, strict=True)
             if exposed(probe, response, catch_all)
         ]
-        metrics = {
+        metrics: dict[str, object] = {
             "baseline": "catch-all" if catch_all else "not-found",
             "baseline_status": [baseline.status for baseline in baselines],
             "probed": len(PROBES),
@@ -176,10 +176,10 @@ class SensitivePaths(HttpTool):
         }
         return findings, metrics, baselines + list(responses)
 
-    async def check(self, job: Job, client: httpx.AsyncClient) -> Check:
+    async def inspect(self, job: Job, client: httpx.AsyncClient) -> Inspection:
         targets = [t.url for t in await reachable_targets(job, client)]
         scans = await asyncio.gather(*(self.scan(client, target) for target in targets))
-        return Check(
+        return Inspection(
             findings=[finding for findings, _, _ in scans for finding in findings],
             metrics={
                 "targets": {target: metrics for target, (_, metrics, _) in zip(targets, scans, strict=True)}

@@ -17,13 +17,19 @@ import msgspec
 from services.analyzers.base.job import Job
 from services.analyzers.base.tool import ToolOutput
 from services.analyzers.performance.load import Samples, generate_load
-from services.analyzers.performance.options import MAX_PATHS, LoadOptions, load_options
+from services.analyzers.performance.options import MAX_PATHS, LoadOptions, capped, ceilings, load_options
 from services.analyzers.performance.stats import UrlStats, summarize
 from services.analyzers.performance.thresholds import threshold_findings
-from services.analyzers.running_app.check import VERSION, replay_command
 from services.analyzers.running_app.client import http_client, join_url
+from services.analyzers.running_app.http_tool import VERSION, replay_command
 from services.analyzers.running_app.requirements import promised_get_paths
-from services.analyzers.running_app.targets import UNREACHABLE, backend_target, check_targets, resolve_targets
+from services.analyzers.running_app.targets import (
+    UNREACHABLE,
+    backend_target,
+    check_targets,
+    job_policy,
+    resolve_targets,
+)
 from shared.findings import ToolRun
 from shared.protocol import ToolHealth
 
@@ -32,7 +38,7 @@ async def load_plan(job: Job, targets: list[str], options: LoadOptions) -> tuple
     """The URLs to load and where their paths came from (`options`, `requirements.json` or `default`)."""
     if options.paths is not None:
         return [join_url(target, path) for target in targets for path in options.paths], "options"
-    paths = (await promised_get_paths(job.app_dir, job.task_id))[:MAX_PATHS]
+    paths = (await promised_get_paths(job.app_dir, job.task.id))[:MAX_PATHS]
     if not paths:
         return [join_url(target, "/") for target in targets], "default"
     backend = backend_target(targets, job.app_env)
@@ -71,7 +77,7 @@ async def load_all(
 class LoadTool:
     name = "load"
 
-    async def probe(self) -> ToolHealth:
+    async def health(self) -> ToolHealth:
         return ToolHealth(name=self.name, available=True, version=VERSION)
 
     def _run(self, **fields: Any) -> ToolRun:
@@ -79,13 +85,16 @@ class LoadTool:
 
     async def run(self, job: Job) -> ToolOutput:
         started = time.monotonic()
+        settings = job.settings
         try:
-            options = load_options(job.tool_options(self.name), job.settings)
+            options = capped(load_options(job.tool_options(self.name), settings), settings, urls=1)
         except msgspec.ValidationError as error:
             return ToolOutput(run=self._run(status="failed", reason=f"invalid options.{self.name}: {error}"))
         urls = resolve_targets(job)
         command = replay_command("performance", self.name, job, urls, msgspec.to_builtins(options))
-        async with http_client(timeout_s=options.timeout_s, connections=options.concurrency) as client:
+        async with http_client(
+            job_policy(job), timeout_s=options.timeout_s, connections=options.concurrency
+        ) as client:
             report = await check_targets(client, urls)
             if not report.reachable:
                 metrics = {"status": UNREACHABLE, "targets": report.metrics()["targets"]}
@@ -97,7 +106,9 @@ class LoadTool:
                 )
                 return ToolOutput(run=run, metrics=metrics)
             plan, paths_from = await load_plan(job, [probe.url for probe in report.reachable], options)
-            timeout_s = job.tool_timeout_s(self.name)
+            plan = plan[: settings.load_max_requests]  # at least one request per URL loaded
+            options = capped(options, settings, urls=len(plan))
+            timeout_s = min(job.tool_timeout_s(self.name), settings.load_max_duration_s)
             stats, timed_out = await load_all(client, plan, options, timeout_s)
         findings = [
             finding
@@ -106,7 +117,8 @@ class LoadTool:
         ]
         metrics = {
             "status": "timeout" if timed_out else report.status,
-            "options": msgspec.to_builtins(options),
+            "options": msgspec.to_builtins(options),  # as run: within the ceilings
+            "ceilings": ceilings(settings),
             "paths_from": paths_from,
             "urls": {url: msgspec.to_builtins(figures) for url, figures in stats.items()},
             "targets": report.metrics()["targets"],

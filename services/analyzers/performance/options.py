@@ -1,4 +1,5 @@
-"""The load tool's options: a request's `options.load`, over defaults from the settings (ASSAY_PERF_*)."""
+"""The load tool's options: a request's `options.load`, over defaults from the settings (ASSAY_PERF_*), and cut to
+the hard ceilings of one task's load (ASSAY_LOAD_MAX_*), which a request can only lower."""
 
 from __future__ import annotations
 
@@ -47,3 +48,24 @@ def load_options(raw: Mapping[str, Any], settings: Settings) -> LoadOptions:
         "thresholds": thresholds,
     }
     return msgspec.convert(merged, LoadOptions)
+
+
+def capped(options: LoadOptions, settings: Settings, urls: int) -> LoadOptions:
+    """`options` within the ceilings for a run over `urls` URLs (loaded one after another): at most
+    ASSAY_LOAD_MAX_REQUESTS requests in all, ASSAY_LOAD_MAX_CONCURRENCY in flight, ASSAY_LOAD_MAX_DURATION_S per URL
+    (the tool also stops the whole run at that duration)."""
+    return msgspec.structs.replace(
+        options,
+        requests=max(1, min(options.requests, settings.load_max_requests // max(1, urls))),
+        concurrency=min(options.concurrency, settings.load_max_concurrency),
+        duration_s=min(options.duration_s, settings.load_max_duration_s),
+    )
+
+
+def ceilings(settings: Settings) -> dict[str, float]:
+    """The ceilings in force, as the tool's metrics report them."""
+    return {
+        "requests": settings.load_max_requests,
+        "concurrency": settings.load_max_concurrency,
+        "duration_s": settings.load_max_duration_s,
+    }

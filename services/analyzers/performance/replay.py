@@ -1,4 +1,4 @@
-"""Re-run the load tool from the command line, as its run record's `command` spells it:
+"""Re-run the load tool from the command line, as its tool run's `command` spells it:
 
 python -m services.analyzers.performance.replay load --model M --app N --target URL --options JSON
 """

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from services.analyzers.performance.options import Thresholds
 from services.analyzers.performance.stats import UrlStats
-from services.analyzers.running_app.check import http_finding
+from services.analyzers.running_app.http_tool import http_finding
 from shared.findings import Finding
 
 TOOL = "load"

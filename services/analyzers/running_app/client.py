@@ -1,8 +1,9 @@
 """Fetching from the app under test: one HTTP client shape and a snapshot of each exchange that never raises.
 
 The checks talk only to the target URLs they are given (apps on loopback, in the usual case), so the client
-ignores proxy settings from the environment, never follows redirects to somewhere else, and keeps timeouts short
-so that a dead target costs seconds, not minutes.
+ignores proxy settings from the environment, follows no redirect, keeps timeouts short so that a dead target costs
+seconds, not minutes, and refuses, before connecting, any request outside the targets policy
+(shared/target_policy.py): whatever a check or a redirect's Location asks for, nothing else is ever touched.
 """
 
 from __future__ import annotations
@@ -13,26 +14,53 @@ from typing import Any
 import httpx
 import msgspec
 
+from shared.target_policy import TargetNotAllowed, TargetPolicy
+
 CONNECT_TIMEOUT_S = 3.0
 READ_TIMEOUT_S = 5.0
-MAX_BODY_BYTES = (
-    256 * 1024
-)  # enough to recognise a file by its content; a backup archive is not downloaded whole
+# enough to recognise a file by its content; a backup archive is not downloaded whole
+MAX_BODY_BYTES = 256 * 1024
 USER_AGENT = "assay-dynamic/1 (+security check of a generated app)"
 
 
-def http_client(*, timeout_s: float = READ_TIMEOUT_S, connections: int = 16) -> httpx.AsyncClient:
-    """A client for probing an app: short timeouts, no redirects, no proxies from the environment.
+class TargetRefused(httpx.TransportError):
+    """A request outside the targets policy, stopped before any connection (a `fetch` records it as its error)."""
+
+
+class PolicyTransport(httpx.AsyncBaseTransport):
+    """Checks every request's URL against the targets policy, then hands it to the real transport."""
+
+    def __init__(self, policy: TargetPolicy, inner: httpx.AsyncBaseTransport) -> None:
+        self.policy = policy
+        self.inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            self.policy.check(str(request.url))
+        except TargetNotAllowed as error:
+            raise TargetRefused(str(error), request=request) from error
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def http_client(
+    policy: TargetPolicy, *, timeout_s: float = READ_TIMEOUT_S, connections: int = 16
+) -> httpx.AsyncClient:
+    """A client for probing an app: only targets `policy` allows, short timeouts, no redirects, no proxies from
+    the environment.
 
     Certificates are not verified: the targets are the apps under test, often behind self-signed certificates,
     and nothing secret is sent to them.
     """
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    inner = httpx.AsyncHTTPTransport(verify=False, trust_env=False, limits=limits)
     return httpx.AsyncClient(
+        transport=PolicyTransport(policy, inner),
         timeout=httpx.Timeout(timeout_s, connect=min(CONNECT_TIMEOUT_S, timeout_s)),
         follow_redirects=False,
         trust_env=False,
-        verify=False,
-        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
         headers={"User-Agent": USER_AGENT},
     )
 

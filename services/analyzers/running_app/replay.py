@@ -1,9 +1,9 @@
-"""Re-run one check of a running app from the command line, as its run record's `command` spells it:
+"""Re-run one HTTP tool against a running app from the command line, as its tool run's `command` spells it:
 
     python -m services.analyzers.dynamic.replay cors --model M --app N --target URL [--options JSON]
     python -m services.analyzers.performance.replay load --model M --app N --target URL [--options JSON]
 
-It prints the check's ToolOutput (run record, findings, metrics) as JSON; exit status 0 when the check succeeded
+It prints the tool's ToolOutput (tool run, findings, metrics) as JSON; exit status 0 when the tool succeeded
 or was skipped, 1 otherwise. The app folder (for requirements.json) is found under ASSAY_APPS_DIR.
 """
 
@@ -18,14 +18,15 @@ import time
 import msgspec
 
 from services.analyzers.base.analyzer import Analyzer
-from services.analyzers.base.app_env import app_env
 from services.analyzers.base.job import Job
 from services.analyzers.base.runner import run_tool
+from shared.app_env import app_env
 from shared.config import load_settings
 from shared.paths import app_dir
+from shared.tasks import AnalysisType, TaskRef
 
 
-async def _quiet(_tool: str, _stage: str, _percent: float, _message: str) -> None:
+async def _quiet(_tool: str, _stage: str, _message: str) -> None:
     """Progress has no reader here."""
 
 
@@ -43,9 +44,12 @@ def replay(analyzer: Analyzer, argv: list[str] | None = None) -> int:
     folder = app_dir(settings.apps_dir, args.model, args.app)
     job = Job(
         request_id="replay",
-        task_id="task_000000000000",
-        model_slug=args.model,
-        app_number=args.app,
+        task=TaskRef(
+            id="task_000000000000",
+            model_slug=args.model,
+            app_number=args.app,
+            analysis_type=msgspec.convert(analyzer.service, AnalysisType),
+        ),
         app_dir=folder if folder.is_dir() else None,
         app_env=app_env(folder if folder.is_dir() else None),
         target_urls=args.target,

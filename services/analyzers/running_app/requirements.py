@@ -9,6 +9,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from shared.errors import InputError
+
 log = logging.getLogger(__name__)
 
 REQUIREMENTS_FILE = "requirements.json"
@@ -34,7 +36,7 @@ class Requirements(msgspec.Struct, frozen=True, kw_only=True):
         return list(dict.fromkeys(endpoint.path for endpoint in self.endpoints if endpoint.method == "GET"))
 
 
-class RequirementsError(ValueError):
+class RequirementsError(InputError):
     """requirements.json exists but is not valid; the message names the problem."""
 
 
@@ -59,7 +61,7 @@ async def load_requirements(app_dir: Path | None) -> Requirements | None:
 async def promised_get_paths(app_dir: Path | None, task_id: str) -> list[str]:
     """The GET endpoint paths requirements.json promises; [] when it is missing or invalid.
 
-    Checks that only borrow these paths carry on without them; the `endpoints` check is the one that fails on
+    Tools that only borrow these paths carry on without them; the `endpoints` tool is the one that fails on
     an invalid file, so the problem is reported once, with its reason.
     """
     try:

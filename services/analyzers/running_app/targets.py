@@ -1,13 +1,13 @@
-"""Which URLs the checks probe, and whether anything answers there.
+"""Which URLs the HTTP tools probe, and whether anything answers there.
 
 Every check (and the performance analyzer's load tool) first asks `check_targets`; when no target answers at all,
-the checks are skipped with a reason that starts with `targets_unreachable:` instead of each failing in its own way.
+the HTTP tools are skipped with a reason that starts with `targets_unreachable:` instead of each failing in its own way.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Literal
+from typing import Final, Literal
 from urllib.parse import urlparse
 
 import httpx
@@ -16,9 +16,12 @@ import msgspec
 from services.analyzers.base.job import Job
 from services.analyzers.base.tool import SkipTool
 from services.analyzers.running_app.client import Fetched, fetch
+from shared.app_env import app_ports
+from shared.target_policy import TargetNotAllowed, TargetPolicy, target_policy
 
 NO_TARGETS = "no target URLs: pass target_urls or give the app a .env with BACKEND_PORT/FRONTEND_PORT"
-UNREACHABLE = "targets_unreachable"
+UNREACHABLE: Final = "targets_unreachable"
+NOT_ALLOWED: Final = "target_not_allowed"
 
 TargetsStatus = Literal["ok", "partially_reachable", "targets_unreachable"]
 
@@ -65,21 +68,30 @@ class TargetReport(msgspec.Struct, frozen=True, kw_only=True):
         }
 
 
-PORT_KEYS = ("BACKEND_PORT", "FRONTEND_PORT")
-
-
 def target_urls(requested: list[str], app_env: dict[str, str]) -> list[str]:
     """URLs to probe: the requested ones, else http://127.0.0.1:<port> for each port the app's .env names."""
     if requested:
         return requested
-    return [f"http://127.0.0.1:{app_env[key]}" for key in PORT_KEYS if app_env.get(key, "").isdigit()]
+    return [f"http://127.0.0.1:{port}" for port in app_ports(app_env)]
+
+
+def job_policy(job: Job) -> TargetPolicy:
+    """The targets policy of the job's app (shared/target_policy.py)."""
+    return target_policy(job.settings, job.app_env)
 
 
 def resolve_targets(job: Job) -> list[str]:
-    """The job's target URLs (requested, else from the app's .env); SkipTool when there are none."""
+    """The job's target URLs (requested, else from the app's .env); SkipTool when there are none or one is outside
+    the targets policy (checked before anything is sent: the gateway refuses those, a direct client may not)."""
     urls = target_urls(job.target_urls, job.app_env)
     if not urls:
         raise SkipTool(NO_TARGETS)
+    policy = job_policy(job)
+    for url in urls:
+        try:
+            policy.check(url)
+        except TargetNotAllowed as error:
+            raise SkipTool(f"{NOT_ALLOWED}: {error}") from error
     return list(dict.fromkeys(urls))  # a URL named twice is probed once
 
 

@@ -3,7 +3,7 @@
 A subclass names its executable, picks the files it analyzes, builds its fixed argument list and parses the
 tool's own output into findings. Everything else is the same for all of them and lives here: finding the
 executable, probing (and caching) its version, running it in the app folder within the job's budget, and turning
-a timeout, a crash or an unreadable output into an honest per-tool record.
+a timeout, a crash or an unreadable output into an honest tool run.
 """
 
 from __future__ import annotations
@@ -19,22 +19,22 @@ from services.analyzers.base.process import ProcessOutcome, run_process
 from services.analyzers.base.tool import SkipTool, ToolOutput, executable
 from services.analyzers.static.tools.network import unreachable
 from services.analyzers.static.tools.source import AppSource, source_files
+from shared.errors import ToolError
 from shared.findings import Finding, ToolRun, ToolStatus
 from shared.protocol import ToolHealth
 
-PROBE_TIMEOUT_S = (
-    30.0  # `--version` of a cold semgrep or pylint takes a second or two; a hung one must not stall health
-)
+# `--version` of a cold semgrep or pylint takes a second or two; a hung one must not stall health.
+HEALTH_TIMEOUT_S = 30.0
 REASON_CHARS = 600  # how much of a failing tool's own words go into the record's reason
 _VERSION = re.compile(r"\d+(?:\.\d+)+")
 
 
-class UnreadableOutput(ValueError):
+class UnreadableOutput(ToolError, ValueError):
     """The tool ran but printed something its parser cannot read."""
 
 
-class ServiceUnavailable(Exception):
-    """The tool ran but a service it depends on (a vulnerability database) could not answer: a skip, not a bug."""
+class AdvisoriesUnavailable(ToolError):
+    """The tool ran but the advisory database it asks could not answer: a skip, not a bug."""
 
 
 def parse_version(text: str) -> str | None:
@@ -84,8 +84,8 @@ class CliTool:
         """The exact argument list, run with the app folder as working directory."""
         raise NotImplementedError
 
-    def service_host(self) -> str | None:
-        """The host of the online service the tool needs (a vulnerability database); None for offline tools."""
+    def advisory_host(self) -> str | None:
+        """The host of the advisory database the tool asks (online vulnerability data); None for offline tools."""
         return None
 
     def parse(self, outcome: ProcessOutcome, source: AppSource) -> list[Finding]:
@@ -107,13 +107,13 @@ class CliTool:
         reason = f"{Path(self.program).name} not installed"
         return f"{reason} ({self.missing_hint})" if self.missing_hint else reason
 
-    async def probe(self) -> ToolHealth:
+    async def health(self) -> ToolHealth:
         """Installed or not (checked every time: a file lookup), and its version (asked once per executable)."""
         program = self.locate()
         if program is None:
             return ToolHealth(name=self.name, available=False, reason=self.not_installed())
         if program not in self._versions:
-            outcome = await run_process(self.version_argv(program), timeout_s=PROBE_TIMEOUT_S)
+            outcome = await run_process(self.version_argv(program), timeout_s=HEALTH_TIMEOUT_S)
             if outcome.exit_code != 0:  # not cached: a broken install may be repaired while we run
                 reason = f"{' '.join(outcome.argv)} failed: {tail(outcome.stderr or outcome.stdout)}"
                 return ToolHealth(name=self.name, available=False, reason=reason)
@@ -125,24 +125,24 @@ class CliTool:
         app_dir = app_folder(job)
         program, version = await self.ready()
         files = await asyncio.to_thread(self.targets, app_dir)
-        await self.check_service()
-        outcome = await job.run(self.name, self.command(program, files), cwd=app_dir)
+        await self.check_advisory_host()
+        outcome = await job.run_process(self.name, self.command(program, files), cwd=app_dir)
         return await self.output(outcome, app_dir, version=version, files_analyzed=len(files))
 
     async def ready(self) -> tuple[str, str | None]:
         """The executable and its version; SkipTool when it is not (or no longer) installed."""
-        health = await self.probe()
+        health = await self.health()
         program = self.locate()
         if not health.available or program is None:
             raise SkipTool(health.reason or self.not_installed())
         return program, health.version
 
-    async def check_service(self) -> None:
-        """SkipTool("offline: …") when the tool's online service cannot be reached within a few seconds.
+    async def check_advisory_host(self) -> None:
+        """SkipTool("offline: …") when the tool's advisory database cannot be reached within a few seconds.
 
         Checked before the tool runs, so an offline machine costs a bounded wait instead of the tool's own
         retries and timeouts."""
-        host = self.service_host()
+        host = self.advisory_host()
         offline = await unreachable(host) if host else None
         if offline:
             raise SkipTool(offline)
@@ -177,7 +177,7 @@ class CliTool:
             )
         try:
             findings = await asyncio.to_thread(self.parse, outcome, AppSource(app_dir, self.name))
-        except ServiceUnavailable as unavailable:
+        except AdvisoriesUnavailable as unavailable:
             return record("skipped", [], str(unavailable))
         except (UnreadableOutput, msgspec.DecodeError, msgspec.ValidationError) as error:
             return record("failed", [], f"unreadable output: {error}")

@@ -40,17 +40,15 @@ def _version_tuple(version: str | None) -> tuple[int, ...]:
 def _severity(message: MypyMessage) -> Severity:
     if message.severity == "note":
         return "info"
-    return (
-        "high" if message.code == "syntax" else "medium"
-    )  # a syntax error stops mypy checking anything else
+    # a syntax error stops mypy checking anything else
+    return "high" if message.code == "syntax" else "medium"
 
 
 class Mypy(CliTool):
     name = "mypy"
     program = "mypy"
-    ok_exit_codes = frozenset(
-        {0, 1, 2}
-    )  # 2: a blocking error (syntax error, duplicate module); parse decides
+    # 2: a blocking error (syntax error, duplicate module); parse decides
+    ok_exit_codes = frozenset({0, 1, 2})
 
     def json_output(self, program: str) -> bool:
         return _version_tuple(self._versions.get(program)) >= JSON_OUTPUT_SINCE

@@ -1,4 +1,4 @@
-"""Whether an online vulnerability service can be reached, decided quickly enough not to stall a run."""
+"""Whether an advisory database (online vulnerability data) can be reached, decided quickly enough not to stall a run."""
 
 from __future__ import annotations
 

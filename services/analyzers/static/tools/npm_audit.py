@@ -1,6 +1,6 @@
 """npm-audit: known vulnerabilities of the JavaScript packages the app's package-lock.json pins.
 
-`npm audit` asks the npm registry's audit service; it needs a lockfile beside package.json. Without a lockfile,
+`npm audit` asks the npm registry's advisory database; it needs a lockfile beside package.json. Without a lockfile,
 without npm, or without a registry that answers audits, the tool is `skipped` with the reason.
 """
 
@@ -16,7 +16,12 @@ import msgspec
 from services.analyzers.base.job import Job
 from services.analyzers.base.process import ProcessOutcome
 from services.analyzers.base.tool import SkipTool, ToolOutput
-from services.analyzers.static.tools.cli_tool import CliTool, ServiceUnavailable, UnreadableOutput, app_folder
+from services.analyzers.static.tools.cli_tool import (
+    AdvisoriesUnavailable,
+    CliTool,
+    UnreadableOutput,
+    app_folder,
+)
 from services.analyzers.static.tools.source import AppSource, app_files
 from shared.findings import Finding, Severity, ToolRun, ToolStatus
 
@@ -100,7 +105,7 @@ class NpmAudit(CliTool):
         """`files` holds one lockfile folder: npm audits one project per call."""
         return [program, "audit", "--json", "--prefix", files[0]]
 
-    def service_host(self) -> str:
+    def advisory_host(self) -> str:
         return registry_host()
 
     async def run(self, job: Job) -> ToolOutput:
@@ -108,21 +113,21 @@ class NpmAudit(CliTool):
         app_dir = app_folder(job)
         program, version = await self.ready()
         folders = await asyncio.to_thread(self.targets, app_dir)
-        await self.check_service()
+        await self.check_advisory_host()
         outputs = []
         for folder in folders:
-            outcome = await job.run(self.name, self.command(program, [folder]), cwd=app_dir)
+            outcome = await job.run_process(self.name, self.command(program, [folder]), cwd=app_dir)
             outputs.append(await self.output(outcome, app_dir, version=version, files_analyzed=1))
         return outputs[0] if len(outputs) == 1 else merge(outputs)
 
     def parse(self, outcome: ProcessOutcome, source: AppSource) -> list[Finding]:
         report = msgspec.json.decode(outcome.stdout, type=NpmAuditReport)
         if report.error and report.error.code in NETWORK_CODES:
-            raise ServiceUnavailable(f"offline: {report.error.summary or report.error.code}")
+            raise AdvisoriesUnavailable(f"offline: {report.error.summary or report.error.code}")
         http_error = report.error is not None and (report.error.code or "")[1:].isdigit()  # E405, E500 …
         if report.status_code is not None or http_error:
             said = report.message or (report.error.summary if report.error else "")
-            raise ServiceUnavailable(f"the registry's audit service did not answer: {said}")
+            raise AdvisoriesUnavailable(f"the registry's advisory database did not answer: {said}")
         if report.error:
             raise UnreadableOutput(f"{report.error.code}: {report.error.summary}")
         lockfile = (PurePosixPath(outcome.argv[-1]) / "package-lock.json").as_posix()

@@ -1,6 +1,6 @@
 """pip-audit: known vulnerabilities of the Python packages the app's requirements files pin.
 
-It asks an online service (PyPI's vulnerability data). When that service cannot be reached, or can audit none of
+It asks an advisory database (PyPI's vulnerability data). When that database cannot be reached, or can audit none of
 the packages, the tool is `skipped` with the reason rather than reporting a clean bill of health it never earned.
 """
 
@@ -14,13 +14,13 @@ import msgspec
 
 from services.analyzers.base.process import ProcessOutcome
 from services.analyzers.base.tool import SkipTool
-from services.analyzers.static.tools.cli_tool import CliTool, ServiceUnavailable, UnreadableOutput, tail
+from services.analyzers.static.tools.cli_tool import AdvisoriesUnavailable, CliTool, UnreadableOutput, tail
 from services.analyzers.static.tools.source import AppSource, app_files
 from shared.findings import Finding
 
-SERVICE_HOST = "pypi.org"  # pip-audit's default vulnerability service
+ADVISORY_HOST = "pypi.org"  # pip-audit's default advisory database
 REQUIREMENTS = re.compile(r"^requirements[\w.-]*\.txt$")
-# what requests/urllib3 print when the service is not there
+# what requests/urllib3 print when the database is not there
 CONNECTION_ERRORS = (
     "ConnectionError",
     "Max retries exceeded",
@@ -88,22 +88,22 @@ class PipAudit(CliTool):
             "off",
         ]
 
-    def service_host(self) -> str:
-        return SERVICE_HOST
+    def advisory_host(self) -> str:
+        return ADVISORY_HOST
 
     def parse(self, outcome: ProcessOutcome, source: AppSource) -> list[Finding]:
         if not outcome.stdout.strip():
             said = outcome.stderr
             if any(marker in said for marker in CONNECTION_ERRORS):
-                raise ServiceUnavailable(
-                    f"offline: the vulnerability service did not answer ({tail(said)[-200:]})"
+                raise AdvisoriesUnavailable(
+                    f"offline: the advisory database did not answer ({tail(said)[-200:]})"
                 )
             raise UnreadableOutput(f"no report: {tail(said)}")
         report = msgspec.json.decode(outcome.stdout, type=AuditReport)
         skipped = [dependency for dependency in report.dependencies if dependency.skip_reason]
         if report.dependencies and len(skipped) == len(report.dependencies):
             reasons = "; ".join(str(dependency.skip_reason) for dependency in skipped)
-            raise ServiceUnavailable(f"the vulnerability service could audit no dependency: {reasons}")
+            raise AdvisoriesUnavailable(f"the advisory database could audit no dependency: {reasons}")
         files = [argument for flag, argument in pairwise(outcome.argv) if flag == "-r"]
         findings = []
         for dependency in report.dependencies:

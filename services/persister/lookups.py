@@ -5,23 +5,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import msgspec
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.messages import TERMINAL_STATUSES, utcnow
 from shared.models import ProcessedEvent, ServiceRun, Task
+from shared.tasks import AnalysisType, TaskRef
 
 Sessions = async_sessionmaker[AsyncSession]
 
 
 @dataclass(frozen=True)
-class TaskRecord:
+class TaskSnapshot:
     """What the persister knows of one task (a detached copy of its row)."""
 
-    task_id: str
-    model_slug: str
-    app_number: int
-    analysis_type: str
+    task: TaskRef
     priority: str
     tools: list[str]
     services: list[str]
@@ -47,12 +46,19 @@ def as_utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def record_of(task: Task) -> TaskRecord:
-    return TaskRecord(
-        task_id=task.task_id,
+def task_ref_of(task: Task) -> TaskRef:
+    """The identity of a task row (its analysis type checked: a row is written only from a valid message)."""
+    return TaskRef(
+        id=task.task_id,
         model_slug=task.model_slug,
         app_number=task.app_number,
-        analysis_type=task.analysis_type,
+        analysis_type=msgspec.convert(task.analysis_type, AnalysisType),
+    )
+
+
+def snapshot_of(task: Task) -> TaskSnapshot:
+    return TaskSnapshot(
+        task=task_ref_of(task),
         priority=task.priority,
         tools=list(task.tools or []),
         services=list(task.services or []),
@@ -67,10 +73,10 @@ def record_of(task: Task) -> TaskRecord:
     )
 
 
-async def load_task(sessions: Sessions, task_id: str) -> TaskRecord | None:
+async def load_task(sessions: Sessions, task_id: str) -> TaskSnapshot | None:
     async with sessions() as session:
         task = await session.get(Task, task_id)
-        return record_of(task) if task is not None else None
+        return snapshot_of(task) if task is not None else None
 
 
 async def is_processed(sessions: Sessions, event_id: str) -> bool:

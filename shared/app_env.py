@@ -1,4 +1,5 @@
-"""An app's `.env` file: read once per analysis (off the event loop) and handed to every tool on its Job."""
+"""An app's `.env` file: read once per analysis (off the event loop) and handed to every tool on its Job; the
+gateway reads it too, for the ports the targets policy allows (shared/target_policy.py)."""
 
 from __future__ import annotations
 
@@ -22,3 +23,11 @@ def read_env_file(path: Path) -> dict[str, str]:
 def app_env(app_dir: Path | None) -> dict[str, str]:
     """The variables of `<app_dir>/.env` ({} without an app folder or file)."""
     return read_env_file(app_dir / ".env") if app_dir is not None else {}
+
+
+PORT_KEYS = ("BACKEND_PORT", "FRONTEND_PORT")
+
+
+def app_ports(env: dict[str, str]) -> list[int]:
+    """The ports of the running app its `.env` names (BACKEND_PORT, FRONTEND_PORT), in that order."""
+    return [int(env[key]) for key in PORT_KEYS if env.get(key, "").isdigit()]

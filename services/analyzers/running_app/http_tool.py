@@ -1,8 +1,8 @@
-"""What every HTTP check shares: its version, its findings anchored on URLs, its run record and replay command.
+"""What every HTTP tool shares: its version, its findings anchored on URLs, its tool run and replay command.
 
-A check has no subprocess of its own, so the `command` it records is the one that re-runs exactly this check
-against the same targets with the same options (`python -m services.analyzers.<service>.replay …`), which prints
-the same kind of record.
+An HTTP tool has no subprocess of its own, so the `command` it records is the one that re-runs exactly this
+tool against the same targets with the same options (`python -m services.analyzers.<service>.replay …`), which
+prints the same kind of record.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ import msgspec
 from services.analyzers.base.job import Job
 from services.analyzers.base.tool import ToolOutput
 from services.analyzers.running_app.client import Fetched, http_client
-from shared.findings import Finding, Severity, ToolRun, fingerprint
+from services.analyzers.running_app.targets import job_policy
+from shared.findings import Finding, Severity, ToolRun, ToolStatus, fingerprint
 from shared.protocol import ToolHealth
 
 
@@ -33,6 +34,16 @@ def _version() -> str:
 
 
 VERSION = _version()
+
+
+class Problem(msgspec.Struct, frozen=True, kw_only=True):
+    """What an HTTP tool judged wrong about a URL, before it is a finding: its rule, severity, message and
+    CWE."""
+
+    rule_id: str
+    severity: Severity
+    message: str
+    cwe: str | None = None
 
 
 def http_finding(
@@ -65,16 +76,16 @@ def http_finding(
 def replay_command(
     service: str, tool: str, job: Job, targets: list[str], options: dict[str, Any]
 ) -> list[str]:
-    """The argv that re-runs one check: the targets it probed and the options it used, spelled out."""
+    """The argv that re-runs one HTTP tool: the targets it probed and the options it used, spelled out."""
     argv = [
         "python",
         "-m",
         f"services.analyzers.{service}.replay",
         tool,
         "--model",
-        job.model_slug,
+        job.task.model_slug,
         "--app",
-        str(job.app_number),
+        str(job.task.app_number),
     ]
     for url in targets:
         argv += ["--target", url]
@@ -83,8 +94,8 @@ def replay_command(
     return argv
 
 
-class Check(msgspec.Struct, kw_only=True):
-    """What a check found: findings, measurements, the URLs it checked and every exchange it made."""
+class Inspection(msgspec.Struct, kw_only=True):
+    """What an HTTP tool found: findings, measurements, the URLs it inspected and every exchange it made."""
 
     findings: list[Finding]
     metrics: dict[str, Any]
@@ -93,51 +104,52 @@ class Check(msgspec.Struct, kw_only=True):
 
 
 def exchange_log(exchanges: list[Fetched]) -> str:
-    """The raw output of a check: each request and its answer's status and headers (bodies left out)."""
+    """The raw output of an HTTP tool: each request and its answer's status and headers (bodies left out)."""
     return msgspec.json.encode([exchange.summary() for exchange in exchanges]).decode()
 
 
 class HttpTool:
-    """Base of the dynamic checks: probe, timeout, client and run record; subclasses implement `check`."""
+    """Base of the tools that inspect a running app over HTTP: health, timeout, client and tool run;
+    subclasses implement `inspect`."""
 
     name = ""
     service = "dynamic"
 
-    async def probe(self) -> ToolHealth:
+    async def health(self) -> ToolHealth:
         return ToolHealth(name=self.name, available=True, version=VERSION)
 
-    async def check(self, job: Job, client: httpx.AsyncClient) -> Check:
+    async def inspect(self, job: Job, client: httpx.AsyncClient) -> Inspection:
         raise NotImplementedError
 
     async def run(self, job: Job) -> ToolOutput:
-        """Run `check` within the tool's timeout; SkipTool raised by it reaches the runner as `skipped`."""
+        """Run `inspect` within the tool's timeout; SkipTool raised by it reaches the runner as `skipped`."""
         started = time.monotonic()
         timeout_s = job.tool_timeout_s(self.name)
         options = job.tool_options(self.name)
-        try:
-            async with asyncio.timeout(timeout_s), http_client() as client:
-                result = await self.check(job, client)
-        except TimeoutError:
-            run = ToolRun(
+
+        def tool_run(
+            status: ToolStatus, targets: list[str], findings: int = 0, reason: str | None = None
+        ) -> ToolRun:
+            return ToolRun(
                 tool=self.name,
-                status="timeout",
+                status=status,
                 version=VERSION,
-                command=replay_command(self.service, self.name, job, job.target_urls, options),
+                command=replay_command(self.service, self.name, job, targets, options),
                 duration_s=round(time.monotonic() - started, 3),
-                reason=f"no result within {timeout_s:.1f} s",
+                files_analyzed=len(targets) if status == "success" else 0,
+                findings_count=findings,
+                reason=reason,
             )
-            return ToolOutput(run=run)
-        run = ToolRun(
-            tool=self.name,
-            status="success",
-            version=VERSION,
-            command=replay_command(self.service, self.name, job, result.targets, options),
-            duration_s=round(time.monotonic() - started, 3),
-            files_analyzed=len(result.targets),
-            findings_count=len(result.findings),
-        )
+
+        try:
+            async with asyncio.timeout(timeout_s), http_client(job_policy(job)) as client:
+                result = await self.inspect(job, client)
+        except TimeoutError:
+            return ToolOutput(
+                run=tool_run("timeout", job.target_urls, reason=f"no result within {timeout_s:.1f} s")
+            )
         return ToolOutput(
-            run=run,
+            run=tool_run("success", result.targets, findings=len(result.findings)),
             findings=result.findings,
             raw_output=exchange_log(result.exchanges),
             metrics=result.metrics,

@@ -1,0 +1,54 @@
+"""`/api/contracts/…`: the AsyncAPI document and the JSON Schemas of every message and frame, for subscribers.
+
+They are generated from the same msgspec types the services use (shared/contracts.py), once per process, so
+what the gateway serves is what it speaks; `docs/contracts/` holds the same files, checked against the types
+by a test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from functools import cache
+from typing import Annotated
+
+from litestar import Response, get
+from litestar.exceptions import NotFoundException
+from litestar.params import PathParameter
+
+from services.gateway.errors import documented
+from shared.contracts import ASYNCAPI_FILE, SCHEMAS_DIR, contract_files
+
+JSON = "application/json"
+
+
+@cache
+def _files() -> dict[str, bytes]:
+    return contract_files()
+
+
+async def _file(name: str) -> Response[bytes]:
+    files = await asyncio.to_thread(_files)  # generated on first use: CPU work kept off the event loop
+    if name not in files:
+        raise NotFoundException(f"no contract named {name!r}; the AsyncAPI document lists every message")
+    return Response(files[name], media_type=JSON)
+
+
+@get(
+    f"/api/contracts/{ASYNCAPI_FILE}",
+    summary="AsyncAPI 3.0 document of Assay's subjects, streams and analyzer protocol",
+    tags=["contracts"],
+)
+async def asyncapi_document() -> Response[bytes]:
+    return await _file(ASYNCAPI_FILE)
+
+
+@get(
+    "/api/contracts/schemas/{name:str}",
+    summary="JSON Schema of one message, frame or tagged union (e.g. Event.json)",
+    tags=["contracts"],
+    responses=documented(404),
+)
+async def json_schema(
+    name: Annotated[str, PathParameter(description="`<Message>.json`, as the AsyncAPI document names them")],
+) -> Response[bytes]:
+    return await _file(f"{SCHEMAS_DIR}/{name}")

@@ -1,0 +1,229 @@
+"""The embedded NATS server locked down: only Assay's users get in, each can do its own job and nothing more;
+above all, nobody but the orchestrator can publish task events (a forged `service` + `completed` pair from the
+gateway's credentials is refused and never stored)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import msgspec
+import nats
+import nats.errors
+import pytest
+from nats.aio.client import Client
+
+from services.orchestrator.service import serve as serve_orchestrator
+from services.persister.service import run as run_persister
+from shared import subjects
+from shared.config import Settings
+from shared.connection import BadCredentials, connect, credential_options
+from shared.database import create_engine
+from shared.messages import ServiceFinished, TaskCompleted, encode
+from shared.nats_users import ADMIN, GATEWAY, ORCHESTRATOR, PERSISTER, creds_of, generate_credentials
+from shared.natsd import EmbeddedNats
+from shared.redact import masked_url
+from shared.streams import declare_all
+from shared.tasks import TaskRef, new_task_id
+from tests.support.gateway import MODEL, gateway_settings, running_gateway
+from tests.support.orchestrator import ScriptedAnalyzer, analyzers, sample_result, settings_for
+
+VIOLATION = "Violation"  # the server logs "Publish Violation", "Subscription Violation"
+
+
+@pytest.fixture
+async def locked_nats(tmp_path: Path) -> AsyncIterator[EmbeddedNats]:
+    """A nats-server admitting only Assay's users, with everything declared as `admin` (as `assay up` does)."""
+    server = EmbeddedNats(tmp_path / "nats", credentials=generate_credentials())
+    await server.start()
+    admin = await connect(server.url, "test-admin", as_user(server, ADMIN))
+    await declare_all(admin.jetstream(), ack_wait_s=6.0, max_deliver=5)
+    await admin.close()
+    yield server
+    await server.stop()
+
+
+def as_user(server: EmbeddedNats, user: str) -> str:
+    assert server.credentials
+    return creds_of(server.credentials, user)
+
+
+async def refused_connection(url: str, **options: str) -> BaseException:
+    with pytest.raises(Exception) as refused:  # noqa: PT011 - nats-py raises several kinds; any refusal will do
+        await nats.connect(url, allow_reconnect=False, max_reconnect_attempts=0, connect_timeout=2, **options)
+    return refused.value
+
+
+async def test_a_client_without_credentials_cannot_connect(locked_nats: EmbeddedNats) -> None:
+    error = await refused_connection(locked_nats.url)
+    assert "authorization" in repr(error).lower() or isinstance(error, nats.errors.NoServersError)
+    await refused_connection(locked_nats.url, user=GATEWAY, password="not-the-password")
+    # The configuration holding the passwords is readable by its owner only.
+    assert (locked_nats.store_dir / "nats-server.conf").stat().st_mode & 0o077 == 0
+
+
+async def test_the_gateway_cannot_publish_task_events(locked_nats: EmbeddedNats) -> None:
+    gateway = await connect(locked_nats.url, "forger", as_user(locked_nats, GATEWAY))
+    admin = await connect(locked_nats.url, "test-admin", as_user(locked_nats, ADMIN))
+    try:
+        task_id = new_task_id()
+        task = TaskRef(id=task_id, model_slug=MODEL, app_number=1, analysis_type="static")
+        forged = [
+            ServiceFinished(
+                task=task,
+                service="static",
+                status="success",
+                result=sample_result("static", "FORGED"),
+            ),
+            TaskCompleted(
+                task=task,
+                status="completed",
+                services=["static"],
+            ),
+        ]
+        js = gateway.jetstream()
+        for event in forged:
+            kind = type(event).__struct_config__.tag
+            with pytest.raises((nats.errors.Error, TimeoutError)):
+                await js.publish(subjects.event_subject(task_id, str(kind)), encode(event), timeout=1)
+        # Core NATS publishes (no ack asked) are dropped by the server just the same.
+        await gateway.publish(subjects.event_subject(task_id, "completed"), encode(forged[1]))
+        await gateway.flush()
+        info = await admin.jetstream().stream_info(subjects.EVENTS_STREAM)
+        assert info.state.messages == 0
+        assert VIOLATION in log_of(locked_nats)
+    finally:
+        await gateway.close()
+        await admin.close()
+
+
+async def test_only_the_orchestrator_publishes_events(locked_nats: EmbeddedNats) -> None:
+    persister = await connect(locked_nats.url, "persister", as_user(locked_nats, PERSISTER))
+    orchestrator = await connect(locked_nats.url, "orchestrator", as_user(locked_nats, ORCHESTRATOR))
+    try:
+        task_id = new_task_id()
+        event = TaskCompleted(
+            task=TaskRef(id=task_id, model_slug=MODEL, app_number=1, analysis_type="static"),
+            status="completed",
+            services=[],
+        )
+        subject = subjects.event_subject(task_id, "completed")
+        with pytest.raises((nats.errors.Error, TimeoutError)):
+            await persister.jetstream().publish(subject, encode(event), timeout=1)
+        ack = await orchestrator.jetstream().publish(subject, encode(event), timeout=5)
+        assert ack.stream == subjects.EVENTS_STREAM
+    finally:
+        await persister.close()
+        await orchestrator.close()
+
+
+def test_urls_are_logged_without_their_password() -> None:
+    assert masked_url("nats://gateway:s3cret@10.0.0.1:4222") == "nats://gateway:***@10.0.0.1:4222"
+    assert masked_url("nats://tok3n@a:4222,tls://u:p@b:4222") == "nats://***@a:4222,tls://u:***@b:4222"
+    assert masked_url("nats://127.0.0.1:4222") == "nats://127.0.0.1:4222"
+
+
+def test_nats_creds_are_a_user_and_password_or_a_creds_file(tmp_path: Path) -> None:
+    assert credential_options("gateway:pw:with:colons") == {
+        "user": "gateway",
+        "password": "pw:with:colons",
+        "inbox_prefix": "_INBOX_gateway",
+    }
+    creds = tmp_path / "user.creds"
+    creds.write_text("-----BEGIN NATS USER JWT-----\n")
+    assert credential_options(str(creds)) == {"user_credentials": str(creds)}
+    assert credential_options(None) == {}
+    with pytest.raises(BadCredentials):
+        credential_options("no-password-here")
+
+
+def log_of(server: EmbeddedNats) -> str:
+    return server.log_file.read_text(errors="replace") if server.log_file.exists() else ""
+
+
+@asynccontextmanager
+async def running_service_loop(
+    user_creds: str, settings: Settings, body: str, database_url: str | None = None
+) -> AsyncIterator[None]:
+    """The orchestrator or the persister in this process, on a connection of its own user."""
+    assert settings.nats_url
+    nc: Client = await connect(settings.nats_url, body, user_creds)
+    engine = create_engine(database_url) if database_url else None
+    stop = asyncio.Event()
+    if body == ORCHESTRATOR:
+        task = asyncio.create_task(serve_orchestrator(nc, settings, stop, worker="locked:1"))
+    else:
+        assert engine is not None
+        task = asyncio.create_task(run_persister(nc, engine, settings, stop))
+    try:
+        await asyncio.sleep(0.5)
+        if task.done():
+            task.result()
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 20)
+        await nc.close()
+        if engine is not None:
+            await engine.dispose()
+
+
+async def test_each_service_does_its_whole_job_with_its_own_user(
+    locked_nats: EmbeddedNats, tmp_path: Path, database_url: str
+) -> None:
+    """Gateway, orchestrator and persister, each on its own user: a task with a result too large for a message
+    (object store) runs to `completed`, its events replay over SSE, a cancel goes out; no permission is missing."""
+    peer = ScriptedAnalyzer("static", ["large"])
+    orchestrator_settings = settings_for(locked_nats.url, tmp_path, [peer])
+    persister_settings = settings_for(
+        locked_nats.url,
+        tmp_path,
+        [peer],
+        ASSAY_DATABASE_URL=database_url,
+        ASSAY_RESULTS_DIR=str(tmp_path / "results"),
+    )
+    gateway = gateway_settings(tmp_path, locked_nats.url, database_url)
+    gateway = msgspec.structs.replace(gateway, nats_creds=as_user(locked_nats, GATEWAY))
+    async with (
+        analyzers(peer),
+        running_service_loop(as_user(locked_nats, PERSISTER), persister_settings, PERSISTER, database_url),
+        running_service_loop(as_user(locked_nats, ORCHESTRATOR), orchestrator_settings, ORCHESTRATOR),
+        running_gateway(gateway) as url,
+        httpx.AsyncClient(base_url=url, timeout=10) as http,
+    ):
+        body = {"model_slug": MODEL, "app_number": 1, "analysis_type": "static"}
+        accepted = await http.post("/api/analysis/run", json=body)
+        assert accepted.status_code == 202, accepted.text
+        task_id = accepted.json()["task_id"]
+        assert (await http.get(f"/api/tasks/{task_id}")).status_code == 200  # the tasks bucket, read
+        task = await _terminal(http, task_id)
+        assert task["status"] == "completed", (task, log_of(locked_nats)[-2000:])
+        async with http.stream("GET", f"/api/tasks/{task_id}/events") as stream:
+            frames = [line async for line in stream.aiter_lines() if line.startswith("event: ")]
+        assert frames[-1] == "event: completed"
+        admin = await connect(locked_nats.url, "test-admin", as_user(locked_nats, ADMIN))
+        try:  # the result was too large for a message: it went through the object store
+            stored = await (await admin.jetstream().object_store(subjects.ARTIFACTS_BUCKET)).get_info(
+                f"{task_id}/static.json"
+            )
+            assert stored.size is not None and stored.size > peer.large_bytes
+        finally:
+            await admin.close()
+        other = await http.post("/api/analysis/run", json={**body, "priority": "low"})
+        cancelled = await http.post(f"/api/tasks/{other.json()['task_id']}/cancel")
+        assert cancelled.status_code in (200, 202), cancelled.text
+    assert VIOLATION not in log_of(locked_nats), log_of(locked_nats)[-3000:]
+
+
+async def _terminal(http: httpx.AsyncClient, task_id: str, timeout_s: float = 30.0) -> dict[str, object]:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        task: dict[str, object] = (await http.get(f"/api/tasks/{task_id}")).json()
+        if task.get("status") in ("completed", "partial", "failed", "cancelled"):
+            return task
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"task {task_id} not finished: {task}")
+        await asyncio.sleep(0.2)
