@@ -24,6 +24,7 @@ from services.cli.render import progress_line, render_task
 from services.cli.supervisor import run_up
 from services.cli.trace_tree import render_traces, span_files, spans_of_traces, trace_ids_of_task
 from shared.config import Settings, load_settings
+from shared.errors import AssayError
 from shared.findings import SEVERITIES
 from shared.logs import setup_logging
 from shared.messages import PRIORITIES, TERMINAL_STATUSES
@@ -69,7 +70,7 @@ def analyze(settings: Settings, args: argparse.Namespace) -> int:
         return code
 
 
-class CommandFailed(Exception):
+class CommandFailed(AssayError):
     """A command cannot go on: its message is printed (no traceback) and `code` is the exit code."""
 
     def __init__(self, message: str, code: int) -> None:
