@@ -63,6 +63,22 @@ class GatewayClient:
     def cancel(self, task_id: str) -> dict[str, Any]:
         return self._call("POST", f"/api/tasks/{task_id}/cancel")
 
+    def tasks(self, filters: dict[str, Any]) -> dict[str, Any]:
+        """One page of tasks, newest first; `filters` are the query parameters (None values left out)."""
+        return self._call("GET", "/api/tasks", params={k: v for k, v in filters.items() if v is not None})
+
+    def findings(self, task_id: str, filters: dict[str, Any]) -> dict[str, Any]:
+        return self._call(
+            "GET",
+            f"/api/tasks/{task_id}/findings",
+            params={k: v for k, v in filters.items() if v is not None},
+        )
+
+    def issues(self, task_id: str, filters: dict[str, Any]) -> dict[str, Any]:
+        return self._call(
+            "GET", f"/api/tasks/{task_id}/issues", params={k: v for k, v in filters.items() if v is not None}
+        )
+
     def create_batch(self, body: dict[str, Any]) -> dict[str, Any]:
         return self._call("POST", "/api/batches", json=body)
 

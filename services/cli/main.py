@@ -3,13 +3,15 @@
 Exit codes: 0 success (for `analyze --wait`: the task completed); 1 the task ended partial, failed or cancelled,
 or is still running at the timeout, or has findings at or above `--fail-on` (with `--new-only`: new since the
 previous run), or the task/spans were not found; 2 the request was not accepted (the
-gateway's reason is printed) or the gateway could not be reached.
+gateway's reason is printed) or the gateway could not be reached; 141 the reader of the output went away (a closed
+pipe: one line on stderr, no traceback). Every command that prints the gateway's answer takes `--json`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -20,6 +22,7 @@ from services.cli.batches import add_batch_parser, run_batch
 from services.cli.client import GatewayClient, GatewayError
 from services.cli.diffs import render_diff
 from services.cli.gate import at_or_above, gate_message
+from services.cli.listing import add_listing_parsers
 from services.cli.render import progress_line, render_task
 from services.cli.supervisor import run_up
 from services.cli.trace_tree import render_traces, span_files, spans_of_traces, trace_ids_of_task
@@ -32,6 +35,7 @@ from shared.tasks import AnalysisType
 
 ANALYSIS_TYPES: tuple[str, ...] = get_args(AnalysisType)
 POLL_INTERVAL_S = 1.0
+CLOSED_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a program stopped by a closed pipe
 
 
 def _fail(message: str, code: int) -> int:
@@ -56,14 +60,16 @@ def analyze(settings: Settings, args: argparse.Namespace) -> int:
         except GatewayError as error:
             refused = f"request refused ({error.status})" if error.status else "request not sent"
             return _fail(f"{refused}: {error}", 2)
-        print(accepted["task_id"], flush=True)
         if not args.wait:
+            print(json.dumps(accepted, indent=2) if args.json else accepted["task_id"], flush=True)
             return 0
+        if not args.json:
+            print(accepted["task_id"], flush=True)
         try:
             task = wait_terminal(gateway, accepted["task_id"], args.timeout)
         except CommandFailed as failure:
             return _fail(str(failure), failure.code)
-        print(render_task(task, settings.results_dir))
+        print(json.dumps(task, indent=2) if args.json else render_task(task, settings.results_dir))
         code = 0 if task["status"] == "completed" else 1
         if args.fail_on:
             code = max(code, gate(gateway, task, args.fail_on, args.new_only))
@@ -155,7 +161,7 @@ def status(settings: Settings, args: argparse.Namespace) -> int:
             task = gateway.task(args.task_id)
         except GatewayError as error:
             return _fail(str(error), 1 if error.status else 2)
-    print(render_task(task, settings.results_dir))
+    print(json.dumps(task, indent=2) if args.json else render_task(task, settings.results_dir))
     return 0
 
 
@@ -164,12 +170,13 @@ def cancel(settings: Settings, args: argparse.Namespace) -> int:
         try:
             if args.task_id.startswith("batch_"):
                 answer = gateway.cancel_batch(args.task_id)
-                print(f"{answer['batch_id']}: cancelling {len(answer['cancelling'])} tasks")
-                return 0
-            answer = gateway.cancel(args.task_id)
+                said = f"{answer['batch_id']}: cancelling {len(answer['cancelling'])} tasks"
+            else:
+                answer = gateway.cancel(args.task_id)
+                said = f"{answer['task_id']}: {answer['status']}"
         except GatewayError as error:
             return _fail(str(error), 1 if error.status else 2)
-    print(f"{answer['task_id']}: {answer['status']}")
+    print(json.dumps(answer, indent=2) if args.json else said)
     return 0
 
 
@@ -231,16 +238,22 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with --fail-on: count only findings new since the previous run",
     )
+    run.add_argument(
+        "--json", action="store_true", help="print the gateway's JSON (the task as it ended with --wait)"
+    )
     run.set_defaults(handler=analyze)
 
     show = commands.add_parser("status", help="print a task")
     show.add_argument("task_id")
+    show.add_argument("--json", action="store_true", help="print the gateway's JSON answer")
     show.set_defaults(handler=status)
 
     add_batch_parser(commands).set_defaults(handler=batch)
+    add_listing_parsers(commands)
 
     stop = commands.add_parser("cancel", help="ask a task (or every unfinished task of a batch) to stop")
     stop.add_argument("task_id", help="a task id, or a batch id")
+    stop.add_argument("--json", action="store_true", help="print the gateway's JSON answer")
     stop.set_defaults(handler=cancel)
 
     changes = commands.add_parser("diff", help="new, fixed and unchanged findings of a task against another")
@@ -269,7 +282,21 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     handler: Callable[[Settings, argparse.Namespace], int] = args.handler
-    return handler(load_settings(), args)
+    try:
+        return handler(load_settings(), args)
+    except BrokenPipeError:
+        return closed_pipe()
+
+
+def closed_pipe() -> int:
+    """The reader of our output went away (`assay tasks | head`): say so in one line, not a traceback.
+
+    Further writes to stdout go to /dev/null, so the interpreter's final flush does not fail again.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    print("assay: output closed before everything was written (broken pipe)", file=sys.stderr)
+    return CLOSED_PIPE
 
 
 if __name__ == "__main__":
