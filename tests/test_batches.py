@@ -123,7 +123,11 @@ async def test_a_batch_queues_one_task_per_app_and_type_with_its_batch_id(
             "unknown for analysis type 'static': nmap",
         ),
         ({"analysis_types": []}, "analysis_types", "length"),
-        ({"analysis_types": ["fast"]}, "analysis_types", "fast"),
+        (
+            {"analysis_types": ["fast"]},
+            "analysis_types",
+            "allowed: security, static, dynamic, performance, ai, comprehensive",
+        ),
     ],
 )
 async def test_a_bad_batch_is_a_422_naming_the_field(

@@ -78,3 +78,27 @@ async def test_models_answers_503_when_the_database_has_no_tables(
 
     assert response.status_code == 503
     assert response.json()["detail"].startswith("database unavailable: OperationalError")
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "field", "allowed"),
+    [
+        (
+            "/api/tasks",
+            {"status": "done"},
+            "status",
+            "pending, running, completed, partial, failed, cancelled",
+        ),
+        ("/api/reports/models", {"format": "pdf"}, "format", "json, csv, markdown"),
+        ("/api/reports/models", {"analysis_type": "fast"}, "analysis_type", "security, static, dynamic"),
+    ],
+)
+async def test_an_enum_refusal_lists_the_allowed_values(
+    gateway: Gateway, path: str, params: dict[str, str], field: str, allowed: str
+) -> None:
+    response = await gateway.http.get(path, params=params)
+
+    assert response.status_code == 422
+    [error] = response.json()["errors"]
+    assert error["field"] == field and f"allowed: {allowed}" in error["reason"]
+    assert f"allowed: {allowed}" in response.json()["detail"]

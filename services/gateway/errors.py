@@ -6,14 +6,19 @@ both, with `{"status_code": 422, "detail": …, "errors": [{"field": …, "reaso
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Any, get_args
 
 from litestar import Request, Response
 from litestar.exceptions import ClientException, SerializationException, ValidationException
 from litestar.openapi import ResponseSpec
 from sqlalchemy.exc import SQLAlchemyError
 
+from services.gateway.report_formats import ReportFormat
 from services.gateway.schemas import ErrorBody, FieldError
+from shared.findings import Severity
+from shared.messages import Priority, TaskStatus
+from shared.tasks import AnalysisType
 
 
 def invalid(field: str, reason: str, source: str = "body") -> ValidationException:
@@ -23,12 +28,32 @@ def invalid(field: str, reason: str, source: str = "body") -> ValidationExceptio
     )
 
 
+# The values each enumerated field allows, so that refusing one says what would have been accepted.
+ALLOWED_VALUES: dict[str, tuple[str, ...]] = {
+    "analysis_type": get_args(AnalysisType),
+    "analysis_types": get_args(AnalysisType),
+    "priority": get_args(Priority),
+    "status": get_args(TaskStatus),
+    "severity": get_args(Severity),
+    "format": get_args(ReportFormat),
+}
+
+
+def with_allowed_values(field: str | None, reason: str) -> str:
+    """`reason`, plus the allowed values when it refuses a value of an enumerated field."""
+    name = re.sub(r"\[\d+\]$", "", field or "")  # `analysis_types[0]` is an entry of `analysis_types`
+    if name in ALLOWED_VALUES and "enum" in reason.lower() and "allowed:" not in reason:
+        return f"{reason}; allowed: {', '.join(ALLOWED_VALUES[name])}"
+    return reason
+
+
 def _errors(extra: Any) -> list[FieldError]:
     items = extra if isinstance(extra, list) else [extra] if extra else []
     errors = []
     for item in items:
         if isinstance(item, dict):
-            field, reason, source = item.get("key"), str(item.get("message")), item.get("source")
+            field, source = item.get("key"), item.get("source")
+            reason = with_allowed_values(field, str(item.get("message")))
             errors.append(FieldError(field=field, reason=reason, source=source))
         else:
             errors.append(FieldError(field=None, reason=str(item), source=None))

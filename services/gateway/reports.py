@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Literal
 
 from litestar import Response, get
 from litestar.di import NamedDependency
@@ -11,12 +10,10 @@ from litestar.params import FromQuery
 
 from services.gateway.errors import documented
 from services.gateway.report_figures import ModelsReport, models_report
-from services.gateway.report_formats import report_csv, report_markdown
+from services.gateway.report_formats import ReportFormat, report_csv, report_markdown
 from services.gateway.report_queries import report_rows
 from services.gateway.resources import Resources
 from shared.tasks import AnalysisType
-
-ReportFormat = Literal["json", "csv", "markdown"]
 
 
 @get(
