@@ -12,7 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from services.persister.database import record_service
+from shared.database import create_engine, sessions
+from shared.messages import ServiceFinished
 from shared.natsd import EmbeddedNats
+from shared.protocol import ServiceResult
+from shared.tasks import TaskRef
 from tests.support.gateway import (
     APP,
     MODEL,
@@ -103,3 +108,31 @@ async def test_a_closed_pipe_is_one_clear_line_not_a_traceback(gateway: Gateway)
 
     assert code == 141
     assert err.strip() == "assay: output closed before everything was written (broken pipe)"
+
+
+async def test_load_figures_are_in_the_task_view_and_the_cli(gateway: Gateway, database_url: str) -> None:
+    url = "http://127.0.0.1:5011/api/items"
+    figures = {"requests": 200, "errors": 3, "error_rate": 0.015, "throughput_rps": 88.5,
+               "latency_ms": {"p50": 12.25, "p99": 140.0}}  # fmt: skip
+    result = ServiceResult(
+        service="performance", status="success", metrics={"load": {"urls": {url: figures}}}
+    )
+    ref = TaskRef(id=TASK, model_slug=MODEL, app_number=APP, analysis_type="static")
+    engine = create_engine(database_url)
+    await record_service(
+        sessions(engine), ServiceFinished(task=ref, service="performance", status="success"), result, None
+    )
+    await engine.dispose()
+
+    view = (await gateway.http.get(f"/api/tasks/{TASK}")).json()
+    code, out, _err = await assay(gateway, "status", TASK)
+
+    assert view["load"] == [
+        {"url": url, "requests": 200, "errors": 3, "error_rate": 0.015, "p50_ms": 12.25, "p99_ms": 140.0,
+         "throughput_rps": 88.5}
+    ]  # fmt: skip
+    assert code == 0
+    assert any(
+        line.split() == [url, "200", "3", "1.5%", "12.2", "ms", "140.0", "ms", "88.5"]
+        for line in out.splitlines()
+    )

@@ -12,6 +12,7 @@ import msgspec
 from sqlalchemy import Select, case, func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from services.gateway.load_views import load_views
 from services.gateway.schemas import (
     FindingPage,
     FindingView,
@@ -104,6 +105,7 @@ async def task_detail(sessions: Sessions, task_id: str) -> TaskDetail | None:
         issues_count=sum(issues.values()),
         issue_severity_breakdown=issues,
         services=views(services, ServiceView),
+        load=load_views([(run.service, dict(run.metrics or {})) for run in services]),
         tools=views(tools, ToolView),
         result_dir=task.result_dir,
         trace_id=task.trace_id,

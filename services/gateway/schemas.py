@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import msgspec
 
+from services.gateway.load_views import LoadView
 from shared.messages import Priority, TaskStatus
 from shared.tasks import AnalysisType, AppNumber, ModelSlug, TaskId
 
@@ -100,9 +101,9 @@ class TaskDetail(msgspec.Struct, frozen=True, kw_only=True):
     trace_id: str | None
     worker: str | None
     issues_count: int = 0  # distinct issues (issue groups) among the findings
-    issue_severity_breakdown: dict[
-        str, int
-    ] = {}  # issues per severity: an issue is as severe as its worst finding
+    # Issues per severity: an issue is as severe as its worst finding.
+    issue_severity_breakdown: dict[str, int] = {}
+    load: list[LoadView] = []  # the load test's figures per URL (performance analyses)
 
 
 class TaskSummary(msgspec.Struct, frozen=True, kw_only=True):
