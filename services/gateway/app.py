@@ -12,6 +12,7 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
 from services.gateway.analysis import run_analysis
+from services.gateway.api_docs import docs_assets, docs_page
 from services.gateway.apps import list_apps, list_models
 from services.gateway.batches import batch_event_stream, cancel_batch, create_batch, get_batch
 from services.gateway.contracts import asyncapi_document, json_schema
@@ -31,6 +32,7 @@ OPENAPI = OpenAPIConfig(
     version="1",
     description="Runs analysis tools on generated web apps and reports what they found.",
     path="/schema",
+    render_plugins=[docs_page()],
 )
 
 
@@ -53,6 +55,7 @@ def create_app(settings: Settings) -> Litestar:
             batch_event_stream,
             cancel_batch,
             models_comparison,
+            docs_assets(),
             healthz,
             readyz,
             asyncapi_document,
