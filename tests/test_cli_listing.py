@@ -44,9 +44,12 @@ async def gateway(tmp_path: Path, nats_server: EmbeddedNats, database_url: str) 
 async def assay(gateway: Gateway, *args: str, stdout: int = asyncio.subprocess.PIPE) -> tuple[int, str, str]:
     """The CLI in a subprocess, started from a folder that is not the repository (paths come from the gateway)."""
     env = {**os.environ, "ASSAY_GATEWAY_URL": gateway.url, "PYTHONPATH": str(REPO)}
+    env.pop("ASSAY_RESULTS_DIR", None)
+    elsewhere = gateway.settings.var_dir.parent / "elsewhere"
+    elsewhere.mkdir(exist_ok=True)
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "services.cli", *args,
-        cwd=gateway.settings.var_dir.parent, env=env, stdout=stdout, stderr=asyncio.subprocess.PIPE,
+        cwd=elsewhere, env=env, stdout=stdout, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     out, err = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode is not None
@@ -73,6 +76,8 @@ async def test_show_prints_the_task_and_its_issues(gateway: Gateway) -> None:
     assert code == 0
     assert out.startswith(f"task {TASK}: completed")
     assert "3 issues from 3 findings" in out
+    # The gateway's path of the folder, not one relative to the folder the CLI runs in.
+    assert f"result folder: {gateway.settings.results_dir / MODEL / f'app{APP}' / 'task_static_x'}" in out
     assert any(line.split()[:2] == ["high", "bandit:B105"] for line in out.splitlines())
     assert as_json["task"]["task_id"] == TASK and as_json["issues"]["total"] == 3
 

@@ -79,7 +79,8 @@ def render_task(task: dict[str, Any], results_root: Path | None = None) -> str:
         headers = ["load test", "requests", "errors", "error rate", "p50", "p99", "req/s"]
         lines += ["", *table(headers, rows, numeric=(1, 2, 3, 4, 5, 6))]
     if task.get("result_dir"):
-        folder = results_root / task["result_dir"] if results_root else Path(task["result_dir"])
+        # The gateway's absolute path first: it resolves from any folder the CLI runs in.
+        folder = Path(task.get("result_path") or (results_root or Path()) / task["result_dir"])
         lines += ["", f"result folder: {folder}"]
     elif task["status"] not in ("pending", "running"):
         lines += ["", "result folder: none recorded"]

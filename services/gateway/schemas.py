@@ -104,6 +104,7 @@ class TaskDetail(msgspec.Struct, frozen=True, kw_only=True):
     # Issues per severity: an issue is as severe as its worst finding.
     issue_severity_breakdown: dict[str, int] = {}
     load: list[LoadView] = []  # the load test's figures per URL (performance analyses)
+    result_path: str | None = None  # the result folder as an absolute path on the gateway's machine
 
 
 class TaskSummary(msgspec.Struct, frozen=True, kw_only=True):
