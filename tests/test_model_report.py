@@ -255,6 +255,19 @@ async def gateway(tmp_path: Path, nats_server: EmbeddedNats, database_url: str) 
 async def test_every_figure_of_the_comparison_matches_an_independent_computation(
     gateway: Gateway, database_url: str
 ) -> None:
+    await check_every_figure(gateway, database_url)
+
+
+async def test_the_comparison_is_the_same_on_postgresql(
+    tmp_path: Path, nats_server: EmbeddedNats, postgres_url: str
+) -> None:
+    settings = gateway_settings(tmp_path, nats_server.url, await migrate_database(postgres_url))
+    async with gateway_for(settings) as running:
+        await check_every_figure(running, postgres_url)
+
+
+async def check_every_figure(gateway: Gateway, database_url: str) -> None:
+    """Seed the database, then compare every figure the gateway answers with the computation here."""
     apps = seeded_apps()
     await seed(database_url, apps)
 

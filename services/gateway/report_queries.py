@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-from sqlalchemy import CTE, Text, func, select, type_coerce
+from sqlalchemy import CTE, Text, cast, func, select
 
 from services.gateway.queries import Sessions
 from shared.finding_summary import decode_summary
@@ -90,7 +90,7 @@ async def report_rows(sessions: Sessions, analysis_type: str | None = None) -> R
                 select(
                     ServiceRun.task_id,
                     ServiceRun.service,
-                    type_coerce(ServiceRun.finding_summary, Text),
+                    cast(ServiceRun.finding_summary, Text),
                     ServiceRun.metrics,
                 ).join(chosen, ServiceRun.task_id == chosen.c.task_id)
             )
