@@ -197,7 +197,7 @@ async def test_cancel_asks_every_unfinished_task_to_stop_then_409(
 async def test_assay_batch_queues_and_follows_until_every_task_ended(
     gateway: Gateway, persister: Harness
 ) -> None:
-    env = {**os.environ, "ASSAY_GATEWAY_URL": gateway.url}
+    env = {**os.environ, "ASSAY_GATEWAY_URL": gateway.url, "ASSAY_TOKEN": gateway.token or ""}
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "services.cli", "batch", "--models", OTHER, "--apps", "all", "--type", "static",
         "--wait", cwd=REPO, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,

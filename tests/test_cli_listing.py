@@ -43,7 +43,12 @@ async def gateway(tmp_path: Path, nats_server: EmbeddedNats, database_url: str) 
 
 async def assay(gateway: Gateway, *args: str, stdout: int = asyncio.subprocess.PIPE) -> tuple[int, str, str]:
     """The CLI in a subprocess, started from a folder that is not the repository (paths come from the gateway)."""
-    env = {**os.environ, "ASSAY_GATEWAY_URL": gateway.url, "PYTHONPATH": str(REPO)}
+    env = {
+        **os.environ,
+        "ASSAY_GATEWAY_URL": gateway.url,
+        "PYTHONPATH": str(REPO),
+        "ASSAY_TOKEN": gateway.token or "",
+    }
     env.pop("ASSAY_RESULTS_DIR", None)
     elsewhere = gateway.settings.var_dir.parent / "elsewhere"
     elsewhere.mkdir(exist_ok=True)

@@ -4,12 +4,9 @@ seeded flaws, without the report's code or the issue-group code."""
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
-import os
 import random
-import sys
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -29,7 +26,7 @@ from shared.models import Task
 from shared.natsd import EmbeddedNats
 from shared.protocol import ServiceResult
 from shared.tasks import TaskRef, new_task_id
-from tests.support.gateway import Gateway, gateway_for, gateway_settings, migrate_database
+from tests.support.gateway import Gateway, gateway_for, gateway_settings, migrate_database, run_cli
 
 REPO = Path(__file__).resolve().parent.parent
 MODELS = ("model-a", "model-b", "model-c")
@@ -332,21 +329,10 @@ async def check_every_figure(gateway: Gateway, database_url: str) -> None:
 async def test_assay_report_prints_the_gateways_markdown_and_csv(gateway: Gateway, database_url: str) -> None:
     apps = [app for app in seeded_apps() if app.number <= 3]
     await seed(database_url, apps)
-    env = {**os.environ, "ASSAY_GATEWAY_URL": gateway.url}
+    markdown = await run_cli(gateway, "report")
+    as_csv = await run_cli(gateway, "report", "--format", "csv", "--type", "comprehensive")
 
-    async def assay(*args: str) -> tuple[int, str]:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "services.cli", "report", *args,
-            cwd=REPO, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        out, _err = await asyncio.wait_for(process.communicate(), 60)
-        assert process.returncode is not None
-        return process.returncode, out.decode()
-
-    markdown = await assay()
-    as_csv = await assay("--format", "csv", "--type", "comprehensive")
-
-    assert markdown[0] == 0 and markdown[1].startswith("# Model comparison")
+    assert markdown[0] == 0 and markdown[1].startswith("# Model comparison"), markdown[2]
     assert "## Ranking: comprehensive" in markdown[1]
     assert as_csv[0] == 0
     assert [row["model_slug"] for row in csv.DictReader(io.StringIO(as_csv[1]))] == list(MODELS)

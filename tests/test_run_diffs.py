@@ -50,7 +50,7 @@ def assay(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "services.cli", *args],
         cwd=REPO,
-        env=stack.env,
+        env={**stack.env, "ASSAY_TOKEN": stack.token},
         capture_output=True,
         text=True,
         timeout=300,

@@ -8,8 +8,10 @@ import sys
 import time
 from typing import Any, TextIO
 
+from services.cli.api_token import gateway_client
 from services.cli.client import GatewayClient, GatewayError
 from services.cli.render import table
+from shared.config import Settings
 
 STATUS_COLUMNS = ("pending", "running", "completed", "partial", "failed", "cancelled")
 POLL_INTERVAL_S = 1.0
@@ -71,9 +73,9 @@ def follow(
         time.sleep(POLL_INTERVAL_S)
 
 
-def run_batch(gateway_url: str, args: argparse.Namespace) -> int:
+def run_batch(settings: Settings, args: argparse.Namespace) -> int:
     """Queue (or, with --follow, find) a batch; with --wait, follow it. Exit 0 when every task completed."""
-    with GatewayClient(gateway_url) as gateway:
+    with gateway_client(settings) as gateway:
         try:
             if args.follow:
                 batch_id = args.follow

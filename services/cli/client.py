@@ -31,9 +31,10 @@ def _reason(response: httpx.Response) -> str:
 class GatewayClient:
     """Calls to one gateway; every method raises GatewayError with the gateway's reason on failure."""
 
-    def __init__(self, base_url: str, timeout_s: float = 30.0) -> None:
+    def __init__(self, base_url: str, token: str | None = None, timeout_s: float = 30.0) -> None:
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout_s)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout_s, headers=headers)
 
     def __enter__(self) -> Self:
         return self
@@ -46,6 +47,9 @@ class GatewayClient:
             response = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as error:
             raise GatewayError(f"gateway not reachable at {self.base_url}: {error}") from error
+        if response.status_code == 401:
+            hint = "set ASSAY_TOKEN, or run `assay up` on this machine, which saves a token for the CLI"
+            raise GatewayError(f"{_reason(response)} ({hint})", 401)
         if response.status_code >= 400:
             raise GatewayError(_reason(response), response.status_code)
         return response
@@ -96,3 +100,12 @@ class GatewayClient:
     def diff(self, task_id: str, against: str | None = None) -> dict[str, Any]:
         """New, fixed and unchanged findings of the task against `against` (default: its previous run)."""
         return self._call("GET", f"/api/tasks/{task_id}/diff", params={"against": against} if against else {})
+
+    def create_token(self, name: str, scope: str) -> dict[str, Any]:
+        return self._call("POST", "/api/tokens", json={"name": name, "scope": scope})
+
+    def tokens(self) -> dict[str, Any]:
+        return self._call("GET", "/api/tokens")
+
+    def revoke_token(self, token_id: str) -> dict[str, Any]:
+        return self._call("POST", f"/api/tokens/{token_id}/revoke")

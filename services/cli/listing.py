@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from services.cli.api_token import gateway_client
 from services.cli.client import GatewayClient, GatewayError
 from services.cli.diffs import finding_rows
 from services.cli.render import render_task, table
@@ -24,7 +25,7 @@ def emit(answer: Any, as_json: bool, render: Callable[[Any], str]) -> None:
 
 def ask(settings: Settings, call: Callable[[GatewayClient], Any]) -> Any:
     """One gateway call; its failure is raised as the exit code to return (1: refused, 2: not reachable)."""
-    with GatewayClient(settings.gateway_url) as gateway:
+    with gateway_client(settings) as gateway:
         try:
             return call(gateway)
         except GatewayError as error:

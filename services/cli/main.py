@@ -1,4 +1,5 @@
-"""The `assay` command: `up`, `analyze`, `batch`, `status`, `cancel`, `diff`, `report`, `trace`.
+"""The `assay` command: `up`, `analyze`, `batch`, `status`, `cancel`, `diff`, `report`, `tasks`, `show`,
+`findings`, `trace`, `token`.
 
 Exit codes: 0 success (for `analyze --wait`: the task completed); 1 the task ended partial, failed or cancelled,
 or is still running at the timeout, or has findings at or above `--fail-on` (with `--new-only`: new since the
@@ -18,6 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, get_args
 
+from services.cli import tokens
+from services.cli.api_token import gateway_client
 from services.cli.batches import add_batch_parser, run_batch
 from services.cli.client import GatewayClient, GatewayError
 from services.cli.diffs import render_diff
@@ -54,7 +57,7 @@ def analyze(settings: Settings, args: argparse.Namespace) -> int:
         body["tools"] = [tool.strip() for tool in args.tools.split(",") if tool.strip()]
     if args.target:
         body["target_urls"] = args.target
-    with GatewayClient(settings.gateway_url) as gateway:
+    with gateway_client(settings) as gateway:
         try:
             accepted = gateway.run_analysis(body)
         except GatewayError as error:
@@ -131,7 +134,7 @@ def gate(gateway: GatewayClient, task: dict[str, Any], threshold: str, new_only:
 
 
 def diff(settings: Settings, args: argparse.Namespace) -> int:
-    with GatewayClient(settings.gateway_url) as gateway:
+    with gateway_client(settings) as gateway:
         try:
             answer = gateway.diff(args.task_id, args.against)
         except GatewayError as error:
@@ -142,7 +145,7 @@ def diff(settings: Settings, args: argparse.Namespace) -> int:
 
 def report(settings: Settings, args: argparse.Namespace) -> int:
     report_format = "json" if args.json else args.format
-    with GatewayClient(settings.gateway_url, timeout_s=120) as gateway:
+    with gateway_client(settings, timeout_s=120) as gateway:
         try:
             text = gateway.report(args.type, report_format)
         except GatewayError as error:
@@ -152,11 +155,11 @@ def report(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def batch(settings: Settings, args: argparse.Namespace) -> int:
-    return run_batch(settings.gateway_url, args)
+    return run_batch(settings, args)
 
 
 def status(settings: Settings, args: argparse.Namespace) -> int:
-    with GatewayClient(settings.gateway_url) as gateway:
+    with gateway_client(settings) as gateway:
         try:
             task = gateway.task(args.task_id)
         except GatewayError as error:
@@ -166,7 +169,7 @@ def status(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cancel(settings: Settings, args: argparse.Namespace) -> int:
-    with GatewayClient(settings.gateway_url) as gateway:
+    with gateway_client(settings) as gateway:
         try:
             if args.task_id.startswith("batch_"):
                 answer = gateway.cancel_batch(args.task_id)
@@ -187,7 +190,7 @@ def trace(settings: Settings, args: argparse.Namespace) -> int:
     if not trace_ids:
         # Spans that missed the attribute still belong to the task's trace, which the task row names.
         try:
-            with GatewayClient(settings.gateway_url, timeout_s=5) as gateway:
+            with gateway_client(settings, timeout_s=5) as gateway:
                 recorded = gateway.task(args.task_id).get("trace_id")
             trace_ids = [recorded] if recorded else []
         except GatewayError:
@@ -224,7 +227,7 @@ def parser() -> argparse.ArgumentParser:
         "--target",
         action="append",
         metavar="URL",
-        help="URL of the running app for dynamic/performance checks (repeatable; default: the ports in its .env)",
+        help="URL of an app you started, for dynamic/performance checks (repeatable; default: Assay starts the app)",
     )
     run.add_argument("--wait", action="store_true", help="wait for the end and print a findings summary")
     run.add_argument("--timeout", type=float, default=900.0, help="seconds --wait waits (default 900)")
@@ -276,6 +279,8 @@ def parser() -> argparse.ArgumentParser:
     spans.add_argument("task_id")
     spans.add_argument("--dir", type=Path, help="span files folder (default: ASSAY_TRACE_DIR)")
     spans.set_defaults(handler=trace)
+
+    tokens.add_parser(commands)
     return root
 
 

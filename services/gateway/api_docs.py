@@ -13,6 +13,8 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.router import Router
 from litestar.static_files import create_static_files_router
 
+from services.gateway.auth import PUBLIC
+
 ASSETS = "/schema/assets"
 
 
@@ -39,5 +41,9 @@ def assets_folder() -> Path:
 def docs_assets() -> Router:
     """The Swagger UI files, read from the installed package."""
     return create_static_files_router(
-        path=ASSETS, directories=[assets_folder()], include_in_schema=False, name="api-docs-assets"
+        path=ASSETS,
+        directories=[assets_folder()],
+        include_in_schema=False,
+        name="api-docs-assets",
+        opt=PUBLIC,  # Swagger UI's own files: nothing of Assay's in them, and a browser sends no token for them
     )

@@ -11,7 +11,7 @@ from litestar.di import NamedDependency
 from sqlalchemy import func, select
 
 from services.gateway.app_folders import AppFolder, app_folders
-from services.gateway.errors import documented
+from services.gateway.auth import requires
 from services.gateway.queries import Sessions
 from services.gateway.resources import Resources
 from shared.models import Task
@@ -96,7 +96,7 @@ def _sizes(folders: list[AppFolder]) -> list[dict[str, int]]:
     "/api/apps",
     summary="Every app under the apps root, its size and latest tasks",
     tags=["apps"],
-    responses=documented(503),
+    **requires("read", 503),
 )
 async def list_apps(resources: NamedDependency[Resources]) -> AppList:
     folders = await asyncio.to_thread(app_folders, resources.settings.apps_dir)
@@ -118,7 +118,7 @@ async def list_apps(resources: NamedDependency[Resources]) -> AppList:
     "/api/models",
     summary="Every model with apps under the apps root or tasks recorded",
     tags=["apps"],
-    responses=documented(503),
+    **requires("read", 503),
 )
 async def list_models(resources: NamedDependency[Resources]) -> ModelList:
     folders = await asyncio.to_thread(app_folders, resources.settings.apps_dir)

@@ -22,6 +22,7 @@ from litestar.response import Stream
 from nats.js.errors import KeyNotFoundError
 
 from services.gateway.app_folders import app_folders
+from services.gateway.auth import requires
 from services.gateway.batch_plan import (
     BatchProgress,
     BatchRecord,
@@ -33,7 +34,7 @@ from services.gateway.batch_plan import (
     select_apps,
     unknown_models,
 )
-from services.gateway.errors import documented, invalid
+from services.gateway.errors import invalid
 from services.gateway.events import KEEPALIVE_S, sse
 from services.gateway.publisher import NatsUnavailable, publish_cancel, publish_request
 from services.gateway.resources import NATS_ERRORS, Resources
@@ -108,7 +109,7 @@ async def _plan(resources: Resources, data: BatchRequest) -> tuple[list[BatchTas
     "422 names the field (unknown model, no matching app, unknown tool, too many tasks); 503 when NATS cannot "
     "take the batch.",
     tags=["batches"],
-    responses=documented(422, 503),
+    **requires("submit", 413, 415, 422, 503),
 )
 async def create_batch(
     data: JSONBody[BatchRequest], resources: NamedDependency[Resources]
@@ -194,7 +195,7 @@ async def find_batch(resources: Resources, batch_id: str) -> BatchRecord:
     "/api/batches/{batch_id:str}",
     summary="A batch's progress: tasks per status, per model, and each task",
     tags=["batches"],
-    responses=documented(404, 422, 503),
+    **requires("read", 404, 422, 503),
 )
 async def get_batch(resources: NamedDependency[Resources], batch_id: BatchIdPath) -> BatchProgress:
     return await batch_progress(resources.sessions, await find_batch(resources, batch_id))
@@ -231,7 +232,7 @@ async def progress_frames(
     "moves, numbered by `id:`; the stream ends with `event: finished` once every task has ended. Each frame is "
     "the whole state, so a client that reconnects needs nothing it missed.",
     tags=["batches"],
-    responses=documented(404, 422, 503),
+    **requires("read", 404, 422, 503),
     media_type="text/event-stream",
 )
 async def batch_event_stream(resources: NamedDependency[Resources], batch_id: BatchIdPath) -> Stream:
@@ -244,7 +245,7 @@ async def batch_event_stream(resources: NamedDependency[Resources], batch_id: Ba
     status_code=202,
     summary="Ask every unfinished task of the batch to stop",
     tags=["batches"],
-    responses=documented(404, 409, 422, 503),
+    **requires("submit", 404, 409, 422, 503),
 )
 async def cancel_batch(
     resources: NamedDependency[Resources], batch_id: BatchIdPath

@@ -16,7 +16,8 @@ from litestar.exceptions import ClientException
 from litestar.params import QueryParameter
 from sqlalchemy import select
 
-from services.gateway.errors import documented, invalid
+from services.gateway.auth import requires
+from services.gateway.errors import invalid
 from services.gateway.queries import Sessions, views
 from services.gateway.resources import Resources
 from services.gateway.schemas import FindingView, TaskDetail
@@ -97,7 +98,7 @@ async def findings_of(sessions: Sessions, task_id: str) -> list[FindingView]:
     summary="New, fixed and unchanged findings against another run (default: the previous completed one)",
     description="409 while either task has not ended.",
     tags=["tasks"],
-    responses=documented(404, 422, 503),
+    **requires("read", 404, 422, 503),
 )
 async def get_diff(
     resources: NamedDependency[Resources],

@@ -6,11 +6,12 @@ both, with `{"status_code": 422, "detail": …, "errors": [{"field": …, "reaso
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any, get_args
 
 from litestar import Request, Response
-from litestar.exceptions import ClientException, SerializationException, ValidationException
+from litestar.exceptions import ClientException, HTTPException, SerializationException, ValidationException
 from litestar.openapi import ResponseSpec
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -19,6 +20,8 @@ from services.gateway.schemas import ErrorBody, FieldError
 from shared.findings import Severity
 from shared.messages import Priority, TaskStatus
 from shared.tasks import AnalysisType
+
+log = logging.getLogger(__name__)
 
 
 def invalid(field: str, reason: str, source: str = "body") -> ValidationException:
@@ -70,8 +73,12 @@ def documented(*codes: int) -> dict[int, ResponseSpec]:
 
 
 _MEANINGS = {
+    401: "No valid token: send `Authorization: Bearer <token>` with a token that is not revoked",
+    403: "The token's scope does not allow this (read < submit < admin)",
     404: "Not found: the task, the app folder or the named contract does not exist",
     409: "Conflict: the task has already ended",
+    413: "The request is too large (the body limit, or what NATS can carry)",
+    415: "The body is not `application/json`",
     422: "Invalid input: `errors` names each field and why",
     503: "NATS or the database cannot answer right now; nothing was changed",
 }
@@ -93,10 +100,41 @@ def client_error(request: Request[Any, Any, Any], error: ClientException) -> Res
     return Response(body, status_code=error.status_code, headers=error.headers)
 
 
-def database_error(_request: Request[Any, Any, Any], error: SQLAlchemyError) -> Response[ErrorBody]:
+def database_error(request: Request[Any, Any, Any], error: SQLAlchemyError) -> Response[ErrorBody]:
     """A read the database could not answer (locked, not migrated, down): 503, nothing changed, try again."""
     detail = f"database unavailable: {error.__class__.__name__}; try again shortly"
+    log.warning("%s %s answered 503: %s", request.method, request.url.path, error.__class__.__name__)
     return Response(ErrorBody(status_code=503, detail=detail), status_code=503)
 
 
-EXCEPTION_HANDLERS = {ClientException: client_error, SQLAlchemyError: database_error}
+def too_deep(_request: Request[Any, Any, Any], _error: RecursionError) -> Response[ErrorBody]:
+    """JSON nested beyond what the decoder follows is bad input, not a server fault."""
+    reason = "request body is nested too deeply"
+    return unprocessable(reason, [FieldError(field=None, reason=reason, source="body")])
+
+
+def server_error(request: Request[Any, Any, Any], error: Exception) -> Response[ErrorBody]:
+    """Every 5xx is logged with its traceback and task id; the client gets the reason, never a stack trace."""
+    status = error.status_code if isinstance(error, HTTPException) else 500
+    detail = error.detail if isinstance(error, HTTPException) else "internal error; see the gateway log"
+    if status < 500:
+        return Response(ErrorBody(status_code=status, detail=detail), status_code=status)
+    task_id = request.scope.get("path_params", {}).get("task_id")
+    log.error(
+        "%s %s answered %d: %s",
+        request.method,
+        request.url.path,
+        status,
+        detail,
+        exc_info=error,
+        extra={"task_id": task_id, "status_code": status},
+    )
+    return Response(ErrorBody(status_code=status, detail=detail), status_code=status)
+
+
+EXCEPTION_HANDLERS = {
+    ClientException: client_error,
+    RecursionError: too_deep,
+    SQLAlchemyError: database_error,
+    Exception: server_error,
+}

@@ -20,7 +20,7 @@ from litestar.response import Stream
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
-from services.gateway.errors import documented
+from services.gateway.auth import requires
 from services.gateway.resources import NATS_ERRORS, Resources
 from services.gateway.tasks import TaskIdPath, find_task
 from shared.messages import (
@@ -108,7 +108,7 @@ async def event_frames(
     "event (with a `Last-Event-ID` header: from the event after that one); ends after the terminal one "
     "(`completed`, `failed` or `cancelled`). A `: keep-alive` comment every 15 s.",
     tags=["tasks"],
-    responses=documented(404, 422, 503),
+    **requires("read", 404, 422, 503),
     media_type="text/event-stream",
 )
 async def task_event_stream(

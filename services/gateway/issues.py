@@ -10,7 +10,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromQuery, QueryParameter
 from sqlalchemy import select
 
-from services.gateway.errors import documented
+from services.gateway.auth import requires
 from services.gateway.queries import ISSUE_KEY, Sessions, views
 from services.gateway.resources import Resources
 from services.gateway.schemas import FindingView
@@ -85,7 +85,7 @@ async def task_issues(sessions: Sessions, task_id: str) -> list[IssueView]:
     "/api/tasks/{task_id:str}/issues",
     summary="A task's findings grouped into issues (one issue, however many tools reported it)",
     tags=["tasks"],
-    responses=documented(404, 422, 503),
+    **requires("read", 404, 422, 503),
 )
 async def get_issues(
     resources: NamedDependency[Resources],

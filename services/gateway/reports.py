@@ -8,7 +8,7 @@ from litestar import Response, get
 from litestar.di import NamedDependency
 from litestar.params import FromQuery
 
-from services.gateway.errors import documented
+from services.gateway.auth import requires
 from services.gateway.report_figures import ModelsReport, models_report
 from services.gateway.report_formats import ReportFormat, report_csv, report_markdown
 from services.gateway.report_queries import report_rows
@@ -22,7 +22,7 @@ from shared.tasks import AnalysisType
     description="Each app counts once per analysis type (its latest completed or partial task). `format=csv` gives "
     "one row per model and type, `format=markdown` the rankings and tables.",
     tags=["reports"],
-    responses=documented(422, 503),
+    **requires("read", 422, 503),
 )
 async def models_comparison(
     resources: NamedDependency[Resources],

@@ -30,7 +30,9 @@ from shared.redact import masked_url
 
 log = logging.getLogger(__name__)
 
-HEALTH_TIMEOUT_S = 3.0  # answers come in milliseconds, but an analyzer's first one may wait on tool `--version`s
+HEALTH_TIMEOUT_S = (
+    3.0  # answers come in milliseconds, but an analyzer's first one may wait on tool `--version`s
+)
 
 
 class NoHealthyReplica(AssayError):

@@ -2,17 +2,15 @@
 of each service run's findings (what the model comparison reads).
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 Create Date: 2026-11-30
-
-Numbered 0003 because another branch adds 0002 (tokens); whoever merges second sets `down_revision` to the other.
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0003"
-down_revision = "0001"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
