@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.router import Router
 from litestar.static_files import create_static_files_router
-
-from services.gateway.auth import PUBLIC
 
 ASSETS = "/schema/assets"
 
@@ -38,12 +37,13 @@ def assets_folder() -> Path:
     return found[-1]
 
 
-def docs_assets() -> Router:
-    """The Swagger UI files, read from the installed package."""
+def docs_assets(opt: dict[str, Any]) -> Router:
+    """The Swagger UI files, read from the installed package; `opt` is the route's guard option (public: nothing
+    of Assay's is in them, and a browser sends no token for a script or a style sheet)."""
     return create_static_files_router(
         path=ASSETS,
         directories=[assets_folder()],
         include_in_schema=False,
         name="api-docs-assets",
-        opt=PUBLIC,  # Swagger UI's own files: nothing of Assay's in them, and a browser sends no token for them
+        opt=opt,
     )

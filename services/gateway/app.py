@@ -9,16 +9,15 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import replace
 
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
 
 from services.gateway.analysis import run_analysis
-from services.gateway.api_docs import docs_assets, docs_page
+from services.gateway.api_docs import docs_assets
 from services.gateway.apps import list_apps, list_models
-from services.gateway.auth import authorize, check_exposure
+from services.gateway.auth import PUBLIC, authorize, check_exposure
 from services.gateway.batches import batch_event_stream, cancel_batch, create_batch, get_batch
 from services.gateway.contracts import asyncapi_document, json_schema
 from services.gateway.diffs import get_diff
@@ -67,7 +66,7 @@ def create_app(settings: Settings) -> Litestar:
             batch_event_stream,
             cancel_batch,
             models_comparison,
-            docs_assets(),
+            docs_assets(PUBLIC),
             *TOKEN_ROUTES,
             healthz,
             readyz,
@@ -80,7 +79,7 @@ def create_app(settings: Settings) -> Litestar:
         dependencies={"resources": Provide(provide_resources, sync_to_thread=False)},
         lifespan=[lifespan],
         state=State({"settings": settings}),
-        openapi_config=replace(OPENAPI, render_plugins=[docs_page()]),
+        openapi_config=OPENAPI,
         request_max_body_size=settings.max_body_bytes,
         logging_config=None,  # the process's logging (JSON lines, shared/logs) stays as the entry point set it
     )

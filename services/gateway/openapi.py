@@ -15,6 +15,7 @@ from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
+from services.gateway.api_docs import docs_page
 from services.gateway.schemas import RunRequest, TokenRequest
 from shared.catalog import SERVICES_BY_TYPE, offered_tools
 
@@ -27,6 +28,7 @@ OPENAPI = OpenAPIConfig(
     description="Runs analysis tools on generated web apps and reports what they found. Every route but "
     "`/healthz` and `/readyz` needs `Authorization: Bearer <token>` (`assay token create`).",
     path="/schema",
+    render_plugins=[docs_page()],  # Swagger UI with its files served locally (services/gateway/api_docs.py)
     components=Components(
         security_schemes={
             BEARER_SCHEME: SecurityScheme(
