@@ -93,7 +93,6 @@ async def test_models_answers_503_when_the_database_has_no_tables(
             "status",
             "pending, running, completed, partial, failed, cancelled",
         ),
-        ("/api/reports/models", {"format": "pdf"}, "format", "json, csv, markdown"),
         ("/api/reports/models", {"analysis_type": "fast"}, "analysis_type", "security, static, dynamic"),
     ],
 )

@@ -301,7 +301,7 @@ async def check_every_figure(gateway: Gateway, database_url: str) -> None:
         again["rankings"] == report["rankings"]
     )  # the bootstrap is seeded: the same data, the same interval
 
-    as_csv = await gateway.http.get("/api/reports/models", params={"format": "csv"})
+    as_csv = await gateway.http.get("/api/reports/models.csv")
     assert as_csv.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(as_csv.text)))
     assert [(row["model_slug"], row["rank"]) for row in rows] == [
@@ -316,14 +316,16 @@ async def check_every_figure(gateway: Gateway, database_url: str) -> None:
         assert float(row["score"]) == figures["score"]["score"]
         assert float(row["score_ci_low"]) == figures["score"]["ci_low"]
 
-    markdown = (await gateway.http.get("/api/reports/models", params={"format": "markdown"})).text
+    as_markdown = await gateway.http.get("/api/reports/models.md")
+    assert as_markdown.headers["content-type"].startswith("text/markdown")
+    markdown = as_markdown.text
     for entry in ranking:
         assert f"| {entry['rank']} | {entry['model_slug']} | {entry['score']:.3f} |" in markdown
 
     only_static = (await gateway.http.get("/api/reports/models", params={"analysis_type": "static"})).json()
     assert only_static["models"] == [] and only_static["rankings"] == {}
-    bad = await gateway.http.get("/api/reports/models", params={"format": "pdf"})
-    assert bad.status_code == 422 and "format" in bad.text
+    bad = await gateway.http.get("/api/reports/models.csv", params={"analysis_type": "fast"})
+    assert bad.status_code == 422 and "analysis_type" in bad.text
 
 
 async def test_assay_report_prints_the_gateways_markdown_and_csv(gateway: Gateway, database_url: str) -> None:

@@ -94,8 +94,9 @@ class GatewayClient:
 
     def report(self, analysis_type: str | None, report_format: str) -> str:
         """The model comparison as the gateway renders it (JSON, CSV or Markdown text)."""
-        params = {"format": report_format, **({"analysis_type": analysis_type} if analysis_type else {})}
-        return self._request("GET", "/api/reports/models", params=params).text
+        suffix = {"json": "", "csv": ".csv", "markdown": ".md"}[report_format]
+        params = {"analysis_type": analysis_type} if analysis_type else {}
+        return self._request("GET", f"/api/reports/models{suffix}", params=params).text
 
     def diff(self, task_id: str, against: str | None = None) -> dict[str, Any]:
         """New, fixed and unchanged findings of the task against `against` (default: its previous run)."""

@@ -27,7 +27,7 @@ from services.gateway.health import healthz, readyz
 from services.gateway.issues import get_issues
 from services.gateway.middleware import server_spans
 from services.gateway.openapi import OPENAPI, exact_request_schemas
-from services.gateway.reports import models_comparison
+from services.gateway.reports import models_comparison, models_comparison_csv, models_comparison_markdown
 from services.gateway.resources import open_resources, provide_resources
 from services.gateway.tasks import cancel_task, get_findings, get_task, list_all_tasks
 from services.gateway.tokens import TOKEN_ROUTES
@@ -66,6 +66,8 @@ def create_app(settings: Settings) -> Litestar:
             batch_event_stream,
             cancel_batch,
             models_comparison,
+            models_comparison_csv,
+            models_comparison_markdown,
             docs_assets(PUBLIC),
             *TOKEN_ROUTES,
             healthz,

@@ -82,8 +82,9 @@ async def _plan(resources: Resources, data: BatchRequest) -> tuple[list[BatchTas
     unknown = unknown_models(data, folders)
     if unknown:
         known = sorted({folder.model_slug for folder in folders})
-        raise invalid(
-            "models", f"no apps under the apps root for: {', '.join(unknown)}; known: {', '.join(known)}"
+        # Like an analysis of an app that does not exist: 404, naming what is known.
+        raise NotFoundException(
+            f"models: no apps under the apps root for: {', '.join(unknown)}; known: {', '.join(known)}"
         )
     selection = select_apps(data, folders)
     tasks = [
@@ -92,7 +93,9 @@ async def _plan(resources: Resources, data: BatchRequest) -> tuple[list[BatchTas
         for analysis_type in dict.fromkeys(data.analysis_types)
     ]
     if not tasks:
-        raise invalid("apps", f"no app under the apps root matches (missing: {', '.join(selection.missing)})")
+        raise NotFoundException(
+            f"apps: no app under the apps root matches (missing: {', '.join(selection.missing)})"
+        )
     limit = resources.settings.batch_max_tasks
     if len(tasks) > limit:
         raise invalid(
@@ -106,10 +109,10 @@ async def _plan(resources: Resources, data: BatchRequest) -> tuple[list[BatchTas
     status_code=202,
     summary="Queue one analysis per chosen app and analysis type",
     description="202 with the batch id and its task ids, each queued as `POST /api/analysis/run` queues one. "
-    "422 names the field (unknown model, no matching app, unknown tool, too many tasks); 503 when NATS cannot "
-    "take the batch.",
+    "404 when a named model has no apps or no app matches; 422 names the field (unknown tool, too many tasks); "
+    "503 when NATS cannot take the batch.",
     tags=["batches"],
-    **requires("submit", 413, 415, 422, 503),
+    **requires("submit", 404, 413, 415, 422, 503),
 )
 async def create_batch(
     data: JSONBody[BatchRequest], resources: NamedDependency[Resources]

@@ -15,7 +15,6 @@ from litestar.exceptions import ClientException, HTTPException, SerializationExc
 from litestar.openapi import ResponseSpec
 from sqlalchemy.exc import SQLAlchemyError
 
-from services.gateway.report_formats import ReportFormat
 from services.gateway.schemas import ErrorBody, FieldError
 from shared.findings import Severity
 from shared.messages import Priority, TaskStatus
@@ -38,7 +37,6 @@ ALLOWED_VALUES: dict[str, tuple[str, ...]] = {
     "priority": get_args(Priority),
     "status": get_args(TaskStatus),
     "severity": get_args(Severity),
-    "format": get_args(ReportFormat),
 }
 
 

@@ -16,11 +16,12 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
 from services.gateway.api_docs import docs_page
+from services.gateway.batch_plan import BatchRequest
 from services.gateway.schemas import RunRequest, TokenRequest
 from shared.catalog import SERVICES_BY_TYPE, offered_tools
 
 BEARER_SCHEME = "bearer"
-REQUEST_BODIES: tuple[type[msgspec.Struct], ...] = (RunRequest, TokenRequest)
+REQUEST_BODIES: tuple[type[msgspec.Struct], ...] = (RunRequest, TokenRequest, BatchRequest)
 
 OPENAPI = OpenAPIConfig(
     title="Assay",
@@ -52,6 +53,19 @@ def exact_request_schemas(app: Litestar) -> None:
             }
         }
         for kind in SERVICES_BY_TYPE
+    ]
+    # A batch's tools must be offered by each of its analysis types: no tools, or one type with its own tools.
+    components[BatchRequest.__name__]["anyOf"] = [
+        {"properties": {"tools": {"type": "array", "maxItems": 0}}},
+        *(
+            {
+                "properties": {
+                    "analysis_types": {"type": "array", "items": {"const": kind}},
+                    "tools": {"type": "array", "items": {"enum": offered_tools(kind)}},
+                }
+            }
+            for kind in SERVICES_BY_TYPE
+        ),
     ]
     document = app.openapi_schema
     schemas: dict[str, Any] = dict(document.components.schemas or {})

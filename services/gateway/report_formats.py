@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import Literal
 
 from services.gateway.report_figures import ModelFigures, ModelsReport
 from shared.findings import SEVERITIES
-
-ReportFormat = Literal["json", "csv", "markdown"]
 
 CSV_COLUMNS = [
     "model_slug",
