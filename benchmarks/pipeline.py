@@ -212,7 +212,7 @@ class Pipeline:
         times = sorted(trial.persisted.values())
         first_accept = trial.submission.first_accept
         first = last = None
-        if first_accept is not None and len(times) >= 2 * window > 0:
+        if first_accept is not None and len(times) > window > 0:  # windows overlap when some never persisted
             first = window / max(1e-6, times[window - 1] - first_accept)
             last = window / max(1e-6, times[-1] - times[-window - 1])
         rss = peaks.get(f"{name} persister")

@@ -44,5 +44,7 @@ class Trial:
             return ""
         accepted = len(self.submission.accepted)
         sent = f", {accepted:,} accepted" if accepted < wanted else ""
-        refused = f", {self.submission.refused:,} refused" if self.submission.refused else ""
+        refused = ""
+        if self.submission.refused:
+            refused = f", {self.submission.refused:,} refused (last: {self.submission.last_error[:80]})"
         return f"{len(self.persisted):,}/{wanted:,} persisted in {self.waited_s:.0f} s{sent}{refused}"

@@ -80,6 +80,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     orchestrator_prefetch: int = 8  # ASSAY_ORCHESTRATOR_PREFETCH: requests of one priority held ahead per replica
     persister_concurrency: int = 32  # ASSAY_PERSISTER_CONCURRENCY: messages one persister works on at once
     persister_prefetch: int = 256  # ASSAY_PERSISTER_PREFETCH: messages of one durable held ahead by the persister
+    batch_max_tasks: int = 1000  # ASSAY_BATCH_MAX_TASKS: tasks one batch may queue
 
 
 def _path(env: Mapping[str, str], name: str, default: str) -> Path:
@@ -169,6 +170,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         orchestrator_prefetch=int(env.get("ASSAY_ORCHESTRATOR_PREFETCH") or 8),
         persister_concurrency=int(env.get("ASSAY_PERSISTER_CONCURRENCY") or 32),
         persister_prefetch=int(env.get("ASSAY_PERSISTER_PREFETCH") or 256),
+        batch_max_tasks=int(env.get("ASSAY_BATCH_MAX_TASKS") or 1000),
     )
 
 

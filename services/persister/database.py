@@ -21,6 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.persister.lookups import Sessions, TaskSnapshot, as_utc, has_finished, snapshot_of
 from services.persister.sessions import GroupCommit, one_transaction
 from shared.catalog import plan
+from shared.finding_summary import summarize
+from shared.issue_groups import group_keys
 from shared.messages import (
     TERMINAL_STATUSES,
     AnalysisRequest,
@@ -125,9 +127,13 @@ async def record_request(sessions: Sessions, request: AnalysisRequest, trace_id:
         # Usually the first message of its task: then one INSERT says it all.
         first = {**_new_task(request), "priority": request.priority, "tools": list(request.tools)}
         first |= {"services": services, "trace_id": trace_id}
+        first |= {"batch_id": request.batch_id, "source_lines": request.source_lines}
         if (await session.execute(_insert_new(session, TASKS), first)).rowcount:  # type: ignore[attr-defined]
             return
         task = await _task_row(session, request)
+        # Kept even for a task that ended before its request arrived: batches and reports need them.
+        task.batch_id = task.batch_id or request.batch_id
+        task.source_lines = task.source_lines if task.source_lines is not None else request.source_lines
         if task.status in TERMINAL_STATUSES:
             return
         task.priority = request.priority
@@ -226,7 +232,7 @@ def _tool_rows(task_id: str, service: str, result: ServiceResult) -> list[dict[s
     ]
 
 
-def _finding_rows(task_id: str, service: str, result: ServiceResult) -> list[dict[str, Any]]:
+def _finding_rows(task_id: str, service: str, result: ServiceResult, keys: list[str]) -> list[dict[str, Any]]:
     # Columns with a length are cut to it: PostgreSQL refuses a longer value, and one odd rule id must not cost
     # the task all its findings.
     return [
@@ -246,8 +252,9 @@ def _finding_rows(task_id: str, service: str, result: ServiceResult) -> list[dic
             "help_url": finding.help_url,
             "fingerprint": finding.fingerprint[:64],
             "extra": dict(finding.extra),
+            "issue_group": issue_group,
         }
-        for finding in result.findings
+        for finding, issue_group in zip(result.findings, keys, strict=True)
     ]
 
 
@@ -259,6 +266,7 @@ async def record_service(
     False, with nothing written, when the task has finished already (its folder is final).
     """
 
+    keys = group_keys(result.findings) if result is not None else []
     live = {
         "status": "running",
         "trace_id": func.coalesce(TASKS.c.trace_id, literal(trace_id, TASKS.c.trace_id.type)),
@@ -271,6 +279,7 @@ async def record_service(
         "error": event.error or (result.error if result else None),
         "findings_count": len(result.findings) if result else 0,
         "metrics": dict(result.metrics) if result else {},
+        "finding_summary": summarize(result.findings, keys) if result else None,
         "event_id": event.event_id,
         "recorded_at": utcnow(),
     }
@@ -295,7 +304,7 @@ async def record_service(
             await session.execute(insert(SERVICE_RUNS), run)
         if result is not None:
             tools = _tool_rows(event.task.id, event.service, result)
-            findings = _finding_rows(event.task.id, event.service, result)
+            findings = _finding_rows(event.task.id, event.service, result, keys)
             if tools:
                 await session.execute(insert(TOOL_RUNS), tools)
             if findings:
