@@ -259,11 +259,16 @@ def _finding_rows(task_id: str, service: str, result: ServiceResult, keys: list[
 
 
 async def record_service(
-    sessions: Sessions, event: ServiceFinished, result: ServiceResult | None, trace_id: str | None
+    sessions: Sessions,
+    event: ServiceFinished,
+    result: ServiceResult | None,
+    trace_id: str | None,
+    *,
+    unless_finished: bool = False,
 ) -> bool:
     """Record this outcome of the (task, service), replacing an earlier one, so a redelivery never doubles.
 
-    False, with nothing written, when the task has finished already (its folder is final).
+    With `unless_finished`, False and nothing written when the task has finished already (its folder is final).
     """
 
     keys = group_keys(result.findings) if result is not None else []
@@ -287,7 +292,7 @@ async def record_service(
     async def work(session: AsyncSession) -> bool:
         if not await _update_live(session, event, live):
             task = await _task_row(session, event)
-            if has_finished(task.status, task.result_dir):
+            if unless_finished and has_finished(task.status, task.result_dir):
                 return False
             if task.status == "pending":
                 task.status = "running"

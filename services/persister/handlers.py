@@ -100,7 +100,9 @@ async def _service_finished(ctx: PersisterContext, event: ServiceFinished, deliv
     # Staged before the rows are committed: once the event counts as processed its full result is on disk.
     await staging.stage(ctx.results_root, event.task.id, staged)
     with _db_span(ctx, "service", event.task.id):
-        recorded = await database.record_service(ctx.sessions, event, result, delivery.trace_id)
+        recorded = await database.record_service(
+            ctx.sessions, event, result, delivery.trace_id, unless_finished=True
+        )
     if not recorded:
         # A retried orchestrator may send a task's events again after it ended: its folder is final.
         await staging.discard(ctx.results_root, event.task.id)
