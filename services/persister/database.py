@@ -1,9 +1,10 @@
 """The SQL side, writing: what each message changes in the tables, as one unit of work (committed with the units
 of other messages handled meanwhile, services/persister/sessions.py).
 
-Plain async functions over a session factory; dialect-neutral SQLAlchemy (select, then insert or update, inside
-one transaction), so the same code runs on SQLite and PostgreSQL. A task never moves backwards: once terminal,
-no later event changes its status. Reads live in `lookups`.
+Plain async functions over a session factory. The usual case of each message is a few Core statements (an INSERT
+that skips an existing key, an UPDATE of a live row); when one matches no row the unit reads the row (ORM) and
+decides, so the same code runs on SQLite and PostgreSQL whatever order messages arrive in. A task never moves
+backwards: once terminal, no later event changes its status. Reads live in `lookups`.
 """
 
 from __future__ import annotations
