@@ -60,6 +60,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         32  # ASSAY_LOAD_MAX_CONCURRENCY: ceiling on requests in flight in one load run
     )
     load_max_duration_s: float = 60.0  # ASSAY_LOAD_MAX_DURATION_S: ceiling on the time one load run may take
+    # Metrics (shared/metrics.py): the gateway serves /metrics on its own port; every other process on its own.
+    metrics_host: str = "127.0.0.1"  # ASSAY_METRICS_HOST: where the services' /metrics listeners bind
+    metrics_port: int | None = None  # ASSAY_METRICS_PORT: this process's /metrics port (unset: no listener)
+    metrics_port_base: int = 9464  # ASSAY_METRICS_PORT_BASE: `assay up` gives its services ports from here on
 
 
 def _path(env: Mapping[str, str], name: str, default: str) -> Path:
@@ -120,4 +124,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         load_max_requests=int(env.get("ASSAY_LOAD_MAX_REQUESTS") or 2000),
         load_max_concurrency=int(env.get("ASSAY_LOAD_MAX_CONCURRENCY") or 32),
         load_max_duration_s=float(env.get("ASSAY_LOAD_MAX_DURATION_S") or 60),
+        metrics_host=env.get("ASSAY_METRICS_HOST") or "127.0.0.1",
+        metrics_port=int(env["ASSAY_METRICS_PORT"]) if env.get("ASSAY_METRICS_PORT") else None,
+        metrics_port_base=int(env.get("ASSAY_METRICS_PORT_BASE") or 9464),
     )

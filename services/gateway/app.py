@@ -16,6 +16,7 @@ from services.gateway.contracts import asyncapi_document, json_schema
 from services.gateway.errors import EXCEPTION_HANDLERS
 from services.gateway.events import task_event_stream
 from services.gateway.health import healthz, readyz
+from services.gateway.metrics import metrics_text
 from services.gateway.middleware import server_spans
 from services.gateway.resources import lifespan, provide_resources
 from services.gateway.tasks import cancel_task, get_findings, get_task, list_all_tasks
@@ -41,6 +42,7 @@ def create_app(settings: Settings) -> Litestar:
             task_event_stream,
             healthz,
             readyz,
+            metrics_text,
             asyncapi_document,
             json_schema,
         ],

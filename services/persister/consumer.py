@@ -24,6 +24,7 @@ from shared import subjects
 from shared.delivery import backoff_s, consumer_attributes, keep_alive, settle
 from shared.errors import PoisonMessage
 from shared.messages import TaskEvent, decode_event, decode_request
+from shared.metrics import record_fetch
 from shared.publishing import publish_dead_letter
 from shared.streams import declare_consumer, declare_streams, persister_consumers
 from shared.tasks import task_id_hint
@@ -187,6 +188,7 @@ async def pull_loop(ctx: PersisterContext, spec: ConsumerSpec, stop: asyncio.Eve
             await _wait(stop, RESUBSCRIBE_PAUSE_S)
             continue
         idle_since = loop.time()
+        record_fetch(spec.durable, [msg.data for msg in messages])
         waiting = list(messages)
         # The batch is handled one message at a time; the ones still waiting must not run out their ack wait.
         keeper = asyncio.create_task(keep_alive(waiting, max(0.5, ctx.ack_wait_s / 3)))

@@ -15,6 +15,7 @@ from services.persister.consumer import CONSUMERS, declare, pull_loop
 from services.persister.reaper import REAP_INTERVAL_S, run_reaper
 from shared.config import Settings
 from shared.database import migrate, sessions
+from shared.metrics import Watched, watch_jetstream
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,8 @@ async def run(
         db_system=engine.dialect.name,
     )
     loops = [asyncio.create_task(pull_loop(ctx, spec, stop), name=spec.durable) for spec in CONSUMERS]
+    watched = [Watched(spec.stream, spec.durable) for spec in CONSUMERS]
+    loops.append(asyncio.create_task(watch_jetstream(js, watched, stop, dlq=True), name="metrics"))
     loops.append(
         asyncio.create_task(
             run_reaper(ctx, settings.stale_task_s, stop, reap_interval_s, settings.pending_limit_s),

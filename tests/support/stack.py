@@ -61,6 +61,7 @@ class Stack:
         self.gateway_port = free_port()
         self.analyzer_ports = {name: [free_port() for _ in range(count)] for name, count in analyzers.items()}
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.metrics_ports: dict[str, int] = {}  # /metrics of each service but the gateway, kept across restarts
         self.logs = root / "logs"
         self.env = {
             **os.environ,
@@ -105,10 +106,14 @@ class Stack:
         """Start one service with its own secrets, as the supervisor would."""
         self.logs.mkdir(parents=True, exist_ok=True)
         log = (self.logs / f"{spec.name}.log").open("ab")
+        env = child_env(self.env, spec, self.credentials, self.analyzer_token)
+        if spec.name != "gateway":  # the gateway serves /metrics on its own port
+            self.metrics_ports.setdefault(spec.name, free_port())
+            env["ASSAY_METRICS_PORT"] = str(self.metrics_ports[spec.name])
         process = subprocess.Popen(
             [sys.executable, "-m", spec.module, *spec.args],
             cwd=REPO,
-            env=child_env(self.env, spec, self.credentials, self.analyzer_token),
+            env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -184,6 +189,12 @@ class Stack:
             text = log.read_text(errors="replace").splitlines()[-lines:]
             parts.append(f"--- {log.name}\n" + "\n".join(text))
         return "\n".join(parts)
+
+    def metrics_url(self, name: str) -> str:
+        """Where service `name` (as spawned: `persister`, `static-0`, `gateway`…) answers Prometheus scrapes."""
+        if name == "gateway":
+            return f"{self.gateway_url}/metrics"
+        return f"http://127.0.0.1:{self.metrics_ports[name]}/metrics"
 
     def submit(self, **body: Any) -> str:
         response = httpx.post(f"{self.gateway_url}/api/analysis/run", json=body, timeout=10)
