@@ -61,7 +61,9 @@ class Stack:
         self.gateway_port = free_port()
         self.analyzer_ports = {name: [free_port() for _ in range(count)] for name, count in analyzers.items()}
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
-        self.metrics_ports: dict[str, int] = {}  # /metrics of each service but the gateway, kept across restarts
+        self.metrics_ports: dict[
+            str, int
+        ] = {}  # /metrics of each service but the gateway, kept across restarts
         self.logs = root / "logs"
         self.env = {
             **os.environ,
@@ -77,10 +79,15 @@ class Stack:
                 f"ASSAY_{name.upper()}_URLS": ",".join(f"ws://127.0.0.1:{port}" for port in ports)
                 for name, ports in self.analyzer_ports.items()
             },
-            **(extra_env or {}),
         }
-        self.env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
-        self.env.pop("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", None)
+        # Span files unless the test brings its own collector in `extra_env`, never the developer's collector.
+        for name in (
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+        ):
+            self.env.pop(name, None)
+        self.env.update(extra_env or {})
 
     @property
     def gateway_url(self) -> str:
