@@ -20,6 +20,7 @@ from services.gateway.metrics import metrics_text
 from services.gateway.middleware import server_spans
 from services.gateway.resources import lifespan, provide_resources
 from services.gateway.tasks import cancel_task, get_findings, get_task, list_all_tasks
+from services.gateway.traces import get_task_trace
 from shared.config import Settings
 
 OPENAPI = OpenAPIConfig(
@@ -39,6 +40,7 @@ def create_app(settings: Settings) -> Litestar:
             get_task,
             get_findings,
             cancel_task,
+            get_task_trace,
             task_event_stream,
             healthz,
             readyz,

@@ -215,7 +215,7 @@ async def _run_service(
         )
     else:
         event = ServiceFinished(task=request.task, service=service, status="failed", error=error)
-    log.info("service %s: %s", service, event.status, extra={"task_id": request.task.id, "service": service})
+    log.info("service %s: %s", service, event.status, extra={"task_id": request.task.id, "analyzer": service})
     await ctx.publisher.service_finished(event)
     return event
 

@@ -97,7 +97,7 @@ async def handle_event(ctx: PersisterContext, event: Event, delivery: Delivery) 
 
 
 async def _service_finished(ctx: PersisterContext, event: ServiceFinished, delivery: Delivery) -> None:
-    extra = {"task_id": event.task.id, "service": event.service}
+    extra = {"task_id": event.task.id, "analyzer": event.service}
     try:
         check_service_name(event.service)
     except ValueError as error:
