@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 NODE_TOOLS := services/analyzers/static/node
 CONTRACT_CHECK := tests/contracts
 
-.PHONY: install run test lint bench clean
+.PHONY: install sandbox run test lint bench clean
 
 install: $(STAMP)
 
@@ -22,6 +22,10 @@ $(STAMP): pyproject.toml $(wildcard $(NODE_TOOLS)/package*.json) $(wildcard $(CO
 	else echo "npm not found: eslint will be reported as skipped"; fi
 	touch $(STAMP)
 
+# bubblewrap confines the apps Assay runs (dynamic, performance, comprehensive analyses); Debian's package.
+sandbox:
+	command -v bwrap >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y bubblewrap)
+
 run: install
 	$(VENV)/bin/assay up
 
@@ -32,8 +36,11 @@ test: lint
 lint: install
 	$(VENV)/bin/ruff check shared services tests benchmarks
 	$(VENV)/bin/mypy
+	$(PY) -m shared.contracts --check
 
+# The pipeline benchmark's Celery + Redis baseline lives in the `bench` extra, not in the services' dependencies.
 bench: install
+	$(PY) -m pip install --quiet -e ".[test,bench]"
 	$(PY) -m benchmarks
 
 clean:

@@ -182,7 +182,9 @@ def service_event(count: int) -> ServiceFinished:
         service="static", status="success", tools=runs, findings=findings, sarif=sarif_for(runs, findings)
     )
     return ServiceFinished(
-        task=TaskRef(id="task_0123456789ab", model_slug="openai_codex-mini", app_number=1, analysis_type="static"),
+        task=TaskRef(
+            id="task_0123456789ab", model_slug="openai_codex-mini", app_number=1, analysis_type="static"
+        ),
         service="static",
         status="success",
         result=result,

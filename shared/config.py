@@ -60,6 +60,26 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         32  # ASSAY_LOAD_MAX_CONCURRENCY: ceiling on requests in flight in one load run
     )
     load_max_duration_s: float = 60.0  # ASSAY_LOAD_MAX_DURATION_S: ceiling on the time one load run may take
+    auth: bool = True  # ASSAY_AUTH: `off` serves the API without tokens (refused unless bound to loopback)
+    max_body_bytes: int = 262_144  # ASSAY_MAX_BODY_BYTES: largest request body the gateway reads (413 beyond)
+    token: str | None = None  # ASSAY_TOKEN: the CLI's API token; unset → the file `assay up` saved
+    config_dir: Path  # XDG_CONFIG_HOME/assay (default ~/.config/assay): where the CLI keeps its tokens
+    # The app runner (services/orchestrator/apps): apps Assay starts itself, each in a bubblewrap sandbox.
+    app_sandbox: str = "bwrap"  # ASSAY_APP_SANDBOX: bwrap, or off (unsandboxed: unsafe, warned at start)
+    app_concurrency: int = 2  # ASSAY_APP_CONCURRENCY: apps one orchestrator runs at once (budget)
+    app_python: str = "/usr/bin/python3"  # ASSAY_APP_PYTHON: interpreter of the apps' virtualenvs
+    app_work_dir: Path = Path("var/apps")  # ASSAY_APP_WORK_DIR: apps' copies, venvs and node_modules by hash
+    app_prepare_timeout_s: float = 300.0  # ASSAY_APP_PREPARE_TIMEOUT_S: each step (venv, pip, npm)
+    app_start_timeout_s: float = 60.0  # ASSAY_APP_START_TIMEOUT_S: until the app answers on its ports
+    app_wall_s: float = 1800.0  # ASSAY_APP_WALL_S: longest run of one app
+    app_cpu_s: int = 600  # ASSAY_APP_CPU_S: CPU seconds of each app process (RLIMIT_CPU)
+    app_memory_mb: int = 1024  # ASSAY_APP_MEMORY_MB: address space of each app process (RLIMIT_AS)
+    app_processes: int = 64  # ASSAY_APP_PROCESSES: processes and threads in one sandbox (RLIMIT_NPROC)
+    app_open_files: int = 256  # ASSAY_APP_OPEN_FILES: open files of each app process (RLIMIT_NOFILE)
+    # Throughput of the consumer loops (shared/consuming.py).
+    orchestrator_prefetch: int = 8  # ASSAY_ORCHESTRATOR_PREFETCH: requests of one priority held ahead per replica
+    persister_concurrency: int = 32  # ASSAY_PERSISTER_CONCURRENCY: messages one persister works on at once
+    persister_prefetch: int = 256  # ASSAY_PERSISTER_PREFETCH: messages of one durable held ahead by the persister
     # Metrics (shared/metrics.py): the gateway serves /metrics on its own port; every other process on its own.
     metrics_host: str = "127.0.0.1"  # ASSAY_METRICS_HOST: where the services' /metrics listeners bind
     metrics_port: int | None = None  # ASSAY_METRICS_PORT: this process's /metrics port (unset: no listener)
@@ -68,6 +88,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
 def _path(env: Mapping[str, str], name: str, default: str) -> Path:
     return Path(env.get(name) or default).expanduser().absolute()
+
+
+def _switch(env: Mapping[str, str], name: str, *, default: bool) -> bool:
+    value = (env.get(name) or "").strip().lower()
+    if not value:
+        return default
+    if value in ("on", "true", "1", "yes"):
+        return True
+    if value in ("off", "false", "0", "no"):
+        return False
+    raise ValueError(f"{name}={value!r}: expected on or off")
 
 
 def url_list(value: str) -> list[str]:
@@ -100,7 +131,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ack_wait_s=float(env.get("ASSAY_ACK_WAIT_S") or 30),
         max_deliver=int(env.get("ASSAY_MAX_DELIVER") or 5),
         task_deadline_s=float(env.get("ASSAY_TASK_DEADLINE_S") or 900),
-        tasks_per_orchestrator=int(env.get("ASSAY_ORCHESTRATOR_CONCURRENCY") or 2),
+        tasks_per_orchestrator=int(env.get("ASSAY_ORCHESTRATOR_CONCURRENCY") or 64),
         heartbeat_timeout_s=float(env.get("ASSAY_HEARTBEAT_TIMEOUT_S") or 15),
         stale_task_s=float(env.get("ASSAY_STALE_TASK_S") or 600),
         pending_limit_s=float(env.get("ASSAY_PENDING_LIMIT_S") or 86400),
@@ -124,7 +155,32 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         load_max_requests=int(env.get("ASSAY_LOAD_MAX_REQUESTS") or 2000),
         load_max_concurrency=int(env.get("ASSAY_LOAD_MAX_CONCURRENCY") or 32),
         load_max_duration_s=float(env.get("ASSAY_LOAD_MAX_DURATION_S") or 60),
+        auth=_switch(env, "ASSAY_AUTH", default=True),
+        max_body_bytes=int(env.get("ASSAY_MAX_BODY_BYTES") or 262_144),
+        token=env.get("ASSAY_TOKEN") or None,
+        config_dir=_path(env, "XDG_CONFIG_HOME", "~/.config") / "assay",
+        app_sandbox=_app_sandbox(env),
+        app_concurrency=int(env.get("ASSAY_APP_CONCURRENCY") or 2),
+        app_python=env.get("ASSAY_APP_PYTHON") or "/usr/bin/python3",
+        app_work_dir=_path(env, "ASSAY_APP_WORK_DIR", str(var_dir / "apps")),
+        app_prepare_timeout_s=float(env.get("ASSAY_APP_PREPARE_TIMEOUT_S") or 300),
+        app_start_timeout_s=float(env.get("ASSAY_APP_START_TIMEOUT_S") or 60),
+        app_wall_s=float(env.get("ASSAY_APP_WALL_S") or 1800),
+        app_cpu_s=int(env.get("ASSAY_APP_CPU_S") or 600),
+        app_memory_mb=int(env.get("ASSAY_APP_MEMORY_MB") or 1024),
+        app_processes=int(env.get("ASSAY_APP_PROCESSES") or 64),
+        app_open_files=int(env.get("ASSAY_APP_OPEN_FILES") or 256),
+        orchestrator_prefetch=int(env.get("ASSAY_ORCHESTRATOR_PREFETCH") or 8),
+        persister_concurrency=int(env.get("ASSAY_PERSISTER_CONCURRENCY") or 32),
+        persister_prefetch=int(env.get("ASSAY_PERSISTER_PREFETCH") or 256),
         metrics_host=env.get("ASSAY_METRICS_HOST") or "127.0.0.1",
         metrics_port=int(env["ASSAY_METRICS_PORT"]) if env.get("ASSAY_METRICS_PORT") else None,
         metrics_port_base=int(env.get("ASSAY_METRICS_PORT_BASE") or 9464),
     )
+
+
+def _app_sandbox(env: Mapping[str, str]) -> str:
+    mode = env.get("ASSAY_APP_SANDBOX") or "bwrap"
+    if mode not in ("bwrap", "off"):
+        raise ValueError(f"ASSAY_APP_SANDBOX={mode!r} is not allowed: use bwrap (the default) or off")
+    return mode

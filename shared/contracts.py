@@ -12,57 +12,20 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import msgspec
 
 from shared import subjects
-from shared.messages import (
-    PRIORITIES,
-    SCHEMA_VERSION,
-    AnalysisRequest,
-    CancelRequest,
-    DeadLetter,
-    Event,
-    ServiceFinished,
-    TaskCancelled,
-    TaskCompleted,
-    TaskFailed,
-    TaskProgress,
-    TaskStarted,
-)
-from shared.protocol import (
-    PROTOCOL_VERSION,
-    AnalyzeFrame,
-    AnalyzerFrame,
-    CancelFrame,
-    ClientFrame,
-    ErrorFrame,
-    HealthFrame,
-    HealthReport,
-    HeartbeatFrame,
-    ProgressFrame,
-    ResultFrame,
-)
+from shared.messages import PRIORITIES, SCHEMA_VERSION, AnalysisRequest, CancelRequest, DeadLetter, Event
+from shared.protocol import PROTOCOL_VERSION, AnalyzerFrame, ClientFrame
 
 JsonObject = dict[str, Any]
 
-EVENT_TYPES: tuple[type[msgspec.Struct], ...] = (
-    TaskStarted,
-    TaskProgress,
-    ServiceFinished,
-    TaskCompleted,
-    TaskFailed,
-    TaskCancelled,
-)
-CLIENT_FRAMES: tuple[type[msgspec.Struct], ...] = (AnalyzeFrame, CancelFrame, HealthFrame)
-ANALYZER_FRAMES: tuple[type[msgspec.Struct], ...] = (
-    ProgressFrame,
-    HeartbeatFrame,
-    ResultFrame,
-    ErrorFrame,
-    HealthReport,
-)
+# The members of each tagged union, in its order: a new event kind or frame type is in the contracts at once.
+EVENT_TYPES: tuple[type[msgspec.Struct], ...] = get_args(Event)
+CLIENT_FRAMES: tuple[type[msgspec.Struct], ...] = get_args(ClientFrame)
+ANALYZER_FRAMES: tuple[type[msgspec.Struct], ...] = get_args(AnalyzerFrame)
 MESSAGE_TYPES: tuple[type[msgspec.Struct], ...] = (
     AnalysisRequest,
     CancelRequest,

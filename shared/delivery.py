@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Collection
 from typing import Literal
 
 from nats.aio.msg import Msg
@@ -20,8 +21,8 @@ def backoff_s(deliveries: int) -> float:
     return min(MAX_BACKOFF_S, 2.0 ** max(0, deliveries - 1))
 
 
-async def keep_alive(waiting: list[Msg], every_s: float) -> None:
-    """Tell JetStream that the messages in `waiting` (a live list) are still being worked on, every `every_s`,
+async def keep_alive(waiting: Collection[Msg], every_s: float) -> None:
+    """Tell JetStream that the messages in `waiting` (a live collection) are still being worked on, every `every_s`,
     so that long work is not redelivered to another consumer meanwhile. Runs until cancelled."""
     while True:
         await asyncio.sleep(every_s)

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from shared.app_run import AppRun
 from shared.protocol import ServiceResult, ServiceStatus
 from shared.tasks import TaskId, TaskRef
 
@@ -111,6 +112,7 @@ class TaskCompleted(TaskEvent, frozen=True, kw_only=True, tag="completed"):
     status: Literal["completed", "partial"]
     services: list[str]  # the services whose `service` events belong to this task
     reason: str | None = None  # for `partial`: which services failed and why
+    app: AppRun | None = None  # the run of the app, when Assay started it (written as services/app.json)
 
 
 class TaskFailed(TaskEvent, frozen=True, kw_only=True, tag="failed"):
@@ -118,6 +120,7 @@ class TaskFailed(TaskEvent, frozen=True, kw_only=True, tag="failed"):
 
     reason: str
     services: list[str] = []
+    app: AppRun | None = None
 
 
 class TaskCancelled(TaskEvent, frozen=True, kw_only=True, tag="cancelled"):
@@ -125,6 +128,7 @@ class TaskCancelled(TaskEvent, frozen=True, kw_only=True, tag="cancelled"):
 
     reason: str
     services: list[str] = []
+    app: AppRun | None = None
 
 
 Event = TaskStarted | TaskProgress | ServiceFinished | TaskCompleted | TaskFailed | TaskCancelled

@@ -114,7 +114,7 @@ _redelivered = _gauge(
     "assay.consumer.redelivered",
     "Messages of a durable consumer delivered more than once and not settled yet",
 )
-_dlq = _gauge("assay.dlq.messages", "Dead letters kept on ASSAY_DLQ")
+_dlq = _gauge("assay.dead_letters", "Dead letters kept on ASSAY_DLQ")
 
 
 def _otlp_metrics_configured(env: Mapping[str, str]) -> bool:

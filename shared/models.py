@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A time stamp that always comes back with a time zone: SQLite drops it, so a naive value read back is UTC
+    (every writer stores UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON, list[str]: JSON, datetime: DateTime(timezone=True)}
+    type_annotation_map = {dict[str, Any]: JSON, list[str]: JSON, datetime: UtcDateTime()}
 
 
 class Task(Base):
@@ -118,3 +133,18 @@ class ProcessedEvent(Base):
     task_id: Mapped[str] = mapped_column(String(17), index=True)
     kind: Mapped[str] = mapped_column(String(16))
     processed_at: Mapped[datetime]
+
+
+class ApiToken(Base):
+    """An API token the gateway accepts: only a salted hash of its secret is kept; the token is shown once."""
+
+    __tablename__ = "api_tokens"
+
+    token_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    scope: Mapped[str] = mapped_column(String(8))  # read < submit < admin
+    salt: Mapped[str] = mapped_column(String(32))  # hex
+    secret_hash: Mapped[str] = mapped_column(String(64))  # hex of PBKDF2-SHA256(secret, salt)
+    created_at: Mapped[datetime]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]

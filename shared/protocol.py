@@ -57,6 +57,9 @@ class AnalyzeFrame(msgspec.Struct, tag="analyze", tag_field="type", kw_only=True
     options: dict[str, Any] = {}
     deadline_s: float = 900.0
     traceparent: str | None = None
+    # BACKEND_PORT / FRONTEND_PORT of the app Assay started for this run: they stand in for its .env's (targets
+    # policy, which target is the API). Only the orchestrator sends frames (the handshake's token).
+    app_ports: dict[str, int] = {}
 
 
 class CancelFrame(msgspec.Struct, tag="cancel", tag_field="type", kw_only=True):

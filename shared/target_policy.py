@@ -19,8 +19,8 @@ import msgspec
 from shared.app_env import app_ports
 from shared.config import Settings
 from shared.errors import InputError
+from shared.loopback import is_loopback
 
-LOOPBACK_NAMES = frozenset({"localhost"})
 DEFAULT_PORTS = {"http": 80, "https": 443}
 RULE = "ASSAY_TARGET_ALLOW"
 
@@ -45,7 +45,7 @@ class TargetPolicy(msgspec.Struct, frozen=True, kw_only=True):
         if scheme not in DEFAULT_PORTS or not host:
             raise TargetNotAllowed(f"{url!r}: only http and https URLs with a host are targets")
         port = port or DEFAULT_PORTS[scheme]
-        if _is_loopback(host) and port in self.app_ports:
+        if is_loopback(host) and port in self.app_ports:
             return
         if any(_matches(entry, host, port) for entry in self.allow):
             return
@@ -74,11 +74,6 @@ def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
         return ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         return None
-
-
-def _is_loopback(host: str) -> bool:
-    address = _address(host)
-    return host in LOOPBACK_NAMES if address is None else address.is_loopback
 
 
 def _matches(entry: str, host: str, port: int) -> bool:

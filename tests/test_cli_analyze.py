@@ -3,10 +3,7 @@ real nats-server, a real SQLite file): exit codes and what is printed."""
 
 from __future__ import annotations
 
-import asyncio
-import os
 import re
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -23,9 +20,8 @@ from tests.support.gateway import (
     gateway_settings,
     insert_task,
     migrate_database,
+    run_cli,
 )
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -36,25 +32,7 @@ async def gateway(tmp_path: Path, nats_server: EmbeddedNats, database_url: str) 
 
 
 async def assay(gateway: Gateway, *args: str) -> tuple[int, str, str]:
-    """Run the CLI in a subprocess (the gateway is served by this test's event loop, which must keep running)."""
-    env = {
-        **os.environ,
-        "ASSAY_GATEWAY_URL": gateway.url,
-        "ASSAY_RESULTS_DIR": str(gateway.settings.results_dir),
-    }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "services.cli",
-        *args,
-        cwd=REPO,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    return await run_cli(gateway, *args)
 
 
 async def test_analyze_of_an_invalid_slug_exits_2_with_the_gateways_reason(gateway: Gateway) -> None:

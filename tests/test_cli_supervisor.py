@@ -17,10 +17,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from services.cli.api_token import token_file
 from services.cli.child import Child
 from services.cli.credentials import analyzer_token_file
 from services.cli.roster import ServiceSpec
-from shared.config import ANALYZERS
+from shared.config import ANALYZERS, load_settings
 from shared.nats_users import credentials_file, load_credentials
 from shared.natsd import free_port
 
@@ -40,6 +41,7 @@ def up_env(root: Path) -> dict[str, str]:
         "ASSAY_RESULTS_DIR": str(root / "results"),
         "ASSAY_APPS_DIR": str(root / "apps"),
         "ASSAY_GATEWAY_URL": f"http://127.0.0.1:{free_port()}",
+        "XDG_CONFIG_HOME": str(root / "config"),  # where `assay up` saves the CLI's token
         **{f"ASSAY_{name.upper()}_URLS": f"ws://127.0.0.1:{free_port()}" for name in ANALYZERS},
     }
     return env
@@ -86,6 +88,12 @@ class Up:
             raise
 
 
+def saved_token(env: dict[str, str]) -> dict[str, str]:
+    """The Authorization header with the token `assay up` saved for the CLI."""
+    settings = load_settings(env)
+    return {"Authorization": f"Bearer {token_file(settings).read_text().strip()}"}
+
+
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -100,13 +108,21 @@ def test_up_starts_the_stack_stops_it_on_sigint_and_restarts_on_the_same_data(tm
     try:
         first.wait_ready()
         assert httpx.get(f"{first.url}/readyz", timeout=5).status_code == 200
-        accepted = httpx.post(
-            f"{first.url}/api/analysis/run",
-            json={"model_slug": MODEL, "app_number": APP, "analysis_type": "static", "tools": ["ruff"]},
-            timeout=10,
+        body = {"model_slug": MODEL, "app_number": APP, "analysis_type": "static", "tools": ["ruff"]}
+        anonymous = httpx.post(f"{first.url}/api/analysis/run", json=body, timeout=10)
+        assert anonymous.status_code == 401
+        token_saved = saved_token(env)
+        # The quick start: after `assay up`, the CLI needs no token step (it reads the saved file).
+        analyze = subprocess.run(
+            [sys.executable, "-m", "services.cli", "analyze", MODEL, str(APP), "--tools", "ruff"],
+            cwd=tmp_path,
+            env={key: value for key, value in env.items() if key != "ASSAY_TOKEN"},
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
-        assert accepted.status_code == 202, accepted.text
-        task_id = accepted.json()["task_id"]
+        assert analyze.returncode == 0, analyze.stderr
+        task_id = analyze.stdout.strip()
         children = first.children()
     finally:
         code = first.interrupt()
@@ -129,7 +145,7 @@ def test_up_starts_the_stack_stops_it_on_sigint_and_restarts_on_the_same_data(tm
     second = Up(tmp_path, env, 2)
     try:
         second.wait_ready()
-        again = httpx.get(f"{second.url}/api/tasks/{task_id}", timeout=10)
+        again = httpx.get(f"{second.url}/api/tasks/{task_id}", headers=saved_token(env), timeout=10)
     finally:
         code = second.interrupt()
 
@@ -138,6 +154,7 @@ def test_up_starts_the_stack_stops_it_on_sigint_and_restarts_on_the_same_data(tm
     assert again.status_code == 200, again.text
     assert again.json()["task_id"] == task_id
     assert [name for name, pid in second.children().items() if alive(pid)] == []
+    assert saved_token(env) == token_saved  # the second run kept the token that still works
 
 
 async def test_a_child_that_dies_is_restarted_after_1_then_2_seconds(

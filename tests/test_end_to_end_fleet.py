@@ -186,7 +186,7 @@ def test_cancelling_a_running_task_stops_its_tool_processes_within_two_seconds(f
     tools = wait_for_tools(fleet, task_id)
     assert alive(tools)
     cancelled_at = time.monotonic()
-    response = httpx.post(f"{fleet.gateway_url}/api/tasks/{task_id}/cancel", timeout=10)
+    response = httpx.post(f"{fleet.gateway_url}/api/tasks/{task_id}/cancel", headers=fleet.headers, timeout=10)
     assert response.status_code == 202, response.text
     while alive(tools) and time.monotonic() - cancelled_at < 2.0:
         time.sleep(0.05)

@@ -42,7 +42,7 @@ def finished(stack: Stack) -> list[dict[str, Any]]:
 
 
 def scrape(stack: Stack, name: str) -> Samples:
-    response = httpx.get(stack.metrics_url(name), timeout=10)
+    response = httpx.get(stack.metrics_url(name), headers=stack.headers, timeout=10)
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/plain")
     return [
@@ -113,8 +113,8 @@ def test_persister_counts_ended_tasks_writes_fetches_and_watches_its_durables(
     durables = series(samples, "assay_consumer_pending", "messaging_consumer_group_name")
     assert durables == {subjects.PERSISTER_REQUESTS_DURABLE, subjects.PERSISTER_EVENTS_DURABLE}
     assert series(samples, "assay_consumer_redelivered", "messaging_consumer_group_name") == durables
-    assert total(samples, "assay_dlq_messages", messaging_destination_name=subjects.DLQ_STREAM) == 0
-    assert series(samples, "assay_dlq_messages", "messaging_destination_name") == {subjects.DLQ_STREAM}
+    assert total(samples, "assay_dead_letters", messaging_destination_name=subjects.DLQ_STREAM) == 0
+    assert series(samples, "assay_dead_letters", "messaging_destination_name") == {subjects.DLQ_STREAM}
 
 
 def test_orchestrator_times_each_service_run_and_counts_healthy_replicas(
@@ -132,6 +132,10 @@ def test_analyzer_times_each_tool_run(stack: Stack, finished: list[dict[str, Any
     for tool in TOOLS:
         assert total(samples, "assay_tool_duration_seconds_count", assay_tool=tool) == len(APPS_RUN)
     assert series(samples, "assay_tool_duration_seconds_count", "assay_tool") == set(TOOLS)
+
+
+def test_the_gateways_metrics_need_a_token(stack: Stack) -> None:
+    assert httpx.get(stack.metrics_url("gateway"), timeout=10).status_code == 401
 
 
 def test_a_listener_answers_only_get_metrics(stack: Stack) -> None:

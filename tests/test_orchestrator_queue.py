@@ -74,6 +74,31 @@ async def test_urgent_requests_are_taken_before_queued_normal_ones(
     assert order == ["urgent", "high", "normal", "normal", "low"]
 
 
+async def test_urgent_request_starts_before_low_ones_accepted_after_it_while_low_work_fills_the_queue(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    peer = ScriptedAnalyzer("static", ["chatty"])  # each run takes about 0.4 s: the low backlog stays
+    async with analyzers(peer), bench_for(nats_server.url) as bench:
+        settings = settings_for(nats_server.url, tmp_path, [peer], ASSAY_ORCHESTRATOR_CONCURRENCY="2")
+        backlog = [await bench.request("static", priority="low") for _ in range(20)]
+        async with running_orchestrator(settings):
+
+            async def busy() -> bool:
+                return len(peer.analyzed) >= 2
+
+            await eventually(busy, 10, "the low backlog never started")
+            before = len(peer.analyzed)
+            urgent = await bench.request("static", priority="urgent")
+            later = [await bench.request("static", priority="low") for _ in range(5)]
+            await bench.events.terminal(urgent.task.id, timeout_s=15)
+        started = [frame.task.id for frame in peer.analyzed]
+    position = started.index(urgent.task.id)
+    after = [started.index(request.task.id) for request in later if request.task.id in started]
+    assert all(position < index for index in after), (position, after)
+    # It took one of the next free slots, ahead of the low work queued before it (some held by the replica already).
+    assert position <= before + 2 < len(backlog), (before, started)
+
+
 async def test_no_more_tasks_run_at_once_than_the_replica_may(
     nats_server: EmbeddedNats, tmp_path: Path
 ) -> None:

@@ -14,6 +14,7 @@ from shared.messages import ServiceFinished, TaskCompleted, TaskFailed, TaskProg
 from shared.natsd import EmbeddedNats
 from shared.protocol import ServiceResult
 from tests.support.orchestrator import (
+    RUNNING_ELSEWHERE,
     ScriptedAnalyzer,
     analyzers,
     bench_for,
@@ -136,7 +137,7 @@ async def test_comprehensive_run_with_one_failing_service_is_partial_with_the_re
         ScriptedAnalyzer("ai", ["result"]),
     ]
     async with orchestrated(nats_server.url, tmp_path, peers) as bench:
-        request = await bench.request("comprehensive")
+        request = await bench.request("comprehensive", target_urls=[RUNNING_ELSEWHERE])
         events = await bench.events.terminal(request.task.id)
     assert all(len(peer.analyzed) == 1 for peer in peers)  # all four ran
     services = {item.event.service: item.event for item in events if isinstance(item.event, ServiceFinished)}
@@ -262,7 +263,7 @@ async def test_task_progress_is_the_mean_of_its_services_and_never_goes_back(
     ]
     settings = settings_for(nats_server.url, tmp_path, peers, ASSAY_STALE_TASK_S="1.5")
     async with analyzers(*peers), bench_for(nats_server.url) as bench, running_orchestrator(settings):
-        request = await bench.request("comprehensive")
+        request = await bench.request("comprehensive", target_urls=[RUNNING_ELSEWHERE])
 
         def progress() -> list[TaskProgress]:
             return [

@@ -45,7 +45,7 @@ def record(**changes: object) -> TaskSnapshot:
 
 async def test_folder_appears_complete_and_an_existing_one_is_kept(tmp_path: Path) -> None:
     final = tmp_path / "model" / "app1" / "task_security_982d72cfa0f4_20261129T101500Z"
-    leftover = final.with_name(f".tmp-{final.name}-deadbeef")  # what a crash before the rename leaves
+    leftover = final.with_name(f".tmp-{final.name}") / "deadbeef"  # what a crash before the rename leaves
     leftover.mkdir(parents=True)
     (leftover / "half.json").write_text("{")
 

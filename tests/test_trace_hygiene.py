@@ -35,6 +35,7 @@ def assay(stack: Stack, elsewhere: Path, *args: str) -> subprocess.CompletedProc
     """The CLI as a user runs it from `elsewhere`: it knows the gateway, not the stack's folders."""
     env = {key: value for key, value in os.environ.items() if not key.startswith(("ASSAY_", "OTEL_"))}
     env["ASSAY_GATEWAY_URL"] = stack.gateway_url
+    env["ASSAY_TOKEN"] = stack.token
     return subprocess.run(
         [sys.executable, "-m", "services.cli", *args],
         cwd=elsewhere,

@@ -45,9 +45,10 @@ def trace_headers(starts_task: bool = False) -> dict[str, str]:
 class GatewayClient:
     """Calls to one gateway; every method raises GatewayError with the gateway's reason on failure."""
 
-    def __init__(self, base_url: str, timeout_s: float = 30.0) -> None:
+    def __init__(self, base_url: str, token: str | None = None, timeout_s: float = 30.0) -> None:
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout_s)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout_s, headers=headers)
 
     def __enter__(self) -> Self:
         return self
@@ -60,6 +61,9 @@ class GatewayClient:
             response = self._http.request(method, path, headers=trace_headers(starts_task), **kwargs)
         except httpx.HTTPError as error:
             raise GatewayError(f"gateway not reachable at {self.base_url}: {error}") from error
+        if response.status_code == 401:
+            hint = "set ASSAY_TOKEN, or run `assay up` on this machine, which saves a token for the CLI"
+            raise GatewayError(f"{_reason(response)} ({hint})", 401)
         if response.status_code >= 400:
             raise GatewayError(_reason(response), response.status_code)
         answer: dict[str, Any] = response.json()
@@ -76,3 +80,12 @@ class GatewayClient:
 
     def cancel(self, task_id: str) -> dict[str, Any]:
         return self._call("POST", f"/api/tasks/{task_id}/cancel")
+
+    def create_token(self, name: str, scope: str) -> dict[str, Any]:
+        return self._call("POST", "/api/tokens", json={"name": name, "scope": scope})
+
+    def tokens(self) -> dict[str, Any]:
+        return self._call("GET", "/api/tokens")
+
+    def revoke_token(self, token_id: str) -> dict[str, Any]:
+        return self._call("POST", f"/api/tokens/{token_id}/revoke")

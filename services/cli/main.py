@@ -1,4 +1,4 @@
-"""The `assay` command: `up`, `analyze`, `status`, `cancel`, `trace`.
+"""The `assay` command: `up`, `analyze`, `status`, `cancel`, `trace`, `token`.
 
 Exit codes: 0 success (for `analyze --wait`: the task completed); 1 the task ended partial, failed or cancelled,
 or is still running at the timeout, or the task/spans were not found; 2 the request was not accepted (the
@@ -17,6 +17,8 @@ from typing import get_args
 import msgspec
 from opentelemetry import trace as otel_trace
 
+from services.cli import tokens
+from services.cli.api_token import gateway_client
 from services.cli.client import GatewayClient, GatewayError
 from services.cli.render import progress_line, render_task
 from services.cli.supervisor import run_up
@@ -48,7 +50,7 @@ def analyze(settings: Settings, args: argparse.Namespace) -> int:
         body["tools"] = [tool.strip() for tool in args.tools.split(",") if tool.strip()]
     if args.target:
         body["target_urls"] = args.target
-    with GatewayClient(settings.gateway_url) as gateway:
+    with gateway_client(settings) as gateway:
         try:
             accepted = gateway.run_analysis(body)
         except GatewayError as error:
@@ -92,7 +94,7 @@ def wait_for(gateway: GatewayClient, settings: Settings, task_id: str, timeout_s
 
 
 def status(settings: Settings, args: argparse.Namespace) -> int:
-    with GatewayClient(settings.gateway_url) as gateway:
+    with gateway_client(settings) as gateway:
         try:
             task = gateway.task(args.task_id)
         except GatewayError as error:
@@ -102,7 +104,7 @@ def status(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cancel(settings: Settings, args: argparse.Namespace) -> int:
-    with GatewayClient(settings.gateway_url) as gateway:
+    with gateway_client(settings) as gateway:
         try:
             answer = gateway.cancel(args.task_id)
         except GatewayError as error:
@@ -118,7 +120,7 @@ def trace(settings: Settings, args: argparse.Namespace) -> int:
         traces = spans_of_traces(files, trace_ids_of_task(files, args.task_id)[:1])
         trace_id = next(iter(traces), None)
     else:
-        with GatewayClient(settings.gateway_url, timeout_s=10) as gateway:
+        with gateway_client(settings, timeout_s=10) as gateway:
             try:
                 answer = gateway.trace(args.task_id)
             except GatewayError as error:
@@ -161,7 +163,7 @@ def parser() -> argparse.ArgumentParser:
         "--target",
         action="append",
         metavar="URL",
-        help="URL of the running app for dynamic/performance checks (repeatable; default: the ports in its .env)",
+        help="URL of an app you started, for dynamic/performance checks (repeatable; default: Assay starts the app)",
     )
     run.add_argument("--wait", action="store_true", help="wait for the end and print a findings summary")
     run.add_argument("--timeout", type=float, default=900.0, help="seconds --wait waits (default 900)")
@@ -183,6 +185,8 @@ def parser() -> argparse.ArgumentParser:
         "--dir", type=Path, help="read this folder of span files instead of asking the gateway"
     )
     spans.set_defaults(handler=trace)
+
+    tokens.add_parser(commands)
     return root
 
 

@@ -18,7 +18,9 @@ from collections.abc import Mapping
 
 import httpx
 import nats.errors
+from sqlalchemy.exc import SQLAlchemyError
 
+from services.cli.api_token import ensure_local_token
 from services.cli.child import Child
 from services.cli.credentials import analyzer_token, child_env
 from services.cli.roster import roster, runnable
@@ -51,7 +53,10 @@ async def wait_until_ready(gateway_url: str) -> None:
                 log.warning("gateway still not ready at %s/readyz: %s", gateway_url, state)
                 warn_at = loop.time() + READY_WARN_AFTER_S
             await asyncio.sleep(0.25)
-    print(f"Assay is up: {gateway_url} (API docs at {gateway_url}/schema). Ctrl-C stops it.", flush=True)
+    print(
+        f"Assay is up: {gateway_url} (API docs at {gateway_url}/schema, with a token). Ctrl-C stops it.",
+        flush=True,
+    )
 
 
 def metrics_ports(settings: Settings, children: list[Child]) -> str:
@@ -106,6 +111,10 @@ async def up(settings: Settings, environ: Mapping[str, str]) -> int:
             return 1
         env["ASSAY_NATS_URL"] = embedded.url
     token = analyzer_token(settings.var_dir, settings.analyzer_token)
+    try:
+        await ensure_local_token(settings)
+    except (OSError, SQLAlchemyError) as error:
+        print(f"assay up: could not prepare the CLI's token ({error}); use ASSAY_TOKEN", file=sys.stderr)
     children = []
     for spec in roster(settings):
         if runnable(spec):

@@ -6,22 +6,23 @@ import asyncio
 import logging
 from pathlib import Path
 
+import msgspec
 from litestar import Response, post
 from litestar.di import NamedDependency
-from litestar.exceptions import NotFoundException, ServiceUnavailableException
+from litestar.exceptions import ClientException, NotFoundException, ServiceUnavailableException
 from litestar.params import JSONBody
 from opentelemetry import trace
 
-from services.gateway.errors import documented, invalid
+from services.gateway.auth import requires
+from services.gateway.errors import invalid
 from services.gateway.publisher import NatsUnavailable, publish_request
 from services.gateway.resources import Resources
 from services.gateway.schemas import Accepted, Links, RunRequest
 from shared.app_env import app_env
 from shared.catalog import offered_tools, planned_tools, unknown_tools
 from shared.config import Settings
-from shared.messages import AnalysisRequest
+from shared.messages import AnalysisRequest, encode
 from shared.metrics import record_task_accepted
-from shared.options import check_options
 from shared.paths import UnsafePathError, app_dir
 from shared.target_policy import TargetNotAllowed, target_policy
 from shared.tasks import TaskRef, new_task_id
@@ -50,6 +51,20 @@ async def _check_app_exists(resources: Resources, data: RunRequest) -> None:
         raise NotFoundException(f"app {data.model_slug}/app{data.app_number} not found under the apps root")
 
 
+# Room left in a NATS message for the headers (trace context, message id) around the request's JSON.
+HEADER_ROOM_BYTES = 1024
+
+
+def _check_fits_nats(max_payload: int, request: AnalysisRequest) -> None:
+    size = len(encode(request))
+    if size + HEADER_ROOM_BYTES > max_payload:
+        raise ClientException(
+            status_code=413,
+            detail=f"the request is {size} bytes encoded; NATS carries at most {max_payload - HEADER_ROOM_BYTES}: "
+            "send fewer target_urls or shorter options",
+        )
+
+
 async def _check_targets(settings: Settings, data: RunRequest) -> None:
     """Every target URL within the targets policy of the app (its .env ports on loopback, ASSAY_TARGET_ALLOW)."""
     if not data.target_urls:
@@ -75,19 +90,15 @@ async def _is_dir(path: Path) -> bool:
     description=(
         "Accepts the request as a task (202 with its id, trace id and links), queues it on "
         "`assay.requests.<priority>`. 422 names the invalid field; 404 when the app folder does not exist; "
-        "503 when NATS cannot take the request (nothing is recorded then)."
+        "503 when NATS cannot take the request (nothing is recorded then); 413 when it is too large to carry."
     ),
     tags=["analysis"],
-    responses=documented(404, 422, 503),
+    **requires("submit", 404, 413, 415, 422, 503),
 )
 async def run_analysis(
     data: JSONBody[RunRequest], resources: NamedDependency[Resources]
 ) -> Response[Accepted]:
     _check_tools(data)
-    try:
-        check_options(data.options)
-    except ValueError as error:
-        raise invalid("options", str(error)) from error
     await _check_app_exists(resources, data)
     await _check_targets(resources.settings, data)
     tools = list(dict.fromkeys(data.tools))  # keep the order, drop repeats
@@ -101,9 +112,10 @@ async def run_analysis(
         tools=tools,
         priority=data.priority,
         target_urls=list(data.target_urls),
-        options=dict(data.options),
+        options=msgspec.to_builtins(data.options),
         deadline_s=data.deadline_s or resources.settings.task_deadline_s,
     )
+    _check_fits_nats(resources.nats.max_payload, request)
     try:
         await publish_request(resources.nats, resources.js, resources.tasks, request)
     except NatsUnavailable as error:

@@ -1,4 +1,4 @@
-"""The gateway's Litestar application: routes, error handling, tracing middleware, OpenAPI.
+"""The gateway's Litestar application: routes, authorization, error handling, tracing middleware, OpenAPI.
 
 `create_app(settings)` builds a fresh application; its connections live in `app.state` (see resources.py),
 so tests and the real entry point build it the same way.
@@ -6,34 +6,46 @@ so tests and the real entry point build it the same way.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.openapi import OpenAPIConfig
 
 from services.gateway.analysis import run_analysis
+from services.gateway.auth import authorize, check_exposure
 from services.gateway.contracts import asyncapi_document, json_schema
 from services.gateway.errors import EXCEPTION_HANDLERS
 from services.gateway.events import task_event_stream
 from services.gateway.health import healthz, readyz
 from services.gateway.metrics import metrics_text
 from services.gateway.middleware import server_spans
-from services.gateway.resources import lifespan, provide_resources
+from services.gateway.openapi import OPENAPI, exact_request_schemas
+from services.gateway.resources import open_resources, provide_resources
 from services.gateway.tasks import cancel_task, get_findings, get_task, list_all_tasks
+from services.gateway.tokens import TOKEN_ROUTES
 from services.gateway.traces import get_task_trace
 from shared.config import Settings
+from shared.redact import masked_url
 
-OPENAPI = OpenAPIConfig(
-    title="Assay",
-    version="1",
-    description="Runs analysis tools on generated web apps and reports what they found.",
-    path="/schema",
-)
+log = logging.getLogger(__name__)
+
+
+@asynccontextmanager
+async def lifespan(app: Litestar) -> AsyncIterator[None]:
+    """Open the resources for `app.state.settings`, refuse an exposed gateway, keep them in `app.state`."""
+    async with open_resources(app.state.settings) as resources:
+        await check_exposure(resources)
+        app.state.resources = resources
+        log.info("gateway connected to NATS at %s", masked_url(resources.settings.nats_url or ""))
+        yield
 
 
 def create_app(settings: Settings) -> Litestar:
     """A gateway application for `settings`; it connects to NATS and the database when it starts."""
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             run_analysis,
             list_all_tasks,
@@ -42,17 +54,22 @@ def create_app(settings: Settings) -> Litestar:
             cancel_task,
             get_task_trace,
             task_event_stream,
+            *TOKEN_ROUTES,
             healthz,
             readyz,
             metrics_text,
             asyncapi_document,
             json_schema,
         ],
+        guards=[authorize],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         middleware=[server_spans],
         dependencies={"resources": Provide(provide_resources, sync_to_thread=False)},
         lifespan=[lifespan],
         state=State({"settings": settings}),
         openapi_config=OPENAPI,
+        request_max_body_size=settings.max_body_bytes,
         logging_config=None,  # the process's logging (JSON lines, shared/logs) stays as the entry point set it
     )
+    exact_request_schemas(app)
+    return app

@@ -15,7 +15,7 @@ from litestar import Response, get
 from litestar.exceptions import NotFoundException
 from litestar.params import PathParameter
 
-from services.gateway.errors import documented
+from services.gateway.auth import requires
 from shared.contracts import ASYNCAPI_FILE, SCHEMAS_DIR, contract_files
 
 JSON = "application/json"
@@ -37,6 +37,7 @@ async def _file(name: str) -> Response[bytes]:
     f"/api/contracts/{ASYNCAPI_FILE}",
     summary="AsyncAPI 3.0 document of Assay's subjects, streams and analyzer protocol",
     tags=["contracts"],
+    **requires("read"),
 )
 async def asyncapi_document() -> Response[bytes]:
     return await _file(ASYNCAPI_FILE)
@@ -46,7 +47,7 @@ async def asyncapi_document() -> Response[bytes]:
     "/api/contracts/schemas/{name:str}",
     summary="JSON Schema of one message, frame or tagged union (e.g. Event.json)",
     tags=["contracts"],
-    responses=documented(404),
+    **requires("read", 404),
 )
 async def json_schema(
     name: Annotated[str, PathParameter(description="`<Message>.json`, as the AsyncAPI document names them")],

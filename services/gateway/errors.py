@@ -6,13 +6,16 @@ both, with `{"status_code": 422, "detail": …, "errors": [{"field": …, "reaso
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from litestar import Request, Response
-from litestar.exceptions import ClientException, SerializationException, ValidationException
+from litestar.exceptions import ClientException, HTTPException, SerializationException, ValidationException
 from litestar.openapi import ResponseSpec
 
 from services.gateway.schemas import ErrorBody, FieldError
+
+log = logging.getLogger(__name__)
 
 
 def invalid(field: str, reason: str, source: str = "body") -> ValidationException:
@@ -44,8 +47,12 @@ def documented(*codes: int) -> dict[int, ResponseSpec]:
 
 
 _MEANINGS = {
+    401: "No valid token: send `Authorization: Bearer <token>` with a token that is not revoked",
+    403: "The token's scope does not allow this (read < submit < admin)",
     404: "Not found: the task, the app folder or the named contract does not exist",
     409: "Conflict: the task has already ended",
+    413: "The request is too large (the body limit, or what NATS can carry)",
+    415: "The body is not `application/json`",
     422: "Invalid input: `errors` names each field and why",
     503: "NATS or the database cannot answer right now; nothing was changed",
 }
@@ -67,4 +74,29 @@ def client_error(request: Request[Any, Any, Any], error: ClientException) -> Res
     return Response(body, status_code=error.status_code, headers=error.headers)
 
 
-EXCEPTION_HANDLERS = {ClientException: client_error}
+def too_deep(_request: Request[Any, Any, Any], _error: RecursionError) -> Response[ErrorBody]:
+    """JSON nested beyond what the decoder follows is bad input, not a server fault."""
+    reason = "request body is nested too deeply"
+    return unprocessable(reason, [FieldError(field=None, reason=reason, source="body")])
+
+
+def server_error(request: Request[Any, Any, Any], error: Exception) -> Response[ErrorBody]:
+    """Every 5xx is logged with its traceback and task id; the client gets the reason, never a stack trace."""
+    status = error.status_code if isinstance(error, HTTPException) else 500
+    detail = error.detail if isinstance(error, HTTPException) else "internal error; see the gateway log"
+    if status < 500:
+        return Response(ErrorBody(status_code=status, detail=detail), status_code=status)
+    task_id = request.scope.get("path_params", {}).get("task_id")
+    log.error(
+        "%s %s answered %d: %s",
+        request.method,
+        request.url.path,
+        status,
+        detail,
+        exc_info=error,
+        extra={"task_id": task_id, "status_code": status},
+    )
+    return Response(ErrorBody(status_code=status, detail=detail), status_code=status)
+
+
+EXCEPTION_HANDLERS = {ClientException: client_error, RecursionError: too_deep, Exception: server_error}

@@ -18,7 +18,7 @@ from litestar.response import Stream
 from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy
 
-from services.gateway.errors import documented
+from services.gateway.auth import requires
 from services.gateway.resources import NATS_ERRORS, Resources
 from services.gateway.tasks import TaskIdPath, find_task
 from shared.messages import (
@@ -96,7 +96,7 @@ async def event_frames(
     description="`event: <kind>` / `data: <event JSON>` frames from the task's first event; ends after the "
     "terminal one (`completed`, `failed` or `cancelled`). A `: keep-alive` comment every 15 s.",
     tags=["tasks"],
-    responses=documented(404, 422, 503),
+    **requires("read", 404, 422, 503),
     media_type="text/event-stream",
 )
 async def task_event_stream(resources: NamedDependency[Resources], task_id: TaskIdPath) -> Stream:

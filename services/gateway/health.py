@@ -6,17 +6,17 @@ import asyncio
 
 from litestar import Response, get
 from litestar.di import NamedDependency
-from sqlalchemy.exc import SQLAlchemyError
 
+from services.gateway.auth import PUBLIC
 from services.gateway.errors import documented
 from services.gateway.queries import database_answers
-from services.gateway.resources import Resources
+from services.gateway.resources import DATABASE_ERRORS, Resources
 from services.gateway.schemas import Readiness
 
 DATABASE_TIMEOUT_S = 3.0
 
 
-@get("/healthz", summary="Liveness: the process answers", tags=["health"])
+@get("/healthz", summary="Liveness: the process answers", tags=["health"], opt=PUBLIC)
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
@@ -26,7 +26,7 @@ async def _database_state(resources: NamedDependency[Resources]) -> str:
         await asyncio.wait_for(database_answers(resources.engine), DATABASE_TIMEOUT_S)
     except TimeoutError:
         return f"down: no answer to SELECT 1 within {DATABASE_TIMEOUT_S:g} s"
-    except (SQLAlchemyError, OSError) as error:
+    except DATABASE_ERRORS as error:
         return f"down: {error.__class__.__name__}: {error}".splitlines()[0]
     return "ok"
 
@@ -44,6 +44,7 @@ def _nats_state(resources: NamedDependency[Resources]) -> str:
     summary="Readiness: 200 only when NATS is connected and the database answers; 503 says which is down",
     tags=["health"],
     responses=documented(503),
+    opt=PUBLIC,
 )
 async def readyz(resources: NamedDependency[Resources]) -> Response[Readiness]:
     nats_state = _nats_state(resources)

@@ -13,23 +13,26 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import nats.errors
-from litestar import Litestar
 from litestar.datastructures import State
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.config import Settings
 from shared.connection import connect
 from shared.database import create_engine, sessions
-from shared.redact import masked_url
 from shared.streams import declare_streams, tasks_bucket
 
 log = logging.getLogger(__name__)
 
 # What a NATS call raises when the server is absent or unreachable: route handlers turn these into a 503.
 NATS_ERRORS: tuple[type[BaseException], ...] = (nats.errors.Error, asyncio.TimeoutError, OSError)
+
+# What a database call raises when the server is down or the schema is missing: answered with a 503. asyncpg
+# lets a refused connection through as OSError; a stalled one ends in a timeout.
+DATABASE_ERRORS: tuple[type[BaseException], ...] = (SQLAlchemyError, OSError, TimeoutError)
 
 # A publish or bucket write waits this long for the server before the request gets a 503.
 JETSTREAM_TIMEOUT_S = 5.0
@@ -75,15 +78,6 @@ async def _close(nc: Client) -> None:
     except Exception as error:  # noqa: BLE001 - closing anyway
         log.warning("NATS drain failed (%s); closing", error)
         await nc.close()
-
-
-@asynccontextmanager
-async def lifespan(app: Litestar) -> AsyncIterator[None]:
-    """Litestar lifespan: open the resources for `app.state.settings` and keep them in `app.state.resources`."""
-    async with open_resources(app.state.settings) as resources:
-        app.state.resources = resources
-        log.info("gateway connected to NATS at %s", masked_url(resources.settings.nats_url or ""))
-        yield
 
 
 def provide_resources(state: State) -> Resources:

@@ -12,11 +12,15 @@ from typing import Annotated, Any
 import msgspec
 
 from shared.messages import Priority, TaskStatus
+from shared.options import RequestOptions
 from shared.tasks import AnalysisType, AppNumber, ModelSlug, TaskId
+from shared.tokens import TOKEN_ID_PATTERN, TOKEN_NAME_PATTERN, Scope
 
 ToolName = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-TargetUrl = Annotated[str, msgspec.Meta(pattern=r"^https?://", max_length=2048)]
-DeadlineSeconds = Annotated[float, msgspec.Meta(gt=0, le=86400)]
+# No spaces or control characters (a CR/LF would split the request line or a header of every probe).
+TargetUrl = Annotated[str, msgspec.Meta(pattern=r"^https?://[^\x00-\x20\x7f]+$", max_length=2048)]
+MIN_DEADLINE_S = 5.0  # below this not even the task's start is recorded before it ends
+DeadlineSeconds = Annotated[float, msgspec.Meta(ge=MIN_DEADLINE_S, le=86400)]
 
 
 class RunRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -28,7 +32,7 @@ class RunRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     tools: Annotated[list[ToolName], msgspec.Meta(max_length=64)] = []
     priority: Priority = "normal"
     target_urls: Annotated[list[TargetUrl], msgspec.Meta(max_length=32)] = []
-    options: dict[str, Any] = {}
+    options: RequestOptions = msgspec.field(default_factory=RequestOptions)
     deadline_s: DeadlineSeconds | None = None  # None: the configured ASSAY_TASK_DEADLINE_S
 
 
@@ -76,8 +80,8 @@ class ToolView(msgspec.Struct, frozen=True, kw_only=True):
     reason: str | None
 
 
-class TaskDetail(msgspec.Struct, frozen=True, kw_only=True):
-    """Answer of `GET /api/tasks/{task_id}`: where the task stands and what each service and tool did."""
+class TaskHeading(msgspec.Struct, frozen=True, kw_only=True):
+    """What every view of a task starts with: which task, of which app, and where it stands."""
 
     task_id: str
     model_slug: str
@@ -86,6 +90,11 @@ class TaskDetail(msgspec.Struct, frozen=True, kw_only=True):
     status: str
     status_reason: str | None
     priority: str
+
+
+class TaskDetail(TaskHeading, frozen=True, kw_only=True):
+    """Answer of `GET /api/tasks/{task_id}`: where the task stands and what each service and tool did."""
+
     requested_tools: list[str]
     progress: Progress
     created_at: datetime
@@ -101,14 +110,9 @@ class TaskDetail(msgspec.Struct, frozen=True, kw_only=True):
     worker: str | None
 
 
-class TaskSummary(msgspec.Struct, frozen=True, kw_only=True):
-    task_id: str
-    model_slug: str
-    app_number: int
-    analysis_type: str
-    status: str
-    status_reason: str | None
-    priority: str
+class TaskSummary(TaskHeading, frozen=True, kw_only=True):
+    """One task of `GET /api/tasks`."""
+
     progress_percent: float
     findings_count: int
     created_at: datetime
@@ -179,3 +183,32 @@ class ErrorBody(msgspec.Struct, frozen=True, kw_only=True):
     status_code: int
     detail: str
     errors: list[FieldError] = []
+
+
+class TokenRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Body of `POST /api/tokens`."""
+
+    name: Annotated[str, msgspec.Meta(pattern=TOKEN_NAME_PATTERN)]
+    scope: Scope = "submit"
+
+
+class TokenView(msgspec.Struct, frozen=True, kw_only=True):
+    """A token as listed: never its secret."""
+
+    token_id: Annotated[str, msgspec.Meta(pattern=TOKEN_ID_PATTERN)]
+    name: str
+    scope: Scope
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class TokenCreated(msgspec.Struct, frozen=True, kw_only=True):
+    """Answer of `POST /api/tokens` (201): the only time `token` is shown."""
+
+    token: str
+    about: TokenView
+
+
+class TokenList(msgspec.Struct, frozen=True, kw_only=True):
+    tokens: list[TokenView]

@@ -10,13 +10,12 @@ from litestar import Response, get, post
 from litestar.di import NamedDependency
 from litestar.exceptions import ClientException, NotFoundException, ServiceUnavailableException
 from litestar.params import FromQuery, PathParameter, QueryParameter
-from sqlalchemy.exc import SQLAlchemyError
 
 from services.gateway.accepted import accepted_request, pending_detail
-from services.gateway.errors import documented
+from services.gateway.auth import requires
 from services.gateway.publisher import NatsUnavailable, publish_cancel
 from services.gateway.queries import list_tasks, task_detail, task_findings, task_status
-from services.gateway.resources import NATS_ERRORS, Resources
+from services.gateway.resources import DATABASE_ERRORS, NATS_ERRORS, Resources
 from services.gateway.schemas import Cancelling, FindingPage, TaskDetail, TaskPage
 from shared.findings import Severity
 from shared.messages import TERMINAL_STATUSES, CancelRequest, TaskStatus
@@ -25,6 +24,8 @@ from shared.tasks import MODEL_SLUG_PATTERN, TASK_ID_PATTERN
 log = logging.getLogger(__name__)
 
 TaskIdPath = Annotated[str, PathParameter(pattern=TASK_ID_PATTERN, description="task_ + 12 lowercase hex")]
+# Paging past this many rows is not a use; unbounded, an offset overflows the database's 64-bit integer.
+Offset = Annotated[int, QueryParameter(ge=0, le=1_000_000)]
 
 
 async def find_task(resources: Resources, task_id: str) -> TaskDetail:
@@ -36,7 +37,7 @@ async def find_task(resources: Resources, task_id: str) -> TaskDetail:
     problem: str | None = None
     try:
         detail = await task_detail(resources.sessions, task_id)
-    except SQLAlchemyError as error:
+    except DATABASE_ERRORS as error:
         log.warning("database read failed: %s", error, extra={"task_id": task_id})
         detail, problem = None, f"database: {error.__class__.__name__}"
     if detail is not None:
@@ -52,19 +53,19 @@ async def find_task(resources: Resources, task_id: str) -> TaskDetail:
     raise NotFoundException(f"task {task_id} not found")
 
 
-@get("/api/tasks", summary="List tasks, newest first", tags=["tasks"], responses=documented(422, 503))
+@get("/api/tasks", summary="List tasks, newest first", tags=["tasks"], **requires("read", 422, 503))
 async def list_all_tasks(
     resources: NamedDependency[Resources],
     model_slug: Annotated[str | None, QueryParameter(pattern=MODEL_SLUG_PATTERN)] = None,
     app_number: Annotated[int | None, QueryParameter(ge=1, le=99999)] = None,
     status: FromQuery[TaskStatus | None] = None,
     limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
-    offset: Annotated[int, QueryParameter(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> TaskPage:
     filters = {"model_slug": model_slug, "app_number": app_number, "status": status}
     try:
         return await list_tasks(resources.sessions, filters, limit, offset)
-    except SQLAlchemyError as error:
+    except DATABASE_ERRORS as error:
         raise ServiceUnavailableException(f"database unavailable: {error.__class__.__name__}") from error
 
 
@@ -72,7 +73,7 @@ async def list_all_tasks(
     "/api/tasks/{task_id:str}",
     summary="One task: status, progress, services, tool runs, finding counts",
     tags=["tasks"],
-    responses=documented(404, 422, 503),
+    **requires("read", 404, 422, 503),
 )
 async def get_task(resources: NamedDependency[Resources], task_id: TaskIdPath) -> TaskDetail:
     return await find_task(resources, task_id)
@@ -82,7 +83,7 @@ async def get_task(resources: NamedDependency[Resources], task_id: TaskIdPath) -
     "/api/tasks/{task_id:str}/findings",
     summary="A task's findings, most severe first, paginated",
     tags=["tasks"],
-    responses=documented(404, 422, 503),
+    **requires("read", 404, 422, 503),
 )
 async def get_findings(
     resources: NamedDependency[Resources],
@@ -90,14 +91,14 @@ async def get_findings(
     tool: Annotated[str | None, QueryParameter(max_length=64)] = None,
     severity: FromQuery[Severity | None] = None,
     limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
-    offset: Annotated[int, QueryParameter(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> FindingPage:
     await find_task(resources, task_id)  # 404 for an unknown task rather than an empty page
     try:
         return await task_findings(
             resources.sessions, task_id, {"tool": tool, "severity": severity}, limit, offset
         )
-    except SQLAlchemyError as error:
+    except DATABASE_ERRORS as error:
         raise ServiceUnavailableException(f"database unavailable: {error.__class__.__name__}") from error
 
 
@@ -106,14 +107,14 @@ async def get_findings(
     status_code=202,
     summary="Ask the task to stop",
     tags=["tasks"],
-    responses=documented(404, 409, 422, 503),
+    **requires("submit", 404, 409, 422, 503),
 )
 async def cancel_task(resources: NamedDependency[Resources], task_id: TaskIdPath) -> Response[Cancelling]:
     task = await find_task(resources, task_id)
     try:
         # The database may have moved on since find_task answered from the bucket; check the latest word.
         status = await task_status(resources.sessions, task_id) or task.status
-    except SQLAlchemyError:
+    except DATABASE_ERRORS:
         status = task.status
     if status in TERMINAL_STATUSES:
         raise ClientException(status_code=409, detail=f"task {task_id} is already {status}")

@@ -14,7 +14,7 @@ import msgspec
 from litestar import get
 from litestar.di import NamedDependency
 
-from services.gateway.errors import documented
+from services.gateway.auth import requires
 from services.gateway.resources import Resources
 from services.gateway.tasks import TaskIdPath, find_task
 from shared.span_files import SpanRecord, span_files, spans_of_traces
@@ -36,7 +36,7 @@ def _read_trace(trace_dir: Path, trace_id: str) -> list[SpanRecord]:
     "/api/tasks/{task_id:str}/trace",
     summary="A task's trace: every span of it in the local span files",
     tags=["tasks"],
-    responses=documented(404, 422, 503),
+    **requires("read", 404, 422, 503),
 )
 async def get_task_trace(resources: NamedDependency[Resources], task_id: TaskIdPath) -> TaskTrace:
     detail = await find_task(resources, task_id)

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from services.orchestrator.analyzer_client import AnalyzerClient, AnalyzerFailed, request_id
+from services.orchestrator.apps.errors import AppError
+from services.orchestrator.apps.runner import AppRunner, AppSlot
 from services.orchestrator.cancellation import CancelSignal
 from services.orchestrator.publisher import EventPublisher
+from shared.app_run import AppRun
 from shared.catalog import plan
 from shared.messages import (
     AnalysisRequest,
@@ -42,6 +46,7 @@ class RunContext:
     worker: str  # hostname:pid, named in the `started` event
     pulse_s: float = 30.0  # a progress event at least this often, so the persister sees the task alive
     progress_interval_s: float = 0.5  # at most one analyzer progress event per service this often
+    apps: AppRunner | None = None  # starts the app for analyses that need it running; None: never
 
 
 class _Progress:
@@ -115,7 +120,12 @@ async def run_task(ctx: RunContext, request: AnalysisRequest, signal: CancelSign
     log.info("task started: %s", ", ".join(chosen), extra=extra)
     progress = _Progress(ctx, request, list(chosen))
     finished: list[ServiceFinished] = []
-    services = asyncio.create_task(_run_services(ctx, request, chosen, progress, finished))
+    app = AppSlot()
+
+    async def analyze(request: AnalysisRequest, app_ports: dict[str, int]) -> None:
+        await _run_services(ctx, request, chosen, progress, finished, app_ports)
+
+    services = asyncio.create_task(_with_app(ctx, request, app, analyze))
     pulse = asyncio.create_task(progress.pulse())
     cancelled = asyncio.create_task(signal.wait())
     try:
@@ -130,14 +140,39 @@ async def run_task(ctx: RunContext, request: AnalysisRequest, signal: CancelSign
     if services.cancelled():
         reason = signal.reason or "cancelled"
         await ctx.publisher.publish(
-            TaskCancelled(task=request.task, reason=reason, services=[event.service for event in finished])
+            TaskCancelled(
+                task=request.task,
+                reason=reason,
+                services=[event.service for event in finished],
+                app=app.record,
+            )
         )
         log.info("task cancelled: %s", reason, extra=extra)
         return
-    services.result()  # a failed publish: raised for the consumer to retry
-    terminal = terminal_event(request, finished)
+    try:
+        services.result()  # a failed publish: raised for the consumer to retry
+    except AppError as error:
+        services_run = [event.service for event in finished]
+        terminal: TerminalEvent = TaskFailed(
+            task=request.task, reason=str(error).splitlines()[0], services=services_run, app=app.record
+        )
+    else:
+        terminal = terminal_event(request, finished, app.record)
     await ctx.publisher.publish(terminal)
     log.info("task ended: %s", type(terminal).__name__, extra=extra)
+
+
+async def _with_app(
+    ctx: RunContext,
+    request: AnalysisRequest,
+    app: AppSlot,
+    analyze: Callable[[AnalysisRequest, dict[str, int]], Awaitable[None]],
+) -> None:
+    """The analysis, inside a run of the app when it needs one (the app runner's hook; AppError when it fails)."""
+    if ctx.apps is None or not ctx.apps.needed(request):
+        await analyze(request, {})
+    else:
+        await ctx.apps.run(request, app, analyze)
 
 
 async def _run_services(
@@ -146,12 +181,13 @@ async def _run_services(
     chosen: dict[str, list[str]],
     progress: _Progress,
     finished: list[ServiceFinished],
+    app_ports: dict[str, int],
 ) -> None:
     """Every service at once; the first error (a failed publish) stops the others."""
     deadline = asyncio.get_running_loop().time() + request.deadline_s
 
     async def one(service: str, tools: list[str]) -> None:
-        event = await _run_service(ctx, request, service, tools, deadline, progress)
+        event = await _run_service(ctx, request, service, tools, deadline, progress, app_ports)
         finished.append(event)
 
     runs = [
@@ -177,6 +213,7 @@ async def _run_service(
     tools: list[str],
     deadline: float,
     progress: _Progress,
+    app_ports: dict[str, int],
 ) -> ServiceFinished:
     """One analyzer's run, ended by exactly one published `service` event (returned with its inline result)."""
     loop = asyncio.get_running_loop()
@@ -186,6 +223,7 @@ async def _run_service(
         task=request.task,
         tools=tools,
         target_urls=list(request.target_urls),
+        app_ports=dict(app_ports),
         options=dict(request.options),
         deadline_s=max(1.0, deadline - loop.time()),
     )
@@ -231,14 +269,18 @@ def _why(event: ServiceFinished) -> str:
     return f"{event.service} {event.status}: {detail or 'no reason given'}"
 
 
-def terminal_event(request: AnalysisRequest, finished: list[ServiceFinished]) -> TerminalEvent:
-    """`completed` when every service succeeded, `failed` when all failed, else `partial` with the reasons."""
+def terminal_event(
+    request: AnalysisRequest, finished: list[ServiceFinished], app: AppRun | None = None
+) -> TerminalEvent:
+    """`completed` when every service succeeded, `failed` when all failed, else `partial` with the reasons (an app
+    that stopped during the analysis is one of them)."""
     services = [event.service for event in finished]
     troubled = [event for event in finished if event.status != "success"]
+    reasons = [*map(_why, troubled), *([app.error] if app is not None and app.error else [])]
     if finished and len([event for event in troubled if event.status == "failed"]) == len(finished):
-        return TaskFailed(task=request.task, reason="; ".join(map(_why, troubled)), services=services)
-    if troubled:
+        return TaskFailed(task=request.task, reason="; ".join(reasons), services=services, app=app)
+    if reasons:
         return TaskCompleted(
-            task=request.task, status="partial", services=services, reason="; ".join(map(_why, troubled))
+            task=request.task, status="partial", services=services, reason="; ".join(reasons), app=app
         )
-    return TaskCompleted(task=request.task, status="completed", services=services)
+    return TaskCompleted(task=request.task, status="completed", services=services, app=app)

@@ -11,6 +11,7 @@ import socket
 from nats.aio.client import Client
 
 from services.orchestrator.analyzer_client import AnalyzerClient
+from services.orchestrator.apps.runner import AppRunner
 from services.orchestrator.cancellation import CancelRegistry, listen
 from services.orchestrator.consumer import Orchestrator, declare, pull_loop
 from services.orchestrator.publisher import EventPublisher
@@ -49,6 +50,7 @@ async def serve(nc: Client, settings: Settings, stop: asyncio.Event, worker: str
         worker=worker or worker_name(),
         # Well inside the persister's stale-task limit, whatever it is set to.
         pulse_s=min(PULSE_S, settings.stale_task_s / 3),
+        apps=AppRunner(settings),
     )
     orchestrator = Orchestrator(
         js=js, settings=settings, tasks=await tasks_bucket(js), registry=registry, run=run

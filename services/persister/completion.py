@@ -18,6 +18,7 @@ from opentelemetry import trace
 from services.persister import database, document, folders, lookups, staging
 from services.persister.database import Outcome
 from services.persister.document import Ending
+from services.persister.locks import TaskLocks
 from services.persister.lookups import Sessions, TaskSnapshot
 from services.persister.staging import StagedService
 from shared.messages import TaskEvent, utcnow
@@ -40,9 +41,9 @@ class PersisterContext:
     max_deliver: int  # deliveries of one message before it goes to the DLQ
     ack_wait_s: float = 30.0  # long work sends in_progress() well within it
     db_system: str = "sqlite"  # OTel `db.system` of the engine (sqlite, postgresql)
-    # Finishing a task (folder, then row) runs under this lock so the reaper and the event consumer of one process
-    # never finish the same task twice at once.
-    finishing: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Finishing a task (folder, then row) runs under its task's lock so the reaper and the event consumer of one
+    # process never finish the same task twice at once; different tasks finish concurrently.
+    finishing: TaskLocks = field(default_factory=TaskLocks)
 
 
 async def present_services(ctx: PersisterContext, task_id: str) -> dict[str, StagedService]:
@@ -50,6 +51,12 @@ async def present_services(ctx: PersisterContext, task_id: str) -> dict[str, Sta
     staged = await staging.staged_services(ctx.results_root, task_id)
     recorded = await lookups.recorded_services(ctx.sessions, task_id)
     return {name: item for name, item in staged.items() if name in recorded}
+
+
+def _final_folder(ctx: PersisterContext, task: TaskSnapshot, folder_name: str) -> tuple[Path, str]:
+    """The task's result folder, and the same relative to the results root (resolving stats the disk)."""
+    final = result_dir(ctx.results_root, task.task.model_slug, task.task.app_number, folder_name)
+    return final, final.relative_to(ctx.results_root.resolve()).as_posix()
 
 
 async def finish(
@@ -65,14 +72,13 @@ async def finish(
     When the task was finished already (by a duplicate event, the reaper, another replica) nothing is written and
     the folder already recorded is returned.
     """
-    async with ctx.finishing:
+    async with ctx.finishing.hold(task.task.id):
         current = await lookups.load_task(ctx.sessions, task.task.id) or task
         if current.finished:
             await staging.discard(ctx.results_root, task.task.id)
             return current.result_dir
         folder_name = result_folder_name(current.task.analysis_type, current.task.id, current.created_at)
-        final = result_dir(ctx.results_root, current.task.model_slug, current.task.app_number, folder_name)
-        relative = final.relative_to(ctx.results_root.resolve()).as_posix()
+        final, relative = await asyncio.to_thread(_final_folder, ctx, current, folder_name)
         rendered = await asyncio.to_thread(document.render, current, ending, services)
         attributes = {TASK_ID_ATTRIBUTE: current.task.id, "assay.result_dir": relative}
         with tracer.start_as_current_span("results.write", attributes=attributes) as span:

@@ -1,4 +1,5 @@
-"""The SQL side, writing: what each message changes in the tables, one transaction per message.
+"""The SQL side, writing: what each message changes in the tables, as one unit of work (committed with the units
+of other messages handled meanwhile, services/persister/sessions.py).
 
 Plain async functions over a session factory; dialect-neutral SQLAlchemy (select, then insert or update, inside
 one transaction), so the same code runs on SQLite and PostgreSQL. A task never moves backwards: once terminal,
@@ -7,7 +8,6 @@ no later event changes its status. Reads live in `lookups`.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -15,10 +15,10 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import delete, insert
-from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.persister.lookups import Sessions, TaskSnapshot, as_utc, snapshot_of
+from services.persister.sessions import GroupCommit, one_transaction
 from shared.catalog import plan
 from shared.messages import (
     TERMINAL_STATUSES,
@@ -35,25 +35,13 @@ from shared.protocol import ServiceResult
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-ATTEMPTS = 3
 
 
 async def transaction(sessions: Sessions, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """Run `work` in one transaction; retried a few times when a concurrent writer got in the way.
-
-    Two consumers may insert the same task row at once (SQLite answers "database is locked", PostgreSQL a unique
-    violation); running the whole unit again sees the other's row and takes the update path.
-    """
-    for attempt in range(1, ATTEMPTS + 1):
-        try:
-            async with sessions() as session, session.begin():
-                return await work(session)
-        except (IntegrityError, OperationalError) as error:
-            if attempt == ATTEMPTS:
-                raise
-            log.info("transaction retried after a conflict: %s", error.__class__.__name__)
-            await asyncio.sleep(0.05 * attempt)
-    raise AssertionError("unreachable")
+    """Run `work` in one transaction: the persister's group commit when `sessions` is one, else on its own."""
+    if isinstance(sessions, GroupCommit):
+        return await sessions.write(work)
+    return await one_transaction(sessions, work)
 
 
 async def _mark_processed(session: AsyncSession, event_id: str, task_id: str, kind: str) -> None:

@@ -4,6 +4,7 @@ SARIF and the manifest. Pure functions; they return bytes and leave the writing 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,6 +15,7 @@ import msgspec
 
 from services.persister.lookups import TaskSnapshot
 from services.persister.staging import StagedService
+from shared.app_run import AppRun
 from shared.findings import Finding, ToolRun, findings_by_tool, severity_breakdown
 from shared.messages import utcnow
 from shared.sarif import merge_logs, sarif_for
@@ -21,10 +23,13 @@ from shared.sarif import merge_logs, sarif_for
 DOCUMENT_SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 SARIF_NAME = "consolidated.sarif.json"
+APP_RECORD_NAME = "services/app.json"
 SUCCESSFUL_STATUSES = frozenset({"completed", "partial"})
 
 
+@functools.cache
 def assay_version() -> str:
+    """The installed package's version (read once: the metadata lookup scans the installed distributions)."""
     try:
         return package_metadata.version("assay")
     except package_metadata.PackageNotFoundError:
@@ -38,6 +43,7 @@ class Ending:
     status: str
     reason: str | None
     finished_at: datetime
+    app: AppRun | None = None  # the run of the app Assay started for the task, if any
 
 
 @dataclass(frozen=True)
@@ -169,6 +175,8 @@ def render(task: TaskSnapshot, ending: Ending, services: list[StagedService]) ->
     files = {name: _json(document)}
     for staged in services:
         files[f"services/{staged.service}.json"] = _json(_service_document(staged))
+    if ending.app is not None:
+        files[APP_RECORD_NAME] = _json(ending.app)
     logs = [log for log in map(_service_sarif, services) if log is not None]
     files[SARIF_NAME] = _json(merge_logs(logs))
     files[MANIFEST_NAME] = manifest(task, name, files)

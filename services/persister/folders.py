@@ -1,13 +1,16 @@
 """The file side: a task's result folder appears all at once or not at all.
 
-Every file is written into a temporary sibling folder (`.tmp-…`), each file and folder is fsynced, and only then is
-the folder renamed to its final name. A reader therefore sees a complete result or none. This module knows bytes
-and paths, not what the files mean.
+Every file is written into a temporary folder beside the final one (`.tmp-<name>/<random>/`), each file and folder
+is fsynced, and only then is the folder renamed to its final name. A reader therefore sees a complete result or
+none. What a crash before the rename leaves is all under `.tmp-<name>/`, removed by one call, so a write never lists
+its parent folder (which holds every result of the app: listing it would grow with every task). This module knows
+bytes and paths, not what the files mean.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import shutil
@@ -31,18 +34,20 @@ def _checked_relative(name: str) -> PurePosixPath:
     return relative
 
 
-def _remove_leftovers(final: Path) -> None:
-    """Temporary folders of an earlier attempt that crashed before its rename."""
-    for leftover in final.parent.glob(f"{TEMPORARY_PREFIX}{final.name}-*"):
-        shutil.rmtree(leftover, ignore_errors=True)
+def _scratch(final: Path) -> Path:
+    """Where the temporary folders of `final` are made (and left by a crash before the rename)."""
+    return final.with_name(f"{TEMPORARY_PREFIX}{final.name}")
 
 
 def _write(final: Path, files: dict[str, bytes]) -> bool:
+    scratch = _scratch(final)
     if final.exists():
+        shutil.rmtree(
+            scratch, ignore_errors=True
+        )  # a crash may have come between the rename and this removal
         return False
-    final.parent.mkdir(parents=True, exist_ok=True)
-    _remove_leftovers(final)
-    temporary = final.with_name(f"{TEMPORARY_PREFIX}{final.name}-{secrets.token_hex(4)}")
+    scratch.mkdir(parents=True, exist_ok=True)
+    temporary = scratch / secrets.token_hex(4)
     temporary.mkdir()
     try:
         folders = {temporary}
@@ -65,9 +70,12 @@ def _write(final: Path, files: dict[str, bytes]) -> bool:
                 return False
             raise
         _fsync_folder(final.parent)
+        shutil.rmtree(scratch, ignore_errors=True)  # with anything an earlier, crashed attempt left in it
         return True
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            scratch.rmdir()  # only when empty: another writer of the same folder may be using it
         raise
 
 

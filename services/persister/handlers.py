@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import msgspec
 from opentelemetry import trace
@@ -20,6 +19,7 @@ from services.persister.completion import PersisterContext, finish, present_serv
 from services.persister.document import Ending
 from services.persister.lookups import as_utc
 from services.persister.staging import StagedService, check_service_name
+from shared.consuming import Delivery, Retry
 from shared.delivery import backoff_s
 from shared.errors import PoisonMessage
 from shared.findings import with_fingerprints
@@ -42,22 +42,6 @@ log = logging.getLogger(__name__)
 tracer = trace.get_tracer("services.persister")
 
 
-@dataclass(frozen=True)
-class Delivery:
-    """The facts of one delivery that handlers act on, without knowing NATS."""
-
-    deliveries: int  # 1 on the first delivery
-    trace_id: str | None  # of the incoming traceparent header, when there is one
-
-
-@dataclass(frozen=True)
-class Retry:
-    """Not yet: hand the message back to be delivered again after `delay_s`."""
-
-    delay_s: float
-    reason: str
-
-
 @contextmanager
 def _db_span(ctx: PersisterContext, what: str, task_id: str) -> Iterator[None]:
     """A span and a duration measurement around one database write."""
@@ -78,10 +62,9 @@ async def handle_request(ctx: PersisterContext, request: AnalysisRequest, delive
 
 
 async def handle_event(ctx: PersisterContext, event: Event, delivery: Delivery) -> Retry | None:
-    """Apply one event of the tagged union; an event applied before is only acknowledged."""
-    if not isinstance(event, TaskProgress) and await lookups.is_processed(ctx.sessions, event.event_id):
-        log.info("event %s was applied already", event.event_id, extra={"task_id": event.task.id})
-        return None
+    """Apply one event of the tagged union. Applying one twice changes nothing (no lookup of processed events on
+    the hot path): `started` never moves a task back, a `service` event replaces its rows and is ignored once the
+    task has finished, and a terminal event of a finished task is only acknowledged."""
     if isinstance(event, TaskStarted):
         with _db_span(ctx, "started", event.task.id):
             await database.record_started(ctx.sessions, event, delivery.trace_id)
@@ -149,7 +132,8 @@ def _ending(event: TerminalEvent, missing: list[str]) -> Ending:
         reason = f"{reason}; {note}" if reason else note
         if status == "completed":
             status = "partial"
-    return Ending(status=status, reason=reason, finished_at=as_utc(event.occurred_at) or utcnow())
+    finished_at = as_utc(event.occurred_at) or utcnow()
+    return Ending(status=status, reason=reason, finished_at=finished_at, app=event.app)
 
 
 async def _terminal(ctx: PersisterContext, event: TerminalEvent, delivery: Delivery) -> Retry | None:

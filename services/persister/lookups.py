@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import msgspec
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.messages import TERMINAL_STATUSES, utcnow
-from shared.models import ProcessedEvent, ServiceRun, Task
+from shared.models import ServiceRun, Task
 from shared.tasks import AnalysisType, TaskRef
 
-Sessions = async_sessionmaker[AsyncSession]
+# An async_sessionmaker, or the persister's group commit (services/persister/sessions.py), which is one too.
+Sessions = Callable[[], AbstractAsyncContextManager[AsyncSession]]
 
 
 @dataclass(frozen=True)
@@ -77,12 +80,6 @@ async def load_task(sessions: Sessions, task_id: str) -> TaskSnapshot | None:
     async with sessions() as session:
         task = await session.get(Task, task_id)
         return snapshot_of(task) if task is not None else None
-
-
-async def is_processed(sessions: Sessions, event_id: str) -> bool:
-    """Whether the event was applied already (its effects are in the database)."""
-    async with sessions() as session:
-        return await session.get(ProcessedEvent, event_id) is not None
 
 
 async def recorded_services(sessions: Sessions, task_id: str) -> set[str]:

@@ -1,4 +1,4 @@
-"""The persister wired together: schema, streams and consumers declared, then the two pull loops and the reaper
+"""The persister wired together: schema, streams and consumers declared, then the consumer loop and the reaper
 run until `stop` is set. `__main__` calls this; tests run it in-process as an asyncio task.
 """
 
@@ -11,10 +11,11 @@ from nats.aio.client import Client
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.persister.completion import PersisterContext
-from services.persister.consumer import CONSUMERS, declare, pull_loop
+from services.persister.consumer import EVENTS, REQUESTS, declare, pull_loop
 from services.persister.reaper import REAP_INTERVAL_S, run_reaper
+from services.persister.sessions import persister_sessions
 from shared.config import Settings
-from shared.database import migrate, sessions
+from shared.database import migrate
 from shared.metrics import Watched, watch_jetstream
 
 log = logging.getLogger(__name__)
@@ -33,14 +34,14 @@ async def run(
     await declare(js, settings.ack_wait_s, settings.max_deliver)
     ctx = PersisterContext(
         js=js,
-        sessions=sessions(engine),
+        sessions=persister_sessions(engine),
         results_root=settings.results_dir,
         max_deliver=settings.max_deliver,
         ack_wait_s=settings.ack_wait_s,
         db_system=engine.dialect.name,
     )
-    loops = [asyncio.create_task(pull_loop(ctx, spec, stop), name=spec.durable) for spec in CONSUMERS]
-    watched = [Watched(spec.stream, spec.durable) for spec in CONSUMERS]
+    loops = [asyncio.create_task(pull_loop(ctx, settings, stop), name="consumer")]
+    watched = [Watched(source.stream, source.durable) for source in (REQUESTS, EVENTS)]
     loops.append(asyncio.create_task(watch_jetstream(js, watched, stop, dlq=True), name="metrics"))
     loops.append(
         asyncio.create_task(

@@ -64,8 +64,10 @@ def _write_atomically(path: Path, data: bytes) -> None:
 
 async def stage(results_root: Path, task_id: str, staged: StagedService) -> None:
     """Keep `staged` until the task ends; a second call for the same service replaces the first."""
-    path = task_folder(results_root, task_id) / f"{check_service_name(staged.service)}.json"
-    await asyncio.to_thread(_write_atomically, path, msgspec.json.encode(staged))
+    name = f"{check_service_name(staged.service)}.json"
+    data = msgspec.json.encode(staged)
+    # Resolving the folder stats every part of the path: off the event loop too.
+    await asyncio.to_thread(lambda: _write_atomically(task_folder(results_root, task_id) / name, data))
 
 
 def _read_all(folder: Path) -> dict[str, StagedService]:
@@ -81,9 +83,9 @@ def _read_all(folder: Path) -> dict[str, StagedService]:
 
 async def staged_services(results_root: Path, task_id: str) -> dict[str, StagedService]:
     """Every service staged for the task so far, by service name."""
-    return await asyncio.to_thread(_read_all, task_folder(results_root, task_id))
+    return await asyncio.to_thread(lambda: _read_all(task_folder(results_root, task_id)))
 
 
 async def discard(results_root: Path, task_id: str) -> None:
     """Remove the task's staging folder (its content now lives in the result folder)."""
-    await asyncio.to_thread(shutil.rmtree, task_folder(results_root, task_id), True)
+    await asyncio.to_thread(lambda: shutil.rmtree(task_folder(results_root, task_id), True))

@@ -4,6 +4,8 @@ what it published, and rows written through the models."""
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -25,8 +27,10 @@ from shared.models import FindingRow, ServiceRun, Task, ToolRunRow
 from shared.natsd import free_port
 from shared.streams import tasks_bucket
 from shared.subjects import REQUESTS_STREAM
+from shared.tokens import Scope, create_token
 
 MODEL, APP = "openai_codex-mini", 1
+REPO = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -37,6 +41,7 @@ class Gateway:
     nc: Client  # the test's own connection, to look at what the gateway published
     js: JetStreamContext
     tasks: KeyValue
+    token: str | None  # the admin token `http` sends (None: the gateway runs with ASSAY_AUTH=off)
 
     async def submit(self, **overrides: object) -> httpx.Response:
         body = {"model_slug": MODEL, "app_number": APP, "analysis_type": "static", **overrides}
@@ -46,7 +51,9 @@ class Gateway:
         return (await self.js.stream_info(REQUESTS_STREAM)).state.messages
 
 
-def gateway_settings(tmp_path: Path, nats_url: str, database_url: str) -> Settings:
+def gateway_settings(tmp_path: Path, nats_url: str, database_url: str, *, auth: bool = True) -> Settings:
+    """Settings of a test gateway; `auth=False` only for tests about something else that cannot have a token
+    (a database without the tokens table)."""
     apps = tmp_path / "apps"
     (apps / MODEL / f"app{APP}" / "backend").mkdir(parents=True, exist_ok=True)
     return load_settings(
@@ -57,6 +64,8 @@ def gateway_settings(tmp_path: Path, nats_url: str, database_url: str) -> Settin
             "ASSAY_VAR_DIR": str(tmp_path / "var"),
             "ASSAY_RESULTS_DIR": str(tmp_path / "results"),
             "ASSAY_GATEWAY_URL": f"http://127.0.0.1:{free_port()}",
+            "ASSAY_AUTH": "on" if auth else "off",
+            "XDG_CONFIG_HOME": str(tmp_path / "config"),
         }
     )
 
@@ -87,14 +96,60 @@ async def running_gateway(settings: Settings) -> AsyncIterator[str]:
         await serving
 
 
+async def issue_token(database_url: str, name: str, scope: Scope = "admin") -> str:
+    """A token stored in the (migrated) database, as `assay token create --direct` makes one."""
+    engine = create_engine(database_url)
+    try:
+        token, _row = await create_token(sessions(engine), name, scope)
+    finally:
+        await engine.dispose()
+    return token
+
+
+async def run_cli(gateway: Gateway, *args: str, token: str | None = None) -> tuple[int, str, str]:
+    """Run `assay …` in a subprocess against the gateway (served by this test's event loop, which must keep
+    running) with `token` as ASSAY_TOKEN (default: the gateway's admin token); (exit code, stdout, stderr)."""
+    env = {
+        **os.environ,
+        "ASSAY_GATEWAY_URL": gateway.url,
+        "ASSAY_RESULTS_DIR": str(gateway.settings.results_dir),
+        "ASSAY_DATABASE_URL": gateway.settings.database_url,
+        "ASSAY_TOKEN": token or gateway.token or "",
+        "XDG_CONFIG_HOME": str(gateway.settings.config_dir.parent),
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "services.cli",
+        *args,
+        cwd=REPO,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
 @asynccontextmanager
 async def gateway_for(settings: Settings) -> AsyncIterator[Gateway]:
-    async with running_gateway(settings) as url, httpx.AsyncClient(base_url=url, timeout=10) as http:
+    """The gateway running, with a client that sends an admin token (when the gateway wants tokens)."""
+    token = await issue_token(settings.database_url, "tests") if settings.auth else None
+    headers = bearer(token) if token else {}
+    async with (
+        running_gateway(settings) as url,
+        httpx.AsyncClient(base_url=url, timeout=10, headers=headers) as http,
+    ):
         assert settings.nats_url, "a gateway under test needs its NATS server's URL"
         nc = await nats.connect(settings.nats_url)
         js = nc.jetstream()
         try:
-            yield Gateway(url, settings, http, nc, js, await tasks_bucket(js))
+            yield Gateway(url, settings, http, nc, js, await tasks_bucket(js), token)
         finally:
             await nc.close()
 

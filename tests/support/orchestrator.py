@@ -52,6 +52,8 @@ from shared.tasks import AnalysisType, TaskRef, new_task_id
 
 MODEL = "openai_codex-mini"
 APP = 3
+# A target URL for requests that need a running app but are not about it: named, Assay starts no app.
+RUNNING_ELSEWHERE = "http://127.0.0.1:9"
 T = TypeVar("T")
 
 Script = Literal["result", "foreign", "error", "silent", "drop", "hold", "large", "chatty", "partial"]
@@ -321,11 +323,13 @@ class Bench:
         priority: Priority = "normal",
         parent: str | None = None,
         deadline_s: float = 900.0,
+        target_urls: list[str] | None = None,
     ) -> AnalysisRequest:
         request = AnalysisRequest(
             task=TaskRef(id=new_task_id(), model_slug=MODEL, app_number=APP, analysis_type=analysis_type),
             priority=priority,
             deadline_s=deadline_s,
+            target_urls=target_urls or [],
         )
         headers = {"Nats-Msg-Id": request.event_id, **({"traceparent": parent} if parent else {})}
         await self.js.publish(subjects.request_subject(request.priority), encode(request), headers=headers)

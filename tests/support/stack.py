@@ -43,6 +43,20 @@ def wait_for_port(port: int, timeout_s: float = 20.0) -> None:
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout_s} s")
 
 
+def create_token_direct(env: Mapping[str, str], name: str, scope: str = "admin") -> str:
+    """A token made by the real CLI in the database `env` names; the token is the last line it prints."""
+    done = subprocess.run(
+        [sys.executable, "-m", "services.cli", "token", "create", name, "--scope", scope, "--direct"],
+        cwd=REPO,
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return done.stdout.strip().splitlines()[-1]
+
+
 class Stack:
     """Start with `start()`, stop with `stop()`; `env` is what every service process sees."""
 
@@ -61,6 +75,7 @@ class Stack:
         self.gateway_port = free_port()
         self.analyzer_ports = {name: [free_port() for _ in range(count)] for name, count in analyzers.items()}
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.token = ""  # an admin token, made with `assay token create --direct` before the gateway starts
         self.metrics_ports: dict[
             str, int
         ] = {}  # /metrics of each service but the gateway, kept across restarts
@@ -136,6 +151,7 @@ class Stack:
         )
         wait_for_port(self.nats.port)
         asyncio.run(self._declare())
+        self.token = create_token_direct(self.env, "stack")
         self.spawn(ServiceSpec("persister", "services.persister", nats_user=PERSISTER))
         for name, ports in self.analyzer_ports.items():
             for index, port in enumerate(ports):
@@ -197,6 +213,10 @@ class Stack:
             parts.append(f"--- {log.name}\n" + "\n".join(text))
         return "\n".join(parts)
 
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
     def metrics_url(self, name: str) -> str:
         """Where service `name` (as spawned: `persister`, `static-0`, `gateway`…) answers Prometheus scrapes."""
         if name == "gateway":
@@ -204,13 +224,15 @@ class Stack:
         return f"http://127.0.0.1:{self.metrics_ports[name]}/metrics"
 
     def submit(self, **body: Any) -> str:
-        response = httpx.post(f"{self.gateway_url}/api/analysis/run", json=body, timeout=10)
+        response = httpx.post(
+            f"{self.gateway_url}/api/analysis/run", json=body, headers=self.headers, timeout=10
+        )
         assert response.status_code == 202, response.text
         task_id: str = response.json()["task_id"]
         return task_id
 
     def task(self, task_id: str) -> dict[str, Any]:
-        response = httpx.get(f"{self.gateway_url}/api/tasks/{task_id}", timeout=10)
+        response = httpx.get(f"{self.gateway_url}/api/tasks/{task_id}", headers=self.headers, timeout=10)
         assert response.status_code == 200, response.text
         task: dict[str, Any] = response.json()
         return task

@@ -16,37 +16,23 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 
 import msgspec
 
 from services.analyzers.ai.client import ChatConfig, ChatError, ChatReply, complete, request_body
 from services.analyzers.ai.review import Review, ReviewError, decode_review
-from services.analyzers.ai.sources import (
-    DEFAULT_BUDGET_CHARS,
-    MAX_BUDGET_CHARS,
-    MIN_BUDGET_CHARS,
-    Sources,
-    collect_sources,
-)
+from services.analyzers.ai.sources import Sources, collect_sources
 from services.analyzers.base.job import Job
 from services.analyzers.base.tool import SkipTool, ToolOutput
 from shared.config import Settings
 from shared.errors import InputError
 from shared.findings import Finding, ToolRun, ToolStatus
+from shared.options import ReviewOptions
 from shared.protocol import ToolHealth
 
 NO_KEY_REASON = "no API key: set ASSAY_AI_API_KEY"
 LENGTH_HINT = " (the answer was cut at the model's length limit)"
-
-
-class ReviewOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """`options.<tool>` of an analyze request."""
-
-    model: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}$")] | None = None
-    max_prompt_chars: Annotated[int, msgspec.Meta(ge=MIN_BUDGET_CHARS, le=MAX_BUDGET_CHARS)] = (
-        DEFAULT_BUDGET_CHARS
-    )
 
 
 class InvalidInput(InputError):
@@ -127,18 +113,33 @@ class ModelReview:
         )
 
     async def run(self, job: Job) -> ToolOutput:
-        """Gather, ask, decode, judge; each failure becomes this tool's record, never the whole run's."""
+        """Gather, ask, decode, judge; a failure is this tool's (failed or timeout), never the whole run's."""
         started = time.monotonic()
 
-        def record(status: ToolStatus, **fields: Any) -> ToolRun:
+        def tool_run(
+            status: ToolStatus,
+            reason: str | None = None,
+            *,
+            version: str | None = None,
+            command: list[str] | None = None,
+            files_analyzed: int = 0,
+            findings_count: int = 0,
+        ) -> ToolRun:
             return ToolRun(
-                tool=self.name, status=status, duration_s=round(time.monotonic() - started, 3), **fields
+                tool=self.name,
+                status=status,
+                version=version,
+                command=command or [],
+                duration_s=round(time.monotonic() - started, 3),
+                files_analyzed=files_analyzed,
+                findings_count=findings_count,
+                reason=reason,
             )
 
         try:
             options = msgspec.convert(job.tool_options(self.name), ReviewOptions)
         except msgspec.ValidationError as error:
-            return ToolOutput(run=record("failed", reason=f"invalid options.{self.name}: {error}"))
+            return ToolOutput(run=tool_run("failed", f"invalid options.{self.name}: {error}"))
         config = self._config(job, options)
         command = [
             "POST",
@@ -155,17 +156,19 @@ class ModelReview:
         try:
             question = await self.question(job, sources)
         except InvalidInput as error:
-            return ToolOutput(run=record("failed", reason=str(error), files_analyzed=len(sources.files)))
-        common = {"command": command, "files_analyzed": len(sources.files)}
+            return ToolOutput(run=tool_run("failed", str(error), files_analyzed=len(sources.files)))
+        asked = len(sources.files)
         timeout_s = job.tool_timeout_s(self.name)
         try:
             async with asyncio.timeout(timeout_s):
                 reply = await complete(config, question.messages, task_id=job.task.id)
         except TimeoutError:
             reason = f"no answer from {config.endpoint} within {timeout_s:.1f} s"
-            return ToolOutput(run=record("timeout", version=config.model, reason=reason, **common))
+            run = tool_run("timeout", reason, version=config.model, command=command, files_analyzed=asked)
+            return ToolOutput(run=run)
         except ChatError as error:
-            return ToolOutput(run=record("failed", version=config.model, reason=str(error), **common))
+            run = tool_run("failed", str(error), version=config.model, command=command, files_analyzed=asked)
+            return ToolOutput(run=run)
         raw = _raw_output(config, question.messages, reply)
         metrics = {
             "model": reply.model,
@@ -175,13 +178,19 @@ class ModelReview:
             **_source_metrics(sources, question.messages),
         }
         try:
-            verdict = question.judge(decode_review(reply.content))
+            outcome = question.judge(decode_review(reply.content))
         except ReviewError as error:
             cut = reply.finish_reason == "length"  # a common cause of broken JSON, worth saying
-            verdict = ReviewOutcome(problem=f"{error}{LENGTH_HINT if cut else ''}")
-        metrics |= verdict.metrics
-        if verdict.problem is not None:
-            run = record("failed", version=reply.model, reason=verdict.problem, **common)
+            outcome = ReviewOutcome(problem=f"{error}{LENGTH_HINT if cut else ''}")
+        metrics |= outcome.metrics
+        if outcome.problem is not None:
+            run = tool_run("failed", outcome.problem, version=reply.model, command=command, files_analyzed=asked)
             return ToolOutput(run=run, raw_output=raw, metrics=metrics)
-        run = record("success", version=reply.model, findings_count=len(verdict.findings), **common)
-        return ToolOutput(run=run, findings=verdict.findings, raw_output=raw, metrics=metrics)
+        run = tool_run(
+            "success",
+            version=reply.model,
+            command=command,
+            files_analyzed=asked,
+            findings_count=len(outcome.findings),
+        )
+        return ToolOutput(run=run, findings=outcome.findings, raw_output=raw, metrics=metrics)

@@ -18,9 +18,8 @@ from pathlib import Path
 
 import msgspec
 
-DEFAULT_BUDGET_CHARS = 60_000
-MIN_BUDGET_CHARS = 1_000
-MAX_BUDGET_CHARS = 1_000_000
+from shared.options import DEFAULT_BUDGET_CHARS
+
 MAX_FILE_BYTES = 512 * 1024
 MAX_FILES = 300  # a generated app has a handful; a bigger tree is not what we were asked to review
 

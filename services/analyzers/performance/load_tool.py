@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
 import httpx
 import msgspec
@@ -17,7 +16,7 @@ import msgspec
 from services.analyzers.base.job import Job
 from services.analyzers.base.tool import ToolOutput
 from services.analyzers.performance.load import Samples, generate_load
-from services.analyzers.performance.options import MAX_PATHS, LoadOptions, capped, ceilings, load_options
+from services.analyzers.performance.options import LoadOptions, capped, ceilings, load_options
 from services.analyzers.performance.stats import UrlStats, summarize
 from services.analyzers.performance.thresholds import threshold_findings
 from services.analyzers.running_app.client import http_client, join_url
@@ -31,6 +30,7 @@ from services.analyzers.running_app.targets import (
     resolve_targets,
 )
 from shared.findings import ToolRun
+from shared.options import MAX_PATHS
 from shared.protocol import ToolHealth
 
 
@@ -80,16 +80,14 @@ class LoadTool:
     async def health(self) -> ToolHealth:
         return ToolHealth(name=self.name, available=True, version=VERSION)
 
-    def _run(self, **fields: Any) -> ToolRun:
-        return ToolRun(tool=self.name, version=VERSION, **fields)
-
     async def run(self, job: Job) -> ToolOutput:
         started = time.monotonic()
         settings = job.settings
         try:
             options = capped(load_options(job.tool_options(self.name), settings), settings, urls=1)
         except msgspec.ValidationError as error:
-            return ToolOutput(run=self._run(status="failed", reason=f"invalid options.{self.name}: {error}"))
+            reason = f"invalid options.{self.name}: {error}"
+            return ToolOutput(run=ToolRun(tool=self.name, version=VERSION, status="failed", reason=reason))
         urls = resolve_targets(job)
         command = replay_command("performance", self.name, job, urls, msgspec.to_builtins(options))
         async with http_client(
@@ -98,7 +96,9 @@ class LoadTool:
             report = await check_targets(client, urls)
             if not report.reachable:
                 metrics = {"status": UNREACHABLE, "targets": report.metrics()["targets"]}
-                run = self._run(
+                run = ToolRun(
+                    tool=self.name,
+                    version=VERSION,
                     status="skipped",
                     command=command,
                     reason=report.reason(),
@@ -123,7 +123,9 @@ class LoadTool:
             "urls": {url: msgspec.to_builtins(figures) for url, figures in stats.items()},
             "targets": report.metrics()["targets"],
         }
-        run = self._run(
+        run = ToolRun(
+            tool=self.name,
+            version=VERSION,
             status="timeout" if timed_out else "success",
             command=command,
             duration_s=round(time.monotonic() - started, 3),

@@ -1,53 +1,56 @@
-"""The load tool's options: a request's `options.load`, over defaults from the settings (ASSAY_PERF_*), and cut to
-the hard ceilings of one task's load (ASSAY_LOAD_MAX_*), which a request can only lower."""
+"""The load tool's options: a request's `options.load` (decoded with the gateway's type,
+shared/options.LoadToolOptions) over defaults from the settings (ASSAY_PERF_*), and cut to the hard ceilings of
+one task's load (ASSAY_LOAD_MAX_*), which a request can only lower."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Any, TypeVar
 
 import msgspec
 
 from shared.config import Settings
+from shared.options import LoadToolOptions
+from shared.options import Thresholds as ThresholdOptions
 
-MAX_PATHS = 20
-
-
-class Thresholds(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    error_rate: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]  # share of failed requests allowed per URL
-    p99_ms: Annotated[float, msgspec.Meta(gt=0.0)]  # p99 latency allowed per URL
+Number = TypeVar("Number", int, float)
 
 
-class LoadOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    requests: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)]  # per URL
-    concurrency: Annotated[int, msgspec.Meta(ge=1, le=512)]
-    duration_s: Annotated[float, msgspec.Meta(gt=0.0, le=3600.0)]  # per URL, cap on issuing requests
-    timeout_s: Annotated[float, msgspec.Meta(gt=0.0, le=300.0)]  # per request
-    # Paths loaded on every target; None: the backend's GET endpoints from requirements.json, else "/".
-    paths: (
-        Annotated[list[Annotated[str, msgspec.Meta(pattern=r"^/")]], msgspec.Meta(max_length=MAX_PATHS)]
-        | None
-    ) = None
+class Thresholds(msgspec.Struct, frozen=True, kw_only=True):
+    error_rate: float  # share of failed requests allowed per URL
+    p99_ms: float  # p99 latency allowed per URL
+
+
+class LoadOptions(msgspec.Struct, frozen=True, kw_only=True):
+    """What one load run does; the request's values were bounded by LoadToolOptions, the rest are settings."""
+
+    requests: int  # per URL
+    concurrency: int
+    duration_s: float  # per URL, cap on issuing requests
+    timeout_s: float  # per request
+    paths: list[str] | None = None  # None: the backend's GET endpoints from requirements.json, else "/"
     thresholds: Thresholds
 
 
 def load_options(raw: Mapping[str, Any], settings: Settings) -> LoadOptions:
-    """Merge `raw` over the defaults and validate; raises msgspec.ValidationError naming the bad field."""
-    thresholds: Any = {"error_rate": settings.perf_error_rate, "p99_ms": settings.perf_p99_ms}
-    given = raw.get("thresholds")
-    if isinstance(given, Mapping):
-        thresholds = {**thresholds, **given}
-    elif given is not None:
-        thresholds = given  # not a mapping: let validation say so
-    merged = {
-        "requests": settings.perf_requests,
-        "concurrency": settings.perf_concurrency,
-        "duration_s": settings.perf_duration_s,
-        "timeout_s": settings.perf_timeout_s,
-        **{key: value for key, value in raw.items() if key != "thresholds"},
-        "thresholds": thresholds,
-    }
-    return msgspec.convert(merged, LoadOptions)
+    """The request's `options.load` over the defaults; raises msgspec.ValidationError naming the bad field."""
+    given = msgspec.convert(raw, LoadToolOptions)
+    thresholds = given.thresholds or ThresholdOptions()
+    return LoadOptions(
+        requests=_given(given.requests, settings.perf_requests),
+        concurrency=_given(given.concurrency, settings.perf_concurrency),
+        duration_s=_given(given.duration_s, settings.perf_duration_s),
+        timeout_s=_given(given.timeout_s, settings.perf_timeout_s),
+        paths=given.paths,
+        thresholds=Thresholds(
+            error_rate=_given(thresholds.error_rate, settings.perf_error_rate),
+            p99_ms=_given(thresholds.p99_ms, settings.perf_p99_ms),
+        ),
+    )
+
+
+def _given(value: Number | None, default: Number) -> Number:
+    return default if value is None else value
 
 
 def capped(options: LoadOptions, settings: Settings, urls: int) -> LoadOptions:

@@ -1,0 +1,57 @@
+"""The OpenAPI document: Litestar's, with the request bodies described by msgspec's own JSON schema.
+
+Litestar's generator drops constraints the decoder enforces (patterns of list items, bounds of dict values, a
+minimum of 0 on an optional number), so a schema-valid body could still be refused. msgspec derives its schema
+from the same types it decodes with, so the document says exactly what is accepted; the one rule no type holds
+(which tools an analysis type offers, from the catalog the gateway checks against) is added beside it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Litestar
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+
+from services.gateway.schemas import RunRequest, TokenRequest
+from shared.catalog import SERVICES_BY_TYPE, offered_tools
+
+BEARER_SCHEME = "bearer"
+REQUEST_BODIES: tuple[type[msgspec.Struct], ...] = (RunRequest, TokenRequest)
+
+OPENAPI = OpenAPIConfig(
+    title="Assay",
+    version="1",
+    description="Runs analysis tools on generated web apps and reports what they found. Every route but "
+    "`/healthz` and `/readyz` needs `Authorization: Bearer <token>` (`assay token create`).",
+    path="/schema",
+    components=Components(
+        security_schemes={
+            BEARER_SCHEME: SecurityScheme(
+                type="http", scheme="bearer", description="An API token: `assay_<id>_<secret>`"
+            )
+        }
+    ),
+)
+
+
+def exact_request_schemas(app: Litestar) -> None:
+    """Replace the components of the request bodies (and the types they hold) with msgspec's schema."""
+    _refs, components = msgspec.json.schema_components(
+        REQUEST_BODIES, ref_template="#/components/schemas/{name}"
+    )
+    components[RunRequest.__name__]["anyOf"] = [
+        {
+            "properties": {
+                "analysis_type": {"const": kind},
+                "tools": {"type": "array", "items": {"enum": offered_tools(kind)}},
+            }
+        }
+        for kind in SERVICES_BY_TYPE
+    ]
+    document = app.openapi_schema
+    schemas: dict[str, Any] = dict(document.components.schemas or {})
+    schemas.update(components)  # plain dicts: the document serializes them as they are
+    document.components.schemas = schemas

@@ -1,0 +1,15 @@
+"""Why an app could not be run. (Re-parent AppError on shared.errors.AssayError once that root exists.)"""
+
+from __future__ import annotations
+
+
+class AppError(Exception):
+    """An app could not be prepared, started or kept running; the message says why and what to do."""
+
+
+class SandboxUnavailable(AppError):
+    """Apps cannot be run: no bubblewrap, and the unsandboxed mode was not chosen."""
+
+
+class AppNotStarted(AppError):
+    """Preparing or starting the app failed; str() is the task's reason (`app did not start: …`)."""

@@ -1,0 +1,143 @@
+"""The first program inside an app's sandbox (stdlib only: it runs with the app's own Python, not Assay's).
+
+It applies the resource limits to itself, so that every process of the app inherits them; listens on a Unix
+socket per port, in the folder Assay shares with the sandbox, and forwards each connection to 127.0.0.1:<port> in
+the sandbox's own network namespace (the only way in); starts the app's processes; and, when the first of them
+ends, stops the others and exits with its status, saying why on stderr.
+
+Usage: `python inside.py '<spec as JSON>'` with keys `limits`, `forwards`, `processes` and `ending` (the file
+that gets the one-line note of how the app ended), as services/orchestrator/apps/launch.py writes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+from typing import Any
+
+CHUNK = 65536
+LIMITS = {
+    "cpu_s": resource.RLIMIT_CPU,
+    "memory_bytes": resource.RLIMIT_AS,
+    "processes": resource.RLIMIT_NPROC,
+    "open_files": resource.RLIMIT_NOFILE,
+}
+SIGNAL_MEANING = {
+    signal.SIGXCPU: "CPU time limit",
+    signal.SIGKILL: "killed",
+    signal.SIGSEGV: "crashed",
+}
+
+
+def apply_limits(limits: dict[str, int]) -> None:
+    """Hard and soft limits at once: the app cannot raise them again. CPU time gets SIGXCPU at the limit (the
+    reason shows) and SIGKILL a second later, when the hard limit is reached."""
+    for name, value in limits.items():
+        resource.setrlimit(LIMITS[name], (value, value + 1 if name == "cpu_s" else value))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Copy `reader` to `writer` until either side closes (both bridges into a sandbox use it)."""
+    try:
+        while data := await reader.read(CHUNK):
+            writer.write(data)
+            await writer.drain()
+    except (ConnectionError, OSError):
+        pass
+    finally:
+        writer.close()
+
+
+async def _forward(port: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """One connection from the shared socket to the app's port."""
+    try:
+        app_reader, app_writer = await asyncio.open_connection("127.0.0.1", port)
+    except OSError:
+        writer.close()  # the app is not listening (yet): the caller sees the connection closed
+        return
+    await asyncio.gather(pipe(reader, app_writer), pipe(app_reader, writer))
+
+
+def describe(status: int) -> str:
+    """`status 1`, or `signal 24 (CPU time limit)` for a process killed by a signal."""
+    if status >= 0:
+        return f"status {status}"
+    meaning = SIGNAL_MEANING.get(signal.Signals(-status), "")
+    return f"signal {-status}" + (f" ({meaning})" if meaning else "")
+
+
+async def _first_exit(processes: dict[str, subprocess.Popen[bytes]]) -> tuple[str, int]:
+    """The name and status of the first process to end (pidfds: no thread, no polling)."""
+    loop = asyncio.get_running_loop()
+    ended: asyncio.Future[str] = loop.create_future()
+    fds = {name: os.pidfd_open(process.pid) for name, process in processes.items()}
+
+    def on_exit(name: str) -> None:
+        if not ended.done():
+            ended.set_result(name)
+
+    for name, fd in fds.items():
+        loop.add_reader(fd, on_exit, name)
+    name = await ended
+    for fd in fds.values():
+        loop.remove_reader(fd)
+        os.close(fd)
+    return name, processes[name].wait()
+
+
+def _note(path: str, text: str) -> None:
+    """How the app ended, on stderr and in the note Assay reads (the output's tail may be flooded by then)."""
+    print(f"assay-init: {text}", file=sys.stderr, flush=True)
+    with open(path, "w") as note:
+        note.write(text)
+
+
+async def _serve(
+    forwards: list[dict[str, Any]], processes: dict[str, subprocess.Popen[bytes]], ending: str
+) -> int:
+    """Forward the sockets until the first process ends; then stop the others and return that one's status."""
+    servers = []
+    for forward in forwards:
+        port = int(forward["port"])
+
+        async def handle(
+            reader: asyncio.StreamReader, writer: asyncio.StreamWriter, port: int = port
+        ) -> None:
+            await _forward(port, reader, writer)
+
+        servers.append(await asyncio.start_unix_server(handle, path=forward["socket"]))
+    name, status = await _first_exit(processes)
+    _note(ending, f"{name} ended with {describe(status)}")
+    for process in processes.values():
+        if process.poll() is None:
+            process.terminate()
+    for server in servers:
+        server.close()
+    return status if status >= 0 else 128 - status
+
+
+def run(spec: dict[str, Any]) -> int:
+    """Limits first (inherited by everything started after), then the app's processes, then the forwarding."""
+    apply_limits(spec["limits"])
+    processes: dict[str, subprocess.Popen[bytes]] = {}
+    for item in spec["processes"]:
+        try:
+            processes[item["name"]] = subprocess.Popen(item["argv"], cwd=item["cwd"], env=item["env"])
+        except OSError as error:
+            _note(spec["ending"], f"{item['name']} could not be started: {error}")
+            return 127
+    return asyncio.run(_serve(spec["forwards"], processes, spec["ending"]))
+
+
+def main() -> None:
+    sys.exit(run(json.loads(sys.argv[1])))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,287 @@
+"""Starting a prepared app in its sandbox on ports Assay chose, waiting until it answers, and stopping it.
+
+Inside the sandbox, inside.py applies the limits, forwards a Unix socket per port to the app and starts the app's
+processes; outside, a loopback port per process is forwarded to that socket (forwarder.py). The sandbox runs in its
+own process group: stopping it stops everything in it, and bwrap's --die-with-parent ends it with the orchestrator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from services.orchestrator.apps import inside
+from services.orchestrator.apps.errors import AppNotStarted
+from services.orchestrator.apps.forwarder import start_forwarder
+from services.orchestrator.apps.prepare import Prepared
+from services.orchestrator.apps.sandbox import (
+    APP_ROOT,
+    INIT_PATH,
+    SHARED_ROOT,
+    VENV_ROOT,
+    Mounts,
+    bwrap_argv,
+    hand_over,
+)
+from shared.app_run import SandboxSettings
+from shared.natsd import free_port
+from shared.process_groups import stop_group
+
+BACKEND_FILES = ("app.py", "main.py", "server.py", "run.py", "wsgi.py")
+NODE_BACKEND_FILES = ("server.js", "index.js", "app.js", "main.js")
+STATIC_FOLDERS = ("dist", "build", ".")
+STOP_GRACE_S = 3.0
+OUTPUT_TAIL = 4000
+POLL_S = 0.2
+ENDING_NOTE = "ended"
+GONE_WAIT_S = 10.0
+
+
+@dataclass(frozen=True)
+class LaunchConfig:
+    settings: SandboxSettings
+    python: str  # used for the frontend's static server and the init when the app has no virtualenv
+    start_timeout_s: float
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where the app's parts are as the app sees them: fixed paths in the sandbox, host paths without it."""
+
+    app: str
+    venv: str | None
+    init: str
+    shared: str
+    tmp: str
+
+
+@dataclass
+class Launched:
+    """A started sandbox: its process, the forwarders into it, and what it runs."""
+
+    process: asyncio.subprocess.Process
+    command: list[str]
+    processes: dict[str, list[str]]
+    urls: dict[str, str]
+    output: Path
+    ending: Path  # the note inside.py leaves of how the app ended
+    forwarders: list[asyncio.Server] = field(default_factory=list)
+
+    def port_variables(self) -> dict[str, int]:
+        """BACKEND_PORT / FRONTEND_PORT of what runs, as the app's .env would name them."""
+        return {f"{name.upper()}_PORT": int(url.rsplit(":", 1)[1]) for name, url in self.urls.items()}
+
+
+def _layout(sandboxed: bool, prepared: Prepared, run_dir: Path) -> Layout:
+    if sandboxed:
+        return Layout(APP_ROOT, VENV_ROOT if prepared.venv else None, INIT_PATH, SHARED_ROOT, "/tmp")
+    venv = str(prepared.venv) if prepared.venv else None
+    return Layout(str(prepared.copy), venv, inside.__file__, str(run_dir / "shared"), str(run_dir / "tmp"))
+
+
+def _commands(
+    copy: Path, layout: Layout, python: str, ports: dict[str, int]
+) -> dict[str, tuple[list[str], str]]:
+    """name → (argv, working folder) as seen by the app, for the backend and a frontend that needs no build."""
+    app_python = f"{layout.venv}/bin/python" if layout.venv else python
+    commands: dict[str, tuple[list[str], str]] = {}
+    backend = copy / "backend"
+    node = shutil.which("node")
+    for name in BACKEND_FILES:
+        if (backend / name).is_file():
+            commands["backend"] = ([app_python, name], f"{layout.app}/backend")
+            break
+    else:
+        for name in NODE_BACKEND_FILES:
+            if node and (backend / name).is_file():
+                commands["backend"] = ([node, name], f"{layout.app}/backend")
+                break
+    for folder in STATIC_FOLDERS:
+        if (copy / "frontend" / folder / "index.html").is_file():
+            served = f"{layout.app}/frontend/{folder}".removesuffix("/.")
+            port = str(ports["frontend"])
+            argv = [python, "-m", "http.server", port, "--bind", "127.0.0.1", "--directory", served]
+            commands["frontend"] = (argv, served)
+            break
+    return commands
+
+
+def _env(layout: Layout, ports: dict[str, int], own: str) -> dict[str, str]:
+    return {
+        "PATH": f"{layout.venv}/bin:/usr/local/bin:/usr/bin:/bin"
+        if layout.venv
+        else "/usr/local/bin:/usr/bin:/bin",
+        "HOME": layout.tmp,
+        "TMPDIR": layout.tmp,
+        "LANG": "C.UTF-8",
+        "PYTHONUNBUFFERED": "1",
+        "HOST": "127.0.0.1",
+        "PORT": str(ports[own]),
+        "BACKEND_PORT": str(ports["backend"]),
+        "FRONTEND_PORT": str(ports["frontend"]),
+    }
+
+
+def _write_ports(copy: Path, ports: dict[str, int]) -> None:
+    """The copy's .env names Assay's ports, for apps that read the file rather than the environment."""
+    env_file = copy / ".env"
+    lines = env_file.read_text(errors="replace").splitlines() if env_file.is_file() else []
+    wanted = {"BACKEND_PORT": ports["backend"], "FRONTEND_PORT": ports["frontend"]}
+    kept = [line for line in lines if line.partition("=")[0].strip().removeprefix("export ") not in wanted]
+    env_file.write_text("\n".join([*kept, *(f"{key}={value}" for key, value in wanted.items())]) + "\n")
+
+
+def _set_up_run(run_dir: Path, copy: Path, ports: dict[str, int]) -> None:
+    """The run's shared and temporary folders (the sandbox user's), and Assay's ports in the copy's .env."""
+    for folder in (run_dir / "shared", run_dir / "tmp"):
+        folder.mkdir(parents=True, exist_ok=True)
+        hand_over(folder)
+    _write_ports(copy, ports)
+
+
+async def launch(config: LaunchConfig, prepared: Prepared, run_dir: Path) -> Launched:
+    """Start the app's sandbox and forwarders; AppNotStarted when there is nothing to start."""
+    sandboxed = config.settings.mode == "bwrap"
+    layout = _layout(sandboxed, prepared, run_dir)
+    ports = {"backend": free_port(), "frontend": free_port()}
+    found = await asyncio.to_thread(_commands, prepared.copy, layout, config.python, ports)
+    if "backend" not in found:
+        looked = ", ".join(BACKEND_FILES + NODE_BACKEND_FILES)
+        raise AppNotStarted(f"app did not start: no backend to start in backend/ (looked for {looked})")
+    shared = run_dir / "shared"
+    await asyncio.to_thread(_set_up_run, run_dir, prepared.copy, ports)
+    spec = {
+        "limits": {
+            "cpu_s": config.settings.cpu_s,
+            "memory_bytes": config.settings.memory_mb * 1024 * 1024,
+            "processes": config.settings.processes,
+            "open_files": config.settings.open_files,
+        },
+        "forwards": [{"socket": f"{layout.shared}/{name}.sock", "port": ports[name]} for name in found]
+        if sandboxed
+        else [],
+        "ending": f"{layout.shared}/{ENDING_NOTE}",
+        "processes": [
+            {"name": name, "argv": argv, "cwd": cwd, "env": _env(layout, ports, name)}
+            for name, (argv, cwd) in found.items()
+        ],
+    }
+    init_python = f"{layout.venv}/bin/python" if layout.venv else config.python
+    command = [init_python, layout.init, json.dumps(spec)]
+    if sandboxed:
+        ro_binds = {Path(inside.__file__): INIT_PATH}
+        if prepared.venv:
+            ro_binds[prepared.venv] = VENV_ROOT
+        binds = {prepared.copy: APP_ROOT, shared: SHARED_ROOT}
+        if prepared.node_modules:
+            ro_binds[prepared.node_modules] = f"{APP_ROOT}/frontend/node_modules"
+        command = bwrap_argv(
+            Mounts(binds=binds, ro_binds=ro_binds), network=False, chdir=APP_ROOT, command=command
+        )
+    output = run_dir / "output.log"
+    sink = await asyncio.to_thread(output.open, "wb")
+    try:
+        process = await asyncio.create_subprocess_exec(
+            *command,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=sink,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+            env={"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"},
+        )
+    finally:
+        sink.close()  # the sandbox holds its own copy of the descriptor
+    launched = Launched(
+        process=process,
+        command=command,
+        processes={name: argv for name, (argv, _) in found.items()},
+        urls={name: f"http://127.0.0.1:{ports[name]}" for name in found},
+        output=output,
+        ending=shared / ENDING_NOTE,
+    )
+    if sandboxed:
+        try:
+            for name in found:
+                launched.forwarders.append(await start_forwarder(ports[name], shared / f"{name}.sock"))
+        except OSError as error:  # the port was taken meanwhile: nothing may be left running
+            await stop(launched)
+            raise AppNotStarted(f"app did not start: its port could not be forwarded: {error}") from error
+    return launched
+
+
+def output_tail(launched: Launched) -> str:
+    """The last part of what the app printed."""
+    try:
+        data = launched.output.read_bytes()
+    except OSError:
+        return ""
+    return data[-OUTPUT_TAIL:].decode(errors="replace")
+
+
+def exit_reason(launched: Launched) -> str:
+    """Why the sandbox ended, as inside.py noted it (`backend ended with status 1`), else its own exit status."""
+    try:
+        return launched.ending.read_text(errors="replace").strip()[:300]
+    except OSError:
+        return f"the sandbox exited with status {launched.process.returncode}"
+
+
+def _last_words(tail: str) -> str:
+    """` (last output: MemoryError)`: the app's last line of output before inside.py's own, if any."""
+    lines = [
+        line.strip() for line in tail.splitlines() if line.strip() and not line.startswith("assay-init: ")
+    ]
+    return f" (last output: {lines[-1][:300]})" if lines else ""
+
+
+async def wait_ready(config: LaunchConfig, launched: Launched) -> None:
+    """Until every URL answers (any HTTP status); AppNotStarted when the app exits or the start timeout passes."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + config.start_timeout_s
+    pending = dict(launched.urls)
+    async with httpx.AsyncClient(timeout=2.0, trust_env=False) as client:
+        while pending:
+            if launched.process.returncode is not None:
+                tail = await asyncio.to_thread(output_tail, launched)
+                reason = await asyncio.to_thread(exit_reason, launched)
+                raise AppNotStarted(f"app did not start: {reason}{_last_words(tail)}")
+            if loop.time() > deadline:
+                raise AppNotStarted(
+                    f"app did not start: {', '.join(pending.values())} did not answer within "
+                    f"{config.start_timeout_s:g} s (ASSAY_APP_START_TIMEOUT_S)"
+                )
+            for name, url in list(pending.items()):
+                try:
+                    await client.get(url)
+                    del pending[name]
+                except httpx.HTTPError:
+                    pass
+            if pending:
+                await asyncio.sleep(POLL_S)
+
+
+async def stop(launched: Launched) -> None:
+    """Stop the sandbox's whole process group and the forwarders; nothing of the app is left running."""
+    for server in launched.forwarders:
+        server.close()
+    await stop_group(launched.process, STOP_GRACE_S)
+    await _group_gone(launched.process.pid)
+
+
+async def _group_gone(pgid: int) -> None:
+    """Until the last member of the group has exited. The sandbox's own init is one: it is reaped only after every
+    process of its pid namespace is gone, so an empty group means nothing of the app is left."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + GONE_WAIT_S
+    while loop.time() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        await asyncio.sleep(0.02)

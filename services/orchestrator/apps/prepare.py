@@ -1,0 +1,199 @@
+"""Preparing an app to run: its own copy, and the dependencies it needs, each prepared once per content hash.
+
+A virtualenv is built from `backend/requirements.txt` inside a sandbox that has the network for that step only:
+wheels first (`--only-binary :all:`, so no package's setup code runs), source packages only when that fails (their
+setup code then runs confined too). A frontend's `node_modules` comes from `npm ci` (`npm install` without a lock
+file) with `--ignore-scripts`, where npm exists. Both are kept under the cache folder by hash of what they are
+built from, built in a temporary folder and renamed into place, so parallel runs and replicas never see half of one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import secrets
+import shutil
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from services.analyzers.base.process import ProcessOutcome, run_process
+from services.orchestrator.apps.errors import AppNotStarted
+from services.orchestrator.apps.sandbox import VENV_ROOT, Mounts, bwrap_argv, hand_over
+
+SKIPPED_FOLDERS = frozenset({"node_modules", ".venv", "venv", "__pycache__", ".git"})
+READY_MARK = ".assay-ready"
+LOG_TAIL = 4000
+_locks: dict[str, asyncio.Lock] = {}
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    sandboxed: bool
+    python: str  # the interpreter the virtualenvs are made with (visible inside the sandbox)
+    cache_dir: Path
+    timeout_s: float
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The app's own copy and what it was given: a virtualenv and node_modules when it needed them."""
+
+    copy: Path
+    source_hash: str
+    venv: Path | None
+    node_modules: Path | None
+    log: str
+
+
+def _files(app: Path) -> list[Path]:
+    found: list[Path] = []
+    for folder, dirs, files in os.walk(app):
+        dirs[:] = sorted(name for name in dirs if name not in SKIPPED_FOLDERS)
+        found += [Path(folder, name) for name in sorted(files)]
+    return [path for path in found if path.is_file() and not path.is_symlink()]
+
+
+def source_hash(app: Path) -> str:
+    """sha256 over every file's relative path and bytes (dependency folders left out)."""
+    digest = hashlib.sha256()
+    for path in _files(app):
+        digest.update(path.relative_to(app).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def copy_app(app: Path, copy: Path) -> None:
+    """A fresh copy of the app's files (no symlinks, no dependency folders), owned by the sandbox user."""
+    for path in _files(app):
+        target = copy / path.relative_to(app)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+    copy.mkdir(parents=True, exist_ok=True)
+    hand_over(copy)
+
+
+def _hash_of(*paths: Path) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.name.encode() + b"\0" + (path.read_bytes() if path.is_file() else b"") + b"\0")
+    return digest.hexdigest()[:24]
+
+
+def _pip_env() -> dict[str, str]:
+    """What the preparation steps see: a minimal environment plus the operator's pip settings (index, wheels)."""
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8"}
+    env.update({name: value for name, value in os.environ.items() if name.startswith("PIP_")})
+    return env
+
+
+def _outcome_log(step: str, outcome: ProcessOutcome) -> str:
+    ending = "timed out" if outcome.timed_out else f"exit {outcome.exit_code}"
+    return f"$ {' '.join(outcome.argv)}\n{outcome.stdout}{outcome.stderr}[{step}: {ending}, {outcome.duration_s} s]\n"
+
+
+async def _step(
+    config: PrepareConfig, mounts: Mounts, command: list[str], cwd: str, log: list[str], step: str
+) -> bool:
+    """One preparation command, sandboxed with the network; its output goes to the log. True on success."""
+    argv = bwrap_argv(mounts, network=True, chdir=cwd, command=command) if config.sandboxed else command
+    outcome = await run_process(argv, timeout_s=config.timeout_s, env=_pip_env())
+    log.append(_outcome_log(step, outcome))
+    return outcome.exit_code == 0
+
+
+async def _cached(
+    key: str, cache_dir: Path, build: Callable[[Path], Awaitable[None]], log: list[str]
+) -> Path:
+    """The folder `cache_dir/key`, built once by `build` into a temporary folder and renamed into place."""
+    final = cache_dir / key
+    async with _locks.setdefault(key, asyncio.Lock()):
+        if (final / READY_MARK).exists():
+            log.append(f"[{key}: reused from the cache]\n")
+            return final
+        building = cache_dir / f".{key}.tmp-{secrets.token_hex(4)}"
+        await asyncio.to_thread(building.mkdir, parents=True)
+        await asyncio.to_thread(hand_over, building)
+        try:
+            await build(building)
+            await asyncio.to_thread((building / READY_MARK).touch)
+            try:
+                await asyncio.to_thread(building.rename, final)
+            except OSError:  # another replica got there first: theirs is as good
+                await asyncio.to_thread(shutil.rmtree, building, True)
+        except BaseException:
+            await asyncio.to_thread(shutil.rmtree, building, True)
+            raise
+    return final
+
+
+async def _venv(config: PrepareConfig, requirements: Path, log: list[str]) -> Path:
+    key = f"venv-{_hash_of(requirements)}-{hashlib.sha256(config.python.encode()).hexdigest()[:8]}"
+
+    async def build(folder: Path) -> None:
+        inside = VENV_ROOT if config.sandboxed else str(folder)
+        reqs = "/assay/requirements.txt" if config.sandboxed else str(requirements)
+        mounts = Mounts(binds={folder: VENV_ROOT}, ro_binds={requirements: "/assay/requirements.txt"})
+        pip = [f"{inside}/bin/python", "-m", "pip", "install", "--no-input", "--disable-pip-version-check"]
+        if not await _step(config, mounts, [config.python, "-m", "venv", inside], "/tmp", log, "venv"):
+            raise AppNotStarted(f"app did not start: creating its virtualenv failed\n{_tail(log)}")
+        if await _step(config, mounts, [*pip, "--only-binary", ":all:", "-r", reqs], "/tmp", log, "wheels"):
+            return
+        log.append("[not every requirement has a wheel: installing from source, inside the sandbox]\n")
+        if not await _step(config, mounts, [*pip, "-r", reqs], "/tmp", log, "pip"):
+            raise AppNotStarted(
+                f"app did not start: installing backend/requirements.txt failed\n{_tail(log)}"
+            )
+
+    return await _cached(key, config.cache_dir, build, log)
+
+
+def _wants_npm(frontend: Path) -> bool:
+    try:
+        package = json.loads((frontend / "package.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(package, dict) and bool(package.get("dependencies") or package.get("devDependencies"))
+
+
+async def _node_modules(config: PrepareConfig, frontend: Path, log: list[str]) -> Path:
+    lock = frontend / "package-lock.json"
+    key = f"node-{_hash_of(frontend / 'package.json', lock)}"
+
+    async def build(folder: Path) -> None:
+        for name in ("package.json", "package-lock.json"):
+            if (frontend / name).is_file():
+                await asyncio.to_thread(shutil.copyfile, frontend / name, folder / name)
+        await asyncio.to_thread(hand_over, folder)
+        inside = "/build" if config.sandboxed else str(folder)
+        verb = ["ci"] if lock.is_file() else ["install"]
+        npm = [shutil.which("npm") or "npm", *verb, "--ignore-scripts", "--no-audit", "--no-fund"]
+        if not await _step(config, Mounts(binds={folder: "/build"}), npm, inside, log, "npm"):
+            raise AppNotStarted(
+                f"app did not start: {' '.join(npm[:2])} for its frontend failed\n{_tail(log)}"
+            )
+
+    return await _cached(key, config.cache_dir, build, log) / "node_modules"
+
+
+def _tail(log: list[str]) -> str:
+    return "".join(log)[-LOG_TAIL:]
+
+
+async def prepare(config: PrepareConfig, app: Path, copy: Path) -> Prepared:
+    """Copy `app` to `copy`, and give it what it needs; AppNotStarted with the log's tail when a step fails."""
+    log: list[str] = []
+    digest = await asyncio.to_thread(source_hash, app)
+    await asyncio.to_thread(copy_app, app, copy)
+    requirements = copy / "backend" / "requirements.txt"
+    venv = await _venv(config, requirements, log) if requirements.is_file() else None
+    frontend = copy / "frontend"
+    node_modules = None
+    if _wants_npm(frontend):
+        if shutil.which("npm") is None:
+            log.append("[npm is not installed: the frontend's dependencies were not installed]\n")
+        else:
+            node_modules = await _node_modules(config, frontend, log)
+    return Prepared(copy=copy, source_hash=digest, venv=venv, node_modules=node_modules, log=_tail(log))

@@ -1,0 +1,201 @@
+"""The app runner: for an analysis that needs the app running (and names no target URLs), prepare the app, start
+it in its sandbox, hand its URLs to the analysis, and stop it when the analysis ends, fails or is cancelled.
+
+At most `ASSAY_APP_CONCURRENCY` apps run at once per orchestrator (a budget later shared by batches); each run has
+its own folder under `<var>/apps/runs/`, its own copy of the app and its own ports. What happened is kept in an
+`AppRun` record (for `services/app.json`) and in an `app.run` span of the task's trace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import shutil
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+from opentelemetry import trace
+from opentelemetry.trace import Status, StatusCode
+
+from services.orchestrator.apps.errors import AppError, AppNotStarted, SandboxUnavailable
+from services.orchestrator.apps.launch import (
+    LaunchConfig,
+    Launched,
+    exit_reason,
+    launch,
+    output_tail,
+    stop,
+    wait_ready,
+)
+from services.orchestrator.apps.prepare import PrepareConfig, prepare
+from services.orchestrator.apps.sandbox import APP_ROOT, check_available, make_reachable
+from shared.app_run import AppRun, SandboxSettings
+from shared.catalog import plan
+from shared.config import Settings
+from shared.messages import AnalysisRequest, utcnow
+from shared.paths import app_dir
+from shared.tracing import TASK_ID_ATTRIBUTE
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer("services.orchestrator")
+
+RUNNING_APP_SERVICES = frozenset({"dynamic", "performance"})
+
+
+@dataclass
+class AppSlot:
+    """Where the runner leaves the record of a task's app run, for the task's terminal event."""
+
+    record: AppRun | None = None
+
+
+def sandbox_settings(settings: Settings) -> SandboxSettings:
+    sandboxed = settings.app_sandbox == "bwrap"
+    return SandboxSettings(
+        mode=settings.app_sandbox,
+        network="own namespace, loopback only; reached through Assay's forwarded ports"
+        if sandboxed
+        else "the machine's (unsandboxed)",
+        writable=[APP_ROOT, "/tmp (private)"]
+        if sandboxed
+        else ["everything the orchestrator's user may write"],
+        hidden="all but /usr, /etc, /opt and the app: no results, database, var/ or home folders"
+        if sandboxed
+        else "nothing (unsandboxed)",
+        cpu_s=settings.app_cpu_s,
+        memory_mb=settings.app_memory_mb,
+        processes=settings.app_processes,
+        open_files=settings.app_open_files,
+        wall_s=settings.app_wall_s,
+    )
+
+
+class AppRunner:
+    """Runs the apps of one orchestrator replica, at most `settings.app_concurrency` at once."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.apps_dir = settings.apps_dir
+        self.work_dir = settings.app_work_dir
+        self.runs_dir = settings.app_work_dir / "runs"
+        self.sandbox = sandbox_settings(settings)
+        self.budget = asyncio.Semaphore(max(1, settings.app_concurrency))
+        self.prepare_config = PrepareConfig(
+            sandboxed=settings.app_sandbox == "bwrap",
+            python=settings.app_python,
+            cache_dir=settings.app_work_dir / "cache",
+            timeout_s=settings.app_prepare_timeout_s,
+        )
+        self.launch_config = LaunchConfig(
+            settings=self.sandbox, python=settings.app_python, start_timeout_s=settings.app_start_timeout_s
+        )
+        if settings.app_sandbox == "off":
+            log.warning("ASSAY_APP_SANDBOX=off: apps run UNSANDBOXED, with this user's rights and network")
+        try:
+            check_available(settings.app_sandbox)
+        except SandboxUnavailable as error:
+            log.error("%s; analyses that need a running app will fail", error)
+
+    def needed(self, request: AnalysisRequest) -> bool:
+        """Whether the request needs the app running and leaves it to Assay (names no target URLs)."""
+        if request.target_urls:
+            return False
+        return bool(RUNNING_APP_SERVICES & set(plan(request.task.analysis_type, request.tools)))
+
+    async def run(
+        self,
+        request: AnalysisRequest,
+        slot: AppSlot,
+        analyze: Callable[[AnalysisRequest, dict[str, int]], Awaitable[None]],
+    ) -> None:
+        """`analyze(request with the app's URLs, its BACKEND_PORT/FRONTEND_PORT)` while the app runs; AppNotStarted
+        when it cannot be started.
+
+        The app is stopped however `analyze` ends (cancellation included) and `slot.record` says what happened."""
+        check_available(self.sandbox.mode)
+        await asyncio.to_thread(make_reachable, self.work_dir)
+        async with self.budget:
+            run_id = secrets.token_hex(6)
+            run_dir = self.runs_dir / f"{request.task.id}-{run_id}"
+            attributes = {TASK_ID_ATTRIBUTE: request.task.id, "assay.app.run_id": run_id}
+            with tracer.start_as_current_span("app.run", attributes=attributes) as span:
+                span.set_attribute("assay.app.sandbox", self.sandbox.mode)
+                try:
+                    await self._run(request, run_id, run_dir, slot, analyze)
+                except AppNotStarted as error:
+                    span.set_status(Status(StatusCode.ERROR, str(error).splitlines()[0]))
+                    raise
+                finally:
+                    if slot.record is not None:
+                        span.set_attribute("assay.app.source_hash", slot.record.source_hash)
+                        span.set_attribute("assay.app.exit_status", slot.record.exit_status or 0)
+                        span.set_attribute("assay.app.ended", slot.record.ended)
+                    await asyncio.to_thread(shutil.rmtree, run_dir, True)
+
+    async def _run(
+        self,
+        request: AnalysisRequest,
+        run_id: str,
+        run_dir: Path,
+        slot: AppSlot,
+        analyze: Callable[[AnalysisRequest, dict[str, int]], Awaitable[None]],
+    ) -> None:
+        extra = {"task_id": request.task.id}
+        record = AppRun(run_id=run_id, source_hash="", sandbox=self.sandbox, command=[])
+        try:
+            source = app_dir(self.apps_dir, request.task.model_slug, request.task.app_number)
+            if not await asyncio.to_thread(source.is_dir):
+                raise AppNotStarted(f"app did not start: {source} does not exist")
+            with tracer.start_as_current_span("app.prepare"):
+                prepared = await prepare(self.prepare_config, source, run_dir / "app")
+            record = msgspec.structs.replace(
+                record, source_hash=prepared.source_hash, prepare_log=prepared.log
+            )
+            with tracer.start_as_current_span("app.start"):
+                launched = await launch(self.launch_config, prepared, run_dir)
+        except (AppNotStarted, OSError) as error:
+            reason = str(error) if isinstance(error, AppNotStarted) else f"app did not start: {error}"
+            slot.record = msgspec.structs.replace(record, error=reason.splitlines()[0])
+            raise AppNotStarted(reason) from error
+        record = msgspec.structs.replace(
+            record,
+            command=launched.command,
+            processes=launched.processes,
+            urls=launched.urls,
+            started_at=utcnow(),
+        )
+        try:
+            try:
+                await wait_ready(self.launch_config, launched)
+            except AppNotStarted as error:
+                record = msgspec.structs.replace(record, error=str(error).splitlines()[0])
+                raise
+            log.info("app %s answers at %s", run_id, ", ".join(launched.urls.values()), extra=extra)
+            urls = list(launched.urls.values())  # the backend first: analyzers take the first as the API
+            async with asyncio.timeout(self.sandbox.wall_s):
+                await analyze(msgspec.structs.replace(request, target_urls=urls), launched.port_variables())
+        except TimeoutError:
+            reason = f"app stopped: its wall time of {self.sandbox.wall_s:g} s (ASSAY_APP_WALL_S) ran out"
+            record = msgspec.structs.replace(record, error=reason)
+            raise AppError(reason) from None
+        finally:
+            slot.record = await self._stopped(record, launched)
+
+    async def _stopped(self, record: AppRun, launched: Launched) -> AppRun:
+        died = launched.process.returncode is not None
+        await stop(launched)
+        tail = await asyncio.to_thread(output_tail, launched)
+        ended = "stopped by Assay" if not died else await asyncio.to_thread(exit_reason, launched)
+        error = record.error
+        if died and error is None:
+            error = f"app stopped during the analysis: {ended}"
+        return msgspec.structs.replace(
+            record,
+            stopped_at=utcnow(),
+            exit_status=launched.process.returncode,
+            ended=ended,
+            output_tail=tail,
+            error=error,
+        )

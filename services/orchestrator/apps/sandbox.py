@@ -1,0 +1,110 @@
+"""The bubblewrap command line that confines an app: a read-only system, its own writable copy, a private /tmp,
+its own network namespace, no view of anything else on the machine.
+
+The sandbox's root is an empty tmpfs into which only the system folders are bound read-only (so the results, the
+database, `var/` and every home folder simply do not exist inside); the app's copy is bound writable at /app, its
+virtualenv read-only at /venv, and a folder shared with Assay at /assay/shared (forwarding sockets, the ending note). With `network=False` the
+sandbox gets a network namespace of its own with only a loopback device: nothing on the machine or beyond is
+reachable, and the probes come in through the Unix sockets (see inside.py and forwarder.py). bwrap sets
+no_new_privs; as root, Assay first drops to an unprivileged user (`setpriv`), so that the process limit holds.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from services.orchestrator.apps.errors import AppNotStarted, SandboxUnavailable
+
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc", "/opt")
+SANDBOX_UID = 65534  # nobody: the app runs as an ordinary user of the machine, never as root
+APP_ROOT = "/app"
+VENV_ROOT = "/venv"
+INIT_PATH = "/assay/init.py"
+SHARED_ROOT = "/assay/shared"  # forwarding sockets, and the note of how the app ended
+
+
+@dataclass(frozen=True)
+class Mounts:
+    """Host folders given to a sandbox: writable (`binds`) and read-only (`ro_binds`), host path → inside path."""
+
+    binds: dict[Path, str] = field(default_factory=dict)
+    ro_binds: dict[Path, str] = field(default_factory=dict)
+
+
+def bwrap_path() -> str | None:
+    """The bubblewrap binary, or None when it is not installed."""
+    return shutil.which("bwrap")
+
+
+def check_available(mode: str) -> None:
+    """Raise SandboxUnavailable with what to do when `mode` is `bwrap` and bubblewrap is missing."""
+    if mode == "bwrap" and bwrap_path() is None:
+        raise SandboxUnavailable(
+            "bubblewrap (bwrap) is not installed, so Assay refuses to run apps: install it "
+            "(`apt-get install bubblewrap`), or set ASSAY_APP_SANDBOX=off to run apps unsandboxed (unsafe)"
+        )
+
+
+def _system_binds() -> list[str]:
+    args: list[str] = []
+    for folder in SYSTEM_DIRS:
+        path = Path(folder)
+        if path.is_symlink():  # merged /usr: /bin -> usr/bin
+            args += ["--symlink", os.readlink(path), folder]
+        elif path.is_dir():
+            args += ["--ro-bind", folder, folder]
+    return args
+
+
+def owner_prefix() -> list[str]:
+    """As root: drop to the sandbox user before bwrap (capabilities and groups go too). Otherwise nothing."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv") or "setpriv"
+    uid = str(SANDBOX_UID)
+    return [setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--"]
+
+
+def make_reachable(work_dir: Path) -> None:
+    """Create the work folder (searchable, not listable, by others) and check the sandbox user can reach it.
+
+    bwrap sets the sandbox up as that user, so every folder above the copies and venvs must be searchable by
+    others; AppNotStarted saying which one is not (a home folder, a private temporary folder)."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0:
+        return
+    work_dir.chmod(0o711)
+    for folder in work_dir.resolve().parents:
+        if not folder.stat().st_mode & 0o001:
+            raise AppNotStarted(
+                f"app did not start: the sandbox user (uid {SANDBOX_UID}) cannot reach {work_dir}: {folder} is "
+                "not searchable by others; set ASSAY_APP_WORK_DIR to a folder it can reach (e.g. /var/tmp/assay-apps)"
+            )
+
+
+def hand_over(path: Path) -> None:
+    """Make `path` (a fresh folder tree) the sandbox user's, so the app can write its own copy and nothing else."""
+    if os.geteuid() != 0:
+        return
+    for folder, dirs, files in os.walk(path):
+        os.chown(folder, SANDBOX_UID, SANDBOX_UID)
+        for name in dirs + files:
+            os.chown(os.path.join(folder, name), SANDBOX_UID, SANDBOX_UID, follow_symlinks=False)
+
+
+def bwrap_argv(mounts: Mounts, *, network: bool, chdir: str, command: list[str]) -> list[str]:
+    """The full argv: owner prefix, bwrap with its options, then `command` run inside."""
+    args = [*owner_prefix(), bwrap_path() or "bwrap", "--unshare-all"]
+    if network:
+        args.append("--share-net")
+    args += ["--die-with-parent", *_system_binds(), "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    binds = [("--ro-bind", host, inside) for host, inside in mounts.ro_binds.items()]
+    binds += [("--bind", host, inside) for host, inside in mounts.binds.items()]
+    # A folder before what is bound inside it (the copy at /app before its node_modules), or it would hide it.
+    for option, host, inside in sorted(binds, key=lambda bind: bind[2].count("/")):
+        args += [option, str(host), inside]
+    args += ["--remount-ro", "/", "--chdir", chdir, "--", *command]  # the root itself is read-only too
+    return args
