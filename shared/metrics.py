@@ -38,6 +38,7 @@ SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 
 SIZE_BUCKETS = (256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 POLL_INTERVAL_S = 10.0
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"})
 
 _meter = metrics.get_meter("assay")
 
@@ -182,11 +183,15 @@ async def metrics_listener(host: str, port: int | None) -> AsyncIterator[None]:
 
 
 def record_http_request(method: str, route: str, status: int, duration_s: float) -> None:
-    """One HTTP request served, by route template (never the raw path: ids would make unbounded series)."""
-    _http_duration.record(
-        duration_s,
-        {"http.request.method": method, "http.route": route, "http.response.status_code": status},
-    )
+    """One HTTP request served, by route template; a request that matched no route ("" here) has no `http.route`,
+    so raw paths (ids, probes for random URLs) never become series of their own."""
+    attributes: dict[str, str | int] = {
+        "http.request.method": method if method in HTTP_METHODS else "_OTHER",
+        "http.response.status_code": status,
+    }
+    if route:
+        attributes["http.route"] = route
+    _http_duration.record(duration_s, attributes)
 
 
 def record_task_accepted(analysis_type: str) -> None:

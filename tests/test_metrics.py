@@ -134,6 +134,22 @@ def test_analyzer_times_each_tool_run(stack: Stack, finished: list[dict[str, Any
     assert series(samples, "assay_tool_duration_seconds_count", "assay_tool") == set(TOOLS)
 
 
+def test_paths_are_never_series_of_their_own(stack: Stack) -> None:
+    for index in range(3):
+        httpx.get(f"{stack.gateway_url}/no/such/path/{index}", headers=stack.headers, timeout=10)
+        httpx.get(f"{stack.gateway_url}/api/tasks/task_00000000000{index}", headers=stack.headers, timeout=10)
+    samples = scrape(stack, "gateway")
+    routes = series(samples, "http_server_request_duration_seconds_count", "http_route")
+    assert not any(route.startswith("/no/") for route in routes)
+    unknown = total(
+        samples,
+        "http_server_request_duration_seconds_count",
+        http_route="/api/tasks/{task_id}",
+        http_response_status_code="404",
+    )
+    assert unknown == 3
+
+
 def test_the_gateways_metrics_need_a_token(stack: Stack) -> None:
     assert httpx.get(stack.metrics_url("gateway"), timeout=10).status_code == 401
 

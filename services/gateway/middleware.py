@@ -71,6 +71,8 @@ def server_spans(app: ASGIApp) -> ASGIApp:
         finally:
             otel_context.detach(token)
             span.end()
-            record_http_request(method, route, status, time.monotonic() - started)
+            record_http_request(
+                method, str(scope.get("path_template") or ""), status, time.monotonic() - started
+            )
 
     return middleware
