@@ -174,7 +174,18 @@ async def metrics_listener(host: str, port: int | None) -> AsyncIterator[None]:
     if port is None:
         yield
         return
-    server = await asyncio.start_server(_answer, host, port)
+    try:
+        server = await asyncio.start_server(_answer, host, port)
+    except OSError as error:
+        # The service's work matters more than its metrics: go on without the listener, and say so loudly.
+        log.error(
+            "no /metrics listener on %s:%d (%s): free the port or set ASSAY_METRICS_PORT(_BASE)",
+            host,
+            port,
+            error,
+        )
+        yield
+        return
     log.info("metrics on http://%s:%d/metrics", host, port)
     try:
         yield
