@@ -21,9 +21,11 @@ from services.cli.credentials import child_env
 from services.cli.roster import ServiceSpec
 from shared.config import load_settings
 from shared.connection import connect
+from shared.database import create_engine, migrate, sessions
 from shared.nats_users import ADMIN, GATEWAY, ORCHESTRATOR, PERSISTER, creds_of, generate_credentials
 from shared.natsd import EmbeddedNats, free_port
 from shared.streams import declare_all
+from shared.tokens import create_token
 
 NOOP_ANALYZER = "benchmarks.noop_analyzer"
 
@@ -47,6 +49,7 @@ class AssaySystem:
         self.analyzer_port = free_port()
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.database_url = f"sqlite+aiosqlite:///{root / 'assay.db'}"
+        self.headers: dict[str, str] = {}  # the API token the load generator sends, made at start
         self.results_dir = root / "results"
 
     @property
@@ -80,6 +83,7 @@ class AssaySystem:
         self.processes["nats-server"] = spawn(self.nats.argv(), env, self.root / "logs" / "nats.log")
         wait_for_port(self.nats.port, self.processes["nats-server"], self.nats.log_file, timeout_s)
         asyncio.run(self._declare())
+        self.headers = {"Authorization": f"Bearer {asyncio.run(self._submit_token())}"}
         self._spawn(ServiceSpec("persister", "services.persister", nats_user=PERSISTER))
         analyzer_args = ("--port", str(self.analyzer_port))
         self._spawn(ServiceSpec("analyzer", self.analyzer_module, analyzer_args, analyzer_token=True))
@@ -99,6 +103,16 @@ class AssaySystem:
         env = child_env(self.env(), spec, self.credentials, self.analyzer_token)
         log = self.root / "logs" / f"{spec.name}.log"
         self.processes[spec.name] = spawn_module(spec.module, list(spec.args), env, log)
+
+    async def _submit_token(self) -> str:
+        """A `submit` API token in the database, as `assay token create` makes one (the gateway requires it)."""
+        engine = create_engine(self.database_url)
+        try:
+            await migrate(engine)
+            token, _row = await create_token(sessions(engine), "bench", "submit")
+            return token
+        finally:
+            await engine.dispose()
 
     async def _declare(self) -> None:
         settings = load_settings(self.env())

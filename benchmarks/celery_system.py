@@ -32,6 +32,7 @@ class CelerySystem:
         self.database_url = f"sqlite+aiosqlite:///{root / 'celery.db'}"
         self.results_dir = root / "results"
         self.queue = f"assay-bench-{secrets.token_hex(4)}"  # a shared Redis may hold other queues
+        self.headers: dict[str, str] = {}  # the baseline's endpoint asks for no token
 
     @property
     def submit_url(self) -> str:

@@ -55,13 +55,18 @@ async def _submit(client: httpx.AsyncClient, url: str, payload: dict[str, Any], 
         into.last_error = f"HTTP {response.status_code}: {response.text[:200]}"
 
 
-def _client(connections: int) -> httpx.AsyncClient:
+def _client(connections: int, headers: dict[str, str]) -> httpx.AsyncClient:
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    return httpx.AsyncClient(timeout=REQUEST_TIMEOUT_S, limits=limits, trust_env=False)
+    return httpx.AsyncClient(timeout=REQUEST_TIMEOUT_S, limits=limits, headers=headers, trust_env=False)
 
 
 async def burst(
-    url: str, payload: dict[str, Any], count: int, in_flight: int = 32, time_limit_s: float = float("inf")
+    url: str,
+    headers: dict[str, str],
+    payload: dict[str, Any],
+    count: int,
+    in_flight: int = 32,
+    time_limit_s: float = float("inf"),
 ) -> Submission:
     """Send `count` requests, `in_flight` at a time, each as soon as a previous one is answered; no new request
     leaves after `time_limit_s` (a system that accepts slowly is not waited for without end)."""
@@ -75,16 +80,18 @@ async def burst(
                 return
             await _submit(client, url, payload, submission)
 
-    async with _client(in_flight) as client:
+    async with _client(in_flight, headers) as client:
         await asyncio.gather(*(sender(client) for _ in range(in_flight)))
     return submission
 
 
-async def at_rate(url: str, payload: dict[str, Any], rate: float, duration_s: float) -> Submission:
+async def at_rate(
+    url: str, headers: dict[str, str], payload: dict[str, Any], rate: float, duration_s: float
+) -> Submission:
     """Offer `rate` requests per second for `duration_s`, each on schedule, without waiting for earlier answers."""
     submission = Submission()
     count = round(rate * duration_s)
-    async with _client(max(64, round(rate * 4))) as client:
+    async with _client(max(64, round(rate * 4)), headers) as client:
         start = time.monotonic()
         sends = []
         for index in range(count):

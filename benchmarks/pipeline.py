@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 import tempfile
 from collections.abc import Callable
@@ -108,13 +109,15 @@ class Pipeline:
 
     async def saturate(self, name: str, priority: str, count: int, timeout_s: float) -> Trial:
         system = await self.systems.get(name)
-        load = burst(system.submit_url, body(priority), count, self.options.in_flight, timeout_s)
+        load = burst(
+            system.submit_url, system.headers, body(priority), count, self.options.in_flight, timeout_s
+        )
         trial = await run_load(system, load, timeout_s, self.options.stall_s)
         return await self._settle(name, f"saturation at {priority}", count, trial)
 
     async def offered(self, name: str, rate: float) -> Trial:
         system = await self.systems.get(name)
-        load = at_rate(system.submit_url, body("normal"), rate, self.options.rate_seconds)
+        load = at_rate(system.submit_url, system.headers, body("normal"), rate, self.options.rate_seconds)
         bound = self.options.rate_seconds + self.options.timeout_s
         trial = await run_load(system, load, bound, self.options.stall_s)
         return await self._settle(name, f"{rate:g}/s offered", round(rate * self.options.rate_seconds), trial)
@@ -277,6 +280,10 @@ def rss_rows(peaks: dict[str, int]) -> list[Row]:
 
 
 async def _run(options: Options) -> list[Row]:
+    main = asyncio.current_task()
+    assert main is not None
+    for signum in (signal.SIGINT, signal.SIGTERM):  # stop the systems' processes on the way out
+        asyncio.get_running_loop().add_signal_handler(signum, main.cancel)
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="assay-bench-pipeline-") as tmp:
         root = Path(tmp)

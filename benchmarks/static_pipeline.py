@@ -63,7 +63,9 @@ async def static_rows(root: Path, timeout_s: float) -> list[Row]:
     request = {"model_slug": MODEL, "app_number": NUMBER, "analysis_type": "static"}
     await asyncio.to_thread(system.start)
     try:
-        trial = await run_load(system, burst(system.submit_url, request, 1, 1), timeout_s, timeout_s)
+        trial = await run_load(
+            system, burst(system.submit_url, system.headers, request, 1, 1), timeout_s, timeout_s
+        )
     finally:
         await asyncio.to_thread(system.stop)
     latencies = trial.latencies()

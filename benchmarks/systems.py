@@ -21,6 +21,7 @@ WARM_UP_TIMEOUT_S = 120.0
 class System(Protocol):
     label: str
     database_url: str
+    headers: dict[str, str]  # sent with every request (Assay's API token)
 
     @property
     def submit_url(self) -> str: ...
@@ -68,7 +69,10 @@ class Systems:
             await asyncio.to_thread(system.start)
             self.running[name] = system
             warm = await run_load(
-                system, burst(system.submit_url, body("normal"), WARM_UP_TASKS), WARM_UP_TIMEOUT_S, 60
+                system,
+                burst(system.submit_url, system.headers, body("normal"), WARM_UP_TASKS),
+                WARM_UP_TIMEOUT_S,
+                60,
             )
         except BaseException:
             await self.discard(name, system)

@@ -150,14 +150,14 @@ class _State:
         self.flow = flow
         self.waiting: list[_Held] = []  # a heap: most urgent, then oldest first
         self.parked: dict[str, deque[_Held]] = {}  # key -> messages behind the one of that key running
-        self.held: dict[
-            int, Msg
-        ] = {}  # everything fetched and not settled, by id(): kept alive, nak'd on stop
+        # Everything fetched and not settled, by id(): kept alive, nak'd on stop.
+        self.held: dict[int, Msg] = {}
         self.fetched: dict[str, int] = {source.durable: 0 for source in flow.sources}  # waiting per durable
         self.running: set[asyncio.Task[None]] = set()
         self.changed = asyncio.Event()  # for the dispatcher: messages arrived or a run ended
         self.room = asyncio.Event()  # for the fetchers: waiting messages were started
         self.seq = itertools.count()
+        self.stopping = False  # no parked message starts once the loop is stopping
 
 
 async def consume(flow: Flow, stop: asyncio.Event) -> None:
@@ -184,6 +184,7 @@ async def consume(flow: Flow, stop: asyncio.Event) -> None:
             await asyncio.wait([changed, stopping], return_when=asyncio.FIRST_COMPLETED)
             changed.cancel()
     finally:
+        state.stopping = True
         stopping.cancel()
         # A fetch is never cancelled half-way (the server would deliver its messages to nobody): each fetcher ends
         # after its current fetch, within LINGER_S.
@@ -229,7 +230,7 @@ async def _run(state: _State, held: _Held, key: str | None) -> None:
         state.running.discard(asyncio.current_task())  # type: ignore[arg-type,unused-ignore]
         if key is not None:
             queue = state.parked.get(key)
-            if queue:
+            if queue and not state.stopping:
                 _start(state, queue.popleft(), key)  # the key's next message takes this one's place
             else:
                 state.parked.pop(key, None)

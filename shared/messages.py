@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -23,6 +23,13 @@ Priority = Literal["urgent", "high", "normal", "low"]
 PRIORITIES: tuple[Priority, ...] = ("urgent", "high", "normal", "low")
 TaskStatus = Literal["pending", "running", "completed", "partial", "failed", "cancelled"]
 TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "partial", "failed", "cancelled"})
+
+BATCH_ID_PATTERN = r"^batch_[0-9a-f]{12}$"
+BatchId = Annotated[str, msgspec.Meta(pattern=BATCH_ID_PATTERN)]
+
+
+def new_batch_id() -> str:
+    return f"batch_{secrets.token_hex(6)}"
 
 
 def new_event_id() -> str:
@@ -50,6 +57,9 @@ class AnalysisRequest(Envelope, frozen=True, kw_only=True):
     target_urls: list[str] = []
     options: dict[str, Any] = {}
     deadline_s: float = 900.0
+    batch_id: BatchId | None = None  # the batch that queued it
+    # Non-blank source lines of the app when it was accepted (what reports divide by, per thousand lines).
+    source_lines: int | None = None
 
 
 class CancelRequest(Envelope, frozen=True, kw_only=True):

@@ -53,6 +53,10 @@ class Task(Base):
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     updated_at: Mapped[datetime]
+    batch_id: Mapped[str | None] = mapped_column(String(18), index=True)  # set when a batch queued the task
+    source_lines: Mapped[int | None] = mapped_column(
+        Integer
+    )  # the app's non-blank source lines when accepted
 
     __table_args__ = (Index("ix_tasks_app", "model_slug", "app_number"),)
 
@@ -70,6 +74,8 @@ class ServiceRun(Base):
     findings_count: Mapped[int] = mapped_column(Integer, default=0)
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
     event_id: Mapped[str] = mapped_column(String(64))
+    # shared/finding_summary: what the model comparison reads; None for runs recorded before it existed
+    finding_summary: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     recorded_at: Mapped[datetime]
 
     __table_args__ = (UniqueConstraint("task_id", "service", name="uq_service_runs_task_service"),)
@@ -96,6 +102,10 @@ class ToolRunRow(Base):
     __table_args__ = (UniqueConstraint("task_id", "service", "tool", name="uq_tool_runs_task_service_tool"),)
 
 
+def _own_issue_group(context: Any) -> str:
+    return str(context.get_current_parameters()["fingerprint"])[:32]
+
+
 class FindingRow(Base):
     """One normalized finding; every finding a tool reported is kept, none cut off."""
 
@@ -117,10 +127,13 @@ class FindingRow(Base):
     help_url: Mapped[str | None] = mapped_column(Text)
     fingerprint: Mapped[str] = mapped_column(String(64))
     extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # shared/issue_groups; a row written without one (or before groups existed) is an issue of its own.
+    issue_group: Mapped[str] = mapped_column(String(32), default=_own_issue_group)
 
     __table_args__ = (
         Index("ix_findings_task_tool", "task_id", "tool"),
         Index("ix_findings_fingerprint", "fingerprint"),
+        Index("ix_findings_task_issue_group", "task_id", "issue_group"),
     )
 
 

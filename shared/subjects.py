@@ -14,7 +14,9 @@ DLQ_ALL = "assay.dlq.>"
 CANCEL_ALL = "assay.control.cancel.*"
 
 ARTIFACTS_BUCKET = "assay-artifacts"  # object store: payloads larger than a message may be
-TASKS_BUCKET = "assay-tasks"  # key-value: `accepted.<task_id>` (gateway) and `cancel.<task_id>` markers
+TASKS_BUCKET = (
+    "assay-tasks"  # key-value: `accepted.<task_id>`, `batch.<batch_id>` (gateway), `cancel.<task_id>`
+)
 
 PERSISTER_EVENTS_DURABLE = "persister-events"
 PERSISTER_REQUESTS_DURABLE = "persister-requests"
@@ -51,3 +53,8 @@ def accepted_key(task_id: str) -> str:
 
 def cancel_key(task_id: str) -> str:
     return f"cancel.{task_id}"
+
+
+def batch_key(batch_id: str) -> str:
+    """The batch's record (its tasks) in the tasks bucket, put by the gateway before it queues them."""
+    return f"batch.{batch_id}"

@@ -15,6 +15,7 @@ from shared.natsd import EmbeddedNats
 from tests.support.analyzers import notes_app  # noqa: F401
 from tests.support.apps import app_work_dir  # noqa: F401
 from tests.support.fake_llm import fake_llm  # noqa: F401
+from tests.support.postgres import postgres_url  # noqa: F401
 from tests.support.spans import record_spans
 
 # The sample apps the tests run listen on free loopback ports their .env files do not name: allow any port on

@@ -339,3 +339,36 @@ async def test_targets_from_dotenv_and_an_invalid_requirements_file(tmp_path: Pa
     assert cookies.run.status == "success"
     assert cookies.run.command[cookies.run.command.index("--target") + 1] == notes_app
     assert {f.rule_id for f in cookies.findings} == {"cookie-missing-httponly", "cookie-missing-samesite"}
+
+
+async def test_a_default_target_that_does_not_answer_is_a_note_but_a_named_one_a_finding(
+    tmp_path: Path, notes_app: str
+) -> None:
+    from services.analyzers.dynamic.reachability import Reachability
+
+    app = tmp_path / "apps" / "model-x" / "app4"
+    app.mkdir(parents=True)
+    frontend = free_port()  # the .env names a frontend that is not running
+    (app / ".env").write_text(f"BACKEND_PORT={notes_app.rsplit(':', 1)[1]}\nFRONTEND_PORT={frontend}\n")
+    settings = load_settings(
+        {"ASSAY_APPS_DIR": str(tmp_path / "apps"), "ASSAY_VAR_DIR": str(tmp_path / "var")}
+    )
+
+    def job(target_urls: list[str]) -> Job:
+        return Job(
+            request_id="direct",
+            task=TaskRef(id="task_00000000bee4", model_slug="model-x", app_number=4, analysis_type="dynamic"),
+            app_dir=app, app_env=app_env(app), target_urls=target_urls, options={},
+            deadline=time.monotonic() + 30, settings=settings, cpu_budget=asyncio.Semaphore(1), report=_no_progress,
+        )  # fmt: skip
+
+    dead = f"http://127.0.0.1:{frontend}"
+    by_default = await run_tool(Reachability(), job([]))
+    named = await run_tool(Reachability(), job([notes_app, dead]))
+
+    assert by_default.findings == []
+    assert by_default.metrics["status"] == "partially_reachable"
+    [note] = by_default.metrics["notes"]
+    assert note.startswith(f"{dead} did not answer") and "not named by the request" in note
+    assert [(f.rule_id, f.severity, f.path) for f in named.findings] == [("target-unreachable", "high", dead)]
+    assert "notes" not in named.metrics

@@ -140,3 +140,39 @@ async def test_route_spans_are_named_by_their_template(gateway: Gateway, spans: 
 
     names = [span.name for span in spans.get_finished_spans() if span.kind == SpanKind.SERVER]
     assert "GET /api/tasks/{task_id}" in names
+
+
+async def read_raw_frames(gateway: Gateway, task_id: str, headers: dict[str, str]) -> list[dict[str, str]]:
+    """Every frame as its fields (`id`, `event`, `data`), until the server ends the stream."""
+    frames: list[dict[str, str]] = []
+    async with gateway.http.stream("GET", f"/api/tasks/{task_id}/events", headers=headers) as response:
+        assert response.status_code == 200
+        fields: dict[str, str] = {}
+        async for line in response.aiter_lines():
+            if not line and fields:
+                frames.append(fields)
+                fields = {}
+            elif line and not line.startswith(":"):
+                name, _, value = line.partition(": ")
+                fields[name] = value
+    return frames
+
+
+async def test_each_frame_has_an_id_and_last_event_id_resumes_after_it(gateway: Gateway) -> None:
+    task_id = (await gateway.submit()).json()["task_id"]
+    await publish_event(gateway, TaskStarted(task=about(task_id), services=["static"]), "started")
+    await publish_event(gateway, TaskProgress(task=about(task_id), service="static", percent=40), "progress")
+    await publish_event(gateway, TaskProgress(task=about(task_id), service="static", percent=80), "progress")
+    await publish_event(
+        gateway, TaskCompleted(task=about(task_id), status="completed", services=["static"]), "completed"
+    )
+
+    everything = await read_raw_frames(gateway, task_id, {})
+    resumed = await read_raw_frames(gateway, task_id, {"Last-Event-ID": everything[1]["id"]})
+
+    ids = [int(frame["id"]) for frame in everything]
+    assert [frame["event"] for frame in everything] == ["started", "progress", "progress", "completed"]
+    assert ids == sorted(ids) and len(set(ids)) == 4
+    assert resumed == everything[2:]
+    bad = await gateway.http.get(f"/api/tasks/{task_id}/events", headers={"Last-Event-ID": "soon"})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["source"] == "header"

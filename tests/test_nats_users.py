@@ -28,7 +28,7 @@ from shared.natsd import EmbeddedNats
 from shared.redact import masked_url
 from shared.streams import declare_all
 from shared.tasks import TaskRef, new_task_id
-from tests.support.gateway import MODEL, gateway_settings, running_gateway
+from tests.support.gateway import MODEL, bearer, gateway_settings, issue_token, running_gateway
 from tests.support.orchestrator import ScriptedAnalyzer, analyzers, sample_result, settings_for
 
 VIOLATION = "Violation"  # the server logs "Publish Violation", "Subscription Violation"
@@ -187,12 +187,13 @@ async def test_each_service_does_its_whole_job_with_its_own_user(
     )
     gateway = gateway_settings(tmp_path, locked_nats.url, database_url)
     gateway = msgspec.structs.replace(gateway, nats_creds=as_user(locked_nats, GATEWAY))
+    token = await issue_token(database_url, "tests")
     async with (
         analyzers(peer),
         running_service_loop(as_user(locked_nats, PERSISTER), persister_settings, PERSISTER, database_url),
         running_service_loop(as_user(locked_nats, ORCHESTRATOR), orchestrator_settings, ORCHESTRATOR),
         running_gateway(gateway) as url,
-        httpx.AsyncClient(base_url=url, timeout=10) as http,
+        httpx.AsyncClient(base_url=url, timeout=10, headers=bearer(token)) as http,
     ):
         body = {"model_slug": MODEL, "app_number": 1, "analysis_type": "static"}
         accepted = await http.post("/api/analysis/run", json=body)

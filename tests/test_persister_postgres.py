@@ -1,14 +1,10 @@
 """The persister's happy path on PostgreSQL (asyncpg): same code, another dialect. Each run gets a fresh database
-that is dropped afterwards; without a reachable server the test is skipped and says why."""
+that is dropped afterwards (the `postgres_url` fixture, tests/support/postgres.py); without a reachable server the
+test is skipped and says why."""
 
 from __future__ import annotations
 
-import os
-import secrets
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
 
 from shared.findings import SEVERITIES
 from shared.natsd import EmbeddedNats
@@ -22,30 +18,6 @@ from tests.support.persister import (
     running_persister,
     scenario,
 )
-
-POSTGRES_URL = os.environ.get("ASSAY_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
-
-
-@pytest.fixture
-async def postgres_url() -> AsyncIterator[str]:
-    """A fresh, empty database on the test server, dropped at the end."""
-    asyncpg = pytest.importorskip("asyncpg")
-    base, _, admin_db = POSTGRES_URL.replace("postgresql+asyncpg://", "postgresql://").rpartition("/")
-    try:
-        admin = await asyncpg.connect(f"{base}/{admin_db}", timeout=3)
-    except (OSError, asyncpg.PostgresError) as error:
-        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}: {error}")
-    name = f"assay_persister_{secrets.token_hex(4)}"
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    except asyncpg.PostgresError as error:
-        await admin.close()
-        pytest.skip(f"cannot create a test database on {POSTGRES_URL}: {error}")
-    try:
-        yield f"postgresql+asyncpg://{base.removeprefix('postgresql://')}/{name}"
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 async def test_happy_path_on_postgresql(nats_server: EmbeddedNats, postgres_url: str, tmp_path: Path) -> None:

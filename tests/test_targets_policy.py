@@ -27,7 +27,7 @@ from shared.config import Settings, load_settings
 from shared.natsd import EmbeddedNats, free_port
 from shared.target_policy import TargetNotAllowed, TargetPolicy, target_policy
 from shared.tasks import TaskRef
-from tests.support.gateway import APP, MODEL, gateway_for, gateway_settings
+from tests.support.gateway import APP, MODEL, gateway_for, gateway_settings, migrate_database
 
 POLICY = TargetPolicy(
     app_ports=frozenset({5000, 3000}), allow=("staging.example.com:8443", "10.1.0.0/16", "[::1]:9")
@@ -86,7 +86,7 @@ def test_the_policy_comes_from_the_settings_and_the_apps_env() -> None:
 async def test_the_gateway_refuses_a_target_outside_the_policy(
     tmp_path: Path, nats_server: EmbeddedNats, database_url: str
 ) -> None:
-    settings = gateway_settings(tmp_path, nats_server.url, database_url)
+    settings = gateway_settings(tmp_path, nats_server.url, await migrate_database(database_url))
     (settings.apps_dir / MODEL / f"app{APP}" / ".env").write_text("BACKEND_PORT=5057\n")
     async with gateway_for(settings) as gateway:
         for url in ("http://example.com/", "http://127.0.0.1:22/", "http://169.254.169.254/"):

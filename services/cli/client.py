@@ -56,7 +56,7 @@ class GatewayClient:
     def __exit__(self, *_exc: object) -> None:
         self._http.close()
 
-    def _call(self, method: str, path: str, starts_task: bool = False, **kwargs: Any) -> dict[str, Any]:
+    def _request(self, method: str, path: str, starts_task: bool = False, **kwargs: Any) -> httpx.Response:
         try:
             response = self._http.request(method, path, headers=trace_headers(starts_task), **kwargs)
         except httpx.HTTPError as error:
@@ -66,8 +66,11 @@ class GatewayClient:
             raise GatewayError(f"{_reason(response)} ({hint})", 401)
         if response.status_code >= 400:
             raise GatewayError(_reason(response), response.status_code)
-        answer: dict[str, Any] = response.json()
-        return answer
+        return response
+
+    def _call(self, method: str, path: str, starts_task: bool = False, **kwargs: Any) -> dict[str, Any]:
+        body: dict[str, Any] = self._request(method, path, starts_task, **kwargs).json()
+        return body
 
     def run_analysis(self, body: dict[str, Any]) -> dict[str, Any]:
         return self._call("POST", "/api/analysis/run", starts_task=True, json=body)
@@ -80,6 +83,41 @@ class GatewayClient:
 
     def cancel(self, task_id: str) -> dict[str, Any]:
         return self._call("POST", f"/api/tasks/{task_id}/cancel")
+
+    def tasks(self, filters: dict[str, Any]) -> dict[str, Any]:
+        """One page of tasks, newest first; `filters` are the query parameters (None values left out)."""
+        return self._call("GET", "/api/tasks", params={k: v for k, v in filters.items() if v is not None})
+
+    def findings(self, task_id: str, filters: dict[str, Any]) -> dict[str, Any]:
+        return self._call(
+            "GET",
+            f"/api/tasks/{task_id}/findings",
+            params={k: v for k, v in filters.items() if v is not None},
+        )
+
+    def issues(self, task_id: str, filters: dict[str, Any]) -> dict[str, Any]:
+        return self._call(
+            "GET", f"/api/tasks/{task_id}/issues", params={k: v for k, v in filters.items() if v is not None}
+        )
+
+    def create_batch(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._call("POST", "/api/batches", json=body)
+
+    def batch(self, batch_id: str) -> dict[str, Any]:
+        return self._call("GET", f"/api/batches/{batch_id}")
+
+    def cancel_batch(self, batch_id: str) -> dict[str, Any]:
+        return self._call("POST", f"/api/batches/{batch_id}/cancel")
+
+    def report(self, analysis_type: str | None, report_format: str) -> str:
+        """The model comparison as the gateway renders it (JSON, CSV or Markdown text)."""
+        suffix = {"json": "", "csv": ".csv", "markdown": ".md"}[report_format]
+        params = {"analysis_type": analysis_type} if analysis_type else {}
+        return self._request("GET", f"/api/reports/models{suffix}", params=params).text
+
+    def diff(self, task_id: str, against: str | None = None) -> dict[str, Any]:
+        """New, fixed and unchanged findings of the task against `against` (default: its previous run)."""
+        return self._call("GET", f"/api/tasks/{task_id}/diff", params={"against": against} if against else {})
 
     def create_token(self, name: str, scope: str) -> dict[str, Any]:
         return self._call("POST", "/api/tokens", json={"name": name, "scope": scope})

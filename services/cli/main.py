@@ -1,29 +1,40 @@
-"""The `assay` command: `up`, `analyze`, `status`, `cancel`, `trace`, `token`.
+"""The `assay` command: `up`, `analyze`, `batch`, `status`, `cancel`, `diff`, `report`, `tasks`, `show`,
+`findings`, `trace`, `token`.
 
 Exit codes: 0 success (for `analyze --wait`: the task completed); 1 the task ended partial, failed or cancelled,
-or is still running at the timeout, or the task/spans were not found; 2 the request was not accepted (the
-gateway's reason is printed) or the gateway could not be reached.
+or is still running at the timeout, or has findings at or above `--fail-on` (with `--new-only`: new since the
+previous run), or the task/spans were not found; 2 the request was not accepted (the
+gateway's reason is printed) or the gateway could not be reached; 141 the reader of the output went away (a closed
+pipe: one line on stderr, no traceback). Every command that prints the gateway's answer takes `--json`.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import get_args
+from typing import Any, get_args
 
 import msgspec
 from opentelemetry import trace as otel_trace
 
 from services.cli import tokens
 from services.cli.api_token import gateway_client
+from services.cli.batches import add_batch_parser, run_batch
 from services.cli.client import GatewayClient, GatewayError
+from services.cli.diffs import render_diff
+from services.cli.gate import at_or_above, gate_message
+from services.cli.listing import add_listing_parsers
 from services.cli.render import progress_line, render_task
 from services.cli.supervisor import run_up
 from services.cli.trace_tree import render_traces
 from shared.config import Settings, load_settings
+from shared.errors import AssayError
+from shared.findings import SEVERITIES
 from shared.logs import setup_logging
 from shared.messages import PRIORITIES, TERMINAL_STATUSES
 from shared.span_files import SpanRecord, span_files, spans_of_traces, trace_ids_of_task
@@ -32,6 +43,7 @@ from shared.tracing import setup_tracing
 
 ANALYSIS_TYPES: tuple[str, ...] = get_args(AnalysisType)
 POLL_INTERVAL_S = 1.0
+CLOSED_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a program stopped by a closed pipe
 
 
 def _fail(message: str, code: int) -> int:
@@ -56,14 +68,32 @@ def analyze(settings: Settings, args: argparse.Namespace) -> int:
         except GatewayError as error:
             refused = f"request refused ({error.status})" if error.status else "request not sent"
             return _fail(f"{refused}: {error}", 2)
-        print(accepted["task_id"], flush=True)
         if not args.wait:
+            print(json.dumps(accepted, indent=2) if args.json else accepted["task_id"], flush=True)
             return 0
-        return wait_for(gateway, settings, accepted["task_id"], args.timeout)
+        if not args.json:
+            print(accepted["task_id"], flush=True)
+        try:
+            task = wait_terminal(gateway, accepted["task_id"], args.timeout)
+        except CommandFailed as failure:
+            return _fail(str(failure), failure.code)
+        print(json.dumps(task, indent=2) if args.json else render_task(task, settings.results_dir))
+        code = 0 if task["status"] == "completed" else 1
+        if args.fail_on:
+            code = max(code, gate(gateway, task, args.fail_on, args.new_only))
+        return code
 
 
-def wait_for(gateway: GatewayClient, settings: Settings, task_id: str, timeout_s: float) -> int:
-    """Poll until the task is terminal, showing progress on stderr; then print the summary."""
+class CommandFailed(AssayError):
+    """A command cannot go on: its message is printed (no traceback) and `code` is the exit code."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def wait_terminal(gateway: GatewayClient, task_id: str, timeout_s: float) -> dict[str, Any]:
+    """Poll until the task is terminal, showing progress on stderr; the task as it ended."""
     deadline = time.monotonic() + timeout_s
     shown = ""
     live = sys.stderr.isatty()
@@ -72,7 +102,7 @@ def wait_for(gateway: GatewayClient, settings: Settings, task_id: str, timeout_s
             task = gateway.task(task_id)
         except GatewayError as error:
             if error.status is not None and error.status < 500:
-                return _fail(str(error), 1)
+                raise CommandFailed(str(error), 1) from error
             task = None  # gateway restarting: keep polling until the deadline
         if task is not None:
             line = progress_line(task)
@@ -84,13 +114,53 @@ def wait_for(gateway: GatewayClient, settings: Settings, task_id: str, timeout_s
             if task["status"] in TERMINAL_STATUSES:
                 if live:
                     print(file=sys.stderr)
-                print(render_task(task, settings.results_dir))
-                return 0 if task["status"] == "completed" else 1
+                return task
         if time.monotonic() > deadline:
-            return _fail(
+            raise CommandFailed(
                 f"{task_id} not finished after {timeout_s:g} s (it keeps running; see assay status)", 1
             )
         time.sleep(POLL_INTERVAL_S)
+
+
+def gate(gateway: GatewayClient, task: dict[str, Any], threshold: str, new_only: bool) -> int:
+    """1 when the task has (new) findings of `threshold` or worse, said on stderr; else 0."""
+    against = None
+    breakdown = task["severity_breakdown"]
+    if new_only:
+        try:
+            diff = gateway.diff(task["task_id"])
+        except GatewayError as error:
+            return _fail(f"cannot compare with the previous run: {error}", 1)
+        against, breakdown = diff["against"], diff["new_by_severity"]
+    count = at_or_above(breakdown, threshold)
+    if count:
+        return _fail(gate_message(count, threshold, new_only, against), 1)
+    return 0
+
+
+def diff(settings: Settings, args: argparse.Namespace) -> int:
+    with gateway_client(settings) as gateway:
+        try:
+            answer = gateway.diff(args.task_id, args.against)
+        except GatewayError as error:
+            return _fail(str(error), 1 if error.status else 2)
+    print(json.dumps(answer, indent=2) if args.json else render_diff(answer))
+    return 0
+
+
+def report(settings: Settings, args: argparse.Namespace) -> int:
+    report_format = "json" if args.json else args.format
+    with gateway_client(settings, timeout_s=120) as gateway:
+        try:
+            text = gateway.report(args.type, report_format)
+        except GatewayError as error:
+            return _fail(str(error), 1 if error.status else 2)
+    print(text.rstrip("\n"))
+    return 0
+
+
+def batch(settings: Settings, args: argparse.Namespace) -> int:
+    return run_batch(settings, args)
 
 
 def status(settings: Settings, args: argparse.Namespace) -> int:
@@ -99,17 +169,22 @@ def status(settings: Settings, args: argparse.Namespace) -> int:
             task = gateway.task(args.task_id)
         except GatewayError as error:
             return _fail(str(error), 1 if error.status else 2)
-    print(render_task(task, settings.results_dir))
+    print(json.dumps(task, indent=2) if args.json else render_task(task, settings.results_dir))
     return 0
 
 
 def cancel(settings: Settings, args: argparse.Namespace) -> int:
     with gateway_client(settings) as gateway:
         try:
-            answer = gateway.cancel(args.task_id)
+            if args.task_id.startswith("batch_"):
+                answer = gateway.cancel_batch(args.task_id)
+                said = f"{answer['batch_id']}: cancelling {len(answer['cancelling'])} tasks"
+            else:
+                answer = gateway.cancel(args.task_id)
+                said = f"{answer['task_id']}: {answer['status']}"
         except GatewayError as error:
             return _fail(str(error), 1 if error.status else 2)
-    print(f"{answer['task_id']}: {answer['status']}")
+    print(json.dumps(answer, indent=2) if args.json else said)
     return 0
 
 
@@ -167,15 +242,49 @@ def parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--wait", action="store_true", help="wait for the end and print a findings summary")
     run.add_argument("--timeout", type=float, default=900.0, help="seconds --wait waits (default 900)")
+    run.add_argument(
+        "--fail-on",
+        choices=SEVERITIES,
+        help="with --wait: exit 1 when the task has findings of this severity or worse",
+    )
+    run.add_argument(
+        "--new-only",
+        action="store_true",
+        help="with --fail-on: count only findings new since the previous run",
+    )
+    run.add_argument(
+        "--json", action="store_true", help="print the gateway's JSON (the task as it ended with --wait)"
+    )
     run.set_defaults(handler=analyze)
 
     show = commands.add_parser("status", help="print a task")
     show.add_argument("task_id")
+    show.add_argument("--json", action="store_true", help="print the gateway's JSON answer")
     show.set_defaults(handler=status)
 
-    stop = commands.add_parser("cancel", help="ask a task to stop")
-    stop.add_argument("task_id")
+    add_batch_parser(commands).set_defaults(handler=batch)
+    add_listing_parsers(commands)
+
+    stop = commands.add_parser("cancel", help="ask a task (or every unfinished task of a batch) to stop")
+    stop.add_argument("task_id", help="a task id, or a batch id")
+    stop.add_argument("--json", action="store_true", help="print the gateway's JSON answer")
     stop.set_defaults(handler=cancel)
+
+    changes = commands.add_parser("diff", help="new, fixed and unchanged findings of a task against another")
+    changes.add_argument("task_id")
+    changes.add_argument(
+        "against", nargs="?", help="the task to compare with (default: the previous completed run)"
+    )
+    changes.add_argument("--json", action="store_true", help="print the gateway's JSON answer")
+    changes.set_defaults(handler=diff)
+
+    compare = commands.add_parser(
+        "report", help="compare models: issues by severity, per kLOC, ranking with 95% CIs"
+    )
+    compare.add_argument("--type", help=f"one analysis type ({' | '.join(ANALYSIS_TYPES)}; default: all)")
+    compare.add_argument("--format", choices=("markdown", "csv", "json"), default="markdown")
+    compare.add_argument("--json", action="store_true", help="same as --format json")
+    compare.set_defaults(handler=report)
 
     spans = commands.add_parser(
         "trace", help="print a task's trace as a tree (the gateway reads its span files)"
@@ -194,14 +303,28 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     handler: Callable[[Settings, argparse.Namespace], int] = args.handler
     settings = load_settings()
-    if not args.trace:
-        return handler(settings, args)
-    provider = setup_tracing("cli", settings.trace_dir)
     try:
-        with otel_trace.get_tracer("services.cli").start_as_current_span(f"assay {args.command}"):
+        if not args.trace:
             return handler(settings, args)
-    finally:
-        provider.shutdown()
+        provider = setup_tracing("cli", settings.trace_dir)
+        try:
+            with otel_trace.get_tracer("services.cli").start_as_current_span(f"assay {args.command}"):
+                return handler(settings, args)
+        finally:
+            provider.shutdown()
+    except BrokenPipeError:
+        return closed_pipe()
+
+
+def closed_pipe() -> int:
+    """The reader of our output went away (`assay tasks | head`): say so in one line, not a traceback.
+
+    Further writes to stdout go to /dev/null, so the interpreter's final flush does not fail again.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    print("assay: output closed before everything was written (broken pipe)", file=sys.stderr)
+    return CLOSED_PIPE
 
 
 if __name__ == "__main__":

@@ -63,14 +63,31 @@ def render_task(task: dict[str, Any], results_root: Path | None = None) -> str:
             *table(["tool", "service", "status", "findings", "duration", "note"], rows, numeric=(3, 4)),
         ]
     breakdown = task.get("severity_breakdown") or {}
-    severity_rows: list[list[object]] = [[level, breakdown.get(level, 0)] for level in SEVERITIES]
-    severity_rows.append(["total", task.get("findings_count", 0)])
-    lines += ["", *table(["severity", "findings"], severity_rows, numeric=(1,))]
+    issues = task.get("issue_severity_breakdown") or {}
+    severity_rows: list[list[object]] = [
+        [level, breakdown.get(level, 0), issues.get(level, 0)] for level in SEVERITIES
+    ]
+    severity_rows.append(["total", task.get("findings_count", 0), task.get("issues_count", 0)])
+    lines += ["", *table(["severity", "findings", "issues"], severity_rows, numeric=(1, 2))]
+    load = task.get("load") or []
+    if load:
+        rows = [
+            [v["url"], v["requests"], v["errors"], f"{v['error_rate']:.1%}", _ms(v["p50_ms"]), _ms(v["p99_ms"]),
+             "" if v["throughput_rps"] is None else f"{v['throughput_rps']:.1f}"]
+            for v in load
+        ]  # fmt: skip
+        headers = ["load test", "requests", "errors", "error rate", "p50", "p99", "req/s"]
+        lines += ["", *table(headers, rows, numeric=(1, 2, 3, 4, 5, 6))]
     if task.get("result_dir"):
-        folder = results_root / task["result_dir"] if results_root else Path(task["result_dir"])
+        # The gateway's absolute path first: it resolves from any folder the CLI runs in.
+        folder = Path(task.get("result_path") or (results_root or Path()) / task["result_dir"])
         lines += ["", f"result folder: {folder}"]
     elif task["status"] not in ("pending", "running"):
         lines += ["", "result folder: none recorded"]
     if task.get("trace_id"):
         lines.append(f"trace id: {task['trace_id']}  (assay trace {task['task_id']})")
     return "\n".join(lines)
+
+
+def _ms(value: float | None) -> str:
+    return "" if value is None else f"{value:.1f} ms"

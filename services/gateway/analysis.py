@@ -24,6 +24,7 @@ from shared.config import Settings
 from shared.messages import AnalysisRequest, encode
 from shared.metrics import record_task_accepted
 from shared.paths import UnsafePathError, app_dir
+from shared.source_size import total_lines
 from shared.target_policy import TargetNotAllowed, target_policy
 from shared.tasks import TaskRef, new_task_id
 from shared.tracing import TASK_ID_ATTRIBUTE, current_trace_id
@@ -42,13 +43,14 @@ def _check_tools(data: RunRequest) -> None:
         )
 
 
-async def _check_app_exists(resources: Resources, data: RunRequest) -> None:
+async def _check_app_exists(resources: Resources, data: RunRequest) -> Path:
     try:
         folder = app_dir(resources.settings.apps_dir, data.model_slug, data.app_number)
     except UnsafePathError as error:
         raise invalid("model_slug", str(error)) from error
     if not await _is_dir(folder):
         raise NotFoundException(f"app {data.model_slug}/app{data.app_number} not found under the apps root")
+    return folder
 
 
 # Room left in a NATS message for the headers (trace context, message id) around the request's JSON.
@@ -99,8 +101,9 @@ async def run_analysis(
     data: JSONBody[RunRequest], resources: NamedDependency[Resources]
 ) -> Response[Accepted]:
     _check_tools(data)
-    await _check_app_exists(resources, data)
+    folder = await _check_app_exists(resources, data)
     await _check_targets(resources.settings, data)
+    source_lines = await asyncio.to_thread(total_lines, folder)  # the size reports divide by, as analyzed
     tools = list(dict.fromkeys(data.tools))  # keep the order, drop repeats
     task_id = new_task_id()
     trace.get_current_span().set_attribute(TASK_ID_ATTRIBUTE, task_id)
@@ -114,6 +117,7 @@ async def run_analysis(
         target_urls=list(data.target_urls),
         options=msgspec.to_builtins(data.options),
         deadline_s=data.deadline_s or resources.settings.task_deadline_s,
+        source_lines=source_lines,
     )
     _check_fits_nats(resources.nats.max_payload, request)
     try:

@@ -15,14 +15,20 @@ from litestar.datastructures import State
 from litestar.di import Provide
 
 from services.gateway.analysis import run_analysis
-from services.gateway.auth import authorize, check_exposure
+from services.gateway.api_docs import docs_assets
+from services.gateway.apps import list_apps, list_models
+from services.gateway.auth import PUBLIC, authorize, check_exposure
+from services.gateway.batches import batch_event_stream, cancel_batch, create_batch, get_batch
 from services.gateway.contracts import asyncapi_document, json_schema
+from services.gateway.diffs import get_diff
 from services.gateway.errors import EXCEPTION_HANDLERS
 from services.gateway.events import task_event_stream
 from services.gateway.health import healthz, readyz
+from services.gateway.issues import get_issues
 from services.gateway.metrics import metrics_text
 from services.gateway.middleware import server_spans
 from services.gateway.openapi import OPENAPI, exact_request_schemas
+from services.gateway.reports import models_comparison, models_comparison_csv, models_comparison_markdown
 from services.gateway.resources import open_resources, provide_resources
 from services.gateway.tasks import cancel_task, get_findings, get_task, list_all_tasks
 from services.gateway.tokens import TOKEN_ROUTES
@@ -51,9 +57,21 @@ def create_app(settings: Settings) -> Litestar:
             list_all_tasks,
             get_task,
             get_findings,
+            get_issues,
+            get_diff,
             cancel_task,
             get_task_trace,
             task_event_stream,
+            list_apps,
+            list_models,
+            create_batch,
+            get_batch,
+            batch_event_stream,
+            cancel_batch,
+            models_comparison,
+            models_comparison_csv,
+            models_comparison_markdown,
+            docs_assets(PUBLIC),
             *TOKEN_ROUTES,
             healthz,
             readyz,

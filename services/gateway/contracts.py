@@ -9,28 +9,28 @@ from __future__ import annotations
 
 import asyncio
 from functools import cache
-from typing import Annotated
+from typing import Annotated, Any
 
-from litestar import Response, get
+import msgspec
+from litestar import get
 from litestar.exceptions import NotFoundException
 from litestar.params import PathParameter
 
 from services.gateway.auth import requires
 from shared.contracts import ASYNCAPI_FILE, SCHEMAS_DIR, contract_files
 
-JSON = "application/json"
-
 
 @cache
-def _files() -> dict[str, bytes]:
-    return contract_files()
+def _documents() -> dict[str, dict[str, Any]]:
+    # Decoded, so the OpenAPI document describes each answer as the JSON object it is.
+    return {name: msgspec.json.decode(data) for name, data in contract_files().items()}
 
 
-async def _file(name: str) -> Response[bytes]:
-    files = await asyncio.to_thread(_files)  # generated on first use: CPU work kept off the event loop
-    if name not in files:
+async def _file(name: str) -> dict[str, Any]:
+    documents = await asyncio.to_thread(_documents)  # generated on first use: CPU work kept off the event loop
+    if name not in documents:
         raise NotFoundException(f"no contract named {name!r}; the AsyncAPI document lists every message")
-    return Response(files[name], media_type=JSON)
+    return documents[name]
 
 
 @get(
@@ -39,7 +39,7 @@ async def _file(name: str) -> Response[bytes]:
     tags=["contracts"],
     **requires("read"),
 )
-async def asyncapi_document() -> Response[bytes]:
+async def asyncapi_document() -> dict[str, Any]:
     return await _file(ASYNCAPI_FILE)
 
 
@@ -51,5 +51,5 @@ async def asyncapi_document() -> Response[bytes]:
 )
 async def json_schema(
     name: Annotated[str, PathParameter(description="`<Message>.json`, as the AsyncAPI document names them")],
-) -> Response[bytes]:
+) -> dict[str, Any]:
     return await _file(f"{SCHEMAS_DIR}/{name}")

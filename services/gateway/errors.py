@@ -7,13 +7,18 @@ both, with `{"status_code": 422, "detail": …, "errors": [{"field": …, "reaso
 from __future__ import annotations
 
 import logging
-from typing import Any
+import re
+from typing import Any, get_args
 
 from litestar import Request, Response
 from litestar.exceptions import ClientException, HTTPException, SerializationException, ValidationException
 from litestar.openapi import ResponseSpec
+from sqlalchemy.exc import SQLAlchemyError
 
 from services.gateway.schemas import ErrorBody, FieldError
+from shared.findings import Severity
+from shared.messages import Priority, TaskStatus
+from shared.tasks import AnalysisType
 
 log = logging.getLogger(__name__)
 
@@ -25,12 +30,31 @@ def invalid(field: str, reason: str, source: str = "body") -> ValidationExceptio
     )
 
 
+# The values each enumerated field allows, so that refusing one says what would have been accepted.
+ALLOWED_VALUES: dict[str, tuple[str, ...]] = {
+    "analysis_type": get_args(AnalysisType),
+    "analysis_types": get_args(AnalysisType),
+    "priority": get_args(Priority),
+    "status": get_args(TaskStatus),
+    "severity": get_args(Severity),
+}
+
+
+def with_allowed_values(field: str | None, reason: str) -> str:
+    """`reason`, plus the allowed values when it refuses a value of an enumerated field."""
+    name = re.sub(r"\[\d+\]$", "", field or "")  # `analysis_types[0]` is an entry of `analysis_types`
+    if name in ALLOWED_VALUES and "enum" in reason.lower() and "allowed:" not in reason:
+        return f"{reason}; allowed: {', '.join(ALLOWED_VALUES[name])}"
+    return reason
+
+
 def _errors(extra: Any) -> list[FieldError]:
     items = extra if isinstance(extra, list) else [extra] if extra else []
     errors = []
     for item in items:
         if isinstance(item, dict):
-            field, reason, source = item.get("key"), str(item.get("message")), item.get("source")
+            field, source = item.get("key"), item.get("source")
+            reason = with_allowed_values(field, str(item.get("message")))
             errors.append(FieldError(field=field, reason=reason, source=source))
         else:
             errors.append(FieldError(field=None, reason=str(item), source=None))
@@ -74,6 +98,13 @@ def client_error(request: Request[Any, Any, Any], error: ClientException) -> Res
     return Response(body, status_code=error.status_code, headers=error.headers)
 
 
+def database_error(request: Request[Any, Any, Any], error: SQLAlchemyError) -> Response[ErrorBody]:
+    """A read the database could not answer (locked, not migrated, down): 503, nothing changed, try again."""
+    detail = f"database unavailable: {error.__class__.__name__}; try again shortly"
+    log.warning("%s %s answered 503: %s", request.method, request.url.path, error.__class__.__name__)
+    return Response(ErrorBody(status_code=503, detail=detail), status_code=503)
+
+
 def too_deep(_request: Request[Any, Any, Any], _error: RecursionError) -> Response[ErrorBody]:
     """JSON nested beyond what the decoder follows is bad input, not a server fault."""
     reason = "request body is nested too deeply"
@@ -99,4 +130,9 @@ def server_error(request: Request[Any, Any, Any], error: Exception) -> Response[
     return Response(ErrorBody(status_code=status, detail=detail), status_code=status)
 
 
-EXCEPTION_HANDLERS = {ClientException: client_error, RecursionError: too_deep, Exception: server_error}
+EXCEPTION_HANDLERS = {
+    ClientException: client_error,
+    RecursionError: too_deep,
+    SQLAlchemyError: database_error,
+    Exception: server_error,
+}

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from typing import Annotated
 
 import msgspec
 import nats.errors
 from litestar import get
 from litestar.di import NamedDependency
 from litestar.exceptions import ServiceUnavailableException
+from litestar.params import HeaderParameter
 from litestar.response import Stream
 from nats.js import JetStreamContext
-from nats.js.api import DeliverPolicy
+from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from services.gateway.auth import requires
 from services.gateway.resources import NATS_ERRORS, Resources
@@ -37,15 +39,22 @@ KEEPALIVE_S = 15.0  # proxies close idle connections; a comment line every 15 s 
 SETTLED_QUIET_S = 2.0  # for a task already finished, silence this long means the replay is over
 
 
-def frame(kind: str, data: bytes) -> bytes:
-    """One SSE frame: `event: <kind>` and the event's JSON on one `data:` line."""
-    return b"event: " + kind.encode() + b"\ndata: " + data + b"\n\n"
+def frame(kind: str, data: bytes, event_id: int) -> bytes:
+    """One SSE frame: `id: <stream sequence>`, `event: <kind>` and the event's JSON on one `data:` line."""
+    return f"id: {event_id}\nevent: {kind}\n".encode() + b"data: " + data + b"\n\n"
 
 
-async def subscribe_events(js: JetStreamContext, task_id: str) -> JetStreamContext.PushSubscription:
-    """An ordered consumer replaying the task's events from its first (deliver all)."""
+async def subscribe_events(
+    js: JetStreamContext, task_id: str, after: int | None = None
+) -> JetStreamContext.PushSubscription:
+    """An ordered consumer replaying the task's events from its first, or from the one after stream sequence
+    `after` (the `Last-Event-ID` of a client that reconnects)."""
+    if after is None:
+        config = ConsumerConfig(deliver_policy=DeliverPolicy.ALL)
+    else:
+        config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=after + 1)
     return await js.subscribe(
-        task_events(task_id), stream=EVENTS_STREAM, ordered_consumer=True, deliver_policy=DeliverPolicy.ALL
+        task_events(task_id), stream=EVENTS_STREAM, ordered_consumer=True, config=config
     )
 
 
@@ -80,7 +89,9 @@ async def event_frames(
                 )
                 continue
             # Re-encoded: the JSON is then guaranteed to be one line, as an SSE `data:` field needs.
-            yield frame(str(type(event).__struct_config__.tag), encode(event))
+            yield frame(
+                str(type(event).__struct_config__.tag), encode(event), message.metadata.sequence.stream
+            )
             if isinstance(event, TaskCompleted | TaskFailed | TaskCancelled):
                 return
     finally:
@@ -93,22 +104,32 @@ async def event_frames(
 @get(
     "/api/tasks/{task_id:str}/events",
     summary="Follow a task's events (Server-Sent Events)",
-    description="`event: <kind>` / `data: <event JSON>` frames from the task's first event; ends after the "
-    "terminal one (`completed`, `failed` or `cancelled`). A `: keep-alive` comment every 15 s.",
+    description="`id: <stream sequence>` / `event: <kind>` / `data: <event JSON>` frames from the task's first "
+    "event (with a `Last-Event-ID` header: from the event after that one); ends after the terminal one "
+    "(`completed`, `failed` or `cancelled`). A `: keep-alive` comment every 15 s.",
     tags=["tasks"],
     **requires("read", 404, 422, 503),
     media_type="text/event-stream",
 )
-async def task_event_stream(resources: NamedDependency[Resources], task_id: TaskIdPath) -> Stream:
+async def task_event_stream(
+    resources: NamedDependency[Resources],
+    task_id: TaskIdPath,
+    last_event_id: Annotated[int | None, HeaderParameter(name="Last-Event-ID", ge=0)] = None,
+) -> Stream:
     task = await find_task(resources, task_id)
     quiet = SETTLED_QUIET_S if task.status in TERMINAL_STATUSES else None
     try:
         # Subscribed before the response starts, so an unreachable NATS is a 503, not a broken stream.
-        subscription = await subscribe_events(resources.js, task_id)
+        subscription = await subscribe_events(resources.js, task_id, after=last_event_id)
     except NATS_ERRORS as error:
         raise ServiceUnavailableException(f"cannot read the event stream: {error!r}") from error
+    return sse(event_frames(subscription, task_id, quiet_end_s=quiet))
+
+
+def sse(frames: AsyncIterator[bytes]) -> Stream:
+    """A Server-Sent Events response: not cached, not buffered by a proxy."""
     return Stream(
-        event_frames(subscription, task_id, quiet_end_s=quiet),
+        frames,
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -14,7 +14,13 @@ from services.gateway.auth import requires
 from shared.metrics import PROMETHEUS_CONTENT_TYPE, prometheus_text
 
 
-@get("/metrics", summary="Metrics in the Prometheus text format", tags=["operations"], **requires("read"))
+@get(
+    "/metrics",
+    summary="Metrics in the Prometheus text format",
+    tags=["operations"],
+    media_type=PROMETHEUS_CONTENT_TYPE,
+    **requires("read"),
+)
 async def metrics_text() -> Response[bytes]:
     body = await asyncio.to_thread(prometheus_text)
     return Response(body, media_type=PROMETHEUS_CONTENT_TYPE)

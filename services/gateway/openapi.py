@@ -15,11 +15,13 @@ from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
+from services.gateway.api_docs import docs_page
+from services.gateway.batch_plan import BatchRequest
 from services.gateway.schemas import RunRequest, TokenRequest
 from shared.catalog import SERVICES_BY_TYPE, offered_tools
 
 BEARER_SCHEME = "bearer"
-REQUEST_BODIES: tuple[type[msgspec.Struct], ...] = (RunRequest, TokenRequest)
+REQUEST_BODIES: tuple[type[msgspec.Struct], ...] = (RunRequest, TokenRequest, BatchRequest)
 
 OPENAPI = OpenAPIConfig(
     title="Assay",
@@ -27,6 +29,7 @@ OPENAPI = OpenAPIConfig(
     description="Runs analysis tools on generated web apps and reports what they found. Every route but "
     "`/healthz` and `/readyz` needs `Authorization: Bearer <token>` (`assay token create`).",
     path="/schema",
+    render_plugins=[docs_page()],  # Swagger UI with its files served locally (services/gateway/api_docs.py)
     components=Components(
         security_schemes={
             BEARER_SCHEME: SecurityScheme(
@@ -50,6 +53,19 @@ def exact_request_schemas(app: Litestar) -> None:
             }
         }
         for kind in SERVICES_BY_TYPE
+    ]
+    # A batch's tools must be offered by each of its analysis types: no tools, or one type with its own tools.
+    components[BatchRequest.__name__]["anyOf"] = [
+        {"properties": {"tools": {"type": "array", "maxItems": 0}}},
+        *(
+            {
+                "properties": {
+                    "analysis_types": {"type": "array", "items": {"const": kind}},
+                    "tools": {"type": "array", "items": {"enum": offered_tools(kind)}},
+                }
+            }
+            for kind in SERVICES_BY_TYPE
+        ),
     ]
     document = app.openapi_schema
     schemas: dict[str, Any] = dict(document.components.schemas or {})

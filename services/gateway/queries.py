@@ -12,6 +12,7 @@ import msgspec
 from sqlalchemy import Select, case, func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from services.gateway.load_views import load_views
 from services.gateway.schemas import (
     FindingPage,
     FindingView,
@@ -23,9 +24,13 @@ from services.gateway.schemas import (
     ToolView,
 )
 from shared.findings import SEVERITIES
+from shared.issue_groups import issue_severity_breakdown
 from shared.models import FindingRow, ServiceRun, Task, ToolRunRow
 
 Sessions = async_sessionmaker[AsyncSession]
+
+# A finding's issue group (shared/issue_groups); rows written before groups existed hold their fingerprint.
+ISSUE_KEY = FindingRow.issue_group
 View = TypeVar("View", bound=msgspec.Struct)
 
 
@@ -71,6 +76,10 @@ async def task_detail(sessions: Sessions, task_id: str) -> TaskDetail | None:
                 .group_by(FindingRow.tool, FindingRow.severity)
             )
         ).all()
+        members = await session.execute(
+            select(ISSUE_KEY, FindingRow.severity).where(FindingRow.task_id == task_id)
+        )
+        issues = issue_severity_breakdown([(key, severity) for key, severity in members.all()])
     by_severity: dict[str, int] = {level: 0 for level in SEVERITIES}
     by_tool: dict[str, int] = {}
     for tool, severity, count in counts:
@@ -93,7 +102,10 @@ async def task_detail(sessions: Sessions, task_id: str) -> TaskDetail | None:
         findings_count=sum(by_tool.values()),
         severity_breakdown=by_severity,
         findings_by_tool=dict(sorted(by_tool.items())),
+        issues_count=sum(issues.values()),
+        issue_severity_breakdown=issues,
         services=views(services, ServiceView),
+        load=load_views([(run.service, dict(run.metrics or {})) for run in services]),
         tools=views(tools, ToolView),
         result_dir=task.result_dir,
         trace_id=task.trace_id,

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import msgspec
 
+from services.gateway.load_views import LoadView
 from shared.messages import Priority, TaskStatus
 from shared.options import RequestOptions
 from shared.tasks import AnalysisType, AppNumber, ModelSlug, TaskId
@@ -108,6 +109,11 @@ class TaskDetail(TaskHeading, frozen=True, kw_only=True):
     result_dir: str | None  # relative to the results root
     trace_id: str | None
     worker: str | None
+    issues_count: int = 0  # distinct issues (issue groups) among the findings
+    # Issues per severity: an issue is as severe as its worst finding.
+    issue_severity_breakdown: dict[str, int] = {}
+    load: list[LoadView] = []  # the load test's figures per URL (performance analyses)
+    result_path: str | None = None  # the result folder as an absolute path on the gateway's machine
 
 
 class TaskSummary(TaskHeading, frozen=True, kw_only=True):
@@ -144,6 +150,7 @@ class FindingView(msgspec.Struct, frozen=True, kw_only=True):
     help_url: str | None
     fingerprint: str
     extra: dict[str, Any]
+    issue_group: str = ""
 
 
 class FindingPage(msgspec.Struct, frozen=True, kw_only=True):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
+import msgspec
 from litestar import Response, get, post
 from litestar.di import NamedDependency
 from litestar.exceptions import ClientException, NotFoundException, ServiceUnavailableException
@@ -76,7 +77,13 @@ async def list_all_tasks(
     **requires("read", 404, 422, 503),
 )
 async def get_task(resources: NamedDependency[Resources], task_id: TaskIdPath) -> TaskDetail:
-    return await find_task(resources, task_id)
+    detail = await find_task(resources, task_id)
+    if detail.result_dir is None:
+        return detail
+    # Where the folder is on the gateway's machine, so a client in any folder can print a path that resolves.
+    return msgspec.structs.replace(
+        detail, result_path=str(resources.settings.results_dir / detail.result_dir)
+    )
 
 
 @get(

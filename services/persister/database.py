@@ -20,6 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.persister.lookups import Sessions, TaskSnapshot, as_utc, snapshot_of
 from services.persister.sessions import GroupCommit, one_transaction
 from shared.catalog import plan
+from shared.finding_summary import summarize
+from shared.issue_groups import group_keys
 from shared.messages import (
     TERMINAL_STATUSES,
     AnalysisRequest,
@@ -87,6 +89,9 @@ async def record_request(sessions: Sessions, request: AnalysisRequest, trace_id:
 
     async def work(session: AsyncSession) -> None:
         task = await _task_row(session, request)
+        # Kept even for a task that ended before its request arrived: batches and reports need them.
+        task.batch_id = task.batch_id or request.batch_id
+        task.source_lines = task.source_lines if task.source_lines is not None else request.source_lines
         if task.status in TERMINAL_STATUSES:
             return
         task.priority = request.priority
@@ -158,7 +163,7 @@ def _tool_rows(task_id: str, service: str, result: ServiceResult) -> list[dict[s
     ]
 
 
-def _finding_rows(task_id: str, service: str, result: ServiceResult) -> list[dict[str, Any]]:
+def _finding_rows(task_id: str, service: str, result: ServiceResult, keys: list[str]) -> list[dict[str, Any]]:
     # Columns with a length are cut to it: PostgreSQL refuses a longer value, and one odd rule id must not cost
     # the task all its findings.
     return [
@@ -178,8 +183,9 @@ def _finding_rows(task_id: str, service: str, result: ServiceResult) -> list[dic
             "help_url": finding.help_url,
             "fingerprint": finding.fingerprint[:64],
             "extra": dict(finding.extra),
+            "issue_group": issue_group,
         }
-        for finding in result.findings
+        for finding, issue_group in zip(result.findings, keys, strict=True)
     ]
 
 
@@ -196,6 +202,7 @@ async def record_service(
             task.trace_id = task.trace_id or trace_id
             task.updated_at = utcnow()
         scope = {"task_id": event.task.id, "service": event.service}
+        keys = group_keys(result.findings) if result is not None else []
         for model in (FindingRow, ToolRunRow, ServiceRun):
             await session.execute(delete(model).filter_by(**scope))
         session.add(
@@ -205,13 +212,14 @@ async def record_service(
                 error=event.error or (result.error if result else None),
                 findings_count=len(result.findings) if result else 0,
                 metrics=dict(result.metrics) if result else {},
+                finding_summary=summarize(result.findings, keys) if result else None,
                 event_id=event.event_id,
                 recorded_at=utcnow(),
             )
         )
         if result is not None:
             tools = _tool_rows(event.task.id, event.service, result)
-            findings = _finding_rows(event.task.id, event.service, result)
+            findings = _finding_rows(event.task.id, event.service, result, keys)
             if tools:
                 await session.execute(insert(ToolRunRow), tools)
             if findings:

@@ -97,9 +97,11 @@ async def running_gateway(settings: Settings) -> AsyncIterator[str]:
 
 
 async def issue_token(database_url: str, name: str, scope: Scope = "admin") -> str:
-    """A token stored in the (migrated) database, as `assay token create --direct` makes one."""
+    """A token stored in the database (migrated first, as the gateway would), as `assay token create --direct`
+    makes one."""
     engine = create_engine(database_url)
     try:
+        await migrate(engine)
         token, _row = await create_token(sessions(engine), name, scope)
     finally:
         await engine.dispose()

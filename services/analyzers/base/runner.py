@@ -13,7 +13,7 @@ from services.analyzers.base.tool import SkipTool, Tool, ToolOutput
 from shared.findings import ToolRun
 from shared.metrics import record_tool_run
 from shared.protocol import ServiceResult, ServiceStatus
-from shared.sarif import sarif_for
+from shared.sarif import app_root_of, sarif_for
 from shared.tracing import TASK_ID_ATTRIBUTE
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ async def run_tools(service: str, tools: list[Tool], job: Job) -> ServiceResult:
         status=service_status(runs),
         tools=runs,
         findings=findings,
-        sarif=sarif_for(runs, findings),
+        sarif=sarif_for(runs, findings, app_root_of(job.task.model_slug, job.task.app_number)),
         raw_outputs={output.run.tool: output.raw_output for output in outputs if output.raw_output},
         metrics={output.run.tool: output.metrics for output in outputs if output.metrics},
         error="; ".join(failures) or None,

@@ -1,7 +1,9 @@
 """Reachability: does each target answer a GET, how fast, and with what server.
 
 This is the one tool that does not skip when nothing answers: its findings and its metrics' `status`
-(`targets_unreachable`) are how the service says so.
+(`targets_unreachable`) are how the service says so. Only a target the request named is a finding when it does not
+answer; a default target (a port of the app's .env, such as a frontend that is not running) that does not answer
+is a note in the metrics, so a backend-only run gets no false `high` finding.
 """
 
 from __future__ import annotations
@@ -19,6 +21,13 @@ class Reachability(HttpTool):
     async def inspect(self, job: Job, client: httpx.AsyncClient) -> Inspection:
         urls = resolve_targets(job)
         report = await check_targets(client, urls)
+        named = bool(job.target_urls)
+        notes = [
+            f"{probe.url} did not answer ({probe.error}): a default target from the app's .env, not named by the "
+            "request, so not a finding"
+            for probe in report.unreachable
+            if not named
+        ]
         findings = [
             http_finding(
                 self.name,
@@ -30,6 +39,7 @@ class Reachability(HttpTool):
                 extra={"error": probe.error, "elapsed_ms": probe.elapsed_ms},
             )
             for probe in report.unreachable
+            if named
         ]
         findings += [
             http_finding(
@@ -44,4 +54,5 @@ class Reachability(HttpTool):
             for probe in report.reachable
             if probe.status is not None and probe.status >= 500
         ]
-        return Inspection(findings=findings, metrics=report.metrics(), targets=urls, exchanges=report.probes)
+        metrics = {**report.metrics(), "notes": notes} if notes else report.metrics()
+        return Inspection(findings=findings, metrics=metrics, targets=urls, exchanges=report.probes)

@@ -48,6 +48,23 @@ class HeaderAssessment(msgspec.Struct, frozen=True):
     cwe: str | None = None
 
 
+CWE_BY_HEADER = {
+    "content-security-policy": "CWE-693",
+    "strict-transport-security": "CWE-319",
+    "x-content-type-options": "CWE-693",
+    "x-frame-options": "CWE-1021",
+    "referrer-policy": "CWE-200",
+    "permissions-policy": "CWE-693",
+}
+
+
+def flagged(
+    state: Literal["missing", "weak"], header: str, severity: Severity, message: str
+) -> HeaderAssessment:
+    """A header that is `missing` or `weak`: rule id `<state>-<header>`, and the header's CWE."""
+    return HeaderAssessment(state, f"{state}-{header}", severity, message, CWE_BY_HEADER[header])
+
+
 def directives(policy: str) -> dict[str, str]:
     """CSP directives by name (lower-cased) → their source list."""
     parsed: dict[str, str] = {}
@@ -61,31 +78,28 @@ def directives(policy: str) -> dict[str, str]:
 def content_security_policy(response: Fetched) -> HeaderAssessment:
     policy = response.header("content-security-policy")
     if policy is None:
-        return HeaderAssessment(
+        return flagged(
             "missing",
-            "missing-content-security-policy",
+            "content-security-policy",
             "medium",
             "No Content-Security-Policy: injected scripts run unhindered",
-            "CWE-693",
         )
     parsed = directives(policy)
     scripts = parsed.get("script-src", parsed.get("default-src"))
     if scripts is None:
-        return HeaderAssessment(
+        return flagged(
             "weak",
-            "weak-content-security-policy",
+            "content-security-policy",
             "low",
             "Content-Security-Policy restricts neither script-src nor default-src",
-            "CWE-693",
         )
     loose = [token for token in ("'unsafe-inline'", "'unsafe-eval'", "*") if token in scripts.split()]
     if loose:
-        return HeaderAssessment(
+        return flagged(
             "weak",
-            "weak-content-security-policy",
+            "content-security-policy",
             "low",
             f"Content-Security-Policy allows {', '.join(loose)} for scripts",
-            "CWE-693",
         )
     return HeaderAssessment("ok")
 
@@ -101,21 +115,19 @@ def strict_transport_security(response: Fetched) -> HeaderAssessment:
         )
     value = response.header("strict-transport-security")
     if value is None:
-        return HeaderAssessment(
+        return flagged(
             "missing",
-            "missing-strict-transport-security",
+            "strict-transport-security",
             "medium",
             "No Strict-Transport-Security: the first visit can be downgraded to HTTP",
-            "CWE-319",
         )
     match = re.search(r"max-age\s*=\s*\"?(\d+)", value, re.IGNORECASE)
     if match is None or int(match.group(1)) < HSTS_MIN_AGE_S:
-        return HeaderAssessment(
+        return flagged(
             "weak",
-            "weak-strict-transport-security",
+            "strict-transport-security",
             "low",
             f"Strict-Transport-Security max-age is below {HSTS_MIN_AGE_S} s: {value}",
-            "CWE-319",
         )
     return HeaderAssessment("ok")
 
@@ -123,20 +135,15 @@ def strict_transport_security(response: Fetched) -> HeaderAssessment:
 def content_type_options(response: Fetched) -> HeaderAssessment:
     value = response.header("x-content-type-options")
     if value is None:
-        return HeaderAssessment(
+        return flagged(
             "missing",
-            "missing-x-content-type-options",
+            "x-content-type-options",
             "low",
             "No X-Content-Type-Options: nosniff; browsers may sniff responses into scripts",
-            "CWE-693",
         )
     if value.strip().lower() != "nosniff":
-        return HeaderAssessment(
-            "weak",
-            "weak-x-content-type-options",
-            "low",
-            f"X-Content-Type-Options is '{value}', not 'nosniff'",
-            "CWE-693",
+        return flagged(
+            "weak", "x-content-type-options", "low", f"X-Content-Type-Options is '{value}', not 'nosniff'"
         )
     return HeaderAssessment("ok")
 
@@ -146,20 +153,15 @@ def frame_protection(response: Fetched) -> HeaderAssessment:
         return HeaderAssessment("ok")
     value = response.header("x-frame-options")
     if value is None:
-        return HeaderAssessment(
+        return flagged(
             "missing",
-            "missing-x-frame-options",
+            "x-frame-options",
             "medium",
             "Neither X-Frame-Options nor CSP frame-ancestors: the page can be framed (clickjacking)",
-            "CWE-1021",
         )
     if value.strip().upper() not in ("DENY", "SAMEORIGIN"):
-        return HeaderAssessment(
-            "weak",
-            "weak-x-frame-options",
-            "low",
-            f"X-Frame-Options '{value}' is not DENY or SAMEORIGIN",
-            "CWE-1021",
+        return flagged(
+            "weak", "x-frame-options", "low", f"X-Frame-Options '{value}' is not DENY or SAMEORIGIN"
         )
     return HeaderAssessment("ok")
 
@@ -167,39 +169,30 @@ def frame_protection(response: Fetched) -> HeaderAssessment:
 def referrer_policy(response: Fetched) -> HeaderAssessment:
     value = response.header("referrer-policy")
     if value is None:
-        return HeaderAssessment(
-            "missing",
-            "missing-referrer-policy",
-            "low",
-            "No Referrer-Policy: full URLs may leak to other sites",
-            "CWE-200",
+        return flagged(
+            "missing", "referrer-policy", "low", "No Referrer-Policy: full URLs may leak to other sites"
         )
     # Browsers apply the last policy they understand in a comma-separated list.
     policies = [token.strip().lower() for token in value.split(",") if token.strip()]
     if not policies or policies[-1] in WEAK_REFERRER_POLICIES:
-        return HeaderAssessment(
-            "weak",
-            "weak-referrer-policy",
-            "low",
-            f"Referrer-Policy '{value}' sends full URLs to other sites",
-            "CWE-200",
+        return flagged(
+            "weak", "referrer-policy", "low", f"Referrer-Policy '{value}' sends full URLs to other sites"
         )
     return HeaderAssessment("ok")
 
 
 def permissions_policy(response: Fetched) -> HeaderAssessment:
     if response.header("permissions-policy") is None:
-        return HeaderAssessment(
+        return flagged(
             "missing",
-            "missing-permissions-policy",
+            "permissions-policy",
             "low",
             "No Permissions-Policy: camera, microphone, geolocation … are not restricted",
-            "CWE-693",
         )
     return HeaderAssessment("ok")
 
 
-CHECKS = {
+ASSESSMENTS = {
     "content-security-policy": content_security_policy,
     "strict-transport-security": strict_transport_security,
     "x-content-type-options": content_type_options,
@@ -209,9 +202,9 @@ CHECKS = {
 }
 
 
-def score(verdicts: dict[str, HeaderAssessment]) -> int:
+def score(assessments: dict[str, HeaderAssessment]) -> int:
     """0-100 by WEIGHTS: ok earns the weight, weak half of it, missing nothing; not-applicable is left out."""
-    applicable = {name: v for name, v in verdicts.items() if v.state != "not-applicable"}
+    applicable = {name: v for name, v in assessments.items() if v.state != "not-applicable"}
     total = sum(WEIGHTS[name] for name in applicable)
     earned = sum(WEIGHTS[name] * {"ok": 1.0, "weak": 0.5}.get(v.state, 0.0) for name, v in applicable.items())
     return round(100 * earned / total) if total else 100
@@ -234,7 +227,7 @@ def disclosures(response: Fetched) -> list[tuple[str, str, str]]:
 class SecurityHeaders(HttpTool):
     name = "security-headers"
 
-    def findings_for(self, response: Fetched, verdicts: dict[str, HeaderAssessment]) -> list[Finding]:
+    def findings_for(self, response: Fetched, assessments: dict[str, HeaderAssessment]) -> list[Finding]:
         findings = [
             http_finding(
                 self.name,
@@ -246,7 +239,7 @@ class SecurityHeaders(HttpTool):
                 cwe=v.cwe,
                 extra={"header": header, "state": v.state},
             )
-            for header, v in verdicts.items()
+            for header, v in assessments.items()
             if v.rule_id
         ]
         findings += [
@@ -270,12 +263,12 @@ class SecurityHeaders(HttpTool):
         per_target: dict[str, object] = {}
         scores = []
         for response in responses:
-            verdicts = {header: judge(response) for header, judge in CHECKS.items()}
-            findings += self.findings_for(response, verdicts)
-            scores.append(score(verdicts))
+            assessments = {header: judge(response) for header, judge in ASSESSMENTS.items()}
+            findings += self.findings_for(response, assessments)
+            scores.append(score(assessments))
             per_target[response.url] = {
                 "score": scores[-1],
-                "headers": {header: v.state for header, v in verdicts.items()},
+                "headers": {header: v.state for header, v in assessments.items()},
             }
         metrics = {"score": min(scores), "weights": WEIGHTS, "targets": per_target}
         return Inspection(

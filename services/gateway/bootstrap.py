@@ -1,0 +1,55 @@
+"""Bootstrap confidence intervals of a mean (percentile method), deterministic for a given seed."""
+
+from __future__ import annotations
+
+import math
+import random
+from array import array
+from collections.abc import Sequence
+
+RESAMPLES = 1000
+LEVEL = 0.95
+# Above this many values the bootstrap distribution of a mean is normal to well within its resampling noise (central
+# limit theorem), so its closed form (mean ± z · plug-in standard deviation / √n) replaces the resampling, whose
+# cost grows with values × resamples.
+RESAMPLED_UP_TO = 500
+Z = {0.90: 1.6449, 0.95: 1.9600, 0.99: 2.5758}
+
+
+def mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values)
+
+
+def resample_means(values: Sequence[float], rng: random.Random, resamples: int) -> list[float]:
+    """The means of `resamples` draws of len(values) values with replacement.
+
+    Indices come from 32-bit random words scaled to the range (`word * n >> 32`, bias below n / 2**32), every step
+    in C (`map` over builtin methods): several times faster than `random.choices` for ten thousand apps.
+    """
+    n = len(values)
+    words = array("I", rng.randbytes(4 * n * resamples))
+    if words.itemsize != 4:  # "I" is 4 bytes on every platform Assay runs on; refuse to be wrong elsewhere
+        raise RuntimeError("array type 'I' is not 32 bits here")
+    picked = list(map(values.__getitem__, map((32).__rrshift__, map(n.__mul__, words))))
+    return [sum(picked[i * n : (i + 1) * n]) / n for i in range(resamples)]
+
+
+def bootstrap_interval(
+    values: Sequence[float], seed: str, resamples: int = RESAMPLES, level: float = LEVEL
+) -> tuple[float, float]:
+    """(low, high) of the `level` percentile interval of the mean of `values`, from `resamples` resamples with
+    replacement (its normal closed form above RESAMPLED_UP_TO values); the same values and seed always give the same
+    interval. One value: its own interval."""
+    if len(values) < 2:
+        return (values[0], values[0]) if values else (0.0, 0.0)
+    if len(values) > RESAMPLED_UP_TO:
+        center = mean(values)
+        spread = (
+            Z[level]
+            * math.sqrt(sum((v - center) ** 2 for v in values) / len(values))
+            / math.sqrt(len(values))
+        )
+        return center - spread, center + spread
+    means = sorted(resample_means(values, random.Random(seed), resamples))
+    tail = (1.0 - level) / 2
+    return means[int(tail * (resamples - 1))], means[int(round((1.0 - tail) * (resamples - 1)))]
