@@ -81,6 +81,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     persister_concurrency: int = 32  # ASSAY_PERSISTER_CONCURRENCY: messages one persister works on at once
     persister_prefetch: int = 256  # ASSAY_PERSISTER_PREFETCH: messages of one durable held ahead by the persister
     batch_max_tasks: int = 1000  # ASSAY_BATCH_MAX_TASKS: tasks one batch may queue
+    # Metrics (shared/metrics.py): the gateway serves /metrics on its own port; every other process on its own.
+    metrics_host: str = "127.0.0.1"  # ASSAY_METRICS_HOST: where the services' /metrics listeners bind
+    metrics_port: int | None = None  # ASSAY_METRICS_PORT: this process's /metrics port (unset: no listener)
+    metrics_port_base: int = 9464  # ASSAY_METRICS_PORT_BASE: `assay up` gives its services ports from here on
 
 
 def _path(env: Mapping[str, str], name: str, default: str) -> Path:
@@ -171,6 +175,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         persister_concurrency=int(env.get("ASSAY_PERSISTER_CONCURRENCY") or 32),
         persister_prefetch=int(env.get("ASSAY_PERSISTER_PREFETCH") or 256),
         batch_max_tasks=int(env.get("ASSAY_BATCH_MAX_TASKS") or 1000),
+        metrics_host=env.get("ASSAY_METRICS_HOST") or "127.0.0.1",
+        metrics_port=int(env["ASSAY_METRICS_PORT"]) if env.get("ASSAY_METRICS_PORT") else None,
+        metrics_port_base=int(env.get("ASSAY_METRICS_PORT_BASE") or 9464),
     )
 
 

@@ -48,13 +48,13 @@ async def connect(url: str, name: str, creds: str | None = None) -> Client:
     """Connect to `url` (comma-separated servers) as `creds` and keep reconnecting while the process lives."""
 
     async def on_disconnect() -> None:
-        log.warning("disconnected from NATS; reconnecting", extra={"service": name})
+        log.warning("disconnected from NATS; reconnecting", extra={"client": name})
 
     async def on_reconnect() -> None:
-        log.info("reconnected to NATS at %s", masked_url(url), extra={"service": name})
+        log.info("reconnected to NATS at %s", masked_url(url), extra={"client": name})
 
     async def on_error(error: Exception) -> None:
-        log.warning("NATS error: %s", error, extra={"service": name})
+        log.warning("NATS error: %s", error, extra={"client": name})
 
     servers = url_list(url)
     tls = {"tls": ssl.create_default_context()} if any(s.startswith("tls://") for s in servers) else {}

@@ -38,6 +38,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from shared.delivery import backoff_s, consumer_attributes, keep_alive, settle
+from shared.metrics import record_fetch
 from shared.publishing import publish_dead_letter
 from shared.tasks import TaskRef
 from shared.tracing import TASK_ID_ATTRIBUTE, extract_context, trace_id_of
@@ -277,6 +278,7 @@ async def _fetch_loop(
             continue
         found = True
         idle_since = loop.time()
+        record_fetch(source.durable, [msg.data for msg in messages])
         for msg in messages:
             state.held[id(msg)] = msg
             try:

@@ -16,6 +16,7 @@ from nats.aio.client import Client
 from shared.config import Settings, load_settings
 from shared.connection import connect
 from shared.logs import setup_logging
+from shared.metrics import metrics_listener, setup_metrics
 from shared.tracing import setup_tracing
 
 ServiceBody = Callable[[Client, Settings, asyncio.Event], Awaitable[None]]
@@ -27,6 +28,7 @@ async def _main(name: str, body: ServiceBody) -> int:
     settings = load_settings()
     setup_logging(name, settings.log_level)
     provider = setup_tracing(name, settings.trace_dir)
+    meters = setup_metrics(name)
     try:
         if not settings.nats_url:
             log.error("ASSAY_NATS_URL is not set: start Assay with `assay up`, or point it at a NATS server")
@@ -37,7 +39,8 @@ async def _main(name: str, body: ServiceBody) -> int:
             loop.add_signal_handler(signum, stop.set)
         nc = await connect(settings.nats_url, name, settings.nats_creds)
         try:
-            await body(nc, settings, stop)
+            async with metrics_listener(settings.metrics_host, settings.metrics_port):
+                await body(nc, settings, stop)
         finally:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(nc.drain(), 5)  # flushes what is still buffered, then closes
@@ -47,6 +50,7 @@ async def _main(name: str, body: ServiceBody) -> int:
         return 0
     finally:
         provider.shutdown()  # flushes the spans still queued
+        meters.shutdown()  # and the last metrics, when they go over OTLP
 
 
 def run_service(name: str, body: ServiceBody) -> int:

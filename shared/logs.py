@@ -1,4 +1,5 @@
-"""Structured logs: one JSON object per line, carrying `task_id` and the current `trace_id`."""
+"""Structured logs: one JSON object per line, carrying `task_id`, the current `trace_id` and `span_id`, and the
+name of the service that wrote it (an `extra` cannot change it: name an analyzer as `analyzer`)."""
 
 from __future__ import annotations
 
@@ -30,7 +31,9 @@ class JsonFormatter(logging.Formatter):
         span_context = trace.get_current_span().get_span_context()
         if span_context.is_valid:
             entry["trace_id"] = format(span_context.trace_id, "032x")
+            entry["span_id"] = format(span_context.span_id, "016x")
         entry.update({key: value for key, value in record.__dict__.items() if key not in _STANDARD})
+        entry["service"] = self._service
         if record.exc_info:
             entry["error"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)

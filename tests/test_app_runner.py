@@ -1,6 +1,6 @@
 """The app runner through the orchestrator: Assay prepares and starts the app itself for analyses that need it
 running, hands its URLs to the analyzers, records the run, and leaves nothing running; several apps at once stay
-within the budget, each on its own ports. (Batches do not exist yet: their test comes with them.)"""
+within the budget, each on its own ports, including a batch of apps submitted over HTTP."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import httpx
@@ -94,6 +95,79 @@ def test_comprehensive_run_starts_the_sample_app_itself_gets_findings_and_leaves
     assert record.processes["backend"][-1] == "app.py"
     assert record.output_tail, "the app's output is kept"
     assert app_processes(record) == []
+
+
+SAMPLE_APP_IDS = [("anthropic_claude-haiku", 1), ("openai_codex-mini", 1), ("openai_codex-mini", 2)]
+PROBES = ["reachability", "security-headers", "cookies", "cors"]  # each GETs the running app
+
+
+def test_a_dynamic_batch_of_three_apps_starts_probes_and_stops_each_and_leaves_nothing_running(
+    tmp_path: Path, app_work_dir: Path
+) -> None:
+    stack = Stack(
+        tmp_path / "stack",
+        apps_dir=SAMPLE_APPS,
+        analyzers={"dynamic": 1},
+        extra_env={"ASSAY_APP_WORK_DIR": str(app_work_dir), "ASSAY_APP_CONCURRENCY": "3"},
+    )
+    try:
+        stack.start()
+        response = httpx.post(
+            f"{stack.gateway_url}/api/batches",
+            json={"models": sorted({model for model, _ in SAMPLE_APP_IDS}), "analysis_types": ["dynamic"],
+                  "tools": PROBES},
+            headers=stack.headers,
+            timeout=10,
+        )  # fmt: skip
+        assert response.status_code == 202, response.text
+        batch = _wait_batch_finished(stack, response.json()["batch_id"], timeout_s=400)
+    finally:
+        stack.stop()
+    tasks = {(task["model_slug"], task["app_number"]): task for task in batch["tasks"]}
+    assert sorted(tasks) == SAMPLE_APP_IDS
+    assert [task["status"] for task in tasks.values()] == ["completed"] * 3, (batch, stack.log_tail())
+    records: dict[str, AppRun] = {}
+    with sqlite3.connect(stack.database_file) as db:
+        for task in tasks.values():
+            task_id = task["task_id"]
+            (result_dir,) = db.execute(
+                "select result_dir from tasks where task_id = ?", (task_id,)
+            ).fetchone()
+            record = msgspec.json.decode(
+                (stack.results_dir / result_dir / "services" / "app.json").read_bytes(), type=AppRun
+            )
+            assert record.error is None and record.started_at is not None, record.error
+            assert record.ended == "stopped by Assay" and record.stopped_at is not None
+            own_urls = tuple(record.urls.values())
+            runs = dict(
+                db.execute(
+                    "select tool, status from tool_runs where task_id = ? and service = 'dynamic'", (task_id,)
+                ).fetchall()
+            )
+            assert runs == {tool: "success" for tool in PROBES}, (task_id, runs)
+            findings = db.execute(
+                "select rule_id, path from findings where task_id = ? and service = 'dynamic'", (task_id,)
+            ).fetchall()
+            # the probes found something about this app's own URL, and it answered them
+            assert any(path and path.startswith(own_urls) for _, path in findings), (task_id, findings)
+            assert "target-unreachable" not in {rule for rule, _ in findings}
+            records[task_id] = record
+    ports = [urlparse(record.urls["backend"]).port for record in records.values()]
+    assert len(set(ports)) == 3, ports
+    for record in records.values():
+        assert app_processes(record) == []
+
+
+def _wait_batch_finished(stack: Stack, batch_id: str, timeout_s: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        response = httpx.get(f"{stack.gateway_url}/api/batches/{batch_id}", headers=stack.headers, timeout=10)
+        assert response.status_code == 200, response.text
+        batch: dict[str, Any] = response.json()
+        if batch["finished"]:
+            return batch
+        time.sleep(0.5)
+    raise TimeoutError(f"batch {batch_id} not finished after {timeout_s} s; logs:\n{stack.log_tail()}")
 
 
 async def test_the_orchestrator_hands_the_app_urls_to_the_analyzer_and_records_the_run(

@@ -42,6 +42,7 @@ def up_env(root: Path) -> dict[str, str]:
         "ASSAY_APPS_DIR": str(root / "apps"),
         "ASSAY_GATEWAY_URL": f"http://127.0.0.1:{free_port()}",
         "XDG_CONFIG_HOME": str(root / "config"),  # where `assay up` saves the CLI's token
+        "ASSAY_METRICS_PORT_BASE": str(free_port()),  # the services' /metrics ports count up from here
         **{f"ASSAY_{name.upper()}_URLS": f"ws://127.0.0.1:{free_port()}" for name in ANALYZERS},
     }
     return env
@@ -112,6 +113,14 @@ def test_up_starts_the_stack_stops_it_on_sigint_and_restarts_on_the_same_data(tm
         anonymous = httpx.post(f"{first.url}/api/analysis/run", json=body, timeout=10)
         assert anonymous.status_code == 401
         token_saved = saved_token(env)
+        # The supervisor lists every service's /metrics; each answers in the Prometheus text format.
+        [listed] = [line for line in first.stdout.read_text().splitlines() if line.startswith("Metrics: ")]
+        endpoints = dict(entry.split(" ", 1) for entry in listed.removeprefix("Metrics: ").split(", "))
+        assert {"gateway", "persister", "orchestrator", *ANALYZERS} == set(endpoints)
+        for name, url in endpoints.items():
+            scraped = httpx.get(url, headers=token_saved if name == "gateway" else {}, timeout=10)
+            assert scraped.status_code == 200, (name, scraped.text)
+            assert "# TYPE " in scraped.text, name
         # The quick start: after `assay up`, the CLI needs no token step (it reads the saved file).
         analyze = subprocess.run(
             [sys.executable, "-m", "services.cli", "analyze", MODEL, str(APP), "--tools", "ruff"],

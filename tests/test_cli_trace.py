@@ -13,7 +13,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind
 
-from services.cli.trace_tree import render_traces, span_files, spans_of_traces, trace_ids_of_task
+from services.cli.trace_tree import render_traces
+from shared.span_files import span_files, spans_of_traces, trace_ids_of_task
 from shared.tracing import TASK_ID_ATTRIBUTE, JsonLinesSpanExporter, context_from_traceparent, inject_headers
 
 REPO = Path(__file__).resolve().parent.parent
@@ -106,7 +107,7 @@ def run_cli(*args: str, trace_dir: Path) -> subprocess.CompletedProcess[str]:
 def test_assay_trace_prints_the_tree(tmp_path: Path) -> None:
     trace_id = write_task_trace(tmp_path)
 
-    result = run_cli("trace", TASK, trace_dir=tmp_path)
+    result = run_cli("trace", TASK, "--dir", str(tmp_path), trace_dir=tmp_path)
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"trace {trace_id}: 6 spans")
@@ -116,8 +117,14 @@ def test_assay_trace_prints_the_tree(tmp_path: Path) -> None:
 def test_assay_trace_without_spans_exits_1_saying_where_it_looked(tmp_path: Path) -> None:
     write_task_trace(tmp_path)
 
-    result = run_cli("trace", "task_aaaaaaaaaaaa", trace_dir=tmp_path)
+    result = run_cli("trace", "task_aaaaaaaaaaaa", "--dir", str(tmp_path), trace_dir=tmp_path)
 
     assert result.returncode == 1
     assert f"no spans for task task_aaaaaaaaaaaa under {tmp_path}" in result.stderr
-    assert "trace explorer" in result.stderr
+
+
+def test_assay_trace_without_a_gateway_exits_2(tmp_path: Path) -> None:
+    result = run_cli("trace", TASK, trace_dir=tmp_path)
+
+    assert result.returncode == 2
+    assert "gateway not reachable" in result.stderr

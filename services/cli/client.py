@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Any, Self
 
 import httpx
+from opentelemetry import trace
 
 from shared.errors import AssayError
+from shared.tracing import inject_headers
 
 
 class GatewayError(AssayError):
@@ -28,6 +31,17 @@ def _reason(response: httpx.Response) -> str:
     return str(body.get("detail") or response.reason_phrase)
 
 
+def trace_headers(starts_task: bool = False) -> dict[str, str]:
+    """The `traceparent` a call carries. Under `assay --trace` the command's own span; otherwise a parent marked
+    not sampled, so that the CLI's own calls (polling, lookups) leave no trace in the gateway. A call that starts a
+    task (`starts_task`) sends none then: the task's trace begins at the gateway."""
+    if trace.get_current_span().get_span_context().is_valid:
+        return inject_headers()
+    if starts_task:
+        return {}
+    return {"traceparent": f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-00"}
+
+
 class GatewayClient:
     """Calls to one gateway; every method raises GatewayError with the gateway's reason on failure."""
 
@@ -42,9 +56,9 @@ class GatewayClient:
     def __exit__(self, *_exc: object) -> None:
         self._http.close()
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def _request(self, method: str, path: str, starts_task: bool = False, **kwargs: Any) -> httpx.Response:
         try:
-            response = self._http.request(method, path, **kwargs)
+            response = self._http.request(method, path, headers=trace_headers(starts_task), **kwargs)
         except httpx.HTTPError as error:
             raise GatewayError(f"gateway not reachable at {self.base_url}: {error}") from error
         if response.status_code == 401:
@@ -54,15 +68,18 @@ class GatewayClient:
             raise GatewayError(_reason(response), response.status_code)
         return response
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        body: dict[str, Any] = self._request(method, path, **kwargs).json()
+    def _call(self, method: str, path: str, starts_task: bool = False, **kwargs: Any) -> dict[str, Any]:
+        body: dict[str, Any] = self._request(method, path, starts_task, **kwargs).json()
         return body
 
     def run_analysis(self, body: dict[str, Any]) -> dict[str, Any]:
-        return self._call("POST", "/api/analysis/run", json=body)
+        return self._call("POST", "/api/analysis/run", starts_task=True, json=body)
 
     def task(self, task_id: str) -> dict[str, Any]:
         return self._call("GET", f"/api/tasks/{task_id}")
+
+    def trace(self, task_id: str) -> dict[str, Any]:
+        return self._call("GET", f"/api/tasks/{task_id}/trace")
 
     def cancel(self, task_id: str) -> dict[str, Any]:
         return self._call("POST", f"/api/tasks/{task_id}/cancel")

@@ -19,6 +19,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, get_args
 
+import msgspec
+from opentelemetry import trace as otel_trace
+
 from services.cli import tokens
 from services.cli.api_token import gateway_client
 from services.cli.batches import add_batch_parser, run_batch
@@ -28,13 +31,15 @@ from services.cli.gate import at_or_above, gate_message
 from services.cli.listing import add_listing_parsers
 from services.cli.render import progress_line, render_task
 from services.cli.supervisor import run_up
-from services.cli.trace_tree import render_traces, span_files, spans_of_traces, trace_ids_of_task
+from services.cli.trace_tree import render_traces
 from shared.config import Settings, load_settings
 from shared.errors import AssayError
 from shared.findings import SEVERITIES
 from shared.logs import setup_logging
 from shared.messages import PRIORITIES, TERMINAL_STATUSES
+from shared.span_files import SpanRecord, span_files, spans_of_traces, trace_ids_of_task
 from shared.tasks import AnalysisType
+from shared.tracing import setup_tracing
 
 ANALYSIS_TYPES: tuple[str, ...] = get_args(AnalysisType)
 POLL_INTERVAL_S = 1.0
@@ -184,23 +189,24 @@ def cancel(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def trace(settings: Settings, args: argparse.Namespace) -> int:
-    trace_dir: Path = args.dir or settings.trace_dir
-    files = span_files(trace_dir)
-    trace_ids = trace_ids_of_task(files, args.task_id)
-    if not trace_ids:
-        # Spans that missed the attribute still belong to the task's trace, which the task row names.
-        try:
-            with gateway_client(settings, timeout_s=5) as gateway:
-                recorded = gateway.task(args.task_id).get("trace_id")
-            trace_ids = [recorded] if recorded else []
-        except GatewayError:
-            pass
-    traces = {tid: spans for tid, spans in spans_of_traces(files, trace_ids).items() if spans}
+    if args.dir:
+        files = span_files(args.dir)
+        # The task's own trace is the one its earliest span (the request that created it) belongs to.
+        traces = spans_of_traces(files, trace_ids_of_task(files, args.task_id)[:1])
+        trace_id = next(iter(traces), None)
+    else:
+        with gateway_client(settings, timeout_s=10) as gateway:
+            try:
+                answer = gateway.trace(args.task_id)
+            except GatewayError as error:
+                return _fail(str(error), 1 if error.status else 2)
+        trace_id = answer.get("trace_id")
+        spans = msgspec.convert(answer.get("spans") or [], list[SpanRecord])
+        traces = {trace_id: spans} if trace_id and spans else {}
     if not traces:
-        return _fail(
-            f"no spans for task {args.task_id} under {trace_dir}; with OTLP configured, look in your trace explorer",
-            1,
-        )
+        where = f"under {args.dir}" if args.dir else "in the gateway's span files"
+        hint = f"; with OTLP configured, look up trace {trace_id} in your trace explorer" if trace_id else ""
+        return _fail(f"no spans for task {args.task_id} {where}{hint}", 1)
     print(render_traces(traces))
     return 0
 
@@ -212,6 +218,11 @@ def up(settings: Settings, _args: argparse.Namespace) -> int:
 
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="assay", description="Analyze generated web apps with real tools.")
+    root.add_argument(
+        "--trace",
+        action="store_true",
+        help="trace this command's own calls to the gateway (they leave none otherwise)",
+    )
     commands = root.add_subparsers(dest="command", required=True)
 
     commands.add_parser("up", help="run every service locally until Ctrl-C").set_defaults(handler=up)
@@ -275,9 +286,13 @@ def parser() -> argparse.ArgumentParser:
     compare.add_argument("--json", action="store_true", help="same as --format json")
     compare.set_defaults(handler=report)
 
-    spans = commands.add_parser("trace", help="print a task's spans as a tree (from the local span files)")
+    spans = commands.add_parser(
+        "trace", help="print a task's trace as a tree (the gateway reads its span files)"
+    )
     spans.add_argument("task_id")
-    spans.add_argument("--dir", type=Path, help="span files folder (default: ASSAY_TRACE_DIR)")
+    spans.add_argument(
+        "--dir", type=Path, help="read this folder of span files instead of asking the gateway"
+    )
     spans.set_defaults(handler=trace)
 
     tokens.add_parser(commands)
@@ -287,8 +302,16 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     handler: Callable[[Settings, argparse.Namespace], int] = args.handler
+    settings = load_settings()
     try:
-        return handler(load_settings(), args)
+        if not args.trace:
+            return handler(settings, args)
+        provider = setup_tracing("cli", settings.trace_dir)
+        try:
+            with otel_trace.get_tracer("services.cli").start_as_current_span(f"assay {args.command}"):
+                return handler(settings, args)
+        finally:
+            provider.shutdown()
     except BrokenPipeError:
         return closed_pipe()
 

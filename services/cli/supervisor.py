@@ -59,6 +59,20 @@ async def wait_until_ready(gateway_url: str) -> None:
     )
 
 
+def metrics_ports(settings: Settings, children: list[Child]) -> str:
+    """Give each child but the gateway (which serves /metrics on its own port) a /metrics port of its own, from
+    ASSAY_METRICS_PORT_BASE on; the line that lists them for the operator."""
+    where = [f"gateway {settings.gateway_url}/metrics"]
+    port = settings.metrics_port_base
+    for child in children:
+        if child.spec.name == "gateway":
+            continue
+        child.env["ASSAY_METRICS_PORT"] = str(port)
+        where.append(f"{child.spec.name} http://{settings.metrics_host}:{port}/metrics")
+        port += 1
+    return "Metrics: " + ", ".join(where)
+
+
 async def _start_nats(settings: Settings, credentials: dict[str, str]) -> EmbeddedNats:
     """Start the embedded server admitting only Assay's users, and declare everything the services use."""
     save_credentials(settings.var_dir, credentials)
@@ -107,6 +121,7 @@ async def up(settings: Settings, environ: Mapping[str, str]) -> int:
             children.append(Child(spec, child_env(env, spec, credentials, token)))
         else:
             log.warning("skipping %s: %s has no __main__ module", spec.name, spec.module)
+    print(metrics_ports(settings, children), flush=True)
     watchers: list[asyncio.Task[None]] = []
     readiness = asyncio.create_task(wait_until_ready(settings.gateway_url))
     try:

@@ -15,6 +15,7 @@ import uvicorn
 from services.gateway.app import create_app
 from shared.config import load_settings
 from shared.logs import setup_logging
+from shared.metrics import setup_metrics
 from shared.tracing import setup_tracing
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ def main() -> None:
     settings = load_settings()
     setup_logging("gateway", settings.log_level)
     provider = setup_tracing("gateway", settings.trace_dir)
+    meters = setup_metrics("gateway")
     address = urlparse(settings.gateway_url)
     config = uvicorn.Config(
         create_app(settings),
@@ -55,6 +57,7 @@ def main() -> None:
         asyncio.run(server.serve())
     finally:
         provider.shutdown()
+        meters.shutdown()
     if not server.started:
         # The lifespan failed (NATS or the database refused): say so with the exit code; `assay up` restarts it.
         log.error("gateway did not start")

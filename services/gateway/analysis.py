@@ -22,6 +22,7 @@ from shared.app_env import app_env
 from shared.catalog import offered_tools, planned_tools, unknown_tools
 from shared.config import Settings
 from shared.messages import AnalysisRequest, encode
+from shared.metrics import record_task_accepted
 from shared.paths import UnsafePathError, app_dir
 from shared.source_size import total_lines
 from shared.target_policy import TargetNotAllowed, target_policy
@@ -124,6 +125,7 @@ async def run_analysis(
     except NatsUnavailable as error:
         log.warning("refused a request: %s", error, extra={"task_id": task_id})
         raise ServiceUnavailableException(f"NATS unavailable, request not accepted: {error}") from error
+    record_task_accepted(data.analysis_type)
     links = Links(self_=f"/api/tasks/{task_id}", events=f"/api/tasks/{task_id}/events")
     body = Accepted(
         task_id=task_id,

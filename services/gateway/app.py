@@ -25,12 +25,14 @@ from services.gateway.errors import EXCEPTION_HANDLERS
 from services.gateway.events import task_event_stream
 from services.gateway.health import healthz, readyz
 from services.gateway.issues import get_issues
+from services.gateway.metrics import metrics_text
 from services.gateway.middleware import server_spans
 from services.gateway.openapi import OPENAPI, exact_request_schemas
 from services.gateway.reports import models_comparison, models_comparison_csv, models_comparison_markdown
 from services.gateway.resources import open_resources, provide_resources
 from services.gateway.tasks import cancel_task, get_findings, get_task, list_all_tasks
 from services.gateway.tokens import TOKEN_ROUTES
+from services.gateway.traces import get_task_trace
 from shared.config import Settings
 from shared.redact import masked_url
 
@@ -58,6 +60,7 @@ def create_app(settings: Settings) -> Litestar:
             get_issues,
             get_diff,
             cancel_task,
+            get_task_trace,
             task_event_stream,
             list_apps,
             list_models,
@@ -72,6 +75,7 @@ def create_app(settings: Settings) -> Litestar:
             *TOKEN_ROUTES,
             healthz,
             readyz,
+            metrics_text,
             asyncapi_document,
             json_schema,
         ],

@@ -7,12 +7,15 @@ it records is the one the client receives.
 
 from __future__ import annotations
 
+import time
+
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from shared.metrics import record_http_request
 from shared.tracing import TASK_ID_ATTRIBUTE, extract_context
 
 
@@ -47,8 +50,11 @@ def server_spans(app: ASGIApp) -> ASGIApp:
             f"{method} {route}", context=parent, kind=SpanKind.SERVER, attributes=attributes
         )
         token = otel_context.attach(trace.set_span_in_context(span, parent))
+        started = time.monotonic()
+        status = 500  # what the client gets when the app raises before answering
 
         async def send_with_status(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
                 status = int(message["status"])
                 span.set_attribute("http.response.status_code", status)
@@ -65,5 +71,8 @@ def server_spans(app: ASGIApp) -> ASGIApp:
         finally:
             otel_context.detach(token)
             span.end()
+            record_http_request(
+                method, str(scope.get("path_template") or ""), status, time.monotonic() - started
+            )
 
     return middleware

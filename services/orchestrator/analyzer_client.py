@@ -81,7 +81,7 @@ class AnalyzerClient:
     async def analyze(self, service: str, frame: AnalyzeFrame, on_progress: OnProgress) -> ServiceResult:
         """Run `frame` on a healthy replica of `service`; the analyzer's result, or AnalyzerFailed."""
         urls = list(self.urls.get(service, ()))
-        extra = {"task_id": frame.task.id, "service": service}
+        extra = {"task_id": frame.task.id, "analyzer": service}
         try:
             url = await self.replicas.choose(service, urls)
         except NoHealthyReplica as error:
@@ -154,7 +154,7 @@ class AnalyzerClient:
         self, websocket: ClientConnection, service: str, sent: AnalyzeFrame, on_progress: OnProgress
     ) -> ServiceResult:
         """Frames until the terminal one; every frame, even one ignored, proves the analyzer alive."""
-        extra = {"task_id": sent.task.id, "service": service}
+        extra = {"task_id": sent.task.id, "analyzer": service}
         while True:
             try:
                 async with asyncio.timeout(self.heartbeat_timeout_s):

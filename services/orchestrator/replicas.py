@@ -11,13 +11,14 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import msgspec
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from shared.errors import AssayError
+from shared.metrics import record_replicas_healthy
 from shared.protocol import (
     PROTOCOL_VERSION,
     HealthFrame,
@@ -30,6 +31,7 @@ from shared.redact import masked_url
 
 log = logging.getLogger(__name__)
 
+WATCH_INTERVAL_S = 15.0  # how often the orchestrator counts healthy replicas for the metrics
 HEALTH_TIMEOUT_S = (
     3.0  # answers come in milliseconds, but an analyzer's first one may wait on tool `--version`s
 )
@@ -117,6 +119,8 @@ class ReplicaChooser:
             *(ask_health(url, service, self.health_timeout_s, self.token) for url in candidates)
         )
         answered = [found for found in probes if found is not None and found.report is not None]
+        if len(candidates) == len(urls):  # every replica was asked: the gauge can say how many are healthy
+            record_replicas_healthy(service, len(answered))
         if answered:
             fewest = min(found.report.active_runs for found in answered if found.report)
             tied = [found.url for found in answered if found.report and found.report.active_runs == fewest]
@@ -127,3 +131,19 @@ class ReplicaChooser:
         turn = self._turns.get(service, 0)
         self._turns[service] = turn + 1
         return tied[turn % len(tied)]
+
+
+async def watch_replicas(
+    analyzer_urls: Mapping[str, Sequence[str]],
+    token: str | None,
+    stop: asyncio.Event,
+    interval_s: float = WATCH_INTERVAL_S,
+) -> None:
+    """Ask every configured replica for its health every `interval_s` and keep the count that answered in the
+    `assay.analyzer.replicas.healthy` gauge, until `stop` is set."""
+    while not stop.is_set():
+        for service, urls in analyzer_urls.items():
+            probes = await asyncio.gather(*(ask_health(url, service, token=token) for url in urls))
+            record_replicas_healthy(service, sum(1 for found in probes if found and found.report))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval_s)

@@ -31,6 +31,7 @@ from shared.messages import (
     TaskStarted,
     TerminalEvent,
 )
+from shared.metrics import record_service_run
 from shared.protocol import AnalyzeFrame, ProgressFrame, ServiceResult
 
 log = logging.getLogger(__name__)
@@ -216,6 +217,7 @@ async def _run_service(
 ) -> ServiceFinished:
     """One analyzer's run, ended by exactly one published `service` event (returned with its inline result)."""
     loop = asyncio.get_running_loop()
+    started = loop.time()
     frame = AnalyzeFrame(
         id=request_id(request.task.id, service),
         task=request.task,
@@ -239,6 +241,8 @@ async def _run_service(
     except TimeoutError:
         error = f"the task's deadline of {request.deadline_s:g} s passed before {service} finished"
     progress.finished(service)
+    status = result.status if result is not None else "failed"
+    record_service_run(service, status, loop.time() - started)
     if result is not None:
         event = ServiceFinished(
             task=request.task,
@@ -249,7 +253,7 @@ async def _run_service(
         )
     else:
         event = ServiceFinished(task=request.task, service=service, status="failed", error=error)
-    log.info("service %s: %s", service, event.status, extra={"task_id": request.task.id, "service": service})
+    log.info("service %s: %s", service, event.status, extra={"task_id": request.task.id, "analyzer": service})
     await ctx.publisher.service_finished(event)
     return event
 

@@ -15,9 +15,12 @@ from services.orchestrator.apps.runner import AppRunner
 from services.orchestrator.cancellation import CancelRegistry, listen
 from services.orchestrator.consumer import Orchestrator, declare, pull_loop
 from services.orchestrator.publisher import EventPublisher
-from services.orchestrator.replicas import ReplicaChooser
+from services.orchestrator.replicas import ReplicaChooser, watch_replicas
 from services.orchestrator.runner import RunContext
+from shared import subjects
 from shared.config import Settings
+from shared.messages import PRIORITIES
+from shared.metrics import Watched, watch_jetstream
 from shared.streams import tasks_bucket
 
 log = logging.getLogger(__name__)
@@ -57,8 +60,18 @@ async def serve(nc: Client, settings: Settings, stop: asyncio.Event, worker: str
         run.worker,
         settings.tasks_per_orchestrator,
     )
+    durables = [Watched(subjects.REQUESTS_STREAM, subjects.orchestrator_durable(p)) for p in PRIORITIES]
+    watchers = [
+        asyncio.create_task(watch_jetstream(js, durables, stop), name="metrics"),
+        asyncio.create_task(
+            watch_replicas(settings.analyzer_urls, settings.analyzer_token, stop), name="replicas"
+        ),
+    ]
     try:
         await pull_loop(orchestrator, stop)
     finally:
+        for watcher in watchers:
+            watcher.cancel()
+        await asyncio.gather(*watchers, return_exceptions=True)
         with contextlib.suppress(Exception):
             await cancels.unsubscribe()

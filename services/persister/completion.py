@@ -22,6 +22,7 @@ from services.persister.locks import TaskLocks
 from services.persister.lookups import Sessions, TaskSnapshot
 from services.persister.staging import StagedService
 from shared.messages import TaskEvent, utcnow
+from shared.metrics import record_task_ended, timed_db_write
 from shared.paths import result_dir, result_folder_name
 from shared.tracing import TASK_ID_ATTRIBUTE
 
@@ -115,10 +116,15 @@ async def finish_held(
         "db.system": ctx.db_system,
         "db.operation": "UPDATE",
     }
-    with tracer.start_as_current_span("db.write outcome", attributes=db_attributes):
+    with (
+        tracer.start_as_current_span("db.write outcome", attributes=db_attributes),
+        timed_db_write(ctx.db_system, "outcome"),
+    ):
         recorded = await database.record_outcome(ctx.sessions, current.task.id, outcome, event_id, kind)
     await staging.discard(ctx.results_root, current.task.id)
     if recorded:
+        duration_s = (ending.finished_at - current.created_at).total_seconds()
+        record_task_ended(current.task.analysis_type, ending.status, duration_s)
         log.info(
             "task %s %s: %d findings in %s",
             current.task.id,

@@ -7,7 +7,8 @@ A handler returns None when the message is done with (ack), a `Retry` when it sh
 from __future__ import annotations
 
 import logging
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import msgspec
 from opentelemetry import trace
@@ -34,15 +35,22 @@ from shared.messages import (
     TerminalEvent,
     utcnow,
 )
+from shared.metrics import timed_db_write
 from shared.tracing import TASK_ID_ATTRIBUTE
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("services.persister")
 
 
-def _db_span(ctx: PersisterContext, what: str, task_id: str) -> AbstractContextManager[trace.Span]:
+@contextmanager
+def _db_span(ctx: PersisterContext, what: str, task_id: str) -> Iterator[None]:
+    """A span and a duration measurement around one database write."""
     attributes = {TASK_ID_ATTRIBUTE: task_id, "db.system": ctx.db_system}
-    return tracer.start_as_current_span(f"db.write {what}", attributes=attributes)
+    with (
+        tracer.start_as_current_span(f"db.write {what}", attributes=attributes),
+        timed_db_write(ctx.db_system, what),
+    ):
+        yield
 
 
 async def handle_request(ctx: PersisterContext, request: AnalysisRequest, delivery: Delivery) -> Retry | None:
@@ -72,7 +80,7 @@ async def handle_event(ctx: PersisterContext, event: Event, delivery: Delivery) 
 
 
 async def _service_finished(ctx: PersisterContext, event: ServiceFinished, delivery: Delivery) -> None:
-    extra = {"task_id": event.task.id, "service": event.service}
+    extra = {"task_id": event.task.id, "analyzer": event.service}
     try:
         check_service_name(event.service)
     except ValueError as error:

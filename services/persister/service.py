@@ -11,11 +11,12 @@ from nats.aio.client import Client
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.persister.completion import PersisterContext
-from services.persister.consumer import declare, pull_loop
+from services.persister.consumer import EVENTS, REQUESTS, declare, pull_loop
 from services.persister.reaper import REAP_INTERVAL_S, run_reaper
 from services.persister.sessions import persister_sessions
 from shared.config import Settings
 from shared.database import migrate
+from shared.metrics import Watched, watch_jetstream
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,8 @@ async def run(
         db_system=engine.dialect.name,
     )
     loops = [asyncio.create_task(pull_loop(ctx, settings, stop), name="consumer")]
+    watched = [Watched(source.stream, source.durable) for source in (REQUESTS, EVENTS)]
+    loops.append(asyncio.create_task(watch_jetstream(js, watched, stop, dlq=True), name="metrics"))
     loops.append(
         asyncio.create_task(
             run_reaper(ctx, settings.stale_task_s, stop, reap_interval_s, settings.pending_limit_s),

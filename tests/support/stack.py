@@ -76,6 +76,9 @@ class Stack:
         self.analyzer_ports = {name: [free_port() for _ in range(count)] for name, count in analyzers.items()}
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.token = ""  # an admin token, made with `assay token create --direct` before the gateway starts
+        self.metrics_ports: dict[
+            str, int
+        ] = {}  # /metrics of each service but the gateway, kept across restarts
         self.logs = root / "logs"
         self.env = {
             **os.environ,
@@ -91,10 +94,15 @@ class Stack:
                 f"ASSAY_{name.upper()}_URLS": ",".join(f"ws://127.0.0.1:{port}" for port in ports)
                 for name, ports in self.analyzer_ports.items()
             },
-            **(extra_env or {}),
         }
-        self.env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
-        self.env.pop("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", None)
+        # Span files unless the test brings its own collector in `extra_env`, never the developer's collector.
+        for name in (
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+        ):
+            self.env.pop(name, None)
+        self.env.update(extra_env or {})
 
     @property
     def gateway_url(self) -> str:
@@ -120,10 +128,14 @@ class Stack:
         """Start one service with its own secrets, as the supervisor would."""
         self.logs.mkdir(parents=True, exist_ok=True)
         log = (self.logs / f"{spec.name}.log").open("ab")
+        env = child_env(self.env, spec, self.credentials, self.analyzer_token)
+        if spec.name != "gateway":  # the gateway serves /metrics on its own port
+            self.metrics_ports.setdefault(spec.name, free_port())
+            env["ASSAY_METRICS_PORT"] = str(self.metrics_ports[spec.name])
         process = subprocess.Popen(
             [sys.executable, "-m", spec.module, *spec.args],
             cwd=REPO,
-            env=child_env(self.env, spec, self.credentials, self.analyzer_token),
+            env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -204,6 +216,12 @@ class Stack:
     @property
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
+
+    def metrics_url(self, name: str) -> str:
+        """Where service `name` (as spawned: `persister`, `static-0`, `gateway`…) answers Prometheus scrapes."""
+        if name == "gateway":
+            return f"{self.gateway_url}/metrics"
+        return f"http://127.0.0.1:{self.metrics_ports[name]}/metrics"
 
     def submit(self, **body: Any) -> str:
         response = httpx.post(

@@ -15,6 +15,8 @@ from services.analyzers.base.process import ProcessOutcome, run_process
 from shared.config import Settings
 from shared.tasks import TaskRef
 
+tracer = trace.get_tracer("assay.analyzer")
+
 ProgressCallback = Callable[
     [str, str, str], Awaitable[None]
 ]  # tool, stage, message (the server counts percent)
@@ -52,9 +54,15 @@ class Job(msgspec.Struct, kw_only=True):
         self, tool: str, argv: list[str], *, cwd: Path | None = None, env: Mapping[str, str] | None = None
     ) -> ProcessOutcome:
         """Run one tool subprocess within the analyzer's CPU budget and the tool's timeout."""
-        async with self.cpu_budget:
-            # The tool's span began when the tool was started; this marks when it got a CPU slot and really ran.
-            trace.get_current_span().add_event("cpu slot acquired", {"assay.tool": tool})
-            return await run_process(
-                argv, cwd=cwd or self.app_dir, timeout_s=self.tool_timeout_s(tool), env=env
-            )
+        # Two child spans of the tool's span: the wait for a CPU slot, then the subprocess itself, so that a tool
+        # queued behind others does not look slow.
+        attributes = {"assay.tool": tool}
+        with tracer.start_as_current_span("cpu slot wait", attributes=attributes):
+            await self.cpu_budget.acquire()
+        try:
+            with tracer.start_as_current_span(f"exec {tool}", attributes=attributes):
+                return await run_process(
+                    argv, cwd=cwd or self.app_dir, timeout_s=self.tool_timeout_s(tool), env=env
+                )
+        finally:
+            self.cpu_budget.release()

@@ -15,6 +15,7 @@ from services.analyzers.base.handshake import require_token
 from services.analyzers.base.server import AnalyzerServer
 from shared.config import Settings, load_settings
 from shared.logs import setup_logging
+from shared.metrics import metrics_listener, setup_metrics
 from shared.protocol import MAX_REQUEST_FRAME_BYTES
 from shared.tracing import setup_tracing
 
@@ -63,6 +64,7 @@ def run_analyzer(analyzer: Analyzer, argv: list[str] | None = None) -> None:
     settings = load_settings()
     setup_logging(analyzer.service, settings.log_level)
     provider = setup_tracing(f"analyzer-{analyzer.service}", settings.trace_dir)
+    meters = setup_metrics(f"analyzer-{analyzer.service}")
     host, port = listen_address(analyzer.service, settings, argv)
 
     async def main() -> None:
@@ -70,9 +72,11 @@ def run_analyzer(analyzer: Analyzer, argv: list[str] | None = None) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await serve_analyzer(analyzer, settings, host, port, stop)
+        async with metrics_listener(settings.metrics_host, settings.metrics_port):
+            await serve_analyzer(analyzer, settings, host, port, stop)
 
     try:
         asyncio.run(main())
     finally:
         provider.shutdown()
+        meters.shutdown()

@@ -11,6 +11,7 @@ from opentelemetry import trace
 from services.analyzers.base.job import Job
 from services.analyzers.base.tool import SkipTool, Tool, ToolOutput
 from shared.findings import ToolRun
+from shared.metrics import record_tool_run
 from shared.protocol import ServiceResult, ServiceStatus
 from shared.sarif import app_root_of, sarif_for
 from shared.tracing import TASK_ID_ATTRIBUTE
@@ -49,6 +50,7 @@ async def run_tool(tool: Tool, job: Job) -> ToolOutput:
                         reason=f"{type(error).__name__}: {error}",
                     )
                 )
+        record_tool_run(tool.name, output.run.status, time.monotonic() - started)
         span.set_attribute("assay.tool.status", output.run.status)
         span.set_attribute("assay.tool.findings", len(output.findings))
         await job.report(tool.name, output.run.status, f"{tool.name} {output.run.status}")
