@@ -48,17 +48,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     perf_error_rate: float = 0.05  # ASSAY_PERF_ERROR_RATE: error rate above which a URL gets a finding
     perf_p99_ms: float = 1000.0  # ASSAY_PERF_P99_MS: p99 latency above which a URL gets a finding
     # Wire security (NATS users, analyzer handshake, targets policy, load ceilings).
-    nats_creds: str | None = (
-        None  # ASSAY_NATS_CREDS: `user:password` or a .creds file path, for ASSAY_NATS_URL
-    )
+    nats_creds: str | None = None  # ASSAY_NATS_CREDS: `user:password` or a .creds file path, for ASSAY_NATS_URL
     analyzer_token: str | None = None  # ASSAY_ANALYZER_TOKEN: bearer token analyzers require in the handshake
-    target_allow: tuple[
-        str, ...
-    ] = ()  # ASSAY_TARGET_ALLOW: extra `host[:port]` targets (default: loopback only)
+    target_allow: tuple[str, ...] = ()  # ASSAY_TARGET_ALLOW: extra `host[:port]` targets (default: loopback only)
     load_max_requests: int = 2000  # ASSAY_LOAD_MAX_REQUESTS: ceiling on the requests of one task's load run
-    load_max_concurrency: int = (
-        32  # ASSAY_LOAD_MAX_CONCURRENCY: ceiling on requests in flight in one load run
-    )
+    load_max_concurrency: int = 32  # ASSAY_LOAD_MAX_CONCURRENCY: ceiling on requests in flight in one load run
     load_max_duration_s: float = 60.0  # ASSAY_LOAD_MAX_DURATION_S: ceiling on the time one load run may take
     auth: bool = True  # ASSAY_AUTH: `off` serves the API without tokens (refused unless bound to loopback)
     max_body_bytes: int = 262_144  # ASSAY_MAX_BODY_BYTES: largest request body the gateway reads (413 beyond)

@@ -46,13 +46,9 @@ from shared.tracing import TASK_ID_ATTRIBUTE, extract_context, trace_id_of
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("assay.consuming")
 
-LINGER_S = (
-    1.0  # an idle fetcher's pull waits this long on the server (also bounds how fast a stop is noticed)
-)
+LINGER_S = 1.0  # an idle fetcher's pull waits this long on the server (also bounds how fast a stop is noticed)
 TOP_UP_S = 0.02  # after a message, more are taken at once when queued; an empty queue costs this much
-IDLE_CHECK_S = (
-    10.0  # an idle fetcher checks this often that its consumer still exists (a server may lose state)
-)
+IDLE_CHECK_S = 10.0  # an idle fetcher checks this often that its consumer still exists (a server may lose state)
 RESUBSCRIBE_PAUSE_S = 1.0
 
 

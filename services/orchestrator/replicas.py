@@ -32,9 +32,7 @@ from shared.redact import masked_url
 log = logging.getLogger(__name__)
 
 WATCH_INTERVAL_S = 15.0  # how often the orchestrator counts healthy replicas for the metrics
-HEALTH_TIMEOUT_S = (
-    3.0  # answers come in milliseconds, but an analyzer's first one may wait on tool `--version`s
-)
+HEALTH_TIMEOUT_S = 3.0  # answers come in milliseconds, but an analyzer's first one may wait on tool `--version`s
 
 
 class NoHealthyReplica(AssayError):
