@@ -27,7 +27,7 @@ import heapq
 import itertools
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -35,7 +35,7 @@ import msgspec
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from opentelemetry import trace
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from shared.delivery import backoff_s, consumer_attributes, keep_alive, settle
 from shared.metrics import record_fetch
@@ -302,16 +302,24 @@ async def _either(event: asyncio.Event, stop: asyncio.Event, timeout_s: float | 
             wait.cancel()
 
 
-async def process(flow: Flow, source: Source, msg: Msg, message: TaskMessage) -> None:
-    """Handle one decoded message in a `process <subject>` CONSUMER span and settle it by its outcome."""
-    deliveries = msg.metadata.num_delivered
+@contextlib.contextmanager
+def _consumer_span(msg: Msg, source: Source, task_id: str | None) -> Iterator[Span]:
+    """The `process <subject>` CONSUMER span of one message, continuing its publisher's trace."""
     with tracer.start_as_current_span(
         f"process {msg.subject}",
         context=extract_context(msg.headers),
         kind=SpanKind.CONSUMER,
         attributes=consumer_attributes(msg, source.durable),
     ) as span:
-        span.set_attribute(TASK_ID_ATTRIBUTE, message.task.id)
+        if task_id:
+            span.set_attribute(TASK_ID_ATTRIBUTE, task_id)
+        yield span
+
+
+async def process(flow: Flow, source: Source, msg: Msg, message: TaskMessage) -> None:
+    """Handle one decoded message in a `process <subject>` CONSUMER span and settle it by its outcome."""
+    deliveries = msg.metadata.num_delivered
+    with _consumer_span(msg, source, message.task.id) as span:
         span.set_attribute("messaging.message.id", message.event_id)
         delivery = Delivery(subject=msg.subject, deliveries=deliveries, trace_id=trace_id_of(msg.headers))
         try:
@@ -346,14 +354,7 @@ async def _undecodable(state: _State, source: Source, msg: Msg, reason: str) -> 
     flow = state.flow
     task_id = flow.task_id_hint(msg)
     try:
-        with tracer.start_as_current_span(
-            f"process {msg.subject}",
-            context=extract_context(msg.headers),
-            kind=SpanKind.CONSUMER,
-            attributes=consumer_attributes(msg, source.durable),
-        ) as span:
-            if task_id:
-                span.set_attribute(TASK_ID_ATTRIBUTE, task_id)
+        with _consumer_span(msg, source, task_id) as span:
             span.set_status(Status(StatusCode.ERROR, reason))
             if await _dead_letter(flow, source, msg, reason, task_id):
                 await _told(flow, msg, None, reason)
