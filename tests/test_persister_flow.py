@@ -145,7 +145,7 @@ async def test_happy_path_records_every_finding_and_writes_a_complete_folder(har
         assert entry["sha256"] == sha256_of(folder / entry["path"]), entry["path"]
         assert entry["size"] == (folder / entry["path"]).stat().st_size
 
-    assert not (harness.results_dir / ".staging" / task_id).exists()
+    await staging_removed(harness, task_id)
     assert [path.name for path in app_folders(harness)] == [folder_name]  # no `.tmp-` left behind
 
 
@@ -189,7 +189,7 @@ async def test_service_and_completed_delivered_twice_leave_one_row_set_and_one_f
         )
         == 120
     )
-    assert not (harness.results_dir / ".staging" / task_id).exists()
+    await staging_removed(harness, task_id)
 
 
 async def test_large_result_is_read_back_from_the_object_store(harness: Harness) -> None:
@@ -304,3 +304,13 @@ async def test_spans_continue_the_incoming_trace_with_db_and_folder_children(
     service_write = by_name["db.write service"].parent
     assert service_process is not None and service_write is not None
     assert service_write.span_id == service_process.span_id
+
+
+async def staging_removed(harness: Harness, task_id: str) -> None:
+    """The staged service results go once the task is recorded finished (just after its row's commit)."""
+    staged = harness.results_dir / ".staging" / task_id
+
+    async def gone() -> bool:
+        return not staged.exists()
+
+    await eventually(gone, 5, f"{staged} was not removed after the task finished", harness.persister)
