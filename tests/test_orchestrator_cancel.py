@@ -14,6 +14,7 @@ from tests.support.orchestrator import (
     ScriptedAnalyzer,
     analyzers,
     bench_for,
+    cancelled_result,
     kind,
     orchestrated,
     running_orchestrator,
@@ -42,6 +43,29 @@ async def test_cancel_reaches_the_analyzer_at_once_and_publishes_cancelled(
     assert isinstance(cancelled, TaskCancelled) and cancelled.reason == "cancelled by the test"
     assert not any(isinstance(item.event, ServiceFinished) for item in events)  # stopped waiting: no outcome
     assert cancelled.services == []
+
+
+async def test_the_results_an_analyzer_kept_on_cancel_are_published_before_cancelled(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    peer = ScriptedAnalyzer("static", ["keep"])
+    async with orchestrated(nats_server.url, tmp_path, [peer]) as bench:
+        request = await bench.request("static")
+        await asyncio.wait_for(peer.analyze_received.wait(), 5)
+        cancel = CancelRequest(task_id=request.task.id, reason="cancelled by the test")
+        await bench.nc.publish(cancel_subject(request.task.id), encode(cancel))
+        events = await bench.events.terminal(request.task.id)
+        await bench.settled()
+    assert [kind(item.event) for item in events][-2:] == ["service", "cancelled"]
+    service = events[-2].event
+    assert isinstance(service, ServiceFinished) and service.status == "cancelled"
+    assert service.result == cancelled_result("static")
+    assert {run.tool: run.status for run in service.result.tools} == {
+        "bandit": "success",
+        "pylint": "cancelled",
+    }
+    cancelled = terminal_of(events)
+    assert isinstance(cancelled, TaskCancelled) and cancelled.services == ["static"]
 
 
 async def test_cancel_marker_of_a_task_not_yet_started_publishes_cancelled_without_running_it(
