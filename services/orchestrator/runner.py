@@ -2,7 +2,8 @@
 outcome as it ends, then the task's terminal event.
 
 The runner knows nothing of acks. It returns normally once the task's terminal event is published (`completed`,
-`failed`, or `cancelled` on a cancel signal); it raises when a publish fails (the consumer retries the request),
+`failed`, or `cancelled` on a cancel signal, after a `service` event for each analyzer that kept the results of
+its finished tools); it raises when a publish fails (the consumer retries the request),
 and when cancelled by shutdown it stops the analyzers and publishes nothing, so that another replica runs the
 task again.
 """
