@@ -3,6 +3,7 @@ stack (gateway, orchestrator, static analyzer, persister as processes) with its 
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import subprocess
@@ -10,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from services.cli.analyzer_view import AnalyzerView, Screen
 from tests.support.stack import Stack, one_app_stack, run_assay
 
 MODEL, APP = "progress-model", 1
@@ -59,3 +61,28 @@ def test_wait_with_json_prints_only_the_task(stack: Stack) -> None:
     assert done.stderr == ""
     task = json.loads(done.stdout)
     assert task["status"] == "completed" and task["findings_count"] >= 1
+
+
+class Terminal(io.StringIO):
+    """Text output that says it is a terminal, as a user's shell is."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_on_a_terminal_the_view_is_redrawn_in_place() -> None:
+    view = AnalyzerView("task_0123456789ab")
+    terminal = Terminal()
+    screen = Screen(terminal)
+    screen.draw(view.lines())
+    view.apply({"kind": "started", "services": ["static", "dynamic"]})
+    screen.draw(view.lines())
+    view.apply({"kind": "service", "service": "static", "status": "cancelled", "result": {"findings": [{}]}})
+    screen.draw(view.lines())
+    out = terminal.getvalue()
+
+    # each redraw moves the cursor back over the lines drawn before and clears below
+    assert out.count("\033[1F\033[J") == 1 and out.count("\033[3F\033[J") == 1
+    assert out.endswith(
+        "task_0123456789ab  running     0.0%\n  static   cancelled  1 findings\n  dynamic  waiting\n"
+    )

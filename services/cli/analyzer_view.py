@@ -62,7 +62,7 @@ def _ended(event: dict[str, Any]) -> str:
     return f"{event.get('status', 'ended')}{counted}"
 
 
-class _Screen:
+class Screen:
     """Draws the view on `out`: in place on a terminal, changed lines only elsewhere."""
 
     def __init__(self, out: TextIO) -> None:
@@ -87,7 +87,7 @@ def watch(gateway: GatewayClient, task_id: str, deadline: float, out: TextIO) ->
     """Show the task's progress per analyzer until its terminal event, the deadline (time.monotonic), or a broken
     stream (the caller's polling then takes over); the view as it was last drawn."""
     view = AnalyzerView(task_id)
-    screen = _Screen(out)
+    screen = Screen(out)
     screen.draw(view.lines())
     remaining = deadline - time.monotonic()
     if remaining <= 0:
