@@ -28,7 +28,8 @@ def analyzer_auth(token: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 
-ServiceStatus = Literal["success", "partial", "failed"]
+# `cancelled`: the run was cancelled midway; the result keeps the tools that had finished (the others `cancelled`)
+ServiceStatus = Literal["success", "partial", "failed", "cancelled"]
 
 
 class ServiceResult(msgspec.Struct, kw_only=True):
@@ -63,7 +64,8 @@ class AnalyzeFrame(msgspec.Struct, tag="analyze", tag_field="type", kw_only=True
 
 
 class CancelFrame(msgspec.Struct, tag="cancel", tag_field="type", kw_only=True):
-    """Stop the run `id`; it ends with an `error` frame of code `cancelled`."""
+    """Stop the run `id`; it ends with a `result` of status `cancelled` keeping the tools that had finished (an
+    `error` frame of code `cancelled` when none had started)."""
 
     id: str
 

@@ -184,11 +184,34 @@ async def test_cancel_kills_the_tool_process_group_within_two_seconds(
         assert group_alive(pgid)
         started = time.monotonic()
         await ws.send(encode_frame(CancelFrame(id="r2")))
-        frames = await until(ws, ErrorFrame, timeout=2.0)
-        assert frames[-1].code == "cancelled"  # type: ignore[attr-defined]
+        frames = await until(ws, ResultFrame, timeout=2.0)
+        answer = frames[-1]
+        assert isinstance(answer, ResultFrame) and answer.result.status == "cancelled"
+        assert [(run.tool, run.status) for run in answer.result.tools] == [("sleepy", "cancelled")]
         while group_alive(pgid) and time.monotonic() - started < 2.0:
             await asyncio.sleep(0.05)
         assert not group_alive(pgid), "tool processes still running 2 s after cancel"
+
+
+async def test_a_cancel_keeps_the_results_of_the_tools_that_had_finished(
+    analyzer_url: str, tmp_path: Path
+) -> None:
+    async with connect(analyzer_url, additional_headers=AUTH) as ws:
+        await ws.send(analyze("r5", ["echo", "sleepy"]))
+        frames = await until(ws, ProgressFrame, timeout=10.0)
+        while not any(
+            isinstance(f, ProgressFrame) and f.tool == "echo" and f.stage == "success" for f in frames
+        ):
+            frames.append(await next_frame(ws))
+        await ws.send(encode_frame(CancelFrame(id="r5")))
+        answer = (await until(ws, ResultFrame, timeout=5.0))[-1]
+    assert isinstance(answer, ResultFrame) and answer.id == "r5"
+    result = answer.result
+    assert result.status == "cancelled"
+    assert {run.tool: run.status for run in result.tools} == {"echo": "success", "sleepy": "cancelled"}
+    assert sorted(f.rule_id for f in result.findings) == ["line-a", "line-b"]
+    assert result.raw_outputs == {"echo": "a\nb\n"}
+    assert result.error is not None and "sleepy" in result.error
 
 
 async def test_heartbeats_while_a_tool_runs_and_timeout_is_reported(analyzer_url: str) -> None:

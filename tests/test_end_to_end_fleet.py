@@ -3,6 +3,7 @@ mid-run, and a cancel that must stop the tool processes."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -186,7 +187,9 @@ def test_cancelling_a_running_task_stops_its_tool_processes_within_two_seconds(f
     tools = wait_for_tools(fleet, task_id)
     assert alive(tools)
     cancelled_at = time.monotonic()
-    response = httpx.post(f"{fleet.gateway_url}/api/tasks/{task_id}/cancel", headers=fleet.headers, timeout=10)
+    response = httpx.post(
+        f"{fleet.gateway_url}/api/tasks/{task_id}/cancel", headers=fleet.headers, timeout=10
+    )
     assert response.status_code == 202, response.text
     while alive(tools) and time.monotonic() - cancelled_at < 2.0:
         time.sleep(0.05)
@@ -194,3 +197,42 @@ def test_cancelling_a_running_task_stops_its_tool_processes_within_two_seconds(f
     task = fleet.wait_terminal(task_id, timeout_s=20)
     assert task["status"] == "cancelled"
     assert fleet.processes["static-0"].poll() is None, "the analyzer itself must survive a cancel"
+
+
+def test_a_cancel_keeps_the_findings_of_the_tools_that_had_finished(fleet: Stack, big_apps: Path) -> None:
+    app = big_apps / MODEL / f"app{APP}"
+    (app / "backend" / "flaw.py").write_text(
+        "import subprocess\n\n\ndef run(command):\n    return subprocess.call(command, shell=True)\n"
+    )
+    task_id = fleet.submit(
+        model_slug=MODEL, app_number=APP, analysis_type="static", tools=["bandit", "pylint"]
+    )
+    wait_for_tools(fleet, task_id)
+    analyzer = fleet.processes["static-0"].pid
+    quiet_since = time.monotonic()
+    while time.monotonic() - quiet_since < 1.0:  # bandit finished: no bandit process for a second
+        commands = [Path(f"/proc/{pid}/cmdline").read_bytes() for pid in alive(descendants(analyzer))]
+        if any(b"bandit" in argv for argv in commands):
+            quiet_since = time.monotonic()
+        time.sleep(0.1)
+    response = httpx.post(
+        f"{fleet.gateway_url}/api/tasks/{task_id}/cancel", headers=fleet.headers, timeout=10
+    )
+    assert response.status_code == 202, response.text
+    task = fleet.wait_terminal(task_id, timeout_s=30)
+    assert task["status"] == "cancelled"
+    assert count(fleet, "select service, status from service_runs where task_id = ?", task_id) == [
+        ("static", "cancelled")
+    ]
+    runs = dict(count(fleet, "select tool, status from tool_runs where task_id = ?", task_id))
+    assert runs == {"bandit": "success", "pylint": "cancelled"}, runs
+    kept = count(fleet, "select tool, rule_id, path from findings where task_id = ?", task_id)
+    assert ("bandit", "B602", "backend/flaw.py") in kept, kept
+    assert {tool for tool, _, _ in kept} == {"bandit"}
+    assert task["findings_count"] == len(kept)
+    folder = fleet.results_dir / task["result_dir"]
+    document = json.loads((folder / f"{MODEL}_app{APP}_{task_id}.json").read_text())
+    assert document["summary"]["status"] == "cancelled" and document["summary"]["from_cancelled_task"] is True
+    assert len(document["results"]["findings"]) == len(kept)
+    assert document["results"]["tool_results"]["pylint"]["status"] == "cancelled"
+    assert json.loads((folder / "services" / "static.json").read_text())["status"] == "cancelled"

@@ -1,19 +1,30 @@
 """Cancelling tasks: a running one (the analyzer is sent `cancel`), one not started yet (the tasks bucket's marker),
-and one whose orchestrator shuts down (its request goes back to JetStream for another replica)."""
+one whose orchestrator shuts down (its request goes back to JetStream for another replica), and one whose analyzer
+kept the results of the tools that had finished (published as its `service` event before `cancelled`)."""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
 
-from shared.messages import CancelRequest, ServiceFinished, TaskCancelled, TaskCompleted, TaskStarted, encode
+from shared.messages import (
+    AnalysisRequest,
+    CancelRequest,
+    ServiceFinished,
+    TaskCancelled,
+    TaskCompleted,
+    TaskStarted,
+    encode,
+)
 from shared.natsd import EmbeddedNats
 from shared.streams import tasks_bucket
 from shared.subjects import cancel_key, cancel_subject
 from tests.support.orchestrator import (
+    Bench,
     ScriptedAnalyzer,
     analyzers,
     bench_for,
+    cancelled_result,
     kind,
     orchestrated,
     running_orchestrator,
@@ -22,16 +33,22 @@ from tests.support.orchestrator import (
 )
 
 
+async def request_then_cancel(bench: Bench, peer: ScriptedAnalyzer) -> tuple[AnalysisRequest, float]:
+    """Request a static analysis and cancel it once the analyzer runs it; the request and when the cancel left."""
+    request = await bench.request("static")
+    await asyncio.wait_for(peer.analyze_received.wait(), 5)
+    cancel = CancelRequest(task_id=request.task.id, reason="cancelled by the test")
+    sent = asyncio.get_running_loop().time()
+    await bench.nc.publish(cancel_subject(request.task.id), encode(cancel))
+    return request, sent
+
+
 async def test_cancel_reaches_the_analyzer_at_once_and_publishes_cancelled(
     nats_server: EmbeddedNats, tmp_path: Path
 ) -> None:
     peer = ScriptedAnalyzer("static", ["hold"])
     async with orchestrated(nats_server.url, tmp_path, [peer]) as bench:
-        request = await bench.request("static")
-        await asyncio.wait_for(peer.analyze_received.wait(), 5)
-        cancel = CancelRequest(task_id=request.task.id, reason="cancelled by the test")
-        sent = asyncio.get_running_loop().time()
-        await bench.nc.publish(cancel_subject(request.task.id), encode(cancel))
+        request, sent = await request_then_cancel(bench, peer)
         await asyncio.wait_for(peer.cancel_received.wait(), 5)
         reached = asyncio.get_running_loop().time() - sent
         events = await bench.events.terminal(request.task.id)
@@ -42,6 +59,26 @@ async def test_cancel_reaches_the_analyzer_at_once_and_publishes_cancelled(
     assert isinstance(cancelled, TaskCancelled) and cancelled.reason == "cancelled by the test"
     assert not any(isinstance(item.event, ServiceFinished) for item in events)  # stopped waiting: no outcome
     assert cancelled.services == []
+
+
+async def test_the_results_an_analyzer_kept_on_cancel_are_published_before_cancelled(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    peer = ScriptedAnalyzer("static", ["keep"])
+    async with orchestrated(nats_server.url, tmp_path, [peer]) as bench:
+        request, _sent = await request_then_cancel(bench, peer)
+        events = await bench.events.terminal(request.task.id)
+        await bench.settled()
+    assert [kind(item.event) for item in events][-2:] == ["service", "cancelled"]
+    service = events[-2].event
+    assert isinstance(service, ServiceFinished) and service.status == "cancelled"
+    assert service.result == cancelled_result("static")
+    assert {run.tool: run.status for run in service.result.tools} == {
+        "bandit": "success",
+        "pylint": "cancelled",
+    }
+    cancelled = terminal_of(events)
+    assert isinstance(cancelled, TaskCancelled) and cancelled.services == ["static"]
 
 
 async def test_cancel_marker_of_a_task_not_yet_started_publishes_cancelled_without_running_it(

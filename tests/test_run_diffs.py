@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support.stack import REPO, Stack
+from tests.support.stack import Stack, one_app_stack, run_assay
 
 MODEL, APP = "study-model", 1
 
@@ -36,25 +35,11 @@ def password_hash(password: str) -> str:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    root = tmp_path_factory.mktemp("diffs")
-    backend = root / "apps" / MODEL / f"app{APP}" / "backend"
-    backend.mkdir(parents=True)
-    (backend / "app.py").write_text(CLEAN)
-    stack = Stack(root / "stack", apps_dir=root / "apps", analyzers={"static": 1})
-    stack.start()
-    yield stack
-    stack.stop()
+    with one_app_stack(tmp_path_factory.mktemp("diffs"), MODEL, APP, CLEAN) as stack:
+        yield stack
 
 
-def assay(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "services.cli", *args],
-        cwd=REPO,
-        env={**stack.env, "ASSAY_TOKEN": stack.token},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+assay = run_assay
 
 
 def analyze(stack: Stack, *extra: str) -> subprocess.CompletedProcess[str]:

@@ -51,7 +51,9 @@ def save_token(settings: Settings, token: str) -> Path:
 
 def gateway_client(settings: Settings, timeout_s: float = 30.0) -> GatewayClient:
     """A client of the configured gateway that sends the CLI's token (ASSAY_TOKEN, else the saved one)."""
-    return GatewayClient(settings.gateway_url, settings.token or read_saved_token(settings), timeout_s=timeout_s)
+    return GatewayClient(
+        settings.gateway_url, settings.token or read_saved_token(settings), timeout_s=timeout_s
+    )
 
 
 def _local_name() -> str:
@@ -79,5 +81,7 @@ async def ensure_local_token(settings: Settings) -> Path | None:
         await engine.dispose()
     path = save_token(settings, token)
     log.info("created admin token %s (%s) for the CLI in %s", row.token_id, row.name, path)
-    print(f"Created an admin API token for the CLI in {path} (`assay token show-local` prints it).", flush=True)
+    print(
+        f"Created an admin API token for the CLI in {path} (`assay token show-local` prints it).", flush=True
+    )
     return path

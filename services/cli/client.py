@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import secrets
+from collections.abc import Iterator
 from typing import Any, Self
 
 import httpx
@@ -77,6 +79,24 @@ class GatewayClient:
 
     def task(self, task_id: str) -> dict[str, Any]:
         return self._call("GET", f"/api/tasks/{task_id}")
+
+    def events(self, task_id: str, read_timeout_s: float) -> Iterator[dict[str, Any] | None]:
+        """The task's events (SSE) as they arrive, each its JSON, None for a keep-alive; ends after the terminal
+        one. GatewayError when the stream cannot be opened, breaks, or is silent for `read_timeout_s`."""
+        timeout = httpx.Timeout(self._http.timeout.connect, read=read_timeout_s)
+        path = f"/api/tasks/{task_id}/events"
+        try:
+            with self._http.stream("GET", path, headers=trace_headers(), timeout=timeout) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise GatewayError(_reason(response), response.status_code)
+                for line in response.iter_lines():
+                    if line.startswith("data:"):
+                        yield json.loads(line[len("data:") :])
+                    elif line.startswith(":"):
+                        yield None
+        except httpx.HTTPError as error:
+            raise GatewayError(f"the event stream of {task_id} broke: {error}") from error
 
     def trace(self, task_id: str) -> dict[str, Any]:
         return self._call("GET", f"/api/tasks/{task_id}/trace")

@@ -22,14 +22,14 @@ from typing import Any, get_args
 import msgspec
 from opentelemetry import trace as otel_trace
 
-from services.cli import tokens
+from services.cli import analyzer_view, tokens
 from services.cli.api_token import gateway_client
 from services.cli.batches import add_batch_parser, run_batch
 from services.cli.client import GatewayClient, GatewayError
 from services.cli.diffs import render_diff
 from services.cli.gate import at_or_above, gate_message
 from services.cli.listing import add_listing_parsers
-from services.cli.render import progress_line, render_task
+from services.cli.render import render_task
 from services.cli.supervisor import run_up
 from services.cli.trace_tree import render_traces
 from shared.config import Settings, load_settings
@@ -71,10 +71,13 @@ def analyze(settings: Settings, args: argparse.Namespace) -> int:
         if not args.wait:
             print(json.dumps(accepted, indent=2) if args.json else accepted["task_id"], flush=True)
             return 0
+        deadline = time.monotonic() + args.timeout
         if not args.json:
             print(accepted["task_id"], flush=True)
+            analyzer_view.watch(gateway, accepted["task_id"], deadline, sys.stderr)
         try:
-            task = wait_terminal(gateway, accepted["task_id"], args.timeout)
+            # The persister records the end just after the event: poll for the task as it ended, quietly.
+            task = wait_terminal(gateway, accepted["task_id"], deadline, args.timeout)
         except CommandFailed as failure:
             return _fail(str(failure), failure.code)
         print(json.dumps(task, indent=2) if args.json else render_task(task, settings.results_dir))
@@ -92,11 +95,9 @@ class CommandFailed(AssayError):
         self.code = code
 
 
-def wait_terminal(gateway: GatewayClient, task_id: str, timeout_s: float) -> dict[str, Any]:
-    """Poll until the task is terminal, showing progress on stderr; the task as it ended."""
-    deadline = time.monotonic() + timeout_s
-    shown = ""
-    live = sys.stderr.isatty()
+def wait_terminal(gateway: GatewayClient, task_id: str, deadline: float, timeout_s: float) -> dict[str, Any]:
+    """Poll until the task is terminal or `deadline` (time.monotonic) passes, `timeout_s` after the wait began
+    (quietly: the analyzer view shows the progress); the task as it ended."""
     while True:
         try:
             task = gateway.task(task_id)
@@ -104,17 +105,8 @@ def wait_terminal(gateway: GatewayClient, task_id: str, timeout_s: float) -> dic
             if error.status is not None and error.status < 500:
                 raise CommandFailed(str(error), 1) from error
             task = None  # gateway restarting: keep polling until the deadline
-        if task is not None:
-            line = progress_line(task)
-            if line != shown:
-                print(
-                    f"\r\033[K{line}" if live else line, end="" if live else "\n", file=sys.stderr, flush=True
-                )
-                shown = line
-            if task["status"] in TERMINAL_STATUSES:
-                if live:
-                    print(file=sys.stderr)
-                return task
+        if task is not None and task["status"] in TERMINAL_STATUSES:
+            return task
         if time.monotonic() > deadline:
             raise CommandFailed(
                 f"{task_id} not finished after {timeout_s:g} s (it keeps running; see assay status)", 1

@@ -24,12 +24,6 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]], numeric: Seq
     return [line(row) for row in cells]
 
 
-def progress_line(task: dict[str, Any]) -> str:
-    progress = task.get("progress") or {}
-    message = progress.get("message") or ""
-    return f"{task['task_id']}  {task['status']:<9} {progress.get('percent', 0):5.1f}%  {message}".rstrip()
-
-
 def tool_rows(task: dict[str, Any]) -> list[list[object]]:
     return [
         [

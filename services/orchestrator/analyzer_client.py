@@ -5,7 +5,8 @@ timeout, or a connection lost twice (raised as AnalyzerFailed). A connection los
 another replica when there is one, with the same request id: the analyzer base replaces a run it already has under
 that id, and only the one result that ends the retry is returned, so findings are never counted twice. When the
 caller cancels (a cancel request, the task deadline, shutdown) the analyzer is sent `cancel` before the
-connection closes.
+connection closes, and its answer is awaited briefly: a `result` (status `cancelled`, the tools that had finished)
+goes to the caller's `on_stopped` before the cancellation goes on.
 """
 
 from __future__ import annotations
@@ -46,8 +47,10 @@ tracer = trace.get_tracer("services.orchestrator")
 
 OPEN_TIMEOUT_S = 5.0
 CANCEL_SEND_TIMEOUT_S = 1.0
+CANCEL_ANSWER_TIMEOUT_S = 5.0  # how long a cancelled run's answer (the finished tools' results) is awaited
 
 OnProgress = Callable[[ProgressFrame], Awaitable[None]]
+OnStopped = Callable[[ServiceResult], None]
 
 
 class AnalyzerFailed(AssayError):
@@ -78,8 +81,11 @@ class AnalyzerClient:
         self.heartbeat_timeout_s = heartbeat_timeout_s
         self.replicas = replicas
 
-    async def analyze(self, service: str, frame: AnalyzeFrame, on_progress: OnProgress) -> ServiceResult:
-        """Run `frame` on a healthy replica of `service`; the analyzer's result, or AnalyzerFailed."""
+    async def analyze(
+        self, service: str, frame: AnalyzeFrame, on_progress: OnProgress, on_stopped: OnStopped | None = None
+    ) -> ServiceResult:
+        """Run `frame` on a healthy replica of `service`; the analyzer's result, or AnalyzerFailed. Cancelled, it
+        hands what the analyzer kept of the stopped run to `on_stopped` (when it answers in time) and re-raises."""
         urls = list(self.urls.get(service, ()))
         extra = {"task_id": frame.task.id, "analyzer": service}
         try:
@@ -87,7 +93,7 @@ class AnalyzerClient:
         except NoHealthyReplica as error:
             raise AnalyzerFailed(str(error)) from error
         try:
-            return await self._attempt(service, url, frame, on_progress)
+            return await self._attempt(service, url, frame, on_progress, on_stopped)
         except _ConnectionLost as lost:
             log.warning("analyzer %s at %s: %s; retrying once", service, masked_url(url), lost, extra=extra)
             first = f"connection to the {service} analyzer at {url} lost ({lost})"
@@ -96,12 +102,17 @@ class AnalyzerClient:
         except NoHealthyReplica as error:
             raise AnalyzerFailed(f"{first}; {error}") from error
         try:
-            return await self._attempt(service, retry_url, frame, on_progress)
+            return await self._attempt(service, retry_url, frame, on_progress, on_stopped)
         except _ConnectionLost as again:
             raise AnalyzerFailed(f"{first}; the retry at {retry_url} lost it too ({again})") from again
 
     async def _attempt(
-        self, service: str, url: str, frame: AnalyzeFrame, on_progress: OnProgress
+        self,
+        service: str,
+        url: str,
+        frame: AnalyzeFrame,
+        on_progress: OnProgress,
+        on_stopped: OnStopped | None,
     ) -> ServiceResult:
         """One connection, in a CLIENT span whose traceparent the analyzer continues."""
         attributes: dict[str, str | int] = {
@@ -142,6 +153,10 @@ class AnalyzerClient:
                 # Cancel request, deadline or shutdown: the analyzer stops its tools now, not when it notices.
                 await _send_cancel(websocket, sent.id)
                 span.set_status(Status(StatusCode.ERROR, "cancelled"))
+                if on_stopped is not None:
+                    kept = await self._stopped_answer(websocket, service, sent)
+                    if kept is not None:
+                        on_stopped(kept)
                 raise
             finally:
                 with contextlib.suppress(Exception):
@@ -149,6 +164,20 @@ class AnalyzerClient:
             span.set_attribute("assay.findings", len(result.findings))
             span.set_attribute("assay.service_status", result.status)
             return result
+
+    async def _stopped_answer(
+        self, websocket: ClientConnection, service: str, sent: AnalyzeFrame
+    ) -> ServiceResult | None:
+        """The result a cancelled run ends with, if the analyzer sends one soon; None otherwise."""
+
+        async def ignore(_: ProgressFrame) -> None:
+            pass
+
+        try:
+            async with asyncio.timeout(CANCEL_ANSWER_TIMEOUT_S):
+                return await self._read(websocket, service, sent, ignore)
+        except (TimeoutError, AnalyzerFailed, ConnectionClosed):
+            return None
 
     async def _read(
         self, websocket: ClientConnection, service: str, sent: AnalyzeFrame, on_progress: OnProgress

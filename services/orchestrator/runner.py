@@ -2,7 +2,8 @@
 outcome as it ends, then the task's terminal event.
 
 The runner knows nothing of acks. It returns normally once the task's terminal event is published (`completed`,
-`failed`, or `cancelled` on a cancel signal); it raises when a publish fails (the consumer retries the request),
+`failed`, or `cancelled` on a cancel signal, after a `service` event for each analyzer that kept the results of
+its finished tools); it raises when a publish fails (the consumer retries the request),
 and when cancelled by shutdown it stops the analyzers and publishes nothing, so that another replica runs the
 task again.
 """
@@ -13,6 +14,8 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+
+import msgspec
 
 from services.orchestrator.analyzer_client import AnalyzerClient, AnalyzerFailed, request_id
 from services.orchestrator.apps.errors import AppError
@@ -120,10 +123,11 @@ async def run_task(ctx: RunContext, request: AnalysisRequest, signal: CancelSign
     log.info("task started: %s", ", ".join(chosen), extra=extra)
     progress = _Progress(ctx, request, list(chosen))
     finished: list[ServiceFinished] = []
+    kept: list[ServiceResult] = []  # what analyzers stopped by a cancel kept of their finished tools
     app = AppSlot()
 
     async def analyze(request: AnalysisRequest, app_ports: dict[str, int]) -> None:
-        await _run_services(ctx, request, chosen, progress, finished, app_ports)
+        await _run_services(ctx, request, chosen, progress, finished, kept, app_ports)
 
     services = asyncio.create_task(_with_app(ctx, request, app, analyze))
     pulse = asyncio.create_task(progress.pulse())
@@ -139,6 +143,8 @@ async def run_task(ctx: RunContext, request: AnalysisRequest, signal: CancelSign
             await asyncio.gather(services, return_exceptions=True)
     if services.cancelled():
         reason = signal.reason or "cancelled"
+        for result in kept:  # before `cancelled`, so the persister keeps them in the task's rows and folder
+            finished.append(await _publish_service(ctx, request, result.service, result, None))
         await ctx.publisher.publish(
             TaskCancelled(
                 task=request.task,
@@ -181,13 +187,15 @@ async def _run_services(
     chosen: dict[str, list[str]],
     progress: _Progress,
     finished: list[ServiceFinished],
+    kept: list[ServiceResult],
     app_ports: dict[str, int],
 ) -> None:
-    """Every service at once; the first error (a failed publish) stops the others."""
+    """Every service at once; the first error (a failed publish) stops the others. A service cancelled midway
+    adds what its analyzer kept to `kept`."""
     deadline = asyncio.get_running_loop().time() + request.deadline_s
 
     async def one(service: str, tools: list[str]) -> None:
-        event = await _run_service(ctx, request, service, tools, deadline, progress, app_ports)
+        event = await _run_service(ctx, request, service, tools, deadline, progress, app_ports, kept)
         finished.append(event)
 
     runs = [
@@ -214,6 +222,7 @@ async def _run_service(
     deadline: float,
     progress: _Progress,
     app_ports: dict[str, int],
+    kept: list[ServiceResult],
 ) -> ServiceFinished:
     """One analyzer's run, ended by exactly one published `service` event (returned with its inline result)."""
     loop = asyncio.get_running_loop()
@@ -233,16 +242,28 @@ async def _run_service(
 
     result: ServiceResult | None = None
     error: str | None = None
+    stopped: list[ServiceResult] = []
     try:
         async with asyncio.timeout_at(deadline):
-            result = await ctx.analyzers.analyze(service, frame, on_progress)
+            result = await ctx.analyzers.analyze(service, frame, on_progress, stopped.append)
     except AnalyzerFailed as failure:
         error = str(failure)
     except TimeoutError:
         error = f"the task's deadline of {request.deadline_s:g} s passed before {service} finished"
+        if stopped:  # the tools that finished in time still count
+            result = msgspec.structs.replace(stopped[0], status="partial", error=error)
+    except asyncio.CancelledError:
+        kept.extend(stopped)
+        raise
     progress.finished(service)
-    status = result.status if result is not None else "failed"
-    record_service_run(service, status, loop.time() - started)
+    record_service_run(service, result.status if result is not None else "failed", loop.time() - started)
+    return await _publish_service(ctx, request, service, result, error)
+
+
+async def _publish_service(
+    ctx: RunContext, request: AnalysisRequest, service: str, result: ServiceResult | None, error: str | None
+) -> ServiceFinished:
+    """Publish the `service` event of one analyzer's outcome: its result, or `failed` with `error`."""
     if result is not None:
         event = ServiceFinished(
             task=request.task,

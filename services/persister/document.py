@@ -101,6 +101,8 @@ def summarize(ending: Ending, services: list[StagedService]) -> dict[str, Any]:
         "services_executed": len(services),
         "tools_executed": sum(1 for run in tools if run.status != "skipped"),
         "status": ending.status,
+        # the findings of a cancelled task come from the tools that finished before the cancel
+        "from_cancelled_task": ending.status == "cancelled",
         "severity_breakdown": severity_breakdown(findings),
         "findings_by_tool": findings_by_tool(findings),
     }

@@ -18,6 +18,7 @@ SUMMARY_KEYS = {
     "services_executed",
     "tools_executed",
     "status",
+    "from_cancelled_task",
     "severity_breakdown",
     "findings_by_tool",
 }

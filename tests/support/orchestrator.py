@@ -56,7 +56,7 @@ APP = 3
 RUNNING_ELSEWHERE = "http://127.0.0.1:9"
 T = TypeVar("T")
 
-Script = Literal["result", "foreign", "error", "silent", "drop", "hold", "large", "chatty", "partial"]
+Script = Literal["result", "foreign", "error", "silent", "drop", "hold", "keep", "large", "chatty", "partial"]
 
 
 def traceparent() -> tuple[str, str]:
@@ -100,6 +100,18 @@ def sample_result(
         tools=runs,
         findings=findings,
         error=None if status == "success" else f"{tool} failed",
+    )
+
+
+def cancelled_result(service: str) -> ServiceResult:
+    """What an analyzer answers a cancel with: the sample's finished tool, plus one recorded as `cancelled`."""
+    result = sample_result(service, "kept")
+    stopped = ToolRun(tool="pylint", status="cancelled", reason="the run was cancelled first")
+    return msgspec.structs.replace(
+        result,
+        status="cancelled",
+        tools=[*result.tools, stopped],
+        error="pylint: the run was cancelled first",
     )
 
 
@@ -191,6 +203,13 @@ class ScriptedAnalyzer:
                     await send(HeartbeatFrame(id=run_id))
                     await asyncio.sleep(0.05)
                 await send(ErrorFrame(id=run_id, code="cancelled", message="run cancelled"))
+            elif (
+                script == "keep"
+            ):  # like the analyzer base: a cancel ends the run with the finished tools' result
+                while run_id not in cancelled:
+                    await send(HeartbeatFrame(id=run_id))
+                    await asyncio.sleep(0.05)
+                await send(ResultFrame(id=run_id, result=cancelled_result(self.service)))
             elif script == "chatty":
                 for n in range(40):
                     await send(ProgressFrame(id=run_id, tool="bandit", stage="running", percent=n * 2.5))

@@ -14,7 +14,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -245,3 +246,29 @@ class Stack:
                 return task
             time.sleep(0.25)
         raise TimeoutError(f"task {task_id} not terminal after {timeout_s} s; logs:\n{self.log_tail()}")
+
+
+@contextmanager
+def one_app_stack(root: Path, model: str, app: int, backend_py: str) -> Iterator[Stack]:
+    """A running stack with one static analyzer over one app whose `backend/app.py` is `backend_py`."""
+    backend = root / "apps" / model / f"app{app}" / "backend"
+    backend.mkdir(parents=True)
+    (backend / "app.py").write_text(backend_py)
+    stack = Stack(root / "stack", apps_dir=root / "apps", analyzers={"static": 1})
+    stack.start()
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+def run_assay(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
+    """`assay …` as a subprocess against the stack, with its admin token; its output captured (not a terminal)."""
+    return subprocess.run(
+        [sys.executable, "-m", "services.cli", *args],
+        cwd=REPO,
+        env={**stack.env, "ASSAY_TOKEN": stack.token},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )

@@ -10,6 +10,7 @@ from opentelemetry import trace
 
 from services.analyzers.base.job import Job
 from services.analyzers.base.tool import SkipTool, Tool, ToolOutput
+from shared.errors import AssayError
 from shared.findings import ToolRun
 from shared.metrics import record_tool_run
 from shared.protocol import ServiceResult, ServiceStatus
@@ -66,17 +67,52 @@ def service_status(runs: list[ToolRun]) -> ServiceStatus:
     return "failed" if len(bad) == len(ran) else "partial"
 
 
+class ToolsStopped(AssayError):
+    """The run was cancelled; `result` keeps what the tools that had finished produced (status `cancelled`)."""
+
+    def __init__(self, result: ServiceResult) -> None:
+        super().__init__(f"{result.service} run cancelled")
+        self.result = result
+
+
 async def run_tools(service: str, tools: list[Tool], job: Job) -> ServiceResult:
-    """Run `tools` concurrently (the job's CPU budget limits the subprocesses) and build the service result."""
-    outputs = await asyncio.gather(*(run_tool(tool, job) for tool in tools))
+    """Run `tools` concurrently (the job's CPU budget limits the subprocesses) and build the service result.
+
+    Cancelled, it stops the tools still running and raises ToolsStopped with the finished tools' outputs, each
+    unfinished tool recorded as `cancelled`.
+    """
+    runs = [asyncio.create_task(run_tool(tool, job), name=f"tool {tool.name}") for tool in tools]
+    try:
+        outputs = await asyncio.gather(*runs)
+    except asyncio.CancelledError:
+        for run in runs:
+            run.cancel()
+        await asyncio.gather(*runs, return_exceptions=True)
+        kept = [_finished_output(tool, run) for tool, run in zip(tools, runs, strict=True)]
+        raise ToolsStopped(_service_result(service, kept, job, status="cancelled")) from None
+    return _service_result(service, list(outputs), job)
+
+
+def _finished_output(tool: Tool, run: asyncio.Task[ToolOutput]) -> ToolOutput:
+    """A tool's output when it finished before the cancel, else a `cancelled` record of it."""
+    if run.done() and not run.cancelled() and run.exception() is None:
+        return run.result()
+    return ToolOutput(run=ToolRun(tool=tool.name, status="cancelled", reason="the run was cancelled first"))
+
+
+def _service_result(
+    service: str, outputs: list[ToolOutput], job: Job, status: ServiceStatus | None = None
+) -> ServiceResult:
     runs = [output.run for output in outputs]
     findings = [finding for output in outputs for finding in output.findings]
     failures = [
-        f"{run.tool}: {run.reason or run.status}" for run in runs if run.status in ("failed", "timeout")
+        f"{run.tool}: {run.reason or run.status}"
+        for run in runs
+        if run.status in ("failed", "timeout", "cancelled")
     ]
     return ServiceResult(
         service=service,
-        status=service_status(runs),
+        status=status or service_status(runs),
         tools=runs,
         findings=findings,
         sarif=sarif_for(runs, findings, app_root_of(job.task.model_slug, job.task.app_number)),

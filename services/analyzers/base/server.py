@@ -21,7 +21,7 @@ from websockets.exceptions import ConnectionClosed
 
 from services.analyzers.base.analyzer import Analyzer
 from services.analyzers.base.job import Job
-from services.analyzers.base.runner import run_tools
+from services.analyzers.base.runner import ToolsStopped, run_tools
 from shared.app_env import PORT_KEYS, app_env
 from shared.config import Settings
 from shared.errors import BadRequest, ProtocolError, UnknownApp
@@ -36,6 +36,7 @@ from shared.protocol import (
     HeartbeatFrame,
     ProgressFrame,
     ResultFrame,
+    ServiceResult,
     decode_client_frame,
     encode_frame,
 )
@@ -124,8 +125,11 @@ class AnalyzerServer:
                 job = await self._job(frame, send)
                 tools = self.analyzer.select(frame.tools)
                 log.info("analysis started: %s", ", ".join(t.name for t in tools), extra=extra)
-                async with asyncio.timeout(frame.deadline_s):
-                    result = await run_tools(self.analyzer.service, tools, job)
+                async with asyncio.timeout(frame.deadline_s) as deadline:
+                    try:
+                        result = await run_tools(self.analyzer.service, tools, job)
+                    except ToolsStopped as stopped:
+                        result = _stopped_result(stopped.result, deadline.expired(), frame.deadline_s)
                 span.set_attribute("assay.findings", len(result.findings))
                 await _send_quietly(send, ResultFrame(id=frame.id, result=result))
                 log.info("analysis %s with %d findings", result.status, len(result.findings), extra=extra)
@@ -136,7 +140,7 @@ class AnalyzerServer:
             except TimeoutError:
                 message = f"deadline of {frame.deadline_s} s passed before the tools finished"
                 await _send_quietly(send, ErrorFrame(id=frame.id, code="deadline", message=message))
-            except asyncio.CancelledError:
+            except asyncio.CancelledError:  # cancelled before its tools started
                 log.info("analysis cancelled", extra=extra)
                 await _send_quietly(send, ErrorFrame(id=frame.id, code="cancelled", message="run cancelled"))
             except Exception as error:
@@ -185,6 +189,16 @@ class AnalyzerServer:
             cpu_budget=self.cpu_budget,
             report=report,
         )
+
+
+def _stopped_result(result: ServiceResult, deadline_passed: bool, deadline_s: float) -> ServiceResult:
+    """The answer to a run stopped midway: the finished tools' outputs, `cancelled` on a cancel, `partial` when
+    the run's deadline stopped it."""
+    if not deadline_passed:
+        return result
+    reason = f"deadline of {deadline_s} s passed before every tool finished"
+    error = f"{reason}; {result.error}" if result.error else reason
+    return msgspec.structs.replace(result, status="partial", error=error)
 
 
 async def _beat(request_id: str, send: Send) -> None:
