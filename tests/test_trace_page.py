@@ -16,8 +16,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.trace import Status, StatusCode
 
 from shared.natsd import EmbeddedNats
+from shared.tracing import JsonLinesSpanExporter, context_from_traceparent
 from tests.support.gateway import Gateway, gateway_for, gateway_settings, migrate_database
 from tests.support.stack import Stack
 
@@ -82,6 +87,17 @@ def _playwright_missing() -> str | None:
     return None
 
 
+def add_failed_span(trace_dir: Path, trace_id: str, parent_span_id: str) -> None:
+    """One failed span in the task's trace, written to the span files by the exporter every service uses (as a
+    service whose step failed would)."""
+    provider = TracerProvider(resource=Resource.create({"service.name": "checker"}))
+    provider.add_span_processor(SimpleSpanProcessor(JsonLinesSpanExporter(trace_dir / "checker-0.jsonl")))
+    parent = context_from_traceparent(f"00-{trace_id}-{parent_span_id}-01")
+    with provider.get_tracer("tests").start_as_current_span("check results", context=parent) as span:
+        span.set_status(Status(StatusCode.ERROR, "deliberately failed"))
+    provider.shutdown()
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     stack = Stack(tmp_path_factory.mktemp("trace-page"), apps_dir=REPO / "generated" / "apps")
@@ -108,6 +124,9 @@ def test_a_browser_shows_the_waterfall_by_service_and_a_tool_spans_findings(
     ).json()["total"]
     stack.stop()  # flushes every service's last spans into the files
     stack.start()
+    trace = httpx.get(f"{stack.gateway_url}/api/tasks/{task_id}/trace", headers=stack.headers, timeout=10).json()
+    [root] = [span for span in trace["spans"] if span["parent_span_id"] is None]
+    add_failed_span(stack.trace_dir, trace["trace_id"], root["span_id"])
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -121,6 +140,12 @@ def test_a_browser_shows_the_waterfall_by_service_and_a_tool_spans_findings(
             assert set(SERVICES) <= set(lanes)
             bars = page.locator("section.lane[data-service='analyzer-static'] .bar").count()
             assert bars > 0
+            # The failed span is marked by colour (class) and by text, and nested under the root.
+            failed = page.locator("section.lane[data-service='checker'] li.span.error")
+            assert failed.count() == 1 and failed.inner_text().startswith("[error]check results")
+            assert page.locator("li.span.error").count() == 1
+            assert "1 with errors" in page.locator("#status").inner_text()
+            assert failed.locator(".label").evaluate("node => node.style.paddingLeft") == "1.2rem"  # depth 1
 
             findings = page.get_by_role("button", name=f"Findings of bandit ({bandit_findings})")
             findings.focus()

@@ -124,7 +124,7 @@ function render(trace) {
   }
   main.replaceChildren(...[...lanes].map(([service, own]) =>
     element("section", { class: "lane", "data-service": service, "aria-label": service },
-      element("h2", {}, service + " (" + own.length + " spans)"),
+      element("h2", {}, service + " (" + own.length + (own.length === 1 ? " span)" : " spans)")),
       element("ol", {}, ...own.map(([span, depth]) => spanRow(span, depth, start, total))))));
   const errors = spans.filter((span) => span.status === "ERROR").length;
   say(spans.length + " spans in trace " + trace.trace_id + ", " + milliseconds(total) +
