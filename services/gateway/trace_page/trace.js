@@ -70,9 +70,10 @@ async function showFindings(tool, button, holder) {
     const items = page.findings.map((finding) =>
       element("li", {}, finding.severity + " " + finding.rule_id + " " + (finding.path || "") +
         (finding.line ? ":" + finding.line : "") + " — " + finding.message));
+    // The API path as text, not a link: followed by the browser it would carry no token.
     holder.replaceChildren(
-      element("span", {}, page.total + " finding(s) of " + tool),
-      element("a", { href: path }, "JSON"),
+      element("span", {}, page.total + " finding(s) of " + tool + " from "),
+      element("code", {}, "GET " + path),
       element("ul", {}, ...items));
   } catch (error) {
     holder.textContent = error.message;
