@@ -79,6 +79,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     metrics_host: str = "127.0.0.1"  # ASSAY_METRICS_HOST: where the services' /metrics listeners bind
     metrics_port: int | None = None  # ASSAY_METRICS_PORT: this process's /metrics port (unset: no listener)
     metrics_port_base: int = 9464  # ASSAY_METRICS_PORT_BASE: `assay up` gives its services ports from here on
+    # ASSAY_TRACE_QUERY_URL: a Jaeger-compatible query API (`<url>/api/traces/<id>`) the gateway reads a task's
+    # trace from; unset: from the span files under ASSAY_TRACE_DIR
+    trace_query_url: str | None = None
 
 
 def _path(env: Mapping[str, str], name: str, default: str) -> Path:
@@ -172,6 +175,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         metrics_host=env.get("ASSAY_METRICS_HOST") or "127.0.0.1",
         metrics_port=int(env["ASSAY_METRICS_PORT"]) if env.get("ASSAY_METRICS_PORT") else None,
         metrics_port_base=int(env.get("ASSAY_METRICS_PORT_BASE") or 9464),
+        trace_query_url=(env.get("ASSAY_TRACE_QUERY_URL") or "").rstrip("/") or None,
     )
 
 

@@ -35,7 +35,8 @@ import msgspec
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from opentelemetry import trace
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.context import Context
+from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
 from shared.delivery import backoff_s, consumer_attributes, keep_alive, settle
 from shared.metrics import record_fetch
@@ -302,14 +303,29 @@ async def _either(event: asyncio.Event, stop: asyncio.Event, timeout_s: float | 
             wait.cancel()
 
 
+def first_delivery_link(publisher: Context, deliveries: int) -> list[Link]:
+    """On a redelivery, a link naming the message's first delivery: the publisher's span context, whose child
+    CONSUMER span with `messaging.message.delivery_count` 1 (and the same consumer group) is that first delivery.
+
+    Derived from the message's own headers, so any replica, even one that never saw the first delivery, links it
+    without storing anything; no link on a first delivery or without a traceparent."""
+    published = trace.get_current_span(publisher).get_span_context()
+    if deliveries <= 1 or not published.is_valid:
+        return []
+    return [Link(published, {"messaging.message.delivery_count": 1, "assay.link.kind": "redelivery_of"})]
+
+
 @contextlib.contextmanager
 def _consumer_span(msg: Msg, source: Source, task_id: str | None) -> Iterator[Span]:
-    """The `process <subject>` CONSUMER span of one message, continuing its publisher's trace."""
+    """The `process <subject>` CONSUMER span of one delivery of a message, continuing its publisher's trace and,
+    on a redelivery, linked to the first delivery (`first_delivery_link`)."""
+    publisher = extract_context(msg.headers)
     with tracer.start_as_current_span(
         f"process {msg.subject}",
-        context=extract_context(msg.headers),
+        context=publisher,
         kind=SpanKind.CONSUMER,
         attributes=consumer_attributes(msg, source.durable),
+        links=first_delivery_link(publisher, msg.metadata.num_delivered),
     ) as span:
         if task_id:
             span.set_attribute(TASK_ID_ATTRIBUTE, task_id)

@@ -54,6 +54,9 @@ def protected_routes(gateway: Gateway) -> list[tuple[str, str]]:
         if not isinstance(route, HTTPRoute):
             continue
         for handler in route.route_handlers:
+            # Deliberately public, so left out: the health checks, the API docs' files, and the trace page's
+            # shell, script and style (a browser sends no token for them; they hold no data, and the script
+            # reads the trace with the token it asks for: tests/test_trace_page.py).
             if handler.opt.get("public"):
                 continue
             path = re.sub(r"\{(\w+):\w+\}", lambda m: SAMPLE_VALUES.get(m.group(1), "x"), route.path)

@@ -1,5 +1,6 @@
 """OTLP proven: the real stack exports to a receiver of the test's own, which finds each task's complete trace
-(gateway, orchestrator, the analyzer, persister; no orphan; tool findings adding up) and metrics counting the tasks."""
+(gateway, orchestrator, the analyzer, persister; no orphan; tool findings adding up) and metrics counting the tasks;
+the gateway, given the receiver's Jaeger-compatible query API, serves each task's trace from that store."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from opentelemetry.proto.metrics.v1.metrics_pb2 import Metric
 
@@ -21,7 +23,9 @@ SERVICES = {"gateway", "orchestrator", "analyzer-static", "persister"}
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[OtlpReceiver, list[dict[str, Any]]]]:
+def run(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[OtlpReceiver, list[dict[str, Any]], Stack]]:
     """Two tasks through a stack exporting over OTLP; the stack is stopped (its exporters flushed) before checking."""
     receiver = OtlpReceiver()
     receiver.start()
@@ -29,7 +33,11 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[OtlpReceiver
         tmp_path_factory.mktemp("otlp"),
         apps_dir=APPS,
         analyzers={"static": 1},
-        extra_env={"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_METRIC_EXPORT_INTERVAL": "1000"},
+        extra_env={
+            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+            "OTEL_METRIC_EXPORT_INTERVAL": "1000",
+            "ASSAY_TRACE_QUERY_URL": receiver.endpoint,
+        },
     )
     stack.start()
     try:
@@ -41,7 +49,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[OtlpReceiver
     finally:
         stack.stop()
     assert not list(stack.trace_dir.glob("*.jsonl")), "with an OTLP endpoint no span file is written"
-    yield receiver, finished
+    yield receiver, finished, stack
     receiver.stop()
 
 
@@ -51,9 +59,9 @@ def spans_of(receiver: OtlpReceiver, trace_id: str) -> list[ReceivedSpan]:
 
 
 def test_each_task_has_one_complete_trace_across_the_services(
-    run: tuple[OtlpReceiver, list[dict[str, Any]]],
+    run: tuple[OtlpReceiver, list[dict[str, Any]], Stack],
 ) -> None:
-    receiver, finished = run
+    receiver, finished, _stack = run
     for task in finished:
         assert task["status"] == "completed"
         assert task["findings_count"] > 0  # so that the sum below says something
@@ -82,8 +90,8 @@ def counted(metric: Metric | None, **wanted: object) -> float:
     return sum(value for found, value in points(metric) if all(found.get(k) == v for k, v in wanted.items()))
 
 
-def test_the_metrics_count_the_tasks_run(run: tuple[OtlpReceiver, list[dict[str, Any]]]) -> None:
-    receiver, finished = run
+def test_the_metrics_count_the_tasks_run(run: tuple[OtlpReceiver, list[dict[str, Any]], Stack]) -> None:
+    receiver, finished, _stack = run
     received = receiver.received
     tasks = len(finished)
     assert (
@@ -102,3 +110,36 @@ def test_the_metrics_count_the_tasks_run(run: tuple[OtlpReceiver, list[dict[str,
     tool_runs = received.last_metric("analyzer-static", "assay.tool.duration")
     for tool in TOOLS:
         assert counted(tool_runs, **{"assay.tool": tool}) == tasks
+
+
+def test_the_trace_route_reads_each_tasks_trace_from_the_store(
+    run: tuple[OtlpReceiver, list[dict[str, Any]], Stack],
+) -> None:
+    receiver, finished, stack = run
+    stack.start()  # stopped by `run` to flush its exporters; the gateway answers from the receiver's store
+    try:
+        answers = [
+            httpx.get(
+                f"{stack.gateway_url}/api/tasks/{task['task_id']}/trace", headers=stack.headers, timeout=10
+            )
+            for task in finished
+        ]
+    finally:
+        stack.stop()
+    for task, answer in zip(finished, answers, strict=True):
+        assert answer.status_code == 200, answer.text
+        trace = answer.json()
+        assert trace["trace_id"] == task["trace_id"]
+        served = {(s["span_id"], s["parent_span_id"], s["name"], s["service"]) for s in trace["spans"]}
+        stored = {
+            (s.span_id, s.parent_span_id, s.name, s.service) for s in spans_of(receiver, task["trace_id"])
+        }
+        assert served == stored and {s["service"] for s in trace["spans"]} == SERVICES
+        [root] = [s for s in trace["spans"] if s["parent_span_id"] is None]
+        assert root["kind"] == "SERVER" and root["end_ns"] > root["start_ns"]
+        tools = {
+            s["name"]: s["attributes"]["assay.tool.findings"]
+            for s in trace["spans"]
+            if s["name"].startswith("tool ")
+        }
+        assert sum(tools.values()) == task["findings_count"]

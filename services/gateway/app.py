@@ -32,6 +32,7 @@ from services.gateway.reports import models_comparison, models_comparison_csv, m
 from services.gateway.resources import open_resources, provide_resources
 from services.gateway.tasks import cancel_task, get_findings, get_task, list_all_tasks
 from services.gateway.tokens import TOKEN_ROUTES
+from services.gateway.trace_view import trace_asset, trace_page
 from services.gateway.traces import get_task_trace
 from shared.config import Settings
 from shared.redact import masked_url
@@ -61,6 +62,8 @@ def create_app(settings: Settings) -> Litestar:
             get_diff,
             cancel_task,
             get_task_trace,
+            trace_page,
+            trace_asset,
             task_event_stream,
             list_apps,
             list_models,

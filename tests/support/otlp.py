@@ -1,9 +1,11 @@
 """A small OTLP/HTTP receiver for tests: it accepts protobuf exports on `/v1/traces` and `/v1/metrics`, decodes
-them with opentelemetry-proto and keeps what it received, as a collector would before storing it."""
+them with opentelemetry-proto and keeps what it received, as a collector would before storing it; like Jaeger, it
+answers `GET /api/traces/<trace_id>` with a stored trace in Jaeger's query JSON (for ASSAY_TRACE_QUERY_URL)."""
 
 from __future__ import annotations
 
 import gzip
+import json
 import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -19,6 +21,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.metrics.v1.metrics_pb2 import Metric
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 
 def attribute(value: AnyValue) -> object:
@@ -39,6 +42,10 @@ class ReceivedSpan:
     parent_span_id: str | None
     name: str
     attributes: dict[str, object]
+    kind: str = "internal"  # as Jaeger's `span.kind` tag says it
+    start_ns: int = 0
+    end_ns: int = 0
+    status: str = "UNSET"  # UNSET, OK or ERROR
 
 
 @dataclass
@@ -63,6 +70,10 @@ class Received:
                                 parent_span_id=span.parent_span_id.hex() or None,
                                 name=span.name,
                                 attributes=attributes(list(span.attributes)),
+                                kind=Span.SpanKind.Name(span.kind).removeprefix("SPAN_KIND_").lower(),
+                                start_ns=span.start_time_unix_nano,
+                                end_ns=span.end_time_unix_nano,
+                                status=Status.StatusCode.Name(span.status.code).removeprefix("STATUS_CODE_"),
                             )
                         )
 
@@ -73,11 +84,52 @@ class Received:
                 for scope_metrics in resource_metrics.scope_metrics:
                     self.metrics[service].extend(scope_metrics.metrics)
 
+    def jaeger_trace(self, trace_id: str) -> dict[str, object] | None:
+        """The stored spans of `trace_id` as Jaeger's query API answers them (times in microseconds)."""
+        with self.lock:
+            spans = [span for span in self.spans if span.trace_id == trace_id]
+        if not spans:
+            return None
+        processes = {service: f"p{index}" for index, service in enumerate(sorted({s.service for s in spans}))}
+        return {
+            "data": [
+                {
+                    "traceID": trace_id,
+                    "spans": [_jaeger_span(span, processes[span.service]) for span in spans],
+                    "processes": {
+                        pid: {"serviceName": service, "tags": []} for service, pid in processes.items()
+                    },
+                }
+            ]
+        }
+
     def last_metric(self, service: str, name: str) -> Metric | None:
         """The latest export of metric `name` by `service` (cumulative temporality: it holds every count)."""
         with self.lock:
             found = [metric for metric in self.metrics[service] if metric.name == name]
         return found[-1] if found else None
+
+
+def _jaeger_span(span: ReceivedSpan, process_id: str) -> dict[str, object]:
+    tags: dict[str, object] = {**span.attributes, "span.kind": span.kind}
+    if span.status != "UNSET":
+        tags["otel.status_code"] = span.status
+    if span.status == "ERROR":
+        tags["error"] = True
+    return {
+        "traceID": span.trace_id,
+        "spanID": span.span_id,
+        "operationName": span.name,
+        "references": (
+            [{"refType": "CHILD_OF", "traceID": span.trace_id, "spanID": span.parent_span_id}]
+            if span.parent_span_id
+            else []
+        ),
+        "startTime": span.start_ns // 1000,
+        "duration": (span.end_ns - span.start_ns) // 1000,
+        "processID": process_id,
+        "tags": [{"key": key, "value": value} for key, value in tags.items()],
+    }
 
 
 class OtlpReceiver:
@@ -103,6 +155,21 @@ class OtlpReceiver:
                     return
                 self.send_response(200)
                 self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
+                prefix = "/api/traces/"
+                found = (
+                    received.jaeger_trace(self.path[len(prefix) :]) if self.path.startswith(prefix) else None
+                )
+                if found is None:
+                    self.send_error(404)
+                    return
+                answer = json.dumps(found).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()
                 self.wfile.write(answer)
