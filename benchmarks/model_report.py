@@ -3,7 +3,7 @@
 The database is migrated with Assay's migrations and filled (untimed) with 10 models x 250 apps x 4 analysis
 types, 100 findings per task in 60 issue groups, each static run with the finding summary the persister stores
 (shared/finding_summary), and load metrics on the performance tasks. The timed work is what the route does:
-`report_queries.report_rows` (SQL) then `report_figures.models_report` (figures, rankings, bootstrap intervals),
+`reports.queries.report_rows` (SQL) then `reports.figures.models_report` (figures, rankings, bootstrap intervals),
 median of three runs. The goal is under 2 s; there is no baseline (the system Assay replaces had no such report),
 so the table shows the goal in its place, and the note the CPU seconds (the machine may be shared).
 """
@@ -21,8 +21,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from benchmarks.common import Row
-from services.gateway.report_figures import models_report
-from services.gateway.report_queries import report_rows
+from services.gateway.reports.figures import models_report
+from services.gateway.reports.queries import report_rows
 from shared.database import create_engine, migrate, sessions
 from shared.finding_summary import summarize
 from shared.findings import SEVERITIES, Finding

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from services.gateway.bootstrap import RESAMPLED_UP_TO, bootstrap_interval, resample_means
+from services.gateway.reports.confidence import RESAMPLED_UP_TO, bootstrap_interval, resample_means
 from services.persister.database import record_service
 from shared.database import create_engine, sessions
 from shared.findings import SEVERITIES, Finding, Severity, fingerprint

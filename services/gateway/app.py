@@ -28,7 +28,11 @@ from services.gateway.issues import get_issues
 from services.gateway.metrics import metrics_text
 from services.gateway.middleware import server_spans
 from services.gateway.openapi import OPENAPI, exact_request_schemas
-from services.gateway.reports import models_comparison, models_comparison_csv, models_comparison_markdown
+from services.gateway.reports.routes import (
+    models_comparison,
+    models_comparison_csv,
+    models_comparison_markdown,
+)
 from services.gateway.resources import open_resources, provide_resources
 from services.gateway.tasks import cancel_task, get_findings, get_task, list_all_tasks
 from services.gateway.tokens import TOKEN_ROUTES

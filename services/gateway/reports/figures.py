@@ -1,4 +1,4 @@
-"""The model comparison's figures, computed from the rows `report_queries` reads: plain functions, no I/O.
+"""The model comparison's figures, computed from the rows `reports.queries` reads: plain functions, no I/O.
 
 Per model and analysis type: apps analyzed, findings and distinct issues by severity, per thousand lines, per tool,
 top rules and CWEs, the share of apps with a critical or high issue, load-test figures, requirement compliance,
@@ -6,7 +6,7 @@ and tool effectiveness (issues only one tool found, issues two tools both found)
 
 **Score** (lower is better): for each app with a known size, the weighted issues per thousand non-blank source lines,
 weights `SCORE_WEIGHTS` (critical 10, high 5, medium 2, low 1, info 0); a model's score is the mean over its apps,
-with a 95 % bootstrap interval over apps (services/gateway/bootstrap.py). Two models whose intervals overlap are not
+with a 95 % bootstrap interval over apps (services/gateway/reports/confidence.py). Two models whose intervals overlap are not
 shown to differ.
 """
 
@@ -19,8 +19,8 @@ from typing import Any
 
 import msgspec
 
-from services.gateway.bootstrap import LEVEL, RESAMPLES, bootstrap_interval, mean
-from services.gateway.report_queries import ChosenTask, ReportRows
+from services.gateway.reports.confidence import LEVEL, RESAMPLES, bootstrap_interval, mean
+from services.gateway.reports.queries import ChosenTask, ReportRows
 from shared.findings import SEVERITIES
 from shared.issue_groups import weakness
 from shared.messages import utcnow

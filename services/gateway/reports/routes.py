@@ -10,9 +10,9 @@ from litestar.di import NamedDependency
 from litestar.params import FromQuery
 
 from services.gateway.auth import requires
-from services.gateway.report_figures import ModelsReport, models_report
-from services.gateway.report_formats import report_csv, report_markdown
-from services.gateway.report_queries import report_rows
+from services.gateway.reports.figures import ModelsReport, models_report
+from services.gateway.reports.formats import report_csv, report_markdown
+from services.gateway.reports.queries import report_rows
 from services.gateway.resources import Resources
 from shared.tasks import AnalysisType
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 
-from services.gateway.report_figures import ModelFigures, ModelsReport
+from services.gateway.reports.figures import ModelFigures, ModelsReport
 from shared.findings import SEVERITIES
 
 CSV_COLUMNS = [

@@ -1,0 +1,1 @@
+"""The model comparison: SQL queries, figures with confidence intervals, output formats and the HTTP routes."""
