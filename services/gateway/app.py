@@ -36,8 +36,8 @@ from services.gateway.reports.routes import (
 from services.gateway.resources import open_resources, provide_resources
 from services.gateway.tasks import cancel_task, get_findings, get_task, list_all_tasks
 from services.gateway.tokens import TOKEN_ROUTES
-from services.gateway.trace_view import trace_asset, trace_page
-from services.gateway.traces import get_task_trace
+from services.gateway.traces.page import trace_asset, trace_page
+from services.gateway.traces.routes import get_task_trace
 from shared.config import Settings
 from shared.redact import masked_url
 

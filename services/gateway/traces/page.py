@@ -18,7 +18,7 @@ from litestar.params import PathParameter
 from services.gateway.auth import PUBLIC
 from services.gateway.tasks import TaskIdPath
 
-PAGE_FOLDER = Path(str(files("services.gateway.trace_page")))
+PAGE_FOLDER = Path(str(files("services.gateway.traces.page_files")))
 ASSETS = "/traces/assets"
 # The page runs only its own script and talks only to this gateway; no frame may embed it.
 _HEADERS = {

@@ -1,7 +1,7 @@
 """`GET /api/tasks/{task_id}/trace`: a task's trace as JSON, from the trace store or the local span files.
 
 The task row names its trace. With ASSAY_TRACE_QUERY_URL set, the gateway asks that Jaeger-compatible query API
-for it (services/gateway/trace_query.py: where an OTLP exporter sends the spans); otherwise it reads the span
+for it (services/gateway/traces/store.py: where an OTLP exporter sends the spans); otherwise it reads the span
 files under its own ASSAY_TRACE_DIR, so `assay trace` finds them whatever folder it runs in. With an OTLP endpoint
 and no query URL, no span file is written: the answer then has the trace id and no spans.
 """
@@ -19,7 +19,7 @@ from litestar.exceptions import ServiceUnavailableException
 from services.gateway.auth import requires
 from services.gateway.resources import Resources
 from services.gateway.tasks import TaskIdPath, find_task
-from services.gateway.trace_query import TraceStoreUnavailable, query_trace
+from services.gateway.traces.store import TraceStoreUnavailable, query_trace
 from shared.span_files import SpanRecord, span_files, spans_of_traces
 
 
