@@ -78,6 +78,9 @@ class Launched:
         return {f"{name.upper()}_PORT": int(url.rsplit(":", 1)[1]) for name, url in self.urls.items()}
 
 
+INIT_COPY = "inside.py"  # the run folder's copy of inside.py, bound read-only at INIT_PATH
+
+
 def _layout(sandboxed: bool, prepared: Prepared, run_dir: Path) -> Layout:
     if sandboxed:
         return Layout(APP_ROOT, VENV_ROOT if prepared.venv else None, INIT_PATH, SHARED_ROOT, "/tmp")
@@ -138,10 +141,14 @@ def _write_ports(copy: Path, ports: dict[str, int]) -> None:
 
 
 def _set_up_run(run_dir: Path, copy: Path, ports: dict[str, int]) -> None:
-    """The run's shared and temporary folders (the sandbox user's), and Assay's ports in the copy's .env."""
+    """The run's shared and temporary folders (the sandbox user's), its copy of inside.py, and Assay's ports in
+    the copy's .env."""
     for folder in (run_dir / "shared", run_dir / "tmp"):
         folder.mkdir(parents=True, exist_ok=True)
         hand_over(folder)
+    # A copy beside the run: the sandbox user must reach what is bound in, and the checkout Assay runs from may
+    # sit in a folder only its owner can enter (a private temporary folder, a home folder).
+    shutil.copyfile(inside.__file__, run_dir / INIT_COPY)
     _write_ports(copy, ports)
 
 
@@ -175,7 +182,7 @@ async def launch(config: LaunchConfig, prepared: Prepared, run_dir: Path) -> Lau
     init_python = f"{layout.venv}/bin/python" if layout.venv else config.python
     command = [init_python, layout.init, json.dumps(spec)]
     if sandboxed:
-        ro_binds = {Path(inside.__file__): INIT_PATH}
+        ro_binds = {run_dir / INIT_COPY: INIT_PATH}
         if prepared.venv:
             ro_binds[prepared.venv] = VENV_ROOT
         binds = {prepared.copy: APP_ROOT, shared: SHARED_ROOT}
