@@ -1,23 +1,24 @@
 """The SQL side, writing: what each message changes in the tables, as one unit of work (committed with the units
 of other messages handled meanwhile, services/persister/sessions.py).
 
-Plain async functions over a session factory. The usual case of each message is a few Core statements (an INSERT
-that skips an existing key, an UPDATE of a live row); when one matches no row the unit reads the row (ORM) and
-decides, so the same code runs on SQLite and PostgreSQL whatever order messages arrive in. A task never moves
+Plain async functions over a session factory, each handing its unit (a plain function of a synchronous session)
+to `transaction`. The usual case of each message is a few Core statements (an INSERT that skips an existing key,
+an UPDATE of a live row); when one matches no row the unit reads the row (ORM) and decides, so the same code runs
+on SQLite and PostgreSQL whatever order messages arrive in. A task never moves
 backwards: once terminal, no later event changes its status. Reads live in `lookups`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Table, Text, case, cast, delete, func, insert, literal, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from services.persister.lookups import Sessions, TaskSnapshot, as_utc, has_finished, snapshot_of
 from services.persister.sessions import GroupCommit, one_transaction
@@ -48,23 +49,23 @@ FINDINGS: Table = FindingRow.__table__  # type: ignore[assignment]
 T = TypeVar("T")
 
 
-async def transaction(sessions: Sessions, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+async def transaction(sessions: Sessions, work: Callable[[Session], T]) -> T:
     """Run `work` in one transaction: the persister's group commit when `sessions` is one, else on its own."""
     if isinstance(sessions, GroupCommit):
         return await sessions.write(work)
     return await one_transaction(sessions, work)
 
 
-def _insert_new(session: AsyncSession, table: Table) -> sqlite.Insert | postgresql.Insert:
+def _insert_new(session: Session, table: Table) -> sqlite.Insert | postgresql.Insert:
     """An INSERT of `table` rows that skips a row whose key exists (the dialect's ON CONFLICT DO NOTHING)."""
     if session.get_bind().dialect.name == "postgresql":
         return postgresql.insert(table).on_conflict_do_nothing()
     return sqlite.insert(table).on_conflict_do_nothing()
 
 
-async def _mark_processed(session: AsyncSession, event_id: str, task_id: str, kind: str) -> None:
+def _mark_processed(session: Session, event_id: str, task_id: str, kind: str) -> None:
     row = {"event_id": event_id, "task_id": task_id, "kind": kind, "processed_at": utcnow()}
-    await session.execute(_insert_new(session, PROCESSED_EVENTS), row)
+    session.execute(_insert_new(session, PROCESSED_EVENTS), row)
 
 
 def _new_task(source: TaskEvent | AnalysisRequest) -> dict[str, Any]:
@@ -94,22 +95,22 @@ def _earliest_created(source: TaskEvent | AnalysisRequest) -> ColumnElement[date
     return case((TASKS.c.created_at > occurred_at, occurred_at), else_=TASKS.c.created_at)
 
 
-async def _update_live(session: AsyncSession, source: TaskEvent, values: dict[str, Any]) -> bool:
+def _update_live(session: Session, source: TaskEvent, values: dict[str, Any]) -> bool:
     """One UPDATE of the task's row unless it is terminal; False when no row matched (missing or terminal), for
     the caller to take the general path (`_task_row`)."""
     live = TASKS.c.task_id == source.task.id, TASKS.c.status.not_in(TERMINAL_STATUSES)
     statement = update(TASKS).where(*live).values(created_at=_earliest_created(source), **values)
-    return bool((await session.execute(statement)).rowcount)  # type: ignore[attr-defined]
+    return bool((session.execute(statement)).rowcount)  # type: ignore[attr-defined]
 
 
-async def _task_row(session: AsyncSession, source: TaskEvent | AnalysisRequest) -> Task:
+def _task_row(session: Session, source: TaskEvent | AnalysisRequest) -> Task:
     """The task's row, created (as `pending`) from what the message carries when there is none yet."""
-    task = await session.get(Task, source.task.id)
+    task = session.get(Task, source.task.id)
     occurred_at = as_utc(source.occurred_at) or utcnow()
     if task is None:
         task = Task(**_new_task(source))
         session.add(task)
-        await session.flush()
+        session.flush()
         return task
     if task.status not in TERMINAL_STATUSES:
         # Whichever message arrives first creates the row; the earliest time seen is the task's creation.
@@ -124,14 +125,14 @@ async def record_request(sessions: Sessions, request: AnalysisRequest, trace_id:
 
     services = list(plan(request.task.analysis_type, list(request.tools)))
 
-    async def work(session: AsyncSession) -> None:
+    def work(session: Session) -> None:
         # Usually the first message of its task: then one INSERT says it all.
         first = {**_new_task(request), "priority": request.priority, "tools": list(request.tools)}
         first |= {"services": services, "trace_id": trace_id}
         first |= {"batch_id": request.batch_id, "source_lines": request.source_lines}
-        if (await session.execute(_insert_new(session, TASKS), first)).rowcount:  # type: ignore[attr-defined]
+        if (session.execute(_insert_new(session, TASKS), first)).rowcount:  # type: ignore[attr-defined]
             return
-        task = await _task_row(session, request)
+        task = _task_row(session, request)
         # Kept even for a task that ended before its request arrived: batches and reports need them.
         task.batch_id = task.batch_id or request.batch_id
         task.source_lines = task.source_lines if task.source_lines is not None else request.source_lines
@@ -168,11 +169,11 @@ async def record_started(sessions: Sessions, event: TaskStarted, trace_id: str |
         "updated_at": utcnow(),
     }
 
-    async def work(session: AsyncSession) -> None:
-        if await _update_live(session, event, values):
-            await _mark_processed(session, event.event_id, event.task.id, "started")
+    def work(session: Session) -> None:
+        if _update_live(session, event, values):
+            _mark_processed(session, event.event_id, event.task.id, "started")
             return
-        task = await _task_row(session, event)
+        task = _task_row(session, event)
         if task.status not in TERMINAL_STATUSES:
             task.status = "running"
             task.started_at = task.started_at or as_utc(event.occurred_at)
@@ -182,7 +183,7 @@ async def record_started(sessions: Sessions, event: TaskStarted, trace_id: str |
             task.worker = event.worker or task.worker
             task.trace_id = task.trace_id or trace_id
             task.updated_at = utcnow()
-        await _mark_processed(session, event.event_id, event.task.id, "started")
+        _mark_processed(session, event.event_id, event.task.id, "started")
 
     await transaction(sessions, work)
 
@@ -201,10 +202,10 @@ async def record_progress(sessions: Sessions, event: TaskProgress) -> None:
         "updated_at": utcnow(),
     }
 
-    async def work(session: AsyncSession) -> None:
-        if await _update_live(session, event, values):
+    def work(session: Session) -> None:
+        if _update_live(session, event, values):
             return
-        task = await _task_row(session, event)
+        task = _task_row(session, event)
         if task.status in TERMINAL_STATUSES:
             return
         for name, value in values.items():
@@ -290,9 +291,9 @@ async def record_service(
         "recorded_at": utcnow(),
     }
 
-    async def work(session: AsyncSession) -> bool:
-        if not await _update_live(session, event, live):
-            task = await _task_row(session, event)
+    def work(session: Session) -> bool:
+        if not _update_live(session, event, live):
+            task = _task_row(session, event)
             if unless_finished and has_finished(task.status, task.result_dir):
                 return False
             if task.status == "pending":
@@ -300,22 +301,22 @@ async def record_service(
             if task.status not in TERMINAL_STATUSES:
                 task.trace_id = task.trace_id or trace_id
                 task.updated_at = utcnow()
-            await session.flush()
-        if not (await session.execute(_insert_new(session, SERVICE_RUNS), run)).rowcount:  # type: ignore[attr-defined]
+            session.flush()
+        if not (session.execute(_insert_new(session, SERVICE_RUNS), run)).rowcount:  # type: ignore[attr-defined]
             # A redelivery: the rows of its first delivery (written together with its service run) are replaced.
             for table in (FINDINGS, TOOL_RUNS, SERVICE_RUNS):
-                await session.execute(
+                session.execute(
                     delete(table).where(table.c.task_id == event.task.id, table.c.service == event.service)
                 )
-            await session.execute(insert(SERVICE_RUNS), run)
+            session.execute(insert(SERVICE_RUNS), run)
         if result is not None:
             tools = _tool_rows(event.task.id, event.service, result)
             findings = _finding_rows(event.task.id, event.service, result, keys)
             if tools:
-                await session.execute(insert(TOOL_RUNS), tools)
+                session.execute(insert(TOOL_RUNS), tools)
             if findings:
-                await session.execute(insert(FINDINGS), findings)  # one executemany, however many there are
-        await _mark_processed(session, event.event_id, event.task.id, "service")
+                session.execute(insert(FINDINGS), findings)  # one executemany, however many there are
+        _mark_processed(session, event.event_id, event.task.id, "service")
         return True
 
     return await transaction(sessions, work)
@@ -324,8 +325,8 @@ async def record_service(
 async def ensure_task(sessions: Sessions, event: TaskEvent) -> TaskSnapshot:
     """The task's record, creating its row from the event when no earlier message did."""
 
-    async def work(session: AsyncSession) -> TaskSnapshot:
-        return snapshot_of(await _task_row(session, event))
+    def work(session: Session) -> TaskSnapshot:
+        return snapshot_of(_task_row(session, event))
 
     return await transaction(sessions, work)
 
@@ -361,11 +362,11 @@ async def record_outcome(
     # One UPDATE whose condition is the check: a row finished by another writer is not matched.
     unfinished = update(Task).where(Task.task_id == task_id, Task.result_dir.is_(None)).values(values)
 
-    async def work(session: AsyncSession) -> bool:
-        if (await session.execute(unfinished)).rowcount == 0:  # type: ignore[attr-defined]
+    def work(session: Session) -> bool:
+        if (session.execute(unfinished)).rowcount == 0:  # type: ignore[attr-defined]
             return False
         if event_id is not None:
-            await _mark_processed(session, event_id, task_id, kind)
+            _mark_processed(session, event_id, task_id, kind)
         return True
 
     return await transaction(sessions, work)

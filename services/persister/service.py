@@ -32,9 +32,10 @@ async def run(
     await migrate(engine)
     js = nc.jetstream()
     await declare(js, settings.ack_wait_s, settings.max_deliver)
+    writes = persister_sessions(engine)
     ctx = PersisterContext(
         js=js,
-        sessions=persister_sessions(engine),
+        sessions=writes,
         results_root=settings.results_dir,
         max_deliver=settings.max_deliver,
         ack_wait_s=settings.ack_wait_s,
@@ -56,3 +57,4 @@ async def run(
         for task in loops:
             task.cancel()
         await asyncio.gather(*loops, return_exceptions=True)
+        await asyncio.to_thread(writes.close)
