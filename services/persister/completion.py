@@ -19,7 +19,8 @@ from services.persister import database, document, folders, lookups, staging
 from services.persister.database import Outcome
 from services.persister.document import Ending
 from services.persister.locks import TaskLocks
-from services.persister.lookups import Sessions, TaskSnapshot
+from services.persister.lookups import TaskSnapshot
+from services.persister.sessions import Sessions
 from services.persister.staging import StagedService
 from shared.messages import TaskEvent, utcnow
 from shared.metrics import record_task_ended, timed_db_write
@@ -60,6 +61,17 @@ def _final_folder(ctx: PersisterContext, task: TaskSnapshot, folder_name: str) -
     return final, final.relative_to(ctx.results_root.resolve()).as_posix()
 
 
+def _write_result(
+    ctx: PersisterContext, task: TaskSnapshot, ending: Ending, services: list[StagedService]
+) -> tuple[str, document.RenderedResult, bool]:
+    """In a worker thread, all at once (one hand-off): the folder's path, its files rendered and written; the
+    path relative to the results root, the files, and False when the folder existed already."""
+    folder_name = result_folder_name(task.task.analysis_type, task.task.id, task.created_at)
+    final, relative = _final_folder(ctx, task, folder_name)
+    rendered = document.render(task, ending, services)
+    return relative, rendered, folders.write(final, rendered.files)
+
+
 async def finish(
     ctx: PersisterContext,
     task: TaskSnapshot,
@@ -90,12 +102,11 @@ async def finish_held(
     if current.finished:
         await staging.discard(ctx.results_root, current.task.id)
         return current.result_dir
-    folder_name = result_folder_name(current.task.analysis_type, current.task.id, current.created_at)
-    final, relative = await asyncio.to_thread(_final_folder, ctx, current, folder_name)
-    rendered = await asyncio.to_thread(document.render, current, ending, services)
-    attributes = {TASK_ID_ATTRIBUTE: current.task.id, "assay.result_dir": relative}
-    with tracer.start_as_current_span("results.write", attributes=attributes) as span:
-        written = await folders.write_folder(final, rendered.files)
+    with tracer.start_as_current_span(
+        "results.write", attributes={TASK_ID_ATTRIBUTE: current.task.id}
+    ) as span:
+        relative, rendered, written = await asyncio.to_thread(_write_result, ctx, current, ending, services)
+        span.set_attribute("assay.result_dir", relative)
         span.set_attribute("assay.files", len(rendered.files))
         span.set_attribute("assay.folder_existed", not written)
     if not written:

@@ -11,7 +11,6 @@ backwards: once terminal, no later event changes its status. Reads live in `look
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -20,8 +19,8 @@ from sqlalchemy import ColumnElement, Table, Text, case, cast, delete, func, ins
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from services.persister.lookups import Sessions, TaskSnapshot, as_utc, has_finished, snapshot_of
-from services.persister.sessions import GroupCommit, one_transaction
+from services.persister.lookups import TaskSnapshot, as_utc, has_finished, snapshot_of
+from services.persister.sessions import Sessions, transaction
 from shared.catalog import plan
 from shared.finding_summary import summarize
 from shared.issue_groups import group_keys
@@ -47,13 +46,6 @@ SERVICE_RUNS: Table = ServiceRun.__table__  # type: ignore[assignment]
 FINDINGS: Table = FindingRow.__table__  # type: ignore[assignment]
 
 T = TypeVar("T")
-
-
-async def transaction(sessions: Sessions, work: Callable[[Session], T]) -> T:
-    """Run `work` in one transaction: the persister's group commit when `sessions` is one, else on its own."""
-    if isinstance(sessions, GroupCommit):
-        return await sessions.write(work)
-    return await one_transaction(sessions, work)
 
 
 def _insert_new(session: Session, table: Table) -> sqlite.Insert | postgresql.Insert:

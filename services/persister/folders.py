@@ -39,7 +39,8 @@ def _scratch(final: Path) -> Path:
     return final.with_name(f"{TEMPORARY_PREFIX}{final.name}")
 
 
-def _write(final: Path, files: dict[str, bytes]) -> bool:
+def write(final: Path, files: dict[str, bytes]) -> bool:
+    """`write_folder` for a caller already off the event loop."""
     scratch = _scratch(final)
     if final.exists():
         shutil.rmtree(
@@ -85,4 +86,4 @@ async def write_folder(final: Path, files: dict[str, bytes]) -> bool:
     Returns False, writing nothing, when `final` already exists (a retry after a crash between the rename and the
     database update keeps the folder it finds). All file I/O runs in a worker thread.
     """
-    return await asyncio.to_thread(_write, final, files)
+    return await asyncio.to_thread(write, final, files)

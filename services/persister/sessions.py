@@ -20,6 +20,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
@@ -27,7 +28,6 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 
-from services.persister.lookups import Sessions
 from shared.database import sessions, sqlite_pragmas
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 Work = Callable[[Session], T]
 ATTEMPTS = 3
+
+# An async_sessionmaker, or the persister's group commit (`GroupCommit`), which is one too.
+Sessions = Callable[[], AbstractAsyncContextManager[AsyncSession]]
 
 
 async def _retried(run: Callable[[], Awaitable[T]]) -> T:
@@ -153,3 +156,10 @@ async def _settle(
 def persister_sessions(engine: AsyncEngine) -> GroupCommit:
     """The persister's sessions: reads from the pool, writes committed in groups."""
     return GroupCommit(engine)
+
+
+async def transaction(sessions: Sessions, work: Work[T]) -> T:
+    """Run `work` in one transaction: the persister's group commit when `sessions` is one, else on its own."""
+    if isinstance(sessions, GroupCommit):
+        return await sessions.write(work)
+    return await one_transaction(sessions, work)
