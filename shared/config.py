@@ -55,6 +55,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     load_max_concurrency: int = 32  # ASSAY_LOAD_MAX_CONCURRENCY: ceiling on requests in flight in one load run
     load_max_duration_s: float = 60.0  # ASSAY_LOAD_MAX_DURATION_S: ceiling on the time one load run may take
     auth: bool = True  # ASSAY_AUTH: `off` serves the API without tokens (refused unless bound to loopback)
+    # ASSAY_TOKEN_CACHE_S: a verified token is trusted this long without checking it again (0: check every
+    # request); a token revoked through another gateway or `assay token revoke --direct` is refused after it.
+    token_cache_s: float = 5.0
     max_body_bytes: int = 262_144  # ASSAY_MAX_BODY_BYTES: largest request body the gateway reads (413 beyond)
     token: str | None = None  # ASSAY_TOKEN: the CLI's API token; unset → the file `assay up` saved
     config_dir: Path  # XDG_CONFIG_HOME/assay (default ~/.config/assay): where the CLI keeps its tokens
@@ -154,6 +157,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         load_max_concurrency=int(env.get("ASSAY_LOAD_MAX_CONCURRENCY") or 32),
         load_max_duration_s=float(env.get("ASSAY_LOAD_MAX_DURATION_S") or 60),
         auth=_switch(env, "ASSAY_AUTH", default=True),
+        token_cache_s=float(env.get("ASSAY_TOKEN_CACHE_S") or 5),
         max_body_bytes=int(env.get("ASSAY_MAX_BODY_BYTES") or 262_144),
         token=env.get("ASSAY_TOKEN") or None,
         config_dir=_path(env, "XDG_CONFIG_HOME", "~/.config") / "assay",
