@@ -13,11 +13,26 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
-from sqlalchemy import ColumnElement, Table, Text, case, cast, delete, func, insert, literal, or_, update
+from sqlalchemy import (
+    Connection,
+    Float,
+    Table,
+    Text,
+    Update,
+    bindparam,
+    case,
+    cast,
+    delete,
+    func,
+    insert,
+    or_,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import BindParameter
 
 from services.persister.lookups import TaskSnapshot, as_utc, has_finished, snapshot_of
 from services.persister.sessions import Sessions, transaction
@@ -45,19 +60,29 @@ TOOL_RUNS: Table = ToolRunRow.__table__  # type: ignore[assignment]
 SERVICE_RUNS: Table = ServiceRun.__table__  # type: ignore[assignment]
 FINDINGS: Table = FindingRow.__table__  # type: ignore[assignment]
 
-T = TypeVar("T")
+def _core(session: Session) -> Connection:
+    """The session's connection, for Core statements: no ORM bookkeeping (the units flush their ORM changes
+    themselves, and keep no object from one statement to the next)."""
+    return session.connection()
+
+
+_INSERT_NEW: dict[tuple[str, str], sqlite.Insert | postgresql.Insert] = {}
 
 
 def _insert_new(session: Session, table: Table) -> sqlite.Insert | postgresql.Insert:
-    """An INSERT of `table` rows that skips a row whose key exists (the dialect's ON CONFLICT DO NOTHING)."""
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing()
-    return sqlite.insert(table).on_conflict_do_nothing()
+    """An INSERT of `table` rows that skips a row whose key exists (the dialect's ON CONFLICT DO NOTHING); built
+    once per dialect and table, so its compiled form is found in the cache without building a key each time."""
+    dialect = session.get_bind().dialect.name
+    statement = _INSERT_NEW.get((dialect, table.name))
+    if statement is None:
+        insert_of = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        statement = _INSERT_NEW[(dialect, table.name)] = insert_of(table).on_conflict_do_nothing()
+    return statement
 
 
 def _mark_processed(session: Session, event_id: str, task_id: str, kind: str) -> None:
     row = {"event_id": event_id, "task_id": task_id, "kind": kind, "processed_at": utcnow()}
-    session.execute(_insert_new(session, PROCESSED_EVENTS), row)
+    _core(session).execute(_insert_new(session, PROCESSED_EVENTS), row)
 
 
 def _new_task(source: TaskEvent | AnalysisRequest) -> dict[str, Any]:
@@ -81,18 +106,71 @@ def _new_task(source: TaskEvent | AnalysisRequest) -> dict[str, Any]:
     }
 
 
-def _earliest_created(source: TaskEvent | AnalysisRequest) -> ColumnElement[datetime]:
-    """`created_at` kept at the earliest time a message of the task carried (as `_task_row` does)."""
-    occurred_at = literal(as_utc(source.occurred_at) or utcnow(), TASKS.c.created_at.type)
-    return case((TASKS.c.created_at > occurred_at, occurred_at), else_=TASKS.c.created_at)
+def _param(name: str, column: str) -> BindParameter[Any]:
+    """A bound parameter typed as the tasks column `column` (JSON and datetimes are converted as the column's)."""
+    return bindparam(name, type_=TASKS.c[column].type)
 
 
-def _update_live(session: Session, source: TaskEvent, values: dict[str, Any]) -> bool:
-    """One UPDATE of the task's row unless it is terminal; False when no row matched (missing or terminal), for
-    the caller to take the general path (`_task_row`)."""
-    live = TASKS.c.task_id == source.task.id, TASKS.c.status.not_in(TERMINAL_STATUSES)
-    statement = update(TASKS).where(*live).values(created_at=_earliest_created(source), **values)
-    return bool((session.execute(statement)).rowcount)  # type: ignore[attr-defined]
+# The hot path's UPDATEs are built once with bound parameters (prefixed `p_`: a parameter may not be named like a
+# column it sets): executing one costs no statement construction and no cache-key computation.
+_OCCURRED = _param("p_occurred_at", "created_at")
+
+
+def _live_update(**values: Any) -> Update:
+    """An UPDATE of the task's row unless it is terminal, its `created_at` kept at the earliest time a message of
+    the task carried (as `_task_row` does). Parameters: `p_task_id`, `p_occurred_at` and those of `values`."""
+    live = TASKS.c.task_id == bindparam("p_task_id"), TASKS.c.status.not_in(TERMINAL_STATUSES)
+    earliest = case((TASKS.c.created_at > _OCCURRED, _OCCURRED), else_=TASKS.c.created_at)
+    return update(TASKS).where(*live).values(created_at=earliest, **values)
+
+
+# The request's choice of tools, else the plan's (a JSON list compares as its text on SQLite and PostgreSQL).
+_NO_TOOLS = or_(cast(TASKS.c.tools, Text).is_(None), cast(TASKS.c.tools, Text) == "[]")
+_KEPT_TRACE_ID = func.coalesce(TASKS.c.trace_id, _param("p_trace_id", "trace_id"))
+_STARTED = _live_update(
+    status="running",
+    started_at=func.coalesce(TASKS.c.started_at, _param("p_started_at", "started_at")),
+    services=_param("p_services", "services"),
+    tools=case((_NO_TOOLS, _param("p_tools", "tools")), else_=TASKS.c.tools),
+    priority=bindparam("p_priority"),
+    worker=func.coalesce(_param("p_worker", "worker"), TASKS.c.worker),
+    trace_id=_KEPT_TRACE_ID,
+    updated_at=_param("p_updated_at", "updated_at"),
+)
+_PROGRESS = _live_update(
+    status="running",
+    progress_percent=bindparam("p_percent"),
+    progress_message=bindparam("p_message"),
+    updated_at=_param("p_updated_at", "updated_at"),
+)
+_SERVICE = _live_update(
+    status="running", trace_id=_KEPT_TRACE_ID, updated_at=_param("p_updated_at", "updated_at")
+)
+# The outcome: one UPDATE whose condition is the check, so a row finished by another writer is not matched.
+_OUTCOME = (
+    update(TASKS)
+    .where(TASKS.c.task_id == bindparam("p_task_id"), TASKS.c.result_dir.is_(None))
+    .values(
+        status=bindparam("p_status"),
+        status_reason=bindparam("p_reason"),
+        finished_at=_param("p_finished_at", "finished_at"),
+        findings_count=bindparam("p_findings_count"),
+        severity_breakdown=_param("p_severity_breakdown", "severity_breakdown"),
+        result_dir=bindparam("p_result_dir"),
+        progress_percent=func.coalesce(
+            bindparam("p_progress_percent", type_=Float()), TASKS.c.progress_percent
+        ),
+        updated_at=_param("p_updated_at", "updated_at"),
+    )
+)
+_INSERT = {table.name: insert(table) for table in (SERVICE_RUNS, TOOL_RUNS, FINDINGS)}
+
+
+def _update_live(session: Session, statement: Update, source: TaskEvent, values: dict[str, Any]) -> bool:
+    """`statement` (a `_live_update`) for `source`'s task with `values`; False when no row matched (missing or
+    terminal), for the caller to take the general path (`_task_row`)."""
+    params = {"p_task_id": source.task.id, "p_occurred_at": as_utc(source.occurred_at) or utcnow(), **values}
+    return bool(_core(session).execute(statement, params).rowcount)
 
 
 def _task_row(session: Session, source: TaskEvent | AnalysisRequest) -> Task:
@@ -122,7 +200,7 @@ async def record_request(sessions: Sessions, request: AnalysisRequest, trace_id:
         first = {**_new_task(request), "priority": request.priority, "tools": list(request.tools)}
         first |= {"services": services, "trace_id": trace_id}
         first |= {"batch_id": request.batch_id, "source_lines": request.source_lines}
-        if (session.execute(_insert_new(session, TASKS), first)).rowcount:  # type: ignore[attr-defined]
+        if _core(session).execute(_insert_new(session, TASKS), first).rowcount:
             return
         task = _task_row(session, request)
         # Kept even for a task that ended before its request arrived: batches and reports need them.
@@ -144,25 +222,18 @@ async def record_request(sessions: Sessions, request: AnalysisRequest, trace_id:
 async def record_started(sessions: Sessions, event: TaskStarted, trace_id: str | None) -> None:
     """An orchestrator took the task: `running`, with the services and tools it runs."""
 
-    # The request's choice of tools, else the plan's (a JSON list compares as its text on SQLite and PostgreSQL).
-    chosen = cast(TASKS.c.tools, Text)
-    no_tools = or_(chosen.is_(None), chosen == "[]")
-    tools = case((no_tools, literal(list(event.tools), TASKS.c.tools.type)), else_=TASKS.c.tools)
     values = {
-        "status": "running",
-        "started_at": func.coalesce(
-            TASKS.c.started_at, literal(as_utc(event.occurred_at), TASKS.c.started_at.type)
-        ),
-        "services": list(event.services),
-        "tools": tools,
-        "priority": event.priority,
-        "worker": func.coalesce(literal(event.worker or None, TASKS.c.worker.type), TASKS.c.worker),
-        "trace_id": func.coalesce(TASKS.c.trace_id, literal(trace_id, TASKS.c.trace_id.type)),
-        "updated_at": utcnow(),
+        "p_started_at": as_utc(event.occurred_at),
+        "p_services": list(event.services),
+        "p_tools": list(event.tools),
+        "p_priority": event.priority,
+        "p_worker": event.worker or None,
+        "p_trace_id": trace_id,
+        "p_updated_at": utcnow(),
     }
 
     def work(session: Session) -> None:
-        if _update_live(session, event, values):
+        if _update_live(session, _STARTED, event, values):
             _mark_processed(session, event.event_id, event.task.id, "started")
             return
         task = _task_row(session, event)
@@ -187,21 +258,21 @@ async def record_progress(sessions: Sessions, event: TaskProgress) -> None:
     many of them.
     """
 
-    values = {
-        "status": "running",
-        "progress_percent": event.percent,
-        "progress_message": event.message or f"{event.service}: {event.tool or ''} {event.stage}".strip(),
-        "updated_at": utcnow(),
-    }
+    message = event.message or f"{event.service}: {event.tool or ''} {event.stage}".strip()
+    now = utcnow()
 
     def work(session: Session) -> None:
-        if _update_live(session, event, values):
+        if _update_live(
+            session, _PROGRESS, event, {"p_percent": event.percent, "p_message": message, "p_updated_at": now}
+        ):
             return
         task = _task_row(session, event)
         if task.status in TERMINAL_STATUSES:
             return
-        for name, value in values.items():
-            setattr(task, name, value)
+        task.status = "running"
+        task.progress_percent = event.percent
+        task.progress_message = message
+        task.updated_at = now
 
     await transaction(sessions, work)
 
@@ -266,11 +337,7 @@ async def record_service(
     """
 
     keys = group_keys(result.findings) if result is not None else []
-    live = {
-        "status": "running",
-        "trace_id": func.coalesce(TASKS.c.trace_id, literal(trace_id, TASKS.c.trace_id.type)),
-        "updated_at": utcnow(),
-    }
+    live = {"p_trace_id": trace_id, "p_updated_at": utcnow()}
     run = {
         "task_id": event.task.id,
         "service": event.service,
@@ -284,7 +351,7 @@ async def record_service(
     }
 
     def work(session: Session) -> bool:
-        if not _update_live(session, event, live):
+        if not _update_live(session, _SERVICE, event, live):
             task = _task_row(session, event)
             if unless_finished and has_finished(task.status, task.result_dir):
                 return False
@@ -294,20 +361,21 @@ async def record_service(
                 task.trace_id = task.trace_id or trace_id
                 task.updated_at = utcnow()
             session.flush()
-        if not (session.execute(_insert_new(session, SERVICE_RUNS), run)).rowcount:  # type: ignore[attr-defined]
+        core = _core(session)
+        if not core.execute(_insert_new(session, SERVICE_RUNS), run).rowcount:
             # A redelivery: the rows of its first delivery (written together with its service run) are replaced.
             for table in (FINDINGS, TOOL_RUNS, SERVICE_RUNS):
-                session.execute(
+                core.execute(
                     delete(table).where(table.c.task_id == event.task.id, table.c.service == event.service)
                 )
-            session.execute(insert(SERVICE_RUNS), run)
+            core.execute(_INSERT[SERVICE_RUNS.name], run)
         if result is not None:
             tools = _tool_rows(event.task.id, event.service, result)
             findings = _finding_rows(event.task.id, event.service, result, keys)
             if tools:
-                session.execute(insert(TOOL_RUNS), tools)
+                core.execute(_INSERT[TOOL_RUNS.name], tools)
             if findings:
-                session.execute(insert(FINDINGS), findings)  # one executemany, however many there are
+                core.execute(_INSERT[FINDINGS.name], findings)  # one executemany, however many there are
         _mark_processed(session, event.event_id, event.task.id, "service")
         return True
 
@@ -341,21 +409,19 @@ async def record_outcome(
     """Mark the task terminal and name its folder; False when another writer finished it first."""
 
     values: dict[str, Any] = {
-        "status": outcome.status,
-        "status_reason": outcome.reason,
-        "finished_at": outcome.finished_at,
-        "findings_count": outcome.findings_count,
-        "severity_breakdown": dict(outcome.severity_breakdown),
-        "result_dir": outcome.result_dir,
-        "updated_at": utcnow(),
+        "p_task_id": task_id,
+        "p_status": outcome.status,
+        "p_reason": outcome.reason,
+        "p_finished_at": outcome.finished_at,
+        "p_findings_count": outcome.findings_count,
+        "p_severity_breakdown": dict(outcome.severity_breakdown),
+        "p_result_dir": outcome.result_dir,
+        "p_progress_percent": 100.0 if outcome.status == "completed" else None,  # else left as it was
+        "p_updated_at": utcnow(),
     }
-    if outcome.status == "completed":
-        values["progress_percent"] = 100.0
-    # One UPDATE whose condition is the check: a row finished by another writer is not matched.
-    unfinished = update(Task).where(Task.task_id == task_id, Task.result_dir.is_(None)).values(values)
 
     def work(session: Session) -> bool:
-        if (session.execute(unfinished)).rowcount == 0:  # type: ignore[attr-defined]
+        if _core(session).execute(_OUTCOME, values).rowcount == 0:
             return False
         if event_id is not None:
             _mark_processed(session, event_id, task_id, kind)
