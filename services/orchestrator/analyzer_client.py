@@ -4,15 +4,15 @@ A run ends in exactly one way: the analyzer's `result` (returned), its `error`, 
 timeout, or a connection lost twice (raised as AnalyzerFailed). A connection lost mid-run is retried once, on
 another replica when there is one, with the same request id: the analyzer base replaces a run it already has under
 that id, and only the one result that ends the retry is returned, so findings are never counted twice. When the
-caller cancels (a cancel request, the task deadline, shutdown) the analyzer is sent `cancel` before the
-connection closes, and its answer is awaited briefly: a `result` (status `cancelled`, the tools that had finished)
-goes to the caller's `on_stopped` before the cancellation goes on.
+caller cancels (a cancel request, the task deadline, shutdown) the analyzer is sent `cancel`, and its answer is
+awaited briefly: a `result` (status `cancelled`, the tools that had finished) goes to the caller's `on_stopped`
+before the cancellation goes on. Runs travel on the replica's persistent connection, shared with the other runs
+and the health requests (services/orchestrator/analyzer_connections.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from urllib.parse import urlsplit
@@ -20,13 +20,12 @@ from urllib.parse import urlsplit
 import msgspec
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
-from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
+from services.orchestrator.analyzer_connections import AnalyzerConnection, AnalyzerConnections, Inbox
 from services.orchestrator.replicas import NoHealthyReplica, ReplicaChooser
 from shared.errors import AssayError
 from shared.protocol import (
-    MAX_FRAME_BYTES,
     AnalyzeFrame,
     CancelFrame,
     ErrorFrame,
@@ -35,9 +34,6 @@ from shared.protocol import (
     ProgressFrame,
     ResultFrame,
     ServiceResult,
-    analyzer_auth,
-    decode_analyzer_frame,
-    encode_frame,
 )
 from shared.redact import masked_url
 from shared.tracing import TASK_ID_ATTRIBUTE, current_traceparent
@@ -45,7 +41,6 @@ from shared.tracing import TASK_ID_ATTRIBUTE, current_traceparent
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("services.orchestrator")
 
-OPEN_TIMEOUT_S = 5.0
 CANCEL_SEND_TIMEOUT_S = 1.0
 CANCEL_ANSWER_TIMEOUT_S = 5.0  # how long a cancelled run's answer (the finished tools' results) is awaited
 
@@ -74,12 +69,12 @@ class AnalyzerClient:
         urls: Mapping[str, Sequence[str]],
         heartbeat_timeout_s: float,
         replicas: ReplicaChooser,
-        token: str | None = None,
+        connections: AnalyzerConnections,
     ) -> None:
         self.urls = urls
-        self.token = token  # ASSAY_ANALYZER_TOKEN, sent in every handshake
         self.heartbeat_timeout_s = heartbeat_timeout_s
         self.replicas = replicas
+        self.connections = connections  # one persistent connection per replica, shared by all runs
 
     async def analyze(
         self, service: str, frame: AnalyzeFrame, on_progress: OnProgress, on_stopped: OnStopped | None = None
@@ -129,44 +124,39 @@ class AnalyzerClient:
         ) as span:
             sent = msgspec.structs.replace(frame, traceparent=current_traceparent())
             try:
-                websocket = await connect(
-                    url,
-                    max_size=MAX_FRAME_BYTES,
-                    open_timeout=OPEN_TIMEOUT_S,
-                    close_timeout=1,
-                    additional_headers=analyzer_auth(self.token),
-                )
+                connection = await self.connections.get(url)
             except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as error:
                 span.set_status(Status(StatusCode.ERROR, f"connect failed: {error!r}"))
                 raise _ConnectionLost(f"could not connect: {error!r}") from error
+            inbox = connection.listen(sent.id)
             try:
-                await websocket.send(encode_frame(sent))
-                result = await self._read(websocket, service, sent, on_progress)
-            except ConnectionClosed as error:
-                span.set_status(Status(StatusCode.ERROR, f"connection closed: {error}"))
-                raise _ConnectionLost(f"connection closed before a result: {error}") from error
+                await connection.send(sent)
+                result = await self._read(inbox, connection, service, sent, on_progress)
+            except (ConnectionClosed, _ConnectionLost) as error:
+                lost = connection.lost or str(error)
+                span.set_status(Status(StatusCode.ERROR, f"connection closed: {lost}"))
+                raise _ConnectionLost(f"connection closed before a result: {lost}") from error
             except AnalyzerFailed as error:
                 span.set_status(Status(StatusCode.ERROR, str(error)))
-                await _send_cancel(websocket, sent.id)
+                await _send_cancel(connection, sent.id)
                 raise
             except asyncio.CancelledError:
                 # Cancel request, deadline or shutdown: the analyzer stops its tools now, not when it notices.
-                await _send_cancel(websocket, sent.id)
+                await _send_cancel(connection, sent.id)
                 span.set_status(Status(StatusCode.ERROR, "cancelled"))
                 if on_stopped is not None:
-                    kept = await self._stopped_answer(websocket, service, sent)
+                    kept = await self._stopped_answer(inbox, connection, service, sent)
                     if kept is not None:
                         on_stopped(kept)
                 raise
             finally:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(websocket.close(), 1.0)
+                connection.forget(sent.id)
             span.set_attribute("assay.findings", len(result.findings))
             span.set_attribute("assay.service_status", result.status)
             return result
 
     async def _stopped_answer(
-        self, websocket: ClientConnection, service: str, sent: AnalyzeFrame
+        self, inbox: Inbox, connection: AnalyzerConnection, service: str, sent: AnalyzeFrame
     ) -> ServiceResult | None:
         """The result a cancelled run ends with, if the analyzer sends one soon; None otherwise."""
 
@@ -175,55 +165,48 @@ class AnalyzerClient:
 
         try:
             async with asyncio.timeout(CANCEL_ANSWER_TIMEOUT_S):
-                return await self._read(websocket, service, sent, ignore)
-        except (TimeoutError, AnalyzerFailed, ConnectionClosed):
+                return await self._read(inbox, connection, service, sent, ignore)
+        except (TimeoutError, AnalyzerFailed, _ConnectionLost):
             return None
 
     async def _read(
-        self, websocket: ClientConnection, service: str, sent: AnalyzeFrame, on_progress: OnProgress
+        self,
+        inbox: Inbox,
+        connection: AnalyzerConnection,
+        service: str,
+        sent: AnalyzeFrame,
+        on_progress: OnProgress,
     ) -> ServiceResult:
-        """Frames until the terminal one; every frame, even one ignored, proves the analyzer alive."""
-        extra = {"task_id": sent.task.id, "analyzer": service}
+        """The run's frames until the terminal one; each proves the analyzer alive. The silence timeout counts
+        this run's frames only (another run's on the same connection prove nothing about this one)."""
         while True:
             try:
                 async with asyncio.timeout(self.heartbeat_timeout_s):
-                    raw = await websocket.recv()
+                    frame = await inbox.get()
             except TimeoutError:
                 raise AnalyzerFailed(
                     f"analyzer {service} sent nothing for {self.heartbeat_timeout_s:g} s"
                 ) from None
-            try:
-                frame = decode_analyzer_frame(raw)
-            except (msgspec.DecodeError, msgspec.ValidationError) as error:
-                log.warning(
-                    "analyzer %s sent an undecodable frame (ignored): %s", service, error, extra=extra
-                )
-                continue
+            if frame is None:
+                raise _ConnectionLost(connection.lost)
             if isinstance(frame, HealthReport):
-                continue  # an answer to a health request, not part of the run
-            if frame.id != sent.id:
-                log.warning(
-                    "analyzer %s sent a %s frame for %r while running %r (ignored)",
-                    service,
-                    type(frame).__name__,
-                    frame.id,
-                    sent.id,
-                    extra=extra,
-                )
-                continue
+                continue  # an answer to a health request that reused the run's id: not part of the run
             if isinstance(frame, ResultFrame):
                 return frame.result
             if isinstance(frame, ErrorFrame):
                 raise AnalyzerFailed(f"analyzer {service} answered {frame.code}: {frame.message}")
             if isinstance(frame, ProgressFrame):
-                await on_progress(frame)
+                # Shielded: a cancel of the run is raised here at once. Unshielded, the publish's own wait (asyncio.
+                # wait_for in the NATS client) may swallow a cancel that comes as the server answers (Python 3.11),
+                # and the run would go on unstopped.
+                await asyncio.shield(on_progress(frame))
             elif isinstance(frame, HeartbeatFrame):
                 pass  # its arrival has reset the silence timeout
 
 
-async def _send_cancel(websocket: ClientConnection, run_id: str) -> None:
+async def _send_cancel(connection: AnalyzerConnection, run_id: str) -> None:
     """Best effort: a connection already gone has stopped the run on the analyzer's side anyway."""
     try:
-        await asyncio.wait_for(websocket.send(encode_frame(CancelFrame(id=run_id))), CANCEL_SEND_TIMEOUT_S)
+        await asyncio.wait_for(connection.send(CancelFrame(id=run_id)), CANCEL_SEND_TIMEOUT_S)
     except (ConnectionClosed, TimeoutError, OSError):
         pass

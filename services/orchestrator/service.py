@@ -11,6 +11,7 @@ import socket
 from nats.aio.client import Client
 
 from services.orchestrator.analyzer_client import AnalyzerClient
+from services.orchestrator.analyzer_connections import AnalyzerConnections
 from services.orchestrator.apps.runner import AppRunner
 from services.orchestrator.cancellation import CancelRegistry, listen
 from services.orchestrator.consumer import Orchestrator, declare, pull_loop
@@ -39,13 +40,14 @@ async def serve(nc: Client, settings: Settings, stop: asyncio.Event, worker: str
     await declare(js, settings)
     registry = CancelRegistry()
     cancels = await listen(nc, registry)
+    connections = AnalyzerConnections(settings.analyzer_token)
     run = RunContext(
         publisher=EventPublisher(nc, js),
         analyzers=AnalyzerClient(
             settings.analyzer_urls,
             settings.heartbeat_timeout_s,
-            ReplicaChooser(token=settings.analyzer_token),
-            token=settings.analyzer_token,
+            ReplicaChooser(token=settings.analyzer_token, connections=connections),
+            connections,
         ),
         worker=worker or worker_name(),
         # Well inside the persister's stale-task limit, whatever it is set to.
@@ -75,3 +77,4 @@ async def serve(nc: Client, settings: Settings, stop: asyncio.Event, worker: str
         await asyncio.gather(*watchers, return_exceptions=True)
         with contextlib.suppress(Exception):
             await cancels.unsubscribe()
+        await connections.close()

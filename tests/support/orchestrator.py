@@ -56,7 +56,9 @@ APP = 3
 RUNNING_ELSEWHERE = "http://127.0.0.1:9"
 T = TypeVar("T")
 
-Script = Literal["result", "foreign", "error", "silent", "drop", "hold", "keep", "large", "chatty", "partial"]
+Script = Literal[
+    "result", "foreign", "error", "silent", "drop", "hold", "keep", "large", "chatty", "partial", "echo"
+]
 
 
 def traceparent() -> tuple[str, str]:
@@ -128,6 +130,7 @@ class ScriptedAnalyzer:
     analyzed: list[AnalyzeFrame] = field(default_factory=list)
     cancels: list[CancelFrame] = field(default_factory=list)
     health_requests: int = 0
+    connections: int = 0  # WebSocket connections it accepted
     cancel_received: asyncio.Event = field(default_factory=asyncio.Event)
     analyze_received: asyncio.Event = field(default_factory=asyncio.Event)
     large_bytes: int = 5 * 1024 * 1024
@@ -150,6 +153,7 @@ class ScriptedAnalyzer:
             await self._server.wait_closed()
 
     async def _handle(self, websocket: ServerConnection) -> None:
+        self.connections += 1
         cancelled: set[str] = set()
         try:
             async for message in websocket:
@@ -219,6 +223,9 @@ class ScriptedAnalyzer:
                 result = sample_result(self.service)
                 result.raw_outputs = {"bandit": "x" * self.large_bytes}
                 await send(ResultFrame(id=run_id, result=result))
+            elif script == "echo":  # a result of its own: its findings name the run's task
+                await asyncio.sleep(0.05)  # so that the runs of a test overlap
+                await send(ResultFrame(id=run_id, result=sample_result(self.service, frame.task.id)))
             elif script == "partial":
                 await send(ResultFrame(id=run_id, result=sample_result(self.service, status="partial")))
             else:

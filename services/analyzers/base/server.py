@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 
 import msgspec
@@ -76,7 +77,9 @@ class AnalyzerServer:
                     )
                     continue
                 if isinstance(frame, AnalyzeFrame):
-                    started_here[frame.id] = self._start(frame, send)
+                    run = started_here[frame.id] = self._start(frame, send)
+                    # A connection carries runs for as long as the client keeps it: each leaves once it ended.
+                    run.add_done_callback(partial(_drop, started_here, frame.id))
                 elif isinstance(frame, CancelFrame):
                     self._cancel(frame.id, started_here)
                 elif isinstance(frame, HealthFrame):
@@ -213,6 +216,12 @@ async def _send_quietly(send: Send, frame: msgspec.Struct) -> None:
         await send(frame)
     except ConnectionClosed:
         pass
+
+
+def _drop(started_here: dict[str, asyncio.Task[None]], request_id: str, run: asyncio.Task[None]) -> None:
+    """Forget an ended run of a connection, unless a retry under the same id has taken its place."""
+    if started_here.get(request_id) is run:
+        del started_here[request_id]
 
 
 def _frame_id(message: str | bytes) -> str:
