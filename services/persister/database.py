@@ -286,7 +286,7 @@ async def record_service(
     async def work(session: AsyncSession) -> bool:
         if not await _update_live(session, event, live):
             task = await _task_row(session, event)
-            if unless_finished and has_finished(task.status, task.result_dir):
+            if unless_finished and has_finished(task.status):
                 return False
             if task.status == "pending":
                 task.status = "running"
@@ -332,7 +332,7 @@ class Outcome:
     finished_at: datetime
     findings_count: int
     severity_breakdown: dict[str, int]
-    result_dir: str
+    result_dir: str | None  # None: the disk refused the folder (the task is failed with that reason)
 
 
 async def record_outcome(
@@ -352,7 +352,9 @@ async def record_outcome(
     if outcome.status == "completed":
         values["progress_percent"] = 100.0
     # One UPDATE whose condition is the check: a row finished by another writer is not matched.
-    unfinished = update(Task).where(Task.task_id == task_id, Task.result_dir.is_(None)).values(values)
+    unfinished = (
+        update(Task).where(Task.task_id == task_id, Task.status.not_in(TERMINAL_STATUSES)).values(values)
+    )
 
     async def work(session: AsyncSession) -> bool:
         if (await session.execute(unfinished)).rowcount == 0:  # type: ignore[attr-defined]
