@@ -68,6 +68,8 @@ class Task(Base):
     source_lines: Mapped[int | None] = mapped_column(
         Integer
     )  # the app's non-blank source lines when accepted
+    # What `assay fsck --repair` did to the task's folder, or why it could not (None: never repaired).
+    integrity_note: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (Index("ix_tasks_app", "model_slug", "app_number"),)
 
