@@ -1,4 +1,5 @@
-"""The SQL tables (SQLAlchemy 2 typed models). Only the persister writes them; the gateway reads them."""
+"""The SQL tables (SQLAlchemy 2 typed models). Only the persister writes the tasks and what they found; the gateway
+reads them, and writes only `api_tokens` (last use) and `idempotency_keys`."""
 
 from __future__ import annotations
 
