@@ -7,11 +7,18 @@ from __future__ import annotations
 import asyncio
 import shutil
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import msgspec
 import pytest
+from sqlalchemy import delete, select
 
+from services.gateway.idempotency import ABANDONED_S, WAIT_S, request_digest
+from services.gateway.schemas import RunRequest
+from shared.database import create_engine, sessions
+from shared.messages import utcnow
+from shared.models import ApiToken, IdempotencyKey
 from shared.natsd import EmbeddedNats
 from tests.support.gateway import (
     APP,
@@ -78,7 +85,9 @@ async def test_another_body_under_a_used_key_is_a_422_naming_the_header(gateway:
 
 
 @pytest.mark.parametrize("key", ["", "k" * 129, "has space", "semi;colon", "ünï"])
-async def test_a_key_outside_the_documented_length_and_characters_is_refused(gateway: Gateway, key: str) -> None:
+async def test_a_key_outside_the_documented_length_and_characters_is_refused(
+    gateway: Gateway, key: str
+) -> None:
     response = await gateway.http.post(
         "/api/analysis/run", json=body(), headers={b"Idempotency-Key": key.encode()}
     )
@@ -122,7 +131,9 @@ async def test_a_refused_request_leaves_its_key_free_for_the_corrected_retry(gat
     assert await gateway.requests_in_stream() == 1
 
 
-async def test_an_expired_key_counts_as_new(tmp_path: Path, nats_server: EmbeddedNats, database_url: str) -> None:
+async def test_an_expired_key_counts_as_new(
+    tmp_path: Path, nats_server: EmbeddedNats, database_url: str
+) -> None:
     await migrate_database(database_url)
     settings = msgspec.structs.replace(
         gateway_settings(tmp_path, nats_server.url, database_url), idempotency_ttl_s=0.5
@@ -161,3 +172,45 @@ async def test_the_key_is_documented_on_both_routes(gateway: Gateway) -> None:
         described = [p for p in parameters if p["name"] == "Idempotency-Key" and p["in"] == "header"]
         assert described and "1-128 characters" in described[0]["description"]
 
+
+async def claim_left_by_another_gateway(gateway: Gateway, age_s: float, digest: str) -> None:
+    """A key claimed and never answered, as a gateway that died mid-request (or is still working) leaves it."""
+    engine = create_engine(gateway.settings.database_url)
+    try:
+        async with sessions(engine)() as session, session.begin():
+            token_id = (await session.scalars(select(ApiToken.token_id))).one()
+            session.add(
+                IdempotencyKey(
+                    token_id=token_id,
+                    key=KEY["Idempotency-Key"],
+                    request_sha256=digest,
+                    created_at=utcnow() - timedelta(seconds=age_s),
+                )
+            )
+    finally:
+        await engine.dispose()
+
+
+async def test_a_key_still_being_handled_answers_409_and_an_abandoned_one_is_taken_over(
+    gateway: Gateway,
+) -> None:
+    digest = request_digest("/api/analysis/run", msgspec.convert(body(), RunRequest))
+    await claim_left_by_another_gateway(gateway, 0, digest)
+
+    busy = await gateway.http.post(
+        "/api/analysis/run", json=body(), headers=KEY
+    )  # waits WAIT_S, then gives up
+
+    assert busy.status_code == 409, busy.text
+    assert "still being handled" in busy.json()["detail"]
+    assert await gateway.requests_in_stream() == 0
+
+    async with sessions(engine := create_engine(gateway.settings.database_url))() as session, session.begin():
+        await session.execute(delete(IdempotencyKey))
+    await engine.dispose()
+    await claim_left_by_another_gateway(gateway, ABANDONED_S + 1, digest)
+
+    taken_over = await gateway.http.post("/api/analysis/run", json=body(), headers=KEY)
+
+    assert taken_over.status_code == 202, taken_over.text
+    assert await gateway.requests_in_stream() == 1

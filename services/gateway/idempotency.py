@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 HEADER = "Idempotency-Key"
 KEY_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
 _KEY = re.compile(KEY_PATTERN)
-WAIT_S = 10.0  # a retry waits this long for the first request with its key to be answered
+WAIT_S = 5.0  # a retry waits this long for the first request with its key to be answered
 POLL_S = 0.05
 ABANDONED_S = 60.0  # an unanswered claim this old belongs to a gateway that died: taken over
 KEYS: Table = IdempotencyKey.__table__  # type: ignore[assignment]
@@ -122,6 +122,49 @@ def _replay(row: IdempotencyKey, answer: type[T]) -> Response[T]:
     )
 
 
+async def _read(sessions: Sessions, token_id: str, key: str) -> IdempotencyKey | None:
+    async with sessions() as session:
+        return await session.get(IdempotencyKey, (token_id, key))
+
+
+async def _answered(
+    sessions: Sessions,
+    held: IdempotencyKey,
+    ttl_s: float,
+    key: str,
+    digest: str,
+    answer: type[T],
+    deadline: float,
+) -> Response[T] | None:
+    """The answer stored under a key another request holds, waiting for it while that request runs; None when the
+    key is free again (expired, abandoned or released), for the caller to claim."""
+    row: IdempotencyKey | None = held
+    while row is not None:
+        age = utcnow() - row.created_at
+        if age > timedelta(seconds=ttl_s) or (
+            row.status_code is None and age > timedelta(seconds=ABANDONED_S)
+        ):
+            # Expired, or its gateway died: only that row goes (another retry may have claimed the key since).
+            await _release(sessions, row.token_id, key, IdempotencyKey.created_at == row.created_at)
+            return None
+        if row.request_sha256 != digest:
+            raise invalid(
+                HEADER,
+                f"key {key!r} was used for another request (other route or body): use a new key for it",
+                source="header",
+            )
+        if row.status_code is not None:
+            return _replay(row, answer)
+        if asyncio.get_running_loop().time() > deadline:
+            raise ClientException(
+                status_code=409,
+                detail=f"{HEADER}: a request with key {key!r} is still being handled; retry shortly",
+            )
+        await asyncio.sleep(POLL_S)
+        row = await _read(sessions, row.token_id, key)  # a read: waiting takes no write lock
+    return None
+
+
 async def once(
     sessions: Sessions,
     ttl_s: float,
@@ -133,34 +176,14 @@ async def once(
 ) -> Response[T]:
     """`accept()`'s answer the first time `key` is used with this request; the same answer for every retry."""
     check_key(key)
-    loop = asyncio.get_running_loop()
-    waited_until = loop.time() + WAIT_S
-    while True:
+    deadline = asyncio.get_running_loop().time() + WAIT_S
+    held = await _claim(sessions, token_id, key, digest)
+    while held is not None:
+        answered = await _answered(sessions, held, ttl_s, key, digest, answer, deadline)
+        if answered is not None:
+            return answered
+        # Released (by this request: expired or abandoned; or by its holder, refused): claim it again.
         held = await _claim(sessions, token_id, key, digest)
-        if held is None:
-            break
-        now = utcnow()
-        age = now - held.created_at
-        if age > timedelta(seconds=ttl_s) or (
-            held.status_code is None and age > timedelta(seconds=ABANDONED_S)
-        ):
-            # Expired, or its gateway died: only that row goes (another retry may have claimed the key since).
-            await _release(sessions, token_id, key, IdempotencyKey.created_at == held.created_at)
-            continue
-        if held.request_sha256 != digest:
-            raise invalid(
-                HEADER,
-                f"key {key!r} was used for another request (other route or body): use a new key for it",
-                source="header",
-            )
-        if held.status_code is not None:
-            return _replay(held, answer)
-        if loop.time() > waited_until:
-            raise ClientException(
-                status_code=409,
-                detail=f"{HEADER}: a request with key {key!r} is still being handled; retry shortly",
-            )
-        await asyncio.sleep(POLL_S)
     try:
         response = await accept()
     except BaseException:

@@ -35,6 +35,7 @@ TABLES: tuple[tuple[str, Table], ...] = tuple(
     (model.__tablename__, model.__table__)  # type: ignore[misc]
     for model in (FindingRow, ToolRunRow, ServiceRun, ProcessedEvent, Task)
 )
+COUNT_CHUNK = 500  # task ids per IN (…) when counting their rows
 
 
 class PrunedTask(msgspec.Struct, frozen=True, kw_only=True):
@@ -76,10 +77,17 @@ async def _candidates(sessions: Sessions, cutoff: datetime) -> list[_Candidate]:
     )
     async with sessions() as session:
         found = [_Candidate(*row) for row in (await session.execute(query)).all()]
-        for candidate in found:
+        for start in range(0, len(found), COUNT_CHUNK):
+            chunk = {candidate.task_id: candidate for candidate in found[start : start + COUNT_CHUNK]}
             for name, table in TABLES:
-                count = select(func.count()).select_from(table).where(table.c.task_id == candidate.task_id)
-                candidate.rows[name] = int(await session.scalar(count) or 0)
+                counts = (
+                    select(table.c.task_id, func.count())
+                    .where(table.c.task_id.in_(chunk))
+                    .group_by(table.c.task_id)
+                )
+                rows: dict[str, int] = dict((await session.execute(counts)).tuples().all())
+                for task_id, candidate in chunk.items():
+                    candidate.rows[name] = int(rows.get(task_id, 0))
     return found
 
 
