@@ -16,6 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from services.persister.integrity import check
+from services.persister.repair import repair
+from shared.database import sessions
 from shared.natsd import EmbeddedNats
 from tests.support.gateway import migrate_database
 from tests.support.persister import (
@@ -130,8 +133,19 @@ async def test_a_read_only_disk_past_the_limit_fails_the_task_with_the_reason_an
         task = await harness.wait_status(case.request.task.id, "failed", timeout_s=60)
         await harness.drained()
 
-    assert task.result_dir is None
-    assert task.status_reason is not None
-    assert "Read-only file system" in task.status_reason
-    assert "ASSAY_RESULTS_WRITE_LIMIT_S" in task.status_reason
-    assert small_disk.visible() == set()  # not a file, not a folder, not a temporary one
+        assert task.result_dir is None
+        assert task.status_reason is not None
+        assert "Read-only file system" in task.status_reason
+        assert "ASSAY_RESULTS_WRITE_LIMIT_S" in task.status_reason
+        assert small_disk.visible() == set()  # not a file, not a folder, not a temporary one
+
+        # Once the disk takes writes again, `assay fsck --repair` writes the folder from the database.
+        small_disk.writable()
+        factory = sessions(harness.engine)
+        found = await check(factory, harness.results_dir)
+        assert [(problem.kind, problem.task_id) for problem in found] == [("no_folder", task.task_id)]
+        [done] = await repair(factory, harness.results_dir, found)
+        assert done.action == "rebuilt", done.detail
+        assert await check(factory, harness.results_dir) == []
+        row = await harness.task(task.task_id)
+        assert row is not None and row.status == "failed" and row.result_dir is not None
