@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from sqlalchemy import delete, func, select, update
 
+from services.gateway.queries import task_detail
 from shared.database import sessions
 from shared.messages import utcnow
 from shared.models import FindingRow, ProcessedEvent, ServiceRun, Task, ToolRunRow
@@ -166,6 +167,9 @@ async def test_fsck_reports_each_difference_and_repair_rewrites_or_marks_never_d
     assert str(kept.relative_to(root)) in ((await harness.task(changed.task_id)).integrity_note or "")  # type: ignore[union-attr]
     short_row = await harness.task(short.task_id)
     assert short_row is not None and "checks out" in (short_row.integrity_note or "")
+    # The mark is part of the task as the API answers it (and `assay status` prints it).
+    detail = await task_detail(sessions(harness.engine), short.task_id)
+    assert detail is not None and detail.integrity_note == short_row.integrity_note
     assert folder_checks_out(root / (short.result_dir or ""))
     assert orphan.is_dir()
     intact_row = await harness.task(intact.task_id)

@@ -197,9 +197,8 @@ async def test_a_key_still_being_handled_answers_409_and_an_abandoned_one_is_tak
     digest = request_digest("/api/analysis/run", msgspec.convert(body(), RunRequest))
     await claim_left_by_another_gateway(gateway, 0, digest)
 
-    busy = await gateway.http.post(
-        "/api/analysis/run", json=body(), headers=KEY
-    )  # waits WAIT_S, then gives up
+    # It waits WAIT_S for the first request's answer, then gives up.
+    busy = await gateway.http.post("/api/analysis/run", json=body(), headers=KEY, timeout=WAIT_S * 4)
 
     assert busy.status_code == 409, busy.text
     assert "still being handled" in busy.json()["detail"]
