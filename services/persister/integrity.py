@@ -147,7 +147,9 @@ def _content_problems(folder: Path, row: FinishedRow) -> Iterator[tuple[str, str
                 f"{name}: {size} bytes with sha256 {digest}, listed {entry.size} with {entry.sha256}",
             )
     if manifest.primary_result not in present:
-        return  # said above
+        if manifest.primary_result not in listed:  # else said above
+            yield "manifest", f"its primary result {manifest.primary_result} is neither listed nor present"
+        return
     try:
         primary = msgspec.json.decode((folder / manifest.primary_result).read_bytes(), type=_Primary)
     except (OSError, msgspec.DecodeError, msgspec.ValidationError) as error:
@@ -195,21 +197,29 @@ def _task_folders(results_root: Path) -> Iterator[tuple[str, str]]:
                     yield f"task_{match.group(1)}", folder.relative_to(results_root).as_posix()
 
 
-def folder_problems(results_root: Path, named: dict[str, str | None], known: set[str]) -> list[Problem]:
-    """Folders no finished row names (`named`: task id → its folder; `known`: every task id with a row, so that a
-    folder of a task being finished right now is left alone), and prunes that stopped half-way."""
+def pruning_entries(results_root: Path) -> list[str]:
+    """Task ids under PRUNING: prunes that stopped half-way."""
+    journal = results_root / PRUNING
+    return sorted(entry.name for entry in journal.iterdir()) if journal.is_dir() else []
+
+
+def folder_problems(
+    folders: list[tuple[str, str]], pruning: list[str], named: dict[str, str | None], known: set[str]
+) -> list[Problem]:
+    """Task folders (`folders`: task id, folder) no finished row names (`named`: task id → its folder; `known`:
+    every task id with a row, so that a folder of a task being finished right now is left alone), and prunes that
+    stopped half-way (`pruning`: the task ids under PRUNING)."""
     found = []
-    for task_id, relative in _task_folders(results_root):
+    for task_id, relative in folders:
         if task_id not in known:
             found.append(Problem(kind=ORPHAN, task_id=task_id, result_dir=relative, detail="no task row"))
         elif task_id in named and named[task_id] != relative:
             detail = f"the task row names {named[task_id]}"
             found.append(Problem(kind=ORPHAN, task_id=task_id, result_dir=relative, detail=detail))
-    pruning = results_root / PRUNING
-    for entry in sorted(pruning.iterdir()) if pruning.is_dir() else []:
-        if entry.name not in named:  # a finished row's interrupted prune is reported by `row_problems`
+    for task_id in pruning:
+        if task_id not in named:  # a finished row's interrupted prune is reported by `row_problems`
             detail = "a prune moved the folder away and stopped; its rows are gone or going"
-            found.append(Problem(kind=PRUNE_INTERRUPTED, task_id=entry.name, result_dir=None, detail=detail))
+            found.append(Problem(kind=PRUNE_INTERRUPTED, task_id=task_id, result_dir=None, detail=detail))
     return found
 
 
@@ -221,14 +231,16 @@ async def known_task_ids(sessions: Sessions) -> set[str]:
 async def check(sessions: Sessions, results_root: Path) -> list[Problem]:
     """Every difference between the database and the result folders, rows first, then folders."""
     rows = await finished_rows(sessions)
-    known = await known_task_ids(sessions)
 
-    def scan() -> list[Problem]:
+    def scan() -> tuple[list[Problem], list[tuple[str, str]], list[str]]:
         found = [problem for row in rows for problem in row_problems(results_root, row)]
-        named = {row.task_id: row.result_dir for row in rows}
-        return found + folder_problems(results_root, named, known)
+        return found, list(_task_folders(results_root)), pruning_entries(results_root)
 
-    return await asyncio.to_thread(scan)
+    found, folders, pruning = await asyncio.to_thread(scan)
+    # Read after the scan: a task's row exists before its folder, so every folder found has its row by now.
+    known = await known_task_ids(sessions)
+    named = {row.task_id: row.result_dir for row in rows}
+    return found + folder_problems(folders, pruning, named, known)
 
 
 def quarantine_name(task_id: str, when: datetime) -> str:

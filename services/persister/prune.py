@@ -23,7 +23,7 @@ import msgspec
 from sqlalchemy import Table, delete, func, select
 
 from services.persister.folders import fsync_folder
-from services.persister.integrity import PRUNING, folder_of
+from services.persister.integrity import PRUNING, folder_of, pruning_entries
 from services.persister.lookups import Sessions, as_utc
 from services.persister.staging import task_folder
 from shared.messages import TERMINAL_STATUSES, utcnow
@@ -127,15 +127,6 @@ async def complete_interrupted(sessions: Sessions, results_root: Path, task_id: 
     await asyncio.to_thread(_remove, results_root, task_id)
 
 
-async def _interrupted(results_root: Path) -> list[str]:
-    journal = results_root / PRUNING
-
-    def entries() -> list[str]:
-        return sorted(entry.name for entry in journal.iterdir()) if journal.is_dir() else []
-
-    return await asyncio.to_thread(entries)
-
-
 async def _expired_keys(sessions: Sessions, ttl_s: float, dry_run: bool) -> int:
     expired = IdempotencyKey.created_at < utcnow() - timedelta(seconds=ttl_s)
     async with sessions() as session, session.begin():
@@ -154,7 +145,7 @@ async def prune(
     cutoff = utcnow() - older_than
     report = PruneReport(cutoff=cutoff, dry_run=dry_run)
     if not dry_run:
-        for task_id in await _interrupted(results_root):
+        for task_id in await asyncio.to_thread(pruning_entries, results_root):
             await complete_interrupted(sessions, results_root, task_id)
             report.completed_interrupted.append(task_id)
     for candidate in await _candidates(sessions, cutoff):
