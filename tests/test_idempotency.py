@@ -94,6 +94,7 @@ async def test_a_key_outside_the_documented_length_and_characters_is_refused(
 
     assert response.status_code == 422, response.text
     assert response.json()["errors"][0]["field"] == "Idempotency-Key"
+    assert response.json()["errors"][0]["source"] == "header"
     assert await gateway.requests_in_stream() == 0
 
 
