@@ -126,6 +126,8 @@ async def test_source_lines_come_from_the_tasks_app_and_a_path_never_leaves_it(
     assert missing.status_code == 404
     control = await gateway.http.get(source, params={"path": "backend/a\x01.py", "line": 1})
     assert control.status_code == 422
+    too_long = await gateway.http.get(source, params={"path": "a" * 1000, "line": 1})
+    assert too_long.status_code == 404  # no file can have that name
     async with httpx.AsyncClient(base_url=gateway.url, timeout=10) as anonymous:
         assert (await anonymous.get(source, params={"path": "backend/app.py", "line": 1})).status_code == 401
 
@@ -332,6 +334,23 @@ async def test_the_comparison_page_draws_each_chart_beside_a_table_of_its_number
         try:
             page = await browser.new_page(viewport=LAPTOP)
             await page.goto(f"{gateway.url}/dashboard/models")
+            # Tab walks the page in reading order: the skip link, the views, the batch form, the token field.
+            focused = []
+            for _ in range(6):
+                await page.keyboard.press("Tab")
+                focused.append(
+                    await page.evaluate(
+                        "() => document.activeElement.textContent || document.activeElement.id"
+                    )
+                )
+            assert focused == [
+                "Skip to content",
+                "Tasks",
+                "Model comparison",
+                "batch-id",
+                "Open batch",
+                "token",
+            ]
             field = page.get_by_label("Bearer token")
             await field.fill(str(gateway.token))
             await field.press("Enter")

@@ -12,13 +12,15 @@ from shared.paths import UnsafePathError, inside
 
 def file_inside(root: Path, relative: str, field: str, source: str) -> Path:
     """The regular file `relative` under `root` (blocking: run in a thread). A 422 naming `field` (a parameter of
-    `source`: query, path) when it would leave the root, symlinks included; a 404 when there is no such file."""
+    `source`: query, path) when it would leave the root, symlinks included; a 404 when there is no such file (or
+    none could have that name)."""
     try:
         file = inside(root, relative)
+        regular = file.is_file()
     except UnsafePathError as error:
         raise invalid(field, f"{relative!r} is outside the folder it must stay in", source) from error
-    except OSError as error:  # e.g. a name longer than the file system allows
-        raise invalid(field, f"cannot be resolved ({error.strerror})", source) from error
-    if not file.is_file():
+    except OSError as error:  # e.g. a name longer than the file system allows: no such file can exist
+        raise NotFoundException(f"no file {relative!r} there ({error.strerror})") from error
+    if not regular:
         raise NotFoundException(f"no file {relative!r} there")
     return file

@@ -14,6 +14,7 @@ from typing import Annotated
 import msgspec
 from litestar import get
 from litestar.di import NamedDependency
+from litestar.exceptions import NotFoundException
 from litestar.params import QueryParameter
 
 from services.gateway.auth import requires
@@ -79,5 +80,8 @@ async def get_source(
     )
     first = max(1, line - context)
     last = min(last_flagged + context, first + MAX_LINES - 1)
-    lines = await asyncio.to_thread(read_lines, file, first, last)
+    try:
+        lines = await asyncio.to_thread(read_lines, file, first, last)
+    except OSError as error:  # unreadable (permissions), or gone since it was found
+        raise NotFoundException(f"cannot read {path!r}: {error.strerror}") from error
     return SourceContext(task_id=task_id, path=path, line=line, end_line=last_flagged, lines=lines)
