@@ -88,6 +88,17 @@ async def test_the_page_and_its_files_are_public_and_hold_no_data(gateway: Gatew
     assert tasks.status_code == 401
 
 
+async def test_tasks_can_be_listed_by_analysis_type(gateway: Gateway) -> None:
+    """The tasks view's third filter: the list narrows to one analysis type; an unknown one is a 422 naming it."""
+    await insert_task(gateway.settings.database_url, "task_0123456789ab")  # a static analysis
+    static = (await gateway.http.get("/api/tasks", params={"analysis_type": "static"})).json()
+    dynamic = (await gateway.http.get("/api/tasks", params={"analysis_type": "dynamic"})).json()
+    unknown = await gateway.http.get("/api/tasks", params={"analysis_type": "speed"})
+    assert [task["task_id"] for task in static["tasks"]] == ["task_0123456789ab"]
+    assert dynamic["total"] == 0 and dynamic["tasks"] == []
+    assert unknown.status_code == 422 and "analysis_type" in unknown.text
+
+
 def write_app_file(gateway: Gateway, relative: str, lines: list[str]) -> Path:
     file = gateway.settings.apps_dir / MODEL / f"app{APP}" / relative
     file.parent.mkdir(parents=True, exist_ok=True)

@@ -106,7 +106,8 @@ const Assay = (() => {
   }
 
   // The token form, put into the page's #token-entry (its data-action names the button); `load` runs once a
-  // token is entered, and at once when the tab already has one.
+  // token is entered, and at once when the tab already has one. While a token is kept, the form folds into one
+  // line with a button to enter another.
   function onToken(load) {
     document.addEventListener("DOMContentLoaded", () => {
       const holder = document.getElementById("token-entry");
@@ -115,14 +116,24 @@ const Assay = (() => {
       const form = element("form", { id: "token-form" },
         element("label", { for: "token" }, "Bearer token (kept in this tab only)"), field,
         element("button", { type: "submit" }, holder.dataset.action || "Use token"));
-      holder.replaceChildren(form);
+      const change = element("button", { type: "button", id: "change-token" }, "Use another token");
+      const kept = element("p", { class: "token-kept" }, "Using the token kept in this tab. ", change);
+      change.addEventListener("click", () => {
+        holder.replaceChildren(form);
+        field.focus();
+      });
       form.addEventListener("submit", (event) => {
         event.preventDefault();
         sessionStorage.setItem(TOKEN_KEY, field.value.trim());
         field.value = "";
+        holder.replaceChildren(kept);
+        const main = document.querySelector("main");
+        if (main) main.focus();  // the focused field is gone: continue where the page's content starts
         load();
       });
-      if (sessionStorage.getItem(TOKEN_KEY)) load();
+      const known = sessionStorage.getItem(TOKEN_KEY);
+      holder.replaceChildren(known ? kept : form);
+      if (known) load();
     });
   }
 
