@@ -7,9 +7,11 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import Table, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Session
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -35,6 +37,20 @@ def create_engine(url: str) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", sqlite_pragmas)
         return engine
     return create_async_engine(url, pool_pre_ping=True)
+
+
+_INSERT_NEW: dict[tuple[str, str], sqlite.Insert | postgresql.Insert] = {}
+
+
+def insert_new(session: AsyncSession | Session, table: Table) -> sqlite.Insert | postgresql.Insert:
+    """An INSERT of `table` rows that skips a row whose key exists (the dialect's ON CONFLICT DO NOTHING); built
+    once per dialect and table, so that its compiled form is found in the cache without a new cache key."""
+    dialect = session.get_bind().dialect.name
+    statement = _INSERT_NEW.get((dialect, table.name))
+    if statement is None:
+        insert_of = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        statement = _INSERT_NEW[(dialect, table.name)] = insert_of(table).on_conflict_do_nothing()
+    return statement
 
 
 def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

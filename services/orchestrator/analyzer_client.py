@@ -196,10 +196,7 @@ class AnalyzerClient:
             if isinstance(frame, ErrorFrame):
                 raise AnalyzerFailed(f"analyzer {service} answered {frame.code}: {frame.message}")
             if isinstance(frame, ProgressFrame):
-                # Shielded: a cancel of the run is raised here at once. Unshielded, the publish's own wait (asyncio.
-                # wait_for in the NATS client) may swallow a cancel that comes as the server answers (Python 3.11),
-                # and the run would go on unstopped.
-                await asyncio.shield(on_progress(frame))
+                await on_progress(frame)
             elif isinstance(frame, HeartbeatFrame):
                 pass  # its arrival has reset the silence timeout
 

@@ -17,7 +17,8 @@ from opentelemetry import trace
 
 from services.persister import database, document, folders, lookups, staging
 from services.persister.database import Outcome
-from services.persister.document import Ending
+from services.persister.disk import ResultsUnwritable, persistently
+from services.persister.document import Ending, RenderedResult
 from services.persister.locks import TaskLocks
 from services.persister.lookups import TaskSnapshot
 from services.persister.sessions import Sessions
@@ -42,6 +43,9 @@ class PersisterContext:
     max_deliver: int  # deliveries of one message before it goes to the DLQ
     ack_wait_s: float = 30.0  # long work sends in_progress() well within it
     db_system: str = "sqlite"  # OTel `db.system` of the engine (sqlite, postgresql)
+    write_limit_s: float = (
+        300.0  # ASSAY_RESULTS_WRITE_LIMIT_S: how long a refused results write is tried again
+    )
     # Finishing a task (folder, then row) runs under its task's lock so the reaper and the event consumer of one
     # process never finish the same task twice at once; different tasks finish concurrently.
     finishing: TaskLocks = field(default_factory=TaskLocks)
@@ -61,17 +65,6 @@ def _final_folder(ctx: PersisterContext, task: TaskSnapshot, folder_name: str) -
     return final, final.relative_to(ctx.results_root.resolve()).as_posix()
 
 
-def _write_result(
-    ctx: PersisterContext, task: TaskSnapshot, ending: Ending, services: list[StagedService]
-) -> tuple[str, document.RenderedResult, bool]:
-    """In a worker thread, all at once (one hand-off): the folder's path, its files rendered and written; the
-    path relative to the results root, the files, and False when the folder existed already."""
-    folder_name = result_folder_name(task.task.analysis_type, task.task.id, task.created_at)
-    final, relative = _final_folder(ctx, task, folder_name)
-    rendered = document.render(task, ending, services)
-    return relative, rendered, folders.write(final, rendered.files)
-
-
 async def finish(
     ctx: PersisterContext,
     task: TaskSnapshot,
@@ -83,7 +76,8 @@ async def finish(
     """Write the task's result folder, then record the ending; returns the folder relative to the results root.
 
     When the task was finished already (by a duplicate event, the reaper, another replica) nothing is written and
-    the folder already recorded is returned.
+    the folder already recorded is returned. When the disk refuses the folder past ASSAY_RESULTS_WRITE_LIMIT_S,
+    the task is recorded `failed` with the reason and no folder (None).
     """
     async with ctx.finishing.hold(task.task.id):
         current = await lookups.load_task(ctx.sessions, task.task.id) or task
@@ -102,25 +96,28 @@ async def finish_held(
     if current.finished:
         await staging.discard(ctx.results_root, current.task.id)
         return current.result_dir
-    with tracer.start_as_current_span(
-        "results.write", attributes={TASK_ID_ATTRIBUTE: current.task.id}
-    ) as span:
-        relative, rendered, written = await asyncio.to_thread(_write_result, ctx, current, ending, services)
-        span.set_attribute("assay.result_dir", relative)
-        span.set_attribute("assay.files", len(rendered.files))
-        span.set_attribute("assay.folder_existed", not written)
-    if not written:
-        # A crash between the rename and the row update left a complete folder: keep it, record it.
-        log.info(
-            "result folder %s exists already; recording it", relative, extra={"task_id": current.task.id}
+    folder_name = result_folder_name(current.task.analysis_type, current.task.id, current.created_at)
+    final, relative = await asyncio.to_thread(_final_folder, ctx, current, folder_name)
+    rendered = await asyncio.to_thread(document.render, current, ending, services)
+    recorded_dir: str | None = relative
+    try:
+        await write_rendered(current.task.id, final, relative, rendered, ctx.write_limit_s)
+    except ResultsUnwritable as error:
+        # Nothing of the folder is visible (each attempt is atomic); the task ends failed, naming no folder, and
+        # `assay fsck --repair` can write it from the database once the disk takes it.
+        log.error("task %s failed: %s", current.task.id, error, extra={"task_id": current.task.id})
+        reason = f"results folder not written: {error}"
+        ending = Ending(
+            "failed", f"{reason}; {ending.reason}" if ending.reason else reason, ending.finished_at
         )
+        recorded_dir, kind = None, "failed"
     outcome = Outcome(
         status=ending.status,
         reason=ending.reason,
         finished_at=ending.finished_at,
         findings_count=rendered.findings_count,
         severity_breakdown=rendered.severity_breakdown,
-        result_dir=relative,
+        result_dir=recorded_dir,
     )
     db_attributes = {
         TASK_ID_ATTRIBUTE: current.task.id,
@@ -141,10 +138,32 @@ async def finish_held(
             current.task.id,
             ending.status,
             rendered.findings_count,
-            relative,
+            recorded_dir,
             extra={"task_id": current.task.id, "status": ending.status},
         )
-    return relative
+    return recorded_dir
+
+
+async def write_rendered(
+    task_id: str, final: Path, relative: str, rendered: RenderedResult, limit_s: float
+) -> bool:
+    """Write a rendered result as the folder `final` (`relative` to the results root), atomically, trying again
+    while the disk refuses for up to `limit_s` (then ResultsUnwritable). False when `final` existed already.
+    The one writer of result folders: finishing a task and `assay fsck --repair` both come here."""
+    attributes = {TASK_ID_ATTRIBUTE: task_id, "assay.result_dir": relative}
+    with tracer.start_as_current_span("results.write", attributes=attributes) as span:
+        written = await persistently(
+            f"result folder {relative} not written",
+            lambda: folders.write_folder(final, rendered.files),
+            limit_s,
+            task_id,
+        )
+        span.set_attribute("assay.files", len(rendered.files))
+        span.set_attribute("assay.folder_existed", not written)
+    if not written:
+        # A crash between the rename and the row update left a complete folder: keep it, record it.
+        log.info("result folder %s exists already; recording it", relative, extra={"task_id": task_id})
+    return written
 
 
 async def fail_task(ctx: PersisterContext, task_id: str, reason: str, event: TaskEvent | None = None) -> None:

@@ -30,13 +30,13 @@ from sqlalchemy import (
     or_,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import BindParameter
 
 from services.persister.lookups import TaskSnapshot, as_utc, has_finished, snapshot_of
 from services.persister.sessions import Sessions, transaction
 from shared.catalog import plan
+from shared.database import insert_new
 from shared.finding_summary import summarize
 from shared.issue_groups import group_keys
 from shared.messages import (
@@ -66,23 +66,9 @@ def _core(session: Session) -> Connection:
     return session.connection()
 
 
-_INSERT_NEW: dict[tuple[str, str], sqlite.Insert | postgresql.Insert] = {}
-
-
-def _insert_new(session: Session, table: Table) -> sqlite.Insert | postgresql.Insert:
-    """An INSERT of `table` rows that skips a row whose key exists (the dialect's ON CONFLICT DO NOTHING); built
-    once per dialect and table, so its compiled form is found in the cache without building a key each time."""
-    dialect = session.get_bind().dialect.name
-    statement = _INSERT_NEW.get((dialect, table.name))
-    if statement is None:
-        insert_of = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        statement = _INSERT_NEW[(dialect, table.name)] = insert_of(table).on_conflict_do_nothing()
-    return statement
-
-
 def _mark_processed(session: Session, event_id: str, task_id: str, kind: str) -> None:
     row = {"event_id": event_id, "task_id": task_id, "kind": kind, "processed_at": utcnow()}
-    _core(session).execute(_insert_new(session, PROCESSED_EVENTS), row)
+    _core(session).execute(insert_new(session, PROCESSED_EVENTS), row)
 
 
 def _new_task(source: TaskEvent | AnalysisRequest) -> dict[str, Any]:
@@ -149,7 +135,7 @@ _SERVICE = _live_update(
 # The outcome: one UPDATE whose condition is the check, so a row finished by another writer is not matched.
 _OUTCOME = (
     update(TASKS)
-    .where(TASKS.c.task_id == bindparam("p_task_id"), TASKS.c.result_dir.is_(None))
+    .where(TASKS.c.task_id == bindparam("p_task_id"), TASKS.c.status.not_in(TERMINAL_STATUSES))
     .values(
         status=bindparam("p_status"),
         status_reason=bindparam("p_reason"),
@@ -200,7 +186,7 @@ async def record_request(sessions: Sessions, request: AnalysisRequest, trace_id:
         first = {**_new_task(request), "priority": request.priority, "tools": list(request.tools)}
         first |= {"services": services, "trace_id": trace_id}
         first |= {"batch_id": request.batch_id, "source_lines": request.source_lines}
-        if _core(session).execute(_insert_new(session, TASKS), first).rowcount:
+        if _core(session).execute(insert_new(session, TASKS), first).rowcount:
             return
         task = _task_row(session, request)
         # Kept even for a task that ended before its request arrived: batches and reports need them.
@@ -353,7 +339,7 @@ async def record_service(
     def work(session: Session) -> bool:
         if not _update_live(session, _SERVICE, event, live):
             task = _task_row(session, event)
-            if unless_finished and has_finished(task.status, task.result_dir):
+            if unless_finished and has_finished(task.status):
                 return False
             if task.status == "pending":
                 task.status = "running"
@@ -362,7 +348,7 @@ async def record_service(
                 task.updated_at = utcnow()
             session.flush()
         core = _core(session)
-        if not core.execute(_insert_new(session, SERVICE_RUNS), run).rowcount:
+        if not core.execute(insert_new(session, SERVICE_RUNS), run).rowcount:
             # A redelivery: the rows of its first delivery (written together with its service run) are replaced.
             for table in (FINDINGS, TOOL_RUNS, SERVICE_RUNS):
                 core.execute(
@@ -400,7 +386,7 @@ class Outcome:
     finished_at: datetime
     findings_count: int
     severity_breakdown: dict[str, int]
-    result_dir: str
+    result_dir: str | None  # None: the disk refused the folder (the task is failed with that reason)
 
 
 async def record_outcome(
