@@ -214,7 +214,8 @@ class Pipeline:
                     celery_normal,
                     trial.throughput(),
                     higher_is_better=True,
-                    note=trial.note(count) or "baseline: Celery's figure at normal above",
+                    note=trial.note(count)
+                    or ("baseline: Celery's figure at normal above" if celery_normal else ""),
                 )
             )
         return rows
