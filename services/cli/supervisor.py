@@ -2,7 +2,9 @@
 
 Without ASSAY_NATS_URL it starts the embedded nats-server (store under `<var_dir>/nats`, a free loopback port)
 with a fresh password per service user, declares the streams, buckets and durables as `admin`, and tells each
-service where the server is and its own credentials (services/cli/credentials.py). Services are started in roster order and stopped in reverse, each with
+service where the server is and its own credentials (services/cli/credentials.py). `--cluster 3` starts three
+routed nodes instead (stores under `<var_dir>/nats-cluster/node-<i>`, shared/nats_cluster.py), waits until they
+have elected JetStream's meta leader, declares everything with 3 replicas and gives every service all three URLs. Services are started in roster order and stopped in reverse, each with
 SIGTERM and up to STOP_GRACE_S before SIGKILL; the embedded nats-server stops last. Running it again on the
 same var folder continues with the same streams, buckets and database.
 """
@@ -17,6 +19,7 @@ import sys
 from collections.abc import Mapping
 
 import httpx
+import msgspec
 import nats.errors
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -24,8 +27,9 @@ from services.cli.api_token import ensure_local_token
 from services.cli.child import Child
 from services.cli.credentials import analyzer_token, child_env
 from services.cli.roster import roster, runnable
-from shared.config import Settings
+from shared.config import JetStreamLayout, Settings, cluster_replicas
 from shared.connection import connect
+from shared.nats_cluster import NatsCluster
 from shared.nats_users import ADMIN, creds_of, generate_credentials, save_credentials
 from shared.natsd import EmbeddedNats
 from shared.streams import declare_all
@@ -73,18 +77,29 @@ def metrics_ports(settings: Settings, children: list[Child]) -> str:
     return "Metrics: " + ", ".join(where)
 
 
-async def _start_nats(settings: Settings, credentials: dict[str, str]) -> EmbeddedNats:
-    """Start the embedded server admitting only Assay's users, and declare everything the services use."""
+async def _start_nats(
+    settings: Settings, credentials: dict[str, str], layout: JetStreamLayout, nodes: int
+) -> EmbeddedNats | NatsCluster:
+    """Start the embedded server (or a cluster of `nodes`) admitting only Assay's users, wait for JetStream, and
+    declare everything the services use with the layout's replicas."""
     save_credentials(settings.var_dir, credentials)
-    embedded = EmbeddedNats(settings.var_dir / "nats", credentials=credentials)
+    embedded: EmbeddedNats | NatsCluster
+    if nodes > 1:
+        embedded = NatsCluster(settings.var_dir / "nats-cluster", nodes, credentials=credentials)
+        servers = embedded.nodes
+    else:
+        embedded = EmbeddedNats(settings.var_dir / "nats", credentials=credentials)
+        servers = [embedded]
     # Own session: the terminal's Ctrl-C must not stop NATS before the services have drained into it.
     await embedded.start(new_session=True)
-    pid = embedded.process.pid if embedded.process else None
-    log.info("embedded nats-server listening on %s", embedded.url, extra={"child": "nats-server", "pid": pid})
+    for index, server in enumerate(servers):
+        child = f"nats-server-{index}" if nodes > 1 else "nats-server"
+        pid = server.process.pid if server.process else None
+        log.info("embedded nats-server listening on %s", server.url, extra={"child": child, "pid": pid})
     try:
         admin = await connect(embedded.url, "assay-setup", creds_of(credentials, ADMIN))
         try:
-            await declare_all(admin.jetstream(), settings.ack_wait_s, settings.max_deliver)
+            await declare_all(admin.jetstream(), settings.ack_wait_s, settings.max_deliver, layout)
         finally:
             await admin.close()
     except BaseException:
@@ -93,23 +108,30 @@ async def _start_nats(settings: Settings, credentials: dict[str, str]) -> Embedd
     return embedded
 
 
-async def up(settings: Settings, environ: Mapping[str, str]) -> int:
-    """Run the stack until SIGINT/SIGTERM; 0 after a clean stop, 1 when it could not start."""
+async def up(settings: Settings, environ: Mapping[str, str], nats_nodes: int = 1) -> int:
+    """Run the stack until SIGINT/SIGTERM (on an embedded cluster of `nats_nodes` when no ASSAY_NATS_URL is set);
+    0 after a clean stop, 1 when it could not start."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     env = dict(environ)
-    embedded: EmbeddedNats | None = None
+    embedded: EmbeddedNats | NatsCluster | None = None
     credentials: dict[str, str] | None = None
     if not settings.nats_url:
         credentials = generate_credentials()
+        layout = msgspec.structs.replace(settings.jetstream, replicas=cluster_replicas(nats_nodes))
         try:
-            embedded = await _start_nats(settings, credentials)
+            embedded = await _start_nats(settings, credentials, layout, nats_nodes)
         except (RuntimeError, TimeoutError, OSError, nats.errors.Error) as error:
             print(f"assay up: could not start the embedded nats-server: {error}", file=sys.stderr)
             return 1
         env["ASSAY_NATS_URL"] = embedded.url
+        env["ASSAY_NATS_REPLICAS"] = str(
+            layout.replicas
+        )  # the services look up what was declared, as declared
+    elif nats_nodes > 1:
+        log.warning("--cluster ignored: ASSAY_NATS_URL names the servers to use")
     token = analyzer_token(settings.var_dir, settings.analyzer_token)
     try:
         await ensure_local_token(settings)
@@ -140,6 +162,6 @@ async def up(settings: Settings, environ: Mapping[str, str]) -> int:
     return 0
 
 
-def run_up(settings: Settings) -> int:
+def run_up(settings: Settings, nats_nodes: int = 1) -> int:
     """Entry point of `assay up` (blocks until stopped)."""
-    return asyncio.run(up(settings, os.environ))
+    return asyncio.run(up(settings, os.environ, nats_nodes))

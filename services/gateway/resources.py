@@ -59,8 +59,8 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
     engine = create_engine(settings.database_url)
     try:
         js = nc.jetstream(timeout=JETSTREAM_TIMEOUT_S)
-        await declare_streams(js)
-        tasks = await tasks_bucket(js)
+        await declare_streams(js, settings.jetstream)
+        tasks = await tasks_bucket(js, settings.jetstream)
         yield Resources(
             settings=settings, nats=nc, js=js, tasks=tasks, engine=engine, sessions=sessions(engine)
         )

@@ -21,6 +21,7 @@ from nats.js import JetStreamContext
 from nats.js.object_store import ObjectStore
 from opentelemetry import trace
 
+from shared.config import JetStreamLayout
 from shared.messages import (
     ArtifactRef,
     Event,
@@ -29,7 +30,7 @@ from shared.messages import (
     encode,
 )
 from shared.publishing import publish_dead_letter, publish_message
-from shared.streams import artifacts_bucket
+from shared.streams import DEFAULT_LAYOUT, artifacts_bucket
 from shared.subjects import ARTIFACTS_BUCKET, REQUESTS_STREAM, event_subject
 from shared.tracing import TASK_ID_ATTRIBUTE, inject_headers
 
@@ -46,9 +47,10 @@ def kind_of(event: Event) -> str:
 class EventPublisher:
     """Publishes on one connection; the artifacts bucket is looked up on first use."""
 
-    def __init__(self, nc: Client, js: JetStreamContext) -> None:
+    def __init__(self, nc: Client, js: JetStreamContext, layout: JetStreamLayout = DEFAULT_LAYOUT) -> None:
         self.nc = nc
         self.js = js
+        self.layout = layout  # the artifacts bucket's replicas and limits, should it have to be created
         self._artifacts: ObjectStore | None = None
 
     async def publish(self, event: Event) -> None:
@@ -86,7 +88,7 @@ class EventPublisher:
             attributes={TASK_ID_ATTRIBUTE: task_id, "assay.artifact.size": len(data)},
         ):
             if self._artifacts is None:
-                self._artifacts = await artifacts_bucket(self.js)
+                self._artifacts = await artifacts_bucket(self.js, self.layout)
             await self._artifacts.put(name, data)
         log.info(
             "result of %s (%d bytes) stored as %s",
