@@ -2,10 +2,12 @@
 `Nats-Msg-Id` = the message's event id (a publish repeated after a lost ack is stored once), a `traceparent`
 header, and retries for a while before giving up.
 
-Why retries, and for how long: a stream whose leader was on a node that died has none until the others elect one
-(seconds; meanwhile a publish gets "no responders" or no answer), and a client whose node died reconnects to
-another. Retrying with the same `Nats-Msg-Id` for up to PUBLISH_PATIENCE_S rides that out, and JetStream's
-de-duplication keeps the message once even when an earlier attempt was stored and only its ack was lost.
+Why retries, and for how long (`publish_patience`): on a cluster, a stream whose leader was on a node that died has
+none until the others elect one (seconds; meanwhile a publish gets "no responders" or no answer), and a client whose
+node died reconnects to another. Retrying with the same `Nats-Msg-Id` for up to CLUSTER_PUBLISH_PATIENCE_S rides
+that out, and JetStream's de-duplication keeps the message once even when an earlier attempt was stored and only its
+ack was lost. On one server there is no election to wait for ("no responders" means the stream is missing), so a
+publish is retried only briefly.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from nats.js.errors import APIError, ServiceUnavailableError
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
+from shared.config import JetStreamLayout
 from shared.errors import MessagingError
 from shared.messages import DeadLetter, Envelope, encode
 from shared.subjects import dlq_subject
@@ -32,8 +35,14 @@ log = logging.getLogger(__name__)
 tracer = trace.get_tracer("assay.publishing")
 
 PUBLISH_TIMEOUT_S = 5.0  # one attempt
-PUBLISH_PATIENCE_S = 30.0  # all attempts: well beyond a cluster's leader election, within an ack wait
+PUBLISH_PATIENCE_S = 3.0  # all attempts, on one server
+CLUSTER_PUBLISH_PATIENCE_S = (
+    20.0  # all attempts, on replicated streams: well beyond a leader election (seconds)
+)
 MAX_PAUSE_S = 2.0
+# JetStream's code for "could not store": the stream is full (its max bytes or messages, discard policy `new`) or
+# its disk failed. It comes as a 503 like a passing outage, but no retry within the patience will fix it.
+STORE_FAILED = 10077
 
 T = TypeVar("T")
 
@@ -55,10 +64,15 @@ def producer_attributes(subject: str, message_id: str, task_id: str | None) -> d
     return attributes
 
 
+def publish_patience(layout: JetStreamLayout) -> float:
+    """How long a publish is retried: through a leader election when streams are replicated, briefly otherwise."""
+    return CLUSTER_PUBLISH_PATIENCE_S if layout.replicas > 1 else PUBLISH_PATIENCE_S
+
+
 async def with_patience(operation: Callable[[], Awaitable[T]], what: str, patience_s: float) -> T:
     """Run a JetStream write until it is confirmed, pausing 0.25, 0.5, 1, 2, 2 … s between attempts, for up to
-    `patience_s` (0: one attempt); PublishFailed after that, or at once when JetStream refuses it for good (an
-    API error other than 503: a full stream, a bad request). `operation` must be safe to repeat."""
+    `patience_s` (0: one attempt); PublishFailed after that, or at once when JetStream refuses it for good (a full
+    stream, a bad request: an API error other than a passing 503). `operation` must be safe to repeat."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + patience_s
     attempt = 0
@@ -69,10 +83,13 @@ async def with_patience(operation: Callable[[], Awaitable[T]], what: str, patien
         except (NatsError, TimeoutError) as error:
             log.warning("%s failed (attempt %d): %r", what, attempt, error)
             pause = min(MAX_PAUSE_S, 0.25 * 2 ** (attempt - 1))
-            refused = isinstance(error, APIError) and not isinstance(error, ServiceUnavailableError)
+            refused = isinstance(error, APIError) and (
+                not isinstance(error, ServiceUnavailableError) or error.err_code == STORE_FAILED
+            )
             if refused or loop.time() + pause >= deadline:
-                trace.get_current_span().set_status(trace.Status(trace.StatusCode.ERROR, repr(error)))
-                raise PublishFailed(f"could not {what}: {error!r}") from error
+                said = str(error) or repr(error)  # nats-py's errors say what the server answered
+                trace.get_current_span().set_status(trace.Status(trace.StatusCode.ERROR, said))
+                raise PublishFailed(f"could not {what}: {said}") from error
             await asyncio.sleep(pause)
 
 

@@ -4,6 +4,7 @@ changed later are applied to the existing streams and buckets; the replica setti
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from shared.connection import connect
 from shared.nats_cluster import NatsCluster, node_name
 from shared.nats_users import ADMIN, creds_of, generate_credentials
 from shared.natsd import EmbeddedNats
+from shared.publishing import PUBLISH_PATIENCE_S, PublishFailed, publish_confirmed
 from shared.streams import KV_STREAM, OBJECT_STREAM, declare_all, declare_streams
 
 STREAMS = (subjects.REQUESTS_STREAM, subjects.EVENTS_STREAM, subjects.DLQ_STREAM, KV_STREAM, OBJECT_STREAM)
@@ -124,6 +126,29 @@ async def test_a_single_server_gets_one_replica_and_the_documented_default_limit
         smaller = msgspec.structs.replace(defaults, requests=Retention(3600.0, 1024 * 1024))
         await declare_streams(js, smaller)
         assert (await stream_settings(js))[subjects.REQUESTS_STREAM] == (3600.0, 1024 * 1024, 1)
+    finally:
+        await nc.close()
+
+
+async def test_a_full_stream_refuses_the_next_message_at_once_and_keeps_the_old_ones(
+    nats_server: EmbeddedNats,
+) -> None:
+    tiny = msgspec.structs.replace(JetStreamLayout(), dead_letters=Retention(3600.0, 400))
+    nc = await nats.connect(nats_server.url)
+    try:
+        js = nc.jetstream()
+        await declare_streams(js, tiny)
+        subject = "assay.dlq.ASSAY_EVENTS.persister-events"
+        stored = 0
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(PublishFailed, match="maximum bytes exceeded"):
+            for number in range(20):
+                await publish_confirmed(js, subject, b"x" * 100, f"letter-{number}")
+                stored += 1
+        # refused for good: not retried for the whole patience as a passing outage would be
+        assert asyncio.get_running_loop().time() - started < PUBLISH_PATIENCE_S / 2
+        state = (await js.stream_info(subjects.DLQ_STREAM)).state
+        assert 0 < stored == state.messages and state.first_seq == 1  # nothing old was dropped for it
     finally:
         await nc.close()
 

@@ -5,8 +5,8 @@ so the orchestrator's and persister's spans join the trace of the HTTP request.
 
 On a cluster, one node may die under the gateway: its connection moves to another node within a second, and the
 streams that node led elect a new leader within seconds. A request waits that out (up to RECONNECT_GRACE_S to be
-connected, then up to PUBLISH_PATIENCE_S per write, each publish repeated under its one `Nats-Msg-Id`, so
-JetStream stores it once) instead of answering 503 for a task that would then be submitted twice.
+connected, then for each write the publish patience of shared/publishing.py, each publish repeated under its one
+`Nats-Msg-Id`, so JetStream stores it once) instead of answering 503 for a task that would then be submitted twice.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 
 PUBLISH_TIMEOUT_S = 5
 RECONNECT_GRACE_S = 5.0  # a client whose node died is on another one well within this
-PUBLISH_PATIENCE_S = 15.0  # per write: a cluster elects a stream's new leader in seconds; a client waits less
 
 
 class NatsUnavailable(MessagingError):
@@ -49,7 +48,7 @@ async def connected(nc: Client) -> None:
 
 
 async def publish_request(
-    nc: Client, js: JetStreamContext, tasks: KeyValue, request: AnalysisRequest
+    nc: Client, js: JetStreamContext, tasks: KeyValue, request: AnalysisRequest, *, patience_s: float
 ) -> None:
     """Record `accepted.<task_id>` in the tasks bucket, then publish the request on `assay.requests.<priority>`.
 
@@ -61,14 +60,14 @@ async def publish_request(
     key = accepted_key(request.task.id)
     try:
         # Repeating a put only writes the same value again.
-        await with_patience(lambda: tasks.put(key, payload), "record the task", PUBLISH_PATIENCE_S)
+        await with_patience(lambda: tasks.put(key, payload), "record the task", patience_s)
     except PublishFailed as error:
         raise NatsUnavailable(f"tasks bucket: {error}") from error
     except NATS_ERRORS as error:
         raise NatsUnavailable(f"could not record the task in the tasks bucket: {error!r}") from error
     subject = request_subject(request.priority)
     try:
-        ack = await publish_message(js, subject, request, request.task.id, PUBLISH_PATIENCE_S)
+        ack = await publish_message(js, subject, request, request.task.id, patience_s)
     except PublishFailed as error:
         await _forget(tasks, key)
         raise NatsUnavailable(str(error)) from error

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from shared.config import Settings
 from shared.connection import connect
 from shared.database import create_engine, sessions
+from shared.publishing import publish_patience
 from shared.streams import declare_streams, tasks_bucket
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,12 @@ class Resources:
     tasks: KeyValue  # `accepted.<id>` placeholders and `cancel.<id>` markers
     engine: AsyncEngine  # read only: the persister is the one writer
     sessions: async_sessionmaker[AsyncSession]
+
+    @property
+    def publish_patience_s(self) -> float:
+        """How long a write to JetStream is retried before the client gets a 503 (through a leader election on a
+        cluster)."""
+        return publish_patience(self.settings.jetstream)
 
 
 @asynccontextmanager

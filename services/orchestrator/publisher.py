@@ -29,7 +29,7 @@ from shared.messages import (
     TaskProgress,
     encode,
 )
-from shared.publishing import publish_dead_letter, publish_message
+from shared.publishing import publish_dead_letter, publish_message, publish_patience
 from shared.streams import DEFAULT_LAYOUT, artifacts_bucket
 from shared.subjects import ARTIFACTS_BUCKET, REQUESTS_STREAM, event_subject
 from shared.tracing import TASK_ID_ATTRIBUTE, inject_headers
@@ -50,13 +50,16 @@ class EventPublisher:
     def __init__(self, nc: Client, js: JetStreamContext, layout: JetStreamLayout = DEFAULT_LAYOUT) -> None:
         self.nc = nc
         self.js = js
-        self.layout = layout  # the artifacts bucket's replicas and limits, should it have to be created
+        self.layout = (
+            layout  # how long publishes are retried; the artifacts bucket's, should it have to be created
+        )
         self._artifacts: ObjectStore | None = None
 
     async def publish(self, event: Event) -> None:
-        """Publish a task event in a PRODUCER span, retrying until JetStream confirms it (or PublishFailed)."""
+        """Publish a task event in a PRODUCER span, retrying until JetStream confirms it (or PublishFailed): through
+        a leader election on a cluster, so that a node's death does not make the task run again."""
         subject = event_subject(event.task.id, kind_of(event))
-        await publish_message(self.js, subject, event, event.task.id)
+        await publish_message(self.js, subject, event, event.task.id, publish_patience(self.layout))
         log.info("published %s", subject, extra={"task_id": event.task.id})
 
     async def publish_progress(self, event: TaskProgress) -> None:
