@@ -30,7 +30,7 @@ from shared.messages import (
     TaskProgress,
     encode,
 )
-from shared.publishing import publish_dead_letter, publish_message, publish_patience
+from shared.publishing import publish_dead_letter, publish_message, publish_patience, with_patience
 from shared.streams import DEFAULT_LAYOUT, artifacts_bucket
 from shared.subjects import ARTIFACTS_BUCKET, REQUESTS_STREAM, event_subject
 from shared.tracing import TASK_ID_ATTRIBUTE, inject_headers
@@ -51,9 +51,9 @@ class EventPublisher:
     def __init__(self, nc: Client, js: JetStreamContext, layout: JetStreamLayout = DEFAULT_LAYOUT) -> None:
         self.nc = nc
         self.js = js
-        self.layout = (
-            layout  # how long publishes are retried; the artifacts bucket's, should it have to be created
-        )
+        # How long writes are retried (through a leader election on a cluster); the artifacts bucket's replicas and
+        # limits, should it have to be created.
+        self.layout = layout
         self._artifacts: ObjectStore | None = None
 
     async def publish(self, event: Event) -> None:
@@ -95,7 +95,9 @@ class EventPublisher:
         ):
             if self._artifacts is None:
                 self._artifacts = await artifacts_bucket(self.js, self.layout)
-            await self._artifacts.put(name, data)
+            store = self._artifacts
+            # A put repeated replaces the object (its earlier chunks are purged): safe to retry.
+            await with_patience(lambda: store.put(name, data), f"store {name}", publish_patience(self.layout))
         log.info(
             "result of %s (%d bytes) stored as %s",
             service,
