@@ -2,7 +2,8 @@
 are being submitted and run, the node that leads ASSAY_EVENTS is killed with SIGKILL, the run goes on on the two
 others, and the node is started again on its store. Every accepted task ends `completed`, none is lost, none is
 duplicated (one task row, one request message, one `started` and one `completed` event, one service run and one
-result folder each; no task the client was not given), and the restarted node catches up on every stream."""
+result folder each; no task the client was not given), no submission is refused meanwhile (the gateway waits out
+the reconnect and the leader election), and the restarted node catches up on every stream."""
 
 from __future__ import annotations
 
@@ -197,6 +198,8 @@ def test_a_run_completes_with_nothing_lost_or_duplicated_when_a_cluster_node_is_
         f"{elapsed:.0f} s"
     )
     assert len(accepted) == TASKS
+    # The gateway waits out the node's death (reconnect, leader election) instead of refusing a submission.
+    assert submitter.unavailable == 0
     assert lost == set() and unknown == set()
     assert set(statuses.values()) == {"completed"}, {t: s for t, s in statuses.items() if s != "completed"}
     assert stored_requests == TASKS  # each publish retried under one Nats-Msg-Id is stored once
