@@ -1,10 +1,12 @@
 """A real three-node JetStream cluster (three nats-server processes on free loopback ports, routed, one store
 each): Assay's streams and buckets are declared on it with three replicas and the configured limits; limits
-changed later are applied to the existing streams and buckets; the replica settings follow ASSAY_NATS_URL."""
+changed later are applied to the existing streams and buckets; routes admit only the other nodes; the replica
+settings follow ASSAY_NATS_URL."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -78,6 +80,31 @@ async def test_streams_and_buckets_have_three_replicas_on_three_nodes(
                 await alone.close()
     finally:
         await admin.close()
+
+
+async def route_answer(port: int, credentials: dict[str, str]) -> bytes:
+    """What a node's route listener answers a peer that logs in with `credentials` and pings."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        assert (await reader.readline()).startswith(b"INFO ")
+        hello = {"verbose": False, "pedantic": False, "name": "intruder", "cluster": "assay", **credentials}
+        writer.write(b"CONNECT " + json.dumps(hello).encode() + b"\r\nPING\r\n")
+        await writer.drain()
+        return await asyncio.wait_for(reader.readline(), 10)
+    finally:
+        writer.close()
+
+
+async def test_only_a_node_with_the_route_password_may_join(
+    cluster: tuple[NatsCluster, dict[str, str]],
+) -> None:
+    nodes, _ = cluster
+    routes = nodes.nodes[0].routes
+    assert routes is not None
+    assert await route_answer(routes.port, {}) == b"-ERR 'Authorization Violation'\r\n"
+    wrong = {"user": "route", "pass": "guessed"}
+    assert await route_answer(routes.port, wrong) == b"-ERR 'Authorization Violation'\r\n"
+    assert await route_answer(routes.port, {"user": "route", "pass": routes.password}) == b"PONG\r\n"
 
 
 async def test_changed_limits_are_applied_to_existing_streams_and_buckets(
