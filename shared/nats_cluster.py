@@ -60,11 +60,11 @@ class NatsCluster:
         """Every node's client URL, comma-separated (what ASSAY_NATS_URL takes)."""
         return ",".join(node.url for node in self.nodes)
 
-    async def start(self, timeout_s: float = 15.0, *, new_session: bool = False) -> None:
+    async def start(self, timeout_s: float = 15.0) -> None:
         """Start every node and wait until each accepts connections (JetStream elects its leader after that:
         shared/streams.wait_for_jetstream)."""
         try:
-            await asyncio.gather(*(node.start(timeout_s, new_session=new_session) for node in self.nodes))
+            await asyncio.gather(*(node.start(timeout_s) for node in self.nodes))
         except BaseException:
             await self.stop()
             raise

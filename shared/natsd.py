@@ -116,25 +116,25 @@ class EmbeddedNats:
         write_private(config_file, self.config())
         return [nats_server_binary(), "--config", str(config_file), "--log", str(self.log_file)]
 
-    async def start(self, timeout_s: float = 15.0, *, new_session: bool = False) -> None:
-        """Start the server and wait until it accepts connections.
-
-        `new_session`: run it in its own session, so a Ctrl-C at the terminal does not stop it before the
-        services that still need it have shut down (`assay up` stops it last).
-        """
+    async def start(self, timeout_s: float = 15.0) -> None:
+        """Start the server and wait until it accepts connections."""
         self.process = await asyncio.create_subprocess_exec(
-            *self.argv(),
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-            start_new_session=new_session,
+            *self.argv(), stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
         )
+        try:
+            await self.listening(self.process, timeout_s)
+        except TimeoutError:
+            await self.stop()
+            raise
+
+    async def listening(self, process: asyncio.subprocess.Process, timeout_s: float = 15.0) -> None:
+        """Wait until the server `process` (started from `argv()`, by `start` or a supervisor) accepts connections;
+        RuntimeError with its log's end when it exits first, TimeoutError after `timeout_s`."""
         deadline = asyncio.get_running_loop().time() + timeout_s
         while asyncio.get_running_loop().time() < deadline:
-            if self.process.returncode is not None:
+            if process.returncode is not None:
                 log = self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
-                raise RuntimeError(
-                    f"nats-server exited with {self.process.returncode}: {log.strip()[-2000:]}"
-                )
+                raise RuntimeError(f"nats-server exited with {process.returncode}: {log.strip()[-2000:]}")
             try:
                 _reader, writer = await asyncio.open_connection(self.host, self.port)
                 writer.close()
@@ -142,7 +142,6 @@ class EmbeddedNats:
                 return
             except OSError:
                 await asyncio.sleep(0.05)
-        await self.stop()
         raise TimeoutError(f"nats-server did not listen on {self.url} within {timeout_s} s")
 
     async def stop(self, timeout_s: float = 10.0) -> None:

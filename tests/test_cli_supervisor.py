@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import nats
@@ -185,7 +186,22 @@ async def stream_replicas(url: str, admin_password: str) -> dict[str, int]:
         await nc.close()
 
 
-def test_up_with_cluster_3_runs_the_stack_on_three_nats_nodes_with_three_replicas(tmp_path: Path) -> None:
+def analyze_and_wait(url: str, env: dict[str, str]) -> dict[str, Any]:
+    """Submit a ruff analysis through the gateway and poll it until it ends."""
+    body = {"model_slug": MODEL, "app_number": APP, "analysis_type": "static", "tools": ["ruff"]}
+    task = httpx.post(f"{url}/api/analysis/run", json=body, headers=saved_token(env), timeout=60)
+    assert task.status_code == 202, task.text
+    deadline = time.monotonic() + 120
+    while True:
+        status = httpx.get(f"{url}/api/tasks/{task.json()['task_id']}", headers=saved_token(env), timeout=10)
+        found: dict[str, Any] = status.json()
+        if found["status"] in TERMINAL_STATUSES:
+            return found
+        assert time.monotonic() < deadline, status.text
+        time.sleep(0.25)
+
+
+def test_up_with_cluster_3_runs_the_stack_on_three_nats_nodes_and_restarts_a_dead_one(tmp_path: Path) -> None:
     env = up_env(tmp_path)
     run = Up(tmp_path, env, 1, "--cluster", "3")
     try:
@@ -201,22 +217,15 @@ def test_up_with_cluster_3_runs_the_stack_on_three_nats_nodes_with_three_replica
         password = load_credentials(tmp_path / "var")[ADMIN]
         replicas = asyncio.run(stream_replicas(",".join(urls), password))
         assert set(replicas.values()) == {3}, replicas
-        task = httpx.post(
-            f"{run.url}/api/analysis/run",
-            json={"model_slug": MODEL, "app_number": APP, "analysis_type": "static", "tools": ["ruff"]},
-            headers=saved_token(env),
-            timeout=30,
-        )
-        assert task.status_code == 202, task.text
-        task_id = task.json()["task_id"]
-        deadline = time.monotonic() + 120
-        while True:
-            status = httpx.get(f"{run.url}/api/tasks/{task_id}", headers=saved_token(env), timeout=10)
-            if status.json()["status"] in TERMINAL_STATUSES:
-                break
-            assert time.monotonic() < deadline, status.text
-            time.sleep(0.25)
-        assert status.json()["status"] == "completed", status.text
+        assert analyze_and_wait(run.url, env)["status"] == "completed"
+
+        os.kill(children["nats-server-1"], signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while (again := run.children()["nats-server-1"]) == children["nats-server-1"] or not alive(again):
+            assert time.monotonic() < deadline, "the supervisor did not start the dead node again"
+            time.sleep(0.2)
+        assert analyze_and_wait(run.url, env)["status"] == "completed"
+        assert "nats-server-1 exited with code -9" in run.stderr.read_text()
     finally:
         code = run.interrupt()
     assert code == 0, run.stderr.read_text()[-3000:]
