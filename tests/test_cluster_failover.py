@@ -1,9 +1,9 @@
-"""The must-show of the cluster: the real stack (separate processes) on a three-node JetStream cluster; while tasks
-are being submitted and run, the node that leads ASSAY_EVENTS is killed with SIGKILL, the run goes on on the two
-others, and the node is started again on its store. Every accepted task ends `completed`, none is lost, none is
-duplicated (one task row, one request message, one `started` and one `completed` event, one service run and one
-result folder each; no task the client was not given), no submission is refused meanwhile (the gateway waits out
-the reconnect and the leader election), and the restarted node catches up on every stream."""
+"""The must-show of the cluster: the real stack (separate processes, two orchestrators) on a three-node JetStream
+cluster; while tasks are being submitted and run, the node that leads ASSAY_EVENTS is killed with SIGKILL, the run
+goes on on the two others, and the node is started again on its store. Every accepted task ends `completed`, none
+is lost, none is duplicated (one task row, one request message, one `started` and one `completed` event, one service
+run and one result folder each; no task the client was not given), no submission is refused meanwhile (the gateway
+waits out the reconnect and the leader election), and the restarted node catches up on every stream."""
 
 from __future__ import annotations
 
@@ -138,7 +138,9 @@ def test_a_run_completes_with_nothing_lost_or_duplicated_when_a_cluster_node_is_
     (backend / "app.py").write_text(
         "import os\n\n\ndef handler(value):\n    return os.path.join('data', value)\n"
     )
-    stack = Stack(tmp_path / "stack", apps_dir=tmp_path / "apps", analyzers={"static": 1}, nats_nodes=3)
+    stack = Stack(
+        tmp_path / "stack", apps_dir=tmp_path / "apps", analyzers={"static": 1}, nats_nodes=3, orchestrators=2
+    )
     started = time.monotonic()
     stack.start()
     try:
