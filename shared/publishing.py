@@ -36,9 +36,7 @@ tracer = trace.get_tracer("assay.publishing")
 
 PUBLISH_TIMEOUT_S = 5.0  # one attempt
 PUBLISH_PATIENCE_S = 3.0  # all attempts, on one server
-CLUSTER_PUBLISH_PATIENCE_S = (
-    20.0  # all attempts, on replicated streams: well beyond a leader election (seconds)
-)
+CLUSTER_PUBLISH_PATIENCE_S = 20.0  # all attempts, on replicated streams: well beyond a leader election
 MAX_PAUSE_S = 2.0
 # JetStream's code for "could not store": the stream is full (its max bytes or messages, discard policy `new`) or
 # its disk failed. It comes as a 503 like a passing outage, but no retry within the patience will fix it.

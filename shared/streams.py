@@ -53,7 +53,7 @@ def _stream(name: str, subject: str, retention: Retention, replicas: int, **extr
     return StreamConfig(
         name=name,
         subjects=[subject],
-        # Limits retention, not work-queue: the orchestrators and the persister both read every request.
+        # Limits retention for all three; not work-queue, as the orchestrators and the persister both read every request.
         retention=RetentionPolicy.LIMITS,
         storage=StorageType.FILE,
         max_age=retention.max_age_s,
