@@ -105,6 +105,18 @@ def saved_token(env: dict[str, str]) -> dict[str, str]:
     return {"Authorization": f"Bearer {token_file(settings).read_text().strip()}"}
 
 
+def scrape(url: str, headers: dict[str, str], timeout_s: float = 60.0) -> httpx.Response:
+    """GET a /metrics endpoint, waiting for its listener: the gateway is ready before every other service is."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return httpx.get(url, headers=headers, timeout=10)
+        except httpx.ConnectError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -128,7 +140,7 @@ def test_up_starts_the_stack_stops_it_on_sigint_and_restarts_on_the_same_data(tm
         endpoints = dict(entry.split(" ", 1) for entry in listed.removeprefix("Metrics: ").split(", "))
         assert {"gateway", "persister", "orchestrator", *ANALYZERS} == set(endpoints)
         for name, url in endpoints.items():
-            scraped = httpx.get(url, headers=token_saved if name == "gateway" else {}, timeout=10)
+            scraped = scrape(url, token_saved if name == "gateway" else {})
             assert scraped.status_code == 200, (name, scraped.text)
             assert "# TYPE " in scraped.text, name
         # The quick start: after `assay up`, the CLI needs no token step (it reads the saved file).
