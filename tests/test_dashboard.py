@@ -406,6 +406,19 @@ async def test_the_comparison_page_draws_each_chart_beside_a_table_of_its_number
             )
             assert inside == [True] * len(models)
             assert await page.locator("#chart-density svg rect.other").count() == len(models)  # findings/kLOC
+            # ... each with its own interval, the square's centre inside it
+            density_inside = await page.evaluate(
+                """() => {
+                  const lines = [...document.querySelectorAll('#chart-density svg line.other-interval')];
+                  const squares = [...document.querySelectorAll('#chart-density svg rect.other')];
+                  return squares.map((r, i) => {
+                    const centre = +r.getAttribute('x') + 5;
+                    return lines.length === squares.length && +lines[i].getAttribute('x1') <= centre + 0.01
+                      && centre <= +lines[i].getAttribute('x2') + 0.01;
+                  });
+                }"""
+            )
+            assert density_inside == [True] * len(models)
             # Overlap: a square of the tools, its diagonal the issues only that tool found.
             tools = sorted(
                 {tool for entry in report["models"] for tool in entry["only_one_tool"]}

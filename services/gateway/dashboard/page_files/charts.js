@@ -85,10 +85,12 @@ const Charts = (() => {
     return chart;
   }
 
-  // A point and its interval per row: rows [{label, value, low, high, other}] (low/high may be null: no
-  // interval); `other`, when given, is a second figure on the same axis, drawn as a hollow square.
+  // A point and its interval per row: rows [{label, value, low, high, other, otherLow, otherHigh}] (low/high may
+  // be null: no interval); `other`, when given, is a second figure on the same axis, drawn as a hollow square
+  // with its own interval (otherLow/otherHigh) as a thin orange line just below the row's.
   function intervals({ title, description, rows, axisLabel, otherLabel }) {
-    const maximum = Math.max(1e-9, ...rows.map((row) => Math.max(row.high ?? 0, row.value ?? 0, row.other ?? 0)));
+    const maximum = Math.max(1e-9, ...rows.map((row) =>
+      Math.max(row.high ?? 0, row.value ?? 0, row.other ?? 0, row.otherHigh ?? 0)));
     const { chart, scale, rowTop } = rowsChart(rows, maximum, title, description, axisLabel);
     rows.forEach((row, index) => {
       const middle = rowTop(index) + ROW / 2;
@@ -101,10 +103,16 @@ const Charts = (() => {
             stroke: "#1a5fb4", "stroke-width": 2 }));
         }
       }
+      if (row.otherLow !== null && row.otherLow !== undefined) {
+        chart.append(svg("line", { x1: scale(row.otherLow), x2: scale(row.otherHigh), y1: middle + 9,
+          y2: middle + 9, stroke: "#a34800", "stroke-width": 2, class: "other-interval" }));
+      }
       if (row.other !== null && row.other !== undefined) {
         chart.append(svg("rect", { x: scale(row.other) - 5, y: middle - 5, width: 10, height: 10, fill: "none",
           stroke: "#a34800", "stroke-width": 2, class: "other" },
-          svg("title", {}, row.label + ": " + row.other.toFixed(2) + " " + otherLabel)));
+          svg("title", {}, row.label + ": " + row.other.toFixed(2) + " " + otherLabel +
+            (row.otherLow !== null && row.otherLow !== undefined ?
+              " (" + row.otherLow.toFixed(2) + " to " + row.otherHigh.toFixed(2) + ")" : ""))));
       }
       chart.append(svg("circle", { cx: scale(row.value), cy: middle, r: 5, fill: "#1b1b1b", class: "point" },
         svg("title", {}, row.label + ": " + row.value.toFixed(2) +

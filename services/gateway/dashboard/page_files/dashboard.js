@@ -426,25 +426,33 @@ function severityFigure(models) {
         (m.issues_by_severity[level] || 0) + " (" + (m.findings_by_severity[level] || 0) + ")")])));
 }
 
+// A model's findings per 1,000 lines interval as text between `before` and `after`; "" when it has none.
+function densityText(m, before, between, after) {
+  const interval = m.findings_per_kloc_interval;
+  return interval ? before + number(interval.low, 2) + between + number(interval.high, 2) + after : "";
+}
+
 function densityFigure(models, level) {
   const chart = Charts.intervals({
     title: "Weighted issues per 1,000 lines with " + level + " intervals",
     description: models.map((m) => m.model_slug + ": score " + number(m.score.score, 2) + ", interval " +
       number(m.score.ci_low, 2) + " to " + number(m.score.ci_high, 2) + ", " + number(m.findings_per_kloc, 2) +
-      " findings per 1,000 lines").join("; ") + ".",
+      " findings per 1,000 lines" + densityText(m, " (interval ", " to ", ")")).join("; ") + ".",
     rows: models.map((m) => ({ label: m.model_slug, value: m.score.score, low: m.score.ci_low, high: m.score.ci_high,
-      other: m.findings_per_kloc })),
+      other: m.findings_per_kloc, otherLow: m.findings_per_kloc_interval?.low ?? null,
+      otherHigh: m.findings_per_kloc_interval?.high ?? null })),
     axisLabel: "per 1,000 lines of source", otherLabel: "findings per 1,000 lines",
   });
   const legend = element("div", { class: "legend", "aria-hidden": "true" },
     element("span", {}, "● score: weighted issues, mean over apps"),
     element("span", {}, "├─┤ its " + level + " bootstrap interval"),
-    element("span", { class: "other-key" }, "□ findings"));
+    element("span", { class: "other-key" }, "□ findings, ─ their " + level + " interval"));
   return element("figure", { id: "chart-density" },
     element("figcaption", {}, "Findings per 1,000 lines, and the score with its confidence interval"),
     element("div", {}, legend, chart),
-    table("Per 1,000 lines of source", ["Model", "Findings#", "Issues#", "Score#", "Interval"],
-      models.map((m) => [m.model_slug, number(m.findings_per_kloc, 2), number(m.issues_per_kloc, 2),
+    table("Per 1,000 lines of source", ["Model", "Findings#", "Findings interval", "Issues#", "Score#", "Interval"],
+      models.map((m) => [m.model_slug, number(m.findings_per_kloc, 2), densityText(m, "", " – ", "") || "–",
+        number(m.issues_per_kloc, 2),
         number(m.score.score, 2), m.score.ci_low === null ? "–" :
           number(m.score.ci_low, 2) + " – " + number(m.score.ci_high, 2)])));
 }
