@@ -42,7 +42,7 @@ async def serve(nc: Client, settings: Settings, stop: asyncio.Event, worker: str
     cancels = await listen(nc, registry)
     connections = AnalyzerConnections(settings.analyzer_token)
     run = RunContext(
-        publisher=EventPublisher(nc, js),
+        publisher=EventPublisher(nc, js, settings.jetstream),
         analyzers=AnalyzerClient(
             settings.analyzer_urls,
             settings.heartbeat_timeout_s,
@@ -55,7 +55,7 @@ async def serve(nc: Client, settings: Settings, stop: asyncio.Event, worker: str
         apps=AppRunner(settings),
     )
     orchestrator = Orchestrator(
-        js=js, settings=settings, tasks=await tasks_bucket(js), registry=registry, run=run
+        js=js, settings=settings, tasks=await tasks_bucket(js, settings.jetstream), registry=registry, run=run
     )
     log.info(
         "orchestrator %s running up to %d tasks at once",
