@@ -61,6 +61,19 @@ STREAMS = (
         max_age=30 * DAY_S,
         duplicate_window=DUPLICATE_WINDOW_S,
     ),
+    StreamConfig(
+        # The messages an advisory names stay in their streams (limits retention, kept a week), so the persister
+        # reads each one back by its sequence and dead-letters it.
+        name=subjects.ADVISORIES_STREAM,
+        subjects=[
+            subjects.max_deliveries_advisories(subjects.REQUESTS_STREAM),
+            subjects.max_deliveries_advisories(subjects.EVENTS_STREAM),
+        ],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        max_age=7 * DAY_S,
+        duplicate_window=DUPLICATE_WINDOW_S,  # the server's default, said so that declaring finds it in place
+    ),
 )
 
 
@@ -91,7 +104,10 @@ async def declare_streams(js: JetStreamContext) -> None:
             await js.update_stream(config)
 
 
-def consumer_config(durable: str, filter_subject: str, ack_wait_s: float, max_deliver: int) -> ConsumerConfig:
+def consumer_config(
+    durable: str, filter_subject: str | None, ack_wait_s: float, max_deliver: int
+) -> ConsumerConfig:
+    """A durable pull consumer with explicit acks from the stream's start (`filter_subject` None: all of it)."""
     return ConsumerConfig(
         durable_name=durable,
         filter_subject=filter_subject,
@@ -135,7 +151,7 @@ def orchestrator_consumers(ack_wait_s: float, max_deliver: int) -> list[Consumer
 
 
 def persister_consumers(ack_wait_s: float, max_deliver: int) -> list[tuple[str, ConsumerConfig]]:
-    """The persister's two durables, (stream, config): every request and every event."""
+    """The persister's durables, (stream, config): every request, every event, every max-deliveries advisory."""
     return [
         (
             subjects.REQUESTS_STREAM,
@@ -146,6 +162,10 @@ def persister_consumers(ack_wait_s: float, max_deliver: int) -> list[tuple[str, 
         (
             subjects.EVENTS_STREAM,
             consumer_config(subjects.PERSISTER_EVENTS_DURABLE, subjects.EVENTS_ALL, ack_wait_s, max_deliver),
+        ),
+        (
+            subjects.ADVISORIES_STREAM,
+            consumer_config(subjects.PERSISTER_ADVISORIES_DURABLE, None, ack_wait_s, max_deliver),
         ),
     ]
 

@@ -20,6 +20,7 @@ from services.gateway.apps import list_apps, list_models
 from services.gateway.auth import PUBLIC, authorize, check_exposure
 from services.gateway.batches import batch_event_stream, cancel_batch, create_batch, get_batch
 from services.gateway.contracts import asyncapi_document, json_schema
+from services.gateway.dead_letters import DEAD_LETTER_ROUTES
 from services.gateway.diffs import get_diff
 from services.gateway.errors import EXCEPTION_HANDLERS
 from services.gateway.events import task_event_stream
@@ -80,6 +81,7 @@ def create_app(settings: Settings) -> Litestar:
             models_comparison_markdown,
             docs_assets(PUBLIC),
             *TOKEN_ROUTES,
+            *DEAD_LETTER_ROUTES,
             healthz,
             readyz,
             metrics_text,
