@@ -34,7 +34,12 @@ from shared.tasks import new_task_id
 
 log = logging.getLogger(__name__)
 
-LetterId = Annotated[int, PathParameter(ge=1, description="The dead letter's sequence in ASSAY_DLQ")]
+# Larger ids are refused (422) before they reach NATS: JSON numbers are exact up to 2**53, and no stream's
+# sequence gets near it.
+MAX_SEQUENCE = 2**53
+LetterId = Annotated[
+    int, PathParameter(ge=1, le=MAX_SEQUENCE, description="The dead letter's sequence in ASSAY_DLQ")
+]
 
 
 def _unavailable(error: BaseException) -> ServiceUnavailableException:
@@ -84,7 +89,7 @@ def _heading(seq: int, letter: DeadLetter) -> DeadLetterHeading:
 )
 async def list_dead_letters(
     resources: NamedDependency[Resources],
-    after: Annotated[int, QueryParameter(ge=0)] = 0,
+    after: Annotated[int, QueryParameter(ge=0, le=MAX_SEQUENCE)] = 0,
     limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
 ) -> DeadLetterPage:
     letters: list[DeadLetterHeading] = []
