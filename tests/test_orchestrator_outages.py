@@ -10,8 +10,9 @@ import asyncio
 from pathlib import Path
 
 from shared import subjects
-from shared.messages import TaskCompleted
+from shared.messages import CancelRequest, TaskCancelled, TaskCompleted, encode
 from shared.natsd import EmbeddedNats
+from shared.subjects import cancel_subject
 from tests.support.orchestrator import (
     ScriptedAnalyzer,
     analyzers,
@@ -95,3 +96,27 @@ async def test_a_draining_replica_is_not_chosen_and_its_return_ends_the_wait(
             ending = terminal_of(await bench.events.terminal(request.task.id, timeout_s=15))
     assert isinstance(ending, TaskCompleted) and ending.status == "completed"
     assert len(peer.analyzed) == 1
+
+
+async def test_a_task_waiting_for_an_analyzer_can_be_cancelled_before_it_starts(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    peer = ScriptedAnalyzer("static", ["result"])  # down for the whole test
+    settings = settings_for(nats_server.url, tmp_path, [peer], ASSAY_ANALYZER_OUTAGE_S="60")
+    async with bench_for(nats_server.url) as bench, running_orchestrator(settings):
+        first = await bench.request("static")  # its run notices the outage
+        await bench.events.until(lambda: bool(bench.events.of(first.task.id)), 10, "first task not started")
+        waiting = await bench.request("static")  # taken during the outage: waits before it starts
+
+        cancel = CancelRequest(task_id=waiting.task.id, reason="no longer wanted")
+        # Core NATS reaches only a task already registered; sent again until it lands (no marker: a marker would
+        # stop the task before it waits at all).
+        for _ in range(100):
+            await bench.nc.publish(cancel_subject(waiting.task.id), encode(cancel))
+            if bench.events.of(waiting.task.id):
+                break
+            await asyncio.sleep(0.1)
+        events = await bench.events.terminal(waiting.task.id, timeout_s=10)
+    assert [kind(item.event) for item in events] == ["cancelled"]  # never started
+    ending = terminal_of(events)
+    assert isinstance(ending, TaskCancelled) and ending.reason == "no longer wanted"
