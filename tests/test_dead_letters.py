@@ -101,7 +101,7 @@ def test_a_crash_looping_orchestrator_dead_letters_the_request_and_fails_its_tas
         assert letter["deliveries"] == MAX_DELIVER and letter["consumer"] == "orchestrator-normal"
         assert letter["stream"] == subjects.REQUESTS_STREAM and letter["subject"] == "assay.requests.normal"
         table = run_assay(stack, "dlq", "list")
-        assert table.returncode == 0 and task_id in table.stdout and "1 dead letters" in table.stdout
+        assert table.returncode == 0 and task_id in table.stdout and "1 dead letter\n" in table.stdout
 
         shown = assay_json(stack, "dlq", "show", str(letter["id"]))
         dead = decode_request(shown["payload"].encode())  # the request as it was published

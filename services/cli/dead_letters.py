@@ -23,7 +23,7 @@ def render_list(page: dict[str, Any]) -> str:
         for letter in page["dead_letters"]
     ]
     more = f"; more after {page['next_after']} (--after {page['next_after']})" if page["next_after"] else ""
-    shown = f"{len(rows)} dead letters{more}"
+    shown = f"{len(rows)} dead letter{'' if len(rows) == 1 else 's'}{more}"
     return "\n".join(
         [*table(["id", "at (UTC)", "task", "consumer", "deliveries", "reason"], rows, (0, 4)), shown]
     )
