@@ -10,6 +10,7 @@ DLQ_STREAM = "ASSAY_DLQ"
 # JetStream's own max-deliveries advisories about Assay's durables, kept so that none is missed while no
 # persister listens (the server publishes them on core NATS, once)
 ADVISORIES_STREAM = "ASSAY_ADVISORIES"
+CONSUMED_STREAMS = (REQUESTS_STREAM, EVENTS_STREAM)  # those whose durables may exhaust a message
 
 REQUESTS_ALL = "assay.requests.*"
 EVENTS_ALL = "assay.events.>"

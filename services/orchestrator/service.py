@@ -42,7 +42,7 @@ async def serve(nc: Client, settings: Settings, stop: asyncio.Event, worker: str
     cancels = await listen(nc, registry)
     outages = Outages(ReplicaChooser(token=settings.analyzer_token), settings.analyzer_outage_s)
     run = RunContext(
-        publisher=EventPublisher(nc, js),
+        publisher=EventPublisher(nc, js, settings.jetstream),
         analyzers=AnalyzerClient(
             settings.analyzer_urls, settings.heartbeat_timeout_s, outages, token=settings.analyzer_token
         ),
@@ -52,7 +52,7 @@ async def serve(nc: Client, settings: Settings, stop: asyncio.Event, worker: str
         apps=AppRunner(settings),
     )
     orchestrator = Orchestrator(
-        js=js, settings=settings, tasks=await tasks_bucket(js), registry=registry, run=run
+        js=js, settings=settings, tasks=await tasks_bucket(js, settings.jetstream), registry=registry, run=run
     )
     log.info(
         "orchestrator %s running up to %d tasks at once",

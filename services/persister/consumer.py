@@ -16,7 +16,7 @@ from services.persister.exhausted import handle_exhausted
 from services.persister.handlers import handle_event, handle_request
 from shared import subjects
 from shared.advisories import MaxDeliveries, decode_max_deliveries
-from shared.config import Settings
+from shared.config import JetStreamLayout, Settings
 from shared.consuming import ACK, Delivery, Flow, GiveUp, Outcome, Source, TaskMessage, consume, task_id_of
 from shared.errors import PoisonMessage
 from shared.messages import AnalysisRequest, TaskEvent, decode_event, decode_request
@@ -33,9 +33,9 @@ ADVISORIES = Source(
 )
 
 
-async def declare(js: JetStreamContext, ack_wait_s: float, max_deliver: int) -> None:
+async def declare(js: JetStreamContext, ack_wait_s: float, max_deliver: int, layout: JetStreamLayout) -> None:
     """Streams and the persister's durables (idempotent; run at start and whenever a fetcher re-subscribes)."""
-    await declare_streams(js)
+    await declare_streams(js, layout)
     for stream, config in persister_consumers(ack_wait_s, max_deliver):
         await declare_consumer(js, stream, config)
 
@@ -71,7 +71,7 @@ def flow(ctx: PersisterContext, settings: Settings) -> Flow:
         name="persister",
         js=ctx.js,
         sources=(REQUESTS, EVENTS, ADVISORIES),
-        declare=lambda: declare(ctx.js, ctx.ack_wait_s, ctx.max_deliver),
+        declare=lambda: declare(ctx.js, ctx.ack_wait_s, ctx.max_deliver, settings.jetstream),
         handle=handle_message,
         given_up=given_up,
         max_deliver=ctx.max_deliver,

@@ -1,5 +1,6 @@
-"""The real Assay stack for end-to-end tests: each service a separate process, its own nats-server on a free port,
-its own SQLite file, results folder and span files. Processes can be killed one by one.
+"""The real Assay stack for end-to-end tests: each service a separate process, its own nats-server on a free port
+(or, with `nats_nodes=3`, a three-node JetStream cluster whose every URL the services get), its own SQLite file,
+results folder and span files. Processes can be killed one by one, and nats-server nodes started again.
 
 Locked down as `assay up` runs it: the nats-server admits only Assay's users, the streams are declared as
 `admin`, and each service gets only its own credentials and the analyzer token (services/cli/credentials.py)."""
@@ -26,6 +27,7 @@ from services.cli.roster import ServiceSpec
 from shared.config import load_settings
 from shared.connection import connect
 from shared.messages import TERMINAL_STATUSES
+from shared.nats_cluster import NatsCluster
 from shared.nats_users import ADMIN, GATEWAY, ORCHESTRATOR, PERSISTER, creds_of, generate_credentials
 from shared.natsd import EmbeddedNats, free_port
 from shared.streams import declare_all
@@ -68,11 +70,21 @@ class Stack:
         apps_dir: Path,
         analyzers: Mapping[str, int] = {"static": 1},
         extra_env: Mapping[str, str] | None = None,
+        nats_nodes: int = 1,
+        orchestrators: int = 1,
     ) -> None:
         self.root = root
         self.credentials = generate_credentials()
         self.analyzer_token = secrets.token_urlsafe(16)
-        self.nats = EmbeddedNats(root / "nats", credentials=self.credentials)
+        self.nats: EmbeddedNats | NatsCluster
+        if nats_nodes > 1:
+            self.nats = NatsCluster(root / "nats", nats_nodes, credentials=self.credentials)
+            # processes["nats-<i>"] is node i
+            self.nats_servers = {f"nats-{i}": node for i, node in enumerate(self.nats.nodes)}
+        else:
+            self.nats = EmbeddedNats(root / "nats", credentials=self.credentials)
+            self.nats_servers = {"nats": self.nats}
+        self.orchestrators = orchestrators
         self.gateway_port = free_port()
         self.analyzer_ports = {name: [free_port() for _ in range(count)] for name, count in analyzers.items()}
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
@@ -144,13 +156,18 @@ class Stack:
         self.processes[spec.name] = process
         return process
 
+    def start_nats(self, name: str) -> None:
+        """Start nats-server `name` (`nats`, or a cluster's `nats-<i>`) on its port and store; again after a kill."""
+        server = self.nats_servers[name]
+        self.processes[name] = subprocess.Popen(
+            server.argv(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
+        wait_for_port(server.port)
+
     def start(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        self.nats.store_dir.mkdir(parents=True, exist_ok=True)
-        self.processes["nats"] = subprocess.Popen(
-            self.nats.argv(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        wait_for_port(self.nats.port)
+        for name in self.nats_servers:
+            self.start_nats(name)
         asyncio.run(self._declare())
         self.token = create_token_direct(self.env, "stack")
         self.spawn(ServiceSpec("persister", "services.persister", nats_user=PERSISTER))
@@ -158,9 +175,11 @@ class Stack:
             for index, port in enumerate(ports):
                 module = f"services.analyzers.{name}"
                 self.spawn(ServiceSpec(f"{name}-{index}", module, ("--port", str(port)), analyzer_token=True))
-        self.spawn(
-            ServiceSpec("orchestrator", "services.orchestrator", nats_user=ORCHESTRATOR, analyzer_token=True)
-        )
+        for index in range(self.orchestrators):
+            name = "orchestrator" if index == 0 else f"orchestrator-{index}"
+            self.spawn(
+                ServiceSpec(name, "services.orchestrator", nats_user=ORCHESTRATOR, analyzer_token=True)
+            )
         self.spawn(ServiceSpec("gateway", "services.gateway", nats_user=GATEWAY))
         for ports in self.analyzer_ports.values():
             for port in ports:
@@ -171,7 +190,9 @@ class Stack:
         settings = load_settings(self.env)
         admin = await connect(self.nats.url, "stack-setup", self.creds(ADMIN))
         try:
-            await declare_all(admin.jetstream(), settings.ack_wait_s, settings.max_deliver)
+            await declare_all(
+                admin.jetstream(), settings.ack_wait_s, settings.max_deliver, settings.jetstream
+            )
         finally:
             await admin.close()
 
