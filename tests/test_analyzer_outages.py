@@ -43,9 +43,12 @@ def restart_static(stack: Stack, index: int) -> None:
     wait_for_port(port, timeout_s=60)
 
 
-def submit(stack: Stack, count: int) -> list[str]:
+def submit(stack: Stack, count: int, slow: bool = False) -> list[str]:
+    """`count` tasks; slow ones run pylint (seconds, not the fraction of one bandit takes) so that a stop signal
+    finds them running."""
+    kind, tools = ("static", ["pylint"]) if slow else ("security", ["bandit"])
     return [
-        stack.submit(model_slug=MODEL, app_number=1 + n % 2, analysis_type="security", tools=["bandit"])
+        stack.submit(model_slug=MODEL, app_number=1 + n % 2, analysis_type=kind, tools=tools)
         for n in range(count)
     ]
 
@@ -97,7 +100,7 @@ def test_a_rolling_restart_of_two_static_replicas_fails_nothing(tmp_path: Path) 
     try:
         task_ids: list[str] = []
         for index in (0, 1):  # one replica after the other, each asked to stop while tasks run
-            task_ids += submit(stack, 6)
+            task_ids += submit(stack, 6, slow=True)
             wait_running(stack, task_ids[-6:])
             process = stack.processes[f"static-{index}"]
             process.send_signal(signal.SIGTERM)
