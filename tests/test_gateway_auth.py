@@ -37,7 +37,7 @@ from tests.support.gateway import (
     run_cli,
 )
 
-SAMPLE_VALUES = {"task_id": "task_0123456789ab", "token_id": "0123456789ab"}
+SAMPLE_VALUES = {"task_id": "task_0123456789ab", "token_id": "0123456789ab", "letter_id": "1"}
 
 
 @pytest.fixture

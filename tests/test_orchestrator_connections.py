@@ -8,6 +8,7 @@ import asyncio
 
 from services.orchestrator.analyzer_client import AnalyzerClient
 from services.orchestrator.analyzer_connections import AnalyzerConnections
+from services.orchestrator.outages import Outages
 from services.orchestrator.replicas import ReplicaChooser
 from shared.protocol import AnalyzeFrame, ProgressFrame, ServiceResult
 from shared.tasks import TaskRef, new_task_id
@@ -25,7 +26,7 @@ async def ignore(_frame: ProgressFrame) -> None:
 
 def client_for(peer: ScriptedAnalyzer, connections: AnalyzerConnections) -> AnalyzerClient:
     chooser = ReplicaChooser(health_timeout_s=5.0, connections=connections)
-    return AnalyzerClient({"static": [peer.url]}, 15.0, chooser, connections)
+    return AnalyzerClient({"static": [peer.url]}, 15.0, Outages(chooser, limit_s=30.0), connections)
 
 
 async def test_concurrent_runs_share_one_connection_and_each_gets_its_own_result() -> None:

@@ -1,13 +1,16 @@
 """The one client of the analyzer protocol v1 (shared/protocol.py): one run of one analyzer, start to terminal frame.
 
 A run ends in exactly one way: the analyzer's `result` (returned), its `error`, silence longer than the heartbeat
-timeout, or a connection lost twice (raised as AnalyzerFailed). A connection lost mid-run is retried once, on
-another replica when there is one, with the same request id: the analyzer base replaces a run it already has under
-that id, and only the one result that ends the retry is returned, so findings are never counted twice. When the
-caller cancels (a cancel request, the task deadline, shutdown) the analyzer is sent `cancel`, and its answer is
-awaited briefly: a `result` (status `cancelled`, the tools that had finished) goes to the caller's `on_stopped`
-before the cancellation goes on. Runs travel on the replica's persistent connection, shared with the other runs
-and the health requests (services/orchestrator/analyzer_connections.py).
+timeout, a connection lost twice, or an outage of the analyzer longer than ASSAY_ANALYZER_OUTAGE_S (raised as
+AnalyzerFailed). While no replica is healthy the run waits for one (services/orchestrator/outages.py). A connection
+lost mid-run is retried once, and a run an analyzer hands back because it is shutting down (`shutting_down`) is
+run again as often as that happens, each time on another replica when there is one, with the same request id: the
+analyzer base replaces a run it already has under that id, and only the one result that ends the retry is
+returned, so findings are never counted twice. When the caller cancels (a cancel request, the task deadline,
+shutdown) the analyzer is sent `cancel`, and its answer is awaited briefly: a `result` (status `cancelled`, the
+tools that had finished) goes to the caller's `on_stopped` before the cancellation goes on. Runs travel on the
+replica's persistent connection, shared with the other runs and the health requests
+(services/orchestrator/analyzer_connections.py).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from services.orchestrator.analyzer_connections import AnalyzerConnection, AnalyzerConnections, Inbox
-from services.orchestrator.replicas import NoHealthyReplica, ReplicaChooser
+from services.orchestrator.outages import AnalyzerOutage, Outages
 from shared.errors import AssayError
 from shared.protocol import (
     AnalyzeFrame,
@@ -34,6 +37,7 @@ from shared.protocol import (
     ProgressFrame,
     ResultFrame,
     ServiceResult,
+    ShuttingDownFrame,
 )
 from shared.redact import masked_url
 from shared.tracing import TASK_ID_ATTRIBUTE, current_traceparent
@@ -56,6 +60,10 @@ class _ConnectionLost(Exception):
     """The connection could not be opened or dropped before a terminal frame: worth one retry."""
 
 
+class _HandedBack(Exception):
+    """The analyzer is shutting down and gave the run back (`shutting_down`): run it elsewhere, not a failure."""
+
+
 def request_id(task_id: str, service: str) -> str:
     """The id of a task's run on one analyzer; the same on a retry, so the analyzer treats it as the same run."""
     return f"{task_id}:{service}"
@@ -68,13 +76,24 @@ class AnalyzerClient:
         self,
         urls: Mapping[str, Sequence[str]],
         heartbeat_timeout_s: float,
-        replicas: ReplicaChooser,
+        replicas: Outages,
         connections: AnalyzerConnections,
     ) -> None:
         self.urls = urls
         self.heartbeat_timeout_s = heartbeat_timeout_s
-        self.replicas = replicas
+        self.replicas = replicas  # chooses a healthy replica, waiting out an outage
         self.connections = connections  # one persistent connection per replica, shared by all runs
+
+    def down(self, services: Sequence[str]) -> bool:
+        """Whether any of `services` is in an outage now (no healthy replica)."""
+        return any(self.replicas.down(service) for service in services)
+
+    async def available(self, services: Sequence[str]) -> None:
+        """Wait until none of `services` is in an outage; AnalyzerFailed past ASSAY_ANALYZER_OUTAGE_S."""
+        try:
+            await self.replicas.available(services)
+        except AnalyzerOutage as error:
+            raise AnalyzerFailed(str(error)) from error
 
     async def analyze(
         self, service: str, frame: AnalyzeFrame, on_progress: OnProgress, on_stopped: OnStopped | None = None
@@ -83,23 +102,27 @@ class AnalyzerClient:
         hands what the analyzer kept of the stopped run to `on_stopped` (when it answers in time) and re-raises."""
         urls = list(self.urls.get(service, ()))
         extra = {"task_id": frame.task.id, "analyzer": service}
-        try:
-            url = await self.replicas.choose(service, urls)
-        except NoHealthyReplica as error:
-            raise AnalyzerFailed(str(error)) from error
-        try:
-            return await self._attempt(service, url, frame, on_progress, on_stopped)
-        except _ConnectionLost as lost:
-            log.warning("analyzer %s at %s: %s; retrying once", service, masked_url(url), lost, extra=extra)
-            first = f"connection to the {service} analyzer at {url} lost ({lost})"
-        try:
-            retry_url = await self.replicas.choose(service, urls, avoid=[url])
-        except NoHealthyReplica as error:
-            raise AnalyzerFailed(f"{first}; {error}") from error
-        try:
-            return await self._attempt(service, retry_url, frame, on_progress, on_stopped)
-        except _ConnectionLost as again:
-            raise AnalyzerFailed(f"{first}; the retry at {retry_url} lost it too ({again})") from again
+        avoid: list[str] = []
+        lost: str | None = None  # the first connection lost, when one was
+        while True:
+            try:
+                url = await self.replicas.replica(service, urls, avoid)
+            except AnalyzerOutage as error:
+                raise AnalyzerFailed(f"{lost}; {error}" if lost else str(error)) from error
+            try:
+                return await self._attempt(service, url, frame, on_progress, on_stopped)
+            except _HandedBack as back:
+                log.info(
+                    "analyzer %s at %s: %s; running it again", service, masked_url(url), back, extra=extra
+                )
+            except _ConnectionLost as error:
+                if lost is not None:
+                    raise AnalyzerFailed(f"{lost}; the retry at {url} lost it too ({error})") from error
+                log.warning(
+                    "analyzer %s at %s: %s; retrying once", service, masked_url(url), error, extra=extra
+                )
+                lost = f"connection to the {service} analyzer at {url} lost ({error})"
+            avoid = [url]
 
     async def _attempt(
         self,
@@ -166,7 +189,7 @@ class AnalyzerClient:
         try:
             async with asyncio.timeout(CANCEL_ANSWER_TIMEOUT_S):
                 return await self._read(inbox, connection, service, sent, ignore)
-        except (TimeoutError, AnalyzerFailed, _ConnectionLost):
+        except (TimeoutError, AnalyzerFailed, _ConnectionLost, _HandedBack):
             return None
 
     async def _read(
@@ -195,6 +218,8 @@ class AnalyzerClient:
                 return frame.result
             if isinstance(frame, ErrorFrame):
                 raise AnalyzerFailed(f"analyzer {service} answered {frame.code}: {frame.message}")
+            if isinstance(frame, ShuttingDownFrame):
+                raise _HandedBack(frame.message)
             if isinstance(frame, ProgressFrame):
                 await on_progress(frame)
             elif isinstance(frame, HeartbeatFrame):

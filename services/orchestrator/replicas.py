@@ -139,6 +139,11 @@ async def ask_health(
     return ReplicaHealth(url, frame)
 
 
+def draining(found: ReplicaHealth) -> bool:
+    """Whether the replica said it is stopping (it finishes its runs but takes no new one)."""
+    return found.report is not None and found.report.draining
+
+
 class ReplicaChooser:
     """Picks a replica per run; keeps only the round-robin position of each service."""
 
@@ -170,14 +175,16 @@ class ReplicaChooser:
                 for url in candidates
             )
         )
-        answered = [found for found in probes if found is not None and found.report is not None]
+        # A draining replica answers but takes no new run: it is not a candidate at all.
+        reached = [found for found in probes if found is not None and not draining(found)]
+        answered = [found for found in reached if found.report is not None]
         if len(candidates) == len(urls):  # every replica was asked: the gauge can say how many are healthy
             record_replicas_healthy(service, len(answered))
         if answered:
             fewest = min(found.report.active_runs for found in answered if found.report)
             tied = [found.url for found in answered if found.report and found.report.active_runs == fewest]
         else:
-            tied = [found.url for found in probes if found is not None]
+            tied = [found.url for found in reached]
         if not tied:
             raise NoHealthyReplica(f"no healthy {service} analyzer at {', '.join(candidates)}")
         turn = self._turns.get(service, 0)
@@ -196,6 +203,7 @@ async def watch_replicas(
     while not stop.is_set():
         for service, urls in analyzer_urls.items():
             probes = await asyncio.gather(*(ask_health(url, service, token=token) for url in urls))
-            record_replicas_healthy(service, sum(1 for found in probes if found and found.report))
+            healthy = [found for found in probes if found and found.report and not draining(found)]
+            record_replicas_healthy(service, len(healthy))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), interval_s)

@@ -15,6 +15,7 @@ from services.orchestrator.analyzer_connections import AnalyzerConnections
 from services.orchestrator.apps.runner import AppRunner
 from services.orchestrator.cancellation import CancelRegistry, listen
 from services.orchestrator.consumer import Orchestrator, declare, pull_loop
+from services.orchestrator.outages import Outages
 from services.orchestrator.publisher import EventPublisher
 from services.orchestrator.replicas import ReplicaChooser, watch_replicas
 from services.orchestrator.runner import RunContext
@@ -41,13 +42,13 @@ async def serve(nc: Client, settings: Settings, stop: asyncio.Event, worker: str
     registry = CancelRegistry()
     cancels = await listen(nc, registry)
     connections = AnalyzerConnections(settings.analyzer_token)
+    outages = Outages(
+        ReplicaChooser(token=settings.analyzer_token, connections=connections), settings.analyzer_outage_s
+    )
     run = RunContext(
         publisher=EventPublisher(nc, js, settings.jetstream),
         analyzers=AnalyzerClient(
-            settings.analyzer_urls,
-            settings.heartbeat_timeout_s,
-            ReplicaChooser(token=settings.analyzer_token, connections=connections),
-            connections,
+            settings.analyzer_urls, settings.heartbeat_timeout_s, outages, connections
         ),
         worker=worker or worker_name(),
         # Well inside the persister's stale-task limit, whatever it is set to.
@@ -75,6 +76,7 @@ async def serve(nc: Client, settings: Settings, stop: asyncio.Event, worker: str
         for watcher in watchers:
             watcher.cancel()
         await asyncio.gather(*watchers, return_exceptions=True)
+        await outages.close()
         with contextlib.suppress(Exception):
             await cancels.unsubscribe()
         await connections.close()
