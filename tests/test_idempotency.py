@@ -12,7 +12,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 
 from services.gateway.idempotency import ABANDONED_S, WAIT_S, request_digest
 from services.gateway.schemas import RunRequest
@@ -214,3 +214,25 @@ async def test_a_key_still_being_handled_answers_409_and_an_abandoned_one_is_tak
 
     assert taken_over.status_code == 202, taken_over.text
     assert await gateway.requests_in_stream() == 1
+
+
+async def test_a_retry_taking_over_a_dead_gateways_claim_queues_the_same_task_not_a_second(
+    gateway: Gateway,
+) -> None:
+    digest = request_digest("/api/analysis/run", msgspec.convert(body(), RunRequest))
+    await claim_left_by_another_gateway(gateway, ABANDONED_S + 1, digest)
+    first = await gateway.http.post("/api/analysis/run", json=body(), headers=KEY)
+    assert first.status_code == 202, first.text
+    # That gateway dies too, after publishing and before storing its answer: the claim is unanswered again.
+    engine = create_engine(gateway.settings.database_url)
+    async with sessions(engine)() as session, session.begin():
+        await session.execute(
+            update(IdempotencyKey).values(status_code=None, response=None, location=None, answered_at=None)
+        )
+    await engine.dispose()
+
+    retried = await gateway.http.post("/api/analysis/run", json=body(), headers=KEY)
+
+    assert retried.status_code == 202, retried.text
+    assert retried.json()["task_id"] == first.json()["task_id"]
+    assert await gateway.requests_in_stream() == 1  # the same request again: stored once (its Nats-Msg-Id)

@@ -16,7 +16,7 @@ from opentelemetry import trace
 
 from services.gateway.auth import requires
 from services.gateway.errors import invalid
-from services.gateway.idempotency import IdempotencyHeader, idempotent
+from services.gateway.idempotency import IdempotencyHeader, NewIds, idempotent
 from services.gateway.publisher import NatsUnavailable, publish_request
 from services.gateway.resources import Resources
 from services.gateway.schemas import Accepted, Links, RunRequest
@@ -28,7 +28,7 @@ from shared.metrics import record_task_accepted
 from shared.paths import UnsafePathError, app_dir
 from shared.source_size import total_lines
 from shared.target_policy import TargetNotAllowed, target_policy
-from shared.tasks import TaskRef, new_task_id
+from shared.tasks import TaskRef
 from shared.tracing import TASK_ID_ATTRIBUTE, current_trace_id
 
 log = logging.getLogger(__name__)
@@ -111,23 +111,24 @@ async def run_analysis(
     idempotency_key: IdempotencyHeader = None,
 ) -> Response[Accepted]:
     return await idempotent(
-        request, resources, idempotency_key, ROUTE, data, lambda: _accept(data, resources), Accepted
+        request, resources, idempotency_key, ROUTE, data, lambda ids: _accept(data, resources, ids), Accepted
     )
 
 
-async def _accept(data: RunRequest, resources: Resources) -> Response[Accepted]:
+async def _accept(data: RunRequest, resources: Resources, ids: NewIds) -> Response[Accepted]:
     """Validate the request, queue it as a new task, answer 202."""
     _check_tools(data)
     folder = await _check_app_exists(resources, data)
     await _check_targets(resources.settings, data)
     source_lines = await asyncio.to_thread(total_lines, folder)  # the size reports divide by, as analyzed
     tools = list(dict.fromkeys(data.tools))  # keep the order, drop repeats
-    task_id = new_task_id()
+    task_id = ids.task()
     trace.get_current_span().set_attribute(TASK_ID_ATTRIBUTE, task_id)
     task = TaskRef(
         id=task_id, model_slug=data.model_slug, app_number=data.app_number, analysis_type=data.analysis_type
     )
     request = AnalysisRequest(
+        event_id=ids.request(),
         task=task,
         tools=tools,
         priority=data.priority,

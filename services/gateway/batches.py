@@ -36,14 +36,14 @@ from services.gateway.batch_plan import (
 )
 from services.gateway.errors import invalid
 from services.gateway.events import KEEPALIVE_S, sse
-from services.gateway.idempotency import IdempotencyHeader, idempotent
+from services.gateway.idempotency import IdempotencyHeader, NewIds, idempotent
 from services.gateway.publisher import NatsUnavailable, publish_cancel, publish_request
 from services.gateway.resources import NATS_ERRORS, Resources
-from shared.messages import BATCH_ID_PATTERN, AnalysisRequest, CancelRequest, new_batch_id
+from shared.messages import BATCH_ID_PATTERN, AnalysisRequest, CancelRequest
 from shared.paths import app_dir
 from shared.source_size import total_lines
 from shared.subjects import batch_key
-from shared.tasks import TaskRef, new_task_id
+from shared.tasks import TaskRef
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ class BatchCancelling(msgspec.Struct, frozen=True, kw_only=True):
     already_ended: int
 
 
-async def _plan(resources: Resources, data: BatchRequest) -> tuple[list[BatchTask], list[str]]:
+async def _plan(resources: Resources, data: BatchRequest, ids: NewIds) -> tuple[list[BatchTask], list[str]]:
     problem = batch_problem(data)
     if problem:
         raise invalid(*problem)
@@ -89,9 +89,12 @@ async def _plan(resources: Resources, data: BatchRequest) -> tuple[list[BatchTas
         )
     selection = select_apps(data, folders)
     tasks = [
-        BatchTask(task_id=new_task_id(), model_slug=model, app_number=number, analysis_type=analysis_type)
-        for model, number in selection.apps
-        for analysis_type in dict.fromkeys(data.analysis_types)
+        BatchTask(task_id=ids.task(index), model_slug=model, app_number=number, analysis_type=analysis_type)
+        for index, (model, number, analysis_type) in enumerate(
+            (model, number, analysis_type)
+            for model, number in selection.apps
+            for analysis_type in dict.fromkeys(data.analysis_types)
+        )
     ]
     if not tasks:
         raise NotFoundException(
@@ -126,15 +129,21 @@ async def create_batch(
     idempotency_key: IdempotencyHeader = None,
 ) -> Response[BatchAccepted]:
     return await idempotent(
-        request, resources, idempotency_key, ROUTE, data, lambda: _queue(data, resources), BatchAccepted
+        request,
+        resources,
+        idempotency_key,
+        ROUTE,
+        data,
+        lambda ids: _queue(data, resources, ids),
+        BatchAccepted,
     )
 
 
-async def _queue(data: BatchRequest, resources: Resources) -> Response[BatchAccepted]:
+async def _queue(data: BatchRequest, resources: Resources, ids: NewIds) -> Response[BatchAccepted]:
     """Plan the batch, record it, queue each of its tasks, answer 202."""
-    tasks, missing = await _plan(resources, data)
+    tasks, missing = await _plan(resources, data, ids)
     sizes = await asyncio.to_thread(_sizes, resources.settings.apps_dir, tasks)
-    batch_id = new_batch_id()
+    batch_id = ids.batch()
     record = BatchRecord(batch_id=batch_id, tasks=tasks)
     try:
         await resources.tasks.put(batch_key(batch_id), msgspec.json.encode(record))
@@ -142,6 +151,7 @@ async def _queue(data: BatchRequest, resources: Resources) -> Response[BatchAcce
         raise ServiceUnavailableException(f"NATS unavailable, batch not accepted: {error!r}") from error
     for queued, task in enumerate(tasks):
         request = AnalysisRequest(
+            event_id=ids.request(queued),
             task=TaskRef(
                 id=task.task_id,
                 model_slug=task.model_slug,

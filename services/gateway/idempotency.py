@@ -11,6 +11,9 @@ database (`idempotency_keys`), so they survive a restart of every service:
   same (sha256 of the route and the decoded body), and a 422 naming the header when it is not;
 - a request whose key is still being handled waits for the answer (up to `WAIT_S`, then 409: retry); a claim
   left unanswered for `ABANDONED_S` (its gateway died) is taken over;
+- the ids of what a request queues under a key derive from its claim (`NewIds`): a retry that takes over the claim
+  of a gateway that died after publishing queues the same tasks again, which JetStream (the request's
+  `Nats-Msg-Id` is its task id) and the persister keep once, instead of doubling the work;
 - a key older than ASSAY_IDEMPOTENCY_TTL_S counts as new (and `assay prune` removes it).
 """
 
@@ -20,7 +23,8 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Annotated, Any, TypeVar
 
 import msgspec
@@ -33,8 +37,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.gateway.errors import invalid
 from services.gateway.resources import Resources
 from shared.database import insert_new
-from shared.messages import utcnow
+from shared.messages import new_batch_id, new_event_id, utcnow
 from shared.models import IdempotencyKey
+from shared.tasks import new_task_id
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +68,35 @@ IdempotencyHeader = Annotated[
 ]
 
 
+@dataclass(frozen=True)
+class NewIds:
+    """The ids an accepting route gives the work it queues: random, or, under an Idempotency-Key, derived from the
+    claim (token, key, claim time) so that every attempt that holds one claim names the same tasks and batch."""
+
+    seed: str | None = None
+
+    @classmethod
+    def of_claim(cls, token_id: str, key: str, claimed_at: datetime) -> NewIds:
+        # Naive and to the microsecond: the same text whether the time was just made or read back from the database.
+        return cls(
+            f"{token_id}\x1f{key}\x1f{claimed_at.replace(tzinfo=None).isoformat(timespec='microseconds')}"
+        )
+
+    def task(self, index: int = 0) -> str:
+        """The id of the index-th task queued."""
+        return new_task_id() if self.seed is None else f"task_{self._hex(f'task {index}')}"
+
+    def batch(self) -> str:
+        return new_batch_id() if self.seed is None else f"batch_{self._hex('batch')}"
+
+    def request(self, index: int = 0) -> str:
+        """The event id (so the `Nats-Msg-Id`) of the index-th task's request: a repeat is stored once."""
+        return new_event_id() if self.seed is None else self._hex(f"request {index}", 32)
+
+    def _hex(self, what: str, digits: int = 12) -> str:
+        return hashlib.sha256(f"{self.seed}\x1f{what}".encode()).hexdigest()[:digits]
+
+
 def request_digest(route: str, body: msgspec.Struct) -> str:
     """sha256 of the route and the decoded body: the same request however its JSON was spaced or ordered."""
     return hashlib.sha256(route.encode() + b"\n" + msgspec.json.encode(body)).hexdigest()
@@ -73,9 +107,11 @@ def token_of(request: Request[Any, Any, Any]) -> str:
     return str(request.state.get("token_id", ""))
 
 
-async def _claim(sessions: Sessions, token_id: str, key: str, digest: str) -> IdempotencyKey | None:
-    """None when this request now holds the key; else the row that holds it."""
-    row = {"token_id": token_id, "key": key, "request_sha256": digest, "created_at": utcnow()}
+async def _claim(
+    sessions: Sessions, token_id: str, key: str, digest: str, claimed_at: datetime
+) -> IdempotencyKey | None:
+    """None when this request now holds the key (claimed at `claimed_at`); else the row that holds it."""
+    row = {"token_id": token_id, "key": key, "request_sha256": digest, "created_at": claimed_at}
     async with sessions() as session, session.begin():
         if (await session.execute(insert_new(session, KEYS), row)).rowcount:  # type: ignore[attr-defined]
             return None
@@ -130,16 +166,14 @@ async def _answered(
     digest: str,
     answer: type[T],
     deadline: float,
-) -> Response[T] | None:
-    """The answer stored under a key another request holds, waiting for it while that request runs; None when the
-    key is free again (expired, abandoned or released), for the caller to claim."""
+) -> Response[T] | IdempotencyKey | None:
+    """The answer stored under a key another request holds, waiting for it while that request runs; the holding
+    row itself when its gateway died (unanswered for ABANDONED_S: the caller takes the claim over, ids included);
+    None when the key is free again (expired or released), for the caller to claim."""
     row: IdempotencyKey | None = held
     while row is not None:
-        age = utcnow() - row.created_at
-        if age > timedelta(seconds=ttl_s) or (
-            row.status_code is None and age > timedelta(seconds=ABANDONED_S)
-        ):
-            # Expired, or its gateway died: only that row goes (another retry may have claimed the key since).
+        if utcnow() - row.created_at > timedelta(seconds=ttl_s):
+            # Expired: only that row goes (another retry may have claimed the key since).
             await _release(sessions, row.token_id, key, IdempotencyKey.created_at == row.created_at)
             return None
         if row.request_sha256 != digest:
@@ -150,6 +184,8 @@ async def _answered(
             )
         if row.status_code is not None:
             return _replay(row, answer)
+        if utcnow() - row.created_at > timedelta(seconds=ABANDONED_S):
+            return row
         if asyncio.get_running_loop().time() > deadline:
             raise ClientException(
                 status_code=409,
@@ -166,20 +202,26 @@ async def once(
     token_id: str,
     key: str,
     digest: str,
-    accept: Callable[[], Awaitable[Response[T]]],
+    accept: Callable[[NewIds], Awaitable[Response[T]]],
     answer: type[T],
 ) -> Response[T]:
     """`accept()`'s answer the first time `key` is used with this request; the same answer for every retry."""
     deadline = asyncio.get_running_loop().time() + WAIT_S
-    held = await _claim(sessions, token_id, key, digest)
+    claimed_at = utcnow()
+    held = await _claim(sessions, token_id, key, digest, claimed_at)
     while held is not None:
-        answered = await _answered(sessions, held, ttl_s, key, digest, answer, deadline)
-        if answered is not None:
-            return answered
-        # Released (by this request: expired or abandoned; or by its holder, refused): claim it again.
-        held = await _claim(sessions, token_id, key, digest)
+        found = await _answered(sessions, held, ttl_s, key, digest, answer, deadline)
+        if isinstance(found, Response):
+            return found
+        if found is not None:  # abandoned: this request carries on with the claim and the ids it gives
+            claimed_at = found.created_at
+            log.warning("%s %r: its first request was never answered; accepting it again", HEADER, key)
+            break
+        # Released (expired, or refused by its holder): claim it again.
+        claimed_at = utcnow()
+        held = await _claim(sessions, token_id, key, digest, claimed_at)
     try:
-        response = await accept()
+        response = await accept(NewIds.of_claim(token_id, key, claimed_at))
     except BaseException:
         # Refused (or interrupted) before anything was accepted: the key is free for a retry.
         await _release(sessions, token_id, key, IdempotencyKey.status_code.is_(None))
@@ -197,12 +239,12 @@ async def idempotent(
     key: str | None,
     route: str,
     body: msgspec.Struct,
-    accept: Callable[[], Awaitable[Response[T]]],
+    accept: Callable[[NewIds], Awaitable[Response[T]]],
     answer: type[T],
 ) -> Response[T]:
     """`accept()`, once per `Idempotency-Key` (of the request's token) when the request sends one."""
     if key is None:
-        return await accept()
+        return await accept(NewIds())
     ttl_s = resources.settings.idempotency_ttl_s
     digest = request_digest(route, body)
     return await once(resources.sessions, ttl_s, token_of(request), key, digest, accept, answer)
