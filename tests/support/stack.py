@@ -67,15 +67,21 @@ class Stack:
         *,
         apps_dir: Path,
         analyzers: Mapping[str, int] = {"static": 1},
+        analyzer_modules: Mapping[str, str] | None = None,
         extra_env: Mapping[str, str] | None = None,
     ) -> None:
+        """`analyzer_modules`: the module to run for an analyzer instead of `services.analyzers.<name>` (a fast
+        stand-in of the same service, e.g. `{"static": "tests.support.faults.analyzer"}`)."""
         self.root = root
         self.credentials = generate_credentials()
         self.analyzer_token = secrets.token_urlsafe(16)
         self.nats = EmbeddedNats(root / "nats", credentials=self.credentials)
         self.gateway_port = free_port()
         self.analyzer_ports = {name: [free_port() for _ in range(count)] for name, count in analyzers.items()}
+        self.analyzer_modules = {name: f"services.analyzers.{name}" for name in analyzers}
+        self.analyzer_modules.update(analyzer_modules or {})
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.specs: dict[str, ServiceSpec] = {}  # how each service was started, to start it again
         self.token = ""  # an admin token, made with `assay token create --direct` before the gateway starts
         self.metrics_ports: dict[
             str, int
@@ -133,6 +139,7 @@ class Stack:
         if spec.name != "gateway":  # the gateway serves /metrics on its own port
             self.metrics_ports.setdefault(spec.name, free_port())
             env["ASSAY_METRICS_PORT"] = str(self.metrics_ports[spec.name])
+        self.specs[spec.name] = spec
         process = subprocess.Popen(
             [sys.executable, "-m", spec.module, *spec.args],
             cwd=REPO,
@@ -146,17 +153,13 @@ class Stack:
 
     def start(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        self.nats.store_dir.mkdir(parents=True, exist_ok=True)
-        self.processes["nats"] = subprocess.Popen(
-            self.nats.argv(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        wait_for_port(self.nats.port)
+        self.start_nats()
         asyncio.run(self._declare())
         self.token = create_token_direct(self.env, "stack")
         self.spawn(ServiceSpec("persister", "services.persister", nats_user=PERSISTER))
         for name, ports in self.analyzer_ports.items():
             for index, port in enumerate(ports):
-                module = f"services.analyzers.{name}"
+                module = self.analyzer_modules[name]
                 self.spawn(ServiceSpec(f"{name}-{index}", module, ("--port", str(port)), analyzer_token=True))
         self.spawn(
             ServiceSpec("orchestrator", "services.orchestrator", nats_user=ORCHESTRATOR, analyzer_token=True)
@@ -166,6 +169,21 @@ class Stack:
             for port in ports:
                 wait_for_port(port)
         self.wait_ready()
+
+    def start_nats(self) -> None:
+        """Start the nats-server (again, after `kill("nats")`: same port, same store) and wait until it listens."""
+        self.nats.store_dir.mkdir(parents=True, exist_ok=True)
+        self.processes["nats"] = subprocess.Popen(
+            self.nats.argv(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
+        wait_for_port(self.nats.port)
+
+    def restart(self, name: str) -> None:
+        """Start a service (or `nats`) that was killed or stopped, as it was started first."""
+        if name == "nats":
+            self.start_nats()
+        else:
+            self.spawn(self.specs[name])
 
     async def _declare(self) -> None:
         settings = load_settings(self.env)
@@ -194,6 +212,12 @@ class Stack:
         except ProcessLookupError:
             pass
         process.wait(timeout=10)
+
+    def terminate(self, name: str, timeout_s: float = 60.0) -> None:
+        """SIGTERM one process and wait until it has exited: a clean stop, as an operator's restart does."""
+        process = self.processes[name]
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=timeout_s)
 
     def stop(self) -> None:
         for name in reversed(list(self.processes)):

@@ -1,0 +1,96 @@
+"""The fault suite's judge on runs made up to be wrong: each kind of loss, duplicate and disagreement it must
+catch is caught, and a clean run passes (so a green fault suite means what its table says)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.support.faults.records import Rows, TaskRow, result_folders
+from tests.support.faults.verdict import judge
+
+TASK = "task_0123456789ab"
+FOLDER = "fault/app1/task_static_0123456789ab_20261130T120000Z"
+
+
+def write_result(results: Path, relative: str, task_id: str, findings: int) -> Path:
+    """A result folder as the persister writes one: the primary document, a service file, the manifest."""
+    folder = results / relative
+    (folder / "services").mkdir(parents=True)
+    primary = f"fault_app1_{task_id}.json"
+    document = {"summary": {"total_findings": findings}, "results": {"findings": [{}] * findings}}
+    files = {primary: json.dumps(document).encode(), "services/static.json": b"{}"}
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    listed = [
+        {"path": name, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        for name, data in files.items()
+    ]
+    manifest = {"task_id": task_id, "primary_result": primary, "files": listed}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return folder
+
+
+def finished_rows(findings: int = 5) -> Rows:
+    row = TaskRow(TASK, "fault", 1, "completed", None, FOLDER, findings)
+    return Rows(tasks={TASK: row}, finding_rows={TASK: findings}, tool_run_findings={TASK: findings})
+
+
+@pytest.fixture
+def results(tmp_path: Path) -> Path:
+    write_result(tmp_path, FOLDER, TASK, 5)
+    return tmp_path
+
+
+def test_a_clean_run_has_nothing_lost_duplicated_or_in_disagreement(results: Path) -> None:
+    verdict = judge([TASK], finished_rows(), result_folders(results), {TASK: 1}, results)
+    assert (verdict.submitted, verdict.terminal, verdict.lost) == (1, 1, [])
+    assert verdict.duplicated == {} and verdict.disagreements == {}
+
+
+def test_an_accepted_task_without_a_terminal_row_is_lost(results: Path) -> None:
+    rows = finished_rows()
+    rows.tasks[TASK] = TaskRow(TASK, "fault", 1, "running", None, None, 0)
+    verdict = judge([TASK, "task_ffffffffffff"], rows, {}, {}, results)
+    assert verdict.lost == sorted([TASK, "task_ffffffffffff"]) and verdict.terminal == 0
+
+
+def test_a_changed_byte_a_missing_folder_and_a_folder_without_a_row_are_disagreements(results: Path) -> None:
+    primary = results / FOLDER / f"fault_app1_{TASK}.json"
+    primary.write_bytes(primary.read_bytes().replace(b"5", b"6"))
+    assert "sha256" in str(judge([TASK], finished_rows(), {}, {}, results).disagreements[TASK])
+    stray = write_result(
+        results, "fault/app1/task_static_aaaaaaaaaaaa_20261130T120000Z", "task_aaaaaaaaaaaa", 0
+    )
+    verdict = judge([TASK], finished_rows(), result_folders(results), {}, results)
+    assert verdict.disagreements["task_aaaaaaaaaaaa"] == ["a result folder without a task row"]
+    (results / FOLDER / "manifest.json").unlink()
+    assert "unreadable" in str(judge([TASK], finished_rows(), {}, {}, results).disagreements[TASK])
+    assert stray.is_dir()
+
+
+def test_finding_counts_that_differ_between_row_and_document_are_a_disagreement(results: Path) -> None:
+    verdict = judge([TASK], finished_rows(findings=4), result_folders(results), {}, results)
+    assert "findings: row 4" in verdict.disagreements[TASK][0]
+
+
+def test_two_folders_extra_findings_two_terminal_events_and_an_unasked_row_are_duplicates(
+    results: Path,
+) -> None:
+    write_result(results, "fault/app1/task_static_0123456789ab_20261130T120001Z", TASK, 5)
+    rows = finished_rows()
+    rows.finding_rows[TASK] = 10
+    rows.terminal_applied[TASK] = 2
+    rows.tasks["task_bbbbbbbbbbbb"] = TaskRow("task_bbbbbbbbbbbb", "fault", 1, "pending", None, None, 0)
+    verdict = judge([TASK, TASK], rows, result_folders(results), {TASK: 2}, results)
+    assert verdict.duplicated[TASK] == [
+        "accepted 2 times",
+        "2 result folders",
+        "10 finding rows for 5 findings its tool runs reported",
+        "2 terminal events on the stream",
+        "2 terminal events applied",
+    ]
+    assert verdict.duplicated["task_bbbbbbbbbbbb"] == ["a task row no accepted submission asked for"]

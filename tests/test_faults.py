@@ -1,0 +1,111 @@
+"""The fault suite: the real stack as separate processes, tasks submitted at a steady pace, and one fault dealt
+mid-run — `kill -9` of each service (started again), a nats-server restart, an analyzer stopped for a while. On
+SQLite and on PostgreSQL. Each scenario prints its row (scenario, submitted, terminal, lost, duplicated, DB≢files)
+and asserts the zeros: every accepted task ends, none is lost or duplicated, the database and the folders agree.
+
+Bounded in `make test` (80 tasks per scenario, a 10 s outage); `make chaos` runs 500 tasks and a 30 s outage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from shared.config import Settings
+from tests.support.faults.crash_loop import MARGIN_S, MAX_DELIVER, run_crash_loop
+from tests.support.faults.scenarios import (
+    ACK_WAIT_S,
+    KILLS,
+    NATS_RESTART,
+    Fault,
+    Scale,
+    analyzer_outage,
+    fault_stack,
+    run_scenario,
+)
+from tests.support.faults.verdict import Verdict
+from tests.support.postgres import fresh_postgres_database
+from tests.support.stack import Stack
+
+pytestmark = pytest.mark.chaos
+
+# Issue 10: until the orchestrator waits out analyzer outages (ASSAY_ANALYZER_OUTAGE_S) and dead-letters requests
+# that reach their delivery limit, these two scenarios measure what happens instead, and are expected to fail.
+WAITS_OUT_OUTAGES = "analyzer_outage_s" in Settings.__struct_fields__
+before_outages = pytest.mark.xfail(
+    not WAITS_OUT_OUTAGES, reason="issue 10: outages fail work and crash loops bypass the DLQ", strict=True
+)
+
+
+@pytest.fixture(params=["SQLite", "PostgreSQL"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """(label, URL) of a fresh database: a SQLite file, or a new database on the test PostgreSQL server."""
+    if request.param == "SQLite":
+        yield "SQLite", f"sqlite+aiosqlite:///{tmp_path / 'assay.db'}"
+        return
+    with fresh_postgres_database("assay_faults") as url:
+        yield "PostgreSQL", url
+
+
+@pytest.fixture
+def stack(tmp_path: Path, database: tuple[str, str]) -> Iterator[Stack]:
+    stack = fault_stack(tmp_path, database[1])
+    stack.start()
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+def assert_nothing_lost(verdict: Verdict, scale: Scale, asked: int | None = None) -> None:
+    asked = scale.tasks if asked is None else asked
+    assert verdict.submitted == asked, f"{verdict.submitted} of {asked} tasks accepted"
+    assert not verdict.lost, verdict.details()
+    assert verdict.terminal == verdict.submitted, verdict.details()
+    assert not verdict.duplicated, verdict.details()
+    assert not verdict.disagreements, verdict.details()
+
+
+@pytest.mark.parametrize("fault", [*KILLS, NATS_RESTART], ids=lambda fault: fault.name.replace(" ", "-"))
+def test_a_fault_mid_run_leaves_every_task_terminal_none_lost_none_duplicated(
+    stack: Stack,
+    database: tuple[str, str],
+    fault: Fault,
+    fault_scale: Scale,
+    fault_table: Callable[[Verdict], None],
+) -> None:
+    verdict = run_scenario(stack, fault, fault_scale, database[0])
+    fault_table(verdict)
+    assert_nothing_lost(verdict, fault_scale)
+
+
+@before_outages
+def test_an_analyzer_outage_mid_run_fails_no_task(
+    stack: Stack,
+    database: tuple[str, str],
+    fault_scale: Scale,
+    fault_table: Callable[[Verdict], None],
+) -> None:
+    verdict = run_scenario(stack, analyzer_outage(fault_scale), fault_scale, database[0])
+    fault_table(verdict)
+    assert_nothing_lost(verdict, fault_scale)
+    assert not verdict.failed, f"{len(verdict.failed)} tasks failed: {set(verdict.failed.values())}"
+
+
+@before_outages
+def test_an_orchestrator_crash_loop_dead_letters_its_request_and_fails_its_task(
+    stack: Stack,
+    database: tuple[str, str],
+    fault_scale: Scale,
+    fault_table: Callable[[Verdict], None],
+) -> None:
+    verdict, loop = run_crash_loop(stack, fault_scale, database[0])
+    fault_table(verdict)
+    assert loop.kills >= MAX_DELIVER - 1, f"the request started only {loop.kills} times"
+    assert loop.row is not None and loop.row.status == "failed", loop.row
+    assert loop.dead_letters, f"no dead letter names {loop.task_id} on ASSAY_DLQ"
+    assert loop.dead_letters[0].deliveries >= MAX_DELIVER
+    assert loop.ended_after_s is not None and loop.ended_after_s <= MAX_DELIVER * ACK_WAIT_S + MARGIN_S
+    assert_nothing_lost(verdict, fault_scale, asked=fault_scale.tasks + 1)
