@@ -46,7 +46,7 @@ def results(tmp_path: Path) -> Path:
 
 
 def test_a_clean_run_has_nothing_lost_duplicated_or_in_disagreement(results: Path) -> None:
-    verdict = judge([TASK], finished_rows(), result_folders(results), {TASK: 1}, results)
+    verdict = judge([TASK], finished_rows(), result_folders(results), {TASK: ["completed"]}, results)
     assert (verdict.submitted, verdict.terminal, verdict.lost) == (1, 1, [])
     assert verdict.duplicated == {} and verdict.disagreements == {}
 
@@ -85,12 +85,22 @@ def test_two_folders_extra_findings_two_terminal_events_and_an_unasked_row_are_d
     rows.finding_rows[TASK] = 10
     rows.terminal_applied[TASK] = 2
     rows.tasks["task_bbbbbbbbbbbb"] = TaskRow("task_bbbbbbbbbbbb", "fault", 1, "pending", None, None, 0)
-    verdict = judge([TASK, TASK], rows, result_folders(results), {TASK: 2}, results)
+    verdict = judge([TASK, TASK], rows, result_folders(results), {TASK: ["completed", "failed"]}, results)
     assert verdict.duplicated[TASK] == [
         "accepted 2 times",
         "2 result folders",
         "10 finding rows for 5 findings its tool runs reported",
-        "2 terminal events on the stream",
+        "2 terminal events on the stream (completed, failed)",
         "2 terminal events applied",
     ]
     assert verdict.duplicated["task_bbbbbbbbbbbb"] == ["a task row no accepted submission asked for"]
+
+
+def test_an_earlier_scenarios_tasks_are_left_to_its_own_verdict(results: Path) -> None:
+    rows = finished_rows()
+    rows.finding_rows[TASK] = 10  # a duplicate an earlier scenario on the same stack made (and reported)
+    rows.tasks["task_cccccccccccc"] = TaskRow("task_cccccccccccc", "fault", 1, "pending", None, None, 0)
+    later = judge(["task_cccccccccccc"], rows, result_folders(results), {}, results, known={TASK})
+    assert later.duplicated == {} and later.disagreements == {} and later.lost == ["task_cccccccccccc"]
+    unknown = judge(["task_cccccccccccc"], rows, result_folders(results), {}, results)
+    assert unknown.duplicated[TASK][0] == "a task row no accepted submission asked for"

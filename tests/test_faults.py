@@ -1,7 +1,8 @@
 """The fault suite: the real stack as separate processes, tasks submitted at a steady pace, and one fault dealt
-mid-run — `kill -9` of each service (started again), a nats-server restart, an analyzer stopped for a while. On
-SQLite and on PostgreSQL. Each scenario prints its row (scenario, submitted, terminal, lost, duplicated, DB≢files)
-and asserts the zeros: every accepted task ends, none is lost or duplicated, the database and the folders agree.
+mid-run — `kill -9` of each service (started again), a nats-server restart, an analyzer stopped for a while, the
+orchestrator in a crash loop. On SQLite and on PostgreSQL, one stack per database that the scenarios break in turn.
+Each scenario prints its row (scenario, submitted, terminal, lost, duplicated, DB≢files) and asserts the zeros:
+every accepted task ends, none is lost or duplicated, the database and the folders agree.
 
 Bounded in `make test` (80 tasks per scenario, a 10 s outage); `make chaos` runs 500 tasks and a 30 s outage.
 """
@@ -9,7 +10,6 @@ Bounded in `make test` (80 tasks per scenario, a 10 s outage); `make chaos` runs
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
@@ -20,6 +20,7 @@ from tests.support.faults.scenarios import (
     KILLS,
     NATS_RESTART,
     Fault,
+    FaultStack,
     Scale,
     analyzer_outage,
     fault_stack,
@@ -27,7 +28,6 @@ from tests.support.faults.scenarios import (
 )
 from tests.support.faults.verdict import Verdict
 from tests.support.postgres import fresh_postgres_database
-from tests.support.stack import Stack
 
 pytestmark = pytest.mark.chaos
 
@@ -39,24 +39,35 @@ before_outages = pytest.mark.xfail(
 )
 
 
-@pytest.fixture(params=["SQLite", "PostgreSQL"])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str]]:
+@pytest.fixture(scope="module", params=["SQLite", "PostgreSQL"])
+def database(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, str]]:
     """(label, URL) of a fresh database: a SQLite file, or a new database on the test PostgreSQL server."""
     if request.param == "SQLite":
-        yield "SQLite", f"sqlite+aiosqlite:///{tmp_path / 'assay.db'}"
+        yield "SQLite", f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('sqlite') / 'assay.db'}"
         return
     with fresh_postgres_database("assay_faults") as url:
         yield "PostgreSQL", url
 
 
-@pytest.fixture
-def stack(tmp_path: Path, database: tuple[str, str]) -> Iterator[Stack]:
-    stack = fault_stack(tmp_path, database[1])
+@pytest.fixture(scope="module")
+def shared_stack(tmp_path_factory: pytest.TempPathFactory, database: tuple[str, str]) -> Iterator[FaultStack]:
+    """One stack per database that the scenarios break one after another (starting one is most of a
+    scenario's cost)."""
+    stack = fault_stack(tmp_path_factory.mktemp("faults"), database[1])
     stack.start()
     try:
-        yield stack
+        yield FaultStack(stack, database[0])
     finally:
         stack.stop()
+
+
+@pytest.fixture
+def faulty(shared_stack: FaultStack) -> FaultStack:
+    """The shared stack, whole: what an earlier, failed scenario left dead is started again."""
+    shared_stack.revive()
+    return shared_stack
 
 
 def assert_nothing_lost(verdict: Verdict, scale: Scale, asked: int | None = None) -> None:
@@ -70,25 +81,18 @@ def assert_nothing_lost(verdict: Verdict, scale: Scale, asked: int | None = None
 
 @pytest.mark.parametrize("fault", [*KILLS, NATS_RESTART], ids=lambda fault: fault.name.replace(" ", "-"))
 def test_a_fault_mid_run_leaves_every_task_terminal_none_lost_none_duplicated(
-    stack: Stack,
-    database: tuple[str, str],
-    fault: Fault,
-    fault_scale: Scale,
-    fault_table: Callable[[Verdict], None],
+    faulty: FaultStack, fault: Fault, fault_scale: Scale, fault_table: Callable[[Verdict], None]
 ) -> None:
-    verdict = run_scenario(stack, fault, fault_scale, database[0])
+    verdict = run_scenario(faulty, fault, fault_scale)
     fault_table(verdict)
     assert_nothing_lost(verdict, fault_scale)
 
 
 @before_outages
 def test_an_analyzer_outage_mid_run_fails_no_task(
-    stack: Stack,
-    database: tuple[str, str],
-    fault_scale: Scale,
-    fault_table: Callable[[Verdict], None],
+    faulty: FaultStack, fault_scale: Scale, fault_table: Callable[[Verdict], None]
 ) -> None:
-    verdict = run_scenario(stack, analyzer_outage(fault_scale), fault_scale, database[0])
+    verdict = run_scenario(faulty, analyzer_outage(fault_scale), fault_scale)
     fault_table(verdict)
     assert_nothing_lost(verdict, fault_scale)
     assert not verdict.failed, f"{len(verdict.failed)} tasks failed: {set(verdict.failed.values())}"
@@ -96,12 +100,9 @@ def test_an_analyzer_outage_mid_run_fails_no_task(
 
 @before_outages
 def test_an_orchestrator_crash_loop_dead_letters_its_request_and_fails_its_task(
-    stack: Stack,
-    database: tuple[str, str],
-    fault_scale: Scale,
-    fault_table: Callable[[Verdict], None],
+    faulty: FaultStack, fault_scale: Scale, fault_table: Callable[[Verdict], None]
 ) -> None:
-    verdict, loop = run_crash_loop(stack, fault_scale, database[0])
+    verdict, loop = run_crash_loop(faulty, fault_scale)
     fault_table(verdict)
     assert loop.kills >= MAX_DELIVER - 1, f"the request started only {loop.kills} times"
     assert loop.row is not None and loop.row.status == "failed", loop.row

@@ -23,7 +23,7 @@ from shared.nats_users import ADMIN
 from tests.support.faults.analyzer import SLOW_MODEL
 from tests.support.faults.load import Submitter
 from tests.support.faults.records import TASK_COLUMNS, TaskRow, wait_terminal
-from tests.support.faults.scenarios import ACK_WAIT_S, BODY, DOWN_S, Scale
+from tests.support.faults.scenarios import ACK_WAIT_S, BODY, DOWN_S, FaultStack, Scale
 from tests.support.faults.verdict import Verdict, audit
 from tests.support.stack import Stack
 
@@ -87,8 +87,9 @@ async def dead_letters(nats_url: str, creds: str, task_id: str) -> list[DeadLett
         await client.close()
 
 
-def run_crash_loop(stack: Stack, scale: Scale, database: str) -> tuple[Verdict, CrashLoop]:
+def run_crash_loop(faulty: FaultStack, scale: Scale) -> tuple[Verdict, CrashLoop]:
     """Kill the orchestrator each time it starts the slow request while ordinary tasks flow; judge both."""
+    stack = faulty.stack
     started = time.monotonic()
     loop_s = MAX_DELIVER * ACK_WAIT_S
     slow = stack.submit(**{**BODY, "model_slug": SLOW_MODEL})
@@ -110,9 +111,10 @@ def run_crash_loop(stack: Stack, scale: Scale, database: str) -> tuple[Verdict, 
     submission = submitter.join()
     assert not submission.refused, submission.refused[:5]
     accepted = [slow, *submission.accepted]
+    faulty.accepted.update(accepted)
     asyncio.run(wait_terminal(stack.env["ASSAY_DATABASE_URL"], submission.accepted, scale.wait_s))
-    verdict = audit(stack, accepted)
-    verdict.scenario, verdict.database, verdict.asked = NAME, database, scale.tasks + 1
+    verdict = audit(stack, accepted, faulty.accepted)
+    verdict.scenario, verdict.database, verdict.asked = NAME, faulty.database, scale.tasks + 1
     verdict.open_at_fault = 1
     verdict.seconds = time.monotonic() - started
     letters = asyncio.run(dead_letters(stack.nats.url, stack.creds(ADMIN), slow))

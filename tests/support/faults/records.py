@@ -134,18 +134,19 @@ def result_folders(results_dir: Path) -> dict[str, list[Path]]:
     return dict(folders)
 
 
-async def terminal_events(nats_url: str, creds: str) -> dict[str, int]:
-    """How many terminal events ASSAY_EVENTS holds per task (read as `admin`: the stream's subject counts)."""
+async def terminal_events(nats_url: str, creds: str) -> dict[str, list[str]]:
+    """The kinds of the terminal events ASSAY_EVENTS holds, per task, one entry per event (read as `admin`:
+    the stream's subject counts)."""
     client = await connect(nats_url, "fault-suite", creds)
     try:
         js = client.jetstream()
-        counts: dict[str, int] = defaultdict(int)
+        kinds: dict[str, list[str]] = defaultdict(list)
         for kind in TERMINAL_KINDS:
             info = await js.stream_info(
                 subjects.EVENTS_STREAM, subjects_filter=subjects.event_subject("*", kind)
             )
             for subject, count in (info.state.subjects or {}).items():
-                counts[subject.split(".")[2]] += count
-        return dict(counts)
+                kinds[subject.split(".")[2]].extend([kind] * count)
+        return dict(kinds)
     finally:
         await client.close()

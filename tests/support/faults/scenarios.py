@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.support.faults.load import Submitter
@@ -57,6 +57,23 @@ def fault_apps(root: Path) -> Path:
     for model in (MODEL, "slow"):
         (apps / model / "app1").mkdir(parents=True, exist_ok=True)
     return apps
+
+
+@dataclass
+class FaultStack:
+    """A stack the scenarios run on one after another (faults add up, as they do in production), the label of its
+    database, and every task id accepted on it so far: a row none of them names is work a retry doubled."""
+
+    stack: Stack
+    database: str
+    accepted: set[str] = field(default_factory=set)
+
+    def revive(self) -> None:
+        """Start again whatever a failed scenario left dead, so that the next one starts on a whole stack."""
+        for name, process in list(self.stack.processes.items()):
+            if process.poll() is not None:
+                self.stack.restart(name)
+                _wait_up(self.stack, name)
 
 
 def fault_stack(root: Path, database_url: str) -> Stack:
@@ -107,6 +124,7 @@ KILLS = [
     kill("orchestrator", "orchestrator"),
     kill("persister", "persister"),
     kill(ANALYZER, "static analyzer"),
+    kill("nats", "nats-server"),
 ]
 NATS_RESTART = Fault("nats-server restart", _restart_nats)
 
@@ -115,8 +133,9 @@ def analyzer_outage(scale: Scale) -> Fault:
     return Fault(f"static analyzer down {scale.outage_s:g} s", _analyzer_outage)
 
 
-def run_scenario(stack: Stack, fault: Fault, scale: Scale, database: str) -> Verdict:
+def run_scenario(faulty: FaultStack, fault: Fault, scale: Scale) -> Verdict:
     """Submit `scale.tasks` tasks, deal `fault` once a third of them is accepted, wait for all, judge."""
+    stack = faulty.stack
     started = time.monotonic()
     submitter = Submitter(stack.gateway_url, stack.headers, BODY, scale.tasks, scale.rate_per_s).start()
     submitter.wait_accepted(max(1, scale.tasks // 3))
@@ -125,9 +144,10 @@ def run_scenario(stack: Stack, fault: Fault, scale: Scale, database: str) -> Ver
     fault.deal(stack, scale)
     submission = submitter.join()
     assert not submission.refused, submission.refused[:5]
+    faulty.accepted.update(submission.accepted)
     asyncio.run(wait_terminal(database_url, submission.accepted, scale.wait_s))
-    verdict = audit(stack, submission.accepted)
-    verdict.scenario, verdict.database, verdict.asked = fault.name, database, scale.tasks
+    verdict = audit(stack, submission.accepted, faulty.accepted)
+    verdict.scenario, verdict.database, verdict.asked = fault.name, faulty.database, scale.tasks
     verdict.open_at_fault = open_at_fault
     verdict.seconds = time.monotonic() - started
     return verdict

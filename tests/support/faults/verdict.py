@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,35 +84,44 @@ def header() -> str:
     return f"{line}\n{'-' * len(line)}"
 
 
-def _duplicates(accepted: list[str], rows_tasks: set[str]) -> dict[str, list[str]]:
+def _duplicates(accepted: list[str], known: set[str], rows_tasks: set[str]) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     for task_id, times in Counter(accepted).items():
         if times > 1:
             found[task_id] = [f"accepted {times} times"]
-    for task_id in rows_tasks - set(accepted):
+    for task_id in rows_tasks - known - set(accepted):
         found[task_id] = ["a task row no accepted submission asked for"]
     return found
 
 
 def judge(
-    accepted: list[str], rows: Rows, folders: dict[str, list[Path]], events: dict[str, int], results_dir: Path
+    accepted: list[str],
+    rows: Rows,
+    folders: dict[str, list[Path]],
+    events: dict[str, list[str]],
+    results_dir: Path,
+    known: Collection[str] = (),
 ) -> Verdict:
-    """The verdict on `accepted` from what the run left: rows, result folders, terminal events per task."""
-    duplicated = _duplicates(accepted, set(rows.tasks))
-    for task_id in rows.tasks.keys() | folders.keys():
+    """The verdict on `accepted` from what the run left: rows, result folders, terminal event kinds per task.
+    `known`: tasks accepted on the same stack by earlier scenarios; they are judged by their own verdicts, so only
+    `accepted` and the rows and folders nobody asked for are judged here."""
+    asked = set(accepted)
+    duplicated = _duplicates(accepted, set(known), set(rows.tasks))
+    for task_id in (rows.tasks.keys() | folders.keys()) - (set(known) - asked):
         problems = []
         if len(folders.get(task_id, [])) > 1:
             problems.append(f"{len(folders[task_id])} result folders")
         finding_rows, counted = rows.finding_rows.get(task_id, 0), rows.tool_run_findings.get(task_id, 0)
         if finding_rows > counted:
             problems.append(f"{finding_rows} finding rows for {counted} findings its tool runs reported")
-        if events.get(task_id, 0) > 1:
-            problems.append(f"{events[task_id]} terminal events on the stream")
+        if len(events.get(task_id, [])) > 1:
+            problems.append(
+                f"{len(events[task_id])} terminal events on the stream ({', '.join(events[task_id])})"
+            )
         if rows.terminal_applied.get(task_id, 0) > 1:
             problems.append(f"{rows.terminal_applied[task_id]} terminal events applied")
         if problems:
             duplicated.setdefault(task_id, []).extend(problems)
-    asked = set(accepted)
     ended = [
         rows.tasks[task_id] for task_id in asked if task_id in rows.tasks and rows.tasks[task_id].terminal
     ]
@@ -121,12 +131,16 @@ def judge(
         failed={row.task_id: row.status_reason or "" for row in ended if row.status == "failed"},
         lost=sorted(asked - {row.task_id for row in ended}),
         duplicated=duplicated,
-        disagreements=agreement.differences(rows, folders, results_dir),
+        disagreements={
+            task_id: found
+            for task_id, found in agreement.differences(rows, folders, results_dir).items()
+            if task_id in asked or task_id not in known
+        },
     )
 
 
-def audit(stack: Stack, accepted: list[str]) -> Verdict:
-    """Read the stack's rows, folders and terminal events, and judge the run of `accepted`."""
+def audit(stack: Stack, accepted: list[str], known: Collection[str] = ()) -> Verdict:
+    """Read the stack's rows, folders and terminal events, and judge the run of `accepted` (see `judge`)."""
     rows = asyncio.run(read_rows(stack.env["ASSAY_DATABASE_URL"]))
     events = asyncio.run(terminal_events(stack.nats.url, stack.creds(ADMIN)))
-    return judge(accepted, rows, result_folders(stack.results_dir), events, stack.results_dir)
+    return judge(accepted, rows, result_folders(stack.results_dir), events, stack.results_dir, known)
