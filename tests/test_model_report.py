@@ -17,7 +17,13 @@ from typing import Any
 
 import pytest
 
-from services.gateway.reports.confidence import RESAMPLED_UP_TO, bootstrap_interval, resample_means
+from services.gateway.reports.confidence import (
+    RESAMPLED_UP_TO,
+    bootstrap_interval,
+    ratio_interval,
+    resample_means,
+    resample_ratios,
+)
 from services.persister.database import record_service
 from shared.database import create_engine, sessions
 from shared.findings import SEVERITIES, Finding, Severity, fingerprint
@@ -285,6 +291,9 @@ async def check_every_figure(gateway: Gateway, database_url: str) -> None:
         assert score["apps_scored"] == 10
         assert score["ci_low"] <= score["score"] <= score["ci_high"]
         assert score["ci_low"] < score["ci_high"]  # ten different apps: the interval has a width
+        density = figures.pop("findings_per_kloc_interval")
+        assert density["low"] <= expected["findings_per_kloc"] <= density["high"]
+        assert density["low"] < density["high"]
         for name, value in expected.items():
             assert figures[name] == value, name
 
@@ -355,3 +364,22 @@ def test_bootstrap_intervals_hold_the_mean_and_the_closed_form_matches_resamplin
     assert closed[0] == pytest.approx(resampled[49], rel=0.03)
     assert closed[1] == pytest.approx(resampled[1949], rel=0.03)
     assert bootstrap_interval([4.0], "x") == (4.0, 4.0)
+
+
+def test_the_pooled_rate_interval_holds_the_rate_and_its_closed_form_matches_resampling() -> None:
+    rng = random.Random(4)
+    lines = [float(rng.randint(200, 3000)) for _ in range(RESAMPLED_UP_TO + 1)]
+    found = [rng.expovariate(1 / 20) * n / 1000 for n in lines]  # findings grow with an app's size
+    rate = sum(found) / sum(lines)
+
+    low, high = ratio_interval(found[:30], lines[:30], "s")
+    small_rate = sum(found[:30]) / sum(lines[:30])
+    closed = ratio_interval(found, lines, "l")
+    resampled = sorted(resample_ratios(found, lines, random.Random("l"), 2000))
+
+    assert low < small_rate < high
+    assert ratio_interval(found[:30], lines[:30], "s") == (low, high)  # seeded
+    assert closed[0] < rate < closed[1]
+    assert closed[0] == pytest.approx(resampled[49], rel=0.03)
+    assert closed[1] == pytest.approx(resampled[1949], rel=0.03)
+    assert ratio_interval([3.0], [1000.0], "x") == (0.003, 0.003)

@@ -9,8 +9,6 @@ reason, when either is missing).
 
 from __future__ import annotations
 
-import importlib.util
-import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -23,22 +21,11 @@ from opentelemetry.trace import Status, StatusCode
 
 from shared.natsd import EmbeddedNats
 from shared.tracing import JsonLinesSpanExporter, context_from_traceparent
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, browser_missing
 from tests.support.gateway import Gateway, gateway_for, gateway_settings, migrate_database
 from tests.support.stack import Stack
 
 REPO = Path(__file__).resolve().parent.parent
-CHROMIUM = (
-    "/usr/bin/chromium"  # Debian's package (.ci/run installs it); Playwright's own download is not used
-)
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 SERVICES = ["gateway", "orchestrator", "analyzer-static", "persister"]
 
 
@@ -57,6 +44,7 @@ async def test_the_page_and_its_files_are_public_and_hold_no_task_data(gateway: 
     async with httpx.AsyncClient(base_url=gateway.url, timeout=10) as anonymous:
         page = await anonymous.get(f"/traces/{task_id}")
         script = await anonymous.get("/traces/assets/trace.js")
+        session = await anonymous.get("/assets/session.js")
         style = await anonymous.get("/traces/assets/trace.css")
         package_source = await anonymous.get("/traces/assets/__init__.py")
         trace = await anonymous.get(f"/api/tasks/{task_id}/trace")
@@ -67,24 +55,18 @@ async def test_the_page_and_its_files_are_public_and_hold_no_task_data(gateway: 
     assert script.status_code == 200 and script.headers["content-type"].startswith("text/javascript")
     assert style.status_code == 200 and style.headers["content-type"].startswith("text/css")
     assert package_source.status_code == 404  # only the page's own files, not the package around them
-    for served in (page, script, style):
+    assert session.status_code == 200 and session.headers["content-type"].startswith("text/javascript")
+    for served in (page, script, style, session):
         assert task_id not in served.text
     # Everything the page refers to is served here: no CDN.
     assert 'src="/traces/assets/trace.js"' in page.text and 'href="/traces/assets/trace.css"' in page.text
+    assert 'src="/assets/session.js"' in page.text  # the token and API calls every page shares
     assert "http" not in page.text.replace("http-equiv", "")
     # The data the page shows needs the token, which the script sends itself.
     assert trace.status_code == 401
-    assert "Authorization" in script.text and "/api/tasks/" in script.text
+    assert "Authorization" in session.text and "/api/tasks/" in script.text
     with_token = await gateway.http.get(f"/api/tasks/{task_id}/trace")
     assert with_token.status_code == 200 and with_token.json()["task_id"] == task_id
-
-
-def _playwright_missing() -> str | None:
-    if importlib.util.find_spec("playwright") is None:
-        return "Playwright for Python is not installed (pip install playwright)"
-    if shutil.which(CHROMIUM) is None:
-        return f"no Chromium at {CHROMIUM} (apt-get install chromium)"
-    return None
 
 
 def add_failed_span(trace_dir: Path, trace_id: str, parent_span_id: str) -> None:
@@ -106,7 +88,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     stack.stop()
 
 
-@pytest.mark.skipif(_playwright_missing() is not None, reason=str(_playwright_missing()))
+@pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing()))
 def test_a_browser_shows_the_waterfall_by_service_and_a_tool_spans_findings(
     stack: Stack, tmp_path: Path
 ) -> None:

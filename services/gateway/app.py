@@ -20,6 +20,9 @@ from services.gateway.apps import list_apps, list_models
 from services.gateway.auth import PUBLIC, authorize, check_exposure
 from services.gateway.batches import batch_event_stream, cancel_batch, create_batch, get_batch
 from services.gateway.contracts import asyncapi_document, json_schema
+from services.gateway.dashboard.files import get_result_file
+from services.gateway.dashboard.routes import dashboard_asset, dashboard_page
+from services.gateway.dashboard.source import get_source
 from services.gateway.diffs import get_diff
 from services.gateway.errors import EXCEPTION_HANDLERS
 from services.gateway.events import task_event_stream
@@ -28,6 +31,7 @@ from services.gateway.issues import get_issues
 from services.gateway.metrics import metrics_text
 from services.gateway.middleware import server_spans
 from services.gateway.openapi import OPENAPI, exact_request_schemas
+from services.gateway.pages import shared_asset
 from services.gateway.reports.routes import (
     models_comparison,
     models_comparison_csv,
@@ -66,8 +70,13 @@ def create_app(settings: Settings) -> Litestar:
             get_diff,
             cancel_task,
             get_task_trace,
+            get_source,
+            get_result_file,
             trace_page,
             trace_asset,
+            dashboard_page,
+            dashboard_asset,
+            shared_asset,
             task_event_stream,
             list_apps,
             list_models,

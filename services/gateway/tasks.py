@@ -20,7 +20,7 @@ from services.gateway.resources import DATABASE_ERRORS, NATS_ERRORS, Resources
 from services.gateway.schemas import Cancelling, FindingPage, TaskDetail, TaskPage
 from shared.findings import Severity
 from shared.messages import TERMINAL_STATUSES, CancelRequest, TaskStatus
-from shared.tasks import MODEL_SLUG_PATTERN, TASK_ID_PATTERN
+from shared.tasks import MODEL_SLUG_PATTERN, TASK_ID_PATTERN, AnalysisType
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +60,16 @@ async def list_all_tasks(
     model_slug: Annotated[str | None, QueryParameter(pattern=MODEL_SLUG_PATTERN)] = None,
     app_number: Annotated[int | None, QueryParameter(ge=1, le=99999)] = None,
     status: FromQuery[TaskStatus | None] = None,
+    analysis_type: FromQuery[AnalysisType | None] = None,
     limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
     offset: Offset = 0,
 ) -> TaskPage:
-    filters = {"model_slug": model_slug, "app_number": app_number, "status": status}
+    filters = {
+        "model_slug": model_slug,
+        "app_number": app_number,
+        "status": status,
+        "analysis_type": analysis_type,
+    }
     try:
         return await list_tasks(resources.sessions, filters, limit, offset)
     except DATABASE_ERRORS as error:

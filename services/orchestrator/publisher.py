@@ -21,6 +21,7 @@ from nats.js import JetStreamContext
 from nats.js.object_store import ObjectStore
 from opentelemetry import trace
 
+from shared.cancel_safety import raise_swallowed_cancel
 from shared.messages import (
     ArtifactRef,
     Event,
@@ -65,6 +66,8 @@ class EventPublisher:
             await self.js.publish(subject, encode(event), timeout=PROGRESS_TIMEOUT_S, headers=headers)
         except (NatsError, TimeoutError) as error:
             log.warning("progress event not published: %r", error, extra={"task_id": event.task.id})
+        # Runs stop at once when cancelled, even if the cancel came as the publish completed.
+        raise_swallowed_cancel()
 
     async def service_finished(self, event: ServiceFinished) -> None:
         """Publish a service event, moving its result to the object store (`artifact` instead of `result`) when the

@@ -19,7 +19,7 @@ from typing import Any
 
 import msgspec
 
-from services.gateway.reports.confidence import LEVEL, RESAMPLES, bootstrap_interval, mean
+from services.gateway.reports.confidence import LEVEL, RESAMPLES, bootstrap_interval, mean, ratio_interval
 from services.gateway.reports.queries import ChosenTask, ReportRows
 from shared.findings import SEVERITIES
 from shared.issue_groups import weakness
@@ -56,6 +56,11 @@ class RequirementFigures(msgspec.Struct, frozen=True, kw_only=True):
     compliance: float  # met / total
 
 
+class Interval(msgspec.Struct, frozen=True, kw_only=True):
+    low: float
+    high: float
+
+
 class Score(msgspec.Struct, frozen=True, kw_only=True):
     apps_scored: int  # apps with a known size
     score: float | None
@@ -73,6 +78,8 @@ class ModelFigures(msgspec.Struct, frozen=True, kw_only=True):
     findings_by_severity: dict[str, int]
     issues_by_severity: dict[str, int]
     findings_per_kloc: float | None
+    # its bootstrap interval over apps (resampling each app's findings with its lines)
+    findings_per_kloc_interval: Interval | None
     issues_per_kloc: float | None
     findings_by_tool: dict[str, int]
     top_rules: list[Count]  # `<tool>:<rule>`, by findings
@@ -210,6 +217,15 @@ def figures_of(
     total_findings, total_issues = sum(by_severity.values()), sum(issues_by_severity.values())
     sized_findings = sum(findings_by_task[task.task_id] for task, _counts in sized)
     sized_issues = sum(sum(counts.values()) for _task, counts in sized)
+    density = (
+        ratio_interval(
+            [findings_by_task[task.task_id] * 1000.0 for task, _counts in sized],
+            [float(task.source_lines or 0) for task, _counts in sized],
+            seed=f"{model}\x1f{analysis_type}\x1ffindings",
+        )
+        if sized
+        else None
+    )
     return ModelFigures(
         model_slug=model,
         analysis_type=analysis_type,
@@ -220,6 +236,9 @@ def figures_of(
         findings_by_severity={level: by_severity.get(level, 0) for level in SEVERITIES},
         issues_by_severity={level: issues_by_severity.get(level, 0) for level in SEVERITIES},
         findings_per_kloc=per_kloc(sized_findings, lines),
+        findings_per_kloc_interval=None
+        if density is None
+        else Interval(low=round(density[0], 4), high=round(density[1], 4)),
         issues_per_kloc=per_kloc(sized_issues, lines),
         findings_by_tool=dict(sorted(by_tool.items())),
         top_rules=top(rules),

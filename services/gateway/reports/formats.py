@@ -18,6 +18,8 @@ CSV_COLUMNS = [
     *(f"findings_{level}" for level in SEVERITIES),
     *(f"issues_{level}" for level in SEVERITIES),
     "findings_per_kloc",
+    "findings_per_kloc_ci_low",
+    "findings_per_kloc_ci_high",
     "issues_per_kloc",
     "share_with_critical_or_high",
     "load_p50_ms",
@@ -43,8 +45,16 @@ def _cell(value: float | int | None) -> str:
     return "" if value is None else str(value)
 
 
+def _density(figures: ModelFigures) -> str:
+    interval = figures.findings_per_kloc_interval
+    if figures.findings_per_kloc is None or interval is None:
+        return ""
+    return f"{figures.findings_per_kloc} ({interval.low} – {interval.high})"
+
+
 def csv_row(figures: ModelFigures, rank: int | None) -> list[str]:
     load, requirements, score = figures.load, figures.requirements, figures.score
+    density = figures.findings_per_kloc_interval
     values: list[float | int | None] = [
         figures.apps_analyzed,
         figures.source_lines,
@@ -53,6 +63,8 @@ def csv_row(figures: ModelFigures, rank: int | None) -> list[str]:
         *(figures.findings_by_severity[level] for level in SEVERITIES),
         *(figures.issues_by_severity[level] for level in SEVERITIES),
         figures.findings_per_kloc,
+        density.low if density else None,
+        density.high if density else None,
         figures.issues_per_kloc,
         figures.share_with_critical_or_high,
         load.p50_ms if load else None,
@@ -109,6 +121,7 @@ def report_markdown(report: ModelsReport) -> str:
         "findings",
         "issues",
         "critical+high issues",
+        "findings/kLOC (95 % CI)",
         "issues/kLOC",
         "apps c/h",
     ]
@@ -120,6 +133,7 @@ def report_markdown(report: ModelsReport) -> str:
             str(f.findings),
             str(f.issues),
             str(f.issues_by_severity["critical"] + f.issues_by_severity["high"]),
+            _density(f),
             _cell(f.issues_per_kloc),
             f"{f.share_with_critical_or_high:.0%}",
         ]

@@ -1,35 +1,9 @@
-// The trace page's script. The page itself is public and holds no data: this script asks for a token, keeps it in
-// sessionStorage (this tab only), and reads the task's trace and findings from the API with it.
+// The trace page's script. The shared one (/assets/session.js) holds the token and sends it; this one reads the
+// task's trace and findings from the API and draws them.
 "use strict";
 
-const TOKEN_KEY = "assay-token";
+const { element, say, api } = Assay;
 const taskId = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop() || "");
-
-function element(tag, attributes, ...children) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attributes || {})) node.setAttribute(name, value);
-  for (const child of children) node.append(child);  // strings become text nodes: nothing is parsed as HTML
-  return node;
-}
-
-function say(text) {
-  document.getElementById("status").textContent = text;
-}
-
-async function api(path) {
-  const response = await fetch(path, {
-    headers: { Authorization: "Bearer " + sessionStorage.getItem(TOKEN_KEY) },
-  });
-  if (response.status === 401 || response.status === 403) {
-    sessionStorage.removeItem(TOKEN_KEY);
-    throw new Error("the gateway refused the token (" + response.status + "): enter a token of scope read");
-  }
-  if (!response.ok) {
-    const body = await response.json().catch(() => ({}));
-    throw new Error(body.detail || "the gateway answered " + response.status);
-  }
-  return response.json();
-}
 
 // The spans depth first (each parent before its children, siblings by start) with each one's depth; a span whose
 // parent is not in the trace starts a tree of its own.
@@ -143,12 +117,5 @@ async function load() {
 
 document.addEventListener("DOMContentLoaded", () => {
   document.getElementById("task-id").textContent = taskId;
-  document.getElementById("token-form").addEventListener("submit", (event) => {
-    event.preventDefault();
-    const field = document.getElementById("token");
-    sessionStorage.setItem(TOKEN_KEY, field.value.trim());
-    field.value = "";
-    load();
-  });
-  if (sessionStorage.getItem(TOKEN_KEY)) load();
 });
+Assay.onToken(load);
