@@ -23,6 +23,8 @@ from shared.models import FindingRow, ProcessedEvent, Task, ToolRunRow
 # The terminal event kinds (a `partial` task ends with `completed`).
 TERMINAL_KINDS = ("completed", "failed", "cancelled")
 POLL_S = 0.5
+# Five ack waits of the suite's stacks: redelivered work has come back by then, whatever the fault was.
+STALL_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -109,15 +111,21 @@ async def open_count(database_url: str, task_ids: Collection[str]) -> int:
         await engine.dispose()
 
 
-async def wait_terminal(database_url: str, task_ids: Collection[str], timeout_s: float) -> float:
-    """Poll the rows until every one of `task_ids` is terminal and names its folder, or `timeout_s` passed;
-    returns the seconds waited."""
+async def wait_terminal(
+    database_url: str, task_ids: Collection[str], timeout_s: float, stall_s: float = STALL_S
+) -> float:
+    """Poll the rows until every one of `task_ids` is terminal and names its folder, `timeout_s` passed, or none
+    has ended for `stall_s` (work a fault lost for good does not keep the suite waiting); the seconds waited."""
     engine = create_engine(database_url)
     wanted = set(task_ids)
-    started = time.monotonic()
+    started = moved = time.monotonic()
+    left = len(wanted)
     try:
-        while time.monotonic() - started < timeout_s and not wanted <= await _terminal_ids(engine):
+        while left and time.monotonic() - started < timeout_s and time.monotonic() - moved < stall_s:
             await asyncio.sleep(POLL_S)
+            now_left = len(wanted - await _terminal_ids(engine))
+            if now_left < left:
+                left, moved = now_left, time.monotonic()
         return time.monotonic() - started
     finally:
         await engine.dispose()
