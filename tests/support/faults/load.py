@@ -2,7 +2,7 @@
 and keeps the id of every task the gateway accepted (a 202).
 
 A client that meets a fault retries, as a real one does: a refused connection (the gateway down), a 5xx (NATS
-down) or a timeout is tried again with the same `Idempotency-Key` until its deadline. The key names one
+down), a timeout or a 409 (its first attempt still unanswered) is tried again with the same `Idempotency-Key` until its deadline. The key names one
 submission, so once the gateway honours it a retry after an answer that got lost returns the same task.
 """
 
@@ -20,6 +20,7 @@ import httpx
 IN_FLIGHT = 8  # requests on the wire at once
 RETRY_S = 0.25
 REQUEST_TIMEOUT_S = 10.0
+CONFLICT = 409  # the first attempt under this Idempotency-Key has not been answered yet: ask again
 
 
 @dataclass
@@ -112,7 +113,7 @@ class Submitter:
                         with self._lock:
                             self.submission.accepted.append(response.json()["task_id"])
                         return
-                    if response.status_code < 500:
+                    if response.status_code < 500 and response.status_code != CONFLICT:
                         with self._lock:
                             self.submission.refused.append(f"{response.status_code} {response.text[:200]}")
                         return
