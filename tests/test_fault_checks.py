@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.faults.agreement import differences
 from tests.support.faults.records import Rows, TaskRow, result_folders
 from tests.support.faults.verdict import judge
 
@@ -46,7 +47,8 @@ def results(tmp_path: Path) -> Path:
 
 
 def test_a_clean_run_has_nothing_lost_duplicated_or_in_disagreement(results: Path) -> None:
-    verdict = judge([TASK], finished_rows(), result_folders(results), {TASK: ["completed"]}, results)
+    rows, folders = finished_rows(), result_folders(results)
+    verdict = judge([TASK], rows, folders, {TASK: ["completed"]}, differences(rows, folders, results))
     assert (verdict.submitted, verdict.terminal, verdict.lost) == (1, 1, [])
     assert verdict.duplicated == {} and verdict.disagreements == {}
 
@@ -54,27 +56,26 @@ def test_a_clean_run_has_nothing_lost_duplicated_or_in_disagreement(results: Pat
 def test_an_accepted_task_without_a_terminal_row_is_lost(results: Path) -> None:
     rows = finished_rows()
     rows.tasks[TASK] = TaskRow(TASK, "fault", 1, "running", None, None, 0)
-    verdict = judge([TASK, "task_ffffffffffff"], rows, {}, {}, results)
+    verdict = judge([TASK, "task_ffffffffffff"], rows, {}, {}, {})
     assert verdict.lost == sorted([TASK, "task_ffffffffffff"]) and verdict.terminal == 0
 
 
-def test_a_changed_byte_a_missing_folder_and_a_folder_without_a_row_are_disagreements(results: Path) -> None:
+def test_a_changed_byte_a_missing_manifest_and_a_folder_without_a_row_are_disagreements(
+    results: Path,
+) -> None:
     primary = results / FOLDER / f"fault_app1_{TASK}.json"
     primary.write_bytes(primary.read_bytes().replace(b"5", b"6"))
-    assert "sha256" in str(judge([TASK], finished_rows(), {}, {}, results).disagreements[TASK])
-    stray = write_result(
-        results, "fault/app1/task_static_aaaaaaaaaaaa_20261130T120000Z", "task_aaaaaaaaaaaa", 0
-    )
-    verdict = judge([TASK], finished_rows(), result_folders(results), {}, results)
-    assert verdict.disagreements["task_aaaaaaaaaaaa"] == ["a result folder without a task row"]
+    assert "sha256" in str(differences(finished_rows(), {}, results)[TASK])
+    write_result(results, "fault/app1/task_static_aaaaaaaaaaaa_20261130T120000Z", "task_aaaaaaaaaaaa", 0)
+    found = differences(finished_rows(), result_folders(results), results)
+    assert found["task_aaaaaaaaaaaa"] == ["a result folder without a task row"]
     (results / FOLDER / "manifest.json").unlink()
-    assert "unreadable" in str(judge([TASK], finished_rows(), {}, {}, results).disagreements[TASK])
-    assert stray.is_dir()
+    assert "unreadable" in str(differences(finished_rows(), {}, results)[TASK])
 
 
 def test_finding_counts_that_differ_between_row_and_document_are_a_disagreement(results: Path) -> None:
-    verdict = judge([TASK], finished_rows(findings=4), result_folders(results), {}, results)
-    assert "findings: row 4" in verdict.disagreements[TASK][0]
+    found = differences(finished_rows(findings=4), result_folders(results), results)
+    assert "findings: row 4" in found[TASK][0]
 
 
 def test_two_folders_extra_findings_two_terminal_events_and_an_unasked_row_are_duplicates(
@@ -85,7 +86,7 @@ def test_two_folders_extra_findings_two_terminal_events_and_an_unasked_row_are_d
     rows.finding_rows[TASK] = 10
     rows.terminal_applied[TASK] = 2
     rows.tasks["task_bbbbbbbbbbbb"] = TaskRow("task_bbbbbbbbbbbb", "fault", 1, "pending", None, None, 0)
-    verdict = judge([TASK, TASK], rows, result_folders(results), {TASK: ["completed", "failed"]}, results)
+    verdict = judge([TASK, TASK], rows, result_folders(results), {TASK: ["completed", "failed"]}, {})
     assert verdict.duplicated[TASK] == [
         "accepted 2 times",
         "2 result folders",
@@ -100,7 +101,9 @@ def test_an_earlier_scenarios_tasks_are_left_to_its_own_verdict(results: Path) -
     rows = finished_rows()
     rows.finding_rows[TASK] = 10  # a duplicate an earlier scenario on the same stack made (and reported)
     rows.tasks["task_cccccccccccc"] = TaskRow("task_cccccccccccc", "fault", 1, "pending", None, None, 0)
-    later = judge(["task_cccccccccccc"], rows, result_folders(results), {}, results, known={TASK})
+    earlier = {TASK: ["findings: row 5, finding rows 10"]}
+    later = judge(["task_cccccccccccc"], rows, result_folders(results), {}, earlier, known={TASK})
     assert later.duplicated == {} and later.disagreements == {} and later.lost == ["task_cccccccccccc"]
-    unknown = judge(["task_cccccccccccc"], rows, result_folders(results), {}, results)
+    unknown = judge(["task_cccccccccccc"], rows, result_folders(results), {}, earlier)
     assert unknown.duplicated[TASK][0] == "a task row no accepted submission asked for"
+    assert unknown.disagreements == earlier

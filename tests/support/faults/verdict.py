@@ -99,11 +99,11 @@ def judge(
     rows: Rows,
     folders: dict[str, list[Path]],
     events: dict[str, list[str]],
-    results_dir: Path,
+    disagreements: dict[str, list[str]],
     known: Collection[str] = (),
 ) -> Verdict:
-    """The verdict on `accepted` from what the run left: rows, result folders, terminal event kinds per task.
-    `known`: tasks accepted on the same stack by earlier scenarios; they are judged by their own verdicts, so only
+    """The verdict on `accepted` from what the run left: rows, result folders, terminal event kinds per task and
+    the differences between database and folders (agreement.py), by task. `known`: tasks accepted on the same stack by earlier scenarios; they are judged by their own verdicts, so only
     `accepted` and the rows and folders nobody asked for are judged here."""
     asked = set(accepted)
     duplicated = _duplicates(accepted, set(known), set(rows.tasks))
@@ -133,7 +133,7 @@ def judge(
         duplicated=duplicated,
         disagreements={
             task_id: found
-            for task_id, found in agreement.differences(rows, folders, results_dir).items()
+            for task_id, found in disagreements.items()
             if task_id in asked or task_id not in known
         },
     )
@@ -143,4 +143,6 @@ def audit(stack: Stack, accepted: list[str], known: Collection[str] = ()) -> Ver
     """Read the stack's rows, folders and terminal events, and judge the run of `accepted` (see `judge`)."""
     rows = asyncio.run(read_rows(stack.env["ASSAY_DATABASE_URL"]))
     events = asyncio.run(terminal_events(stack.nats.url, stack.creds(ADMIN)))
-    return judge(accepted, rows, result_folders(stack.results_dir), events, stack.results_dir, known)
+    folders = result_folders(stack.results_dir)
+    disagreements = agreement.differences(rows, folders, stack.results_dir)
+    return judge(accepted, rows, folders, events, disagreements, known)
