@@ -82,6 +82,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # ASSAY_TRACE_QUERY_URL: a Jaeger-compatible query API (`<url>/api/traces/<id>`) the gateway reads a task's
     # trace from; unset: from the span files under ASSAY_TRACE_DIR
     trace_query_url: str | None = None
+    # ASSAY_IDEMPOTENCY_TTL_S: how long an `Idempotency-Key` of the accepting routes returns its first answer
+    idempotency_ttl_s: float = 86400.0
+    # ASSAY_RESULTS_WRITE_LIMIT_S: how long the persister retries a results folder (or staging) it cannot write
+    # (permissions, disk full) before the task is failed with the reason
+    results_write_limit_s: float = 300.0
 
 
 def _path(env: Mapping[str, str], name: str, default: str) -> Path:
@@ -176,6 +181,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         metrics_port=int(env["ASSAY_METRICS_PORT"]) if env.get("ASSAY_METRICS_PORT") else None,
         metrics_port_base=int(env.get("ASSAY_METRICS_PORT_BASE") or 9464),
         trace_query_url=(env.get("ASSAY_TRACE_QUERY_URL") or "").rstrip("/") or None,
+        idempotency_ttl_s=float(env.get("ASSAY_IDEMPOTENCY_TTL_S") or 86400),
+        results_write_limit_s=float(env.get("ASSAY_RESULTS_WRITE_LIMIT_S") or 300),
     )
 
 

@@ -1,11 +1,23 @@
-"""The SQL tables (SQLAlchemy 2 typed models). Only the persister writes them; the gateway reads them."""
+"""The SQL tables (SQLAlchemy 2 typed models). Only the persister writes the tasks and what they found; the gateway
+reads them, and writes only `api_tokens` (last use) and `idempotency_keys`."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -57,6 +69,8 @@ class Task(Base):
     source_lines: Mapped[int | None] = mapped_column(
         Integer
     )  # the app's non-blank source lines when accepted
+    # What `assay fsck --repair` did to the task's folder, or why it could not (None: never repaired).
+    integrity_note: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (Index("ix_tasks_app", "model_slug", "app_number"),)
 
@@ -161,3 +175,19 @@ class ApiToken(Base):
     created_at: Mapped[datetime]
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+
+
+class IdempotencyKey(Base):
+    """An `Idempotency-Key` a token sent to an accepting route: the hash of its request and, once answered, the
+    answer (status, JSON body, Location), replayed to every retry until the key expires."""
+
+    __tablename__ = "idempotency_keys"
+
+    token_id: Mapped[str] = mapped_column(String(16), primary_key=True)  # "" when the gateway runs without auth
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    request_sha256: Mapped[str] = mapped_column(String(64))  # of the route and the decoded body
+    status_code: Mapped[int | None] = mapped_column(Integer)  # None while the first request is being handled
+    response: Mapped[bytes | None] = mapped_column(LargeBinary)
+    location: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(index=True)
+    answered_at: Mapped[datetime | None]

@@ -14,7 +14,7 @@ from opentelemetry.trace import SpanKind
 
 from shared.messages import TaskCompleted, TaskEvent, TaskProgress, TaskStarted, encode
 from shared.natsd import EmbeddedNats
-from shared.subjects import REQUESTS_STREAM, event_subject, request_subject
+from shared.subjects import EVENTS_STREAM, REQUESTS_STREAM, event_subject, request_subject
 from shared.tasks import TaskRef
 from shared.tracing import TASK_ID_ATTRIBUTE
 from tests.support.gateway import (
@@ -25,6 +25,9 @@ from tests.support.gateway import (
     gateway_settings,
     migrate_database,
 )
+
+# A consumer the gateway deletes itself is gone within a round trip; one left to the server lingers for seconds.
+LEFT_CONSUMER_LIMIT_S = 2.0
 
 
 @pytest.fixture
@@ -176,3 +179,27 @@ async def test_each_frame_has_an_id_and_last_event_id_resumes_after_it(gateway: 
     assert resumed == everything[2:]
     bad = await gateway.http.get(f"/api/tasks/{task_id}/events", headers={"Last-Event-ID": "soon"})
     assert bad.status_code == 422 and bad.json()["errors"][0]["source"] == "header"
+
+
+async def consumers_on_events(gateway: Gateway) -> int:
+    return (await gateway.js.stream_info(EVENTS_STREAM)).state.consumer_count
+
+
+async def test_a_client_that_leaves_takes_its_consumer_with_it_at_once(gateway: Gateway) -> None:
+    task_id = (await gateway.submit()).json()["task_id"]
+    await publish_event(gateway, TaskStarted(task=about(task_id), services=["static"]), "started")
+    assert await consumers_on_events(gateway) == 0
+
+    async with gateway.http.stream("GET", f"/api/tasks/{task_id}/events") as response:
+        lines = response.aiter_lines()
+        while not (await anext(lines)).startswith("event: started"):
+            pass
+        assert await consumers_on_events(gateway) == 1
+    left = asyncio.get_running_loop().time()  # the client closed its connection mid-stream
+
+    while await consumers_on_events(gateway):
+        await asyncio.sleep(0.05)
+    gone_after_s = asyncio.get_running_loop().time() - left
+    print(f"consumer gone {gone_after_s:.2f} s after the client left")
+    # NATS would drop an abandoned ephemeral consumer by itself only after its inactivity threshold (5 s and more).
+    assert gone_after_s < LEFT_CONSUMER_LIMIT_S

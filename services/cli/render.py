@@ -78,6 +78,8 @@ def render_task(task: dict[str, Any], results_root: Path | None = None) -> str:
         lines += ["", f"result folder: {folder}"]
     elif task["status"] not in ("pending", "running"):
         lines += ["", "result folder: none recorded"]
+    if task.get("integrity_note"):
+        lines.append(f"repaired: {task['integrity_note']}")
     if task.get("trace_id"):
         lines.append(f"trace id: {task['trace_id']}  (assay trace {task['task_id']})")
     return "\n".join(lines)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
+from typing import Any
 
 import msgspec
-from litestar import Response, post
+from litestar import Request, Response, post
 from litestar.di import NamedDependency
 from litestar.exceptions import ClientException, NotFoundException, ServiceUnavailableException
 from litestar.params import JSONBody
@@ -15,6 +16,7 @@ from opentelemetry import trace
 
 from services.gateway.auth import requires
 from services.gateway.errors import invalid
+from services.gateway.idempotency import IdempotencyHeader, idempotent
 from services.gateway.publisher import NatsUnavailable, publish_request
 from services.gateway.resources import Resources
 from services.gateway.schemas import Accepted, Links, RunRequest
@@ -85,21 +87,36 @@ async def _is_dir(path: Path) -> bool:
     return await asyncio.to_thread(path.is_dir)
 
 
+ROUTE = "/api/analysis/run"
+
+
 @post(
-    "/api/analysis/run",
+    ROUTE,
     status_code=202,
     summary="Run an analysis of one generated app",
     description=(
         "Accepts the request as a task (202 with its id, trace id and links), queues it on "
         "`assay.requests.<priority>`. 422 names the invalid field; 404 when the app folder does not exist; "
-        "503 when NATS cannot take the request (nothing is recorded then); 413 when it is too large to carry."
+        "503 when NATS cannot take the request (nothing is recorded then); 413 when it is too large to carry. "
+        "With an `Idempotency-Key` header, a retry gets the first answer again (409 while that is still being "
+        "handled; 422 when the key was used for another body)."
     ),
     tags=["analysis"],
-    **requires("submit", 404, 413, 415, 422, 503),
+    **requires("submit", 404, 409, 413, 415, 422, 503),
 )
 async def run_analysis(
-    data: JSONBody[RunRequest], resources: NamedDependency[Resources]
+    request: Request[Any, Any, Any],
+    data: JSONBody[RunRequest],
+    resources: NamedDependency[Resources],
+    idempotency_key: IdempotencyHeader = None,
 ) -> Response[Accepted]:
+    return await idempotent(
+        request, resources, idempotency_key, ROUTE, data, lambda: _accept(data, resources), Accepted
+    )
+
+
+async def _accept(data: RunRequest, resources: Resources) -> Response[Accepted]:
+    """Validate the request, queue it as a new task, answer 202."""
     _check_tools(data)
     folder = await _check_app_exists(resources, data)
     await _check_targets(resources.settings, data)

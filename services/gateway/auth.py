@@ -91,6 +91,7 @@ async def authorize(connection: ASGIConnection[Any, Any, Any, Any], handler: Bas
     if not allows(token.scope, needed):
         raise PermissionDeniedException(f"token {token.name!r} has scope {token.scope}; this needs {needed}")
     connection.state.token_name = token.name
+    connection.state.token_id = token.token_id  # whose Idempotency-Keys a request uses
     json_only(connection)
 
 

@@ -11,10 +11,10 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
-from litestar import Response, get, post
+from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.exceptions import ClientException, NotFoundException, ServiceUnavailableException
 from litestar.params import JSONBody, PathParameter
@@ -36,6 +36,7 @@ from services.gateway.batch_plan import (
 )
 from services.gateway.errors import invalid
 from services.gateway.events import KEEPALIVE_S, sse
+from services.gateway.idempotency import IdempotencyHeader, idempotent
 from services.gateway.publisher import NatsUnavailable, publish_cancel, publish_request
 from services.gateway.resources import NATS_ERRORS, Resources
 from shared.messages import BATCH_ID_PATTERN, AnalysisRequest, CancelRequest, new_batch_id
@@ -104,19 +105,33 @@ async def _plan(resources: Resources, data: BatchRequest) -> tuple[list[BatchTas
     return tasks, selection.missing
 
 
+ROUTE = "/api/batches"
+
+
 @post(
-    "/api/batches",
+    ROUTE,
     status_code=202,
     summary="Queue one analysis per chosen app and analysis type",
     description="202 with the batch id and its task ids, each queued as `POST /api/analysis/run` queues one. "
     "404 when a named model has no apps or no app matches; 422 names the field (unknown tool, too many tasks); "
-    "503 when NATS cannot take the batch.",
+    "503 when NATS cannot take the batch. With an `Idempotency-Key` header, a retry gets the first answer again "
+    "(409 while that is still being handled; 422 when the key was used for another body).",
     tags=["batches"],
-    **requires("submit", 404, 413, 415, 422, 503),
+    **requires("submit", 404, 409, 413, 415, 422, 503),
 )
 async def create_batch(
-    data: JSONBody[BatchRequest], resources: NamedDependency[Resources]
+    request: Request[Any, Any, Any],
+    data: JSONBody[BatchRequest],
+    resources: NamedDependency[Resources],
+    idempotency_key: IdempotencyHeader = None,
 ) -> Response[BatchAccepted]:
+    return await idempotent(
+        request, resources, idempotency_key, ROUTE, data, lambda: _queue(data, resources), BatchAccepted
+    )
+
+
+async def _queue(data: BatchRequest, resources: Resources) -> Response[BatchAccepted]:
+    """Plan the batch, record it, queue each of its tasks, answer 202."""
     tasks, missing = await _plan(resources, data)
     sizes = await asyncio.to_thread(_sizes, resources.settings.apps_dir, tasks)
     batch_id = new_batch_id()

@@ -54,6 +54,9 @@ def _errors(extra: Any) -> list[FieldError]:
     for item in items:
         if isinstance(item, dict):
             field, source = item.get("key"), item.get("source")
+            if source == "header" and field:
+                # Litestar names a header by its parameter (`idempotency_key`); the client knows the header.
+                field = "-".join(part.capitalize() for part in str(field).replace("_", "-").split("-"))
             reason = with_allowed_values(field, str(item.get("message")))
             errors.append(FieldError(field=field, reason=reason, source=source))
         else:

@@ -1,7 +1,8 @@
 """`GET /api/tasks/{task_id}/events`: a task's events as Server-Sent Events, from the ASSAY_EVENTS stream.
 
 An ordered consumer on `assay.events.<task_id>.>` delivering everything, so a client that connects late still
-sees the task from its first event; the stream ends after the terminal event.
+sees the task from its first event; the stream ends after the terminal event. The consumer is deleted as soon as
+the stream ends or its client leaves.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Annotated
 
+import anyio
 import msgspec
 import nats.errors
 from litestar import get
@@ -36,7 +38,8 @@ from shared.subjects import EVENTS_STREAM, task_events
 log = logging.getLogger(__name__)
 
 KEEPALIVE_S = 15.0  # proxies close idle connections; a comment line every 15 s keeps this one open
-SETTLED_QUIET_S = 2.0  # for a task already finished, silence this long means the replay is over
+SETTLED_QUIET_S = 2.0
+RELEASE_S = 5.0  # the longest the cleanup after a stream waits for the server  # for a task already finished, silence this long means the replay is over
 
 
 def frame(kind: str, data: bytes, event_id: int) -> bytes:
@@ -59,12 +62,14 @@ async def subscribe_events(
 
 
 async def event_frames(
+    js: JetStreamContext,
     subscription: JetStreamContext.PushSubscription,
     task_id: str,
     keepalive_s: float = KEEPALIVE_S,
     quiet_end_s: float | None = None,
 ) -> AsyncIterator[bytes]:
-    """SSE frames for every event the subscription delivers, ending after the terminal one; unsubscribes at the end.
+    """SSE frames for every event the subscription delivers, ending after the terminal one; at the end, however
+    it comes (the terminal event, the client leaving), its consumer is deleted.
 
     `quiet_end_s`: end after this much silence (used when the task is known to be finished, so a replay whose
     events have aged out of the stream does not wait forever).
@@ -95,10 +100,21 @@ async def event_frames(
             if isinstance(event, TaskCompleted | TaskFailed | TaskCancelled):
                 return
     finally:
-        try:
-            await subscription.unsubscribe()
-        except nats.errors.Error as error:
-            log.debug("unsubscribe after SSE failed: %s", error)
+        # A client that leaves cancels this generator (Litestar cancels the response's task group): the cleanup
+        # is shielded from that cancellation, bounded in time.
+        with anyio.move_on_after(RELEASE_S, shield=True):
+            await release(js, subscription)
+
+
+async def release(js: JetStreamContext, subscription: JetStreamContext.PushSubscription) -> None:
+    """Unsubscribe and delete the ordered consumer now. Unsubscribing alone leaves the ephemeral consumer on the
+    server until its inactivity threshold (seconds per client that left: a reconnecting crowd piles them up)."""
+    consumer = subscription._consumer  # nats-py keeps the current name here (an ordered consumer is re-created)
+    try:
+        await subscription.unsubscribe()
+        await js.delete_consumer(EVENTS_STREAM, consumer)
+    except (nats.errors.Error, TimeoutError) as error:  # the server drops it after the threshold anyway
+        log.debug("releasing the SSE consumer %s failed: %s", consumer, error)
 
 
 @get(
@@ -123,7 +139,7 @@ async def task_event_stream(
         subscription = await subscribe_events(resources.js, task_id, after=last_event_id)
     except NATS_ERRORS as error:
         raise ServiceUnavailableException(f"cannot read the event stream: {error!r}") from error
-    return sse(event_frames(subscription, task_id, quiet_end_s=quiet))
+    return sse(event_frames(resources.js, subscription, task_id, quiet_end_s=quiet))
 
 
 def sse(frames: AsyncIterator[bytes]) -> Stream:

@@ -110,6 +110,7 @@ async def task_detail(sessions: Sessions, task_id: str) -> TaskDetail | None:
         result_dir=task.result_dir,
         trace_id=task.trace_id,
         worker=task.worker,
+        integrity_note=task.integrity_note,
     )
 
 

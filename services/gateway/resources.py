@@ -46,7 +46,7 @@ class Resources:
     nats: Client
     js: JetStreamContext
     tasks: KeyValue  # `accepted.<id>` placeholders and `cancel.<id>` markers
-    engine: AsyncEngine  # read only: the persister is the one writer
+    engine: AsyncEngine  # tasks read only (the persister writes them); tokens' last use and idempotency keys
     sessions: async_sessionmaker[AsyncSession]
 
 

@@ -114,6 +114,7 @@ class TaskDetail(TaskHeading, frozen=True, kw_only=True):
     issue_severity_breakdown: dict[str, int] = {}
     load: list[LoadView] = []  # the load test's figures per URL (performance analyses)
     result_path: str | None = None  # the result folder as an absolute path on the gateway's machine
+    integrity_note: str | None = None  # what `assay fsck --repair` did to the result folder, or could not do
 
 
 class TaskSummary(TaskHeading, frozen=True, kw_only=True):

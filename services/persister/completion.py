@@ -17,7 +17,8 @@ from opentelemetry import trace
 
 from services.persister import database, document, folders, lookups, staging
 from services.persister.database import Outcome
-from services.persister.document import Ending
+from services.persister.disk import ResultsUnwritable, persistently
+from services.persister.document import Ending, RenderedResult
 from services.persister.locks import TaskLocks
 from services.persister.lookups import Sessions, TaskSnapshot
 from services.persister.staging import StagedService
@@ -41,6 +42,9 @@ class PersisterContext:
     max_deliver: int  # deliveries of one message before it goes to the DLQ
     ack_wait_s: float = 30.0  # long work sends in_progress() well within it
     db_system: str = "sqlite"  # OTel `db.system` of the engine (sqlite, postgresql)
+    write_limit_s: float = (
+        300.0  # ASSAY_RESULTS_WRITE_LIMIT_S: how long a refused results write is tried again
+    )
     # Finishing a task (folder, then row) runs under its task's lock so the reaper and the event consumer of one
     # process never finish the same task twice at once; different tasks finish concurrently.
     finishing: TaskLocks = field(default_factory=TaskLocks)
@@ -71,7 +75,8 @@ async def finish(
     """Write the task's result folder, then record the ending; returns the folder relative to the results root.
 
     When the task was finished already (by a duplicate event, the reaper, another replica) nothing is written and
-    the folder already recorded is returned.
+    the folder already recorded is returned. When the disk refuses the folder past ASSAY_RESULTS_WRITE_LIMIT_S,
+    the task is recorded `failed` with the reason and no folder (None).
     """
     async with ctx.finishing.hold(task.task.id):
         current = await lookups.load_task(ctx.sessions, task.task.id) or task
@@ -93,23 +98,25 @@ async def finish_held(
     folder_name = result_folder_name(current.task.analysis_type, current.task.id, current.created_at)
     final, relative = await asyncio.to_thread(_final_folder, ctx, current, folder_name)
     rendered = await asyncio.to_thread(document.render, current, ending, services)
-    attributes = {TASK_ID_ATTRIBUTE: current.task.id, "assay.result_dir": relative}
-    with tracer.start_as_current_span("results.write", attributes=attributes) as span:
-        written = await folders.write_folder(final, rendered.files)
-        span.set_attribute("assay.files", len(rendered.files))
-        span.set_attribute("assay.folder_existed", not written)
-    if not written:
-        # A crash between the rename and the row update left a complete folder: keep it, record it.
-        log.info(
-            "result folder %s exists already; recording it", relative, extra={"task_id": current.task.id}
+    recorded_dir: str | None = relative
+    try:
+        await write_rendered(current.task.id, final, relative, rendered, ctx.write_limit_s)
+    except ResultsUnwritable as error:
+        # Nothing of the folder is visible (each attempt is atomic); the task ends failed, naming no folder, and
+        # `assay fsck --repair` can write it from the database once the disk takes it.
+        log.error("task %s failed: %s", current.task.id, error, extra={"task_id": current.task.id})
+        reason = f"results folder not written: {error}"
+        ending = Ending(
+            "failed", f"{reason}; {ending.reason}" if ending.reason else reason, ending.finished_at
         )
+        recorded_dir, kind = None, "failed"
     outcome = Outcome(
         status=ending.status,
         reason=ending.reason,
         finished_at=ending.finished_at,
         findings_count=rendered.findings_count,
         severity_breakdown=rendered.severity_breakdown,
-        result_dir=relative,
+        result_dir=recorded_dir,
     )
     db_attributes = {
         TASK_ID_ATTRIBUTE: current.task.id,
@@ -130,10 +137,32 @@ async def finish_held(
             current.task.id,
             ending.status,
             rendered.findings_count,
-            relative,
+            recorded_dir,
             extra={"task_id": current.task.id, "status": ending.status},
         )
-    return relative
+    return recorded_dir
+
+
+async def write_rendered(
+    task_id: str, final: Path, relative: str, rendered: RenderedResult, limit_s: float
+) -> bool:
+    """Write a rendered result as the folder `final` (`relative` to the results root), atomically, trying again
+    while the disk refuses for up to `limit_s` (then ResultsUnwritable). False when `final` existed already.
+    The one writer of result folders: finishing a task and `assay fsck --repair` both come here."""
+    attributes = {TASK_ID_ATTRIBUTE: task_id, "assay.result_dir": relative}
+    with tracer.start_as_current_span("results.write", attributes=attributes) as span:
+        written = await persistently(
+            f"result folder {relative} not written",
+            lambda: folders.write_folder(final, rendered.files),
+            limit_s,
+            task_id,
+        )
+        span.set_attribute("assay.files", len(rendered.files))
+        span.set_attribute("assay.folder_existed", not written)
+    if not written:
+        # A crash between the rename and the row update left a complete folder: keep it, record it.
+        log.info("result folder %s exists already; recording it", relative, extra={"task_id": task_id})
+    return written
 
 
 async def fail_task(ctx: PersisterContext, task_id: str, reason: str, event: TaskEvent | None = None) -> None:

@@ -16,12 +16,12 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Table, Text, case, cast, delete, func, insert, literal, or_, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.persister.lookups import Sessions, TaskSnapshot, as_utc, has_finished, snapshot_of
 from services.persister.sessions import GroupCommit, one_transaction
 from shared.catalog import plan
+from shared.database import insert_new
 from shared.finding_summary import summarize
 from shared.issue_groups import group_keys
 from shared.messages import (
@@ -55,16 +55,9 @@ async def transaction(sessions: Sessions, work: Callable[[AsyncSession], Awaitab
     return await one_transaction(sessions, work)
 
 
-def _insert_new(session: AsyncSession, table: Table) -> sqlite.Insert | postgresql.Insert:
-    """An INSERT of `table` rows that skips a row whose key exists (the dialect's ON CONFLICT DO NOTHING)."""
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing()
-    return sqlite.insert(table).on_conflict_do_nothing()
-
-
 async def _mark_processed(session: AsyncSession, event_id: str, task_id: str, kind: str) -> None:
     row = {"event_id": event_id, "task_id": task_id, "kind": kind, "processed_at": utcnow()}
-    await session.execute(_insert_new(session, PROCESSED_EVENTS), row)
+    await session.execute(insert_new(session, PROCESSED_EVENTS), row)
 
 
 def _new_task(source: TaskEvent | AnalysisRequest) -> dict[str, Any]:
@@ -129,7 +122,7 @@ async def record_request(sessions: Sessions, request: AnalysisRequest, trace_id:
         first = {**_new_task(request), "priority": request.priority, "tools": list(request.tools)}
         first |= {"services": services, "trace_id": trace_id}
         first |= {"batch_id": request.batch_id, "source_lines": request.source_lines}
-        if (await session.execute(_insert_new(session, TASKS), first)).rowcount:  # type: ignore[attr-defined]
+        if (await session.execute(insert_new(session, TASKS), first)).rowcount:  # type: ignore[attr-defined]
             return
         task = await _task_row(session, request)
         # Kept even for a task that ended before its request arrived: batches and reports need them.
@@ -293,7 +286,7 @@ async def record_service(
     async def work(session: AsyncSession) -> bool:
         if not await _update_live(session, event, live):
             task = await _task_row(session, event)
-            if unless_finished and has_finished(task.status, task.result_dir):
+            if unless_finished and has_finished(task.status):
                 return False
             if task.status == "pending":
                 task.status = "running"
@@ -301,7 +294,7 @@ async def record_service(
                 task.trace_id = task.trace_id or trace_id
                 task.updated_at = utcnow()
             await session.flush()
-        if not (await session.execute(_insert_new(session, SERVICE_RUNS), run)).rowcount:  # type: ignore[attr-defined]
+        if not (await session.execute(insert_new(session, SERVICE_RUNS), run)).rowcount:  # type: ignore[attr-defined]
             # A redelivery: the rows of its first delivery (written together with its service run) are replaced.
             for table in (FINDINGS, TOOL_RUNS, SERVICE_RUNS):
                 await session.execute(
@@ -339,7 +332,7 @@ class Outcome:
     finished_at: datetime
     findings_count: int
     severity_breakdown: dict[str, int]
-    result_dir: str
+    result_dir: str | None  # None: the disk refused the folder (the task is failed with that reason)
 
 
 async def record_outcome(
@@ -359,7 +352,9 @@ async def record_outcome(
     if outcome.status == "completed":
         values["progress_percent"] = 100.0
     # One UPDATE whose condition is the check: a row finished by another writer is not matched.
-    unfinished = update(Task).where(Task.task_id == task_id, Task.result_dir.is_(None)).values(values)
+    unfinished = (
+        update(Task).where(Task.task_id == task_id, Task.status.not_in(TERMINAL_STATUSES)).values(values)
+    )
 
     async def work(session: AsyncSession) -> bool:
         if (await session.execute(unfinished)).rowcount == 0:  # type: ignore[attr-defined]

@@ -19,7 +19,8 @@ from pathlib import Path, PurePosixPath
 TEMPORARY_PREFIX = ".tmp-"
 
 
-def _fsync_folder(folder: Path) -> None:
+def fsync_folder(folder: Path) -> None:
+    """Make the entries of `folder` (a rename into it, a new file) durable."""
     handle = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(handle)
@@ -61,7 +62,7 @@ def _write(final: Path, files: dict[str, bytes]) -> bool:
                 os.fsync(handle.fileno())
         # Deepest first, so that each folder's entries are durable before the folder above names it.
         for folder in sorted(folders, key=lambda item: len(item.parts), reverse=True):
-            _fsync_folder(folder)
+            fsync_folder(folder)
         try:
             os.rename(temporary, final)
         except OSError:
@@ -69,7 +70,7 @@ def _write(final: Path, files: dict[str, bytes]) -> bool:
                 shutil.rmtree(temporary, ignore_errors=True)
                 return False
             raise
-        _fsync_folder(final.parent)
+        fsync_folder(final.parent)
         shutil.rmtree(scratch, ignore_errors=True)  # with anything an earlier, crashed attempt left in it
         return True
     except BaseException:

@@ -15,7 +15,8 @@ from opentelemetry import trace
 
 from services.persister import database, lookups, staging
 from services.persister.artifacts import load_result
-from services.persister.completion import PersisterContext, finish_held, present_services
+from services.persister.completion import PersisterContext, fail_task, finish_held, present_services
+from services.persister.disk import ResultsUnwritable, persistently
 from services.persister.document import Ending
 from services.persister.lookups import as_utc
 from services.persister.staging import StagedService, check_service_name
@@ -106,7 +107,16 @@ async def _service_finished(ctx: PersisterContext, event: ServiceFinished, deliv
         result=result,
     )
     # Staged before the rows are committed: once the event counts as processed its full result is on disk.
-    await staging.stage(ctx.results_root, event.task.id, staged)
+    try:
+        await persistently(
+            f"result of {event.service} not staged",
+            lambda: staging.stage(ctx.results_root, event.task.id, staged),
+            ctx.write_limit_s,
+            event.task.id,
+        )
+    except ResultsUnwritable as error:
+        await fail_task(ctx, event.task.id, str(error), event)
+        return
     with _db_span(ctx, "service", event.task.id):
         recorded = await database.record_service(
             ctx.sessions, event, result, delivery.trace_id, unless_finished=True

@@ -38,13 +38,14 @@ class TaskSnapshot:
 
     @property
     def finished(self) -> bool:
-        """Terminal and its result folder named: nothing more will be written for it."""
-        return has_finished(self.status, self.result_dir)
+        """Terminal: nothing more will be written for it."""
+        return has_finished(self.status)
 
 
-def has_finished(status: str, result_dir: str | None) -> bool:
-    """A task row terminal and naming its result folder: nothing more will be written for it."""
-    return status in TERMINAL_STATUSES and result_dir is not None
+def has_finished(status: str) -> bool:
+    """A task row is terminal only once its result folder is in place (or the disk refused it past the limit:
+    then it is `failed` with that reason and names no folder); nothing more will be written for it."""
+    return status in TERMINAL_STATUSES
 
 
 def as_utc(value: datetime | None) -> datetime | None:

@@ -39,6 +39,7 @@ async def run(
         max_deliver=settings.max_deliver,
         ack_wait_s=settings.ack_wait_s,
         db_system=engine.dialect.name,
+        write_limit_s=settings.results_write_limit_s,
     )
     loops = [asyncio.create_task(pull_loop(ctx, settings, stop), name="consumer")]
     watched = [Watched(source.stream, source.durable) for source in (REQUESTS, EVENTS)]

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import msgspec
 
+from services.persister.folders import fsync_folder
 from shared.paths import inside
 from shared.protocol import ServiceResult
 
@@ -49,17 +50,16 @@ def task_folder(results_root: Path, task_id: str) -> Path:
 def _write_atomically(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".tmp-{path.name}-{os.getpid()}")
-    with temporary.open("wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-    # The rename itself is only durable once the folder is synced.
-    folder = os.open(path.parent, os.O_RDONLY)
     try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)
+        with temporary.open("wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)  # a full disk leaves no half file behind
+        raise
+    fsync_folder(path.parent)  # the rename itself is only durable once the folder is synced
 
 
 async def stage(results_root: Path, task_id: str, staged: StagedService) -> None:

@@ -173,6 +173,7 @@ async def running_persister(
     stale_task_s: float = 600.0,
     pending_limit_s: float = 86400.0,
     reap_interval_s: float = 30.0,
+    write_limit_s: float = 300.0,
 ) -> AsyncIterator[Harness]:
     """The persister as an asyncio task, with its own NATS connection and engine, stopped cleanly at the end."""
     settings = load_settings(
@@ -185,6 +186,7 @@ async def running_persister(
             "ASSAY_STALE_TASK_S": str(stale_task_s),
             "ASSAY_PENDING_LIMIT_S": str(pending_limit_s),
             "ASSAY_ACK_WAIT_S": "10",
+            "ASSAY_RESULTS_WRITE_LIMIT_S": str(write_limit_s),
         }
     )
     persister_nc = await connect(nats_url, "persister-under-test")

@@ -1,0 +1,208 @@
+"""`Idempotency-Key` on the routes that accept work (`POST /api/analysis/run`, `POST /api/batches`).
+
+A client that retries a request (a timeout, a dropped connection, a restarted gateway) sends the same key again
+and gets the first answer back, status and body, instead of a second task. Keys are per token and live in the
+database (`idempotency_keys`), so they survive a restart of every service:
+
+- the first request with a key claims it (an INSERT that skips an existing key: of two requests at once, exactly
+  one inserts), does the work, and stores its answer; a refusal (4xx, 503) releases the key, since nothing was
+  accepted;
+- a request whose key holds an answer gets that answer (header `Idempotent-Replayed: true`) when its body is the
+  same (sha256 of the route and the decoded body), and a 422 naming the header when it is not;
+- a request whose key is still being handled waits for the answer (up to `WAIT_S`, then 409: retry); a claim
+  left unanswered for `ABANDONED_S` (its gateway died) is taken over;
+- a key older than ASSAY_IDEMPOTENCY_TTL_S counts as new (and `assay prune` removes it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Annotated, Any, TypeVar
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import ClientException
+from litestar.params import HeaderParameter
+from sqlalchemy import ColumnElement, Table, delete, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.gateway.errors import invalid
+from services.gateway.resources import Resources
+from shared.database import insert_new
+from shared.messages import utcnow
+from shared.models import IdempotencyKey
+
+log = logging.getLogger(__name__)
+
+HEADER = "Idempotency-Key"
+KEY_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
+WAIT_S = 5.0  # a retry waits this long for the first request with its key to be answered
+POLL_S = 0.05
+ABANDONED_S = 60.0  # an unanswered claim this old belongs to a gateway that died: taken over
+KEYS: Table = IdempotencyKey.__table__  # type: ignore[assignment]
+
+T = TypeVar("T")
+Sessions = async_sessionmaker[AsyncSession]
+
+IdempotencyHeader = Annotated[
+    str | None,
+    HeaderParameter(
+        name=HEADER,
+        pattern=KEY_PATTERN,
+        min_length=1,
+        max_length=128,
+        description="Optional. The same key (per token) with the same body returns the first answer again "
+        "instead of accepting the work twice, also after a restart; a different body under a used key is a 422. "
+        "1-128 characters of `A-Z a-z 0-9 _ . : -` (a UUID fits; anything else is a 422 naming the header); "
+        "kept for ASSAY_IDEMPOTENCY_TTL_S.",
+    ),
+]
+
+
+def request_digest(route: str, body: msgspec.Struct) -> str:
+    """sha256 of the route and the decoded body: the same request however its JSON was spaced or ordered."""
+    return hashlib.sha256(route.encode() + b"\n" + msgspec.json.encode(body)).hexdigest()
+
+
+def token_of(request: Request[Any, Any, Any]) -> str:
+    """Whose keys these are: the token's id ("" on a gateway running without tokens)."""
+    return str(request.state.get("token_id", ""))
+
+
+async def _claim(sessions: Sessions, token_id: str, key: str, digest: str) -> IdempotencyKey | None:
+    """None when this request now holds the key; else the row that holds it."""
+    row = {"token_id": token_id, "key": key, "request_sha256": digest, "created_at": utcnow()}
+    async with sessions() as session, session.begin():
+        if (await session.execute(insert_new(session, KEYS), row)).rowcount:  # type: ignore[attr-defined]
+            return None
+        return await session.get(IdempotencyKey, (token_id, key))
+
+
+async def _release(sessions: Sessions, token_id: str, key: str, *only: ColumnElement[bool]) -> None:
+    """Remove the key's row, if it also matches `only` (a claim can be replaced meanwhile: say which one)."""
+    async with sessions() as session, session.begin():
+        await session.execute(
+            delete(IdempotencyKey).where(
+                IdempotencyKey.token_id == token_id, IdempotencyKey.key == key, *only
+            )
+        )
+
+
+async def _record(sessions: Sessions, token_id: str, key: str, response: Response[Any]) -> None:
+    location = response.headers.get("Location")
+    async with sessions() as session, session.begin():
+        await session.execute(
+            update(IdempotencyKey)
+            .where(IdempotencyKey.token_id == token_id, IdempotencyKey.key == key)
+            .values(
+                status_code=response.status_code,
+                response=msgspec.json.encode(response.content),
+                location=location,
+                answered_at=utcnow(),
+            )
+        )
+
+
+def _replay(row: IdempotencyKey, answer: type[T]) -> Response[T]:
+    assert row.status_code is not None and row.response is not None
+    headers = {"Idempotent-Replayed": "true"}
+    if row.location:
+        headers["Location"] = row.location
+    return Response(
+        msgspec.json.decode(row.response, type=answer), status_code=row.status_code, headers=headers
+    )
+
+
+async def _read(sessions: Sessions, token_id: str, key: str) -> IdempotencyKey | None:
+    async with sessions() as session:
+        return await session.get(IdempotencyKey, (token_id, key))
+
+
+async def _answered(
+    sessions: Sessions,
+    held: IdempotencyKey,
+    ttl_s: float,
+    key: str,
+    digest: str,
+    answer: type[T],
+    deadline: float,
+) -> Response[T] | None:
+    """The answer stored under a key another request holds, waiting for it while that request runs; None when the
+    key is free again (expired, abandoned or released), for the caller to claim."""
+    row: IdempotencyKey | None = held
+    while row is not None:
+        age = utcnow() - row.created_at
+        if age > timedelta(seconds=ttl_s) or (
+            row.status_code is None and age > timedelta(seconds=ABANDONED_S)
+        ):
+            # Expired, or its gateway died: only that row goes (another retry may have claimed the key since).
+            await _release(sessions, row.token_id, key, IdempotencyKey.created_at == row.created_at)
+            return None
+        if row.request_sha256 != digest:
+            raise invalid(
+                HEADER,
+                f"key {key!r} was used for another request (other route or body): use a new key for it",
+                source="header",
+            )
+        if row.status_code is not None:
+            return _replay(row, answer)
+        if asyncio.get_running_loop().time() > deadline:
+            raise ClientException(
+                status_code=409,
+                detail=f"{HEADER}: a request with key {key!r} is still being handled; retry shortly",
+            )
+        await asyncio.sleep(POLL_S)
+        row = await _read(sessions, row.token_id, key)  # a read: waiting takes no write lock
+    return None
+
+
+async def once(
+    sessions: Sessions,
+    ttl_s: float,
+    token_id: str,
+    key: str,
+    digest: str,
+    accept: Callable[[], Awaitable[Response[T]]],
+    answer: type[T],
+) -> Response[T]:
+    """`accept()`'s answer the first time `key` is used with this request; the same answer for every retry."""
+    deadline = asyncio.get_running_loop().time() + WAIT_S
+    held = await _claim(sessions, token_id, key, digest)
+    while held is not None:
+        answered = await _answered(sessions, held, ttl_s, key, digest, answer, deadline)
+        if answered is not None:
+            return answered
+        # Released (by this request: expired or abandoned; or by its holder, refused): claim it again.
+        held = await _claim(sessions, token_id, key, digest)
+    try:
+        response = await accept()
+    except BaseException:
+        # Refused (or interrupted) before anything was accepted: the key is free for a retry.
+        await _release(sessions, token_id, key, IdempotencyKey.status_code.is_(None))
+        raise
+    try:
+        await _record(sessions, token_id, key, response)
+    except Exception:  # noqa: BLE001 - the work is accepted: answer it; a retry after ABANDONED_S may redo it
+        log.exception("could not store the answer of %s %r", HEADER, key)
+    return response
+
+
+async def idempotent(
+    request: Request[Any, Any, Any],
+    resources: Resources,
+    key: str | None,
+    route: str,
+    body: msgspec.Struct,
+    accept: Callable[[], Awaitable[Response[T]]],
+    answer: type[T],
+) -> Response[T]:
+    """`accept()`, once per `Idempotency-Key` (of the request's token) when the request sends one."""
+    if key is None:
+        return await accept()
+    ttl_s = resources.settings.idempotency_ttl_s
+    digest = request_digest(route, body)
+    return await once(resources.sessions, ttl_s, token_of(request), key, digest, accept, answer)
