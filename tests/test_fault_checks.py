@@ -1,5 +1,6 @@
-"""The fault suite's judge on runs made up to be wrong: each kind of loss, duplicate and disagreement it must
-catch is caught, and a clean run passes (so a green fault suite means what its table says)."""
+"""The fault suite's judge on runs made up to be wrong: each kind of loss and duplicate it must catch is caught,
+and a clean run passes (so a green fault suite means what its table says). The differences between database and
+folders are `assay fsck`'s, tested with it."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.faults.agreement import differences
 from tests.support.faults.records import Rows, TaskRow, result_folders
 from tests.support.faults.verdict import judge
 
@@ -47,8 +47,7 @@ def results(tmp_path: Path) -> Path:
 
 
 def test_a_clean_run_has_nothing_lost_duplicated_or_in_disagreement(results: Path) -> None:
-    rows, folders = finished_rows(), result_folders(results)
-    verdict = judge([TASK], rows, folders, {TASK: ["completed"]}, differences(rows, folders, results))
+    verdict = judge([TASK], finished_rows(), result_folders(results), {TASK: ["completed"]}, {})
     assert (verdict.submitted, verdict.terminal, verdict.lost) == (1, 1, [])
     assert verdict.duplicated == {} and verdict.disagreements == {}
 
@@ -58,24 +57,6 @@ def test_an_accepted_task_without_a_terminal_row_is_lost(results: Path) -> None:
     rows.tasks[TASK] = TaskRow(TASK, "fault", 1, "running", None, None, 0)
     verdict = judge([TASK, "task_ffffffffffff"], rows, {}, {}, {})
     assert verdict.lost == sorted([TASK, "task_ffffffffffff"]) and verdict.terminal == 0
-
-
-def test_a_changed_byte_a_missing_manifest_and_a_folder_without_a_row_are_disagreements(
-    results: Path,
-) -> None:
-    primary = results / FOLDER / f"fault_app1_{TASK}.json"
-    primary.write_bytes(primary.read_bytes().replace(b"5", b"6"))
-    assert "sha256" in str(differences(finished_rows(), {}, results)[TASK])
-    write_result(results, "fault/app1/task_static_aaaaaaaaaaaa_20261130T120000Z", "task_aaaaaaaaaaaa", 0)
-    found = differences(finished_rows(), result_folders(results), results)
-    assert found["task_aaaaaaaaaaaa"] == ["a result folder without a task row"]
-    (results / FOLDER / "manifest.json").unlink()
-    assert "unreadable" in str(differences(finished_rows(), {}, results)[TASK])
-
-
-def test_finding_counts_that_differ_between_row_and_document_are_a_disagreement(results: Path) -> None:
-    found = differences(finished_rows(findings=4), result_folders(results), results)
-    assert "findings: row 4" in found[TASK][0]
 
 
 def test_two_folders_extra_findings_two_terminal_events_and_an_unasked_row_are_duplicates(

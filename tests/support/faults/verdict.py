@@ -144,5 +144,4 @@ def audit(stack: Stack, accepted: list[str], known: Collection[str] = ()) -> Ver
     rows = asyncio.run(read_rows(stack.env["ASSAY_DATABASE_URL"]))
     events = asyncio.run(terminal_events(stack.nats.url, stack.creds(ADMIN)))
     folders = result_folders(stack.results_dir)
-    disagreements = agreement.differences(rows, folders, stack.results_dir)
-    return judge(accepted, rows, folders, events, disagreements, known)
+    return judge(accepted, rows, folders, events, agreement.differences(stack), known)
