@@ -16,9 +16,39 @@ import msgspec
 ANALYZERS = ("static", "dynamic", "performance", "ai")
 DEFAULT_ANALYZER_PORTS = {"static": 8101, "dynamic": 8102, "performance": 8103, "ai": 8104}
 
+DAY_S = 24 * 3600.0
+MIB = 1024 * 1024
+GIB = 1024 * MIB
+DUPLICATE_WINDOW_S = 120.0  # JetStream's publish de-duplication window; a stream's max age may not be shorter
+
+
+class Retention(msgspec.Struct, frozen=True):
+    """How long a stream or bucket keeps a message, and how much it may hold in all (JetStream's max_age and
+    max_bytes). A full stream refuses new messages (discard policy `new`) rather than drop old ones a consumer may
+    not have read yet; age removes them."""
+
+    max_age_s: float  # 0: no age limit
+    max_bytes: int  # -1: no size limit
+
+
+class JetStreamLayout(msgspec.Struct, frozen=True, kw_only=True):
+    """Replicas and limits of Assay's streams and buckets, applied when they are declared (shared/streams.py)."""
+
+    # ASSAY_NATS_REPLICAS: copies of every stream and bucket; default 3 when ASSAY_NATS_URL lists three or more
+    # servers (a cluster), else 1
+    replicas: int = 1
+    requests: Retention = Retention(7 * DAY_S, GIB)  # ASSAY_REQUESTS_MAX_AGE_S, ASSAY_REQUESTS_MAX_BYTES
+    events: Retention = Retention(7 * DAY_S, 10 * GIB)  # ASSAY_EVENTS_MAX_AGE_S, ASSAY_EVENTS_MAX_BYTES
+    dead_letters: Retention = Retention(30 * DAY_S, GIB)  # ASSAY_DLQ_MAX_AGE_S, ASSAY_DLQ_MAX_BYTES
+    # ASSAY_TASKS_BUCKET_MAX_AGE_S (the entries' TTL), ASSAY_TASKS_BUCKET_MAX_BYTES
+    tasks_bucket: Retention = Retention(DAY_S, 256 * MIB)
+    # ASSAY_ARTIFACTS_MAX_AGE_S, ASSAY_ARTIFACTS_MAX_BYTES: results too large for a message
+    artifacts: Retention = Retention(7 * DAY_S, 10 * GIB)
+
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     nats_url: str | None  # ASSAY_NATS_URL: comma-separated servers; unset → `assay up` embeds nats-server
+    jetstream: JetStreamLayout  # ASSAY_NATS_REPLICAS, ASSAY_<STREAM>_MAX_AGE_S and _MAX_BYTES
     database_url: str  # ASSAY_DATABASE_URL
     results_dir: Path  # ASSAY_RESULTS_DIR
     apps_dir: Path  # ASSAY_APPS_DIR
@@ -109,6 +139,41 @@ def url_list(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
 
 
+def cluster_replicas(servers: int) -> int:
+    """Replicas of a stream on `servers` nodes: 3 (any one node may fail) from three nodes on, else 1."""
+    return 3 if servers >= 3 else 1
+
+
+def _retention(env: Mapping[str, str], prefix: str, default: Retention) -> Retention:
+    age_name, bytes_name = f"ASSAY_{prefix}_MAX_AGE_S", f"ASSAY_{prefix}_MAX_BYTES"
+    max_age_s = float(env.get(age_name) or default.max_age_s)
+    max_bytes = int(env.get(bytes_name) or default.max_bytes)
+    if max_age_s < 0 or 0 < max_age_s < DUPLICATE_WINDOW_S:
+        raise ValueError(
+            f"{age_name}={max_age_s:g}: use 0 (no age limit) or at least {DUPLICATE_WINDOW_S:g} s, "
+            "the window in which JetStream de-duplicates a repeated publish"
+        )
+    if max_bytes == 0 or max_bytes < -1:
+        raise ValueError(f"{bytes_name}={max_bytes}: use a positive number of bytes, or -1 for no size limit")
+    return Retention(max_age_s, max_bytes)
+
+
+def _jetstream(env: Mapping[str, str]) -> JetStreamLayout:
+    default = JetStreamLayout()
+    servers = len(url_list(env.get("ASSAY_NATS_URL") or ""))
+    replicas = int(env.get("ASSAY_NATS_REPLICAS") or cluster_replicas(servers))
+    if not 1 <= replicas <= 5:
+        raise ValueError(f"ASSAY_NATS_REPLICAS={replicas}: JetStream keeps 1 to 5 replicas")
+    return JetStreamLayout(
+        replicas=replicas,
+        requests=_retention(env, "REQUESTS", default.requests),
+        events=_retention(env, "EVENTS", default.events),
+        dead_letters=_retention(env, "DLQ", default.dead_letters),
+        tasks_bucket=_retention(env, "TASKS_BUCKET", default.tasks_bucket),
+        artifacts=_retention(env, "ARTIFACTS", default.artifacts),
+    )
+
+
 def _analyzer_urls(env: Mapping[str, str]) -> dict[str, list[str]]:
     return {
         name: url_list(env.get(f"ASSAY_{name.upper()}_URLS") or f"ws://127.0.0.1:{port}")
@@ -123,6 +188,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     default_db = f"sqlite+aiosqlite:///{var_dir / 'assay.db'}"
     return Settings(
         nats_url=env.get("ASSAY_NATS_URL") or None,
+        jetstream=_jetstream(env),
         database_url=env.get("ASSAY_DATABASE_URL") or default_db,
         results_dir=_path(env, "ASSAY_RESULTS_DIR", "results"),
         apps_dir=_path(env, "ASSAY_APPS_DIR", "generated/apps"),

@@ -25,6 +25,7 @@ import msgspec
 from shared import subjects
 from shared.connection import inbox_prefix
 from shared.messages import PRIORITIES
+from shared.streams import KV_STREAM, OBJECT_STREAM
 from shared.subjects import orchestrator_durable
 
 ADMIN = "admin"
@@ -34,8 +35,6 @@ PERSISTER = "persister"
 USERS = (ADMIN, GATEWAY, ORCHESTRATOR, PERSISTER)
 
 API = "$JS.API"
-KV_STREAM = f"KV_{subjects.TASKS_BUCKET}"
-OBJECT_STREAM = f"OBJ_{subjects.ARTIFACTS_BUCKET}"
 ASSAY_STREAMS = (subjects.REQUESTS_STREAM, subjects.EVENTS_STREAM, subjects.DLQ_STREAM)
 
 

@@ -2,7 +2,7 @@
 
 Used by `assay up` when no ASSAY_NATS_URL is set, and by the tests, which start their own on free ports. Given
 credentials, it admits only those users, each with its permissions (shared/nats_users.py); `assay up` always
-gives them.
+gives them. Given `Routes`, the server is one node of a cluster (shared/nats_cluster.py).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import shutil
 import socket
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from shared.errors import MessagingError
@@ -44,8 +45,33 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
+ROUTE_USER = "route"
+
+
+@dataclass(frozen=True)
+class Routes:
+    """One node's part of a cluster: its name, where it listens for the other nodes, where they listen.
+
+    Routes authenticate with one password the nodes share (no program but another node may join the cluster)."""
+
+    cluster: str  # the cluster's name, the same on every node
+    server_name: str  # this node's name: stable across restarts (JetStream's peers are known by it)
+    port: int  # this node's route listener
+    peers: tuple[int, ...]  # the other nodes' route listeners
+    password: str
+
+    def config(self, host: str) -> dict[str, object]:
+        """The nats-server `cluster` block."""
+        return {
+            "name": self.cluster,
+            "listen": f"{host}:{self.port}",
+            "authorization": {"user": ROUTE_USER, "password": self.password},
+            "routes": [f"nats-route://{ROUTE_USER}:{self.password}@{host}:{port}" for port in self.peers],
+        }
+
+
 class EmbeddedNats:
-    """One nats-server process with JetStream storing under `store_dir`."""
+    """One nats-server process with JetStream storing under `store_dir` (a cluster node when given `routes`)."""
 
     def __init__(
         self,
@@ -53,11 +79,13 @@ class EmbeddedNats:
         port: int | None = None,
         host: str = "127.0.0.1",
         credentials: Mapping[str, str] | None = None,
+        routes: Routes | None = None,
     ) -> None:
         self.store_dir = store_dir
         self.host = host
         self.port = port or free_port(host)
         self.credentials = dict(credentials) if credentials else None
+        self.routes = routes
         self.process: asyncio.subprocess.Process | None = None
 
     @property
@@ -70,11 +98,15 @@ class EmbeddedNats:
 
     def config(self) -> str:
         # Results can be large; anything beyond max_payload goes through the object store anyway.
-        return (
+        text = (
             f"listen: {json.dumps(f'{self.host}:{self.port}')}\n"
             f"max_payload: {8 * 1024 * 1024}\n"
             f"jetstream {{ store_dir: {json.dumps(str(self.store_dir))} }}\n"
-        ) + (authorization_config(self.credentials) if self.credentials else "")
+        )
+        if self.routes:
+            text += f"server_name: {json.dumps(self.routes.server_name)}\n"
+            text += f"cluster: {json.dumps(self.routes.config(self.host))}\n"
+        return text + (authorization_config(self.credentials) if self.credentials else "")
 
     def argv(self) -> list[str]:
         """The command line; writes the configuration file (0600: it holds the passwords) first."""
@@ -84,25 +116,25 @@ class EmbeddedNats:
         write_private(config_file, self.config())
         return [nats_server_binary(), "--config", str(config_file), "--log", str(self.log_file)]
 
-    async def start(self, timeout_s: float = 15.0, *, new_session: bool = False) -> None:
-        """Start the server and wait until it accepts connections.
-
-        `new_session`: run it in its own session, so a Ctrl-C at the terminal does not stop it before the
-        services that still need it have shut down (`assay up` stops it last).
-        """
+    async def start(self, timeout_s: float = 15.0) -> None:
+        """Start the server and wait until it accepts connections."""
         self.process = await asyncio.create_subprocess_exec(
-            *self.argv(),
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-            start_new_session=new_session,
+            *self.argv(), stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
         )
+        try:
+            await self.listening(self.process, timeout_s)
+        except TimeoutError:
+            await self.stop()
+            raise
+
+    async def listening(self, process: asyncio.subprocess.Process, timeout_s: float = 15.0) -> None:
+        """Wait until the server `process` (started from `argv()`, by `start` or a supervisor) accepts connections;
+        RuntimeError with its log's end when it exits first, TimeoutError after `timeout_s`."""
         deadline = asyncio.get_running_loop().time() + timeout_s
         while asyncio.get_running_loop().time() < deadline:
-            if self.process.returncode is not None:
+            if process.returncode is not None:
                 log = self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
-                raise RuntimeError(
-                    f"nats-server exited with {self.process.returncode}: {log.strip()[-2000:]}"
-                )
+                raise RuntimeError(f"nats-server exited with {process.returncode}: {log.strip()[-2000:]}")
             try:
                 _reader, writer = await asyncio.open_connection(self.host, self.port)
                 writer.close()
@@ -110,7 +142,6 @@ class EmbeddedNats:
                 return
             except OSError:
                 await asyncio.sleep(0.05)
-        await self.stop()
         raise TimeoutError(f"nats-server did not listen on {self.url} within {timeout_s} s")
 
     async def stop(self, timeout_s: float = 10.0) -> None:

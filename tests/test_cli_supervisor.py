@@ -13,17 +13,22 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
+import nats
 import pytest
 
 from services.cli.api_token import token_file
 from services.cli.child import Child
 from services.cli.credentials import analyzer_token_file
 from services.cli.roster import ServiceSpec
+from shared import subjects
 from shared.config import ANALYZERS, load_settings
-from shared.nats_users import credentials_file, load_credentials
+from shared.messages import TERMINAL_STATUSES
+from shared.nats_users import ADMIN, credentials_file, load_credentials
 from shared.natsd import free_port
+from shared.streams import KV_STREAM
 
 REPO = Path(__file__).resolve().parent.parent
 MODEL, APP = "openai_codex-mini", 1
@@ -37,6 +42,7 @@ def up_env(root: Path) -> dict[str, str]:
         if not key.startswith(("ASSAY_", "OTEL_EXPORTER_OTLP"))  # nothing configured: the embedded defaults
     }
     env |= {
+        "PYTHONPATH": str(REPO),  # this checkout's code, whichever one the interpreter has installed
         "ASSAY_VAR_DIR": str(root / "var"),
         "ASSAY_RESULTS_DIR": str(root / "results"),
         "ASSAY_APPS_DIR": str(root / "apps"),
@@ -51,13 +57,17 @@ def up_env(root: Path) -> dict[str, str]:
 class Up:
     """One `assay up` process with its output in files."""
 
-    def __init__(self, root: Path, env: dict[str, str], run: int) -> None:
+    def __init__(self, root: Path, env: dict[str, str], run: int, *args: str) -> None:
         self.url = env["ASSAY_GATEWAY_URL"]
         self.stdout = root / f"up-{run}.out"
         self.stderr = root / f"up-{run}.err"
         with self.stdout.open("wb") as out, self.stderr.open("wb") as err:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "services.cli", "up"], cwd=root, env=env, stdout=out, stderr=err
+                [sys.executable, "-m", "services.cli", "up", *args],
+                cwd=root,
+                env=env,
+                stdout=out,
+                stderr=err,
             )
 
     def wait_ready(self, timeout_s: float = 60.0) -> None:
@@ -95,6 +105,18 @@ def saved_token(env: dict[str, str]) -> dict[str, str]:
     return {"Authorization": f"Bearer {token_file(settings).read_text().strip()}"}
 
 
+def scrape(url: str, headers: dict[str, str], timeout_s: float = 60.0) -> httpx.Response:
+    """GET a /metrics endpoint, waiting for its listener: the gateway is ready before every other service is."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return httpx.get(url, headers=headers, timeout=10)
+        except httpx.ConnectError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -118,7 +140,7 @@ def test_up_starts_the_stack_stops_it_on_sigint_and_restarts_on_the_same_data(tm
         endpoints = dict(entry.split(" ", 1) for entry in listed.removeprefix("Metrics: ").split(", "))
         assert {"gateway", "persister", "orchestrator", *ANALYZERS} == set(endpoints)
         for name, url in endpoints.items():
-            scraped = httpx.get(url, headers=token_saved if name == "gateway" else {}, timeout=10)
+            scraped = scrape(url, token_saved if name == "gateway" else {})
             assert scraped.status_code == 200, (name, scraped.text)
             assert "# TYPE " in scraped.text, name
         # The quick start: after `assay up`, the CLI needs no token step (it reads the saved file).
@@ -164,6 +186,64 @@ def test_up_starts_the_stack_stops_it_on_sigint_and_restarts_on_the_same_data(tm
     assert again.json()["task_id"] == task_id
     assert [name for name, pid in second.children().items() if alive(pid)] == []
     assert saved_token(env) == token_saved  # the second run kept the token that still works
+
+
+async def stream_replicas(url: str, admin_password: str) -> dict[str, int]:
+    nc = await nats.connect(servers=url.split(","), user=ADMIN, password=admin_password)
+    try:
+        js = nc.jetstream()
+        names = [subjects.REQUESTS_STREAM, subjects.EVENTS_STREAM, subjects.DLQ_STREAM, KV_STREAM]
+        return {name: (await js.stream_info(name)).config.num_replicas or 0 for name in names}
+    finally:
+        await nc.close()
+
+
+def analyze_and_wait(url: str, env: dict[str, str]) -> dict[str, Any]:
+    """Submit a ruff analysis through the gateway and poll it until it ends."""
+    body = {"model_slug": MODEL, "app_number": APP, "analysis_type": "static", "tools": ["ruff"]}
+    task = httpx.post(f"{url}/api/analysis/run", json=body, headers=saved_token(env), timeout=60)
+    assert task.status_code == 202, task.text
+    deadline = time.monotonic() + 120
+    while True:
+        status = httpx.get(f"{url}/api/tasks/{task.json()['task_id']}", headers=saved_token(env), timeout=10)
+        found: dict[str, Any] = status.json()
+        if found["status"] in TERMINAL_STATUSES:
+            return found
+        assert time.monotonic() < deadline, status.text
+        time.sleep(0.25)
+
+
+def test_up_with_cluster_3_runs_the_stack_on_three_nats_nodes_and_restarts_a_dead_one(tmp_path: Path) -> None:
+    env = up_env(tmp_path)
+    run = Up(tmp_path, env, 1, "--cluster", "3")
+    try:
+        run.wait_ready(timeout_s=120)
+        children = run.children()
+        nodes = sorted(name for name in children if name.startswith("nats-server-"))
+        assert nodes == ["nats-server-0", "nats-server-1", "nats-server-2"]
+        urls = [
+            json.loads(line)["msg"].rsplit(" ", 1)[-1]
+            for line in run.stderr.read_text().splitlines()
+            if line.startswith("{") and "embedded nats-server listening" in line
+        ]
+        password = load_credentials(tmp_path / "var")[ADMIN]
+        replicas = asyncio.run(stream_replicas(",".join(urls), password))
+        assert set(replicas.values()) == {3}, replicas
+        assert analyze_and_wait(run.url, env)["status"] == "completed"
+
+        os.kill(children["nats-server-1"], signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while (again := run.children()["nats-server-1"]) == children["nats-server-1"] or not alive(again):
+            assert time.monotonic() < deadline, "the supervisor did not start the dead node again"
+            time.sleep(0.2)
+        assert analyze_and_wait(run.url, env)["status"] == "completed"
+        assert "nats-server-1 exited with code -9" in run.stderr.read_text()
+    finally:
+        code = run.interrupt()
+    assert code == 0, run.stderr.read_text()[-3000:]
+    assert [name for name, pid in run.children().items() if alive(pid)] == []
+    for index in range(3):
+        assert (tmp_path / "var" / "nats-cluster" / f"node-{index}" / "jetstream").is_dir()
 
 
 async def test_a_child_that_dies_is_restarted_after_1_then_2_seconds(

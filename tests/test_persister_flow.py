@@ -17,6 +17,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 from sqlalchemy import select
 
+from services.persister.handlers import REDELIVERY_MARGIN_S, missing_service_wait_s
 from shared.database import sessions
 from shared.findings import SEVERITIES
 from shared.messages import ArtifactRef, new_event_id
@@ -250,7 +251,8 @@ async def test_terminal_event_stops_waiting_for_a_missing_service_and_ends_parti
         await harness.publish_event(case.service, case.parent)
         await harness.publish_event(completed, case.parent)  # `dynamic` never sends its service event
 
-        task = await harness.wait_status(task_id, "partial", "completed", timeout_s=20)
+        # It waits ack_wait (10 s here) and a margin: a service event lost in flight is delivered again by then.
+        task = await harness.wait_status(task_id, "partial", "completed", timeout_s=60)
         assert task.status == "partial"
         assert "dynamic" in (task.status_reason or "")
         folder = result_folder(harness, task)
@@ -258,6 +260,14 @@ async def test_terminal_event_stops_waiting_for_a_missing_service_and_ends_parti
             "services/static.json"
         }
         assert read_json(folder / f"{MODEL}_app{APP}_{task_id}.json")["summary"]["status"] == "partial"
+
+
+def test_a_terminal_event_waits_out_an_ack_wait_for_a_missing_service_event() -> None:
+    # A service event delivered but lost in flight (a cluster node died) is delivered again after ack_wait only.
+    for max_deliver in (3, 5, 10):
+        holds = range(1, max_deliver - 1)  # the deliveries that are held back; the next one ends the task
+        waited = sum(missing_service_wait_s(30.0, max_deliver, n) for n in holds)
+        assert waited >= 30.0 + REDELIVERY_MARGIN_S, max_deliver
 
 
 async def test_spans_continue_the_incoming_trace_with_db_and_folder_children(

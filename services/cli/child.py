@@ -1,5 +1,5 @@
-"""One supervised service process: started in its own session, output forwarded with its name, restarted with
-backoff when it dies, stopped with SIGTERM then SIGKILL."""
+"""One supervised process (a service, or an embedded nats-server): started in its own session, output forwarded
+with its name, restarted with backoff when it dies, stopped with SIGTERM then SIGKILL."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import asyncio
 import logging
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from services.cli.roster import ServiceSpec
 from shared.process_groups import stop_group
@@ -21,11 +21,12 @@ LINE_LIMIT = 1 << 20  # one log line may be long (a traceback as JSON); beyond t
 
 
 class Child:
-    """A service the supervisor keeps running until `stop()`."""
+    """A process the supervisor keeps running until `stop()`: `python -m <spec.module> <spec.args…>`, or `argv`."""
 
-    def __init__(self, spec: ServiceSpec, env: Mapping[str, str]) -> None:
+    def __init__(self, spec: ServiceSpec, env: Mapping[str, str], argv: Sequence[str] | None = None) -> None:
         self.spec = spec
         self.env = dict(env)
+        self._argv = list(argv) if argv is not None else None
         self.process: asyncio.subprocess.Process | None = None
         self.restarts = 0
         self._stopping = asyncio.Event()
@@ -33,7 +34,7 @@ class Child:
 
     @property
     def argv(self) -> list[str]:
-        return [sys.executable, "-m", self.spec.module, *self.spec.args]
+        return self._argv or [sys.executable, "-m", self.spec.module, *self.spec.args]
 
     async def start(self) -> None:
         """Spawn the process. Its own session: a Ctrl-C at the terminal reaches the supervisor only, which then

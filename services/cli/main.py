@@ -203,9 +203,9 @@ def trace(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def up(settings: Settings, _args: argparse.Namespace) -> int:
+def up(settings: Settings, args: argparse.Namespace) -> int:
     setup_logging("supervisor", settings.log_level)
-    return run_up(settings)
+    return run_up(settings, args.cluster)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -217,7 +217,15 @@ def parser() -> argparse.ArgumentParser:
     )
     commands = root.add_subparsers(dest="command", required=True)
 
-    commands.add_parser("up", help="run every service locally until Ctrl-C").set_defaults(handler=up)
+    start = commands.add_parser("up", help="run every service locally until Ctrl-C")
+    start.add_argument(
+        "--cluster",
+        type=int,
+        choices=(1, 3, 5),
+        default=1,
+        help="nats-server nodes to run as one JetStream cluster (3: any one may fail; streams keep 3 replicas)",
+    )
+    start.set_defaults(handler=up)
 
     run = commands.add_parser("analyze", help="submit an analysis (and with --wait, follow it)")
     run.add_argument("model_slug")

@@ -2,8 +2,12 @@
 
 Without ASSAY_NATS_URL it starts the embedded nats-server (store under `<var_dir>/nats`, a free loopback port)
 with a fresh password per service user, declares the streams, buckets and durables as `admin`, and tells each
-service where the server is and its own credentials (services/cli/credentials.py). Services are started in roster order and stopped in reverse, each with
-SIGTERM and up to STOP_GRACE_S before SIGKILL; the embedded nats-server stops last. Running it again on the
+service where the server is and its own credentials (services/cli/credentials.py). `--cluster 3` starts three
+routed nodes instead (stores under `<var_dir>/nats-cluster/node-<i>`, shared/nats_cluster.py), waits until they
+have elected JetStream's meta leader, declares everything with 3 replicas and gives every service all three URLs.
+Services are started in roster order and stopped in reverse, each with SIGTERM and up to STOP_GRACE_S before
+SIGKILL; the embedded nats-server(s) stop last. Every process, nats-servers included, is restarted with backoff when
+it dies (services/cli/child.py); a node comes back on its port and store and catches up. Running it again on the
 same var folder continues with the same streams, buckets and database.
 """
 
@@ -17,15 +21,17 @@ import sys
 from collections.abc import Mapping
 
 import httpx
+import msgspec
 import nats.errors
 from sqlalchemy.exc import SQLAlchemyError
 
 from services.cli.api_token import ensure_local_token
 from services.cli.child import Child
 from services.cli.credentials import analyzer_token, child_env
-from services.cli.roster import roster, runnable
-from shared.config import Settings
+from services.cli.roster import ServiceSpec, roster, runnable
+from shared.config import JetStreamLayout, Settings, cluster_replicas
 from shared.connection import connect
+from shared.nats_cluster import NatsCluster
 from shared.nats_users import ADMIN, creds_of, generate_credentials, save_credentials
 from shared.natsd import EmbeddedNats
 from shared.streams import declare_all
@@ -73,43 +79,72 @@ def metrics_ports(settings: Settings, children: list[Child]) -> str:
     return "Metrics: " + ", ".join(where)
 
 
-async def _start_nats(settings: Settings, credentials: dict[str, str]) -> EmbeddedNats:
-    """Start the embedded server admitting only Assay's users, and declare everything the services use."""
+async def _start_nats(
+    settings: Settings, credentials: dict[str, str], layout: JetStreamLayout, nodes: int
+) -> tuple[str, list[Child]]:
+    """Start the embedded server (or a cluster of `nodes`) admitting only Assay's users, each a supervised child
+    (restarted on its port and store when it dies), wait for JetStream and declare everything the services use
+    with the layout's replicas. The servers' URL, and their children."""
     save_credentials(settings.var_dir, credentials)
-    embedded = EmbeddedNats(settings.var_dir / "nats", credentials=credentials)
-    # Own session: the terminal's Ctrl-C must not stop NATS before the services have drained into it.
-    await embedded.start(new_session=True)
-    pid = embedded.process.pid if embedded.process else None
-    log.info("embedded nats-server listening on %s", embedded.url, extra={"child": "nats-server", "pid": pid})
+    servers: list[EmbeddedNats]
+    if nodes > 1:
+        cluster = NatsCluster(settings.var_dir / "nats-cluster", nodes, credentials=credentials)
+        servers, url = cluster.nodes, cluster.url
+    else:
+        single = EmbeddedNats(settings.var_dir / "nats", credentials=credentials)
+        servers, url = [single], single.url
+    # Each in its own session (Child): the terminal's Ctrl-C must not stop NATS before the services have drained
+    # into it; `up` stops the servers last.
+    children = [
+        Child(
+            ServiceSpec(f"nats-server-{index}" if nodes > 1 else "nats-server", "nats-server"),
+            {},
+            server.argv(),
+        )
+        for index, server in enumerate(servers)
+    ]
     try:
-        admin = await connect(embedded.url, "assay-setup", creds_of(credentials, ADMIN))
+        for child in children:
+            await child.start()
+        for server, child in zip(servers, children, strict=True):
+            assert child.process is not None
+            await server.listening(child.process)
+            extra = {"child": child.spec.name, "pid": child.process.pid}
+            log.info("embedded nats-server listening on %s", server.url, extra=extra)
+        admin = await connect(url, "assay-setup", creds_of(credentials, ADMIN))
         try:
-            await declare_all(admin.jetstream(), settings.ack_wait_s, settings.max_deliver)
+            await declare_all(admin.jetstream(), settings.ack_wait_s, settings.max_deliver, layout)
         finally:
             await admin.close()
     except BaseException:
-        await embedded.stop()
+        for child in children:
+            await child.stop(STOP_GRACE_S)
         raise
-    return embedded
+    return url, children
 
 
-async def up(settings: Settings, environ: Mapping[str, str]) -> int:
-    """Run the stack until SIGINT/SIGTERM; 0 after a clean stop, 1 when it could not start."""
+async def up(settings: Settings, environ: Mapping[str, str], nats_nodes: int = 1) -> int:
+    """Run the stack until SIGINT/SIGTERM (on an embedded cluster of `nats_nodes` when no ASSAY_NATS_URL is set);
+    0 after a clean stop, 1 when it could not start."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     env = dict(environ)
-    embedded: EmbeddedNats | None = None
+    servers: list[Child] = []  # the embedded nats-server(s)
     credentials: dict[str, str] | None = None
     if not settings.nats_url:
         credentials = generate_credentials()
+        layout = msgspec.structs.replace(settings.jetstream, replicas=cluster_replicas(nats_nodes))
         try:
-            embedded = await _start_nats(settings, credentials)
+            env["ASSAY_NATS_URL"], servers = await _start_nats(settings, credentials, layout, nats_nodes)
         except (RuntimeError, TimeoutError, OSError, nats.errors.Error) as error:
             print(f"assay up: could not start the embedded nats-server: {error}", file=sys.stderr)
             return 1
-        env["ASSAY_NATS_URL"] = embedded.url
+        # The services look the streams up as they were declared.
+        env["ASSAY_NATS_REPLICAS"] = str(layout.replicas)
+    elif nats_nodes > 1:
+        log.warning("--cluster ignored: ASSAY_NATS_URL names the servers to use")
     token = analyzer_token(settings.var_dir, settings.analyzer_token)
     try:
         await ensure_local_token(settings)
@@ -122,7 +157,7 @@ async def up(settings: Settings, environ: Mapping[str, str]) -> int:
         else:
             log.warning("skipping %s: %s has no __main__ module", spec.name, spec.module)
     print(metrics_ports(settings, children), flush=True)
-    watchers: list[asyncio.Task[None]] = []
+    watchers = [asyncio.create_task(server.supervise()) for server in servers]
     readiness = asyncio.create_task(wait_until_ready(settings.gateway_url))
     try:
         for child in children:
@@ -132,14 +167,12 @@ async def up(settings: Settings, environ: Mapping[str, str]) -> int:
         log.info("stopping: gateway first, persister last")
     finally:
         readiness.cancel()
-        for child in reversed(children):
+        for child in [*reversed(children), *servers]:
             await child.stop(STOP_GRACE_S)
         await asyncio.gather(readiness, *watchers, return_exceptions=True)
-        if embedded is not None:
-            await embedded.stop()
     return 0
 
 
-def run_up(settings: Settings) -> int:
+def run_up(settings: Settings, nats_nodes: int = 1) -> int:
     """Entry point of `assay up` (blocks until stopped)."""
-    return asyncio.run(up(settings, os.environ))
+    return asyncio.run(up(settings, os.environ, nats_nodes))

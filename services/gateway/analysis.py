@@ -138,7 +138,9 @@ async def _accept(data: RunRequest, resources: Resources) -> Response[Accepted]:
     )
     _check_fits_nats(resources.nats.max_payload, request)
     try:
-        await publish_request(resources.nats, resources.js, resources.tasks, request)
+        await publish_request(
+            resources.nats, resources.js, resources.tasks, request, patience_s=resources.publish_patience_s
+        )
     except NatsUnavailable as error:
         log.warning("refused a request: %s", error, extra={"task_id": task_id})
         raise ServiceUnavailableException(f"NATS unavailable, request not accepted: {error}") from error

@@ -155,7 +155,13 @@ async def _queue(data: BatchRequest, resources: Resources) -> Response[BatchAcce
             source_lines=sizes[(task.model_slug, task.app_number)],
         )
         try:
-            await publish_request(resources.nats, resources.js, resources.tasks, request)
+            await publish_request(
+                resources.nats,
+                resources.js,
+                resources.tasks,
+                request,
+                patience_s=resources.publish_patience_s,
+            )
         except NatsUnavailable as error:
             # The record keeps only what was queued, so the batch reports what really runs.
             await _keep_record(

@@ -2,10 +2,16 @@
 
 Each publish is a PRODUCER span `publish <subject>` whose context travels in the message's `traceparent` header,
 so the orchestrator's and persister's spans join the trace of the HTTP request.
+
+On a cluster, one node may die under the gateway: its connection moves to another node within a second, and the
+streams that node led elect a new leader within seconds. A request waits that out (up to RECONNECT_GRACE_S to be
+connected, then for each write the publish patience of shared/publishing.py, each publish repeated under its one
+`Nats-Msg-Id`, so JetStream stores it once) instead of answering 503 for a task that would then be submitted twice.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from nats.aio.client import Client
@@ -17,39 +23,51 @@ from opentelemetry.trace import SpanKind
 from services.gateway.resources import NATS_ERRORS
 from shared.errors import MessagingError
 from shared.messages import AnalysisRequest, CancelRequest, encode
-from shared.publishing import PublishFailed, producer_attributes, publish_message
+from shared.publishing import PublishFailed, producer_attributes, publish_message, with_patience
 from shared.subjects import accepted_key, cancel_key, cancel_subject, request_subject
 from shared.tracing import inject_headers
 
 log = logging.getLogger(__name__)
 
 PUBLISH_TIMEOUT_S = 5
+RECONNECT_GRACE_S = 5.0  # a client whose node died is on another one well within this
 
 
 class NatsUnavailable(MessagingError):
     """NATS could not take the message; nothing of it was left behind."""
 
 
+async def connected(nc: Client) -> None:
+    """Return once `nc` is connected, waiting up to RECONNECT_GRACE_S while it reconnects (NatsUnavailable)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + RECONNECT_GRACE_S
+    while not nc.is_connected:
+        if nc.is_closed or loop.time() > deadline:
+            raise NatsUnavailable("not connected to NATS (reconnecting)")
+        await asyncio.sleep(0.05)
+
+
 async def publish_request(
-    nc: Client, js: JetStreamContext, tasks: KeyValue, request: AnalysisRequest
+    nc: Client, js: JetStreamContext, tasks: KeyValue, request: AnalysisRequest, *, patience_s: float
 ) -> None:
     """Record `accepted.<task_id>` in the tasks bucket, then publish the request on `assay.requests.<priority>`.
 
     The bucket entry comes first so that a GET right after the 202 finds the task even before the persister has
     seen the request. If the publish fails the entry is removed again, so a refused request leaves no trace.
     """
-    if not nc.is_connected:
-        raise NatsUnavailable("not connected to NATS (reconnecting)")
+    await connected(nc)
     payload = encode(request)
     key = accepted_key(request.task.id)
     try:
-        await tasks.put(key, payload)
+        # Repeating a put only writes the same value again.
+        await with_patience(lambda: tasks.put(key, payload), "record the task", patience_s)
+    except PublishFailed as error:
+        raise NatsUnavailable(f"tasks bucket: {error}") from error
     except NATS_ERRORS as error:
         raise NatsUnavailable(f"could not record the task in the tasks bucket: {error!r}") from error
     subject = request_subject(request.priority)
     try:
-        # One attempt: the HTTP client gets a 503 at once and may retry; the bucket entry is removed again.
-        ack = await publish_message(js, subject, request, request.task.id, attempts=1)
+        ack = await publish_message(js, subject, request, request.task.id, patience_s)
     except PublishFailed as error:
         await _forget(tasks, key)
         raise NatsUnavailable(str(error)) from error
@@ -72,8 +90,7 @@ async def _forget(tasks: KeyValue, key: str) -> None:
 
 async def publish_cancel(nc: Client, tasks: KeyValue, cancel: CancelRequest) -> None:
     """Put the `cancel.<task_id>` marker (for runs not started yet), then tell whoever runs the task, now."""
-    if not nc.is_connected:
-        raise NatsUnavailable("not connected to NATS (reconnecting)")
+    await connected(nc)
     subject = cancel_subject(cancel.task_id)
     payload = encode(cancel)
     try:

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from shared.config import Settings
 from shared.connection import connect
 from shared.database import create_engine, sessions
+from shared.publishing import publish_patience
 from shared.streams import declare_streams, tasks_bucket
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,12 @@ class Resources:
     engine: AsyncEngine  # tasks read only (the persister writes them); tokens' last use and idempotency keys
     sessions: async_sessionmaker[AsyncSession]
 
+    @property
+    def publish_patience_s(self) -> float:
+        """How long a write to JetStream is retried before the client gets a 503 (through a leader election on a
+        cluster)."""
+        return publish_patience(self.settings.jetstream)
+
 
 @asynccontextmanager
 async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
@@ -59,8 +66,8 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
     engine = create_engine(settings.database_url)
     try:
         js = nc.jetstream(timeout=JETSTREAM_TIMEOUT_S)
-        await declare_streams(js)
-        tasks = await tasks_bucket(js)
+        await declare_streams(js, settings.jetstream)
+        tasks = await tasks_bucket(js, settings.jetstream)
         yield Resources(
             settings=settings, nats=nc, js=js, tasks=tasks, engine=engine, sessions=sessions(engine)
         )

@@ -52,7 +52,7 @@ class Orchestrator:
 
 async def declare(js: JetStreamContext, settings: Settings) -> None:
     """The streams and the four orchestrator durables (idempotent)."""
-    await declare_streams(js)
+    await declare_streams(js, settings.jetstream)
     for config in orchestrator_consumers(settings.ack_wait_s, settings.max_deliver):
         await declare_consumer(js, subjects.REQUESTS_STREAM, config)
 

@@ -22,6 +22,7 @@ from nats.js.object_store import ObjectStore
 from opentelemetry import trace
 
 from shared.cancel_safety import raise_swallowed_cancel
+from shared.config import JetStreamLayout
 from shared.messages import (
     ArtifactRef,
     Event,
@@ -29,8 +30,8 @@ from shared.messages import (
     TaskProgress,
     encode,
 )
-from shared.publishing import publish_dead_letter, publish_message
-from shared.streams import artifacts_bucket
+from shared.publishing import publish_dead_letter, publish_message, publish_patience, with_patience
+from shared.streams import DEFAULT_LAYOUT, artifacts_bucket
 from shared.subjects import ARTIFACTS_BUCKET, REQUESTS_STREAM, event_subject
 from shared.tracing import TASK_ID_ATTRIBUTE, inject_headers
 
@@ -47,15 +48,19 @@ def kind_of(event: Event) -> str:
 class EventPublisher:
     """Publishes on one connection; the artifacts bucket is looked up on first use."""
 
-    def __init__(self, nc: Client, js: JetStreamContext) -> None:
+    def __init__(self, nc: Client, js: JetStreamContext, layout: JetStreamLayout = DEFAULT_LAYOUT) -> None:
         self.nc = nc
         self.js = js
+        # How long writes are retried (through a leader election on a cluster); the artifacts bucket's replicas and
+        # limits, should it have to be created.
+        self.layout = layout
         self._artifacts: ObjectStore | None = None
 
     async def publish(self, event: Event) -> None:
-        """Publish a task event in a PRODUCER span, retrying until JetStream confirms it (or PublishFailed)."""
+        """Publish a task event in a PRODUCER span, retrying until JetStream confirms it (or PublishFailed): through
+        a leader election on a cluster, so that a node's death does not make the task run again."""
         subject = event_subject(event.task.id, kind_of(event))
-        await publish_message(self.js, subject, event, event.task.id)
+        await publish_message(self.js, subject, event, event.task.id, publish_patience(self.layout))
         log.info("published %s", subject, extra={"task_id": event.task.id})
 
     async def publish_progress(self, event: TaskProgress) -> None:
@@ -89,8 +94,10 @@ class EventPublisher:
             attributes={TASK_ID_ATTRIBUTE: task_id, "assay.artifact.size": len(data)},
         ):
             if self._artifacts is None:
-                self._artifacts = await artifacts_bucket(self.js)
-            await self._artifacts.put(name, data)
+                self._artifacts = await artifacts_bucket(self.js, self.layout)
+            store = self._artifacts
+            # A put repeated replaces the object (its earlier chunks are purged): safe to retry.
+            await with_patience(lambda: store.put(name, data), f"store {name}", publish_patience(self.layout))
         log.info(
             "result of %s (%d bytes) stored as %s",
             service,

@@ -40,7 +40,7 @@ async def serve(nc: Client, settings: Settings, stop: asyncio.Event, worker: str
     registry = CancelRegistry()
     cancels = await listen(nc, registry)
     run = RunContext(
-        publisher=EventPublisher(nc, js),
+        publisher=EventPublisher(nc, js, settings.jetstream),
         analyzers=AnalyzerClient(
             settings.analyzer_urls,
             settings.heartbeat_timeout_s,
@@ -53,7 +53,7 @@ async def serve(nc: Client, settings: Settings, stop: asyncio.Event, worker: str
         apps=AppRunner(settings),
     )
     orchestrator = Orchestrator(
-        js=js, settings=settings, tasks=await tasks_bucket(js), registry=registry, run=run
+        js=js, settings=settings, tasks=await tasks_bucket(js, settings.jetstream), registry=registry, run=run
     )
     log.info(
         "orchestrator %s running up to %d tasks at once",

@@ -13,7 +13,7 @@ from nats.js import JetStreamContext
 from services.persister.completion import PersisterContext, fail_task
 from services.persister.handlers import handle_event, handle_request
 from shared import subjects
-from shared.config import Settings
+from shared.config import JetStreamLayout, Settings
 from shared.consuming import ACK, Delivery, Flow, GiveUp, Outcome, Source, TaskMessage, consume
 from shared.errors import PoisonMessage
 from shared.messages import AnalysisRequest, TaskEvent, decode_event, decode_request
@@ -24,9 +24,9 @@ REQUESTS = Source(subjects.REQUESTS_STREAM, subjects.PERSISTER_REQUESTS_DURABLE,
 EVENTS = Source(subjects.EVENTS_STREAM, subjects.PERSISTER_EVENTS_DURABLE, decode_event)
 
 
-async def declare(js: JetStreamContext, ack_wait_s: float, max_deliver: int) -> None:
+async def declare(js: JetStreamContext, ack_wait_s: float, max_deliver: int, layout: JetStreamLayout) -> None:
     """Streams and the persister's durables (idempotent; run at start and whenever a fetcher re-subscribes)."""
-    await declare_streams(js)
+    await declare_streams(js, layout)
     for stream, config in persister_consumers(ack_wait_s, max_deliver):
         await declare_consumer(js, stream, config)
 
@@ -58,7 +58,7 @@ def flow(ctx: PersisterContext, settings: Settings) -> Flow:
         name="persister",
         js=ctx.js,
         sources=(REQUESTS, EVENTS),
-        declare=lambda: declare(ctx.js, ctx.ack_wait_s, ctx.max_deliver),
+        declare=lambda: declare(ctx.js, ctx.ack_wait_s, ctx.max_deliver, settings.jetstream),
         handle=handle_message,
         given_up=given_up,
         max_deliver=ctx.max_deliver,

@@ -31,7 +31,7 @@ async def run(
     """Run the persister on `nc` and `engine` until `stop` is set."""
     await migrate(engine)
     js = nc.jetstream()
-    await declare(js, settings.ack_wait_s, settings.max_deliver)
+    await declare(js, settings.ack_wait_s, settings.max_deliver, settings.jetstream)
     ctx = PersisterContext(
         js=js,
         sessions=persister_sessions(engine),

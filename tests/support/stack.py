@@ -1,5 +1,6 @@
-"""The real Assay stack for end-to-end tests: each service a separate process, its own nats-server on a free port,
-its own SQLite file, results folder and span files. Processes can be killed one by one.
+"""The real Assay stack for end-to-end tests: each service a separate process, its own nats-server on a free port
+(or, with `nats_nodes=3`, a three-node JetStream cluster whose every URL the services get), its own SQLite file,
+results folder and span files. Processes can be killed one by one, and nats-server nodes started again.
 
 Locked down as `assay up` runs it: the nats-server admits only Assay's users, the streams are declared as
 `admin`, and each service gets only its own credentials and the analyzer token (services/cli/credentials.py)."""
@@ -26,6 +27,7 @@ from services.cli.roster import ServiceSpec
 from shared.config import load_settings
 from shared.connection import connect
 from shared.messages import TERMINAL_STATUSES
+from shared.nats_cluster import NatsCluster
 from shared.nats_users import ADMIN, GATEWAY, ORCHESTRATOR, PERSISTER, creds_of, generate_credentials
 from shared.natsd import EmbeddedNats, free_port
 from shared.streams import declare_all
@@ -69,13 +71,23 @@ class Stack:
         analyzers: Mapping[str, int] = {"static": 1},
         analyzer_modules: Mapping[str, str] | None = None,
         extra_env: Mapping[str, str] | None = None,
+        nats_nodes: int = 1,
+        orchestrators: int = 1,
     ) -> None:
         """`analyzer_modules`: the module to run for an analyzer instead of `services.analyzers.<name>` (a fast
         stand-in of the same service, e.g. `{"static": "tests.support.faults.analyzer"}`)."""
         self.root = root
         self.credentials = generate_credentials()
         self.analyzer_token = secrets.token_urlsafe(16)
-        self.nats = EmbeddedNats(root / "nats", credentials=self.credentials)
+        self.nats: EmbeddedNats | NatsCluster
+        if nats_nodes > 1:
+            self.nats = NatsCluster(root / "nats", nats_nodes, credentials=self.credentials)
+            # processes["nats-<i>"] is node i
+            self.nats_servers = {f"nats-{i}": node for i, node in enumerate(self.nats.nodes)}
+        else:
+            self.nats = EmbeddedNats(root / "nats", credentials=self.credentials)
+            self.nats_servers = {"nats": self.nats}
+        self.orchestrators = orchestrators
         self.gateway_port = free_port()
         self.analyzer_ports = {name: [free_port() for _ in range(count)] for name, count in analyzers.items()}
         self.analyzer_modules = {name: f"services.analyzers.{name}" for name in analyzers}
@@ -151,9 +163,18 @@ class Stack:
         self.processes[spec.name] = process
         return process
 
+    def start_nats(self, name: str) -> None:
+        """Start nats-server `name` (`nats`, or a cluster's `nats-<i>`) on its port and store; again after a kill."""
+        server = self.nats_servers[name]
+        self.processes[name] = subprocess.Popen(
+            server.argv(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
+        wait_for_port(server.port)
+
     def start(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        self.start_nats()
+        for name in self.nats_servers:
+            self.start_nats(name)
         asyncio.run(self._declare())
         self.token = create_token_direct(self.env, "stack")
         self.spawn(ServiceSpec("persister", "services.persister", nats_user=PERSISTER))
@@ -161,27 +182,21 @@ class Stack:
             for index, port in enumerate(ports):
                 module = self.analyzer_modules[name]
                 self.spawn(ServiceSpec(f"{name}-{index}", module, ("--port", str(port)), analyzer_token=True))
-        self.spawn(
-            ServiceSpec("orchestrator", "services.orchestrator", nats_user=ORCHESTRATOR, analyzer_token=True)
-        )
+        for index in range(self.orchestrators):
+            name = "orchestrator" if index == 0 else f"orchestrator-{index}"
+            self.spawn(
+                ServiceSpec(name, "services.orchestrator", nats_user=ORCHESTRATOR, analyzer_token=True)
+            )
         self.spawn(ServiceSpec("gateway", "services.gateway", nats_user=GATEWAY))
         for ports in self.analyzer_ports.values():
             for port in ports:
                 wait_for_port(port)
         self.wait_ready()
 
-    def start_nats(self) -> None:
-        """Start the nats-server (again, after `kill("nats")`: same port, same store) and wait until it listens."""
-        self.nats.store_dir.mkdir(parents=True, exist_ok=True)
-        self.processes["nats"] = subprocess.Popen(
-            self.nats.argv(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-        )
-        wait_for_port(self.nats.port)
-
     def restart(self, name: str) -> None:
-        """Start a service (or `nats`) that was killed or stopped, as it was started first."""
-        if name == "nats":
-            self.start_nats()
+        """Start a service or a nats-server (`nats`, `nats-<i>`) that was killed or stopped, as it was first."""
+        if name in self.nats_servers:
+            self.start_nats(name)
         else:
             self.spawn(self.specs[name])
 
@@ -189,7 +204,9 @@ class Stack:
         settings = load_settings(self.env)
         admin = await connect(self.nats.url, "stack-setup", self.creds(ADMIN))
         try:
-            await declare_all(admin.jetstream(), settings.ack_wait_s, settings.max_deliver)
+            await declare_all(
+                admin.jetstream(), settings.ack_wait_s, settings.max_deliver, settings.jetstream
+            )
         finally:
             await admin.close()
 
