@@ -23,6 +23,7 @@ from tests.support.faults.scenarios import (
     FaultStack,
     Scale,
     analyzer_outage,
+    cluster_node_down,
     fault_stack,
     run_scenario,
 )
@@ -63,6 +64,19 @@ def shared_stack(tmp_path_factory: pytest.TempPathFactory, database: tuple[str, 
         stack.stop()
 
 
+@pytest.fixture(scope="module")
+def cluster_stack(
+    tmp_path_factory: pytest.TempPathFactory, database: tuple[str, str]
+) -> Iterator[FaultStack]:
+    """The same on a three-node JetStream cluster (streams with 3 replicas, services given every node's URL)."""
+    stack = fault_stack(tmp_path_factory.mktemp("cluster"), database[1], nats_nodes=3)
+    stack.start()
+    try:
+        yield FaultStack(stack, f"{database[0]}, 3 nodes")
+    finally:
+        stack.stop()
+
+
 @pytest.fixture
 def faulty(shared_stack: FaultStack) -> FaultStack:
     """The shared stack, whole: what an earlier, failed scenario left dead is started again."""
@@ -84,6 +98,14 @@ def test_a_fault_mid_run_leaves_every_task_terminal_none_lost_none_duplicated(
     faulty: FaultStack, fault: Fault, fault_scale: Scale, fault_table: Callable[[Verdict], None]
 ) -> None:
     verdict = run_scenario(faulty, fault, fault_scale)
+    fault_table(verdict)
+    assert_nothing_lost(verdict, fault_scale)
+
+
+def test_a_cluster_node_killed_mid_run_leaves_every_task_terminal_none_lost_none_duplicated(
+    cluster_stack: FaultStack, fault_scale: Scale, fault_table: Callable[[Verdict], None]
+) -> None:
+    verdict = run_scenario(cluster_stack, cluster_node_down(fault_scale), fault_scale)
     fault_table(verdict)
     assert_nothing_lost(verdict, fault_scale)
 

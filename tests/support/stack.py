@@ -289,6 +289,17 @@ class Stack:
         raise TimeoutError(f"task {task_id} not terminal after {timeout_s} s; logs:\n{self.log_tail()}")
 
 
+async def stream_leader(stack: Stack, stream: str) -> str:
+    """The stack's process name (`nats-<i>`) of the cluster node leading `stream`."""
+    nc = await connect(stack.nats.url, "test-admin", stack.creds(ADMIN))
+    try:
+        info = await nc.jetstream().stream_info(stream)
+    finally:
+        await nc.close()
+    assert info.cluster is not None and info.cluster.leader
+    return "nats-" + info.cluster.leader.rsplit("-", 1)[1]
+
+
 @contextmanager
 def one_app_stack(root: Path, model: str, app: int, backend_py: str) -> Iterator[Stack]:
     """A running stack with one static analyzer over one app whose `backend/app.py` is `backend_py`."""

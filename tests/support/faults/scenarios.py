@@ -14,10 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from shared import subjects
 from tests.support.faults.load import Submitter
 from tests.support.faults.records import open_count, wait_terminal
 from tests.support.faults.verdict import Verdict, audit
-from tests.support.stack import Stack, wait_for_port
+from tests.support.stack import Stack, stream_leader, wait_for_port
 
 MODEL = "fault"
 BODY = {"model_slug": MODEL, "app_number": 1, "analysis_type": "static", "tools": ["ruff"]}
@@ -76,14 +77,15 @@ class FaultStack:
                 _wait_up(self.stack, name)
 
 
-def fault_stack(root: Path, database_url: str) -> Stack:
-    """A stack (not started) on `database_url` with the fast static analyzer."""
+def fault_stack(root: Path, database_url: str, nats_nodes: int = 1) -> Stack:
+    """A stack (not started) on `database_url` with the fast static analyzer, on one nats-server or a cluster."""
     return Stack(
         root / "stack",
         apps_dir=fault_apps(root),
         analyzers={"static": 1},
         analyzer_modules={"static": "tests.support.faults.analyzer"},
         extra_env={**FAULT_ENV, "ASSAY_DATABASE_URL": database_url},
+        nats_nodes=nats_nodes,
     )
 
 
@@ -117,6 +119,19 @@ def _analyzer_outage(stack: Stack, scale: Scale) -> None:
     time.sleep(scale.outage_s)
     stack.restart(ANALYZER)
     _wait_up(stack, ANALYZER)
+
+
+def _cluster_node_down(stack: Stack, scale: Scale) -> None:
+    # The node leading ASSAY_EVENTS: losing it costs an election on the stream every task's end goes through.
+    victim = asyncio.run(stream_leader(stack, subjects.EVENTS_STREAM))
+    stack.kill(victim)
+    time.sleep(scale.outage_s)
+    stack.restart(victim)
+
+
+def cluster_node_down(scale: Scale) -> Fault:
+    """`kill -9` of one node of three (the ASSAY_EVENTS leader), started again `scale.outage_s` later."""
+    return Fault(f"kill -9 cluster node, {scale.outage_s:g} s", _cluster_node_down)
 
 
 KILLS = [
