@@ -10,6 +10,8 @@ Bounded in `make test` (80 tasks per scenario, a 10 s outage); `make chaos` runs
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -41,40 +43,48 @@ before_outages = pytest.mark.xfail(
 
 
 @pytest.fixture(scope="module", params=["SQLite", "PostgreSQL"])
-def database(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[str, str]]:
-    """(label, URL) of a fresh database: a SQLite file, or a new database on the test PostgreSQL server."""
-    if request.param == "SQLite":
-        yield "SQLite", f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('sqlite') / 'assay.db'}"
+def database(request: pytest.FixtureRequest) -> str:
+    """Which database the stacks of this round use."""
+    label: str = request.param
+    return label
+
+
+@contextmanager
+def fresh_database(label: str, folder: Path) -> Iterator[str]:
+    """The URL of a database of its own for one stack: a SQLite file, or a new database on the test PostgreSQL
+    server (skipped with the reason when none answers)."""
+    if label == "SQLite":
+        yield f"sqlite+aiosqlite:///{folder / 'assay.db'}"
         return
     with fresh_postgres_database("assay_faults") as url:
-        yield "PostgreSQL", url
+        yield url
+
+
+@contextmanager
+def started(root: Path, label: str, nats_nodes: int = 1) -> Iterator[FaultStack]:
+    with fresh_database(label, root) as url:
+        stack = fault_stack(root, url, nats_nodes=nats_nodes)
+        stack.start()
+        try:
+            yield FaultStack(stack, label if nats_nodes == 1 else f"{label}, {nats_nodes} nodes")
+        finally:
+            stack.stop()
 
 
 @pytest.fixture(scope="module")
-def shared_stack(tmp_path_factory: pytest.TempPathFactory, database: tuple[str, str]) -> Iterator[FaultStack]:
+def shared_stack(tmp_path_factory: pytest.TempPathFactory, database: str) -> Iterator[FaultStack]:
     """One stack per database that the scenarios break one after another (starting one is most of a
     scenario's cost)."""
-    stack = fault_stack(tmp_path_factory.mktemp("faults"), database[1])
-    stack.start()
-    try:
-        yield FaultStack(stack, database[0])
-    finally:
-        stack.stop()
+    with started(tmp_path_factory.mktemp("faults"), database) as faulty:
+        yield faulty
 
 
 @pytest.fixture(scope="module")
-def cluster_stack(
-    tmp_path_factory: pytest.TempPathFactory, database: tuple[str, str]
-) -> Iterator[FaultStack]:
-    """The same on a three-node JetStream cluster (streams with 3 replicas, services given every node's URL)."""
-    stack = fault_stack(tmp_path_factory.mktemp("cluster"), database[1], nats_nodes=3)
-    stack.start()
-    try:
-        yield FaultStack(stack, f"{database[0]}, 3 nodes")
-    finally:
-        stack.stop()
+def cluster_stack(tmp_path_factory: pytest.TempPathFactory, database: str) -> Iterator[FaultStack]:
+    """The same on a three-node JetStream cluster (streams with 3 replicas, services given every node's URL),
+    with a database of its own."""
+    with started(tmp_path_factory.mktemp("cluster"), database, nats_nodes=3) as faulty:
+        yield faulty
 
 
 @pytest.fixture
