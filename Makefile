@@ -45,9 +45,11 @@ lint: install
 	$(PY) -m shared.contracts --check
 
 # The pipeline benchmark's Celery + Redis baseline lives in the `bench` extra, not in the services' dependencies.
+# Parts on their own: `make bench BENCH_ARGS="pipeline --parts replicas --tasks 500"` (see docs/performance.md).
+BENCH_ARGS ?=
 bench: install
 	$(PY) -m pip install --quiet -e ".[test,bench]"
-	$(PY) -m benchmarks
+	$(PY) -m benchmarks $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

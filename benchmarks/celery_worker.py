@@ -28,9 +28,10 @@ from services.persister import database, lookups
 from services.persister.completion import PersisterContext, finish
 from services.persister.document import Ending
 from services.persister.lookups import as_utc
+from services.persister.sessions import persister_sessions
 from services.persister.staging import StagedService
 from shared.config import Settings, load_settings
-from shared.database import create_engine, sessions
+from shared.database import create_engine
 from shared.messages import AnalysisRequest, ServiceFinished, TaskCompleted, TaskStarted, utcnow
 
 QUEUE_VARIABLE = "ASSAY_BENCH_CELERY_QUEUE"
@@ -65,7 +66,8 @@ def _worker_state() -> WorkerState:
         ctx = PersisterContext(
             # `finish` never touches JetStream: there is none on this side.
             js=cast(JetStreamContext, None),
-            sessions=sessions(engine),
+            # The persister's own write path: group commit in one writer thread.
+            sessions=persister_sessions(engine),
             results_root=settings.results_dir,
             max_deliver=settings.max_deliver,
             db_system=engine.dialect.name,

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from benchmarks.common import Row, service_event
 from services.persister.database import ensure_task, record_service
-from services.persister.lookups import Sessions
+from services.persister.sessions import Sessions
 from shared.database import create_engine, migrate, sessions
 from shared.findings import Finding
 from shared.messages import ServiceFinished, new_event_id

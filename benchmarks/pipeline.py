@@ -15,12 +15,13 @@ import signal
 import sys
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from benchmarks.assay_system import AssaySystem
 from benchmarks.celery_system import CelerySystem
 from benchmarks.common import Row
+from benchmarks.cpu import cpu_snapshot, cpu_spent
 from benchmarks.load import at_rate, body, burst
 from benchmarks.rss import PeakRss
 from benchmarks.static_pipeline import static_rows
@@ -40,6 +41,7 @@ class Options:
     replicas: list[int]
     growth_tasks: int
     parts: list[str]
+    priorities: list[str]
     timeout_s: float
     growth_timeout_s: float
     stall_s: float
@@ -61,6 +63,11 @@ def parse_options(argv: list[str]) -> Options:
     parser.add_argument(
         "--parts", default=",".join(PARTS), help=f"which parts to run (default {','.join(PARTS)})"
     )
+    parser.add_argument(
+        "--priorities",
+        default=",".join(PRIORITIES),
+        help=f"priorities of the saturation part (default {','.join(PRIORITIES)})",
+    )
     parser.add_argument("--timeout", type=float, default=600, help="bound of one load run, s (default 600)")
     parser.add_argument(
         "--growth-timeout", type=float, default=3600, help="bound of the growth run, s (default 3600)"
@@ -78,6 +85,9 @@ def parse_options(argv: list[str]) -> Options:
         parser.error(f"unknown parts: {', '.join(unknown)}; known: {', '.join(PARTS)}")
     if args.skip_100k and "growth" in parts:
         parts.remove("growth")
+    priorities = [priority for priority in args.priorities.split(",") if priority]
+    if not priorities or set(priorities) - set(PRIORITIES):
+        parser.error(f"--priorities takes some of {', '.join(PRIORITIES)}")
     return Options(
         tasks=args.tasks,
         rates=[float(rate) for rate in args.rates.split(",") if rate],
@@ -85,6 +95,7 @@ def parse_options(argv: list[str]) -> Options:
         replicas=[int(count) for count in args.replicas.split(",") if count],
         growth_tasks=args.growth_tasks,
         parts=parts,
+        priorities=priorities,
         timeout_s=args.timeout,
         growth_timeout_s=args.growth_timeout,
         stall_s=args.stall,
@@ -112,7 +123,9 @@ class Pipeline:
         load = burst(
             system.submit_url, system.headers, body(priority), count, self.options.in_flight, timeout_s
         )
+        before = cpu_snapshot(system.roles())
         trial = await run_load(system, load, timeout_s, self.options.stall_s)
+        trial = replace(trial, cpu_s=cpu_spent(before, cpu_snapshot(system.roles())))
         return await self._settle(name, f"saturation at {priority}", count, trial)
 
     async def offered(self, name: str, rate: float) -> Trial:
@@ -138,11 +151,13 @@ class Pipeline:
     async def saturation_rows(self) -> tuple[list[Row], dict[str, Trial]]:
         rows: list[Row] = []
         by_priority: dict[str, Trial] = {}
+        celery_trials: list[Trial] = []
         count = self.options.tasks
-        for priority in PRIORITIES:
+        for priority in self.options.priorities:
             celery = await self.saturate("celery", priority, count, self.options.timeout_s)
             assay = await self.saturate("assay", priority, count, self.options.timeout_s)
             by_priority[priority] = assay
+            celery_trials.append(celery)
             notes = [
                 f"Assay {assay.note(count)}" if assay.note(count) else "",
                 f"Celery {celery.note(count)}" if celery.note(count) else "",
@@ -157,6 +172,7 @@ class Pipeline:
                     note="; ".join(note for note in notes if note),
                 )
             )
+        rows += cpu_rows(celery_trials, list(by_priority.values()))
         return rows, by_priority
 
     async def latency_rows(self) -> list[Row]:
@@ -198,7 +214,8 @@ class Pipeline:
                     celery_normal,
                     trial.throughput(),
                     higher_is_better=True,
-                    note=trial.note(count) or "baseline: Celery's figure at normal above",
+                    note=trial.note(count)
+                    or ("baseline: Celery's figure at normal above" if celery_normal else ""),
                 )
             )
         return rows
@@ -275,6 +292,36 @@ def rss_rows(peaks: dict[str, int]) -> list[Row]:
     every_celery = [role for _case, _assay, celery in _PAIRS for role in celery]
     rows.append(
         Row("peak RSS, all processes", "MB", total("celery", every_celery), total("assay", everything))
+    )
+    return rows
+
+
+def _cpu_ms_per_task(trials: list[Trial], roles: list[str]) -> float | None:
+    """CPU milliseconds per persisted task of `roles` together, over all `trials`."""
+    spent = [trial.cpu_s[role] for trial in trials for role in roles if role in trial.cpu_s]
+    persisted = sum(len(trial.persisted) for trial in trials)
+    return 1000 * sum(spent) / persisted if spent and persisted else None
+
+
+def cpu_rows(celery: list[Trial], assay: list[Trial]) -> list[Row]:
+    """CPU per persisted task over the saturation runs, by role: meaningful even on a busy machine."""
+    rows = [
+        Row(f"CPU per task, {case}", "ms", _cpu_ms_per_task(celery, c), _cpu_ms_per_task(assay, a))
+        for case, a, c in _PAIRS
+    ]
+    rows += [
+        Row(f"CPU per task, Assay {role}", "ms", None, _cpu_ms_per_task(assay, [role]))
+        for role in ("gateway", "nats-server", "orchestrator", "analyzer", "persister")
+    ]
+    everything = [role for _case, a, _c in _PAIRS for role in a]
+    every_celery = [role for _case, _a, c in _PAIRS for role in c]
+    rows.append(
+        Row(
+            "CPU per task, all processes",
+            "ms",
+            _cpu_ms_per_task(celery, every_celery),
+            _cpu_ms_per_task(assay, everything),
+        )
     )
     return rows
 

@@ -1,5 +1,6 @@
 """The benchmark's service processes: started in their own session with a log file each, waited for on a port,
-and stopped by pid (SIGTERM to the group, SIGKILL when it lingers). Every wait is bounded."""
+stopped by pid (SIGTERM to the group, SIGKILL when it lingers), and measured with their children. Every wait is
+bounded."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+
+import psutil
 
 from shared.process_groups import signal_group
 
@@ -62,3 +65,19 @@ def stop(process: subprocess.Popen[bytes], timeout_s: float = 15.0) -> None:
             pass
     signal_group(process.pid, signal.SIGKILL)
     process.wait(timeout=timeout_s)
+
+
+def tree_total(pid: int, measure: Callable[[psutil.Process], float]) -> float:
+    """`measure` summed over the process `pid` and its live children (0 when it is gone)."""
+    try:
+        process = psutil.Process(pid)
+        family = [process, *process.children(recursive=True)]
+    except psutil.Error:
+        return 0.0
+    total = 0.0
+    for member in family:
+        try:
+            total += measure(member)
+        except psutil.Error:
+            continue  # exited between the listing and the reading
+    return total

@@ -8,24 +8,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-import psutil
+from benchmarks.processes import tree_total
 
 INTERVAL_S = 0.25
 
 
 def _tree_rss(pid: int) -> int:
-    try:
-        process = psutil.Process(pid)
-        family = [process, *process.children(recursive=True)]
-    except psutil.Error:
-        return 0
-    total = 0
-    for member in family:
-        try:
-            total += member.memory_info().rss
-        except psutil.Error:
-            continue  # exited between the listing and the reading
-    return total
+    return int(tree_total(pid, lambda process: process.memory_info().rss))
 
 
 class PeakRss:

@@ -4,7 +4,7 @@ throughput from the first accept to the last persisted, and the accept → persi
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from benchmarks.load import Submission
 
@@ -14,6 +14,7 @@ class Trial:
     submission: Submission
     persisted: dict[str, float]  # task id → persisted time (epoch seconds)
     waited_s: float  # from the first request to the end of the wait
+    cpu_s: dict[str, float] = field(default_factory=dict)  # CPU seconds of each role over the run
 
     @property
     def complete(self) -> bool:

@@ -62,6 +62,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     task_deadline_s: float  # ASSAY_TASK_DEADLINE_S: default deadline of one analysis
     tasks_per_orchestrator: int  # ASSAY_ORCHESTRATOR_CONCURRENCY: tasks one orchestrator replica runs at once
     heartbeat_timeout_s: float  # ASSAY_HEARTBEAT_TIMEOUT_S: analyzer silence that fails a run
+    # ASSAY_ANALYZER_OUTAGE_S: while no replica of an analyzer is healthy, tasks that need it wait this long from
+    # the start of the outage before they fail with the reason
+    analyzer_outage_s: float = 300.0
+    # ASSAY_ANALYZER_GRACE_S: an analyzer asked to stop (SIGTERM) finishes its runs for this long, then hands the
+    # rest back to the orchestrator (a `shutting_down` frame), which runs them on another replica or later
+    analyzer_grace_s: float = 30.0
     stale_task_s: float  # ASSAY_STALE_TASK_S: a running task silent this long is failed (by the persister)
     pending_limit_s: float  # ASSAY_PENDING_LIMIT_S: a task still pending after this long is failed
     tool_timeout_s: float  # ASSAY_TOOL_TIMEOUT_S: default timeout of one tool subprocess
@@ -78,13 +84,22 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     perf_error_rate: float = 0.05  # ASSAY_PERF_ERROR_RATE: error rate above which a URL gets a finding
     perf_p99_ms: float = 1000.0  # ASSAY_PERF_P99_MS: p99 latency above which a URL gets a finding
     # Wire security (NATS users, analyzer handshake, targets policy, load ceilings).
-    nats_creds: str | None = None  # ASSAY_NATS_CREDS: `user:password` or a .creds file path, for ASSAY_NATS_URL
+    nats_creds: str | None = (
+        None  # ASSAY_NATS_CREDS: `user:password` or a .creds file path, for ASSAY_NATS_URL
+    )
     analyzer_token: str | None = None  # ASSAY_ANALYZER_TOKEN: bearer token analyzers require in the handshake
-    target_allow: tuple[str, ...] = ()  # ASSAY_TARGET_ALLOW: extra `host[:port]` targets (default: loopback only)
+    target_allow: tuple[
+        str, ...
+    ] = ()  # ASSAY_TARGET_ALLOW: extra `host[:port]` targets (default: loopback only)
     load_max_requests: int = 2000  # ASSAY_LOAD_MAX_REQUESTS: ceiling on the requests of one task's load run
-    load_max_concurrency: int = 32  # ASSAY_LOAD_MAX_CONCURRENCY: ceiling on requests in flight in one load run
+    load_max_concurrency: int = (
+        32  # ASSAY_LOAD_MAX_CONCURRENCY: ceiling on requests in flight in one load run
+    )
     load_max_duration_s: float = 60.0  # ASSAY_LOAD_MAX_DURATION_S: ceiling on the time one load run may take
     auth: bool = True  # ASSAY_AUTH: `off` serves the API without tokens (refused unless bound to loopback)
+    # ASSAY_TOKEN_CACHE_S: a verified token is trusted this long without checking it again (0: check every
+    # request); a token revoked through another gateway or `assay token revoke --direct` is refused after it.
+    token_cache_s: float = 5.0
     max_body_bytes: int = 262_144  # ASSAY_MAX_BODY_BYTES: largest request body the gateway reads (413 beyond)
     token: str | None = None  # ASSAY_TOKEN: the CLI's API token; unset → the file `assay up` saved
     config_dir: Path  # XDG_CONFIG_HOME/assay (default ~/.config/assay): where the CLI keeps its tokens
@@ -101,9 +116,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     app_processes: int = 64  # ASSAY_APP_PROCESSES: processes and threads in one sandbox (RLIMIT_NPROC)
     app_open_files: int = 256  # ASSAY_APP_OPEN_FILES: open files of each app process (RLIMIT_NOFILE)
     # Throughput of the consumer loops (shared/consuming.py).
-    orchestrator_prefetch: int = 8  # ASSAY_ORCHESTRATOR_PREFETCH: requests of one priority held ahead per replica
+    orchestrator_prefetch: int = (
+        8  # ASSAY_ORCHESTRATOR_PREFETCH: requests of one priority held ahead per replica
+    )
     persister_concurrency: int = 32  # ASSAY_PERSISTER_CONCURRENCY: messages one persister works on at once
-    persister_prefetch: int = 256  # ASSAY_PERSISTER_PREFETCH: messages of one durable held ahead by the persister
+    persister_prefetch: int = (
+        256  # ASSAY_PERSISTER_PREFETCH: messages of one durable held ahead by the persister
+    )
     batch_max_tasks: int = 1000  # ASSAY_BATCH_MAX_TASKS: tasks one batch may queue
     # Metrics (shared/metrics.py): the gateway serves /metrics on its own port; every other process on its own.
     metrics_host: str = "127.0.0.1"  # ASSAY_METRICS_HOST: where the services' /metrics listeners bind
@@ -202,6 +221,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         task_deadline_s=float(env.get("ASSAY_TASK_DEADLINE_S") or 900),
         tasks_per_orchestrator=int(env.get("ASSAY_ORCHESTRATOR_CONCURRENCY") or 64),
         heartbeat_timeout_s=float(env.get("ASSAY_HEARTBEAT_TIMEOUT_S") or 15),
+        analyzer_outage_s=float(env.get("ASSAY_ANALYZER_OUTAGE_S") or 300),
+        analyzer_grace_s=float(env.get("ASSAY_ANALYZER_GRACE_S") or 30),
         stale_task_s=float(env.get("ASSAY_STALE_TASK_S") or 600),
         pending_limit_s=float(env.get("ASSAY_PENDING_LIMIT_S") or 86400),
         tool_timeout_s=float(env.get("ASSAY_TOOL_TIMEOUT_S") or 300),
@@ -225,6 +246,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         load_max_concurrency=int(env.get("ASSAY_LOAD_MAX_CONCURRENCY") or 32),
         load_max_duration_s=float(env.get("ASSAY_LOAD_MAX_DURATION_S") or 60),
         auth=_switch(env, "ASSAY_AUTH", default=True),
+        token_cache_s=float(env.get("ASSAY_TOKEN_CACHE_S") or 5),
         max_body_bytes=int(env.get("ASSAY_MAX_BODY_BYTES") or 262_144),
         token=env.get("ASSAY_TOKEN") or None,
         config_dir=_path(env, "XDG_CONFIG_HOME", "~/.config") / "assay",

@@ -47,20 +47,30 @@ from shared.tracing import TASK_ID_ATTRIBUTE, extract_context, trace_id_of
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("assay.consuming")
 
-LINGER_S = 1.0  # an idle fetcher's pull waits this long on the server (also bounds how fast a stop is noticed)
+LINGER_S = (
+    1.0  # an idle fetcher's pull waits this long on the server (also bounds how fast a stop is noticed)
+)
 TOP_UP_S = 0.02  # after a message, more are taken at once when queued; an empty queue costs this much
-IDLE_CHECK_S = 10.0  # an idle fetcher checks this often that its consumer still exists (a server may lose state)
+IDLE_CHECK_S = (
+    10.0  # an idle fetcher checks this often that its consumer still exists (a server may lose state)
+)
 RESUBSCRIBE_PAUSE_S = 1.0
 
 
 class TaskMessage(Protocol):
-    """What every request and event carries (shared/messages.py): the task it is about, and its own id."""
+    """What every message the loop handles carries: the task it is about (every request and event,
+    shared/messages.py; None for a message that names none, a JetStream advisory), and its own id."""
 
     @property
-    def task(self) -> TaskRef: ...
+    def task(self) -> TaskRef | None: ...
 
     @property
     def event_id(self) -> str: ...
+
+
+def task_id_of(message: TaskMessage | None) -> str | None:
+    """The id of the task a message is about, when it names one."""
+    return message.task.id if message is not None and message.task is not None else None
 
 
 @dataclass(frozen=True)
@@ -127,7 +137,8 @@ class Flow:
     ack_wait_s: float
     concurrency: int  # messages processed at once
     prefetch: int  # messages of one durable fetched ahead and held locally
-    key: Callable[[TaskMessage], str] | None = None  # messages of one key run one at a time, in fetch order
+    # Messages of one key run one at a time, in fetch order (None: a message with no key runs on its own).
+    key: Callable[[TaskMessage], str | None] | None = None
     task_id_hint: Callable[[Msg], str | None] = lambda _msg: None  # for an undecodable message's dead letter
 
 
@@ -335,7 +346,8 @@ def _consumer_span(msg: Msg, source: Source, task_id: str | None) -> Iterator[Sp
 async def process(flow: Flow, source: Source, msg: Msg, message: TaskMessage) -> None:
     """Handle one decoded message in a `process <subject>` CONSUMER span and settle it by its outcome."""
     deliveries = msg.metadata.num_delivered
-    with _consumer_span(msg, source, message.task.id) as span:
+    task_id = task_id_of(message)
+    with _consumer_span(msg, source, task_id) as span:
         span.set_attribute("messaging.message.id", message.event_id)
         delivery = Delivery(subject=msg.subject, deliveries=deliveries, trace_id=trace_id_of(msg.headers))
         try:
@@ -343,7 +355,7 @@ async def process(flow: Flow, source: Source, msg: Msg, message: TaskMessage) ->
         except Exception as error:  # noqa: BLE001 - any processing error is retried, then given up
             span.record_exception(error)
             span.set_status(Status(StatusCode.ERROR, repr(error)))
-            extra = {"task_id": message.task.id, "deliveries": deliveries}
+            extra = {"task_id": task_id, "deliveries": deliveries}
             if deliveries < flow.max_deliver:
                 delay = backoff_s(deliveries)
                 log.warning(
@@ -352,14 +364,14 @@ async def process(flow: Flow, source: Source, msg: Msg, message: TaskMessage) ->
                 await settle(msg, "nak", delay)
                 return
             reason = f"{flow.name} gave up after {deliveries} deliveries: {error}"
-            if await _dead_letter(flow, source, msg, reason, message.task.id):
+            if await _dead_letter(flow, source, msg, reason, task_id):
                 await _told(flow, msg, message, reason)
             return
         if isinstance(outcome, Retry) and deliveries >= flow.max_deliver:
             outcome = GiveUp(f"still not applicable after {deliveries} deliveries: {outcome.reason}")
         if isinstance(outcome, GiveUp):
             span.set_status(Status(StatusCode.ERROR, outcome.reason))
-            await _dead_letter(flow, source, msg, outcome.reason, message.task.id)
+            await _dead_letter(flow, source, msg, outcome.reason, task_id)
         elif isinstance(outcome, Retry):
             await settle(msg, "nak", outcome.delay_s)
         elif isinstance(outcome, Ack):
@@ -383,9 +395,7 @@ async def _told(flow: Flow, msg: Msg, message: TaskMessage | None, reason: str) 
     try:  # best effort: the error that stopped the message may stop this too
         await flow.given_up(msg, message, reason)
     except Exception as error:  # noqa: BLE001 - the DLQ holds the message and its reason
-        log.error(
-            "after giving %s up: %r", msg.subject, error, extra={"task_id": message and message.task.id}
-        )
+        log.error("after giving %s up: %r", msg.subject, error, extra={"task_id": task_id_of(message)})
 
 
 async def _dead_letter(flow: Flow, source: Source, msg: Msg, reason: str, task_id: str | None) -> bool:

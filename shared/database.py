@@ -11,11 +11,13 @@ from sqlalchemy import Table, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Session
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """Every SQLite connection's settings (a `connect` event listener)."""
     # WAL lets the gateway read while the persister writes; foreign keys are off by default in SQLite.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -32,16 +34,23 @@ def create_engine(url: str) -> AsyncEngine:
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url)
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "connect", sqlite_pragmas)
         return engine
     return create_async_engine(url, pool_pre_ping=True)
 
 
-def insert_new(session: AsyncSession, table: Table) -> sqlite.Insert | postgresql.Insert:
-    """An INSERT of `table` rows that skips a row whose key exists (the dialect's ON CONFLICT DO NOTHING)."""
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing()
-    return sqlite.insert(table).on_conflict_do_nothing()
+_INSERT_NEW: dict[tuple[str, str], sqlite.Insert | postgresql.Insert] = {}
+
+
+def insert_new(session: AsyncSession | Session, table: Table) -> sqlite.Insert | postgresql.Insert:
+    """An INSERT of `table` rows that skips a row whose key exists (the dialect's ON CONFLICT DO NOTHING); built
+    once per dialect and table, so that its compiled form is found in the cache without a new cache key."""
+    dialect = session.get_bind().dialect.name
+    statement = _INSERT_NEW.get((dialect, table.name))
+    if statement is None:
+        insert_of = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        statement = _INSERT_NEW[(dialect, table.name)] = insert_of(table).on_conflict_do_nothing()
+    return statement
 
 
 def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

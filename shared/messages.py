@@ -160,6 +160,7 @@ class DeadLetter(Envelope, frozen=True, kw_only=True):
 _event_decoder = msgspec.json.Decoder(Event)
 _request_decoder = msgspec.json.Decoder(AnalysisRequest)
 _cancel_decoder = msgspec.json.Decoder(CancelRequest)
+_dead_letter_decoder = msgspec.json.Decoder(DeadLetter)
 
 
 def encode(message: msgspec.Struct) -> bytes:
@@ -177,3 +178,7 @@ def decode_request(data: bytes) -> AnalysisRequest:
 
 def decode_cancel(data: bytes) -> CancelRequest:
     return _cancel_decoder.decode(data)
+
+
+def decode_dead_letter(data: bytes) -> DeadLetter:
+    return _dead_letter_decoder.decode(data)

@@ -35,7 +35,12 @@ PERSISTER = "persister"
 USERS = (ADMIN, GATEWAY, ORCHESTRATOR, PERSISTER)
 
 API = "$JS.API"
-ASSAY_STREAMS = (subjects.REQUESTS_STREAM, subjects.EVENTS_STREAM, subjects.DLQ_STREAM)
+ASSAY_STREAMS = (
+    subjects.REQUESTS_STREAM,
+    subjects.EVENTS_STREAM,
+    subjects.DLQ_STREAM,
+    subjects.ADVISORIES_STREAM,
+)
 
 
 class Rule(msgspec.Struct, frozen=True):
@@ -89,6 +94,7 @@ PERMISSIONS: dict[str, Permissions] = {
             *_stream_info(*ASSAY_STREAMS, KV_STREAM),
             *_read_messages(KV_STREAM),
             *_ordered_consumers(subjects.EVENTS_STREAM),  # the SSE route replays a task's events
+            f"{API}.STREAM.MSG.GET.{subjects.DLQ_STREAM}",  # the dead letter routes (admin) read it
         ],
     ),
     ORCHESTRATOR: _user(
@@ -117,6 +123,10 @@ PERMISSIONS: dict[str, Permissions] = {
             *_stream_info(*ASSAY_STREAMS, OBJECT_STREAM),
             *_pull(subjects.REQUESTS_STREAM, subjects.PERSISTER_REQUESTS_DURABLE),
             *_pull(subjects.EVENTS_STREAM, subjects.PERSISTER_EVENTS_DURABLE),
+            # Max-deliveries advisories, and the message each one names, read back by its sequence.
+            *_pull(subjects.ADVISORIES_STREAM, subjects.PERSISTER_ADVISORIES_DURABLE),
+            f"{API}.STREAM.MSG.GET.{subjects.REQUESTS_STREAM}",
+            f"{API}.STREAM.MSG.GET.{subjects.EVENTS_STREAM}",
             *_read_messages(OBJECT_STREAM),
             *_ordered_consumers(OBJECT_STREAM),  # reading an object streams its chunks
             f"{API}.STREAM.NAMES",  # … from a subscription that looks its stream up by subject

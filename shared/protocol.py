@@ -2,7 +2,8 @@
 
 Every frame is a JSON text frame tagged by `type`. Each frame an analyzer sends about a run echoes the
 request's `id`; a frame with another id is ignored by the client, never taken as the answer. `result` and `error`
-are terminal: exactly one of them ends a run.
+are terminal: exactly one of them ends a run. `shutting_down` ends a run on this replica without an outcome: the
+analyzer is stopping, and the client runs the request again elsewhere or later.
 """
 
 from __future__ import annotations
@@ -113,6 +114,14 @@ class ErrorFrame(msgspec.Struct, tag="error", tag_field="type", kw_only=True):
     message: str
 
 
+class ShuttingDownFrame(msgspec.Struct, tag="shutting_down", tag_field="type", kw_only=True):
+    """The analyzer is stopping and will not end run `id` (refused on arrival, or still running past its grace
+    period, then stopped): not an outcome, the client runs the same request again on another replica or later."""
+
+    id: str
+    message: str
+
+
 class ToolHealth(msgspec.Struct, kw_only=True):
     """Whether one tool can run here, with its version or the reason it cannot."""
 
@@ -130,9 +139,10 @@ class HealthReport(msgspec.Struct, tag="health", tag_field="type", kw_only=True)
     protocol: int = PROTOCOL_VERSION
     tools: list[ToolHealth] = []
     active_runs: int = 0
+    draining: bool = False  # asked to stop: finishing its runs, refusing new ones (not a replica to choose)
 
 
-AnalyzerFrame = ProgressFrame | HeartbeatFrame | ResultFrame | ErrorFrame | HealthReport
+AnalyzerFrame = ProgressFrame | HeartbeatFrame | ResultFrame | ErrorFrame | ShuttingDownFrame | HealthReport
 
 _client_decoder = msgspec.json.Decoder(ClientFrame)
 _analyzer_decoder = msgspec.json.Decoder(AnalyzerFrame)

@@ -49,10 +49,12 @@ NATS_NOT_READY = (ServiceUnavailableError, NoRespondersError, TimeoutError)
 CLUSTER_FORMING_CODES = frozenset({10005, 10023})
 
 
-def _stream(name: str, subject: str, retention: Retention, replicas: int, **extra: Any) -> StreamConfig:
+def _stream(
+    name: str, subject: str | list[str], retention: Retention, replicas: int, **extra: Any
+) -> StreamConfig:
     return StreamConfig(
         name=name,
-        subjects=[subject],
+        subjects=[subject] if isinstance(subject, str) else subject,
         # Limits retention for all three; not work-queue, as the orchestrators and the persister both read every request.
         retention=RetentionPolicy.LIMITS,
         storage=StorageType.FILE,
@@ -66,13 +68,18 @@ def _stream(name: str, subject: str, retention: Retention, replicas: int, **extr
 
 
 def stream_configs(layout: JetStreamLayout) -> tuple[StreamConfig, ...]:
-    """ASSAY_REQUESTS, ASSAY_EVENTS and ASSAY_DLQ as `layout` wants them."""
+    """ASSAY_REQUESTS, ASSAY_EVENTS, ASSAY_DLQ and ASSAY_ADVISORIES as `layout` wants them."""
+    # The server's max-deliveries advisories about the two streams Assay consumes; the messages they name stay in
+    # those streams (limits retention), so the persister reads each one back by its sequence. Kept as long as the
+    # requests they mostly name (they are a few hundred bytes each).
+    advisories = [subjects.max_deliveries_advisories(stream) for stream in subjects.CONSUMED_STREAMS]
     return (
         _stream(subjects.REQUESTS_STREAM, subjects.REQUESTS_ALL, layout.requests, layout.replicas),
         _stream(
             subjects.EVENTS_STREAM, subjects.EVENTS_ALL, layout.events, layout.replicas, allow_direct=True
         ),
         _stream(subjects.DLQ_STREAM, subjects.DLQ_ALL, layout.dead_letters, layout.replicas),
+        _stream(subjects.ADVISORIES_STREAM, advisories, layout.requests, layout.replicas),
     )
 
 
@@ -103,7 +110,10 @@ async def declare_streams(js: JetStreamContext, layout: JetStreamLayout = DEFAUL
             await js.update_stream(config)
 
 
-def consumer_config(durable: str, filter_subject: str, ack_wait_s: float, max_deliver: int) -> ConsumerConfig:
+def consumer_config(
+    durable: str, filter_subject: str | None, ack_wait_s: float, max_deliver: int
+) -> ConsumerConfig:
+    """A durable pull consumer with explicit acks from the stream's start (`filter_subject` None: all of it)."""
     return ConsumerConfig(
         durable_name=durable,
         filter_subject=filter_subject,
@@ -147,7 +157,7 @@ def orchestrator_consumers(ack_wait_s: float, max_deliver: int) -> list[Consumer
 
 
 def persister_consumers(ack_wait_s: float, max_deliver: int) -> list[tuple[str, ConsumerConfig]]:
-    """The persister's two durables, (stream, config): every request and every event."""
+    """The persister's durables, (stream, config): every request, every event, every max-deliveries advisory."""
     return [
         (
             subjects.REQUESTS_STREAM,
@@ -158,6 +168,10 @@ def persister_consumers(ack_wait_s: float, max_deliver: int) -> list[tuple[str, 
         (
             subjects.EVENTS_STREAM,
             consumer_config(subjects.PERSISTER_EVENTS_DURABLE, subjects.EVENTS_ALL, ack_wait_s, max_deliver),
+        ),
+        (
+            subjects.ADVISORIES_STREAM,
+            consumer_config(subjects.PERSISTER_ADVISORIES_DURABLE, None, ack_wait_s, max_deliver),
         ),
     ]
 

@@ -7,6 +7,10 @@ from shared.messages import Priority
 REQUESTS_STREAM = "ASSAY_REQUESTS"
 EVENTS_STREAM = "ASSAY_EVENTS"
 DLQ_STREAM = "ASSAY_DLQ"
+# JetStream's own max-deliveries advisories about Assay's durables, kept so that none is missed while no
+# persister listens (the server publishes them on core NATS, once)
+ADVISORIES_STREAM = "ASSAY_ADVISORIES"
+CONSUMED_STREAMS = (REQUESTS_STREAM, EVENTS_STREAM)  # those whose durables may exhaust a message
 
 REQUESTS_ALL = "assay.requests.*"
 EVENTS_ALL = "assay.events.>"
@@ -14,10 +18,13 @@ DLQ_ALL = "assay.dlq.>"
 CANCEL_ALL = "assay.control.cancel.*"
 
 ARTIFACTS_BUCKET = "assay-artifacts"  # object store: payloads larger than a message may be
-TASKS_BUCKET = "assay-tasks"  # key-value: `accepted.<task_id>`, `batch.<batch_id>` (gateway), `cancel.<task_id>`
+TASKS_BUCKET = (
+    "assay-tasks"  # key-value: `accepted.<task_id>`, `batch.<batch_id>` (gateway), `cancel.<task_id>`
+)
 
 PERSISTER_EVENTS_DURABLE = "persister-events"
 PERSISTER_REQUESTS_DURABLE = "persister-requests"
+PERSISTER_ADVISORIES_DURABLE = "persister-advisories"
 
 
 def request_subject(priority: Priority) -> str:
@@ -43,6 +50,11 @@ def cancel_subject(task_id: str) -> str:
 
 def dlq_subject(stream: str, consumer: str) -> str:
     return f"assay.dlq.{stream.lower()}.{consumer}"
+
+
+def max_deliveries_advisories(stream: str) -> str:
+    """Where JetStream announces that a message of `stream` reached its consumer's max_deliver (any consumer)."""
+    return f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{stream}.*"
 
 
 def accepted_key(task_id: str) -> str:

@@ -28,6 +28,7 @@ from shared.protocol import (
     HeartbeatFrame,
     ProgressFrame,
     ResultFrame,
+    ShuttingDownFrame,
     ToolHealth,
     decode_analyzer_frame,
     encode_frame,
@@ -35,16 +36,16 @@ from shared.protocol import (
 from tests.support.analyzers import ANALYZER_TOKEN, AUTH, analyze_frame
 
 # A tool process that starts a grandchild, so the test can see that the whole process group dies.
-SPAWNER = "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); time.sleep(60)"
+SPAWNER = "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep({s})']); time.sleep({s})"
 
 
 class SleepyTool:
-    """A real subprocess tool that runs until killed; writes its process group id to a file."""
+    """A real subprocess tool that runs `seconds` (by default until killed); writes its process group id to a file."""
 
-    name = "sleepy"
-
-    def __init__(self, pgid_file: Path) -> None:
+    def __init__(self, pgid_file: Path, seconds: float = 60, name: str = "sleepy") -> None:
         self.pgid_file = pgid_file
+        self.seconds = seconds
+        self.name = name
 
     async def health(self) -> ToolHealth:
         return ToolHealth(name=self.name, available=True, version="1.0")
@@ -53,7 +54,8 @@ class SleepyTool:
         argv = [
             sys.executable,
             "-c",
-            f"import os; open({str(self.pgid_file)!r}, 'w').write(str(os.getpgrp())); {SPAWNER}",
+            f"import os; open({str(self.pgid_file)!r}, 'w').write(str(os.getpgrp())); "
+            + SPAWNER.format(s=self.seconds),
         ]
         outcome = await job.run_process(self.name, argv)
         status: ToolStatus = "timeout" if outcome.timed_out else "success"
@@ -97,20 +99,23 @@ class MissingTool:
         raise AssertionError("a tool that is not available must not be run")
 
 
-@pytest.fixture
-async def analyzer_url(tmp_path: Path) -> AsyncIterator[str]:
+async def start_server(
+    tmp_path: Path, tools: list[Any], stop: asyncio.Event, **env: str
+) -> tuple[str, asyncio.Task[None]]:
+    """A real analyzer server with `tools` over an apps root holding model-a/app1, listening; its URL and task."""
     (tmp_path / "apps" / "model-a" / "app1").mkdir(parents=True)
     settings = load_settings(
         {
             "ASSAY_APPS_DIR": str(tmp_path / "apps"),
             "ASSAY_VAR_DIR": str(tmp_path / "var"),
             "ASSAY_ANALYZER_TOKEN": ANALYZER_TOKEN,
+            **env,
         }
     )
-    analyzer = Analyzer(service="test", tools=[EchoTool(), SleepyTool(tmp_path / "pgid"), MissingTool()])
     port = free_port()
-    stop = asyncio.Event()
-    server = asyncio.create_task(serve_analyzer(analyzer, settings, "127.0.0.1", port, stop))
+    server = asyncio.create_task(
+        serve_analyzer(Analyzer(service="test", tools=tools), settings, "127.0.0.1", port, stop)
+    )
     url = f"ws://127.0.0.1:{port}"
     for _ in range(100):
         try:
@@ -118,6 +123,14 @@ async def analyzer_url(tmp_path: Path) -> AsyncIterator[str]:
                 break
         except OSError:
             await asyncio.sleep(0.05)
+    return url, server
+
+
+@pytest.fixture
+async def analyzer_url(tmp_path: Path) -> AsyncIterator[str]:
+    stop = asyncio.Event()
+    tools = [EchoTool(), SleepyTool(tmp_path / "pgid"), MissingTool()]
+    url, server = await start_server(tmp_path, tools, stop)
     yield url
     stop.set()
     await server
@@ -272,3 +285,46 @@ async def test_a_retry_on_a_new_connection_survives_the_old_connection_closing(a
         frames = await until(second, ResultFrame, timeout=10)
     assert not any(isinstance(frame, ErrorFrame) for frame in frames)
     assert frames[-1].result.tools[0].status == "timeout"  # type: ignore[attr-defined]
+
+
+async def test_a_stopping_analyzer_finishes_runs_within_its_grace_refuses_new_ones_and_hands_back_the_rest(
+    tmp_path: Path,
+) -> None:
+    pgid_file = tmp_path / "pgid"
+    tools = [SleepyTool(tmp_path / "nap-pgid", seconds=1, name="nap"), SleepyTool(pgid_file)]
+    stop = asyncio.Event()
+    url, server = await start_server(tmp_path, tools, stop, ASSAY_ANALYZER_GRACE_S="3")
+    async with (
+        connect(url, additional_headers=AUTH) as short,
+        connect(url, additional_headers=AUTH) as long,
+        connect(url, additional_headers=AUTH) as late,
+    ):
+        await long.send(analyze("long", ["sleepy"]))
+        while not (pgid_file.exists() and pgid_file.read_text()):
+            await asyncio.sleep(0.05)
+        pgid = int(pgid_file.read_text())
+        await short.send(analyze("short", ["nap"]))
+        await until(short, ProgressFrame)  # the nap has started
+        stop.set()  # what SIGTERM does
+        reports: list[HealthReport] = []
+        while not (reports and reports[-1].draining) and len(reports) < 50:  # noticed on the loop's next turn
+            await asyncio.sleep(0.1 if reports else 0)
+            await late.send(encode_frame(HealthFrame(id="h")))
+            report = await next_frame(late)
+            assert isinstance(report, HealthReport)
+            reports.append(report)
+        assert reports[-1].draining and reports[-1].active_runs == 2
+        await late.send(analyze("late", ["nap"]))
+        refused = (await until(late, ShuttingDownFrame))[-1]
+        assert isinstance(refused, ShuttingDownFrame) and refused.id == "late"
+        finished = (await until(short, ResultFrame))[-1]  # within the grace period: its result
+        assert isinstance(finished, ResultFrame) and finished.result.status == "success"
+        handed = await until(long, ShuttingDownFrame, timeout=10)  # past it: handed back, no outcome
+        assert not any(isinstance(frame, (ResultFrame, ErrorFrame)) for frame in handed)
+        assert "shutting down" in handed[-1].message  # type: ignore[attr-defined]
+    await asyncio.wait_for(server, 10)
+    stopped = time.monotonic()
+    # Killed by now; the grandchild is reaped a moment later.
+    while group_alive(pgid) and time.monotonic() - stopped < 5.0:
+        await asyncio.sleep(0.05)
+    assert not group_alive(pgid), "a handed-back run's tools still run 5 s after the analyzer stopped"

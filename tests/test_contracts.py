@@ -176,6 +176,7 @@ def test_json_schemas_are_valid_and_real_messages_satisfy_them() -> None:
         "heartbeat",
         "result",
         "error",
+        "shutting_down",
         "health",
     }
 

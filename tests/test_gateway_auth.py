@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
+import msgspec
 import pytest
 from litestar.enums import HttpMethod
 from litestar.routes import HTTPRoute
@@ -24,7 +25,7 @@ from services.gateway.app import create_app
 from shared.config import load_settings
 from shared.database import create_engine, sessions
 from shared.natsd import EmbeddedNats, free_port
-from shared.tokens import authenticate
+from shared.tokens import authenticate, revoke_token
 from tests.support.gateway import (
     REPO,
     Gateway,
@@ -36,7 +37,7 @@ from tests.support.gateway import (
     run_cli,
 )
 
-SAMPLE_VALUES = {"task_id": "task_0123456789ab", "token_id": "0123456789ab"}
+SAMPLE_VALUES = {"task_id": "task_0123456789ab", "token_id": "0123456789ab", "letter_id": "1"}
 
 
 @pytest.fixture
@@ -100,6 +101,26 @@ async def test_a_revoked_token_is_401(gateway: Gateway) -> None:
 
     assert revoked.status_code == 200 and revoked.json()["revoked_at"]
     assert (await gateway.http.get("/api/tasks", headers=bearer(token))).status_code == 401
+
+
+async def test_a_token_revoked_elsewhere_is_trusted_only_for_the_cache_time(
+    tmp_path: Path, nats_server: EmbeddedNats, database_url: str
+) -> None:
+    settings = gateway_settings(tmp_path, nats_server.url, await migrate_database(database_url))
+    # A cache time longer than any test: whether the second request is served can only depend on the cache.
+    cached = msgspec.structs.replace(settings, token_cache_s=3600)
+    unchecked = msgspec.structs.replace(settings, token_cache_s=0)
+    for gateway_settings_, after_revoke in ((cached, 200), (unchecked, 401)):
+        async with gateway_for(gateway_settings_) as gateway:
+            token = await issue_token(database_url, f"revoked-directly-{after_revoke}", "read")
+            assert (await gateway.http.get("/api/tasks", headers=bearer(token))).status_code == 200
+            engine = create_engine(database_url)
+            try:  # as `assay token revoke --direct` does: the gateway is not told
+                assert await revoke_token(sessions(engine), token.split("_")[1]) is not None
+            finally:
+                await engine.dispose()
+            answer = await gateway.http.get("/api/tasks", headers=bearer(token))
+            assert answer.status_code == after_revoke, gateway_settings_.token_cache_s
 
 
 async def test_scopes_read_cannot_submit_and_submit_cannot_manage_tokens(gateway: Gateway) -> None:

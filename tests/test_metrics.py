@@ -111,7 +111,11 @@ def test_persister_counts_ended_tasks_writes_fetches_and_watches_its_durables(
     assert total(samples, "messaging_message_body_size_bytes_count") == fetched
     assert total(samples, "messaging_message_body_size_bytes_sum") > 0
     durables = series(samples, "assay_consumer_pending", "messaging_consumer_group_name")
-    assert durables == {subjects.PERSISTER_REQUESTS_DURABLE, subjects.PERSISTER_EVENTS_DURABLE}
+    assert durables == {
+        subjects.PERSISTER_REQUESTS_DURABLE,
+        subjects.PERSISTER_EVENTS_DURABLE,
+        subjects.PERSISTER_ADVISORIES_DURABLE,
+    }
     assert series(samples, "assay_consumer_redelivered", "messaging_consumer_group_name") == durables
     assert total(samples, "assay_dead_letters", messaging_destination_name=subjects.DLQ_STREAM) == 0
     assert series(samples, "assay_dead_letters", "messaging_destination_name") == {subjects.DLQ_STREAM}

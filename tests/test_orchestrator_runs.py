@@ -202,17 +202,20 @@ async def test_analyzer_progress_is_throttled_to_about_two_events_a_second(
     assert progress[0].service == "static" and progress[0].tool == "bandit"
 
 
-async def test_no_healthy_replica_fails_the_service_naming_the_urls(
+async def test_an_outage_past_its_limit_fails_the_service_naming_the_urls_and_the_limit(
     nats_server: EmbeddedNats, tmp_path: Path
 ) -> None:
     nobody = ScriptedAnalyzer("static", ["result"])  # never started: nothing listens on its port
-    settings = settings_for(nats_server.url, tmp_path, [nobody])
+    settings = settings_for(nats_server.url, tmp_path, [nobody], ASSAY_ANALYZER_OUTAGE_S="1")
     async with bench_for(nats_server.url) as bench, running_orchestrator(settings):
         request = await bench.request("static")
         events = await bench.events.terminal(request.task.id)
     failed = terminal_of(events)
     assert isinstance(failed, TaskFailed)
-    assert failed.reason == f"static failed: no healthy static analyzer at {nobody.url}"
+    assert failed.reason == (
+        f"static failed: no healthy static analyzer at {nobody.url}; "
+        "none became healthy within 1 s (ASSAY_ANALYZER_OUTAGE_S)"
+    )
 
 
 async def test_task_deadline_fails_the_service_and_stops_the_analyzer(

@@ -147,3 +147,12 @@ class GatewayClient:
 
     def revoke_token(self, token_id: str) -> dict[str, Any]:
         return self._call("POST", f"/api/tokens/{token_id}/revoke")
+
+    def dead_letters(self, after: int, limit: int) -> dict[str, Any]:
+        return self._call("GET", "/api/dlq", params={"after": after, "limit": limit})
+
+    def dead_letter(self, letter_id: int) -> dict[str, Any]:
+        return self._call("GET", f"/api/dlq/{letter_id}")
+
+    def replay_dead_letter(self, letter_id: int) -> dict[str, Any]:
+        return self._call("POST", f"/api/dlq/{letter_id}/replay", starts_task=True)

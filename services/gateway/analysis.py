@@ -136,25 +136,31 @@ async def _accept(data: RunRequest, resources: Resources) -> Response[Accepted]:
         deadline_s=data.deadline_s or resources.settings.task_deadline_s,
         source_lines=source_lines,
     )
+    body = await queue(resources, request)
+    return Response(body, status_code=202, headers={"Location": body.links.self_})
+
+
+async def queue(resources: Resources, request: AnalysisRequest) -> Accepted:
+    """Queue a request as a new task (413 when NATS cannot carry it, 503 when NATS does not take it); the answer
+    that says so."""
+    task = request.task
     _check_fits_nats(resources.nats.max_payload, request)
     try:
         await publish_request(
             resources.nats, resources.js, resources.tasks, request, patience_s=resources.publish_patience_s
         )
     except NatsUnavailable as error:
-        log.warning("refused a request: %s", error, extra={"task_id": task_id})
+        log.warning("refused a request: %s", error, extra={"task_id": task.id})
         raise ServiceUnavailableException(f"NATS unavailable, request not accepted: {error}") from error
-    record_task_accepted(data.analysis_type)
-    links = Links(self_=f"/api/tasks/{task_id}", events=f"/api/tasks/{task_id}/events")
-    body = Accepted(
-        task_id=task_id,
+    record_task_accepted(task.analysis_type)
+    return Accepted(
+        task_id=task.id,
         status="pending",
-        model_slug=data.model_slug,
-        app_number=data.app_number,
-        analysis_type=data.analysis_type,
-        tools=planned_tools(data.analysis_type, tools),
-        priority=data.priority,
+        model_slug=task.model_slug,
+        app_number=task.app_number,
+        analysis_type=task.analysis_type,
+        tools=planned_tools(task.analysis_type, request.tools),
+        priority=request.priority,
         trace_id=current_trace_id(),
-        links=links,
+        links=Links(self_=f"/api/tasks/{task.id}", events=f"/api/tasks/{task.id}/events"),
     )
-    return Response(body, status_code=202, headers={"Location": links.self_})

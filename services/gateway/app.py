@@ -23,6 +23,7 @@ from services.gateway.contracts import asyncapi_document, json_schema
 from services.gateway.dashboard.files import get_result_file
 from services.gateway.dashboard.routes import dashboard_asset, dashboard_page
 from services.gateway.dashboard.source import get_source
+from services.gateway.dead_letters import DEAD_LETTER_ROUTES
 from services.gateway.diffs import get_diff
 from services.gateway.errors import EXCEPTION_HANDLERS
 from services.gateway.events import task_event_stream
@@ -89,6 +90,7 @@ def create_app(settings: Settings) -> Litestar:
             models_comparison_markdown,
             docs_assets(PUBLIC),
             *TOKEN_ROUTES,
+            *DEAD_LETTER_ROUTES,
             healthz,
             readyz,
             metrics_text,

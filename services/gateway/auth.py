@@ -71,7 +71,8 @@ def json_only(connection: ASGIConnection[Any, Any, Any, Any]) -> None:
 
 
 async def authorize(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
-    """Guard of every route: 401 without a valid token, 403 when its scope is too small, then `json_only`."""
+    """Guard of every route: 401 without a valid token, 403 when its scope is too small, then `json_only`. A
+    token verified a moment ago is not checked again (services/gateway/verified_tokens.py)."""
     resources: Resources = connection.app.state.resources
     if handler.opt.get("public") or not resources.settings.auth:
         json_only(connection)
@@ -79,14 +80,17 @@ async def authorize(connection: ASGIConnection[Any, Any, Any, Any], handler: Bas
     presented = _bearer(connection)
     if presented is None:
         raise NotAuthorizedException("missing `Authorization: Bearer <token>`", headers=_CHALLENGE)
-    try:
-        token = await authenticate(resources.sessions, presented)
-    except DATABASE_ERRORS as error:
-        raise ServiceUnavailableException(
-            f"cannot check the token: database unavailable ({error.__class__.__name__})"
-        ) from error
+    token = resources.verified.get(presented)
     if token is None:
-        raise NotAuthorizedException("invalid or revoked token", headers=_CHALLENGE)
+        try:
+            token = await authenticate(resources.sessions, presented)
+        except DATABASE_ERRORS as error:
+            raise ServiceUnavailableException(
+                f"cannot check the token: database unavailable ({error.__class__.__name__})"
+            ) from error
+        if token is None:
+            raise NotAuthorizedException("invalid or revoked token", headers=_CHALLENGE)
+        resources.verified.put(presented, token)
     needed: Scope = handler.opt.get("scope", "read")
     if not allows(token.scope, needed):
         raise PermissionDeniedException(f"token {token.name!r} has scope {token.scope}; this needs {needed}")

@@ -10,7 +10,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import nats.errors
 from litestar.datastructures import State
@@ -20,6 +20,7 @@ from nats.js.kv import KeyValue
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from services.gateway.verified_tokens import VerifiedTokens
 from shared.config import Settings
 from shared.connection import connect
 from shared.database import create_engine, sessions
@@ -49,6 +50,7 @@ class Resources:
     tasks: KeyValue  # `accepted.<id>` placeholders and `cancel.<id>` markers
     engine: AsyncEngine  # tasks read only (the persister writes them); tokens' last use and idempotency keys
     sessions: async_sessionmaker[AsyncSession]
+    verified: VerifiedTokens = field(default_factory=lambda: VerifiedTokens(0))  # tokens checked a moment ago
 
     @property
     def publish_patience_s(self) -> float:
@@ -69,7 +71,13 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
         await declare_streams(js, settings.jetstream)
         tasks = await tasks_bucket(js, settings.jetstream)
         yield Resources(
-            settings=settings, nats=nc, js=js, tasks=tasks, engine=engine, sessions=sessions(engine)
+            settings=settings,
+            nats=nc,
+            js=js,
+            tasks=tasks,
+            engine=engine,
+            sessions=sessions(engine),
+            verified=VerifiedTokens(settings.token_cache_s),
         )
     finally:
         await engine.dispose()

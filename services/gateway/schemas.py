@@ -56,6 +56,39 @@ class Accepted(msgspec.Struct, frozen=True, kw_only=True):
     links: Links
 
 
+class DeadLetterHeading(msgspec.Struct, frozen=True, kw_only=True):
+    """A dead letter as listed: where the message came from, how often it was delivered, why it was given up."""
+
+    id: int  # its sequence in ASSAY_DLQ
+    occurred_at: datetime
+    task_id: str | None
+    stream: str
+    consumer: str
+    subject: str
+    deliveries: int
+    reason: str
+
+
+class DeadLetterDetail(DeadLetterHeading, frozen=True, kw_only=True):
+    """One dead letter in full: with the original message (`payload`, as stored)."""
+
+    payload: str
+
+
+class DeadLetterPage(msgspec.Struct, frozen=True, kw_only=True):
+    """Dead letters oldest first; `next_after` continues the list (None: it is complete)."""
+
+    dead_letters: list[DeadLetterHeading]
+    next_after: int | None
+
+
+class Replayed(Accepted, frozen=True, kw_only=True):
+    """Answer of `POST /api/dlq/{id}/replay` (202): the new task queued from a dead request."""
+
+    replayed_from: int  # the dead letter's id
+    original_task_id: str | None
+
+
 class Progress(msgspec.Struct, frozen=True, kw_only=True):
     percent: float
     message: str | None

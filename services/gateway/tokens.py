@@ -79,6 +79,7 @@ async def revoke(resources: NamedDependency[Resources], token_id: TokenIdPath) -
         raise _unavailable(error) from error
     if row is None:
         raise NotFoundException(f"token {token_id} not found")
+    resources.verified.forget(token_id)  # refused from the next request on, not only once its entry expires
     log.info("token %s (%s) revoked", row.token_id, row.name)
     return token_view(row)
 

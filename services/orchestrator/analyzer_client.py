@@ -1,18 +1,21 @@
 """The one client of the analyzer protocol v1 (shared/protocol.py): one run of one analyzer, start to terminal frame.
 
 A run ends in exactly one way: the analyzer's `result` (returned), its `error`, silence longer than the heartbeat
-timeout, or a connection lost twice (raised as AnalyzerFailed). A connection lost mid-run is retried once, on
-another replica when there is one, with the same request id: the analyzer base replaces a run it already has under
-that id, and only the one result that ends the retry is returned, so findings are never counted twice. When the
-caller cancels (a cancel request, the task deadline, shutdown) the analyzer is sent `cancel` before the
-connection closes, and its answer is awaited briefly: a `result` (status `cancelled`, the tools that had finished)
-goes to the caller's `on_stopped` before the cancellation goes on.
+timeout, a connection lost twice, or an outage of the analyzer longer than ASSAY_ANALYZER_OUTAGE_S (raised as
+AnalyzerFailed). While no replica is healthy the run waits for one (services/orchestrator/outages.py). A connection
+lost mid-run is retried once, and a run an analyzer hands back because it is shutting down (`shutting_down`) is
+run again as often as that happens, each time on another replica when there is one, with the same request id: the
+analyzer base replaces a run it already has under that id, and only the one result that ends the retry is
+returned, so findings are never counted twice. When the caller cancels (a cancel request, the task deadline,
+shutdown) the analyzer is sent `cancel`, and its answer is awaited briefly: a `result` (status `cancelled`, the
+tools that had finished) goes to the caller's `on_stopped` before the cancellation goes on. Runs travel on the
+replica's persistent connection, shared with the other runs and the health requests
+(services/orchestrator/analyzer_connections.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from urllib.parse import urlsplit
@@ -20,13 +23,12 @@ from urllib.parse import urlsplit
 import msgspec
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
-from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from services.orchestrator.replicas import NoHealthyReplica, ReplicaChooser
+from services.orchestrator.analyzer_connections import AnalyzerConnection, AnalyzerConnections, Inbox
+from services.orchestrator.outages import AnalyzerOutage, Outages
 from shared.errors import AssayError
 from shared.protocol import (
-    MAX_FRAME_BYTES,
     AnalyzeFrame,
     CancelFrame,
     ErrorFrame,
@@ -35,9 +37,7 @@ from shared.protocol import (
     ProgressFrame,
     ResultFrame,
     ServiceResult,
-    analyzer_auth,
-    decode_analyzer_frame,
-    encode_frame,
+    ShuttingDownFrame,
 )
 from shared.redact import masked_url
 from shared.tracing import TASK_ID_ATTRIBUTE, current_traceparent
@@ -45,7 +45,6 @@ from shared.tracing import TASK_ID_ATTRIBUTE, current_traceparent
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("services.orchestrator")
 
-OPEN_TIMEOUT_S = 5.0
 CANCEL_SEND_TIMEOUT_S = 1.0
 CANCEL_ANSWER_TIMEOUT_S = 5.0  # how long a cancelled run's answer (the finished tools' results) is awaited
 
@@ -61,6 +60,10 @@ class _ConnectionLost(Exception):
     """The connection could not be opened or dropped before a terminal frame: worth one retry."""
 
 
+class _HandedBack(Exception):
+    """The analyzer is shutting down and gave the run back (`shutting_down`): run it elsewhere, not a failure."""
+
+
 def request_id(task_id: str, service: str) -> str:
     """The id of a task's run on one analyzer; the same on a retry, so the analyzer treats it as the same run."""
     return f"{task_id}:{service}"
@@ -73,13 +76,24 @@ class AnalyzerClient:
         self,
         urls: Mapping[str, Sequence[str]],
         heartbeat_timeout_s: float,
-        replicas: ReplicaChooser,
-        token: str | None = None,
+        replicas: Outages,
+        connections: AnalyzerConnections,
     ) -> None:
         self.urls = urls
-        self.token = token  # ASSAY_ANALYZER_TOKEN, sent in every handshake
         self.heartbeat_timeout_s = heartbeat_timeout_s
-        self.replicas = replicas
+        self.replicas = replicas  # chooses a healthy replica, waiting out an outage
+        self.connections = connections  # one persistent connection per replica, shared by all runs
+
+    def down(self, services: Sequence[str]) -> bool:
+        """Whether any of `services` is in an outage now (no healthy replica)."""
+        return any(self.replicas.down(service) for service in services)
+
+    async def available(self, services: Sequence[str]) -> None:
+        """Wait until none of `services` is in an outage; AnalyzerFailed past ASSAY_ANALYZER_OUTAGE_S."""
+        try:
+            await self.replicas.available(services)
+        except AnalyzerOutage as error:
+            raise AnalyzerFailed(str(error)) from error
 
     async def analyze(
         self, service: str, frame: AnalyzeFrame, on_progress: OnProgress, on_stopped: OnStopped | None = None
@@ -88,23 +102,27 @@ class AnalyzerClient:
         hands what the analyzer kept of the stopped run to `on_stopped` (when it answers in time) and re-raises."""
         urls = list(self.urls.get(service, ()))
         extra = {"task_id": frame.task.id, "analyzer": service}
-        try:
-            url = await self.replicas.choose(service, urls)
-        except NoHealthyReplica as error:
-            raise AnalyzerFailed(str(error)) from error
-        try:
-            return await self._attempt(service, url, frame, on_progress, on_stopped)
-        except _ConnectionLost as lost:
-            log.warning("analyzer %s at %s: %s; retrying once", service, masked_url(url), lost, extra=extra)
-            first = f"connection to the {service} analyzer at {url} lost ({lost})"
-        try:
-            retry_url = await self.replicas.choose(service, urls, avoid=[url])
-        except NoHealthyReplica as error:
-            raise AnalyzerFailed(f"{first}; {error}") from error
-        try:
-            return await self._attempt(service, retry_url, frame, on_progress, on_stopped)
-        except _ConnectionLost as again:
-            raise AnalyzerFailed(f"{first}; the retry at {retry_url} lost it too ({again})") from again
+        avoid: list[str] = []
+        lost: str | None = None  # the first connection lost, when one was
+        while True:
+            try:
+                url = await self.replicas.replica(service, urls, avoid)
+            except AnalyzerOutage as error:
+                raise AnalyzerFailed(f"{lost}; {error}" if lost else str(error)) from error
+            try:
+                return await self._attempt(service, url, frame, on_progress, on_stopped)
+            except _HandedBack as back:
+                log.info(
+                    "analyzer %s at %s: %s; running it again", service, masked_url(url), back, extra=extra
+                )
+            except _ConnectionLost as error:
+                if lost is not None:
+                    raise AnalyzerFailed(f"{lost}; the retry at {url} lost it too ({error})") from error
+                log.warning(
+                    "analyzer %s at %s: %s; retrying once", service, masked_url(url), error, extra=extra
+                )
+                lost = f"connection to the {service} analyzer at {url} lost ({error})"
+            avoid = [url]
 
     async def _attempt(
         self,
@@ -129,44 +147,39 @@ class AnalyzerClient:
         ) as span:
             sent = msgspec.structs.replace(frame, traceparent=current_traceparent())
             try:
-                websocket = await connect(
-                    url,
-                    max_size=MAX_FRAME_BYTES,
-                    open_timeout=OPEN_TIMEOUT_S,
-                    close_timeout=1,
-                    additional_headers=analyzer_auth(self.token),
-                )
+                connection = await self.connections.get(url)
             except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as error:
                 span.set_status(Status(StatusCode.ERROR, f"connect failed: {error!r}"))
                 raise _ConnectionLost(f"could not connect: {error!r}") from error
+            inbox = connection.listen(sent.id)
             try:
-                await websocket.send(encode_frame(sent))
-                result = await self._read(websocket, service, sent, on_progress)
-            except ConnectionClosed as error:
-                span.set_status(Status(StatusCode.ERROR, f"connection closed: {error}"))
-                raise _ConnectionLost(f"connection closed before a result: {error}") from error
+                await connection.send(sent)
+                result = await self._read(inbox, connection, service, sent, on_progress)
+            except (ConnectionClosed, _ConnectionLost) as error:
+                lost = connection.lost or str(error)
+                span.set_status(Status(StatusCode.ERROR, f"connection closed: {lost}"))
+                raise _ConnectionLost(f"connection closed before a result: {lost}") from error
             except AnalyzerFailed as error:
                 span.set_status(Status(StatusCode.ERROR, str(error)))
-                await _send_cancel(websocket, sent.id)
+                await _send_cancel(connection, sent.id)
                 raise
             except asyncio.CancelledError:
                 # Cancel request, deadline or shutdown: the analyzer stops its tools now, not when it notices.
-                await _send_cancel(websocket, sent.id)
+                await _send_cancel(connection, sent.id)
                 span.set_status(Status(StatusCode.ERROR, "cancelled"))
                 if on_stopped is not None:
-                    kept = await self._stopped_answer(websocket, service, sent)
+                    kept = await self._stopped_answer(inbox, connection, service, sent)
                     if kept is not None:
                         on_stopped(kept)
                 raise
             finally:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(websocket.close(), 1.0)
+                connection.forget(sent.id)
             span.set_attribute("assay.findings", len(result.findings))
             span.set_attribute("assay.service_status", result.status)
             return result
 
     async def _stopped_answer(
-        self, websocket: ClientConnection, service: str, sent: AnalyzeFrame
+        self, inbox: Inbox, connection: AnalyzerConnection, service: str, sent: AnalyzeFrame
     ) -> ServiceResult | None:
         """The result a cancelled run ends with, if the analyzer sends one soon; None otherwise."""
 
@@ -175,55 +188,47 @@ class AnalyzerClient:
 
         try:
             async with asyncio.timeout(CANCEL_ANSWER_TIMEOUT_S):
-                return await self._read(websocket, service, sent, ignore)
-        except (TimeoutError, AnalyzerFailed, ConnectionClosed):
+                return await self._read(inbox, connection, service, sent, ignore)
+        except (TimeoutError, AnalyzerFailed, _ConnectionLost, _HandedBack):
             return None
 
     async def _read(
-        self, websocket: ClientConnection, service: str, sent: AnalyzeFrame, on_progress: OnProgress
+        self,
+        inbox: Inbox,
+        connection: AnalyzerConnection,
+        service: str,
+        sent: AnalyzeFrame,
+        on_progress: OnProgress,
     ) -> ServiceResult:
-        """Frames until the terminal one; every frame, even one ignored, proves the analyzer alive."""
-        extra = {"task_id": sent.task.id, "analyzer": service}
+        """The run's frames until the terminal one; each proves the analyzer alive. The silence timeout counts
+        this run's frames only (another run's on the same connection prove nothing about this one)."""
         while True:
             try:
                 async with asyncio.timeout(self.heartbeat_timeout_s):
-                    raw = await websocket.recv()
+                    frame = await inbox.get()
             except TimeoutError:
                 raise AnalyzerFailed(
                     f"analyzer {service} sent nothing for {self.heartbeat_timeout_s:g} s"
                 ) from None
-            try:
-                frame = decode_analyzer_frame(raw)
-            except (msgspec.DecodeError, msgspec.ValidationError) as error:
-                log.warning(
-                    "analyzer %s sent an undecodable frame (ignored): %s", service, error, extra=extra
-                )
-                continue
+            if frame is None:
+                raise _ConnectionLost(connection.lost)
             if isinstance(frame, HealthReport):
-                continue  # an answer to a health request, not part of the run
-            if frame.id != sent.id:
-                log.warning(
-                    "analyzer %s sent a %s frame for %r while running %r (ignored)",
-                    service,
-                    type(frame).__name__,
-                    frame.id,
-                    sent.id,
-                    extra=extra,
-                )
-                continue
+                continue  # an answer to a health request that reused the run's id: not part of the run
             if isinstance(frame, ResultFrame):
                 return frame.result
             if isinstance(frame, ErrorFrame):
                 raise AnalyzerFailed(f"analyzer {service} answered {frame.code}: {frame.message}")
+            if isinstance(frame, ShuttingDownFrame):
+                raise _HandedBack(frame.message)
             if isinstance(frame, ProgressFrame):
                 await on_progress(frame)
             elif isinstance(frame, HeartbeatFrame):
                 pass  # its arrival has reset the silence timeout
 
 
-async def _send_cancel(websocket: ClientConnection, run_id: str) -> None:
+async def _send_cancel(connection: AnalyzerConnection, run_id: str) -> None:
     """Best effort: a connection already gone has stopped the run on the analyzer's side anyway."""
     try:
-        await asyncio.wait_for(websocket.send(encode_frame(CancelFrame(id=run_id))), CANCEL_SEND_TIMEOUT_S)
+        await asyncio.wait_for(connection.send(CancelFrame(id=run_id)), CANCEL_SEND_TIMEOUT_S)
     except (ConnectionClosed, TimeoutError, OSError):
         pass

@@ -17,6 +17,7 @@ import msgspec
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
+from services.orchestrator.analyzer_connections import AnalyzerConnections
 from shared.errors import AssayError
 from shared.metrics import record_replicas_healthy
 from shared.protocol import (
@@ -32,7 +33,9 @@ from shared.redact import masked_url
 log = logging.getLogger(__name__)
 
 WATCH_INTERVAL_S = 15.0  # how often the orchestrator counts healthy replicas for the metrics
-HEALTH_TIMEOUT_S = 3.0  # answers come in milliseconds, but an analyzer's first one may wait on tool `--version`s
+HEALTH_TIMEOUT_S = (
+    3.0  # answers come in milliseconds, but an analyzer's first one may wait on tool `--version`s
+)
 
 
 class NoHealthyReplica(AssayError):
@@ -46,18 +49,17 @@ class ReplicaHealth(msgspec.Struct, frozen=True):
     report: HealthReport | None  # None: connected, but no answer within the timeout (busy, not broken)
 
 
-async def ask_health(
-    url: str, service: str, timeout_s: float = HEALTH_TIMEOUT_S, token: str | None = None
-) -> ReplicaHealth | None:
-    """Ask the replica at `url` for its health; None when it is unreachable or is not the `service` analyzer."""
-    request_id = f"health:{secrets.token_hex(4)}"
-    try:
-        websocket = await connect(
-            url, open_timeout=timeout_s, close_timeout=0.5, additional_headers=analyzer_auth(token)
-        )
-    except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as error:
-        log.warning("%s analyzer at %s is unreachable: %r", service, masked_url(url), error)
-        return None
+class _Slow(Exception):
+    """Connected, but no health report within the timeout."""
+
+
+async def _report_on_own_connection(
+    url: str, request_id: str, timeout_s: float, token: str | None
+) -> HealthReport:
+    """Ask on a connection opened for the question; raises what connecting raises, ConnectionClosed or _Slow."""
+    websocket = await connect(
+        url, open_timeout=timeout_s, close_timeout=0.5, additional_headers=analyzer_auth(token)
+    )
     try:
         async with asyncio.timeout(timeout_s):
             await websocket.send(encode_frame(HealthFrame(id=request_id)))
@@ -67,8 +69,54 @@ async def ask_health(
                 except (msgspec.DecodeError, msgspec.ValidationError):
                     continue  # not an answer to us; the timeout bounds the wait
                 if isinstance(frame, HealthReport) and frame.id in (request_id, None):
-                    break
+                    return frame
     except TimeoutError:
+        raise _Slow from None
+    finally:
+        with contextlib.suppress(Exception):
+            await websocket.close()
+
+
+async def _report_on(
+    connections: AnalyzerConnections, url: str, request_id: str, timeout_s: float
+) -> HealthReport:
+    """Ask on the replica's persistent connection; raises what connecting raises, ConnectionClosed or _Slow."""
+    connection = await connections.get(url)
+    inbox = connection.listen(request_id)
+    try:
+        async with asyncio.timeout(timeout_s):
+            await connection.send(HealthFrame(id=request_id))
+            while True:
+                frame = await inbox.get()
+                if frame is None:
+                    raise ConnectionClosed(None, None)
+                if isinstance(frame, HealthReport):
+                    return frame
+    except TimeoutError:
+        raise _Slow from None
+    finally:
+        connection.forget(request_id)
+
+
+async def ask_health(
+    url: str,
+    service: str,
+    timeout_s: float = HEALTH_TIMEOUT_S,
+    token: str | None = None,
+    connections: AnalyzerConnections | None = None,
+) -> ReplicaHealth | None:
+    """Ask the replica at `url` for its health (on its persistent connection when `connections` are given, else
+    on one of its own); None when it is unreachable or is not the `service` analyzer."""
+    request_id = f"health:{secrets.token_hex(4)}"
+    try:
+        if connections is None:
+            frame = await _report_on_own_connection(url, request_id, timeout_s, token)
+        else:
+            frame = await _report_on(connections, url, request_id, timeout_s)
+    except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as error:
+        log.warning("%s analyzer at %s is unreachable: %r", service, masked_url(url), error)
+        return None
+    except _Slow:
         log.warning(
             "%s analyzer at %s took over %g s to answer a health request", service, masked_url(url), timeout_s
         )
@@ -78,9 +126,6 @@ async def ask_health(
             "%s analyzer at %s closed the connection of a health request: %s", service, masked_url(url), error
         )
         return None
-    finally:
-        with contextlib.suppress(Exception):
-            await websocket.close()
     if frame.service != service or frame.protocol != PROTOCOL_VERSION:
         log.warning(
             "replica at %s is the %s analyzer speaking protocol %d, not %s with protocol %d",
@@ -94,12 +139,23 @@ async def ask_health(
     return ReplicaHealth(url, frame)
 
 
+def draining(found: ReplicaHealth) -> bool:
+    """Whether the replica said it is stopping (it finishes its runs but takes no new one)."""
+    return found.report is not None and found.report.draining
+
+
 class ReplicaChooser:
     """Picks a replica per run; keeps only the round-robin position of each service."""
 
-    def __init__(self, health_timeout_s: float = HEALTH_TIMEOUT_S, token: str | None = None) -> None:
+    def __init__(
+        self,
+        health_timeout_s: float = HEALTH_TIMEOUT_S,
+        token: str | None = None,
+        connections: AnalyzerConnections | None = None,
+    ) -> None:
         self.health_timeout_s = health_timeout_s
         self.token = token  # the analyzers' handshake token
+        self.connections = connections  # the runs' persistent connections, asked on when given
         self._turns: dict[str, int] = {}
 
     async def choose(self, service: str, urls: Sequence[str], avoid: Sequence[str] = ()) -> str:
@@ -114,16 +170,21 @@ class ReplicaChooser:
         if not candidates:
             raise NoHealthyReplica(f"no {service} analyzer is configured (ASSAY_{service.upper()}_URLS)")
         probes = await asyncio.gather(
-            *(ask_health(url, service, self.health_timeout_s, self.token) for url in candidates)
+            *(
+                ask_health(url, service, self.health_timeout_s, self.token, self.connections)
+                for url in candidates
+            )
         )
-        answered = [found for found in probes if found is not None and found.report is not None]
+        # A draining replica answers but takes no new run: it is not a candidate at all.
+        reached = [found for found in probes if found is not None and not draining(found)]
+        answered = [found for found in reached if found.report is not None]
         if len(candidates) == len(urls):  # every replica was asked: the gauge can say how many are healthy
             record_replicas_healthy(service, len(answered))
         if answered:
             fewest = min(found.report.active_runs for found in answered if found.report)
             tied = [found.url for found in answered if found.report and found.report.active_runs == fewest]
         else:
-            tied = [found.url for found in probes if found is not None]
+            tied = [found.url for found in reached]
         if not tied:
             raise NoHealthyReplica(f"no healthy {service} analyzer at {', '.join(candidates)}")
         turn = self._turns.get(service, 0)
@@ -142,6 +203,7 @@ async def watch_replicas(
     while not stop.is_set():
         for service, urls in analyzer_urls.items():
             probes = await asyncio.gather(*(ask_health(url, service, token=token) for url in urls))
-            record_replicas_healthy(service, sum(1 for found in probes if found and found.report))
+            healthy = [found for found in probes if found and found.report and not draining(found)]
+            record_replicas_healthy(service, len(healthy))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), interval_s)

@@ -1,6 +1,9 @@
 """One task, end to end: plan the services, announce the start, run every analyzer at once, report each one's
 outcome as it ends, then the task's terminal event.
 
+A task that needs an analyzer in an outage (no healthy replica) waits before it starts, its request held, for up
+to ASSAY_ANALYZER_OUTAGE_S from the outage's start; it fails with the reason only past that.
+
 The runner knows nothing of acks. It returns normally once the task's terminal event is published (`completed`,
 `failed`, or `cancelled` on a cancel signal, after a `service` event for each analyzer that kept the results of
 its finished tools); it raises when a publish fails (the consumer retries the request),
@@ -111,6 +114,11 @@ async def run_task(ctx: RunContext, request: AnalysisRequest, signal: CancelSign
         reason = f"no tool of a {request.task.analysis_type} analysis matches {request.tools}"
         await ctx.publisher.publish(TaskFailed(task=request.task, reason=reason))
         return
+    unstarted = await _await_analyzers(ctx, request, list(chosen), signal)
+    if unstarted is not None:
+        await ctx.publisher.publish(unstarted)
+        log.info("task ended before it started: %s", unstarted.reason, extra=extra)
+        return
     await ctx.publisher.publish(
         TaskStarted(
             task=request.task,
@@ -166,6 +174,31 @@ async def run_task(ctx: RunContext, request: AnalysisRequest, signal: CancelSign
         terminal = terminal_event(request, finished, app.record)
     await ctx.publisher.publish(terminal)
     log.info("task ended: %s", type(terminal).__name__, extra=extra)
+
+
+async def _await_analyzers(
+    ctx: RunContext, request: AnalysisRequest, services: list[str], signal: CancelSignal
+) -> TaskFailed | TaskCancelled | None:
+    """Wait while any of `services` is in an outage; None once all are available, else how the task ends: failed
+    (the outage outlasted ASSAY_ANALYZER_OUTAGE_S) or cancelled meanwhile."""
+    if not ctx.analyzers.down(services):
+        return None
+    log.info("waiting for %s: no healthy replica", ", ".join(services), extra={"task_id": request.task.id})
+    available = asyncio.create_task(ctx.analyzers.available(services))
+    cancelled = asyncio.create_task(signal.wait())
+    try:
+        await asyncio.wait({available, cancelled}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        available.cancel()
+        cancelled.cancel()
+        await asyncio.gather(available, cancelled, return_exceptions=True)
+    if cancelled.done() and not cancelled.cancelled():
+        return TaskCancelled(task=request.task, reason=cancelled.result())
+    try:
+        available.result()
+    except AnalyzerFailed as error:
+        return TaskFailed(task=request.task, reason=str(error))
+    return None
 
 
 async def _with_app(

@@ -11,9 +11,11 @@ import socket
 from nats.aio.client import Client
 
 from services.orchestrator.analyzer_client import AnalyzerClient
+from services.orchestrator.analyzer_connections import AnalyzerConnections
 from services.orchestrator.apps.runner import AppRunner
 from services.orchestrator.cancellation import CancelRegistry, listen
 from services.orchestrator.consumer import Orchestrator, declare, pull_loop
+from services.orchestrator.outages import Outages
 from services.orchestrator.publisher import EventPublisher
 from services.orchestrator.replicas import ReplicaChooser, watch_replicas
 from services.orchestrator.runner import RunContext
@@ -39,13 +41,14 @@ async def serve(nc: Client, settings: Settings, stop: asyncio.Event, worker: str
     await declare(js, settings)
     registry = CancelRegistry()
     cancels = await listen(nc, registry)
+    connections = AnalyzerConnections(settings.analyzer_token)
+    outages = Outages(
+        ReplicaChooser(token=settings.analyzer_token, connections=connections), settings.analyzer_outage_s
+    )
     run = RunContext(
         publisher=EventPublisher(nc, js, settings.jetstream),
         analyzers=AnalyzerClient(
-            settings.analyzer_urls,
-            settings.heartbeat_timeout_s,
-            ReplicaChooser(token=settings.analyzer_token),
-            token=settings.analyzer_token,
+            settings.analyzer_urls, settings.heartbeat_timeout_s, outages, connections
         ),
         worker=worker or worker_name(),
         # Well inside the persister's stale-task limit, whatever it is set to.
@@ -73,5 +76,7 @@ async def serve(nc: Client, settings: Settings, stop: asyncio.Event, worker: str
         for watcher in watchers:
             watcher.cancel()
         await asyncio.gather(*watchers, return_exceptions=True)
+        await outages.close()
         with contextlib.suppress(Exception):
             await cancels.unsubscribe()
+        await connections.close()

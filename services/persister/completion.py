@@ -20,7 +20,8 @@ from services.persister.database import Outcome
 from services.persister.disk import ResultsUnwritable, persistently
 from services.persister.document import Ending, RenderedResult
 from services.persister.locks import TaskLocks
-from services.persister.lookups import Sessions, TaskSnapshot
+from services.persister.lookups import TaskSnapshot
+from services.persister.sessions import Sessions
 from services.persister.staging import StagedService
 from shared.messages import TaskEvent, utcnow
 from shared.metrics import record_task_ended, timed_db_write

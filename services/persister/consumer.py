@@ -1,6 +1,7 @@
-"""The wire side of the persister: its two durables on the shared consumer loop (shared/consuming.py), and what
-a handler's answer means for the message. Messages of one task are applied one after another, in the order they
-were fetched; different tasks are applied concurrently.
+"""The wire side of the persister: its durables on the shared consumer loop (shared/consuming.py) — every request,
+every event, and JetStream's max-deliveries advisories (services/persister/exhausted.py) — and what a handler's
+answer means for the message. Messages of one task are applied one after another, in the order they were fetched;
+different tasks are applied concurrently.
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from services.persister.completion import PersisterContext, fail_task
+from services.persister.exhausted import handle_exhausted
 from services.persister.handlers import handle_event, handle_request
 from shared import subjects
+from shared.advisories import MaxDeliveries, decode_max_deliveries
 from shared.config import JetStreamLayout, Settings
-from shared.consuming import ACK, Delivery, Flow, GiveUp, Outcome, Source, TaskMessage, consume
+from shared.consuming import ACK, Delivery, Flow, GiveUp, Outcome, Source, TaskMessage, consume, task_id_of
 from shared.errors import PoisonMessage
 from shared.messages import AnalysisRequest, TaskEvent, decode_event, decode_request
 from shared.streams import declare_consumer, declare_streams, persister_consumers
@@ -22,6 +25,12 @@ from shared.tasks import task_id_hint
 
 REQUESTS = Source(subjects.REQUESTS_STREAM, subjects.PERSISTER_REQUESTS_DURABLE, decode_request)
 EVENTS = Source(subjects.EVENTS_STREAM, subjects.PERSISTER_EVENTS_DURABLE, decode_event)
+ADVISORIES = Source(
+    subjects.ADVISORIES_STREAM,
+    subjects.PERSISTER_ADVISORIES_DURABLE,
+    decode_max_deliveries,
+    "invalid advisory",
+)
 
 
 async def declare(js: JetStreamContext, ack_wait_s: float, max_deliver: int, layout: JetStreamLayout) -> None:
@@ -32,8 +41,11 @@ async def declare(js: JetStreamContext, ack_wait_s: float, max_deliver: int, lay
 
 
 async def handle(ctx: PersisterContext, message: TaskMessage, delivery: Delivery) -> Outcome:
-    """Apply one request or event; a message no retry can fix is given up."""
+    """Apply one request, event or advisory; a message no retry can fix is given up."""
     try:
+        if isinstance(message, MaxDeliveries):
+            await handle_exhausted(ctx, message)
+            return ACK
         if isinstance(message, AnalysisRequest):
             retry = await handle_request(ctx, message, delivery)
         else:
@@ -48,8 +60,9 @@ def flow(ctx: PersisterContext, settings: Settings) -> Flow:
     """The persister's side of the shared consumer loop."""
 
     async def given_up(_msg: Msg, message: TaskMessage | None, reason: str) -> None:
-        if message is not None:
-            await fail_task(ctx, message.task.id, reason, message if isinstance(message, TaskEvent) else None)
+        task_id = task_id_of(message)
+        if task_id is not None:
+            await fail_task(ctx, task_id, reason, message if isinstance(message, TaskEvent) else None)
 
     async def handle_message(message: TaskMessage, delivery: Delivery) -> Outcome:
         return await handle(ctx, message, delivery)
@@ -57,7 +70,7 @@ def flow(ctx: PersisterContext, settings: Settings) -> Flow:
     return Flow(
         name="persister",
         js=ctx.js,
-        sources=(REQUESTS, EVENTS),
+        sources=(REQUESTS, EVENTS, ADVISORIES),
         declare=lambda: declare(ctx.js, ctx.ack_wait_s, ctx.max_deliver, settings.jetstream),
         handle=handle_message,
         given_up=given_up,
@@ -65,7 +78,7 @@ def flow(ctx: PersisterContext, settings: Settings) -> Flow:
         ack_wait_s=ctx.ack_wait_s,
         concurrency=settings.persister_concurrency,
         prefetch=settings.persister_prefetch,
-        key=lambda message: message.task.id,
+        key=task_id_of,
         task_id_hint=lambda msg: task_id_hint(msg.data, msg.subject),
     )
 

@@ -1,25 +1,40 @@
 """The SQL side, writing: what each message changes in the tables, as one unit of work (committed with the units
 of other messages handled meanwhile, services/persister/sessions.py).
 
-Plain async functions over a session factory. The usual case of each message is a few Core statements (an INSERT
-that skips an existing key, an UPDATE of a live row); when one matches no row the unit reads the row (ORM) and
-decides, so the same code runs on SQLite and PostgreSQL whatever order messages arrive in. A task never moves
+Plain async functions over a session factory, each handing its unit (a plain function of a synchronous session)
+to `transaction`. The usual case of each message is a few Core statements (an INSERT that skips an existing key,
+an UPDATE of a live row); when one matches no row the unit reads the row (ORM) and decides, so the same code runs
+on SQLite and PostgreSQL whatever order messages arrive in. A task never moves
 backwards: once terminal, no later event changes its status. Reads live in `lookups`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
-from sqlalchemy import ColumnElement, Table, Text, case, cast, delete, func, insert, literal, or_, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import (
+    Connection,
+    Float,
+    Table,
+    Text,
+    Update,
+    bindparam,
+    case,
+    cast,
+    delete,
+    func,
+    insert,
+    or_,
+    update,
+)
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import BindParameter
 
-from services.persister.lookups import Sessions, TaskSnapshot, as_utc, has_finished, snapshot_of
-from services.persister.sessions import GroupCommit, one_transaction
+from services.persister.lookups import TaskSnapshot, as_utc, has_finished, snapshot_of
+from services.persister.sessions import Sessions, transaction
 from shared.catalog import plan
 from shared.database import insert_new
 from shared.finding_summary import summarize
@@ -45,19 +60,15 @@ TOOL_RUNS: Table = ToolRunRow.__table__  # type: ignore[assignment]
 SERVICE_RUNS: Table = ServiceRun.__table__  # type: ignore[assignment]
 FINDINGS: Table = FindingRow.__table__  # type: ignore[assignment]
 
-T = TypeVar("T")
+def _core(session: Session) -> Connection:
+    """The session's connection, for Core statements: no ORM bookkeeping (the units flush their ORM changes
+    themselves, and keep no object from one statement to the next)."""
+    return session.connection()
 
 
-async def transaction(sessions: Sessions, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """Run `work` in one transaction: the persister's group commit when `sessions` is one, else on its own."""
-    if isinstance(sessions, GroupCommit):
-        return await sessions.write(work)
-    return await one_transaction(sessions, work)
-
-
-async def _mark_processed(session: AsyncSession, event_id: str, task_id: str, kind: str) -> None:
+def _mark_processed(session: Session, event_id: str, task_id: str, kind: str) -> None:
     row = {"event_id": event_id, "task_id": task_id, "kind": kind, "processed_at": utcnow()}
-    await session.execute(insert_new(session, PROCESSED_EVENTS), row)
+    _core(session).execute(insert_new(session, PROCESSED_EVENTS), row)
 
 
 def _new_task(source: TaskEvent | AnalysisRequest) -> dict[str, Any]:
@@ -81,28 +92,81 @@ def _new_task(source: TaskEvent | AnalysisRequest) -> dict[str, Any]:
     }
 
 
-def _earliest_created(source: TaskEvent | AnalysisRequest) -> ColumnElement[datetime]:
-    """`created_at` kept at the earliest time a message of the task carried (as `_task_row` does)."""
-    occurred_at = literal(as_utc(source.occurred_at) or utcnow(), TASKS.c.created_at.type)
-    return case((TASKS.c.created_at > occurred_at, occurred_at), else_=TASKS.c.created_at)
+def _param(name: str, column: str) -> BindParameter[Any]:
+    """A bound parameter typed as the tasks column `column` (JSON and datetimes are converted as the column's)."""
+    return bindparam(name, type_=TASKS.c[column].type)
 
 
-async def _update_live(session: AsyncSession, source: TaskEvent, values: dict[str, Any]) -> bool:
-    """One UPDATE of the task's row unless it is terminal; False when no row matched (missing or terminal), for
-    the caller to take the general path (`_task_row`)."""
-    live = TASKS.c.task_id == source.task.id, TASKS.c.status.not_in(TERMINAL_STATUSES)
-    statement = update(TASKS).where(*live).values(created_at=_earliest_created(source), **values)
-    return bool((await session.execute(statement)).rowcount)  # type: ignore[attr-defined]
+# The hot path's UPDATEs are built once with bound parameters (prefixed `p_`: a parameter may not be named like a
+# column it sets): executing one costs no statement construction and no cache-key computation.
+_OCCURRED = _param("p_occurred_at", "created_at")
 
 
-async def _task_row(session: AsyncSession, source: TaskEvent | AnalysisRequest) -> Task:
+def _live_update(**values: Any) -> Update:
+    """An UPDATE of the task's row unless it is terminal, its `created_at` kept at the earliest time a message of
+    the task carried (as `_task_row` does). Parameters: `p_task_id`, `p_occurred_at` and those of `values`."""
+    live = TASKS.c.task_id == bindparam("p_task_id"), TASKS.c.status.not_in(TERMINAL_STATUSES)
+    earliest = case((TASKS.c.created_at > _OCCURRED, _OCCURRED), else_=TASKS.c.created_at)
+    return update(TASKS).where(*live).values(created_at=earliest, **values)
+
+
+# The request's choice of tools, else the plan's (a JSON list compares as its text on SQLite and PostgreSQL).
+_NO_TOOLS = or_(cast(TASKS.c.tools, Text).is_(None), cast(TASKS.c.tools, Text) == "[]")
+_KEPT_TRACE_ID = func.coalesce(TASKS.c.trace_id, _param("p_trace_id", "trace_id"))
+_STARTED = _live_update(
+    status="running",
+    started_at=func.coalesce(TASKS.c.started_at, _param("p_started_at", "started_at")),
+    services=_param("p_services", "services"),
+    tools=case((_NO_TOOLS, _param("p_tools", "tools")), else_=TASKS.c.tools),
+    priority=bindparam("p_priority"),
+    worker=func.coalesce(_param("p_worker", "worker"), TASKS.c.worker),
+    trace_id=_KEPT_TRACE_ID,
+    updated_at=_param("p_updated_at", "updated_at"),
+)
+_PROGRESS = _live_update(
+    status="running",
+    progress_percent=bindparam("p_percent"),
+    progress_message=bindparam("p_message"),
+    updated_at=_param("p_updated_at", "updated_at"),
+)
+_SERVICE = _live_update(
+    status="running", trace_id=_KEPT_TRACE_ID, updated_at=_param("p_updated_at", "updated_at")
+)
+# The outcome: one UPDATE whose condition is the check, so a row finished by another writer is not matched.
+_OUTCOME = (
+    update(TASKS)
+    .where(TASKS.c.task_id == bindparam("p_task_id"), TASKS.c.status.not_in(TERMINAL_STATUSES))
+    .values(
+        status=bindparam("p_status"),
+        status_reason=bindparam("p_reason"),
+        finished_at=_param("p_finished_at", "finished_at"),
+        findings_count=bindparam("p_findings_count"),
+        severity_breakdown=_param("p_severity_breakdown", "severity_breakdown"),
+        result_dir=bindparam("p_result_dir"),
+        progress_percent=func.coalesce(
+            bindparam("p_progress_percent", type_=Float()), TASKS.c.progress_percent
+        ),
+        updated_at=_param("p_updated_at", "updated_at"),
+    )
+)
+_INSERT = {table.name: insert(table) for table in (SERVICE_RUNS, TOOL_RUNS, FINDINGS)}
+
+
+def _update_live(session: Session, statement: Update, source: TaskEvent, values: dict[str, Any]) -> bool:
+    """`statement` (a `_live_update`) for `source`'s task with `values`; False when no row matched (missing or
+    terminal), for the caller to take the general path (`_task_row`)."""
+    params = {"p_task_id": source.task.id, "p_occurred_at": as_utc(source.occurred_at) or utcnow(), **values}
+    return bool(_core(session).execute(statement, params).rowcount)
+
+
+def _task_row(session: Session, source: TaskEvent | AnalysisRequest) -> Task:
     """The task's row, created (as `pending`) from what the message carries when there is none yet."""
-    task = await session.get(Task, source.task.id)
+    task = session.get(Task, source.task.id)
     occurred_at = as_utc(source.occurred_at) or utcnow()
     if task is None:
         task = Task(**_new_task(source))
         session.add(task)
-        await session.flush()
+        session.flush()
         return task
     if task.status not in TERMINAL_STATUSES:
         # Whichever message arrives first creates the row; the earliest time seen is the task's creation.
@@ -117,14 +181,14 @@ async def record_request(sessions: Sessions, request: AnalysisRequest, trace_id:
 
     services = list(plan(request.task.analysis_type, list(request.tools)))
 
-    async def work(session: AsyncSession) -> None:
+    def work(session: Session) -> None:
         # Usually the first message of its task: then one INSERT says it all.
         first = {**_new_task(request), "priority": request.priority, "tools": list(request.tools)}
         first |= {"services": services, "trace_id": trace_id}
         first |= {"batch_id": request.batch_id, "source_lines": request.source_lines}
-        if (await session.execute(insert_new(session, TASKS), first)).rowcount:  # type: ignore[attr-defined]
+        if _core(session).execute(insert_new(session, TASKS), first).rowcount:
             return
-        task = await _task_row(session, request)
+        task = _task_row(session, request)
         # Kept even for a task that ended before its request arrived: batches and reports need them.
         task.batch_id = task.batch_id or request.batch_id
         task.source_lines = task.source_lines if task.source_lines is not None else request.source_lines
@@ -144,28 +208,21 @@ async def record_request(sessions: Sessions, request: AnalysisRequest, trace_id:
 async def record_started(sessions: Sessions, event: TaskStarted, trace_id: str | None) -> None:
     """An orchestrator took the task: `running`, with the services and tools it runs."""
 
-    # The request's choice of tools, else the plan's (a JSON list compares as its text on SQLite and PostgreSQL).
-    chosen = cast(TASKS.c.tools, Text)
-    no_tools = or_(chosen.is_(None), chosen == "[]")
-    tools = case((no_tools, literal(list(event.tools), TASKS.c.tools.type)), else_=TASKS.c.tools)
     values = {
-        "status": "running",
-        "started_at": func.coalesce(
-            TASKS.c.started_at, literal(as_utc(event.occurred_at), TASKS.c.started_at.type)
-        ),
-        "services": list(event.services),
-        "tools": tools,
-        "priority": event.priority,
-        "worker": func.coalesce(literal(event.worker or None, TASKS.c.worker.type), TASKS.c.worker),
-        "trace_id": func.coalesce(TASKS.c.trace_id, literal(trace_id, TASKS.c.trace_id.type)),
-        "updated_at": utcnow(),
+        "p_started_at": as_utc(event.occurred_at),
+        "p_services": list(event.services),
+        "p_tools": list(event.tools),
+        "p_priority": event.priority,
+        "p_worker": event.worker or None,
+        "p_trace_id": trace_id,
+        "p_updated_at": utcnow(),
     }
 
-    async def work(session: AsyncSession) -> None:
-        if await _update_live(session, event, values):
-            await _mark_processed(session, event.event_id, event.task.id, "started")
+    def work(session: Session) -> None:
+        if _update_live(session, _STARTED, event, values):
+            _mark_processed(session, event.event_id, event.task.id, "started")
             return
-        task = await _task_row(session, event)
+        task = _task_row(session, event)
         if task.status not in TERMINAL_STATUSES:
             task.status = "running"
             task.started_at = task.started_at or as_utc(event.occurred_at)
@@ -175,7 +232,7 @@ async def record_started(sessions: Sessions, event: TaskStarted, trace_id: str |
             task.worker = event.worker or task.worker
             task.trace_id = task.trace_id or trace_id
             task.updated_at = utcnow()
-        await _mark_processed(session, event.event_id, event.task.id, "started")
+        _mark_processed(session, event.event_id, event.task.id, "started")
 
     await transaction(sessions, work)
 
@@ -187,21 +244,21 @@ async def record_progress(sessions: Sessions, event: TaskProgress) -> None:
     many of them.
     """
 
-    values = {
-        "status": "running",
-        "progress_percent": event.percent,
-        "progress_message": event.message or f"{event.service}: {event.tool or ''} {event.stage}".strip(),
-        "updated_at": utcnow(),
-    }
+    message = event.message or f"{event.service}: {event.tool or ''} {event.stage}".strip()
+    now = utcnow()
 
-    async def work(session: AsyncSession) -> None:
-        if await _update_live(session, event, values):
+    def work(session: Session) -> None:
+        if _update_live(
+            session, _PROGRESS, event, {"p_percent": event.percent, "p_message": message, "p_updated_at": now}
+        ):
             return
-        task = await _task_row(session, event)
+        task = _task_row(session, event)
         if task.status in TERMINAL_STATUSES:
             return
-        for name, value in values.items():
-            setattr(task, name, value)
+        task.status = "running"
+        task.progress_percent = event.percent
+        task.progress_message = message
+        task.updated_at = now
 
     await transaction(sessions, work)
 
@@ -266,11 +323,7 @@ async def record_service(
     """
 
     keys = group_keys(result.findings) if result is not None else []
-    live = {
-        "status": "running",
-        "trace_id": func.coalesce(TASKS.c.trace_id, literal(trace_id, TASKS.c.trace_id.type)),
-        "updated_at": utcnow(),
-    }
+    live = {"p_trace_id": trace_id, "p_updated_at": utcnow()}
     run = {
         "task_id": event.task.id,
         "service": event.service,
@@ -283,9 +336,9 @@ async def record_service(
         "recorded_at": utcnow(),
     }
 
-    async def work(session: AsyncSession) -> bool:
-        if not await _update_live(session, event, live):
-            task = await _task_row(session, event)
+    def work(session: Session) -> bool:
+        if not _update_live(session, _SERVICE, event, live):
+            task = _task_row(session, event)
             if unless_finished and has_finished(task.status):
                 return False
             if task.status == "pending":
@@ -293,22 +346,23 @@ async def record_service(
             if task.status not in TERMINAL_STATUSES:
                 task.trace_id = task.trace_id or trace_id
                 task.updated_at = utcnow()
-            await session.flush()
-        if not (await session.execute(insert_new(session, SERVICE_RUNS), run)).rowcount:  # type: ignore[attr-defined]
+            session.flush()
+        core = _core(session)
+        if not core.execute(insert_new(session, SERVICE_RUNS), run).rowcount:
             # A redelivery: the rows of its first delivery (written together with its service run) are replaced.
             for table in (FINDINGS, TOOL_RUNS, SERVICE_RUNS):
-                await session.execute(
+                core.execute(
                     delete(table).where(table.c.task_id == event.task.id, table.c.service == event.service)
                 )
-            await session.execute(insert(SERVICE_RUNS), run)
+            core.execute(_INSERT[SERVICE_RUNS.name], run)
         if result is not None:
             tools = _tool_rows(event.task.id, event.service, result)
             findings = _finding_rows(event.task.id, event.service, result, keys)
             if tools:
-                await session.execute(insert(TOOL_RUNS), tools)
+                core.execute(_INSERT[TOOL_RUNS.name], tools)
             if findings:
-                await session.execute(insert(FINDINGS), findings)  # one executemany, however many there are
-        await _mark_processed(session, event.event_id, event.task.id, "service")
+                core.execute(_INSERT[FINDINGS.name], findings)  # one executemany, however many there are
+        _mark_processed(session, event.event_id, event.task.id, "service")
         return True
 
     return await transaction(sessions, work)
@@ -317,8 +371,8 @@ async def record_service(
 async def ensure_task(sessions: Sessions, event: TaskEvent) -> TaskSnapshot:
     """The task's record, creating its row from the event when no earlier message did."""
 
-    async def work(session: AsyncSession) -> TaskSnapshot:
-        return snapshot_of(await _task_row(session, event))
+    def work(session: Session) -> TaskSnapshot:
+        return snapshot_of(_task_row(session, event))
 
     return await transaction(sessions, work)
 
@@ -341,26 +395,22 @@ async def record_outcome(
     """Mark the task terminal and name its folder; False when another writer finished it first."""
 
     values: dict[str, Any] = {
-        "status": outcome.status,
-        "status_reason": outcome.reason,
-        "finished_at": outcome.finished_at,
-        "findings_count": outcome.findings_count,
-        "severity_breakdown": dict(outcome.severity_breakdown),
-        "result_dir": outcome.result_dir,
-        "updated_at": utcnow(),
+        "p_task_id": task_id,
+        "p_status": outcome.status,
+        "p_reason": outcome.reason,
+        "p_finished_at": outcome.finished_at,
+        "p_findings_count": outcome.findings_count,
+        "p_severity_breakdown": dict(outcome.severity_breakdown),
+        "p_result_dir": outcome.result_dir,
+        "p_progress_percent": 100.0 if outcome.status == "completed" else None,  # else left as it was
+        "p_updated_at": utcnow(),
     }
-    if outcome.status == "completed":
-        values["progress_percent"] = 100.0
-    # One UPDATE whose condition is the check: a row finished by another writer is not matched.
-    unfinished = (
-        update(Task).where(Task.task_id == task_id, Task.status.not_in(TERMINAL_STATUSES)).values(values)
-    )
 
-    async def work(session: AsyncSession) -> bool:
-        if (await session.execute(unfinished)).rowcount == 0:  # type: ignore[attr-defined]
+    def work(session: Session) -> bool:
+        if _core(session).execute(_OUTCOME, values).rowcount == 0:
             return False
         if event_id is not None:
-            await _mark_processed(session, event_id, task_id, kind)
+            _mark_processed(session, event_id, task_id, kind)
         return True
 
     return await transaction(sessions, work)

@@ -22,7 +22,7 @@ import msgspec
 from sqlalchemy import func, select
 
 from services.persister.document import MANIFEST_NAME
-from services.persister.lookups import Sessions
+from services.persister.sessions import Sessions
 from shared.messages import TERMINAL_STATUSES
 from shared.models import FindingRow, Task
 from shared.paths import UnsafePathError, inside

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import msgspec
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
+from services.persister.sessions import Sessions, transaction
 from shared.messages import TERMINAL_STATUSES, utcnow
 from shared.models import ServiceRun, Task
 from shared.tasks import AnalysisType, TaskRef
-
-# An async_sessionmaker, or the persister's group commit (services/persister/sessions.py), which is one too.
-Sessions = Callable[[], AbstractAsyncContextManager[AsyncSession]]
 
 
 @dataclass(frozen=True)
@@ -82,20 +78,31 @@ def snapshot_of(task: Task) -> TaskSnapshot:
     )
 
 
+# The reads of a message's handling run as units of the persister's group commit (services/persister/sessions.py):
+# in its writer thread, after the writes of the task's earlier messages.
+
+
 async def load_task(sessions: Sessions, task_id: str) -> TaskSnapshot | None:
-    async with sessions() as session:
-        task = await session.get(Task, task_id)
+    """The task's record, None when it has no row."""
+
+    def read(session: Session) -> TaskSnapshot | None:
+        task = session.get(Task, task_id)
         return snapshot_of(task) if task is not None else None
+
+    return await transaction(sessions, read)
 
 
 async def task_and_services(sessions: Sessions, task_id: str) -> tuple[TaskSnapshot | None, set[str]]:
-    """The task's record and the services whose outcome is in the database for it, in one session."""
-    async with sessions() as session:
-        task = await session.get(Task, task_id)
+    """The task's record and the services whose outcome is in the database for it, in one transaction."""
+
+    def read(session: Session) -> tuple[TaskSnapshot | None, set[str]]:
+        task = session.get(Task, task_id)
         if task is None:
             return None, set()
         query = select(ServiceRun.service).where(ServiceRun.task_id == task_id)
-        return snapshot_of(task), set((await session.scalars(query)).all())
+        return snapshot_of(task), set(session.scalars(query).all())
+
+    return await transaction(sessions, read)
 
 
 async def stale_tasks(sessions: Sessions, status: str, older_than: datetime) -> list[str]:

@@ -11,7 +11,7 @@ from nats.aio.client import Client
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.persister.completion import PersisterContext
-from services.persister.consumer import EVENTS, REQUESTS, declare, pull_loop
+from services.persister.consumer import ADVISORIES, EVENTS, REQUESTS, declare, pull_loop
 from services.persister.reaper import REAP_INTERVAL_S, run_reaper
 from services.persister.sessions import persister_sessions
 from shared.config import Settings
@@ -32,9 +32,10 @@ async def run(
     await migrate(engine)
     js = nc.jetstream()
     await declare(js, settings.ack_wait_s, settings.max_deliver, settings.jetstream)
+    writes = persister_sessions(engine)
     ctx = PersisterContext(
         js=js,
-        sessions=persister_sessions(engine),
+        sessions=writes,
         results_root=settings.results_dir,
         max_deliver=settings.max_deliver,
         ack_wait_s=settings.ack_wait_s,
@@ -42,7 +43,7 @@ async def run(
         write_limit_s=settings.results_write_limit_s,
     )
     loops = [asyncio.create_task(pull_loop(ctx, settings, stop), name="consumer")]
-    watched = [Watched(source.stream, source.durable) for source in (REQUESTS, EVENTS)]
+    watched = [Watched(source.stream, source.durable) for source in (REQUESTS, EVENTS, ADVISORIES)]
     loops.append(asyncio.create_task(watch_jetstream(js, watched, stop, dlq=True), name="metrics"))
     loops.append(
         asyncio.create_task(
@@ -57,3 +58,4 @@ async def run(
         for task in loops:
             task.cancel()
         await asyncio.gather(*loops, return_exceptions=True)
+        await asyncio.to_thread(writes.close)

@@ -44,6 +44,7 @@ from shared.protocol import (
     ProgressFrame,
     ResultFrame,
     ServiceResult,
+    ShuttingDownFrame,
     decode_client_frame,
     encode_frame,
 )
@@ -56,7 +57,10 @@ APP = 3
 RUNNING_ELSEWHERE = "http://127.0.0.1:9"
 T = TypeVar("T")
 
-Script = Literal["result", "foreign", "error", "silent", "drop", "hold", "keep", "large", "chatty", "partial"]
+Script = Literal[
+    "result", "foreign", "error", "silent", "drop", "hold", "keep", "large", "chatty", "partial", "echo",
+    "handback",
+]
 
 
 def traceparent() -> tuple[str, str]:
@@ -124,10 +128,12 @@ class ScriptedAnalyzer:
     scripts: list[Script]
     active_runs: int = 0  # what its health report claims
     health_delay_s: float = 0.0  # how long it takes to answer a health request
+    draining: bool = False  # what its health report claims: stopping, taking no new run
     port: int = field(default_factory=free_port)
     analyzed: list[AnalyzeFrame] = field(default_factory=list)
     cancels: list[CancelFrame] = field(default_factory=list)
     health_requests: int = 0
+    connections: int = 0  # WebSocket connections it accepted
     cancel_received: asyncio.Event = field(default_factory=asyncio.Event)
     analyze_received: asyncio.Event = field(default_factory=asyncio.Event)
     large_bytes: int = 5 * 1024 * 1024
@@ -150,6 +156,7 @@ class ScriptedAnalyzer:
             await self._server.wait_closed()
 
     async def _handle(self, websocket: ServerConnection) -> None:
+        self.connections += 1
         cancelled: set[str] = set()
         try:
             async for message in websocket:
@@ -157,7 +164,12 @@ class ScriptedAnalyzer:
                 if isinstance(frame, HealthFrame):
                     self.health_requests += 1
                     await asyncio.sleep(self.health_delay_s)
-                    report = HealthReport(id=frame.id, service=self.service, active_runs=self.active_runs)
+                    report = HealthReport(
+                        id=frame.id,
+                        service=self.service,
+                        active_runs=self.active_runs,
+                        draining=self.draining,
+                    )
                     await websocket.send(encode_frame(report))
                 elif isinstance(frame, AnalyzeFrame):
                     script = self.scripts[min(len(self.analyzed), len(self.scripts) - 1)]
@@ -193,7 +205,9 @@ class ScriptedAnalyzer:
                 )
                 await send(ProgressFrame(id="task_000000000000:static", tool="bandit", stage="finished"))
                 await websocket.send("this is not a frame")
-            if script == "error":
+            if script == "handback":  # stopping past its grace period: the run goes back to the orchestrator
+                await send(ShuttingDownFrame(id=run_id, message="the static analyzer is shutting down"))
+            elif script == "error":
                 await send(ErrorFrame(id=run_id, code="internal", message="bandit crashed with exit code 2"))
             elif script == "drop":
                 await asyncio.sleep(0.1)
@@ -219,6 +233,9 @@ class ScriptedAnalyzer:
                 result = sample_result(self.service)
                 result.raw_outputs = {"bandit": "x" * self.large_bytes}
                 await send(ResultFrame(id=run_id, result=result))
+            elif script == "echo":  # a result of its own: its findings name the run's task
+                await asyncio.sleep(0.05)  # so that the runs of a test overlap
+                await send(ResultFrame(id=run_id, result=sample_result(self.service, frame.task.id)))
             elif script == "partial":
                 await send(ResultFrame(id=run_id, result=sample_result(self.service, status="partial")))
             else:

@@ -36,7 +36,8 @@ def listen_address(service: str, settings: Settings, argv: list[str] | None) -> 
 async def serve_analyzer(
     analyzer: Analyzer, settings: Settings, host: str, port: int, stop: asyncio.Event
 ) -> None:
-    """Serve until `stop` is set; running tools are cancelled (and killed) on the way out."""
+    """Serve until `stop` is set, then drain: runs may finish within the grace period, the rest are stopped (their
+    tools killed) and handed back to the orchestrator."""
     admit = require_token(settings.analyzer_token)  # before anything else: no token, no analyzer
     server = AnalyzerServer(analyzer, settings)
     # Ask every tool its health (versions) before listening, so the first health request answers at once and no
@@ -54,9 +55,7 @@ async def serve_analyzer(
     ):
         log.info("%s analyzer listening on ws://%s:%d", analyzer.service, host, port)
         await stop.wait()
-        for task in list(server.runs.values()):
-            task.cancel()
-        await asyncio.gather(*server.runs.values(), return_exceptions=True)
+        await server.drain(settings.analyzer_grace_s)
 
 
 def run_analyzer(analyzer: Analyzer, argv: list[str] | None = None) -> None:

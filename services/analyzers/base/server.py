@@ -3,6 +3,10 @@
 A connection may carry several runs; each run is an asyncio task that beats every HEARTBEAT_INTERVAL_S, reports
 progress, and ends with exactly one terminal frame (`result` or `error`). `cancel`, or the client going away,
 cancels the run, which kills its tool process groups.
+
+Asked to stop, the server drains: its health says `draining`, a new `analyze` is answered `shutting_down` at once,
+the runs it has may finish within the grace period, and those still running after it are stopped and answered
+`shutting_down` too, so the orchestrator runs them again elsewhere instead of failing them.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 
 import msgspec
@@ -37,6 +42,7 @@ from shared.protocol import (
     ProgressFrame,
     ResultFrame,
     ServiceResult,
+    ShuttingDownFrame,
     decode_client_frame,
     encode_frame,
 )
@@ -56,6 +62,8 @@ class AnalyzerServer:
         self.settings = settings
         self.cpu_budget = asyncio.Semaphore(settings.tool_concurrency)
         self.runs: dict[str, asyncio.Task[None]] = {}
+        self.draining = False  # asked to stop: no new run starts
+        self.handing_back = False  # past the grace period: runs stopped now are answered `shutting_down`
 
     async def handle(self, websocket: ServerConnection) -> None:
         """One client connection: decode each frame at the edge and dispatch it."""
@@ -75,8 +83,12 @@ class AnalyzerServer:
                         ErrorFrame(id=_frame_id(message), code="bad_request", message=f"bad frame: {error}")
                     )
                     continue
-                if isinstance(frame, AnalyzeFrame):
-                    started_here[frame.id] = self._start(frame, send)
+                if isinstance(frame, AnalyzeFrame) and self.draining:
+                    await send(ShuttingDownFrame(id=frame.id, message=self._stopping()))
+                elif isinstance(frame, AnalyzeFrame):
+                    run = started_here[frame.id] = self._start(frame, send)
+                    # A connection carries runs for as long as the client keeps it: each leaves once it ended.
+                    run.add_done_callback(partial(_drop, started_here, frame.id))
                 elif isinstance(frame, CancelFrame):
                     self._cancel(frame.id, started_here)
                 elif isinstance(frame, HealthFrame):
@@ -91,8 +103,30 @@ class AnalyzerServer:
     async def health(self, request_id: str | None = None) -> HealthReport:
         tools = await asyncio.gather(*(tool.health() for tool in self.analyzer.tools))
         return HealthReport(
-            id=request_id, service=self.analyzer.service, tools=list(tools), active_runs=len(self.runs)
+            id=request_id,
+            service=self.analyzer.service,
+            tools=list(tools),
+            active_runs=len(self.runs),
+            draining=self.draining,
         )
+
+    async def drain(self, grace_s: float) -> None:
+        """Stop taking runs, let those running finish for up to `grace_s`, then stop the rest and hand them back."""
+        self.draining = True
+        running = list(self.runs.values())
+        if running:
+            log.info("stopping: %d runs may finish within %g s", len(running), grace_s)
+            await asyncio.wait(running, timeout=grace_s)
+        self.handing_back = True
+        left = list(self.runs.values())
+        if left:
+            log.warning("stopping: %d runs still going after %g s are handed back", len(left), grace_s)
+        for task in left:
+            task.cancel()
+        await asyncio.gather(*left, return_exceptions=True)
+
+    def _stopping(self) -> str:
+        return f"the {self.analyzer.service} analyzer is shutting down; run the request on another replica"
 
     def _start(self, frame: AnalyzeFrame, send: Send) -> asyncio.Task[None]:
         previous = self.runs.get(frame.id)
@@ -129,6 +163,8 @@ class AnalyzerServer:
                     try:
                         result = await run_tools(self.analyzer.service, tools, job)
                     except ToolsStopped as stopped:
+                        if self.handing_back and not deadline.expired():
+                            raise asyncio.CancelledError from None  # handed back below, not a cancelled result
                         result = _stopped_result(stopped.result, deadline.expired(), frame.deadline_s)
                 span.set_attribute("assay.findings", len(result.findings))
                 await _send_quietly(send, ResultFrame(id=frame.id, result=result))
@@ -140,9 +176,15 @@ class AnalyzerServer:
             except TimeoutError:
                 message = f"deadline of {frame.deadline_s} s passed before the tools finished"
                 await _send_quietly(send, ErrorFrame(id=frame.id, code="deadline", message=message))
-            except asyncio.CancelledError:  # cancelled before its tools started
-                log.info("analysis cancelled", extra=extra)
-                await _send_quietly(send, ErrorFrame(id=frame.id, code="cancelled", message="run cancelled"))
+            except asyncio.CancelledError:  # cancelled before its tools started, or stopped by shutdown
+                if self.handing_back:
+                    log.info("analysis handed back: shutting down", extra=extra)
+                    await _send_quietly(send, ShuttingDownFrame(id=frame.id, message=self._stopping()))
+                else:
+                    log.info("analysis cancelled", extra=extra)
+                    await _send_quietly(
+                        send, ErrorFrame(id=frame.id, code="cancelled", message="run cancelled")
+                    )
             except Exception as error:
                 log.exception("analysis crashed", extra=extra)
                 await _send_quietly(
@@ -213,6 +255,12 @@ async def _send_quietly(send: Send, frame: msgspec.Struct) -> None:
         await send(frame)
     except ConnectionClosed:
         pass
+
+
+def _drop(started_here: dict[str, asyncio.Task[None]], request_id: str, run: asyncio.Task[None]) -> None:
+    """Forget an ended run of a connection, unless a retry under the same id has taken its place."""
+    if started_here.get(request_id) is run:
+        del started_here[request_id]
 
 
 def _frame_id(message: str | bytes) -> str:

@@ -1,0 +1,118 @@
+"""Analyzer outages on the real stack fail nothing: the only static analyzer killed for longer than
+max_deliver × ack_wait and started again, and a rolling restart (SIGTERM) of two static replicas while they run.
+Every task completes, none fails, nothing is dead-lettered."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from pathlib import Path
+
+from services.cli.roster import ServiceSpec
+from shared import subjects
+from shared.connection import connect
+from shared.nats_users import ADMIN
+from tests.support.stack import Stack, wait_for_port
+
+REPO = Path(__file__).resolve().parent.parent
+APPS = REPO / "generated" / "apps"
+MODEL = "openai_codex-mini"
+ACK_WAIT_S, MAX_DELIVER = 2, 3
+OUTAGE_S = 12.0  # longer than max_deliver × ack_wait: the held requests must not use their deliveries up
+
+
+def dead_letters(stack: Stack) -> int:
+    async def count() -> int:
+        admin = await connect(stack.nats.url, "outage-test", stack.creds(ADMIN))
+        try:
+            info = await admin.jetstream().stream_info(subjects.DLQ_STREAM)
+            return info.state.messages
+        finally:
+            await admin.close()
+
+    return asyncio.run(count())
+
+
+def restart_static(stack: Stack, index: int) -> None:
+    port = stack.analyzer_ports["static"][index]
+    spec = ServiceSpec(
+        f"static-{index}", "services.analyzers.static", ("--port", str(port)), analyzer_token=True
+    )
+    stack.spawn(spec)
+    wait_for_port(port, timeout_s=60)
+
+
+def submit(stack: Stack, count: int, slow: bool = False) -> list[str]:
+    """`count` tasks; slow ones run pylint (seconds, not the fraction of one bandit takes) so that a stop signal
+    finds them running."""
+    kind, tools = ("static", ["pylint"]) if slow else ("security", ["bandit"])
+    return [
+        stack.submit(model_slug=MODEL, app_number=1 + n % 2, analysis_type=kind, tools=tools)
+        for n in range(count)
+    ]
+
+
+def wait_running(stack: Stack, task_ids: list[str], timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not any(stack.task(task_id)["status"] == "running" for task_id in task_ids):
+        assert time.monotonic() < deadline, f"no task running after {timeout_s} s:\n{stack.log_tail()}"
+        time.sleep(0.05)
+
+
+def outcomes(stack: Stack, task_ids: list[str]) -> dict[str, list[str]]:
+    ended: dict[str, list[str]] = {}
+    for task_id in task_ids:
+        task = stack.wait_terminal(task_id, timeout_s=180)
+        ended.setdefault(task["status"], []).append(f"{task_id}: {task['status_reason']}")
+    return ended
+
+
+def test_the_only_static_analyzer_down_longer_than_the_deliveries_fails_nothing(tmp_path: Path) -> None:
+    env = {
+        "ASSAY_ACK_WAIT_S": str(ACK_WAIT_S),
+        "ASSAY_MAX_DELIVER": str(MAX_DELIVER),
+        "ASSAY_ANALYZER_OUTAGE_S": "120",
+    }
+    stack = Stack(tmp_path / "stack", apps_dir=APPS, extra_env=env)
+    stack.start()
+    try:
+        before = submit(stack, 3)
+        wait_running(stack, before)
+        stack.kill("static-0")  # a crash, mid-run for some of them
+        during = submit(stack, 3)
+        time.sleep(OUTAGE_S)  # the outage itself: its length is what this test is about
+        restart_static(stack, 0)
+        ended = outcomes(stack, before + during)
+        letters = dead_letters(stack)
+    finally:
+        stack.stop()
+    counts = {status: len(tasks) for status, tasks in ended.items()}
+    print(f"\nstatic analyzer down {OUTAGE_S:g} s: {counts} of {len(before + during)} tasks")
+    assert list(ended) == ["completed"], ended
+    assert letters == 0
+
+
+def test_a_rolling_restart_of_two_static_replicas_fails_nothing(tmp_path: Path) -> None:
+    env = {"ASSAY_ANALYZER_GRACE_S": "0.5", "ASSAY_ANALYZER_OUTAGE_S": "120"}
+    stack = Stack(tmp_path / "stack", apps_dir=APPS, analyzers={"static": 2}, extra_env=env)
+    stack.start()
+    try:
+        task_ids: list[str] = []
+        for index in (0, 1):  # one replica after the other, each asked to stop while tasks run
+            task_ids += submit(stack, 6, slow=True)
+            wait_running(stack, task_ids[-6:])
+            process = stack.processes[f"static-{index}"]
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=30) == 0
+            restart_static(stack, index)
+        ended = outcomes(stack, task_ids)
+        letters = dead_letters(stack)
+        logs = "".join(path.read_text() for path in stack.logs.glob("static-*.log"))
+    finally:
+        stack.stop()
+    handed_back = logs.count("analysis handed back")
+    counts = {status: len(tasks) for status, tasks in ended.items()}
+    print(f"\nrolling restart: {counts} of {len(task_ids)} tasks, {handed_back} runs handed back")
+    assert list(ended) == ["completed"], ended
+    assert letters == 0
