@@ -87,4 +87,5 @@ def test_an_earlier_scenarios_tasks_are_left_to_its_own_verdict(results: Path) -
     assert later.duplicated == {} and later.disagreements == {} and later.lost == ["task_cccccccccccc"]
     unknown = judge(["task_cccccccccccc"], rows, result_folders(results), {}, earlier)
     assert unknown.duplicated[TASK][0] == "a task row no accepted submission asked for"
+    assert unknown.judged == {TASK, "task_cccccccccccc"}  # reported once: a later verdict leaves them alone
     assert unknown.disagreements == earlier

@@ -111,12 +111,18 @@ def run_crash_loop(faulty: FaultStack, scale: Scale) -> tuple[Verdict, CrashLoop
     submission = submitter.join()
     assert not submission.refused, submission.refused[:5]
     accepted = [slow, *submission.accepted]
-    faulty.accepted.update(accepted)
     asyncio.run(wait_terminal(stack.env["ASSAY_DATABASE_URL"], submission.accepted, scale.wait_s))
-    verdict = audit(stack, accepted, faulty.accepted)
+    verdict = audit(stack, accepted, faulty.judged)
+    faulty.judged |= verdict.judged
     verdict.scenario, verdict.database, verdict.asked = NAME, faulty.database, scale.tasks + 1
     verdict.open_at_fault = 1
     verdict.seconds = time.monotonic() - started
     letters = asyncio.run(dead_letters(stack.nats.url, stack.creds(ADMIN), slow))
     _worker, row = asyncio.run(_row(stack.env["ASSAY_DATABASE_URL"], slow))
+    ended = "never ended" if ended_after_s is None else f"{row.status if row else '?'} {ended_after_s:.0f} s"
+    verdict.note = (
+        f"{kills} kills; {len(letters)} dead letter(s) "
+        f"({', '.join(str(letter.deliveries) for letter in letters) or 'none'} deliveries); "
+        f"its task {ended} after the first kill (limit {MAX_DELIVER * ACK_WAIT_S + MARGIN_S:g} s)"
+    )
     return verdict, CrashLoop(slow, kills, row, letters, ended_after_s)

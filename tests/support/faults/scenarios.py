@@ -63,11 +63,11 @@ def fault_apps(root: Path) -> Path:
 @dataclass
 class FaultStack:
     """A stack the scenarios run on one after another (faults add up, as they do in production), the label of its
-    database, and every task id accepted on it so far: a row none of them names is work a retry doubled."""
+    database, and every task the verdicts so far judged: a new row none of them names is work a retry doubled."""
 
     stack: Stack
     database: str
-    accepted: set[str] = field(default_factory=set)
+    judged: set[str] = field(default_factory=set)
 
     def revive(self) -> None:
         """Start again whatever a failed scenario left dead, so that the next one starts on a whole stack."""
@@ -159,9 +159,9 @@ def run_scenario(faulty: FaultStack, fault: Fault, scale: Scale) -> Verdict:
     fault.deal(stack, scale)
     submission = submitter.join()
     assert not submission.refused, submission.refused[:5]
-    faulty.accepted.update(submission.accepted)
     asyncio.run(wait_terminal(database_url, submission.accepted, scale.wait_s))
-    verdict = audit(stack, submission.accepted, faulty.accepted)
+    verdict = audit(stack, submission.accepted, faulty.judged)
+    faulty.judged |= verdict.judged
     verdict.scenario, verdict.database, verdict.asked = fault.name, faulty.database, scale.tasks
     verdict.open_at_fault = open_at_fault
     verdict.seconds = time.monotonic() - started

@@ -53,6 +53,10 @@ class Verdict:
     asked: int = 0  # tasks the client meant to submit
     open_at_fault: int = 0  # accepted tasks not yet ended when the fault was dealt: it hit work in flight
     seconds: float = 0.0
+    note: str = ""  # what the scenario measured besides the counts, printed after the row
+    judged: set[str] = field(
+        default_factory=set
+    )  # tasks this verdict judged: later ones on the stack leave them
 
     def row(self) -> str:
         values = (
@@ -68,7 +72,8 @@ class Verdict:
             len(self.disagreements),
             round(self.seconds),
         )
-        return " | ".join(str(value).ljust(width) for value, width in zip(values, WIDTHS, strict=True))
+        row = " | ".join(str(value).ljust(width) for value, width in zip(values, WIDTHS, strict=True))
+        return f"{row} | {self.note}" if self.note else row
 
     def details(self, limit: int = 10) -> str:
         """The first few of each kind of problem, for an assertion message."""
@@ -126,6 +131,7 @@ def judge(
         rows.tasks[task_id] for task_id in asked if task_id in rows.tasks and rows.tasks[task_id].terminal
     ]
     return Verdict(
+        judged=asked | (rows.tasks.keys() | folders.keys()) - set(known),
         submitted=len(asked),
         terminal=len(ended),
         failed={row.task_id: row.status_reason or "" for row in ended if row.status == "failed"},
