@@ -96,7 +96,12 @@ def assert_nothing_lost(verdict: Verdict, scale: Scale, asked: int | None = None
     assert not verdict.disagreements, verdict.details()
 
 
-def assert_none_failed(verdict: Verdict) -> None:
+def survives(faulty: FaultStack, fault: Fault, scale: Scale, table: Callable[[Verdict], None]) -> None:
+    """Run the scenario, print its row, and assert the zeros: every task ended, none failed, lost or doubled, the
+    database and the folders in agreement. A crash or a restart is an outage: it costs time, never a task."""
+    verdict = run_scenario(faulty, fault, scale)
+    table(verdict)
+    assert_nothing_lost(verdict, scale)
     assert not verdict.failed, f"{len(verdict.failed)} tasks failed: {set(verdict.failed.values())}"
 
 
@@ -117,28 +122,19 @@ CRASHES = [
 def test_a_crash_mid_run_fails_loses_and_duplicates_no_task(
     faulty: FaultStack, fault: Fault, fault_scale: Scale, fault_table: Callable[[Verdict], None]
 ) -> None:
-    verdict = run_scenario(faulty, fault, fault_scale)
-    fault_table(verdict)
-    assert_nothing_lost(verdict, fault_scale)
-    assert_none_failed(verdict)  # a crash or a restart is an outage of that service: it costs time, no task
+    survives(faulty, fault, fault_scale, fault_table)
 
 
 def test_a_cluster_node_killed_mid_run_fails_loses_and_duplicates_no_task(
     cluster_stack: FaultStack, fault_scale: Scale, fault_table: Callable[[Verdict], None]
 ) -> None:
-    verdict = run_scenario(cluster_stack, cluster_node_down(fault_scale), fault_scale)
-    fault_table(verdict)
-    assert_nothing_lost(verdict, fault_scale)
-    assert_none_failed(verdict)
+    survives(cluster_stack, cluster_node_down(fault_scale), fault_scale, fault_table)
 
 
 def test_an_analyzer_outage_mid_run_fails_no_task(
     faulty: FaultStack, fault_scale: Scale, fault_table: Callable[[Verdict], None]
 ) -> None:
-    verdict = run_scenario(faulty, analyzer_outage(fault_scale), fault_scale)
-    fault_table(verdict)
-    assert_nothing_lost(verdict, fault_scale)
-    assert_none_failed(verdict)
+    survives(faulty, analyzer_outage(fault_scale), fault_scale, fault_table)
 
 
 def test_an_orchestrator_crash_loop_dead_letters_its_request_and_fails_its_task(
