@@ -7,12 +7,12 @@ Exporting runs on the batch processor's thread, never on the event loop.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import msgspec
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
@@ -23,6 +23,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 _propagator = TraceContextTextMapPropagator()
 
 TASK_ID_ATTRIBUTE = "assay.task_id"
+_encoder = msgspec.json.Encoder(enc_hook=str)  # UTF-8 JSON; a value JSON has no form for is written as its str()
 
 
 class JsonLinesSpanExporter(SpanExporter):
@@ -34,8 +35,9 @@ class JsonLinesSpanExporter(SpanExporter):
         self._lock = threading.Lock()
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        lines = [json.dumps(span_record(span), default=str) + "\n" for span in spans]
-        with self._lock, self._path.open("a", encoding="utf-8") as handle:
+        # msgspec: about a tenth of the CPU of json.dumps, and this runs for every span of every service.
+        lines = [_encoder.encode(span_record(span)) + b"\n" for span in spans]
+        with self._lock, self._path.open("ab") as handle:
             handle.writelines(lines)
             handle.flush()
         return SpanExportResult.SUCCESS

@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
+from shared.config import load_settings
+
 COMPOSE = Path(__file__).resolve().parent.parent / "docker-compose.yml"
 SECRETS = {"ASSAY_NATS_PASSWORD": "p", "ASSAY_NATS_ROUTE_PASSWORD": "r", "ASSAY_ANALYZER_TOKEN": "t"}
 VARIABLE = re.compile(r"\$\{(\w+)(?::([-?])([^}]*))?\}")
@@ -110,6 +112,13 @@ def test_the_stack_has_two_orchestrators_postgres_jaeger_and_the_analyzers_it_na
             host = re.fullmatch(r"ws://([\w-]+):\d+", url)
             assert host and host.group(1) in every, url
     assert len(environment["ASSAY_STATIC_URLS"].split(",")) == 2  # analyzer replicas
+
+
+def test_analyzers_are_given_longer_than_their_drain_grace_to_stop() -> None:
+    grace_s = load_settings({}).analyzer_grace_s
+    for name in ("static-1", "static-2", "dynamic", "performance", "ai"):
+        period = services()[name]["stop_grace_period"]
+        assert period.endswith("s") and float(period[:-1]) > grace_s, (name, period)
 
 
 def test_only_the_gateway_is_published_for_clients_on_loopback_unless_asked() -> None:

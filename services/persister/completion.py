@@ -97,8 +97,10 @@ async def finish_held(
         await staging.discard(ctx.results_root, current.task.id)
         return current.result_dir
     folder_name = result_folder_name(current.task.analysis_type, current.task.id, current.created_at)
-    final, relative = await asyncio.to_thread(_final_folder, ctx, current, folder_name)
-    rendered = await asyncio.to_thread(document.render, current, ending, services)
+    # One hand-off to a thread for both (each costs about as much CPU as a small statement).
+    (final, relative), rendered = await asyncio.to_thread(
+        lambda: (_final_folder(ctx, current, folder_name), document.render(current, ending, services))
+    )
     recorded_dir: str | None = relative
     try:
         await write_rendered(current.task.id, final, relative, rendered, ctx.write_limit_s)
