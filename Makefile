@@ -1,4 +1,5 @@
-# Assay: `make run` starts everything on the embedded defaults, `make test` runs the test suite.
+# Assay: `make run` starts everything on the embedded defaults, `make test` runs the test suite (the fault suite
+# bounded), `make chaos` the fault suite at full scale.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -6,7 +7,7 @@ STAMP := $(VENV)/.installed
 NODE_TOOLS := services/analyzers/static/node
 CONTRACT_CHECK := tests/contracts
 
-.PHONY: install sandbox run test lint bench clean
+.PHONY: install sandbox run test chaos lint bench clean
 
 install: $(STAMP)
 
@@ -32,6 +33,11 @@ run: install
 # The lint runs first, so a type error fails the tests (and CI) before any test starts.
 test: lint
 	$(VENV)/bin/pytest
+
+# The fault suite (tests/test_faults.py, marker `chaos`) at full scale: 500 tasks per scenario and a 30 s analyzer
+# outage, on SQLite and PostgreSQL; its table (submitted / terminal / lost / duplicated / DB≢files) ends the output.
+chaos: install
+	$(VENV)/bin/pytest -m chaos --fault-tasks 500 --fault-outage-s 30 --timeout 1800
 
 lint: install
 	$(VENV)/bin/ruff check shared services tests benchmarks

@@ -23,7 +23,7 @@ from shared.connection import connect
 from shared.messages import TERMINAL_STATUSES
 from shared.nats_users import ADMIN
 from shared.streams import KV_STREAM, OBJECT_STREAM
-from tests.support.stack import Stack
+from tests.support.stack import Stack, stream_leader
 
 MODEL, APP = "cluster-model", 1
 TASKS = 80
@@ -76,17 +76,6 @@ def wait_until(
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what} not reached within {timeout_s} s; logs:\n{stack.log_tail()}")
         time.sleep(0.2)
-
-
-async def stream_leader(stack: Stack, stream: str) -> str:
-    """The stack's process name (`nats-<i>`) of the node leading `stream`."""
-    nc = await connect(stack.nats.url, "test-admin", stack.creds(ADMIN))
-    try:
-        info = await nc.jetstream().stream_info(stream)
-    finally:
-        await nc.close()
-    assert info.cluster is not None and info.cluster.leader
-    return "nats-" + info.cluster.leader.rsplit("-", 1)[1]
 
 
 async def lagging_replicas(stack: Stack) -> dict[str, list[str]]:

@@ -98,14 +98,17 @@ async def handle(orc: Orchestrator, request: AnalysisRequest) -> Literal["ack", 
     settles the message.
     """
     extra = {"task_id": request.task.id}
-    if await has_ended(orc.js, request.task.id):
-        log.info("task %s has ended already: request acknowledged", request.task.id, extra=extra)
-        return "ack"
+    # Registered before asking whether the task ended: a copy running here publishes its terminal event before it
+    # unregisters, so a redelivered copy either finds it running or finds its terminal event. Asked the other way
+    # round, a copy could ask while the first was finishing and register once it had finished: the task ran twice.
     signal = orc.registry.register(request.task.id)
     if signal is None:
         log.warning("task %s runs here already: redelivered request left alone", request.task.id, extra=extra)
         return "leave"
     try:
+        if await has_ended(orc.js, request.task.id):
+            log.info("task %s has ended already: request acknowledged", request.task.id, extra=extra)
+            return "ack"
         marker = await cancel_marker(orc.tasks, request.task.id)
         if marker is not None:
             await orc.run.publisher.publish(TaskCancelled(task=request.task, reason=marker.reason))

@@ -69,10 +69,13 @@ class Stack:
         *,
         apps_dir: Path,
         analyzers: Mapping[str, int] = {"static": 1},
+        analyzer_modules: Mapping[str, str] | None = None,
         extra_env: Mapping[str, str] | None = None,
         nats_nodes: int = 1,
         orchestrators: int = 1,
     ) -> None:
+        """`analyzer_modules`: the module to run for an analyzer instead of `services.analyzers.<name>` (a fast
+        stand-in of the same service, e.g. `{"static": "tests.support.faults.analyzer"}`)."""
         self.root = root
         self.credentials = generate_credentials()
         self.analyzer_token = secrets.token_urlsafe(16)
@@ -87,7 +90,10 @@ class Stack:
         self.orchestrators = orchestrators
         self.gateway_port = free_port()
         self.analyzer_ports = {name: [free_port() for _ in range(count)] for name, count in analyzers.items()}
+        self.analyzer_modules = {name: f"services.analyzers.{name}" for name in analyzers}
+        self.analyzer_modules.update(analyzer_modules or {})
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.specs: dict[str, ServiceSpec] = {}  # how each service was started, to start it again
         self.token = ""  # an admin token, made with `assay token create --direct` before the gateway starts
         self.metrics_ports: dict[
             str, int
@@ -145,6 +151,7 @@ class Stack:
         if spec.name != "gateway":  # the gateway serves /metrics on its own port
             self.metrics_ports.setdefault(spec.name, free_port())
             env["ASSAY_METRICS_PORT"] = str(self.metrics_ports[spec.name])
+        self.specs[spec.name] = spec
         process = subprocess.Popen(
             [sys.executable, "-m", spec.module, *spec.args],
             cwd=REPO,
@@ -173,7 +180,7 @@ class Stack:
         self.spawn(ServiceSpec("persister", "services.persister", nats_user=PERSISTER))
         for name, ports in self.analyzer_ports.items():
             for index, port in enumerate(ports):
-                module = f"services.analyzers.{name}"
+                module = self.analyzer_modules[name]
                 self.spawn(ServiceSpec(f"{name}-{index}", module, ("--port", str(port)), analyzer_token=True))
         for index in range(self.orchestrators):
             name = "orchestrator" if index == 0 else f"orchestrator-{index}"
@@ -185,6 +192,13 @@ class Stack:
             for port in ports:
                 wait_for_port(port)
         self.wait_ready()
+
+    def restart(self, name: str) -> None:
+        """Start a service or a nats-server (`nats`, `nats-<i>`) that was killed or stopped, as it was first."""
+        if name in self.nats_servers:
+            self.start_nats(name)
+        else:
+            self.spawn(self.specs[name])
 
     async def _declare(self) -> None:
         settings = load_settings(self.env)
@@ -215,6 +229,12 @@ class Stack:
         except ProcessLookupError:
             pass
         process.wait(timeout=10)
+
+    def terminate(self, name: str, timeout_s: float = 60.0) -> None:
+        """SIGTERM one process and wait until it has exited: a clean stop, as an operator's restart does."""
+        process = self.processes[name]
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=timeout_s)
 
     def stop(self) -> None:
         for name in reversed(list(self.processes)):
@@ -267,6 +287,17 @@ class Stack:
                 return task
             time.sleep(0.25)
         raise TimeoutError(f"task {task_id} not terminal after {timeout_s} s; logs:\n{self.log_tail()}")
+
+
+async def stream_leader(stack: Stack, stream: str) -> str:
+    """The stack's process name (`nats-<i>`) of the cluster node leading `stream`."""
+    nc = await connect(stack.nats.url, "test-admin", stack.creds(ADMIN))
+    try:
+        info = await nc.jetstream().stream_info(stream)
+    finally:
+        await nc.close()
+    assert info.cluster is not None and info.cluster.leader
+    return "nats-" + info.cluster.leader.rsplit("-", 1)[1]
 
 
 @contextmanager
