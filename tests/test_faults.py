@@ -18,7 +18,6 @@ import pytest
 from tests.support.faults.crash_loop import MARGIN_S, MAX_DELIVER, run_crash_loop
 from tests.support.faults.scenarios import (
     ACK_WAIT_S,
-    GATEWAY_KILL,
     KILLS,
     NATS_RESTART,
     Fault,
@@ -105,17 +104,7 @@ def survives(faulty: FaultStack, fault: Fault, scale: Scale, table: Callable[[Ve
     assert not verdict.failed, f"{len(verdict.failed)} tasks failed: {set(verdict.failed.values())}"
 
 
-# Found by this suite (500 tasks): a gateway killed after publishing a request but before storing the answer of its
-# Idempotency-Key leaves the claim unanswered; the client's retry takes it over (after 60 s) and a second task is
-# made, the first one running as well: work doubled, reported as a task row no accepted submission asked for.
-RETRY_AFTER_GATEWAY_CRASH_DOUBLES = pytest.mark.xfail(
-    reason="a retry after a gateway crash between publish and the stored answer doubles the task",
-    strict=False,
-)
-CRASHES = [
-    pytest.param(fault, marks=RETRY_AFTER_GATEWAY_CRASH_DOUBLES if fault is GATEWAY_KILL else ())
-    for fault in [*KILLS, NATS_RESTART]
-]
+CRASHES = [*KILLS, NATS_RESTART]
 
 
 @pytest.mark.parametrize("fault", CRASHES, ids=lambda fault: fault.name.replace(" ", "-"))

@@ -134,9 +134,8 @@ def cluster_node_down(scale: Scale) -> Fault:
     return Fault(f"kill -9 cluster node, {scale.outage_s:g} s", _cluster_node_down)
 
 
-GATEWAY_KILL = kill("gateway", "gateway")
 KILLS = [
-    GATEWAY_KILL,
+    kill("gateway", "gateway"),
     kill("orchestrator", "orchestrator"),
     kill("persister", "persister"),
     kill(ANALYZER, "static analyzer"),
