@@ -15,7 +15,7 @@ from benchmarks.processes import tree_total
 
 def _cpu_s(process: psutil.Process) -> float:
     times = process.cpu_times()
-    return times.user + times.system + times.children_user + times.children_system
+    return float(times.user + times.system + times.children_user + times.children_system)
 
 
 def cpu_snapshot(roles: dict[str, int]) -> dict[str, float]:
