@@ -91,6 +91,9 @@ class ServiceRun(Base):
     # shared/finding_summary: what the model comparison reads; None for runs recorded before it existed
     finding_summary: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     recorded_at: Mapped[datetime]
+    # The service's whole outcome (services/persister/staging.py) from its `service` event until the task's result
+    # folder holds it; NULL once the task has ended.
+    staged_result: Mapped[bytes | None] = mapped_column(LargeBinary)
 
     __table_args__ = (UniqueConstraint("task_id", "service", name="uq_service_runs_task_service"),)
 

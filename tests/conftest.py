@@ -52,3 +52,9 @@ def spans() -> Iterator[InMemorySpanExporter]:
 @pytest.fixture
 def database_url(tmp_path: Path) -> str:
     return f"sqlite+aiosqlite:///{tmp_path / 'assay.db'}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_database(request: pytest.FixtureRequest) -> str:
+    """A SQLite file, then a fresh PostgreSQL database (skipped, saying why, when no server answers)."""
+    return str(request.getfixturevalue("database_url" if request.param == "sqlite" else "postgres_url"))

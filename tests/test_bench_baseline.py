@@ -78,4 +78,3 @@ def test_worker_task_writes_the_rows_and_the_folder_the_persister_writes(
     assert f"bench_app1_{ref.id}.json" in listed and "consolidated.sarif.json" in listed
     primary = json.loads((folder / f"bench_app1_{ref.id}.json").read_text())
     assert primary["summary"]["total_findings"] == 5 and primary["results"]["tools_used"] == ["ruff"]
-    assert not (results / ".staging").exists() or not any((results / ".staging").iterdir())

@@ -39,12 +39,6 @@ from tests.support.persister import (
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def any_database(request: pytest.FixtureRequest) -> str:
-    """A SQLite file, then a fresh PostgreSQL database (skipped, saying why, when no server answers)."""
-    return str(request.getfixturevalue("database_url" if request.param == "sqlite" else "postgres_url"))
-
-
 @pytest.fixture
 async def harness(tmp_path: Path, nats_server: EmbeddedNats, any_database: str) -> AsyncIterator[Harness]:
     url = await migrate_database(any_database)

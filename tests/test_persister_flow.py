@@ -17,6 +17,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 from sqlalchemy import select
 
+from services.persister import staging
 from services.persister.handlers import REDELIVERY_MARGIN_S, missing_service_wait_s
 from shared.database import sessions
 from shared.findings import SEVERITIES
@@ -170,6 +171,9 @@ async def test_service_and_completed_delivered_twice_leave_one_row_set_and_one_f
         assert await session.scalar(select(ServiceRun.event_id).where(ServiceRun.task_id == task_id)) == (
             again.service.event_id
         )
+    staged = (await staged_outcomes(harness, task_id))["static"]  # and so did its staged copy
+    assert staged is not None and staging.decode(staged).event_id == again.service.event_id
+    assert staging.decode(staged).result == case.service.result
     await harness.publish_event(case.completed, case.parent)
     await harness.publish_event(again.completed, case.parent)
     await harness.wait_status(task_id, "completed")
@@ -316,11 +320,15 @@ async def test_spans_continue_the_incoming_trace_with_db_and_folder_children(
     assert service_write.span_id == service_process.span_id
 
 
+async def staged_outcomes(harness: Harness, task_id: str) -> dict[str, bytes | None]:
+    """Each service run's staged outcome, by service."""
+    async with sessions(harness.engine)() as session:
+        query = select(ServiceRun.service, ServiceRun.staged_result).where(ServiceRun.task_id == task_id)
+        return {service: data for service, data in (await session.execute(query)).all()}
+
+
 async def staging_removed(harness: Harness, task_id: str) -> None:
-    """The staged service results go once the task is recorded finished (just after its row's commit)."""
-    staged = harness.results_dir / ".staging" / task_id
-
-    async def gone() -> bool:
-        return not staged.exists()
-
-    await eventually(gone, 5, f"{staged} was not removed after the task finished", harness.persister)
+    """The staged service outcomes go in the transaction that records the task finished."""
+    staged = await staged_outcomes(harness, task_id)
+    assert staged and all(data is None for data in staged.values()), staged
+    assert not (harness.results_dir / ".staging").exists()

@@ -1,4 +1,4 @@
-"""Finishing a task: its result folder first, then its row, then the staging is dropped.
+"""Finishing a task: its result folder first, then its row (which drops the staged outcomes of its services).
 
 The order is what keeps the database and the files in agreement: a task is terminal in the database only once its
 folder is complete and renamed into place, and the row names that folder. Used for every terminal event, by the
@@ -15,7 +15,7 @@ from pathlib import Path
 from nats.js import JetStreamContext
 from opentelemetry import trace
 
-from services.persister import database, document, folders, lookups, staging
+from services.persister import database, document, folders, lookups
 from services.persister.database import Outcome
 from services.persister.disk import ResultsUnwritable, persistently
 from services.persister.document import Ending, RenderedResult
@@ -51,12 +51,9 @@ class PersisterContext:
     finishing: TaskLocks = field(default_factory=TaskLocks)
 
 
-async def present_services(
-    ctx: PersisterContext, task_id: str, recorded: set[str]
-) -> dict[str, StagedService]:
-    """Services whose outcome is both staged (for the folder) and `recorded` (in the database)."""
-    staged = await staging.staged_services(ctx.results_root, task_id)
-    return {name: item for name, item in staged.items() if name in recorded}
+def present_services(recorded: dict[str, StagedService | None]) -> dict[str, StagedService]:
+    """Of the services recorded for a live task, those whose whole outcome is staged for its folder."""
+    return {name: staged for name, staged in recorded.items() if staged is not None}
 
 
 def _final_folder(ctx: PersisterContext, task: TaskSnapshot, folder_name: str) -> tuple[Path, str]:
@@ -94,7 +91,6 @@ async def finish_held(
 ) -> str | None:
     """`finish`, for a caller that holds the task's lock and read `current` while holding it."""
     if current.finished:
-        await staging.discard(ctx.results_root, current.task.id)
         return current.result_dir
     folder_name = result_folder_name(current.task.analysis_type, current.task.id, current.created_at)
     # One hand-off to a thread for both (each costs about as much CPU as a small statement).
@@ -131,7 +127,6 @@ async def finish_held(
         timed_db_write(ctx.db_system, "outcome"),
     ):
         recorded = await database.record_outcome(ctx.sessions, current.task.id, outcome, event_id, kind)
-    await staging.discard(ctx.results_root, current.task.id)
     if recorded:
         duration_s = (ending.finished_at - current.created_at).total_seconds()
         record_task_ended(current.task.analysis_type, ending.status, duration_s)
@@ -178,5 +173,5 @@ async def fail_task(ctx: PersisterContext, task_id: str, reason: str, event: Tas
         return
     if task.finished:
         return
-    services = await present_services(ctx, task_id, recorded)
+    services = present_services(recorded)
     await finish(ctx, task, Ending("failed", reason, utcnow()), list(services.values()), kind="failed")

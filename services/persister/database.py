@@ -156,6 +156,10 @@ _OUTCOME = (
     )
 )
 _INSERT = {table.name: insert(table) for table in (SERVICE_RUNS, TOOL_RUNS, FINDINGS)}
+# An ended task's outcomes live in its folder: the staged copies go with the outcome's transaction.
+_UNSTAGE = (
+    update(SERVICE_RUNS).where(SERVICE_RUNS.c.task_id == bindparam("p_task_id")).values(staged_result=None)
+)
 
 
 def _update_live(session: Session, statement: Update, source: TaskEvent, values: dict[str, Any]) -> bool:
@@ -322,10 +326,13 @@ async def record_service(
     trace_id: str | None,
     *,
     unless_finished: bool = False,
+    staged: bytes | None = None,
 ) -> bool:
     """Record this outcome of the (task, service), replacing an earlier one, so a redelivery never doubles.
 
-    With `unless_finished`, False and nothing written when the task has finished already (its folder is final).
+    `staged` is the whole outcome for the task's folder (services/persister/staging.py), kept in the service run
+    until the task ends. With `unless_finished`, False and nothing written when the task has finished already (its
+    folder is final).
     """
 
     keys = group_keys(result.findings) if result is not None else []
@@ -340,6 +347,7 @@ async def record_service(
         "finding_summary": summarize(result.findings, keys) if result else None,
         "event_id": event.event_id,
         "recorded_at": utcnow(),
+        "staged_result": staged,
     }
 
     def work(session: Session) -> bool:
@@ -398,7 +406,8 @@ class Outcome:
 async def record_outcome(
     sessions: Sessions, task_id: str, outcome: Outcome, event_id: str | None, kind: str
 ) -> bool:
-    """Mark the task terminal and name its folder; False when another writer finished it first."""
+    """Mark the task terminal and name its folder, and drop its staged outcomes; False when another writer
+    finished it first."""
 
     values: dict[str, Any] = {
         "p_task_id": task_id,
@@ -413,8 +422,10 @@ async def record_outcome(
     }
 
     def work(session: Session) -> bool:
-        if _core(session).execute(_OUTCOME, values).rowcount == 0:
+        core = _core(session)
+        if core.execute(_OUTCOME, values).rowcount == 0:
             return False
+        core.execute(_UNSTAGE, {"p_task_id": task_id})
         if event_id is not None:
             _mark_processed(session, event_id, task_id, kind)
         return True

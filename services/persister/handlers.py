@@ -15,8 +15,7 @@ from opentelemetry import trace
 
 from services.persister import database, lookups, staging
 from services.persister.artifacts import load_result
-from services.persister.completion import PersisterContext, fail_task, finish_held, present_services
-from services.persister.disk import ResultsUnwritable, persistently
+from services.persister.completion import PersisterContext, finish_held, present_services
 from services.persister.document import Ending
 from services.persister.lookups import as_utc
 from services.persister.staging import StagedService, check_service_name
@@ -48,7 +47,9 @@ REDELIVERY_MARGIN_S = 5.0
 
 @contextmanager
 def _db_span(ctx: PersisterContext, what: str, task_id: str) -> Iterator[None]:
-    """A span and a duration measurement around one database write."""
+    """A span and a duration measurement around one database write of a task's results (its findings, its
+    outcome). The small status writes (request, started, progress) are measured only: their `process` span is
+    already little more than the write, and a span costs more CPU than such a write."""
     attributes = {TASK_ID_ATTRIBUTE: task_id, "db.system": ctx.db_system}
     with (
         tracer.start_as_current_span(f"db.write {what}", attributes=attributes),
@@ -59,7 +60,7 @@ def _db_span(ctx: PersisterContext, what: str, task_id: str) -> Iterator[None]:
 
 async def handle_request(ctx: PersisterContext, request: AnalysisRequest, delivery: Delivery) -> Retry | None:
     """An accepted request: the task exists from now on, as `pending`."""
-    with _db_span(ctx, "request", request.task.id):
+    with timed_db_write(ctx.db_system, "request"):
         await database.record_request(ctx.sessions, request, delivery.trace_id)
     # DEBUG, like the line of each service: at saturation an INFO line per message costs the persister a few per
     # cent of its CPU; the task's ending (`finish_held`) stays at INFO, so each task still has its one line.
@@ -72,11 +73,11 @@ async def handle_event(ctx: PersisterContext, event: Event, delivery: Delivery) 
     the hot path): `started` never moves a task back, a `service` event replaces its rows and is ignored once the
     task has finished, and a terminal event of a finished task is only acknowledged."""
     if isinstance(event, TaskStarted):
-        with _db_span(ctx, "started", event.task.id):
+        with timed_db_write(ctx.db_system, "started"):
             await database.record_started(ctx.sessions, event, delivery.trace_id)
         return None
     if isinstance(event, TaskProgress):
-        with _db_span(ctx, "progress", event.task.id):
+        with timed_db_write(ctx.db_system, "progress"):
             await database.record_progress(ctx.sessions, event)
         return None
     if isinstance(event, ServiceFinished):
@@ -111,24 +112,13 @@ async def _service_finished(ctx: PersisterContext, event: ServiceFinished, deliv
         event_id=event.event_id,
         result=result,
     )
-    # Staged before the rows are committed: once the event counts as processed its full result is on disk.
-    try:
-        await persistently(
-            f"result of {event.service} not staged",
-            lambda: staging.stage(ctx.results_root, event.task.id, staged),
-            ctx.write_limit_s,
-            event.task.id,
-        )
-    except ResultsUnwritable as error:
-        await fail_task(ctx, event.task.id, str(error), event)
-        return
+    # Staged with the rows, in one transaction: once the event counts as processed its full result is stored.
     with _db_span(ctx, "service", event.task.id):
         recorded = await database.record_service(
-            ctx.sessions, event, result, delivery.trace_id, unless_finished=True
+            ctx.sessions, event, result, delivery.trace_id, unless_finished=True, staged=staging.encode(staged)
         )
     if not recorded:
         # A retried orchestrator may send a task's events again after it ended: its folder is final.
-        await staging.discard(ctx.results_root, event.task.id)
         log.info("service %s of finished task %s ignored", event.service, event.task.id, extra=extra)
         return
     count = len(result.findings) if result else 0
@@ -172,10 +162,8 @@ async def _terminal(ctx: PersisterContext, event: TerminalEvent, delivery: Deliv
             task = await database.ensure_task(ctx.sessions, event)
         if task.finished:
             log.info("task %s has ended already in %s", event.task.id, task.result_dir, extra=extra)
-            # The staging may be left over by a crash after the row update.
-            await staging.discard(ctx.results_root, event.task.id)
             return None
-        present = await present_services(ctx, event.task.id, recorded)
+        present = present_services(recorded)
         missing = [service for service in event.services if service not in present]
         if missing and delivery.deliveries < ctx.max_deliver - 1:
             # Redelivery may have put a service event behind its task's end: come back once it had time to arrive.

@@ -9,7 +9,9 @@ import msgspec
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from services.persister import staging
 from services.persister.sessions import Sessions, transaction
+from services.persister.staging import StagedService
 from shared.messages import TERMINAL_STATUSES, utcnow
 from shared.models import ServiceRun, Task
 from shared.tasks import AnalysisType, TaskRef
@@ -92,15 +94,19 @@ async def load_task(sessions: Sessions, task_id: str) -> TaskSnapshot | None:
     return await transaction(sessions, read)
 
 
-async def task_and_services(sessions: Sessions, task_id: str) -> tuple[TaskSnapshot | None, set[str]]:
-    """The task's record and the services whose outcome is in the database for it, in one transaction."""
+async def task_and_services(
+    sessions: Sessions, task_id: str
+) -> tuple[TaskSnapshot | None, dict[str, StagedService | None]]:
+    """The task's record and the services whose outcome is in the database for it, in one transaction: each with
+    its staged outcome (None once the task has ended and its folder holds it)."""
 
-    def read(session: Session) -> tuple[TaskSnapshot | None, set[str]]:
+    def read(session: Session) -> tuple[TaskSnapshot | None, dict[str, StagedService | None]]:
         task = session.get(Task, task_id)
         if task is None:
-            return None, set()
-        query = select(ServiceRun.service).where(ServiceRun.task_id == task_id)
-        return snapshot_of(task), set(session.scalars(query).all())
+            return None, {}
+        query = select(ServiceRun.service, ServiceRun.staged_result).where(ServiceRun.task_id == task_id)
+        rows = session.execute(query).all()
+        return snapshot_of(task), {service: staging.decode(data) if data else None for service, data in rows}
 
     return await transaction(sessions, read)
 

@@ -3,7 +3,7 @@
 The order makes a crash at any point harmless and visible. For each task:
 1. its result folder is renamed to `<results>/.prune/<task_id>` (one rename: the journal of this prune);
 2. its rows go in one transaction (findings, tool runs, service runs, processed events, the task);
-3. the renamed folder (and any staging left for the task) is removed.
+3. the renamed folder is removed.
 A crash after 1 leaves a row whose folder waits under `.prune/`, after 2 a folder there without a row: both are
 what `assay fsck` reports as an interrupted prune, and the next prune (or `fsck --repair`) completes it. So no row
 ever points at a folder that vanished unexplained, and no folder outlives its row unaccounted for.
@@ -26,7 +26,6 @@ from services.persister.folders import fsync_folder
 from services.persister.integrity import PRUNING, folder_of, pruning_entries
 from services.persister.lookups import as_utc
 from services.persister.sessions import Sessions
-from services.persister.staging import task_folder
 from shared.messages import TERMINAL_STATUSES, utcnow
 from shared.models import FindingRow, IdempotencyKey, ProcessedEvent, ServiceRun, Task, ToolRunRow
 from shared.paths import UnsafePathError
@@ -117,9 +116,8 @@ def _move_aside(results_root: Path, task_id: str, result_dir: str | None) -> boo
 
 
 def _remove(results_root: Path, task_id: str) -> None:
-    """Step 3: the journal entry and any staging of the task."""
+    """Step 3: the journal entry of the task."""
     shutil.rmtree(results_root / PRUNING / task_id, ignore_errors=True)
-    shutil.rmtree(task_folder(results_root, task_id), ignore_errors=True)
 
 
 async def complete_interrupted(sessions: Sessions, results_root: Path, task_id: str) -> None:
