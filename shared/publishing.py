@@ -114,13 +114,16 @@ async def publish_message(
     message: Envelope,
     task_id: str | None,
     patience_s: float = PUBLISH_PATIENCE_S,
+    data: bytes | None = None,
 ) -> PubAck:
-    """Publish an Assay message about `task_id` inside a PRODUCER span `publish <subject>`."""
+    """Publish an Assay message about `task_id` inside a PRODUCER span `publish <subject>` (`data`: the message
+    already encoded, for a caller that had to encode it anyway)."""
     attributes = producer_attributes(subject, message.event_id, task_id)
     with tracer.start_as_current_span(
         f"publish {subject}", kind=SpanKind.PRODUCER, attributes=attributes
     ) as span:
-        ack = await publish_confirmed(js, subject, encode(message), message.event_id, patience_s)
+        body = encode(message) if data is None else data
+        ack = await publish_confirmed(js, subject, body, message.event_id, patience_s)
         span.set_attribute("messaging.nats.stream.sequence", ack.seq)
         return ack
 

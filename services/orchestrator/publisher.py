@@ -30,6 +30,7 @@ from shared.messages import (
     TaskProgress,
     encode,
 )
+from shared.protocol import ServiceResult
 from shared.publishing import publish_dead_letter, publish_message, publish_patience, with_patience
 from shared.streams import DEFAULT_LAYOUT, artifacts_bucket
 from shared.subjects import ARTIFACTS_BUCKET, REQUESTS_STREAM, event_subject
@@ -39,6 +40,17 @@ log = logging.getLogger(__name__)
 tracer = trace.get_tracer("services.orchestrator")
 
 PROGRESS_TIMEOUT_S = 2.0  # progress is a hint: never hold a run up for long over one
+
+
+# A result with at most this many findings and bytes of raw output encodes in well under a millisecond.
+SMALL_RESULT_FINDINGS = 500
+SMALL_RESULT_RAW_BYTES = 256 * 1024
+
+
+def _small(result: ServiceResult) -> bool:
+    """Whether encoding `result` is quick enough for the event loop (its SARIF grows with its findings)."""
+    raw = sum(len(output) for output in result.raw_outputs.values())
+    return len(result.findings) <= SMALL_RESULT_FINDINGS and raw <= SMALL_RESULT_RAW_BYTES
 
 
 def kind_of(event: Event) -> str:
@@ -59,9 +71,13 @@ class EventPublisher:
     async def publish(self, event: Event) -> None:
         """Publish a task event in a PRODUCER span, retrying until JetStream confirms it (or PublishFailed): through
         a leader election on a cluster, so that a node's death does not make the task run again."""
+        await self._publish(event, encode(event))
+
+    async def _publish(self, event: Event, data: bytes) -> None:
         subject = event_subject(event.task.id, kind_of(event))
-        await publish_message(self.js, subject, event, event.task.id, publish_patience(self.layout))
-        log.info("published %s", subject, extra={"task_id": event.task.id})
+        await publish_message(self.js, subject, event, event.task.id, publish_patience(self.layout), data)
+        # DEBUG: the task's start and end are its INFO lines; one more per event costs a few per cent of the CPU.
+        log.debug("published %s", subject, extra={"task_id": event.task.id})
 
     async def publish_progress(self, event: TaskProgress) -> None:
         """Publish a progress event once, briefly; a lost one is logged and forgotten."""
@@ -77,13 +93,17 @@ class EventPublisher:
     async def service_finished(self, event: ServiceFinished) -> None:
         """Publish a service event, moving its result to the object store (`artifact` instead of `result`) when the
         event would be too large."""
-        if event.result is not None:
-            # Results can be hundreds of MB: encode (once) and hash off the event loop.
-            data = await asyncio.to_thread(msgspec.json.encode, event.result)
-            if len(data) > self.nc.max_payload // 2:
-                artifact = await self.store_result(event.task.id, event.result.service, data)
-                event = msgspec.structs.replace(event, result=None, artifact=artifact)
-        await self.publish(event)
+        if event.result is None or _small(event.result):
+            await self._publish(event, encode(event))  # on the loop: cheaper than a thread hand-off
+            return
+        # Results can be hundreds of MB: encoded (once) and hashed off the event loop.
+        data = await asyncio.to_thread(encode, event)
+        if len(data) > self.nc.max_payload // 2:
+            result = await asyncio.to_thread(encode, event.result)
+            artifact = await self.store_result(event.task.id, event.result.service, result)
+            event = msgspec.structs.replace(event, result=None, artifact=artifact)
+            data = encode(event)
+        await self._publish(event, data)
 
     async def store_result(self, task_id: str, service: str, data: bytes) -> ArtifactRef:
         """Put a service result's JSON into the artifacts bucket as `<task_id>/<service>.json`."""
