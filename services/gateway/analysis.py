@@ -45,14 +45,21 @@ def _check_tools(data: RunRequest) -> None:
         )
 
 
-async def _check_app_exists(resources: Resources, data: RunRequest) -> Path:
+def _app_source_lines(apps_dir: Path, data: RunRequest) -> int | None:
+    """The app's non-blank source lines (what the size reports divide by, as analyzed); None when it does not
+    exist. One hand-off to a thread for both: a stat on a network share can stall, and counting reads the files."""
+    folder = app_dir(apps_dir, data.model_slug, data.app_number)
+    return total_lines(folder) if folder.is_dir() else None
+
+
+async def _check_app_source_lines(resources: Resources, data: RunRequest) -> int:
     try:
-        folder = app_dir(resources.settings.apps_dir, data.model_slug, data.app_number)
+        lines = await asyncio.to_thread(_app_source_lines, resources.settings.apps_dir, data)
     except UnsafePathError as error:
         raise invalid("model_slug", str(error)) from error
-    if not await _is_dir(folder):
+    if lines is None:
         raise NotFoundException(f"app {data.model_slug}/app{data.app_number} not found under the apps root")
-    return folder
+    return lines
 
 
 # Room left in a NATS message for the headers (trace context, message id) around the request's JSON.
@@ -80,11 +87,6 @@ async def _check_targets(settings: Settings, data: RunRequest) -> None:
             policy.check(url)
         except TargetNotAllowed as error:
             raise invalid("target_urls", str(error)) from error
-
-
-async def _is_dir(path: Path) -> bool:
-    # A stat on a network share can stall; keep it off the event loop.
-    return await asyncio.to_thread(path.is_dir)
 
 
 ROUTE = "/api/analysis/run"
@@ -118,9 +120,8 @@ async def run_analysis(
 async def _accept(data: RunRequest, resources: Resources, ids: NewIds) -> Response[Accepted]:
     """Validate the request, queue it as a new task, answer 202."""
     _check_tools(data)
-    folder = await _check_app_exists(resources, data)
+    source_lines = await _check_app_source_lines(resources, data)
     await _check_targets(resources.settings, data)
-    source_lines = await asyncio.to_thread(total_lines, folder)  # the size reports divide by, as analyzed
     tools = list(dict.fromkeys(data.tools))  # keep the order, drop repeats
     task_id = ids.task()
     trace.get_current_span().set_attribute(TASK_ID_ATTRIBUTE, task_id)
