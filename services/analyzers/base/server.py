@@ -158,7 +158,8 @@ class AnalyzerServer:
             try:
                 job = await self._job(frame, send)
                 tools = self.analyzer.select(frame.tools)
-                log.info("analysis started: %s", ", ".join(t.name for t in tools), extra=extra)
+                # DEBUG: the run's ending is its INFO line (at saturation a line per frame costs a few per cent).
+                log.debug("analysis started: %s", ", ".join(t.name for t in tools), extra=extra)
                 async with asyncio.timeout(frame.deadline_s) as deadline:
                     try:
                         result = await run_tools(self.analyzer.service, tools, job)
@@ -194,17 +195,15 @@ class AnalyzerServer:
                 heartbeat.cancel()
 
     async def _job(self, frame: AnalyzeFrame, send: Send) -> Job:
-        folder: Path | None
         try:
-            folder = app_dir(self.settings.apps_dir, frame.task.model_slug, frame.task.app_number)
+            # One hand-off to a thread for the folder and its .env: the apps root may be a slow network mount.
+            folder, env = await asyncio.to_thread(_app_folder_and_env, self.settings.apps_dir, frame)
         except UnsafePathError as error:
             raise BadRequest(str(error)) from error
-        if not await asyncio.to_thread(folder.is_dir):  # the apps root may be a slow network mount
-            if self.analyzer.needs_source:
-                raise UnknownApp(
-                    f"app {frame.task.model_slug}/app{frame.task.app_number} not found under the apps root",
-                )
-            folder = None
+        if folder is None and self.analyzer.needs_source:
+            raise UnknownApp(
+                f"app {frame.task.model_slug}/app{frame.task.app_number} not found under the apps root",
+            )
         total = max(1, len(frame.tools) or len(self.analyzer.tools))
         finished: set[str] = set()
 
@@ -216,7 +215,6 @@ class AnalyzerServer:
                 send, ProgressFrame(id=frame.id, tool=tool, stage=stage, percent=percent, message=message)
             )
 
-        env = await asyncio.to_thread(app_env, folder)
         # The app Assay started for this run listens on ports of its own choosing, not those of its .env.
         env.update({key: str(port) for key, port in frame.app_ports.items() if key in PORT_KEYS})
         return Job(
@@ -270,3 +268,9 @@ def _frame_id(message: str | bytes) -> str:
     except msgspec.DecodeError:
         return ""
     return str(value.get("id", "")) if isinstance(value, dict) else ""
+
+
+def _app_folder_and_env(apps_dir: Path, frame: AnalyzeFrame) -> tuple[Path | None, dict[str, str]]:
+    """The run's app folder (None when it does not exist) and the variables of its `.env` (blocking)."""
+    folder = app_dir(apps_dir, frame.task.model_slug, frame.task.app_number)
+    return (folder, app_env(folder)) if folder.is_dir() else (None, {})
