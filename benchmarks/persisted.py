@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection
 from datetime import UTC, datetime
 
 from sqlalchemy import func, select
@@ -62,6 +62,14 @@ async def wait_persisted(
         return await _times(engine, task_ids)
     finally:
         await engine.dispose()
+
+
+def persisted_counter(
+    database_url: str,
+) -> tuple[Callable[[], Awaitable[int]], Callable[[], Awaitable[None]]]:
+    """`persisted_count` on one engine kept open, for a caller that asks often, and how to close it."""
+    engine = create_engine(database_url)
+    return (lambda: _count(engine)), engine.dispose
 
 
 async def persisted_count(database_url: str) -> int:

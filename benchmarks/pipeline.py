@@ -22,7 +22,8 @@ from benchmarks.assay_system import AssaySystem
 from benchmarks.celery_system import CelerySystem
 from benchmarks.common import Row
 from benchmarks.cpu import cpu_snapshot, cpu_spent
-from benchmarks.load import at_rate, body, burst
+from benchmarks.load import at_rate, body, burst, paced
+from benchmarks.persisted import persisted_counter
 from benchmarks.rss import PeakRss
 from benchmarks.static_pipeline import static_rows
 from benchmarks.systems import Systems, run_load
@@ -31,6 +32,8 @@ from shared.messages import PRIORITIES
 
 PARTS = ("saturation", "latency", "replicas", "growth", "static")
 MB = 1024 * 1024
+# The growth run's queue: accepted and not yet persisted, at most (about 10 s of work at the rates seen here).
+GROWTH_AHEAD = 1_000
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,31 @@ class Pipeline:
         trial = replace(trial, cpu_s=cpu_spent(before, cpu_snapshot(system.roles())))
         return await self._settle(name, f"saturation at {priority}", count, trial)
 
+    async def paced(self, name: str, count: int, timeout_s: float) -> Trial:
+        """Saturation with a bounded queue (`load.paced`): the growth run's start and end under the same load."""
+        system = await self.systems.get(name)
+        persisted, close = persisted_counter(system.database_url)
+        already = await persisted()
+        try:
+
+            async def mine() -> int:
+                return await persisted() - already
+
+            load = paced(
+                system.submit_url,
+                system.headers,
+                body("normal"),
+                count,
+                mine,
+                GROWTH_AHEAD,
+                self.options.in_flight,
+                timeout_s,
+            )
+            trial = await run_load(system, load, timeout_s, self.options.stall_s)
+        finally:
+            await close()
+        return await self._settle(name, f"paced growth, at most {GROWTH_AHEAD:,} queued", count, trial)
+
     async def offered(self, name: str, rate: float) -> Trial:
         system = await self.systems.get(name)
         load = at_rate(system.submit_url, system.headers, body("normal"), rate, self.options.rate_seconds)
@@ -224,7 +252,7 @@ class Pipeline:
         count, window = self.options.growth_tasks, min(10_000, self.options.growth_tasks // 2)
         name = "assay-growth"
         self.systems.factories[name] = _assay_factory(self.apps_dir, 1)
-        trial = await self.saturate(name, "normal", count, self.options.growth_timeout_s)
+        trial = await self.paced(name, count, self.options.growth_timeout_s)
         await self.systems.discard(name)
         times = sorted(trial.persisted.values())
         first_accept = trial.submission.first_accept
