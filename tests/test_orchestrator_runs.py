@@ -27,7 +27,7 @@ from tests.support.orchestrator import (
 )
 
 
-async def test_happy_path_publishes_started_progress_service_completed_with_findings(
+async def test_happy_path_publishes_started_service_completed_with_findings(
     nats_server: EmbeddedNats, tmp_path: Path
 ) -> None:
     peer = ScriptedAnalyzer("static", ["result"])
@@ -38,8 +38,8 @@ async def test_happy_path_publishes_started_progress_service_completed_with_find
             events = await bench.events.terminal(request.task.id)
             await bench.settled()
     kinds = [kind(item.event) for item in events]
-    assert kinds[0] == "started" and kinds[-2:] == ["service", "completed"], kinds
-    assert "progress" in kinds[1:-2]
+    # A run shorter than the progress interval (0.5 s) has no progress event: its service event says it all.
+    assert kinds == ["started", "service", "completed"], kinds
     started = events[0].event
     assert isinstance(started, TaskStarted)
     assert started.services == ["static"] and started.worker == "host-a:42"
@@ -193,13 +193,14 @@ async def test_large_result_travels_through_the_object_store_and_the_event_carri
 async def test_analyzer_progress_is_throttled_to_about_two_events_a_second(
     nats_server: EmbeddedNats, tmp_path: Path
 ) -> None:
-    peer = ScriptedAnalyzer("static", ["chatty"])  # 41 progress frames in about half a second
+    peer = ScriptedAnalyzer("static", ["talkative"])  # 100 progress frames in about a second
     async with orchestrated(nats_server.url, tmp_path, [peer]) as bench:
         request = await bench.request("static")
         events = await bench.events.terminal(request.task.id)
     progress = [item.event for item in events if isinstance(item.event, TaskProgress)]
     assert 1 <= len(progress) <= 3, len(progress)
     assert progress[0].service == "static" and progress[0].tool == "bandit"
+    assert 0 < progress[0].percent < 100  # the first comes once the run has gone on for the interval
 
 
 async def test_an_outage_past_its_limit_fails_the_service_naming_the_urls_and_the_limit(

@@ -30,11 +30,12 @@ def parent_id(span: ReadableSpan) -> str | None:
 async def test_spans_continue_the_requests_trace_and_travel_in_headers_and_frames(
     nats_server: EmbeddedNats, tmp_path: Path, spans: InMemorySpanExporter
 ) -> None:
-    peer = ScriptedAnalyzer("static", ["result"])
+    peer = ScriptedAnalyzer("static", ["talkative"])  # long enough for progress events
     parent, trace_id = traceparent()
     async with orchestrated(nats_server.url, tmp_path, [peer]) as bench:
         request = await bench.request("static", parent=parent)
         events = await bench.events.terminal(request.task.id)
+    assert "progress" in {kind(item.event) for item in events}
     mine = [span for span in spans.get_finished_spans() if format(span.context.trace_id, "032x") == trace_id]
     by_name = {span.name: span for span in mine}
 

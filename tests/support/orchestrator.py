@@ -58,8 +58,8 @@ RUNNING_ELSEWHERE = "http://127.0.0.1:9"
 T = TypeVar("T")
 
 Script = Literal[
-    "result", "foreign", "error", "silent", "drop", "hold", "keep", "large", "chatty", "partial", "echo",
-    "handback",
+    "result", "foreign", "error", "silent", "drop", "hold", "keep", "large", "chatty", "talkative", "partial",
+    "echo", "handback",
 ]
 
 
@@ -224,6 +224,11 @@ class ScriptedAnalyzer:
                     await send(HeartbeatFrame(id=run_id))
                     await asyncio.sleep(0.05)
                 await send(ResultFrame(id=run_id, result=cancelled_result(self.service)))
+            elif script == "talkative":  # like chatty, for about a second: longer than the progress interval
+                for n in range(100):
+                    await send(ProgressFrame(id=run_id, tool="bandit", stage="running", percent=n))
+                    await asyncio.sleep(0.01)
+                await send(ResultFrame(id=run_id, result=sample_result(self.service)))
             elif script == "chatty":
                 for n in range(40):
                     await send(ProgressFrame(id=run_id, tool="bandit", stage="running", percent=n * 2.5))
