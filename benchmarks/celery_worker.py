@@ -58,7 +58,7 @@ class WorkerState:
 _state: WorkerState | None = None  # one per worker process, made by its first task
 
 
-def _worker_state() -> WorkerState:
+def worker_state() -> WorkerState:
     global _state
     if _state is None:
         settings = load_settings()
@@ -106,5 +106,5 @@ async def persist(state: WorkerState, request: AnalysisRequest) -> None:
 @app.task(name=TASK_NAME)  # type: ignore[untyped-decorator]  # Celery ships no types
 def analyze(payload: str) -> None:
     """The Celery task: `payload` is the AnalysisRequest as JSON."""
-    state = _worker_state()
+    state = worker_state()
     state.runner.run(persist(state, msgspec.json.decode(payload, type=AnalysisRequest)))

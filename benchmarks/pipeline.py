@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 import tempfile
@@ -24,6 +25,7 @@ from benchmarks.common import Row
 from benchmarks.cpu import cpu_snapshot, cpu_spent
 from benchmarks.load import at_rate, body, burst, paced
 from benchmarks.persisted import persisted_counter
+from benchmarks.persistence_floor import measure_in_child
 from benchmarks.rss import PeakRss
 from benchmarks.static_pipeline import static_rows
 from benchmarks.systems import Systems, run_load
@@ -354,6 +356,36 @@ def cpu_rows(celery: list[Trial], assay: list[Trial]) -> list[Row]:
     return rows
 
 
+async def floor_rows(tasks: int, celery_normal: float | None) -> list[Row]:
+    """The persistence alone (`benchmarks/persistence_floor.py`) against the CPU per task that three times Celery's
+    throughput at `normal` would leave for everything a task costs, on this machine's CPUs."""
+    floor = await measure_in_child(min(tasks, 1000))
+    cpus = os.cpu_count() or 1
+    note = f"user {floor.user_ms:.1f} + system {floor.system_ms:.1f} ms"
+    rows = [
+        Row(
+            "CPU per task, the persistence alone, one process, one task after another",
+            "ms",
+            None,
+            floor.cpu_ms,
+            note=note,
+        )
+    ]
+    if celery_normal:
+        budget = 1000 * cpus / (3 * celery_normal)
+        note = f"{cpus} CPUs / (3 × Celery's {celery_normal:.1f} tasks/s at normal)"
+        rows.append(
+            Row(
+                "CPU per task that 3× Celery's throughput would leave for all of it",
+                "ms",
+                None,
+                budget,
+                note=note,
+            )
+        )
+    return rows
+
+
 async def _run(options: Options) -> list[Row]:
     main = asyncio.current_task()
     assert main is not None
@@ -381,6 +413,7 @@ async def _run(options: Options) -> list[Row]:
                     celery_normal = next(
                         (row.baseline for row in saturation if row.case.endswith("normal")), None
                     )
+                    rows += await floor_rows(options.tasks, celery_normal)
                 if "latency" in options.parts:
                     rows += await pipeline.latency_rows()
                 if "saturation" in options.parts or "latency" in options.parts:

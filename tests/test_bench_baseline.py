@@ -78,3 +78,13 @@ def test_worker_task_writes_the_rows_and_the_folder_the_persister_writes(
     assert f"bench_app1_{ref.id}.json" in listed and "consolidated.sarif.json" in listed
     primary = json.loads((folder / f"bench_app1_{ref.id}.json").read_text())
     assert primary["summary"]["total_findings"] == 5 and primary["results"]["tools_used"] == ["ruff"]
+
+
+async def test_persistence_floor_measures_its_own_tasks_in_a_child_process() -> None:
+    from benchmarks.persistence_floor import measure_in_child
+
+    floor = await measure_in_child(5)
+
+    assert floor.tasks == 5
+    assert floor.user_ms > 0 and floor.system_ms >= 0 and floor.wall_ms > 0
+    assert floor.cpu_ms == floor.user_ms + floor.system_ms
