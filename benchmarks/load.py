@@ -155,25 +155,13 @@ async def burst(
     time_limit_s: float = float("inf"),
 ) -> Submission:
     """Send `count` requests, `in_flight` at a time, each as soon as a previous one is answered; no new request
-    leaves after `time_limit_s` (a system that accepts slowly is not waited for without end)."""
-    submission = Submission()
-    post = _Post(url, headers, payload)
-    queue = iter(range(count))
-    deadline = time.monotonic() + time_limit_s
+    leaves after `time_limit_s` (a system that accepts slowly is not waited for without end). `paced` with no
+    limit on the queue."""
+    return await paced(url, headers, payload, count, _none_persisted, count + 1, in_flight, time_limit_s)
 
-    async def sender() -> None:
-        connection: _Connection | None = None
-        try:
-            for _ in queue:
-                if time.monotonic() > deadline:
-                    return
-                connection = await _submit(post, connection, submission)
-        finally:
-            if connection is not None:
-                connection.close()
 
-    await asyncio.gather(*(sender() for _ in range(in_flight)))
-    return submission
+async def _none_persisted() -> int:
+    return 0
 
 
 async def paced(
@@ -186,9 +174,10 @@ async def paced(
     in_flight: int = 32,
     time_limit_s: float = float("inf"),
 ) -> Submission:
-    """`burst`, but no request leaves while `ahead` accepted tasks are not yet persisted (`persisted()` counts
-    them, polled every PACE_POLL_S): the system works through a queue that stays this deep from the first task
-    to the last, so the start and the end of a long run are measured under the same load."""
+    """Send `count` requests, `in_flight` at a time, each as soon as a previous one is answered, but none while
+    `ahead` accepted tasks are not yet persisted (`persisted()` counts them, polled every PACE_POLL_S): the system
+    works through a queue that stays this deep from the first task to the last, so the start and the end of a long
+    run are measured under the same load. No new request leaves after `time_limit_s`."""
     submission = Submission()
     post = _Post(url, headers, payload)
     queue = iter(range(count))

@@ -8,7 +8,9 @@ import asyncio
 import json
 import logging
 import os
+import random
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -48,10 +50,31 @@ def up_env(root: Path) -> dict[str, str]:
         "ASSAY_APPS_DIR": str(root / "apps"),
         "ASSAY_GATEWAY_URL": f"http://127.0.0.1:{free_port()}",
         "XDG_CONFIG_HOME": str(root / "config"),  # where `assay up` saves the CLI's token
-        "ASSAY_METRICS_PORT_BASE": str(free_port()),  # the services' /metrics ports count up from here
+        "ASSAY_METRICS_PORT_BASE": str(free_ports_in_a_row(len(ANALYZERS) + 3)),  # the /metrics ports count up
         **{f"ASSAY_{name.upper()}_URLS": f"ws://127.0.0.1:{free_port()}" for name in ANALYZERS},
     }
     return env
+
+
+def free_ports_in_a_row(count: int) -> int:
+    """The first of `count` consecutive free ports below the kernel's ephemeral range: `assay up` counts the
+    services' /metrics ports up from one base, and inside that range any outgoing connection of the machine may
+    take one of them meanwhile (seen: a /metrics listener refused with "address already in use")."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for _ in range(100):
+        base = random.randrange(10_000, low - count)
+        if all(_bindable(port) for port in range(base, base + count)):
+            return base
+    raise RuntimeError(f"no {count} consecutive free ports found below {low}")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 class Up:

@@ -113,23 +113,8 @@ class TaskColumns(Protocol):
     def updated_at(self) -> datetime | None: ...
 
 
-SNAPSHOT_COLUMNS = (
-    "task_id",
-    "model_slug",
-    "app_number",
-    "analysis_type",
-    "priority",
-    "tools",
-    "services",
-    "status",
-    "status_reason",
-    "created_at",
-    "started_at",
-    "worker",
-    "trace_id",
-    "result_dir",
-    "updated_at",
-)
+# The columns of a snapshot, read with Core: those the protocol names, in its order.
+SNAPSHOT_COLUMNS = tuple(name for name, value in vars(TaskColumns).items() if isinstance(value, property))
 
 
 def snapshot_of(task: TaskColumns) -> TaskSnapshot:
