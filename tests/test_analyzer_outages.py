@@ -100,8 +100,8 @@ def test_a_rolling_restart_of_two_static_replicas_fails_nothing(tmp_path: Path) 
     try:
         task_ids: list[str] = []
         for index in (0, 1):  # one replica after the other, each asked to stop while tasks run
-            task_ids += submit(stack, 6, slow=True)
-            wait_running(stack, task_ids[-6:])
+            task_ids += submit(stack, 4, slow=True)
+            wait_running(stack, task_ids[-4:])
             process = stack.processes[f"static-{index}"]
             process.send_signal(signal.SIGTERM)
             assert process.wait(timeout=30) == 0
