@@ -38,7 +38,8 @@ test: lint
 # outage, on SQLite and PostgreSQL (`make test` runs it bounded, on SQLite); its table (submitted / terminal / lost /
 # duplicated / DB≢files) ends the output.
 chaos: install
-	$(VENV)/bin/pytest -m chaos --fault-tasks 500 --fault-outage-s 30 --fault-databases SQLite,PostgreSQL --timeout 1800
+	$(VENV)/bin/pytest -m chaos --fault-tasks 500 --fault-outage-s 30 --fault-databases SQLite,PostgreSQL \
+		--fault-crash-loop --timeout 1800
 
 lint: install
 	$(VENV)/bin/ruff check shared services tests benchmarks

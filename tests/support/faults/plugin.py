@@ -28,6 +28,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption("--fault-rate", type=float, default=BOUNDED.rate_per_s, help="tasks submitted per second")
     group.addoption(
+        "--fault-crash-loop",
+        action="store_true",
+        help="run the orchestrator crash loop too (30 s of ack waits; make chaos does)",
+    )
+    group.addoption(
         "--fault-databases",
         default=",".join(BOUNDED_DATABASES),
         help="the databases whose stacks the scenarios break (SQLite,PostgreSQL)",
