@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,6 +51,21 @@ class PersisterContext:
     # Finishing a task (folder, then row) runs under its task's lock so the reaper and the event consumer of one
     # process never finish the same task twice at once; different tasks finish concurrently.
     finishing: TaskLocks = field(default_factory=TaskLocks)
+
+
+@contextmanager
+def db_write_span(
+    ctx: PersisterContext, what: str, task_id: str, attributes: dict[str, str] | None = None
+) -> Iterator[None]:
+    """A `db.write <what>` span and a duration measurement around one database write of a task's results (its
+    findings, its outcome). The small status writes (request, started, progress) are measured only: their
+    `process` span is already little more than the write, and a span costs more CPU than such a write."""
+    span_attributes = {TASK_ID_ATTRIBUTE: task_id, "db.system": ctx.db_system, **(attributes or {})}
+    with (
+        tracer.start_as_current_span(f"db.write {what}", attributes=span_attributes),
+        timed_db_write(ctx.db_system, what),
+    ):
+        yield
 
 
 def present_services(recorded: dict[str, StagedService | None]) -> dict[str, StagedService]:
@@ -117,15 +134,7 @@ async def finish_held(
         severity_breakdown=rendered.severity_breakdown,
         result_dir=recorded_dir,
     )
-    db_attributes = {
-        TASK_ID_ATTRIBUTE: current.task.id,
-        "db.system": ctx.db_system,
-        "db.operation": "UPDATE",
-    }
-    with (
-        tracer.start_as_current_span("db.write outcome", attributes=db_attributes),
-        timed_db_write(ctx.db_system, "outcome"),
-    ):
+    with db_write_span(ctx, "outcome", current.task.id, {"db.operation": "UPDATE"}):
         recorded = await database.record_outcome(ctx.sessions, current.task.id, outcome, event_id, kind)
     if recorded:
         duration_s = (ending.finished_at - current.created_at).total_seconds()

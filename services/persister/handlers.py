@@ -7,15 +7,12 @@ A handler returns None when the message is done with (ack), a `Retry` when it sh
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import msgspec
-from opentelemetry import trace
 
 from services.persister import database, lookups, staging
 from services.persister.artifacts import load_result
-from services.persister.completion import PersisterContext, finish_held, present_services
+from services.persister.completion import PersisterContext, db_write_span, finish_held, present_services
 from services.persister.document import Ending
 from services.persister.lookups import as_utc
 from services.persister.staging import StagedService, check_service_name
@@ -36,26 +33,11 @@ from shared.messages import (
     utcnow,
 )
 from shared.metrics import timed_db_write
-from shared.tracing import TASK_ID_ATTRIBUTE
 
 log = logging.getLogger(__name__)
-tracer = trace.get_tracer("services.persister")
 
 # A redelivered service event is applied within this much after ack_wait (fetched at once, one small write).
 REDELIVERY_MARGIN_S = 5.0
-
-
-@contextmanager
-def _db_span(ctx: PersisterContext, what: str, task_id: str) -> Iterator[None]:
-    """A span and a duration measurement around one database write of a task's results (its findings, its
-    outcome). The small status writes (request, started, progress) are measured only: their `process` span is
-    already little more than the write, and a span costs more CPU than such a write."""
-    attributes = {TASK_ID_ATTRIBUTE: task_id, "db.system": ctx.db_system}
-    with (
-        tracer.start_as_current_span(f"db.write {what}", attributes=attributes),
-        timed_db_write(ctx.db_system, what),
-    ):
-        yield
 
 
 async def handle_request(ctx: PersisterContext, request: AnalysisRequest, delivery: Delivery) -> Retry | None:
@@ -113,7 +95,7 @@ async def _service_finished(ctx: PersisterContext, event: ServiceFinished, deliv
         result=result,
     )
     # Staged with the rows, in one transaction: once the event counts as processed its full result is stored.
-    with _db_span(ctx, "service", event.task.id):
+    with db_write_span(ctx, "service", event.task.id):
         recorded = await database.record_service(
             ctx.sessions, event, result, delivery.trace_id, unless_finished=True, staged=staging.encode(staged)
         )
