@@ -12,6 +12,7 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
+from services.gateway.events import SETTLED_QUIET_S
 from shared.messages import TaskCompleted, TaskEvent, TaskProgress, TaskStarted, encode
 from shared.natsd import EmbeddedNats
 from shared.subjects import EVENTS_STREAM, REQUESTS_STREAM, event_subject, request_subject
@@ -23,6 +24,7 @@ from tests.support.gateway import (
     Gateway,
     gateway_for,
     gateway_settings,
+    insert_task,
     migrate_database,
 )
 
@@ -101,6 +103,23 @@ async def test_sse_of_a_finished_task_replays_from_its_first_event(gateway: Gate
         ("started", None),
         ("completed", "partial"),
     ]
+
+
+async def test_sse_of_a_finished_task_whose_events_aged_out_ends_once_caught_up(gateway: Gateway) -> None:
+    """A finished task whose terminal event the stream no longer holds: the replay ends when it has sent what
+    is left (here nothing, then only the first event), not after SETTLED_QUIET_S of silence."""
+    nothing_left, first_left = "task_00000000aaaa", "task_00000000bbbb"
+    for task_id in (nothing_left, first_left):
+        await insert_task(gateway.settings.database_url, task_id)
+    await publish_event(gateway, TaskStarted(task=about(first_left), services=["static"]), "started")
+    clock = asyncio.get_running_loop().time
+
+    for task_id, kinds in ((nothing_left, []), (first_left, ["started"])):
+        began = clock()
+        frames = await asyncio.wait_for(read_frames(gateway, task_id), 10)
+        took_s = clock() - began
+        assert [kind for kind, _ in frames] == kinds
+        assert took_s < SETTLED_QUIET_S, f"{task_id}: ended by the silence fallback after {took_s:.2f} s"
 
 
 async def test_sse_for_an_unknown_task_is_404(gateway: Gateway) -> None:

@@ -98,7 +98,7 @@ async def findings_of(sessions: Sessions, task_id: str) -> list[FindingView]:
     summary="New, fixed and unchanged findings against another run (default: the previous completed one)",
     description="409 while either task has not ended.",
     tags=["tasks"],
-    **requires("read", 404, 422, 503),
+    **requires("read", 404, 409, 422, 503),
 )
 async def get_diff(
     resources: NamedDependency[Resources],

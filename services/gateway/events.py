@@ -38,8 +38,8 @@ from shared.subjects import EVENTS_STREAM, task_events
 log = logging.getLogger(__name__)
 
 KEEPALIVE_S = 15.0  # proxies close idle connections; a comment line every 15 s keeps this one open
-SETTLED_QUIET_S = 2.0
-RELEASE_S = 5.0  # the longest the cleanup after a stream waits for the server  # for a task already finished, silence this long means the replay is over
+SETTLED_QUIET_S = 2.0  # a replay of a finished task ends after this much silence, should its end not be seen
+RELEASE_S = 5.0  # the longest the cleanup after a stream waits for the server
 
 
 def frame(kind: str, data: bytes, event_id: int) -> bytes:
@@ -66,20 +66,22 @@ async def event_frames(
     subscription: JetStreamContext.PushSubscription,
     task_id: str,
     keepalive_s: float = KEEPALIVE_S,
-    quiet_end_s: float | None = None,
+    settled: bool = False,
 ) -> AsyncIterator[bytes]:
     """SSE frames for every event the subscription delivers, ending after the terminal one; at the end, however
     it comes (the terminal event, the client leaving), its consumer is deleted.
 
-    `quiet_end_s`: end after this much silence (used when the task is known to be finished, so a replay whose
-    events have aged out of the stream does not wait forever).
+    `settled`: the task is known to have ended, so the stream also ends once the replay has caught up with what
+    the stream holds (its terminal event may have aged out), or after SETTLED_QUIET_S of silence.
     """
     try:
+        if settled and await nothing_to_replay(subscription):
+            return
         while True:
             try:
-                message = await subscription.next_msg(timeout=quiet_end_s or keepalive_s)
+                message = await subscription.next_msg(timeout=SETTLED_QUIET_S if settled else keepalive_s)
             except nats.errors.TimeoutError:
-                if quiet_end_s is not None:
+                if settled:
                     return
                 yield b": keep-alive\n\n"
                 continue
@@ -99,6 +101,8 @@ async def event_frames(
             )
             if isinstance(event, TaskCompleted | TaskFailed | TaskCancelled):
                 return
+            if settled and message.metadata.num_pending == 0:
+                return  # the last event the stream holds of this task
     finally:
         # A client that leaves cancels this generator (Litestar cancels the response's task group): the cleanup
         # is shielded from that cancellation, bounded in time.
@@ -106,10 +110,21 @@ async def event_frames(
             await release(js, subscription)
 
 
+async def nothing_to_replay(subscription: JetStreamContext.PushSubscription) -> bool:
+    """True when the consumer has neither delivered nor holds an event: the stream has none of this task (left)."""
+    try:
+        info = await subscription.consumer_info()
+    except (nats.errors.Error, TimeoutError):
+        return False  # not known: the replay then ends after its quiet time
+    return info.num_pending == 0 and not (info.delivered and info.delivered.consumer_seq)
+
+
 async def release(js: JetStreamContext, subscription: JetStreamContext.PushSubscription) -> None:
     """Unsubscribe and delete the ordered consumer now. Unsubscribing alone leaves the ephemeral consumer on the
     server until its inactivity threshold (seconds per client that left: a reconnecting crowd piles them up)."""
-    consumer = subscription._consumer  # nats-py keeps the current name here (an ordered consumer is re-created)
+    consumer = (
+        subscription._consumer
+    )  # nats-py keeps the current name here (an ordered consumer is re-created)
     try:
         await subscription.unsubscribe()
         await js.delete_consumer(EVENTS_STREAM, consumer)
@@ -130,16 +145,19 @@ async def release(js: JetStreamContext, subscription: JetStreamContext.PushSubsc
 async def task_event_stream(
     resources: NamedDependency[Resources],
     task_id: TaskIdPath,
-    last_event_id: Annotated[int | None, HeaderParameter(name="Last-Event-ID", ge=0)] = None,
+    # Litestar leaves a minimum of 0 on an optional number out of the document: schema_extra puts it back.
+    last_event_id: Annotated[
+        int | None, HeaderParameter(name="Last-Event-ID", ge=0, schema_extra={"minimum": 0})
+    ] = None,
 ) -> Stream:
     task = await find_task(resources, task_id)
-    quiet = SETTLED_QUIET_S if task.status in TERMINAL_STATUSES else None
     try:
         # Subscribed before the response starts, so an unreachable NATS is a 503, not a broken stream.
         subscription = await subscribe_events(resources.js, task_id, after=last_event_id)
     except NATS_ERRORS as error:
         raise ServiceUnavailableException(f"cannot read the event stream: {error!r}") from error
-    return sse(event_frames(resources.js, subscription, task_id, quiet_end_s=quiet))
+    settled = task.status in TERMINAL_STATUSES
+    return sse(event_frames(resources.js, subscription, task_id, settled=settled))
 
 
 def sse(frames: AsyncIterator[bytes]) -> Stream:
