@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 from sqlalchemy import func, select
@@ -64,18 +65,18 @@ async def wait_persisted(
         await engine.dispose()
 
 
-def persisted_counter(
-    database_url: str,
-) -> tuple[Callable[[], Awaitable[int]], Callable[[], Awaitable[None]]]:
-    """`persisted_count` on one engine kept open, for a caller that asks often, and how to close it."""
+@asynccontextmanager
+async def persisted_counter(database_url: str) -> AsyncIterator[Callable[[], Awaitable[int]]]:
+    """How many tasks of this database are persisted (terminal, folder named), asked as often as the caller likes
+    on one engine, closed when the block ends."""
     engine = create_engine(database_url)
-    return (lambda: _count(engine)), engine.dispose
+    try:
+        yield lambda: _count(engine)
+    finally:
+        await engine.dispose()
 
 
 async def persisted_count(database_url: str) -> int:
-    """How many tasks of this database are persisted (terminal, folder named)."""
-    engine = create_engine(database_url)
-    try:
-        return await _count(engine)
-    finally:
-        await engine.dispose()
+    """How many tasks of this database are persisted, asked once."""
+    async with persisted_counter(database_url) as persisted:
+        return await persisted()

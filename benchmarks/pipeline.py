@@ -136,9 +136,8 @@ class Pipeline:
     async def paced(self, name: str, count: int, timeout_s: float) -> Trial:
         """Saturation with a bounded queue (`load.paced`): the growth run's start and end under the same load."""
         system = await self.systems.get(name)
-        persisted, close = persisted_counter(system.database_url)
-        already = await persisted()
-        try:
+        async with persisted_counter(system.database_url) as persisted:
+            already = await persisted()
 
             async def mine() -> int:
                 return await persisted() - already
@@ -154,8 +153,6 @@ class Pipeline:
                 timeout_s,
             )
             trial = await run_load(system, load, timeout_s, self.options.stall_s)
-        finally:
-            await close()
         return await self._settle(name, f"paced growth, at most {GROWTH_AHEAD:,} queued", count, trial)
 
     async def offered(self, name: str, rate: float) -> Trial:

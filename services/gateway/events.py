@@ -137,7 +137,8 @@ async def release(js: JetStreamContext, subscription: JetStreamContext.PushSubsc
     summary="Follow a task's events (Server-Sent Events)",
     description="`id: <stream sequence>` / `event: <kind>` / `data: <event JSON>` frames from the task's first "
     "event (with a `Last-Event-ID` header: from the event after that one); ends after the terminal one "
-    "(`completed`, `failed` or `cancelled`). A `: keep-alive` comment every 15 s.",
+    "(`completed`, `failed` or `cancelled`); for a task that has ended, after the last event the stream still "
+    "holds. A `: keep-alive` comment every 15 s.",
     tags=["tasks"],
     **requires("read", 404, 422, 503),
     media_type="text/event-stream",
