@@ -93,7 +93,8 @@ PERMISSIONS: dict[str, Permissions] = {
             f"$KV.{subjects.TASKS_BUCKET}.>",
             *_stream_info(*ASSAY_STREAMS, KV_STREAM),
             *_read_messages(KV_STREAM),
-            *_ordered_consumers(subjects.EVENTS_STREAM),  # the SSE route replays a task's events
+            *_ordered_consumers(subjects.EVENTS_STREAM),  # the SSE route replays a task's events …
+            f"{API}.CONSUMER.INFO.{subjects.EVENTS_STREAM}.*",  # … and asks whether there are any left to replay
             f"{API}.STREAM.MSG.GET.{subjects.DLQ_STREAM}",  # the dead letter routes (admin) read it
         ],
     ),
