@@ -111,7 +111,7 @@ async def event_frames(
 
 
 async def nothing_to_replay(subscription: JetStreamContext.PushSubscription) -> bool:
-    """True when the consumer has neither delivered nor holds an event: the stream has none of this task (left)."""
+    """True when the consumer has neither delivered nor holds an event: the stream keeps none of this task."""
     try:
         info = await subscription.consumer_info()
     except (nats.errors.Error, TimeoutError):
@@ -122,9 +122,8 @@ async def nothing_to_replay(subscription: JetStreamContext.PushSubscription) -> 
 async def release(js: JetStreamContext, subscription: JetStreamContext.PushSubscription) -> None:
     """Unsubscribe and delete the ordered consumer now. Unsubscribing alone leaves the ephemeral consumer on the
     server until its inactivity threshold (seconds per client that left: a reconnecting crowd piles them up)."""
-    consumer = (
-        subscription._consumer
-    )  # nats-py keeps the current name here (an ordered consumer is re-created)
+    # nats-py keeps the current name here (an ordered consumer is re-created)
+    consumer = subscription._consumer
     try:
         await subscription.unsubscribe()
         await js.delete_consumer(EVENTS_STREAM, consumer)
