@@ -35,7 +35,7 @@ test: lint
 	$(VENV)/bin/pytest
 
 # The fault suite (tests/test_faults.py, marker `chaos`) at full scale: 500 tasks per scenario and a 30 s analyzer
-# outage, on SQLite and PostgreSQL (`make test` runs it bounded, on SQLite); its table (submitted / terminal / lost /
+# outage, on SQLite and PostgreSQL, with the crash loop (`make test` runs it bounded); its table (submitted / terminal / lost /
 # duplicated / DB≢files) ends the output.
 chaos: install
 	$(VENV)/bin/pytest -m chaos --fault-tasks 500 --fault-outage-s 30 --fault-databases SQLite,PostgreSQL \

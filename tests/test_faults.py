@@ -40,7 +40,7 @@ def database(request: pytest.FixtureRequest) -> str:
     """Which database the stacks of this round use."""
     label: str = request.param
     if label not in request.config.getoption("--fault-databases").split(","):
-        pytest.skip(f"the {label} round runs in `make chaos` (--fault-databases SQLite,PostgreSQL)")
+        pytest.skip(f"the {label} round was not asked for (--fault-databases SQLite,PostgreSQL runs both)")
     return label
 
 
@@ -130,10 +130,15 @@ def test_an_analyzer_outage_mid_run_fails_no_task(
 
 
 def test_an_orchestrator_crash_loop_dead_letters_its_request_and_fails_its_task(
-    faulty: FaultStack, fault_scale: Scale, fault_table: Callable[[Verdict], None], request: pytest.FixtureRequest
+    faulty: FaultStack,
+    fault_scale: Scale,
+    fault_table: Callable[[Verdict], None],
+    request: pytest.FixtureRequest,
 ) -> None:
     if not request.config.getoption("--fault-crash-loop"):
-        pytest.skip("runs in `make chaos` (--fault-crash-loop); tests/test_dead_letters.py covers it in `make test`")
+        pytest.skip(
+            "runs in `make chaos` (--fault-crash-loop); tests/test_dead_letters.py covers it in `make test`"
+        )
     verdict, loop = run_crash_loop(faulty, fault_scale)
     fault_table(verdict)
     assert loop.kills >= MAX_DELIVER - 1, f"the request started only {loop.kills} times"
