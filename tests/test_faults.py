@@ -147,3 +147,5 @@ def test_an_orchestrator_crash_loop_dead_letters_its_request_and_fails_its_task(
     assert loop.dead_letters[0].deliveries >= MAX_DELIVER
     assert loop.ended_after_s is not None and loop.ended_after_s <= MAX_DELIVER * ACK_WAIT_S + MARGIN_S
     assert_nothing_lost(verdict, fault_scale, asked=fault_scale.tasks + 1)
+    others = {task: reason for task, reason in verdict.failed.items() if task != loop.task_id}
+    assert not others, f"ordinary tasks failed beside the crashing one: {others}"
