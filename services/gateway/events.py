@@ -65,7 +65,6 @@ async def event_frames(
     js: JetStreamContext,
     subscription: JetStreamContext.PushSubscription,
     task_id: str,
-    keepalive_s: float = KEEPALIVE_S,
     settled: bool = False,
 ) -> AsyncIterator[bytes]:
     """SSE frames for every event the subscription delivers, ending after the terminal one; at the end, however
@@ -79,7 +78,7 @@ async def event_frames(
             return
         while True:
             try:
-                message = await subscription.next_msg(timeout=SETTLED_QUIET_S if settled else keepalive_s)
+                message = await subscription.next_msg(timeout=SETTLED_QUIET_S if settled else KEEPALIVE_S)
             except nats.errors.TimeoutError:
                 if settled:
                     return
