@@ -13,6 +13,38 @@ SEVERITIES: tuple[Severity, ...] = ("critical", "high", "medium", "low", "info")
 
 ToolStatus = Literal["success", "failed", "skipped", "timeout", "cancelled"]
 
+# Where the code a finding points at comes from (shared/origins classifies files by content): scores, issue
+# counts and the default views count `app` code only. A finding about the running app (an HTTP tool's) is `app`.
+Origin = Literal["app", "vendored", "generated", "minified", "test"]
+ORIGINS: tuple[Origin, ...] = ("app", "vendored", "generated", "minified", "test")
+
+
+class Exchange(msgspec.Struct, frozen=True, kw_only=True):
+    """One HTTP request a check sent to the running app and what came back: enough to send it again.
+
+    `path` is relative to the base URL of the app's part named `target` (`backend`, `frontend`), so neither the
+    sandbox's host nor its port is ever part of a stored finding.
+    """
+
+    method: str
+    path: str  # path and query, starting with `/`
+    target: str = "backend"
+    headers: dict[str, str] = {}  # the request headers the check set (never an Authorization of the caller's)
+    body: str | None = None
+    status: int | None = None  # of the answer; None when none came
+    response_headers: dict[str, str] = {}  # those that matter to the proof
+    response_excerpt: str = ""  # the part of the answer's body that matters, cut short
+    elapsed_s: float | None = None
+
+
+class Proof(msgspec.Struct, frozen=True, kw_only=True):
+    """Why a finding about the running app is real: the exact exchanges in the order sent, the excerpt of an answer
+    that proves it, and one sentence on why it does. A finding without a proof is at most `low`."""
+
+    exchanges: list[Exchange]
+    evidence: str
+    why: str
+
 
 class Finding(msgspec.Struct, frozen=True, kw_only=True):
     """One problem a tool reported, on the one severity scale."""
@@ -30,6 +62,8 @@ class Finding(msgspec.Struct, frozen=True, kw_only=True):
     help_url: str | None = None
     fingerprint: str = ""
     extra: dict[str, Any] = {}
+    origin: Origin = "app"
+    proof: Proof | None = None  # set by checks that attacked the running app and confirmed the flaw
 
 
 class ToolRun(msgspec.Struct, frozen=True, kw_only=True):

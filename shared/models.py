@@ -71,6 +71,8 @@ class Task(Base):
     )  # the app's non-blank source lines when accepted
     # What `assay fsck --repair` did to the task's folder, or why it could not (None: never repaired).
     integrity_note: Mapped[str | None] = mapped_column(Text)
+    # shared.verdicts.Verdicts: does the app work, can it be broken, is it flagged (None: not judged yet)
+    verdicts: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     __table_args__ = (Index("ix_tasks_app", "model_slug", "app_number"),)
 
@@ -146,6 +148,8 @@ class FindingRow(Base):
     extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
     # shared/issue_groups; a row written without one (or before groups existed) is an issue of its own.
     issue_group: Mapped[str] = mapped_column(String(32), default=_own_issue_group)
+    origin: Mapped[str] = mapped_column(String(16), default="app")  # shared.findings.Origin
+    proof: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # shared.findings.Proof, when confirmed
 
     __table_args__ = (
         Index("ix_findings_task_tool", "task_id", "tool"),

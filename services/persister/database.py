@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import msgspec
 from sqlalchemy import (
     Connection,
     Float,
@@ -314,6 +315,8 @@ def _finding_rows(task_id: str, service: str, result: ServiceResult, keys: list[
             "fingerprint": finding.fingerprint[:64],
             "extra": dict(finding.extra),
             "issue_group": issue_group,
+            "origin": finding.origin,
+            "proof": msgspec.to_builtins(finding.proof) if finding.proof else None,
         }
         for finding, issue_group in zip(result.findings, keys, strict=True)
     ]

@@ -94,6 +94,8 @@ def _staged(run: ServiceRun, tools: list[ToolRunRow], findings: list[FindingRow]
                     "help_url": row.help_url,
                     "fingerprint": row.fingerprint,
                     "extra": row.extra or {},
+                    "origin": row.origin,
+                    "proof": row.proof,
                 }
                 for row in findings
             ],
