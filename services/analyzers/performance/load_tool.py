@@ -28,6 +28,7 @@ from services.analyzers.running_app.targets import (
     check_targets,
     job_policy,
     resolve_targets,
+    target_sites,
 )
 from shared.findings import ToolRun
 from shared.options import MAX_PATHS
@@ -113,7 +114,9 @@ class LoadTool:
         findings = [
             finding
             for url, figures in stats.items()
-            for finding in threshold_findings(url, figures, options.thresholds)
+            for finding in threshold_findings(
+                url, figures, options.thresholds, target_sites(urls, job.app_env)
+            )
         ]
         metrics = {
             "status": "timeout" if timed_out else report.status,
