@@ -66,15 +66,17 @@ def attackable(recon: Recon) -> list[Endpoint]:
 
 
 async def reach(attacker: Attacker, recon: Recon, endpoint: Endpoint) -> Reach | None:
-    """The endpoint's baseline, as the first user when it refuses anonymous callers; None when it is not there."""
+    """The endpoint's baseline, as the first user when it refuses anonymous callers; None when it is not there.
+
+    A 404 of a route the source declares is its handler's answer to the plain values (no such record), not a
+    missing route: the endpoint is attacked all the same."""
+    missing = (405,) if endpoint.handler is not None else MISSING
     first = await attacker.send(build(endpoint))
     if first.status in DENIED and recon.sessions:
         session = recon.sessions[0]
         again = await attacker.send(build(endpoint, headers=session.headers, cookies=session.cookies))
-        return (
-            Reach(endpoint=endpoint, session=session, baseline=again) if again.status not in MISSING else None
-        )
-    if first.status is None or first.status in MISSING:
+        return Reach(endpoint=endpoint, session=session, baseline=again) if again.status not in missing else None
+    if first.status is None or first.status in missing:
         return None
     return Reach(endpoint=endpoint, session=None, baseline=first)
 
@@ -165,14 +167,11 @@ async def first_hit(
 
 
 def not_found_page(recon: Recon) -> Endpoint:
-    """A path the app does not route: its not-found page is an insertion point too (it often echoes the path)."""
-    return Endpoint(
-        method="GET",
-        path="/{path}",
-        target="backend" if "backend" in recon.sites.bases else next(iter(recon.sites.bases)),
-        fields=[Field(name="path", location="path")],
-        found_by=["crawl"],
-    )
+    """A path the app does not route: its not-found page is an insertion point too (it often echoes the path). Its
+    handler is the app's not-found handler when the source has one."""
+    target = "backend" if "backend" in recon.sites.bases else next(iter(recon.sites.bases))
+    known = next((e for e in recon.surface.on(target) if e.method == "GET" and e.path == "/{path}" and e.handler), None)
+    return known or Endpoint(method="GET", path="/{path}", target=target, fields=[Field(name="path", location="path")])
 
 
 async def reach_not_found(attacker: Attacker, recon: Recon) -> tuple[Reach, Point]:

@@ -10,7 +10,7 @@ SQL_ERRORS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     for dbms, pattern in (
         (
             "SQLite",
-            r"sqlite3?\.(Operational|Programming|Integrity)Error|SQLITE_ERROR|unrecognized token: \"|near \"[^\"]*\": syntax error|unterminated quoted string|incomplete input",
+            r"sqlite3?\.(Operational|Programming|Integrity)Error|SQLITE_ERROR|unrecognized token: \\?\"|near \\?\"[^\"]{0,40}\\?\": syntax error|unterminated quoted string|incomplete input",
         ),
         (
             "MySQL",

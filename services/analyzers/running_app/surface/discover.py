@@ -88,8 +88,12 @@ def attach(endpoints: list[Endpoint]) -> list[Endpoint]:
     """Concrete paths (`/api/notes/1` from requirements.json or the crawl) folded into the source route they are an
     instance of, which keeps the example values as the fields' examples."""
     templates = [e for e in endpoints if e.handler is not None]
+    literal = {(e.target, e.method, e.path.rstrip("/") or "/") for e in templates if "{" not in e.path}
     kept = []
     for endpoint in endpoints:
+        if endpoint.handler is not None or (endpoint.target, endpoint.method, endpoint.path.rstrip("/") or "/") in literal:
+            kept.append(endpoint)
+            continue
         owner = next(
             (
                 t

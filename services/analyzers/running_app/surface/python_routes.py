@@ -19,6 +19,7 @@ from pathlib import Path
 from services.analyzers.running_app.surface.model import Endpoint, Field, FieldType, Handler, Location
 
 VERBS = ("get", "post", "put", "patch", "delete", "head", "options")
+ERROR_HANDLERS = ("errorhandler", "app_errorhandler", "exception_handler")
 ROUTER_FACTORIES = {
     "Flask": "url_prefix",
     "Blueprint": "url_prefix",
@@ -210,9 +211,12 @@ def _routes(module: Module) -> Iterator[RawRoute]:
                     continue
                 verb = _callee(decorator)
                 path = _string(decorator.args[0]) if decorator.args else _string(_keyword(decorator, "path"))
-                if path is None:
+                if path is None and verb not in ERROR_HANDLERS:
                     continue
                 owner = _owner(decorator)
+                if verb in ERROR_HANDLERS:  # the not-found page: any path the app does not route reaches it
+                    yield RawRoute(module.name, owner, "/{path}", ["GET"], node, module.file)
+                    continue
                 if verb in ("route", "api_route"):
                     default = ["GET"]
                     methods = _methods(_keyword(decorator, "methods"), default)
