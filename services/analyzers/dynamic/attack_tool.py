@@ -75,7 +75,9 @@ async def reach(attacker: Attacker, recon: Recon, endpoint: Endpoint) -> Reach |
     if first.status in DENIED and recon.sessions:
         session = recon.sessions[0]
         again = await attacker.send(build(endpoint, headers=session.headers, cookies=session.cookies))
-        return Reach(endpoint=endpoint, session=session, baseline=again) if again.status not in missing else None
+        return (
+            Reach(endpoint=endpoint, session=session, baseline=again) if again.status not in missing else None
+        )
     if first.status is None or first.status in missing:
         return None
     return Reach(endpoint=endpoint, session=None, baseline=first)
@@ -170,8 +172,12 @@ def not_found_page(recon: Recon) -> Endpoint:
     """A path the app does not route: its not-found page is an insertion point too (it often echoes the path). Its
     handler is the app's not-found handler when the source has one."""
     target = "backend" if "backend" in recon.sites.bases else next(iter(recon.sites.bases))
-    known = next((e for e in recon.surface.on(target) if e.method == "GET" and e.path == "/{path}" and e.handler), None)
-    return known or Endpoint(method="GET", path="/{path}", target=target, fields=[Field(name="path", location="path")])
+    known = next(
+        (e for e in recon.surface.on(target) if e.method == "GET" and e.path == "/{path}" and e.handler), None
+    )
+    return known or Endpoint(
+        method="GET", path="/{path}", target=target, fields=[Field(name="path", location="path")]
+    )
 
 
 async def reach_not_found(attacker: Attacker, recon: Recon) -> tuple[Reach, Point]:

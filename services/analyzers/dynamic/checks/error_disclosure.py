@@ -75,18 +75,20 @@ class ErrorDisclosure(AttackTool):
         reported: set[str] = set()
         for endpoint in attackable(recon):
             reached = await reach(attacker, recon, endpoint)
-            if reached is None or disclosure(reached.baseline.text):
+            if reached is None:
                 continue
-            for attack in odd_requests(reached):
-                sent = await attacker.send(attack)
+            # the ordinary request may already be enough; else the odd ones, until one shows something
+            for sent in [
+                reached.baseline,
+                *[await attacker.send(attack) for attack in odd_requests(reached)],
+            ]:
                 found = disclosure(sent.text)
                 if found is None:
                     continue
                 rule, what, text = found
-                if rule in reported and rule != "stack-trace-disclosure":
-                    break  # one debugger or SQL error finding says it; stack traces are per route
-                reported.add(rule)
-                findings.append(self.finding(reached, sent, rule, what, text))
+                if rule not in reported or rule == "stack-trace-disclosure":  # stack traces are per route
+                    reported.add(rule)
+                    findings.append(self.finding(reached, sent, rule, what, text))
                 break
 
     def finding(self, reached: Reach, sent: Sent, rule: str, what: str, text: str) -> Finding:
@@ -100,9 +102,7 @@ class ErrorDisclosure(AttackTool):
             cwe=DEBUGGER_CWE if debugger else CWE,
             endpoint=reached.endpoint,
             anchor=rule,
-            proof=make_proof(
-                [reached.baseline, sent], text, (WHY_DEBUGGER if debugger else WHY).format(what=what)
-            ),
-            expectation=Contains(exchange=1, text=text, control=0),
+            proof=make_proof([sent], text, (WHY_DEBUGGER if debugger else WHY).format(what=what)),
+            expectation=Contains(exchange=0, text=text),
             extra={"disclosed": what},
         )

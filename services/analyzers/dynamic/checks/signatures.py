@@ -54,7 +54,6 @@ DEBUGGERS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     for kind, pattern in (
         ("Werkzeug debugger", r"__debugger__|Werkzeug Debugger|The debugger caught an exception"),
         ("Django debug page", r"You're seeing this error because you have <code>DEBUG = True</code>"),
-        ("Express debug page", r"<title>Error</title>[\s\S]{0,200}<pre>[\s\S]*?\bat "),
     )
 )
 

@@ -91,7 +91,10 @@ def attach(endpoints: list[Endpoint]) -> list[Endpoint]:
     literal = {(e.target, e.method, e.path.rstrip("/") or "/") for e in templates if "{" not in e.path}
     kept = []
     for endpoint in endpoints:
-        if endpoint.handler is not None or (endpoint.target, endpoint.method, endpoint.path.rstrip("/") or "/") in literal:
+        if (
+            endpoint.handler is not None
+            or (endpoint.target, endpoint.method, endpoint.path.rstrip("/") or "/") in literal
+        ):
             kept.append(endpoint)
             continue
         owner = next(

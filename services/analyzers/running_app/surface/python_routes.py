@@ -211,11 +211,11 @@ def _routes(module: Module) -> Iterator[RawRoute]:
                     continue
                 verb = _callee(decorator)
                 path = _string(decorator.args[0]) if decorator.args else _string(_keyword(decorator, "path"))
-                if path is None and verb not in ERROR_HANDLERS:
-                    continue
                 owner = _owner(decorator)
                 if verb in ERROR_HANDLERS:  # the not-found page: any path the app does not route reaches it
                     yield RawRoute(module.name, owner, "/{path}", ["GET"], node, module.file)
+                    continue
+                if path is None:
                     continue
                 if verb in ("route", "api_route"):
                     default = ["GET"]
