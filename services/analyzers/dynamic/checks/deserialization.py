@@ -31,6 +31,7 @@ from shared.findings import Finding
 CWE = "CWE-502"
 WEAK_KEY_CWE = "CWE-321"
 DELAY_S = 3
+PROTOCOL_0 = re.compile(rb"^(\(dp|\(lp|c[\w.]+\n\w+\n)")  # a pickle of protocol 0: a dict, a list, a global
 STATE_NAMES = re.compile(
     r"data|state|object|obj|pickle|payload|session|prefs|preferences|settings|profile|cart|serialized|blob|yaml|config|import|restore|backup",
     re.IGNORECASE,
@@ -66,7 +67,7 @@ def serialized_kind(value: str) -> str | None:
         if (
             raw[:1] == b"\x80"
             and raw[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")
-            or raw.startswith((b"(dp", b"(lp", b"ccopy_reg"))
+            or PROTOCOL_0.match(raw) is not None
         ):
             return "pickle"
         if b"_$$ND_FUNC$$_" in raw or raw.startswith(b"{") and raw.rstrip().endswith(b"}"):

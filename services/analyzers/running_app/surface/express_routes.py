@@ -19,7 +19,7 @@ NAME = r"[A-Za-z_$][\w$]*"
 QUOTED = r"""(['"`])([^'"`]*)\3"""
 ROUTE = re.compile(rf"\b({NAME})\s*\.\s*{VERB}\s*\(\s*{QUOTED}")
 CHAINED = re.compile(rf"\b({NAME})\s*\.\s*route\s*\(\s*(['\"`])([^'\"`]*)\2\s*\)")
-CHAINED_VERB = re.compile(rf"^\s*\.\s*{VERB}\s*\(")
+CHAINED_VERB = re.compile(rf"\s*\.\s*{VERB}\s*\(")  # matched at the end of `.route(path)`
 APP = re.compile(rf"\b(?:const|let|var)\s+({NAME})\s*=\s*(?:express|fastify|Koa|polka)\s*\(")
 ROUTER = re.compile(rf"\b(?:const|let|var)\s+({NAME})\s*=\s*(?:express\s*\.\s*)?Router\s*\(")
 REQUIRE = re.compile(rf"\b(?:const|let|var)\s+({NAME})\s*=\s*require\s*\(\s*['\"](\.[^'\"]+)['\"]\s*\)")

@@ -99,10 +99,6 @@ def matches(template: str, path: str) -> bool:
     return re.fullmatch(pattern, path.split("?", 1)[0].rstrip("/") or "/") is not None
 
 
-def path_parameters(path: str) -> list[str]:
-    return PARAMETER.findall(path)
-
-
 def merge(endpoints: list[Endpoint]) -> list[Endpoint]:
     """One endpoint per (target, method, template): fields united, every way it was found kept, the source's
     handler and path names preferred (they say what the code calls its parameters)."""
@@ -113,10 +109,19 @@ def merge(endpoints: list[Endpoint]) -> list[Endpoint]:
             merged[endpoint.key] = endpoint
             continue
         first, second = (endpoint, known) if endpoint.handler and not known.handler else (known, endpoint)
+        examples = {(f.name, f.location): f.example for f in second.fields if f.example is not None}
         names = {(field.name, field.location) for field in first.fields}
         merged[endpoint.key] = msgspec.structs.replace(
             first,
-            fields=[*first.fields, *(f for f in second.fields if (f.name, f.location) not in names)],
+            fields=[
+                *(
+                    msgspec.structs.replace(f, example=examples[(f.name, f.location)])
+                    if f.example is None and (f.name, f.location) in examples
+                    else f
+                    for f in first.fields
+                ),
+                *(f for f in second.fields if (f.name, f.location) not in names),
+            ],
             found_by=list(dict.fromkeys([*known.found_by, *endpoint.found_by])),
             body=first.body if first.body is not None else second.body,
             expected_status=first.expected_status or second.expected_status,
