@@ -90,9 +90,7 @@ def test_every_check_runs_and_records_its_replay_command(notes_result: ServiceRe
         assert run.command[:4] == ["python", "-m", "services.analyzers.dynamic.replay", tool]
         assert run.findings_count == sum(1 for f in notes_result.findings if f.tool == tool)
         assert run.files_analyzed >= 1
-    assert all(
-        f.fingerprint and f.path and f.path.startswith("backend:/") for f in notes_result.findings
-    )
+    assert all(f.fingerprint and f.path and f.path.startswith("backend:/") for f in notes_result.findings)
     assert notes_result.raw_outputs["security-headers"].startswith("[")
 
 
@@ -372,5 +370,7 @@ async def test_a_default_target_that_does_not_answer_is_a_note_but_a_named_one_a
     assert by_default.metrics["status"] == "partially_reachable"
     [note] = by_default.metrics["notes"]
     assert note.startswith(f"{dead} did not answer") and "not named by the request" in note
-    assert [(f.rule_id, f.severity, f.path) for f in named.findings] == [("target-unreachable", "high", "frontend:/")]
+    assert [(f.rule_id, f.severity, f.path) for f in named.findings] == [
+        ("target-unreachable", "high", "frontend:/")
+    ]
     assert "notes" not in named.metrics

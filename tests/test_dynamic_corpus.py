@@ -70,7 +70,8 @@ async def test_check_finds_the_flaw_with_proof_and_stays_silent_on_the_fix(
         if not any(h.path == sink.path and h.line <= sink.line <= h.end_line for h in handlers):
             continue
         assert any(
-            f.path == sink.path and f.line is not None and f.line <= sink.line <= (f.end_line or f.line) for f in found
+            f.path == sink.path and f.line is not None and f.line <= sink.line <= (f.end_line or f.line)
+            for f in found
         ), f"no {tool} finding on {sink.path}:{sink.line}: {describe(vulnerable)}"
     assert {run.tool: run.status for run in fixed.tools} == {tool: "success"}
     assert flaw_findings(fixed, tool) == [], f"{tool} reported the fixed twin {pair}/app2: {describe(fixed)}"

@@ -42,12 +42,17 @@ def settings(tmp_path_factory: pytest.TempPathFactory, app_work_dir: Path) -> Se
     return runner_settings(tmp_path_factory.mktemp("stability"), CORPUS, app_work_dir)
 
 
-async def test_three_runs_of_an_unchanged_app_give_identical_fingerprints(analyzer: str, settings: Settings) -> None:
+async def test_three_runs_of_an_unchanged_app_give_identical_fingerprints(
+    analyzer: str, settings: Settings
+) -> None:
     runs = [await analyze(analyzer, settings, "idor-fastapi", 1, TOOLS, None) for _ in range(3)]
     prints = [Counter(f.fingerprint for f in run.findings) for run in runs]
     assert all(run.status == "success" for run in runs), [r.error for r in runs]
     assert prints[0] and prints[0] == prints[1] == prints[2], [sorted(p) for p in prints]
-    new, fixed = prints[1] - prints[0], prints[0] - prints[1]  # the diff's multisets (services/gateway/diffs.py)
+    new, fixed = (
+        prints[1] - prints[0],
+        prints[0] - prints[1],
+    )  # the diff's multisets (services/gateway/diffs.py)
     assert (sum(new.values()), sum(fixed.values())) == (0, 0)
     assert {f.tool for f in runs[0].findings} >= {"idor", "brute-force", "security-headers"}
     assert {f.rule_id: f.severity for f in runs[0].findings if f.tool == "idor"} == {"idor-read": "high"}
@@ -67,7 +72,9 @@ async def _replayed(settings: Settings, pair: str, app: int, finding: Finding) -
     return result
 
 
-@pytest.mark.parametrize(("pair", "tool"), [("sqli-flask", "sqli"), ("idor-fastapi", "idor"), ("ssrf-fastapi", "ssrf")])
+@pytest.mark.parametrize(
+    ("pair", "tool"), [("sqli-flask", "sqli"), ("idor-fastapi", "idor"), ("ssrf-fastapi", "ssrf")]
+)
 async def test_a_proof_sent_again_holds_on_the_app_and_not_on_its_fix(
     analyzer: str, settings: Settings, pair: str, tool: str
 ) -> None:

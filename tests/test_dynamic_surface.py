@@ -67,12 +67,26 @@ def test_flask_blueprints_across_files_add_url_rule_and_the_fields_each_handler_
         """,
     })  # fmt: skip
     found = routes(app)
-    assert set(found) == {"GET /api/v2/orders/{order_id}", "DELETE /api/v2/orders/{order_id}", "POST /api/v2/orders/", "GET /ping"}
+    assert set(found) == {
+        "GET /api/v2/orders/{order_id}",
+        "DELETE /api/v2/orders/{order_id}",
+        "POST /api/v2/orders/",
+        "GET /ping",
+    }
     one = found["GET /api/v2/orders/{order_id}"]
     assert fields(one) == {("order_id", "path"), ("format", "query")}
     assert [f.type for f in one.fields if f.location == "path"] == ["integer"]
-    assert one.handler is not None and (one.handler.path, one.handler.line, one.handler.end_line) == ("backend/views/orders.py", 6, 8)
-    assert fields(found["POST /api/v2/orders/"]) == {("sku", "json"), ("qty", "json"), ("coupon", "cookie"), ("X-Agent", "header")}
+    assert one.handler is not None and (one.handler.path, one.handler.line, one.handler.end_line) == (
+        "backend/views/orders.py",
+        6,
+        8,
+    )
+    assert fields(found["POST /api/v2/orders/"]) == {
+        ("sku", "json"),
+        ("qty", "json"),
+        ("coupon", "cookie"),
+        ("X-Agent", "header"),
+    }
     assert found["GET /ping"].handler is not None and found["GET /ping"].handler.function == "ping"
 
 
@@ -114,7 +128,13 @@ def test_fastapi_routers_with_prefixes_models_forms_headers_and_the_not_found_ha
         """,
     })  # fmt: skip
     found = routes(app)
-    assert fields(found["POST /items/{shop}"]) == {("shop", "path"), ("name", "json"), ("price", "json"), ("dry_run", "query"), ("token", "header")}
+    assert fields(found["POST /items/{shop}"]) == {
+        ("shop", "path"),
+        ("name", "json"),
+        ("price", "json"),
+        ("dry_run", "query"),
+        ("token", "header"),
+    }
     assert fields(found["POST /upload"]) == {("title", "form")}
     assert fields(found["GET /api/users/{user_id}"]) == {("user_id", "path"), ("field", "json")}
     assert found["GET /{path}"].handler is not None and found["GET /{path}"].handler.function == "missing"
@@ -145,7 +165,9 @@ def test_aiohttp_route_tables_and_router_calls(tmp_path: Path) -> None:
     assert found["POST /notes"].handler is not None and found["POST /notes"].handler.line == 9
 
 
-def test_express_routers_mounted_from_other_files_route_chains_and_destructured_bodies(tmp_path: Path) -> None:
+def test_express_routers_mounted_from_other_files_route_chains_and_destructured_bodies(
+    tmp_path: Path,
+) -> None:
     app = write(tmp_path, {
         "backend/server.js": """
             const express = require('express');
@@ -175,7 +197,11 @@ def test_express_routers_mounted_from_other_files_route_chains_and_destructured_
     assert set(found) == {"GET /health", "GET /api/items/{id}", "POST /api/items/", "GET /api/items/"}
     one = found["GET /api/items/{id}"]
     assert fields(one) == {("id", "path"), ("view", "query"), ("x-user", "header")}
-    assert one.handler is not None and (one.handler.path, one.handler.line, one.handler.end_line) == ("backend/routes/items.js", 4, 6)
+    assert one.handler is not None and (one.handler.path, one.handler.line, one.handler.end_line) == (
+        "backend/routes/items.js",
+        4,
+        6,
+    )
     assert fields(found["POST /api/items/"]) == {("name", "json"), ("price", "json"), ("theme", "cookie")}
 
 
@@ -187,25 +213,62 @@ def test_openapi_documents_pages_and_scripts_and_concrete_paths_folded_into_thei
         "components": {"schemas": {"O": {"properties": {"note": {"type": "string"}}}}},
     }  # fmt: skip
     (put,) = openapi_endpoints(document)
-    assert (put.method, put.path, fields(put)) == ("PUT", "/api/orders/{id}", {("id", "path"), ("note", "json")})
-    page = parse_page('<a href="/about">a</a><form method="post" action="/subscribe"><input name="email"></form><script src="/app.js"></script>')
+    assert (put.method, put.path, fields(put)) == (
+        "PUT",
+        "/api/orders/{id}",
+        {("id", "path"), ("note", "json")},
+    )
+    page = parse_page(
+        '<a href="/about">a</a><form method="post" action="/subscribe"><input name="email"></form><script src="/app.js"></script>'
+    )
     assert page.links == ["/about"] and page.scripts == ["/app.js"]
-    assert [(action, method, [f.name for f in found]) for action, method, found in page.forms] == [("/subscribe", "POST", ["email"])]
-    script = "fetch(`${API}/api/todos/${todo.id}`, {method: 'PATCH', body: JSON.stringify({ done: true, title })})"
+    assert [(action, method, [f.name for f in found]) for action, method, found in page.forms] == [
+        ("/subscribe", "POST", ["email"])
+    ]
+    script = (
+        "fetch(`${API}/api/todos/${todo.id}`, {method: 'PATCH', body: JSON.stringify({ done: true, title })})"
+    )
     (call,) = script_endpoints(script)
-    assert (call.method, call.path, fields(call)) == ("PATCH", "/api/todos/{id}", {("id", "path"), ("done", "json"), ("title", "json")})
-    source = Endpoint(method="GET", path="/api/books/{book_id}", fields=[Field(name="book_id", location="path")], found_by=["source"], handler=Handler(path="backend/app.py", line=3, end_line=5))
-    literal = Endpoint(method="GET", path="/api/books/search", found_by=["source"], handler=Handler(path="backend/app.py", line=7, end_line=9))
+    assert (call.method, call.path, fields(call)) == (
+        "PATCH",
+        "/api/todos/{id}",
+        {("id", "path"), ("done", "json"), ("title", "json")},
+    )
+    source = Endpoint(
+        method="GET",
+        path="/api/books/{book_id}",
+        fields=[Field(name="book_id", location="path")],
+        found_by=["source"],
+        handler=Handler(path="backend/app.py", line=3, end_line=5),
+    )
+    literal = Endpoint(
+        method="GET",
+        path="/api/books/search",
+        found_by=["source"],
+        handler=Handler(path="backend/app.py", line=7, end_line=9),
+    )
     crawled = Endpoint(method="GET", path="/api/books/7", found_by=["crawl"])
-    merged = merge(attach([source, literal, crawled, Endpoint(method="GET", path="/api/books/search", found_by=["requirements"])]))
-    assert [(e.path, e.found_by) for e in merged] == [("/api/books/search", ["source", "requirements"]), ("/api/books/{book_id}", ["source", "crawl"])]
+    merged = merge(
+        attach(
+            [
+                source,
+                literal,
+                crawled,
+                Endpoint(method="GET", path="/api/books/search", found_by=["requirements"]),
+            ]
+        )
+    )
+    assert [(e.path, e.found_by) for e in merged] == [
+        ("/api/books/search", ["source", "requirements"]),
+        ("/api/books/{book_id}", ["source", "crawl"]),
+    ]
     assert merged[1].fields[0].example == "7"
 
 
 def test_markers_count_only_in_executable_contexts() -> None:
     mark = "xssmarker"
     assert executable_context("<p><xssmarker></p>", mark)
-    assert executable_context('<img src=x xssmarker=1>', mark)
+    assert executable_context("<img src=x xssmarker=1>", mark)
     assert executable_context('<div onclick="xssmarker()">', mark)
     assert executable_context('<a href="javascript:xssmarker()">', mark)
     assert executable_context("<p>&lt;xssmarker&gt;</p>", mark) is None
@@ -231,14 +294,23 @@ def test_an_echoed_input_is_not_a_difference_and_expectations_judge_answers() ->
     rows = Answer(200, '[{"id": 1}, {"id": 2}, {"id": 3}]')
     assert holds(Differs(baseline=2, true=0, false=1, strip=[true, false]), [rows, Answer(200, "[]"), rows])
     assert not holds(Differs(baseline=2, true=0, false=1), [rows, rows, rows])
-    assert holds(Contains(exchange=1, text="root:x:0:0", control=0), [Answer(200, "ok"), Answer(200, "root:x:0:0:root")])
-    assert not holds(Contains(exchange=1, text="x", control=0), [Answer(200, "x")])  # an exchange that is not there
+    assert holds(
+        Contains(exchange=1, text="root:x:0:0", control=0),
+        [Answer(200, "ok"), Answer(200, "root:x:0:0:root")],
+    )
+    assert not holds(
+        Contains(exchange=1, text="x", control=0), [Answer(200, "x")]
+    )  # an exchange that is not there
 
 
 def test_sessions_signed_with_a_guessable_key_and_serialized_values() -> None:
     header = base64.urlsafe_b64encode(b'{"alg":"HS256","typ":"JWT"}').rstrip(b"=").decode()
     claims = base64.urlsafe_b64encode(b'{"sub":"a"}').rstrip(b"=").decode()
-    signature = base64.urlsafe_b64encode(hmac.new(b"secret", f"{header}.{claims}".encode(), hashlib.sha256).digest()).rstrip(b"=").decode()
+    signature = (
+        base64.urlsafe_b64encode(hmac.new(b"secret", f"{header}.{claims}".encode(), hashlib.sha256).digest())
+        .rstrip(b"=")
+        .decode()
+    )
     assert signing_key(f"{header}.{claims}.{signature}") == ("jwt", "secret")
     assert signing_key(f"{header}.{claims}.{signature[:-2]}xx") is None
     assert serialized_kind(base64.b64encode(pickle_sleep(0)).decode()) == "pickle"
@@ -251,7 +323,15 @@ def test_an_attack_fills_every_field_and_puts_the_payload_in_its_place() -> None
         Field(name="user_id", location="path", type="integer"), Field(name="email", location="json"),
         Field(name="count", location="json", type="integer"), Field(name="q", location="query"), Field(name="theme", location="cookie"),
     ])  # fmt: skip
-    attack = build(endpoint, {("q", "query"): "' OR 1=1"}, headers={"Authorization": "Bearer t"}, cookies={"session": "s"})
+    attack = build(
+        endpoint,
+        {("q", "query"): "' OR 1=1"},
+        headers={"Authorization": "Bearer t"},
+        cookies={"session": "s"},
+    )
     assert attack.path == "/api/users/1/notes?q=%27+OR+1%3D1"
     assert json.loads(attack.body or "") == {"email": "assay@example.com", "count": 1}
-    assert attack.headers["Cookie"] == "session=s; theme=assay" and attack.headers["Content-Type"] == "application/json"
+    assert (
+        attack.headers["Cookie"] == "session=s; theme=assay"
+        and attack.headers["Content-Type"] == "application/json"
+    )

@@ -81,7 +81,9 @@ def prepare_node_modules(folder: Path) -> Path | None:
     return folder / "node_modules"
 
 
-def frame(request_id: str, pair: str, app: int, tools: list[str], urls: list[str], ports: dict[str, int]) -> AnalyzeFrame:
+def frame(
+    request_id: str, pair: str, app: int, tools: list[str], urls: list[str], ports: dict[str, int]
+) -> AnalyzeFrame:
     return AnalyzeFrame(
         id=request_id,
         task=TaskRef(id="task_0000000c0a95", model_slug=pair, app_number=app, analysis_type="dynamic"),
@@ -98,9 +100,21 @@ async def node_app(app: Path, node_modules: Path) -> AsyncIterator[tuple[list[st
     """An Express app of the corpus running on a free port (its own TMPDIR), stopped afterwards."""
     port = free_port()
     scratch = Path(tempfile.mkdtemp(prefix="assay-corpus-node-"))
-    env = {"PATH": os.environ["PATH"], "BACKEND_PORT": str(port), "PORT": str(port), "TMPDIR": str(scratch), "NODE_PATH": str(node_modules)}
+    env = {
+        "PATH": os.environ["PATH"],
+        "BACKEND_PORT": str(port),
+        "PORT": str(port),
+        "TMPDIR": str(scratch),
+        "NODE_PATH": str(node_modules),
+    }
     process = await asyncio.create_subprocess_exec(
-        "node", "server.js", cwd=app / "backend", env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, start_new_session=True
+        "node",
+        "server.js",
+        cwd=app / "backend",
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -142,12 +156,20 @@ async def with_running(
 
 
 async def analyze(
-    analyzer: str, settings: Settings, pair: str, app: int, tools: list[str], node_modules: Path | None, timeout_s: float = 300.0
+    analyzer: str,
+    settings: Settings,
+    pair: str,
+    app: int,
+    tools: list[str],
+    node_modules: Path | None,
+    timeout_s: float = 300.0,
 ) -> ServiceResult:
     """One dynamic analysis of the running app by the analyzer at `analyzer`."""
 
     async def work(urls: list[str], ports: dict[str, int]) -> ServiceResult:
-        return await result_async(analyzer, frame(f"{pair}-{app}", pair, app, tools, urls, ports), timeout_s=timeout_s)
+        return await result_async(
+            analyzer, frame(f"{pair}-{app}", pair, app, tools, urls, ports), timeout_s=timeout_s
+        )
 
     result: ServiceResult = await with_running(settings, pair, app, node_modules, work)
     return result
@@ -156,5 +178,8 @@ async def analyze(
 def describe(result: ServiceResult) -> str:
     """The result's tool runs and findings, for an assertion's message."""
     return json.dumps(
-        {"runs": [(r.tool, r.status, r.reason) for r in result.tools], "findings": [(f.tool, f.rule_id, f.path, f.line) for f in result.findings]}
+        {
+            "runs": [(r.tool, r.status, r.reason) for r in result.tools],
+            "findings": [(f.tool, f.rule_id, f.path, f.line) for f in result.findings],
+        }
     )
