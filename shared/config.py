@@ -103,7 +103,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         4000  # ASSAY_ATTACK_TASK_MAX_REQUESTS: requests of every check of one task
     )
     crawl_max_pages: int = 40  # ASSAY_CRAWL_MAX_PAGES: GETs of the surface's crawl
-    scanner_max_s: float = 90.0  # ASSAY_SCANNER_MAX_S: seconds the established scanner (wapiti) may take
+    scanner_max_s: float = 45.0  # ASSAY_SCANNER_MAX_S: seconds the established scanner (wapiti) may take
     auth: bool = True  # ASSAY_AUTH: `off` serves the API without tokens (refused unless bound to loopback)
     # ASSAY_TOKEN_CACHE_S: a verified token is trusted this long without checking it again (0: check every
     # request); a token revoked through another gateway or `assay token revoke --direct` is refused after it.
@@ -257,7 +257,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         attack_max_s=float(env.get("ASSAY_ATTACK_MAX_S") or 40),
         attack_task_max_requests=int(env.get("ASSAY_ATTACK_TASK_MAX_REQUESTS") or 4000),
         crawl_max_pages=int(env.get("ASSAY_CRAWL_MAX_PAGES") or 40),
-        scanner_max_s=float(env.get("ASSAY_SCANNER_MAX_S") or 90),
+        scanner_max_s=float(env.get("ASSAY_SCANNER_MAX_S") or 45),
         auth=_switch(env, "ASSAY_AUTH", default=True),
         token_cache_s=float(env.get("ASSAY_TOKEN_CACHE_S") or 5),
         max_body_bytes=int(env.get("ASSAY_MAX_BODY_BYTES") or 262_144),

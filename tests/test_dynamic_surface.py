@@ -15,11 +15,14 @@ from services.analyzers.dynamic.attacks import build
 from services.analyzers.dynamic.checks.deserialization import pickle_sleep, serialized_kind
 from services.analyzers.dynamic.expectations import Contains, Differs, holds, similar
 from services.analyzers.dynamic.html_context import executable_context
+from services.analyzers.dynamic.proof import attack_finding
 from services.analyzers.dynamic.session_keys import signing_key
 from services.analyzers.running_app.surface.crawl import parse_page, script_endpoints
 from services.analyzers.running_app.surface.discover import attach, source_endpoints
 from services.analyzers.running_app.surface.documents import openapi_endpoints
 from services.analyzers.running_app.surface.model import Endpoint, Field, Handler, merge
+from shared.findings import Finding, Proof
+from shared.issue_groups import group_keys
 
 
 def write(root: Path, files: dict[str, str]) -> Path:
@@ -335,3 +338,40 @@ def test_an_attack_fills_every_field_and_puts_the_payload_in_its_place() -> None
         attack.headers["Cookie"] == "session=s; theme=assay"
         and attack.headers["Content-Type"] == "application/json"
     )
+
+
+def test_a_dynamic_finding_on_its_handler_joins_the_static_finding_of_its_sink_in_one_issue() -> None:
+    handler = Handler(path="backend/app.py", line=33, end_line=42, function="search_books")
+    endpoint = Endpoint(
+        method="GET", path="/api/books/search", fields=[Field(name="q", location="query")], handler=handler
+    )
+    dynamic = attack_finding(
+        tool="sqli", rule_id="sqli-error", severity="critical", message="m", cwe="CWE-89", endpoint=endpoint,
+        anchor="query:q", proof=Proof(exchanges=[], evidence="e", why="w"), expectation=None,
+    )  # fmt: skip
+    static = Finding(
+        tool="bandit",
+        rule_id="B608",
+        severity="medium",
+        message="SQL built from strings",
+        path="backend/app.py",
+        line=37,
+        cwe="CWE-89",
+    )
+    elsewhere = Finding(
+        tool="bandit",
+        rule_id="B608",
+        severity="medium",
+        message="m",
+        path="backend/app.py",
+        line=60,
+        cwe="CWE-89",
+    )
+    keys = group_keys([dynamic, static, elsewhere])
+    assert keys[0] == keys[1] != keys[2]
+    unproven = attack_finding(
+        tool="sqli", rule_id="sqli-error", severity="critical", message="m", cwe="CWE-89", endpoint=endpoint,
+        anchor="query:q", proof=None, expectation=None,
+    )  # fmt: skip
+    assert unproven.severity == "low"  # at most low without proof
+    assert dynamic.fingerprint == unproven.fingerprint and "127.0.0.1" not in (dynamic.path or "")

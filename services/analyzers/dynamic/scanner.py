@@ -87,9 +87,15 @@ def _type(kind: str) -> str:
 
 
 def parse_report(report: dict[str, Any], endpoints: list[Endpoint], base: str) -> list[Finding]:
-    """wapiti's JSON report as findings: one per vulnerability, on its route's handler when Assay knows it."""
+    """wapiti's JSON report as findings: one per vulnerability or anomaly (an answer of HTTP 500 to a payload), on
+    its route's handler when Assay knows it."""
     findings = []
-    for category, entries in (report.get("vulnerabilities") or {}).items():
+    reported = [
+        (kind, category, entries)
+        for kind in ("vulnerabilities", "anomalies")
+        for category, entries in (report.get(kind) or {}).items()
+    ]
+    for kind, category, entries in reported:
         for entry in entries or []:
             path = str(entry.get("path") or "/")
             method = str(entry.get("method") or "GET").upper()
@@ -98,7 +104,7 @@ def parse_report(report: dict[str, Any], endpoints: list[Endpoint], base: str) -
                 None,
             )
             parameter = str(entry.get("parameter") or "")
-            rule = "wapiti-" + category.lower().replace(" ", "-")
+            rule = ("wapiti-" if kind == "vulnerabilities" else "wapiti-anomaly-") + category.lower().replace(" ", "-")
             findings.append(
                 Finding(
                     tool="wapiti",
