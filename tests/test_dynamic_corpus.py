@@ -5,7 +5,6 @@ and reports nothing on the fixed twin. Python apps run through the app runner, i
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,24 +13,11 @@ from services.analyzers.running_app.surface.discover import source_endpoints
 from shared.config import Settings
 from shared.findings import SEVERITIES
 from shared.protocol import ServiceResult
-from tests.support.analyzers import start_analyzer, stop
-from tests.support.apps import needs_bwrap, runner_settings
+from tests.support.apps import needs_bwrap
 from tests.support.corpus import CORPUS, analyze, describe, flaw, is_node, pairs, prepare_node_modules
 
 pytestmark = needs_bwrap
 PORT = re.compile(r"127\.0\.0\.1:\d+")
-
-
-@pytest.fixture(scope="module")
-def analyzer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    url, process = start_analyzer("dynamic", tmp_path_factory.mktemp("dynamic"), apps_dir=CORPUS)
-    yield url
-    stop(process)
-
-
-@pytest.fixture(scope="module")
-def settings(tmp_path_factory: pytest.TempPathFactory, app_work_dir: Path) -> Settings:
-    return runner_settings(tmp_path_factory.mktemp("corpus"), CORPUS, app_work_dir)
 
 
 @pytest.fixture(scope="module")
@@ -45,15 +31,15 @@ def flaw_findings(result: ServiceResult, tool: str) -> list:  # type: ignore[typ
 
 @pytest.mark.parametrize("pair", pairs())
 async def test_check_finds_the_flaw_with_proof_and_stays_silent_on_the_fix(
-    pair: str, analyzer: str, settings: Settings, node_modules: Path | None
+    pair: str, corpus_analyzer: str, corpus_settings: Settings, node_modules: Path | None
 ) -> None:
     spec = flaw(pair)
     assert spec.dynamic is not None
     tool = spec.dynamic.tool
     if is_node(pair) and node_modules is None:
         pytest.skip("npm and node are needed for the Express pairs")
-    vulnerable = await analyze(analyzer, settings, pair, 1, [tool], node_modules)
-    fixed = await analyze(analyzer, settings, pair, 2, [tool], node_modules)
+    vulnerable = await analyze(corpus_analyzer, corpus_settings, pair, 1, [tool], node_modules)
+    fixed = await analyze(corpus_analyzer, corpus_settings, pair, 2, [tool], node_modules)
 
     found = flaw_findings(vulnerable, tool)
     assert found, f"{tool} missed the flaw of {pair}/app1: {describe(vulnerable)}"

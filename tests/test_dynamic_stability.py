@@ -5,8 +5,6 @@ finding's proof, sent again to a fresh start of the app, still holds, while on t
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
-from pathlib import Path
 
 import msgspec
 import pytest
@@ -21,31 +19,18 @@ from shared.catalog import TOOLS_BY_SERVICE
 from shared.config import Settings
 from shared.findings import Finding
 from shared.target_policy import target_policy
-from tests.support.analyzers import start_analyzer, stop
-from tests.support.apps import needs_bwrap, runner_settings
-from tests.support.corpus import CORPUS, analyze, with_running
+from tests.support.apps import needs_bwrap
+from tests.support.corpus import analyze, with_running
 
 pytestmark = needs_bwrap
 # Every dynamic tool but wapiti (its own test) and endpoints (the corpus pair ships no requirements.json).
 TOOLS = [tool for tool in TOOLS_BY_SERVICE["dynamic"] if tool not in ("wapiti", "endpoints")]
 
 
-@pytest.fixture(scope="module")
-def analyzer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    url, process = start_analyzer("dynamic", tmp_path_factory.mktemp("dynamic"), apps_dir=CORPUS)
-    yield url
-    stop(process)
-
-
-@pytest.fixture(scope="module")
-def settings(tmp_path_factory: pytest.TempPathFactory, app_work_dir: Path) -> Settings:
-    return runner_settings(tmp_path_factory.mktemp("stability"), CORPUS, app_work_dir)
-
-
 async def test_three_runs_of_an_unchanged_app_give_identical_fingerprints(
-    analyzer: str, settings: Settings
+    corpus_analyzer: str, corpus_settings: Settings
 ) -> None:
-    runs = [await analyze(analyzer, settings, "idor-fastapi", 1, TOOLS, None) for _ in range(3)]
+    runs = [await analyze(corpus_analyzer, corpus_settings, "idor-fastapi", 1, TOOLS, None) for _ in range(3)]
     prints = [Counter(f.fingerprint for f in run.findings) for run in runs]
     assert all(run.status == "success" for run in runs), [r.error for r in runs]
     assert prints[0] and prints[0] == prints[1] == prints[2], [sorted(p) for p in prints]
@@ -76,11 +61,11 @@ async def _replayed(settings: Settings, pair: str, app: int, finding: Finding) -
     ("pair", "tool"), [("sqli-flask", "sqli"), ("idor-fastapi", "idor"), ("ssrf-fastapi", "ssrf")]
 )
 async def test_a_proof_sent_again_holds_on_the_app_and_not_on_its_fix(
-    analyzer: str, settings: Settings, pair: str, tool: str
+    corpus_analyzer: str, corpus_settings: Settings, pair: str, tool: str
 ) -> None:
-    result = await analyze(analyzer, settings, pair, 1, ["surface", tool], None)
+    result = await analyze(corpus_analyzer, corpus_settings, pair, 1, ["surface", tool], None)
     (finding,) = [f for f in result.findings if f.tool == tool]
-    again = await _replayed(settings, pair, 1, finding)
+    again = await _replayed(corpus_settings, pair, 1, finding)
     assert again.holds, again
     assert len(again.statuses) == len(finding.proof.exchanges)  # type: ignore[union-attr]
-    assert not (await _replayed(settings, pair, 2, finding)).holds
+    assert not (await _replayed(corpus_settings, pair, 2, finding)).holds

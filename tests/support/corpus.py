@@ -12,12 +12,13 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import msgspec
+import pytest
 
 from services.orchestrator.apps.runner import AppRunner, AppSlot
 from shared.config import Settings
@@ -25,7 +26,8 @@ from shared.messages import AnalysisRequest
 from shared.natsd import free_port
 from shared.protocol import AnalyzeFrame, ServiceResult
 from shared.tasks import TaskRef
-from tests.support.analyzers import result_async
+from tests.support.analyzers import result_async, start_analyzer, stop
+from tests.support.apps import runner_settings
 
 REPO = Path(__file__).resolve().parents[2]
 CORPUS = REPO / "tests" / "corpus" / "apps"
@@ -53,6 +55,20 @@ class Flaw(msgspec.Struct, frozen=True):
     dynamic: DynamicSpot | None
     static: list[StaticSink]
     class_: str = msgspec.field(name="class")
+
+
+@pytest.fixture(scope="module")
+def corpus_analyzer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A dynamic analyzer process whose apps root is the corpus."""
+    url, process = start_analyzer("dynamic", tmp_path_factory.mktemp("dynamic"), apps_dir=CORPUS)
+    yield url
+    stop(process)
+
+
+@pytest.fixture(scope="module")
+def corpus_settings(tmp_path_factory: pytest.TempPathFactory, app_work_dir: Path) -> Settings:
+    """Settings of an app runner for the corpus's apps (their virtualenvs cached for the session)."""
+    return runner_settings(tmp_path_factory.mktemp("corpus"), CORPUS, app_work_dir)
 
 
 def pairs() -> list[str]:

@@ -14,11 +14,13 @@ import msgspec
 from services.analyzers.base.job import Job
 from services.analyzers.dynamic.attacker import Attacker, BudgetSpent, Sent
 from services.analyzers.dynamic.attacks import Attack, Point, build, points
+from services.analyzers.dynamic.expectations import Expectation
+from services.analyzers.dynamic.proof import attack_finding
 from services.analyzers.dynamic.recon import Recon, ReconCache
 from services.analyzers.dynamic.users import Session, is_login, is_register
 from services.analyzers.running_app.http_tool import HttpTool, Inspection
 from services.analyzers.running_app.surface.model import Endpoint, Field, Location
-from shared.findings import Finding
+from shared.findings import Finding, Proof, Severity
 
 MISSING = (404, 405)
 DENIED = (401, 403)
@@ -191,3 +193,65 @@ async def reach_not_found(attacker: Attacker, recon: Recon) -> tuple[Reach, Poin
 def anchor(point: Point) -> str:
     """A point's name in fingerprints: its location and field."""
     return f"{point.field.location}:{point.field.name}"
+
+
+ALL_LOCATIONS: tuple[Location, ...] = ("query", "path", "form", "json", "cookie", "header")
+
+
+class PointCheck(AttackTool):
+    """An active check that tries each insertion point on its own (`probe`): every point of `locations`, and the
+    not-found page first when `not_found_page`."""
+
+    locations: tuple[Location, ...] = ALL_LOCATIONS
+    not_found_page = False
+    skip_auth = True  # sign-up and log-in routes are left to the checks about them
+
+    async def probe(
+        self, attacker: Attacker, reached: Reach, point: Point, *, in_path: bool = False
+    ) -> Finding | None:
+        raise NotImplementedError
+
+    async def attack(
+        self, recon: Recon, attacker: Attacker, findings: list[Finding], metrics: dict[str, Any]
+    ) -> None:
+        if self.not_found_page:
+            reached, point = await reach_not_found(attacker, recon)
+            found = await self.probe(attacker, reached, point, in_path=True)
+            if found is not None:
+                findings.append(found)
+        tested = 0
+        async for reached, point in self.insertion_points(
+            recon, attacker, self.locations, skip_auth=self.skip_auth
+        ):
+            tested += 1
+            found = await self.probe(attacker, reached, point)
+            if found is not None:
+                findings.append(found)
+        metrics["points_tested"] = tested
+
+    def point_finding(
+        self,
+        reached: Reach,
+        point: Point,
+        *,
+        rule_id: str,
+        severity: Severity,
+        message: str,
+        proof: Proof,
+        expectation: Expectation,
+        payload: str,
+        in_path: bool = False,
+    ) -> Finding:
+        """A finding of one insertion point (or of the not-found page, `in_path`)."""
+        return attack_finding(
+            tool=self.name,
+            rule_id=rule_id,
+            severity=severity,
+            message=message,
+            cwe=self.cwe,
+            endpoint=reached.endpoint,
+            anchor="not-found-page" if in_path else anchor(point),
+            proof=proof,
+            expectation=expectation,
+            extra={"parameter": point.field.name, "location": point.field.location, "payload": payload},
+        )

@@ -104,7 +104,9 @@ def parse_report(report: dict[str, Any], endpoints: list[Endpoint], base: str) -
                 None,
             )
             parameter = str(entry.get("parameter") or "")
-            rule = ("wapiti-" if kind == "vulnerabilities" else "wapiti-anomaly-") + category.lower().replace(" ", "-")
+            rule = ("wapiti-" if kind == "vulnerabilities" else "wapiti-anomaly-") + category.lower().replace(
+                " ", "-"
+            )
             findings.append(
                 Finding(
                     tool="wapiti",

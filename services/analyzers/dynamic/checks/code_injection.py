@@ -6,13 +6,12 @@ none of these; the input itself holds neither the product nor the joined string.
 from __future__ import annotations
 
 import secrets
-from typing import Any
 
-from services.analyzers.dynamic.attack_tool import AttackTool, anchor, first_hit
+from services.analyzers.dynamic.attack_tool import PointCheck, Reach, first_hit
 from services.analyzers.dynamic.attacker import Attacker, Sent
+from services.analyzers.dynamic.attacks import Point
 from services.analyzers.dynamic.expectations import Contains
-from services.analyzers.dynamic.proof import attack_finding, make_proof
-from services.analyzers.dynamic.recon import Recon
+from services.analyzers.dynamic.proof import make_proof
 from shared.findings import Finding
 
 CWE = "CWE-94"
@@ -27,42 +26,31 @@ FORMS = (
 WHY = "the answer holds the value of a call and an arithmetic expression the input wrote, which the input itself does not contain: the app evaluated the input as code"
 
 
-class CodeInjection(AttackTool):
+class CodeInjection(PointCheck):
     name = "code-injection"
     cwe = CWE
 
-    async def attack(
-        self, recon: Recon, attacker: Attacker, findings: list[Finding], metrics: dict[str, Any]
-    ) -> None:
-        async for reached, point in self.insertion_points(
-            recon, attacker, ("query", "form", "json", "path", "cookie", "header")
-        ):
-            a, b = 1000 + secrets.randbelow(8000), 1000 + secrets.randbelow(8000)
-            tag = "code" + secrets.token_hex(3)
-            expected = f"{a * b}{tag}"
-            payloads = [form.format(a=a, b=b, t=tag) for form in FORMS]
+    async def probe(
+        self, attacker: Attacker, reached: Reach, point: Point, *, in_path: bool = False
+    ) -> Finding | None:
+        a, b = 1000 + secrets.randbelow(8000), 1000 + secrets.randbelow(8000)
+        tag = "code" + secrets.token_hex(3)
+        expected = f"{a * b}{tag}"
 
-            def evidence(sent: Sent, expected: str = expected) -> str | None:
-                return expected if expected in sent.text else None
+        def evidence(sent: Sent) -> str | None:
+            return expected if expected in sent.text else None
 
-            hit = await first_hit(attacker, reached, point, payloads, evidence)
-            if hit is None:
-                continue
-            findings.append(
-                attack_finding(
-                    tool=self.name,
-                    rule_id="code-injection",
-                    severity="critical",
-                    message=f"Code injection in the {point.label}: {hit.payload!r} is evaluated to {expected}",
-                    cwe=CWE,
-                    endpoint=reached.endpoint,
-                    anchor=anchor(point),
-                    proof=make_proof([reached.baseline, hit.sent], expected, WHY),
-                    expectation=Contains(exchange=1, text=expected, control=0),
-                    extra={
-                        "parameter": point.field.name,
-                        "location": point.field.location,
-                        "payload": hit.payload,
-                    },
-                )
-            )
+        payloads = [form.format(a=a, b=b, t=tag) for form in FORMS]
+        hit = await first_hit(attacker, reached, point, payloads, evidence)
+        if hit is None:
+            return None
+        return self.point_finding(
+            reached,
+            point,
+            rule_id="code-injection",
+            severity="critical",
+            message=f"Code injection in the {point.label}: {hit.payload!r} is evaluated to {expected}",
+            proof=make_proof([reached.baseline, hit.sent], expected, WHY),
+            expectation=Contains(exchange=1, text=expected, control=0),
+            payload=hit.payload,
+        )

@@ -6,14 +6,12 @@ asked seconds, twice, while `sleep 0` does not. Separators `;`, `|`, `&&`, `||`,
 from __future__ import annotations
 
 import secrets
-from typing import Any
 
-from services.analyzers.dynamic.attack_tool import AttackTool, Reach, anchor, first_hit
+from services.analyzers.dynamic.attack_tool import PointCheck, Reach, first_hit
 from services.analyzers.dynamic.attacker import Attacker, Sent
 from services.analyzers.dynamic.attacks import Point, default_value
 from services.analyzers.dynamic.expectations import Contains, Delayed
-from services.analyzers.dynamic.proof import attack_finding, make_proof
-from services.analyzers.dynamic.recon import Recon
+from services.analyzers.dynamic.proof import make_proof
 from shared.findings import Finding
 
 CWE = "CWE-78"
@@ -23,44 +21,14 @@ WHY_ECHO = "the answer holds the result of shell arithmetic the input asked for,
 WHY_DELAY = "asking the shell to sleep delays the answer by that long, twice, while asking it to sleep 0 seconds does not: the app ran the input as a shell command"
 
 
-class CommandInjection(AttackTool):
+class CommandInjection(PointCheck):
     name = "command-injection"
     cwe = CWE
 
-    async def attack(
-        self, recon: Recon, attacker: Attacker, findings: list[Finding], metrics: dict[str, Any]
-    ) -> None:
-        async for reached, point in self.insertion_points(
-            recon, attacker, ("query", "form", "json", "path", "header", "cookie")
-        ):
-            found = await self.echoed(attacker, reached, point) or await self.delayed(
-                attacker, reached, point
-            )
-            if found is not None:
-                findings.append(found)
-
-    def _finding(
-        self,
-        reached: Reach,
-        point: Point,
-        rule: str,
-        message: str,
-        proof: Any,
-        expectation: Any,
-        payload: str,
-    ) -> Finding:
-        return attack_finding(
-            tool=self.name,
-            rule_id=rule,
-            severity="critical",
-            message=f"OS command injection in the {point.label}: {message}",
-            cwe=CWE,
-            endpoint=reached.endpoint,
-            anchor=anchor(point),
-            proof=proof,
-            expectation=expectation,
-            extra={"parameter": point.field.name, "location": point.field.location, "payload": payload},
-        )
+    async def probe(
+        self, attacker: Attacker, reached: Reach, point: Point, *, in_path: bool = False
+    ) -> Finding | None:
+        return await self.echoed(attacker, reached, point) or await self.delayed(attacker, reached, point)
 
     async def echoed(self, attacker: Attacker, reached: Reach, point: Point) -> Finding | None:
         a, b = 1000 + secrets.randbelow(8000), 1000 + secrets.randbelow(8000)
@@ -75,10 +43,16 @@ class CommandInjection(AttackTool):
         hit = await first_hit(attacker, reached, point, payloads, evidence)
         if hit is None:
             return None
-        return self._finding(
-            reached, point, "command-injection-echo", f"{hit.payload!r} answers {expected}",
-            make_proof([reached.baseline, hit.sent], expected, WHY_ECHO), Contains(exchange=1, text=expected, control=0), hit.payload,
-        )  # fmt: skip
+        return self.point_finding(
+            reached,
+            point,
+            rule_id="command-injection-echo",
+            severity="critical",
+            message=f"OS command injection in the {point.label}: {hit.payload!r} answers {expected}",
+            proof=make_proof([reached.baseline, hit.sent], expected, WHY_ECHO),
+            expectation=Contains(exchange=1, text=expected, control=0),
+            payload=hit.payload,
+        )
 
     async def delayed(self, attacker: Attacker, reached: Reach, point: Point) -> Finding | None:
         key = (point.field.name, point.field.location)
@@ -95,10 +69,15 @@ class CommandInjection(AttackTool):
             again = await attacker.send(reached.attack({key: slow_input}, timeout_s=timeout))
             if again.elapsed_s - quick.elapsed_s < DELAY_S * 0.8:
                 continue
-            return self._finding(
-                reached, point, "command-injection-time",
-                f"{slow_input!r} delays the answer by {again.elapsed_s - quick.elapsed_s:.1f} s",
-                make_proof([quick, again], f"{again.elapsed_s:.1f} s", WHY_DELAY),
-                Delayed(exchange=1, control=0, at_least_s=DELAY_S * 0.8), slow_input,
-            )  # fmt: skip
+            return self.point_finding(
+                reached,
+                point,
+                rule_id="command-injection-time",
+                severity="critical",
+                message=f"OS command injection in the {point.label}: {slow_input!r} delays the answer by "
+                f"{again.elapsed_s - quick.elapsed_s:.1f} s",
+                proof=make_proof([quick, again], f"{again.elapsed_s:.1f} s", WHY_DELAY),
+                expectation=Delayed(exchange=1, control=0, at_least_s=DELAY_S * 0.8),
+                payload=slow_input,
+            )
         return None

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from services.analyzers.dynamic.attack_tool import AttackTool, Reach, attackable, reach
 from services.analyzers.dynamic.attacker import Attacker, Sent
 from services.analyzers.dynamic.attacks import Attack
@@ -21,6 +23,7 @@ from shared.findings import Finding, Severity
 CWE = "CWE-209"
 DEBUGGER_CWE = "CWE-489"
 ODD_VALUES = ("assay'\"<>", "-1e309", "[]", "%")
+ODD_BODIES = ('{"assay": ', "[1, 2]")
 WHY = "the answer to an unexpected input shows the app's internals ({what}): file paths, code and queries an attacker uses to aim further attacks"
 WHY_DEBUGGER = "the answer is an interactive debugger page ({what}): from its console anyone who reaches it runs code on the server"
 
@@ -39,29 +42,14 @@ def disclosure(text: str) -> tuple[str, str, str] | None:
 
 
 def odd_requests(reached: Reach) -> list[Attack]:
-    """The endpoint's request with each odd value in every field at once, and a body that does not parse."""
+    """The endpoint's request with each odd value in every field at once, and JSON bodies a handler does not
+    expect (one that does not parse, a list where an object belongs)."""
     fields = {(f.name, f.location): "" for f in reached.endpoint.fields if f.location != "header"}
     attacks = [reached.attack({key: value for key in fields}) for value in ODD_VALUES] if fields else []
     if reached.endpoint.method in ("POST", "PUT", "PATCH"):
-        broken = reached.attack()
-        attacks.append(
-            Attack(
-                method=broken.method,
-                target=broken.target,
-                path=broken.path,
-                headers={**broken.headers, "Content-Type": "application/json"},
-                body='{"assay": ',
-            )
-        )
-        attacks.append(
-            Attack(
-                method=broken.method,
-                target=broken.target,
-                path=broken.path,
-                headers={**broken.headers, "Content-Type": "application/json"},
-                body="[1, 2]",
-            )
-        )
+        plain = reached.attack()
+        headers = {**plain.headers, "Content-Type": "application/json"}
+        attacks += [msgspec.structs.replace(plain, headers=headers, body=body) for body in ODD_BODIES]
     return attacks
 
 

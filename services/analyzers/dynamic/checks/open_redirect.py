@@ -6,15 +6,13 @@ redirect whose `Location` leads to that site. Redirects are never followed."""
 from __future__ import annotations
 
 import re
-from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from services.analyzers.dynamic.attack_tool import AttackTool, anchor, first_hit
+from services.analyzers.dynamic.attack_tool import PointCheck, Reach, first_hit
 from services.analyzers.dynamic.attacker import Attacker, Sent
-from services.analyzers.dynamic.attacks import default_value
+from services.analyzers.dynamic.attacks import Point, default_value
 from services.analyzers.dynamic.expectations import HeaderContains
-from services.analyzers.dynamic.proof import attack_finding, make_proof
-from services.analyzers.dynamic.recon import Recon
+from services.analyzers.dynamic.proof import make_proof
 from shared.findings import Finding
 
 CWE = "CWE-601"
@@ -42,37 +40,28 @@ def leads_elsewhere(sent: Sent) -> str | None:
     return location if (urlsplit(resolved).hostname or "") == ELSEWHERE else None
 
 
-class OpenRedirect(AttackTool):
+class OpenRedirect(PointCheck):
     name = "open-redirect"
     cwe = CWE
+    locations = ("query", "form", "json")
+    skip_auth = False  # a log-in route's `next` is the classic case
 
-    async def attack(
-        self, recon: Recon, attacker: Attacker, findings: list[Finding], metrics: dict[str, Any]
-    ) -> None:
-        async for reached, point in self.insertion_points(
-            recon, attacker, ("query", "form", "json"), skip_auth=False
-        ):
-            location = reached.baseline.answer.header("location") or ""
-            if not REDIRECT_NAMES.search(point.field.name) and default_value(point.field) not in location:
-                continue
-            hit = await first_hit(attacker, reached, point, list(PAYLOADS), leads_elsewhere)
-            if hit is None:
-                continue
-            findings.append(
-                attack_finding(
-                    tool=self.name,
-                    rule_id="open-redirect",
-                    severity="medium",
-                    message=f"Open redirect through the {point.label}: {hit.payload!r} answers HTTP {hit.sent.status} to {hit.evidence}",
-                    cwe=CWE,
-                    endpoint=reached.endpoint,
-                    anchor=anchor(point),
-                    proof=make_proof([hit.sent], hit.evidence, WHY),
-                    expectation=HeaderContains(exchange=0, header="location", text=ELSEWHERE),
-                    extra={
-                        "parameter": point.field.name,
-                        "location": point.field.location,
-                        "payload": hit.payload,
-                    },
-                )
-            )
+    async def probe(
+        self, attacker: Attacker, reached: Reach, point: Point, *, in_path: bool = False
+    ) -> Finding | None:
+        location = reached.baseline.answer.header("location") or ""
+        if not REDIRECT_NAMES.search(point.field.name) and default_value(point.field) not in location:
+            return None
+        hit = await first_hit(attacker, reached, point, list(PAYLOADS), leads_elsewhere)
+        if hit is None:
+            return None
+        return self.point_finding(
+            reached,
+            point,
+            rule_id="open-redirect",
+            severity="medium",
+            message=f"Open redirect through the {point.label}: {hit.payload!r} answers HTTP {hit.sent.status} to {hit.evidence}",
+            proof=make_proof([hit.sent], hit.evidence, WHY),
+            expectation=HeaderContains(exchange=0, header="location", text=ELSEWHERE),
+            payload=hit.payload,
+        )

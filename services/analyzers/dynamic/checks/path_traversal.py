@@ -6,13 +6,12 @@ forms, and an absolute path are tried."""
 from __future__ import annotations
 
 import re
-from typing import Any
 
-from services.analyzers.dynamic.attack_tool import AttackTool, anchor, first_hit
+from services.analyzers.dynamic.attack_tool import PointCheck, Reach, first_hit
 from services.analyzers.dynamic.attacker import Attacker, Sent
+from services.analyzers.dynamic.attacks import Point
 from services.analyzers.dynamic.expectations import Contains
-from services.analyzers.dynamic.proof import attack_finding, make_proof
-from services.analyzers.dynamic.recon import Recon
+from services.analyzers.dynamic.proof import make_proof
 from shared.findings import Finding
 
 CWE = "CWE-22"
@@ -40,41 +39,28 @@ def passwd_line(sent: Sent) -> str | None:
     return found.group(0) if found else None
 
 
-class PathTraversal(AttackTool):
+class PathTraversal(PointCheck):
     name = "path-traversal"
     cwe = CWE
 
-    async def attack(
-        self, recon: Recon, attacker: Attacker, findings: list[Finding], metrics: dict[str, Any]
-    ) -> None:
-        async for reached, point in self.insertion_points(
-            recon, attacker, ("query", "path", "form", "json", "cookie", "header")
-        ):
-            # file-like names and path parameters (sent encoded: `%2F`) get every form; other inputs the plain
-            # climb and the absolute path
-            payloads = (
-                list(PAYLOADS)
-                if FILE_NAMES.search(point.field.name) or point.field.location == "path"
-                else list(PAYLOADS[:2])
-            )
-            hit = await first_hit(attacker, reached, point, payloads, passwd_line)
-            if hit is None:
-                continue
-            findings.append(
-                attack_finding(
-                    tool=self.name,
-                    rule_id="path-traversal",
-                    severity="critical",
-                    message=f"Arbitrary file read through the {point.label}: {hit.payload!r} returns /etc/passwd",
-                    cwe=CWE,
-                    endpoint=reached.endpoint,
-                    anchor=anchor(point),
-                    proof=make_proof([reached.baseline, hit.sent], hit.evidence, WHY),
-                    expectation=Contains(exchange=1, text=hit.evidence, control=0),
-                    extra={
-                        "parameter": point.field.name,
-                        "location": point.field.location,
-                        "payload": hit.payload,
-                    },
-                )
-            )
+    async def probe(
+        self, attacker: Attacker, reached: Reach, point: Point, *, in_path: bool = False
+    ) -> Finding | None:
+        # file-like names and path parameters (sent encoded: `%2F`) get every form; other inputs the plain climb
+        # and the absolute path
+        every = FILE_NAMES.search(point.field.name) or point.field.location == "path"
+        hit = await first_hit(
+            attacker, reached, point, list(PAYLOADS if every else PAYLOADS[:2]), passwd_line
+        )
+        if hit is None:
+            return None
+        return self.point_finding(
+            reached,
+            point,
+            rule_id="path-traversal",
+            severity="critical",
+            message=f"Arbitrary file read through the {point.label}: {hit.payload!r} returns /etc/passwd",
+            proof=make_proof([reached.baseline, hit.sent], hit.evidence, WHY),
+            expectation=Contains(exchange=1, text=hit.evidence, control=0),
+            payload=hit.payload,
+        )

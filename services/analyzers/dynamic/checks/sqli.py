@@ -12,13 +12,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.analyzers.dynamic.attack_tool import AttackTool, Reach
+from services.analyzers.dynamic.attack_tool import PointCheck, Reach
 from services.analyzers.dynamic.attacker import Attacker, Sent
 from services.analyzers.dynamic.attacks import Point, default_value
 from services.analyzers.dynamic.checks.signatures import SQL_ERRORS, first_match
 from services.analyzers.dynamic.expectations import Contains, Delayed, Differs, similar
 from services.analyzers.dynamic.proof import attack_finding, make_proof
-from services.analyzers.dynamic.recon import Recon
 from shared.findings import Finding
 
 CWE = "CWE-89"
@@ -44,26 +43,17 @@ WHY_BOOLEAN = "two inputs that differ only in a true and a false SQL condition g
 WHY_DELAY = "an input asking the database to sleep makes the answer late by that long, twice, and the same input asking for no sleep does not"
 
 
-class SqlInjection(AttackTool):
+class SqlInjection(PointCheck):
     name = "sqli"
     cwe = CWE
 
-    async def attack(
-        self, recon: Recon, attacker: Attacker, findings: list[Finding], metrics: dict[str, Any]
-    ) -> None:
-        tested = 0
-        async for reached, point in self.insertion_points(
-            recon, attacker, ("query", "path", "form", "json", "cookie", "header")
-        ):
-            tested += 1
-            found = await error_based(attacker, reached, point) or await boolean_based(
-                attacker, reached, point
-            )
-            if found is None and point.field.location != "header":
-                found = await time_based(attacker, reached, point)
-            if found is not None:
-                findings.append(found)
-        metrics["points_tested"] = tested
+    async def probe(
+        self, attacker: Attacker, reached: Reach, point: Point, *, in_path: bool = False
+    ) -> Finding | None:
+        found = await error_based(attacker, reached, point) or await boolean_based(attacker, reached, point)
+        if found is None and point.field.location != "header":
+            found = await time_based(attacker, reached, point)
+        return found
 
 
 def _value(point: Point) -> str:

@@ -7,15 +7,13 @@ insertion point too (`GET /{{…}}`)."""
 from __future__ import annotations
 
 import secrets
-from typing import Any
 from urllib.parse import quote
 
-from services.analyzers.dynamic.attack_tool import AttackTool, Reach, anchor, first_hit, reach_not_found
+from services.analyzers.dynamic.attack_tool import PointCheck, Reach, first_hit
 from services.analyzers.dynamic.attacker import Attacker, Sent
 from services.analyzers.dynamic.attacks import Point
 from services.analyzers.dynamic.expectations import Contains
-from services.analyzers.dynamic.proof import attack_finding, make_proof
-from services.analyzers.dynamic.recon import Recon
+from services.analyzers.dynamic.proof import make_proof
 from shared.findings import Finding
 
 CWE = "CWE-1336"
@@ -27,23 +25,10 @@ def _numbers() -> tuple[int, int]:
     return 1000 + secrets.randbelow(8000), 1000 + secrets.randbelow(8000)
 
 
-class TemplateInjection(AttackTool):
+class TemplateInjection(PointCheck):
     name = "ssti"
     cwe = CWE
-
-    async def attack(
-        self, recon: Recon, attacker: Attacker, findings: list[Finding], metrics: dict[str, Any]
-    ) -> None:
-        reached, point = await reach_not_found(attacker, recon)
-        found = await self.probe(attacker, reached, point, in_path=True)
-        if found is not None:
-            findings.append(found)
-        async for reached, point in self.insertion_points(
-            recon, attacker, ("query", "path", "form", "json", "cookie", "header")
-        ):
-            found = await self.probe(attacker, reached, point)
-            if found is not None:
-                findings.append(found)
+    not_found_page = True
 
     async def probe(
         self, attacker: Attacker, reached: Reach, point: Point, *, in_path: bool = False
@@ -72,15 +57,14 @@ class TemplateInjection(AttackTool):
         if str(c * d) not in again.text:
             return None
         where = "path of a page the app does not route" if in_path else point.label
-        return attack_finding(
-            tool=self.name,
+        return self.point_finding(
+            reached,
+            point,
             rule_id="ssti",
             severity="critical",
-            message=f"Server-side template injection in the {where}: {syntax % f'{c}*{d}'!r} comes back as {c * d}",
-            cwe=CWE,
-            endpoint=reached.endpoint,
-            anchor="not-found-page" if in_path else anchor(point),
+            message=f"Server-side template injection in the {where}: {second!r} comes back as {c * d}",
             proof=make_proof([reached.baseline, again], str(c * d), WHY),
             expectation=Contains(exchange=1, text=str(c * d), control=0),
-            extra={"parameter": point.field.name, "location": point.field.location, "payload": second},
+            payload=second,
+            in_path=in_path,
         )

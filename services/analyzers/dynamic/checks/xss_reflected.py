@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import secrets
 import string
-from typing import Any
 from urllib.parse import quote
 
-from services.analyzers.dynamic.attack_tool import AttackTool, Reach, anchor, first_hit, reach_not_found
+from services.analyzers.dynamic.attack_tool import PointCheck, Reach, first_hit
 from services.analyzers.dynamic.attacker import Attacker, Sent
 from services.analyzers.dynamic.attacks import Point
 from services.analyzers.dynamic.expectations import Executable
 from services.analyzers.dynamic.html_context import executable_context
-from services.analyzers.dynamic.proof import attack_finding, make_proof
-from services.analyzers.dynamic.recon import Recon
+from services.analyzers.dynamic.proof import make_proof
 from shared.findings import Finding
 
 CWE = "CWE-79"
@@ -35,23 +33,11 @@ def is_html(sent: Sent) -> bool:
     return kind in ("text/html", "application/xhtml+xml") or kind == "" and sent.text.lstrip().startswith("<")
 
 
-class ReflectedXss(AttackTool):
+class ReflectedXss(PointCheck):
     name = "xss-reflected"
     cwe = CWE
-
-    async def attack(
-        self, recon: Recon, attacker: Attacker, findings: list[Finding], metrics: dict[str, Any]
-    ) -> None:
-        reached, point = await reach_not_found(attacker, recon)
-        found = await self.probe(attacker, reached, point, in_path=True)
-        if found is not None:
-            findings.append(found)
-        async for reached, point in self.insertion_points(
-            recon, attacker, ("query", "path", "form", "json", "header", "cookie")
-        ):
-            found = await self.probe(attacker, reached, point)
-            if found is not None:
-                findings.append(found)
+    not_found_page = True
+    locations = ("query", "path", "form", "json", "header", "cookie")
 
     async def probe(
         self, attacker: Attacker, reached: Reach, point: Point, *, in_path: bool = False
@@ -68,15 +54,14 @@ class ReflectedXss(AttackTool):
         if hit is None:
             return None
         where = "path of a page the app does not route" if in_path else point.label
-        return attack_finding(
-            tool=self.name,
+        return self.point_finding(
+            reached,
+            point,
             rule_id="xss-reflected",
             severity="high",
             message=f"Reflected XSS in the {where}: the marker lands in {hit.evidence}",
-            cwe=CWE,
-            endpoint=reached.endpoint,
-            anchor="not-found-page" if in_path else anchor(point),
             proof=make_proof([hit.sent], mark, WHY.format(context=hit.evidence)),
             expectation=Executable(exchange=0, marker=mark),
-            extra={"parameter": point.field.name, "location": point.field.location, "payload": hit.payload},
+            payload=hit.payload,
+            in_path=in_path,
         )
