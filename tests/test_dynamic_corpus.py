@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from services.analyzers.dynamic.scanner import wapiti_path
 from services.analyzers.running_app.surface.discover import source_endpoints
 from shared.config import Settings
 from shared.findings import SEVERITIES
@@ -71,3 +72,19 @@ def test_every_active_check_has_a_pair_in_each_way_the_corpus_is_built() -> None
     assert {flaw(pair).framework for pair in pairs()} >= {"flask", "fastapi", "express"}
     for pair in pairs():
         assert (CORPUS / pair / "app1" / "backend").is_dir() and (CORPUS / pair / "app2" / "backend").is_dir()
+
+
+@pytest.mark.skipif(wapiti_path() is None, reason="wapiti is not installed (make install puts it in .venv/scanner)")
+async def test_wapiti_runs_beside_the_checks_fed_the_surface_and_its_report_becomes_findings(
+    corpus_analyzer: str, corpus_settings: Settings
+) -> None:
+    result = await analyze(corpus_analyzer, corpus_settings, "sqli-flask", 1, ["wapiti"], None)
+    (run,) = result.tools
+    assert run.status == "success", run.reason
+    assert run.version == "wapiti 3.2.3" and run.command[0] == wapiti_path()
+    assert run.command[run.command.index("--swagger") + 1] == "surface-openapi.json"
+    assert "/api/books/search" in result.metrics["wapiti"]["openapi"]["paths"]
+    found = [f for f in result.findings if f.tool == "wapiti"]
+    assert found, describe(result)  # its SQL module's payload gets an HTTP 500 (an anomaly) from the search
+    search = next(f for f in found if "/api/books/search" in f.message)
+    assert (search.path, search.severity, search.proof) == ("backend/app.py", "low", None)
