@@ -317,7 +317,7 @@ def test_sessions_signed_with_a_guessable_key_and_serialized_values() -> None:
     assert signing_key(f"{header}.{claims}.{signature}") == ("jwt", "secret")
     assert signing_key(f"{header}.{claims}.{signature[:-2]}xx") is None
     assert serialized_kind(base64.b64encode(pickle_sleep(0)).decode()) == "pickle"
-    assert serialized_kind(base64.b64encode(b'{"theme": "dark"}').decode()) == "node-serialize"
+    assert serialized_kind(base64.b64encode(b'{"theme": "dark"}').decode()) == "base64-json"
     assert serialized_kind("plain-value") is None
 
 

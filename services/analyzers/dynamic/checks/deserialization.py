@@ -19,12 +19,13 @@ from typing import Any
 
 from services.analyzers.dynamic.attack_tool import AttackTool, Reach, anchor
 from services.analyzers.dynamic.attacker import Attacker, Sent
-from services.analyzers.dynamic.attacks import Point
+from services.analyzers.dynamic.attacks import Attack, Point
 from services.analyzers.dynamic.expectations import Delayed, SignedWith
 from services.analyzers.dynamic.proof import attack_finding, make_proof
 from services.analyzers.dynamic.recon import Recon
 from services.analyzers.dynamic.session_keys import b64decode, signing_key
 from services.analyzers.dynamic.users import cookies_set
+from services.analyzers.running_app.client import Fetched
 from services.analyzers.running_app.surface.model import Endpoint, Field
 from shared.findings import Finding
 
@@ -61,7 +62,8 @@ def gadgets(seconds: int) -> list[tuple[str, str]]:
 
 
 def serialized_kind(value: str) -> str | None:
-    """What a value holds, when it is a serialized object: a pickle, a node-serialize object, a PHP object."""
+    """What a value holds, when it may be a serialized object: a pickle, a node-serialize object (or the base64
+    JSON it writes for plain objects), a PHP object."""
     raw = b64decode(value.strip('"')) if len(value) >= 8 else None
     if raw is not None:
         if (
@@ -70,8 +72,10 @@ def serialized_kind(value: str) -> str | None:
             or PROTOCOL_0.match(raw) is not None
         ):
             return "pickle"
-        if b"_$$ND_FUNC$$_" in raw or raw.startswith(b"{") and raw.rstrip().endswith(b"}"):
+        if b"_$$ND_FUNC$$_" in raw:
             return "node-serialize"
+        if raw.startswith(b"{") and raw.rstrip().endswith(b"}"):  # what node-serialize writes for plain objects
+            return "base64-json"
         if re.match(rb"^[aO]:\d+:", raw):
             return "php"
     return None
@@ -87,31 +91,35 @@ class Deserialization(AttackTool):
         issued = self.issued(recon)
         metrics["serialized_values"] = sorted(f"{name} ({kind})" for name, (kind, _) in issued.items())
         findings += self.weak_keys(recon)
+        tried: set[tuple[tuple[str, str, str], str]] = set()  # (endpoint, cookie) already sent an object
         for name, (_kind, sent) in issued.items():
             endpoint = _endpoint_of(recon, sent)
             point = Point(endpoint=endpoint, field=Field(name=name, location="cookie"))
-            reached = Reach(endpoint=endpoint, session=None, baseline=sent)
-            found = await self.sleeps(attacker, reached, point)
+            tried.add((endpoint.key, name))
+            found = await self.sleeps(attacker, Reach(endpoint=endpoint, session=None, baseline=sent), point)
             if found is not None:
                 findings.append(found)
         async for reached, point in self.insertion_points(
             recon, attacker, ("cookie", "form", "json", "query", "header")
         ):
-            if point.field.name in issued or not STATE_NAMES.search(point.field.name):
+            wanted = point.field.name in issued or STATE_NAMES.search(point.field.name)
+            if (point.endpoint.key, point.field.name) in tried or not wanted:
                 continue
             found = await self.sleeps(attacker, reached, point)
             if found is not None:
                 findings.append(found)
 
     def issued(self, recon: Recon) -> dict[str, tuple[str, Sent]]:
-        """Cookies the app set during the reconnaissance that hold serialized objects: name → (kind, the answer)."""
+        """Cookies the app set during the reconnaissance (its crawl, the users' sign-up and log-in) that hold
+        serialized objects: name → (kind, the answer that set it)."""
+        answers = [_as_sent(recon, fetched) for fetched in recon.exchanges if fetched.answered]
+        answers += [sent for session in recon.sessions for sent in session.made_by]
         found: dict[str, tuple[str, Sent]] = {}
-        for session in recon.sessions:
-            for sent in session.made_by:
-                for name, value in cookies_set(sent).items():
-                    kind = serialized_kind(value)
-                    if kind:
-                        found.setdefault(name, (kind, sent))
+        for sent in answers:
+            for name, value in cookies_set(sent).items():
+                kind = serialized_kind(value)
+                if kind:
+                    found.setdefault(name, (kind, sent))
         return found
 
     def weak_keys(self, recon: Recon) -> list[Finding]:
@@ -172,6 +180,12 @@ class Deserialization(AttackTool):
                 extra={"parameter": point.field.name, "location": point.field.location, "format": kind},
             )
         return None
+
+
+def _as_sent(recon: Recon, fetched: Fetched) -> Sent:
+    """A GET of the reconnaissance as if a check had sent it (its target and path from the URL)."""
+    target, _, path = recon.sites.path_of(fetched.url).partition(":")
+    return Sent(attack=Attack(method=fetched.method, target=target, path=path or "/"), answer=fetched)
 
 
 def _endpoint_of(recon: Recon, sent: Sent) -> Endpoint:
