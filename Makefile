@@ -5,6 +5,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NODE_TOOLS := services/analyzers/static/node
+# wapiti, the dynamic analyzer's established scanner, in a virtualenv of its own: its exact pins (httpx, SQLAlchemy,
+# mitmproxy …) would clash with Assay's. services/analyzers/dynamic/scanner.py finds it at <venv>/scanner.
+SCANNER := $(VENV)/scanner
+WAPITI := wapiti3==3.2.3
 CONTRACT_CHECK := tests/contracts
 
 .PHONY: install sandbox run test chaos lint bench clean
@@ -21,6 +25,8 @@ $(STAMP): pyproject.toml $(wildcard $(NODE_TOOLS)/package*.json) $(wildcard $(CO
 		npm ci --silent --no-audit --no-fund --prefix $(NODE_TOOLS); \
 		npm ci --silent --no-audit --no-fund --prefix $(CONTRACT_CHECK); \
 	else echo "npm not found: eslint will be reported as skipped"; fi
+	test -x $(SCANNER)/bin/wapiti || ($(PYTHON) -m venv $(SCANNER) && \
+		$(SCANNER)/bin/pip install --quiet --disable-pip-version-check "$(WAPITI)")
 	touch $(STAMP)
 
 # bubblewrap confines the apps Assay runs (dynamic, performance, comprehensive analyses); Debian's package.

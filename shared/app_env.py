@@ -31,3 +31,13 @@ PORT_KEYS = ("BACKEND_PORT", "FRONTEND_PORT")
 def app_ports(env: dict[str, str]) -> list[int]:
     """The ports of the running app its `.env` names (BACKEND_PORT, FRONTEND_PORT), in that order."""
     return [int(env[key]) for key in PORT_KEYS if env.get(key, "").isdigit()]
+
+
+# The port of the marker listener Assay runs inside an app's sandbox (services/orchestrator/apps/inside.py): an app
+# that fetches a URL it was given reaches it, and the SSRF check reads what it was asked for.
+CANARY_PORT_KEY = "ASSAY_CANARY_PORT"
+
+
+def canary_port(env: dict[str, str]) -> int | None:
+    value = env.get(CANARY_PORT_KEY, "")
+    return int(value) if value.isdigit() else None

@@ -96,6 +96,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         32  # ASSAY_LOAD_MAX_CONCURRENCY: ceiling on requests in flight in one load run
     )
     load_max_duration_s: float = 60.0  # ASSAY_LOAD_MAX_DURATION_S: ceiling on the time one load run may take
+    # The dynamic analyzer's active checks (services/analyzers/dynamic): bounds of what they send to an app.
+    attack_max_requests: int = 400  # ASSAY_ATTACK_MAX_REQUESTS: requests one active check may send
+    attack_max_s: float = 40.0  # ASSAY_ATTACK_MAX_S: seconds one active check may take
+    attack_task_max_requests: int = (
+        4000  # ASSAY_ATTACK_TASK_MAX_REQUESTS: requests of every check of one task
+    )
+    crawl_max_pages: int = 40  # ASSAY_CRAWL_MAX_PAGES: GETs of the surface's crawl
+    scanner_max_s: float = 45.0  # ASSAY_SCANNER_MAX_S: seconds the established scanner (wapiti) may take
     auth: bool = True  # ASSAY_AUTH: `off` serves the API without tokens (refused unless bound to loopback)
     # ASSAY_TOKEN_CACHE_S: a verified token is trusted this long without checking it again (0: check every
     # request); a token revoked through another gateway or `assay token revoke --direct` is refused after it.
@@ -245,6 +253,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         load_max_requests=int(env.get("ASSAY_LOAD_MAX_REQUESTS") or 2000),
         load_max_concurrency=int(env.get("ASSAY_LOAD_MAX_CONCURRENCY") or 32),
         load_max_duration_s=float(env.get("ASSAY_LOAD_MAX_DURATION_S") or 60),
+        attack_max_requests=int(env.get("ASSAY_ATTACK_MAX_REQUESTS") or 400),
+        attack_max_s=float(env.get("ASSAY_ATTACK_MAX_S") or 40),
+        attack_task_max_requests=int(env.get("ASSAY_ATTACK_TASK_MAX_REQUESTS") or 4000),
+        crawl_max_pages=int(env.get("ASSAY_CRAWL_MAX_PAGES") or 40),
+        scanner_max_s=float(env.get("ASSAY_SCANNER_MAX_S") or 45),
         auth=_switch(env, "ASSAY_AUTH", default=True),
         token_cache_s=float(env.get("ASSAY_TOKEN_CACHE_S") or 5),
         max_body_bytes=int(env.get("ASSAY_MAX_BODY_BYTES") or 262_144),

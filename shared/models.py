@@ -190,7 +190,9 @@ class IdempotencyKey(Base):
 
     __tablename__ = "idempotency_keys"
 
-    token_id: Mapped[str] = mapped_column(String(16), primary_key=True)  # "" when the gateway runs without auth
+    token_id: Mapped[str] = mapped_column(
+        String(16), primary_key=True
+    )  # "" when the gateway runs without auth
     key: Mapped[str] = mapped_column(String(128), primary_key=True)
     request_sha256: Mapped[str] = mapped_column(String(64))  # of the route and the decoded body
     status_code: Mapped[int | None] = mapped_column(Integer)  # None while the first request is being handled

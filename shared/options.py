@@ -68,6 +68,23 @@ class ReviewOptions(Options, frozen=True, kw_only=True):
     )
 
 
+class Account(Options, frozen=True, kw_only=True):
+    """An account of the app under test the dynamic checks act as: a username (or email) and password they log in
+    with through the app's log-in route, or a bearer token sent as it is."""
+
+    username: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+    email: Annotated[str, msgspec.Meta(min_length=3, max_length=200)] | None = None
+    password: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+    token: Annotated[str, msgspec.Meta(min_length=8, max_length=4096)] | None = None
+
+
+class SurfaceOptions(Options, frozen=True, kw_only=True):
+    """`options.surface`: up to two accounts (user A and user B); unset, Assay registers two of its own where the
+    app has sign-up and log-in routes."""
+
+    users: Annotated[list[Account], msgspec.Meta(max_length=2)] = []
+
+
 class RequestOptions(Options, frozen=True, kw_only=True):
     """`options` of an analysis request. One field per tool of the catalog (tests keep the two in step)."""
 
@@ -89,6 +106,22 @@ class RequestOptions(Options, frozen=True, kw_only=True):
     cors: NoOptions | None = None
     sensitive_paths: NoOptions | None = msgspec.field(default=None, name="sensitive-paths")
     endpoints: NoOptions | None = None
+    surface: SurfaceOptions | None = None  # the accounts every active check acts as
+    sqli: NoOptions | None = None
+    ssti: NoOptions | None = None
+    xss_reflected: NoOptions | None = msgspec.field(default=None, name="xss-reflected")
+    xss_stored: NoOptions | None = msgspec.field(default=None, name="xss-stored")
+    path_traversal: NoOptions | None = msgspec.field(default=None, name="path-traversal")
+    command_injection: NoOptions | None = msgspec.field(default=None, name="command-injection")
+    code_injection: NoOptions | None = msgspec.field(default=None, name="code-injection")
+    open_redirect: NoOptions | None = msgspec.field(default=None, name="open-redirect")
+    ssrf: NoOptions | None = None
+    deserialization: NoOptions | None = None
+    error_disclosure: NoOptions | None = msgspec.field(default=None, name="error-disclosure")
+    brute_force: NoOptions | None = msgspec.field(default=None, name="brute-force")
+    csrf: NoOptions | None = None
+    idor: NoOptions | None = None
+    wapiti: NoOptions | None = None
     load: LoadToolOptions | None = None
     requirements_review: ReviewOptions | None = msgspec.field(default=None, name="requirements-review")
     code_quality_review: ReviewOptions | None = msgspec.field(default=None, name="code-quality-review")

@@ -26,7 +26,9 @@ def _source_files(folder: Path) -> list[Path]:
     files = []
     # os.walk, so that a skipped folder is never entered: an app's node_modules alone can hold 100,000 files.
     for parent, folders, names in os.walk(folder):
-        folders[:] = sorted(name for name in folders if name not in SKIPPED_FOLDERS and not name.startswith("."))
+        folders[:] = sorted(
+            name for name in folders if name not in SKIPPED_FOLDERS and not name.startswith(".")
+        )
         for name in sorted(names):
             path = Path(parent, name)
             if path.suffix in LANGUAGES and not path.is_symlink() and path.is_file():

@@ -1,7 +1,8 @@
 """Where dynamic and performance checks may send requests: the targets policy, one module for gateway and analyzers.
 
 Allowed: loopback (127.0.0.0/8, ::1, `localhost`) on the ports the app's `.env` names (BACKEND_PORT,
-FRONTEND_PORT), plus what ASSAY_TARGET_ALLOW lists: `host` (any port), `host:port`, `[v6]`, `[v6]:port` or an IP
+FRONTEND_PORT; for an app Assay started, also the marker listener in its sandbox, ASSAY_CANARY_PORT), plus what
+ASSAY_TARGET_ALLOW lists: `host` (any port), `host:port`, `[v6]`, `[v6]:port` or an IP
 network `10.0.0.0/8`. Nothing else: not another port on loopback, not a name that merely resolves to an allowed
 address (names are matched as written, so DNS cannot widen the policy), not a scheme other than http(s).
 
@@ -16,7 +17,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from shared.app_env import app_ports
+from shared.app_env import app_ports, canary_port
 from shared.config import Settings
 from shared.errors import InputError
 from shared.loopback import is_loopback
@@ -66,7 +67,11 @@ class TargetPolicy(msgspec.Struct, frozen=True, kw_only=True):
 
 def target_policy(settings: Settings, app_env: dict[str, str]) -> TargetPolicy:
     """The policy for one app: the ports its .env names, on loopback, and ASSAY_TARGET_ALLOW."""
-    return TargetPolicy(app_ports=frozenset(app_ports(app_env)), allow=settings.target_allow)
+    ports = set(app_ports(app_env))
+    canary = canary_port(app_env)
+    if canary is not None:  # the marker listener in the app's sandbox, which the SSRF check reads
+        ports.add(canary)
+    return TargetPolicy(app_ports=frozenset(ports), allow=settings.target_allow)
 
 
 def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

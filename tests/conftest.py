@@ -14,6 +14,7 @@ from shared.natsd import EmbeddedNats
 # Fixtures defined in support modules, registered here so that every test can ask for them by name.
 from tests.support.analyzers import notes_app  # noqa: F401
 from tests.support.apps import app_work_dir  # noqa: F401
+from tests.support.corpus import corpus_analyzer, corpus_settings  # noqa: F401
 from tests.support.fake_llm import fake_llm  # noqa: F401
 from tests.support.postgres import postgres_url  # noqa: F401
 from tests.support.spans import record_spans

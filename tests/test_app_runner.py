@@ -148,8 +148,13 @@ def test_a_dynamic_batch_of_three_apps_starts_probes_and_stops_each_and_leaves_n
             findings = db.execute(
                 "select rule_id, path from findings where task_id = ? and service = 'dynamic'", (task_id,)
             ).fetchall()
-            # the probes found something about this app's own URL, and it answered them
-            assert any(path and path.startswith(own_urls) for _, path in findings), (task_id, findings)
+            # the probes found something about this app, placed by its parts' names (never its ports), and it
+            # answered them
+            assert any(path and path.startswith(("backend:/", "frontend:/")) for _, path in findings), (
+                task_id,
+                findings,
+            )
+            assert not any(path and path.startswith(own_urls) for _, path in findings), (task_id, findings)
             assert "target-unreachable" not in {rule for rule, _ in findings}
             records[task_id] = record
     ports = [urlparse(record.urls["backend"]).port for record in records.values()]
@@ -185,8 +190,14 @@ async def test_the_orchestrator_hands_the_app_urls_to_the_analyzer_and_records_t
     assert record is not None and record.ended == "stopped by Assay"
     (frame,) = peer.analyzed
     assert frame.target_urls == [record.urls["backend"]]
-    # the ports Assay chose stand in for the .env's, so that the targets policy admits them
-    assert frame.app_ports == {"BACKEND_PORT": urlparse(record.urls["backend"]).port}
+    # the ports Assay chose stand in for the .env's, so that the targets policy admits them; the marker listener
+    # of the SSRF check has one of its own in the sandbox
+    canary = frame.app_ports.get("ASSAY_CANARY_PORT")
+    assert frame.app_ports == {
+        "BACKEND_PORT": urlparse(record.urls["backend"]).port,
+        "ASSAY_CANARY_PORT": canary,
+    }
+    assert canary not in (None, urlparse(record.urls["backend"]).port)
     assert urlparse(frame.target_urls[0]).hostname == "127.0.0.1"
     assert app_processes(record) == []
     runs = [span for span in spans.get_finished_spans() if span.name == "app.run"]

@@ -24,7 +24,7 @@ from shared.protocol import (
     encode_frame,
 )
 from shared.target_policy import TargetPolicy
-from tests.support.analyzers import AUTH, analyze_frame, result_async, start_analyzer, stop
+from tests.support.analyzers import AUTH, analyze_frame, result_async, start_analyzer, start_backend, stop
 
 
 @pytest.fixture(scope="module")
@@ -84,9 +84,9 @@ async def test_crossed_thresholds_yield_findings(performance: str, notes_app: st
     result = await result_async(performance, frame)
     found = sorted((f.rule_id, f.severity, f.path) for f in result.findings)
     assert found == [
-        ("error-rate-exceeded", "high", f"{notes_app}/no-such-page"),
-        ("p99-latency-exceeded", "medium", f"{notes_app}/api/health"),
-        ("p99-latency-exceeded", "medium", f"{notes_app}/no-such-page"),
+        ("error-rate-exceeded", "high", "backend:/no-such-page"),
+        ("p99-latency-exceeded", "medium", "backend:/api/health"),
+        ("p99-latency-exceeded", "medium", "backend:/no-such-page"),
     ]
     error_rate = next(f for f in result.findings if f.rule_id == "error-rate-exceeded")
     assert "30 of 30 requests failed (100.0%)" in error_rate.message
@@ -94,13 +94,33 @@ async def test_crossed_thresholds_yield_findings(performance: str, notes_app: st
     assert result.tools[0].findings_count == 3
 
 
-async def test_paths_default_to_the_requirements_get_endpoints(performance: str, notes_app: str) -> None:
+async def test_paths_default_to_the_surface_routes_that_answer(performance: str, notes_app: str) -> None:
     result = await result_async(performance, load("p", [notes_app], requests=5))
     metrics = result.metrics["load"]
-    assert metrics["paths_from"] == "requirements.json"
+    assert metrics["paths_from"] == "surface"
+    # requirements.json's GET endpoints first, then the GET routes of the source without parameters
     assert list(metrics["urls"]) == [
-        f"{notes_app}{path}" for path in ("/api/health", "/api/notes", "/api/notes/1")
+        f"{notes_app}{path}" for path in ("/api/health", "/api/notes", "/api/notes/1", "/", "/.env")
     ]
+    assert all(status == 200 for status in metrics["paths_tried"].values())
+
+
+async def test_a_route_the_app_does_not_have_is_not_loaded_nor_counted_as_its_errors(
+    performance: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    todo, process = start_backend("openai_codex-mini/app2", tmp_path_factory.mktemp("todo-load"))
+    try:
+        result = await result_async(
+            performance, analyze_frame("404", app=2, target_urls=[todo], options={"load": {"requests": 5}})
+        )
+    finally:
+        stop(process)
+    metrics = result.metrics["load"]
+    assert (
+        metrics["paths_tried"][f"{todo}/api/stats"] == 404
+    )  # requirements.json promises it; the app lacks it
+    assert f"{todo}/api/stats" not in metrics["urls"] and metrics["urls"]
+    assert not [f for f in result.findings if f.rule_id == "error-rate-exceeded"]
 
 
 async def test_unreachable_target_is_reported_not_crashed(performance: str) -> None:

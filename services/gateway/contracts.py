@@ -27,7 +27,9 @@ def _documents() -> dict[str, dict[str, Any]]:
 
 
 async def _file(name: str) -> dict[str, Any]:
-    documents = await asyncio.to_thread(_documents)  # generated on first use: CPU work kept off the event loop
+    documents = await asyncio.to_thread(
+        _documents
+    )  # generated on first use: CPU work kept off the event loop
     if name not in documents:
         raise NotFoundException(f"no contract named {name!r}; the AsyncAPI document lists every message")
     return documents[name]

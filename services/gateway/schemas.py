@@ -185,6 +185,8 @@ class FindingView(msgspec.Struct, frozen=True, kw_only=True):
     fingerprint: str
     extra: dict[str, Any]
     issue_group: str = ""
+    # shared.findings.Proof: the exchanges that confirmed a flaw of the running app (`assay replay` sends them again)
+    proof: dict[str, Any] | None = None
 
 
 class FindingPage(msgspec.Struct, frozen=True, kw_only=True):

@@ -42,6 +42,10 @@ from shared.protocol import AnalyzeFrame, ProgressFrame, ServiceResult
 
 log = logging.getLogger(__name__)
 
+# A service that must not overlap another on the same app: the load test runs after the dynamic checks, which
+# change the app's state (they sign up users, store objects) and whose timing checks the load would disturb.
+RUNS_AFTER = {"performance": "dynamic"}
+
 
 @dataclass(frozen=True)
 class RunContext:
@@ -225,12 +229,19 @@ async def _run_services(
     kept: list[ServiceResult],
     app_ports: dict[str, int],
 ) -> None:
-    """Every service at once; the first error (a failed publish) stops the others. A service cancelled midway
-    adds what its analyzer kept to `kept`."""
+    """Every service at once (but the load test after the dynamic checks: RUNS_AFTER); the first error (a failed
+    publish) stops the others. A service cancelled midway adds what its analyzer kept to `kept`."""
     deadline = asyncio.get_running_loop().time() + request.deadline_s
+    ended = {service: asyncio.Event() for service in chosen}
 
     async def one(service: str, tools: list[str]) -> None:
-        event = await _run_service(ctx, request, service, tools, deadline, progress, app_ports, kept)
+        earlier = RUNS_AFTER.get(service)
+        if earlier in ended:
+            await ended[earlier].wait()
+        try:
+            event = await _run_service(ctx, request, service, tools, deadline, progress, app_ports, kept)
+        finally:
+            ended[service].set()
         finished.append(event)
 
     runs = [

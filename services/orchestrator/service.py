@@ -47,9 +47,7 @@ async def serve(nc: Client, settings: Settings, stop: asyncio.Event, worker: str
     )
     run = RunContext(
         publisher=EventPublisher(nc, js, settings.jetstream),
-        analyzers=AnalyzerClient(
-            settings.analyzer_urls, settings.heartbeat_timeout_s, outages, connections
-        ),
+        analyzers=AnalyzerClient(settings.analyzer_urls, settings.heartbeat_timeout_s, outages, connections),
         worker=worker or worker_name(),
         # Well inside the persister's stale-task limit, whatever it is set to.
         pulse_s=min(PULSE_S, settings.stale_task_s / 3),

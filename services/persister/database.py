@@ -61,6 +61,7 @@ TOOL_RUNS: Table = ToolRunRow.__table__  # type: ignore[assignment]
 SERVICE_RUNS: Table = ServiceRun.__table__  # type: ignore[assignment]
 FINDINGS: Table = FindingRow.__table__  # type: ignore[assignment]
 
+
 def _core(session: Session) -> Connection:
     """The session's connection, for Core statements: no ORM bookkeeping (the units flush their ORM changes
     themselves, and keep no object from one statement to the next)."""

@@ -97,7 +97,12 @@ async def _service_finished(ctx: PersisterContext, event: ServiceFinished, deliv
     # Staged with the rows, in one transaction: once the event counts as processed its full result is stored.
     with db_write_span(ctx, "service", event.task.id):
         recorded = await database.record_service(
-            ctx.sessions, event, result, delivery.trace_id, unless_finished=True, staged=staging.encode(staged)
+            ctx.sessions,
+            event,
+            result,
+            delivery.trace_id,
+            unless_finished=True,
+            staged=staging.encode(staged),
         )
     if not recorded:
         # A retried orchestrator may send a task's events again after it ended: its folder is final.

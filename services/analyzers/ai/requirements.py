@@ -105,7 +105,9 @@ class RequirementsReview(ModelReview):
         def judge(review: Review) -> ReviewOutcome:
             matched = _match(review.requirements, requirements)
             if not matched:
-                return ReviewOutcome(problem=f"the answer judged none of the {len(requirements)} requirements")
+                return ReviewOutcome(
+                    problem=f"the answer judged none of the {len(requirements)} requirements"
+                )
             findings: list[Finding] = []
             for requirement in requirements:
                 verdict = matched.get(requirement.id)

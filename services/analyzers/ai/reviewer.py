@@ -184,7 +184,9 @@ class ModelReview:
             outcome = ReviewOutcome(problem=f"{error}{LENGTH_HINT if cut else ''}")
         metrics |= outcome.metrics
         if outcome.problem is not None:
-            run = tool_run("failed", outcome.problem, version=reply.model, command=command, files_analyzed=asked)
+            run = tool_run(
+                "failed", outcome.problem, version=reply.model, command=command, files_analyzed=asked
+            )
             return ToolOutput(run=run, raw_output=raw, metrics=metrics)
         run = tool_run(
             "success",

@@ -16,7 +16,7 @@ from services.analyzers.base.job import Job
 from services.analyzers.running_app.client import fetch, join_url
 from services.analyzers.running_app.http_tool import HttpTool, Inspection, Problem, http_finding
 from services.analyzers.running_app.requirements import promised_get_paths
-from services.analyzers.running_app.targets import backend_target, reachable_targets
+from services.analyzers.running_app.targets import Sites, backend_target, job_sites, reachable_targets
 from shared.findings import Finding, Severity
 
 MAX_ENDPOINTS = 20
@@ -51,7 +51,7 @@ def redact(header: str) -> str:
 class Cookies(HttpTool):
     name = "cookies"
 
-    def judge(self, cookie: Cookie, header: str, url: str) -> list[Finding]:
+    def judge(self, cookie: Cookie, header: str, url: str, sites: Sites) -> list[Finding]:
         https = urlparse(url).scheme == "https"
         samesite = cookie.attributes.get("samesite", "").lower()
         secure = "secure" in cookie.attributes
@@ -100,6 +100,7 @@ class Cookies(HttpTool):
                 problem.severity,
                 problem.message,
                 url,
+                sites=sites,
                 anchor=cookie.name,
                 cwe=problem.cwe,
                 extra={"cookie": cookie.name, "set_cookie": redact(header)},
@@ -109,6 +110,7 @@ class Cookies(HttpTool):
 
     async def inspect(self, job: Job, client: httpx.AsyncClient) -> Inspection:
         targets = await reachable_targets(job, client)
+        sites = job_sites(job)
         exchanges = list(targets)
         backend = backend_target([t.url for t in targets], job.app_env)
         for path in (await promised_get_paths(job.app_dir, job.task.id))[:MAX_ENDPOINTS]:
@@ -122,7 +124,7 @@ class Cookies(HttpTool):
                 if not cookie.name or (origin, cookie.name) in seen:
                     continue
                 seen[(origin, cookie.name)] = {"url": exchange.url, "flags": sorted(cookie.attributes)}
-                findings += self.judge(cookie, header, exchange.url)
+                findings += self.judge(cookie, header, exchange.url, sites)
         metrics = {
             "urls_checked": len(exchanges),
             "cookies": {f"{origin} {name}": details for (origin, name), details in seen.items()},

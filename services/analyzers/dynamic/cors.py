@@ -14,7 +14,7 @@ from services.analyzers.base.job import Job
 from services.analyzers.running_app.client import Fetched, fetch, join_url
 from services.analyzers.running_app.http_tool import HttpTool, Inspection, Problem, http_finding
 from services.analyzers.running_app.requirements import promised_get_paths
-from services.analyzers.running_app.targets import backend_target, reachable_targets
+from services.analyzers.running_app.targets import backend_target, job_sites, reachable_targets
 from shared.findings import Finding
 
 EVIL_ORIGIN = "https://evil.example"
@@ -71,6 +71,7 @@ class Cors(HttpTool):
 
     async def inspect(self, job: Job, client: httpx.AsyncClient) -> Inspection:
         targets = [t.url for t in await reachable_targets(job, client)]
+        sites = job_sites(job)
         backend = backend_target(targets, job.app_env)
         paths = (await promised_get_paths(job.app_dir, job.task.id))[:MAX_ENDPOINTS]
         urls = targets + [join_url(backend, path) for path in paths]
@@ -100,7 +101,7 @@ class Cors(HttpTool):
                 "allow_credentials": exchange.header("access-control-allow-credentials"),
             }
             found = cors_problem(exchange)
-            origin = "{0.scheme}://{0.netloc}".format(urlparse(exchange.url))
+            origin = sites.path_of("{0.scheme}://{0.netloc}".format(urlparse(exchange.url))).split(":", 1)[0]
             if found is None or (origin, found.rule_id) in reported:
                 continue
             reported.add((origin, found.rule_id))
@@ -111,6 +112,7 @@ class Cors(HttpTool):
                     found.severity,
                     f"{found.message} ({exchange.url})",
                     exchange.url,
+                    sites=sites,
                     anchor=origin,
                     cwe=found.cwe,
                     extra={

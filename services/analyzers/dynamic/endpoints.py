@@ -13,7 +13,7 @@ from services.analyzers.base.tool import SkipTool
 from services.analyzers.running_app.client import fetch, join_url
 from services.analyzers.running_app.http_tool import HttpTool, Inspection, http_finding
 from services.analyzers.running_app.requirements import REQUIREMENTS_FILE, load_requirements
-from services.analyzers.running_app.targets import backend_target, reachable_targets
+from services.analyzers.running_app.targets import backend_target, job_sites, reachable_targets
 
 MAX_ENDPOINTS = 100
 
@@ -56,6 +56,7 @@ class Endpoints(HttpTool):
                     "medium",
                     f"{endpoint.method} {endpoint.path}: expected HTTP {endpoint.expected_status}, got {actual}",
                     exchange.url,
+                    sites=job_sites(job),
                     anchor=f"{endpoint.method} {endpoint.path}",
                     category="requirements",
                     extra={

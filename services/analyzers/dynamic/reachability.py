@@ -12,7 +12,7 @@ import httpx
 
 from services.analyzers.base.job import Job
 from services.analyzers.running_app.http_tool import HttpTool, Inspection, http_finding
-from services.analyzers.running_app.targets import check_targets, resolve_targets
+from services.analyzers.running_app.targets import check_targets, resolve_targets, target_sites
 
 
 class Reachability(HttpTool):
@@ -21,6 +21,7 @@ class Reachability(HttpTool):
     async def inspect(self, job: Job, client: httpx.AsyncClient) -> Inspection:
         urls = resolve_targets(job)
         report = await check_targets(client, urls)
+        sites = target_sites(urls, job.app_env)
         named = bool(job.target_urls)
         notes = [
             f"{probe.url} did not answer ({probe.error}): a default target from the app's .env, not named by the "
@@ -35,6 +36,7 @@ class Reachability(HttpTool):
                 "high",
                 f"{probe.url} did not answer: {probe.error}",
                 probe.url,
+                sites=sites,
                 anchor="unreachable",
                 extra={"error": probe.error, "elapsed_ms": probe.elapsed_ms},
             )
@@ -48,6 +50,7 @@ class Reachability(HttpTool):
                 "medium",
                 f"{probe.url} answered GET with HTTP {probe.status}",
                 probe.url,
+                sites=sites,
                 anchor="server-error",
                 extra={"status": probe.status},
             )

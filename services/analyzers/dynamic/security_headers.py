@@ -21,7 +21,7 @@ import msgspec
 from services.analyzers.base.job import Job
 from services.analyzers.running_app.client import Fetched
 from services.analyzers.running_app.http_tool import HttpTool, Inspection, http_finding
-from services.analyzers.running_app.targets import reachable_targets
+from services.analyzers.running_app.targets import Sites, job_sites, reachable_targets
 from shared.findings import Finding, Severity
 
 WEIGHTS = {
@@ -227,7 +227,9 @@ def disclosures(response: Fetched) -> list[tuple[str, str, str]]:
 class SecurityHeaders(HttpTool):
     name = "security-headers"
 
-    def findings_for(self, response: Fetched, assessments: dict[str, HeaderAssessment]) -> list[Finding]:
+    def findings_for(
+        self, response: Fetched, assessments: dict[str, HeaderAssessment], sites: Sites
+    ) -> list[Finding]:
         findings = [
             http_finding(
                 self.name,
@@ -235,6 +237,7 @@ class SecurityHeaders(HttpTool):
                 v.severity,
                 v.message,
                 response.url,
+                sites=sites,
                 anchor=header,
                 cwe=v.cwe,
                 extra={"header": header, "state": v.state},
@@ -249,6 +252,7 @@ class SecurityHeaders(HttpTool):
                 "low",
                 message,
                 response.url,
+                sites=sites,
                 anchor=header,
                 cwe="CWE-200",
                 extra={"header": header, "value": response.header(header)},
@@ -259,12 +263,13 @@ class SecurityHeaders(HttpTool):
 
     async def inspect(self, job: Job, client: httpx.AsyncClient) -> Inspection:
         responses = await reachable_targets(job, client)
+        sites = job_sites(job)
         findings: list[Finding] = []
         per_target: dict[str, object] = {}
         scores = []
         for response in responses:
             assessments = {header: judge(response) for header, judge in ASSESSMENTS.items()}
-            findings += self.findings_for(response, assessments)
+            findings += self.findings_for(response, assessments, sites)
             scores.append(score(assessments))
             per_target[response.url] = {
                 "score": scores[-1],

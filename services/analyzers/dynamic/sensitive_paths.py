@@ -20,7 +20,7 @@ import httpx
 from services.analyzers.base.job import Job
 from services.analyzers.running_app.client import Fetched, fetch, join_url
 from services.analyzers.running_app.http_tool import HttpTool, Inspection, http_finding
-from services.analyzers.running_app.targets import reachable_targets
+from services.analyzers.running_app.targets import Sites, job_sites, reachable_targets
 from shared.findings import Finding, Severity
 
 MAX_CONCURRENCY = 8
@@ -132,7 +132,7 @@ class SensitivePaths(HttpTool):
     name = "sensitive-paths"
 
     async def scan(
-        self, client: httpx.AsyncClient, target: str
+        self, client: httpx.AsyncClient, target: str, sites: Sites
     ) -> tuple[list[Finding], dict[str, object], list[Fetched]]:
         baselines = [
             await fetch(client, "GET", join_url(target, f"/assay-{secrets.token_hex(8)}")),
@@ -156,6 +156,7 @@ class SensitivePaths(HttpTool):
                 f"{response.url} serves {probe.what} (HTTP {response.status}, {response.content_type or 'no type'}, "
                 f"{len(response.body)}{'+' if response.truncated else ''} bytes)",
                 response.url,
+                sites=sites,
                 anchor=probe.path,
                 cwe=probe.cwe,
                 extra={
@@ -178,7 +179,8 @@ class SensitivePaths(HttpTool):
 
     async def inspect(self, job: Job, client: httpx.AsyncClient) -> Inspection:
         targets = [t.url for t in await reachable_targets(job, client)]
-        scans = await asyncio.gather(*(self.scan(client, target) for target in targets))
+        sites = job_sites(job)
+        scans = await asyncio.gather(*(self.scan(client, target, sites) for target in targets))
         return Inspection(
             findings=[finding for findings, _, _ in scans for finding in findings],
             metrics={

@@ -19,33 +19,58 @@ from services.analyzers.performance.load import Samples, generate_load
 from services.analyzers.performance.options import LoadOptions, capped, ceilings, load_options
 from services.analyzers.performance.stats import UrlStats, summarize
 from services.analyzers.performance.thresholds import threshold_findings
-from services.analyzers.running_app.client import http_client, join_url
+from services.analyzers.running_app.client import fetch, http_client, join_url
 from services.analyzers.running_app.http_tool import VERSION, replay_command
 from services.analyzers.running_app.requirements import promised_get_paths
+from services.analyzers.running_app.surface.discover import source_endpoints
 from services.analyzers.running_app.targets import (
     UNREACHABLE,
     backend_target,
     check_targets,
     job_policy,
     resolve_targets,
+    target_sites,
 )
 from shared.findings import ToolRun
 from shared.options import MAX_PATHS
 from shared.protocol import ToolHealth
 
 
-async def load_plan(job: Job, targets: list[str], options: LoadOptions) -> tuple[list[str], str]:
-    """The URLs to load and where their paths came from (`options`, `requirements.json` or `default`)."""
+async def load_plan(
+    client: httpx.AsyncClient, job: Job, targets: list[str], options: LoadOptions
+) -> tuple[list[str], str, dict[str, int | None]]:
+    """The URLs to load, where their paths came from (`options`, `surface` or `default`), and what each candidate
+    answered when tried once.
+
+    Without paths in the options, the candidates are the backend's GET routes without parameters, from
+    requirements.json and the app's source (the surface), each tried once: only those that answer (below 400) are
+    loaded, so a route the app does not have (its 404) is never counted as the app's errors. Other targets (a
+    frontend) are loaded at their root when it answers.
+    """
     if options.paths is not None:
-        return [join_url(target, path) for target in targets for path in options.paths], "options"
-    paths = (await promised_get_paths(job.app_dir, job.task.id))[:MAX_PATHS]
-    if not paths:
-        return [join_url(target, "/") for target in targets], "default"
+        return [join_url(target, path) for target in targets for path in options.paths], "options", {}
     backend = backend_target(targets, job.app_env)
-    # The promised endpoints live on the backend; any other target (a frontend) is loaded at its root.
-    plan = [join_url(backend, path) for path in paths]
-    plan += [join_url(target, "/") for target in targets if target != backend]
-    return plan, "requirements.json"
+    candidates = list(
+        dict.fromkeys([*await promised_get_paths(job.app_dir, job.task.id), *await source_get_paths(job)])
+    )
+    tried: dict[str, int | None] = {}
+    plan: list[str] = []
+    for url in [join_url(backend, path) for path in candidates[: MAX_PATHS * 2]] + [
+        join_url(target, "/") for target in targets if target != backend or not candidates
+    ]:
+        answer = await fetch(client, "GET", url)
+        tried[url] = answer.status
+        if answer.status is not None and answer.status < 400 and len(plan) < MAX_PATHS:
+            plan.append(url)
+    return plan, "surface" if candidates else "default", tried
+
+
+async def source_get_paths(job: Job) -> list[str]:
+    """GET routes without parameters that the app's backend source declares."""
+    if job.app_dir is None:
+        return []
+    endpoints = await asyncio.to_thread(source_endpoints, job.app_dir)
+    return [e.path for e in endpoints if e.method == "GET" and "{" not in e.path]
 
 
 async def load_all(
@@ -105,7 +130,9 @@ class LoadTool:
                     duration_s=round(time.monotonic() - started, 3),
                 )
                 return ToolOutput(run=run, metrics=metrics)
-            plan, paths_from = await load_plan(job, [probe.url for probe in report.reachable], options)
+            plan, paths_from, tried = await load_plan(
+                client, job, [probe.url for probe in report.reachable], options
+            )
             plan = plan[: settings.load_max_requests]  # at least one request per URL loaded
             options = capped(options, settings, urls=len(plan))
             timeout_s = min(job.tool_timeout_s(self.name), settings.load_max_duration_s)
@@ -113,13 +140,16 @@ class LoadTool:
         findings = [
             finding
             for url, figures in stats.items()
-            for finding in threshold_findings(url, figures, options.thresholds)
+            for finding in threshold_findings(
+                url, figures, options.thresholds, target_sites(urls, job.app_env)
+            )
         ]
         metrics = {
             "status": "timeout" if timed_out else report.status,
             "options": msgspec.to_builtins(options),  # as run: within the ceilings
             "ceilings": ceilings(settings),
             "paths_from": paths_from,
+            "paths_tried": tried,  # each candidate's status when tried once; only those below 400 are loaded
             "urls": {url: msgspec.to_builtins(figures) for url, figures in stats.items()},
             "targets": report.metrics()["targets"],
         }

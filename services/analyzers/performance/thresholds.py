@@ -5,12 +5,13 @@ from __future__ import annotations
 from services.analyzers.performance.options import Thresholds
 from services.analyzers.performance.stats import UrlStats
 from services.analyzers.running_app.http_tool import http_finding
+from services.analyzers.running_app.targets import Sites
 from shared.findings import Finding
 
 TOOL = "load"
 
 
-def threshold_findings(url: str, stats: UrlStats, thresholds: Thresholds) -> list[Finding]:
+def threshold_findings(url: str, stats: UrlStats, thresholds: Thresholds, sites: Sites) -> list[Finding]:
     """`error-rate-exceeded` and/or `p99-latency-exceeded` for one URL, with the figures in the message."""
     findings = []
     if stats.error_rate > thresholds.error_rate:
@@ -23,6 +24,7 @@ def threshold_findings(url: str, stats: UrlStats, thresholds: Thresholds) -> lis
                 f"{thresholds.error_rate:.1%} threshold; statuses {stats.status_counts}, transport errors "
                 f"{stats.transport_errors}",
                 url,
+                sites=sites,
                 anchor="error-rate",
                 category="performance",
                 extra={
@@ -43,6 +45,7 @@ def threshold_findings(url: str, stats: UrlStats, thresholds: Thresholds) -> lis
                 f"GET {url}: p99 latency {p99:.3f} ms is above the {thresholds.p99_ms:g} ms threshold "
                 f"(p50 {stats.latency_ms.p50:.3f} ms, max {stats.latency_ms.max:.3f} ms, {stats.completed} requests)",
                 url,
+                sites=sites,
                 anchor="p99-latency",
                 category="performance",
                 extra={"p99_ms": p99, "threshold_ms": thresholds.p99_ms},

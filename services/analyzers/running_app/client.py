@@ -120,10 +120,19 @@ async def fetch(
     *,
     headers: dict[str, str] | None = None,
     json_body: Any = None,
+    content: bytes | None = None,
+    timeout_s: float | None = None,
 ) -> Fetched:
-    """Send one request and keep at most MAX_BODY_BYTES of the answer; transport problems become `error`."""
+    """Send one request and keep at most MAX_BODY_BYTES of the answer; transport problems become `error`.
+
+    `content` is a body already encoded (its content type in `headers`); `timeout_s` overrides the client's read
+    timeout for this request (a check that makes the app wait on purpose)."""
     started = time.monotonic()
     extra: dict[str, Any] = {} if json_body is None else {"json": json_body}
+    if content is not None:
+        extra["content"] = content
+    if timeout_s is not None:
+        extra["timeout"] = httpx.Timeout(timeout_s, connect=min(CONNECT_TIMEOUT_S, timeout_s))
     try:
         async with client.stream(method, url, headers=headers, **extra) as response:
             body = bytearray()

@@ -20,7 +20,7 @@ import msgspec
 from services.analyzers.base.job import Job
 from services.analyzers.base.tool import ToolOutput
 from services.analyzers.running_app.client import Fetched, http_client
-from services.analyzers.running_app.targets import job_policy
+from services.analyzers.running_app.targets import Sites, job_policy
 from shared.findings import Finding, Severity, ToolRun, ToolStatus, fingerprint
 from shared.protocol import ToolHealth
 
@@ -53,22 +53,25 @@ def http_finding(
     message: str,
     url: str,
     *,
+    sites: Sites,
     anchor: str,
     category: str = "http",
     cwe: str | None = None,
     extra: dict[str, Any] | None = None,
 ) -> Finding:
-    """A finding about a URL. `anchor` (a header or cookie name, a path) keeps the fingerprint stable when the
-    figures in the message change from run to run."""
+    """A finding about a URL, placed as `<target>:<path>` (`backend:/api/notes`): neither the host nor the port
+    of a run is part of its path or fingerprint. `anchor` (a header or cookie name, a path) keeps the fingerprint
+    stable when the figures in the message change from run to run."""
+    place = sites.path_of(url)
     return Finding(
         tool=tool,
         rule_id=rule_id,
         severity=severity,
         message=message,
-        path=url,
+        path=place,
         category=category,
         cwe=cwe,
-        fingerprint=fingerprint(tool, rule_id, url, anchor),
+        fingerprint=fingerprint(tool, rule_id, place, anchor),
         extra=extra or {},
     )
 

@@ -116,3 +116,47 @@ def backend_target(urls: list[str], app_env: dict[str, str]) -> str:
         if port.isdigit() and urlparse(url).port == int(port):
             return url
     return urls[0]
+
+
+class Sites(msgspec.Struct, frozen=True):
+    """The job's targets by name: `backend` (the API), `frontend` (on the .env's FRONTEND_PORT), any other
+    `target<N>`. Findings and proofs name a place as `<name>:<path>` (`backend:/api/notes`), never by the sandbox's
+    host and port, so that runs of one app compare."""
+
+    bases: dict[str, str]  # name → base URL
+
+    def path_of(self, url: str) -> str:
+        """`backend:/api/notes?q=1` for a URL under a target's base; the URL itself when under none."""
+        for name, base in sorted(self.bases.items(), key=lambda item: -len(item[1])):
+            root = base.rstrip("/")
+            if url == root or url.startswith(root + "/") or url.startswith(root + "?"):
+                return f"{name}:{url[len(root) :] or '/'}"
+        return url
+
+    def url(self, name: str, path: str) -> str:
+        """The URL of `path` on the target `name`."""
+        return self.bases[name].rstrip("/") + "/" + path.lstrip("/")
+
+
+def target_sites(urls: list[str], app_env: dict[str, str]) -> Sites:
+    """Name each target: the backend as `backend_target` chooses it, the one on FRONTEND_PORT `frontend`."""
+    if not urls:
+        return Sites({})
+    backend = backend_target(urls, app_env)
+    frontend_port = app_env.get("FRONTEND_PORT", "")
+    bases = {"backend": backend}
+    others = 0
+    for url in urls:
+        if url == backend:
+            continue
+        if frontend_port.isdigit() and urlparse(url).port == int(frontend_port) and "frontend" not in bases:
+            bases["frontend"] = url
+        else:
+            others += 1
+            bases[f"target{others + 1}"] = url
+    return Sites(bases)
+
+
+def job_sites(job: Job) -> Sites:
+    """The job's targets by name (SkipTool as `resolve_targets` when there are none or one is not allowed)."""
+    return target_sites(resolve_targets(job), job.app_env)

@@ -70,7 +70,11 @@ def bootstrap_interval(
         return (values[0], values[0]) if values else (0.0, 0.0)
     if len(values) > RESAMPLED_UP_TO:
         center = mean(values)
-        spread = Z[level] * math.sqrt(sum((v - center) ** 2 for v in values) / len(values)) / math.sqrt(len(values))
+        spread = (
+            Z[level]
+            * math.sqrt(sum((v - center) ** 2 for v in values) / len(values))
+            / math.sqrt(len(values))
+        )
         return center - spread, center + spread
     return percentile_interval(resample_means(values, random.Random(seed), resamples), level)
 
@@ -91,7 +95,11 @@ def ratio_interval(
         return rate, rate
     if n > RESAMPLED_UP_TO:
         mean_denominator = mean(denominators)
-        residuals = sum((top - rate * bottom) ** 2 for top, bottom in zip(numerators, denominators, strict=True))
+        residuals = sum(
+            (top - rate * bottom) ** 2 for top, bottom in zip(numerators, denominators, strict=True)
+        )
         spread = Z[level] * math.sqrt(residuals / n) / (mean_denominator * math.sqrt(n))
         return rate - spread, rate + spread
-    return percentile_interval(resample_ratios(numerators, denominators, random.Random(seed), resamples), level)
+    return percentile_interval(
+        resample_ratios(numerators, denominators, random.Random(seed), resamples), level
+    )

@@ -5,8 +5,13 @@ socket per port, in the folder Assay shares with the sandbox, and forwards each 
 the sandbox's own network namespace (the only way in); starts the app's processes; and, when the first of them
 ends, stops the others and exits with its status, saying why on stderr.
 
-Usage: `python inside.py '<spec as JSON>'` with keys `limits`, `forwards`, `processes` and `ending` (the file
-that gets the one-line note of how the app ended), as services/orchestrator/apps/launch.py writes it.
+It also runs the marker listener of the SSRF check on the spec's `canary` port (when given): it answers every
+request, keeps the paths it was asked for, and lists them at CANARY_HITS_PATH; an app that fetches a URL it was
+given reaches it inside the sandbox, and Assay reads it through the same forwarding as the app's ports.
+
+Usage: `python inside.py '<spec as JSON>'` with keys `limits`, `forwards`, `processes`, `ending` (the file that
+gets the one-line note of how the app ended) and optionally `canary`, as services/orchestrator/apps/launch.py
+writes it.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ LIMITS = {
     "processes": resource.RLIMIT_NPROC,
     "open_files": resource.RLIMIT_NOFILE,
 }
+CANARY_HITS_PATH = "/assay-canary/hits"
+CANARY_MAX_HITS = 1000
 SIGNAL_MEANING = {
     signal.SIGXCPU: "CPU time limit",
     signal.SIGKILL: "killed",
@@ -64,6 +71,38 @@ async def _forward(port: int, reader: asyncio.StreamReader, writer: asyncio.Stre
     await asyncio.gather(pipe(reader, app_writer), pipe(app_reader, writer))
 
 
+async def serve_canary(hits: list[str], reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """One request to the marker listener: its path kept (at most CANARY_MAX_HITS), or the paths listed as JSON."""
+    try:
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, ConnectionError):
+        writer.close()
+        return
+    parts = head.split(b"\r\n", 1)[0].split(b" ")
+    path = parts[1].decode("latin-1") if len(parts) > 1 else "/"
+    if path == CANARY_HITS_PATH:
+        body = json.dumps(hits).encode()
+    else:
+        if len(hits) < CANARY_MAX_HITS:
+            hits.append(path)
+        body = b"assay canary"
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+    try:
+        await writer.drain()
+    except ConnectionError:
+        pass
+    writer.close()
+
+
+async def _canary(port: int) -> asyncio.Server:
+    hits: list[str] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await serve_canary(hits, reader, writer)
+
+    return await asyncio.start_server(handle, "127.0.0.1", port)
+
+
 def describe(status: int) -> str:
     """`status 1`, or `signal 24 (CPU time limit)` for a process killed by a signal."""
     if status >= 0:
@@ -99,10 +138,13 @@ def _note(path: str, text: str) -> None:
 
 
 async def _serve(
-    forwards: list[dict[str, Any]], processes: dict[str, subprocess.Popen[bytes]], ending: str
+    forwards: list[dict[str, Any]],
+    processes: dict[str, subprocess.Popen[bytes]],
+    ending: str,
+    canary: int | None = None,
 ) -> int:
     """Forward the sockets until the first process ends; then stop the others and return that one's status."""
-    servers = []
+    servers = [await _canary(canary)] if canary else []
     for forward in forwards:
         port = int(forward["port"])
 
@@ -132,7 +174,7 @@ def run(spec: dict[str, Any]) -> int:
         except OSError as error:
             _note(spec["ending"], f"{item['name']} could not be started: {error}")
             return 127
-    return asyncio.run(_serve(spec["forwards"], processes, spec["ending"]))
+    return asyncio.run(_serve(spec["forwards"], processes, spec["ending"], spec.get("canary")))
 
 
 def main() -> None:

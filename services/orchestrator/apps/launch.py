@@ -29,6 +29,7 @@ from services.orchestrator.apps.sandbox import (
     bwrap_argv,
     hand_over,
 )
+from shared.app_env import CANARY_PORT_KEY
 from shared.app_run import SandboxSettings
 from shared.natsd import free_port
 from shared.process_groups import stop_group
@@ -71,11 +72,16 @@ class Launched:
     urls: dict[str, str]
     output: Path
     ending: Path  # the note inside.py leaves of how the app ended
+    canary_port: int | None = None  # the SSRF check's marker listener inside the sandbox (inside.py)
     forwarders: list[asyncio.Server] = field(default_factory=list)
 
     def port_variables(self) -> dict[str, int]:
-        """BACKEND_PORT / FRONTEND_PORT of what runs, as the app's .env would name them."""
-        return {f"{name.upper()}_PORT": int(url.rsplit(":", 1)[1]) for name, url in self.urls.items()}
+        """BACKEND_PORT / FRONTEND_PORT of what runs, as the app's .env would name them, and the marker
+        listener's ASSAY_CANARY_PORT."""
+        ports = {f"{name.upper()}_PORT": int(url.rsplit(":", 1)[1]) for name, url in self.urls.items()}
+        if self.canary_port is not None:
+            ports[CANARY_PORT_KEY] = self.canary_port
+        return ports
 
 
 INIT_COPY = "inside.py"  # the run folder's copy of inside.py, bound read-only at INIT_PATH
@@ -156,7 +162,7 @@ async def launch(config: LaunchConfig, prepared: Prepared, run_dir: Path) -> Lau
     """Start the app's sandbox and forwarders; AppNotStarted when there is nothing to start."""
     sandboxed = config.settings.mode == "bwrap"
     layout = _layout(sandboxed, prepared, run_dir)
-    ports = {"backend": free_port(), "frontend": free_port()}
+    ports = {"backend": free_port(), "frontend": free_port(), "canary": free_port()}
     found = await asyncio.to_thread(_commands, prepared.copy, layout, config.python, ports)
     if "backend" not in found:
         looked = ", ".join(BACKEND_FILES + NODE_BACKEND_FILES)
@@ -170,9 +176,12 @@ async def launch(config: LaunchConfig, prepared: Prepared, run_dir: Path) -> Lau
             "processes": config.settings.processes,
             "open_files": config.settings.open_files,
         },
-        "forwards": [{"socket": f"{layout.shared}/{name}.sock", "port": ports[name]} for name in found]
+        "forwards": [
+            {"socket": f"{layout.shared}/{name}.sock", "port": ports[name]} for name in [*found, "canary"]
+        ]
         if sandboxed
         else [],
+        "canary": ports["canary"],
         "ending": f"{layout.shared}/{ENDING_NOTE}",
         "processes": [
             {"name": name, "argv": argv, "cwd": cwd, "env": _env(layout, ports, name)}
@@ -211,10 +220,11 @@ async def launch(config: LaunchConfig, prepared: Prepared, run_dir: Path) -> Lau
         urls={name: f"http://127.0.0.1:{ports[name]}" for name in found},
         output=output,
         ending=shared / ENDING_NOTE,
+        canary_port=ports["canary"],
     )
     if sandboxed:
         try:
-            for name in found:
+            for name in [*found, "canary"]:
                 launched.forwarders.append(await start_forwarder(ports[name], shared / f"{name}.sock"))
         except OSError as error:  # the port was taken meanwhile: nothing may be left running
             await stop(launched)

@@ -1,0 +1,184 @@
+"""SQL injection (CWE-89), three ways, as OWASP's testing guide describes them:
+
+- **error-based**: a lone quote makes the answer carry a database error (signatures of SQLite, MySQL, PostgreSQL,
+  SQL Server, Oracle and common drivers) that neither the ordinary value nor a doubled, balanced quote gives;
+- **boolean**: two inputs that differ only in a condition (`' AND '1'='1` / `' AND '1'='2`, `OR`, numeric and
+  commented forms) get answers that differ, each stable when sent again: only the database evaluated the difference;
+- **time-based**: a delay function of MySQL, PostgreSQL or SQL Server makes the answer late by the asked seconds,
+  twice, while the same input asking for no delay does not.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.analyzers.dynamic.attack_tool import PointCheck, Reach
+from services.analyzers.dynamic.attacker import Attacker, Sent
+from services.analyzers.dynamic.attacks import Point, default_value
+from services.analyzers.dynamic.checks.signatures import SQL_ERRORS, first_match
+from services.analyzers.dynamic.expectations import Contains, Delayed, Differs, similar
+from services.analyzers.dynamic.proof import attack_finding, make_proof
+from shared.findings import Finding
+
+CWE = "CWE-89"
+QUOTES = ("'", '"', "')", "`")
+# (true, false) pairs that differ in a condition only, {v} the ordinary value
+CONDITIONS = (
+    ("{v}' AND '1'='1", "{v}' AND '1'='2"),
+    ("{v}' OR '1'='1", "{v}' OR '1'='2"),
+    ("{v}' AND 1=1-- ", "{v}' AND 1=2-- "),
+    ("{v}' OR 1=1-- ", "{v}' OR 1=2-- "),
+    ('{v}" OR "1"="1', '{v}" OR "1"="2'),
+    ("{v} AND 1=1", "{v} AND 1=2"),
+    ("{v} OR 1=1", "{v} OR 1=2"),
+)
+DELAY_S = 3
+DELAYS = (
+    ("MySQL", "{v}' AND SLEEP({s})-- ", "{v} AND SLEEP({s})"),
+    ("PostgreSQL", "{v}' AND 1=(SELECT 1 FROM pg_sleep({s}))-- ", "{v} AND 1=(SELECT 1 FROM pg_sleep({s}))"),
+    ("SQL Server", "{v}'; WAITFOR DELAY '0:0:{s}'-- ", "{v}; WAITFOR DELAY '0:0:{s}'"),
+)
+WHY_ERROR = "a lone quote in this input breaks the SQL statement the app builds from it, and the database's own error comes back; a balanced input does not"
+WHY_BOOLEAN = "two inputs that differ only in a true and a false SQL condition get different answers, each repeatable: the input is evaluated as SQL"
+WHY_DELAY = "an input asking the database to sleep makes the answer late by that long, twice, and the same input asking for no sleep does not"
+
+
+class SqlInjection(PointCheck):
+    name = "sqli"
+    cwe = CWE
+
+    async def probe(
+        self, attacker: Attacker, reached: Reach, point: Point, *, in_path: bool = False
+    ) -> Finding | None:
+        found = await error_based(attacker, reached, point) or await boolean_based(attacker, reached, point)
+        if found is None and point.field.location != "header":
+            found = await time_based(attacker, reached, point)
+        return found
+
+
+def _value(point: Point) -> str:
+    return default_value(point.field)
+
+
+def _finding(
+    reached: Reach,
+    point: Point,
+    rule: str,
+    message: str,
+    proof_sents: list[Sent],
+    evidence: str,
+    why: str,
+    expectation: Any,
+    extra: dict[str, Any],
+) -> Finding:
+    return attack_finding(
+        tool="sqli",
+        rule_id=rule,
+        severity="critical",
+        message=f"SQL injection in the {point.label}: {message}",
+        cwe=CWE,
+        endpoint=reached.endpoint,
+        anchor=f"{point.field.location}:{point.field.name}",
+        proof=make_proof(proof_sents, evidence, why),
+        expectation=expectation,
+        extra={
+            "parameter": point.field.name,
+            "location": point.field.location,
+            "as_user": reached.session.name if reached.session else None,
+            **extra,
+        },
+    )
+
+
+async def error_based(attacker: Attacker, reached: Reach, point: Point) -> Finding | None:
+    if first_match(reached.baseline.text, SQL_ERRORS):
+        return None  # the ordinary answer already shows an error: nothing to tell apart
+    key = (point.field.name, point.field.location)
+    value = _value(point)
+    for quote in QUOTES:
+        broken = await attacker.send(reached.attack({key: value + quote}))
+        error = first_match(broken.text, SQL_ERRORS)
+        if error is None:
+            continue
+        balanced = await attacker.send(reached.attack({key: value + quote[0] * 2 + quote[1:]}))
+        if first_match(balanced.text, SQL_ERRORS):
+            continue
+        dbms, text = error
+        return _finding(
+            reached,
+            point,
+            "sqli-error",
+            f"{quote!r} gives a {dbms} error ({text[:120]})",
+            [reached.baseline, broken, balanced],
+            text,
+            WHY_ERROR,
+            Contains(exchange=1, text=text, control=2),
+            {"technique": "error", "dbms": dbms, "payload": value + quote},
+        )
+    return None
+
+
+async def boolean_based(attacker: Attacker, reached: Reach, point: Point) -> Finding | None:
+    key = (point.field.name, point.field.location)
+    value = _value(point)
+    for true_form, false_form in CONDITIONS:
+        inputs = [true_form.format(v=value), false_form.format(v=value)]
+        true = await attacker.send(reached.attack({key: inputs[0]}))
+        false = await attacker.send(reached.attack({key: inputs[1]}))
+        if true.status is None or false.status is None or similar(true, false, inputs):
+            continue
+        true_again = await attacker.send(reached.attack({key: inputs[0]}))
+        false_again = await attacker.send(reached.attack({key: inputs[1]}))
+        if not (similar(true, true_again, inputs) and similar(false, false_again, inputs)):
+            continue
+        return _finding(
+            reached,
+            point,
+            "sqli-boolean",
+            f"{true_form.format(v=value)!r} and {false_form.format(v=value)!r} get different answers "
+            f"(HTTP {true.status}, {len(true.answer.body)} bytes / HTTP {false.status}, {len(false.answer.body)} bytes)",
+            [true, false, true_again],
+            "",
+            WHY_BOOLEAN,
+            Differs(baseline=2, true=0, false=1, strip=inputs),
+            {
+                "technique": "boolean",
+                "payload_true": true_form.format(v=value),
+                "payload_false": false_form.format(v=value),
+            },
+        )
+    return None
+
+
+async def time_based(attacker: Attacker, reached: Reach, point: Point) -> Finding | None:
+    key = (point.field.name, point.field.location)
+    value = _value(point)
+    timeout = DELAY_S * 2 + 5.0
+    for dbms, quoted, numeric in DELAYS:
+        for form in (quoted, numeric):
+            slow = await attacker.send(
+                reached.attack({key: form.format(v=value, s=DELAY_S)}, timeout_s=timeout)
+            )
+            if slow.elapsed_s < reached.baseline.elapsed_s + DELAY_S * 0.8:
+                continue
+            quick = await attacker.send(reached.attack({key: form.format(v=value, s=0)}, timeout_s=timeout))
+            again = await attacker.send(
+                reached.attack({key: form.format(v=value, s=DELAY_S)}, timeout_s=timeout)
+            )
+            if (
+                again.elapsed_s - quick.elapsed_s < DELAY_S * 0.8
+                or slow.elapsed_s - quick.elapsed_s < DELAY_S * 0.8
+            ):
+                continue
+            return _finding(
+                reached,
+                point,
+                "sqli-time",
+                f"asking {dbms} to sleep {DELAY_S} s delays the answer by {again.elapsed_s - quick.elapsed_s:.1f} s",
+                [quick, again],
+                f"{again.elapsed_s:.1f} s",
+                WHY_DELAY,
+                Delayed(exchange=1, control=0, at_least_s=DELAY_S * 0.8),
+                {"technique": "time", "dbms": dbms, "payload": form.format(v=value, s=DELAY_S)},
+            )
+    return None

@@ -1,0 +1,201 @@
+"""The flaw corpus (tests/corpus/apps) as the dynamic tests and the corpus benchmark run it: each pair's flaw.json,
+each app started for real (Python apps by the app runner, in their sandbox; Express apps with node_modules the
+tests prepare, until the runner prepares Node backends), and one dynamic analysis of it through the analyzer's
+WebSocket protocol, as the orchestrator sends it. (No tests here.)"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+import pytest
+
+from services.orchestrator.apps.runner import AppRunner, AppSlot
+from shared.config import Settings
+from shared.messages import AnalysisRequest
+from shared.natsd import free_port
+from shared.protocol import AnalyzeFrame, ServiceResult
+from shared.tasks import TaskRef
+from tests.support.analyzers import result_async, start_analyzer, stop
+from tests.support.apps import runner_settings
+
+REPO = Path(__file__).resolve().parents[2]
+CORPUS = REPO / "tests" / "corpus" / "apps"
+NODE_PACKAGES = ("express@4", "sql.js@1")
+
+
+class StaticSink(msgspec.Struct, frozen=True):
+    path: str
+    line: int
+    cwe: str
+
+
+class DynamicSpot(msgspec.Struct, frozen=True):
+    tool: str
+    method: str
+    path: str
+
+
+class Flaw(msgspec.Struct, frozen=True):
+    """A pair's flaw.json (tests/corpus/README.md)."""
+
+    cwe: str
+    framework: str
+    description: str
+    dynamic: DynamicSpot | None
+    static: list[StaticSink]
+    class_: str = msgspec.field(name="class")
+
+
+@pytest.fixture(scope="module")
+def corpus_analyzer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A dynamic analyzer process whose apps root is the corpus."""
+    url, process = start_analyzer("dynamic", tmp_path_factory.mktemp("dynamic"), apps_dir=CORPUS)
+    yield url
+    stop(process)
+
+
+@pytest.fixture(scope="module")
+def corpus_settings(tmp_path_factory: pytest.TempPathFactory, app_work_dir: Path) -> Settings:
+    """Settings of an app runner for the corpus's apps (their virtualenvs cached for the session)."""
+    return runner_settings(tmp_path_factory.mktemp("corpus"), CORPUS, app_work_dir)
+
+
+def pairs() -> list[str]:
+    return sorted(path.name for path in CORPUS.iterdir() if (path / "flaw.json").is_file())
+
+
+def flaw(pair: str) -> Flaw:
+    return msgspec.json.decode((CORPUS / pair / "flaw.json").read_bytes(), type=Flaw)
+
+
+def is_node(pair: str) -> bool:
+    return (CORPUS / pair / "app1" / "backend" / "server.js").is_file()
+
+
+def prepare_node_modules(folder: Path) -> Path | None:
+    """node_modules with what the corpus's Express apps require (npm, scripts off); None without npm."""
+    npm = shutil.which("npm")
+    if npm is None or shutil.which("node") is None:
+        return None
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "package.json").write_text('{"name": "assay-corpus-modules", "private": true}\n')
+    subprocess.run(
+        [npm, "install", "--ignore-scripts", "--no-audit", "--no-fund", "--silent", *NODE_PACKAGES],
+        cwd=folder, check=True, timeout=300, capture_output=True,
+    )  # fmt: skip
+    return folder / "node_modules"
+
+
+def frame(
+    request_id: str, pair: str, app: int, tools: list[str], urls: list[str], ports: dict[str, int]
+) -> AnalyzeFrame:
+    return AnalyzeFrame(
+        id=request_id,
+        task=TaskRef(id="task_0000000c0a95", model_slug=pair, app_number=app, analysis_type="dynamic"),
+        tools=tools,
+        target_urls=urls,
+        app_ports=ports,
+        options={},
+        deadline_s=600.0,
+    )
+
+
+@contextlib.asynccontextmanager
+async def node_app(app: Path, node_modules: Path) -> AsyncIterator[tuple[list[str], dict[str, int]]]:
+    """An Express app of the corpus running on a free port (its own TMPDIR), stopped afterwards."""
+    port = free_port()
+    scratch = Path(tempfile.mkdtemp(prefix="assay-corpus-node-"))
+    env = {
+        "PATH": os.environ["PATH"],
+        "BACKEND_PORT": str(port),
+        "PORT": str(port),
+        "TMPDIR": str(scratch),
+        "NODE_PATH": str(node_modules),
+    }
+    process = await asyncio.create_subprocess_exec(
+        "node",
+        "server.js",
+        cwd=app / "backend",
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(trust_env=False, timeout=1.0) as client:
+            for _ in range(100):
+                try:
+                    await client.get(url)
+                    break
+                except httpx.HTTPError:
+                    await asyncio.sleep(0.1)
+        yield [url], {"BACKEND_PORT": port}
+    finally:
+        process.terminate()
+        await process.wait()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+async def with_running(
+    settings: Settings,
+    pair: str,
+    app: int,
+    node_modules: Path | None,
+    work: Callable[[list[str], dict[str, int]], Awaitable[Any]],
+) -> Any:
+    """`work(target URLs, app ports)` while `pair`'s app `app` runs: Python apps through the app runner (their
+    sandbox, the marker listener included), Express apps as `node_app` starts them."""
+    if is_node(pair):
+        assert node_modules is not None
+        async with node_app(CORPUS / pair / f"app{app}", node_modules) as (urls, ports):
+            return await work(urls, ports)
+    outcome: list[Any] = []
+
+    async def analyze(request: AnalysisRequest, ports: dict[str, int]) -> None:
+        outcome.append(await work(list(request.target_urls), ports))
+
+    task = TaskRef(id="task_0000000c0a95", model_slug=pair, app_number=app, analysis_type="dynamic")
+    await AppRunner(settings).run(AnalysisRequest(task=task), AppSlot(), analyze)
+    return outcome[0]
+
+
+async def analyze(
+    analyzer: str,
+    settings: Settings,
+    pair: str,
+    app: int,
+    tools: list[str],
+    node_modules: Path | None,
+    timeout_s: float = 300.0,
+) -> ServiceResult:
+    """One dynamic analysis of the running app by the analyzer at `analyzer`."""
+
+    async def work(urls: list[str], ports: dict[str, int]) -> ServiceResult:
+        return await result_async(
+            analyzer, frame(f"{pair}-{app}", pair, app, tools, urls, ports), timeout_s=timeout_s
+        )
+
+    result: ServiceResult = await with_running(settings, pair, app, node_modules, work)
+    return result
+
+
+def describe(result: ServiceResult) -> str:
+    """The result's tool runs and findings, for an assertion's message."""
+    return json.dumps(
+        {
+            "runs": [(r.tool, r.status, r.reason) for r in result.tools],
+            "findings": [(f.tool, f.rule_id, f.path, f.line) for f in result.findings],
+        }
+    )
