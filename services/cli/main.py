@@ -23,7 +23,7 @@ from typing import Any, get_args
 import msgspec
 from opentelemetry import trace as otel_trace
 
-from services.cli import analyzer_view, dead_letters, tokens, upkeep
+from services.cli import analyzer_view, batch_views, dead_letters, tokens, upkeep
 from services.cli.api_token import gateway_client
 from services.cli.batches import add_batch_parser, run_batch
 from services.cli.client import GatewayClient, GatewayError
@@ -153,6 +153,8 @@ def report(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def batch(settings: Settings, args: argparse.Namespace) -> int:
+    if args.action:
+        return batch_views.run_action(settings, args)
     return run_batch(settings, args)
 
 
@@ -263,7 +265,9 @@ def parser() -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true", help="print the gateway's JSON answer")
     show.set_defaults(handler=status)
 
-    add_batch_parser(commands).set_defaults(handler=batch)
+    batches = add_batch_parser(commands)
+    batch_views.add_arguments(batches)
+    batches.set_defaults(handler=batch)
     add_listing_parsers(commands)
 
     stop = commands.add_parser("cancel", help="ask a task (or every unfinished task of a batch) to stop")

@@ -15,9 +15,12 @@ from litestar.datastructures import State
 from litestar.di import Provide
 
 from services.gateway.analysis import run_analysis
+from services.gateway.answer_formats import document_formats, formats_honoured
 from services.gateway.api_docs import docs_assets
 from services.gateway.apps import list_apps, list_models
 from services.gateway.auth import PUBLIC, authorize, check_exposure
+from services.gateway.batch_export import export_batch_findings
+from services.gateway.batch_list import get_batches
 from services.gateway.batches import batch_event_stream, cancel_batch, create_batch, get_batch
 from services.gateway.contracts import asyncapi_document, json_schema
 from services.gateway.dashboard.files import get_result_file
@@ -82,7 +85,9 @@ def create_app(settings: Settings) -> Litestar:
             list_apps,
             list_models,
             create_batch,
+            get_batches,
             get_batch,
+            export_batch_findings,
             batch_event_stream,
             cancel_batch,
             models_comparison,
@@ -97,7 +102,7 @@ def create_app(settings: Settings) -> Litestar:
             asyncapi_document,
             json_schema,
         ],
-        guards=[authorize],
+        guards=[authorize, formats_honoured],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         middleware=[server_spans],
         dependencies={"resources": Provide(provide_resources, sync_to_thread=False)},
@@ -108,4 +113,5 @@ def create_app(settings: Settings) -> Litestar:
         logging_config=None,  # the process's logging (JSON lines, shared/logs) stays as the entry point set it
     )
     exact_request_schemas(app)
+    document_formats(app)
     return app
