@@ -53,4 +53,5 @@ class Waivers:
         or every one of its rules is."""
         if not self:
             return False
-        return weakness_name in self.weaknesses or all(rule in self.rules for rule in rules)
+        named = list(rules)
+        return weakness_name in self.weaknesses or (bool(named) and all(rule in self.rules for rule in named))

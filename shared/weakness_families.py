@@ -111,6 +111,7 @@ FAMILIES: tuple[Family, ...] = (
 )
 
 _BY_CWE: dict[str, Family] = {cwe: family for family in FAMILIES for cwe in family.cwes}
+_BY_ID: dict[str, Family] = {family.id: family for family in FAMILIES}
 _CWE = re.compile(r"CWE-\d+")
 
 
@@ -120,3 +121,9 @@ def family_of(weakness: str) -> Family | None:
     if not _CWE.fullmatch(weakness):
         return None
     return _BY_CWE.get(weakness) or Family(weakness, weakness, (weakness,))
+
+
+def family_by_id(family_id: str) -> Family | None:
+    """The family of that id: one of FAMILIES, or `CWE-<n>` for a CWE no family lists; None for any other."""
+    found = _BY_ID.get(family_id) or family_of(family_id)
+    return found if found is not None and found.id == family_id else None

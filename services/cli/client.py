@@ -150,11 +150,9 @@ class GatewayClient:
     def cancel_batch(self, batch_id: str) -> dict[str, Any]:
         return self._call("POST", f"/api/batches/{batch_id}/cancel")
 
-    def report(self, analysis_type: str | None, report_format: str) -> str:
-        """The model comparison as the gateway renders it (JSON, CSV or Markdown text)."""
-        suffix = {"json": "", "csv": ".csv", "markdown": ".md"}[report_format]
-        params = {"analysis_type": analysis_type} if analysis_type else {}
-        return self._request("GET", f"/api/reports/models{suffix}", params=params).text
+    def report(self, path: str, params: dict[str, str | float]) -> str:
+        """A report route's answer as the gateway renders it (JSON, CSV or Markdown text)."""
+        return self._request("GET", path, params=params).text
 
     def diff(self, task_id: str, against: str | None = None) -> dict[str, Any]:
         """New, fixed and unchanged findings of the task against `against` (default: its previous run)."""

@@ -38,6 +38,7 @@ from services.gateway.openapi import OPENAPI, exact_request_schemas
 from services.gateway.pages import shared_asset
 from services.gateway.reports.routes import (
     models_comparison,
+    models_comparison_change,
     models_comparison_csv,
     models_comparison_markdown,
 )
@@ -93,6 +94,7 @@ def create_app(settings: Settings) -> Litestar:
             models_comparison,
             models_comparison_csv,
             models_comparison_markdown,
+            models_comparison_change,
             docs_assets(PUBLIC),
             *TOKEN_ROUTES,
             *DEAD_LETTER_ROUTES,
