@@ -14,7 +14,7 @@ from typing import Annotated
 
 import msgspec
 
-from shared.issue_groups import weakness
+from shared.weakness_families import weakness_of
 
 WAIVER_PATTERN = r"^(CWE-[1-9][0-9]{0,5}|[a-z0-9][a-z0-9._-]{0,63}:[A-Za-z0-9][A-Za-z0-9._/:-]{0,127})$"
 Waiver = Annotated[str, msgspec.Meta(pattern=WAIVER_PATTERN, description="`tool:rule_id` or `CWE-<n>`")]
@@ -46,7 +46,7 @@ class Waivers:
         """Whether a finding of this tool, rule and CWE is waived."""
         if not self:
             return False
-        return rule_name(tool, rule_id) in self.rules or weakness(tool, rule_id, cwe) in self.weaknesses
+        return rule_name(tool, rule_id) in self.rules or weakness_of(tool, rule_id, cwe)[0] in self.weaknesses
 
     def covers_group(self, weakness_name: str, rules: Iterable[str]) -> bool:
         """Whether an issue group of this weakness, whose findings come from `rules`, is waived: its weakness is,

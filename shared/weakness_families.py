@@ -10,9 +10,12 @@ tools report for it) and the OWASP Top 10 groupings, not from any one tool's out
 
 from __future__ import annotations
 
+import functools
 import re
 
 import msgspec
+
+from shared.issue_groups import weakness
 
 
 class Family(msgspec.Struct, frozen=True):
@@ -127,3 +130,11 @@ def family_by_id(family_id: str) -> Family | None:
     """The family of that id: one of FAMILIES, or `CWE-<n>` for a CWE no family lists; None for any other."""
     found = _BY_ID.get(family_id) or family_of(family_id)
     return found if found is not None and found.id == family_id else None
+
+
+@functools.cache
+def weakness_of(tool: str, rule_id: str, cwe: str | None) -> tuple[str, Family | None]:
+    """A finding's weakness (shared/issue_groups) and its family, remembered: a study asks for the same few rules
+    hundreds of thousands of times."""
+    named = weakness(tool, rule_id, cwe)
+    return named, family_of(named)

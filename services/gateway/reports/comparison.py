@@ -13,7 +13,7 @@ from datetime import datetime
 import msgspec
 
 from services.gateway.reports.families import FamilyRow
-from services.gateway.reports.pairwise import holm, mcnemar_exact
+from services.gateway.reports.pairwise import holm, known_answers, mcnemar_exact, paired
 from services.gateway.reports.quality import QualityFigures
 from services.gateway.reports.report import ModelsReport, ReportScope
 from services.gateway.reports.verdict_shares import MEASURES, Share, VerdictRow, share_of
@@ -79,13 +79,9 @@ class ReportComparison(msgspec.Struct, frozen=True, kw_only=True):
 def _measure(measure: str, base: VerdictRow | None, head: VerdictRow | None) -> tuple[MeasureChange, float]:
     base_share = getattr(base, measure) if base else share_of([])
     head_share = getattr(head, measure) if head else share_of([])
-    before = {app.app_number: app.answer(measure) for app in (base.app_verdicts if base else [])}
-    after = {app.app_number: app.answer(measure) for app in (head.app_verdicts if head else [])}
-    paired = [
-        (before[n], after[n]) for n in before.keys() & after.keys() if "unknown" not in (before[n], after[n])
-    ]
-    gained = sum(1 for old, new in paired if (old, new) == ("no", "yes"))
-    lost = sum(1 for old, new in paired if (old, new) == ("yes", "no"))
+    before = known_answers(base, measure) if base else {}
+    after = known_answers(head, measure) if head else {}
+    pairs, gained, lost = paired(after, before)  # yes only now: gained; yes only before: lost
     change = (
         round(head_share.share - base_share.share, 6)
         if head_share.share is not None and base_share.share is not None
@@ -93,7 +89,7 @@ def _measure(measure: str, base: VerdictRow | None, head: VerdictRow | None) -> 
     )
     p_value = mcnemar_exact(gained, lost)
     return MeasureChange(
-        measure=measure, base=base_share, head=head_share, change=change, paired_apps=len(paired), gained=gained,
+        measure=measure, base=base_share, head=head_share, change=change, paired_apps=pairs, gained=gained,
         lost=lost, p_value=round(p_value, 6), p_adjusted=round(p_value, 6), significant=False,
     ), p_value  # fmt: skip
 

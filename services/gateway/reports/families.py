@@ -14,9 +14,8 @@ import msgspec
 
 from services.gateway.reports.queries import CountedTask
 from shared.findings import SEVERITIES
-from shared.issue_groups import weakness
 from shared.waivers import Waivers
-from shared.weakness_families import Family, family_by_id, family_of
+from shared.weakness_families import Family, family_by_id, weakness_of
 
 FAMILY_MIN_SEVERITY = "medium"
 _COUNTED_SEVERITIES = frozenset(SEVERITIES[: SEVERITIES.index(FAMILY_MIN_SEVERITY) + 1])
@@ -58,13 +57,10 @@ def families_of(task: CountedTask) -> dict[str, tuple[Family, int, bool, set[str
         if run.summary is None:
             continue
         for tool, rule, severity, cwe, origin, confirmed, n in run.summary.findings:
-            if origin != "app" or waivers.covers(tool, rule, cwe):
+            if origin != "app" or (severity not in _COUNTED_SEVERITIES and not confirmed):
                 continue
-            if severity not in _COUNTED_SEVERITIES and not confirmed:
-                continue
-            named = weakness(tool, rule, cwe)
-            family = family_of(named)
-            if family is None:
+            named, family = weakness_of(tool, rule, cwe)
+            if family is None or (waivers and waivers.covers(tool, rule, cwe)):
                 continue
             _known, count, proved, names = found.get(family.id, (family, 0, False, set()))
             found[family.id] = (family, count + n, proved or confirmed, names | {named})

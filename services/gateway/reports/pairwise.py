@@ -78,28 +78,29 @@ def holm(p_values: list[float]) -> list[float]:
     return adjusted
 
 
-def _paired(a: VerdictRow, b: VerdictRow, measure: str) -> tuple[int, int, int]:
+def known_answers(row: VerdictRow, measure: str) -> dict[int, bool]:
+    """App number -> whether its answer is yes, for the apps of the row with a known answer."""
+    return {
+        app.app_number: answer == "yes"
+        for app in row.app_verdicts
+        if (answer := app.answer(measure)) != "unknown"
+    }
+
+
+def paired(a: dict[int, bool], b: dict[int, bool]) -> tuple[int, int, int]:
     """(pairs, a_only, b_only) over the app numbers both models have a known answer for."""
-    of_b = {app.app_number: app.answer(measure) for app in b.app_verdicts}
-    pairs = a_only = b_only = 0
-    for app in a.app_verdicts:
-        mine, theirs = app.answer(measure), of_b.get(app.app_number, "unknown")
-        if mine == "unknown" or theirs == "unknown":
-            continue
-        pairs += 1
-        a_only += mine == "yes" and theirs == "no"
-        b_only += mine == "no" and theirs == "yes"
-    return pairs, a_only, b_only
+    both = a.keys() & b.keys()
+    a_only = sum(1 for number in both if a[number] and not b[number])
+    b_only = sum(1 for number in both if b[number] and not a[number])
+    return len(both), a_only, b_only
 
 
 def pairwise_tests(analysis_type: str, rows: list[VerdictRow], alpha: float = ALPHA) -> list[PairwiseTest]:
     """Every pair of the type's models (`rows`, one per model) on every measure, adjusted per measure."""
-    of_model = {row.model_slug: row for row in rows}
     tests: list[PairwiseTest] = []
     for measure in MEASURES:
-        counted = [
-            (a, b, *_paired(of_model[a], of_model[b], measure)) for a, b in combinations(sorted(of_model), 2)
-        ]
+        known = {row.model_slug: known_answers(row, measure) for row in rows}
+        counted = [(a, b, *paired(known[a], known[b])) for a, b in combinations(sorted(known), 2)]
         counted = [entry for entry in counted if entry[2] > 0]
         raw = [mcnemar_exact(a_only, b_only) for _a, _b, _pairs, a_only, b_only in counted]
         for (a, b, pairs, a_only, b_only), p_value, adjusted in zip(counted, raw, holm(raw), strict=True):

@@ -23,8 +23,8 @@ from services.gateway.reports.confidence import MIN_APPS, TOO_FEW, bootstrap_int
 from services.gateway.reports.queries import CountedTask
 from services.gateway.reports.verdict_shares import Interval
 from shared.findings import SEVERITIES
-from shared.issue_groups import weakness
 from shared.waivers import Waivers
+from shared.weakness_families import weakness_of
 
 SCORE_WEIGHTS: dict[str, float] = {"critical": 10.0, "high": 5.0, "medium": 2.0, "low": 1.0, "info": 0.0}
 TOP = 10  # rules and CWEs listed per model
@@ -114,11 +114,12 @@ class _AppCounts:
 class _Tally:
     """What a model's apps of one type add up to."""
 
-    by_severity: Counter[str] = field(default_factory=Counter)
-    by_tool: Counter[str] = field(default_factory=Counter)
-    rules: Counter[str] = field(default_factory=Counter)
-    cwes: Counter[str] = field(default_factory=Counter)
-    tool_sets: Counter[tuple[str, ...]] = field(default_factory=Counter)
+    kinds: Counter[tuple[str, str, str, str | None]] = field(
+        default_factory=Counter
+    )  # (tool, rule, severity, cwe)
+    group_rules: Counter[str] = field(
+        default_factory=Counter
+    )  # an issue's `tool:rule`s, comma-joined -> issues
     by_origin: Counter[str] = field(default_factory=Counter)
     waived: int = 0
     by_service: Counter[str] = field(default_factory=Counter)
@@ -130,36 +131,57 @@ class _Tally:
         app = _AppCounts()
         checked_running = False
         for run in task.runs:
-            if run.summary is None:
+            summary = run.summary
+            if summary is None:
                 continue
-            if run.service in RUNNING_APP_SERVICES:
-                checked_running = True
-            for tool, rule, severity, cwe, origin, _proved, n in run.summary.findings:
+            source = run.service in SOURCE_SERVICES
+            checked_running = checked_running or run.service in RUNNING_APP_SERVICES
+            for tool, rule, severity, cwe, origin, _proved, n in summary.findings:
                 if origin != "app":
                     self.by_origin[origin] += n
-                elif waivers.covers(tool, rule, cwe):
+                elif waivers and waivers.covers(tool, rule, cwe):
                     self.waived += n
-                elif run.service not in SOURCE_SERVICES:
+                elif not source:
                     self.by_service[run.service] += n
                 else:
                     app.findings += n
-                    self.by_severity[severity] += n
-                    self.by_tool[tool] += n
-                    self.rules[f"{tool}:{rule}"] += n
-                    named = weakness(tool, rule, cwe)  # the mapping table gives a CWE to rules naming none
-                    if named.startswith("CWE-"):
-                        self.cwes[named] += n
-            if run.service not in SOURCE_SERVICES:
+                    self.kinds[(tool, rule, severity, cwe)] += n
+            if not source:
                 continue
-            for named, severity, origin, _proved, rules, issues, _found in run.summary.groups:
-                listed = [rule for rule in rules.split(",") if rule]
-                if origin != "app" or waivers.covers_group(named, listed):
+            for named, severity, origin, _proved, rules, issues, _found in summary.groups:
+                if origin != "app" or (
+                    waivers and waivers.covers_group(named, filter(None, rules.split(",")))
+                ):
                     continue
                 app.issues[severity] += issues
-                if listed:
-                    self.tool_sets[tuple(sorted({rule.split(":", 1)[0] for rule in listed}))] += issues
+                self.group_rules[rules] += issues
         self.running_apps += checked_running
         return app
+
+    def counts(self) -> tuple[Counter[str], Counter[str], Counter[str], Counter[str]]:
+        """Findings by severity, by tool, by `tool:rule` and by CWE (a rule's weakness, shared/issue_groups)."""
+        by_severity: Counter[str] = Counter()
+        by_tool: Counter[str] = Counter()
+        rules: Counter[str] = Counter()
+        cwes: Counter[str] = Counter()
+        for (tool, rule, severity, cwe), n in self.kinds.items():
+            by_severity[severity] += n
+            by_tool[tool] += n
+            rules[f"{tool}:{rule}"] += n
+            named, _family = weakness_of(
+                tool, rule, cwe
+            )  # the mapping table gives a CWE to rules naming none
+            if named.startswith("CWE-"):
+                cwes[named] += n
+        return by_severity, by_tool, rules, cwes
+
+    def tool_sets(self) -> Counter[tuple[str, ...]]:
+        """Issues per set of tools that found them (issues written before rules were kept have none)."""
+        sets: Counter[tuple[str, ...]] = Counter()
+        for rules, issues in self.group_rules.items():
+            if rules:
+                sets[tuple(sorted({rule.split(":", 1)[0] for rule in rules.split(",")}))] += issues
+        return sets
 
 
 def per_kloc(count: int, lines: int) -> float | None:
@@ -251,6 +273,7 @@ def quality_figures(model: str, analysis_type: str, tasks: list[CountedTask]) ->
     """The quality table's row of one model's apps of one analysis type."""
     tally = _Tally()
     apps = [tally.add(task) for task in tasks]
+    by_severity, by_tool, rules, cwes = tally.counts()
     issues_by_severity: Counter[str] = Counter()
     for counts in apps:
         issues_by_severity.update(counts.issues)
@@ -259,22 +282,22 @@ def quality_figures(model: str, analysis_type: str, tasks: list[CountedTask]) ->
     severe = sum(1 for counts in apps if counts.issues["critical"] + counts.issues["high"] > 0)
     metrics = [run.metrics for task in tasks for run in task.runs if run.metrics]
     running = sum(tally.by_service[service] for service in RUNNING_APP_SERVICES)
-    only, overlap = tool_effectiveness(tally.tool_sets)
+    only, overlap = tool_effectiveness(tally.tool_sets())
     return QualityFigures(
         model_slug=model,
         analysis_type=analysis_type,
         apps_analyzed=len(tasks),
         source_lines=lines,
-        findings=sum(tally.by_severity.values()),
+        findings=sum(by_severity.values()),
         issues=sum(issues_by_severity.values()),
-        findings_by_severity={level: tally.by_severity.get(level, 0) for level in SEVERITIES},
+        findings_by_severity={level: by_severity.get(level, 0) for level in SEVERITIES},
         issues_by_severity={level: issues_by_severity.get(level, 0) for level in SEVERITIES},
         findings_per_kloc=per_kloc(sum(counts.findings for _task, counts in sized), lines),
         findings_per_kloc_interval=_density(model, analysis_type, sized),
         issues_per_kloc=per_kloc(sum(sum(counts.issues.values()) for _task, counts in sized), lines),
-        findings_by_tool=dict(sorted(tally.by_tool.items())),
-        top_rules=top(tally.rules),
-        top_cwes=top(tally.cwes),
+        findings_by_tool=dict(sorted(by_tool.items())),
+        top_rules=top(rules),
+        top_cwes=top(cwes),
         apps_with_critical_or_high=severe,
         share_with_critical_or_high=round(severe / len(tasks), 6) if tasks else 0.0,
         running_app_findings_per_app=round(running / tally.running_apps, 4) if tally.running_apps else None,

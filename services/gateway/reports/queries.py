@@ -28,6 +28,7 @@ from shared.verdicts import Verdicts
 log = logging.getLogger(__name__)
 
 COUNTED_STATUS = "completed"
+T = TypeVar("T")
 Query = TypeVar("Query", bound=Select[*tuple[Any, ...]])
 
 
@@ -100,8 +101,10 @@ def counted_tasks_and_runs(scope: Scope) -> Select[*tuple[Any, ...]]:
             Task.analysis_type,
             Task.source_lines,
             Task.created_at,
-            Task.verdicts,
-            Task.waived_rules,
+            # JSON columns as their text, decoded once per task by msgspec (the JSON type would parse them again for
+            # every run row the join repeats them on, with json.loads).
+            cast(Task.verdicts, Text).label("verdicts"),
+            cast(Task.waived_rules, Text).label("waived_rules"),
             func.row_number()
             .over(
                 partition_by=(Task.model_slug, Task.app_number, Task.analysis_type),
@@ -118,7 +121,7 @@ def counted_tasks_and_runs(scope: Scope) -> Select[*tuple[Any, ...]]:
             *(ranked.c[name] for name in ranked.c.keys() if name != "newest"),
             ServiceRun.service,
             cast(ServiceRun.finding_summary, Text),
-            ServiceRun.metrics,
+            cast(ServiceRun.metrics, Text),
         )
         .select_from(ranked)
         .outerjoin(ServiceRun, ServiceRun.task_id == ranked.c.task_id)
@@ -138,14 +141,20 @@ def _summary(task_id: str, service: str, stored: str | None) -> FindingSummary |
         return None
 
 
-def _verdicts(task_id: str, stored: Any) -> Verdicts | None:
-    if not stored:
-        return None
+_VERDICTS = msgspec.json.Decoder(Verdicts | None)
+_NAMES = msgspec.json.Decoder(list[str])
+_METRICS = msgspec.json.Decoder(dict[str, Any])
+
+
+def _decoded(decoder: msgspec.json.Decoder[T], task_id: str, what: str, stored: str | None, empty: T) -> T:
+    """A JSON column's text decoded, `empty` for NULL or for text that is no such value (said in the log)."""
+    if not stored or stored == "null":
+        return empty
     try:
-        return msgspec.convert(stored, Verdicts)
-    except msgspec.ValidationError as error:
-        log.warning("unreadable verdicts of %s: %s", task_id, error, extra={"task_id": task_id})
-        return None
+        return decoder.decode(stored)
+    except (msgspec.DecodeError, msgspec.ValidationError) as error:
+        log.warning("unreadable %s of %s: %s", what, task_id, error, extra={"task_id": task_id})
+        return empty
 
 
 async def report_rows(sessions: Sessions, scope: Scope) -> ReportRows:
@@ -172,6 +181,7 @@ async def report_rows(sessions: Sessions, scope: Scope) -> ReportRows:
     for task_id, model, number, kind, lines, created, verdicts, waived, service, stored, metrics in rows:
         task = tasks.get(task_id)
         if task is None:
+            names: list[str] = _decoded(_NAMES, task_id, "waived rules", waived, [])
             task = tasks[task_id] = CountedTask(
                 task_id=task_id,
                 model_slug=model,
@@ -179,11 +189,12 @@ async def report_rows(sessions: Sessions, scope: Scope) -> ReportRows:
                 analysis_type=kind,
                 source_lines=lines,
                 created_at=created,
-                verdicts=_verdicts(task_id, verdicts),
-                waived_rules=tuple(waived or ()),
+                verdicts=_decoded(_VERDICTS, task_id, "verdicts", verdicts, None),
+                waived_rules=tuple(names),
             )
         if service is not None:
-            task.runs.append(Run(service, _summary(task_id, service, stored), dict(metrics or {})))
+            measured = _decoded(_METRICS, task_id, "metrics", metrics, {})
+            task.runs.append(Run(service, _summary(task_id, service, stored), measured))
     ordered = sorted(tasks.values(), key=lambda t: (t.model_slug, t.analysis_type, t.app_number))
     return ReportRows(
         tasks=ordered,
