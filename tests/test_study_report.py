@@ -106,7 +106,10 @@ def seeded(rng: random.Random, batch: str = BATCH) -> list[App]:
 
 
 def verdicts(app: App) -> dict[str, Any]:
-    return {name: {"answer": getattr(app, name), "reason": "seeded", "findings": []}
+    """As the persister judges them: an exploitable app names its proven findings."""
+    proven = [f.fingerprint for f in app.findings if f.proof is not None] if app.exploitable == "yes" else []
+    return {name: {"answer": getattr(app, name), "reason": f"seeded {name}",
+                   "findings": proven if name == "exploitable" else []}
             for name in ("works", "exploitable", "flagged")}  # fmt: skip
 
 
