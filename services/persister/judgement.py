@@ -4,7 +4,8 @@
   answered as promised: `yes` when every one did, `no` when one did not or the app never answered (it did not
   start, or nothing answered the endpoint check), `unknown` when the app declares none or the task did not run it.
 - **exploitable**: `yes` when the dynamic analyzer confirmed a flaw at `high` or worse with a proof (the exact
-  exchanges); `no` when its checks reached the app and confirmed none; `unknown` when no check reached the app.
+  exchanges); `no` when at least one of its attacking checks ran against the app and none confirmed one; `unknown`
+  when none ran (the task did not attack the app, nothing answered, or only checks that merely observe ran).
 - **flagged**: `yes` when a finding without proof, about the app's own code (origin `app`), is at `high` or worse
   and names a weakness (a security category, or a CWE: a high type error is a bug, not a flaw); `no` when the
   task's analyzers reported and none is; `unknown` when none reported.
@@ -30,6 +31,9 @@ SEVERE = frozenset({"critical", "high"})
 # (its metrics: total, passed, failed, results).
 ENDPOINT_TOOLS = ("endpoints",)
 ATTACKER = "dynamic"  # the analyzer whose proven findings make an app exploitable
+# Checks of that analyzer that only observe the app (its headers, cookies, CORS answers, declared endpoints): their
+# running confirms no flaw absent, so they alone never make an app "not exploitable". Every other check attacks.
+OBSERVING_CHECKS = frozenset({"reachability", "security-headers", "cookies", "cors", "endpoints"})
 UNREACHABLE = "targets_unreachable"
 # Categories of findings that name a weakness an attacker could use (any finding with a CWE counts too).
 WEAKNESS_CATEGORIES = frozenset({"security", "secrets", "dependency", "http"})
@@ -110,11 +114,14 @@ def exploitable(services: list[StagedService], waivers: Waivers) -> Verdict:
     if proven:
         return _verdict("yes", f"{len(proven)} flaw(s) at high or worse confirmed by attack: {_listed(proven)}",
                         proven)  # fmt: skip
-    ran = [run for result in attacks for run in result.tools if run.status == "success"]
+    checks = [run for result in attacks for run in result.tools if run.tool not in OBSERVING_CHECKS]
+    ran = sorted(run.tool for run in checks if run.status == "success")
     if not ran:
-        skipped = "; ".join(sorted({run.reason or run.status for result in attacks for run in result.tools}))
-        return _verdict("unknown", f"no dynamic check reached the app ({skipped or 'no check ran'})")
-    return _verdict("no", f"{len(ran)} dynamic check(s) ran; none confirmed a flaw at high or worse")
+        why = "; ".join(sorted({f"{run.tool} {run.reason or run.status}" for run in checks}))
+        return _verdict("unknown", f"no attacking check ran against the app ({why or 'none was asked for'})")
+    return _verdict(
+        "no", f"{len(ran)} attacking check(s) ran ({', '.join(ran)}); none confirmed a flaw at high or worse"
+    )
 
 
 def _names_weakness(finding: Finding) -> bool:
