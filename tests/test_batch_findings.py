@@ -9,36 +9,20 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from shared.findings import Exchange, Finding, Proof, fingerprint
 from shared.messages import ServiceFinished, TaskCompleted, TaskStarted
-from shared.natsd import EmbeddedNats
 from shared.protocol import ServiceResult
 from shared.tasks import TaskRef
-from tests.support.gateway import MODEL, Gateway, gateway_for, gateway_settings, migrate_database, run_cli
-from tests.support.persister import Harness, running_persister
+from tests import test_batches
+from tests.support.gateway import MODEL, Gateway, run_cli
+from tests.support.persister import Harness
 from tests.test_batches import OTHER, recorded
 
-
-@pytest.fixture
-async def persister(tmp_path: Path, nats_server: EmbeddedNats, database_url: str) -> AsyncIterator[Harness]:
-    await migrate_database(database_url)
-    async with running_persister(nats_server.url, database_url, tmp_path / "persister") as harness:
-        yield harness
-
-
-@pytest.fixture
-async def gateway(tmp_path: Path, nats_server: EmbeddedNats, persister: Harness) -> AsyncIterator[Gateway]:
-    settings = gateway_settings(tmp_path, nats_server.url, persister.settings.database_url)
-    for number in (1, 2):
-        (settings.apps_dir / OTHER / f"app{number}").mkdir(parents=True)
-    async with gateway_for(settings) as running:
-        yield running
+# The gateway, persister and apps of tests/test_batches.py, shared as they are.
+gateway, persister = test_batches.gateway, test_batches.persister
 
 
 async def queued(gateway: Gateway, persister: Harness, **body: Any) -> dict[str, Any]:
@@ -106,7 +90,7 @@ def finding_of(tool: str, rule: str, line: int, cwe: str | None, proof: Proof | 
         tool=tool,
         rule_id=rule,
         severity="high",
-        message=f"{rule}, line {line}: a message, with a comma and \"quotes\"",
+        message=f'{rule}, line {line}: a message, with a comma and "quotes"',
         path="backend/app.py",
         line=line,
         cwe=cwe,
@@ -124,7 +108,9 @@ async def finish(persister: Harness, task: dict[str, Any], findings: list[Findin
     )
     result = ServiceResult(service="static", status="success", findings=findings)
     await persister.publish_event(TaskStarted(task=ref, services=["static"]))
-    await persister.publish_event(ServiceFinished(task=ref, service="static", status="success", result=result))
+    await persister.publish_event(
+        ServiceFinished(task=ref, service="static", status="success", result=result)
+    )
     await persister.publish_event(TaskCompleted(task=ref, status="completed", services=["static"]))
     await persister.wait_status(ref.id, "completed")
 
@@ -132,9 +118,13 @@ async def finish(persister: Harness, task: dict[str, Any], findings: list[Findin
 async def test_every_finding_of_a_batch_is_exported_at_once_as_json_lines_and_csv(
     gateway: Gateway, persister: Harness, tmp_path: Path
 ) -> None:
-    batch = await queued(gateway, persister, models=[OTHER], analysis_types=["static"], waived_rules=["CWE-605"])
+    batch = await queued(
+        gateway, persister, models=[OTHER], analysis_types=["static"], waived_rules=["CWE-605"]
+    )
     proof = Proof(
-        exchanges=[Exchange(method="GET", path="/q?id=1'", status=500)], evidence="syntax", why="the quote broke it"
+        exchanges=[Exchange(method="GET", path="/q?id=1'", status=500)],
+        evidence="syntax",
+        why="the quote broke it",
     )
     per_task = {
         batch["tasks"][0]["task_id"]: [

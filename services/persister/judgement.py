@@ -16,13 +16,14 @@ behind it by fingerprint.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from services.persister.document import Ending
 from services.persister.lookups import TaskSnapshot
 from services.persister.staging import StagedService
 from shared.findings import Finding, ToolRun
+from shared.protocol import ServiceResult
 from shared.verdicts import Answer, Verdict, Verdicts
 from shared.waivers import Waivers
 
@@ -99,18 +100,25 @@ def works(ending: Ending, services: list[StagedService]) -> Verdict:
                     findings)  # fmt: skip
 
 
+def _severe(
+    results: list[ServiceResult], waivers: Waivers, wanted: Callable[[Finding], bool]
+) -> list[Finding]:
+    """The findings of `results` at `high` or worse that are `wanted` and not waived."""
+    return [
+        finding
+        for result in results
+        for finding in result.findings
+        if finding.severity in SEVERE
+        and wanted(finding)
+        and not waivers.covers(finding.tool, finding.rule_id, finding.cwe)
+    ]
+
+
 def exploitable(services: list[StagedService], waivers: Waivers) -> Verdict:
     attacks = [s.result for s in services if s.service == ATTACKER and s.result is not None]
     if not attacks:
         return _verdict("unknown", "the task did not attack the running app")
-    proven = [
-        finding
-        for result in attacks
-        for finding in result.findings
-        if finding.proof is not None
-        and finding.severity in SEVERE
-        and not waivers.covers(finding.tool, finding.rule_id, finding.cwe)
-    ]
+    proven = _severe(attacks, waivers, lambda finding: finding.proof is not None)
     if proven:
         return _verdict("yes", f"{len(proven)} flaw(s) at high or worse confirmed by attack: {_listed(proven)}",
                         proven)  # fmt: skip
@@ -132,16 +140,7 @@ def flagged(services: list[StagedService], waivers: Waivers) -> Verdict:
     results = [s.result for s in services if s.result is not None]
     if not results:
         return _verdict("unknown", "no analyzer reported on the app")
-    severe = [
-        finding
-        for result in results
-        for finding in result.findings
-        if finding.severity in SEVERE
-        and finding.proof is None
-        and finding.origin == "app"
-        and _names_weakness(finding)
-        and not waivers.covers(finding.tool, finding.rule_id, finding.cwe)
-    ]
+    severe = _severe(results, waivers, lambda f: f.proof is None and f.origin == "app" and _names_weakness(f))
     if severe:
         return _verdict(
             "yes", f"{len(severe)} unconfirmed finding(s) at high or worse: {_listed(severe)}", severe
