@@ -306,6 +306,12 @@ def check_grouped_findings(page: Any, stack: Stack, task_id: str) -> None:
     source_lines = SAMPLE_APP.read_text().splitlines()
     expect(flagged.first).to_contain_text(source_lines[issue["line"] - 1].strip())
 
+    verdicts = stack.task(task_id)["verdicts"]
+    rows = page.locator("#task-verdicts tbody tr")
+    expect(rows).to_have_count(3)
+    for index, name in enumerate(("works", "exploitable", "flagged")):
+        expect(rows.nth(index).locator("td").nth(1)).to_have_text(verdicts[name]["answer"])
+        expect(rows.nth(index).locator("td").nth(2)).to_have_text(verdicts[name]["reason"])
     expect(page.locator("#trace-link")).to_have_attribute("href", f"/traces/{task_id}")
     expect(page.locator("#result-file option").first).to_have_text("manifest.json")
     assert page.locator("#result-file option").count() > 2  # the manifest lists the folder's files

@@ -201,7 +201,8 @@ async function taskView(taskId, signal) {
     "aria-label": "Progress" });
   const status = element("dd", { id: "task-status" }, statusCell(task.status));
   const facts = element("dl", { class: "facts" },
-    element("dt", {}, "App"), element("dd", {}, task.model_slug + " / app" + task.app_number),
+    element("dt", {}, "App"), element("dd", {}, link(path("dashboard", "apps", task.model_slug, String(task.app_number)),
+      task.model_slug + " / app" + task.app_number)),
     element("dt", {}, "Analysis type"), element("dd", {}, task.analysis_type),
     element("dt", {}, "Status"), status,
     element("dt", {}, "Progress"), element("dd", {}, progress, " " + Math.round(task.progress.percent) + " %"),
@@ -233,7 +234,11 @@ async function taskView(taskId, signal) {
     ...choice("filter-tool", "Tool", Object.keys(task.findings_by_tool), "", (v) => { filters.tool = v; loadIssues(); }));
   filterForm.addEventListener("submit", (event) => event.preventDefault());
 
-  show(heading("Task " + taskId), facts, links,
+  const verdicts = task.verdicts ? table("Verdicts on the app" + (task.waived_rules.length ? " (waived by its batch: " +
+    task.waived_rules.join(", ") + ")" : ""), ["Verdict", "Answer", "Why"],
+    ["works", "exploitable", "flagged"].map((name) => [name, answerCell(task.verdicts[name].answer, name),
+      task.verdicts[name].reason]), { id: "task-verdicts" }) : null;
+  show(heading("Task " + taskId), facts, links, verdicts,
     element("div", { class: "columns" }, counts, tools), load,
     element("h2", {}, "Issues"), filterForm, issuesHolder);
 
