@@ -14,6 +14,7 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
 
+from services.gateway.allow import allowed_methods
 from services.gateway.analysis import run_analysis
 from services.gateway.answer_formats import document_formats, formats_honoured
 from services.gateway.api_docs import docs_assets
@@ -85,6 +86,7 @@ def create_app(settings: Settings) -> Litestar:
             task_event_stream,
             list_apps,
             list_models,
+            allowed_methods("/api/batches"),  # before the path's handlers: GET and POST share it
             create_batch,
             get_batches,
             get_batch,
