@@ -1,5 +1,10 @@
 """The summary of one service's findings that the persister stores with its run, so that the model comparison
 reads one small row per task and service instead of grouping every finding again (`service_runs.finding_summary`).
+
+Both ways of counting are kept, each split by what the report filters on: findings per (tool, rule, severity, CWE,
+origin, confirmed), and issue groups per (weakness, severity, origin, confirmed, the rules that reported them).
+Summaries written before origins and proofs existed hold `rules`, `issues` and `tool_sets` instead; `counts`
+reads either as the current shape (their findings counted as `app` code, unconfirmed).
 """
 
 from __future__ import annotations
@@ -11,39 +16,48 @@ from typing import Any
 import msgspec
 
 from shared.findings import Finding
-from shared.issue_groups import group_keys, most_severe
+from shared.issue_groups import group_keys, most_severe, weakness
+from shared.waivers import rule_name
+
+# (tool, rule_id, severity, cwe, origin, confirmed, findings)
+FindingCount = tuple[str, str, str, str | None, str, bool, int]
+# (weakness, severity, origin, confirmed, the `tool:rule`s of its findings sorted and comma-joined, issues, findings)
+GroupCount = tuple[str, str, str, bool, str, int, int]
 
 
 class FindingSummary(msgspec.Struct, frozen=True, kw_only=True):
-    """Counts of one service's findings, both ways: findings per rule, and issues (issue groups)."""
+    """Counts of one service's findings: per kind of finding, and per kind of issue group."""
 
-    rules: list[tuple[str, str, str, str | None, int]]  # (tool, rule_id, severity, cwe, findings)
-    issues: dict[str, tuple[int, int]]  # issue severity (its worst finding's) -> (issues, findings in them)
-    tool_sets: dict[str, int]  # the tools that found one issue, sorted and comma-joined -> issues
+    findings: list[FindingCount] = []
+    groups: list[GroupCount] = []
+    # The shape before origins and proofs (read, never written): findings per rule, issues per severity.
+    rules: list[tuple[str, str, str, str | None, int]] = []
+    issues: dict[str, tuple[int, int]] = {}
 
 
 def summarize(findings: Sequence[Finding], keys: Sequence[str] | None = None) -> dict[str, Any]:
     """The summary as stored (JSON-ready); `keys` are the findings' issue group keys when already computed."""
     keys = group_keys(findings) if keys is None else keys
-    rules = Counter((f.tool, f.rule_id, f.severity, f.cwe) for f in findings)
+    kinds = Counter((f.tool, f.rule_id, f.severity, f.cwe, f.origin, f.proof is not None) for f in findings)
     members: dict[str, list[Finding]] = {}
     for finding, key in zip(findings, keys, strict=True):
         members.setdefault(key, []).append(finding)
-    issues: Counter[str] = Counter()
-    in_issues: Counter[str] = Counter()
-    tool_sets: Counter[str] = Counter()
+    groups: Counter[tuple[str, str, str, bool, str]] = Counter()
+    in_groups: Counter[tuple[str, str, str, bool, str]] = Counter()
     for group in members.values():
-        severity = most_severe([f.severity for f in group])
-        issues[severity] += 1
-        in_issues[severity] += len(group)
-        tool_sets[",".join(sorted({f.tool for f in group}))] += 1
+        first = group[0]  # one place, one weakness: its findings share the file (so the origin) and the weakness
+        kind = (
+            weakness(first.tool, first.rule_id, first.cwe),
+            most_severe([f.severity for f in group]),
+            first.origin,
+            any(f.proof is not None for f in group),
+            ",".join(sorted({rule_name(f.tool, f.rule_id) for f in group})),
+        )
+        groups[kind] += 1
+        in_groups[kind] += len(group)
     summary = FindingSummary(
-        rules=[
-            (tool, rule, severity, cwe, n)
-            for (tool, rule, severity, cwe), n in sorted(rules.items(), key=str)
-        ],
-        issues={severity: (issues[severity], in_issues[severity]) for severity in sorted(issues)},
-        tool_sets=dict(sorted(tool_sets.items())),
+        findings=[(*kind, n) for kind, n in sorted(kinds.items(), key=str)],
+        groups=[(*kind, n, in_groups[kind]) for kind, n in sorted(groups.items(), key=str)],
     )
     return msgspec.to_builtins(summary)  # type: ignore[no-any-return]
 
@@ -52,5 +66,14 @@ _decoder = msgspec.json.Decoder(FindingSummary)
 
 
 def decode_summary(stored: str | bytes) -> FindingSummary:
-    """A stored summary from its JSON text; raises msgspec.DecodeError/ValidationError when it is not one."""
-    return _decoder.decode(stored)
+    """A stored summary from its JSON text, in the current shape; raises msgspec.DecodeError/ValidationError when it
+    is not one."""
+    summary = _decoder.decode(stored)
+    if summary.findings or not (summary.rules or summary.issues):
+        return summary
+    # Written before origins and proofs: every finding was counted as the app's, none confirmed; the rules of its
+    # issues were not kept (an empty rule list: no tool-overlap figure, never waived by rule).
+    return FindingSummary(
+        findings=[(tool, rule, severity, cwe, "app", False, n) for tool, rule, severity, cwe, n in summary.rules],
+        groups=[("", severity, "app", False, "", n, found) for severity, (n, found) in summary.issues.items()],
+    )

@@ -16,6 +16,7 @@ import msgspec
 from shared.app_run import AppRun
 from shared.protocol import ServiceResult, ServiceStatus
 from shared.tasks import TaskId, TaskRef
+from shared.waivers import MAX_WAIVERS, Waiver
 
 SCHEMA_VERSION = 1
 
@@ -60,6 +61,8 @@ class AnalysisRequest(Envelope, frozen=True, kw_only=True):
     batch_id: BatchId | None = None  # the batch that queued it
     # Non-blank source lines of the app when it was accepted (what reports divide by, per thousand lines).
     source_lines: int | None = None
+    # What the task's batch asked of the app (shared/waivers.py): counted in no verdict or figure.
+    waived_rules: Annotated[list[Waiver], msgspec.Meta(max_length=MAX_WAIVERS)] = []
 
 
 class CancelRequest(Envelope, frozen=True, kw_only=True):

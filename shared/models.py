@@ -73,6 +73,8 @@ class Task(Base):
     integrity_note: Mapped[str | None] = mapped_column(Text)
     # shared.verdicts.Verdicts: does the app work, can it be broken, is it flagged (None: not judged yet)
     verdicts: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # shared.waivers: rules the task's batch asked of the app, which count in no verdict or figure (None: none)
+    waived_rules: Mapped[list[str] | None] = mapped_column(JSON)
 
     __table_args__ = (Index("ix_tasks_app", "model_slug", "app_number"),)
 

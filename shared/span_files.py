@@ -17,6 +17,14 @@ import msgspec
 from shared.tracing import TASK_ID_ATTRIBUTE
 
 
+class SpanLink(msgspec.Struct, frozen=True, kw_only=True):
+    """A span of another trace (or another span of this one) that a span names, and why (its attributes)."""
+
+    trace_id: str
+    span_id: str
+    attributes: dict[str, Any] = {}
+
+
 class SpanRecord(msgspec.Struct, frozen=True, kw_only=True):
     """One finished span as the files (and the trace route) give it; ids are lowercase hex."""
 
@@ -30,6 +38,7 @@ class SpanRecord(msgspec.Struct, frozen=True, kw_only=True):
     end_ns: int
     status: str
     attributes: dict[str, Any] = {}
+    links: list[SpanLink] = []
 
     @property
     def duration_ms(self) -> float:
@@ -63,6 +72,14 @@ def trace_ids_of_task(files: Iterable[Path], task_id: str) -> list[str]:
     return sorted(first_seen, key=first_seen.__getitem__)
 
 
+def _links(value: Any) -> list[SpanLink]:
+    """The links of a span record; none when a file written before links were recorded, or damaged, has none."""
+    try:
+        return msgspec.convert(value or [], list[SpanLink])
+    except msgspec.ValidationError:
+        return []
+
+
 def spans_of_traces(files: Iterable[Path], trace_ids: Iterable[str]) -> dict[str, list[SpanRecord]]:
     """The spans of each trace, each span once (a file may be read while its writer appends)."""
     wanted = set(trace_ids)
@@ -83,5 +100,6 @@ def spans_of_traces(files: Iterable[Path], trace_ids: Iterable[str]) -> dict[str
             end_ns=int(record.get("end_ns") or start),
             status=str(record.get("status", "UNSET")),
             attributes=attributes if isinstance(attributes, dict) else {},
+            links=_links(record.get("links")),
         )
     return {trace_id: list(spans.values()) for trace_id, spans in found.items()}

@@ -23,9 +23,8 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 _propagator = TraceContextTextMapPropagator()
 
 TASK_ID_ATTRIBUTE = "assay.task_id"
-_encoder = msgspec.json.Encoder(
-    enc_hook=str
-)  # UTF-8 JSON; a value JSON has no form for is written as its str()
+BATCH_ID_ATTRIBUTE = "assay.batch_id"
+_encoder = msgspec.json.Encoder(enc_hook=str)  # UTF-8 JSON; a value JSON has no form for is written as its str()
 
 
 class JsonLinesSpanExporter(SpanExporter):
@@ -63,6 +62,15 @@ def span_record(span: ReadableSpan) -> dict[str, object]:
         "end_ns": span.end_time,
         "status": span.status.status_code.name,
         "attributes": dict(span.attributes or {}),
+        # Links name spans of other traces (a batch task's trace links to its batch's request).
+        "links": [
+            {
+                "trace_id": format(link.context.trace_id, "032x"),
+                "span_id": format(link.context.span_id, "016x"),
+                "attributes": dict(link.attributes or {}),
+            }
+            for link in span.links
+        ],
     }
 
 

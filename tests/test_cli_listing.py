@@ -67,7 +67,7 @@ async def test_tasks_lists_newest_first_and_filters(gateway: Gateway) -> None:
 
     assert code == 0
     lines = out.splitlines()
-    assert lines[0].split() == ["task", "status", "type", "app", "findings", "created", "(UTC)"]
+    assert lines[0].split() == ["task", "status", "type", "app", "findings", "created", "(UTC)", "verdicts"]
     assert [line.split()[:2] for line in lines[1:3]] == [["task_0000000000c2", "failed"], [TASK, "completed"]]
     assert lines[1].split()[3:5] == [f"{MODEL}/app{APP}", "3"]
     assert lines[-1] == "2 of 2 tasks"

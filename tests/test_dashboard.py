@@ -11,6 +11,7 @@ apps as tests/test_model_report.py seeds it; Debian's Chromium (skipped, with th
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ import pytest
 from services.cli.roster import ServiceSpec
 from shared.nats_users import ORCHESTRATOR
 from shared.natsd import EmbeddedNats
+from tests import test_study_report as study
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, LAPTOP, browser_missing
 from tests.support.gateway import (
     APP,
@@ -304,6 +306,12 @@ def check_grouped_findings(page: Any, stack: Stack, task_id: str) -> None:
     source_lines = SAMPLE_APP.read_text().splitlines()
     expect(flagged.first).to_contain_text(source_lines[issue["line"] - 1].strip())
 
+    verdicts = stack.task(task_id)["verdicts"]
+    rows = page.locator("#task-verdicts tbody tr")
+    expect(rows).to_have_count(3)
+    for index, name in enumerate(("works", "exploitable", "flagged")):
+        expect(rows.nth(index).locator("td").nth(1)).to_have_text(verdicts[name]["answer"])
+        expect(rows.nth(index).locator("td").nth(2)).to_have_text(verdicts[name]["reason"])
     expect(page.locator("#trace-link")).to_have_attribute("href", f"/traces/{task_id}")
     expect(page.locator("#result-file option").first).to_have_text("manifest.json")
     assert page.locator("#result-file option").count() > 2  # the manifest lists the folder's files
@@ -358,19 +366,15 @@ async def test_the_comparison_page_draws_each_chart_beside_a_table_of_its_number
                 "Skip to content",
                 "Tasks",
                 "Model comparison",
+                "Batches",
                 "batch-id",
                 "Open batch",
-                "token",
             ]
             field = page.get_by_label("Bearer token")
             await field.fill(str(gateway.token))
             await field.press("Enter")
             await expect(page.get_by_role("heading", name="Model comparison")).to_be_visible()
-            await expect(page.locator("#ranking tbody tr")).to_have_count(len(models))
-            ranked = report["rankings"]["comprehensive"]
-            first_row = page.locator("#ranking tbody tr").first.locator("td")
-            await expect(first_row.nth(1)).to_have_text(ranked[0]["model_slug"])
-            await expect(first_row.nth(2)).to_have_text(f"{ranked[0]['score']:.2f}")
+            await expect(page.locator("#verdicts tbody tr")).to_have_count(len(models))
 
             charts = page.locator("figure svg[role='img']")
             await expect(charts).to_have_count(3)
@@ -381,10 +385,10 @@ async def test_the_comparison_page_draws_each_chart_beside_a_table_of_its_number
                     ".map(id => document.getElementById(id).textContent).join(' ')"
                 )
                 assert all(model in name for model in models) or "overlap" in name.lower(), name
-                figure = page.locator("figure").nth(index)
+                figure = page.locator("figure:has(svg[role='img'])").nth(index)
                 await expect(figure.locator("table")).to_have_count(1)
             # Severity: one stacked bar per model, its segments summing to the model's issues.
-            figures = {entry["model_slug"]: entry for entry in report["models"]}
+            figures = {entry["model_slug"]: entry for entry in report["quality"]}
             for model in models:
                 row = page.locator("#chart-severity tbody tr", has_text=model)
                 cells = await row.locator("td").all_inner_texts()
@@ -421,10 +425,10 @@ async def test_the_comparison_page_draws_each_chart_beside_a_table_of_its_number
             assert density_inside == [True] * len(models)
             # Overlap: a square of the tools, its diagonal the issues only that tool found.
             tools = sorted(
-                {tool for entry in report["models"] for tool in entry["only_one_tool"]}
+                {tool for entry in report["quality"] for tool in entry["only_one_tool"]}
                 | {
                     tool
-                    for entry in report["models"]
+                    for entry in report["quality"]
                     for pair in entry["tool_overlap"]
                     for tool in pair["tools"]
                 }
@@ -451,5 +455,83 @@ async def test_the_comparison_page_draws_each_chart_beside_a_table_of_its_number
             load_path = tmp_path / "dashboard-task-load.png"
             await page.screenshot(path=str(load_path), full_page=True)
             print(f"screenshot: {load_path}")
+        finally:
+            await browser.close()
+
+
+@needs_browser
+async def test_the_study_view_opens_the_apps_behind_a_heatmap_cell_and_an_apps_page_its_proofs(
+    gateway: Gateway, tmp_path: Path
+) -> None:
+    from playwright.async_api import async_playwright, expect
+
+    apps = study.seeded(random.Random(21))
+    await study.seed(gateway.settings.database_url, apps)
+    report = (await gateway.http.get("/api/reports/models", params={"batch": study.BATCH})).json()
+    cell = next(row for row in report["families"] if (row["model_slug"], row["family"]) == ("model-a", "xss"))
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = await browser.new_page(viewport=LAPTOP)
+            await page.goto(f"{gateway.url}/dashboard/batches")
+            field = page.get_by_label("Bearer token")
+            await field.fill(str(gateway.token))
+            await field.press("Enter")
+            batches = page.locator("#batches tbody tr")
+            await expect(batches).to_have_count(1)
+            await batches.get_by_role("link", name="report").click()
+            await expect(page.get_by_role("heading", name="Model comparison")).to_be_focused()
+            await expect(page.get_by_label("Batch", exact=True)).to_have_value(study.BATCH)
+
+            # The verdict table: one row per model, each cell the API's share.
+            for row in report["verdicts"]:
+                cells = page.locator(f"#verdicts tbody tr[data-model='{row['model_slug']}'] button.cell")
+                await expect(cells).to_have_count(4)
+                works = row["works"]
+                await expect(cells.first).to_contain_text(f"{works['yes']}/{works['known']}")
+            # The heatmap: a row per model, a column per family any app has; the cell opens its apps.
+            await expect(page.locator("#heatmap tbody tr")).to_have_count(len(report["verdicts"]))
+            columns = [
+                c for c in report["family_columns"] if any(r["family"] == c["id"] for r in report["families"])
+            ]
+            await expect(page.locator("#heatmap thead th")).to_have_count(1 + len(columns))
+            button = page.locator("#heatmap tbody tr[data-model='model-a'] td[data-family='xss'] button")
+            await expect(button).to_have_text(f"{cell['apps_affected']} ({cell['apps_confirmed']})")
+            await button.focus()
+            await page.keyboard.press("Enter")
+            detail = page.locator("#cell-detail")
+            await expect(detail).to_be_focused()
+            listed = detail.locator("li[data-app]")
+            await expect(listed).to_have_count(cell["apps_affected"])
+            assert sorted(
+                int(n) for n in await listed.evaluate_all("items => items.map(i => i.dataset.app)")
+            ) == sorted(app["app_number"] for app in cell["affected"])
+            first = detail.locator(f"li[data-app='{cell['affected'][0]['app_number']}']")
+            await expect(first.locator("li.finding").first).to_contain_text("xss-reflected")
+            await expect(first.locator(".proof").first).to_contain_text("it broke")
+            assert await page.evaluate(UNLABELLED) == []
+            path = tmp_path / "dashboard-study.png"
+            await page.screenshot(path=str(path), full_page=True)
+            print(f"screenshot: {path}")
+
+            # A verdict cell opens every app of the model with its answers.
+            model_b = next(row for row in report["verdicts"] if row["model_slug"] == "model-b")
+            await page.locator(
+                "#verdicts tbody tr[data-model='model-b'] button[data-measure='works']"
+            ).click()
+            await expect(detail.locator("li[data-app]")).to_have_count(model_b["apps"])
+
+            # An app's page: its verdicts, the proof behind `exploitable`, its runs.
+            broken = next(a for a in apps if a.exploitable == "yes" and any(f.proof for f in a.findings))
+            await page.goto(f"{gateway.url}/dashboard/apps/{broken.model}/{broken.number}")
+            await expect(page.get_by_role("heading", name=f"{broken.model} / app{broken.number}")).to_be_visible()
+            await expect(page.locator("#app-verdicts tbody tr")).to_have_count(1)
+            await expect(page.locator("#app-verdicts tbody tr td").nth(3)).to_have_text("yes")
+            await expect(page.locator("#proofs .proof")).to_have_count(1)
+            await expect(page.locator("#proofs")).to_contain_text("GET /x?xss-reflected → 500")
+            await expect(page.locator("#history tbody tr")).to_have_count(1)
+            path = tmp_path / "dashboard-app.png"
+            await page.screenshot(path=str(path), full_page=True)
+            print(f"screenshot: {path}")
         finally:
             await browser.close()

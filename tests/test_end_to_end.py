@@ -6,15 +6,17 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from shared.catalog import TOOLS_BY_SERVICE
 from tests.support.contract import PRIMARY_KEYS, RESULTS_KEYS, SUMMARY_KEYS
-from tests.support.stack import Stack
+from tests.support.stack import Stack, run_assay
 from tests.support.tool_outputs import direct_counts_by_rule
 
 REPO = Path(__file__).resolve().parent.parent
@@ -114,8 +116,6 @@ def test_persisted_findings_equal_what_the_tool_reports_directly(
 
 
 def test_one_trace_spans_every_service_with_no_orphan(stack: Stack, finished: dict[str, Any]) -> None:
-    import time
-
     trace_id = finished["trace_id"]
     spans: list[dict[str, Any]] = []
     deadline = time.monotonic() + 10
@@ -139,3 +139,65 @@ def test_one_trace_spans_every_service_with_no_orphan(stack: Stack, finished: di
     orphans = [span for span in spans if span["parent_span_id"] and span["parent_span_id"] not in ids]
     assert len(roots) == 1 and roots[0]["service"] == "gateway", roots
     assert orphans == []
+
+
+def spans_of(
+    stack: Stack, trace_ids: set[str], complete: Callable[[list[dict[str, Any]]], bool]
+) -> list[Any]:
+    """The spans of those traces in the stack's span files, once `complete` says all are there (files are
+    flushed by batch processors every half second)."""
+    deadline = time.monotonic() + 15
+    while True:
+        spans = [
+            span
+            for file in stack.trace_dir.glob("*.jsonl")
+            for span in map(json.loads, file.read_text().splitlines())
+            if span["trace_id"] in trace_ids
+        ]
+        if complete(spans) or time.monotonic() > deadline:
+            return spans
+        time.sleep(0.25)
+
+
+def test_a_cli_batch_gives_every_task_its_own_complete_trace_linked_to_the_batch(stack: Stack) -> None:
+    queued = run_assay(stack, "batch", "--models", MODEL, "--type", "static", "--tools", "bandit", "--wait")
+    assert queued.returncode == 0, queued.stderr + stack.log_tail()
+    batch_id = queued.stdout.strip().splitlines()[0]
+    batch = httpx.get(f"{stack.gateway_url}/api/batches/{batch_id}", headers=stack.headers, timeout=10).json()
+    task_ids = [task["task_id"] for task in batch["tasks"]]
+    assert len(task_ids) == 2  # the model's two sample apps
+    traces = {task_id: stack.task(task_id)["trace_id"] for task_id in task_ids}
+    assert all(traces.values()) and len(set(traces.values())) == len(task_ids)  # one trace each
+
+    needed = {"gateway", "orchestrator", "analyzer-static", "persister"}
+
+    def every_trace_complete(spans: list[dict[str, Any]]) -> bool:
+        return all(
+            needed <= {span["service"] for span in spans if span["trace_id"] == trace_id}
+            and any(span["name"].endswith(".completed") for span in spans if span["trace_id"] == trace_id)
+            for trace_id in traces.values()
+        )
+
+    spans = spans_of(stack, set(traces.values()), every_trace_complete)
+    for task_id, trace_id in traces.items():
+        own = [span for span in spans if span["trace_id"] == trace_id]
+        assert needed <= {span["service"] for span in own}, (task_id, {span["service"] for span in own})
+        ids = {span["span_id"] for span in own}
+        [root] = [span for span in own if span["parent_span_id"] is None]
+        assert [span for span in own if span["parent_span_id"] and span["parent_span_id"] not in ids] == []
+        assert root["name"] == "queue batch task" and root["service"] == "gateway"
+        assert root["attributes"]["assay.batch_id"] == batch_id
+        assert root["attributes"]["assay.task_id"] == task_id
+        [link] = root["links"]
+        assert link["attributes"]["assay.link.kind"] == "batch"
+        [batch_span] = spans_of(stack, {link["trace_id"]}, lambda found: bool(found))
+        assert (
+            batch_span["span_id"] == link["span_id"]
+            and batch_span["attributes"]["assay.batch_id"] == batch_id
+        )
+        shown = run_assay(stack, "trace", task_id)
+        assert shown.returncode == 0, shown.stderr
+        assert (
+            "queue batch task  [gateway]" in shown.stdout
+            and f"(batch: trace {link['trace_id']})" in shown.stdout
+        )

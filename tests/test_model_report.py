@@ -1,6 +1,7 @@
-"""The model comparison: a database seeded with 3 models x 10 apps through the persister's own write path, every
-figure of `GET /api/reports/models` (JSON, CSV, Markdown) checked against a computation written here, from the
-seeded flaws, without the report's code or the issue-group code."""
+"""The model comparison's quality table: a database seeded with 3 models x 10 apps through the persister's own write
+path, every quality figure of `GET /api/reports/models` (JSON, CSV, Markdown) checked against a computation written
+here, from the seeded flaws, without the report's code or the issue-group code. (The verdicts, pairwise tests and
+weakness families: tests/test_study_report.py.)"""
 
 from __future__ import annotations
 
@@ -278,10 +279,10 @@ async def check_every_figure(gateway: Gateway, database_url: str) -> None:
 
     assert response.status_code == 200, response.text
     report = response.json()
-    assert [(m["model_slug"], m["analysis_type"]) for m in report["models"]] == [
+    assert [(m["model_slug"], m["analysis_type"]) for m in report["quality"]] == [
         (model, "comprehensive") for model in MODELS
     ]
-    for answered in report["models"]:
+    for answered in report["quality"]:
         figures = dict(answered)
         expected = expected_figures([app for app in apps if app.model == figures["model_slug"]])
         score = figures.pop("score")
@@ -296,43 +297,41 @@ async def check_every_figure(gateway: Gateway, database_url: str) -> None:
         assert density["low"] < density["high"]
         for name, value in expected.items():
             assert figures[name] == value, name
+        assert figures["left_out"] == {"by_origin": {}, "waived": 0, "by_service": {}}
+        assert figures["running_app_findings_per_app"] is None  # no dynamic analysis was seeded
 
-    ranking = report["rankings"]["comprehensive"]
-    by_model = {m["model_slug"]: m for m in report["models"]}
-    assert [entry["rank"] for entry in ranking] == [1, 2, 3]
-    assert [entry["score"] for entry in ranking] == sorted(m["score"]["score"] for m in report["models"])
-    for entry in ranking:
-        assert entry["ci_low"] <= entry["score"] <= entry["ci_high"]
+    # The newer failed run of each app is listed, with the older completed run counted in its place.
+    excluded = {(run["model_slug"], run["app_number"]): run for run in report["excluded"]}
+    assert len(excluded) == len(apps) and report["unfinished"] == 0
+    for app in apps:
+        run = excluded[(app.model, app.number)]
+        assert (run["status"], run["counted_instead"]) == ("failed", app.task_id)
     assert report["score_weights"] == WEIGHTS
 
     again = (await gateway.http.get("/api/reports/models")).json()
-    assert (
-        again["rankings"] == report["rankings"]
-    )  # the bootstrap is seeded: the same data, the same interval
+    assert [q["score"] for q in again["quality"]] == [q["score"] for q in report["quality"]]  # seeded bootstrap
 
-    as_csv = await gateway.http.get("/api/reports/models.csv")
-    assert as_csv.headers["content-type"].startswith("text/csv")
-    rows = list(csv.DictReader(io.StringIO(as_csv.text)))
-    assert [(row["model_slug"], row["rank"]) for row in rows] == [
-        (entry["model_slug"], str(entry["rank"])) for entry in sorted(ranking, key=lambda e: e["model_slug"])
-    ]
-    for row in rows:
-        figures = by_model[row["model_slug"]]
-        assert (
-            int(row["issues"]) == figures["issues"]
-            and int(row["findings_high"]) == figures["findings_by_severity"]["high"]
-        )
-        assert float(row["score"]) == figures["score"]["score"]
-        assert float(row["score_ci_low"]) == figures["score"]["ci_low"]
+    for path, params in (("/api/reports/models.csv", {}), ("/api/reports/models", {"format": "csv"})):
+        as_csv = await gateway.http.get(path, params=params)
+        assert as_csv.headers["content-type"].startswith("text/csv"), path
+        rows = list(csv.DictReader(io.StringIO(as_csv.text)))
+        quality = {(row["model_slug"], row["field"]): row["value"] for row in rows if row["section"] == "quality"}
+        for figures in report["quality"]:
+            model = figures["model_slug"]
+            assert int(quality[(model, "issues")]) == figures["issues"]
+            assert int(quality[(model, "findings_by_severity.high")]) == figures["findings_by_severity"]["high"]
+            assert float(quality[(model, "score.score")]) == figures["score"]["score"]
+            assert float(quality[(model, "score.ci_low")]) == figures["score"]["ci_low"]
 
-    as_markdown = await gateway.http.get("/api/reports/models.md")
-    assert as_markdown.headers["content-type"].startswith("text/markdown")
-    markdown = as_markdown.text
-    for entry in ranking:
-        assert f"| {entry['rank']} | {entry['model_slug']} | {entry['score']:.3f} |" in markdown
+    for path, params in (("/api/reports/models.md", {}), ("/api/reports/models", {"format": "markdown"})):
+        as_markdown = await gateway.http.get(path, params=params)
+        assert as_markdown.headers["content-type"].startswith("text/markdown")
+        for figures in report["quality"]:
+            score = figures["score"]
+            assert f"{score['score']:.2f} ({score['ci_low']:.2f}–{score['ci_high']:.2f})" in as_markdown.text
 
     only_static = (await gateway.http.get("/api/reports/models", params={"analysis_type": "static"})).json()
-    assert only_static["models"] == [] and only_static["rankings"] == {}
+    assert only_static["quality"] == [] and only_static["rankings"] == {}
     bad = await gateway.http.get("/api/reports/models.csv", params={"analysis_type": "fast"})
     assert bad.status_code == 422 and "analysis_type" in bad.text
 
@@ -344,9 +343,10 @@ async def test_assay_report_prints_the_gateways_markdown_and_csv(gateway: Gatewa
     as_csv = await run_cli(gateway, "report", "--format", "csv", "--type", "comprehensive")
 
     assert markdown[0] == 0 and markdown[1].startswith("# Model comparison"), markdown[2]
-    assert "## Ranking: comprehensive" in markdown[1]
+    assert "## Quality" in markdown[1]
     assert as_csv[0] == 0
-    assert [row["model_slug"] for row in csv.DictReader(io.StringIO(as_csv[1]))] == list(MODELS)
+    quality = [row for row in csv.DictReader(io.StringIO(as_csv[1])) if row["section"] == "quality"]
+    assert sorted({row["model_slug"] for row in quality}) == list(MODELS)
 
 
 def test_bootstrap_intervals_hold_the_mean_and_the_closed_form_matches_resampling() -> None:

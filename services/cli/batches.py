@@ -36,6 +36,8 @@ def batch_body(args: argparse.Namespace) -> dict[str, Any]:
     }
     if args.tools:
         body["tools"] = names(args.tools)
+    if args.waive:  # the option is services/cli/batch_views.py's
+        body["waived_rules"] = names(args.waive)
     return body
 
 

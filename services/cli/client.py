@@ -121,7 +121,28 @@ class GatewayClient:
         )
 
     def create_batch(self, body: dict[str, Any]) -> dict[str, Any]:
-        return self._call("POST", "/api/batches", json=body)
+        # Each task of the batch starts its own trace at the gateway, linked to this request's.
+        return self._call("POST", "/api/batches", starts_task=True, json=body)
+
+    def batches(self, limit: int, offset: int = 0) -> dict[str, Any]:
+        """One page of batches, newest first."""
+        return self._call("GET", "/api/batches", params={"limit": limit, "offset": offset})
+
+    def batch_findings(self, batch_id: str, export_format: str) -> Iterator[bytes]:
+        """Every finding of the batch as the gateway streams it (JSON lines or CSV), chunk by chunk."""
+        path = f"/api/batches/{batch_id}/findings"
+        timeout = httpx.Timeout(self._http.timeout.connect, read=120.0)
+        params = {"format": export_format}
+        try:
+            with self._http.stream(
+                "GET", path, params=params, headers=trace_headers(), timeout=timeout
+            ) as answer:
+                if answer.status_code >= 400:
+                    answer.read()
+                    raise GatewayError(_reason(answer), answer.status_code)
+                yield from answer.iter_bytes()
+        except httpx.HTTPError as error:
+            raise GatewayError(f"the findings of {batch_id} could not be read to the end: {error}") from error
 
     def batch(self, batch_id: str) -> dict[str, Any]:
         return self._call("GET", f"/api/batches/{batch_id}")
@@ -129,11 +150,9 @@ class GatewayClient:
     def cancel_batch(self, batch_id: str) -> dict[str, Any]:
         return self._call("POST", f"/api/batches/{batch_id}/cancel")
 
-    def report(self, analysis_type: str | None, report_format: str) -> str:
-        """The model comparison as the gateway renders it (JSON, CSV or Markdown text)."""
-        suffix = {"json": "", "csv": ".csv", "markdown": ".md"}[report_format]
-        params = {"analysis_type": analysis_type} if analysis_type else {}
-        return self._request("GET", f"/api/reports/models{suffix}", params=params).text
+    def report(self, path: str, params: dict[str, str | float]) -> str:
+        """A report route's answer as the gateway renders it (JSON, CSV or Markdown text)."""
+        return self._request("GET", path, params=params).text
 
     def diff(self, task_id: str, against: str | None = None) -> dict[str, Any]:
         """New, fixed and unchanged findings of the task against `against` (default: its previous run)."""

@@ -11,7 +11,7 @@ from typing import Any
 from services.cli.api_token import gateway_client
 from services.cli.client import GatewayClient, GatewayError
 from services.cli.diffs import finding_rows
-from services.cli.render import render_task, table
+from services.cli.render import render_task, table, verdict_brief
 from shared.config import Settings
 from shared.findings import SEVERITIES
 
@@ -42,17 +42,18 @@ def render_tasks(page: dict[str, Any]) -> str:
             f"{task['model_slug']}/app{task['app_number']}",
             task["findings_count"],
             task["created_at"][:19].replace("T", " "),
+            verdict_brief(task.get("verdicts")),
         ]
         for task in page["tasks"]
     ]
     shown = f"{len(rows)} of {page['total']} tasks"
-    return "\n".join(
-        [*table(["task", "status", "type", "app", "findings", "created (UTC)"], rows, (4,)), shown]
-    )
+    headers = ["task", "status", "type", "app", "findings", "created (UTC)", "verdicts"]
+    return "\n".join([*table(headers, rows, (4,)), shown])
 
 
 def tasks(settings: Settings, args: argparse.Namespace) -> int:
     filters = {"model_slug": args.model, "app_number": args.app, "status": args.status, "limit": args.limit}
+    filters["batch"] = args.batch
     emit(ask(settings, lambda gateway: gateway.tasks(filters)), args.json, render_tasks)
     return 0
 
@@ -109,6 +110,7 @@ def add_listing_parsers(commands: argparse._SubParsersAction[argparse.ArgumentPa
     listed.add_argument("--model", help="only this model's tasks")
     listed.add_argument("--app", type=int, help="only this app number's tasks")
     listed.add_argument("--status", help="pending | running | completed | partial | failed | cancelled")
+    listed.add_argument("--batch", help="only this batch's tasks (see assay batch list)")
     listed.add_argument("--limit", type=int, default=50, help="how many (default 50, at most 500)")
     listed.add_argument("--json", action="store_true", help="print the gateway's JSON answer")
     listed.set_defaults(handler=tasks)

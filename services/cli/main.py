@@ -23,7 +23,7 @@ from typing import Any, get_args
 import msgspec
 from opentelemetry import trace as otel_trace
 
-from services.cli import analyzer_view, dead_letters, replay, tokens, upkeep
+from services.cli import analyzer_view, batch_views, dead_letters, replay, reports, tokens, upkeep
 from services.cli.api_token import gateway_client
 from services.cli.batches import add_batch_parser, run_batch
 from services.cli.client import GatewayClient, GatewayError
@@ -141,18 +141,9 @@ def diff(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def report(settings: Settings, args: argparse.Namespace) -> int:
-    report_format = "json" if args.json else args.format
-    with gateway_client(settings, timeout_s=120) as gateway:
-        try:
-            text = gateway.report(args.type, report_format)
-        except GatewayError as error:
-            return _fail(str(error), 1 if error.status else 2)
-    print(text.rstrip("\n"))
-    return 0
-
-
 def batch(settings: Settings, args: argparse.Namespace) -> int:
+    if args.action:
+        return batch_views.run_action(settings, args)
     return run_batch(settings, args)
 
 
@@ -263,7 +254,9 @@ def parser() -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true", help="print the gateway's JSON answer")
     show.set_defaults(handler=status)
 
-    add_batch_parser(commands).set_defaults(handler=batch)
+    batches = add_batch_parser(commands)
+    batch_views.add_arguments(batches)
+    batches.set_defaults(handler=batch)
     add_listing_parsers(commands)
 
     stop = commands.add_parser("cancel", help="ask a task (or every unfinished task of a batch) to stop")
@@ -279,13 +272,7 @@ def parser() -> argparse.ArgumentParser:
     changes.add_argument("--json", action="store_true", help="print the gateway's JSON answer")
     changes.set_defaults(handler=diff)
 
-    compare = commands.add_parser(
-        "report", help="compare models: issues by severity, per kLOC, ranking with 95% CIs"
-    )
-    compare.add_argument("--type", help=f"one analysis type ({' | '.join(ANALYSIS_TYPES)}; default: all)")
-    compare.add_argument("--format", choices=("markdown", "csv", "json"), default="markdown")
-    compare.add_argument("--json", action="store_true", help="same as --format json")
-    compare.set_defaults(handler=report)
+    reports.add_parser(commands)
 
     spans = commands.add_parser(
         "trace", help="print a task's trace as a tree (the gateway reads its span files)"

@@ -56,6 +56,7 @@ def render_task(task: dict[str, Any], results_root: Path | None = None) -> str:
             "",
             *table(["tool", "service", "status", "findings", "duration", "note"], rows, numeric=(3, 4)),
         ]
+    lines += verdict_lines(task.get("verdicts"), task.get("waived_rules") or [])
     breakdown = task.get("severity_breakdown") or {}
     issues = task.get("issue_severity_breakdown") or {}
     severity_rows: list[list[object]] = [
@@ -83,6 +84,27 @@ def render_task(task: dict[str, Any], results_root: Path | None = None) -> str:
     if task.get("trace_id"):
         lines.append(f"trace id: {task['trace_id']}  (assay trace {task['task_id']})")
     return "\n".join(lines)
+
+
+VERDICTS = ("works", "exploitable", "flagged")
+
+
+def verdict_lines(verdicts: dict[str, Any] | None, waived: list[str]) -> list[str]:
+    """The task's verdicts, one per line with its reason (none until the task has ended)."""
+    if not verdicts:
+        return []
+    rows = [[name, verdicts[name]["answer"], verdicts[name]["reason"]] for name in VERDICTS]
+    lines = ["", *table(["verdict", "answer", "why"], rows)]
+    if waived:
+        lines.append(f"waived by its batch: {', '.join(waived)}")
+    return lines
+
+
+def verdict_brief(verdicts: dict[str, Any] | None) -> str:
+    """`works yes, exploitable no, flagged yes`, or `–` before the task has ended."""
+    if not verdicts:
+        return "–"
+    return ", ".join(f"{name} {verdicts[name]['answer']}" for name in VERDICTS)
 
 
 def _ms(value: float | None) -> str:

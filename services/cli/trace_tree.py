@@ -32,6 +32,9 @@ def render_tree(spans: list[SpanRecord]) -> list[str]:
             marks += "  ERROR"
         if depth == 0 and span.parent_span_id:
             marks += "  (orphan)"
+        for link in span.links:  # e.g. a batch task's root names the batch's request
+            kind = link.attributes.get("assay.link.kind", "link")
+            marks += f"  ({kind}: trace {link.trace_id})"
         lines.append(
             f"{'  ' * depth}{span.name}  [{span.service}]  {span.kind}  {span.duration_ms:.1f} ms{marks}"
         )

@@ -14,10 +14,14 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
 
+from services.gateway.allow import allowed_methods
 from services.gateway.analysis import run_analysis
+from services.gateway.answer_formats import document_formats, formats_honoured
 from services.gateway.api_docs import docs_assets
 from services.gateway.apps import list_apps, list_models
 from services.gateway.auth import PUBLIC, authorize, check_exposure
+from services.gateway.batch_export import export_batch_findings
+from services.gateway.batch_list import get_batches
 from services.gateway.batches import batch_event_stream, cancel_batch, create_batch, get_batch
 from services.gateway.contracts import asyncapi_document, json_schema
 from services.gateway.dashboard.files import get_result_file
@@ -35,6 +39,7 @@ from services.gateway.openapi import OPENAPI, exact_request_schemas
 from services.gateway.pages import shared_asset
 from services.gateway.reports.routes import (
     models_comparison,
+    models_comparison_change,
     models_comparison_csv,
     models_comparison_markdown,
 )
@@ -81,13 +86,17 @@ def create_app(settings: Settings) -> Litestar:
             task_event_stream,
             list_apps,
             list_models,
+            allowed_methods("/api/batches"),  # before the path's handlers: GET and POST share it
             create_batch,
+            get_batches,
             get_batch,
+            export_batch_findings,
             batch_event_stream,
             cancel_batch,
             models_comparison,
             models_comparison_csv,
             models_comparison_markdown,
+            models_comparison_change,
             docs_assets(PUBLIC),
             *TOKEN_ROUTES,
             *DEAD_LETTER_ROUTES,
@@ -97,7 +106,7 @@ def create_app(settings: Settings) -> Litestar:
             asyncapi_document,
             json_schema,
         ],
-        guards=[authorize],
+        guards=[authorize, formats_honoured],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         middleware=[server_spans],
         dependencies={"resources": Provide(provide_resources, sync_to_thread=False)},
@@ -108,4 +117,5 @@ def create_app(settings: Settings) -> Litestar:
         logging_config=None,  # the process's logging (JSON lines, shared/logs) stays as the entry point set it
     )
     exact_request_schemas(app)
+    document_formats(app)
     return app

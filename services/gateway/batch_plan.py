@@ -15,10 +15,11 @@ from sqlalchemy import select
 from services.gateway.app_folders import AppFolder
 from services.gateway.queries import Sessions
 from services.gateway.schemas import ToolName
-from shared.catalog import offered_tools, unknown_tools
+from shared.catalog import TOOLS_BY_SERVICE, offered_tools, unknown_tools
 from shared.messages import BATCH_ID_PATTERN, TERMINAL_STATUSES, Priority, TaskStatus, utcnow
 from shared.models import Task
 from shared.tasks import AnalysisType, AppNumber, ModelSlug
+from shared.waivers import MAX_WAIVERS, Waiver
 
 BatchId = Annotated[str, msgspec.Meta(pattern=BATCH_ID_PATTERN)]
 STATUSES: tuple[TaskStatus, ...] = ("pending", "running", "completed", "partial", "failed", "cancelled")
@@ -32,6 +33,8 @@ class BatchRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     analysis_types: Annotated[list[AnalysisType], msgspec.Meta(min_length=1, max_length=6)]
     tools: Annotated[list[ToolName], msgspec.Meta(max_length=64)] = []
     priority: Priority = "normal"
+    # What the study's task required of the apps (`bandit:B104`, `CWE-605`): counted in no verdict or figure.
+    waived_rules: Annotated[list[Waiver], msgspec.Meta(max_length=MAX_WAIVERS)] = []
 
 
 class BatchTask(msgspec.Struct, frozen=True, kw_only=True):
@@ -47,6 +50,7 @@ class BatchRecord(msgspec.Struct, frozen=True, kw_only=True):
     batch_id: str
     created_at: datetime = msgspec.field(default_factory=utcnow)
     tasks: list[BatchTask]
+    waived_rules: list[str] = []
 
 
 class BatchTaskView(msgspec.Struct, frozen=True, kw_only=True):
@@ -70,6 +74,7 @@ class BatchProgress(msgspec.Struct, frozen=True, kw_only=True):
     by_status: dict[str, int]
     by_model: dict[str, dict[str, int]]  # model -> status -> tasks
     tasks: list[BatchTaskView]
+    waived_rules: list[str] = []
 
 
 class Selection(msgspec.Struct, frozen=True, kw_only=True):
@@ -78,7 +83,12 @@ class Selection(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def batch_problem(request: BatchRequest) -> tuple[str, str] | None:
-    """(field, reason) when the request names a tool that one of its analysis types does not offer."""
+    """(field, reason) when the request names a tool that one of its analysis types does not offer, or waives a
+    rule of a tool Assay does not have."""
+    known = {tool for tools in TOOLS_BY_SERVICE.values() for tool in tools}
+    strangers = [rule for rule in request.waived_rules if ":" in rule and rule.split(":", 1)[0] not in known]
+    if strangers:
+        return "waived_rules", f"no such tool in {', '.join(strangers)}; tools: {', '.join(sorted(known))}"
     for analysis_type in request.analysis_types:
         unknown = unknown_tools(analysis_type, list(request.tools))
         if unknown:
@@ -147,6 +157,7 @@ async def batch_progress(sessions: Sessions, record: BatchRecord) -> BatchProgre
         by_status={status: by_status.get(status, 0) for status in STATUSES},
         by_model=dict(sorted(by_model.items())),
         tasks=views,
+        waived_rules=record.waived_rules,
     )
 
 
@@ -159,4 +170,5 @@ async def recorded_batch(sessions: Sessions, batch_id: str) -> BatchRecord | Non
     if not rows:
         return None
     tasks = [msgspec.convert(row, BatchTask, from_attributes=True) for row in rows]
-    return BatchRecord(batch_id=batch_id, created_at=rows[0].created_at, tasks=tasks)
+    waived = rows[0].waived_rules or []
+    return BatchRecord(batch_id=batch_id, created_at=rows[0].created_at, tasks=tasks, waived_rules=waived)

@@ -20,6 +20,8 @@ from litestar.exceptions import ClientException, NotFoundException, ServiceUnava
 from litestar.params import JSONBody, PathParameter
 from litestar.response import Stream
 from nats.js.errors import KeyNotFoundError
+from opentelemetry import context as otel_context
+from opentelemetry import trace
 
 from services.gateway.app_folders import app_folders
 from services.gateway.auth import requires
@@ -44,8 +46,10 @@ from shared.paths import app_dir
 from shared.source_size import total_lines
 from shared.subjects import batch_key
 from shared.tasks import TaskRef
+from shared.tracing import BATCH_ID_ATTRIBUTE, TASK_ID_ATTRIBUTE
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer("services.gateway")
 
 BatchIdPath = Annotated[str, PathParameter(pattern=BATCH_ID_PATTERN, description="batch_ + 12 lowercase hex")]
 PROGRESS_POLL_S = 1.0  # how often the event stream looks at the batch's tasks
@@ -144,11 +148,14 @@ async def _queue(data: BatchRequest, resources: Resources, ids: NewIds) -> Respo
     tasks, missing = await _plan(resources, data, ids)
     sizes = await asyncio.to_thread(_sizes, resources.settings.apps_dir, tasks)
     batch_id = ids.batch()
-    record = BatchRecord(batch_id=batch_id, tasks=tasks)
+    waived = list(dict.fromkeys(data.waived_rules))
+    record = BatchRecord(batch_id=batch_id, tasks=tasks, waived_rules=waived)
     try:
         await resources.tasks.put(batch_key(batch_id), msgspec.json.encode(record))
     except NATS_ERRORS as error:
         raise ServiceUnavailableException(f"NATS unavailable, batch not accepted: {error!r}") from error
+    trace.get_current_span().set_attribute(BATCH_ID_ATTRIBUTE, batch_id)
+    batch_link = trace.Link(trace.get_current_span().get_span_context(), {"assay.link.kind": "batch"})
     for queued, task in enumerate(tasks):
         request = AnalysisRequest(
             event_id=ids.request(queued),
@@ -163,20 +170,27 @@ async def _queue(data: BatchRequest, resources: Resources, ids: NewIds) -> Respo
             deadline_s=resources.settings.task_deadline_s,
             batch_id=batch_id,
             source_lines=sizes[(task.model_slug, task.app_number)],
+            waived_rules=waived,
         )
         try:
-            await publish_request(
-                resources.nats,
-                resources.js,
-                resources.tasks,
-                request,
-                patience_s=resources.publish_patience_s,
-            )
+            # Each task its own trace (a new root), linked to the batch's request, as a task queued alone has.
+            with tracer.start_as_current_span(
+                "queue batch task",
+                context=otel_context.Context(),
+                links=[batch_link],
+                attributes={TASK_ID_ATTRIBUTE: task.task_id, BATCH_ID_ATTRIBUTE: batch_id},
+            ):
+                await publish_request(
+                    resources.nats,
+                    resources.js,
+                    resources.tasks,
+                    request,
+                    patience_s=resources.publish_patience_s,
+                )
         except NatsUnavailable as error:
             # The record keeps only what was queued, so the batch reports what really runs.
-            await _keep_record(
-                resources, BatchRecord(batch_id=batch_id, created_at=record.created_at, tasks=tasks[:queued])
-            )
+            kept = msgspec.structs.replace(record, tasks=tasks[:queued])
+            await _keep_record(resources, kept)
             raise ServiceUnavailableException(
                 f"NATS unavailable after {queued} of {len(tasks)} tasks of {batch_id} were queued: {error}"
             ) from error

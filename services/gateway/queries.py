@@ -26,6 +26,7 @@ from services.gateway.schemas import (
 from shared.findings import SEVERITIES
 from shared.issue_groups import issue_severity_breakdown
 from shared.models import FindingRow, ServiceRun, Task, ToolRunRow
+from shared.verdicts import Verdicts
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -111,6 +112,9 @@ async def task_detail(sessions: Sessions, task_id: str) -> TaskDetail | None:
         trace_id=task.trace_id,
         worker=task.worker,
         integrity_note=task.integrity_note,
+        batch_id=task.batch_id,
+        verdicts=msgspec.convert(task.verdicts, Verdicts) if task.verdicts else None,
+        waived_rules=list(task.waived_rules or []),
     )
 
 

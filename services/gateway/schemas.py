@@ -12,10 +12,12 @@ from typing import Annotated, Any
 import msgspec
 
 from services.gateway.load_views import LoadView
+from shared.findings import Origin, Proof
 from shared.messages import Priority, TaskStatus
 from shared.options import RequestOptions
 from shared.tasks import AnalysisType, AppNumber, ModelSlug, TaskId
 from shared.tokens import TOKEN_ID_PATTERN, TOKEN_NAME_PATTERN, Scope
+from shared.verdicts import Verdicts
 
 ToolName = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 # No spaces or control characters (a CR/LF would split the request line or a header of every probe).
@@ -148,6 +150,9 @@ class TaskDetail(TaskHeading, frozen=True, kw_only=True):
     load: list[LoadView] = []  # the load test's figures per URL (performance analyses)
     result_path: str | None = None  # the result folder as an absolute path on the gateway's machine
     integrity_note: str | None = None  # what `assay fsck --repair` did to the result folder, or could not do
+    batch_id: str | None = None  # the batch that queued it
+    verdicts: Verdicts | None = None  # works, exploitable, flagged (None until the task has ended)
+    waived_rules: list[str] = []  # what its batch asked of the app: counted in no verdict or figure
 
 
 class TaskSummary(TaskHeading, frozen=True, kw_only=True):
@@ -158,6 +163,8 @@ class TaskSummary(TaskHeading, frozen=True, kw_only=True):
     created_at: datetime
     finished_at: datetime | None
     trace_id: str | None
+    batch_id: str | None = None
+    verdicts: Verdicts | None = None  # None until the task has ended
 
 
 class TaskPage(msgspec.Struct, frozen=True, kw_only=True):
@@ -185,8 +192,8 @@ class FindingView(msgspec.Struct, frozen=True, kw_only=True):
     fingerprint: str
     extra: dict[str, Any]
     issue_group: str = ""
-    # shared.findings.Proof: the exchanges that confirmed a flaw of the running app (`assay replay` sends them again)
-    proof: dict[str, Any] | None = None
+    origin: Origin = "app"  # where the code it points at comes from: figures count `app` only
+    proof: Proof | None = None  # the exchanges that confirmed it, when an attack did
 
 
 class FindingPage(msgspec.Struct, frozen=True, kw_only=True):

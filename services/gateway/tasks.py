@@ -19,7 +19,7 @@ from services.gateway.queries import list_tasks, task_detail, task_findings, tas
 from services.gateway.resources import DATABASE_ERRORS, NATS_ERRORS, Resources
 from services.gateway.schemas import Cancelling, FindingPage, TaskDetail, TaskPage
 from shared.findings import Severity
-from shared.messages import TERMINAL_STATUSES, CancelRequest, TaskStatus
+from shared.messages import BATCH_ID_PATTERN, TERMINAL_STATUSES, CancelRequest, TaskStatus
 from shared.tasks import MODEL_SLUG_PATTERN, TASK_ID_PATTERN, AnalysisType
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,7 @@ async def list_all_tasks(
     app_number: Annotated[int | None, QueryParameter(ge=1, le=99999)] = None,
     status: FromQuery[TaskStatus | None] = None,
     analysis_type: FromQuery[AnalysisType | None] = None,
+    batch: Annotated[str | None, QueryParameter(pattern=BATCH_ID_PATTERN, description="only this batch's")] = None,
     limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
     offset: Offset = 0,
 ) -> TaskPage:
@@ -69,6 +70,7 @@ async def list_all_tasks(
         "app_number": app_number,
         "status": status,
         "analysis_type": analysis_type,
+        "batch_id": batch,
     }
     try:
         return await list_tasks(resources.sessions, filters, limit, offset)

@@ -8,12 +8,14 @@ reaper, and when a message about a task has to be given up.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import msgspec
 from nats.js import JetStreamContext
 from opentelemetry import trace
 
@@ -21,6 +23,7 @@ from services.persister import database, document, folders, lookups
 from services.persister.database import Outcome
 from services.persister.disk import ResultsUnwritable, persistently
 from services.persister.document import Ending, RenderedResult
+from services.persister.judgement import judge
 from services.persister.locks import TaskLocks
 from services.persister.lookups import TaskSnapshot
 from services.persister.sessions import Sessions
@@ -109,6 +112,8 @@ async def finish_held(
     """`finish`, for a caller that holds the task's lock and read `current` while holding it."""
     if current.finished:
         return current.result_dir
+    if ending.verdicts is None:  # judged once, here, where the task's whole result is at hand
+        ending = dataclasses.replace(ending, verdicts=judge(current, ending, services))
     folder_name = result_folder_name(current.task.analysis_type, current.task.id, current.created_at)
     # One hand-off to a thread for both (each costs about as much CPU as a small statement).
     (final, relative), rendered = await asyncio.to_thread(
@@ -122,8 +127,8 @@ async def finish_held(
         # `assay fsck --repair` can write it from the database once the disk takes it.
         log.error("task %s failed: %s", current.task.id, error, extra={"task_id": current.task.id})
         reason = f"results folder not written: {error}"
-        ending = Ending(
-            "failed", f"{reason}; {ending.reason}" if ending.reason else reason, ending.finished_at
+        ending = dataclasses.replace(
+            ending, status="failed", reason=f"{reason}; {ending.reason}" if ending.reason else reason, app=None
         )
         recorded_dir, kind = None, "failed"
     outcome = Outcome(
@@ -133,6 +138,7 @@ async def finish_held(
         findings_count=rendered.findings_count,
         severity_breakdown=rendered.severity_breakdown,
         result_dir=recorded_dir,
+        verdicts=msgspec.to_builtins(ending.verdicts),
     )
     with db_write_span(ctx, "outcome", current.task.id, {"db.operation": "UPDATE"}):
         recorded = await database.record_outcome(ctx.sessions, current.task.id, outcome, event_id, kind)

@@ -151,6 +151,7 @@ _OUTCOME = (
         findings_count=bindparam("p_findings_count"),
         severity_breakdown=_param("p_severity_breakdown", "severity_breakdown"),
         result_dir=bindparam("p_result_dir"),
+        verdicts=_param("p_verdicts", "verdicts"),
         progress_percent=func.coalesce(
             bindparam("p_progress_percent", type_=Float()), TASKS.c.progress_percent
         ),
@@ -198,12 +199,14 @@ async def record_request(sessions: Sessions, request: AnalysisRequest, trace_id:
         first = {**_new_task(request), "priority": request.priority, "tools": list(request.tools)}
         first |= {"services": services, "trace_id": trace_id}
         first |= {"batch_id": request.batch_id, "source_lines": request.source_lines}
+        first |= {"waived_rules": list(request.waived_rules) or None}
         if _core(session).execute(insert_new(session, TASKS), first).rowcount:
             return
         task = _task_row(session, request)
         # Kept even for a task that ended before its request arrived: batches and reports need them.
         task.batch_id = task.batch_id or request.batch_id
         task.source_lines = task.source_lines if task.source_lines is not None else request.source_lines
+        task.waived_rules = task.waived_rules or list(request.waived_rules) or None
         if task.status in TERMINAL_STATUSES:
             return
         task.priority = request.priority
@@ -405,6 +408,7 @@ class Outcome:
     findings_count: int
     severity_breakdown: dict[str, int]
     result_dir: str | None  # None: the disk refused the folder (the task is failed with that reason)
+    verdicts: dict[str, Any] | None = None  # shared.verdicts.Verdicts, as stored
 
 
 async def record_outcome(
@@ -421,6 +425,7 @@ async def record_outcome(
         "p_findings_count": outcome.findings_count,
         "p_severity_breakdown": dict(outcome.severity_breakdown),
         "p_result_dir": outcome.result_dir,
+        "p_verdicts": outcome.verdicts,
         "p_progress_percent": 100.0 if outcome.status == "completed" else None,  # else left as it was
         "p_updated_at": utcnow(),
     }

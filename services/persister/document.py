@@ -19,6 +19,7 @@ from shared.app_run import AppRun
 from shared.findings import Finding, ToolRun, findings_by_tool, severity_breakdown
 from shared.messages import utcnow
 from shared.sarif import merge_logs, sarif_for
+from shared.verdicts import Verdicts
 
 DOCUMENT_SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -44,6 +45,7 @@ class Ending:
     reason: str | None
     finished_at: datetime
     app: AppRun | None = None  # the run of the app Assay started for the task, if any
+    verdicts: Verdicts | None = None  # judged where the task ends (services/persister/judgement.py)
 
 
 @dataclass(frozen=True)
@@ -147,18 +149,22 @@ def primary_document(task: TaskSnapshot, ending: Ending, services: list[StagedSe
             "success": ending.status in SUCCESSFUL_STATUSES,
         },
         "summary": summary,
+        "verdicts": ending.verdicts,
+        "waived_rules": list(task.waived_rules),
         "schema_version": DOCUMENT_SCHEMA_VERSION,
         "trace_id": task.trace_id,
     }
 
 
-def manifest(task: TaskSnapshot, primary: str, files: dict[str, bytes]) -> bytes:
-    """Every file of the folder but the manifest itself, with size and sha256, so a reader can check them."""
+def manifest(task: TaskSnapshot, primary: str, files: dict[str, bytes], verdicts: Verdicts | None) -> bytes:
+    """Every file of the folder but the manifest itself, with size and sha256, so a reader can check them; and the
+    task's verdicts, so a study can be read from manifests alone."""
     return _json(
         {
             "schema_version": DOCUMENT_SCHEMA_VERSION,
             "task_id": task.task.id,
             "trace_id": task.trace_id,
+            "verdicts": verdicts,
             "primary_result": primary,
             "created_at": utcnow(),
             "files": [
@@ -181,7 +187,7 @@ def render(task: TaskSnapshot, ending: Ending, services: list[StagedService]) ->
         files[APP_RECORD_NAME] = _json(ending.app)
     logs = [log for log in map(_service_sarif, services) if log is not None]
     files[SARIF_NAME] = _json(merge_logs(logs))
-    files[MANIFEST_NAME] = manifest(task, name, files)
+    files[MANIFEST_NAME] = manifest(task, name, files, ending.verdicts)
     summary = document["summary"]
     return RenderedResult(
         files=files,

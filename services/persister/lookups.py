@@ -34,6 +34,7 @@ class TaskSnapshot:
     trace_id: str | None
     result_dir: str | None
     updated_at: datetime | None = None
+    waived_rules: tuple[str, ...] = ()  # what the task's batch asked of the app (shared/waivers.py)
 
     @property
     def finished(self) -> bool:
@@ -112,6 +113,9 @@ class TaskColumns(Protocol):
     @property
     def updated_at(self) -> datetime | None: ...
 
+    @property
+    def waived_rules(self) -> list[str] | None: ...
+
 
 # The columns of a snapshot, read with Core: those the protocol names, in its order.
 SNAPSHOT_COLUMNS = tuple(name for name, value in vars(TaskColumns).items() if isinstance(value, property))
@@ -131,6 +135,7 @@ def snapshot_of(task: TaskColumns) -> TaskSnapshot:
         trace_id=task.trace_id,
         result_dir=task.result_dir,
         updated_at=as_utc(task.updated_at),
+        waived_rules=tuple(task.waived_rules or ()),
     )
 
 

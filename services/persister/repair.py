@@ -44,6 +44,7 @@ from shared.messages import utcnow
 from shared.models import FindingRow, ServiceRun, Task, ToolRunRow
 from shared.paths import UnsafePathError, result_dir, result_folder_name
 from shared.protocol import ServiceResult
+from shared.verdicts import Verdicts
 
 NOT_IN_DATABASE = "raw tool outputs and the tools' own SARIF are not kept in the database, so it lacks them"
 CONTENT_KINDS = REBUILT_KINDS - {"findings_count"}
@@ -122,7 +123,10 @@ async def _from_database(
             )
         ).all()
         snapshot = snapshot_of(task)
-        ending = Ending(task.status, task.status_reason, as_utc(task.finished_at) or utcnow())
+        verdicts = msgspec.convert(task.verdicts, Verdicts) if task.verdicts else None
+        ending = Ending(
+            task.status, task.status_reason, as_utc(task.finished_at) or utcnow(), verdicts=verdicts
+        )
     by_service: dict[str, tuple[list[ToolRunRow], list[FindingRow]]] = defaultdict(lambda: ([], []))
     for tool in tools:
         by_service[tool.service][0].append(tool)

@@ -9,6 +9,8 @@ PRIMARY_KEYS = {
     "metadata",
     "results",
     "summary",
+    "verdicts",
+    "waived_rules",
     "schema_version",
     "trace_id",
 }

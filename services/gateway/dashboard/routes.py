@@ -1,5 +1,5 @@
-"""The dashboard's page: `/`, `/dashboard` and its views (`/dashboard/tasks/{id}`, `/dashboard/batches/{id}`,
-`/dashboard/models`) all answer the same public shell; its script (`/dashboard/assets/`) reads the address, asks
+"""The dashboard's page: `/`, `/dashboard` and its views (`/dashboard/tasks/{id}`, `/dashboard/batches[/{id}]`,
+`/dashboard/models`, `/dashboard/apps/{model}/{number}`) all answer the same public shell; its script (`/dashboard/assets/`) reads the address, asks
 for a token (services/gateway/pages.py) and draws the view from the JSON API."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from services.gateway.auth import PUBLIC
 from services.gateway.pages import AssetName, PageFiles
 
 FILES = PageFiles(
-    "services.gateway.dashboard.page_files", "index.html", "dashboard.js", "charts.js", "dashboard.css"
+    "services.gateway.dashboard.page_files", "index.html", "dashboard.js", "study.js", "charts.js", "dashboard.css"
 )
 
 

@@ -1,150 +1,128 @@
-"""The model comparison as CSV (one row per model and analysis type) and as Markdown (rankings and tables)."""
+"""The model comparison (and the comparison of two reports) as CSV: every figure of the JSON answer, one per row.
+
+Long form, so that one file holds every table: `section, analysis_type, model_slug, subject, field, value`. A
+section is a table of the JSON answer (`verdicts`, `verdict_apps`, `pairwise`, `rankings`, `families`,
+`family_apps`, `family_columns`, `quality`, `excluded`, and `report` for the answer's own settings); `subject` names
+the row within it (an app, a pair of models, a family, a task); `field` is the figure's path in the JSON entry
+(`works.interval.low`), lists of plain values are joined with `;`. A spreadsheet's pivot on (model, field) gives
+back each table.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterator
+from typing import Any
 
-from services.gateway.reports.figures import ModelFigures, ModelsReport
-from shared.findings import SEVERITIES
+import msgspec
 
-CSV_COLUMNS = [
-    "model_slug",
-    "analysis_type",
-    "apps_analyzed",
-    "source_lines",
-    "findings",
-    "issues",
-    *(f"findings_{level}" for level in SEVERITIES),
-    *(f"issues_{level}" for level in SEVERITIES),
-    "findings_per_kloc",
-    "findings_per_kloc_ci_low",
-    "findings_per_kloc_ci_high",
-    "issues_per_kloc",
-    "share_with_critical_or_high",
-    "load_p50_ms",
-    "load_p99_ms",
-    "load_error_rate",
-    "requirements_compliance",
-    "score",
-    "score_ci_low",
-    "score_ci_high",
-    "rank",
-]
+from services.gateway.reports.comparison import ReportComparison
+from services.gateway.reports.report import ModelsReport
+
+CSV_COLUMNS = ["section", "analysis_type", "model_slug", "subject", "field", "value"]
+KEYS = ("analysis_type", "model_slug")
+Row = list[str]
 
 
-def _ranks(report: ModelsReport) -> dict[tuple[str, str], int]:
-    return {
-        (entry.model_slug, analysis_type): entry.rank
-        for analysis_type, entries in report.rankings.items()
-        for entry in entries
-    }
-
-
-def _cell(value: float | int | None) -> str:
-    return "" if value is None else str(value)
-
-
-def _density(figures: ModelFigures) -> str:
-    interval = figures.findings_per_kloc_interval
-    if figures.findings_per_kloc is None or interval is None:
+def _cell(value: Any) -> str:
+    if value is None:
         return ""
-    return f"{figures.findings_per_kloc} ({interval.low} – {interval.high})"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
-def csv_row(figures: ModelFigures, rank: int | None) -> list[str]:
-    load, requirements, score = figures.load, figures.requirements, figures.score
-    density = figures.findings_per_kloc_interval
-    values: list[float | int | None] = [
-        figures.apps_analyzed,
-        figures.source_lines,
-        figures.findings,
-        figures.issues,
-        *(figures.findings_by_severity[level] for level in SEVERITIES),
-        *(figures.issues_by_severity[level] for level in SEVERITIES),
-        figures.findings_per_kloc,
-        density.low if density else None,
-        density.high if density else None,
-        figures.issues_per_kloc,
-        figures.share_with_critical_or_high,
-        load.p50_ms if load else None,
-        load.p99_ms if load else None,
-        load.error_rate if load else None,
-        requirements.compliance if requirements else None,
-        score.score,
-        score.ci_low,
-        score.ci_high,
-        rank,
-    ]
-    return [figures.model_slug, figures.analysis_type, *map(_cell, values)]
+def flatten(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
+    """(path, text) of every plain value inside `value` (builtins): dicts by key, lists of dicts by index."""
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            yield from flatten(inner, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list) and any(isinstance(item, dict | list) for item in value):
+        for index, inner in enumerate(value):
+            yield from flatten(inner, f"{path}.{index}")
+    elif isinstance(value, list):
+        yield path, ";".join(_cell(item) for item in value)
+    else:
+        yield path, _cell(value)
 
 
-def report_csv(report: ModelsReport) -> str:
-    ranks = _ranks(report)
+def section_rows(
+    section: str, entry: dict[str, Any], subject: str = "", keys: dict[str, Any] | None = None
+) -> Iterator[Row]:
+    """One entry of a section: its key fields in their columns, every other figure a row."""
+    named = {**{key: entry.get(key) for key in KEYS}, **(keys or {})}
+    rest = {name: value for name, value in entry.items() if name not in KEYS}
+    for field, text in flatten(rest):
+        yield [section, _cell(named["analysis_type"]), _cell(named["model_slug"]), subject, field, text]
+
+
+def report_rows(report: ModelsReport) -> Iterator[Row]:
+    """Every figure of a report as CSV rows."""
+    answer = msgspec.to_builtins(report)
+    settings = {name: value for name, value in answer.items() if not isinstance(value, list | dict)}
+    settings |= {
+        "scope": answer["scope"],
+        "measures": answer["measures"],
+        "score_weights": answer["score_weights"],
+    }
+    settings |= {"waived_rules": answer["waived_rules"]}
+    yield from section_rows("report", settings)
+    for row in answer["verdicts"]:
+        apps = row.pop("app_verdicts")
+        yield from section_rows("verdicts", row)
+        for app in apps:
+            yield from section_rows("verdict_apps", app, f"app{app['app_number']}", row)
+    for test in answer["pairwise"]:
+        subject = f"{test['measure']}: {test['model_a']} vs {test['model_b']}"
+        yield from section_rows("pairwise", test, subject, {"model_slug": None})
+    for kind, entries in answer["rankings"].items():
+        for entry in entries:
+            yield from section_rows("rankings", entry, f"rank {entry['rank']}", {"analysis_type": kind})
+    for row in answer["families"]:
+        affected = row.pop("affected")
+        yield from section_rows("families", row, row["family"])
+        for app in affected:
+            yield from section_rows("family_apps", app, f"{row['family']} app{app['app_number']}", row)
+    for column in answer["family_columns"]:
+        yield from section_rows("family_columns", column, column["id"])
+    for figures in answer["quality"]:
+        yield from section_rows("quality", figures)
+    for run in answer["excluded"]:
+        yield from section_rows("excluded", run, run["task_id"])
+
+
+def comparison_rows(comparison: ReportComparison) -> Iterator[Row]:
+    """Every figure of a comparison as CSV rows (sections `comparison`, `measures`, `families`, `quality`,
+    `app_changes`)."""
+    answer = msgspec.to_builtins(comparison)
+    yield from section_rows("comparison", {"generated_at": answer["generated_at"], "alpha": answer["alpha"],
+                                           "base": answer["base"], "head": answer["head"]})  # fmt: skip
+    for model in answer["models"]:
+        keys = {"analysis_type": model["analysis_type"], "model_slug": model["model_slug"]}
+        counts = {"base_apps": model["base_apps"], "head_apps": model["head_apps"]}
+        yield from section_rows("models", counts, "", keys)
+        for change in model["measures"]:
+            yield from section_rows("measures", change, change["measure"], keys)
+        for family in model["families"]:
+            yield from section_rows("families", family, family["family"], keys)
+        if model["quality"] is not None:
+            yield from section_rows("quality", model["quality"], "", keys)
+        for app in model["app_changes"]:
+            yield from section_rows("app_changes", app, f"app{app['app_number']}", keys)
+
+
+def as_csv(rows: Iterator[Row]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
-    for figures in report.models:
-        writer.writerow(csv_row(figures, ranks.get((figures.model_slug, figures.analysis_type))))
+    writer.writerows(rows)
     return out.getvalue()
 
 
-def _md_table(headers: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+def report_csv(report: ModelsReport) -> str:
+    return as_csv(report_rows(report))
 
 
-def report_markdown(report: ModelsReport) -> str:
-    weights = ", ".join(f"{level} {weight:g}" for level, weight in report.score_weights.items())
-    lines = [
-        "# Model comparison",
-        "",
-        f"Score: weighted issues per thousand source lines, mean over apps (lower is better); weights {weights}. "
-        f"Interval: {report.confidence_level:.0%} bootstrap over apps ({report.bootstrap_resamples} resamples); "
-        "models whose intervals overlap are not shown to differ.",
-    ]
-    for analysis_type, entries in sorted(report.rankings.items()):
-        rows = [
-            [str(e.rank), e.model_slug, f"{e.score:.3f}", f"{e.ci_low:.3f} – {e.ci_high:.3f}"]
-            for e in entries
-        ]
-        lines += [
-            "",
-            f"## Ranking: {analysis_type}",
-            "",
-            *_md_table(["rank", "model", "score", "95 % CI"], rows),
-        ]
-    headers = [
-        "model",
-        "type",
-        "apps",
-        "findings",
-        "issues",
-        "critical+high issues",
-        "findings/kLOC (95 % CI)",
-        "issues/kLOC",
-        "apps c/h",
-    ]
-    rows = [
-        [
-            f.model_slug,
-            f.analysis_type,
-            str(f.apps_analyzed),
-            str(f.findings),
-            str(f.issues),
-            str(f.issues_by_severity["critical"] + f.issues_by_severity["high"]),
-            _density(f),
-            _cell(f.issues_per_kloc),
-            f"{f.share_with_critical_or_high:.0%}",
-        ]
-        for f in report.models
-    ]
-    lines += ["", "## Findings and issues", "", *_md_table(headers, rows)]
-    for f in report.models:
-        only = ", ".join(f"{tool} {n}" for tool, n in f.only_one_tool.items()) or "none"
-        rules = ", ".join(f"{c.name} ({c.count})" for c in f.top_rules[:5]) or "none"
-        lines += [
-            "",
-            f"**{f.model_slug} / {f.analysis_type}**: top rules {rules}; issues only one tool found: {only}.",
-        ]
-    return "\n".join(lines) + "\n"
+def comparison_csv(comparison: ReportComparison) -> str:
+    return as_csv(comparison_rows(comparison))

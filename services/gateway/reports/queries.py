@@ -1,131 +1,205 @@
-"""The SQL of the model comparison: the chosen tasks and their service runs, no file read.
+"""The SQL of the model comparison: the tasks it counts with their service runs, and the tasks it leaves out.
 
-Each analyzed app counts once per analysis type: its latest `completed` or `partial` task. Findings are not
-grouped again here: the persister stores each service run's finding summary (shared/finding_summary) with the run,
-so the comparison reads one small row per task and service however many findings there are.
+Scope: every task, or one batch's (`batch`), of one analysis type or all. Each app counts once per analysis type,
+with its newest `completed` task. Tasks in scope that ended otherwise (partial, failed, cancelled) are read too, so
+that the report lists those it leaves out instead of mixing them in. Findings are not grouped again here: the
+persister stores each service run's finding summary (shared/finding_summary) with the run.
+
+The counted tasks and their runs come from one statement: chosen in one query and joined in another, a task that
+completed between the two (so became its app's newest) had runs but no chosen row, and the report answered 500
+while tasks were completing.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
 
 import msgspec
-from sqlalchemy import CTE, Text, cast, func, select
+from sqlalchemy import Select, Text, cast, func, select
 
 from services.gateway.queries import Sessions
-from shared.finding_summary import decode_summary
+from shared.finding_summary import FindingSummary, decode_summary
 from shared.models import ServiceRun, Task
+from shared.verdicts import Verdicts
 
 log = logging.getLogger(__name__)
 
-REPORTED_STATUSES = ("completed", "partial")
+COUNTED_STATUS = "completed"
+T = TypeVar("T")
+Query = TypeVar("Query", bound=Select[*tuple[Any, ...]])
 
 
 @dataclass(frozen=True)
-class ChosenTask:
+class Scope:
+    """Which tasks a report reads."""
+
+    analysis_type: str | None = None  # None: every type
+    batch: str | None = None  # None: every task, whichever batch queued it
+
+
+@dataclass(frozen=True)
+class Run:
+    service: str
+    summary: FindingSummary | None  # None: recorded before summaries existed, or unreadable
+    metrics: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CountedTask:
+    """An app's newest completed task of one analysis type, with what its services reported."""
+
     task_id: str
     model_slug: str
     app_number: int
     analysis_type: str
     source_lines: int | None
+    created_at: datetime
+    verdicts: Verdicts | None
+    waived_rules: tuple[str, ...]
+    runs: list[Run] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class OtherTask:
+    """A task in scope that did not complete (or has not ended yet)."""
+
+    task_id: str
+    model_slug: str
+    app_number: int
+    analysis_type: str
+    status: str
+    status_reason: str | None
+    created_at: datetime
 
 
 @dataclass(frozen=True)
 class ReportRows:
-    """What the database answers, as plain tuples, so the figures can be computed (and tested) alone."""
+    """What the database answers, as plain values, so the figures can be computed (and tested) alone."""
 
-    tasks: list[ChosenTask]
-    # (model, type, severity, tool, rule_id, cwe, findings)
-    findings: list[tuple[str, str, str, str, str, str | None, int]]
-    # (task_id, issue severity, issues, findings in those issues)
-    issues: list[tuple[str, str, int, int]]
-    # (model, type, comma-separated tools of one issue, issues)
-    tool_sets: list[tuple[str, str, str, int]]
-    # (task_id, service, metrics)
-    metrics: list[tuple[str, str, dict[str, Any]]]
+    tasks: list[CountedTask]
+    others: list[OtherTask]
 
 
-def chosen_tasks(analysis_type: str | None) -> CTE:
-    """The latest completed-or-partial task of each (model, app, analysis type)."""
-    ranked = select(
-        Task.task_id,
-        Task.model_slug,
-        Task.app_number,
-        Task.analysis_type,
-        Task.source_lines,
-        func.row_number()
-        .over(
-            partition_by=(Task.model_slug, Task.app_number, Task.analysis_type),
-            order_by=(Task.created_at.desc(), Task.task_id.desc()),
-        )
-        .label("newest"),
-    ).where(Task.status.in_(REPORTED_STATUSES))
-    if analysis_type is not None:
-        ranked = ranked.where(Task.analysis_type == analysis_type)
-    inner = ranked.subquery()
+def _in_scope(query: Query, scope: Scope) -> Query:
+    if scope.analysis_type is not None:
+        query = query.where(Task.analysis_type == scope.analysis_type)
+    if scope.batch is not None:
+        query = query.where(Task.batch_id == scope.batch)
+    return query
+
+
+def counted_tasks_and_runs(scope: Scope) -> Select[*tuple[Any, ...]]:
+    """One row per service run of each counted task (a task without runs: one row of NULLs on the run side)."""
+    ranked = _in_scope(
+        select(
+            Task.task_id,
+            Task.model_slug,
+            Task.app_number,
+            Task.analysis_type,
+            Task.source_lines,
+            Task.created_at,
+            # JSON columns as their text, decoded once per task by msgspec (the JSON type would parse them again for
+            # every run row the join repeats them on, with json.loads).
+            cast(Task.verdicts, Text).label("verdicts"),
+            cast(Task.waived_rules, Text).label("waived_rules"),
+            func.row_number()
+            .over(
+                partition_by=(Task.model_slug, Task.app_number, Task.analysis_type),
+                order_by=(Task.created_at.desc(), Task.task_id.desc()),
+            )
+            .label("newest"),
+        ).where(Task.status == COUNTED_STATUS),
+        scope,
+    ).subquery()
+    # The summary as its JSON text: msgspec decodes it into its Struct several times faster than the JSON type's
+    # json.loads would into dicts.
     return (
         select(
-            inner.c.task_id,
-            inner.c.model_slug,
-            inner.c.app_number,
-            inner.c.analysis_type,
-            inner.c.source_lines,
+            *(ranked.c[name] for name in ranked.c.keys() if name != "newest"),
+            ServiceRun.service,
+            cast(ServiceRun.finding_summary, Text),
+            cast(ServiceRun.metrics, Text),
         )
-        .where(inner.c.newest == 1)
-        .cte("chosen")
+        .select_from(ranked)
+        .outerjoin(ServiceRun, ServiceRun.task_id == ranked.c.task_id)
+        .where(ranked.c.newest == 1)
     )
 
 
-async def report_rows(sessions: Sessions, analysis_type: str | None = None) -> ReportRows:
-    """Every figure's input, for one analysis type or all: the chosen tasks, then their runs' summaries."""
-    chosen = chosen_tasks(analysis_type)
+def _summary(task_id: str, service: str, stored: str | None) -> FindingSummary | None:
+    if not stored or stored == "null":
+        return None
+    try:
+        return decode_summary(stored)
+    except (msgspec.DecodeError, msgspec.ValidationError) as error:
+        log.warning(
+            "unreadable finding summary of %s/%s: %s", task_id, service, error, extra={"task_id": task_id}
+        )
+        return None
+
+
+_VERDICTS = msgspec.json.Decoder(Verdicts | None)
+_NAMES = msgspec.json.Decoder(list[str])
+_METRICS = msgspec.json.Decoder(dict[str, Any])
+
+
+def _decoded(decoder: msgspec.json.Decoder[T], task_id: str, what: str, stored: str | None, empty: T) -> T:
+    """A JSON column's text decoded, `empty` for NULL or for text that is no such value (said in the log)."""
+    if not stored or stored == "null":
+        return empty
+    try:
+        return decoder.decode(stored)
+    except (msgspec.DecodeError, msgspec.ValidationError) as error:
+        log.warning("unreadable %s of %s: %s", what, task_id, error, extra={"task_id": task_id})
+        return empty
+
+
+async def report_rows(sessions: Sessions, scope: Scope) -> ReportRows:
+    """Every figure's input: the counted tasks with their runs, and the other tasks in scope."""
     async with sessions() as session:
-        tasks = [ChosenTask(*row) for row in (await session.execute(select(chosen))).all()]
-        runs = (
+        rows = (await session.execute(counted_tasks_and_runs(scope))).all()
+        others = (
             await session.execute(
-                # The summary as its JSON text: msgspec decodes it into its Struct several times faster than
-                # the JSON type's json.loads would into dicts.
-                select(
-                    ServiceRun.task_id,
-                    ServiceRun.service,
-                    cast(ServiceRun.finding_summary, Text),
-                    ServiceRun.metrics,
-                ).join(chosen, ServiceRun.task_id == chosen.c.task_id)
+                _in_scope(
+                    select(
+                        Task.task_id,
+                        Task.model_slug,
+                        Task.app_number,
+                        Task.analysis_type,
+                        Task.status,
+                        Task.status_reason,
+                        Task.created_at,
+                    ).where(Task.status != COUNTED_STATUS),
+                    scope,
+                )
             )
         ).all()
-    of_task = {task.task_id: (task.model_slug, task.analysis_type) for task in tasks}
-    findings: dict[tuple[str, str, str, str, str, str | None], int] = {}
-    issues: dict[tuple[str, str], list[int]] = {}
-    tool_sets: dict[tuple[str, str, str], int] = {}
-    metrics = []
-    for task_id, service, stored, measured in runs:
-        model, kind = of_task[task_id]
-        if measured:
-            metrics.append((task_id, service, dict(measured)))
-        if not stored or stored == "null":
-            continue  # a run recorded before summaries existed
-        try:
-            summary = decode_summary(stored)
-        except (msgspec.DecodeError, msgspec.ValidationError) as error:
-            log.warning(
-                "unreadable finding summary of %s/%s: %s", task_id, service, error, extra={"task_id": task_id}
+    tasks: dict[str, CountedTask] = {}
+    for task_id, model, number, kind, lines, created, verdicts, waived, service, stored, metrics in rows:
+        task = tasks.get(task_id)
+        if task is None:
+            names: list[str] = _decoded(_NAMES, task_id, "waived rules", waived, [])
+            task = tasks[task_id] = CountedTask(
+                task_id=task_id,
+                model_slug=model,
+                app_number=number,
+                analysis_type=kind,
+                source_lines=lines,
+                created_at=created,
+                verdicts=_decoded(_VERDICTS, task_id, "verdicts", verdicts, None),
+                waived_rules=tuple(names),
             )
-            continue
-        for tool, rule, severity, cwe, n in summary.rules:
-            key = (model, kind, severity, tool, rule, cwe)
-            findings[key] = findings.get(key, 0) + n
-        for severity, (count, found) in summary.issues.items():
-            totals = issues.setdefault((task_id, severity), [0, 0])
-            totals[0] += count
-            totals[1] += found
-        for tools, n in summary.tool_sets.items():
-            tool_sets[(model, kind, tools)] = tool_sets.get((model, kind, tools), 0) + n
+        if service is not None:
+            measured = _decoded(_METRICS, task_id, "metrics", metrics, {})
+            task.runs.append(Run(service, _summary(task_id, service, stored), measured))
+    ordered = sorted(tasks.values(), key=lambda t: (t.model_slug, t.analysis_type, t.app_number))
     return ReportRows(
-        tasks=tasks,
-        findings=[(*key, n) for key, n in findings.items()],
-        issues=[(task_id, severity, n, found) for (task_id, severity), (n, found) in issues.items()],
-        tool_sets=[(*key, n) for key, n in tool_sets.items()],
-        metrics=metrics,
+        tasks=ordered,
+        others=[
+            OtherTask(task_id, model, number, kind, status, reason, created)
+            for task_id, model, number, kind, status, reason, created in others
+        ],
     )

@@ -1,71 +1,116 @@
-"""`GET /api/reports/models` (JSON), `/api/reports/models.csv` and `/api/reports/models.md`: the model comparison
-from SQL alone. One path per format, so each documents the one content type it answers with."""
+"""The model comparison's routes, from SQL alone: `GET /api/reports/models` (`?format=json|csv|markdown`; the paths
+`models.csv` and `models.md` answer the same), and `GET /api/reports/models/compare` (batch A against batch B)."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 from litestar import Response, get
 from litestar.di import NamedDependency
-from litestar.params import FromQuery
+from litestar.params import FromQuery, QueryParameter
 
+from services.gateway.answer_formats import ReportFormat, media_type
 from services.gateway.auth import requires
-from services.gateway.reports.figures import ModelsReport, models_report
-from services.gateway.reports.formats import report_csv, report_markdown
-from services.gateway.reports.queries import report_rows
+from services.gateway.reports.comparison import ReportComparison, compare
+from services.gateway.reports.formats import comparison_csv, report_csv
+from services.gateway.reports.markdown import comparison_markdown, report_markdown
+from services.gateway.reports.pairwise import ALPHA
+from services.gateway.reports.queries import Scope, report_rows
+from services.gateway.reports.report import ModelsReport, models_report
 from services.gateway.resources import Resources
+from shared.messages import BATCH_ID_PATTERN
 from shared.tasks import AnalysisType
 
 DESCRIPTION = (
-    "Each app counts once per analysis type (its latest completed or partial task). Figures per model and type: "
-    "findings and issues by severity, per kLOC, per tool, top rules and CWEs, load test, requirement compliance, "
-    "tool effectiveness, and the ranking by a weighted score with a 95 % bootstrap interval over apps."
+    "Each app counts once per analysis type, with its newest completed task (those that ended otherwise are listed "
+    "under `excluded`). First the verdicts: per model and type, the share of apps that work, that are not "
+    "exploitable, that are both, and that are not flagged, with Wilson intervals (none below `min_apps`); the "
+    "pairwise McNemar tests (Holm-adjusted) and the ranking they allow; the models x weakness-family table; then "
+    "the quality figures (app code only, per kLOC of source). `batch` limits it to one batch."
 )
+BatchQuery = Annotated[
+    str | None, QueryParameter(pattern=BATCH_ID_PATTERN, description="only the tasks of this batch")
+]
+AlphaQuery = Annotated[
+    float,
+    QueryParameter(gt=0.0, le=0.5, description="significance level of the pairwise tests (default 0.05)"),
+]
+T = TypeVar("T")
 
 
-async def comparison(resources: Resources, analysis_type: AnalysisType | None) -> ModelsReport:
-    rows = await report_rows(resources.sessions, analysis_type)
-    return await asyncio.to_thread(models_report, rows, analysis_type)  # the bootstrap is CPU work
+def answered(value: T, answer_format: str, renderers: dict[str, Callable[[T], str]]) -> Response[Any]:
+    """The value as JSON, or rendered as the text format asked for, with its media type."""
+    if answer_format == "json":
+        return Response(value)
+    return Response(renderers[answer_format](value), media_type=media_type(answer_format))
 
 
-@get(
-    "/api/reports/models",
-    summary="Compare models (JSON)",
-    description=DESCRIPTION,
-    tags=["reports"],
-    **requires("read", 422, 503),
-)
+async def comparison_of(resources: Resources, scope: Scope, alpha: float) -> ModelsReport:
+    rows = await report_rows(resources.sessions, scope)
+    return await asyncio.to_thread(models_report, rows, scope, alpha)  # the bootstrap is CPU work
+
+
+def _report(report: ModelsReport, answer_format: str) -> Response[Any]:
+    return answered(report, answer_format, {"csv": report_csv, "markdown": report_markdown})
+
+
+@get("/api/reports/models", summary="Compare models", description=DESCRIPTION, tags=["reports"],
+     **requires("read", 422, 503))  # fmt: skip
 async def models_comparison(
-    resources: NamedDependency[Resources], analysis_type: FromQuery[AnalysisType | None] = None
-) -> ModelsReport:
-    return await comparison(resources, analysis_type)
+    resources: NamedDependency[Resources],
+    analysis_type: FromQuery[AnalysisType | None] = None,
+    batch: BatchQuery = None,
+    alpha: AlphaQuery = ALPHA,
+    format: FromQuery[ReportFormat] = "json",
+) -> Response[ModelsReport]:
+    return _report(await comparison_of(resources, Scope(analysis_type, batch), alpha), format)
 
 
-@get(
-    "/api/reports/models.csv",
-    summary="Compare models (CSV: one row per model and analysis type)",
-    description=DESCRIPTION,
-    tags=["reports"],
-    media_type="text/csv",
-    **requires("read", 422, 503),
-)
+@get("/api/reports/models.csv", summary="Compare models (CSV, as `?format=csv`)", description=DESCRIPTION,
+     tags=["reports"], media_type="text/csv", **requires("read", 422, 503))  # fmt: skip
 async def models_comparison_csv(
-    resources: NamedDependency[Resources], analysis_type: FromQuery[AnalysisType | None] = None
+    resources: NamedDependency[Resources],
+    analysis_type: FromQuery[AnalysisType | None] = None,
+    batch: BatchQuery = None,
+    alpha: AlphaQuery = ALPHA,
 ) -> Response[str]:
-    report = await comparison(resources, analysis_type)
-    return Response(report_csv(report), media_type="text/csv; charset=utf-8")
+    return _report(await comparison_of(resources, Scope(analysis_type, batch), alpha), "csv")
+
+
+@get("/api/reports/models.md", summary="Compare models (Markdown, as `?format=markdown`)", description=DESCRIPTION,
+     tags=["reports"], media_type="text/markdown", **requires("read", 422, 503))  # fmt: skip
+async def models_comparison_markdown(
+    resources: NamedDependency[Resources],
+    analysis_type: FromQuery[AnalysisType | None] = None,
+    batch: BatchQuery = None,
+    alpha: AlphaQuery = ALPHA,
+) -> Response[str]:
+    return _report(await comparison_of(resources, Scope(analysis_type, batch), alpha), "markdown")
 
 
 @get(
-    "/api/reports/models.md",
-    summary="Compare models (Markdown: rankings and tables)",
-    description=DESCRIPTION,
+    "/api/reports/models/compare",
+    summary="What changed per model from one batch to another",
+    description="The report of `batch` against the report of `against` (both limited to `analysis_type` if given): "
+    "each verdict share in both and its change, apps paired by number with McNemar's test of the changes, the "
+    "weakness families and quality figures of both, and every app whose verdicts changed.",
     tags=["reports"],
-    media_type="text/markdown",
     **requires("read", 422, 503),
 )
-async def models_comparison_markdown(
-    resources: NamedDependency[Resources], analysis_type: FromQuery[AnalysisType | None] = None
-) -> Response[str]:
-    report = await comparison(resources, analysis_type)
-    return Response(report_markdown(report), media_type="text/markdown; charset=utf-8")
+async def models_comparison_change(
+    resources: NamedDependency[Resources],
+    batch: Annotated[str, QueryParameter(pattern=BATCH_ID_PATTERN, description="the newer batch")],
+    against: Annotated[
+        str, QueryParameter(pattern=BATCH_ID_PATTERN, description="the batch to compare with")
+    ],
+    analysis_type: FromQuery[AnalysisType | None] = None,
+    alpha: AlphaQuery = ALPHA,
+    format: FromQuery[ReportFormat] = "json",
+) -> Response[ReportComparison]:
+    head, base = await asyncio.gather(
+        comparison_of(resources, Scope(analysis_type, batch), alpha),
+        comparison_of(resources, Scope(analysis_type, against), alpha),
+    )
+    return answered(compare(base, head), format, {"csv": comparison_csv, "markdown": comparison_markdown})

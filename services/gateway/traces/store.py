@@ -15,7 +15,7 @@ import msgspec
 
 from shared.errors import AssayError
 from shared.redact import masked_url
-from shared.span_files import SpanRecord
+from shared.span_files import SpanLink, SpanRecord
 
 QUERY_TIMEOUT_S = 10.0
 
@@ -33,6 +33,7 @@ class _Tag(msgspec.Struct, frozen=True):
 class _Reference(msgspec.Struct, frozen=True, rename="camel"):
     ref_type: str
     span_id: str = msgspec.field(name="spanID")
+    trace_id: str = msgspec.field(default="", name="traceID")
 
 
 class _Span(msgspec.Struct, frozen=True, rename="camel"):
@@ -76,6 +77,12 @@ def _record(span: _Span, processes: dict[str, _Process]) -> SpanRecord:
         end_ns=start_ns + span.duration * 1000,
         status="ERROR" if failed else str(tags.get("otel.status_code") or "UNSET"),
         attributes=tags,
+        # Jaeger keeps an OpenTelemetry link as a FOLLOWS_FROM reference (without the link's attributes).
+        links=[
+            SpanLink(trace_id=ref.trace_id.rjust(32, "0"), span_id=ref.span_id.rjust(16, "0"))
+            for ref in span.references
+            if ref.ref_type == "FOLLOWS_FROM" and ref.trace_id
+        ],
     )
 
 

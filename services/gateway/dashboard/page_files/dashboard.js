@@ -1,6 +1,7 @@
 // The dashboard's script: one view per address (/dashboard: tasks, /dashboard/tasks/<id>: one task,
-// /dashboard/batches/<id>: a batch, /dashboard/models: the model comparison), drawn from the JSON API with the
-// token the shared script (/assets/session.js) keeps. Live views follow the gateway's event streams.
+// /dashboard/batches/<id>: a batch; the study views of study.js: /dashboard/models, /dashboard/apps/<model>/<n>,
+// /dashboard/batches), drawn from the JSON API with the token the shared script (/assets/session.js) keeps. Live
+// views follow the gateway's event streams.
 "use strict";
 
 const { element, say, api, blob, follow } = Assay;
@@ -200,7 +201,8 @@ async function taskView(taskId, signal) {
     "aria-label": "Progress" });
   const status = element("dd", { id: "task-status" }, statusCell(task.status));
   const facts = element("dl", { class: "facts" },
-    element("dt", {}, "App"), element("dd", {}, task.model_slug + " / app" + task.app_number),
+    element("dt", {}, "App"), element("dd", {}, link(path("dashboard", "apps", task.model_slug, String(task.app_number)),
+      task.model_slug + " / app" + task.app_number)),
     element("dt", {}, "Analysis type"), element("dd", {}, task.analysis_type),
     element("dt", {}, "Status"), status,
     element("dt", {}, "Progress"), element("dd", {}, progress, " " + Math.round(task.progress.percent) + " %"),
@@ -232,7 +234,11 @@ async function taskView(taskId, signal) {
     ...choice("filter-tool", "Tool", Object.keys(task.findings_by_tool), "", (v) => { filters.tool = v; loadIssues(); }));
   filterForm.addEventListener("submit", (event) => event.preventDefault());
 
-  show(heading("Task " + taskId), facts, links,
+  const verdicts = task.verdicts ? table("Verdicts on the app" + (task.waived_rules.length ? " (waived by its batch: " +
+    task.waived_rules.join(", ") + ")" : ""), ["Verdict", "Answer", "Why"],
+    ["works", "exploitable", "flagged"].map((name) => [name, answerCell(task.verdicts[name].answer, name),
+      task.verdicts[name].reason]), { id: "task-verdicts" }) : null;
+  show(heading("Task " + taskId), facts, links, verdicts,
     element("div", { class: "columns" }, counts, tools), load,
     element("h2", {}, "Issues"), filterForm, issuesHolder);
 
@@ -368,128 +374,6 @@ async function batchView(batchId, signal) {
   });
 }
 
-// The model comparison of one analysis type, each chart beside a table of its numbers.
-async function modelsView(signal) {
-  const report = await api("/api/reports/models");
-  if (aborted(signal)) return;
-  const types = Object.keys(report.rankings).concat(
-    [...new Set(report.models.map((figures) => figures.analysis_type))].filter((t) => !(t in report.rankings)));
-  const params = new URLSearchParams(location.search);
-  const holder = element("div", { id: "comparison" });
-  const select = element("select", { id: "report-type", name: "report-type" },
-    ...types.map((type) => element("option", { value: type, selected: type === params.get("type") ? "" : null }, type)));
-  select.addEventListener("change", () => {
-    history.replaceState(null, "", "/dashboard/models" + query({ type: select.value }));
-    draw(select.value);
-  });
-  const form = element("form", { class: "filters" }, element("label", { for: "report-type" }, "Analysis type"), select);
-  form.addEventListener("submit", (event) => event.preventDefault());
-  show(heading("Model comparison"), form, holder);
-  if (!types.length) {
-    holder.textContent = "No completed task yet: nothing to compare.";
-    return;
-  }
-
-  function draw(type) {
-    const models = report.models.filter((figures) => figures.analysis_type === type);
-    const ranking = report.rankings[type] || [];
-    const level = Math.round(report.confidence_level * 100) + " %";
-    holder.replaceChildren(
-      table("Ranking by score (weighted issues per 1,000 lines, lower is better; " + level + " bootstrap interval)",
-        ["Rank#", "Model", "Score#", "Interval", "Apps scored#"],
-        ranking.map((entry) => [String(entry.rank), entry.model_slug, entry.score.toFixed(2),
-          entry.ci_low.toFixed(2) + " – " + entry.ci_high.toFixed(2),
-          String(models.find((m) => m.model_slug === entry.model_slug).score.apps_scored)]), { id: "ranking" }),
-      severityFigure(models),
-      densityFigure(models, level),
-      overlapFigure(models));
-  }
-  draw(select.value || types[0]);
-  say(report.models.length + " model/type row(s), generated " + new Date(report.generated_at).toLocaleString());
-}
-
-function severityFigure(models) {
-  const legend = element("div", { class: "legend", "aria-hidden": "true" }, ...SEVERITIES.map((level) =>
-    element("span", {}, swatch(SEVERITY_COLORS[level]), level)));
-  const chart = Charts.stackedBars({
-    title: "Issues by severity per model",
-    description: "Stacked bars, one per model: " + models.map((m) => m.model_slug + " " +
-      SEVERITIES.map((level) => (m.issues_by_severity[level] || 0) + " " + level).join(", ")).join("; ") + ".",
-    rows: models.map((m) => ({ label: m.model_slug, parts: m.issues_by_severity })),
-    keys: SEVERITIES, colors: SEVERITY_COLORS, axisLabel: "issues (distinct; findings in the table)",
-  });
-  return element("figure", { id: "chart-severity" },
-    element("figcaption", {}, "Severity per model"),
-    element("div", {}, legend, chart),
-    table("Issues (findings) by severity", ["Model", ...SEVERITIES.map((level) => level + "#")],
-      models.map((m) => [m.model_slug, ...SEVERITIES.map((level) =>
-        (m.issues_by_severity[level] || 0) + " (" + (m.findings_by_severity[level] || 0) + ")")])));
-}
-
-// A model's findings per 1,000 lines interval as text between `before` and `after`; "" when it has none.
-function densityText(m, before, between, after) {
-  const interval = m.findings_per_kloc_interval;
-  return interval ? before + number(interval.low, 2) + between + number(interval.high, 2) + after : "";
-}
-
-function densityFigure(models, level) {
-  const chart = Charts.intervals({
-    title: "Weighted issues per 1,000 lines with " + level + " intervals",
-    description: models.map((m) => m.model_slug + ": score " + number(m.score.score, 2) + ", interval " +
-      number(m.score.ci_low, 2) + " to " + number(m.score.ci_high, 2) + ", " + number(m.findings_per_kloc, 2) +
-      " findings per 1,000 lines" + densityText(m, " (interval ", " to ", ")")).join("; ") + ".",
-    rows: models.map((m) => ({ label: m.model_slug, value: m.score.score, low: m.score.ci_low, high: m.score.ci_high,
-      other: m.findings_per_kloc, otherLow: m.findings_per_kloc_interval?.low ?? null,
-      otherHigh: m.findings_per_kloc_interval?.high ?? null })),
-    axisLabel: "per 1,000 lines of source", otherLabel: "findings per 1,000 lines",
-  });
-  const legend = element("div", { class: "legend", "aria-hidden": "true" },
-    element("span", {}, "● score: weighted issues, mean over apps"),
-    element("span", {}, "├─┤ its " + level + " bootstrap interval"),
-    element("span", { class: "other-key" }, "□ findings, ─ their " + level + " interval"));
-  return element("figure", { id: "chart-density" },
-    element("figcaption", {}, "Findings per 1,000 lines, and the score with its confidence interval"),
-    element("div", {}, legend, chart),
-    table("Per 1,000 lines of source", ["Model", "Findings#", "Findings interval", "Issues#", "Score#", "Interval"],
-      models.map((m) => [m.model_slug, number(m.findings_per_kloc, 2), densityText(m, "", " – ", "") || "–",
-        number(m.issues_per_kloc, 2),
-        number(m.score.score, 2), m.score.ci_low === null ? "–" :
-          number(m.score.ci_low, 2) + " – " + number(m.score.ci_high, 2)])));
-}
-
-function overlapFigure(models) {
-  const pairs = new Map();
-  const alone = new Map();
-  for (const m of models) {
-    for (const overlap of m.tool_overlap) {
-      const key = overlap.tools.join(" + ");
-      pairs.set(key, (pairs.get(key) || 0) + overlap.issues);
-    }
-    for (const [tool, count] of Object.entries(m.only_one_tool)) alone.set(tool, (alone.get(tool) || 0) + count);
-  }
-  const tools = [...new Set([...alone.keys(), ...[...pairs.keys()].flatMap((key) => key.split(" + "))])].sort();
-  const value = (a, b) => a === b ? alone.get(a) || 0 : pairs.get([a, b].sort().join(" + ")) || 0;
-  const chart = Charts.matrix({
-    title: "Tool overlap, all models",
-    description: "Issues two tools both found, and (on the diagonal) issues only one tool found: " +
-      [...pairs].map(([key, count]) => key + " " + count).join(", ") + "; only one tool: " +
-      [...alone].map(([tool, count]) => tool + " " + count).join(", ") + ".",
-    labels: tools, value,
-  });
-  return element("figure", { id: "chart-overlap" },
-    element("figcaption", {}, "Tool overlap (diagonal: issues no other tool found)"),
-    chart,
-    table("Issues found by two tools, and by one tool only", ["Tools", "Issues#"],
-      [...[...pairs].map(([key, count]) => [key, String(count)]),
-        ...[...alone].map(([tool, count]) => [tool + " only", String(count)])]));
-}
-
-function swatch(color) {
-  const node = element("span", { class: "swatch" });
-  node.style.background = color;  // CSSOM, not a style attribute: the page's CSP forbids inline ones
-  return node;
-}
-
 // ---- navigation ----
 
 function route() {
@@ -498,8 +382,9 @@ function route() {
   const signal = leaving.signal;
   const parts = location.pathname.split("/").filter(Boolean);
   if (parts[0] === "dashboard") parts.shift();
-  const [kind, id] = parts;
-  const view = kind === "tasks" && id ? "task" : kind === "batches" && id ? "batch" : kind === "models" ? "models" : "tasks";
+  const [kind, id, number] = parts;
+  const view = kind === "tasks" && id ? "task" : kind === "batches" && id ? "batch" : kind === "batches" ? "batches"
+    : kind === "models" ? "models" : kind === "apps" && id && number ? "app" : "tasks";
   for (const anchor of document.querySelectorAll("nav a[data-view]")) {
     if (anchor.dataset.view === view) anchor.setAttribute("aria-current", "page");
     else anchor.removeAttribute("aria-current");
@@ -507,7 +392,9 @@ function route() {
   say("loading…");
   const shown = view === "task" ? taskView(decodeURIComponent(id), signal)
     : view === "batch" ? batchView(decodeURIComponent(id), signal)
-    : view === "models" ? modelsView(signal) : tasksView(signal);
+    : view === "batches" ? batchesView(signal)
+    : view === "app" ? appView(decodeURIComponent(id), decodeURIComponent(number), signal)
+    : view === "models" ? studyView(signal) : tasksView(signal);
   shown.catch((error) => { if (!aborted(signal)) say(error.message); });
 }
 

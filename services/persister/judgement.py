@@ -1,0 +1,151 @@
+"""A task's verdicts on its app, judged once where the task ends, from everything its services reported.
+
+- **works**: the endpoints the app declares (requirements.json, or the OpenAPI document the endpoint check reads)
+  answered as promised: `yes` when every one did, `no` when one did not or the app never answered (it did not
+  start, or nothing answered the endpoint check), `unknown` when the app declares none or the task did not run it.
+- **exploitable**: `yes` when the dynamic analyzer confirmed a flaw at `high` or worse with a proof (the exact
+  exchanges); `no` when at least one of its attacking checks ran against the app and none confirmed one; `unknown`
+  when none ran (the task did not attack the app, nothing answered, or only checks that merely observe ran).
+- **flagged**: `yes` when a finding without proof, about the app's own code (origin `app`), is at `high` or worse
+  and names a weakness (a security category, or a CWE: a high type error is a bug, not a flaw); `no` when the
+  task's analyzers reported and none is; `unknown` when none reported.
+
+Waived rules (shared/waivers.py, declared by the task's batch) count in no verdict. Each verdict names the findings
+behind it by fingerprint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from services.persister.document import Ending
+from services.persister.lookups import TaskSnapshot
+from services.persister.staging import StagedService
+from shared.findings import Finding, ToolRun
+from shared.protocol import ServiceResult
+from shared.verdicts import Answer, Verdict, Verdicts
+from shared.waivers import Waivers
+
+SEVERE = frozenset({"critical", "high"})
+# The tool that calls each endpoint the app declares and records, per endpoint, whether it answered as promised
+# (its metrics: total, passed, failed, results).
+ENDPOINT_TOOLS = ("endpoints",)
+ATTACKER = "dynamic"  # the analyzer whose proven findings make an app exploitable
+# Checks of that analyzer that only observe the app (its headers, cookies, CORS answers, declared endpoints): their
+# running confirms no flaw absent, so they alone never make an app "not exploitable". Every other check attacks.
+OBSERVING_CHECKS = frozenset({"reachability", "security-headers", "cookies", "cors", "endpoints"})
+UNREACHABLE = "targets_unreachable"
+# Categories of findings that name a weakness an attacker could use (any finding with a CWE counts too).
+WEAKNESS_CATEGORIES = frozenset({"security", "secrets", "dependency", "http"})
+LISTED = 5  # findings a reason names before it says "and N more"
+
+
+def judge(task: TaskSnapshot, ending: Ending, services: list[StagedService]) -> Verdicts:
+    """The three verdicts of a task that has ended, as `ending` says, with these services' outcomes."""
+    waivers = Waivers.of(task.waived_rules)
+    return Verdicts(
+        works=works(ending, services),
+        exploitable=exploitable(services, waivers),
+        flagged=flagged(services, waivers),
+    )
+
+
+def _verdict(answer: Answer, reason: str, findings: Iterable[Finding] = ()) -> Verdict:
+    return Verdict(answer=answer, reason=reason, findings=[finding.fingerprint for finding in findings])
+
+
+def _listed(findings: list[Finding]) -> str:
+    named = [f"{f.tool}:{f.rule_id} at {f.path or '?'}{f':{f.line}' if f.line else ''}" for f in findings]
+    more = len(named) - LISTED
+    return "; ".join(named[:LISTED]) + (f"; and {more} more" if more > 0 else "")
+
+
+def _endpoint_run(services: list[StagedService]) -> tuple[ToolRun, dict[str, Any], list[Finding]] | None:
+    for staged in services:
+        if staged.result is None:
+            continue
+        for run in staged.result.tools:
+            if run.tool in ENDPOINT_TOOLS:
+                findings = [f for f in staged.result.findings if f.tool == run.tool]
+                return run, dict(staged.result.metrics.get(run.tool) or {}), findings
+    return None
+
+
+def works(ending: Ending, services: list[StagedService]) -> Verdict:
+    if ending.app is not None and ending.app.error:
+        return _verdict("no", ending.app.error)
+    found = _endpoint_run(services)
+    if found is None:
+        ran_app = any(staged.service == ATTACKER for staged in services) or ending.app is not None
+        reason = "the endpoint check did not run" if ran_app else "the task did not run the app"
+        return _verdict("unknown", reason)
+    run, metrics, findings = found
+    if run.status == "skipped" and (run.reason or "").startswith(UNREACHABLE):
+        return _verdict("no", f"the app did not answer: {run.reason}")
+    total, passed = int(metrics.get("total") or 0), int(metrics.get("passed") or 0)
+    if run.status != "success" or total == 0:
+        return _verdict(
+            "unknown", f"the endpoint check was {run.status}: {run.reason or 'no endpoints checked'}"
+        )
+    if passed == total:
+        return _verdict("yes", f"all {total} declared endpoints answered as promised")
+    failed = [r for r in metrics.get("results") or [] if isinstance(r, dict) and not r.get("passed")]
+    named = "; ".join(
+        f"{r.get('method')} {r.get('path')}: expected {r.get('expected_status')}, got "
+        f"{r.get('actual_status') if r.get('actual_status') is not None else r.get('error') or 'no answer'}"
+        for r in failed[:LISTED]
+    )
+    return _verdict("no", f"{total - passed} of {total} declared endpoints did not answer as promised: {named}",
+                    findings)  # fmt: skip
+
+
+def _severe(
+    results: list[ServiceResult], waivers: Waivers, wanted: Callable[[Finding], bool]
+) -> list[Finding]:
+    """The findings of `results` at `high` or worse that are `wanted` and not waived."""
+    return [
+        finding
+        for result in results
+        for finding in result.findings
+        if finding.severity in SEVERE
+        and wanted(finding)
+        and not waivers.covers(finding.tool, finding.rule_id, finding.cwe)
+    ]
+
+
+def exploitable(services: list[StagedService], waivers: Waivers) -> Verdict:
+    attacks = [s.result for s in services if s.service == ATTACKER and s.result is not None]
+    if not attacks:
+        return _verdict("unknown", "the task did not attack the running app")
+    proven = _severe(attacks, waivers, lambda finding: finding.proof is not None)
+    if proven:
+        return _verdict("yes", f"{len(proven)} flaw(s) at high or worse confirmed by attack: {_listed(proven)}",
+                        proven)  # fmt: skip
+    checks = [run for result in attacks for run in result.tools if run.tool not in OBSERVING_CHECKS]
+    ran = sorted(run.tool for run in checks if run.status == "success")
+    if not ran:
+        why = "; ".join(sorted({f"{run.tool} {run.reason or run.status}" for run in checks}))
+        return _verdict("unknown", f"no attacking check ran against the app ({why or 'none was asked for'})")
+    return _verdict(
+        "no", f"{len(ran)} attacking check(s) ran ({', '.join(ran)}); none confirmed a flaw at high or worse"
+    )
+
+
+def _names_weakness(finding: Finding) -> bool:
+    return finding.category in WEAKNESS_CATEGORIES or bool(finding.cwe)
+
+
+def flagged(services: list[StagedService], waivers: Waivers) -> Verdict:
+    results = [s.result for s in services if s.result is not None]
+    if not results:
+        return _verdict("unknown", "no analyzer reported on the app")
+    severe = _severe(results, waivers, lambda f: f.proof is None and f.origin == "app" and _names_weakness(f))
+    if severe:
+        return _verdict(
+            "yes", f"{len(severe)} unconfirmed finding(s) at high or worse: {_listed(severe)}", severe
+        )
+    ran = sorted({run.tool for result in results for run in result.tools if run.status == "success"})
+    if not ran:
+        return _verdict("unknown", "no tool of the task's analyzers ran to the end")
+    return _verdict("no", f"no unconfirmed finding at high or worse in the app's code ({', '.join(ran)} ran)")
