@@ -50,6 +50,12 @@ TOOLS_BY_SERVICE: dict[str, tuple[str, ...]] = {
     "ai": ("requirements-review", "code-quality-review"),
 }
 
+# Dynamic tools that only look at the app (its headers, cookies, CORS answers, declared endpoints, its surface): their
+# running confirms no flaw absent. Every other dynamic tool attacks (shared by the analyzer and the verdicts).
+OBSERVING_TOOLS: frozenset[str] = frozenset(
+    {"reachability", "security-headers", "cookies", "cors", "endpoints", "surface"}
+)
+
 # `security` narrows the static analyzer to its security tools; `static` runs all of them.
 SECURITY_TOOLS: tuple[str, ...] = ("bandit", "semgrep", "detect-secrets", "pip-audit", "npm-audit")
 

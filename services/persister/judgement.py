@@ -22,6 +22,7 @@ from typing import Any
 from services.persister.document import Ending
 from services.persister.lookups import TaskSnapshot
 from services.persister.staging import StagedService
+from shared.catalog import OBSERVING_TOOLS
 from shared.findings import Finding, ToolRun
 from shared.protocol import ServiceResult
 from shared.verdicts import Answer, Verdict, Verdicts
@@ -32,9 +33,6 @@ SEVERE = frozenset({"critical", "high"})
 # (its metrics: total, passed, failed, results).
 ENDPOINT_TOOLS = ("endpoints",)
 ATTACKER = "dynamic"  # the analyzer whose proven findings make an app exploitable
-# Checks of that analyzer that only observe the app (its headers, cookies, CORS answers, declared endpoints): their
-# running confirms no flaw absent, so they alone never make an app "not exploitable". Every other check attacks.
-OBSERVING_CHECKS = frozenset({"reachability", "security-headers", "cookies", "cors", "endpoints"})
 UNREACHABLE = "targets_unreachable"
 # Categories of findings that name a weakness an attacker could use (any finding with a CWE counts too).
 WEAKNESS_CATEGORIES = frozenset({"security", "secrets", "dependency", "http"})
@@ -122,7 +120,7 @@ def exploitable(services: list[StagedService], waivers: Waivers) -> Verdict:
     if proven:
         return _verdict("yes", f"{len(proven)} flaw(s) at high or worse confirmed by attack: {_listed(proven)}",
                         proven)  # fmt: skip
-    checks = [run for result in attacks for run in result.tools if run.tool not in OBSERVING_CHECKS]
+    checks = [run for result in attacks for run in result.tools if run.tool not in OBSERVING_TOOLS]
     ran = sorted(run.tool for run in checks if run.status == "success")
     if not ran:
         why = "; ".join(sorted({f"{run.tool} {run.reason or run.status}" for run in checks}))
