@@ -200,13 +200,18 @@ def trace(settings: Settings, args: argparse.Namespace) -> int:
         where = f"under {args.dir}" if args.dir else "in the gateway's span files"
         hint = f"; with OTLP configured, look up trace {trace_id} in your trace explorer" if trace_id else ""
         return _fail(f"no spans for task {args.task_id} {where}{hint}", 1)
+    if args.json:  # the gateway's trace answer, also when the spans come from --dir
+        spans = sorted(traces[trace_id], key=lambda span: span.start_ns) if trace_id else []
+        body = {"task_id": args.task_id, "trace_id": trace_id, "spans": msgspec.to_builtins(spans)}
+        print(json.dumps(body, indent=2))
+        return 0
     print(render_traces(traces))
     return 0
 
 
 def up(settings: Settings, args: argparse.Namespace) -> int:
     setup_logging("supervisor", settings.log_level)
-    return run_up(settings, args.cluster)
+    return run_up(settings, args.cluster, args.json)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -225,6 +230,9 @@ def parser() -> argparse.ArgumentParser:
         choices=(1, 3, 5),
         default=1,
         help="nats-server nodes to run as one JetStream cluster (3: any one may fail; streams keep 3 replicas)",
+    )
+    start.add_argument(
+        "--json", action="store_true", help="once ready, print where everything listens as one JSON object"
     )
     start.set_defaults(handler=up)
 
@@ -280,7 +288,7 @@ def parser() -> argparse.ArgumentParser:
     changes.set_defaults(handler=diff)
 
     compare = commands.add_parser(
-        "report", help="compare models: issues by severity, per kLOC, ranking with 95% CIs"
+        "report", help="compare models: issues by severity, per kLOC, ranking with 95%% CIs"
     )
     compare.add_argument("--type", help=f"one analysis type ({' | '.join(ANALYSIS_TYPES)}; default: all)")
     compare.add_argument("--format", choices=("markdown", "csv", "json"), default="markdown")
@@ -294,6 +302,7 @@ def parser() -> argparse.ArgumentParser:
     spans.add_argument(
         "--dir", type=Path, help="read this folder of span files instead of asking the gateway"
     )
+    spans.add_argument("--json", action="store_true", help="print the trace id and its spans as JSON")
     spans.set_defaults(handler=trace)
 
     tokens.add_parser(commands)
