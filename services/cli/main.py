@@ -1,6 +1,6 @@
 """The `assay` command: `up`, `analyze`, `batch`, `status`, `cancel`, `diff`, `report`, `tasks`, `show`,
-`findings`, `trace`, `token`, `dlq`, `fsck`, `prune` (the last two: services/cli/upkeep.py, with their own exit
-codes).
+`findings`, `trace`, `token`, `subscriber`, `dlq`, `fsck`, `prune` (the last two: services/cli/upkeep.py, with their
+own exit codes).
 
 Exit codes: 0 success (for `analyze --wait`: the task completed); 1 the task ended partial, failed or cancelled,
 or is still running at the timeout, or has findings at or above `--fail-on` (with `--new-only`: new since the
@@ -23,7 +23,7 @@ from typing import Any, get_args
 import msgspec
 from opentelemetry import trace as otel_trace
 
-from services.cli import analyzer_view, dead_letters, tokens, upkeep
+from services.cli import analyzer_view, dead_letters, subscriber, tokens, upkeep
 from services.cli.api_token import gateway_client
 from services.cli.batches import add_batch_parser, run_batch
 from services.cli.client import GatewayClient, GatewayError
@@ -306,6 +306,7 @@ def parser() -> argparse.ArgumentParser:
     spans.set_defaults(handler=trace)
 
     tokens.add_parser(commands)
+    subscriber.add_parser(commands)
     dead_letters.add_parser(commands)
     upkeep.add_parsers(commands)
     return root

@@ -28,7 +28,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from services.cli.api_token import ensure_local_token
 from services.cli.child import Child
-from services.cli.credentials import analyzer_token, child_env
+from services.cli.credentials import analyzer_token, child_env, save_nats_url
 from services.cli.roster import ServiceSpec, roster, runnable
 from shared.config import JetStreamLayout, Settings, cluster_replicas
 from shared.connection import connect
@@ -128,6 +128,7 @@ async def _start_nats(
         for child in children:
             await child.stop(STOP_GRACE_S)
         raise
+    save_nats_url(settings.var_dir, url)
     return url, children
 
 
