@@ -76,6 +76,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ai_api_key: str | None  # ASSAY_AI_API_KEY (or OPENROUTER_API_KEY)
     ai_model: str  # ASSAY_AI_MODEL
     ai_timeout_s: float  # ASSAY_AI_TIMEOUT_S
+    # ASSAY_NPM_REGISTRY: the registry whose advisory database npm-audit asks (never one an app's .npmrc names)
+    npm_registry: str = "https://registry.npmjs.org/"
     # Load generator defaults (the performance analyzer's `load` tool); a request's options.load overrides them.
     perf_requests: int = 200  # ASSAY_PERF_REQUESTS: requests per URL
     perf_concurrency: int = 10  # ASSAY_PERF_CONCURRENCY: requests in flight per URL
@@ -231,6 +233,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ai_api_key=env.get("ASSAY_AI_API_KEY") or env.get("OPENROUTER_API_KEY") or None,
         ai_model=env.get("ASSAY_AI_MODEL") or "openai/gpt-4o-mini",
         ai_timeout_s=float(env.get("ASSAY_AI_TIMEOUT_S") or 120),
+        npm_registry=env.get("ASSAY_NPM_REGISTRY") or "https://registry.npmjs.org/",
         perf_requests=int(env.get("ASSAY_PERF_REQUESTS") or 200),
         perf_concurrency=int(env.get("ASSAY_PERF_CONCURRENCY") or 10),
         perf_duration_s=float(env.get("ASSAY_PERF_DURATION_S") or 10),
