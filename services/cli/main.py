@@ -35,6 +35,7 @@ from services.cli.supervisor import run_up
 from services.cli.trace_tree import render_traces
 from shared.config import Settings, load_settings
 from shared.errors import AssayError
+from shared.file_modes import keep_files_private
 from shared.findings import SEVERITIES
 from shared.logs import setup_logging
 from shared.messages import PRIORITIES, TERMINAL_STATUSES
@@ -316,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     handler: Callable[[Settings, argparse.Namespace], int] = args.handler
     settings = load_settings()
+    keep_files_private(settings)
     try:
         if not args.trace:
             return handler(settings, args)
