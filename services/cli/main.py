@@ -316,7 +316,10 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     handler: Callable[[Settings, argparse.Namespace], int] = args.handler
-    settings = load_settings()
+    try:
+        settings = load_settings()
+    except ValueError as error:  # a setting out of its range: its own words, no traceback
+        return _fail(str(error), 2)
     keep_files_private(settings)
     try:
         if not args.trace:
