@@ -37,6 +37,7 @@ def keep_files_private(settings: Settings) -> None:
 
 
 SEARCH = 0o011  # group and others may pass through a folder (to a name they know), not list it
+READ_AND_SEARCH = 0o055
 
 
 def on_the_way(root: Path, inner: Path) -> list[Path]:
@@ -48,10 +49,16 @@ def on_the_way(root: Path, inner: Path) -> list[Path]:
 
 
 def open_way_to_apps(settings: Settings) -> None:
-    """The one exception, for the process that runs apps: the folders above their work folder
-    (ASSAY_APP_WORK_DIR, by default `var/apps`) inside the var folder are created if need be and keep others'
-    search bit (`x`, never `r`), for the sandbox user the apps run as must pass through them
-    (services/orchestrator/apps/sandbox.py)."""
+    """The one exception, for the process that runs apps, as root: it runs them as another user (the sandbox user of
+    services/orchestrator/apps/sandbox.py), who must read what it is given (the app's copy, the run's start script)
+    and pass through the folders above it. So this process's umask lets others read and search (`022` of the
+    default `077`: never write), and the folders above the apps' work folder (ASSAY_APP_WORK_DIR, by default
+    `var/apps`) inside the var folder keep others' search bit (`x`, never `r`: they cannot be listed). What it
+    writes elsewhere stays private through its folder: the trace, results and var folders are narrowed at every
+    start (`keep_files_private`), and a folder others cannot enter hides every file in it."""
+    if os.geteuid() != 0:
+        return  # the apps run as this user: nothing to open
+    os.umask(settings.umask & ~READ_AND_SEARCH)
     for folder in on_the_way(settings.var_dir, settings.app_work_dir):
         folder.mkdir(exist_ok=True)
         folder.chmod((folder.stat().st_mode & 0o777 & ~settings.umask) | SEARCH)

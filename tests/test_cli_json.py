@@ -22,6 +22,16 @@ from tests.test_batches import persister as persister  # noqa: F401
 from tests.test_cli_trace import TASK, write_task_trace
 
 
+@pytest.fixture(autouse=True)
+def same_umask() -> Iterator[None]:
+    """`main()` sets this process's umask (shared/file_modes.py), as every entry point does: give the rest of the
+    test session its own back."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    yield
+    os.umask(umask)
+
+
 def commands(
     root: argparse.ArgumentParser, path: tuple[str, ...] = ()
 ) -> Iterator[tuple[str, argparse.ArgumentParser]]:

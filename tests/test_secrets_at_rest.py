@@ -124,17 +124,28 @@ def test_files_at_rest_are_their_users_only(stack: Stack) -> None:
         path.name == "manifest.json" for path in kept
     )
 
-    # The one exception: the apps' work folder and the folders above it may be passed through (x) by the sandbox
-    # user the apps run as, never read (shared/file_modes.py, services/orchestrator/apps/sandbox.py).
-    passage = {stack.root / "var", stack.root / "var" / "apps"}
+    # What another user could read: a file or folder whose own mode lets others read it, behind folders they may
+    # all pass through. The one exception (as root): the apps' work tree (`var/apps`: the app's copy and what its
+    # sandbox user needs), with the var folder itself passable, never listable (shared/file_modes.py).
+    apps = stack.root / "var" / "apps"
+
+    def readable_by_others(path: Path) -> bool:
+        folders = [folder for folder in path.parents if stack.root in folder.parents]
+        return all(folder.stat().st_mode & 0o001 for folder in folders) and bool(path.stat().st_mode & 0o006)
+
     open_to_others = {
-        str(path.relative_to(stack.root)): oct(mode)
+        str(path.relative_to(stack.root)): oct(path.stat().st_mode & 0o777)
         for path in kept
         if not stat.S_ISLNK(path.lstat().st_mode)
-        and (mode := path.stat().st_mode & 0o777) & (0o066 if path in passage else 0o077)
+        and path != apps
+        and apps not in path.parents
+        and (readable_by_others(path) or path.stat().st_mode & 0o002)
     }
     assert open_to_others == {}
-    assert (stack.root / "var").stat().st_mode & 0o777 in (0o700, 0o711)
+    tops = {name: oct((stack.root / name).stat().st_mode & 0o777) for name in ("results", "traces", "var")}
+    assert tops["results"] == tops["traces"] == "0o700" and tops["var"] in ("0o700", "0o711"), tops
+    private = [path for path in [*database, *files_under(stack.results_dir)] if path.is_file()]
+    assert private and {oct(path.stat().st_mode & 0o777) for path in private} == {"0o600"}
 
 
 def test_assay_umask_027_shares_with_the_group_and_no_further(tmp_path: Path) -> None:
