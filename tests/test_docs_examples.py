@@ -101,6 +101,11 @@ def test_the_readme_subscriber_and_the_log_grep_work_against_assay_up(tmp_path: 
         assert lines[0] == f"started {task_id} {MODEL}/app{APP}", printed.read_text()
         assert wait_lines(printed, f"completed {task_id}", 1), printed.read_text()
 
+        # The persister records the end after the event: its log line about the task comes a moment later.
+        deadline = time.monotonic() + 60
+        while not any(line.startswith("[persister] ") for line in wait_lines(up.stderr, task_id, 1, timeout_s=0)):
+            assert time.monotonic() < deadline, up.stderr.read_text()[-2000:]
+            time.sleep(0.2)
         grep = log_grep_command().replace("<task_id>", task_id).replace("assay.log", str(up.stderr))
         found = subprocess.run(grep, shell=True, capture_output=True, text=True, timeout=30, check=False)
         assert found.returncode == 0, (grep, up.stderr.read_text()[-2000:])
