@@ -11,7 +11,7 @@ SCANNER := $(VENV)/scanner
 WAPITI := wapiti3==3.2.3
 CONTRACT_CHECK := tests/contracts
 
-.PHONY: install sandbox run test chaos lint bench clean
+.PHONY: install sandbox run test chaos lint bench audit clean
 
 install: $(STAMP)
 
@@ -48,7 +48,7 @@ chaos: install
 		--fault-crash-loop --timeout 1800
 
 lint: install
-	$(VENV)/bin/ruff check shared services tests benchmarks
+	$(VENV)/bin/ruff check shared services tests benchmarks maintenance
 	$(VENV)/bin/mypy
 	$(PY) -m shared.contracts --check
 
@@ -58,6 +58,11 @@ BENCH_ARGS ?=
 bench: install
 	$(PY) -m pip install --quiet -e ".[test,bench]"
 	$(PY) -m benchmarks $(BENCH_ARGS)
+
+# Known vulnerabilities of Assay's own dependencies: pip-audit of .venv, npm audit of the Node.js tool folders (against
+# ASSAY_NPM_REGISTRY). Exit 0 clean, 1 vulnerable, 2 a part could not be audited (no advisory data reachable).
+audit: install
+	$(PY) -m maintenance.dependency_audit
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -76,6 +76,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ai_api_key: str | None  # ASSAY_AI_API_KEY (or OPENROUTER_API_KEY)
     ai_model: str  # ASSAY_AI_MODEL
     ai_timeout_s: float  # ASSAY_AI_TIMEOUT_S
+    # ASSAY_UMASK: files and folders Assay creates are its user's only (077); `027` shares them with the group
+    # (shared/file_modes.py; others are never let in)
+    umask: int = 0o077
+    # ASSAY_NPM_REGISTRY: the registry whose advisory database npm-audit asks (never one an app's .npmrc names)
+    npm_registry: str = "https://registry.npmjs.org/"
     # Load generator defaults (the performance analyzer's `load` tool); a request's options.load overrides them.
     perf_requests: int = 200  # ASSAY_PERF_REQUESTS: requests per URL
     perf_concurrency: int = 10  # ASSAY_PERF_CONCURRENCY: requests in flight per URL
@@ -239,6 +244,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ai_api_key=env.get("ASSAY_AI_API_KEY") or env.get("OPENROUTER_API_KEY") or None,
         ai_model=env.get("ASSAY_AI_MODEL") or "openai/gpt-4o-mini",
         ai_timeout_s=float(env.get("ASSAY_AI_TIMEOUT_S") or 120),
+        npm_registry=env.get("ASSAY_NPM_REGISTRY") or "https://registry.npmjs.org/",
+        umask=_umask(env.get("ASSAY_UMASK")),
         perf_requests=int(env.get("ASSAY_PERF_REQUESTS") or 200),
         perf_concurrency=int(env.get("ASSAY_PERF_CONCURRENCY") or 10),
         perf_duration_s=float(env.get("ASSAY_PERF_DURATION_S") or 10),
@@ -285,6 +292,19 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         idempotency_ttl_s=float(env.get("ASSAY_IDEMPOTENCY_TTL_S") or 86400),
         results_write_limit_s=float(env.get("ASSAY_RESULTS_WRITE_LIMIT_S") or 300),
     )
+
+
+def _umask(value: str | None) -> int:
+    """ASSAY_UMASK: octal digits (`077`, `027`); refused when it would let others read Assay's files."""
+    if not value:
+        return 0o077
+    try:
+        umask = int(value, 8)
+    except ValueError:
+        raise ValueError(f"ASSAY_UMASK={value!r} is not an octal umask like 077 or 027") from None
+    if not 0 <= umask <= 0o777 or umask & 0o007 != 0o007:
+        raise ValueError(f"ASSAY_UMASK={value!r} would let other users read Assay's files: end it in 7 (077, 027)")
+    return umask
 
 
 def _app_sandbox(env: Mapping[str, str]) -> str:

@@ -15,6 +15,7 @@ from nats.aio.client import Client
 
 from shared.config import Settings, load_settings
 from shared.connection import connect
+from shared.file_modes import keep_files_private
 from shared.logs import setup_logging
 from shared.metrics import metrics_listener, setup_metrics
 from shared.tracing import setup_tracing
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 
 async def _main(name: str, body: ServiceBody) -> int:
     settings = load_settings()
+    keep_files_private(settings)
     setup_logging(name, settings.log_level)
     provider = setup_tracing(name, settings.trace_dir)
     meters = setup_metrics(name)

@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 import msgspec
 from opentelemetry import trace
 
+from shared.redact import redacted
+
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 # msgspec: a tenth of the CPU of json.dumps per line; a value JSON has no form for is written as its str().
 _encoder = msgspec.json.Encoder(enc_hook=str)
@@ -38,7 +40,7 @@ class JsonFormatter(logging.Formatter):
         entry["service"] = self._service
         if record.exc_info:
             entry["error"] = self.formatException(record.exc_info)
-        return _encoder.encode(entry).decode()
+        return redacted(_encoder.encode(entry).decode())  # no URL's password in any line (shared/redact.py)
 
 
 def setup_logging(service: str, level: str = "INFO") -> None:

@@ -20,6 +20,8 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from shared.redact import redacted_bytes
+
 _propagator = TraceContextTextMapPropagator()
 
 TASK_ID_ATTRIBUTE = "assay.task_id"
@@ -37,7 +39,8 @@ class JsonLinesSpanExporter(SpanExporter):
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         # msgspec: about a tenth of the CPU of json.dumps, and this runs for every span of every service.
-        lines = [_encoder.encode(span_record(span)) + b"\n" for span in spans]
+        # A span names URLs now and then (an error's message): never with their password (shared/redact.py).
+        lines = [redacted_bytes(_encoder.encode(span_record(span))) + b"\n" for span in spans]
         with self._lock, self._path.open("ab") as handle:
             handle.writelines(lines)
             handle.flush()

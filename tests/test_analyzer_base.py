@@ -12,6 +12,7 @@ from typing import Any
 import msgspec
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 from services.analyzers.base.analyzer import Analyzer
 from services.analyzers.base.job import Job
@@ -249,9 +250,8 @@ async def test_health_lists_every_tool(analyzer_url: str) -> None:
 @pytest.mark.parametrize(
     ("frame", "code", "echoed_id"),
     [
-        ('{"type":"analyze","id":"x"', "bad_request", ""),  # not JSON: no id to echo
-        ('{"type":"launch","id":"x"}', "bad_request", "x"),  # unknown type
         (analyze("x", ["nope"]), "bad_request", "x"),  # unknown tool
+        ('{"type":"analyze","id":"x"}', "bad_request", "x"),  # a known frame missing its fields
         (
             encode_frame(analyze_frame("x", model="model-a", app=7)),
             "unknown_app",
@@ -271,6 +271,50 @@ async def test_bad_requests_get_an_error_frame(
         await ws.send(frame)
         answer = (await until(ws, ErrorFrame))[-1]
     assert answer.code == code and answer.id == echoed_id  # type: ignore[attr-defined]
+
+
+DEEP = 100_000  # far past the nesting msgspec decodes
+
+
+@pytest.mark.parametrize(
+    ("frame", "code", "reason"),
+    [
+        ('{"type":"analyze","id":"x"', 1007, "not a JSON frame"),
+        (b"\xff\xfe", 1007, "not a JSON frame"),
+        ('{"type":"launch","id":"x"}', 1008, "not a known frame"),
+        ("[1, 2]", 1008, "not a known frame"),
+        ('{"type":"health","id":"x","o":' + "[" * DEEP + "]" * DEEP + "}", 1008, "nested too deeply"),
+        ('{"type":"analyze","id":"x","options":' + "[" * DEEP + "]" * DEEP + "}", 1008, "nested too deeply"),
+        (
+            '{"type":"analyze","id":"x","options":' + '{"a":' * DEEP + "1" + "}" * DEEP + "}",
+            1008,
+            "nested too",
+        ),
+        ('{"type":"health","id":' + '{"a":' * DEEP + "1" + "}" * DEEP + "}", 1008, "not a known frame"),
+    ],
+    ids=[
+        "cut-short",
+        "not-utf8",
+        "unknown-type",
+        "array",
+        "deep-unknown-field",
+        "deep-options-array",
+        "deep-options-object",
+        "deep-id",
+    ],
+)
+async def test_a_protocol_violation_closes_the_connection_with_its_code_and_reason(
+    analyzer_url: str, frame: str | bytes, code: int, reason: str
+) -> None:
+    async with connect(analyzer_url, additional_headers=AUTH, max_size=None) as ws:
+        await ws.send(frame)
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), 10)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == code and reason in closed.value.rcvd.reason
+    async with connect(analyzer_url, additional_headers=AUTH) as ws:  # the server itself is unharmed
+        await ws.send(encode_frame(HealthFrame(id="h")))
+        assert isinstance(await next_frame(ws), HealthReport)
 
 
 async def test_a_retry_on_a_new_connection_survives_the_old_connection_closing(analyzer_url: str) -> None:

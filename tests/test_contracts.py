@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import inspect
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -192,18 +193,22 @@ async def test_the_readme_subscriber_prints_the_events_it_receives(
     nats_server: EmbeddedNats, tmp_path: Path
 ) -> None:
     script = tmp_path / "subscriber.py"
-    script.write_text(readme_subscriber().replace("nats://127.0.0.1:4222", nats_server.url))
+    script.write_text(readme_subscriber())
     nc = await connect(nats_server.url, "test-subscriber")
+    # What `assay subscriber` prints (this server admits anyone: tests/test_docs_examples.py runs it on `assay up`).
+    env = {**os.environ, "NATS_URL": nats_server.url, "NATS_USER": "subscriber", "NATS_PASSWORD": "any"}
     try:
         await declare_streams(nc.jetstream())
         reader = await asyncio.create_subprocess_exec(
-            sys.executable, str(script), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+            sys.executable,
+            str(script),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
         )
         try:
             line = b""
-            for _ in range(
-                100
-            ):  # until its consumer exists, a published event is not for it (DeliverPolicy.NEW)
+            for _ in range(100):  # until it has subscribed, a published event is not for it
                 event = TaskStarted(task=TASK, services=["static"])
                 await nc.jetstream().publish(subjects.event_subject(TASK.id, "started"), encode(event))
                 with contextlib.suppress(TimeoutError):

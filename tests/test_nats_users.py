@@ -5,6 +5,7 @@ gateway's credentials is refused and never stored)."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -23,10 +24,18 @@ from shared.config import Settings
 from shared.connection import BadCredentials, connect, credential_options
 from shared.database import create_engine
 from shared.messages import ServiceFinished, TaskCompleted, encode
-from shared.nats_users import ADMIN, GATEWAY, ORCHESTRATOR, PERSISTER, creds_of, generate_credentials
+from shared.nats_users import (
+    ADMIN,
+    GATEWAY,
+    ORCHESTRATOR,
+    PERSISTER,
+    SUBSCRIBER,
+    creds_of,
+    generate_credentials,
+)
 from shared.natsd import EmbeddedNats
 from shared.redact import masked_url
-from shared.streams import declare_all
+from shared.streams import declare_all, orchestrator_consumers, persister_consumers
 from shared.tasks import TaskRef, new_task_id
 from tests.support.gateway import MODEL, bearer, gateway_settings, issue_token, running_gateway
 from tests.support.orchestrator import ScriptedAnalyzer, analyzers, sample_result, settings_for
@@ -118,6 +127,97 @@ async def test_only_the_orchestrator_publishes_events(locked_nats: EmbeddedNats)
     finally:
         await persister.close()
         await orchestrator.close()
+
+
+def durables() -> list[tuple[str, str]]:
+    """(stream, name) of every durable consumer Assay declares."""
+    orchestrator = [(subjects.REQUESTS_STREAM, config) for config in orchestrator_consumers(6.0, 5)]
+    return [
+        (stream, str(config.durable_name)) for stream, config in orchestrator + persister_consumers(6.0, 5)
+    ]
+
+
+def takeovers(stream: str, durable: str) -> list[tuple[str, bytes]]:
+    """Every request that would delete the durable or rewrite it (here: to a filter that matches nothing and one
+    delivery), by each form of the JetStream API."""
+    config = {"filter_subject": "assay.nothing.>", "max_deliver": 1, "ack_policy": "explicit"}
+    as_name = json.dumps({"stream_name": stream, "config": {**config, "name": durable}}).encode()
+    as_durable = json.dumps({"stream_name": stream, "config": {**config, "durable_name": durable}}).encode()
+    return [
+        (f"$JS.API.CONSUMER.DELETE.{stream}.{durable}", b""),
+        (f"$JS.API.CONSUMER.CREATE.{stream}", as_name),  # the legacy form: the name is only in the body
+        (f"$JS.API.CONSUMER.CREATE.{stream}.{durable}", as_name),
+        (f"$JS.API.CONSUMER.CREATE.{stream}.{durable}.assay.nothing.>", as_name),
+        (f"$JS.API.CONSUMER.DURABLE.CREATE.{stream}.{durable}", as_durable),
+    ]
+
+
+async def answered(client: Client, subject: str, body: bytes) -> str | None:
+    """The server's answer to a request, or None when the request was refused (it then gets none)."""
+    try:
+        return (await client.request(subject, body, timeout=2)).data.decode()
+    except (nats.errors.Error, TimeoutError):
+        return None
+
+
+@pytest.mark.parametrize("user", [GATEWAY, ORCHESTRATOR, PERSISTER, SUBSCRIBER])
+async def test_no_service_may_delete_or_rewrite_a_durable(locked_nats: EmbeddedNats, user: str) -> None:
+    """The red team's F4: the gateway's user deleted the persister's durable (and its CREATE right could rewrite it).
+    No user but the admin may delete or change any durable, by any form of the API."""
+    admin = await connect(locked_nats.url, "test-admin", as_user(locked_nats, ADMIN))
+    client = await connect(locked_nats.url, user, as_user(locked_nats, user))
+    try:
+        before = {key: await admin.jetstream().consumer_info(*key) for key in durables()}
+        attempts = [(key, request) for key in durables() for request in takeovers(*key)]
+        answers = await asyncio.gather(*(answered(client, *request) for _key, request in attempts))
+
+        assert len(attempts) == 7 * 5  # four orchestrator durables and three of the persister
+        assert {request[0]: answer for (_key, request), answer in zip(attempts, answers, strict=True)} == {
+            request[0]: None for _key, request in attempts
+        }
+        for key, info in before.items():
+            after = await admin.jetstream().consumer_info(*key)  # still there, unchanged
+            assert (after.config.filter_subject, after.config.max_deliver, after.config.ack_wait) == (
+                info.config.filter_subject,
+                info.config.max_deliver,
+                info.config.ack_wait,
+            )
+        assert VIOLATION in log_of(locked_nats)
+    finally:
+        await client.close()
+        await admin.close()
+
+
+async def test_a_subscriber_follows_and_replays_events_and_can_do_nothing_else(
+    locked_nats: EmbeddedNats,
+) -> None:
+    subscriber = await connect(locked_nats.url, "outside", as_user(locked_nats, SUBSCRIBER))
+    orchestrator = await connect(locked_nats.url, "orchestrator", as_user(locked_nats, ORCHESTRATOR))
+    gateway = await connect(locked_nats.url, "gateway", as_user(locked_nats, GATEWAY))
+    try:
+        task = TaskRef(id=new_task_id(), model_slug=MODEL, app_number=1, analysis_type="static")
+        event = TaskCompleted(task=task, status="completed", services=[])
+        subject = subjects.event_subject(task.id, "completed")
+        live = await subscriber.subscribe(subjects.EVENTS_ALL)
+        requests = await subscriber.subscribe(subjects.REQUESTS_ALL)
+        await subscriber.flush()
+        ack = await orchestrator.jetstream().publish(subject, encode(event), timeout=5)
+
+        assert (await live.next_msg(timeout=10)).data == encode(event)
+        stored = await subscriber.jetstream().get_msg(subjects.EVENTS_STREAM, seq=ack.seq)
+        assert stored.data == encode(event)
+        with pytest.raises((nats.errors.Error, TimeoutError)):
+            await subscriber.jetstream().publish(subject, encode(event), timeout=1)
+        with pytest.raises((nats.errors.Error, TimeoutError)):
+            await subscriber.jetstream().subscribe(subjects.EVENTS_ALL, stream=subjects.EVENTS_STREAM)
+        await gateway.publish(subjects.request_subject("normal"), b"{}")
+        with pytest.raises((nats.errors.Error, TimeoutError)):
+            await requests.next_msg(timeout=1)
+        assert "Subscription Violation" in log_of(locked_nats)
+    finally:
+        await subscriber.close()
+        await orchestrator.close()
+        await gateway.close()
 
 
 def test_urls_are_logged_without_their_password() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import getpass
 import logging
 import re
+import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -81,7 +82,9 @@ async def ensure_local_token(settings: Settings) -> Path | None:
         await engine.dispose()
     path = save_token(settings, token)
     log.info("created admin token %s (%s) for the CLI in %s", row.token_id, row.name, path)
-    print(
-        f"Created an admin API token for the CLI in {path} (`assay token show-local` prints it).", flush=True
+    print(  # stderr: with `assay up --json`, stdout is one JSON document
+        f"Created an admin API token for the CLI in {path} (`assay token show-local` prints it).",
+        file=sys.stderr,
+        flush=True,
     )
     return path

@@ -87,7 +87,8 @@ def run_batch(settings: Settings, args: argparse.Namespace) -> int:
                 if args.json and not args.wait:
                     print(json.dumps(accepted, indent=2))
                     return 0
-                print(batch_id, flush=True)
+                # With --json stdout holds one JSON document (the batch as it ended): the id goes to stderr.
+                print(batch_id, file=sys.stderr if args.json else sys.stdout, flush=True)
                 print(f"{len(accepted['task_ids'])} tasks queued", file=sys.stderr)
                 for missing in accepted["missing"]:
                     print(f"not found, skipped: {missing}", file=sys.stderr)

@@ -52,3 +52,13 @@ def child_env(
     else:
         env.pop("ASSAY_ANALYZER_TOKEN", None)
     return env
+
+
+def nats_url_file(var_dir: Path) -> Path:
+    return var_dir / "nats-url"
+
+
+def save_nats_url(var_dir: Path, url: str) -> None:
+    """Where the embedded server of this var folder listens (its port is chosen at each start), for
+    `assay subscriber`."""
+    write_private(nats_url_file(var_dir), url + "\n")

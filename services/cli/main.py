@@ -1,6 +1,6 @@
 """The `assay` command: `up`, `analyze`, `batch`, `status`, `cancel`, `diff`, `report`, `tasks`, `show`,
-`findings`, `trace`, `token`, `dlq`, `fsck`, `prune` (the last two: services/cli/upkeep.py, with their own exit
-codes), `replay` (services/cli/replay.py: a dynamic finding's proof sent again).
+`findings`, `trace`, `token`, `subscriber`, `dlq`, `fsck`, `prune` (the last two: services/cli/upkeep.py, with their
+own exit codes), `replay` (services/cli/replay.py: a dynamic finding's proof sent again).
 
 Exit codes: 0 success (for `analyze --wait`: the task completed); 1 the task ended partial, failed or cancelled,
 or is still running at the timeout, or has findings at or above `--fail-on` (with `--new-only`: new since the
@@ -23,7 +23,7 @@ from typing import Any, get_args
 import msgspec
 from opentelemetry import trace as otel_trace
 
-from services.cli import analyzer_view, batch_views, dead_letters, replay, reports, tokens, upkeep
+from services.cli import analyzer_view, batch_views, dead_letters, replay, reports, subscriber, tokens, upkeep
 from services.cli.api_token import gateway_client
 from services.cli.batches import add_batch_parser, run_batch
 from services.cli.client import GatewayClient, GatewayError
@@ -35,6 +35,7 @@ from services.cli.supervisor import run_up
 from services.cli.trace_tree import render_traces
 from shared.config import Settings, load_settings
 from shared.errors import AssayError
+from shared.file_modes import keep_files_private
 from shared.findings import SEVERITIES
 from shared.logs import setup_logging
 from shared.messages import PRIORITIES, TERMINAL_STATUSES
@@ -191,13 +192,18 @@ def trace(settings: Settings, args: argparse.Namespace) -> int:
         where = f"under {args.dir}" if args.dir else "in the gateway's span files"
         hint = f"; with OTLP configured, look up trace {trace_id} in your trace explorer" if trace_id else ""
         return _fail(f"no spans for task {args.task_id} {where}{hint}", 1)
+    if args.json:  # the gateway's trace answer, also when the spans come from --dir
+        spans = sorted(traces[trace_id], key=lambda span: span.start_ns) if trace_id else []
+        body = {"task_id": args.task_id, "trace_id": trace_id, "spans": msgspec.to_builtins(spans)}
+        print(json.dumps(body, indent=2))
+        return 0
     print(render_traces(traces))
     return 0
 
 
 def up(settings: Settings, args: argparse.Namespace) -> int:
     setup_logging("supervisor", settings.log_level)
-    return run_up(settings, args.cluster)
+    return run_up(settings, args.cluster, args.json)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -216,6 +222,9 @@ def parser() -> argparse.ArgumentParser:
         choices=(1, 3, 5),
         default=1,
         help="nats-server nodes to run as one JetStream cluster (3: any one may fail; streams keep 3 replicas)",
+    )
+    start.add_argument(
+        "--json", action="store_true", help="once ready, print where everything listens as one JSON object"
     )
     start.set_defaults(handler=up)
 
@@ -281,9 +290,11 @@ def parser() -> argparse.ArgumentParser:
     spans.add_argument(
         "--dir", type=Path, help="read this folder of span files instead of asking the gateway"
     )
+    spans.add_argument("--json", action="store_true", help="print the trace id and its spans as JSON")
     spans.set_defaults(handler=trace)
 
     tokens.add_parser(commands)
+    subscriber.add_parser(commands)
     dead_letters.add_parser(commands)
     upkeep.add_parsers(commands)
     replay.add_parser(commands)
@@ -293,7 +304,11 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     handler: Callable[[Settings, argparse.Namespace], int] = args.handler
-    settings = load_settings()
+    try:
+        settings = load_settings()
+    except ValueError as error:  # a setting out of its range: its own words, no traceback
+        return _fail(str(error), 2)
+    keep_files_private(settings)
     try:
         if not args.trace:
             return handler(settings, args)

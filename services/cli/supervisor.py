@@ -14,6 +14,7 @@ same var folder continues with the same streams, buckets and database.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -27,13 +28,14 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from services.cli.api_token import ensure_local_token
 from services.cli.child import Child
-from services.cli.credentials import analyzer_token, child_env
+from services.cli.credentials import analyzer_token, child_env, save_nats_url
 from services.cli.roster import ServiceSpec, roster, runnable
 from shared.config import JetStreamLayout, Settings, cluster_replicas
 from shared.connection import connect
 from shared.nats_cluster import NatsCluster
 from shared.nats_users import ADMIN, creds_of, generate_credentials, save_credentials
 from shared.natsd import EmbeddedNats
+from shared.redact import masked_url
 from shared.streams import declare_all
 
 log = logging.getLogger(__name__)
@@ -42,8 +44,9 @@ STOP_GRACE_S = 10.0
 READY_WARN_AFTER_S = 60.0
 
 
-async def wait_until_ready(gateway_url: str) -> None:
-    """Poll the gateway's /readyz until it answers 200, then say where it listens (on stdout)."""
+async def wait_until_ready(gateway_url: str, where: dict[str, object], as_json: bool) -> None:
+    """Poll the gateway's /readyz until it answers 200, then say where everything listens (on stdout): a line for
+    people, or with `as_json` one JSON object (`where`, with the gateway and its API docs)."""
     loop = asyncio.get_running_loop()
     warn_at = loop.time() + READY_WARN_AFTER_S
     async with httpx.AsyncClient(timeout=2) as client:
@@ -59,24 +62,29 @@ async def wait_until_ready(gateway_url: str) -> None:
                 log.warning("gateway still not ready at %s/readyz: %s", gateway_url, state)
                 warn_at = loop.time() + READY_WARN_AFTER_S
             await asyncio.sleep(0.25)
+    if as_json:
+        print(
+            json.dumps({"gateway_url": gateway_url, "api_docs": f"{gateway_url}/schema", **where}), flush=True
+        )
+        return
     print(
         f"Assay is up: {gateway_url} (API docs at {gateway_url}/schema, with a token). Ctrl-C stops it.",
         flush=True,
     )
 
 
-def metrics_ports(settings: Settings, children: list[Child]) -> str:
+def metrics_ports(settings: Settings, children: list[Child]) -> dict[str, str]:
     """Give each child but the gateway (which serves /metrics on its own port) a /metrics port of its own, from
-    ASSAY_METRICS_PORT_BASE on; the line that lists them for the operator."""
-    where = [f"gateway {settings.gateway_url}/metrics"]
+    ASSAY_METRICS_PORT_BASE on; where each service's metrics are, by service."""
+    where = {"gateway": f"{settings.gateway_url}/metrics"}
     port = settings.metrics_port_base
     for child in children:
         if child.spec.name == "gateway":
             continue
         child.env["ASSAY_METRICS_PORT"] = str(port)
-        where.append(f"{child.spec.name} http://{settings.metrics_host}:{port}/metrics")
+        where[child.spec.name] = f"http://{settings.metrics_host}:{port}/metrics"
         port += 1
-    return "Metrics: " + ", ".join(where)
+    return where
 
 
 async def _start_nats(
@@ -120,12 +128,15 @@ async def _start_nats(
         for child in children:
             await child.stop(STOP_GRACE_S)
         raise
+    save_nats_url(settings.var_dir, url)
     return url, children
 
 
-async def up(settings: Settings, environ: Mapping[str, str], nats_nodes: int = 1) -> int:
+async def up(
+    settings: Settings, environ: Mapping[str, str], nats_nodes: int = 1, as_json: bool = False
+) -> int:
     """Run the stack until SIGINT/SIGTERM (on an embedded cluster of `nats_nodes` when no ASSAY_NATS_URL is set);
-    0 after a clean stop, 1 when it could not start."""
+    0 after a clean stop, 1 when it could not start. With `as_json`, stdout is one JSON object once ready."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -156,9 +167,15 @@ async def up(settings: Settings, environ: Mapping[str, str], nats_nodes: int = 1
             children.append(Child(spec, child_env(env, spec, credentials, token)))
         else:
             log.warning("skipping %s: %s has no __main__ module", spec.name, spec.module)
-    print(metrics_ports(settings, children), flush=True)
+    metrics = metrics_ports(settings, children)
+    if not as_json:
+        print("Metrics: " + ", ".join(f"{name} {url}" for name, url in metrics.items()), flush=True)
+    where: dict[str, object] = {
+        "nats_url": masked_url(env.get("ASSAY_NATS_URL") or settings.nats_url or ""),
+        "metrics": metrics,
+    }
     watchers = [asyncio.create_task(server.supervise()) for server in servers]
-    readiness = asyncio.create_task(wait_until_ready(settings.gateway_url))
+    readiness = asyncio.create_task(wait_until_ready(settings.gateway_url, where, as_json))
     try:
         for child in children:
             await child.start()
@@ -173,6 +190,6 @@ async def up(settings: Settings, environ: Mapping[str, str], nats_nodes: int = 1
     return 0
 
 
-def run_up(settings: Settings, nats_nodes: int = 1) -> int:
+def run_up(settings: Settings, nats_nodes: int = 1, as_json: bool = False) -> int:
     """Entry point of `assay up` (blocks until stopped)."""
-    return asyncio.run(up(settings, os.environ, nats_nodes))
+    return asyncio.run(up(settings, os.environ, nats_nodes, as_json))

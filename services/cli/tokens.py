@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -54,6 +55,9 @@ def create(settings: Settings, args: argparse.Namespace) -> int:
         with gateway_client(settings) as gateway:
             answer = gateway.create_token(args.name, scope)
         token, about = answer["token"], answer["about"]
+    if args.json:
+        print(json.dumps({"token": token, "about": about}, indent=2))
+        return 0
     print(f"created token {about['name']} (id {about['token_id']}, scope {about['scope']}); shown only now:")
     print(token)  # alone on the last line, for scripts
     return 0
@@ -65,6 +69,9 @@ def list_all(settings: Settings, args: argparse.Namespace) -> int:
     else:
         with gateway_client(settings) as gateway:
             tokens = gateway.tokens()["tokens"]
+    if args.json:
+        print(json.dumps({"tokens": tokens}, indent=2))  # the gateway's answer, also with --direct
+        return 0
     headers = ["id", "name", "scope", "created", "last used", "revoked"]
     rows = [
         [
@@ -91,16 +98,19 @@ def revoke(settings: Settings, args: argparse.Namespace) -> int:
     else:
         with gateway_client(settings) as gateway:
             about = gateway.revoke_token(args.token_id)
+    if args.json:
+        print(json.dumps(about, indent=2))
+        return 0
     print(f"revoked token {about['token_id']} ({about['name']})")
     return 0
 
 
-def show_local(settings: Settings, _args: argparse.Namespace) -> int:
+def show_local(settings: Settings, args: argparse.Namespace) -> int:
     token = read_saved_token(settings)
     if token is None:
         print(f"assay: no saved token at {token_file(settings)} (`assay up` saves one)", file=sys.stderr)
         return 1
-    print(token)
+    print(json.dumps({"gateway_url": settings.gateway_url, "token": token}) if args.json else token)
     return 0
 
 
@@ -119,6 +129,7 @@ def add_parser(commands: Any) -> None:
     tokens = commands.add_parser("token", help="create, list and revoke API tokens")
     actions = tokens.add_subparsers(dest="action", required=True)
     direct_help = "write the database (ASSAY_DATABASE_URL) instead of asking the gateway"
+    json_help = "print the answer as JSON"
 
     new = actions.add_parser("create", help="create a token; it is printed once, alone on the last line")
     new.add_argument("name")
@@ -126,13 +137,19 @@ def add_parser(commands: Any) -> None:
         "--scope", choices=SCOPES, default="submit", help="read < submit < admin (default: submit)"
     )
     new.add_argument("--direct", action="store_true", help=direct_help)
+    new.add_argument("--json", action="store_true", help="print the token and its record as JSON")
 
     listing = actions.add_parser("list", help="list tokens (never their secrets)")
     listing.add_argument("--direct", action="store_true", help=direct_help)
+    listing.add_argument("--json", action="store_true", help=json_help)
 
     gone = actions.add_parser("revoke", help="revoke a token by its id")
     gone.add_argument("token_id")
     gone.add_argument("--direct", action="store_true", help=direct_help)
+    gone.add_argument("--json", action="store_true", help=json_help)
 
-    actions.add_parser("show-local", help="print the token `assay up` saved for this gateway (for curl)")
+    local = actions.add_parser(
+        "show-local", help="print the token `assay up` saved for this gateway (for curl)"
+    )
+    local.add_argument("--json", action="store_true", help="print the gateway's URL and the token as JSON")
     tokens.set_defaults(handler=run)

@@ -14,6 +14,7 @@ import uvicorn
 
 from services.gateway.app import create_app
 from shared.config import load_settings
+from shared.file_modes import keep_files_private
 from shared.logs import setup_logging
 from shared.metrics import setup_metrics
 from shared.tracing import setup_tracing
@@ -39,6 +40,7 @@ class GatewayServer(uvicorn.Server):
 
 def main() -> None:
     settings = load_settings()
+    keep_files_private(settings)
     setup_logging("gateway", settings.log_level)
     provider = setup_tracing("gateway", settings.trace_dir)
     meters = setup_metrics("gateway")

@@ -17,7 +17,7 @@ from litestar.di import Provide
 from services.gateway.allow import allowed_methods
 from services.gateway.analysis import run_analysis
 from services.gateway.answer_formats import document_formats, formats_honoured
-from services.gateway.api_docs import docs_assets
+from services.gateway.api_docs import DocsPage, docs_assets, docs_page_file, open_docs_page
 from services.gateway.apps import list_apps, list_models
 from services.gateway.auth import PUBLIC, authorize, check_exposure
 from services.gateway.batch_export import export_batch_findings
@@ -31,11 +31,12 @@ from services.gateway.dead_letters import DEAD_LETTER_ROUTES
 from services.gateway.diffs import get_diff
 from services.gateway.errors import EXCEPTION_HANDLERS
 from services.gateway.events import task_event_stream
+from services.gateway.headers import security_headers
 from services.gateway.health import healthz, readyz
 from services.gateway.issues import get_issues
 from services.gateway.metrics import metrics_text
 from services.gateway.middleware import server_spans
-from services.gateway.openapi import OPENAPI, exact_request_schemas
+from services.gateway.openapi import exact_request_schemas, openapi_config
 from services.gateway.pages import shared_asset
 from services.gateway.reports.routes import (
     models_comparison,
@@ -98,6 +99,7 @@ def create_app(settings: Settings) -> Litestar:
             models_comparison_markdown,
             models_comparison_change,
             docs_assets(PUBLIC),
+            docs_page_file,
             *TOKEN_ROUTES,
             *DEAD_LETTER_ROUTES,
             healthz,
@@ -109,13 +111,15 @@ def create_app(settings: Settings) -> Litestar:
         guards=[authorize, formats_honoured],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         middleware=[server_spans],
+        before_send=[security_headers],  # every answer, a 404 of no route included
         dependencies={"resources": Provide(provide_resources, sync_to_thread=False)},
         lifespan=[lifespan],
         state=State({"settings": settings}),
-        openapi_config=OPENAPI,
+        openapi_config=openapi_config(DocsPage()),
         request_max_body_size=settings.max_body_bytes,
         logging_config=None,  # the process's logging (JSON lines, shared/logs) stays as the entry point set it
     )
     exact_request_schemas(app)
     document_formats(app)
+    open_docs_page(app)
     return app

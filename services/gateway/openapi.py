@@ -13,9 +13,9 @@ from typing import Any
 import msgspec
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import OpenAPIRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
-from services.gateway.api_docs import docs_page
 from services.gateway.batch_plan import BatchRequest
 from services.gateway.schemas import RunRequest, TokenRequest
 from shared.catalog import SERVICES_BY_TYPE, offered_tools
@@ -23,21 +23,24 @@ from shared.catalog import SERVICES_BY_TYPE, offered_tools
 BEARER_SCHEME = "bearer"
 REQUEST_BODIES: tuple[type[msgspec.Struct], ...] = (RunRequest, TokenRequest, BatchRequest)
 
-OPENAPI = OpenAPIConfig(
-    title="Assay",
-    version="1",
-    description="Runs analysis tools on generated web apps and reports what they found. Every route but "
-    "`/healthz` and `/readyz` needs `Authorization: Bearer <token>` (`assay token create`).",
-    path="/schema",
-    render_plugins=[docs_page()],  # Swagger UI with its files served locally (services/gateway/api_docs.py)
-    components=Components(
-        security_schemes={
-            BEARER_SCHEME: SecurityScheme(
-                type="http", scheme="bearer", description="An API token: `assay_<id>_<secret>`"
-            )
-        }
-    ),
-)
+
+def openapi_config(*render_plugins: OpenAPIRenderPlugin) -> OpenAPIConfig:
+    """The OpenAPI document's configuration, its page drawn by `render_plugins` (services/gateway/api_docs.py)."""
+    return OpenAPIConfig(
+        title="Assay",
+        version="1",
+        description="Runs analysis tools on generated web apps and reports what they found. Every route but "
+        "`/healthz` and `/readyz` needs `Authorization: Bearer <token>` (`assay token create`).",
+        path="/schema",
+        render_plugins=list(render_plugins),
+        components=Components(
+            security_schemes={
+                BEARER_SCHEME: SecurityScheme(
+                    type="http", scheme="bearer", description="An API token: `assay_<id>_<secret>`"
+                )
+            }
+        ),
+    )
 
 
 def exact_request_schemas(app: Litestar) -> None:

@@ -17,13 +17,9 @@ from litestar.exceptions import NotFoundException
 from litestar.params import PathParameter
 
 from services.gateway.auth import PUBLIC
+from services.gateway.headers import PAGE_POLICY
 
-# The pages run only their own scripts and talk only to this gateway; no frame may embed them.
-PAGE_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Cache-Control": "no-cache",
-}
+PAGE_HEADERS = {"Content-Security-Policy": PAGE_POLICY, "Cache-Control": "no-cache"}  # nosniff: headers.py
 _MEDIA_TYPES = {
     ".js": "text/javascript; charset=utf-8",
     ".css": "text/css; charset=utf-8",

@@ -32,6 +32,7 @@ from shared.messages import (
 )
 from shared.protocol import ServiceResult
 from shared.publishing import publish_dead_letter, publish_message, publish_patience, with_patience
+from shared.redact import redacted_bytes
 from shared.streams import DEFAULT_LAYOUT, artifacts_bucket
 from shared.subjects import ARTIFACTS_BUCKET, REQUESTS_STREAM, event_subject
 from shared.tracing import TASK_ID_ATTRIBUTE, inject_headers
@@ -57,6 +58,12 @@ def kind_of(event: Event) -> str:
     return type(event).__struct_config__.tag  # type: ignore[return-value]
 
 
+def stored(message: msgspec.Struct) -> bytes:
+    """An event (or a result) as it is published and so kept: JSON with every URL's password or token masked
+    (shared/redact.py); the persister writes the database and the result files from these."""
+    return redacted_bytes(encode(message))
+
+
 class EventPublisher:
     """Publishes on one connection; the artifacts bucket is looked up on first use."""
 
@@ -71,7 +78,7 @@ class EventPublisher:
     async def publish(self, event: Event) -> None:
         """Publish a task event in a PRODUCER span, retrying until JetStream confirms it (or PublishFailed): through
         a leader election on a cluster, so that a node's death does not make the task run again."""
-        await self._publish(event, encode(event))
+        await self._publish(event, stored(event))
 
     async def _publish(self, event: Event, data: bytes) -> None:
         subject = event_subject(event.task.id, kind_of(event))
@@ -84,7 +91,7 @@ class EventPublisher:
         subject = event_subject(event.task.id, "progress")
         headers = inject_headers({"Nats-Msg-Id": event.event_id})
         try:
-            await self.js.publish(subject, encode(event), timeout=PROGRESS_TIMEOUT_S, headers=headers)
+            await self.js.publish(subject, stored(event), timeout=PROGRESS_TIMEOUT_S, headers=headers)
         except (NatsError, TimeoutError) as error:
             log.warning("progress event not published: %r", error, extra={"task_id": event.task.id})
         # Runs stop at once when cancelled, even if the cancel came as the publish completed.
@@ -94,15 +101,15 @@ class EventPublisher:
         """Publish a service event, moving its result to the object store (`artifact` instead of `result`) when the
         event would be too large."""
         if event.result is None or _small(event.result):
-            await self._publish(event, encode(event))  # on the loop: cheaper than a thread hand-off
+            await self._publish(event, stored(event))  # on the loop: cheaper than a thread hand-off
             return
         # Results can be hundreds of MB: encoded (once) and hashed off the event loop.
-        data = await asyncio.to_thread(encode, event)
+        data = await asyncio.to_thread(stored, event)
         if len(data) > self.nc.max_payload // 2:
-            result = await asyncio.to_thread(encode, event.result)
+            result = await asyncio.to_thread(stored, event.result)
             artifact = await self.store_result(event.task.id, event.result.service, result)
             event = msgspec.structs.replace(event, result=None, artifact=artifact)
-            data = encode(event)
+            data = stored(event)
         await self._publish(event, data)
 
     async def store_result(self, task_id: str, service: str, data: bytes) -> ArtifactRef:

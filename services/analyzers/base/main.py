@@ -14,6 +14,7 @@ from services.analyzers.base.analyzer import Analyzer
 from services.analyzers.base.handshake import require_token
 from services.analyzers.base.server import AnalyzerServer
 from shared.config import Settings, load_settings
+from shared.file_modes import keep_files_private
 from shared.logs import setup_logging
 from shared.metrics import metrics_listener, setup_metrics
 from shared.protocol import MAX_REQUEST_FRAME_BYTES
@@ -61,6 +62,7 @@ async def serve_analyzer(
 def run_analyzer(analyzer: Analyzer, argv: list[str] | None = None) -> None:
     """Entry point shared by every analyzer's `__main__`."""
     settings = load_settings()
+    keep_files_private(settings)
     setup_logging(analyzer.service, settings.log_level)
     provider = setup_tracing(f"analyzer-{analyzer.service}", settings.trace_dir)
     meters = setup_metrics(f"analyzer-{analyzer.service}")

@@ -17,6 +17,7 @@ import time
 from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
+from typing import get_args
 
 import msgspec
 from opentelemetry import trace
@@ -35,6 +36,7 @@ from shared.protocol import (
     HEARTBEAT_INTERVAL_S,
     AnalyzeFrame,
     CancelFrame,
+    ClientFrame,
     ErrorFrame,
     HealthFrame,
     HealthReport,
@@ -76,14 +78,15 @@ class AnalyzerServer:
         started_here: dict[str, asyncio.Task[None]] = {}
         try:
             async for message in websocket:
-                try:
-                    frame = decode_client_frame(message)
-                except (msgspec.DecodeError, msgspec.ValidationError) as error:
-                    await send(
-                        ErrorFrame(id=_frame_id(message), code="bad_request", message=f"bad frame: {error}")
-                    )
-                    continue
-                if isinstance(frame, AnalyzeFrame) and self.draining:
+                frame = read_frame(message)
+                if isinstance(frame, Violation):
+                    # The client does not speak the protocol: nothing it sends on this connection can be trusted.
+                    log.warning("closing a client connection (%d): %s", frame.code, frame.reason)
+                    await websocket.close(frame.code, frame.reason[:MAX_REASON_CHARS])
+                    break
+                if isinstance(frame, ErrorFrame):
+                    await send(frame)
+                elif isinstance(frame, AnalyzeFrame) and self.draining:
                     await send(ShuttingDownFrame(id=frame.id, message=self._stopping()))
                 elif isinstance(frame, AnalyzeFrame):
                     run = started_here[frame.id] = self._start(frame, send)
@@ -263,13 +266,44 @@ def _drop(started_here: dict[str, asyncio.Task[None]], request_id: str, run: asy
         del started_here[request_id]
 
 
-def _frame_id(message: str | bytes) -> str:
-    """The `id` of an otherwise invalid frame, so even the rejection echoes it when possible."""
+class Violation(msgspec.Struct, frozen=True):
+    """A frame that breaks the protocol, and the close code that says so: 1007 (not JSON), 1008 (not a frame)."""
+
+    code: int
+    reason: str
+
+
+class _Head(msgspec.Struct):
+    """What every client frame has, read from one whose body did not decode."""
+
+    type: str
+    id: str = ""
+
+
+CLIENT_FRAME_TYPES = frozenset(str(kind.__struct_config__.tag) for kind in get_args(ClientFrame))
+MAX_REASON_CHARS = 120  # a close reason is at most 123 bytes
+
+
+def read_frame(message: str | bytes) -> ClientFrame | ErrorFrame | Violation:
+    """The client frame `message` holds; for a known frame whose fields are wrong, the `bad_request` answer to
+    its id; for anything else (not JSON, nested too deep to decode, not a frame we know) the protocol violation."""
     try:
-        value = msgspec.json.decode(message)
-    except msgspec.DecodeError:
-        return ""
-    return str(value.get("id", "")) if isinstance(value, dict) else ""
+        return decode_client_frame(message)
+    except msgspec.ValidationError as error:  # a subclass of DecodeError: JSON, but not a valid frame
+        invalid = error
+    except msgspec.DecodeError as error:
+        return Violation(1007, f"not a JSON frame: {error}")
+    except RecursionError:
+        return Violation(1008, "frame nested too deeply")
+    try:
+        head = msgspec.json.decode(message, type=_Head)
+    except RecursionError:
+        return Violation(1008, "frame nested too deeply")
+    except msgspec.ValidationError:
+        head = None
+    if head is None or head.type not in CLIENT_FRAME_TYPES:
+        return Violation(1008, f"not a known frame: {invalid}")
+    return ErrorFrame(id=head.id, code="bad_request", message=f"bad frame: {invalid}")
 
 
 def _app_folder_and_env(apps_dir: Path, frame: AnalyzeFrame) -> tuple[Path | None, dict[str, str]]:

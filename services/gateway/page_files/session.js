@@ -137,5 +137,5 @@ const Assay = (() => {
     });
   }
 
-  return { element, say, api, blob, follow, onToken };
+  return { element, say, headers, api, blob, follow, onToken };
 })();

@@ -19,6 +19,7 @@ from services.analyzers.base.process import ProcessOutcome, run_process
 from services.analyzers.base.tool import SkipTool, ToolOutput, executable
 from services.analyzers.static.tools.network import unreachable
 from services.analyzers.static.tools.source import AppSource, source_files
+from shared.config import Settings
 from shared.errors import ToolError
 from shared.findings import Finding, ToolRun, ToolStatus
 from shared.protocol import ToolHealth
@@ -84,8 +85,10 @@ class CliTool:
         """The exact argument list, run with the app folder as working directory."""
         raise NotImplementedError
 
-    def advisory_host(self) -> str | None:
-        """The host of the advisory database the tool asks (online vulnerability data); None for offline tools."""
+    def advisory_address(self, settings: Settings) -> tuple[str, int] | None:
+        """Host and port of the advisory database the tool asks (online vulnerability data); None for offline
+        tools."""
+        del settings
         return None
 
     def parse(self, outcome: ProcessOutcome, source: AppSource) -> list[Finding]:
@@ -125,7 +128,7 @@ class CliTool:
         app_dir = app_folder(job)
         program, version = await self.ready()
         files = await asyncio.to_thread(self.targets, app_dir)
-        await self.check_advisory_host()
+        await self.check_advisory_host(job.settings)
         outcome = await job.run_process(self.name, self.command(program, files), cwd=app_dir)
         return await self.output(outcome, app_dir, version=version, files_analyzed=len(files))
 
@@ -137,13 +140,13 @@ class CliTool:
             raise SkipTool(health.reason or self.not_installed())
         return program, health.version
 
-    async def check_advisory_host(self) -> None:
+    async def check_advisory_host(self, settings: Settings) -> None:
         """SkipTool("offline: …") when the tool's advisory database cannot be reached within a few seconds.
 
         Checked before the tool runs, so an offline machine costs a bounded wait instead of the tool's own
         retries and timeouts."""
-        host = self.advisory_host()
-        offline = await unreachable(host) if host else None
+        address = self.advisory_address(settings)
+        offline = await unreachable(*address) if address else None
         if offline:
             raise SkipTool(offline)
 

@@ -1,15 +1,20 @@
 """npm-audit: known vulnerabilities of the JavaScript packages the app's package-lock.json pins.
 
-`npm audit` asks the npm registry's advisory database; it needs a lockfile beside package.json. Without a lockfile,
-without npm, or without a registry that answers audits, the tool is `skipped` with the reason.
+`npm audit` asks the advisory database of the registry Assay is configured with (ASSAY_NPM_REGISTRY), never one
+the app names: it runs on a copy of each lockfile folder's `package.json` and `package-lock.json` alone (an app's
+`.npmrc` could set the registry, a proxy, credentials or TLS settings, and npm reads it from the project folder
+whatever the command line says), with empty user and global configurations and `--registry` given. Without a
+lockfile, without npm, or without a registry that answers audits, the tool is `skipped` with the reason.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import tempfile
 from pathlib import Path, PurePosixPath
-from urllib.parse import urlparse
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -23,9 +28,11 @@ from services.analyzers.static.tools.cli_tool import (
     app_folder,
 )
 from services.analyzers.static.tools.source import AppSource, app_files
+from shared.config import Settings
 from shared.findings import Finding, Severity, ToolRun, ToolStatus
 
-DEFAULT_REGISTRY = "https://registry.npmjs.org/"
+PROJECT_FILES = ("package.json", "package-lock.json")  # all `npm audit` reads of a project
+MAX_PROJECT_FILE_BYTES = 64 * 1024 * 1024
 SEVERITY: dict[str, Severity] = {
     "critical": "critical",
     "high": "high",
@@ -69,13 +76,6 @@ class NpmAuditReport(msgspec.Struct):
     status_code: int | None = msgspec.field(default=None, name="statusCode")
 
 
-def registry_host() -> str:
-    registry = (
-        os.environ.get("npm_config_registry") or os.environ.get("NPM_CONFIG_REGISTRY") or DEFAULT_REGISTRY
-    )
-    return urlparse(registry).hostname or "registry.npmjs.org"
-
-
 def advisory_id(advisory: Advisory) -> str:
     """The GHSA id from the advisory's URL (stable across registries), else npm's numeric source id."""
     last = advisory.url.rstrip("/").rsplit("/", 1)[-1]
@@ -101,23 +101,35 @@ class NpmAudit(CliTool):
             raise SkipTool("no package-lock.json")
         return locks
 
-    def command(self, program: str, files: list[str]) -> list[str]:
-        """`files` holds one lockfile folder: npm audits one project per call."""
-        return [program, "audit", "--json", "--prefix", files[0]]
+    def audit_command(self, program: str, folder: str, registry: str, scratch: Path) -> list[str]:
+        """One project per call, `folder` relative to the working directory `scratch` (a copy of the app's files),
+        whose empty `user.npmrc` and `global.npmrc` stand for the machine's configurations (npm refuses one file
+        for both)."""
+        return [
+            program, "audit", "--json", "--userconfig", str(scratch / "user.npmrc"),
+            "--globalconfig", str(scratch / "global.npmrc"), "--registry", registry, "--prefix", folder,
+        ]  # fmt: skip
 
-    def advisory_host(self) -> str:
-        return registry_host()
+    def advisory_address(self, settings: Settings) -> tuple[str, int]:
+        address = urlsplit(settings.npm_registry)
+        return address.hostname or "", address.port or (80 if address.scheme == "http" else 443)
 
     async def run(self, job: Job) -> ToolOutput:
         """One `npm audit` per lockfile folder, merged into one record."""
         app_dir = app_folder(job)
         program, version = await self.ready()
         folders = await asyncio.to_thread(self.targets, app_dir)
-        await self.check_advisory_host()
-        outputs = []
-        for folder in folders:
-            outcome = await job.run_process(self.name, self.command(program, [folder]), cwd=app_dir)
-            outputs.append(await self.output(outcome, app_dir, version=version, files_analyzed=1))
+        await self.check_advisory_host(job.settings)
+        scratch = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="assay-npm-audit-"))
+        try:
+            await asyncio.to_thread(copy_projects, app_dir, folders, scratch)
+            outputs = []
+            for folder in folders:
+                argv = self.audit_command(program, folder, job.settings.npm_registry, scratch)
+                outcome = await job.run_process(self.name, argv, cwd=scratch)
+                outputs.append(await self.output(outcome, app_dir, version=version, files_analyzed=1))
+        finally:
+            await asyncio.to_thread(shutil.rmtree, scratch, True)
         return outputs[0] if len(outputs) == 1 else merge(outputs)
 
     def parse(self, outcome: ProcessOutcome, source: AppSource) -> list[Finding]:
@@ -136,6 +148,30 @@ class NpmAudit(CliTool):
             for package in (report.vulnerabilities or {}).values()
             for finding in package_findings(package, lockfile, source)
         ]
+
+
+def copy_projects(app_dir: Path, folders: list[str], scratch: Path) -> None:
+    """Copy each folder's package.json and package-lock.json (nothing else: no `.npmrc`) to the same place under
+    `scratch`, beside empty user and global configurations. A link is not followed (it could name any file of the
+    host), and a file is bounded in size."""
+    for empty in ("user.npmrc", "global.npmrc"):
+        (scratch / empty).write_bytes(b"")
+    for folder in folders:
+        target = scratch / folder
+        target.mkdir(parents=True, exist_ok=True)
+        for name in PROJECT_FILES:
+            source = app_dir / folder / name
+            try:
+                descriptor = os.open(source, os.O_RDONLY | os.O_NOFOLLOW)
+            except FileNotFoundError:
+                continue
+            except OSError as error:  # ELOOP: a link
+                raise SkipTool(f"{folder}/{name} cannot be read as a plain file: {error.strerror}") from error
+            with os.fdopen(descriptor, "rb") as file:
+                data = file.read(MAX_PROJECT_FILE_BYTES + 1)
+            if len(data) > MAX_PROJECT_FILE_BYTES:
+                raise SkipTool(f"{folder}/{name} is larger than {MAX_PROJECT_FILE_BYTES} bytes")
+            (target / name).write_bytes(data)
 
 
 def package_findings(package: VulnerablePackage, lockfile: str, source: AppSource) -> list[Finding]:

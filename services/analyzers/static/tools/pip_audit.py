@@ -16,9 +16,11 @@ from services.analyzers.base.process import ProcessOutcome
 from services.analyzers.base.tool import SkipTool
 from services.analyzers.static.tools.cli_tool import AdvisoriesUnavailable, CliTool, UnreadableOutput, tail
 from services.analyzers.static.tools.source import AppSource, app_files
+from shared.config import Settings
 from shared.findings import Finding
 
 ADVISORY_HOST = "pypi.org"  # pip-audit's default advisory database
+ADVISORY_PORT = 443
 REQUIREMENTS = re.compile(r"^requirements[\w.-]*\.txt$")
 # what requests/urllib3 print when the database is not there
 CONNECTION_ERRORS = (
@@ -76,20 +78,26 @@ class PipAudit(CliTool):
         return files
 
     def command(self, program: str, files: list[str]) -> list[str]:
+        """The requirements are taken as pinned and never installed (`--no-deps --disable-pip`): pip does not run,
+        so an app's own `--index-url`, `--extra-index-url` or `--find-links` lines (and any pip configuration)
+        reach nothing; only the advisory database named here is asked."""
         requirements = [argument for path in files for argument in ("-r", path)]
         return [
             program,
             *requirements,
             "--no-deps",
             "--disable-pip",
+            "--vulnerability-service",
+            "pypi",
             "--format",
             "json",
             "--progress-spinner",
             "off",
         ]
 
-    def advisory_host(self) -> str:
-        return ADVISORY_HOST
+    def advisory_address(self, settings: Settings) -> tuple[str, int]:
+        del settings
+        return ADVISORY_HOST, ADVISORY_PORT
 
     def parse(self, outcome: ProcessOutcome, source: AppSource) -> list[Finding]:
         if not outcome.stdout.strip():

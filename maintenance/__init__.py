@@ -1,0 +1,1 @@
+"""Keeping Assay itself in shape: `make audit` (dependency_audit.py)."""
