@@ -20,6 +20,7 @@ from services.analyzers.base.runner import run_tool
 from services.analyzers.dynamic.cookies import Cookies
 from services.analyzers.dynamic.cors import EVIL_ORIGIN, cors_problem
 from services.analyzers.dynamic.endpoints import Endpoints
+from services.analyzers.dynamic.recon import ReconCache
 from services.analyzers.dynamic.security_headers import HeaderAssessment, score
 from services.analyzers.dynamic.sensitive_paths import PROBES, exposed
 from services.analyzers.running_app.client import Fetched
@@ -151,10 +152,12 @@ def test_unimplemented_requirement_is_an_endpoint_mismatch(todo_result: ServiceR
     assert len(mismatches) == 1
     (mismatch,) = mismatches
     assert mismatch.path == "backend:/api/stats" and mismatch.severity == "medium"
-    assert mismatch.extra["expected_status"] == 200 and mismatch.extra["actual_status"] == 404
+    assert mismatch.extra["expected"] == ["200"] and mismatch.extra["actual_status"] == 404
+    assert mismatch.extra["source"] == "requirements"
     assert "GET /api/stats: expected HTTP 200, got HTTP 404" in mismatch.message
     metrics = todo_result.metrics["endpoints"]
-    assert (metrics["total"], metrics["passed"], metrics["failed"]) == (6, 5, 1)
+    assert (metrics["total"], metrics["passed"], metrics["failed"], metrics["unverified"]) == (6, 5, 1, 0)
+    assert (metrics["source"], metrics["document"]) == ("requirements", "requirements.json")
 
 
 def test_cookie_set_without_flags_gets_one_finding_per_missing_flag(notes_result: ServiceResult) -> None:
@@ -216,10 +219,17 @@ async def test_targets_default_to_the_ports_in_the_apps_env_file(tmp_path: Path,
     assert run.command[run.command.index("--target") + 1] == notes_app
 
 
-async def test_endpoints_check_is_skipped_without_requirements(dynamic: str, notes_app: str) -> None:
+async def test_endpoints_check_is_skipped_where_the_app_declares_no_endpoints(
+    dynamic: str, notes_app: str
+) -> None:
     frame = analyze_frame("noreq", model="nobody-here", app=7, target_urls=[notes_app], tools=["endpoints"])
     result = await result_async(dynamic, frame)
-    assert [(run.status, run.reason) for run in result.tools] == [("skipped", "no requirements.json")]
+    assert [(run.status, run.reason) for run in result.tools] == [
+        (
+            "skipped",
+            "no endpoints declared: no requirements.json endpoints, no OpenAPI document shipped or served",
+        )
+    ]
 
 
 def test_recorded_command_reproduces_the_findings(notes_result: ServiceResult) -> None:
@@ -331,7 +341,7 @@ async def test_targets_from_dotenv_and_an_invalid_requirements_file(tmp_path: Pa
         cpu_budget=asyncio.Semaphore(1),
         report=_no_progress,
     )
-    endpoints = await run_tool(Endpoints(), job)
+    endpoints = await run_tool(Endpoints(ReconCache()), job)
     assert endpoints.run.status == "failed"
     reason = endpoints.run.reason or ""
     assert "requirements.json is invalid" in reason and "$.endpoints[0].path" in reason

@@ -85,8 +85,8 @@ def staged(
 
 def endpoints(passed: int, total: int) -> tuple[ToolRun, dict[str, Any], list[Finding]]:
     results = [
-        {"method": "GET", "path": f"/api/{n}", "expected_status": 200, "actual_status": 200 if n < passed else 500,
-         "passed": n < passed, "error": None}
+        {"method": "GET", "path": f"/api/{n}", "called": f"/api/{n}", "expected": ["200"],
+         "actual_status": 200 if n < passed else 500, "outcome": "passed" if n < passed else "failed", "error": None}
         for n in range(total)
     ]  # fmt: skip
     mismatches = [
@@ -94,7 +94,8 @@ def endpoints(passed: int, total: int) -> tuple[ToolRun, dict[str, Any], list[Fi
         for _ in range(total - passed)
     ]
     run = ToolRun(tool="endpoints", status="success", findings_count=len(mismatches))
-    metrics = {"total": total, "passed": passed, "failed": total - passed, "results": results}
+    metrics = {"source": "requirements", "document": "requirements.json", "total": total, "passed": passed,
+               "failed": total - passed, "unverified": 0, "declared": total, "stopped_by": None, "results": results}  # fmt: skip
     return run, {"endpoints": metrics}, mismatches
 
 
@@ -121,7 +122,9 @@ def test_an_app_whose_endpoints_all_answer_works_and_one_that_fails_one_does_not
     assert all_pass.works.answer == "yes" and "all 3 declared endpoints" in all_pass.works.reason
     assert all_pass.works.findings == []
     assert two_fail.works.answer == "no"
-    assert two_fail.works.reason.startswith("2 of 3 declared endpoints did not answer as promised")
+    assert two_fail.works.reason.startswith(
+        "2 of 3 declared endpoints (requirements.json) did not answer as promised"
+    )
     assert "GET /api/1: expected 200, got 500" in two_fail.works.reason
     assert two_fail.works.findings == [f.fingerprint for f in endpoints(1, 3)[2]]
 

@@ -1,8 +1,10 @@
 """A task's verdicts on its app, judged once where the task ends, from everything its services reported.
 
-- **works**: the endpoints the app declares (requirements.json, or the OpenAPI document the endpoint check reads)
-  answered as promised: `yes` when every one did, `no` when one did not or the app never answered (it did not
-  start, or nothing answered the endpoint check), `unknown` when the app declares none or the task did not run it.
+- **works**: the endpoints the app declares (requirements.json, else the OpenAPI document it ships or serves)
+  answered as promised: `yes` when every one the endpoint check could judge did, `no` when one did not or the app
+  never answered (it did not start, or nothing answered the endpoint check), `unknown` when the app declares none,
+  none could be judged (each refused Assay's user, or addressed an object whose id Assay guessed), the check stopped
+  before it called them all, or the task did not run it.
 - **exploitable**: `yes` when the dynamic analyzer confirmed a flaw at `high` or worse with a proof (the exact
   exchanges); `no` when at least one of its attacking checks ran against the app and none confirmed one; `unknown`
   when none ran (the task did not attack the app, nothing answered, or only checks that merely observe ran).
@@ -30,7 +32,7 @@ from shared.waivers import Waivers
 
 SEVERE = frozenset({"critical", "high"})
 # The tool that calls each endpoint the app declares and records, per endpoint, whether it answered as promised
-# (its metrics: total, passed, failed, results).
+# (its metrics: total = passed + failed, unverified apart, document, stopped_by, results with each `outcome`).
 ENDPOINT_TOOLS = ("endpoints",)
 ATTACKER = "dynamic"  # the analyzer whose proven findings make an app exploitable
 UNREACHABLE = "targets_unreachable"
@@ -70,6 +72,16 @@ def _endpoint_run(services: list[StagedService]) -> tuple[ToolRun, dict[str, Any
     return None
 
 
+def _called(results: list[dict[str, Any]]) -> str:
+    """`GET /api/x: expected 200, got 500` for each of the first LISTED results."""
+    return "; ".join(
+        f"{r.get('method')} {r.get('path')}: expected {' or '.join(map(str, r.get('expected') or []))}, got "
+        f"{r.get('actual_status') if r.get('actual_status') is not None else r.get('error') or 'no answer'}"
+        + (f" ({r['note']})" if r.get("note") else "")
+        for r in results[:LISTED]
+    )
+
+
 def works(ending: Ending, services: list[StagedService]) -> Verdict:
     if ending.app is not None and ending.app.error:
         return _verdict("no", ending.app.error)
@@ -81,21 +93,31 @@ def works(ending: Ending, services: list[StagedService]) -> Verdict:
     run, metrics, findings = found
     if run.status == "skipped" and (run.reason or "").startswith(UNREACHABLE):
         return _verdict("no", f"the app did not answer: {run.reason}")
-    total, passed = int(metrics.get("total") or 0), int(metrics.get("passed") or 0)
-    if run.status != "success" or total == 0:
+    results = [r for r in metrics.get("results") or [] if isinstance(r, dict)]
+    failed = [r for r in results if r.get("outcome") == "failed"]
+    unverified = [r for r in results if r.get("outcome") == "unverified"]
+    total = int(metrics.get("total") or 0)
+    source = f" ({metrics['document']})" if metrics.get("document") else ""
+    if failed:
+        why = f"{len(failed)} of {total} declared endpoints{source} did not answer as promised: {_called(failed)}"
+        return _verdict("no", why, findings)
+    if run.status != "success":
+        return _verdict("unknown", f"the endpoint check was {run.status}: {run.reason or 'no reason given'}")
+    if total == 0:
+        if unverified:
+            why = f"none of the {len(unverified)} declared endpoints could be verified: {_called(unverified)}"
+            return _verdict("unknown", why)
+        return _verdict("unknown", "the endpoint check called no endpoint")
+    if metrics.get("stopped_by"):
         return _verdict(
-            "unknown", f"the endpoint check was {run.status}: {run.reason or 'no endpoints checked'}"
+            "unknown",
+            f"the endpoint check stopped before it called every declared endpoint ({metrics['stopped_by']}); "
+            f"the {total} it called answered as promised",
         )
-    if passed == total:
-        return _verdict("yes", f"all {total} declared endpoints answered as promised")
-    failed = [r for r in metrics.get("results") or [] if isinstance(r, dict) and not r.get("passed")]
-    named = "; ".join(
-        f"{r.get('method')} {r.get('path')}: expected {r.get('expected_status')}, got "
-        f"{r.get('actual_status') if r.get('actual_status') is not None else r.get('error') or 'no answer'}"
-        for r in failed[:LISTED]
-    )
-    return _verdict("no", f"{total - passed} of {total} declared endpoints did not answer as promised: {named}",
-                    findings)  # fmt: skip
+    reason = f"all {total} declared endpoints answered as promised{source}"
+    if unverified:
+        reason += f"; {len(unverified)} could not be verified: {_called(unverified)}"
+    return _verdict("yes", reason)
 
 
 def _severe(
