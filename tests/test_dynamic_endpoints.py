@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
+from services.analyzers.dynamic.identifiers import Known
 from services.analyzers.dynamic.instances import instance
 from services.analyzers.dynamic.promises import kept, openapi_promises
 from services.persister.document import Ending
@@ -160,6 +161,21 @@ def test_a_minimal_instance_honours_formats_choices_and_nullable_types() -> None
     )  # ends, though the schema does not
 
 
+def test_an_object_the_app_named_is_what_later_calls_address() -> None:
+    known = Known()
+    known.remember("GET", "/api/recipes", '{"recipes": ["omelette", "pancakes"]}')
+    known.remember("GET", "/api/notes", '[{"note_id": 7, "title": "a"}]')
+    known.remember("POST", "/api/notes", '{"note": {"id": 9, "owner": 3}}')  # a POST's new object wins
+    known.remember("GET", "/api/notes", '[{"id": 1}]')  # a listing after it does not replace it
+    known.remember("DELETE", "/api/tags", '{"id": 4}')  # only creating and listing name an object
+    assert known.in_path("/api/recipes/{slug}", "slug") == "omelette"
+    assert known.in_path("/api/notes/{note_id}/comments", "note_id") == "9"
+    assert known.in_path("/api/tags/{tag}", "tag") is None
+    # a query parameter naming an object takes one of the nearest collection; a search term never does
+    assert known.in_query("/api/recipes/print", "recipe") == "omelette"
+    assert known.in_query("/api/recipes/print", "q") is None
+
+
 # ---- the check against running apps ----
 
 
@@ -188,10 +204,11 @@ def verdict_of(result: ServiceResult) -> Any:
 
 @needs_bwrap
 @pytest.mark.parametrize(
-    ("model", "document", "broken", "wrong_status"),
+    ("model", "document", "broken", "wrong_status", "unverified"),
     [
-        ("served-fastapi", "GET /openapi.json", "GET /api/books/{book_id}", 500),
-        ("shipped-flask", "openapi.yaml", "GET /api/items/search", 400),
+        ("served-fastapi", "GET /openapi.json", "GET /api/books/{book_id}", 500, set()),
+        # no supplier is recorded, so the id asked for is Assay's guess: its 404 is not held against the app
+        ("shipped-flask", "openapi.yaml", "GET /api/items/search", 500, {"GET /api/suppliers/{supplierId}"}),
     ],
 )
 async def test_the_check_judges_an_app_by_its_openapi_document_and_catches_the_broken_twin(
@@ -201,6 +218,7 @@ async def test_the_check_judges_an_app_by_its_openapi_document_and_catches_the_b
     document: str,
     broken: str,
     wrong_status: int,
+    unverified: set[str],
 ) -> None:
     working = await analyze(promise_analyzer, promise_settings, model, 1, ["endpoints"], None)
     twin = await analyze(promise_analyzer, promise_settings, model, 2, ["endpoints"], None)
@@ -211,13 +229,14 @@ async def test_the_check_judges_an_app_by_its_openapi_document_and_catches_the_b
         )
         metrics = result.metrics["endpoints"]
         assert (metrics["source"], metrics["document"]) == ("openapi", document)
-        assert metrics["unverified"] == 0, metrics["results"]
-        assert metrics["total"] == metrics["declared"] >= 7
+        assert {
+            call for call, (outcome, _) in outcomes(result).items() if outcome == "unverified"
+        } == unverified
+        assert metrics["total"] + metrics["unverified"] == metrics["declared"] >= 7
     good, bad = outcomes(working), outcomes(twin)
-    assert all(outcome == "passed" for outcome, _ in good.values()), working.metrics["endpoints"]["results"]
-    assert {call for call, (outcome, _) in bad.items() if outcome == "failed"} == {broken}, str(
-        twin.metrics["endpoints"]["results"]
-    )
+    assert all(outcome != "failed" for outcome, _ in good.values()), working.metrics["endpoints"]["results"]
+    failed = {call for call, (outcome, _) in bad.items() if outcome == "failed"}
+    assert failed == {broken}, str(twin.metrics["endpoints"]["results"])
     assert bad[broken][1] == wrong_status
 
     (mismatch,) = twin.findings
@@ -230,8 +249,10 @@ async def test_the_check_judges_an_app_by_its_openapi_document_and_catches_the_b
     assert mismatch.extra["source"] == "openapi" and mismatch.extra["actual_status"] == wrong_status
     assert working.findings == []
 
-    assert verdict_of(working).answer == "yes"
-    assert f"declared endpoints answered as promised ({document})" in verdict_of(working).reason
+    works_verdict = verdict_of(working)
+    assert works_verdict.answer == "yes", works_verdict.reason
+    assert f"declared endpoints answered as promised ({document})" in works_verdict.reason
+    assert all(call in works_verdict.reason for call in unverified)  # named as not verified
     broken_verdict = verdict_of(twin)
     assert broken_verdict.answer == "no" and broken in broken_verdict.reason
     assert broken_verdict.findings == [mismatch.fingerprint]

@@ -5,14 +5,16 @@ from the OpenAPI document the app ships (`openapi.yaml`, `backend/openapi.json` 
 the tool's metrics say which (`source`, `document`). Each is called once, in order (promises.py): requirements.json's
 endpoints with the body the file gives; an OpenAPI operation with a request built from its schema (path parameters,
 the required query, header and cookie ones, a body from the document's example or a minimal valid instance), a
-sign-up with an account of Assay's own and a log-in with it, and a path parameter naming an object with the id of
-the one an earlier POST to its collection created.
+sign-up with an account of Assay's own and a log-in with it, and a parameter naming an object with one the app
+itself named before (identifiers.py: the object a POST created, the first one a listing gave).
 
 A call refused (401, 403) where the promise is not a refusal is made again as a user: the session an earlier sign-up
-or log-in call gave, else the run's first user (users.py). Two answers are not the app's fault and so not held
-against it: a refusal as that user too (or with no user to act as), and a 404 for an object whose id Assay guessed.
-Such a call is `unverified`, counted apart from `passed` and `failed`. This tool writes to the app, as a user
-following the promises would.
+or log-in call gave, else the run's first user (users.py). Three answers are not held against the app: a refusal as
+that user too (or with no user to act as); a 400, 404, 409 or 422 where a value was Assay's guess (the schema admits
+it, the app's own rules need not: no such object, a link it cannot reach, a name taken); a 502 or 504 (what the app
+depends on is out of the sandbox's reach). Such a call is `unverified`, counted apart from `passed` and `failed`:
+an app none of whose calls could be judged is not said to work. This tool writes to the app, as a user following
+the promises would.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from services.analyzers.base.job import Job
 from services.analyzers.base.tool import SkipTool
 from services.analyzers.dynamic.attacker import Attacker, BudgetSpent, Sent
 from services.analyzers.dynamic.attacks import Attack
+from services.analyzers.dynamic.identifiers import Known
 from services.analyzers.dynamic.promises import Promise, Source, kept, openapi_promises, requirement_promises
 from services.analyzers.dynamic.recon import Recon, ReconCache
 from services.analyzers.dynamic.users import (
@@ -45,13 +48,13 @@ from services.analyzers.dynamic.users import (
 from services.analyzers.running_app.http_tool import HttpTool, Inspection, http_finding
 from services.analyzers.running_app.requirements import REQUIREMENTS_FILE, Requirements, load_requirements
 from services.analyzers.running_app.surface.documents import served_openapi, shipped_openapi
-from services.analyzers.running_app.surface.model import normalize_template
 from shared.findings import Finding
 
 MAX_ENDPOINTS = 100
 REFUSED = (401, 403)
+UPSTREAM = (502, 504)  # the app's own call to another service failed
+INVALID = (400, 404, 409, 422)  # the app refused the values sent: no such object, invalid, taken
 LOG_OUT = re.compile(r"log-?out|sign-?out", re.IGNORECASE)  # never called as a user: it would end the session
-ID_KEYS = ("id", "_id", "uuid", "pk")
 EXCERPT_CHARS = 200
 STALE_CONNECTION = (
     "RemoteProtocolError",
@@ -115,47 +118,33 @@ async def _shipped(job: Job) -> tuple[str, dict[str, Any]] | None:
     return found[0] if found else None
 
 
-def _created_id(text: str, collection: str) -> str | None:
-    """The id of the object an answer describes (`id`, `_id`, `<name>_id` …, or one level down: `{"note": {…}}`)."""
-    try:
-        answer = json.loads(text)
-    except ValueError:
-        return None
-    singular = collection.rstrip("/").rsplit("/", 1)[-1].removesuffix("s")
-    keys = (*ID_KEYS, f"{singular}_id", f"{singular}Id")
-    for node in (answer, *(answer.values() if isinstance(answer, dict) else ())):
-        if not isinstance(node, dict):
-            continue
-        for key in keys:
-            value = node.get(key)
-            if isinstance(value, (str, int)) and not isinstance(value, bool):
-                return str(value)
-    return None
-
-
 class Caller:
-    """Calls promises one after another, carrying what earlier calls gave: the objects they created (collection
-    template → id), the session a sign-up or log-in gave, the account Assay signed up with."""
+    """Calls promises one after another, carrying what earlier calls gave: the objects the app named, the session a
+    sign-up or log-in gave, the account Assay signed up with."""
 
     def __init__(self, attacker: Attacker, target: str, source: Source, fallback: Session | None) -> None:
         self.attacker = attacker
         self.target = target
         self.source = source
         self.fallback = fallback  # the run's first user, where no call of ours gave a session
-        self.created: dict[str, str] = {}
+        self.known = Known()
         self.session: Session | None = None
         self.account: Account | None = None
 
     def _path(self, promise: Promise) -> tuple[str, bool]:
-        """The path with each parameter filled, and whether an object id in it is a guess (no call created it)."""
-        path, guessed = promise.path, False
+        """The path and query with each parameter filled (an object the app named where one is known), and whether
+        any value of the call is Assay's guess (neither named by the app nor given by the source)."""
+        made_up = [p for p in promise.parameters if p.location in ("header", "cookie") and not p.given]
+        path, guessed = promise.path, promise.invented_body or bool(made_up)
         for parameter in promise.located("path"):
-            placeholder = "{" + parameter.name + "}"
-            collection = normalize_template(path.split(placeholder, 1)[0])
-            value = self.created.get(collection)
+            value = self.known.in_path(promise.path, parameter.name)
             guessed = guessed or value is None
-            path = path.replace(placeholder, quote(value or parameter.value, safe=""))
-        query = [(p.name, p.value) for p in promise.located("query")]
+            path = path.replace("{" + parameter.name + "}", quote(value or parameter.value, safe=""))
+        query = []
+        for parameter in promise.located("query"):
+            value = self.known.in_query(promise.path, parameter.name)
+            guessed = guessed or value is None
+            query.append((parameter.name, value or parameter.value))
         if query:
             path += ("&" if "?" in path else "?") + urlencode(query)
         return path, guessed
@@ -196,12 +185,8 @@ class Caller:
         return Attack(method=promise.method, target=self.target, path=path, headers=headers, body=encoded)
 
     def _remember(self, promise: Promise, sent: Sent) -> None:
-        """What a kept promise gives later calls: the object a POST created, the session a sign-up or log-in
-        opened."""
-        if promise.method == "POST":
-            created = _created_id(sent.text, promise.path)
-            if created is not None:
-                self.created[normalize_template(promise.path.split("?", 1)[0])] = created
+        """What a kept promise gives later calls: the object it named, the session a sign-up or log-in opened."""
+        self.known.remember(promise.method, promise.path, sent.text)
         endpoint = promise.endpoint
         if is_login(endpoint) or is_register(endpoint):
             cookies, token = cookies_set(sent), token_in(sent.text)
@@ -243,7 +228,12 @@ class Caller:
         elif sent.status == 404 and guessed:
             outcome, note = (
                 "unverified",
-                "no object to address: no earlier call created one, so its id was a guess",
+                "no such object: the app named none to address, so a value was a guess",
+            )
+        elif sent.status in UPSTREAM:
+            outcome, note = (
+                "unverified",
+                "the app could not reach what it depends on (its sandbox lets nothing out)",
             )
         return Called(
             method=promise.method,

@@ -52,6 +52,7 @@ class Promise(msgspec.Struct, frozen=True, kw_only=True):
     parameters: list[Parameter] = []  # path parameters, and the required query, header and cookie ones
     body: Any = None
     body_kind: BodyKind | None = None
+    invented_body: bool = False  # built from the schema, not the source's example: values Assay made up
 
     @property
     def endpoint(self) -> Endpoint:
@@ -131,8 +132,9 @@ def _parameters(document: dict[str, Any], declared: list[Any]) -> list[Parameter
 
 def _body(
     document: dict[str, Any], operation: dict[str, Any], declared: list[Any]
-) -> tuple[Any, BodyKind | None]:
-    """The body an operation takes, from its example or schema, and how it is sent; (None, None) without one."""
+) -> tuple[Any, BodyKind | None, bool]:
+    """The body an operation takes, from its example or schema, how it is sent, and whether Assay made it up
+    (built from the schema); (None, None, False) without one."""
     request = resolve(document, operation.get("requestBody"))
     content = request.get("content") if isinstance(request, dict) else None
     if isinstance(content, dict):
@@ -140,20 +142,22 @@ def _body(
             if media in content:
                 described = resolve(document, content[media]) or {}
                 given, example = example_of(described)
-                return (example if given else instance(document, described.get("schema") or {})), kind
-        return None, None
+                if given:
+                    return example, kind, False
+                return instance(document, described.get("schema") or {}), kind, True
+        return None, None, False
     # Swagger 2: one `in: body` parameter, or `formData` ones
     for node in declared:
         parameter = resolve(document, node)
         if isinstance(parameter, dict) and parameter.get("in") == "body":
-            return instance(document, parameter.get("schema") or {}), "json"
+            return instance(document, parameter.get("schema") or {}), "json", True
     form = [resolve(document, node) for node in declared]
     fields = {
         str(p.get("name")): instance(document, p, str(p.get("name")))
         for p in form
         if isinstance(p, dict) and p.get("in") == "formData"
     }
-    return (fields, "form") if fields else (None, None)
+    return (fields, "form", True) if fields else (None, None, False)
 
 
 def _rank(promise: Promise, index: int) -> tuple[int, int, int, int]:
@@ -179,7 +183,7 @@ def openapi_promises(document: dict[str, Any]) -> list[Promise]:
                 continue
             own: list[Any] = operation["parameters"] if isinstance(operation.get("parameters"), list) else []
             declared = [*shared, *own]
-            body, kind = _body(document, operation, declared)
+            body, kind, invented = _body(document, operation, declared)
             promises.append(
                 Promise(
                     method=verb.upper(),
@@ -188,6 +192,7 @@ def openapi_promises(document: dict[str, Any]) -> list[Promise]:
                     parameters=_parameters(document, declared),
                     body=body,
                     body_kind=kind,
+                    invented_body=invented,
                 )
             )
     ranked = sorted(enumerate(promises), key=lambda pair: _rank(pair[1], pair[0]))

@@ -6,6 +6,7 @@ from flask import Flask, jsonify, request
 
 app = Flask(__name__)
 ITEMS: dict[int, dict] = {}
+SUPPLIERS: dict[str, dict] = {}
 UNITS = ("g", "kg", "piece")
 LOW = 2
 
@@ -37,7 +38,8 @@ def add_item():
 def search_items():
     term = request.args["q"].lower()
     limit = request.args.get("limit", 50, type=int)
-    return jsonify([item for item in ITEMS.values() if term in item["name"].lower()][:limit])
+    found = [item for item in ITEMS.values() if term in item["name"].lower()]
+    return jsonify(sorted(found, key=lambda item: item["name"])[:limit])
 
 
 @app.get("/api/items/<int:item_id>")
@@ -63,6 +65,12 @@ def remove_item(item_id):
     if ITEMS.pop(item_id, None) is None:
         return jsonify(error="no such item"), 404
     return "", 204
+
+
+@app.get("/api/suppliers/<supplier_id>")
+def get_supplier(supplier_id):
+    supplier = SUPPLIERS.get(supplier_id)
+    return (jsonify(supplier), 200) if supplier else (jsonify(error="no such supplier"), 404)
 
 
 @app.get("/api/stats")
