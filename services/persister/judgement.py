@@ -6,8 +6,10 @@
   none could be judged (each refused Assay's user, or addressed an object whose id Assay guessed), the check stopped
   before it called them all, or the task did not run it.
 - **exploitable**: `yes` when the dynamic analyzer confirmed a flaw at `high` or worse with a proof (the exact
-  exchanges); `no` when at least one of its attacking checks ran against the app and none confirmed one; `unknown`
-  when none ran (the task did not attack the app, nothing answered, or only checks that merely observe ran).
+  exchanges); `no` when at least one of its active checks attacked the app (ended, had something to attack, sent a
+  request) and none confirmed one; `unknown` when none did (the task did not attack the app, nothing answered, or
+  only tools ran that could not have confirmed a flaw: those that merely observe, and those that report without
+  proof).
 - **flagged**: `yes` when a finding without proof, about the app's own code (origin `app`), is at `high` or worse
   and names a weakness (a security category, or a CWE: a high type error is a bug, not a flaw); `no` when the
   task's analyzers reported and none is; `unknown` when none reported.
@@ -24,7 +26,7 @@ from typing import Any
 from services.persister.document import Ending
 from services.persister.lookups import TaskSnapshot
 from services.persister.staging import StagedService
-from shared.catalog import OBSERVING_TOOLS
+from shared.catalog import OBSERVING_TOOLS, UNPROVEN_TOOLS
 from shared.findings import Finding, ToolRun
 from shared.protocol import ServiceResult
 from shared.verdicts import Answer, Verdict, Verdicts
@@ -37,7 +39,9 @@ ENDPOINT_TOOLS = ("endpoints",)
 ATTACKER = "dynamic"  # the analyzer whose proven findings make an app exploitable
 UNREACHABLE = "targets_unreachable"
 # Categories of findings that name a weakness an attacker could use (any finding with a CWE counts too).
-WEAKNESS_CATEGORIES = frozenset({"security", "secrets", "dependency", "http"})
+# Not `http`: it says how a finding was found (an answer of the running app), not that it is a weakness; the HTTP
+# tools' weaknesses carry a CWE, and an unreachable app is not one.
+WEAKNESS_CATEGORIES = frozenset({"security", "secrets", "dependency"})
 LISTED = 5  # findings a reason names before it says "and N more"
 
 
@@ -134,6 +138,19 @@ def _severe(
     ]
 
 
+def _attacked(run: ToolRun, metrics: dict[str, Any]) -> bool:
+    """Whether an active check really attacked the app: it ended, was not left without anything to attack
+    (`metrics.skipped`: no users, no log-in route …) and sent at least one request."""
+    return run.status == "success" and not metrics.get("skipped") and int(metrics.get("requests", 1) or 0) > 0
+
+
+def _idle(run: ToolRun, metrics: dict[str, Any]) -> str:
+    """Why an active check did not attack the app."""
+    if run.status != "success":
+        return f"{run.status}: {run.reason}" if run.reason else run.status
+    return str(metrics.get("skipped") or "sent no request")
+
+
 def exploitable(services: list[StagedService], waivers: Waivers) -> Verdict:
     attacks = [s.result for s in services if s.service == ATTACKER and s.result is not None]
     if not attacks:
@@ -142,14 +159,23 @@ def exploitable(services: list[StagedService], waivers: Waivers) -> Verdict:
     if proven:
         return _verdict("yes", f"{len(proven)} flaw(s) at high or worse confirmed by attack: {_listed(proven)}",
                         proven)  # fmt: skip
-    checks = [run for result in attacks for run in result.tools if run.tool not in OBSERVING_TOOLS]
-    ran = sorted(run.tool for run in checks if run.status == "success")
-    if not ran:
-        why = "; ".join(sorted({f"{run.tool} {run.reason or run.status}" for run in checks}))
-        return _verdict("unknown", f"no attacking check ran against the app ({why or 'none was asked for'})")
-    return _verdict(
-        "no", f"{len(ran)} attacking check(s) ran ({', '.join(ran)}); none confirmed a flaw at high or worse"
+    checks = [
+        (run, dict(result.metrics.get(run.tool) or {}))
+        for result in attacks
+        for run in result.tools
+        if run.tool not in OBSERVING_TOOLS | UNPROVEN_TOOLS
+    ]
+    ran = sorted(run.tool for run, metrics in checks if _attacked(run, metrics))
+    idle = sorted(
+        f"{run.tool} ({_idle(run, metrics)})" for run, metrics in checks if not _attacked(run, metrics)
     )
+    if not ran:
+        why = "; ".join(idle[:LISTED]) or "none was run: only tools that observe or report without proof"
+        return _verdict("unknown", f"no active check attacked the app ({why})")
+    reason = f"{len(ran)} active check(s) attacked the app ({', '.join(ran)}); none confirmed a flaw at high or worse"
+    if idle:
+        reason += f"; {len(idle)} did not attack: {'; '.join(idle[:LISTED])}"
+    return _verdict("no", reason)
 
 
 def _names_weakness(finding: Finding) -> bool:
