@@ -51,6 +51,7 @@ from services.analyzers.running_app.surface.documents import served_openapi, shi
 from shared.findings import Finding
 
 MAX_ENDPOINTS = 100
+REQUESTS_PER_CALL = 4  # anonymously, as a user, each once more on a connection closed under it
 REFUSED = (401, 403)
 UPSTREAM = (502, 504)  # the app's own call to another service failed
 INVALID = (400, 404, 409, 422)  # the app refused the values sent: no such object, invalid, taken
@@ -288,7 +289,7 @@ class Endpoints(HttpTool):
         attacker = Attacker(
             client,
             recon.sites,
-            max_requests=2 * MAX_ENDPOINTS,
+            max_requests=REQUESTS_PER_CALL * MAX_ENDPOINTS,
             max_s=job.tool_timeout_s(self.name) * TIMEOUT_SHARE,
         )
         caller = Caller(attacker, target, promises.source, recon.sessions[0] if recon.sessions else None)

@@ -28,6 +28,8 @@ SERVED_DOCUMENTS = (
     "/api/swagger.json",
     "/v3/api-docs",
     "/api-docs",
+    "/api-docs.json",  # swagger-jsdoc beside swagger-ui-express
+    "/apispec_1.json",  # flasgger
     "/openapi.yaml",
 )
 MAX_DOCUMENT_BYTES = 512 * 1024
