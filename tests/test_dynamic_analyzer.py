@@ -23,7 +23,7 @@ from services.analyzers.dynamic.endpoints import Endpoints
 from services.analyzers.dynamic.recon import ReconCache
 from services.analyzers.dynamic.security_headers import HeaderAssessment, score
 from services.analyzers.dynamic.sensitive_paths import PROBES, exposed
-from services.analyzers.running_app.client import Fetched
+from services.analyzers.running_app.client import Fetched, fetch, http_client
 from services.analyzers.running_app.targets import NO_TARGETS
 from shared.app_env import app_env
 from shared.catalog import TOOLS_BY_SERVICE
@@ -31,6 +31,7 @@ from shared.config import load_settings
 from shared.findings import Finding
 from shared.natsd import free_port
 from shared.protocol import ServiceResult
+from shared.target_policy import TargetPolicy
 from shared.tasks import TaskRef
 from tests.support.analyzers import (
     REPO,
@@ -384,3 +385,36 @@ async def test_a_default_target_that_does_not_answer_is_a_note_but_a_named_one_a
         ("target-unreachable", "high", "frontend:/")
     ]
     assert "notes" not in named.metrics
+
+
+async def test_a_request_on_a_connection_the_server_closed_under_it_is_sent_again_on_a_new_one() -> None:
+    """A server that answers the first request of each connection and drops the next one unanswered, as a server
+    may after an error answer: the client hands the pooled connection out again, and the request must not be lost
+    (it would be the one proving a flaw)."""
+    connections = 0
+
+    async def one_answer_per_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        body = f"answer on connection {connections}".encode()
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            await writer.drain()
+            await reader.readuntil(b"\r\n\r\n")  # a second request on this connection: dropped unanswered
+        except asyncio.IncompleteReadError:
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(one_answer_per_connection, "127.0.0.1", 0)
+    host = f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    try:
+        async with http_client(TargetPolicy(app_ports=frozenset(), allow=(host,))) as client:
+            first = await fetch(client, "GET", f"http://{host}/")
+            second = await fetch(client, "POST", f"http://{host}/", content=b"x")
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert (first.status, first.body) == (200, b"answer on connection 1")
+    assert (second.status, second.error, second.body) == (200, None, b"answer on connection 2")

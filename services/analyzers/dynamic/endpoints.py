@@ -51,17 +51,12 @@ from services.analyzers.running_app.surface.documents import served_openapi, shi
 from shared.findings import Finding
 
 MAX_ENDPOINTS = 100
-REQUESTS_PER_CALL = 4  # anonymously, as a user, each once more on a connection closed under it
+REQUESTS_PER_CALL = 2  # anonymously, then as a user
 REFUSED = (401, 403)
 UPSTREAM = (502, 504)  # the app's own call to another service failed
 INVALID = (400, 404, 409, 422)  # the app refused the values sent: no such object, invalid, taken
 LOG_OUT = re.compile(r"log-?out|sign-?out", re.IGNORECASE)  # never called as a user: it would end the session
 EXCERPT_CHARS = 200
-STALE_CONNECTION = (
-    "RemoteProtocolError",
-    "ReadError",
-    "WriteError",
-)  # httpx's errors of a connection closed under it
 TIMEOUT_SHARE = 0.8  # of the tool's timeout the calls may take, so the tool still ends with what it found
 
 Outcome = Literal["passed", "failed", "unverified"]
@@ -195,24 +190,16 @@ class Caller:
                 headers = {"Authorization": f"Bearer {token}"} if token else {}
                 self.session = Session(name="works", account=self.account, cookies=cookies, headers=headers)
 
-    async def _send(self, attack: Attack) -> Sent:
-        """Send `attack`, once more on a new connection when the one it went on was closed under it (a server
-        may close a kept-alive connection after an error of its own; the request never reached the app)."""
-        sent = await self.attacker.send(attack)
-        if sent.status is None and (sent.answer.error or "").startswith(STALE_CONNECTION):
-            sent = await self.attacker.send(attack)
-        return sent
-
     async def call(self, promise: Promise) -> Called:
         """Call `promise` (again as a user when it is refused) and judge the answer."""
         path, guessed = self._path(promise)
         body = self._body(promise)
-        sent = await self._send(self._attack(promise, path, body, None))
+        sent = await self.attacker.send(self._attack(promise, path, body, None))
         as_user = False
         if sent.status in REFUSED and not kept(promise.expected, sent.status):
             session = self.session or self.fallback
             if session is not None and not LOG_OUT.search(promise.path):
-                sent = await self._send(self._attack(promise, path, body, session))
+                sent = await self.attacker.send(self._attack(promise, path, body, session))
                 as_user = True
         outcome: Outcome = "failed"
         note = None
