@@ -134,6 +134,38 @@ def test_each_call_is_built_from_the_documents_examples_else_a_minimal_valid_ins
     ]
 
 
+def test_a_swagger_2_document_gives_its_base_path_body_and_form_parameters() -> None:
+    document = {
+        "swagger": "2.0",
+        "basePath": "/v1/",
+        "paths": {
+            "/pets": {
+                "post": {
+                    "parameters": [
+                        {"in": "body", "name": "pet", "schema": {"$ref": "#/definitions/Pet"}},
+                    ],
+                    "responses": {"200": {"description": "added"}, "405": {"description": "invalid"}},
+                },
+            },
+            "/pets/{petId}/photo": {
+                "put": {
+                    "parameters": [
+                        {"in": "path", "name": "petId", "type": "integer", "required": True},
+                        {"in": "formData", "name": "caption", "type": "string", "minLength": 7},
+                    ],
+                    "responses": {"default": {"description": "whatever"}},
+                },
+            },
+        },
+        "definitions": {"Pet": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}}},
+    }
+    add, photo = openapi_promises(document)
+    assert (add.method, add.path, add.expected, add.body_kind) == ("POST", "/v1/pets", ["200", "405"], "json")
+    assert set(add.body) == {"name"} and add.invented_body
+    assert (photo.path, photo.body_kind, photo.expected) == ("/v1/pets/{petId}/photo", "form", ["default"])
+    assert len(photo.body["caption"]) >= 7 and [p.name for p in photo.located("path")] == ["petId"]
+
+
 def test_a_minimal_instance_honours_formats_choices_and_nullable_types() -> None:
     schema = {
         "type": "object",
