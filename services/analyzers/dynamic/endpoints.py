@@ -213,16 +213,12 @@ class Caller:
                 if as_user
                 else "refused without credentials, and Assay has no user to call it as"
             )
-        elif sent.status == 404 and guessed:
-            outcome, note = (
-                "unverified",
-                "no such object: the app named none to address, so a value was a guess",
-            )
+        elif sent.status in INVALID and guessed:
+            outcome = "unverified"
+            note = "refused a value Assay made up (the schema admits it; the app's own rules need not)"
         elif sent.status in UPSTREAM:
-            outcome, note = (
-                "unverified",
-                "the app could not reach what it depends on (its sandbox lets nothing out)",
-            )
+            outcome = "unverified"
+            note = "the app could not reach what it depends on (its sandbox lets nothing out)"
         return Called(
             method=promise.method,
             path=promise.path,

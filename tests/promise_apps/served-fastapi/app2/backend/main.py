@@ -28,6 +28,10 @@ class BookIn(BaseModel):
     finished: bool = False
 
 
+class Import(BaseModel):
+    catalogue_url: str
+
+
 class Book(BookIn):
     id: int
     reader: str
@@ -98,6 +102,13 @@ def remove_book(book_id: int, name: str = Depends(reader)) -> None:
 def search(q: str = Query(min_length=2), name: str = Depends(reader)) -> list[dict]:
     term = q.lower()
     return [b for b in BOOKS.values() if b["reader"] == name and term in (b["title"] + b["author"]).lower()]
+
+
+@app.post("/api/imports", status_code=202)
+def import_books(request: Import, name: str = Depends(reader)) -> dict:
+    if not request.catalogue_url.startswith("https://library.example.org/"):
+        raise HTTPException(status_code=400, detail="only catalogues of the library can be imported")
+    return {"queued": request.catalogue_url}
 
 
 @app.get("/api/health")

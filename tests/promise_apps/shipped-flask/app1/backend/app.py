@@ -1,6 +1,7 @@
 """Pantry API: what is in the kitchen cupboards (openapi.yaml, beside this folder, describes it)."""
 
 import os
+import urllib.request
 
 from flask import Flask, jsonify, request
 
@@ -9,6 +10,7 @@ ITEMS: dict[int, dict] = {}
 SUPPLIERS: dict[str, dict] = {}
 UNITS = ("g", "kg", "piece")
 LOW = 2
+PRICE_SERVICE = os.environ.get("PRICE_SERVICE_URL", "https://prices.example.com/today")
 
 
 @app.get("/api/health")
@@ -71,6 +73,15 @@ def remove_item(item_id):
 def get_supplier(supplier_id):
     supplier = SUPPLIERS.get(supplier_id)
     return (jsonify(supplier), 200) if supplier else (jsonify(error="no such supplier"), 404)
+
+
+@app.get("/api/prices")
+def prices():
+    try:
+        with urllib.request.urlopen(PRICE_SERVICE, timeout=3) as answer:
+            return jsonify(prices=answer.read(4096).decode())
+    except OSError:
+        return jsonify(error="the price service did not answer"), 502
 
 
 @app.get("/api/stats")
