@@ -55,6 +55,10 @@ TOOLS_BY_SERVICE: dict[str, tuple[str, ...]] = {
 OBSERVING_TOOLS: frozenset[str] = frozenset(
     {"reachability", "security-headers", "cookies", "cors", "endpoints", "surface"}
 )
+# Dynamic tools that probe or attack but report without a proof Assay can replay (the sensitive paths' content check,
+# the established scanner): as their findings never make an app exploitable, their silence shows no flaw absent
+# either. Every other dynamic tool is an active check (`AttackTool`) whose findings carry proof.
+UNPROVEN_TOOLS: frozenset[str] = frozenset({"sensitive-paths", "wapiti"})
 
 # `security` narrows the static analyzer to its security tools; `static` runs all of them.
 SECURITY_TOOLS: tuple[str, ...] = ("bandit", "semgrep", "detect-secrets", "pip-audit", "npm-audit")

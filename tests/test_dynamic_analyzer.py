@@ -20,9 +20,10 @@ from services.analyzers.base.runner import run_tool
 from services.analyzers.dynamic.cookies import Cookies
 from services.analyzers.dynamic.cors import EVIL_ORIGIN, cors_problem
 from services.analyzers.dynamic.endpoints import Endpoints
+from services.analyzers.dynamic.recon import ReconCache
 from services.analyzers.dynamic.security_headers import HeaderAssessment, score
 from services.analyzers.dynamic.sensitive_paths import PROBES, exposed
-from services.analyzers.running_app.client import Fetched
+from services.analyzers.running_app.client import Fetched, fetch, http_client
 from services.analyzers.running_app.targets import NO_TARGETS
 from shared.app_env import app_env
 from shared.catalog import TOOLS_BY_SERVICE
@@ -30,6 +31,7 @@ from shared.config import load_settings
 from shared.findings import Finding
 from shared.natsd import free_port
 from shared.protocol import ServiceResult
+from shared.target_policy import TargetPolicy
 from shared.tasks import TaskRef
 from tests.support.analyzers import (
     REPO,
@@ -151,10 +153,12 @@ def test_unimplemented_requirement_is_an_endpoint_mismatch(todo_result: ServiceR
     assert len(mismatches) == 1
     (mismatch,) = mismatches
     assert mismatch.path == "backend:/api/stats" and mismatch.severity == "medium"
-    assert mismatch.extra["expected_status"] == 200 and mismatch.extra["actual_status"] == 404
+    assert mismatch.extra["expected"] == ["200"] and mismatch.extra["actual_status"] == 404
+    assert mismatch.extra["source"] == "requirements"
     assert "GET /api/stats: expected HTTP 200, got HTTP 404" in mismatch.message
     metrics = todo_result.metrics["endpoints"]
-    assert (metrics["total"], metrics["passed"], metrics["failed"]) == (6, 5, 1)
+    assert (metrics["total"], metrics["passed"], metrics["failed"], metrics["unverified"]) == (6, 5, 1, 0)
+    assert (metrics["source"], metrics["document"]) == ("requirements", "requirements.json")
 
 
 def test_cookie_set_without_flags_gets_one_finding_per_missing_flag(notes_result: ServiceResult) -> None:
@@ -216,10 +220,17 @@ async def test_targets_default_to_the_ports_in_the_apps_env_file(tmp_path: Path,
     assert run.command[run.command.index("--target") + 1] == notes_app
 
 
-async def test_endpoints_check_is_skipped_without_requirements(dynamic: str, notes_app: str) -> None:
+async def test_endpoints_check_is_skipped_where_the_app_declares_no_endpoints(
+    dynamic: str, notes_app: str
+) -> None:
     frame = analyze_frame("noreq", model="nobody-here", app=7, target_urls=[notes_app], tools=["endpoints"])
     result = await result_async(dynamic, frame)
-    assert [(run.status, run.reason) for run in result.tools] == [("skipped", "no requirements.json")]
+    assert [(run.status, run.reason) for run in result.tools] == [
+        (
+            "skipped",
+            "no endpoints declared: no requirements.json endpoints, no OpenAPI document shipped or served",
+        )
+    ]
 
 
 def test_recorded_command_reproduces_the_findings(notes_result: ServiceResult) -> None:
@@ -331,7 +342,7 @@ async def test_targets_from_dotenv_and_an_invalid_requirements_file(tmp_path: Pa
         cpu_budget=asyncio.Semaphore(1),
         report=_no_progress,
     )
-    endpoints = await run_tool(Endpoints(), job)
+    endpoints = await run_tool(Endpoints(ReconCache()), job)
     assert endpoints.run.status == "failed"
     reason = endpoints.run.reason or ""
     assert "requirements.json is invalid" in reason and "$.endpoints[0].path" in reason
@@ -374,3 +385,36 @@ async def test_a_default_target_that_does_not_answer_is_a_note_but_a_named_one_a
         ("target-unreachable", "high", "frontend:/")
     ]
     assert "notes" not in named.metrics
+
+
+async def test_a_request_on_a_connection_the_server_closed_under_it_is_sent_again_on_a_new_one() -> None:
+    """A server that answers the first request of each connection and drops the next one unanswered, as a server
+    may after an error answer: the client hands the pooled connection out again, and the request must not be lost
+    (it would be the one proving a flaw)."""
+    connections = 0
+
+    async def one_answer_per_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        body = f"answer on connection {connections}".encode()
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            await writer.drain()
+            await reader.readuntil(b"\r\n\r\n")  # a second request on this connection: dropped unanswered
+        except asyncio.IncompleteReadError:
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(one_answer_per_connection, "127.0.0.1", 0)
+    host = f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    try:
+        async with http_client(TargetPolicy(app_ports=frozenset(), allow=(host,))) as client:
+            first = await fetch(client, "GET", f"http://{host}/")
+            second = await fetch(client, "POST", f"http://{host}/", content=b"x")
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert (first.status, first.body) == (200, b"answer on connection 1")
+    assert (second.status, second.error, second.body) == (200, None, b"answer on connection 2")

@@ -79,8 +79,8 @@ def flaw(pair: str) -> Flaw:
     return msgspec.json.decode((CORPUS / pair / "flaw.json").read_bytes(), type=Flaw)
 
 
-def is_node(pair: str) -> bool:
-    return (CORPUS / pair / "app1" / "backend" / "server.js").is_file()
+def is_node(pair: str, root: Path = CORPUS) -> bool:
+    return (root / pair / "app1" / "backend" / "server.js").is_file()
 
 
 def prepare_node_modules(folder: Path) -> Path | None:
@@ -156,10 +156,11 @@ async def with_running(
     work: Callable[[list[str], dict[str, int]], Awaitable[Any]],
 ) -> Any:
     """`work(target URLs, app ports)` while `pair`'s app `app` runs: Python apps through the app runner (their
-    sandbox, the marker listener included), Express apps as `node_app` starts them."""
-    if is_node(pair):
+    sandbox, the marker listener included), Express apps as `node_app` starts them. The apps root is the settings'
+    (the corpus, or another root of test apps)."""
+    if is_node(pair, settings.apps_dir):
         assert node_modules is not None
-        async with node_app(CORPUS / pair / f"app{app}", node_modules) as (urls, ports):
+        async with node_app(settings.apps_dir / pair / f"app{app}", node_modules) as (urls, ports):
             return await work(urls, ports)
     outcome: list[Any] = []
 

@@ -63,7 +63,7 @@ def build_analyzer() -> Analyzer:
             Cookies(),
             Cors(),
             SensitivePaths(),
-            Endpoints(),
+            Endpoints(recons),
             SurfaceTool(recons),
             *active,
             Wapiti(recons),

@@ -113,6 +113,11 @@ def describe_error(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
+# What a kept-alive connection the server closed under a request raises: the request never reached the app (a server
+# may close it after an error answer of its own, and the pool hands it out before noticing).
+STALE_CONNECTION = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
+
+
 async def fetch(
     client: httpx.AsyncClient,
     method: str,
@@ -123,43 +128,62 @@ async def fetch(
     content: bytes | None = None,
     timeout_s: float | None = None,
 ) -> Fetched:
-    """Send one request and keep at most MAX_BODY_BYTES of the answer; transport problems become `error`.
+    """Send one request and keep at most MAX_BODY_BYTES of the answer; transport problems become `error`. A
+    connection closed under the request is replaced and the request sent once more on a new one.
 
     `content` is a body already encoded (its content type in `headers`); `timeout_s` overrides the client's read
     timeout for this request (a check that makes the app wait on purpose)."""
-    started = time.monotonic()
     extra: dict[str, Any] = {} if json_body is None else {"json": json_body}
     if content is not None:
         extra["content"] = content
     if timeout_s is not None:
         extra["timeout"] = httpx.Timeout(timeout_s, connect=min(CONNECT_TIMEOUT_S, timeout_s))
-    try:
-        async with client.stream(method, url, headers=headers, **extra) as response:
-            body = bytearray()
-            truncated = False
-            async for chunk in response.aiter_bytes():
-                body += chunk
-                if len(body) > MAX_BODY_BYTES:
-                    truncated = True
-                    break
-            return Fetched(
-                method=method,
-                url=url,
-                status=response.status_code,
-                headers=[
-                    (key.decode("latin-1").lower(), value.decode("latin-1"))
-                    for key, value in response.headers.raw
-                ],
-                body=bytes(body[:MAX_BODY_BYTES]),
-                truncated=truncated,
-                elapsed_ms=round((time.monotonic() - started) * 1000, 2),
-            )
-    except (httpx.HTTPError, httpx.InvalidURL) as error:
+    for attempt in (1, 2):
+        started = time.monotonic()
+        try:
+            return await _exchange(client, method, url, headers, extra, started)
+        except STALE_CONNECTION as error:
+            if attempt == 1:
+                continue
+            failure: BaseException = error
+        except (httpx.HTTPError, httpx.InvalidURL) as error:
+            failure = error
         return Fetched(
             method=method,
             url=url,
             elapsed_ms=round((time.monotonic() - started) * 1000, 2),
-            error=describe_error(error),
+            error=describe_error(failure),
+        )
+    raise AssertionError("unreachable: the second attempt returns")
+
+
+async def _exchange(
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    headers: dict[str, str] | None,
+    extra: dict[str, Any],
+    started: float,
+) -> Fetched:
+    async with client.stream(method, url, headers=headers, **extra) as response:
+        body = bytearray()
+        truncated = False
+        async for chunk in response.aiter_bytes():
+            body += chunk
+            if len(body) > MAX_BODY_BYTES:
+                truncated = True
+                break
+        return Fetched(
+            method=method,
+            url=url,
+            status=response.status_code,
+            headers=[
+                (key.decode("latin-1").lower(), value.decode("latin-1"))
+                for key, value in response.headers.raw
+            ],
+            body=bytes(body[:MAX_BODY_BYTES]),
+            truncated=truncated,
+            elapsed_ms=round((time.monotonic() - started) * 1000, 2),
         )
 
 

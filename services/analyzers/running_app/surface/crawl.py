@@ -16,11 +16,7 @@ from urllib.parse import parse_qsl, urljoin, urlsplit
 import httpx
 
 from services.analyzers.running_app.client import Fetched, fetch
-from services.analyzers.running_app.surface.documents import (
-    SERVED_DOCUMENTS,
-    openapi_endpoints,
-    parse_openapi,
-)
+from services.analyzers.running_app.surface.documents import openapi_endpoints, served_openapi
 from services.analyzers.running_app.surface.model import Endpoint, Field, FieldType, Location
 
 AVOID = re.compile(r"logout|log-out|signout|sign-out|delete|remove|destroy|reset", re.IGNORECASE)
@@ -168,15 +164,10 @@ async def crawl(
     queue: deque[tuple[str, str]] = deque((name, "/") for name in targets)
     queue.extend((api_target, seed) for seed in seeds or [])
     seen: set[tuple[str, str]] = set()
-    for document in SERVED_DOCUMENTS:
-        if len(exchanges) >= max_pages // 4:
-            break
-        answer = await fetch(client, "GET", targets[api_target].rstrip("/") + document)
-        exchanges.append(answer)
-        parsed = parse_openapi(answer.body) if answer.status == 200 else None
-        if parsed is not None:
-            endpoints += openapi_endpoints(parsed, api_target)
-            break
+    _, served, looked = await served_openapi(client, targets[api_target], max_requests=max_pages // 4)
+    exchanges += looked
+    if served is not None:
+        endpoints += openapi_endpoints(served, api_target)
     while queue and len(exchanges) < max_pages:
         target, path = queue.popleft()
         if (target, path) in seen:

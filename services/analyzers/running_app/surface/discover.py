@@ -13,10 +13,9 @@ import msgspec
 from services.analyzers.running_app.requirements import RequirementsError, load_requirements
 from services.analyzers.running_app.surface.crawl import crawl
 from services.analyzers.running_app.surface.documents import (
-    OPENAPI_FILES,
     openapi_endpoints,
-    parse_openapi,
     requirements_endpoints,
+    shipped_openapi,
 )
 from services.analyzers.running_app.surface.express_routes import JS_SUFFIXES, javascript_endpoints
 from services.analyzers.running_app.surface.model import Endpoint, Surface, matches, merge
@@ -74,14 +73,7 @@ def source_endpoints(app_dir: Path) -> list[Endpoint]:
 
 def shipped_documents(app_dir: Path) -> list[Endpoint]:
     """Operations of the OpenAPI documents the app folder holds (blocking)."""
-    endpoints = []
-    for name in OPENAPI_FILES:
-        path = app_dir / name
-        if path.is_file():
-            document = parse_openapi(path.read_bytes())
-            if document is not None:
-                endpoints += openapi_endpoints(document)
-    return endpoints
+    return [endpoint for _, document in shipped_openapi(app_dir) for endpoint in openapi_endpoints(document)]
 
 
 def attach(endpoints: list[Endpoint]) -> list[Endpoint]:

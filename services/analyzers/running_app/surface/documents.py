@@ -1,20 +1,25 @@
-"""Endpoints the app's documents promise: an OpenAPI (or Swagger 2) document, shipped in the app folder or served by
-the running app (`/openapi.json` …), and the app's `requirements.json`."""
+"""Endpoints the app's documents promise: an OpenAPI (or Swagger 2) document, JSON or YAML, shipped in the app folder
+or served by the running app (`/openapi.json` …), and the app's `requirements.json`."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
+import httpx
+import yaml
+
+from services.analyzers.running_app.client import Fetched, fetch
 from services.analyzers.running_app.requirements import Requirements
 from services.analyzers.running_app.surface.model import Endpoint, Field, FieldType, Location
 
-OPENAPI_FILES = (
-    "openapi.json",
-    "swagger.json",
-    "backend/openapi.json",
-    "backend/swagger.json",
-    "docs/openapi.json",
+# Where an app folder keeps its OpenAPI document, in the order they are looked for.
+OPENAPI_FILES = tuple(
+    f"{folder}{name}.{suffix}"
+    for folder in ("", "backend/", "docs/", "api/")
+    for name in ("openapi", "swagger")
+    for suffix in ("json", "yaml", "yml")
 )
 SERVED_DOCUMENTS = (
     "/openapi.json",
@@ -23,7 +28,11 @@ SERVED_DOCUMENTS = (
     "/api/swagger.json",
     "/v3/api-docs",
     "/api-docs",
+    "/api-docs.json",  # swagger-jsdoc beside swagger-ui-express
+    "/apispec_1.json",  # flasgger
+    "/openapi.yaml",
 )
+MAX_DOCUMENT_BYTES = 512 * 1024
 VERBS = ("get", "post", "put", "patch", "delete")
 TYPES: dict[str, FieldType] = {
     "integer": "integer",
@@ -48,31 +57,33 @@ def is_openapi(document: object) -> bool:
     )
 
 
-def _resolve(document: dict[str, Any], node: Any, depth: int = 0) -> Any:
-    """`node` with a local `$ref` followed (a few levels at most: documents may be cyclic)."""
+def resolve(document: dict[str, Any], node: Any, depth: int = 0) -> Any:
+    """`node` with a local `$ref` followed (`#/components/schemas/Note`; a few levels at most: documents may be
+    cyclic); {} for a reference to another document."""
     while isinstance(node, dict) and isinstance(node.get("$ref"), str) and depth < 8:
         reference = node["$ref"]
         if not reference.startswith("#/"):
             return {}
         node = document
         for part in reference[2:].split("/"):
+            part = part.replace("~1", "/").replace("~0", "~")  # JSON Pointer's escapes
             node = node.get(part, {}) if isinstance(node, dict) else {}
         depth += 1
     return node
 
 
 def _schema_fields(document: dict[str, Any], schema: Any, location: Location) -> list[Field]:
-    schema = _resolve(document, schema)
+    schema = resolve(document, schema)
     if not isinstance(schema, dict):
         return []
     properties = schema.get("properties") or {}
     for part in schema.get("allOf") or []:
-        resolved = _resolve(document, part)
+        resolved = resolve(document, part)
         if isinstance(resolved, dict):
             properties = {**(resolved.get("properties") or {}), **properties}
     fields = []
     for name, spec in properties.items():
-        spec = _resolve(document, spec)
+        spec = resolve(document, spec)
         kind = TYPES.get(spec.get("type", "string"), "string") if isinstance(spec, dict) else "string"
         example = spec.get("example") if isinstance(spec, dict) else None
         fields.append(
@@ -86,15 +97,18 @@ def _schema_fields(document: dict[str, Any], schema: Any, location: Location) ->
     return fields
 
 
+def base_path(document: dict[str, Any]) -> str:
+    """The path prefix of every operation: Swagger 2's `basePath`, or the first server's URL when it is a path."""
+    if "swagger" in document:
+        return str(document.get("basePath") or "").rstrip("/")
+    servers = document.get("servers") or []
+    url = servers[0].get("url", "") if servers and isinstance(servers[0], dict) else ""
+    return url.rstrip("/") if isinstance(url, str) and url.startswith("/") else ""
+
+
 def openapi_endpoints(document: dict[str, Any], target: str = "backend") -> list[Endpoint]:
     """The operations of an OpenAPI 3 or Swagger 2 document, with their parameters and body fields."""
-    base = ""
-    if "swagger" in document:
-        base = str(document.get("basePath") or "").rstrip("/")
-    else:
-        servers = document.get("servers") or []
-        url = servers[0].get("url", "") if servers and isinstance(servers[0], dict) else ""
-        base = url.rstrip("/") if url.startswith("/") else ""
+    base = base_path(document)
     endpoints = []
     for path, item in (document.get("paths") or {}).items():
         if not isinstance(item, dict) or not str(path).startswith("/"):
@@ -106,7 +120,7 @@ def openapi_endpoints(document: dict[str, Any], target: str = "backend") -> list
                 continue
             fields: list[Field] = []
             for parameter in [*shared, *(operation.get("parameters") or [])]:
-                parameter = _resolve(document, parameter)
+                parameter = resolve(document, parameter)
                 if (
                     not isinstance(parameter, dict)
                     or parameter.get("in") not in IN
@@ -116,7 +130,7 @@ def openapi_endpoints(document: dict[str, Any], target: str = "backend") -> list
                 if parameter.get("in") == "body":
                     fields += _schema_fields(document, parameter.get("schema"), "json")
                     continue
-                schema = _resolve(document, parameter.get("schema") or parameter)
+                schema = resolve(document, parameter.get("schema") or parameter)
                 kind = (
                     TYPES.get(schema.get("type", "string"), "string")
                     if isinstance(schema, dict)
@@ -125,7 +139,7 @@ def openapi_endpoints(document: dict[str, Any], target: str = "backend") -> list
                 fields.append(
                     Field(name=str(parameter.get("name", "")), location=IN[parameter["in"]], type=kind)
                 )
-            content = (_resolve(document, operation.get("requestBody")) or {}).get("content") or {}
+            content = (resolve(document, operation.get("requestBody")) or {}).get("content") or {}
             for media, location in (
                 ("application/json", "json"),
                 ("application/x-www-form-urlencoded", "form"),
@@ -147,12 +161,44 @@ def openapi_endpoints(document: dict[str, Any], target: str = "backend") -> list
 
 
 def parse_openapi(data: bytes) -> dict[str, Any] | None:
-    """The document when `data` is an OpenAPI/Swagger JSON document, else None."""
+    """The document when `data` is an OpenAPI/Swagger document in JSON or YAML, else None."""
     try:
         document = json.loads(data)
     except ValueError:
-        return None
+        try:
+            document = yaml.safe_load(data)
+        except yaml.YAMLError:
+            return None
     return document if is_openapi(document) else None
+
+
+def shipped_openapi(app_dir: Path) -> list[tuple[str, dict[str, Any]]]:
+    """The OpenAPI documents the app folder holds, each with its path in the folder (blocking). A symbolic link is
+    not followed: what is read stays inside the app."""
+    found = []
+    for name in OPENAPI_FILES:
+        path = app_dir / name
+        if not path.is_file() or path.is_symlink() or path.stat().st_size > MAX_DOCUMENT_BYTES:
+            continue
+        document = parse_openapi(path.read_bytes())
+        if document is not None:
+            found.append((name, document))
+    return found
+
+
+async def served_openapi(
+    client: httpx.AsyncClient, base: str, *, max_requests: int = len(SERVED_DOCUMENTS)
+) -> tuple[str | None, dict[str, Any] | None, list[Fetched]]:
+    """The OpenAPI document the app at `base` serves at a usual path (the path, the document), None when none of
+    the first `max_requests` paths serves one; and the exchanges that looked."""
+    exchanges = []
+    for path in SERVED_DOCUMENTS[:max_requests]:
+        answer = await fetch(client, "GET", base.rstrip("/") + path)
+        exchanges.append(answer)
+        document = parse_openapi(answer.body) if answer.status == 200 else None
+        if document is not None:
+            return path, document, exchanges
+    return None, None, exchanges
 
 
 def requirements_endpoints(requirements: Requirements) -> list[Endpoint]:
