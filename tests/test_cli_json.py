@@ -57,7 +57,7 @@ def test_every_help_text_renders() -> None:
 
     assert len(rendered) > 15
     assert all("usage: assay" in text for text in rendered.values())
-    assert "95% CIs" in rendered["assay"]
+    assert "verdicts with intervals" in rendered["assay"]  # the report command's line, among the others
 
 
 def test_assay_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
