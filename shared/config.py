@@ -128,6 +128,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     app_memory_mb: int = 1024  # ASSAY_APP_MEMORY_MB: address space of each app process (RLIMIT_AS)
     app_processes: int = 64  # ASSAY_APP_PROCESSES: processes and threads in one sandbox (RLIMIT_NPROC)
     app_open_files: int = 256  # ASSAY_APP_OPEN_FILES: open files of each app process (RLIMIT_NOFILE)
+    app_disk_mb: int = 512  # ASSAY_APP_DISK_MB: the app's writable disk (its copy and /tmp, a sized tmpfs)
     # Throughput of the consumer loops (shared/consuming.py).
     orchestrator_prefetch: int = (
         8  # ASSAY_ORCHESTRATOR_PREFETCH: requests of one priority held ahead per replica
@@ -281,6 +282,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         app_memory_mb=int(env.get("ASSAY_APP_MEMORY_MB") or 1024),
         app_processes=int(env.get("ASSAY_APP_PROCESSES") or 64),
         app_open_files=int(env.get("ASSAY_APP_OPEN_FILES") or 256),
+        app_disk_mb=int(env.get("ASSAY_APP_DISK_MB") or 512),
         orchestrator_prefetch=int(env.get("ASSAY_ORCHESTRATOR_PREFETCH") or 8),
         persister_concurrency=int(env.get("ASSAY_PERSISTER_CONCURRENCY") or 32),
         persister_prefetch=int(env.get("ASSAY_PERSISTER_PREFETCH") or 256),

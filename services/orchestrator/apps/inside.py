@@ -1,17 +1,19 @@
 """The first program inside an app's sandbox (stdlib only: it runs with the app's own Python, not Assay's).
 
-It applies the resource limits to itself, so that every process of the app inherits them; listens on a Unix
-socket per port, in the folder Assay shares with the sandbox, and forwards each connection to 127.0.0.1:<port> in
-the sandbox's own network namespace (the only way in); starts the app's processes; and, when the first of them
-ends, stops the others and exits with its status, saying why on stderr.
+It applies the resource limits to itself, so that every process of the app inherits them; copies the app into its
+size-bounded disk (when the spec says where); starts the app's processes; carries each connection Assay hands it
+over the control channel (one end of a socket pair per probe, see channel.py) to 127.0.0.1:<port> in the
+sandbox's own network namespace (the only way in); and, when the first process ends, stops the others and exits
+with its status, saying why on stderr and over the channel. The app's processes do not inherit the channel.
 
 It also runs the marker listener of the SSRF check on the spec's `canary` port (when given): it answers every
 request, keeps the paths it was asked for, and lists them at CANARY_HITS_PATH; an app that fetches a URL it was
 given reaches it inside the sandbox, and Assay reads it through the same forwarding as the app's ports.
 
-Usage: `python inside.py '<spec as JSON>'` with keys `limits`, `forwards`, `processes`, `ending` (the file that
-gets the one-line note of how the app ended) and optionally `canary`, as services/orchestrator/apps/launch.py
-writes it.
+Usage: `python inside.py '<spec as JSON>'` with keys `limits`, `control_fd` (the channel's inherited descriptor),
+`forwards` (name and port of each process reached through the channel), `processes`, optionally `copy` (`source`,
+`app` and `tmp` folders: the read-only copy to copy into the disk) and `canary`, as
+services/orchestrator/apps/launch.py writes it.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ import asyncio
 import json
 import os
 import resource
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 from typing import Any
@@ -31,13 +35,16 @@ LIMITS = {
     "memory_bytes": resource.RLIMIT_AS,
     "processes": resource.RLIMIT_NPROC,
     "open_files": resource.RLIMIT_NOFILE,
+    "file_bytes": resource.RLIMIT_FSIZE,  # no file (the output log on the host included) beyond the disk quota
 }
+NAME_MAX = 64  # bytes of a process name sent with a connection over the channel
 CANARY_HITS_PATH = "/assay-canary/hits"
 CANARY_MAX_HITS = 1000
 SIGNAL_MEANING = {
     signal.SIGXCPU: "CPU time limit",
     signal.SIGKILL: "killed",
     signal.SIGSEGV: "crashed",
+    signal.SIGXFSZ: "file size limit",
 }
 
 
@@ -61,14 +68,42 @@ async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> No
         writer.close()
 
 
-async def _forward(port: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """One connection from the shared socket to the app's port."""
+async def _forward(port: int, connection: socket.socket) -> None:
+    """One connection handed over the channel, carried to the app's port."""
+    reader, writer = await asyncio.open_connection(sock=connection)
     try:
         app_reader, app_writer = await asyncio.open_connection("127.0.0.1", port)
     except OSError:
         writer.close()  # the app is not listening (yet): the caller sees the connection closed
         return
     await asyncio.gather(pipe(reader, app_writer), pipe(app_reader, writer))
+
+
+def _receive(control: socket.socket, ports: dict[str, int], tasks: set[asyncio.Task[None]]) -> None:
+    """Take the connections Assay hands over the channel, each to the port of the process it names."""
+    loop = asyncio.get_running_loop()
+
+    def on_readable() -> None:
+        try:
+            data, fds, _, _ = socket.recv_fds(control, NAME_MAX, 1)
+        except BlockingIOError:
+            return
+        except OSError:
+            data, fds = b"", []
+        if not data and not fds:  # Assay closed its end
+            loop.remove_reader(control)
+            return
+        connections = [socket.socket(fileno=fd) for fd in fds]
+        port = ports.get(data.decode(errors="replace"))
+        if port is None or len(connections) != 1:
+            for connection in connections:
+                connection.close()
+            return
+        task = loop.create_task(_forward(port, connections[0]))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    loop.add_reader(control, on_readable)
 
 
 async def serve_canary(hits: list[str], reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -130,32 +165,29 @@ async def _first_exit(processes: dict[str, subprocess.Popen[bytes]]) -> tuple[st
     return name, processes[name].wait()
 
 
-def _note(path: str, text: str) -> None:
-    """How the app ended, on stderr and in the note Assay reads (the output's tail may be flooded by then)."""
+def _note(control: socket.socket, text: str) -> None:
+    """How the app ended, on stderr and over the channel (the output's tail may be flooded by then)."""
     print(f"assay-init: {text}", file=sys.stderr, flush=True)
-    with open(path, "w") as note:
-        note.write(text)
+    try:
+        control.send(json.dumps({"ended": text}).encode())
+    except OSError:
+        pass  # Assay has gone; stderr still says it
 
 
 async def _serve(
+    control: socket.socket,
     forwards: list[dict[str, Any]],
     processes: dict[str, subprocess.Popen[bytes]],
-    ending: str,
     canary: int | None = None,
 ) -> int:
-    """Forward the sockets until the first process ends; then stop the others and return that one's status."""
+    """Forward the connections Assay hands over until the first process ends; then stop the others and return
+    that one's status."""
     servers = [await _canary(canary)] if canary else []
-    for forward in forwards:
-        port = int(forward["port"])
-
-        async def handle(
-            reader: asyncio.StreamReader, writer: asyncio.StreamWriter, port: int = port
-        ) -> None:
-            await _forward(port, reader, writer)
-
-        servers.append(await asyncio.start_unix_server(handle, path=forward["socket"]))
+    tasks: set[asyncio.Task[None]] = set()
+    control.setblocking(False)
+    _receive(control, {forward["name"]: int(forward["port"]) for forward in forwards}, tasks)
     name, status = await _first_exit(processes)
-    _note(ending, f"{name} ended with {describe(status)}")
+    _note(control, f"{name} ended with {describe(status)}")
     for process in processes.values():
         if process.poll() is None:
             process.terminate()
@@ -164,17 +196,31 @@ async def _serve(
     return status if status >= 0 else 128 - status
 
 
+def _copy_in(copy: dict[str, str]) -> None:
+    """The app's read-only copy into its disk (a size-bounded tmpfs), with a temporary folder beside it."""
+    shutil.copytree(copy["source"], copy["app"], dirs_exist_ok=True)
+    os.makedirs(copy["tmp"], exist_ok=True)
+
+
 def run(spec: dict[str, Any]) -> int:
-    """Limits first (inherited by everything started after), then the app's processes, then the forwarding."""
+    """Limits first (inherited by everything started after), then the app's copy and processes, then the
+    forwarding."""
+    control = socket.socket(fileno=int(spec["control_fd"]))
     apply_limits(spec["limits"])
+    if "copy" in spec:
+        try:
+            _copy_in(spec["copy"])
+        except OSError as error:
+            _note(control, f"the app's files could not be copied into its disk: {error}")
+            return 1
     processes: dict[str, subprocess.Popen[bytes]] = {}
     for item in spec["processes"]:
         try:
             processes[item["name"]] = subprocess.Popen(item["argv"], cwd=item["cwd"], env=item["env"])
         except OSError as error:
-            _note(spec["ending"], f"{item['name']} could not be started: {error}")
+            _note(control, f"{item['name']} could not be started: {error}")
             return 127
-    return asyncio.run(_serve(spec["forwards"], processes, spec["ending"], spec.get("canary")))
+    return asyncio.run(_serve(control, spec["forwards"], processes, spec.get("canary")))
 
 
 def main() -> None:

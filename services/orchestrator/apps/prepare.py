@@ -10,11 +10,13 @@ built from, built in a temporary folder and renamed into place, so parallel runs
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
 import secrets
 import shutil
+import stat
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,7 +112,7 @@ async def _cached(
     """The folder `cache_dir/key`, built once by `build` into a temporary folder and renamed into place."""
     final = cache_dir / key
     async with _locks.setdefault(key, asyncio.Lock()):
-        if (final / READY_MARK).exists():
+        if await asyncio.to_thread(_is_ready, final):
             log.append(f"[{key}: reused from the cache]\n")
             return final
         building = cache_dir / f".{key}.tmp-{secrets.token_hex(4)}"
@@ -118,7 +120,7 @@ async def _cached(
         await asyncio.to_thread(hand_over, building)
         try:
             await build(building)
-            await asyncio.to_thread((building / READY_MARK).touch)
+            await asyncio.to_thread(_mark_ready, building)
             try:
                 await asyncio.to_thread(building.rename, final)
             except OSError:  # another replica got there first: theirs is as good
@@ -127,6 +129,25 @@ async def _cached(
             await asyncio.to_thread(shutil.rmtree, building, True)
             raise
     return final
+
+
+def _is_ready(folder: Path) -> bool:
+    """Whether `folder` holds the ready mark as a file of its own (never through a link the build left)."""
+    try:
+        return stat.S_ISREG(os.lstat(folder / READY_MARK).st_mode)
+    except OSError:
+        return False
+
+
+def _mark_ready(folder: Path) -> None:
+    """The ready mark in a folder the build sandbox could write: created afresh, never through a link it left."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(READY_MARK, dir_fd=fd)  # unlink never follows a link
+        os.close(os.open(READY_MARK, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644, dir_fd=fd))
+    finally:
+        os.close(fd)
 
 
 async def _venv(config: PrepareConfig, requirements: Path, log: list[str]) -> Path:

@@ -59,7 +59,7 @@ def sandbox_settings(settings: Settings) -> SandboxSettings:
         network="own namespace, loopback only; reached through Assay's forwarded ports"
         if sandboxed
         else "the machine's (unsandboxed)",
-        writable=[APP_ROOT, "/tmp (private)"]
+        writable=[f"{APP_ROOT} and /tmp (a private {settings.app_disk_mb} MB disk)"]
         if sandboxed
         else ["everything the orchestrator's user may write"],
         hidden="all but /usr, /etc, /opt and the app: no results, database, var/ or home folders"
@@ -69,6 +69,7 @@ def sandbox_settings(settings: Settings) -> SandboxSettings:
         memory_mb=settings.app_memory_mb,
         processes=settings.app_processes,
         open_files=settings.app_open_files,
+        disk_mb=settings.app_disk_mb,
         wall_s=settings.app_wall_s,
     )
 
@@ -187,7 +188,7 @@ class AppRunner:
         died = launched.process.returncode is not None
         await stop(launched)
         tail = await asyncio.to_thread(output_tail, launched)
-        ended = "stopped by Assay" if not died else await asyncio.to_thread(exit_reason, launched)
+        ended = "stopped by Assay" if not died else await exit_reason(launched)
         error = record.error
         if died and error is None:
             error = f"app stopped during the analysis: {ended}"
