@@ -12,7 +12,8 @@ given reaches it inside the sandbox, and Assay reads it through the same forward
 
 Usage: `python inside.py '<spec as JSON>'` with keys `limits`, `control_fd` (the channel's inherited descriptor),
 `forwards` (name and port of each process reached through the channel), `processes`, optionally `copy` (`source`,
-`app` and `tmp` folders: the read-only copy to copy into the disk) and `canary`, as
+`app` and `tmp` folders: the read-only copy to copy onto the disk), `disk` (its `path` and size in `mb`) and
+`canary`, as
 services/orchestrator/apps/launch.py writes it.
 """
 
@@ -37,6 +38,7 @@ LIMITS = {
     "open_files": resource.RLIMIT_NOFILE,
     "file_bytes": resource.RLIMIT_FSIZE,  # no file (the output log on the host included) beyond the disk quota
 }
+DISK_FULL_BYTES = 1024 * 1024  # less than this left on the sandbox's disk: the ending note says it was full
 NAME_MAX = 64  # bytes of a process name sent with a connection over the channel
 CANARY_HITS_PATH = "/assay-canary/hits"
 CANARY_MAX_HITS = 1000
@@ -167,7 +169,10 @@ async def _first_exit(processes: dict[str, subprocess.Popen[bytes]]) -> tuple[st
 
 def _note(control: socket.socket, text: str) -> None:
     """How the app ended, on stderr and over the channel (the output's tail may be flooded by then)."""
-    print(f"assay-init: {text}", file=sys.stderr, flush=True)
+    try:
+        os.write(sys.stderr.fileno(), f"assay-init: {text}\n".encode())
+    except OSError:
+        pass  # the output is at its size limit: the channel still says it
     try:
         control.send(json.dumps({"ended": text}).encode())
     except OSError:
@@ -179,6 +184,7 @@ async def _serve(
     forwards: list[dict[str, Any]],
     processes: dict[str, subprocess.Popen[bytes]],
     canary: int | None = None,
+    disk: dict[str, Any] | None = None,
 ) -> int:
     """Forward the connections Assay hands over until the first process ends; then stop the others and return
     that one's status."""
@@ -187,13 +193,30 @@ async def _serve(
     control.setblocking(False)
     _receive(control, {forward["name"]: int(forward["port"]) for forward in forwards}, tasks)
     name, status = await _first_exit(processes)
-    _note(control, f"{name} ended with {describe(status)}")
+    _note(control, f"{name} ended with {describe(status)}{_disk_full(disk)}")
     for process in processes.values():
         if process.poll() is None:
             process.terminate()
     for server in servers:
         server.close()
     return status if status >= 0 else 128 - status
+
+
+def _disk_full(disk: dict[str, Any] | None) -> str:
+    """`; its disk of 512 MB is full (ASSAY_APP_DISK_MB)` when less than DISK_FULL_BYTES of it is left, and
+    likewise when the output (a file on the host) reached that size."""
+    if not disk:
+        return ""
+    full = ""
+    try:
+        left = os.statvfs(disk["path"])
+        if left.f_bavail * left.f_frsize < DISK_FULL_BYTES:
+            full += f"; its disk of {disk['mb']} MB is full (ASSAY_APP_DISK_MB)"
+        if os.fstat(sys.stdout.fileno()).st_size >= disk["mb"] * 1024 * 1024:
+            full += f"; its output reached {disk['mb']} MB, the largest file it may write (ASSAY_APP_DISK_MB)"
+    except OSError:
+        pass
+    return full
 
 
 def _copy_in(copy: dict[str, str]) -> None:
@@ -211,7 +234,10 @@ def run(spec: dict[str, Any]) -> int:
         try:
             _copy_in(spec["copy"])
         except OSError as error:
-            _note(control, f"the app's files could not be copied into its disk: {error}")
+            _note(
+                control,
+                f"the app's files could not be copied onto its disk: {error}{_disk_full(spec['disk'])}",
+            )
             return 1
     processes: dict[str, subprocess.Popen[bytes]] = {}
     for item in spec["processes"]:
@@ -220,7 +246,7 @@ def run(spec: dict[str, Any]) -> int:
         except OSError as error:
             _note(control, f"{item['name']} could not be started: {error}")
             return 127
-    return asyncio.run(_serve(control, spec["forwards"], processes, spec.get("canary")))
+    return asyncio.run(_serve(control, spec["forwards"], processes, spec.get("canary"), spec.get("disk")))
 
 
 def main() -> None:

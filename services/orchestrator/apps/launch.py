@@ -25,6 +25,7 @@ from services.orchestrator.apps.prepare import Prepared
 from services.orchestrator.apps.sandbox import (
     APP_ROOT,
     DISK_APP,
+    DISK_ROOT,
     DISK_TMP,
     INIT_PATH,
     SOURCE_ROOT,
@@ -188,6 +189,7 @@ async def launch(config: LaunchConfig, prepared: Prepared, run_dir: Path) -> Lau
     }
     if sandboxed:
         spec["copy"] = {"source": SOURCE_ROOT, "app": DISK_APP, "tmp": DISK_TMP}
+        spec["disk"] = {"path": DISK_ROOT, "mb": config.settings.disk_mb}
     init_python = f"{layout.venv}/bin/python" if layout.venv else config.python
     command = [init_python, layout.init, json.dumps(spec)]
     if sandboxed:
