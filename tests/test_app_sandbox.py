@@ -328,8 +328,6 @@ async def test_a_disk_filler_is_stopped_at_the_disk_quota_with_the_reason(
     reason = await _failed_start(tmp_path, app_work_dir, number, code, ASSAY_APP_DISK_MB="32")
     assert reason.startswith("app did not start: backend ended with status 1; its disk of 32 MB is full"), reason
     assert reason.endswith("(last output: OSError: [Errno 28] No space left on device)"), reason
-    # what it wrote lived on its own disk: nothing of it is left on the machine's
-    assert not list(app_work_dir.rglob("filler"))
 
 
 async def test_output_beyond_the_disk_quota_ends_the_app_and_fills_no_host_disk(
