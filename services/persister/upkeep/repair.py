@@ -27,7 +27,10 @@ from services.persister import document
 from services.persister.completion import write_rendered
 from services.persister.disk import ResultsUnwritable
 from services.persister.document import Ending
-from services.persister.integrity import (
+from services.persister.lookups import TaskSnapshot, as_utc, snapshot_of
+from services.persister.sessions import Sessions
+from services.persister.staging import StagedService
+from services.persister.upkeep.integrity import (
     ORPHAN,
     PRUNE_INTERRUPTED,
     QUARANTINE,
@@ -36,10 +39,7 @@ from services.persister.integrity import (
     folder_of,
     quarantine_name,
 )
-from services.persister.lookups import TaskSnapshot, as_utc, snapshot_of
-from services.persister.prune import complete_interrupted
-from services.persister.sessions import Sessions
-from services.persister.staging import StagedService
+from services.persister.upkeep.prune import complete_interrupted
 from shared.messages import utcnow
 from shared.models import FindingRow, ServiceRun, Task, ToolRunRow
 from shared.paths import UnsafePathError, result_dir, result_folder_name
