@@ -129,6 +129,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     app_processes: int = 64  # ASSAY_APP_PROCESSES: processes and threads in one sandbox (RLIMIT_NPROC)
     app_open_files: int = 256  # ASSAY_APP_OPEN_FILES: open files of each app process (RLIMIT_NOFILE)
     app_disk_mb: int = 512  # ASSAY_APP_DISK_MB: the app's writable disk (its copy and /tmp, a sized tmpfs)
+    # ASSAY_PACKAGE_INDEX_HOSTS: the only hosts (`host` for port 443, or `host:port`) an app's preparation reaches,
+    # through Assay's index proxy
+    package_index_hosts: tuple[str, ...] = ("pypi.org", "files.pythonhosted.org", "registry.npmjs.org")
+    # ASSAY_APP_INDEX_ALLOW: index hosts an app's requirements may name itself (--index-url …); default none
+    app_index_allow: tuple[str, ...] = ()
     # Throughput of the consumer loops (shared/consuming.py).
     orchestrator_prefetch: int = (
         8  # ASSAY_ORCHESTRATOR_PREFETCH: requests of one priority held ahead per replica
@@ -283,6 +288,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         app_processes=int(env.get("ASSAY_APP_PROCESSES") or 64),
         app_open_files=int(env.get("ASSAY_APP_OPEN_FILES") or 256),
         app_disk_mb=int(env.get("ASSAY_APP_DISK_MB") or 512),
+        package_index_hosts=_names(env.get("ASSAY_PACKAGE_INDEX_HOSTS"))
+        or ("pypi.org", "files.pythonhosted.org", "registry.npmjs.org"),
+        app_index_allow=_names(env.get("ASSAY_APP_INDEX_ALLOW")),
         orchestrator_prefetch=int(env.get("ASSAY_ORCHESTRATOR_PREFETCH") or 8),
         persister_concurrency=int(env.get("ASSAY_PERSISTER_CONCURRENCY") or 32),
         persister_prefetch=int(env.get("ASSAY_PERSISTER_PREFETCH") or 256),
@@ -294,6 +302,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         idempotency_ttl_s=float(env.get("ASSAY_IDEMPOTENCY_TTL_S") or 86400),
         results_write_limit_s=float(env.get("ASSAY_RESULTS_WRITE_LIMIT_S") or 300),
     )
+
+
+def _names(value: str | None) -> tuple[str, ...]:
+    """A comma-separated list, blanks dropped."""
+    return tuple(part.strip() for part in (value or "").split(",") if part.strip())
 
 
 def _umask(value: str | None) -> int:

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import socket
+from pathlib import Path
 
 RECORD_MAX = 4096  # bytes of one note from inside; the kernel drops the rest of a longer record
 NOTE_MAX = 300  # characters of a note kept (the task's reason quotes it)
@@ -96,3 +97,26 @@ class Channel:
             self._listening.cancel()
         self.inside.close()
         self.host.close()
+
+
+async def start_with_channel(argv: list[str], output: Path, channel: Channel) -> asyncio.subprocess.Process:
+    """Start `argv` (a sandbox, or inside.py unsandboxed) in its own process group with the channel's inside end
+    and its output going to `output` (a file of the orchestrator's, opened here before anything of the app runs)."""
+    sink = await asyncio.to_thread(output.open, "wb")
+    try:
+        process = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=sink,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+            env={"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"},
+            pass_fds=[channel.inside.fileno()],
+        )
+    except OSError:
+        channel.close()
+        raise
+    finally:
+        sink.close()  # the process holds its own copy of the descriptor
+    channel.handed_over()
+    return process

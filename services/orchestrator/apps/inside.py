@@ -12,9 +12,9 @@ given reaches it inside the sandbox, and Assay reads it through the same forward
 
 Usage: `python inside.py '<spec as JSON>'` with keys `limits`, `control_fd` (the channel's inherited descriptor),
 `forwards` (name and port of each process reached through the channel), `processes`, optionally `copy` (`source`,
-`app` and `tmp` folders: the read-only copy to copy onto the disk), `disk` (its `path` and size in `mb`) and
-`canary`, as
-services/orchestrator/apps/launch.py writes it.
+`app` and `tmp` folders: the read-only copy to copy onto the disk), `disk` (its `path` and size in `mb`),
+`canary`, and `relay` (`port` and `socket`: the package index proxy, for a preparation step), as
+services/orchestrator/apps/launch.py and prep_sandbox.py write it.
 """
 
 from __future__ import annotations
@@ -79,6 +79,20 @@ async def _forward(port: int, connection: socket.socket) -> None:
         writer.close()  # the app is not listening (yet): the caller sees the connection closed
         return
     await asyncio.gather(pipe(reader, app_writer), pipe(app_reader, writer))
+
+
+async def _relay(port: int, path: str) -> asyncio.Server:
+    """The package index proxy on 127.0.0.1:`port`, relayed to its Unix socket (bound read-only at `path`)."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            proxy_reader, proxy_writer = await asyncio.open_unix_connection(path)
+        except OSError:
+            writer.close()
+            return
+        await asyncio.gather(pipe(reader, proxy_writer), pipe(proxy_reader, writer))
+
+    return await asyncio.start_server(handle, "127.0.0.1", port)
 
 
 def _receive(control: socket.socket, ports: dict[str, int], tasks: set[asyncio.Task[None]]) -> None:
@@ -185,10 +199,13 @@ async def _serve(
     processes: dict[str, subprocess.Popen[bytes]],
     canary: int | None = None,
     disk: dict[str, Any] | None = None,
+    relay: dict[str, Any] | None = None,
 ) -> int:
     """Forward the connections Assay hands over until the first process ends; then stop the others and return
     that one's status."""
     servers = [await _canary(canary)] if canary else []
+    if relay:
+        servers.append(await _relay(int(relay["port"]), relay["socket"]))
     tasks: set[asyncio.Task[None]] = set()
     control.setblocking(False)
     _receive(control, {forward["name"]: int(forward["port"]) for forward in forwards}, tasks)
@@ -246,7 +263,10 @@ def run(spec: dict[str, Any]) -> int:
         except OSError as error:
             _note(control, f"{item['name']} could not be started: {error}")
             return 127
-    return asyncio.run(_serve(control, spec["forwards"], processes, spec.get("canary"), spec.get("disk")))
+    serving = _serve(
+        control, spec["forwards"], processes, spec.get("canary"), spec.get("disk"), spec.get("relay")
+    )
+    return asyncio.run(serving)
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 
 from services.orchestrator.apps import inside
-from services.orchestrator.apps.channel import Channel
+from services.orchestrator.apps.channel import Channel, start_with_channel
 from services.orchestrator.apps.errors import AppNotStarted
 from services.orchestrator.apps.forwarder import start_forwarder
 from services.orchestrator.apps.prepare import Prepared
@@ -32,6 +32,7 @@ from services.orchestrator.apps.sandbox import (
     VENV_ROOT,
     Mounts,
     bwrap_argv,
+    run_limits,
 )
 from shared.app_env import CANARY_PORT_KEY
 from shared.app_run import SandboxSettings
@@ -172,13 +173,7 @@ async def launch(config: LaunchConfig, prepared: Prepared, run_dir: Path) -> Lau
     disk_bytes = config.settings.disk_mb * 1024 * 1024
     channel = Channel()
     spec: dict[str, object] = {
-        "limits": {
-            "cpu_s": config.settings.cpu_s,
-            "memory_bytes": config.settings.memory_mb * 1024 * 1024,
-            "processes": config.settings.processes,
-            "open_files": config.settings.open_files,
-            "file_bytes": disk_bytes,
-        },
+        "limits": run_limits(config.settings),
         "control_fd": channel.inside.fileno(),
         "forwards": [{"name": name, "port": ports[name]} for name in [*found, "canary"]] if sandboxed else [],
         "canary": ports["canary"],
@@ -201,23 +196,7 @@ async def launch(config: LaunchConfig, prepared: Prepared, run_dir: Path) -> Lau
         mounts = Mounts(ro_binds=ro_binds, links={APP_ROOT: DISK_APP})
         command = bwrap_argv(mounts, network=False, chdir=APP_ROOT, command=command, disk_bytes=disk_bytes)
     output = run_dir / "output.log"
-    sink = await asyncio.to_thread(output.open, "wb")
-    try:
-        process = await asyncio.create_subprocess_exec(
-            *command,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=sink,
-            stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True,
-            env={"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"},
-            pass_fds=[channel.inside.fileno()],
-        )
-    except OSError:
-        channel.close()
-        raise
-    finally:
-        sink.close()  # the sandbox holds its own copy of the descriptor
-    channel.handed_over()
+    process = await start_with_channel(command, output, channel)
     launched = Launched(
         process=process,
         command=command,

@@ -30,6 +30,7 @@ from services.orchestrator.apps.launch import (
     stop,
     wait_ready,
 )
+from services.orchestrator.apps.prep_sandbox import PrepBox
 from services.orchestrator.apps.prepare import PrepareConfig, prepare
 from services.orchestrator.apps.sandbox import APP_ROOT, check_available, make_reachable
 from shared.app_run import AppRun, SandboxSettings
@@ -83,11 +84,18 @@ class AppRunner:
         self.runs_dir = settings.app_work_dir / "runs"
         self.sandbox = sandbox_settings(settings)
         self.budget = asyncio.Semaphore(max(1, settings.app_concurrency))
+        box = PrepBox(
+            settings=self.sandbox,
+            index_hosts=frozenset(settings.package_index_hosts + settings.app_index_allow),
+            python=settings.app_python,
+            timeout_s=settings.app_prepare_timeout_s,
+        )
         self.prepare_config = PrepareConfig(
-            sandboxed=settings.app_sandbox == "bwrap",
             python=settings.app_python,
             cache_dir=settings.app_work_dir / "cache",
             timeout_s=settings.app_prepare_timeout_s,
+            box=box if settings.app_sandbox == "bwrap" else None,
+            index_allow=frozenset(settings.app_index_allow),
         )
         self.launch_config = LaunchConfig(
             settings=self.sandbox, python=settings.app_python, start_timeout_s=settings.app_start_timeout_s

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from services.orchestrator.apps.errors import AppNotStarted, SandboxUnavailable
+from shared.app_run import SandboxSettings
 
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc", "/opt")
 SANDBOX_UID = 65534  # nobody: the app runs as an ordinary user of the machine, never as root
@@ -30,6 +31,17 @@ SOURCE_ROOT = "/assay/source"  # the app's prepared copy, read-only: inside.py c
 DISK_ROOT = "/assay/disk"  # the sandbox's only writable place: a tmpfs of the disk quota's size
 DISK_APP = f"{DISK_ROOT}/app"  # what /app links to
 DISK_TMP = f"{DISK_ROOT}/tmp"  # what /tmp links to
+
+
+def run_limits(settings: SandboxSettings) -> dict[str, int]:
+    """inside.py's `limits` for an app's run and its preparation alike (every file bounded by the disk quota)."""
+    return {
+        "cpu_s": settings.cpu_s,
+        "memory_bytes": settings.memory_mb * 1024 * 1024,
+        "processes": settings.processes,
+        "open_files": settings.open_files,
+        "file_bytes": settings.disk_mb * 1024 * 1024,
+    }
 
 
 @dataclass(frozen=True)
