@@ -129,6 +129,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     app_processes: int = 64  # ASSAY_APP_PROCESSES: processes and threads in one sandbox (RLIMIT_NPROC)
     app_open_files: int = 256  # ASSAY_APP_OPEN_FILES: open files of each app process (RLIMIT_NOFILE)
     app_disk_mb: int = 512  # ASSAY_APP_DISK_MB: the app's writable disk (its copy and /tmp, a sized tmpfs)
+    # ASSAY_APP_PREPARE_MEMORY_MB: address space of each preparation process (RLIMIT_AS; npm's node reserves more
+    # than an app's run needs: it aborts under 1024)
+    app_prepare_memory_mb: int = 2048
     # ASSAY_PACKAGE_INDEX_HOSTS: the only hosts (`host` for port 443, or `host:port`) an app's preparation reaches,
     # through Assay's index proxy
     package_index_hosts: tuple[str, ...] = ("pypi.org", "files.pythonhosted.org", "registry.npmjs.org")
@@ -288,6 +291,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         app_processes=int(env.get("ASSAY_APP_PROCESSES") or 64),
         app_open_files=int(env.get("ASSAY_APP_OPEN_FILES") or 256),
         app_disk_mb=int(env.get("ASSAY_APP_DISK_MB") or 512),
+        app_prepare_memory_mb=int(env.get("ASSAY_APP_PREPARE_MEMORY_MB") or 2048),
         package_index_hosts=_names(env.get("ASSAY_PACKAGE_INDEX_HOSTS"))
         or ("pypi.org", "files.pythonhosted.org", "registry.npmjs.org"),
         app_index_allow=_names(env.get("ASSAY_APP_INDEX_ALLOW")),

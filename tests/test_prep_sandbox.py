@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -153,3 +154,34 @@ async def test_a_build_backend_reaches_nothing_and_stops_at_the_process_limit(
     assert seen["proxy"] == "HTTP/1.1 403 Forbidden", seen
     assert seen["forks"] < 40 and "Resource temporarily unavailable" in seen["fork_refused"], seen
     assert f"[the index proxy refused 127.0.0.1:{listener.port} (not a package index" in reason, reason
+
+
+@pytest.mark.skipif(shutil.which("npm") is None, reason="npm is not installed: frontends get no node_modules")
+async def test_npm_fetches_nothing_from_where_the_apps_lock_file_or_npmrc_points(
+    tmp_path: Path, app_work_dir: Path
+) -> None:
+    async with Listener() as registry:
+        tarball = f"http://127.0.0.1:{registry.port}/is-odd/-/is-odd-3.0.1.tgz"
+        package = {"name": "frontend", "version": "1.0.0", "private": True, "dependencies": {"is-odd": "3.0.1"}}
+        lock = {
+            "name": "frontend",
+            "version": "1.0.0",
+            "lockfileVersion": 3,
+            "requires": True,
+            "packages": {
+                "": {"name": "frontend", "version": "1.0.0", "dependencies": {"is-odd": "3.0.1"}},
+                "node_modules/is-odd": {"version": "3.0.1", "resolved": tarball},
+            },
+        }
+        files = {
+            "backend/app.py": "print('never run')\n",
+            "frontend/index.html": "<html></html>",
+            "frontend/package.json": json.dumps(package),
+            "frontend/package-lock.json": json.dumps(lock),
+            "frontend/.npmrc": f"registry=http://127.0.0.1:{registry.port}/\n",
+        }
+        reason = await _prepare_fails(tmp_path, app_work_dir, 4, files)
+    first = reason.splitlines()[0]
+    assert first.startswith("app did not start: ") and first.endswith("npm ci for its frontend failed"), reason
+    assert registry.connections == 0
+    assert "--userconfig=/tmp/.assay-no-npmrc" in reason and "--registry=https://registry.npmjs.org/" in reason

@@ -34,8 +34,9 @@ READY_MARK = ".assay-ready"
 LOG_TAIL = 4000
 NPM_REGISTRY = "https://registry.npmjs.org/"
 NPM_BUILD = "/build"
-# Config files that do not exist in the sandbox's fresh /tmp: npm reads no user or global .npmrc.
-NPM_NO_CONFIG = ["--userconfig=/tmp/.assay-no-npmrc", "--globalconfig=/tmp/.assay-no-global-npmrc"]
+# A user config that does not exist in the sandbox's fresh /tmp: npm reads no .npmrc but the operator's global one
+# (read-only under /usr or /etc: its certificate authorities, say); the app's own never reaches the build folder.
+NPM_NO_CONFIG = ["--userconfig=/tmp/.assay-no-npmrc"]
 _locks: dict[str, asyncio.Lock] = {}
 
 

@@ -85,7 +85,7 @@ class AppRunner:
         self.sandbox = sandbox_settings(settings)
         self.budget = asyncio.Semaphore(max(1, settings.app_concurrency))
         box = PrepBox(
-            settings=self.sandbox,
+            settings=msgspec.structs.replace(self.sandbox, memory_mb=settings.app_prepare_memory_mb),
             index_hosts=frozenset(settings.package_index_hosts + settings.app_index_allow),
             python=settings.app_python,
             timeout_s=settings.app_prepare_timeout_s,
