@@ -30,9 +30,9 @@ from services.persister.document import Ending
 from services.persister.lookups import as_utc
 from services.persister.sessions import persister_sessions
 from services.persister.staging import StagedService
-from shared.config import Settings, load_settings
-from shared.database import create_engine
-from shared.messages import AnalysisRequest, ServiceFinished, TaskCompleted, TaskStarted, utcnow
+from shared.operations.config import Settings, load_settings
+from shared.store.database import create_engine
+from shared.wire.messages import AnalysisRequest, ServiceFinished, TaskCompleted, TaskStarted, utcnow
 
 QUEUE_VARIABLE = "ASSAY_BENCH_CELERY_QUEUE"
 TASK_NAME = "assay_bench.analyze"

@@ -11,7 +11,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from shared.protocol import (
+from shared.wire.protocol import (
     MAX_REQUEST_FRAME_BYTES,
     HealthFrame,
     HealthReport,

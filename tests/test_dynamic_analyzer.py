@@ -25,14 +25,14 @@ from services.analyzers.dynamic.security_headers import HeaderAssessment, score
 from services.analyzers.dynamic.sensitive_paths import PROBES, exposed
 from services.analyzers.running_app.client import Fetched, fetch, http_client
 from services.analyzers.running_app.targets import NO_TARGETS
-from shared.app_env import app_env
-from shared.catalog import TOOLS_BY_SERVICE
-from shared.config import load_settings
-from shared.findings import Finding
-from shared.natsd import free_port
-from shared.protocol import ServiceResult
-from shared.target_policy import TargetPolicy
-from shared.tasks import TaskRef
+from shared.jetstream.natsd import free_port
+from shared.operations.app_env import app_env
+from shared.operations.config import load_settings
+from shared.operations.target_policy import TargetPolicy
+from shared.results.findings import Finding
+from shared.wire.catalog import TOOLS_BY_SERVICE
+from shared.wire.protocol import ServiceResult
+from shared.wire.tasks import TaskRef
 from tests.support.analyzers import (
     REPO,
     SAMPLE_APPS,

@@ -11,9 +11,9 @@ import pytest
 
 from services.analyzers.dynamic.scanner import wapiti_path
 from services.analyzers.running_app.surface.discover import source_endpoints
-from shared.config import Settings
-from shared.findings import SEVERITIES
-from shared.protocol import ServiceResult
+from shared.operations.config import Settings
+from shared.results.findings import SEVERITIES
+from shared.wire.protocol import ServiceResult
 from tests.support.apps import needs_bwrap
 from tests.support.corpus import CORPUS, analyze, describe, flaw, is_node, pairs, prepare_node_modules
 

@@ -21,8 +21,8 @@ from services.analyzers.running_app.surface.crawl import parse_page, script_endp
 from services.analyzers.running_app.surface.discover import attach, source_endpoints
 from services.analyzers.running_app.surface.documents import openapi_endpoints
 from services.analyzers.running_app.surface.model import Endpoint, Field, Handler, merge
-from shared.findings import Finding, Proof
-from shared.issue_groups import group_keys
+from shared.results.findings import Finding, Proof
+from shared.results.issue_groups import group_keys
 
 
 def write(root: Path, files: dict[str, str]) -> Path:

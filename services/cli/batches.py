@@ -11,7 +11,7 @@ from typing import Any, TextIO
 from services.cli.api_token import gateway_client
 from services.cli.client import GatewayClient, GatewayError
 from services.cli.render import table
-from shared.config import Settings
+from shared.operations.config import Settings
 
 STATUS_COLUMNS = ("pending", "running", "completed", "partial", "failed", "cancelled")
 POLL_INTERVAL_S = 1.0

@@ -18,7 +18,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from services.gateway.api.batches.plan import BatchRequest
 from services.gateway.schemas import RunRequest, TokenRequest
-from shared.catalog import SERVICES_BY_TYPE, offered_tools
+from shared.wire.catalog import SERVICES_BY_TYPE, offered_tools
 
 BEARER_SCHEME = "bearer"
 REQUEST_BODIES: tuple[type[msgspec.Struct], ...] = (RunRequest, TokenRequest, BatchRequest)

@@ -19,12 +19,12 @@ from services.orchestrator.outages import Outages
 from services.orchestrator.publisher import EventPublisher
 from services.orchestrator.replicas import ReplicaChooser, watch_replicas
 from services.orchestrator.runner import RunContext
-from shared import subjects
-from shared.config import Settings
-from shared.file_modes import open_way_to_apps
-from shared.messages import PRIORITIES
-from shared.metrics import Watched, watch_jetstream
-from shared.streams import tasks_bucket
+from shared.jetstream.streams import tasks_bucket
+from shared.operations.config import Settings
+from shared.operations.metrics import Watched, watch_jetstream
+from shared.store.file_modes import open_way_to_apps
+from shared.wire import subjects
+from shared.wire.messages import PRIORITIES
 
 log = logging.getLogger(__name__)
 

@@ -36,11 +36,12 @@ from sqlalchemy.sql.elements import BindParameter
 
 from services.persister.lookups import TaskSnapshot, as_utc, has_finished, snapshot_of
 from services.persister.sessions import Sessions, transaction
-from shared.catalog import plan
-from shared.database import insert_new
-from shared.finding_summary import summarize
-from shared.issue_groups import group_keys
-from shared.messages import (
+from shared.results.finding_summary import summarize
+from shared.results.issue_groups import group_keys
+from shared.store.database import insert_new
+from shared.store.models import FindingRow, ProcessedEvent, ServiceRun, Task, ToolRunRow
+from shared.wire.catalog import plan
+from shared.wire.messages import (
     TERMINAL_STATUSES,
     AnalysisRequest,
     ServiceFinished,
@@ -49,8 +50,7 @@ from shared.messages import (
     TaskStarted,
     utcnow,
 )
-from shared.models import FindingRow, ProcessedEvent, ServiceRun, Task, ToolRunRow
-from shared.protocol import ServiceResult
+from shared.wire.protocol import ServiceResult
 
 log = logging.getLogger(__name__)
 
@@ -408,7 +408,7 @@ class Outcome:
     findings_count: int
     severity_breakdown: dict[str, int]
     result_dir: str | None  # None: the disk refused the folder (the task is failed with that reason)
-    verdicts: dict[str, Any] | None = None  # shared.verdicts.Verdicts, as stored
+    verdicts: dict[str, Any] | None = None  # shared.results.verdicts.Verdicts, as stored
 
 
 async def record_outcome(

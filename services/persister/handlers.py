@@ -16,11 +16,12 @@ from services.persister.completion import PersisterContext, db_write_span, finis
 from services.persister.document import Ending
 from services.persister.lookups import as_utc
 from services.persister.staging import StagedService, check_service_name
-from shared.consuming import Delivery, Retry
-from shared.delivery import backoff_s
-from shared.errors import PoisonMessage
-from shared.findings import with_fingerprints
-from shared.messages import (
+from shared.jetstream.consuming import Delivery, Retry
+from shared.jetstream.delivery import backoff_s
+from shared.operations.errors import PoisonMessage
+from shared.operations.metrics import timed_db_write
+from shared.results.findings import with_fingerprints
+from shared.wire.messages import (
     AnalysisRequest,
     Event,
     ServiceFinished,
@@ -32,7 +33,6 @@ from shared.messages import (
     TerminalEvent,
     utcnow,
 )
-from shared.metrics import timed_db_write
 
 log = logging.getLogger(__name__)
 

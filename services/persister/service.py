@@ -14,9 +14,9 @@ from services.persister.completion import PersisterContext
 from services.persister.consumer import ADVISORIES, EVENTS, REQUESTS, declare, pull_loop
 from services.persister.reaper import REAP_INTERVAL_S, run_reaper
 from services.persister.sessions import persister_sessions
-from shared.config import Settings
-from shared.database import migrate
-from shared.metrics import Watched, watch_jetstream
+from shared.operations.config import Settings
+from shared.operations.metrics import Watched, watch_jetstream
+from shared.store.database import migrate
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import re
 
 import msgspec
 
-from shared.protocol import ServiceResult
+from shared.wire.protocol import ServiceResult
 
 SERVICE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 

@@ -21,11 +21,11 @@ import msgspec
 import pytest
 
 from services.orchestrator.apps.runner import AppRunner, AppSlot
-from shared.config import Settings
-from shared.messages import AnalysisRequest
-from shared.natsd import free_port
-from shared.protocol import AnalyzeFrame, ServiceResult
-from shared.tasks import TaskRef
+from shared.jetstream.natsd import free_port
+from shared.operations.config import Settings
+from shared.wire.messages import AnalysisRequest
+from shared.wire.protocol import AnalyzeFrame, ServiceResult
+from shared.wire.tasks import TaskRef
 from tests.support.analyzers import result_async, start_analyzer, stop
 from tests.support.apps import runner_settings
 

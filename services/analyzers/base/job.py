@@ -12,8 +12,8 @@ import msgspec
 from opentelemetry import trace
 
 from services.analyzers.base.process import ProcessOutcome, run_process
-from shared.config import Settings
-from shared.tasks import TaskRef
+from shared.operations.config import Settings
+from shared.wire.tasks import TaskRef
 
 tracer = trace.get_tracer("assay.analyzer")
 

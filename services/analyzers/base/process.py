@@ -13,7 +13,7 @@ from pathlib import Path
 
 import msgspec
 
-from shared.process_groups import stop_group
+from shared.operations.process_groups import stop_group
 
 KILL_GRACE_S = 0.5  # SIGTERM first; whatever is left after this gets SIGKILL
 

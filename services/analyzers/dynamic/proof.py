@@ -14,7 +14,7 @@ import msgspec
 from services.analyzers.dynamic.attacker import Sent
 from services.analyzers.dynamic.expectations import Expectation
 from services.analyzers.running_app.surface.model import Endpoint, Handler
-from shared.findings import SEVERITIES, Exchange, Finding, Proof, Severity, fingerprint
+from shared.results.findings import SEVERITIES, Exchange, Finding, Proof, Severity, fingerprint
 
 EXCERPT_CHARS = 600
 PROOF_HEADERS = ("content-type", "location", "set-cookie", "retry-after", "access-control-allow-origin")

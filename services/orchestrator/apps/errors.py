@@ -1,4 +1,4 @@
-"""Why an app could not be run. (Re-parent AppError on shared.errors.AssayError once that root exists.)"""
+"""Why an app could not be run. (Re-parent AppError on shared.operations.errors.AssayError once that root exists.)"""
 
 from __future__ import annotations
 

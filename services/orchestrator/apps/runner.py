@@ -32,12 +32,12 @@ from services.orchestrator.apps.launch import (
 )
 from services.orchestrator.apps.prepare import PrepareConfig, prepare
 from services.orchestrator.apps.sandbox import APP_ROOT, check_available, make_reachable
-from shared.app_run import AppRun, SandboxSettings
-from shared.catalog import plan
-from shared.config import Settings
-from shared.messages import AnalysisRequest, utcnow
-from shared.paths import app_dir
-from shared.tracing import TASK_ID_ATTRIBUTE
+from shared.operations.config import Settings
+from shared.operations.tracing import TASK_ID_ATTRIBUTE
+from shared.store.paths import app_dir
+from shared.wire.app_run import AppRun, SandboxSettings
+from shared.wire.catalog import plan
+from shared.wire.messages import AnalysisRequest, utcnow
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("services.orchestrator")

@@ -18,7 +18,7 @@ from services.analyzers.dynamic.attacks import Point, default_value
 from services.analyzers.dynamic.checks.signatures import SQL_ERRORS, first_match
 from services.analyzers.dynamic.expectations import Contains, Delayed, Differs, similar
 from services.analyzers.dynamic.proof import attack_finding, make_proof
-from shared.findings import Finding
+from shared.results.findings import Finding
 
 CWE = "CWE-89"
 QUOTES = ("'", '"', "')", "`")

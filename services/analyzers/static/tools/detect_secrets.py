@@ -13,7 +13,7 @@ from services.analyzers.base.process import ProcessOutcome
 from services.analyzers.base.tool import SkipTool
 from services.analyzers.static.tools.cli_tool import CliTool
 from services.analyzers.static.tools.source import AppSource, app_files, as_arguments
-from shared.findings import Finding
+from shared.results.findings import Finding
 
 
 class SecretHit(msgspec.Struct):

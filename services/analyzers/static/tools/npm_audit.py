@@ -28,8 +28,8 @@ from services.analyzers.static.tools.cli_tool import (
     app_folder,
 )
 from services.analyzers.static.tools.source import AppSource, app_files
-from shared.config import Settings
-from shared.findings import Finding, Severity, ToolRun, ToolStatus
+from shared.operations.config import Settings
+from shared.results.findings import Finding, Severity, ToolRun, ToolStatus
 
 PROJECT_FILES = ("package.json", "package-lock.json")  # all `npm audit` reads of a project
 MAX_PROJECT_FILE_BYTES = 64 * 1024 * 1024
