@@ -6,9 +6,9 @@ import re
 
 import msgspec
 
-from services.analyzers.base.process import ProcessOutcome
 from services.analyzers.static.tools.cli_tool import CliTool
 from services.analyzers.static.tools.source import AppSource, as_arguments
+from shared.operations.process import ProcessOutcome
 from shared.results.findings import Finding, Severity
 
 SEVERITY: dict[str, Severity] = {"HIGH": "high", "MEDIUM": "medium", "LOW": "low"}

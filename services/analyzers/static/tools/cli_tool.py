@@ -15,12 +15,12 @@ from pathlib import Path
 import msgspec
 
 from services.analyzers.base.job import Job
-from services.analyzers.base.process import ProcessOutcome, run_process
 from services.analyzers.base.tool import SkipTool, ToolOutput, executable
 from services.analyzers.static.tools.network import unreachable
 from services.analyzers.static.tools.source import AppSource, source_files
 from shared.operations.config import Settings
 from shared.operations.errors import ToolError
+from shared.operations.process import ProcessOutcome, run_process
 from shared.results.findings import Finding, ToolRun, ToolStatus
 from shared.wire.protocol import ToolHealth
 

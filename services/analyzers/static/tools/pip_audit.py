@@ -12,11 +12,11 @@ from pathlib import Path, PurePosixPath
 
 import msgspec
 
-from services.analyzers.base.process import ProcessOutcome
 from services.analyzers.base.tool import SkipTool
 from services.analyzers.static.tools.cli_tool import AdvisoriesUnavailable, CliTool, UnreadableOutput, tail
 from services.analyzers.static.tools.source import AppSource, app_files
 from shared.operations.config import Settings
+from shared.operations.process import ProcessOutcome
 from shared.results.findings import Finding
 
 ADVISORY_HOST = "pypi.org"  # pip-audit's default advisory database
