@@ -17,7 +17,7 @@ from opentelemetry.trace import SpanKind
 from shared.jetstream.connection import connect
 from shared.jetstream.consuming import ACK, Delivery, Flow, Outcome, Retry, Source, TaskMessage, consume
 from shared.jetstream.natsd import EmbeddedNats
-from shared.operations.tracing import inject_headers
+from shared.telemetry.tracing import inject_headers
 from shared.wire.tasks import TaskRef
 
 STREAM, SUBJECT, DURABLE = "REDELIVERY", "redelivery.work", "redelivery-worker"

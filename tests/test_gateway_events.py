@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from shared.jetstream.natsd import EmbeddedNats
-from shared.operations.tracing import TASK_ID_ATTRIBUTE
+from shared.telemetry.tracing import TASK_ID_ATTRIBUTE
 from shared.wire.messages import TaskCompleted, TaskEvent, TaskProgress, TaskStarted, encode
 from shared.wire.subjects import EVENTS_STREAM, REQUESTS_STREAM, event_subject, request_subject
 from shared.wire.tasks import TaskRef

@@ -10,7 +10,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from shared.jetstream.natsd import EmbeddedNats
-from shared.operations.tracing import TASK_ID_ATTRIBUTE
+from shared.telemetry.tracing import TASK_ID_ATTRIBUTE
 from tests.support.orchestrator import (
     ScriptedAnalyzer,
     kind,

@@ -15,7 +15,7 @@ from services.persister.document import Ending, render
 from services.persister.lookups import TaskSnapshot
 from services.persister.staging import StagedService
 from shared.jetstream.delivery import backoff_s
-from shared.operations.tracing import trace_id_of
+from shared.telemetry.tracing import trace_id_of
 from shared.wire.protocol import ServiceResult
 from shared.wire.tasks import TaskRef
 from tests.support.persister import files_under, service_result, sha256_of

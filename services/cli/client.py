@@ -11,7 +11,7 @@ import httpx
 from opentelemetry import trace
 
 from shared.operations.errors import AssayError
-from shared.operations.tracing import inject_headers
+from shared.telemetry.tracing import inject_headers
 
 
 class GatewayError(AssayError):

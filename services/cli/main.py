@@ -36,10 +36,10 @@ from services.cli.trace_tree import render_traces
 from shared.operations.config import Settings, load_settings
 from shared.operations.errors import AssayError
 from shared.operations.logs import setup_logging
-from shared.operations.span_files import SpanRecord, span_files, spans_of_traces, trace_ids_of_task
-from shared.operations.tracing import setup_tracing
 from shared.results.findings import SEVERITIES
 from shared.store.file_modes import keep_files_private
+from shared.telemetry.span_files import SpanRecord, span_files, spans_of_traces, trace_ids_of_task
+from shared.telemetry.tracing import setup_tracing
 from shared.wire.messages import PRIORITIES, TERMINAL_STATUSES
 from shared.wire.tasks import AnalysisType
 

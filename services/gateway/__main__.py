@@ -15,9 +15,9 @@ import uvicorn
 from services.gateway.app import create_app
 from shared.operations.config import load_settings
 from shared.operations.logs import setup_logging
-from shared.operations.metrics import setup_metrics
-from shared.operations.tracing import setup_tracing
 from shared.store.file_modes import keep_files_private
+from shared.telemetry.metrics import setup_metrics
+from shared.telemetry.tracing import setup_tracing
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from opentelemetry.trace import SpanKind
 from services.gateway.resources import NATS_ERRORS
 from shared.jetstream.publishing import PublishFailed, producer_attributes, publish_message, with_patience
 from shared.operations.errors import MessagingError
-from shared.operations.tracing import inject_headers
+from shared.telemetry.tracing import inject_headers
 from shared.wire.messages import AnalysisRequest, CancelRequest, encode
 from shared.wire.subjects import accepted_key, cancel_key, cancel_subject, request_subject
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 
 from services.orchestrator.service import serve
-from shared.operations.lifecycle import run_service
+from shared.jetstream.lifecycle import run_service
 
 if __name__ == "__main__":
     sys.exit(run_service("orchestrator", serve))

@@ -29,7 +29,7 @@ from services.orchestrator.analyzer_connections import AnalyzerConnection, Analy
 from services.orchestrator.outages import AnalyzerOutage, Outages
 from shared.operations.errors import AssayError
 from shared.operations.redact import masked_url
-from shared.operations.tracing import TASK_ID_ATTRIBUTE, current_traceparent
+from shared.telemetry.tracing import TASK_ID_ATTRIBUTE, current_traceparent
 from shared.wire.protocol import (
     AnalyzeFrame,
     CancelFrame,

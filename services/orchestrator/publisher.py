@@ -26,7 +26,7 @@ from shared.jetstream.publishing import publish_dead_letter, publish_message, pu
 from shared.jetstream.streams import DEFAULT_LAYOUT, artifacts_bucket
 from shared.operations.config import JetStreamLayout
 from shared.operations.redact import redacted_bytes
-from shared.operations.tracing import TASK_ID_ATTRIBUTE, inject_headers
+from shared.telemetry.tracing import TASK_ID_ATTRIBUTE, inject_headers
 from shared.wire.messages import (
     ArtifactRef,
     Event,

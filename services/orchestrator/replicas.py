@@ -19,8 +19,8 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from services.orchestrator.analyzer_connections import AnalyzerConnections
 from shared.operations.errors import AssayError
-from shared.operations.metrics import record_replicas_healthy
 from shared.operations.redact import masked_url
+from shared.telemetry.metrics import record_replicas_healthy
 from shared.wire.protocol import (
     PROTOCOL_VERSION,
     HealthFrame,

@@ -25,7 +25,7 @@ from services.orchestrator.apps.errors import AppError
 from services.orchestrator.apps.runner import AppRunner, AppSlot
 from services.orchestrator.cancellation import CancelSignal
 from services.orchestrator.publisher import EventPublisher
-from shared.operations.metrics import record_service_run
+from shared.telemetry.metrics import record_service_run
 from shared.wire.app_run import AppRun
 from shared.wire.catalog import plan
 from shared.wire.messages import (

@@ -21,8 +21,8 @@ from services.orchestrator.replicas import ReplicaChooser, watch_replicas
 from services.orchestrator.runner import RunContext
 from shared.jetstream.streams import tasks_bucket
 from shared.operations.config import Settings
-from shared.operations.metrics import Watched, watch_jetstream
 from shared.store.file_modes import open_way_to_apps
+from shared.telemetry.metrics import Watched, watch_jetstream
 from shared.wire import subjects
 from shared.wire.messages import PRIORITIES
 

@@ -8,8 +8,8 @@ import sys
 from nats.aio.client import Client
 
 from services.persister.service import run
+from shared.jetstream.lifecycle import run_service
 from shared.operations.config import Settings
-from shared.operations.lifecycle import run_service
 from shared.store.database import create_engine
 
 

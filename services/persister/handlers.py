@@ -19,8 +19,8 @@ from services.persister.staging import StagedService, check_service_name
 from shared.jetstream.consuming import Delivery, Retry
 from shared.jetstream.delivery import backoff_s
 from shared.operations.errors import PoisonMessage
-from shared.operations.metrics import timed_db_write
 from shared.results.findings import with_fingerprints
+from shared.telemetry.metrics import timed_db_write
 from shared.wire.messages import (
     AnalysisRequest,
     Event,

@@ -16,7 +16,7 @@ from opentelemetry import trace
 
 from services.persister import lookups
 from services.persister.completion import PersisterContext, fail_task
-from shared.operations.tracing import TASK_ID_ATTRIBUTE
+from shared.telemetry.tracing import TASK_ID_ATTRIBUTE
 from shared.wire.messages import utcnow
 
 log = logging.getLogger(__name__)

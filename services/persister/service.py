@@ -15,8 +15,8 @@ from services.persister.consumer import ADVISORIES, EVENTS, REQUESTS, declare, p
 from services.persister.reaper import REAP_INTERVAL_S, run_reaper
 from services.persister.sessions import persister_sessions
 from shared.operations.config import Settings
-from shared.operations.metrics import Watched, watch_jetstream
 from shared.store.database import migrate
+from shared.telemetry.metrics import Watched, watch_jetstream
 
 log = logging.getLogger(__name__)
 

@@ -40,8 +40,8 @@ from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
 from shared.jetstream.delivery import backoff_s, consumer_attributes, keep_alive, settle
 from shared.jetstream.publishing import publish_dead_letter
-from shared.operations.metrics import record_fetch
-from shared.operations.tracing import TASK_ID_ATTRIBUTE, extract_context, trace_id_of
+from shared.telemetry.metrics import record_fetch
+from shared.telemetry.tracing import TASK_ID_ATTRIBUTE, extract_context, trace_id_of
 from shared.wire.tasks import TaskRef
 
 log = logging.getLogger(__name__)

@@ -27,7 +27,7 @@ from opentelemetry.trace import SpanKind
 
 from shared.operations.config import JetStreamLayout
 from shared.operations.errors import MessagingError
-from shared.operations.tracing import TASK_ID_ATTRIBUTE, inject_headers
+from shared.telemetry.tracing import TASK_ID_ATTRIBUTE, inject_headers
 from shared.wire.messages import DeadLetter, Envelope, encode
 from shared.wire.subjects import dlq_subject
 

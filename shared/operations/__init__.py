@@ -1,1 +1,1 @@
-"""Running a service: settings, the exception root, logs, traces, metrics, process groups, redaction, target policy."""
+"""What every part stands on: settings, the exception root, logs, subprocesses and their groups, redaction, the target policy."""

@@ -137,7 +137,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         256  # ASSAY_PERSISTER_PREFETCH: messages of one durable held ahead by the persister
     )
     batch_max_tasks: int = 1000  # ASSAY_BATCH_MAX_TASKS: tasks one batch may queue
-    # Metrics (shared/operations/metrics.py): the gateway serves /metrics on its own port; every other process on its own.
+    # Metrics (shared/telemetry/metrics.py): the gateway serves /metrics on its own port; every other process on its own.
     metrics_host: str = "127.0.0.1"  # ASSAY_METRICS_HOST: where the services' /metrics listeners bind
     metrics_port: int | None = None  # ASSAY_METRICS_PORT: this process's /metrics port (unset: no listener)
     metrics_port_base: int = 9464  # ASSAY_METRICS_PORT_BASE: `assay up` gives its services ports from here on

@@ -19,7 +19,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from shared.operations.errors import ToolError
-from shared.operations.tracing import TASK_ID_ATTRIBUTE
+from shared.telemetry.tracing import TASK_ID_ATTRIBUTE
 
 tracer = trace.get_tracer("assay.analyzer.ai")
 

@@ -15,9 +15,9 @@ from services.analyzers.base.handshake import require_token
 from services.analyzers.base.server import AnalyzerServer
 from shared.operations.config import Settings, load_settings
 from shared.operations.logs import setup_logging
-from shared.operations.metrics import metrics_listener, setup_metrics
-from shared.operations.tracing import setup_tracing
 from shared.store.file_modes import keep_files_private
+from shared.telemetry.metrics import metrics_listener, setup_metrics
+from shared.telemetry.tracing import setup_tracing
 from shared.wire.protocol import MAX_REQUEST_FRAME_BYTES
 
 log = logging.getLogger(__name__)

@@ -11,10 +11,10 @@ from opentelemetry import trace
 from services.analyzers.base.job import Job
 from services.analyzers.base.tool import SkipTool, Tool, ToolOutput
 from shared.operations.errors import AssayError
-from shared.operations.metrics import record_tool_run
-from shared.operations.tracing import TASK_ID_ATTRIBUTE
 from shared.results.findings import ToolRun
 from shared.results.sarif import app_root_of, sarif_for
+from shared.telemetry.metrics import record_tool_run
+from shared.telemetry.tracing import TASK_ID_ATTRIBUTE
 from shared.wire.protocol import ServiceResult, ServiceStatus
 
 log = logging.getLogger(__name__)

@@ -31,8 +31,8 @@ from services.analyzers.base.runner import ToolsStopped, run_tools
 from shared.operations.app_env import CANARY_PORT_KEY, PORT_KEYS, app_env
 from shared.operations.config import Settings
 from shared.operations.errors import BadRequest, ProtocolError, UnknownApp
-from shared.operations.tracing import TASK_ID_ATTRIBUTE, context_from_traceparent
 from shared.store.paths import UnsafePathError, app_dir
+from shared.telemetry.tracing import TASK_ID_ATTRIBUTE, context_from_traceparent
 from shared.wire.protocol import (
     HEARTBEAT_INTERVAL_S,
     AnalyzeFrame,

@@ -33,8 +33,8 @@ from services.orchestrator.apps.launch import (
 from services.orchestrator.apps.prepare import PrepareConfig, prepare
 from services.orchestrator.apps.sandbox import APP_ROOT, check_available, make_reachable
 from shared.operations.config import Settings
-from shared.operations.tracing import TASK_ID_ATTRIBUTE
 from shared.store.paths import app_dir
+from shared.telemetry.tracing import TASK_ID_ATTRIBUTE
 from shared.wire.app_run import AppRun, SandboxSettings
 from shared.wire.catalog import plan
 from shared.wire.messages import AnalysisRequest, utcnow

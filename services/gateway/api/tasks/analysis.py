@@ -22,11 +22,11 @@ from services.gateway.resources import Resources
 from services.gateway.schemas import Accepted, Links, RunRequest
 from shared.operations.app_env import app_env
 from shared.operations.config import Settings
-from shared.operations.metrics import record_task_accepted
 from shared.operations.target_policy import TargetNotAllowed, target_policy
-from shared.operations.tracing import TASK_ID_ATTRIBUTE, current_trace_id
 from shared.results.source_size import total_lines
 from shared.store.paths import UnsafePathError, app_dir
+from shared.telemetry.metrics import record_task_accepted
+from shared.telemetry.tracing import TASK_ID_ATTRIBUTE, current_trace_id
 from shared.wire.catalog import offered_tools, planned_tools, unknown_tools
 from shared.wire.messages import AnalysisRequest, encode
 from shared.wire.tasks import TaskRef

@@ -15,7 +15,7 @@ import msgspec
 
 from shared.operations.errors import AssayError
 from shared.operations.redact import masked_url
-from shared.operations.span_files import SpanLink, SpanRecord
+from shared.telemetry.span_files import SpanLink, SpanRecord
 
 QUERY_TIMEOUT_S = 10.0
 

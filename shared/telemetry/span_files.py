@@ -1,4 +1,4 @@
-"""Reading the local span files: `<trace_dir>/<service>-<pid>.jsonl`, one JSON object per span (shared/operations/tracing).
+"""Reading the local span files: `<trace_dir>/<service>-<pid>.jsonl`, one JSON object per span (shared/telemetry/tracing).
 
 The gateway serves a task's spans from them (`GET /api/tasks/{task_id}/trace`) and `assay trace --dir` reads
 them directly; both find a task's trace by the id its task row records, or by the `assay.task_id` attribute.
@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from shared.operations.tracing import TASK_ID_ATTRIBUTE
+from shared.telemetry.tracing import TASK_ID_ATTRIBUTE
 
 
 class SpanLink(msgspec.Struct, frozen=True, kw_only=True):

@@ -16,9 +16,9 @@ from nats.aio.client import Client
 from shared.jetstream.connection import connect
 from shared.operations.config import Settings, load_settings
 from shared.operations.logs import setup_logging
-from shared.operations.metrics import metrics_listener, setup_metrics
-from shared.operations.tracing import setup_tracing
 from shared.store.file_modes import keep_files_private
+from shared.telemetry.metrics import metrics_listener, setup_metrics
+from shared.telemetry.tracing import setup_tracing
 
 ServiceBody = Callable[[Client, Settings, asyncio.Event], Awaitable[None]]
 
