@@ -14,8 +14,19 @@ from services.analyzers.running_app.surface.discover import source_endpoints
 from shared.config import Settings
 from shared.findings import SEVERITIES
 from shared.protocol import ServiceResult
+from tests.support.analyzers import result_async
 from tests.support.apps import needs_bwrap
-from tests.support.corpus import CORPUS, analyze, describe, flaw, is_node, pairs, prepare_node_modules
+from tests.support.corpus import (
+    CORPUS,
+    analyze,
+    describe,
+    flaw,
+    frame,
+    is_node,
+    node_app,
+    pairs,
+    prepare_node_modules,
+)
 
 pytestmark = needs_bwrap
 PORT = re.compile(r"127\.0\.0\.1:\d+")
@@ -62,6 +73,25 @@ async def test_check_finds_the_flaw_with_proof_and_stays_silent_on_the_fix(
         ), f"no {tool} finding on {sink.path}:{sink.line}: {describe(vulnerable)}"
     assert {run.tool: run.status for run in fixed.tools} == {tool: "success"}
     assert flaw_findings(fixed, tool) == [], f"{tool} reported the fixed twin {pair}/app2: {describe(fixed)}"
+
+
+async def test_path_traversal_proves_a_file_read_on_a_system_without_etc_passwd(
+    corpus_analyzer: str, node_modules: Path | None
+) -> None:
+    """A minimal container or sandbox may have no /etc/passwd: the check then proves the read with a file Linux
+    gives every process (/proc/self/status), here with the Express app run where /etc is an empty folder."""
+    if node_modules is None:
+        pytest.skip("npm and node are needed for the Express pairs")
+    pair = "path-traversal-express"
+    hide_etc = ("bwrap", "--dev-bind", "/", "/", "--tmpfs", "/etc", "--")
+    async with node_app(CORPUS / pair / "app1", node_modules, confine=hide_etc) as (urls, ports):
+        result = await result_async(
+            corpus_analyzer, frame("no-passwd", pair, 1, ["path-traversal"], urls, ports), timeout_s=300
+        )
+    (finding,) = flaw_findings(result, "path-traversal")
+    assert finding.proof is not None and finding.proof.evidence.startswith("Uid:\t")
+    assert "/proc/self/status" in finding.message and "/proc/self/status" in finding.proof.why
+    assert "root:" not in finding.proof.exchanges[1].response_excerpt
 
 
 def test_every_active_check_has_a_pair_in_each_way_the_corpus_is_built() -> None:
