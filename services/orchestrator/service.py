@@ -21,7 +21,6 @@ from services.orchestrator.replicas import ReplicaChooser, watch_replicas
 from services.orchestrator.runner import RunContext
 from shared.jetstream.streams import tasks_bucket
 from shared.operations.config import Settings
-from shared.store.file_modes import open_way_to_apps
 from shared.telemetry.metrics import Watched, watch_jetstream
 from shared.wire import subjects
 from shared.wire.messages import PRIORITIES
@@ -38,7 +37,6 @@ def worker_name() -> str:
 
 async def serve(nc: Client, settings: Settings, stop: asyncio.Event, worker: str | None = None) -> None:
     """Run one orchestrator replica on `nc` until `stop` is set; running tasks are then cancelled and nak'd."""
-    await asyncio.to_thread(open_way_to_apps, settings)  # it runs the apps, as the sandbox user
     js = nc.jetstream()
     await declare(js, settings)
     registry = CancelRegistry()

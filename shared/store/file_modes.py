@@ -49,7 +49,8 @@ def on_the_way(root: Path, inner: Path) -> list[Path]:
 
 
 def open_way_to_apps(settings: Settings) -> None:
-    """The one exception, for the process that runs apps, as root: it runs them as another user (the sandbox user of
+    """The one exception, for a process that runs apps, as root (the app runner calls it before each app, whoever
+    its caller: the orchestrator, `assay replay`): it runs them as another user (the sandbox user of
     services/orchestrator/apps/sandbox.py), who must read what it is given (the app's copy, the run's start script)
     and pass through the folders above it. So this process's umask lets others read and search (`022` of the
     default `077`: never write), and the folders above the apps' work folder (ASSAY_APP_WORK_DIR, by default
