@@ -22,10 +22,6 @@ class InputError(AssayError, ValueError):
     """A value from outside (a request, a file, a path) that Assay refuses; the message names it."""
 
 
-class PoisonMessage(InputError):
-    """A message no retry can fix (undecodable, invalid, corrupt): it goes to the DLQ at once."""
-
-
 class MessagingError(AssayError, RuntimeError):
     """NATS could not be reached or would not take a message."""
 
@@ -54,11 +50,3 @@ class UnknownTool(BadRequest):
 
 class UnknownApp(ProtocolError):
     code = "unknown_app"
-
-
-class DeadlinePassed(ProtocolError):
-    code = "deadline"
-
-
-class RunCancelled(ProtocolError):
-    code = "cancelled"

@@ -14,13 +14,14 @@ from services.orchestrator.analyzer_client import AnalyzerClient
 from services.orchestrator.analyzer_connections import AnalyzerConnections
 from services.orchestrator.apps.runner import AppRunner
 from services.orchestrator.cancellation import CancelRegistry, listen
-from services.orchestrator.consumer import Orchestrator, declare, pull_loop
+from services.orchestrator.consumer import Orchestrator, declare, flow
 from services.orchestrator.outages import Outages
 from services.orchestrator.publisher import EventPublisher
 from services.orchestrator.replicas import ReplicaChooser, watch_replicas
 from services.orchestrator.runner import RunContext
 from shared import subjects
 from shared.config import Settings
+from shared.consuming import consume
 from shared.file_modes import open_way_to_apps
 from shared.messages import PRIORITIES
 from shared.metrics import Watched, watch_jetstream
@@ -71,7 +72,7 @@ async def serve(nc: Client, settings: Settings, stop: asyncio.Event, worker: str
         ),
     ]
     try:
-        await pull_loop(orchestrator, stop)
+        await consume(flow(orchestrator), stop)
     finally:
         for watcher in watchers:
             watcher.cancel()
