@@ -22,6 +22,10 @@ class InputError(AssayError, ValueError):
     """A value from outside (a request, a file, a path) that Assay refuses; the message names it."""
 
 
+class ConfigError(InputError):
+    """A setting's value (an environment variable) that Assay refuses; the message names the variable."""
+
+
 class MessagingError(AssayError, RuntimeError):
     """NATS could not be reached or would not take a message."""
 
