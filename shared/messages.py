@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args, overload
 
 import msgspec
 
@@ -39,6 +39,17 @@ def new_event_id() -> str:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+@overload
+def as_utc(value: datetime) -> datetime: ...
+@overload
+def as_utc(value: None) -> None: ...
+def as_utc(value: datetime | None) -> datetime | None:
+    """`value` in UTC, as Assay stores every time; one without a zone (a message's that named none) is UTC."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class Envelope(msgspec.Struct, frozen=True, kw_only=True):
@@ -145,7 +156,8 @@ class TaskCancelled(TaskEvent, frozen=True, kw_only=True, tag="cancelled"):
 
 
 Event = TaskStarted | TaskProgress | ServiceFinished | TaskCompleted | TaskFailed | TaskCancelled
-TerminalEvent = TaskCompleted | TaskFailed | TaskCancelled  # what ends a task: nothing is written for it after
+# What ends a task: nothing is written for it after.
+TerminalEvent = TaskCompleted | TaskFailed | TaskCancelled
 
 
 def event_kind(event: TaskEvent | type[TaskEvent]) -> str:

@@ -2,10 +2,12 @@
 of other messages handled meanwhile, services/persister/sessions.py).
 
 Plain async functions over a session factory, each handing its unit (a plain function of a synchronous session)
-to `transaction`. The usual case of each message is a few Core statements (an INSERT that skips an existing key,
-an UPDATE of a live row); when one matches no row the unit reads the row (ORM) and decides, so the same code runs
-on SQLite and PostgreSQL whatever order messages arrive in. A task never moves
-backwards: once terminal, no later event changes its status. Reads live in `lookups`.
+to `transaction`. Each change of a task is one Core statement, written once: an UPDATE of its row unless the task is
+terminal. A message may come before the one that creates its task's row (the request and the events are read by
+different durables): when the UPDATE matches no row, the task's row is inserted as `pending` from what the message
+carries (an INSERT that skips an existing key) and the same UPDATE runs again; so the same statements run on SQLite
+and PostgreSQL whatever order messages arrive in. A task never moves backwards: once terminal, no later event
+changes its status. Reads live in `lookups`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from typing import Any
 
 import msgspec
 from sqlalchemy import (
+    Boolean,
+    ColumnElement,
     Connection,
     Float,
     Table,
@@ -34,7 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import BindParameter
 
-from services.persister.lookups import TaskSnapshot, as_utc, has_finished, snapshot_of
+from services.persister.lookups import TaskSnapshot, read_task
 from services.persister.sessions import Sessions, transaction
 from shared.catalog import plan
 from shared.database import insert_new
@@ -47,6 +51,7 @@ from shared.messages import (
     TaskEvent,
     TaskProgress,
     TaskStarted,
+    as_utc,
     utcnow,
 )
 from shared.models import FindingRow, ProcessedEvent, ServiceRun, Task, ToolRunRow
@@ -89,7 +94,7 @@ def _new_task(source: TaskEvent | AnalysisRequest) -> dict[str, Any]:
         "progress_percent": 0.0,
         "findings_count": 0,
         "severity_breakdown": {},
-        "created_at": as_utc(source.occurred_at) or now,
+        "created_at": as_utc(source.occurred_at),
         "updated_at": now,
     }
 
@@ -112,20 +117,53 @@ _LIVE_STATUS = TASKS.c.status.not_in(
 
 def _live_update(**values: Any) -> Update:
     """An UPDATE of the task's row unless it is terminal, its `created_at` kept at the earliest time a message of
-    the task carried (as `_task_row` does). Parameters: `p_task_id`, `p_occurred_at` and those of `values`."""
+    the task carried (whichever message comes first creates the row). Parameters: `p_task_id`, `p_occurred_at`
+    and those of `values`."""
     live = TASKS.c.task_id == bindparam("p_task_id"), _LIVE_STATUS
     earliest = case((TASKS.c.created_at > _OCCURRED, _OCCURRED), else_=TASKS.c.created_at)
     return update(TASKS).where(*live).values(created_at=earliest, **values)
 
 
-# The request's choice of tools, else the plan's (a JSON list compares as its text on SQLite and PostgreSQL).
-_NO_TOOLS = or_(cast(TASKS.c.tools, Text).is_(None), cast(TASKS.c.tools, Text) == "[]")
+def _empty(column: str) -> ColumnElement[bool]:
+    """A JSON list column that holds nothing (a JSON list compares as its text on SQLite and PostgreSQL)."""
+    text = cast(TASKS.c[column], Text)
+    return or_(text.is_(None), text == "[]", text == "null")
+
+
+def _unless_set(column: str, param: str) -> ColumnElement[Any]:
+    """The column's list, or the parameter's when the column holds none."""
+    return case((_empty(column), _param(param, column)), else_=TASKS.c[column])
+
+
 _KEPT_TRACE_ID = func.coalesce(TASKS.c.trace_id, _param("p_trace_id", "trace_id"))
+# A request that comes after an event of its task: what it alone knows, kept even once the task has ended (batches
+# and reports need them) ...
+_REQUEST_FACTS = (
+    update(TASKS)
+    .where(TASKS.c.task_id == bindparam("p_task_id"))
+    .values(
+        batch_id=func.coalesce(TASKS.c.batch_id, bindparam("p_batch_id")),
+        source_lines=func.coalesce(TASKS.c.source_lines, bindparam("p_source_lines")),
+        waived_rules=_unless_set("waived_rules", "p_waived_rules"),
+    )
+)
+# ... and, while the task is live, its priority and the tools asked for (when it named none, whatever `started` said
+# will run stays).
+_REQUEST = _live_update(
+    priority=bindparam("p_priority"),
+    tools=case(
+        (or_(bindparam("p_names_tools", type_=Boolean()), _empty("tools")), _param("p_tools", "tools")),
+        else_=TASKS.c.tools,
+    ),
+    services=_unless_set("services", "p_services"),
+    trace_id=_KEPT_TRACE_ID,
+)
+
 _STARTED = _live_update(
     status="running",
     started_at=func.coalesce(TASKS.c.started_at, _param("p_started_at", "started_at")),
     services=_param("p_services", "services"),
-    tools=case((_NO_TOOLS, _param("p_tools", "tools")), else_=TASKS.c.tools),
+    tools=_unless_set("tools", "p_tools"),  # the request's choice, else the plan
     priority=bindparam("p_priority"),
     worker=func.coalesce(_param("p_worker", "worker"), TASKS.c.worker),
     trace_id=_KEPT_TRACE_ID,
@@ -165,28 +203,17 @@ _UNSTAGE = (
 )
 
 
-def _update_live(session: Session, statement: Update, source: TaskEvent, values: dict[str, Any]) -> bool:
-    """`statement` (a `_live_update`) for `source`'s task with `values`; False when no row matched (missing or
-    terminal), for the caller to take the general path (`_task_row`)."""
-    params = {"p_task_id": source.task.id, "p_occurred_at": as_utc(source.occurred_at) or utcnow(), **values}
-    return bool(_core(session).execute(statement, params).rowcount)
-
-
-def _task_row(session: Session, source: TaskEvent | AnalysisRequest) -> Task:
-    """The task's row, created (as `pending`) from what the message carries when there is none yet."""
-    task = session.get(Task, source.task.id)
-    occurred_at = as_utc(source.occurred_at) or utcnow()
-    if task is None:
-        task = Task(**_new_task(source))
-        session.add(task)
-        session.flush()
-        return task
-    if task.status not in TERMINAL_STATUSES:
-        # Whichever message arrives first creates the row; the earliest time seen is the task's creation.
-        created = as_utc(task.created_at)
-        if created is None or occurred_at < created:
-            task.created_at = occurred_at
-    return task
+def _apply(
+    session: Session, statement: Update, source: TaskEvent | AnalysisRequest, values: dict[str, Any]
+) -> bool:
+    """`statement` (a `_live_update`) for `source`'s task with `values`, its row first inserted as `pending` when
+    there is none yet; False when the task is terminal (nothing changed)."""
+    params = {"p_task_id": source.task.id, "p_occurred_at": as_utc(source.occurred_at), **values}
+    core = _core(session)
+    if core.execute(statement, params).rowcount:
+        return True
+    core.execute(insert_new(session, TASKS), _new_task(source))
+    return bool(core.execute(statement, params).rowcount)
 
 
 async def record_request(sessions: Sessions, request: AnalysisRequest, trace_id: str | None) -> None:
@@ -200,22 +227,19 @@ async def record_request(sessions: Sessions, request: AnalysisRequest, trace_id:
         first |= {"services": services, "trace_id": trace_id}
         first |= {"batch_id": request.batch_id, "source_lines": request.source_lines}
         first |= {"waived_rules": list(request.waived_rules) or None}
-        if _core(session).execute(insert_new(session, TASKS), first).rowcount:
+        core = _core(session)
+        if core.execute(insert_new(session, TASKS), first).rowcount:
             return
-        task = _task_row(session, request)
-        # Kept even for a task that ended before its request arrived: batches and reports need them.
-        task.batch_id = task.batch_id or request.batch_id
-        task.source_lines = task.source_lines if task.source_lines is not None else request.source_lines
-        task.waived_rules = task.waived_rules or list(request.waived_rules) or None
-        if task.status in TERMINAL_STATUSES:
-            return
-        task.priority = request.priority
-        # The tools asked for; when the request named none, whatever `started` said will run stays.
-        if request.tools or not task.tools:
-            task.tools = list(request.tools)
-        if not task.services:
-            task.services = services
-        task.trace_id = task.trace_id or trace_id
+        facts = {"p_batch_id": request.batch_id, "p_source_lines": request.source_lines}
+        facts |= {"p_task_id": request.task.id, "p_waived_rules": first["waived_rules"]}
+        core.execute(_REQUEST_FACTS, facts)
+        live = {
+            "p_priority": request.priority,
+            "p_names_tools": bool(request.tools),
+            "p_tools": first["tools"],
+        }
+        live |= {"p_services": services, "p_trace_id": trace_id}
+        _apply(session, _REQUEST, request, live)
 
     await transaction(sessions, work)
 
@@ -234,19 +258,7 @@ async def record_started(sessions: Sessions, event: TaskStarted, trace_id: str |
     }
 
     def work(session: Session) -> None:
-        if _update_live(session, _STARTED, event, values):
-            _mark_processed(session, event.event_id, event.task.id, "started")
-            return
-        task = _task_row(session, event)
-        if task.status not in TERMINAL_STATUSES:
-            task.status = "running"
-            task.started_at = task.started_at or as_utc(event.occurred_at)
-            task.services = list(event.services)
-            task.tools = list(task.tools or []) or list(event.tools)  # the request's choice, else the plan
-            task.priority = event.priority
-            task.worker = event.worker or task.worker
-            task.trace_id = task.trace_id or trace_id
-            task.updated_at = utcnow()
+        _apply(session, _STARTED, event, values)
         _mark_processed(session, event.event_id, event.task.id, "started")
 
     await transaction(sessions, work)
@@ -263,17 +275,8 @@ async def record_progress(sessions: Sessions, event: TaskProgress) -> None:
     now = utcnow()
 
     def work(session: Session) -> None:
-        if _update_live(
-            session, _PROGRESS, event, {"p_percent": event.percent, "p_message": message, "p_updated_at": now}
-        ):
-            return
-        task = _task_row(session, event)
-        if task.status in TERMINAL_STATUSES:
-            return
-        task.status = "running"
-        task.progress_percent = event.percent
-        task.progress_message = message
-        task.updated_at = now
+        values = {"p_percent": event.percent, "p_message": message, "p_updated_at": now}
+        _apply(session, _PROGRESS, event, values)
 
     await transaction(sessions, work)
 
@@ -358,16 +361,8 @@ async def record_service(
     }
 
     def work(session: Session) -> bool:
-        if not _update_live(session, _SERVICE, event, live):
-            task = _task_row(session, event)
-            if unless_finished and has_finished(task.status):
-                return False
-            if task.status == "pending":
-                task.status = "running"
-            if task.status not in TERMINAL_STATUSES:
-                task.trace_id = task.trace_id or trace_id
-                task.updated_at = utcnow()
-            session.flush()
+        if not _apply(session, _SERVICE, event, live) and unless_finished:
+            return False
         core = _core(session)
         if not core.execute(insert_new(session, SERVICE_RUNS), run).rowcount:
             # A redelivery: the rows of its first delivery (written together with its service run) are replaced.
@@ -390,10 +385,13 @@ async def record_service(
 
 
 async def ensure_task(sessions: Sessions, event: TaskEvent) -> TaskSnapshot:
-    """The task's record, creating its row from the event when no earlier message did."""
+    """The task's record, its row inserted as `pending` from the event when no earlier message made it."""
 
     def work(session: Session) -> TaskSnapshot:
-        return snapshot_of(_task_row(session, event))
+        _core(session).execute(insert_new(session, TASKS), _new_task(event))
+        task = read_task(session, event.task.id)
+        assert task is not None  # inserted just now, or there already
+        return task
 
     return await transaction(sessions, work)
 

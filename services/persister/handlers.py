@@ -14,7 +14,6 @@ from services.persister import database, lookups, staging
 from services.persister.artifacts import InvalidArtifact, load_result
 from services.persister.completion import PersisterContext, db_write_span, finish_held, present_services
 from services.persister.document import Ending
-from services.persister.lookups import as_utc
 from services.persister.staging import StagedService, check_service_name
 from shared.consuming import ACK, Delivery, GiveUp, Outcome, Retry
 from shared.delivery import backoff_s
@@ -26,9 +25,9 @@ from shared.messages import (
     TaskProgress,
     TaskStarted,
     TerminalEvent,
+    as_utc,
     event_kind,
     terminal_status,
-    utcnow,
 )
 from shared.metrics import timed_db_write
 from shared.paths import UnsafePathError
@@ -120,7 +119,7 @@ def _ending(event: TerminalEvent, missing: list[str]) -> Ending:
         reason = f"{reason}; {note}" if reason else note
         if status == "completed":
             status = "partial"
-    finished_at = as_utc(event.occurred_at) or utcnow()
+    finished_at = as_utc(event.occurred_at)
     return Ending(status=status, reason=reason, finished_at=finished_at, app=event.app)
 
 

@@ -24,9 +24,8 @@ from sqlalchemy import Table, delete, func, select
 
 from services.persister.folders import fsync_folder
 from services.persister.integrity import PRUNING, folder_of, pruning_entries
-from services.persister.lookups import as_utc
 from services.persister.sessions import Sessions
-from shared.messages import TERMINAL_STATUSES, utcnow
+from shared.messages import TERMINAL_STATUSES, as_utc, utcnow
 from shared.models import FindingRow, IdempotencyKey, ProcessedEvent, ServiceRun, Task, ToolRunRow
 from shared.paths import UnsafePathError
 

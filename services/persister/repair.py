@@ -36,11 +36,11 @@ from services.persister.integrity import (
     folder_of,
     quarantine_name,
 )
-from services.persister.lookups import TaskSnapshot, as_utc, snapshot_of
+from services.persister.lookups import TaskSnapshot, snapshot_of
 from services.persister.prune import complete_interrupted
 from services.persister.sessions import Sessions
 from services.persister.staging import StagedService
-from shared.messages import utcnow
+from shared.messages import as_utc, utcnow
 from shared.models import FindingRow, ServiceRun, Task, ToolRunRow
 from shared.paths import UnsafePathError, result_dir, result_folder_name
 from shared.protocol import ServiceResult
