@@ -161,7 +161,7 @@ _REQUEST = _live_update(
 
 _STARTED = _live_update(
     status="running",
-    started_at=func.coalesce(TASKS.c.started_at, _param("p_started_at", "started_at")),
+    started_at=func.coalesce(TASKS.c.started_at, _OCCURRED),  # when it started: when `started` says it did
     services=_param("p_services", "services"),
     tools=_unless_set("tools", "p_tools"),  # the request's choice, else the plan
     priority=bindparam("p_priority"),
@@ -208,11 +208,12 @@ def _apply(
 ) -> bool:
     """`statement` (a `_live_update`) for `source`'s task with `values`, its row first inserted as `pending` when
     there is none yet; False when the task is terminal (nothing changed)."""
-    params = {"p_task_id": source.task.id, "p_occurred_at": as_utc(source.occurred_at), **values}
+    row = _new_task(source)
+    params = {"p_task_id": source.task.id, "p_occurred_at": row["created_at"], **values}
     core = _core(session)
     if core.execute(statement, params).rowcount:
         return True
-    core.execute(insert_new(session, TASKS), _new_task(source))
+    core.execute(insert_new(session, TASKS), row)
     return bool(core.execute(statement, params).rowcount)
 
 
@@ -248,7 +249,6 @@ async def record_started(sessions: Sessions, event: TaskStarted, trace_id: str |
     """An orchestrator took the task: `running`, with the services and tools it runs."""
 
     values = {
-        "p_started_at": as_utc(event.occurred_at),
         "p_services": list(event.services),
         "p_tools": list(event.tools),
         "p_priority": event.priority,
