@@ -21,8 +21,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from benchmarks.common import Row
-from services.gateway.reports.queries import Scope, report_rows
-from services.gateway.reports.report import models_report
+from services.gateway.api.reports.queries import Scope, report_rows
+from services.gateway.api.reports.report import models_report
 from shared.database import create_engine, migrate, sessions
 from shared.finding_summary import summarize
 from shared.findings import SEVERITIES, Finding

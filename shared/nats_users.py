@@ -12,7 +12,7 @@ token, never part of one (`sse-*` would match only a consumer named so), and the
 any consumer: a right to `$JS.API.CONSUMER.CREATE.<stream>` is a right to rewrite every durable of that stream
 (filter, max deliveries, ack wait), and a right to `…DELETE.<stream>.*` one to delete them. So no service may create
 or delete a consumer on a stream that has durables: the admin declared them all, the services look them up,
-fetch, ack and publish, and the gateway reads events by stream sequence (services/gateway/events.py). The only
+fetch, ack and publish, and the gateway reads events by stream sequence (services/gateway/api/tasks/events.py). The only
 consumers a service makes are the ordered ones that read an object back, on the object store's stream, which has no
 durable. Each user's request replies come back under `_INBOX_<user>.` (see shared/connection.py). The table in
 docs/ARCHITECTURE.md ("NATS users") gives every grant with its reason.

@@ -37,7 +37,7 @@ async def test_three_runs_of_an_unchanged_app_give_identical_fingerprints(
     new, fixed = (
         prints[1] - prints[0],
         prints[0] - prints[1],
-    )  # the diff's multisets (services/gateway/diffs.py)
+    )  # the diff's multisets (services/gateway/api/tasks/diffs.py)
     assert (sum(new.values()), sum(fixed.values())) == (0, 0)
     assert {f.tool for f in runs[0].findings} >= {"idor", "brute-force", "security-headers"}
     assert {f.rule_id: f.severity for f in runs[0].findings if f.tool == "idor"} == {"idor-read": "high"}

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from services.gateway.reports.confidence import (
+from services.gateway.api.reports.confidence import (
     RESAMPLED_UP_TO,
     bootstrap_interval,
     ratio_interval,

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from services.persister.integrity import check
-from services.persister.repair import repair
+from services.persister.upkeep.integrity import check
+from services.persister.upkeep.repair import repair
 from shared.database import sessions
 from shared.natsd import EmbeddedNats
 from tests.support.gateway import migrate_database
