@@ -240,8 +240,7 @@ async def _run(state: _State[M], held: _Held[M], key: str | None) -> None:
     except Exception:  # a bug must not stop the loop: unsettled, the message comes back after ack_wait
         log.exception("processing %s failed", held.msg.subject)
     finally:
-        state.held.pop(id(held.msg), None)
-        state.running.discard(asyncio.current_task())  # type: ignore[arg-type,unused-ignore]
+        _settled(state, held.msg)
         if key is not None:
             queue = state.parked.get(key)
             if queue and not state.stopping:
@@ -249,6 +248,14 @@ async def _run(state: _State[M], held: _Held[M], key: str | None) -> None:
             else:
                 state.parked.pop(key, None)
         state.changed.set()
+
+
+def _settled(state: _State[M], msg: Msg) -> None:
+    """The message and the task that processed it are no longer held (called by that task)."""
+    state.held.pop(id(msg), None)
+    current = asyncio.current_task()
+    if current is not None:
+        state.running.discard(current)
 
 
 async def _fetch_loop(
@@ -396,8 +403,7 @@ async def _undecodable(state: _State[M], source: Source[M], msg: Msg, reason: st
             if await _dead_letter(flow, source, msg, reason, task_id):
                 await _told(flow, msg, None, reason)
     finally:
-        state.held.pop(id(msg), None)
-        state.running.discard(asyncio.current_task())  # type: ignore[arg-type,unused-ignore]
+        _settled(state, msg)
 
 
 async def _told(flow: Flow[M], msg: Msg, message: M | None, reason: str) -> None:
