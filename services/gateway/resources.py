@@ -24,6 +24,7 @@ from services.gateway.verified_tokens import VerifiedTokens
 from shared.config import Settings
 from shared.connection import connect
 from shared.database import create_engine, sessions
+from shared.errors import ConfigError
 from shared.publishing import publish_patience
 from shared.streams import declare_streams, tasks_bucket
 
@@ -63,7 +64,7 @@ class Resources:
 async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
     """Connect to NATS (retrying until it answers), declare the streams, open the database engine."""
     if not settings.nats_url:
-        raise RuntimeError("ASSAY_NATS_URL is not set: start the stack with `assay up`, which provides one")
+        raise ConfigError("ASSAY_NATS_URL is not set: start the stack with `assay up`, which provides one")
     nc = await connect(settings.nats_url, "gateway", settings.nats_creds)
     engine = create_engine(settings.database_url)
     try:
