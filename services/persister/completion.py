@@ -20,7 +20,7 @@ from nats.js import JetStreamContext
 from opentelemetry import trace
 
 from services.persister import database, document, folders, lookups
-from services.persister.database import Outcome
+from services.persister.database import TaskEnd
 from services.persister.disk import ResultsUnwritable, persistently
 from services.persister.document import Ending, RenderedResult
 from services.persister.judgement import judge
@@ -131,7 +131,7 @@ async def finish_held(
             ending, status="failed", reason=f"{reason}; {ending.reason}" if ending.reason else reason, app=None
         )
         recorded_dir, kind = None, "failed"
-    outcome = Outcome(
+    end = TaskEnd(
         status=ending.status,
         reason=ending.reason,
         finished_at=ending.finished_at,
@@ -141,7 +141,7 @@ async def finish_held(
         verdicts=msgspec.to_builtins(ending.verdicts),
     )
     with db_write_span(ctx, "outcome", current.task.id, {"db.operation": "UPDATE"}):
-        recorded = await database.record_outcome(ctx.sessions, current.task.id, outcome, event_id, kind)
+        recorded = await database.record_end(ctx.sessions, current.task.id, end, event_id, kind)
     if recorded:
         duration_s = (ending.finished_at - current.created_at).total_seconds()
         record_task_ended(current.task.analysis_type, ending.status, duration_s)

@@ -178,8 +178,8 @@ _PROGRESS = _live_update(
 _SERVICE = _live_update(
     status="running", trace_id=_KEPT_TRACE_ID, updated_at=_param("p_updated_at", "updated_at")
 )
-# The outcome: one UPDATE whose condition is the check, so a row finished by another writer is not matched.
-_OUTCOME = (
+# The end: one UPDATE whose condition is the check, so a row finished by another writer is not matched.
+_END = (
     update(TASKS)
     .where(TASKS.c.task_id == bindparam("p_task_id"), _LIVE_STATUS)
     .values(
@@ -197,7 +197,7 @@ _OUTCOME = (
     )
 )
 _INSERT = {table.name: insert(table) for table in (SERVICE_RUNS, TOOL_RUNS, FINDINGS)}
-# An ended task's outcomes live in its folder: the staged copies go with the outcome's transaction.
+# An ended task's outcomes live in its folder: the staged copies go with the transaction of its end.
 _UNSTAGE = (
     update(SERVICE_RUNS).where(SERVICE_RUNS.c.task_id == bindparam("p_task_id")).values(staged_result=None)
 )
@@ -397,7 +397,7 @@ async def ensure_task(sessions: Sessions, event: TaskEvent) -> TaskSnapshot:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class TaskEnd:
     """How a task ended, as its row records it."""
 
     status: str
@@ -409,28 +409,26 @@ class Outcome:
     verdicts: dict[str, Any] | None = None  # shared.verdicts.Verdicts, as stored
 
 
-async def record_outcome(
-    sessions: Sessions, task_id: str, outcome: Outcome, event_id: str | None, kind: str
-) -> bool:
+async def record_end(sessions: Sessions, task_id: str, end: TaskEnd, event_id: str | None, kind: str) -> bool:
     """Mark the task terminal and name its folder, and drop its staged outcomes; False when another writer
     finished it first."""
 
     values: dict[str, Any] = {
         "p_task_id": task_id,
-        "p_status": outcome.status,
-        "p_reason": outcome.reason,
-        "p_finished_at": outcome.finished_at,
-        "p_findings_count": outcome.findings_count,
-        "p_severity_breakdown": dict(outcome.severity_breakdown),
-        "p_result_dir": outcome.result_dir,
-        "p_verdicts": outcome.verdicts,
-        "p_progress_percent": 100.0 if outcome.status == "completed" else None,  # else left as it was
+        "p_status": end.status,
+        "p_reason": end.reason,
+        "p_finished_at": end.finished_at,
+        "p_findings_count": end.findings_count,
+        "p_severity_breakdown": dict(end.severity_breakdown),
+        "p_result_dir": end.result_dir,
+        "p_verdicts": end.verdicts,
+        "p_progress_percent": 100.0 if end.status == "completed" else None,  # else left as it was
         "p_updated_at": utcnow(),
     }
 
     def work(session: Session) -> bool:
         core = _core(session)
-        if core.execute(_OUTCOME, values).rowcount == 0:
+        if core.execute(_END, values).rowcount == 0:
             return False
         core.execute(_UNSTAGE, {"p_task_id": task_id})
         if event_id is not None:
