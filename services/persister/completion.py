@@ -178,11 +178,21 @@ async def write_rendered(
     return written
 
 
+async def task_and_services(
+    ctx: PersisterContext, task_id: str, event: TaskEvent | None = None
+) -> tuple[TaskSnapshot | None, dict[str, StagedService | None]]:
+    """The task's record and the outcomes of its services (`lookups.task_and_services`); with `event`, a task that
+    has no row yet is first recorded as `pending` from what the event carries."""
+    found = await lookups.task_and_services(ctx.sessions, task_id)
+    if found[0] is None and event is not None:
+        await database.record_pending(ctx.sessions, event)
+        found = await lookups.task_and_services(ctx.sessions, task_id)
+    return found
+
+
 async def fail_task(ctx: PersisterContext, task_id: str, reason: str, event: TaskEvent | None = None) -> None:
     """End the task as `failed` with `reason` (and a result folder), unless it has ended already."""
-    task, recorded = await lookups.task_and_services(ctx.sessions, task_id)
-    if task is None and event is not None:
-        task = await database.ensure_task(ctx.sessions, event)
+    task, recorded = await task_and_services(ctx, task_id, event)
     if task is None:
         log.warning("cannot fail unknown task %s: %s", task_id, reason, extra={"task_id": task_id})
         return

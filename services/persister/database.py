@@ -38,7 +38,6 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import BindParameter
 
-from services.persister.lookups import TaskSnapshot, read_task
 from services.persister.sessions import Sessions, transaction
 from shared.catalog import plan
 from shared.database import insert_new
@@ -384,14 +383,11 @@ async def record_service(
     return await transaction(sessions, work)
 
 
-async def ensure_task(sessions: Sessions, event: TaskEvent) -> TaskSnapshot:
-    """The task's record, its row inserted as `pending` from the event when no earlier message made it."""
+async def record_pending(sessions: Sessions, event: TaskEvent) -> None:
+    """The task's row, inserted as `pending` from what the event carries unless an earlier message made it."""
 
-    def work(session: Session) -> TaskSnapshot:
+    def work(session: Session) -> None:
         _core(session).execute(insert_new(session, TASKS), _new_task(event))
-        task = read_task(session, event.task.id)
-        assert task is not None  # inserted just now, or there already
-        return task
 
     return await transaction(sessions, work)
 

@@ -10,13 +10,20 @@ import logging
 
 import msgspec
 
-from services.persister import database, lookups, staging
+from services.persister import database, staging
 from services.persister.artifacts import InvalidArtifact, load_result
-from services.persister.completion import PersisterContext, db_write_span, finish_held, present_services
+from services.persister.completion import (
+    PersisterContext,
+    db_write_span,
+    finish_held,
+    present_services,
+    task_and_services,
+)
 from services.persister.document import Ending
 from services.persister.staging import StagedService, check_service_name
 from shared.consuming import ACK, Delivery, GiveUp, Outcome, Retry
 from shared.delivery import backoff_s
+from shared.errors import StorageError
 from shared.findings import with_fingerprints
 from shared.messages import (
     AnalysisRequest,
@@ -137,9 +144,9 @@ async def _terminal(ctx: PersisterContext, event: TerminalEvent, delivery: Deliv
     extra = {"task_id": event.task.id}
     # Held from the first read on, so that this read is the one `finish_held` writes from.
     async with ctx.finishing.hold(event.task.id):
-        task, recorded = await lookups.task_and_services(ctx.sessions, event.task.id)
-        if task is None:
-            task = await database.ensure_task(ctx.sessions, event)
+        task, recorded = await task_and_services(ctx, event.task.id, event)
+        if task is None:  # recorded just now: only a database that lost it can say so
+            raise StorageError(f"task {event.task.id} has no row after it was recorded")
         if task.finished:
             log.info("task %s has ended already in %s", event.task.id, task.result_dir, extra=extra)
             return ACK
