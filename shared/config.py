@@ -603,6 +603,12 @@ def declarations(group: type[msgspec.Struct]) -> list[tuple[str, Any, Var | None
         hint = hints[field.name]
         var = next((extra for extra in getattr(hint, "__metadata__", ()) if isinstance(extra, Var)), None)
         kind = get_args(hint)[0] if var is not None else hint
+        if var is None and not (isinstance(kind, type) and issubclass(kind, msgspec.Struct)):
+            raise TypeError(
+                f"{group.__name__}.{field.name} names no variable: declare it as "
+                f'`{field.name}: Annotated[<type>, Var("ASSAY_…", "what it sets")] = <default>` '
+                "(see the top of shared/config.py)"
+            )
         declared.append((field.name, kind, var, field.default))
     return declared
 

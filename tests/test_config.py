@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from shared import config
@@ -63,3 +64,11 @@ def test_the_readme_table_is_the_declarations_one_row_each() -> None:
     some = {"ASSAY_ACK_WAIT_S", "ASSAY_NATS_REPLICAS", "ASSAY_DLQ_MAX_BYTES", "XDG_CONFIG_HOME"}
     assert some < set(variables)
     assert config.main(["--check"]) == 0
+
+
+def test_a_setting_declared_without_its_variable_is_refused_with_the_way_to_declare_it() -> None:
+    class OldWay(msgspec.Struct, frozen=True, kw_only=True):
+        stale_s: float = 600.0  # ASSAY_STALE_S: a comment is no declaration
+
+    with pytest.raises(TypeError, match=r"OldWay.stale_s names no variable: declare it as `stale_s: "):
+        config.declarations(OldWay)
