@@ -16,8 +16,9 @@ The README's configuration table is generated from these declarations: `python -
 `python -m shared.config --check` (in `make lint`) fails when the README differs.
 
 To add a setting: one field, as above, then `python -m shared.config`. To convert one declared the old way (a field
-with its variable in a comment and a line in `load_settings`): move the comment's words into a `Var` on the field,
-keep the default on the field, and delete the line.
+with its variable in a comment, and a line `name=float(env.get("ASSAY_…") or 30)` in `load_settings`): move the
+comment's words into a `Var` on the field, keep the default on the field (a check the line made, as a `parse` that
+raises ConfigError), and drop the line: `load_settings` lists no field. A field without a `Var` is refused, saying so.
 """
 
 # No `from __future__ import annotations`: the declarations' `Var`s are made when the classes are, so that their
