@@ -36,6 +36,7 @@ from shared.errors import ConfigError
 
 ANALYZERS = ("static", "dynamic", "performance", "ai")
 DEFAULT_ANALYZER_PORTS = {"static": 8101, "dynamic": 8102, "performance": 8103, "ai": 8104}
+_FIRST_PORT, *_, _LAST_PORT = DEFAULT_ANALYZER_PORTS.values()  # as the README shows them
 
 DAY_S = 24 * 3600.0
 MIB = 1024 * 1024
@@ -207,7 +208,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "ASSAY_DATABASE_URL",
             "any SQLAlchemy async URL, e.g. `postgresql+asyncpg://user@host/db`",
             derive=lambda known: f"sqlite+aiosqlite:///{known['var_dir'] / 'assay.db'}",
-            shown="`sqlite+aiosqlite:///var/assay.db`",
         ),
     ]
     results_dir: Annotated[Path, Var("ASSAY_RESULTS_DIR", "root of the result folders")] = Path("results")
@@ -226,7 +226,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             tuple(f"ASSAY_{analyzer.upper()}_URLS" for analyzer in ANALYZERS),
             "WebSocket URLs of each analyzer's replicas, comma-separated",
             read=_analyzer_urls,
-            shown="`ws://127.0.0.1:8101` … `8104`",
+            shown=f"`ws://127.0.0.1:{_FIRST_PORT}` … `{_LAST_PORT}`",
         ),
     ]
     log_level: Annotated[
@@ -248,7 +248,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "ASSAY_TRACE_DIR",
             "span files when no OTLP endpoint is set",
             derive=_in_var_dir("traces"),
-            shown="`var/traces`",
         ),
     ]
     ack_wait_s: Annotated[
@@ -379,7 +378,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "apps' working copies, and virtualenvs / `node_modules` cached by hash; as root, every folder above it "
             "must be searchable by others (the sandbox user, uid 65534, must reach it)",
             derive=_in_var_dir("apps"),
-            shown="`var/apps`",
         ),
     ]
     app_prepare_timeout_s: Annotated[
@@ -668,20 +666,30 @@ def _size(size: int) -> str:
     return ""
 
 
-def _rows(group: type[msgspec.Struct]) -> list[str]:
+def _rows(group: type[msgspec.Struct], known: dict[str, Any]) -> list[str]:
+    """A row per setting; a derived default is shown as it follows from the defaults as declared (`var/traces`)."""
     rows = []
-    for _name, kind, var, default in declarations(group):
+    for name, kind, var, default in declarations(group):
         if var is None:
-            rows += _rows(kind)
+            rows += _rows(kind, known)
             continue
-        names = ", ".join(f"`{name}`" for name in var.variables)
+        if var.derive is not None and var.shown is None:
+            default = var.derive(known)
+        known[name] = default
+        names = ", ".join(f"`{variable}`" for variable in var.variables)
         rows.append(f"| {names} | {var.shown or _shown(default)} | {var.meaning} |")
     return rows
 
 
 def table() -> str:
     """The README's configuration table, between its markers."""
-    lines = [TABLE_START, "| variable | default | meaning |", "|---|---|---|", *_rows(Settings), TABLE_END]
+    lines = [
+        TABLE_START,
+        "| variable | default | meaning |",
+        "|---|---|---|",
+        *_rows(Settings, {}),
+        TABLE_END,
+    ]
     return "\n".join(lines)
 
 
