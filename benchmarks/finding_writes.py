@@ -23,7 +23,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from benchmarks.common import Row, service_event
-from services.persister.database import ensure_task, record_service
+from services.persister.database import record_pending, record_service
 from services.persister.sessions import Sessions
 from shared.results.findings import Finding
 from shared.store.database import create_engine, migrate, sessions
@@ -87,7 +87,7 @@ async def _rows_per_s(path: Path, template: ServiceFinished, assay: bool) -> tup
                 event_id=new_event_id(),
             )
             if not assay:
-                await ensure_task(sessions_, event)  # the row the findings refer to; not timed
+                await record_pending(sessions_, event)  # the row the findings refer to; not timed
             started = time.perf_counter_ns()
             if assay:
                 await record_service(sessions_, event, event.result, None)

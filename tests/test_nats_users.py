@@ -35,7 +35,7 @@ from shared.operations.config import Settings
 from shared.operations.redact import masked_url
 from shared.store.database import create_engine
 from shared.wire import subjects
-from shared.wire.messages import ServiceFinished, TaskCompleted, encode
+from shared.wire.messages import ServiceFinished, TaskCompleted, encode, event_kind
 from shared.wire.tasks import TaskRef, new_task_id
 from tests.support.gateway import MODEL, bearer, gateway_settings, issue_token, running_gateway
 from tests.support.orchestrator import ScriptedAnalyzer, analyzers, sample_result, settings_for
@@ -95,9 +95,8 @@ async def test_the_gateway_cannot_publish_task_events(locked_nats: EmbeddedNats)
         ]
         js = gateway.jetstream()
         for event in forged:
-            kind = type(event).__struct_config__.tag
             with pytest.raises((nats.errors.Error, TimeoutError)):
-                await js.publish(subjects.event_subject(task_id, str(kind)), encode(event), timeout=1)
+                await js.publish(subjects.event_subject(task_id, event_kind(event)), encode(event), timeout=1)
         # Core NATS publishes (no ack asked) are dropped by the server just the same.
         await gateway.publish(subjects.event_subject(task_id, "completed"), encode(forged[1]))
         await gateway.flush()

@@ -14,11 +14,12 @@ from services.orchestrator.analyzer_client import AnalyzerClient
 from services.orchestrator.analyzer_connections import AnalyzerConnections
 from services.orchestrator.apps.runner import AppRunner
 from services.orchestrator.cancellation import CancelRegistry, listen
-from services.orchestrator.consumer import Orchestrator, declare, pull_loop
+from services.orchestrator.consumer import Orchestrator, declare, flow
 from services.orchestrator.outages import Outages
 from services.orchestrator.publisher import EventPublisher
 from services.orchestrator.replicas import ReplicaChooser, watch_replicas
 from services.orchestrator.runner import RunContext
+from shared.jetstream.consuming import consume
 from shared.jetstream.streams import tasks_bucket
 from shared.operations.config import Settings
 from shared.telemetry.metrics import Watched, watch_jetstream
@@ -69,7 +70,7 @@ async def serve(nc: Client, settings: Settings, stop: asyncio.Event, worker: str
         ),
     ]
     try:
-        await pull_loop(orchestrator, stop)
+        await consume(flow(orchestrator), stop)
     finally:
         for watcher in watchers:
             watcher.cancel()

@@ -53,7 +53,6 @@ class RenderedResult:
     """Every file of a result folder (relative name → bytes) and the counts the task row takes from it."""
 
     files: dict[str, bytes]
-    primary_name: str
     findings_count: int
     severity_breakdown: dict[str, int]
 
@@ -191,7 +190,6 @@ def render(task: TaskSnapshot, ending: Ending, services: list[StagedService]) ->
     summary = document["summary"]
     return RenderedResult(
         files=files,
-        primary_name=name,
         findings_count=summary["total_findings"],
         severity_breakdown=summary["severity_breakdown"],
     )

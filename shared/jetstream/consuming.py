@@ -4,7 +4,8 @@ A service describes its durables (`Source`, most urgent first), how a message is
 means (`Flow.handle` returns an `Outcome`); this loop does the rest, the same way for every service:
 
 - each durable has its own fetcher, so no durable waits behind another's empty poll. A fetcher keeps at most
-  `prefetch` of its messages waiting locally (bounded ack-pending per replica), so one durable's backlog never
+  `prefetch` of its messages held locally and not started (waiting, or parked behind a message of the same key),
+  so a replica holds at most `prefetch` per durable plus `concurrency` running, and one durable's backlog never
   fills the room of another: an urgent message is fetched as soon as it is published, even behind a local queue
   of low work, and the dispatcher always starts the most urgent message waiting (oldest first within a durable);
 - at most `concurrency` messages are processed at once, each in a `process <subject>` CONSUMER span continuing
@@ -29,7 +30,7 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 import msgspec
 from nats.aio.msg import Msg
@@ -102,65 +103,68 @@ ACK = Ack()
 LEAVE = Leave()
 Outcome = Ack | Leave | Retry | GiveUp
 
+M = TypeVar("M", bound=TaskMessage)  # what a flow's durables decode to
+
 
 @dataclass(frozen=True)
 class Delivery:
     """The facts of one delivery that handlers act on, without knowing NATS."""
 
-    subject: str
     deliveries: int  # 1 on the first delivery
     trace_id: str | None  # of the incoming traceparent header, when there is one
 
 
 @dataclass(frozen=True)
-class Source:
+class Source(Generic[M]):
     """One durable pull consumer: where it reads and how its messages are decoded (raising msgspec errors)."""
 
     stream: str
     durable: str
-    decode: Callable[[bytes], TaskMessage]
+    decode: Callable[[bytes], M]
     invalid: str = "undecodable message"  # the dead letter's reason starts with this when decoding fails
 
 
 @dataclass(frozen=True)
-class Flow:
+class Flow(Generic[M]):
     """A service's side of the loop: its durables (most urgent first) and what handling a message means."""
 
     name: str  # the service, in reasons: "<name> gave up after N deliveries: …"
     js: JetStreamContext
-    sources: Sequence[Source]
+    sources: Sequence[Source[M]]
     declare: Callable[[], Awaitable[None]]  # streams and durables (idempotent), before each subscribe
-    handle: Callable[[TaskMessage, Delivery], Awaitable[Outcome]]
+    handle: Callable[[M, Delivery], Awaitable[Outcome]]
     # After the loop gave a message up itself (undecodable: None, or failing max_deliver times) with this reason.
-    given_up: Callable[[Msg, TaskMessage | None, str], Awaitable[None]]
+    given_up: Callable[[Msg, M | None, str], Awaitable[None]]
     max_deliver: int
     ack_wait_s: float
     concurrency: int  # messages processed at once
-    prefetch: int  # messages of one durable fetched ahead and held locally
+    # Messages of one durable held locally and not yet started (waiting, or parked behind their key).
+    prefetch: int
     # Messages of one key run one at a time, in fetch order (None: a message with no key runs on its own).
-    key: Callable[[TaskMessage], str | None] | None = None
+    key: Callable[[M], str | None] | None = None
     task_id_hint: Callable[[Msg], str | None] = lambda _msg: None  # for an undecodable message's dead letter
 
 
 @dataclass(order=True)
-class _Held:
+class _Held(Generic[M]):
     rank: int
     seq: int
     msg: Msg = field(compare=False)
-    message: TaskMessage = field(compare=False)
-    source: Source = field(compare=False)
+    message: M = field(compare=False)
+    source: Source[M] = field(compare=False)
 
 
-class _State:
+class _State(Generic[M]):
     """What one running loop holds: waiting messages by priority, the running ones, the keys in use."""
 
-    def __init__(self, flow: Flow) -> None:
+    def __init__(self, flow: Flow[M]) -> None:
         self.flow = flow
-        self.waiting: list[_Held] = []  # a heap: most urgent, then oldest first
-        self.parked: dict[str, deque[_Held]] = {}  # key -> messages behind the one of that key running
+        self.waiting: list[_Held[M]] = []  # a heap: most urgent, then oldest first
+        self.parked: dict[str, deque[_Held[M]]] = {}  # key -> messages behind the one of that key running
         # Everything fetched and not settled, by id(): kept alive, nak'd on stop.
         self.held: dict[int, Msg] = {}
-        self.fetched: dict[str, int] = {source.durable: 0 for source in flow.sources}  # waiting per durable
+        # Held and not started (waiting or parked), per durable: what `prefetch` bounds.
+        self.fetched: dict[str, int] = {source.durable: 0 for source in flow.sources}
         self.running: set[asyncio.Task[None]] = set()
         self.changed = asyncio.Event()  # for the dispatcher: messages arrived or a run ended
         self.room = asyncio.Event()  # for the fetchers: waiting messages were started
@@ -168,7 +172,7 @@ class _State:
         self.stopping = False  # no parked message starts once the loop is stopping
 
 
-async def consume(flow: Flow, stop: asyncio.Event) -> None:
+async def consume(flow: Flow[M], stop: asyncio.Event) -> None:
     """Run the loop until `stop` is set; then cancel what runs and hand back what is held."""
     state = _State(flow)
     # Subscribed in priority order and fetched once before anything starts, so that a replica starting on a full
@@ -205,12 +209,10 @@ async def consume(flow: Flow, stop: asyncio.Event) -> None:
             await settle(msg, "nak")
 
 
-def _dispatch(state: _State) -> None:
+def _dispatch(state: _State[M]) -> None:
     """Start the most urgent waiting messages while there is room."""
     while state.waiting and len(state.running) < state.flow.concurrency:
         held = heapq.heappop(state.waiting)
-        state.fetched[held.source.durable] -= 1
-        state.room.set()
         key = state.flow.key(held.message) if state.flow.key else None
         if key is not None and key in state.parked:
             state.parked[key].append(held)  # behind the message of the same key that runs now
@@ -220,12 +222,16 @@ def _dispatch(state: _State) -> None:
         _start(state, held, key)
 
 
-def _start(state: _State, held: _Held, key: str | None) -> None:
+def _start(state: _State[M], held: _Held[M], key: str | None) -> None:
+    # Only now does it leave its durable's prefetch: one parked behind its key still counts, so that the messages
+    # held never exceed `prefetch` per durable plus those running.
+    state.fetched[held.source.durable] -= 1
+    state.room.set()
     task = asyncio.create_task(_run(state, held, key), name=f"process {held.msg.subject}")
     state.running.add(task)
 
 
-async def _run(state: _State, held: _Held, key: str | None) -> None:
+async def _run(state: _State[M], held: _Held[M], key: str | None) -> None:
     try:
         await process(state.flow, held.source, held.msg, held.message)
     except asyncio.CancelledError:
@@ -234,8 +240,7 @@ async def _run(state: _State, held: _Held, key: str | None) -> None:
     except Exception:  # a bug must not stop the loop: unsettled, the message comes back after ack_wait
         log.exception("processing %s failed", held.msg.subject)
     finally:
-        state.held.pop(id(held.msg), None)
-        state.running.discard(asyncio.current_task())  # type: ignore[arg-type,unused-ignore]
+        _settled(state, held.msg)
         if key is not None:
             queue = state.parked.get(key)
             if queue and not state.stopping:
@@ -245,8 +250,16 @@ async def _run(state: _State, held: _Held, key: str | None) -> None:
         state.changed.set()
 
 
+def _settled(state: _State[M], msg: Msg) -> None:
+    """The message and the task that processed it are no longer held (called by that task)."""
+    state.held.pop(id(msg), None)
+    current = asyncio.current_task()
+    if current is not None:
+        state.running.discard(current)
+
+
 async def _fetch_loop(
-    state: _State, rank: int, source: Source, ready: asyncio.Event, stop: asyncio.Event
+    state: _State[M], rank: int, source: Source[M], ready: asyncio.Event, stop: asyncio.Event
 ) -> None:
     """Keep up to `prefetch` messages of one durable waiting locally; subscribe again after any failure."""
     flow = state.flow
@@ -327,7 +340,7 @@ def first_delivery_link(publisher: Context, deliveries: int) -> list[Link]:
 
 
 @contextlib.contextmanager
-def _consumer_span(msg: Msg, source: Source, task_id: str | None) -> Iterator[Span]:
+def _consumer_span(msg: Msg, source: Source[M], task_id: str | None) -> Iterator[Span]:
     """The `process <subject>` CONSUMER span of one delivery of a message, continuing its publisher's trace and,
     on a redelivery, linked to the first delivery (`first_delivery_link`)."""
     publisher = extract_context(msg.headers)
@@ -343,13 +356,13 @@ def _consumer_span(msg: Msg, source: Source, task_id: str | None) -> Iterator[Sp
         yield span
 
 
-async def process(flow: Flow, source: Source, msg: Msg, message: TaskMessage) -> None:
+async def process(flow: Flow[M], source: Source[M], msg: Msg, message: M) -> None:
     """Handle one decoded message in a `process <subject>` CONSUMER span and settle it by its outcome."""
     deliveries = msg.metadata.num_delivered
     task_id = task_id_of(message)
     with _consumer_span(msg, source, task_id) as span:
         span.set_attribute("messaging.message.id", message.event_id)
-        delivery = Delivery(subject=msg.subject, deliveries=deliveries, trace_id=trace_id_of(msg.headers))
+        delivery = Delivery(deliveries=deliveries, trace_id=trace_id_of(msg.headers))
         try:
             outcome = await flow.handle(message, delivery)
         except Exception as error:  # noqa: BLE001 - any processing error is retried, then given up
@@ -369,16 +382,19 @@ async def process(flow: Flow, source: Source, msg: Msg, message: TaskMessage) ->
             return
         if isinstance(outcome, Retry) and deliveries >= flow.max_deliver:
             outcome = GiveUp(f"still not applicable after {deliveries} deliveries: {outcome.reason}")
-        if isinstance(outcome, GiveUp):
-            span.set_status(Status(StatusCode.ERROR, outcome.reason))
-            await _dead_letter(flow, source, msg, outcome.reason, task_id)
-        elif isinstance(outcome, Retry):
-            await settle(msg, "nak", outcome.delay_s)
-        elif isinstance(outcome, Ack):
-            await settle(msg, "ack")
+        match outcome:
+            case GiveUp(reason=reason):
+                span.set_status(Status(StatusCode.ERROR, reason))
+                await _dead_letter(flow, source, msg, reason, task_id)
+            case Retry(delay_s=delay_s):
+                await settle(msg, "nak", delay_s)
+            case Ack():
+                await settle(msg, "ack")
+            case Leave():
+                pass  # another holder settles it
 
 
-async def _undecodable(state: _State, source: Source, msg: Msg, reason: str) -> None:
+async def _undecodable(state: _State[M], source: Source[M], msg: Msg, reason: str) -> None:
     flow = state.flow
     task_id = flow.task_id_hint(msg)
     try:
@@ -387,18 +403,17 @@ async def _undecodable(state: _State, source: Source, msg: Msg, reason: str) -> 
             if await _dead_letter(flow, source, msg, reason, task_id):
                 await _told(flow, msg, None, reason)
     finally:
-        state.held.pop(id(msg), None)
-        state.running.discard(asyncio.current_task())  # type: ignore[arg-type,unused-ignore]
+        _settled(state, msg)
 
 
-async def _told(flow: Flow, msg: Msg, message: TaskMessage | None, reason: str) -> None:
+async def _told(flow: Flow[M], msg: Msg, message: M | None, reason: str) -> None:
     try:  # best effort: the error that stopped the message may stop this too
         await flow.given_up(msg, message, reason)
     except Exception as error:  # noqa: BLE001 - the DLQ holds the message and its reason
         log.error("after giving %s up: %r", msg.subject, error, extra={"task_id": task_id_of(message)})
 
 
-async def _dead_letter(flow: Flow, source: Source, msg: Msg, reason: str, task_id: str | None) -> bool:
+async def _dead_letter(flow: Flow[M], source: Source[M], msg: Msg, reason: str, task_id: str | None) -> bool:
     """DLQ, then term; when the DLQ does not take it, nak so that nothing is lost (False)."""
     try:
         await publish_dead_letter(flow.js, msg, source.stream, source.durable, reason, task_id)

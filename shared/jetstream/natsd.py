@@ -129,12 +129,12 @@ class EmbeddedNats:
 
     async def listening(self, process: asyncio.subprocess.Process, timeout_s: float = 15.0) -> None:
         """Wait until the server `process` (started from `argv()`, by `start` or a supervisor) accepts connections;
-        RuntimeError with its log's end when it exits first, TimeoutError after `timeout_s`."""
+        MessagingError with its log's end when it exits first, TimeoutError after `timeout_s`."""
         deadline = asyncio.get_running_loop().time() + timeout_s
         while asyncio.get_running_loop().time() < deadline:
             if process.returncode is not None:
                 log = self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
-                raise RuntimeError(f"nats-server exited with {process.returncode}: {log.strip()[-2000:]}")
+                raise MessagingError(f"nats-server exited with {process.returncode}: {log.strip()[-2000:]}")
             try:
                 _reader, writer = await asyncio.open_connection(self.host, self.port)
                 writer.close()

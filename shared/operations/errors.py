@@ -22,8 +22,8 @@ class InputError(AssayError, ValueError):
     """A value from outside (a request, a file, a path) that Assay refuses; the message names it."""
 
 
-class PoisonMessage(InputError):
-    """A message no retry can fix (undecodable, invalid, corrupt): it goes to the DLQ at once."""
+class ConfigError(InputError):
+    """A setting's value (an environment variable) that Assay refuses; the message names the variable."""
 
 
 class MessagingError(AssayError, RuntimeError):
@@ -54,11 +54,3 @@ class UnknownTool(BadRequest):
 
 class UnknownApp(ProtocolError):
     code = "unknown_app"
-
-
-class DeadlinePassed(ProtocolError):
-    code = "deadline"
-
-
-class RunCancelled(ProtocolError):
-    code = "cancelled"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, overload
 
 import msgspec
 
@@ -23,7 +23,7 @@ SCHEMA_VERSION = 1
 Priority = Literal["urgent", "high", "normal", "low"]
 PRIORITIES: tuple[Priority, ...] = ("urgent", "high", "normal", "low")
 TaskStatus = Literal["pending", "running", "completed", "partial", "failed", "cancelled"]
-TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "partial", "failed", "cancelled"})
+CompletedStatus = Literal["completed", "partial"]  # what a `completed` event says of its task
 
 BATCH_ID_PATTERN = r"^batch_[0-9a-f]{12}$"
 BatchId = Annotated[str, msgspec.Meta(pattern=BATCH_ID_PATTERN)]
@@ -39,6 +39,17 @@ def new_event_id() -> str:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+@overload
+def as_utc(value: datetime) -> datetime: ...
+@overload
+def as_utc(value: None) -> None: ...
+def as_utc(value: datetime | None) -> datetime | None:
+    """`value` in UTC, as Assay stores every time; one without a zone (a message's that named none) is UTC."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class Envelope(msgspec.Struct, frozen=True, kw_only=True):
@@ -122,7 +133,7 @@ class ServiceFinished(TaskEvent, frozen=True, kw_only=True, tag="service"):
 class TaskCompleted(TaskEvent, frozen=True, kw_only=True, tag="completed"):
     """The task ended with every analyzer's outcome: `completed`, or `partial` when some failed."""
 
-    status: Literal["completed", "partial"]
+    status: CompletedStatus
     services: list[str]  # the services whose `service` events belong to this task
     reason: str | None = None  # for `partial`: which services failed and why
     app: AppRun | None = None  # the run of the app, when Assay started it (written as services/app.json)
@@ -145,7 +156,23 @@ class TaskCancelled(TaskEvent, frozen=True, kw_only=True, tag="cancelled"):
 
 
 Event = TaskStarted | TaskProgress | ServiceFinished | TaskCompleted | TaskFailed | TaskCancelled
+# What ends a task: nothing is written for it after.
 TerminalEvent = TaskCompleted | TaskFailed | TaskCancelled
+
+
+def event_kind(event: TaskEvent | type[TaskEvent]) -> str:
+    """An event's `kind` (of an event or its class): its tag on the wire, and the last token of its subject."""
+    kind = event if isinstance(event, type) else type(event)
+    return str(kind.__struct_config__.tag)
+
+
+def terminal_status(event: TerminalEvent) -> str:
+    """The status a terminal event leaves its task in: its kind, but `partial` for a `completed` that says so."""
+    return event.status if isinstance(event, TaskCompleted) else event_kind(event)
+
+
+TERMINAL_KINDS: tuple[str, ...] = tuple(event_kind(kind) for kind in get_args(TerminalEvent))
+TERMINAL_STATUSES: frozenset[str] = frozenset((*TERMINAL_KINDS, *get_args(CompletedStatus)))
 
 
 class DeadLetter(Envelope, frozen=True, kw_only=True):

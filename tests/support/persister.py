@@ -14,7 +14,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-import msgspec
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from sqlalchemy import func, select
@@ -33,8 +32,10 @@ from shared.wire.messages import (
     AnalysisRequest,
     ServiceFinished,
     TaskCompleted,
+    TaskEvent,
     TaskStarted,
     encode,
+    event_kind,
 )
 from shared.wire.protocol import ServiceResult
 from shared.wire.tasks import TaskRef, new_task_id
@@ -49,10 +50,6 @@ def traceparent() -> tuple[str, str]:
     """A fresh W3C traceparent and its trace id, as the gateway's publish span would send."""
     trace_id = secrets.token_hex(16)
     return f"00-{trace_id}-{secrets.token_hex(8)}-01", trace_id
-
-
-def kind_of(event: msgspec.Struct) -> str:
-    return type(event).__struct_config__.tag  # type: ignore[return-value]
 
 
 @dataclass
@@ -77,14 +74,14 @@ class Harness:
         await self.publish(subjects.request_subject(request.priority), encode(request), headers)
 
     async def publish_event(
-        self, event: msgspec.Struct, parent: str | None = None, dedup: bool = True
+        self, event: TaskEvent, parent: str | None = None, dedup: bool = True
     ) -> None:
         """Publish like the orchestrator; `dedup=False` leaves out Nats-Msg-Id, as a redelivery beyond JetStream's
         two-minute duplicate window would arrive."""
         headers: dict[str, str] = {"traceparent": parent} if parent else {}
         if dedup:
-            headers["Nats-Msg-Id"] = event.event_id  # type: ignore[attr-defined]
-        subject = subjects.event_subject(event.task.id, kind_of(event))  # type: ignore[attr-defined]
+            headers["Nats-Msg-Id"] = event.event_id
+        subject = subjects.event_subject(event.task.id, event_kind(event))
         await self.publish(subject, encode(event), headers)
 
     async def task(self, task_id: str) -> Task | None:

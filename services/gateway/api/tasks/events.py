@@ -37,12 +37,11 @@ from services.gateway.auth import requires
 from services.gateway.resources import NATS_ERRORS, Resources
 from shared.wire.messages import (
     TERMINAL_STATUSES,
-    TaskCancelled,
-    TaskCompleted,
     TaskEvent,
-    TaskFailed,
+    TerminalEvent,
     decode_event,
     encode,
+    event_kind,
 )
 from shared.wire.subjects import EVENTS_STREAM, task_events
 
@@ -138,9 +137,9 @@ async def event_frames(
                     if event is None:
                         continue
                     # Re-encoded: the JSON is then guaranteed to be one line, as an SSE `data:` field needs.
-                    yield frame(str(type(event).__struct_config__.tag), encode(event), after)
+                    yield frame(event_kind(event), encode(event), after)
                     written_at = loop.time()
-                    if isinstance(event, TaskCompleted | TaskFailed | TaskCancelled):
+                    if isinstance(event, TerminalEvent):
                         return
             except NATS_ERRORS as error:  # NATS away for a moment: keep the client, read again after the wait
                 log.info("reading the events of %s paused: %r", task_id, error, extra={"task_id": task_id})
