@@ -43,7 +43,7 @@ MIB = 1024 * 1024
 GIB = 1024 * MIB
 DUPLICATE_WINDOW_S = 120.0  # JetStream's publish de-duplication window; a stream's max age may not be shorter
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 TABLE_START = "<!-- settings: generated from shared/operations/config.py by `python -m shared.operations.config`; do not edit -->"
 TABLE_END = "<!-- /settings -->"
 
