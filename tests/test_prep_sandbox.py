@@ -14,8 +14,8 @@ import pytest
 
 from services.orchestrator.apps.errors import AppNotStarted
 from services.orchestrator.apps.runner import AppRunner, AppSlot
-from shared.messages import AnalysisRequest
-from shared.natsd import free_port
+from shared.jetstream.natsd import free_port
+from shared.wire.messages import AnalysisRequest
 from tests.support.apps import app_request, make_app, needs_bwrap, runner_settings
 
 pytestmark = needs_bwrap
@@ -162,7 +162,12 @@ async def test_npm_fetches_nothing_from_where_the_apps_lock_file_or_npmrc_points
 ) -> None:
     async with Listener() as registry:
         tarball = f"http://127.0.0.1:{registry.port}/is-odd/-/is-odd-3.0.1.tgz"
-        package = {"name": "frontend", "version": "1.0.0", "private": True, "dependencies": {"is-odd": "3.0.1"}}
+        package = {
+            "name": "frontend",
+            "version": "1.0.0",
+            "private": True,
+            "dependencies": {"is-odd": "3.0.1"},
+        }
         lock = {
             "name": "frontend",
             "version": "1.0.0",
@@ -182,6 +187,10 @@ async def test_npm_fetches_nothing_from_where_the_apps_lock_file_or_npmrc_points
         }
         reason = await _prepare_fails(tmp_path, app_work_dir, 4, files)
     first = reason.splitlines()[0]
-    assert first.startswith("app did not start: ") and first.endswith("npm ci for its frontend failed"), reason
+    assert first.startswith("app did not start: ") and first.endswith("npm ci for its frontend failed"), (
+        reason
+    )
     assert registry.connections == 0
-    assert "--userconfig=/tmp/.assay-no-npmrc" in reason and "--registry=https://registry.npmjs.org/" in reason
+    assert (
+        "--userconfig=/tmp/.assay-no-npmrc" in reason and "--registry=https://registry.npmjs.org/" in reason
+    )

@@ -22,7 +22,7 @@ import pytest
 from services.orchestrator.apps.channel import NOTE_MAX, RECORD_MAX, Channel
 from services.orchestrator.apps.errors import AppNotStarted
 from services.orchestrator.apps.runner import AppRunner, AppSlot
-from shared.messages import AnalysisRequest
+from shared.wire.messages import AnalysisRequest
 from tests.support.apps import app_processes, app_request, make_app, needs_bwrap, runner_settings
 
 MODEL = "boundary-test"

@@ -13,10 +13,10 @@ import pytest
 from services.analyzers.base.server import AnalyzerServer
 from services.analyzers.dynamic.analyzer import build_analyzer
 from services.analyzers.running_app.targets import job_policy
-from shared.config import load_settings
-from shared.protocol import AnalyzeFrame
-from shared.target_policy import TargetNotAllowed
-from shared.tasks import TaskRef
+from shared.operations.config import load_settings
+from shared.operations.target_policy import TargetNotAllowed
+from shared.wire.protocol import AnalyzeFrame
+from shared.wire.tasks import TaskRef
 from tests.support.analyzers import result_async, start_analyzer, stop
 from tests.test_targets_policy import CountingServer, serving
 

@@ -34,8 +34,8 @@ from services.orchestrator.apps.sandbox import (
     bwrap_argv,
     run_limits,
 )
-from shared.app_run import SandboxSettings
-from shared.process_groups import stop_group
+from shared.operations.process_groups import stop_group
+from shared.wire.app_run import SandboxSettings
 
 PROXY_PORT = 3128
 PROXY_SOCKET = "/assay/index.sock"

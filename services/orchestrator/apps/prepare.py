@@ -23,11 +23,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.analyzers.base.process import run_process
 from services.orchestrator.apps.errors import AppNotStarted
 from services.orchestrator.apps.prep_sandbox import PrepBox, StepOutcome, proxy_env, run_step
 from services.orchestrator.apps.requirements_policy import check_requirements
 from services.orchestrator.apps.sandbox import APP_ROOT, VENV_ROOT, hand_over
+from shared.operations.process import run_process
 
 SKIPPED_FOLDERS = frozenset({"node_modules", ".venv", "venv", "__pycache__", ".git"})
 READY_MARK = ".assay-ready"

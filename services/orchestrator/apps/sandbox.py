@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from services.orchestrator.apps.errors import AppNotStarted, SandboxUnavailable
-from shared.app_run import SandboxSettings
+from shared.wire.app_run import SandboxSettings
 
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc", "/opt")
 SANDBOX_UID = 65534  # nobody: the app runs as an ordinary user of the machine, never as root

@@ -27,7 +27,7 @@ from services.persister import document
 from services.persister.completion import write_rendered
 from services.persister.disk import ResultsUnwritable
 from services.persister.document import Ending
-from services.persister.lookups import TaskSnapshot, as_utc, snapshot_of
+from services.persister.lookups import TaskSnapshot, snapshot_of
 from services.persister.sessions import Sessions
 from services.persister.staging import StagedService
 from services.persister.upkeep.integrity import (
@@ -40,11 +40,11 @@ from services.persister.upkeep.integrity import (
     quarantine_name,
 )
 from services.persister.upkeep.prune import complete_interrupted
-from shared.messages import utcnow
-from shared.models import FindingRow, ServiceRun, Task, ToolRunRow
-from shared.paths import UnsafePathError, result_dir, result_folder_name
-from shared.protocol import ServiceResult
-from shared.verdicts import Verdicts
+from shared.results.verdicts import Verdicts
+from shared.store.models import FindingRow, ServiceRun, Task, ToolRunRow
+from shared.store.paths import UnsafePathError, result_dir, result_folder_name
+from shared.wire.messages import as_utc, utcnow
+from shared.wire.protocol import ServiceResult
 
 NOT_IN_DATABASE = "raw tool outputs and the tools' own SARIF are not kept in the database, so it lacks them"
 CONTENT_KINDS = REBUILT_KINDS - {"findings_count"}
