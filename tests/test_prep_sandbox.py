@@ -78,6 +78,23 @@ version = "1.0"
 """
 
 
+FILLER_BACKEND = """
+import os, time
+
+
+def get_requires_for_build_wheel(config_settings=None):
+    chunk = b"x" * (4 * 1024 * 1024)
+    for number in range(256):  # 1 GiB in 4 MiB files, each under the largest-file limit
+        with open(f"/venv/filler-{number}", "wb") as handle:
+            handle.write(chunk)
+    time.sleep(30)
+    return []
+
+
+build_wheel = build_sdist = get_requires_for_build_sdist = get_requires_for_build_wheel
+"""
+
+
 class Listener:
     """A TCP listener on the machine's loopback that counts the connections it gets."""
 
@@ -194,3 +211,19 @@ async def test_npm_fetches_nothing_from_where_the_apps_lock_file_or_npmrc_points
     assert (
         "--userconfig=/tmp/.assay-no-npmrc" in reason and "--registry=https://registry.npmjs.org/" in reason
     )
+
+
+async def test_a_build_backend_filling_the_folder_it_builds_is_stopped_at_the_disk_quota(
+    tmp_path: Path, app_work_dir: Path
+) -> None:
+    files = {
+        "backend/requirements.txt": "./pkg\n",
+        "backend/pkg/pyproject.toml": PYPROJECT,
+        "backend/pkg/backend.py": FILLER_BACKEND,
+    }
+    reason = await _prepare_fails(tmp_path, app_work_dir, 5, files, ASSAY_APP_DISK_MB="32")
+    assert reason.startswith("app did not start: installing backend/requirements.txt failed"), reason
+    assert "[pip: stopped, the folder it builds passed its disk quota of 32 MB (ASSAY_APP_DISK_MB)]" in reason
+    assert not await asyncio.to_thread(
+        lambda: list(app_work_dir.glob("cache/.venv-*"))
+    )  # the failed build is gone
