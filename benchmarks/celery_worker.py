@@ -29,9 +29,9 @@ from services.persister.completion import PersisterContext, finish
 from services.persister.document import Ending
 from services.persister.sessions import persister_sessions
 from services.persister.staging import StagedService
-from shared.config import Settings, load_settings
-from shared.database import create_engine
-from shared.messages import AnalysisRequest, ServiceFinished, TaskCompleted, TaskStarted, as_utc
+from shared.operations.config import Settings, load_settings
+from shared.store.database import create_engine
+from shared.wire.messages import AnalysisRequest, ServiceFinished, TaskCompleted, TaskStarted, as_utc
 
 QUEUE_VARIABLE = "ASSAY_BENCH_CELERY_QUEUE"
 TASK_NAME = "assay_bench.analyze"

@@ -19,7 +19,7 @@ from pathlib import Path
 import msgspec
 
 from services.analyzers.static.tools.npm_audit import NpmAuditReport
-from shared.config import load_settings
+from shared.operations.config import load_settings
 
 REPO = Path(__file__).resolve().parent.parent
 NODE_TOOLS = (REPO / "services" / "analyzers" / "static" / "node", REPO / "tests" / "contracts")

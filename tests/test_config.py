@@ -1,4 +1,4 @@
-"""Each setting is declared once (shared/config.py): its default, variable and meaning in one place, read by the one
+"""Each setting is declared once (shared/operations/config.py): its default, variable and meaning in one place, read by the one
 loader and listed by the README's table, which is generated from the same declarations."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from shared import config
-from shared.config import Retention, Settings, load_settings
-from shared.errors import ConfigError
+from shared.operations import config
+from shared.operations.config import Retention, Settings, load_settings
+from shared.operations.errors import ConfigError
 
 
 def test_unset_leaves_the_declared_default_and_set_is_converted_to_the_fields_type() -> None:
@@ -57,7 +57,7 @@ def test_a_refused_value_names_its_variable(name: str, value: str, says: str) ->
 
 def test_the_readme_table_is_the_declarations_one_row_each() -> None:
     readme = config.README.read_text()
-    assert config.table() in readme  # what `python -m shared.config --check` holds in `make lint`
+    assert config.table() in readme  # what `python -m shared.operations.config --check` holds in `make lint`
     listed = re.findall(r"^\| (`[A-Z_]+`(?:, `[A-Z_]+`)*) \|", config.table(), re.M)
     variables = [name.strip("`") for row in listed for name in row.split(", ")]
     assert len(variables) == len(set(variables))  # no variable declared twice

@@ -1,6 +1,6 @@
 """The consumer loop holds at most `prefetch` messages of a durable that have not started, parked ones included.
 
-A real nats-server and the real loop (shared/consuming.py): every message has the same key, so while the first
+A real nats-server and the real loop (shared/jetstream/consuming.py): every message has the same key, so while the first
 runs the others park behind it. Parked messages still count against the prefetch, so the server sees at most
 `prefetch` + the one running unacknowledged, however much room `concurrency` leaves; then all are handled in order.
 """
@@ -11,9 +11,9 @@ import asyncio
 
 import msgspec
 
-from shared.connection import connect
-from shared.consuming import ACK, Delivery, Outcome, consume
-from shared.natsd import EmbeddedNats
+from shared.jetstream.connection import connect
+from shared.jetstream.consuming import ACK, Delivery, Outcome, consume
+from shared.jetstream.natsd import EmbeddedNats
 from tests.support.work_stream import TASK, Work, work_flow
 
 MESSAGES, PREFETCH = 20, 3

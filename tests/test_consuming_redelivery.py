@@ -1,6 +1,6 @@
 """A redelivered message shows as a new `process <subject>` CONSUMER span linked to its first delivery.
 
-A real nats-server, the real consumer loop (shared/consuming.py) and the test process's spans in memory: the
+A real nats-server, the real consumer loop (shared/jetstream/consuming.py) and the test process's spans in memory: the
 handler asks for the message again once (a nak), then acknowledges it.
 """
 
@@ -13,10 +13,10 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from shared.connection import connect
-from shared.consuming import ACK, Delivery, Outcome, Retry, consume
-from shared.natsd import EmbeddedNats
-from shared.tracing import inject_headers
+from shared.jetstream.connection import connect
+from shared.jetstream.consuming import ACK, Delivery, Outcome, Retry, consume
+from shared.jetstream.natsd import EmbeddedNats
+from shared.telemetry.tracing import inject_headers
 from tests.support.work_stream import TASK, Work, work_flow
 
 SUBJECT = "redelivery.work"

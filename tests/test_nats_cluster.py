@@ -16,14 +16,14 @@ import pytest
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy
 
-from shared import subjects
-from shared.config import JetStreamLayout, Retention, load_settings
-from shared.connection import connect
-from shared.nats_cluster import NatsCluster, node_name
-from shared.nats_users import ADMIN, creds_of, generate_credentials
-from shared.natsd import EmbeddedNats
-from shared.publishing import PUBLISH_PATIENCE_S, PublishFailed, publish_confirmed
-from shared.streams import KV_STREAM, OBJECT_STREAM, declare_all, declare_streams
+from shared.jetstream.connection import connect
+from shared.jetstream.nats_cluster import NatsCluster, node_name
+from shared.jetstream.nats_users import ADMIN, creds_of, generate_credentials
+from shared.jetstream.natsd import EmbeddedNats
+from shared.jetstream.publishing import PUBLISH_PATIENCE_S, PublishFailed, publish_confirmed
+from shared.jetstream.streams import KV_STREAM, OBJECT_STREAM, declare_all, declare_streams
+from shared.operations.config import JetStreamLayout, Retention, load_settings
+from shared.wire import subjects
 
 STREAMS = (subjects.REQUESTS_STREAM, subjects.EVENTS_STREAM, subjects.DLQ_STREAM, KV_STREAM, OBJECT_STREAM)
 GIB = 1024**3
@@ -139,7 +139,7 @@ async def test_a_single_server_gets_one_replica_and_the_documented_default_limit
     nats_server: EmbeddedNats,
 ) -> None:
     settings = load_settings({"ASSAY_NATS_URL": nats_server.url})
-    assert settings.jetstream == JetStreamLayout()  # no variable set: the defaults of shared/config.py
+    assert settings.jetstream == JetStreamLayout()  # no variable set: the defaults of shared/operations/config.py
     nc = await nats.connect(nats_server.url)
     try:
         js = nc.jetstream()

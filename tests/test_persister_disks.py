@@ -18,8 +18,8 @@ import pytest
 
 from services.persister.upkeep.integrity import check
 from services.persister.upkeep.repair import repair
-from shared.database import sessions
-from shared.natsd import EmbeddedNats
+from shared.jetstream.natsd import EmbeddedNats
+from shared.store.database import sessions
 from tests.support.gateway import migrate_database
 from tests.support.persister import (
     eventually,

@@ -14,10 +14,10 @@ from services.persister import folders, staging
 from services.persister.document import Ending, primary_name, render
 from services.persister.lookups import TaskSnapshot
 from services.persister.staging import StagedService
-from shared.delivery import backoff_s
-from shared.protocol import ServiceResult
-from shared.tasks import TaskRef
-from shared.tracing import trace_id_of
+from shared.jetstream.delivery import backoff_s
+from shared.telemetry.tracing import trace_id_of
+from shared.wire.protocol import ServiceResult
+from shared.wire.tasks import TaskRef
 from tests.support.persister import files_under, service_result, sha256_of
 
 CREATED = datetime(2026, 11, 29, 10, 15, 0, tzinfo=UTC)

@@ -19,13 +19,13 @@ from sqlalchemy import select
 
 from services.persister import staging
 from services.persister.handlers import REDELIVERY_MARGIN_S, missing_service_wait_s
-from shared.database import sessions
-from shared.findings import SEVERITIES
-from shared.messages import ArtifactRef, TaskFailed, new_event_id
-from shared.models import ServiceRun
-from shared.natsd import EmbeddedNats
-from shared.streams import artifacts_bucket
-from shared.subjects import ARTIFACTS_BUCKET, EVENTS_STREAM, PERSISTER_EVENTS_DURABLE, event_subject
+from shared.jetstream.natsd import EmbeddedNats
+from shared.jetstream.streams import artifacts_bucket
+from shared.results.findings import SEVERITIES
+from shared.store.database import sessions
+from shared.store.models import ServiceRun
+from shared.wire.messages import ArtifactRef, TaskFailed, new_event_id
+from shared.wire.subjects import ARTIFACTS_BUCKET, EVENTS_STREAM, PERSISTER_EVENTS_DURABLE, event_subject
 from tests.support.contract import PRIMARY_KEYS, RESULTS_KEYS, SUMMARY_KEYS
 from tests.support.persister import (
     APP,

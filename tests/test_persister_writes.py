@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.persister.database import record_progress, record_request, record_started
-from shared.database import create_engine, migrate, sessions
-from shared.messages import AnalysisRequest, TaskProgress, TaskStarted, utcnow
-from shared.models import Task
-from shared.tasks import TaskRef, new_task_id
+from shared.store.database import create_engine, migrate, sessions
+from shared.store.models import Task
+from shared.wire.messages import AnalysisRequest, TaskProgress, TaskStarted, utcnow
+from shared.wire.tasks import TaskRef, new_task_id
 
 PLANNED = ["bandit", "ruff", "semgrep"]
 

@@ -11,8 +11,8 @@ from typing import Any, TextIO
 from services.cli.api_token import gateway_client
 from services.cli.client import GatewayClient, GatewayError
 from services.cli.render import table
-from shared.config import Settings
-from shared.errors import InputError
+from shared.operations.config import Settings
+from shared.operations.errors import InputError
 
 STATUS_COLUMNS = ("pending", "running", "completed", "partial", "failed", "cancelled")
 POLL_INTERVAL_S = 1.0

@@ -27,8 +27,8 @@ from services.gateway.openapi import exact_request_schemas, openapi_config
 from services.gateway.pages import routes as pages
 from services.gateway.pages.api_docs import DocsPage, open_docs_page
 from services.gateway.resources import open_resources, provide_resources
-from shared.config import Settings
-from shared.redact import masked_url
+from shared.operations.config import Settings
+from shared.operations.redact import masked_url
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def create_app(settings: Settings) -> Litestar:
         state=State({"settings": settings}),
         openapi_config=openapi_config(DocsPage()),
         request_max_body_size=settings.max_body_bytes,
-        logging_config=None,  # the process's logging (JSON lines, shared/logs) stays as the entry point set it
+        logging_config=None,  # the process's logging (JSON lines, shared/operations/logs) stays as the entry point set it
     )
     exact_request_schemas(app)
     document_formats(app)

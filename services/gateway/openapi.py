@@ -17,10 +17,10 @@ from litestar.openapi.plugins import OpenAPIRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 from services.gateway.api.batches.plan import BatchRequest
+from services.gateway.auth import BEARER_SCHEME
 from services.gateway.schemas import RunRequest, TokenRequest
-from shared.catalog import SERVICES_BY_TYPE, offered_tools
+from shared.wire.catalog import SERVICES_BY_TYPE, offered_tools
 
-BEARER_SCHEME = "bearer"
 REQUEST_BODIES: tuple[type[msgspec.Struct], ...] = (RunRequest, TokenRequest, BatchRequest)
 
 

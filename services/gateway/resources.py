@@ -21,12 +21,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.gateway.verified_tokens import VerifiedTokens
-from shared.config import Settings
-from shared.connection import connect
-from shared.database import create_engine, sessions
-from shared.errors import ConfigError
-from shared.publishing import publish_patience
-from shared.streams import declare_streams, tasks_bucket
+from shared.jetstream.connection import connect
+from shared.jetstream.publishing import publish_patience
+from shared.jetstream.streams import declare_streams, tasks_bucket
+from shared.operations.config import Settings
+from shared.operations.errors import ConfigError
+from shared.store.database import create_engine, sessions
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""The wire side of the orchestrator: its four priority durables on the shared consumer loop (shared/consuming.py),
+"""The wire side of the orchestrator: its four priority durables on the shared consumer loop (shared/jetstream/consuming.py),
 and what becomes of a request: run it and ack, leave it to the copy already running, or give it up with a
 `failed` event.
 
@@ -19,10 +19,11 @@ from nats.js.kv import KeyValue
 
 from services.orchestrator.cancellation import CancelRegistry, cancel_marker
 from services.orchestrator.runner import RunContext, run_task
-from shared import subjects
-from shared.config import Settings
-from shared.consuming import ACK, LEAVE, Delivery, Flow, Outcome, Source
-from shared.messages import (
+from shared.jetstream.consuming import ACK, LEAVE, Delivery, Flow, Outcome, Source
+from shared.jetstream.streams import declare_consumer, declare_streams, orchestrator_consumers
+from shared.operations.config import Settings
+from shared.wire import subjects
+from shared.wire.messages import (
     PRIORITIES,
     TERMINAL_KINDS,
     AnalysisRequest,
@@ -30,8 +31,7 @@ from shared.messages import (
     TaskFailed,
     decode_request,
 )
-from shared.streams import declare_consumer, declare_streams, orchestrator_consumers
-from shared.tasks import task_id_hint, task_ref_hint
+from shared.wire.tasks import task_id_hint, task_ref_hint
 
 log = logging.getLogger(__name__)
 

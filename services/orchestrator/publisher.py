@@ -1,4 +1,4 @@
-"""Everything the orchestrator publishes on JetStream: task events (via shared/publishing.py).
+"""Everything the orchestrator publishes on JetStream: task events (via shared/jetstream/publishing.py).
 
 Each message goes out with `Nats-Msg-Id` = its event id, so a publish repeated after a lost ack is stored once, and
 with a `traceparent` header. The task's `started`, `service` and terminal events are published in PRODUCER spans
@@ -20,9 +20,13 @@ from nats.js import JetStreamContext
 from nats.js.object_store import ObjectStore
 from opentelemetry import trace
 
-from shared.cancel_safety import raise_swallowed_cancel
-from shared.config import JetStreamLayout
-from shared.messages import (
+from shared.jetstream.cancel_safety import raise_swallowed_cancel
+from shared.jetstream.publishing import publish_message, publish_patience, with_patience
+from shared.jetstream.streams import DEFAULT_LAYOUT, artifacts_bucket
+from shared.operations.config import JetStreamLayout
+from shared.operations.redact import redacted_bytes
+from shared.telemetry.tracing import TASK_ID_ATTRIBUTE, inject_headers
+from shared.wire.messages import (
     ArtifactRef,
     Event,
     ServiceFinished,
@@ -30,12 +34,8 @@ from shared.messages import (
     encode,
     event_kind,
 )
-from shared.protocol import ServiceResult
-from shared.publishing import publish_message, publish_patience, with_patience
-from shared.redact import redacted_bytes
-from shared.streams import DEFAULT_LAYOUT, artifacts_bucket
-from shared.subjects import ARTIFACTS_BUCKET, event_subject
-from shared.tracing import TASK_ID_ATTRIBUTE, inject_headers
+from shared.wire.protocol import ServiceResult
+from shared.wire.subjects import ARTIFACTS_BUCKET, event_subject
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("services.orchestrator")
@@ -56,7 +56,7 @@ def _small(result: ServiceResult) -> bool:
 
 def stored(message: msgspec.Struct) -> bytes:
     """An event (or a result) as it is published and so kept: JSON with every URL's password or token masked
-    (shared/redact.py); the persister writes the database and the result files from these."""
+    (shared/operations/redact.py); the persister writes the database and the result files from these."""
     return redacted_bytes(encode(message))
 
 

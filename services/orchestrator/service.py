@@ -19,13 +19,12 @@ from services.orchestrator.outages import Outages
 from services.orchestrator.publisher import EventPublisher
 from services.orchestrator.replicas import ReplicaChooser, watch_replicas
 from services.orchestrator.runner import RunContext
-from shared import subjects
-from shared.config import Settings
-from shared.consuming import consume
-from shared.file_modes import open_way_to_apps
-from shared.messages import PRIORITIES
-from shared.metrics import Watched, watch_jetstream
-from shared.streams import tasks_bucket
+from shared.jetstream.consuming import consume
+from shared.jetstream.streams import tasks_bucket
+from shared.operations.config import Settings
+from shared.telemetry.metrics import Watched, watch_jetstream
+from shared.wire import subjects
+from shared.wire.messages import PRIORITIES
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +38,6 @@ def worker_name() -> str:
 
 async def serve(nc: Client, settings: Settings, stop: asyncio.Event, worker: str | None = None) -> None:
     """Run one orchestrator replica on `nc` until `stop` is set; running tasks are then cancelled and nak'd."""
-    await asyncio.to_thread(open_way_to_apps, settings)  # it runs the apps, as the sandbox user
     js = nc.jetstream()
     await declare(js, settings)
     registry = CancelRegistry()

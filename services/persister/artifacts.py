@@ -8,9 +8,9 @@ import hashlib
 import msgspec
 from nats.js import JetStreamContext
 
-from shared.errors import StorageError
-from shared.messages import ArtifactRef
-from shared.protocol import ServiceResult
+from shared.operations.errors import StorageError
+from shared.wire.messages import ArtifactRef
+from shared.wire.protocol import ServiceResult
 
 
 class ArtifactMismatch(StorageError):

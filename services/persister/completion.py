@@ -28,10 +28,10 @@ from services.persister.locks import TaskLocks
 from services.persister.lookups import TaskSnapshot
 from services.persister.sessions import Sessions
 from services.persister.staging import StagedService
-from shared.messages import TaskEvent, utcnow
-from shared.metrics import record_task_ended, timed_db_write
-from shared.paths import result_dir, result_folder_name
-from shared.tracing import TASK_ID_ATTRIBUTE
+from shared.store.paths import result_dir, result_folder_name
+from shared.telemetry.metrics import record_task_ended, timed_db_write
+from shared.telemetry.tracing import TASK_ID_ATTRIBUTE
+from shared.wire.messages import TaskEvent, utcnow
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("services.persister")

@@ -1,4 +1,4 @@
-"""The wire side of the persister: its durables on the shared consumer loop (shared/consuming.py) — every request,
+"""The wire side of the persister: its durables on the shared consumer loop (shared/jetstream/consuming.py) — every request,
 every event, and JetStream's max-deliveries advisories (services/persister/exhausted.py) — and what a handler's
 answer means for the message. Messages of one task are applied one after another, in the order they were fetched;
 different tasks are applied concurrently.
@@ -12,13 +12,13 @@ from nats.js import JetStreamContext
 from services.persister.completion import PersisterContext, fail_task
 from services.persister.exhausted import handle_exhausted
 from services.persister.handlers import handle_event, handle_request
-from shared import subjects
-from shared.advisories import MaxDeliveries, decode_max_deliveries
-from shared.config import JetStreamLayout, Settings
-from shared.consuming import ACK, Delivery, Flow, Outcome, Source, task_id_of
-from shared.messages import AnalysisRequest, Event, TaskEvent, decode_event, decode_request
-from shared.streams import declare_consumer, declare_streams, persister_consumers
-from shared.tasks import task_id_hint
+from shared.jetstream.advisories import MaxDeliveries, decode_max_deliveries
+from shared.jetstream.consuming import ACK, Delivery, Flow, Outcome, Source, task_id_of
+from shared.jetstream.streams import declare_consumer, declare_streams, persister_consumers
+from shared.operations.config import JetStreamLayout, Settings
+from shared.wire import subjects
+from shared.wire.messages import AnalysisRequest, Event, TaskEvent, decode_event, decode_request
+from shared.wire.tasks import task_id_hint
 
 PersisterMessage = AnalysisRequest | Event | MaxDeliveries  # what the persister's durables decode to
 

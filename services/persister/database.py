@@ -39,11 +39,12 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import BindParameter
 
 from services.persister.sessions import Sessions, transaction
-from shared.catalog import plan
-from shared.database import insert_new
-from shared.finding_summary import summarize
-from shared.issue_groups import group_keys
-from shared.messages import (
+from shared.results.finding_summary import summarize
+from shared.results.issue_groups import group_keys
+from shared.store.database import insert_new
+from shared.store.models import FindingRow, ProcessedEvent, ServiceRun, Task, ToolRunRow
+from shared.wire.catalog import plan
+from shared.wire.messages import (
     TERMINAL_STATUSES,
     AnalysisRequest,
     ServiceFinished,
@@ -53,8 +54,7 @@ from shared.messages import (
     as_utc,
     utcnow,
 )
-from shared.models import FindingRow, ProcessedEvent, ServiceRun, Task, ToolRunRow
-from shared.protocol import ServiceResult
+from shared.wire.protocol import ServiceResult
 
 log = logging.getLogger(__name__)
 
@@ -402,7 +402,7 @@ class TaskEnd:
     findings_count: int
     severity_breakdown: dict[str, int]
     result_dir: str | None  # None: the disk refused the folder (the task is failed with that reason)
-    verdicts: dict[str, Any] | None = None  # shared.verdicts.Verdicts, as stored
+    verdicts: dict[str, Any] | None = None  # shared.results.verdicts.Verdicts, as stored
 
 
 async def record_end(sessions: Sessions, task_id: str, end: TaskEnd, event_id: str | None, kind: str) -> bool:

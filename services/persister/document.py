@@ -15,11 +15,11 @@ import msgspec
 
 from services.persister.lookups import TaskSnapshot
 from services.persister.staging import StagedService
-from shared.app_run import AppRun
-from shared.findings import Finding, ToolRun, findings_by_tool, severity_breakdown
-from shared.messages import utcnow
-from shared.sarif import merge_logs, sarif_for
-from shared.verdicts import Verdicts
+from shared.results.findings import Finding, ToolRun, findings_by_tool, severity_breakdown
+from shared.results.sarif import merge_logs, sarif_for
+from shared.results.verdicts import Verdicts
+from shared.wire.app_run import AppRun
+from shared.wire.messages import utcnow
 
 DOCUMENT_SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"

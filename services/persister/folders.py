@@ -16,7 +16,7 @@ import secrets
 import shutil
 from pathlib import Path, PurePosixPath
 
-from shared.paths import UnsafePathError
+from shared.store.paths import UnsafePathError
 
 TEMPORARY_PREFIX = ".tmp-"
 

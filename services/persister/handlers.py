@@ -1,6 +1,6 @@
 """What each message changes: one function per message kind, knowing nothing of NATS acks.
 
-A handler returns the message's `Outcome` (shared/consuming.py): `ACK` when it is done with, a `Retry` when it should
+A handler returns the message's `Outcome` (shared/jetstream/consuming.py): `ACK` when it is done with, a `Retry` when it should
 come back later, a `GiveUp` when no retry can fix it; an exception is a processing error the consumer retries.
 """
 
@@ -21,11 +21,13 @@ from services.persister.completion import (
 )
 from services.persister.document import Ending
 from services.persister.staging import StagedService, check_service_name
-from shared.consuming import ACK, Delivery, GiveUp, Outcome, Retry
-from shared.delivery import backoff_s
-from shared.errors import StorageError
-from shared.findings import with_fingerprints
-from shared.messages import (
+from shared.jetstream.consuming import ACK, Delivery, GiveUp, Outcome, Retry
+from shared.jetstream.delivery import backoff_s
+from shared.operations.errors import StorageError
+from shared.results.findings import with_fingerprints
+from shared.store.paths import UnsafePathError
+from shared.telemetry.metrics import timed_db_write
+from shared.wire.messages import (
     AnalysisRequest,
     Event,
     ServiceFinished,
@@ -36,8 +38,6 @@ from shared.messages import (
     event_kind,
     terminal_status,
 )
-from shared.metrics import timed_db_write
-from shared.paths import UnsafePathError
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ from sqlalchemy.orm import Session
 from services.persister import staging
 from services.persister.sessions import Sessions, transaction
 from services.persister.staging import StagedService
-from shared.messages import TERMINAL_STATUSES, as_utc, utcnow
-from shared.models import ServiceRun, Task
-from shared.tasks import AnalysisType, TaskRef
+from shared.store.models import ServiceRun, Task
+from shared.wire.messages import TERMINAL_STATUSES, as_utc, utcnow
+from shared.wire.tasks import AnalysisType, TaskRef
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class TaskSnapshot:
     trace_id: str | None
     result_dir: str | None
     updated_at: datetime | None = None
-    waived_rules: tuple[str, ...] = ()  # what the task's batch asked of the app (shared/waivers.py)
+    waived_rules: tuple[str, ...] = ()  # what the task's batch asked of the app (shared/results/waivers.py)
 
     @property
     def finished(self) -> bool:

@@ -14,10 +14,10 @@ from services.persister.completion import PersisterContext
 from services.persister.consumer import SOURCES, declare, flow
 from services.persister.reaper import REAP_INTERVAL_S, run_reaper
 from services.persister.sessions import persister_sessions
-from shared.config import Settings
-from shared.consuming import consume
-from shared.database import migrate
-from shared.metrics import Watched, watch_jetstream
+from shared.jetstream.consuming import consume
+from shared.operations.config import Settings
+from shared.store.database import migrate
+from shared.telemetry.metrics import Watched, watch_jetstream
 
 log = logging.getLogger(__name__)
 

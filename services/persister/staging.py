@@ -13,8 +13,8 @@ import re
 
 import msgspec
 
-from shared.paths import UnsafePathError
-from shared.protocol import ServiceResult
+from shared.store.paths import UnsafePathError
+from shared.wire.protocol import ServiceResult
 
 SERVICE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 

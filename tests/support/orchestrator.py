@@ -20,11 +20,13 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from services.orchestrator.service import serve as serve_orchestrator
-from shared import subjects
-from shared.config import Settings, load_settings
-from shared.connection import connect
-from shared.findings import Finding, ToolRun, fingerprint
-from shared.messages import (
+from shared.jetstream.connection import connect
+from shared.jetstream.natsd import free_port
+from shared.jetstream.streams import declare_streams
+from shared.operations.config import Settings, load_settings
+from shared.results.findings import Finding, ToolRun, fingerprint
+from shared.wire import subjects
+from shared.wire.messages import (
     AnalysisRequest,
     Event,
     Priority,
@@ -33,8 +35,7 @@ from shared.messages import (
     encode,
     event_kind,
 )
-from shared.natsd import free_port
-from shared.protocol import (
+from shared.wire.protocol import (
     MAX_FRAME_BYTES,
     AnalyzeFrame,
     CancelFrame,
@@ -49,8 +50,7 @@ from shared.protocol import (
     decode_client_frame,
     encode_frame,
 )
-from shared.streams import declare_streams
-from shared.tasks import AnalysisType, TaskRef, new_task_id
+from shared.wire.tasks import AnalysisType, TaskRef, new_task_id
 
 MODEL = "openai_codex-mini"
 APP = 3

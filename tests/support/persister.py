@@ -20,12 +20,15 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.persister.service import run
-from shared import subjects
-from shared.config import Settings, load_settings
-from shared.connection import connect
-from shared.database import create_engine, sessions
-from shared.findings import SEVERITIES, Finding, ToolRun, fingerprint
-from shared.messages import (
+from shared.jetstream.connection import connect
+from shared.jetstream.streams import declare_streams
+from shared.operations.config import Settings, load_settings
+from shared.results.findings import SEVERITIES, Finding, ToolRun, fingerprint
+from shared.results.sarif import sarif_for
+from shared.store.database import create_engine, sessions
+from shared.store.models import FindingRow, ServiceRun, Task, ToolRunRow
+from shared.wire import subjects
+from shared.wire.messages import (
     AnalysisRequest,
     ServiceFinished,
     TaskCompleted,
@@ -34,11 +37,8 @@ from shared.messages import (
     encode,
     event_kind,
 )
-from shared.models import FindingRow, ServiceRun, Task, ToolRunRow
-from shared.protocol import ServiceResult
-from shared.sarif import sarif_for
-from shared.streams import declare_streams
-from shared.tasks import TaskRef, new_task_id
+from shared.wire.protocol import ServiceResult
+from shared.wire.tasks import TaskRef, new_task_id
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODEL = "openai_codex-mini"

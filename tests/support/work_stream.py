@@ -10,8 +10,8 @@ import msgspec
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 
-from shared.consuming import Delivery, Flow, Outcome, Source
-from shared.tasks import TaskRef
+from shared.jetstream.consuming import Delivery, Flow, Outcome, Source
+from shared.wire.tasks import TaskRef
 
 ACK_WAIT_S, MAX_DELIVER = 10.0, 5
 TASK = TaskRef(id="task_0123456789ab", model_slug="m", app_number=1, analysis_type="static")

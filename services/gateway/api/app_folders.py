@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.tasks import MODEL_SLUG_PATTERN
+from shared.wire.tasks import MODEL_SLUG_PATTERN
 
 _SLUG_RE = re.compile(MODEL_SLUG_PATTERN)
 _APP_RE = re.compile(r"^app([1-9][0-9]{0,4})$")

@@ -14,8 +14,8 @@ from services.gateway.api.app_folders import AppFolder, app_folders
 from services.gateway.auth import requires
 from services.gateway.queries import Sessions
 from services.gateway.resources import Resources
-from shared.models import Task
-from shared.source_size import lines_per_language
+from shared.results.source_size import lines_per_language
+from shared.store.models import Task
 
 
 class LatestTask(msgspec.Struct, frozen=True, kw_only=True):

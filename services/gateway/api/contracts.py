@@ -1,6 +1,6 @@
 """`/api/contracts/…`: the AsyncAPI document and the JSON Schemas of every message and frame, for subscribers.
 
-They are generated from the same msgspec types the services use (shared/contracts.py), once per process, so
+They are generated from the same msgspec types the services use (shared/wire/contracts.py), once per process, so
 what the gateway serves is what it speaks; `docs/contracts/` holds the same files, checked against the types
 by a test.
 """
@@ -17,7 +17,7 @@ from litestar.exceptions import NotFoundException
 from litestar.params import PathParameter
 
 from services.gateway.auth import requires
-from shared.contracts import ASYNCAPI_FILE, SCHEMAS_DIR, contract_files
+from shared.wire.contracts import ASYNCAPI_FILE, SCHEMAS_DIR, contract_files
 
 
 @cache

@@ -21,8 +21,8 @@ from services.gateway.api.tasks.analysis import queue
 from services.gateway.auth import requires
 from services.gateway.resources import NATS_ERRORS, Resources
 from services.gateway.schemas import DeadLetterDetail, DeadLetterHeading, DeadLetterPage, Replayed
-from shared import subjects
-from shared.messages import (
+from shared.wire import subjects
+from shared.wire.messages import (
     AnalysisRequest,
     DeadLetter,
     decode_dead_letter,
@@ -30,7 +30,7 @@ from shared.messages import (
     new_event_id,
     utcnow,
 )
-from shared.tasks import new_task_id
+from shared.wire.tasks import new_task_id
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""`GET /metrics`: the gateway's instruments in the Prometheus text format (shared/metrics.py).
+"""`GET /metrics`: the gateway's instruments in the Prometheus text format (shared/telemetry/metrics.py).
 
 Counts and durations by route are not secrets, but they say what the gateway is used for and how much: the route
 stays behind the same guard as the API (a `read` token), as Prometheus's `authorization` scrape setting allows.
@@ -11,7 +11,7 @@ import asyncio
 from litestar import Response, Router, get
 
 from services.gateway.auth import requires
-from shared.metrics import PROMETHEUS_CONTENT_TYPE, prometheus_text
+from shared.telemetry.metrics import PROMETHEUS_CONTENT_TYPE, prometheus_text
 
 
 @get(

@@ -19,8 +19,8 @@ from services.gateway.auth import requires
 from services.gateway.queries import views
 from services.gateway.resources import DATABASE_ERRORS, Resources
 from services.gateway.schemas import TokenCreated, TokenList, TokenRequest, TokenView
-from shared.models import ApiToken
-from shared.tokens import TOKEN_ID_PATTERN, create_token, list_tokens, revoke_token
+from shared.store.models import ApiToken
+from shared.store.tokens import TOKEN_ID_PATTERN, create_token, list_tokens, revoke_token
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.errors import AssayError
+from shared.operations.errors import AssayError
 
 
 class AppError(AssayError):

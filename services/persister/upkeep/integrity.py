@@ -23,9 +23,9 @@ from sqlalchemy import func, select
 
 from services.persister.document import MANIFEST_NAME
 from services.persister.sessions import Sessions
-from shared.messages import TERMINAL_STATUSES
-from shared.models import FindingRow, Task
-from shared.paths import UnsafePathError, inside
+from shared.store.models import FindingRow, Task
+from shared.store.paths import UnsafePathError, inside
+from shared.wire.messages import TERMINAL_STATUSES
 
 QUARANTINE = ".fsck"  # under the results root: folders `fsck --repair` replaced, kept for a person to look at
 PRUNING = ".prune"  # under the results root: folders `prune` is removing (its journal: see prune.py)

@@ -25,9 +25,9 @@ from sqlalchemy import Table, delete, func, select
 from services.persister.folders import fsync_folder
 from services.persister.sessions import Sessions
 from services.persister.upkeep.integrity import PRUNING, folder_of, pruning_entries
-from shared.messages import TERMINAL_STATUSES, as_utc, utcnow
-from shared.models import FindingRow, IdempotencyKey, ProcessedEvent, ServiceRun, Task, ToolRunRow
-from shared.paths import UnsafePathError
+from shared.store.models import FindingRow, IdempotencyKey, ProcessedEvent, ServiceRun, Task, ToolRunRow
+from shared.store.paths import UnsafePathError
+from shared.wire.messages import TERMINAL_STATUSES, as_utc, utcnow
 
 # Child rows first, the task row last (the same order a database without cascading deletes needs).
 TABLES: tuple[tuple[str, Table], ...] = tuple(

@@ -40,11 +40,11 @@ from services.persister.upkeep.integrity import (
     quarantine_name,
 )
 from services.persister.upkeep.prune import complete_interrupted
-from shared.messages import as_utc, utcnow
-from shared.models import FindingRow, ServiceRun, Task, ToolRunRow
-from shared.paths import UnsafePathError, result_dir, result_folder_name
-from shared.protocol import ServiceResult
-from shared.verdicts import Verdicts
+from shared.results.verdicts import Verdicts
+from shared.store.models import FindingRow, ServiceRun, Task, ToolRunRow
+from shared.store.paths import UnsafePathError, result_dir, result_folder_name
+from shared.wire.messages import as_utc, utcnow
+from shared.wire.protocol import ServiceResult
 
 NOT_IN_DATABASE = "raw tool outputs and the tools' own SARIF are not kept in the database, so it lacks them"
 CONTENT_KINDS = REBUILT_KINDS - {"findings_count"}

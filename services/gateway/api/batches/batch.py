@@ -41,12 +41,12 @@ from services.gateway.errors import invalid
 from services.gateway.idempotency import IdempotencyHeader, NewIds, idempotent
 from services.gateway.publisher import NatsUnavailable, publish_cancel, publish_request
 from services.gateway.resources import NATS_ERRORS, Resources
-from shared.messages import BATCH_ID_PATTERN, AnalysisRequest, CancelRequest
-from shared.paths import app_dir
-from shared.source_size import total_lines
-from shared.subjects import batch_key
-from shared.tasks import TaskRef
-from shared.tracing import BATCH_ID_ATTRIBUTE, TASK_ID_ATTRIBUTE
+from shared.results.source_size import total_lines
+from shared.store.paths import app_dir
+from shared.telemetry.tracing import BATCH_ID_ATTRIBUTE, TASK_ID_ATTRIBUTE
+from shared.wire.messages import BATCH_ID_PATTERN, AnalysisRequest, CancelRequest
+from shared.wire.subjects import batch_key
+from shared.wire.tasks import TaskRef
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("services.gateway")

@@ -26,10 +26,10 @@ from services.gateway.api.batches.batch import BatchIdPath
 from services.gateway.auth import requires
 from services.gateway.queries import Sessions
 from services.gateway.resources import Resources
-from shared.issue_groups import weakness
-from shared.models import FindingRow, Task
-from shared.waivers import Waivers
-from shared.weakness_families import family_of
+from shared.results.issue_groups import weakness
+from shared.results.waivers import Waivers
+from shared.results.weakness_families import family_of
+from shared.store.models import FindingRow, Task
 
 EXPORT_PAGE = 1000
 COLUMNS = (

@@ -20,8 +20,8 @@ from services.gateway.api.batches.plan import STATUSES
 from services.gateway.auth import requires
 from services.gateway.queries import Sessions
 from services.gateway.resources import DATABASE_ERRORS, Resources
-from shared.messages import TERMINAL_STATUSES
-from shared.models import Task
+from shared.store.models import Task
+from shared.wire.messages import TERMINAL_STATUSES
 
 
 class BatchHeading(msgspec.Struct, frozen=True, kw_only=True):

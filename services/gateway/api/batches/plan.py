@@ -15,11 +15,11 @@ from sqlalchemy import select
 from services.gateway.api.app_folders import AppFolder
 from services.gateway.queries import Sessions
 from services.gateway.schemas import ToolName
-from shared.catalog import TOOLS_BY_SERVICE, offered_tools, unknown_tools
-from shared.messages import BATCH_ID_PATTERN, TERMINAL_STATUSES, Priority, TaskStatus, utcnow
-from shared.models import Task
-from shared.tasks import AnalysisType, AppNumber, ModelSlug
-from shared.waivers import MAX_WAIVERS, Waiver
+from shared.results.waivers import MAX_WAIVERS, Waiver
+from shared.store.models import Task
+from shared.wire.catalog import TOOLS_BY_SERVICE, offered_tools, unknown_tools
+from shared.wire.messages import BATCH_ID_PATTERN, TERMINAL_STATUSES, Priority, TaskStatus, utcnow
+from shared.wire.tasks import AnalysisType, AppNumber, ModelSlug
 
 BatchId = Annotated[str, msgspec.Meta(pattern=BATCH_ID_PATTERN)]
 STATUSES: tuple[TaskStatus, ...] = ("pending", "running", "completed", "partial", "failed", "cancelled")

@@ -1,4 +1,4 @@
-"""Models x weakness: per model, analysis type and weakness family (shared/weakness_families.py), how many of its
+"""Models x weakness: per model, analysis type and weakness family (shared/results/weakness_families.py), how many of its
 apps are affected, and how many of those a check confirmed by attack.
 
 An app is affected by a family when one of its findings of that family, in the app's own code (origin `app`) and
@@ -13,9 +13,9 @@ from collections.abc import Iterable
 import msgspec
 
 from services.gateway.api.reports.queries import CountedTask
-from shared.findings import SEVERITIES
-from shared.waivers import Waivers
-from shared.weakness_families import Family, family_by_id, weakness_of
+from shared.results.findings import SEVERITIES
+from shared.results.waivers import Waivers
+from shared.results.weakness_families import Family, family_by_id, weakness_of
 
 FAMILY_MIN_SEVERITY = "medium"
 _COUNTED_SEVERITIES = frozenset(SEVERITIES[: SEVERITIES.index(FAMILY_MIN_SEVERITY) + 1])

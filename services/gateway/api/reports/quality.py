@@ -28,9 +28,9 @@ from services.gateway.api.reports.confidence import (
 )
 from services.gateway.api.reports.queries import CountedTask
 from services.gateway.api.reports.verdict_shares import Interval
-from shared.findings import SEVERITIES
-from shared.waivers import Waivers
-from shared.weakness_families import weakness_of
+from shared.results.findings import SEVERITIES
+from shared.results.waivers import Waivers
+from shared.results.weakness_families import weakness_of
 
 SCORE_WEIGHTS: dict[str, float] = {"critical": 10.0, "high": 5.0, "medium": 2.0, "low": 1.0, "info": 0.0}
 TOP = 10  # rules and CWEs listed per model
@@ -96,7 +96,7 @@ class QualityFigures(msgspec.Struct, frozen=True, kw_only=True):
     issues_per_kloc: float | None
     findings_by_tool: dict[str, int]
     top_rules: list[Count]  # `<tool>:<rule>`, by findings
-    top_cwes: list[Count]  # by findings, each finding's weakness (shared/issue_groups)
+    top_cwes: list[Count]  # by findings, each finding's weakness (shared/results/issue_groups)
     apps_with_critical_or_high: int
     share_with_critical_or_high: float
     running_app_findings_per_app: float | None  # mean over the apps whose running app was checked
@@ -165,7 +165,7 @@ class _Tally:
         return app
 
     def counts(self) -> tuple[Counter[str], Counter[str], Counter[str], Counter[str]]:
-        """Findings by severity, by tool, by `tool:rule` and by CWE (a rule's weakness, shared/issue_groups)."""
+        """Findings by severity, by tool, by `tool:rule` and by CWE (a rule's weakness, shared/results/issue_groups)."""
         by_severity: Counter[str] = Counter()
         by_tool: Counter[str] = Counter()
         rules: Counter[str] = Counter()

@@ -3,7 +3,7 @@
 Scope: every task, or one batch's (`batch`), of one analysis type or all. Each app counts once per analysis type,
 with its newest `completed` task. Tasks in scope that ended otherwise (partial, failed, cancelled) are read too, so
 that the report lists those it leaves out instead of mixing them in. Findings are not grouped again here: the
-persister stores each service run's finding summary (shared/finding_summary) with the run.
+persister stores each service run's finding summary (shared/results/finding_summary) with the run.
 
 The counted tasks and their runs come from one statement: chosen in one query and joined in another, a task that
 completed between the two (so became its app's newest) had runs but no chosen row, and the report answered 500
@@ -21,9 +21,9 @@ import msgspec
 from sqlalchemy import Select, Text, cast, func, select
 
 from services.gateway.queries import Sessions
-from shared.finding_summary import FindingSummary, decode_summary
-from shared.models import ServiceRun, Task
-from shared.verdicts import Verdicts
+from shared.results.finding_summary import FindingSummary, decode_summary
+from shared.results.verdicts import Verdicts
+from shared.store.models import ServiceRun, Task
 
 log = logging.getLogger(__name__)
 

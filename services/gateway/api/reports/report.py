@@ -23,7 +23,7 @@ from services.gateway.api.reports.pairwise import ALPHA, PairwiseTest, RankEntry
 from services.gateway.api.reports.quality import SCORE_WEIGHTS, QualityFigures, quality_figures
 from services.gateway.api.reports.queries import CountedTask, OtherTask, ReportRows, Scope
 from services.gateway.api.reports.verdict_shares import MEASURES, VerdictRow, verdict_row
-from shared.messages import TERMINAL_STATUSES, utcnow
+from shared.wire.messages import TERMINAL_STATUSES, utcnow
 
 
 class ExcludedRun(msgspec.Struct, frozen=True, kw_only=True):

@@ -20,8 +20,8 @@ from services.gateway.api.reports.queries import Scope, report_rows
 from services.gateway.api.reports.report import ModelsReport, models_report
 from services.gateway.auth import requires
 from services.gateway.resources import Resources
-from shared.messages import BATCH_ID_PATTERN
-from shared.tasks import AnalysisType
+from shared.wire.messages import BATCH_ID_PATTERN
+from shared.wire.tasks import AnalysisType
 
 DESCRIPTION = (
     "Each app counts once per analysis type, with its newest completed task (those that ended otherwise are listed "

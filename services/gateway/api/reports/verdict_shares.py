@@ -12,7 +12,7 @@ import msgspec
 
 from services.gateway.api.reports.confidence import LEVEL, MIN_APPS, TOO_FEW, wilson_interval
 from services.gateway.api.reports.queries import CountedTask
-from shared.verdicts import Answer
+from shared.results.verdicts import Answer
 
 MEASURES: dict[str, str] = {
     "works": "apps that work",

@@ -13,10 +13,10 @@ from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from services.gateway.schemas import Progress, TaskDetail
-from shared.catalog import planned_tools
-from shared.findings import SEVERITIES
-from shared.messages import AnalysisRequest, decode_request
-from shared.subjects import accepted_key
+from shared.results.findings import SEVERITIES
+from shared.wire.catalog import planned_tools
+from shared.wire.messages import AnalysisRequest, decode_request
+from shared.wire.subjects import accepted_key
 
 log = logging.getLogger(__name__)
 

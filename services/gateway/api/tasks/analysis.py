@@ -20,16 +20,16 @@ from services.gateway.idempotency import IdempotencyHeader, NewIds, idempotent
 from services.gateway.publisher import NatsUnavailable, publish_request
 from services.gateway.resources import Resources
 from services.gateway.schemas import Accepted, Links, RunRequest
-from shared.app_env import app_env
-from shared.catalog import offered_tools, planned_tools, unknown_tools
-from shared.config import Settings
-from shared.messages import AnalysisRequest, encode
-from shared.metrics import record_task_accepted
-from shared.paths import UnsafePathError, app_dir
-from shared.source_size import total_lines
-from shared.target_policy import TargetNotAllowed, target_policy
-from shared.tasks import TaskRef
-from shared.tracing import TASK_ID_ATTRIBUTE, current_trace_id
+from shared.operations.app_env import app_env
+from shared.operations.config import Settings
+from shared.operations.target_policy import TargetNotAllowed, target_policy
+from shared.results.source_size import total_lines
+from shared.store.paths import UnsafePathError, app_dir
+from shared.telemetry.metrics import record_task_accepted
+from shared.telemetry.tracing import TASK_ID_ATTRIBUTE, current_trace_id
+from shared.wire.catalog import offered_tools, planned_tools, unknown_tools
+from shared.wire.messages import AnalysisRequest, encode
+from shared.wire.tasks import TaskRef
 
 log = logging.getLogger(__name__)
 

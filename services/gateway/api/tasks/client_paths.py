@@ -7,7 +7,7 @@ from pathlib import Path
 from litestar.exceptions import NotFoundException
 
 from services.gateway.errors import invalid
-from shared.paths import UnsafePathError, inside
+from shared.store.paths import UnsafePathError, inside
 
 
 def file_inside(root: Path, relative: str, field: str, source: str) -> Path:

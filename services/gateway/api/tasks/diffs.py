@@ -22,10 +22,10 @@ from services.gateway.errors import invalid
 from services.gateway.queries import Sessions, views
 from services.gateway.resources import Resources
 from services.gateway.schemas import FindingView, TaskDetail
-from shared.findings import SEVERITIES
-from shared.messages import TERMINAL_STATUSES
-from shared.models import FindingRow, Task
-from shared.tasks import TASK_ID_PATTERN
+from shared.results.findings import SEVERITIES
+from shared.store.models import FindingRow, Task
+from shared.wire.messages import TERMINAL_STATUSES
+from shared.wire.tasks import TASK_ID_PATTERN
 
 
 class RunDiff(msgspec.Struct, frozen=True, kw_only=True):

@@ -5,7 +5,7 @@ The gateway reads the stream without a consumer of its own: each event of the ta
 the first (or the one after `Last-Event-ID`) on, so a client that connects late still sees the task from its first
 event. A core NATS subscription to the same subjects rings a doorbell when a new event is published; the stream is
 read again then, and every POLL_S in case a ring was lost in a reconnect. Reading needs no right to create or delete
-consumers, so the gateway has none (shared/nats_users.py). The stream ends after the terminal event; for a task
+consumers, so the gateway has none (shared/jetstream/nats_users.py). The stream ends after the terminal event; for a task
 that had ended already, once the replay has caught up with what the stream holds (its terminal event may have aged
 out).
 """
@@ -35,7 +35,7 @@ from nats.js.api import RawStreamMsg
 from services.gateway.api.tasks.task import TaskIdPath, find_task
 from services.gateway.auth import requires
 from services.gateway.resources import NATS_ERRORS, Resources
-from shared.messages import (
+from shared.wire.messages import (
     TERMINAL_STATUSES,
     TaskEvent,
     TerminalEvent,
@@ -43,7 +43,7 @@ from shared.messages import (
     encode,
     event_kind,
 )
-from shared.subjects import EVENTS_STREAM, task_events
+from shared.wire.subjects import EVENTS_STREAM, task_events
 
 log = logging.getLogger(__name__)
 

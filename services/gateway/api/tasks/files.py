@@ -20,7 +20,7 @@ from services.gateway.api.tasks.client_paths import file_inside
 from services.gateway.api.tasks.task import TaskIdPath, find_task
 from services.gateway.auth import requires
 from services.gateway.resources import Resources
-from shared.paths import inside
+from shared.store.paths import inside
 
 FileName = Annotated[str, PathParameter(max_length=1024, pattern=r"^/?[^\x00-\x1f\x7f]+$")]
 

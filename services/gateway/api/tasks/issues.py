@@ -1,4 +1,4 @@
-"""`GET /api/tasks/{id}/issues`: a task's findings grouped into issues (shared/issue_groups), most severe first."""
+"""`GET /api/tasks/{id}/issues`: a task's findings grouped into issues (shared/results/issue_groups), most severe first."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from services.gateway.auth import requires
 from services.gateway.queries import ISSUE_KEY, Sessions, views
 from services.gateway.resources import Resources
 from services.gateway.schemas import FindingView
-from shared.findings import SEVERITIES, Severity
-from shared.issue_groups import most_severe, weakness
-from shared.models import FindingRow
+from shared.results.findings import SEVERITIES, Severity
+from shared.results.issue_groups import most_severe, weakness
+from shared.store.models import FindingRow
 
 
 class IssueView(msgspec.Struct, frozen=True, kw_only=True):

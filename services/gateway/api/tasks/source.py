@@ -21,7 +21,7 @@ from services.gateway.api.tasks.client_paths import file_inside
 from services.gateway.api.tasks.task import TaskIdPath, find_task
 from services.gateway.auth import requires
 from services.gateway.resources import Resources
-from shared.paths import app_dir
+from shared.store.paths import app_dir
 
 MAX_LINES = 200  # what one answer shows: a finding's lines and their context, never a whole large file
 MAX_LINE_CHARS = 400  # a minified line is cut, not sent whole

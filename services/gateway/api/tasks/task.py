@@ -18,9 +18,9 @@ from services.gateway.publisher import NatsUnavailable, publish_cancel
 from services.gateway.queries import list_tasks, task_detail, task_findings, task_status
 from services.gateway.resources import DATABASE_ERRORS, NATS_ERRORS, Resources
 from services.gateway.schemas import Cancelling, FindingPage, TaskDetail, TaskPage
-from shared.findings import Severity
-from shared.messages import BATCH_ID_PATTERN, TERMINAL_STATUSES, CancelRequest, TaskStatus
-from shared.tasks import MODEL_SLUG_PATTERN, TASK_ID_PATTERN, AnalysisType
+from shared.results.findings import Severity
+from shared.wire.messages import BATCH_ID_PATTERN, TERMINAL_STATUSES, CancelRequest, TaskStatus
+from shared.wire.tasks import MODEL_SLUG_PATTERN, TASK_ID_PATTERN, AnalysisType
 
 log = logging.getLogger(__name__)
 

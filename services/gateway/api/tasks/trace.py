@@ -20,7 +20,7 @@ from services.gateway.api.tasks.task import TaskIdPath, find_task
 from services.gateway.api.tasks.trace_store import TraceStoreUnavailable, query_trace
 from services.gateway.auth import requires
 from services.gateway.resources import Resources
-from shared.span_files import SpanRecord, span_files, spans_of_traces
+from shared.telemetry.span_files import SpanRecord, span_files, spans_of_traces
 
 
 class TaskTrace(msgspec.Struct, frozen=True, kw_only=True):

@@ -13,9 +13,9 @@ from typing import Any
 import httpx
 import msgspec
 
-from shared.errors import AssayError
-from shared.redact import masked_url
-from shared.span_files import SpanLink, SpanRecord
+from shared.operations.errors import AssayError
+from shared.operations.redact import masked_url
+from shared.telemetry.span_files import SpanLink, SpanRecord
 
 QUERY_TIMEOUT_S = 10.0
 
