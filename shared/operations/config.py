@@ -397,6 +397,38 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     app_open_files: Annotated[
         int, Var("ASSAY_APP_OPEN_FILES", "open files of each app process (RLIMIT_NOFILE)")
     ] = 256
+    app_disk_mb: Annotated[
+        int,
+        Var(
+            "ASSAY_APP_DISK_MB",
+            "the app's writable disk in its sandbox, MiB: its copy and `/tmp` on one sized tmpfs; also the largest "
+            "file it may write (RLIMIT_FSIZE, its output log on the host included)",
+        ),
+    ] = 512
+    app_prepare_memory_mb: Annotated[
+        int,
+        Var(
+            "ASSAY_APP_PREPARE_MEMORY_MB",
+            "address space of each preparation process (pip, npm), MiB (RLIMIT_AS; npm's node aborts under 1024)",
+        ),
+    ] = 2048
+    package_index_hosts: Annotated[
+        tuple[str, ...],
+        Var(
+            "ASSAY_PACKAGE_INDEX_HOSTS",
+            "the only hosts an app's preparation (pip, npm) reaches, through Assay's index proxy, comma-separated: "
+            "`host` (port 443) or `host:port`",
+        ),
+    ] = ("pypi.org", "files.pythonhosted.org", "registry.npmjs.org")
+    app_index_allow: Annotated[
+        tuple[str, ...],
+        Var(
+            "ASSAY_APP_INDEX_ALLOW",
+            "index hosts an app's `requirements.txt` may name itself (`--index-url`, `--extra-index-url`, "
+            "`--find-links`; reached over https through the index proxy); others are refused with the reason",
+            shown="unset → none",
+        ),
+    ] = ()
     # Throughput of the consumer loops (shared/jetstream/consuming.py).
     orchestrator_prefetch: Annotated[
         int,
