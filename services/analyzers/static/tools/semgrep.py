@@ -1,4 +1,5 @@
-"""semgrep: Assay's own rule set (rules/semgrep.yml) over the app's Python and JavaScript, fully offline."""
+"""semgrep: Assay's own rule set (rules/*.yml) over the app's Python, JavaScript, templates and SQL files, fully
+offline."""
 
 from __future__ import annotations
 
@@ -12,8 +13,17 @@ from services.analyzers.static.tools.cli_tool import CliTool
 from services.analyzers.static.tools.source import AppSource, as_arguments
 from shared.findings import Finding, Severity
 
-RULES = Path(__file__).resolve().parent.parent / "rules" / "semgrep.yml"
-SEVERITY: dict[str, Severity] = {"ERROR": "high", "WARNING": "medium", "INFO": "low"}
+RULES = Path(__file__).resolve().parent.parent / "rules"  # every *.yml in it is one rule file
+# The rules say CRITICAL/HIGH/MEDIUM/LOW; semgrep's older ERROR/WARNING/INFO still read as high/medium/low.
+SEVERITY: dict[str, Severity] = {
+    "CRITICAL": "critical",
+    "HIGH": "high",
+    "MEDIUM": "medium",
+    "LOW": "low",
+    "ERROR": "high",
+    "WARNING": "medium",
+    "INFO": "low",
+}
 
 
 class SemgrepPosition(msgspec.Struct):
@@ -47,7 +57,7 @@ def rule_name(check_id: str) -> str:
 class Semgrep(CliTool):
     name = "semgrep"
     program = "semgrep"
-    languages = ("Python", "JavaScript")
+    languages = ("Python", "JavaScript", "template", "SQL")
     ok_exit_codes = frozenset({0, 1})
 
     def version_argv(self, program: str) -> list[str]:

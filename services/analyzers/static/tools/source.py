@@ -43,7 +43,14 @@ EXCLUDED_DIRS = frozenset(
 )
 PYTHON_SUFFIXES = (".py",)
 SCRIPT_SUFFIXES = (".js", ".mjs", ".cjs", ".jsx")
-LANGUAGE_SUFFIXES = {"Python": PYTHON_SUFFIXES, "JavaScript": SCRIPT_SUFFIXES}
+TEMPLATE_SUFFIXES = (".html", ".htm", ".jinja", ".jinja2", ".j2", ".njk", ".ejs", ".hbs", ".handlebars")
+SQL_SUFFIXES = (".sql",)  # schema and seed files (default accounts)
+LANGUAGE_SUFFIXES = {
+    "Python": PYTHON_SUFFIXES,
+    "JavaScript": SCRIPT_SUFFIXES,
+    "template": TEMPLATE_SUFFIXES,
+    "SQL": SQL_SUFFIXES,
+}
 MINIFIED_MARKERS = (".min.js", ".bundle.js")  # vendored or built bundles: not the model's code
 
 

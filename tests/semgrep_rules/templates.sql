@@ -1,0 +1,6 @@
+-- Cases for services/analyzers/static/rules/templates.yml (`semgrep --test` reads its annotations after a hash).
+CREATE TABLE users (id INTEGER PRIMARY KEY, username TEXT UNIQUE, password_hash TEXT, role TEXT);
+-- # ruleid: sql-seeded-default-credentials
+INSERT INTO users (username, password_hash, role) VALUES ('admin', 'admin123', 'admin');
+-- # ok: sql-seeded-default-credentials
+INSERT INTO products (name, price) VALUES ('lamp', 20);
