@@ -22,8 +22,8 @@ from benchmarks.common import Row
 from services.analyzers.dynamic.scanner import wapiti_path
 from shared.catalog import TOOLS_BY_SERVICE
 from shared.findings import Finding
-from shared.issue_groups import canonical_cwe
 from shared.protocol import ServiceResult
+from shared.rule_table import canonical_cwe
 from tests.support.analyzers import start_analyzer, stop
 from tests.support.apps import runner_settings
 from tests.support.corpus import CORPUS, analyze, flaw, pairs, prepare_node_modules
@@ -63,7 +63,7 @@ async def _measure(folder: Path) -> list[Row]:
                 walls.append(time.monotonic() - started)
                 return result
 
-        names = pairs()
+        names = pairs("dynamic")
         results = await asyncio.gather(*(one(pair, app) for pair in names for app in (1, 2)))
     finally:
         stop(process)

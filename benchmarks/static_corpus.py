@@ -1,8 +1,8 @@
 """Static analyzer on the flaw corpus and the sample apps (found flaws, silent twins, findings per kLOC)
 
 Every pair of tests/corpus/apps with a statically visible flaw (`static` in its flaw.json) is scanned by the static
-analyzer's security tools, in-process: the pair counts as found when a finding of the flaw's weakness family lies on
-one of its lines in `app1`, and its twin as silent when `app2` has no finding of that family anywhere. On the sample
+analyzer's security tools, in-process, and judged as tests/support/static_corpus.py says: found when a finding of the
+flaw's weakness family covers each of its lines in `app1`, the twin silent when `app2` has none of that family. On the sample
 apps (generated/apps) every static tool runs: findings per thousand lines of code (all findings, and those on `app`
 code only) and the share of findings whose file is classified other than `app`.
 """
@@ -15,22 +15,11 @@ from pathlib import Path
 from benchmarks.common import Row
 from services.analyzers.static.analyzer import build_analyzer
 from shared.findings import Finding
-from shared.weakness_families import weakness_of
-from tests.support.corpus import CORPUS, flaw, pairs
+from tests.support.corpus import flaw, pairs
 from tests.support.static import SAMPLE_APPS, run_in_process
+from tests.support.static_corpus import missed, scan, twin_noise
 
-SECURITY_TOOLS = ("bandit", "ruff", "semgrep", "eslint", "detect-secrets")
 CODE_SUFFIXES = (".py", ".js", ".mjs", ".cjs", ".jsx", ".html", ".jinja2", ".j2", ".sql")
-
-
-def family(finding: Finding) -> str:
-    named, found = weakness_of(finding.tool, finding.rule_id, finding.cwe)
-    return found.id if found else named
-
-
-def family_of_cwe(cwe: str) -> str:
-    named, found = weakness_of("", "", cwe)
-    return found.id if found else named
 
 
 def _lines_of_code(app: Path) -> int:
@@ -42,42 +31,20 @@ def _lines_of_code(app: Path) -> int:
 
 
 async def _corpus() -> list[Row]:
-    tools = [tool for tool in build_analyzer().tools if tool.name in SECURITY_TOOLS]
     rows: list[Row] = []
-    found_total = silent_total = counted = 0
-    for pair in pairs():
+    found_total = silent_total = 0
+    names = pairs("static")
+    for pair in names:
         spec = flaw(pair)
-        if not spec.static:
-            continue
-        vulnerable = await run_in_process(tools, CORPUS / pair / "app1")
-        fixed = await run_in_process(tools, CORPUS / pair / "app2")
-        found = all(
-            any(
-                finding.path == sink.path
-                and finding.line is not None
-                and finding.line <= sink.line <= max(finding.line, finding.end_line or finding.line)
-                and family(finding) == family_of_cwe(sink.cwe)
-                for finding in vulnerable.findings
-            )
-            for sink in spec.static
-        )
-        wanted = {family_of_cwe(sink.cwe) for sink in spec.static}
-        loud = sorted({f"{f.tool}:{f.rule_id}" for f in fixed.findings if family(f) in wanted})
-        counted += 1
+        vulnerable, fixed = await scan(pair, 1), await scan(pair, 2)
+        found = not missed(spec, vulnerable.findings)
+        loud = sorted({f"{f.tool}:{f.rule_id}" for f in twin_noise(spec, fixed.findings)})
         found_total += found
         silent_total += not loud
-        rows.append(
-            Row(
-                f"{pair}: found, twin silent",
-                "pair",
-                None,
-                float(found) + (0.0 if loud else 1.0),
-                True,
-                f"found={found} twin={'silent' if not loud else ', '.join(loud)}",
-            )
-        )
-    rows.append(Row("corpus: flaws found", "pairs", None, float(found_total), True, f"of {counted}"))
-    rows.append(Row("corpus: twins silent", "pairs", None, float(silent_total), True, f"of {counted}"))
+        note = f"found={found} twin={'silent' if not loud else ', '.join(loud)}"
+        rows.append(Row(f"{pair}: found, twin silent", "pair", None, float(found) + (not loud), True, note))
+    rows.append(Row("corpus: flaws found", "pairs", None, float(found_total), True, f"of {len(names)}"))
+    rows.append(Row("corpus: twins silent", "pairs", None, float(silent_total), True, f"of {len(names)}"))
     return rows
 
 
@@ -92,7 +59,9 @@ async def _samples() -> list[Row]:
     app_only = [finding for finding in findings if finding.origin == "app"]
     kloc = lines / 1000
     return [
-        Row("samples: findings per kLOC", "findings/kLOC", None, len(findings) / kloc, False, f"{lines} lines"),
+        Row(
+            "samples: findings per kLOC", "findings/kLOC", None, len(findings) / kloc, False, f"{lines} lines"
+        ),
         Row("samples: app findings per kLOC", "findings/kLOC", None, len(app_only) / kloc, False, ""),
         Row(
             "samples: share not app code",

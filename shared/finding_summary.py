@@ -16,7 +16,8 @@ from typing import Any
 import msgspec
 
 from shared.findings import Finding
-from shared.issue_groups import group_keys, most_severe, weakness
+from shared.issue_groups import group_keys, most_severe
+from shared.rule_table import weakness
 from shared.waivers import rule_name
 
 # (tool, rule_id, severity, cwe, origin, confirmed, findings)

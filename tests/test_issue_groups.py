@@ -7,17 +7,19 @@ import random
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import msgspec
 import pytest
 from sqlalchemy import select
 
 from services.persister.database import record_service
 from shared.database import create_engine, sessions
 from shared.findings import Finding, Severity, fingerprint
-from shared.issue_groups import canonical_cwe, group_key, group_keys, weakness
+from shared.issue_groups import group_key, group_keys
 from shared.messages import ServiceFinished
 from shared.models import FindingRow
 from shared.natsd import EmbeddedNats
 from shared.protocol import ServiceResult
+from shared.rule_table import canonical_cwe, weakness
 from shared.tasks import TaskRef
 from tests.support.gateway import (
     APP,
@@ -96,8 +98,43 @@ def test_findings_of_one_place_and_weakness_share_a_key_and_others_do_not() -> N
     assert keys[:3] == [sql] * 3
     assert keys[3:5] == [password] * 2
     assert len(set(keys)) == 2 + len(APART)
-    assert sql == group_key(APP_PY, "CWE-89", 9)  # the group starts at its first line
-    assert password == group_key(APP_PY, "CWE-798", 3)
+    assert sql == group_key(APP_PY, "sql-injection", 9)  # the group starts at its first line, named by family
+    assert password == group_key(APP_PY, "credentials", 3)
+
+
+def test_one_flaw_under_related_weaknesses_is_one_group() -> None:
+    """yaml.load as bandit's CWE-20 (mapped to deserialization) and semgrep's CWE-502; MD5 of a password as
+    CWE-327 and CWE-916; a query built on one line and run two lines later (semgrep spans both)."""
+    flaws = [
+        finding("bandit", "B506", 12, cwe="CWE-20"),
+        finding("semgrep", "python-unsafe-deserialization", 12, cwe="CWE-502", severity="critical"),
+        finding("bandit", "B324", 20, cwe="CWE-327"),
+        finding("semgrep", "python-password-fast-hash", 20, cwe="CWE-916"),
+        finding("bandit", "B608", 30, cwe="CWE-89"),
+        finding("semgrep", "python-sql-string-formatting", 30, end=32, cwe="CWE-89"),
+        finding("bandit", "B608", 32, cwe="CWE-89"),
+    ]
+    keys = group_keys(flaws)
+    assert keys[0] == keys[1] and keys[2] == keys[3] and keys[4] == keys[5] == keys[6]
+    assert len(set(keys)) == 3
+
+
+def test_each_missing_header_is_its_own_group_and_sites_of_one_long_line_stay_apart() -> None:
+    url = "http://app/"
+    headers = [
+        finding("security-headers", f"missing-{name}", None, cwe="CWE-693", path=url)
+        for name in ("content-security-policy", "x-content-type-options", "permissions-policy")
+    ]
+    assert len(set(group_keys(headers))) == 3
+
+    def at(tool: str, rule: str, column: int) -> Finding:
+        return msgspec.structs.replace(
+            finding(tool, rule, 1, path="static/bundle.js", cwe="CWE-95"), column=column
+        )
+
+    minified = [at("eslint", "no-eval", 120), at("semgrep", "js-eval", 122), at("eslint", "no-eval", 9000)]
+    keys = group_keys(minified)
+    assert keys[0] == keys[1] != keys[2]
 
 
 def test_keys_do_not_depend_on_order_or_on_which_tools_found_the_issue() -> None:

@@ -24,7 +24,9 @@ _ANNOTATION = re.compile(r"\b(ruleid|ok):\s*([\w-]+(?:\s*,\s*[\w-]+)*)")
 def rule_ids() -> dict[str, str]:
     """Every rule id of every rule file, with its file's stem (the name of its cases file)."""
     return {
-        rule["id"]: path.stem for path in sorted(RULES.glob("*.yml")) for rule in yaml.safe_load(path.read_text())["rules"]
+        rule["id"]: path.stem
+        for path in sorted(RULES.glob("*.yml"))
+        for rule in yaml.safe_load(path.read_text())["rules"]
     }
 
 
@@ -41,7 +43,15 @@ def rule_test(rules: Path, cases: Path) -> dict[str, Any]:
     """semgrep's own `--test` report for a folder of rule files and a folder of their cases."""
     if not SEMGREP.exists():
         pytest.skip("semgrep is not installed in .venv (make install)")
-    argv = [str(SEMGREP), "--test", "--json", "--metrics=off", "--disable-version-check", "--config", str(rules)]
+    argv = [
+        str(SEMGREP),
+        "--test",
+        "--json",
+        "--metrics=off",
+        "--disable-version-check",
+        "--config",
+        str(rules),
+    ]
     done = subprocess.run([*argv, str(cases)], capture_output=True, text=True, timeout=600, check=False)
     return json.loads(done.stdout)  # type: ignore[no-any-return]
 

@@ -26,8 +26,8 @@ from services.gateway.auth import requires
 from services.gateway.batches import BatchIdPath
 from services.gateway.queries import Sessions
 from services.gateway.resources import Resources
-from shared.issue_groups import weakness
 from shared.models import FindingRow, Task
+from shared.rule_table import weakness
 from shared.waivers import Waivers
 from shared.weakness_families import family_of
 

@@ -16,8 +16,9 @@ from services.gateway.resources import Resources
 from services.gateway.schemas import FindingView
 from services.gateway.tasks import TaskIdPath, find_task
 from shared.findings import SEVERITIES, Severity
-from shared.issue_groups import most_severe, weakness
+from shared.issue_groups import most_severe
 from shared.models import FindingRow
+from shared.rule_table import weakness
 
 
 class IssueView(msgspec.Struct, frozen=True, kw_only=True):

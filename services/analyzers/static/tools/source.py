@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.findings import Finding, Severity, fingerprint
+from shared.rule_table import is_security, rated, rule_cwe
 
 # Folders whose content the app's authors did not write (or that tools create).
 EXCLUDED_DIRS = frozenset(
@@ -111,20 +112,24 @@ class AppSource:
         help_url: str | None = None,
         extra: dict[str, Any] | None = None,
     ) -> Finding:
-        """A finding at `path:line` whose fingerprint hangs on the source line, so it survives line shifts."""
+        """A finding at `path:line` whose fingerprint hangs on the source line, so it survives line shifts; its
+        severity and category as the rule table (shared/rule_table.py) rates the rule."""
         rel_path = self.relative(path) if path else None
+        security = is_security(self.tool, rule_id, category == "security")
+        if security != (category == "security"):
+            category = "security" if security else "quality"
         source_line = self.line(rel_path, line) if rel_path else ""
         return Finding(
             tool=self.tool,
             rule_id=rule_id,
-            severity=severity,
+            severity=rated(self.tool, rule_id, severity),
             message=message,
             path=rel_path,
             line=line,
             column=column,
             end_line=end_line,
             category=category,
-            cwe=cwe,
+            cwe=rule_cwe(self.tool, rule_id, cwe),
             help_url=help_url,
             fingerprint=fingerprint(self.tool, rule_id, rel_path, source_line, message),
             extra=extra or {},

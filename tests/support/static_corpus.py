@@ -1,0 +1,51 @@
+"""The flaw corpus as the static tests and the static corpus benchmark scan it: the static analyzer's security tools
+run in-process over a pair's app folders, and the two judgements of a pair. (No tests here.)
+
+- **found**: each static sink of the pair's flaw.json has a finding of the sink's weakness family in its file whose
+  lines (from `line` to `end_line`, and for a taint finding the lines its value came through) include the sink's.
+- **silent twin**: the fixed app has no finding of those families anywhere, `info` audit notes aside (an
+  "imported subprocess" says nothing about a flaw).
+"""
+
+from __future__ import annotations
+
+from services.analyzers.static.analyzer import build_analyzer
+from shared.findings import Finding
+from shared.issue_groups import kind
+from shared.protocol import ServiceResult
+from shared.weakness_families import family_of
+from tests.support.corpus import CORPUS, Flaw, StaticSink
+from tests.support.static import run_in_process
+
+SECURITY_TOOLS = ("bandit", "ruff", "semgrep", "eslint", "detect-secrets")
+
+
+def family(cwe: str) -> str:
+    """The family id of a CWE (the issue groups' kind), as flaw.json names only the CWE."""
+    found = family_of(cwe)
+    return found.id if found else cwe
+
+
+async def scan(pair: str, number: int) -> ServiceResult:
+    """The security tools of the static analyzer over `<pair>/app<number>`."""
+    tools = [tool for tool in build_analyzer().tools if tool.name in SECURITY_TOOLS]
+    return await run_in_process(tools, CORPUS / pair / f"app{number}")
+
+
+def covers(finding: Finding, sink: StaticSink) -> bool:
+    if finding.path != sink.path or finding.line is None or kind(finding) != family(sink.cwe):
+        return False
+    lines = set(range(finding.line, max(finding.line, finding.end_line or finding.line) + 1))
+    lines.update(finding.extra.get("flow_lines", []))
+    return sink.line in lines
+
+
+def missed(spec: Flaw, findings: list[Finding]) -> list[StaticSink]:
+    """The sinks of the flaw no finding covers."""
+    return [sink for sink in spec.static if not any(covers(finding, sink) for finding in findings)]
+
+
+def twin_noise(spec: Flaw, findings: list[Finding]) -> list[Finding]:
+    """Findings on the fixed twin of the families its flaw is about (`info` notes aside)."""
+    wanted = {family(sink.cwe) for sink in spec.static}
+    return [finding for finding in findings if finding.severity != "info" and kind(finding) in wanted]

@@ -1,0 +1,84 @@
+"""What the static tools report, rated by the one rule table, on small real apps: code execution from a request is
+critical, simplification rules are never security, templates and SQL seeds are scanned, and a semgrep run that
+skipped part of its work is recorded partial with the reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from services.analyzers.base.runner import service_status
+from services.analyzers.static.tools.bandit import Bandit
+from services.analyzers.static.tools.ruff import Ruff
+from services.analyzers.static.tools.semgrep import Semgrep
+from tests.support.static import run_in_process
+
+APP = '''"""Session restore."""
+import base64
+import pickle
+
+from flask import Flask, request
+
+app = Flask(__name__)
+
+
+@app.get("/restore")
+def restore():
+    state = pickle.loads(base64.b64decode(request.cookies["state"]))
+    if state:
+        label = "yes"
+    else:
+        label = "no"
+    return label
+'''
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Path:
+    folder = tmp_path / "apps" / "model" / "app1"
+    (folder / "backend" / "templates").mkdir(parents=True)
+    (folder / "backend" / "app.py").write_text(APP)
+    (folder / "backend" / "templates" / "book.html").write_text(
+        "<ul>{% for entry in entries %}\n<li>{{ entry.message|safe }}</li>\n{% endfor %}</ul>\n"
+    )
+    (folder / "backend" / "seed.sql").write_text(
+        "CREATE TABLE users (id INTEGER PRIMARY KEY, username TEXT, password TEXT);\n"
+        "INSERT INTO users (username, password) VALUES ('admin', 'admin');\n"
+    )
+    return folder
+
+
+async def test_pickle_loads_of_request_data_is_critical_and_sim108_is_not_security(app: Path) -> None:
+    result = await run_in_process([Semgrep(), Bandit(), Ruff()], app)
+    on_line = [f for f in result.findings if f.path == "backend/app.py" and f.line == 12]
+    semgrep = [f for f in on_line if f.tool == "semgrep"]
+    assert [(f.rule_id, f.severity, f.cwe) for f in semgrep] == [
+        ("python-unsafe-deserialization", "critical", "CWE-502")
+    ]
+    assert {(f.rule_id, f.severity) for f in on_line if f.tool == "bandit"} == {("B301", "high")}
+
+    sim108 = [f for f in result.findings if f.rule_id == "SIM108"]
+    assert sim108 and all(f.category == "quality" for f in sim108)
+    assert all(f.category == "security" for f in result.findings if f.tool == "ruff" and f.rule_id == "S301")
+    imports = [f for f in result.findings if f.rule_id == "B403"]  # `import pickle`: an audit note
+    assert imports and all(f.severity == "info" for f in imports)
+
+
+async def test_templates_and_sql_seed_files_are_scanned(app: Path) -> None:
+    result = await run_in_process([Semgrep()], app)
+    found = {(f.rule_id, f.path, f.line) for f in result.findings}
+    assert ("template-unescaped-output", "backend/templates/book.html", 2) in found
+    assert ("sql-seeded-default-credentials", "backend/seed.sql", 2) in found
+    assert result.tools[0].files_analyzed == 3
+
+
+async def test_semgrep_that_could_not_parse_a_file_is_partial_with_the_reason(app: Path) -> None:
+    (app / "frontend").mkdir()
+    (app / "frontend" / "broken.js").write_text("function show( {\n")
+    result = await run_in_process([Semgrep()], app)
+    run = result.tools[0]
+    assert run.status == "partial"
+    assert run.reason is not None and "frontend/broken.js" in run.reason and "PartialParsing" in run.reason
+    assert any(f.rule_id == "python-unsafe-deserialization" for f in result.findings)  # the rest still counts
+    assert service_status(result.tools) == "partial"
