@@ -103,6 +103,10 @@ function show(list, item, message) {
   list.innerHTML = item.description;
   // ok: js-innerhtml-assignment
   list.innerHTML = "";
+  // ruleid: js-innerhtml-assignment
+  list.innerHTML = item.tags.map((tag) => `<li>${tag}</li>`).join("");
+  // ok: js-innerhtml-assignment
+  list.innerHTML = escapeHtml(item.description);
   // ok: js-innerhtml-assignment
   list.textContent = item.description;
   // ruleid: js-innerhtml-template

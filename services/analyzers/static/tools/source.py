@@ -11,7 +11,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from shared.findings import Finding, Severity, fingerprint
+from shared.findings import Finding, Origin, Severity, fingerprint
+from shared.origins import classify_file
 from shared.rule_table import is_security, rated, rule_cwe
 
 # Folders whose content the app's authors did not write (or that tools create).
@@ -72,6 +73,15 @@ class AppSource:
         self.app_dir = app_dir.resolve()
         self.tool = tool
         self._lines: dict[str, list[str]] = {}
+        self._origins: dict[str, Origin] = {}
+
+    def origin(self, rel_path: str | None) -> Origin:
+        """Where the file comes from (shared/origins.py), judged once per run; `app` for no file."""
+        if rel_path is None:
+            return "app"
+        if rel_path not in self._origins:
+            self._origins[rel_path] = classify_file(self.app_dir, rel_path)
+        return self._origins[rel_path]
 
     def relative(self, reported: str) -> str:
         """A path as a tool printed it (absolute, `./x` or relative to the app) → POSIX path relative to the app."""
@@ -133,6 +143,7 @@ class AppSource:
             help_url=help_url,
             fingerprint=fingerprint(self.tool, rule_id, rel_path, source_line, message),
             extra=extra or {},
+            origin=self.origin(rel_path),
         )
 
 
