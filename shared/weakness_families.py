@@ -66,7 +66,7 @@ FAMILIES: tuple[Family, ...] = (
         "Broken access control",
         ("CWE-284", "CWE-285", "CWE-425", "CWE-639", "CWE-862", "CWE-863", "CWE-915"),
     ),
-    Family("credentials", "Hard-coded secrets", ("CWE-798", "CWE-259", "CWE-321", "CWE-547")),
+    Family("credentials", "Hard-coded secrets", ("CWE-798", "CWE-259", "CWE-321", "CWE-547", "CWE-1392")),
     Family(
         "weak-crypto",
         "Weak cryptography and password storage",

@@ -72,6 +72,10 @@ app.post("/login", (req, res) => {
   res.cookie("session", token);
   // ok: js-cookie-without-flags
   res.cookie("session", token, { httpOnly: true, secure: true, sameSite: "lax" });
+  // ruleid: js-cookie-without-flags
+  res.cookie("session", token, { maxAge: 3600 * 1000 });
+  // ok: js-cookie-without-flags
+  res.cookie("session", token, cookieOptions);
   // ruleid: js-jwt-not-verified
   const claims = jwt.decode(req.cookies.token);
   // ok: js-jwt-not-verified

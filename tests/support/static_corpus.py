@@ -13,6 +13,7 @@ from services.analyzers.static.analyzer import build_analyzer
 from shared.findings import Finding
 from shared.issue_groups import kind
 from shared.protocol import ServiceResult
+from shared.rule_table import canonical_cwe
 from shared.weakness_families import family_of
 from tests.support.corpus import CORPUS, Flaw, StaticSink
 from tests.support.static import run_in_process
@@ -22,8 +23,9 @@ SECURITY_TOOLS = ("bandit", "ruff", "semgrep", "eslint", "detect-secrets")
 
 def family(cwe: str) -> str:
     """The family id of a CWE (the issue groups' kind), as flaw.json names only the CWE."""
-    found = family_of(cwe)
-    return found.id if found else cwe
+    named = canonical_cwe(cwe) or cwe
+    found = family_of(named)
+    return found.id if found else named
 
 
 async def scan(pair: str, number: int) -> ServiceResult:
