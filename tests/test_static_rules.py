@@ -10,6 +10,7 @@ import pytest
 
 from services.analyzers.base.runner import service_status
 from services.analyzers.static.tools.bandit import Bandit
+from services.analyzers.static.tools.pylint import Pylint
 from services.analyzers.static.tools.ruff import Ruff
 from services.analyzers.static.tools.semgrep import Semgrep
 from tests.support.static import run_in_process
@@ -82,3 +83,17 @@ async def test_semgrep_that_could_not_parse_a_file_is_partial_with_the_reason(ap
     assert run.reason is not None and "frontend/broken.js" in run.reason and "PartialParsing" in run.reason
     assert any(f.rule_id == "python-unsafe-deserialization" for f in result.findings)  # the rest still counts
     assert service_status(result.tools) == "partial"
+
+
+async def test_imports_the_tools_cannot_resolve_are_one_info_note_per_tool(tmp_path: Path) -> None:
+    folder = tmp_path / "apps" / "model" / "app1" / "backend"
+    folder.mkdir(parents=True)
+    (folder / "app.py").write_text(
+        '"""Orders."""\nimport orders_db_driver\nimport payments_sdk_xyz\n\nprint(orders_db_driver, payments_sdk_xyz)\n'
+    )
+    (folder / "jobs.py").write_text('"""Jobs."""\nimport orders_db_driver\n\nprint(orders_db_driver)\n')
+    result = await run_in_process([Pylint()], folder.parent)
+    notes = [f for f in result.findings if f.rule_id == "unresolved-imports"]
+    assert [(f.severity, f.category, f.path) for f in notes] == [("info", "environment", None)]
+    assert notes[0].extra["modules"] == {"orders_db_driver": 2, "payments_sdk_xyz": 1}
+    assert not [f for f in result.findings if f.rule_id == "import-error"]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import msgspec
 
 from services.analyzers.base.process import ProcessOutcome
 from services.analyzers.static.tools.cli_tool import CliTool
-from services.analyzers.static.tools.source import AppSource, as_arguments
+from services.analyzers.static.tools.source import AppSource, as_arguments, unresolved_imports
 from shared.findings import Finding, Severity
 
 SEVERITY: dict[str, Severity] = {
@@ -17,6 +19,11 @@ SEVERITY: dict[str, Severity] = {
     "convention": "info",
     "info": "info",
 }
+
+
+# An import pylint cannot find where it runs is the environment's gap, not the app's flaw: one note for them all.
+UNRESOLVED = frozenset({"import-error"})
+_MODULE = re.compile(r"Unable to import '([^']+)'")
 
 
 class PylintMessage(msgspec.Struct):
@@ -54,7 +61,13 @@ class Pylint(CliTool):
 
     def parse(self, outcome: ProcessOutcome, source: AppSource) -> list[Finding]:
         report = msgspec.json.decode(outcome.stdout, type=PylintReport)
-        return [
+        unresolved: dict[str, int] = {}
+        for message in report.messages:
+            if message.symbol in UNRESOLVED:
+                module = match.group(1) if (match := _MODULE.search(message.message)) else message.message
+                unresolved[module] = unresolved.get(module, 0) + 1
+        note = [unresolved_imports(source, "unresolved-imports", unresolved)] if unresolved else []
+        return note + [
             source.finding(
                 rule_id=message.symbol,
                 severity=SEVERITY.get(message.type, "info"),
@@ -67,4 +80,5 @@ class Pylint(CliTool):
                 extra={"message_id": message.message_id, "type": message.type},
             )
             for message in report.messages
+            if message.symbol not in UNRESOLVED
         ]

@@ -147,6 +147,22 @@ class AppSource:
         )
 
 
+def unresolved_imports(source: AppSource, rule_id: str, modules: dict[str, int]) -> Finding:
+    """One `info` note for every import a tool could not resolve (modules → how many places import each): the
+    app's dependencies are not installed where the tool runs, which says nothing about the app's code."""
+    names = ", ".join(sorted(modules))
+    places = sum(modules.values())
+    return source.finding(
+        rule_id=rule_id,
+        severity="info",
+        message=f"{len(modules)} imported modules could not be resolved where the tool ran ({places} imports): "
+        f"{names}; findings that depend on them were not checked",
+        path=None,
+        category="environment",
+        extra={"modules": dict(sorted(modules.items()))},
+    )
+
+
 def as_arguments(files: list[str]) -> list[str]:
     """File paths safe to put on a command line: a name starting with '-' must not read as an option."""
     return [f"./{path}" if path.startswith("-") else path for path in files]
