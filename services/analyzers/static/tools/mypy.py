@@ -30,6 +30,11 @@ _MODULE_HINT = re.compile(
 )
 
 
+def _module(message: str) -> str:
+    match = _MODULE.search(message)
+    return match.group(1) if match else message
+
+
 class MypyMessage(msgspec.Struct):
     file: str
     line: int
@@ -93,13 +98,8 @@ class Mypy(CliTool):
             ]
         if outcome.exit_code == 2 and not messages:  # a crash or a usage error: nothing was checked
             raise UnreadableOutput(f"mypy stopped: {tail(outcome.stderr or outcome.stdout)}")
-        unresolved: dict[str, int] = {}
-        for message in messages:
-            if message.code in UNRESOLVED:
-                module = match.group(1) if (match := _MODULE.search(message.message)) else message.message
-                unresolved[module] = unresolved.get(module, 0) + 1
-        note = [unresolved_imports(source, "unresolved-imports", unresolved)] if unresolved else []
-        return note + [
+        unresolved = [_module(message.message) for message in messages if message.code in UNRESOLVED]
+        return unresolved_imports(source, unresolved) + [
             source.finding(
                 rule_id=message.code or ("note" if message.severity == "note" else "misc"),
                 severity=_severity(message),

@@ -26,6 +26,11 @@ UNRESOLVED = frozenset({"import-error"})
 _MODULE = re.compile(r"Unable to import '([^']+)'")
 
 
+def _module(message: str) -> str:
+    match = _MODULE.search(message)
+    return match.group(1) if match else message
+
+
 class PylintMessage(msgspec.Struct):
     type: str
     symbol: str
@@ -61,13 +66,8 @@ class Pylint(CliTool):
 
     def parse(self, outcome: ProcessOutcome, source: AppSource) -> list[Finding]:
         report = msgspec.json.decode(outcome.stdout, type=PylintReport)
-        unresolved: dict[str, int] = {}
-        for message in report.messages:
-            if message.symbol in UNRESOLVED:
-                module = match.group(1) if (match := _MODULE.search(message.message)) else message.message
-                unresolved[module] = unresolved.get(module, 0) + 1
-        note = [unresolved_imports(source, "unresolved-imports", unresolved)] if unresolved else []
-        return note + [
+        unresolved = [_module(message.message) for message in report.messages if message.symbol in UNRESOLVED]
+        return unresolved_imports(source, unresolved) + [
             source.finding(
                 rule_id=message.symbol,
                 severity=SEVERITY.get(message.type, "info"),

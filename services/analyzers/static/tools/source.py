@@ -8,6 +8,7 @@ the working directory of every tool command.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -147,20 +148,24 @@ class AppSource:
         )
 
 
-def unresolved_imports(source: AppSource, rule_id: str, modules: dict[str, int]) -> Finding:
-    """One `info` note for every import a tool could not resolve (modules → how many places import each): the
-    app's dependencies are not installed where the tool runs, which says nothing about the app's code."""
-    names = ", ".join(sorted(modules))
-    places = sum(modules.values())
-    return source.finding(
-        rule_id=rule_id,
-        severity="info",
-        message=f"{len(modules)} imported modules could not be resolved where the tool ran ({places} imports): "
-        f"{names}; findings that depend on them were not checked",
-        path=None,
-        category="environment",
-        extra={"modules": dict(sorted(modules.items()))},
-    )
+def unresolved_imports(source: AppSource, modules: list[str]) -> list[Finding]:
+    """One `info` note (rule `unresolved-imports`) for every import a tool could not resolve, none when it resolved
+    them all: the app's dependencies are not installed where the tool runs, which says nothing about the app's code.
+    `modules` has a name per import site; the note counts them."""
+    if not modules:
+        return []
+    counts = dict(sorted(Counter(modules).items()))
+    return [
+        source.finding(
+            rule_id="unresolved-imports",
+            severity="info",
+            message=f"{len(counts)} imported modules could not be resolved where the tool ran ({len(modules)} "
+            f"imports): {', '.join(counts)}; what depends on them was not checked",
+            path=None,
+            category="environment",
+            extra={"modules": counts},
+        )
+    ]
 
 
 def as_arguments(files: list[str]) -> list[str]:
