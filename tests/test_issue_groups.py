@@ -179,18 +179,32 @@ async def test_persister_stores_group_keys_and_the_gateway_answers_issues_counte
         service="dynamic",
         status="success",
     )
+    # and two findings in a vendored library: kept, but no issue of the app's
+    library = [
+        msgspec.structs.replace(finding("eslint", "no-eval", line, path="static/lib.js"), origin="vendored")
+        for line in (40, 900)
+    ]
     await record_service(
-        sessions(engine), event, ServiceResult(service="dynamic", status="success", findings=FINDINGS), None
+        sessions(engine),
+        event,
+        ServiceResult(service="dynamic", status="success", findings=FINDINGS + library),
+        None,
     )
     async with sessions(engine)() as session:
         stored = (await session.scalars(select(FindingRow).where(FindingRow.service == "dynamic"))).all()
     await engine.dispose()
-    assert [row.issue_group for row in sorted(stored, key=lambda row: row.id)] == group_keys(FINDINGS)
+    assert [row.issue_group for row in sorted(stored, key=lambda row: row.id)] == group_keys(
+        FINDINGS + library
+    )
 
     issues = (await gateway.http.get(f"/api/tasks/{task_id}/issues")).json()
     detail = (await gateway.http.get(f"/api/tasks/{task_id}")).json()
 
-    assert issues["findings_total"] == detail["findings_count"] == 3 + len(FINDINGS)  # every raw finding kept
+    assert detail["findings_count"] == 3 + len(FINDINGS) + 2  # every raw finding kept
+    assert issues["findings_total"] == 3 + len(FINDINGS)  # the issues of the app's own code
+    assert issues["left_out"] == {"vendored": 2} and detail["findings_left_out"] == {"vendored": 2}
+    everything = (await gateway.http.get(f"/api/tasks/{task_id}/issues", params={"origin": "all"})).json()
+    assert everything["total"] == issues["total"] + 2 and everything["left_out"] == {}
     assert (
         issues["total"] == detail["issues_count"] == 3 + 2 + len(APART)
     )  # rows written before groups: one each
