@@ -79,6 +79,22 @@ RULES: dict[tuple[str, str], Rule] = {
     ("eslint", "no-implied-eval"): Rule("CWE-95", "high", True),
     ("eslint", "no-new-func"): Rule("CWE-95", "high", True),
     ("eslint", "no-script-url"): Rule("CWE-79", "medium", True),
+    # the maintained rule sets eslint runs beside Assay's semgrep rules (services/analyzers/static/node)
+    ("eslint", "no-unsanitized/method"): Rule("CWE-79", "medium", True),  # insertAdjacentHTML, document.write …
+    ("eslint", "no-unsanitized/property"): Rule("CWE-79", "medium", True),  # innerHTML/outerHTML of non-constants
+    ("eslint", "security/detect-child-process"): Rule("CWE-78", "medium", True),
+    ("eslint", "security/detect-eval-with-expression"): Rule("CWE-95", "high", True),
+    ("eslint", "security/detect-disable-mustache-escape"): Rule("CWE-79", "high", True),
+    ("eslint", "security/detect-no-csrf-before-method-override"): Rule("CWE-352", "medium", True),
+    ("eslint", "security/detect-unsafe-regex"): Rule("CWE-1333", "medium", True),
+    ("eslint", "security/detect-possible-timing-attacks"): Rule("CWE-208", "low", True),
+    ("eslint", "security/detect-pseudoRandomBytes"): Rule("CWE-338", "medium", True),
+    ("eslint", "security/detect-non-literal-require"): Rule("CWE-706", "low", True),
+    ("eslint", "security/detect-bidi-characters"): Rule("CWE-1007", "high", True),
+    ("eslint", "security/detect-new-buffer"): Rule("CWE-119", "low", True),
+    ("eslint", "security/detect-buffer-noassert"): Rule("CWE-119", "low", True),
+    # any file name that is not a literal, flaw or not (three of four on the corpus were constant folders): a note
+    ("eslint", "security/detect-non-literal-fs-filename"): Rule("CWE-22", "info", True),
 }
 
 # A narrower CWE -> the one other tools report for the same flaw.

@@ -10,6 +10,7 @@ import pytest
 
 from services.analyzers.base.runner import service_status
 from services.analyzers.static.tools.bandit import Bandit
+from services.analyzers.static.tools.eslint import Eslint
 from services.analyzers.static.tools.pylint import Pylint
 from services.analyzers.static.tools.ruff import Ruff
 from services.analyzers.static.tools.semgrep import Semgrep
@@ -97,3 +98,27 @@ async def test_imports_the_tools_cannot_resolve_are_one_info_note_per_tool(tmp_p
     assert [(f.severity, f.category, f.path) for f in notes] == [("info", "environment", None)]
     assert notes[0].extra["modules"] == {"orders_db_driver": 2, "payments_sdk_xyz": 1}
     assert not [f for f in result.findings if f.rule_id == "import-error"]
+
+
+async def test_the_maintained_eslint_rule_sets_run_beside_assays_own(tmp_path: Path) -> None:
+    """eslint-plugin-no-unsanitized and eslint-plugin-security, installed from npm with eslint: an innerHTML of
+    fetched data and a shell command built from a request are security findings with their CWE."""
+    app = tmp_path / "apps" / "model" / "app1"
+    (app / "frontend").mkdir(parents=True)
+    (app / "backend").mkdir()
+    (app / "frontend" / "app.js").write_text(
+        'const list = document.getElementById("items");\n'
+        'fetch("/api/items").then((r) => r.json()).then((items) => {\n'
+        "  list.innerHTML = items.map((item) => `<li>${item.name}</li>`).join('');\n"
+        "});\n"
+    )
+    (app / "backend" / "server.js").write_text(
+        'const { exec } = require("child_process");\n'
+        "module.exports = (req, res) => exec(`ping -c1 ${req.query.host}`, () => res.end());\n"
+    )
+    result = await run_in_process([Eslint()], app)
+    if result.tools[0].status == "skipped":
+        pytest.skip(result.tools[0].reason or "eslint is not installed")
+    found = {(f.rule_id, f.path, f.line, f.category, f.cwe) for f in result.findings if "/" in f.rule_id}
+    assert ("no-unsanitized/property", "frontend/app.js", 3, "security", "CWE-79") in found
+    assert ("security/detect-child-process", "backend/server.js", 2, "security", "CWE-78") in found
