@@ -287,6 +287,10 @@ SECRET_KEY = os.environ.get("SECRET_KEY", "change-me")
 TOKEN_HEADER = "X_AUTH"
 # ok: python-hardcoded-secret
 API_KEY_NAME = "API_KEY"
+# ok: python-hardcoded-secret
+PASSWORD_FIELD = "password"
+# ruleid: python-hardcoded-secret
+DB_PASSWORD = "hunter2"
 
 
 def make_reset_token() -> str:
