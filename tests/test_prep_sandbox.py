@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from services.orchestrator.apps.errors import AppNotStarted
+from services.orchestrator.apps.requirements_policy import check_requirements
 from services.orchestrator.apps.runner import AppRunner, AppSlot
 from shared.jetstream.natsd import free_port
 from shared.wire.messages import AnalysisRequest
@@ -227,3 +228,34 @@ async def test_a_build_backend_filling_the_folder_it_builds_is_stopped_at_the_di
     assert not await asyncio.to_thread(
         lambda: list(app_work_dir.glob("cache/.venv-*"))
     )  # the failed build is gone
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "--index-url https://evil.example/simple",
+        "--index-url=https://evil.example/simple",
+        "-i https://evil.example/simple",
+        "-ihttps://evil.example/simple",
+        "--extra-index-url https://evil.example/simple",
+        "--find-links https://evil.example/wheels",
+        "-f ./wheels",
+        "--find-links=/opt/wheels",
+    ],
+)
+def test_every_spelling_of_an_index_of_the_apps_own_is_refused(line: str) -> None:
+    checked = check_requirements(f"flask\n{line}  # pinned\n", frozenset())
+    assert len(checked.refused) == 1 and checked.refused[0].startswith("line 2: "), checked
+
+
+def test_an_index_the_operator_allows_is_honoured_and_local_packages_are_noticed() -> None:
+    allowed = check_requirements(
+        "-i https://pypi.internal.example/simple\n", frozenset({"pypi.internal.example"})
+    )
+    assert allowed.refused == [] and not allowed.local
+    other_port = check_requirements(
+        "-i https://pypi.internal.example:8443/simple\n", frozenset({"pypi.internal.example"})
+    )
+    assert len(other_port.refused) == 1  # a listed host admits port 443 only, unless the entry names the port
+    local = check_requirements("flask==3.0\n-e ./pkg\n", frozenset())
+    assert local.refused == [] and local.local
