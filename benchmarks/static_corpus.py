@@ -14,7 +14,7 @@ from pathlib import Path
 
 from benchmarks.common import Row
 from services.analyzers.static.analyzer import build_analyzer
-from shared.findings import Finding
+from shared.results.findings import Finding
 from tests.support.corpus import flaw, pairs
 from tests.support.static import SAMPLE_APPS, run_in_process
 from tests.support.static_corpus import missed, scan, twin_noise

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from services.analyzers.static.tools.semgrep import Semgrep
-from shared.origins import classify, classify_file
+from shared.results.origins import classify, classify_file
 from tests.support.static import REPO, run_in_process
 
 LIBRARIES = REPO / "services" / "analyzers" / "static" / "node" / "node_modules"

@@ -10,11 +10,11 @@ run in-process over a pair's app folders, and the two judgements of a pair. (No 
 from __future__ import annotations
 
 from services.analyzers.static.analyzer import build_analyzer
-from shared.findings import Finding
-from shared.issue_groups import kind
-from shared.protocol import ServiceResult
-from shared.rule_table import canonical_cwe
-from shared.weakness_families import family_of
+from shared.results.findings import Finding
+from shared.results.issue_groups import kind
+from shared.results.rule_table import canonical_cwe
+from shared.results.weakness_families import family_of
+from shared.wire.protocol import ServiceResult
 from tests.support.corpus import CORPUS, Flaw, StaticSink
 from tests.support.static import run_in_process
 

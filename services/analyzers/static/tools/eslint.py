@@ -11,10 +11,10 @@ from pathlib import Path
 
 import msgspec
 
-from services.analyzers.base.process import ProcessOutcome
 from services.analyzers.static.tools.cli_tool import CliTool
 from services.analyzers.static.tools.source import AppSource, as_arguments
-from shared.findings import Finding, Severity
+from shared.operations.process import ProcessOutcome
+from shared.results.findings import Finding, Severity
 
 NODE_DIR = Path(__file__).resolve().parent.parent / "node"
 CONFIG = NODE_DIR / "eslint.config.mjs"
@@ -70,7 +70,7 @@ class Eslint(CliTool):
                 line=message.line,
                 column=message.column,
                 end_line=message.end_line,
-                category="quality",  # the rule table (shared/rule_table.py) names eslint's security rules
+                category="quality",  # the rule table (shared/results/rule_table.py) names eslint's security rules
                 help_url=f"https://eslint.org/docs/latest/rules/{message.rule_id}"
                 if message.rule_id
                 else None,

@@ -12,9 +12,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from shared.findings import Finding, Origin, Severity, fingerprint
-from shared.origins import classify_file
-from shared.rule_table import is_security, rated, rule_cwe
+from shared.results.findings import Finding, Origin, Severity, fingerprint
+from shared.results.origins import classify_file
+from shared.results.rule_table import is_security, rated, rule_cwe
 
 # Folders whose content the app's authors did not write (or that tools create).
 EXCLUDED_DIRS = frozenset(
@@ -77,7 +77,7 @@ class AppSource:
         self._origins: dict[str, Origin] = {}
 
     def origin(self, rel_path: str | None) -> Origin:
-        """Where the file comes from (shared/origins.py), judged once per run; `app` for no file."""
+        """Where the file comes from (shared/results/origins.py), judged once per run; `app` for no file."""
         if rel_path is None:
             return "app"
         if rel_path not in self._origins:
@@ -124,7 +124,7 @@ class AppSource:
         extra: dict[str, Any] | None = None,
     ) -> Finding:
         """A finding at `path:line` whose fingerprint hangs on the source line, so it survives line shifts; its
-        severity and category as the rule table (shared/rule_table.py) rates the rule."""
+        severity and category as the rule table (shared/results/rule_table.py) rates the rule."""
         rel_path = self.relative(path) if path else None
         security = is_security(self.tool, rule_id, category == "security")
         if security != (category == "security"):
