@@ -44,6 +44,7 @@ REPO = Path(__file__).resolve().parent.parent
 SAMPLE_APPS = REPO / "generated" / "apps"
 
 HELLO_APP = """
+import os
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 
@@ -288,7 +289,9 @@ async def test_several_apps_run_at_once_within_the_budget_each_on_its_own_ports(
 
 
 ORCHESTRATOR_STAND_IN = """
+import asyncio
 from services.orchestrator.apps.runner import AppRunner, AppSlot
+from shared.operations.config import load_settings
 from tests.support.apps import app_request
 
 
