@@ -39,10 +39,11 @@ run: install
 # The lint runs first, so a type error fails the tests (and CI) before any test starts. Then the two tiers, each on
 # pytest-xdist workers (tests/support/tiers.py says which test is which): the fast tier (services in-process), then
 # the stack tier (marker `stack`: processes, the CLI, the fault suite on both databases, clusters, Chromium, bwrap).
-# loadgroup keeps the tests that share a module's stack on one worker, so it is started once.
+# loadgroup keeps the tests that share a module's stack on one worker, so it is started once; each tier's output
+# ends with its slowest ten tests.
 TEST_WORKERS ?= auto
 STACK_WORKERS ?= 2
-PYTEST_TIERS := $(VENV)/bin/pytest --dist loadgroup
+PYTEST_TIERS := $(VENV)/bin/pytest --dist loadgroup --durations=10
 test: lint
 	$(PYTEST_TIERS) -n $(TEST_WORKERS) -m "not stack"
 	$(PYTEST_TIERS) -n $(STACK_WORKERS) -m stack
