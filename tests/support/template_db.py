@@ -8,6 +8,7 @@ as before. The copy is at the newest migration, so migrating it again finds noth
 from __future__ import annotations
 
 import asyncio
+import atexit
 import shutil
 import tempfile
 from pathlib import Path
@@ -20,6 +21,7 @@ _template: Path | None = None  # this process's migrated file, made on first use
 
 async def _make_template() -> Path:
     folder = Path(tempfile.mkdtemp(prefix="assay-template-db-"))
+    atexit.register(shutil.rmtree, folder, True)  # the process's own: gone when it ends
     path = folder / "template.db"
     engine = create_engine(f"{SQLITE}{path}")
     try:
