@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from shared.database import create_engine, migrate
+from shared.store.database import create_engine, migrate
 
 SQLITE = "sqlite+aiosqlite:///"
 _template: Path | None = None  # this process's migrated file, made on first use

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from services.cli.child import Child
-from shared.nats_cluster import NatsCluster
+from shared.jetstream.nats_cluster import NatsCluster
 from tests.support.apps import needs_bwrap
 from tests.support.browser import CHROMIUM_ARGS
 from tests.support.stack import Stack, run_assay

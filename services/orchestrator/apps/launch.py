@@ -29,10 +29,10 @@ from services.orchestrator.apps.sandbox import (
     bwrap_argv,
     hand_over,
 )
-from shared.app_env import CANARY_PORT_KEY
-from shared.app_run import SandboxSettings
-from shared.natsd import free_port
-from shared.process_groups import stop_group
+from shared.jetstream.natsd import free_port
+from shared.operations.app_env import CANARY_PORT_KEY
+from shared.operations.process_groups import stop_group
+from shared.wire.app_run import SandboxSettings
 
 BACKEND_FILES = ("app.py", "main.py", "server.py", "run.py", "wsgi.py")
 NODE_BACKEND_FILES = ("server.js", "index.js", "app.js", "main.js")
