@@ -30,8 +30,16 @@ class AppRun(msgspec.Struct, frozen=True, kw_only=True):
     sandbox: SandboxSettings
     command: list[str]  # the exact argv Assay started (sandbox included)
     processes: dict[str, list[str]] = {}  # name (backend, frontend) → argv inside the sandbox
+    start_rule: str = (
+        ""  # the start rule that chose the backend's command (start_rules.py: procfile, flask-run…)
+    )
+    start_why: str = ""  # what in the app made that rule fit
     urls: dict[str, str] = {}  # name → URL the analyzers probed
-    prepare_log: str = ""  # tail of the preparation's output (virtualenv, pip, npm)
+    listening: dict[str, list[str]] = {}  # name → where it was found listening in its sandbox (address:port)
+    prepare_log: str = (
+        ""  # the preparation's every command, output and ending (virtualenv, pip, npm), kept whole
+    )
+    failing_requirement: str | None = None  # what pip or npm could not install, in its own words
     started_at: datetime | None = None
     stopped_at: datetime | None = None
     exit_status: int | None = None  # of the sandbox; negative: killed by that signal

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import msgspec
 
+from shared.ports import PortRange, parse_port_range
+
 ANALYZERS = ("static", "dynamic", "performance", "ai")
 DEFAULT_ANALYZER_PORTS = {"static": 8101, "dynamic": 8102, "performance": 8103, "ai": 8104}
 
@@ -128,6 +130,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     app_memory_mb: int = 1024  # ASSAY_APP_MEMORY_MB: address space of each app process (RLIMIT_AS)
     app_processes: int = 64  # ASSAY_APP_PROCESSES: processes and threads in one sandbox (RLIMIT_NPROC)
     app_open_files: int = 256  # ASSAY_APP_OPEN_FILES: open files of each app process (RLIMIT_NOFILE)
+    # ASSAY_PORT_RANGE (`40000-40999`): the host ports Assay opens for itself (embedded NATS, app forwarders);
+    # unset: the kernel's ephemeral range
+    port_range: PortRange | None = None
     # Throughput of the consumer loops (shared/consuming.py).
     orchestrator_prefetch: int = (
         8  # ASSAY_ORCHESTRATOR_PREFETCH: requests of one priority held ahead per replica
@@ -281,6 +286,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         app_memory_mb=int(env.get("ASSAY_APP_MEMORY_MB") or 1024),
         app_processes=int(env.get("ASSAY_APP_PROCESSES") or 64),
         app_open_files=int(env.get("ASSAY_APP_OPEN_FILES") or 256),
+        port_range=parse_port_range(env["ASSAY_PORT_RANGE"]) if env.get("ASSAY_PORT_RANGE") else None,
         orchestrator_prefetch=int(env.get("ASSAY_ORCHESTRATOR_PREFETCH") or 8),
         persister_concurrency=int(env.get("ASSAY_PERSISTER_CONCURRENCY") or 32),
         persister_prefetch=int(env.get("ASSAY_PERSISTER_PREFETCH") or 256),
@@ -303,7 +309,9 @@ def _umask(value: str | None) -> int:
     except ValueError:
         raise ValueError(f"ASSAY_UMASK={value!r} is not an octal umask like 077 or 027") from None
     if not 0 <= umask <= 0o777 or umask & 0o007 != 0o007:
-        raise ValueError(f"ASSAY_UMASK={value!r} would let other users read Assay's files: end it in 7 (077, 027)")
+        raise ValueError(
+            f"ASSAY_UMASK={value!r} would let other users read Assay's files: end it in 7 (077, 027)"
+        )
     return umask
 
 

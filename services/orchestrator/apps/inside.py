@@ -1,8 +1,8 @@
 """The first program inside an app's sandbox (stdlib only: it runs with the app's own Python, not Assay's).
 
 It applies the resource limits to itself, so that every process of the app inherits them; listens on a Unix
-socket per port, in the folder Assay shares with the sandbox, and forwards each connection to 127.0.0.1:<port> in
-the sandbox's own network namespace (the only way in); starts the app's processes; and, when the first of them
+socket per process, in the folder Assay shares with the sandbox, and forwards each connection to where that
+process listens in the sandbox's own network namespace, found by listening.py (the only way in); starts the app's processes; and, when the first of them
 ends, stops the others and exits with its status, saying why on stderr.
 
 It also runs the marker listener of the SSRF check on the spec's `canary` port (when given): it answers every
@@ -24,6 +24,11 @@ import signal
 import subprocess
 import sys
 from typing import Any
+
+try:
+    from services.orchestrator.apps.listening import Finder
+except ImportError:  # run as a script: listening.py is beside it (launch.py binds it there in the sandbox)
+    from listening import Finder  # type: ignore[import-not-found,no-redef]
 
 CHUNK = 65536
 LIMITS = {
@@ -61,11 +66,12 @@ async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> No
         writer.close()
 
 
-async def _forward(port: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """One connection from the shared socket to the app's port."""
+async def _forward(finder: Finder, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """One connection from the shared socket to where the app's process listens (found, not imposed)."""
     try:
-        app_reader, app_writer = await asyncio.open_connection("127.0.0.1", port)
+        app_reader, app_writer = await asyncio.open_connection(*finder.target())
     except OSError:
+        finder.forget()
         writer.close()  # the app is not listening (yet): the caller sees the connection closed
         return
     await asyncio.gather(pipe(reader, app_writer), pipe(app_reader, writer))
@@ -146,12 +152,13 @@ async def _serve(
     """Forward the sockets until the first process ends; then stop the others and return that one's status."""
     servers = [await _canary(canary)] if canary else []
     for forward in forwards:
-        port = int(forward["port"])
+        name = forward["name"]  # an app's process, or the marker listener (this process's own)
+        finder = Finder(name, processes[name].pid if name in processes else os.getpid(), int(forward["port"]))
 
         async def handle(
-            reader: asyncio.StreamReader, writer: asyncio.StreamWriter, port: int = port
+            reader: asyncio.StreamReader, writer: asyncio.StreamWriter, finder: Finder = finder
         ) -> None:
-            await _forward(port, reader, writer)
+            await _forward(finder, reader, writer)
 
         servers.append(await asyncio.start_unix_server(handle, path=forward["socket"]))
     name, status = await _first_exit(processes)

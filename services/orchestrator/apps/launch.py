@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from services.orchestrator.apps import inside
+from services.orchestrator.apps import inside, listening, start_rules
 from services.orchestrator.apps.errors import AppNotStarted
 from services.orchestrator.apps.forwarder import start_forwarder
 from services.orchestrator.apps.prepare import Prepared
@@ -29,16 +29,16 @@ from services.orchestrator.apps.sandbox import (
     bwrap_argv,
     hand_over,
 )
+from services.orchestrator.apps.start_rules import Installed, Start, installed_packages
 from shared.app_env import CANARY_PORT_KEY
 from shared.app_run import SandboxSettings
-from shared.natsd import free_port
+from shared.ports import PortRange, free_port
 from shared.process_groups import stop_group
 
-BACKEND_FILES = ("app.py", "main.py", "server.py", "run.py", "wsgi.py")
-NODE_BACKEND_FILES = ("server.js", "index.js", "app.js", "main.js")
 STATIC_FOLDERS = ("dist", "build", ".")
 STOP_GRACE_S = 3.0
-OUTPUT_TAIL = 4000
+OUTPUT_TAIL = 16000  # of the app's output kept in app.json: long enough for a traceback and what led to it
+OUTPUT_SCAN = 1_000_000  # of the output's start read for the init's announcements
 POLL_S = 0.2
 ENDING_NOTE = "ended"
 GONE_WAIT_S = 10.0
@@ -49,6 +49,7 @@ class LaunchConfig:
     settings: SandboxSettings
     python: str  # used for the frontend's static server and the init when the app has no virtualenv
     start_timeout_s: float
+    port_range: PortRange | None = None  # ASSAY_PORT_RANGE: the forwarders' ports
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class Layout:
     init: str
     shared: str
     tmp: str
+    bin: str  # `python` for command lines that name it (a Dockerfile's CMD), where the app has no virtualenv
 
 
 @dataclass
@@ -73,6 +75,7 @@ class Launched:
     output: Path
     ending: Path  # the note inside.py leaves of how the app ended
     canary_port: int | None = None  # the SSRF check's marker listener inside the sandbox (inside.py)
+    start: Start | None = None  # the rule that chose the backend's command
     forwarders: list[asyncio.Server] = field(default_factory=list)
 
     def port_variables(self) -> dict[str, int]:
@@ -85,47 +88,59 @@ class Launched:
 
 
 INIT_COPY = "inside.py"  # the run folder's copy of inside.py, bound read-only at INIT_PATH
+# Copied into the run folder and bound beside the init (stdlib only, like it): the module it imports, and the
+# frontends' static server.
+BESIDE_INIT = ("listening.py", "static_server.py")
+STATIC_SERVER = "static_server.py"
 
 
 def _layout(sandboxed: bool, prepared: Prepared, run_dir: Path) -> Layout:
     if sandboxed:
-        return Layout(APP_ROOT, VENV_ROOT if prepared.venv else None, INIT_PATH, SHARED_ROOT, "/tmp")
+        venv = VENV_ROOT if prepared.venv else None
+        return Layout(APP_ROOT, venv, INIT_PATH, SHARED_ROOT, "/tmp", f"{Path(INIT_PATH).parent}/bin")
     venv = str(prepared.venv) if prepared.venv else None
-    return Layout(str(prepared.copy), venv, inside.__file__, str(run_dir / "shared"), str(run_dir / "tmp"))
+    shared, tmp, bin_dir = (str(run_dir / name) for name in ("shared", "tmp", "bin"))
+    return Layout(str(prepared.copy), venv, inside.__file__, shared, tmp, bin_dir)
 
 
 def _commands(
-    copy: Path, layout: Layout, python: str, ports: dict[str, int]
-) -> dict[str, tuple[list[str], str]]:
-    """name → (argv, working folder) as seen by the app, for the backend and a frontend that needs no build."""
-    app_python = f"{layout.venv}/bin/python" if layout.venv else python
+    prepared: Prepared, layout: Layout, python: str, ports: dict[str, int], options: dict[str, object]
+) -> tuple[dict[str, tuple[list[str], str]], Start | None]:
+    """name → (argv, working folder) as seen by the app, for the backend (by the first start rule that fits) and a
+    frontend that needs no build; and the backend's start rule."""
+    copy = prepared.copy
+    installed = Installed(packages=installed_packages(prepared.venv), node=shutil.which("node") is not None)
+    start = start_rules.choose(copy, installed, options)
     commands: dict[str, tuple[list[str], str]] = {}
-    backend = copy / "backend"
-    node = shutil.which("node")
-    for name in BACKEND_FILES:
-        if (backend / name).is_file():
-            commands["backend"] = ([app_python, name], f"{layout.app}/backend")
-            break
-    else:
-        for name in NODE_BACKEND_FILES:
-            if node and (backend / name).is_file():
-                commands["backend"] = ([node, name], f"{layout.app}/backend")
-                break
+    if start is not None:
+        app_python = f"{layout.venv}/bin/python" if layout.venv else python
+        words = {
+            start_rules.PYTHON: [app_python],
+            start_rules.NODE: [shutil.which("node") or "node"],
+            start_rules.NPM: [shutil.which("npm") or "npm"],
+            start_rules.SHELL: ["/bin/sh", "-c"],
+        }
+        argv = [
+            part
+            for word in start.argv
+            for part in words.get(word, [word.replace("{port}", str(ports["backend"]))])
+        ]
+        commands["backend"] = (argv, f"{layout.app}/{start.folder}".removesuffix("/."))
     for folder in STATIC_FOLDERS:
         if (copy / "frontend" / folder / "index.html").is_file():
             served = f"{layout.app}/frontend/{folder}".removesuffix("/.")
             port = str(ports["frontend"])
-            argv = [python, "-m", "http.server", port, "--bind", "127.0.0.1", "--directory", served]
+            argv = [python, str(Path(layout.init).parent / STATIC_SERVER), port, served]
             commands["frontend"] = (argv, served)
             break
-    return commands
+    return commands, start
 
 
 def _env(layout: Layout, ports: dict[str, int], own: str) -> dict[str, str]:
     return {
-        "PATH": f"{layout.venv}/bin:/usr/local/bin:/usr/bin:/bin"
+        "PATH": f"{layout.venv}/bin:/usr/local/bin:/usr/bin:/bin:{layout.bin}"
         if layout.venv
-        else "/usr/local/bin:/usr/bin:/bin",
+        else f"/usr/local/bin:/usr/bin:/bin:{layout.bin}",
         "HOME": layout.tmp,
         "TMPDIR": layout.tmp,
         "LANG": "C.UTF-8",
@@ -146,7 +161,7 @@ def _write_ports(copy: Path, ports: dict[str, int]) -> None:
     env_file.write_text("\n".join([*kept, *(f"{key}={value}" for key, value in wanted.items())]) + "\n")
 
 
-def _set_up_run(run_dir: Path, copy: Path, ports: dict[str, int]) -> None:
+def _set_up_run(run_dir: Path, copy: Path, ports: dict[str, int], python: str) -> None:
     """The run's shared and temporary folders (the sandbox user's), its copy of inside.py, and Assay's ports in
     the copy's .env."""
     for folder in (run_dir / "shared", run_dir / "tmp"):
@@ -155,20 +170,29 @@ def _set_up_run(run_dir: Path, copy: Path, ports: dict[str, int]) -> None:
     # A copy beside the run: the sandbox user must reach what is bound in, and the checkout Assay runs from may
     # sit in a folder only its owner can enter (a private temporary folder, a home folder).
     shutil.copyfile(inside.__file__, run_dir / INIT_COPY)
+    for name in BESIDE_INIT:  # inside.py's neighbours in this package
+        shutil.copyfile(Path(inside.__file__).with_name(name), run_dir / name)
+    (run_dir / "bin").mkdir(exist_ok=True)
+    for name in ("python", "python3"):
+        (run_dir / "bin" / name).symlink_to(python)
     _write_ports(copy, ports)
 
 
-async def launch(config: LaunchConfig, prepared: Prepared, run_dir: Path) -> Launched:
+async def launch(
+    config: LaunchConfig, prepared: Prepared, run_dir: Path, options: dict[str, object] | None = None
+) -> Launched:
     """Start the app's sandbox and forwarders; AppNotStarted when there is nothing to start."""
     sandboxed = config.settings.mode == "bwrap"
     layout = _layout(sandboxed, prepared, run_dir)
-    ports = {"backend": free_port(), "frontend": free_port(), "canary": free_port()}
-    found = await asyncio.to_thread(_commands, prepared.copy, layout, config.python, ports)
-    if "backend" not in found:
-        looked = ", ".join(BACKEND_FILES + NODE_BACKEND_FILES)
-        raise AppNotStarted(f"app did not start: no backend to start in backend/ (looked for {looked})")
+    ports = {name: free_port(port_range=config.port_range) for name in ("backend", "frontend", "canary")}
+    found, start = await asyncio.to_thread(_commands, prepared, layout, config.python, ports, options or {})
+    if start is None:
+        raise AppNotStarted(
+            "app did not start: no start rule fits its backend/ (see start_rules.py; give a command as "
+            f"{start_rules.START_KEY}=… in its .env or options.app.start)"
+        )
     shared = run_dir / "shared"
-    await asyncio.to_thread(_set_up_run, run_dir, prepared.copy, ports)
+    await asyncio.to_thread(_set_up_run, run_dir, prepared.copy, ports, config.python)
     spec = {
         "limits": {
             "cpu_s": config.settings.cpu_s,
@@ -177,7 +201,8 @@ async def launch(config: LaunchConfig, prepared: Prepared, run_dir: Path) -> Lau
             "open_files": config.settings.open_files,
         },
         "forwards": [
-            {"socket": f"{layout.shared}/{name}.sock", "port": ports[name]} for name in [*found, "canary"]
+            {"name": name, "socket": f"{layout.shared}/{name}.sock", "port": ports[name]}
+            for name in [*found, "canary"]
         ]
         if sandboxed
         else [],
@@ -191,7 +216,12 @@ async def launch(config: LaunchConfig, prepared: Prepared, run_dir: Path) -> Lau
     init_python = f"{layout.venv}/bin/python" if layout.venv else config.python
     command = [init_python, layout.init, json.dumps(spec)]
     if sandboxed:
-        ro_binds = {run_dir / INIT_COPY: INIT_PATH}
+        beside_init = Path(INIT_PATH).parent
+        ro_binds = {
+            run_dir / INIT_COPY: INIT_PATH,
+            **{run_dir / name: f"{beside_init}/{name}" for name in BESIDE_INIT},
+            run_dir / "bin": layout.bin,
+        }
         if prepared.venv:
             ro_binds[prepared.venv] = VENV_ROOT
         binds = {prepared.copy: APP_ROOT, shared: SHARED_ROOT}
@@ -221,6 +251,7 @@ async def launch(config: LaunchConfig, prepared: Prepared, run_dir: Path) -> Lau
         output=output,
         ending=shared / ENDING_NOTE,
         canary_port=ports["canary"],
+        start=start,
     )
     if sandboxed:
         try:
@@ -239,6 +270,16 @@ def output_tail(launched: Launched) -> str:
     except OSError:
         return ""
     return data[-OUTPUT_TAIL:].decode(errors="replace")
+
+
+def found_listening(launched: Launched) -> dict[str, list[str]]:
+    """name → where each of the app's processes was found listening in its sandbox (inside.py announces it)."""
+    try:
+        with launched.output.open("rb") as output:
+            head = output.read(OUTPUT_SCAN)
+    except OSError:
+        return {}
+    return listening.announced(head.decode(errors="replace"))
 
 
 def exit_reason(launched: Launched) -> str:

@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from services.analyzers.base.process import ProcessOutcome, run_process
-from services.orchestrator.apps.errors import AppNotStarted
+from services.orchestrator.apps.errors import AppNotStarted, PrepareFailed
+from services.orchestrator.apps.prepare_log import failing_requirement, whole
 from services.orchestrator.apps.sandbox import VENV_ROOT, Mounts, bwrap_argv, hand_over
 
 SKIPPED_FOLDERS = frozenset({"node_modules", ".venv", "venv", "__pycache__", ".git"})
 READY_MARK = ".assay-ready"
-LOG_TAIL = 4000
 _locks: dict[str, asyncio.Lock] = {}
 
 
@@ -45,7 +45,7 @@ class Prepared:
     source_hash: str
     venv: Path | None
     node_modules: Path | None
-    log: str
+    log: str  # every step's command, output and ending (prepare_log.whole)
 
 
 def _files(app: Path) -> list[Path]:
@@ -138,13 +138,13 @@ async def _venv(config: PrepareConfig, requirements: Path, log: list[str]) -> Pa
         mounts = Mounts(binds={folder: VENV_ROOT}, ro_binds={requirements: "/assay/requirements.txt"})
         pip = [f"{inside}/bin/python", "-m", "pip", "install", "--no-input", "--disable-pip-version-check"]
         if not await _step(config, mounts, [config.python, "-m", "venv", inside], "/tmp", log, "venv"):
-            raise AppNotStarted(f"app did not start: creating its virtualenv failed\n{_tail(log)}")
+            raise AppNotStarted(f"app did not start: creating its virtualenv failed ({_ending(log)})")
         if await _step(config, mounts, [*pip, "--only-binary", ":all:", "-r", reqs], "/tmp", log, "wheels"):
             return
         log.append("[not every requirement has a wheel: installing from source, inside the sandbox]\n")
         if not await _step(config, mounts, [*pip, "-r", reqs], "/tmp", log, "pip"):
             raise AppNotStarted(
-                f"app did not start: installing backend/requirements.txt failed\n{_tail(log)}"
+                f"app did not start: installing backend/requirements.txt failed ({_ending(log)})"
             )
 
     return await _cached(key, config.cache_dir, build, log)
@@ -172,28 +172,40 @@ async def _node_modules(config: PrepareConfig, frontend: Path, log: list[str]) -
         npm = [shutil.which("npm") or "npm", *verb, "--ignore-scripts", "--no-audit", "--no-fund"]
         if not await _step(config, Mounts(binds={folder: "/build"}), npm, inside, log, "npm"):
             raise AppNotStarted(
-                f"app did not start: {' '.join(npm[:2])} for its frontend failed\n{_tail(log)}"
+                f"app did not start: {' '.join(npm[:2])} for its frontend failed ({_ending(log)})"
             )
 
     return await _cached(key, config.cache_dir, build, log) / "node_modules"
 
 
-def _tail(log: list[str]) -> str:
-    return "".join(log)[-LOG_TAIL:]
+def _ending(log: list[str]) -> str:
+    """`pip: exit 1; failing requirement: gevent==1.2.2`: how the last step ended and what it could not install."""
+    last = log[-1] if log else ""
+    ending = (
+        last.rsplit("[", 1)[-1].split(",")[0].rstrip("]\n") if last.rstrip().endswith("]") else "no output"
+    )
+    failing = failing_requirement(last)
+    return ending + (f"; failing requirement: {failing}" if failing else "")
 
 
 async def prepare(config: PrepareConfig, app: Path, copy: Path) -> Prepared:
-    """Copy `app` to `copy`, and give it what it needs; AppNotStarted with the log's tail when a step fails."""
+    """Copy `app` to `copy`, and give it what it needs; PrepareFailed with the whole log when a step fails."""
     log: list[str] = []
     digest = await asyncio.to_thread(source_hash, app)
     await asyncio.to_thread(copy_app, app, copy)
     requirements = copy / "backend" / "requirements.txt"
-    venv = await _venv(config, requirements, log) if requirements.is_file() else None
     frontend = copy / "frontend"
     node_modules = None
-    if _wants_npm(frontend):
-        if shutil.which("npm") is None:
-            log.append("[npm is not installed: the frontend's dependencies were not installed]\n")
-        else:
-            node_modules = await _node_modules(config, frontend, log)
-    return Prepared(copy=copy, source_hash=digest, venv=venv, node_modules=node_modules, log=_tail(log))
+    try:
+        venv = await _venv(config, requirements, log) if requirements.is_file() else None
+        if _wants_npm(frontend):
+            if shutil.which("npm") is None:
+                log.append("[npm is not installed: the frontend's dependencies were not installed]\n")
+            else:
+                node_modules = await _node_modules(config, frontend, log)
+    except AppNotStarted as error:
+        text = "".join(log)
+        raise PrepareFailed(str(error), whole(text), failing_requirement(log[-1] if log else "")) from error
+    return Prepared(
+        copy=copy, source_hash=digest, venv=venv, node_modules=node_modules, log=whole("".join(log))
+    )
