@@ -41,11 +41,14 @@ class Files:
             path = os.path.join(path, "index.html")
         return path if os.path.isfile(path) else None
 
-    def read(self, path: str) -> bytes:
-        mtime = os.stat(path).st_mtime
+    def kept_body(self, path: str) -> bytes | None:
+        """The file's bytes as kept, when it has not changed since (a stat, no read)."""
         kept = self.kept.get(path)
-        if kept is not None and kept[0] == mtime:
-            return kept[1]
+        return kept[1] if kept is not None and kept[0] == os.stat(path).st_mtime else None
+
+    def read(self, path: str) -> bytes:
+        """The file's bytes from disk, kept for the next request when small enough."""
+        mtime = os.stat(path).st_mtime
         with open(path, "rb") as file:
             body = file.read()
         if len(body) <= CACHE_MAX_BYTES:
@@ -92,7 +95,9 @@ async def serve_connection(files: Files, reader: asyncio.StreamReader, writer: a
                 response = _response(404, b"not found\n", "text/plain", keep_alive, head_only)
             else:
                 kind = mimetypes.guess_type(path)[0] or "application/octet-stream"
-                body = await asyncio.to_thread(files.read, path)
+                body = files.kept_body(path)
+                if body is None:
+                    body = await asyncio.to_thread(files.read, path)
                 response = _response(200, body, kind, keep_alive, head_only)
             writer.write(response)
             await writer.drain()
