@@ -40,6 +40,11 @@ class AppRun(msgspec.Struct, frozen=True, kw_only=True):
         ""  # the preparation's every command, output and ending (virtualenv, pip, npm), kept whole
     )
     failing_requirement: str | None = None  # what pip or npm could not install, in its own words
+    python: str = ""  # the interpreter of the app's virtualenv
+    python_why: str = ""  # what the app declared and whether an installed Python fitted it
+    # requirement lines whose pins could not install and were relaxed (original → relaxed): the app ran with other
+    # versions than it asked for
+    relaxed_requirements: dict[str, str] = {}
     started_at: datetime | None = None
     stopped_at: datetime | None = None
     exit_status: int | None = None  # of the sandbox; negative: killed by that signal

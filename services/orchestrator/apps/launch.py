@@ -113,7 +113,7 @@ def _commands(
     start = start_rules.choose(copy, installed, options)
     commands: dict[str, tuple[list[str], str]] = {}
     if start is not None:
-        app_python = f"{layout.venv}/bin/python" if layout.venv else python
+        app_python = f"{layout.venv}/bin/python" if layout.venv else prepared.python.path
         words = {
             start_rules.PYTHON: [app_python],
             start_rules.NODE: [shutil.which("node") or "node"],
@@ -192,7 +192,7 @@ async def launch(
             f"{start_rules.START_KEY}=… in its .env or options.app.start)"
         )
     shared = run_dir / "shared"
-    await asyncio.to_thread(_set_up_run, run_dir, prepared.copy, ports, config.python)
+    await asyncio.to_thread(_set_up_run, run_dir, prepared.copy, ports, prepared.python.path)
     spec = {
         "limits": {
             "cpu_s": config.settings.cpu_s,

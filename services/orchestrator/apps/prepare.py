@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Awaitable, Callable
@@ -21,11 +22,15 @@ from pathlib import Path
 
 from services.analyzers.base.process import ProcessOutcome, run_process
 from services.orchestrator.apps.errors import AppNotStarted, PrepareFailed
+from services.orchestrator.apps.interpreters import Interpreter, choose
+from services.orchestrator.apps.pins import install_relaxed
 from services.orchestrator.apps.prepare_log import failing_requirement, whole
 from services.orchestrator.apps.sandbox import VENV_ROOT, Mounts, bwrap_argv, hand_over
 
 SKIPPED_FOLDERS = frozenset({"node_modules", ".venv", "venv", "__pycache__", ".git"})
 READY_MARK = ".assay-ready"
+RELAXED_RECORD = ".assay-relaxed.json"  # in a virtualenv's folder: the pins relaxed to build it
+_FAILED_STEP = re.compile(r"\[(?:venv|pip|npm): (?:exit [1-9]|exit -|timed out)")
 _locks: dict[str, asyncio.Lock] = {}
 
 
@@ -46,6 +51,8 @@ class Prepared:
     venv: Path | None
     node_modules: Path | None
     log: str  # every step's command, output and ending (prepare_log.whole)
+    python: Interpreter  # what the virtualenv was made with, and why
+    relaxed: dict[str, str]  # requirement lines whose pins were relaxed to install (original → relaxed)
 
 
 def _files(app: Path) -> list[Path]:
@@ -129,25 +136,44 @@ async def _cached(
     return final
 
 
-async def _venv(config: PrepareConfig, requirements: Path, log: list[str]) -> Path:
-    key = f"venv-{_hash_of(requirements)}-{hashlib.sha256(config.python.encode()).hexdigest()[:8]}"
+async def _venv(config: PrepareConfig, python: str, requirements: Path, log: list[str]) -> Path:
+    key = f"venv-{_hash_of(requirements)}-{hashlib.sha256(python.encode()).hexdigest()[:8]}"
 
     async def build(folder: Path) -> None:
         inside = VENV_ROOT if config.sandboxed else str(folder)
         reqs = "/assay/requirements.txt" if config.sandboxed else str(requirements)
         mounts = Mounts(binds={folder: VENV_ROOT}, ro_binds={requirements: "/assay/requirements.txt"})
         pip = [f"{inside}/bin/python", "-m", "pip", "install", "--no-input", "--disable-pip-version-check"]
-        if not await _step(config, mounts, [config.python, "-m", "venv", inside], "/tmp", log, "venv"):
+        if not await _step(config, mounts, [python, "-m", "venv", inside], "/tmp", log, "venv"):
             raise AppNotStarted(f"app did not start: creating its virtualenv failed ({_ending(log)})")
-        if await _step(config, mounts, [*pip, "--only-binary", ":all:", "-r", reqs], "/tmp", log, "wheels"):
+
+        async def install(listed: str) -> bool:
+            if await _step(
+                config, mounts, [*pip, "--only-binary", ":all:", "-r", listed], "/tmp", log, "wheels"
+            ):
+                return True
+            log.append("[not every requirement has a wheel: installing from source, inside the sandbox]\n")
+            return await _step(config, mounts, [*pip, "-r", listed], "/tmp", log, "pip")
+
+        if await install(reqs):
             return
-        log.append("[not every requirement has a wheel: installing from source, inside the sandbox]\n")
-        if not await _step(config, mounts, [*pip, "-r", reqs], "/tmp", log, "pip"):
+        original = await asyncio.to_thread(requirements.read_text, errors="replace")
+        relaxed = await install_relaxed(original, folder, inside, install, log)
+        if relaxed is None:
             raise AppNotStarted(
                 f"app did not start: installing backend/requirements.txt failed ({_ending(log)})"
             )
+        await asyncio.to_thread((folder / RELAXED_RECORD).write_text, json.dumps(relaxed))
 
     return await _cached(key, config.cache_dir, build, log)
+
+
+def relaxed_pins(venv: Path | None) -> dict[str, str]:
+    """What had to be relaxed for the virtualenv to install (original line → relaxed line); empty: nothing."""
+    try:
+        return dict(json.loads((venv / RELAXED_RECORD).read_text())) if venv else {}
+    except (OSError, ValueError):
+        return {}
 
 
 def _wants_npm(frontend: Path) -> bool:
@@ -178,9 +204,15 @@ async def _node_modules(config: PrepareConfig, frontend: Path, log: list[str]) -
     return await _cached(key, config.cache_dir, build, log) / "node_modules"
 
 
+def _first_failure(log: list[str]) -> str:
+    """The log entry of the first step that failed for good (a wheels-only attempt may fail on the way)."""
+    return next((entry for entry in log if _FAILED_STEP.search(entry)), log[-1] if log else "")
+
+
 def _ending(log: list[str]) -> str:
-    """`pip: exit 1; failing requirement: gevent==1.2.2`: how the last step ended and what it could not install."""
-    last = log[-1] if log else ""
+    """`pip: exit 1; failing requirement: gevent==1.2.2`: how the first failed step ended and what it could not
+    install (not what a retry with relaxed pins then said)."""
+    last = _first_failure(log)
     ending = (
         last.rsplit("[", 1)[-1].split(",")[0].rstrip("]\n") if last.rstrip().endswith("]") else "no output"
     )
@@ -196,8 +228,10 @@ async def prepare(config: PrepareConfig, app: Path, copy: Path) -> Prepared:
     requirements = copy / "backend" / "requirements.txt"
     frontend = copy / "frontend"
     node_modules = None
+    python = await asyncio.to_thread(choose, copy, config.python)
+    log.append(f"[python: {python.path} ({python.version or 'version unknown'}): {python.why}]\n")
     try:
-        venv = await _venv(config, requirements, log) if requirements.is_file() else None
+        venv = await _venv(config, python.path, requirements, log) if requirements.is_file() else None
         if _wants_npm(frontend):
             if shutil.which("npm") is None:
                 log.append("[npm is not installed: the frontend's dependencies were not installed]\n")
@@ -205,7 +239,13 @@ async def prepare(config: PrepareConfig, app: Path, copy: Path) -> Prepared:
                 node_modules = await _node_modules(config, frontend, log)
     except AppNotStarted as error:
         text = "".join(log)
-        raise PrepareFailed(str(error), whole(text), failing_requirement(log[-1] if log else "")) from error
+        raise PrepareFailed(str(error), whole(text), failing_requirement(_first_failure(log))) from error
     return Prepared(
-        copy=copy, source_hash=digest, venv=venv, node_modules=node_modules, log=whole("".join(log))
+        copy=copy,
+        source_hash=digest,
+        venv=venv,
+        node_modules=node_modules,
+        log=whole("".join(log)),
+        python=python,
+        relaxed=await asyncio.to_thread(relaxed_pins, venv),
     )

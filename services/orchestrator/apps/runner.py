@@ -155,7 +155,12 @@ class AppRunner:
             with tracer.start_as_current_span("app.prepare"):
                 prepared = await prepare(self.prepare_config, source, run_dir / "app")
             record = msgspec.structs.replace(
-                record, source_hash=prepared.source_hash, prepare_log=prepared.log
+                record,
+                source_hash=prepared.source_hash,
+                prepare_log=prepared.log,
+                python=prepared.python.path,
+                python_why=prepared.python.why,
+                relaxed_requirements=prepared.relaxed,
             )
             with tracer.start_as_current_span("app.start"):
                 launched = await launch(self.launch_config, prepared, run_dir, request.options)
