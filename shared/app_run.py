@@ -35,6 +35,9 @@ class AppRun(msgspec.Struct, frozen=True, kw_only=True):
     )
     start_why: str = ""  # what in the app made that rule fit
     urls: dict[str, str] = {}  # name → URL the analyzers probed
+    # the app's own servers started beside it (postgresql, mysql, redis) → started where / skipped why, and what
+    # showed the need
+    dependencies: dict[str, str] = {}
     listening: dict[str, list[str]] = {}  # name → where it was found listening in its sandbox (address:port)
     prepare_log: str = (
         ""  # the preparation's every command, output and ending (virtualenv, pip, npm), kept whole

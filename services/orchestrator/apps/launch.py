@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from services.orchestrator.apps import inside, listening, start_rules
+from services.orchestrator.apps import inside, listening, services_deps, start_rules
 from services.orchestrator.apps.errors import AppNotStarted
 from services.orchestrator.apps.forwarder import start_forwarder
 from services.orchestrator.apps.prepare import Prepared
@@ -76,6 +76,7 @@ class Launched:
     ending: Path  # the note inside.py leaves of how the app ended
     canary_port: int | None = None  # the SSRF check's marker listener inside the sandbox (inside.py)
     start: Start | None = None  # the rule that chose the backend's command
+    dependencies: dict[str, str] = field(default_factory=dict)  # server → started or skipped, and why needed
     forwarders: list[asyncio.Server] = field(default_factory=list)
 
     def port_variables(self) -> dict[str, int]:
@@ -191,6 +192,9 @@ async def launch(
             "app did not start: no start rule fits its backend/ (see start_rules.py; give a command as "
             f"{start_rules.START_KEY}=… in its .env or options.app.start)"
         )
+    deps = await asyncio.to_thread(services_deps.arrange, prepared.copy, layout.app)
+    argv, cwd = found["backend"]
+    found["backend"] = (deps.wrap(argv), cwd)
     shared = run_dir / "shared"
     await asyncio.to_thread(_set_up_run, run_dir, prepared.copy, ports, prepared.python.path)
     spec = {
@@ -208,9 +212,20 @@ async def launch(
         else [],
         "canary": ports["canary"],
         "ending": f"{layout.shared}/{ENDING_NOTE}",
-        "processes": [
-            {"name": name, "argv": argv, "cwd": cwd, "env": _env(layout, ports, name)}
-            for name, (argv, cwd) in found.items()
+        "processes": [  # the app's servers first: the prelude of its backend waits for them
+            *(
+                {
+                    "name": name,
+                    "argv": argv,
+                    "cwd": "/tmp" if sandboxed else layout.tmp,
+                    "env": _env(layout, ports, "backend"),
+                }
+                for name, argv in deps.processes.items()
+            ),
+            *(
+                {"name": name, "argv": argv, "cwd": cwd, "env": {**_env(layout, ports, name), **deps.env}}
+                for name, (argv, cwd) in found.items()
+            ),
         ],
     }
     init_python = f"{layout.venv}/bin/python" if layout.venv else config.python
@@ -246,12 +261,13 @@ async def launch(
     launched = Launched(
         process=process,
         command=command,
-        processes={name: argv for name, (argv, _) in found.items()},
+        processes={**deps.processes, **{name: argv for name, (argv, _) in found.items()}},
         urls={name: f"http://127.0.0.1:{ports[name]}" for name in found},
         output=output,
         ending=shared / ENDING_NOTE,
         canary_port=ports["canary"],
         start=start,
+        dependencies=deps.notes,
     )
     if sandboxed:
         try:

@@ -178,6 +178,7 @@ class AppRunner:
             processes=launched.processes,
             start_rule=launched.start.rule if launched.start else "",
             start_why=launched.start.why if launched.start else "",
+            dependencies=launched.dependencies,
             urls=launched.urls,
             started_at=utcnow(),
         )
