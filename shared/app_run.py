@@ -49,6 +49,7 @@ class AppRun(msgspec.Struct, frozen=True, kw_only=True):
     # versions than it asked for
     relaxed_requirements: dict[str, str] = {}
     started_at: datetime | None = None
+    ready_after_s: float | None = None  # from its start to every URL answering
     stopped_at: datetime | None = None
     exit_status: int | None = None  # of the sandbox; negative: killed by that signal
     ended: str = ""  # why it ended: stopped by Assay, exited by itself, limit hit...

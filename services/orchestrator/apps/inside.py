@@ -68,8 +68,11 @@ async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> No
 
 async def _forward(finder: Finder, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     """One connection from the shared socket to where the app's process listens (found, not imposed)."""
+    target = finder.target()
     try:
-        app_reader, app_writer = await asyncio.open_connection(*finder.target())
+        if target is None:
+            raise ConnectionRefusedError("listening nowhere yet")
+        app_reader, app_writer = await asyncio.open_connection(*target)
     except OSError:
         finder.forget()
         writer.close()  # the app is not listening (yet): the caller sees the connection closed

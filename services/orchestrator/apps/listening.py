@@ -139,16 +139,15 @@ class Finder:
         self.current: Listener | None = None
         self.said: Listener | None = None
 
-    def target(self) -> tuple[str, int]:
-        """(host, port) to connect to; the asked port on loopback while the process listens nowhere yet."""
+    def target(self) -> tuple[str, int] | None:
+        """(host, port) to connect to; None while the process listens nowhere (so every connection that gets
+        through went where the record says)."""
         if self.current is None:
             self.current = choose(listening(self.pid), self.asked)
             if self.current is not None and self.current != self.said:
                 print(ANNOUNCED.format(name=self.name, listener=self.current), file=sys.stderr, flush=True)
                 self.said = self.current
-        if self.current is None:
-            return "127.0.0.1", self.asked
-        return self.current.reach(), self.current.port
+        return (self.current.reach(), self.current.port) if self.current else None
 
     def forget(self) -> None:
         """The address did not answer: look again on the next connection."""

@@ -188,8 +188,11 @@ class AppRunner:
             except AppNotStarted as error:
                 record = msgspec.structs.replace(record, error=str(error).splitlines()[0])
                 raise
+            ready_at = utcnow()
             record = msgspec.structs.replace(
-                record, listening=await asyncio.to_thread(found_listening, launched)
+                record,
+                listening=await asyncio.to_thread(found_listening, launched),
+                ready_after_s=round((ready_at - (record.started_at or ready_at)).total_seconds(), 3),
             )
             log.info("app %s answers at %s", run_id, ", ".join(launched.urls.values()), extra=extra)
             urls = list(launched.urls.values())  # the backend first: analyzers take the first as the API
