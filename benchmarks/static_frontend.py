@@ -19,9 +19,9 @@ from services.analyzers.performance.load import Samples, generate_load
 from services.analyzers.performance.stats import summarize
 from services.analyzers.running_app.client import http_client
 from services.orchestrator.apps import static_server
-from shared.config import load_settings
-from shared.ports import free_port
-from shared.target_policy import TargetPolicy
+from shared.operations.config import load_settings
+from shared.operations.ports import free_port
+from shared.operations.target_policy import TargetPolicy
 
 PAGE = (
     "<!doctype html><html><head><title>front</title></head><body>" + "<p>asset</p>" * 200 + "</body></html>"

@@ -13,7 +13,7 @@ import httpx
 from services.orchestrator.apps.interpreters import choose, declared, installed
 from services.orchestrator.apps.pins import relax
 from services.orchestrator.apps.runner import AppRunner, AppSlot
-from shared.messages import AnalysisRequest
+from shared.wire.messages import AnalysisRequest
 from tests.support.apps import app_request, make_app, needs_bwrap, runner_settings
 
 FLASK_APP = """

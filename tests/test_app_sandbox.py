@@ -14,8 +14,8 @@ import pytest
 
 from services.orchestrator.apps.errors import AppError, AppNotStarted, SandboxUnavailable
 from services.orchestrator.apps.runner import AppRunner, AppSlot
-from shared.messages import AnalysisRequest
-from shared.natsd import EmbeddedNats
+from shared.jetstream.natsd import EmbeddedNats
+from shared.wire.messages import AnalysisRequest
 from tests.support.apps import app_processes, app_request, make_app, needs_bwrap, runner_settings
 
 pytestmark = needs_bwrap

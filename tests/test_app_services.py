@@ -13,7 +13,7 @@ import pytest
 
 from services.orchestrator.apps.runner import AppRunner, AppSlot
 from services.orchestrator.apps.services_deps import _postgres_bin, needs
-from shared.messages import AnalysisRequest
+from shared.wire.messages import AnalysisRequest
 from tests.support.apps import app_processes, app_request, make_app, needs_bwrap, runner_settings
 
 POSTGRES_APP = """

@@ -12,7 +12,7 @@ import pytest
 
 from services.orchestrator.apps.runner import AppRunner, AppSlot
 from services.orchestrator.apps.start_rules import Installed, choose, dockerfile_command
-from shared.messages import AnalysisRequest
+from shared.wire.messages import AnalysisRequest
 from tests.support.apps import app_processes, app_request, make_app, needs_bwrap, runner_settings
 
 FLASK_REQUIREMENTS = "flask\ngunicorn\n"

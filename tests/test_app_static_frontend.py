@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 
 from services.orchestrator.apps import static_server
-from shared.ports import free_port
+from shared.operations.ports import free_port
 from tests.support.apps import make_app, needs_bwrap
 from tests.support.stack import Stack, wait_for_port
 

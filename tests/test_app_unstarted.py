@@ -9,7 +9,7 @@ from pathlib import Path
 
 import msgspec
 
-from shared.app_run import AppRun
+from shared.wire.app_run import AppRun
 from tests.support.apps import make_app, needs_bwrap
 from tests.support.stack import Stack
 

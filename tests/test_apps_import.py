@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 
 from services.orchestrator.apps.runner import AppRunner, AppSlot
-from shared.messages import AnalysisRequest
+from shared.wire.messages import AnalysisRequest
 from tests.support.apps import app_request, needs_bwrap, runner_settings
 
 REPO = Path(__file__).resolve().parent.parent

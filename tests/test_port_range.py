@@ -11,11 +11,12 @@ import httpx
 import pytest
 
 from services.orchestrator.apps.runner import AppRunner, AppSlot
-from shared.config import load_settings
-from shared.messages import AnalysisRequest
-from shared.nats_cluster import NatsCluster
-from shared.natsd import EmbeddedNats
-from shared.ports import free_port, parse_port_range
+from shared.jetstream.nats_cluster import NatsCluster
+from shared.jetstream.natsd import EmbeddedNats
+from shared.operations.config import load_settings
+from shared.operations.errors import ConfigError
+from shared.operations.ports import free_port
+from shared.wire.messages import AnalysisRequest
 from tests.support.apps import app_request, make_app, needs_bwrap, runner_settings
 
 RANGE = "41300-41399"
@@ -26,8 +27,8 @@ def test_the_setting_is_parsed_and_a_bad_one_refused_with_the_reason() -> None:
     assert load_settings({"ASSAY_PORT_RANGE": RANGE}).port_range == (LOW, HIGH)
     assert load_settings({}).port_range is None
     for bad in ("41300", "a-b", "500-600", "41399-41300", "41300-70000"):
-        with pytest.raises(ValueError, match="ASSAY_PORT_RANGE"):
-            parse_port_range(bad)
+        with pytest.raises(ConfigError, match=f"ASSAY_PORT_RANGE={bad}: "):
+            load_settings({"ASSAY_PORT_RANGE": bad})
 
 
 def test_a_full_range_is_an_error_naming_it() -> None:

@@ -22,8 +22,8 @@ from typing import Any
 from services.orchestrator.apps.pins import name_of
 from services.orchestrator.apps.services_deps import needs
 from services.orchestrator.apps.start_rules import ENTRY_FILES, START_KEY, Installed, choose
-from shared.config import Settings
-from shared.paths import app_dir
+from shared.operations.config import Settings
+from shared.store.paths import app_dir
 
 LEFT_OUT = (".git", "node_modules", ".venv", "venv", "__pycache__", "*.pyc")  # never the app's code
 SKIPPED = shutil.ignore_patterns(*LEFT_OUT)

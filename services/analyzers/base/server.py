@@ -28,11 +28,12 @@ from websockets.exceptions import ConnectionClosed
 from services.analyzers.base.analyzer import Analyzer
 from services.analyzers.base.job import Job
 from services.analyzers.base.runner import ToolsStopped, run_tools
-from shared.app_env import CANARY_PORT_KEY, PORT_KEYS, app_env
-from shared.config import Settings
-from shared.errors import BadRequest, ProtocolError, UnknownApp
-from shared.paths import UnsafePathError, app_dir
-from shared.protocol import (
+from shared.operations.app_env import CANARY_PORT_KEY, PORT_KEYS, app_env
+from shared.operations.config import Settings
+from shared.operations.errors import BadRequest, ProtocolError, UnknownApp
+from shared.store.paths import UnsafePathError, app_dir
+from shared.telemetry.tracing import TASK_ID_ATTRIBUTE, context_from_traceparent
+from shared.wire.protocol import (
     HEARTBEAT_INTERVAL_S,
     AnalyzeFrame,
     CancelFrame,
@@ -48,7 +49,6 @@ from shared.protocol import (
     decode_client_frame,
     encode_frame,
 )
-from shared.tracing import TASK_ID_ATTRIBUTE, context_from_traceparent
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("assay.analyzer")

@@ -11,7 +11,7 @@ import msgspec
 from services.analyzers.dynamic.attacks import Attack
 from services.analyzers.running_app.client import Fetched, fetch
 from services.analyzers.running_app.targets import Sites
-from shared.errors import ToolError
+from shared.operations.errors import ToolError
 
 
 class BudgetSpent(ToolError):

@@ -30,10 +30,10 @@ from services.orchestrator.apps.sandbox import (
     hand_over,
 )
 from services.orchestrator.apps.start_rules import Installed, Start, installed_packages
-from shared.app_env import CANARY_PORT_KEY
-from shared.app_run import SandboxSettings
-from shared.ports import PortRange, free_port
-from shared.process_groups import stop_group
+from shared.operations.app_env import CANARY_PORT_KEY
+from shared.operations.ports import PortRange, free_port
+from shared.operations.process_groups import stop_group
+from shared.wire.app_run import SandboxSettings
 
 STATIC_FOLDERS = ("dist", "build", ".")
 STOP_GRACE_S = 3.0

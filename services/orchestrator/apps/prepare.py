@@ -20,12 +20,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.analyzers.base.process import ProcessOutcome, run_process
 from services.orchestrator.apps.errors import AppNotStarted, PrepareFailed
 from services.orchestrator.apps.interpreters import Interpreter, choose
 from services.orchestrator.apps.pins import install_relaxed
 from services.orchestrator.apps.prepare_log import failing_requirement, whole
 from services.orchestrator.apps.sandbox import VENV_ROOT, Mounts, bwrap_argv, hand_over
+from shared.operations.process import ProcessOutcome, run_process
 
 SKIPPED_FOLDERS = frozenset({"node_modules", ".venv", "venv", "__pycache__", ".git"})
 READY_MARK = ".assay-ready"

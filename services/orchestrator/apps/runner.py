@@ -33,12 +33,13 @@ from services.orchestrator.apps.launch import (
 )
 from services.orchestrator.apps.prepare import PrepareConfig, prepare
 from services.orchestrator.apps.sandbox import APP_ROOT, check_available, make_reachable
-from shared.app_run import AppRun, SandboxSettings
-from shared.catalog import plan
-from shared.config import Settings
-from shared.messages import AnalysisRequest, utcnow
-from shared.paths import app_dir
-from shared.tracing import TASK_ID_ATTRIBUTE
+from shared.operations.config import Settings
+from shared.store.file_modes import open_way_to_apps
+from shared.store.paths import app_dir
+from shared.telemetry.tracing import TASK_ID_ATTRIBUTE
+from shared.wire.app_run import AppRun, SandboxSettings
+from shared.wire.catalog import plan
+from shared.wire.messages import AnalysisRequest, utcnow
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("services.orchestrator")
@@ -78,6 +79,7 @@ class AppRunner:
     """Runs the apps of one orchestrator replica, at most `settings.app_concurrency` at once."""
 
     def __init__(self, settings: Settings) -> None:
+        self.settings = settings
         self.apps_dir = settings.apps_dir
         self.work_dir = settings.app_work_dir
         self.runs_dir = settings.app_work_dir / "runs"
@@ -119,6 +121,9 @@ class AppRunner:
 
         The app is stopped however `analyze` ends (cancellation included) and `slot.record` says what happened."""
         check_available(self.sandbox.mode)
+        # Whichever process runs apps (the orchestrator, `assay replay`), as root it hands the sandbox user what it
+        # needs, here: its own files stay private otherwise (ASSAY_UMASK).
+        await asyncio.to_thread(open_way_to_apps, self.settings)
         await asyncio.to_thread(make_reachable, self.work_dir)
         async with self.budget:
             run_id = secrets.token_hex(6)
