@@ -130,8 +130,15 @@ CASES: dict[str, tuple[dict[str, str], str, str, str]] = {
         "127.0.0.1:7007",
     ),
 }
+EXPRESS_SERVER = "const app = require('express')();\napp.get('/', (q, s) => s.send('express'));\napp.listen(3001);\n"
+EXPRESS_PACKAGE = {"name": "api", "scripts": {"start": "node server.js"}, "dependencies": {"express": "4.21.2"}}
 if shutil.which("node"):
     CASES["node"] = ({"backend/server.js": NODE_SERVER}, "node-file", "node", "127.0.0.1:3000")
+if shutil.which("node") and shutil.which("npm"):  # its dependencies from npm, like a frontend's
+    CASES["node-express"] = (
+        {"backend/server.js": EXPRESS_SERVER, "backend/package.json": json.dumps(EXPRESS_PACKAGE)},
+        "node-start", "express", "[::]:3001",
+    )
 
 
 @needs_bwrap

@@ -242,6 +242,8 @@ async def launch(
         binds = {prepared.copy: APP_ROOT, shared: SHARED_ROOT}
         if prepared.node_modules:
             ro_binds[prepared.node_modules] = f"{APP_ROOT}/frontend/node_modules"
+        if prepared.backend_node_modules:
+            ro_binds[prepared.backend_node_modules] = f"{APP_ROOT}/backend/node_modules"
         command = bwrap_argv(
             Mounts(binds=binds, ro_binds=ro_binds), network=False, chdir=APP_ROOT, command=command
         )

@@ -50,6 +50,7 @@ class Prepared:
     source_hash: str
     venv: Path | None
     node_modules: Path | None
+    backend_node_modules: Path | None  # a Node backend's dependencies
     log: str  # every step's command, output and ending (prepare_log.whole)
     python: Interpreter  # what the virtualenv was made with, and why
     relaxed: dict[str, str]  # requirement lines whose pins were relaxed to install (original → relaxed)
@@ -185,6 +186,7 @@ def _wants_npm(frontend: Path) -> bool:
 
 
 async def _node_modules(config: PrepareConfig, frontend: Path, log: list[str]) -> Path:
+    """node_modules for the part at `frontend` (the frontend, or a Node backend)."""
     lock = frontend / "package-lock.json"
     key = f"node-{_hash_of(frontend / 'package.json', lock)}"
 
@@ -198,7 +200,7 @@ async def _node_modules(config: PrepareConfig, frontend: Path, log: list[str]) -
         npm = [shutil.which("npm") or "npm", *verb, "--ignore-scripts", "--no-audit", "--no-fund"]
         if not await _step(config, Mounts(binds={folder: "/build"}), npm, inside, log, "npm"):
             raise AppNotStarted(
-                f"app did not start: {' '.join(npm[:2])} for its frontend failed ({_ending(log)})"
+                f"app did not start: {' '.join(npm[:2])} for its {frontend.name} failed ({_ending(log)})"
             )
 
     return await _cached(key, config.cache_dir, build, log) / "node_modules"
@@ -227,16 +229,19 @@ async def prepare(config: PrepareConfig, app: Path, copy: Path) -> Prepared:
     await asyncio.to_thread(copy_app, app, copy)
     requirements = copy / "backend" / "requirements.txt"
     frontend = copy / "frontend"
-    node_modules = None
     python = await asyncio.to_thread(choose, copy, config.python)
     log.append(f"[python: {python.path} ({python.version or 'version unknown'}): {python.why}]\n")
     try:
         venv = await _venv(config, python.path, requirements, log) if requirements.is_file() else None
-        if _wants_npm(frontend):
+        parts: dict[Path, Path | None] = {
+            part: None for part in (frontend, copy / "backend") if _wants_npm(part)
+        }
+        for part in parts:
             if shutil.which("npm") is None:
-                log.append("[npm is not installed: the frontend's dependencies were not installed]\n")
+                log.append(f"[npm is not installed: the {part.name}'s dependencies were not installed]\n")
             else:
-                node_modules = await _node_modules(config, frontend, log)
+                parts[part] = await _node_modules(config, part, log)
+        node_modules, backend_node_modules = parts.get(frontend), parts.get(copy / "backend")
     except AppNotStarted as error:
         text = "".join(log)
         raise PrepareFailed(str(error), whole(text), failing_requirement(_first_failure(log))) from error
@@ -245,6 +250,7 @@ async def prepare(config: PrepareConfig, app: Path, copy: Path) -> Prepared:
         source_hash=digest,
         venv=venv,
         node_modules=node_modules,
+        backend_node_modules=backend_node_modules,
         log=whole("".join(log)),
         python=python,
         relaxed=await asyncio.to_thread(relaxed_pins, venv),
