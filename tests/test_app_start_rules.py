@@ -8,11 +8,15 @@ import json
 import shutil
 from pathlib import Path
 
+import httpx
+import msgspec
 import pytest
 
+from services.orchestrator.apps.errors import AppNotStarted
 from services.orchestrator.apps.runner import AppRunner, AppSlot
 from services.orchestrator.apps.start_rules import Installed, choose, dockerfile_command
 from shared.wire.messages import AnalysisRequest
+from shared.wire.options import RequestOptions
 from tests.support.apps import app_processes, app_request, make_app, needs_bwrap, runner_settings
 
 FLASK_REQUIREMENTS = "flask\ngunicorn\n"
@@ -130,14 +134,22 @@ CASES: dict[str, tuple[dict[str, str], str, str, str]] = {
         "127.0.0.1:7007",
     ),
 }
-EXPRESS_SERVER = "const app = require('express')();\napp.get('/', (q, s) => s.send('express'));\napp.listen(3001);\n"
-EXPRESS_PACKAGE = {"name": "api", "scripts": {"start": "node server.js"}, "dependencies": {"express": "4.21.2"}}
+EXPRESS_SERVER = (
+    "const app = require('express')();\napp.get('/', (q, s) => s.send('express'));\napp.listen(3001);\n"
+)
+EXPRESS_PACKAGE = {
+    "name": "api",
+    "scripts": {"start": "node server.js"},
+    "dependencies": {"express": "4.21.2"},
+}
 if shutil.which("node"):
     CASES["node"] = ({"backend/server.js": NODE_SERVER}, "node-file", "node", "127.0.0.1:3000")
 if shutil.which("node") and shutil.which("npm"):  # its dependencies from npm, like a frontend's
     CASES["node-express"] = (
         {"backend/server.js": EXPRESS_SERVER, "backend/package.json": json.dumps(EXPRESS_PACKAGE)},
-        "node-start", "express", "[::]:3001",
+        "node-start",
+        "express",
+        "[::]:3001",
     )
 
 
@@ -154,8 +166,6 @@ async def test_each_app_starts_by_its_rule_and_answers_where_it_listens(
     ports: dict[str, int] = {}
 
     async def analyze(request: AnalysisRequest, app_ports: dict[str, int]) -> None:
-        import httpx
-
         async with httpx.AsyncClient(trust_env=False) as client:
             answers.append((await client.get(request.target_urls[0])).text.strip())
         ports.update(app_ports)
@@ -199,3 +209,35 @@ def test_a_dockerfile_command_joins_entrypoint_and_cmd_in_either_form() -> None:
     assert dockerfile_command(text) == "gunicorn --bind 0.0.0.0:8000 app:app"
     assert dockerfile_command("CMD uvicorn main:app --port $PORT\n") == "uvicorn main:app --port $PORT"
     assert dockerfile_command("FROM scratch\n") is None
+
+
+@needs_bwrap
+async def test_an_app_no_rule_fits_starts_by_the_requests_own_command(
+    tmp_path: Path, app_work_dir: Path
+) -> None:
+    apps = tmp_path / "apps"
+    odd = STDLIB_SERVER.replace("BODY", "b'by request'").replace("PORT_EXPRESSION", "9001")
+    make_app(apps, "odd", 1, {"backend/odd.py": odd})
+    runner = AppRunner(runner_settings(tmp_path, apps, app_work_dir))
+    slot = AppSlot()
+    with pytest.raises(AppNotStarted, match="no start rule fits"):
+        await runner.run(app_request("task_0000000odd01", "odd", 1), slot, _never)
+    # the gateway admits the option as it is (RequestOptions), and the runner starts what it says
+    options = msgspec.to_builtins(msgspec.convert({"app": {"start": "python odd.py"}}, RequestOptions))
+    request = msgspec.structs.replace(app_request("task_0000000odd02", "odd", 1), options=options)
+    answers: list[str] = []
+
+    async def analyze(request: AnalysisRequest, ports: dict[str, int]) -> None:
+        async with httpx.AsyncClient(trust_env=False) as client:
+            answers.append((await client.get(request.target_urls[0])).text)
+
+    slot = AppSlot()
+    await runner.run(request, slot, analyze)
+    assert answers == ["by request"]
+    assert slot.record is not None and slot.record.start_rule == "explicit"
+    assert slot.record.start_why == "the request's options.app.start"
+    assert slot.record.listening["backend"] == ["127.0.0.1:9001"]
+
+
+async def _never(request: AnalysisRequest, ports: dict[str, int]) -> None:
+    raise AssertionError("an app that did not start was analyzed")
