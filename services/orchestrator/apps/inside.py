@@ -2,9 +2,10 @@
 
 It applies the resource limits to itself, so that every process of the app inherits them; copies the app into its
 size-bounded disk (when the spec says where); starts the app's processes; carries each connection Assay hands it
-over the control channel (one end of a socket pair per probe, see channel.py) to 127.0.0.1:<port> in the
-sandbox's own network namespace (the only way in); and, when the first process ends, stops the others and exits
-with its status, saying why on stderr and over the channel. The app's processes do not inherit the channel.
+over the control channel (one end of a socket pair per probe, see channel.py) to where the process it names
+listens in the sandbox's own network namespace, found by listening.py rather than imposed (the only way in); and,
+when the first process ends, stops the others and exits with its status, saying why on stderr and over the
+channel. The app's processes do not inherit the channel.
 
 It also runs the marker listener of the SSRF check on the spec's `canary` port (when given): it answers every
 request, keeps the paths it was asked for, and lists them at CANARY_HITS_PATH; an app that fetches a URL it was
@@ -29,6 +30,11 @@ import socket
 import subprocess
 import sys
 from typing import Any
+
+try:
+    from services.orchestrator.apps.listening import Finder
+except ImportError:  # run as a script: listening.py is beside it (launch.py binds it there in the sandbox)
+    from listening import Finder  # type: ignore[import-not-found,no-redef]
 
 CHUNK = 65536
 LIMITS = {
@@ -70,12 +76,16 @@ async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> No
         writer.close()
 
 
-async def _forward(port: int, connection: socket.socket) -> None:
-    """One connection handed over the channel, carried to the app's port."""
+async def _forward(finder: Finder, connection: socket.socket) -> None:
+    """One connection handed over the channel, carried to where the app's process listens (found, not imposed)."""
     reader, writer = await asyncio.open_connection(sock=connection)
+    target = finder.target()
     try:
-        app_reader, app_writer = await asyncio.open_connection("127.0.0.1", port)
+        if target is None:
+            raise ConnectionRefusedError("listening nowhere yet")
+        app_reader, app_writer = await asyncio.open_connection(*target)
     except OSError:
+        finder.forget()
         writer.close()  # the app is not listening (yet): the caller sees the connection closed
         return
     await asyncio.gather(pipe(reader, app_writer), pipe(app_reader, writer))
@@ -95,8 +105,8 @@ async def _relay(port: int, path: str) -> asyncio.Server:
     return await asyncio.start_server(handle, "127.0.0.1", port)
 
 
-def _receive(control: socket.socket, ports: dict[str, int], tasks: set[asyncio.Task[None]]) -> None:
-    """Take the connections Assay hands over the channel, each to the port of the process it names."""
+def _receive(control: socket.socket, finders: dict[str, Finder], tasks: set[asyncio.Task[None]]) -> None:
+    """Take the connections Assay hands over the channel, each to where the process it names listens."""
     loop = asyncio.get_running_loop()
 
     def on_readable() -> None:
@@ -110,12 +120,12 @@ def _receive(control: socket.socket, ports: dict[str, int], tasks: set[asyncio.T
             loop.remove_reader(control)
             return
         connections = [socket.socket(fileno=fd) for fd in fds]
-        port = ports.get(data.decode(errors="replace"))
-        if port is None or len(connections) != 1:
+        finder = finders.get(data.decode(errors="replace"))
+        if finder is None or len(connections) != 1:
             for connection in connections:
                 connection.close()
             return
-        task = loop.create_task(_forward(port, connections[0]))
+        task = loop.create_task(_forward(finder, connections[0]))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
 
@@ -181,16 +191,21 @@ async def _first_exit(processes: dict[str, subprocess.Popen[bytes]]) -> tuple[st
     return name, processes[name].wait()
 
 
+def _send(control: socket.socket, note: dict[str, str]) -> None:
+    """One note to Assay over the channel (a record of its own)."""
+    try:
+        control.send(json.dumps(note).encode())
+    except OSError:
+        pass  # Assay has gone, or the channel is full: stderr says it too
+
+
 def _note(control: socket.socket, text: str) -> None:
     """How the app ended, on stderr and over the channel (the output's tail may be flooded by then)."""
     try:
         os.write(sys.stderr.fileno(), f"assay-init: {text}\n".encode())
     except OSError:
         pass  # the output is at its size limit: the channel still says it
-    try:
-        control.send(json.dumps({"ended": text}).encode())
-    except OSError:
-        pass  # Assay has gone; stderr still says it
+    _send(control, {"ended": text})
 
 
 async def _serve(
@@ -208,7 +223,16 @@ async def _serve(
         servers.append(await _relay(int(relay["port"]), relay["socket"]))
     tasks: set[asyncio.Task[None]] = set()
     control.setblocking(False)
-    _receive(control, {forward["name"]: int(forward["port"]) for forward in forwards}, tasks)
+    finders = {  # an app's process, or the marker listener (this process's own)
+        forward["name"]: Finder(
+            forward["name"],
+            processes[forward["name"]].pid if forward["name"] in processes else os.getpid(),
+            int(forward["port"]),
+            lambda line: _send(control, {"listening": line}),
+        )
+        for forward in forwards
+    }
+    _receive(control, finders, tasks)
     name, status = await _first_exit(processes)
     _note(control, f"{name} ended with {describe(status)}{_disk_full(disk)}")
     for process in processes.values():

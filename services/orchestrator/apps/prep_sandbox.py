@@ -5,8 +5,8 @@ files, the largest file), the app's copy read-only and copied onto a disk of `AS
 step's wall time; the only folder of the host it may write is the one being built (the virtualenv at /venv, the
 frontend's at /build). Its one way out is the package index proxy (index_proxy.py), reached on
 127.0.0.1:PROXY_PORT inside, relayed by inside.py to the proxy's socket, bound read-only from a folder only the
-orchestrator writes. The step's output goes to a file there (bounded by the largest-file limit) and only its tail
-is read back.
+orchestrator writes. The step's output goes to a file there (bounded by the largest-file limit) and is read back
+bounded, its middle left out past PREPARE_LOG_MAX (prepare_log.py).
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.orchestrator.apps import inside
 from services.orchestrator.apps.channel import Channel, start_with_channel
 from services.orchestrator.apps.index_proxy import IndexProxy
+from services.orchestrator.apps.prepare_log import whole_file
 from services.orchestrator.apps.sandbox import (
     APP_ROOT,
     DISK_APP,
@@ -32,6 +32,7 @@ from services.orchestrator.apps.sandbox import (
     SOURCE_ROOT,
     Mounts,
     bwrap_argv,
+    copy_init,
     run_limits,
 )
 from shared.operations.process_groups import stop_group
@@ -40,7 +41,6 @@ from shared.wire.app_run import SandboxSettings
 PROXY_PORT = 3128
 PROXY_SOCKET = "/assay/index.sock"
 PROXY_URL = f"http://127.0.0.1:{PROXY_PORT}"
-LOG_TAIL = 4000
 STOP_GRACE_S = 1.0
 
 
@@ -71,22 +71,12 @@ def proxy_env() -> dict[str, str]:
     return {name: PROXY_URL for name in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy")}
 
 
-def _work_folder(parent: Path) -> Path:
+def _work_folder(parent: Path) -> tuple[Path, dict[Path, str]]:
     """A folder only the orchestrator writes (searchable by the sandbox user, to bind from), for the step's init,
-    output and the proxy's socket."""
+    output and the proxy's socket; and the init's read-only binds."""
     work = parent / f".step-{secrets.token_hex(4)}"
-    work.mkdir(parents=True)
-    work.chmod(0o711)
-    shutil.copyfile(inside.__file__, work / "inside.py")
-    (work / "inside.py").chmod(0o644)
-    return work
-
-
-def _tail(path: Path) -> str:
-    """The last LOG_TAIL bytes of the step's output (the file may be as large as the largest-file limit)."""
-    with path.open("rb") as output:
-        output.seek(max(0, output.seek(0, 2) - LOG_TAIL))
-        return output.read(LOG_TAIL).decode(errors="replace")
+    binds = copy_init(work)
+    return work, binds
 
 
 async def run_step(
@@ -103,7 +93,7 @@ async def run_step(
     """Run `command` in a preparation sandbox: `writable` host folders bound writable, the app's copy `source`
     (if any) on its disk at /app, the index proxy its only network."""
     started = time.monotonic()
-    work = await asyncio.to_thread(_work_folder, work_parent)
+    work, init_binds = await asyncio.to_thread(_work_folder, work_parent)
     proxy = IndexProxy(box.index_hosts)
     channel = Channel()
     try:
@@ -116,7 +106,7 @@ async def run_step(
             "disk": {"path": DISK_ROOT, "mb": box.settings.disk_mb},
             "relay": {"port": PROXY_PORT, "socket": PROXY_SOCKET},
         }
-        ro_binds = {work / "inside.py": INIT_PATH, work / "index.sock": PROXY_SOCKET}
+        ro_binds = {**init_binds, work / "index.sock": PROXY_SOCKET}
         if source is not None:
             spec["copy"] = {"source": SOURCE_ROOT, "app": DISK_APP, "tmp": DISK_TMP}
             ro_binds[source] = SOURCE_ROOT
@@ -130,7 +120,7 @@ async def run_step(
         )
         exit_code = await _run(argv, work / "output.log", channel, box.timeout_s)
         await channel.drained()
-        lines = [await asyncio.to_thread(_tail, work / "output.log")]
+        lines = [await asyncio.to_thread(whole_file, work / "output.log")]
         if exit_code is None:
             lines.append(f"[{name}: stopped, its {box.timeout_s:g} s ran out (ASSAY_APP_PREPARE_TIMEOUT_S)]")
         elif exit_code != 0 and (note := channel.notes.get("ended")):

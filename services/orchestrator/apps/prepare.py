@@ -16,6 +16,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
 import stat
@@ -23,20 +24,26 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.orchestrator.apps.errors import AppNotStarted
+from services.orchestrator.apps.errors import AppNotStarted, PrepareFailed
+from services.orchestrator.apps.interpreters import Interpreter, choose
+from services.orchestrator.apps.pins import install_relaxed
 from services.orchestrator.apps.prep_sandbox import PrepBox, StepOutcome, proxy_env, run_step
+from services.orchestrator.apps.prepare_log import failing_requirement, whole
 from services.orchestrator.apps.requirements_policy import check_requirements
 from services.orchestrator.apps.sandbox import APP_ROOT, VENV_ROOT, hand_over
 from shared.operations.process import run_process
 
 SKIPPED_FOLDERS = frozenset({"node_modules", ".venv", "venv", "__pycache__", ".git"})
 READY_MARK = ".assay-ready"
-LOG_TAIL = 4000
+RELAXED_RECORD = ".assay-relaxed.json"  # in a virtualenv's folder: the pins relaxed to build it
+RELAXED_RECORD_MAX = 65536  # bytes of it read back
+LOG_TAIL = 4000  # of the log quoted in a failed preparation's reason (app.json keeps it whole)
 NPM_REGISTRY = "https://registry.npmjs.org/"
 NPM_BUILD = "/build"
 # A user config that does not exist in the sandbox's fresh /tmp: npm reads no .npmrc but the operator's global one
 # (read-only under /usr or /etc: its certificate authorities, say); the app's own never reaches the build folder.
 NPM_NO_CONFIG = ["--userconfig=/tmp/.assay-no-npmrc"]
+_FAILED_STEP = re.compile(r"\[(?:venv|wheels|pip|npm): (?:exit [1-9]|exit -|timed out)")
 _locks: dict[str, asyncio.Lock] = {}
 
 
@@ -57,7 +64,10 @@ class Prepared:
     source_hash: str
     venv: Path | None
     node_modules: Path | None
-    log: str
+    backend_node_modules: Path | None  # a Node backend's dependencies
+    log: str  # every step's command, output and ending (prepare_log.whole)
+    python: Interpreter  # what the virtualenv was made with, and why
+    relaxed: dict[str, str]  # requirement lines whose pins were relaxed to install (original → relaxed)
 
 
 def _files(app: Path) -> list[Path]:
@@ -152,7 +162,7 @@ async def _cached(
         await asyncio.to_thread(hand_over, building)
         try:
             await build(building)
-            await asyncio.to_thread(_mark_ready, building)
+            await asyncio.to_thread(_write_own, building, READY_MARK)
             try:
                 await asyncio.to_thread(building.rename, final)
             except OSError:  # another replica got there first: theirs is as good
@@ -171,50 +181,87 @@ def _is_ready(folder: Path) -> bool:
         return False
 
 
-def _mark_ready(folder: Path) -> None:
-    """The ready mark in a folder the build sandbox could write: created afresh, never through a link it left."""
+def _write_own(folder: Path, name: str, data: bytes = b"") -> None:
+    """A file `name` in a folder the build sandbox could write (the ready mark, the record of relaxed pins):
+    created afresh under a directory descriptor, never through a link the build left there."""
     fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     try:
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(READY_MARK, dir_fd=fd)  # unlink never follows a link
-        os.close(os.open(READY_MARK, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644, dir_fd=fd))
+            os.unlink(name, dir_fd=fd)  # unlink never follows a link
+        own = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644, dir_fd=fd)
+        try:
+            os.write(own, data)
+        finally:
+            os.close(own)
     finally:
         os.close(fd)
 
 
-async def _venv(config: PrepareConfig, copy: Path, source_digest: str, log: list[str]) -> Path:
+async def _venv(config: PrepareConfig, python: str, copy: Path, source_digest: str, log: list[str]) -> Path:
     requirements = copy / "backend" / "requirements.txt"
-    checked = check_requirements(
-        await asyncio.to_thread(requirements.read_text, "utf-8", "replace"), config.index_allow
-    )
+    original = await asyncio.to_thread(requirements.read_text, "utf-8", "replace")
+    checked = check_requirements(original, config.index_allow)
     if checked.refused:
         log.append(f"[backend/requirements.txt refused: {checked.reason()}]\n")
         raise AppNotStarted(f"app did not start: backend/requirements.txt {checked.reason()}\n{_tail(log)}")
     # A requirement on the app's own files (./pkg) makes the virtualenv the app's own.
     own = f"-{source_digest[:12]}" if checked.local else ""
-    key = f"venv-{_hash_of(requirements)}-{hashlib.sha256(config.python.encode()).hexdigest()[:8]}{own}"
+    key = f"venv-{_hash_of(requirements)}-{hashlib.sha256(python.encode()).hexdigest()[:8]}{own}"
 
     async def build(folder: Path) -> None:
         sandboxed = config.box is not None
         venv = VENV_ROOT if sandboxed else str(folder)
         cwd = f"{APP_ROOT}/backend" if sandboxed else str(copy / "backend")
         pip = [f"{venv}/bin/python", "-m", "pip", "install", "--no-input", "--disable-pip-version-check"]
-        reqs = ["-r", "requirements.txt"]
 
         async def step(name: str, command: list[str]) -> bool:
             return await _step(config, name, command, cwd, {folder: VENV_ROOT}, copy, log)
 
-        if not await step("venv", [config.python, "-m", "venv", venv]):
-            raise AppNotStarted(f"app did not start: creating its virtualenv failed\n{_tail(log)}")
-        if await step("wheels", [*pip, "--only-binary", ":all:", *reqs]):
-            return
-        log.append("[not every requirement has a wheel: installing from source, inside the sandbox]\n")
-        if not await step("pip", [*pip, *reqs]):
+        if not await step("venv", [python, "-m", "venv", venv]):
             raise AppNotStarted(
-                f"app did not start: installing backend/requirements.txt failed\n{_tail(log)}"
+                f"app did not start: creating its virtualenv failed ({_ending(log)})\n{_tail(log)}"
             )
 
+        async def install(listed: str) -> bool:
+            if await step("wheels", [*pip, "--only-binary", ":all:", "-r", listed]):
+                return True
+            log.append("[not every requirement has a wheel: installing from source, inside the sandbox]\n")
+            return await step("pip", [*pip, "-r", listed])
+
+        if await install("requirements.txt"):
+            return
+        # The relaxed list is written beside requirements.txt in the app's copy, which no sandbox can write (it is
+        # bound read-only and copied onto the step's disk), so that its relative lines mean what they meant.
+        relaxed = await install_relaxed(original, copy / "backend", cwd, install, log)
+        if relaxed is None:
+            raise AppNotStarted(
+                f"app did not start: installing backend/requirements.txt failed ({_ending(log)})\n{_tail(log)}"
+            )
+        await asyncio.to_thread(_write_own, folder, RELAXED_RECORD, json.dumps(relaxed).encode())
+
     return await _cached(key, config.cache_dir, build, log)
+
+
+def relaxed_pins(venv: Path | None) -> dict[str, str]:
+    """What had to be relaxed for the virtualenv to install (original line → relaxed line); empty: nothing. Read
+    without following a link and bounded (the folder was the build sandbox's), and only as text lines."""
+    if venv is None:
+        return {}
+    try:
+        fd = os.open(venv / RELAXED_RECORD, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return {}
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return {}
+        record = json.loads(os.read(fd, RELAXED_RECORD_MAX))
+    except (OSError, ValueError):
+        return {}
+    finally:
+        os.close(fd)
+    if not isinstance(record, dict):
+        return {}
+    return {str(old): str(new) for old, new in record.items()}
 
 
 def _wants_npm(frontend: Path) -> bool:
@@ -226,6 +273,7 @@ def _wants_npm(frontend: Path) -> bool:
 
 
 async def _node_modules(config: PrepareConfig, frontend: Path, log: list[str]) -> Path:
+    """node_modules for the part at `frontend` (the frontend, or a Node backend)."""
     lock = frontend / "package-lock.json"
     key = f"node-{_hash_of(frontend / 'package.json', lock)}"
 
@@ -242,7 +290,8 @@ async def _node_modules(config: PrepareConfig, frontend: Path, log: list[str]) -
             npm.append(f"--https-proxy={proxy_env()['HTTPS_PROXY']}")
         if not await _step(config, "npm", npm, inside, {folder: NPM_BUILD}, None, log):
             raise AppNotStarted(
-                f"app did not start: {' '.join(npm[:2])} for its frontend failed\n{_tail(log)}"
+                f"app did not start: {' '.join(npm[:2])} for its {frontend.name} failed ({_ending(log)})\n"
+                + _tail(log)
             )
 
     return await _cached(key, config.cache_dir, build, log) / "node_modules"
@@ -252,18 +301,52 @@ def _tail(log: list[str]) -> str:
     return "".join(log)[-LOG_TAIL:]
 
 
+def _first_failure(log: list[str]) -> str:
+    """The log entry of the first step that failed for good (a wheels-only attempt may fail on the way)."""
+    return next((entry for entry in log if _FAILED_STEP.search(entry)), log[-1] if log else "")
+
+
+def _ending(log: list[str]) -> str:
+    """`pip: exit 1; failing requirement: gevent==1.2.2`: how the first failed step ended and what it could not
+    install (not what a retry with relaxed pins then said)."""
+    last = _first_failure(log)
+    ending = (
+        last.rsplit("[", 1)[-1].split(",")[0].rstrip("]\n") if last.rstrip().endswith("]") else "no output"
+    )
+    failing = failing_requirement(last)
+    return ending + (f"; failing requirement: {failing}" if failing else "")
+
+
 async def prepare(config: PrepareConfig, app: Path, copy: Path) -> Prepared:
-    """Copy `app` to `copy`, and give it what it needs; AppNotStarted with the log's tail when a step fails."""
+    """Copy `app` to `copy`, and give it what it needs; PrepareFailed with the whole log when a step fails."""
     log: list[str] = []
     digest = await asyncio.to_thread(source_hash, app)
     await asyncio.to_thread(copy_app, app, copy)
     requirements = copy / "backend" / "requirements.txt"
-    venv = await _venv(config, copy, digest, log) if requirements.is_file() else None
     frontend = copy / "frontend"
-    node_modules = None
-    if _wants_npm(frontend):
-        if shutil.which("npm") is None:
-            log.append("[npm is not installed: the frontend's dependencies were not installed]\n")
-        else:
-            node_modules = await _node_modules(config, frontend, log)
-    return Prepared(copy=copy, source_hash=digest, venv=venv, node_modules=node_modules, log=_tail(log))
+    python = await asyncio.to_thread(choose, copy, config.python)
+    log.append(f"[python: {python.path} ({python.version or 'version unknown'}): {python.why}]\n")
+    try:
+        venv = await _venv(config, python.path, copy, digest, log) if requirements.is_file() else None
+        parts: dict[Path, Path | None] = {
+            part: None for part in (frontend, copy / "backend") if _wants_npm(part)
+        }
+        for part in parts:
+            if shutil.which("npm") is None:
+                log.append(f"[npm is not installed: the {part.name}'s dependencies were not installed]\n")
+            else:
+                parts[part] = await _node_modules(config, part, log)
+        node_modules, backend_node_modules = parts.get(frontend), parts.get(copy / "backend")
+    except AppNotStarted as error:
+        text = "".join(log)
+        raise PrepareFailed(str(error), whole(text), failing_requirement(_first_failure(log))) from error
+    return Prepared(
+        copy=copy,
+        source_hash=digest,
+        venv=venv,
+        node_modules=node_modules,
+        backend_node_modules=backend_node_modules,
+        log=whole("".join(log)),
+        python=python,
+        relaxed=await asyncio.to_thread(relaxed_pins, venv),
+    )

@@ -31,6 +31,26 @@ SOURCE_ROOT = "/assay/source"  # the app's prepared copy, read-only: inside.py c
 DISK_ROOT = "/assay/disk"  # the sandbox's only writable place: a tmpfs of the disk quota's size
 DISK_APP = f"{DISK_ROOT}/app"  # what /app links to
 DISK_TMP = f"{DISK_ROOT}/tmp"  # what /tmp links to
+# inside.py's neighbours (stdlib only, like it), bound beside INIT_PATH: the module it imports, a frontend's server
+INIT_BESIDE = ("listening.py", "static_server.py")
+STATIC_SERVER = "static_server.py"  # a frontend's server (one of INIT_BESIDE)
+INIT_BIN = "/assay/bin"  # `python` and `python3` there are the app's: for command lines that name them
+
+
+def copy_init(folder: Path) -> dict[Path, str]:
+    """inside.py and its neighbours copied into a new `folder` of the orchestrator's (the sandbox user may read,
+    no sandbox may write), and where each is bound read-only: the checkout Assay runs from may sit in a folder
+    the sandbox user cannot enter (a private temporary folder, a home folder)."""
+    folder.mkdir(parents=True)
+    folder.chmod(0o711)
+    here = Path(__file__).parent
+    binds: dict[Path, str] = {}
+    beside = {name: f"{Path(INIT_PATH).parent}/{name}" for name in INIT_BESIDE}
+    for name, inside in {"inside.py": INIT_PATH, **beside}.items():
+        shutil.copyfile(here / name, folder / name)
+        (folder / name).chmod(0o644)
+        binds[folder / name] = inside
+    return binds
 
 
 def run_limits(settings: SandboxSettings) -> dict[str, int]:
