@@ -241,3 +241,31 @@ async def test_an_app_no_rule_fits_starts_by_the_requests_own_command(
 
 async def _never(request: AnalysisRequest, ports: dict[str, int]) -> None:
     raise AssertionError("an app that did not start was analyzed")
+
+
+@needs_bwrap
+async def test_where_the_app_listens_is_what_the_sandbox_found_not_what_the_app_printed(
+    tmp_path: Path, app_work_dir: Path
+) -> None:
+    # app.json's `listening` comes over the control channel, which the app cannot write to: the same line printed
+    # by the app (it shares the output with inside.py) is not taken for it
+    forged = "assay-init: backend listens on 10.9.8.7:6543"
+    server = STDLIB_SERVER.replace("BODY", "b'honest'").replace("PORT_EXPRESSION", "9002")
+    server = server.replace(
+        'if __name__ == "__main__":\n', f'if __name__ == "__main__":\n    print({forged!r}, flush=True)\n'
+    )
+    apps = tmp_path / "apps"
+    make_app(apps, "forger", 1, {"backend/app.py": server})
+    answers: list[str] = []
+
+    async def analyze(request: AnalysisRequest, ports: dict[str, int]) -> None:
+        async with httpx.AsyncClient(trust_env=False) as client:
+            answers.append((await client.get(request.target_urls[0])).text)
+
+    slot = AppSlot()
+    await AppRunner(runner_settings(tmp_path, apps, app_work_dir)).run(
+        app_request("task_000000forge1", "forger", 1), slot, analyze
+    )
+    assert answers == ["honest"]
+    assert slot.record is not None and forged in slot.record.output_tail, slot.record
+    assert slot.record.listening == {"backend": ["127.0.0.1:9002"]}, slot.record.listening

@@ -217,11 +217,21 @@ def choose(app: Path, installed: Installed, options: dict[str, object] | None = 
 
 
 def installed_packages(venv: Path | None) -> frozenset[str]:
-    """Normalised names of the distributions installed in `venv` (from their .dist-info folders)."""
+    """Normalised names of the distributions installed in `venv` (from their .dist-info folders). The virtualenv was
+    written by its preparation sandbox: only folders of its own are listed, never one a link leads to."""
     if venv is None:
         return frozenset()
     names = {
         path.name.split("-")[0].lower().replace("_", "-")
-        for path in venv.glob("lib/python*/site-packages/*.dist-info")
+        for version in _own_folders(venv / "lib", "python*")
+        for site in _own_folders(version, "site-packages")
+        for path in site.glob("*.dist-info")
     }
     return frozenset(names)
+
+
+def _own_folders(folder: Path, pattern: str) -> list[Path]:
+    """The folders in `folder` matching `pattern` that are not links (nothing when `folder` itself is one)."""
+    if folder.is_symlink() or not folder.is_dir():
+        return []
+    return [path for path in folder.glob(pattern) if path.is_dir() and not path.is_symlink()]
