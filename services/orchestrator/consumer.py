@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import partial
 
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -64,9 +65,6 @@ async def declare(js: JetStreamContext, settings: Settings) -> None:
 def flow(orc: Orchestrator) -> Flow[AnalysisRequest]:
     """The orchestrator's side of the shared consumer loop."""
 
-    async def handle_message(request: AnalysisRequest, _delivery: Delivery) -> Outcome:
-        return await handle(orc, request)
-
     async def given_up(msg: Msg, message: AnalysisRequest | None, reason: str) -> None:
         # A request invalid elsewhere that still names a whole task (id, app, type) gets its `failed` event; anything
         # less names no app, so none (and no result folder) is made up for it: the DLQ keeps it with the reason.
@@ -79,7 +77,7 @@ def flow(orc: Orchestrator) -> Flow[AnalysisRequest]:
         js=orc.js,
         sources=SOURCES,
         declare=lambda: declare(orc.js, orc.settings),
-        handle=handle_message,
+        handle=partial(handle, orc),
         given_up=given_up,
         max_deliver=orc.settings.max_deliver,
         ack_wait_s=orc.settings.ack_wait_s,
@@ -89,7 +87,7 @@ def flow(orc: Orchestrator) -> Flow[AnalysisRequest]:
     )
 
 
-async def handle(orc: Orchestrator, request: AnalysisRequest) -> Outcome:
+async def handle(orc: Orchestrator, request: AnalysisRequest, _delivery: Delivery) -> Outcome:
     """Run the request unless it ended before or was cancelled before it started.
 
     LEAVE: this replica already runs the task (the request was redelivered meanwhile); the running copy settles

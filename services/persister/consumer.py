@@ -6,6 +6,8 @@ different tasks are applied concurrently.
 
 from __future__ import annotations
 
+from functools import partial
+
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
@@ -13,14 +15,7 @@ from services.persister.completion import PersisterContext, fail_task
 from services.persister.exhausted import handle_exhausted
 from services.persister.handlers import handle_event, handle_request
 from shared.jetstream.advisories import MaxDeliveries, decode_max_deliveries
-from shared.jetstream.consuming import (
-    ACK,
-    Delivery,
-    Flow,
-    Outcome,
-    Source,
-    task_id_of,
-)
+from shared.jetstream.consuming import ACK, Delivery, Flow, Outcome, Source, task_id_of
 from shared.jetstream.streams import declare_consumer, declare_streams, persister_consumers
 from shared.operations.config import JetStreamLayout, Settings
 from shared.wire import subjects
@@ -68,15 +63,12 @@ def flow(ctx: PersisterContext, settings: Settings) -> Flow[PersisterMessage]:
         if task_id is not None:
             await fail_task(ctx, task_id, reason, message if isinstance(message, TaskEvent) else None)
 
-    async def handle_message(message: PersisterMessage, delivery: Delivery) -> Outcome:
-        return await handle(ctx, message, delivery)
-
     return Flow(
         name="persister",
         js=ctx.js,
         sources=SOURCES,
         declare=lambda: declare(ctx.js, ctx.ack_wait_s, ctx.max_deliver, settings.jetstream),
-        handle=handle_message,
+        handle=partial(handle, ctx),
         given_up=given_up,
         max_deliver=ctx.max_deliver,
         ack_wait_s=ctx.ack_wait_s,

@@ -41,3 +41,15 @@ CANARY_PORT_KEY = "ASSAY_CANARY_PORT"
 def canary_port(env: dict[str, str]) -> int | None:
     value = env.get(CANARY_PORT_KEY, "")
     return int(value) if value.isdigit() else None
+
+
+def started_app_env(env: dict[str, str], app_ports: dict[str, int]) -> dict[str, str]:
+    """The `.env` as the analyzers see it. For an app Assay started (`app_ports` given: where it put the app), the
+    file's own port variables are dropped and Assay's stand in, so that a `.env` naming another local port (a
+    database, an admin listener) cannot widen the targets policy; otherwise the file as it is."""
+    if not app_ports:
+        return env
+    ours = (*PORT_KEYS, CANARY_PORT_KEY)
+    kept = {key: value for key, value in env.items() if key not in ours}
+    kept.update({key: str(port) for key, port in app_ports.items() if key in ours})
+    return kept

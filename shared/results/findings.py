@@ -11,12 +11,14 @@ import msgspec
 Severity = Literal["critical", "high", "medium", "low", "info"]
 SEVERITIES: tuple[Severity, ...] = ("critical", "high", "medium", "low", "info")
 
-ToolStatus = Literal["success", "failed", "skipped", "timeout", "cancelled"]
+# partial: the tool ran to the end but says it skipped some of what it was asked (rules that timed out, files it
+# could not read, packages it could not resolve); its reason says what.
+ToolStatus = Literal["success", "partial", "failed", "skipped", "timeout", "cancelled"]
 
-# Where the code a finding points at comes from (shared/origins classifies files by content): scores, issue
-# counts and the default views count `app` code only. A finding about the running app (an HTTP tool's) is `app`.
+# Where the code a finding points at comes from: scores, issue counts and the default views count `app` code only.
+# No analyzer sets another origin yet (the static tools leave dependencies and bundles out of what they analyze,
+# services/analyzers/static/tools/source.py), so every finding is `app`, as one about the running app always is.
 Origin = Literal["app", "vendored", "generated", "minified", "test"]
-ORIGINS: tuple[Origin, ...] = ("app", "vendored", "generated", "minified", "test")
 
 
 class Exchange(msgspec.Struct, frozen=True, kw_only=True):

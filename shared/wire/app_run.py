@@ -19,6 +19,7 @@ class SandboxSettings(msgspec.Struct, frozen=True, kw_only=True):
     memory_mb: int  # RLIMIT_AS of each process
     processes: int  # RLIMIT_NPROC
     open_files: int  # RLIMIT_NOFILE
+    disk_mb: int = 0  # the writable disk (the app's copy and /tmp) and the largest file; 0: not bounded (older runs)
     wall_s: float  # the run is stopped after this long, whatever happens
 
 

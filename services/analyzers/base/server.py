@@ -28,7 +28,7 @@ from websockets.exceptions import ConnectionClosed
 from services.analyzers.base.analyzer import Analyzer
 from services.analyzers.base.job import Job
 from services.analyzers.base.runner import ToolsStopped, run_tools
-from shared.operations.app_env import CANARY_PORT_KEY, PORT_KEYS, app_env
+from shared.operations.app_env import app_env, started_app_env
 from shared.operations.config import Settings
 from shared.operations.errors import BadRequest, ProtocolError, UnknownApp
 from shared.store.paths import UnsafePathError, app_dir
@@ -218,10 +218,8 @@ class AnalyzerServer:
                 send, ProgressFrame(id=frame.id, tool=tool, stage=stage, percent=percent, message=message)
             )
 
-        # The app Assay started for this run listens on ports of its own choosing, not those of its .env.
-        env.update(
-            {key: str(port) for key, port in frame.app_ports.items() if key in (*PORT_KEYS, CANARY_PORT_KEY)}
-        )
+        # The app Assay started for this run listens on ports of its own choosing, and only there.
+        env = started_app_env(env, frame.app_ports)
         return Job(
             request_id=frame.id,
             task=frame.task,

@@ -80,9 +80,6 @@ class Attacker:
     def left(self) -> int:
         return self.max_requests - self.sent if time.monotonic() < self.deadline else 0
 
-    def seconds_left(self) -> float:
-        return max(0.0, self.deadline - time.monotonic())
-
     async def send(self, attack: Attack) -> Sent:
         """Send `attack`; BudgetSpent once the check's (or the task's) requests or time are used up."""
         if self.left() <= 0:

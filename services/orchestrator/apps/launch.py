@@ -1,8 +1,9 @@
 """Starting a prepared app in its sandbox on ports Assay chose, waiting until it answers, and stopping it.
 
-Inside the sandbox, inside.py applies the limits, forwards a Unix socket per port to the app and starts the app's
-processes; outside, a loopback port per process is forwarded to that socket (forwarder.py). The sandbox runs in its
-own process group: stopping it stops everything in it, and bwrap's --die-with-parent ends it with the orchestrator.
+Inside the sandbox, inside.py applies the limits, copies the app onto its disk and starts the app's processes;
+outside, a loopback port per process is forwarded into it over the control channel made before it starts
+(channel.py, forwarder.py), which also brings back the note of how it ended. The sandbox runs in its own process
+group: stopping it stops everything in it, and bwrap's --die-with-parent ends it with the orchestrator.
 """
 
 from __future__ import annotations
@@ -16,18 +17,24 @@ from pathlib import Path
 
 import httpx
 
-from services.orchestrator.apps import inside, listening, services_deps, start_rules
+from services.orchestrator.apps import inside, services_deps, start_rules
+from services.orchestrator.apps.channel import Channel, start_with_channel
 from services.orchestrator.apps.errors import AppNotStarted
 from services.orchestrator.apps.forwarder import start_forwarder
+from services.orchestrator.apps.listening import LISTENS_NOTE
 from services.orchestrator.apps.prepare import Prepared
 from services.orchestrator.apps.sandbox import (
     APP_ROOT,
+    DISK_APP,
+    DISK_ROOT,
+    DISK_TMP,
     INIT_PATH,
-    SHARED_ROOT,
+    SOURCE_ROOT,
     VENV_ROOT,
     Mounts,
     bwrap_argv,
-    hand_over,
+    init_binds,
+    run_limits,
 )
 from services.orchestrator.apps.start_rules import Installed, Start, installed_packages
 from shared.operations.app_env import CANARY_PORT_KEY
@@ -38,9 +45,7 @@ from shared.wire.app_run import SandboxSettings
 STATIC_FOLDERS = ("dist", "build", ".")
 STOP_GRACE_S = 3.0
 OUTPUT_TAIL = 16000  # of the app's output kept in app.json: long enough for a traceback and what led to it
-OUTPUT_SCAN = 1_000_000  # of the output's start read for the init's announcements
 POLL_S = 0.2
-ENDING_NOTE = "ended"
 GONE_WAIT_S = 10.0
 
 
@@ -59,7 +64,6 @@ class Layout:
     app: str
     venv: str | None
     init: str
-    shared: str
     tmp: str
     bin: str  # `python` for command lines that name it (a Dockerfile's CMD), where the app has no virtualenv
 
@@ -73,7 +77,7 @@ class Launched:
     processes: dict[str, list[str]]
     urls: dict[str, str]
     output: Path
-    ending: Path  # the note inside.py leaves of how the app ended
+    channel: Channel  # the connections into the sandbox, and inside.py's note of how the app ended
     canary_port: int | None = None  # the SSRF check's marker listener inside the sandbox (inside.py)
     start: Start | None = None  # the rule that chose the backend's command
     dependencies: dict[str, str] = field(default_factory=dict)  # server → started or skipped, and why needed
@@ -88,20 +92,15 @@ class Launched:
         return ports
 
 
-INIT_COPY = "inside.py"  # the run folder's copy of inside.py, bound read-only at INIT_PATH
-# Copied into the run folder and bound beside the init (stdlib only, like it): the module it imports, and the
-# frontends' static server.
-BESIDE_INIT = ("listening.py", "static_server.py")
-STATIC_SERVER = "static_server.py"
+STATIC_SERVER = "static_server.py"  # beside the init (sandbox.init_binds)
 
 
 def _layout(sandboxed: bool, prepared: Prepared, run_dir: Path) -> Layout:
     if sandboxed:
         venv = VENV_ROOT if prepared.venv else None
-        return Layout(APP_ROOT, venv, INIT_PATH, SHARED_ROOT, "/tmp", f"{Path(INIT_PATH).parent}/bin")
+        return Layout(APP_ROOT, venv, INIT_PATH, "/tmp", f"{Path(INIT_PATH).parent}/bin")
     venv = str(prepared.venv) if prepared.venv else None
-    shared, tmp, bin_dir = (str(run_dir / name) for name in ("shared", "tmp", "bin"))
-    return Layout(str(prepared.copy), venv, inside.__file__, shared, tmp, bin_dir)
+    return Layout(str(prepared.copy), venv, inside.__file__, str(run_dir / "tmp"), str(run_dir / "bin"))
 
 
 def _commands(
@@ -121,17 +120,13 @@ def _commands(
             start_rules.NPM: [shutil.which("npm") or "npm"],
             start_rules.SHELL: ["/bin/sh", "-c"],
         }
-        argv = [
-            part
-            for word in start.argv
-            for part in words.get(word, [word.replace("{port}", str(ports["backend"]))])
-        ]
+        port = str(ports["backend"])
+        argv = [part for word in start.argv for part in words.get(word, [word.replace("{port}", port)])]
         commands["backend"] = (argv, f"{layout.app}/{start.folder}".removesuffix("/."))
     for folder in STATIC_FOLDERS:
         if (copy / "frontend" / folder / "index.html").is_file():
             served = f"{layout.app}/frontend/{folder}".removesuffix("/.")
-            port = str(ports["frontend"])
-            argv = [python, str(Path(layout.init).parent / STATIC_SERVER), port, served]
+            argv = [python, str(Path(layout.init).parent / STATIC_SERVER), str(ports["frontend"]), served]
             commands["frontend"] = (argv, served)
             break
     return commands, start
@@ -162,17 +157,11 @@ def _write_ports(copy: Path, ports: dict[str, int]) -> None:
     env_file.write_text("\n".join([*kept, *(f"{key}={value}" for key, value in wanted.items())]) + "\n")
 
 
-def _set_up_run(run_dir: Path, copy: Path, ports: dict[str, int], python: str) -> None:
-    """The run's shared and temporary folders (the sandbox user's), its copy of inside.py, and Assay's ports in
-    the copy's .env."""
-    for folder in (run_dir / "shared", run_dir / "tmp"):
-        folder.mkdir(parents=True, exist_ok=True)
-        hand_over(folder)
-    # A copy beside the run: the sandbox user must reach what is bound in, and the checkout Assay runs from may
-    # sit in a folder only its owner can enter (a private temporary folder, a home folder).
-    shutil.copyfile(inside.__file__, run_dir / INIT_COPY)
-    for name in BESIDE_INIT:  # inside.py's neighbours in this package
-        shutil.copyfile(Path(inside.__file__).with_name(name), run_dir / name)
+def _set_up_run(run_dir: Path, copy: Path, ports: dict[str, int], sandboxed: bool, python: str) -> None:
+    """The run's temporary folder when unsandboxed (the sandbox keeps its own on its disk), a `python` for command
+    lines that name it, and Assay's ports in the copy's .env."""
+    if not sandboxed:
+        (run_dir / "tmp").mkdir(parents=True, exist_ok=True)
     (run_dir / "bin").mkdir(exist_ok=True)
     for name in ("python", "python3"):
         (run_dir / "bin" / name).symlink_to(python)
@@ -195,31 +184,17 @@ async def launch(
     deps = await asyncio.to_thread(services_deps.arrange, prepared.copy, layout.app)
     argv, cwd = found["backend"]
     found["backend"] = (deps.wrap(argv), cwd)
-    shared = run_dir / "shared"
-    await asyncio.to_thread(_set_up_run, run_dir, prepared.copy, ports, prepared.python.path)
-    spec = {
-        "limits": {
-            "cpu_s": config.settings.cpu_s,
-            "memory_bytes": config.settings.memory_mb * 1024 * 1024,
-            "processes": config.settings.processes,
-            "open_files": config.settings.open_files,
-        },
-        "forwards": [
-            {"name": name, "socket": f"{layout.shared}/{name}.sock", "port": ports[name]}
-            for name in [*found, "canary"]
-        ]
-        if sandboxed
-        else [],
+    await asyncio.to_thread(_set_up_run, run_dir, prepared.copy, ports, sandboxed, prepared.python.path)
+    disk_bytes = config.settings.disk_mb * 1024 * 1024
+    channel = Channel()
+    spec: dict[str, object] = {
+        "limits": run_limits(config.settings),
+        "control_fd": channel.inside.fileno(),
+        "forwards": [{"name": name, "port": ports[name]} for name in [*found, "canary"]] if sandboxed else [],
         "canary": ports["canary"],
-        "ending": f"{layout.shared}/{ENDING_NOTE}",
         "processes": [  # the app's servers first: the prelude of its backend waits for them
             *(
-                {
-                    "name": name,
-                    "argv": argv,
-                    "cwd": "/tmp" if sandboxed else layout.tmp,
-                    "env": _env(layout, ports, "backend"),
-                }
+                {"name": name, "argv": argv, "cwd": layout.tmp, "env": _env(layout, ports, "backend")}
                 for name, argv in deps.processes.items()
             ),
             *(
@@ -228,45 +203,31 @@ async def launch(
             ),
         ],
     }
+    if sandboxed:
+        spec["copy"] = {"source": SOURCE_ROOT, "app": DISK_APP, "tmp": DISK_TMP}
+        spec["disk"] = {"path": DISK_ROOT, "mb": config.settings.disk_mb}
     init_python = f"{layout.venv}/bin/python" if layout.venv else config.python
     command = [init_python, layout.init, json.dumps(spec)]
     if sandboxed:
-        beside_init = Path(INIT_PATH).parent
-        ro_binds = {
-            run_dir / INIT_COPY: INIT_PATH,
-            **{run_dir / name: f"{beside_init}/{name}" for name in BESIDE_INIT},
-            run_dir / "bin": layout.bin,
-        }
+        init = await asyncio.to_thread(init_binds, run_dir)
+        ro_binds = {**init, run_dir / "bin": layout.bin, prepared.copy: SOURCE_ROOT}
         if prepared.venv:
             ro_binds[prepared.venv] = VENV_ROOT
-        binds = {prepared.copy: APP_ROOT, shared: SHARED_ROOT}
         if prepared.node_modules:
-            ro_binds[prepared.node_modules] = f"{APP_ROOT}/frontend/node_modules"
+            ro_binds[prepared.node_modules] = f"{DISK_APP}/frontend/node_modules"
         if prepared.backend_node_modules:
-            ro_binds[prepared.backend_node_modules] = f"{APP_ROOT}/backend/node_modules"
-        command = bwrap_argv(
-            Mounts(binds=binds, ro_binds=ro_binds), network=False, chdir=APP_ROOT, command=command
-        )
+            ro_binds[prepared.backend_node_modules] = f"{DISK_APP}/backend/node_modules"
+        mounts = Mounts(ro_binds=ro_binds, links={APP_ROOT: DISK_APP})
+        command = bwrap_argv(mounts, network=False, chdir=APP_ROOT, command=command, disk_bytes=disk_bytes)
     output = run_dir / "output.log"
-    sink = await asyncio.to_thread(output.open, "wb")
-    try:
-        process = await asyncio.create_subprocess_exec(
-            *command,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=sink,
-            stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True,
-            env={"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"},
-        )
-    finally:
-        sink.close()  # the sandbox holds its own copy of the descriptor
+    process = await start_with_channel(command, output, channel)
     launched = Launched(
         process=process,
         command=command,
         processes={**deps.processes, **{name: argv for name, (argv, _) in found.items()}},
         urls={name: f"http://127.0.0.1:{ports[name]}" for name in found},
         output=output,
-        ending=shared / ENDING_NOTE,
+        channel=channel,
         canary_port=ports["canary"],
         start=start,
         dependencies=deps.notes,
@@ -274,7 +235,7 @@ async def launch(
     if sandboxed:
         try:
             for name in [*found, "canary"]:
-                launched.forwarders.append(await start_forwarder(ports[name], shared / f"{name}.sock"))
+                launched.forwarders.append(await start_forwarder(ports[name], channel, name))
         except OSError as error:  # the port was taken meanwhile: nothing may be left running
             await stop(launched)
             raise AppNotStarted(f"app did not start: its port could not be forwarded: {error}") from error
@@ -282,30 +243,32 @@ async def launch(
 
 
 def output_tail(launched: Launched) -> str:
-    """The last part of what the app printed."""
+    """The last part of what the app printed (only that part is read: the log may be as large as the disk
+    quota)."""
     try:
-        data = launched.output.read_bytes()
+        with launched.output.open("rb") as output:
+            output.seek(max(0, output.seek(0, os.SEEK_END) - OUTPUT_TAIL))
+            data = output.read(OUTPUT_TAIL)
     except OSError:
         return ""
-    return data[-OUTPUT_TAIL:].decode(errors="replace")
+    return data.decode(errors="replace")
 
 
 def found_listening(launched: Launched) -> dict[str, list[str]]:
-    """name → where each of the app's processes was found listening in its sandbox (inside.py announces it)."""
-    try:
-        with launched.output.open("rb") as output:
-            head = output.read(OUTPUT_SCAN)
-    except OSError:
-        return {}
-    return listening.announced(head.decode(errors="replace"))
+    """name → where each of the app's processes was found listening in its sandbox (inside.py's notes)."""
+    return {
+        key.removeprefix(LISTENS_NOTE): [where]
+        for key, where in launched.channel.notes.items()
+        if key.startswith(LISTENS_NOTE)
+    }
 
 
-def exit_reason(launched: Launched) -> str:
-    """Why the sandbox ended, as inside.py noted it (`backend ended with status 1`), else its own exit status."""
-    try:
-        return launched.ending.read_text(errors="replace").strip()[:300]
-    except OSError:
-        return f"the sandbox exited with status {launched.process.returncode}"
+async def exit_reason(launched: Launched) -> str:
+    """Why the sandbox ended, as inside.py noted it over the channel (`backend ended with status 1`), else its own
+    exit status."""
+    await launched.channel.drained()
+    note = launched.channel.notes.get("ended", "").strip()
+    return note or f"the sandbox exited with status {launched.process.returncode}"
 
 
 def _last_words(tail: str) -> str:
@@ -325,7 +288,7 @@ async def wait_ready(config: LaunchConfig, launched: Launched) -> None:
         while pending:
             if launched.process.returncode is not None:
                 tail = await asyncio.to_thread(output_tail, launched)
-                reason = await asyncio.to_thread(exit_reason, launched)
+                reason = await exit_reason(launched)
                 raise AppNotStarted(f"app did not start: {reason}{_last_words(tail)}")
             if loop.time() > deadline:
                 raise AppNotStarted(
@@ -348,6 +311,8 @@ async def stop(launched: Launched) -> None:
         server.close()
     await stop_group(launched.process, STOP_GRACE_S)
     await _group_gone(launched.process.pid)
+    await launched.channel.drained()  # its last note, if it ended by itself
+    launched.channel.close()
 
 
 async def _group_gone(pgid: int) -> None:

@@ -7,6 +7,8 @@ the app ran with other versions than it asked for.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -73,7 +75,7 @@ async def install_relaxed(
             return None
         text = attempt
         relaxed.update(changed)
-        await asyncio.to_thread(_write_readable, folder / RELAXED_FILE, text)
+        await asyncio.to_thread(_write_readable, folder, RELAXED_FILE, text)
         described = ", ".join(f"{old} → {new}" for old, new in changed.items())
         log.append(f"[relaxing pins that cannot install: {described}]\n")
         if await install(f"{inside}/{RELAXED_FILE}"):
@@ -81,7 +83,16 @@ async def install_relaxed(
     return None
 
 
-def _write_readable(path: Path, text: str) -> None:
-    """Readable by the sandbox user whatever Assay's umask (the file is read inside the sandbox)."""
-    path.write_text(text)
-    path.chmod(0o644)
+def _write_readable(folder: Path, name: str, text: str) -> None:
+    """`folder/name` made afresh, readable by the sandbox user whatever Assay's umask (pip reads it inside the
+    sandbox). The folder is one a build sandbox wrote: a link it left there is removed, never followed."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name, dir_fd=fd)
+        out = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644, dir_fd=fd)
+        os.fchmod(out, 0o644)  # past the umask
+        with os.fdopen(out, "w") as file:
+            file.write(text)
+    finally:
+        os.close(fd)

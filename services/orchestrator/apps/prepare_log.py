@@ -6,7 +6,9 @@ A log longer than PREPARE_LOG_MAX loses its middle, never its end: pip and npm s
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 
 PREPARE_LOG_MAX = 200_000
 CUT_MARK = "\n[… {count} characters of the preparation's output left out here …]\n"
@@ -43,3 +45,20 @@ def failing_requirement(output: str) -> str | None:
             return str(found[-1]).rstrip(".,;:")
     collecting = _COLLECTING.findall(output)
     return str(collecting[-1]) if collecting else None
+
+
+def whole_file(path: Path) -> str:
+    """A step's output file kept as `whole` keeps a log: all of it, or its start and end with the middle left out;
+    only those parts are read (the file may be as large as the largest-file limit)."""
+    with path.open("rb") as output:
+        size = output.seek(0, os.SEEK_END)
+        output.seek(0)
+        if size <= PREPARE_LOG_MAX:
+            return output.read().decode(errors="replace")
+        head = PREPARE_LOG_MAX // 4
+        tail = PREPARE_LOG_MAX - head
+        start = output.read(head)
+        output.seek(size - tail)
+        end = output.read(tail)
+    cut = CUT_MARK.format(count=size - head - tail)
+    return start.decode(errors="replace") + cut + end.decode(errors="replace")

@@ -31,6 +31,7 @@ from services.orchestrator.apps.launch import (
     stop,
     wait_ready,
 )
+from services.orchestrator.apps.prep_sandbox import PrepBox
 from services.orchestrator.apps.prepare import PrepareConfig, prepare
 from services.orchestrator.apps.sandbox import APP_ROOT, check_available, make_reachable
 from shared.operations.config import Settings
@@ -61,7 +62,7 @@ def sandbox_settings(settings: Settings) -> SandboxSettings:
         network="own namespace, loopback only; reached through Assay's forwarded ports"
         if sandboxed
         else "the machine's (unsandboxed)",
-        writable=[APP_ROOT, "/tmp (private)"]
+        writable=[f"{APP_ROOT} and /tmp (a private {settings.app_disk_mb} MB disk)"]
         if sandboxed
         else ["everything the orchestrator's user may write"],
         hidden="all but /usr, /etc, /opt and the app: no results, database, var/ or home folders"
@@ -71,6 +72,7 @@ def sandbox_settings(settings: Settings) -> SandboxSettings:
         memory_mb=settings.app_memory_mb,
         processes=settings.app_processes,
         open_files=settings.app_open_files,
+        disk_mb=settings.app_disk_mb,
         wall_s=settings.app_wall_s,
     )
 
@@ -85,11 +87,18 @@ class AppRunner:
         self.runs_dir = settings.app_work_dir / "runs"
         self.sandbox = sandbox_settings(settings)
         self.budget = asyncio.Semaphore(max(1, settings.app_concurrency))
+        box = PrepBox(
+            settings=msgspec.structs.replace(self.sandbox, memory_mb=settings.app_prepare_memory_mb),
+            index_hosts=frozenset(settings.package_index_hosts + settings.app_index_allow),
+            python=settings.app_python,
+            timeout_s=settings.app_prepare_timeout_s,
+        )
         self.prepare_config = PrepareConfig(
-            sandboxed=settings.app_sandbox == "bwrap",
             python=settings.app_python,
             cache_dir=settings.app_work_dir / "cache",
             timeout_s=settings.app_prepare_timeout_s,
+            box=box if settings.app_sandbox == "bwrap" else None,
+            index_allow=frozenset(settings.app_index_allow),
         )
         self.launch_config = LaunchConfig(
             settings=self.sandbox,
@@ -194,11 +203,8 @@ class AppRunner:
                 record = msgspec.structs.replace(record, error=str(error).splitlines()[0])
                 raise
             ready_at = utcnow()
-            record = msgspec.structs.replace(
-                record,
-                listening=await asyncio.to_thread(found_listening, launched),
-                ready_after_s=round((ready_at - (record.started_at or ready_at)).total_seconds(), 3),
-            )
+            ready_after_s = round((ready_at - (record.started_at or ready_at)).total_seconds(), 3)
+            record = msgspec.structs.replace(record, ready_after_s=ready_after_s)
             log.info("app %s answers at %s", run_id, ", ".join(launched.urls.values()), extra=extra)
             urls = list(launched.urls.values())  # the backend first: analyzers take the first as the API
             async with asyncio.timeout(self.sandbox.wall_s):
@@ -214,7 +220,7 @@ class AppRunner:
         died = launched.process.returncode is not None
         await stop(launched)
         tail = await asyncio.to_thread(output_tail, launched)
-        ended = "stopped by Assay" if not died else await asyncio.to_thread(exit_reason, launched)
+        ended = "stopped by Assay" if not died else await exit_reason(launched)
         error = record.error
         if died and error is None:
             error = f"app stopped during the analysis: {ended}"
@@ -225,4 +231,5 @@ class AppRunner:
             ended=ended,
             output_tail=tail,
             error=error,
+            listening=found_listening(launched),  # every note read by now
         )
