@@ -188,7 +188,9 @@ async def test_npm_fetches_nothing_from_where_the_apps_lock_file_or_npmrc_points
         reason = await _prepare_fails(tmp_path, app_work_dir, 4, files)
     first = reason.splitlines()[0]
     # the first line then says how the step ended, `(npm: exit 1)`: the whole log is in app.json
-    assert first.startswith("app did not start: ") and "npm ci for its frontend failed (npm: " in first, reason
+    assert first.startswith("app did not start: ") and "npm ci for its frontend failed (npm: " in first, (
+        reason
+    )
     assert registry.connections == 0
     assert (
         "--userconfig=/tmp/.assay-no-npmrc" in reason and "--registry=https://registry.npmjs.org/" in reason

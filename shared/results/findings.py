@@ -11,7 +11,9 @@ import msgspec
 Severity = Literal["critical", "high", "medium", "low", "info"]
 SEVERITIES: tuple[Severity, ...] = ("critical", "high", "medium", "low", "info")
 
-ToolStatus = Literal["success", "failed", "skipped", "timeout", "cancelled"]
+# partial: the tool ran to the end but says it skipped some of what it was asked (rules that timed out, files it
+# could not read, packages it could not resolve); its reason says what.
+ToolStatus = Literal["success", "partial", "failed", "skipped", "timeout", "cancelled"]
 
 # Where the code a finding points at comes from: scores, issue counts and the default views count `app` code only.
 # No analyzer sets another origin yet (the static tools leave dependencies and bundles out of what they analyze,

@@ -4,8 +4,8 @@ inherited by inside.py (bwrap keeps inherited descriptors), the other kept by th
 Nothing that crosses the boundary travels through a path: the app runs as the same user as inside.py and could
 replace any file or socket in a folder they share with a link to something only root may open. Over the channel,
 Assay hands inside.py one end of a fresh socket pair per probe (SCM_RIGHTS, with the name of the process it is
-for), and inside.py sends back short notes (`{"ended": "backend ended with status 1"}`, and each address a process
-was found listening on, `{"listening": "assay-init: backend listens on 0.0.0.0:5000"}`). It is a SOCK_SEQPACKET
+for), and inside.py sends back short notes (`{"ended": "backend ended with status 1"}`, `{"listens.backend": "0.0.0.0:5000"}`). It is a
+SOCK_SEQPACKET
 pair: each note is one record, cut by the kernel at RECORD_MAX bytes, and descriptors sent the other way are
 closed unread (the host end never asks for any).
 """
@@ -18,10 +18,12 @@ import json
 import socket
 from pathlib import Path
 
+from services.orchestrator.apps.listening import LISTENS_NOTE
+
 RECORD_MAX = 4096  # bytes of one note from inside; the kernel drops the rest of a longer record
+NAME_MAX = 80  # characters of a note's key
 NOTE_MAX = 300  # characters of a note kept (the task's reason quotes it)
 NOTE_KEYS = frozenset({"ended"})
-LISTENING_MAX = 32  # addresses kept of the `listening` notes
 DRAIN_WAIT_S = 2.0
 
 
@@ -32,7 +34,6 @@ class Channel:
         self.host, self.inside = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.host.setblocking(False)
         self.notes: dict[str, str] = {}
-        self.listening: list[str] = []  # the `listening` notes, in order
         self._sending = asyncio.Lock()
         self._listening: asyncio.Task[None] | None = None
 
@@ -53,18 +54,16 @@ class Channel:
             self._keep(record)
 
     def _keep(self, record: bytes) -> None:
-        """A note's known keys, each cut to NOTE_MAX characters (at most LISTENING_MAX `listening` notes); anything
-        else is ignored."""
+        """A note's known keys, each cut to NOTE_MAX characters; anything else is ignored."""
         try:
             note = json.loads(record)
         except ValueError:
             return
         if isinstance(note, dict):
             for key, value in note.items():
-                if key in NOTE_KEYS and isinstance(value, str):
+                known = key in NOTE_KEYS or (key.startswith(LISTENS_NOTE) and len(key) <= NAME_MAX)
+                if known and isinstance(value, str):
                     self.notes[key] = value[:NOTE_MAX]
-                elif key == "listening" and isinstance(value, str) and len(self.listening) < LISTENING_MAX:
-                    self.listening.append(value[:NOTE_MAX])
 
     async def drained(self) -> None:
         """Until every note the sandbox sent is read (it has ended), at most DRAIN_WAIT_S."""

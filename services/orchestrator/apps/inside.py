@@ -3,9 +3,8 @@
 It applies the resource limits to itself, so that every process of the app inherits them; copies the app into its
 size-bounded disk (when the spec says where); starts the app's processes; carries each connection Assay hands it
 over the control channel (one end of a socket pair per probe, see channel.py) to where the process it names
-listens in the sandbox's own network namespace, found by listening.py rather than imposed (the only way in); and,
-when the first process ends, stops the others and exits with its status, saying why on stderr and over the
-channel. The app's processes do not inherit the channel.
+listens in the sandbox's own network namespace, found by listening.py (the only way in); and, when the first process ends, stops the others and exits
+with its status, saying why on stderr and over the channel. The app's processes do not inherit the channel.
 
 It also runs the marker listener of the SSRF check on the spec's `canary` port (when given): it answers every
 request, keeps the paths it was asked for, and lists them at CANARY_HITS_PATH; an app that fetches a URL it was
@@ -32,9 +31,9 @@ import sys
 from typing import Any
 
 try:
-    from services.orchestrator.apps.listening import Finder
-except ImportError:  # run as a script: listening.py is beside it (launch.py binds it there in the sandbox)
-    from listening import Finder  # type: ignore[import-not-found,no-redef]
+    from services.orchestrator.apps.listening import LISTENS_NOTE, Finder, Listener
+except ImportError:  # run as a script: listening.py is beside it (sandbox.init_binds binds it there)
+    from listening import LISTENS_NOTE, Finder, Listener  # type: ignore[import-not-found,no-redef]
 
 CHUNK = 65536
 LIMITS = {
@@ -191,21 +190,21 @@ async def _first_exit(processes: dict[str, subprocess.Popen[bytes]]) -> tuple[st
     return name, processes[name].wait()
 
 
-def _send(control: socket.socket, note: dict[str, str]) -> None:
-    """One note to Assay over the channel (a record of its own)."""
-    try:
-        control.send(json.dumps(note).encode())
-    except OSError:
-        pass  # Assay has gone, or the channel is full: stderr says it too
-
-
 def _note(control: socket.socket, text: str) -> None:
     """How the app ended, on stderr and over the channel (the output's tail may be flooded by then)."""
+    _tell(control, "ended", text, text)
+
+
+def _tell(control: socket.socket, key: str, value: str, line: str) -> None:
+    """A note for Assay over the channel, and its line on stderr for whoever reads the output."""
     try:
-        os.write(sys.stderr.fileno(), f"assay-init: {text}\n".encode())
+        os.write(sys.stderr.fileno(), f"assay-init: {line}\n".encode())
     except OSError:
         pass  # the output is at its size limit: the channel still says it
-    _send(control, {"ended": text})
+    try:
+        control.send(json.dumps({key: value}).encode())
+    except OSError:
+        pass  # Assay has gone; stderr still says it
 
 
 async def _serve(
@@ -223,12 +222,16 @@ async def _serve(
         servers.append(await _relay(int(relay["port"]), relay["socket"]))
     tasks: set[asyncio.Task[None]] = set()
     control.setblocking(False)
+
+    def announce(name: str, listener: Listener) -> None:
+        _tell(control, f"{LISTENS_NOTE}{name}", str(listener), f"{name} listens on {listener}")
+
     finders = {  # an app's process, or the marker listener (this process's own)
         forward["name"]: Finder(
             forward["name"],
             processes[forward["name"]].pid if forward["name"] in processes else os.getpid(),
             int(forward["port"]),
-            lambda line: _send(control, {"listening": line}),
+            announce,
         )
         for forward in forwards
     }

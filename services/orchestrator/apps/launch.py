@@ -1,10 +1,8 @@
-"""Starting a prepared app in its sandbox by the first start rule that fits, waiting until it answers, and
-stopping it.
+"""Starting a prepared app in its sandbox on ports Assay chose, waiting until it answers, and stopping it.
 
-Inside the sandbox, inside.py applies the limits, copies the app onto its disk and starts the app's processes (and
-the database or cache servers it needs, services_deps.py); outside, a loopback port per process is forwarded into
-it over the control channel made before it starts (channel.py, forwarder.py), to wherever that process is found
-listening (listening.py); the channel also brings back where that was and the note of how the app ended. The sandbox runs in its own process
+Inside the sandbox, inside.py applies the limits, copies the app onto its disk and starts the app's processes;
+outside, a loopback port per process is forwarded into it over the control channel made before it starts
+(channel.py, forwarder.py), which also brings back the note of how it ended. The sandbox runs in its own process
 group: stopping it stops everything in it, and bwrap's --die-with-parent ends it with the orchestrator.
 """
 
@@ -19,24 +17,23 @@ from pathlib import Path
 
 import httpx
 
-from services.orchestrator.apps import listening, services_deps, start_rules
+from services.orchestrator.apps import inside, services_deps, start_rules
 from services.orchestrator.apps.channel import Channel, start_with_channel
 from services.orchestrator.apps.errors import AppNotStarted
 from services.orchestrator.apps.forwarder import start_forwarder
+from services.orchestrator.apps.listening import LISTENS_NOTE
 from services.orchestrator.apps.prepare import Prepared
 from services.orchestrator.apps.sandbox import (
     APP_ROOT,
     DISK_APP,
     DISK_ROOT,
     DISK_TMP,
-    INIT_BIN,
     INIT_PATH,
     SOURCE_ROOT,
-    STATIC_SERVER,
     VENV_ROOT,
     Mounts,
     bwrap_argv,
-    copy_init,
+    init_binds,
     run_limits,
 )
 from services.orchestrator.apps.start_rules import Installed, Start, installed_packages
@@ -95,17 +92,15 @@ class Launched:
         return ports
 
 
-INIT_FOLDER = (
-    "init"  # in the run folder: inside.py and its neighbours, copied (copy_init) and bound read-only
-)
+STATIC_SERVER = "static_server.py"  # beside the init (sandbox.init_binds)
 
 
 def _layout(sandboxed: bool, prepared: Prepared, run_dir: Path) -> Layout:
     if sandboxed:
-        return Layout(APP_ROOT, VENV_ROOT if prepared.venv else None, INIT_PATH, "/tmp", INIT_BIN)
+        venv = VENV_ROOT if prepared.venv else None
+        return Layout(APP_ROOT, venv, INIT_PATH, "/tmp", f"{Path(INIT_PATH).parent}/bin")
     venv = str(prepared.venv) if prepared.venv else None
-    init = str(run_dir / INIT_FOLDER / "inside.py")
-    return Layout(str(prepared.copy), venv, init, str(run_dir / "tmp"), str(run_dir / INIT_FOLDER / "bin"))
+    return Layout(str(prepared.copy), venv, inside.__file__, str(run_dir / "tmp"), str(run_dir / "bin"))
 
 
 def _commands(
@@ -125,16 +120,13 @@ def _commands(
             start_rules.NPM: [shutil.which("npm") or "npm"],
             start_rules.SHELL: ["/bin/sh", "-c"],
         }
-        argv = [
-            part
-            for word in start.argv
-            for part in words.get(word, [word.replace("{port}", str(ports["backend"]))])
-        ]
+        port = str(ports["backend"])
+        argv = [part for word in start.argv for part in words.get(word, [word.replace("{port}", port)])]
         commands["backend"] = (argv, f"{layout.app}/{start.folder}".removesuffix("/."))
     for folder in STATIC_FOLDERS:
         if (copy / "frontend" / folder / "index.html").is_file():
             served = f"{layout.app}/frontend/{folder}".removesuffix("/.")
-            argv = [python, str(Path(layout.init).with_name(STATIC_SERVER)), str(ports["frontend"]), served]
+            argv = [python, str(Path(layout.init).parent / STATIC_SERVER), str(ports["frontend"]), served]
             commands["frontend"] = (argv, served)
             break
     return commands, start
@@ -165,24 +157,15 @@ def _write_ports(copy: Path, ports: dict[str, int]) -> None:
     env_file.write_text("\n".join([*kept, *(f"{key}={value}" for key, value in wanted.items())]) + "\n")
 
 
-def _set_up_run(
-    run_dir: Path, copy: Path, ports: dict[str, int], sandboxed: bool, python: str
-) -> dict[Path, str]:
-    """The run's temporary folder when unsandboxed (the sandbox keeps its own on its disk), its copy of inside.py
-    and its neighbours with a `bin` folder whose `python` is the app's, and Assay's ports in the copy's .env; what
-    to bind read-only for the init."""
+def _set_up_run(run_dir: Path, copy: Path, ports: dict[str, int], sandboxed: bool, python: str) -> None:
+    """The run's temporary folder when unsandboxed (the sandbox keeps its own on its disk), a `python` for command
+    lines that name it, and Assay's ports in the copy's .env."""
     if not sandboxed:
         (run_dir / "tmp").mkdir(parents=True, exist_ok=True)
-    # A copy beside the run: the sandbox user must reach what is bound in, and the checkout Assay runs from may
-    # sit in a folder only its owner can enter (a private temporary folder, a home folder).
-    binds = copy_init(run_dir / INIT_FOLDER)
-    bin_dir = run_dir / INIT_FOLDER / "bin"
-    bin_dir.mkdir()
-    bin_dir.chmod(0o711)
+    (run_dir / "bin").mkdir(exist_ok=True)
     for name in ("python", "python3"):
-        (bin_dir / name).symlink_to(python)
+        (run_dir / "bin" / name).symlink_to(python)
     _write_ports(copy, ports)
-    return {**binds, bin_dir: INIT_BIN}
 
 
 async def launch(
@@ -201,9 +184,7 @@ async def launch(
     deps = await asyncio.to_thread(services_deps.arrange, prepared.copy, layout.app)
     argv, cwd = found["backend"]
     found["backend"] = (deps.wrap(argv), cwd)
-    init_binds = await asyncio.to_thread(
-        _set_up_run, run_dir, prepared.copy, ports, sandboxed, prepared.python.path
-    )
+    await asyncio.to_thread(_set_up_run, run_dir, prepared.copy, ports, sandboxed, prepared.python.path)
     disk_bytes = config.settings.disk_mb * 1024 * 1024
     channel = Channel()
     spec: dict[str, object] = {
@@ -228,7 +209,8 @@ async def launch(
     init_python = f"{layout.venv}/bin/python" if layout.venv else config.python
     command = [init_python, layout.init, json.dumps(spec)]
     if sandboxed:
-        ro_binds = {**init_binds, prepared.copy: SOURCE_ROOT}
+        init = await asyncio.to_thread(init_binds, run_dir)
+        ro_binds = {**init, run_dir / "bin": layout.bin, prepared.copy: SOURCE_ROOT}
         if prepared.venv:
             ro_binds[prepared.venv] = VENV_ROOT
         if prepared.node_modules:
@@ -273,9 +255,12 @@ def output_tail(launched: Launched) -> str:
 
 
 def found_listening(launched: Launched) -> dict[str, list[str]]:
-    """name → where each of the app's processes was found listening in its sandbox, as inside.py said it over the
-    channel (the app's own output cannot say it for it)."""
-    return listening.announced("\n".join(launched.channel.listening))
+    """name → where each of the app's processes was found listening in its sandbox (inside.py's notes)."""
+    return {
+        key.removeprefix(LISTENS_NOTE): [where]
+        for key, where in launched.channel.notes.items()
+        if key.startswith(LISTENS_NOTE)
+    }
 
 
 async def exit_reason(launched: Launched) -> str:

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import os
 import socket
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
 LISTEN = "0A"  # TCP_LISTEN in /proc/net/tcp's `st` column
+LISTENS_NOTE = "listens."  # key of inside.py's note over the channel, then the process's name (channel.py)
 
 
 @dataclass(frozen=True)
@@ -116,29 +116,15 @@ def choose(found: list[Listener], asked: int) -> Listener | None:
     return found[0] if found else None
 
 
-ANNOUNCED = "assay-init: {name} listens on {listener}"
-
-
-def announced(output: str) -> dict[str, list[str]]:
-    """name → the addresses the init announced in the app's output (Finder's lines), in order, without repeats."""
-    found: dict[str, list[str]] = {}
-    for line in output.splitlines():
-        name, sep, where = line.removeprefix("assay-init: ").partition(" listens on ")
-        if sep and line.startswith("assay-init: ") and where not in found.setdefault(name, []):
-            found[name].append(where)
-    return found
-
-
 class Finder:
     """Where one of the app's processes is reached: found on the first connection, kept while it answers, found
-    again when it does not (a reloader's restart). Each new address is announced on stderr (ANNOUNCED) and to
-    `tell` (inside.py sends it to Assay over the control channel, which the app cannot write to)."""
+    again when it does not (a reloader's restart). Each new address is told to `announce`."""
 
-    def __init__(self, name: str, pid: int, asked: int, tell: Callable[[str], None] | None = None) -> None:
+    def __init__(self, name: str, pid: int, asked: int, announce: Callable[[str, Listener], None]) -> None:
         self.name = name
         self.pid = pid
         self.asked = asked
-        self.tell = tell
+        self.announce = announce
         self.current: Listener | None = None
         self.said: Listener | None = None
 
@@ -148,10 +134,7 @@ class Finder:
         if self.current is None:
             self.current = choose(listening(self.pid), self.asked)
             if self.current is not None and self.current != self.said:
-                line = ANNOUNCED.format(name=self.name, listener=self.current)
-                print(line, file=sys.stderr, flush=True)
-                if self.tell is not None:
-                    self.tell(line)
+                self.announce(self.name, self.current)
                 self.said = self.current
         return (self.current.reach(), self.current.port) if self.current else None
 

@@ -7,6 +7,8 @@ the app ran with other versions than it asked for.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -48,7 +50,7 @@ def relax(text: str, only: str | None = None) -> tuple[str, dict[str, str]]:
     return "\n".join(lines) + "\n", changed
 
 
-RELAXED_FILE = "requirements.relaxed.txt"  # beside requirements.txt in the app's copy (prepare.py)
+RELAXED_FILE = "requirements.relaxed.txt"  # in the virtualenv's folder, beside what it was installed from
 
 
 async def install_relaxed(
@@ -61,8 +63,7 @@ async def install_relaxed(
     """After `original` failed to install: relax the failing pin (else every pin) and `install` again, up to
     MAX_ROUNDS times. What was relaxed (line → line) once an attempt succeeds, None when none does.
 
-    `folder` is a host folder no sandbox can write (the backend of the app's copy), seen as `inside` by `install`;
-    the relaxed file is kept there."""
+    `folder` is the virtualenv's folder on the host, seen as `inside` by `install`; the relaxed file is kept there."""
     text = original
     relaxed: dict[str, str] = {}
     for _ in range(MAX_ROUNDS):
@@ -74,7 +75,7 @@ async def install_relaxed(
             return None
         text = attempt
         relaxed.update(changed)
-        await asyncio.to_thread(_write_readable, folder / RELAXED_FILE, text)
+        await asyncio.to_thread(_write_readable, folder, RELAXED_FILE, text)
         described = ", ".join(f"{old} → {new}" for old, new in changed.items())
         log.append(f"[relaxing pins that cannot install: {described}]\n")
         if await install(f"{inside}/{RELAXED_FILE}"):
@@ -82,7 +83,16 @@ async def install_relaxed(
     return None
 
 
-def _write_readable(path: Path, text: str) -> None:
-    """Readable by the sandbox user whatever Assay's umask (the file is read inside the sandbox)."""
-    path.write_text(text)
-    path.chmod(0o644)
+def _write_readable(folder: Path, name: str, text: str) -> None:
+    """`folder/name` made afresh, readable by the sandbox user whatever Assay's umask (pip reads it inside the
+    sandbox). The folder is one a build sandbox wrote: a link it left there is removed, never followed."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name, dir_fd=fd)
+        out = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644, dir_fd=fd)
+        os.fchmod(out, 0o644)  # past the umask
+        with os.fdopen(out, "w") as file:
+            file.write(text)
+    finally:
+        os.close(fd)

@@ -5,8 +5,8 @@ files, the largest file), the app's copy read-only and copied onto a disk of `AS
 step's wall time; the only folder of the host it may write is the one being built (the virtualenv at /venv, the
 frontend's at /build). Its one way out is the package index proxy (index_proxy.py), reached on
 127.0.0.1:PROXY_PORT inside, relayed by inside.py to the proxy's socket, bound read-only from a folder only the
-orchestrator writes. The step's output goes to a file there (bounded by the largest-file limit) and is read back
-bounded, its middle left out past PREPARE_LOG_MAX (prepare_log.py).
+orchestrator writes. The step's output goes to a file there (bounded by the largest-file limit) and only its tail
+is read back.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from services.orchestrator.apps.sandbox import (
     SOURCE_ROOT,
     Mounts,
     bwrap_argv,
-    copy_init,
+    init_binds,
     run_limits,
 )
 from shared.operations.process_groups import stop_group
@@ -58,7 +58,7 @@ class PrepBox:
 class StepOutcome:
     argv: list[str]
     exit_code: int | None  # None when it ran out of time
-    output: str  # the tail of the step's output, then how it ended and what the proxy refused
+    output: str  # the step's output (prepare_log.whole_file), then how it ended and what the proxy refused
     duration_s: float
 
     @property
@@ -71,12 +71,13 @@ def proxy_env() -> dict[str, str]:
     return {name: PROXY_URL for name in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy")}
 
 
-def _work_folder(parent: Path) -> tuple[Path, dict[Path, str]]:
+def _work_folder(parent: Path) -> Path:
     """A folder only the orchestrator writes (searchable by the sandbox user, to bind from), for the step's init,
-    output and the proxy's socket; and the init's read-only binds."""
+    output and the proxy's socket."""
     work = parent / f".step-{secrets.token_hex(4)}"
-    binds = copy_init(work)
-    return work, binds
+    work.mkdir(parents=True)
+    work.chmod(0o711)
+    return work
 
 
 async def run_step(
@@ -93,7 +94,7 @@ async def run_step(
     """Run `command` in a preparation sandbox: `writable` host folders bound writable, the app's copy `source`
     (if any) on its disk at /app, the index proxy its only network."""
     started = time.monotonic()
-    work, init_binds = await asyncio.to_thread(_work_folder, work_parent)
+    work = await asyncio.to_thread(_work_folder, work_parent)
     proxy = IndexProxy(box.index_hosts)
     channel = Channel()
     try:
@@ -106,7 +107,8 @@ async def run_step(
             "disk": {"path": DISK_ROOT, "mb": box.settings.disk_mb},
             "relay": {"port": PROXY_PORT, "socket": PROXY_SOCKET},
         }
-        ro_binds = {**init_binds, work / "index.sock": PROXY_SOCKET}
+        init = await asyncio.to_thread(init_binds, work)
+        ro_binds = {**init, work / "index.sock": PROXY_SOCKET}
         if source is not None:
             spec["copy"] = {"source": SOURCE_ROOT, "app": DISK_APP, "tmp": DISK_TMP}
             ro_binds[source] = SOURCE_ROOT

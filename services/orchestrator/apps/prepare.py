@@ -5,7 +5,9 @@ A virtualenv is built from `backend/requirements.txt` in a preparation sandbox a
 so no package's setup code runs), source packages only when that fails (their setup code then runs confined too).
 A requirements file naming an index of its own is refused (requirements_policy.py). A frontend's `node_modules`
 comes from `npm ci` (`npm install` without a lock file) with `--ignore-scripts`, no `.npmrc` read and the registry
-named, where npm exists. Both are kept under the cache folder by hash of what they are
+named, where npm exists (for a Node backend too). The virtualenv is made with the Python the app declares
+(interpreters.py); pins that cannot install are relaxed (pins.py). The log keeps every step whole (prepare_log.py).
+All are kept under the cache folder by hash of what they are
 built from, built in a temporary folder and renamed into place, so parallel runs and replicas never see half of one.
 """
 
@@ -35,15 +37,13 @@ from shared.operations.process import run_process
 
 SKIPPED_FOLDERS = frozenset({"node_modules", ".venv", "venv", "__pycache__", ".git"})
 READY_MARK = ".assay-ready"
-RELAXED_RECORD = ".assay-relaxed.json"  # in a virtualenv's folder: the pins relaxed to build it
-RELAXED_RECORD_MAX = 65536  # bytes of it read back
-LOG_TAIL = 4000  # of the log quoted in a failed preparation's reason (app.json keeps it whole)
+_FAILED_STEP = re.compile(r"\[(?:venv|pip|npm): (?:exit [1-9]|exit -|timed out)")
+REASON_TAIL = 4000  # characters of the log quoted in a failed preparation's reason
 NPM_REGISTRY = "https://registry.npmjs.org/"
 NPM_BUILD = "/build"
 # A user config that does not exist in the sandbox's fresh /tmp: npm reads no .npmrc but the operator's global one
 # (read-only under /usr or /etc: its certificate authorities, say); the app's own never reaches the build folder.
 NPM_NO_CONFIG = ["--userconfig=/tmp/.assay-no-npmrc"]
-_FAILED_STEP = re.compile(r"\[(?:venv|wheels|pip|npm): (?:exit [1-9]|exit -|timed out)")
 _locks: dict[str, asyncio.Lock] = {}
 
 
@@ -64,10 +64,10 @@ class Prepared:
     source_hash: str
     venv: Path | None
     node_modules: Path | None
-    backend_node_modules: Path | None  # a Node backend's dependencies
     log: str  # every step's command, output and ending (prepare_log.whole)
     python: Interpreter  # what the virtualenv was made with, and why
     relaxed: dict[str, str]  # requirement lines whose pins were relaxed to install (original → relaxed)
+    backend_node_modules: Path | None = None  # a Node backend's dependencies
 
 
 def _files(app: Path) -> list[Path]:
@@ -162,7 +162,7 @@ async def _cached(
         await asyncio.to_thread(hand_over, building)
         try:
             await build(building)
-            await asyncio.to_thread(_write_own, building, READY_MARK)
+            await asyncio.to_thread(_mark_ready, building)
             try:
                 await asyncio.to_thread(building.rename, final)
             except OSError:  # another replica got there first: theirs is as good
@@ -181,29 +181,25 @@ def _is_ready(folder: Path) -> bool:
         return False
 
 
-def _write_own(folder: Path, name: str, data: bytes = b"") -> None:
-    """A file `name` in a folder the build sandbox could write (the ready mark, the record of relaxed pins):
-    created afresh under a directory descriptor, never through a link the build left there."""
+def _mark_ready(folder: Path) -> None:
+    """The ready mark in a folder the build sandbox could write: created afresh, never through a link it left."""
     fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     try:
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(name, dir_fd=fd)  # unlink never follows a link
-        own = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644, dir_fd=fd)
-        try:
-            os.write(own, data)
-        finally:
-            os.close(own)
+            os.unlink(READY_MARK, dir_fd=fd)  # unlink never follows a link
+        os.close(os.open(READY_MARK, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644, dir_fd=fd))
     finally:
         os.close(fd)
 
 
 async def _venv(config: PrepareConfig, python: str, copy: Path, source_digest: str, log: list[str]) -> Path:
     requirements = copy / "backend" / "requirements.txt"
-    original = await asyncio.to_thread(requirements.read_text, "utf-8", "replace")
-    checked = check_requirements(original, config.index_allow)
+    checked = check_requirements(
+        await asyncio.to_thread(requirements.read_text, "utf-8", "replace"), config.index_allow
+    )
     if checked.refused:
         log.append(f"[backend/requirements.txt refused: {checked.reason()}]\n")
-        raise AppNotStarted(f"app did not start: backend/requirements.txt {checked.reason()}\n{_tail(log)}")
+        raise AppNotStarted(f"app did not start: backend/requirements.txt {checked.reason()}")
     # A requirement on the app's own files (./pkg) makes the virtualenv the app's own.
     own = f"-{source_digest[:12]}" if checked.local else ""
     key = f"venv-{_hash_of(requirements)}-{hashlib.sha256(python.encode()).hexdigest()[:8]}{own}"
@@ -218,9 +214,7 @@ async def _venv(config: PrepareConfig, python: str, copy: Path, source_digest: s
             return await _step(config, name, command, cwd, {folder: VENV_ROOT}, copy, log)
 
         if not await step("venv", [python, "-m", "venv", venv]):
-            raise AppNotStarted(
-                f"app did not start: creating its virtualenv failed ({_ending(log)})\n{_tail(log)}"
-            )
+            raise AppNotStarted(f"app did not start: creating its virtualenv failed ({_ending(log)})")
 
         async def install(listed: str) -> bool:
             if await step("wheels", [*pip, "--only-binary", ":all:", "-r", listed]):
@@ -230,38 +224,28 @@ async def _venv(config: PrepareConfig, python: str, copy: Path, source_digest: s
 
         if await install("requirements.txt"):
             return
-        # The relaxed list is written beside requirements.txt in the app's copy, which no sandbox can write (it is
-        # bound read-only and copied onto the step's disk), so that its relative lines mean what they meant.
-        relaxed = await install_relaxed(original, copy / "backend", cwd, install, log)
+        original = await asyncio.to_thread(requirements.read_text, "utf-8", "replace")
+        relaxed = await install_relaxed(original, folder, venv, install, log)
         if relaxed is None:
             raise AppNotStarted(
-                f"app did not start: installing backend/requirements.txt failed ({_ending(log)})\n{_tail(log)}"
+                f"app did not start: installing backend/requirements.txt failed ({_ending(log)})"
             )
-        await asyncio.to_thread(_write_own, folder, RELAXED_RECORD, json.dumps(relaxed).encode())
+        await asyncio.to_thread(_relaxed_record(config, key).write_text, json.dumps(relaxed))
 
     return await _cached(key, config.cache_dir, build, log)
 
 
-def relaxed_pins(venv: Path | None) -> dict[str, str]:
-    """What had to be relaxed for the virtualenv to install (original line → relaxed line); empty: nothing. Read
-    without following a link and bounded (the folder was the build sandbox's), and only as text lines."""
-    if venv is None:
-        return {}
+def _relaxed_record(config: PrepareConfig, key: str) -> Path:
+    """Where the pins relaxed to build the virtualenv `key` are kept: beside it, in a folder only Assay writes."""
+    return config.cache_dir / f"{key}.relaxed.json"
+
+
+def relaxed_pins(config: PrepareConfig, venv: Path | None) -> dict[str, str]:
+    """What had to be relaxed for the virtualenv to install (original line → relaxed line); empty: nothing."""
     try:
-        fd = os.open(venv / RELAXED_RECORD, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        return {}
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return {}
-        record = json.loads(os.read(fd, RELAXED_RECORD_MAX))
+        return dict(json.loads(_relaxed_record(config, venv.name).read_text())) if venv else {}
     except (OSError, ValueError):
         return {}
-    finally:
-        os.close(fd)
-    if not isinstance(record, dict):
-        return {}
-    return {str(old): str(new) for old, new in record.items()}
 
 
 def _wants_npm(frontend: Path) -> bool:
@@ -290,15 +274,10 @@ async def _node_modules(config: PrepareConfig, frontend: Path, log: list[str]) -
             npm.append(f"--https-proxy={proxy_env()['HTTPS_PROXY']}")
         if not await _step(config, "npm", npm, inside, {folder: NPM_BUILD}, None, log):
             raise AppNotStarted(
-                f"app did not start: {' '.join(npm[:2])} for its {frontend.name} failed ({_ending(log)})\n"
-                + _tail(log)
+                f"app did not start: {' '.join(npm[:2])} for its {frontend.name} failed ({_ending(log)})"
             )
 
     return await _cached(key, config.cache_dir, build, log) / "node_modules"
-
-
-def _tail(log: list[str]) -> str:
-    return "".join(log)[-LOG_TAIL:]
 
 
 def _first_failure(log: list[str]) -> str:
@@ -323,30 +302,30 @@ async def prepare(config: PrepareConfig, app: Path, copy: Path) -> Prepared:
     digest = await asyncio.to_thread(source_hash, app)
     await asyncio.to_thread(copy_app, app, copy)
     requirements = copy / "backend" / "requirements.txt"
-    frontend = copy / "frontend"
+    frontend, backend = copy / "frontend", copy / "backend"
     python = await asyncio.to_thread(choose, copy, config.python)
     log.append(f"[python: {python.path} ({python.version or 'version unknown'}): {python.why}]\n")
+    node: dict[Path, Path | None] = {part: None for part in (frontend, backend) if _wants_npm(part)}
     try:
         venv = await _venv(config, python.path, copy, digest, log) if requirements.is_file() else None
-        parts: dict[Path, Path | None] = {
-            part: None for part in (frontend, copy / "backend") if _wants_npm(part)
-        }
-        for part in parts:
+        for part in node:
             if shutil.which("npm") is None:
                 log.append(f"[npm is not installed: the {part.name}'s dependencies were not installed]\n")
             else:
-                parts[part] = await _node_modules(config, part, log)
-        node_modules, backend_node_modules = parts.get(frontend), parts.get(copy / "backend")
+                node[part] = await _node_modules(config, part, log)
     except AppNotStarted as error:
         text = "".join(log)
-        raise PrepareFailed(str(error), whole(text), failing_requirement(_first_failure(log))) from error
+        # the reason's first line says what failed and how; the log's tail follows it (the task's reason shows
+        # what pip, npm or the index proxy said), and app.json keeps the whole log
+        reason = f"{error}\n{text[-REASON_TAIL:]}"
+        raise PrepareFailed(reason, whole(text), failing_requirement(_first_failure(log))) from error
     return Prepared(
         copy=copy,
         source_hash=digest,
         venv=venv,
-        node_modules=node_modules,
-        backend_node_modules=backend_node_modules,
+        node_modules=node.get(frontend),
         log=whole("".join(log)),
         python=python,
-        relaxed=await asyncio.to_thread(relaxed_pins, venv),
+        relaxed=await asyncio.to_thread(relaxed_pins, config, venv),
+        backend_node_modules=node.get(backend),
     )

@@ -28,30 +28,13 @@ _FAILING = (
 _COLLECTING = re.compile(r"^Collecting (\S+)", re.MULTILINE)
 
 
-HEAD = PREPARE_LOG_MAX // 4  # kept of a long log's start; the rest of PREPARE_LOG_MAX is its end
-
-
 def whole(log: str) -> str:
     """The log, its middle left out (and said so) past PREPARE_LOG_MAX characters."""
     if len(log) <= PREPARE_LOG_MAX:
         return log
-    tail = PREPARE_LOG_MAX - HEAD
-    return log[:HEAD] + CUT_MARK.format(count=len(log) - PREPARE_LOG_MAX) + log[-tail:]
-
-
-def whole_file(path: Path) -> str:
-    """A step's output file as `whole` would keep it, reading no more than that of it (the file may be as large
-    as the largest-file limit)."""
-    with path.open("rb") as output:
-        size = output.seek(0, os.SEEK_END)
-        output.seek(0)
-        if size <= PREPARE_LOG_MAX:
-            return output.read(PREPARE_LOG_MAX).decode(errors="replace")
-        head = output.read(HEAD)
-        output.seek(size - (PREPARE_LOG_MAX - HEAD))
-        tail = output.read(PREPARE_LOG_MAX - HEAD)
-    cut = CUT_MARK.format(count=size - PREPARE_LOG_MAX)
-    return head.decode(errors="replace") + cut + tail.decode(errors="replace")
+    head = PREPARE_LOG_MAX // 4
+    tail = PREPARE_LOG_MAX - head
+    return log[:head] + CUT_MARK.format(count=len(log) - head - tail) + log[-tail:]
 
 
 def failing_requirement(output: str) -> str | None:
@@ -62,3 +45,20 @@ def failing_requirement(output: str) -> str | None:
             return str(found[-1]).rstrip(".,;:")
     collecting = _COLLECTING.findall(output)
     return str(collecting[-1]) if collecting else None
+
+
+def whole_file(path: Path) -> str:
+    """A step's output file kept as `whole` keeps a log: all of it, or its start and end with the middle left out;
+    only those parts are read (the file may be as large as the largest-file limit)."""
+    with path.open("rb") as output:
+        size = output.seek(0, os.SEEK_END)
+        output.seek(0)
+        if size <= PREPARE_LOG_MAX:
+            return output.read().decode(errors="replace")
+        head = PREPARE_LOG_MAX // 4
+        tail = PREPARE_LOG_MAX - head
+        start = output.read(head)
+        output.seek(size - tail)
+        end = output.read(tail)
+    cut = CUT_MARK.format(count=size - head - tail)
+    return start.decode(errors="replace") + cut + end.decode(errors="replace")

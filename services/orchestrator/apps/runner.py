@@ -203,11 +203,8 @@ class AppRunner:
                 record = msgspec.structs.replace(record, error=str(error).splitlines()[0])
                 raise
             ready_at = utcnow()
-            record = msgspec.structs.replace(
-                record,
-                listening=found_listening(launched),
-                ready_after_s=round((ready_at - (record.started_at or ready_at)).total_seconds(), 3),
-            )
+            ready_after_s = round((ready_at - (record.started_at or ready_at)).total_seconds(), 3)
+            record = msgspec.structs.replace(record, ready_after_s=ready_after_s)
             log.info("app %s answers at %s", run_id, ", ".join(launched.urls.values()), extra=extra)
             urls = list(launched.urls.values())  # the backend first: analyzers take the first as the API
             async with asyncio.timeout(self.sandbox.wall_s):
@@ -234,4 +231,5 @@ class AppRunner:
             ended=ended,
             output_tail=tail,
             error=error,
+            listening=found_listening(launched),  # every note read by now
         )

@@ -31,25 +31,25 @@ SOURCE_ROOT = "/assay/source"  # the app's prepared copy, read-only: inside.py c
 DISK_ROOT = "/assay/disk"  # the sandbox's only writable place: a tmpfs of the disk quota's size
 DISK_APP = f"{DISK_ROOT}/app"  # what /app links to
 DISK_TMP = f"{DISK_ROOT}/tmp"  # what /tmp links to
-# inside.py's neighbours (stdlib only, like it), bound beside INIT_PATH: the module it imports, a frontend's server
-INIT_BESIDE = ("listening.py", "static_server.py")
-STATIC_SERVER = "static_server.py"  # a frontend's server (one of INIT_BESIDE)
-INIT_BIN = "/assay/bin"  # `python` and `python3` there are the app's: for command lines that name them
 
 
-def copy_init(folder: Path) -> dict[Path, str]:
-    """inside.py and its neighbours copied into a new `folder` of the orchestrator's (the sandbox user may read,
-    no sandbox may write), and where each is bound read-only: the checkout Assay runs from may sit in a folder
-    the sandbox user cannot enter (a private temporary folder, a home folder)."""
-    folder.mkdir(parents=True)
-    folder.chmod(0o711)
-    here = Path(__file__).parent
+INIT_FILES = (
+    "inside.py",
+    "listening.py",
+    "static_server.py",
+)  # the init, and its stdlib neighbours beside it
+
+
+def init_binds(folder: Path) -> dict[Path, str]:
+    """Copies of the init and its neighbours in `folder` (a folder only Assay writes), readable by the sandbox user
+    whatever Assay's umask, as read-only binds: the init at INIT_PATH, the others beside it. Copies, because the
+    checkout Assay runs from may sit in a folder only its owner can enter."""
     binds: dict[Path, str] = {}
-    beside = {name: f"{Path(INIT_PATH).parent}/{name}" for name in INIT_BESIDE}
-    for name, inside in {"inside.py": INIT_PATH, **beside}.items():
-        shutil.copyfile(here / name, folder / name)
-        (folder / name).chmod(0o644)
-        binds[folder / name] = inside
+    for name in INIT_FILES:
+        copy = folder / name
+        shutil.copyfile(Path(__file__).with_name(name), copy)
+        copy.chmod(0o644)
+        binds[copy] = INIT_PATH if name == "inside.py" else f"{Path(INIT_PATH).parent}/{name}"
     return binds
 
 
