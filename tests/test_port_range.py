@@ -40,6 +40,16 @@ def test_a_full_range_is_an_error_naming_it() -> None:
             free_port(port_range=(port, port))
 
 
+def test_ports_handed_out_are_not_handed_out_again_before_they_are_listened_on() -> None:
+    picked: list[int] = []
+    with pytest.raises(
+        OSError, match="no free port left"
+    ):  # nothing listens on those handed out: yet each is
+        for _ in range(21):  # handed out once (a port of the machine's other programs is skipped too)
+            picked.append(free_port(port_range=(41400, 41419)))
+    assert len(set(picked)) == len(picked) >= 10, picked
+
+
 async def test_the_embedded_nats_server_and_cluster_routes_listen_in_the_range(tmp_path: Path) -> None:
     server = EmbeddedNats(tmp_path / "nats", port_range=(LOW, HIGH))
     await server.start()

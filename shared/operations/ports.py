@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import random
 import socket
+import time
 
 PortRange = tuple[int, int]  # first and last port, both included
+GIVEN_HOLD_S = 30.0  # a port of the range this process handed out is not handed out again for this long
+_given: dict[int, float] = {}  # port → when it was handed out (monotonic)
 
 
 def parse_port_range(text: str) -> PortRange:
@@ -35,16 +38,20 @@ def _bindable(host: str, port: int) -> bool:
 
 def free_port(host: str = "127.0.0.1", port_range: PortRange | None = None) -> int:
     """A port nothing listens on now: any the kernel gives without a range, else one of the range, tried from a
-    random place so that two stacks of one range rarely pick the same (OSError when the range is full)."""
+    random place so that two stacks of one range rarely pick the same, and none this process handed out in the
+    last GIVEN_HOLD_S (the kernel's own picks rotate likewise); OSError when the range is full."""
     if port_range is None:
         with socket.socket() as sock:
             sock.bind((host, 0))
             port: int = sock.getsockname()[1]
             return port
     low, high = port_range
+    now = time.monotonic()
     start = random.randint(low, high)  # noqa: S311 (spreading picks, not a secret)
     for offset in range(high - low + 1):
         port = low + (start - low + offset) % (high - low + 1)
-        if _bindable(host, port):
+        # a port handed out a moment ago may not be listened on yet: free now, but promised
+        if now - _given.get(port, -GIVEN_HOLD_S) >= GIVEN_HOLD_S and _bindable(host, port):
+            _given[port] = now
             return port
     raise OSError(f"no free port left in ASSAY_PORT_RANGE {low}-{high} on {host}")
