@@ -21,9 +21,11 @@ a command line with variables, e.g. `$PORT`). Commands run in the folder named b
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 from dataclasses import dataclass
+from fnmatch import fnmatch
 from pathlib import Path
 
 PYTHON, NODE, NPM, SHELL = "{python}", "{node}", "{npm}", "{shell}"
@@ -216,22 +218,25 @@ def choose(app: Path, installed: Installed, options: dict[str, object] | None = 
     )
 
 
+def _folders(path: str, pattern: str) -> list[str]:
+    """Sub-folders of `path` matching `pattern`, never through a link (a built venv is written by its build)."""
+    try:
+        with os.scandir(path) as entries:
+            return [e.path for e in entries if e.is_dir(follow_symlinks=False) and fnmatch(e.name, pattern)]
+    except OSError:
+        return []
+
+
 def installed_packages(venv: Path | None) -> frozenset[str]:
-    """Normalised names of the distributions installed in `venv` (from their .dist-info folders). The virtualenv was
-    written by its preparation sandbox: only folders of its own are listed, never one a link leads to."""
+    """Normalised names of the distributions installed in `venv`, from the names of their .dist-info folders only
+    (no link followed, no file read)."""
     if venv is None:
         return frozenset()
-    names = {
-        path.name.split("-")[0].lower().replace("_", "-")
-        for version in _own_folders(venv / "lib", "python*")
-        for site in _own_folders(version, "site-packages")
-        for path in site.glob("*.dist-info")
-    }
-    return frozenset(names)
-
-
-def _own_folders(folder: Path, pattern: str) -> list[Path]:
-    """The folders in `folder` matching `pattern` that are not links (nothing when `folder` itself is one)."""
-    if folder.is_symlink() or not folder.is_dir():
-        return []
-    return [path for path in folder.glob(pattern) if path.is_dir() and not path.is_symlink()]
+    found = [
+        info
+        for lib in _folders(str(venv), "lib")
+        for version in _folders(lib, "python*")
+        for site in _folders(version, "site-packages")
+        for info in _folders(site, "*.dist-info")
+    ]
+    return frozenset(os.path.basename(info).split("-")[0].lower().replace("_", "-") for info in found)
