@@ -23,7 +23,17 @@ from typing import Any, get_args
 import msgspec
 from opentelemetry import trace as otel_trace
 
-from services.cli import analyzer_view, batch_views, dead_letters, replay, reports, subscriber, tokens, upkeep
+from services.cli import (
+    analyzer_view,
+    app_import,
+    batch_views,
+    dead_letters,
+    replay,
+    reports,
+    subscriber,
+    tokens,
+    upkeep,
+)
 from services.cli.api_token import gateway_client
 from services.cli.batches import add_batch_parser, run_batch
 from services.cli.client import GatewayClient, GatewayError
@@ -298,6 +308,7 @@ def parser() -> argparse.ArgumentParser:
     dead_letters.add_parser(commands)
     upkeep.add_parsers(commands)
     replay.add_parser(commands)
+    app_import.add_parsers(commands)
     return root
 
 

@@ -33,6 +33,7 @@ from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin, get_t
 import msgspec
 
 from shared.operations.errors import ConfigError
+from shared.operations.ports import PortRange, parse_port_range
 
 ANALYZERS = ("static", "dynamic", "performance", "ai")
 DEFAULT_ANALYZER_PORTS = {"static": 8101, "dynamic": 8102, "performance": 8103, "ai": 8104}
@@ -429,6 +430,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             shown="unset → none",
         ),
     ] = ()
+    port_range: Annotated[
+        PortRange | None,
+        Var(
+            "ASSAY_PORT_RANGE",
+            "host ports Assay opens for itself, e.g. `40000-40999`: the embedded NATS server and its routes, the "
+            "forwarders into app sandboxes (several stacks on one machine, firewalled hosts)",
+            parse=parse_port_range,
+            shown="unset (the kernel's ephemeral range)",
+        ),
+    ] = None
     # Throughput of the consumer loops (shared/jetstream/consuming.py).
     orchestrator_prefetch: Annotated[
         int,
