@@ -149,6 +149,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # ASSAY_RESULTS_WRITE_LIMIT_S: how long the persister retries a results folder (or staging) it cannot write
     # (permissions, disk full) before the task is failed with the reason
     results_write_limit_s: float = 300.0
+    # Content-addressed reuse of tool runs (services/analyzers/base/reuse.py): ASSAY_REUSE_DIR holds the stored
+    # outputs (default <var>/reuse, shared by the analyzer replicas of one host); ASSAY_REUSE_MAX_BYTES bounds it (the
+    # least recently used go first; 0 turns reuse off).
+    reuse_dir: Path = Path("var/reuse")
+    reuse_max_bytes: int = 512 * MIB
 
 
 def _path(env: Mapping[str, str], name: str, default: str) -> Path:
@@ -291,7 +296,17 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         trace_query_url=(env.get("ASSAY_TRACE_QUERY_URL") or "").rstrip("/") or None,
         idempotency_ttl_s=float(env.get("ASSAY_IDEMPOTENCY_TTL_S") or 86400),
         results_write_limit_s=float(env.get("ASSAY_RESULTS_WRITE_LIMIT_S") or 300),
+        reuse_dir=_path(env, "ASSAY_REUSE_DIR", str(var_dir / "reuse")),
+        reuse_max_bytes=_reuse_bytes(env.get("ASSAY_REUSE_MAX_BYTES")),
     )
+
+
+def _reuse_bytes(value: str | None) -> int:
+    """ASSAY_REUSE_MAX_BYTES: 0 (off) or a positive bound of the reuse store."""
+    max_bytes = int(value) if value else 512 * MIB
+    if max_bytes < 0:
+        raise ValueError(f"ASSAY_REUSE_MAX_BYTES={max_bytes}: use 0 (reuse off) or a positive number of bytes")
+    return max_bytes
 
 
 def _umask(value: str | None) -> int:

@@ -11,7 +11,9 @@ import msgspec
 Severity = Literal["critical", "high", "medium", "low", "info"]
 SEVERITIES: tuple[Severity, ...] = ("critical", "high", "medium", "low", "info")
 
-ToolStatus = Literal["success", "failed", "skipped", "timeout", "cancelled"]
+ToolStatus = Literal["success", "reused", "failed", "skipped", "timeout", "cancelled"]
+# A tool that ran to the end: `reused` is a run whose every input was unchanged, so its stored output stands for it.
+COMPLETED_STATUSES: frozenset[ToolStatus] = frozenset({"success", "reused"})
 
 # Where the code a finding points at comes from (shared/origins classifies files by content): scores, issue
 # counts and the default views count `app` code only. A finding about the running app (an HTTP tool's) is `app`.
@@ -78,6 +80,9 @@ class ToolRun(msgspec.Struct, frozen=True, kw_only=True):
     files_analyzed: int = 0
     findings_count: int = 0
     reason: str | None = None  # why it was skipped or failed
+    # The task whose stored run this one reused (status `reused`; or `success` when only some files were reused).
+    reused_from: str | None = None
+    files_reused: int = 0  # of `files_analyzed`, how many were not analyzed again (their inputs were unchanged)
 
 
 _SPACE = re.compile(r"\s+")

@@ -89,6 +89,7 @@ class RequestOptions(Options, frozen=True, kw_only=True):
     """`options` of an analysis request. One field per tool of the catalog (tests keep the two in step)."""
 
     timeouts: dict[ToolName, Seconds] = {}  # tool → seconds, at least MIN_TIMEOUT_S
+    fresh: bool = False  # run every tool again, even where a stored run has the same inputs (no reuse)
     bandit: NoOptions | None = None
     ruff: NoOptions | None = None
     pylint: NoOptions | None = None

@@ -12,6 +12,7 @@ import msgspec
 from opentelemetry import trace
 
 from services.analyzers.base.process import ProcessOutcome, run_process
+from services.analyzers.base.reuse import ReuseStore
 from shared.config import Settings
 from shared.tasks import TaskRef
 
@@ -35,6 +36,7 @@ class Job(msgspec.Struct, kw_only=True):
     settings: Settings
     cpu_budget: asyncio.Semaphore  # shared by every run of this analyzer process: its CPU budget
     report: ProgressCallback
+    reuse: ReuseStore | None = None  # stored tool runs of this analyzer's host; None: every tool runs afresh
 
     def remaining_s(self) -> float:
         return max(0.0, self.deadline - time.monotonic())
@@ -44,6 +46,15 @@ class Job(msgspec.Struct, kw_only=True):
         timeouts = self.options.get("timeouts") or {}
         wanted = float(timeouts.get(tool, self.settings.tool_timeout_s))
         return max(0.1, min(wanted, self.remaining_s()))
+
+    def reuse_store(self) -> ReuseStore | None:
+        """Where tools keep their runs and look for a stored one with their inputs; None when reuse is off."""
+        return self.reuse if self.reuse is not None and self.reuse.enabled else None
+
+    @property
+    def fresh(self) -> bool:
+        """The request asked for every tool to run again (`options.fresh`): stored runs are replaced, not read."""
+        return bool(self.options.get("fresh"))
 
     def tool_options(self, tool: str) -> dict[str, Any]:
         """Options addressed to one tool: `options.<tool>` (a mapping), empty when absent."""

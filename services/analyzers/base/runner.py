@@ -11,7 +11,7 @@ from opentelemetry import trace
 from services.analyzers.base.job import Job
 from services.analyzers.base.tool import SkipTool, Tool, ToolOutput
 from shared.errors import AssayError
-from shared.findings import ToolRun
+from shared.findings import COMPLETED_STATUSES, ToolRun
 from shared.metrics import record_tool_run
 from shared.protocol import ServiceResult, ServiceStatus
 from shared.sarif import app_root_of, sarif_for
@@ -59,9 +59,10 @@ async def run_tool(tool: Tool, job: Job) -> ToolOutput:
 
 
 def service_status(runs: list[ToolRun]) -> ServiceStatus:
-    """success when nothing failed, partial when some tools failed, failed when every tool that ran failed."""
+    """success when nothing failed, partial when some tools failed, failed when every tool that ran failed (a
+    reused run counts as one that ran to the end)."""
     ran = [run for run in runs if run.status != "skipped"]
-    bad = [run for run in ran if run.status != "success"]
+    bad = [run for run in ran if run.status not in COMPLETED_STATUSES]
     if not bad:
         return "success"
     return "failed" if len(bad) == len(ran) else "partial"

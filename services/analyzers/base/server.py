@@ -27,6 +27,7 @@ from websockets.exceptions import ConnectionClosed
 
 from services.analyzers.base.analyzer import Analyzer
 from services.analyzers.base.job import Job
+from services.analyzers.base.reuse import ReuseStore
 from services.analyzers.base.runner import ToolsStopped, run_tools
 from shared.app_env import CANARY_PORT_KEY, PORT_KEYS, app_env
 from shared.config import Settings
@@ -63,6 +64,7 @@ class AnalyzerServer:
         self.analyzer = analyzer
         self.settings = settings
         self.cpu_budget = asyncio.Semaphore(settings.tool_concurrency)
+        self.reuse = ReuseStore(settings.reuse_dir, settings.reuse_max_bytes)
         self.runs: dict[str, asyncio.Task[None]] = {}
         self.draining = False  # asked to stop: no new run starts
         self.handing_back = False  # past the grace period: runs stopped now are answered `shutting_down`
@@ -233,6 +235,7 @@ class AnalyzerServer:
             settings=self.settings,
             cpu_budget=self.cpu_budget,
             report=report,
+            reuse=self.reuse,
         )
 
 

@@ -44,6 +44,7 @@ class BanditReport(msgspec.Struct):
 class Bandit(CliTool):
     name = "bandit"
     program = "bandit"
+    per_file = True  # every rule of its looks at one file
 
     def command(self, program: str, files: list[str]) -> list[str]:
         return [program, "-f", "json", "-q", *as_arguments(files)]

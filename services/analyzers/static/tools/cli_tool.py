@@ -16,8 +16,10 @@ import msgspec
 
 from services.analyzers.base.job import Job
 from services.analyzers.base.process import ProcessOutcome, run_process
+from services.analyzers.base.reuse import StoredRun
 from services.analyzers.base.tool import SkipTool, ToolOutput, executable
 from services.analyzers.static.tools.network import unreachable
+from services.analyzers.static.tools.run_inputs import RunInputs, StoredRuns, code_digest, run_inputs
 from services.analyzers.static.tools.source import AppSource, source_files
 from shared.config import Settings
 from shared.errors import ToolError
@@ -66,11 +68,14 @@ class CliTool:
     languages: tuple[str, ...] = (
         "Python",
     )  # which of the app's files it analyzes (source.LANGUAGE_SUFFIXES)
+    # Each finding is about one file and depends on that file alone: stored and reused file by file.
+    per_file: bool = False
 
     def __init__(self) -> None:
         self._versions: dict[
             str, str | None
         ] = {}  # by executable path: probing is cheap after the first call
+        self._code: str | None = None  # hash of Assay's code that reads this tool's output (a reuse input)
 
     # -- what a subclass provides ----------------------------------------------------------------------------
 
@@ -124,13 +129,101 @@ class CliTool:
         return ToolHealth(name=self.name, available=True, version=self._versions[program])
 
     async def run(self, job: Job) -> ToolOutput:
-        """Run the tool once over its target files in the app folder."""
+        """Run the tool once over its target files in the app folder, or reuse a stored run with the same inputs."""
         app_dir = app_folder(job)
         program, version = await self.ready()
         files = await asyncio.to_thread(self.targets, app_dir)
         await self.check_advisory_host(job.settings)
+        # a tool asking an advisory database reports what the database knows today: never reused
+        store = job.reuse_store() if self.advisory_address(job.settings) is None else None
+        if store is None:
+            return await self.run_fresh(job, program, version, files)
+        if self._code is None:
+            self._code = await asyncio.to_thread(code_digest, self)
+        configuration = self.command(program, [])[1:]
+        inputs = await asyncio.to_thread(
+            run_inputs,
+            tool=self.name,
+            version=version,
+            code=self._code,
+            configuration=configuration,
+            app_dir=app_dir,
+            files=files,
+        )
+        runs = StoredRuns(store, job.task.id, fresh=job.fresh)
+        if self.per_file:
+            return await self.run_per_file(job, program, version, files, inputs, runs)
+        stored = await runs.get(inputs.whole)
+        if stored is not None:
+            return self.reused([stored], self.command(program, files), version, len(files))
+        output = await self.run_fresh(job, program, version, files)
+        await runs.keep(inputs.whole, output, output.findings)
+        return output
+
+    async def run_fresh(self, job: Job, program: str, version: str | None, files: list[str]) -> ToolOutput:
+        """Run the tool over `files` (relative to the app folder)."""
+        app_dir = app_folder(job)
         outcome = await job.run_process(self.name, self.command(program, files), cwd=app_dir)
         return await self.output(outcome, app_dir, version=version, files_analyzed=len(files))
+
+    async def run_per_file(
+        self,
+        job: Job,
+        program: str,
+        version: str | None,
+        files: list[str],
+        inputs: RunInputs,
+        runs: StoredRuns,
+    ) -> ToolOutput:
+        """Reuse the stored findings of every unchanged file; run the tool once over the others, keeping them file
+        by file (for tools whose findings about a file depend on that file alone)."""
+        stored = {path: found for path in files if (found := await runs.get(inputs.per_file[path])) is not None}
+        changed = [path for path in files if path not in stored]
+        if not changed:
+            return self.reused(list(stored.values()), self.command(program, files), version, len(files))
+        output = await self.run_fresh(job, program, version, changed)
+        if output.run.status != "success":
+            return output
+        by_file: dict[str, list[Finding]] = {path: [] for path in changed}
+        for finding in output.findings:
+            by_file.setdefault(finding.path or "", []).append(finding)
+        # a finding about a file it was not asked about (or about none): nothing is kept file by file
+        if set(by_file) == set(changed):
+            for path in changed:
+                await runs.keep(inputs.per_file[path], output, by_file[path], raw=False)
+        if not stored:
+            return output
+        findings = [
+            finding
+            for path in files
+            for finding in (stored[path].findings if path in stored else by_file.get(path, []))
+        ]
+        record = msgspec.structs.replace(
+            output.run,
+            command=self.command(program, files),
+            files_analyzed=len(files),
+            files_reused=len(stored),
+            findings_count=len(findings),
+            reused_from=next(iter(stored.values())).task_id,
+        )
+        return ToolOutput(run=record, findings=findings, raw_output=output.raw_output)
+
+    def reused(self, stored: list[StoredRun], command: list[str], version: str | None, files: int) -> ToolOutput:
+        """The output of a run whose every input was unchanged: the stored findings, recorded as `reused`."""
+        first = stored[0]
+        findings = [finding for run in stored for finding in run.findings]
+        record = ToolRun(
+            tool=self.name,
+            status="reused",
+            version=version,
+            command=command,
+            exit_code=first.exit_code,
+            files_analyzed=files,
+            files_reused=files,
+            findings_count=len(findings),
+            reused_from=first.task_id,
+        )
+        return ToolOutput(run=record, findings=findings, raw_output=first.raw_output)
 
     async def ready(self) -> tuple[str, str | None]:
         """The executable and its version; SkipTool when it is not (or no longer) installed."""
