@@ -18,7 +18,15 @@ from typing import cast
 
 from benchmarks.common import Row, format_table
 
-BENCHMARKS = ("event_codec", "finding_writes", "static_concurrency", "pipeline", "model_report", "dynamic_corpus")
+BENCHMARKS = (
+    "event_codec",
+    "finding_writes",
+    "static_concurrency",
+    "pipeline",
+    "model_report",
+    "dynamic_corpus",
+    "study",
+)
 
 
 def main(args: list[str]) -> int:
