@@ -154,6 +154,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # least recently used go first; 0 turns reuse off).
     reuse_dir: Path = Path("var/reuse")
     reuse_max_bytes: int = 512 * MIB
+    # ASSAY_WARM_TOOLS: Python tools that offer it (pylint) run in a warm server forked per run instead of a cold
+    # process each time (services/analyzers/static/tools/fork_server.py); off: always the command line
+    warm_tools: bool = True
+    # ASSAY_TOOL_CACHE_DIR: the caches tools keep of what does not change between apps (mypy's of the standard library
+    # and the installed packages)
+    tool_cache_dir: Path = Path("var/tool-cache")
 
 
 def _path(env: Mapping[str, str], name: str, default: str) -> Path:
@@ -298,6 +304,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         results_write_limit_s=float(env.get("ASSAY_RESULTS_WRITE_LIMIT_S") or 300),
         reuse_dir=_path(env, "ASSAY_REUSE_DIR", str(var_dir / "reuse")),
         reuse_max_bytes=_reuse_bytes(env.get("ASSAY_REUSE_MAX_BYTES")),
+        warm_tools=_switch(env, "ASSAY_WARM_TOOLS", default=True),
+        tool_cache_dir=_path(env, "ASSAY_TOOL_CACHE_DIR", str(var_dir / "tool-cache")),
     )
 
 

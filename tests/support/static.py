@@ -75,6 +75,7 @@ def make_job(
     *,
     reuse: ReuseStore | None = None,
     task_id: str = "task_00000000beef",
+    env: dict[str, str] | None = None,
 ) -> Job:
     """A Job as the server builds it, for running tools in-process (with `reuse`: looking for stored runs)."""
 
@@ -90,7 +91,7 @@ def make_job(
         target_urls=[],
         options=options or {},
         deadline=time.monotonic() + deadline_s,
-        settings=load_settings({}),
+        settings=load_settings(env or {}),
         cpu_budget=asyncio.Semaphore(2),
         report=report,
         reuse=reuse,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -67,13 +68,17 @@ class Job(msgspec.Struct, kw_only=True):
         """Run one tool subprocess within the analyzer's CPU budget and the tool's timeout."""
         # Two child spans of the tool's span: the wait for a CPU slot, then the subprocess itself, so that a tool
         # queued behind others does not look slow.
+        async with self.cpu_slot(tool):
+            return await run_process(argv, cwd=cwd or self.app_dir, timeout_s=self.tool_timeout_s(tool), env=env)
+
+    @asynccontextmanager
+    async def cpu_slot(self, tool: str) -> AsyncIterator[None]:
+        """Hold one slot of the analyzer's CPU budget while a tool's work runs (a subprocess or a warm run)."""
         attributes = {"assay.tool": tool}
         with tracer.start_as_current_span("cpu slot wait", attributes=attributes):
             await self.cpu_budget.acquire()
         try:
             with tracer.start_as_current_span(f"exec {tool}", attributes=attributes):
-                return await run_process(
-                    argv, cwd=cwd or self.app_dir, timeout_s=self.tool_timeout_s(tool), env=env
-                )
+                yield
         finally:
             self.cpu_budget.release()

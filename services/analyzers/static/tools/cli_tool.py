@@ -21,6 +21,7 @@ from services.analyzers.base.tool import SkipTool, ToolOutput, executable
 from services.analyzers.static.tools.network import unreachable
 from services.analyzers.static.tools.run_inputs import RunInputs, StoredRuns, code_digest, run_inputs
 from services.analyzers.static.tools.source import AppSource, source_files
+from services.analyzers.static.tools.warm_tool import WarmTool
 from shared.config import Settings
 from shared.errors import ToolError
 from shared.findings import Finding, ToolRun, ToolStatus
@@ -70,6 +71,7 @@ class CliTool:
     )  # which of the app's files it analyzes (source.LANGUAGE_SUFFIXES)
     # Each finding is about one file and depends on that file alone: stored and reused file by file.
     per_file: bool = False
+    warm: WarmTool | None = None  # a warm server the tool can run in (Python tools whose start-up dominates)
 
     def __init__(self) -> None:
         self._versions: dict[
@@ -161,10 +163,30 @@ class CliTool:
         return output
 
     async def run_fresh(self, job: Job, program: str, version: str | None, files: list[str]) -> ToolOutput:
-        """Run the tool over `files` (relative to the app folder)."""
+        """Run the tool over `files` (relative to the app folder): in its warm server when it has one, else (or when
+        the server cannot be had) as a process of its own."""
         app_dir = app_folder(job)
-        outcome = await job.run_process(self.name, self.command(program, files), cwd=app_dir)
+        command = self.local_command(self.command(program, files), job.settings)
+        outcome = await self.run_warm(job, program, command, app_dir) if job.settings.warm_tools else None
+        if outcome is None:
+            outcome = await job.run_process(self.name, command, cwd=app_dir)
         return await self.output(outcome, app_dir, version=version, files_analyzed=len(files))
+
+    async def run_warm(self, job: Job, program: str, command: list[str], app_dir: Path) -> ProcessOutcome | None:
+        """`command` run by the tool's warm server (same tool, same arguments, same folder); None without one."""
+        if self.warm is None:
+            return None
+        socket_path = await self.warm.ready(self.command(program, [])[1:])
+        if socket_path is None:
+            return None
+        async with job.cpu_slot(self.name):
+            return await self.warm.run(socket_path, command, app_dir, job.tool_timeout_s(self.name))
+
+    def local_command(self, command: list[str], settings: Settings) -> list[str]:
+        """`command` as this analyzer runs it: where the tool keeps a cache of its own may be added (this host's
+        settings), never anything that changes what it reports (so it is no reuse input)."""
+        del settings
+        return command
 
     async def run_per_file(
         self,
