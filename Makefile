@@ -50,7 +50,8 @@ chaos: install
 lint: install
 	$(VENV)/bin/ruff check shared services tests benchmarks maintenance
 	$(VENV)/bin/mypy
-	$(PY) -m shared.contracts --check
+	$(PY) -m shared.wire.contracts --check
+	$(PY) -m shared.operations.config --check
 
 # The pipeline benchmark's Celery + Redis baseline lives in the `bench` extra, not in the services' dependencies.
 # Parts on their own: `make bench BENCH_ARGS="pipeline --parts replicas --tasks 500"` (see docs/performance.md).

@@ -19,13 +19,20 @@ import httpx
 from benchmarks.processes import ServiceDidNotStart, log_tail, spawn, spawn_module, stop, wait_for_port
 from services.cli.credentials import child_env
 from services.cli.roster import ServiceSpec
-from shared.config import load_settings
-from shared.connection import connect
-from shared.database import create_engine, migrate, sessions
-from shared.nats_users import ADMIN, GATEWAY, ORCHESTRATOR, PERSISTER, creds_of, generate_credentials
-from shared.natsd import EmbeddedNats, free_port
-from shared.streams import declare_all
-from shared.tokens import create_token
+from shared.jetstream.connection import connect
+from shared.jetstream.nats_users import (
+    ADMIN,
+    GATEWAY,
+    ORCHESTRATOR,
+    PERSISTER,
+    creds_of,
+    generate_credentials,
+)
+from shared.jetstream.natsd import EmbeddedNats, free_port
+from shared.jetstream.streams import declare_all
+from shared.operations.config import load_settings
+from shared.store.database import create_engine, migrate, sessions
+from shared.store.tokens import create_token
 
 NOOP_ANALYZER = "benchmarks.noop_analyzer"
 

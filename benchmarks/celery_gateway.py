@@ -22,11 +22,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from benchmarks.celery_worker import analyze
 from services.gateway.schemas import Accepted, Links, RunRequest
 from services.persister.database import record_request
-from shared.catalog import planned_tools
-from shared.config import load_settings
-from shared.database import create_engine, migrate, sessions
-from shared.messages import AnalysisRequest
-from shared.tasks import TaskRef, new_task_id
+from shared.operations.config import load_settings
+from shared.store.database import create_engine, migrate, sessions
+from shared.wire.catalog import planned_tools
+from shared.wire.messages import AnalysisRequest
+from shared.wire.tasks import TaskRef, new_task_id
 
 
 @asynccontextmanager

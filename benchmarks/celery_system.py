@@ -13,7 +13,7 @@ from pathlib import Path
 from benchmarks.celery_worker import QUEUE_VARIABLE
 from benchmarks.processes import ServiceDidNotStart, log_tail, spawn, spawn_module, stop, wait_for_port
 from benchmarks.redis_server import REDIS_URL_VARIABLE, Redis
-from shared.natsd import free_port
+from shared.jetstream.natsd import free_port
 
 WORKER_PROCESSES = 2
 

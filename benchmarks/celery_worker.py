@@ -27,12 +27,11 @@ from services.orchestrator.runner import terminal_event
 from services.persister import database, lookups
 from services.persister.completion import PersisterContext, finish
 from services.persister.document import Ending
-from services.persister.lookups import as_utc
 from services.persister.sessions import persister_sessions
 from services.persister.staging import StagedService
-from shared.config import Settings, load_settings
-from shared.database import create_engine
-from shared.messages import AnalysisRequest, ServiceFinished, TaskCompleted, TaskStarted, utcnow
+from shared.operations.config import Settings, load_settings
+from shared.store.database import create_engine
+from shared.wire.messages import AnalysisRequest, ServiceFinished, TaskCompleted, TaskStarted, as_utc
 
 QUEUE_VARIABLE = "ASSAY_BENCH_CELERY_QUEUE"
 TASK_NAME = "assay_bench.analyze"
@@ -96,7 +95,7 @@ async def persist(state: WorkerState, request: AnalysisRequest) -> None:
     terminal = terminal_event(request, [service])
     staged = StagedService(service=SERVICE, status=service.status, event_id=service.event_id, result=result)
     status = terminal.status if isinstance(terminal, TaskCompleted) else "failed"
-    finished_at = as_utc(terminal.occurred_at) or utcnow()
+    finished_at = as_utc(terminal.occurred_at)
     ending = Ending(status=status, reason=terminal.reason, finished_at=finished_at)
     await finish(
         state.ctx, task, ending, [staged], terminal.event_id, "completed" if status != "failed" else "failed"

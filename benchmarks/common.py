@@ -8,11 +8,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from shared.findings import Finding, Severity, ToolRun, fingerprint
-from shared.messages import ServiceFinished
-from shared.protocol import ServiceResult
-from shared.sarif import sarif_for
-from shared.tasks import TaskRef
+from shared.results.findings import Finding, Severity, ToolRun, fingerprint
+from shared.results.sarif import sarif_for
+from shared.wire.messages import ServiceFinished
+from shared.wire.protocol import ServiceResult
+from shared.wire.tasks import TaskRef
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,10 @@ from pathlib import Path
 
 from benchmarks.common import Row
 from services.analyzers.dynamic.scanner import wapiti_path
-from shared.catalog import TOOLS_BY_SERVICE
-from shared.findings import Finding
-from shared.issue_groups import canonical_cwe
-from shared.protocol import ServiceResult
+from shared.results.findings import Finding
+from shared.results.issue_groups import canonical_cwe
+from shared.wire.catalog import TOOLS_BY_SERVICE
+from shared.wire.protocol import ServiceResult
 from tests.support.analyzers import start_analyzer, stop
 from tests.support.apps import runner_settings
 from tests.support.corpus import CORPUS, analyze, flaw, pairs, prepare_node_modules

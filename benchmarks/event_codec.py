@@ -1,7 +1,7 @@
 """Event codec: encoding and decoding one `service` event with N findings.
 
 Assay sends every event as a msgspec Struct and decodes it once at the consumer's edge into typed, validated
-objects (`shared.messages.encode` / `decode_event`). The baseline is what a dict-based service does with the same
+objects (`shared.wire.messages.encode` / `decode_event`). The baseline is what a dict-based service does with the same
 event: `json.dumps` of the equivalent dict on the way out, `json.loads` plus a check that the envelope and every
 finding carry their required keys on the way in. The baseline's check is the lighter one: msgspec also checks
 types, the task id pattern and the severity literal. Figures are medians of timed batches; MB/s is the
@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 
 from benchmarks.common import Row, median_ns, service_event
-from shared.messages import decode_event, encode
+from shared.wire.messages import decode_event, encode
 
 SIZES = (100, 1_000, 10_000)
 REPEATS = 11

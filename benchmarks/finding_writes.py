@@ -3,7 +3,7 @@
 Assay's figure is the persister's own write path, `services.persister.database.record_service`: one transaction
 that updates the task row, replaces the service's rows and inserts every finding with one executemany. The
 baseline is what Assay's predecessor did: one INSERT and one commit per finding through the same kind of engine
-(`shared.database.create_engine`, WAL, synchronous=NORMAL). The baseline's task row is created before its clock
+(`shared.store.database.create_engine`, WAL, synchronous=NORMAL). The baseline's task row is created before its clock
 starts, so Assay's figure carries work the baseline's does not. Each side writes into its own freshly migrated
 file in a temporary folder. Figures are rows per second, the median of up to three repeats (each with a new
 task) within a time budget, so the slow baseline at N=10 000 may run only once; the table says how many ran.
@@ -23,12 +23,12 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from benchmarks.common import Row, service_event
-from services.persister.database import ensure_task, record_service
+from services.persister.database import record_pending, record_service
 from services.persister.sessions import Sessions
-from shared.database import create_engine, migrate, sessions
-from shared.findings import Finding
-from shared.messages import ServiceFinished, new_event_id
-from shared.models import FindingRow
+from shared.results.findings import Finding
+from shared.store.database import create_engine, migrate, sessions
+from shared.store.models import FindingRow
+from shared.wire.messages import ServiceFinished, new_event_id
 
 SIZES = (1_000, 10_000)
 REPEATS = 3
@@ -87,7 +87,7 @@ async def _rows_per_s(path: Path, template: ServiceFinished, assay: bool) -> tup
                 event_id=new_event_id(),
             )
             if not assay:
-                await ensure_task(sessions_, event)  # the row the findings refer to; not timed
+                await record_pending(sessions_, event)  # the row the findings refer to; not timed
             started = time.perf_counter_ns()
             if assay:
                 await record_service(sessions_, event, event.result, None)

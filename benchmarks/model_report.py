@@ -2,7 +2,7 @@
 
 The database is migrated with Assay's migrations and filled (untimed) with 10 models x 250 apps x 4 analysis
 types, 100 findings per task in 60 issue groups, each static run with the finding summary the persister stores
-(shared/finding_summary), and load metrics on the performance tasks. The timed work is what the route does:
+(shared/results/finding_summary), and load metrics on the performance tasks. The timed work is what the route does:
 `reports.queries.report_rows` (SQL) then `reports.report.models_report` (verdicts, pairwise tests, families,
 quality figures with bootstrap intervals), median of three runs. The goal is under 2 s; there is no baseline (the system Assay replaces had no such report),
 so the table shows the goal in its place, and the note the CPU seconds (the machine may be shared).
@@ -21,11 +21,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from benchmarks.common import Row
-from services.gateway.reports.queries import Scope, report_rows
-from services.gateway.reports.report import models_report
-from shared.database import create_engine, migrate, sessions
-from shared.finding_summary import summarize
-from shared.findings import SEVERITIES, Finding
+from services.gateway.api.reports.queries import Scope, report_rows
+from services.gateway.api.reports.report import models_report
+from shared.results.finding_summary import summarize
+from shared.results.findings import SEVERITIES, Finding
+from shared.store.database import create_engine, migrate, sessions
 
 MODELS, APPS, TYPES = 10, 250, ("security", "static", "performance", "comprehensive")
 FINDINGS_PER_TASK = 100

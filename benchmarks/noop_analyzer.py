@@ -19,10 +19,10 @@ from services.analyzers.base.job import Job
 from services.analyzers.base.main import run_analyzer
 from services.analyzers.base.runner import run_tools
 from services.analyzers.base.tool import ToolOutput
-from shared.config import Settings
-from shared.findings import ToolRun
-from shared.messages import AnalysisRequest
-from shared.protocol import ServiceResult, ToolHealth
+from shared.operations.config import Settings
+from shared.results.findings import ToolRun
+from shared.wire.messages import AnalysisRequest
+from shared.wire.protocol import ServiceResult, ToolHealth
 
 SERVICE = "static"
 TOOL = "ruff"

@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.database import create_engine
-from shared.models import Task
+from shared.store.database import create_engine
+from shared.store.models import Task
 
 POLL_S = 1.0
 

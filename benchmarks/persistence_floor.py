@@ -42,9 +42,9 @@ async def _measure(tasks: int) -> Floor:
     # Imported here: the worker module reads its settings from the environment main() has set.
     from benchmarks import celery_worker
     from services.persister.database import record_request
-    from shared.database import create_engine, migrate
-    from shared.messages import AnalysisRequest
-    from shared.tasks import TaskRef, new_task_id
+    from shared.store.database import create_engine, migrate
+    from shared.wire.messages import AnalysisRequest
+    from shared.wire.tasks import TaskRef, new_task_id
 
     engine = create_engine(os.environ["ASSAY_DATABASE_URL"])
     await migrate(engine)

@@ -30,7 +30,7 @@ from benchmarks.rss import PeakRss
 from benchmarks.static_pipeline import static_rows
 from benchmarks.systems import Systems, run_load
 from benchmarks.trial import Trial
-from shared.messages import PRIORITIES
+from shared.wire.messages import PRIORITIES
 
 PARTS = ("saturation", "latency", "replicas", "growth", "static")
 MB = 1024 * 1024

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psutil
 
-from shared.process_groups import signal_group
+from shared.operations.process_groups import signal_group
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 from benchmarks.processes import spawn, stop, wait_for_port
-from shared.natsd import free_port
+from shared.jetstream.natsd import free_port
 
 REDIS_URL_VARIABLE = "ASSAY_BENCH_REDIS_URL"
 

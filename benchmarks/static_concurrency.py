@@ -22,10 +22,10 @@ from benchmarks.common import Row
 from services.analyzers.base.job import Job
 from services.analyzers.base.runner import run_tools
 from services.analyzers.static.analyzer import build_analyzer
-from shared.config import load_settings
-from shared.findings import ToolRun
-from shared.protocol import ServiceResult
-from shared.tasks import TaskRef
+from shared.operations.config import load_settings
+from shared.results.findings import ToolRun
+from shared.wire.protocol import ServiceResult
+from shared.wire.tasks import TaskRef
 
 REPO = Path(__file__).resolve().parent.parent
 MODEL, NUMBER = "openai_codex-mini", 1

@@ -19,8 +19,8 @@ from benchmarks.common import Row
 from benchmarks.load import burst
 from benchmarks.static_concurrency import MODEL, NUMBER, SAMPLE
 from benchmarks.systems import run_load
-from shared.database import create_engine
-from shared.models import ToolRunRow
+from shared.store.database import create_engine
+from shared.store.models import ToolRunRow
 
 TOOL_TIMEOUT_S = 300.0
 

@@ -34,8 +34,8 @@ from benchmarks.study_apps import make_study
 from benchmarks.study_floor import Floor, measure_floor, run_measured, study_tools
 from services.analyzers.base.tool import SkipTool
 from services.analyzers.static.tools.cli_tool import CliTool
-from shared.database import create_engine
-from shared.models import FindingRow, Task, ToolRunRow
+from shared.store.database import create_engine
+from shared.store.models import FindingRow, Task, ToolRunRow
 from tests.support.static import make_job
 
 TYPES = ("static", "security")

@@ -20,13 +20,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from services.analyzers.base.process import ProcessOutcome
 from services.analyzers.base.tool import SkipTool, Tool
 from services.analyzers.static.analyzer import build_analyzer
 from services.analyzers.static.tools.cli_tool import CliTool
-from shared.catalog import SECURITY_TOOLS
-from shared.config import load_settings
-from shared.findings import Finding
+from shared.operations.config import load_settings
+from shared.operations.process import ProcessOutcome
+from shared.results.findings import Finding
+from shared.wire.catalog import SECURITY_TOOLS
 
 TOOL_TIMEOUT_S = 600.0
 

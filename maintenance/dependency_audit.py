@@ -19,7 +19,7 @@ from pathlib import Path
 import msgspec
 
 from services.analyzers.static.tools.npm_audit import NpmAuditReport
-from shared.config import load_settings
+from shared.operations.config import load_settings
 
 REPO = Path(__file__).resolve().parent.parent
 NODE_TOOLS = (REPO / "services" / "analyzers" / "static" / "node", REPO / "tests" / "contracts")
@@ -43,13 +43,13 @@ class PipReport(msgspec.Struct):
     dependencies: list[Dependency]
 
 
-class Outcome(msgspec.Struct, frozen=True):
+class PartAudit(msgspec.Struct, frozen=True):
     part: str
     code: int
     lines: list[str]
 
 
-def python_environment() -> Outcome:
+def python_environment() -> PartAudit:
     """pip-audit of this interpreter's environment (Assay itself, not on PyPI, is skipped as editable)."""
     argv = [
         sys.executable,
@@ -65,19 +65,19 @@ def python_environment() -> Outcome:
     return pip_outcome(f"python environment ({sys.prefix})", done)
 
 
-def pip_outcome(part: str, done: subprocess.CompletedProcess[str]) -> Outcome:
+def pip_outcome(part: str, done: subprocess.CompletedProcess[str]) -> PartAudit:
     """What pip-audit's JSON report says, a database that audited nothing counting as no audit."""
     try:
         report = msgspec.json.decode(done.stdout, type=PipReport)
     except msgspec.DecodeError:
         said = done.stderr.strip()[-400:]
-        return Outcome(part, UNAUDITED, [f"pip-audit gave no report (exit {done.returncode}): {said}"])
+        return PartAudit(part, UNAUDITED, [f"pip-audit gave no report (exit {done.returncode}): {said}"])
     skipped = [dependency for dependency in report.dependencies if dependency.skip_reason]
     audited = len(report.dependencies) - len(skipped)
     if audited == 0:
         reason = skipped[0].skip_reason if skipped else "no dependency listed"
         total = len(report.dependencies)
-        return Outcome(part, UNAUDITED, [f"audited 0 of {total} packages: no advisory data ({reason})"])
+        return PartAudit(part, UNAUDITED, [f"audited 0 of {total} packages: no advisory data ({reason})"])
     found = [
         f"{dependency.name} {dependency.version}: {vuln.id} "
         f"(fixed in {', '.join(vuln.fix_versions) or 'no release yet'})"
@@ -88,36 +88,36 @@ def pip_outcome(part: str, done: subprocess.CompletedProcess[str]) -> Outcome:
         f"audited {audited} of {len(report.dependencies)} packages ({len(skipped)} skipped), "
         f"{len(found)} known vulnerabilities"
     )
-    return Outcome(part, VULNERABLE if found else CLEAN, [summary, *found])
+    return PartAudit(part, VULNERABLE if found else CLEAN, [summary, *found])
 
 
-def node_tools(folder: Path, registry: str) -> Outcome:
+def node_tools(folder: Path, registry: str) -> PartAudit:
     """npm audit of one of Assay's Node.js tool folders, against `registry`."""
     part = f"node tools ({folder.relative_to(REPO) if REPO in folder.parents else folder})"
     npm = shutil.which("npm")
     if npm is None:
-        return Outcome(part, UNAUDITED, ["npm not installed (needs Node.js)"])
+        return PartAudit(part, UNAUDITED, ["npm not installed (needs Node.js)"])
     argv = [npm, "audit", "--json", "--registry", registry, "--prefix", str(folder)]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
     return npm_outcome(part, done)
 
 
-def npm_outcome(part: str, done: subprocess.CompletedProcess[str]) -> Outcome:
+def npm_outcome(part: str, done: subprocess.CompletedProcess[str]) -> PartAudit:
     """What npm audit's JSON report says; an audit endpoint that refused counts as no audit."""
     try:
         report = msgspec.json.decode(done.stdout, type=NpmAuditReport)
     except msgspec.DecodeError:
         said = done.stderr.strip()[-400:]
-        return Outcome(part, UNAUDITED, [f"npm audit gave no report (exit {done.returncode}): {said}"])
+        return PartAudit(part, UNAUDITED, [f"npm audit gave no report (exit {done.returncode}): {said}"])
     if report.error is not None or report.message is not None or report.vulnerabilities is None:
         said = (
             report.message or (report.error.summary if report.error else "") or "no report of vulnerabilities"
         )
-        return Outcome(part, UNAUDITED, [f"the registry's audit endpoint did not answer: {said}"])
+        return PartAudit(part, UNAUDITED, [f"the registry's audit endpoint did not answer: {said}"])
     found = [
         f"{name} ({package.severity}, {package.range})" for name, package in report.vulnerabilities.items()
     ]
-    return Outcome(part, VULNERABLE if found else CLEAN, [f"{len(found)} vulnerable packages", *found])
+    return PartAudit(part, VULNERABLE if found else CLEAN, [f"{len(found)} vulnerable packages", *found])
 
 
 def main() -> int:

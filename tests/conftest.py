@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from shared.natsd import EmbeddedNats
+from shared.jetstream.natsd import EmbeddedNats
 
 # Fixtures defined in support modules, registered here so that every test can ask for them by name.
 from tests.support.analyzers import notes_app  # noqa: F401

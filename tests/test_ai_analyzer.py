@@ -20,9 +20,9 @@ import msgspec
 import pytest
 from websockets.asyncio.client import connect
 
-from shared.findings import Finding, fingerprint
-from shared.natsd import free_port
-from shared.protocol import (
+from shared.jetstream.natsd import free_port
+from shared.results.findings import Finding, fingerprint
+from shared.wire.protocol import (
     ErrorFrame,
     HealthFrame,
     HealthReport,

@@ -20,8 +20,8 @@ from services.analyzers.ai.review import (
     to_finding,
 )
 from services.analyzers.ai.sources import SourceFile, Sources, collect_sources, share_budget
-from shared.findings import fingerprint
-from shared.natsd import free_port
+from shared.jetstream.natsd import free_port
+from shared.results.findings import fingerprint
 from tests.support.fake_llm import FAKE_MODEL, FakeLLM
 
 MESSAGES = [{"role": "system", "content": "answer in JSON"}, {"role": "user", "content": "hello"}]

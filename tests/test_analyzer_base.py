@@ -18,10 +18,10 @@ from services.analyzers.base.analyzer import Analyzer
 from services.analyzers.base.job import Job
 from services.analyzers.base.main import serve_analyzer
 from services.analyzers.base.tool import ToolOutput
-from shared.config import load_settings
-from shared.findings import Finding, ToolRun, ToolStatus
-from shared.natsd import free_port
-from shared.protocol import (
+from shared.jetstream.natsd import free_port
+from shared.operations.config import load_settings
+from shared.results.findings import Finding, ToolRun, ToolStatus
+from shared.wire.protocol import (
     CancelFrame,
     ErrorFrame,
     HealthFrame,

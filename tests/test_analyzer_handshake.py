@@ -1,5 +1,5 @@
 """An analyzer admits only clients that show the shared token, and only frames a request can need: a frame above
-the limit closes the connection before the analyzer reads it (its memory does not grow with what is sent)."""
+the limit closes the connection (1009) before the analyzer reads it (its memory does not grow with what is sent)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from shared.protocol import (
+from shared.wire.protocol import (
     MAX_REQUEST_FRAME_BYTES,
     HealthFrame,
     HealthReport,
@@ -34,6 +34,12 @@ def rss_bytes(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     raise AssertionError("no VmRSS")
+
+
+def frame_of_size(size: int) -> str:
+    """An analyze frame of exactly `size` bytes whose `tools` is a string, not a list: valid JSON, a bad frame."""
+    head = '{"type":"analyze","id":"big","tools":"'
+    return head + "y" * (size - len(head) - 2) + '"}'
 
 
 @pytest.mark.parametrize(
@@ -69,13 +75,20 @@ async def test_a_frame_above_the_limit_closes_the_connection_without_memory_grow
                 await websocket.send(big)
                 await asyncio.wait_for(websocket.recv(), 10)
             assert websocket.close_code == 1009  # message too big
-    # Just above the limit is refused too; just below it is read (and answered as a bad frame).
+    # Just below the limit a frame is read and judged by what it holds: a known frame with a wrong field is answered
+    # bad_request, text that is not JSON closes the connection as such (1007). Just above it is refused by its size
+    # alone (1009), whatever it holds.
     async with connect(url, additional_headers=AUTH, open_timeout=5) as websocket:
-        await websocket.send("y" * (MAX_REQUEST_FRAME_BYTES - 16))
+        await websocket.send(frame_of_size(MAX_REQUEST_FRAME_BYTES - 16))
         assert "bad_request" in str(await asyncio.wait_for(websocket.recv(), 10))
-    async with connect(url, additional_headers=AUTH, open_timeout=5) as websocket:
-        with pytest.raises(ConnectionClosed):
-            await websocket.send("y" * (MAX_REQUEST_FRAME_BYTES + 1))
-            await asyncio.wait_for(websocket.recv(), 10)
+    for text, code in (
+        ("y" * (MAX_REQUEST_FRAME_BYTES - 16), 1007),
+        (frame_of_size(MAX_REQUEST_FRAME_BYTES + 1), 1009),
+    ):
+        async with connect(url, additional_headers=AUTH, open_timeout=5) as websocket:
+            with pytest.raises(ConnectionClosed):
+                await websocket.send(text)
+                await asyncio.wait_for(websocket.recv(), 10)
+            assert websocket.close_code == code
     # 192 MiB were sent; the analyzer held none of it.
     assert rss_bytes(pid) - before < 16 * 1024 * 1024

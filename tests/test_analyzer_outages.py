@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 
 from services.cli.roster import ServiceSpec
-from shared import subjects
-from shared.connection import connect
-from shared.nats_users import ADMIN
+from shared.jetstream.connection import connect
+from shared.jetstream.nats_users import ADMIN
+from shared.wire import subjects
 from tests.support.stack import Stack, wait_for_port
 
 REPO = Path(__file__).resolve().parent.parent

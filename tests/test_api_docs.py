@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shared.natsd import EmbeddedNats
+from shared.jetstream.natsd import EmbeddedNats
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, LAPTOP, browser_missing
 from tests.support.gateway import Gateway, gateway_for, gateway_settings, migrate_database
 

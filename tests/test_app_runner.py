@@ -22,11 +22,18 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from services.orchestrator.apps.runner import AppRunner, AppSlot, sandbox_settings
-from shared.app_run import AppRun
-from shared.config import load_settings
-from shared.messages import AnalysisRequest, CancelRequest, TaskCancelled, TaskCompleted, TaskFailed, encode
-from shared.natsd import EmbeddedNats
-from shared.subjects import cancel_subject
+from shared.jetstream.natsd import EmbeddedNats
+from shared.operations.config import load_settings
+from shared.wire.app_run import AppRun
+from shared.wire.messages import (
+    AnalysisRequest,
+    CancelRequest,
+    TaskCancelled,
+    TaskCompleted,
+    TaskFailed,
+    encode,
+)
+from shared.wire.subjects import cancel_subject
 from tests.support.apps import app_processes, app_request, make_app, needs_bwrap, runner_settings
 from tests.support.fake_llm import FakeLLM
 from tests.support.orchestrator import APP, MODEL, ScriptedAnalyzer, orchestrated, terminal_of
@@ -284,7 +291,7 @@ async def test_several_apps_run_at_once_within_the_budget_each_on_its_own_ports(
 ORCHESTRATOR_STAND_IN = """
 import asyncio
 from services.orchestrator.apps.runner import AppRunner, AppSlot
-from shared.config import load_settings
+from shared.operations.config import load_settings
 from tests.support.apps import app_request
 
 

@@ -14,8 +14,8 @@ import pytest
 
 from services.orchestrator.apps.errors import AppError, AppNotStarted, SandboxUnavailable
 from services.orchestrator.apps.runner import AppRunner, AppSlot
-from shared.messages import AnalysisRequest
-from shared.natsd import EmbeddedNats
+from shared.jetstream.natsd import EmbeddedNats
+from shared.wire.messages import AnalysisRequest
 from tests.support.apps import app_processes, app_request, make_app, needs_bwrap, runner_settings
 
 pytestmark = needs_bwrap
@@ -303,3 +303,39 @@ async def test_an_app_that_dies_during_the_analysis_is_recorded_with_the_reason(
     assert slot.record is not None
     assert slot.record.error == "app stopped during the analysis: backend ended with status 3"
     assert slot.record.exit_status == 3 and app_processes(slot.record) == []
+
+
+DISK_FILLER = """
+import os, sys
+written = 0
+chunk = b"x" * (1024 * 1024)
+try:
+    with open(os.path.join(sys.argv[0].rsplit("/", 2)[0], "PLACE", "filler"), "wb") as handle:
+        while written < 256 * len(chunk):  # 8 times the quota the test sets
+            handle.write(chunk)
+            handle.flush()
+            written += len(chunk)
+finally:
+    print(f"wrote {written // len(chunk)} MB", flush=True)
+"""
+
+
+@pytest.mark.parametrize(("number", "place"), [(9, "tmp"), (10, "app")])
+async def test_a_disk_filler_is_stopped_at_the_disk_quota_with_the_reason(
+    tmp_path: Path, app_work_dir: Path, number: int, place: str
+) -> None:
+    code = DISK_FILLER.replace('sys.argv[0].rsplit("/", 2)[0], "PLACE"', '"/tmp"' if place == "tmp" else '"/app"')
+    reason = await _failed_start(tmp_path, app_work_dir, number, code, ASSAY_APP_DISK_MB="32")
+    assert reason.startswith("app did not start: backend ended with status 1; its disk of 32 MB is full"), reason
+    assert reason.endswith("(last output: OSError: [Errno 28] No space left on device)"), reason
+
+
+async def test_output_beyond_the_disk_quota_ends_the_app_and_fills_no_host_disk(
+    tmp_path: Path, app_work_dir: Path
+) -> None:
+    code = "import sys\nline = 'y' * 1023 + '\\n'\nwhile True:\n    sys.stdout.write(line)\n"
+    reason = await _failed_start(tmp_path, app_work_dir, 11, code, ASSAY_APP_DISK_MB="16")
+    # Python ignores SIGXFSZ, so its write fails (status 1); other programs are killed by it (signal 25)
+    assert reason.startswith(
+        "app did not start: backend ended with status 1; its output reached 16 MB, the largest file it may write"
+    ), reason

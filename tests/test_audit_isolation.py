@@ -16,7 +16,7 @@ from services.analyzers.base.runner import run_tool
 from services.analyzers.static.tools import pip_audit
 from services.analyzers.static.tools.npm_audit import NpmAudit
 from services.analyzers.static.tools.pip_audit import PipAudit
-from shared.config import load_settings
+from shared.operations.config import load_settings
 from tests.support.static import make_job
 
 LOCK = {

@@ -12,10 +12,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from shared.findings import Exchange, Finding, Proof, fingerprint
-from shared.messages import ServiceFinished, TaskCompleted, TaskStarted
-from shared.protocol import ServiceResult
-from shared.tasks import TaskRef
+from shared.results.findings import Exchange, Finding, Proof, fingerprint
+from shared.wire.messages import ServiceFinished, TaskCompleted, TaskStarted
+from shared.wire.protocol import ServiceResult
+from shared.wire.tasks import TaskRef
 from tests import test_batches
 from tests.support.gateway import MODEL, Gateway, run_cli
 from tests.support.persister import Harness

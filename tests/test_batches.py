@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from shared.database import create_engine, sessions
-from shared.messages import decode_request
-from shared.models import Task
-from shared.natsd import EmbeddedNats
-from shared.subjects import REQUESTS_STREAM, cancel_key, request_subject
+from shared.jetstream.natsd import EmbeddedNats
+from shared.store.database import create_engine, sessions
+from shared.store.models import Task
+from shared.wire.messages import decode_request
+from shared.wire.subjects import REQUESTS_STREAM, cancel_key, request_subject
 from tests.support.gateway import MODEL, Gateway, gateway_for, gateway_settings, migrate_database
 from tests.support.persister import Harness, eventually, running_persister
 

@@ -13,10 +13,10 @@ import pytest
 from sqlalchemy import func, select
 
 from services.persister.database import record_request
-from shared.database import create_engine, migrate, sessions
-from shared.messages import AnalysisRequest
-from shared.models import FindingRow, ServiceRun, Task, ToolRunRow
-from shared.tasks import TaskRef, new_task_id
+from shared.store.database import create_engine, migrate, sessions
+from shared.store.models import FindingRow, ServiceRun, Task, ToolRunRow
+from shared.wire.messages import AnalysisRequest
+from shared.wire.tasks import TaskRef, new_task_id
 
 celery_worker = pytest.importorskip(
     "benchmarks.celery_worker", reason="the bench extra (celery) is not installed"

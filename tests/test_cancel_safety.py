@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from shared.cancel_safety import raise_swallowed_cancel
+from shared.jetstream.cancel_safety import raise_swallowed_cancel
 
 
 async def wait_then_check(result: asyncio.Future[int], reached: list[str]) -> None:

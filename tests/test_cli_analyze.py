@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from shared.messages import decode_request
-from shared.natsd import EmbeddedNats
-from shared.subjects import REQUESTS_STREAM, request_subject
+from shared.jetstream.natsd import EmbeddedNats
+from shared.wire.messages import decode_request
+from shared.wire.subjects import REQUESTS_STREAM, request_subject
 from tests.support.gateway import (
     APP,
     MODEL,

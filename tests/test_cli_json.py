@@ -24,7 +24,7 @@ from tests.test_cli_trace import TASK, write_task_trace
 
 @pytest.fixture(autouse=True)
 def same_umask() -> Iterator[None]:
-    """`main()` sets this process's umask (shared/file_modes.py), as every entry point does: give the rest of the
+    """`main()` sets this process's umask (shared/store/file_modes.py), as every entry point does: give the rest of the
     test session its own back."""
     umask = os.umask(0o022)
     os.umask(umask)

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from services.persister.database import record_service
-from shared.database import create_engine, sessions
-from shared.messages import ServiceFinished
-from shared.natsd import EmbeddedNats
-from shared.protocol import ServiceResult
-from shared.tasks import TaskRef
+from shared.jetstream.natsd import EmbeddedNats
+from shared.store.database import create_engine, sessions
+from shared.wire.messages import ServiceFinished
+from shared.wire.protocol import ServiceResult
+from shared.wire.tasks import TaskRef
 from tests.support.gateway import (
     APP,
     MODEL,

@@ -25,12 +25,12 @@ from services.cli.api_token import token_file
 from services.cli.child import Child
 from services.cli.credentials import analyzer_token_file
 from services.cli.roster import ServiceSpec
-from shared import subjects
-from shared.config import ANALYZERS, load_settings
-from shared.messages import TERMINAL_STATUSES
-from shared.nats_users import ADMIN, credentials_file, load_credentials
-from shared.natsd import free_port
-from shared.streams import KV_STREAM
+from shared.jetstream.nats_users import ADMIN, credentials_file, load_credentials
+from shared.jetstream.natsd import free_port
+from shared.jetstream.streams import KV_STREAM
+from shared.operations.config import ANALYZERS, load_settings
+from shared.wire import subjects
+from shared.wire.messages import TERMINAL_STATUSES
 
 REPO = Path(__file__).resolve().parent.parent
 MODEL, APP = "openai_codex-mini", 1

@@ -1,4 +1,4 @@
-"""`assay trace`: span files written by shared/tracing's real exporter, for two services, rendered as a tree."""
+"""`assay trace`: span files written by shared/telemetry/tracing's real exporter, for two services, rendered as a tree."""
 
 from __future__ import annotations
 
@@ -14,8 +14,13 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind
 
 from services.cli.trace_tree import render_traces
-from shared.span_files import span_files, spans_of_traces, trace_ids_of_task
-from shared.tracing import TASK_ID_ATTRIBUTE, JsonLinesSpanExporter, context_from_traceparent, inject_headers
+from shared.telemetry.span_files import span_files, spans_of_traces, trace_ids_of_task
+from shared.telemetry.tracing import (
+    TASK_ID_ATTRIBUTE,
+    JsonLinesSpanExporter,
+    context_from_traceparent,
+    inject_headers,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 TASK = "task_0123456789ab"

@@ -18,11 +18,11 @@ from typing import Any
 import httpx
 import nats.errors
 
-from shared import subjects
-from shared.connection import connect
-from shared.messages import TERMINAL_STATUSES
-from shared.nats_users import ADMIN
-from shared.streams import KV_STREAM, OBJECT_STREAM
+from shared.jetstream.connection import connect
+from shared.jetstream.nats_users import ADMIN
+from shared.jetstream.streams import KV_STREAM, OBJECT_STREAM
+from shared.wire import subjects
+from shared.wire.messages import TERMINAL_STATUSES
 from tests.support.stack import Stack, stream_leader
 
 MODEL, APP = "cluster-model", 1

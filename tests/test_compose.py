@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from shared.config import load_settings
+from shared.operations.config import load_settings
 
 COMPOSE = Path(__file__).resolve().parent.parent / "docker-compose.yml"
 SECRETS = {"ASSAY_NATS_PASSWORD": "p", "ASSAY_NATS_ROUTE_PASSWORD": "r", "ASSAY_ANALYZER_TOKEN": "t"}

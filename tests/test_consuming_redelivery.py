@@ -1,6 +1,6 @@
 """A redelivered message shows as a new `process <subject>` CONSUMER span linked to its first delivery.
 
-A real nats-server, the real consumer loop (shared/consuming.py) and the test process's spans in memory: the
+A real nats-server, the real consumer loop (shared/jetstream/consuming.py) and the test process's spans in memory: the
 handler asks for the message again once (a nak), then acknowledges it.
 """
 
@@ -9,24 +9,18 @@ from __future__ import annotations
 import asyncio
 
 import msgspec
-from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from shared.connection import connect
-from shared.consuming import ACK, Delivery, Flow, Outcome, Retry, Source, TaskMessage, consume
-from shared.natsd import EmbeddedNats
-from shared.tasks import TaskRef
-from shared.tracing import inject_headers
+from shared.jetstream.connection import connect
+from shared.jetstream.consuming import ACK, Delivery, Outcome, Retry, consume
+from shared.jetstream.natsd import EmbeddedNats
+from shared.telemetry.tracing import inject_headers
+from tests.support.work_stream import TASK, Work, work_flow
 
-STREAM, SUBJECT, DURABLE = "REDELIVERY", "redelivery.work", "redelivery-worker"
+SUBJECT = "redelivery.work"
 tracer = trace.get_tracer("tests.redelivery")
-
-
-class Work(msgspec.Struct, frozen=True, kw_only=True):
-    task: TaskRef
-    event_id: str
 
 
 async def test_a_nakd_message_gets_a_second_consumer_span_linked_to_the_first(
@@ -37,39 +31,16 @@ async def test_a_nakd_message_gets_a_second_consumer_span_linked_to_the_first(
     deliveries: list[int] = []
     acked = asyncio.Event()
 
-    async def declare() -> None:
-        await js.add_stream(StreamConfig(name=STREAM, subjects=[SUBJECT]))
-        await js.add_consumer(
-            STREAM, ConsumerConfig(durable_name=DURABLE, ack_policy=AckPolicy.EXPLICIT, ack_wait=10, max_deliver=5)
-        )
-
-    async def handle(_message: TaskMessage, delivery: Delivery) -> Outcome:
+    async def handle(_work: Work, delivery: Delivery) -> Outcome:
         deliveries.append(delivery.deliveries)
         if delivery.deliveries == 1:
             return Retry(delay_s=0.1, reason="not yet")
         acked.set()
         return ACK
 
-    async def given_up(*_args: object) -> None:
-        raise AssertionError("nothing is given up here")
-
-    flow = Flow(
-        name="redelivery-test",
-        js=js,
-        sources=[Source(STREAM, DURABLE, msgspec.json.Decoder(Work).decode)],
-        declare=declare,
-        handle=handle,
-        given_up=given_up,
-        max_deliver=5,
-        ack_wait_s=10,
-        concurrency=1,
-        prefetch=1,
-    )
-    await declare()
-    work = Work(
-        task=TaskRef(id="task_0123456789ab", model_slug="m", app_number=1, analysis_type="static"),
-        event_id="evt_1",
-    )
+    flow = work_flow(js, "redelivery", handle)
+    await flow.declare()
+    work = Work(task=TASK, event_id="evt_1")
     with tracer.start_as_current_span(f"publish {SUBJECT}", kind=SpanKind.PRODUCER) as producer:
         await js.publish(SUBJECT, msgspec.json.encode(work), headers=inject_headers())
     stop = asyncio.Event()

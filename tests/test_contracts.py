@@ -21,14 +21,14 @@ import msgspec
 import pytest
 from jsonschema import Draft202012Validator
 
-from shared import contracts, subjects
-from shared.connection import connect
-from shared.contracts import ANALYZER_FRAMES, CLIENT_FRAMES, EVENT_TYPES, asyncapi, json_schemas, tag_of
-from shared.messages import TaskCompleted, TaskStarted, encode
-from shared.natsd import EmbeddedNats
-from shared.protocol import AnalyzeFrame, encode_frame
-from shared.streams import declare_streams
-from shared.tasks import TaskRef
+from shared.jetstream.connection import connect
+from shared.jetstream.natsd import EmbeddedNats
+from shared.jetstream.streams import declare_streams
+from shared.wire import contracts, subjects
+from shared.wire.contracts import ANALYZER_FRAMES, CLIENT_FRAMES, EVENT_TYPES, asyncapi, json_schemas, tag_of
+from shared.wire.messages import TaskCompleted, TaskStarted, encode
+from shared.wire.protocol import AnalyzeFrame, encode_frame
+from shared.wire.tasks import TaskRef
 from tests.support.gateway import Gateway, gateway_for, gateway_settings, migrate_database
 
 REPO = Path(__file__).resolve().parent.parent
@@ -38,7 +38,7 @@ SUBJECT_SPELLING = re.compile(r"^assay\.(requests|events|control|dlq)\b")
 
 
 def test_committed_contracts_are_what_the_types_generate() -> None:
-    assert contracts.drifted(REPO / contracts.CONTRACTS_DIR) == [], "run `python -m shared.contracts`"
+    assert contracts.drifted(REPO / contracts.CONTRACTS_DIR) == [], "run `python -m shared.wire.contracts`"
 
 
 def test_drift_is_noticed(tmp_path: Path) -> None:
@@ -70,7 +70,7 @@ def test_the_asyncapi_document_passes_the_asyncapi_parser(tmp_path: Path) -> Non
 
 
 def _addresses(function: Callable[..., str]) -> list[str]:
-    """The subject templates a function of shared/subjects.py spells: `{name}` for each argument, every event
+    """The subject templates a function of shared/wire/subjects.py spells: `{name}` for each argument, every event
     kind for `kind`."""
     names = list(inspect.signature(function).parameters)
     kinds = [tag_of(event) for event in EVENT_TYPES] if "kind" in names else [""]
@@ -134,7 +134,7 @@ def test_only_shared_subjects_spells_a_subject() -> None:
     spelled = [
         found
         for path in sources
-        if "node_modules" not in path.parts and path != REPO / "shared" / "subjects.py"
+        if "node_modules" not in path.parts and path != REPO / "shared" / "wire" / "subjects.py"
         for found in _subject_spellings(path)
     ]
     assert spelled == []

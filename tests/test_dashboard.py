@@ -20,8 +20,8 @@ import httpx
 import pytest
 
 from services.cli.roster import ServiceSpec
-from shared.nats_users import ORCHESTRATOR
-from shared.natsd import EmbeddedNats
+from shared.jetstream.nats_users import ORCHESTRATOR
+from shared.jetstream.natsd import EmbeddedNats
 from tests import test_study_report as study
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, LAPTOP, browser_missing
 from tests.support.gateway import (

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from services.cli.roster import ServiceSpec
-from shared import subjects
-from shared.connection import connect
-from shared.messages import decode_request
-from shared.nats_users import ADMIN, ORCHESTRATOR
+from shared.jetstream.connection import connect
+from shared.jetstream.nats_users import ADMIN, ORCHESTRATOR
+from shared.wire import subjects
+from shared.wire.messages import decode_request
 from tests.support.stack import Stack, run_assay
 
 REPO = Path(__file__).resolve().parent.parent

@@ -17,22 +17,24 @@ import pytest
 
 from services.analyzers.base.job import Job
 from services.analyzers.base.runner import run_tool
+from services.analyzers.dynamic.analyzer import build_analyzer
 from services.analyzers.dynamic.cookies import Cookies
 from services.analyzers.dynamic.cors import EVIL_ORIGIN, cors_problem
 from services.analyzers.dynamic.endpoints import Endpoints
 from services.analyzers.dynamic.recon import ReconCache
 from services.analyzers.dynamic.security_headers import HeaderAssessment, score
 from services.analyzers.dynamic.sensitive_paths import PROBES, exposed
+from services.analyzers.dynamic.unproven import ProofRule
 from services.analyzers.running_app.client import Fetched, fetch, http_client
 from services.analyzers.running_app.targets import NO_TARGETS
-from shared.app_env import app_env
-from shared.catalog import TOOLS_BY_SERVICE
-from shared.config import load_settings
-from shared.findings import Finding
-from shared.natsd import free_port
-from shared.protocol import ServiceResult
-from shared.target_policy import TargetPolicy
-from shared.tasks import TaskRef
+from shared.jetstream.natsd import free_port
+from shared.operations.app_env import app_env
+from shared.operations.config import load_settings
+from shared.operations.target_policy import TargetPolicy
+from shared.results.findings import SEVERITIES, Finding
+from shared.wire.catalog import TOOLS_BY_SERVICE
+from shared.wire.protocol import ServiceResult
+from shared.wire.tasks import TaskRef
 from tests.support.analyzers import (
     REPO,
     SAMPLE_APPS,
@@ -101,8 +103,8 @@ def test_missing_security_headers_are_findings_and_score_zero(
 ) -> None:
     found = rules(notes_result, "security-headers")
     expected = {
-        "missing-content-security-policy": "medium",
-        "missing-x-frame-options": "medium",
+        "missing-content-security-policy": "low",  # judged medium: without proof, at most low
+        "missing-x-frame-options": "low",
         "missing-x-content-type-options": "low",
         "missing-referrer-policy": "low",
         "missing-permissions-policy": "low",
@@ -110,6 +112,11 @@ def test_missing_security_headers_are_findings_and_score_zero(
         "strict-transport-security-needs-https": "info",
     }
     assert {rule: findings[0].severity for rule, findings in found.items()} == expected
+    judged = {rule: findings[0].extra.get("severity_without_proof") for rule, findings in found.items()}
+    assert {rule: severity for rule, severity in judged.items() if severity} == {
+        "missing-content-security-policy": "medium",
+        "missing-x-frame-options": "medium",
+    }
     assert all(finding.path == "backend:/" for findings in found.values() for finding in findings)
     metrics = notes_result.metrics["security-headers"]
     assert metrics["score"] == 0
@@ -119,10 +126,29 @@ def test_missing_security_headers_are_findings_and_score_zero(
 def test_the_dotenv_file_app1_serves_is_found(notes_result: ServiceResult, notes_app: str) -> None:
     found = rules(notes_result, "sensitive-paths")
     assert [f.path for f in found["exposed-dotenv"]] == ["backend:/.env"]
-    assert found["exposed-dotenv"][0].severity == "critical"
+    dotenv = found["exposed-dotenv"][0]
+    assert (dotenv.severity, dotenv.extra["severity_without_proof"]) == ("low", "critical")  # no proof
     assert notes_result.metrics["sensitive-paths"]["targets"][notes_app]["baseline"] == "not-found"
     # Paths the app does not serve (404) are not reported.
     assert not {"exposed-git-config", "exposed-admin-page", "exposed-backup-archive"} & set(found)
+
+
+def test_a_finding_without_proof_is_at_most_low_and_says_what_it_was_judged(
+    notes_result: ServiceResult, todo_result: ServiceResult
+) -> None:
+    assert all(isinstance(tool, ProofRule) for tool in build_analyzer().tools)  # every dynamic tool
+    findings = notes_result.findings + todo_result.findings
+    unproven = [f for f in findings if f.cwe is not None and f.proof is None]
+    assert unproven and all(SEVERITIES.index(f.severity) >= SEVERITIES.index("low") for f in unproven)
+    lowered = [f for f in unproven if "severity_without_proof" in f.extra]
+    assert {f.rule_id for f in lowered} >= {"exposed-dotenv", "cors-wildcard-with-credentials"}
+    for finding in lowered:
+        judged = finding.extra["severity_without_proof"]
+        assert SEVERITIES.index(judged) < SEVERITIES.index("low")
+        assert finding.message.endswith(f"[no proof: reported at low, judged {judged}]")
+    # What names no weakness is a fact of the run, not a claim of a flaw: it keeps its severity.
+    (mismatch,) = rules(todo_result, "endpoints")["endpoint-mismatch"]
+    assert mismatch.cwe is None and mismatch.severity == "medium"
 
 
 def test_spa_catch_all_yields_no_sensitive_paths_it_does_not_really_serve(
@@ -138,12 +164,13 @@ def test_spa_catch_all_yields_no_sensitive_paths_it_does_not_really_serve(
     assert [f.path for f in found["exposed-debug-console"]] == ["backend:/console"]
 
 
-def test_permissive_cors_is_high_and_absent_where_the_app_has_none(
+def test_permissive_cors_is_judged_high_and_absent_where_the_app_has_none(
     todo_result: ServiceResult, notes_result: ServiceResult
 ) -> None:
     found = rules(todo_result, "cors")
     assert set(found) == {"cors-wildcard-with-credentials"}
-    assert found["cors-wildcard-with-credentials"][0].severity == "high"
+    cors = found["cors-wildcard-with-credentials"][0]
+    assert (cors.severity, cors.extra["severity_without_proof"]) == ("low", "high")  # no proof: at most low
     assert found["cors-wildcard-with-credentials"][0].cwe == "CWE-942"
     assert rules(notes_result, "cors") == {}
 

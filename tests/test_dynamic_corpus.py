@@ -9,13 +9,25 @@ from pathlib import Path
 
 import pytest
 
+from services.analyzers.dynamic.checks.sqli import DELAY_S, LATE_SHARE
 from services.analyzers.dynamic.scanner import wapiti_path
 from services.analyzers.running_app.surface.discover import source_endpoints
-from shared.config import Settings
-from shared.findings import SEVERITIES
-from shared.protocol import ServiceResult
+from shared.operations.config import Settings
+from shared.results.findings import SEVERITIES
+from shared.wire.protocol import ServiceResult
+from tests.support.analyzers import result_async
 from tests.support.apps import needs_bwrap
-from tests.support.corpus import CORPUS, analyze, describe, flaw, is_node, pairs, prepare_node_modules
+from tests.support.corpus import (
+    CORPUS,
+    analyze,
+    describe,
+    flaw,
+    frame,
+    is_node,
+    node_app,
+    pairs,
+    prepare_node_modules,
+)
 
 pytestmark = needs_bwrap
 PORT = re.compile(r"127\.0\.0\.1:\d+")
@@ -62,6 +74,42 @@ async def test_check_finds_the_flaw_with_proof_and_stays_silent_on_the_fix(
         ), f"no {tool} finding on {sink.path}:{sink.line}: {describe(vulnerable)}"
     assert {run.tool: run.status for run in fixed.tools} == {tool: "success"}
     assert flaw_findings(fixed, tool) == [], f"{tool} reported the fixed twin {pair}/app2: {describe(fixed)}"
+
+
+async def test_path_traversal_proves_a_file_read_on_a_system_without_etc_passwd(
+    corpus_analyzer: str, node_modules: Path | None
+) -> None:
+    """A minimal container or sandbox may have no /etc/passwd: the check then proves the read with a file Linux
+    gives every process (/proc/self/status), here with the Express app run where /etc is an empty folder."""
+    if node_modules is None:
+        pytest.skip("npm and node are needed for the Express pairs")
+    pair = "path-traversal-express"
+    hide_etc = ("bwrap", "--dev-bind", "/", "/", "--tmpfs", "/etc", "--")
+    async with node_app(CORPUS / pair / "app1", node_modules, confine=hide_etc) as (urls, ports):
+        result = await result_async(
+            corpus_analyzer, frame("no-passwd", pair, 1, ["path-traversal"], urls, ports), timeout_s=300
+        )
+    (finding,) = flaw_findings(result, "path-traversal")
+    assert finding.proof is not None and finding.proof.evidence.startswith("Uid:\t")
+    assert "/proc/self/status" in finding.message and "/proc/self/status" in finding.proof.why
+    assert "root:" not in finding.proof.exchanges[1].response_excerpt
+
+
+async def test_a_blind_sql_injection_only_a_delay_reveals_is_proven_by_time_within_its_bound(
+    corpus_analyzer: str, corpus_settings: Settings
+) -> None:
+    """sqli-time-flask swallows every error and answers alike whatever the query did: neither an error nor a
+    boolean difference shows the injection, SQLite has no sleep, and the work the check asks for instead is scaled
+    to about DELAY_S seconds, bounded, and measured twice against a request asking for none."""
+    result = await analyze(corpus_analyzer, corpus_settings, "sqli-time-flask", 1, ["sqli"], None)
+    (finding,) = flaw_findings(result, "sqli")
+    assert finding.rule_id == "sqli-time" and finding.extra["dbms"] == "SQLite"
+    assert finding.proof is not None
+    quick, slow = finding.proof.exchanges
+    assert quick.status == slow.status == 202 and quick.response_excerpt == slow.response_excerpt
+    assert DELAY_S * LATE_SHARE <= (slow.elapsed_s or 0) - (quick.elapsed_s or 0) < DELAY_S * 3 + 5
+    replay = {"kind": "delayed", "exchange": 1, "control": 0, "at_least_s": DELAY_S * LATE_SHARE}
+    assert finding.extra["replay"] == replay
 
 
 def test_every_active_check_has_a_pair_in_each_way_the_corpus_is_built() -> None:

@@ -20,8 +20,8 @@ from services.analyzers.dynamic.promises import kept, openapi_promises
 from services.persister.document import Ending
 from services.persister.judgement import works
 from services.persister.staging import StagedService
-from shared.config import Settings
-from shared.protocol import ServiceResult
+from shared.operations.config import Settings
+from shared.wire.protocol import ServiceResult
 from tests.support.analyzers import start_analyzer, stop
 from tests.support.apps import needs_bwrap, runner_settings
 from tests.support.corpus import analyze, describe

@@ -14,11 +14,11 @@ from services.analyzers.dynamic.expectations import Expectation
 from services.analyzers.dynamic.resend import Replayed, resend
 from services.analyzers.running_app.client import http_client
 from services.analyzers.running_app.targets import target_sites
-from shared.app_env import CANARY_PORT_KEY
-from shared.catalog import TOOLS_BY_SERVICE
-from shared.config import Settings
-from shared.findings import Finding
-from shared.target_policy import target_policy
+from shared.operations.app_env import CANARY_PORT_KEY
+from shared.operations.config import Settings
+from shared.operations.target_policy import target_policy
+from shared.results.findings import Finding
+from shared.wire.catalog import TOOLS_BY_SERVICE
 from tests.support.apps import needs_bwrap
 from tests.support.corpus import analyze, with_running
 
@@ -37,7 +37,7 @@ async def test_three_runs_of_an_unchanged_app_give_identical_fingerprints(
     new, fixed = (
         prints[1] - prints[0],
         prints[0] - prints[1],
-    )  # the diff's multisets (services/gateway/diffs.py)
+    )  # the diff's multisets (services/gateway/api/tasks/diffs.py)
     assert (sum(new.values()), sum(fixed.values())) == (0, 0)
     assert {f.tool for f in runs[0].findings} >= {"idor", "brute-force", "security-headers"}
     assert {f.rule_id: f.severity for f in runs[0].findings if f.tool == "idor"} == {"idor-read": "high"}

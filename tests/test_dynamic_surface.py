@@ -17,12 +17,13 @@ from services.analyzers.dynamic.expectations import Contains, Differs, holds, si
 from services.analyzers.dynamic.html_context import executable_context
 from services.analyzers.dynamic.proof import attack_finding
 from services.analyzers.dynamic.session_keys import signing_key
+from services.analyzers.dynamic.unproven import at_most_low_without_proof
 from services.analyzers.running_app.surface.crawl import parse_page, script_endpoints
 from services.analyzers.running_app.surface.discover import attach, source_endpoints
 from services.analyzers.running_app.surface.documents import openapi_endpoints
 from services.analyzers.running_app.surface.model import Endpoint, Field, Handler, merge
-from shared.findings import Finding, Proof
-from shared.issue_groups import group_keys
+from shared.results.findings import Finding, Proof
+from shared.results.issue_groups import group_keys
 
 
 def write(root: Path, files: dict[str, str]) -> Path:
@@ -369,9 +370,10 @@ def test_a_dynamic_finding_on_its_handler_joins_the_static_finding_of_its_sink_i
     )
     keys = group_keys([dynamic, static, elsewhere])
     assert keys[0] == keys[1] != keys[2]
-    unproven = attack_finding(
+    unproven = at_most_low_without_proof(attack_finding(
         tool="sqli", rule_id="sqli-error", severity="critical", message="m", cwe="CWE-89", endpoint=endpoint,
         anchor="query:q", proof=None, expectation=None,
-    )  # fmt: skip
+    ))  # fmt: skip
     assert unproven.severity == "low"  # at most low without proof
+    assert at_most_low_without_proof(dynamic) == dynamic
     assert dynamic.fingerprint == unproven.fingerprint and "127.0.0.1" not in (dynamic.path or "")

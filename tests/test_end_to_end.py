@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.catalog import TOOLS_BY_SERVICE
+from shared.wire.catalog import TOOLS_BY_SERVICE
 from tests.support.contract import PRIMARY_KEYS, RESULTS_KEYS, SUMMARY_KEYS
 from tests.support.stack import Stack, run_assay
 from tests.support.tool_outputs import direct_counts_by_rule

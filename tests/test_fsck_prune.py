@@ -19,10 +19,10 @@ import pytest
 from sqlalchemy import delete, func, select, update
 
 from services.gateway.queries import task_detail
-from shared.database import sessions
-from shared.messages import utcnow
-from shared.models import FindingRow, ProcessedEvent, ServiceRun, Task, ToolRunRow
-from shared.natsd import EmbeddedNats
+from shared.jetstream.natsd import EmbeddedNats
+from shared.store.database import sessions
+from shared.store.models import FindingRow, ProcessedEvent, ServiceRun, Task, ToolRunRow
+from shared.wire.messages import utcnow
 from tests.support.gateway import migrate_database
 from tests.support.persister import (
     APP,

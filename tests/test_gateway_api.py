@@ -15,11 +15,11 @@ from nats.js.errors import NotFoundError
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy import update
 
-from shared.database import create_engine
-from shared.messages import decode_cancel, decode_request
-from shared.models import Task
-from shared.natsd import EmbeddedNats
-from shared.subjects import REQUESTS_STREAM, accepted_key, cancel_key, cancel_subject, request_subject
+from shared.jetstream.natsd import EmbeddedNats
+from shared.store.database import create_engine
+from shared.store.models import Task
+from shared.wire.messages import decode_cancel, decode_request
+from shared.wire.subjects import REQUESTS_STREAM, accepted_key, cancel_key, cancel_subject, request_subject
 from tests.support.gateway import (
     APP,
     MODEL,

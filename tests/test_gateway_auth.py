@@ -22,10 +22,10 @@ from litestar.routes import HTTPRoute
 
 from services.cli.api_token import ensure_local_token, token_file
 from services.gateway.app import create_app
-from shared.config import load_settings
-from shared.database import create_engine, sessions
-from shared.natsd import EmbeddedNats, free_port
-from shared.tokens import authenticate, revoke_token
+from shared.jetstream.natsd import EmbeddedNats, free_port
+from shared.operations.config import load_settings
+from shared.store.database import create_engine, sessions
+from shared.store.tokens import authenticate, revoke_token
 from tests.support.gateway import (
     REPO,
     Gateway,

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from shared import subjects
-from shared.messages import AnalysisRequest, DeadLetter, TaskStarted, decode_request, encode
-from shared.natsd import EmbeddedNats
-from shared.tasks import TaskRef, new_task_id
+from shared.jetstream.natsd import EmbeddedNats
+from shared.wire import subjects
+from shared.wire.messages import AnalysisRequest, DeadLetter, TaskStarted, decode_request, encode
+from shared.wire.tasks import TaskRef, new_task_id
 from tests.support.gateway import (
     APP,
     MODEL,

@@ -12,11 +12,11 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from shared.messages import TaskCompleted, TaskEvent, TaskProgress, TaskStarted, encode
-from shared.natsd import EmbeddedNats
-from shared.subjects import EVENTS_STREAM, REQUESTS_STREAM, event_subject, request_subject
-from shared.tasks import TaskRef
-from shared.tracing import TASK_ID_ATTRIBUTE
+from shared.jetstream.natsd import EmbeddedNats
+from shared.telemetry.tracing import TASK_ID_ATTRIBUTE
+from shared.wire.messages import TaskCompleted, TaskEvent, TaskProgress, TaskStarted, encode
+from shared.wire.subjects import EVENTS_STREAM, REQUESTS_STREAM, event_subject, request_subject
+from shared.wire.tasks import TaskRef
 from tests.support.gateway import (
     APP,
     MODEL,

@@ -16,9 +16,9 @@ import httpx
 import msgspec
 import pytest
 
-from shared.catalog import TOOLS_BY_SERVICE
-from shared.natsd import EmbeddedNats, free_port
-from shared.options import RequestOptions
+from shared.jetstream.natsd import EmbeddedNats, free_port
+from shared.wire.catalog import TOOLS_BY_SERVICE
+from shared.wire.options import RequestOptions
 from tests.support.gateway import (
     APP,
     MODEL,

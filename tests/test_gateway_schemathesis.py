@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.natsd import EmbeddedNats
+from shared.jetstream.natsd import EmbeddedNats
 from tests.support.gateway import (
     Gateway,
     gateway_for,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from services.gateway.verified_tokens import LIMIT, VerifiedTokens
-from shared.models import ApiToken
+from shared.store.models import ApiToken
 
 
 class Clock:

@@ -16,10 +16,10 @@ from sqlalchemy import delete, select, update
 
 from services.gateway.idempotency import ABANDONED_S, WAIT_S, request_digest
 from services.gateway.schemas import RunRequest
-from shared.database import create_engine, sessions
-from shared.messages import utcnow
-from shared.models import ApiToken, IdempotencyKey
-from shared.natsd import EmbeddedNats
+from shared.jetstream.natsd import EmbeddedNats
+from shared.store.database import create_engine, sessions
+from shared.store.models import ApiToken, IdempotencyKey
+from shared.wire.messages import utcnow
 from tests.support.gateway import (
     APP,
     MODEL,

@@ -11,14 +11,14 @@ import pytest
 from sqlalchemy import select
 
 from services.persister.database import record_service
-from shared.database import create_engine, sessions
-from shared.findings import Finding, Severity, fingerprint
-from shared.issue_groups import canonical_cwe, group_key, group_keys, weakness
-from shared.messages import ServiceFinished
-from shared.models import FindingRow
-from shared.natsd import EmbeddedNats
-from shared.protocol import ServiceResult
-from shared.tasks import TaskRef
+from shared.jetstream.natsd import EmbeddedNats
+from shared.results.findings import Finding, Severity, fingerprint
+from shared.results.issue_groups import canonical_cwe, group_key, group_keys, weakness
+from shared.store.database import create_engine, sessions
+from shared.store.models import FindingRow
+from shared.wire.messages import ServiceFinished
+from shared.wire.protocol import ServiceResult
+from shared.wire.tasks import TaskRef
 from tests.support.gateway import (
     APP,
     MODEL,

@@ -11,8 +11,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from shared import subjects
-from shared.messages import PRIORITIES
+from shared.wire import subjects
+from shared.wire.messages import PRIORITIES
 from tests.support.stack import Stack
 
 REPO = Path(__file__).resolve().parent.parent

@@ -1,4 +1,4 @@
-"""The services' own /metrics listener (shared/metrics.py), in process: what it answers, and that a taken port
+"""The services' own /metrics listener (shared/telemetry/metrics.py), in process: what it answers, and that a taken port
 costs the listener, not the service."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import socket
 import httpx
 import pytest
 
-from shared.metrics import metrics_listener
-from shared.natsd import free_port
+from shared.jetstream.natsd import free_port
+from shared.telemetry.metrics import metrics_listener
 
 
 async def test_it_answers_get_metrics_in_the_prometheus_format_and_404_otherwise() -> None:
@@ -30,7 +30,7 @@ async def test_a_taken_port_is_logged_and_the_service_goes_on(caplog: pytest.Log
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        with caplog.at_level(logging.ERROR, logger="shared.metrics"):
+        with caplog.at_level(logging.ERROR, logger="shared.telemetry.metrics"):
             async with metrics_listener("127.0.0.1", port):
                 await asyncio.sleep(0)  # the body runs
     assert f"no /metrics listener on 127.0.0.1:{port}" in caplog.text

@@ -12,8 +12,8 @@ from sqlalchemy import Connection, select, text
 
 from services.persister import staging
 from services.persister.staging import StagedService
-from shared.database import alembic_config, create_engine, migrate
-from shared.models import ServiceRun
+from shared.store.database import alembic_config, create_engine, migrate
+from shared.store.models import ServiceRun
 from tests.support.persister import service_result
 
 

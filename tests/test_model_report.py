@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from services.gateway.reports.confidence import (
+from services.gateway.api.reports.confidence import (
     RESAMPLED_UP_TO,
     bootstrap_interval,
     ratio_interval,
@@ -26,13 +26,13 @@ from services.gateway.reports.confidence import (
     resample_ratios,
 )
 from services.persister.database import record_service
-from shared.database import create_engine, sessions
-from shared.findings import SEVERITIES, Finding, Severity, fingerprint
-from shared.messages import ServiceFinished
-from shared.models import Task
-from shared.natsd import EmbeddedNats
-from shared.protocol import ServiceResult
-from shared.tasks import TaskRef, new_task_id
+from shared.jetstream.natsd import EmbeddedNats
+from shared.results.findings import SEVERITIES, Finding, Severity, fingerprint
+from shared.store.database import create_engine, sessions
+from shared.store.models import Task
+from shared.wire.messages import ServiceFinished
+from shared.wire.protocol import ServiceResult
+from shared.wire.tasks import TaskRef, new_task_id
 from tests.support.gateway import Gateway, gateway_for, gateway_settings, migrate_database, run_cli
 
 REPO = Path(__file__).resolve().parent.parent

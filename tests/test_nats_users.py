@@ -19,12 +19,8 @@ from nats.aio.client import Client
 
 from services.orchestrator.service import serve as serve_orchestrator
 from services.persister.service import run as run_persister
-from shared import subjects
-from shared.config import Settings
-from shared.connection import BadCredentials, connect, credential_options
-from shared.database import create_engine
-from shared.messages import ServiceFinished, TaskCompleted, encode
-from shared.nats_users import (
+from shared.jetstream.connection import BadCredentials, connect, credential_options
+from shared.jetstream.nats_users import (
     ADMIN,
     GATEWAY,
     ORCHESTRATOR,
@@ -33,10 +29,14 @@ from shared.nats_users import (
     creds_of,
     generate_credentials,
 )
-from shared.natsd import EmbeddedNats
-from shared.redact import masked_url
-from shared.streams import declare_all, orchestrator_consumers, persister_consumers
-from shared.tasks import TaskRef, new_task_id
+from shared.jetstream.natsd import EmbeddedNats
+from shared.jetstream.streams import declare_all, orchestrator_consumers, persister_consumers
+from shared.operations.config import Settings
+from shared.operations.redact import masked_url
+from shared.store.database import create_engine
+from shared.wire import subjects
+from shared.wire.messages import ServiceFinished, TaskCompleted, encode, event_kind
+from shared.wire.tasks import TaskRef, new_task_id
 from tests.support.gateway import MODEL, bearer, gateway_settings, issue_token, running_gateway
 from tests.support.orchestrator import ScriptedAnalyzer, analyzers, sample_result, settings_for
 
@@ -95,9 +95,8 @@ async def test_the_gateway_cannot_publish_task_events(locked_nats: EmbeddedNats)
         ]
         js = gateway.jetstream()
         for event in forged:
-            kind = type(event).__struct_config__.tag
             with pytest.raises((nats.errors.Error, TimeoutError)):
-                await js.publish(subjects.event_subject(task_id, str(kind)), encode(event), timeout=1)
+                await js.publish(subjects.event_subject(task_id, event_kind(event)), encode(event), timeout=1)
         # Core NATS publishes (no ack asked) are dropped by the server just the same.
         await gateway.publish(subjects.event_subject(task_id, "completed"), encode(forged[1]))
         await gateway.flush()

@@ -1,6 +1,6 @@
 import nats
 
-from shared.natsd import EmbeddedNats
+from shared.jetstream.natsd import EmbeddedNats
 
 
 async def test_embedded_server_has_jetstream_and_keeps_data_across_restart(nats_server: EmbeddedNats) -> None:

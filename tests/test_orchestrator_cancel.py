@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from shared.messages import (
+from shared.jetstream.natsd import EmbeddedNats
+from shared.jetstream.streams import tasks_bucket
+from shared.wire.messages import (
     AnalysisRequest,
     CancelRequest,
     ServiceFinished,
@@ -16,9 +18,7 @@ from shared.messages import (
     TaskStarted,
     encode,
 )
-from shared.natsd import EmbeddedNats
-from shared.streams import tasks_bucket
-from shared.subjects import cancel_key, cancel_subject
+from shared.wire.subjects import cancel_key, cancel_subject
 from tests.support.orchestrator import (
     Bench,
     ScriptedAnalyzer,

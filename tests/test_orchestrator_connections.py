@@ -10,8 +10,8 @@ from services.orchestrator.analyzer_client import AnalyzerClient
 from services.orchestrator.analyzer_connections import AnalyzerConnections
 from services.orchestrator.outages import Outages
 from services.orchestrator.replicas import ReplicaChooser
-from shared.protocol import AnalyzeFrame, ProgressFrame, ServiceResult
-from shared.tasks import TaskRef, new_task_id
+from shared.wire.protocol import AnalyzeFrame, ProgressFrame, ServiceResult
+from shared.wire.tasks import TaskRef, new_task_id
 from tests.support.orchestrator import ScriptedAnalyzer, analyzers
 
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from shared.messages import TaskCompleted
-from shared.natsd import EmbeddedNats
+from shared.jetstream.natsd import EmbeddedNats
+from shared.wire.messages import TaskCompleted
 from tests.support.orchestrator import (
     ScriptedAnalyzer,
     analyzers,

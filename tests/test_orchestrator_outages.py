@@ -9,10 +9,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from shared import subjects
-from shared.messages import CancelRequest, TaskCancelled, TaskCompleted, encode
-from shared.natsd import EmbeddedNats
-from shared.subjects import cancel_subject
+from shared.jetstream.natsd import EmbeddedNats
+from shared.wire import subjects
+from shared.wire.messages import CancelRequest, TaskCancelled, TaskCompleted, encode
+from shared.wire.subjects import cancel_subject
 from tests.support.orchestrator import (
     ScriptedAnalyzer,
     analyzers,

@@ -10,8 +10,8 @@ import signal
 import sys
 from pathlib import Path
 
-from shared.messages import TaskCompleted
-from shared.natsd import EmbeddedNats
+from shared.jetstream.natsd import EmbeddedNats
+from shared.wire.messages import TaskCompleted
 from tests.support.orchestrator import ScriptedAnalyzer, analyzers, bench_for, terminal_of
 
 REPO = Path(__file__).resolve().parent.parent

@@ -9,10 +9,10 @@ from pathlib import Path
 import msgspec
 from nats.js.errors import NotFoundError
 
-from shared import subjects
-from shared.messages import DeadLetter, TaskCompleted, TaskFailed, encode
-from shared.natsd import EmbeddedNats
-from shared.tasks import TaskRef
+from shared.jetstream.natsd import EmbeddedNats
+from shared.wire import subjects
+from shared.wire.messages import DeadLetter, TaskCompleted, TaskFailed, encode
+from shared.wire.tasks import TaskRef
 from tests.support.orchestrator import (
     MODEL,
     ScriptedAnalyzer,

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import msgspec
 
-from shared.messages import ServiceFinished, TaskCompleted, TaskFailed, TaskProgress, TaskStarted, encode
-from shared.natsd import EmbeddedNats
-from shared.protocol import ServiceResult
+from shared.jetstream.natsd import EmbeddedNats
+from shared.wire.messages import ServiceFinished, TaskCompleted, TaskFailed, TaskProgress, TaskStarted, encode
+from shared.wire.protocol import ServiceResult
 from tests.support.orchestrator import (
     RUNNING_ELSEWHERE,
     ScriptedAnalyzer,

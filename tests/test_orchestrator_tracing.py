@@ -9,8 +9,8 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from shared.natsd import EmbeddedNats
-from shared.tracing import TASK_ID_ATTRIBUTE
+from shared.jetstream.natsd import EmbeddedNats
+from shared.telemetry.tracing import TASK_ID_ATTRIBUTE
 from tests.support.orchestrator import (
     ScriptedAnalyzer,
     kind,

@@ -12,8 +12,9 @@ from websockets.asyncio.client import connect
 from services.analyzers.performance.load import Samples, generate_load
 from services.analyzers.performance.stats import percentile, summarize
 from services.analyzers.running_app.client import http_client
-from shared.natsd import free_port
-from shared.protocol import (
+from shared.jetstream.natsd import free_port
+from shared.operations.target_policy import TargetPolicy
+from shared.wire.protocol import (
     AnalyzeFrame,
     CancelFrame,
     HealthFrame,
@@ -23,7 +24,6 @@ from shared.protocol import (
     decode_analyzer_frame,
     encode_frame,
 )
-from shared.target_policy import TargetPolicy
 from tests.support.analyzers import AUTH, analyze_frame, result_async, start_analyzer, start_backend, stop
 
 

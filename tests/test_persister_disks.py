@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from services.persister.integrity import check
-from services.persister.repair import repair
-from shared.database import sessions
-from shared.natsd import EmbeddedNats
+from services.persister.upkeep.integrity import check
+from services.persister.upkeep.repair import repair
+from shared.jetstream.natsd import EmbeddedNats
+from shared.store.database import sessions
 from tests.support.gateway import migrate_database
 from tests.support.persister import (
     eventually,

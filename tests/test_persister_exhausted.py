@@ -9,11 +9,11 @@ from pathlib import Path
 
 import nats.errors
 
-from shared import subjects
-from shared.messages import AnalysisRequest, decode_dead_letter
-from shared.natsd import EmbeddedNats
-from shared.streams import consumer_config, declare_consumer
-from shared.tasks import TaskRef, new_task_id
+from shared.jetstream.natsd import EmbeddedNats
+from shared.jetstream.streams import consumer_config, declare_consumer
+from shared.wire import subjects
+from shared.wire.messages import AnalysisRequest, decode_dead_letter
+from shared.wire.tasks import TaskRef, new_task_id
 from tests.support.persister import eventually, running_persister
 
 ACK_WAIT_S, MAX_DELIVER = 1.0, 2

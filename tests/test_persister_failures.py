@@ -12,13 +12,13 @@ import msgspec
 import pytest
 from sqlalchemy import select
 
-from shared.database import sessions
-from shared.messages import ArtifactRef, DeadLetter, TaskFailed
-from shared.models import ServiceRun
-from shared.natsd import EmbeddedNats
-from shared.protocol import ServiceResult
-from shared.streams import artifacts_bucket
-from shared.subjects import (
+from shared.jetstream.natsd import EmbeddedNats
+from shared.jetstream.streams import artifacts_bucket
+from shared.store.database import sessions
+from shared.store.models import ServiceRun
+from shared.wire.messages import ArtifactRef, DeadLetter, TaskFailed
+from shared.wire.protocol import ServiceResult
+from shared.wire.subjects import (
     ARTIFACTS_BUCKET,
     DLQ_ALL,
     DLQ_STREAM,

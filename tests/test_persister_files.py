@@ -11,13 +11,13 @@ import msgspec
 import pytest
 
 from services.persister import folders, staging
-from services.persister.document import Ending, render
+from services.persister.document import Ending, primary_name, render
 from services.persister.lookups import TaskSnapshot
 from services.persister.staging import StagedService
-from shared.delivery import backoff_s
-from shared.protocol import ServiceResult
-from shared.tasks import TaskRef
-from shared.tracing import trace_id_of
+from shared.jetstream.delivery import backoff_s
+from shared.telemetry.tracing import trace_id_of
+from shared.wire.protocol import ServiceResult
+from shared.wire.tasks import TaskRef
 from tests.support.persister import files_under, service_result, sha256_of
 
 CREATED = datetime(2026, 11, 29, 10, 15, 0, tzinfo=UTC)
@@ -97,7 +97,7 @@ def test_render_builds_every_document_and_a_manifest_that_matches(tmp_path: Path
     )
     rendered = render(record(), ending, services)
     primary = "openai_codex-mini_app3_task_982d72cfa0f4.json"
-    assert rendered.primary_name == primary
+    assert primary_name(record()) == primary
     assert set(rendered.files) == {
         primary,
         "manifest.json",
@@ -129,7 +129,7 @@ def test_render_builds_every_document_and_a_manifest_that_matches(tmp_path: Path
 def test_failed_and_cancelled_documents_say_success_false() -> None:
     for status in ("failed", "cancelled"):
         rendered = render(record(), Ending(status=status, reason="stopped", finished_at=CREATED), [])
-        document = json.loads(rendered.files[rendered.primary_name])
+        document = json.loads(rendered.files[primary_name(record())])
         assert document["results"]["success"] is False
         assert document["summary"]["status"] == status
         assert document["summary"]["severity_breakdown"] == {

@@ -19,13 +19,13 @@ from sqlalchemy import select
 
 from services.persister import staging
 from services.persister.handlers import REDELIVERY_MARGIN_S, missing_service_wait_s
-from shared.database import sessions
-from shared.findings import SEVERITIES
-from shared.messages import ArtifactRef, new_event_id
-from shared.models import ServiceRun
-from shared.natsd import EmbeddedNats
-from shared.streams import artifacts_bucket
-from shared.subjects import ARTIFACTS_BUCKET, EVENTS_STREAM, PERSISTER_EVENTS_DURABLE, event_subject
+from shared.jetstream.natsd import EmbeddedNats
+from shared.jetstream.streams import artifacts_bucket
+from shared.results.findings import SEVERITIES
+from shared.store.database import sessions
+from shared.store.models import ServiceRun
+from shared.wire.messages import ArtifactRef, TaskFailed, new_event_id
+from shared.wire.subjects import ARTIFACTS_BUCKET, EVENTS_STREAM, PERSISTER_EVENTS_DURABLE, event_subject
 from tests.support.contract import PRIMARY_KEYS, RESULTS_KEYS, SUMMARY_KEYS
 from tests.support.persister import (
     APP,
@@ -241,6 +241,17 @@ async def test_completed_before_its_service_event_still_ends_with_a_complete_fol
     assert "services/static.json" in files_under(folder)
     assert read_json(folder / f"{MODEL}_app{APP}_{task_id}.json")["summary"]["total_findings"] == 250
     assert await harness.counts(task_id) == {"service_runs": 1, "tool_runs": 3, "findings": 250}
+
+
+async def test_a_failed_event_of_a_task_never_recorded_records_it_with_its_folder(harness: Harness) -> None:
+    case = scenario()
+    failed = TaskFailed(task=case.request.task, reason="no analyzer answered")
+    await harness.publish_event(failed, case.parent)  # the task's only message: no request, no `started`
+
+    task = await harness.wait_status(case.request.task.id, "failed")
+    assert task.status_reason == "no analyzer answered"
+    assert task.created_at == failed.occurred_at  # the pending row was made from the event
+    assert f"{MODEL}_app{APP}_{task.task_id}.json" in files_under(result_folder(harness, task))
 
 
 async def test_terminal_event_stops_waiting_for_a_missing_service_and_ends_partial(

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from shared.findings import SEVERITIES
-from shared.natsd import EmbeddedNats
+from shared.jetstream.natsd import EmbeddedNats
+from shared.results.findings import SEVERITIES
 from tests.support.persister import (
     APP,
     MODEL,

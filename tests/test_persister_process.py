@@ -10,11 +10,11 @@ import signal
 import sys
 from pathlib import Path
 
-from shared.config import load_settings
-from shared.connection import connect
-from shared.database import create_engine
-from shared.natsd import EmbeddedNats
-from shared.streams import declare_streams
+from shared.jetstream.connection import connect
+from shared.jetstream.natsd import EmbeddedNats
+from shared.jetstream.streams import declare_streams
+from shared.operations.config import load_settings
+from shared.store.database import create_engine
 from tests.support.persister import REPO_ROOT, Harness, persister_ready, publish_scenario, scenario
 
 

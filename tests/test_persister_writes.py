@@ -1,5 +1,5 @@
-"""The persister's task-row writes give the same row whatever order a task's messages arrive in (the usual order
-takes single statements, any other the general path), on a real SQLite file."""
+"""The persister's task-row writes give the same row whatever order a task's messages arrive in (each change is one
+statement; a message before its task's row inserts the row as `pending` first), on a real SQLite file."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.persister.database import record_progress, record_request, record_started
-from shared.database import create_engine, migrate, sessions
-from shared.messages import AnalysisRequest, TaskProgress, TaskStarted, utcnow
-from shared.models import Task
-from shared.tasks import TaskRef, new_task_id
+from shared.store.database import create_engine, migrate, sessions
+from shared.store.models import Task
+from shared.wire.messages import AnalysisRequest, TaskProgress, TaskStarted, utcnow
+from shared.wire.tasks import TaskRef, new_task_id
 
 PLANNED = ["bandit", "ruff", "semgrep"]
 
@@ -108,3 +108,24 @@ async def test_progress_and_started_leave_a_terminal_task_alone(engine: AsyncEng
 
     assert (await row(engine, request.task.id))["status"] == "cancelled"
     assert (await row(engine, request.task.id))["progress_percent"] == 0.0
+
+
+async def test_a_request_after_its_task_ended_adds_what_only_it_knows_and_changes_nothing_else(
+    engine: AsyncEngine,
+) -> None:
+    factory = sessions(engine)
+    request, started, _progress = messages(["bandit"])
+    await record_started(factory, started, None)  # creates the row
+    async with factory() as session, session.begin():
+        task = await session.get(Task, request.task.id)
+        assert task is not None
+        task.status = "failed"
+    batch = "batch_0123456789ab"
+    late = msgspec.structs.replace(request, batch_id=batch, source_lines=120, waived_rules=["CWE-605"])
+    await record_request(factory, late, "c" * 32)
+
+    async with factory() as session:
+        task = await session.get(Task, request.task.id)
+        assert task is not None
+        assert (task.batch_id, task.source_lines, task.waived_rules) == (batch, 120, ["CWE-605"])
+        assert (task.status, task.tools, task.trace_id) == ("failed", PLANNED, None)  # the ended task's own

@@ -84,7 +84,7 @@ def test_diff_of_an_unknown_task_exits_1_with_the_gateways_reason(stack: Stack) 
 
 
 def test_fingerprints_are_compared_as_multisets() -> None:
-    from services.gateway.diffs import diff_findings
+    from services.gateway.api.tasks.diffs import diff_findings
     from services.gateway.schemas import FindingView
 
     def view(fingerprint: str, line: int) -> FindingView:

@@ -3,8 +3,8 @@ Assay's fingerprints, and security-severity on security rules only."""
 
 from __future__ import annotations
 
-from shared.findings import Finding, ToolRun, fingerprint
-from shared.sarif import APP_ROOT, app_root_of, sarif_for
+from shared.results.findings import Finding, ToolRun, fingerprint
+from shared.results.sarif import APP_ROOT, app_root_of, sarif_for
 
 BANDIT = Finding(
     tool="bandit", rule_id="B608", severity="medium", category="security", cwe="CWE-89",

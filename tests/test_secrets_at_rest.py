@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from shared import subjects
-from shared.connection import connect
-from shared.natsd import free_port
+from shared.jetstream.connection import connect
+from shared.jetstream.natsd import free_port
+from shared.wire import subjects
 from tests.support.stack import REPO, Stack
 
 MODEL, APP = "openai_codex-mini", 1
@@ -126,7 +126,7 @@ def test_files_at_rest_are_their_users_only(stack: Stack) -> None:
 
     # What another user could read: a file or folder whose own mode lets others read it, behind folders they may
     # all pass through. The one exception (as root): the apps' work tree (`var/apps`: the app's copy and what its
-    # sandbox user needs), with the var folder itself passable, never listable (shared/file_modes.py).
+    # sandbox user needs), with the var folder itself passable, never listable (shared/store/file_modes.py).
     apps = stack.root / "var" / "apps"
 
     def readable_by_others(path: Path) -> bool:

@@ -17,9 +17,9 @@ import pytest
 from websockets.sync.client import ClientConnection, connect
 
 from services.analyzers.static.tools.eslint import Eslint
-from shared.catalog import TOOLS_BY_SERVICE
-from shared.findings import SEVERITIES
-from shared.protocol import (
+from shared.results.findings import SEVERITIES
+from shared.wire.catalog import TOOLS_BY_SERVICE
+from shared.wire.protocol import (
     MAX_FRAME_BYTES,
     CancelFrame,
     ErrorFrame,

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from services.analyzers.static.analyzer import build_analyzer
-from shared.catalog import TOOLS_BY_SERVICE
-from shared.protocol import ServiceResult
+from shared.wire.catalog import TOOLS_BY_SERVICE
+from shared.wire.protocol import ServiceResult
 from tests.support.static import COMPLEX_MODULE, copy_sample, run_in_process
 from tests.support.tool_outputs import COUNTERS
 

@@ -22,13 +22,13 @@ import pytest
 from sqlalchemy import update
 
 from services.persister.database import record_service
-from shared.database import create_engine, sessions
-from shared.findings import Exchange, Finding, Proof, fingerprint
-from shared.messages import ServiceFinished
-from shared.models import Task
-from shared.natsd import EmbeddedNats
-from shared.protocol import ServiceResult
-from shared.tasks import AnalysisType, TaskRef, new_task_id
+from shared.jetstream.natsd import EmbeddedNats
+from shared.results.findings import Exchange, Finding, Proof, fingerprint
+from shared.store.database import create_engine, sessions
+from shared.store.models import Task
+from shared.wire.messages import ServiceFinished
+from shared.wire.protocol import ServiceResult
+from shared.wire.tasks import AnalysisType, TaskRef, new_task_id
 from tests.support.gateway import Gateway, gateway_for, gateway_settings, migrate_database, run_cli
 
 BATCH, OTHER_BATCH = "batch_aaaaaaaaaaaa", "batch_bbbbbbbbbbbb"

@@ -26,8 +26,8 @@ from services.analyzers.static.tools.cli_tool import CliTool
 from services.analyzers.static.tools.pylint import Pylint
 from services.analyzers.static.tools.ruff import Ruff
 from services.analyzers.static.tools.semgrep import Semgrep
-from shared.findings import Finding
-from shared.protocol import ServiceResult
+from shared.results.findings import Finding
+from shared.wire.protocol import ServiceResult
 from tests.support.static import copy_sample, make_job, write_many_modules
 
 FIRST, SECOND, THIRD = "task_000000000001", "task_000000000002", "task_000000000003"

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from shared.span_files import span_files, trace_ids_of_task
+from shared.telemetry.span_files import span_files, trace_ids_of_task
 from tests.support.stack import Stack
 
 REPO = Path(__file__).resolve().parent.parent

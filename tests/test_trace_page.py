@@ -19,8 +19,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import Status, StatusCode
 
-from shared.natsd import EmbeddedNats
-from shared.tracing import JsonLinesSpanExporter, context_from_traceparent
+from shared.jetstream.natsd import EmbeddedNats
+from shared.telemetry.tracing import JsonLinesSpanExporter, context_from_traceparent
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, browser_missing
 from tests.support.gateway import Gateway, gateway_for, gateway_settings, migrate_database
 from tests.support.stack import Stack

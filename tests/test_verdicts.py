@@ -19,15 +19,15 @@ from services.persister.document import Ending
 from services.persister.judgement import judge
 from services.persister.lookups import TaskSnapshot
 from services.persister.staging import StagedService
-from shared.app_run import AppRun, SandboxSettings
-from shared.catalog import OBSERVING_TOOLS, TOOLS_BY_SERVICE, UNPROVEN_TOOLS
-from shared.findings import Exchange, Finding, Proof, Severity, ToolRun, fingerprint
-from shared.messages import AnalysisRequest, ServiceFinished, TaskCompleted, TaskStarted
-from shared.models import Task
-from shared.natsd import EmbeddedNats
-from shared.protocol import ServiceResult
-from shared.tasks import TaskRef, new_task_id
-from shared.verdicts import Verdicts
+from shared.jetstream.natsd import EmbeddedNats
+from shared.results.findings import Exchange, Finding, Proof, Severity, ToolRun, fingerprint
+from shared.results.verdicts import Verdicts
+from shared.store.models import Task
+from shared.wire.app_run import AppRun, SandboxSettings
+from shared.wire.catalog import OBSERVING_TOOLS, TOOLS_BY_SERVICE, UNPROVEN_TOOLS
+from shared.wire.messages import AnalysisRequest, ServiceFinished, TaskCompleted, TaskStarted
+from shared.wire.protocol import ServiceResult
+from shared.wire.tasks import TaskRef, new_task_id
 from tests.support.persister import APP, MODEL, Harness, read_json, result_folder, running_persister
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)

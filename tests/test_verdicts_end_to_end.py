@@ -20,8 +20,8 @@ import httpx
 import msgspec
 import pytest
 
-from shared.catalog import TOOLS_BY_SERVICE
-from shared.findings import SEVERITIES
+from shared.results.findings import SEVERITIES
+from shared.wire.catalog import TOOLS_BY_SERVICE
 from tests.support.apps import needs_bwrap
 from tests.support.corpus import CORPUS, flaw
 from tests.support.stack import Stack, run_assay

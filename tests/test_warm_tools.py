@@ -16,7 +16,7 @@ from benchmarks.study_apps import make_study, samples
 from services.analyzers.base.runner import run_tools
 from services.analyzers.static.tools.mypy import Mypy
 from services.analyzers.static.tools.pylint import WARM_SERVER, Pylint
-from shared.findings import Finding
+from shared.results.findings import Finding
 from tests.support.static import copy_sample, make_job, write_many_modules
 
 COLD = {"ASSAY_WARM_TOOLS": "off"}

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from services.cli.client import GatewayClient, GatewayError
-from shared.messages import TERMINAL_STATUSES
+from shared.wire.messages import TERMINAL_STATUSES
 
 MAX_SILENCE_S = 40.0  # the gateway sends a keep-alive every 15 s: longer silence means the stream is gone
 

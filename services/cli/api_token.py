@@ -17,11 +17,11 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from services.cli.client import GatewayClient
-from shared.config import Settings
-from shared.database import create_engine, migrate, sessions
-from shared.loopback import is_loopback
-from shared.nats_users import write_private
-from shared.tokens import allows, authenticate, create_token
+from shared.jetstream.nats_users import write_private
+from shared.operations.config import Settings
+from shared.operations.loopback import is_loopback
+from shared.store.database import create_engine, migrate, sessions
+from shared.store.tokens import allows, authenticate, create_token
 
 log = logging.getLogger(__name__)
 

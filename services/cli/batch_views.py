@@ -13,7 +13,7 @@ from typing import Any
 from services.cli.api_token import gateway_client
 from services.cli.client import GatewayError
 from services.cli.render import table
-from shared.config import Settings
+from shared.operations.config import Settings
 
 ACTIONS = ("list", "findings")
 SHOWN_STATUSES = ("pending", "running", "completed", "partial", "failed", "cancelled")

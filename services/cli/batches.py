@@ -11,7 +11,8 @@ from typing import Any, TextIO
 from services.cli.api_token import gateway_client
 from services.cli.client import GatewayClient, GatewayError
 from services.cli.render import table
-from shared.config import Settings
+from shared.operations.config import Settings
+from shared.operations.errors import InputError
 
 STATUS_COLUMNS = ("pending", "running", "completed", "partial", "failed", "cancelled")
 POLL_INTERVAL_S = 1.0
@@ -30,7 +31,7 @@ def names(value: str | None) -> list[str]:
 def batch_body(args: argparse.Namespace) -> dict[str, Any]:
     apps = names(args.apps)
     if not all(app.isdigit() for app in apps):
-        raise ValueError(f"--apps takes app numbers (1,2,…) or all, not {args.apps!r}")
+        raise InputError(f"--apps takes app numbers (1,2,…) or all, not {args.apps!r}")
     body: dict[str, Any] = {
         "models": names(args.models),
         "apps": [int(app) for app in apps],

@@ -10,7 +10,7 @@ import time
 from collections.abc import Mapping, Sequence
 
 from services.cli.roster import ServiceSpec
-from shared.process_groups import stop_group
+from shared.operations.process_groups import stop_group
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from typing import Any, Self
 import httpx
 from opentelemetry import trace
 
-from shared.errors import AssayError
-from shared.tracing import inject_headers
+from shared.operations.errors import AssayError
+from shared.telemetry.tracing import inject_headers
 
 
 class GatewayError(AssayError):

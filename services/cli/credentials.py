@@ -1,6 +1,6 @@
 """The secrets `assay up` makes for one run of the local stack, and which child gets which.
 
-- NATS: a password per user of the embedded server (shared/nats_users.py), in `<var>/nats-credentials.json`.
+- NATS: a password per user of the embedded server (shared/jetstream/nats_users.py), in `<var>/nats-credentials.json`.
 - Analyzers: one bearer token the analyzers require in the WebSocket handshake and the orchestrator sends,
   in `<var>/analyzer-token` (ASSAY_ANALYZER_TOKEN instead, when set).
 
@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from services.cli.roster import ServiceSpec
-from shared.nats_users import creds_of, write_private
+from shared.jetstream.nats_users import creds_of, write_private
 
 
 def analyzer_token_file(var_dir: Path) -> Path:

@@ -7,7 +7,7 @@ from typing import Any
 
 from services.cli.listing import ask, emit
 from services.cli.render import table
-from shared.config import Settings
+from shared.operations.config import Settings
 
 
 def render_list(page: dict[str, Any]) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from services.cli.render import table
-from shared.findings import SEVERITIES
+from shared.results.findings import SEVERITIES
 
 
 def finding_rows(findings: list[dict[str, Any]]) -> list[list[object]]:

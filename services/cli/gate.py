@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.findings import SEVERITIES
+from shared.results.findings import SEVERITIES
 
 
 def at_or_above(breakdown: dict[str, int], threshold: str) -> int:

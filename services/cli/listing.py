@@ -12,8 +12,8 @@ from services.cli.api_token import gateway_client
 from services.cli.client import GatewayClient, GatewayError
 from services.cli.diffs import finding_rows
 from services.cli.render import render_task, table, verdict_brief
-from shared.config import Settings
-from shared.findings import SEVERITIES
+from shared.operations.config import Settings
+from shared.results.findings import SEVERITIES
 
 MAX_PAGE = 1000  # the gateway's largest page of findings
 

@@ -33,15 +33,15 @@ from services.cli.listing import add_listing_parsers
 from services.cli.render import render_task
 from services.cli.supervisor import run_up
 from services.cli.trace_tree import render_traces
-from shared.config import Settings, load_settings
-from shared.errors import AssayError
-from shared.file_modes import keep_files_private
-from shared.findings import SEVERITIES
-from shared.logs import setup_logging
-from shared.messages import PRIORITIES, TERMINAL_STATUSES
-from shared.span_files import SpanRecord, span_files, spans_of_traces, trace_ids_of_task
-from shared.tasks import AnalysisType
-from shared.tracing import setup_tracing
+from shared.operations.config import Settings, load_settings
+from shared.operations.errors import AssayError
+from shared.operations.logs import setup_logging
+from shared.results.findings import SEVERITIES
+from shared.store.file_modes import keep_files_private
+from shared.telemetry.span_files import SpanRecord, span_files, spans_of_traces, trace_ids_of_task
+from shared.telemetry.tracing import setup_tracing
+from shared.wire.messages import PRIORITIES, TERMINAL_STATUSES
+from shared.wire.tasks import AnalysisType
 
 ANALYSIS_TYPES: tuple[str, ...] = get_args(AnalysisType)
 POLL_INTERVAL_S = 1.0

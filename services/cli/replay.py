@@ -24,12 +24,12 @@ from services.analyzers.running_app.targets import Sites, target_sites
 from services.cli.listing import MAX_PAGE, ask
 from services.orchestrator.apps.errors import AppError
 from services.orchestrator.apps.runner import AppRunner, AppSlot
-from shared.app_env import CANARY_PORT_KEY
-from shared.config import Settings
-from shared.findings import Proof
-from shared.messages import AnalysisRequest
-from shared.target_policy import TargetPolicy, target_policy
-from shared.tasks import TaskRef
+from shared.operations.app_env import CANARY_PORT_KEY
+from shared.operations.config import Settings
+from shared.operations.target_policy import TargetPolicy, target_policy
+from shared.results.findings import Proof
+from shared.wire.messages import AnalysisRequest
+from shared.wire.tasks import TaskRef
 
 
 def _finding(settings: Settings, task_id: str, wanted: str) -> dict[str, Any]:

@@ -9,8 +9,8 @@ from typing import get_args
 
 from services.cli.api_token import gateway_client
 from services.cli.client import GatewayError
-from shared.config import Settings
-from shared.tasks import AnalysisType
+from shared.operations.config import Settings
+from shared.wire.tasks import AnalysisType
 
 ANALYSIS_TYPES: tuple[str, ...] = get_args(AnalysisType)
 

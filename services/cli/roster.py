@@ -11,9 +11,9 @@ import logging
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
-from shared.config import ANALYZERS, Settings
-from shared.nats_users import GATEWAY, ORCHESTRATOR, PERSISTER
-from shared.redact import masked_url
+from shared.jetstream.nats_users import GATEWAY, ORCHESTRATOR, PERSISTER
+from shared.operations.config import ANALYZERS, Settings
+from shared.operations.redact import masked_url
 
 log = logging.getLogger(__name__)
 

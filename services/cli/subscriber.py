@@ -1,7 +1,7 @@
 """`assay subscriber [--json]`: how a program outside Assay reaches its events on the embedded NATS server.
 
 `assay up` starts the server on a free port with a password per user, so neither is known in advance: this prints
-the URL it wrote to `<var>/nats-url` and the read-only user `subscriber` (shared/nats_users.py) with its password,
+the URL it wrote to `<var>/nats-url` and the read-only user `subscriber` (shared/jetstream/nats_users.py) with its password,
 as `NATS_URL=…`, `NATS_USER=…` and `NATS_PASSWORD=…` lines (`export $(assay subscriber)`: the variables the `nats`
 command line tool reads too, and none that Assay itself reads), or as one JSON object. With ASSAY_NATS_URL set, the
 server is the operator's own, and so are its users.
@@ -15,8 +15,8 @@ import sys
 from typing import Any
 
 from services.cli.credentials import nats_url_file
-from shared.config import Settings
-from shared.nats_users import SUBSCRIBER, credentials_file, load_credentials
+from shared.jetstream.nats_users import SUBSCRIBER, credentials_file, load_credentials
+from shared.operations.config import Settings
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:

@@ -3,7 +3,7 @@
 Without ASSAY_NATS_URL it starts the embedded nats-server (store under `<var_dir>/nats`, a free loopback port)
 with a fresh password per service user, declares the streams, buckets and durables as `admin`, and tells each
 service where the server is and its own credentials (services/cli/credentials.py). `--cluster 3` starts three
-routed nodes instead (stores under `<var_dir>/nats-cluster/node-<i>`, shared/nats_cluster.py), waits until they
+routed nodes instead (stores under `<var_dir>/nats-cluster/node-<i>`, shared/jetstream/nats_cluster.py), waits until they
 have elected JetStream's meta leader, declares everything with 3 replicas and gives every service all three URLs.
 Services are started in roster order and stopped in reverse, each with SIGTERM and up to STOP_GRACE_S before
 SIGKILL; the embedded nats-server(s) stop last. Every process, nats-servers included, is restarted with backoff when
@@ -30,13 +30,13 @@ from services.cli.api_token import ensure_local_token
 from services.cli.child import Child
 from services.cli.credentials import analyzer_token, child_env, save_nats_url
 from services.cli.roster import ServiceSpec, roster, runnable
-from shared.config import JetStreamLayout, Settings, cluster_replicas
-from shared.connection import connect
-from shared.nats_cluster import NatsCluster
-from shared.nats_users import ADMIN, creds_of, generate_credentials, save_credentials
-from shared.natsd import EmbeddedNats
-from shared.redact import masked_url
-from shared.streams import declare_all
+from shared.jetstream.connection import connect
+from shared.jetstream.nats_cluster import NatsCluster
+from shared.jetstream.nats_users import ADMIN, creds_of, generate_credentials, save_credentials
+from shared.jetstream.natsd import EmbeddedNats
+from shared.jetstream.streams import declare_all
+from shared.operations.config import JetStreamLayout, Settings, cluster_replicas
+from shared.operations.redact import masked_url
 
 log = logging.getLogger(__name__)
 

@@ -13,10 +13,10 @@ from typing import Any, TypeVar
 from services.cli.api_token import gateway_client, read_saved_token, token_file
 from services.cli.client import GatewayError
 from services.cli.render import table
-from shared.config import Settings
-from shared.database import create_engine, migrate, sessions
-from shared.models import ApiToken
-from shared.tokens import SCOPES, Scope, Sessions, create_token, list_tokens, revoke_token
+from shared.operations.config import Settings
+from shared.store.database import create_engine, migrate, sessions
+from shared.store.models import ApiToken
+from shared.store.tokens import SCOPES, Scope, Sessions, create_token, list_tokens, revoke_token
 
 Result = TypeVar("Result")
 

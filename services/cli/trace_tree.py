@@ -2,14 +2,14 @@
 
 Children are indented under their parent and ordered by start; a span whose parent is not among the spans is
 listed at the top level, marked `(orphan)`. The spans come from the gateway (`GET /api/tasks/{task_id}/trace`)
-or, with `--dir`, straight from the local span files (shared/span_files.py).
+or, with `--dir`, straight from the local span files (shared/telemetry/span_files.py).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 
-from shared.span_files import SpanRecord
+from shared.telemetry.span_files import SpanRecord
 
 
 def render_tree(spans: list[SpanRecord]) -> list[str]:

@@ -26,11 +26,11 @@ import msgspec
 from sqlalchemy.exc import SQLAlchemyError
 
 from services.analyzers.base.reuse import ReuseStore
-from services.persister.integrity import Problem, check
-from services.persister.prune import PruneReport, prune
-from services.persister.repair import Repair, repair
-from shared.config import Settings
-from shared.database import create_engine, migrate, sessions
+from services.persister.upkeep.integrity import Problem, check
+from services.persister.upkeep.prune import PruneReport, prune
+from services.persister.upkeep.repair import Repair, repair
+from shared.operations.config import Settings
+from shared.store.database import create_engine, migrate, sessions
 
 _AGE = re.compile(r"^(\d+)([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}

@@ -13,11 +13,11 @@ from urllib.parse import urlparse
 import uvicorn
 
 from services.gateway.app import create_app
-from shared.config import load_settings
-from shared.file_modes import keep_files_private
-from shared.logs import setup_logging
-from shared.metrics import setup_metrics
-from shared.tracing import setup_tracing
+from shared.operations.config import load_settings
+from shared.operations.logs import setup_logging
+from shared.store.file_modes import keep_files_private
+from shared.telemetry.metrics import setup_metrics
+from shared.telemetry.tracing import setup_tracing
 
 log = logging.getLogger(__name__)
 

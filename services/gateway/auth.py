@@ -23,11 +23,12 @@ from litestar.exceptions import (
 from litestar.handlers.base import BaseRouteHandler
 
 from services.gateway.errors import documented
-from services.gateway.openapi import BEARER_SCHEME
 from services.gateway.resources import DATABASE_ERRORS, Resources
-from shared.errors import AssayError
-from shared.loopback import is_loopback
-from shared.tokens import Scope, active_tokens, allows, authenticate
+from shared.operations.errors import AssayError
+from shared.operations.loopback import is_loopback
+from shared.store.tokens import Scope, active_tokens, allows, authenticate
+
+BEARER_SCHEME = "bearer"  # the OpenAPI security scheme every protected route names
 
 log = logging.getLogger(__name__)
 

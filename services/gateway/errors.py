@@ -16,9 +16,9 @@ from litestar.openapi import ResponseSpec
 from sqlalchemy.exc import SQLAlchemyError
 
 from services.gateway.schemas import ErrorBody, FieldError
-from shared.findings import Severity
-from shared.messages import Priority, TaskStatus
-from shared.tasks import AnalysisType
+from shared.results.findings import Severity
+from shared.wire.messages import Priority, TaskStatus
+from shared.wire.tasks import AnalysisType
 
 log = logging.getLogger(__name__)
 

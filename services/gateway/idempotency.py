@@ -36,10 +36,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.gateway.errors import invalid
 from services.gateway.resources import Resources
-from shared.database import insert_new
-from shared.messages import new_batch_id, new_event_id, utcnow
-from shared.models import IdempotencyKey
-from shared.tasks import new_task_id
+from shared.store.database import insert_new
+from shared.store.models import IdempotencyKey
+from shared.wire.messages import new_batch_id, new_event_id, utcnow
+from shared.wire.tasks import new_task_id
 
 log = logging.getLogger(__name__)
 

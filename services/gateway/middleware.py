@@ -15,8 +15,8 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from shared.metrics import record_http_request
-from shared.tracing import TASK_ID_ATTRIBUTE, extract_context
+from shared.telemetry.metrics import record_http_request
+from shared.telemetry.tracing import TASK_ID_ATTRIBUTE, extract_context
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -16,16 +16,16 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import OpenAPIRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
-from services.gateway.batch_plan import BatchRequest
+from services.gateway.api.batches.plan import BatchRequest
+from services.gateway.auth import BEARER_SCHEME
 from services.gateway.schemas import RunRequest, TokenRequest
-from shared.catalog import SERVICES_BY_TYPE, offered_tools
+from shared.wire.catalog import SERVICES_BY_TYPE, offered_tools
 
-BEARER_SCHEME = "bearer"
 REQUEST_BODIES: tuple[type[msgspec.Struct], ...] = (RunRequest, TokenRequest, BatchRequest)
 
 
 def openapi_config(*render_plugins: OpenAPIRenderPlugin) -> OpenAPIConfig:
-    """The OpenAPI document's configuration, its page drawn by `render_plugins` (services/gateway/api_docs.py)."""
+    """The OpenAPI document's configuration, its page drawn by `render_plugins` (services/gateway/pages/api_docs.py)."""
     return OpenAPIConfig(
         title="Assay",
         version="1",

@@ -5,7 +5,7 @@ so the orchestrator's and persister's spans join the trace of the HTTP request.
 
 On a cluster, one node may die under the gateway: its connection moves to another node within a second, and the
 streams that node led elect a new leader within seconds. A request waits that out (up to RECONNECT_GRACE_S to be
-connected, then for each write the publish patience of shared/publishing.py, each publish repeated under its one
+connected, then for each write the publish patience of shared/jetstream/publishing.py, each publish repeated under its one
 `Nats-Msg-Id`, so JetStream stores it once) instead of answering 503 for a task that would then be submitted twice.
 """
 
@@ -21,11 +21,11 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
 from services.gateway.resources import NATS_ERRORS
-from shared.errors import MessagingError
-from shared.messages import AnalysisRequest, CancelRequest, encode
-from shared.publishing import PublishFailed, producer_attributes, publish_message, with_patience
-from shared.subjects import accepted_key, cancel_key, cancel_subject, request_subject
-from shared.tracing import inject_headers
+from shared.jetstream.publishing import PublishFailed, producer_attributes, publish_message, with_patience
+from shared.operations.errors import MessagingError
+from shared.telemetry.tracing import inject_headers
+from shared.wire.messages import AnalysisRequest, CancelRequest, encode
+from shared.wire.subjects import accepted_key, cancel_key, cancel_subject, request_subject
 
 log = logging.getLogger(__name__)
 

@@ -23,14 +23,14 @@ from services.gateway.schemas import (
     TaskSummary,
     ToolView,
 )
-from shared.findings import SEVERITIES
-from shared.issue_groups import issue_severity_breakdown
-from shared.models import FindingRow, ServiceRun, Task, ToolRunRow
-from shared.verdicts import Verdicts
+from shared.results.findings import SEVERITIES
+from shared.results.issue_groups import issue_severity_breakdown
+from shared.results.verdicts import Verdicts
+from shared.store.models import FindingRow, ServiceRun, Task, ToolRunRow
 
 Sessions = async_sessionmaker[AsyncSession]
 
-# A finding's issue group (shared/issue_groups); rows written before groups existed hold their fingerprint.
+# A finding's issue group (shared/results/issue_groups); rows written before groups existed hold their fingerprint.
 ISSUE_KEY = FindingRow.issue_group
 View = TypeVar("View", bound=msgspec.Struct)
 

@@ -21,11 +21,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.gateway.verified_tokens import VerifiedTokens
-from shared.config import Settings
-from shared.connection import connect
-from shared.database import create_engine, sessions
-from shared.publishing import publish_patience
-from shared.streams import declare_streams, tasks_bucket
+from shared.jetstream.connection import connect
+from shared.jetstream.publishing import publish_patience
+from shared.jetstream.streams import declare_streams, tasks_bucket
+from shared.operations.config import Settings
+from shared.operations.errors import ConfigError
+from shared.store.database import create_engine, sessions
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ class Resources:
 async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
     """Connect to NATS (retrying until it answers), declare the streams, open the database engine."""
     if not settings.nats_url:
-        raise RuntimeError("ASSAY_NATS_URL is not set: start the stack with `assay up`, which provides one")
+        raise ConfigError("ASSAY_NATS_URL is not set: start the stack with `assay up`, which provides one")
     nc = await connect(settings.nats_url, "gateway", settings.nats_creds)
     engine = create_engine(settings.database_url)
     try:

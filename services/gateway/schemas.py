@@ -1,6 +1,6 @@
 """The HTTP bodies the gateway accepts and answers with (msgspec Structs, so Litestar validates and documents them).
 
-Field types reuse the patterns and ranges of shared/messages, so an HTTP request that passes here is a valid
+Field types reuse the patterns and ranges of shared/wire/messages, so an HTTP request that passes here is a valid
 AnalysisRequest; what is invalid is refused at this edge with a 422 naming the field.
 """
 
@@ -12,12 +12,12 @@ from typing import Annotated, Any
 import msgspec
 
 from services.gateway.load_views import LoadView
-from shared.findings import Origin, Proof
-from shared.messages import Priority, TaskStatus
-from shared.options import RequestOptions
-from shared.tasks import AnalysisType, AppNumber, ModelSlug, TaskId
-from shared.tokens import TOKEN_ID_PATTERN, TOKEN_NAME_PATTERN, Scope
-from shared.verdicts import Verdicts
+from shared.results.findings import Origin, Proof
+from shared.results.verdicts import Verdicts
+from shared.store.tokens import TOKEN_ID_PATTERN, TOKEN_NAME_PATTERN, Scope
+from shared.wire.messages import Priority, TaskStatus
+from shared.wire.options import RequestOptions
+from shared.wire.tasks import AnalysisType, AppNumber, ModelSlug, TaskId
 
 ToolName = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 # No spaces or control characters (a CR/LF would split the request line or a header of every probe).

@@ -14,7 +14,7 @@ import hashlib
 import time
 from collections.abc import Callable
 
-from shared.models import ApiToken
+from shared.store.models import ApiToken
 
 LIMIT = 1024  # distinct tokens kept; the oldest entry makes room
 

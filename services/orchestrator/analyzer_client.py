@@ -1,4 +1,4 @@
-"""The one client of the analyzer protocol v1 (shared/protocol.py): one run of one analyzer, start to terminal frame.
+"""The one client of the analyzer protocol v1 (shared/wire/protocol.py): one run of one analyzer, start to terminal frame.
 
 A run ends in exactly one way: the analyzer's `result` (returned), its `error`, silence longer than the heartbeat
 timeout, a connection lost twice, or an outage of the analyzer longer than ASSAY_ANALYZER_OUTAGE_S (raised as
@@ -27,8 +27,10 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from services.orchestrator.analyzer_connections import AnalyzerConnection, AnalyzerConnections, Inbox
 from services.orchestrator.outages import AnalyzerOutage, Outages
-from shared.errors import AssayError
-from shared.protocol import (
+from shared.operations.errors import AssayError
+from shared.operations.redact import masked_url
+from shared.telemetry.tracing import TASK_ID_ATTRIBUTE, current_traceparent
+from shared.wire.protocol import (
     AnalyzeFrame,
     CancelFrame,
     ErrorFrame,
@@ -39,8 +41,6 @@ from shared.protocol import (
     ServiceResult,
     ShuttingDownFrame,
 )
-from shared.redact import masked_url
-from shared.tracing import TASK_ID_ATTRIBUTE, current_traceparent
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("services.orchestrator")
@@ -70,7 +70,7 @@ def request_id(task_id: str, service: str) -> str:
 
 
 class AnalyzerClient:
-    """Runs analyzers by service name over the replica URLs of each (shared.config `analyzer_urls`)."""
+    """Runs analyzers by service name over the replica URLs of each (shared.operations.config `analyzer_urls`)."""
 
     def __init__(
         self,

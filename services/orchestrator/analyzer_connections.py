@@ -1,7 +1,7 @@
 """The orchestrator's connections to analyzer replicas: one persistent WebSocket per replica URL, carrying every
 run and health request to that replica at once.
 
-Protocol v1 lets a connection carry several runs, each frame naming its run by `id` (shared/protocol.py). Opening
+Protocol v1 lets a connection carry several runs, each frame naming its run by `id` (shared/wire/protocol.py). Opening
 a connection costs an HTTP upgrade on both sides, more CPU than a no-op run itself, so each replica's connection
 is opened on first use and kept. One reader per connection hands every frame to the inbox of the run (or health
 request) it names; a frame naming no one is logged and dropped, as before. When the connection closes, every
@@ -19,8 +19,14 @@ import msgspec
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from shared.protocol import MAX_FRAME_BYTES, AnalyzerFrame, analyzer_auth, decode_analyzer_frame, encode_frame
-from shared.redact import masked_url
+from shared.operations.redact import masked_url
+from shared.wire.protocol import (
+    MAX_FRAME_BYTES,
+    AnalyzerFrame,
+    analyzer_auth,
+    decode_analyzer_frame,
+    encode_frame,
+)
 
 log = logging.getLogger(__name__)
 

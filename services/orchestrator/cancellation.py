@@ -18,8 +18,8 @@ from nats.aio.subscription import Subscription
 from nats.js.errors import NotFoundError
 from nats.js.kv import KeyValue
 
-from shared.messages import CancelRequest, decode_cancel
-from shared.subjects import CANCEL_ALL, cancel_key
+from shared.wire.messages import CancelRequest, decode_cancel
+from shared.wire.subjects import CANCEL_ALL, cancel_key
 
 log = logging.getLogger(__name__)
 

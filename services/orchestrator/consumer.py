@@ -1,4 +1,4 @@
-"""The wire side of the orchestrator: its four priority durables on the shared consumer loop (shared/consuming.py),
+"""The wire side of the orchestrator: its four priority durables on the shared consumer loop (shared/jetstream/consuming.py),
 and what becomes of a request: run it and ack, leave it to the copy already running, or give it up with a
 `failed` event.
 
@@ -9,10 +9,9 @@ starts the most urgent request it holds, so a queued urgent request is the next 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
-from typing import Literal
+from functools import partial
 
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -21,18 +20,24 @@ from nats.js.kv import KeyValue
 
 from services.orchestrator.cancellation import CancelRegistry, cancel_marker
 from services.orchestrator.runner import RunContext, run_task
-from shared import subjects
-from shared.config import Settings
-from shared.consuming import ACK, LEAVE, Delivery, Flow, Outcome, Source, TaskMessage, consume
-from shared.messages import PRIORITIES, AnalysisRequest, TaskCancelled, TaskFailed, decode_request
-from shared.streams import declare_consumer, declare_streams, orchestrator_consumers
-from shared.tasks import task_id_hint, task_ref_hint
+from shared.jetstream.consuming import ACK, LEAVE, Delivery, Flow, Outcome, Source
+from shared.jetstream.streams import declare_consumer, declare_streams, orchestrator_consumers
+from shared.operations.config import Settings
+from shared.wire import subjects
+from shared.wire.messages import (
+    PRIORITIES,
+    TERMINAL_KINDS,
+    AnalysisRequest,
+    TaskCancelled,
+    TaskFailed,
+    decode_request,
+)
+from shared.wire.tasks import task_id_hint, task_ref_hint
 
 log = logging.getLogger(__name__)
 
-TERMINAL_KINDS = ("completed", "failed", "cancelled")
 SOURCES = [
-    Source(
+    Source[AnalysisRequest](
         subjects.REQUESTS_STREAM, subjects.orchestrator_durable(priority), decode_request, "invalid request"
     )
     for priority in PRIORITIES
@@ -57,14 +62,10 @@ async def declare(js: JetStreamContext, settings: Settings) -> None:
         await declare_consumer(js, subjects.REQUESTS_STREAM, config)
 
 
-def flow(orc: Orchestrator) -> Flow:
+def flow(orc: Orchestrator) -> Flow[AnalysisRequest]:
     """The orchestrator's side of the shared consumer loop."""
 
-    async def handle_message(message: TaskMessage, _delivery: Delivery) -> Outcome:
-        assert isinstance(message, AnalysisRequest)  # the only thing these durables decode to
-        return ACK if await handle(orc, message) == "ack" else LEAVE
-
-    async def given_up(msg: Msg, message: TaskMessage | None, reason: str) -> None:
+    async def given_up(msg: Msg, message: AnalysisRequest | None, reason: str) -> None:
         # A request invalid elsewhere that still names a whole task (id, app, type) gets its `failed` event; anything
         # less names no app, so none (and no result folder) is made up for it: the DLQ keeps it with the reason.
         task = message.task if message is not None else task_ref_hint(msg.data)
@@ -76,7 +77,7 @@ def flow(orc: Orchestrator) -> Flow:
         js=orc.js,
         sources=SOURCES,
         declare=lambda: declare(orc.js, orc.settings),
-        handle=handle_message,
+        handle=partial(handle, orc),
         given_up=given_up,
         max_deliver=orc.settings.max_deliver,
         ack_wait_s=orc.settings.ack_wait_s,
@@ -86,16 +87,11 @@ def flow(orc: Orchestrator) -> Flow:
     )
 
 
-async def pull_loop(orc: Orchestrator, stop: asyncio.Event) -> None:
-    """Take requests until `stop` is set, then cancel the running ones (their messages are nak'd)."""
-    await consume(flow(orc), stop)
-
-
-async def handle(orc: Orchestrator, request: AnalysisRequest) -> Literal["ack", "leave"]:
+async def handle(orc: Orchestrator, request: AnalysisRequest, _delivery: Delivery) -> Outcome:
     """Run the request unless it ended before or was cancelled before it started.
 
-    "leave": this replica already runs the task (the request was redelivered meanwhile); the running copy
-    settles the message.
+    LEAVE: this replica already runs the task (the request was redelivered meanwhile); the running copy settles
+    the message.
     """
     extra = {"task_id": request.task.id}
     # Registered before asking whether the task ended: a copy running here publishes its terminal event before it
@@ -104,18 +100,18 @@ async def handle(orc: Orchestrator, request: AnalysisRequest) -> Literal["ack", 
     signal = orc.registry.register(request.task.id)
     if signal is None:
         log.warning("task %s runs here already: redelivered request left alone", request.task.id, extra=extra)
-        return "leave"
+        return LEAVE
     try:
         if await has_ended(orc.js, request.task.id):
             log.info("task %s has ended already: request acknowledged", request.task.id, extra=extra)
-            return "ack"
+            return ACK
         marker = await cancel_marker(orc.tasks, request.task.id)
         if marker is not None:
             await orc.run.publisher.publish(TaskCancelled(task=request.task, reason=marker.reason))
             log.info("task %s cancelled before it started", request.task.id, extra=extra)
-            return "ack"
+            return ACK
         await run_task(orc.run, request, signal)
-        return "ack"
+        return ACK
     finally:
         orc.registry.unregister(request.task.id, signal)
 

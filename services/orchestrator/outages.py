@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from services.orchestrator.replicas import NoHealthyReplica, ReplicaChooser
-from shared.errors import AssayError
+from shared.operations.errors import AssayError
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Everything the orchestrator publishes on JetStream: task events and dead letters (via shared/publishing.py).
+"""Everything the orchestrator publishes on JetStream: task events (via shared/jetstream/publishing.py).
 
 Each message goes out with `Nats-Msg-Id` = its event id, so a publish repeated after a lost ack is stored once, and
 with a `traceparent` header. The task's `started`, `service` and terminal events are published in PRODUCER spans
@@ -15,27 +15,27 @@ import logging
 
 import msgspec
 from nats.aio.client import Client
-from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from nats.js.object_store import ObjectStore
 from opentelemetry import trace
 
-from shared.cancel_safety import raise_swallowed_cancel
-from shared.config import JetStreamLayout
-from shared.messages import (
+from shared.jetstream.cancel_safety import raise_swallowed_cancel
+from shared.jetstream.publishing import publish_message, publish_patience, with_patience
+from shared.jetstream.streams import DEFAULT_LAYOUT, artifacts_bucket
+from shared.operations.config import JetStreamLayout
+from shared.operations.redact import redacted_bytes
+from shared.telemetry.tracing import TASK_ID_ATTRIBUTE, inject_headers
+from shared.wire.messages import (
     ArtifactRef,
     Event,
     ServiceFinished,
     TaskProgress,
     encode,
+    event_kind,
 )
-from shared.protocol import ServiceResult
-from shared.publishing import publish_dead_letter, publish_message, publish_patience, with_patience
-from shared.redact import redacted_bytes
-from shared.streams import DEFAULT_LAYOUT, artifacts_bucket
-from shared.subjects import ARTIFACTS_BUCKET, REQUESTS_STREAM, event_subject
-from shared.tracing import TASK_ID_ATTRIBUTE, inject_headers
+from shared.wire.protocol import ServiceResult
+from shared.wire.subjects import ARTIFACTS_BUCKET, event_subject
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("services.orchestrator")
@@ -54,13 +54,9 @@ def _small(result: ServiceResult) -> bool:
     return len(result.findings) <= SMALL_RESULT_FINDINGS and raw <= SMALL_RESULT_RAW_BYTES
 
 
-def kind_of(event: Event) -> str:
-    return type(event).__struct_config__.tag  # type: ignore[return-value]
-
-
 def stored(message: msgspec.Struct) -> bytes:
     """An event (or a result) as it is published and so kept: JSON with every URL's password or token masked
-    (shared/redact.py); the persister writes the database and the result files from these."""
+    (shared/operations/redact.py); the persister writes the database and the result files from these."""
     return redacted_bytes(encode(message))
 
 
@@ -81,7 +77,7 @@ class EventPublisher:
         await self._publish(event, stored(event))
 
     async def _publish(self, event: Event, data: bytes) -> None:
-        subject = event_subject(event.task.id, kind_of(event))
+        subject = event_subject(event.task.id, event_kind(event))
         await publish_message(self.js, subject, event, event.task.id, publish_patience(self.layout), data)
         # DEBUG: the task's start and end are its INFO lines; one more per event costs a few per cent of the CPU.
         log.debug("published %s", subject, extra={"task_id": event.task.id})
@@ -133,7 +129,3 @@ class EventPublisher:
             extra={"task_id": task_id},
         )
         return ArtifactRef(bucket=ARTIFACTS_BUCKET, name=name, size=len(data), sha256=digest)
-
-    async def dead_letter(self, msg: Msg, durable: str, reason: str, task_id: str | None) -> None:
-        """Send a request the orchestrator gives up on to ASSAY_DLQ with the reason (raises PublishFailed)."""
-        await publish_dead_letter(self.js, msg, REQUESTS_STREAM, durable, reason, task_id)

@@ -18,9 +18,10 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from services.orchestrator.analyzer_connections import AnalyzerConnections
-from shared.errors import AssayError
-from shared.metrics import record_replicas_healthy
-from shared.protocol import (
+from shared.operations.errors import AssayError
+from shared.operations.redact import masked_url
+from shared.telemetry.metrics import record_replicas_healthy
+from shared.wire.protocol import (
     PROTOCOL_VERSION,
     HealthFrame,
     HealthReport,
@@ -28,7 +29,6 @@ from shared.protocol import (
     decode_analyzer_frame,
     encode_frame,
 )
-from shared.redact import masked_url
 
 log = logging.getLogger(__name__)
 

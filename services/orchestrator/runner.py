@@ -25,9 +25,10 @@ from services.orchestrator.apps.errors import AppError
 from services.orchestrator.apps.runner import AppRunner, AppSlot
 from services.orchestrator.cancellation import CancelSignal
 from services.orchestrator.publisher import EventPublisher
-from shared.app_run import AppRun
-from shared.catalog import plan
-from shared.messages import (
+from shared.telemetry.metrics import record_service_run
+from shared.wire.app_run import AppRun
+from shared.wire.catalog import plan
+from shared.wire.messages import (
     AnalysisRequest,
     ServiceFinished,
     TaskCancelled,
@@ -37,8 +38,7 @@ from shared.messages import (
     TaskStarted,
     TerminalEvent,
 )
-from shared.metrics import record_service_run
-from shared.protocol import AnalyzeFrame, ProgressFrame, ServiceResult
+from shared.wire.protocol import AnalyzeFrame, ProgressFrame, ServiceResult
 
 log = logging.getLogger(__name__)
 

@@ -14,17 +14,17 @@ from services.orchestrator.analyzer_client import AnalyzerClient
 from services.orchestrator.analyzer_connections import AnalyzerConnections
 from services.orchestrator.apps.runner import AppRunner
 from services.orchestrator.cancellation import CancelRegistry, listen
-from services.orchestrator.consumer import Orchestrator, declare, pull_loop
+from services.orchestrator.consumer import Orchestrator, declare, flow
 from services.orchestrator.outages import Outages
 from services.orchestrator.publisher import EventPublisher
 from services.orchestrator.replicas import ReplicaChooser, watch_replicas
 from services.orchestrator.runner import RunContext
-from shared import subjects
-from shared.config import Settings
-from shared.file_modes import open_way_to_apps
-from shared.messages import PRIORITIES
-from shared.metrics import Watched, watch_jetstream
-from shared.streams import tasks_bucket
+from shared.jetstream.consuming import consume
+from shared.jetstream.streams import tasks_bucket
+from shared.operations.config import Settings
+from shared.telemetry.metrics import Watched, watch_jetstream
+from shared.wire import subjects
+from shared.wire.messages import PRIORITIES
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,6 @@ def worker_name() -> str:
 
 async def serve(nc: Client, settings: Settings, stop: asyncio.Event, worker: str | None = None) -> None:
     """Run one orchestrator replica on `nc` until `stop` is set; running tasks are then cancelled and nak'd."""
-    await asyncio.to_thread(open_way_to_apps, settings)  # it runs the apps, as the sandbox user
     js = nc.jetstream()
     await declare(js, settings)
     registry = CancelRegistry()
@@ -71,7 +70,7 @@ async def serve(nc: Client, settings: Settings, stop: asyncio.Event, worker: str
         ),
     ]
     try:
-        await pull_loop(orchestrator, stop)
+        await consume(flow(orchestrator), stop)
     finally:
         for watcher in watchers:
             watcher.cancel()

@@ -1,4 +1,4 @@
-"""Start the persister: `python -m services.persister` (settings from the environment, see shared/config.py)."""
+"""Start the persister: `python -m services.persister` (settings from the environment, see shared/operations/config.py)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import sys
 from nats.aio.client import Client
 
 from services.persister.service import run
-from shared.config import Settings
-from shared.database import create_engine
-from shared.lifecycle import run_service
+from shared.jetstream.lifecycle import run_service
+from shared.operations.config import Settings
+from shared.store.database import create_engine
 
 
 async def persist(nc: Client, settings: Settings, stop: asyncio.Event) -> None:

@@ -8,17 +8,22 @@ import hashlib
 import msgspec
 from nats.js import JetStreamContext
 
-from shared.errors import PoisonMessage, StorageError
-from shared.messages import ArtifactRef
-from shared.protocol import ServiceResult
+from shared.operations.errors import StorageError
+from shared.wire.messages import ArtifactRef
+from shared.wire.protocol import ServiceResult
 
 
 class ArtifactMismatch(StorageError):
     """The stored object differs from its reference (sha256); a retry may find the complete upload."""
 
 
+class InvalidArtifact(StorageError):
+    """The stored object is complete but no service result: no retry can fix it."""
+
+
 async def load_result(js: JetStreamContext, ref: ArtifactRef) -> ServiceResult:
-    """The ServiceResult stored under `ref`, after checking its sha256 (the integrity check that matters)."""
+    """The ServiceResult stored under `ref`, after checking its sha256 (the integrity check that matters);
+    InvalidArtifact when it holds none."""
     store = await js.object_store(ref.bucket)
     stored = await store.get(ref.name)
     data = stored.data or b""
@@ -31,6 +36,6 @@ async def load_result(js: JetStreamContext, ref: ArtifactRef) -> ServiceResult:
     try:
         return await asyncio.to_thread(msgspec.json.decode, data, type=ServiceResult)
     except msgspec.ValidationError as error:
-        raise PoisonMessage(f"artifact {ref.bucket}/{ref.name} is not a service result: {error}") from error
+        raise InvalidArtifact(f"artifact {ref.bucket}/{ref.name} is not a service result: {error}") from error
     except msgspec.DecodeError as error:
-        raise PoisonMessage(f"artifact {ref.bucket}/{ref.name} is not JSON: {error}") from error
+        raise InvalidArtifact(f"artifact {ref.bucket}/{ref.name} is not JSON: {error}") from error

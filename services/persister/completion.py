@@ -20,7 +20,7 @@ from nats.js import JetStreamContext
 from opentelemetry import trace
 
 from services.persister import database, document, folders, lookups
-from services.persister.database import Outcome
+from services.persister.database import TaskEnd
 from services.persister.disk import ResultsUnwritable, persistently
 from services.persister.document import Ending, RenderedResult
 from services.persister.judgement import judge
@@ -28,10 +28,10 @@ from services.persister.locks import TaskLocks
 from services.persister.lookups import TaskSnapshot
 from services.persister.sessions import Sessions
 from services.persister.staging import StagedService
-from shared.messages import TaskEvent, utcnow
-from shared.metrics import record_task_ended, timed_db_write
-from shared.paths import result_dir, result_folder_name
-from shared.tracing import TASK_ID_ATTRIBUTE
+from shared.store.paths import result_dir, result_folder_name
+from shared.telemetry.metrics import record_task_ended, timed_db_write
+from shared.telemetry.tracing import TASK_ID_ATTRIBUTE
+from shared.wire.messages import TaskEvent, utcnow
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("services.persister")
@@ -131,7 +131,7 @@ async def finish_held(
             ending, status="failed", reason=f"{reason}; {ending.reason}" if ending.reason else reason, app=None
         )
         recorded_dir, kind = None, "failed"
-    outcome = Outcome(
+    end = TaskEnd(
         status=ending.status,
         reason=ending.reason,
         finished_at=ending.finished_at,
@@ -141,7 +141,7 @@ async def finish_held(
         verdicts=msgspec.to_builtins(ending.verdicts),
     )
     with db_write_span(ctx, "outcome", current.task.id, {"db.operation": "UPDATE"}):
-        recorded = await database.record_outcome(ctx.sessions, current.task.id, outcome, event_id, kind)
+        recorded = await database.record_end(ctx.sessions, current.task.id, end, event_id, kind)
     if recorded:
         duration_s = (ending.finished_at - current.created_at).total_seconds()
         record_task_ended(current.task.analysis_type, ending.status, duration_s)
@@ -178,11 +178,21 @@ async def write_rendered(
     return written
 
 
+async def task_and_services(
+    ctx: PersisterContext, task_id: str, event: TaskEvent | None = None
+) -> tuple[TaskSnapshot | None, dict[str, StagedService | None]]:
+    """The task's record and the outcomes of its services (`lookups.task_and_services`); with `event`, a task that
+    has no row yet is first recorded as `pending` from what the event carries."""
+    found = await lookups.task_and_services(ctx.sessions, task_id)
+    if found[0] is None and event is not None:
+        await database.record_pending(ctx.sessions, event)
+        found = await lookups.task_and_services(ctx.sessions, task_id)
+    return found
+
+
 async def fail_task(ctx: PersisterContext, task_id: str, reason: str, event: TaskEvent | None = None) -> None:
     """End the task as `failed` with `reason` (and a result folder), unless it has ended already."""
-    task, recorded = await lookups.task_and_services(ctx.sessions, task_id)
-    if task is None and event is not None:
-        task = await database.ensure_task(ctx.sessions, event)
+    task, recorded = await task_and_services(ctx, task_id, event)
     if task is None:
         log.warning("cannot fail unknown task %s: %s", task_id, reason, extra={"task_id": task_id})
         return

@@ -2,10 +2,12 @@
 of other messages handled meanwhile, services/persister/sessions.py).
 
 Plain async functions over a session factory, each handing its unit (a plain function of a synchronous session)
-to `transaction`. The usual case of each message is a few Core statements (an INSERT that skips an existing key,
-an UPDATE of a live row); when one matches no row the unit reads the row (ORM) and decides, so the same code runs
-on SQLite and PostgreSQL whatever order messages arrive in. A task never moves
-backwards: once terminal, no later event changes its status. Reads live in `lookups`.
+to `transaction`. Each change of a task is one Core statement, written once: an UPDATE of its row unless the task is
+terminal. A message may come before the one that creates its task's row (the request and the events are read by
+different durables): when the UPDATE matches no row, the task's row is inserted as `pending` from what the message
+carries (an INSERT that skips an existing key) and the same UPDATE runs again; so the same statements run on SQLite
+and PostgreSQL whatever order messages arrive in. A task never moves backwards: once terminal, no later event
+changes its status. Reads live in `lookups`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from typing import Any
 
 import msgspec
 from sqlalchemy import (
+    Boolean,
+    ColumnElement,
     Connection,
     Float,
     Table,
@@ -34,23 +38,23 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import BindParameter
 
-from services.persister.lookups import TaskSnapshot, as_utc, has_finished, snapshot_of
 from services.persister.sessions import Sessions, transaction
-from shared.catalog import plan
-from shared.database import insert_new
-from shared.finding_summary import summarize
-from shared.issue_groups import group_keys
-from shared.messages import (
+from shared.results.finding_summary import summarize
+from shared.results.issue_groups import group_keys
+from shared.store.database import insert_new
+from shared.store.models import FindingRow, ProcessedEvent, ServiceRun, Task, ToolRunRow
+from shared.wire.catalog import plan
+from shared.wire.messages import (
     TERMINAL_STATUSES,
     AnalysisRequest,
     ServiceFinished,
     TaskEvent,
     TaskProgress,
     TaskStarted,
+    as_utc,
     utcnow,
 )
-from shared.models import FindingRow, ProcessedEvent, ServiceRun, Task, ToolRunRow
-from shared.protocol import ServiceResult
+from shared.wire.protocol import ServiceResult
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +93,7 @@ def _new_task(source: TaskEvent | AnalysisRequest) -> dict[str, Any]:
         "progress_percent": 0.0,
         "findings_count": 0,
         "severity_breakdown": {},
-        "created_at": as_utc(source.occurred_at) or now,
+        "created_at": as_utc(source.occurred_at),
         "updated_at": now,
     }
 
@@ -112,20 +116,53 @@ _LIVE_STATUS = TASKS.c.status.not_in(
 
 def _live_update(**values: Any) -> Update:
     """An UPDATE of the task's row unless it is terminal, its `created_at` kept at the earliest time a message of
-    the task carried (as `_task_row` does). Parameters: `p_task_id`, `p_occurred_at` and those of `values`."""
+    the task carried (whichever message comes first creates the row). Parameters: `p_task_id`, `p_occurred_at`
+    and those of `values`."""
     live = TASKS.c.task_id == bindparam("p_task_id"), _LIVE_STATUS
     earliest = case((TASKS.c.created_at > _OCCURRED, _OCCURRED), else_=TASKS.c.created_at)
     return update(TASKS).where(*live).values(created_at=earliest, **values)
 
 
-# The request's choice of tools, else the plan's (a JSON list compares as its text on SQLite and PostgreSQL).
-_NO_TOOLS = or_(cast(TASKS.c.tools, Text).is_(None), cast(TASKS.c.tools, Text) == "[]")
+def _empty(column: str) -> ColumnElement[bool]:
+    """A JSON list column that holds nothing (a JSON list compares as its text on SQLite and PostgreSQL)."""
+    text = cast(TASKS.c[column], Text)
+    return or_(text.is_(None), text == "[]", text == "null")
+
+
+def _unless_set(column: str, param: str) -> ColumnElement[Any]:
+    """The column's list, or the parameter's when the column holds none."""
+    return case((_empty(column), _param(param, column)), else_=TASKS.c[column])
+
+
 _KEPT_TRACE_ID = func.coalesce(TASKS.c.trace_id, _param("p_trace_id", "trace_id"))
+# A request that comes after an event of its task: what it alone knows, kept even once the task has ended (batches
+# and reports need them) ...
+_REQUEST_FACTS = (
+    update(TASKS)
+    .where(TASKS.c.task_id == bindparam("p_task_id"))
+    .values(
+        batch_id=func.coalesce(TASKS.c.batch_id, bindparam("p_batch_id")),
+        source_lines=func.coalesce(TASKS.c.source_lines, bindparam("p_source_lines")),
+        waived_rules=_unless_set("waived_rules", "p_waived_rules"),
+    )
+)
+# ... and, while the task is live, its priority and the tools asked for (when it named none, whatever `started` said
+# will run stays).
+_REQUEST = _live_update(
+    priority=bindparam("p_priority"),
+    tools=case(
+        (or_(bindparam("p_names_tools", type_=Boolean()), _empty("tools")), _param("p_tools", "tools")),
+        else_=TASKS.c.tools,
+    ),
+    services=_unless_set("services", "p_services"),
+    trace_id=_KEPT_TRACE_ID,
+)
+
 _STARTED = _live_update(
     status="running",
-    started_at=func.coalesce(TASKS.c.started_at, _param("p_started_at", "started_at")),
+    started_at=func.coalesce(TASKS.c.started_at, _OCCURRED),  # when it started: when `started` says it did
     services=_param("p_services", "services"),
-    tools=case((_NO_TOOLS, _param("p_tools", "tools")), else_=TASKS.c.tools),
+    tools=_unless_set("tools", "p_tools"),  # the request's choice, else the plan
     priority=bindparam("p_priority"),
     worker=func.coalesce(_param("p_worker", "worker"), TASKS.c.worker),
     trace_id=_KEPT_TRACE_ID,
@@ -140,8 +177,8 @@ _PROGRESS = _live_update(
 _SERVICE = _live_update(
     status="running", trace_id=_KEPT_TRACE_ID, updated_at=_param("p_updated_at", "updated_at")
 )
-# The outcome: one UPDATE whose condition is the check, so a row finished by another writer is not matched.
-_OUTCOME = (
+# The end: one UPDATE whose condition is the check, so a row finished by another writer is not matched.
+_END = (
     update(TASKS)
     .where(TASKS.c.task_id == bindparam("p_task_id"), _LIVE_STATUS)
     .values(
@@ -159,34 +196,24 @@ _OUTCOME = (
     )
 )
 _INSERT = {table.name: insert(table) for table in (SERVICE_RUNS, TOOL_RUNS, FINDINGS)}
-# An ended task's outcomes live in its folder: the staged copies go with the outcome's transaction.
+# An ended task's outcomes live in its folder: the staged copies go with the transaction of its end.
 _UNSTAGE = (
     update(SERVICE_RUNS).where(SERVICE_RUNS.c.task_id == bindparam("p_task_id")).values(staged_result=None)
 )
 
 
-def _update_live(session: Session, statement: Update, source: TaskEvent, values: dict[str, Any]) -> bool:
-    """`statement` (a `_live_update`) for `source`'s task with `values`; False when no row matched (missing or
-    terminal), for the caller to take the general path (`_task_row`)."""
-    params = {"p_task_id": source.task.id, "p_occurred_at": as_utc(source.occurred_at) or utcnow(), **values}
-    return bool(_core(session).execute(statement, params).rowcount)
-
-
-def _task_row(session: Session, source: TaskEvent | AnalysisRequest) -> Task:
-    """The task's row, created (as `pending`) from what the message carries when there is none yet."""
-    task = session.get(Task, source.task.id)
-    occurred_at = as_utc(source.occurred_at) or utcnow()
-    if task is None:
-        task = Task(**_new_task(source))
-        session.add(task)
-        session.flush()
-        return task
-    if task.status not in TERMINAL_STATUSES:
-        # Whichever message arrives first creates the row; the earliest time seen is the task's creation.
-        created = as_utc(task.created_at)
-        if created is None or occurred_at < created:
-            task.created_at = occurred_at
-    return task
+def _apply(
+    session: Session, statement: Update, source: TaskEvent | AnalysisRequest, values: dict[str, Any]
+) -> bool:
+    """`statement` (a `_live_update`) for `source`'s task with `values`, its row first inserted as `pending` when
+    there is none yet; False when the task is terminal (nothing changed)."""
+    row = _new_task(source)
+    params = {"p_task_id": source.task.id, "p_occurred_at": row["created_at"], **values}
+    core = _core(session)
+    if core.execute(statement, params).rowcount:
+        return True
+    core.execute(insert_new(session, TASKS), row)
+    return bool(core.execute(statement, params).rowcount)
 
 
 async def record_request(sessions: Sessions, request: AnalysisRequest, trace_id: str | None) -> None:
@@ -200,22 +227,19 @@ async def record_request(sessions: Sessions, request: AnalysisRequest, trace_id:
         first |= {"services": services, "trace_id": trace_id}
         first |= {"batch_id": request.batch_id, "source_lines": request.source_lines}
         first |= {"waived_rules": list(request.waived_rules) or None}
-        if _core(session).execute(insert_new(session, TASKS), first).rowcount:
+        core = _core(session)
+        if core.execute(insert_new(session, TASKS), first).rowcount:
             return
-        task = _task_row(session, request)
-        # Kept even for a task that ended before its request arrived: batches and reports need them.
-        task.batch_id = task.batch_id or request.batch_id
-        task.source_lines = task.source_lines if task.source_lines is not None else request.source_lines
-        task.waived_rules = task.waived_rules or list(request.waived_rules) or None
-        if task.status in TERMINAL_STATUSES:
-            return
-        task.priority = request.priority
-        # The tools asked for; when the request named none, whatever `started` said will run stays.
-        if request.tools or not task.tools:
-            task.tools = list(request.tools)
-        if not task.services:
-            task.services = services
-        task.trace_id = task.trace_id or trace_id
+        facts = {"p_batch_id": request.batch_id, "p_source_lines": request.source_lines}
+        facts |= {"p_task_id": request.task.id, "p_waived_rules": first["waived_rules"]}
+        core.execute(_REQUEST_FACTS, facts)
+        live = {
+            "p_priority": request.priority,
+            "p_names_tools": bool(request.tools),
+            "p_tools": first["tools"],
+        }
+        live |= {"p_services": services, "p_trace_id": trace_id}
+        _apply(session, _REQUEST, request, live)
 
     await transaction(sessions, work)
 
@@ -224,7 +248,6 @@ async def record_started(sessions: Sessions, event: TaskStarted, trace_id: str |
     """An orchestrator took the task: `running`, with the services and tools it runs."""
 
     values = {
-        "p_started_at": as_utc(event.occurred_at),
         "p_services": list(event.services),
         "p_tools": list(event.tools),
         "p_priority": event.priority,
@@ -234,19 +257,7 @@ async def record_started(sessions: Sessions, event: TaskStarted, trace_id: str |
     }
 
     def work(session: Session) -> None:
-        if _update_live(session, _STARTED, event, values):
-            _mark_processed(session, event.event_id, event.task.id, "started")
-            return
-        task = _task_row(session, event)
-        if task.status not in TERMINAL_STATUSES:
-            task.status = "running"
-            task.started_at = task.started_at or as_utc(event.occurred_at)
-            task.services = list(event.services)
-            task.tools = list(task.tools or []) or list(event.tools)  # the request's choice, else the plan
-            task.priority = event.priority
-            task.worker = event.worker or task.worker
-            task.trace_id = task.trace_id or trace_id
-            task.updated_at = utcnow()
+        _apply(session, _STARTED, event, values)
         _mark_processed(session, event.event_id, event.task.id, "started")
 
     await transaction(sessions, work)
@@ -263,17 +274,8 @@ async def record_progress(sessions: Sessions, event: TaskProgress) -> None:
     now = utcnow()
 
     def work(session: Session) -> None:
-        if _update_live(
-            session, _PROGRESS, event, {"p_percent": event.percent, "p_message": message, "p_updated_at": now}
-        ):
-            return
-        task = _task_row(session, event)
-        if task.status in TERMINAL_STATUSES:
-            return
-        task.status = "running"
-        task.progress_percent = event.percent
-        task.progress_message = message
-        task.updated_at = now
+        values = {"p_percent": event.percent, "p_message": message, "p_updated_at": now}
+        _apply(session, _PROGRESS, event, values)
 
     await transaction(sessions, work)
 
@@ -360,16 +362,8 @@ async def record_service(
     }
 
     def work(session: Session) -> bool:
-        if not _update_live(session, _SERVICE, event, live):
-            task = _task_row(session, event)
-            if unless_finished and has_finished(task.status):
-                return False
-            if task.status == "pending":
-                task.status = "running"
-            if task.status not in TERMINAL_STATUSES:
-                task.trace_id = task.trace_id or trace_id
-                task.updated_at = utcnow()
-            session.flush()
+        if not _apply(session, _SERVICE, event, live) and unless_finished:
+            return False
         core = _core(session)
         if not core.execute(insert_new(session, SERVICE_RUNS), run).rowcount:
             # A redelivery: the rows of its first delivery (written together with its service run) are replaced.
@@ -391,17 +385,17 @@ async def record_service(
     return await transaction(sessions, work)
 
 
-async def ensure_task(sessions: Sessions, event: TaskEvent) -> TaskSnapshot:
-    """The task's record, creating its row from the event when no earlier message did."""
+async def record_pending(sessions: Sessions, event: TaskEvent) -> None:
+    """The task's row, inserted as `pending` from what the event carries unless an earlier message made it."""
 
-    def work(session: Session) -> TaskSnapshot:
-        return snapshot_of(_task_row(session, event))
+    def work(session: Session) -> None:
+        _core(session).execute(insert_new(session, TASKS), _new_task(event))
 
     return await transaction(sessions, work)
 
 
 @dataclass(frozen=True)
-class Outcome:
+class TaskEnd:
     """How a task ended, as its row records it."""
 
     status: str
@@ -410,31 +404,29 @@ class Outcome:
     findings_count: int
     severity_breakdown: dict[str, int]
     result_dir: str | None  # None: the disk refused the folder (the task is failed with that reason)
-    verdicts: dict[str, Any] | None = None  # shared.verdicts.Verdicts, as stored
+    verdicts: dict[str, Any] | None = None  # shared.results.verdicts.Verdicts, as stored
 
 
-async def record_outcome(
-    sessions: Sessions, task_id: str, outcome: Outcome, event_id: str | None, kind: str
-) -> bool:
+async def record_end(sessions: Sessions, task_id: str, end: TaskEnd, event_id: str | None, kind: str) -> bool:
     """Mark the task terminal and name its folder, and drop its staged outcomes; False when another writer
     finished it first."""
 
     values: dict[str, Any] = {
         "p_task_id": task_id,
-        "p_status": outcome.status,
-        "p_reason": outcome.reason,
-        "p_finished_at": outcome.finished_at,
-        "p_findings_count": outcome.findings_count,
-        "p_severity_breakdown": dict(outcome.severity_breakdown),
-        "p_result_dir": outcome.result_dir,
-        "p_verdicts": outcome.verdicts,
-        "p_progress_percent": 100.0 if outcome.status == "completed" else None,  # else left as it was
+        "p_status": end.status,
+        "p_reason": end.reason,
+        "p_finished_at": end.finished_at,
+        "p_findings_count": end.findings_count,
+        "p_severity_breakdown": dict(end.severity_breakdown),
+        "p_result_dir": end.result_dir,
+        "p_verdicts": end.verdicts,
+        "p_progress_percent": 100.0 if end.status == "completed" else None,  # else left as it was
         "p_updated_at": utcnow(),
     }
 
     def work(session: Session) -> bool:
         core = _core(session)
-        if core.execute(_OUTCOME, values).rowcount == 0:
+        if core.execute(_END, values).rowcount == 0:
             return False
         core.execute(_UNSTAGE, {"p_task_id": task_id})
         if event_id is not None:

@@ -13,8 +13,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from shared.delivery import backoff_s
-from shared.errors import StorageError
+from shared.jetstream.delivery import backoff_s
+from shared.operations.errors import StorageError
 
 log = logging.getLogger(__name__)
 

@@ -15,11 +15,11 @@ import msgspec
 
 from services.persister.lookups import TaskSnapshot
 from services.persister.staging import StagedService
-from shared.app_run import AppRun
-from shared.findings import Finding, ToolRun, findings_by_tool, severity_breakdown
-from shared.messages import utcnow
-from shared.sarif import merge_logs, sarif_for
-from shared.verdicts import Verdicts
+from shared.results.findings import Finding, ToolRun, findings_by_tool, severity_breakdown
+from shared.results.sarif import merge_logs, sarif_for
+from shared.results.verdicts import Verdicts
+from shared.wire.app_run import AppRun
+from shared.wire.messages import utcnow
 
 DOCUMENT_SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -53,7 +53,6 @@ class RenderedResult:
     """Every file of a result folder (relative name → bytes) and the counts the task row takes from it."""
 
     files: dict[str, bytes]
-    primary_name: str
     findings_count: int
     severity_breakdown: dict[str, int]
 
@@ -191,7 +190,6 @@ def render(task: TaskSnapshot, ending: Ending, services: list[StagedService]) ->
     summary = document["summary"]
     return RenderedResult(
         files=files,
-        primary_name=name,
         findings_count=summary["total_findings"],
         severity_breakdown=summary["severity_breakdown"],
     )

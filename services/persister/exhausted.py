@@ -1,5 +1,5 @@
 """Messages that reached their delivery limit unsettled, however they got there: each JetStream max-deliveries
-advisory (shared/advisories.py) becomes a dead letter on ASSAY_DLQ with the reason and the delivery count, and the
+advisory (shared/jetstream/advisories.py) becomes a dead letter on ASSAY_DLQ with the reason and the delivery count, and the
 task of the message it names is failed with that reason.
 
 A consumer that crashes, hangs or is stopped on a message each time never sees its last delivery, so no handler
@@ -17,11 +17,11 @@ from nats.js.errors import NotFoundError
 
 from services.persister import database
 from services.persister.completion import PersisterContext, fail_task
-from shared import subjects
-from shared.advisories import MaxDeliveries
-from shared.messages import AnalysisRequest, DeadLetter, TaskEvent, decode_event, decode_request
-from shared.publishing import publish_message
-from shared.tasks import task_id_hint
+from shared.jetstream.advisories import MaxDeliveries
+from shared.jetstream.publishing import publish_message
+from shared.wire import subjects
+from shared.wire.messages import AnalysisRequest, DeadLetter, TaskEvent, decode_event, decode_request
+from shared.wire.tasks import task_id_hint
 
 log = logging.getLogger(__name__)
 

@@ -16,6 +16,8 @@ import secrets
 import shutil
 from pathlib import Path, PurePosixPath
 
+from shared.store.paths import UnsafePathError
+
 TEMPORARY_PREFIX = ".tmp-"
 
 
@@ -31,7 +33,7 @@ def fsync_folder(folder: Path) -> None:
 def _checked_relative(name: str) -> PurePosixPath:
     relative = PurePosixPath(name)
     if relative.is_absolute() or ".." in relative.parts or not relative.parts:
-        raise ValueError(f"file name {name!r} would leave the result folder")
+        raise UnsafePathError(f"file name {name!r} would leave the result folder")
     return relative
 
 

@@ -1,7 +1,7 @@
 """What each message changes: one function per message kind, knowing nothing of NATS acks.
 
-A handler returns None when the message is done with (ack), a `Retry` when it should come back later, and raises
-`PoisonMessage` for a message no retry can fix; any other exception is a processing error the consumer retries.
+A handler returns the message's `Outcome` (shared/jetstream/consuming.py): `ACK` when it is done with, a `Retry` when it should
+come back later, a `GiveUp` when no retry can fix it; an exception is a processing error the consumer retries.
 """
 
 from __future__ import annotations
@@ -10,29 +10,34 @@ import logging
 
 import msgspec
 
-from services.persister import database, lookups, staging
-from services.persister.artifacts import load_result
-from services.persister.completion import PersisterContext, db_write_span, finish_held, present_services
+from services.persister import database, staging
+from services.persister.artifacts import InvalidArtifact, load_result
+from services.persister.completion import (
+    PersisterContext,
+    db_write_span,
+    finish_held,
+    present_services,
+    task_and_services,
+)
 from services.persister.document import Ending
-from services.persister.lookups import as_utc
 from services.persister.staging import StagedService, check_service_name
-from shared.consuming import Delivery, Retry
-from shared.delivery import backoff_s
-from shared.errors import PoisonMessage
-from shared.findings import with_fingerprints
-from shared.messages import (
+from shared.jetstream.consuming import ACK, Delivery, GiveUp, Outcome, Retry
+from shared.jetstream.delivery import backoff_s
+from shared.operations.errors import StorageError
+from shared.results.findings import with_fingerprints
+from shared.store.paths import UnsafePathError
+from shared.telemetry.metrics import timed_db_write
+from shared.wire.messages import (
     AnalysisRequest,
     Event,
     ServiceFinished,
-    TaskCancelled,
-    TaskCompleted,
-    TaskFailed,
     TaskProgress,
     TaskStarted,
     TerminalEvent,
-    utcnow,
+    as_utc,
+    event_kind,
+    terminal_status,
 )
-from shared.metrics import timed_db_write
 
 log = logging.getLogger(__name__)
 
@@ -40,43 +45,44 @@ log = logging.getLogger(__name__)
 REDELIVERY_MARGIN_S = 5.0
 
 
-async def handle_request(ctx: PersisterContext, request: AnalysisRequest, delivery: Delivery) -> Retry | None:
+async def handle_request(ctx: PersisterContext, request: AnalysisRequest, delivery: Delivery) -> Outcome:
     """An accepted request: the task exists from now on, as `pending`."""
     with timed_db_write(ctx.db_system, "request"):
         await database.record_request(ctx.sessions, request, delivery.trace_id)
     # DEBUG, like the line of each service: at saturation an INFO line per message costs the persister a few per
     # cent of its CPU; the task's ending (`finish_held`) stays at INFO, so each task still has its one line.
     log.debug("task %s recorded as pending", request.task.id, extra={"task_id": request.task.id})
-    return None
+    return ACK
 
 
-async def handle_event(ctx: PersisterContext, event: Event, delivery: Delivery) -> Retry | None:
+async def handle_event(ctx: PersisterContext, event: Event, delivery: Delivery) -> Outcome:
     """Apply one event of the tagged union. Applying one twice changes nothing (no lookup of processed events on
     the hot path): `started` never moves a task back, a `service` event replaces its rows and is ignored once the
     task has finished, and a terminal event of a finished task is only acknowledged."""
-    if isinstance(event, TaskStarted):
-        with timed_db_write(ctx.db_system, "started"):
-            await database.record_started(ctx.sessions, event, delivery.trace_id)
-        return None
-    if isinstance(event, TaskProgress):
-        with timed_db_write(ctx.db_system, "progress"):
-            await database.record_progress(ctx.sessions, event)
-        return None
-    if isinstance(event, ServiceFinished):
-        await _service_finished(ctx, event, delivery)
-        return None
-    return await _terminal(ctx, event, delivery)
+    match event:
+        case TaskStarted():
+            with timed_db_write(ctx.db_system, "started"):
+                await database.record_started(ctx.sessions, event, delivery.trace_id)
+            return ACK
+        case TaskProgress():
+            with timed_db_write(ctx.db_system, "progress"):
+                await database.record_progress(ctx.sessions, event)
+            return ACK
+        case ServiceFinished():
+            return await _service_finished(ctx, event, delivery)
+        case _:
+            return await _terminal(ctx, event, delivery)
 
 
-async def _service_finished(ctx: PersisterContext, event: ServiceFinished, delivery: Delivery) -> None:
+async def _service_finished(ctx: PersisterContext, event: ServiceFinished, delivery: Delivery) -> Outcome:
     extra = {"task_id": event.task.id, "analyzer": event.service}
     try:
         check_service_name(event.service)
-    except ValueError as error:
-        raise PoisonMessage(str(error)) from error
-    result = event.result
-    if result is None and event.artifact is not None:
-        result = await load_result(ctx.js, event.artifact)
+        result = event.result
+        if result is None and event.artifact is not None:
+            result = await load_result(ctx.js, event.artifact)
+    except (UnsafePathError, InvalidArtifact) as error:
+        return GiveUp(f"invalid message: {error}")
     if result is not None:
         result = msgspec.structs.replace(result, findings=with_fingerprints(result.findings))
     if result is None or (not result.tools and not result.findings):
@@ -107,26 +113,20 @@ async def _service_finished(ctx: PersisterContext, event: ServiceFinished, deliv
     if not recorded:
         # A retried orchestrator may send a task's events again after it ended: its folder is final.
         log.info("service %s of finished task %s ignored", event.service, event.task.id, extra=extra)
-        return
+        return ACK
     count = len(result.findings) if result else 0
     log.debug("service %s of task %s recorded: %d findings", event.service, event.task.id, count, extra=extra)
-
-
-_TERMINAL_STATUS = {TaskFailed: "failed", TaskCancelled: "cancelled"}
+    return ACK
 
 
 def _ending(event: TerminalEvent, missing: list[str]) -> Ending:
-    status: str
-    if isinstance(event, TaskCompleted):
-        status, reason = event.status, event.reason
-    else:
-        status, reason = _TERMINAL_STATUS[type(event)], event.reason
+    status, reason = terminal_status(event), event.reason
     if missing:
         note = f"no result was received from {', '.join(missing)}"
         reason = f"{reason}; {note}" if reason else note
         if status == "completed":
             status = "partial"
-    finished_at = as_utc(event.occurred_at) or utcnow()
+    finished_at = as_utc(event.occurred_at)
     return Ending(status=status, reason=reason, finished_at=finished_at, app=event.app)
 
 
@@ -140,16 +140,16 @@ def missing_service_wait_s(ack_wait_s: float, max_deliver: int, deliveries: int)
     return max(backoff_s(deliveries), (ack_wait_s + REDELIVERY_MARGIN_S) / holds)
 
 
-async def _terminal(ctx: PersisterContext, event: TerminalEvent, delivery: Delivery) -> Retry | None:
+async def _terminal(ctx: PersisterContext, event: TerminalEvent, delivery: Delivery) -> Outcome:
     extra = {"task_id": event.task.id}
     # Held from the first read on, so that this read is the one `finish_held` writes from.
     async with ctx.finishing.hold(event.task.id):
-        task, recorded = await lookups.task_and_services(ctx.sessions, event.task.id)
-        if task is None:
-            task = await database.ensure_task(ctx.sessions, event)
+        task, recorded = await task_and_services(ctx, event.task.id, event)
+        if task is None:  # recorded just now: only a database that lost it can say so
+            raise StorageError(f"task {event.task.id} has no row after it was recorded")
         if task.finished:
             log.info("task %s has ended already in %s", event.task.id, task.result_dir, extra=extra)
-            return None
+            return ACK
         present = present_services(recorded)
         missing = [service for service in event.services if service not in present]
         if missing and delivery.deliveries < ctx.max_deliver - 1:
@@ -160,6 +160,6 @@ async def _terminal(ctx: PersisterContext, event: TerminalEvent, delivery: Deliv
             return Retry(delay_s=wait_s, reason=reason)
         if missing:
             log.warning("task %s ends without %s", event.task.id, ", ".join(missing), extra=extra)
-        kind = "completed" if isinstance(event, TaskCompleted) else _TERMINAL_STATUS[type(event)]
-        await finish_held(ctx, task, _ending(event, missing), list(present.values()), event.event_id, kind)
-    return None
+        ending = _ending(event, missing)
+        await finish_held(ctx, task, ending, list(present.values()), event.event_id, event_kind(event))
+    return ACK

@@ -14,7 +14,7 @@
   and names a weakness (a security category, or a CWE: a high type error is a bug, not a flaw); `no` when the
   task's analyzers reported and none is; `unknown` when none reported.
 
-Waived rules (shared/waivers.py, declared by the task's batch) count in no verdict. Each verdict names the findings
+Waived rules (shared/results/waivers.py, declared by the task's batch) count in no verdict. Each verdict names the findings
 behind it by fingerprint.
 """
 
@@ -26,11 +26,11 @@ from typing import Any
 from services.persister.document import Ending
 from services.persister.lookups import TaskSnapshot
 from services.persister.staging import StagedService
-from shared.catalog import OBSERVING_TOOLS, UNPROVEN_TOOLS
-from shared.findings import COMPLETED_STATUSES, Finding, ToolRun
-from shared.protocol import ServiceResult
-from shared.verdicts import Answer, Verdict, Verdicts
-from shared.waivers import Waivers
+from shared.results.findings import COMPLETED_STATUSES, Finding, ToolRun
+from shared.results.verdicts import Answer, Verdict, Verdicts
+from shared.results.waivers import Waivers
+from shared.wire.catalog import OBSERVING_TOOLS, UNPROVEN_TOOLS
+from shared.wire.protocol import ServiceResult
 
 SEVERE = frozenset({"critical", "high"})
 # The tool that calls each endpoint the app declares and records, per endpoint, whether it answered as promised

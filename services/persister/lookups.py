@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Protocol
 
 import msgspec
@@ -13,9 +13,9 @@ from sqlalchemy.orm import Session
 from services.persister import staging
 from services.persister.sessions import Sessions, transaction
 from services.persister.staging import StagedService
-from shared.messages import TERMINAL_STATUSES, utcnow
-from shared.models import ServiceRun, Task
-from shared.tasks import AnalysisType, TaskRef
+from shared.store.models import ServiceRun, Task
+from shared.wire.messages import TERMINAL_STATUSES, as_utc, utcnow
+from shared.wire.tasks import AnalysisType, TaskRef
 
 
 @dataclass(frozen=True)
@@ -34,25 +34,13 @@ class TaskSnapshot:
     trace_id: str | None
     result_dir: str | None
     updated_at: datetime | None = None
-    waived_rules: tuple[str, ...] = ()  # what the task's batch asked of the app (shared/waivers.py)
+    waived_rules: tuple[str, ...] = ()  # what the task's batch asked of the app (shared/results/waivers.py)
 
     @property
     def finished(self) -> bool:
-        """Terminal: nothing more will be written for it."""
-        return has_finished(self.status)
-
-
-def has_finished(status: str) -> bool:
-    """A task row is terminal only once its result folder is in place (or the disk refused it past the limit:
-    then it is `failed` with that reason and names no folder); nothing more will be written for it."""
-    return status in TERMINAL_STATUSES
-
-
-def as_utc(value: datetime | None) -> datetime | None:
-    """SQLite hands datetimes back without a zone; everything Assay stores is UTC."""
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        """Terminal: nothing more will be written for it. A row is terminal only once its result folder is in
+        place (or the disk refused it past the limit: then it is `failed` with that reason and names no folder)."""
+        return self.status in TERMINAL_STATUSES
 
 
 def task_ref_of(task: TaskColumns) -> TaskRef:
@@ -152,14 +140,15 @@ _STAGED = select(ServiceRun.service, ServiceRun.staged_result).where(
 )
 
 
-def _snapshot(session: Session, task_id: str) -> TaskSnapshot | None:
+def read_task(session: Session, task_id: str) -> TaskSnapshot | None:
+    """The task's record, read in the unit of `session`; None when it has no row."""
     row = session.connection().execute(_TASK, {"task_id": task_id}).one_or_none()
     return snapshot_of(row) if row is not None else None  # a Row has the columns as attributes
 
 
 async def load_task(sessions: Sessions, task_id: str) -> TaskSnapshot | None:
     """The task's record, None when it has no row."""
-    return await transaction(sessions, lambda session: _snapshot(session, task_id))
+    return await transaction(sessions, lambda session: read_task(session, task_id))
 
 
 async def task_and_services(
@@ -169,7 +158,7 @@ async def task_and_services(
     its staged outcome (None once the task has ended and its folder holds it)."""
 
     def read(session: Session) -> tuple[TaskSnapshot | None, dict[str, StagedService | None]]:
-        task = _snapshot(session, task_id)
+        task = read_task(session, task_id)
         if task is None:
             return None, {}
         rows = session.connection().execute(_STAGED, {"task_id": task_id}).all()

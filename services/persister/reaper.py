@@ -16,8 +16,8 @@ from opentelemetry import trace
 
 from services.persister import lookups
 from services.persister.completion import PersisterContext, fail_task
-from shared.messages import utcnow
-from shared.tracing import TASK_ID_ATTRIBUTE
+from shared.telemetry.tracing import TASK_ID_ATTRIBUTE
+from shared.wire.messages import utcnow
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("services.persister")

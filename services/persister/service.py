@@ -11,12 +11,13 @@ from nats.aio.client import Client
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.persister.completion import PersisterContext
-from services.persister.consumer import ADVISORIES, EVENTS, REQUESTS, declare, pull_loop
+from services.persister.consumer import SOURCES, declare, flow
 from services.persister.reaper import REAP_INTERVAL_S, run_reaper
 from services.persister.sessions import persister_sessions
-from shared.config import Settings
-from shared.database import migrate
-from shared.metrics import Watched, watch_jetstream
+from shared.jetstream.consuming import consume
+from shared.operations.config import Settings
+from shared.store.database import migrate
+from shared.telemetry.metrics import Watched, watch_jetstream
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +43,8 @@ async def run(
         db_system=engine.dialect.name,
         write_limit_s=settings.results_write_limit_s,
     )
-    loops = [asyncio.create_task(pull_loop(ctx, settings, stop), name="consumer")]
-    watched = [Watched(source.stream, source.durable) for source in (REQUESTS, EVENTS, ADVISORIES)]
+    loops = [asyncio.create_task(consume(flow(ctx, settings), stop), name="consumer")]
+    watched = [Watched(source.stream, source.durable) for source in SOURCES]
     loops.append(asyncio.create_task(watch_jetstream(js, watched, stop, dlq=True), name="metrics"))
     loops.append(
         asyncio.create_task(

@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 
-from shared.database import sessions, sqlite_pragmas
+from shared.store.database import sessions, sqlite_pragmas
 
 log = logging.getLogger(__name__)
 

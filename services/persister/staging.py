@@ -13,7 +13,8 @@ import re
 
 import msgspec
 
-from shared.protocol import ServiceResult
+from shared.store.paths import UnsafePathError
+from shared.wire.protocol import ServiceResult
 
 SERVICE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 
@@ -32,9 +33,9 @@ _DECODER = msgspec.json.Decoder(StagedService)
 
 
 def check_service_name(service: str) -> str:
-    """A service name that is safe as a file name; anything else is refused."""
+    """A service name that is safe as a file name; anything else is refused (UnsafePathError)."""
     if not SERVICE_NAME_RE.match(service):
-        raise ValueError(
+        raise UnsafePathError(
             f"service name {service!r} is not allowed: use 1-32 lowercase letters, digits, '_' or '-'"
         )
     return service

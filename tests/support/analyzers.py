@@ -19,8 +19,8 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.sync.client import connect as connect_sync
 
-from shared.natsd import free_port
-from shared.protocol import (
+from shared.jetstream.natsd import free_port
+from shared.wire.protocol import (
     MAX_FRAME_BYTES,
     AnalyzeFrame,
     ErrorFrame,
@@ -30,7 +30,7 @@ from shared.protocol import (
     decode_analyzer_frame,
     encode_frame,
 )
-from shared.tasks import TaskRef
+from shared.wire.tasks import TaskRef
 
 REPO = Path(__file__).resolve().parents[2]
 ANALYZER_TOKEN = "analyzer-token-of-the-tests"  # what the tests' analyzers require in the handshake

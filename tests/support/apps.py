@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from shared.app_run import AppRun
-from shared.config import Settings, load_settings
-from shared.messages import AnalysisRequest
-from shared.tasks import TaskRef
+from shared.operations.config import Settings, load_settings
+from shared.wire.app_run import AppRun
+from shared.wire.messages import AnalysisRequest
+from shared.wire.tasks import TaskRef
 
 needs_bwrap = pytest.mark.skipif(
     shutil.which("bwrap") is None,

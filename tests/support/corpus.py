@@ -21,11 +21,11 @@ import msgspec
 import pytest
 
 from services.orchestrator.apps.runner import AppRunner, AppSlot
-from shared.config import Settings
-from shared.messages import AnalysisRequest
-from shared.natsd import free_port
-from shared.protocol import AnalyzeFrame, ServiceResult
-from shared.tasks import TaskRef
+from shared.jetstream.natsd import free_port
+from shared.operations.config import Settings
+from shared.wire.messages import AnalysisRequest
+from shared.wire.protocol import AnalyzeFrame, ServiceResult
+from shared.wire.tasks import TaskRef
 from tests.support.analyzers import result_async, start_analyzer, stop
 from tests.support.apps import runner_settings
 
@@ -112,8 +112,11 @@ def frame(
 
 
 @contextlib.asynccontextmanager
-async def node_app(app: Path, node_modules: Path) -> AsyncIterator[tuple[list[str], dict[str, int]]]:
-    """An Express app of the corpus running on a free port (its own TMPDIR), stopped afterwards."""
+async def node_app(
+    app: Path, node_modules: Path, confine: tuple[str, ...] = ()
+) -> AsyncIterator[tuple[list[str], dict[str, int]]]:
+    """An Express app of the corpus running on a free port (its own TMPDIR), stopped afterwards; `confine` is a
+    command the app's is run under (a bwrap that hides part of the system)."""
     port = free_port()
     scratch = Path(tempfile.mkdtemp(prefix="assay-corpus-node-"))
     env = {
@@ -124,6 +127,7 @@ async def node_app(app: Path, node_modules: Path) -> AsyncIterator[tuple[list[st
         "NODE_PATH": str(node_modules),
     }
     process = await asyncio.create_subprocess_exec(
+        *confine,
         "node",
         "server.js",
         cwd=app / "backend",
@@ -193,10 +197,12 @@ async def analyze(
 
 
 def describe(result: ServiceResult) -> str:
-    """The result's tool runs and findings, for an assertion's message."""
+    """The result's tool runs, findings and metrics (what each check tried), for an assertion's message."""
     return json.dumps(
         {
             "runs": [(r.tool, r.status, r.reason) for r in result.tools],
             "findings": [(f.tool, f.rule_id, f.path, f.line) for f in result.findings],
-        }
+            "metrics": result.metrics,
+        },
+        default=str,
     )

@@ -20,14 +20,14 @@ from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
 from services.gateway.app import create_app
-from shared.config import Settings, load_settings
-from shared.database import create_engine, migrate, sessions
-from shared.findings import fingerprint
-from shared.models import FindingRow, ServiceRun, Task, ToolRunRow
-from shared.natsd import free_port
-from shared.streams import tasks_bucket
-from shared.subjects import REQUESTS_STREAM
-from shared.tokens import Scope, create_token
+from shared.jetstream.natsd import free_port
+from shared.jetstream.streams import tasks_bucket
+from shared.operations.config import Settings, load_settings
+from shared.results.findings import fingerprint
+from shared.store.database import create_engine, migrate, sessions
+from shared.store.models import FindingRow, ServiceRun, Task, ToolRunRow
+from shared.store.tokens import Scope, create_token
+from shared.wire.subjects import REQUESTS_STREAM
 
 MODEL, APP = "openai_codex-mini", 1
 REPO = Path(__file__).resolve().parents[2]

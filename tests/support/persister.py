@@ -14,30 +14,31 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-import msgspec
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.persister.service import run
-from shared import subjects
-from shared.config import Settings, load_settings
-from shared.connection import connect
-from shared.database import create_engine, sessions
-from shared.findings import SEVERITIES, Finding, ToolRun, fingerprint
-from shared.messages import (
+from shared.jetstream.connection import connect
+from shared.jetstream.streams import declare_streams
+from shared.operations.config import Settings, load_settings
+from shared.results.findings import SEVERITIES, Finding, ToolRun, fingerprint
+from shared.results.sarif import sarif_for
+from shared.store.database import create_engine, sessions
+from shared.store.models import FindingRow, ServiceRun, Task, ToolRunRow
+from shared.wire import subjects
+from shared.wire.messages import (
     AnalysisRequest,
     ServiceFinished,
     TaskCompleted,
+    TaskEvent,
     TaskStarted,
     encode,
+    event_kind,
 )
-from shared.models import FindingRow, ServiceRun, Task, ToolRunRow
-from shared.protocol import ServiceResult
-from shared.sarif import sarif_for
-from shared.streams import declare_streams
-from shared.tasks import TaskRef, new_task_id
+from shared.wire.protocol import ServiceResult
+from shared.wire.tasks import TaskRef, new_task_id
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODEL = "openai_codex-mini"
@@ -49,10 +50,6 @@ def traceparent() -> tuple[str, str]:
     """A fresh W3C traceparent and its trace id, as the gateway's publish span would send."""
     trace_id = secrets.token_hex(16)
     return f"00-{trace_id}-{secrets.token_hex(8)}-01", trace_id
-
-
-def kind_of(event: msgspec.Struct) -> str:
-    return type(event).__struct_config__.tag  # type: ignore[return-value]
 
 
 @dataclass
@@ -77,14 +74,14 @@ class Harness:
         await self.publish(subjects.request_subject(request.priority), encode(request), headers)
 
     async def publish_event(
-        self, event: msgspec.Struct, parent: str | None = None, dedup: bool = True
+        self, event: TaskEvent, parent: str | None = None, dedup: bool = True
     ) -> None:
         """Publish like the orchestrator; `dedup=False` leaves out Nats-Msg-Id, as a redelivery beyond JetStream's
         two-minute duplicate window would arrive."""
         headers: dict[str, str] = {"traceparent": parent} if parent else {}
         if dedup:
-            headers["Nats-Msg-Id"] = event.event_id  # type: ignore[attr-defined]
-        subject = subjects.event_subject(event.task.id, kind_of(event))  # type: ignore[attr-defined]
+            headers["Nats-Msg-Id"] = event.event_id
+        subject = subjects.event_subject(event.task.id, event_kind(event))
         await self.publish(subject, encode(event), headers)
 
     async def task(self, task_id: str) -> Task | None:

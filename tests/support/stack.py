@@ -24,13 +24,20 @@ import httpx
 
 from services.cli.credentials import child_env
 from services.cli.roster import ServiceSpec
-from shared.config import load_settings
-from shared.connection import connect
-from shared.messages import TERMINAL_STATUSES
-from shared.nats_cluster import NatsCluster
-from shared.nats_users import ADMIN, GATEWAY, ORCHESTRATOR, PERSISTER, creds_of, generate_credentials
-from shared.natsd import EmbeddedNats, free_port
-from shared.streams import declare_all
+from shared.jetstream.connection import connect
+from shared.jetstream.nats_cluster import NatsCluster
+from shared.jetstream.nats_users import (
+    ADMIN,
+    GATEWAY,
+    ORCHESTRATOR,
+    PERSISTER,
+    creds_of,
+    generate_credentials,
+)
+from shared.jetstream.natsd import EmbeddedNats, free_port
+from shared.jetstream.streams import declare_all
+from shared.operations.config import load_settings
+from shared.wire.messages import TERMINAL_STATUSES
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -14,9 +14,9 @@ from services.analyzers.base.job import Job
 from services.analyzers.base.reuse import ReuseStore
 from services.analyzers.base.runner import run_tools
 from services.analyzers.base.tool import Tool
-from shared.config import load_settings
-from shared.protocol import ServiceResult
-from shared.tasks import TaskRef
+from shared.operations.config import load_settings
+from shared.wire.protocol import ServiceResult
+from shared.wire.tasks import TaskRef
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE_APPS = REPO / "generated" / "apps"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from services.analyzers.ai.quality import CodeQualityReview
 from services.analyzers.ai.requirements import RequirementsReview
 from services.analyzers.base.analyzer import Analyzer
-from shared.config import Settings, load_settings
+from shared.operations.config import Settings, load_settings
 
 
 def build_analyzer(settings: Settings | None = None) -> Analyzer:

@@ -18,8 +18,8 @@ import msgspec
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from shared.errors import ToolError
-from shared.tracing import TASK_ID_ATTRIBUTE
+from shared.operations.errors import ToolError
+from shared.telemetry.tracing import TASK_ID_ATTRIBUTE
 
 tracer = trace.get_tracer("assay.analyzer.ai")
 

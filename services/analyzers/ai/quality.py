@@ -7,7 +7,7 @@ from services.analyzers.ai.review import MAX_FINDINGS, Review, to_finding
 from services.analyzers.ai.reviewer import ModelReview, Question, ReviewOutcome, app_label
 from services.analyzers.ai.sources import Sources
 from services.analyzers.base.job import Job
-from shared.findings import severity_breakdown
+from shared.results.findings import severity_breakdown
 
 
 class CodeQualityReview(ModelReview):

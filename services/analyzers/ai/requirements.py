@@ -22,7 +22,7 @@ from services.analyzers.ai.reviewer import InvalidInput, ModelReview, Question, 
 from services.analyzers.ai.sources import REQUIREMENTS_FILE, Sources
 from services.analyzers.base.job import Job
 from services.analyzers.base.tool import SkipTool
-from shared.findings import Finding, fingerprint, normalize_source_line
+from shared.results.findings import Finding, fingerprint, normalize_source_line
 
 RULE_ID = "requirement-not-met"
 

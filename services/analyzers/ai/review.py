@@ -16,8 +16,8 @@ from typing import Annotated, Any
 import msgspec
 
 from services.analyzers.ai.sources import Sources
-from shared.errors import ToolError
-from shared.findings import Finding, Severity, fingerprint
+from shared.operations.errors import ToolError
+from shared.results.findings import Finding, Severity, fingerprint
 
 DEFAULT_SEVERITY: Severity = "medium"
 MAX_FINDINGS = 200  # a runaway answer is cut here; metrics say how many were dropped

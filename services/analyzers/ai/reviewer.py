@@ -25,11 +25,11 @@ from services.analyzers.ai.review import Review, ReviewError, decode_review
 from services.analyzers.ai.sources import Sources, collect_sources
 from services.analyzers.base.job import Job
 from services.analyzers.base.tool import SkipTool, ToolOutput
-from shared.config import Settings
-from shared.errors import InputError
-from shared.findings import Finding, ToolRun, ToolStatus
-from shared.options import ReviewOptions
-from shared.protocol import ToolHealth
+from shared.operations.config import Settings
+from shared.operations.errors import InputError
+from shared.results.findings import Finding, ToolRun, ToolStatus
+from shared.wire.options import ReviewOptions
+from shared.wire.protocol import ToolHealth
 
 NO_KEY_REASON = "no API key: set ASSAY_AI_API_KEY"
 LENGTH_HINT = " (the answer was cut at the model's length limit)"

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import msgspec
 
-from shared.options import DEFAULT_BUDGET_CHARS
+from shared.wire.options import DEFAULT_BUDGET_CHARS
 
 MAX_FILE_BYTES = 512 * 1024
 MAX_FILES = 300  # a generated app has a handful; a bigger tree is not what we were asked to review

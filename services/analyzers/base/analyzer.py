@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from services.analyzers.base.tool import Tool
-from shared.errors import UnknownTool
+from shared.operations.errors import UnknownTool
 
 
 @dataclass(frozen=True)

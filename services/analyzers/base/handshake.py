@@ -14,7 +14,7 @@ from http import HTTPStatus
 from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
 
-from shared.errors import AssayError
+from shared.operations.errors import AssayError
 
 log = logging.getLogger(__name__)
 

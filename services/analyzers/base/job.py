@@ -12,10 +12,10 @@ from typing import Any
 import msgspec
 from opentelemetry import trace
 
-from services.analyzers.base.process import ProcessOutcome, run_process
 from services.analyzers.base.reuse import ReuseStore
-from shared.config import Settings
-from shared.tasks import TaskRef
+from shared.operations.config import Settings
+from shared.operations.process import ProcessOutcome, run_process
+from shared.wire.tasks import TaskRef
 
 tracer = trace.get_tracer("assay.analyzer")
 

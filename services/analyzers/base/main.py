@@ -13,12 +13,12 @@ from websockets.asyncio.server import serve
 from services.analyzers.base.analyzer import Analyzer
 from services.analyzers.base.handshake import require_token
 from services.analyzers.base.server import AnalyzerServer
-from shared.config import Settings, load_settings
-from shared.file_modes import keep_files_private
-from shared.logs import setup_logging
-from shared.metrics import metrics_listener, setup_metrics
-from shared.protocol import MAX_REQUEST_FRAME_BYTES
-from shared.tracing import setup_tracing
+from shared.operations.config import Settings, load_settings
+from shared.operations.logs import setup_logging
+from shared.store.file_modes import keep_files_private
+from shared.telemetry.metrics import metrics_listener, setup_metrics
+from shared.telemetry.tracing import setup_tracing
+from shared.wire.protocol import MAX_REQUEST_FRAME_BYTES
 
 log = logging.getLogger(__name__)
 

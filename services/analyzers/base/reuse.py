@@ -19,7 +19,7 @@ from pathlib import Path
 
 import msgspec
 
-from shared.findings import Finding
+from shared.results.findings import Finding
 
 PART_SUFFIX = ".part"  # an entry being written; one older than STALE_PART_S was left by a crash
 STALE_PART_S = 3600.0

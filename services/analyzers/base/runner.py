@@ -10,12 +10,12 @@ from opentelemetry import trace
 
 from services.analyzers.base.job import Job
 from services.analyzers.base.tool import SkipTool, Tool, ToolOutput
-from shared.errors import AssayError
-from shared.findings import COMPLETED_STATUSES, ToolRun
-from shared.metrics import record_tool_run
-from shared.protocol import ServiceResult, ServiceStatus
-from shared.sarif import app_root_of, sarif_for
-from shared.tracing import TASK_ID_ATTRIBUTE
+from shared.operations.errors import AssayError
+from shared.results.findings import COMPLETED_STATUSES, ToolRun
+from shared.results.sarif import app_root_of, sarif_for
+from shared.telemetry.metrics import record_tool_run
+from shared.telemetry.tracing import TASK_ID_ATTRIBUTE
+from shared.wire.protocol import ServiceResult, ServiceStatus
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("assay.analyzer")

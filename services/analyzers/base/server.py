@@ -29,11 +29,12 @@ from services.analyzers.base.analyzer import Analyzer
 from services.analyzers.base.job import Job
 from services.analyzers.base.reuse import ReuseStore
 from services.analyzers.base.runner import ToolsStopped, run_tools
-from shared.app_env import CANARY_PORT_KEY, PORT_KEYS, app_env
-from shared.config import Settings
-from shared.errors import BadRequest, ProtocolError, UnknownApp
-from shared.paths import UnsafePathError, app_dir
-from shared.protocol import (
+from shared.operations.app_env import app_env, started_app_env
+from shared.operations.config import Settings
+from shared.operations.errors import BadRequest, ProtocolError, UnknownApp
+from shared.store.paths import UnsafePathError, app_dir
+from shared.telemetry.tracing import TASK_ID_ATTRIBUTE, context_from_traceparent
+from shared.wire.protocol import (
     HEARTBEAT_INTERVAL_S,
     AnalyzeFrame,
     CancelFrame,
@@ -49,7 +50,6 @@ from shared.protocol import (
     decode_client_frame,
     encode_frame,
 )
-from shared.tracing import TASK_ID_ATTRIBUTE, context_from_traceparent
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("assay.analyzer")
@@ -220,10 +220,8 @@ class AnalyzerServer:
                 send, ProgressFrame(id=frame.id, tool=tool, stage=stage, percent=percent, message=message)
             )
 
-        # The app Assay started for this run listens on ports of its own choosing, not those of its .env.
-        env.update(
-            {key: str(port) for key, port in frame.app_ports.items() if key in (*PORT_KEYS, CANARY_PORT_KEY)}
-        )
+        # The app Assay started for this run listens on ports of its own choosing, and only there.
+        env = started_app_env(env, frame.app_ports)
         return Job(
             request_id=frame.id,
             task=frame.task,

@@ -10,9 +10,9 @@ from typing import Any, Protocol
 import msgspec
 
 from services.analyzers.base.job import Job
-from shared.errors import ToolError
-from shared.findings import Finding, ToolRun
-from shared.protocol import ToolHealth
+from shared.operations.errors import ToolError
+from shared.results.findings import Finding, ToolRun
+from shared.wire.protocol import ToolHealth
 
 
 class ToolOutput(msgspec.Struct, kw_only=True):

@@ -1,7 +1,8 @@
 """The dynamic analyzer: its checks, in the order the catalog names them.
 
 The passive checks look at what the app answers to plain requests; the active checks (one weakness class each)
-attack every insertion point of the app's surface and report a flaw only with its proof; wapiti, the established
+attack every insertion point of the app's surface and report a flaw only with its proof (any finding without
+one is at most `low`: unproven.py); wapiti, the established
 scanner, runs beside them on the same surface. The active checks and wapiti share one reconnaissance per run
 (`ReconCache`: targets, surface, users).
 """
@@ -33,6 +34,7 @@ from services.analyzers.dynamic.scanner import Wapiti
 from services.analyzers.dynamic.security_headers import SecurityHeaders
 from services.analyzers.dynamic.sensitive_paths import SensitivePaths
 from services.analyzers.dynamic.surface_tool import SurfaceTool
+from services.analyzers.dynamic.unproven import ProofRule
 
 
 def build_analyzer() -> Analyzer:
@@ -57,16 +59,20 @@ def build_analyzer() -> Analyzer:
     ]
     return Analyzer(
         service="dynamic",
+        # A finding without proof is at most `low`, whichever tool reports it (unproven.py).
         tools=[
-            Reachability(),
-            SecurityHeaders(),
-            Cookies(),
-            Cors(),
-            SensitivePaths(),
-            Endpoints(recons),
-            SurfaceTool(recons),
-            *active,
-            Wapiti(recons),
+            ProofRule(tool)
+            for tool in (
+                Reachability(),
+                SecurityHeaders(),
+                Cookies(),
+                Cors(),
+                SensitivePaths(),
+                Endpoints(recons),
+                SurfaceTool(recons),
+                *active,
+                Wapiti(recons),
+            )
         ],
         needs_source=False,
     )

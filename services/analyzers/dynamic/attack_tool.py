@@ -20,7 +20,7 @@ from services.analyzers.dynamic.recon import Recon, ReconCache
 from services.analyzers.dynamic.users import Session, is_login, is_register
 from services.analyzers.running_app.http_tool import HttpTool, Inspection
 from services.analyzers.running_app.surface.model import Endpoint, Field, Location
-from shared.findings import Finding, Proof, Severity
+from shared.results.findings import Finding, Proof, Severity
 
 MISSING = (404, 405)
 DENIED = (401, 403)

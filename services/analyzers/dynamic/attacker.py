@@ -11,7 +11,7 @@ import msgspec
 from services.analyzers.dynamic.attacks import Attack
 from services.analyzers.running_app.client import Fetched, fetch
 from services.analyzers.running_app.targets import Sites
-from shared.errors import ToolError
+from shared.operations.errors import ToolError
 
 
 class BudgetSpent(ToolError):
@@ -79,9 +79,6 @@ class Attacker:
 
     def left(self) -> int:
         return self.max_requests - self.sent if time.monotonic() < self.deadline else 0
-
-    def seconds_left(self) -> float:
-        return max(0.0, self.deadline - time.monotonic())
 
     async def send(self, attack: Attack) -> Sent:
         """Send `attack`; BudgetSpent once the check's (or the task's) requests or time are used up."""

@@ -17,7 +17,7 @@ from services.analyzers.running_app.client import fetch, join_url
 from services.analyzers.running_app.http_tool import HttpTool, Inspection, Problem, http_finding
 from services.analyzers.running_app.requirements import promised_get_paths
 from services.analyzers.running_app.targets import Sites, backend_target, job_sites, reachable_targets
-from shared.findings import Finding, Severity
+from shared.results.findings import Finding, Severity
 
 MAX_ENDPOINTS = 20
 # Names that usually carry a session or credential: script access to these is the classic XSS payoff.

@@ -15,7 +15,7 @@ from services.analyzers.running_app.client import Fetched, fetch, join_url
 from services.analyzers.running_app.http_tool import HttpTool, Inspection, Problem, http_finding
 from services.analyzers.running_app.requirements import promised_get_paths
 from services.analyzers.running_app.targets import backend_target, job_sites, reachable_targets
-from shared.findings import Finding
+from shared.results.findings import Finding
 
 EVIL_ORIGIN = "https://evil.example"
 CORS_CWE = "CWE-942"  # permissive cross-domain policy with untrusted domains

@@ -48,7 +48,7 @@ from services.analyzers.dynamic.users import (
 from services.analyzers.running_app.http_tool import HttpTool, Inspection, http_finding
 from services.analyzers.running_app.requirements import REQUIREMENTS_FILE, Requirements, load_requirements
 from services.analyzers.running_app.surface.documents import served_openapi, shipped_openapi
-from shared.findings import Finding
+from shared.results.findings import Finding
 
 MAX_ENDPOINTS = 100
 REQUESTS_PER_CALL = 2  # anonymously, then as a user

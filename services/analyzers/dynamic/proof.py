@@ -1,7 +1,7 @@
 """Proof and findings of the active checks: the exchanges that show a flaw, the excerpt that proves it, why it does,
 and a finding placed on its handler's `file:line` (so the issue groups join it with static findings there).
 
-Severity follows impact; a finding without proof is at most `low`. Fingerprints hold the check, its rule, the
+Severity follows impact; a finding without proof is at most `low` (unproven.py). Fingerprints hold the check, its rule, the
 target, method and route template, and the insertion point: never a host, port or payload of one run.
 """
 
@@ -14,7 +14,7 @@ import msgspec
 from services.analyzers.dynamic.attacker import Sent
 from services.analyzers.dynamic.expectations import Expectation
 from services.analyzers.running_app.surface.model import Endpoint, Handler
-from shared.findings import SEVERITIES, Exchange, Finding, Proof, Severity, fingerprint
+from shared.results.findings import Exchange, Finding, Proof, Severity, fingerprint
 
 EXCERPT_CHARS = 600
 PROOF_HEADERS = ("content-type", "location", "set-cookie", "retry-after", "access-control-allow-origin")
@@ -69,10 +69,8 @@ def attack_finding(
     extra: dict[str, Any] | None = None,
 ) -> Finding:
     """A finding of an active check. On its handler's file and lines when the route map knows them (else on the
-    route, `backend:/api/notes/{id}`); `low` at most without proof."""
+    route, `backend:/api/notes/{id}`); `low` at most without proof (the analyzer sees to it: unproven.py)."""
     handler = handler or endpoint.handler
-    if proof is None and SEVERITIES.index(severity) < SEVERITIES.index("low"):
-        severity = "low"
     route = place(endpoint)
     details: dict[str, Any] = {"endpoint": f"{endpoint.method} {endpoint.path}", "target": endpoint.target}
     if handler is not None:

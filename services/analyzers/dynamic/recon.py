@@ -23,8 +23,8 @@ from services.analyzers.running_app.client import Fetched, http_client
 from services.analyzers.running_app.surface.discover import discover
 from services.analyzers.running_app.surface.model import Surface
 from services.analyzers.running_app.targets import Sites, check_targets, job_policy, job_sites
-from shared.app_env import canary_port
-from shared.options import SurfaceOptions
+from shared.operations.app_env import canary_port
+from shared.wire.options import SurfaceOptions
 
 SIGN_IN_REQUESTS = 40
 SIGN_IN_S = 30.0

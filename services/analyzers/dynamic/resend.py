@@ -20,7 +20,7 @@ from services.analyzers.dynamic.canary import Canary
 from services.analyzers.dynamic.expectations import Expectation, holds
 from services.analyzers.dynamic.users import cookies_set, token_in
 from services.analyzers.running_app.targets import Sites
-from shared.findings import Exchange, Proof
+from shared.results.findings import Exchange, Proof
 
 CANARY_URL = re.compile(r"http://127\.0\.0\.1:\d+(?=/assay-ssrf-)")
 IDS = re.compile(r'"(id|_id|uuid|\w+_id)"\s*:\s*"?([\w-]+)"?')

@@ -25,8 +25,8 @@ from services.analyzers.base.job import Job
 from services.analyzers.base.tool import SkipTool, ToolOutput
 from services.analyzers.dynamic.recon import ReconCache
 from services.analyzers.running_app.surface.model import Endpoint, Surface, matches
-from shared.findings import Finding, ToolRun, ToolStatus, fingerprint
-from shared.protocol import ToolHealth
+from shared.results.findings import Finding, ToolRun, ToolStatus, fingerprint
+from shared.wire.protocol import ToolHealth
 
 MODULES = "exec,file,sql,xss,permanentxss,redirect,crlf,csrf"
 DOCUMENT = "surface-openapi.json"

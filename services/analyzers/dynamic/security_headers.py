@@ -22,7 +22,7 @@ from services.analyzers.base.job import Job
 from services.analyzers.running_app.client import Fetched
 from services.analyzers.running_app.http_tool import HttpTool, Inspection, http_finding
 from services.analyzers.running_app.targets import Sites, job_sites, reachable_targets
-from shared.findings import Finding, Severity
+from shared.results.findings import Finding, Severity
 
 WEIGHTS = {
     "content-security-policy": 25,

@@ -31,9 +31,9 @@ from services.analyzers.running_app.targets import (
     resolve_targets,
     target_sites,
 )
-from shared.findings import ToolRun
-from shared.options import MAX_PATHS
-from shared.protocol import ToolHealth
+from shared.results.findings import ToolRun
+from shared.wire.options import MAX_PATHS
+from shared.wire.protocol import ToolHealth
 
 
 async def load_plan(

@@ -1,5 +1,5 @@
 """The load tool's options: a request's `options.load` (decoded with the gateway's type,
-shared/options.LoadToolOptions) over defaults from the settings (ASSAY_PERF_*), and cut to the hard ceilings of
+shared/wire/options.LoadToolOptions) over defaults from the settings (ASSAY_PERF_*), and cut to the hard ceilings of
 one task's load (ASSAY_LOAD_MAX_*), which a request can only lower."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from shared.config import Settings
-from shared.options import LoadToolOptions
-from shared.options import Thresholds as ThresholdOptions
+from shared.operations.config import Settings
+from shared.wire.options import LoadToolOptions
+from shared.wire.options import Thresholds as ThresholdOptions
 
 Number = TypeVar("Number", int, float)
 

@@ -6,7 +6,7 @@ from services.analyzers.performance.options import Thresholds
 from services.analyzers.performance.stats import UrlStats
 from services.analyzers.running_app.http_tool import http_finding
 from services.analyzers.running_app.targets import Sites
-from shared.findings import Finding
+from shared.results.findings import Finding
 
 TOOL = "load"
 

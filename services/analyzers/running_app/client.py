@@ -3,7 +3,7 @@
 The checks talk only to the target URLs they are given (apps on loopback, in the usual case), so the client
 ignores proxy settings from the environment, follows no redirect, keeps timeouts short so that a dead target costs
 seconds, not minutes, and refuses, before connecting, any request outside the targets policy
-(shared/target_policy.py): whatever a check or a redirect's Location asks for, nothing else is ever touched.
+(shared/operations/target_policy.py): whatever a check or a redirect's Location asks for, nothing else is ever touched.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import msgspec
 
-from shared.target_policy import TargetNotAllowed, TargetPolicy
+from shared.operations.target_policy import TargetNotAllowed, TargetPolicy
 
 CONNECT_TIMEOUT_S = 3.0
 READ_TIMEOUT_S = 5.0

@@ -21,8 +21,8 @@ from services.analyzers.base.job import Job
 from services.analyzers.base.tool import ToolOutput
 from services.analyzers.running_app.client import Fetched, http_client
 from services.analyzers.running_app.targets import Sites, job_policy
-from shared.findings import Finding, Severity, ToolRun, ToolStatus, fingerprint
-from shared.protocol import ToolHealth
+from shared.results.findings import Finding, Severity, ToolRun, ToolStatus, fingerprint
+from shared.wire.protocol import ToolHealth
 
 
 def _version() -> str:

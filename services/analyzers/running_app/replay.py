@@ -20,10 +20,10 @@ import msgspec
 from services.analyzers.base.analyzer import Analyzer
 from services.analyzers.base.job import Job
 from services.analyzers.base.runner import run_tool
-from shared.app_env import app_env
-from shared.config import load_settings
-from shared.paths import app_dir
-from shared.tasks import AnalysisType, TaskRef
+from shared.operations.app_env import app_env
+from shared.operations.config import load_settings
+from shared.store.paths import app_dir
+from shared.wire.tasks import AnalysisType, TaskRef
 
 
 async def _quiet(_tool: str, _stage: str, _message: str) -> None:

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from shared.errors import InputError
+from shared.operations.errors import InputError
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ import msgspec
 from services.analyzers.base.job import Job
 from services.analyzers.base.tool import SkipTool
 from services.analyzers.running_app.client import Fetched, fetch
-from shared.app_env import app_ports
-from shared.target_policy import TargetNotAllowed, TargetPolicy, target_policy
+from shared.operations.app_env import app_ports
+from shared.operations.target_policy import TargetNotAllowed, TargetPolicy, target_policy
 
 NO_TARGETS = "no target URLs: pass target_urls or give the app a .env with BACKEND_PORT/FRONTEND_PORT"
 UNREACHABLE: Final = "targets_unreachable"
@@ -76,7 +76,7 @@ def target_urls(requested: list[str], app_env: dict[str, str]) -> list[str]:
 
 
 def job_policy(job: Job) -> TargetPolicy:
-    """The targets policy of the job's app (shared/target_policy.py)."""
+    """The targets policy of the job's app (shared/operations/target_policy.py)."""
     return target_policy(job.settings, job.app_env)
 
 

@@ -1,9 +1,11 @@
-"""Why an app could not be run. (Re-parent AppError on shared.errors.AssayError once that root exists.)"""
+"""Why an app could not be run."""
 
 from __future__ import annotations
 
+from shared.operations.errors import AssayError
 
-class AppError(Exception):
+
+class AppError(AssayError):
     """An app could not be prepared, started or kept running; the message says why and what to do."""
 
 

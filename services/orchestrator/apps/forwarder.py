@@ -1,24 +1,31 @@
-"""The host side of the bridge into a sandbox: a loopback TCP port whose connections are carried to a Unix socket
-in the folder shared with the sandbox (where inside.py carries them on to the app). The sandbox has no network of
-its own, so this is the only way in, and nothing comes out."""
+"""The host side of the bridge into a sandbox: a loopback TCP port whose every connection is carried into the
+sandbox over a socket pair made for it, one end handed to inside.py through the control channel (channel.py),
+which carries it on to the app. No socket is reached by a path the app could replace; the sandbox has no network
+of its own, so this is the only way in, and nothing comes out."""
 
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
+import socket
 
+from services.orchestrator.apps.channel import Channel
 from services.orchestrator.apps.inside import pipe
 
 
-async def start_forwarder(port: int, socket_path: Path) -> asyncio.Server:
-    """Listen on 127.0.0.1:`port` and forward every connection to `socket_path`."""
+async def start_forwarder(port: int, channel: Channel, name: str) -> asyncio.Server:
+    """Listen on 127.0.0.1:`port` and forward every connection to the sandbox's process `name`."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        outer, inner = socket.socketpair()
         try:
-            inner_reader, inner_writer = await asyncio.open_unix_connection(str(socket_path))
+            await channel.hand(name, inner)
         except OSError:
-            writer.close()  # the sandbox is not up (yet): the client sees the connection closed
+            outer.close()
+            writer.close()  # the sandbox is gone: the client sees the connection closed
             return
+        finally:
+            inner.close()  # inside.py holds its own copy now
+        inner_reader, inner_writer = await asyncio.open_connection(sock=outer)
         await asyncio.gather(pipe(reader, inner_writer), pipe(inner_reader, writer))
 
     return await asyncio.start_server(handle, "127.0.0.1", port)

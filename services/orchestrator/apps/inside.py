@@ -1,17 +1,20 @@
 """The first program inside an app's sandbox (stdlib only: it runs with the app's own Python, not Assay's).
 
-It applies the resource limits to itself, so that every process of the app inherits them; listens on a Unix
-socket per port, in the folder Assay shares with the sandbox, and forwards each connection to 127.0.0.1:<port> in
-the sandbox's own network namespace (the only way in); starts the app's processes; and, when the first of them
-ends, stops the others and exits with its status, saying why on stderr.
+It applies the resource limits to itself, so that every process of the app inherits them; copies the app into its
+size-bounded disk (when the spec says where); starts the app's processes; carries each connection Assay hands it
+over the control channel (one end of a socket pair per probe, see channel.py) to 127.0.0.1:<port> in the
+sandbox's own network namespace (the only way in); and, when the first process ends, stops the others and exits
+with its status, saying why on stderr and over the channel. The app's processes do not inherit the channel.
 
 It also runs the marker listener of the SSRF check on the spec's `canary` port (when given): it answers every
 request, keeps the paths it was asked for, and lists them at CANARY_HITS_PATH; an app that fetches a URL it was
 given reaches it inside the sandbox, and Assay reads it through the same forwarding as the app's ports.
 
-Usage: `python inside.py '<spec as JSON>'` with keys `limits`, `forwards`, `processes`, `ending` (the file that
-gets the one-line note of how the app ended) and optionally `canary`, as services/orchestrator/apps/launch.py
-writes it.
+Usage: `python inside.py '<spec as JSON>'` with keys `limits`, `control_fd` (the channel's inherited descriptor),
+`forwards` (name and port of each process reached through the channel), `processes`, optionally `copy` (`source`,
+`app` and `tmp` folders: the read-only copy to copy onto the disk), `disk` (its `path` and size in `mb`),
+`canary`, and `relay` (`port` and `socket`: the package index proxy, for a preparation step), as
+services/orchestrator/apps/launch.py and prep_sandbox.py write it.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ import asyncio
 import json
 import os
 import resource
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 from typing import Any
@@ -31,13 +36,17 @@ LIMITS = {
     "memory_bytes": resource.RLIMIT_AS,
     "processes": resource.RLIMIT_NPROC,
     "open_files": resource.RLIMIT_NOFILE,
+    "file_bytes": resource.RLIMIT_FSIZE,  # no file (the output log on the host included) beyond the disk quota
 }
+DISK_FULL_BYTES = 1024 * 1024  # less than this left on the sandbox's disk: the ending note says it was full
+NAME_MAX = 64  # bytes of a process name sent with a connection over the channel
 CANARY_HITS_PATH = "/assay-canary/hits"
 CANARY_MAX_HITS = 1000
 SIGNAL_MEANING = {
     signal.SIGXCPU: "CPU time limit",
     signal.SIGKILL: "killed",
     signal.SIGSEGV: "crashed",
+    signal.SIGXFSZ: "file size limit",
 }
 
 
@@ -61,14 +70,56 @@ async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> No
         writer.close()
 
 
-async def _forward(port: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """One connection from the shared socket to the app's port."""
+async def _forward(port: int, connection: socket.socket) -> None:
+    """One connection handed over the channel, carried to the app's port."""
+    reader, writer = await asyncio.open_connection(sock=connection)
     try:
         app_reader, app_writer = await asyncio.open_connection("127.0.0.1", port)
     except OSError:
         writer.close()  # the app is not listening (yet): the caller sees the connection closed
         return
     await asyncio.gather(pipe(reader, app_writer), pipe(app_reader, writer))
+
+
+async def _relay(port: int, path: str) -> asyncio.Server:
+    """The package index proxy on 127.0.0.1:`port`, relayed to its Unix socket (bound read-only at `path`)."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            proxy_reader, proxy_writer = await asyncio.open_unix_connection(path)
+        except OSError:
+            writer.close()
+            return
+        await asyncio.gather(pipe(reader, proxy_writer), pipe(proxy_reader, writer))
+
+    return await asyncio.start_server(handle, "127.0.0.1", port)
+
+
+def _receive(control: socket.socket, ports: dict[str, int], tasks: set[asyncio.Task[None]]) -> None:
+    """Take the connections Assay hands over the channel, each to the port of the process it names."""
+    loop = asyncio.get_running_loop()
+
+    def on_readable() -> None:
+        try:
+            data, fds, _, _ = socket.recv_fds(control, NAME_MAX, 1)
+        except BlockingIOError:
+            return
+        except OSError:
+            data, fds = b"", []
+        if not data and not fds:  # Assay closed its end
+            loop.remove_reader(control)
+            return
+        connections = [socket.socket(fileno=fd) for fd in fds]
+        port = ports.get(data.decode(errors="replace"))
+        if port is None or len(connections) != 1:
+            for connection in connections:
+                connection.close()
+            return
+        task = loop.create_task(_forward(port, connections[0]))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    loop.add_reader(control, on_readable)
 
 
 async def serve_canary(hits: list[str], reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -130,32 +181,36 @@ async def _first_exit(processes: dict[str, subprocess.Popen[bytes]]) -> tuple[st
     return name, processes[name].wait()
 
 
-def _note(path: str, text: str) -> None:
-    """How the app ended, on stderr and in the note Assay reads (the output's tail may be flooded by then)."""
-    print(f"assay-init: {text}", file=sys.stderr, flush=True)
-    with open(path, "w") as note:
-        note.write(text)
+def _note(control: socket.socket, text: str) -> None:
+    """How the app ended, on stderr and over the channel (the output's tail may be flooded by then)."""
+    try:
+        os.write(sys.stderr.fileno(), f"assay-init: {text}\n".encode())
+    except OSError:
+        pass  # the output is at its size limit: the channel still says it
+    try:
+        control.send(json.dumps({"ended": text}).encode())
+    except OSError:
+        pass  # Assay has gone; stderr still says it
 
 
 async def _serve(
+    control: socket.socket,
     forwards: list[dict[str, Any]],
     processes: dict[str, subprocess.Popen[bytes]],
-    ending: str,
     canary: int | None = None,
+    disk: dict[str, Any] | None = None,
+    relay: dict[str, Any] | None = None,
 ) -> int:
-    """Forward the sockets until the first process ends; then stop the others and return that one's status."""
+    """Forward the connections Assay hands over until the first process ends; then stop the others and return
+    that one's status."""
     servers = [await _canary(canary)] if canary else []
-    for forward in forwards:
-        port = int(forward["port"])
-
-        async def handle(
-            reader: asyncio.StreamReader, writer: asyncio.StreamWriter, port: int = port
-        ) -> None:
-            await _forward(port, reader, writer)
-
-        servers.append(await asyncio.start_unix_server(handle, path=forward["socket"]))
+    if relay:
+        servers.append(await _relay(int(relay["port"]), relay["socket"]))
+    tasks: set[asyncio.Task[None]] = set()
+    control.setblocking(False)
+    _receive(control, {forward["name"]: int(forward["port"]) for forward in forwards}, tasks)
     name, status = await _first_exit(processes)
-    _note(ending, f"{name} ended with {describe(status)}")
+    _note(control, f"{name} ended with {describe(status)}{_disk_full(disk)}")
     for process in processes.values():
         if process.poll() is None:
             process.terminate()
@@ -164,17 +219,54 @@ async def _serve(
     return status if status >= 0 else 128 - status
 
 
+def _disk_full(disk: dict[str, Any] | None) -> str:
+    """`; its disk of 512 MB is full (ASSAY_APP_DISK_MB)` when less than DISK_FULL_BYTES of it is left, and
+    likewise when the output (a file on the host) reached that size."""
+    if not disk:
+        return ""
+    full = ""
+    try:
+        left = os.statvfs(disk["path"])
+        if left.f_bavail * left.f_frsize < DISK_FULL_BYTES:
+            full += f"; its disk of {disk['mb']} MB is full (ASSAY_APP_DISK_MB)"
+        if os.fstat(sys.stdout.fileno()).st_size >= disk["mb"] * 1024 * 1024:
+            full += f"; its output reached {disk['mb']} MB, the largest file it may write (ASSAY_APP_DISK_MB)"
+    except OSError:
+        pass
+    return full
+
+
+def _copy_in(copy: dict[str, str]) -> None:
+    """The app's read-only copy into its disk (a size-bounded tmpfs), with a temporary folder beside it."""
+    shutil.copytree(copy["source"], copy["app"], dirs_exist_ok=True)
+    os.makedirs(copy["tmp"], exist_ok=True)
+
+
 def run(spec: dict[str, Any]) -> int:
-    """Limits first (inherited by everything started after), then the app's processes, then the forwarding."""
+    """Limits first (inherited by everything started after), then the app's copy and processes, then the
+    forwarding."""
+    control = socket.socket(fileno=int(spec["control_fd"]))
     apply_limits(spec["limits"])
+    if "copy" in spec:
+        try:
+            _copy_in(spec["copy"])
+        except OSError as error:
+            _note(
+                control,
+                f"the app's files could not be copied onto its disk: {error}{_disk_full(spec['disk'])}",
+            )
+            return 1
     processes: dict[str, subprocess.Popen[bytes]] = {}
     for item in spec["processes"]:
         try:
             processes[item["name"]] = subprocess.Popen(item["argv"], cwd=item["cwd"], env=item["env"])
         except OSError as error:
-            _note(spec["ending"], f"{item['name']} could not be started: {error}")
+            _note(control, f"{item['name']} could not be started: {error}")
             return 127
-    return asyncio.run(_serve(spec["forwards"], processes, spec["ending"], spec.get("canary")))
+    serving = _serve(
+        control, spec["forwards"], processes, spec.get("canary"), spec.get("disk"), spec.get("relay")
+    )
+    return asyncio.run(serving)
 
 
 def main() -> None:

@@ -1,8 +1,9 @@
 """Starting a prepared app in its sandbox on ports Assay chose, waiting until it answers, and stopping it.
 
-Inside the sandbox, inside.py applies the limits, forwards a Unix socket per port to the app and starts the app's
-processes; outside, a loopback port per process is forwarded to that socket (forwarder.py). The sandbox runs in its
-own process group: stopping it stops everything in it, and bwrap's --die-with-parent ends it with the orchestrator.
+Inside the sandbox, inside.py applies the limits, copies the app onto its disk and starts the app's processes;
+outside, a loopback port per process is forwarded into it over the control channel made before it starts
+(channel.py, forwarder.py), which also brings back the note of how it ended. The sandbox runs in its own process
+group: stopping it stops everything in it, and bwrap's --die-with-parent ends it with the orchestrator.
 """
 
 from __future__ import annotations
@@ -17,22 +18,26 @@ from pathlib import Path
 import httpx
 
 from services.orchestrator.apps import inside
+from services.orchestrator.apps.channel import Channel, start_with_channel
 from services.orchestrator.apps.errors import AppNotStarted
 from services.orchestrator.apps.forwarder import start_forwarder
 from services.orchestrator.apps.prepare import Prepared
 from services.orchestrator.apps.sandbox import (
     APP_ROOT,
+    DISK_APP,
+    DISK_ROOT,
+    DISK_TMP,
     INIT_PATH,
-    SHARED_ROOT,
+    SOURCE_ROOT,
     VENV_ROOT,
     Mounts,
     bwrap_argv,
-    hand_over,
+    run_limits,
 )
-from shared.app_env import CANARY_PORT_KEY
-from shared.app_run import SandboxSettings
-from shared.natsd import free_port
-from shared.process_groups import stop_group
+from shared.jetstream.natsd import free_port
+from shared.operations.app_env import CANARY_PORT_KEY
+from shared.operations.process_groups import stop_group
+from shared.wire.app_run import SandboxSettings
 
 BACKEND_FILES = ("app.py", "main.py", "server.py", "run.py", "wsgi.py")
 NODE_BACKEND_FILES = ("server.js", "index.js", "app.js", "main.js")
@@ -40,7 +45,6 @@ STATIC_FOLDERS = ("dist", "build", ".")
 STOP_GRACE_S = 3.0
 OUTPUT_TAIL = 4000
 POLL_S = 0.2
-ENDING_NOTE = "ended"
 GONE_WAIT_S = 10.0
 
 
@@ -58,7 +62,6 @@ class Layout:
     app: str
     venv: str | None
     init: str
-    shared: str
     tmp: str
 
 
@@ -71,7 +74,7 @@ class Launched:
     processes: dict[str, list[str]]
     urls: dict[str, str]
     output: Path
-    ending: Path  # the note inside.py leaves of how the app ended
+    channel: Channel  # the connections into the sandbox, and inside.py's note of how the app ended
     canary_port: int | None = None  # the SSRF check's marker listener inside the sandbox (inside.py)
     forwarders: list[asyncio.Server] = field(default_factory=list)
 
@@ -89,9 +92,9 @@ INIT_COPY = "inside.py"  # the run folder's copy of inside.py, bound read-only a
 
 def _layout(sandboxed: bool, prepared: Prepared, run_dir: Path) -> Layout:
     if sandboxed:
-        return Layout(APP_ROOT, VENV_ROOT if prepared.venv else None, INIT_PATH, SHARED_ROOT, "/tmp")
+        return Layout(APP_ROOT, VENV_ROOT if prepared.venv else None, INIT_PATH, "/tmp")
     venv = str(prepared.venv) if prepared.venv else None
-    return Layout(str(prepared.copy), venv, inside.__file__, str(run_dir / "shared"), str(run_dir / "tmp"))
+    return Layout(str(prepared.copy), venv, inside.__file__, str(run_dir / "tmp"))
 
 
 def _commands(
@@ -146,12 +149,11 @@ def _write_ports(copy: Path, ports: dict[str, int]) -> None:
     env_file.write_text("\n".join([*kept, *(f"{key}={value}" for key, value in wanted.items())]) + "\n")
 
 
-def _set_up_run(run_dir: Path, copy: Path, ports: dict[str, int]) -> None:
-    """The run's shared and temporary folders (the sandbox user's), its copy of inside.py, and Assay's ports in
-    the copy's .env."""
-    for folder in (run_dir / "shared", run_dir / "tmp"):
-        folder.mkdir(parents=True, exist_ok=True)
-        hand_over(folder)
+def _set_up_run(run_dir: Path, copy: Path, ports: dict[str, int], sandboxed: bool) -> None:
+    """The run's temporary folder when unsandboxed (the sandbox keeps its own on its disk), its copy of
+    inside.py, and Assay's ports in the copy's .env."""
+    if not sandboxed:
+        (run_dir / "tmp").mkdir(parents=True, exist_ok=True)
     # A copy beside the run: the sandbox user must reach what is bound in, and the checkout Assay runs from may
     # sit in a folder only its owner can enter (a private temporary folder, a home folder).
     shutil.copyfile(inside.__file__, run_dir / INIT_COPY)
@@ -167,65 +169,47 @@ async def launch(config: LaunchConfig, prepared: Prepared, run_dir: Path) -> Lau
     if "backend" not in found:
         looked = ", ".join(BACKEND_FILES + NODE_BACKEND_FILES)
         raise AppNotStarted(f"app did not start: no backend to start in backend/ (looked for {looked})")
-    shared = run_dir / "shared"
-    await asyncio.to_thread(_set_up_run, run_dir, prepared.copy, ports)
-    spec = {
-        "limits": {
-            "cpu_s": config.settings.cpu_s,
-            "memory_bytes": config.settings.memory_mb * 1024 * 1024,
-            "processes": config.settings.processes,
-            "open_files": config.settings.open_files,
-        },
-        "forwards": [
-            {"socket": f"{layout.shared}/{name}.sock", "port": ports[name]} for name in [*found, "canary"]
-        ]
-        if sandboxed
-        else [],
+    await asyncio.to_thread(_set_up_run, run_dir, prepared.copy, ports, sandboxed)
+    disk_bytes = config.settings.disk_mb * 1024 * 1024
+    channel = Channel()
+    spec: dict[str, object] = {
+        "limits": run_limits(config.settings),
+        "control_fd": channel.inside.fileno(),
+        "forwards": [{"name": name, "port": ports[name]} for name in [*found, "canary"]] if sandboxed else [],
         "canary": ports["canary"],
-        "ending": f"{layout.shared}/{ENDING_NOTE}",
         "processes": [
             {"name": name, "argv": argv, "cwd": cwd, "env": _env(layout, ports, name)}
             for name, (argv, cwd) in found.items()
         ],
     }
+    if sandboxed:
+        spec["copy"] = {"source": SOURCE_ROOT, "app": DISK_APP, "tmp": DISK_TMP}
+        spec["disk"] = {"path": DISK_ROOT, "mb": config.settings.disk_mb}
     init_python = f"{layout.venv}/bin/python" if layout.venv else config.python
     command = [init_python, layout.init, json.dumps(spec)]
     if sandboxed:
-        ro_binds = {run_dir / INIT_COPY: INIT_PATH}
+        ro_binds = {run_dir / INIT_COPY: INIT_PATH, prepared.copy: SOURCE_ROOT}
         if prepared.venv:
             ro_binds[prepared.venv] = VENV_ROOT
-        binds = {prepared.copy: APP_ROOT, shared: SHARED_ROOT}
         if prepared.node_modules:
-            ro_binds[prepared.node_modules] = f"{APP_ROOT}/frontend/node_modules"
-        command = bwrap_argv(
-            Mounts(binds=binds, ro_binds=ro_binds), network=False, chdir=APP_ROOT, command=command
-        )
+            ro_binds[prepared.node_modules] = f"{DISK_APP}/frontend/node_modules"
+        mounts = Mounts(ro_binds=ro_binds, links={APP_ROOT: DISK_APP})
+        command = bwrap_argv(mounts, network=False, chdir=APP_ROOT, command=command, disk_bytes=disk_bytes)
     output = run_dir / "output.log"
-    sink = await asyncio.to_thread(output.open, "wb")
-    try:
-        process = await asyncio.create_subprocess_exec(
-            *command,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=sink,
-            stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True,
-            env={"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"},
-        )
-    finally:
-        sink.close()  # the sandbox holds its own copy of the descriptor
+    process = await start_with_channel(command, output, channel)
     launched = Launched(
         process=process,
         command=command,
         processes={name: argv for name, (argv, _) in found.items()},
         urls={name: f"http://127.0.0.1:{ports[name]}" for name in found},
         output=output,
-        ending=shared / ENDING_NOTE,
+        channel=channel,
         canary_port=ports["canary"],
     )
     if sandboxed:
         try:
             for name in [*found, "canary"]:
-                launched.forwarders.append(await start_forwarder(ports[name], shared / f"{name}.sock"))
+                launched.forwarders.append(await start_forwarder(ports[name], channel, name))
         except OSError as error:  # the port was taken meanwhile: nothing may be left running
             await stop(launched)
             raise AppNotStarted(f"app did not start: its port could not be forwarded: {error}") from error
@@ -233,20 +217,23 @@ async def launch(config: LaunchConfig, prepared: Prepared, run_dir: Path) -> Lau
 
 
 def output_tail(launched: Launched) -> str:
-    """The last part of what the app printed."""
+    """The last part of what the app printed (only that part is read: the log may be as large as the disk
+    quota)."""
     try:
-        data = launched.output.read_bytes()
+        with launched.output.open("rb") as output:
+            output.seek(max(0, output.seek(0, os.SEEK_END) - OUTPUT_TAIL))
+            data = output.read(OUTPUT_TAIL)
     except OSError:
         return ""
-    return data[-OUTPUT_TAIL:].decode(errors="replace")
+    return data.decode(errors="replace")
 
 
-def exit_reason(launched: Launched) -> str:
-    """Why the sandbox ended, as inside.py noted it (`backend ended with status 1`), else its own exit status."""
-    try:
-        return launched.ending.read_text(errors="replace").strip()[:300]
-    except OSError:
-        return f"the sandbox exited with status {launched.process.returncode}"
+async def exit_reason(launched: Launched) -> str:
+    """Why the sandbox ended, as inside.py noted it over the channel (`backend ended with status 1`), else its own
+    exit status."""
+    await launched.channel.drained()
+    note = launched.channel.notes.get("ended", "").strip()
+    return note or f"the sandbox exited with status {launched.process.returncode}"
 
 
 def _last_words(tail: str) -> str:
@@ -266,7 +253,7 @@ async def wait_ready(config: LaunchConfig, launched: Launched) -> None:
         while pending:
             if launched.process.returncode is not None:
                 tail = await asyncio.to_thread(output_tail, launched)
-                reason = await asyncio.to_thread(exit_reason, launched)
+                reason = await exit_reason(launched)
                 raise AppNotStarted(f"app did not start: {reason}{_last_words(tail)}")
             if loop.time() > deadline:
                 raise AppNotStarted(
@@ -289,6 +276,8 @@ async def stop(launched: Launched) -> None:
         server.close()
     await stop_group(launched.process, STOP_GRACE_S)
     await _group_gone(launched.process.pid)
+    await launched.channel.drained()  # its last note, if it ended by itself
+    launched.channel.close()
 
 
 async def _group_gone(pgid: int) -> None:

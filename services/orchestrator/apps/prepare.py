@@ -1,40 +1,52 @@
 """Preparing an app to run: its own copy, and the dependencies it needs, each prepared once per content hash.
 
-A virtualenv is built from `backend/requirements.txt` inside a sandbox that has the network for that step only:
-wheels first (`--only-binary :all:`, so no package's setup code runs), source packages only when that fails (their
-setup code then runs confined too). A frontend's `node_modules` comes from `npm ci` (`npm install` without a lock
-file) with `--ignore-scripts`, where npm exists. Both are kept under the cache folder by hash of what they are
+A virtualenv is built from `backend/requirements.txt` in a preparation sandbox as tight as the run's
+(prep_sandbox.py: the run's limits, no network but the package index proxy): wheels first (`--only-binary :all:`,
+so no package's setup code runs), source packages only when that fails (their setup code then runs confined too).
+A requirements file naming an index of its own is refused (requirements_policy.py). A frontend's `node_modules`
+comes from `npm ci` (`npm install` without a lock file) with `--ignore-scripts`, no `.npmrc` read and the registry
+named, where npm exists. Both are kept under the cache folder by hash of what they are
 built from, built in a temporary folder and renamed into place, so parallel runs and replicas never see half of one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
 import secrets
 import shutil
+import stat
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.analyzers.base.process import ProcessOutcome, run_process
 from services.orchestrator.apps.errors import AppNotStarted
-from services.orchestrator.apps.sandbox import VENV_ROOT, Mounts, bwrap_argv, hand_over
+from services.orchestrator.apps.prep_sandbox import PrepBox, StepOutcome, proxy_env, run_step
+from services.orchestrator.apps.requirements_policy import check_requirements
+from services.orchestrator.apps.sandbox import APP_ROOT, VENV_ROOT, hand_over
+from shared.operations.process import run_process
 
 SKIPPED_FOLDERS = frozenset({"node_modules", ".venv", "venv", "__pycache__", ".git"})
 READY_MARK = ".assay-ready"
 LOG_TAIL = 4000
+NPM_REGISTRY = "https://registry.npmjs.org/"
+NPM_BUILD = "/build"
+# A user config that does not exist in the sandbox's fresh /tmp: npm reads no .npmrc but the operator's global one
+# (read-only under /usr or /etc: its certificate authorities, say); the app's own never reaches the build folder.
+NPM_NO_CONFIG = ["--userconfig=/tmp/.assay-no-npmrc"]
 _locks: dict[str, asyncio.Lock] = {}
 
 
 @dataclass(frozen=True)
 class PrepareConfig:
-    sandboxed: bool
     python: str  # the interpreter the virtualenvs are made with (visible inside the sandbox)
     cache_dir: Path
     timeout_s: float
+    box: PrepBox | None = None  # how each step is confined (None: unsandboxed, ASSAY_APP_SANDBOX=off)
+    index_allow: frozenset[str] = frozenset()  # ASSAY_APP_INDEX_ALLOW
 
 
 @dataclass(frozen=True)
@@ -89,17 +101,39 @@ def _pip_env() -> dict[str, str]:
     return env
 
 
-def _outcome_log(step: str, outcome: ProcessOutcome) -> str:
+def _outcome_log(step: str, outcome: StepOutcome) -> str:
     ending = "timed out" if outcome.timed_out else f"exit {outcome.exit_code}"
-    return f"$ {' '.join(outcome.argv)}\n{outcome.stdout}{outcome.stderr}[{step}: {ending}, {outcome.duration_s} s]\n"
+    return f"$ {' '.join(outcome.argv)}\n{outcome.output}[{step}: {ending}, {outcome.duration_s} s]\n"
 
 
 async def _step(
-    config: PrepareConfig, mounts: Mounts, command: list[str], cwd: str, log: list[str], step: str
+    config: PrepareConfig,
+    step: str,
+    command: list[str],
+    cwd: str,
+    writable: dict[Path, str],
+    source: Path | None,
+    log: list[str],
 ) -> bool:
-    """One preparation command, sandboxed with the network; its output goes to the log. True on success."""
-    argv = bwrap_argv(mounts, network=True, chdir=cwd, command=command) if config.sandboxed else command
-    outcome = await run_process(argv, timeout_s=config.timeout_s, env=_pip_env())
+    """One preparation command, in its sandbox (or, unsandboxed, as it is, in the host folder `cwd`); its output
+    goes to the log. True on success."""
+    if config.box is not None:
+        outcome = await run_step(
+            config.box,
+            name=step,
+            command=command,
+            cwd=cwd,
+            env=_pip_env(),
+            writable=writable,
+            source=source,
+            work_parent=config.cache_dir,
+        )
+    else:
+        ran = await run_process(command, cwd=Path(cwd), timeout_s=config.timeout_s, env=_pip_env())
+        exit_code = None if ran.timed_out else ran.exit_code
+        outcome = StepOutcome(
+            argv=ran.argv, exit_code=exit_code, output=ran.stdout + ran.stderr, duration_s=ran.duration_s
+        )
     log.append(_outcome_log(step, outcome))
     return outcome.exit_code == 0
 
@@ -110,7 +144,7 @@ async def _cached(
     """The folder `cache_dir/key`, built once by `build` into a temporary folder and renamed into place."""
     final = cache_dir / key
     async with _locks.setdefault(key, asyncio.Lock()):
-        if (final / READY_MARK).exists():
+        if await asyncio.to_thread(_is_ready, final):
             log.append(f"[{key}: reused from the cache]\n")
             return final
         building = cache_dir / f".{key}.tmp-{secrets.token_hex(4)}"
@@ -118,7 +152,7 @@ async def _cached(
         await asyncio.to_thread(hand_over, building)
         try:
             await build(building)
-            await asyncio.to_thread((building / READY_MARK).touch)
+            await asyncio.to_thread(_mark_ready, building)
             try:
                 await asyncio.to_thread(building.rename, final)
             except OSError:  # another replica got there first: theirs is as good
@@ -129,20 +163,53 @@ async def _cached(
     return final
 
 
-async def _venv(config: PrepareConfig, requirements: Path, log: list[str]) -> Path:
-    key = f"venv-{_hash_of(requirements)}-{hashlib.sha256(config.python.encode()).hexdigest()[:8]}"
+def _is_ready(folder: Path) -> bool:
+    """Whether `folder` holds the ready mark as a file of its own (never through a link the build left)."""
+    try:
+        return stat.S_ISREG(os.lstat(folder / READY_MARK).st_mode)
+    except OSError:
+        return False
+
+
+def _mark_ready(folder: Path) -> None:
+    """The ready mark in a folder the build sandbox could write: created afresh, never through a link it left."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(READY_MARK, dir_fd=fd)  # unlink never follows a link
+        os.close(os.open(READY_MARK, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644, dir_fd=fd))
+    finally:
+        os.close(fd)
+
+
+async def _venv(config: PrepareConfig, copy: Path, source_digest: str, log: list[str]) -> Path:
+    requirements = copy / "backend" / "requirements.txt"
+    checked = check_requirements(
+        await asyncio.to_thread(requirements.read_text, "utf-8", "replace"), config.index_allow
+    )
+    if checked.refused:
+        log.append(f"[backend/requirements.txt refused: {checked.reason()}]\n")
+        raise AppNotStarted(f"app did not start: backend/requirements.txt {checked.reason()}\n{_tail(log)}")
+    # A requirement on the app's own files (./pkg) makes the virtualenv the app's own.
+    own = f"-{source_digest[:12]}" if checked.local else ""
+    key = f"venv-{_hash_of(requirements)}-{hashlib.sha256(config.python.encode()).hexdigest()[:8]}{own}"
 
     async def build(folder: Path) -> None:
-        inside = VENV_ROOT if config.sandboxed else str(folder)
-        reqs = "/assay/requirements.txt" if config.sandboxed else str(requirements)
-        mounts = Mounts(binds={folder: VENV_ROOT}, ro_binds={requirements: "/assay/requirements.txt"})
-        pip = [f"{inside}/bin/python", "-m", "pip", "install", "--no-input", "--disable-pip-version-check"]
-        if not await _step(config, mounts, [config.python, "-m", "venv", inside], "/tmp", log, "venv"):
+        sandboxed = config.box is not None
+        venv = VENV_ROOT if sandboxed else str(folder)
+        cwd = f"{APP_ROOT}/backend" if sandboxed else str(copy / "backend")
+        pip = [f"{venv}/bin/python", "-m", "pip", "install", "--no-input", "--disable-pip-version-check"]
+        reqs = ["-r", "requirements.txt"]
+
+        async def step(name: str, command: list[str]) -> bool:
+            return await _step(config, name, command, cwd, {folder: VENV_ROOT}, copy, log)
+
+        if not await step("venv", [config.python, "-m", "venv", venv]):
             raise AppNotStarted(f"app did not start: creating its virtualenv failed\n{_tail(log)}")
-        if await _step(config, mounts, [*pip, "--only-binary", ":all:", "-r", reqs], "/tmp", log, "wheels"):
+        if await step("wheels", [*pip, "--only-binary", ":all:", *reqs]):
             return
         log.append("[not every requirement has a wheel: installing from source, inside the sandbox]\n")
-        if not await _step(config, mounts, [*pip, "-r", reqs], "/tmp", log, "pip"):
+        if not await step("pip", [*pip, *reqs]):
             raise AppNotStarted(
                 f"app did not start: installing backend/requirements.txt failed\n{_tail(log)}"
             )
@@ -167,10 +234,13 @@ async def _node_modules(config: PrepareConfig, frontend: Path, log: list[str]) -
             if (frontend / name).is_file():
                 await asyncio.to_thread(shutil.copyfile, frontend / name, folder / name)
         await asyncio.to_thread(hand_over, folder)
-        inside = "/build" if config.sandboxed else str(folder)
+        inside = NPM_BUILD if config.box is not None else str(folder)
         verb = ["ci"] if lock.is_file() else ["install"]
         npm = [shutil.which("npm") or "npm", *verb, "--ignore-scripts", "--no-audit", "--no-fund"]
-        if not await _step(config, Mounts(binds={folder: "/build"}), npm, inside, log, "npm"):
+        npm += [*NPM_NO_CONFIG, f"--registry={NPM_REGISTRY}"]
+        if config.box is not None:
+            npm.append(f"--https-proxy={proxy_env()['HTTPS_PROXY']}")
+        if not await _step(config, "npm", npm, inside, {folder: NPM_BUILD}, None, log):
             raise AppNotStarted(
                 f"app did not start: {' '.join(npm[:2])} for its frontend failed\n{_tail(log)}"
             )
@@ -188,7 +258,7 @@ async def prepare(config: PrepareConfig, app: Path, copy: Path) -> Prepared:
     digest = await asyncio.to_thread(source_hash, app)
     await asyncio.to_thread(copy_app, app, copy)
     requirements = copy / "backend" / "requirements.txt"
-    venv = await _venv(config, requirements, log) if requirements.is_file() else None
+    venv = await _venv(config, copy, digest, log) if requirements.is_file() else None
     frontend = copy / "frontend"
     node_modules = None
     if _wants_npm(frontend):

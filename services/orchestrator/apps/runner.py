@@ -30,14 +30,16 @@ from services.orchestrator.apps.launch import (
     stop,
     wait_ready,
 )
+from services.orchestrator.apps.prep_sandbox import PrepBox
 from services.orchestrator.apps.prepare import PrepareConfig, prepare
 from services.orchestrator.apps.sandbox import APP_ROOT, check_available, make_reachable
-from shared.app_run import AppRun, SandboxSettings
-from shared.catalog import plan
-from shared.config import Settings
-from shared.messages import AnalysisRequest, utcnow
-from shared.paths import app_dir
-from shared.tracing import TASK_ID_ATTRIBUTE
+from shared.operations.config import Settings
+from shared.store.file_modes import open_way_to_apps
+from shared.store.paths import app_dir
+from shared.telemetry.tracing import TASK_ID_ATTRIBUTE
+from shared.wire.app_run import AppRun, SandboxSettings
+from shared.wire.catalog import plan
+from shared.wire.messages import AnalysisRequest, utcnow
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("services.orchestrator")
@@ -59,7 +61,7 @@ def sandbox_settings(settings: Settings) -> SandboxSettings:
         network="own namespace, loopback only; reached through Assay's forwarded ports"
         if sandboxed
         else "the machine's (unsandboxed)",
-        writable=[APP_ROOT, "/tmp (private)"]
+        writable=[f"{APP_ROOT} and /tmp (a private {settings.app_disk_mb} MB disk)"]
         if sandboxed
         else ["everything the orchestrator's user may write"],
         hidden="all but /usr, /etc, /opt and the app: no results, database, var/ or home folders"
@@ -69,6 +71,7 @@ def sandbox_settings(settings: Settings) -> SandboxSettings:
         memory_mb=settings.app_memory_mb,
         processes=settings.app_processes,
         open_files=settings.app_open_files,
+        disk_mb=settings.app_disk_mb,
         wall_s=settings.app_wall_s,
     )
 
@@ -77,16 +80,24 @@ class AppRunner:
     """Runs the apps of one orchestrator replica, at most `settings.app_concurrency` at once."""
 
     def __init__(self, settings: Settings) -> None:
+        self.settings = settings
         self.apps_dir = settings.apps_dir
         self.work_dir = settings.app_work_dir
         self.runs_dir = settings.app_work_dir / "runs"
         self.sandbox = sandbox_settings(settings)
         self.budget = asyncio.Semaphore(max(1, settings.app_concurrency))
+        box = PrepBox(
+            settings=msgspec.structs.replace(self.sandbox, memory_mb=settings.app_prepare_memory_mb),
+            index_hosts=frozenset(settings.package_index_hosts + settings.app_index_allow),
+            python=settings.app_python,
+            timeout_s=settings.app_prepare_timeout_s,
+        )
         self.prepare_config = PrepareConfig(
-            sandboxed=settings.app_sandbox == "bwrap",
             python=settings.app_python,
             cache_dir=settings.app_work_dir / "cache",
             timeout_s=settings.app_prepare_timeout_s,
+            box=box if settings.app_sandbox == "bwrap" else None,
+            index_allow=frozenset(settings.app_index_allow),
         )
         self.launch_config = LaunchConfig(
             settings=self.sandbox, python=settings.app_python, start_timeout_s=settings.app_start_timeout_s
@@ -115,6 +126,9 @@ class AppRunner:
 
         The app is stopped however `analyze` ends (cancellation included) and `slot.record` says what happened."""
         check_available(self.sandbox.mode)
+        # Whichever process runs apps (the orchestrator, `assay replay`), as root it hands the sandbox user what it
+        # needs, here: its own files stay private otherwise (ASSAY_UMASK).
+        await asyncio.to_thread(open_way_to_apps, self.settings)
         await asyncio.to_thread(make_reachable, self.work_dir)
         async with self.budget:
             run_id = secrets.token_hex(6)
@@ -187,7 +201,7 @@ class AppRunner:
         died = launched.process.returncode is not None
         await stop(launched)
         tail = await asyncio.to_thread(output_tail, launched)
-        ended = "stopped by Assay" if not died else await asyncio.to_thread(exit_reason, launched)
+        ended = "stopped by Assay" if not died else await exit_reason(launched)
         error = record.error
         if died and error is None:
             error = f"app stopped during the analysis: {ended}"

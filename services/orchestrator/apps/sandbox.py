@@ -2,11 +2,14 @@
 its own network namespace, no view of anything else on the machine.
 
 The sandbox's root is an empty tmpfs into which only the system folders are bound read-only (so the results, the
-database, `var/` and every home folder simply do not exist inside); the app's copy is bound writable at /app, its
-virtualenv read-only at /venv, and a folder shared with Assay at /assay/shared (forwarding sockets, the ending note). With `network=False` the
+database, `var/` and every home folder simply do not exist inside); the app's prepared copy is bound read-only at
+/assay/source, its virtualenv read-only at /venv. What it may write is one tmpfs of a fixed size (the disk quota)
+at /assay/disk, with /app and /tmp links into it: inside.py copies the app there before starting it. No host
+folder is writable inside, so nothing the orchestrator opens on the host can be swapped by the app; what crosses
+the boundary goes through descriptors opened before the sandbox starts (channel.py). With `network=False` the
 sandbox gets a network namespace of its own with only a loopback device: nothing on the machine or beyond is
-reachable, and the probes come in through the Unix sockets (see inside.py and forwarder.py). bwrap sets
-no_new_privs; as root, Assay first drops to an unprivileged user (`setpriv`), so that the process limit holds.
+reachable, and the probes come in over the channel (see inside.py and forwarder.py). bwrap sets no_new_privs; as
+root, Assay first drops to an unprivileged user (`setpriv`), so that the process limit holds.
 """
 
 from __future__ import annotations
@@ -17,13 +20,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from services.orchestrator.apps.errors import AppNotStarted, SandboxUnavailable
+from shared.wire.app_run import SandboxSettings
 
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc", "/opt")
 SANDBOX_UID = 65534  # nobody: the app runs as an ordinary user of the machine, never as root
 APP_ROOT = "/app"
 VENV_ROOT = "/venv"
 INIT_PATH = "/assay/init.py"
-SHARED_ROOT = "/assay/shared"  # forwarding sockets, and the note of how the app ended
+SOURCE_ROOT = "/assay/source"  # the app's prepared copy, read-only: inside.py copies it onto the disk
+DISK_ROOT = "/assay/disk"  # the sandbox's only writable place: a tmpfs of the disk quota's size
+DISK_APP = f"{DISK_ROOT}/app"  # what /app links to
+DISK_TMP = f"{DISK_ROOT}/tmp"  # what /tmp links to
+
+
+def run_limits(settings: SandboxSettings) -> dict[str, int]:
+    """inside.py's `limits` for an app's run and its preparation alike (every file bounded by the disk quota)."""
+    return {
+        "cpu_s": settings.cpu_s,
+        "memory_bytes": settings.memory_mb * 1024 * 1024,
+        "processes": settings.processes,
+        "open_files": settings.open_files,
+        "file_bytes": settings.disk_mb * 1024 * 1024,
+    }
 
 
 @dataclass(frozen=True)
@@ -32,6 +50,7 @@ class Mounts:
 
     binds: dict[Path, str] = field(default_factory=dict)
     ro_binds: dict[Path, str] = field(default_factory=dict)
+    links: dict[str, str] = field(default_factory=dict)  # inside path → what it links to
 
 
 def bwrap_path() -> str | None:
@@ -95,12 +114,23 @@ def hand_over(path: Path) -> None:
             os.chown(os.path.join(folder, name), SANDBOX_UID, SANDBOX_UID, follow_symlinks=False)
 
 
-def bwrap_argv(mounts: Mounts, *, network: bool, chdir: str, command: list[str]) -> list[str]:
-    """The full argv: owner prefix, bwrap with its options, then `command` run inside."""
+def bwrap_argv(
+    mounts: Mounts, *, network: bool, chdir: str, command: list[str], disk_bytes: int | None = None
+) -> list[str]:
+    """The full argv: owner prefix, bwrap with its options, then `command` run inside. With `disk_bytes`, /tmp
+    (and every link of `mounts`) lives on one tmpfs of that size at DISK_ROOT; without it /tmp is a tmpfs of its
+    own."""
     args = [*owner_prefix(), bwrap_path() or "bwrap", "--unshare-all"]
     if network:
         args.append("--share-net")
-    args += ["--die-with-parent", *_system_binds(), "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    args += ["--die-with-parent", *_system_binds(), "--proc", "/proc", "--dev", "/dev"]
+    if disk_bytes is None:
+        args += ["--tmpfs", "/tmp"]
+    else:
+        args += ["--size", str(disk_bytes), "--tmpfs", DISK_ROOT, "--dir", DISK_TMP, "--dir", DISK_APP]
+        args += ["--symlink", DISK_TMP, "/tmp"]
+    for inside, target in mounts.links.items():
+        args += ["--symlink", target, inside]
     binds = [("--ro-bind", host, inside) for host, inside in mounts.ro_binds.items()]
     binds += [("--bind", host, inside) for host, inside in mounts.binds.items()]
     # A folder before what is bound inside it (the copy at /app before its node_modules), or it would hide it.

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 import msgspec
 from sqlalchemy import select
 
-from shared import subjects
-from shared.connection import connect
-from shared.database import create_engine
-from shared.messages import DeadLetter
-from shared.models import Task
-from shared.nats_users import ADMIN
+from shared.jetstream.connection import connect
+from shared.jetstream.nats_users import ADMIN
+from shared.store.database import create_engine
+from shared.store.models import Task
+from shared.wire import subjects
+from shared.wire.messages import DeadLetter
 from tests.support.faults.analyzer import SLOW_MODEL
 from tests.support.faults.load import Submitter
 from tests.support.faults.records import TASK_COLUMNS, TaskRow, wait_terminal

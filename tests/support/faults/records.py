@@ -14,11 +14,11 @@ from pathlib import Path
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared import subjects
-from shared.connection import connect
-from shared.database import create_engine
-from shared.messages import TERMINAL_STATUSES
-from shared.models import FindingRow, ProcessedEvent, Task, ToolRunRow
+from shared.jetstream.connection import connect
+from shared.store.database import create_engine
+from shared.store.models import FindingRow, ProcessedEvent, Task, ToolRunRow
+from shared.wire import subjects
+from shared.wire.messages import TERMINAL_STATUSES
 
 # The terminal event kinds (a `partial` task ends with `completed`).
 TERMINAL_KINDS = ("completed", "failed", "cancelled")

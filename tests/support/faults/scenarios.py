@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shared import subjects
+from shared.wire import subjects
 from tests.support.faults.load import Submitter
 from tests.support.faults.records import open_count, wait_terminal
 from tests.support.faults.verdict import Verdict, audit

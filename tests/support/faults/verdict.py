@@ -16,7 +16,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shared.nats_users import ADMIN
+from shared.jetstream.nats_users import ADMIN
 from tests.support.faults import agreement
 from tests.support.faults.records import Rows, read_rows, result_folders, terminal_events
 from tests.support.stack import Stack

@@ -14,7 +14,7 @@ from services.analyzers.dynamic.expectations import Accepted
 from services.analyzers.dynamic.proof import attack_finding, make_proof
 from services.analyzers.dynamic.recon import Recon
 from services.analyzers.dynamic.users import ACCEPTED, auth_routes, new_account, submit
-from shared.findings import Finding
+from shared.results.findings import Finding
 
 CWE = "CWE-307"
 ATTEMPTS = 12

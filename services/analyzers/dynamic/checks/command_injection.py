@@ -12,7 +12,7 @@ from services.analyzers.dynamic.attacker import Attacker, Sent
 from services.analyzers.dynamic.attacks import Point, default_value
 from services.analyzers.dynamic.expectations import Contains, Delayed
 from services.analyzers.dynamic.proof import make_proof
-from shared.findings import Finding
+from shared.results.findings import Finding
 
 CWE = "CWE-78"
 SEPARATORS = (";{c};", "|{c}", "&&{c}", "||{c}", "\n{c}\n", "`{c}`", "$({c})", "';{c};'", '";{c};"')

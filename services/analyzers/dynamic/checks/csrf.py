@@ -17,7 +17,7 @@ from services.analyzers.dynamic.expectations import Accepted
 from services.analyzers.dynamic.proof import attack_finding, make_proof
 from services.analyzers.dynamic.recon import Recon
 from services.analyzers.dynamic.users import Session, is_login, is_register
-from shared.findings import Finding
+from shared.results.findings import Finding
 
 CWE = "CWE-352"
 OTHER_SITE = "https://evil.example"

@@ -27,7 +27,7 @@ from services.analyzers.dynamic.session_keys import b64decode, signing_key
 from services.analyzers.dynamic.users import cookies_set
 from services.analyzers.running_app.client import Fetched
 from services.analyzers.running_app.surface.model import Endpoint, Field
-from shared.findings import Finding
+from shared.results.findings import Finding
 
 CWE = "CWE-502"
 WEAK_KEY_CWE = "CWE-321"

@@ -18,7 +18,7 @@ from services.analyzers.dynamic.checks.signatures import DEBUGGERS, SQL_ERRORS, 
 from services.analyzers.dynamic.expectations import Contains
 from services.analyzers.dynamic.proof import attack_finding, make_proof
 from services.analyzers.dynamic.recon import Recon
-from shared.findings import Finding, Severity
+from shared.results.findings import Finding, Severity
 
 CWE = "CWE-209"
 DEBUGGER_CWE = "CWE-489"

@@ -18,7 +18,7 @@ from services.analyzers.dynamic.proof import attack_finding, make_proof
 from services.analyzers.dynamic.recon import Recon
 from services.analyzers.dynamic.users import Session, is_login, is_register
 from services.analyzers.running_app.surface.model import Endpoint, Location, normalize_template
-from shared.findings import Finding
+from shared.results.findings import Finding
 
 CWE = "CWE-639"
 OK = range(200, 300)

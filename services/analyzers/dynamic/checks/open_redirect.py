@@ -13,7 +13,7 @@ from services.analyzers.dynamic.attacker import Attacker, Sent
 from services.analyzers.dynamic.attacks import Point, default_value
 from services.analyzers.dynamic.expectations import HeaderContains
 from services.analyzers.dynamic.proof import make_proof
-from shared.findings import Finding
+from shared.results.findings import Finding
 
 CWE = "CWE-601"
 ELSEWHERE = "assay-redirect.invalid"

@@ -4,13 +4,19 @@
   SQL Server, Oracle and common drivers) that neither the ordinary value nor a doubled, balanced quote gives;
 - **boolean**: two inputs that differ only in a condition (`' AND '1'='1` / `' AND '1'='2`, `OR`, numeric and
   commented forms) get answers that differ, each stable when sent again: only the database evaluated the difference;
-- **time-based**: a delay function of MySQL, PostgreSQL or SQL Server makes the answer late by the asked seconds,
-  twice, while the same input asking for no delay does not.
+- **time-based**, for blind injections whose answers never differ: a delay function of MySQL, PostgreSQL or SQL
+  Server makes the answer late by the asked seconds, twice, while the same input asking for no delay does not.
+  SQLite has no delay function, so the input asks it for work instead (a recursive count of `rows` rows, in a
+  condition that stays false and so changes no row, or concatenated to the value as nothing): the count is scaled
+  from a first measurement to take about DELAY_S seconds, bounded by SQLITE_MAX_ROWS, and confirmed the same way,
+  late twice against a count of one.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+import msgspec
 
 from services.analyzers.dynamic.attack_tool import PointCheck, Reach
 from services.analyzers.dynamic.attacker import Attacker, Sent
@@ -18,7 +24,7 @@ from services.analyzers.dynamic.attacks import Point, default_value
 from services.analyzers.dynamic.checks.signatures import SQL_ERRORS, first_match
 from services.analyzers.dynamic.expectations import Contains, Delayed, Differs, similar
 from services.analyzers.dynamic.proof import attack_finding, make_proof
-from shared.findings import Finding
+from shared.results.findings import Finding
 
 CWE = "CWE-89"
 QUOTES = ("'", '"', "')", "`")
@@ -33,14 +39,42 @@ CONDITIONS = (
     ("{v} OR 1=1", "{v} OR 1=2"),
 )
 DELAY_S = 3
+LATE_SHARE = 0.8  # of the asked delay an answer must be late by, each time
+HEAVY = "(WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x<{n}) SELECT count(*) FROM c)"
+
+
+class DelayForm(msgspec.Struct, frozen=True):
+    """An input that asks a database for a delay: `{v}` the ordinary value, `{n}` the amount (seconds, or rows of
+    work); `first` the amount asked first and `none` the amount that asks for no delay."""
+
+    dbms: str
+    form: str
+    first: int
+    none: int
+    scaled: bool = False  # the amount is work, not seconds: scaled from the first measurement
+
+    def payload(self, value: str, amount: int) -> str:
+        return self.form.format(v=value, n=amount)
+
+
+SQLITE_ROWS = 2_000_000  # the work asked first: about a second on a loaded 2-core machine
+SQLITE_MAX_ROWS = 40_000_000  # the most asked after scaling: the delay stays bounded on a slow machine
+SCALE_FROM_S = 0.3  # a first answer at least this late is worth scaling the work of
 DELAYS = (
-    ("MySQL", "{v}' AND SLEEP({s})-- ", "{v} AND SLEEP({s})"),
-    ("PostgreSQL", "{v}' AND 1=(SELECT 1 FROM pg_sleep({s}))-- ", "{v} AND 1=(SELECT 1 FROM pg_sleep({s}))"),
-    ("SQL Server", "{v}'; WAITFOR DELAY '0:0:{s}'-- ", "{v}; WAITFOR DELAY '0:0:{s}'"),
+    DelayForm("MySQL", "{v}' AND SLEEP({n})-- ", DELAY_S, 0),
+    DelayForm("MySQL", "{v} AND SLEEP({n})", DELAY_S, 0),
+    DelayForm("PostgreSQL", "{v}' AND 1=(SELECT 1 FROM pg_sleep({n}))-- ", DELAY_S, 0),
+    DelayForm("PostgreSQL", "{v} AND 1=(SELECT 1 FROM pg_sleep({n}))", DELAY_S, 0),
+    DelayForm("SQL Server", "{v}'; WAITFOR DELAY '0:0:{n}'-- ", DELAY_S, 0),
+    DelayForm("SQL Server", "{v}; WAITFOR DELAY '0:0:{n}'", DELAY_S, 0),
+    # SQLite evaluates `a AND b` lazily, so the work is asked with OR, in a condition that is false for every row
+    DelayForm("SQLite", "{v}' OR " + HEAVY + "<0-- ", SQLITE_ROWS, 1, scaled=True),
+    DelayForm("SQLite", "{v} OR " + HEAVY + "<0", SQLITE_ROWS, 1, scaled=True),
+    DelayForm("SQLite", "{v}'||(SELECT substr(" + HEAVY + ",1,0))||'", SQLITE_ROWS, 1, scaled=True),
 )
 WHY_ERROR = "a lone quote in this input breaks the SQL statement the app builds from it, and the database's own error comes back; a balanced input does not"
 WHY_BOOLEAN = "two inputs that differ only in a true and a false SQL condition get different answers, each repeatable: the input is evaluated as SQL"
-WHY_DELAY = "an input asking the database to sleep makes the answer late by that long, twice, and the same input asking for no sleep does not"
+WHY_DELAY = "an input asking the database for a delay (a sleep, or work) makes the answer late by about that long, twice, and the same input asking for none does not: the input runs as SQL, though the answer never shows it"
 
 
 class SqlInjection(PointCheck):
@@ -153,32 +187,34 @@ async def boolean_based(attacker: Attacker, reached: Reach, point: Point) -> Fin
 async def time_based(attacker: Attacker, reached: Reach, point: Point) -> Finding | None:
     key = (point.field.name, point.field.location)
     value = _value(point)
-    timeout = DELAY_S * 2 + 5.0
-    for dbms, quoted, numeric in DELAYS:
-        for form in (quoted, numeric):
-            slow = await attacker.send(
-                reached.attack({key: form.format(v=value, s=DELAY_S)}, timeout_s=timeout)
-            )
-            if slow.elapsed_s < reached.baseline.elapsed_s + DELAY_S * 0.8:
-                continue
-            quick = await attacker.send(reached.attack({key: form.format(v=value, s=0)}, timeout_s=timeout))
-            again = await attacker.send(
-                reached.attack({key: form.format(v=value, s=DELAY_S)}, timeout_s=timeout)
-            )
-            if (
-                again.elapsed_s - quick.elapsed_s < DELAY_S * 0.8
-                or slow.elapsed_s - quick.elapsed_s < DELAY_S * 0.8
-            ):
-                continue
-            return _finding(
-                reached,
-                point,
-                "sqli-time",
-                f"asking {dbms} to sleep {DELAY_S} s delays the answer by {again.elapsed_s - quick.elapsed_s:.1f} s",
-                [quick, again],
-                f"{again.elapsed_s:.1f} s",
-                WHY_DELAY,
-                Delayed(exchange=1, control=0, at_least_s=DELAY_S * 0.8),
-                {"technique": "time", "dbms": dbms, "payload": form.format(v=value, s=DELAY_S)},
-            )
+    timeout = DELAY_S * 3 + 5.0
+    late_s = DELAY_S * LATE_SHARE
+    for delay in DELAYS:
+        amount = delay.first
+        slow = await attacker.send(reached.attack({key: delay.payload(value, amount)}, timeout_s=timeout))
+        late = slow.elapsed_s - reached.baseline.elapsed_s
+        if delay.scaled and late >= SCALE_FROM_S and not late_s <= late <= DELAY_S * 2:
+            amount = min(SQLITE_MAX_ROWS, max(1, round(amount * DELAY_S / late)))
+            slow = await attacker.send(reached.attack({key: delay.payload(value, amount)}, timeout_s=timeout))
+            late = slow.elapsed_s - reached.baseline.elapsed_s
+        if late < late_s:
+            continue
+        quick = await attacker.send(
+            reached.attack({key: delay.payload(value, delay.none)}, timeout_s=timeout)
+        )
+        again = await attacker.send(reached.attack({key: delay.payload(value, amount)}, timeout_s=timeout))
+        if again.elapsed_s - quick.elapsed_s < late_s or slow.elapsed_s - quick.elapsed_s < late_s:
+            continue
+        asked = f"to count {amount} rows" if delay.scaled else f"to sleep {amount} s"
+        return _finding(
+            reached,
+            point,
+            "sqli-time",
+            f"asking {delay.dbms} {asked} delays the answer by {again.elapsed_s - quick.elapsed_s:.1f} s, twice",
+            [quick, again],
+            f"{again.elapsed_s:.1f} s",
+            WHY_DELAY,
+            Delayed(exchange=1, control=0, at_least_s=late_s),
+            {"technique": "time", "dbms": delay.dbms, "payload": delay.payload(value, amount)},
+        )
     return None

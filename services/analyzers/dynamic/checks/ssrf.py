@@ -19,7 +19,7 @@ from services.analyzers.dynamic.canary import Canary, local_canary
 from services.analyzers.dynamic.expectations import CanaryHit
 from services.analyzers.dynamic.proof import attack_finding, make_proof
 from services.analyzers.dynamic.recon import Recon
-from shared.findings import Finding
+from shared.results.findings import Finding
 
 CWE = "CWE-918"
 URL_NAMES = re.compile(

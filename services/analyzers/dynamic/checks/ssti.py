@@ -14,7 +14,7 @@ from services.analyzers.dynamic.attacker import Attacker, Sent
 from services.analyzers.dynamic.attacks import Point
 from services.analyzers.dynamic.expectations import Contains
 from services.analyzers.dynamic.proof import make_proof
-from shared.findings import Finding
+from shared.results.findings import Finding
 
 CWE = "CWE-1336"
 SYNTAXES = ("{{%s}}", "${%s}", "<%%= %s %%>", "#{%s}", "*{%s}", "{{= %s}}", "{%s}")

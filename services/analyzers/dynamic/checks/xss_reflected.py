@@ -16,7 +16,7 @@ from services.analyzers.dynamic.attacks import Point
 from services.analyzers.dynamic.expectations import Executable
 from services.analyzers.dynamic.html_context import executable_context
 from services.analyzers.dynamic.proof import make_proof
-from shared.findings import Finding
+from shared.results.findings import Finding
 
 CWE = "CWE-79"
 FORMS = ("'\"><{m}>", '" {m}="1', "' {m}='1", "<{m}>", "javascript:{m}()")

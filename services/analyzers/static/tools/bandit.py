@@ -6,10 +6,10 @@ import re
 
 import msgspec
 
-from services.analyzers.base.process import ProcessOutcome
 from services.analyzers.static.tools.cli_tool import CliTool
 from services.analyzers.static.tools.source import AppSource, as_arguments
-from shared.findings import Finding, Severity
+from shared.operations.process import ProcessOutcome
+from shared.results.findings import Finding, Severity
 
 SEVERITY: dict[str, Severity] = {"HIGH": "high", "MEDIUM": "medium", "LOW": "low"}
 # bandit quotes the literal it suspects of being a password; results are stored and shown, so it is masked

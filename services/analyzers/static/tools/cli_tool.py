@@ -15,17 +15,17 @@ from pathlib import Path
 import msgspec
 
 from services.analyzers.base.job import Job
-from services.analyzers.base.process import ProcessOutcome, run_process
 from services.analyzers.base.reuse import StoredRun
 from services.analyzers.base.tool import SkipTool, ToolOutput, executable
 from services.analyzers.static.tools.network import unreachable
 from services.analyzers.static.tools.run_inputs import RunInputs, StoredRuns, code_digest, run_inputs
 from services.analyzers.static.tools.source import AppSource, source_files
 from services.analyzers.static.tools.warm_tool import WarmTool
-from shared.config import Settings
-from shared.errors import ToolError
-from shared.findings import Finding, ToolRun, ToolStatus
-from shared.protocol import ToolHealth
+from shared.operations.config import Settings
+from shared.operations.errors import ToolError
+from shared.operations.process import ProcessOutcome, run_process
+from shared.results.findings import Finding, ToolRun, ToolStatus
+from shared.wire.protocol import ToolHealth
 
 # `--version` of a cold semgrep or pylint takes a second or two; a hung one must not stall health.
 HEALTH_TIMEOUT_S = 30.0

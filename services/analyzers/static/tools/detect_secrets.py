@@ -9,11 +9,11 @@ from pathlib import Path
 
 import msgspec
 
-from services.analyzers.base.process import ProcessOutcome
 from services.analyzers.base.tool import SkipTool
 from services.analyzers.static.tools.cli_tool import CliTool
 from services.analyzers.static.tools.source import AppSource, app_files, as_arguments
-from shared.findings import Finding
+from shared.operations.process import ProcessOutcome
+from shared.results.findings import Finding
 
 
 class SecretHit(msgspec.Struct):

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import msgspec
 
-from services.analyzers.base.process import ProcessOutcome
 from services.analyzers.static.tools.cli_tool import CliTool
 from services.analyzers.static.tools.source import AppSource, as_arguments
-from shared.findings import Finding, Severity
+from shared.operations.process import ProcessOutcome
+from shared.results.findings import Finding, Severity
 
 NODE_DIR = Path(__file__).resolve().parent.parent / "node"
 CONFIG = NODE_DIR / "eslint.config.mjs"

@@ -6,11 +6,11 @@ import re
 
 import msgspec
 
-from services.analyzers.base.process import ProcessOutcome
 from services.analyzers.static.tools.cli_tool import CliTool, UnreadableOutput, tail
 from services.analyzers.static.tools.source import AppSource, as_arguments
-from shared.config import Settings
-from shared.findings import Finding, Severity
+from shared.operations.config import Settings
+from shared.operations.process import ProcessOutcome
+from shared.results.findings import Finding, Severity
 
 JSON_OUTPUT_SINCE = (
     1,

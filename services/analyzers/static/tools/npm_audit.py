@@ -19,7 +19,6 @@ from urllib.parse import urlsplit
 import msgspec
 
 from services.analyzers.base.job import Job
-from services.analyzers.base.process import ProcessOutcome
 from services.analyzers.base.tool import SkipTool, ToolOutput
 from services.analyzers.static.tools.cli_tool import (
     AdvisoriesUnavailable,
@@ -28,8 +27,9 @@ from services.analyzers.static.tools.cli_tool import (
     app_folder,
 )
 from services.analyzers.static.tools.source import AppSource, app_files
-from shared.config import Settings
-from shared.findings import Finding, Severity, ToolRun, ToolStatus
+from shared.operations.config import Settings
+from shared.operations.process import ProcessOutcome
+from shared.results.findings import Finding, Severity, ToolRun, ToolStatus
 
 PROJECT_FILES = ("package.json", "package-lock.json")  # all `npm audit` reads of a project
 MAX_PROJECT_FILE_BYTES = 64 * 1024 * 1024

@@ -12,12 +12,12 @@ from pathlib import Path, PurePosixPath
 
 import msgspec
 
-from services.analyzers.base.process import ProcessOutcome
 from services.analyzers.base.tool import SkipTool
 from services.analyzers.static.tools.cli_tool import AdvisoriesUnavailable, CliTool, UnreadableOutput, tail
 from services.analyzers.static.tools.source import AppSource, app_files
-from shared.config import Settings
-from shared.findings import Finding
+from shared.operations.config import Settings
+from shared.operations.process import ProcessOutcome
+from shared.results.findings import Finding
 
 ADVISORY_HOST = "pypi.org"  # pip-audit's default advisory database
 ADVISORY_PORT = 443

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import msgspec
 
-from services.analyzers.base.process import ProcessOutcome
 from services.analyzers.static.tools.cli_tool import CliTool
 from services.analyzers.static.tools.source import AppSource, as_arguments
 from services.analyzers.static.tools.warm_tool import WarmTool
-from shared.findings import Finding, Severity
+from shared.operations.process import ProcessOutcome
+from shared.results.findings import Finding, Severity
 
 SEVERITY: dict[str, Severity] = {
     "fatal": "high",

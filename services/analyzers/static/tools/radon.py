@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import msgspec
 
-from services.analyzers.base.process import ProcessOutcome
 from services.analyzers.static.tools.cli_tool import CliTool
 from services.analyzers.static.tools.source import AppSource, as_arguments
-from shared.findings import Finding, Severity
+from shared.operations.process import ProcessOutcome
+from shared.results.findings import Finding, Severity
 
 MIN_RANK = "D"  # radon ranks A (1-5) … D (21-30), E (31-40), F (41+)
 SEVERITY: dict[str, Severity] = {"D": "medium", "E": "high", "F": "high"}

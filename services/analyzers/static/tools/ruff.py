@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import msgspec
 
-from services.analyzers.base.process import ProcessOutcome
 from services.analyzers.static.tools.cli_tool import CliTool
 from services.analyzers.static.tools.source import AppSource, as_arguments
-from shared.findings import Finding, Severity
+from shared.operations.process import ProcessOutcome
+from shared.results.findings import Finding, Severity
 
 # --isolated: an app's own ruff settings must not change what Assay reports; the rule set is ours.
 RULES = "E,F,W,B,S,UP,SIM,C4,PL"

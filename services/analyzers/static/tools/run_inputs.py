@@ -18,7 +18,7 @@ import msgspec
 
 from services.analyzers.base.reuse import ReuseStore, StoredRun, digest, file_digest
 from services.analyzers.base.tool import ToolOutput
-from shared.findings import Finding
+from shared.results.findings import Finding
 
 KEY_FORMAT = "assay-reuse-1"  # changed when what a key covers changes
 
@@ -33,7 +33,7 @@ class RunInputs(msgspec.Struct, frozen=True, kw_only=True):
 def code_digest(tool: object) -> str:
     """Hash of the source of the modules that define `tool`'s class and its bases, and of the finding model."""
     modules = {cls.__module__ for cls in type(tool).__mro__ if cls.__module__.startswith("services.")}
-    modules |= {"services.analyzers.static.tools.source", "shared.findings"}
+    modules |= {"services.analyzers.static.tools.source", "shared.results.findings"}
     files = sorted(str(inspect.getfile(sys.modules[name])) for name in modules)
     return digest(*(file_digest(Path(file)) for file in files))
 

@@ -7,10 +7,10 @@ from typing import Any
 
 import msgspec
 
-from services.analyzers.base.process import ProcessOutcome
 from services.analyzers.static.tools.cli_tool import CliTool
 from services.analyzers.static.tools.source import AppSource, as_arguments
-from shared.findings import Finding, Severity
+from shared.operations.process import ProcessOutcome
+from shared.results.findings import Finding, Severity
 
 RULES = Path(__file__).resolve().parent.parent / "rules" / "semgrep.yml"
 SEVERITY: dict[str, Severity] = {"ERROR": "high", "WARNING": "medium", "INFO": "low"}

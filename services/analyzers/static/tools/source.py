@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from shared.findings import Finding, Severity, fingerprint
+from shared.results.findings import Finding, Severity, fingerprint
 
 # Folders whose content the app's authors did not write (or that tools create).
 EXCLUDED_DIRS = frozenset(

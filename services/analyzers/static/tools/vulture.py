@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 
-from services.analyzers.base.process import ProcessOutcome
 from services.analyzers.static.tools.cli_tool import CliTool
 from services.analyzers.static.tools.source import AppSource, as_arguments
-from shared.findings import Finding
+from shared.operations.process import ProcessOutcome
+from shared.results.findings import Finding
 
 MIN_CONFIDENCE = "60"
 # `backend/app.py:58: unused function 'index' (60% confidence)` (one line per finding, its only output format)

@@ -22,8 +22,8 @@ import threading
 import time
 from pathlib import Path
 
-from services.analyzers.base.process import ProcessOutcome
-from shared.process_groups import signal_group
+from shared.operations.process import ProcessOutcome
+from shared.operations.process_groups import signal_group
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""The batch resource: `/api/batches/…`."""

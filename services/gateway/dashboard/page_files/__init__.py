@@ -1,2 +1,0 @@
-"""The dashboard's static files (index.html, dashboard.js, charts.js, dashboard.css), served by
-services/gateway/dashboard/routes.py."""

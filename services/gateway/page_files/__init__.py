@@ -1,2 +1,0 @@
-"""What every page of the gateway loads (session.js: token, API calls, event streams; base.css), served by
-services/gateway/pages.py at /assets/."""

@@ -1,1 +1,0 @@
-"""The trace page's static files (index.html, trace.js, trace.css), served by services/gateway/traces/page.py."""
