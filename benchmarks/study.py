@@ -48,16 +48,18 @@ def _children_cpu() -> float:
 
 
 async def assay_cpu_by_tool(apps: list[tuple[str, Path]], analysis_type: str) -> dict[str, float]:
-    """CPU seconds of each tool run the analyzer's way (its `run`, reuse off), app after app, in this process."""
+    """CPU seconds of each tool run the analyzer's way (its `run`, reuse off), app after app, in this process: its
+    processes' as the kernel counts them for this process, plus what a warm server's forked runs report."""
     totals: dict[str, float] = {}
     for tool in study_tools(analysis_type):
-        before = _children_cpu()
+        before, reported = _children_cpu(), 0.0
         for _name, folder in apps:
             try:
-                await tool.run(make_job(folder, deadline_s=600.0))
+                output = await tool.run(make_job(folder, deadline_s=600.0))
             except SkipTool:
                 continue
-        totals[tool.name] = _children_cpu() - before
+            reported += float(output.metrics.get("cpu_s") or 0.0)
+        totals[tool.name] = _children_cpu() - before + reported
     return totals
 
 
@@ -92,8 +94,9 @@ async def _batch(system: AssaySystem, analysis_type: str, apps: int) -> tuple[fl
 
 async def _recorded(
     database_url: str, task_ids: list[str]
-) -> tuple[Counter[tuple[str, str, str]], Counter[str], float]:
-    """Findings per (app, tool, rule), tool runs per status, and seconds queued (accept → started) summed."""
+) -> tuple[Counter[tuple[str, str, str]], Counter[str], float, dict[str, float]]:
+    """Findings per (app, tool, rule), tool runs per status, seconds queued (accept → started) summed, and the tools'
+    wall seconds summed per tool."""
     engine = create_engine(database_url)
     try:
         async with engine.connect() as connection:
@@ -112,14 +115,21 @@ async def _recorded(
                     )
                 )
             ).all()
-            statuses = (
-                await connection.execute(select(ToolRunRow.status).where(ToolRunRow.task_id.in_(task_ids)))
+            runs = (
+                await connection.execute(
+                    select(ToolRunRow.tool, ToolRunRow.status, ToolRunRow.duration_s).where(
+                        ToolRunRow.task_id.in_(task_ids)
+                    )
+                )
             ).all()
     finally:
         await engine.dispose()
     queued = sum((started - created).total_seconds() for _id, _n, created, started in tasks if started)
     by_rule = Counter((apps[task_id], tool, rule) for task_id, tool, rule in findings)
-    return by_rule, Counter(status for (status,) in statuses), queued
+    durations: dict[str, float] = {}
+    for tool, _status, duration in runs:
+        durations[tool] = durations.get(tool, 0.0) + duration
+    return by_rule, Counter(status for _tool, status, _duration in runs), queued, durations
 
 
 async def _run_study(
@@ -162,14 +172,17 @@ async def study_rows(root: Path, count: int, analysis_type: str) -> list[Row]:
             ((folder.name, folder) for folder in (apps_dir / "study-bench").iterdir()),
             key=lambda pair: int(pair[0][3:]),
         )
+    load = os.getloadavg()[0]
     floor: Floor = await measure_floor(apps, analysis_type)
     system = AssaySystem(root / analysis_type, apps_dir, analyzer_module="services.analyzers.static")
     await asyncio.to_thread(system.start)
     try:
         wall, task_ids, roles = await _run_study(system, analysis_type, len(apps))
         again, again_ids, _roles = await _run_study(system, analysis_type, len(apps))
-        found, _statuses, queued = await _recorded(system.database_url, task_ids)
-        _found_again, statuses_again, _queued = await _recorded(system.database_url, again_ids)
+        found, _statuses, queued, _durations = await _recorded(system.database_url, task_ids)
+        _found_again, statuses_again, _queued, durations_again = await _recorded(
+            system.database_url, again_ids
+        )
     finally:
         await asyncio.to_thread(system.stop)
     per_tool = await assay_cpu_by_tool(apps, analysis_type)
@@ -191,11 +204,22 @@ async def study_rows(root: Path, count: int, analysis_type: str) -> list[Row]:
             + _differences(floor.findings(), found),
         ),
         Row(
+            f"{analysis_type}: reference floor / Assay's CPU (every process) ÷ cores",
+            "s",
+            floor.floor_s,
+            spent / cores,
+            note=f"the wall on idle cores with no core left idle; load average at the start {load:.1f}",
+        ),
+        Row(
             f"{analysis_type}: first run / re-run on unchanged apps",
             "s",
             wall,
             again,
-            note=", ".join(f"{count} {status}" for status, count in sorted(statuses_again.items())),
+            note=", ".join(f"{count} {status}" for status, count in sorted(statuses_again.items()))
+            + "; slowest tools (s, summed): "
+            + ", ".join(
+                f"{tool} {s:.1f}" for tool, s in sorted(durations_again.items(), key=lambda p: -p[1])[:3]
+            ),
         ),
     ]
     floor_by_tool = floor.cpu_by_tool()

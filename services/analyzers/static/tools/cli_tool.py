@@ -283,7 +283,8 @@ class CliTool:
                 reason=reason,
             )
             raw = outcome.stdout if outcome.stdout.strip() else outcome.stderr
-            return ToolOutput(run=run, findings=findings, raw_output=raw)
+            metrics = {} if outcome.cpu_s is None else {"cpu_s": outcome.cpu_s}
+            return ToolOutput(run=run, findings=findings, raw_output=raw, metrics=metrics)
 
         if outcome.timed_out:
             return record(

@@ -127,6 +127,7 @@ class WarmTool:
             stdout=str(answer["stdout"]),
             stderr=str(answer["stderr"]),
             duration_s=round(time.monotonic() - started, 3),
+            cpu_s=round(float(answer["cpu_s"]), 3),
         )
 
     def stop(self) -> None:
