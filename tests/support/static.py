@@ -3,13 +3,13 @@ in-process. (No tests here: used by test_static_*.py.)"""
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from services.analyzers.base.cpu_budget import CpuBudget
 from services.analyzers.base.job import Job
 from services.analyzers.base.reuse import ReuseStore
 from services.analyzers.base.runner import run_tools
@@ -92,7 +92,7 @@ def make_job(
         options=options or {},
         deadline=time.monotonic() + deadline_s,
         settings=load_settings(env or {}),
-        cpu_budget=asyncio.Semaphore(2),
+        cpu_budget=CpuBudget(2),
         report=report,
         reuse=reuse,
     )

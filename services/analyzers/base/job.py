@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -12,10 +11,11 @@ from typing import Any
 import msgspec
 from opentelemetry import trace
 
+from services.analyzers.base.cpu_budget import CpuBudget
 from services.analyzers.base.reuse import ReuseStore
 from shared.operations.config import Settings
 from shared.operations.process import ProcessOutcome, run_process
-from shared.wire.tasks import TaskRef
+from shared.wire.tasks import Priority, TaskRef
 
 tracer = trace.get_tracer("assay.analyzer")
 
@@ -35,8 +35,9 @@ class Job(msgspec.Struct, kw_only=True):
     options: dict[str, Any]
     deadline: float  # time.monotonic() by which the whole run must end
     settings: Settings
-    cpu_budget: asyncio.Semaphore  # shared by every run of this analyzer process: its CPU budget
+    cpu_budget: CpuBudget  # shared by every run of this analyzer process: its CPU budget
     report: ProgressCallback
+    priority: Priority = "normal"  # the request's: how soon its tools get a slot of the CPU budget
     reuse: ReuseStore | None = None  # stored tool runs of this analyzer's host; None: every tool runs afresh
 
     def remaining_s(self) -> float:
@@ -76,7 +77,7 @@ class Job(msgspec.Struct, kw_only=True):
         """Hold one slot of the analyzer's CPU budget while a tool's work runs (a subprocess or a warm run)."""
         attributes = {"assay.tool": tool}
         with tracer.start_as_current_span("cpu slot wait", attributes=attributes):
-            await self.cpu_budget.acquire()
+            await self.cpu_budget.acquire(self.priority)
         try:
             with tracer.start_as_current_span(f"exec {tool}", attributes=attributes):
                 yield
