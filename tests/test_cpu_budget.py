@@ -19,8 +19,15 @@ async def test_a_freed_slot_goes_to_the_most_urgent_waiter_then_the_earliest() -
         served.append(name)
 
     waiting = []
-    for name, priority in [("low-1", "low"), ("normal-1", "normal"), ("low-2", "low"), ("urgent", "urgent"),
-                           ("high", "high"), ("normal-2", "normal")]:  # fmt: skip
+    order: list[tuple[str, Priority]] = [
+        ("low-1", "low"),
+        ("normal-1", "normal"),
+        ("low-2", "low"),
+        ("urgent", "urgent"),
+        ("high", "high"),
+        ("normal-2", "normal"),
+    ]
+    for name, priority in order:
         waiting.append(asyncio.create_task(tool(name, priority)))
         await asyncio.sleep(0)
     assert budget.waiting == 6 and served == []
