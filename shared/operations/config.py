@@ -498,8 +498,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         bool,
         Var(
             "ASSAY_WARM_TOOLS",
-            "pylint runs in a warm server (imported and warmed once, forked per run: the same findings without its "
-            "start-up); `off`: a process of its own per run",
+            "pylint, bandit, detect-secrets, vulture and radon run in warm servers (each imported and warmed once, "
+            "forked per run: the same findings without the start-up); `off`: a process of its own per run",
             parse=_switch,
             shown="`on`",
         ),

@@ -172,7 +172,9 @@ class CliTool:
             outcome = await job.run_process(self.name, command, cwd=app_dir)
         return await self.output(outcome, app_dir, version=version, files_analyzed=len(files))
 
-    async def run_warm(self, job: Job, program: str, command: list[str], app_dir: Path) -> ProcessOutcome | None:
+    async def run_warm(
+        self, job: Job, program: str, command: list[str], app_dir: Path
+    ) -> ProcessOutcome | None:
         """`command` run by the tool's warm server (same tool, same arguments, same folder); None without one."""
         if self.warm is None:
             return None
@@ -199,7 +201,9 @@ class CliTool:
     ) -> ToolOutput:
         """Reuse the stored findings of every unchanged file; run the tool once over the others, keeping them file
         by file (for tools whose findings about a file depend on that file alone)."""
-        stored = {path: found for path in files if (found := await runs.get(inputs.per_file[path])) is not None}
+        stored = {
+            path: found for path in files if (found := await runs.get(inputs.per_file[path])) is not None
+        }
         changed = [path for path in files if path not in stored]
         if not changed:
             return self.reused(list(stored.values()), self.command(program, files), version, len(files))
@@ -230,7 +234,9 @@ class CliTool:
         )
         return ToolOutput(run=record, findings=findings, raw_output=output.raw_output)
 
-    def reused(self, stored: list[StoredRun], command: list[str], version: str | None, files: int) -> ToolOutput:
+    def reused(
+        self, stored: list[StoredRun], command: list[str], version: str | None, files: int
+    ) -> ToolOutput:
         """The output of a run whose every input was unchanged: the stored findings, recorded as `reused`."""
         first = stored[0]
         findings = [finding for run in stored for finding in run.findings]

@@ -1,7 +1,8 @@
 """A warm tool server: a Python tool imported and warmed up once, then forked for each run.
 
 Most of a small app's pylint run is pylint importing itself and astroid building the modules the app imports (flask,
-werkzeug, sqlalchemy …); both are the same for every app. This process pays for them once: it imports the tool,
+werkzeug, sqlalchemy …), and most of a bandit, detect-secrets, vulture or radon run is its imports and plugin
+loading; all the same for every app. This process pays for them once: it imports the tool,
 runs it on a warm-up module that imports what generated apps import, freezes what it built (gc.freeze, so the
 children's garbage collector leaves the shared pages alone), and then serves runs on a Unix socket. Each connection
 is one run in a forked child, which starts from the warm state and nothing else (no run sees another's modules):
@@ -15,6 +16,7 @@ seconds. The server exits when its parent (the analyzer) is gone.
 from __future__ import annotations
 
 import gc
+import importlib
 import json
 import os
 import resource
@@ -35,7 +37,24 @@ def run_pylint(argv: list[str]) -> int:
     return int(Run(argv, exit=False).linter.msg_status)
 
 
-RUNNERS: dict[str, Callable[[list[str]], int]] = {"pylint": run_pylint}
+def console_script(program: str, module: str, function: str) -> Callable[[list[str]], int]:
+    """A tool whose command line is `main()` of `module` reading sys.argv (what its console script runs)."""
+
+    def run(argv: list[str]) -> int:
+        main = getattr(importlib.import_module(module), function)
+        sys.argv = [program, *argv]
+        return int(main() or 0)
+
+    return run
+
+
+RUNNERS: dict[str, Callable[[list[str]], int]] = {
+    "pylint": run_pylint,
+    "bandit": console_script("bandit", "bandit.cli.main", "main"),
+    "detect-secrets": console_script("detect-secrets", "detect_secrets.main", "main"),
+    "vulture": console_script("vulture", "vulture.core", "main"),
+    "radon": console_script("radon", "radon", "main"),
+}
 
 
 def _run_quietly(runner: Callable[[list[str]], int], argv: list[str]) -> None:
@@ -64,14 +83,19 @@ def _serve_one(connection: socket.socket, runner: Callable[[list[str]], int]) ->
         sys.stderr.flush()
         os.dup2(out.fileno(), 1)
         os.dup2(err.fileno(), 2)
+        # streams of their own over fds 1 and 2 that a tool may close when done (bandit closes its report's file,
+        # stdout) without closing the fds
+        sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 - lives as long as the child
+        sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
         try:
             code = runner(list(request["argv"]))
         except SystemExit as stop:
             code = stop.code if isinstance(stop.code, int) else FAILED_EXIT
         except Exception:  # noqa: BLE001 - the tool's own crash: reported like a crashed process, in its stderr
             traceback.print_exc()
-        sys.stdout.flush()
-        sys.stderr.flush()
+        for stream in (sys.stdout, sys.stderr):
+            if not stream.closed:
+                stream.flush()
         out.seek(0)
         err.seek(0)
         usage = resource.getrusage(resource.RUSAGE_SELF)

@@ -20,62 +20,7 @@ SEVERITY: dict[str, Severity] = {
 }
 
 
-# What the warm server runs pylint on once, so that astroid has built the modules generated web apps import before
-# any app's run forks from it (an app's own modules are never part of the warm state).
-WARM_UP_SOURCE = """\"\"\"What generated web apps import and do, for pylint's warm server.\"\"\"
-import json
-import os
-import sqlite3
-from datetime import datetime, timedelta
-from functools import wraps
-
-from flask import Flask, g, jsonify, request, send_from_directory, session
-from flask_cors import CORS
-from werkzeug.security import check_password_hash, generate_password_hash
-
-app = Flask(__name__)
-CORS(app)
-
-
-def get_db():
-    if "db" not in g:
-        g.db = sqlite3.connect(os.environ.get("DB", "app.db"))
-        g.db.row_factory = sqlite3.Row
-    return g.db
-
-
-def login_required(view):
-    @wraps(view)
-    def wrapped(*args, **kwargs):
-        if "user_id" not in session:
-            return jsonify({"error": "unauthorized"}), 401
-        return view(*args, **kwargs)
-
-    return wrapped
-
-
-@app.route("/api/items", methods=["GET", "POST"])
-@login_required
-def items():
-    db = get_db()
-    if request.method == "POST":
-        data = request.get_json() or {}
-        db.execute("INSERT INTO items (name, at) VALUES (?, ?)", (data.get("name"), datetime.now().isoformat()))
-        db.commit()
-    rows = db.execute("SELECT * FROM items").fetchall()
-    return jsonify([dict(row) for row in rows]), 200
-
-
-@app.route("/")
-def index():
-    token = generate_password_hash("x") + str(timedelta(days=1)) + json.dumps({})
-    return send_from_directory(".", "index.html") if check_password_hash(token, "x") else token
-
-
-if __name__ == "__main__":
-    app.run(debug=True)
-"""
-WARM_SERVER = WarmTool("pylint", WARM_UP_SOURCE)
+WARM_SERVER = WarmTool("pylint")
 
 
 class PylintMessage(msgspec.Struct):

@@ -30,13 +30,70 @@ log = logging.getLogger(__name__)
 START_TIMEOUT_S = 300.0  # import and warm-up of a cold pylint on a busy machine
 ANSWER_LIMIT = 256 * 1024 * 1024  # one run's answer (its JSON output) may be this long
 
+# What a warm server runs its tool on once before any run forks from it: what generated web apps import and do, so
+# that pylint's astroid has built those modules and every tool has loaded its plugins (an app's own modules are never
+# part of the warm state).
+WARM_UP_SOURCE = """\"\"\"What generated web apps import and do, for the tools' warm servers.\"\"\"
+import json
+import os
+import sqlite3
+from datetime import datetime, timedelta
+from functools import wraps
+
+from flask import Flask, g, jsonify, request, send_from_directory, session
+from flask_cors import CORS
+from werkzeug.security import check_password_hash, generate_password_hash
+
+app = Flask(__name__)
+CORS(app)
+
+
+def get_db():
+    if "db" not in g:
+        g.db = sqlite3.connect(os.environ.get("DB", "app.db"))
+        g.db.row_factory = sqlite3.Row
+    return g.db
+
+
+def login_required(view):
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        if "user_id" not in session:
+            return jsonify({"error": "unauthorized"}), 401
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+@app.route("/api/items", methods=["GET", "POST"])
+@login_required
+def items():
+    db = get_db()
+    if request.method == "POST":
+        data = request.get_json() or {}
+        db.execute("INSERT INTO items (name, at) VALUES (?, ?)", (data.get("name"), datetime.now().isoformat()))
+        db.commit()
+    rows = db.execute("SELECT * FROM items").fetchall()
+    return jsonify([dict(row) for row in rows]), 200
+
+
+@app.route("/")
+def index():
+    token = generate_password_hash("x") + str(timedelta(days=1)) + json.dumps({})
+    return send_from_directory(".", "index.html") if check_password_hash(token, "x") else token
+
+
+if __name__ == "__main__":
+    app.run(debug=True)
+"""
+
 
 class WarmTool:
     """A warm server for one tool, shared by every run of this process (whatever event loop asks): started on the
     first `ready`, on `warm_up_source` with `warm_up_argv` (the tool's own arguments, so that the warm state is the
     one its runs need)."""
 
-    def __init__(self, tool: str, warm_up_source: str) -> None:
+    def __init__(self, tool: str, warm_up_source: str = WARM_UP_SOURCE) -> None:
         self.tool = tool
         self.warm_up_source = warm_up_source
         self._server: subprocess.Popen[bytes] | None = None
