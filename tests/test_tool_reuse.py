@@ -22,7 +22,7 @@ from services.analyzers.base.tool import Tool
 from services.analyzers.static.analyzer import build_analyzer
 from services.analyzers.static.tools import semgrep
 from services.analyzers.static.tools.bandit import Bandit
-from services.analyzers.static.tools.cli_tool import CliTool
+from services.analyzers.static.tools.pip_audit import PipAudit
 from services.analyzers.static.tools.pylint import Pylint
 from services.analyzers.static.tools.ruff import Ruff
 from services.analyzers.static.tools.semgrep import Semgrep
@@ -44,9 +44,15 @@ def store(tmp_path: Path) -> ReuseStore:
 
 
 async def analyze(
-    tools: list[Tool], app: Path, store: ReuseStore, task_id: str, options: dict[str, object] | None = None
+    tools: list[Tool],
+    app: Path,
+    store: ReuseStore,
+    task_id: str,
+    options: dict[str, object] | None = None,
+    env: dict[str, str] | None = None,
 ) -> ServiceResult:
-    return await run_tools("static", tools, make_job(app, options, 300.0, reuse=store, task_id=task_id))
+    job = make_job(app, options, 300.0, reuse=store, task_id=task_id, env=env)
+    return await run_tools("static", tools, job)
 
 
 def by_file(findings: list[Finding], tool: str) -> dict[str | None, list[Finding]]:
@@ -160,15 +166,17 @@ async def test_a_fresh_request_runs_every_tool_again(app: Path, store: ReuseStor
     assert [(run.status, run.reused_from) for run in after.tools] == [("reused", SECOND)] * 2
 
 
-async def test_tools_asking_an_advisory_database_are_never_reused(tmp_path: Path, store: ReuseStore) -> None:
-    analyzer = build_analyzer()
-    settings = make_job(None).settings
-    online = {
-        tool.name
-        for tool in analyzer.tools
-        if isinstance(tool, CliTool) and tool.advisory_address(settings) is not None
-    }
-    assert online == {"pip-audit", "npm-audit"}
+async def test_an_advisory_database_answer_is_reused_within_its_window_only(app: Path, store: ReuseStore) -> None:
+    first = await analyze([PipAudit()], app, store, FIRST)
+    if first.tools[0].status == "skipped" and (first.tools[0].reason or "").startswith("offline"):
+        pytest.skip(f"no advisory database here: {first.tools[0].reason}")
+    assert first.tools[0].reused_from is None
+    again = await analyze([PipAudit()], app, store, SECOND)
+    assert again.tools[0].reused_from == FIRST
+    assert again.tools[0].status == ("reused" if first.tools[0].status == "success" else first.tools[0].status)
+    assert again.findings == first.findings
+    asked = await analyze([PipAudit()], app, store, THIRD, env={"ASSAY_ADVISORY_REUSE_S": "0"})
+    assert asked.tools[0].reused_from is None  # 0: the database is asked every time
 
 
 def entry(findings: int) -> StoredRun:

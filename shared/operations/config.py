@@ -494,6 +494,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             shown="`536870912` (512 MiB)",
         ),
     ] = 512 * MIB
+    advisory_reuse_s: Annotated[
+        float,
+        Var(
+            "ASSAY_ADVISORY_REUSE_S",
+            "how long a tool's answer from an advisory database (pip-audit's) is reused for unchanged inputs; `0`: "
+            "it asks every time",
+        ),
+    ] = 3600.0
     warm_tools: Annotated[
         bool,
         Var(

@@ -35,6 +35,8 @@ class StoredRun(msgspec.Struct, frozen=True, kw_only=True):
     duration_s: float
     findings: list[Finding]
     raw_output: str = ""
+    status: str = "success"  # or `skipped`: an advisory database that could not say, within its reuse window
+    reason: str | None = None
 
 
 class PruneTally(msgspec.Struct, frozen=True, kw_only=True):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from pathlib import Path
 
 import msgspec
@@ -135,14 +136,17 @@ class CliTool:
         app_dir = app_folder(job)
         program, version = await self.ready()
         files = await asyncio.to_thread(self.targets, app_dir)
-        await self.check_advisory_host(job.settings)
-        # a tool asking an advisory database reports what the database knows today: never reused
-        store = job.reuse_store() if self.advisory_address(job.settings) is None else None
+        # A tool asking an advisory database reports what the database knows now: its answer is reused within one
+        # window of ASSAY_ADVISORY_REUSE_S (the window is one of its inputs), never when that is 0.
+        window = job.settings.advisory_reuse_s if self.advisory_address(job.settings) else None
+        store = job.reuse_store() if window is None or window > 0 else None
         if store is None:
             return await self.run_fresh(job, program, version, files)
         if self._code is None:
             self._code = await asyncio.to_thread(code_digest, self)
         configuration = self.command(program, [])[1:]
+        if window:
+            configuration.append(f"advisories as of window {int(time.time() // window)}")
         inputs = await asyncio.to_thread(
             run_inputs,
             tool=self.name,
@@ -166,6 +170,7 @@ class CliTool:
         """Run the tool over `files` (relative to the app folder): in its warm server when it has one, else (or when
         the server cannot be had) as a process of its own."""
         app_dir = app_folder(job)
+        await self.check_advisory_host(job.settings)
         command = self.local_command(self.command(program, files), job.settings)
         outcome = await self.run_warm(job, program, command, app_dir) if job.settings.warm_tools else None
         if outcome is None:
@@ -242,7 +247,8 @@ class CliTool:
         findings = [finding for run in stored for finding in run.findings]
         record = ToolRun(
             tool=self.name,
-            status="reused",
+            status="reused" if first.status == "success" else "skipped",  # an advisory database's "cannot say"
+            reason=first.reason,
             version=version,
             command=command,
             exit_code=first.exit_code,

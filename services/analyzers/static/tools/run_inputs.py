@@ -63,8 +63,9 @@ class StoredRuns:
         return None if self.fresh else await asyncio.to_thread(self.store.get, key)
 
     async def keep(self, key: str, output: ToolOutput, findings: list[Finding], *, raw: bool = True) -> None:
-        """Store `findings` of a successful `output` under `key` (a failed or timed-out run is never reused)."""
-        if output.run.status != "success":
+        """Store `findings` of a successful `output` under `key`, or an advisory database's "cannot say" (a `skipped`
+        output: only those tools' parsers skip); a failed or timed-out run is never reused."""
+        if output.run.status not in ("success", "skipped"):
             return
         stored = StoredRun(
             task_id=self.task_id,
@@ -73,5 +74,7 @@ class StoredRuns:
             duration_s=output.run.duration_s,
             findings=findings,
             raw_output=output.raw_output if raw else "",
+            status=output.run.status,
+            reason=output.run.reason,
         )
         await asyncio.to_thread(self.store.put, key, stored)
