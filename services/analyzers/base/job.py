@@ -64,13 +64,25 @@ class Job(msgspec.Struct, kw_only=True):
         return value if isinstance(value, dict) else {}
 
     async def run_process(
-        self, tool: str, argv: list[str], *, cwd: Path | None = None, env: Mapping[str, str] | None = None
+        self,
+        tool: str,
+        argv: list[str],
+        *,
+        cwd: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        cpu_bound: bool = True,
     ) -> ProcessOutcome:
-        """Run one tool subprocess within the analyzer's CPU budget and the tool's timeout."""
+        """Run one tool subprocess within the analyzer's CPU budget and the tool's timeout. A tool that mostly waits
+        on the network (`cpu_bound=False`: an advisory database's client) runs beside the budget, so that its waits
+        never leave a core idle while CPU-bound tools queue."""
         # Two child spans of the tool's span: the wait for a CPU slot, then the subprocess itself, so that a tool
         # queued behind others does not look slow.
+        timeout_s = self.tool_timeout_s(tool)
+        if not cpu_bound:
+            with tracer.start_as_current_span(f"exec {tool}", attributes={"assay.tool": tool}):
+                return await run_process(argv, cwd=cwd or self.app_dir, timeout_s=timeout_s, env=env)
         async with self.cpu_slot(tool):
-            return await run_process(argv, cwd=cwd or self.app_dir, timeout_s=self.tool_timeout_s(tool), env=env)
+            return await run_process(argv, cwd=cwd or self.app_dir, timeout_s=timeout_s, env=env)
 
     @asynccontextmanager
     async def cpu_slot(self, tool: str) -> AsyncIterator[None]:

@@ -174,7 +174,9 @@ class CliTool:
         command = self.local_command(self.command(program, files), job.settings)
         outcome = await self.run_warm(job, program, command, app_dir) if job.settings.warm_tools else None
         if outcome is None:
-            outcome = await job.run_process(self.name, command, cwd=app_dir)
+            # an advisory database's client spends its run waiting on the network, not on a core
+            cpu_bound = self.advisory_address(job.settings) is None
+            outcome = await job.run_process(self.name, command, cwd=app_dir, cpu_bound=cpu_bound)
         return await self.output(outcome, app_dir, version=version, files_analyzed=len(files))
 
     async def run_warm(
