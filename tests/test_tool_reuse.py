@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -135,19 +136,19 @@ async def test_a_new_tool_version_runs_it_again(app: Path, store: ReuseStore) ->
 async def test_a_changed_rule_file_runs_semgrep_again(
     app: Path, store: ReuseStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    rules = tmp_path / "rules.yml"
-    shutil.copy(semgrep.RULES, rules)
+    rules = tmp_path / "rules"  # a copy of Assay's rules: a rule file, or a folder of them
+    if semgrep.RULES.is_dir():
+        shutil.copytree(semgrep.RULES, rules)
+    else:
+        rules = rules.with_suffix(".yml")
+        shutil.copy(semgrep.RULES, rules)
     monkeypatch.setattr(semgrep, "RULES", rules)
     first = await analyze([Semgrep()], app, store, FIRST)
     assert first.tools[0].status == "success" and first.findings
     assert (await analyze([Semgrep()], app, store, SECOND)).tools[0].status == "reused"
-    # the same rules, every one lowered to INFO: a different rule file, so semgrep runs and reports them anew
-    text = (
-        rules.read_text()
-        .replace("severity: ERROR", "severity: INFO")
-        .replace("severity: WARNING", "severity: INFO")
-    )
-    rules.write_text(text)
+    # the same rules, every one lowered to INFO: different rules, so semgrep runs and reports them anew
+    for rule_file in [rules] if rules.is_file() else sorted(rules.rglob("*.yml")):
+        rule_file.write_text(re.sub(r"severity: [A-Z]+", "severity: INFO", rule_file.read_text()))
     third = await analyze([Semgrep()], app, store, THIRD)
     assert (third.tools[0].status, third.tools[0].reused_from) == ("success", None)
     assert {f.severity for f in first.findings} - {"low"}

@@ -1,7 +1,7 @@
 """What a static tool's output depends on, as reuse keys, and the reuse store as a tool run uses it.
 
 The inputs of one run: the tool's name and version; its argument list without the files (its configuration)
-and the content of every file that list names (rule files, configs); Assay's own code that turns the output into
+and the content of every file or folder that list names (rule files and folders, configs); Assay's own code that turns the output into
 findings (a changed parser must not hand back findings it would no longer produce); and the path and content of
 every app file the tool analyzes. The app folder itself is no input: tools run in it with relative paths, so two
 copies of an app with the same files share their keys.
@@ -38,11 +38,22 @@ def code_digest(tool: object) -> str:
     return digest(*(file_digest(Path(file)) for file in files))
 
 
+def named_contents(path: Path) -> list[str]:
+    """What a path on a tool's command line holds: a file's content hash, or a folder's files (a rule folder), each
+    with its relative path; nothing for anything else (`/dev/null`)."""
+    if path.is_file():
+        return [file_digest(path)]
+    if path.is_dir():
+        files = sorted(item for item in path.rglob("*") if item.is_file())
+        return [part for item in files for part in (item.relative_to(path).as_posix(), file_digest(item))]
+    return []
+
+
 def run_inputs(
     *, tool: str, version: str | None, code: str, configuration: list[str], app_dir: Path, files: list[str]
 ) -> RunInputs:
     """The keys of a run of `tool` with `configuration` (argv without the program and the files) over `files`."""
-    named = [file_digest(Path(arg)) for arg in configuration if arg.startswith("/") and Path(arg).is_file()]
+    named = [part for arg in configuration if arg.startswith("/") for part in named_contents(Path(arg))]
     base = digest(KEY_FORMAT, tool, version or "", code, *configuration, *named)
     contents = {path: file_digest(app_dir / path) for path in files}
     return RunInputs(
