@@ -1,5 +1,5 @@
-# Assay: `make run` starts everything on the embedded defaults, `make test` runs the test suite (the fault suite
-# bounded), `make chaos` the fault suite at full scale.
+# Assay: `make run` starts everything on the embedded defaults, `make test` runs the test suite in its two tiers (the
+# fault suite bounded), `make test-fast` the fast tier alone, `make chaos` the fault suite at full scale.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -11,7 +11,7 @@ SCANNER := $(VENV)/scanner
 WAPITI := wapiti3==3.2.3
 CONTRACT_CHECK := tests/contracts
 
-.PHONY: install sandbox run test chaos lint bench audit clean
+.PHONY: install sandbox run test test-fast chaos lint bench audit clean
 
 install: $(STAMP)
 
@@ -36,16 +36,27 @@ sandbox:
 run: install
 	$(VENV)/bin/assay up
 
-# The lint runs first, so a type error fails the tests (and CI) before any test starts.
+# The lint runs first, so a type error fails the tests (and CI) before any test starts. Then the two tiers, each on
+# pytest-xdist workers (tests/support/tiers.py says which test is which): the fast tier (services in-process), then
+# the stack tier (marker `stack`: processes, the CLI, the fault suite on both databases, clusters, Chromium, bwrap).
+# loadgroup keeps the tests that share a module's stack on one worker, so it is started once; each tier's output
+# ends with its slowest ten tests.
+TEST_WORKERS ?= auto
+STACK_WORKERS ?= 2
+PYTEST_TIERS := $(VENV)/bin/pytest --dist loadgroup --durations=10
 test: lint
-	$(VENV)/bin/pytest
+	$(PYTEST_TIERS) -n $(TEST_WORKERS) -m "not stack"
+	$(PYTEST_TIERS) -n $(STACK_WORKERS) -m stack
+
+test-fast: install
+	$(PYTEST_TIERS) -n $(TEST_WORKERS) -m "not stack"
 
 # The fault suite (tests/test_faults.py, marker `chaos`) at full scale: 500 tasks per scenario and a 30 s analyzer
 # outage, on SQLite and PostgreSQL, with the crash loop (`make test` runs it bounded); its table (submitted / terminal / lost /
 # duplicated / DB≢files) ends the output.
 chaos: install
-	$(VENV)/bin/pytest -m chaos --fault-tasks 500 --fault-outage-s 30 --fault-databases SQLite,PostgreSQL \
-		--fault-crash-loop --timeout 1800
+	$(PYTEST_TIERS) -n $(STACK_WORKERS) -m chaos --fault-tasks 500 --fault-outage-s 30 \
+		--fault-databases SQLite,PostgreSQL --timeout 1800
 
 lint: install
 	$(VENV)/bin/ruff check shared services tests benchmarks maintenance

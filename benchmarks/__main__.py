@@ -25,6 +25,7 @@ BENCHMARKS = (
     "pipeline",
     "model_report",
     "dynamic_corpus",
+    "static_corpus",
     "study",
 )
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from benchmarks.common import Row
 from services.analyzers.dynamic.scanner import wapiti_path
 from shared.results.findings import Finding
-from shared.results.issue_groups import canonical_cwe
+from shared.results.rule_table import canonical_cwe
 from shared.wire.catalog import TOOLS_BY_SERVICE
 from shared.wire.protocol import ServiceResult
 from tests.support.analyzers import start_analyzer, stop
@@ -63,7 +63,7 @@ async def _measure(folder: Path) -> list[Row]:
                 walls.append(time.monotonic() - started)
                 return result
 
-        names = pairs()
+        names = pairs("dynamic")
         results = await asyncio.gather(*(one(pair, app) for pair in names for app in (1, 2)))
     finally:
         stop(process)

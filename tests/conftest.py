@@ -19,7 +19,8 @@ from tests.support.fake_llm import fake_llm  # noqa: F401
 from tests.support.postgres import postgres_url  # noqa: F401
 from tests.support.spans import record_spans
 
-pytest_plugins = ["tests.support.faults.plugin"]  # the fault suite's options, fixtures and printed table
+# The fault suite's options, fixtures and printed table; the tiers (fast, stack) and their xdist groups.
+pytest_plugins = ["tests.support.faults.plugin", "tests.support.tiers"]
 
 # The sample apps the tests run listen on free loopback ports their .env files do not name: allow any port on
 # loopback for every process the tests start (the targets-policy tests set their own).

@@ -13,6 +13,8 @@ from services.cli.roster import ServiceSpec
 from shared.jetstream.connection import connect
 from shared.jetstream.nats_users import ADMIN
 from shared.wire import subjects
+from tests.support.faults.analyzer import STEADY_MODEL, STEADY_RUN_S
+from tests.support.faults.scenarios import fault_apps
 from tests.support.stack import Stack, wait_for_port
 
 REPO = Path(__file__).resolve().parent.parent
@@ -36,20 +38,26 @@ def dead_letters(stack: Stack) -> int:
 
 def restart_static(stack: Stack, index: int) -> None:
     port = stack.analyzer_ports["static"][index]
-    spec = ServiceSpec(
-        f"static-{index}", "services.analyzers.static", ("--port", str(port)), analyzer_token=True
-    )
+    module = stack.analyzer_modules["static"]
+    spec = ServiceSpec(f"static-{index}", module, ("--port", str(port)), analyzer_token=True)
     stack.spawn(spec)
     wait_for_port(port, timeout_s=60)
 
 
-def submit(stack: Stack, count: int, slow: bool = False) -> list[str]:
-    """`count` tasks; slow ones run pylint (seconds, not the fraction of one bandit takes) so that a stop signal
-    finds them running."""
-    kind, tools = ("static", ["pylint"]) if slow else ("security", ["bandit"])
+def submit(stack: Stack, count: int) -> list[str]:
+    """`count` tasks of bandit on the sample apps."""
     return [
-        stack.submit(model_slug=MODEL, app_number=1 + n % 2, analysis_type=kind, tools=tools)
+        stack.submit(model_slug=MODEL, app_number=1 + n % 2, analysis_type="security", tools=["bandit"])
         for n in range(count)
+    ]
+
+
+def submit_steady(stack: Stack, count: int) -> list[str]:
+    """`count` tasks whose run lasts STEADY_RUN_S on the paced stand-in of the static analyzer (the real analyzer
+    server, drain and hand-back; a tool of known length), so that a stop signal finds them running."""
+    return [
+        stack.submit(model_slug=STEADY_MODEL, app_number=1, analysis_type="static", tools=["ruff"])
+        for _ in range(count)
     ]
 
 
@@ -95,12 +103,19 @@ def test_the_only_static_analyzer_down_longer_than_the_deliveries_fails_nothing(
 
 def test_a_rolling_restart_of_two_static_replicas_fails_nothing(tmp_path: Path) -> None:
     env = {"ASSAY_ANALYZER_GRACE_S": "0.5", "ASSAY_ANALYZER_OUTAGE_S": "120"}
-    stack = Stack(tmp_path / "stack", apps_dir=APPS, analyzers={"static": 2}, extra_env=env)
+    assert STEADY_RUN_S > 2 * 0.5  # runs outlast the grace: a stop hands them back
+    stack = Stack(
+        tmp_path / "stack",
+        apps_dir=fault_apps(tmp_path),
+        analyzers={"static": 2},
+        analyzer_modules={"static": "tests.support.faults.analyzer"},
+        extra_env=env,
+    )
     stack.start()
     try:
         task_ids: list[str] = []
         for index in (0, 1):  # one replica after the other, each asked to stop while tasks run
-            task_ids += submit(stack, 4, slow=True)
+            task_ids += submit_steady(stack, 4)
             wait_running(stack, task_ids[-4:])
             process = stack.processes[f"static-{index}"]
             process.send_signal(signal.SIGTERM)

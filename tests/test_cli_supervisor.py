@@ -148,6 +148,7 @@ def alive(pid: int) -> bool:
     return True
 
 
+@pytest.mark.stack  # `assay up` as a process: its own supervisor, nats-server and services
 def test_up_starts_the_stack_stops_it_on_sigint_and_restarts_on_the_same_data(tmp_path: Path) -> None:
     env = up_env(tmp_path)
     first = Up(tmp_path, env, 1)
@@ -236,6 +237,7 @@ def analyze_and_wait(url: str, env: dict[str, str]) -> dict[str, Any]:
         time.sleep(0.25)
 
 
+@pytest.mark.stack  # `assay up` as a process: its own supervisor, nats-server and services
 def test_up_with_cluster_3_runs_the_stack_on_three_nats_nodes_and_restarts_a_dead_one(tmp_path: Path) -> None:
     env = up_env(tmp_path)
     run = Up(tmp_path, env, 1, "--cluster", "3")

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.test_cli_supervisor import APP, MODEL, REPO, Up, saved_token, up_env
 
@@ -64,6 +65,7 @@ def wait_lines(path: Path, wanted: str, count: int, timeout_s: float = 120.0) ->
         time.sleep(0.2)
 
 
+@pytest.mark.stack  # `assay up` as a process: its own supervisor, nats-server and services
 def test_the_readme_subscriber_and_the_log_grep_work_against_assay_up(tmp_path: Path) -> None:
     env = up_env(tmp_path)
     (tmp_path / "apps" / MODEL / f"app{APP}" / "app.py").write_text("print('hello')\n")

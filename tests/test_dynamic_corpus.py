@@ -42,7 +42,7 @@ def flaw_findings(result: ServiceResult, tool: str) -> list:  # type: ignore[typ
     return [f for f in result.findings if f.tool == tool]
 
 
-@pytest.mark.parametrize("pair", pairs())
+@pytest.mark.parametrize("pair", pairs("dynamic"))
 async def test_check_finds_the_flaw_with_proof_and_stays_silent_on_the_fix(
     pair: str, corpus_analyzer: str, corpus_settings: Settings, node_modules: Path | None
 ) -> None:

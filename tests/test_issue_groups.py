@@ -7,13 +7,15 @@ import random
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import msgspec
 import pytest
 from sqlalchemy import select
 
 from services.persister.database import record_service
 from shared.jetstream.natsd import EmbeddedNats
 from shared.results.findings import Finding, Severity, fingerprint
-from shared.results.issue_groups import canonical_cwe, group_key, group_keys, weakness
+from shared.results.issue_groups import group_key, group_keys
+from shared.results.rule_table import canonical_cwe, weakness
 from shared.store.database import create_engine, sessions
 from shared.store.models import FindingRow
 from shared.wire.messages import ServiceFinished
@@ -96,8 +98,43 @@ def test_findings_of_one_place_and_weakness_share_a_key_and_others_do_not() -> N
     assert keys[:3] == [sql] * 3
     assert keys[3:5] == [password] * 2
     assert len(set(keys)) == 2 + len(APART)
-    assert sql == group_key(APP_PY, "CWE-89", 9)  # the group starts at its first line
-    assert password == group_key(APP_PY, "CWE-798", 3)
+    assert sql == group_key(APP_PY, "sql-injection", 9)  # the group starts at its first line, named by family
+    assert password == group_key(APP_PY, "credentials", 3)
+
+
+def test_one_flaw_under_related_weaknesses_is_one_group() -> None:
+    """yaml.load as bandit's CWE-20 (mapped to deserialization) and semgrep's CWE-502; MD5 of a password as
+    CWE-327 and CWE-916; a query built on one line and run two lines later (semgrep spans both)."""
+    flaws = [
+        finding("bandit", "B506", 12, cwe="CWE-20"),
+        finding("semgrep", "python-unsafe-deserialization", 12, cwe="CWE-502", severity="critical"),
+        finding("bandit", "B324", 20, cwe="CWE-327"),
+        finding("semgrep", "python-password-fast-hash", 20, cwe="CWE-916"),
+        finding("bandit", "B608", 30, cwe="CWE-89"),
+        finding("semgrep", "python-sql-string-formatting", 30, end=32, cwe="CWE-89"),
+        finding("bandit", "B608", 32, cwe="CWE-89"),
+    ]
+    keys = group_keys(flaws)
+    assert keys[0] == keys[1] and keys[2] == keys[3] and keys[4] == keys[5] == keys[6]
+    assert len(set(keys)) == 3
+
+
+def test_each_missing_header_is_its_own_group_and_sites_of_one_long_line_stay_apart() -> None:
+    url = "http://app/"
+    headers = [
+        finding("security-headers", f"missing-{name}", None, cwe="CWE-693", path=url)
+        for name in ("content-security-policy", "x-content-type-options", "permissions-policy")
+    ]
+    assert len(set(group_keys(headers))) == 3
+
+    def at(tool: str, rule: str, column: int) -> Finding:
+        return msgspec.structs.replace(
+            finding(tool, rule, 1, path="static/bundle.js", cwe="CWE-95"), column=column
+        )
+
+    minified = [at("eslint", "no-eval", 120), at("semgrep", "js-eval", 122), at("eslint", "no-eval", 9000)]
+    keys = group_keys(minified)
+    assert keys[0] == keys[1] != keys[2]
 
 
 def test_keys_do_not_depend_on_order_or_on_which_tools_found_the_issue() -> None:
@@ -142,18 +179,32 @@ async def test_persister_stores_group_keys_and_the_gateway_answers_issues_counte
         service="dynamic",
         status="success",
     )
+    # and two findings in a vendored library: kept, but no issue of the app's
+    library = [
+        msgspec.structs.replace(finding("eslint", "no-eval", line, path="static/lib.js"), origin="vendored")
+        for line in (40, 900)
+    ]
     await record_service(
-        sessions(engine), event, ServiceResult(service="dynamic", status="success", findings=FINDINGS), None
+        sessions(engine),
+        event,
+        ServiceResult(service="dynamic", status="success", findings=FINDINGS + library),
+        None,
     )
     async with sessions(engine)() as session:
         stored = (await session.scalars(select(FindingRow).where(FindingRow.service == "dynamic"))).all()
     await engine.dispose()
-    assert [row.issue_group for row in sorted(stored, key=lambda row: row.id)] == group_keys(FINDINGS)
+    assert [row.issue_group for row in sorted(stored, key=lambda row: row.id)] == group_keys(
+        FINDINGS + library
+    )
 
     issues = (await gateway.http.get(f"/api/tasks/{task_id}/issues")).json()
     detail = (await gateway.http.get(f"/api/tasks/{task_id}")).json()
 
-    assert issues["findings_total"] == detail["findings_count"] == 3 + len(FINDINGS)  # every raw finding kept
+    assert detail["findings_count"] == 3 + len(FINDINGS) + 2  # every raw finding kept
+    assert issues["findings_total"] == 3 + len(FINDINGS)  # the issues of the app's own code
+    assert issues["left_out"] == {"vendored": 2} and detail["findings_left_out"] == {"vendored": 2}
+    everything = (await gateway.http.get(f"/api/tasks/{task_id}/issues", params={"origin": "all"})).json()
+    assert everything["total"] == issues["total"] + 2 and everything["left_out"] == {}
     assert (
         issues["total"] == detail["issues_count"] == 3 + 2 + len(APART)
     )  # rows written before groups: one each

@@ -5,6 +5,7 @@ Plain async functions over a session factory; they answer with the HTTP schemas 
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
@@ -77,10 +78,15 @@ async def task_detail(sessions: Sessions, task_id: str) -> TaskDetail | None:
                 .group_by(FindingRow.tool, FindingRow.severity)
             )
         ).all()
-        members = await session.execute(
-            select(ISSUE_KEY, FindingRow.severity).where(FindingRow.task_id == task_id)
+        members = (
+            await session.execute(
+                select(ISSUE_KEY, FindingRow.severity, FindingRow.origin).where(FindingRow.task_id == task_id)
+            )
+        ).all()
+        issues = issue_severity_breakdown(
+            [(key, severity) for key, severity, origin in members if origin == "app"]
         )
-        issues = issue_severity_breakdown([(key, severity) for key, severity in members.all()])
+        left_out = Counter(origin for _key, _severity, origin in members if origin != "app")
     by_severity: dict[str, int] = {level: 0 for level in SEVERITIES}
     by_tool: dict[str, int] = {}
     for tool, severity, count in counts:
@@ -105,6 +111,7 @@ async def task_detail(sessions: Sessions, task_id: str) -> TaskDetail | None:
         findings_by_tool=dict(sorted(by_tool.items())),
         issues_count=sum(issues.values()),
         issue_severity_breakdown=issues,
+        findings_left_out=dict(sorted(left_out.items())),
         services=views(services, ServiceView),
         load=load_views([(run.service, dict(run.metrics or {})) for run in services]),
         tools=views(tools, ToolView),

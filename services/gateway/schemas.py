@@ -146,9 +146,12 @@ class TaskDetail(TaskHeading, frozen=True, kw_only=True):
     result_dir: str | None  # relative to the results root
     trace_id: str | None
     worker: str | None
-    issues_count: int = 0  # distinct issues (issue groups) among the findings
-    # Issues per severity: an issue is as severe as its worst finding.
+    issues_count: int = 0  # distinct issues (issue groups) among the findings in the app's own code
+    # Issues per severity: an issue is as severe as its worst finding (the app's own code only).
     issue_severity_breakdown: dict[str, int] = {}
+    # Findings left out of the issue figures because their file is not the app's own code, by origin
+    # (vendored, generated, minified, test): counted in findings_count, never in issues_count.
+    findings_left_out: dict[str, int] = {}
     load: list[LoadView] = []  # the load test's figures per URL (performance analyses)
     result_path: str | None = None  # the result folder as an absolute path on the gateway's machine
     integrity_note: str | None = None  # what `assay fsck --repair` did to the result folder, or could not do

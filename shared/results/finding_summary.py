@@ -16,7 +16,8 @@ from typing import Any
 import msgspec
 
 from shared.results.findings import Finding
-from shared.results.issue_groups import group_keys, most_severe, weakness
+from shared.results.issue_groups import group_keys, most_severe
+from shared.results.rule_table import weakness
 from shared.results.waivers import rule_name
 
 # (tool, rule_id, severity, cwe, origin, confirmed, findings)

@@ -11,8 +11,11 @@ import msgspec
 Severity = Literal["critical", "high", "medium", "low", "info"]
 SEVERITIES: tuple[Severity, ...] = ("critical", "high", "medium", "low", "info")
 
-ToolStatus = Literal["success", "reused", "failed", "skipped", "timeout", "cancelled"]
-# A tool that ran to the end: `reused` is a run whose every input was unchanged, so its stored output stands for it.
+# partial: the tool ran to the end but says it skipped some of what it was asked (rules that timed out, files it
+# could not read, packages it could not resolve); its reason says what. reused: a run whose every input was unchanged,
+# so its stored output stands for it.
+ToolStatus = Literal["success", "reused", "partial", "failed", "skipped", "timeout", "cancelled"]
+# A tool that ran all of its work to the end.
 COMPLETED_STATUSES: frozenset[ToolStatus] = frozenset({"success", "reused"})
 
 # Where the code a finding points at comes from: scores, issue counts and the default views count `app` code only.

@@ -4,110 +4,91 @@ One vulnerable line can be reported by bandit, ruff and semgrep (and again under
 is kept, and each carries the key of its issue group, so that counts can be given both ways: findings and distinct
 issues.
 
-- **Weakness** of a finding: the entry of `RULE_WEAKNESSES` for its tool and rule when there is one (tools that give
-  no CWE, or a CWE that disagrees with the other tools for the same flaw), else its CWE (`CWE_ALIASES` folds a
-  child weakness into the one other tools report), else `<tool>:<rule_id>` (only that rule of that tool matches).
-- **Place**: the file (or URL) and the lines from `line` to `end_line`. Findings of one weakness in one file whose
-  line ranges overlap form one group (transitively); findings without a line group by file and weakness alone.
-- **Group key**: the first 32 hex digits of sha256(path, weakness, first line of the group). It depends only on
+- **Kind** of a finding: the weakness family (shared/results/weakness_families.py) of its weakness (shared/results/rule_table.py:
+  the table's CWE for its tool and rule, else its own CWE with aliases folded, else `<tool>:<rule_id>`), so one flaw
+  reported as CWE-20 and CWE-502, or as CWE-327 and CWE-916, is one issue.
+- **Place**: the file (or URL) and the lines from `line` to `end_line`. Findings of one kind in one file whose
+  line ranges overlap form one group (transitively), so a query built on one line and run on the next is one issue
+  when a rule spans both; one-line findings on one line more than SAME_SITE_COLUMNS apart are different sites.
+  Findings without a line group by file, kind and rule (each missing header its own issue).
+- **Group key**: the first 32 hex digits of sha256(path, kind, first line of the group). It depends only on
   what was found, never on the order of the findings or on which of the tools found it.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Sequence
 
 from shared.results.findings import SEVERITIES, Finding
+from shared.results.rule_table import weakness
+from shared.results.weakness_families import family_of
 
-# (tool, rule id) -> weakness, for rules whose tool gives no CWE, or a CWE other tools give differently.
-RULE_WEAKNESSES: dict[tuple[str, str], str] = {
-    ("ruff", "S101"): "CWE-703",  # assert used (bandit B101)
-    ("ruff", "S104"): "CWE-605",  # binding to all interfaces (bandit B104)
-    ("ruff", "S105"): "CWE-798",  # hard-coded password string (bandit B105)
-    ("ruff", "S106"): "CWE-798",  # hard-coded password argument (bandit B106)
-    ("ruff", "S107"): "CWE-798",  # hard-coded password default (bandit B107)
-    ("ruff", "S108"): "CWE-377",  # insecure temporary file (bandit B108)
-    ("ruff", "S110"): "CWE-703",  # try-except-pass (bandit B110)
-    ("ruff", "S113"): "CWE-400",  # request without timeout (bandit B113)
-    ("ruff", "S201"): "CWE-489",  # Flask debug=True (bandit B201, semgrep python-flask-debug)
-    ("bandit", "B201"): "CWE-489",  # bandit says CWE-94; semgrep and ruff describe the same active debug code
-    ("ruff", "S301"): "CWE-502",  # pickle (bandit B301)
-    ("ruff", "S307"): "CWE-78",  # eval (bandit B307)
-    ("ruff", "S311"): "CWE-330",  # non-cryptographic random (bandit B311)
-    ("ruff", "S324"): "CWE-327",  # weak hash (bandit B324)
-    ("ruff", "S501"): "CWE-295",  # verify=False (bandit B501)
-    ("ruff", "S506"): "CWE-20",  # yaml.load (bandit B506)
-    ("ruff", "S602"): "CWE-78",  # subprocess with shell=True (bandit B602)
-    ("ruff", "S603"): "CWE-78",  # subprocess without shell (bandit B603)
-    ("ruff", "S605"): "CWE-78",  # os.system and friends (bandit B605)
-    ("ruff", "S607"): "CWE-78",  # partial executable path (bandit B607)
-    ("ruff", "S608"): "CWE-89",  # SQL built from strings (bandit B608, semgrep python-sql-string-formatting)
-}
-
-# A narrower CWE -> the one other tools report for the same flaw.
-CWE_ALIASES: dict[str, str] = {
-    "CWE-259": "CWE-798",  # hard-coded password is a kind of hard-coded credentials (detect-secrets, semgrep)
-    "CWE-95": "CWE-94",  # eval injection is code injection
-}
-
-_CWE = re.compile(r"CWE-?(\d+)", re.IGNORECASE)
+# Findings on one line further apart than this many columns are different sites (bandit, ruff and semgrep place one
+# call within a few columns of each other).
+SAME_SITE_COLUMNS = 40
 
 
-def canonical_cwe(cwe: str | None) -> str | None:
-    """`CWE-<n>` from the forms tools write (`CWE-89`, `cwe-89: SQL…`, `89`), aliases folded; None if none."""
-    if not cwe:
-        return None
-    match = _CWE.search(cwe) or re.fullmatch(r"\s*(\d+)\s*", cwe)
-    if match is None:
-        return None
-    named = f"CWE-{int(match.group(1))}"
-    return CWE_ALIASES.get(named, named)
-
-
-def weakness(tool: str, rule_id: str, cwe: str | None) -> str:
-    """What a finding means, so that other tools' findings of the same flaw compare equal."""
-    return RULE_WEAKNESSES.get((tool, rule_id)) or canonical_cwe(cwe) or f"{tool}:{rule_id}"
-
-
-def group_key(path: str | None, weakness_name: str, first_line: int | None) -> str:
+def group_key(path: str | None, weakness_name: str, first_line: int | str | None) -> str:
+    """The key of a group: its place and kind, anchored at its first line (`<line>@<column>` for a later site on
+    a line that already began a group)."""
     material = "\x1f".join((path or "", weakness_name, "" if first_line is None else str(first_line)))
     return hashlib.sha256(material.encode()).hexdigest()[:32]
+
+
+def kind(finding: Finding) -> str:
+    """What a group is about: the weakness family of the finding's weakness (CWE-327, -328 and -916 are one weak
+    hash, CWE-20 and -502 one deserialization), else the weakness itself (`ruff:E501`)."""
+    named = weakness(finding.tool, finding.rule_id, finding.cwe)
+    family = family_of(named)
+    return family.id if family else named
 
 
 def group_keys(findings: Sequence[Finding]) -> list[str]:
     """The issue group key of each finding, in the order given."""
     by_place: dict[tuple[str | None, str], list[int]] = {}
     for index, finding in enumerate(findings):
-        by_place.setdefault((finding.path, weakness(finding.tool, finding.rule_id, finding.cwe)), []).append(
-            index
-        )
+        by_place.setdefault((finding.path, kind(finding)), []).append(index)
     keys = [""] * len(findings)
-    for (path, weakness_name), members in by_place.items():
+    for (path, kind_name), members in by_place.items():
         with_line = sorted(
-            (i for i in members if findings[i].line is not None), key=lambda i: _span(findings[i])
+            (i for i in members if findings[i].line is not None),
+            key=lambda i: (*_span(findings[i]), findings[i].column or 0),
         )
         for i in members:
-            if findings[i].line is None:
-                keys[i] = group_key(path, weakness_name, None)
-        cluster: list[int] = []
+            if findings[i].line is None:  # one group per rule: each missing header, each advisory, its own
+                keys[i] = group_key(path, f"{kind_name}\x1f{findings[i].rule_id}", None)
+        clusters: list[list[int]] = []
         cluster_end = 0
         for i in with_line:
             start, end = _span(findings[i])
-            if cluster and start > cluster_end:
-                _assign(keys, cluster, group_key(path, weakness_name, _span(findings[cluster[0]])[0]))
-                cluster = []
-            cluster_end = max(cluster_end, end) if cluster else end
-            cluster.append(i)
-        if cluster:
-            _assign(keys, cluster, group_key(path, weakness_name, _span(findings[cluster[0]])[0]))
+            if not clusters or start > cluster_end or _other_site(findings[clusters[-1][-1]], findings[i]):
+                clusters.append([])
+                cluster_end = end
+            cluster_end = max(cluster_end, end)
+            clusters[-1].append(i)
+        anchors: set[int] = set()
+        for cluster in clusters:
+            first = findings[cluster[0]]
+            line = _span(first)[0]
+            anchor: int | str = line if line not in anchors else f"{line}@{first.column}"
+            anchors.add(line)
+            _assign(keys, cluster, group_key(path, kind_name, anchor))
     return keys
 
 
 def _span(finding: Finding) -> tuple[int, int]:
     start = finding.line or 0
     return start, max(start, finding.end_line or start)
+
+
+def _other_site(before: Finding, after: Finding) -> bool:
+    """Two one-line findings on the same line whose columns lie far apart are two sites (a minified line holds a
+    whole program), not one flaw seen twice."""
+    one_line = _span(before)[0] == _span(before)[1] == _span(after)[0] == _span(after)[1]
+    if not one_line or before.column is None or after.column is None:
+        return False
+    return abs(after.column - before.column) > SAME_SITE_COLUMNS
 
 
 def _assign(keys: list[str], members: list[int], key: str) -> None:

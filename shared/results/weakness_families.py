@@ -1,7 +1,7 @@
 """Weakness families: the CWEs that name one kind of flaw, so that a study counts "SQL injection" once whichever
 tool reported it and under whichever of its CWEs (CWE-89, CWE-564, CWE-943).
 
-A finding's weakness comes from `shared.results.issue_groups.weakness` (a rule's mapped CWE, else its own CWE, aliases
+A finding's weakness comes from `shared.results.rule_table.weakness` (a rule's mapped CWE, else its own CWE, aliases
 folded); its family is the entry of `FAMILIES` that lists that CWE. A CWE no family lists is a family of its own
 (titled by its number), so nothing a tool reported disappears from a table; a weakness that is no CWE (`ruff:E501`)
 has no family. The table is written from the CWE hierarchy (each family is a CWE class or category and the children
@@ -15,7 +15,7 @@ import re
 
 import msgspec
 
-from shared.results.issue_groups import weakness
+from shared.results.rule_table import weakness
 
 
 class Family(msgspec.Struct, frozen=True):
@@ -66,7 +66,7 @@ FAMILIES: tuple[Family, ...] = (
         "Broken access control",
         ("CWE-284", "CWE-285", "CWE-425", "CWE-639", "CWE-862", "CWE-863", "CWE-915"),
     ),
-    Family("credentials", "Hard-coded secrets", ("CWE-798", "CWE-259", "CWE-321", "CWE-547")),
+    Family("credentials", "Hard-coded secrets", ("CWE-798", "CWE-259", "CWE-321", "CWE-547", "CWE-1392")),
     Family(
         "weak-crypto",
         "Weak cryptography and password storage",

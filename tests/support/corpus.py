@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import msgspec
@@ -38,6 +38,7 @@ class StaticSink(msgspec.Struct, frozen=True):
     path: str
     line: int
     cwe: str
+    rule: str | None = None  # `<tool>:<rule id>` that must be among the findings on the line, when one must be
 
 
 class DynamicSpot(msgspec.Struct, frozen=True):
@@ -71,8 +72,15 @@ def corpus_settings(tmp_path_factory: pytest.TempPathFactory, app_work_dir: Path
     return runner_settings(tmp_path_factory.mktemp("corpus"), CORPUS, app_work_dir)
 
 
-def pairs() -> list[str]:
-    return sorted(path.name for path in CORPUS.iterdir() if (path / "flaw.json").is_file())
+def pairs(kind: Literal["dynamic", "static"] | None = None) -> list[str]:
+    """The corpus's pairs; with `kind`, those whose flaw that kind of analysis can see (a static-only pair has no
+    `dynamic`, a pair no pattern tool can see has no `static`)."""
+    names = sorted(path.name for path in CORPUS.iterdir() if (path / "flaw.json").is_file())
+    if kind == "dynamic":
+        return [name for name in names if flaw(name).dynamic is not None]
+    if kind == "static":
+        return [name for name in names if flaw(name).static]
+    return names
 
 
 def flaw(pair: str) -> Flaw:

@@ -24,10 +24,11 @@ from shared.jetstream.natsd import free_port
 from shared.jetstream.streams import tasks_bucket
 from shared.operations.config import Settings, load_settings
 from shared.results.findings import fingerprint
-from shared.store.database import create_engine, migrate, sessions
+from shared.store.database import create_engine, sessions
 from shared.store.models import FindingRow, ServiceRun, Task, ToolRunRow
 from shared.store.tokens import Scope, create_token
 from shared.wire.subjects import REQUESTS_STREAM
+from tests.support.template_db import migrated
 
 MODEL, APP = "openai_codex-mini", 1
 REPO = Path(__file__).resolve().parents[2]
@@ -99,9 +100,9 @@ async def running_gateway(settings: Settings) -> AsyncIterator[str]:
 async def issue_token(database_url: str, name: str, scope: Scope = "admin") -> str:
     """A token stored in the database (migrated first, as the gateway would), as `assay token create --direct`
     makes one."""
+    await migrated(database_url)
     engine = create_engine(database_url)
     try:
-        await migrate(engine)
         token, _row = await create_token(sessions(engine), name, scope)
     finally:
         await engine.dispose()
@@ -157,10 +158,8 @@ async def gateway_for(settings: Settings) -> AsyncIterator[Gateway]:
 
 
 async def migrate_database(database_url: str) -> str:
-    engine = create_engine(database_url)
-    await migrate(engine)
-    await engine.dispose()
-    return database_url
+    """`database_url` migrated: a copy of the test process's migrated template for a new SQLite file."""
+    return await migrated(database_url)
 
 
 async def insert_task(database_url: str, task_id: str, status: str = "completed") -> None:

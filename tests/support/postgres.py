@@ -1,6 +1,7 @@
-"""A fresh PostgreSQL database per test on the test server (`ASSAY_TEST_POSTGRES_URL`), dropped afterwards; the
-test is skipped, saying why, when no server answers. `postgres_url` for async tests, `fresh_postgres_database`
-for sync ones (the fault suite drives its stack from plain threads)."""
+"""A fresh PostgreSQL database per test (so xdist workers never share one) on the test server
+(`ASSAY_TEST_POSTGRES_URL`), dropped afterwards; the test is skipped, saying why, when no server answers.
+`postgres_url` for async tests, `fresh_postgres_database` for sync ones (the fault suite drives its stack from plain
+threads)."""
 
 from __future__ import annotations
 
@@ -32,10 +33,11 @@ async def _admin() -> Any:
 
 
 async def _create(prefix: str) -> tuple[str, str]:
-    """A new empty database named `<prefix>_<random>`: (its name, its SQLAlchemy URL)."""
+    """A new empty database named `<prefix>_<xdist worker>_<random>`: (its name, its SQLAlchemy URL). The worker's
+    name in it tells whose a database left behind by a killed run is; the random part keeps tests apart."""
     asyncpg = pytest.importorskip("asyncpg")
     admin = await _admin()
-    name = f"{prefix}_{secrets.token_hex(4)}"
+    name = f"{prefix}_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{secrets.token_hex(4)}"
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
     except asyncpg.PostgresError as error:

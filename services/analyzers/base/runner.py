@@ -59,13 +59,14 @@ async def run_tool(tool: Tool, job: Job) -> ToolOutput:
 
 
 def service_status(runs: list[ToolRun]) -> ServiceStatus:
-    """success when nothing failed, partial when some tools failed, failed when every tool that ran failed (a
-    reused run counts as one that ran to the end)."""
+    """success when nothing failed, partial when some tools failed or covered only part of their work, failed when
+    every tool that ran failed (a reused run counts as one that ran to the end)."""
     ran = [run for run in runs if run.status != "skipped"]
     bad = [run for run in ran if run.status not in COMPLETED_STATUSES]
     if not bad:
         return "success"
-    return "failed" if len(bad) == len(ran) else "partial"
+    broken = [run for run in bad if run.status != "partial"]
+    return "failed" if len(broken) == len(ran) else "partial"
 
 
 class ToolsStopped(AssayError):

@@ -1,20 +1,25 @@
 """The fault suite's pytest side: its scale options, and the table of verdicts printed at the end of the session.
 
-`pytest` (and `make test`) runs the bounded suite; `make chaos` runs the long one by passing the options:
-`--fault-tasks` (tasks per scenario), `--fault-outage-s` (how long the analyzer stays down), `--fault-databases`
-(both, SQLite and PostgreSQL, unless told otherwise), `--fault-crash-loop` (only in `make chaos`).
+`pytest` (and `make test`, in its stack tier) runs the bounded suite, the crash loop included, on both databases;
+`make chaos` runs the long one by passing the options: `--fault-tasks` (tasks per scenario), `--fault-outage-s` (how
+long the analyzer stays down), `--fault-databases` (both, SQLite and PostgreSQL, unless told otherwise).
+`--no-fault-crash-loop` leaves the crash loop out (its ack waits cost about a minute).
+
+Under pytest-xdist each worker runs its scenarios and sends its rows to the controller, which prints the one table.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from tests.support.faults.scenarios import Scale
 from tests.support.faults.verdict import Verdict, header
 
-VERDICTS = pytest.StashKey[list[Verdict]]()
+ROWS = pytest.StashKey[list[str]]()  # the table's rows, in the order the scenarios ended
+WORKER_ROWS = "fault_rows"  # the key under which an xdist worker hands its rows to the controller
 BOUNDED = Scale(tasks=80, rate_per_s=20.0, outage_s=10.0)
 # Both rounds, also in `make test`: the PostgreSQL one costs about 90 s of CI's 20 minutes.
 BOUNDED_DATABASES = ("SQLite", "PostgreSQL")
@@ -28,9 +33,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption("--fault-rate", type=float, default=BOUNDED.rate_per_s, help="tasks submitted per second")
     group.addoption(
-        "--fault-crash-loop",
-        action="store_true",
-        help="run the orchestrator crash loop too (30 s of ack waits; make chaos does)",
+        "--no-fault-crash-loop",
+        dest="fault_crash_loop",
+        action="store_false",
+        help="leave out the orchestrator crash loop (about a minute of ack waits)",
     )
     group.addoption(
         "--fault-databases",
@@ -40,17 +46,27 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.stash[VERDICTS] = []
+    config.stash[ROWS] = []
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    output = getattr(session.config, "workeroutput", None)  # set on an xdist worker only
+    if output is not None:
+        output[WORKER_ROWS] = session.config.stash[ROWS]
+
+
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: unknown without it
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """An xdist worker ended: its rows join the controller's table."""
+    node.config.stash[ROWS].extend(getattr(node, "workeroutput", {}).get(WORKER_ROWS, []))
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
-    verdicts = config.stash.get(VERDICTS, [])
-    if verdicts:
+    rows = config.stash.get(ROWS, [])
+    if rows:
         terminalreporter.write_sep("=", "fault suite")
-        for line in header().splitlines():
+        for line in [*header().splitlines(), *rows]:
             terminalreporter.write_line(line)
-        for verdict in verdicts:
-            terminalreporter.write_line(verdict.row())
 
 
 @pytest.fixture
@@ -68,6 +84,6 @@ def fault_table(request: pytest.FixtureRequest) -> Callable[[Verdict], None]:
 
     def record(verdict: Verdict) -> None:
         print(f"{header()}\n{verdict.row()}")
-        request.config.stash[VERDICTS].append(verdict)
+        request.config.stash[ROWS].append(verdict.row())
 
     return record

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shared.wire import subjects
+from tests.support.faults.analyzer import SLOW_MODEL, STEADY_MODEL
 from tests.support.faults.load import Submitter
 from tests.support.faults.records import open_count, wait_terminal
 from tests.support.faults.verdict import Verdict, audit
@@ -55,7 +56,7 @@ class Fault:
 def fault_apps(root: Path) -> Path:
     """An apps root with the (empty) apps the suite's requests name: the gateway checks that they exist."""
     apps = root / "apps"
-    for model in (MODEL, "slow"):
+    for model in (MODEL, SLOW_MODEL, STEADY_MODEL):
         (apps / model / "app1").mkdir(parents=True, exist_ok=True)
     return apps
 

@@ -103,6 +103,12 @@ class CliTool:
         """Findings from the tool's output; raise UnreadableOutput (or a msgspec error) when it makes no sense."""
         raise NotImplementedError
 
+    def gaps(self, outcome: ProcessOutcome) -> str | None:
+        """What the tool says it left out of a finished run (rules that timed out, files it could not parse), as
+        the reason of a `partial` record; None when it covered everything (the default: the tool says nothing)."""
+        del outcome
+        return None
+
     # -- shared behaviour ------------------------------------------------------------------------------------
 
     def locate(self) -> str | None:
@@ -310,8 +316,9 @@ class CliTool:
             )
         try:
             findings = await asyncio.to_thread(self.parse, outcome, AppSource(app_dir, self.name))
+            left_out = await asyncio.to_thread(self.gaps, outcome)
         except AdvisoriesUnavailable as unavailable:
             return record("skipped", [], str(unavailable))
         except (UnreadableOutput, msgspec.DecodeError, msgspec.ValidationError) as error:
             return record("failed", [], f"unreadable output: {error}")
-        return record("success", findings)
+        return record("partial", findings, left_out) if left_out else record("success", findings)

@@ -7,7 +7,7 @@ import re
 import msgspec
 
 from services.analyzers.static.tools.cli_tool import CliTool, UnreadableOutput, tail
-from services.analyzers.static.tools.source import AppSource, as_arguments
+from services.analyzers.static.tools.source import AppSource, as_arguments, unresolved_imports
 from shared.operations.config import Settings
 from shared.operations.process import ProcessOutcome
 from shared.results.findings import Finding, Severity
@@ -21,6 +21,19 @@ TEXT_LINE = re.compile(
     r"^(?P<file>[^:\n]+):(?P<line>-?\d+):(?:(?P<column>-?\d+):)? (?P<severity>error|note|warning): "
     r"(?P<message>.*?)(?:  \[(?P<code>[\w-]+)\])?$"
 )
+
+
+# Imports mypy cannot resolve where it runs (with --ignore-missing-imports it rarely says so): one note for all.
+UNRESOLVED = frozenset({"import-not-found", "import-untyped"})
+_MODULE = re.compile(r'(?:module named|module|stubs for) "([^"]+)"')
+_MODULE_HINT = re.compile(
+    r"mypy\.readthedocs\.io/.*running-mypy\.html#missing-imports|python3 -m pip install types-"
+)
+
+
+def _module(message: str) -> str:
+    match = _MODULE.search(message)
+    return match.group(1) if match else message
 
 
 class MypyMessage(msgspec.Struct):
@@ -86,7 +99,8 @@ class Mypy(CliTool):
             ]
         if outcome.exit_code == 2 and not messages:  # a crash or a usage error: nothing was checked
             raise UnreadableOutput(f"mypy stopped: {tail(outcome.stderr or outcome.stdout)}")
-        return [
+        unresolved = [_module(message.message) for message in messages if message.code in UNRESOLVED]
+        return unresolved_imports(source, unresolved) + [
             source.finding(
                 rule_id=message.code or ("note" if message.severity == "note" else "misc"),
                 severity=_severity(message),
@@ -98,6 +112,8 @@ class Mypy(CliTool):
                 category="type",
             )
             for message in messages
+            if message.code not in UNRESOLVED
+            and not (message.severity == "note" and _MODULE_HINT.search(message.message))
         ]
 
 

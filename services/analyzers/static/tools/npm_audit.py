@@ -44,7 +44,7 @@ NETWORK_CODES = frozenset(
     {"ENOTFOUND", "ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EAI_AGAIN", "ENETUNREACH"}
 )
 # a record merged from several audits takes the first of these statuses that any of them has
-STATUS_ORDER: tuple[ToolStatus, ...] = ("failed", "timeout", "cancelled", "success", "skipped")
+STATUS_ORDER: tuple[ToolStatus, ...] = ("failed", "timeout", "cancelled", "partial", "success", "skipped")
 
 
 class Advisory(msgspec.Struct):

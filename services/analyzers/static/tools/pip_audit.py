@@ -139,3 +139,18 @@ class PipAudit(CliTool):
                     )
                 )
         return findings
+
+    def gaps(self, outcome: ProcessOutcome) -> str | None:
+        """Packages pip-audit could not resolve or audit (a skip_reason each) make the run partial."""
+        if not outcome.stdout.strip():
+            return None
+        report = msgspec.json.decode(outcome.stdout, type=AuditReport)
+        skipped = [
+            f"{dependency.name} ({dependency.skip_reason})"
+            for dependency in report.dependencies
+            if dependency.skip_reason
+        ]
+        if not skipped:
+            return None
+        audited = len(report.dependencies) - len(skipped)
+        return f"{len(skipped)} of {len(report.dependencies)} packages not audited: {'; '.join(skipped)}; {audited} audited"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import msgspec
 
 from services.analyzers.static.tools.cli_tool import CliTool
-from services.analyzers.static.tools.source import AppSource, as_arguments
+from services.analyzers.static.tools.source import AppSource, as_arguments, unresolved_imports
 from services.analyzers.static.tools.warm_tool import WarmTool
 from shared.operations.process import ProcessOutcome
 from shared.results.findings import Finding, Severity
@@ -21,6 +23,14 @@ SEVERITY: dict[str, Severity] = {
 
 
 WARM_SERVER = WarmTool("pylint")
+# An import pylint cannot find where it runs is the environment's gap, not the app's flaw: one note for them all.
+UNRESOLVED = frozenset({"import-error"})
+_MODULE = re.compile(r"Unable to import '([^']+)'")
+
+
+def _module(message: str) -> str:
+    match = _MODULE.search(message)
+    return match.group(1) if match else message
 
 
 class PylintMessage(msgspec.Struct):
@@ -59,7 +69,8 @@ class Pylint(CliTool):
 
     def parse(self, outcome: ProcessOutcome, source: AppSource) -> list[Finding]:
         report = msgspec.json.decode(outcome.stdout, type=PylintReport)
-        return [
+        unresolved = [_module(message.message) for message in report.messages if message.symbol in UNRESOLVED]
+        return unresolved_imports(source, unresolved) + [
             source.finding(
                 rule_id=message.symbol,
                 severity=SEVERITY.get(message.type, "info"),
@@ -72,4 +83,5 @@ class Pylint(CliTool):
                 extra={"message_id": message.message_id, "type": message.type},
             )
             for message in report.messages
+            if message.symbol not in UNRESOLVED
         ]

@@ -8,6 +8,7 @@ from services.analyzers.static.tools.cli_tool import CliTool
 from services.analyzers.static.tools.source import AppSource, as_arguments
 from shared.operations.process import ProcessOutcome
 from shared.results.findings import Finding, Severity
+from shared.results.rule_table import is_security
 
 # --isolated: an app's own ruff settings must not change what Assay reports; the rule set is ours.
 RULES = "E,F,W,B,S,UP,SIM,C4,PL"
@@ -57,7 +58,7 @@ class Ruff(CliTool):
 
     def _finding(self, item: RuffDiagnostic, source: AppSource) -> Finding:
         code = item.code or "invalid-syntax"  # older ruff reported unparsable files without a code
-        security = code.startswith("S")
+        security = is_security(self.name, code, default=False)  # flake8-bandit's S<digits>, never SIM
         if code == "invalid-syntax":
             severity: Severity = "high"  # nothing else in the file could be checked
         else:

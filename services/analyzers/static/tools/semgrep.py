@@ -1,4 +1,5 @@
-"""semgrep: Assay's own rule set (rules/semgrep.yml) over the app's Python and JavaScript, fully offline."""
+"""semgrep: Assay's own rule set (rules/*.yml) over the app's Python, JavaScript, templates and SQL files, fully
+offline."""
 
 from __future__ import annotations
 
@@ -12,8 +13,17 @@ from services.analyzers.static.tools.source import AppSource, as_arguments
 from shared.operations.process import ProcessOutcome
 from shared.results.findings import Finding, Severity
 
-RULES = Path(__file__).resolve().parent.parent / "rules" / "semgrep.yml"
-SEVERITY: dict[str, Severity] = {"ERROR": "high", "WARNING": "medium", "INFO": "low"}
+RULES = Path(__file__).resolve().parent.parent / "rules"  # every *.yml in it is one rule file
+# The rules say CRITICAL/HIGH/MEDIUM/LOW; semgrep's older ERROR/WARNING/INFO still read as high/medium/low.
+SEVERITY: dict[str, Severity] = {
+    "CRITICAL": "critical",
+    "HIGH": "high",
+    "MEDIUM": "medium",
+    "LOW": "low",
+    "ERROR": "high",
+    "WARNING": "medium",
+    "INFO": "low",
+}
 
 
 class SemgrepPosition(msgspec.Struct):
@@ -21,10 +31,37 @@ class SemgrepPosition(msgspec.Struct):
     col: int | None = None
 
 
+class SemgrepLocation(msgspec.Struct):
+    start: SemgrepPosition
+
+
+class SemgrepVariable(msgspec.Struct):
+    location: SemgrepLocation
+
+
+class SemgrepTrace(msgspec.Struct):
+    """How a taint rule's value got to its sink: where it came from and the variables it passed through."""
+
+    taint_source: Any = None  # ["CliLoc", [location, text]] (or a call trace, which has no single place)
+    intermediate_vars: list[SemgrepVariable] = []
+
+
 class SemgrepExtra(msgspec.Struct):
     message: str
     severity: str
     metadata: dict[str, Any] = {}
+    dataflow_trace: SemgrepTrace | None = None
+
+
+def flow_lines(trace: SemgrepTrace | None) -> list[int]:
+    """The lines a taint finding's value came from and passed through before its sink (the finding's own line)."""
+    if trace is None:
+        return []
+    lines = {variable.location.start.line for variable in trace.intermediate_vars}
+    source = trace.taint_source
+    if isinstance(source, list) and len(source) == 2 and source[0] == "CliLoc":
+        lines.add(msgspec.convert(source[1][0], SemgrepLocation).start.line)
+    return sorted(lines)
 
 
 class SemgrepResult(msgspec.Struct):
@@ -35,8 +72,30 @@ class SemgrepResult(msgspec.Struct):
     extra: SemgrepExtra
 
 
+class SemgrepError(msgspec.Struct):
+    """One thing semgrep could not do: a rule that timed out on a file, a file it could not parse, a bad rule."""
+
+    type: Any = None  # a name ("Timeout"), or [name, details] for some kinds
+    level: str = "error"
+    message: str = ""
+    path: str | None = None
+    rule_id: str | None = None
+
+
 class SemgrepReport(msgspec.Struct):
     results: list[SemgrepResult]
+    errors: list[SemgrepError] = []
+
+
+GAPS_LISTED = 5  # how many of semgrep's errors a partial record names
+
+
+def describe(error: SemgrepError) -> str:
+    """`Timeout: python-sql-string-formatting on backend/app.py`, from one of semgrep's errors."""
+    kind = error.type[0] if isinstance(error.type, list) and error.type else error.type or error.level
+    rule = f" {rule_name(error.rule_id)}" if error.rule_id else ""
+    where = f" on {error.path}" if error.path else ""
+    return f"{kind}:{rule}{where}" if rule or where else f"{kind}: {' '.join(error.message.split())[:200]}"
 
 
 def rule_name(check_id: str) -> str:
@@ -47,7 +106,7 @@ def rule_name(check_id: str) -> str:
 class Semgrep(CliTool):
     name = "semgrep"
     program = "semgrep"
-    languages = ("Python", "JavaScript")
+    languages = ("Python", "JavaScript", "template", "SQL")
     ok_exit_codes = frozenset({0, 1})
 
     def version_argv(self, program: str) -> list[str]:
@@ -64,6 +123,7 @@ class Semgrep(CliTool):
             "--json",
             "--quiet",
             "--no-git-ignore",
+            "--dataflow-traces",  # where a taint finding's value came from: its source is often the flaw's line
             *as_arguments(files),
         ]
 
@@ -80,6 +140,17 @@ class Semgrep(CliTool):
                 end_line=result.end.line,
                 category="security",
                 cwe=result.extra.metadata.get("cwe"),
+                extra={"flow_lines": lines} if (lines := flow_lines(result.extra.dataflow_trace)) else None,
             )
             for result in report.results
         ]
+
+    def gaps(self, outcome: ProcessOutcome) -> str | None:
+        """semgrep exits 0 with rules that timed out or files it could not parse listed in its report's `errors`:
+        the run is then partial, and the reason names what was left out."""
+        errors = msgspec.json.decode(outcome.stdout, type=SemgrepReport).errors
+        if not errors:
+            return None
+        listed = "; ".join(describe(error) for error in errors[:GAPS_LISTED])
+        more = f" and {len(errors) - GAPS_LISTED} more" if len(errors) > GAPS_LISTED else ""
+        return f"semgrep left out part of the scan ({len(errors)} errors: {listed}{more}); the other findings stand"

@@ -8,10 +8,13 @@ the working directory of every tool command.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from shared.results.findings import Finding, Severity, fingerprint
+from shared.results.findings import Finding, Origin, Severity, fingerprint
+from shared.results.origins import classify_file
+from shared.results.rule_table import is_security, rated, rule_cwe
 
 # Folders whose content the app's authors did not write (or that tools create).
 EXCLUDED_DIRS = frozenset(
@@ -43,7 +46,14 @@ EXCLUDED_DIRS = frozenset(
 )
 PYTHON_SUFFIXES = (".py",)
 SCRIPT_SUFFIXES = (".js", ".mjs", ".cjs", ".jsx")
-LANGUAGE_SUFFIXES = {"Python": PYTHON_SUFFIXES, "JavaScript": SCRIPT_SUFFIXES}
+TEMPLATE_SUFFIXES = (".html", ".htm", ".jinja", ".jinja2", ".j2", ".njk", ".ejs", ".hbs", ".handlebars")
+SQL_SUFFIXES = (".sql",)  # schema and seed files (default accounts)
+LANGUAGE_SUFFIXES = {
+    "Python": PYTHON_SUFFIXES,
+    "JavaScript": SCRIPT_SUFFIXES,
+    "template": TEMPLATE_SUFFIXES,
+    "SQL": SQL_SUFFIXES,
+}
 MINIFIED_MARKERS = (".min.js", ".bundle.js")  # vendored or built bundles: not the model's code
 
 
@@ -64,6 +74,15 @@ class AppSource:
         self.app_dir = app_dir.resolve()
         self.tool = tool
         self._lines: dict[str, list[str]] = {}
+        self._origins: dict[str, Origin] = {}
+
+    def origin(self, rel_path: str | None) -> Origin:
+        """Where the file comes from (shared/results/origins.py), judged once per run; `app` for no file."""
+        if rel_path is None:
+            return "app"
+        if rel_path not in self._origins:
+            self._origins[rel_path] = classify_file(self.app_dir, rel_path)
+        return self._origins[rel_path]
 
     def relative(self, reported: str) -> str:
         """A path as a tool printed it (absolute, `./x` or relative to the app) → POSIX path relative to the app."""
@@ -104,24 +123,49 @@ class AppSource:
         help_url: str | None = None,
         extra: dict[str, Any] | None = None,
     ) -> Finding:
-        """A finding at `path:line` whose fingerprint hangs on the source line, so it survives line shifts."""
+        """A finding at `path:line` whose fingerprint hangs on the source line, so it survives line shifts; its
+        severity and category as the rule table (shared/results/rule_table.py) rates the rule."""
         rel_path = self.relative(path) if path else None
+        security = is_security(self.tool, rule_id, category == "security")
+        if security != (category == "security"):
+            category = "security" if security else "quality"
         source_line = self.line(rel_path, line) if rel_path else ""
         return Finding(
             tool=self.tool,
             rule_id=rule_id,
-            severity=severity,
+            severity=rated(self.tool, rule_id, severity),
             message=message,
             path=rel_path,
             line=line,
             column=column,
             end_line=end_line,
             category=category,
-            cwe=cwe,
+            cwe=rule_cwe(self.tool, rule_id, cwe),
             help_url=help_url,
             fingerprint=fingerprint(self.tool, rule_id, rel_path, source_line, message),
             extra=extra or {},
+            origin=self.origin(rel_path),
         )
+
+
+def unresolved_imports(source: AppSource, modules: list[str]) -> list[Finding]:
+    """One `info` note (rule `unresolved-imports`) for every import a tool could not resolve, none when it resolved
+    them all: the app's dependencies are not installed where the tool runs, which says nothing about the app's code.
+    `modules` has a name per import site; the note counts them."""
+    if not modules:
+        return []
+    counts = dict(sorted(Counter(modules).items()))
+    return [
+        source.finding(
+            rule_id="unresolved-imports",
+            severity="info",
+            message=f"{len(counts)} imported modules could not be resolved where the tool ran ({len(modules)} "
+            f"imports): {', '.join(counts)}; what depends on them was not checked",
+            path=None,
+            category="environment",
+            extra={"modules": counts},
+        )
+    ]
 
 
 def as_arguments(files: list[str]) -> list[str]:

@@ -26,7 +26,7 @@ from services.gateway.api.batches.batch import BatchIdPath
 from services.gateway.auth import requires
 from services.gateway.queries import Sessions
 from services.gateway.resources import Resources
-from shared.results.issue_groups import weakness
+from shared.results.rule_table import weakness
 from shared.results.waivers import Waivers
 from shared.results.weakness_families import family_of
 from shared.store.models import FindingRow, Task

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections import Counter
+from typing import Annotated, Literal
 
 import msgspec
 from litestar import get
@@ -16,7 +17,8 @@ from services.gateway.queries import ISSUE_KEY, Sessions, views
 from services.gateway.resources import Resources
 from services.gateway.schemas import FindingView
 from shared.results.findings import SEVERITIES, Severity
-from shared.results.issue_groups import most_severe, weakness
+from shared.results.issue_groups import most_severe
+from shared.results.rule_table import weakness
 from shared.store.models import FindingRow
 
 
@@ -33,6 +35,9 @@ class IssueView(msgspec.Struct, frozen=True, kw_only=True):
     rule_ids: list[str]
     findings_count: int
     findings: list[FindingView]
+    origin: str = (
+        "app"  # of the file it is in: vendored, generated, minified and test issues are left out by default
+    )
 
 
 class IssuePage(msgspec.Struct, frozen=True, kw_only=True):
@@ -44,6 +49,7 @@ class IssuePage(msgspec.Struct, frozen=True, kw_only=True):
     findings_total: int
     limit: int
     offset: int
+    left_out: dict[str, int] = {}  # issues not listed because their code is not the app's own, by origin
 
 
 def issue_of(key: str, members: list[FindingView]) -> IssueView:
@@ -61,6 +67,7 @@ def issue_of(key: str, members: list[FindingView]) -> IssueView:
         rule_ids=sorted({f"{finding.tool}:{finding.rule_id}" for finding in members}),
         findings_count=len(members),
         findings=members,
+        origin=first.origin,
     )
 
 
@@ -94,6 +101,13 @@ async def get_issues(
     severity: FromQuery[Severity | None] = None,
     limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
     offset: Annotated[int, QueryParameter(ge=0)] = 0,
+    origin: Annotated[
+        Literal["app", "all"],
+        QueryParameter(
+            description="`app` (the default): the app's own code only; `all`: vendored, generated, "
+            "minified and test code too"
+        ),
+    ] = "app",
 ) -> IssuePage:
     await find_task(resources, task_id)  # 404 for an unknown task rather than an empty page
     issues = await task_issues(resources.sessions, task_id)
@@ -102,6 +116,8 @@ async def get_issues(
         for issue in issues
         if (severity is None or issue.severity == severity) and (tool is None or tool in issue.tools)
     ]
+    left_out = Counter(issue.origin for issue in chosen if origin == "app" and issue.origin != "app")
+    chosen = [issue for issue in chosen if origin == "all" or issue.origin == "app"]
     return IssuePage(
         task_id=task_id,
         issues=chosen[offset : offset + limit],
@@ -109,4 +125,5 @@ async def get_issues(
         findings_total=sum(issue.findings_count for issue in chosen),
         limit=limit,
         offset=offset,
+        left_out=dict(sorted(left_out.items())),
     )

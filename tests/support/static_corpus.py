@@ -1,0 +1,53 @@
+"""The flaw corpus as the static tests and the static corpus benchmark scan it: the static analyzer's security tools
+run in-process over a pair's app folders, and the two judgements of a pair. (No tests here.)
+
+- **found**: each static sink of the pair's flaw.json has a finding of the sink's weakness family in its file whose
+  lines (from `line` to `end_line`, and for a taint finding the lines its value came through) include the sink's.
+- **silent twin**: the fixed app has no finding of those families anywhere, `info` audit notes aside (an
+  "imported subprocess" says nothing about a flaw).
+"""
+
+from __future__ import annotations
+
+from services.analyzers.static.analyzer import build_analyzer
+from shared.results.findings import Finding
+from shared.results.issue_groups import kind
+from shared.results.rule_table import canonical_cwe
+from shared.results.weakness_families import family_of
+from shared.wire.protocol import ServiceResult
+from tests.support.corpus import CORPUS, Flaw, StaticSink
+from tests.support.static import run_in_process
+
+SECURITY_TOOLS = ("bandit", "ruff", "semgrep", "eslint", "detect-secrets")
+
+
+def family(cwe: str) -> str:
+    """The family id of a CWE (the issue groups' kind), as flaw.json names only the CWE."""
+    named = canonical_cwe(cwe) or cwe
+    found = family_of(named)
+    return found.id if found else named
+
+
+async def scan(pair: str, number: int) -> ServiceResult:
+    """The security tools of the static analyzer over `<pair>/app<number>`."""
+    tools = [tool for tool in build_analyzer().tools if tool.name in SECURITY_TOOLS]
+    return await run_in_process(tools, CORPUS / pair / f"app{number}")
+
+
+def covers(finding: Finding, sink: StaticSink) -> bool:
+    if finding.path != sink.path or finding.line is None or kind(finding) != family(sink.cwe):
+        return False
+    lines = set(range(finding.line, max(finding.line, finding.end_line or finding.line) + 1))
+    lines.update(finding.extra.get("flow_lines", []))
+    return sink.line in lines
+
+
+def missed(spec: Flaw, findings: list[Finding]) -> list[StaticSink]:
+    """The sinks of the flaw no finding covers."""
+    return [sink for sink in spec.static if not any(covers(finding, sink) for finding in findings)]
+
+
+def twin_noise(spec: Flaw, findings: list[Finding]) -> list[Finding]:
+    """Findings on the fixed twin of the families its flaw is about (`info` notes aside)."""
+    wanted = {family(sink.cwe) for sink in spec.static}
+    return [finding for finding in findings if finding.severity != "info" and kind(finding) in wanted]
