@@ -35,7 +35,7 @@ from services.cli import (
     upkeep,
 )
 from services.cli.api_token import gateway_client
-from services.cli.batches import add_batch_parser, run_batch
+from services.cli.batches import FRESH_HELP, add_batch_parser, run_batch
 from services.cli.client import GatewayClient, GatewayError
 from services.cli.diffs import render_diff
 from services.cli.gate import at_or_above, gate_message
@@ -74,6 +74,8 @@ def analyze(settings: Settings, args: argparse.Namespace) -> int:
         body["tools"] = [tool.strip() for tool in args.tools.split(",") if tool.strip()]
     if args.target:
         body["target_urls"] = args.target
+    if args.fresh:
+        body["options"] = {"fresh": True}
     with gateway_client(settings) as gateway:
         try:
             accepted = gateway.run_analysis(body)
@@ -252,6 +254,7 @@ def parser() -> argparse.ArgumentParser:
         help="URL of an app you started, for dynamic/performance checks (repeatable; default: Assay starts the app)",
     )
     run.add_argument("--wait", action="store_true", help="wait for the end and print a findings summary")
+    run.add_argument("--fresh", action="store_true", help=FRESH_HELP)
     run.add_argument("--timeout", type=float, default=900.0, help="seconds --wait waits (default 900)")
     run.add_argument(
         "--fail-on",

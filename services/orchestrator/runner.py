@@ -318,6 +318,7 @@ async def _run_service(
         app_ports=dict(app_ports),
         options=dict(request.options),
         deadline_s=max(1.0, deadline - loop.time()),
+        priority=request.priority,
     )
 
     async def on_progress(update: ProgressFrame) -> None:

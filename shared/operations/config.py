@@ -110,6 +110,14 @@ def _umask(value: str) -> int:
     return umask
 
 
+def _reuse_bytes(value: str) -> int:
+    """0 (reuse off) or a positive bound of the reuse store."""
+    max_bytes = int(value)
+    if max_bytes < 0:
+        raise ConfigError("use 0 (reuse off) or a positive number of bytes")
+    return max_bytes
+
+
 def _without_slash(value: str) -> str:
     return value.rstrip("/")
 
@@ -478,6 +486,51 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "failing the task with the reason",
         ),
     ] = 300.0
+    # Cheaper static tool runs (services/analyzers/base/reuse.py, static/tools/fork_server.py).
+    reuse_dir: Annotated[
+        Path,
+        Var(
+            "ASSAY_REUSE_DIR",
+            "stored tool runs the static analyzer reuses when a tool's inputs are unchanged (shared by the analyzer "
+            "replicas of one host)",
+            derive=_in_var_dir("reuse"),
+        ),
+    ]
+    reuse_max_bytes: Annotated[
+        int,
+        Var(
+            "ASSAY_REUSE_MAX_BYTES",
+            "bound of the reuse store: the least recently used runs go first; `0` turns reuse off",
+            parse=_reuse_bytes,
+            shown="`536870912` (512 MiB)",
+        ),
+    ] = 512 * MIB
+    advisory_reuse_s: Annotated[
+        float,
+        Var(
+            "ASSAY_ADVISORY_REUSE_S",
+            "how long a tool's answer from an advisory database (pip-audit's) is reused for unchanged inputs; `0`: "
+            "it asks every time",
+        ),
+    ] = 3600.0
+    warm_tools: Annotated[
+        bool,
+        Var(
+            "ASSAY_WARM_TOOLS",
+            "pylint, bandit, detect-secrets, vulture and radon run in warm servers (each imported and warmed once, "
+            "forked per run: the same findings without the start-up); `off`: a process of its own per run",
+            parse=_switch,
+            shown="`on`",
+        ),
+    ] = True
+    tool_cache_dir: Annotated[
+        Path,
+        Var(
+            "ASSAY_TOOL_CACHE_DIR",
+            "caches the tools keep between apps (mypy's analysis of the standard library and installed packages)",
+            derive=_in_var_dir("tool-cache"),
+        ),
+    ]
     # Wire security (NATS users, analyzer handshake, targets policy, load ceilings).
     nats_creds: Annotated[
         str | None,

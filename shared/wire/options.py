@@ -97,6 +97,7 @@ class RequestOptions(Options, frozen=True, kw_only=True):
 
     timeouts: dict[ToolName, Seconds] = {}  # tool → seconds, at least MIN_TIMEOUT_S
     app: AppOptions | None = None  # how Assay starts the app when it runs it
+    fresh: bool = False  # run every tool again, even where a stored run has the same inputs (no reuse)
     bandit: NoOptions | None = None
     ruff: NoOptions | None = None
     pylint: NoOptions | None = None
