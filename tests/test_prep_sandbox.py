@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from services.orchestrator.apps.errors import AppNotStarted
+from services.orchestrator.apps.requirements_policy import check_requirements
 from services.orchestrator.apps.runner import AppRunner, AppSlot
 from shared.jetstream.natsd import free_port
 from shared.wire.messages import AnalysisRequest
@@ -75,6 +76,23 @@ backend-path = ["."]
 [project]
 name = "probe"
 version = "1.0"
+"""
+
+
+FILLER_BACKEND = """
+import os, time
+
+
+def get_requires_for_build_wheel(config_settings=None):
+    chunk = b"x" * (4 * 1024 * 1024)
+    for number in range(256):  # 1 GiB in 4 MiB files, each under the largest-file limit
+        with open(f"/venv/filler-{number}", "wb") as handle:
+            handle.write(chunk)
+    time.sleep(30)
+    return []
+
+
+build_wheel = build_sdist = get_requires_for_build_sdist = get_requires_for_build_wheel
 """
 
 
@@ -194,3 +212,50 @@ async def test_npm_fetches_nothing_from_where_the_apps_lock_file_or_npmrc_points
     assert (
         "--userconfig=/tmp/.assay-no-npmrc" in reason and "--registry=https://registry.npmjs.org/" in reason
     )
+
+
+async def test_a_build_backend_filling_the_folder_it_builds_is_stopped_at_the_disk_quota(
+    tmp_path: Path, app_work_dir: Path
+) -> None:
+    files = {
+        "backend/requirements.txt": "./pkg\n",
+        "backend/pkg/pyproject.toml": PYPROJECT,
+        "backend/pkg/backend.py": FILLER_BACKEND,
+    }
+    reason = await _prepare_fails(tmp_path, app_work_dir, 5, files, ASSAY_APP_DISK_MB="32")
+    assert reason.startswith("app did not start: installing backend/requirements.txt failed"), reason
+    assert "[pip: stopped, the folder it builds passed its disk quota of 32 MB (ASSAY_APP_DISK_MB)]" in reason
+    assert not await asyncio.to_thread(
+        lambda: list(app_work_dir.glob("cache/.venv-*"))
+    )  # the failed build is gone
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "--index-url https://evil.example/simple",
+        "--index-url=https://evil.example/simple",
+        "-i https://evil.example/simple",
+        "-ihttps://evil.example/simple",
+        "--extra-index-url https://evil.example/simple",
+        "--find-links https://evil.example/wheels",
+        "-f ./wheels",
+        "--find-links=/opt/wheels",
+    ],
+)
+def test_every_spelling_of_an_index_of_the_apps_own_is_refused(line: str) -> None:
+    checked = check_requirements(f"flask\n{line}  # pinned\n", frozenset())
+    assert len(checked.refused) == 1 and checked.refused[0].startswith("line 2: "), checked
+
+
+def test_an_index_the_operator_allows_is_honoured_and_local_packages_are_noticed() -> None:
+    allowed = check_requirements(
+        "-i https://pypi.internal.example/simple\n", frozenset({"pypi.internal.example"})
+    )
+    assert allowed.refused == [] and not allowed.local
+    other_port = check_requirements(
+        "-i https://pypi.internal.example:8443/simple\n", frozenset({"pypi.internal.example"})
+    )
+    assert len(other_port.refused) == 1  # a listed host admits port 443 only, unless the entry names the port
+    local = check_requirements("flask==3.0\n-e ./pkg\n", frozenset())
+    assert local.refused == [] and local.local

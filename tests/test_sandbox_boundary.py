@@ -83,6 +83,16 @@ INHERITED = sorted(
 SWAPPED = []
 
 
+def parents_descriptors():
+    try:
+        return sorted(os.listdir(f"/proc/{os.getppid()}/fd"))
+    except OSError as error:
+        return f"failed: {error}"
+
+
+PARENT_FDS = parents_descriptors()
+
+
 def swap():
     deadline = time.time() + 3
     while time.time() < deadline:
@@ -98,7 +108,9 @@ def swap():
 
 class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
-        body = json.dumps({"app": "the app itself", "inherited": INHERITED, "swapped": SWAPPED}).encode()
+        body = json.dumps(
+            {"app": "the app itself", "inherited": INHERITED, "swapped": SWAPPED, "parent_fds": PARENT_FDS}
+        ).encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -234,6 +246,8 @@ async def test_a_socket_swapped_for_a_link_to_a_root_only_listener_gets_no_probe
     inherited = answers[0]["inherited"]
     assert isinstance(inherited, list)
     assert not [link for link in inherited if str(link).startswith("socket:")], inherited  # not the channel
+    # Nor can it take the channel from inside.py, its parent: that one keeps its descriptors to itself.
+    assert str(answers[0]["parent_fds"]).startswith("failed: [Errno 13] Permission denied"), answers[0]
     assert slot.record is not None and app_processes(slot.record) == []
 
 

@@ -20,6 +20,7 @@ services/orchestrator/apps/launch.py and prep_sandbox.py write it.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import json
 import os
 import resource
@@ -39,6 +40,7 @@ LIMITS = {
     "file_bytes": resource.RLIMIT_FSIZE,  # no file (the output log on the host included) beyond the disk quota
 }
 DISK_FULL_BYTES = 1024 * 1024  # less than this left on the sandbox's disk: the ending note says it was full
+PR_SET_DUMPABLE = 4  # prctl(2)
 NAME_MAX = 64  # bytes of a process name sent with a connection over the channel
 CANARY_HITS_PATH = "/assay-canary/hits"
 CANARY_MAX_HITS = 1000
@@ -56,6 +58,14 @@ def apply_limits(limits: dict[str, int]) -> None:
     for name, value in limits.items():
         resource.setrlimit(LIMITS[name], (value, value + 1 if name == "cpu_s" else value))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def keep_to_itself() -> None:
+    """Not dumpable: the app's processes run as the same user, and could otherwise trace this one or take its
+    descriptors (the channel) through /proc or pidfd_getfd. A program it starts is dumpable again (execve)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE, 0) failed")
 
 
 async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -246,6 +256,7 @@ def run(spec: dict[str, Any]) -> int:
     """Limits first (inherited by everything started after), then the app's copy and processes, then the
     forwarding."""
     control = socket.socket(fileno=int(spec["control_fd"]))
+    keep_to_itself()
     apply_limits(spec["limits"])
     if "copy" in spec:
         try:

@@ -16,6 +16,7 @@ import contextlib
 import json
 import secrets
 import shutil
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from pathlib import Path
 from services.orchestrator.apps import inside
 from services.orchestrator.apps.channel import Channel, start_with_channel
 from services.orchestrator.apps.index_proxy import IndexProxy
+from services.orchestrator.apps.quota import first_over
 from services.orchestrator.apps.sandbox import (
     APP_ROOT,
     DISK_APP,
@@ -128,10 +130,15 @@ async def run_step(
             command=[box.python, INIT_PATH, json.dumps(spec)],
             disk_bytes=box.settings.disk_mb * 1024 * 1024,
         )
-        exit_code = await _run(argv, work / "output.log", channel, box.timeout_s)
+        process = await start_with_channel(argv, work / "output.log", channel)
+        exit_code, over = await _wait(process, box, list(writable))
         await channel.drained()
         lines = [await asyncio.to_thread(_tail, work / "output.log")]
-        if exit_code is None:
+        if over:
+            quota = f"its disk quota of {box.settings.disk_mb} MB (ASSAY_APP_DISK_MB)"
+            lines.append(f"[{name}: stopped, the folder it builds passed {quota}]")
+            exit_code = exit_code or -signal.SIGKILL
+        elif exit_code is None:
             lines.append(f"[{name}: stopped, its {box.timeout_s:g} s ran out (ASSAY_APP_PREPARE_TIMEOUT_S)]")
         elif exit_code != 0 and (note := channel.notes.get("ended")):
             lines.append(f"[{note}]")  # the output's tail may be flooded: the note says it again
@@ -146,15 +153,25 @@ async def run_step(
         await asyncio.to_thread(shutil.rmtree, work, True)
 
 
-async def _run(argv: list[str], output: Path, channel: Channel, timeout_s: float) -> int | None:
-    """Start the sandbox with its output to `output`; its exit status, or None when `timeout_s` ran out."""
-    process = await start_with_channel(argv, output, channel)
+async def _wait(
+    process: asyncio.subprocess.Process, box: PrepBox, built: list[Path]
+) -> tuple[int | None, bool]:
+    """The step's exit status (None when its time ran out) and whether a folder it builds passed the disk quota;
+    the sandbox is stopped in either case."""
+    finished = asyncio.ensure_future(process.wait())
+    watching = asyncio.ensure_future(first_over(built, box.settings.disk_mb * 1024 * 1024))
     try:
-        return await asyncio.wait_for(process.wait(), timeout_s)
-    except TimeoutError:
-        await stop_group(process, STOP_GRACE_S)
-        return None
+        done, _ = await asyncio.wait(
+            {finished, watching}, timeout=box.timeout_s, return_when="FIRST_COMPLETED"
+        )
     except asyncio.CancelledError:
         with contextlib.suppress(ProcessLookupError):
             await asyncio.shield(stop_group(process, STOP_GRACE_S))
         raise
+    finally:
+        watching.cancel()
+    if finished in done:
+        return finished.result(), False
+    await stop_group(process, STOP_GRACE_S)
+    finished.cancel()
+    return None, watching in done

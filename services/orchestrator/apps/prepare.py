@@ -245,7 +245,19 @@ async def _node_modules(config: PrepareConfig, frontend: Path, log: list[str]) -
                 f"app did not start: {' '.join(npm[:2])} for its frontend failed\n{_tail(log)}"
             )
 
-    return await _cached(key, config.cache_dir, build, log) / "node_modules"
+    built = await _cached(key, config.cache_dir, build, log) / "node_modules"
+    if not await asyncio.to_thread(_is_folder, built):
+        # npm's sandbox made it: a link here would have the run bind whatever it points to.
+        raise AppNotStarted(f"app did not start: {built.name} is not a folder after npm\n{_tail(log)}")
+    return built
+
+
+def _is_folder(path: Path) -> bool:
+    """A folder of its own (never through a link)."""
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 def _tail(log: list[str]) -> str:

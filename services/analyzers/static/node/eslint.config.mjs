@@ -4,7 +4,7 @@
 // and insertAdjacentHTML given non-constant markup) and eslint-plugin-security (Node.js: child_process, eval of
 // expressions, unsafe regular expressions, timing attacks). Left out on evidence: security/detect-object-injection and
 // security/detect-non-literal-regexp flag nearly every obj[key] and new RegExp(x), flaw or not.
-// Their severity and CWE are in shared/rule_table.py.
+// Their severity and CWE are in shared/results/rule_table.py.
 import globals from "globals";
 import noUnsanitized from "eslint-plugin-no-unsanitized";
 import security from "eslint-plugin-security";
