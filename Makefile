@@ -30,8 +30,13 @@ $(STAMP): pyproject.toml $(wildcard $(NODE_TOOLS)/package*.json) $(wildcard $(CO
 	touch $(STAMP)
 
 # bubblewrap confines the apps Assay runs (dynamic, performance, comprehensive analyses); Debian's package.
+# bubblewrap, and the servers apps may need started beside them (services/orchestrator/apps/services_deps.py;
+# without them such an app runs without its database, and app.json says why).
 sandbox:
 	command -v bwrap >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y bubblewrap)
+	command -v redis-server >/dev/null 2>&1 && command -v mariadbd >/dev/null 2>&1 && ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 \
+		|| (apt-get update -qq && apt-get install -y --no-install-recommends postgresql redis-server mariadb-server) \
+		|| echo "could not install postgresql, redis-server, mariadb-server: apps that need them run without"
 
 run: install
 	$(VENV)/bin/assay up

@@ -18,7 +18,16 @@ from typing import cast
 
 from benchmarks.common import Row, format_table
 
-BENCHMARKS = ("event_codec", "finding_writes", "static_concurrency", "pipeline", "model_report", "dynamic_corpus", "static_corpus")
+BENCHMARKS = (
+    "event_codec",
+    "finding_writes",
+    "static_concurrency",
+    "pipeline",
+    "model_report",
+    "dynamic_corpus",
+    "static_corpus",
+    "study",
+)
 
 
 def main(args: list[str]) -> int:

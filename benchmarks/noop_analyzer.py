@@ -10,11 +10,11 @@ Run: `python -m benchmarks.noop_analyzer --port P`.
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 from benchmarks.common import sample_findings
 from services.analyzers.base.analyzer import Analyzer
+from services.analyzers.base.cpu_budget import CpuBudget
 from services.analyzers.base.job import Job
 from services.analyzers.base.main import run_analyzer
 from services.analyzers.base.runner import run_tools
@@ -72,7 +72,7 @@ async def noop_result(request: AnalysisRequest, settings: Settings) -> ServiceRe
         options={},
         deadline=time.monotonic() + request.deadline_s,
         settings=settings,
-        cpu_budget=asyncio.Semaphore(1),
+        cpu_budget=CpuBudget(1),
         report=_quiet,
     )
     return await run_tools(SERVICE, [NoopTool()], job)

@@ -19,6 +19,7 @@ from pathlib import Path
 from textwrap import shorten
 
 from benchmarks.common import Row
+from services.analyzers.base.cpu_budget import CpuBudget
 from services.analyzers.base.job import Job
 from services.analyzers.base.runner import run_tools
 from services.analyzers.static.analyzer import build_analyzer
@@ -49,7 +50,7 @@ async def analyze(app_dir: Path, concurrency: int) -> ServiceResult:
         options={},
         deadline=time.monotonic() + DEADLINE_S,
         settings=settings,
-        cpu_budget=asyncio.Semaphore(settings.tool_concurrency),
+        cpu_budget=CpuBudget(settings.tool_concurrency),
         report=_quiet,
     )
     return await run_tools("static", build_analyzer().tools, job)

@@ -15,6 +15,7 @@ import httpx
 import msgspec
 import pytest
 
+from services.analyzers.base.cpu_budget import CpuBudget
 from services.analyzers.base.job import Job
 from services.analyzers.base.runner import run_tool
 from services.analyzers.dynamic.analyzer import build_analyzer
@@ -366,7 +367,7 @@ async def test_targets_from_dotenv_and_an_invalid_requirements_file(tmp_path: Pa
         options={},
         deadline=time.monotonic() + 30,
         settings=settings,
-        cpu_budget=asyncio.Semaphore(1),
+        cpu_budget=CpuBudget(1),
         report=_no_progress,
     )
     endpoints = await run_tool(Endpoints(ReconCache()), job)
@@ -397,7 +398,7 @@ async def test_a_default_target_that_does_not_answer_is_a_note_but_a_named_one_a
             request_id="direct",
             task=TaskRef(id="task_00000000bee4", model_slug="model-x", app_number=4, analysis_type="dynamic"),
             app_dir=app, app_env=app_env(app), target_urls=target_urls, options={},
-            deadline=time.monotonic() + 30, settings=settings, cpu_budget=asyncio.Semaphore(1), report=_no_progress,
+            deadline=time.monotonic() + 30, settings=settings, cpu_budget=CpuBudget(1), report=_no_progress,
         )  # fmt: skip
 
     dead = f"http://127.0.0.1:{frontend}"

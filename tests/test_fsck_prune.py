@@ -59,6 +59,7 @@ async def assay(harness: Harness, *args: str) -> tuple[int, Any]:
         **os.environ,
         "ASSAY_DATABASE_URL": harness.settings.database_url,
         "ASSAY_RESULTS_DIR": str(harness.results_dir),
+        "ASSAY_REUSE_DIR": str(harness.results_dir.parent / "reuse"),
     }
     process = await asyncio.create_subprocess_exec(
         sys.executable,

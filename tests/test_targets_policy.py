@@ -16,6 +16,7 @@ import httpx
 import msgspec
 import pytest
 
+from services.analyzers.base.cpu_budget import CpuBudget
 from services.analyzers.base.job import Job
 from services.analyzers.base.runner import run_tool
 from services.analyzers.dynamic.analyzer import build_analyzer
@@ -164,7 +165,7 @@ def job_for(tmp_path: Path, app_port: int, settings: Settings, target_urls: list
         options=options,
         deadline=time.monotonic() + 60,
         settings=settings,
-        cpu_budget=asyncio.Semaphore(1),
+        cpu_budget=CpuBudget(1),
         report=_quiet,
     )
 

@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from services.analyzers.dynamic.analyzer import build_analyzer
 from services.analyzers.dynamic.attack_tool import AttackTool
+from services.analyzers.dynamic.unproven import ProofRule
 from services.persister.document import Ending
 from services.persister.judgement import judge
 from services.persister.lookups import TaskSnapshot
@@ -274,7 +275,9 @@ def test_exploitable_is_no_only_when_an_active_check_really_attacked_the_app() -
 def test_every_dynamic_tool_is_an_observer_an_unproven_tool_or_an_active_check_with_proof() -> None:
     analyzer = build_analyzer()
     assert [tool.name for tool in analyzer.tools] == list(TOOLS_BY_SERVICE["dynamic"])
-    for tool in analyzer.tools:
+    for wrapped in analyzer.tools:
+        assert isinstance(wrapped, ProofRule), wrapped  # every dynamic tool's findings pass the proof rule
+        tool = wrapped.tool
         kinds = [tool.name in OBSERVING_TOOLS, tool.name in UNPROVEN_TOOLS, isinstance(tool, AttackTool)]
         assert kinds.count(True) == 1, (tool.name, kinds)
 

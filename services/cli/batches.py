@@ -18,6 +18,9 @@ STATUS_COLUMNS = ("pending", "running", "completed", "partial", "failed", "cance
 POLL_INTERVAL_S = 1.0
 
 
+FRESH_HELP = "run every tool again, even where a stored run of unchanged inputs could be reused"
+
+
 def names(value: str | None) -> list[str]:
     """`a,b` → [a, b]; `all` or nothing → [] (which the gateway reads as every one)."""
     if not value or value.strip() == "all":
@@ -39,6 +42,8 @@ def batch_body(args: argparse.Namespace) -> dict[str, Any]:
         body["tools"] = names(args.tools)
     if args.waive:  # the option is services/cli/batch_views.py's
         body["waived_rules"] = names(args.waive)
+    if args.fresh:
+        body["fresh"] = True
     return body
 
 
@@ -124,4 +129,5 @@ def add_batch_parser(
     batch.add_argument("--follow", metavar="BATCH_ID", help="follow an existing batch instead of queuing one")
     batch.add_argument("--timeout", type=float, default=3600.0, help="seconds --wait waits (default 3600)")
     batch.add_argument("--json", action="store_true", help="print the gateway's JSON answer")
+    batch.add_argument("--fresh", action="store_true", help=FRESH_HELP)
     return batch

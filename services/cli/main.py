@@ -23,9 +23,19 @@ from typing import Any, get_args
 import msgspec
 from opentelemetry import trace as otel_trace
 
-from services.cli import analyzer_view, batch_views, dead_letters, replay, reports, subscriber, tokens, upkeep
+from services.cli import (
+    analyzer_view,
+    app_import,
+    batch_views,
+    dead_letters,
+    replay,
+    reports,
+    subscriber,
+    tokens,
+    upkeep,
+)
 from services.cli.api_token import gateway_client
-from services.cli.batches import add_batch_parser, run_batch
+from services.cli.batches import FRESH_HELP, add_batch_parser, run_batch
 from services.cli.client import GatewayClient, GatewayError
 from services.cli.diffs import render_diff
 from services.cli.gate import at_or_above, gate_message
@@ -64,6 +74,8 @@ def analyze(settings: Settings, args: argparse.Namespace) -> int:
         body["tools"] = [tool.strip() for tool in args.tools.split(",") if tool.strip()]
     if args.target:
         body["target_urls"] = args.target
+    if args.fresh:
+        body["options"] = {"fresh": True}
     with gateway_client(settings) as gateway:
         try:
             accepted = gateway.run_analysis(body)
@@ -242,6 +254,7 @@ def parser() -> argparse.ArgumentParser:
         help="URL of an app you started, for dynamic/performance checks (repeatable; default: Assay starts the app)",
     )
     run.add_argument("--wait", action="store_true", help="wait for the end and print a findings summary")
+    run.add_argument("--fresh", action="store_true", help=FRESH_HELP)
     run.add_argument("--timeout", type=float, default=900.0, help="seconds --wait waits (default 900)")
     run.add_argument(
         "--fail-on",
@@ -298,6 +311,7 @@ def parser() -> argparse.ArgumentParser:
     dead_letters.add_parser(commands)
     upkeep.add_parsers(commands)
     replay.add_parser(commands)
+    app_import.add_parsers(commands)
     return root
 
 

@@ -96,10 +96,14 @@ async def _start_nats(
     save_credentials(settings.var_dir, credentials)
     servers: list[EmbeddedNats]
     if nodes > 1:
-        cluster = NatsCluster(settings.var_dir / "nats-cluster", nodes, credentials=credentials)
+        cluster = NatsCluster(
+            settings.var_dir / "nats-cluster", nodes, credentials=credentials, port_range=settings.port_range
+        )
         servers, url = cluster.nodes, cluster.url
     else:
-        single = EmbeddedNats(settings.var_dir / "nats", credentials=credentials)
+        single = EmbeddedNats(
+            settings.var_dir / "nats", credentials=credentials, port_range=settings.port_range
+        )
         servers, url = [single], single.url
     # Each in its own session (Child): the terminal's Ctrl-C must not stop NATS before the services have drained
     # into it; `up` stops the servers last.

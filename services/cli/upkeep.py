@@ -1,5 +1,5 @@
 """`assay fsck [--repair] [--json]` and `assay prune --older-than 30d [--dry-run] [--json]`: keeping the database
-and the result folders in agreement, and removing old results.
+and the result folders in agreement, and removing old results and stored tool runs (the reuse store).
 
 Both work directly on the database ASSAY_DATABASE_URL names and the folder ASSAY_RESULTS_DIR names, as the
 persister does, not through the gateway: the result folders are on the persister's disk, which only a program on
@@ -25,6 +25,7 @@ from typing import Any
 import msgspec
 from sqlalchemy.exc import SQLAlchemyError
 
+from services.analyzers.base.reuse import ReuseStore
 from services.persister.upkeep.integrity import Problem, check
 from services.persister.upkeep.prune import PruneReport, prune
 from services.persister.upkeep.repair import Repair, repair
@@ -97,11 +98,13 @@ def _prune(settings: Settings, older_than: timedelta, dry_run: bool) -> PruneRep
 def prune_old(settings: Settings, args: argparse.Namespace) -> int:
     try:
         report = _prune(settings, args.older_than, args.dry_run)
+        store = ReuseStore(settings.reuse_dir, settings.reuse_max_bytes)
+        reuse = store.prune(older_than_s=args.older_than.total_seconds(), dry_run=args.dry_run)
     except (SQLAlchemyError, OSError) as error:
         print(f"assay: cannot prune: {error}", file=sys.stderr)
         return 2
     if args.json:
-        print(json.dumps(msgspec.to_builtins(report), indent=2))
+        print(json.dumps({**msgspec.to_builtins(report), "reuse": msgspec.to_builtins(reuse)}, indent=2))
         return 0
     verb = "would remove" if report.dry_run else "removed"
     for task in report.tasks:
@@ -113,6 +116,11 @@ def prune_old(settings: Settings, args: argparse.Namespace) -> int:
     print(
         f"{verb} {len(report.tasks)} task(s) that ended before {report.cutoff.isoformat(timespec='seconds')} "
         f"and {report.idempotency_keys} expired idempotency key(s)",
+        file=sys.stderr,
+    )
+    print(
+        f"{verb} {reuse.removed} stored tool run(s) unused since then or beyond ASSAY_REUSE_MAX_BYTES "
+        f"({reuse.freed_bytes} bytes); {reuse.kept} kept ({reuse.kept_bytes} bytes) in {settings.reuse_dir}",
         file=sys.stderr,
     )
     return 0
@@ -133,7 +141,11 @@ def add_parsers(commands: Any) -> None:
     checking.add_argument("--json", action="store_true", help="print the differences (and repairs) as JSON")
     checking.set_defaults(handler=fsck)
 
-    pruning = commands.add_parser("prune", help=f"remove tasks that ended long ago, rows and folders {where}")
+    pruning = commands.add_parser(
+        "prune",
+        help=f"remove tasks that ended long ago, rows and folders {where}, and stored tool runs unused since "
+        "(ASSAY_REUSE_DIR, down to ASSAY_REUSE_MAX_BYTES)",
+    )
     pruning.add_argument("--older-than", type=age, required=True, help="e.g. 30d, 12h, 2w")
     pruning.add_argument("--dry-run", action="store_true", help="say what would be removed, remove nothing")
     pruning.add_argument("--json", action="store_true", help="print the report as JSON")

@@ -114,6 +114,8 @@ class ToolView(msgspec.Struct, frozen=True, kw_only=True):
     files_analyzed: int
     findings_count: int
     reason: str | None
+    reused_from: str | None = None  # status `reused` (or some files reused): the task whose stored run stood in
+    files_reused: int = 0
 
 
 class TaskHeading(msgspec.Struct, frozen=True, kw_only=True):

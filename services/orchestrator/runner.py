@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import msgspec
 
 from services.orchestrator.analyzer_client import AnalyzerClient, AnalyzerFailed, request_id
-from services.orchestrator.apps.errors import AppError
-from services.orchestrator.apps.runner import AppRunner, AppSlot
+from services.orchestrator.apps.errors import AppError, AppNotStarted
+from services.orchestrator.apps.runner import RUNNING_APP_SERVICES, AppRunner, AppSlot
 from services.orchestrator.cancellation import CancelSignal
 from services.orchestrator.publisher import EventPublisher
 from shared.telemetry.metrics import record_service_run
@@ -139,11 +139,23 @@ async def run_task(ctx: RunContext, request: AnalysisRequest, signal: CancelSign
     finished: list[ServiceFinished] = []
     kept: list[ServiceResult] = []  # what analyzers stopped by a cancel kept of their finished tools
     app = AppSlot()
+    on_app = {service: tools for service, tools in chosen.items() if _on_app(ctx, request, service)}
+    off_app = {service: tools for service, tools in chosen.items() if service not in on_app}
 
     async def analyze(request: AnalysisRequest, app_ports: dict[str, int]) -> None:
-        await _run_services(ctx, request, chosen, progress, finished, kept, app_ports)
+        await _run_services(ctx, request, on_app, progress, finished, kept, app_ports)
 
-    services = asyncio.create_task(_with_app(ctx, request, app, analyze))
+    async def app_unstarted(reason: str) -> None:
+        for service in on_app:  # the analyzers of the app that never ran: each one's event says why
+            progress.finished(service)
+            finished.append(await _publish_service(ctx, request, service, None, reason))
+
+    services = asyncio.create_task(
+        _apart_from_app(
+            _run_services(ctx, request, off_app, progress, finished, kept, {}),
+            _with_app(ctx, request, app, analyze, app_unstarted if off_app else None),
+        )
+    )
     pulse = asyncio.create_task(progress.pulse())
     cancelled = asyncio.create_task(signal.wait())
     try:
@@ -207,17 +219,40 @@ async def _await_analyzers(
     return None
 
 
+def _on_app(ctx: RunContext, request: AnalysisRequest, service: str) -> bool:
+    """Whether `service` runs against the app Assay starts (the others never wait for it, nor fail with it)."""
+    return ctx.apps is not None and ctx.apps.needed(request) and service in RUNNING_APP_SERVICES
+
+
+async def _apart_from_app(off_app: Awaitable[None], on_app: Awaitable[None]) -> None:
+    """The services that do not need the app and those that run against it, at once; both run to their end, then
+    the first error (a failed publish before the app's own) is raised."""
+    errors = [
+        error for error in await asyncio.gather(off_app, on_app, return_exceptions=True) if error is not None
+    ]
+    errors.sort(key=lambda error: isinstance(error, AppError))
+    if errors:
+        raise errors[0]
+
+
 async def _with_app(
     ctx: RunContext,
     request: AnalysisRequest,
     app: AppSlot,
     analyze: Callable[[AnalysisRequest, dict[str, int]], Awaitable[None]],
+    unstarted: Callable[[str], Awaitable[None]] | None,
 ) -> None:
-    """The analysis, inside a run of the app when it needs one (the app runner's hook; AppError when it fails)."""
+    """The analysis, inside a run of the app when it needs one (the app runner's hook). An app that does not start
+    is an AppError, unless `unstarted` takes its reason: other services ran, and the task ends `partial`."""
     if ctx.apps is None or not ctx.apps.needed(request):
         await analyze(request, {})
-    else:
+        return
+    try:
         await ctx.apps.run(request, app, analyze)
+    except AppNotStarted as error:
+        if unstarted is None:
+            raise
+        await unstarted(str(error).splitlines()[0])
 
 
 async def _run_services(
@@ -231,6 +266,8 @@ async def _run_services(
 ) -> None:
     """Every service at once (but the load test after the dynamic checks: RUNS_AFTER); the first error (a failed
     publish) stops the others. A service cancelled midway adds what its analyzer kept to `kept`."""
+    if not chosen:
+        return
     deadline = asyncio.get_running_loop().time() + request.deadline_s
     ended = {service: asyncio.Event() for service in chosen}
 
@@ -281,6 +318,7 @@ async def _run_service(
         app_ports=dict(app_ports),
         options=dict(request.options),
         deadline_s=max(1.0, deadline - loop.time()),
+        priority=request.priority,
     )
 
     async def on_progress(update: ProgressFrame) -> None:
@@ -343,7 +381,9 @@ def terminal_event(
     that stopped during the analysis is one of them)."""
     services = [event.service for event in finished]
     troubled = [event for event in finished if event.status != "success"]
-    reasons = [*map(_why, troubled), *([app.error] if app is not None and app.error else [])]
+    reasons = list(map(_why, troubled))
+    if app is not None and app.error and not any(app.error in reason for reason in reasons):
+        reasons.append(app.error)  # said once: the services that needed the app already give it
     if finished and len([event for event in troubled if event.status == "failed"]) == len(finished):
         return TaskFailed(task=request.task, reason="; ".join(reasons), services=services, app=app)
     if reasons:

@@ -295,6 +295,8 @@ def _tool_rows(task_id: str, service: str, result: ServiceResult) -> list[dict[s
             "files_analyzed": run.files_analyzed,
             "findings_count": run.findings_count,
             "reason": run.reason,
+            "reused_from": run.reused_from,
+            "files_reused": run.files_reused,
         }
         for run in by_tool.values()
     ]

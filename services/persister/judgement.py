@@ -26,7 +26,7 @@ from typing import Any
 from services.persister.document import Ending
 from services.persister.lookups import TaskSnapshot
 from services.persister.staging import StagedService
-from shared.results.findings import Finding, ToolRun
+from shared.results.findings import COMPLETED_STATUSES, Finding, ToolRun
 from shared.results.verdicts import Answer, Verdict, Verdicts
 from shared.results.waivers import Waivers
 from shared.wire.catalog import OBSERVING_TOOLS, UNPROVEN_TOOLS
@@ -191,7 +191,7 @@ def flagged(services: list[StagedService], waivers: Waivers) -> Verdict:
         return _verdict(
             "yes", f"{len(severe)} unconfirmed finding(s) at high or worse: {_listed(severe)}", severe
         )
-    ran = sorted({run.tool for result in results for run in result.tools if run.status == "success"})
+    ran = sorted({run.tool for result in results for run in result.tools if run.status in COMPLETED_STATUSES})
     if not ran:
         return _verdict("unknown", "no tool of the task's analyzers ran to the end")
     return _verdict("no", f"no unconfirmed finding at high or worse in the app's code ({', '.join(ran)} ran)")

@@ -16,7 +16,8 @@ import secrets
 from collections.abc import Mapping
 from pathlib import Path
 
-from shared.jetstream.natsd import EmbeddedNats, Routes, free_port
+from shared.jetstream.natsd import EmbeddedNats, Routes
+from shared.operations.ports import PortRange, free_port
 
 CLUSTER_NAME = "assay"
 
@@ -34,16 +35,18 @@ class NatsCluster:
         size: int = 3,
         host: str = "127.0.0.1",
         credentials: Mapping[str, str] | None = None,
+        port_range: PortRange | None = None,
     ) -> None:
         if size < 1:
             raise ValueError(f"a cluster has at least one node, not {size}")
         password = secrets.token_urlsafe(24)
-        route_ports = [free_port(host) for _ in range(size)]
+        route_ports = [free_port(host, port_range) for _ in range(size)]
         self.nodes = [
             EmbeddedNats(
                 root / f"node-{index}",
                 host=host,
                 credentials=credentials,
+                port_range=port_range,
                 routes=Routes(
                     cluster=CLUSTER_NAME,
                     server_name=node_name(index),

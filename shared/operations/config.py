@@ -33,6 +33,7 @@ from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin, get_t
 import msgspec
 
 from shared.operations.errors import ConfigError
+from shared.operations.ports import PortRange, parse_port_range
 
 ANALYZERS = ("static", "dynamic", "performance", "ai")
 DEFAULT_ANALYZER_PORTS = {"static": 8101, "dynamic": 8102, "performance": 8103, "ai": 8104}
@@ -107,6 +108,14 @@ def _umask(value: str) -> int:
     if not 0 <= umask <= 0o777 or umask & 0o007 != 0o007:
         raise ConfigError("would let other users read Assay's files: end it in 7 (077, 027)")
     return umask
+
+
+def _reuse_bytes(value: str) -> int:
+    """0 (reuse off) or a positive bound of the reuse store."""
+    max_bytes = int(value)
+    if max_bytes < 0:
+        raise ConfigError("use 0 (reuse off) or a positive number of bytes")
+    return max_bytes
 
 
 def _without_slash(value: str) -> str:
@@ -429,6 +438,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             shown="unset → none",
         ),
     ] = ()
+    port_range: Annotated[
+        PortRange | None,
+        Var(
+            "ASSAY_PORT_RANGE",
+            "host ports Assay opens for itself, e.g. `40000-40999`: the embedded NATS server and its routes, the "
+            "forwarders into app sandboxes (several stacks on one machine, firewalled hosts)",
+            parse=parse_port_range,
+            shown="unset (the kernel's ephemeral range)",
+        ),
+    ] = None
     # Throughput of the consumer loops (shared/jetstream/consuming.py).
     orchestrator_prefetch: Annotated[
         int,
@@ -467,6 +486,51 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "failing the task with the reason",
         ),
     ] = 300.0
+    # Cheaper static tool runs (services/analyzers/base/reuse.py, static/tools/fork_server.py).
+    reuse_dir: Annotated[
+        Path,
+        Var(
+            "ASSAY_REUSE_DIR",
+            "stored tool runs the static analyzer reuses when a tool's inputs are unchanged (shared by the analyzer "
+            "replicas of one host)",
+            derive=_in_var_dir("reuse"),
+        ),
+    ]
+    reuse_max_bytes: Annotated[
+        int,
+        Var(
+            "ASSAY_REUSE_MAX_BYTES",
+            "bound of the reuse store: the least recently used runs go first; `0` turns reuse off",
+            parse=_reuse_bytes,
+            shown="`536870912` (512 MiB)",
+        ),
+    ] = 512 * MIB
+    advisory_reuse_s: Annotated[
+        float,
+        Var(
+            "ASSAY_ADVISORY_REUSE_S",
+            "how long a tool's answer from an advisory database (pip-audit's) is reused for unchanged inputs; `0`: "
+            "it asks every time",
+        ),
+    ] = 3600.0
+    warm_tools: Annotated[
+        bool,
+        Var(
+            "ASSAY_WARM_TOOLS",
+            "pylint, bandit, detect-secrets, vulture and radon run in warm servers (each imported and warmed once, "
+            "forked per run: the same findings without the start-up); `off`: a process of its own per run",
+            parse=_switch,
+            shown="`on`",
+        ),
+    ] = True
+    tool_cache_dir: Annotated[
+        Path,
+        Var(
+            "ASSAY_TOOL_CACHE_DIR",
+            "caches the tools keep between apps (mypy's analysis of the standard library and installed packages)",
+            derive=_in_var_dir("tool-cache"),
+        ),
+    ]
     # Wire security (NATS users, analyzer handshake, targets policy, load ceilings).
     nats_creds: Annotated[
         str | None,

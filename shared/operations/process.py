@@ -25,6 +25,7 @@ class ProcessOutcome(msgspec.Struct, frozen=True, kw_only=True):
     stderr: str
     duration_s: float
     timed_out: bool = False
+    cpu_s: float | None = None  # user + system seconds, where the runner could count them (a warm tool's run)
 
 
 async def run_process(

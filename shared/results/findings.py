@@ -12,8 +12,11 @@ Severity = Literal["critical", "high", "medium", "low", "info"]
 SEVERITIES: tuple[Severity, ...] = ("critical", "high", "medium", "low", "info")
 
 # partial: the tool ran to the end but says it skipped some of what it was asked (rules that timed out, files it
-# could not read, packages it could not resolve); its reason says what.
-ToolStatus = Literal["success", "partial", "failed", "skipped", "timeout", "cancelled"]
+# could not read, packages it could not resolve); its reason says what. reused: a run whose every input was unchanged,
+# so its stored output stands for it.
+ToolStatus = Literal["success", "reused", "partial", "failed", "skipped", "timeout", "cancelled"]
+# A tool that ran all of its work to the end.
+COMPLETED_STATUSES: frozenset[ToolStatus] = frozenset({"success", "reused"})
 
 # Where the code a finding points at comes from: scores, issue counts and the default views count `app` code only.
 # No analyzer sets another origin yet (the static tools leave dependencies and bundles out of what they analyze,
@@ -80,6 +83,9 @@ class ToolRun(msgspec.Struct, frozen=True, kw_only=True):
     files_analyzed: int = 0
     findings_count: int = 0
     reason: str | None = None  # why it was skipped or failed
+    # The task whose stored run this one reused (status `reused`; or `success` when only some files were reused).
+    reused_from: str | None = None
+    files_reused: int = 0  # of `files_analyzed`, how many were not analyzed again (their inputs were unchanged)
 
 
 _SPACE = re.compile(r"\s+")

@@ -119,6 +119,8 @@ class ToolRunRow(Base):
     files_analyzed: Mapped[int] = mapped_column(Integer, default=0)
     findings_count: Mapped[int] = mapped_column(Integer, default=0)
     reason: Mapped[str | None] = mapped_column(Text)
+    reused_from: Mapped[str | None] = mapped_column(String(32))  # the task whose stored run this one reused
+    files_reused: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     __table_args__ = (UniqueConstraint("task_id", "service", "tool", name="uq_tool_runs_task_service_tool"),)
 

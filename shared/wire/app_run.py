@@ -31,9 +31,26 @@ class AppRun(msgspec.Struct, frozen=True, kw_only=True):
     sandbox: SandboxSettings
     command: list[str]  # the exact argv Assay started (sandbox included)
     processes: dict[str, list[str]] = {}  # name (backend, frontend) → argv inside the sandbox
+    start_rule: str = (
+        ""  # the start rule that chose the backend's command (start_rules.py: procfile, flask-run…)
+    )
+    start_why: str = ""  # what in the app made that rule fit
     urls: dict[str, str] = {}  # name → URL the analyzers probed
-    prepare_log: str = ""  # tail of the preparation's output (virtualenv, pip, npm)
+    # the app's own servers started beside it (postgresql, mysql, redis) → started where / skipped why, and what
+    # showed the need
+    dependencies: dict[str, str] = {}
+    listening: dict[str, list[str]] = {}  # name → where it was found listening in its sandbox (address:port)
+    prepare_log: str = (
+        ""  # the preparation's every command, output and ending (virtualenv, pip, npm), kept whole
+    )
+    failing_requirement: str | None = None  # what pip or npm could not install, in its own words
+    python: str = ""  # the interpreter of the app's virtualenv
+    python_why: str = ""  # what the app declared and whether an installed Python fitted it
+    # requirement lines whose pins could not install and were relaxed (original → relaxed): the app ran with other
+    # versions than it asked for
+    relaxed_requirements: dict[str, str] = {}
     started_at: datetime | None = None
+    ready_after_s: float | None = None  # from its start to every URL answering
     stopped_at: datetime | None = None
     exit_status: int | None = None  # of the sandbox; negative: killed by that signal
     ended: str = ""  # why it ended: stopped by Assay, exited by itself, limit hit...

@@ -16,12 +16,12 @@ import msgspec
 from shared.results.waivers import MAX_WAIVERS, Waiver
 from shared.wire.app_run import AppRun
 from shared.wire.protocol import ServiceResult, ServiceStatus
+from shared.wire.tasks import PRIORITIES as PRIORITIES  # re-exported: the messages name the priorities
+from shared.wire.tasks import Priority as Priority
 from shared.wire.tasks import TaskId, TaskRef
 
 SCHEMA_VERSION = 1
 
-Priority = Literal["urgent", "high", "normal", "low"]
-PRIORITIES: tuple[Priority, ...] = ("urgent", "high", "normal", "low")
 TaskStatus = Literal["pending", "running", "completed", "partial", "failed", "cancelled"]
 CompletedStatus = Literal["completed", "partial"]  # what a `completed` event says of its task
 

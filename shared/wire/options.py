@@ -85,10 +85,19 @@ class SurfaceOptions(Options, frozen=True, kw_only=True):
     users: Annotated[list[Account], msgspec.Meta(max_length=2)] = []
 
 
+class AppOptions(Options, frozen=True, kw_only=True):
+    """`options.app`: how Assay starts the app it runs; `start` is a command line run in the app's backend folder
+    when no start rule fits or the user knows better (services/orchestrator/apps/start_rules.py)."""
+
+    start: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)] | None = None
+
+
 class RequestOptions(Options, frozen=True, kw_only=True):
-    """`options` of an analysis request. One field per tool of the catalog (tests keep the two in step)."""
+    """`options` of an analysis request. One field per tool of the catalog (tests keep the two in step), and `app`."""
 
     timeouts: dict[ToolName, Seconds] = {}  # tool → seconds, at least MIN_TIMEOUT_S
+    app: AppOptions | None = None  # how Assay starts the app when it runs it
+    fresh: bool = False  # run every tool again, even where a stored run has the same inputs (no reuse)
     bandit: NoOptions | None = None
     ruff: NoOptions | None = None
     pylint: NoOptions | None = None

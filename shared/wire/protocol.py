@@ -14,7 +14,7 @@ import msgspec
 
 from shared.operations.errors import ErrorCode
 from shared.results.findings import Finding, ToolRun
-from shared.wire.tasks import TaskRef
+from shared.wire.tasks import Priority, TaskRef
 
 PROTOCOL_VERSION = 1
 HEARTBEAT_INTERVAL_S = 2.0  # analyzers beat at least this often; the contract promises at most every 5 s
@@ -62,6 +62,7 @@ class AnalyzeFrame(msgspec.Struct, tag="analyze", tag_field="type", kw_only=True
     # BACKEND_PORT / FRONTEND_PORT of the app Assay started for this run: they stand in for its .env's (targets
     # policy, which target is the API). Only the orchestrator sends frames (the handshake's token).
     app_ports: dict[str, int] = {}
+    priority: Priority = "normal"  # the request's: the analyzer's CPU budget serves the most urgent waiting tool first
 
 
 class CancelFrame(msgspec.Struct, tag="cancel", tag_field="type", kw_only=True):

@@ -12,6 +12,9 @@ from typing import Annotated, Literal
 
 import msgspec
 
+# Most urgent first: the orchestrator takes requests, and the analyzers hand out CPU, in this order.
+Priority = Literal["urgent", "high", "normal", "low"]
+PRIORITIES: tuple[Priority, ...] = ("urgent", "high", "normal", "low")
 AnalysisType = Literal["security", "static", "dynamic", "performance", "ai", "comprehensive"]
 
 TASK_ID_PATTERN = r"^task_[0-9a-f]{12}$"

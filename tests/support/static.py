@@ -3,14 +3,15 @@ in-process. (No tests here: used by test_static_*.py.)"""
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from services.analyzers.base.cpu_budget import CpuBudget
 from services.analyzers.base.job import Job
+from services.analyzers.base.reuse import ReuseStore
 from services.analyzers.base.runner import run_tools
 from services.analyzers.base.tool import Tool
 from shared.operations.config import load_settings
@@ -67,8 +68,16 @@ def write_many_modules(app: Path, count: int) -> None:
         )
 
 
-def make_job(app_dir: Path | None, options: dict[str, Any] | None = None, deadline_s: float = 120.0) -> Job:
-    """A Job as the server builds it, for running tools in-process."""
+def make_job(
+    app_dir: Path | None,
+    options: dict[str, Any] | None = None,
+    deadline_s: float = 120.0,
+    *,
+    reuse: ReuseStore | None = None,
+    task_id: str = "task_00000000beef",
+    env: dict[str, str] | None = None,
+) -> Job:
+    """A Job as the server builds it, for running tools in-process (with `reuse`: looking for stored runs)."""
 
     async def report(_tool: str, _stage: str, _message: str) -> None:
         return None
@@ -76,15 +85,16 @@ def make_job(app_dir: Path | None, options: dict[str, Any] | None = None, deadli
     return Job(
         request_id="req-static",
         task=TaskRef(
-            id="task_00000000beef", model_slug="openai_codex-mini", app_number=1, analysis_type="static"
+            id=task_id, model_slug="openai_codex-mini", app_number=1, analysis_type="static"
         ),
         app_dir=app_dir,
         target_urls=[],
         options=options or {},
         deadline=time.monotonic() + deadline_s,
-        settings=load_settings({}),
-        cpu_budget=asyncio.Semaphore(2),
+        settings=load_settings(env or {}),
+        cpu_budget=CpuBudget(2),
         report=report,
+        reuse=reuse,
     )
 
 

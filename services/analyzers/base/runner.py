@@ -11,7 +11,7 @@ from opentelemetry import trace
 from services.analyzers.base.job import Job
 from services.analyzers.base.tool import SkipTool, Tool, ToolOutput
 from shared.operations.errors import AssayError
-from shared.results.findings import ToolRun
+from shared.results.findings import COMPLETED_STATUSES, ToolRun
 from shared.results.sarif import app_root_of, sarif_for
 from shared.telemetry.metrics import record_tool_run
 from shared.telemetry.tracing import TASK_ID_ATTRIBUTE
@@ -60,9 +60,9 @@ async def run_tool(tool: Tool, job: Job) -> ToolOutput:
 
 def service_status(runs: list[ToolRun]) -> ServiceStatus:
     """success when nothing failed, partial when some tools failed or covered only part of their work, failed when
-    every tool that ran failed."""
+    every tool that ran failed (a reused run counts as one that ran to the end)."""
     ran = [run for run in runs if run.status != "skipped"]
-    bad = [run for run in ran if run.status != "success"]
+    bad = [run for run in ran if run.status not in COMPLETED_STATUSES]
     if not bad:
         return "success"
     broken = [run for run in bad if run.status != "partial"]

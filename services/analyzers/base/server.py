@@ -26,7 +26,9 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from services.analyzers.base.analyzer import Analyzer
+from services.analyzers.base.cpu_budget import CpuBudget
 from services.analyzers.base.job import Job
+from services.analyzers.base.reuse import ReuseStore
 from services.analyzers.base.runner import ToolsStopped, run_tools
 from shared.operations.app_env import app_env, started_app_env
 from shared.operations.config import Settings
@@ -62,7 +64,8 @@ class AnalyzerServer:
     def __init__(self, analyzer: Analyzer, settings: Settings) -> None:
         self.analyzer = analyzer
         self.settings = settings
-        self.cpu_budget = asyncio.Semaphore(settings.tool_concurrency)
+        self.cpu_budget = CpuBudget(settings.tool_concurrency)
+        self.reuse = ReuseStore(settings.reuse_dir, settings.reuse_max_bytes)
         self.runs: dict[str, asyncio.Task[None]] = {}
         self.draining = False  # asked to stop: no new run starts
         self.handing_back = False  # past the grace period: runs stopped now are answered `shutting_down`
@@ -231,6 +234,8 @@ class AnalyzerServer:
             settings=self.settings,
             cpu_budget=self.cpu_budget,
             report=report,
+            reuse=self.reuse,
+            priority=frame.priority,
         )
 
 

@@ -18,6 +18,7 @@ import time
 import msgspec
 
 from services.analyzers.base.analyzer import Analyzer
+from services.analyzers.base.cpu_budget import CpuBudget
 from services.analyzers.base.job import Job
 from services.analyzers.base.runner import run_tool
 from shared.operations.app_env import app_env
@@ -56,7 +57,7 @@ def replay(analyzer: Analyzer, argv: list[str] | None = None) -> int:
         options=json.loads(args.options),
         deadline=time.monotonic() + args.deadline_s,
         settings=settings,
-        cpu_budget=asyncio.Semaphore(settings.tool_concurrency),
+        cpu_budget=CpuBudget(settings.tool_concurrency),
         report=_quiet,
     )
     output = asyncio.run(run_tool(analyzer.tool_index[args.tool], job))

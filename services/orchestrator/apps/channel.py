@@ -4,7 +4,8 @@ inherited by inside.py (bwrap keeps inherited descriptors), the other kept by th
 Nothing that crosses the boundary travels through a path: the app runs as the same user as inside.py and could
 replace any file or socket in a folder they share with a link to something only root may open. Over the channel,
 Assay hands inside.py one end of a fresh socket pair per probe (SCM_RIGHTS, with the name of the process it is
-for), and inside.py sends back short notes (`{"ended": "backend ended with status 1"}`). It is a SOCK_SEQPACKET
+for), and inside.py sends back short notes (`{"ended": "backend ended with status 1"}`, `{"listens.backend": "0.0.0.0:5000"}`). It is a
+SOCK_SEQPACKET
 pair: each note is one record, cut by the kernel at RECORD_MAX bytes, and descriptors sent the other way are
 closed unread (the host end never asks for any).
 """
@@ -17,7 +18,10 @@ import json
 import socket
 from pathlib import Path
 
+from services.orchestrator.apps.listening import LISTENS_NOTE
+
 RECORD_MAX = 4096  # bytes of one note from inside; the kernel drops the rest of a longer record
+NAME_MAX = 80  # characters of a note's key
 NOTE_MAX = 300  # characters of a note kept (the task's reason quotes it)
 NOTE_KEYS = frozenset({"ended"})
 DRAIN_WAIT_S = 2.0
@@ -57,7 +61,8 @@ class Channel:
             return
         if isinstance(note, dict):
             for key, value in note.items():
-                if key in NOTE_KEYS and isinstance(value, str):
+                known = key in NOTE_KEYS or (key.startswith(LISTENS_NOTE) and len(key) <= NAME_MAX)
+                if known and isinstance(value, str):
                     self.notes[key] = value[:NOTE_MAX]
 
     async def drained(self) -> None:

@@ -15,3 +15,12 @@ class SandboxUnavailable(AppError):
 
 class AppNotStarted(AppError):
     """Preparing or starting the app failed; str() is the task's reason (`app did not start: …`)."""
+
+
+class PrepareFailed(AppNotStarted):
+    """A preparation step failed: the reason, the whole log so far and the requirement pip or npm named."""
+
+    def __init__(self, reason: str, log: str, failing: str | None) -> None:
+        super().__init__(reason)
+        self.log = log
+        self.failing = failing

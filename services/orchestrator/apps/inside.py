@@ -2,8 +2,8 @@
 
 It applies the resource limits to itself, so that every process of the app inherits them; copies the app into its
 size-bounded disk (when the spec says where); starts the app's processes; carries each connection Assay hands it
-over the control channel (one end of a socket pair per probe, see channel.py) to 127.0.0.1:<port> in the
-sandbox's own network namespace (the only way in); and, when the first process ends, stops the others and exits
+over the control channel (one end of a socket pair per probe, see channel.py) to where the process it names
+listens in the sandbox's own network namespace, found by listening.py (the only way in); and, when the first process ends, stops the others and exits
 with its status, saying why on stderr and over the channel. The app's processes do not inherit the channel.
 
 It also runs the marker listener of the SSRF check on the spec's `canary` port (when given): it answers every
@@ -30,6 +30,11 @@ import socket
 import subprocess
 import sys
 from typing import Any
+
+try:
+    from services.orchestrator.apps.listening import LISTENS_NOTE, Finder, Listener
+except ImportError:  # run as a script: listening.py is beside it (sandbox.init_binds binds it there)
+    from listening import LISTENS_NOTE, Finder, Listener  # type: ignore[import-not-found,no-redef]
 
 CHUNK = 65536
 LIMITS = {
@@ -80,12 +85,16 @@ async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> No
         writer.close()
 
 
-async def _forward(port: int, connection: socket.socket) -> None:
-    """One connection handed over the channel, carried to the app's port."""
+async def _forward(finder: Finder, connection: socket.socket) -> None:
+    """One connection handed over the channel, carried to where the app's process listens (found, not imposed)."""
     reader, writer = await asyncio.open_connection(sock=connection)
+    target = finder.target()
     try:
-        app_reader, app_writer = await asyncio.open_connection("127.0.0.1", port)
+        if target is None:
+            raise ConnectionRefusedError("listening nowhere yet")
+        app_reader, app_writer = await asyncio.open_connection(*target)
     except OSError:
+        finder.forget()
         writer.close()  # the app is not listening (yet): the caller sees the connection closed
         return
     await asyncio.gather(pipe(reader, app_writer), pipe(app_reader, writer))
@@ -105,8 +114,8 @@ async def _relay(port: int, path: str) -> asyncio.Server:
     return await asyncio.start_server(handle, "127.0.0.1", port)
 
 
-def _receive(control: socket.socket, ports: dict[str, int], tasks: set[asyncio.Task[None]]) -> None:
-    """Take the connections Assay hands over the channel, each to the port of the process it names."""
+def _receive(control: socket.socket, finders: dict[str, Finder], tasks: set[asyncio.Task[None]]) -> None:
+    """Take the connections Assay hands over the channel, each to where the process it names listens."""
     loop = asyncio.get_running_loop()
 
     def on_readable() -> None:
@@ -120,12 +129,12 @@ def _receive(control: socket.socket, ports: dict[str, int], tasks: set[asyncio.T
             loop.remove_reader(control)
             return
         connections = [socket.socket(fileno=fd) for fd in fds]
-        port = ports.get(data.decode(errors="replace"))
-        if port is None or len(connections) != 1:
+        finder = finders.get(data.decode(errors="replace"))
+        if finder is None or len(connections) != 1:
             for connection in connections:
                 connection.close()
             return
-        task = loop.create_task(_forward(port, connections[0]))
+        task = loop.create_task(_forward(finder, connections[0]))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
 
@@ -193,12 +202,17 @@ async def _first_exit(processes: dict[str, subprocess.Popen[bytes]]) -> tuple[st
 
 def _note(control: socket.socket, text: str) -> None:
     """How the app ended, on stderr and over the channel (the output's tail may be flooded by then)."""
+    _tell(control, "ended", text, text)
+
+
+def _tell(control: socket.socket, key: str, value: str, line: str) -> None:
+    """A note for Assay over the channel, and its line on stderr for whoever reads the output."""
     try:
-        os.write(sys.stderr.fileno(), f"assay-init: {text}\n".encode())
+        os.write(sys.stderr.fileno(), f"assay-init: {line}\n".encode())
     except OSError:
         pass  # the output is at its size limit: the channel still says it
     try:
-        control.send(json.dumps({"ended": text}).encode())
+        control.send(json.dumps({key: value}).encode())
     except OSError:
         pass  # Assay has gone; stderr still says it
 
@@ -218,7 +232,20 @@ async def _serve(
         servers.append(await _relay(int(relay["port"]), relay["socket"]))
     tasks: set[asyncio.Task[None]] = set()
     control.setblocking(False)
-    _receive(control, {forward["name"]: int(forward["port"]) for forward in forwards}, tasks)
+
+    def announce(name: str, listener: Listener) -> None:
+        _tell(control, f"{LISTENS_NOTE}{name}", str(listener), f"{name} listens on {listener}")
+
+    finders = {  # an app's process, or the marker listener (this process's own)
+        forward["name"]: Finder(
+            forward["name"],
+            processes[forward["name"]].pid if forward["name"] in processes else os.getpid(),
+            int(forward["port"]),
+            announce,
+        )
+        for forward in forwards
+    }
+    _receive(control, finders, tasks)
     name, status = await _first_exit(processes)
     _note(control, f"{name} ended with {describe(status)}{_disk_full(disk)}")
     for process in processes.values():

@@ -17,10 +17,11 @@ from pathlib import Path
 
 import httpx
 
-from services.orchestrator.apps import inside
+from services.orchestrator.apps import inside, services_deps, start_rules
 from services.orchestrator.apps.channel import Channel, start_with_channel
 from services.orchestrator.apps.errors import AppNotStarted
 from services.orchestrator.apps.forwarder import start_forwarder
+from services.orchestrator.apps.listening import LISTENS_NOTE
 from services.orchestrator.apps.prepare import Prepared
 from services.orchestrator.apps.sandbox import (
     APP_ROOT,
@@ -32,18 +33,18 @@ from services.orchestrator.apps.sandbox import (
     VENV_ROOT,
     Mounts,
     bwrap_argv,
+    init_binds,
     run_limits,
 )
-from shared.jetstream.natsd import free_port
+from services.orchestrator.apps.start_rules import Installed, Start, installed_packages
 from shared.operations.app_env import CANARY_PORT_KEY
+from shared.operations.ports import PortRange, free_port
 from shared.operations.process_groups import stop_group
 from shared.wire.app_run import SandboxSettings
 
-BACKEND_FILES = ("app.py", "main.py", "server.py", "run.py", "wsgi.py")
-NODE_BACKEND_FILES = ("server.js", "index.js", "app.js", "main.js")
 STATIC_FOLDERS = ("dist", "build", ".")
 STOP_GRACE_S = 3.0
-OUTPUT_TAIL = 4000
+OUTPUT_TAIL = 16000  # of the app's output kept in app.json: long enough for a traceback and what led to it
 POLL_S = 0.2
 GONE_WAIT_S = 10.0
 
@@ -53,6 +54,7 @@ class LaunchConfig:
     settings: SandboxSettings
     python: str  # used for the frontend's static server and the init when the app has no virtualenv
     start_timeout_s: float
+    port_range: PortRange | None = None  # ASSAY_PORT_RANGE: the forwarders' ports
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,7 @@ class Layout:
     venv: str | None
     init: str
     tmp: str
+    bin: str  # `python` for command lines that name it (a Dockerfile's CMD), where the app has no virtualenv
 
 
 @dataclass
@@ -76,6 +79,8 @@ class Launched:
     output: Path
     channel: Channel  # the connections into the sandbox, and inside.py's note of how the app ended
     canary_port: int | None = None  # the SSRF check's marker listener inside the sandbox (inside.py)
+    start: Start | None = None  # the rule that chose the backend's command
+    dependencies: dict[str, str] = field(default_factory=dict)  # server → started or skipped, and why needed
     forwarders: list[asyncio.Server] = field(default_factory=list)
 
     def port_variables(self) -> dict[str, int]:
@@ -87,48 +92,51 @@ class Launched:
         return ports
 
 
-INIT_COPY = "inside.py"  # the run folder's copy of inside.py, bound read-only at INIT_PATH
+STATIC_SERVER = "static_server.py"  # beside the init (sandbox.init_binds)
 
 
 def _layout(sandboxed: bool, prepared: Prepared, run_dir: Path) -> Layout:
     if sandboxed:
-        return Layout(APP_ROOT, VENV_ROOT if prepared.venv else None, INIT_PATH, "/tmp")
+        venv = VENV_ROOT if prepared.venv else None
+        return Layout(APP_ROOT, venv, INIT_PATH, "/tmp", f"{Path(INIT_PATH).parent}/bin")
     venv = str(prepared.venv) if prepared.venv else None
-    return Layout(str(prepared.copy), venv, inside.__file__, str(run_dir / "tmp"))
+    return Layout(str(prepared.copy), venv, inside.__file__, str(run_dir / "tmp"), str(run_dir / "bin"))
 
 
 def _commands(
-    copy: Path, layout: Layout, python: str, ports: dict[str, int]
-) -> dict[str, tuple[list[str], str]]:
-    """name → (argv, working folder) as seen by the app, for the backend and a frontend that needs no build."""
-    app_python = f"{layout.venv}/bin/python" if layout.venv else python
+    prepared: Prepared, layout: Layout, python: str, ports: dict[str, int], options: dict[str, object]
+) -> tuple[dict[str, tuple[list[str], str]], Start | None]:
+    """name → (argv, working folder) as seen by the app, for the backend (by the first start rule that fits) and a
+    frontend that needs no build; and the backend's start rule."""
+    copy = prepared.copy
+    installed = Installed(packages=installed_packages(prepared.venv), node=shutil.which("node") is not None)
+    start = start_rules.choose(copy, installed, options)
     commands: dict[str, tuple[list[str], str]] = {}
-    backend = copy / "backend"
-    node = shutil.which("node")
-    for name in BACKEND_FILES:
-        if (backend / name).is_file():
-            commands["backend"] = ([app_python, name], f"{layout.app}/backend")
-            break
-    else:
-        for name in NODE_BACKEND_FILES:
-            if node and (backend / name).is_file():
-                commands["backend"] = ([node, name], f"{layout.app}/backend")
-                break
+    if start is not None:
+        app_python = f"{layout.venv}/bin/python" if layout.venv else prepared.python.path
+        words = {
+            start_rules.PYTHON: [app_python],
+            start_rules.NODE: [shutil.which("node") or "node"],
+            start_rules.NPM: [shutil.which("npm") or "npm"],
+            start_rules.SHELL: ["/bin/sh", "-c"],
+        }
+        port = str(ports["backend"])
+        argv = [part for word in start.argv for part in words.get(word, [word.replace("{port}", port)])]
+        commands["backend"] = (argv, f"{layout.app}/{start.folder}".removesuffix("/."))
     for folder in STATIC_FOLDERS:
         if (copy / "frontend" / folder / "index.html").is_file():
             served = f"{layout.app}/frontend/{folder}".removesuffix("/.")
-            port = str(ports["frontend"])
-            argv = [python, "-m", "http.server", port, "--bind", "127.0.0.1", "--directory", served]
+            argv = [python, str(Path(layout.init).parent / STATIC_SERVER), str(ports["frontend"]), served]
             commands["frontend"] = (argv, served)
             break
-    return commands
+    return commands, start
 
 
 def _env(layout: Layout, ports: dict[str, int], own: str) -> dict[str, str]:
     return {
-        "PATH": f"{layout.venv}/bin:/usr/local/bin:/usr/bin:/bin"
+        "PATH": f"{layout.venv}/bin:/usr/local/bin:/usr/bin:/bin:{layout.bin}"
         if layout.venv
-        else "/usr/local/bin:/usr/bin:/bin",
+        else f"/usr/local/bin:/usr/bin:/bin:{layout.bin}",
         "HOME": layout.tmp,
         "TMPDIR": layout.tmp,
         "LANG": "C.UTF-8",
@@ -149,27 +157,34 @@ def _write_ports(copy: Path, ports: dict[str, int]) -> None:
     env_file.write_text("\n".join([*kept, *(f"{key}={value}" for key, value in wanted.items())]) + "\n")
 
 
-def _set_up_run(run_dir: Path, copy: Path, ports: dict[str, int], sandboxed: bool) -> None:
-    """The run's temporary folder when unsandboxed (the sandbox keeps its own on its disk), its copy of
-    inside.py, and Assay's ports in the copy's .env."""
+def _set_up_run(run_dir: Path, copy: Path, ports: dict[str, int], sandboxed: bool, python: str) -> None:
+    """The run's temporary folder when unsandboxed (the sandbox keeps its own on its disk), a `python` for command
+    lines that name it, and Assay's ports in the copy's .env."""
     if not sandboxed:
         (run_dir / "tmp").mkdir(parents=True, exist_ok=True)
-    # A copy beside the run: the sandbox user must reach what is bound in, and the checkout Assay runs from may
-    # sit in a folder only its owner can enter (a private temporary folder, a home folder).
-    shutil.copyfile(inside.__file__, run_dir / INIT_COPY)
+    (run_dir / "bin").mkdir(exist_ok=True)
+    for name in ("python", "python3"):
+        (run_dir / "bin" / name).symlink_to(python)
     _write_ports(copy, ports)
 
 
-async def launch(config: LaunchConfig, prepared: Prepared, run_dir: Path) -> Launched:
+async def launch(
+    config: LaunchConfig, prepared: Prepared, run_dir: Path, options: dict[str, object] | None = None
+) -> Launched:
     """Start the app's sandbox and forwarders; AppNotStarted when there is nothing to start."""
     sandboxed = config.settings.mode == "bwrap"
     layout = _layout(sandboxed, prepared, run_dir)
-    ports = {"backend": free_port(), "frontend": free_port(), "canary": free_port()}
-    found = await asyncio.to_thread(_commands, prepared.copy, layout, config.python, ports)
-    if "backend" not in found:
-        looked = ", ".join(BACKEND_FILES + NODE_BACKEND_FILES)
-        raise AppNotStarted(f"app did not start: no backend to start in backend/ (looked for {looked})")
-    await asyncio.to_thread(_set_up_run, run_dir, prepared.copy, ports, sandboxed)
+    ports = {name: free_port(port_range=config.port_range) for name in ("backend", "frontend", "canary")}
+    found, start = await asyncio.to_thread(_commands, prepared, layout, config.python, ports, options or {})
+    if start is None:
+        raise AppNotStarted(
+            "app did not start: no start rule fits its backend/ (see start_rules.py; give a command as "
+            f"{start_rules.START_KEY}=… in its .env or options.app.start)"
+        )
+    deps = await asyncio.to_thread(services_deps.arrange, prepared.copy, layout.app)
+    argv, cwd = found["backend"]
+    found["backend"] = (deps.wrap(argv), cwd)
+    await asyncio.to_thread(_set_up_run, run_dir, prepared.copy, ports, sandboxed, prepared.python.path)
     disk_bytes = config.settings.disk_mb * 1024 * 1024
     channel = Channel()
     spec: dict[str, object] = {
@@ -177,9 +192,15 @@ async def launch(config: LaunchConfig, prepared: Prepared, run_dir: Path) -> Lau
         "control_fd": channel.inside.fileno(),
         "forwards": [{"name": name, "port": ports[name]} for name in [*found, "canary"]] if sandboxed else [],
         "canary": ports["canary"],
-        "processes": [
-            {"name": name, "argv": argv, "cwd": cwd, "env": _env(layout, ports, name)}
-            for name, (argv, cwd) in found.items()
+        "processes": [  # the app's servers first: the prelude of its backend waits for them
+            *(
+                {"name": name, "argv": argv, "cwd": layout.tmp, "env": _env(layout, ports, "backend")}
+                for name, argv in deps.processes.items()
+            ),
+            *(
+                {"name": name, "argv": argv, "cwd": cwd, "env": {**_env(layout, ports, name), **deps.env}}
+                for name, (argv, cwd) in found.items()
+            ),
         ],
     }
     if sandboxed:
@@ -188,11 +209,14 @@ async def launch(config: LaunchConfig, prepared: Prepared, run_dir: Path) -> Lau
     init_python = f"{layout.venv}/bin/python" if layout.venv else config.python
     command = [init_python, layout.init, json.dumps(spec)]
     if sandboxed:
-        ro_binds = {run_dir / INIT_COPY: INIT_PATH, prepared.copy: SOURCE_ROOT}
+        init = await asyncio.to_thread(init_binds, run_dir)
+        ro_binds = {**init, run_dir / "bin": layout.bin, prepared.copy: SOURCE_ROOT}
         if prepared.venv:
             ro_binds[prepared.venv] = VENV_ROOT
         if prepared.node_modules:
             ro_binds[prepared.node_modules] = f"{DISK_APP}/frontend/node_modules"
+        if prepared.backend_node_modules:
+            ro_binds[prepared.backend_node_modules] = f"{DISK_APP}/backend/node_modules"
         mounts = Mounts(ro_binds=ro_binds, links={APP_ROOT: DISK_APP})
         command = bwrap_argv(mounts, network=False, chdir=APP_ROOT, command=command, disk_bytes=disk_bytes)
     output = run_dir / "output.log"
@@ -200,11 +224,13 @@ async def launch(config: LaunchConfig, prepared: Prepared, run_dir: Path) -> Lau
     launched = Launched(
         process=process,
         command=command,
-        processes={name: argv for name, (argv, _) in found.items()},
+        processes={**deps.processes, **{name: argv for name, (argv, _) in found.items()}},
         urls={name: f"http://127.0.0.1:{ports[name]}" for name in found},
         output=output,
         channel=channel,
         canary_port=ports["canary"],
+        start=start,
+        dependencies=deps.notes,
     )
     if sandboxed:
         try:
@@ -226,6 +252,15 @@ def output_tail(launched: Launched) -> str:
     except OSError:
         return ""
     return data.decode(errors="replace")
+
+
+def found_listening(launched: Launched) -> dict[str, list[str]]:
+    """name → where each of the app's processes was found listening in its sandbox (inside.py's notes)."""
+    return {
+        key.removeprefix(LISTENS_NOTE): [where]
+        for key, where in launched.channel.notes.items()
+        if key.startswith(LISTENS_NOTE)
+    }
 
 
 async def exit_reason(launched: Launched) -> str:

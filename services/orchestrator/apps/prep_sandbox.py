@@ -21,9 +21,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.orchestrator.apps import inside
 from services.orchestrator.apps.channel import Channel, start_with_channel
 from services.orchestrator.apps.index_proxy import IndexProxy
+from services.orchestrator.apps.prepare_log import whole_file
 from services.orchestrator.apps.quota import first_over
 from services.orchestrator.apps.sandbox import (
     APP_ROOT,
@@ -34,6 +34,7 @@ from services.orchestrator.apps.sandbox import (
     SOURCE_ROOT,
     Mounts,
     bwrap_argv,
+    init_binds,
     run_limits,
 )
 from shared.operations.process_groups import stop_group
@@ -42,7 +43,6 @@ from shared.wire.app_run import SandboxSettings
 PROXY_PORT = 3128
 PROXY_SOCKET = "/assay/index.sock"
 PROXY_URL = f"http://127.0.0.1:{PROXY_PORT}"
-LOG_TAIL = 4000
 STOP_GRACE_S = 1.0
 
 
@@ -60,7 +60,7 @@ class PrepBox:
 class StepOutcome:
     argv: list[str]
     exit_code: int | None  # None when it ran out of time
-    output: str  # the tail of the step's output, then how it ended and what the proxy refused
+    output: str  # the step's output (prepare_log.whole_file), then how it ended and what the proxy refused
     duration_s: float
 
     @property
@@ -79,16 +79,7 @@ def _work_folder(parent: Path) -> Path:
     work = parent / f".step-{secrets.token_hex(4)}"
     work.mkdir(parents=True)
     work.chmod(0o711)
-    shutil.copyfile(inside.__file__, work / "inside.py")
-    (work / "inside.py").chmod(0o644)
     return work
-
-
-def _tail(path: Path) -> str:
-    """The last LOG_TAIL bytes of the step's output (the file may be as large as the largest-file limit)."""
-    with path.open("rb") as output:
-        output.seek(max(0, output.seek(0, 2) - LOG_TAIL))
-        return output.read(LOG_TAIL).decode(errors="replace")
 
 
 async def run_step(
@@ -118,7 +109,8 @@ async def run_step(
             "disk": {"path": DISK_ROOT, "mb": box.settings.disk_mb},
             "relay": {"port": PROXY_PORT, "socket": PROXY_SOCKET},
         }
-        ro_binds = {work / "inside.py": INIT_PATH, work / "index.sock": PROXY_SOCKET}
+        init = await asyncio.to_thread(init_binds, work)
+        ro_binds = {**init, work / "index.sock": PROXY_SOCKET}
         if source is not None:
             spec["copy"] = {"source": SOURCE_ROOT, "app": DISK_APP, "tmp": DISK_TMP}
             ro_binds[source] = SOURCE_ROOT
@@ -133,7 +125,7 @@ async def run_step(
         process = await start_with_channel(argv, work / "output.log", channel)
         exit_code, over = await _wait(process, box, list(writable))
         await channel.drained()
-        lines = [await asyncio.to_thread(_tail, work / "output.log")]
+        lines = [await asyncio.to_thread(whole_file, work / "output.log")]
         if over:
             quota = f"its disk quota of {box.settings.disk_mb} MB (ASSAY_APP_DISK_MB)"
             lines.append(f"[{name}: stopped, the folder it builds passed {quota}]")

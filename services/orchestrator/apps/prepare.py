@@ -5,7 +5,9 @@ A virtualenv is built from `backend/requirements.txt` in a preparation sandbox a
 so no package's setup code runs), source packages only when that fails (their setup code then runs confined too).
 A requirements file naming an index of its own is refused (requirements_policy.py). A frontend's `node_modules`
 comes from `npm ci` (`npm install` without a lock file) with `--ignore-scripts`, no `.npmrc` read and the registry
-named, where npm exists. Both are kept under the cache folder by hash of what they are
+named, where npm exists (for a Node backend too). The virtualenv is made with the Python the app declares
+(interpreters.py); pins that cannot install are relaxed (pins.py). The log keeps every step whole (prepare_log.py).
+All are kept under the cache folder by hash of what they are
 built from, built in a temporary folder and renamed into place, so parallel runs and replicas never see half of one.
 """
 
@@ -16,6 +18,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
 import stat
@@ -23,15 +26,19 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.orchestrator.apps.errors import AppNotStarted
+from services.orchestrator.apps.errors import AppNotStarted, PrepareFailed
+from services.orchestrator.apps.interpreters import Interpreter, choose
+from services.orchestrator.apps.pins import install_relaxed
 from services.orchestrator.apps.prep_sandbox import PrepBox, StepOutcome, proxy_env, run_step
+from services.orchestrator.apps.prepare_log import failing_requirement, whole
 from services.orchestrator.apps.requirements_policy import check_requirements
 from services.orchestrator.apps.sandbox import APP_ROOT, VENV_ROOT, hand_over
 from shared.operations.process import run_process
 
 SKIPPED_FOLDERS = frozenset({"node_modules", ".venv", "venv", "__pycache__", ".git"})
 READY_MARK = ".assay-ready"
-LOG_TAIL = 4000
+_FAILED_STEP = re.compile(r"\[(?:venv|pip|npm): (?:exit [1-9]|exit -|timed out)")
+REASON_TAIL = 4000  # characters of the log quoted in a failed preparation's reason
 NPM_REGISTRY = "https://registry.npmjs.org/"
 NPM_BUILD = "/build"
 # A user config that does not exist in the sandbox's fresh /tmp: npm reads no .npmrc but the operator's global one
@@ -57,7 +64,10 @@ class Prepared:
     source_hash: str
     venv: Path | None
     node_modules: Path | None
-    log: str
+    log: str  # every step's command, output and ending (prepare_log.whole)
+    python: Interpreter  # what the virtualenv was made with, and why
+    relaxed: dict[str, str]  # requirement lines whose pins were relaxed to install (original → relaxed)
+    backend_node_modules: Path | None = None  # a Node backend's dependencies
 
 
 def _files(app: Path) -> list[Path]:
@@ -182,39 +192,60 @@ def _mark_ready(folder: Path) -> None:
         os.close(fd)
 
 
-async def _venv(config: PrepareConfig, copy: Path, source_digest: str, log: list[str]) -> Path:
+async def _venv(config: PrepareConfig, python: str, copy: Path, source_digest: str, log: list[str]) -> Path:
     requirements = copy / "backend" / "requirements.txt"
     checked = check_requirements(
         await asyncio.to_thread(requirements.read_text, "utf-8", "replace"), config.index_allow
     )
     if checked.refused:
         log.append(f"[backend/requirements.txt refused: {checked.reason()}]\n")
-        raise AppNotStarted(f"app did not start: backend/requirements.txt {checked.reason()}\n{_tail(log)}")
+        raise AppNotStarted(f"app did not start: backend/requirements.txt {checked.reason()}")
     # A requirement on the app's own files (./pkg) makes the virtualenv the app's own.
     own = f"-{source_digest[:12]}" if checked.local else ""
-    key = f"venv-{_hash_of(requirements)}-{hashlib.sha256(config.python.encode()).hexdigest()[:8]}{own}"
+    key = f"venv-{_hash_of(requirements)}-{hashlib.sha256(python.encode()).hexdigest()[:8]}{own}"
 
     async def build(folder: Path) -> None:
         sandboxed = config.box is not None
         venv = VENV_ROOT if sandboxed else str(folder)
         cwd = f"{APP_ROOT}/backend" if sandboxed else str(copy / "backend")
         pip = [f"{venv}/bin/python", "-m", "pip", "install", "--no-input", "--disable-pip-version-check"]
-        reqs = ["-r", "requirements.txt"]
 
         async def step(name: str, command: list[str]) -> bool:
             return await _step(config, name, command, cwd, {folder: VENV_ROOT}, copy, log)
 
-        if not await step("venv", [config.python, "-m", "venv", venv]):
-            raise AppNotStarted(f"app did not start: creating its virtualenv failed\n{_tail(log)}")
-        if await step("wheels", [*pip, "--only-binary", ":all:", *reqs]):
+        if not await step("venv", [python, "-m", "venv", venv]):
+            raise AppNotStarted(f"app did not start: creating its virtualenv failed ({_ending(log)})")
+
+        async def install(listed: str) -> bool:
+            if await step("wheels", [*pip, "--only-binary", ":all:", "-r", listed]):
+                return True
+            log.append("[not every requirement has a wheel: installing from source, inside the sandbox]\n")
+            return await step("pip", [*pip, "-r", listed])
+
+        if await install("requirements.txt"):
             return
-        log.append("[not every requirement has a wheel: installing from source, inside the sandbox]\n")
-        if not await step("pip", [*pip, *reqs]):
+        original = await asyncio.to_thread(requirements.read_text, "utf-8", "replace")
+        relaxed = await install_relaxed(original, folder, venv, install, log)
+        if relaxed is None:
             raise AppNotStarted(
-                f"app did not start: installing backend/requirements.txt failed\n{_tail(log)}"
+                f"app did not start: installing backend/requirements.txt failed ({_ending(log)})"
             )
+        await asyncio.to_thread(_relaxed_record(config, key).write_text, json.dumps(relaxed))
 
     return await _cached(key, config.cache_dir, build, log)
+
+
+def _relaxed_record(config: PrepareConfig, key: str) -> Path:
+    """Where the pins relaxed to build the virtualenv `key` are kept: beside it, in a folder only Assay writes."""
+    return config.cache_dir / f"{key}.relaxed.json"
+
+
+def relaxed_pins(config: PrepareConfig, venv: Path | None) -> dict[str, str]:
+    """What had to be relaxed for the virtualenv to install (original line → relaxed line); empty: nothing."""
+    try:
+        return dict(json.loads(_relaxed_record(config, venv.name).read_text())) if venv else {}
+    except (OSError, ValueError):
+        return {}
 
 
 def _wants_npm(frontend: Path) -> bool:
@@ -226,6 +257,7 @@ def _wants_npm(frontend: Path) -> bool:
 
 
 async def _node_modules(config: PrepareConfig, frontend: Path, log: list[str]) -> Path:
+    """node_modules for the part at `frontend` (the frontend, or a Node backend)."""
     lock = frontend / "package-lock.json"
     key = f"node-{_hash_of(frontend / 'package.json', lock)}"
 
@@ -242,13 +274,13 @@ async def _node_modules(config: PrepareConfig, frontend: Path, log: list[str]) -
             npm.append(f"--https-proxy={proxy_env()['HTTPS_PROXY']}")
         if not await _step(config, "npm", npm, inside, {folder: NPM_BUILD}, None, log):
             raise AppNotStarted(
-                f"app did not start: {' '.join(npm[:2])} for its frontend failed\n{_tail(log)}"
+                f"app did not start: {' '.join(npm[:2])} for its {frontend.name} failed ({_ending(log)})"
             )
 
     built = await _cached(key, config.cache_dir, build, log) / "node_modules"
     if not await asyncio.to_thread(_is_folder, built):
         # npm's sandbox made it: a link here would have the run bind whatever it points to.
-        raise AppNotStarted(f"app did not start: {built.name} is not a folder after npm\n{_tail(log)}")
+        raise AppNotStarted(f"app did not start: {built.name} is not a folder after npm")
     return built
 
 
@@ -260,22 +292,52 @@ def _is_folder(path: Path) -> bool:
         return False
 
 
-def _tail(log: list[str]) -> str:
-    return "".join(log)[-LOG_TAIL:]
+def _first_failure(log: list[str]) -> str:
+    """The log entry of the first step that failed for good (a wheels-only attempt may fail on the way)."""
+    return next((entry for entry in log if _FAILED_STEP.search(entry)), log[-1] if log else "")
+
+
+def _ending(log: list[str]) -> str:
+    """`pip: exit 1; failing requirement: gevent==1.2.2`: how the first failed step ended and what it could not
+    install (not what a retry with relaxed pins then said)."""
+    last = _first_failure(log)
+    ending = (
+        last.rsplit("[", 1)[-1].split(",")[0].rstrip("]\n") if last.rstrip().endswith("]") else "no output"
+    )
+    failing = failing_requirement(last)
+    return ending + (f"; failing requirement: {failing}" if failing else "")
 
 
 async def prepare(config: PrepareConfig, app: Path, copy: Path) -> Prepared:
-    """Copy `app` to `copy`, and give it what it needs; AppNotStarted with the log's tail when a step fails."""
+    """Copy `app` to `copy`, and give it what it needs; PrepareFailed with the whole log when a step fails."""
     log: list[str] = []
     digest = await asyncio.to_thread(source_hash, app)
     await asyncio.to_thread(copy_app, app, copy)
     requirements = copy / "backend" / "requirements.txt"
-    venv = await _venv(config, copy, digest, log) if requirements.is_file() else None
-    frontend = copy / "frontend"
-    node_modules = None
-    if _wants_npm(frontend):
-        if shutil.which("npm") is None:
-            log.append("[npm is not installed: the frontend's dependencies were not installed]\n")
-        else:
-            node_modules = await _node_modules(config, frontend, log)
-    return Prepared(copy=copy, source_hash=digest, venv=venv, node_modules=node_modules, log=_tail(log))
+    frontend, backend = copy / "frontend", copy / "backend"
+    python = await asyncio.to_thread(choose, copy, config.python)
+    log.append(f"[python: {python.path} ({python.version or 'version unknown'}): {python.why}]\n")
+    node: dict[Path, Path | None] = {part: None for part in (frontend, backend) if _wants_npm(part)}
+    try:
+        venv = await _venv(config, python.path, copy, digest, log) if requirements.is_file() else None
+        for part in node:
+            if shutil.which("npm") is None:
+                log.append(f"[npm is not installed: the {part.name}'s dependencies were not installed]\n")
+            else:
+                node[part] = await _node_modules(config, part, log)
+    except AppNotStarted as error:
+        text = "".join(log)
+        # the reason's first line says what failed and how; the log's tail follows it (the task's reason shows
+        # what pip, npm or the index proxy said), and app.json keeps the whole log
+        reason = f"{error}\n{text[-REASON_TAIL:]}"
+        raise PrepareFailed(reason, whole(text), failing_requirement(_first_failure(log))) from error
+    return Prepared(
+        copy=copy,
+        source_hash=digest,
+        venv=venv,
+        node_modules=node.get(frontend),
+        log=whole("".join(log)),
+        python=python,
+        relaxed=await asyncio.to_thread(relaxed_pins, config, venv),
+        backend_node_modules=node.get(backend),
+    )

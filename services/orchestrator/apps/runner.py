@@ -20,11 +20,12 @@ import msgspec
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
-from services.orchestrator.apps.errors import AppError, AppNotStarted, SandboxUnavailable
+from services.orchestrator.apps.errors import AppError, AppNotStarted, PrepareFailed, SandboxUnavailable
 from services.orchestrator.apps.launch import (
     LaunchConfig,
     Launched,
     exit_reason,
+    found_listening,
     launch,
     output_tail,
     stop,
@@ -100,7 +101,10 @@ class AppRunner:
             index_allow=frozenset(settings.app_index_allow),
         )
         self.launch_config = LaunchConfig(
-            settings=self.sandbox, python=settings.app_python, start_timeout_s=settings.app_start_timeout_s
+            settings=self.sandbox,
+            python=settings.app_python,
+            start_timeout_s=settings.app_start_timeout_s,
+            port_range=settings.port_range,
         )
         if settings.app_sandbox == "off":
             log.warning("ASSAY_APP_SANDBOX=off: apps run UNSANDBOXED, with this user's rights and network")
@@ -165,18 +169,30 @@ class AppRunner:
             with tracer.start_as_current_span("app.prepare"):
                 prepared = await prepare(self.prepare_config, source, run_dir / "app")
             record = msgspec.structs.replace(
-                record, source_hash=prepared.source_hash, prepare_log=prepared.log
+                record,
+                source_hash=prepared.source_hash,
+                prepare_log=prepared.log,
+                python=prepared.python.path,
+                python_why=prepared.python.why,
+                relaxed_requirements=prepared.relaxed,
             )
             with tracer.start_as_current_span("app.start"):
-                launched = await launch(self.launch_config, prepared, run_dir)
+                launched = await launch(self.launch_config, prepared, run_dir, request.options)
         except (AppNotStarted, OSError) as error:
             reason = str(error) if isinstance(error, AppNotStarted) else f"app did not start: {error}"
+            if isinstance(error, PrepareFailed):
+                record = msgspec.structs.replace(
+                    record, prepare_log=error.log, failing_requirement=error.failing
+                )
             slot.record = msgspec.structs.replace(record, error=reason.splitlines()[0])
             raise AppNotStarted(reason) from error
         record = msgspec.structs.replace(
             record,
             command=launched.command,
             processes=launched.processes,
+            start_rule=launched.start.rule if launched.start else "",
+            start_why=launched.start.why if launched.start else "",
+            dependencies=launched.dependencies,
             urls=launched.urls,
             started_at=utcnow(),
         )
@@ -186,6 +202,9 @@ class AppRunner:
             except AppNotStarted as error:
                 record = msgspec.structs.replace(record, error=str(error).splitlines()[0])
                 raise
+            ready_at = utcnow()
+            ready_after_s = round((ready_at - (record.started_at or ready_at)).total_seconds(), 3)
+            record = msgspec.structs.replace(record, ready_after_s=ready_after_s)
             log.info("app %s answers at %s", run_id, ", ".join(launched.urls.values()), extra=extra)
             urls = list(launched.urls.values())  # the backend first: analyzers take the first as the API
             async with asyncio.timeout(self.sandbox.wall_s):
@@ -212,4 +231,5 @@ class AppRunner:
             ended=ended,
             output_tail=tail,
             error=error,
+            listening=found_listening(launched),  # every note read by now
         )

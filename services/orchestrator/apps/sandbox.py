@@ -33,6 +33,26 @@ DISK_APP = f"{DISK_ROOT}/app"  # what /app links to
 DISK_TMP = f"{DISK_ROOT}/tmp"  # what /tmp links to
 
 
+INIT_FILES = (
+    "inside.py",
+    "listening.py",
+    "static_server.py",
+)  # the init, and its stdlib neighbours beside it
+
+
+def init_binds(folder: Path) -> dict[Path, str]:
+    """Copies of the init and its neighbours in `folder` (a folder only Assay writes), readable by the sandbox user
+    whatever Assay's umask, as read-only binds: the init at INIT_PATH, the others beside it. Copies, because the
+    checkout Assay runs from may sit in a folder only its owner can enter."""
+    binds: dict[Path, str] = {}
+    for name in INIT_FILES:
+        copy = folder / name
+        shutil.copyfile(Path(__file__).with_name(name), copy)
+        copy.chmod(0o644)
+        binds[copy] = INIT_PATH if name == "inside.py" else f"{Path(INIT_PATH).parent}/{name}"
+    return binds
+
+
 def run_limits(settings: SandboxSettings) -> dict[str, int]:
     """inside.py's `limits` for an app's run and its preparation alike (every file bounded by the disk quota)."""
     return {

@@ -77,6 +77,8 @@ def _staged(run: ServiceRun, tools: list[ToolRunRow], findings: list[FindingRow]
                     "files_analyzed": row.files_analyzed,
                     "findings_count": row.findings_count,
                     "reason": row.reason,
+                    "reused_from": row.reused_from,
+                    "files_reused": row.files_reused,
                 }
                 for row in tools
             ],

@@ -8,6 +8,7 @@ import msgspec
 
 from services.analyzers.static.tools.cli_tool import CliTool
 from services.analyzers.static.tools.source import AppSource, as_arguments
+from services.analyzers.static.tools.warm_tool import WarmTool
 from shared.operations.process import ProcessOutcome
 from shared.results.findings import Finding, Severity
 
@@ -44,6 +45,8 @@ class BanditReport(msgspec.Struct):
 class Bandit(CliTool):
     name = "bandit"
     program = "bandit"
+    warm = WarmTool("bandit")  # its imports and plugin loading are most of a small app's run
+    per_file = True  # every rule of its looks at one file
 
     def command(self, program: str, files: list[str]) -> list[str]:
         return [program, "-f", "json", "-q", *as_arguments(files)]

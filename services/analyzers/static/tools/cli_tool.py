@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from pathlib import Path
 
 import msgspec
 
 from services.analyzers.base.job import Job
+from services.analyzers.base.reuse import StoredRun
 from services.analyzers.base.tool import SkipTool, ToolOutput, executable
 from services.analyzers.static.tools.network import unreachable
+from services.analyzers.static.tools.run_inputs import RunInputs, StoredRuns, code_digest, run_inputs
 from services.analyzers.static.tools.source import AppSource, source_files
+from services.analyzers.static.tools.warm_tool import WarmTool
 from shared.operations.config import Settings
 from shared.operations.errors import ToolError
 from shared.operations.process import ProcessOutcome, run_process
@@ -66,11 +70,15 @@ class CliTool:
     languages: tuple[str, ...] = (
         "Python",
     )  # which of the app's files it analyzes (source.LANGUAGE_SUFFIXES)
+    # Each finding is about one file and depends on that file alone: stored and reused file by file.
+    per_file: bool = False
+    warm: WarmTool | None = None  # a warm server the tool can run in (Python tools whose start-up dominates)
 
     def __init__(self) -> None:
         self._versions: dict[
             str, str | None
         ] = {}  # by executable path: probing is cheap after the first call
+        self._code: str | None = None  # hash of Assay's code that reads this tool's output (a reuse input)
 
     # -- what a subclass provides ----------------------------------------------------------------------------
 
@@ -130,13 +138,134 @@ class CliTool:
         return ToolHealth(name=self.name, available=True, version=self._versions[program])
 
     async def run(self, job: Job) -> ToolOutput:
-        """Run the tool once over its target files in the app folder."""
+        """Run the tool once over its target files in the app folder, or reuse a stored run with the same inputs."""
         app_dir = app_folder(job)
         program, version = await self.ready()
         files = await asyncio.to_thread(self.targets, app_dir)
+        # A tool asking an advisory database reports what the database knows now: its answer is reused within one
+        # window of ASSAY_ADVISORY_REUSE_S (the window is one of its inputs), never when that is 0.
+        window = job.settings.advisory_reuse_s if self.advisory_address(job.settings) else None
+        store = job.reuse_store() if window is None or window > 0 else None
+        if store is None:
+            return await self.run_fresh(job, program, version, files)
+        if self._code is None:
+            self._code = await asyncio.to_thread(code_digest, self)
+        configuration = self.command(program, [])[1:]
+        if window:
+            configuration.append(f"advisories as of window {int(time.time() // window)}")
+        inputs = await asyncio.to_thread(
+            run_inputs,
+            tool=self.name,
+            version=version,
+            code=self._code,
+            configuration=configuration,
+            app_dir=app_dir,
+            files=files,
+        )
+        runs = StoredRuns(store, job.task.id, fresh=job.fresh)
+        if self.per_file:
+            return await self.run_per_file(job, program, version, files, inputs, runs)
+        stored = await runs.get(inputs.whole)
+        if stored is not None:
+            return self.reused([stored], self.command(program, files), version, len(files))
+        output = await self.run_fresh(job, program, version, files)
+        await runs.keep(inputs.whole, output, output.findings)
+        return output
+
+    async def run_fresh(self, job: Job, program: str, version: str | None, files: list[str]) -> ToolOutput:
+        """Run the tool over `files` (relative to the app folder): in its warm server when it has one, else (or when
+        the server cannot be had) as a process of its own."""
+        app_dir = app_folder(job)
         await self.check_advisory_host(job.settings)
-        outcome = await job.run_process(self.name, self.command(program, files), cwd=app_dir)
+        command = self.local_command(self.command(program, files), job.settings)
+        outcome = await self.run_warm(job, program, command, app_dir) if job.settings.warm_tools else None
+        if outcome is None:
+            # an advisory database's client spends its run waiting on the network, not on a core
+            cpu_bound = self.advisory_address(job.settings) is None
+            outcome = await job.run_process(self.name, command, cwd=app_dir, cpu_bound=cpu_bound)
         return await self.output(outcome, app_dir, version=version, files_analyzed=len(files))
+
+    async def run_warm(
+        self, job: Job, program: str, command: list[str], app_dir: Path
+    ) -> ProcessOutcome | None:
+        """`command` run by the tool's warm server (same tool, same arguments, same folder); None without one."""
+        if self.warm is None:
+            return None
+        socket_path = await self.warm.ready(self.command(program, [])[1:])
+        if socket_path is None:
+            return None
+        async with job.cpu_slot(self.name):
+            return await self.warm.run(socket_path, command, app_dir, job.tool_timeout_s(self.name))
+
+    def local_command(self, command: list[str], settings: Settings) -> list[str]:
+        """`command` as this analyzer runs it: where the tool keeps a cache of its own may be added (this host's
+        settings), never anything that changes what it reports (so it is no reuse input)."""
+        del settings
+        return command
+
+    async def run_per_file(
+        self,
+        job: Job,
+        program: str,
+        version: str | None,
+        files: list[str],
+        inputs: RunInputs,
+        runs: StoredRuns,
+    ) -> ToolOutput:
+        """Reuse the stored findings of every unchanged file; run the tool once over the others, keeping them file
+        by file (for tools whose findings about a file depend on that file alone)."""
+        stored = {
+            path: found for path in files if (found := await runs.get(inputs.per_file[path])) is not None
+        }
+        changed = [path for path in files if path not in stored]
+        if not changed:
+            return self.reused(list(stored.values()), self.command(program, files), version, len(files))
+        output = await self.run_fresh(job, program, version, changed)
+        if output.run.status != "success":
+            return output
+        by_file: dict[str, list[Finding]] = {path: [] for path in changed}
+        for finding in output.findings:
+            by_file.setdefault(finding.path or "", []).append(finding)
+        # a finding about a file it was not asked about (or about none): nothing is kept file by file
+        if set(by_file) == set(changed):
+            for path in changed:
+                await runs.keep(inputs.per_file[path], output, by_file[path], raw=False)
+        if not stored:
+            return output
+        findings = [
+            finding
+            for path in files
+            for finding in (stored[path].findings if path in stored else by_file.get(path, []))
+        ]
+        record = msgspec.structs.replace(
+            output.run,
+            command=self.command(program, files),
+            files_analyzed=len(files),
+            files_reused=len(stored),
+            findings_count=len(findings),
+            reused_from=next(iter(stored.values())).task_id,
+        )
+        return ToolOutput(run=record, findings=findings, raw_output=output.raw_output)
+
+    def reused(
+        self, stored: list[StoredRun], command: list[str], version: str | None, files: int
+    ) -> ToolOutput:
+        """The output of a run whose every input was unchanged: the stored findings, recorded as `reused`."""
+        first = stored[0]
+        findings = [finding for run in stored for finding in run.findings]
+        record = ToolRun(
+            tool=self.name,
+            status="reused" if first.status == "success" else "skipped",  # an advisory database's "cannot say"
+            reason=first.reason,
+            version=version,
+            command=command,
+            exit_code=first.exit_code,
+            files_analyzed=files,
+            files_reused=files,
+            findings_count=len(findings),
+            reused_from=first.task_id,
+        )
+        return ToolOutput(run=record, findings=findings, raw_output=first.raw_output)
 
     async def ready(self) -> tuple[str, str | None]:
         """The executable and its version; SkipTool when it is not (or no longer) installed."""
@@ -174,7 +303,8 @@ class CliTool:
                 reason=reason,
             )
             raw = outcome.stdout if outcome.stdout.strip() else outcome.stderr
-            return ToolOutput(run=run, findings=findings, raw_output=raw)
+            metrics = {} if outcome.cpu_s is None else {"cpu_s": outcome.cpu_s}
+            return ToolOutput(run=run, findings=findings, raw_output=raw, metrics=metrics)
 
         if outcome.timed_out:
             return record(

@@ -12,6 +12,7 @@ import msgspec
 from services.analyzers.base.tool import SkipTool
 from services.analyzers.static.tools.cli_tool import CliTool
 from services.analyzers.static.tools.source import AppSource, app_files, as_arguments
+from services.analyzers.static.tools.warm_tool import WarmTool
 from shared.operations.process import ProcessOutcome
 from shared.results.findings import Finding
 
@@ -30,6 +31,7 @@ class SecretsReport(msgspec.Struct):
 class DetectSecrets(CliTool):
     name = "detect-secrets"
     program = "detect-secrets"
+    warm = WarmTool("detect-secrets")  # its imports and plugin loading are most of a small app's run
     ok_exit_codes = frozenset({0})
 
     def targets(self, app_dir: Path) -> list[str]:

@@ -8,6 +8,7 @@ import msgspec
 
 from services.analyzers.static.tools.cli_tool import CliTool, UnreadableOutput, tail
 from services.analyzers.static.tools.source import AppSource, as_arguments, unresolved_imports
+from shared.operations.config import Settings
 from shared.operations.process import ProcessOutcome
 from shared.results.findings import Finding, Severity
 
@@ -68,13 +69,9 @@ class Mypy(CliTool):
 
     def command(self, program: str, files: list[str]) -> list[str]:
         # --config-file= (empty): no app config, so no plugin of the app's is ever imported here
-        common = [
-            program,
-            "--config-file=",
-            "--ignore-missing-imports",
-            "--no-incremental",
-            "--cache-dir=/dev/null",
-        ]
+        # --sqlite-cache: mypy's cache (--cache-dir, see local_command) keeps the standard library's and the installed
+        # packages' analysis between apps, and SQLite lets concurrent runs share it; mypy checks what changed
+        common = [program, "--config-file=", "--ignore-missing-imports", "--sqlite-cache"]
         if self.json_output(program):
             return [*common, "--output", "json", *as_arguments(files)]
         return [
@@ -84,6 +81,10 @@ class Mypy(CliTool):
             "--no-color-output",
             *as_arguments(files),
         ]
+
+    def local_command(self, command: list[str], settings: Settings) -> list[str]:
+        """The cache under ASSAY_TOOL_CACHE_DIR, never in the app folder."""
+        return [command[0], f"--cache-dir={settings.tool_cache_dir / 'mypy'}", *command[1:]]
 
     def parse(self, outcome: ProcessOutcome, source: AppSource) -> list[Finding]:
         if self.json_output(outcome.argv[0]):

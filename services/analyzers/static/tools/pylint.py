@@ -8,6 +8,7 @@ import msgspec
 
 from services.analyzers.static.tools.cli_tool import CliTool
 from services.analyzers.static.tools.source import AppSource, as_arguments, unresolved_imports
+from services.analyzers.static.tools.warm_tool import WarmTool
 from shared.operations.process import ProcessOutcome
 from shared.results.findings import Finding, Severity
 
@@ -21,6 +22,7 @@ SEVERITY: dict[str, Severity] = {
 }
 
 
+WARM_SERVER = WarmTool("pylint")
 # An import pylint cannot find where it runs is the environment's gap, not the app's flaw: one note for them all.
 UNRESOLVED = frozenset({"import-error"})
 _MODULE = re.compile(r"Unable to import '([^']+)'")
@@ -51,6 +53,7 @@ class Pylint(CliTool):
     program = "pylint"
     # pylint's exit code is a bit mask of the message types it emitted; 32 means it could not run at all
     ok_exit_codes = frozenset(range(32))
+    warm = WARM_SERVER  # its start-up (imports, astroid building flask and the like) is most of a small app's run
 
     def command(self, program: str, files: list[str]) -> list[str]:
         # --rcfile=/dev/null: an app's own pylintrc could load plugins or run an init-hook, i.e. run its code here

@@ -6,6 +6,7 @@ import msgspec
 
 from services.analyzers.static.tools.cli_tool import CliTool
 from services.analyzers.static.tools.source import AppSource, as_arguments
+from services.analyzers.static.tools.warm_tool import WarmTool
 from shared.operations.process import ProcessOutcome
 from shared.results.findings import Finding, Severity
 
@@ -35,6 +36,7 @@ class RadonFileError(msgspec.Struct):
 class Radon(CliTool):
     name = "radon"
     program = "radon"
+    warm = WarmTool("radon")  # its imports and plugin loading are most of a small app's run
     ok_exit_codes = frozenset({0})
 
     def command(self, program: str, files: list[str]) -> list[str]:

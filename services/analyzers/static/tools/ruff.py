@@ -33,6 +33,7 @@ class RuffDiagnostic(msgspec.Struct):
 class Ruff(CliTool):
     name = "ruff"
     program = "ruff"
+    per_file = True  # every rule of its looks at one file
 
     def command(self, program: str, files: list[str]) -> list[str]:
         return [

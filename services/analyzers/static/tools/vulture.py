@@ -6,6 +6,7 @@ import re
 
 from services.analyzers.static.tools.cli_tool import CliTool
 from services.analyzers.static.tools.source import AppSource, as_arguments
+from services.analyzers.static.tools.warm_tool import WarmTool
 from shared.operations.process import ProcessOutcome
 from shared.results.findings import Finding
 
@@ -27,6 +28,7 @@ def kind(message: str) -> str:
 class Vulture(CliTool):
     name = "vulture"
     program = "vulture"
+    warm = WarmTool("vulture")  # its imports and plugin loading are most of a small app's run
     # 3: dead code found; 1: some file could not be parsed (reported on stderr; the others still are); 2: bad arguments
     ok_exit_codes = frozenset({0, 1, 3})
 

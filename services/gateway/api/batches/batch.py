@@ -171,6 +171,7 @@ async def _queue(data: BatchRequest, resources: Resources, ids: NewIds) -> Respo
             batch_id=batch_id,
             source_lines=sizes[(task.model_slug, task.app_number)],
             waived_rules=waived,
+            options={"fresh": True} if data.fresh else {},
         )
         try:
             # Each task its own trace (a new root), linked to the batch's request, as a task queued alone has.

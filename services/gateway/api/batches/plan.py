@@ -35,6 +35,7 @@ class BatchRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     priority: Priority = "normal"
     # What the study's task required of the apps (`bandit:B104`, `CWE-605`): counted in no verdict or figure.
     waived_rules: Annotated[list[Waiver], msgspec.Meta(max_length=MAX_WAIVERS)] = []
+    fresh: bool = False  # run every tool again, reusing no stored run (`options.fresh` of each task)
 
 
 class BatchTask(msgspec.Struct, frozen=True, kw_only=True):

@@ -1,0 +1,270 @@
+"""A study: N varied apps analyzed as one batch through all of Assay, beside the reference floor
+
+For each analysis type (`static`, `security`): the batch's wall time (first accept → last persisted) through the
+real gateway, orchestrator, static analyzer and persister, against the reference floor (benchmarks/study_floor.py:
+the CPU time of the same tool commands run app by app as a shell loop would, divided by the cores); then the same
+study again on the unchanged apps (a second batch: every tool run is reused). Below each: Assay's CPU per app per
+tool (each tool run as the analyzer runs it, app after app, reuse off: its process and Assay's parsing), the
+floor's, and whether the findings per app, tool and rule are the same; and where the study's time went: tool
+start-up (each tool on an empty file, times its runs), analysis (the rest of the tools' CPU), queueing (accept →
+started, summed over tasks), Assay's own processes, and idle cores (wall × cores − every CPU second spent).
+
+`python -m benchmarks study --apps 6 --types static` for a shorter run. The `dynamic` type needs apps Assay starts
+in their sandbox and is not part of this benchmark yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+from sqlalchemy import select
+
+from benchmarks.assay_system import AssaySystem
+from benchmarks.common import Row
+from benchmarks.persisted import persisted_count, wait_persisted
+from benchmarks.study_apps import make_study
+from benchmarks.study_floor import Floor, measure_floor, run_measured, study_tools
+from services.analyzers.base.tool import SkipTool
+from services.analyzers.static.tools.cli_tool import CliTool
+from shared.store.database import create_engine
+from shared.store.models import FindingRow, Task, ToolRunRow
+from tests.support.static import make_job
+
+TYPES = ("static", "security")
+STALL_S = 600.0
+
+
+def _children_cpu() -> float:
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+async def assay_cpu_by_tool(apps: list[tuple[str, Path]], analysis_type: str) -> dict[str, float]:
+    """CPU seconds of each tool run the analyzer's way (its `run`, reuse off), app after app, in this process: its
+    processes' as the kernel counts them for this process, plus what a warm server's forked runs report."""
+    totals: dict[str, float] = {}
+    for tool in study_tools(analysis_type):
+        before, reported = _children_cpu(), 0.0
+        for _name, folder in apps:
+            try:
+                output = await tool.run(make_job(folder, deadline_s=600.0))
+            except SkipTool:
+                continue
+            reported += float(output.metrics.get("cpu_s") or 0.0)
+        totals[tool.name] = _children_cpu() - before + reported
+    return totals
+
+
+async def start_up_cpu(tool: CliTool, folder: Path) -> float | None:
+    """CPU seconds of one run of `tool` on an empty Python file (and an empty script): its start-up cost."""
+    (folder / "empty.py").write_text("")
+    (folder / "empty.js").write_text("")
+    try:
+        program, _version = await tool.ready()
+        files = tool.targets(folder)
+    except SkipTool:
+        return None
+    _outcome, cpu_s = await asyncio.to_thread(run_measured, tool.command(program, files), folder)
+    return cpu_s
+
+
+async def _batch(system: AssaySystem, analysis_type: str, apps: int) -> tuple[float, list[str]]:
+    """Queue the study as one batch; the accept time (epoch seconds) and its task ids."""
+    async with httpx.AsyncClient(trust_env=False, timeout=60) as client:
+        answer = await client.post(
+            f"http://127.0.0.1:{system.gateway_port}/api/batches",
+            headers=system.headers,
+            json={"analysis_types": [analysis_type]},
+        )
+    accepted = time.time()
+    answer.raise_for_status()
+    task_ids = list(answer.json()["task_ids"])
+    if len(task_ids) != apps:
+        raise RuntimeError(f"the batch queued {len(task_ids)} tasks for {apps} apps")
+    return accepted, task_ids
+
+
+async def _recorded(
+    database_url: str, task_ids: list[str]
+) -> tuple[Counter[tuple[str, str, str]], Counter[str], float, dict[str, float]]:
+    """Findings per (app, tool, rule), tool runs per status, seconds queued (accept → started) summed, and the tools'
+    wall seconds summed per tool."""
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            tasks = (
+                await connection.execute(
+                    select(Task.task_id, Task.app_number, Task.created_at, Task.started_at).where(
+                        Task.task_id.in_(task_ids)
+                    )
+                )
+            ).all()
+            apps = {task_id: f"app{number}" for task_id, number, _created, _started in tasks}
+            findings = (
+                await connection.execute(
+                    select(FindingRow.task_id, FindingRow.tool, FindingRow.rule_id).where(
+                        FindingRow.task_id.in_(task_ids)
+                    )
+                )
+            ).all()
+            runs = (
+                await connection.execute(
+                    select(ToolRunRow.tool, ToolRunRow.status, ToolRunRow.duration_s).where(
+                        ToolRunRow.task_id.in_(task_ids)
+                    )
+                )
+            ).all()
+    finally:
+        await engine.dispose()
+    queued = sum((started - created).total_seconds() for _id, _n, created, started in tasks if started)
+    by_rule = Counter((apps[task_id], tool, rule) for task_id, tool, rule in findings)
+    durations: dict[str, float] = {}
+    for tool, _status, duration in runs:
+        durations[tool] = durations.get(tool, 0.0) + duration
+    return by_rule, Counter(status for _tool, status, _duration in runs), queued, durations
+
+
+async def _run_study(
+    system: AssaySystem, analysis_type: str, apps: int
+) -> tuple[float, list[str], dict[str, float]]:
+    """One batch of the study through Assay: wall (first accept → last persisted), its tasks, CPU of each role."""
+    from benchmarks.cpu import cpu_snapshot, cpu_spent
+
+    already = await persisted_count(system.database_url)
+    before = cpu_snapshot(system.roles())
+    accepted, task_ids = await _batch(system, analysis_type, apps)
+    persisted = await wait_persisted(system.database_url, task_ids, already, 3600.0 * 4, STALL_S)
+    spent = cpu_spent(before, cpu_snapshot(system.roles()))
+    if len(persisted) != len(task_ids):
+        raise RuntimeError(
+            f"{len(persisted)} of {len(task_ids)} tasks persisted (logs in {system.root / 'logs'})"
+        )
+    return max(persisted.values()) - accepted, task_ids, spent
+
+
+def _differences(floor: Counter[tuple[str, str, str]], assay: Counter[tuple[str, str, str]]) -> str:
+    missing, extra = floor - assay, assay - floor
+    if not missing and not extra:
+        return f"same {sum(floor.values())} findings per app, tool and rule"
+    shown = (
+        ", ".join(f"-{key}" for key in list(missing)[:3])
+        + " "
+        + ", ".join(f"+{key}" for key in list(extra)[:3])
+    )
+    return f"{sum(missing.values())} missing, {sum(extra.values())} extra: {shown.strip()}"
+
+
+async def study_rows(root: Path, count: int, analysis_type: str) -> list[Row]:
+    """The rows of one analysis type: the study against its floor, the re-run, per tool, where the time went."""
+    apps_dir = root / "apps"
+    made = make_study(apps_dir, count) if not apps_dir.exists() else None
+    apps = [(f"app{number}", apps_dir / model / f"app{number}") for model, number in made or []]
+    if not apps:
+        apps = sorted(
+            ((folder.name, folder) for folder in (apps_dir / "study-bench").iterdir()),
+            key=lambda pair: int(pair[0][3:]),
+        )
+    load = os.getloadavg()[0]
+    floor: Floor = await measure_floor(apps, analysis_type)
+    system = AssaySystem(root / analysis_type, apps_dir, analyzer_module="services.analyzers.static")
+    await asyncio.to_thread(system.start)
+    try:
+        wall, task_ids, roles = await _run_study(system, analysis_type, len(apps))
+        again, again_ids, _roles = await _run_study(system, analysis_type, len(apps))
+        found, _statuses, queued, _durations = await _recorded(system.database_url, task_ids)
+        _found_again, statuses_again, _queued, durations_again = await _recorded(
+            system.database_url, again_ids
+        )
+    finally:
+        await asyncio.to_thread(system.stop)
+    per_tool = await assay_cpu_by_tool(apps, analysis_type)
+    scratch = root / "empty"
+    scratch.mkdir(exist_ok=True)
+    start_ups = {tool.name: await start_up_cpu(tool, scratch) for tool in study_tools(analysis_type)}
+    runs = Counter(run.tool for run in floor.runs)
+    start_up = sum((start_ups.get(tool) or 0.0) * number for tool, number in runs.items())
+    cores = os.cpu_count() or 1
+    spent = sum(roles.values())
+    n = len(apps)
+    rows = [
+        Row(
+            f"{analysis_type}: {n} apps, reference floor / study wall",
+            "s",
+            floor.floor_s,
+            wall,
+            note=f"floor: {floor.processes} tool processes, {floor.cpu_s:.0f} CPU-s over {cores} cores; "
+            + _differences(floor.findings(), found),
+        ),
+        Row(
+            f"{analysis_type}: reference floor / Assay's CPU (every process) ÷ cores",
+            "s",
+            floor.floor_s,
+            spent / cores,
+            note=f"the wall on idle cores with no core left idle; load average at the start {load:.1f}",
+        ),
+        Row(
+            f"{analysis_type}: first run / re-run on unchanged apps",
+            "s",
+            wall,
+            again,
+            note=", ".join(f"{count} {status}" for status, count in sorted(statuses_again.items()))
+            + "; slowest tools (s, summed): "
+            + ", ".join(
+                f"{tool} {s:.1f}" for tool, s in sorted(durations_again.items(), key=lambda p: -p[1])[:3]
+            ),
+        ),
+    ]
+    floor_by_tool = floor.cpu_by_tool()
+    for tool in sorted(set(floor_by_tool) | set(per_tool)):
+        rows.append(
+            Row(
+                f"  {tool}: CPU per app, floor / Assay",
+                "s",
+                floor_by_tool.get(tool, 0.0) / n if tool in floor_by_tool else None,
+                per_tool.get(tool, 0.0) / n if tool in per_tool else None,
+                note=f"start-up {start_ups[tool]:.2f} s" if start_ups.get(tool) is not None else "",
+            )
+        )
+    tools_cpu = roles.get("analyzer", 0.0)
+    where = {
+        "tool start-up": start_up,
+        "analysis (tools' CPU beyond start-up)": max(0.0, floor.cpu_s - start_up),
+        "Assay's own processes and tools (all roles)": spent,
+        "idle cores": max(0.0, wall * cores - spent),
+    }
+    rows.append(
+        Row(
+            f"{analysis_type}: where the study's time went (CPU-s, of {wall * cores:.0f} core-s)",
+            "s",
+            None,
+            None,
+            note="; ".join(f"{name} {value:.0f}" for name, value in where.items())
+            + f"; queueing {queued:.0f} task-s; analyzer incl. tools {tools_cpu:.0f}; "
+            + ", ".join(f"{role} {value:.0f}" for role, value in sorted(roles.items()) if role != "analyzer"),
+        )
+    )
+    return rows
+
+
+def run(argv: list[str]) -> list[Row]:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks study")
+    parser.add_argument("--apps", type=int, default=30, help="apps in the study (default 30)")
+    parser.add_argument("--types", default=",".join(TYPES), help=f"comma-separated, of {', '.join(TYPES)}")
+    args, _rest = parser.parse_known_args(argv)
+    types = [name for name in args.types.split(",") if name]
+    unknown = sorted(set(types) - set(TYPES))
+    if unknown:
+        raise SystemExit(f"unknown study types: {', '.join(unknown)}; known: {', '.join(TYPES)}")
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="assay-study-") as tmp:
+        for analysis_type in types:
+            rows.extend(asyncio.run(study_rows(Path(tmp), args.apps, analysis_type)))
+    return rows
