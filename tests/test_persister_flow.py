@@ -64,6 +64,8 @@ TOOL_RECORD_KEYS = {
     "files_analyzed",
     "findings_count",
     "reason",
+    "reused_from",
+    "files_reused",
     "service",
 }
 
