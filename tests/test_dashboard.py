@@ -22,6 +22,7 @@ import pytest
 from services.cli.roster import ServiceSpec
 from shared.jetstream.nats_users import ORCHESTRATOR
 from shared.jetstream.natsd import EmbeddedNats
+from shared.results.findings import ToolRun
 from tests import test_study_report as study
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, LAPTOP, browser_missing
 from tests.support.gateway import (
@@ -466,6 +467,10 @@ async def test_the_study_view_opens_the_apps_behind_a_heatmap_cell_and_an_apps_p
     from playwright.async_api import async_playwright, expect
 
     apps = study.seeded(random.Random(21))
+    for app in apps[:3]:  # an offline dependency audit: the view says which tasks it skipped and why
+        app.static_tools = [
+            ToolRun(tool="pip-audit", status="skipped", reason="advisory database unreachable")
+        ]
     await study.seed(gateway.settings.database_url, apps)
     report = (await gateway.http.get("/api/reports/models", params={"batch": study.BATCH})).json()
     cell = next(row for row in report["families"] if (row["model_slug"], row["family"]) == ("model-a", "xss"))
@@ -489,6 +494,13 @@ async def test_the_study_view_opens_the_apps_behind_a_heatmap_cell_and_an_apps_p
                 await expect(cells).to_have_count(4)
                 works = row["works"]
                 await expect(cells.first).to_contain_text(f"{works['yes']}/{works['known']}")
+            # The tools that did not run in full: the API's one shortfall, as a row.
+            [short] = report["tools_not_in_full"]
+            assert (short["tool"], short["tasks"], short["of_tasks"]) == ("pip-audit", 3, len(apps))
+            cells = page.locator("#short-tools tbody tr td")
+            await expect(cells).to_have_text(
+                ["pip-audit", "static", f"skipped in 3 of {len(apps)} tasks", "advisory database unreachable"]
+            )
             # The heatmap: a row per model, a column per family any app has; the cell opens its apps.
             await expect(page.locator("#heatmap tbody tr")).to_have_count(len(report["verdicts"]))
             columns = [

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from services.analyzers.dynamic.checks.sqli import DELAY_S, LATE_SHARE
 from services.analyzers.dynamic.scanner import wapiti_path
+from services.analyzers.dynamic.timing import DELAY_S, LATE_SHARE
 from services.analyzers.running_app.surface.discover import source_endpoints
 from shared.operations.config import Settings
 from shared.results.findings import SEVERITIES
@@ -100,7 +100,7 @@ async def test_a_blind_sql_injection_only_a_delay_reveals_is_proven_by_time_with
 ) -> None:
     """sqli-time-flask swallows every error and answers alike whatever the query did: neither an error nor a
     boolean difference shows the injection, SQLite has no sleep, and the work the check asks for instead is scaled
-    to about DELAY_S seconds, bounded, and measured twice against a request asking for none."""
+    to about DELAY_S seconds, bounded, and proven by heavy requests alternating with requests asking for none."""
     result = await analyze(corpus_analyzer, corpus_settings, "sqli-time-flask", 1, ["sqli"], None)
     (finding,) = flaw_findings(result, "sqli")
     assert finding.rule_id == "sqli-time" and finding.extra["dbms"] == "SQLite"

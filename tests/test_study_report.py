@@ -23,7 +23,7 @@ from sqlalchemy import update
 
 from services.persister.database import record_service
 from shared.jetstream.natsd import EmbeddedNats
-from shared.results.findings import Exchange, Finding, Proof, fingerprint
+from shared.results.findings import Exchange, Finding, Proof, ToolRun, fingerprint
 from shared.store.database import create_engine, sessions
 from shared.store.models import Task
 from shared.wire.messages import ServiceFinished
@@ -59,6 +59,7 @@ class App:
     flagged: str
     findings: list[Finding]
     batch: str = BATCH
+    static_tools: list[ToolRun] = field(default_factory=list)  # the static run's tool records
     task_id: str = field(default_factory=new_task_id)
 
 
@@ -137,7 +138,8 @@ async def seed(database_url: str, apps: list[App], age_s: float = 100) -> None:
         ref = TaskRef(id=app.task_id, model_slug=app.model, app_number=app.number, analysis_type=KIND)
         for service in ("static", "dynamic"):
             mine = [f for f in app.findings if (f.proof is not None) == (service == "dynamic")]
-            result = ServiceResult(service=service, status="success", findings=mine)
+            tools = app.static_tools if service == "static" else []
+            result = ServiceResult(service=service, status="success", findings=mine, tools=tools)
             await record_service(
                 factory, ServiceFinished(task=ref, service=service, status="success"), result, None
             )
@@ -444,6 +446,60 @@ async def test_the_three_formats_carry_the_same_figures_and_the_cli_asks_for_eac
     # A route without formats refuses one rather than answering JSON as if it had heard it.
     refused = await gateway.http.get("/api/tasks", params={"format": "csv"})
     assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "format"
+
+
+async def test_tools_that_did_not_run_in_full_are_named_with_their_tasks_and_reasons_in_each_format(
+    gateway: Gateway,
+) -> None:
+    """pip-audit skipped offline in every counted task, semgrep partial in some (two reasons), bandit in full: the
+    report names the two short tools with their counts and reasons, in JSON, CSV and Markdown, and counts a tool run
+    of a task it does not count (an older run of the app) nowhere."""
+    apps = [app for app in seeded(random.Random(11)) if app.model == "model-a"][:5]
+    older = [App(a.model, a.number, "yes", "no", "no", [], static_tools=[ToolRun(tool="eslint", status="skipped",
+             reason="no JavaScript")]) for a in apps]  # fmt: skip
+    unreachable = "advisory database unreachable"
+    for app in apps:
+        app.static_tools = [
+            ToolRun(tool="pip-audit", status="skipped", reason=unreachable),
+            ToolRun(tool="bandit", status="success"),
+        ]
+        if app.number % 2:
+            reason = "2 rules timed out" if app.number < 5 else "1 file too large"
+            app.static_tools.append(ToolRun(tool="semgrep", status="partial", reason=reason))
+    await seed(gateway.settings.database_url, older, age_s=500)
+    await seed(gateway.settings.database_url, apps)
+    params = {"batch": BATCH}
+    report = (await gateway.http.get("/api/reports/models", params=params)).json()
+    assert report["tools_not_in_full"] == [
+        {"analysis_type": KIND, "service": "static", "tool": "pip-audit", "status": "skipped", "tasks": 5,
+         "of_tasks": 5, "reasons": [unreachable]},
+        {"analysis_type": KIND, "service": "static", "tool": "semgrep", "status": "partial", "tasks": 3,
+         "of_tasks": 5, "reasons": ["2 rules timed out", "1 file too large"]},
+    ]  # fmt: skip
+    as_csv = (await gateway.http.get("/api/reports/models", params={**params, "format": "csv"})).text
+    rows = {
+        (r["analysis_type"], r["subject"], r["field"]): r["value"]
+        for r in csv.DictReader(io.StringIO(as_csv))
+        if r["section"] == "tools_not_in_full"
+    }
+    assert rows[(KIND, "static/pip-audit skipped", "tasks")] == "5"
+    assert rows[(KIND, "static/pip-audit skipped", "reasons")] == unreachable
+    assert rows[(KIND, "static/semgrep partial", "of_tasks")] == "5"
+    assert rows[(KIND, "static/semgrep partial", "reasons")] == "2 rules timed out;1 file too large"
+    assert not any("eslint" in subject or "bandit" in subject for _kind, subject, _field in rows)
+    markdown = (await gateway.http.get("/api/reports/models", params={**params, "format": "markdown"})).text
+    section = markdown.split("## Tools that did not run in full", 1)[1].split("\n## ", 1)[0]
+    assert f"| {KIND} | pip-audit (static) | skipped in 5 of 5 tasks | {unreachable} |" in section
+    assert (
+        f"| {KIND} | semgrep (static) | partial in 3 of 5 tasks | 2 rules timed out; 1 file too large |"
+        in section
+    )
+    assert "eslint" not in section and "bandit" not in section
+    # A study whose tools all ran in full says so.
+    other = (
+        await gateway.http.get("/api/reports/models", params={"batch": OTHER_BATCH, "format": "markdown"})
+    ).text
+    assert "None: every tool of the counted tasks ran in full." in other
 
 
 async def test_reports_read_while_tasks_complete_never_answer_500(gateway: Gateway) -> None:

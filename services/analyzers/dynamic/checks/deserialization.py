@@ -3,8 +3,8 @@
 - **Serialized objects** the app hands out (a cookie or field holding a base64 Python pickle, a node-serialize
   object) or accepts (inputs named like serialized state): an object that, when deserialized, makes the process
   sleep is sent in its place (a pickle of `time.sleep`, YAML's `!!python/object/apply`, a node-serialize function);
-  the answer is late by the asked seconds, twice, while the same object asking for no sleep is not. The code that
-  runs is harmless and confined to the app's sandbox.
+  the answer is late by the asked seconds, each time, against the same object asking for no sleep sent in between
+  (services/analyzers/dynamic/timing.py). The code that runs is harmless and confined to the app's sandbox.
 - **Signed sessions with a known key**: a Flask session cookie, an express-session cookie or an HS256 JWT whose
   signature verifies with a default or example secret (a short list of the keys tutorials and templates ship):
   anyone can sign a session of any user.
@@ -20,10 +20,11 @@ from typing import Any
 from services.analyzers.dynamic.attack_tool import AttackTool, Reach, anchor
 from services.analyzers.dynamic.attacker import Attacker, Sent
 from services.analyzers.dynamic.attacks import Attack, Point
-from services.analyzers.dynamic.expectations import Delayed, SignedWith
+from services.analyzers.dynamic.expectations import SignedWith
 from services.analyzers.dynamic.proof import attack_finding, make_proof
 from services.analyzers.dynamic.recon import Recon
 from services.analyzers.dynamic.session_keys import b64decode, signing_key
+from services.analyzers.dynamic.timing import DELAY_S, TIMEOUT_S, proven_delay
 from services.analyzers.dynamic.users import cookies_set
 from services.analyzers.running_app.client import Fetched
 from services.analyzers.running_app.surface.model import Endpoint, Field
@@ -31,13 +32,12 @@ from shared.results.findings import Finding
 
 CWE = "CWE-502"
 WEAK_KEY_CWE = "CWE-321"
-DELAY_S = 3
 PROTOCOL_0 = re.compile(rb"^(\(dp|\(lp|c[\w.]+\n\w+\n)")  # a pickle of protocol 0: a dict, a list, a global
 STATE_NAMES = re.compile(
     r"data|state|object|obj|pickle|payload|session|prefs|preferences|settings|profile|cart|serialized|blob|yaml|config|import|restore|backup",
     re.IGNORECASE,
 )
-WHY_DELAY = "an object that sleeps when it is deserialized delays the answer by that long, twice, and the same object sleeping 0 seconds does not: the app deserializes what users send, which runs code of the sender's choosing"
+WHY_DELAY = "an object that sleeps when it is deserialized delays the answer by that long, each time, beyond every answer to the same object sleeping 0 seconds sent in between: the app deserializes what users send, which runs code of the sender's choosing"
 WHY_KEY = "the signature of the session the app issued verifies with the key '{key}', a default that ships with tutorials and templates: anyone can sign a session for any user"
 
 
@@ -158,25 +158,25 @@ class Deserialization(AttackTool):
 
     async def sleeps(self, attacker: Attacker, reached: Reach, point: Point) -> Finding | None:
         key = (point.field.name, point.field.location)
-        timeout = DELAY_S * 2 + 5.0
-        for (kind, slow_value), (_, quick_value) in zip(gadgets(DELAY_S), gadgets(0), strict=True):
-            slow = await attacker.send(reached.attack({key: slow_value}, timeout_s=timeout))
-            if slow.elapsed_s < reached.baseline.elapsed_s + DELAY_S * 0.8:
-                continue
-            quick = await attacker.send(reached.attack({key: quick_value}, timeout_s=timeout))
-            again = await attacker.send(reached.attack({key: slow_value}, timeout_s=timeout))
-            if again.elapsed_s - quick.elapsed_s < DELAY_S * 0.8:
+        for index, (kind, _) in enumerate(gadgets(DELAY_S)):
+
+            async def send(seconds: int, index: int = index) -> Sent:
+                value = gadgets(seconds)[index][1]
+                return await attacker.send(reached.attack({key: value}, timeout_s=TIMEOUT_S))
+
+            delay = await proven_delay(send, DELAY_S, 0, baseline_s=reached.baseline.elapsed_s)
+            if delay is None:
                 continue
             return attack_finding(
                 tool=self.name,
                 rule_id="unsafe-deserialization",
                 severity="critical",
-                message=f"Unsafe deserialization ({kind}) of the {point.label}: an object that sleeps {DELAY_S} s when loaded delays the answer by {again.elapsed_s - quick.elapsed_s:.1f} s",
+                message=f"Unsafe deserialization ({kind}) of the {point.label}: an object that sleeps {DELAY_S} s when loaded delays the answer by at least {delay.late_s:.1f} s",
                 cwe=CWE,
                 endpoint=reached.endpoint,
                 anchor=anchor(point),
-                proof=make_proof([quick, again], f"{again.elapsed_s:.1f} s", WHY_DELAY),
-                expectation=Delayed(exchange=1, control=0, at_least_s=DELAY_S * 0.8),
+                proof=make_proof(delay.proof, f"{delay.slow.elapsed_s:.1f} s", WHY_DELAY),
+                expectation=delay.expectation,
                 extra={"parameter": point.field.name, "location": point.field.location, "format": kind},
             )
         return None

@@ -7,9 +7,9 @@
 - **time-based**, for blind injections whose answers never differ: a delay function of MySQL, PostgreSQL or SQL
   Server makes the answer late by the asked seconds, twice, while the same input asking for no delay does not.
   SQLite has no delay function, so the input asks it for work instead (a recursive count of `rows` rows, in a
-  condition that stays false and so changes no row, or concatenated to the value as nothing): the count is scaled
-  from a first measurement to take about DELAY_S seconds, bounded by SQLITE_MAX_ROWS, and confirmed the same way,
-  late twice against a count of one.
+  condition that stays false and so changes no row, or concatenated to the value as nothing), scaled from a first
+  measurement and bounded by SQLITE_MAX_ROWS. Either delay is proven by alternating heavy and light inputs, so that a
+  loaded machine cannot pass for an injection (services/analyzers/dynamic/timing.py).
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ from services.analyzers.dynamic.attack_tool import PointCheck, Reach
 from services.analyzers.dynamic.attacker import Attacker, Sent
 from services.analyzers.dynamic.attacks import Point, default_value
 from services.analyzers.dynamic.checks.signatures import SQL_ERRORS, first_match
-from services.analyzers.dynamic.expectations import Contains, Delayed, Differs, similar
+from services.analyzers.dynamic.expectations import Contains, Differs, similar
 from services.analyzers.dynamic.proof import attack_finding, make_proof
+from services.analyzers.dynamic.timing import DELAY_S, TIMEOUT_S, proven_delay
 from shared.results.findings import Finding
 
 CWE = "CWE-89"
@@ -38,8 +39,6 @@ CONDITIONS = (
     ("{v} AND 1=1", "{v} AND 1=2"),
     ("{v} OR 1=1", "{v} OR 1=2"),
 )
-DELAY_S = 3
-LATE_SHARE = 0.8  # of the asked delay an answer must be late by, each time
 HEAVY = "(WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x<{n}) SELECT count(*) FROM c)"
 
 
@@ -59,7 +58,6 @@ class DelayForm(msgspec.Struct, frozen=True):
 
 SQLITE_ROWS = 2_000_000  # the work asked first: about a second on a loaded 2-core machine
 SQLITE_MAX_ROWS = 40_000_000  # the most asked after scaling: the delay stays bounded on a slow machine
-SCALE_FROM_S = 0.3  # a first answer at least this late is worth scaling the work of
 DELAYS = (
     DelayForm("MySQL", "{v}' AND SLEEP({n})-- ", DELAY_S, 0),
     DelayForm("MySQL", "{v} AND SLEEP({n})", DELAY_S, 0),
@@ -74,7 +72,7 @@ DELAYS = (
 )
 WHY_ERROR = "a lone quote in this input breaks the SQL statement the app builds from it, and the database's own error comes back; a balanced input does not"
 WHY_BOOLEAN = "two inputs that differ only in a true and a false SQL condition get different answers, each repeatable: the input is evaluated as SQL"
-WHY_DELAY = "an input asking the database for a delay (a sleep, or work) makes the answer late by about that long, twice, and the same input asking for none does not: the input runs as SQL, though the answer never shows it"
+WHY_DELAY = "an input asking the database for a delay (a sleep, or work) makes the answer late by about that long, each time, and later than every answer to the same input asking for none, sent in between: the input runs as SQL, though the answer never shows it"
 
 
 class SqlInjection(PointCheck):
@@ -187,34 +185,29 @@ async def boolean_based(attacker: Attacker, reached: Reach, point: Point) -> Fin
 async def time_based(attacker: Attacker, reached: Reach, point: Point) -> Finding | None:
     key = (point.field.name, point.field.location)
     value = _value(point)
-    timeout = DELAY_S * 3 + 5.0
-    late_s = DELAY_S * LATE_SHARE
-    for delay in DELAYS:
-        amount = delay.first
-        slow = await attacker.send(reached.attack({key: delay.payload(value, amount)}, timeout_s=timeout))
-        late = slow.elapsed_s - reached.baseline.elapsed_s
-        if delay.scaled and late >= SCALE_FROM_S and not late_s <= late <= DELAY_S * 2:
-            amount = min(SQLITE_MAX_ROWS, max(1, round(amount * DELAY_S / late)))
-            slow = await attacker.send(reached.attack({key: delay.payload(value, amount)}, timeout_s=timeout))
-            late = slow.elapsed_s - reached.baseline.elapsed_s
-        if late < late_s:
-            continue
-        quick = await attacker.send(
-            reached.attack({key: delay.payload(value, delay.none)}, timeout_s=timeout)
+    for form in DELAYS:
+
+        async def send(amount: int, form: DelayForm = form) -> Sent:
+            return await attacker.send(
+                reached.attack({key: form.payload(value, amount)}, timeout_s=TIMEOUT_S)
+            )
+
+        most = SQLITE_MAX_ROWS if form.scaled else None
+        delay = await proven_delay(
+            send, form.first, form.none, baseline_s=reached.baseline.elapsed_s, most=most
         )
-        again = await attacker.send(reached.attack({key: delay.payload(value, amount)}, timeout_s=timeout))
-        if again.elapsed_s - quick.elapsed_s < late_s or slow.elapsed_s - quick.elapsed_s < late_s:
+        if delay is None:
             continue
-        asked = f"to count {amount} rows" if delay.scaled else f"to sleep {amount} s"
+        asked = f"to count {delay.amount} rows" if form.scaled else f"to sleep {delay.amount} s"
         return _finding(
             reached,
             point,
             "sqli-time",
-            f"asking {delay.dbms} {asked} delays the answer by {again.elapsed_s - quick.elapsed_s:.1f} s, twice",
-            [quick, again],
-            f"{again.elapsed_s:.1f} s",
+            f"asking {form.dbms} {asked} delays the answer by at least {delay.late_s:.1f} s, each time",
+            delay.proof,
+            f"{delay.slow.elapsed_s:.1f} s",
             WHY_DELAY,
-            Delayed(exchange=1, control=0, at_least_s=late_s),
-            {"technique": "time", "dbms": delay.dbms, "payload": delay.payload(value, amount)},
+            delay.expectation,
+            {"technique": "time", "dbms": form.dbms, "payload": form.payload(value, delay.amount)},
         )
     return None

@@ -2,7 +2,7 @@
 
 Long form, so that one file holds every table: `section, analysis_type, model_slug, subject, field, value`. A
 section is a table of the JSON answer (`verdicts`, `verdict_apps`, `pairwise`, `rankings`, `families`,
-`family_apps`, `family_columns`, `quality`, `excluded`, and `report` for the answer's own settings); `subject` names
+`family_apps`, `family_columns`, `quality`, `tools_not_in_full`, `excluded`, and `report` for the answer's own settings); `subject` names
 the row within it (an app, a pair of models, a family, a task); `field` is the figure's path in the JSON entry
 (`works.interval.low`), lists of plain values are joined with `;`. A spreadsheet's pivot on (model, field) gives
 back each table.
@@ -88,6 +88,9 @@ def report_rows(report: ModelsReport) -> Iterator[Row]:
         yield from section_rows("family_columns", column, column["id"])
     for figures in answer["quality"]:
         yield from section_rows("quality", figures)
+    for shortfall in answer["tools_not_in_full"]:
+        subject = f"{shortfall['service']}/{shortfall['tool']} {shortfall['status']}"
+        yield from section_rows("tools_not_in_full", shortfall, subject, {"model_slug": None})
     for run in answer["excluded"]:
         yield from section_rows("excluded", run, run["task_id"])
 

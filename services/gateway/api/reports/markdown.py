@@ -1,6 +1,6 @@
 """The model comparison (and the comparison of two reports) as Markdown: the same figures as the JSON answer, as
 tables a person reads in order: verdicts, significance, ranking, weakness families, the apps behind them, quality,
-and what was left out."""
+the tools that did not run in full, and what was left out."""
 
 from __future__ import annotations
 
@@ -200,6 +200,18 @@ def _left_out_section(report: ModelsReport) -> list[str]:
     return lines
 
 
+def _tools_section(report: ModelsReport) -> list[str]:
+    lines = ["", "## Tools that did not run in full", ""]
+    if not report.tools_not_in_full:
+        return [*lines, "None: every tool of the counted tasks ran in full."]
+    body = [
+        [s.analysis_type, f"{s.tool} ({s.service})", f"{s.status} in {s.tasks} of {s.of_tasks} tasks", "; ".join(s.reasons)]
+        for s in report.tools_not_in_full
+    ]  # fmt: skip
+    note = "The figures above rest on what these tools did cover: a skipped tool found nothing, whatever the apps have."
+    return [*lines, note, "", *table(["type", "tool", "did not run in full", "reasons"], body)]
+
+
 def report_markdown(report: ModelsReport) -> str:
     level = f"{report.confidence_level:.0%}"
     lines = [
@@ -221,7 +233,9 @@ def report_markdown(report: ModelsReport) -> str:
         lines += _families_section(report, kind)
     if not report.verdicts:
         lines += ["", "No completed task in scope: nothing to compare."]
-    lines += _apps_sections(report) + _quality_section(report) + _left_out_section(report)
+    lines += (
+        _apps_sections(report) + _quality_section(report) + _tools_section(report) + _left_out_section(report)
+    )
     return "\n".join(lines) + "\n"
 
 

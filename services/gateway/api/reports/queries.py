@@ -19,15 +19,18 @@ from typing import Any, TypeVar
 
 import msgspec
 from sqlalchemy import Select, Text, cast, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.gateway.queries import Sessions
 from shared.results.finding_summary import FindingSummary, decode_summary
 from shared.results.verdicts import Verdicts
-from shared.store.models import ServiceRun, Task
+from shared.store.models import ServiceRun, Task, ToolRunRow
 
 log = logging.getLogger(__name__)
 
 COUNTED_STATUS = "completed"
+SHORT_TOOL_STATUSES = ("skipped", "partial")  # the tool runs the report names: the tool did not run in full
+TASK_IDS_PER_STATEMENT = 500  # bound parameters per IN list, well under SQLite's and asyncpg's limits
 T = TypeVar("T")
 Query = TypeVar("Query", bound=Select[*tuple[Any, ...]])
 
@@ -76,11 +79,23 @@ class OtherTask:
 
 
 @dataclass(frozen=True)
+class ToolRunNote:
+    """A tool run of a counted task that did not run in full."""
+
+    task_id: str
+    service: str
+    tool: str
+    status: str
+    reason: str | None
+
+
+@dataclass(frozen=True)
 class ReportRows:
     """What the database answers, as plain values, so the figures can be computed (and tested) alone."""
 
     tasks: list[CountedTask]
     others: list[OtherTask]
+    short_tool_runs: list[ToolRunNote] = field(default_factory=list)
 
 
 def _in_scope(query: Query, scope: Scope) -> Query:
@@ -195,6 +210,8 @@ async def report_rows(sessions: Sessions, scope: Scope) -> ReportRows:
         if service is not None:
             measured = _decoded(_METRICS, task_id, "metrics", metrics, {})
             task.runs.append(Run(service, _summary(task_id, service, stored), measured))
+    async with sessions() as session:
+        short = await _short_tool_runs(session, list(tasks))
     ordered = sorted(tasks.values(), key=lambda t: (t.model_slug, t.analysis_type, t.app_number))
     return ReportRows(
         tasks=ordered,
@@ -202,4 +219,18 @@ async def report_rows(sessions: Sessions, scope: Scope) -> ReportRows:
             OtherTask(task_id, model, number, kind, status, reason, created)
             for task_id, model, number, kind, status, reason, created in others
         ],
+        short_tool_runs=short,
     )
+
+
+async def _short_tool_runs(session: AsyncSession, task_ids: list[str]) -> list[ToolRunNote]:
+    """The skipped and partial tool runs of exactly the counted tasks: by their ids, not by choosing the newest
+    tasks again (a task completing in between would swap the tasks the runs belong to)."""
+    notes = []
+    for start in range(0, len(task_ids), TASK_IDS_PER_STATEMENT):
+        chunk = task_ids[start : start + TASK_IDS_PER_STATEMENT]
+        query = select(
+            ToolRunRow.task_id, ToolRunRow.service, ToolRunRow.tool, ToolRunRow.status, ToolRunRow.reason
+        ).where(ToolRunRow.task_id.in_(chunk), ToolRunRow.status.in_(SHORT_TOOL_STATUSES))
+        notes += [ToolRunNote(*row) for row in (await session.execute(query)).all()]
+    return notes

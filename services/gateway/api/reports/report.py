@@ -2,7 +2,8 @@
 
 In the order a reader needs it: the verdicts per model and analysis type (shares with intervals), the pairwise
 tests and the ranking they allow, the models x weakness-family table, the quality figures; then what was left out
-(tasks that did not complete, tasks not ended yet) and the waived rules the figures did not count.
+(tasks that did not complete, tasks not ended yet, tools that did not run in full) and the waived rules the figures
+did not count.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from services.gateway.api.reports.families import (
 from services.gateway.api.reports.pairwise import ALPHA, PairwiseTest, RankEntry, pairwise_tests, ranking
 from services.gateway.api.reports.quality import SCORE_WEIGHTS, QualityFigures, quality_figures
 from services.gateway.api.reports.queries import CountedTask, OtherTask, ReportRows, Scope
+from services.gateway.api.reports.tool_shortfalls import ToolShortfall, tool_shortfalls
 from services.gateway.api.reports.verdict_shares import MEASURES, VerdictRow, verdict_row
 from shared.wire.messages import TERMINAL_STATUSES, utcnow
 
@@ -63,6 +65,7 @@ class ModelsReport(msgspec.Struct, frozen=True, kw_only=True):
     score_weights: dict[str, float]
     bootstrap_resamples: int
     waived_rules: list[str]  # every rule waived by a counted task's batch (none of them counted)
+    tools_not_in_full: list[ToolShortfall]  # tools skipped or partial in counted tasks (tool_shortfalls.py)
     excluded: list[ExcludedRun]
     unfinished: int  # tasks in scope not ended yet (pending or running)
 
@@ -130,6 +133,7 @@ def models_report(rows: ReportRows, scope: Scope, alpha: float = ALPHA) -> Model
         score_weights=dict(SCORE_WEIGHTS),
         bootstrap_resamples=RESAMPLES,
         waived_rules=sorted({rule for task in rows.tasks for rule in task.waived_rules}),
+        tools_not_in_full=tool_shortfalls(rows.tasks, rows.short_tool_runs),
         excluded=excluded_runs(rows.tasks, rows.others),
         unfinished=sum(1 for other in rows.others if other.status not in TERMINAL_STATUSES),
     )

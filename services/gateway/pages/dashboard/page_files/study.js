@@ -90,7 +90,7 @@ async function studyView(signal) {
     severityFigure(report.quality.filter((q) => q.analysis_type === type)),
     densityFigure(report.quality.filter((q) => q.analysis_type === type), percent(report.confidence_level)),
     overlapFigure(report.quality.filter((q) => q.analysis_type === type)),
-    excludedTable(report));
+    shortToolsTable(report, type), excludedTable(report));
   say(rows.length + " model(s), generated " + new Date(report.generated_at).toLocaleString());
 }
 
@@ -242,6 +242,17 @@ async function familyFindings(taskId, cwes, minimum, holder) {
   } catch (error) {
     holder.textContent = error.message;
   }
+}
+
+function shortToolsTable(report, type) {
+  const rows = report.tools_not_in_full.filter((s) => s.analysis_type === type);
+  const title = element("h2", {}, "Tools that did not run in full");
+  if (!rows.length) return element("div", { id: "short-tools" }, title,
+    element("p", {}, "None: every tool of the counted tasks ran in full."));
+  return element("div", { id: "short-tools" }, title,
+    table("Tools skipped or partial in the counted tasks (a skipped tool found nothing, whatever the apps have)",
+      ["Tool", "Service", "Did not run in full", "Reasons"], rows.map((s) => [s.tool, s.service,
+      s.status + " in " + s.tasks + " of " + s.of_tasks + " tasks", s.reasons.join("; ")])));
 }
 
 function excludedTable(report) {
