@@ -11,6 +11,11 @@ means (`Flow.handle` returns an `Outcome`); this loop does the rest, the same wa
 - at most `concurrency` messages are processed at once, each in a `process <subject>` CONSUMER span continuing
   the publisher's trace; messages with the same `key` (the persister's task id) are processed one after another,
   in the order they were fetched;
+- a redelivered message (a crash may have brought it back) runs alone: it starts once nothing else runs, nothing
+  else starts and no fetcher fetches until it settles, and after a redelivery fetchers take one message at a time
+  (as on start) until a first delivery comes. JetStream charges a delivery to every message held when a process
+  dies, so a message that kills its replica on every delivery is charged alone and reaches `max_deliver` without
+  taking the work beside it along;
 - one keep-alive sends `in_progress()` for every message held (waiting or running) well within `ack_wait`;
 - an outcome settles the message: `ACK`, `Retry` (nak with a delay), `GiveUp` (ASSAY_DLQ, then term) or `LEAVE`
   (someone else settles it). An undecodable message, or one whose handling raised `max_deliver` times, is given up
@@ -170,6 +175,9 @@ class _State(Generic[M]):
         self.room = asyncio.Event()  # for the fetchers: waiting messages were started
         self.seq = itertools.count()
         self.stopping = False  # no parked message starts once the loop is stopping
+        self.redelivered = 0  # redelivered messages held: fetchers take nothing more meanwhile
+        self.alone = False  # a redelivered message runs alone: nothing else starts
+        self.recovering = True  # on start and after a redelivery, fetch one message at a time
 
 
 async def consume(flow: Flow[M], stop: asyncio.Event) -> None:
@@ -209,9 +217,20 @@ async def consume(flow: Flow[M], stop: asyncio.Event) -> None:
             await settle(msg, "nak")
 
 
+def _redelivered(held: _Held[M]) -> bool:
+    return held.msg.metadata.num_delivered > 1
+
+
+def _may_start(state: _State[M], held: _Held[M]) -> bool:
+    """Whether a message may start now: never beside a redelivered one, which waits until nothing runs."""
+    return not state.alone and (not _redelivered(held) or not state.running)
+
+
 def _dispatch(state: _State[M]) -> None:
     """Start the most urgent waiting messages while there is room."""
     while state.waiting and len(state.running) < state.flow.concurrency:
+        if not _may_start(state, state.waiting[0]):
+            return  # nothing overtakes it: it runs once those running now have settled
         held = heapq.heappop(state.waiting)
         key = state.flow.key(held.message) if state.flow.key else None
         if key is not None and key in state.parked:
@@ -227,6 +246,7 @@ def _start(state: _State[M], held: _Held[M], key: str | None) -> None:
     # held never exceed `prefetch` per durable plus those running.
     state.fetched[held.source.durable] -= 1
     state.room.set()
+    state.alone = _redelivered(held)
     task = asyncio.create_task(_run(state, held, key), name=f"process {held.msg.subject}")
     state.running.add(task)
 
@@ -241,12 +261,18 @@ async def _run(state: _State[M], held: _Held[M], key: str | None) -> None:
         log.exception("processing %s failed", held.msg.subject)
     finally:
         _settled(state, held.msg)
+        if _redelivered(held):
+            state.redelivered -= 1
+            state.alone = False
+            state.room.set()
         if key is not None:
             queue = state.parked.get(key)
-            if queue and not state.stopping:
+            if queue and not state.stopping and _may_start(state, queue[0]):
                 _start(state, queue.popleft(), key)  # the key's next message takes this one's place
             else:
-                state.parked.pop(key, None)
+                # Back to the dispatcher (in the order they were parked in) to wait for their turn.
+                for parked in state.parked.pop(key, ()):
+                    heapq.heappush(state.waiting, parked)
         state.changed.set()
 
 
@@ -269,7 +295,7 @@ async def _fetch_loop(
     found = True  # the first fetch takes what is queued at once
     while not stop.is_set():
         room = flow.prefetch - state.fetched[source.durable]
-        if room <= 0:
+        if room <= 0 or state.redelivered:
             state.room.clear()
             await _either(state.room, stop)
             continue
@@ -278,7 +304,7 @@ async def _fetch_loop(
                 await flow.declare()
                 subscription = await flow.js.pull_subscribe_bind(source.durable, stream=source.stream)
                 log.info("consuming %s as %s", source.stream, source.durable)
-            if found:
+            if found and not state.recovering:
                 messages = await subscription.fetch(batch=room, timeout=TOP_UP_S)
             else:
                 messages = await subscription.fetch(batch=1, timeout=LINGER_S)
@@ -302,6 +328,7 @@ async def _fetch_loop(
         record_fetch(source.durable, [msg.data for msg in messages])
         for msg in messages:
             state.held[id(msg)] = msg
+            state.recovering = msg.metadata.num_delivered > 1
             try:
                 if not msg.data:
                     raise msgspec.DecodeError("empty message body")
@@ -310,8 +337,10 @@ async def _fetch_loop(
                 reason = f"{source.invalid}: {error}"
                 state.running.add(asyncio.create_task(_undecodable(state, source, msg, reason)))
                 continue
-            heapq.heappush(state.waiting, _Held(rank, next(state.seq), msg, message, source))
+            held = _Held(rank, next(state.seq), msg, message, source)
+            heapq.heappush(state.waiting, held)
             state.fetched[source.durable] += 1
+            state.redelivered += _redelivered(held)
         ready.set()
         state.changed.set()
     await _dropped(subscription)
