@@ -1,7 +1,7 @@
 """Dynamic analyzer vs wapiti on the flaw corpus (per pair: 1 = flaw found on app1 and twin silent)
 
 Every app of tests/corpus/apps gets a full dynamic analysis (every tool, wapiti included, fed Assay's surface),
-started as Assay starts it (Python apps in their sandbox; Express apps with node_modules prepared here). Per pair,
+started as Assay starts it (by the app runner, in its sandbox). Per pair,
 `baseline` is wapiti's score and `assay` Assay's own checks': 1 when the pair's weakness (its CWE) is reported on the
 vulnerable app and not on the fixed twin, 0.5 when the twin is reported too, 0 when the flaw is missed. Assay's
 counts only findings with a proof; wapiti's only its vulnerabilities (not its HTTP 500 anomalies, given in the note).
@@ -26,7 +26,7 @@ from shared.wire.catalog import TOOLS_BY_SERVICE
 from shared.wire.protocol import ServiceResult
 from tests.support.analyzers import start_analyzer, stop
 from tests.support.apps import runner_settings
-from tests.support.corpus import CORPUS, analyze, flaw, pairs, prepare_node_modules
+from tests.support.corpus import CORPUS, analyze, flaw, pairs
 
 TOOLS = [tool for tool in TOOLS_BY_SERVICE["dynamic"] if tool != "endpoints"]
 PARALLEL = 2
@@ -52,14 +52,13 @@ async def _measure(folder: Path) -> list[Row]:
     work = Path(tempfile.mkdtemp(prefix="assay-apps-"))  # the sandbox user must reach it
     try:
         settings = runner_settings(folder, CORPUS, work)
-        node_modules = prepare_node_modules(folder / "node")
         gate = asyncio.Semaphore(PARALLEL)
         walls: list[float] = []
 
         async def one(pair: str, app: int) -> ServiceResult:
             async with gate:
                 started = time.monotonic()
-                result = await analyze(url, settings, pair, app, TOOLS, node_modules, timeout_s=600)
+                result = await analyze(url, settings, pair, app, TOOLS, timeout_s=600)
                 walls.append(time.monotonic() - started)
                 return result
 

@@ -1,6 +1,7 @@
 """Every active check against the flaw corpus (tests/corpus/apps), each app started for real: the check reports
 its flaw on the vulnerable app with a proof, placed on the handler's lines where the static tools see the flaw,
-and reports nothing on the fixed twin. Python apps run through the app runner, in their sandbox."""
+and reports nothing on the fixed twin. Every app, Flask, FastAPI or Express, runs through the app runner, in its
+sandbox."""
 
 from __future__ import annotations
 
@@ -23,7 +24,6 @@ from tests.support.corpus import (
     describe,
     flaw,
     frame,
-    is_node,
     node_app,
     pairs,
     prepare_node_modules,
@@ -44,15 +44,13 @@ def flaw_findings(result: ServiceResult, tool: str) -> list:  # type: ignore[typ
 
 @pytest.mark.parametrize("pair", pairs("dynamic"))
 async def test_check_finds_the_flaw_with_proof_and_stays_silent_on_the_fix(
-    pair: str, corpus_analyzer: str, corpus_settings: Settings, node_modules: Path | None
+    pair: str, corpus_analyzer: str, corpus_settings: Settings
 ) -> None:
     spec = flaw(pair)
     assert spec.dynamic is not None
     tool = spec.dynamic.tool
-    if is_node(pair) and node_modules is None:
-        pytest.skip("npm and node are needed for the Express pairs")
-    vulnerable = await analyze(corpus_analyzer, corpus_settings, pair, 1, [tool], node_modules)
-    fixed = await analyze(corpus_analyzer, corpus_settings, pair, 2, [tool], node_modules)
+    vulnerable = await analyze(corpus_analyzer, corpus_settings, pair, 1, [tool])
+    fixed = await analyze(corpus_analyzer, corpus_settings, pair, 2, [tool])
 
     found = flaw_findings(vulnerable, tool)
     assert found, f"{tool} missed the flaw of {pair}/app1: {describe(vulnerable)}"
@@ -101,7 +99,7 @@ async def test_a_blind_sql_injection_only_a_delay_reveals_is_proven_by_time_with
     """sqli-time-flask swallows every error and answers alike whatever the query did: neither an error nor a
     boolean difference shows the injection, SQLite has no sleep, and the work the check asks for instead is scaled
     to about DELAY_S seconds, bounded, and proven by heavy requests alternating with requests asking for none."""
-    result = await analyze(corpus_analyzer, corpus_settings, "sqli-time-flask", 1, ["sqli"], None)
+    result = await analyze(corpus_analyzer, corpus_settings, "sqli-time-flask", 1, ["sqli"])
     (finding,) = flaw_findings(result, "sqli")
     assert finding.rule_id == "sqli-time" and finding.extra["dbms"] == "SQLite"
     assert finding.proof is not None
@@ -126,7 +124,7 @@ def test_every_active_check_has_a_pair_in_each_way_the_corpus_is_built() -> None
 async def test_wapiti_runs_beside_the_checks_fed_the_surface_and_its_report_becomes_findings(
     corpus_analyzer: str, corpus_settings: Settings
 ) -> None:
-    result = await analyze(corpus_analyzer, corpus_settings, "sqli-flask", 1, ["wapiti"], None)
+    result = await analyze(corpus_analyzer, corpus_settings, "sqli-flask", 1, ["wapiti"])
     (run,) = result.tools
     assert run.status == "success", run.reason
     assert run.version == "wapiti 3.2.3" and run.command[0] == wapiti_path()

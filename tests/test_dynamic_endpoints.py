@@ -260,8 +260,8 @@ async def test_the_check_judges_an_app_by_its_openapi_document_and_catches_the_b
     wrong_status: int,
     unverified: set[str],
 ) -> None:
-    working = await analyze(promise_analyzer, promise_settings, model, 1, ["endpoints"], None)
-    twin = await analyze(promise_analyzer, promise_settings, model, 2, ["endpoints"], None)
+    working = await analyze(promise_analyzer, promise_settings, model, 1, ["endpoints"])
+    twin = await analyze(promise_analyzer, promise_settings, model, 2, ["endpoints"])
 
     for result in (working, twin):
         assert [(run.tool, run.status) for run in result.tools] == [("endpoints", "success")], describe(
@@ -302,7 +302,7 @@ async def test_the_check_judges_an_app_by_its_openapi_document_and_catches_the_b
 async def test_calls_that_need_a_user_are_made_as_the_user_the_apps_own_sign_up_and_log_in_gave(
     promise_analyzer: str, promise_settings: Settings
 ) -> None:
-    result = await analyze(promise_analyzer, promise_settings, "served-fastapi", 1, ["endpoints"], None)
+    result = await analyze(promise_analyzer, promise_settings, "served-fastapi", 1, ["endpoints"])
     calls = {f"{r['method']} {r['path']}": r for r in result.metrics["endpoints"]["results"]}
     assert not calls["POST /api/signup"]["as_user"] and not calls["POST /api/login"]["as_user"]
     assert calls["POST /api/books"]["as_user"] and calls["POST /api/books"]["actual_status"] == 201

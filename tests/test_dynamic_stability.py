@@ -30,7 +30,7 @@ TOOLS = [tool for tool in TOOLS_BY_SERVICE["dynamic"] if tool not in ("wapiti", 
 async def test_three_runs_of_an_unchanged_app_give_identical_fingerprints(
     corpus_analyzer: str, corpus_settings: Settings
 ) -> None:
-    runs = [await analyze(corpus_analyzer, corpus_settings, "idor-fastapi", 1, TOOLS, None) for _ in range(3)]
+    runs = [await analyze(corpus_analyzer, corpus_settings, "idor-fastapi", 1, TOOLS) for _ in range(3)]
     prints = [Counter(f.fingerprint for f in run.findings) for run in runs]
     assert all(run.status == "success" for run in runs), [r.error for r in runs]
     assert prints[0] and prints[0] == prints[1] == prints[2], [sorted(p) for p in prints]
@@ -53,7 +53,7 @@ async def _replayed(settings: Settings, pair: str, app: int, finding: Finding) -
         async with http_client(target_policy(settings, env), timeout_s=30.0) as client:
             return await resend(client, target_sites(urls, env), finding.proof, expectation, canary)  # type: ignore[arg-type]
 
-    result: Replayed = await with_running(settings, pair, app, None, work)
+    result: Replayed = await with_running(settings, pair, app, work)
     return result
 
 
@@ -63,7 +63,7 @@ async def _replayed(settings: Settings, pair: str, app: int, finding: Finding) -
 async def test_a_proof_sent_again_holds_on_the_app_and_not_on_its_fix(
     corpus_analyzer: str, corpus_settings: Settings, pair: str, tool: str
 ) -> None:
-    result = await analyze(corpus_analyzer, corpus_settings, pair, 1, ["surface", tool], None)
+    result = await analyze(corpus_analyzer, corpus_settings, pair, 1, ["surface", tool])
     (finding,) = [f for f in result.findings if f.tool == tool]
     again = await _replayed(corpus_settings, pair, 1, finding)
     assert again.holds, again

@@ -1,7 +1,7 @@
 """The flaw corpus (tests/corpus/apps) as the dynamic tests and the corpus benchmark run it: each pair's flaw.json,
-each app started for real (Python apps by the app runner, in their sandbox; Express apps with node_modules the
-tests prepare, until the runner prepares Node backends), and one dynamic analysis of it through the analyzer's
-WebSocket protocol, as the orchestrator sends it. (No tests here.)"""
+each app started for real by the app runner, in its sandbox (an Express app's package.json dependencies prepared by
+npm as the runner prepares any Node backend), and one dynamic analysis of it through the analyzer's WebSocket
+protocol, as the orchestrator sends it. (No tests here.)"""
 
 from __future__ import annotations
 
@@ -87,12 +87,9 @@ def flaw(pair: str) -> Flaw:
     return msgspec.json.decode((CORPUS / pair / "flaw.json").read_bytes(), type=Flaw)
 
 
-def is_node(pair: str, root: Path = CORPUS) -> bool:
-    return (root / pair / "app1" / "backend" / "server.js").is_file()
-
-
 def prepare_node_modules(folder: Path) -> Path | None:
-    """node_modules with what the corpus's Express apps require (npm, scripts off); None without npm."""
+    """node_modules with what the corpus's Express apps require (npm, scripts off), for a test that starts one under
+    a confinement of its own rather than the app runner's; None without npm."""
     npm = shutil.which("npm")
     if npm is None or shutil.which("node") is None:
         return None
@@ -164,16 +161,11 @@ async def with_running(
     settings: Settings,
     pair: str,
     app: int,
-    node_modules: Path | None,
     work: Callable[[list[str], dict[str, int]], Awaitable[Any]],
 ) -> Any:
-    """`work(target URLs, app ports)` while `pair`'s app `app` runs: Python apps through the app runner (their
-    sandbox, the marker listener included), Express apps as `node_app` starts them. The apps root is the settings'
-    (the corpus, or another root of test apps)."""
-    if is_node(pair, settings.apps_dir):
-        assert node_modules is not None
-        async with node_app(settings.apps_dir / pair / f"app{app}", node_modules) as (urls, ports):
-            return await work(urls, ports)
+    """`work(target URLs, app ports)` while `pair`'s app `app` runs through the app runner (its sandbox, the marker
+    listener included; a Node backend's dependencies prepared by npm). The apps root is the settings' (the corpus,
+    or another root of test apps)."""
     outcome: list[Any] = []
 
     async def analyze(request: AnalysisRequest, ports: dict[str, int]) -> None:
@@ -190,7 +182,6 @@ async def analyze(
     pair: str,
     app: int,
     tools: list[str],
-    node_modules: Path | None,
     timeout_s: float = 300.0,
 ) -> ServiceResult:
     """One dynamic analysis of the running app by the analyzer at `analyzer`."""
@@ -200,7 +191,7 @@ async def analyze(
             analyzer, frame(f"{pair}-{app}", pair, app, tools, urls, ports), timeout_s=timeout_s
         )
 
-    result: ServiceResult = await with_running(settings, pair, app, node_modules, work)
+    result: ServiceResult = await with_running(settings, pair, app, work)
     return result
 
 

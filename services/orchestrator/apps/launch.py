@@ -141,6 +141,10 @@ def _env(layout: Layout, ports: dict[str, int], own: str) -> dict[str, str]:
         "TMPDIR": layout.tmp,
         "LANG": "C.UTF-8",
         "PYTHONUNBUFFERED": "1",
+        # V8 reserves about 10 GiB of address space per WebAssembly memory for its trap handler's guard regions, more
+        # than the sandbox's RLIMIT_AS allows: without this a Node app using WebAssembly (sql.js) dies at start.
+        # Bounds are checked in code instead (Node 20.15 and later know the option).
+        "NODE_OPTIONS": "--disable-wasm-trap-handler",
         "HOST": "127.0.0.1",
         "PORT": str(ports[own]),
         "BACKEND_PORT": str(ports["backend"]),
