@@ -92,7 +92,7 @@ async def test_tools_with_nothing_to_analyze_say_so(tmp_path: Path) -> None:
 
 
 async def test_a_tool_past_its_timeout_is_killed_and_recorded_as_timeout(app: Path) -> None:
-    job = make_job(app, options={"timeouts": {"pylint": 0.3}})
+    job = make_job(app, options={"timeouts": {"pylint": 0.02}})
     output = await run_tool(Pylint(), job)
     assert output.run.status == "timeout"
     assert output.run.exit_code is None and output.run.command[1:2] == ["--rcfile=/dev/null"]

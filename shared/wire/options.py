@@ -15,6 +15,10 @@ import msgspec
 
 from shared.wire.catalog import TOOLS_BY_SERVICE
 
+# A JSON true or false and nothing else: the gateway converts bodies leniently, where a plain bool would take 0, 1
+# or "true" (schemathesis: a schema-violating request accepted).
+Flag = Literal[True, False]
+
 TOOL_NAMES = frozenset(tool for tools in TOOLS_BY_SERVICE.values() for tool in tools)
 if TYPE_CHECKING:
     ToolName = str
@@ -97,7 +101,7 @@ class RequestOptions(Options, frozen=True, kw_only=True):
 
     timeouts: dict[ToolName, Seconds] = {}  # tool → seconds, at least MIN_TIMEOUT_S
     app: AppOptions | None = None  # how Assay starts the app when it runs it
-    fresh: bool = False  # run every tool again, even where a stored run has the same inputs (no reuse)
+    fresh: Flag = False  # run every tool again, even where a stored run has the same inputs (no reuse)
     bandit: NoOptions | None = None
     ruff: NoOptions | None = None
     pylint: NoOptions | None = None

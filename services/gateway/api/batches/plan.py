@@ -19,6 +19,7 @@ from shared.results.waivers import MAX_WAIVERS, Waiver
 from shared.store.models import Task
 from shared.wire.catalog import TOOLS_BY_SERVICE, offered_tools, unknown_tools
 from shared.wire.messages import BATCH_ID_PATTERN, TERMINAL_STATUSES, Priority, TaskStatus, utcnow
+from shared.wire.options import Flag
 from shared.wire.tasks import AnalysisType, AppNumber, ModelSlug
 
 BatchId = Annotated[str, msgspec.Meta(pattern=BATCH_ID_PATTERN)]
@@ -35,7 +36,7 @@ class BatchRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     priority: Priority = "normal"
     # What the study's task required of the apps (`bandit:B104`, `CWE-605`): counted in no verdict or figure.
     waived_rules: Annotated[list[Waiver], msgspec.Meta(max_length=MAX_WAIVERS)] = []
-    fresh: bool = False  # run every tool again, reusing no stored run (`options.fresh` of each task)
+    fresh: Flag = False  # run every tool again, reusing no stored run (`options.fresh` of each task)
 
 
 class BatchTask(msgspec.Struct, frozen=True, kw_only=True):
