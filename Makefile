@@ -65,6 +65,7 @@ chaos: install
 
 lint: install
 	$(VENV)/bin/ruff check shared services tests benchmarks maintenance
+	$(VENV)/bin/ruff format --check shared services tests benchmarks maintenance
 	$(VENV)/bin/mypy
 	$(PY) -m shared.wire.contracts --check
 	$(PY) -m shared.operations.config --check

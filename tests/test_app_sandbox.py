@@ -324,9 +324,13 @@ finally:
 async def test_a_disk_filler_is_stopped_at_the_disk_quota_with_the_reason(
     tmp_path: Path, app_work_dir: Path, number: int, place: str
 ) -> None:
-    code = DISK_FILLER.replace('sys.argv[0].rsplit("/", 2)[0], "PLACE"', '"/tmp"' if place == "tmp" else '"/app"')
+    code = DISK_FILLER.replace(
+        'sys.argv[0].rsplit("/", 2)[0], "PLACE"', '"/tmp"' if place == "tmp" else '"/app"'
+    )
     reason = await _failed_start(tmp_path, app_work_dir, number, code, ASSAY_APP_DISK_MB="32")
-    assert reason.startswith("app did not start: backend ended with status 1; its disk of 32 MB is full"), reason
+    assert reason.startswith("app did not start: backend ended with status 1; its disk of 32 MB is full"), (
+        reason
+    )
     assert reason.endswith("(last output: OSError: [Errno 28] No space left on device)"), reason
 
 

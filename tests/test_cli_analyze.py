@@ -99,7 +99,9 @@ async def test_status_prints_the_tool_and_severity_tables(gateway: Gateway) -> N
     assert re.search(r"^bandit\s+static\s+success\s+1\s+0\.50 s$", out, re.MULTILINE)
     assert re.search(r"^ruff\s+static\s+success\s+2\s+0\.50 s$", out, re.MULTILINE)
     # Findings and distinct issues (each of the three is its own issue)
-    assert re.search(r"^high\s+1\s+1$", out, re.MULTILINE) and re.search(r"^total\s+3\s+3$", out, re.MULTILINE)
+    assert re.search(r"^high\s+1\s+1$", out, re.MULTILINE) and re.search(
+        r"^total\s+3\s+3$", out, re.MULTILINE
+    )
     assert f"result folder: {gateway.settings.results_dir / MODEL / f'app{APP}' / 'task_static_x'}" in lines
     assert f"trace id: {'ab' * 16}  (assay trace task_0123456789ab)" in lines
 

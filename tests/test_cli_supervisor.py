@@ -50,7 +50,9 @@ def up_env(root: Path) -> dict[str, str]:
         "ASSAY_APPS_DIR": str(root / "apps"),
         "ASSAY_GATEWAY_URL": f"http://127.0.0.1:{free_port()}",
         "XDG_CONFIG_HOME": str(root / "config"),  # where `assay up` saves the CLI's token
-        "ASSAY_METRICS_PORT_BASE": str(free_ports_in_a_row(len(ANALYZERS) + 3)),  # the /metrics ports count up
+        "ASSAY_METRICS_PORT_BASE": str(
+            free_ports_in_a_row(len(ANALYZERS) + 3)
+        ),  # the /metrics ports count up
         **{f"ASSAY_{name.upper()}_URLS": f"ws://127.0.0.1:{free_port()}" for name in ANALYZERS},
     }
     return env

@@ -64,7 +64,9 @@ async def test_a_nakd_message_gets_a_second_consumer_span_linked_to_the_first(
     assert deliveries == [1, 2]
     assert [span.kind for span in consumers] == [SpanKind.CONSUMER, SpanKind.CONSUMER]
     first, second = consumers
-    assert [span.attributes and span.attributes["messaging.message.delivery_count"] for span in consumers] == [1, 2]
+    assert [
+        span.attributes and span.attributes["messaging.message.delivery_count"] for span in consumers
+    ] == [1, 2]
     assert first.links == ()  # a first delivery links nothing
     [link] = second.links
     assert link.attributes is not None and link.attributes["messaging.message.delivery_count"] == 1

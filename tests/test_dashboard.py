@@ -536,7 +536,9 @@ async def test_the_study_view_opens_the_apps_behind_a_heatmap_cell_and_an_apps_p
             # An app's page: its verdicts, the proof behind `exploitable`, its runs.
             broken = next(a for a in apps if a.exploitable == "yes" and any(f.proof for f in a.findings))
             await page.goto(f"{gateway.url}/dashboard/apps/{broken.model}/{broken.number}")
-            await expect(page.get_by_role("heading", name=f"{broken.model} / app{broken.number}")).to_be_visible()
+            await expect(
+                page.get_by_role("heading", name=f"{broken.model} / app{broken.number}")
+            ).to_be_visible()
             await expect(page.locator("#app-verdicts tbody tr")).to_have_count(1)
             await expect(page.locator("#app-verdicts tbody tr td").nth(3)).to_have_text("yes")
             await expect(page.locator("#proofs .proof")).to_have_count(1)

@@ -105,7 +105,9 @@ def test_the_readme_subscriber_and_the_log_grep_work_against_assay_up(tmp_path: 
 
         # The persister records the end after the event: its log line about the task comes a moment later.
         deadline = time.monotonic() + 60
-        while not any(line.startswith("[persister] ") for line in wait_lines(up.stderr, task_id, 1, timeout_s=0)):
+        while not any(
+            line.startswith("[persister] ") for line in wait_lines(up.stderr, task_id, 1, timeout_s=0)
+        ):
             assert time.monotonic() < deadline, up.stderr.read_text()[-2000:]
             time.sleep(0.2)
         grep = log_grep_command().replace("<task_id>", task_id).replace("assay.log", str(up.stderr))

@@ -120,7 +120,9 @@ def test_every_active_check_has_a_pair_in_each_way_the_corpus_is_built() -> None
         assert (CORPUS / pair / "app1" / "backend").is_dir() and (CORPUS / pair / "app2" / "backend").is_dir()
 
 
-@pytest.mark.skipif(wapiti_path() is None, reason="wapiti is not installed (make install puts it in .venv/scanner)")
+@pytest.mark.skipif(
+    wapiti_path() is None, reason="wapiti is not installed (make install puts it in .venv/scanner)"
+)
 async def test_wapiti_runs_beside_the_checks_fed_the_surface_and_its_report_becomes_findings(
     corpus_analyzer: str, corpus_settings: Settings
 ) -> None:

@@ -157,7 +157,9 @@ def test_a_swagger_2_document_gives_its_base_path_body_and_form_parameters() -> 
                 },
             },
         },
-        "definitions": {"Pet": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}}},
+        "definitions": {
+            "Pet": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}}
+        },
     }
     add, photo = openapi_promises(document)
     assert (add.method, add.path, add.expected, add.body_kind) == ("POST", "/v1/pets", ["200", "405"], "json")

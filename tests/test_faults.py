@@ -136,7 +136,9 @@ def test_an_orchestrator_crash_loop_dead_letters_its_request_and_fails_its_task(
     request: pytest.FixtureRequest,
 ) -> None:
     if not request.config.getoption("fault_crash_loop"):
-        pytest.skip("left out by --no-fault-crash-loop; tests/test_dead_letters.py covers the dead letter alone")
+        pytest.skip(
+            "left out by --no-fault-crash-loop; tests/test_dead_letters.py covers the dead letter alone"
+        )
     verdict, loop = run_crash_loop(faulty, fault_scale)
     fault_table(verdict)
     assert loop.kills >= MAX_DELIVER - 1, f"the request started only {loop.kills} times"

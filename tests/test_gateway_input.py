@@ -47,7 +47,11 @@ class SmallPayloadNats(EmbeddedNats):
 
 
 def test_request_options_name_every_tool_of_the_catalog() -> None:
-    names = {field.encode_name for field in msgspec.structs.fields(RequestOptions)} - {"timeouts", "app", "fresh"}
+    names = {field.encode_name for field in msgspec.structs.fields(RequestOptions)} - {
+        "timeouts",
+        "app",
+        "fresh",
+    }
 
     assert names == {tool for tools in TOOLS_BY_SERVICE.values() for tool in tools}
 

@@ -50,7 +50,9 @@ async def test_staged_files_of_live_tasks_move_into_their_service_runs(
                     ),
                     {"task_id": task_id},
                 )
-        staged = StagedService(service="static", status="success", event_id="e1", result=service_result(count=3))
+        staged = StagedService(
+            service="static", status="success", event_id="e1", result=service_result(count=3)
+        )
         for task_id in ("task_00000000live", "task_0000000ended"):
             folder = results / ".staging" / task_id
             folder.mkdir(parents=True)

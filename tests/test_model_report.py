@@ -309,17 +309,23 @@ async def check_every_figure(gateway: Gateway, database_url: str) -> None:
     assert report["score_weights"] == WEIGHTS
 
     again = (await gateway.http.get("/api/reports/models")).json()
-    assert [q["score"] for q in again["quality"]] == [q["score"] for q in report["quality"]]  # seeded bootstrap
+    assert [q["score"] for q in again["quality"]] == [
+        q["score"] for q in report["quality"]
+    ]  # seeded bootstrap
 
     for path, params in (("/api/reports/models.csv", {}), ("/api/reports/models", {"format": "csv"})):
         as_csv = await gateway.http.get(path, params=params)
         assert as_csv.headers["content-type"].startswith("text/csv"), path
         rows = list(csv.DictReader(io.StringIO(as_csv.text)))
-        quality = {(row["model_slug"], row["field"]): row["value"] for row in rows if row["section"] == "quality"}
+        quality = {
+            (row["model_slug"], row["field"]): row["value"] for row in rows if row["section"] == "quality"
+        }
         for figures in report["quality"]:
             model = figures["model_slug"]
             assert int(quality[(model, "issues")]) == figures["issues"]
-            assert int(quality[(model, "findings_by_severity.high")]) == figures["findings_by_severity"]["high"]
+            assert (
+                int(quality[(model, "findings_by_severity.high")]) == figures["findings_by_severity"]["high"]
+            )
             assert float(quality[(model, "score.score")]) == figures["score"]["score"]
             assert float(quality[(model, "score.ci_low")]) == figures["score"]["ci_low"]
 

@@ -139,7 +139,9 @@ async def test_a_single_server_gets_one_replica_and_the_documented_default_limit
     nats_server: EmbeddedNats,
 ) -> None:
     settings = load_settings({"ASSAY_NATS_URL": nats_server.url})
-    assert settings.jetstream == JetStreamLayout()  # no variable set: the defaults of shared/operations/config.py
+    assert (
+        settings.jetstream == JetStreamLayout()
+    )  # no variable set: the defaults of shared/operations/config.py
     nc = await nats.connect(nats_server.url)
     try:
         js = nc.jetstream()

@@ -73,7 +73,9 @@ def small_disk(tmp_path: Path) -> Iterator[SmallDisk]:
     mount = tmp_path / "persister" / "results"
     mount.mkdir(parents=True)
     if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root; a full or read-only disk cannot be made otherwise here")
+        pytest.skip(
+            "mounting a small tmpfs needs root; a full or read-only disk cannot be made otherwise here"
+        )
     done = subprocess.run(
         ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True, text=True
     )

@@ -71,7 +71,9 @@ async def test_folder_refuses_a_file_name_that_leaves_it_and_leaves_nothing_behi
 def test_staging_round_trips_a_service_and_refuses_unsafe_names() -> None:
     result = service_result(count=3)
     done = StagedService(service="static", status="success", event_id="e1", result=result)
-    failed = StagedService(service="dynamic", status="failed", error="no healthy dynamic analyzer", event_id="e2")
+    failed = StagedService(
+        service="dynamic", status="failed", error="no healthy dynamic analyzer", event_id="e2"
+    )
     assert staging.decode(staging.encode(done)) == done
     assert staging.decode(staging.encode(failed)).result is None
     assert staging.check_service_name("static") == "static"

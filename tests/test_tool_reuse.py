@@ -167,14 +167,18 @@ async def test_a_fresh_request_runs_every_tool_again(app: Path, store: ReuseStor
     assert [(run.status, run.reused_from) for run in after.tools] == [("reused", SECOND)] * 2
 
 
-async def test_an_advisory_database_answer_is_reused_within_its_window_only(app: Path, store: ReuseStore) -> None:
+async def test_an_advisory_database_answer_is_reused_within_its_window_only(
+    app: Path, store: ReuseStore
+) -> None:
     first = await analyze([PipAudit()], app, store, FIRST)
     if first.tools[0].status == "skipped" and (first.tools[0].reason or "").startswith("offline"):
         pytest.skip(f"no advisory database here: {first.tools[0].reason}")
     assert first.tools[0].reused_from is None
     again = await analyze([PipAudit()], app, store, SECOND)
     assert again.tools[0].reused_from == FIRST
-    assert again.tools[0].status == ("reused" if first.tools[0].status == "success" else first.tools[0].status)
+    assert again.tools[0].status == (
+        "reused" if first.tools[0].status == "success" else first.tools[0].status
+    )
     assert again.findings == first.findings
     asked = await analyze([PipAudit()], app, store, THIRD, env={"ASSAY_ADVISORY_REUSE_S": "0"})
     assert asked.tools[0].reused_from is None  # 0: the database is asked every time

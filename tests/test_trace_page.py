@@ -106,7 +106,9 @@ def test_a_browser_shows_the_waterfall_by_service_and_a_tool_spans_findings(
     ).json()["total"]
     stack.stop()  # flushes every service's last spans into the files
     stack.start()
-    trace = httpx.get(f"{stack.gateway_url}/api/tasks/{task_id}/trace", headers=stack.headers, timeout=10).json()
+    trace = httpx.get(
+        f"{stack.gateway_url}/api/tasks/{task_id}/trace", headers=stack.headers, timeout=10
+    ).json()
     [root] = [span for span in trace["spans"] if span["parent_span_id"] is None]
     add_failed_span(stack.trace_dir, trace["trace_id"], root["span_id"])
 

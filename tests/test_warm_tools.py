@@ -58,7 +58,9 @@ async def test_a_tool_in_its_warm_server_reports_what_its_command_line_reports(
         cold = await run_tools("static", [tool()], make_job(app, env=COLD))
         assert warm.tools[0].status == cold.tools[0].status == "success"
         assert "cpu_s" in warm.metrics[tool.name] and tool.name not in cold.metrics  # it really ran warm
-        assert warm.tools[0].command == cold.tools[0].command  # the record names the command that reproduces it
+        assert (
+            warm.tools[0].command == cold.tools[0].command
+        )  # the record names the command that reproduces it
         assert warm.tools[0].exit_code == cold.tools[0].exit_code
         assert ordered(warm.findings) == ordered(cold.findings), app
         if tool is not DetectSecrets:  # the apps hold no secret detect-secrets recognizes

@@ -29,10 +29,15 @@ def add_arguments(batch: argparse.ArgumentParser) -> None:
     )
     batch.add_argument("batch_id", nargs="?", help="the batch whose findings to export")
     batch.add_argument(
-        "--format", choices=("jsonl", "csv"), default="jsonl", help="findings: JSON lines or CSV (default jsonl)"
+        "--format",
+        choices=("jsonl", "csv"),
+        default="jsonl",
+        help="findings: JSON lines or CSV (default jsonl)",
     )
     batch.add_argument("--output", type=Path, help="findings: write to this file instead of stdout")
-    batch.add_argument("--limit", type=int, default=20, help="list: how many batches (default 20, at most 500)")
+    batch.add_argument(
+        "--limit", type=int, default=20, help="list: how many batches (default 20, at most 500)"
+    )
     batch.add_argument(
         "--waive",
         help="comma-separated rules the study's task asked of the apps (tool:rule or CWE-n, e.g. CWE-605 for "

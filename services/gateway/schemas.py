@@ -114,7 +114,8 @@ class ToolView(msgspec.Struct, frozen=True, kw_only=True):
     files_analyzed: int
     findings_count: int
     reason: str | None
-    reused_from: str | None = None  # status `reused` (or some files reused): the task whose stored run stood in
+    # status `reused` (or some files reused): the task whose stored run stood in
+    reused_from: str | None = None
     files_reused: int = 0
 
 

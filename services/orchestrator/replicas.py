@@ -33,9 +33,8 @@ from shared.wire.protocol import (
 log = logging.getLogger(__name__)
 
 WATCH_INTERVAL_S = 15.0  # how often the orchestrator counts healthy replicas for the metrics
-HEALTH_TIMEOUT_S = (
-    3.0  # answers come in milliseconds, but an analyzer's first one may wait on tool `--version`s
-)
+# answers come in milliseconds, but an analyzer's first one may wait on tool `--version`s
+HEALTH_TIMEOUT_S = 3.0
 
 
 class NoHealthyReplica(AssayError):

@@ -48,9 +48,8 @@ class PersisterContext:
     max_deliver: int  # deliveries of one message before it goes to the DLQ
     ack_wait_s: float = 30.0  # long work sends in_progress() well within it
     db_system: str = "sqlite"  # OTel `db.system` of the engine (sqlite, postgresql)
-    write_limit_s: float = (
-        300.0  # ASSAY_RESULTS_WRITE_LIMIT_S: how long a refused results write is tried again
-    )
+    # ASSAY_RESULTS_WRITE_LIMIT_S: how long a refused results write is tried again
+    write_limit_s: float = 300.0
     # Finishing a task (folder, then row) runs under its task's lock so the reaper and the event consumer of one
     # process never finish the same task twice at once; different tasks finish concurrently.
     finishing: TaskLocks = field(default_factory=TaskLocks)
@@ -128,7 +127,10 @@ async def finish_held(
         log.error("task %s failed: %s", current.task.id, error, extra={"task_id": current.task.id})
         reason = f"results folder not written: {error}"
         ending = dataclasses.replace(
-            ending, status="failed", reason=f"{reason}; {ending.reason}" if ending.reason else reason, app=None
+            ending,
+            status="failed",
+            reason=f"{reason}; {ending.reason}" if ending.reason else reason,
+            app=None,
         )
         recorded_dir, kind = None, "failed"
     end = TaskEnd(

@@ -53,13 +53,11 @@ from shared.wire.tasks import TaskRef
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("assay.consuming")
 
-LINGER_S = (
-    1.0  # an idle fetcher's pull waits this long on the server (also bounds how fast a stop is noticed)
-)
+# an idle fetcher's pull waits this long on the server (also bounds how fast a stop is noticed)
+LINGER_S = 1.0
 TOP_UP_S = 0.02  # after a message, more are taken at once when queued; an empty queue costs this much
-IDLE_CHECK_S = (
-    10.0  # an idle fetcher checks this often that its consumer still exists (a server may lose state)
-)
+# an idle fetcher checks this often that its consumer still exists (a server may lose state)
+IDLE_CHECK_S = 10.0
 RESUBSCRIBE_PAUSE_S = 1.0
 
 

@@ -100,7 +100,9 @@ PERMISSIONS: dict[str, Permissions] = {
             subjects.REQUESTS_ALL,  # accepted requests
             subjects.CANCEL_ALL,  # cancel requests (core NATS)
             *_tasks_keys("accepted", "batch", "cancel"),  # its records in the tasks bucket
-            *_stream_info(*ASSAY_STREAMS, KV_STREAM),  # looked up at start (shared/jetstream/streams.declare_streams)
+            *_stream_info(
+                *ASSAY_STREAMS, KV_STREAM
+            ),  # looked up at start (shared/jetstream/streams.declare_streams)
             *_read_messages(KV_STREAM),  # a task or batch record, read back
             f"{API}.STREAM.MSG.GET.{subjects.EVENTS_STREAM}",  # the SSE route reads a task's events by sequence
             f"{API}.STREAM.MSG.GET.{subjects.DLQ_STREAM}",  # the dead letter routes (admin) read it

@@ -40,7 +40,9 @@ class JsonFormatter(logging.Formatter):
         entry["service"] = self._service
         if record.exc_info:
             entry["error"] = self.formatException(record.exc_info)
-        return redacted(_encoder.encode(entry).decode())  # no URL's password in any line (shared/operations/redact.py)
+        return redacted(
+            _encoder.encode(entry).decode()
+        )  # no URL's password in any line (shared/operations/redact.py)
 
 
 def setup_logging(service: str, level: str = "INFO") -> None:

@@ -46,7 +46,9 @@ def summarize(findings: Sequence[Finding], keys: Sequence[str] | None = None) ->
     groups: Counter[tuple[str, str, str, bool, str]] = Counter()
     in_groups: Counter[tuple[str, str, str, bool, str]] = Counter()
     for group in members.values():
-        first = group[0]  # one place, one weakness: its findings share the file (so the origin) and the weakness
+        first = group[
+            0
+        ]  # one place, one weakness: its findings share the file (so the origin) and the weakness
         kind = (
             weakness(first.tool, first.rule_id, first.cwe),
             most_severe([f.severity for f in group]),
@@ -75,6 +77,10 @@ def decode_summary(stored: str | bytes) -> FindingSummary:
     # Written before origins and proofs: every finding was counted as the app's, none confirmed; the rules of its
     # issues were not kept (an empty rule list: no tool-overlap figure, never waived by rule).
     return FindingSummary(
-        findings=[(tool, rule, severity, cwe, "app", False, n) for tool, rule, severity, cwe, n in summary.rules],
-        groups=[("", severity, "app", False, "", n, found) for severity, (n, found) in summary.issues.items()],
+        findings=[
+            (tool, rule, severity, cwe, "app", False, n) for tool, rule, severity, cwe, n in summary.rules
+        ],
+        groups=[
+            ("", severity, "app", False, "", n, found) for severity, (n, found) in summary.issues.items()
+        ],
     )

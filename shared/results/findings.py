@@ -85,7 +85,8 @@ class ToolRun(msgspec.Struct, frozen=True, kw_only=True):
     reason: str | None = None  # why it was skipped or failed
     # The task whose stored run this one reused (status `reused`; or `success` when only some files were reused).
     reused_from: str | None = None
-    files_reused: int = 0  # of `files_analyzed`, how many were not analyzed again (their inputs were unchanged)
+    # of `files_analyzed`, how many were not analyzed again (their inputs were unchanged)
+    files_reused: int = 0
 
 
 _SPACE = re.compile(r"\s+")

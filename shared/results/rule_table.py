@@ -80,8 +80,12 @@ RULES: dict[tuple[str, str], Rule] = {
     ("eslint", "no-new-func"): Rule("CWE-95", "high", True),
     ("eslint", "no-script-url"): Rule("CWE-79", "medium", True),
     # the maintained rule sets eslint runs beside Assay's semgrep rules (services/analyzers/static/node)
-    ("eslint", "no-unsanitized/method"): Rule("CWE-79", "medium", True),  # insertAdjacentHTML, document.write …
-    ("eslint", "no-unsanitized/property"): Rule("CWE-79", "medium", True),  # innerHTML/outerHTML of non-constants
+    ("eslint", "no-unsanitized/method"): Rule(
+        "CWE-79", "medium", True
+    ),  # insertAdjacentHTML, document.write …
+    ("eslint", "no-unsanitized/property"): Rule(
+        "CWE-79", "medium", True
+    ),  # innerHTML/outerHTML of non-constants
     ("eslint", "security/detect-child-process"): Rule("CWE-78", "medium", True),
     ("eslint", "security/detect-eval-with-expression"): Rule("CWE-95", "high", True),
     ("eslint", "security/detect-disable-mustache-escape"): Rule("CWE-79", "high", True),

@@ -153,7 +153,9 @@ class FindingRow(Base):
     # shared/results/issue_groups; a row written without one (or before groups existed) is an issue of its own.
     issue_group: Mapped[str] = mapped_column(String(32), default=_own_issue_group)
     origin: Mapped[str] = mapped_column(String(16), default="app")  # shared.results.findings.Origin
-    proof: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # shared.results.findings.Proof, when confirmed
+    proof: Mapped[dict[str, Any] | None] = mapped_column(
+        JSON
+    )  # shared.results.findings.Proof, when confirmed
 
     __table_args__ = (
         Index("ix_findings_task_tool", "task_id", "tool"),

@@ -26,7 +26,9 @@ _propagator = TraceContextTextMapPropagator()
 
 TASK_ID_ATTRIBUTE = "assay.task_id"
 BATCH_ID_ATTRIBUTE = "assay.batch_id"
-_encoder = msgspec.json.Encoder(enc_hook=str)  # UTF-8 JSON; a value JSON has no form for is written as its str()
+_encoder = msgspec.json.Encoder(
+    enc_hook=str
+)  # UTF-8 JSON; a value JSON has no form for is written as its str()
 
 
 class JsonLinesSpanExporter(SpanExporter):

@@ -19,7 +19,8 @@ class SandboxSettings(msgspec.Struct, frozen=True, kw_only=True):
     memory_mb: int  # RLIMIT_AS of each process
     processes: int  # RLIMIT_NPROC
     open_files: int  # RLIMIT_NOFILE
-    disk_mb: int = 0  # the writable disk (the app's copy and /tmp) and the largest file; 0: not bounded (older runs)
+    # the writable disk (the app's copy and /tmp) and the largest file; 0: not bounded (older runs)
+    disk_mb: int = 0
     wall_s: float  # the run is stopped after this long, whatever happens
 
 
@@ -31,18 +32,16 @@ class AppRun(msgspec.Struct, frozen=True, kw_only=True):
     sandbox: SandboxSettings
     command: list[str]  # the exact argv Assay started (sandbox included)
     processes: dict[str, list[str]] = {}  # name (backend, frontend) → argv inside the sandbox
-    start_rule: str = (
-        ""  # the start rule that chose the backend's command (start_rules.py: procfile, flask-run…)
-    )
+    # the start rule that chose the backend's command (start_rules.py: procfile, flask-run…)
+    start_rule: str = ""
     start_why: str = ""  # what in the app made that rule fit
     urls: dict[str, str] = {}  # name → URL the analyzers probed
     # the app's own servers started beside it (postgresql, mysql, redis) → started where / skipped why, and what
     # showed the need
     dependencies: dict[str, str] = {}
     listening: dict[str, list[str]] = {}  # name → where it was found listening in its sandbox (address:port)
-    prepare_log: str = (
-        ""  # the preparation's every command, output and ending (virtualenv, pip, npm), kept whole
-    )
+    # the preparation's every command, output and ending (virtualenv, pip, npm), kept whole
+    prepare_log: str = ""
     failing_requirement: str | None = None  # what pip or npm could not install, in its own words
     python: str = ""  # the interpreter of the app's virtualenv
     python_why: str = ""  # what the app declared and whether an installed Python fitted it

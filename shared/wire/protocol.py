@@ -62,7 +62,8 @@ class AnalyzeFrame(msgspec.Struct, tag="analyze", tag_field="type", kw_only=True
     # BACKEND_PORT / FRONTEND_PORT of the app Assay started for this run: they stand in for its .env's (targets
     # policy, which target is the API). Only the orchestrator sends frames (the handshake's token).
     app_ports: dict[str, int] = {}
-    priority: Priority = "normal"  # the request's: the analyzer's CPU budget serves the most urgent waiting tool first
+    # the request's: the analyzer's CPU budget serves the most urgent waiting tool first
+    priority: Priority = "normal"
 
 
 class CancelFrame(msgspec.Struct, tag="cancel", tag_field="type", kw_only=True):

@@ -18,9 +18,8 @@ DLQ_ALL = "assay.dlq.>"
 CANCEL_ALL = "assay.control.cancel.*"
 
 ARTIFACTS_BUCKET = "assay-artifacts"  # object store: payloads larger than a message may be
-TASKS_BUCKET = (
-    "assay-tasks"  # key-value: `accepted.<task_id>`, `batch.<batch_id>` (gateway), `cancel.<task_id>`
-)
+# key-value: `accepted.<task_id>`, `batch.<batch_id>` (gateway), `cancel.<task_id>`
+TASKS_BUCKET = "assay-tasks"
 
 PERSISTER_EVENTS_DURABLE = "persister-events"
 PERSISTER_REQUESTS_DURABLE = "persister-requests"

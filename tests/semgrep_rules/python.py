@@ -254,7 +254,9 @@ def register(connection: sqlite3.Connection, form: dict):
     # ruleid: python-password-plaintext
     connection.execute("INSERT INTO users (username, password) VALUES (?, ?)", (username, password))
     # ok: python-password-plaintext
-    connection.execute("INSERT INTO users (username, password) VALUES (?, ?)", (username, generate_password_hash(password)))
+    connection.execute(
+        "INSERT INTO users (username, password) VALUES (?, ?)", (username, generate_password_hash(password))
+    )
 
 
 def check_password(stored: str, password: str) -> bool:

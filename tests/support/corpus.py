@@ -38,7 +38,8 @@ class StaticSink(msgspec.Struct, frozen=True):
     path: str
     line: int
     cwe: str
-    rule: str | None = None  # `<tool>:<rule id>` that must be among the findings on the line, when one must be
+    # `<tool>:<rule id>` that must be among the findings on the line, when one must be
+    rule: str | None = None
 
 
 class DynamicSpot(msgspec.Struct, frozen=True):

@@ -59,8 +59,19 @@ RUNNING_ELSEWHERE = "http://127.0.0.1:9"
 T = TypeVar("T")
 
 Script = Literal[
-    "result", "foreign", "error", "silent", "drop", "hold", "keep", "large", "chatty", "talkative", "partial",
-    "echo", "handback",
+    "result",
+    "foreign",
+    "error",
+    "silent",
+    "drop",
+    "hold",
+    "keep",
+    "large",
+    "chatty",
+    "talkative",
+    "partial",
+    "echo",
+    "handback",
 ]
 
 

@@ -73,9 +73,7 @@ class Harness:
         headers = {"Nats-Msg-Id": request.event_id, **({"traceparent": parent} if parent else {})}
         await self.publish(subjects.request_subject(request.priority), encode(request), headers)
 
-    async def publish_event(
-        self, event: TaskEvent, parent: str | None = None, dedup: bool = True
-    ) -> None:
+    async def publish_event(self, event: TaskEvent, parent: str | None = None, dedup: bool = True) -> None:
         """Publish like the orchestrator; `dedup=False` leaves out Nats-Msg-Id, as a redelivery beyond JetStream's
         two-minute duplicate window would arrive."""
         headers: dict[str, str] = {"traceparent": parent} if parent else {}

@@ -84,9 +84,7 @@ def make_job(
 
     return Job(
         request_id="req-static",
-        task=TaskRef(
-            id=task_id, model_slug="openai_codex-mini", app_number=1, analysis_type="static"
-        ),
+        task=TaskRef(id=task_id, model_slug="openai_codex-mini", app_number=1, analysis_type="static"),
         app_dir=app_dir,
         target_urls=[],
         options=options or {},

@@ -26,9 +26,8 @@ MISSING = (404, 405)
 DENIED = (401, 403)
 AVOID = re.compile(r"log-?out|sign-?out", re.IGNORECASE)
 ORDER = {"GET": 0, "POST": 1, "PUT": 2, "PATCH": 3, "DELETE": 4}
-TIMEOUT_SHARE = (
-    0.8  # of the tool's timeout an attack may spend, so the inspection still ends with its findings
-)
+# of the tool's timeout an attack may spend, so the inspection still ends with its findings
+TIMEOUT_SHARE = 0.8
 
 
 class Reach(msgspec.Struct, frozen=True, kw_only=True):

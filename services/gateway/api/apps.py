@@ -132,5 +132,6 @@ async def list_models(resources: NamedDependency[Resources]) -> ModelList:
     ]
     return ModelList(models=models)
 
+
 # The apps and models Assay can analyze.
 router = Router("/", route_handlers=[list_apps, list_models])

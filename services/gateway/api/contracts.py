@@ -56,4 +56,5 @@ async def json_schema(
 ) -> dict[str, Any]:
     return await _file(f"{SCHEMAS_DIR}/{name}")
 
+
 router = Router("/", route_handlers=[asyncapi_document, json_schema])

@@ -162,4 +162,3 @@ async def replay_dead_letter(
 
 
 router = Router("/", route_handlers=[list_dead_letters, get_dead_letter, replay_dead_letter])
-

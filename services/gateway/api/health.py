@@ -53,4 +53,5 @@ async def readyz(resources: NamedDependency[Resources]) -> Response[Readiness]:
     body = Readiness(status="ready" if ready else "unavailable", nats=nats_state, database=database_state)
     return Response(body, status_code=200 if ready else 503)
 
+
 router = Router("/", route_handlers=[healthz, readyz])

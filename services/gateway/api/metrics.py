@@ -25,4 +25,5 @@ async def metrics_text() -> Response[bytes]:
     body = await asyncio.to_thread(prometheus_text)
     return Response(body, media_type=PROMETHEUS_CONTENT_TYPE)
 
+
 router = Router("/", route_handlers=[metrics_text])

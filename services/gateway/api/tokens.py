@@ -85,4 +85,3 @@ async def revoke(resources: NamedDependency[Resources], token_id: TokenIdPath) -
 
 
 router = Router("/", route_handlers=[allowed_methods("/api/tokens"), create, list_all, revoke])
-

@@ -8,7 +8,9 @@ from shared.store.models import Base
 
 connection = context.config.attributes.get("connection")
 if connection is None:
-    raise RuntimeError("run migrations through shared.store.database.migrate(), which provides the connection")
+    raise RuntimeError(
+        "run migrations through shared.store.database.migrate(), which provides the connection"
+    )
 
 context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)
 with context.begin_transaction():

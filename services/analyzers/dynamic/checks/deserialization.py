@@ -74,7 +74,9 @@ def serialized_kind(value: str) -> str | None:
             return "pickle"
         if b"_$$ND_FUNC$$_" in raw:
             return "node-serialize"
-        if raw.startswith(b"{") and raw.rstrip().endswith(b"}"):  # what node-serialize writes for plain objects
+        if raw.startswith(b"{") and raw.rstrip().endswith(
+            b"}"
+        ):  # what node-serialize writes for plain objects
             return "base64-json"
         if re.match(rb"^[aO]:\d+:", raw):
             return "php"

@@ -255,7 +255,9 @@ class CliTool:
         findings = [finding for run in stored for finding in run.findings]
         record = ToolRun(
             tool=self.name,
-            status="reused" if first.status == "success" else "skipped",  # an advisory database's "cannot say"
+            status="reused"
+            if first.status == "success"
+            else "skipped",  # an advisory database's "cannot say"
             reason=first.reason,
             version=version,
             command=command,

@@ -115,6 +115,13 @@ async def models_comparison_change(
     )
     return answered(compare(base, head), format, {"csv": comparison_csv, "markdown": comparison_markdown})
 
+
 router = Router(
-    "/", route_handlers=[models_comparison, models_comparison_csv, models_comparison_markdown, models_comparison_change]
+    "/",
+    route_handlers=[
+        models_comparison,
+        models_comparison_csv,
+        models_comparison_markdown,
+        models_comparison_change,
+    ],
 )

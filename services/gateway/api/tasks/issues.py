@@ -35,9 +35,8 @@ class IssueView(msgspec.Struct, frozen=True, kw_only=True):
     rule_ids: list[str]
     findings_count: int
     findings: list[FindingView]
-    origin: str = (
-        "app"  # of the file it is in: vendored, generated, minified and test issues are left out by default
-    )
+    # of the file it is in: vendored, generated, minified and test issues are left out by default
+    origin: str = "app"
 
 
 class IssuePage(msgspec.Struct, frozen=True, kw_only=True):

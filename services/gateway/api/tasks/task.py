@@ -61,7 +61,9 @@ async def list_all_tasks(
     app_number: Annotated[int | None, QueryParameter(ge=1, le=99999)] = None,
     status: FromQuery[TaskStatus | None] = None,
     analysis_type: FromQuery[AnalysisType | None] = None,
-    batch: Annotated[str | None, QueryParameter(pattern=BATCH_ID_PATTERN, description="only this batch's")] = None,
+    batch: Annotated[
+        str | None, QueryParameter(pattern=BATCH_ID_PATTERN, description="only this batch's")
+    ] = None,
     limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
     offset: Offset = 0,
 ) -> TaskPage:

@@ -10,7 +10,12 @@ from services.gateway.auth import PUBLIC
 from services.gateway.pages.shell import AssetName, PageFiles
 
 FILES = PageFiles(
-    "services.gateway.pages.dashboard.page_files", "index.html", "dashboard.js", "study.js", "charts.js", "dashboard.css"
+    "services.gateway.pages.dashboard.page_files",
+    "index.html",
+    "dashboard.js",
+    "study.js",
+    "charts.js",
+    "dashboard.css",
 )
 
 
