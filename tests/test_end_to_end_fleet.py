@@ -50,6 +50,22 @@ def descendants(pid: int) -> set[int]:
     return found
 
 
+def tool_processes(analyzer: int) -> set[int]:
+    """The processes below the analyzer that run a tool for a task: its warm tool servers (fork_server.py, kept
+    for the analyzer's life) are left out, the runs they fork for a task are not."""
+    processes = descendants(analyzer)
+    servers = set()
+    for pid in processes:
+        try:
+            parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if parent == analyzer and b"fork_server" in argv:
+            servers.add(pid)
+    return processes - servers
+
+
 def alive(pids: set[int]) -> set[int]:
     living = set()
     for pid in pids:
@@ -148,7 +164,7 @@ def wait_for_tools(stack: Stack, task_id: str) -> set[int]:
     analyzer = stack.processes["static-0"].pid
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        pids = descendants(analyzer)
+        pids = tool_processes(analyzer)
         commands = [Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") for pid in alive(pids)]
         if any(b"pylint" in b" ".join(argv) and b"--version" not in argv for argv in commands):
             return pids
@@ -219,7 +235,7 @@ def test_a_cancel_keeps_the_findings_of_the_tools_that_had_finished(fleet: Stack
     analyzer = fleet.processes["static-0"].pid
     quiet_since = time.monotonic()
     while time.monotonic() - quiet_since < 1.0:  # bandit finished: no bandit process for a second
-        commands = [Path(f"/proc/{pid}/cmdline").read_bytes() for pid in alive(descendants(analyzer))]
+        commands = [Path(f"/proc/{pid}/cmdline").read_bytes() for pid in alive(tool_processes(analyzer))]
         if any(b"bandit" in argv for argv in commands):
             quiet_since = time.monotonic()
         time.sleep(0.1)
