@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ import msgspec
 import pytest
 from websockets.asyncio.client import connect
 
+from services.orchestrator.apps.listening import listening
 from shared.jetstream.natsd import free_port
 from shared.results.findings import Finding, fingerprint
 from shared.wire.protocol import (
@@ -44,15 +44,15 @@ TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 
 def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout_s: float = 20.0) -> None:
+    """Until `process` itself listens on `port`: a free port chosen by one xdist worker may be taken by another's
+    analyzer meanwhile, whose answers would then reach this test (the AI tests once read each other's runs)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"the analyzer exited with {process.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
+        if any(listener.port == port for listener in listening(process.pid)):
+            return
+        time.sleep(0.05)
     raise TimeoutError(f"the analyzer did not listen on {port} within {timeout_s} s")
 
 
@@ -70,18 +70,23 @@ def start_analyzer(root: Path, apps: Path, **ai_env: str) -> tuple[str, subproce
         "ASSAY_ANALYZER_TOKEN": ANALYZER_TOKEN,
         **ai_env,
     }
-    port = free_port()
     log = (root / "analyzer.log").open("ab")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "services.analyzers.ai", "--port", str(port)],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    wait_for_port(port, process)
-    return f"ws://127.0.0.1:{port}", process
+    for _ in range(3):  # another worker may take the chosen port before the analyzer binds it: choose again
+        port = free_port()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "services.analyzers.ai", "--port", str(port)],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            wait_for_port(port, process)
+        except RuntimeError:
+            continue
+        return f"ws://127.0.0.1:{port}", process
+    raise RuntimeError(f"the analyzer did not start on three free ports: {root / 'analyzer.log'}")
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
