@@ -15,7 +15,7 @@ from shared.jetstream.nats_users import ADMIN
 from shared.wire import subjects
 from tests.support.faults.analyzer import STEADY_MODEL, STEADY_RUN_S
 from tests.support.faults.scenarios import fault_apps
-from tests.support.stack import Stack, wait_for_port
+from tests.support.stack import Stack
 
 REPO = Path(__file__).resolve().parent.parent
 APPS = REPO / "generated" / "apps"
@@ -41,7 +41,7 @@ def restart_static(stack: Stack, index: int) -> None:
     module = stack.analyzer_modules["static"]
     spec = ServiceSpec(f"static-{index}", module, ("--port", str(port)), analyzer_token=True)
     stack.spawn(spec)
-    wait_for_port(port, timeout_s=60)
+    stack.wait_listening(f"static-{index}", port, timeout_s=60)
 
 
 def submit(stack: Stack, count: int) -> list[str]:
