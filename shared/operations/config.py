@@ -414,6 +414,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "file it may write (RLIMIT_FSIZE, its output log on the host included)",
         ),
     ] = 512
+    static_env_wait_s: Annotated[
+        float,
+        Var(
+            "ASSAY_STATIC_ENV_WAIT_S",
+            "how long a static analysis with pylint or mypy waits for the app's virtualenv to be prepared (in the "
+            "preparation sandbox, cached by hash; the analyzer reads it under `ASSAY_APP_WORK_DIR`); past it, or "
+            "with `0`, the tools run without the app's dependencies and their note says why",
+        ),
+    ] = 600.0
     app_prepare_memory_mb: Annotated[
         int,
         Var(
