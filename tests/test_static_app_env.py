@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -215,6 +216,24 @@ async def test_a_failed_preparation_leaves_the_findings_and_the_note_says_why(
     assert {run.tool: run.status for run in result.tools} == {"pylint": "success", "mypy": "success"}
     assert "its preparation failed" in notes(result)["pylint"] and "humanize" in notes(result)["pylint"]
     assert by_rule(result, "pylint")  # the app's own findings are all there
+
+
+@needs_bwrap
+async def test_a_preparation_past_its_wait_is_stopped_and_the_reason_says_so(tmp_path: Path) -> None:
+    apps = tmp_path / "apps"
+    make_app(apps, MODEL, 1, {"backend/app.py": APP, "backend/requirements.txt": "humanize==4.16.0\n"})
+    work = Path(tempfile.mkdtemp(prefix="assay-apps-"))  # the sandbox user must reach it: not under tmp_path
+    try:
+        runner = AppRunner(runner_settings(tmp_path, apps, work, ASSAY_STATIC_ENV_WAIT_S="0.5"))
+        env = await runner.python_environment(app_request("task_00000000e004", MODEL, 1))
+        assert env is not None and env.venv is None and env.reason is not None
+        assert "did not end within 0.5 s" in env.reason
+        assert [
+            entry.name for entry in prepared_cache(work).iterdir() if entry.name.startswith("venv-")
+        ] == []
+        assert not any(entry.name.startswith(".venv-") for entry in prepared_cache(work).iterdir())
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 async def test_without_a_sandbox_or_with_no_wait_nothing_is_prepared_and_the_reason_is_given(

@@ -315,8 +315,9 @@ async def _run_service(
     python_env = None
     if ctx.apps is not None and service == "static" and ENV_TOOLS & set(tools):
         # The static frame waits for the preparation (a cache hit takes milliseconds; a miss is pip's time, once
-        # per requirements file): its pylint and mypy read the app's packages, and one frame starts the run.
-        python_env = await ctx.apps.python_environment(request)
+        # per requirements file): its pylint and mypy read the app's packages, and one frame starts the run. At most
+        # half the time left is spent on it: the tools keep the rest.
+        python_env = await ctx.apps.python_environment(request, within_s=(deadline - started) / 2)
     frame = AnalyzeFrame(
         id=request_id(request.task.id, service),
         task=request.task,

@@ -384,7 +384,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         Path,
         Var(
             "ASSAY_APP_WORK_DIR",
-            "apps' working copies, and virtualenvs / `node_modules` cached by hash; as root, every folder above it "
+            "apps' working copies, and virtualenvs / `node_modules` cached by hash (`cache/`, where the static "
+            "analyzer reads an app's virtualenv for pylint and mypy: shared with it); as root, every folder above it "
             "must be searchable by others (the sandbox user, uid 65534, must reach it)",
             derive=_in_var_dir("apps"),
         ),
@@ -536,7 +537,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         Path,
         Var(
             "ASSAY_TOOL_CACHE_DIR",
-            "caches the tools keep between apps (mypy's analysis of the standard library and installed packages)",
+            "caches the tools keep between apps (mypy's analysis of the standard library and installed packages) "
+            "and the script that names an app's site-packages to mypy (`mypy-environments/`: must allow executing)",
             derive=_in_var_dir("tool-cache"),
         ),
     ]

@@ -120,15 +120,20 @@ class AppRunner:
             return False
         return bool(RUNNING_APP_SERVICES & set(plan(request.task.analysis_type, request.tools)))
 
-    async def python_environment(self, request: AnalysisRequest) -> PythonEnvironment | None:
+    async def python_environment(
+        self, request: AnalysisRequest, within_s: float | None = None
+    ) -> PythonEnvironment | None:
         """The app's virtualenv for the static analyzer's pylint and mypy, prepared as a run's is (same cache, same
         sandbox; the app never starts), or the reason there is none; None when the app has no requirements file.
+        Waited for at most ASSAY_STATIC_ENV_WAIT_S, and at most `within_s`.
 
         Only in a sandbox: with ASSAY_APP_SANDBOX=off a static analysis never runs the app's build code."""
         source = app_dir(self.apps_dir, request.task.model_slug, request.task.app_number)
         if not await asyncio.to_thread((source / "backend" / "requirements.txt").is_file):
             return None
         wait_s = self.settings.static_env_wait_s
+        if within_s is not None and wait_s > 0:
+            wait_s = max(1.0, min(wait_s, within_s))
         if wait_s <= 0:
             return PythonEnvironment(reason="not prepared: ASSAY_STATIC_ENV_WAIT_S is 0")
         if self.prepare_config.box is None:
@@ -148,7 +153,8 @@ class AppRunner:
                     venv = await prepare_venv(self.prepare_config, source, copy / "app")
         except TimeoutError:
             return PythonEnvironment(
-                reason=f"its preparation did not end within {wait_s:g} s (ASSAY_STATIC_ENV_WAIT_S)"
+                reason=f"its preparation did not end within {wait_s:g} s (ASSAY_STATIC_ENV_WAIT_S, or half the "
+                "task's time left)"
             )
         except AppNotStarted as error:
             return PythonEnvironment(reason=f"its preparation failed: {str(error).splitlines()[0]}")
