@@ -96,14 +96,24 @@ def fake_venv(work: Path, name: str = FAKE_VENV, files: dict[str, str] | None = 
     return site
 
 
-def job_env(work: Path, tmp_path: Path) -> dict[str, str]:
-    return {"ASSAY_APP_WORK_DIR": str(work), "ASSAY_TOOL_CACHE_DIR": str(tmp_path / "tool-cache")}
+def job_env(work: Path, tmp_path: Path, warm: bool = True) -> dict[str, str]:
+    return {
+        "ASSAY_APP_WORK_DIR": str(work),
+        "ASSAY_TOOL_CACHE_DIR": str(tmp_path / "tool-cache"),
+        "ASSAY_WARM_TOOLS": "on" if warm else "off",
+    }
 
 
 async def run_env_tools(
-    app: Path, work: Path, tmp_path: Path, sent: PythonEnvironment | None, reuse: ReuseStore | None = None
+    app: Path,
+    work: Path,
+    tmp_path: Path,
+    sent: PythonEnvironment | None,
+    reuse: ReuseStore | None = None,
+    *,
+    warm: bool = True,
 ) -> ServiceResult:
-    job = make_job(app, env=job_env(work, tmp_path), reuse=reuse)
+    job = make_job(app, env=job_env(work, tmp_path, warm), reuse=reuse)
     return await run_tools("static", [Pylint(), Mypy()], msgspec.structs.replace(job, python_env=sent))
 
 
@@ -165,6 +175,20 @@ def test_with_the_prepared_virtualenv_the_apps_imports_resolve_and_what_needs_th
     assert any(arg.startswith("--init-hook=") and env.venv in arg for arg in runs["pylint"].command)
     assert any(arg.startswith("--python-executable=") for arg in runs["mypy"].command)
     assert all(env.venv in after.metrics[tool]["environment"] for tool in ("pylint", "mypy"))
+
+
+@needs_bwrap
+async def test_pylint_on_its_command_line_reads_the_environment_as_its_warm_server_does(
+    prepared: tuple[Path, PythonEnvironment], app_work_dir: Path, tmp_path: Path
+) -> None:
+    apps, env = prepared
+    app = apps / MODEL / "app1"
+    warm = await run_env_tools(app, app_work_dir, tmp_path, env, warm=True)
+    cold = await run_env_tools(app, app_work_dir, tmp_path, env, warm=False)
+    assert "cpu_s" in warm.metrics["pylint"] and "cpu_s" not in cold.metrics["pylint"]  # each ran as it says
+    assert [run.command for run in warm.tools] == [run.command for run in cold.tools]
+    assert sorted(f.fingerprint for f in warm.findings) == sorted(f.fingerprint for f in cold.findings)
+    assert "no-member" in by_rule(cold, "pylint") and notes(cold) == {}
 
 
 @needs_bwrap
