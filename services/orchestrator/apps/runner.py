@@ -4,6 +4,9 @@ it in its sandbox, hand its URLs to the analysis, and stop it when the analysis 
 At most `ASSAY_APP_CONCURRENCY` apps run at once per orchestrator (a budget later shared by batches); each run has
 its own folder under `<var>/apps/runs/`, its own copy of the app and its own ports. What happened is kept in an
 `AppRun` record (for `services/app.json`) and in an `app.run` span of the task's trace.
+
+For a static analysis whose pylint or mypy read the app's imports, it only prepares the app's virtualenv (the same
+cached, sandboxed preparation; the app never starts) and names it for the static analyzer (`python_environment`).
 """
 
 from __future__ import annotations
