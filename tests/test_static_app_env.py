@@ -358,15 +358,28 @@ def test_a_module_of_the_apps_environment_is_read_by_astroid_but_never_imported(
     marker = tmp_path / "ran"
     (site / "planted.py").write_text(f"open({str(marker)!r}, 'w').close()\nVALUE = 1\n")
     (site / "evil.pth").write_text(f"import os; open({str(marker)!r}, 'w').close()\n")
+    # a namespace package the analyzer's own folders share with the environment: its own module imports, the
+    # environment's does not
+    trusted = tmp_path / "trusted"
+    for folder, module, text in (
+        (trusted, "ok", "VALUE = 2\n"),
+        (site, "bad", f"open({str(marker)!r}, 'w')\n"),
+    ):
+        (folder / "shared_ns").mkdir(parents=True)
+        (folder / "shared_ns" / f"{module}.py").write_text(text)
     probe = f"""
+import sys
 import astroid
 from services.analyzers.static.tools.import_guard import read_only
+sys.path.insert(0, {str(trusted)!r})
 read_only({str(site)!r})
 print(astroid.MANAGER.ast_from_module_name("planted").locals["VALUE"][0].lineno)
-try:
-    import planted
-except ImportError as error:
-    print("refused:", error)
+for name in ("planted", "shared_ns.ok", "shared_ns.bad"):
+    try:
+        __import__(name)
+        print("imported:", name)
+    except ImportError as error:
+        print("refused:", error)
 """
     done = subprocess.run(
         [sys.executable, "-c", probe],
@@ -378,5 +391,7 @@ except ImportError as error:
     assert done.stdout.splitlines() == [
         "2",
         "refused: planted is in the app's environment: read by pylint, never imported",
+        "imported: shared_ns.ok",
+        "refused: shared_ns.bad is in the app's environment: read by pylint, never imported",
     ]
     assert not marker.exists()

@@ -29,10 +29,20 @@ class RefuseFolder:
     ) -> ModuleSpec | None:
         del target
         spec = importlib.machinery.PathFinder.find_spec(name, path)
-        places = [spec.origin or "", *(spec.submodule_search_locations or [])] if spec else []
-        if any(os.path.abspath(place).startswith(self.folder + os.sep) for place in places if place):
+        if spec is None:
+            return None
+        origin = spec.origin if spec.has_location else None
+        locations = list(spec.submodule_search_locations or [])
+        # a module or package file of the folder; or a namespace package only the folder holds (one it shares
+        # with the analyzer's own packages stays importable: it has no code, and its modules are judged one by one)
+        if (origin and self._holds(origin)) or (
+            origin is None and locations and all(map(self._holds, locations))
+        ):
             raise ImportError(f"{name} is in the app's environment: read by pylint, never imported")
         return None  # the usual finders decide
+
+    def _holds(self, place: str) -> bool:
+        return os.path.abspath(place).startswith(self.folder + os.sep)
 
 
 def _forget_missing() -> None:
