@@ -17,7 +17,7 @@ from services.analyzers.static.analyzer import build_analyzer
 from shared.results.findings import Finding
 from tests.support.corpus import flaw, pairs
 from tests.support.static import SAMPLE_APPS, run_in_process
-from tests.support.static_corpus import missed, scan, twin_noise
+from tests.support.static_corpus import missed, scan_all, twin_noise
 
 CODE_SUFFIXES = (".py", ".js", ".mjs", ".cjs", ".jsx", ".html", ".jinja2", ".j2", ".sql")
 
@@ -34,9 +34,10 @@ async def _corpus() -> list[Row]:
     rows: list[Row] = []
     found_total = silent_total = 0
     names = pairs("static")
+    scans = await scan_all(names)
     for pair in names:
         spec = flaw(pair)
-        vulnerable, fixed = await scan(pair, 1), await scan(pair, 2)
+        vulnerable, fixed = scans[pair, 1], scans[pair, 2]
         found = not missed(spec, vulnerable.findings)
         loud = sorted({f"{f.tool}:{f.rule_id}" for f in twin_noise(spec, fixed.findings)})
         found_total += found

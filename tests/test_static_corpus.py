@@ -4,17 +4,27 @@ where one is named) on the vulnerable app, and the fixed twin has no finding of 
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
+from shared.wire.protocol import ServiceResult
 from tests.support.corpus import CORPUS, flaw, pairs
-from tests.support.static_corpus import covers, missed, scan, twin_noise
+from tests.support.static_corpus import covers, missed, scan_all, twin_noise
+
+
+@pytest.fixture(scope="module")
+def scans() -> dict[tuple[str, int], ServiceResult]:
+    """Every pair's two apps, scanned at once as a study's tasks are (each app's result is its own run's)."""
+    return asyncio.run(scan_all(pairs("static")))
 
 
 @pytest.mark.parametrize("pair", pairs("static"))
-async def test_each_statically_visible_flaw_is_found_and_its_twin_is_silent(pair: str) -> None:
+def test_each_statically_visible_flaw_is_found_and_its_twin_is_silent(
+    pair: str, scans: dict[tuple[str, int], ServiceResult]
+) -> None:
     spec = flaw(pair)
-    vulnerable = await scan(pair, 1)
-    fixed = await scan(pair, 2)
+    vulnerable, fixed = scans[pair, 1], scans[pair, 2]
 
     assert missed(spec, vulnerable.findings) == [], [
         (f.tool, f.rule_id, f.cwe, f.path, f.line) for f in vulnerable.findings if f.category == "security"

@@ -76,8 +76,10 @@ def make_job(
     reuse: ReuseStore | None = None,
     task_id: str = "task_00000000beef",
     env: dict[str, str] | None = None,
+    cpu_budget: CpuBudget | None = None,
 ) -> Job:
-    """A Job as the server builds it, for running tools in-process (with `reuse`: looking for stored runs)."""
+    """A Job as the server builds it, for running tools in-process (with `reuse`: looking for stored runs; with
+    `cpu_budget`: sharing the slots of other jobs, as the runs of one analyzer process do)."""
 
     async def report(_tool: str, _stage: str, _message: str) -> None:
         return None
@@ -90,13 +92,16 @@ def make_job(
         options=options or {},
         deadline=time.monotonic() + deadline_s,
         settings=load_settings(env or {}),
-        cpu_budget=CpuBudget(2),
+        cpu_budget=cpu_budget or CpuBudget(2),
         report=report,
         reuse=reuse,
     )
 
 
 async def run_in_process(
-    tools: Sequence[Tool], app_dir: Path, options: dict[str, Any] | None = None
+    tools: Sequence[Tool],
+    app_dir: Path,
+    options: dict[str, Any] | None = None,
+    cpu_budget: CpuBudget | None = None,
 ) -> ServiceResult:
-    return await run_tools("static", list(tools), make_job(app_dir, options))
+    return await run_tools("static", list(tools), make_job(app_dir, options, cpu_budget=cpu_budget))

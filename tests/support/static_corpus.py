@@ -9,7 +9,11 @@ run in-process over a pair's app folders, and the two judgements of a pair. (No 
 
 from __future__ import annotations
 
+import asyncio
+
+from services.analyzers.base.cpu_budget import CpuBudget
 from services.analyzers.static.analyzer import build_analyzer
+from shared.operations.config import load_settings
 from shared.results.findings import Finding
 from shared.results.issue_groups import kind
 from shared.results.rule_table import canonical_cwe
@@ -28,10 +32,19 @@ def family(cwe: str) -> str:
     return found.id if found else named
 
 
-async def scan(pair: str, number: int) -> ServiceResult:
+async def scan(pair: str, number: int, cpu_budget: CpuBudget | None = None) -> ServiceResult:
     """The security tools of the static analyzer over `<pair>/app<number>`."""
     tools = [tool for tool in build_analyzer().tools if tool.name in SECURITY_TOOLS]
-    return await run_in_process(tools, CORPUS / pair / f"app{number}")
+    return await run_in_process(tools, CORPUS / pair / f"app{number}", cpu_budget=cpu_budget)
+
+
+async def scan_all(names: list[str]) -> dict[tuple[str, int], ServiceResult]:
+    """Both apps of every pair in `names`, scanned at once on one CPU budget, as one analyzer runs a study's
+    tasks: a tool that coalesces runs (semgrep) starts once for many apps. Each app's result is its own run's."""
+    budget = CpuBudget(load_settings({}).tool_concurrency)
+    keys = [(pair, number) for pair in names for number in (1, 2)]
+    results = await asyncio.gather(*(scan(pair, number, budget) for pair, number in keys))
+    return dict(zip(keys, results, strict=True))
 
 
 def covers(finding: Finding, sink: StaticSink) -> bool:
