@@ -18,7 +18,8 @@ import msgspec
 from services.analyzers.base.job import Job
 from services.analyzers.base.reuse import StoredRun
 from services.analyzers.base.tool import SkipTool, ToolOutput, executable
-from services.analyzers.static.tools.network import unreachable
+from services.analyzers.static.tools.coalesced_run import Coalescer
+from services.analyzers.static.tools.network import remembered_unreachable
 from services.analyzers.static.tools.run_inputs import RunInputs, StoredRuns, code_digest, run_inputs
 from services.analyzers.static.tools.source import AppSource, source_files
 from services.analyzers.static.tools.warm_tool import WarmTool
@@ -73,12 +74,16 @@ class CliTool:
     # Each finding is about one file and depends on that file alone: stored and reused file by file.
     per_file: bool = False
     warm: WarmTool | None = None  # a warm server the tool can run in (Python tools whose start-up dominates)
+    # Concurrent runs of several tasks go into one process over all their apps (coalesced_run.py): the tool's
+    # findings about a file depend on that file alone, and `split` cuts its report back into each app's.
+    coalescing: bool = False
 
     def __init__(self) -> None:
         self._versions: dict[
             str, str | None
         ] = {}  # by executable path: probing is cheap after the first call
         self._code: str | None = None  # hash of Assay's code that reads this tool's output (a reuse input)
+        self.coalescer = Coalescer(self.name, self.ok_exit_codes, self.split) if self.coalescing else None
 
     # -- what a subclass provides ----------------------------------------------------------------------------
 
@@ -101,6 +106,12 @@ class CliTool:
 
     def parse(self, outcome: ProcessOutcome, source: AppSource) -> list[Finding]:
         """Findings from the tool's output; raise UnreadableOutput (or a msgspec error) when it makes no sense."""
+        raise NotImplementedError
+
+    def split(self, report: str, prefix: str) -> str:
+        """For a coalescing tool: the part of a combined run's `report` about the files under `prefix` (an app's
+        folder, relative to the run's working directory, ending in '/'), its paths relative to that folder, as the
+        tool run in that folder prints it; a ValueError when the report cannot be split."""
         raise NotImplementedError
 
     def gaps(self, outcome: ProcessOutcome) -> str | None:
@@ -179,6 +190,14 @@ class CliTool:
         await self.check_advisory_host(job.settings)
         command = self.local_command(self.command(program, files), job.settings)
         outcome = await self.run_warm(job, program, command, app_dir) if job.settings.warm_tools else None
+        if outcome is None and self.coalescer is not None and job.settings.coalesce_window_s > 0:
+            outcome = await self.coalescer.run(
+                job,
+                app_dir,
+                files,
+                command,
+                lambda paths: self.local_command(self.command(program, paths), job.settings),
+            )
         if outcome is None:
             # an advisory database's client spends its run waiting on the network, not on a core
             cpu_bound = self.advisory_address(job.settings) is None
@@ -281,9 +300,9 @@ class CliTool:
         """SkipTool("offline: …") when the tool's advisory database cannot be reached within a few seconds.
 
         Checked before the tool runs, so an offline machine costs a bounded wait instead of the tool's own
-        retries and timeouts."""
+        retries and timeouts; once per ASSAY_ADVISORY_RECHECK_S while it stays unreachable."""
         address = self.advisory_address(settings)
-        offline = await unreachable(*address) if address else None
+        offline = await remembered_unreachable(*address, settings.advisory_recheck_s) if address else None
         if offline:
             raise SkipTool(offline)
 
@@ -305,7 +324,9 @@ class CliTool:
                 reason=reason,
             )
             raw = outcome.stdout if outcome.stdout.strip() else outcome.stderr
-            metrics = {} if outcome.cpu_s is None else {"cpu_s": outcome.cpu_s}
+            metrics: dict[str, float] = {} if outcome.cpu_s is None else {"cpu_s": outcome.cpu_s}
+            if outcome.apps > 1:
+                metrics["apps_in_process"] = outcome.apps
             return ToolOutput(run=run, findings=findings, raw_output=raw, metrics=metrics)
 
         if outcome.timed_out:
