@@ -7,7 +7,8 @@ study again on the unchanged apps (a second batch: every tool run is reused). Be
 tool (each tool run as the analyzer runs it, app after app, reuse off: its process and Assay's parsing), the
 floor's, and whether the findings per app, tool and rule are the same; and where the study's time went: tool
 start-up (each tool on an empty file, times its runs), analysis (the rest of the tools' CPU), queueing (accept →
-started, summed over tasks), Assay's own processes, and idle cores (wall × cores − every CPU second spent).
+started, summed over tasks), Assay's own processes, other work on the machine (the rest of wall × cores the cores
+did not sit idle: other users' processes on a shared machine), and idle cores (the kernel's count of idle time).
 
 `python -m benchmarks study --apps 6 --types static` for a shorter run. The `dynamic` type needs apps Assay starts
 in their sandbox and is not part of this benchmark yet.
@@ -25,6 +26,7 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
+import msgspec
 from sqlalchemy import select
 
 from benchmarks.assay_system import AssaySystem
@@ -32,7 +34,8 @@ from benchmarks.common import Row
 from benchmarks.persisted import persisted_count, wait_persisted
 from benchmarks.study_apps import make_study
 from benchmarks.study_floor import Floor, measure_floor, run_measured, study_tools
-from services.analyzers.base.tool import SkipTool
+from services.analyzers.base.cpu_budget import CpuBudget
+from services.analyzers.base.tool import SkipTool, ToolOutput
 from services.analyzers.static.tools.cli_tool import CliTool
 from shared.store.database import create_engine
 from shared.store.models import FindingRow, Task, ToolRunRow
@@ -48,17 +51,28 @@ def _children_cpu() -> float:
 
 
 async def assay_cpu_by_tool(apps: list[tuple[str, Path]], analysis_type: str) -> dict[str, float]:
-    """CPU seconds of each tool run the analyzer's way (its `run`, reuse off), app after app, in this process: its
-    processes' as the kernel counts them for this process, plus what a warm server's forked runs report."""
+    """CPU seconds of each tool run the analyzer's way (its `run`, reuse off), every app's run at once as a study's
+    tasks ask (so a coalescing tool's runs share processes), in this process: its processes' as the kernel counts
+    them for this process, plus what a warm server's forked runs report."""
     totals: dict[str, float] = {}
+    budget = CpuBudget(os.cpu_count() or 1)
     for tool in study_tools(analysis_type):
-        before, reported = _children_cpu(), 0.0
-        for _name, folder in apps:
-            try:
-                output = await tool.run(make_job(folder, deadline_s=600.0))
-            except SkipTool:
-                continue
-            reported += float(output.metrics.get("cpu_s") or 0.0)
+        jobs = [
+            msgspec.structs.replace(make_job(folder, deadline_s=600.0), cpu_budget=budget)
+            for _name, folder in apps
+        ]
+        try:
+            await tool.ready()  # its version asked once, not by every app's run at once
+        except SkipTool:
+            continue
+        before = _children_cpu()
+        outputs = await asyncio.gather(*(tool.run(job) for job in jobs), return_exceptions=True)
+        for output in outputs:
+            if isinstance(output, BaseException) and not isinstance(output, SkipTool):
+                raise output
+        reported = sum(
+            float(output.metrics.get("cpu_s") or 0.0) for output in outputs if isinstance(output, ToolOutput)
+        )
         totals[tool.name] = _children_cpu() - before + reported
     return totals
 
@@ -134,12 +148,13 @@ async def _recorded(
 
 async def _run_study(
     system: AssaySystem, analysis_type: str, apps: int
-) -> tuple[float, list[str], dict[str, float]]:
-    """One batch of the study through Assay: wall (first accept → last persisted), its tasks, CPU of each role."""
-    from benchmarks.cpu import cpu_snapshot, cpu_spent
+) -> tuple[float, list[str], dict[str, float], float]:
+    """One batch of the study through Assay: wall (first accept → last persisted), its tasks, CPU of each role, and
+    the core-seconds the machine's cores sat idle meanwhile."""
+    from benchmarks.cpu import cpu_snapshot, cpu_spent, machine_idle_s
 
     already = await persisted_count(system.database_url)
-    before = cpu_snapshot(system.roles())
+    before, idle_before, started = cpu_snapshot(system.roles()), machine_idle_s(), time.monotonic()
     accepted, task_ids = await _batch(system, analysis_type, apps)
     persisted = await wait_persisted(system.database_url, task_ids, already, 3600.0 * 4, STALL_S)
     spent = cpu_spent(before, cpu_snapshot(system.roles()))
@@ -147,7 +162,10 @@ async def _run_study(
         raise RuntimeError(
             f"{len(persisted)} of {len(task_ids)} tasks persisted (logs in {system.root / 'logs'})"
         )
-    return max(persisted.values()) - accepted, task_ids, spent
+    wall = max(persisted.values()) - accepted
+    # the wait notices the last task up to a poll later: the idle time is counted over the study's wall only
+    idle = (machine_idle_s() - idle_before) * wall / max(wall, time.monotonic() - started)
+    return wall, task_ids, spent, idle
 
 
 def _differences(floor: Counter[tuple[str, str, str]], assay: Counter[tuple[str, str, str]]) -> str:
@@ -177,8 +195,8 @@ async def study_rows(root: Path, count: int, analysis_type: str) -> list[Row]:
     system = AssaySystem(root / analysis_type, apps_dir, analyzer_module="services.analyzers.static")
     await asyncio.to_thread(system.start)
     try:
-        wall, task_ids, roles = await _run_study(system, analysis_type, len(apps))
-        again, again_ids, _roles = await _run_study(system, analysis_type, len(apps))
+        wall, task_ids, roles, idle = await _run_study(system, analysis_type, len(apps))
+        again, again_ids, _roles, _idle = await _run_study(system, analysis_type, len(apps))
         found, _statuses, queued, _durations = await _recorded(system.database_url, task_ids)
         _found_again, statuses_again, _queued, durations_again = await _recorded(
             system.database_url, again_ids
@@ -238,7 +256,8 @@ async def study_rows(root: Path, count: int, analysis_type: str) -> list[Row]:
         "tool start-up": start_up,
         "analysis (tools' CPU beyond start-up)": max(0.0, floor.cpu_s - start_up),
         "Assay's own processes and tools (all roles)": spent,
-        "idle cores": max(0.0, wall * cores - spent),
+        "other work on the machine": max(0.0, wall * cores - spent - idle),
+        "idle cores": idle,
     }
     rows.append(
         Row(
