@@ -525,7 +525,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         bool,
         Var(
             "ASSAY_WARM_TOOLS",
-            "pylint, bandit, detect-secrets, vulture and radon run in warm servers (each imported and warmed once, "
+            "pylint, bandit, detect-secrets, vulture, radon and pip-audit run in warm servers (each imported and warmed once, "
             "forked per run: the same findings without the start-up); `off`: a process of its own per run",
             parse=_switch,
             shown="`on`",

@@ -199,9 +199,9 @@ class CliTool:
                 lambda paths: self.local_command(self.command(program, paths), job.settings),
             )
         if outcome is None:
-            # an advisory database's client spends its run waiting on the network, not on a core
-            cpu_bound = self.advisory_address(job.settings) is None
-            outcome = await job.run_process(self.name, command, cwd=app_dir, cpu_bound=cpu_bound)
+            outcome = await job.run_process(
+                self.name, command, cwd=app_dir, cpu_bound=not self.waits_on_network(job.settings)
+            )
         return await self.output(outcome, app_dir, version=version, files_analyzed=len(files))
 
     async def run_warm(
@@ -213,8 +213,16 @@ class CliTool:
         socket_path = await self.warm.ready(self.command(program, [])[1:])
         if socket_path is None:
             return None
+        timeout_s = job.tool_timeout_s(self.name)
+        if self.waits_on_network(job.settings):
+            return await self.warm.run(socket_path, command, app_dir, timeout_s)
         async with job.cpu_slot(self.name):
-            return await self.warm.run(socket_path, command, app_dir, job.tool_timeout_s(self.name))
+            return await self.warm.run(socket_path, command, app_dir, timeout_s)
+
+    def waits_on_network(self, settings: Settings) -> bool:
+        """An advisory database's client spends its run waiting on the network, not on a core: it runs beside the
+        CPU budget, so that its waits never leave a core idle while CPU-bound tools queue."""
+        return self.advisory_address(settings) is not None
 
     def local_command(self, command: list[str], settings: Settings) -> list[str]:
         """`command` as this analyzer runs it: where the tool keeps a cache of its own may be added (this host's
