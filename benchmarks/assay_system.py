@@ -43,12 +43,21 @@ class AssaySystem:
     label = "Assay"
 
     def __init__(
-        self, root: Path, apps_dir: Path, *, replicas: int = 1, analyzer_module: str = NOOP_ANALYZER
+        self,
+        root: Path,
+        apps_dir: Path,
+        *,
+        replicas: int = 1,
+        analyzer_module: str = NOOP_ANALYZER,
+        service: str = "static",
+        extra_env: dict[str, str] | None = None,
     ) -> None:
         self.root = root
         self.apps_dir = apps_dir
         self.replicas = replicas
         self.analyzer_module = analyzer_module
+        self.service = service  # the analyzer's: the orchestrator sends it the requests of that service
+        self.extra_env = extra_env or {}
         self.credentials = generate_credentials()
         self.analyzer_token = secrets.token_urlsafe(32)
         self.nats = EmbeddedNats(root / "nats", credentials=self.credentials)
@@ -73,7 +82,8 @@ class AssaySystem:
             "ASSAY_APPS_DIR": str(self.apps_dir),
             "ASSAY_TRACE_DIR": str(self.root / "traces"),
             "ASSAY_GATEWAY_URL": f"http://127.0.0.1:{self.gateway_port}",
-            "ASSAY_STATIC_URLS": f"ws://127.0.0.1:{self.analyzer_port}",
+            f"ASSAY_{self.service.upper()}_URLS": f"ws://127.0.0.1:{self.analyzer_port}",
+            **self.extra_env,
         }
         for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
             env.pop(name, None)

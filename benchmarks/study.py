@@ -10,8 +10,9 @@ start-up (each tool on an empty file, times its runs), analysis (the rest of the
 started, summed over tasks), Assay's own processes, other work on the machine (the rest of wall × cores the cores
 did not sit idle: other users' processes on a shared machine), and idle cores (the kernel's count of idle time).
 
-`python -m benchmarks study --apps 6 --types static` for a shorter run. The `dynamic` type needs apps Assay starts
-in their sandbox and is not part of this benchmark yet.
+`dynamic` (benchmarks/study_dynamic.py): the apps Assay starts in its sandbox and probes, as one batch, beside the
+same analysis run app by app, start included. `python -m benchmarks study --apps 6 --types static` for a shorter
+run.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from sqlalchemy import select
 from benchmarks.assay_system import AssaySystem
 from benchmarks.common import Row
 from benchmarks.persisted import persisted_count, wait_persisted
-from benchmarks.study_apps import make_study
+from benchmarks.study_apps import STUDY_MODEL, make_study
 from benchmarks.study_floor import Floor, measure_floor, run_measured, study_tools
 from services.analyzers.base.cpu_budget import CpuBudget
 from services.analyzers.base.tool import SkipTool, ToolOutput
@@ -41,7 +42,7 @@ from shared.store.database import create_engine
 from shared.store.models import FindingRow, Task, ToolRunRow
 from tests.support.static import make_job
 
-TYPES = ("static", "security")
+TYPES = ("static", "security", "dynamic")
 STALL_S = 600.0
 
 
@@ -90,13 +91,17 @@ async def start_up_cpu(tool: CliTool, folder: Path) -> float | None:
     return cpu_s
 
 
-async def _batch(system: AssaySystem, analysis_type: str, apps: int) -> tuple[float, list[str]]:
-    """Queue the study as one batch; the accept time (epoch seconds) and its task ids."""
+async def _batch(
+    system: AssaySystem, analysis_type: str, apps: int, tools: list[str] | None = None
+) -> tuple[float, list[str]]:
+    """Queue the study as one batch (the catalog's tools of the type, or `tools`); the accept time (epoch seconds)
+    and its task ids."""
+    body: dict[str, object] = {"analysis_types": [analysis_type]}
+    if tools:
+        body["tools"] = tools
     async with httpx.AsyncClient(trust_env=False, timeout=60) as client:
         answer = await client.post(
-            f"http://127.0.0.1:{system.gateway_port}/api/batches",
-            headers=system.headers,
-            json={"analysis_types": [analysis_type]},
+            f"http://127.0.0.1:{system.gateway_port}/api/batches", headers=system.headers, json=body
         )
     accepted = time.time()
     answer.raise_for_status()
@@ -146,8 +151,8 @@ async def _recorded(
     return by_rule, Counter(status for _tool, status, _duration in runs), queued, durations
 
 
-async def _run_study(
-    system: AssaySystem, analysis_type: str, apps: int
+async def run_study(
+    system: AssaySystem, analysis_type: str, apps: int, tools: list[str] | None = None
 ) -> tuple[float, list[str], dict[str, float], float]:
     """One batch of the study through Assay: wall (first accept → last persisted), its tasks, CPU of each role, and
     the core-seconds the machine's cores sat idle meanwhile."""
@@ -155,7 +160,7 @@ async def _run_study(
 
     already = await persisted_count(system.database_url)
     before, idle_before, started = cpu_snapshot(system.roles()), machine_idle_s(), time.monotonic()
-    accepted, task_ids = await _batch(system, analysis_type, apps)
+    accepted, task_ids = await _batch(system, analysis_type, apps, tools)
     persisted = await wait_persisted(system.database_url, task_ids, already, 3600.0 * 4, STALL_S)
     spent = cpu_spent(before, cpu_snapshot(system.roles()))
     if len(persisted) != len(task_ids):
@@ -180,23 +185,33 @@ def _differences(floor: Counter[tuple[str, str, str]], assay: Counter[tuple[str,
     return f"{sum(missing.values())} missing, {sum(extra.values())} extra: {shown.strip()}"
 
 
-async def study_rows(root: Path, count: int, analysis_type: str) -> list[Row]:
-    """The rows of one analysis type: the study against its floor, the re-run, per tool, where the time went."""
+def study_apps(root: Path, count: int) -> list[tuple[str, Path]]:
+    """The study's apps under `root/apps` (made on the first call): (name, folder) of each, in order."""
     apps_dir = root / "apps"
-    made = make_study(apps_dir, count) if not apps_dir.exists() else None
-    apps = [(f"app{number}", apps_dir / model / f"app{number}") for model, number in made or []]
-    if not apps:
-        apps = sorted(
-            ((folder.name, folder) for folder in (apps_dir / "study-bench").iterdir()),
-            key=lambda pair: int(pair[0][3:]),
-        )
+    if not apps_dir.exists():
+        make_study(apps_dir, count)
+    return sorted(
+        ((folder.name, folder) for folder in (apps_dir / STUDY_MODEL).iterdir()),
+        key=lambda pair: int(pair[0][3:]),
+    )
+
+
+async def study_rows(root: Path, count: int, analysis_type: str) -> list[Row]:
+    """The rows of one analysis type: the study against its floor (dynamic: against the app-by-app loop), the
+    re-run, per tool, where the time went."""
+    apps = study_apps(root, count)
+    apps_dir = root / "apps"
+    if analysis_type == "dynamic":
+        from benchmarks.study_dynamic import dynamic_rows  # it runs its batches with run_study, from here
+
+        return await dynamic_rows(root, apps_dir, [int(name[3:]) for name, _folder in apps], run_study)
     load = os.getloadavg()[0]
     floor: Floor = await measure_floor(apps, analysis_type)
     system = AssaySystem(root / analysis_type, apps_dir, analyzer_module="services.analyzers.static")
     await asyncio.to_thread(system.start)
     try:
-        wall, task_ids, roles, idle = await _run_study(system, analysis_type, len(apps))
-        again, again_ids, _roles, _idle = await _run_study(system, analysis_type, len(apps))
+        wall, task_ids, roles, idle = await run_study(system, analysis_type, len(apps))
+        again, again_ids, _roles, _idle = await run_study(system, analysis_type, len(apps))
         found, _statuses, queued, _durations = await _recorded(system.database_url, task_ids)
         _found_again, statuses_again, _queued, durations_again = await _recorded(
             system.database_url, again_ids
