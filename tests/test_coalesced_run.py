@@ -86,3 +86,13 @@ async def test_a_task_cancelled_midway_leaves_the_others_their_findings(apps: li
     alone = [await tool.run(make_job(app, env=ALONE)) for app in apps[1:3]]
     assert [comparable(output) for output in finished] == [comparable(output) for output in alone]
     assert [output.metrics.get("apps_in_process") for output in finished] == [2, 2]
+
+
+async def test_the_same_app_asked_for_twice_shares_its_part_of_the_process(apps: list[Path]) -> None:
+    """A batch's `static` and `security` tasks of one app ask semgrep for the same files at once."""
+    tool = Semgrep()
+    await tool.ready()
+    outputs = await together(tool, [apps[0], apps[1], apps[0]])
+    assert [output.metrics.get("apps_in_process") for output in outputs] == [2, 2, 2]
+    own = await tool.run(make_job(apps[0], env=ALONE))
+    assert comparable(outputs[0]) == comparable(outputs[2]) == comparable(own)

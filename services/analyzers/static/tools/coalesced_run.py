@@ -54,10 +54,13 @@ class _Batch:
     outcomes: asyncio.Future[dict[Path, ProcessOutcome | None]] | None = None
     runner: asyncio.Task[None] | None = None
 
-    def admits(self, app_dir: Path) -> bool:
-        """An app is coalesced only when no other member's folder holds it or lies in it (a path names one app)."""
+    def admits(self, app_dir: Path, files: list[str]) -> bool:
+        """An app is coalesced only when no other member's folder holds it or lies in it (a path names one app); the
+        same app asked for again (a batch's `static` and `security` tasks) shares its part, if over the same files."""
         return all(
-            not (member.app_dir.is_relative_to(app_dir) or app_dir.is_relative_to(member.app_dir))
+            member.files == files
+            if member.app_dir == app_dir
+            else not (member.app_dir.is_relative_to(app_dir) or app_dir.is_relative_to(member.app_dir))
             for member in self.members
         )
 
@@ -88,7 +91,7 @@ class Coalescer:
             batch is None
             or batch.closed
             or len(batch.members) >= settings.coalesce_max_apps
-            or not batch.admits(app_dir)
+            or not batch.admits(app_dir, files)
         ):
             batch = _Batch(job.priority, outcomes=loop.create_future())
             self._open[job.priority] = batch
@@ -132,8 +135,8 @@ class Coalescer:
         await asyncio.sleep(first.settings.coalesce_window_s)
         async with first.cpu_slot(self.tool):
             batch.closed = True  # no await since the slot was granted: nobody joined a batch that has run
-            members = list(batch.members)
-            timeout_s = min(member.job.tool_timeout_s(self.tool) for member in members)
+            timeout_s = min(member.job.tool_timeout_s(self.tool) for member in batch.members)
+            members = list({member.app_dir: member for member in batch.members}.values())  # one per app
             if len(members) == 1:
                 only = members[0]
                 outcome = await run_process(only.command, cwd=only.app_dir, timeout_s=timeout_s)
