@@ -11,7 +11,8 @@ started, summed over tasks), Assay's own processes, other work on the machine (t
 did not sit idle: other users' processes on a shared machine), and idle cores (the kernel's count of idle time).
 
 `dynamic` (benchmarks/study_dynamic.py): the apps Assay starts in its sandbox and probes, as one batch, beside the
-same analysis run app by app, start included. `python -m benchmarks study --apps 6 --types static` for a shorter
+same analysis run app by app, start included; `comprehensive` (there too): a batch of comprehensive tasks, its wall
+and whether cores sat idle while apps started. `python -m benchmarks study --apps 6 --types static` for a shorter
 run.
 """
 
@@ -42,7 +43,7 @@ from shared.store.database import create_engine
 from shared.store.models import FindingRow, Task, ToolRunRow
 from tests.support.static import make_job
 
-TYPES = ("static", "security", "dynamic")
+TYPES = ("static", "security", "dynamic", "comprehensive")
 STALL_S = 600.0
 
 
@@ -205,6 +206,10 @@ async def study_rows(root: Path, count: int, analysis_type: str) -> list[Row]:
         from benchmarks.study_dynamic import dynamic_rows  # it runs its batches with run_study, from here
 
         return await dynamic_rows(root, apps_dir, [int(name[3:]) for name, _folder in apps], run_study)
+    if analysis_type == "comprehensive":
+        from benchmarks.study_dynamic import comprehensive_rows
+
+        return await comprehensive_rows(root, apps_dir, len(apps), run_study)
     load = os.getloadavg()[0]
     floor: Floor = await measure_floor(apps, analysis_type)
     system = AssaySystem(root / analysis_type, apps_dir, analyzer_module="services.analyzers.static")

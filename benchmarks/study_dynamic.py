@@ -146,3 +146,40 @@ async def dynamic_rows(root: Path, apps_dir: Path, numbers: list[int], run_study
             f"apps it ran {roles.get('orchestrator', 0.0):.0f}); idle cores {idle:.0f} of {wall * cores:.0f}",
         ),
     ]
+
+
+async def comprehensive_rows(root: Path, apps_dir: Path, n: int, run_study: RunStudy) -> list[Row]:
+    """A batch of `comprehensive` tasks (static, dynamic, performance and AI analyzers, the apps started by the
+    orchestrator): its wall, Assay's CPU by role and the cores' idle time, which says whether the apps' starts and
+    checks leave cores idle while static work waits."""
+    if bwrap_path() is None:
+        return [Row(f"comprehensive: {n} apps", "s", None, None, note="skipped: bubblewrap is not installed")]
+    work_dir = Path(tempfile.mkdtemp(prefix="assay-study-apps-"))
+    try:
+        system = AssaySystem(
+            root / "comprehensive",
+            apps_dir,
+            analyzer_module="services.analyzers.static",
+            extra_env={"ASSAY_APP_WORK_DIR": str(work_dir)},
+            other_analyzers=("dynamic", "performance", "ai"),
+        )
+        await asyncio.to_thread(system.start)
+        try:
+            wall, _task_ids, roles, idle = await run_study(system, "comprehensive", n, [])
+        finally:
+            await asyncio.to_thread(system.stop)
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+    cores = os.cpu_count() or 1
+    spent = sum(roles.values())
+    return [
+        Row(
+            f"comprehensive: {n} apps, study wall",
+            "s",
+            None,
+            wall,
+            note=f"core-s of the wall ({wall * cores:.0f}): Assay {spent:.0f} ("
+            + ", ".join(f"{role} {value:.0f}" for role, value in sorted(roles.items()) if value >= 0.5)
+            + f"), other work on the machine {max(0.0, wall * cores - spent - idle):.0f}, idle cores {idle:.0f}",
+        )
+    ]
