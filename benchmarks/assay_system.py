@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from benchmarks.processes import ServiceDidNotStart, log_tail, spawn, spawn_module, stop, wait_for_port
+from benchmarks.processes import spawn, spawn_module
 from services.cli.credentials import child_env
 from services.cli.roster import ServiceSpec
 from shared.jetstream.connection import connect
@@ -33,6 +33,7 @@ from shared.jetstream.streams import declare_all
 from shared.operations.config import load_settings
 from shared.store.database import create_engine, migrate, sessions
 from shared.store.tokens import create_token
+from tests.support.processes import ServiceDidNotStart, log_tail, stop, wait_for_port
 
 NOOP_ANALYZER = "benchmarks.noop_analyzer"
 

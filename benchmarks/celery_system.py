@@ -11,9 +11,10 @@ import time
 from pathlib import Path
 
 from benchmarks.celery_worker import QUEUE_VARIABLE
-from benchmarks.processes import ServiceDidNotStart, log_tail, spawn, spawn_module, stop, wait_for_port
+from benchmarks.processes import spawn, spawn_module
 from benchmarks.redis_server import REDIS_URL_VARIABLE, Redis
 from shared.jetstream.natsd import free_port
+from tests.support.processes import ServiceDidNotStart, log_tail, stop, wait_for_port
 
 WORKER_PROCESSES = 2
 

@@ -8,8 +8,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from benchmarks.processes import spawn, stop, wait_for_port
+from benchmarks.processes import spawn
 from shared.jetstream.natsd import free_port
+from tests.support.processes import stop, wait_for_port
 
 REDIS_URL_VARIABLE = "ASSAY_BENCH_REDIS_URL"
 

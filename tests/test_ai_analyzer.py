@@ -7,7 +7,6 @@ import asyncio
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -19,7 +18,6 @@ import msgspec
 import pytest
 from websockets.asyncio.client import connect
 
-from services.orchestrator.apps.listening import listening
 from shared.jetstream.natsd import free_port
 from shared.results.findings import Finding, fingerprint
 from shared.wire.protocol import (
@@ -33,6 +31,7 @@ from shared.wire.protocol import (
 )
 from tests.support.analyzers import ANALYZER_TOKEN, AUTH, analyze_frame
 from tests.support.fake_llm import FAKE_MODEL, FakeLLM, Recorded
+from tests.support.processes import ServiceDidNotStart, stop, wait_for_port
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "generated" / "apps" / "openai_codex-mini" / "app1"
@@ -41,19 +40,6 @@ CONFIGURED_MODEL = "test/configured-model"
 MISSING_ENDPOINT = "/api/reports/weekly"  # added to the copy's requirements.json; no route serves it
 SECRET = "do-not-send-this-secret"
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-
-
-def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout_s: float = 20.0) -> None:
-    """Until `process` itself listens on `port`: a free port chosen by one xdist worker may be taken by another's
-    analyzer meanwhile, whose answers would then reach this test (the AI tests once read each other's runs)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the analyzer exited with {process.returncode}")
-        if any(listener.port == port for listener in listening(process.pid)):
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"the analyzer did not listen on {port} within {timeout_s} s")
 
 
 def start_analyzer(root: Path, apps: Path, **ai_env: str) -> tuple[str, subprocess.Popen[bytes]]:
@@ -82,20 +68,12 @@ def start_analyzer(root: Path, apps: Path, **ai_env: str) -> tuple[str, subproce
             start_new_session=True,
         )
         try:
-            wait_for_port(port, process)
-        except RuntimeError:
+            wait_for_port(port, process, root / "analyzer.log", timeout_s=20)
+        except ServiceDidNotStart:
+            stop(process)
             continue
         return f"ws://127.0.0.1:{port}", process
     raise RuntimeError(f"the analyzer did not start on three free ports: {root / 'analyzer.log'}")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 @pytest.fixture(scope="module")

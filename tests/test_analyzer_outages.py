@@ -15,11 +15,8 @@ from shared.jetstream.nats_users import ADMIN
 from shared.wire import subjects
 from tests.support.faults.analyzer import STEADY_MODEL, STEADY_RUN_S
 from tests.support.faults.scenarios import fault_apps
-from tests.support.stack import Stack, wait_for_port
+from tests.support.stack import Stack
 
-REPO = Path(__file__).resolve().parent.parent
-APPS = REPO / "generated" / "apps"
-MODEL = "openai_codex-mini"
 ACK_WAIT_S, MAX_DELIVER = 2, 3
 OUTAGE_S = 12.0  # longer than max_deliver × ack_wait: the held requests must not use their deliveries up
 
@@ -41,15 +38,7 @@ def restart_static(stack: Stack, index: int) -> None:
     module = stack.analyzer_modules["static"]
     spec = ServiceSpec(f"static-{index}", module, ("--port", str(port)), analyzer_token=True)
     stack.spawn(spec)
-    wait_for_port(port, timeout_s=60)
-
-
-def submit(stack: Stack, count: int) -> list[str]:
-    """`count` tasks of bandit on the sample apps."""
-    return [
-        stack.submit(model_slug=MODEL, app_number=1 + n % 2, analysis_type="security", tools=["bandit"])
-        for n in range(count)
-    ]
+    stack.wait_listening(f"static-{index}", port, timeout_s=60)
 
 
 def submit_steady(stack: Stack, count: int) -> list[str]:
@@ -82,13 +71,19 @@ def test_the_only_static_analyzer_down_longer_than_the_deliveries_fails_nothing(
         "ASSAY_MAX_DELIVER": str(MAX_DELIVER),
         "ASSAY_ANALYZER_OUTAGE_S": "120",
     }
-    stack = Stack(tmp_path / "stack", apps_dir=APPS, extra_env=env)
+    # the paced stand-in of the static analyzer: a real bandit run now ends before the kill could find it running
+    stack = Stack(
+        tmp_path / "stack",
+        apps_dir=fault_apps(tmp_path),
+        analyzer_modules={"static": "tests.support.faults.analyzer"},
+        extra_env=env,
+    )
     stack.start()
     try:
-        before = submit(stack, 3)
+        before = submit_steady(stack, 3)
         wait_running(stack, before)
-        stack.kill("static-0")  # a crash, mid-run for some of them
-        during = submit(stack, 3)
+        stack.kill("static-0")  # a crash, mid-run for them
+        during = submit_steady(stack, 3)
         time.sleep(OUTAGE_S)  # the outage itself: its length is what this test is about
         restart_static(stack, 0)
         ended = outcomes(stack, before + during)

@@ -15,7 +15,8 @@ import httpx
 from services.orchestrator.apps import static_server
 from shared.operations.ports import free_port
 from tests.support.apps import make_app, needs_bwrap
-from tests.support.stack import Stack, wait_for_port
+from tests.support.processes import wait_for_port
+from tests.support.stack import Stack
 
 BACKEND = """
 import os
@@ -46,7 +47,7 @@ def test_the_static_server_serves_the_folder_only_on_kept_alive_connections(tmp_
     port = free_port()
     server = subprocess.Popen([sys.executable, static_server.__file__, str(port), str(site)])
     try:
-        wait_for_port(port)
+        wait_for_port(port, server)
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", trust_env=False) as client:
             index = client.get("/")
             style = client.get("/css/app.css?v=1")

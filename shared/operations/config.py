@@ -384,7 +384,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         Path,
         Var(
             "ASSAY_APP_WORK_DIR",
-            "apps' working copies, and virtualenvs / `node_modules` cached by hash; as root, every folder above it "
+            "apps' working copies, and virtualenvs / `node_modules` cached by hash (`cache/`, where the static "
+            "analyzer reads an app's virtualenv for pylint and mypy: shared with it); as root, every folder above it "
             "must be searchable by others (the sandbox user, uid 65534, must reach it)",
             derive=_in_var_dir("apps"),
         ),
@@ -414,6 +415,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "file it may write (RLIMIT_FSIZE, its output log on the host included)",
         ),
     ] = 512
+    static_env_wait_s: Annotated[
+        float,
+        Var(
+            "ASSAY_STATIC_ENV_WAIT_S",
+            "how long a static analysis with pylint or mypy waits for the app's virtualenv to be prepared (in the "
+            "preparation sandbox, cached by hash; the analyzer reads it under `ASSAY_APP_WORK_DIR`); past it, or "
+            "with `0`, the tools run without the app's dependencies and their note says why",
+        ),
+    ] = 600.0
     app_prepare_memory_mb: Annotated[
         int,
         Var(
@@ -547,7 +557,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         Path,
         Var(
             "ASSAY_TOOL_CACHE_DIR",
-            "caches the tools keep between apps (mypy's analysis of the standard library and installed packages)",
+            "caches the tools keep between apps (mypy's analysis of the standard library and installed packages) "
+            "and the script that names an app's site-packages to mypy (`mypy-environments/`: must allow executing)",
             derive=_in_var_dir("tool-cache"),
         ),
     ]

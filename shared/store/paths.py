@@ -56,3 +56,9 @@ def result_folder_name(analysis_type: str, task_id: str, when: datetime) -> str:
 def result_dir(results_root: Path, model_slug: str, app_number: int, folder_name: str) -> Path:
     """`<results_root>/<model_slug>/app<N>/<folder_name>`."""
     return inside(results_root, check_slug(model_slug), f"app{check_app_number(app_number)}", folder_name)
+
+
+def prepared_cache(app_work_dir: Path) -> Path:
+    """Where the app runner keeps what it prepared by hash (virtualenvs, node_modules): the one folder the static
+    analyzer reads an app's environment from."""
+    return app_work_dir / "cache"

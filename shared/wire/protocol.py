@@ -49,6 +49,15 @@ class ServiceResult(msgspec.Struct, kw_only=True):
 # client → analyzer
 
 
+class PythonEnvironment(msgspec.Struct, frozen=True, kw_only=True):
+    """The app's prepared virtualenv for the static tools that resolve imports (pylint, mypy): `venv` is its name in
+    the app runner's cache (never a path: the analyzer finds it under its own ASSAY_APP_WORK_DIR and refuses any
+    other), or `reason` says why there is none (its preparation failed, no sandbox to prepare it in …)."""
+
+    venv: str | None = None
+    reason: str | None = None
+
+
 class AnalyzeFrame(msgspec.Struct, tag="analyze", tag_field="type", kw_only=True):
     """Run `tools` (all when empty) of the analyzer on the task's app; `id` names the run."""
 
@@ -64,6 +73,8 @@ class AnalyzeFrame(msgspec.Struct, tag="analyze", tag_field="type", kw_only=True
     app_ports: dict[str, int] = {}
     # the request's: the analyzer's CPU budget serves the most urgent waiting tool first
     priority: Priority = "normal"
+    # static only: the app's Python environment, when the orchestrator prepared one (or tried: the reason)
+    python_env: PythonEnvironment | None = None
 
 
 class CancelFrame(msgspec.Struct, tag="cancel", tag_field="type", kw_only=True):

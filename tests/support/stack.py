@@ -11,7 +11,6 @@ import asyncio
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -38,19 +37,9 @@ from shared.jetstream.natsd import EmbeddedNats, free_port
 from shared.jetstream.streams import declare_all
 from shared.operations.config import load_settings
 from shared.wire.messages import TERMINAL_STATUSES
+from tests.support.processes import wait_for_port
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def wait_for_port(port: int, timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout_s} s")
 
 
 def create_token_direct(env: Mapping[str, str], name: str, scope: str = "admin") -> str:
@@ -176,7 +165,7 @@ class Stack:
         self.processes[name] = subprocess.Popen(
             server.argv(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
         )
-        wait_for_port(server.port)
+        wait_for_port(server.port, self.processes[name], timeout_s=20)
 
     def start(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -195,10 +184,14 @@ class Stack:
                 ServiceSpec(name, "services.orchestrator", nats_user=ORCHESTRATOR, analyzer_token=True)
             )
         self.spawn(ServiceSpec("gateway", "services.gateway", nats_user=GATEWAY))
-        for ports in self.analyzer_ports.values():
-            for port in ports:
-                wait_for_port(port)
+        for name, ports in self.analyzer_ports.items():
+            for index, port in enumerate(ports):
+                self.wait_listening(f"{name}-{index}", port)
         self.wait_ready()
+
+    def wait_listening(self, name: str, port: int, timeout_s: float = 20.0) -> None:
+        """Until service `name`'s own process listens on `port` (raises, with its log, if it exits first)."""
+        wait_for_port(port, self.processes[name], self.logs / f"{name}.log", timeout_s)
 
     def restart(self, name: str) -> None:
         """Start a service or a nats-server (`nats`, `nats-<i>`) that was killed or stopped, as it was first."""

@@ -15,6 +15,7 @@ from services.analyzers.base.cpu_budget import CpuBudget
 from services.analyzers.base.reuse import ReuseStore
 from shared.operations.config import Settings
 from shared.operations.process import ProcessOutcome, run_process
+from shared.wire.protocol import PythonEnvironment
 from shared.wire.tasks import Priority, TaskRef
 
 tracer = trace.get_tracer("assay.analyzer")
@@ -39,6 +40,9 @@ class Job(msgspec.Struct, kw_only=True):
     report: ProgressCallback
     priority: Priority = "normal"  # the request's: how soon its tools get a slot of the CPU budget
     reuse: ReuseStore | None = None  # stored tool runs of this analyzer's host; None: every tool runs afresh
+    python_env: PythonEnvironment | None = (
+        None  # the app's prepared virtualenv (by name), or why there is none
+    )
 
     def remaining_s(self) -> float:
         return max(0.0, self.deadline - time.monotonic())

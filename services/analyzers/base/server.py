@@ -236,6 +236,7 @@ class AnalyzerServer:
             report=report,
             reuse=self.reuse,
             priority=frame.priority,
+            python_env=frame.python_env,
         )
 
 

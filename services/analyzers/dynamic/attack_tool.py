@@ -14,8 +14,8 @@ import msgspec
 from services.analyzers.base.job import Job
 from services.analyzers.dynamic.attacker import Attacker, BudgetSpent, Sent
 from services.analyzers.dynamic.attacks import Attack, Point, build, points
-from services.analyzers.dynamic.expectations import Expectation
-from services.analyzers.dynamic.proof import attack_finding
+from services.analyzers.dynamic.expectations import Contains, Expectation
+from services.analyzers.dynamic.proof import attack_finding, make_proof
 from services.analyzers.dynamic.recon import Recon, ReconCache
 from services.analyzers.dynamic.users import Session, is_login, is_register
 from services.analyzers.running_app.http_tool import HttpTool, Inspection
@@ -227,6 +227,39 @@ class PointCheck(AttackTool):
             if found is not None:
                 findings.append(found)
         metrics["points_tested"] = tested
+
+    async def computed_value(
+        self,
+        attacker: Attacker,
+        reached: Reach,
+        point: Point,
+        payloads: list[str],
+        expected: str,
+        *,
+        rule_id: str,
+        flaw: str,
+        verb: str,
+        why: str,
+    ) -> Finding | None:
+        """A critical finding when an answer to one of `payloads` holds `expected`, a value that only running the
+        input computes (no payload contains it): the first such answer beside the baseline is the proof."""
+
+        def evidence(sent: Sent) -> str | None:
+            return expected if expected in sent.text else None
+
+        hit = await first_hit(attacker, reached, point, payloads, evidence)
+        if hit is None:
+            return None
+        return self.point_finding(
+            reached,
+            point,
+            rule_id=rule_id,
+            severity="critical",
+            message=f"{flaw} in the {point.label}: {hit.payload!r} {verb} {expected}",
+            proof=make_proof([reached.baseline, hit.sent], expected, why),
+            expectation=Contains(exchange=1, text=expected, control=0),
+            payload=hit.payload,
+        )
 
     def point_finding(
         self,

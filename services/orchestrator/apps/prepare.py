@@ -308,15 +308,43 @@ def _ending(log: list[str]) -> str:
     return ending + (f"; failing requirement: {failing}" if failing else "")
 
 
+async def _copied(config: PrepareConfig, app: Path, copy: Path, log: list[str]) -> tuple[str, Interpreter]:
+    """The app's source hash, its copy at `copy`, and the Python its virtualenv is made with."""
+    digest = await asyncio.to_thread(source_hash, app)
+    await asyncio.to_thread(copy_app, app, copy)
+    python = await asyncio.to_thread(choose, copy, config.python)
+    log.append(f"[python: {python.path} ({python.version or 'version unknown'}): {python.why}]\n")
+    return digest, python
+
+
+def _failed(error: AppNotStarted, log: list[str]) -> PrepareFailed:
+    text = "".join(log)
+    # the reason's first line says what failed and how; the log's tail follows it (the task's reason shows
+    # what pip, npm or the index proxy said), and app.json keeps the whole log
+    reason = f"{error}\n{text[-REASON_TAIL:]}"
+    return PrepareFailed(reason, whole(text), failing_requirement(_first_failure(log)))
+
+
+async def prepare_venv(config: PrepareConfig, app: Path, copy: Path) -> Path | None:
+    """Only the virtualenv of `app` (copied to `copy` to build it), from the cache or built as `prepare` builds it;
+    None when the app has no backend/requirements.txt, PrepareFailed with the whole log when a step fails. The
+    static analyzer's pylint and mypy read it (never run it)."""
+    log: list[str] = []
+    digest, python = await _copied(config, app, copy, log)
+    if not (copy / "backend" / "requirements.txt").is_file():
+        return None
+    try:
+        return await _venv(config, python.path, copy, digest, log)
+    except AppNotStarted as error:
+        raise _failed(error, log) from error
+
+
 async def prepare(config: PrepareConfig, app: Path, copy: Path) -> Prepared:
     """Copy `app` to `copy`, and give it what it needs; PrepareFailed with the whole log when a step fails."""
     log: list[str] = []
-    digest = await asyncio.to_thread(source_hash, app)
-    await asyncio.to_thread(copy_app, app, copy)
+    digest, python = await _copied(config, app, copy, log)
     requirements = copy / "backend" / "requirements.txt"
     frontend, backend = copy / "frontend", copy / "backend"
-    python = await asyncio.to_thread(choose, copy, config.python)
-    log.append(f"[python: {python.path} ({python.version or 'version unknown'}): {python.why}]\n")
     node: dict[Path, Path | None] = {part: None for part in (frontend, backend) if _wants_npm(part)}
     try:
         venv = await _venv(config, python.path, copy, digest, log) if requirements.is_file() else None
@@ -326,11 +354,7 @@ async def prepare(config: PrepareConfig, app: Path, copy: Path) -> Prepared:
             else:
                 node[part] = await _node_modules(config, part, log)
     except AppNotStarted as error:
-        text = "".join(log)
-        # the reason's first line says what failed and how; the log's tail follows it (the task's reason shows
-        # what pip, npm or the index proxy said), and app.json keeps the whole log
-        reason = f"{error}\n{text[-REASON_TAIL:]}"
-        raise PrepareFailed(reason, whole(text), failing_requirement(_first_failure(log))) from error
+        raise _failed(error, log) from error
     return Prepared(
         copy=copy,
         source_hash=digest,

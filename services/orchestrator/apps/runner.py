@@ -4,6 +4,9 @@ it in its sandbox, hand its URLs to the analysis, and stop it when the analysis 
 At most `ASSAY_APP_CONCURRENCY` apps run at once per orchestrator (a budget later shared by batches); each run has
 its own folder under `<var>/apps/runs/`, its own copy of the app and its own ports. What happened is kept in an
 `AppRun` record (for `services/app.json`) and in an `app.run` span of the task's trace.
+
+For a static analysis whose pylint or mypy read the app's imports, it only prepares the app's virtualenv (the same
+cached, sandboxed preparation; the app never starts) and names it for the static analyzer (`python_environment`).
 """
 
 from __future__ import annotations
@@ -32,15 +35,16 @@ from services.orchestrator.apps.launch import (
     wait_ready,
 )
 from services.orchestrator.apps.prep_sandbox import PrepBox
-from services.orchestrator.apps.prepare import PrepareConfig, prepare
+from services.orchestrator.apps.prepare import PrepareConfig, prepare, prepare_venv
 from services.orchestrator.apps.sandbox import APP_ROOT, check_available, make_reachable
 from shared.operations.config import Settings
 from shared.store.file_modes import open_way_to_apps
-from shared.store.paths import app_dir
+from shared.store.paths import app_dir, prepared_cache
 from shared.telemetry.tracing import TASK_ID_ATTRIBUTE
 from shared.wire.app_run import AppRun, SandboxSettings
 from shared.wire.catalog import plan
 from shared.wire.messages import AnalysisRequest, utcnow
+from shared.wire.protocol import PythonEnvironment
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("services.orchestrator")
@@ -95,7 +99,7 @@ class AppRunner:
         )
         self.prepare_config = PrepareConfig(
             python=settings.app_python,
-            cache_dir=settings.app_work_dir / "cache",
+            cache_dir=prepared_cache(settings.app_work_dir),
             timeout_s=settings.app_prepare_timeout_s,
             box=box if settings.app_sandbox == "bwrap" else None,
             index_allow=frozenset(settings.app_index_allow),
@@ -118,6 +122,50 @@ class AppRunner:
         if request.target_urls:
             return False
         return bool(RUNNING_APP_SERVICES & set(plan(request.task.analysis_type, request.tools)))
+
+    async def python_environment(
+        self, request: AnalysisRequest, within_s: float | None = None
+    ) -> PythonEnvironment | None:
+        """The app's virtualenv for the static analyzer's pylint and mypy, prepared as a run's is (same cache, same
+        sandbox; the app never starts), or the reason there is none; None when the app has no requirements file.
+        Waited for at most ASSAY_STATIC_ENV_WAIT_S, and at most `within_s`.
+
+        Only in a sandbox: with ASSAY_APP_SANDBOX=off a static analysis never runs the app's build code."""
+        source = app_dir(self.apps_dir, request.task.model_slug, request.task.app_number)
+        if not await asyncio.to_thread((source / "backend" / "requirements.txt").is_file):
+            return None
+        wait_s = self.settings.static_env_wait_s
+        if within_s is not None and wait_s > 0:
+            wait_s = max(1.0, min(wait_s, within_s))
+        if wait_s <= 0:
+            return PythonEnvironment(reason="not prepared: ASSAY_STATIC_ENV_WAIT_S is 0")
+        if self.prepare_config.box is None:
+            return PythonEnvironment(
+                reason="not prepared: ASSAY_APP_SANDBOX=off (prepared only in a sandbox)"
+            )
+        try:
+            check_available(self.sandbox.mode)
+        except SandboxUnavailable as error:
+            return PythonEnvironment(reason=f"not prepared: {error}")
+        await asyncio.to_thread(open_way_to_apps, self.settings)
+        await asyncio.to_thread(make_reachable, self.work_dir)
+        copy = self.runs_dir / f"{request.task.id}-env-{secrets.token_hex(6)}"
+        try:
+            with tracer.start_as_current_span("app.prepare", attributes={TASK_ID_ATTRIBUTE: request.task.id}):
+                async with asyncio.timeout(wait_s):
+                    venv = await prepare_venv(self.prepare_config, source, copy / "app")
+        except TimeoutError:
+            return PythonEnvironment(
+                reason=f"its preparation did not end within {wait_s:g} s (ASSAY_STATIC_ENV_WAIT_S, or half the "
+                "task's time left)"
+            )
+        except AppNotStarted as error:
+            return PythonEnvironment(reason=f"its preparation failed: {str(error).splitlines()[0]}")
+        except OSError as error:
+            return PythonEnvironment(reason=f"its preparation failed: {error}")
+        finally:
+            await asyncio.to_thread(shutil.rmtree, copy, True)
+        return PythonEnvironment(venv=venv.name) if venv is not None else None
 
     async def run(
         self,

@@ -19,7 +19,7 @@ from tests.support.faults.analyzer import SLOW_MODEL, STEADY_MODEL
 from tests.support.faults.load import Submitter
 from tests.support.faults.records import open_count, wait_terminal
 from tests.support.faults.verdict import Verdict, audit
-from tests.support.stack import Stack, stream_leader, wait_for_port
+from tests.support.stack import Stack, stream_leader
 
 MODEL = "fault"
 BODY = {"model_slug": MODEL, "app_number": 1, "analysis_type": "static", "tools": ["ruff"]}
@@ -94,7 +94,7 @@ def _wait_up(stack: Stack, name: str) -> None:
     if name == "gateway":
         stack.wait_ready(timeout_s=60)
     elif name.startswith("static-"):
-        wait_for_port(stack.analyzer_ports["static"][int(name.split("-")[1])], timeout_s=60)
+        stack.wait_listening(name, stack.analyzer_ports["static"][int(name.split("-")[1])], timeout_s=60)
 
 
 def kill(name: str, label: str) -> Fault:

@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import secrets
 
-from services.analyzers.dynamic.attack_tool import PointCheck, Reach, first_hit
-from services.analyzers.dynamic.attacker import Attacker, Sent
+from services.analyzers.dynamic.attack_tool import PointCheck, Reach
+from services.analyzers.dynamic.attacker import Attacker
 from services.analyzers.dynamic.attacks import Point
-from services.analyzers.dynamic.expectations import Contains
-from services.analyzers.dynamic.proof import make_proof
 from shared.results.findings import Finding
 
 CWE = "CWE-94"
@@ -35,22 +33,15 @@ class CodeInjection(PointCheck):
     ) -> Finding | None:
         a, b = 1000 + secrets.randbelow(8000), 1000 + secrets.randbelow(8000)
         tag = "code" + secrets.token_hex(3)
-        expected = f"{a * b}{tag}"
-
-        def evidence(sent: Sent) -> str | None:
-            return expected if expected in sent.text else None
-
         payloads = [form.format(a=a, b=b, t=tag) for form in FORMS]
-        hit = await first_hit(attacker, reached, point, payloads, evidence)
-        if hit is None:
-            return None
-        return self.point_finding(
+        return await self.computed_value(
+            attacker,
             reached,
             point,
+            payloads,
+            f"{a * b}{tag}",
             rule_id="code-injection",
-            severity="critical",
-            message=f"Code injection in the {point.label}: {hit.payload!r} is evaluated to {expected}",
-            proof=make_proof([reached.baseline, hit.sent], expected, WHY),
-            expectation=Contains(exchange=1, text=expected, control=0),
-            payload=hit.payload,
+            flaw="Code injection",
+            verb="is evaluated to",
+            why=WHY,
         )

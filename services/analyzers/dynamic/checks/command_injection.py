@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import secrets
 
-from services.analyzers.dynamic.attack_tool import PointCheck, Reach, first_hit
+from services.analyzers.dynamic.attack_tool import PointCheck, Reach
 from services.analyzers.dynamic.attacker import Attacker, Sent
 from services.analyzers.dynamic.attacks import Point, default_value
-from services.analyzers.dynamic.expectations import Contains
 from services.analyzers.dynamic.proof import make_proof
 from services.analyzers.dynamic.timing import DELAY_S, TIMEOUT_S, proven_delay
 from shared.results.findings import Finding
@@ -34,25 +33,18 @@ class CommandInjection(PointCheck):
     async def echoed(self, attacker: Attacker, reached: Reach, point: Point) -> Finding | None:
         a, b = 1000 + secrets.randbelow(8000), 1000 + secrets.randbelow(8000)
         tag = "cmd" + secrets.token_hex(3)
-        expected = f"{tag}{a + b}"
         value = default_value(point.field)
         payloads = [value + form.format(c=f"echo {tag}$(({a}+{b}))") for form in SEPARATORS]
-
-        def evidence(sent: Sent) -> str | None:
-            return expected if expected in sent.text else None
-
-        hit = await first_hit(attacker, reached, point, payloads, evidence)
-        if hit is None:
-            return None
-        return self.point_finding(
+        return await self.computed_value(
+            attacker,
             reached,
             point,
+            payloads,
+            f"{tag}{a + b}",
             rule_id="command-injection-echo",
-            severity="critical",
-            message=f"OS command injection in the {point.label}: {hit.payload!r} answers {expected}",
-            proof=make_proof([reached.baseline, hit.sent], expected, WHY_ECHO),
-            expectation=Contains(exchange=1, text=expected, control=0),
-            payload=hit.payload,
+            flaw="OS command injection",
+            verb="answers",
+            why=WHY_ECHO,
         )
 
     async def delayed(self, attacker: Attacker, reached: Reach, point: Point) -> Finding | None:

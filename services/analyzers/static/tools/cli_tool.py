@@ -18,6 +18,7 @@ import msgspec
 from services.analyzers.base.job import Job
 from services.analyzers.base.reuse import StoredRun
 from services.analyzers.base.tool import SkipTool, ToolOutput, executable
+from services.analyzers.static.tools.app_env import ToolEnvironment, resolve
 from services.analyzers.static.tools.coalesced_run import Coalescer
 from services.analyzers.static.tools.network import remembered_unreachable
 from services.analyzers.static.tools.run_inputs import RunInputs, StoredRuns, code_digest, run_inputs
@@ -77,6 +78,8 @@ class CliTool:
     # Concurrent runs of several tasks go into one process over all their apps (coalesced_run.py): the tool's
     # findings about a file depend on that file alone, and `split` cuts its report back into each app's.
     coalescing: bool = False
+    # Resolves the app's imports (pylint, mypy): reads the app's prepared virtualenv when the orchestrator sent one.
+    uses_environment: bool = False
 
     def __init__(self) -> None:
         self._versions: dict[
@@ -97,6 +100,24 @@ class CliTool:
     def command(self, program: str, files: list[str]) -> list[str]:
         """The exact argument list, run with the app folder as working directory."""
         raise NotImplementedError
+
+    def environment_arguments(self, environment: ToolEnvironment, settings: Settings) -> list[str]:
+        """The arguments that make the tool read the app's site-packages (only for `uses_environment` tools)."""
+        del environment, settings
+        return []
+
+    def environment(self, job: Job) -> ToolEnvironment | None:
+        """The app's environment this tool's run reads (checked: app_env.py), None for a tool that reads none."""
+        return resolve(job.settings, job.python_env) if self.uses_environment else None
+
+    def full_command(
+        self, program: str, files: list[str], environment: ToolEnvironment | None, settings: Settings
+    ) -> list[str]:
+        """`command` with the arguments of the app's environment, when the run reads one."""
+        command = self.command(program, files)
+        if environment is None or environment.site_packages is None:
+            return command
+        return [command[0], *self.environment_arguments(environment, settings), *command[1:]]
 
     def advisory_address(self, settings: Settings) -> tuple[str, int] | None:
         """Host and port of the advisory database the tool asks (online vulnerability data); None for offline
@@ -153,15 +174,18 @@ class CliTool:
         app_dir = app_folder(job)
         program, version = await self.ready()
         files = await asyncio.to_thread(self.targets, app_dir)
+        environment = await asyncio.to_thread(self.environment, job)
         # A tool asking an advisory database reports what the database knows now: its answer is reused within one
         # window of ASSAY_ADVISORY_REUSE_S (the window is one of its inputs), never when that is 0.
         window = job.settings.advisory_reuse_s if self.advisory_address(job.settings) else None
         store = job.reuse_store() if window is None or window > 0 else None
         if store is None:
-            return await self.run_fresh(job, program, version, files)
+            return await self.run_fresh(job, program, version, files, environment)
         if self._code is None:
             self._code = await asyncio.to_thread(code_digest, self)
         configuration = self.command(program, [])[1:]
+        if environment is not None and environment.identity:  # a changed virtualenv runs the tool again
+            configuration.append(f"app environment {environment.identity}")
         if window:
             configuration.append(f"advisories as of window {int(time.time() // window)}")
         inputs = await asyncio.to_thread(
@@ -178,19 +202,30 @@ class CliTool:
             return await self.run_per_file(job, program, version, files, inputs, runs)
         stored = await runs.get(inputs.whole)
         if stored is not None:
-            return self.reused([stored], self.command(program, files), version, len(files))
-        output = await self.run_fresh(job, program, version, files)
+            command = self.full_command(program, files, environment, job.settings)
+            return self.reused([stored], command, version, len(files))
+        output = await self.run_fresh(job, program, version, files, environment)
         await runs.keep(inputs.whole, output, output.findings)
         return output
 
-    async def run_fresh(self, job: Job, program: str, version: str | None, files: list[str]) -> ToolOutput:
+    async def run_fresh(
+        self,
+        job: Job,
+        program: str,
+        version: str | None,
+        files: list[str],
+        environment: ToolEnvironment | None = None,
+    ) -> ToolOutput:
         """Run the tool over `files` (relative to the app folder): in its warm server when it has one, else (or when
         the server cannot be had) as a process of its own."""
         app_dir = app_folder(job)
         await self.check_advisory_host(job.settings)
-        command = self.local_command(self.command(program, files), job.settings)
+        command = self.local_command(
+            self.full_command(program, files, environment, job.settings), job.settings
+        )
         outcome = await self.run_warm(job, program, command, app_dir) if job.settings.warm_tools else None
-        if outcome is None and self.coalescer is not None and job.settings.coalesce_window_s > 0:
+        # (a run reading an app's own environment has arguments of its own: it is never coalesced with others)
+        if outcome is None and self.coalescer and environment is None and job.settings.coalesce_window_s > 0:
             outcome = await self.coalescer.run(
                 job,
                 app_dir,
@@ -202,7 +237,9 @@ class CliTool:
             outcome = await job.run_process(
                 self.name, command, cwd=app_dir, cpu_bound=not self.waits_on_network(job.settings)
             )
-        return await self.output(outcome, app_dir, version=version, files_analyzed=len(files))
+        return await self.output(
+            outcome, app_dir, version=version, files_analyzed=len(files), environment=environment
+        )
 
     async def run_warm(
         self, job: Job, program: str, command: list[str], app_dir: Path
@@ -315,9 +352,16 @@ class CliTool:
             raise SkipTool(offline)
 
     async def output(
-        self, outcome: ProcessOutcome, app_dir: Path, *, version: str | None, files_analyzed: int
+        self,
+        outcome: ProcessOutcome,
+        app_dir: Path,
+        *,
+        version: str | None,
+        files_analyzed: int,
+        environment: ToolEnvironment | None = None,
     ) -> ToolOutput:
-        """The record and findings for one finished (or timed-out) process."""
+        """The record and findings for one finished (or timed-out) process; the metrics say which environment it
+        read (the record's command names its site-packages)."""
 
         def record(status: ToolStatus, findings: list[Finding], reason: str | None = None) -> ToolOutput:
             run = ToolRun(
@@ -332,9 +376,11 @@ class CliTool:
                 reason=reason,
             )
             raw = outcome.stdout if outcome.stdout.strip() else outcome.stderr
-            metrics: dict[str, float] = {} if outcome.cpu_s is None else {"cpu_s": outcome.cpu_s}
+            metrics: dict[str, object] = {} if outcome.cpu_s is None else {"cpu_s": outcome.cpu_s}
             if outcome.apps > 1:
                 metrics["apps_in_process"] = outcome.apps
+            if environment is not None:
+                metrics["environment"] = environment.note
             return ToolOutput(run=run, findings=findings, raw_output=raw, metrics=metrics)
 
         if outcome.timed_out:
@@ -346,7 +392,8 @@ class CliTool:
                 "failed", [], f"exit code {outcome.exit_code}: {tail(outcome.stderr or outcome.stdout)}"
             )
         try:
-            findings = await asyncio.to_thread(self.parse, outcome, AppSource(app_dir, self.name))
+            source = AppSource(app_dir, self.name, environment.note if environment else "")
+            findings = await asyncio.to_thread(self.parse, outcome, source)
             left_out = await asyncio.to_thread(self.gaps, outcome)
         except AdvisoriesUnavailable as unavailable:
             return record("skipped", [], str(unavailable))

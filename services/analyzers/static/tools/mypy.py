@@ -1,11 +1,23 @@
-"""mypy: type errors in Python code (only what can be checked without the app's third-party stubs)."""
+"""mypy: type errors in Python code, with the app's dependencies when the orchestrator prepared its virtualenv.
+
+mypy finds installed packages in the folders its `--python-executable` names when run as
+`<executable> <mypy>/pyinfo.py getsearchdirs` (it prints `(sys_path, site_packages)`). The app's own interpreter
+must never run here, so the executable handed to mypy is Assay's: a shell script that only prints the app's
+site-packages (search_folders_answer). Those folders are mypy's "installed packages": their modules are followed
+silently (PEP 561: typed ones for their types, an errors inside them never reported), unlike MYPYPATH, whose
+modules would count as the app's own code and have their errors reported.
+"""
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 
 import msgspec
 
+from services.analyzers.base.job import Job
+from services.analyzers.static.tools.app_env import ToolEnvironment
 from services.analyzers.static.tools.cli_tool import CliTool, UnreadableOutput, tail
 from services.analyzers.static.tools.source import AppSource, as_arguments, unresolved_imports
 from shared.operations.config import Settings
@@ -63,6 +75,7 @@ class Mypy(CliTool):
     program = "mypy"
     # 2: a blocking error (syntax error, duplicate module); parse decides
     ok_exit_codes = frozenset({0, 1, 2})
+    uses_environment = True
 
     def json_output(self, program: str) -> bool:
         return _version_tuple(self._versions.get(program)) >= JSON_OUTPUT_SINCE
@@ -81,6 +94,16 @@ class Mypy(CliTool):
             "--no-color-output",
             *as_arguments(files),
         ]
+
+    def environment(self, job: Job) -> ToolEnvironment | None:
+        """The checked environment, with its search-folders answer written for mypy to ask."""
+        environment = super().environment(job)
+        if environment is not None and environment.site_packages is not None:
+            write_answer(answer_path(environment, job.settings), environment.site_packages)
+        return environment
+
+    def environment_arguments(self, environment: ToolEnvironment, settings: Settings) -> list[str]:
+        return [f"--python-executable={answer_path(environment, settings)}"]
 
     def local_command(self, command: list[str], settings: Settings) -> list[str]:
         """The cache under ASSAY_TOOL_CACHE_DIR, never in the app folder."""
@@ -128,3 +151,24 @@ def _from_text(match: re.Match[str]) -> MypyMessage:
         severity=match["severity"],
         code=match["code"],
     )
+
+
+def answer_path(environment: ToolEnvironment, settings: Settings) -> Path:
+    """Where the search-folders answer of one environment is kept (beside mypy's cache, by its identity)."""
+    return settings.tool_cache_dir / "mypy-environments" / f"{environment.name}-{environment.identity[:16]}"
+
+
+def write_answer(path: Path, site_packages: Path) -> None:
+    """An executable that prints what mypy's pyinfo.py would print for an interpreter whose only installed packages
+    are in `site-packages` (and nothing else, whatever its arguments): written once, atomically."""
+    if path.is_file():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    answer = repr(([], [str(site_packages)]))
+    script = (
+        f"#!/bin/sh\n# mypy's search folders for the app's environment (Assay)\ncat <<'EOF'\n{answer}\nEOF\n"
+    )
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    partial.write_text(script)
+    partial.chmod(0o755)
+    partial.replace(path)

@@ -6,9 +6,12 @@ import re
 
 import msgspec
 
+from services.analyzers.static.tools import import_guard
+from services.analyzers.static.tools.app_env import ToolEnvironment
 from services.analyzers.static.tools.cli_tool import CliTool
 from services.analyzers.static.tools.source import AppSource, as_arguments, unresolved_imports
 from services.analyzers.static.tools.warm_tool import WarmTool
+from shared.operations.config import Settings
 from shared.operations.process import ProcessOutcome
 from shared.results.findings import Finding, Severity
 
@@ -54,6 +57,7 @@ class Pylint(CliTool):
     # pylint's exit code is a bit mask of the message types it emitted; 32 means it could not run at all
     ok_exit_codes = frozenset(range(32))
     warm = WARM_SERVER  # its start-up (imports, astroid building flask and the like) is most of a small app's run
+    uses_environment = True
 
     def command(self, program: str, files: list[str]) -> list[str]:
         # --rcfile=/dev/null: an app's own pylintrc could load plugins or run an init-hook, i.e. run its code here
@@ -66,6 +70,13 @@ class Pylint(CliTool):
             "--score=n",
             *as_arguments(files),
         ]
+
+    def environment_arguments(self, environment: ToolEnvironment, settings: Settings) -> list[str]:
+        """An init-hook that puts the app's site-packages last on sys.path, read by astroid and never imported
+        (import_guard.py); the same in the warm server's child and on the command line."""
+        del settings
+        hook = f"from {import_guard.__name__} import read_only; read_only({str(environment.site_packages)!r})"
+        return [f"--init-hook={hook}"]
 
     def parse(self, outcome: ProcessOutcome, source: AppSource) -> list[Finding]:
         report = msgspec.json.decode(outcome.stdout, type=PylintReport)

@@ -70,9 +70,12 @@ def app_files(app_dir: Path) -> list[str]:
 class AppSource:
     """One app folder during one tool run: turns what a tool reports into findings anchored to source lines."""
 
-    def __init__(self, app_dir: Path, tool: str) -> None:
+    def __init__(self, app_dir: Path, tool: str, environment: str = "") -> None:
         self.app_dir = app_dir.resolve()
         self.tool = tool
+        self.environment = (
+            environment  # which of the app's dependencies the tool read (app_env.py), if it says
+        )
         self._lines: dict[str, list[str]] = {}
         self._origins: dict[str, Origin] = {}
 
@@ -155,15 +158,18 @@ def unresolved_imports(source: AppSource, modules: list[str]) -> list[Finding]:
     if not modules:
         return []
     counts = dict(sorted(Counter(modules).items()))
+    where = f"where the tool ran ({source.environment})" if source.environment else "where the tool ran"
     return [
         source.finding(
             rule_id="unresolved-imports",
             severity="info",
-            message=f"{len(counts)} imported modules could not be resolved where the tool ran ({len(modules)} "
-            f"imports): {', '.join(counts)}; what depends on them was not checked",
+            message=f"{len(counts)} imported modules could not be resolved {where} ({len(modules)} imports): "
+            f"{', '.join(counts)}; what depends on them was not checked",
             path=None,
             category="environment",
-            extra={"modules": counts},
+            extra={"modules": counts, "environment": source.environment}
+            if source.environment
+            else {"modules": counts},
         )
     ]
 
