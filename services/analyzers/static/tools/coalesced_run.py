@@ -81,9 +81,8 @@ class Coalescer:
         """The outcome of `command` (the tool over `files` in `app_dir`), run with other tasks' apps when they ask in
         time; None when the task must run its own process (the combined run could not be split)."""
         loop = asyncio.get_running_loop()
-        if (
-            self._loop is not loop
-        ):  # batches belong to one loop (tests and benchmarks run several, one after another)
+        # batches belong to one loop (tests and benchmarks run several, one after another)
+        if self._loop is not loop:
             self._open, self._loop = {}, loop
         settings = job.settings
         batch = self._open.get(job.priority)
