@@ -44,12 +44,24 @@ class AssaySystem:
     label = "Assay"
 
     def __init__(
-        self, root: Path, apps_dir: Path, *, replicas: int = 1, analyzer_module: str = NOOP_ANALYZER
+        self,
+        root: Path,
+        apps_dir: Path,
+        *,
+        replicas: int = 1,
+        analyzer_module: str = NOOP_ANALYZER,
+        service: str = "static",
+        extra_env: dict[str, str] | None = None,
+        other_analyzers: tuple[str, ...] = (),
     ) -> None:
         self.root = root
         self.apps_dir = apps_dir
         self.replicas = replicas
         self.analyzer_module = analyzer_module
+        self.service = service  # the analyzer's: the orchestrator sends it the requests of that service
+        self.extra_env = extra_env or {}
+        # more analyzers beside the first, by service (`services.analyzers.<service>`), roles `analyzer-<service>`
+        self.other_ports = {other: free_port() for other in other_analyzers}
         self.credentials = generate_credentials()
         self.analyzer_token = secrets.token_urlsafe(32)
         self.nats = EmbeddedNats(root / "nats", credentials=self.credentials)
@@ -74,7 +86,12 @@ class AssaySystem:
             "ASSAY_APPS_DIR": str(self.apps_dir),
             "ASSAY_TRACE_DIR": str(self.root / "traces"),
             "ASSAY_GATEWAY_URL": f"http://127.0.0.1:{self.gateway_port}",
-            "ASSAY_STATIC_URLS": f"ws://127.0.0.1:{self.analyzer_port}",
+            f"ASSAY_{self.service.upper()}_URLS": f"ws://127.0.0.1:{self.analyzer_port}",
+            **{
+                f"ASSAY_{other.upper()}_URLS": f"ws://127.0.0.1:{port}"
+                for other, port in self.other_ports.items()
+            },
+            **self.extra_env,
         }
         for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
             env.pop(name, None)
@@ -95,6 +112,9 @@ class AssaySystem:
         self._spawn(ServiceSpec("persister", "services.persister", nats_user=PERSISTER))
         analyzer_args = ("--port", str(self.analyzer_port))
         self._spawn(ServiceSpec("analyzer", self.analyzer_module, analyzer_args, analyzer_token=True))
+        for other, port in self.other_ports.items():
+            module, args = f"services.analyzers.{other}", ("--port", str(port))
+            self._spawn(ServiceSpec(f"analyzer-{other}", module, args, analyzer_token=True))
         for index in range(self.replicas):
             role = "orchestrator" if self.replicas == 1 else f"orchestrator-{index + 1}"
             self._spawn(
@@ -104,6 +124,9 @@ class AssaySystem:
         wait_for_port(
             self.analyzer_port, self.processes["analyzer"], self.root / "logs" / "analyzer.log", timeout_s
         )
+        for other, port in self.other_ports.items():
+            role = f"analyzer-{other}"
+            wait_for_port(port, self.processes[role], self.root / "logs" / f"{role}.log", timeout_s)
         self._wait_ready(timeout_s)
 
     def _spawn(self, spec: ServiceSpec) -> None:

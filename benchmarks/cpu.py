@@ -26,3 +26,10 @@ def cpu_snapshot(roles: dict[str, int]) -> dict[str, float]:
 def cpu_spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
     """CPU seconds of each role between two snapshots (roles that were not running at both are left out)."""
     return {role: after[role] - before[role] for role in after if role in before}
+
+
+def machine_idle_s() -> float:
+    """Seconds the machine's cores have sat idle since boot, summed over the cores (idle and waiting on I/O): what
+    was left of them after every process on the machine, Assay's and everyone else's, had its share."""
+    times = psutil.cpu_times()
+    return float(times.idle + getattr(times, "iowait", 0.0))

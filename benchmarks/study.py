@@ -7,10 +7,13 @@ study again on the unchanged apps (a second batch: every tool run is reused). Be
 tool (each tool run as the analyzer runs it, app after app, reuse off: its process and Assay's parsing), the
 floor's, and whether the findings per app, tool and rule are the same; and where the study's time went: tool
 start-up (each tool on an empty file, times its runs), analysis (the rest of the tools' CPU), queueing (accept →
-started, summed over tasks), Assay's own processes, and idle cores (wall × cores − every CPU second spent).
+started, summed over tasks), Assay's own processes, other work on the machine (the rest of wall × cores the cores
+did not sit idle: other users' processes on a shared machine), and idle cores (the kernel's count of idle time).
 
-`python -m benchmarks study --apps 6 --types static` for a shorter run. The `dynamic` type needs apps Assay starts
-in their sandbox and is not part of this benchmark yet.
+`dynamic` (benchmarks/study_dynamic.py): the apps Assay starts in its sandbox and probes, as one batch, beside the
+same analysis run app by app, start included; `comprehensive` (there too): a batch of comprehensive tasks, its wall
+and whether cores sat idle while apps started. `python -m benchmarks study --apps 6 --types static` for a shorter
+run.
 """
 
 from __future__ import annotations
@@ -25,20 +28,22 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
+import msgspec
 from sqlalchemy import select
 
 from benchmarks.assay_system import AssaySystem
 from benchmarks.common import Row
 from benchmarks.persisted import persisted_count, wait_persisted
-from benchmarks.study_apps import make_study
+from benchmarks.study_apps import STUDY_MODEL, make_study
 from benchmarks.study_floor import Floor, measure_floor, run_measured, study_tools
-from services.analyzers.base.tool import SkipTool
+from services.analyzers.base.cpu_budget import CpuBudget
+from services.analyzers.base.tool import SkipTool, ToolOutput
 from services.analyzers.static.tools.cli_tool import CliTool
 from shared.store.database import create_engine
 from shared.store.models import FindingRow, Task, ToolRunRow
 from tests.support.static import make_job
 
-TYPES = ("static", "security")
+TYPES = ("static", "security", "dynamic", "comprehensive")
 STALL_S = 600.0
 
 
@@ -48,17 +53,28 @@ def _children_cpu() -> float:
 
 
 async def assay_cpu_by_tool(apps: list[tuple[str, Path]], analysis_type: str) -> dict[str, float]:
-    """CPU seconds of each tool run the analyzer's way (its `run`, reuse off), app after app, in this process: its
-    processes' as the kernel counts them for this process, plus what a warm server's forked runs report."""
+    """CPU seconds of each tool run the analyzer's way (its `run`, reuse off), every app's run at once as a study's
+    tasks ask (so a coalescing tool's runs share processes), in this process: its processes' as the kernel counts
+    them for this process, plus what a warm server's forked runs report."""
     totals: dict[str, float] = {}
+    budget = CpuBudget(os.cpu_count() or 1)
     for tool in study_tools(analysis_type):
-        before, reported = _children_cpu(), 0.0
-        for _name, folder in apps:
-            try:
-                output = await tool.run(make_job(folder, deadline_s=600.0))
-            except SkipTool:
-                continue
-            reported += float(output.metrics.get("cpu_s") or 0.0)
+        jobs = [
+            msgspec.structs.replace(make_job(folder, deadline_s=600.0), cpu_budget=budget)
+            for _name, folder in apps
+        ]
+        try:
+            await tool.ready()  # its version asked once, not by every app's run at once
+        except SkipTool:
+            continue
+        before = _children_cpu()
+        outputs = await asyncio.gather(*(tool.run(job) for job in jobs), return_exceptions=True)
+        for output in outputs:
+            if isinstance(output, BaseException) and not isinstance(output, SkipTool):
+                raise output
+        reported = sum(
+            float(output.metrics.get("cpu_s") or 0.0) for output in outputs if isinstance(output, ToolOutput)
+        )
         totals[tool.name] = _children_cpu() - before + reported
     return totals
 
@@ -76,13 +92,17 @@ async def start_up_cpu(tool: CliTool, folder: Path) -> float | None:
     return cpu_s
 
 
-async def _batch(system: AssaySystem, analysis_type: str, apps: int) -> tuple[float, list[str]]:
-    """Queue the study as one batch; the accept time (epoch seconds) and its task ids."""
+async def _batch(
+    system: AssaySystem, analysis_type: str, apps: int, tools: list[str] | None = None
+) -> tuple[float, list[str]]:
+    """Queue the study as one batch (the catalog's tools of the type, or `tools`); the accept time (epoch seconds)
+    and its task ids."""
+    body: dict[str, object] = {"analysis_types": [analysis_type]}
+    if tools:
+        body["tools"] = tools
     async with httpx.AsyncClient(trust_env=False, timeout=60) as client:
         answer = await client.post(
-            f"http://127.0.0.1:{system.gateway_port}/api/batches",
-            headers=system.headers,
-            json={"analysis_types": [analysis_type]},
+            f"http://127.0.0.1:{system.gateway_port}/api/batches", headers=system.headers, json=body
         )
     accepted = time.time()
     answer.raise_for_status()
@@ -132,22 +152,26 @@ async def _recorded(
     return by_rule, Counter(status for _tool, status, _duration in runs), queued, durations
 
 
-async def _run_study(
-    system: AssaySystem, analysis_type: str, apps: int
-) -> tuple[float, list[str], dict[str, float]]:
-    """One batch of the study through Assay: wall (first accept → last persisted), its tasks, CPU of each role."""
-    from benchmarks.cpu import cpu_snapshot, cpu_spent
+async def run_study(
+    system: AssaySystem, analysis_type: str, apps: int, tools: list[str] | None = None
+) -> tuple[float, list[str], dict[str, float], float]:
+    """One batch of the study through Assay: wall (first accept → last persisted), its tasks, CPU of each role, and
+    the core-seconds the machine's cores sat idle meanwhile."""
+    from benchmarks.cpu import cpu_snapshot, cpu_spent, machine_idle_s
 
     already = await persisted_count(system.database_url)
-    before = cpu_snapshot(system.roles())
-    accepted, task_ids = await _batch(system, analysis_type, apps)
+    before, idle_before, started = cpu_snapshot(system.roles()), machine_idle_s(), time.monotonic()
+    accepted, task_ids = await _batch(system, analysis_type, apps, tools)
     persisted = await wait_persisted(system.database_url, task_ids, already, 3600.0 * 4, STALL_S)
     spent = cpu_spent(before, cpu_snapshot(system.roles()))
     if len(persisted) != len(task_ids):
         raise RuntimeError(
             f"{len(persisted)} of {len(task_ids)} tasks persisted (logs in {system.root / 'logs'})"
         )
-    return max(persisted.values()) - accepted, task_ids, spent
+    wall = max(persisted.values()) - accepted
+    # the wait notices the last task up to a poll later: the idle time is counted over the study's wall only
+    idle = (machine_idle_s() - idle_before) * wall / max(wall, time.monotonic() - started)
+    return wall, task_ids, spent, idle
 
 
 def _differences(floor: Counter[tuple[str, str, str]], assay: Counter[tuple[str, str, str]]) -> str:
@@ -162,23 +186,37 @@ def _differences(floor: Counter[tuple[str, str, str]], assay: Counter[tuple[str,
     return f"{sum(missing.values())} missing, {sum(extra.values())} extra: {shown.strip()}"
 
 
-async def study_rows(root: Path, count: int, analysis_type: str) -> list[Row]:
-    """The rows of one analysis type: the study against its floor, the re-run, per tool, where the time went."""
+def study_apps(root: Path, count: int) -> list[tuple[str, Path]]:
+    """The study's apps under `root/apps` (made on the first call): (name, folder) of each, in order."""
     apps_dir = root / "apps"
-    made = make_study(apps_dir, count) if not apps_dir.exists() else None
-    apps = [(f"app{number}", apps_dir / model / f"app{number}") for model, number in made or []]
-    if not apps:
-        apps = sorted(
-            ((folder.name, folder) for folder in (apps_dir / "study-bench").iterdir()),
-            key=lambda pair: int(pair[0][3:]),
-        )
+    if not apps_dir.exists():
+        make_study(apps_dir, count)
+    return sorted(
+        ((folder.name, folder) for folder in (apps_dir / STUDY_MODEL).iterdir()),
+        key=lambda pair: int(pair[0][3:]),
+    )
+
+
+async def study_rows(root: Path, count: int, analysis_type: str) -> list[Row]:
+    """The rows of one analysis type: the study against its floor (dynamic: against the app-by-app loop), the
+    re-run, per tool, where the time went."""
+    apps = study_apps(root, count)
+    apps_dir = root / "apps"
+    if analysis_type == "dynamic":
+        from benchmarks.study_dynamic import dynamic_rows  # it runs its batches with run_study, from here
+
+        return await dynamic_rows(root, apps_dir, [int(name[3:]) for name, _folder in apps], run_study)
+    if analysis_type == "comprehensive":
+        from benchmarks.study_dynamic import comprehensive_rows
+
+        return await comprehensive_rows(root, apps_dir, len(apps), run_study)
     load = os.getloadavg()[0]
     floor: Floor = await measure_floor(apps, analysis_type)
     system = AssaySystem(root / analysis_type, apps_dir, analyzer_module="services.analyzers.static")
     await asyncio.to_thread(system.start)
     try:
-        wall, task_ids, roles = await _run_study(system, analysis_type, len(apps))
-        again, again_ids, _roles = await _run_study(system, analysis_type, len(apps))
+        wall, task_ids, roles, idle = await run_study(system, analysis_type, len(apps))
+        again, again_ids, _roles, _idle = await run_study(system, analysis_type, len(apps))
         found, _statuses, queued, _durations = await _recorded(system.database_url, task_ids)
         _found_again, statuses_again, _queued, durations_again = await _recorded(
             system.database_url, again_ids
@@ -238,7 +276,8 @@ async def study_rows(root: Path, count: int, analysis_type: str) -> list[Row]:
         "tool start-up": start_up,
         "analysis (tools' CPU beyond start-up)": max(0.0, floor.cpu_s - start_up),
         "Assay's own processes and tools (all roles)": spent,
-        "idle cores": max(0.0, wall * cores - spent),
+        "other work on the machine": max(0.0, wall * cores - spent - idle),
+        "idle cores": idle,
     }
     rows.append(
         Row(

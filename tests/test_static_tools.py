@@ -3,9 +3,11 @@ stable fingerprints, offline advisory databases."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,7 @@ from services.analyzers.static.analyzer import build_analyzer
 from services.analyzers.static.tools import pip_audit
 from services.analyzers.static.tools.bandit import Bandit
 from services.analyzers.static.tools.eslint import Eslint
-from services.analyzers.static.tools.network import unreachable
+from services.analyzers.static.tools.network import remembered_unreachable, unreachable
 from services.analyzers.static.tools.npm_audit import NpmAudit
 from services.analyzers.static.tools.pip_audit import PipAudit
 from services.analyzers.static.tools.pylint import Pylint
@@ -153,6 +155,46 @@ async def test_pip_audit_is_skipped_as_offline_when_its_advisory_database_cannot
     assert (output.run.reason or "").startswith("offline: cannot reach advisory-database.invalid:443")
     closed = await unreachable("127.0.0.1", free_port(), timeout_s=1.0)
     assert closed and closed.startswith("offline: cannot reach 127.0.0.1")
+
+
+async def test_an_unreachable_advisory_database_is_remembered_for_a_while_then_asked_again(
+    app: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port = free_port()  # nothing listens there yet
+    first = await remembered_unreachable("127.0.0.1", port, recheck_s=1.5)
+    assert first and first.startswith("offline: cannot reach 127.0.0.1")
+    server = await asyncio.start_server(lambda _reader, writer: writer.close(), "127.0.0.1", port)
+    try:
+        # within the window the verdict stands, without asking: the listener that came up is not seen yet
+        remembered = await remembered_unreachable("127.0.0.1", port, recheck_s=1.5)
+        assert remembered and remembered.startswith(first) and "asked again 1.5 s after" in remembered
+        assert await remembered_unreachable("127.0.0.1", port, recheck_s=0) is None  # `0`: always asked
+        await remembered_unreachable(
+            "127.0.0.1", free_port(), recheck_s=1.5
+        )  # another host's verdict is its own
+        assert (
+            await remembered_unreachable("127.0.0.1", port, recheck_s=1.5) is None
+        )  # a reachable host is not kept
+    finally:
+        server.close()
+        await server.wait_closed()
+    # a pip-audit run while its database is remembered unreachable is skipped at once, with the reason
+    monkeypatch.setattr(pip_audit, "ADVISORY_PORT", port)
+    monkeypatch.setattr(pip_audit, "ADVISORY_HOST", "127.0.0.1")
+    assert await remembered_unreachable("127.0.0.1", port, recheck_s=60) is not None
+    tool = PipAudit()
+    await tool.ready()  # its version asked before the clock starts
+    started = time.monotonic()
+    output = await run_tool(tool, make_job(app))
+    assert output.run.status == "skipped" and "asked again 60 s after" in (output.run.reason or "")
+    assert time.monotonic() - started < 3.0  # no connection check waited out
+    await asyncio.sleep(1.6)
+    server = await asyncio.start_server(lambda _reader, writer: writer.close(), "127.0.0.1", port)
+    try:  # after the window the host is asked again and found: no verdict of the past is given
+        assert await remembered_unreachable("127.0.0.1", port, recheck_s=1.5) is None
+    finally:
+        server.close()
+        await server.wait_closed()
 
 
 async def test_npm_audit_audits_a_lockfile_or_says_why_it_could_not(tmp_path: Path) -> None:

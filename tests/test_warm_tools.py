@@ -1,5 +1,5 @@
 """The cheaper ways the static tools run give the same findings as their command lines: pylint, bandit, detect-secrets,
-vulture and radon in their warm servers (forked per run from a process that imported and warmed the tool once), mypy with its cache kept between apps. Real tools
+vulture, radon and pip-audit in their warm servers (forked per run from a process that imported and warmed the tool once), mypy with its cache kept between apps. Real tools
 on the sample apps and on varied study apps."""
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from services.analyzers.static.tools.bandit import Bandit
 from services.analyzers.static.tools.cli_tool import CliTool
 from services.analyzers.static.tools.detect_secrets import DetectSecrets
 from services.analyzers.static.tools.mypy import Mypy
+from services.analyzers.static.tools.pip_audit import PipAudit
 from services.analyzers.static.tools.pylint import WARM_SERVER, Pylint
 from services.analyzers.static.tools.radon import Radon
 from services.analyzers.static.tools.vulture import Vulture
@@ -65,6 +66,21 @@ async def test_a_tool_in_its_warm_server_reports_what_its_command_line_reports(
         assert ordered(warm.findings) == ordered(cold.findings), app
         if tool is not DetectSecrets:  # the apps hold no secret detect-secrets recognizes
             assert warm.findings, (tool.name, app)
+
+
+async def test_pip_audit_in_its_warm_server_answers_what_its_command_line_answers(apps: list[Path]) -> None:
+    """Whatever the advisory database says here (findings, or that it could audit nothing), both say the same, and
+    the warm run asks it beside the CPU budget (a budget with no free slot does not hold it back)."""
+    for app in apps[:2]:
+        job = make_job(app)
+        await job.cpu_budget.acquire()
+        await job.cpu_budget.acquire()  # every slot taken: a run that needed one would wait for ever
+        warm = await asyncio.wait_for(run_tools("static", [PipAudit()], job), 120)
+        cold = await run_tools("static", [PipAudit()], make_job(app, env=COLD))
+        assert "cpu_s" in warm.metrics["pip-audit"] and "pip-audit" not in cold.metrics  # it really ran warm
+        assert warm.tools[0].status == cold.tools[0].status != "failed", (warm.tools[0], cold.tools[0])
+        assert warm.tools[0].reason == cold.tools[0].reason and warm.tools[0].command == cold.tools[0].command
+        assert ordered(warm.findings) == ordered(cold.findings), app
 
 
 def processes_in(folder: Path) -> list[int]:

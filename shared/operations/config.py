@@ -523,16 +523,36 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "it asks every time",
         ),
     ] = 3600.0
+    advisory_recheck_s: Annotated[
+        float,
+        Var(
+            "ASSAY_ADVISORY_RECHECK_S",
+            "an advisory database found unreachable is not asked again for this long: the audits meanwhile are "
+            "`skipped` at once with the reason; `0`: every audit waits out the connection check",
+        ),
+    ] = 60.0
     warm_tools: Annotated[
         bool,
         Var(
             "ASSAY_WARM_TOOLS",
-            "pylint, bandit, detect-secrets, vulture and radon run in warm servers (each imported and warmed once, "
+            "pylint, bandit, detect-secrets, vulture, radon and pip-audit run in warm servers (each imported and warmed once, "
             "forked per run: the same findings without the start-up); `off`: a process of its own per run",
             parse=_switch,
             shown="`on`",
         ),
     ] = True
+    coalesce_window_s: Annotated[
+        float,
+        Var(
+            "ASSAY_COALESCE_WINDOW_S",
+            "how long a semgrep run waits for the runs of other tasks to join it in one process over all their apps "
+            "(its output split back by path, each task's findings those of its own run); `0`: a process per task",
+        ),
+    ] = 0.25
+    coalesce_max_apps: Annotated[
+        int,
+        Var("ASSAY_COALESCE_MAX_APPS", "the most apps one coalesced semgrep process analyzes"),
+    ] = 16
     tool_cache_dir: Annotated[
         Path,
         Var(

@@ -26,6 +26,7 @@ class ProcessOutcome(msgspec.Struct, frozen=True, kw_only=True):
     duration_s: float
     timed_out: bool = False
     cpu_s: float | None = None  # user + system seconds, where the runner could count them (a warm tool's run)
+    apps: int = 1  # apps the process analyzed: several for a coalesced run (its output split back per app)
 
 
 async def run_process(

@@ -19,7 +19,8 @@ from services.analyzers.base.job import Job
 from services.analyzers.base.reuse import StoredRun
 from services.analyzers.base.tool import SkipTool, ToolOutput, executable
 from services.analyzers.static.tools.app_env import ToolEnvironment, resolve
-from services.analyzers.static.tools.network import unreachable
+from services.analyzers.static.tools.coalesced_run import Coalescer
+from services.analyzers.static.tools.network import remembered_unreachable
 from services.analyzers.static.tools.run_inputs import RunInputs, StoredRuns, code_digest, run_inputs
 from services.analyzers.static.tools.source import AppSource, source_files
 from services.analyzers.static.tools.warm_tool import WarmTool
@@ -74,6 +75,9 @@ class CliTool:
     # Each finding is about one file and depends on that file alone: stored and reused file by file.
     per_file: bool = False
     warm: WarmTool | None = None  # a warm server the tool can run in (Python tools whose start-up dominates)
+    # Concurrent runs of several tasks go into one process over all their apps (coalesced_run.py): the tool's
+    # findings about a file depend on that file alone, and `split` cuts its report back into each app's.
+    coalescing: bool = False
     # Resolves the app's imports (pylint, mypy): reads the app's prepared virtualenv when the orchestrator sent one.
     uses_environment: bool = False
 
@@ -82,6 +86,7 @@ class CliTool:
             str, str | None
         ] = {}  # by executable path: probing is cheap after the first call
         self._code: str | None = None  # hash of Assay's code that reads this tool's output (a reuse input)
+        self.coalescer = Coalescer(self.name, self.ok_exit_codes, self.split) if self.coalescing else None
 
     # -- what a subclass provides ----------------------------------------------------------------------------
 
@@ -122,6 +127,12 @@ class CliTool:
 
     def parse(self, outcome: ProcessOutcome, source: AppSource) -> list[Finding]:
         """Findings from the tool's output; raise UnreadableOutput (or a msgspec error) when it makes no sense."""
+        raise NotImplementedError
+
+    def split(self, report: str, prefix: str) -> str:
+        """For a coalescing tool: the part of a combined run's `report` about the files under `prefix` (an app's
+        folder, relative to the run's working directory, ending in '/'), its paths relative to that folder, as the
+        tool run in that folder prints it; a ValueError when the report cannot be split."""
         raise NotImplementedError
 
     def gaps(self, outcome: ProcessOutcome) -> str | None:
@@ -213,10 +224,19 @@ class CliTool:
             self.full_command(program, files, environment, job.settings), job.settings
         )
         outcome = await self.run_warm(job, program, command, app_dir) if job.settings.warm_tools else None
+        # (a run reading an app's own environment has arguments of its own: it is never coalesced with others)
+        if outcome is None and self.coalescer and environment is None and job.settings.coalesce_window_s > 0:
+            outcome = await self.coalescer.run(
+                job,
+                app_dir,
+                files,
+                command,
+                lambda paths: self.local_command(self.command(program, paths), job.settings),
+            )
         if outcome is None:
-            # an advisory database's client spends its run waiting on the network, not on a core
-            cpu_bound = self.advisory_address(job.settings) is None
-            outcome = await job.run_process(self.name, command, cwd=app_dir, cpu_bound=cpu_bound)
+            outcome = await job.run_process(
+                self.name, command, cwd=app_dir, cpu_bound=not self.waits_on_network(job.settings)
+            )
         return await self.output(
             outcome, app_dir, version=version, files_analyzed=len(files), environment=environment
         )
@@ -230,8 +250,16 @@ class CliTool:
         socket_path = await self.warm.ready(self.command(program, [])[1:])
         if socket_path is None:
             return None
+        timeout_s = job.tool_timeout_s(self.name)
+        if self.waits_on_network(job.settings):
+            return await self.warm.run(socket_path, command, app_dir, timeout_s)
         async with job.cpu_slot(self.name):
-            return await self.warm.run(socket_path, command, app_dir, job.tool_timeout_s(self.name))
+            return await self.warm.run(socket_path, command, app_dir, timeout_s)
+
+    def waits_on_network(self, settings: Settings) -> bool:
+        """An advisory database's client spends its run waiting on the network, not on a core: it runs beside the
+        CPU budget, so that its waits never leave a core idle while CPU-bound tools queue."""
+        return self.advisory_address(settings) is not None
 
     def local_command(self, command: list[str], settings: Settings) -> list[str]:
         """`command` as this analyzer runs it: where the tool keeps a cache of its own may be added (this host's
@@ -317,9 +345,9 @@ class CliTool:
         """SkipTool("offline: …") when the tool's advisory database cannot be reached within a few seconds.
 
         Checked before the tool runs, so an offline machine costs a bounded wait instead of the tool's own
-        retries and timeouts."""
+        retries and timeouts; once per ASSAY_ADVISORY_RECHECK_S while it stays unreachable."""
         address = self.advisory_address(settings)
-        offline = await unreachable(*address) if address else None
+        offline = await remembered_unreachable(*address, settings.advisory_recheck_s) if address else None
         if offline:
             raise SkipTool(offline)
 
@@ -349,6 +377,8 @@ class CliTool:
             )
             raw = outcome.stdout if outcome.stdout.strip() else outcome.stderr
             metrics: dict[str, object] = {} if outcome.cpu_s is None else {"cpu_s": outcome.cpu_s}
+            if outcome.apps > 1:
+                metrics["apps_in_process"] = outcome.apps
             if environment is not None:
                 metrics["environment"] = environment.note
             return ToolOutput(run=run, findings=findings, raw_output=raw, metrics=metrics)

@@ -54,6 +54,7 @@ RUNNERS: dict[str, Callable[[list[str]], int]] = {
     "detect-secrets": console_script("detect-secrets", "detect_secrets.main", "main"),
     "vulture": console_script("vulture", "vulture.core", "main"),
     "radon": console_script("radon", "radon", "main"),
+    "pip-audit": console_script("pip-audit", "pip_audit._cli", "audit"),
 }
 
 

@@ -15,6 +15,7 @@ import msgspec
 from services.analyzers.base.tool import SkipTool
 from services.analyzers.static.tools.cli_tool import AdvisoriesUnavailable, CliTool, UnreadableOutput, tail
 from services.analyzers.static.tools.source import AppSource, app_files
+from services.analyzers.static.tools.warm_tool import WarmTool
 from shared.operations.config import Settings
 from shared.operations.process import ProcessOutcome
 from shared.results.findings import Finding
@@ -70,6 +71,9 @@ def requirement_line(source: AppSource, files: list[str], package: str) -> tuple
 class PipAudit(CliTool):
     name = "pip-audit"
     program = "pip-audit"
+    # its imports are most of its CPU on an app (0.45 of 0.5 s); the warm-up run only imports (its argument is no
+    # project folder), it asks no advisory database
+    warm = WarmTool("pip-audit")
 
     def targets(self, app_dir: Path) -> list[str]:
         files = [path for path in app_files(app_dir) if REQUIREMENTS.match(PurePosixPath(path).name)]

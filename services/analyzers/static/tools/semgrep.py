@@ -103,11 +103,26 @@ def rule_name(check_id: str) -> str:
     return check_id.rsplit(".", 1)[-1]
 
 
+def relocated(value: Any, prefix: str) -> Any:
+    """`value` (a piece of a semgrep report) with every `path` under `prefix` made relative to it."""
+    if isinstance(value, dict):
+        return {
+            key: item[len(prefix) :]
+            if key == "path" and isinstance(item, str) and item.startswith(prefix)
+            else relocated(item, prefix)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [relocated(item, prefix) for item in value]
+    return value
+
+
 class Semgrep(CliTool):
     name = "semgrep"
     program = "semgrep"
     languages = ("Python", "JavaScript", "template", "SQL")
     ok_exit_codes = frozenset({0, 1})
+    coalescing = True  # the community engine's rules each look at one file; its report names every file
 
     def version_argv(self, program: str) -> list[str]:
         return [program, "--version", "--disable-version-check"]  # without the flag it asks the network first
@@ -144,6 +159,39 @@ class Semgrep(CliTool):
             )
             for result in report.results
         ]
+
+    def split(self, report: str, prefix: str) -> str:
+        """The results, errors and scanned paths of a combined report that lie under `prefix`, each `path` in them
+        (a result's, an error's, a taint trace's locations) relative to it; errors about no file (a rule's) belong
+        to every app, as each app's own run reports them too."""
+        whole = msgspec.json.decode(report)
+        if not isinstance(whole, dict) or not isinstance(whole.get("results"), list):
+            raise ValueError("not a semgrep report")
+
+        def mine(entry: Any) -> bool:
+            path = entry.get("path") if isinstance(entry, dict) else None
+            return isinstance(path, str) and path.startswith(prefix)
+
+        part = dict(whole)
+        part["results"] = [relocated(result, prefix) for result in whole["results"] if mine(result)]
+        part["errors"] = [
+            relocated(error, prefix)
+            for error in whole.get("errors") or []
+            if mine(error) or not (isinstance(error, dict) and error.get("path"))
+        ]
+        paths = whole.get("paths")
+        if isinstance(paths, dict):
+            part["paths"] = {
+                kind: [
+                    entry[len(prefix) :] if isinstance(entry, str) else relocated(entry, prefix)
+                    for entry in entries
+                    if (isinstance(entry, str) and entry.startswith(prefix)) or mine(entry)
+                ]
+                if isinstance(entries, list)
+                else entries
+                for kind, entries in paths.items()
+            }
+        return msgspec.json.encode(part).decode()
 
     def gaps(self, outcome: ProcessOutcome) -> str | None:
         """semgrep exits 0 with rules that timed out or files it could not parse listed in its report's `errors`:

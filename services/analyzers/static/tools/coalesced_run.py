@@ -1,0 +1,170 @@
+"""A coalesced run: one process of a tool over the apps of several tasks that asked for it at about the same time,
+its report split back by path into what each task's own run would have printed.
+
+Only for a tool whose findings about a file depend on that file alone and whose report names the file of each
+finding and error (semgrep's community engine: every rule looks at one file). Most of such a tool's run on a small
+app is its start-up (semgrep's: about 1 CPU-second of the 1.5 an app costs), paid once per coalesced run instead of
+once per app.
+
+A run asking for the tool joins the open batch of its priority (or opens one). The batch waits
+ASSAY_COALESCE_WINDOW_S for other tasks' runs, then for a slot of the CPU budget at that priority (runs asking
+meanwhile still join, up to ASSAY_COALESCE_MAX_APPS apps), and runs the tool once: working directory the apps'
+common folder, each app's files named relative to it. Each task then gets the part of the report under its app's
+folder, with the paths relative to its app, as its own run in its own folder would have printed them, under its own
+command. A batch of one is that task's own run. When the combined run does not end in a report the tool can split
+(a timeout, a crash, an exit code it never gives on success, unreadable output), every task runs its own process:
+a coalesced run never hands a task an outcome of its own run could not have had.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from opentelemetry import trace
+
+from services.analyzers.base.job import Job
+from shared.operations.process import ProcessOutcome, run_process
+from shared.wire.tasks import Priority
+
+tracer = trace.get_tracer("assay.analyzer")
+
+# (files relative to the working directory) → the command; (report, an app's folder prefix) → that app's report
+Command = Callable[[list[str]], list[str]]
+Split = Callable[[str, str], str]
+
+
+@dataclass
+class _Member:
+    app_dir: Path
+    files: list[str]
+    command: list[str]  # the task's own command (what its record says and what reproduces its output)
+    job: Job
+
+
+@dataclass
+class _Batch:
+    priority: Priority
+    members: list[_Member] = field(default_factory=list)
+    closed: bool = False  # holds its CPU slot: nobody joins any more
+    waiting: int = 0  # members still waiting for its outcome
+    outcomes: asyncio.Future[dict[Path, ProcessOutcome | None]] | None = None
+    runner: asyncio.Task[None] | None = None
+
+    def admits(self, app_dir: Path, files: list[str]) -> bool:
+        """An app is coalesced only when no other member's folder holds it or lies in it (a path names one app); the
+        same app asked for again (a batch's `static` and `security` tasks) shares its part, if over the same files."""
+        return all(
+            member.files == files
+            if member.app_dir == app_dir
+            else not (member.app_dir.is_relative_to(app_dir) or app_dir.is_relative_to(member.app_dir))
+            for member in self.members
+        )
+
+
+class Coalescer:
+    """The open batches of one tool in one analyzer process (one per priority), on the loop that made them."""
+
+    def __init__(self, tool: str, ok_exit_codes: frozenset[int], split: Split) -> None:
+        self.tool = tool
+        self.ok_exit_codes = ok_exit_codes
+        self.split = split
+        self._open: dict[Priority, _Batch] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def run(
+        self, job: Job, app_dir: Path, files: list[str], command: list[str], combined: Command
+    ) -> ProcessOutcome | None:
+        """The outcome of `command` (the tool over `files` in `app_dir`), run with other tasks' apps when they ask in
+        time; None when the task must run its own process (the combined run could not be split)."""
+        loop = asyncio.get_running_loop()
+        # batches belong to one loop (tests and benchmarks run several, one after another)
+        if self._loop is not loop:
+            self._open, self._loop = {}, loop
+        settings = job.settings
+        batch = self._open.get(job.priority)
+        if (
+            batch is None
+            or batch.closed
+            or len(batch.members) >= settings.coalesce_max_apps
+            or not batch.admits(app_dir, files)
+        ):
+            batch = _Batch(job.priority, outcomes=loop.create_future())
+            self._open[job.priority] = batch
+            batch.runner = asyncio.create_task(
+                self._run_batch(batch, combined), name=f"coalesced {self.tool}"
+            )
+        member = _Member(app_dir, files, command, job)
+        batch.members.append(member)
+        batch.waiting += 1
+        assert batch.outcomes is not None and batch.runner is not None
+        try:
+            outcomes = await asyncio.shield(batch.outcomes)
+        except asyncio.CancelledError:
+            batch.waiting -= 1
+            if not batch.closed:  # not run yet: its app is left out
+                batch.members.remove(member)
+            if batch.waiting == 0:  # nobody is left to read it: stop the tool
+                batch.runner.cancel()
+            raise
+        finally:
+            if self._open.get(job.priority) is batch and batch.closed:
+                del self._open[job.priority]
+        return outcomes.get(app_dir)
+
+    async def _run_batch(self, batch: _Batch, combined: Command) -> None:
+        assert batch.outcomes is not None
+        try:
+            outcomes = await self._gathered(batch, combined)
+        except asyncio.CancelledError:
+            batch.closed = True
+            batch.outcomes.cancel()
+            raise
+        except Exception as error:  # noqa: BLE001 - the members must hear of it, or they would wait for ever
+            batch.closed = True
+            batch.outcomes.set_exception(error)
+            return
+        batch.outcomes.set_result(outcomes)
+
+    async def _gathered(self, batch: _Batch, combined: Command) -> dict[Path, ProcessOutcome | None]:
+        first = batch.members[0].job
+        await asyncio.sleep(first.settings.coalesce_window_s)
+        async with first.cpu_slot(self.tool):
+            batch.closed = True  # no await since the slot was granted: nobody joined a batch that has run
+            timeout_s = min(member.job.tool_timeout_s(self.tool) for member in batch.members)
+            members = list({member.app_dir: member for member in batch.members}.values())  # one per app
+            if len(members) == 1:
+                only = members[0]
+                outcome = await run_process(only.command, cwd=only.app_dir, timeout_s=timeout_s)
+                return {only.app_dir: outcome}
+            root = Path(os.path.commonpath([member.app_dir for member in members]))
+            prefixes = {
+                member.app_dir: f"{member.app_dir.relative_to(root).as_posix()}/" for member in members
+            }
+            argv = combined([prefixes[member.app_dir] + path for member in members for path in member.files])
+            with tracer.start_as_current_span(
+                f"coalesced {self.tool}", attributes={"assay.tool": self.tool, "assay.apps": len(members)}
+            ):
+                outcome = await run_process(argv, cwd=root, timeout_s=timeout_s)
+        if outcome.timed_out or outcome.exit_code not in self.ok_exit_codes:
+            return {member.app_dir: None for member in members}
+        try:
+            reports = {
+                member.app_dir: self.split(outcome.stdout, prefixes[member.app_dir]) for member in members
+            }
+        except ValueError:  # msgspec's decode errors are ValueErrors: the report is not one the tool splits
+            return {member.app_dir: None for member in members}
+        return {
+            member.app_dir: ProcessOutcome(
+                argv=member.command,
+                exit_code=outcome.exit_code,
+                stdout=reports[member.app_dir],
+                stderr="",  # the combined run's own words name other tasks' apps
+                duration_s=outcome.duration_s,
+                apps=len(members),
+            )
+            for member in members
+        }
