@@ -11,18 +11,24 @@ from __future__ import annotations
 
 import asyncio
 
+import msgspec
+
 from services.analyzers.base.cpu_budget import CpuBudget
+from services.analyzers.base.runner import run_tools
 from services.analyzers.static.analyzer import build_analyzer
 from shared.operations.config import load_settings
 from shared.results.findings import Finding
 from shared.results.issue_groups import kind
 from shared.results.rule_table import canonical_cwe
 from shared.results.weakness_families import family_of
-from shared.wire.protocol import ServiceResult
+from shared.wire.protocol import AnalyzeFrame, ServiceResult
 from tests.support.corpus import CORPUS, Flaw, StaticSink
-from tests.support.static import run_in_process
+from tests.support.static import make_job
 
 SECURITY_TOOLS = ("bandit", "ruff", "semgrep", "eslint", "detect-secrets")
+TASK_DEADLINE_S: float = next(
+    f.default for f in msgspec.structs.fields(AnalyzeFrame) if f.name == "deadline_s"
+)
 
 
 def family(cwe: str) -> str:
@@ -33,9 +39,11 @@ def family(cwe: str) -> str:
 
 
 async def scan(pair: str, number: int, cpu_budget: CpuBudget | None = None) -> ServiceResult:
-    """The security tools of the static analyzer over `<pair>/app<number>`."""
+    """The security tools of the static analyzer over `<pair>/app<number>`, with a task's default deadline (a
+    scan queued behind the whole corpus on a loaded machine must not run out of time before its tools start)."""
     tools = [tool for tool in build_analyzer().tools if tool.name in SECURITY_TOOLS]
-    return await run_in_process(tools, CORPUS / pair / f"app{number}", cpu_budget=cpu_budget)
+    job = make_job(CORPUS / pair / f"app{number}", deadline_s=TASK_DEADLINE_S, cpu_budget=cpu_budget)
+    return await run_tools("static", tools, job)
 
 
 async def scan_all(names: list[str]) -> dict[tuple[str, int], ServiceResult]:
