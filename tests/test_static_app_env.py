@@ -31,6 +31,7 @@ from services.analyzers.static.tools.bandit import Bandit
 from services.analyzers.static.tools.mypy import Mypy, write_answer
 from services.analyzers.static.tools.pylint import Pylint
 from services.analyzers.static.tools.run_inputs import code_files
+from services.orchestrator.apps.prepare import _cached
 from services.orchestrator.apps.runner import AppRunner
 from shared.jetstream.natsd import EmbeddedNats
 from shared.operations.config import load_settings
@@ -625,3 +626,30 @@ async def test_a_static_preparation_waits_for_the_app_runners_budget_within_its_
         assert not cache.exists() or list(cache.iterdir()) == []
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+async def test_a_ready_entry_made_before_entries_were_taken_back_is_taken_back_on_its_next_use(
+    tmp_path: Path,
+) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("only root can give a file to another user")
+    cache = prepared_cache(tmp_path / "work")
+    site = fake_venv(tmp_path / "work", files={"typedpkg/__init__.py": TYPED_PACKAGE})
+    venv = site.parents[2]
+    (venv / ".assay-ready").touch()
+    (site / "typedpkg").chmod(0o777)
+    for folder, dirs, files in os.walk(venv):
+        for place in (folder, *(os.path.join(folder, name) for name in dirs + files)):
+            os.chown(place, 65534, 65534)
+
+    async def build(_folder: Path) -> None:
+        raise AssertionError("a ready entry is never built again")
+
+    assert await _cached(venv.name, cache, build, []) == venv
+    for folder, dirs, files in os.walk(venv):
+        for place in (folder, *(os.path.join(folder, name) for name in dirs + files)):
+            status = os.lstat(place)
+            assert status.st_uid == 0 and not status.st_mode & 0o022, place
+    settings = load_settings({"ASSAY_APP_WORK_DIR": str(tmp_path / "work")})
+    found = resolve(settings, PythonEnvironment(venv=venv.name))
+    assert found is not None and found.site_packages == site, found  # the analyzer takes it now

@@ -156,6 +156,7 @@ async def _cached(
     final = cache_dir / key
     async with _locks.setdefault(key, asyncio.Lock()):
         if await asyncio.to_thread(_is_ready, final):
+            await asyncio.to_thread(_taken_back, final)
             log.append(f"[{key}: reused from the cache]\n")
             return final
         building = cache_dir / f".{key}.tmp-{secrets.token_hex(4)}"
@@ -173,6 +174,13 @@ async def _cached(
             await asyncio.to_thread(shutil.rmtree, building, True)
             raise
     return final
+
+
+def _taken_back(folder: Path) -> None:
+    """A ready entry made before entries were taken back (still the sandbox user's) is taken back on its next use: no
+    sandbox had it writable since it was ready (runs bind it read-only), so it is as sound as a new one."""
+    if os.geteuid() == 0 and os.lstat(folder).st_uid != 0:
+        take_back(folder)
 
 
 def _is_ready(folder: Path) -> bool:
