@@ -306,6 +306,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         float,
         Var("ASSAY_TOOL_TIMEOUT_S", "default timeout of one tool process"),
     ] = 300.0
+    tool_memory_mb: Annotated[
+        int,
+        Var(
+            "ASSAY_TOOL_MEMORY_MB",
+            "address space (RLIMIT_AS) one pylint or mypy run may take, in MB: they read the app's files and its "
+            "prepared virtualenv (untrusted input), and a run past it ends `failed` with the reason; `0`: no limit",
+        ),
+    ] = 4096
     tool_concurrency: Annotated[
         int,
         Var(

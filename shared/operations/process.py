@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import msgspec
@@ -36,8 +36,10 @@ async def run_process(
     timeout_s: float,
     env: Mapping[str, str] | None = None,
     stdin: bytes | None = None,
+    preexec: Callable[[], None] | None = None,
 ) -> ProcessOutcome:
-    """Run `argv` to completion or until `timeout_s`; cancelling the caller kills the whole process group."""
+    """Run `argv` to completion or until `timeout_s`; cancelling the caller kills the whole process group.
+    `preexec` runs in the child before `argv` does (a resource limit: nothing that takes a lock)."""
     started = time.monotonic()
     process = await asyncio.create_subprocess_exec(
         *argv,
@@ -47,6 +49,7 @@ async def run_process(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         start_new_session=True,
+        preexec_fn=preexec,
     )
     timed_out = False
     try:

@@ -75,6 +75,7 @@ class Job(msgspec.Struct, kw_only=True):
         cwd: Path | None = None,
         env: Mapping[str, str] | None = None,
         cpu_bound: bool = True,
+        preexec: Callable[[], None] | None = None,
     ) -> ProcessOutcome:
         """Run one tool subprocess within the analyzer's CPU budget and the tool's timeout. A tool that mostly waits
         on the network (`cpu_bound=False`: an advisory database's client) runs beside the budget, so that its waits
@@ -84,9 +85,13 @@ class Job(msgspec.Struct, kw_only=True):
         timeout_s = self.tool_timeout_s(tool)
         if not cpu_bound:
             with tracer.start_as_current_span(f"exec {tool}", attributes={"assay.tool": tool}):
-                return await run_process(argv, cwd=cwd or self.app_dir, timeout_s=timeout_s, env=env)
+                return await run_process(
+                    argv, cwd=cwd or self.app_dir, timeout_s=timeout_s, env=env, preexec=preexec
+                )
         async with self.cpu_slot(tool):
-            return await run_process(argv, cwd=cwd or self.app_dir, timeout_s=timeout_s, env=env)
+            return await run_process(
+                argv, cwd=cwd or self.app_dir, timeout_s=timeout_s, env=env, preexec=preexec
+            )
 
     @asynccontextmanager
     async def cpu_slot(self, tool: str) -> AsyncIterator[None]:

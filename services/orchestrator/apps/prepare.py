@@ -32,7 +32,7 @@ from services.orchestrator.apps.pins import install_relaxed
 from services.orchestrator.apps.prep_sandbox import PrepBox, StepOutcome, proxy_env, run_step
 from services.orchestrator.apps.prepare_log import failing_requirement, whole
 from services.orchestrator.apps.requirements_policy import check_requirements
-from services.orchestrator.apps.sandbox import APP_ROOT, VENV_ROOT, hand_over
+from services.orchestrator.apps.sandbox import APP_ROOT, VENV_ROOT, hand_over, take_back
 from shared.operations.process import run_process
 
 SKIPPED_FOLDERS = frozenset({"node_modules", ".venv", "venv", "__pycache__", ".git"})
@@ -151,10 +151,12 @@ async def _step(
 async def _cached(
     key: str, cache_dir: Path, build: Callable[[Path], Awaitable[None]], log: list[str]
 ) -> Path:
-    """The folder `cache_dir/key`, built once by `build` into a temporary folder and renamed into place."""
+    """The folder `cache_dir/key`, built once by `build` into a temporary folder and renamed into place: taken back
+    from the sandbox user first (sandbox.take_back), so that it is never written again."""
     final = cache_dir / key
     async with _locks.setdefault(key, asyncio.Lock()):
         if await asyncio.to_thread(_is_ready, final):
+            await asyncio.to_thread(_taken_back, final)
             log.append(f"[{key}: reused from the cache]\n")
             return final
         building = cache_dir / f".{key}.tmp-{secrets.token_hex(4)}"
@@ -162,6 +164,7 @@ async def _cached(
         await asyncio.to_thread(hand_over, building)
         try:
             await build(building)
+            await asyncio.to_thread(take_back, building)
             await asyncio.to_thread(_mark_ready, building)
             try:
                 await asyncio.to_thread(building.rename, final)
@@ -171,6 +174,13 @@ async def _cached(
             await asyncio.to_thread(shutil.rmtree, building, True)
             raise
     return final
+
+
+def _taken_back(folder: Path) -> None:
+    """A ready entry made before entries were taken back (still the sandbox user's) is taken back on its next use: no
+    sandbox had it writable since it was ready (runs bind it read-only), so it is as sound as a new one."""
+    if os.geteuid() == 0 and os.lstat(folder).st_uid != 0:
+        take_back(folder)
 
 
 def _is_ready(folder: Path) -> bool:

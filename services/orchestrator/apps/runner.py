@@ -91,6 +91,9 @@ class AppRunner:
         self.runs_dir = settings.app_work_dir / "runs"
         self.sandbox = sandbox_settings(settings)
         self.budget = asyncio.Semaphore(max(1, settings.app_concurrency))
+        self._preparing: set[asyncio.Task[Path | None]] = (
+            set()
+        )  # static tasks' preparations, waited for or not
         box = PrepBox(
             settings=msgspec.structs.replace(self.sandbox, memory_mb=settings.app_prepare_memory_mb),
             index_hosts=frozenset(settings.package_index_hosts + settings.app_index_allow),
@@ -128,7 +131,8 @@ class AppRunner:
     ) -> PythonEnvironment | None:
         """The app's virtualenv for the static analyzer's pylint and mypy, prepared as a run's is (same cache, same
         sandbox; the app never starts), or the reason there is none; None when the app has no requirements file.
-        Waited for at most ASSAY_STATIC_ENV_WAIT_S, and at most `within_s`.
+        Waited for at most ASSAY_STATIC_ENV_WAIT_S, and at most `within_s`, a place in the runner's budget included;
+        a preparation still running then goes on into the cache (for the next task), unwaited.
 
         Only in a sandbox: with ASSAY_APP_SANDBOX=off a static analysis never runs the app's build code."""
         source = app_dir(self.apps_dir, request.task.model_slug, request.task.app_number)
@@ -147,14 +151,21 @@ class AppRunner:
             check_available(self.sandbox.mode)
         except SandboxUnavailable as error:
             return PythonEnvironment(reason=f"not prepared: {error}")
-        await asyncio.to_thread(open_way_to_apps, self.settings)
-        await asyncio.to_thread(make_reachable, self.work_dir)
         copy = self.runs_dir / f"{request.task.id}-env-{secrets.token_hex(6)}"
+        building = asyncio.Event()
+        preparing: asyncio.Task[Path | None] | None = None
         try:
+            await asyncio.to_thread(open_way_to_apps, self.settings)
+            await asyncio.to_thread(make_reachable, self.work_dir)
             with tracer.start_as_current_span("app.prepare", attributes={TASK_ID_ATTRIBUTE: request.task.id}):
+                preparing = asyncio.create_task(self._prepare_venv(source, copy, building))
+                self._preparing.add(preparing)
+                preparing.add_done_callback(self._prepared)
                 async with asyncio.timeout(wait_s):
-                    venv = await prepare_venv(self.prepare_config, source, copy / "app")
+                    venv = await asyncio.shield(preparing)
         except TimeoutError:
+            if preparing is not None and not building.is_set():
+                preparing.cancel()  # still queued for the budget: nothing built yet, nothing lost
             return PythonEnvironment(
                 reason=f"its preparation did not end within {wait_s:g} s (ASSAY_STATIC_ENV_WAIT_S, or half the "
                 "task's time left)"
@@ -163,9 +174,25 @@ class AppRunner:
             return PythonEnvironment(reason=f"its preparation failed: {str(error).splitlines()[0]}")
         except OSError as error:
             return PythonEnvironment(reason=f"its preparation failed: {error}")
+        return PythonEnvironment(venv=venv.name) if venv is not None else None
+
+    async def _prepare_venv(self, source: Path, copy: Path, building: asyncio.Event) -> Path | None:
+        """A static task's preparation of the virtualenv, within the runner's budget (set `building` once it has a
+        place in it). A task of its own, which the static task's bounded wait leaves running: a build slower than
+        that wait still reaches the cache for the next task, and a run waiting on the same build is not made to
+        start it again. Its copy of the app goes when it ends."""
+        try:
+            async with self.budget:
+                building.set()
+                return await prepare_venv(self.prepare_config, source, copy / "app")
         finally:
             await asyncio.to_thread(shutil.rmtree, copy, True)
-        return PythonEnvironment(venv=venv.name) if venv is not None else None
+
+    def _prepared(self, task: asyncio.Task[Path | None]) -> None:
+        """A preparation ended, waited for or not: its failure was said to whoever waited (or to no one)."""
+        self._preparing.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.info("a static task's preparation failed: %s", str(task.exception()).splitlines()[0])
 
     async def run(
         self,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -132,6 +133,22 @@ def hand_over(path: Path) -> None:
         os.chown(folder, SANDBOX_UID, SANDBOX_UID)
         for name in dirs + files:
             os.chown(os.path.join(folder, name), SANDBOX_UID, SANDBOX_UID, follow_symlinks=False)
+
+
+def take_back(path: Path) -> None:
+    """Make a tree a preparation sandbox wrote (its processes gone) this process's user's, readable by all and
+    writable by no one else, so that nothing the sandbox user runs later (an app's run, the next preparation) can
+    change what was checked and cached. Links are re-owned, never followed; set-id bits are dropped."""
+    uid, gid = os.geteuid(), os.getegid()
+    for folder, dirs, files in os.walk(path):  # never descends through a link
+        for place in (folder, *(os.path.join(folder, name) for name in dirs + files)):
+            status = os.lstat(place)
+            if uid == 0 and (status.st_uid, status.st_gid) != (uid, gid):
+                os.chown(place, uid, gid, follow_symlinks=False)
+            if stat.S_ISLNK(status.st_mode):
+                continue
+            runnable = stat.S_ISDIR(status.st_mode) or status.st_mode & stat.S_IXUSR
+            os.chmod(place, (status.st_mode & 0o755) | 0o444 | (0o111 if runnable else 0))
 
 
 def bwrap_argv(

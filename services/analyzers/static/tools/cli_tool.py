@@ -18,6 +18,7 @@ import msgspec
 from services.analyzers.base.job import Job
 from services.analyzers.base.reuse import StoredRun
 from services.analyzers.base.tool import SkipTool, ToolOutput, executable
+from services.analyzers.static.tools import memory_limit
 from services.analyzers.static.tools.app_env import ToolEnvironment, resolve
 from services.analyzers.static.tools.coalesced_run import Coalescer
 from services.analyzers.static.tools.network import remembered_unreachable
@@ -78,7 +79,8 @@ class CliTool:
     # Concurrent runs of several tasks go into one process over all their apps (coalesced_run.py): the tool's
     # findings about a file depend on that file alone, and `split` cuts its report back into each app's.
     coalescing: bool = False
-    # Resolves the app's imports (pylint, mypy): reads the app's prepared virtualenv when the orchestrator sent one.
+    # Resolves the app's imports (pylint, mypy): reads the app's prepared virtualenv when the orchestrator sent one,
+    # and runs within ASSAY_TOOL_MEMORY_MB (memory_limit.py).
     uses_environment: bool = False
 
     def __init__(self) -> None:
@@ -223,28 +225,89 @@ class CliTool:
         command = self.local_command(
             self.full_command(program, files, environment, job.settings), job.settings
         )
-        outcome = await self.run_warm(job, program, command, app_dir) if job.settings.warm_tools else None
+        memory_mb = self.memory_mb(job.settings)
         # (a run reading an app's own environment has arguments of its own: it is never coalesced with others)
-        if outcome is None and self.coalescer and environment is None and job.settings.coalesce_window_s > 0:
+        outcome = await self.execute(job, command, app_dir, memory_mb, files if environment is None else None)
+        if environment is not None and environment.site_packages is not None:
+            blocked = await asyncio.to_thread(self.blocked_by_environment, outcome, app_dir, environment)
+            if blocked is not None:  # what the environment stopped, run again without it
+                environment = environment.left_out(blocked)
+                command = self.local_command(
+                    self.full_command(program, files, environment, job.settings), job.settings
+                )
+                outcome = await self.execute(job, command, app_dir, memory_mb)
+        return await self.output(
+            outcome,
+            app_dir,
+            version=version,
+            files_analyzed=len(files),
+            environment=environment,
+            memory_mb=memory_mb,
+        )
+
+    async def execute(
+        self,
+        job: Job,
+        command: list[str],
+        app_dir: Path,
+        memory_mb: int,
+        coalescable: list[str] | None = None,
+    ) -> ProcessOutcome:
+        """One run of `command` in the app folder: in the tool's warm server when it has one; else, for a coalescing
+        tool given the run's files (`coalescable`), in one process with other tasks' runs; else (or when neither
+        can be had) as a process of its own."""
+        outcome = (
+            await self.run_warm(job, command[0], command, app_dir, memory_mb)
+            if job.settings.warm_tools
+            else None
+        )
+        if (
+            outcome is None
+            and self.coalescer
+            and coalescable is not None
+            and job.settings.coalesce_window_s > 0
+        ):
+            program = command[0]
             outcome = await self.coalescer.run(
                 job,
                 app_dir,
-                files,
+                coalescable,
                 command,
                 lambda paths: self.local_command(self.command(program, paths), job.settings),
             )
-        if outcome is None:
-            outcome = await job.run_process(
-                self.name, command, cwd=app_dir, cpu_bound=not self.waits_on_network(job.settings)
-            )
-        return await self.output(
-            outcome, app_dir, version=version, files_analyzed=len(files), environment=environment
+        if outcome is not None:
+            return outcome
+        return await job.run_process(
+            self.name,
+            command,
+            cwd=app_dir,
+            cpu_bound=not self.waits_on_network(job.settings),
+            preexec=memory_limit.preexec(memory_mb),
         )
 
+    def blocked_by_environment(
+        self, outcome: ProcessOutcome, app_dir: Path, environment: ToolEnvironment
+    ) -> str | None:
+        """Why a run that read the app's environment checked nothing of the app (an error of the environment's own
+        stopped it), as the note of its run again without it; None when it did its work (the default)."""
+        del outcome, app_dir, environment
+        return None
+
+    def memory_mb(self, settings: Settings) -> int:
+        """The address space a run may take (ASSAY_TOOL_MEMORY_MB for the tools that read untrusted modules; 0:
+        none)."""
+        return settings.tool_memory_mb if self.uses_environment else 0
+
+    def ran_out_of_memory(self, outcome: ProcessOutcome) -> bool:
+        """Whether a run limited to its memory shows it hit the limit (a tool that hides a MemoryError in a message
+        of its own says so here too)."""
+        return memory_limit.ran_out(outcome)
+
     async def run_warm(
-        self, job: Job, program: str, command: list[str], app_dir: Path
+        self, job: Job, program: str, command: list[str], app_dir: Path, memory_mb: int = 0
     ) -> ProcessOutcome | None:
-        """`command` run by the tool's warm server (same tool, same arguments, same folder); None without one."""
+        """`command` run by the tool's warm server (same tool, same arguments, same folder, same memory limit); None
+        without one."""
         if self.warm is None:
             return None
         socket_path = await self.warm.ready(self.command(program, [])[1:])
@@ -252,9 +315,9 @@ class CliTool:
             return None
         timeout_s = job.tool_timeout_s(self.name)
         if self.waits_on_network(job.settings):
-            return await self.warm.run(socket_path, command, app_dir, timeout_s)
+            return await self.warm.run(socket_path, command, app_dir, timeout_s, memory_mb=memory_mb)
         async with job.cpu_slot(self.name):
-            return await self.warm.run(socket_path, command, app_dir, timeout_s)
+            return await self.warm.run(socket_path, command, app_dir, timeout_s, memory_mb=memory_mb)
 
     def waits_on_network(self, settings: Settings) -> bool:
         """An advisory database's client spends its run waiting on the network, not on a core: it runs beside the
@@ -359,9 +422,10 @@ class CliTool:
         version: str | None,
         files_analyzed: int,
         environment: ToolEnvironment | None = None,
+        memory_mb: int = 0,
     ) -> ToolOutput:
         """The record and findings for one finished (or timed-out) process; the metrics say which environment it
-        read (the record's command names its site-packages)."""
+        read (the record's command names its site-packages). A run that hit its memory limit is `failed`."""
 
         def record(status: ToolStatus, findings: list[Finding], reason: str | None = None) -> ToolOutput:
             run = ToolRun(
@@ -386,6 +450,13 @@ class CliTool:
         if outcome.timed_out:
             return record(
                 "timeout", [], f"no result within {outcome.duration_s:g} s; the process group was killed"
+            )
+        if memory_mb and self.ran_out_of_memory(outcome):
+            return record(
+                "failed",
+                [],
+                f"stopped at its memory limit of {memory_mb} MB (ASSAY_TOOL_MEMORY_MB): "
+                f"{tail(outcome.stderr or outcome.stdout) or f'exit code {outcome.exit_code}'}",
             )
         if outcome.exit_code not in self.ok_exit_codes:
             return record(

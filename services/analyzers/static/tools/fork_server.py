@@ -6,7 +6,7 @@ loading; all the same for every app. This process pays for them once: it imports
 runs it on a warm-up module that imports what generated apps import, freezes what it built (gc.freeze, so the
 children's garbage collector leaves the shared pages alone), and then serves runs on a Unix socket. Each connection
 is one run in a forked child, which starts from the warm state and nothing else (no run sees another's modules):
-it reads `{"argv", "cwd"}`, answers its pid (the client's handle to kill its process group on a timeout or a
+it reads `{"argv", "cwd", "memory_mb"}`, answers its pid (the client's handle to kill its process group on a timeout or a
 cancel), runs the tool with its stdout and stderr in temporary files, and answers exit code, output and its CPU
 seconds. The server exits when its parent (the analyzer) is gone.
 
@@ -25,6 +25,8 @@ import sys
 import tempfile
 import traceback
 from collections.abc import Callable
+
+from services.analyzers.static.tools.memory_limit import lift, limit
 
 ACCEPT_POLL_S = 1.0  # how often the server looks whether its parent is still there
 FAILED_EXIT = 32  # the exit code of a run the tool could not make (pylint's own "usage error" value)
@@ -89,11 +91,14 @@ def _serve_one(connection: socket.socket, runner: Callable[[list[str]], int]) ->
         sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 - lives as long as the child
         sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
         try:
+            limit(int(request.get("memory_mb") or 0))  # the run's own address space, as on the command line
             code = runner(list(request["argv"]))
         except SystemExit as stop:
             code = stop.code if isinstance(stop.code, int) else FAILED_EXIT
         except Exception:  # noqa: BLE001 - the tool's own crash: reported like a crashed process, in its stderr
             traceback.print_exc()
+        finally:
+            lift()  # room to send the answer
         for stream in (sys.stdout, sys.stderr):
             if not stream.closed:
                 stream.flush()

@@ -38,8 +38,18 @@ class RefuseFolder:
         if (origin and self._holds(origin)) or (
             origin is None and locations and all(map(self._holds, locations))
         ):
-            raise ImportError(f"{name} is in the app's environment: read by pylint, never imported")
+            # the analyzer's own module of that name, if it has one, wins over the folder's (a regular package there
+            # would otherwise hide a namespace package the analyzer's own code imports from)
+            own = importlib.machinery.PathFinder.find_spec(name, self._without(path))
+            if own is None:
+                raise ImportError(f"{name} is in the app's environment: read by pylint, never imported")
+            return own
         return None  # the usual finders decide
+
+    def _without(self, path: Sequence[str] | None) -> list[str]:
+        """The search path (sys.path for a top-level module) with the folder and what is in it left out."""
+        places = sys.path if path is None else path
+        return [place for place in places if os.path.abspath(place) != self.folder and not self._holds(place)]
 
     def _holds(self, place: str) -> bool:
         return os.path.abspath(place).startswith(self.folder + os.sep)

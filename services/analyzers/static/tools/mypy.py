@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 from pathlib import Path
 
 import msgspec
@@ -41,6 +42,8 @@ _MODULE = re.compile(r'(?:module named|module|stubs for) "([^"]+)"')
 _MODULE_HINT = re.compile(
     r"mypy\.readthedocs\.io/.*running-mypy\.html#missing-imports|python3 -m pip install types-"
 )
+
+_MEMORY_ERROR = re.compile(r"^MemoryError$", re.MULTILINE)  # a traceback's last line, never a message's
 
 
 def _module(message: str) -> str:
@@ -84,7 +87,8 @@ class Mypy(CliTool):
         # --config-file= (empty): no app config, so no plugin of the app's is ever imported here
         # --sqlite-cache: mypy's cache (--cache-dir, see local_command) keeps the standard library's and the installed
         # packages' analysis between apps, and SQLite lets concurrent runs share it; mypy checks what changed
-        common = [program, "--config-file=", "--ignore-missing-imports", "--sqlite-cache"]
+        # --show-traceback: a crash ends with its exception's name (a MemoryError at ASSAY_TOOL_MEMORY_MB)
+        common = [program, "--config-file=", "--ignore-missing-imports", "--sqlite-cache", "--show-traceback"]
         if self.json_output(program):
             return [*common, "--output", "json", *as_arguments(files)]
         return [
@@ -109,19 +113,49 @@ class Mypy(CliTool):
         """The cache under ASSAY_TOOL_CACHE_DIR, never in the app folder."""
         return [command[0], f"--cache-dir={settings.tool_cache_dir / 'mypy'}", *command[1:]]
 
-    def parse(self, outcome: ProcessOutcome, source: AppSource) -> list[Finding]:
+    def ran_out_of_memory(self, outcome: ProcessOutcome) -> bool:
+        # mypy catches a MemoryError as an internal error (exit 2); its traceback's last line names it
+        return super().ran_out_of_memory(outcome) or bool(
+            outcome.exit_code == 2 and _MEMORY_ERROR.search(outcome.stdout)
+        )
+
+    def messages(self, outcome: ProcessOutcome) -> list[MypyMessage]:
+        """What mypy printed, from its JSON or its text form."""
         if self.json_output(outcome.argv[0]):
-            messages = [
+            return [
                 msgspec.json.decode(line, type=MypyMessage)
                 for line in outcome.stdout.splitlines()
                 if line.strip()
             ]
-        else:
-            messages = [
-                _from_text(match) for line in outcome.stdout.splitlines() if (match := TEXT_LINE.match(line))
-            ]
+        return [_from_text(match) for line in outcome.stdout.splitlines() if (match := TEXT_LINE.match(line))]
+
+    def blocked_by_environment(
+        self, outcome: ProcessOutcome, app_dir: Path, environment: ToolEnvironment
+    ) -> str | None:
+        """A blocking error (exit 2: a syntax error, say) in an installed package stops mypy before it checks the
+        app: when every error lies outside the app, the run is made again without the environment."""
+        if outcome.exit_code != 2:
+            return None
+        try:
+            errors = [message for message in self.messages(outcome) if message.severity == "error"]
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return None
+        source = AppSource(app_dir, self.name)
+        if not errors or any(source.holds(message.file) for message in errors):
+            return None
+        site = str(environment.site_packages)
+        files = sorted({os.path.relpath(m.file, site) if m.file.startswith(site) else m.file for m in errors})
+        shown = ", ".join(name[:120] for name in files[:3]) + (
+            f" and {len(files) - 3} more" if len(files) > 3 else ""
+        )
+        return f"mypy stopped at errors in the environment's own files ({shown}), and ran again without it"
+
+    def parse(self, outcome: ProcessOutcome, source: AppSource) -> list[Finding]:
+        messages = self.messages(outcome)
         if outcome.exit_code == 2 and not messages:  # a crash or a usage error: nothing was checked
             raise UnreadableOutput(f"mypy stopped: {tail(outcome.stderr or outcome.stdout)}")
+        # what mypy says about a file outside the app (an installed package's) is never the app's finding
+        messages = [message for message in messages if source.holds(message.file)]
         unresolved = [_module(message.message) for message in messages if message.code in UNRESOLVED]
         return unresolved_imports(source, unresolved) + [
             source.finding(
@@ -168,7 +202,13 @@ def write_answer(path: Path, site_packages: Path) -> None:
     script = (
         f"#!/bin/sh\n# mypy's search folders for the app's environment (Assay)\ncat <<'EOF'\n{answer}\nEOF\n"
     )
-    partial = path.with_name(f".{path.name}.{os.getpid()}")
-    partial.write_text(script)
-    partial.chmod(0o755)
-    partial.replace(path)
+    # a name of its own for each writer (pylint's and mypy's runs of one analysis, other analyses' threads)
+    descriptor, partial = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(descriptor, "w") as file:
+            file.write(script)
+        os.chmod(partial, 0o755)
+        os.replace(partial, path)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise

@@ -29,6 +29,9 @@ WARM_SERVER = WarmTool("pylint")
 # An import pylint cannot find where it runs is the environment's gap, not the app's flaw: one note for them all.
 UNRESOLVED = frozenset({"import-error"})
 _MODULE = re.compile(r"Unable to import '([^']+)'")
+# astroid turns a MemoryError while parsing a module into a syntax error whose cause says nothing ('' is
+# MemoryError's text; a real syntax error always says what it is): the sign of a run at its memory limit.
+_SILENT_PARSE_FAILURE = re.compile(r'"message": "Cannot import \'[^\']*\' due to \'\'"')
 
 
 def _module(message: str) -> str:
@@ -77,6 +80,9 @@ class Pylint(CliTool):
         del settings
         hook = f"from {import_guard.__name__} import read_only; read_only({str(environment.site_packages)!r})"
         return [f"--init-hook={hook}"]
+
+    def ran_out_of_memory(self, outcome: ProcessOutcome) -> bool:
+        return super().ran_out_of_memory(outcome) or bool(_SILENT_PARSE_FAILURE.search(outcome.stdout))
 
     def parse(self, outcome: ProcessOutcome, source: AppSource) -> list[Finding]:
         report = msgspec.json.decode(outcome.stdout, type=PylintReport)

@@ -10,8 +10,8 @@ copies of an app with the same files share their keys.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import inspect
-import sys
 from pathlib import Path
 
 import msgspec
@@ -21,6 +21,9 @@ from services.analyzers.base.tool import ToolOutput
 from shared.results.findings import Finding
 
 KEY_FORMAT = "assay-reuse-1"  # changed when what a key covers changes
+# The code that checks the app's environment and guards pylint's imports from it: a tool that reads the environment
+# depends on it (a changed guard or check must not hand back runs made under the old one).
+ENVIRONMENT_MODULES = ("app_env", "import_guard", "memory_limit")
 
 
 class RunInputs(msgspec.Struct, frozen=True, kw_only=True):
@@ -30,12 +33,19 @@ class RunInputs(msgspec.Struct, frozen=True, kw_only=True):
     per_file: dict[str, str]  # relative path → key
 
 
-def code_digest(tool: object) -> str:
-    """Hash of the source of the modules that define `tool`'s class and its bases, and of the finding model."""
+def code_files(tool: object) -> list[Path]:
+    """The source files of the modules that define `tool`'s class and its bases, of the finding model, and (for a
+    tool that reads the app's environment) of the code that checks and guards it."""
     modules = {cls.__module__ for cls in type(tool).__mro__ if cls.__module__.startswith("services.")}
     modules |= {"services.analyzers.static.tools.source", "shared.results.findings"}
-    files = sorted(str(inspect.getfile(sys.modules[name])) for name in modules)
-    return digest(*(file_digest(Path(file)) for file in files))
+    if getattr(tool, "uses_environment", False):
+        modules |= {f"services.analyzers.static.tools.{name}" for name in ENVIRONMENT_MODULES}
+    return sorted(Path(inspect.getfile(importlib.import_module(name))) for name in modules)
+
+
+def code_digest(tool: object) -> str:
+    """Hash of the source of `tool`'s code_files."""
+    return digest(*(file_digest(file) for file in code_files(tool)))
 
 
 def named_contents(path: Path) -> list[str]:

@@ -96,6 +96,11 @@ class AppSource:
         except ValueError:  # outside the app (a tool following an import): keep what the tool said
             return Path(os.path.normpath(reported)).as_posix()
 
+    def holds(self, reported: str) -> bool:
+        """Whether a path as a tool printed it lies in the app folder."""
+        path = Path(reported)
+        return (path if path.is_absolute() else self.app_dir / path).resolve().is_relative_to(self.app_dir)
+
     def lines(self, rel_path: str) -> list[str]:
         """The lines of a file of the app (read once per run; empty when it cannot be read)."""
         if rel_path not in self._lines:

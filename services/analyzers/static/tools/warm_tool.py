@@ -145,10 +145,10 @@ class WarmTool:
         return socket_path
 
     async def run(
-        self, socket_path: Path, command: list[str], cwd: Path, timeout_s: float
+        self, socket_path: Path, command: list[str], cwd: Path, timeout_s: float, *, memory_mb: int = 0
     ) -> ProcessOutcome | None:
-        """One run of `command` (the tool's command line: its arguments are what the server runs) in `cwd`; None when
-        the server cannot be reached."""
+        """One run of `command` (the tool's command line: its arguments are what the server runs) in `cwd`, its
+        address space capped at `memory_mb` (0: not); None when the server cannot be reached."""
         started = time.monotonic()
         try:
             reader, writer = await asyncio.open_unix_connection(str(socket_path), limit=ANSWER_LIMIT)
@@ -156,7 +156,9 @@ class WarmTool:
             return None
         pid: int | None = None
         try:
-            writer.write(json.dumps({"argv": command[1:], "cwd": str(cwd)}).encode() + b"\n")
+            writer.write(
+                json.dumps({"argv": command[1:], "cwd": str(cwd), "memory_mb": memory_mb}).encode() + b"\n"
+            )
             await writer.drain()
             pid = int(json.loads(await reader.readline())["pid"])
             line = await asyncio.wait_for(
