@@ -5,6 +5,7 @@ xdist group per database."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -73,3 +74,35 @@ def test_the_fault_suite_is_stack_and_runs_as_one_group_per_database(
     assert groups == {"tests/test_faults.py-database=SQLite", "tests/test_faults.py-database=PostgreSQL"}
     for node, (_stack, group) in faults.items():
         assert group is not None and group.rsplit("=", 1)[1] in node  # each test in its database's group
+
+
+SHARED_MODULE = """
+import os
+import pytest
+
+@pytest.fixture(scope="module")
+def shared():
+    with open("setups.txt", "a") as record:
+        record.write(os.environ.get("PYTEST_XDIST_WORKER", "none") + "\\n")
+
+@pytest.mark.parametrize("n", range(8))
+def test_uses_the_shared_fixture(n, shared):
+    pass
+"""
+
+
+def test_tests_sharing_a_module_fixture_run_on_one_worker_so_it_is_set_up_once(tmp_path: Path) -> None:
+    """The groups are only marks: pytest-xdist's loadgroup must honour them (pytest 9.2 changed what it relies on, and
+    every shared fixture was then set up on each worker, silently)."""
+    (tmp_path / "conftest.py").write_text('pytest_plugins = ["tests.support.tiers"]\n')
+    (tmp_path / "test_shared.py").write_text(SHARED_MODULE)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "2", "--dist", "loadgroup"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert len((tmp_path / "setups.txt").read_text().split()) == 1
