@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,10 @@ STOP_GRACE_S = 3.0
 OUTPUT_TAIL = 16000  # of the app's output kept in app.json: long enough for a traceback and what led to it
 POLL_S = 0.2
 GONE_WAIT_S = 10.0
+
+# A line naming an exception or error, as Python (`OSError: [Errno 28] …`, `MemoryError`) and Node.js (`Error: …`)
+# end a crash's output with one
+ERROR_LINE = re.compile(r"^(?:[\w.]+\.)?\w*(?:Error|Exception)\b")
 
 
 @dataclass(frozen=True)
@@ -276,11 +281,15 @@ async def exit_reason(launched: Launched) -> str:
 
 
 def _last_words(tail: str) -> str:
-    """` (last output: MemoryError)`: the app's last line of output before inside.py's own, if any."""
+    """` (last output: MemoryError)`: the app's last error line before inside.py's own (the last line when none
+    names an error). Several processes may write at once, a fork bomb's children each their traceback, and the last
+    line written is then any of their frames."""
     lines = [
         line.strip() for line in tail.splitlines() if line.strip() and not line.startswith("assay-init: ")
     ]
-    return f" (last output: {lines[-1][:300]})" if lines else ""
+    errors = [line for line in lines if ERROR_LINE.match(line)]
+    last = (errors or lines)[-1:]
+    return f" (last output: {last[0][:300]})" if last else ""
 
 
 async def wait_ready(config: LaunchConfig, launched: Launched) -> None:
