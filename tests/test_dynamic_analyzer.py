@@ -32,7 +32,7 @@ from shared.jetstream.natsd import free_port
 from shared.operations.app_env import app_env
 from shared.operations.config import load_settings
 from shared.operations.target_policy import TargetPolicy
-from shared.results.findings import SEVERITIES, Finding
+from shared.results.findings import SEVERITIES
 from shared.wire.catalog import TOOLS_BY_SERVICE
 from shared.wire.protocol import ServiceResult
 from shared.wire.tasks import TaskRef
@@ -40,6 +40,7 @@ from tests.support.analyzers import (
     REPO,
     SAMPLE_APPS,
     analyze_frame,
+    findings_by_rule,
     result_async,
     result_of,
     start_analyzer,
@@ -77,14 +78,6 @@ def todo_result(dynamic: str, todo_app: str) -> ServiceResult:
     return result_of(dynamic, analyze_frame("todo", app=2, target_urls=[todo_app], tools=PASSIVE))
 
 
-def rules(result: ServiceResult, tool: str) -> dict[str, list[Finding]]:
-    found: dict[str, list[Finding]] = {}
-    for finding in result.findings:
-        if finding.tool == tool:
-            found.setdefault(finding.rule_id, []).append(finding)
-    return found
-
-
 def test_every_check_runs_and_records_its_replay_command(notes_result: ServiceResult) -> None:
     runs = {run.tool: run for run in notes_result.tools}
     assert list(runs) == PASSIVE
@@ -102,7 +95,7 @@ def test_every_check_runs_and_records_its_replay_command(notes_result: ServiceRe
 def test_missing_security_headers_are_findings_and_score_zero(
     notes_result: ServiceResult, notes_app: str
 ) -> None:
-    found = rules(notes_result, "security-headers")
+    found = findings_by_rule(notes_result, "security-headers")
     expected = {
         "missing-content-security-policy": "low",  # judged medium: without proof, at most low
         "missing-x-frame-options": "low",
@@ -125,7 +118,7 @@ def test_missing_security_headers_are_findings_and_score_zero(
 
 
 def test_the_dotenv_file_app1_serves_is_found(notes_result: ServiceResult, notes_app: str) -> None:
-    found = rules(notes_result, "sensitive-paths")
+    found = findings_by_rule(notes_result, "sensitive-paths")
     assert [f.path for f in found["exposed-dotenv"]] == ["backend:/.env"]
     dotenv = found["exposed-dotenv"][0]
     assert (dotenv.severity, dotenv.extra["severity_without_proof"]) == ("low", "critical")  # no proof
@@ -148,7 +141,7 @@ def test_a_finding_without_proof_is_at_most_low_and_says_what_it_was_judged(
         assert SEVERITIES.index(judged) < SEVERITIES.index("low")
         assert finding.message.endswith(f"[no proof: reported at low, judged {judged}]")
     # What names no weakness is a fact of the run, not a claim of a flaw: it keeps its severity.
-    (mismatch,) = rules(todo_result, "endpoints")["endpoint-mismatch"]
+    (mismatch,) = findings_by_rule(todo_result, "endpoints")["endpoint-mismatch"]
     assert mismatch.cwe is None and mismatch.severity == "medium"
 
 
@@ -159,7 +152,7 @@ def test_spa_catch_all_yields_no_sensitive_paths_it_does_not_really_serve(
     for path in ("/.env", "/.git/config", "/admin", "/backup.zip", "/debug"):
         assert httpx.get(todo_app + path, trust_env=False).status_code == 200
     assert todo_result.metrics["sensitive-paths"]["targets"][todo_app]["baseline"] == "catch-all"
-    found = rules(todo_result, "sensitive-paths")
+    found = findings_by_rule(todo_result, "sensitive-paths")
     # The one path it really serves: Flask's debug mode mounts Werkzeug's interactive console, unlike the SPA page.
     assert set(found) == {"exposed-debug-console"}
     assert [f.path for f in found["exposed-debug-console"]] == ["backend:/console"]
@@ -168,16 +161,16 @@ def test_spa_catch_all_yields_no_sensitive_paths_it_does_not_really_serve(
 def test_permissive_cors_is_judged_high_and_absent_where_the_app_has_none(
     todo_result: ServiceResult, notes_result: ServiceResult
 ) -> None:
-    found = rules(todo_result, "cors")
+    found = findings_by_rule(todo_result, "cors")
     assert set(found) == {"cors-wildcard-with-credentials"}
     cors = found["cors-wildcard-with-credentials"][0]
     assert (cors.severity, cors.extra["severity_without_proof"]) == ("low", "high")  # no proof: at most low
     assert found["cors-wildcard-with-credentials"][0].cwe == "CWE-942"
-    assert rules(notes_result, "cors") == {}
+    assert findings_by_rule(notes_result, "cors") == {}
 
 
 def test_unimplemented_requirement_is_an_endpoint_mismatch(todo_result: ServiceResult, todo_app: str) -> None:
-    mismatches = rules(todo_result, "endpoints")["endpoint-mismatch"]
+    mismatches = findings_by_rule(todo_result, "endpoints")["endpoint-mismatch"]
     assert len(mismatches) == 1
     (mismatch,) = mismatches
     assert mismatch.path == "backend:/api/stats" and mismatch.severity == "medium"
@@ -190,7 +183,7 @@ def test_unimplemented_requirement_is_an_endpoint_mismatch(todo_result: ServiceR
 
 
 def test_cookie_set_without_flags_gets_one_finding_per_missing_flag(notes_result: ServiceResult) -> None:
-    found = rules(notes_result, "cookies")
+    found = findings_by_rule(notes_result, "cookies")
     assert set(found) == {
         "cookie-missing-httponly",
         "cookie-missing-samesite",

@@ -36,11 +36,10 @@ from services.orchestrator.apps.runner import AppRunner
 from shared.jetstream.natsd import EmbeddedNats
 from shared.operations.config import load_settings
 from shared.operations.process import run_process
-from shared.results.findings import Finding
 from shared.store.paths import prepared_cache
 from shared.wire.messages import TaskCompleted
 from shared.wire.protocol import PythonEnvironment, ServiceResult
-from tests.support.analyzers import analyze_frame, result_of, start_analyzer, stop
+from tests.support.analyzers import analyze_frame, findings_by_rule, result_of, start_analyzer, stop
 from tests.support.apps import app_request, make_app, needs_bwrap, runner_settings
 from tests.support.orchestrator import APP as ORCHESTRATED_APP
 from tests.support.orchestrator import ScriptedAnalyzer, orchestrated, terminal_of
@@ -79,14 +78,6 @@ import typedpkg
 
 print(typedpkg.scale("three", 4))
 '''
-
-
-def by_rule(result: ServiceResult, tool: str) -> dict[str, list[Finding]]:
-    found: dict[str, list[Finding]] = {}
-    for finding in result.findings:
-        if finding.tool == tool:
-            found.setdefault(finding.rule_id, []).append(finding)
-    return found
 
 
 def notes(result: ServiceResult) -> dict[str, str]:
@@ -167,13 +158,13 @@ def test_with_the_prepared_virtualenv_the_apps_imports_resolve_and_what_needs_th
     assert "dependencies" not in notes(before)["pylint"] and "environment" not in before.metrics.get(
         "mypy", {}
     )
-    assert not {"no-member", "unexpected-keyword-arg"} & set(by_rule(before, "pylint"))
-    assert not {"attr-defined", "call-arg"} & set(by_rule(before, "mypy"))
+    assert not {"no-member", "unexpected-keyword-arg"} & set(findings_by_rule(before, "pylint"))
+    assert not {"attr-defined", "call-arg"} & set(findings_by_rule(before, "mypy"))
 
     assert notes(after) == {}, notes(
         after
     )  # flask_cors too, though the warm server's warm-up could not find it
-    pylint, mypy = by_rule(after, "pylint"), by_rule(after, "mypy")
+    pylint, mypy = findings_by_rule(after, "pylint"), findings_by_rule(after, "mypy")
     assert [(f.path, f.line) for f in pylint["no-member"]] == [("backend/app.py", MISUSE_LINE)]
     assert "natural_size" in pylint["no-member"][0].message
     assert [f.line for f in pylint["unexpected-keyword-arg"]] == [MISUSE_LINE]
@@ -197,7 +188,7 @@ async def test_pylint_on_its_command_line_reads_the_environment_as_its_warm_serv
     assert "cpu_s" in warm.metrics["pylint"] and "cpu_s" not in cold.metrics["pylint"]  # each ran as it says
     assert [run.command for run in warm.tools] == [run.command for run in cold.tools]
     assert sorted(f.fingerprint for f in warm.findings) == sorted(f.fingerprint for f in cold.findings)
-    assert "no-member" in by_rule(cold, "pylint") and notes(cold) == {}
+    assert "no-member" in findings_by_rule(cold, "pylint") and notes(cold) == {}
 
 
 @needs_bwrap
@@ -248,7 +239,7 @@ async def test_a_failed_preparation_leaves_the_findings_and_the_note_says_why(
     result = await run_env_tools(app, app_work_dir, tmp_path, env)
     assert {run.tool: run.status for run in result.tools} == {"pylint": "success", "mypy": "success"}
     assert "its preparation failed" in notes(result)["pylint"] and "humanize" in notes(result)["pylint"]
-    assert by_rule(result, "pylint")  # the app's own findings are all there
+    assert findings_by_rule(result, "pylint")  # the app's own findings are all there
 
 
 @needs_bwrap
@@ -348,7 +339,7 @@ async def test_a_virtualenv_that_is_not_plain_folders_and_files_is_refused_and_t
     assert {run.tool: run.status for run in result.tools} == {"pylint": "success", "mypy": "success"}
     assert why in notes(result)["pylint"] and "refused" in notes(result)["pylint"]
     assert why in result.metrics["mypy"]["environment"]
-    assert "call-arg" not in by_rule(result, "mypy")  # typedpkg was not read
+    assert "call-arg" not in findings_by_rule(result, "mypy")  # typedpkg was not read
     assert all("--python-executable" not in arg for run in result.tools for arg in run.command)
 
 
@@ -366,7 +357,7 @@ async def test_errors_inside_an_installed_package_are_never_reported_only_the_ap
     assert "Incompatible types in assignment" in alone.stdout
 
     result = await run_env_tools(app, work, tmp_path, PythonEnvironment(venv=FAKE_VENV))
-    mypy = by_rule(result, "mypy")
+    mypy = findings_by_rule(result, "mypy")
     assert [(f.path, f.line) for f in mypy["call-arg"]] == [("backend/app.py", 4)]
     assert [f.line for f in mypy["arg-type"]] == [4]
     assert {f.path for f in result.findings if f.path} == {"backend/app.py"}
@@ -396,7 +387,9 @@ async def test_a_changed_virtualenv_runs_pylint_and_mypy_again_an_unchanged_one_
     assert {run.status for run in first.tools} == {"success"}
     assert {run.status for run in again.tools} == {"reused"}
     assert {run.status for run in changed.tools} == {"success"}
-    assert "call-arg" in by_rule(first, "mypy") and "call-arg" not in by_rule(changed, "mypy")
+    assert "call-arg" in findings_by_rule(first, "mypy") and "call-arg" not in findings_by_rule(
+        changed, "mypy"
+    )
 
 
 def test_a_module_of_the_apps_environment_is_read_by_astroid_but_never_imported(tmp_path: Path) -> None:
@@ -504,7 +497,7 @@ async def test_a_syntax_error_inside_an_installed_package_leaves_mypy_checking_t
         {"backend/app.py": 'import typedpkg\n\ncount: int = "three"\nprint(typedpkg, count)\n'},
     )
     result = await run_env_tools(app, work, tmp_path, PythonEnvironment(venv=FAKE_VENV))
-    mypy = by_rule(result, "mypy")
+    mypy = findings_by_rule(result, "mypy")
     assert {run.tool: run.status for run in result.tools}["mypy"] == "success"
     assert [(f.path, f.line) for f in mypy["assignment"]] == [("backend/app.py", 3)]  # the app's own finding
     assert "syntax" not in mypy

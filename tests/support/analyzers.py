@@ -20,6 +20,7 @@ from websockets.asyncio.client import connect
 from websockets.sync.client import connect as connect_sync
 
 from shared.jetstream.natsd import free_port
+from shared.results.findings import Finding
 from shared.wire.protocol import (
     MAX_FRAME_BYTES,
     AnalyzeFrame,
@@ -189,3 +190,12 @@ def notes_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     url, process = start_backend("openai_codex-mini/app1", tmp_path_factory.mktemp("notes"))
     yield url
     stop(process)
+
+
+def findings_by_rule(result: ServiceResult, tool: str) -> dict[str, list[Finding]]:
+    """`tool`'s findings in `result`, by rule id."""
+    found: dict[str, list[Finding]] = {}
+    for finding in result.findings:
+        if finding.tool == tool:
+            found.setdefault(finding.rule_id, []).append(finding)
+    return found
