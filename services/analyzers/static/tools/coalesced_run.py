@@ -152,9 +152,10 @@ class Coalescer:
         if outcome.timed_out or outcome.exit_code not in self.ok_exit_codes:
             return {member.app_dir: None for member in members}
         try:
-            reports = {
-                member.app_dir: self.split(outcome.stdout, prefixes[member.app_dir]) for member in members
-            }
+            # in a thread: a report of many apps is decoded for each, which would hold the event loop
+            reports = await asyncio.to_thread(
+                lambda: {app_dir: self.split(outcome.stdout, prefix) for app_dir, prefix in prefixes.items()}
+            )
         except ValueError:  # msgspec's decode errors are ValueErrors: the report is not one the tool splits
             return {member.app_dir: None for member in members}
         return {
