@@ -131,10 +131,10 @@ class CliTool:
         """Findings from the tool's output; raise UnreadableOutput (or a msgspec error) when it makes no sense."""
         raise NotImplementedError
 
-    def split(self, report: str, prefix: str) -> str:
-        """For a coalescing tool: the part of a combined run's `report` about the files under `prefix` (an app's
-        folder, relative to the run's working directory, ending in '/'), its paths relative to that folder, as the
-        tool run in that folder prints it; a ValueError when the report cannot be split."""
+    def split(self, report: str, prefixes: list[str]) -> dict[str, str]:
+        """For a coalescing tool: for each of `prefixes` (an app's folder, relative to the run's working directory,
+        ending in '/'), the part of a combined run's `report` about the files under it, its paths relative to that
+        folder, as the tool run in that folder prints it; a ValueError when the report cannot be split."""
         raise NotImplementedError
 
     def gaps(self, outcome: ProcessOutcome) -> str | None:

@@ -32,9 +32,9 @@ from shared.wire.tasks import Priority
 
 tracer = trace.get_tracer("assay.analyzer")
 
-# (files relative to the working directory) → the command; (report, an app's folder prefix) → that app's report
+# (files relative to the working directory) → the command; (report, the apps' folder prefixes) → each app's report
 Command = Callable[[list[str]], list[str]]
-Split = Callable[[str, str], str]
+Split = Callable[[str, list[str]], dict[str, str]]
 
 
 @dataclass
@@ -152,10 +152,9 @@ class Coalescer:
         if outcome.timed_out or outcome.exit_code not in self.ok_exit_codes:
             return {member.app_dir: None for member in members}
         try:
-            # in a thread: a report of many apps is decoded for each, which would hold the event loop
-            reports = await asyncio.to_thread(
-                lambda: {app_dir: self.split(outcome.stdout, prefix) for app_dir, prefix in prefixes.items()}
-            )
+            # in a thread: decoding and re-encoding a report of many apps would hold the event loop
+            parts = await asyncio.to_thread(self.split, outcome.stdout, list(prefixes.values()))
+            reports = {app_dir: parts[prefix] for app_dir, prefix in prefixes.items()}
         except ValueError:  # msgspec's decode errors are ValueErrors: the report is not one the tool splits
             return {member.app_dir: None for member in members}
         return {

@@ -117,6 +117,35 @@ def relocated(value: Any, prefix: str) -> Any:
     return value
 
 
+def _part(whole: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """The part of a decoded combined report about the files under `prefix`, paths relative to it."""
+
+    def mine(entry: Any) -> bool:
+        path = entry.get("path") if isinstance(entry, dict) else None
+        return isinstance(path, str) and path.startswith(prefix)
+
+    part = dict(whole)
+    part["results"] = [relocated(result, prefix) for result in whole["results"] if mine(result)]
+    part["errors"] = [
+        relocated(error, prefix)
+        for error in whole.get("errors") or []
+        if mine(error) or not (isinstance(error, dict) and error.get("path"))
+    ]
+    paths = whole.get("paths")
+    if isinstance(paths, dict):
+        part["paths"] = {
+            kind: [
+                entry[len(prefix) :] if isinstance(entry, str) else relocated(entry, prefix)
+                for entry in entries
+                if (isinstance(entry, str) and entry.startswith(prefix)) or mine(entry)
+            ]
+            if isinstance(entries, list)
+            else entries
+            for kind, entries in paths.items()
+        }
+    return part
+
+
 class Semgrep(CliTool):
     name = "semgrep"
     program = "semgrep"
@@ -160,38 +189,14 @@ class Semgrep(CliTool):
             for result in report.results
         ]
 
-    def split(self, report: str, prefix: str) -> str:
-        """The results, errors and scanned paths of a combined report that lie under `prefix`, each `path` in them
-        (a result's, an error's, a taint trace's locations) relative to it; errors about no file (a rule's) belong
-        to every app, as each app's own run reports them too."""
+    def split(self, report: str, prefixes: list[str]) -> dict[str, str]:
+        """For each prefix, the results, errors and scanned paths of a combined report that lie under it, each
+        `path` in them (a result's, an error's, a taint trace's locations) relative to it; errors about no file (a
+        rule's) belong to every app, as each app's own run reports them too. The report is decoded once."""
         whole = msgspec.json.decode(report)
         if not isinstance(whole, dict) or not isinstance(whole.get("results"), list):
             raise ValueError("not a semgrep report")
-
-        def mine(entry: Any) -> bool:
-            path = entry.get("path") if isinstance(entry, dict) else None
-            return isinstance(path, str) and path.startswith(prefix)
-
-        part = dict(whole)
-        part["results"] = [relocated(result, prefix) for result in whole["results"] if mine(result)]
-        part["errors"] = [
-            relocated(error, prefix)
-            for error in whole.get("errors") or []
-            if mine(error) or not (isinstance(error, dict) and error.get("path"))
-        ]
-        paths = whole.get("paths")
-        if isinstance(paths, dict):
-            part["paths"] = {
-                kind: [
-                    entry[len(prefix) :] if isinstance(entry, str) else relocated(entry, prefix)
-                    for entry in entries
-                    if (isinstance(entry, str) and entry.startswith(prefix)) or mine(entry)
-                ]
-                if isinstance(entries, list)
-                else entries
-                for kind, entries in paths.items()
-            }
-        return msgspec.json.encode(part).decode()
+        return {prefix: msgspec.json.encode(_part(whole, prefix)).decode() for prefix in prefixes}
 
     def gaps(self, outcome: ProcessOutcome) -> str | None:
         """semgrep exits 0 with rules that timed out or files it could not parse listed in its report's `errors`:
