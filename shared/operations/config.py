@@ -401,6 +401,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     app_prepare_timeout_s: Annotated[
         float, Var("ASSAY_APP_PREPARE_TIMEOUT_S", "each preparation step (virtualenv, pip, npm)")
     ] = 300.0
+    app_prepare_failure_memory_s: Annotated[
+        float,
+        Var(
+            "ASSAY_APP_PREPARE_FAILURE_MEMORY_S",
+            "a preparation that failed (its virtualenv or `node_modules`) is not tried again for this long: tasks of "
+            "the same requirements meanwhile fail at once with its reason and log, marked as remembered; a changed "
+            "requirements file, a task with `fresh`, or `0` builds again",
+        ),
+    ] = 900.0
     app_start_timeout_s: Annotated[
         float, Var("ASSAY_APP_START_TIMEOUT_S", "until the app answers on its ports")
     ] = 60.0

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from services.orchestrator.apps.errors import AppNotStarted, PrepareFailed
+from services.orchestrator.apps.failed_builds import forget, recall, remember, remembered_reason
 from services.orchestrator.apps.interpreters import Interpreter, choose
 from services.orchestrator.apps.pins import install_relaxed
 from services.orchestrator.apps.prep_sandbox import PrepBox, StepOutcome, proxy_env, run_step
@@ -54,6 +55,10 @@ class PrepareConfig:
     timeout_s: float
     box: PrepBox | None = None  # how each step is confined (None: unsandboxed, ASSAY_APP_SANDBOX=off)
     index_allow: frozenset[str] = frozenset()  # ASSAY_APP_INDEX_ALLOW
+    failure_memory_s: float = (
+        0.0  # ASSAY_APP_PREPARE_FAILURE_MEMORY_S (failed_builds.py); 0: nothing remembered
+    )
+    fresh: bool = False  # the task asked for a fresh run: a remembered failure is built again
 
 
 @dataclass(frozen=True)
@@ -149,16 +154,29 @@ async def _step(
 
 
 async def _cached(
-    key: str, cache_dir: Path, build: Callable[[Path], Awaitable[None]], log: list[str]
+    key: str,
+    cache_dir: Path,
+    build: Callable[[Path], Awaitable[None]],
+    log: list[str],
+    memory_s: float = 0.0,
+    fresh: bool = False,
 ) -> Path:
     """The folder `cache_dir/key`, built once by `build` into a temporary folder and renamed into place: taken back
-    from the sandbox user first (sandbox.take_back), so that it is never written again."""
+    from the sandbox user first (sandbox.take_back), so that it is never written again. A build that failed is
+    remembered for `memory_s` seconds (failed_builds.py): meanwhile the same key fails at once with its reason and
+    log, unless `fresh`."""
     final = cache_dir / key
     async with _locks.setdefault(key, asyncio.Lock()):
         if await asyncio.to_thread(_is_ready, final):
             await asyncio.to_thread(_taken_back, final)
             log.append(f"[{key}: reused from the cache]\n")
             return final
+        failed = None if fresh else await asyncio.to_thread(recall, cache_dir, key, memory_s)
+        if failed is not None:
+            log.extend(failed.log)
+            log.append(f"[{key}: this build failed before and is remembered: not run again]\n")
+            raise AppNotStarted(remembered_reason(failed, memory_s))
+        first_entry = len(log)
         building = cache_dir / f".{key}.tmp-{secrets.token_hex(4)}"
         await asyncio.to_thread(building.mkdir, parents=True)
         await asyncio.to_thread(hand_over, building)
@@ -170,9 +188,15 @@ async def _cached(
                 await asyncio.to_thread(building.rename, final)
             except OSError:  # another replica got there first: theirs is as good
                 await asyncio.to_thread(shutil.rmtree, building, True)
+        except AppNotStarted as error:
+            await asyncio.to_thread(shutil.rmtree, building, True)
+            if memory_s > 0:
+                await asyncio.to_thread(remember, cache_dir, key, str(error), log[first_entry:])
+            raise
         except BaseException:
             await asyncio.to_thread(shutil.rmtree, building, True)
             raise
+        await asyncio.to_thread(forget, cache_dir, key)
     return final
 
 
@@ -242,7 +266,7 @@ async def _venv(config: PrepareConfig, python: str, copy: Path, source_digest: s
             )
         await asyncio.to_thread(_relaxed_record(config, key).write_text, json.dumps(relaxed))
 
-    return await _cached(key, config.cache_dir, build, log)
+    return await _cached(key, config.cache_dir, build, log, config.failure_memory_s, config.fresh)
 
 
 def _relaxed_record(config: PrepareConfig, key: str) -> Path:
@@ -287,7 +311,8 @@ async def _node_modules(config: PrepareConfig, frontend: Path, log: list[str]) -
                 f"app did not start: {' '.join(npm[:2])} for its {frontend.name} failed ({_ending(log)})"
             )
 
-    built = await _cached(key, config.cache_dir, build, log) / "node_modules"
+    folder = await _cached(key, config.cache_dir, build, log, config.failure_memory_s, config.fresh)
+    built = folder / "node_modules"
     if not await asyncio.to_thread(_is_folder, built):
         # npm's sandbox made it: a link here would have the run bind whatever it points to.
         raise AppNotStarted(f"app did not start: {built.name} is not a folder after npm")

@@ -16,7 +16,7 @@ import logging
 import secrets
 import shutil
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import msgspec
@@ -106,6 +106,7 @@ class AppRunner:
             timeout_s=settings.app_prepare_timeout_s,
             box=box if settings.app_sandbox == "bwrap" else None,
             index_allow=frozenset(settings.app_index_allow),
+            failure_memory_s=settings.app_prepare_failure_memory_s,
         )
         self.launch_config = LaunchConfig(
             settings=self.sandbox,
@@ -158,7 +159,9 @@ class AppRunner:
             await asyncio.to_thread(open_way_to_apps, self.settings)
             await asyncio.to_thread(make_reachable, self.work_dir)
             with tracer.start_as_current_span("app.prepare", attributes={TASK_ID_ATTRIBUTE: request.task.id}):
-                preparing = asyncio.create_task(self._prepare_venv(source, copy, building))
+                preparing = asyncio.create_task(
+                    self._prepare_venv(self._prepare_config(request), source, copy, building)
+                )
                 self._preparing.add(preparing)
                 preparing.add_done_callback(self._prepared)
                 async with asyncio.timeout(wait_s):
@@ -176,7 +179,15 @@ class AppRunner:
             return PythonEnvironment(reason=f"its preparation failed: {error}")
         return PythonEnvironment(venv=venv.name) if venv is not None else None
 
-    async def _prepare_venv(self, source: Path, copy: Path, building: asyncio.Event) -> Path | None:
+    def _prepare_config(self, request: AnalysisRequest) -> PrepareConfig:
+        """How this task's preparation runs: a fresh task builds again what failed before."""
+        return (
+            replace(self.prepare_config, fresh=True) if request.options.get("fresh") else self.prepare_config
+        )
+
+    async def _prepare_venv(
+        self, config: PrepareConfig, source: Path, copy: Path, building: asyncio.Event
+    ) -> Path | None:
         """A static task's preparation of the virtualenv, within the runner's budget (set `building` once it has a
         place in it). A task of its own, which the static task's bounded wait leaves running: a build slower than
         that wait still reaches the cache for the next task, and a run waiting on the same build is not made to
@@ -184,7 +195,7 @@ class AppRunner:
         try:
             async with self.budget:
                 building.set()
-                return await prepare_venv(self.prepare_config, source, copy / "app")
+                return await prepare_venv(config, source, copy / "app")
         finally:
             await asyncio.to_thread(shutil.rmtree, copy, True)
 
@@ -242,7 +253,7 @@ class AppRunner:
             if not await asyncio.to_thread(source.is_dir):
                 raise AppNotStarted(f"app did not start: {source} does not exist")
             with tracer.start_as_current_span("app.prepare"):
-                prepared = await prepare(self.prepare_config, source, run_dir / "app")
+                prepared = await prepare(self._prepare_config(request), source, run_dir / "app")
             record = msgspec.structs.replace(
                 record,
                 source_hash=prepared.source_hash,
