@@ -34,8 +34,10 @@ from sqlalchemy import select
 from benchmarks.assay_system import AssaySystem
 from benchmarks.common import Row
 from benchmarks.persisted import persisted_count, wait_persisted
+from benchmarks.sandboxed import SANDBOXED, SandboxSampler
 from benchmarks.study_apps import STUDY_MODEL, make_study
 from benchmarks.study_floor import Floor, measure_floor, run_measured, study_tools
+from benchmarks.wall_parts import ASSAY, BENCHMARK, wall_parts
 from services.analyzers.base.cpu_budget import CpuBudget
 from services.analyzers.base.tool import SkipTool, ToolOutput
 from services.analyzers.static.tools.cli_tool import CliTool
@@ -47,9 +49,14 @@ TYPES = ("static", "security", "dynamic", "comprehensive")
 STALL_S = 600.0
 
 
+def _own_cpu() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    return own.ru_utime + own.ru_stime
+
+
 def _children_cpu() -> float:
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return _own_cpu() + children.ru_utime + children.ru_stime
 
 
 async def assay_cpu_by_tool(apps: list[tuple[str, Path]], analysis_type: str) -> dict[str, float]:
@@ -155,15 +162,23 @@ async def _recorded(
 async def run_study(
     system: AssaySystem, analysis_type: str, apps: int, tools: list[str] | None = None
 ) -> tuple[float, list[str], dict[str, float], float]:
-    """One batch of the study through Assay: wall (first accept → last persisted), its tasks, CPU of each role, and
-    the core-seconds the machine's cores sat idle meanwhile."""
+    """One batch of the study through Assay: wall (first accept → last persisted), its tasks, CPU of each role (and
+    of the apps and their preparation in Assay's sandboxes, SANDBOXED, and of this process, BENCHMARK), and the
+    core-seconds the machine's cores sat idle meanwhile."""
     from benchmarks.cpu import cpu_snapshot, cpu_spent, machine_idle_s
 
     already = await persisted_count(system.database_url)
+    sandboxes = SandboxSampler(list(system.roles().values()))
+    sandboxes.start()
+    own_before = _own_cpu()
     before, idle_before, started = cpu_snapshot(system.roles()), machine_idle_s(), time.monotonic()
-    accepted, task_ids = await _batch(system, analysis_type, apps, tools)
-    persisted = await wait_persisted(system.database_url, task_ids, already, 3600.0 * 4, STALL_S)
-    spent = cpu_spent(before, cpu_snapshot(system.roles()))
+    try:
+        accepted, task_ids = await _batch(system, analysis_type, apps, tools)
+        persisted = await wait_persisted(system.database_url, task_ids, already, 3600.0 * 4, STALL_S)
+        spent = cpu_spent(before, cpu_snapshot(system.roles()))
+    finally:
+        sandboxed = await asyncio.to_thread(sandboxes.stop)
+    spent[SANDBOXED], spent[BENCHMARK] = sandboxed, _own_cpu() - own_before
     if len(persisted) != len(task_ids):
         raise RuntimeError(
             f"{len(persisted)} of {len(task_ids)} tasks persisted (logs in {system.root / 'logs'})"
@@ -230,7 +245,8 @@ async def study_rows(root: Path, count: int, analysis_type: str) -> list[Row]:
     runs = Counter(run.tool for run in floor.runs)
     start_up = sum((start_ups.get(tool) or 0.0) * number for tool, number in runs.items())
     cores = os.cpu_count() or 1
-    spent = sum(roles.values())
+    parts = wall_parts(wall, cores, roles, idle)
+    spent = parts[ASSAY]
     n = len(apps)
     rows = [
         Row(
@@ -275,9 +291,7 @@ async def study_rows(root: Path, count: int, analysis_type: str) -> list[Row]:
     where = {
         "tool start-up": start_up,
         "analysis (tools' CPU beyond start-up)": max(0.0, floor.cpu_s - start_up),
-        "Assay's own processes and tools (all roles)": spent,
-        "other work on the machine": max(0.0, wall * cores - spent - idle),
-        "idle cores": idle,
+        **parts,
     }
     rows.append(
         Row(
@@ -287,7 +301,11 @@ async def study_rows(root: Path, count: int, analysis_type: str) -> list[Row]:
             None,
             note="; ".join(f"{name} {value:.0f}" for name, value in where.items())
             + f"; queueing {queued:.0f} task-s; analyzer incl. tools {tools_cpu:.0f}; "
-            + ", ".join(f"{role} {value:.0f}" for role, value in sorted(roles.items()) if role != "analyzer"),
+            + ", ".join(
+                f"{role} {value:.0f}"
+                for role, value in sorted(roles.items())
+                if role not in ("analyzer", SANDBOXED, BENCHMARK)
+            ),
         )
     )
     return rows

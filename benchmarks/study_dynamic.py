@@ -6,8 +6,9 @@ started, its marker listener answering), the dynamic analyzer runs the same tool
 its wall is the sum of those runs, start and stop included: what a shell loop over the apps would take. Assay: the
 batch's wall (first accept → last persisted) through the real gateway, orchestrator (which starts the apps,
 ASSAY_APP_CONCURRENCY at once), dynamic analyzer and persister. Where the time goes, from the reference's runs: app
-start (prepare and start, to the first probe), checks (the analyzer's run) and stop; during the batch, Assay's CPU
-and the cores' idle time. The apps share one requirements set, so their environment is built once, untimed, before
+start (prepare and start, to the first probe), checks (the analyzer's run) and stop; during the batch, the wall's
+core-seconds (benchmarks/wall_parts.py): Assay's CPU by role, the apps' and their preparation's in the sandboxes,
+other work on the machine and the cores' idle time. The apps share one requirements set, so their environment is built once, untimed, before
 both. Needs bubblewrap (the sandbox): without it the row says so and nothing runs.
 """
 
@@ -19,6 +20,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -26,6 +28,7 @@ from sqlalchemy import func, select
 from benchmarks.assay_system import AssaySystem
 from benchmarks.common import Row
 from benchmarks.study_apps import STUDY_MODEL
+from benchmarks.wall_parts import describe
 from services.orchestrator.apps.sandbox import bwrap_path
 from shared.store.database import create_engine
 from shared.store.models import FindingRow
@@ -42,15 +45,37 @@ RunStudy = Callable[
 ]
 
 
+@dataclass(frozen=True)
+class ReferenceRun:
+    """One app of the reference: seconds from the start of its preparation to the first probe, of the checks, and
+    of its stop; and the analyzer's result."""
+
+    start_s: float
+    checks_s: float
+    stop_s: float
+    result: ServiceResult
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A study's batch through Assay: its wall (first accept → last persisted), tasks, CPU seconds by role (the
+    sandboxes' among them), the cores' idle seconds, the findings it persisted and the database they are in."""
+
+    wall_s: float
+    task_ids: list[str]
+    spent: dict[str, float]
+    idle_s: float
+    findings: int
+    database_url: str
+
+
 async def reference(
     folder: Path, apps_dir: Path, numbers: list[int], tools: list[str], work_dir: Path
-) -> tuple[list[tuple[float, float, float]], int]:
-    """Each app started, analyzed and stopped, one after another: (start, checks, stop) seconds per app, and the
-    findings of all."""
+) -> list[ReferenceRun]:
+    """Each app started, analyzed and stopped, one after another."""
     url, process = start_analyzer("dynamic", folder / "analyzer", apps_dir=apps_dir)
     settings = runner_settings(folder, apps_dir, work_dir)
-    times: list[tuple[float, float, float]] = []
-    findings = 0
+    runs: list[ReferenceRun] = []
     try:
 
         async def nothing(_urls: list[str], _ports: dict[str, int]) -> None:
@@ -74,11 +99,12 @@ async def reference(
 
             began = time.monotonic()
             result: ServiceResult = await with_running(settings, STUDY_MODEL, number, checks)
-            times.append((marks[0] - began, marks[1] - marks[0], time.monotonic() - marks[1]))
-            findings += len(result.findings)
+            runs.append(
+                ReferenceRun(marks[0] - began, marks[1] - marks[0], time.monotonic() - marks[1], result)
+            )
     finally:
         stop(process)
-    return times, findings
+    return runs
 
 
 async def _assay_findings(database_url: str, task_ids: list[str]) -> int:
@@ -91,16 +117,26 @@ async def _assay_findings(database_url: str, task_ids: list[str]) -> int:
         await engine.dispose()
 
 
-async def dynamic_rows(root: Path, apps_dir: Path, numbers: list[int], run_study: RunStudy) -> list[Row]:
-    """The dynamic study's rows: Assay's batch beside the reference loop, and where the reference's time went."""
-    n = len(numbers)
-    if bwrap_path() is None:
-        return [
-            Row(f"dynamic: {n} apps", "s", None, None, note="skipped: bubblewrap (bwrap) is not installed")
-        ]
+async def _batch(
+    system: AssaySystem, analysis_type: str, n: int, tools: list[str], run_study: RunStudy
+) -> Batch:
+    """The study's batch through `system`, started here and stopped after."""
+    await asyncio.to_thread(system.start)
+    try:
+        wall, task_ids, spent, idle = await run_study(system, analysis_type, n, tools)
+        findings = await _assay_findings(system.database_url, task_ids)
+    finally:
+        await asyncio.to_thread(system.stop)
+    return Batch(wall, task_ids, spent, idle, findings, system.database_url)
+
+
+async def measure_dynamic(
+    root: Path, apps_dir: Path, numbers: list[int], run_study: RunStudy, tools: list[str]
+) -> tuple[list[ReferenceRun], Batch]:
+    """The reference loop over the apps, then Assay's batch of them (needs bubblewrap)."""
     work_dir = Path(tempfile.mkdtemp(prefix="assay-study-apps-"))  # the sandbox user must reach it
     try:
-        times, reference_findings = await reference(root / "reference", apps_dir, numbers, TOOLS, work_dir)
+        runs = await reference(root / "reference", apps_dir, numbers, tools, work_dir)
         system = AssaySystem(
             root / "dynamic",
             apps_dir,
@@ -108,26 +144,42 @@ async def dynamic_rows(root: Path, apps_dir: Path, numbers: list[int], run_study
             service="dynamic",
             extra_env={"ASSAY_APP_WORK_DIR": str(work_dir)},
         )
-        await asyncio.to_thread(system.start)
-        try:
-            wall, task_ids, roles, idle = await run_study(system, "dynamic", n, TOOLS)
-            findings = await _assay_findings(system.database_url, task_ids)
-        finally:
-            await asyncio.to_thread(system.stop)
+        return runs, await _batch(system, "dynamic", len(numbers), tools, run_study)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
-    looped = sum(sum(run) for run in times)
-    start, checks, stopping = (sum(run[part] for run in times) for part in range(3))
-    spent = sum(roles.values())
-    cores = os.cpu_count() or 1
+
+
+async def dynamic_rows(root: Path, apps_dir: Path, numbers: list[int], run_study: RunStudy) -> list[Row]:
+    """The dynamic study's rows: Assay's batch beside the reference loop, and where the time went in each."""
+    if bwrap_path() is None:
+        return [
+            Row(
+                f"dynamic: {len(numbers)} apps",
+                "s",
+                None,
+                None,
+                note="skipped: bubblewrap (bwrap) is not installed",
+            )
+        ]
+    runs, batch = await measure_dynamic(root, apps_dir, numbers, run_study, TOOLS)
+    return dynamic_table(runs, batch)
+
+
+def dynamic_table(runs: list[ReferenceRun], batch: Batch) -> list[Row]:
+    """The rows of a dynamic study's measures."""
+    n = len(runs)
+    start = sum(run.start_s for run in runs)
+    checks = sum(run.checks_s for run in runs)
+    stopping = sum(run.stop_s for run in runs)
+    reference_findings = sum(len(run.result.findings) for run in runs)
     return [
         Row(
             f"dynamic: {n} apps, reference (app by app, start included) / study wall",
             "s",
-            looped,
-            wall,
-            note=f"findings: reference {reference_findings}, Assay {findings} (probes of live apps: timing-based "
-            "checks may differ between runs)",
+            start + checks + stopping,
+            batch.wall_s,
+            note=f"findings: reference {reference_findings}, Assay {batch.findings} (probes of live apps: "
+            "timing-based checks may differ between runs)",
         ),
         Row(
             "dynamic: where the reference's time went (s, summed over apps)",
@@ -138,22 +190,19 @@ async def dynamic_rows(root: Path, apps_dir: Path, numbers: list[int], run_study
             f"{start / n:.1f}, checks {checks / n:.1f}",
         ),
         Row(
-            "dynamic: where the study's time went (core-s)",
+            "dynamic: where the study's time went",
             "s",
             None,
             None,
-            note=f"Assay's processes {spent:.0f} (analyzer {roles.get('analyzer', 0.0):.0f}, orchestrator with the "
-            f"apps it ran {roles.get('orchestrator', 0.0):.0f}); idle cores {idle:.0f} of {wall * cores:.0f}",
+            note=describe(batch.wall_s, os.cpu_count() or 1, batch.spent, batch.idle_s),
         ),
     ]
 
 
-async def comprehensive_rows(root: Path, apps_dir: Path, n: int, run_study: RunStudy) -> list[Row]:
-    """A batch of `comprehensive` tasks (static, dynamic, performance and AI analyzers, the apps started by the
-    orchestrator): its wall, Assay's CPU by role and the cores' idle time, which says whether the apps' starts and
-    checks leave cores idle while static work waits."""
-    if bwrap_path() is None:
-        return [Row(f"comprehensive: {n} apps", "s", None, None, note="skipped: bubblewrap is not installed")]
+async def measure_comprehensive(
+    root: Path, apps_dir: Path, n: int, run_study: RunStudy, tools: list[str]
+) -> Batch:
+    """A batch of `comprehensive` tasks through Assay with every analyzer (needs bubblewrap)."""
     work_dir = Path(tempfile.mkdtemp(prefix="assay-study-apps-"))
     try:
         system = AssaySystem(
@@ -163,23 +212,24 @@ async def comprehensive_rows(root: Path, apps_dir: Path, n: int, run_study: RunS
             extra_env={"ASSAY_APP_WORK_DIR": str(work_dir)},
             other_analyzers=("dynamic", "performance", "ai"),
         )
-        await asyncio.to_thread(system.start)
-        try:
-            wall, _task_ids, roles, idle = await run_study(system, "comprehensive", n, [])
-        finally:
-            await asyncio.to_thread(system.stop)
+        return await _batch(system, "comprehensive", n, tools, run_study)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
-    cores = os.cpu_count() or 1
-    spent = sum(roles.values())
+
+
+async def comprehensive_rows(root: Path, apps_dir: Path, n: int, run_study: RunStudy) -> list[Row]:
+    """A batch of `comprehensive` tasks (static, dynamic, performance and AI analyzers, the apps started by the
+    orchestrator; the catalog's tools): its wall and where it went, which says whether the apps' starts
+    and checks leave cores idle while static work waits."""
+    if bwrap_path() is None:
+        return [Row(f"comprehensive: {n} apps", "s", None, None, note="skipped: bubblewrap is not installed")]
+    batch = await measure_comprehensive(root, apps_dir, n, run_study, [])
     return [
         Row(
             f"comprehensive: {n} apps, study wall",
             "s",
             None,
-            wall,
-            note=f"core-s of the wall ({wall * cores:.0f}): Assay {spent:.0f} ("
-            + ", ".join(f"{role} {value:.0f}" for role, value in sorted(roles.items()) if value >= 0.5)
-            + f"), other work on the machine {max(0.0, wall * cores - spent - idle):.0f}, idle cores {idle:.0f}",
+            batch.wall_s,
+            note=describe(batch.wall_s, os.cpu_count() or 1, batch.spent, batch.idle_s),
         )
     ]
