@@ -5,6 +5,7 @@ the record and findings of a run of its own."""
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import msgspec
@@ -12,6 +13,7 @@ import pytest
 
 from benchmarks.study_apps import STUDY_MODEL, make_study
 from services.analyzers.base.cpu_budget import CpuBudget
+from services.analyzers.base.job import Job
 from services.analyzers.base.tool import ToolOutput
 from services.analyzers.static.tools.semgrep import Semgrep
 from shared.results.findings import Finding
@@ -96,3 +98,33 @@ async def test_the_same_app_asked_for_twice_shares_its_part_of_the_process(apps:
     assert [output.metrics.get("apps_in_process") for output in outputs] == [2, 2, 2]
     own = await tool.run(make_job(apps[0], env=ALONE))
     assert comparable(outputs[0]) == comparable(outputs[2]) == comparable(own)
+
+
+async def test_a_task_whose_own_time_ends_first_times_out_alone_and_the_others_are_not_run_again(
+    apps: list[Path],
+) -> None:
+    """The process runs for the longest timeout: a task near its deadline (here its own semgrep timeout of 1 s,
+    shorter than semgrep's start-up) gets its timed-out outcome when its own time ends, and the other tasks get
+    their parts of the same process instead of each running its own after it."""
+    tool = Semgrep()
+    await tool.ready()
+    budget = CpuBudget(2)
+    short = msgspec.structs.replace(make_job(apps[0], {"timeouts": {"semgrep": 1.0}}), cpu_budget=budget)
+    jobs = [short, *(msgspec.structs.replace(make_job(app), cpu_budget=budget) for app in apps[1:3])]
+    ended: dict[int, float] = {}
+
+    async def run(index: int, job: Job) -> ToolOutput:
+        output = await tool.run(job)
+        ended[index] = time.monotonic()
+        return output
+
+    timed_out, *finished = await asyncio.gather(*(run(index, job) for index, job in enumerate(jobs)))
+
+    assert timed_out.run.status == "timeout" and timed_out.run.duration_s == 1.0 and timed_out.findings == []
+    assert timed_out.run.reason and "shared with 2 other apps" in timed_out.run.reason
+    assert ended[0] < min(ended[1], ended[2])  # it did not wait for the process it shared
+    assert [output.metrics.get("apps_in_process") for output in [timed_out, *finished]] == [3, 3, 3]
+    alone = [await tool.run(make_job(app, env=ALONE)) for app in apps[:3]]
+    assert timed_out.run.command == alone[0].run.command  # its own command, as its own run's record says
+    assert all(output.run.status == "success" for output in finished)
+    assert [comparable(output) for output in finished] == [comparable(output) for output in alone[1:]]

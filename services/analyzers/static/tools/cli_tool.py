@@ -448,9 +448,12 @@ class CliTool:
             return ToolOutput(run=run, findings=findings, raw_output=raw, metrics=metrics)
 
         if outcome.timed_out:
-            return record(
-                "timeout", [], f"no result within {outcome.duration_s:g} s; the process group was killed"
+            ended = (
+                "the process group was killed"
+                if outcome.apps == 1
+                else f"the process it shared with {outcome.apps - 1} other apps went on for them"
             )
+            return record("timeout", [], f"no result within {outcome.duration_s:g} s; {ended}")
         if memory_mb and self.ran_out_of_memory(outcome):
             return record(
                 "failed",
