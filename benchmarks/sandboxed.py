@@ -14,32 +14,57 @@ app).
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
-import psutil
-
 INTERVAL_S = 0.2
 SANDBOXED = "apps and their preparation"  # how a study names the sandboxes' CPU beside Assay's roles
+TICKS_S = os.sysconf("SC_CLK_TCK")
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError:  # the process ended meanwhile
+        return ""
+
+
+def _children(pid: int) -> list[int]:
+    """The children of process `pid`, forked by any of its threads (the kernel lists them per thread)."""
+    try:
+        threads = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []
+    return [
+        int(child) for thread in threads for child in _read(f"/proc/{pid}/task/{thread}/children").split()
+    ]
 
 
 def _nested(pid: int) -> bool:
-    """Whether process `pid` is in a pid namespace nested in ours."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("NSpid:"):
-                return len(line.split()) > 2
-    except OSError:
-        pass
+    """Whether process `pid` is in a pid namespace nested in ours (its NSpid names it in two or more)."""
+    for line in _read(f"/proc/{pid}/status").splitlines():
+        if line.startswith("NSpid:"):
+            return len(line.split()) > 2
     return False
 
 
+def _cpu(pid: int) -> tuple[tuple[int, int], float] | None:
+    """Process `pid`'s key (pid, start time in ticks) and its own CPU seconds (user + system), or None if gone."""
+    fields = _read(f"/proc/{pid}/stat").rpartition(")")[2].split()
+    if len(fields) < 20:
+        return None
+    # after the command: state is field 3 of stat(5), utime 14, stime 15, starttime 22
+    return (pid, int(fields[19])), (int(fields[11]) + int(fields[12])) / TICKS_S
+
+
 class SandboxSampler:
-    """Samples the sandboxed descendants of `pids` every INTERVAL_S from `start()` to `stop()`."""
+    """Samples the sandboxed descendants of `pids` every INTERVAL_S from `start()` to `stop()`, walking only their
+    trees (not every process of the machine)."""
 
     def __init__(self, pids: list[int]) -> None:
         self.pids = pids
-        self._seen: dict[tuple[int, float], float] = {}  # (pid, start time) → CPU seconds when last sampled
+        self._seen: dict[tuple[int, int], float] = {}  # (pid, start time) → CPU seconds when last sampled
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sandbox sampler", daemon=True)
 
@@ -60,23 +85,15 @@ class SandboxSampler:
         while not self._done.wait(INTERVAL_S):
             self._sample()
 
-    def _sample(self) -> set[tuple[int, float]]:
+    def _sample(self) -> set[tuple[int, int]]:
         """Record each sandboxed descendant's CPU seconds; the keys of those sampled now."""
-        sampled: set[tuple[int, float]] = set()
-        for pid in self.pids:
-            try:
-                family = psutil.Process(pid).children(recursive=True)
-            except psutil.Error:
-                continue
-            for process in family:
-                if not _nested(process.pid):
-                    continue
-                try:
-                    with process.oneshot():
-                        key = (process.pid, process.create_time())
-                        times = process.cpu_times()
-                except psutil.Error:
-                    continue  # ended between the listing and the reading
-                self._seen[key] = times.user + times.system
-                sampled.add(key)
+        sampled: set[tuple[int, int]] = set()
+        pending = [child for pid in self.pids for child in _children(pid)]
+        while pending:
+            pid = pending.pop()
+            pending.extend(_children(pid))
+            reading = _cpu(pid) if _nested(pid) else None
+            if reading is not None:
+                self._seen[reading[0]] = reading[1]
+                sampled.add(reading[0])
         return sampled

@@ -28,7 +28,7 @@ def describe(wall_s: float, cores: int, spent: dict[str, float], idle_s: float) 
     roles = ", ".join(
         f"{role} {seconds:.0f}"
         for role, seconds in sorted(spent.items())
-        if role != SANDBOXED and seconds >= 0.5
+        if role not in (SANDBOXED, BENCHMARK) and seconds >= 0.5
     )
     return f"core-s of the wall ({wall_s * cores:.0f}): " + "; ".join(
         f"{name} {seconds:.0f}" + (f" ({roles})" if name == ASSAY else "") for name, seconds in parts.items()
