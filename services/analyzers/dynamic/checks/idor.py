@@ -2,7 +2,10 @@
 id. User A creates an object through a collection route (`POST /notes`) with a marker in its text, finds its id in
 the answer, and reads it back through the item route (`GET /notes/{id}`). Only when an anonymous caller may not read
 it (the object is not public) does user B's access count: B's read shows A's marker, B's change shows up in A's
-read, or B's delete leaves A with nothing."""
+read, or B's delete leaves A with nothing. A negative answer counts only when A still reads the object as written:
+the run's other checks act as user A at the same time and may write it, so an object changed under the check is
+replaced by a new one, and a collection no object of which stayed unchanged is reported as not judged (the tool
+run `partial`), as is a run without two users although the app has sign-up routes."""
 
 from __future__ import annotations
 
