@@ -32,7 +32,9 @@ async def test_three_runs_of_an_unchanged_app_give_identical_fingerprints(
 ) -> None:
     runs = [await analyze(corpus_analyzer, corpus_settings, "idor-fastapi", 1, TOOLS) for _ in range(3)]
     prints = [Counter(f.fingerprint for f in run.findings) for run in runs]
-    assert all(run.status == "success" for run in runs), [r.error for r in runs]
+    assert all(run.status == "success" for run in runs), [
+        [(t.tool, t.status, t.reason) for t in r.tools if t.status != "success"] for r in runs
+    ]
     differing = {fp for fp in set().union(*prints) if len({p[fp] for p in prints}) > 1}
     assert prints[0] and not differing, [
         sorted((f.tool, f.rule_id, f.message) for f in run.findings if f.fingerprint in differing)

@@ -94,7 +94,9 @@ class AttackTool(HttpTool):
 
     async def attack(
         self, recon: Recon, attacker: Attacker, findings: list[Finding], metrics: dict[str, Any]
-    ) -> None:
+    ) -> str | None:
+        """Attack the app, appending each confirmed finding; return why part of the work could not be judged (the
+        tool run is then `partial` with that reason), None when all of it was."""
         raise NotImplementedError
 
     async def insertion_points(
@@ -123,8 +125,9 @@ class AttackTool(HttpTool):
         )
         findings: list[Finding] = []
         metrics: dict[str, Any] = {}
+        unjudged: str | None = None
         try:
-            await self.attack(recon, attacker, findings, metrics)
+            unjudged = await self.attack(recon, attacker, findings, metrics)
             metrics["stopped_by"] = None
         except BudgetSpent as spent:
             metrics["stopped_by"] = str(spent)
@@ -134,6 +137,7 @@ class AttackTool(HttpTool):
             metrics=metrics,
             targets=list(recon.sites.bases.values()),
             exchanges=attacker.exchanges,
+            partial=unjudged,
         )
 
 

@@ -104,6 +104,7 @@ class Inspection(msgspec.Struct, kw_only=True):
     metrics: dict[str, Any]
     targets: list[str]
     exchanges: list[Fetched]
+    partial: str | None = None  # why part of the tool's work could not be judged (its run is then `partial`)
 
 
 def exchange_log(exchanges: list[Fetched]) -> str:
@@ -139,7 +140,7 @@ class HttpTool:
                 version=VERSION,
                 command=replay_command(self.service, self.name, job, targets, options),
                 duration_s=round(time.monotonic() - started, 3),
-                files_analyzed=len(targets) if status == "success" else 0,
+                files_analyzed=len(targets) if status in ("success", "partial") else 0,
                 findings_count=findings,
                 reason=reason,
             )
@@ -151,8 +152,9 @@ class HttpTool:
             return ToolOutput(
                 run=tool_run("timeout", job.target_urls, reason=f"no result within {timeout_s:.1f} s")
             )
+        status: ToolStatus = "partial" if result.partial else "success"
         return ToolOutput(
-            run=tool_run("success", result.targets, findings=len(result.findings)),
+            run=tool_run(status, result.targets, findings=len(result.findings), reason=result.partial),
             findings=result.findings,
             raw_output=exchange_log(result.exchanges),
             metrics=result.metrics,
