@@ -259,7 +259,10 @@ async def test_a_failed_event_of_a_task_never_recorded_records_it_with_its_folde
 async def test_terminal_event_stops_waiting_for_a_missing_service_and_ends_partial(
     nats_server: EmbeddedNats, database_url: str, tmp_path: Path
 ) -> None:
-    async with running_persister(nats_server.url, database_url, tmp_path, max_deliver=3) as harness:
+    # ack_wait 2 s, not the default 10 s: the wait below is ack_wait and a margin, which the test would only sit out.
+    async with running_persister(
+        nats_server.url, database_url, tmp_path, max_deliver=3, ack_wait_s=2.0
+    ) as harness:
         case = scenario()
         task_id = case.request.task.id
         completed = msgspec.structs.replace(case.completed, services=["static", "dynamic"])
@@ -268,7 +271,7 @@ async def test_terminal_event_stops_waiting_for_a_missing_service_and_ends_parti
         await harness.publish_event(case.service, case.parent)
         await harness.publish_event(completed, case.parent)  # `dynamic` never sends its service event
 
-        # It waits ack_wait (10 s here) and a margin: a service event lost in flight is delivered again by then.
+        # It waits ack_wait (2 s here) and a margin: a service event lost in flight is delivered again by then.
         task = await harness.wait_status(task_id, "partial", "completed", timeout_s=60)
         assert task.status == "partial"
         assert "dynamic" in (task.status_reason or "")
