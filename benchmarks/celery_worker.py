@@ -69,6 +69,7 @@ def worker_state() -> WorkerState:
             sessions=persister_sessions(engine),
             results_root=settings.results_dir,
             max_deliver=settings.max_deliver,
+            redelivery_margin_s=settings.redelivery_margin_s,
             db_system=engine.dialect.name,
         )
         _state = WorkerState(runner=asyncio.Runner(), settings=settings, ctx=ctx)

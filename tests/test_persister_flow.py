@@ -18,7 +18,7 @@ from opentelemetry.trace import SpanKind
 from sqlalchemy import select
 
 from services.persister import staging
-from services.persister.handlers import REDELIVERY_MARGIN_S, missing_service_wait_s
+from services.persister.handlers import missing_service_wait_s
 from shared.jetstream.natsd import EmbeddedNats
 from shared.jetstream.streams import artifacts_bucket
 from shared.results.findings import SEVERITIES
@@ -259,7 +259,10 @@ async def test_a_failed_event_of_a_task_never_recorded_records_it_with_its_folde
 async def test_terminal_event_stops_waiting_for_a_missing_service_and_ends_partial(
     nats_server: EmbeddedNats, database_url: str, tmp_path: Path
 ) -> None:
-    async with running_persister(nats_server.url, database_url, tmp_path, max_deliver=3) as harness:
+    # ack_wait 2 s and a margin of 0.5 s, not 10 s and 5 s: the wait below is the two, which the test only sits out.
+    async with running_persister(
+        nats_server.url, database_url, tmp_path, max_deliver=3, ack_wait_s=2.0, redelivery_margin_s=0.5
+    ) as harness:
         case = scenario()
         task_id = case.request.task.id
         completed = msgspec.structs.replace(case.completed, services=["static", "dynamic"])
@@ -268,7 +271,7 @@ async def test_terminal_event_stops_waiting_for_a_missing_service_and_ends_parti
         await harness.publish_event(case.service, case.parent)
         await harness.publish_event(completed, case.parent)  # `dynamic` never sends its service event
 
-        # It waits ack_wait (10 s here) and a margin: a service event lost in flight is delivered again by then.
+        # It waits ack_wait and the margin (2.5 s here): a service event lost in flight is delivered again by then.
         task = await harness.wait_status(task_id, "partial", "completed", timeout_s=60)
         assert task.status == "partial"
         assert "dynamic" in (task.status_reason or "")
@@ -283,8 +286,8 @@ def test_a_terminal_event_waits_out_an_ack_wait_for_a_missing_service_event() ->
     # A service event delivered but lost in flight (a cluster node died) is delivered again after ack_wait only.
     for max_deliver in (3, 5, 10):
         holds = range(1, max_deliver - 1)  # the deliveries that are held back; the next one ends the task
-        waited = sum(missing_service_wait_s(30.0, max_deliver, n) for n in holds)
-        assert waited >= 30.0 + REDELIVERY_MARGIN_S, max_deliver
+        waited = sum(missing_service_wait_s(30.0, 5.0, max_deliver, n) for n in holds)
+        assert waited >= 30.0 + 5.0, max_deliver
 
 
 async def test_spans_continue_the_incoming_trace_with_db_and_folder_children(

@@ -46,6 +46,8 @@ class PersisterContext:
     sessions: Sessions
     results_root: Path
     max_deliver: int  # deliveries of one message before it goes to the DLQ
+    # ASSAY_REDELIVERY_MARGIN_S: a redelivered service event is applied within this much after ack_wait
+    redelivery_margin_s: float
     ack_wait_s: float = 30.0  # long work sends in_progress() well within it
     db_system: str = "sqlite"  # OTel `db.system` of the engine (sqlite, postgresql)
     # ASSAY_RESULTS_WRITE_LIMIT_S: how long a refused results write is tried again

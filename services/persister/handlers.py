@@ -41,9 +41,6 @@ from shared.wire.messages import (
 
 log = logging.getLogger(__name__)
 
-# A redelivered service event is applied within this much after ack_wait (fetched at once, one small write).
-REDELIVERY_MARGIN_S = 5.0
-
 
 async def handle_request(ctx: PersisterContext, request: AnalysisRequest, delivery: Delivery) -> Outcome:
     """An accepted request: the task exists from now on, as `pending`."""
@@ -130,14 +127,15 @@ def _ending(event: TerminalEvent, missing: list[str]) -> Ending:
     return Ending(status=status, reason=reason, finished_at=finished_at, app=event.app)
 
 
-def missing_service_wait_s(ack_wait_s: float, max_deliver: int, deliveries: int) -> float:
+def missing_service_wait_s(ack_wait_s: float, margin_s: float, max_deliver: int, deliveries: int) -> float:
     """How long a terminal event waits for its missing service events before its next delivery.
 
     Long enough in all that a service event JetStream delivered but that never arrived (lost in flight when a
     cluster node died, or a connection dropped) is delivered again first: that happens only after `ack_wait`. The
-    terminal event is held back `max_deliver - 2` times, so each wait is a share of ack_wait plus a margin."""
+    terminal event is held back `max_deliver - 2` times, so each wait is a share of ack_wait plus `margin_s` (a
+    redelivered event is fetched at once and is one small write)."""
     holds = max(1, max_deliver - 2)
-    return max(backoff_s(deliveries), (ack_wait_s + REDELIVERY_MARGIN_S) / holds)
+    return max(backoff_s(deliveries), (ack_wait_s + margin_s) / holds)
 
 
 async def _terminal(ctx: PersisterContext, event: TerminalEvent, delivery: Delivery) -> Outcome:
@@ -156,7 +154,9 @@ async def _terminal(ctx: PersisterContext, event: TerminalEvent, delivery: Deliv
             # Redelivery may have put a service event behind its task's end: come back once it had time to arrive.
             reason = f"waiting for the service events of {', '.join(missing)}"
             log.info("task %s: %s", event.task.id, reason, extra=extra)
-            wait_s = missing_service_wait_s(ctx.ack_wait_s, ctx.max_deliver, delivery.deliveries)
+            wait_s = missing_service_wait_s(
+                ctx.ack_wait_s, ctx.redelivery_margin_s, ctx.max_deliver, delivery.deliveries
+            )
             return Retry(delay_s=wait_s, reason=reason)
         if missing:
             log.warning("task %s ends without %s", event.task.id, ", ".join(missing), extra=extra)

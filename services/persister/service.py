@@ -39,6 +39,7 @@ async def run(
         sessions=writes,
         results_root=settings.results_dir,
         max_deliver=settings.max_deliver,
+        redelivery_margin_s=settings.redelivery_margin_s,
         ack_wait_s=settings.ack_wait_s,
         db_system=engine.dialect.name,
         write_limit_s=settings.results_write_limit_s,

@@ -265,6 +265,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_deliver: Annotated[
         int, Var("ASSAY_MAX_DELIVER", "deliveries before a message goes to `ASSAY_DLQ`")
     ] = 5
+    redelivery_margin_s: Annotated[
+        float,
+        Var(
+            "ASSAY_REDELIVERY_MARGIN_S",
+            "how long past `ASSAY_ACK_WAIT_S` a task's end waits for a service event delivered again",
+        ),
+    ] = 5.0
     task_deadline_s: Annotated[
         float,
         Var("ASSAY_TASK_DEADLINE_S", "default deadline of one analysis"),

@@ -169,6 +169,8 @@ async def running_persister(
     pending_limit_s: float = 86400.0,
     reap_interval_s: float = 30.0,
     write_limit_s: float = 300.0,
+    ack_wait_s: float = 10.0,
+    redelivery_margin_s: float = 5.0,
 ) -> AsyncIterator[Harness]:
     """The persister as an asyncio task, with its own NATS connection and engine, stopped cleanly at the end."""
     settings = load_settings(
@@ -180,7 +182,8 @@ async def running_persister(
             "ASSAY_MAX_DELIVER": str(max_deliver),
             "ASSAY_STALE_TASK_S": str(stale_task_s),
             "ASSAY_PENDING_LIMIT_S": str(pending_limit_s),
-            "ASSAY_ACK_WAIT_S": "10",
+            "ASSAY_ACK_WAIT_S": str(ack_wait_s),
+            "ASSAY_REDELIVERY_MARGIN_S": str(redelivery_margin_s),
             "ASSAY_RESULTS_WRITE_LIMIT_S": str(write_limit_s),
         }
     )
