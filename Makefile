@@ -59,10 +59,10 @@ test-fast: install
 	$(PYTEST_TIERS) -n $(TEST_WORKERS) -m "not stack"
 
 # The fault suite (tests/test_faults.py, marker `chaos`) at full scale: 500 tasks per scenario and a 30 s analyzer
-# outage, on SQLite and PostgreSQL, with the crash loop (`make test` runs it bounded); its table (submitted / terminal / lost /
-# duplicated / DB≢files) ends the output.
+# outage, on SQLite and PostgreSQL, with the crash loop (`make test` runs it bounded, on a 4 s ack wait); its table
+# (submitted / terminal / lost / duplicated / DB≢files) ends the output.
 chaos: install
-	$(PYTEST_TIERS) -n $(STACK_WORKERS) -m chaos --fault-tasks 500 --fault-outage-s 30 \
+	$(PYTEST_TIERS) -n $(STACK_WORKERS) -m chaos --fault-tasks 500 --fault-outage-s 30 --fault-ack-wait-s 6 \
 		--fault-databases SQLite,PostgreSQL --timeout 1800
 
 lint: install
