@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.faults.crash_loop import MARGIN_S, MAX_DELIVER, run_crash_loop
+from tests.support.faults.plugin import scale_of
 from tests.support.faults.scenarios import (
-    ACK_WAIT_S,
     KILLS,
     NATS_RESTART,
     Fault,
@@ -56,9 +56,9 @@ def fresh_database(label: str, folder: Path) -> Iterator[str]:
 
 
 @contextmanager
-def started(root: Path, label: str, nats_nodes: int = 1) -> Iterator[FaultStack]:
+def started(root: Path, label: str, scale: Scale, nats_nodes: int = 1) -> Iterator[FaultStack]:
     with fresh_database(label, root) as url:
-        stack = fault_stack(root, url, nats_nodes=nats_nodes)
+        stack = fault_stack(root, url, scale.ack_wait_s, nats_nodes=nats_nodes)
         stack.start()
         try:
             yield FaultStack(stack, label if nats_nodes == 1 else f"{label}, {nats_nodes} nodes")
@@ -67,18 +67,23 @@ def started(root: Path, label: str, nats_nodes: int = 1) -> Iterator[FaultStack]
 
 
 @pytest.fixture(scope="module")
-def shared_stack(tmp_path_factory: pytest.TempPathFactory, database: str) -> Iterator[FaultStack]:
+def shared_stack(
+    tmp_path_factory: pytest.TempPathFactory, database: str, request: pytest.FixtureRequest
+) -> Iterator[FaultStack]:
     """One stack per database that the scenarios break one after another (starting one is most of a
     scenario's cost)."""
-    with started(tmp_path_factory.mktemp("faults"), database) as faulty:
+    with started(tmp_path_factory.mktemp("faults"), database, scale_of(request.config)) as faulty:
         yield faulty
 
 
 @pytest.fixture(scope="module")
-def cluster_stack(tmp_path_factory: pytest.TempPathFactory, database: str) -> Iterator[FaultStack]:
+def cluster_stack(
+    tmp_path_factory: pytest.TempPathFactory, database: str, request: pytest.FixtureRequest
+) -> Iterator[FaultStack]:
     """The same on a three-node JetStream cluster (streams with 3 replicas, services given every node's URL),
     with a database of its own."""
-    with started(tmp_path_factory.mktemp("cluster"), database, nats_nodes=3) as faulty:
+    scale = scale_of(request.config)
+    with started(tmp_path_factory.mktemp("cluster"), database, scale, nats_nodes=3) as faulty:
         yield faulty
 
 
@@ -145,7 +150,8 @@ def test_an_orchestrator_crash_loop_dead_letters_its_request_and_fails_its_task(
     assert loop.row is not None and loop.row.status == "failed", loop.row
     assert loop.dead_letters, f"no dead letter names {loop.task_id} on ASSAY_DLQ"
     assert loop.dead_letters[0].deliveries >= MAX_DELIVER
-    assert loop.ended_after_s is not None and loop.ended_after_s <= MAX_DELIVER * ACK_WAIT_S + MARGIN_S
+    limit_s = MAX_DELIVER * fault_scale.ack_wait_s + MARGIN_S
+    assert loop.ended_after_s is not None and loop.ended_after_s <= limit_s
     assert_nothing_lost(verdict, fault_scale, asked=fault_scale.tasks + 1)
     others = {task: reason for task, reason in verdict.failed.items() if task != loop.task_id}
     assert not others, f"ordinary tasks failed beside the crashing one: {others}"

@@ -14,7 +14,7 @@ import msgspec
 import pytest
 from sqlalchemy import delete, select, update
 
-from services.gateway.idempotency import ABANDONED_S, WAIT_S, request_digest
+from services.gateway.idempotency import WAIT_S, request_digest
 from services.gateway.schemas import RunRequest
 from shared.jetstream.natsd import EmbeddedNats
 from shared.store.database import create_engine, sessions
@@ -174,8 +174,9 @@ async def test_the_key_is_documented_on_both_routes(gateway: Gateway) -> None:
         assert described and "1-128 characters" in described[0]["description"]
 
 
-async def claim_left_by_another_gateway(gateway: Gateway, age_s: float, digest: str) -> None:
-    """A key claimed and never answered, as a gateway that died mid-request (or is still working) leaves it."""
+async def claim_left_by_another_gateway(gateway: Gateway, lease_left_s: float, digest: str) -> None:
+    """A key claimed and never answered, as a gateway that is still working on it leaves it (its lease
+    `lease_left_s` ahead), or one that died mid-request (its lease run out: `lease_left_s` < 0)."""
     engine = create_engine(gateway.settings.database_url)
     try:
         async with sessions(engine)() as session, session.begin():
@@ -185,7 +186,8 @@ async def claim_left_by_another_gateway(gateway: Gateway, age_s: float, digest: 
                     token_id=token_id,
                     key=KEY["Idempotency-Key"],
                     request_sha256=digest,
-                    created_at=utcnow() - timedelta(seconds=age_s),
+                    created_at=utcnow(),
+                    held_until=utcnow() + timedelta(seconds=lease_left_s),
                 )
             )
     finally:
@@ -196,7 +198,7 @@ async def test_a_key_still_being_handled_answers_409_and_an_abandoned_one_is_tak
     gateway: Gateway,
 ) -> None:
     digest = request_digest("/api/analysis/run", msgspec.convert(body(), RunRequest))
-    await claim_left_by_another_gateway(gateway, 0, digest)
+    await claim_left_by_another_gateway(gateway, 60, digest)
 
     # It waits WAIT_S for the first request's answer, then gives up.
     busy = await gateway.http.post("/api/analysis/run", json=body(), headers=KEY, timeout=WAIT_S * 4)
@@ -208,7 +210,7 @@ async def test_a_key_still_being_handled_answers_409_and_an_abandoned_one_is_tak
     async with sessions(engine := create_engine(gateway.settings.database_url))() as session, session.begin():
         await session.execute(delete(IdempotencyKey))
     await engine.dispose()
-    await claim_left_by_another_gateway(gateway, ABANDONED_S + 1, digest)
+    await claim_left_by_another_gateway(gateway, -1, digest)
 
     taken_over = await gateway.http.post("/api/analysis/run", json=body(), headers=KEY)
 
@@ -220,7 +222,7 @@ async def test_a_retry_taking_over_a_dead_gateways_claim_queues_the_same_task_no
     gateway: Gateway,
 ) -> None:
     digest = request_digest("/api/analysis/run", msgspec.convert(body(), RunRequest))
-    await claim_left_by_another_gateway(gateway, ABANDONED_S + 1, digest)
+    await claim_left_by_another_gateway(gateway, -1, digest)
     first = await gateway.http.post("/api/analysis/run", json=body(), headers=KEY)
     assert first.status_code == 202, first.text
     # That gateway dies too, after publishing and before storing its answer: the claim is unanswered again.

@@ -322,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings()
     except ValueError as error:  # a setting out of its range: its own words, no traceback
         return _fail(str(error), 2)
-    keep_files_private(settings)
+    keep_files_private(settings, database=True)
     try:
         if not args.trace:
             return handler(settings, args)

@@ -40,7 +40,7 @@ class GatewayServer(uvicorn.Server):
 
 def main() -> None:
     settings = load_settings()
-    keep_files_private(settings)
+    keep_files_private(settings, database=True)
     setup_logging("gateway", settings.log_level)
     provider = setup_tracing("gateway", settings.trace_dir)
     meters = setup_metrics("gateway")

@@ -9,8 +9,9 @@ database (`idempotency_keys`), so they survive a restart of every service:
   accepted;
 - a request whose key holds an answer gets that answer (header `Idempotent-Replayed: true`) when its body is the
   same (sha256 of the route and the decoded body), and a 422 naming the header when it is not;
-- a request whose key is still being handled waits for the answer (up to `WAIT_S`, then 409: retry); a claim
-  left unanswered for `ABANDONED_S` (its gateway died) is taken over;
+- a request whose key is still being handled waits for the answer (up to `WAIT_S`, then 409: retry); the claim
+  is held on a lease (`held_until`, ASSAY_IDEMPOTENCY_LEASE_S) its request renews every third of it while it runs,
+  so a claim whose lease ran out belongs to a gateway that died, and a retry takes it over (one of several at once);
 - the ids of what a request queues under a key derive from its claim (`NewIds`): a retry that takes over the claim
   of a gateway that died after publishing queues the same tasks again, which JetStream (the request's
   `Nats-Msg-Id` is its task id) and the persister keep once, instead of doubling the work;
@@ -47,7 +48,6 @@ HEADER = "Idempotency-Key"
 KEY_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
 WAIT_S = 5.0  # a retry waits this long for the first request with its key to be answered
 POLL_S = 0.05
-ABANDONED_S = 60.0  # an unanswered claim this old belongs to a gateway that died: taken over
 KEYS: Table = IdempotencyKey.__table__  # type: ignore[assignment]
 
 T = TypeVar("T")
@@ -107,15 +107,64 @@ def token_of(request: Request[Any, Any, Any]) -> str:
     return str(request.state.get("token_id", ""))
 
 
+def _lease_end(lease_s: float) -> datetime:
+    return utcnow() + timedelta(seconds=lease_s)
+
+
 async def _claim(
-    sessions: Sessions, token_id: str, key: str, digest: str, claimed_at: datetime
+    sessions: Sessions, token_id: str, key: str, digest: str, claimed_at: datetime, lease_s: float
 ) -> IdempotencyKey | None:
     """None when this request now holds the key (claimed at `claimed_at`); else the row that holds it."""
-    row = {"token_id": token_id, "key": key, "request_sha256": digest, "created_at": claimed_at}
+    row = {
+        "token_id": token_id,
+        "key": key,
+        "request_sha256": digest,
+        "created_at": claimed_at,
+        "held_until": _lease_end(lease_s),
+    }
     async with sessions() as session, session.begin():
         if (await session.execute(insert_new(session, KEYS), row)).rowcount:  # type: ignore[attr-defined]
             return None
         return await session.get(IdempotencyKey, (token_id, key))
+
+
+def _unanswered(token_id: str, key: str) -> tuple[ColumnElement[bool], ...]:
+    return (
+        IdempotencyKey.token_id == token_id,
+        IdempotencyKey.key == key,
+        IdempotencyKey.status_code.is_(None),
+    )
+
+
+async def _renew(sessions: Sessions, token_id: str, key: str, lease_s: float) -> None:
+    """Push the lease of this request's claim on every third of it until cancelled (the request answered)."""
+    while True:
+        await asyncio.sleep(lease_s / 3)
+        try:
+            async with sessions() as session, session.begin():
+                await session.execute(
+                    update(IdempotencyKey)
+                    .where(*_unanswered(token_id, key))
+                    .values(held_until=_lease_end(lease_s))
+                )
+        except Exception:  # noqa: BLE001 - a missed renewal lets a retry take over the same ids: safe, said
+            log.warning("could not renew the lease of %s %r", HEADER, key, exc_info=True)
+
+
+async def _take_over(sessions: Sessions, row: IdempotencyKey, lease_s: float) -> bool:
+    """Whether this request now holds the lapsed claim `row` (of retries at once, the one that renews it first)."""
+    lapsed = (
+        IdempotencyKey.held_until.is_(None)
+        if row.held_until is None
+        else IdempotencyKey.held_until == row.held_until
+    )
+    async with sessions() as session, session.begin():
+        taken = await session.execute(
+            update(IdempotencyKey)
+            .where(*_unanswered(row.token_id, row.key), lapsed)
+            .values(held_until=_lease_end(lease_s))
+        )
+        return bool(taken.rowcount)  # type: ignore[attr-defined]
 
 
 async def _release(sessions: Sessions, token_id: str, key: str, *only: ColumnElement[bool]) -> None:
@@ -158,21 +207,29 @@ async def _read(sessions: Sessions, token_id: str, key: str) -> IdempotencyKey |
         return await session.get(IdempotencyKey, (token_id, key))
 
 
+@dataclass(frozen=True)
+class Limits:
+    """How long a key lives (ASSAY_IDEMPOTENCY_TTL_S) and a claim's lease (ASSAY_IDEMPOTENCY_LEASE_S)."""
+
+    ttl_s: float
+    lease_s: float
+
+
 async def _answered(
     sessions: Sessions,
     held: IdempotencyKey,
-    ttl_s: float,
+    limits: Limits,
     key: str,
     digest: str,
     answer: type[T],
     deadline: float,
 ) -> Response[T] | IdempotencyKey | None:
     """The answer stored under a key another request holds, waiting for it while that request runs; the holding
-    row itself when its gateway died (unanswered for ABANDONED_S: the caller takes the claim over, ids included);
+    row itself once this request took it over (its lease ran out: its gateway died; the ids go with it);
     None when the key is free again (expired or released), for the caller to claim."""
     row: IdempotencyKey | None = held
     while row is not None:
-        if utcnow() - row.created_at > timedelta(seconds=ttl_s):
+        if utcnow() - row.created_at > timedelta(seconds=limits.ttl_s):
             # Expired: only that row goes (another retry may have claimed the key since).
             await _release(sessions, row.token_id, key, IdempotencyKey.created_at == row.created_at)
             return None
@@ -184,7 +241,9 @@ async def _answered(
             )
         if row.status_code is not None:
             return _replay(row, answer)
-        if utcnow() - row.created_at > timedelta(seconds=ABANDONED_S):
+        if (row.held_until is None or row.held_until < utcnow()) and await _take_over(
+            sessions, row, limits.lease_s
+        ):
             return row
         if asyncio.get_running_loop().time() > deadline:
             raise ClientException(
@@ -198,7 +257,7 @@ async def _answered(
 
 async def once(
     sessions: Sessions,
-    ttl_s: float,
+    limits: Limits,
     token_id: str,
     key: str,
     digest: str,
@@ -208,27 +267,30 @@ async def once(
     """`accept()`'s answer the first time `key` is used with this request; the same answer for every retry."""
     deadline = asyncio.get_running_loop().time() + WAIT_S
     claimed_at = utcnow()
-    held = await _claim(sessions, token_id, key, digest, claimed_at)
+    held = await _claim(sessions, token_id, key, digest, claimed_at, limits.lease_s)
     while held is not None:
-        found = await _answered(sessions, held, ttl_s, key, digest, answer, deadline)
+        found = await _answered(sessions, held, limits, key, digest, answer, deadline)
         if isinstance(found, Response):
             return found
-        if found is not None:  # abandoned: this request carries on with the claim and the ids it gives
+        if found is not None:  # taken over: this request carries on with the claim and the ids it gives
             claimed_at = found.created_at
             log.warning("%s %r: its first request was never answered; accepting it again", HEADER, key)
             break
         # Released (expired, or refused by its holder): claim it again.
         claimed_at = utcnow()
-        held = await _claim(sessions, token_id, key, digest, claimed_at)
+        held = await _claim(sessions, token_id, key, digest, claimed_at, limits.lease_s)
+    lease = asyncio.create_task(_renew(sessions, token_id, key, limits.lease_s))
     try:
         response = await accept(NewIds.of_claim(token_id, key, claimed_at))
     except BaseException:
         # Refused (or interrupted) before anything was accepted: the key is free for a retry.
         await _release(sessions, token_id, key, IdempotencyKey.status_code.is_(None))
         raise
+    finally:
+        lease.cancel()
     try:
         await _record(sessions, token_id, key, response)
-    except Exception:  # noqa: BLE001 - the work is accepted: answer it; a retry after ABANDONED_S may redo it
+    except Exception:  # noqa: BLE001 - the work is accepted: answer it; a retry past the lease redoes it, same ids
         log.exception("could not store the answer of %s %r", HEADER, key)
     return response
 
@@ -245,6 +307,7 @@ async def idempotent(
     """`accept()`, once per `Idempotency-Key` (of the request's token) when the request sends one."""
     if key is None:
         return await accept(NewIds())
-    ttl_s = resources.settings.idempotency_ttl_s
+    settings = resources.settings
+    limits = Limits(settings.idempotency_ttl_s, settings.idempotency_lease_s)
     digest = request_digest(route, body)
-    return await once(resources.sessions, ttl_s, token_of(request), key, digest, accept, answer)
+    return await once(resources.sessions, limits, token_of(request), key, digest, accept, answer)

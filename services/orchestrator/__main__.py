@@ -10,4 +10,4 @@ from services.orchestrator.service import serve
 from shared.jetstream.lifecycle import run_service
 
 if __name__ == "__main__":
-    sys.exit(run_service("orchestrator", serve))
+    sys.exit(run_service("orchestrator", serve, database=False))

@@ -22,4 +22,4 @@ async def persist(nc: Client, settings: Settings, stop: asyncio.Event) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(run_service("persister", persist))
+    sys.exit(run_service("persister", persist, database=True))

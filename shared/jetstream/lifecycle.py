@@ -25,9 +25,9 @@ ServiceBody = Callable[[Client, Settings, asyncio.Event], Awaitable[None]]
 log = logging.getLogger(__name__)
 
 
-async def _main(name: str, body: ServiceBody) -> int:
+async def _main(name: str, body: ServiceBody, database: bool) -> int:
     settings = load_settings()
-    keep_files_private(settings)
+    keep_files_private(settings, database=database)
     setup_logging(name, settings.log_level)
     provider = setup_tracing(name, settings.trace_dir)
     meters = setup_metrics(name)
@@ -55,6 +55,7 @@ async def _main(name: str, body: ServiceBody) -> int:
         meters.shutdown()  # and the last metrics, when they go over OTLP
 
 
-def run_service(name: str, body: ServiceBody) -> int:
-    """Run `body(nc, settings, stop)` until SIGINT/SIGTERM sets `stop`; the process's exit code."""
-    return asyncio.run(_main(name, body))
+def run_service(name: str, body: ServiceBody, *, database: bool) -> int:
+    """Run `body(nc, settings, stop)` until SIGINT/SIGTERM sets `stop`; the process's exit code. `database`: the
+    service opens the database (its SQLite file is narrowed at start)."""
+    return asyncio.run(_main(name, body, database))

@@ -512,6 +512,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "removes it)",
         ),
     ] = 86400.0
+    idempotency_lease_s: Annotated[
+        float,
+        Var(
+            "ASSAY_IDEMPOTENCY_LEASE_S",
+            "how long an unanswered `Idempotency-Key` claim is its request's without a renewal (renewed every "
+            "third of it while the request runs); past it its gateway died, and a retry takes the claim over",
+        ),
+    ] = 5.0
     results_write_limit_s: Annotated[
         float,
         Var(

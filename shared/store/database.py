@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Table, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -58,6 +59,9 @@ def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
+    # Imported here: only what migrates needs Alembic, and the gateway and most CLI commands start without it.
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     if connection is not None:
@@ -69,6 +73,8 @@ async def migrate(engine: AsyncEngine) -> None:
     """Bring the schema to the newest migration (Alembic runs in a worker thread via run_sync)."""
 
     def upgrade(connection: Connection) -> None:
+        from alembic import command  # here, not at the top: see alembic_config
+
         command.upgrade(alembic_config(connection), "head")
 
     async with engine.begin() as connection:

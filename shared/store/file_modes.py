@@ -4,8 +4,9 @@ folders 0700), unless ASSAY_UMASK shares them with the group (`027`: group may r
 
 Every entry point (each service, the CLI) calls `keep_files_private` first: it sets the process's umask, which
 every file and folder it creates then honours (SQLite gives its WAL and SHM files the database's mode; tools and
-app processes inherit it), and takes away from the folders that hold those files (and the SQLite database file
-itself) whatever an older release left open: a folder others cannot enter hides everything in it.
+app processes inherit it), and takes away from the folders that hold those files (and, in the processes that open
+it, the SQLite database file itself) whatever an older release left open: a folder others cannot enter hides
+everything in it.
 """
 
 from __future__ import annotations
@@ -14,25 +15,24 @@ import logging
 import os
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
-
 from shared.operations.config import Settings
 
 log = logging.getLogger(__name__)
 
 
-def keep_files_private(settings: Settings) -> None:
-    """Set the umask for every file this process creates; narrow the folders (and SQLite database) it writes to.
-    The folders on the way to the apps' work folder keep their search bit (`open_way_to_apps`)."""
+def keep_files_private(settings: Settings, *, database: bool) -> None:
+    """Set the umask for every file this process creates; narrow the folders it writes to, and the SQLite database
+    when it opens one (`database`). The folders on the way to the apps' work folder keep their search bit
+    (`open_way_to_apps`)."""
     os.umask(settings.umask)
     folder_mode = 0o777 & ~settings.umask
     file_mode = 0o666 & ~settings.umask
     passage = on_the_way(settings.var_dir, settings.app_work_dir)
     for folder in (settings.var_dir, settings.results_dir, settings.trace_dir):
         _narrow(folder, folder_mode | (SEARCH if folder.absolute() in passage else 0))
-    database = sqlite_file(settings.database_url)
-    if database is not None:
-        for path in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
+    sqlite = sqlite_file(settings.database_url) if database else None
+    if sqlite is not None:
+        for path in (sqlite, Path(f"{sqlite}-wal"), Path(f"{sqlite}-shm")):
             _narrow(path, file_mode)
 
 
@@ -67,6 +67,9 @@ def open_way_to_apps(settings: Settings) -> None:
 
 def sqlite_file(database_url: str) -> Path | None:
     """The file of a SQLite database URL (None for another database or an in-memory one)."""
+    # Here, not at the top: SQLAlchemy is a tenth of a second of every start, and only what opens a database needs it.
+    from sqlalchemy.engine import make_url
+
     url = make_url(database_url)
     if not url.get_backend_name().startswith("sqlite") or not url.database or url.database == ":memory:":
         return None

@@ -206,3 +206,5 @@ class IdempotencyKey(Base):
     location: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(index=True)
     answered_at: Mapped[datetime | None]
+    # While unanswered: the lease its request renews as it runs; past it, its gateway died (None: before 0015).
+    held_until: Mapped[datetime | None]

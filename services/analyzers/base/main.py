@@ -62,7 +62,7 @@ async def serve_analyzer(
 def run_analyzer(analyzer: Analyzer, argv: list[str] | None = None) -> None:
     """Entry point shared by every analyzer's `__main__`."""
     settings = load_settings()
-    keep_files_private(settings)
+    keep_files_private(settings, database=False)
     setup_logging(analyzer.service, settings.log_level)
     provider = setup_tracing(f"analyzer-{analyzer.service}", settings.trace_dir)
     meters = setup_metrics(f"analyzer-{analyzer.service}")

@@ -23,7 +23,7 @@ from shared.wire.messages import DeadLetter
 from tests.support.faults.analyzer import SLOW_MODEL
 from tests.support.faults.load import Submitter
 from tests.support.faults.records import TASK_COLUMNS, TaskRow, wait_terminal
-from tests.support.faults.scenarios import ACK_WAIT_S, BODY, DOWN_S, FaultStack, Scale
+from tests.support.faults.scenarios import BODY, DOWN_S, FaultStack, Scale
 from tests.support.faults.verdict import Verdict, audit
 from tests.support.stack import Stack
 
@@ -91,7 +91,7 @@ def run_crash_loop(faulty: FaultStack, scale: Scale) -> tuple[Verdict, CrashLoop
     """Kill the orchestrator each time it starts the slow request while ordinary tasks flow; judge both."""
     stack = faulty.stack
     started = time.monotonic()
-    loop_s = MAX_DELIVER * ACK_WAIT_S
+    loop_s = MAX_DELIVER * scale.ack_wait_s
     slow = stack.submit(**{**BODY, "model_slug": SLOW_MODEL})
     # The ordinary tasks spread over the whole loop, so that some are in flight at each kill.
     rate = min(scale.rate_per_s, scale.tasks / loop_s)
@@ -123,6 +123,6 @@ def run_crash_loop(faulty: FaultStack, scale: Scale) -> tuple[Verdict, CrashLoop
     verdict.note = (
         f"{kills} kills; {len(letters)} dead letter(s) "
         f"({', '.join(str(letter.deliveries) for letter in letters) or 'none'} deliveries); "
-        f"its task {ended} after the first kill (limit {MAX_DELIVER * ACK_WAIT_S + MARGIN_S:g} s)"
+        f"its task {ended} after the first kill (limit {loop_s + MARGIN_S:g} s)"
     )
     return verdict, CrashLoop(slow, kills, row, letters, ended_after_s)

@@ -2,8 +2,8 @@
 
 `pytest` (and `make test`, in its stack tier) runs the bounded suite, the crash loop included, on both databases;
 `make chaos` runs the long one by passing the options: `--fault-tasks` (tasks per scenario), `--fault-outage-s` (how
-long the analyzer stays down), `--fault-databases` (both, SQLite and PostgreSQL, unless told otherwise).
-`--no-fault-crash-loop` leaves the crash loop out (its ack waits cost about a minute).
+long the analyzer stays down), `--fault-ack-wait-s` (the stacks' ASSAY_ACK_WAIT_S), `--fault-databases` (both, SQLite
+and PostgreSQL, unless told otherwise). `--no-fault-crash-loop` leaves the crash loop out (max_deliver ack waits).
 
 Under pytest-xdist each worker runs its scenarios and sends its rows to the controller, which prints the one table.
 """
@@ -20,7 +20,7 @@ from tests.support.faults.verdict import Verdict, header
 
 ROWS = pytest.StashKey[list[str]]()  # the table's rows, in the order the scenarios ended
 WORKER_ROWS = "fault_rows"  # the key under which an xdist worker hands its rows to the controller
-BOUNDED = Scale(tasks=80, rate_per_s=20.0, outage_s=10.0)
+BOUNDED = Scale(tasks=80, rate_per_s=20.0, outage_s=10.0, ack_wait_s=4.0)
 # Both rounds, also in `make test`: the PostgreSQL one costs about 90 s of CI's 20 minutes.
 BOUNDED_DATABASES = ("SQLite", "PostgreSQL")
 
@@ -33,10 +33,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption("--fault-rate", type=float, default=BOUNDED.rate_per_s, help="tasks submitted per second")
     group.addoption(
+        "--fault-ack-wait-s", type=float, default=BOUNDED.ack_wait_s, help="the stacks' ASSAY_ACK_WAIT_S"
+    )
+    group.addoption(
         "--no-fault-crash-loop",
         dest="fault_crash_loop",
         action="store_false",
-        help="leave out the orchestrator crash loop (about a minute of ack waits)",
+        help="leave out the orchestrator crash loop (max_deliver ack waits)",
     )
     group.addoption(
         "--fault-databases",
@@ -69,13 +72,21 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
             terminalreporter.write_line(line)
 
 
+def scale_of(config: pytest.Config) -> Scale:
+    """The scale the options ask for (bounded by default)."""
+    option = config.getoption
+    return Scale(
+        tasks=option("--fault-tasks"),
+        rate_per_s=option("--fault-rate"),
+        outage_s=option("--fault-outage-s"),
+        ack_wait_s=option("--fault-ack-wait-s"),
+    )
+
+
 @pytest.fixture
 def fault_scale(request: pytest.FixtureRequest) -> Scale:
     """The scale the options ask for (bounded by default)."""
-    option = request.config.getoption
-    return Scale(
-        tasks=option("--fault-tasks"), rate_per_s=option("--fault-rate"), outage_s=option("--fault-outage-s")
-    )
+    return scale_of(request.config)
 
 
 @pytest.fixture

@@ -25,19 +25,18 @@ MODEL = "fault"
 BODY = {"model_slug": MODEL, "app_number": 1, "analysis_type": "static", "tools": ["ruff"]}
 ANALYZER = "static-0"
 DOWN_S = 1.0  # how long a killed service stays down before it is started again
-# Short enough that work held by a killed process comes back within seconds, long enough that a loaded machine
-# sends its in_progress() in time (every third of it).
-ACK_WAIT_S = 6
-FAULT_ENV = {"ASSAY_ACK_WAIT_S": str(ACK_WAIT_S)}
 
 
 @dataclass(frozen=True)
 class Scale:
-    """How big a run is: tasks per scenario, the pace they are submitted at, how long an analyzer outage lasts."""
+    """How big a run is: tasks per scenario, the pace they are submitted at, how long an analyzer outage lasts, and
+    the stacks' ack wait: short, so that work held by a killed process comes back within seconds (the crash loop
+    lasts max_deliver of them), long enough that a loaded machine sends its in_progress() in time (every third)."""
 
     tasks: int
     rate_per_s: float
     outage_s: float
+    ack_wait_s: float
 
     @property
     def wait_s(self) -> float:
@@ -78,14 +77,15 @@ class FaultStack:
                 _wait_up(self.stack, name)
 
 
-def fault_stack(root: Path, database_url: str, nats_nodes: int = 1) -> Stack:
-    """A stack (not started) on `database_url` with the fast static analyzer, on one nats-server or a cluster."""
+def fault_stack(root: Path, database_url: str, ack_wait_s: float, nats_nodes: int = 1) -> Stack:
+    """A stack (not started) on `database_url` with the fast static analyzer and `ack_wait_s`, on one nats-server
+    or a cluster."""
     return Stack(
         root / "stack",
         apps_dir=fault_apps(root),
         analyzers={"static": 1},
         analyzer_modules={"static": "tests.support.faults.analyzer"},
-        extra_env={**FAULT_ENV, "ASSAY_DATABASE_URL": database_url},
+        extra_env={"ASSAY_ACK_WAIT_S": f"{ack_wait_s:g}", "ASSAY_DATABASE_URL": database_url},
         nats_nodes=nats_nodes,
     )
 
