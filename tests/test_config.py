@@ -48,6 +48,10 @@ def test_derived_defaults_follow_the_settings_they_come_from(tmp_path: Path) -> 
         ("ASSAY_NATS_REPLICAS", "7", "1 to 5"),
         ("ASSAY_REQUESTS_MAX_AGE_S", "60", "at least 120"),
         ("ASSAY_DLQ_MAX_BYTES", "0", "-1 for no size limit"),
+        ("ASSAY_IDEMPOTENCY_LEASE_S", "0", "at least 1 s"),
+        ("ASSAY_IDEMPOTENCY_LEASE_S", "0.5", "at least 1 s"),
+        ("ASSAY_IDEMPOTENCY_TTL_S", "-1", "at least 1 s"),
+        ("ASSAY_IDEMPOTENCY_TTL_S", "nan", "at least 1 s"),
     ],
 )
 def test_a_refused_value_names_its_variable(name: str, value: str, says: str) -> None:

@@ -16,6 +16,7 @@ import logging
 
 from nats.aio.client import Client
 from nats.js import JetStreamContext
+from nats.js.errors import APIError
 from nats.js.kv import KeyValue
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
@@ -31,6 +32,9 @@ log = logging.getLogger(__name__)
 
 PUBLISH_TIMEOUT_S = 5
 RECONNECT_GRACE_S = 5.0  # a client whose node died is on another one well within this
+# JetStream's codes for a write whose expected last revision is not the last: nats-py's KeyValue.update() turns
+# them into KeyWrongLastSequenceError, its delete() does not.
+WRONG_LAST_SEQUENCE = (10071, 10164)
 
 
 class NatsUnavailable(MessagingError):
@@ -60,7 +64,7 @@ async def publish_request(
     key = accepted_key(request.task.id)
     try:
         # Repeating a put only writes the same value again.
-        await with_patience(lambda: tasks.put(key, payload), "record the task", patience_s)
+        revision = await with_patience(lambda: tasks.put(key, payload), "record the task", patience_s)
     except PublishFailed as error:
         raise NatsUnavailable(f"tasks bucket: {error}") from error
     except NATS_ERRORS as error:
@@ -69,7 +73,7 @@ async def publish_request(
     try:
         ack = await publish_message(js, subject, request, request.task.id, patience_s)
     except PublishFailed as error:
-        await _forget(tasks, key)
+        await _forget(tasks, key, revision)
         raise NatsUnavailable(str(error)) from error
     log.info(
         "accepted %s on %s (stream seq %d)",
@@ -80,10 +84,15 @@ async def publish_request(
     )
 
 
-async def _forget(tasks: KeyValue, key: str) -> None:
+async def _forget(tasks: KeyValue, key: str, revision: int) -> None:
+    """Remove the entry this request wrote (`revision`), unless written again since: under an Idempotency-Key,
+    another attempt at the same task (a retry that took the claim over) may have recorded and queued it."""
     try:
-        await tasks.delete(key)
+        await tasks.delete(key, last=revision)
     except NATS_ERRORS as error:
+        if isinstance(error, APIError) and error.err_code in WRONG_LAST_SEQUENCE:
+            log.info("kept %s: written again since this request's failed publish", key)
+            return
         # The entry expires with the bucket's TTL; a GET meanwhile answers `pending` for a task never queued.
         log.warning("could not remove %s after a failed publish: %r", key, error)
 

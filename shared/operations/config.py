@@ -118,6 +118,18 @@ def _reuse_bytes(value: str) -> int:
     return max_bytes
 
 
+def _seconds_at_least(minimum: float) -> Callable[[str], float]:
+    """A parser of a duration in seconds that refuses one shorter than `minimum` (0 or less would break its use)."""
+
+    def parse(value: str) -> float:
+        seconds = float(value)
+        if not seconds >= minimum:  # also refuses nan
+            raise ConfigError(f"use at least {minimum:g} s")
+        return seconds
+
+    return parse
+
+
 def _without_slash(value: str) -> str:
     return value.rstrip("/")
 
@@ -509,7 +521,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         Var(
             "ASSAY_IDEMPOTENCY_TTL_S",
             "how long an `Idempotency-Key` returns its first answer (then it counts as new; `assay prune` "
-            "removes it)",
+            "removes it); at least 1",
+            parse=_seconds_at_least(1),
         ),
     ] = 86400.0
     idempotency_lease_s: Annotated[
@@ -517,9 +530,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         Var(
             "ASSAY_IDEMPOTENCY_LEASE_S",
             "how long an unanswered `Idempotency-Key` claim is its request's without a renewal (renewed every "
-            "third of it while the request runs); past it its gateway died, and a retry takes the claim over",
+            "third of it while the request runs); past it its gateway died, and a retry takes the claim over; "
+            "at least 1",
+            parse=_seconds_at_least(1),
         ),
-    ] = 5.0
+    ] = 10.0
     results_write_limit_s: Annotated[
         float,
         Var(

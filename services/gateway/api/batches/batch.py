@@ -19,7 +19,8 @@ from litestar.di import NamedDependency
 from litestar.exceptions import ClientException, NotFoundException, ServiceUnavailableException
 from litestar.params import JSONBody, PathParameter
 from litestar.response import Stream
-from nats.js.errors import KeyNotFoundError
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.kv import KeyValue
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
@@ -151,7 +152,7 @@ async def _queue(data: BatchRequest, resources: Resources, ids: NewIds) -> Respo
     waived = list(dict.fromkeys(data.waived_rules))
     record = BatchRecord(batch_id=batch_id, tasks=tasks, waived_rules=waived)
     try:
-        await resources.tasks.put(batch_key(batch_id), msgspec.json.encode(record))
+        revision = await resources.tasks.put(batch_key(batch_id), msgspec.json.encode(record))
     except NATS_ERRORS as error:
         raise ServiceUnavailableException(f"NATS unavailable, batch not accepted: {error!r}") from error
     trace.get_current_span().set_attribute(BATCH_ID_ATTRIBUTE, batch_id)
@@ -191,7 +192,7 @@ async def _queue(data: BatchRequest, resources: Resources, ids: NewIds) -> Respo
         except NatsUnavailable as error:
             # The record keeps only what was queued, so the batch reports what really runs.
             kept = msgspec.structs.replace(record, tasks=tasks[:queued])
-            await _keep_record(resources, kept)
+            await _keep_record(resources.tasks, kept, revision)
             raise ServiceUnavailableException(
                 f"NATS unavailable after {queued} of {len(tasks)} tasks of {batch_id} were queued: {error}"
             ) from error
@@ -217,9 +218,13 @@ def _sizes(apps_root: Path, tasks: list[BatchTask]) -> dict[tuple[str, int], int
     return {(model, number): total_lines(app_dir(apps_root, model, number)) for model, number in apps}
 
 
-async def _keep_record(resources: Resources, record: BatchRecord) -> None:
+async def _keep_record(tasks: KeyValue, record: BatchRecord, revision: int) -> None:
+    """Shorten the batch's record to what was queued, unless written again since this request wrote it
+    (`revision`): a retry that took its Idempotency-Key claim over may have queued the whole batch."""
     try:
-        await resources.tasks.put(batch_key(record.batch_id), msgspec.json.encode(record))
+        await tasks.update(batch_key(record.batch_id), msgspec.json.encode(record), last=revision)
+    except KeyWrongLastSequenceError:
+        log.info("kept the record of %s: written again since this request's failed publish", record.batch_id)
     except NATS_ERRORS as error:
         log.warning("could not shorten the record of %s: %r", record.batch_id, error)
 
