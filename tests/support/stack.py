@@ -168,6 +168,15 @@ class Stack:
         wait_for_port(server.port, self.processes[name], timeout_s=20)
 
     def start(self) -> None:
+        """Start every part and wait until the gateway is ready; a part that fails to start stops the others (a
+        caller that starts outside its `try` would otherwise leave them running)."""
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         for name in self.nats_servers:
             self.start_nats(name)
