@@ -12,27 +12,14 @@ from shared.wire.protocol import ServiceResult
 from tests.support.corpus import CORPUS, flaw, pairs
 from tests.support.static_corpus import covers, missed, scan_all, twin_noise
 
-# The pairs in PARTS parts, each scanned at once by its own module fixture (each part is an xdist group of its own,
-# tests/support/tiers.py): one scan of the whole corpus kept one worker busy for minutes at the end of the fast tier.
-PARTS = 3
-PAIRS = pairs("static")
-
 
 @pytest.fixture(scope="module")
-def scans(request: pytest.FixtureRequest) -> dict[tuple[str, int], ServiceResult]:
-    """Every pair's two apps in part `request.param`, scanned at once as a study's tasks are (each app's result is
-    its own run's)."""
-    part: int = request.param
-    return asyncio.run(scan_all(PAIRS[part::PARTS]))
+def scans() -> dict[tuple[str, int], ServiceResult]:
+    """Every pair's two apps, scanned at once as a study's tasks are (each app's result is its own run's)."""
+    return asyncio.run(scan_all(pairs("static")))
 
 
-@pytest.mark.parametrize(
-    ("scans", "pair"),
-    [(index % PARTS, pair) for index, pair in enumerate(PAIRS)],
-    ids=PAIRS,
-    indirect=["scans"],
-    scope="module",  # else the direct `pair` makes the parametrization, so `scans`, per test: a scan for each pair
-)
+@pytest.mark.parametrize("pair", pairs("static"))
 def test_each_statically_visible_flaw_is_found_and_its_twin_is_silent(
     pair: str, scans: dict[tuple[str, int], ServiceResult]
 ) -> None:
