@@ -370,9 +370,8 @@ async def once(
 ) -> Response[T]:
     """`accept()`'s answer the first time `key` is used with this request; the same answer for every retry."""
     deadline = asyncio.get_running_loop().time() + WAIT_S
-    holder = secrets.token_hex(
-        16
-    )  # this attempt: it renews, releases and answers only a claim it still holds
+    # this attempt: it renews, releases and answers only a claim it still holds
+    holder = secrets.token_hex(16)
     claimed_at = utcnow()
     took_over = False
     held = await _claim(sessions, token_id, key, digest, claimed_at, holder, limits.lease_s)

@@ -208,5 +208,5 @@ class IdempotencyKey(Base):
     answered_at: Mapped[datetime | None]
     # While unanswered: the lease its request renews as it runs; past it, its gateway died (None: before 0015).
     held_until: Mapped[datetime | None]
-    # While unanswered: the attempt (claim or takeover) that holds it, a random id (None: before 0016).
+    # While unanswered: the attempt (claim or takeover) that holds it, a random id (None: before 0015).
     holder: Mapped[str | None] = mapped_column(String(32))

@@ -55,9 +55,8 @@ class PrepareConfig:
     timeout_s: float
     box: PrepBox | None = None  # how each step is confined (None: unsandboxed, ASSAY_APP_SANDBOX=off)
     index_allow: frozenset[str] = frozenset()  # ASSAY_APP_INDEX_ALLOW
-    failure_memory_s: float = (
-        0.0  # ASSAY_APP_PREPARE_FAILURE_MEMORY_S (failed_builds.py); 0: nothing remembered
-    )
+    # ASSAY_APP_PREPARE_FAILURE_MEMORY_S (failed_builds.py); 0: nothing remembered
+    failure_memory_s: float = 0.0
     fresh: bool = False  # the task asked for a fresh run: a remembered failure is built again
 
 

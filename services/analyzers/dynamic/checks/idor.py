@@ -92,9 +92,8 @@ class Idor(AttackTool):
         if len(recon.sessions) < 2:
             metrics["skipped"] = "needs two users (options.surface.users, or sign-up and log-in routes)"
             if recon.auth.get("from") is None:
-                return (
-                    None  # neither accounts given nor a sign-up route: no two users to be, nothing to judge
-                )
+                # neither accounts given nor a sign-up route: no two users to be, nothing to judge
+                return None
             # accounts or a sign-up route, yet not two sessions (a sign-up or log-in refused or unanswered): the
             # check could not run, which is not "no flaw"
             failed = {k: v for k, v in recon.auth.items() if k.startswith("register_")}

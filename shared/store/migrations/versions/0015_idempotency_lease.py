@@ -1,5 +1,7 @@
-"""The lease of an unanswered `Idempotency-Key` claim (`idempotency_keys.held_until`): its request pushes it on
-while it runs, so a claim whose gateway died is known within seconds, not after a fixed minute.
+"""Who holds an unanswered `Idempotency-Key` claim, and until when (`idempotency_keys.holder`, a random id per
+attempt, and `held_until`, the lease its request pushes on while it runs): a claim whose gateway died is known within
+seconds, not after a fixed minute, and a request whose lease lapsed cannot delete or overwrite the claim a retry took
+over.
 
 Revision ID: 0015
 Revises: 0014
@@ -18,8 +20,10 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("idempotency_keys") as batch:
         batch.add_column(sa.Column("held_until", sa.DateTime(timezone=True), nullable=True))
+        batch.add_column(sa.Column("holder", sa.String(32), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("idempotency_keys") as batch:
+        batch.drop_column("holder")
         batch.drop_column("held_until")
