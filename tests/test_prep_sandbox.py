@@ -260,3 +260,14 @@ def test_an_index_the_operator_allows_is_honoured_and_local_packages_are_noticed
     assert len(other_port.refused) == 1  # a listed host admits port 443 only, unless the entry names the port
     local = check_requirements("flask==3.0\n-e ./pkg\n", frozenset())
     assert local.refused == [] and local.local
+    # a line naming another file of the app's makes the app's files part of what the virtualenv is built from
+    for line in (
+        "-r extra.txt",
+        "-rextra.txt",
+        "--requirement=extra.txt",
+        "-c pins.txt",
+        "--constraint pins.txt",
+    ):
+        named = check_requirements(f"flask==3.0\n{line}\n", frozenset())
+        assert named.refused == [] and named.local, line
+    assert not check_requirements("flask==3.0\ncelery[redis]>=5\n", frozenset()).local

@@ -2,8 +2,10 @@
 
 A line naming an index or a folder of its own (`--index-url`, `-i`, `--extra-index-url`, `--find-links`, `-f`)
 is refused with the reason, unless its host is listed in `ASSAY_APP_INDEX_ALLOW` (a local folder never is). A line
-naming a path (`./pkg`, `-e ./pkg`, `file:`) is installed from the app's own files, so the virtualenv is then
-keyed by the app's content too.
+naming a path (`./pkg`, `-e ./pkg`, `file:`) is installed from the app's own files, and one naming another file of
+requirements or constraints (`-r extra.txt`, `-c pins.txt`) reads the app's own files too: the virtualenv is then
+keyed by the app's content as well (else two apps with the same requirements.txt but different files it names
+would share, or poison, one virtualenv, or one remembered failure).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from services.orchestrator.apps.index_proxy import allows
 
 INDEX_OPTIONS = ("--index-url", "--extra-index-url", "--find-links", "-i", "-f")
 LOCAL_PREFIXES = (".", "/", "file:")
+FILE_OPTIONS = ("-r", "-c", "--requirement", "--constraint")  # name another file of the app's
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,6 @@ def check_requirements(text: str, index_allow: frozenset[str]) -> RequirementsCh
                 )
             continue
         target = line.removeprefix("-e").strip()
-        if target.startswith(LOCAL_PREFIXES):
+        if target.startswith(LOCAL_PREFIXES) or line.startswith(FILE_OPTIONS):
             local = True
     return RequirementsCheck(refused=refused, local=local)
