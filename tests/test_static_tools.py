@@ -229,3 +229,20 @@ async def test_npm_audit_audits_a_lockfile_or_says_why_it_could_not(tmp_path: Pa
         assert all(
             f.path == "frontend/package-lock.json" and f.category == "dependency" for f in output.findings
         )
+
+
+async def test_a_burst_of_tasks_asking_a_tools_version_starts_one_probe(tmp_path: Path) -> None:
+    calls = tmp_path / "calls"
+    script = tmp_path / "counted"
+    script.write_text(f'#!/bin/sh\necho "$@" >> {calls}\nsleep 0.3\necho "counted 1.2.3"\n')
+    script.chmod(0o755)
+
+    class Counted(Ruff):
+        program = str(script)
+
+    tool = Counted()
+    healths = await asyncio.gather(*(tool.health() for _ in range(8)))
+    assert {(health.available, health.version) for health in healths} == {(True, "1.2.3")}
+    assert calls.read_text().splitlines() == ["--version"]
+    assert (await tool.health()).version == "1.2.3"  # kept: not asked again
+    assert calls.read_text().splitlines() == ["--version"]

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import msgspec
 import pytest
 from websockets.asyncio.client import connect
@@ -32,28 +31,12 @@ from shared.wire.protocol import (
     encode_frame,
 )
 from shared.wire.tasks import TaskRef
+from tests.support.processes import wait_for_port
 
 REPO = Path(__file__).resolve().parents[2]
 ANALYZER_TOKEN = "analyzer-token-of-the-tests"  # what the tests' analyzers require in the handshake
 AUTH = analyzer_auth(ANALYZER_TOKEN)
 SAMPLE_APPS = REPO / "generated" / "apps"
-
-
-def _wait_until_listening(
-    url: str, process: subprocess.Popen[bytes], log: Path, timeout_s: float = 20.0
-) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(
-                f"{process.args!r} exited with {process.returncode}: {log.read_text()[-2000:]}"
-            )
-        try:
-            httpx.get(url, timeout=0.5, trust_env=False)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing answers at {url} after {timeout_s} s")
 
 
 def start_backend(app: str, folder: Path) -> tuple[str, subprocess.Popen[bytes]]:
@@ -69,9 +52,8 @@ def start_backend(app: str, folder: Path) -> tuple[str, subprocess.Popen[bytes]]
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    url = f"http://127.0.0.1:{port}"
-    _wait_until_listening(url, process, log)
-    return url, process
+    wait_for_port(port, process, log)
+    return f"http://127.0.0.1:{port}", process
 
 
 def start_analyzer(
@@ -98,19 +80,8 @@ def start_analyzer(
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
     )
-    deadline = time.monotonic() + 20
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(
-                f"{service} analyzer exited with {process.returncode}: {log.read_text()[-2000:]}"
-            )
-        try:
-            with connect_sync(f"ws://127.0.0.1:{port}", open_timeout=0.5, additional_headers=AUTH):
-                break
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
+    # its own listener, however long its imports take on a loaded machine (a fixed 20 s was not always enough)
+    wait_for_port(port, process, log)
     return f"ws://127.0.0.1:{port}", process
 
 

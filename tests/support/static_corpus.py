@@ -15,6 +15,7 @@ import msgspec
 
 from services.analyzers.base.cpu_budget import CpuBudget
 from services.analyzers.base.runner import run_tools
+from services.analyzers.base.tool import Tool
 from services.analyzers.static.analyzer import build_analyzer
 from shared.operations.config import load_settings
 from shared.results.findings import Finding
@@ -38,20 +39,26 @@ def family(cwe: str) -> str:
     return found.id if found else named
 
 
-async def scan(pair: str, number: int, cpu_budget: CpuBudget | None = None) -> ServiceResult:
-    """The security tools of the static analyzer over `<pair>/app<number>`, with a task's default deadline (a
-    scan queued behind the whole corpus on a loaded machine must not run out of time before its tools start)."""
-    tools = [tool for tool in build_analyzer().tools if tool.name in SECURITY_TOOLS]
+def security_tools() -> list[Tool]:
+    """The static analyzer's security tools, as one analyzer holds them (a coalescing tool's runs meet in them)."""
+    return [tool for tool in build_analyzer().tools if tool.name in SECURITY_TOOLS]
+
+
+async def scan(pair: str, number: int, tools: list[Tool], cpu_budget: CpuBudget) -> ServiceResult:
+    """`tools` over `<pair>/app<number>`, with a task's default deadline (a scan queued behind the whole corpus on a
+    loaded machine must not run out of time before its tools start)."""
     job = make_job(CORPUS / pair / f"app{number}", deadline_s=TASK_DEADLINE_S, cpu_budget=cpu_budget)
     return await run_tools("static", tools, job)
 
 
 async def scan_all(names: list[str]) -> dict[tuple[str, int], ServiceResult]:
-    """Both apps of every pair in `names`, scanned at once on one CPU budget, as one analyzer runs a study's
-    tasks: a tool that coalesces runs (semgrep) starts once for many apps. Each app's result is its own run's."""
+    """Both apps of every pair in `names`, scanned at once by one set of tools on one CPU budget, as one analyzer
+    runs a study's tasks: a tool that coalesces runs (semgrep) starts once for many apps. Each app's result is its
+    own run's."""
     budget = CpuBudget(load_settings({}).tool_concurrency)
+    tools = security_tools()
     keys = [(pair, number) for pair in names for number in (1, 2)]
-    results = await asyncio.gather(*(scan(pair, number, budget) for pair, number in keys))
+    results = await asyncio.gather(*(scan(pair, number, tools, budget) for pair, number in keys))
     return dict(zip(keys, results, strict=True))
 
 

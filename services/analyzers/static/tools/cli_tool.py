@@ -87,6 +87,9 @@ class CliTool:
         self._versions: dict[
             str, str | None
         ] = {}  # by executable path: probing is cheap after the first call
+        # the probe under way, by executable path: the tasks of a burst that find no version yet wait for one
+        # `--version` (56 at once each started their own: a CPU-second apiece for semgrep)
+        self._probes: dict[str, asyncio.Future[ProcessOutcome]] = {}
         self._code: str | None = None  # hash of Assay's code that reads this tool's output (a reuse input)
         self.coalescer = Coalescer(self.name, self.ok_exit_codes, self.split) if self.coalescing else None
 
@@ -164,12 +167,23 @@ class CliTool:
         if program is None:
             return ToolHealth(name=self.name, available=False, reason=self.not_installed())
         if program not in self._versions:
-            outcome = await run_process(self.version_argv(program), timeout_s=HEALTH_TIMEOUT_S)
+            outcome = await self._probe(program)
             if outcome.exit_code != 0:  # not cached: a broken install may be repaired while we run
                 reason = f"{' '.join(outcome.argv)} failed: {tail(outcome.stderr or outcome.stdout)}"
                 return ToolHealth(name=self.name, available=False, reason=reason)
             self._versions[program] = parse_version(outcome.stdout + outcome.stderr)
         return ToolHealth(name=self.name, available=True, version=self._versions[program])
+
+    async def _probe(self, program: str) -> ProcessOutcome:
+        """`--version` of `program`: the probe under way on this loop if there is one, else a new one."""
+        probe = self._probes.get(program)
+        if probe is None or probe.get_loop() is not asyncio.get_running_loop():
+            probe = asyncio.ensure_future(run_process(self.version_argv(program), timeout_s=HEALTH_TIMEOUT_S))
+            self._probes[program] = probe
+            probe.add_done_callback(
+                lambda done: self._probes.pop(program) if self._probes.get(program) is done else None
+            )
+        return await asyncio.shield(probe)  # a caller cancelled does not cancel the others' probe
 
     async def run(self, job: Job) -> ToolOutput:
         """Run the tool once over its target files in the app folder, or reuse a stored run with the same inputs."""
