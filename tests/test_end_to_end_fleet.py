@@ -19,6 +19,7 @@ import pytest
 from shared.wire.protocol import HEARTBEAT_INTERVAL_S
 from tests.support.analyzers import start_backend, stop
 from tests.support.fake_llm import FakeLLM
+from tests.support.held_analyzer import MARK
 from tests.support.stack import Stack
 
 REPO = Path(__file__).resolve().parent.parent
@@ -79,24 +80,6 @@ def alive(pids: set[int]) -> set[int]:
     return living
 
 
-@pytest.fixture
-def big_apps(tmp_path: Path) -> Path:
-    """A copy of a sample app with many extra modules, so that pylint runs long enough to be interrupted."""
-    apps = tmp_path / "apps"
-    app = apps / MODEL / f"app{APP}"
-    shutil.copytree(APPS / MODEL / f"app{APP}", app)
-    for index in range(250):
-        (app / "backend" / f"module_{index}.py").write_text(
-            "import os\n\n\n"
-            + "".join(
-                f"def handler_{n}(value):\n    if value > {n}:\n        return os.path.join(str(value), '{n}')\n"
-                f"    return None\n\n\n"
-                for n in range(20)
-            )
-        )
-    return apps
-
-
 def test_comprehensive_run_on_a_running_app_gets_findings_from_ten_tools(
     tmp_path: Path, fake_llm: FakeLLM
 ) -> None:
@@ -144,11 +127,21 @@ def test_comprehensive_run_on_a_running_app_gets_findings_from_ten_tools(
 
 
 @pytest.fixture
-def fleet(tmp_path: Path, big_apps: Path) -> Iterator[Stack]:
+def apps(tmp_path: Path) -> Path:
+    """A copy of the sample apps, which a test may add a file to."""
+    shutil.copytree(APPS / MODEL / f"app{APP}", tmp_path / "apps" / MODEL / f"app{APP}")
+    return tmp_path / "apps"
+
+
+@pytest.fixture
+def fleet(tmp_path: Path, apps: Path) -> Iterator[Stack]:
+    """A stack whose static analyzer holds pylint's run (tests/support/held_analyzer.py): the tests act while a tool
+    runs, and a run of known length costs no CPU."""
     stack = Stack(
         tmp_path / "stack",
-        apps_dir=big_apps,
+        apps_dir=apps,
         analyzers={"static": 1},
+        analyzer_modules={"static": "tests.support.held_analyzer"},
         extra_env={
             "ASSAY_HEARTBEAT_TIMEOUT_S": "4",
             "ASSAY_TOOL_CONCURRENCY": "2",
@@ -161,13 +154,13 @@ def fleet(tmp_path: Path, big_apps: Path) -> Iterator[Stack]:
 
 
 def wait_for_tools(stack: Stack, task_id: str) -> set[int]:
-    """Pids of the tool processes the static analyzer runs for the task, once pylint is among them."""
+    """Pids of the tool processes the static analyzer runs for the task, once its held pylint is among them."""
     analyzer = stack.processes["static-0"].pid
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         pids = tool_processes(analyzer)
         commands = [Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") for pid in alive(pids)]
-        if any(b"pylint" in b" ".join(argv) and b"--version" not in argv for argv in commands):
+        if any(MARK.encode() in argv for argv in commands):
             return pids
         time.sleep(0.1)
     raise TimeoutError(f"pylint never started for {task_id}:\n{stack.log_tail()}")
@@ -225,8 +218,8 @@ def test_cancelling_a_running_task_stops_its_tool_processes_within_two_seconds(f
     assert fleet.processes["static-0"].poll() is None, "the analyzer itself must survive a cancel"
 
 
-def test_a_cancel_keeps_the_findings_of_the_tools_that_had_finished(fleet: Stack, big_apps: Path) -> None:
-    app = big_apps / MODEL / f"app{APP}"
+def test_a_cancel_keeps_the_findings_of_the_tools_that_had_finished(fleet: Stack, apps: Path) -> None:
+    app = apps / MODEL / f"app{APP}"
     (app / "backend" / "flaw.py").write_text(
         "import subprocess\n\n\ndef run(command):\n    return subprocess.call(command, shell=True)\n"
     )

@@ -39,6 +39,16 @@ AUTH = analyzer_auth(ANALYZER_TOKEN)
 SAMPLE_APPS = REPO / "generated" / "apps"
 
 
+def _wait_or_stop(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+    """Return once `process` listens on `port` (its own listener, however long its imports take on a loaded
+    machine); stop it if it never does, so a failed start leaves nothing running."""
+    try:
+        wait_for_port(port, process, log)
+    except BaseException:
+        stop(process)
+        raise
+
+
 def start_backend(app: str, folder: Path) -> tuple[str, subprocess.Popen[bytes]]:
     """Start `generated/apps/<app>/backend/app.py` on a free port; its SQLite file goes under `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -52,7 +62,7 @@ def start_backend(app: str, folder: Path) -> tuple[str, subprocess.Popen[bytes]]
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    wait_for_port(port, process, log)
+    _wait_or_stop(port, process, log)
     return f"http://127.0.0.1:{port}", process
 
 
@@ -80,8 +90,7 @@ def start_analyzer(
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
     )
-    # its own listener, however long its imports take on a loaded machine (a fixed 20 s was not always enough)
-    wait_for_port(port, process, log)
+    _wait_or_stop(port, process, log)
     return f"ws://127.0.0.1:{port}", process
 
 
