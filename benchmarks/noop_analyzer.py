@@ -35,7 +35,8 @@ class NoopTool:
 
     name = TOOL
 
-    async def health(self) -> ToolHealth:
+    async def health(self, settings: Settings) -> ToolHealth:
+        del settings
         return ToolHealth(name=TOOL, available=True, version=VERSION)
 
     async def run(self, job: Job) -> ToolOutput:

@@ -41,6 +41,7 @@ from benchmarks.wall_parts import ASSAY, BENCHMARK, wall_parts
 from services.analyzers.base.cpu_budget import CpuBudget
 from services.analyzers.base.tool import SkipTool, ToolOutput
 from services.analyzers.static.tools.cli_tool import CliTool
+from shared.operations.config import load_settings
 from shared.store.database import create_engine
 from shared.store.models import FindingRow, Task, ToolRunRow
 from tests.support.static import make_job
@@ -71,7 +72,7 @@ async def assay_cpu_by_tool(apps: list[tuple[str, Path]], analysis_type: str) ->
             for _name, folder in apps
         ]
         try:
-            await tool.ready()  # its version asked once, not by every app's run at once
+            await tool.ready(jobs[0].settings)  # its version asked once, not by every app's run at once
         except SkipTool:
             continue
         before = _children_cpu()
@@ -91,7 +92,7 @@ async def start_up_cpu(tool: CliTool, folder: Path) -> float | None:
     (folder / "empty.py").write_text("")
     (folder / "empty.js").write_text("")
     try:
-        program, _version = await tool.ready()
+        program, _version = await tool.ready(load_settings())
         files = tool.targets(folder)
     except SkipTool:
         return None

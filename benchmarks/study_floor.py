@@ -124,7 +124,7 @@ async def measure_floor(
     for name, folder in apps:
         for tool in tools:
             try:
-                program, version = await tool.ready()
+                program, version = await tool.ready(settings)
                 files = tool.targets(folder)
                 await tool.check_advisory_host(settings)
             except SkipTool:

@@ -19,7 +19,7 @@ from services.analyzers.base.job import Job
 from services.analyzers.base.main import serve_analyzer
 from services.analyzers.base.tool import ToolOutput
 from shared.jetstream.natsd import free_port
-from shared.operations.config import load_settings
+from shared.operations.config import Settings, load_settings
 from shared.results.findings import Finding, ToolRun, ToolStatus
 from shared.wire.protocol import (
     CancelFrame,
@@ -48,7 +48,8 @@ class SleepyTool:
         self.seconds = seconds
         self.name = name
 
-    async def health(self) -> ToolHealth:
+    async def health(self, settings: Settings) -> ToolHealth:
+        del settings
         return ToolHealth(name=self.name, available=True, version="1.0")
 
     async def run(self, job: Job) -> ToolOutput:
@@ -70,7 +71,8 @@ class EchoTool:
 
     name = "echo"
 
-    async def health(self) -> ToolHealth:
+    async def health(self, settings: Settings) -> ToolHealth:
+        del settings
         return ToolHealth(name=self.name, available=True, version="1.0")
 
     async def run(self, job: Job) -> ToolOutput:
@@ -93,7 +95,8 @@ class EchoTool:
 class MissingTool:
     name = "missing"
 
-    async def health(self) -> ToolHealth:
+    async def health(self, settings: Settings) -> ToolHealth:
+        del settings
         return ToolHealth(name=self.name, available=False, reason="not installed")
 
     async def run(self, job: Job) -> ToolOutput:

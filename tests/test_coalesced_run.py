@@ -79,7 +79,7 @@ async def test_a_task_cancelled_midway_leaves_the_others_their_findings(apps: li
     tool = Semgrep()
     budget = CpuBudget(2)
     jobs = [msgspec.structs.replace(make_job(app), cpu_budget=budget) for app in apps[:3]]
-    await tool.ready()  # its version asked once: the three runs join the batch at once
+    await tool.ready(jobs[0].settings)  # its version asked once: the three runs join the batch at once
     runs = [asyncio.create_task(tool.run(job)) for job in jobs]
     await asyncio.sleep(0.1)  # within the batch's window: the cancelled task's app is left out of its process
     runs[0].cancel()
@@ -93,7 +93,7 @@ async def test_a_task_cancelled_midway_leaves_the_others_their_findings(apps: li
 async def test_the_same_app_asked_for_twice_shares_its_part_of_the_process(apps: list[Path]) -> None:
     """A batch's `static` and `security` tasks of one app ask semgrep for the same files at once."""
     tool = Semgrep()
-    await tool.ready()
+    await tool.ready(make_job(apps[0]).settings)  # its version asked before the runs
     outputs = await together(tool, [apps[0], apps[1], apps[0]])
     assert [output.metrics.get("apps_in_process") for output in outputs] == [2, 2, 2]
     own = await tool.run(make_job(apps[0], env=ALONE))
@@ -107,7 +107,7 @@ async def test_a_task_whose_own_time_ends_first_times_out_alone_and_the_others_a
     shorter than semgrep's start-up) gets its timed-out outcome when its own time ends, and the other tasks get
     their parts of the same process instead of each running its own after it."""
     tool = Semgrep()
-    await tool.ready()
+    await tool.ready(make_job(apps[0]).settings)  # its version asked before the runs
     budget = CpuBudget(2)
     short = msgspec.structs.replace(make_job(apps[0], {"timeouts": {"semgrep": 1.0}}), cpu_budget=budget)
     jobs = [short, *(msgspec.structs.replace(make_job(app), cpu_budget=budget) for app in apps[1:3])]

@@ -172,11 +172,13 @@ async def test_cancel_during_a_long_run_ends_it_within_two_seconds(performance: 
 
 async def test_generator_stops_at_the_duration_cap(notes_app: str) -> None:
     samples = Samples(url=f"{notes_app}/api/health")
-    started = time.monotonic()
     policy = TargetPolicy(app_ports=frozenset(), allow=("127.0.0.1",))
     async with http_client(policy, timeout_s=5, connections=4) as client:
+        started = time.monotonic()
         await generate_load(client, samples, requests=1_000_000, concurrency=4, duration_s=0.5)
-    assert time.monotonic() - started < 1.5
+        took = time.monotonic() - started
+    # the requests in flight at the cap finish first (on a loaded machine one may take a second); a million do not
+    assert took < 3.0
     figures = summarize(samples)
     assert figures.stopped_by == "duration"
     assert 0 < figures.requests < 1_000_000 and figures.completed == figures.requests

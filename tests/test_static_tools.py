@@ -182,10 +182,10 @@ async def test_an_unreachable_advisory_database_is_remembered_for_a_while_then_a
     monkeypatch.setattr(pip_audit, "ADVISORY_PORT", port)
     monkeypatch.setattr(pip_audit, "ADVISORY_HOST", "127.0.0.1")
     assert await remembered_unreachable("127.0.0.1", port, recheck_s=60) is not None
-    tool = PipAudit()
-    await tool.ready()  # its version asked before the clock starts
+    tool, job = PipAudit(), make_job(app)
+    await tool.ready(job.settings)  # its version asked before the clock starts
     started = time.monotonic()
-    output = await run_tool(tool, make_job(app))
+    output = await run_tool(tool, job)
     assert output.run.status == "skipped" and "asked again 60 s after" in (output.run.reason or "")
     assert time.monotonic() - started < 3.0  # no connection check waited out
     await asyncio.sleep(1.6)
@@ -231,7 +231,9 @@ async def test_npm_audit_audits_a_lockfile_or_says_why_it_could_not(tmp_path: Pa
         )
 
 
-async def test_a_burst_of_tasks_asking_a_tools_version_starts_one_probe(tmp_path: Path) -> None:
+async def test_a_tools_version_is_asked_once_by_a_burst_of_tasks_and_once_across_starts(
+    tmp_path: Path,
+) -> None:
     calls = tmp_path / "calls"
     script = tmp_path / "counted"
     script.write_text(f'#!/bin/sh\necho "$@" >> {calls}\nsleep 0.3\necho "counted 1.2.3"\n')
@@ -240,9 +242,20 @@ async def test_a_burst_of_tasks_asking_a_tools_version_starts_one_probe(tmp_path
     class Counted(Ruff):
         program = str(script)
 
+    settings = make_job(None, env={"ASSAY_TOOL_CACHE_DIR": str(tmp_path / "cache")}).settings
     tool = Counted()
-    healths = await asyncio.gather(*(tool.health() for _ in range(8)))
+    healths = await asyncio.gather(*(tool.health(settings) for _ in range(8)))
     assert {(health.available, health.version) for health in healths} == {(True, "1.2.3")}
     assert calls.read_text().splitlines() == ["--version"]
-    assert (await tool.health()).version == "1.2.3"  # kept: not asked again
+    assert (await tool.health(settings)).version == "1.2.3"  # kept: not asked again
     assert calls.read_text().splitlines() == ["--version"]
+    # remembered across starts (a new analyzer process: a new tool), while the executable is the same file
+    assert (await Counted().health(settings)).version == "1.2.3"
+    assert calls.read_text().splitlines() == ["--version"]
+    script.write_text(script.read_text().replace("1.2.3", "1.2.4"))  # upgraded in place: another file
+    assert (await Counted().health(settings)).version == "1.2.4"
+    assert calls.read_text().splitlines() == ["--version", "--version"]
+    # an unreadable record is only a cache: the tool is asked again
+    (tmp_path / "cache" / "versions.json").write_text("{not json")
+    assert (await Counted().health(settings)).version == "1.2.4"
+    assert calls.read_text().splitlines() == ["--version"] * 3

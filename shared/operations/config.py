@@ -604,8 +604,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         Path,
         Var(
             "ASSAY_TOOL_CACHE_DIR",
-            "caches the tools keep between apps (mypy's analysis of the standard library and installed packages) "
-            "and the script that names an app's site-packages to mypy (`mypy-environments/`: must allow executing)",
+            "caches the tools keep between apps (mypy's analysis of the standard library and installed packages), "
+            "the script that names an app's site-packages to mypy (`mypy-environments/`: must allow executing) and "
+            "the tools' versions (`versions.json`: an unchanged executable is not asked again when an analyzer starts)",
             derive=_in_var_dir("tool-cache"),
         ),
     ]

@@ -32,6 +32,7 @@ from shared.wire.protocol import (
 )
 from shared.wire.tasks import TaskRef
 from tests.support.processes import wait_for_port
+from tests.support.static import TOOL_CACHE_DIR
 
 REPO = Path(__file__).resolve().parents[2]
 ANALYZER_TOKEN = "analyzer-token-of-the-tests"  # what the tests' analyzers require in the handshake
@@ -78,6 +79,7 @@ def start_analyzer(
         "ASSAY_APPS_DIR": str(apps_dir),
         "ASSAY_TRACE_DIR": str(folder / "traces"),
         "ASSAY_VAR_DIR": str(folder / "var"),
+        "ASSAY_TOOL_CACHE_DIR": TOOL_CACHE_DIR,
         "ASSAY_ANALYZER_TOKEN": ANALYZER_TOKEN,
         **(extra_env or {}),
     }

@@ -38,6 +38,7 @@ from shared.jetstream.streams import declare_all
 from shared.operations.config import load_settings
 from shared.wire.messages import TERMINAL_STATUSES
 from tests.support.processes import wait_for_port
+from tests.support.static import TOOL_CACHE_DIR
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -99,6 +100,7 @@ class Stack:
             **os.environ,
             "ASSAY_NATS_URL": self.nats.url,
             "ASSAY_VAR_DIR": str(root / "var"),
+            "ASSAY_TOOL_CACHE_DIR": TOOL_CACHE_DIR,
             "ASSAY_DATABASE_URL": f"sqlite+aiosqlite:///{root / 'assay.db'}",
             "ASSAY_RESULTS_DIR": str(root / "results"),
             "ASSAY_APPS_DIR": str(apps_dir),

@@ -19,6 +19,9 @@ from shared.wire.protocol import ServiceResult
 from shared.wire.tasks import TaskRef
 
 REPO = Path(__file__).resolve().parents[2]
+# The tool cache of the tests' in-process runs (a Job's default settings): the analyzers the tests start share it, as
+# the analyzers of one host do, so an analyzer started again asks no tool its version again (tool_versions.py).
+TOOL_CACHE_DIR = str(load_settings({}).tool_cache_dir)
 SAMPLE_APPS = REPO / "generated" / "apps"
 SAMPLE = "openai_codex-mini/app1"
 

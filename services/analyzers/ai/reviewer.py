@@ -91,8 +91,9 @@ class ModelReview:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
-    async def health(self) -> ToolHealth:
+    async def health(self, settings: Settings) -> ToolHealth:
         """Available when a key is configured; the version is the configured model (no network call)."""
+        del settings  # its own, given when it was made
         if not self.settings.ai_api_key:
             return ToolHealth(name=self.name, available=False, reason=NO_KEY_REASON)
         return ToolHealth(name=self.name, available=True, version=self.settings.ai_model)

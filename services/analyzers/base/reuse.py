@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import time
 from pathlib import Path
 
 import msgspec
 
 from shared.results.findings import Finding
+from shared.store.atomic_file import PART_SUFFIX, write_atomically
 
-PART_SUFFIX = ".part"  # an entry being written; one older than STALE_PART_S was left by a crash
-STALE_PART_S = 3600.0
+STALE_PART_S = 3600.0  # an entry still being written after this long was left by a crash
 PRUNE_EVERY = 10  # the store prunes itself after writing a tenth of its bound
 
 
@@ -102,14 +101,7 @@ class ReuseStore:
         path = self._path(key)
         data = _encoder.encode(run)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{key[:8]}", suffix=PART_SUFFIX)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        write_atomically(path, data)
         self._written += len(data)
         if self._written * PRUNE_EVERY > self.max_bytes:
             self._written = 0

@@ -28,7 +28,7 @@ async def run_tool(tool: Tool, job: Job) -> ToolOutput:
     ) as span:
         await job.report(tool.name, "started", f"{tool.name} started")
         started = time.monotonic()
-        health = await tool.health()
+        health = await tool.health(job.settings)
         if not health.available:
             output = ToolOutput(run=ToolRun(tool=tool.name, status="skipped", reason=health.reason))
         else:

@@ -107,7 +107,7 @@ class AnalyzerServer:
                 self._cancel(request_id, started_here)
 
     async def health(self, request_id: str | None = None) -> HealthReport:
-        tools = await asyncio.gather(*(tool.health() for tool in self.analyzer.tools))
+        tools = await asyncio.gather(*(tool.health(self.settings) for tool in self.analyzer.tools))
         return HealthReport(
             id=request_id,
             service=self.analyzer.service,

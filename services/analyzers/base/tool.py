@@ -10,6 +10,7 @@ from typing import Any, Protocol
 import msgspec
 
 from services.analyzers.base.job import Job
+from shared.operations.config import Settings
 from shared.operations.errors import ToolError
 from shared.results.findings import Finding, ToolRun
 from shared.wire.protocol import ToolHealth
@@ -25,11 +26,12 @@ class ToolOutput(msgspec.Struct, kw_only=True):
 
 
 class Tool(Protocol):
-    """An analysis tool. `health` says whether it can run here (and its version); `run` analyzes one job."""
+    """An analysis tool. `health` says whether it can run here, with these settings (and its version); `run`
+    analyzes one job."""
 
     name: str
 
-    async def health(self) -> ToolHealth: ...
+    async def health(self, settings: Settings) -> ToolHealth: ...
 
     async def run(self, job: Job) -> ToolOutput: ...
 

@@ -25,6 +25,7 @@ from services.analyzers.base.job import Job
 from services.analyzers.base.tool import SkipTool, ToolOutput
 from services.analyzers.dynamic.recon import ReconCache
 from services.analyzers.running_app.surface.model import Endpoint, Surface, matches
+from shared.operations.config import Settings
 from shared.results.findings import Finding, ToolRun, ToolStatus, fingerprint
 from shared.wire.protocol import ToolHealth
 
@@ -147,7 +148,8 @@ class Wapiti:
     def __init__(self, recons: ReconCache) -> None:
         self.recons = recons
 
-    async def health(self) -> ToolHealth:
+    async def health(self, settings: Settings) -> ToolHealth:
+        del settings
         path = wapiti_path()
         if path is None:
             return ToolHealth(
@@ -195,7 +197,7 @@ class Wapiti:
         run = ToolRun(
             tool=self.name,
             status=status,
-            version=(await self.health()).version,
+            version=(await self.health(job.settings)).version,
             command=outcome.argv,
             exit_code=outcome.exit_code,
             duration_s=round(time.monotonic() - started, 3),

@@ -12,6 +12,7 @@ import msgspec
 
 from services.analyzers.base.job import Job
 from services.analyzers.base.tool import Tool, ToolOutput
+from shared.operations.config import Settings
 from shared.results.findings import SEVERITIES, Finding
 from shared.wire.protocol import ToolHealth
 
@@ -39,8 +40,8 @@ class ProofRule:
         self.tool = tool
         self.name = tool.name
 
-    async def health(self) -> ToolHealth:
-        return await self.tool.health()
+    async def health(self, settings: Settings) -> ToolHealth:
+        return await self.tool.health(settings)
 
     async def run(self, job: Job) -> ToolOutput:
         output = await self.tool.run(job)

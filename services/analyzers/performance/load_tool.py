@@ -31,6 +31,7 @@ from services.analyzers.running_app.targets import (
     resolve_targets,
     target_sites,
 )
+from shared.operations.config import Settings
 from shared.results.findings import ToolRun
 from shared.wire.options import MAX_PATHS
 from shared.wire.protocol import ToolHealth
@@ -102,7 +103,8 @@ async def load_all(
 class LoadTool:
     name = "load"
 
-    async def health(self) -> ToolHealth:
+    async def health(self, settings: Settings) -> ToolHealth:
+        del settings
         return ToolHealth(name=self.name, available=True, version=VERSION)
 
     async def run(self, job: Job) -> ToolOutput:

@@ -21,6 +21,7 @@ from services.analyzers.base.job import Job
 from services.analyzers.base.tool import ToolOutput
 from services.analyzers.running_app.client import Fetched, http_client
 from services.analyzers.running_app.targets import Sites, job_policy
+from shared.operations.config import Settings
 from shared.results.findings import Finding, Severity, ToolRun, ToolStatus, fingerprint
 from shared.wire.protocol import ToolHealth
 
@@ -119,7 +120,8 @@ class HttpTool:
     name = ""
     service = "dynamic"
 
-    async def health(self) -> ToolHealth:
+    async def health(self, settings: Settings) -> ToolHealth:
+        del settings
         return ToolHealth(name=self.name, available=True, version=VERSION)
 
     async def inspect(self, job: Job, client: httpx.AsyncClient) -> Inspection:

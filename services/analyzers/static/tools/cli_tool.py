@@ -15,6 +15,7 @@ from pathlib import Path
 
 import msgspec
 
+from services.analyzers.base import tool_versions
 from services.analyzers.base.job import Job
 from services.analyzers.base.reuse import StoredRun
 from services.analyzers.base.tool import SkipTool, ToolOutput, executable
@@ -161,34 +162,48 @@ class CliTool:
         reason = f"{Path(self.program).name} not installed"
         return f"{reason} ({self.missing_hint})" if self.missing_hint else reason
 
-    async def health(self) -> ToolHealth:
-        """Installed or not (checked every time: a file lookup), and its version (asked once per executable)."""
+    async def health(self, settings: Settings) -> ToolHealth:
+        """Installed or not (checked every time: a file lookup), and its version (asked once per executable, and
+        remembered across starts while the executable is the same file: tool_versions.py)."""
         program = self.locate()
         if program is None:
             return ToolHealth(name=self.name, available=False, reason=self.not_installed())
         if program not in self._versions:
-            outcome = await self._probe(program)
-            if outcome.exit_code != 0:  # not cached: a broken install may be repaired while we run
-                reason = f"{' '.join(outcome.argv)} failed: {tail(outcome.stderr or outcome.stdout)}"
-                return ToolHealth(name=self.name, available=False, reason=reason)
-            self._versions[program] = parse_version(outcome.stdout + outcome.stderr)
+            remembered = await asyncio.to_thread(tool_versions.recall, settings.tool_cache_dir, program)
+            if remembered is None:
+                outcome = await self._probe(program, settings.tool_cache_dir)
+                if outcome.exit_code != 0:  # not cached: a broken install may be repaired while we run
+                    reason = f"{' '.join(outcome.argv)} failed: {tail(outcome.stderr or outcome.stdout)}"
+                    return ToolHealth(name=self.name, available=False, reason=reason)
+                version = parse_version(outcome.stdout + outcome.stderr)
+            else:
+                version = remembered.version
+            self._versions[program] = version
         return ToolHealth(name=self.name, available=True, version=self._versions[program])
 
-    async def _probe(self, program: str) -> ProcessOutcome:
-        """`--version` of `program`: the probe under way on this loop if there is one, else a new one."""
+    async def _probe(self, program: str, cache_dir: Path) -> ProcessOutcome:
+        """`--version` of `program` (its answer remembered in `cache_dir`): the probe under way on this loop if there
+        is one, else a new one."""
         probe = self._probes.get(program)
         if probe is None or probe.get_loop() is not asyncio.get_running_loop():
-            probe = asyncio.ensure_future(run_process(self.version_argv(program), timeout_s=HEALTH_TIMEOUT_S))
+            probe = asyncio.ensure_future(self._ask_version(program, cache_dir))
             self._probes[program] = probe
             probe.add_done_callback(
                 lambda done: self._probes.pop(program) if self._probes.get(program) is done else None
             )
         return await asyncio.shield(probe)  # a caller cancelled does not cancel the others' probe
 
+    async def _ask_version(self, program: str, cache_dir: Path) -> ProcessOutcome:
+        outcome = await run_process(self.version_argv(program), timeout_s=HEALTH_TIMEOUT_S)
+        if outcome.exit_code == 0:
+            version = parse_version(outcome.stdout + outcome.stderr)
+            await asyncio.to_thread(tool_versions.remember, cache_dir, program, version)
+        return outcome
+
     async def run(self, job: Job) -> ToolOutput:
         """Run the tool once over its target files in the app folder, or reuse a stored run with the same inputs."""
         app_dir = app_folder(job)
-        program, version = await self.ready()
+        program, version = await self.ready(job.settings)
         files = await asyncio.to_thread(self.targets, app_dir)
         environment = await asyncio.to_thread(self.environment, job)
         # A tool asking an advisory database reports what the database knows now: its answer is reused within one
@@ -410,9 +425,9 @@ class CliTool:
         )
         return ToolOutput(run=record, findings=findings, raw_output=first.raw_output)
 
-    async def ready(self) -> tuple[str, str | None]:
+    async def ready(self, settings: Settings) -> tuple[str, str | None]:
         """The executable and its version; SkipTool when it is not (or no longer) installed."""
-        health = await self.health()
+        health = await self.health(settings)
         program = self.locate()
         if not health.available or program is None:
             raise SkipTool(health.reason or self.not_installed())

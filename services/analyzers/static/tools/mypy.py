@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from pathlib import Path
 
 import msgspec
@@ -24,6 +23,7 @@ from services.analyzers.static.tools.source import AppSource, as_arguments, unre
 from shared.operations.config import Settings
 from shared.operations.process import ProcessOutcome
 from shared.results.findings import Finding, Severity
+from shared.store.atomic_file import write_atomically
 
 JSON_OUTPUT_SINCE = (
     1,
@@ -202,13 +202,5 @@ def write_answer(path: Path, site_packages: Path) -> None:
     script = (
         f"#!/bin/sh\n# mypy's search folders for the app's environment (Assay)\ncat <<'EOF'\n{answer}\nEOF\n"
     )
-    # a name of its own for each writer (pylint's and mypy's runs of one analysis, other analyses' threads)
-    descriptor, partial = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(descriptor, "w") as file:
-            file.write(script)
-        os.chmod(partial, 0o755)
-        os.replace(partial, path)
-    except BaseException:
-        Path(partial).unlink(missing_ok=True)
-        raise
+    # a temporary file of its own for each writer (pylint's and mypy's runs of one analysis, other analyses' threads)
+    write_atomically(path, script.encode(), mode=0o755)

@@ -117,7 +117,7 @@ class NpmAudit(CliTool):
     async def run(self, job: Job) -> ToolOutput:
         """One `npm audit` per lockfile folder, merged into one record."""
         app_dir = app_folder(job)
-        program, version = await self.ready()
+        program, version = await self.ready(job.settings)
         folders = await asyncio.to_thread(self.targets, app_dir)
         await self.check_advisory_host(job.settings)
         scratch = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="assay-npm-audit-"))
