@@ -16,6 +16,8 @@ import nats
 import nats.errors
 import pytest
 from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 
 from services.orchestrator.service import serve as serve_orchestrator
 from services.persister.service import run as run_persister
@@ -187,6 +189,34 @@ async def test_no_service_may_delete_or_rewrite_a_durable(locked_nats: EmbeddedN
         await admin.close()
 
 
+MARKER = "assay.events.task_000000000000.marker"  # an event subject no task has
+
+
+async def until_following(publisher: Client, live: Subscription, timeout_s: float = 10.0) -> None:
+    """Publish a marker on the events' subjects until `live` receives one. In two cold CI runs (a fresh clone, the
+    machine busy) the first event published right after subscribing never reached the subscription, though the
+    server logged no disconnect and the same test passes warm; the cause is not found. The test is about who may
+    do what, so it starts from a subscription known to follow; one that never does still fails here."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while asyncio.get_running_loop().time() < deadline:
+        await publisher.publish(MARKER, b"{}")
+        try:
+            await live.next_msg(timeout=0.5)
+            return
+        except nats.errors.TimeoutError:
+            continue
+    raise AssertionError(f"the subscription received no event in {timeout_s} s")
+
+
+async def next_on(live: Subscription, subject: str, timeout_s: float = 10.0) -> Msg:
+    """The next message on `subject` (late markers skipped)."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        message = await live.next_msg(timeout=max(0.1, deadline - asyncio.get_running_loop().time()))
+        if message.subject == subject:
+            return message
+
+
 async def test_a_subscriber_follows_and_replays_events_and_can_do_nothing_else(
     locked_nats: EmbeddedNats,
 ) -> None:
@@ -198,14 +228,12 @@ async def test_a_subscriber_follows_and_replays_events_and_can_do_nothing_else(
         event = TaskCompleted(task=task, status="completed", services=[])
         subject = subjects.event_subject(task.id, "completed")
         live = await subscriber.subscribe(subjects.EVENTS_ALL)
-        await subscriber.flush()
-        ack = await orchestrator.jetstream().publish(subject, encode(event), timeout=5)
-
-        assert (await live.next_msg(timeout=10)).data == encode(event)
-        # the refused subscription after the event: once in CI, with the server's refusal on the wire at the same
-        # time, the event never reached the allowed one
         requests = await subscriber.subscribe(subjects.REQUESTS_ALL)
         await subscriber.flush()
+        await until_following(orchestrator, live)
+        ack = await orchestrator.jetstream().publish(subject, encode(event), timeout=5)
+
+        assert (await next_on(live, subject)).data == encode(event)
         stored = await subscriber.jetstream().get_msg(subjects.EVENTS_STREAM, seq=ack.seq)
         assert stored.data == encode(event)
         with pytest.raises((nats.errors.Error, TimeoutError)):
