@@ -36,6 +36,14 @@ class Builds:
         (folder / "lib").mkdir()
 
 
+@pytest.fixture
+def cache(tmp_path: Path) -> Path:
+    """An empty cache folder of prepared environments."""
+    folder = tmp_path / "cache"
+    folder.mkdir()
+    return folder
+
+
 async def build(
     cache: Path, builds: Builds, memory_s: float, fresh: bool = False
 ) -> tuple[Path | str, list[str]]:
@@ -48,10 +56,8 @@ async def build(
 
 
 async def test_a_failed_build_is_remembered_then_built_again_when_fresh_and_forgotten_once_it_succeeds(
-    tmp_path: Path,
+    cache: Path,
 ) -> None:
-    cache = tmp_path / "cache"
-    cache.mkdir()
     builds = Builds()
 
     first, first_log = await build(cache, builds, memory_s=600)
@@ -76,14 +82,10 @@ async def test_a_failed_build_is_remembered_then_built_again_when_fresh_and_forg
     assert reused == cache / KEY and builds.calls == 3 and "reused from the cache" in reused_log[-1]
 
 
-async def test_a_remembered_failure_ends_with_its_time_and_nothing_is_remembered_with_0(
-    tmp_path: Path,
-) -> None:
-    cache = tmp_path / "cache"
-    cache.mkdir()
+async def test_a_remembered_failure_ends_with_its_time_and_nothing_is_remembered_with_0(cache: Path) -> None:
     builds = Builds()
     await build(cache, builds, memory_s=0)
-    assert not list(cache.glob("*.failed.json"))  # 0: nothing recorded
+    assert not await asyncio.to_thread(lambda: list(cache.glob("*.failed.json")))  # 0: nothing recorded
     await build(cache, builds, memory_s=0)
     assert builds.calls == 2
 
@@ -95,9 +97,7 @@ async def test_a_remembered_failure_ends_with_its_time_and_nothing_is_remembered
     assert builds.calls == 4
 
 
-async def test_an_unreadable_record_is_no_memory(tmp_path: Path) -> None:
-    cache = tmp_path / "cache"
-    cache.mkdir()
+async def test_an_unreadable_record_is_no_memory(cache: Path) -> None:
     (cache / f"{KEY}.failed.json").write_bytes(msgspec.json.encode({"reason": 1}))
     builds = Builds()
     reason, _ = await build(cache, builds, memory_s=600)

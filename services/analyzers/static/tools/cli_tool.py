@@ -90,7 +90,7 @@ class CliTool:
         ] = {}  # by executable path: probing is cheap after the first call
         # the probe under way, by executable path: the tasks of a burst that find no version yet wait for one
         # `--version` (56 at once each started their own: a CPU-second apiece for semgrep)
-        self._probes: dict[str, asyncio.Future[ProcessOutcome]] = {}
+        self._probes: dict[str, asyncio.Future[tuple[ProcessOutcome, str | None]]] = {}
         self._code: str | None = None  # hash of Assay's code that reads this tool's output (a reuse input)
         self.coalescer = Coalescer(self.name, self.ok_exit_codes, self.split) if self.coalescing else None
 
@@ -171,19 +171,18 @@ class CliTool:
         if program not in self._versions:
             remembered = await asyncio.to_thread(tool_versions.recall, settings.tool_cache_dir, program)
             if remembered is None:
-                outcome = await self._probe(program, settings.tool_cache_dir)
+                outcome, version = await self._probe(program, settings.tool_cache_dir)
                 if outcome.exit_code != 0:  # not cached: a broken install may be repaired while we run
                     reason = f"{' '.join(outcome.argv)} failed: {tail(outcome.stderr or outcome.stdout)}"
                     return ToolHealth(name=self.name, available=False, reason=reason)
-                version = parse_version(outcome.stdout + outcome.stderr)
             else:
                 version = remembered.version
             self._versions[program] = version
         return ToolHealth(name=self.name, available=True, version=self._versions[program])
 
-    async def _probe(self, program: str, cache_dir: Path) -> ProcessOutcome:
-        """`--version` of `program` (its answer remembered in `cache_dir`): the probe under way on this loop if there
-        is one, else a new one."""
+    async def _probe(self, program: str, cache_dir: Path) -> tuple[ProcessOutcome, str | None]:
+        """`--version` of `program` and the version it names (remembered in `cache_dir`): the probe under way on this
+        loop if there is one, else a new one."""
         probe = self._probes.get(program)
         if probe is None or probe.get_loop() is not asyncio.get_running_loop():
             probe = asyncio.ensure_future(self._ask_version(program, cache_dir))
@@ -193,12 +192,12 @@ class CliTool:
             )
         return await asyncio.shield(probe)  # a caller cancelled does not cancel the others' probe
 
-    async def _ask_version(self, program: str, cache_dir: Path) -> ProcessOutcome:
+    async def _ask_version(self, program: str, cache_dir: Path) -> tuple[ProcessOutcome, str | None]:
         outcome = await run_process(self.version_argv(program), timeout_s=HEALTH_TIMEOUT_S)
+        version = parse_version(outcome.stdout + outcome.stderr)
         if outcome.exit_code == 0:
-            version = parse_version(outcome.stdout + outcome.stderr)
             await asyncio.to_thread(tool_versions.remember, cache_dir, program, version)
-        return outcome
+        return outcome, version
 
     async def run(self, job: Job) -> ToolOutput:
         """Run the tool once over its target files in the app folder, or reuse a stored run with the same inputs."""
