@@ -16,11 +16,10 @@ from shared.jetstream.connection import connect
 from shared.jetstream.nats_users import ADMIN, ORCHESTRATOR
 from shared.wire import subjects
 from shared.wire.messages import decode_request
+from tests.support.faults.analyzer import STEADY_MODEL
+from tests.support.faults.scenarios import fault_apps
 from tests.support.stack import Stack, run_assay
 
-REPO = Path(__file__).resolve().parent.parent
-APPS = REPO / "generated" / "apps"
-MODEL, APP = "openai_codex-mini", 1
 ACK_WAIT_S, MAX_DELIVER = 4, 3
 SLACK_S = 8.0  # "a few seconds": the last fetch that makes the server notice, the persister's turn, the poll
 ORCHESTRATOR_SPEC = ServiceSpec(
@@ -61,16 +60,19 @@ def assay_json(stack: Stack, *args: str) -> Any:
 
 
 def test_a_crash_looping_orchestrator_dead_letters_the_request_and_fails_its_task(tmp_path: Path) -> None:
+    # The paced stand-in of the static analyzer: a run of STEADY_RUN_S is still in flight when the orchestrator
+    # that took it is killed (a quick real tool could finish first and the request would settle), costs no CPU,
+    # and the replay's run ends.
     stack = Stack(
         tmp_path / "stack",
-        apps_dir=APPS,
+        apps_dir=fault_apps(tmp_path),
+        analyzer_modules={"static": "tests.support.faults.analyzer"},
         extra_env={"ASSAY_ACK_WAIT_S": str(ACK_WAIT_S), "ASSAY_MAX_DELIVER": str(MAX_DELIVER)},
     )
     stack.start()
     try:
         stack.kill("orchestrator")
-        # one quick tool: the test is about the request's deliveries, and its replay runs the analysis again
-        task_id = stack.submit(model_slug=MODEL, app_number=APP, analysis_type="static", tools=["ruff"])
+        task_id = stack.submit(model_slug=STEADY_MODEL, app_number=1, analysis_type="static", tools=["ruff"])
         first_delivery = 0.0
         for delivery in range(1, MAX_DELIVER + 1):  # start, let it take the request, kill -9
             stack.spawn(ORCHESTRATOR_SPEC)

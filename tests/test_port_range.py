@@ -15,7 +15,7 @@ from shared.jetstream.nats_cluster import NatsCluster
 from shared.jetstream.natsd import EmbeddedNats
 from shared.operations.config import load_settings
 from shared.operations.errors import ConfigError
-from shared.operations.ports import free_port
+from shared.operations.ports import free_port, reserve_port
 from shared.wire.messages import AnalysisRequest
 from tests.support.apps import app_request, make_app, needs_bwrap, runner_settings
 
@@ -48,6 +48,20 @@ def test_ports_handed_out_are_not_handed_out_again_before_they_are_listened_on()
         for _ in range(21):  # handed out once (a port of the machine's other programs is skipped too)
             picked.append(free_port(port_range=(41400, 41419)))
     assert len(set(picked)) == len(picked) >= 10, picked
+
+
+def test_a_reserved_port_is_nobody_elses_until_its_socket_is_closed() -> None:
+    """The forwarders into a sandbox hold their ports from their choice on: a CI run lost one to another
+    process between the choice and the listen."""
+    for port_range in (None, (41420, 41439)):
+        reserved = reserve_port(port_range=port_range)
+        port = reserved.getsockname()[1]
+        assert port_range is None or port_range[0] <= port <= port_range[1]
+        with socket.socket() as other, pytest.raises(OSError):
+            other.bind(("127.0.0.1", port))
+        reserved.close()
+        with socket.socket() as other:
+            other.bind(("127.0.0.1", port))  # free again once closed
 
 
 async def test_the_embedded_nats_server_and_cluster_routes_listen_in_the_range(tmp_path: Path) -> None:

@@ -27,31 +27,45 @@ def parse_port_range(text: str) -> PortRange:
     return low, high
 
 
-def _bindable(host: str, port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-        return True
+def _bound(host: str, port: int) -> socket.socket | None:
+    sock = socket.socket()
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        return None
+    return sock
 
 
-def free_port(host: str = "127.0.0.1", port_range: PortRange | None = None) -> int:
-    """A port nothing listens on now: any the kernel gives without a range, else one of the range, tried from a
-    random place so that two stacks of one range rarely pick the same, and none this process handed out in the
-    last GIVEN_HOLD_S (the kernel's own picks rotate likewise); OSError when the range is full."""
+def reserve_port(host: str = "127.0.0.1", port_range: PortRange | None = None) -> socket.socket:
+    """A socket bound (not listening) to a port nothing else has: any the kernel gives without a range, else one of
+    the range, tried from a random place so that two stacks of one range rarely pick the same, and none this process
+    handed out in the last GIVEN_HOLD_S (the kernel's own picks rotate likewise); OSError when the range is full.
+    The port stays this process's until the socket is closed: nothing takes it between its choice and its use (an
+    outgoing connection's ephemeral port would, on a busy machine)."""
     if port_range is None:
-        with socket.socket() as sock:
-            sock.bind((host, 0))
-            port: int = sock.getsockname()[1]
-            return port
+        sock = _bound(host, 0)
+        if sock is None:
+            raise OSError(f"the kernel gave no free port on {host}")
+        return sock
     low, high = port_range
     now = time.monotonic()
     start = random.randint(low, high)  # noqa: S311 (spreading picks, not a secret)
     for offset in range(high - low + 1):
         port = low + (start - low + offset) % (high - low + 1)
         # a port handed out a moment ago may not be listened on yet: free now, but promised
-        if now - _given.get(port, -GIVEN_HOLD_S) >= GIVEN_HOLD_S and _bindable(host, port):
+        if now - _given.get(port, -GIVEN_HOLD_S) < GIVEN_HOLD_S:
+            continue
+        sock = _bound(host, port)
+        if sock is not None:
             _given[port] = now
-            return port
+            return sock
     raise OSError(f"no free port left in ASSAY_PORT_RANGE {low}-{high} on {host}")
+
+
+def free_port(host: str = "127.0.0.1", port_range: PortRange | None = None) -> int:
+    """A port nothing listens on now, chosen as `reserve_port` chooses, for a process that binds it itself: unlike
+    a reserved port it may be taken before that process binds it."""
+    with reserve_port(host, port_range) as sock:
+        port: int = sock.getsockname()[1]
+        return port

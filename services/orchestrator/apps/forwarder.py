@@ -12,8 +12,9 @@ from services.orchestrator.apps.channel import Channel
 from services.orchestrator.apps.inside import pipe
 
 
-async def start_forwarder(port: int, channel: Channel, name: str) -> asyncio.Server:
-    """Listen on 127.0.0.1:`port` and forward every connection to the sandbox's process `name`."""
+async def start_forwarder(sock: socket.socket, channel: Channel, name: str) -> asyncio.Server:
+    """Listen on `sock` (bound to a loopback port, see ports.reserve_port) and forward every connection to the
+    sandbox's process `name`; the server owns the socket from here."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         outer, inner = socket.socketpair()
@@ -28,4 +29,4 @@ async def start_forwarder(port: int, channel: Channel, name: str) -> asyncio.Ser
         inner_reader, inner_writer = await asyncio.open_connection(sock=outer)
         await asyncio.gather(pipe(reader, inner_writer), pipe(inner_reader, writer))
 
-    return await asyncio.start_server(handle, "127.0.0.1", port)
+    return await asyncio.start_server(handle, sock=sock)

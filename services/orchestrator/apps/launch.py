@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,7 +40,7 @@ from services.orchestrator.apps.sandbox import (
 )
 from services.orchestrator.apps.start_rules import Installed, Start, installed_packages
 from shared.operations.app_env import CANARY_PORT_KEY
-from shared.operations.ports import PortRange, free_port
+from shared.operations.ports import PortRange, free_port, reserve_port
 from shared.operations.process_groups import stop_group
 from shared.wire.app_run import SandboxSettings
 
@@ -47,6 +48,7 @@ STATIC_FOLDERS = ("dist", "build", ".")
 STOP_GRACE_S = 3.0
 OUTPUT_TAIL = 16000  # of the app's output kept in app.json: long enough for a traceback and what led to it
 POLL_S = 0.2
+PORT_NAMES = ("backend", "frontend", "canary")  # the host ports a run is given
 GONE_WAIT_S = 10.0
 
 # A line naming an exception or error, as Python (`OSError: [Errno 28] …`, `MemoryError`) and Node.js (`Error: …`)
@@ -181,10 +183,34 @@ async def launch(
     config: LaunchConfig, prepared: Prepared, run_dir: Path, options: dict[str, object] | None = None
 ) -> Launched:
     """Start the app's sandbox and forwarders; AppNotStarted when there is nothing to start."""
-    sandboxed = config.settings.mode == "bwrap"
+    # Sandboxed, each port's host side is a forwarder of Assay's own: its socket is bound now and held until the
+    # forwarder listens on it (`_launch` takes out those it starts). Unsandboxed, the app binds the ports itself.
+    reserved = (
+        {name: reserve_port(port_range=config.port_range) for name in PORT_NAMES}
+        if config.settings.mode == "bwrap"
+        else {}
+    )
+    try:
+        return await _launch(config, prepared, run_dir, options or {}, reserved)
+    finally:
+        for sock in reserved.values():
+            sock.close()
+
+
+async def _launch(
+    config: LaunchConfig,
+    prepared: Prepared,
+    run_dir: Path,
+    options: dict[str, object],
+    reserved: dict[str, socket.socket],
+) -> Launched:
+    sandboxed = bool(reserved)
     layout = _layout(sandboxed, prepared, run_dir)
-    ports = {name: free_port(port_range=config.port_range) for name in ("backend", "frontend", "canary")}
-    found, start = await asyncio.to_thread(_commands, prepared, layout, config.python, ports, options or {})
+    ports = {
+        name: reserved[name].getsockname()[1] if sandboxed else free_port(port_range=config.port_range)
+        for name in PORT_NAMES
+    }
+    found, start = await asyncio.to_thread(_commands, prepared, layout, config.python, ports, options)
     if start is None:
         raise AppNotStarted(
             "app did not start: no start rule fits its backend/ (see start_rules.py; give a command as "
@@ -244,8 +270,8 @@ async def launch(
     if sandboxed:
         try:
             for name in [*found, "canary"]:
-                launched.forwarders.append(await start_forwarder(ports[name], channel, name))
-        except OSError as error:  # the port was taken meanwhile: nothing may be left running
+                launched.forwarders.append(await start_forwarder(reserved.pop(name), channel, name))
+        except OSError as error:  # nothing may be left running
             await stop(launched)
             raise AppNotStarted(f"app did not start: its port could not be forwarded: {error}") from error
     return launched
