@@ -11,7 +11,7 @@ import json
 import textwrap
 from pathlib import Path
 
-from services.analyzers.dynamic.attacks import build
+from services.analyzers.dynamic.attacks import build, ordinary_value
 from services.analyzers.dynamic.checks.deserialization import pickle_sleep, serialized_kind
 from services.analyzers.dynamic.expectations import Contains, Differs, holds, similar
 from services.analyzers.dynamic.html_context import executable_context
@@ -338,6 +338,29 @@ def test_an_attack_fills_every_field_and_puts_the_payload_in_its_place() -> None
     assert (
         attack.headers["Cookie"] == "session=s; theme=assay"
         and attack.headers["Content-Type"] == "application/json"
+    )
+
+
+def test_a_field_the_session_sends_keeps_its_value_and_a_payload_replaces_it_whatever_its_case() -> None:
+    """FastAPI declares `authorization` as a header field: an attack that added its own beside the session's
+    `Authorization` sent both, the app read the session's, and the "attack" answered as the user did."""
+    endpoint = Endpoint(method="GET", path="/api/notes/{note_id}", fields=[
+        Field(name="note_id", location="path", type="integer"), Field(name="authorization", location="header"),
+        Field(name="session", location="cookie"),
+    ])  # fmt: skip
+    headers, cookies = {"Authorization": "Bearer t", "X-Other": "o"}, {"session": "s"}
+    plain = build(endpoint, headers=headers, cookies=cookies)
+    assert plain.headers == {"X-Other": "o", "authorization": "Bearer t", "Cookie": "session=s"}
+    payload = "Bearer t' AND '1'='1"
+    attacked = build(endpoint, {("authorization", "header"): payload}, headers=headers, cookies=cookies)
+    assert [v for name, v in attacked.headers.items() if name.lower() == "authorization"] == [payload]
+    cookie = build(endpoint, {("session", "cookie"): "s'"}, headers=headers, cookies=cookies)
+    assert cookie.headers["Cookie"] == "session=s'"
+    # what a check puts its payload after: the session's own value, else a plausible one
+    assert ordinary_value(endpoint.fields[1], headers, cookies) == "Bearer t"
+    assert ordinary_value(endpoint.fields[2], headers, cookies) == "s"
+    assert (
+        ordinary_value(endpoint.fields[1]) == "assay" and ordinary_value(endpoint.fields[0], headers) == "1"
     )
 
 

@@ -13,7 +13,7 @@ import msgspec
 
 from services.analyzers.base.job import Job
 from services.analyzers.dynamic.attacker import Attacker, BudgetSpent, Sent
-from services.analyzers.dynamic.attacks import Attack, Point, build, points
+from services.analyzers.dynamic.attacks import Attack, Point, build, ordinary_value, points
 from services.analyzers.dynamic.expectations import Contains, Expectation
 from services.analyzers.dynamic.proof import attack_finding, make_proof
 from services.analyzers.dynamic.recon import Recon, ReconCache
@@ -36,6 +36,15 @@ class Reach(msgspec.Struct, frozen=True, kw_only=True):
     endpoint: Endpoint
     session: Session | None
     baseline: Sent
+
+    def value(self, point: Point) -> str:
+        """The field's value in the baseline (`attacks.ordinary_value`): a payload is put after it."""
+        session = self.session
+        return (
+            ordinary_value(point.field, session.headers, session.cookies)
+            if session
+            else ordinary_value(point.field)
+        )
 
     def attack(
         self,

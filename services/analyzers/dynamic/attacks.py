@@ -53,6 +53,20 @@ def default_value(field: Field) -> str:
     return TYPE_DEFAULTS.get(field.type, "assay")
 
 
+def ordinary_value(
+    field: Field, headers: Mapping[str, str] | None = None, cookies: Mapping[str, str] | None = None
+) -> str:
+    """The field's value in an ordinary request as the session's user: what the session itself sends for it (its
+    Authorization header, its cookie), so that a payload goes after it as the user would send it; else a plausible
+    value (`default_value`)."""
+    own = None
+    if field.location == "header":
+        own = next((v for name, v in (headers or {}).items() if name.lower() == field.name.lower()), None)
+    elif field.location == "cookie":
+        own = (cookies or {}).get(field.name)
+    return default_value(field) if own is None else own
+
+
 def _typed(field: Field, value: str) -> Any:
     """A JSON value of the field's type when `value` is one (so `1` stays a number), else the string."""
     if field.type in ("integer", "number") and re.fullmatch(r"-?\d+(\.\d+)?", value):
@@ -96,9 +110,11 @@ def build(
     """The request for `endpoint`, each field at its default unless `values` ((name, location) → value) says
     otherwise; `headers` and `cookies` are a session's. `raw_path` replaces the whole path (a payload in it)."""
     values = values or {}
+    headers, cookies = headers or {}, cookies or {}
 
     def value(field: Field) -> str:
-        return values.get((field.name, field.location), default_value(field))
+        given = values.get((field.name, field.location))
+        return ordinary_value(field, headers, cookies) if given is None else given
 
     path = endpoint.path
     for field in endpoint.located("path"):
@@ -114,9 +130,11 @@ def build(
     ]
     if query:
         path += ("&" if "?" in path else "?") + urlencode(query)
-    sent_headers = dict(headers or {})
+    # a header field replaces the session's header of its name, whatever its case: the app reads one of the two
+    header_names = {f.name.lower() for f in endpoint.located("header")}
+    sent_headers = {name: v for name, v in headers.items() if name.lower() not in header_names}
     sent_headers.update({f.name: value(f) for f in endpoint.located("header")})
-    jar = dict(cookies or {})
+    jar = dict(cookies)
     jar.update({f.name: value(f) for f in endpoint.located("cookie")})
     if jar:
         sent_headers["Cookie"] = "; ".join(f"{name}={v}" for name, v in jar.items())

@@ -10,7 +10,7 @@ import secrets
 
 from services.analyzers.dynamic.attack_tool import PointCheck, Reach
 from services.analyzers.dynamic.attacker import Attacker, Sent
-from services.analyzers.dynamic.attacks import Point, default_value
+from services.analyzers.dynamic.attacks import Point
 from services.analyzers.dynamic.proof import make_proof
 from services.analyzers.dynamic.timing import DELAY_S, TIMEOUT_S, proven_delay
 from shared.results.findings import Finding
@@ -33,7 +33,7 @@ class CommandInjection(PointCheck):
     async def echoed(self, attacker: Attacker, reached: Reach, point: Point) -> Finding | None:
         a, b = 1000 + secrets.randbelow(8000), 1000 + secrets.randbelow(8000)
         tag = "cmd" + secrets.token_hex(3)
-        value = default_value(point.field)
+        value = reached.value(point)
         payloads = [value + form.format(c=f"echo {tag}$(({a}+{b}))") for form in SEPARATORS]
         return await self.computed_value(
             attacker,
@@ -49,7 +49,7 @@ class CommandInjection(PointCheck):
 
     async def delayed(self, attacker: Attacker, reached: Reach, point: Point) -> Finding | None:
         key = (point.field.name, point.field.location)
-        value = default_value(point.field)
+        value = reached.value(point)
         for form in SEPARATORS[:3] + SEPARATORS[5:7]:
 
             async def send(seconds: int, form: str = form) -> Sent:

@@ -20,7 +20,7 @@ import msgspec
 
 from services.analyzers.dynamic.attack_tool import PointCheck, Reach
 from services.analyzers.dynamic.attacker import Attacker, Sent
-from services.analyzers.dynamic.attacks import Point, default_value
+from services.analyzers.dynamic.attacks import Point
 from services.analyzers.dynamic.checks.signatures import SQL_ERRORS, first_match
 from services.analyzers.dynamic.expectations import Contains, Differs, similar
 from services.analyzers.dynamic.proof import attack_finding, make_proof
@@ -90,10 +90,6 @@ class SqlInjection(PointCheck):
         return found
 
 
-def _value(point: Point) -> str:
-    return default_value(point.field)
-
-
 def _finding(
     reached: Reach,
     point: Point,
@@ -128,7 +124,7 @@ async def error_based(attacker: Attacker, reached: Reach, point: Point) -> Findi
     if first_match(reached.baseline.text, SQL_ERRORS):
         return None  # the ordinary answer already shows an error: nothing to tell apart
     key = (point.field.name, point.field.location)
-    value = _value(point)
+    value = reached.value(point)
     for quote in QUOTES:
         broken = await attacker.send(reached.attack({key: value + quote}))
         error = first_match(broken.text, SQL_ERRORS)
@@ -154,7 +150,7 @@ async def error_based(attacker: Attacker, reached: Reach, point: Point) -> Findi
 
 async def boolean_based(attacker: Attacker, reached: Reach, point: Point) -> Finding | None:
     key = (point.field.name, point.field.location)
-    value = _value(point)
+    value = reached.value(point)
     for true_form, false_form in CONDITIONS:
         inputs = [true_form.format(v=value), false_form.format(v=value)]
         true = await attacker.send(reached.attack({key: inputs[0]}))
@@ -186,7 +182,7 @@ async def boolean_based(attacker: Attacker, reached: Reach, point: Point) -> Fin
 
 async def time_based(attacker: Attacker, reached: Reach, point: Point) -> Finding | None:
     key = (point.field.name, point.field.location)
-    value = _value(point)
+    value = reached.value(point)
     for form in DELAYS:
 
         async def send(amount: int, form: DelayForm = form) -> Sent:

@@ -14,7 +14,7 @@ from typing import Any
 
 from services.analyzers.dynamic.attack_tool import AttackTool, anchor
 from services.analyzers.dynamic.attacker import Attacker
-from services.analyzers.dynamic.attacks import NEUTRAL_URL, default_value
+from services.analyzers.dynamic.attacks import NEUTRAL_URL
 from services.analyzers.dynamic.canary import Canary, local_canary
 from services.analyzers.dynamic.expectations import CanaryHit
 from services.analyzers.dynamic.proof import attack_finding, make_proof
@@ -52,7 +52,7 @@ class Ssrf(AttackTool):
             async for reached, point in self.insertion_points(
                 recon, attacker, ("query", "form", "json", "header")
             ):
-                value = default_value(point.field)
+                value = reached.value(point)
                 if not (
                     URL_NAMES.search(point.field.name) or value == NEUTRAL_URL or value.startswith("http")
                 ):
