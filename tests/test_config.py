@@ -12,6 +12,7 @@ import pytest
 from shared.operations import config
 from shared.operations.config import Retention, Settings, load_settings
 from shared.operations.errors import ConfigError
+from shared.wire import contracts
 
 
 def test_unset_leaves_the_declared_default_and_set_is_converted_to_the_fields_type() -> None:
@@ -68,6 +69,20 @@ def test_the_readme_table_is_the_declarations_one_row_each() -> None:
     some = {"ASSAY_ACK_WAIT_S", "ASSAY_NATS_REPLICAS", "ASSAY_DLQ_MAX_BYTES", "XDG_CONFIG_HOME"}
     assert some < set(variables)
     assert config.main(["--check"]) == 0
+
+
+def test_the_table_writers_refuse_an_argument_they_do_not_know_and_write_nothing(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`--help` or a typo used to rewrite the README (and the contracts) as a bare call does."""
+    readme = config.README.read_text()
+    written = {path: path.read_text() for path in contracts.CONTRACTS_DIR.iterdir() if path.is_file()}
+    for main, name in ((config.main, "shared.operations.config"), (contracts.main, "shared.wire.contracts")):
+        for argv in (["--help"], ["--chek"], ["--check", "extra"]):
+            assert main(argv) == 2
+            assert f"usage: python -m {name} [--check]" in capsys.readouterr().err
+    assert config.README.read_text() == readme
+    assert {path: path.read_text() for path in contracts.CONTRACTS_DIR.iterdir() if path.is_file()} == written
 
 
 def test_a_setting_declared_without_its_variable_is_refused_with_the_way_to_declare_it() -> None:

@@ -874,10 +874,14 @@ def _with_table(readme: str) -> str:
 
 
 def main(argv: list[str]) -> int:
-    """Write the README's configuration table (`--check`: only say whether it is up to date; 1 when not)."""
+    """Write the README's configuration table (`--check`: only say whether it is up to date; 1 when not; 2 for
+    any other argument, writing nothing)."""
+    if argv not in ([], ["--check"]):
+        print("usage: python -m shared.operations.config [--check]", file=sys.stderr)
+        return 2
     readme = README.read_text()
     written = _with_table(readme)
-    if "--check" in argv:
+    if argv:
         if written != readme:
             print(
                 "README.md: the configuration table differs from shared/operations/config.py; run `python -m shared.operations.config`"

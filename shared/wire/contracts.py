@@ -267,8 +267,12 @@ def write(folder: Path) -> None:
 
 
 def main(argv: list[str]) -> int:
-    """`python -m shared.wire.contracts [--check]`, from the repository root."""
-    if argv == ["--check"]:
+    """`python -m shared.wire.contracts [--check]`, from the repository root (2 for any other argument, writing
+    nothing)."""
+    if argv not in ([], ["--check"]):
+        print("usage: python -m shared.wire.contracts [--check]", file=sys.stderr)
+        return 2
+    if argv:
         stale = drifted(CONTRACTS_DIR)
         for name in stale:
             print(
