@@ -172,9 +172,12 @@ def test_killing_the_only_analyzer_mid_run_for_good_fails_the_task_with_a_reason
     task_id = fleet.submit(
         model_slug=MODEL, app_number=APP, analysis_type="static", tools=["pylint", "bandit"]
     )
-    wait_for_tools(fleet, task_id)
+    tools = wait_for_tools(fleet, task_id)
     killed_at = time.monotonic()
     fleet.kill("static-0")
+    while alive(tools) and time.monotonic() - killed_at < 2.0:
+        time.sleep(0.05)
+    assert not alive(tools), f"tool processes outlived their killed analyzer: {alive(tools)}"
     task = fleet.wait_terminal(task_id, timeout_s=30)
     waited = time.monotonic() - killed_at
     assert task["status"] in ("failed", "partial")

@@ -1,18 +1,20 @@
 """Tool subprocesses: argument lists (no shell), their own process group, a timeout, and a clean kill.
 
 Each tool runs in a new session so that cancelling or timing out kills everything it started (semgrep, for one,
-spawns helpers), not just the direct child.
+spawns helpers), not just the direct child; and ends when the process that started it is killed (parent_death.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import msgspec
 
+from shared.operations.parent_death import die_with_parent
 from shared.operations.process_groups import stop_group
 
 KILL_GRACE_S = 0.5  # SIGTERM first; whatever is left after this gets SIGKILL
@@ -41,6 +43,13 @@ async def run_process(
     """Run `argv` to completion or until `timeout_s`; cancelling the caller kills the whole process group.
     `preexec` runs in the child before `argv` does (a resource limit: nothing that takes a lock)."""
     started = time.monotonic()
+    parent = os.getpid()
+
+    def in_child() -> None:
+        die_with_parent(parent)  # a killed analyzer leaves no tool running
+        if preexec is not None:
+            preexec()
+
     process = await asyncio.create_subprocess_exec(
         *argv,
         cwd=cwd,
@@ -49,7 +58,7 @@ async def run_process(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         start_new_session=True,
-        preexec_fn=preexec,
+        preexec_fn=in_child,
     )
     timed_out = False
     try:

@@ -3,8 +3,8 @@ and process groups), where pylint's run is a process that holds for HELD_S and c
 happens while a tool runs (an analyzer killed, stopped or cancelled mid-run): real pylint over an app made large
 enough to be caught running took some 30 CPU-seconds per test, and the length of its run was unknown.
 
-The held process is a command line (never the warm server), prints an empty pylint report if it is ever let run to
-its end, and ends early when its analyzer is gone (a killed analyzer leaves no process behind for long).
+The held process is a command line (never the warm server) and prints an empty pylint report if it is ever let run
+to its end; like every tool process it ends with its analyzer (shared/operations/parent_death.py).
 
 Run: `python -m tests.support.held_analyzer --port P`.
 """
@@ -20,13 +20,7 @@ from services.analyzers.static.tools.pylint import Pylint
 
 HELD_S = 120.0
 MARK = "held-pylint"  # in the held process's command line, for the tests that look for it in /proc
-HOLD = (
-    "import os, sys, time\n"
-    "parent, end = os.getppid(), time.monotonic() + float(sys.argv[1])\n"
-    "while os.getppid() == parent and time.monotonic() < end:\n"
-    "    time.sleep(0.1)\n"
-    "print('{\"messages\": []}')\n"
-)
+HOLD = "import sys, time\ntime.sleep(float(sys.argv[1]))\nprint('{\"messages\": []}')\n"
 
 
 class HeldPylint(Pylint):

@@ -27,6 +27,7 @@ import traceback
 from collections.abc import Callable
 
 from services.analyzers.static.tools.memory_limit import lift, limit
+from shared.operations.parent_death import die_with_parent
 
 ACCEPT_POLL_S = 1.0  # how often the server looks whether its parent is still there
 FAILED_EXIT = 32  # the exit code of a run the tool could not make (pylint's own "usage error" value)
@@ -73,11 +74,12 @@ def _run_quietly(runner: Callable[[list[str]], int], argv: list[str]) -> None:
             sys.stdout = saved
 
 
-def _serve_one(connection: socket.socket, runner: Callable[[list[str]], int]) -> None:
-    """In the forked child: one run, answered on `connection`; never returns."""
+def _serve_one(connection: socket.socket, runner: Callable[[list[str]], int], server_pid: int) -> None:
+    """In the child the server (`server_pid`) forked: one run, answered on `connection`; never returns."""
     code = FAILED_EXIT
     try:
         os.setsid()  # its own process group: the client kills it (and anything it started) as one
+        die_with_parent(server_pid)  # the server ends when its analyzer does, and takes its runs with it
         request = json.loads(connection.makefile("rb").readline())
         connection.sendall(json.dumps({"pid": os.getpid()}).encode() + b"\n")
         os.chdir(request["cwd"])
@@ -140,6 +142,7 @@ def serve(tool: str, socket_path: str, warm_up_dir: str, warm_up_argv: list[str]
     server.listen(64)
     server.settimeout(ACCEPT_POLL_S)
     print("ready", flush=True)
+    server_pid = os.getpid()
     while os.getppid() == parent:
         try:
             connection, _address = server.accept()
@@ -149,7 +152,7 @@ def serve(tool: str, socket_path: str, warm_up_dir: str, warm_up_argv: list[str]
         if os.fork() == 0:
             server.close()
             connection.settimeout(None)
-            _serve_one(connection, runner)
+            _serve_one(connection, runner, server_pid)
         connection.close()
         _reap()
 

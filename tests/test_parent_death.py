@@ -1,0 +1,80 @@
+"""A tool process ends with the analyzer that started it: killed -9 (or by the OOM killer), the analyzer can stop
+no process group, and before this its tools ran on for runs nobody waited for. Both ways a tool is started are
+shown on real processes: a command line (run_process) and a warm server's forked run (die_with_parent in a child
+the server forks)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+COMMAND_LINE = """
+import asyncio
+from shared.operations.process import run_process
+asyncio.run(run_process(["sleep", "300"], timeout_s=600))
+"""
+FORKED = """
+import os, time
+from shared.operations.parent_death import die_with_parent
+server = os.getpid()
+if os.fork() == 0:
+    os.setsid()
+    die_with_parent(server)
+    os.execvp("sleep", ["sleep", "300"])
+time.sleep(300)
+"""
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text()
+        except (OSError, ValueError):
+            continue
+        if entry.name.isdigit() and int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie no one reaps (a container's init may not) runs no more
+
+
+def tool_of(script: str) -> tuple[subprocess.Popen[bytes], int]:
+    """The starter process and the pid of the `sleep` it started."""
+    starter = subprocess.Popen([sys.executable, "-c", script], cwd=REPO)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        sleeps = [
+            pid for pid in children(starter.pid) if Path(f"/proc/{pid}/comm").read_text().strip() == "sleep"
+        ]
+        if sleeps:
+            return starter, sleeps[0]
+        time.sleep(0.05)
+    starter.kill()
+    raise TimeoutError("the tool process never started")
+
+
+def test_a_command_line_tool_and_a_forked_run_end_when_their_starter_is_killed() -> None:
+    for script in (COMMAND_LINE, FORKED):
+        starter, tool = tool_of(script)
+        try:
+            os.kill(starter.pid, signal.SIGKILL)
+            starter.wait()
+            deadline = time.monotonic() + 5
+            while running(tool) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert not running(tool), f"the tool {tool} outlived its killed starter"
+        finally:
+            if running(tool):
+                os.kill(tool, signal.SIGKILL)
