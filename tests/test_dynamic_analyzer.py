@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -19,6 +20,7 @@ from services.analyzers.base.cpu_budget import CpuBudget
 from services.analyzers.base.job import Job
 from services.analyzers.base.runner import run_tool
 from services.analyzers.dynamic.analyzer import build_analyzer
+from services.analyzers.dynamic.checks.sqli import SqlInjection
 from services.analyzers.dynamic.cookies import Cookies
 from services.analyzers.dynamic.cors import EVIL_ORIGIN, cors_problem
 from services.analyzers.dynamic.endpoints import Endpoints
@@ -371,6 +373,32 @@ async def test_targets_from_dotenv_and_an_invalid_requirements_file(tmp_path: Pa
     assert cookies.run.status == "success"
     assert cookies.run.command[cookies.run.command.index("--target") + 1] == notes_app
     assert {f.rule_id for f in cookies.findings} == {"cookie-missing-httponly", "cookie-missing-samesite"}
+
+
+async def test_a_check_stopped_by_its_budget_is_partial_and_says_so(tmp_path: Path, notes_app: str) -> None:
+    """What a check never tried is not a clean bill: its run is `partial`, naming the budget that stopped it."""
+    app = tmp_path / "apps" / "model-x" / "app5"
+    shutil.copytree(SAMPLE_APPS / "openai_codex-mini" / "app1", app)  # its routes, for the check to attack
+    (app / ".env").write_text(f"BACKEND_PORT={notes_app.rsplit(':', 1)[1]}\n")
+    settings = load_settings(
+        {
+            "ASSAY_APPS_DIR": str(tmp_path / "apps"),
+            "ASSAY_VAR_DIR": str(tmp_path / "var"),
+            "ASSAY_ATTACK_MAX_REQUESTS": "3",
+        }
+    )
+    job = Job(
+        request_id="direct",
+        task=TaskRef(id="task_00000000bee5", model_slug="model-x", app_number=5, analysis_type="dynamic"),
+        app_dir=app, app_env=app_env(app), target_urls=[notes_app], options={},
+        deadline=time.monotonic() + 60, settings=settings, cpu_budget=CpuBudget(1), report=_no_progress,
+    )  # fmt: skip
+    sqli = await run_tool(SqlInjection(ReconCache()), job)
+    assert sqli.run.status == "partial", (sqli.run, sqli.metrics)
+    assert "stopped before it tried every insertion point: its 3 requests were spent" in (
+        sqli.run.reason or ""
+    )
+    assert sqli.metrics["stopped_by"] == "its 3 requests were spent" and sqli.metrics["requests"] == 3
 
 
 async def test_a_default_target_that_does_not_answer_is_a_note_but_a_named_one_a_finding(

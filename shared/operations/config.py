@@ -660,7 +660,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ] = 400
     attack_max_s: Annotated[
         float,
-        Var("ASSAY_ATTACK_MAX_S", "seconds one active check may take (what it confirmed by then is kept)"),
+        Var(
+            "ASSAY_ATTACK_MAX_S",
+            "seconds one active check may take (what it confirmed by then is kept; its run is then partial)",
+        ),
     ] = 40.0
     attack_task_max_requests: Annotated[
         int, Var("ASSAY_ATTACK_TASK_MAX_REQUESTS", "requests all active checks of one task may send together")

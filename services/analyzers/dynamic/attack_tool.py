@@ -138,8 +138,12 @@ class AttackTool(HttpTool):
         try:
             unjudged = await self.attack(recon, attacker, findings, metrics)
             metrics["stopped_by"] = None
-        except BudgetSpent as spent:
+        except BudgetSpent as spent:  # what it confirmed stands; what it never tried is said
             metrics["stopped_by"] = str(spent)
+            unjudged = (
+                f"stopped before it tried every insertion point: {spent} (ASSAY_ATTACK_MAX_REQUESTS, "
+                "ASSAY_ATTACK_MAX_S, ASSAY_ATTACK_TASK_MAX_REQUESTS)"
+            )
         metrics["requests"] = attacker.sent
         return Inspection(
             findings=findings,

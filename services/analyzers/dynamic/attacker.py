@@ -52,7 +52,7 @@ class TaskBudget:
 
     def take(self) -> None:
         if self.sent >= self.max_requests:
-            raise BudgetSpent(f"the task's {self.max_requests} requests are spent")
+            raise BudgetSpent(f"the task's {self.max_requests} requests were spent")
         self.sent += 1
 
 
@@ -72,18 +72,18 @@ class Attacker:
         self.client = client
         self.sites = sites
         self.max_requests = max_requests
+        self.max_s = max_s
         self.deadline = time.monotonic() + max_s
         self.task_budget = task_budget
         self.sent = 0
         self.exchanges: list[Fetched] = []
 
-    def left(self) -> int:
-        return self.max_requests - self.sent if time.monotonic() < self.deadline else 0
-
     async def send(self, attack: Attack) -> Sent:
         """Send `attack`; BudgetSpent once the check's (or the task's) requests or time are used up."""
-        if self.left() <= 0:
-            raise BudgetSpent(f"the check's budget is spent after {self.sent} requests")
+        if self.sent >= self.max_requests:
+            raise BudgetSpent(f"its {self.max_requests} requests were spent")
+        if time.monotonic() >= self.deadline:
+            raise BudgetSpent(f"its {self.max_s:g} s ran out after {self.sent} requests")
         if self.task_budget is not None:
             self.task_budget.take()
         self.sent += 1

@@ -305,4 +305,5 @@ class Endpoints(HttpTool):
             metrics=metrics,
             targets=[recon.sites.bases[target]],
             exchanges=attacker.exchanges,
+            partial=f"stopped after {len(results)} endpoints: {stopped_by}" if stopped_by else None,
         )
