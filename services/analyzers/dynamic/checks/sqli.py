@@ -3,7 +3,8 @@
 - **error-based**: a lone quote makes the answer carry a database error (signatures of SQLite, MySQL, PostgreSQL,
   SQL Server, Oracle and common drivers) that neither the ordinary value nor a doubled, balanced quote gives;
 - **boolean**: two inputs that differ only in a condition (`' AND '1'='1` / `' AND '1'='2`, `OR`, numeric and
-  commented forms) get answers that differ, each stable when sent again: only the database evaluated the difference;
+  commented forms) get answers that differ, each stable when sent again in either order (true, false, true, false,
+  false, true): only the database evaluated the difference, not time (a record another request changes meanwhile);
 - **time-based**, for blind injections whose answers never differ: a delay function of MySQL, PostgreSQL or SQL
   Server makes the answer late by the asked seconds, twice, while the same input asking for no delay does not.
   SQLite has no delay function, so the input asks it for work instead (a recursive count of `rows` rows, in a
@@ -157,9 +158,19 @@ async def boolean_based(attacker: Attacker, reached: Reach, point: Point) -> Fin
         false = await attacker.send(reached.attack({key: inputs[1]}))
         if true.status is None or false.status is None or similar(true, false, inputs):
             continue
-        true_again = await attacker.send(reached.attack({key: inputs[0]}))
-        false_again = await attacker.send(reached.attack({key: inputs[1]}))
-        if not (similar(true, true_again, inputs) and similar(false, false_again, inputs)):
+        # Each again, then once more in the other order: an answer that changes with time, not with the condition
+        # (another check writing the record between our requests, turn about), disagrees with itself somewhere.
+        again = [await attacker.send(reached.attack({key: text})) for text in (*inputs, *reversed(inputs))]
+        true_again, false_again, false_last, true_last = again
+        if not all(
+            similar(first, later, inputs)
+            for first, later in (
+                (true, true_again),
+                (false, false_again),
+                (false, false_last),
+                (true, true_last),
+            )
+        ):
             continue
         return _finding(
             reached,
