@@ -88,7 +88,13 @@ def test_comprehensive_run_on_a_running_app_gets_findings_from_ten_tools(
         tmp_path / "stack",
         apps_dir=APPS,
         analyzers={"static": 1, "dynamic": 1, "performance": 1, "ai": 1},
-        extra_env={"ASSAY_AI_BASE_URL": fake_llm.url, "ASSAY_AI_API_KEY": fake_llm.key},
+        extra_env={
+            "ASSAY_AI_BASE_URL": fake_llm.url,
+            "ASSAY_AI_API_KEY": fake_llm.key,
+            # The checks' time budget is not this test's subject: four analyzers on a loaded CI machine once took
+            # an active check past its 40 s, and the run was (rightly) partial.
+            "ASSAY_ATTACK_MAX_S": "300",
+        },
     )
     try:
         stack.start()
@@ -104,7 +110,10 @@ def test_comprehensive_run_on_a_running_app_gets_findings_from_ten_tools(
     finally:
         stack.stop()
         stop(backend)
-    assert task["status"] == "completed", (task["status_reason"], stack.log_tail())
+    short = count(
+        stack, "select tool, status, reason from tool_runs where task_id = ? and status != 'success'", task_id
+    )
+    assert task["status"] == "completed", (task["status_reason"], short, stack.log_tail())
     services = dict(count(stack, "select service, status from service_runs where task_id = ?", task_id))
     assert services == {"static": "success", "dynamic": "success", "performance": "success", "ai": "success"}
     by_tool = dict(

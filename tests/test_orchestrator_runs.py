@@ -10,9 +10,11 @@ from pathlib import Path
 
 import msgspec
 
+from services.orchestrator.runner import service_reason
 from shared.jetstream.natsd import EmbeddedNats
 from shared.wire.messages import ServiceFinished, TaskCompleted, TaskFailed, TaskProgress, TaskStarted, encode
 from shared.wire.protocol import ServiceResult
+from shared.wire.tasks import TaskRef, new_task_id
 from tests.support.orchestrator import (
     RUNNING_ELSEWHERE,
     ScriptedAnalyzer,
@@ -166,6 +168,17 @@ async def test_service_with_a_partial_result_makes_the_task_partial(
     ending = terminal_of(events)
     assert isinstance(ending, TaskCompleted) and ending.status == "partial"
     assert ending.reason == "static partial: bandit failed"
+
+
+def test_a_partial_service_without_an_error_names_its_partial_tools_in_the_reason() -> None:
+    """A dynamic check stopped by its budget is `partial` with no service error: the task's reason said "no reason
+    given"."""
+    result = sample_result("dynamic", status="partial")
+    stopped = msgspec.structs.replace(result.tools[0], status="partial", reason="stopped before …")
+    result = msgspec.structs.replace(result, tools=[stopped], error=None)
+    task = TaskRef(id=new_task_id(), model_slug="m", app_number=1, analysis_type="dynamic")
+    event = ServiceFinished(task=task, service="dynamic", status="partial", result=result)
+    assert service_reason(event) == "dynamic partial: dynamic-tool partial"
 
 
 async def test_large_result_travels_through_the_object_store_and_the_event_carries_a_reference(

@@ -372,12 +372,14 @@ async def _publish_service(
     return event
 
 
-def _why(event: ServiceFinished) -> str:
+def service_reason(event: ServiceFinished) -> str:
     """One service's share of a task's reason."""
     detail = event.error
     if not detail and event.result is not None:
         troubled = [
-            f"{run.tool} {run.status}" for run in event.result.tools if run.status in ("failed", "timeout")
+            f"{run.tool} {run.status}"
+            for run in event.result.tools
+            if run.status in ("failed", "timeout", "partial")
         ]
         detail = ", ".join(troubled)
     return f"{event.service} {event.status}: {detail or 'no reason given'}"
@@ -390,7 +392,7 @@ def terminal_event(
     that stopped during the analysis is one of them)."""
     services = [event.service for event in finished]
     troubled = [event for event in finished if event.status != "success"]
-    reasons = list(map(_why, troubled))
+    reasons = list(map(service_reason, troubled))
     if app is not None and app.error and not any(app.error in reason for reason in reasons):
         reasons.append(app.error)  # said once: the services that needed the app already give it
     if finished and len([event for event in troubled if event.status == "failed"]) == len(finished):
