@@ -16,6 +16,7 @@ from tests.support.analyzers import notes_app  # noqa: F401
 from tests.support.apps import app_work_dir  # noqa: F401
 from tests.support.corpus import corpus_analyzer, corpus_settings  # noqa: F401
 from tests.support.fake_llm import fake_llm  # noqa: F401
+from tests.support.ports import WORKER_RANGE
 from tests.support.postgres import postgres_url  # noqa: F401
 from tests.support.spans import record_spans
 
@@ -25,6 +26,9 @@ pytest_plugins = ["tests.support.faults.plugin", "tests.support.tiers"]
 # The sample apps the tests run listen on free loopback ports their .env files do not name: allow any port on
 # loopback for every process the tests start (the targets-policy tests set their own).
 os.environ["ASSAY_TARGET_ALLOW"] = "127.0.0.1"
+# The ports Assay opens for itself in the tests' processes come from this worker's range (tests/support/ports.py).
+if WORKER_RANGE is not None:
+    os.environ["ASSAY_PORT_RANGE"] = "{}-{}".format(*WORKER_RANGE)
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_APPS = REPO / "generated" / "apps"
@@ -36,7 +40,7 @@ async def nats_server(tmp_path: Path) -> AsyncIterator[EmbeddedNats]:
 
     Tests may `await nats_server.stop()` and `await nats_server.start()` to restart it on the same port and data.
     """
-    server = EmbeddedNats(tmp_path / "nats")
+    server = EmbeddedNats(tmp_path / "nats", port_range=WORKER_RANGE)
     await server.start()
     yield server
     await server.stop()

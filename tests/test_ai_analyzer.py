@@ -18,7 +18,6 @@ import msgspec
 import pytest
 from websockets.asyncio.client import connect
 
-from shared.jetstream.natsd import free_port
 from shared.results.findings import Finding, fingerprint
 from shared.wire.protocol import (
     ErrorFrame,
@@ -31,6 +30,7 @@ from shared.wire.protocol import (
 )
 from tests.support.analyzers import ANALYZER_TOKEN, AUTH, analyze_frame
 from tests.support.fake_llm import FAKE_MODEL, FakeLLM, Recorded
+from tests.support.ports import free_port
 from tests.support.processes import ServiceDidNotStart, stop, wait_for_port
 
 REPO = Path(__file__).resolve().parent.parent

@@ -20,9 +20,9 @@ from services.analyzers.ai.review import (
     to_finding,
 )
 from services.analyzers.ai.sources import SourceFile, Sources, collect_sources, share_budget
-from shared.jetstream.natsd import free_port
 from shared.results.findings import fingerprint
 from tests.support.fake_llm import FAKE_MODEL, FakeLLM
+from tests.support.ports import free_port
 
 MESSAGES = [{"role": "system", "content": "answer in JSON"}, {"role": "user", "content": "hello"}]
 

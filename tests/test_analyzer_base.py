@@ -18,7 +18,6 @@ from services.analyzers.base.analyzer import Analyzer
 from services.analyzers.base.job import Job
 from services.analyzers.base.main import serve_analyzer
 from services.analyzers.base.tool import ToolOutput
-from shared.jetstream.natsd import free_port
 from shared.operations.config import Settings, load_settings
 from shared.results.findings import Finding, ToolRun, ToolStatus
 from shared.wire.protocol import (
@@ -35,6 +34,7 @@ from shared.wire.protocol import (
     encode_frame,
 )
 from tests.support.analyzers import ANALYZER_TOKEN, AUTH, analyze_frame
+from tests.support.ports import free_port
 
 # A tool process that starts a grandchild, so the test can see that the whole process group dies.
 SPAWNER = "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep({s})']); time.sleep({s})"

@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 
 from services.orchestrator.apps import static_server
-from shared.operations.ports import free_port
 from tests.support.apps import make_app, needs_bwrap
+from tests.support.ports import free_port
 from tests.support.processes import wait_for_port
 from tests.support.stack import Stack
 

@@ -26,11 +26,11 @@ from services.cli.child import Child
 from services.cli.credentials import analyzer_token_file
 from services.cli.roster import ServiceSpec
 from shared.jetstream.nats_users import ADMIN, credentials_file, load_credentials
-from shared.jetstream.natsd import free_port
 from shared.jetstream.streams import KV_STREAM
 from shared.operations.config import ANALYZERS, load_settings
 from shared.wire import subjects
 from shared.wire.messages import TERMINAL_STATUSES
+from tests.support.ports import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 MODEL, APP = "openai_codex-mini", 1

@@ -30,7 +30,6 @@ from services.analyzers.dynamic.sensitive_paths import PROBES, exposed
 from services.analyzers.dynamic.unproven import ProofRule
 from services.analyzers.running_app.client import Fetched, fetch, http_client
 from services.analyzers.running_app.targets import NO_TARGETS
-from shared.jetstream.natsd import free_port
 from shared.operations.app_env import app_env
 from shared.operations.config import load_settings
 from shared.operations.target_policy import TargetPolicy
@@ -49,6 +48,7 @@ from tests.support.analyzers import (
     start_backend,
     stop,
 )
+from tests.support.ports import free_port
 
 TOOLS = list(TOOLS_BY_SERVICE["dynamic"])
 # The checks that look at plain answers; the active checks have their own tests (test_dynamic_corpus.py).

@@ -22,7 +22,7 @@ from litestar.routes import HTTPRoute
 
 from services.cli.api_token import ensure_local_token, token_file
 from services.gateway.app import create_app
-from shared.jetstream.natsd import EmbeddedNats, free_port
+from shared.jetstream.natsd import EmbeddedNats
 from shared.operations.config import load_settings
 from shared.store.database import create_engine, sessions
 from shared.store.tokens import authenticate, revoke_token
@@ -36,6 +36,7 @@ from tests.support.gateway import (
     migrate_database,
     run_cli,
 )
+from tests.support.ports import free_port
 
 SAMPLE_VALUES = {"task_id": "task_0123456789ab", "token_id": "0123456789ab", "letter_id": "1"}
 

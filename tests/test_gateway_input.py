@@ -16,7 +16,7 @@ import httpx
 import msgspec
 import pytest
 
-from shared.jetstream.natsd import EmbeddedNats, free_port
+from shared.jetstream.natsd import EmbeddedNats
 from shared.wire.catalog import TOOLS_BY_SERVICE
 from shared.wire.options import RequestOptions
 from tests.support.gateway import (
@@ -30,6 +30,7 @@ from tests.support.gateway import (
     migrate_database,
     running_gateway,
 )
+from tests.support.ports import free_port
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ import socket
 import httpx
 import pytest
 
-from shared.jetstream.natsd import free_port
 from shared.telemetry.metrics import metrics_listener
+from tests.support.ports import free_port
 
 
 async def test_it_answers_get_metrics_in_the_prometheus_format_and_404_otherwise() -> None:

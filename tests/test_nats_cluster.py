@@ -24,6 +24,7 @@ from shared.jetstream.publishing import PUBLISH_PATIENCE_S, PublishFailed, publi
 from shared.jetstream.streams import KV_STREAM, OBJECT_STREAM, declare_all, declare_streams
 from shared.operations.config import JetStreamLayout, Retention, load_settings
 from shared.wire import subjects
+from tests.support.ports import WORKER_RANGE
 
 STREAMS = (subjects.REQUESTS_STREAM, subjects.EVENTS_STREAM, subjects.DLQ_STREAM, KV_STREAM, OBJECT_STREAM)
 GIB = 1024**3
@@ -32,7 +33,7 @@ GIB = 1024**3
 @pytest.fixture
 async def cluster(tmp_path: Path) -> AsyncIterator[tuple[NatsCluster, dict[str, str]]]:
     credentials = generate_credentials()
-    nodes = NatsCluster(tmp_path / "cluster", 3, credentials=credentials)
+    nodes = NatsCluster(tmp_path / "cluster", 3, credentials=credentials, port_range=WORKER_RANGE)
     await nodes.start()
     yield nodes, credentials
     await nodes.stop()

@@ -41,6 +41,7 @@ from shared.wire.messages import ServiceFinished, TaskCompleted, encode, event_k
 from shared.wire.tasks import TaskRef, new_task_id
 from tests.support.gateway import MODEL, bearer, gateway_settings, issue_token, running_gateway
 from tests.support.orchestrator import ScriptedAnalyzer, analyzers, sample_result, settings_for
+from tests.support.ports import WORKER_RANGE
 
 VIOLATION = "Violation"  # the server logs "Publish Violation", "Subscription Violation"
 
@@ -48,7 +49,7 @@ VIOLATION = "Violation"  # the server logs "Publish Violation", "Subscription Vi
 @pytest.fixture
 async def locked_nats(tmp_path: Path) -> AsyncIterator[EmbeddedNats]:
     """A nats-server admitting only Assay's users, with everything declared as `admin` (as `assay up` does)."""
-    server = EmbeddedNats(tmp_path / "nats", credentials=generate_credentials())
+    server = EmbeddedNats(tmp_path / "nats", credentials=generate_credentials(), port_range=WORKER_RANGE)
     await server.start()
     admin = await connect(server.url, "test-admin", as_user(server, ADMIN))
     await declare_all(admin.jetstream(), ack_wait_s=6.0, max_deliver=5)

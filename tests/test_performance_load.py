@@ -12,7 +12,6 @@ from websockets.asyncio.client import connect
 from services.analyzers.performance.load import Samples, generate_load
 from services.analyzers.performance.stats import percentile, summarize
 from services.analyzers.running_app.client import http_client
-from shared.jetstream.natsd import free_port
 from shared.operations.target_policy import TargetPolicy
 from shared.wire.protocol import (
     AnalyzeFrame,
@@ -25,6 +24,7 @@ from shared.wire.protocol import (
     encode_frame,
 )
 from tests.support.analyzers import AUTH, analyze_frame, result_async, start_analyzer, start_backend, stop
+from tests.support.ports import free_port
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@ routes) and the forwarders into a real sandboxed app all listen inside the range
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 from urllib.parse import urlparse
@@ -18,6 +19,8 @@ from shared.operations.errors import ConfigError
 from shared.operations.ports import free_port, reserve_port
 from shared.wire.messages import AnalysisRequest
 from tests.support.apps import app_request, make_app, needs_bwrap, runner_settings
+from tests.support.ports import WORKER_RANGE
+from tests.support.ports import free_port as worker_free_port
 
 RANGE = "41300-41399"
 LOW, HIGH = 41300, 41399
@@ -62,6 +65,17 @@ def test_a_reserved_port_is_nobody_elses_until_its_socket_is_closed() -> None:
         reserved.close()
         with socket.socket() as other:
             other.bind(("127.0.0.1", port))  # free again once closed
+
+
+def test_the_tests_take_their_ports_below_the_kernels_ephemeral_range_one_range_per_worker() -> None:
+    """tests/support/ports.py: no outgoing connection takes a test server's port between its choice and its bind."""
+    if WORKER_RANGE is None:
+        pytest.skip("this machine leaves too little room below its ephemeral port range")
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    first, last = WORKER_RANGE
+    assert first <= worker_free_port() <= last < low
+    assert os.environ["ASSAY_PORT_RANGE"] == f"{first}-{last}"  # the services the tests start take it too
+    assert load_settings(os.environ).port_range == WORKER_RANGE
 
 
 async def test_the_embedded_nats_server_and_cluster_routes_listen_in_the_range(tmp_path: Path) -> None:

@@ -15,9 +15,9 @@ import pytest
 from services.orchestrator.apps.errors import AppNotStarted
 from services.orchestrator.apps.requirements_policy import check_requirements
 from services.orchestrator.apps.runner import AppRunner, AppSlot
-from shared.jetstream.natsd import free_port
 from shared.wire.messages import AnalysisRequest
 from tests.support.apps import app_request, make_app, needs_bwrap, runner_settings
+from tests.support.ports import free_port
 
 pytestmark = needs_bwrap
 MODEL = "prep-test"

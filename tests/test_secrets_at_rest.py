@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from shared.jetstream.connection import connect
-from shared.jetstream.natsd import free_port
 from shared.wire import subjects
+from tests.support.ports import free_port
 from tests.support.stack import REPO, Stack
 
 MODEL, APP = "openai_codex-mini", 1

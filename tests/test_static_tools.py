@@ -24,8 +24,8 @@ from services.analyzers.static.tools.pylint import Pylint
 from services.analyzers.static.tools.ruff import Ruff
 from services.analyzers.static.tools.semgrep import Semgrep
 from services.analyzers.static.tools.source import app_files, source_files
-from shared.jetstream.natsd import free_port
 from shared.wire.protocol import ServiceResult
+from tests.support.ports import free_port
 from tests.support.static import copy_sample, make_job, run_in_process
 
 

@@ -23,12 +23,13 @@ from services.analyzers.dynamic.analyzer import build_analyzer
 from services.analyzers.performance.load_tool import LoadTool
 from services.analyzers.running_app.client import TargetRefused, http_client
 from services.analyzers.running_app.targets import NOT_ALLOWED
-from shared.jetstream.natsd import EmbeddedNats, free_port
+from shared.jetstream.natsd import EmbeddedNats
 from shared.operations.app_env import app_env
 from shared.operations.config import Settings, load_settings
 from shared.operations.target_policy import TargetNotAllowed, TargetPolicy, target_policy
 from shared.wire.tasks import TaskRef
 from tests.support.gateway import APP, MODEL, gateway_for, gateway_settings, migrate_database
+from tests.support.ports import free_port
 
 POLICY = TargetPolicy(
     app_ports=frozenset({5000, 3000}), allow=("staging.example.com:8443", "10.1.0.0/16", "[::1]:9")

@@ -18,7 +18,6 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.sync.client import connect as connect_sync
 
-from shared.jetstream.natsd import free_port
 from shared.results.findings import Finding
 from shared.wire.protocol import (
     MAX_FRAME_BYTES,
@@ -31,6 +30,7 @@ from shared.wire.protocol import (
     encode_frame,
 )
 from shared.wire.tasks import TaskRef
+from tests.support.ports import free_port
 from tests.support.processes import wait_for_port
 from tests.support.static import TOOL_CACHE_DIR
 

@@ -21,13 +21,13 @@ import msgspec
 import pytest
 
 from services.orchestrator.apps.runner import AppRunner, AppSlot
-from shared.jetstream.natsd import free_port
 from shared.operations.config import Settings
 from shared.wire.messages import AnalysisRequest
 from shared.wire.protocol import AnalyzeFrame, ServiceResult
 from shared.wire.tasks import TaskRef
 from tests.support.analyzers import result_async, start_analyzer, stop
 from tests.support.apps import runner_settings
+from tests.support.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 CORPUS = REPO / "tests" / "corpus" / "apps"

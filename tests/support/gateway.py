@@ -20,7 +20,6 @@ from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
 from services.gateway.app import create_app
-from shared.jetstream.natsd import free_port
 from shared.jetstream.streams import tasks_bucket
 from shared.operations.config import Settings, load_settings
 from shared.results.findings import fingerprint
@@ -28,6 +27,7 @@ from shared.store.database import create_engine, sessions
 from shared.store.models import FindingRow, ServiceRun, Task, ToolRunRow
 from shared.store.tokens import Scope, create_token
 from shared.wire.subjects import REQUESTS_STREAM
+from tests.support.ports import free_port
 from tests.support.template_db import migrated
 
 MODEL, APP = "openai_codex-mini", 1

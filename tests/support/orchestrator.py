@@ -21,7 +21,6 @@ from websockets.exceptions import ConnectionClosed
 
 from services.orchestrator.service import serve as serve_orchestrator
 from shared.jetstream.connection import connect
-from shared.jetstream.natsd import free_port
 from shared.jetstream.streams import declare_streams
 from shared.operations.config import Settings, load_settings
 from shared.results.findings import Finding, ToolRun, fingerprint
@@ -51,6 +50,7 @@ from shared.wire.protocol import (
     encode_frame,
 )
 from shared.wire.tasks import AnalysisType, TaskRef, new_task_id
+from tests.support.ports import free_port
 
 MODEL = "openai_codex-mini"
 APP = 3

@@ -33,10 +33,11 @@ from shared.jetstream.nats_users import (
     creds_of,
     generate_credentials,
 )
-from shared.jetstream.natsd import EmbeddedNats, free_port
+from shared.jetstream.natsd import EmbeddedNats
 from shared.jetstream.streams import declare_all
 from shared.operations.config import load_settings
 from shared.wire.messages import TERMINAL_STATUSES
+from tests.support.ports import WORKER_RANGE, free_port
 from tests.support.processes import wait_for_port
 from tests.support.static import TOOL_CACHE_DIR
 
@@ -78,11 +79,13 @@ class Stack:
         self.analyzer_token = secrets.token_urlsafe(16)
         self.nats: EmbeddedNats | NatsCluster
         if nats_nodes > 1:
-            self.nats = NatsCluster(root / "nats", nats_nodes, credentials=self.credentials)
+            self.nats = NatsCluster(
+                root / "nats", nats_nodes, credentials=self.credentials, port_range=WORKER_RANGE
+            )
             # processes["nats-<i>"] is node i
             self.nats_servers = {f"nats-{i}": node for i, node in enumerate(self.nats.nodes)}
         else:
-            self.nats = EmbeddedNats(root / "nats", credentials=self.credentials)
+            self.nats = EmbeddedNats(root / "nats", credentials=self.credentials, port_range=WORKER_RANGE)
             self.nats_servers = {"nats": self.nats}
         self.orchestrators = orchestrators
         self.gateway_port = free_port()
