@@ -5,11 +5,9 @@ exactly that)."""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from urllib.parse import parse_qs, unquote_plus, urlsplit
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 
 import httpx
 
@@ -19,27 +17,16 @@ from services.analyzers.dynamic.attacks import Point, build
 from services.analyzers.dynamic.checks.sqli import boolean_based
 from services.analyzers.running_app.surface.model import Endpoint, Field
 from services.analyzers.running_app.targets import Sites
+from tests.support.query_server import query_server
 
 Answer = Callable[[str], str]  # the query's `q` → the page
 
 
-@asynccontextmanager
-async def server(answer: Answer) -> AsyncIterator[str]:
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        request_line = (await reader.readline()).decode()
-        while (await reader.readline()) not in (b"\r\n", b""):
-            pass
-        query = parse_qs(urlsplit(request_line.split(" ")[1]).query)
-        body = answer(unquote_plus(query.get("q", [""])[0])).encode()
-        writer.write(
-            b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
-        )
-        await writer.drain()
-        writer.close()
+def server(answer: Answer) -> AbstractAsyncContextManager[str]:
+    async def page(query: dict[str, list[str]]) -> bytes:
+        return answer(query.get("q", [""])[0]).encode()
 
-    listening = await asyncio.start_server(serve, "127.0.0.1", 0)
-    async with listening:
-        yield f"http://127.0.0.1:{listening.sockets[0].getsockname()[1]}"
+    return query_server(page)
 
 
 def evaluating(q: str) -> str:

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from urllib.parse import parse_qs, urlsplit
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 
 import httpx
 
@@ -16,26 +15,17 @@ from services.analyzers.dynamic.attacker import Attacker, Sent
 from services.analyzers.dynamic.attacks import Attack
 from services.analyzers.dynamic.timing import LATE_S, TIMEOUT_S, Delay, proven_delay
 from services.analyzers.running_app.targets import Sites
+from tests.support.query_server import query_server
 
 Wait = Callable[[int], float]  # the amount a request asks for → the seconds the server waits
 
 
-@asynccontextmanager
-async def server(wait: Wait) -> AsyncIterator[str]:
-    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        request_line = (await reader.readline()).decode()
-        while (await reader.readline()) not in (b"\r\n", b""):
-            pass
-        query = parse_qs(urlsplit(request_line.split(" ")[1]).query)
+def server(wait: Wait) -> AbstractAsyncContextManager[str]:
+    async def answer(query: dict[str, list[str]]) -> bytes:
         await asyncio.sleep(wait(int(query["n"][0])))
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
-        await writer.drain()
-        writer.close()
+        return b"ok"
 
-    listening = await asyncio.start_server(answer, "127.0.0.1", 0)
-    port = listening.sockets[0].getsockname()[1]
-    async with listening:
-        yield f"http://127.0.0.1:{port}"
+    return query_server(answer)
 
 
 async def measure(wait: Wait, first: int, none: int, most: int | None) -> Delay | None:
