@@ -1,7 +1,7 @@
 """A tool process ends with the analyzer that started it: killed -9 (or by the OOM killer), the analyzer can stop
 no process group, and before this its tools ran on for runs nobody waited for. Both ways a tool is started are
 shown on real processes: a command line (run_process) and a warm server's forked run (die_with_parent in a child
-the server forks)."""
+the server forks); and the services `assay up` supervises end (by SIGTERM) when the supervisor is killed."""
 
 from __future__ import annotations
 
@@ -27,6 +27,19 @@ if os.fork() == 0:
     die_with_parent(server)
     os.execvp("sleep", ["sleep", "300"])
 time.sleep(300)
+"""
+
+SUPERVISED = """
+import asyncio
+from services.cli.child import Child
+from services.cli.roster import ServiceSpec
+
+async def main():
+    child = Child(ServiceSpec("sleeper", "unused"), {"PATH": "/usr/bin:/bin"}, argv=["sleep", "300"])
+    await child.start()
+    await asyncio.sleep(300)
+
+asyncio.run(main())
 """
 
 
@@ -65,8 +78,8 @@ def tool_of(script: str) -> tuple[subprocess.Popen[bytes], int]:
     raise TimeoutError("the tool process never started")
 
 
-def test_a_command_line_tool_and_a_forked_run_end_when_their_starter_is_killed() -> None:
-    for script in (COMMAND_LINE, FORKED):
+def test_a_command_line_tool_a_forked_run_and_a_supervised_service_end_when_their_starter_is_killed() -> None:
+    for script in (COMMAND_LINE, FORKED, SUPERVISED):
         starter, tool = tool_of(script)
         try:
             os.kill(starter.pid, signal.SIGKILL)

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 import sys
 import time
 from collections.abc import Mapping, Sequence
 
 from services.cli.roster import ServiceSpec
+from shared.operations.parent_death import die_with_parent
 from shared.operations.process_groups import stop_group
 
 log = logging.getLogger(__name__)
@@ -38,7 +41,8 @@ class Child:
 
     async def start(self) -> None:
         """Spawn the process. Its own session: a Ctrl-C at the terminal reaches the supervisor only, which then
-        stops the services in order."""
+        stops the services in order; a supervisor killed outright (-9, the OOM killer) stops them by SIGTERM."""
+        supervisor = os.getpid()
         self.process = await asyncio.create_subprocess_exec(
             *self.argv,
             env=self.env,
@@ -46,6 +50,7 @@ class Child:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=lambda: die_with_parent(supervisor, signal.SIGTERM),
             limit=LINE_LIMIT,
         )
         assert self.process.stdout is not None
