@@ -190,7 +190,7 @@ class WarmTool:
         )
 
     def stop(self) -> None:
-        """Stop the server (a run's child is in its own group and ends with its run)."""
+        """Stop the server; a run it forked, in a group of its own, ends with it (parent_death.py)."""
         with self._starting:
             if self._server is not None and self._server.poll() is None:
                 signal_group(self._server.pid, signal.SIGTERM)
