@@ -17,9 +17,9 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from services.cli.client import GatewayClient
-from shared.jetstream.nats_users import write_private
 from shared.operations.config import Settings
 from shared.operations.loopback import is_loopback
+from shared.store.atomic_file import write_private
 from shared.store.database import create_engine, migrate, sessions
 from shared.store.tokens import allows, authenticate, create_token
 

@@ -15,7 +15,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from services.cli.roster import ServiceSpec
-from shared.jetstream.nats_users import creds_of, write_private
+from shared.jetstream.nats_users import creds_of
+from shared.store.atomic_file import write_private
 
 
 def analyzer_token_file(var_dir: Path) -> Path:

@@ -21,7 +21,6 @@ docs/ARCHITECTURE.md ("NATS users") gives every grant with its reason.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
@@ -30,6 +29,7 @@ import msgspec
 
 from shared.jetstream.connection import inbox_prefix
 from shared.jetstream.streams import KV_STREAM, OBJECT_STREAM
+from shared.store.atomic_file import write_private
 from shared.wire import subjects
 from shared.wire.messages import PRIORITIES
 from shared.wire.subjects import orchestrator_durable
@@ -174,15 +174,6 @@ def authorization_config(credentials: Mapping[str, str]) -> str:
 def creds_of(credentials: Mapping[str, str], user: str) -> str:
     """The ASSAY_NATS_CREDS value of one user."""
     return f"{user}:{credentials[user]}"
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write `text` to a file only its owner can read (created 0600, never world-readable in between)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(descriptor, 0o600)  # an older file may have had wider bits
-    with os.fdopen(descriptor, "w") as file:
-        file.write(text)
 
 
 def credentials_file(var_dir: Path) -> Path:

@@ -15,9 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.jetstream.nats_users import authorization_config, write_private
+from shared.jetstream.nats_users import authorization_config
 from shared.operations.errors import MessagingError
 from shared.operations.ports import PortRange, free_port
+from shared.store.atomic_file import write_private
 
 __all__ = ["EmbeddedNats", "NatsServerNotFound", "Routes", "free_port", "nats_server_binary"]
 
