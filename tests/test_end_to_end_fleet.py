@@ -20,6 +20,7 @@ from shared.wire.protocol import HEARTBEAT_INTERVAL_S
 from tests.support.analyzers import start_backend, stop
 from tests.support.fake_llm import FakeLLM
 from tests.support.held_analyzer import MARK
+from tests.support.processes import alive, descendants
 from tests.support.stack import Stack
 
 REPO = Path(__file__).resolve().parent.parent
@@ -31,25 +32,6 @@ OUTAGE_S = 3  # how long runs wait for an analyzer that is gone (ASSAY_ANALYZER_
 def count(stack: Stack, sql: str, *params: object) -> list[tuple[Any, ...]]:
     with sqlite3.connect(stack.database_file) as db:
         return db.execute(sql, params).fetchall()
-
-
-def descendants(pid: int) -> set[int]:
-    """Live processes below `pid` (by parent pid), read from /proc."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if fields[0] != "Z":
-                parents[int(entry.name)] = int(fields[1])
-    found: set[int] = set()
-    frontier = {pid}
-    while frontier:
-        frontier = {child for child, parent in parents.items() if parent in frontier} - found
-        found |= frontier
-    return found
 
 
 def tool_processes(analyzer: int) -> set[int]:
@@ -66,18 +48,6 @@ def tool_processes(analyzer: int) -> set[int]:
         if parent == analyzer and b"fork_server" in argv:
             servers.add(pid)
     return processes - servers
-
-
-def alive(pids: set[int]) -> set[int]:
-    living = set()
-    for pid in pids:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if state != "Z":
-            living.add(pid)
-    return living
 
 
 def test_comprehensive_run_on_a_running_app_gets_findings_from_ten_tools(

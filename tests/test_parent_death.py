@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+from tests.support.processes import alive, descendants
+
 REPO = Path(__file__).resolve().parents[1]
 COMMAND_LINE = """
 import asyncio
@@ -43,33 +45,15 @@ asyncio.run(main())
 """
 
 
-def children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            stat = (entry / "stat").read_text()
-        except (OSError, ValueError):
-            continue
-        if entry.name.isdigit() and int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-            found.append(int(entry.name))
-    return found
-
-
-def running(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"  # a zombie no one reaps (a container's init may not) runs no more
-
-
 def tool_of(script: str) -> tuple[subprocess.Popen[bytes], int]:
     """The starter process and the pid of the `sleep` it started."""
     starter = subprocess.Popen([sys.executable, "-c", script], cwd=REPO)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         sleeps = [
-            pid for pid in children(starter.pid) if Path(f"/proc/{pid}/comm").read_text().strip() == "sleep"
+            pid
+            for pid in descendants(starter.pid)
+            if Path(f"/proc/{pid}/comm").read_text().strip() == "sleep"
         ]
         if sleeps:
             return starter, sleeps[0]
@@ -85,9 +69,9 @@ def test_a_command_line_tool_a_forked_run_and_a_supervised_service_end_when_thei
             os.kill(starter.pid, signal.SIGKILL)
             starter.wait()
             deadline = time.monotonic() + 5
-            while running(tool) and time.monotonic() < deadline:
+            while alive({tool}) and time.monotonic() < deadline:
                 time.sleep(0.05)
-            assert not running(tool), f"the tool {tool} outlived its killed starter"
+            assert not alive({tool}), f"the tool {tool} outlived its killed starter"
         finally:
-            if running(tool):
+            if alive({tool}):
                 os.kill(tool, signal.SIGKILL)

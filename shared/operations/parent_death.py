@@ -4,8 +4,8 @@ cost is that nothing ends it when the analyzer that started it is killed (-9, th
 using a core for a run nobody waits for, beside the restarted analyzer's rerun of it.
 
 The supervisor of `assay up` asks SIGTERM for its services, so that a killed supervisor leaves none running (each
-drains, as on a stop). The signal comes when the *thread* that forked the child ends: call it in children forked by a thread that lives
-as long as its process (an event loop's, a server's main thread)."""
+drains, as on a stop). The signal comes when the *thread* that forked the child ends: call it in children forked
+by a thread that lives as long as its process (an event loop's, a server's main thread)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Processes the tests and benchmarks start: waited for until they listen on their own socket (found through /proc,
 not whatever answers the port: a free port chosen here may be taken meanwhile by another test worker's process),
-and stopped by group. Shared by the tests' stacks and the benchmarks' systems."""
+and stopped by group; and the processes below one, read from /proc. Shared by the tests' stacks and the benchmarks'
+systems."""
 
 from __future__ import annotations
 
@@ -52,3 +53,35 @@ def stop(process: subprocess.Popen[bytes], timeout_s: float = 15.0) -> None:
             pass
     signal_group(process.pid, signal.SIGKILL)
     process.wait(timeout=timeout_s)
+
+
+def descendants(pid: int) -> set[int]:
+    """Live processes below `pid` (by parent pid), read from /proc."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[0] != "Z":
+                parents[int(entry.name)] = int(fields[1])
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def alive(pids: set[int]) -> set[int]:
+    """Those of `pids` still running (a zombie no one reaps, as a container's init may not, runs no more)."""
+    living = set()
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            living.add(pid)
+    return living

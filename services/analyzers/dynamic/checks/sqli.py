@@ -161,32 +161,20 @@ async def boolean_based(attacker: Attacker, reached: Reach, point: Point) -> Fin
         # Each again, then once more in the other order: an answer that changes with time, not with the condition
         # (another check writing the record between our requests, turn about), disagrees with itself somewhere.
         again = [await attacker.send(reached.attack({key: text})) for text in (*inputs, *reversed(inputs))]
-        true_again, false_again, false_last, true_last = again
-        if not all(
-            similar(first, later, inputs)
-            for first, later in (
-                (true, true_again),
-                (false, false_again),
-                (false, false_last),
-                (true, true_last),
-            )
-        ):
+        firsts = (true, false, false, true)
+        if not all(similar(first, later, inputs) for first, later in zip(firsts, again, strict=True)):
             continue
         return _finding(
             reached,
             point,
             "sqli-boolean",
-            f"{true_form.format(v=value)!r} and {false_form.format(v=value)!r} get different answers "
-            f"(HTTP {true.status}, {len(true.answer.body)} bytes / HTTP {false.status}, {len(false.answer.body)} bytes)",
-            [true, false, true_again],
+            f"{inputs[0]!r} and {inputs[1]!r} get different answers (HTTP {true.status}, "
+            f"{len(true.answer.body)} bytes / HTTP {false.status}, {len(false.answer.body)} bytes)",
+            [true, false, again[0]],
             "",
             WHY_BOOLEAN,
             Differs(baseline=2, true=0, false=1, strip=inputs),
-            {
-                "technique": "boolean",
-                "payload_true": true_form.format(v=value),
-                "payload_false": false_form.format(v=value),
-            },
+            {"technique": "boolean", "payload_true": inputs[0], "payload_false": inputs[1]},
         )
     return None
 
