@@ -32,6 +32,7 @@ from shared.wire.protocol import (
     encode_frame,
 )
 from tests.support.analyzers import AUTH, analyze_frame, start_analyzer, stop
+from tests.support.processes import proc_stats
 from tests.support.static import copy_sample, write_many_modules
 
 TOOLS = TOOLS_BY_SERVICE["static"]
@@ -214,15 +215,7 @@ def processes_in(folder: Path) -> dict[int, tuple[int, str]]:
 
 def group_alive(pgid: int) -> bool:
     """Any process of the group that is not a zombie (a zombie has exited; only its parent has not reaped it)."""
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[2]) == pgid and fields[0] != "Z":
-                return True
-    return False
+    return any(int(fields[2]) == pgid and fields[0] != "Z" for _pid, fields in proc_stats())
 
 
 def test_cancel_kills_the_running_tool_group_and_answers_cancelled(static: str, apps: Path) -> None:

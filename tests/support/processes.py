@@ -8,6 +8,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from services.orchestrator.apps.listening import listening
@@ -55,17 +56,19 @@ def stop(process: subprocess.Popen[bytes], timeout_s: float = 15.0) -> None:
     process.wait(timeout=timeout_s)
 
 
-def descendants(pid: int) -> set[int]:
-    """Live processes below `pid` (by parent pid), read from /proc."""
-    parents: dict[int, int] = {}
+def proc_stats() -> Iterator[tuple[int, list[str]]]:
+    """(pid, the fields of its /proc/<pid>/stat after the command name: state, parent, group …) of every process."""
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                yield int(entry.name), (entry / "stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            if fields[0] != "Z":
-                parents[int(entry.name)] = int(fields[1])
+
+
+def descendants(pid: int) -> set[int]:
+    """Live processes below `pid` (by parent pid), read from /proc."""
+    parents = {child: int(fields[1]) for child, fields in proc_stats() if fields[0] != "Z"}
     found: set[int] = set()
     frontier = {pid}
     while frontier:
